@@ -1,0 +1,148 @@
+"""Internal events produced by the OsteoCDS services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.base import InputUsed, Message, Severity
+from contracts.rules import Citation
+
+Analyte = Literal[
+    "total_calcium", "ionised_calcium", "albumin", "creatinine", "vitamin_d_25oh", "ctx_serum",
+    "ntx_urine", "platelets", "prothrombin_pct", "alkaline_phosphatase", "body_weight",
+    # derived values
+    "corrected_calcium", "creatinine_clearance",
+]
+
+
+class SourceRef(BaseModel):
+    """Provenance of a value: which source result it came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    analyte: str
+    value: float
+    unit: str
+    occurred_at: datetime
+
+
+class NormalisedLab(Message):
+    """A lab value in canonical units, or a value derived from others (with provenance).
+
+    `status` "withdrawn" retracts an earlier value with the same `result_id`.
+    `value` is None when a derived value cannot be computed; `missing` then says why.
+    """
+
+    schema_id: ClassVar[str] = "osteocds.normalised-lab/1"
+
+    analyte: Analyte
+    result_id: str
+    value: float | None
+    unit: str
+    status: Literal["final", "amended", "withdrawn"] = "final"
+    original_value: float | None = None
+    original_unit: str | None = None
+    loinc: str | None = None
+    rule_ids: list[str] = Field(default_factory=list)
+    derived_from: list[SourceRef] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    fasting: bool | None = None
+
+
+class SkeletalEvent(Message):
+    """A skeletal-related event (CLASS-SRE) detected by scoring."""
+
+    schema_id: ClassVar[str] = "osteocds.skeletal-event/1"
+
+    kind: Literal[
+        "pathological_fracture", "cord_compression", "radiotherapy_for_pain", "orthopaedic_surgery",
+        "hypercalcaemia",
+    ]
+    rule_id: str
+    evidence: list[InputUsed]
+
+
+class ScoreComponent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    value: str | float | bool | None
+    points: int | None
+
+
+class Score(Message):
+    """A score or classification (Mirels, SINS, oligometastatic status)."""
+
+    schema_id: ClassVar[str] = "osteocds.score/1"
+
+    score: Literal["mirels", "sins", "oligometastatic"]
+    subject: str = Field(description="What is scored: a lesion ID, or 'patient'.")
+    total: int | None
+    complete: bool
+    band: str | None
+    components: list[ScoreComponent]
+    missing: list[str] = Field(default_factory=list)
+    rule_ids: list[str]
+    ruleset_version: str
+
+
+class Recommendation(Message):
+    """A rule's decision for one patient. `event_id` is derived from the rule and its inputs, so
+    replays produce the same ID and the notification service shows it once."""
+
+    schema_id: ClassVar[str] = "osteocds.recommendation/1"
+
+    rule_id: str
+    ruleset_version: str
+    severity: Severity
+    title: str = Field(description="Short French headline for a card.")
+    text_fr: str = Field(description="Clinician-facing explanation in French.")
+    citation: Citation
+    inputs: list[InputUsed]
+    missing: list[str] = Field(default_factory=list, description="Data needed but absent; never guessed.")
+    produced_by: str
+    status: Literal["active", "withdrawn"] = "active"
+    supersedes: list[uuid.UUID] = Field(default_factory=list)
+
+
+class Alert(Message):
+    """A recommendation as shown to clinicians by the notification service."""
+
+    schema_id: ClassVar[str] = "osteocds.alert/1"
+
+    recommendation_id: uuid.UUID
+    rule_id: str
+    ruleset_version: str
+    severity: Severity
+    title: str
+    text_fr: str
+    citation: Citation
+    inputs: list[InputUsed]
+    missing: list[str] = Field(default_factory=list)
+    produced_by: str
+    status: Literal["active", "acknowledged", "withdrawn"] = "active"
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message a service could not process, with the reason and the original bytes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_id: ClassVar[str] = "osteocds.dead-letter/1"
+
+    service: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str | None
+    headers: dict[str, str] = Field(default_factory=dict)
+    error_type: str
+    reason: str
+    failed_at: datetime

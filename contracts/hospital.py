@@ -1,0 +1,165 @@
+"""Hospital-facing input events, as published by the integration bus (JSON, one per message)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.base import Message
+
+Sex = Literal["female", "male", "other", "unknown"]
+Histology = Literal[
+    "adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos", "small_cell", "other"
+]
+ResultStatus = Literal["final", "amended", "corrected", "entered-in-error"]
+
+
+class PatientRecord(Message):
+    """Patient registered or updated. Absent fields are unknown, never defaulted."""
+
+    schema_id: ClassVar[str] = "osteocds.patient-record/1"
+
+    birth_date: date | None = None
+    sex: Sex | None = None
+    weight_kg: float | None = Field(default=None, gt=0, le=400)
+    weight_measured_at: date | None = None
+    histology: Histology | None = None
+    molecular_profile: dict[str, str] = Field(
+        default_factory=dict, description='Marker -> status, e.g. {"EGFR": "L858R", "ALK": "negative"}.'
+    )
+
+
+class Coding(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: str = Field(description='"http://loinc.org" or a local code system URI.')
+    code: str = Field(min_length=1, max_length=64)
+    display: str | None = Field(default=None, max_length=256)
+
+
+class LabResult(Message):
+    """One laboratory result. `occurred_at` is the specimen collection time."""
+
+    schema_id: ClassVar[str] = "osteocds.lab-result/1"
+
+    result_id: str = Field(
+        min_length=1, max_length=128,
+        description="The lab system's stable ID for this result; amendments reuse it.",
+    )
+    code: Coding
+    value: float | None = Field(default=None, description="Numeric result; absent when withdrawn.")
+    unit: str | None = Field(default=None, max_length=32)
+    status: ResultStatus = "final"
+    fasting: bool | None = Field(default=None, description="Specimen drawn fasting (serum CTX).")
+
+    @model_validator(mode="after")
+    def _value_unless_withdrawn(self) -> LabResult:
+        if self.status != "entered-in-error" and self.value is None:
+            raise ValueError("value is required unless status is entered-in-error")
+        return self
+
+
+SkeletalSite = Literal[
+    "humerus", "radius_ulna", "other_upper_limb",
+    "femur_trochanteric", "femur_neck", "femur_shaft", "tibia_fibula", "other_lower_limb",
+    "spine", "sacrum", "pelvis", "acetabulum", "rib", "sternum", "scapula", "clavicle", "skull",
+]
+LesionType = Literal["lytic", "mixed", "blastic"]
+VertebralLevel = Annotated[str, Field(pattern=r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")]
+
+
+class ImagingFinding(Message):
+    """Description of one bone lesion on one imaging study."""
+
+    schema_id: ClassVar[str] = "osteocds.imaging-finding/1"
+
+    lesion_id: str = Field(min_length=1, max_length=64, description="Stable ID of the lesion across studies.")
+    skeletal_site: SkeletalSite
+    vertebral_level: VertebralLevel | None = Field(default=None, description="Required when site is spine.")
+    lesion_type: LesionType | None = None
+    cortical_involvement_fraction: float | None = Field(default=None, ge=0, le=1)
+    axial_cortical_osteolysis_pct: float | None = Field(default=None, ge=0, le=100)
+    circumferential_cortical_osteolysis_pct: float | None = Field(default=None, ge=0, le=100)
+    vertebral_collapse: Literal["none", "lt_50", "gt_50", "none_body_involved_gt_50"] | None = None
+    alignment: Literal["normal", "de_novo_deformity", "subluxation_translation"] | None = None
+    posterolateral_involvement: Literal["none", "unilateral", "bilateral"] | None = None
+    epidural_extension: bool | None = None
+    cord_compression: bool | None = None
+    size_cm: float | None = Field(default=None, gt=0, le=50)
+    modality: Literal["xray", "ct", "mri", "bone_scan", "fdg_pet", "naf_pet"]
+    new_focus: bool = False
+
+    @model_validator(mode="after")
+    def _spine_needs_level(self) -> ImagingFinding:
+        if self.skeletal_site == "spine" and self.vertebral_level is None:
+            raise ValueError("vertebral_level is required for a spinal lesion")
+        return self
+
+
+class Pain(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    character: Literal["none", "mechanical", "non_mechanical", "neuropathic"] | None = None
+    intensity: Literal["none", "mild", "moderate", "functional"] | None = None
+    nrs: int | None = Field(default=None, ge=0, le=10, description="Numeric rating scale 0-10.")
+    resistant_to_analgesics: bool | None = None
+
+
+class ClinicalAssessment(Message):
+    schema_id: ClassVar[str] = "osteocds.clinical-assessment/1"
+
+    ecog: int | None = Field(default=None, ge=0, le=4)
+    pain: Pain | None = None
+    neurological_deficit: bool | None = None
+    life_expectancy_months: float | None = Field(
+        default=None, ge=0, le=240, description="The clinician's estimate (SCORE-OBSOLETE: no Tokuhashi/Rades)."
+    )
+    primary_controlled: bool | None = None
+
+
+class SystemicDrug(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["systemic_drug"] = "systemic_drug"
+    drug: str = Field(min_length=1, max_length=64, description="INN, lower case, e.g. 'osimertinib'.")
+    action: Literal["started", "stopped"]
+    on: date
+
+
+class RadiotherapyCourse(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["radiotherapy"] = "radiotherapy"
+    site: str = Field(min_length=1, max_length=64)
+    vertebral_level: str | None = None
+    total_dose_gy: float = Field(gt=0, le=100)
+    fractions: int = Field(ge=1, le=50)
+    on: date
+    cord_dmax_gy: float | None = Field(default=None, ge=0, le=100)
+    intent: Literal["pain", "preventive", "cord_compression", "postoperative", "ablative"] | None = None
+
+
+class Surgery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["surgery"] = "surgery"
+    site: str = Field(min_length=1, max_length=64)
+    procedure: Literal["prophylactic_fixation", "fracture_fixation", "decompression", "resection", "other"]
+    on: date
+
+
+class DentalCare(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["dental"] = "dental"
+    action: Literal["assessment", "extraction"]
+    orthopantomogram: bool | None = None
+    cleared_for_antiresorptive: bool | None = None
+    on: date
+
+
+Treatment = Annotated[SystemicDrug | RadiotherapyCourse | Surgery | DentalCare, Field(discriminator="kind")]
+
+
+class TreatmentEvent(Message):
+    schema_id: ClassVar[str] = "osteocds.treatment-event/1"
+
+    treatment: Treatment

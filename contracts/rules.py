@@ -1,0 +1,90 @@
+"""Rule catalogue: stable IDs from ../shared/guideline/RULES.md with their guideline citation.
+
+The citation (section title and line range in the French text) travels with every
+recommendation, so a clinician can open the exact passage.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+GUIDELINE: Final = (
+    "Référentiels Auvergne Rhône-Alpes en Oncologie Thoracique — Métastases osseuses (édition 2023)"
+)
+#: Bump when any rule's logic or text changes; every output carries it.
+RULESET_VERSION: Final = "aura-2023.1"
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    document: str = GUIDELINE
+    section: str
+    lines: str
+
+
+def _c(section: str, lines: str) -> Citation:
+    return Citation(section=section, lines=lines)
+
+
+_CTX = "Contexte général — 4. Evènements osseux"
+_SYS = "Traitement osseux systémique des métastases osseuses"
+_RT = "Traitement local de la métastase osseuse par radiothérapie"
+
+#: rule ID -> citation in the French text (line numbers of referentiel-aura-2023-metastases-osseuses.fr.txt).
+CITATIONS: Final[dict[str, Citation]] = {
+    "LAB-UNITS": _c("Biologie — unités usuelles (chimie clinique courante)", "-"),
+    "LAB-CA-CORR": _c(_CTX + " (calcémie corrigée)", "L316"),
+    "LAB-CA-CRISIS": _c(_CTX + " (crise aiguë hypercalcémique)", "L296-316"),
+    "LAB-CRCL": _c(_SYS + " — 2.4 Modalités du traitement anti-résorptif", "L1153-1156"),
+    "LAB-VITD": _c(_SYS + " — 1. Vitamine D, Tableau 1", "L819-836"),
+    "LAB-CTX": _c("Contexte général — 3. Epidémiologie (marqueurs de résorption)", "L225-240"),
+    "LAB-CORRECTION": _c("Pratique d'intégration (statuts FHIR/HL7 v2)", "-"),
+    "SCORE-MIRELS": _c(_RT + " — 1.2 Prévention de la morbidité, Tableau 3", "L1308-1372"),
+    "MIRELS-LOW": _c(_RT + " — 1.2 Score de Mirels", "L1313, L1370"),
+    "MIRELS-8": _c(_RT + " — 1.2 Score de Mirels", "L1318-1319"),
+    "MIRELS-HIGH": _c(_RT + " — 1.2 Score de Mirels; Chirurgie — 2.1 Chirurgie préventive", "L1314-1330, L2836-2852"),
+    "SCORE-SINS": _c(_RT + " — 1.2 Score SINS", "L1375-1392"),
+    "SINS-SURGICAL": _c(_RT + " — 1.2 Score SINS", "L1388-1389"),
+    "SCORE-OBSOLETE": _c(_RT + " — 1.3 Scores de Tokuhashi et de Rades", "L1403-1424"),
+    "CLASS-OLIGO": _c(_RT + " — 1.5 Oligo-métastases; 2.2.1 Indications", "L1472-1476, L1621-1625, L2163-2168"),
+    "CLASS-SRE": _c(_CTX, "L259-296"),
+    "IMG-FLARE": _c("Rôle de la médecine nucléaire — 1.2 « flare up »", "L357-405, L648-672, L770-772"),
+    "IMG-ISOLATED": _c("Rôle de la médecine nucléaire — 3. TEP-18FNa", "L476-494"),
+    "SYS-AR-START": _c(_SYS + " — 2.2 Quand débuter un traitement par anti-résorptif ?", "L1068-1084, L1259-1261"),
+    "SYS-AR-PREREQ": _c(_SYS + " — 2.3 Précautions avant mise en route", "L789-800, L1086-1108, L1262-1266"),
+    "SYS-VITD-CORR": _c(_SYS + " — 1. Vitamine D et apports phosphocalciques", "L837-868, L1124-1127"),
+    "SYS-SCHEDULE": _c(_SYS + " — 2.4 Modalités du traitement anti-résorptif", "L1128-1136, L1273-1277"),
+    "SYS-ZA-DOSE": _c(_SYS + " — 2.4 Modalités, Tableau 2", "L1153-1182, L905-907"),
+    "SYS-ZA-FLU": _c(_SYS + " — 2.4 Modalités (syndrome pseudo-grippal)", "L1186-1192"),
+    "SYS-DENO": _c(_SYS + " — 2.4 Modalités (dénosumab)", "L1210-1222, L746-749"),
+    "SYS-DENO-STOP": _c(_SYS + " — 2.4 Modalités (arrêt du dénosumab)", "L1249-1253"),
+    "SYS-REVIEW-2Y": _c(_SYS + " — 2.4 Modalités (durée du traitement)", "L1196-1200, L1238-1247, L1270-1273"),
+    "SYS-RENAL-TOX": _c("Chimiothérapie, thérapies ciblées et immunothérapie — 2.", "L724-750, L772-774"),
+    "SYS-ONJ": _c(_SYS + " — 2.3 Précautions (ostéonécrose de la mâchoire)", "L1100-1110"),
+    "SYS-ONCO": _c("Chimiothérapie, thérapies ciblées et immunothérapie", "L637-776"),
+    "RT-PAIN": _c(_RT + " — 1.1 Traitement de la douleur", "L1298-1302"),
+    "RT-FRACT-PALL": _c(_RT + " — 2.1 Radiothérapie conformationnelle; Tableau 5", "L1520-1560, L1914-1946, L2131-2160"),
+    "RT-FRACTURE-RISK": _c(_RT + " — 2.1; Tableau 5", "L1573-1575"),
+    "RT-MSCC": _c(_RT + " — 1.3 Métastase vertébrale avec compression médullaire; Tableau 5",
+                  "L1397-1402, L1566-1568, L1840-1914"),
+    "RT-POSTOP": _c(_RT + " — 1.4 Traitement adjuvant post-opératoire; Tableau 7", "L1456-1466"),
+    "RT-SBRT-IND": _c(_RT + " — 2.2.1 Indications", "L1599-1628"),
+    "RT-SBRT-CI": _c(_RT + " — 2.2.1 Indications (contre-indications)", "L1629-1636"),
+    "RT-SBRT-DOSE": _c(_RT + " — 2.2.2 Techniques; Tableau 5", "L1650-1665"),
+    "RT-CORD-DMAX": _c(_RT + " — 2.2.4 Effets secondaires", "L1778-1784"),
+    "RT-REIRR": _c(_RT + " — 4. Possibilité de ré-irradiation", "L2076-2095, L1508"),
+    "RT-SBRT-FX": _c(_RT + " — 2.2.4 Effets secondaires", "L1758-1790"),
+    "RT-DRUG": _c(_RT + " — 3. Irradiation et traitement systémique; Tableau 6", "L1948-2014, L2358-2420"),
+    "IR-CEMENT": _c("Radiologie interventionnelle — cimentoplastie; Tableau 8", "L2559-2643, L2665-2700"),
+    "SURG-LE": _c("Chirurgie des métastases osseuses des membres", "L2776-2834, L2855-2868, L2940-2955"),
+    "QUAL-PATHWAY": _c("Exigences de qualité dans la prise en charge", "L1-57"),
+    "MOL-BIOPSY": _c("Techniques d'histologie et de biologie moléculaire", "L496-634"),
+}
+
+
+def cite(rule_id: str) -> Citation:
+    """The guideline citation for a rule ID; an unknown ID is a programming error."""
+    return CITATIONS[rule_id]

@@ -1,0 +1,89 @@
+"""Topic registry: every topic, its key, its value model, who produces it and who consumes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from pydantic import BaseModel
+
+from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
+from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+
+# Service names (also their consumer group IDs).
+LAB_NORMALISATION: Final = "lab-normalisation"
+SCORING: Final = "scoring"
+SYSTEMIC_PLANNER: Final = "systemic-planner"
+RADIOTHERAPY_PLANNER: Final = "radiotherapy-planner"
+NOTIFICATION: Final = "notification"
+HOSPITAL_BUS: Final = "hospital integration bus"
+SERVICES: Final = (LAB_NORMALISATION, SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER, NOTIFICATION)
+ALL_SERVICES: Final = "every service"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    value: type[BaseModel]
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    description: str
+    key: str = "patient_id"
+    partitions: int = 6
+
+
+PATIENT_RECORDS = Topic(
+    "hospital.patient-records.v1", PatientRecord, (HOSPITAL_BUS,), (LAB_NORMALISATION, SCORING, SYSTEMIC_PLANNER),
+    "Patient registered or updated: birth date, sex, weight, histology, molecular profile.",
+)
+LAB_RESULTS = Topic(
+    "hospital.lab-results.v1", LabResult, (HOSPITAL_BUS,), (LAB_NORMALISATION,),
+    "Laboratory results in the project's JSON form, any unit the lab uses.",
+)
+IMAGING_FINDINGS = Topic(
+    "hospital.imaging-findings.v1", ImagingFinding, (HOSPITAL_BUS,), (SCORING, RADIOTHERAPY_PLANNER),
+    "One bone lesion described on one imaging study.",
+)
+CLINICAL_ASSESSMENTS = Topic(
+    "hospital.clinical-assessments.v1", ClinicalAssessment, (HOSPITAL_BUS,),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    "ECOG, pain, neurology, life-expectancy estimate, primary control.",
+)
+TREATMENT_EVENTS = Topic(
+    "hospital.treatment-events.v1", TreatmentEvent, (HOSPITAL_BUS,),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
+)
+LABS_NORMALISED = Topic(
+    "osteocds.labs.normalised.v1", NormalisedLab, (LAB_NORMALISATION,), (SCORING, SYSTEMIC_PLANNER),
+    "Lab values in canonical SI units, and derived values (corrected calcium) with provenance.",
+)
+SCORES = Topic(
+    "osteocds.scores.v1", Score, (SCORING,), (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    "Mirels, SINS and oligometastatic status, with every component.",
+)
+SKELETAL_EVENTS = Topic(
+    "osteocds.skeletal-events.v1", SkeletalEvent, (SCORING,), (SYSTEMIC_PLANNER,),
+    "Skeletal-related events (CLASS-SRE), one message per event.",
+)
+RECOMMENDATIONS = Topic(
+    "osteocds.recommendations.v1", Recommendation,
+    (LAB_NORMALISATION, SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER), (NOTIFICATION,),
+    "Every rule decision, with rule ID, rule-set version, inputs, French text and citation.",
+)
+ALERTS = Topic(
+    "osteocds.alerts.v1", Alert, (NOTIFICATION,), (),
+    "Clinician-facing alerts and their status changes (acknowledged, withdrawn), for EHR inboxes.",
+)
+DEAD_LETTER = Topic(
+    "osteocds.deadletter.v1", DeadLetter, (ALL_SERVICES,), (),
+    "Messages that could not be decoded, validated or processed, with the reason and original bytes.",
+    key="original key",
+    partitions=1,
+)
+
+TOPICS: Final[tuple[Topic, ...]] = (
+    PATIENT_RECORDS, LAB_RESULTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS,
+    LABS_NORMALISED, SCORES, SKELETAL_EVENTS, RECOMMENDATIONS, ALERTS, DEAD_LETTER,
+)
+BY_NAME: Final[dict[str, Topic]] = {t.name: t for t in TOPICS}

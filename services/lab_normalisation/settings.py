@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.settings import Settings
+
+
+class LabSettings(Settings):
+    service_name: str = "lab-normalisation"
+    http_port: int = 8101
+    #: LAB-CA-CORR pairing window (hours) between a calcium and an albumin draw.
+    ca_albumin_window_hours: float = 48.0
+    #: YAML file mapping local lab codes to analytes (see local_codes.yaml).
+    lab_local_codes_file: Path = Path(__file__).with_name("local_codes.yaml")

@@ -1,0 +1,1 @@
+"""notification: turns recommendations into clinician alerts, stores them and serves them."""

@@ -1,0 +1,1 @@
+"""radiotherapy-planner: local treatment (radiotherapy, SBRT, cementoplasty, surgery referral)."""

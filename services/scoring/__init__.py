@@ -1,0 +1,1 @@
+"""scoring: scores, classifications and skeletal-related events from labs, imaging and assessments."""

@@ -1,0 +1,1 @@
+"""systemic-planner: bone-targeted systemic treatment plan (anti-resorptives, vitamin D, safety)."""

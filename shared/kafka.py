@@ -1,0 +1,123 @@
+"""Kafka adapters: topic creation, the producer (acks=all, keyed by patient) and the dead-letter writer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord, RecordMetadata
+
+from contracts.base import Message
+from contracts.clinical import DeadLetter
+from contracts.topics import BY_NAME, DEAD_LETTER, TOPICS, Topic
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Value model -> the one topic it travels on.
+TOPIC_FOR_MODEL: dict[type, Topic] = {t.value: t for t in TOPICS}
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) -> None:
+    """Create the topics with explicit partition counts (the embedded broker auto-creates with 4)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(t.name, num_partitions=min(t.partitions, settings.kafka_topic_partitions),
+                     replication_factor=settings.kafka_replication_factor)
+            for t in topics if t.name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another service created them meanwhile
+            log.info("topics created", extra={"count": len(wanted)})
+    finally:
+        await admin.close()
+
+
+class Producer:
+    """acks=all producer. Messages are keyed by patient_id, so one patient's events stay ordered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service = settings.service_name
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def _p(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        return self._producer
+
+    async def start(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(  # created inside the running loop, as aiokafka requires
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            client_id=f"{s.kafka_client_id_prefix}-{s.service_name}",
+            acks="all",
+            enable_idempotence=s.kafka_enable_idempotence,
+            linger_ms=s.kafka_linger_ms,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def ready(self) -> bool:
+        try:
+            await asyncio.wait_for(self._p.client.fetch_all_metadata(), timeout=2)
+            return True
+        except Exception:
+            return False
+
+    async def send(self, message: Message) -> asyncio.Future[RecordMetadata]:
+        """Queue one message on its registered topic; await the returned future for the broker's ack."""
+        topic = TOPIC_FOR_MODEL[type(message)]
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(
+            topic.name,
+            value=message.model_dump_json().encode(),
+            key=message.patient_id.encode(),
+            headers=[("schema-id", message.schema_id.encode()), ("producer", self.service.encode())],
+        )
+        return fut
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[RecordMetadata]:
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key)
+        return fut
+
+    async def dead_letter(
+        self, record: ConsumerRecord, error_type: str, reason: str
+    ) -> asyncio.Future[RecordMetadata]:
+        """Park an unprocessable record with its reason and original bytes; processing goes on."""
+        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+        letter = DeadLetter(
+            service=self.service,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
+            value_b64=None if record.value is None else base64.b64encode(record.value).decode(),
+            headers=headers,
+            error_type=error_type,
+            reason=reason[:4000],
+            failed_at=datetime.now(UTC),
+        )
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(
+            DEAD_LETTER.name, value=letter.model_dump_json().encode(), key=record.key
+        )
+        return fut
+
+
+def topic(name: str) -> Topic:
+    return BY_NAME[name]

@@ -1,0 +1,56 @@
+"""Building recommendations: every one carries its rule ID, the rule-set version, its inputs, a French
+text and the guideline citation. Pure (no I/O); used by the rule modules of each service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from contracts.base import InputUsed, Message, Severity, derived_id
+from contracts.clinical import Recommendation
+from contracts.rules import RULESET_VERSION, cite
+
+
+def recommendation(
+    *, rule_id: str, trigger: Message, produced_by: str, severity: Severity, title: str, text_fr: str,
+    inputs: Sequence[InputUsed], key: Sequence[object], missing: Sequence[str] = (),
+) -> Recommendation:
+    """`key` identifies the decision: the same rule and key always give the same recommendation ID,
+    so a replay or a duplicate shows once."""
+    return Recommendation(
+        event_id=derived_id(rule_id, trigger.patient_id, *key),
+        patient_id=trigger.patient_id,
+        occurred_at=trigger.occurred_at,
+        recorded_at=trigger.recorded_at,
+        source=produced_by,
+        rule_id=rule_id,
+        ruleset_version=RULESET_VERSION,
+        severity=severity,
+        title=title,
+        text_fr=text_fr,
+        citation=cite(rule_id),
+        inputs=list(inputs),
+        missing=list(missing),
+        produced_by=produced_by,
+    )
+
+
+def withdrawal(rec_id: uuid.UUID, rule_id: str, trigger: Message, produced_by: str, why_fr: str) -> Recommendation:
+    """Withdraw an earlier recommendation (its inputs were corrected, or it no longer applies)."""
+    return Recommendation(
+        event_id=derived_id("withdraw", rec_id, trigger.event_id),
+        patient_id=trigger.patient_id,
+        occurred_at=trigger.occurred_at,
+        recorded_at=trigger.recorded_at,
+        source=produced_by,
+        rule_id=rule_id,
+        ruleset_version=RULESET_VERSION,
+        severity="info",
+        title="Recommandation retirée",
+        text_fr=why_fr,
+        citation=cite(rule_id),
+        inputs=[InputUsed(name="trigger_event", value=str(trigger.event_id), source_event_id=trigger.event_id)],
+        produced_by=produced_by,
+        status="withdrawn",
+        supersedes=[rec_id],
+    )

@@ -1,0 +1,299 @@
+"""The service runtime: typed, declarative Kafka handlers around pure clinical rules.
+
+    service = Service(settings)
+
+    @service.subscriber(LAB_RESULTS)
+    async def on_lab(event: LabResult, ctx: Context) -> list[Message]:
+        ...
+
+Delivery is at-least-once. For each batch the loop decodes and validates every record, skips event IDs
+already processed, calls the handlers, waits until the broker has acknowledged every output (and
+dead letter), marks the event IDs processed, and only then commits the offsets. A record that cannot be
+decoded, fails validation or is rejected by a rule goes to the dead-letter topic with its reason;
+processing goes on. Transient errors (Redis or Kafka unreachable) are retried with backoff; when retries
+run out the loop stops without committing, so the records are delivered again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.structs import ConsumerRecord, RecordMetadata
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from contracts.base import Message
+from contracts.topics import Topic
+from shared.kafka import Producer, ensure_topics
+from shared.settings import Settings
+from shared.state import StateStore
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=BaseModel)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, KafkaConnectionError,
+    KafkaTimeoutError, ConnectionError, TimeoutError,
+)
+
+
+class Rejected(Exception):  # noqa: N818 - domain word: the input is rejected, with a reason
+    """Raised by a handler for clinically invalid input (unknown unit, implausible value...).
+    The record goes to the dead-letter topic with this reason."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may use besides its message."""
+
+    store: StateStore
+    settings: Settings
+    record: ConsumerRecord
+
+
+Decoder = Callable[[bytes], BaseModel]
+HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
+
+
+@dataclass
+class Subscription:
+    topic: Topic
+    handler: HandlerFn
+    decode: Decoder
+    idempotency_key: Callable[[Any], str] = field(default=lambda m: str(m.event_id))
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord
+    sub: Subscription
+    message: BaseModel | None = None
+    error: tuple[str, str] | None = None
+    key: str | None = None
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "osteocds_messages_total", "Consumed messages by outcome",
+            ["service", "topic", "outcome"], registry=self.registry,
+        )
+        self.outputs = Counter(
+            "osteocds_outputs_total", "Produced messages", ["service", "topic"], registry=self.registry
+        )
+        self.handler_seconds = Histogram(
+            "osteocds_handler_seconds", "Handler time per message", ["service", "topic"],
+            registry=self.registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+        )
+        self.service = service
+
+
+def _validation_reason(err: ValidationError) -> str:
+    # Locations and messages only: the offending input values are not echoed.
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+             for e in err.errors(include_input=False, include_url=False)]
+    return "invalid message: " + "; ".join(parts)
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.subscriptions: dict[str, Subscription] = {}
+        self.metrics = Metrics(self.name)
+        self.redis: Redis = Redis.from_url(settings.redis_url)
+        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds)
+        self.producer = Producer(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self.fatal: BaseException | None = None
+
+    # ---- declaration -------------------------------------------------------------------------
+    def subscriber(
+        self, topic: Topic, decode: Decoder | None = None,
+        idempotency_key: Callable[[Any], str] | None = None,
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        def register(fn: HandlerFn) -> HandlerFn:
+            sub = Subscription(topic, fn, decode or topic.value.model_validate_json)
+            if idempotency_key is not None:
+                sub.idempotency_key = idempotency_key
+            self.subscriptions[topic.name] = sub
+            return fn
+        return register
+
+    def patient_aggregate(
+        self, topics: Sequence[Topic], model: type[A], apply: Callable[[A, Any], tuple[A, list[Message]]]
+    ) -> None:
+        """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`:
+        read the aggregate, apply the event, write it back atomically and publish the outputs."""
+
+        async def handler(event: Message, ctx: Context) -> list[Message]:
+            return await ctx.store.transact(event.patient_id, model, lambda s: apply(s or model(), event))
+
+        for topic in topics:
+            self.subscriber(topic)(handler)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        await ensure_topics(s)
+        await self.producer.start()
+        if self.subscriptions:
+            self._consumer = AIOKafkaConsumer(
+                *self.subscriptions,
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                group_id=self.name,
+                client_id=f"{s.kafka_client_id_prefix}-{self.name}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=s.kafka_session_timeout_ms,
+                heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
+                fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+                max_poll_records=s.kafka_max_poll_records,
+            )
+            await self._consumer.start()
+            self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
+            self._task.add_done_callback(self._on_done)
+        log.info("service started", extra={"group": self.name})
+
+    async def stop(self) -> None:
+        """Drain: finish the batch in hand, commit it, then close clients."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            except Exception:  # noqa: S110 - already recorded as fatal by _on_done
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
+        await self.producer.stop()
+        await self.redis.aclose()
+        log.info("service stopped")
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.fatal = task.exception()
+        log.critical("consumer loop failed; offsets not committed", exc_info=self.fatal)
+        if self.on_fatal is not None and self.fatal is not None:
+            self.on_fatal(self.fatal)
+
+    @property
+    def healthy(self) -> bool:
+        return self.fatal is None and (self._task is None or not self._task.done() or self._stopping.is_set())
+
+    async def readiness(self) -> dict[str, bool]:
+        try:
+            redis_ok = bool(await asyncio.wait_for(self.redis.ping(), timeout=2))
+        except Exception:
+            redis_ok = False
+        checks = {"redis": redis_ok, "kafka": await self.producer.ready()}
+        if self._consumer is not None:
+            checks["consumer_assigned"] = bool(self._consumer.assignment())
+        return checks
+
+    # ---- the loop ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
+            if not batch:
+                continue
+            records = [r for rs in batch.values() for r in rs]
+            await self._process_batch(records)
+            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+
+    async def _process_batch(self, records: list[ConsumerRecord]) -> None:
+        decoded = [self._decode(r) for r in records]
+        keys = [d.key for d in decoded if d.key is not None]
+        already = await self._retry(self.store.seen_many, keys) if keys else set()
+        acks: list[asyncio.Future[RecordMetadata]] = []
+        done_keys: list[str] = []
+        for d in decoded:
+            topic = d.record.topic
+            if d.error is not None:
+                acks.append(await self.producer.dead_letter(d.record, *d.error))
+                self.metrics.messages.labels(self.name, topic, "dead_lettered").inc()
+                log.warning("dead-lettered", extra={"topic": topic, "offset": d.record.offset,
+                                                    "error_type": d.error[0]})
+                continue
+            assert d.key is not None and d.message is not None
+            if d.key in already:
+                self.metrics.messages.labels(self.name, topic, "duplicate").inc()
+                continue
+            already.add(d.key)
+            ctx = Context(self.store, self.settings, d.record)
+            t0 = time.perf_counter()
+            try:
+                outputs = await self._retry(d.sub.handler, d.message, ctx)
+            except TRANSIENT:
+                raise
+            except Rejected as exc:
+                acks.append(await self.producer.dead_letter(d.record, "Rejected", str(exc)))
+                self.metrics.messages.labels(self.name, topic, "rejected").inc()
+                log.warning("rejected", extra={"topic": topic, "event_id": d.key, "error_type": "Rejected"})
+                done_keys.append(d.key)
+                continue
+            except Exception as exc:
+                acks.append(await self.producer.dead_letter(d.record, type(exc).__name__, f"handler error: {exc}"))
+                self.metrics.messages.labels(self.name, topic, "failed").inc()
+                log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
+                continue
+            self.metrics.handler_seconds.labels(self.name, topic).observe(time.perf_counter() - t0)
+            for out in outputs:
+                acks.append(await self.producer.send(out))
+                self.metrics.outputs.labels(self.name, out.schema_id).inc()
+            self.metrics.messages.labels(self.name, topic, "processed").inc()
+            done_keys.append(d.key)
+        if acks:
+            await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
+        if done_keys:
+            await self._retry(self.store.mark_seen, done_keys)
+
+    def _decode(self, record: ConsumerRecord) -> _Decoded:
+        sub = self.subscriptions[record.topic]
+        d = _Decoded(record, sub)
+        if record.value is None:
+            d.error = ("EmptyMessage", "message has no value")
+            return d
+        try:
+            d.message = sub.decode(record.value)
+            d.key = sub.idempotency_key(d.message)
+        except ValidationError as exc:
+            d.error = ("ValidationError", _validation_reason(exc))
+        except Rejected as exc:
+            d.error = ("Rejected", str(exc))
+        except (ValueError, UnicodeDecodeError) as exc:
+            d.error = (type(exc).__name__, f"cannot decode: {exc}"[:500])
+        return d
+
+    async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        s = self.settings
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(s.retry_max_attempts),
+            wait=wait_exponential_jitter(initial=s.retry_initial_backoff_s, max=s.retry_max_backoff_s),
+            retry=retry_if_exception_type(TRANSIENT),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("retrying after transient error",
+                                extra={"attempt": attempt.retry_state.attempt_number})
+                return await fn(*args)
+        raise AssertionError("unreachable")

@@ -1,0 +1,38 @@
+"""Runtime settings, read from environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Common settings. A service may subclass it to add its own (see each service's `settings.py`)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    service_name: str = "osteocds"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8100
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    #: On for real Kafka; the embedded Tansu broker rejects InitProducerId, so `up` turns it off.
+    kafka_enable_idempotence: bool = True
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_fetch_max_wait_ms: int = 500
+    kafka_max_poll_records: int = 500
+    kafka_linger_ms: int = 5
+    kafka_topic_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_client_id_prefix: str = "osteocds"
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: How long an event ID is remembered for duplicate suppression.
+    seen_ttl_seconds: int = 14 * 24 * 3600
+
+    retry_max_attempts: int = 8
+    retry_initial_backoff_s: float = 0.1
+    retry_max_backoff_s: float = 5.0
+
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

@@ -1,0 +1,83 @@
+"""Redis patient-state store (redis.asyncio).
+
+Redis is a cache of state derived from the Kafka topics, not the record. Each service keeps one JSON
+aggregate per patient and updates it with optimistic concurrency (WATCH/MULTI), so a rebalance that
+briefly gives a partition to two consumers cannot lose an update. Ordering by clinical time is the
+aggregate's own business (pure code in each service), so a late event never hides a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+S = TypeVar("S", bound=BaseModel)
+R = TypeVar("R")
+
+
+class StateStore:
+    def __init__(self, redis: Redis, namespace: str, seen_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ns = f"osteocds:{namespace}"
+        self.seen_ttl = seen_ttl_seconds
+
+    def _seen_key(self, event_id: str) -> str:
+        return f"{self.ns}:seen:{event_id}"
+
+    def patient_key(self, patient_id: str, kind: str = "state") -> str:
+        return f"{self.ns}:{kind}:{patient_id}"
+
+    async def seen(self, event_id: str) -> bool:
+        """True if this event ID was already fully processed (its outputs were produced)."""
+        return bool(await self.redis.exists(self._seen_key(event_id)))
+
+    async def seen_many(self, event_ids: list[str]) -> set[str]:
+        """The subset of `event_ids` already processed, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for eid in event_ids:
+                pipe.exists(self._seen_key(eid))
+            flags = await pipe.execute()
+        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag}
+
+    async def mark_seen(self, event_ids: Iterable[str]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for eid in event_ids:
+                pipe.set(self._seen_key(eid), b"1", ex=self.seen_ttl)
+            await pipe.execute()
+
+    async def load(self, patient_id: str, model: type[S], kind: str = "state") -> S | None:
+        raw = await self.redis.get(self.patient_key(patient_id, kind))
+        return None if raw is None else model.model_validate_json(raw)
+
+    async def transact(
+        self,
+        patient_id: str,
+        model: type[S],
+        fn: Callable[[S | None], tuple[S, R]] | Callable[[S | None], Awaitable[tuple[S, R]]],
+        kind: str = "state",
+    ) -> R:
+        """Read the patient's aggregate, apply `fn`, write it back atomically; retry on a conflict."""
+        key = self.patient_key(patient_id, kind)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    current = None if raw is None else model.model_validate_json(raw)
+                    out = fn(current)
+                    new, result = await out if isinstance(out, Awaitable) else out
+                    pipe.multi()
+                    if new != current:
+                        pipe.set(key, new.model_dump_json())
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+
+    async def patient_ids(self, kind: str = "state") -> list[str]:
+        prefix = f"{self.ns}:{kind}:"
+        return [k.decode()[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)]
