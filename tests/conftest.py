@@ -1,0 +1,164 @@
+"""Fixtures for real infrastructure. Same tests on three paths:
+KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set; testcontainers when a Docker engine answers;
+otherwise local processes (the embedded Tansu broker and redis-server) on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared import infra
+from shared.stack import SERVICE_MODULES, RunningStack, spawn_services
+
+
+@pytest.fixture(scope="session")
+def kafka_provisioned() -> Iterator[infra.Provisioned]:
+    with infra.kafka() as k:
+        yield k
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_provisioned: infra.Provisioned) -> str:
+    return kafka_provisioned.url
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_provisioned: infra.Provisioned) -> dict[str, str]:
+    """Client settings that fit the broker in use (e.g. no idempotence on the embedded one)."""
+    return kafka_provisioned.settings
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with infra.redis() as r:
+        yield r.url
+
+
+@pytest.fixture(scope="session")
+def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
+def stack(kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str],
+          stack_logs: Path) -> Iterator[RunningStack]:
+    """The five services as real processes, exactly as `osteocds up` starts them."""
+    ports = {name: infra.free_port() for name in SERVICE_MODULES}
+    running = spawn_services(kafka_bootstrap, redis_url, kafka_settings, ports=ports, log_dir=stack_logs)
+    yield running
+    running.stop()
+
+
+def _idempotence(kafka_settings: dict[str, str]) -> bool:
+    return kafka_settings.get("KAFKA_ENABLE_IDEMPOTENCE", "true") == "true"
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str, kafka_settings: dict[str, str]) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
+                         enable_idempotence=_idempotence(kafka_settings))
+    await p.start()
+    yield p
+    await p.stop()
+
+
+Publish = Callable[[str, Any], Awaitable[None]]
+
+
+@pytest.fixture
+def publish(producer: AIOKafkaProducer) -> Publish:
+    """Publish a dict (as JSON) or raw bytes, keyed by its patient_id when it has one."""
+
+    async def _publish(topic: str, value: Any) -> None:
+        if isinstance(value, bytes):
+            await producer.send_and_wait(topic, value, key=b"malformed")
+            return
+        await producer.send_and_wait(topic, json.dumps(value, default=str).encode(),
+                                     key=str(value["patient_id"]).encode())
+
+    return _publish
+
+
+@pytest.fixture
+def patient_id() -> str:
+    return f"pt-{uuid.uuid4().hex[:12]}"
+
+
+def event(patient_id: str, occurred_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
+    """A hospital event envelope plus its fields."""
+    now = datetime.now(UTC)
+    return {"event_id": str(uuid.uuid4()), "patient_id": patient_id,
+            "occurred_at": (occurred_at or now - timedelta(hours=1)).isoformat(),
+            "recorded_at": now.isoformat(), "source": "test-bus", **fields}
+
+
+def lab(patient_id: str, code: str, value: float | None, unit: str | None, *,
+        result_id: str | None = None, status: str = "final", occurred_at: datetime | None = None,
+        recorded_at: datetime | None = None) -> dict[str, Any]:
+    doc = event(patient_id, occurred_at, result_id=result_id or f"r-{uuid.uuid4().hex[:8]}",
+                code={"system": "http://loinc.org", "code": code}, value=value, unit=unit, status=status)
+    if recorded_at is not None:
+        doc["recorded_at"] = recorded_at.isoformat()
+    return doc
+
+
+async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 10, interval: float = 0.1) -> Any:
+    """Poll `fn` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await fn()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def alerts(stack: RunningStack, patient_id: str, **params: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=5) as c:
+        r = await c.get(f"{stack.urls['notification']}/alerts", params={"patient_id": patient_id, **params})
+        r.raise_for_status()
+        data: list[dict[str, Any]] = r.json()
+        return data
+
+
+async def metric(stack: RunningStack, svc: str, name: str, **labels: str) -> float:
+    """Read one Prometheus sample from a service's /metrics."""
+    async with httpx.AsyncClient(timeout=5) as c:
+        text = (await c.get(f"{stack.urls[svc]}/metrics")).text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            lbl, value = line[len(name) + 1:].rsplit("} ", 1)
+            if ",".join(sorted(lbl.split(","))) == want:
+                total += float(value)
+    return total
+
+
+async def consume_until(bootstrap: str, topic: str, predicate: Callable[[Any], bool],
+                        timeout: float = 10) -> Any:
+    """Read a topic from the beginning (no consumer group) until a record satisfies `predicate`."""
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                         enable_auto_commit=False, group_id=None)
+    await c.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await c.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if predicate(record):
+                        return record
+    finally:
+        await c.stop()
+    raise AssertionError(f"no matching record on {topic} within {timeout}s")
