@@ -33,33 +33,34 @@ class Topic:
 
 
 PATIENT_RECORDS = Topic(
-    "hospital.patient-records.v1", PatientRecord, (HOSPITAL_BUS,), (LAB_NORMALISATION, SCORING, SYSTEMIC_PLANNER),
-    "Patient registered or updated: birth date, sex, weight, histology, molecular profile.",
+    "hospital.patient-records.v1", PatientRecord, (HOSPITAL_BUS,), (),
+    "Patient registered or updated: birth date, sex, weight, histology, molecular profile. "
+    "(Consumed from issue 3 on, for Cockcroft-Gault.)",
 )
 LAB_RESULTS = Topic(
     "hospital.lab-results.v1", LabResult, (HOSPITAL_BUS,), (LAB_NORMALISATION,),
     "Laboratory results in the project's JSON form, any unit the lab uses.",
 )
 IMAGING_FINDINGS = Topic(
-    "hospital.imaging-findings.v1", ImagingFinding, (HOSPITAL_BUS,), (SCORING, RADIOTHERAPY_PLANNER),
+    "hospital.imaging-findings.v1", ImagingFinding, (HOSPITAL_BUS,), (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "One bone lesion described on one imaging study.",
 )
 CLINICAL_ASSESSMENTS = Topic(
     "hospital.clinical-assessments.v1", ClinicalAssessment, (HOSPITAL_BUS,),
-    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "ECOG, pain, neurology, life-expectancy estimate, primary control.",
 )
 TREATMENT_EVENTS = Topic(
     "hospital.treatment-events.v1", TreatmentEvent, (HOSPITAL_BUS,),
-    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
 LABS_NORMALISED = Topic(
-    "osteocds.labs.normalised.v1", NormalisedLab, (LAB_NORMALISATION,), (SCORING, SYSTEMIC_PLANNER),
+    "osteocds.labs.normalised.v1", NormalisedLab, (LAB_NORMALISATION,), (SCORING,),
     "Lab values in canonical SI units, and derived values (corrected calcium) with provenance.",
 )
 SCORES = Topic(
-    "osteocds.scores.v1", Score, (SCORING,), (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    "osteocds.scores.v1", Score, (SCORING,), (),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
@@ -68,7 +69,7 @@ SKELETAL_EVENTS = Topic(
 )
 RECOMMENDATIONS = Topic(
     "osteocds.recommendations.v1", Recommendation,
-    (LAB_NORMALISATION, SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER), (NOTIFICATION,),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER), (NOTIFICATION,),
     "Every rule decision, with rule ID, rule-set version, inputs, French text and citation.",
 )
 ALERTS = Topic(

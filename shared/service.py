@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
-from contracts.topics import Topic
+from contracts.topics import TOPICS, Topic
 from shared.kafka import Producer, ensure_topics
 from shared.settings import Settings
 from shared.state import StateStore
@@ -149,7 +149,7 @@ class Service:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        await ensure_topics(s)
+        await ensure_topics(s, {*TOPICS, *(sub.topic for sub in self.subscriptions.values())})
         await self.producer.start()
         if self.subscriptions:
             self._consumer = AIOKafkaConsumer(
@@ -287,7 +287,8 @@ class Service:
         s = self.settings
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(s.retry_max_attempts),
-            wait=wait_exponential_jitter(initial=s.retry_initial_backoff_s, max=s.retry_max_backoff_s),
+            wait=wait_exponential_jitter(multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s,
+                                        jitter=s.retry_initial_backoff_s),
             retry=retry_if_exception_type(TRANSIENT),
             reraise=True,
         ):

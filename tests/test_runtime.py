@@ -1,0 +1,139 @@
+"""The shared runtime against a real broker and a real Redis: state store concurrency, and the
+consumer loop's at-least-once contract (no commit before the output is acknowledged)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from pydantic import BaseModel
+
+from contracts.base import Message, derived_id
+from contracts.clinical import NormalisedLab
+from contracts.hospital import LabResult
+from contracts.topics import LABS_NORMALISED, Topic
+from shared.kafka import ensure_topics
+from shared.logging import JsonFormatter
+from shared.service import Context, Service
+from shared.settings import Settings
+from shared.state import StateStore
+from tests.conftest import Publish, consume_until, lab
+
+
+class Counter(BaseModel):
+    n: int = 0
+
+
+async def test_transact_loses_no_concurrent_update(redis_url: str) -> None:
+    r = aioredis.Redis.from_url(redis_url)
+    store = StateStore(r, f"t-{uuid.uuid4().hex[:6]}", 60)
+
+    def inc(c: Counter | None) -> tuple[Counter, int]:
+        new = Counter(n=(c.n if c else 0) + 1)
+        return new, new.n
+
+    results = await asyncio.gather(*[store.transact("p", Counter, inc) for _ in range(25)])
+    assert sorted(results) == list(range(1, 26))
+    assert (await store.load("p", Counter)) == Counter(n=25)
+    await store.mark_seen(["e1", "e2"])
+    assert await store.seen_many(["e1", "e3", "e2"]) == {"e1", "e2"}
+    await r.aclose()
+
+
+def _settings(kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], group: str) -> Settings:
+    env = {k.lower(): v for k, v in kafka_settings.items()}
+    return Settings(service_name=group, kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url,
+                    retry_max_attempts=2, retry_initial_backoff_s=0.01, retry_max_backoff_s=0.02, **env)
+
+
+async def test_no_commit_until_output_is_produced(kafka_bootstrap: str, redis_url: str,
+                                                  kafka_settings: dict[str, str], publish: Publish) -> None:
+    group = f"runtime-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group)
+    msg = lab(f"pt-{group}", "2000-8", 2.4, "mmol/L")
+    await ensure_topics(settings, [topic])  # one partition, so the committed offset is on partition 0
+    await publish(topic.name, msg)
+
+    # 1. the handler keeps failing on a transient error: the loop gives up without committing
+    failing = Service(settings)
+    calls: list[str] = []
+
+    @failing.subscriber(topic)
+    async def broken(event: LabResult, ctx: Context) -> list[Message]:
+        calls.append(str(event.event_id))
+        raise redis.exceptions.ConnectionError("redis away")
+
+    await failing.start()
+    for _ in range(200):
+        if failing.fatal is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(failing.fatal, redis.exceptions.ConnectionError)
+    assert calls == [msg["event_id"]] * settings.retry_max_attempts
+    await failing.stop()
+
+    # 2. a restarted consumer in the same group gets the same record again and produces the output
+    working = Service(settings)
+
+    @working.subscriber(topic)
+    async def ok(event: LabResult, ctx: Context) -> list[Message]:
+        assert event.value is not None
+        return [NormalisedLab(event_id=derived_id("rt", event.event_id), patient_id=event.patient_id,
+                              occurred_at=event.occurred_at, recorded_at=event.recorded_at, source=group,
+                              analyte="total_calcium", result_id=event.result_id, value=event.value,
+                              unit="mmol/L")]
+
+    await working.start()
+    out_id = str(derived_id("rt", msg["event_id"]))
+    record = await consume_until(kafka_bootstrap, LABS_NORMALISED.name,
+                                 lambda r: json.loads(r.value)["event_id"] == out_id, timeout=20)
+    assert record.key == msg["patient_id"].encode()
+    assert await working.store.seen(msg["event_id"])
+    await working.stop()  # drains and commits
+    assert working.fatal is None, repr(working.fatal)
+
+    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        assert await check.committed(TopicPartition(topic.name, 0)) == 1
+    finally:
+        await check.stop()
+
+
+def test_json_logs_drop_unlisted_fields() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "processed", None, None)
+    record.__dict__.update({"patient_id": "pt-secret", "value": 3.3, "topic": "t", "event_id": "e"})
+    doc = json.loads(JsonFormatter("svc").format(record))
+    assert doc["topic"] == "t" and doc["event_id"] == "e"
+    assert "patient_id" not in doc and "value" not in doc and "pt-secret" not in json.dumps(doc)
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"null", b"[]", b'{"event_id": "SECRET-42"}', "SECRET-42 é".encode("latin-1"),
+    b'{"event_id": "7f4e2a4e-3f9e-4a57-9d0f-6b1c5a1d2e3f", "patient_id": "SECRET-42", "value": "SECRET-42"}',
+])
+def test_decoder_dead_letters_with_reason_that_never_echoes_values(bad: bytes) -> None:
+    svc = Service(Settings(service_name="decoder-test"))
+    topic = Topic("test.decoder", LabResult, (), (), "")
+
+    @svc.subscriber(topic)
+    async def h(event: LabResult, ctx: Context) -> list[Message]:
+        return []
+
+    from aiokafka.structs import ConsumerRecord
+
+    rec = ConsumerRecord("test.decoder", 0, 0, int(datetime.now(UTC).timestamp()), 0, None, bad, None,
+                         len(bad), 0, [])
+    decoded = svc._decode(rec)
+    assert decoded.error is not None and decoded.message is None
+    error_type, reason = decoded.error
+    assert error_type and reason and "SECRET-42" not in reason
