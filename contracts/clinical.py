@@ -12,10 +12,20 @@ from contracts.base import InputUsed, Message, Severity
 from contracts.rules import Citation
 
 Analyte = Literal[
-    "total_calcium", "ionised_calcium", "albumin", "creatinine", "vitamin_d_25oh", "ctx_serum",
-    "ntx_urine", "platelets", "prothrombin_pct", "alkaline_phosphatase", "body_weight",
+    "total_calcium",
+    "ionised_calcium",
+    "albumin",
+    "creatinine",
+    "vitamin_d_25oh",
+    "ctx_serum",
+    "ntx_urine",
+    "platelets",
+    "prothrombin_pct",
+    "alkaline_phosphatase",
+    "body_weight",
     # derived values
-    "corrected_calcium", "creatinine_clearance",
+    "corrected_calcium",
+    "creatinine_clearance",
 ]
 
 
@@ -60,7 +70,10 @@ class SkeletalEvent(Message):
     schema_id: ClassVar[str] = "osteocds.skeletal-event/1"
 
     kind: Literal[
-        "pathological_fracture", "cord_compression", "radiotherapy_for_pain", "orthopaedic_surgery",
+        "pathological_fracture",
+        "cord_compression",
+        "radiotherapy_for_pain",
+        "orthopaedic_surgery",
         "hypercalcaemia",
     ]
     rule_id: str

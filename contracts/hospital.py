@@ -10,9 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.base import Message
 
 Sex = Literal["female", "male", "other", "unknown"]
-Histology = Literal[
-    "adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos", "small_cell", "other"
-]
+Histology = Literal["adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos", "small_cell", "other"]
 ResultStatus = Literal["final", "amended", "corrected", "entered-in-error"]
 
 
@@ -45,7 +43,8 @@ class LabResult(Message):
     schema_id: ClassVar[str] = "osteocds.lab-result/1"
 
     result_id: str = Field(
-        min_length=1, max_length=128,
+        min_length=1,
+        max_length=128,
         description="The lab system's stable ID for this result; amendments reuse it.",
     )
     code: Coding
@@ -62,9 +61,23 @@ class LabResult(Message):
 
 
 SkeletalSite = Literal[
-    "humerus", "radius_ulna", "other_upper_limb",
-    "femur_trochanteric", "femur_neck", "femur_shaft", "tibia_fibula", "other_lower_limb",
-    "spine", "sacrum", "pelvis", "acetabulum", "rib", "sternum", "scapula", "clavicle", "skull",
+    "humerus",
+    "radius_ulna",
+    "other_upper_limb",
+    "femur_trochanteric",
+    "femur_neck",
+    "femur_shaft",
+    "tibia_fibula",
+    "other_lower_limb",
+    "spine",
+    "sacrum",
+    "pelvis",
+    "acetabulum",
+    "rib",
+    "sternum",
+    "scapula",
+    "clavicle",
+    "skull",
 ]
 LesionType = Literal["lytic", "mixed", "blastic"]
 VertebralLevel = Annotated[str, Field(pattern=r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")]

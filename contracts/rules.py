@@ -10,9 +10,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-GUIDELINE: Final = (
-    "Référentiels Auvergne Rhône-Alpes en Oncologie Thoracique — Métastases osseuses (édition 2023)"
-)
+GUIDELINE: Final = "Référentiels Auvergne Rhône-Alpes en Oncologie Thoracique — Métastases osseuses (édition 2023)"
 #: Bump when any rule's logic or text changes; every output carries it.
 RULESET_VERSION: Final = "aura-2023.1"
 
@@ -66,10 +64,13 @@ CITATIONS: Final[dict[str, Citation]] = {
     "SYS-ONJ": _c(_SYS + " — 2.3 Précautions (ostéonécrose de la mâchoire)", "L1100-1110"),
     "SYS-ONCO": _c("Chimiothérapie, thérapies ciblées et immunothérapie", "L637-776"),
     "RT-PAIN": _c(_RT + " — 1.1 Traitement de la douleur", "L1298-1302"),
-    "RT-FRACT-PALL": _c(_RT + " — 2.1 Radiothérapie conformationnelle; Tableau 5", "L1520-1560, L1914-1946, L2131-2160"),
+    "RT-FRACT-PALL": _c(
+        _RT + " — 2.1 Radiothérapie conformationnelle; Tableau 5", "L1520-1560, L1914-1946, L2131-2160"
+    ),
     "RT-FRACTURE-RISK": _c(_RT + " — 2.1; Tableau 5", "L1573-1575"),
-    "RT-MSCC": _c(_RT + " — 1.3 Métastase vertébrale avec compression médullaire; Tableau 5",
-                  "L1397-1402, L1566-1568, L1840-1914"),
+    "RT-MSCC": _c(
+        _RT + " — 1.3 Métastase vertébrale avec compression médullaire; Tableau 5", "L1397-1402, L1566-1568, L1840-1914"
+    ),
     "RT-POSTOP": _c(_RT + " — 1.4 Traitement adjuvant post-opératoire; Tableau 7", "L1456-1466"),
     "RT-SBRT-IND": _c(_RT + " — 2.2.1 Indications", "L1599-1628"),
     "RT-SBRT-CI": _c(_RT + " — 2.2.1 Indications (contre-indications)", "L1629-1636"),

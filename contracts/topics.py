@@ -33,58 +33,97 @@ class Topic:
 
 
 PATIENT_RECORDS = Topic(
-    "hospital.patient-records.v1", PatientRecord, (HOSPITAL_BUS,), (),
+    "hospital.patient-records.v1",
+    PatientRecord,
+    (HOSPITAL_BUS,),
+    (),
     "Patient registered or updated: birth date, sex, weight, histology, molecular profile. "
     "(Consumed from issue 3 on, for Cockcroft-Gault.)",
 )
 LAB_RESULTS = Topic(
-    "hospital.lab-results.v1", LabResult, (HOSPITAL_BUS,), (LAB_NORMALISATION,),
+    "hospital.lab-results.v1",
+    LabResult,
+    (HOSPITAL_BUS,),
+    (LAB_NORMALISATION,),
     "Laboratory results in the project's JSON form, any unit the lab uses.",
 )
 IMAGING_FINDINGS = Topic(
-    "hospital.imaging-findings.v1", ImagingFinding, (HOSPITAL_BUS,), (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    "hospital.imaging-findings.v1",
+    ImagingFinding,
+    (HOSPITAL_BUS,),
+    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "One bone lesion described on one imaging study.",
 )
 CLINICAL_ASSESSMENTS = Topic(
-    "hospital.clinical-assessments.v1", ClinicalAssessment, (HOSPITAL_BUS,),
+    "hospital.clinical-assessments.v1",
+    ClinicalAssessment,
+    (HOSPITAL_BUS,),
     (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "ECOG, pain, neurology, life-expectancy estimate, primary control.",
 )
 TREATMENT_EVENTS = Topic(
-    "hospital.treatment-events.v1", TreatmentEvent, (HOSPITAL_BUS,),
+    "hospital.treatment-events.v1",
+    TreatmentEvent,
+    (HOSPITAL_BUS,),
     (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
 LABS_NORMALISED = Topic(
-    "osteocds.labs.normalised.v1", NormalisedLab, (LAB_NORMALISATION,), (SCORING,),
+    "osteocds.labs.normalised.v1",
+    NormalisedLab,
+    (LAB_NORMALISATION,),
+    (SCORING,),
     "Lab values in canonical SI units, and derived values (corrected calcium) with provenance.",
 )
 SCORES = Topic(
-    "osteocds.scores.v1", Score, (SCORING,), (),
+    "osteocds.scores.v1",
+    Score,
+    (SCORING,),
+    (),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
-    "osteocds.skeletal-events.v1", SkeletalEvent, (SCORING,), (SYSTEMIC_PLANNER,),
+    "osteocds.skeletal-events.v1",
+    SkeletalEvent,
+    (SCORING,),
+    (SYSTEMIC_PLANNER,),
     "Skeletal-related events (CLASS-SRE), one message per event.",
 )
 RECOMMENDATIONS = Topic(
-    "osteocds.recommendations.v1", Recommendation,
-    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER), (NOTIFICATION,),
+    "osteocds.recommendations.v1",
+    Recommendation,
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (NOTIFICATION,),
     "Every rule decision, with rule ID, rule-set version, inputs, French text and citation.",
 )
 ALERTS = Topic(
-    "osteocds.alerts.v1", Alert, (NOTIFICATION,), (),
+    "osteocds.alerts.v1",
+    Alert,
+    (NOTIFICATION,),
+    (),
     "Clinician-facing alerts and their status changes (acknowledged, withdrawn), for EHR inboxes.",
 )
 DEAD_LETTER = Topic(
-    "osteocds.deadletter.v1", DeadLetter, (ALL_SERVICES,), (),
+    "osteocds.deadletter.v1",
+    DeadLetter,
+    (ALL_SERVICES,),
+    (),
     "Messages that could not be decoded, validated or processed, with the reason and original bytes.",
     key="original key",
     partitions=1,
 )
 
 TOPICS: Final[tuple[Topic, ...]] = (
-    PATIENT_RECORDS, LAB_RESULTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS,
-    LABS_NORMALISED, SCORES, SKELETAL_EVENTS, RECOMMENDATIONS, ALERTS, DEAD_LETTER,
+    PATIENT_RECORDS,
+    LAB_RESULTS,
+    IMAGING_FINDINGS,
+    CLINICAL_ASSESSMENTS,
+    TREATMENT_EVENTS,
+    LABS_NORMALISED,
+    SCORES,
+    SKELETAL_EVENTS,
+    RECOMMENDATIONS,
+    ALERTS,
+    DEAD_LETTER,
 )
 BY_NAME: Final[dict[str, Topic]] = {t.name: t for t in TOPICS}

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -33,8 +34,9 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
         ok = service.healthy
-        return JSONResponse({"status": "ok" if ok else "failed", "service": service.name},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "failed", "service": service.name}, status_code=200 if ok else 503
+        )
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
@@ -51,13 +53,22 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
     return app
 
 
-def run(settings: Settings, build: Callable[[Settings], tuple[Service, FastAPI]]) -> None:
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def run(settings: SettingsT, build: Callable[[SettingsT], tuple[Service, FastAPI]]) -> None:
     """Entry point of `python -m services.<name>`."""
     configure_logging(settings.service_name, settings.log_level)
     service, app = build(settings)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_config=None, lifespan="on",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            lifespan="on",
+        )
+    )
 
     def fatal(_: BaseException) -> None:
         server.should_exit = True  # exit non-zero so the orchestrator restarts us; nothing was committed

@@ -94,9 +94,19 @@ def local_tansu(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/", "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_port("127.0.0.1", port, proc)
@@ -113,9 +123,9 @@ def local_redis(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="osteocds-redis-") as d:
         proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", d],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", d],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_port("127.0.0.1", port, proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -31,15 +32,17 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(t.name, num_partitions=min(t.partitions, settings.kafka_topic_partitions),
-                     replication_factor=settings.kafka_replication_factor)
-            for t in topics if t.name not in existing
+            NewTopic(
+                t.name,
+                num_partitions=min(t.partitions, settings.kafka_topic_partitions),
+                replication_factor=settings.kafka_replication_factor,
+            )
+            for t in topics
+            if t.name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service created them meanwhile
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another service created them meanwhile
             log.info("topics created", extra={"count": len(wanted)})
     finally:
         await admin.close()
@@ -96,9 +99,7 @@ class Producer:
         fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key)
         return fut
 
-    async def dead_letter(
-        self, record: ConsumerRecord, error_type: str, reason: str
-    ) -> asyncio.Future[RecordMetadata]:
+    async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:
         """Park an unprocessable record with its reason and original bytes; processing goes on."""
         headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
         letter = DeadLetter(

@@ -9,10 +9,25 @@ import sys
 from datetime import UTC, datetime
 from typing import Final
 
-SAFE_FIELDS: Final = frozenset({
-    "event_id", "topic", "partition", "offset", "rule_id", "outcome", "error_type", "duration_ms",
-    "count", "url", "attempt", "group", "schema_id", "analyte", "reason_code",
-})
+SAFE_FIELDS: Final = frozenset(
+    {
+        "event_id",
+        "topic",
+        "partition",
+        "offset",
+        "rule_id",
+        "outcome",
+        "error_type",
+        "duration_ms",
+        "count",
+        "url",
+        "attempt",
+        "group",
+        "schema_id",
+        "analyte",
+        "reason_code",
+    }
+)
 
 
 class JsonFormatter(logging.Formatter):

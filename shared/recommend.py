@@ -12,8 +12,16 @@ from contracts.rules import RULESET_VERSION, cite
 
 
 def recommendation(
-    *, rule_id: str, trigger: Message, produced_by: str, severity: Severity, title: str, text_fr: str,
-    inputs: Sequence[InputUsed], key: Sequence[object], missing: Sequence[str] = (),
+    *,
+    rule_id: str,
+    trigger: Message,
+    produced_by: str,
+    severity: Severity,
+    title: str,
+    text_fr: str,
+    inputs: Sequence[InputUsed],
+    key: Sequence[object],
+    missing: Sequence[str] = (),
 ) -> Recommendation:
     """`key` identifies the decision: the same rule and key always give the same recommendation ID,
     so a replay or a duplicate shows once."""

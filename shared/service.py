@@ -42,12 +42,16 @@ log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=BaseModel)
 TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, KafkaConnectionError,
-    KafkaTimeoutError, ConnectionError, TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ConnectionError,
+    TimeoutError,
 )
 
 
-class Rejected(Exception):  # noqa: N818 - domain word: the input is rejected, with a reason
+class Rejected(Exception):
     """Raised by a handler for clinically invalid input (unknown unit, implausible value...).
     The record goes to the dead-letter topic with this reason."""
 
@@ -86,23 +90,30 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         self.messages = Counter(
-            "osteocds_messages_total", "Consumed messages by outcome",
-            ["service", "topic", "outcome"], registry=self.registry,
+            "osteocds_messages_total",
+            "Consumed messages by outcome",
+            ["service", "topic", "outcome"],
+            registry=self.registry,
         )
         self.outputs = Counter(
             "osteocds_outputs_total", "Produced messages", ["service", "topic"], registry=self.registry
         )
         self.handler_seconds = Histogram(
-            "osteocds_handler_seconds", "Handler time per message", ["service", "topic"],
-            registry=self.registry, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+            "osteocds_handler_seconds",
+            "Handler time per message",
+            ["service", "topic"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
         )
         self.service = service
 
 
 def _validation_reason(err: ValidationError) -> str:
     # Locations and messages only: the offending input values are not echoed.
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-             for e in err.errors(include_input=False, include_url=False)]
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+        for e in err.errors(include_input=False, include_url=False)
+    ]
     return "invalid message: " + "; ".join(parts)
 
 
@@ -123,7 +134,9 @@ class Service:
 
     # ---- declaration -------------------------------------------------------------------------
     def subscriber(
-        self, topic: Topic, decode: Decoder | None = None,
+        self,
+        topic: Topic,
+        decode: Decoder | None = None,
         idempotency_key: Callable[[Any], str] | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
@@ -132,15 +145,16 @@ class Service:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
             return fn
+
         return register
 
     def patient_aggregate(
-        self, topics: Sequence[Topic], model: type[A], apply: Callable[[A, Any], tuple[A, list[Message]]]
+        self, topics: Sequence[Topic], model: type[A], apply: Callable[[A, Any], tuple[A, Sequence[Message]]]
     ) -> None:
         """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`:
         read the aggregate, apply the event, write it back atomically and publish the outputs."""
 
-        async def handler(event: Message, ctx: Context) -> list[Message]:
+        async def handler(event: Message, ctx: Context) -> Sequence[Message]:
             return await ctx.store.transact(event.patient_id, model, lambda s: apply(s or model(), event))
 
         for topic in topics:
@@ -177,7 +191,7 @@ class Service:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
-            except Exception:  # noqa: S110 - already recorded as fatal by _on_done
+            except Exception:
                 pass
         if self._consumer is not None:
             await self._consumer.stop()
@@ -230,8 +244,9 @@ class Service:
             if d.error is not None:
                 acks.append(await self.producer.dead_letter(d.record, *d.error))
                 self.metrics.messages.labels(self.name, topic, "dead_lettered").inc()
-                log.warning("dead-lettered", extra={"topic": topic, "offset": d.record.offset,
-                                                    "error_type": d.error[0]})
+                log.warning(
+                    "dead-lettered", extra={"topic": topic, "offset": d.record.offset, "error_type": d.error[0]}
+                )
                 continue
             assert d.key is not None and d.message is not None
             if d.key in already:
@@ -287,14 +302,14 @@ class Service:
         s = self.settings
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(s.retry_max_attempts),
-            wait=wait_exponential_jitter(multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s,
-                                        jitter=s.retry_initial_backoff_s),
+            wait=wait_exponential_jitter(
+                multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s, jitter=s.retry_initial_backoff_s
+            ),
             retry=retry_if_exception_type(TRANSIENT),
             reraise=True,
         ):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    log.warning("retrying after transient error",
-                                extra={"attempt": attempt.retry_state.attempt_number})
+                    log.warning("retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number})
                 return await fn(*args)
         raise AssertionError("unreachable")

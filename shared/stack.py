@@ -1,7 +1,7 @@
 """`osteocds`: run the whole system locally.
 
-    osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis and the five services
-    osteocds demo    publish sample patient events to a running stack and print the alerts
+osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis and the five services
+osteocds demo    publish sample patient events to a running stack and print the alerts
 """
 
 from __future__ import annotations
@@ -75,8 +75,12 @@ def service_env(bootstrap: str, redis_url: str, extra: dict[str, str]) -> dict[s
 
 
 def spawn_services(
-    bootstrap: str, redis_url: str, extra_env: dict[str, str], ports: dict[str, int] | None = None,
-    log_dir: Path | None = None, wait_ready: float = 60,
+    bootstrap: str,
+    redis_url: str,
+    extra_env: dict[str, str],
+    ports: dict[str, int] | None = None,
+    log_dir: Path | None = None,
+    wait_ready: float = 60,
 ) -> RunningStack:
     """Start the five services as separate processes and wait until each answers /readyz."""
     env = service_env(bootstrap, redis_url, extra_env)
@@ -85,8 +89,11 @@ def spawn_services(
         port = (ports or {}).get(name, default_port)
         out = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115 - lives with the process
         stack.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env={**env, "HTTP_PORT": str(port)},
-            stdout=out or None, stderr=subprocess.STDOUT if out else None,
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env={**env, "HTTP_PORT": str(port)},
+            stdout=out or None,
+            stderr=subprocess.STDOUT if out else None,
         )
         stack.urls[name] = f"http://127.0.0.1:{port}"
     try:
@@ -117,8 +124,10 @@ def wait_until_ready(stack: RunningStack, timeout: float) -> None:
 @contextlib.contextmanager
 def infrastructure(for_tests: bool) -> Iterator[tuple[infra.Provisioned, infra.Provisioned]]:
     port = None if for_tests or infra.port_open("127.0.0.1", 9092) else 9092
-    with infra.kafka(prefer_docker=for_tests, port=port) as k, infra.redis(prefer_docker=for_tests,
-                                                                reuse_default=not for_tests) as r:
+    with (
+        infra.kafka(prefer_docker=for_tests, port=port) as k,
+        infra.redis(prefer_docker=for_tests, reuse_default=not for_tests) as r,
+    ):
         yield k, r
 
 
@@ -129,8 +138,9 @@ def cmd_up(_: argparse.Namespace) -> int:
         print(f"  Redis  {redis.url}  ({redis.kind})")
         stack = spawn_services(kafka.url, redis.url, kafka.settings)
         STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps({"kafka": kafka.url, "redis": redis.url, "urls": stack.urls,
-                                          "kafka_settings": kafka.settings}))
+        STATE_FILE.write_text(
+            json.dumps({"kafka": kafka.url, "redis": redis.url, "urls": stack.urls, "kafka_settings": kafka.settings})
+        )
         print("OsteoCDS is up:")
         for name, url in stack.urls.items():
             print(f"  {name:<22} {url}  (/healthz /readyz /metrics{', /alerts' if name == NOTIFICATION else ''})")
@@ -155,8 +165,7 @@ def cmd_up(_: argparse.Namespace) -> int:
             STATE_FILE.unlink(missing_ok=True)
             # uvicorn re-raises the signal it handled after a graceful shutdown: -SIGTERM/-SIGINT is clean.
             clean = {0, -signal.SIGTERM, -signal.SIGINT}
-            print("stopped: " + ", ".join(f"{n}={'ok' if c in clean else c}" for n, c in codes.items()),
-                  flush=True)
+            print("stopped: " + ", ".join(f"{n}={'ok' if c in clean else c}" for n, c in codes.items()), flush=True)
     return 0
 
 
@@ -166,25 +175,73 @@ def demo_events(patient_id: str, now: datetime) -> list[tuple[str, dict[str, obj
 
     def base(minutes_ago: int) -> dict[str, object]:
         at = (now - timedelta(minutes=minutes_ago)).isoformat()
-        return {"event_id": str(uuid.uuid4()), "patient_id": patient_id, "occurred_at": at,
-                "recorded_at": now.isoformat(), "source": "demo-bus"}
+        return {
+            "event_id": str(uuid.uuid4()),
+            "patient_id": patient_id,
+            "occurred_at": at,
+            "recorded_at": now.isoformat(),
+            "source": "demo-bus",
+        }
 
     loinc = "http://loinc.org"
     return [
-        (t.PATIENT_RECORDS.name, {**base(600), "birth_date": "1956-04-02", "sex": "male", "weight_kg": 71.0,
-                                  "histology": "adenocarcinoma", "molecular_profile": {"EGFR": "L858R"}}),
-        (t.CLINICAL_ASSESSMENTS.name, {**base(300), "ecog": 1, "life_expectancy_months": 12,
-                                       "pain": {"character": "mechanical", "intensity": "moderate", "nrs": 6},
-                                       "neurological_deficit": True, "primary_controlled": True}),
-        (t.LAB_RESULTS.name, {**base(60), "result_id": f"{patient_id}-CA-1",
-                              "code": {"system": loinc, "code": "2000-8", "display": "Calcium"},
-                              "value": 3.30, "unit": "mmol/L", "status": "final"}),
-        (t.LAB_RESULTS.name, {**base(60), "result_id": f"{patient_id}-ALB-1",
-                              "code": {"system": loinc, "code": "1751-7", "display": "Albumin"},
-                              "value": 2.8, "unit": "g/dL", "status": "final"}),
-        (t.IMAGING_FINDINGS.name, {**base(30), "lesion_id": "T8-a", "skeletal_site": "spine",
-                                   "vertebral_level": "T8", "lesion_type": "lytic", "modality": "mri",
-                                   "epidural_extension": True, "cord_compression": True}),
+        (
+            t.PATIENT_RECORDS.name,
+            {
+                **base(600),
+                "birth_date": "1956-04-02",
+                "sex": "male",
+                "weight_kg": 71.0,
+                "histology": "adenocarcinoma",
+                "molecular_profile": {"EGFR": "L858R"},
+            },
+        ),
+        (
+            t.CLINICAL_ASSESSMENTS.name,
+            {
+                **base(300),
+                "ecog": 1,
+                "life_expectancy_months": 12,
+                "pain": {"character": "mechanical", "intensity": "moderate", "nrs": 6},
+                "neurological_deficit": True,
+                "primary_controlled": True,
+            },
+        ),
+        (
+            t.LAB_RESULTS.name,
+            {
+                **base(60),
+                "result_id": f"{patient_id}-CA-1",
+                "code": {"system": loinc, "code": "2000-8", "display": "Calcium"},
+                "value": 3.30,
+                "unit": "mmol/L",
+                "status": "final",
+            },
+        ),
+        (
+            t.LAB_RESULTS.name,
+            {
+                **base(60),
+                "result_id": f"{patient_id}-ALB-1",
+                "code": {"system": loinc, "code": "1751-7", "display": "Albumin"},
+                "value": 2.8,
+                "unit": "g/dL",
+                "status": "final",
+            },
+        ),
+        (
+            t.IMAGING_FINDINGS.name,
+            {
+                **base(30),
+                "lesion_id": "T8-a",
+                "skeletal_site": "spine",
+                "vertebral_level": "T8",
+                "lesion_type": "lytic",
+                "modality": "mri",
+                "epidural_extension": True,
+                "cord_compression": True,
+            },
+        ),
     ]
 
 
@@ -229,8 +286,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="osteocds", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="osteocds", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start broker, Redis and the five services").set_defaults(fn=cmd_up)
     demo = sub.add_parser("demo", help="publish sample events and show the alerts")

@@ -70,7 +70,7 @@ class StateStore:
                     current = None if raw is None else model.model_validate_json(raw)
                     out = fn(current)
                     new, result = await out if isinstance(out, Awaitable) else out
-                    pipe.multi()
+                    pipe.multi()  # type: ignore[no-untyped-call]
                     if new != current:
                         pipe.set(key, new.model_dump_json())
                     await pipe.execute()
@@ -80,4 +80,4 @@ class StateStore:
 
     async def patient_ids(self, kind: str = "state") -> list[str]:
         prefix = f"{self.ns}:{kind}:"
-        return [k.decode()[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)]
+        return [k.decode()[len(prefix) :] async for k in self.redis.scan_iter(match=prefix + "*", count=500)]

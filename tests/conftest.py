@@ -49,8 +49,9 @@ def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str],
-          stack_logs: Path) -> Iterator[RunningStack]:
+def stack(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], stack_logs: Path
+) -> Iterator[RunningStack]:
     """The five services as real processes, exactly as `osteocds up` starts them."""
     ports = {name: infra.free_port() for name in SERVICE_MODULES}
     running = spawn_services(kafka_bootstrap, redis_url, kafka_settings, ports=ports, log_dir=stack_logs)
@@ -64,8 +65,7 @@ def _idempotence(kafka_settings: dict[str, str]) -> bool:
 
 @pytest.fixture
 async def producer(kafka_bootstrap: str, kafka_settings: dict[str, str]) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
-                         enable_idempotence=_idempotence(kafka_settings))
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=_idempotence(kafka_settings))
     await p.start()
     yield p
     await p.stop()
@@ -82,8 +82,9 @@ def publish(producer: AIOKafkaProducer) -> Publish:
         if isinstance(value, bytes):
             await producer.send_and_wait(topic, value, key=b"malformed")
             return
-        await producer.send_and_wait(topic, json.dumps(value, default=str).encode(),
-                                     key=str(value["patient_id"]).encode())
+        await producer.send_and_wait(
+            topic, json.dumps(value, default=str).encode(), key=str(value["patient_id"]).encode()
+        )
 
     return _publish
 
@@ -96,16 +97,36 @@ def patient_id() -> str:
 def event(patient_id: str, occurred_at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     """A hospital event envelope plus its fields."""
     now = datetime.now(UTC)
-    return {"event_id": str(uuid.uuid4()), "patient_id": patient_id,
-            "occurred_at": (occurred_at or now - timedelta(hours=1)).isoformat(),
-            "recorded_at": now.isoformat(), "source": "test-bus", **fields}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "patient_id": patient_id,
+        "occurred_at": (occurred_at or now - timedelta(hours=1)).isoformat(),
+        "recorded_at": now.isoformat(),
+        "source": "test-bus",
+        **fields,
+    }
 
 
-def lab(patient_id: str, code: str, value: float | None, unit: str | None, *,
-        result_id: str | None = None, status: str = "final", occurred_at: datetime | None = None,
-        recorded_at: datetime | None = None) -> dict[str, Any]:
-    doc = event(patient_id, occurred_at, result_id=result_id or f"r-{uuid.uuid4().hex[:8]}",
-                code={"system": "http://loinc.org", "code": code}, value=value, unit=unit, status=status)
+def lab(
+    patient_id: str,
+    code: str,
+    value: float | None,
+    unit: str | None,
+    *,
+    result_id: str | None = None,
+    status: str = "final",
+    occurred_at: datetime | None = None,
+    recorded_at: datetime | None = None,
+) -> dict[str, Any]:
+    doc = event(
+        patient_id,
+        occurred_at,
+        result_id=result_id or f"r-{uuid.uuid4().hex[:8]}",
+        code={"system": "http://loinc.org", "code": code},
+        value=value,
+        unit=unit,
+        status=status,
+    )
     if recorded_at is not None:
         doc["recorded_at"] = recorded_at.isoformat()
     return doc
@@ -139,17 +160,17 @@ async def metric(stack: RunningStack, svc: str, name: str, **labels: str) -> flo
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name + "{"):
-            lbl, value = line[len(name) + 1:].rsplit("} ", 1)
+            lbl, value = line[len(name) + 1 :].rsplit("} ", 1)
             if ",".join(sorted(lbl.split(","))) == want:
                 total += float(value)
     return total
 
 
-async def consume_until(bootstrap: str, topic: str, predicate: Callable[[Any], bool],
-                        timeout: float = 10) -> Any:
+async def consume_until(bootstrap: str, topic: str, predicate: Callable[[Any], bool], timeout: float = 10) -> Any:
     """Read a topic from the beginning (no consumer group) until a record satisfies `predicate`."""
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                         enable_auto_commit=False, group_id=None)
+    c = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await c.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout

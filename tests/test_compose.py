@@ -43,8 +43,10 @@ def test_five_services_one_image_wired_to_kafka_and_redis() -> None:
         assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
         assert env["HTTP_PORT"] == str(port) and svc["ports"] == [f"{port}:{port}"]
         assert set(env) <= known_env, f"{name}: unknown settings {set(env) - known_env}"
-        assert svc["depends_on"] == {"kafka": {"condition": "service_healthy"},
-                                     "redis": {"condition": "service_healthy"}}
+        assert svc["depends_on"] == {
+            "kafka": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }
 
 
 def test_dockerfile_installs_the_project() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -31,12 +32,14 @@ def test_every_topic_has_a_valid_documented_example(topic) -> None:  # type: ign
 
 
 def test_every_rule_in_the_catalogue_has_a_citation() -> None:
-    catalogue = (ROOT.parent / "shared" / "guideline" / "RULES.md")
+    catalogue = ROOT.parent / "shared" / "guideline" / "RULES.md"
     if not catalogue.is_file():
         pytest.skip("guideline catalogue not beside the repo")
-    ids = {line.split("|")[1].strip() for line in catalogue.read_text().splitlines()
-           if line.startswith("| ") and line.split("|")[1].strip()[:3].isupper()
-           and "-" in line.split("|")[1]}
+    ids = {
+        line.split("|")[1].strip()
+        for line in catalogue.read_text().splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip()[:3].isupper() and "-" in line.split("|")[1]
+    }
     assert len(ids) >= 45, sorted(ids)
     assert ids - set(CITATIONS) == set()
 
@@ -47,21 +50,27 @@ def test_registry_consumers_are_the_services_subscriptions() -> None:
     for name, (module, _) in SERVICE_MODULES.items():
         app = importlib.import_module(f"{module}.app")
         settings_mod = importlib.import_module(f"{module}.settings")
-        settings_cls = next(v for v in vars(settings_mod).values()
-                            if isinstance(v, type) and issubclass(v, Settings) and v is not Settings)
+        settings_cls = next(
+            v
+            for v in vars(settings_mod).values()
+            if isinstance(v, type) and issubclass(v, Settings) and v is not Settings
+        )
         service, _ = app.build(settings_cls())
         declared = {t.name for t in TOPICS if name in t.consumers}
         assert set(service.subscriptions) == declared, name
 
 
-@pytest.mark.parametrize(("patch", "field"), [
-    ({"value": None}, "value"),                       # a value is required unless entered-in-error
-    ({"patient_id": "Jean Dupont"}, "patient_id"),    # pseudonymous IDs only
-    ({"occurred_at": "2026-11-27T07:40:00"}, "occurred_at"),  # naive time: timezone never guessed
-    ({"status": "preliminary"}, "status"),
-    ({"extra_field": 1}, "extra_field"),
-])
-def test_lab_result_rejects_bad_input(patch: dict, field: str) -> None:
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"value": None}, "value"),  # a value is required unless entered-in-error
+        ({"patient_id": "Jean Dupont"}, "patient_id"),  # pseudonymous IDs only
+        ({"occurred_at": "2026-11-27T07:40:00"}, "occurred_at"),  # naive time: timezone never guessed
+        ({"status": "preliminary"}, "status"),
+        ({"extra_field": 1}, "extra_field"),
+    ],
+)
+def test_lab_result_rejects_bad_input(patch: dict[str, Any], field: str) -> None:
     doc = {**EXAMPLES["hospital.lab-results.v1"], **patch}
     with pytest.raises(ValidationError) as err:
         LabResult.model_validate(doc)

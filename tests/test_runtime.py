@@ -49,13 +49,21 @@ async def test_transact_loses_no_concurrent_update(redis_url: str) -> None:
 
 
 def _settings(kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], group: str) -> Settings:
-    env = {k.lower(): v for k, v in kafka_settings.items()}
-    return Settings(service_name=group, kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url,
-                    retry_max_attempts=2, retry_initial_backoff_s=0.01, retry_max_backoff_s=0.02, **env)
+    doc: dict[str, object] = {k.lower(): v for k, v in kafka_settings.items()}
+    doc.update(
+        service_name=group,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        redis_url=redis_url,
+        retry_max_attempts=2,
+        retry_initial_backoff_s=0.01,
+        retry_max_backoff_s=0.02,
+    )
+    return Settings.model_validate(doc)
 
 
-async def test_no_commit_until_output_is_produced(kafka_bootstrap: str, redis_url: str,
-                                                  kafka_settings: dict[str, str], publish: Publish) -> None:
+async def test_no_commit_until_output_is_produced(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
     group = f"runtime-{uuid.uuid4().hex[:8]}"
     topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=1)
     settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group)
@@ -87,15 +95,25 @@ async def test_no_commit_until_output_is_produced(kafka_bootstrap: str, redis_ur
     @working.subscriber(topic)
     async def ok(event: LabResult, ctx: Context) -> list[Message]:
         assert event.value is not None
-        return [NormalisedLab(event_id=derived_id("rt", event.event_id), patient_id=event.patient_id,
-                              occurred_at=event.occurred_at, recorded_at=event.recorded_at, source=group,
-                              analyte="total_calcium", result_id=event.result_id, value=event.value,
-                              unit="mmol/L")]
+        return [
+            NormalisedLab(
+                event_id=derived_id("rt", event.event_id),
+                patient_id=event.patient_id,
+                occurred_at=event.occurred_at,
+                recorded_at=event.recorded_at,
+                source=group,
+                analyte="total_calcium",
+                result_id=event.result_id,
+                value=event.value,
+                unit="mmol/L",
+            )
+        ]
 
     await working.start()
     out_id = str(derived_id("rt", msg["event_id"]))
-    record = await consume_until(kafka_bootstrap, LABS_NORMALISED.name,
-                                 lambda r: json.loads(r.value)["event_id"] == out_id, timeout=20)
+    record = await consume_until(
+        kafka_bootstrap, LABS_NORMALISED.name, lambda r: json.loads(r.value)["event_id"] == out_id, timeout=20
+    )
     assert record.key == msg["patient_id"].encode()
     assert await working.store.seen(msg["event_id"])
     await working.stop()  # drains and commits
@@ -117,10 +135,17 @@ def test_json_logs_drop_unlisted_fields() -> None:
     assert "patient_id" not in doc and "value" not in doc and "pt-secret" not in json.dumps(doc)
 
 
-@pytest.mark.parametrize("bad", [
-    b"", b"null", b"[]", b'{"event_id": "SECRET-42"}', "SECRET-42 é".encode("latin-1"),
-    b'{"event_id": "7f4e2a4e-3f9e-4a57-9d0f-6b1c5a1d2e3f", "patient_id": "SECRET-42", "value": "SECRET-42"}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"null",
+        b"[]",
+        b'{"event_id": "SECRET-42"}',
+        "SECRET-42 é".encode("latin-1"),
+        b'{"event_id": "7f4e2a4e-3f9e-4a57-9d0f-6b1c5a1d2e3f", "patient_id": "SECRET-42", "value": "SECRET-42"}',
+    ],
+)
 def test_decoder_dead_letters_with_reason_that_never_echoes_values(bad: bytes) -> None:
     svc = Service(Settings(service_name="decoder-test"))
     topic = Topic("test.decoder", LabResult, (), (), "")
@@ -131,8 +156,7 @@ def test_decoder_dead_letters_with_reason_that_never_echoes_values(bad: bytes) -
 
     from aiokafka.structs import ConsumerRecord
 
-    rec = ConsumerRecord("test.decoder", 0, 0, int(datetime.now(UTC).timestamp()), 0, None, bad, None,
-                         len(bad), 0, [])
+    rec = ConsumerRecord("test.decoder", 0, 0, int(datetime.now(UTC).timestamp()), 0, None, bad, None, len(bad), 0, [])
     decoded = svc._decode(rec)
     assert decoded.error is not None and decoded.message is None
     error_type, reason = decoded.error

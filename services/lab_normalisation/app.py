@@ -14,11 +14,11 @@ from contracts.base import Message
 from contracts.clinical import Analyte
 from contracts.hospital import Coding, LabResult
 from contracts.topics import LAB_RESULTS
-from shared.http import create_app
-from shared.service import Context, Rejected, Service
 from services.lab_normalisation.domain import LabState, apply_result
 from services.lab_normalisation.rules import CANONICAL_UNIT, LOINC, LOINC_ANALYTES, LabRejection, to_canonical
 from services.lab_normalisation.settings import LabSettings
+from shared.http import create_app
+from shared.service import Context, Rejected, Service
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ def build(settings: LabSettings) -> tuple[Service, FastAPI]:
             except LabRejection as exc:
                 raise Rejected(str(exc)) from exc
         loinc = event.code.code if event.code.system == LOINC else None
-        return list(await ctx.store.transact(
-            event.patient_id, LabState,
-            lambda s: apply_result(s or LabState(), event, analyte, value, unit, event.unit, loinc, window),
-        ))
+        return list(
+            await ctx.store.transact(
+                event.patient_id,
+                LabState,
+                lambda s: apply_result(s or LabState(), event, analyte, value, unit, event.unit, loinc, window),
+            )
+        )
 
     return service, create_app(service)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from contracts.base import derived_id
 from contracts.clinical import Analyte, NormalisedLab, SourceRef
 from contracts.hospital import LabResult
-from services.lab_normalisation.rules import corrected_calcium, closest_within
+from services.lab_normalisation.rules import closest_within, corrected_calcium
 
 SERVICE = "lab-normalisation"
 
@@ -28,8 +28,9 @@ class StoredResult(BaseModel):
 
     def ref(self) -> SourceRef:
         assert self.value is not None
-        return SourceRef(event_id=self.event_id, analyte=self.analyte, value=self.value, unit=self.unit,
-                         occurred_at=self.occurred_at)
+        return SourceRef(
+            event_id=self.event_id, analyte=self.analyte, value=self.value, unit=self.unit, occurred_at=self.occurred_at
+        )
 
 
 class LabState(BaseModel):
@@ -45,8 +46,14 @@ def _status(event: LabResult) -> Literal["final", "amended", "withdrawn"]:
 
 
 def apply_result(
-    state: LabState, event: LabResult, analyte: Analyte, value: float | None, unit: str,
-    original_unit: str | None, loinc: str | None, window: timedelta,
+    state: LabState,
+    event: LabResult,
+    analyte: Analyte,
+    value: float | None,
+    unit: str,
+    original_unit: str | None,
+    loinc: str | None,
+    window: timedelta,
 ) -> tuple[LabState, list[NormalisedLab]]:
     """Record one (already unit-checked) result and return what must be published.
 
@@ -58,19 +65,35 @@ def apply_result(
         return state, []  # late or repeated version: never overwrite newer
     status = _status(event)
     stored = StoredResult(
-        result_id=event.result_id, event_id=event.event_id, analyte=analyte,
-        value=None if status == "withdrawn" else value, unit=unit, occurred_at=event.occurred_at,
-        recorded_at=event.recorded_at, status=status,
+        result_id=event.result_id,
+        event_id=event.event_id,
+        analyte=analyte,
+        value=None if status == "withdrawn" else value,
+        unit=unit,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        status=status,
     )
     results = {**state.results, event.result_id: stored}
-    out = [NormalisedLab(
-        event_id=derived_id("normalised", event.event_id), patient_id=event.patient_id,
-        occurred_at=event.occurred_at, recorded_at=event.recorded_at, source=SERVICE, analyte=analyte,
-        result_id=event.result_id, value=stored.value, unit=unit, status=status,
-        original_value=event.value, original_unit=original_unit, loinc=loinc,
-        rule_ids=["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else []),
-        fasting=event.fasting,
-    )]
+    out = [
+        NormalisedLab(
+            event_id=derived_id("normalised", event.event_id),
+            patient_id=event.patient_id,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+            source=SERVICE,
+            analyte=analyte,
+            result_id=event.result_id,
+            value=stored.value,
+            unit=unit,
+            status=status,
+            original_value=event.value,
+            original_unit=original_unit,
+            loinc=loinc,
+            rule_ids=["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else []),
+            fasting=event.fasting,
+        )
+    ]
     new_state = LabState(results=results, published_derived=dict(state.published_derived))
     if analyte in ("total_calcium", "albumin", "ionised_calcium"):
         out += _recompute_corrected_calcium(new_state, event.patient_id, event.occurred_at, window)
@@ -94,8 +117,7 @@ def _recompute_corrected_calcium(
         derived_result_id = f"corrected:{ca.result_id}"
         alb = closest_within(ca.occurred_at, albumins, window)
         ion = closest_within(ca.occurred_at, ionised, window)
-        eid = derived_id("corrected_calcium", ca.event_id, ca.status, alb and alb.event_id,
-                         ion and ion.event_id)
+        eid = derived_id("corrected_calcium", ca.event_id, ca.status, alb and alb.event_id, ion and ion.event_id)
         if state.published_derived.get(derived_result_id) == eid:
             continue
         if ca.status == "withdrawn" and derived_result_id not in state.published_derived:
@@ -110,14 +132,27 @@ def _recompute_corrected_calcium(
             hours = int(window.total_seconds() // 3600)
             missing.append(f"albumin drawn within {hours} h of the calcium")
         status: Literal["final", "amended", "withdrawn"] = (
-            "withdrawn" if ca.status == "withdrawn"
-            else "amended" if any(s.status == "amended" for s in sources) else "final"
+            "withdrawn"
+            if ca.status == "withdrawn"
+            else "amended"
+            if any(s.status == "amended" for s in sources)
+            else "final"
         )
-        out.append(NormalisedLab(
-            event_id=eid, patient_id=patient_id, occurred_at=ca.occurred_at,
-            recorded_at=max(s.recorded_at for s in [ca, *sources]), source=SERVICE,
-            analyte="corrected_calcium", result_id=derived_result_id, value=value, unit="mmol/L",
-            status=status, rule_ids=["LAB-CA-CORR"], derived_from=[s.ref() for s in sources],
-            missing=missing,
-        ))
+        out.append(
+            NormalisedLab(
+                event_id=eid,
+                patient_id=patient_id,
+                occurred_at=ca.occurred_at,
+                recorded_at=max(s.recorded_at for s in [ca, *sources]),
+                source=SERVICE,
+                analyte="corrected_calcium",
+                result_id=derived_result_id,
+                value=value,
+                unit="mmol/L",
+                status=status,
+                rule_ids=["LAB-CA-CORR"],
+                derived_from=[s.ref() for s in sources],
+                missing=missing,
+            )
+        )
     return out

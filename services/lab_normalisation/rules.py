@@ -14,19 +14,19 @@ LOINC: Final = "http://loinc.org"
 
 #: LOINC code -> analyte. Local codes are added from configuration (see `AnalyteMap`).
 LOINC_ANALYTES: Final[dict[str, Analyte]] = {
-    "17861-6": "total_calcium",      # Calcium [Mass/volume] in Serum or Plasma
-    "2000-8": "total_calcium",       # Calcium [Moles/volume] in Serum or Plasma
-    "1994-3": "ionised_calcium",     # Calcium.ionized [Moles/volume] in Blood
-    "17863-2": "ionised_calcium",    # Calcium.ionized [Mass/volume] in Serum or Plasma
-    "1751-7": "albumin",             # Albumin [Mass/volume] in Serum or Plasma
-    "2160-0": "creatinine",          # Creatinine [Mass/volume] in Serum or Plasma
-    "14682-9": "creatinine",         # Creatinine [Moles/volume] in Serum or Plasma
-    "1989-3": "vitamin_d_25oh",      # 25-Hydroxyvitamin D3+D2 [Mass/volume] in Serum or Plasma
-    "14635-7": "vitamin_d_25oh",     # 25-Hydroxyvitamin D3 [Moles/volume] in Serum or Plasma
-    "777-3": "platelets",            # Platelets [#/volume] in Blood by Automated count
-    "5894-1": "prothrombin_pct",     # Prothrombin time (PT) actual/normal in Platelet poor plasma
+    "17861-6": "total_calcium",  # Calcium [Mass/volume] in Serum or Plasma
+    "2000-8": "total_calcium",  # Calcium [Moles/volume] in Serum or Plasma
+    "1994-3": "ionised_calcium",  # Calcium.ionized [Moles/volume] in Blood
+    "17863-2": "ionised_calcium",  # Calcium.ionized [Mass/volume] in Serum or Plasma
+    "1751-7": "albumin",  # Albumin [Mass/volume] in Serum or Plasma
+    "2160-0": "creatinine",  # Creatinine [Mass/volume] in Serum or Plasma
+    "14682-9": "creatinine",  # Creatinine [Moles/volume] in Serum or Plasma
+    "1989-3": "vitamin_d_25oh",  # 25-Hydroxyvitamin D3+D2 [Mass/volume] in Serum or Plasma
+    "14635-7": "vitamin_d_25oh",  # 25-Hydroxyvitamin D3 [Moles/volume] in Serum or Plasma
+    "777-3": "platelets",  # Platelets [#/volume] in Blood by Automated count
+    "5894-1": "prothrombin_pct",  # Prothrombin time (PT) actual/normal in Platelet poor plasma
     "6768-6": "alkaline_phosphatase",  # Alkaline phosphatase [Enzymatic activity/volume] in S/P
-    "29463-7": "body_weight",        # Body weight
+    "29463-7": "body_weight",  # Body weight
 }
 
 
@@ -38,10 +38,19 @@ class Conversion:
 
 #: analyte -> canonical unit, and accepted unit (case-insensitive, normalised spelling) -> conversion.
 CANONICAL_UNIT: Final[dict[Analyte, str]] = {
-    "total_calcium": "mmol/L", "ionised_calcium": "mmol/L", "albumin": "g/L", "creatinine": "umol/L",
-    "vitamin_d_25oh": "ng/mL", "ctx_serum": "pg/mL", "ntx_urine": "nmol BCE/mmol creatinine",
-    "platelets": "G/L", "prothrombin_pct": "%", "alkaline_phosphatase": "U/L", "body_weight": "kg",
-    "corrected_calcium": "mmol/L", "creatinine_clearance": "mL/min",
+    "total_calcium": "mmol/L",
+    "ionised_calcium": "mmol/L",
+    "albumin": "g/L",
+    "creatinine": "umol/L",
+    "vitamin_d_25oh": "ng/mL",
+    "ctx_serum": "pg/mL",
+    "ntx_urine": "nmol BCE/mmol creatinine",
+    "platelets": "G/L",
+    "prothrombin_pct": "%",
+    "alkaline_phosphatase": "U/L",
+    "body_weight": "kg",
+    "corrected_calcium": "mmol/L",
+    "creatinine_clearance": "mL/min",
 }
 _CA = Conversion(1 / 4.008, "Ca molar mass 40.08 g/mol: mg/dL ÷ 4.008 = mmol/L (RULES.md LAB-UNITS)")
 _ID = Conversion(1.0, "same unit")
@@ -54,7 +63,8 @@ CONVERSIONS: Final[dict[Analyte, dict[str, Conversion]]] = {
         "mg/dl": Conversion(88.42, "creatinine molar mass 113.12 g/mol: mg/dL × 88.42 = µmol/L"),
     },
     "vitamin_d_25oh": {
-        "ng/ml": _ID, "ug/l": _ID,
+        "ng/ml": _ID,
+        "ug/l": _ID,
         "nmol/l": Conversion(1 / 2.496, "25-OH-D molar mass 400.6 g/mol: nmol/L ÷ 2.496 = ng/mL"),
     },
     "ctx_serum": {"pg/ml": _ID, "ng/l": _ID},
@@ -67,10 +77,17 @@ CONVERSIONS: Final[dict[Analyte, dict[str, Conversion]]] = {
 
 #: Physiological plausibility in canonical units: outside this a value is a unit or entry error.
 PLAUSIBLE: Final[dict[Analyte, tuple[float, float]]] = {
-    "total_calcium": (0.5, 6.0), "ionised_calcium": (0.2, 3.5), "albumin": (5.0, 80.0),
-    "creatinine": (10.0, 3000.0), "vitamin_d_25oh": (0.0, 400.0), "ctx_serum": (0.0, 20_000.0),
-    "ntx_urine": (0.0, 3000.0), "platelets": (0.0, 3000.0), "prothrombin_pct": (0.0, 150.0),
-    "alkaline_phosphatase": (0.0, 10_000.0), "body_weight": (20.0, 350.0),
+    "total_calcium": (0.5, 6.0),
+    "ionised_calcium": (0.2, 3.5),
+    "albumin": (5.0, 80.0),
+    "creatinine": (10.0, 3000.0),
+    "vitamin_d_25oh": (0.0, 400.0),
+    "ctx_serum": (0.0, 20_000.0),
+    "ntx_urine": (0.0, 3000.0),
+    "platelets": (0.0, 3000.0),
+    "prothrombin_pct": (0.0, 150.0),
+    "alkaline_phosphatase": (0.0, 10_000.0),
+    "body_weight": (20.0, 350.0),
 }
 
 #: LAB-CA-CORR: default pairing window between calcium and albumin draws.

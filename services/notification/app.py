@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from contracts.base import PatientId
 from contracts.clinical import Alert
 from contracts.topics import RECOMMENDATIONS
-from shared.http import create_app
-from shared.service import Service
 from services.notification.domain import PatientAlerts, acknowledge, apply_recommendation, listing
 from services.notification.settings import NotificationSettings
+from shared.http import create_app
+from shared.service import Service
 
 
 class AckRequest(BaseModel):

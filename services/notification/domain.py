@@ -20,10 +20,21 @@ class PatientAlerts(BaseModel):
 
 def alert_for(rec: Recommendation) -> Alert:
     return Alert(
-        event_id=derived_id("alert", rec.event_id), patient_id=rec.patient_id, occurred_at=rec.occurred_at,
-        recorded_at=rec.recorded_at, source=SERVICE, recommendation_id=rec.event_id, rule_id=rec.rule_id,
-        ruleset_version=rec.ruleset_version, severity=rec.severity, title=rec.title, text_fr=rec.text_fr,
-        citation=rec.citation, inputs=rec.inputs, missing=rec.missing, produced_by=rec.produced_by,
+        event_id=derived_id("alert", rec.event_id),
+        patient_id=rec.patient_id,
+        occurred_at=rec.occurred_at,
+        recorded_at=rec.recorded_at,
+        source=SERVICE,
+        recommendation_id=rec.event_id,
+        rule_id=rec.rule_id,
+        ruleset_version=rec.ruleset_version,
+        severity=rec.severity,
+        title=rec.title,
+        text_fr=rec.text_fr,
+        citation=rec.citation,
+        inputs=rec.inputs,
+        missing=rec.missing,
+        produced_by=rec.produced_by,
     )
 
 
@@ -40,24 +51,34 @@ def apply_recommendation(state: PatientAlerts, rec: Recommendation) -> tuple[Pat
         for old_id in map(str, rec.supersedes):
             old = alerts.get(old_id)
             if old is not None and old.status != "withdrawn":
-                alerts[old_id] = old.model_copy(update={
-                    "status": "withdrawn", "event_id": derived_id("alert-withdrawn", old.event_id),
-                    "recorded_at": rec.recorded_at})
+                alerts[old_id] = old.model_copy(
+                    update={
+                        "status": "withdrawn",
+                        "event_id": derived_id("alert-withdrawn", old.event_id),
+                        "recorded_at": rec.recorded_at,
+                    }
+                )
                 changed.append(alerts[old_id])
     return PatientAlerts(alerts=alerts), changed
 
 
 def acknowledge(state: PatientAlerts, alert_id: str, by: str, at: datetime) -> tuple[PatientAlerts, Alert | None]:
     """Mark one alert acknowledged. An unknown alert gives None; acknowledging twice keeps the first."""
-    target = next((a for a in state.alerts.values() if str(a.recommendation_id) == alert_id
-                   or str(a.event_id) == alert_id), None)
+    target = next(
+        (a for a in state.alerts.values() if str(a.recommendation_id) == alert_id or str(a.event_id) == alert_id), None
+    )
     if target is None:
         return state, None
     if target.status != "active":
         return state, target
-    acked = target.model_copy(update={
-        "status": "acknowledged", "acknowledged_by": by, "acknowledged_at": at,
-        "event_id": derived_id("alert-ack", target.event_id)})
+    acked = target.model_copy(
+        update={
+            "status": "acknowledged",
+            "acknowledged_by": by,
+            "acknowledged_at": at,
+            "event_id": derived_id("alert-ack", target.event_id),
+        }
+    )
     return PatientAlerts(alerts={**state.alerts, str(target.recommendation_id): acked}), acked
 
 

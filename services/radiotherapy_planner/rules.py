@@ -31,8 +31,13 @@ def cord_compression_plan(operated_on: date | None, life_expectancy_months: floa
         lo, hi = ADJUVANT_RT_AFTER_SURGERY
         return MsccPlan("adjuvant", MSCC_SCHEMES, (operated_on + lo, operated_on + hi), False, ())
     if life_expectancy_months is None:
-        return MsccPlan("exclusive_urgent", (*MSCC_SCHEMES, MSCC_POOR_PROGNOSIS_SCHEME), None, False,
-                        ("life expectancy estimate (to weigh the 8 Gy single fraction)",))
+        return MsccPlan(
+            "exclusive_urgent",
+            (*MSCC_SCHEMES, MSCC_POOR_PROGNOSIS_SCHEME),
+            None,
+            False,
+            ("life expectancy estimate (to weigh the 8 Gy single fraction)",),
+        )
     poor = life_expectancy_months < POOR_PROGNOSIS_MONTHS
     schemes = (MSCC_POOR_PROGNOSIS_SCHEME, *MSCC_SCHEMES) if poor else (*MSCC_SCHEMES, MSCC_POOR_PROGNOSIS_SCHEME)
     return MsccPlan("exclusive_urgent", schemes, None, poor, ())

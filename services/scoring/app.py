@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from contracts.topics import LABS_NORMALISED
-from shared.http import create_app
-from shared.service import Service
 from services.scoring.domain import ScoringState, apply_lab
 from services.scoring.settings import ScoringSettings
+from shared.http import create_app
+from shared.service import Service
 
 
 def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:

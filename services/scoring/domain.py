@@ -50,7 +50,10 @@ def apply_lab(state: ScoringState, lab: NormalisedLab) -> tuple[ScoringState, li
     if prev is not None and prev.recorded_at > lab.recorded_at:
         return state, []
     s.corrected_calcium[lab.result_id] = CalciumValue(
-        event_id=lab.event_id, value=lab.value, occurred_at=lab.occurred_at, recorded_at=lab.recorded_at,
+        event_id=lab.event_id,
+        value=lab.value,
+        occurred_at=lab.occurred_at,
+        recorded_at=lab.recorded_at,
         withdrawn=lab.status == "withdrawn",
     )
     out: list[Message] = []
@@ -60,22 +63,47 @@ def apply_lab(state: ScoringState, lab: NormalisedLab) -> tuple[ScoringState, li
 
     # an open "cannot confirm" warning for this draw is closed once it has a value or is withdrawn
     if lab.result_id in s.unconfirmed and (lab.value is not None or lab.status == "withdrawn"):
-        out.append(withdrawal(s.unconfirmed.pop(lab.result_id), "LAB-CA-CRISIS", lab, SERVICE,
-                              "Albuminémie reçue : la calcémie corrigée est désormais calculée."))
+        out.append(
+            withdrawal(
+                s.unconfirmed.pop(lab.result_id),
+                "LAB-CA-CRISIS",
+                lab,
+                SERVICE,
+                "Albuminémie reçue : la calcémie corrigée est désormais calculée.",
+            )
+        )
 
     if s.crisis is not None and s.crisis[0] == lab.result_id and not crisis_now:
-        out.append(withdrawal(s.crisis[1], "LAB-CA-CRISIS", lab, SERVICE,
-                              "Le résultat ayant déclenché l'alerte d'hypercalcémie a été corrigé ou annulé."))
+        out.append(
+            withdrawal(
+                s.crisis[1],
+                "LAB-CA-CRISIS",
+                lab,
+                SERVICE,
+                "Le résultat ayant déclenché l'alerte d'hypercalcémie a été corrigé ou annulé.",
+            )
+        )
         s.crisis = None
     elif crisis_now and is_newest and s.crisis is None:
         rec = crisis_recommendation(lab)
         s.crisis = (lab.result_id, rec.event_id)
         sre = SkeletalEvent(
-            event_id=derived_id("sre", "hypercalcaemia", lab.event_id), patient_id=lab.patient_id,
-            occurred_at=lab.occurred_at, recorded_at=lab.recorded_at, source=SERVICE, kind="hypercalcaemia",
+            event_id=derived_id("sre", "hypercalcaemia", lab.event_id),
+            patient_id=lab.patient_id,
+            occurred_at=lab.occurred_at,
+            recorded_at=lab.recorded_at,
+            source=SERVICE,
+            kind="hypercalcaemia",
             rule_id="CLASS-SRE",
-            evidence=[InputUsed(name="corrected_calcium", value=lab.value, unit=lab.unit,
-                                occurred_at=lab.occurred_at, source_event_id=lab.event_id)],
+            evidence=[
+                InputUsed(
+                    name="corrected_calcium",
+                    value=lab.value,
+                    unit=lab.unit,
+                    occurred_at=lab.occurred_at,
+                    source_event_id=lab.event_id,
+                )
+            ],
         )
         s.sres.append(sre.event_id)
         out += [rec, sre]

@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ CA_MMOL = "2000-8"
 ALBUMIN = "1751-7"
 
 
-def by_rule(items: list[dict], rule_id: str) -> list[dict]:
+def by_rule(items: list[dict[str, Any]], rule_id: str) -> list[dict[str, Any]]:
     return [a for a in items if a["rule_id"] == rule_id]
 
 
@@ -43,26 +44,37 @@ async def test_hypercalcaemic_crisis_alerts_once(stack: RunningStack, publish: P
     assert "3.60" in alert["title"]
 
     # the same events delivered again: no second effect anywhere
-    before = await metric(stack, "lab-normalisation", "osteocds_messages_total",
-                          service="lab-normalisation", topic=LAB_RESULTS.name, outcome="duplicate")
+    before = await metric(
+        stack,
+        "lab-normalisation",
+        "osteocds_messages_total",
+        service="lab-normalisation",
+        topic=LAB_RESULTS.name,
+        outcome="duplicate",
+    )
     await publish(LAB_RESULTS.name, ca)
     await publish(LAB_RESULTS.name, alb)
 
     async def duplicates_seen() -> bool:
-        n = await metric(stack, "lab-normalisation", "osteocds_messages_total",
-                         service="lab-normalisation", topic=LAB_RESULTS.name, outcome="duplicate")
+        n = await metric(
+            stack,
+            "lab-normalisation",
+            "osteocds_messages_total",
+            service="lab-normalisation",
+            topic=LAB_RESULTS.name,
+            outcome="duplicate",
+        )
         return n >= before + 2
 
     await wait_for(duplicates_seen, timeout=10)
     assert len(await _crisis(stack, patient_id)) == 1
 
 
-async def _crisis(stack: RunningStack, patient_id: str) -> list[dict]:
+async def _crisis(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
     return by_rule(await alerts(stack, patient_id), "LAB-CA-CRISIS")
 
 
-async def test_sre_from_crisis_triggers_antiresorptive(stack: RunningStack, publish: Publish,
-                                                      patient_id: str) -> None:
+async def test_sre_from_crisis_triggers_antiresorptive(stack: RunningStack, publish: Publish, patient_id: str) -> None:
     drawn = datetime.now(UTC) - timedelta(hours=1)
     await publish(LAB_RESULTS.name, lab(patient_id, "17861-6", 15.0, "mg/dL", occurred_at=drawn))  # 3.74 mmol/L
     await publish(LAB_RESULTS.name, lab(patient_id, ALBUMIN, 4.0, "g/dL", occurred_at=drawn))
@@ -71,25 +83,40 @@ async def test_sre_from_crisis_triggers_antiresorptive(stack: RunningStack, publ
     assert any(i["name"] == "sre:hypercalcaemia" for i in start[0]["inputs"])
 
 
-async def _rule(stack: RunningStack, patient_id: str, rule_id: str) -> list[dict]:
+async def _rule(stack: RunningStack, patient_id: str, rule_id: str) -> list[dict[str, Any]]:
     return [a for a in by_rule(await alerts(stack, patient_id), rule_id) if a["status"] == "active"]
 
 
-async def test_cord_compression_gives_urgent_radiotherapy(stack: RunningStack, publish: Publish,
-                                                          patient_id: str) -> None:
-    await publish(IMAGING_FINDINGS.name, event(
-        patient_id, lesion_id="L-T8", skeletal_site="spine", vertebral_level="T8", lesion_type="lytic",
-        modality="mri", epidural_extension=True, cord_compression=True))
+async def test_cord_compression_gives_urgent_radiotherapy(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    await publish(
+        IMAGING_FINDINGS.name,
+        event(
+            patient_id,
+            lesion_id="L-T8",
+            skeletal_site="spine",
+            vertebral_level="T8",
+            lesion_type="lytic",
+            modality="mri",
+            epidural_extension=True,
+            cord_compression=True,
+        ),
+    )
     mscc = await wait_for(lambda: _rule(stack, patient_id, "RT-MSCC"))
     assert mscc[0]["severity"] == "critical"
     assert "30 Gy en 10" in mscc[0]["text_fr"] and "20 Gy en 5" in mscc[0]["text_fr"]
     assert mscc[0]["missing"], "life expectancy is unknown and must be named as missing"
 
     # decompressive surgery: the urgent alert is withdrawn, an adjuvant plan replaces it
-    await publish(TREATMENT_EVENTS.name, event(
-        patient_id, treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": "2026-11-20"}))
+    await publish(
+        TREATMENT_EVENTS.name,
+        event(
+            patient_id, treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": "2026-11-20"}
+        ),
+    )
 
-    async def adjuvant() -> list[dict]:
+    async def adjuvant() -> list[dict[str, Any]]:
         return [a for a in await _rule(stack, patient_id, "RT-MSCC") if "adjuvante" in a["text_fr"]]
 
     plan = await wait_for(adjuvant)
@@ -115,14 +142,21 @@ async def test_malformed_message_is_dead_lettered_and_next_processed(
     def letter(record: object) -> DeadLetter:
         return DeadLetter.model_validate_json(record.value)  # type: ignore[attr-defined]
 
-    raw = await consume_until(kafka_bootstrap, DEAD_LETTER.name,
-                              lambda r: base64.b64decode(letter(r).value_b64 or "") == garbage)
+    raw = await consume_until(
+        kafka_bootstrap, DEAD_LETTER.name, lambda r: base64.b64decode(letter(r).value_b64 or "") == garbage
+    )
     assert letter(raw).topic == LAB_RESULTS.name and letter(raw).service == "lab-normalisation"
-    missing = await consume_until(kafka_bootstrap, DEAD_LETTER.name,
-                                  lambda r: invalid["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""))
+    missing = await consume_until(
+        kafka_bootstrap,
+        DEAD_LETTER.name,
+        lambda r: invalid["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""),
+    )
     assert "occurred_at" in letter(missing).reason and letter(missing).error_type == "ValidationError"
-    unit = await consume_until(kafka_bootstrap, DEAD_LETTER.name,
-                               lambda r: bad_unit["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""))
+    unit = await consume_until(
+        kafka_bootstrap,
+        DEAD_LETTER.name,
+        lambda r: bad_unit["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""),
+    )
     assert "unknown unit 'mg'" in letter(unit).reason
     # the good messages after them still went through (3.40 + 0.25 = 3.65 mmol/L)
     crisis = await wait_for(lambda: _crisis(stack, patient_id))
@@ -139,8 +173,16 @@ async def test_amended_result_withdraws_alert_and_late_result_does_not_overwrite
     await publish(LAB_RESULTS.name, lab(patient_id, ALBUMIN, 28, "g/L", occurred_at=drawn))
     await wait_for(lambda: _rule(stack, patient_id, "LAB-CA-CRISIS"))
 
-    amended = lab(patient_id, CA_MMOL, 2.30, "mmol/L", result_id="CA-1", status="amended", occurred_at=drawn,
-                  recorded_at=now + timedelta(minutes=5))
+    amended = lab(
+        patient_id,
+        CA_MMOL,
+        2.30,
+        "mmol/L",
+        result_id="CA-1",
+        status="amended",
+        occurred_at=drawn,
+        recorded_at=now + timedelta(minutes=5),
+    )
     await publish(LAB_RESULTS.name, amended)
 
     async def withdrawn() -> bool:
@@ -158,8 +200,14 @@ async def test_amended_result_withdraws_alert_and_late_result_does_not_overwrite
     await publish(LAB_RESULTS.name, marker)  # processed after the others (same partition)
 
     async def marker_processed() -> bool:
-        c = await metric(stack, "scoring", "osteocds_messages_total", service="scoring",
-                         topic="osteocds.labs.normalised.v1", outcome="processed")
+        c = await metric(
+            stack,
+            "scoring",
+            "osteocds_messages_total",
+            service="scoring",
+            topic="osteocds.labs.normalised.v1",
+            outcome="processed",
+        )
         return c > 0 and await _lab_state_has(stack, patient_id, marker["result_id"])
 
     await wait_for(marker_processed)
@@ -180,16 +228,27 @@ async def _lab_state_has(stack: RunningStack, patient_id: str, result_id: str) -
 
 
 async def test_acknowledge_alert(stack: RunningStack, publish: Publish, patient_id: str) -> None:
-    await publish(IMAGING_FINDINGS.name, event(
-        patient_id, lesion_id="L-C5", skeletal_site="spine", vertebral_level="C5", modality="mri",
-        cord_compression=True))
+    await publish(
+        IMAGING_FINDINGS.name,
+        event(
+            patient_id,
+            lesion_id="L-C5",
+            skeletal_site="spine",
+            vertebral_level="C5",
+            modality="mri",
+            cord_compression=True,
+        ),
+    )
     alert = (await wait_for(lambda: _rule(stack, patient_id, "RT-MSCC")))[0]
     async with httpx.AsyncClient(base_url=stack.urls["notification"], timeout=5) as c:
-        r = await c.post(f"/alerts/{alert['recommendation_id']}/ack",
-                         json={"patient_id": patient_id, "acknowledged_by": "dr-house"})
+        r = await c.post(
+            f"/alerts/{alert['recommendation_id']}/ack", json={"patient_id": patient_id, "acknowledged_by": "dr-house"}
+        )
         assert r.status_code == 200 and r.json()["status"] == "acknowledged"
-        missing = await c.post("/alerts/00000000-0000-0000-0000-000000000000/ack",
-                               json={"patient_id": patient_id, "acknowledged_by": "dr-house"})
+        missing = await c.post(
+            "/alerts/00000000-0000-0000-0000-000000000000/ack",
+            json={"patient_id": patient_id, "acknowledged_by": "dr-house"},
+        )
         assert missing.status_code == 404
     listed = await alerts(stack, patient_id, status="acknowledged")
     assert [a["acknowledged_by"] for a in listed] == ["dr-house"]
@@ -206,8 +265,9 @@ async def test_health_readiness_and_metrics(stack: RunningStack) -> None:
             assert "# HELP osteocds_messages_total" in metrics.text, name
 
 
-async def test_logs_carry_no_patient_data(stack: RunningStack, publish: Publish, patient_id: str,
-                                          stack_logs: Path) -> None:
+async def test_logs_carry_no_patient_data(
+    stack: RunningStack, publish: Publish, patient_id: str, stack_logs: Path
+) -> None:
     drawn = datetime.now(UTC) - timedelta(hours=1)
     await publish(LAB_RESULTS.name, lab(patient_id, CA_MMOL, 3.77, "mmol/L", occurred_at=drawn))
     await publish(LAB_RESULTS.name, lab(patient_id, ALBUMIN, 28, "g/L", occurred_at=drawn))

@@ -14,12 +14,28 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 CODES = {"total_calcium": "2000-8", "albumin": "1751-7", "ionised_calcium": "1994-3"}
 
 
-def result(analyte: str, value: float | None, unit: str, *, rid: str, at: datetime = T0,
-           recorded: datetime | None = None, status: str = "final") -> LabResult:
-    return LabResult(event_id=uuid.uuid4(), patient_id="p1", occurred_at=at, recorded_at=recorded or at,
-                     source="lab", result_id=rid,
-                     code={"system": "http://loinc.org", "code": CODES[analyte]},  # type: ignore[arg-type]
-                     value=value, unit=unit, status=status)  # type: ignore[arg-type]
+def result(
+    analyte: str,
+    value: float | None,
+    unit: str,
+    *,
+    rid: str,
+    at: datetime = T0,
+    recorded: datetime | None = None,
+    status: str = "final",
+) -> LabResult:
+    return LabResult(
+        event_id=uuid.uuid4(),
+        patient_id="p1",
+        occurred_at=at,
+        recorded_at=recorded or at,
+        source="lab",
+        result_id=rid,
+        code={"system": "http://loinc.org", "code": CODES[analyte]},
+        value=value,
+        unit=unit,
+        status=status,
+    )
 
 
 def apply(state: LabState, r: LabResult, analyte: str) -> tuple[LabState, list[NormalisedLab]]:
@@ -54,8 +70,11 @@ def test_repeated_or_late_version_has_no_effect() -> None:
 def test_amendment_replaces_and_rederives() -> None:
     s, _ = apply(LabState(), result("total_calcium", 3.30, "mmol/L", rid="ca"), "total_calcium")
     s, _ = apply(s, result("albumin", 28, "g/L", rid="alb"), "albumin")
-    s, out = apply(s, result("total_calcium", 2.30, "mmol/L", rid="ca", status="amended",
-                             recorded=T0 + timedelta(hours=1)), "total_calcium")
+    s, out = apply(
+        s,
+        result("total_calcium", 2.30, "mmol/L", rid="ca", status="amended", recorded=T0 + timedelta(hours=1)),
+        "total_calcium",
+    )
     assert out[0].status == "amended" and out[0].value == 2.30 and "LAB-CORRECTION" in out[0].rule_ids
     [c] = corrected(out)
     assert c.value == 2.60 and c.status == "amended"
@@ -64,8 +83,11 @@ def test_amendment_replaces_and_rederives() -> None:
 def test_entered_in_error_withdraws_value_and_derived() -> None:
     s, _ = apply(LabState(), result("total_calcium", 3.30, "mmol/L", rid="ca"), "total_calcium")
     s, _ = apply(s, result("albumin", 28, "g/L", rid="alb"), "albumin")
-    s, out = apply(s, result("total_calcium", None, "mmol/L", rid="ca", status="entered-in-error",
-                             recorded=T0 + timedelta(hours=1)), "total_calcium")
+    s, out = apply(
+        s,
+        result("total_calcium", None, "mmol/L", rid="ca", status="entered-in-error", recorded=T0 + timedelta(hours=1)),
+        "total_calcium",
+    )
     assert out[0].status == "withdrawn" and out[0].value is None
     [c] = corrected(out)
     assert c.status == "withdrawn" and c.value is None
@@ -75,8 +97,19 @@ def test_albumin_withdrawn_repairs_with_next_closest() -> None:
     s, _ = apply(LabState(), result("total_calcium", 3.30, "mmol/L", rid="ca"), "total_calcium")
     s, _ = apply(s, result("albumin", 28, "g/L", rid="alb1", at=T0 + timedelta(hours=1)), "albumin")
     s, _ = apply(s, result("albumin", 36, "g/L", rid="alb2", at=T0 + timedelta(hours=20)), "albumin")
-    s, out = apply(s, result("albumin", None, "g/L", rid="alb1", at=T0 + timedelta(hours=1), status="entered-in-error",
-                             recorded=T0 + timedelta(hours=30)), "albumin")
+    s, out = apply(
+        s,
+        result(
+            "albumin",
+            None,
+            "g/L",
+            rid="alb1",
+            at=T0 + timedelta(hours=1),
+            status="entered-in-error",
+            recorded=T0 + timedelta(hours=30),
+        ),
+        "albumin",
+    )
     [c] = corrected(out)
     assert c.value == 3.40  # paired with alb2 now
 

@@ -42,37 +42,41 @@ CONVERSIONS = [
 
 
 @pytest.mark.parametrize(("analyte", "value", "unit", "expected", "canonical"), CONVERSIONS)
-def test_conversion_to_canonical_units(analyte: str, value: float, unit: str, expected: float,
-                                       canonical: str) -> None:
+def test_conversion_to_canonical_units(analyte: str, value: float, unit: str, expected: float, canonical: str) -> None:
     got, got_unit, conv = to_canonical(analyte, value, unit)  # type: ignore[arg-type]
     assert got == pytest.approx(expected, rel=1e-9)
     assert got_unit == canonical
     assert conv.source
 
 
-@pytest.mark.parametrize(("analyte", "value", "unit", "reason"), [
-    ("total_calcium", 2.4, None, "unit missing"),
-    ("total_calcium", 2.4, "  ", "unit missing"),
-    ("total_calcium", 2.4, "mg", "unknown unit 'mg'"),
-    ("albumin", 28, "mmol/L", "unknown unit"),
-    ("total_calcium", 24, "mmol/L", "outside the plausible range"),   # mg/dL sent as mmol/L
-    ("albumin", 280, "g/L", "outside the plausible range"),
-    ("creatinine", 0.9, "umol/L", "outside the plausible range"),      # mg/dL value with a µmol/L unit
-])
-def test_unknown_missing_or_implausible_is_rejected(analyte: str, value: float, unit: str | None,
-                                                    reason: str) -> None:
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "reason"),
+    [
+        ("total_calcium", 2.4, None, "unit missing"),
+        ("total_calcium", 2.4, "  ", "unit missing"),
+        ("total_calcium", 2.4, "mg", "unknown unit 'mg'"),
+        ("albumin", 28, "mmol/L", "unknown unit"),
+        ("total_calcium", 24, "mmol/L", "outside the plausible range"),  # mg/dL sent as mmol/L
+        ("albumin", 280, "g/L", "outside the plausible range"),
+        ("creatinine", 0.9, "umol/L", "outside the plausible range"),  # mg/dL value with a µmol/L unit
+    ],
+)
+def test_unknown_missing_or_implausible_is_rejected(analyte: str, value: float, unit: str | None, reason: str) -> None:
     with pytest.raises(LabRejection, match=reason):
         to_canonical(analyte, value, unit)  # type: ignore[arg-type]
 
 
 # L316: corrected Ca = measured Ca + (40 - albumin) / 40
-@pytest.mark.parametrize(("ca", "albumin", "expected"), [
-    (3.30, 28, 3.60),   # the case
-    (2.40, 40, 2.40),   # normal albumin: no correction
-    (2.40, 44, 2.30),   # high albumin lowers it
-    (3.40, 30, 3.65),
-    (13.6 / 4.008, 30, 13.6 / 4.008 + 0.25),  # 13.6 mg/dL with 3.0 g/dL
-])
+@pytest.mark.parametrize(
+    ("ca", "albumin", "expected"),
+    [
+        (3.30, 28, 3.60),  # the case
+        (2.40, 40, 2.40),  # normal albumin: no correction
+        (2.40, 44, 2.30),  # high albumin lowers it
+        (3.40, 30, 3.65),
+        (13.6 / 4.008, 30, 13.6 / 4.008 + 0.25),  # 13.6 mg/dL with 3.0 g/dL
+    ],
+)
 def test_corrected_calcium(ca: float, albumin: float, expected: float) -> None:
     assert corrected_calcium(ca, albumin) == pytest.approx(expected)
 
@@ -80,14 +84,17 @@ def test_corrected_calcium(ca: float, albumin: float, expected: float) -> None:
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("offsets_h", "expected"), [
-    ([0], 0),
-    ([47, -10], -10),                 # closest wins
-    ([48], 48),                       # exactly the 48 h window: still paired
-    ([48.001], None),                 # just outside
-    ([-48.001, 60], None),
-    ([-5, 5], -5),                    # tie: the earlier draw, deterministically
-])
+@pytest.mark.parametrize(
+    ("offsets_h", "expected"),
+    [
+        ([0], 0),
+        ([47, -10], -10),  # closest wins
+        ([48], 48),  # exactly the 48 h window: still paired
+        ([48.001], None),  # just outside
+        ([-48.001, 60], None),
+        ([-5, 5], -5),  # tie: the earlier draw, deterministically
+    ],
+)
 def test_albumin_pairing_window(offsets_h: list[float], expected: float | None) -> None:
     cands = [(T0 + timedelta(hours=h), h) for h in offsets_h]
     assert closest_within(T0, cands, CA_ALBUMIN_WINDOW) == expected

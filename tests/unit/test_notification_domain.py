@@ -10,12 +10,26 @@ from services.notification.domain import PatientAlerts, acknowledge, apply_recom
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-def rec(severity: str = "critical", status: str = "active", supersedes: list[uuid.UUID] | None = None) -> Recommendation:
+def rec(
+    severity: str = "critical", status: str = "active", supersedes: list[uuid.UUID] | None = None
+) -> Recommendation:
     return Recommendation(
-        event_id=uuid.uuid4(), patient_id="p1", occurred_at=T0, recorded_at=T0, source="scoring",
-        rule_id="LAB-CA-CRISIS", ruleset_version=RULESET_VERSION, severity=severity,  # type: ignore[arg-type]
-        title="t", text_fr="x", citation=cite("LAB-CA-CRISIS"), inputs=[], produced_by="scoring",
-        status=status, supersedes=supersedes or [])  # type: ignore[arg-type]
+        event_id=uuid.uuid4(),
+        patient_id="p1",
+        occurred_at=T0,
+        recorded_at=T0,
+        source="scoring",
+        rule_id="LAB-CA-CRISIS",
+        ruleset_version=RULESET_VERSION,
+        severity=severity,
+        title="t",
+        text_fr="x",
+        citation=cite("LAB-CA-CRISIS"),
+        inputs=[],
+        produced_by="scoring",
+        status=status,
+        supersedes=supersedes or [],
+    )
 
 
 def test_repeat_is_idempotent_and_withdrawal_marks() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,24 +15,52 @@ from services.scoring.rules import is_hypercalcaemic_crisis
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("corrected", "crisis"), [
-    (3.49, False), (3.50, False), (3.51, True), (3.60, True), (2.40, False), (4.5, True),
-])
+@pytest.mark.parametrize(
+    ("corrected", "crisis"),
+    [
+        (3.49, False),
+        (3.50, False),
+        (3.51, True),
+        (3.60, True),
+        (2.40, False),
+        (4.5, True),
+    ],
+)
 def test_crisis_threshold_is_strictly_above_3_5(corrected: float, crisis: bool) -> None:
     assert is_hypercalcaemic_crisis(corrected) is crisis
 
 
-def cc(value: float | None, *, rid: str = "corrected:ca", at: datetime = T0, recorded: datetime | None = None,
-       status: str = "final", measured: float | None = None) -> NormalisedLab:
-    src = [] if measured is None else [SourceRef(event_id=uuid.uuid4(), analyte="total_calcium", value=measured,
-                                                 unit="mmol/L", occurred_at=at)]
-    return NormalisedLab(event_id=uuid.uuid4(), patient_id="p1", occurred_at=at, recorded_at=recorded or at,
-                         source="lab-normalisation", analyte="corrected_calcium", result_id=rid, value=value,
-                         unit="mmol/L", status=status, derived_from=src,  # type: ignore[arg-type]
-                         missing=[] if value is not None else ["albumin drawn within 48 h of the calcium"])
+def cc(
+    value: float | None,
+    *,
+    rid: str = "corrected:ca",
+    at: datetime = T0,
+    recorded: datetime | None = None,
+    status: str = "final",
+    measured: float | None = None,
+) -> NormalisedLab:
+    src = (
+        []
+        if measured is None
+        else [SourceRef(event_id=uuid.uuid4(), analyte="total_calcium", value=measured, unit="mmol/L", occurred_at=at)]
+    )
+    return NormalisedLab(
+        event_id=uuid.uuid4(),
+        patient_id="p1",
+        occurred_at=at,
+        recorded_at=recorded or at,
+        source="lab-normalisation",
+        analyte="corrected_calcium",
+        result_id=rid,
+        value=value,
+        unit="mmol/L",
+        status=status,
+        derived_from=src,
+        missing=[] if value is not None else ["albumin drawn within 48 h of the calcium"],
+    )
 
 
-def recs(out: list) -> list[Recommendation]:
+def recs(out: Sequence[object]) -> list[Recommendation]:
     return [o for o in out if isinstance(o, Recommendation)]
 
 
