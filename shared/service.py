@@ -69,11 +69,17 @@ Decoder = Callable[[bytes], BaseModel]
 HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 
 
+Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
+
+
 @dataclass
 class Subscription:
     topic: Topic
-    handler: HandlerFn
     decode: Decoder
+    #: a plain async handler, or
+    handler: HandlerFn | None = None
+    #: a pure transition of the per-patient aggregate `model`: (state, event) -> (state, outputs)
+    aggregate: tuple[type[BaseModel], Apply] | None = None
     idempotency_key: Callable[[Any], str] = field(default=lambda m: str(m.event_id))
 
 
@@ -140,7 +146,7 @@ class Service:
         idempotency_key: Callable[[Any], str] | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            sub = Subscription(topic, fn, decode or topic.value.model_validate_json)
+            sub = Subscription(topic, decode or topic.value.model_validate_json, handler=fn)
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
@@ -151,14 +157,18 @@ class Service:
     def patient_aggregate(
         self, topics: Sequence[Topic], model: type[A], apply: Callable[[A, Any], tuple[A, Sequence[Message]]]
     ) -> None:
-        """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`:
-        read the aggregate, apply the event, write it back atomically and publish the outputs."""
+        """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`.
 
-        async def handler(event: Message, ctx: Context) -> Sequence[Message]:
-            return await ctx.store.transact(event.patient_id, model, lambda s: apply(s or model(), event))
-
+        The loop reads the aggregate, applies the patient's events of the batch in order, writes it back
+        atomically (one Redis transaction per patient per batch) and publishes the outputs. `apply` may
+        raise `Rejected`; that event is dead-lettered and the others still apply."""
+        models = {sub.aggregate[0] for sub in self.subscriptions.values() if sub.aggregate is not None}
+        if models - {model}:
+            raise ValueError("one patient aggregate per service")
         for topic in topics:
-            self.subscriber(topic)(handler)
+            self.subscriptions[topic.name] = Subscription(
+                topic, topic.value.model_validate_json, aggregate=(model, apply)
+            )
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -238,48 +248,92 @@ class Service:
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         acks: list[asyncio.Future[RecordMetadata]] = []
-        done_keys: list[str] = []
+        work: list[_Decoded] = []
         for d in decoded:
-            topic = d.record.topic
             if d.error is not None:
-                acks.append(await self.producer.dead_letter(d.record, *d.error))
-                self.metrics.messages.labels(self.name, topic, "dead_lettered").inc()
-                log.warning(
-                    "dead-lettered", extra={"topic": topic, "offset": d.record.offset, "error_type": d.error[0]}
-                )
+                acks.append(await self._dead_letter(d, *d.error, outcome="dead_lettered"))
+            elif d.key in already:
+                self.metrics.messages.labels(self.name, d.record.topic, "duplicate").inc()
+            else:
+                assert d.key is not None
+                already.add(d.key)
+                work.append(d)
+
+        # One patient's events keep their order; one aggregate transaction per patient per batch.
+        groups: dict[str, list[_Decoded]] = {}
+        results: list[tuple[_Decoded, Sequence[Message], BaseException | None]] = []
+        for d in work:
+            if d.sub.aggregate is not None:
+                groups.setdefault(d.message.patient_id, []).append(d)  # type: ignore[union-attr]
+            else:
+                results.append(await self._run_handler(d))
+        for patient_id, items in groups.items():
+            results += await self._retry(self._run_aggregate, patient_id, items)
+
+        done_keys: list[str] = []
+        for d, outputs, exc in results:
+            topic = d.record.topic
+            if isinstance(exc, Rejected):
+                acks.append(await self._dead_letter(d, "Rejected", str(exc), outcome="rejected"))
+                done_keys.append(d.key)  # type: ignore[arg-type]
                 continue
-            assert d.key is not None and d.message is not None
-            if d.key in already:
-                self.metrics.messages.labels(self.name, topic, "duplicate").inc()
-                continue
-            already.add(d.key)
-            ctx = Context(self.store, self.settings, d.record)
-            t0 = time.perf_counter()
-            try:
-                outputs = await self._retry(d.sub.handler, d.message, ctx)
-            except TRANSIENT:
-                raise
-            except Rejected as exc:
-                acks.append(await self.producer.dead_letter(d.record, "Rejected", str(exc)))
-                self.metrics.messages.labels(self.name, topic, "rejected").inc()
-                log.warning("rejected", extra={"topic": topic, "event_id": d.key, "error_type": "Rejected"})
-                done_keys.append(d.key)
-                continue
-            except Exception as exc:
-                acks.append(await self.producer.dead_letter(d.record, type(exc).__name__, f"handler error: {exc}"))
-                self.metrics.messages.labels(self.name, topic, "failed").inc()
+            if exc is not None:
+                acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
-            self.metrics.handler_seconds.labels(self.name, topic).observe(time.perf_counter() - t0)
             for out in outputs:
                 acks.append(await self.producer.send(out))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
             self.metrics.messages.labels(self.name, topic, "processed").inc()
-            done_keys.append(d.key)
+            done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
         if done_keys:
             await self._retry(self.store.mark_seen, done_keys)
+
+    async def _dead_letter(
+        self, d: _Decoded, error_type: str, reason: str, outcome: str
+    ) -> asyncio.Future[RecordMetadata]:
+        self.metrics.messages.labels(self.name, d.record.topic, outcome).inc()
+        log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
+        return await self.producer.dead_letter(d.record, error_type, reason)
+
+    async def _run_handler(self, d: _Decoded) -> tuple[_Decoded, Sequence[Message], BaseException | None]:
+        assert d.sub.handler is not None
+        t0 = time.perf_counter()
+        try:
+            outputs = await self._retry(d.sub.handler, d.message, Context(self.store, self.settings, d.record))
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            return d, [], exc
+        self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
+        return d, outputs, None
+
+    async def _run_aggregate(
+        self, patient_id: str, items: list[_Decoded]
+    ) -> list[tuple[_Decoded, Sequence[Message], BaseException | None]]:
+        assert items[0].sub.aggregate is not None
+        model = items[0].sub.aggregate[0]
+        t0 = time.perf_counter()
+
+        def apply_all(state: BaseModel | None) -> tuple[BaseModel, list[tuple[_Decoded, Sequence[Message], Any]]]:
+            current = state if state is not None else model()
+            out: list[tuple[_Decoded, Sequence[Message], Any]] = []
+            for d in items:
+                assert d.sub.aggregate is not None
+                try:
+                    current, outputs = d.sub.aggregate[1](current, d.message)
+                    out.append((d, outputs, None))
+                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                    out.append((d, [], exc))
+            return current, out
+
+        results = await self.store.transact(patient_id, model, apply_all)
+        per_message = (time.perf_counter() - t0) / len(items)
+        for d in items:
+            self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)
+        return results
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]

@@ -10,15 +10,14 @@ from typing import get_args
 import yaml
 from fastapi import FastAPI
 
-from contracts.base import Message
-from contracts.clinical import Analyte
+from contracts.clinical import Analyte, NormalisedLab
 from contracts.hospital import Coding, LabResult
 from contracts.topics import LAB_RESULTS
 from services.lab_normalisation.domain import LabState, apply_result
 from services.lab_normalisation.rules import CANONICAL_UNIT, LOINC, LOINC_ANALYTES, LabRejection, to_canonical
 from services.lab_normalisation.settings import LabSettings
 from shared.http import create_app
-from shared.service import Context, Rejected, Service
+from shared.service import Rejected, Service
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +48,13 @@ def build(settings: LabSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
     analytes = AnalyteMap.load(settings.lab_local_codes_file)
     window = timedelta(hours=settings.ca_albumin_window_hours)
-    ignored = service.metrics.messages
+    unmapped = service.metrics.messages.labels(service.name, LAB_RESULTS.name, "unmapped_analyte")
 
-    @service.subscriber(LAB_RESULTS)
-    async def on_lab_result(event: LabResult, ctx: Context) -> list[Message]:
+    def on_lab_result(state: LabState, event: LabResult) -> tuple[LabState, list[NormalisedLab]]:
         analyte = analytes.lookup(event.code)
         if analyte is None:
-            ignored.labels(service.name, LAB_RESULTS.name, "unmapped_analyte").inc()
-            return []  # an analyte no rule uses: not an error
+            unmapped.inc()
+            return state, []  # an analyte no rule uses: not an error
         if event.status == "entered-in-error":
             value, unit = None, CANONICAL_UNIT[analyte]
         else:
@@ -66,12 +64,7 @@ def build(settings: LabSettings) -> tuple[Service, FastAPI]:
             except LabRejection as exc:
                 raise Rejected(str(exc)) from exc
         loinc = event.code.code if event.code.system == LOINC else None
-        return list(
-            await ctx.store.transact(
-                event.patient_id,
-                LabState,
-                lambda s: apply_result(s or LabState(), event, analyte, value, unit, event.unit, loinc, window),
-            )
-        )
+        return apply_result(state, event, analyte, value, unit, event.unit, loinc, window)
 
+    service.patient_aggregate((LAB_RESULTS,), LabState, on_lab_result)
     return service, create_app(service)

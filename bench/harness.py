@@ -1,0 +1,100 @@
+"""Shared benchmark harness: one service in-process on the real runtime, against a real broker and Redis
+started for the run, compared with a pass-through handler measured in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from contracts.base import Message
+from contracts.topics import Topic
+from shared import infra
+from shared.kafka import ensure_topics
+from shared.service import Context, Service
+from shared.settings import Settings
+
+
+@dataclass
+class Run:
+    name: str
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def bench_settings(kafka: infra.Provisioned, redis_url: str, group: str) -> Settings:
+    doc: dict[str, object] = {k.lower(): v for k, v in kafka.settings.items()}
+    doc.update(service_name=group, kafka_bootstrap_servers=kafka.url, redis_url=redis_url)
+    return Settings.model_validate(doc)
+
+
+async def preload(settings: Settings, topic: Topic, docs: Sequence[dict[str, object] | bytes]) -> None:
+    await ensure_topics(settings)
+    p = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+    )
+    await p.start()
+    try:
+        futs = []
+        for d in docs:
+            value = d if isinstance(d, bytes) else json.dumps(d).encode()
+            key = b"k" if isinstance(d, bytes) else str(d["patient_id"]).encode()
+            futs.append(await p.send(topic.name, value, key=key))
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def consume_rate(service: Service, topic: Topic, total: int, name: str, timeout: float = 300) -> Run:
+    """Start `service`, and time from its first consumed record to its last (joins excluded)."""
+
+    def consumed() -> float:
+        return sum(
+            sample.value
+            for metric in service.metrics.registry.collect()
+            for sample in metric.samples
+            if sample.name == "osteocds_messages_total"
+        )
+
+    await service.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while consumed() == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: nothing consumed")
+            await asyncio.sleep(0.001)
+        t0 = time.perf_counter()
+        while consumed() < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: {consumed()}/{total} consumed")
+            await asyncio.sleep(0.002)
+        return Run(name, total, time.perf_counter() - t0)
+    finally:
+        await service.stop()
+
+
+def passthrough(settings: Settings, topic: Topic, out: Callable[[Message], Message]) -> Service:
+    """The baseline: the same runtime (decode, dedupe, produce, ack, mark, commit) with a trivial handler."""
+    service = Service(settings)
+
+    @service.subscriber(topic)
+    async def handler(event: Message, ctx: Context) -> list[Message]:
+        return [out(event)]
+
+    return service
+
+
+def result_line(name: str, value: float, unit: str, baseline: float) -> str:
+    return f"RESULT name={name} value={value:.1f} unit={unit} baseline={baseline:.1f} ratio={value / baseline:.3f}"
