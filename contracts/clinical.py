@@ -36,8 +36,8 @@ class SourceRef(BaseModel):
 
     event_id: uuid.UUID
     analyte: str
-    value: float
-    unit: str
+    value: float | str
+    unit: str | None
     occurred_at: datetime
 
 
@@ -62,6 +62,14 @@ class NormalisedLab(Message):
     derived_from: list[SourceRef] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)
     fasting: bool | None = None
+    interpretation: str | None = Field(
+        default=None,
+        description="LAB-VITD class (deficiency, insufficiency, recommended, above_recommended, "
+        "possible_intoxication) or LAB-CTX (interpretable, not_interpretable).",
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="French notes for clinicians, e.g. why not interpretable."
+    )
 
 
 class SkeletalEvent(Message):

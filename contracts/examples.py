@@ -10,6 +10,8 @@ from contracts.topics import (
     ALERTS,
     CLINICAL_ASSESSMENTS,
     DEAD_LETTER,
+    FHIR_R4,
+    HL7V2,
     IMAGING_FINDINGS,
     LAB_RESULTS,
     LABS_NORMALISED,
@@ -50,7 +52,7 @@ _INPUTS = [
     },
 ]
 
-EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+EXAMPLES: Final[dict[str, Any]] = {
     PATIENT_RECORDS.name: {
         "event_id": "6a0c3a8e-3c55-4f1b-b0a4-6c1b2f9d7e10",
         **_ENV,
@@ -77,6 +79,27 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         "status": "final",
         "fasting": None,
     },
+    FHIR_R4.name: {
+        "resourceType": "Observation",
+        "id": "obs-ca-778",
+        "meta": {"versionId": "1"},
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2000-8", "display": "Calcium"}]},
+        "subject": {"reference": "Patient/pt-7f3a9c"},
+        "effectiveDateTime": "2026-11-27T07:40:00+01:00",
+        "issued": "2026-11-27T09:12:00+01:00",
+        "valueQuantity": {"value": 3.3, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+    },
+    HL7V2.name: "\r".join(
+        [
+            "MSH|^~\\&|GLIMS|CHU-LYON-BIO|OSTEOCDS|CHU-LYON|20261127091231+0100||ORU^R01|LAB20261127-000123|P|2.5",
+            "PID|1||pt-7f3a9c^^^CHU-LYON^PI||***^***||19560402|M",
+            "OBR|1|PLC-889911|FIL-552310|BIOCHIM^Biochimie|||20261127074000+0100",
+            "OBX|1|NM|17861-6^Calcium^LN||13.6|mg/dL^mg/dL^UCUM|8.6-10.2|H|||F",
+            "OBX|2|NM|1751-7^Albumine^LN||3.0|g/dL^g/dL^UCUM|3.5-5.2|L|||F",
+        ]
+    )
+    + "\r",
     IMAGING_FINDINGS.name: {
         "event_id": "9e2d4c1b-7a8f-4d3e-b5c6-1a2b3c4d5e6f",
         **_ENV,

@@ -28,6 +28,13 @@ def render() -> dict[str, str]:
     return out
 
 
+def example_block(example: object) -> list[str]:
+    """JSON examples as JSON; an HL7 v2 message as its segments, one per line."""
+    if isinstance(example, str):
+        return ["```text", *example.strip("\r").split("\r"), "```"]
+    return ["```json", json.dumps(example, indent=2, ensure_ascii=False), "```"]
+
+
 def render_doc() -> str:
     """docs/contracts.md: the topic table and one example of every message."""
     from contracts.examples import EXAMPLES
@@ -55,9 +62,7 @@ def render_doc() -> str:
             "",
             t.description,
             "",
-            "```json",
-            json.dumps(EXAMPLES[t.name], indent=2, ensure_ascii=False),
-            "```",
+            *example_block(EXAMPLES[t.name]),
         ]
     return "\n".join(lines) + "\n"
 

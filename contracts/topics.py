@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+from contracts.raw import FhirR4Payload, Hl7v2Payload
 
 # Service names (also their consumer group IDs).
 LAB_NORMALISATION: Final = "lab-normalisation"
@@ -36,9 +37,9 @@ PATIENT_RECORDS = Topic(
     "hospital.patient-records.v1",
     PatientRecord,
     (HOSPITAL_BUS,),
-    (),
-    "Patient registered or updated: birth date, sex, weight, histology, molecular profile. "
-    "(Consumed from issue 3 on, for Cockcroft-Gault.)",
+    (LAB_NORMALISATION,),
+    "Patient registered or updated: birth date, sex, weight, histology, molecular profile. Absent fields are "
+    "unknown and leave what is known unchanged.",
 )
 LAB_RESULTS = Topic(
     "hospital.lab-results.v1",
@@ -46,6 +47,22 @@ LAB_RESULTS = Topic(
     (HOSPITAL_BUS,),
     (LAB_NORMALISATION,),
     "Laboratory results in the project's JSON form, any unit the lab uses.",
+)
+FHIR_R4 = Topic(
+    "hospital.fhir-r4.v1",
+    FhirR4Payload,
+    (HOSPITAL_BUS, LAB_NORMALISATION),
+    (LAB_NORMALISATION,),
+    "Raw FHIR R4 JSON: Observation (labs, body weight), Patient, or a Bundle of them; one patient per message. "
+    "lab-normalisation's POST /fhir publishes what it accepts here.",
+)
+HL7V2 = Topic(
+    "hospital.hl7v2.v1",
+    Hl7v2Payload,
+    (HOSPITAL_BUS, LAB_NORMALISATION),
+    (LAB_NORMALISATION,),
+    "Raw HL7 v2.5 ORU^R01 messages (MSH/PID/OBR/OBX, ER7 text); one patient per message. "
+    "lab-normalisation's POST /hl7v2 publishes what it accepts here.",
 )
 IMAGING_FINDINGS = Topic(
     "hospital.imaging-findings.v1",
@@ -116,6 +133,8 @@ DEAD_LETTER = Topic(
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
     LAB_RESULTS,
+    FHIR_R4,
+    HL7V2,
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,

@@ -95,8 +95,11 @@ class Producer:
         )
         return fut
 
-    async def send_raw(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[RecordMetadata]:
-        fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key)
+    async def send_raw(
+        self, topic: str, value: bytes, key: bytes | None, timestamp_ms: int | None = None
+    ) -> asyncio.Future[RecordMetadata]:
+        """A payload published as received (raw FHIR or HL7), keyed by patient."""
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key, timestamp_ms=timestamp_ms)
         return fut
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:

@@ -34,6 +34,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic
+from shared.errors import Rejected
 from shared.kafka import Producer, ensure_topics
 from shared.settings import Settings
 from shared.state import StateStore
@@ -51,11 +52,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-class Rejected(Exception):
-    """Raised by a handler for clinically invalid input (unknown unit, implausible value...).
-    The record goes to the dead-letter topic with this reason."""
-
-
 @dataclass(frozen=True)
 class Context:
     """What a handler may use besides its message."""
@@ -65,7 +61,16 @@ class Context:
     record: ConsumerRecord
 
 
-Decoder = Callable[[bytes], BaseModel]
+Decoder = Callable[[ConsumerRecord], BaseModel]
+
+
+def json_decoder(model: type[BaseModel]) -> Decoder:
+    def decode(record: ConsumerRecord) -> BaseModel:
+        return model.model_validate_json(record.value)
+
+    return decode
+
+
 HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 
 
@@ -146,7 +151,7 @@ class Service:
         idempotency_key: Callable[[Any], str] | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            sub = Subscription(topic, decode or topic.value.model_validate_json, handler=fn)
+            sub = Subscription(topic, decode or json_decoder(topic.value), handler=fn)
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
@@ -155,20 +160,29 @@ class Service:
         return register
 
     def patient_aggregate(
-        self, topics: Sequence[Topic], model: type[A], apply: Callable[[A, Any], tuple[A, Sequence[Message]]]
+        self,
+        topics: Sequence[Topic],
+        model: type[A],
+        apply: Callable[[A, Any], tuple[A, Sequence[Message]]],
+        decode: Decoder | None = None,
+        idempotency_key: Callable[[Any], str] | None = None,
     ) -> None:
         """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`.
 
         The loop reads the aggregate, applies the patient's events of the batch in order, writes it back
         atomically (one Redis transaction per patient per batch) and publishes the outputs. `apply` may
-        raise `Rejected`; that event is dead-lettered and the others still apply."""
+        raise `Rejected`; that event is dead-lettered and the others still apply. A decoded message with a
+        non-empty `rejections` list (a batch format such as HL7 with one bad OBX) is dead-lettered with
+        those reasons and its good part still applies. `decode` gets the record and must return an object
+        with a `patient_id`."""
         models = {sub.aggregate[0] for sub in self.subscriptions.values() if sub.aggregate is not None}
         if models - {model}:
             raise ValueError("one patient aggregate per service")
         for topic in topics:
-            self.subscriptions[topic.name] = Subscription(
-                topic, topic.value.model_validate_json, aggregate=(model, apply)
-            )
+            sub = Subscription(topic, decode or json_decoder(topic.value), aggregate=(model, apply))
+            if idempotency_key is not None:
+                sub.idempotency_key = idempotency_key
+            self.subscriptions[topic.name] = sub
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -258,6 +272,9 @@ class Service:
                 assert d.key is not None
                 already.add(d.key)
                 work.append(d)
+                partial = getattr(d.message, "rejections", None)
+                if partial:
+                    acks.append(await self._dead_letter(d, "PartiallyRejected", "; ".join(partial), "partial"))
 
         # One patient's events keep their order; one aggregate transaction per patient per batch.
         groups: dict[str, list[_Decoded]] = {}
@@ -342,7 +359,7 @@ class Service:
             d.error = ("EmptyMessage", "message has no value")
             return d
         try:
-            d.message = sub.decode(record.value)
+            d.message = sub.decode(record)
             d.key = sub.idempotency_key(d.message)
         except ValidationError as exc:
             d.error = ("ValidationError", _validation_reason(exc))
@@ -350,6 +367,9 @@ class Service:
             d.error = ("Rejected", str(exc))
         except (ValueError, UnicodeDecodeError) as exc:
             d.error = (type(exc).__name__, f"cannot decode: {exc}"[:500])
+        except Exception as exc:  # a decoder must never stop the loop: that record would block its partition
+            d.error = (type(exc).__name__, "cannot decode: unexpected error in the decoder")
+            log.error("decoder failed", exc_info=exc, extra={"topic": record.topic, "offset": record.offset})
         return d
 
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -76,15 +76,16 @@ Publish = Callable[[str, Any], Awaitable[None]]
 
 @pytest.fixture
 def publish(producer: AIOKafkaProducer) -> Publish:
-    """Publish a dict (as JSON) or raw bytes, keyed by its patient_id when it has one."""
+    """Publish a dict (as JSON, keyed by its patient_id) or raw bytes."""
 
     async def _publish(topic: str, value: Any) -> None:
         if isinstance(value, bytes):
             await producer.send_and_wait(topic, value, key=b"malformed")
             return
-        await producer.send_and_wait(
-            topic, json.dumps(value, default=str).encode(), key=str(value["patient_id"]).encode()
-        )
+        key = str(value["patient_id"]).encode()
+        if "resourceType" in value:  # raw FHIR: the patient ID travels only as the key
+            value = {k: v for k, v in value.items() if k != "patient_id"}
+        await producer.send_and_wait(topic, json.dumps(value, default=str).encode(), key=key)
 
     return _publish
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.examples import EXAMPLES
-from contracts.generate import render_doc, stale
+from contracts.generate import example_block, render_doc, stale
 from contracts.hospital import ImagingFinding, LabResult
 from contracts.rules import CITATIONS
 from contracts.topics import TOPICS
@@ -28,7 +27,7 @@ def test_committed_schemas_and_docs_are_current() -> None:
 def test_every_topic_has_a_valid_documented_example(topic) -> None:  # type: ignore[no-untyped-def]
     example = EXAMPLES[topic.name]
     topic.value.model_validate(example)
-    assert json.dumps(example, indent=2, ensure_ascii=False) in render_doc()
+    assert "\n".join(example_block(example)) in render_doc()
 
 
 def test_every_rule_in_the_catalogue_has_a_citation() -> None:

@@ -1,70 +1,124 @@
-"""Kafka and HTTP adapters of lab-normalisation around the pure rules."""
+"""Kafka and HTTP adapters of lab-normalisation around the pure parsers and rules.
+
+Kafka: hospital.lab-results.v1 (JSON), hospital.patient-records.v1, hospital.fhir-r4.v1 and
+hospital.hl7v2.v1 all become one `Ingested` per message, applied to the patient's lab aggregate.
+HTTP: POST /fhir and POST /hl7v2 parse and check the payload first (4xx / HL7 AR or AE with the reasons),
+then publish it unchanged to its raw topic, keyed by patient, so it takes the same path as the bus.
+"""
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
-from pathlib import Path
-from typing import get_args
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-import yaml
-from fastapi import FastAPI
+from aiokafka.structs import ConsumerRecord
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
-from contracts.clinical import Analyte, NormalisedLab
-from contracts.hospital import Coding, LabResult
-from contracts.topics import LAB_RESULTS
-from services.lab_normalisation.domain import LabState, apply_result
-from services.lab_normalisation.rules import CANONICAL_UNIT, LOINC, LOINC_ANALYTES, LabRejection, to_canonical
+from contracts.clinical import NormalisedLab
+from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
+from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
+from services.lab_normalisation.ingest import (
+    AnalyteMap,
+    Ingested,
+    from_fhir,
+    from_hl7,
+    from_json_lab,
+    from_json_patient,
+    hl7_ack,
+    hl7_header,
+    hl7_text,
+)
 from services.lab_normalisation.settings import LabSettings
+from shared.errors import Rejected
 from shared.http import create_app
-from shared.service import Rejected, Service
+from shared.service import Service
 
-log = logging.getLogger(__name__)
+HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 
 
-class AnalyteMap:
-    """LOINC plus configured local codes -> analyte."""
-
-    def __init__(self, local: dict[str, Analyte]) -> None:
-        self.local = local
-
-    @classmethod
-    def load(cls, path: Path) -> AnalyteMap:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        local = doc.get("local_codes") or {}
-        allowed = set(get_args(Analyte))
-        bad = {k: v for k, v in local.items() if v not in allowed}
-        if bad:
-            raise ValueError(f"{path}: unknown analytes {sorted(set(bad.values()))}")
-        return cls(dict(local))
-
-    def lookup(self, code: Coding) -> Analyte | None:
-        if code.system == LOINC:
-            return LOINC_ANALYTES.get(code.code)
-        return self.local.get(f"{code.system}|{code.code}")
+def received_at(record: ConsumerRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 def build(settings: LabSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
     analytes = AnalyteMap.load(settings.lab_local_codes_file)
-    window = timedelta(hours=settings.ca_albumin_window_hours)
-    unmapped = service.metrics.messages.labels(service.name, LAB_RESULTS.name, "unmapped_analyte")
+    tz = ZoneInfo(settings.hospital_timezone)
+    cfg = LabConfig(ca_albumin_window=timedelta(hours=settings.ca_albumin_window_hours), hospital_tz=tz)
+    ignored = service.metrics.messages
 
-    def on_lab_result(state: LabState, event: LabResult) -> tuple[LabState, list[NormalisedLab]]:
-        analyte = analytes.lookup(event.code)
-        if analyte is None:
-            unmapped.inc()
-            return state, []  # an analyte no rule uses: not an error
-        if event.status == "entered-in-error":
-            value, unit = None, CANONICAL_UNIT[analyte]
-        else:
-            assert event.value is not None
-            try:
-                value, unit, _ = to_canonical(analyte, event.value, event.unit)
-            except LabRejection as exc:
-                raise Rejected(str(exc)) from exc
-        loinc = event.code.code if event.code.system == LOINC else None
-        return apply_result(state, event, analyte, value, unit, event.unit, loinc, window)
+    def apply(state: LabState, batch: Ingested) -> tuple[LabState, list[NormalisedLab]]:
+        if batch.ignored:
+            ignored.labels(service.name, "ingest", "ignored_result").inc(len(batch.ignored))
+        return apply_ingested(state, batch, cfg)
 
-    service.patient_aggregate((LAB_RESULTS,), LabState, on_lab_result)
-    return service, create_app(service)
+    decoders = {
+        LAB_RESULTS.name: lambda r: from_json_lab(r.value, analytes),
+        PATIENT_RECORDS.name: lambda r: from_json_patient(r.value),
+        FHIR_R4.name: lambda r: from_fhir(r.value, analytes, received_at(r)),
+        HL7V2.name: lambda r: from_hl7(r.value, analytes, tz),
+    }
+    for topic in (LAB_RESULTS, PATIENT_RECORDS, FHIR_R4, HL7V2):
+        service.patient_aggregate(
+            (topic,), LabState, apply, decode=decoders[topic.name], idempotency_key=lambda m: m.key
+        )
+
+    router = APIRouter(tags=["ingestion"])
+
+    async def publish(topic: str, raw: bytes, batch: Ingested, at: datetime) -> None:
+        # the record timestamp is the receipt time the consumer uses, so both parses give the same IDs
+        ack = await service.producer.send_raw(topic, raw, batch.patient_id.encode(), int(at.timestamp() * 1000))
+        await ack
+
+    @router.post("/fhir", status_code=202)
+    async def post_fhir(request: Request) -> JSONResponse:
+        """A FHIR R4 Observation, Patient or Bundle (one patient). 202 with the event IDs it will produce;
+        422 with an OperationOutcome when nothing in it can be used."""
+        raw = await request.body()
+        now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        try:
+            batch = from_fhir(raw, analytes, now)
+        except Rejected as exc:
+            return JSONResponse(_outcome([str(exc)]), status_code=422, media_type="application/fhir+json")
+        if not batch.labs and not batch.patients:
+            return JSONResponse(_outcome(batch.rejections + batch.ignored), 422, media_type="application/fhir+json")
+        await publish(FHIR_R4.name, raw, batch, now)
+        return JSONResponse(
+            {"event_ids": [str(e) for e in batch.event_ids()], "rejected": batch.rejections, "ignored": batch.ignored},
+            status_code=202,
+        )
+
+    @router.post("/hl7v2")
+    async def post_hl7v2(request: Request) -> Response:
+        """An HL7 v2.5 ORU^R01. Answers an HL7 ACK: AA (200), AE with one ERR per rejected OBX (422; the
+        good results are accepted), or AR when the message cannot be used (400)."""
+        raw = await request.body()
+        header = hl7_header(_safe_text(raw))
+        try:
+            batch = from_hl7(raw, analytes, tz)
+        except Rejected as exc:
+            return Response(hl7_ack(header, "AR", [str(exc)]), status_code=400, media_type=HL7_MEDIA_TYPE)
+        if batch.labs or batch.patients:
+            await publish(HL7V2.name, raw, batch, datetime.now(UTC))
+        if batch.rejections:
+            return Response(hl7_ack(header, "AE", batch.rejections), status_code=422, media_type=HL7_MEDIA_TYPE)
+        return Response(hl7_ack(header, "AA"), status_code=200, media_type=HL7_MEDIA_TYPE)
+
+    return service, create_app(service, [router])
+
+
+def _safe_text(raw: bytes) -> str:
+    try:
+        return hl7_text(raw)
+    except Rejected:
+        return ""
+
+
+def _outcome(problems: list[str]) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing", "diagnostics": p} for p in problems]
+        or [{"severity": "error", "code": "processing", "diagnostics": "nothing usable in this message"}],
+    }

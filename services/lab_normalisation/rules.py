@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final, TypeVar
+from datetime import date, datetime, time, timedelta
+from typing import Final, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from contracts.clinical import Analyte
 
@@ -141,3 +142,48 @@ def closest_within(at: datetime, candidates: Iterable[tuple[datetime, T]], windo
         if best is None or (gap, when) < (best[0], best[1]):
             best = (gap, when, item)
     return None if best is None else best[2]
+
+
+# ---- LAB-CRCL (L1153-1156) -------------------------------------------------------------------------
+def age_in_years(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def cockcroft_gault(age_years: int, weight_kg: float, creatinine_umol_l: float, female: bool) -> float:
+    """LAB-CRCL: (140 − age) × weight / (0.815 × creatinine µmol/L), × 0.85 for a woman; mL/min."""
+    clearance = (140 - age_years) * weight_kg / (0.815 * creatinine_umol_l)
+    return clearance * 0.85 if female else clearance
+
+
+# ---- LAB-VITD, Tableau 1 (L819-836) ----------------------------------------------------------------
+VitaminDClass = Literal["deficiency", "insufficiency", "recommended", "above_recommended", "possible_intoxication"]
+
+
+def vitamin_d_class(ng_ml: float) -> VitaminDClass:
+    """Tableau 1: < 10 deficiency; 10 to < 30 insufficiency; 30-70 recommended; > 150 possible
+    intoxication. The table names no class between 70 and 150: reported as above the recommended range."""
+    if ng_ml < 10:
+        return "deficiency"
+    if ng_ml < 30:
+        return "insufficiency"
+    if ng_ml <= 70:
+        return "recommended"
+    if ng_ml <= 150:
+        return "above_recommended"
+    return "possible_intoxication"
+
+
+# ---- LAB-CTX (L225-240) -------------------------------------------------------------------------------
+CTX_LATEST_LOCAL_HOUR: Final = time(9, 0)
+
+
+def ctx_interpretability(collected_at: datetime, fasting: bool | None, tz: ZoneInfo) -> tuple[bool, str | None]:
+    """Serum CTX is valid only drawn fasting before 09:00 local time. Returns (interpretable, why not)."""
+    local = collected_at.astimezone(tz).time()
+    if local >= CTX_LATEST_LOCAL_HOUR:
+        return False, f"prélevé à {local:%H:%M} (après 09:00)"
+    if fasting is None:
+        return False, "statut à jeun inconnu"
+    if not fasting:
+        return False, "prélèvement non à jeun"
+    return True, None

@@ -12,3 +12,5 @@ class LabSettings(Settings):
     ca_albumin_window_hours: float = 48.0
     #: YAML file mapping local lab codes to analytes (see local_codes.yaml).
     lab_local_codes_file: Path = Path(__file__).with_name("local_codes.yaml")
+    #: The hospital's time zone: HL7 times without an offset, and the 09:00 limit of LAB-CTX.
+    hospital_timezone: str = "Europe/Paris"

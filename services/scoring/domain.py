@@ -111,7 +111,9 @@ def apply_lab(state: ScoringState, lab: NormalisedLab) -> tuple[ScoringState, li
         s.crisis = None  # a newer normal value ends the episode; the next crisis alerts again
 
     if lab.value is None and lab.status != "withdrawn" and is_newest:
-        measured = next((r.value for r in lab.derived_from if r.analyte == "total_calcium"), None)
+        measured = next(
+            (r.value for r in lab.derived_from if r.analyte == "total_calcium" and isinstance(r.value, float)), None
+        )
         if measured is not None and is_hypercalcaemic_crisis(measured) and lab.result_id not in s.unconfirmed:
             rec = crisis_unconfirmed_recommendation(lab, measured)
             s.unconfirmed[lab.result_id] = rec.event_id

@@ -274,7 +274,7 @@ async def test_logs_carry_no_patient_data(
     await publish(LAB_RESULTS.name, lab(patient_id, CA_MMOL, 9.77, "kg"))  # rejected: logged, no values
     await wait_for(lambda: _crisis(stack, patient_id))
     logs = "".join(p.read_text(errors="replace") for p in stack_logs.glob("*.log"))
-    assert "dead-lettered" in logs or "rejected" in logs
+    assert '"msg": "dead_lettered"' in logs and '"error_type": "Rejected"' in logs
     assert patient_id not in logs
     assert "3.77" not in logs and "9.77" not in logs
     for line in logs.splitlines():
