@@ -37,6 +37,7 @@ def bench_settings(kafka: infra.Provisioned, redis_url: str, group: str) -> Sett
 
 
 async def preload(settings: Settings, topic: Topic, docs: Sequence[dict[str, object] | bytes]) -> None:
+    """Publish the documents: dicts as JSON keyed by patient_id; bytes as `payload + b"\\n" + key`."""
     await ensure_topics(settings)
     p = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -49,8 +50,10 @@ async def preload(settings: Settings, topic: Topic, docs: Sequence[dict[str, obj
     try:
         futs = []
         for d in docs:
-            value = d if isinstance(d, bytes) else json.dumps(d).encode()
-            key = b"k" if isinstance(d, bytes) else str(d["patient_id"]).encode()
+            if isinstance(d, bytes):  # raw payload, with its patient key after the last newline
+                value, _, key = d.rpartition(b"\n")
+            else:
+                value, key = json.dumps(d).encode(), str(d["patient_id"]).encode()
             futs.append(await p.send(topic.name, value, key=key))
         await asyncio.gather(*futs)
     finally:

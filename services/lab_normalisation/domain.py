@@ -69,8 +69,8 @@ class LabState(BaseModel):
     birth_date: Fact[date] | None = None
     sex: Fact[str] | None = None
     weight_kg: Fact[float] | None = None
-    #: derived result_id -> event_id last published for it (publish only what changed)
-    published_derived: dict[str, uuid.UUID] = Field(default_factory=dict)
+    #: derived result_id -> signature of the inputs last published for it (publish only what changed)
+    published_derived: dict[str, str] = Field(default_factory=dict)
 
 
 def _status(status: str) -> Status:
@@ -81,18 +81,28 @@ def _status(status: str) -> Status:
 
 def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[LabState, list[NormalisedLab]]:
     """Apply one delivery: demographics first, then results, then re-derive what they affect."""
-    s = state.model_copy(deep=True)
+    # A shallow copy is enough: stored results and facts are replaced, never changed in place.
+    s = state.model_copy(update={"results": dict(state.results), "published_derived": dict(state.published_derived)})
     out: list[NormalisedLab] = []
     for record in batch.patients:
         _apply_patient(s, record)
-    changed_times: list[datetime] = []
+    calcium_draws: set[str] = set()  # calcium result_ids whose corrected value may have changed
     for lab in batch.labs:
         published = _apply_result(s, lab, cfg)
-        if published is not None:
-            out.append(published)
-            changed_times.append(lab.result.occurred_at)
-    for when in changed_times:
-        out += _recompute_corrected_calcium(s, batch.patient_id, when, cfg.ca_albumin_window)
+        if published is None:
+            continue
+        out.append(published)
+        if lab.analyte == "total_calcium":
+            calcium_draws.add(lab.result.result_id)
+        elif lab.analyte in ("albumin", "ionised_calcium"):  # may re-pair any calcium drawn within the window
+            t = lab.result.occurred_at
+            calcium_draws |= {
+                r.result_id
+                for r in s.results.values()
+                if r.analyte == "total_calcium" and abs(r.occurred_at - t) <= cfg.ca_albumin_window
+            }
+    if calcium_draws:
+        out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window)
     if batch.patients or any(x.analyte in ("creatinine", "body_weight") for x in batch.labs):
         out += _recompute_clearance(s, batch.patient_id)
     return s, out
@@ -183,14 +193,12 @@ def _derived_status(sources: list[StoredResult]) -> Status:
 
 
 def _recompute_corrected_calcium(
-    s: LabState, patient_id: str, around: datetime, window: timedelta
+    s: LabState, patient_id: str, calcium_draws: set[str], window: timedelta
 ) -> list[NormalisedLab]:
-    """LAB-CA-CORR for every calcium draw the change can affect; publish only what changed."""
+    """LAB-CA-CORR for the given calcium draws; publish only what changed."""
     albumins, ionised = _active(s, "albumin"), _active(s, "ionised_calcium")
     out: list[NormalisedLab] = []
-    for ca in sorted(s.results.values(), key=lambda r: r.occurred_at):
-        if ca.analyte != "total_calcium" or abs(ca.occurred_at - around) > window:
-            continue
+    for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
         alb = closest_within(ca.occurred_at, albumins, window)
         ion = closest_within(ca.occurred_at, ionised, window)
         sources = [x for x in (ca, alb, ion) if x is not None and x.value is not None]
@@ -309,12 +317,13 @@ def _publish_derived(
     key: tuple[object, ...],
     refs: list[SourceRef] | None = None,
 ) -> list[NormalisedLab]:
-    eid = derived_id(analyte, *key)
-    if s.published_derived.get(result_id) == eid:
+    signature = "|".join(map(str, key))
+    if s.published_derived.get(result_id) == signature:
         return []
     if anchor.status == "withdrawn" and result_id not in s.published_derived:
         return []  # nothing was derived from it
-    s.published_derived[result_id] = eid
+    s.published_derived[result_id] = signature
+    eid = derived_id(analyte, *key)
     status = _derived_status([anchor, *sources])
     return [
         NormalisedLab(

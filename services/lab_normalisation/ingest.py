@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -327,7 +327,9 @@ def _hl7_time(value: str, tz: ZoneInfo, what: str) -> datetime:
     except (ValueError, TypeError) as exc:
         raise Rejected(f"{what}: invalid date-time") from exc
     assert isinstance(parsed, datetime)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    offset = parsed.utcoffset()
+    # hl7's own tzinfo class cannot be copied: use the standard library's fixed offset
+    return parsed.replace(tzinfo=tz) if offset is None else parsed.replace(tzinfo=timezone(offset))
 
 
 def _hl7_date(value: str) -> date | None:
@@ -350,17 +352,23 @@ def hl7_header(text: str) -> Hl7Message:
     return Hl7Message(control_id=_field(msh, 10), sending_application=_field(msh, 3), sending_facility=_field(msh, 4))
 
 
+USED_SEGMENTS = ("MSH|", "PID|", "OBR|", "OBX|")
+
+
 def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo) -> Ingested:
     text = hl7_text(raw)
     if not text.startswith("MSH|"):
         raise Rejected("not an HL7 v2 message: it must start with an MSH segment and '|' separators")
+    # only the segments the rules read are parsed (PV1, ORC, NTE, SPM... are skipped)
+    text = "\r".join(seg for seg in text.split("\r") if seg.startswith(USED_SEGMENTS))
     try:
         msg = hl7.parse(text)
         msh = msg.segment("MSH")
     except Exception as exc:  # the library raises several types on malformed input
         raise Rejected(f"malformed HL7: {type(exc).__name__}") from exc
-    if (_field(msh, 9, 1), _field(msh, 9, 2)) != ("ORU", "R01"):
-        raise Rejected(f"unsupported message type {_field(msh, 9, 1)}^{_field(msh, 9, 2)}; accepted: ORU^R01")
+    kind = (_field(msh, 9, 1), _field(msh, 9, 2))
+    if kind != ("ORU", "R01"):
+        raise Rejected(f"unsupported message type {kind[0]}^{kind[1]}; accepted: ORU^R01")
     control_id = _field(msh, 10)
     if not control_id:
         raise Rejected("MSH-10 message control ID missing")
@@ -374,6 +382,7 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo) -> Ingested:
         raise Rejected("PID-3 is missing or not a pseudonymous patient ID")
     facility = _field(msh, 4)
     out = Ingested(key=f"hl7:{_field(msh, 3)}|{facility}|{control_id}", patient_id=patient_id)
+    request = Hl7Request(control_id=control_id, facility=facility, recorded_at=recorded_at)
     sex, birth = _field(pid, 8), _hl7_date(_field(pid, 7))
     if birth or sex:
         out.patients.append(
@@ -389,7 +398,7 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo) -> Ingested:
         )
     for n, obx, obr in _observations(msg):
         try:
-            checked = _obx(obx, obr, n, analytes, tz, out, facility, control_id, recorded_at)
+            checked = _obx(obx, obr, n, analytes, tz, out, request)
         except (Rejected, LabRejection) as exc:
             out.rejections.append(f"OBX {n}: {exc}")
             continue
@@ -401,28 +410,35 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo) -> Ingested:
     return out
 
 
-def _observations(msg: hl7.Message) -> Iterable[tuple[int, hl7.Segment, hl7.Segment | None]]:
-    obr: hl7.Segment | None = None
+class Hl7Request(BaseModel):
+    """Message-level fields every OBX needs, read once."""
+
+    control_id: str
+    facility: str
+    recorded_at: datetime
+
+
+class Hl7Order(BaseModel):
+    """OBR fields every OBX of the order needs, read once: specimen time and order number."""
+
+    observed: str = ""
+    filler: str = ""
+
+
+def _observations(msg: hl7.Message) -> Iterable[tuple[int, hl7.Segment, Hl7Order]]:
+    order = Hl7Order()
     n = 0
     for seg in msg:
         name = str(seg[0])
         if name == "OBR":
-            obr = seg
+            order = Hl7Order(observed=_field(seg, 7), filler=_field(seg, 3) or _field(seg, 2))
         elif name == "OBX":
             n += 1
-            yield n, seg, obr
+            yield n, seg, order
 
 
 def _obx(
-    obx: hl7.Segment,
-    obr: hl7.Segment | None,
-    n: int,
-    analytes: AnalyteMap,
-    tz: ZoneInfo,
-    out: Ingested,
-    facility: str,
-    control_id: str,
-    recorded_at: datetime,
+    obx: hl7.Segment, order: Hl7Order, n: int, analytes: AnalyteMap, tz: ZoneInfo, out: Ingested, req: Hl7Request
 ) -> LabInput | None:
     code, system = _field(obx, 3, 1), _field(obx, 3, 3)
     if not code:
@@ -440,7 +456,7 @@ def _obx(
     if status is None:
         out.ignored.append(f"OBX {n}: result status {flag or '(empty)'} is not released")
         return None
-    when_text = _field(obx, 14) or (_field(obr, 7) if obr is not None else "")
+    when_text = _field(obx, 14) or order.observed
     when = _hl7_time(when_text, tz, "specimen time (OBX-14 or OBR-7)")
     value: float | None = None
     unit = _field(obx, 6, 1) or None
@@ -456,14 +472,13 @@ def _obx(
             value = float(text.replace(",", "."))
         except ValueError as exc:
             raise Rejected("OBX-5 is not a number") from exc
-    filler = (_field(obr, 3) or _field(obr, 2)) if obr is not None else ""
     result = LabResult(
-        event_id=derived_id("hl7", facility, control_id, n),
+        event_id=derived_id("hl7", req.facility, req.control_id, n),
         patient_id=out.patient_id,
         occurred_at=when,
-        recorded_at=recorded_at,
+        recorded_at=req.recorded_at,
         source="hl7v2",
-        result_id=f"hl7:{filler or control_id}|{code}|{_field(obx, 4) or n}",
+        result_id=f"hl7:{order.filler or req.control_id}|{code}|{_field(obx, 4) or n}",
         code=coding,
         value=value,
         unit=unit,

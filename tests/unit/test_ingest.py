@@ -316,3 +316,17 @@ def test_huge_field_is_rejected_not_crashed() -> None:
         from_hl7(big, ANALYTES, PARIS)
     huge_value = hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||" + "9" * 5000 + "|mmol/L|||||F")
     assert "outside the plausible range" in from_hl7(huge_value, ANALYTES, PARIS).rejections[0]
+
+
+def test_two_hl7_messages_for_one_patient_apply_in_one_batch() -> None:
+    """Regression: hl7's tzinfo could not be deep-copied, so the second message of a batch crashed."""
+    from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
+    from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
+
+    cfg = LabConfig(ca_albumin_window=CA_ALBUMIN_WINDOW, hospital_tz=PARIS)
+    first = from_hl7(hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||3.3|mmol/L|||||F"), ANALYTES, PARIS)
+    second = from_hl7(hl7(MSH.replace("|C1|", "|C2|"), PID, OBR, "OBX|1|NM|1751-7^Alb^LN||28|g/L|||||F"),
+                      ANALYTES, PARIS)
+    state, _ = apply_ingested(LabState(), first, cfg)
+    _, out = apply_ingested(state, second, cfg)
+    assert [o.value for o in out if o.analyte == "corrected_calcium"] == [3.6]
