@@ -325,8 +325,9 @@ def test_two_hl7_messages_for_one_patient_apply_in_one_batch() -> None:
 
     cfg = LabConfig(ca_albumin_window=CA_ALBUMIN_WINDOW, hospital_tz=PARIS)
     first = from_hl7(hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||3.3|mmol/L|||||F"), ANALYTES, PARIS)
-    second = from_hl7(hl7(MSH.replace("|C1|", "|C2|"), PID, OBR, "OBX|1|NM|1751-7^Alb^LN||28|g/L|||||F"),
-                      ANALYTES, PARIS)
+    second = from_hl7(
+        hl7(MSH.replace("|C1|", "|C2|"), PID, OBR, "OBX|1|NM|1751-7^Alb^LN||28|g/L|||||F"), ANALYTES, PARIS
+    )
     state, _ = apply_ingested(LabState(), first, cfg)
     _, out = apply_ingested(state, second, cfg)
     assert [o.value for o in out if o.analyte == "corrected_calcium"] == [3.6]
