@@ -89,11 +89,14 @@ class SkeletalEvent(Message):
 
 
 class ScoreComponent(BaseModel):
+    """One item of a score. `points` is None when the item is missing (the score is then incomplete)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     value: str | float | bool | None
     points: int | None
+    source_event_id: uuid.UUID | None = None
 
 
 class Score(Message):
@@ -103,13 +106,16 @@ class Score(Message):
 
     score: Literal["mirels", "sins", "oligometastatic"]
     subject: str = Field(description="What is scored: a lesion ID, or 'patient'.")
-    total: int | None
+    total: int | None = Field(description="None unless every component is known: a partial score is never a total.")
     complete: bool
     band: str | None
     components: list[ScoreComponent]
     missing: list[str] = Field(default_factory=list)
     rule_ids: list[str]
     ruleset_version: str
+    text_fr: str
+    citation: Citation
+    inputs: list[InputUsed] = Field(default_factory=list)
 
 
 class Recommendation(Message):

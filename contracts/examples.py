@@ -116,6 +116,7 @@ EXAMPLES: Final[dict[str, Any]] = {
         "posterolateral_involvement": "unilateral",
         "epidural_extension": True,
         "cord_compression": False,
+        "pathological_fracture": False,
         "size_cm": 2.5,
         "modality": "mri",
         "new_focus": True,
@@ -188,6 +189,17 @@ EXAMPLES: Final[dict[str, Any]] = {
         "missing": [],
         "rule_ids": ["SCORE-SINS", "SINS-SURGICAL"],
         "ruleset_version": RULESET_VERSION,
+        "text_fr": "SINS 11/18 en L1 : lésion potentiellement instable ; avis chirurgical nécessaire.",
+        "citation": cite("SCORE-SINS").model_dump(),
+        "inputs": [
+            {
+                "name": "imaging_finding",
+                "value": "L1-body",
+                "unit": None,
+                "occurred_at": "2026-11-27T06:40:00Z",
+                "source_event_id": "9e2d4c1b-7a8f-4d3e-b5c6-1a2b3c4d5e6f",
+            }
+        ],
     },
     SKELETAL_EVENTS.name: {
         "event_id": "2e3f4a5b-6c7d-5e8f-9a0b-1c2d3e4f5a6b",

@@ -100,6 +100,7 @@ class ImagingFinding(Message):
     posterolateral_involvement: Literal["none", "unilateral", "bilateral"] | None = None
     epidural_extension: bool | None = None
     cord_compression: bool | None = None
+    pathological_fracture: bool | None = None
     size_cm: float | None = Field(default=None, gt=0, le=50)
     modality: Literal["xray", "ct", "mri", "bone_scan", "fdg_pet", "naf_pet"]
     new_focus: bool = False

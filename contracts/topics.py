@@ -68,21 +68,21 @@ IMAGING_FINDINGS = Topic(
     "hospital.imaging-findings.v1",
     ImagingFinding,
     (HOSPITAL_BUS,),
-    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "One bone lesion described on one imaging study.",
 )
 CLINICAL_ASSESSMENTS = Topic(
     "hospital.clinical-assessments.v1",
     ClinicalAssessment,
     (HOSPITAL_BUS,),
-    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "ECOG, pain, neurology, life-expectancy estimate, primary control.",
 )
 TREATMENT_EVENTS = Topic(
     "hospital.treatment-events.v1",
     TreatmentEvent,
     (HOSPITAL_BUS,),
-    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
 LABS_NORMALISED = Topic(

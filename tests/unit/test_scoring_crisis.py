@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.clinical import NormalisedLab, Recommendation, SkeletalEvent, SourceRef
-from services.scoring.domain import ScoringState, apply_lab
+from services.scoring.domain import ScoringState, apply_event
 from services.scoring.rules import is_hypercalcaemic_crisis
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -65,44 +65,47 @@ def recs(out: Sequence[object]) -> list[Recommendation]:
 
 
 def test_crisis_gives_one_critical_alert_and_one_sre_per_episode() -> None:
-    s, out = apply_lab(ScoringState(), cc(3.60))
+    s, out = apply_event(ScoringState(), cc(3.60))
     [rec] = recs(out)
     assert rec.severity == "critical" and rec.rule_id == "LAB-CA-CRISIS" and rec.citation.lines == "L296-316"
     assert [o.kind for o in out if isinstance(o, SkeletalEvent)] == ["hypercalcaemia"]
     # a second crisis draw in the same episode: no new alert
-    s, out = apply_lab(s, cc(3.70, rid="corrected:ca2", at=T0 + timedelta(hours=6)))
+    s, out = apply_event(s, cc(3.70, rid="corrected:ca2", at=T0 + timedelta(hours=6)))
     assert out == []
-    # back to normal, then a new crisis: a new episode alerts again
-    s, out = apply_lab(s, cc(2.50, rid="corrected:ca3", at=T0 + timedelta(days=2)))
+    # back to normal: the episode ends, its alert stays; a new crisis is a new episode and alerts again
+    s, out = apply_event(s, cc(2.50, rid="corrected:ca3", at=T0 + timedelta(days=2)))
     assert out == []
-    s, out = apply_lab(s, cc(3.80, rid="corrected:ca4", at=T0 + timedelta(days=5)))
+    s, out = apply_event(s, cc(3.80, rid="corrected:ca4", at=T0 + timedelta(days=5)))
     assert len(recs(out)) == 1
 
 
-def test_amended_below_threshold_withdraws() -> None:
-    s, out = apply_lab(ScoringState(), cc(3.60))
+def test_amended_below_threshold_withdraws_and_replay_is_silent() -> None:
+    s, out = apply_event(ScoringState(), cc(3.60))
     rec_id = recs(out)[0].event_id
-    s, out = apply_lab(s, cc(2.60, recorded=T0 + timedelta(hours=1), status="amended"))
+    amended = cc(2.60, recorded=T0 + timedelta(hours=1), status="amended")
+    s, out = apply_event(s, amended)
     [w] = recs(out)
     assert w.status == "withdrawn" and w.supersedes == [rec_id]
+    assert apply_event(s, amended) == (s, [])
 
 
-def test_older_crisis_value_arriving_late_does_not_alert() -> None:
-    s, _ = apply_lab(ScoringState(), cc(2.40, rid="corrected:new", at=T0))
-    s, out = apply_lab(s, cc(3.90, rid="corrected:old", at=T0 - timedelta(days=1)))
-    assert out == []
+def test_older_crisis_value_arriving_late_does_not_alert_but_is_recorded_as_an_sre() -> None:
+    s, _ = apply_event(ScoringState(), cc(2.40, rid="corrected:new", at=T0))
+    s, out = apply_event(s, cc(3.90, rid="corrected:old", at=T0 - timedelta(days=1)))
+    assert recs(out) == []
+    assert [o.kind for o in out if isinstance(o, SkeletalEvent)] == ["hypercalcaemia"]
 
 
 def test_missing_albumin_with_high_measured_calcium_warns_and_names_missing() -> None:
-    s, out = apply_lab(ScoringState(), cc(None, measured=3.70))
+    s, out = apply_event(ScoringState(), cc(None, measured=3.70))
     [rec] = recs(out)
     assert rec.severity == "warning" and rec.missing == ["albumin drawn within 48 h of the calcium"]
     # albumin arrives: the warning is withdrawn and the confirmed crisis alerts
-    s, out = apply_lab(s, cc(3.95, recorded=T0 + timedelta(hours=1)))
+    s, out = apply_event(s, cc(3.95, recorded=T0 + timedelta(hours=1)))
     kinds = sorted((r.status, r.severity) for r in recs(out))
     assert kinds == [("active", "critical"), ("withdrawn", "info")]
 
 
 def test_missing_albumin_with_normal_measured_calcium_is_silent() -> None:
-    _, out = apply_lab(ScoringState(), cc(None, measured=2.30))
+    _, out = apply_event(ScoringState(), cc(None, measured=2.30))
     assert out == []
