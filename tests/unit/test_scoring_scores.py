@@ -116,7 +116,7 @@ def test_mirels_monotonic_in_each_ordered_item(item: str) -> None:
         "site": ["humerus", "femur_shaft", "femur_trochanteric"],
     }
     base = {"site": "humerus", "cortex_fraction": 0.5, "lesion_type": "mixed", "pain": "moderate"}
-    totals = [r.mirels(**{**base, item: v}).total for v in orders[item]]  # type: ignore[arg-type]
+    totals = [r.mirels(**{**base, item: v}).total or 0 for v in orders[item]]  # type: ignore[arg-type]
     assert totals == sorted(totals) and len(set(totals)) == 3
 
 
@@ -300,7 +300,7 @@ def active(out: list[Message]) -> list[Recommendation]:
     return [o for o in out if isinstance(o, Recommendation) and o.status == "active" and o.event_id not in withdrawn]
 
 
-TROCHANTER = {
+TROCHANTER: dict[str, Any] = {
     "lesion_id": "fem-R",
     "skeletal_site": "femur_trochanteric",
     "lesion_type": "lytic",
