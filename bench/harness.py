@@ -24,6 +24,7 @@ class Run:
     name: str
     messages: int
     seconds: float
+    outcomes: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -83,7 +84,17 @@ async def consume_rate(service: Service, topic: Topic, total: int, name: str, ti
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name}: {consumed()}/{total} consumed")
             await asyncio.sleep(0.002)
-        return Run(name, total, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        outcomes: dict[str, float] = {}
+        for metric in service.metrics.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "osteocds_messages_total":
+                    key = sample.labels["outcome"]
+                    outcomes[key] = outcomes.get(key, 0) + sample.value
+        bad = {k: v for k, v in outcomes.items() if k not in ("processed", "duplicate")}
+        if bad:  # a benchmark of dead letters would be meaningless
+            raise RuntimeError(f"{name}: not every message was processed: {outcomes}")
+        return Run(name, total, elapsed, outcomes)
     finally:
         await service.stop()
 

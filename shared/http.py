@@ -4,6 +4,8 @@ inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -15,8 +17,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.logging import configure_logging
+from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
 from shared.settings import Settings
+
+
+async def _rebuild(service: Service) -> RebuildReport:
+    try:
+        return await rebuild(service)
+    finally:
+        await service.redis.aclose()
 
 
 def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str | None = None) -> FastAPI:
@@ -57,9 +67,13 @@ SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 def run(settings: SettingsT, build: Callable[[SettingsT], tuple[Service, FastAPI]]) -> None:
-    """Entry point of `python -m services.<name>`."""
+    """Entry point of `python -m services.<name>` (serve) and `python -m services.<name> rebuild`."""
     configure_logging(settings.service_name, settings.log_level)
     service, app = build(settings)
+    if sys.argv[1:] == ["rebuild"]:
+        report = asyncio.run(_rebuild(service))
+        print(json.dumps(dataclasses.asdict(report)))
+        return
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -1,0 +1,106 @@
+"""Rebuild a service's Redis state from the Kafka topics: Redis is a cache, the topics are the record.
+
+    python -m services.<name> rebuild
+
+Reads every topic the service's patient aggregate subscribes to, from the beginning up to the service's
+committed offsets (exactly what the live service had applied), decodes and applies the events with the same
+pure code, and writes each patient's aggregate and the processed event IDs. Nothing is published. Run it
+with the service stopped (or paused), so that the live consumer does not write at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from pydantic import BaseModel
+
+from shared.service import Service
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RebuildReport:
+    patients: int
+    events: int
+    skipped: int
+    duplicates: int
+
+
+async def _read_committed(service: Service) -> list[ConsumerRecord]:
+    """Every record of the aggregate's topics below the group's committed offsets, without joining the group."""
+    s = service.settings
+    topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap_servers,
+        group_id=service.name,
+        enable_auto_commit=False,
+        client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = {tp: (await consumer.committed(tp)) or 0 for tp in parts}
+        wanted = [tp for tp, end in ends.items() if end > 0]
+        if not wanted:
+            return []
+        consumer.assign(wanted)
+        await consumer.seek_to_beginning(*wanted)
+        records: list[ConsumerRecord] = []
+        remaining = set(wanted)
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, recs in batch.items():
+                records += [r for r in recs if r.offset < ends[tp]]
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            for tp in list(remaining):  # a partition whose position already reached its committed offset
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(service: Service) -> RebuildReport:
+    records = await _read_committed(service)
+    # per patient, events in the order they were published (per partition order is kept)
+    records.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
+    per_patient: dict[str, list[Any]] = defaultdict(list)
+    seen: set[str] = set()
+    skipped = duplicates = 0
+    model: type[BaseModel] | None = None
+    for record in records:
+        sub = service.subscriptions[record.topic]
+        assert sub.aggregate is not None
+        model = sub.aggregate[0]
+        try:
+            message = sub.decode(record)
+            key = sub.idempotency_key(message)
+        except Exception:  # it was dead-lettered by the live service too
+            skipped += 1
+            continue
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        per_patient[message.patient_id].append((sub.aggregate[1], message))  # type: ignore[attr-defined]
+    if model is None:
+        return RebuildReport(0, 0, skipped, duplicates)
+    for patient_id, events in per_patient.items():
+        state: Any = model()
+        for apply, message in events:
+            try:
+                state, _ = apply(state, message)
+            except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
+                skipped += 1
+        await service.redis.set(service.store.patient_key(patient_id), state.model_dump_json())
+    await service.store.mark_seen(sorted(seen))
+    report = RebuildReport(len(per_patient), len(seen), skipped, duplicates)
+    log.info("rebuild done", extra={"count": report.events})
+    return report
