@@ -98,7 +98,8 @@ async def test_l1_lesion_with_sins_11_asks_for_a_surgical_opinion(
 async def _state(stack: RunningStack, patient_id: str) -> bytes | None:
     r = aioredis.Redis.from_url(stack.env["REDIS_URL"])
     try:
-        value: bytes | None = await r.get(f"osteocds:scoring:state:{patient_id}")
+        value = await r.get(f"osteocds:scoring:state:{patient_id}")
+        assert value is None or isinstance(value, bytes)
         return value
     finally:
         await r.aclose()
