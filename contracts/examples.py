@@ -16,6 +16,7 @@ from contracts.topics import (
     LAB_RESULTS,
     LABS_NORMALISED,
     PATIENT_RECORDS,
+    PLANS,
     RECOMMENDATIONS,
     SCORES,
     SKELETAL_EVENTS,
@@ -224,6 +225,72 @@ EXAMPLES: Final[dict[str, Any]] = {
         "produced_by": "scoring",
         "status": "active",
         "supersedes": [],
+    },
+    PLANS.name: {
+        "event_id": "3a4b5c6d-7e8f-5a9b-8c0d-1e2f3a4b5c6d",
+        **_ENV,
+        "source": "systemic-planner",
+        "version": 3,
+        "ruleset_version": RULESET_VERSION,
+        "items": [
+            {
+                "key": "antiresorptive",
+                "rule_id": "SYS-ZA-DOSE",
+                "status": "recommended",
+                "severity": "info",
+                "title": "Acide zolédronique 3.5 mg IV mensuel",
+                "text_fr": "Acide zolédronique 3.5 mg (clairance 50-60 mL/min, Tableau 2). Situation "
+                "plurimétastatique : une perfusion par mois.",
+                "inputs": [
+                    {
+                        "name": "creatinine_clearance",
+                        "value": 54.2,
+                        "unit": "mL/min",
+                        "occurred_at": "2026-11-27T06:40:00Z",
+                        "source_event_id": "5e6f7a8b-9c0d-5e1f-a2b3-c4d5e6f7a8b9",
+                    }
+                ],
+                "missing": [],
+                "what_would_change_fr": "la dose passe à 4 mg si la clairance dépasse 60 mL/min, à 3,3 mg sous 50",
+                "citation": cite("SYS-ZA-DOSE").model_dump(),
+                "orders": [
+                    {
+                        "drug": "zoledronic_acid",
+                        "atc": "M05BA08",
+                        "dose": 3.5,
+                        "unit": "mg",
+                        "route": "intravenous",
+                        "interval": "P1M",
+                        "count": None,
+                        "duration": None,
+                        "instructions_fr": "Perfusion IV de 20 à 30 minutes, bonne hydratation.",
+                        "rule_ids": ["SYS-ZA-DOSE", "SYS-SCHEDULE"],
+                    }
+                ],
+                "checks": [],
+            },
+            {
+                "key": "prerequisites",
+                "rule_id": "SYS-AR-PREREQ",
+                "status": "to_do",
+                "severity": "info",
+                "title": "Prérequis avant anti-résorptif",
+                "text_fr": "Bilan avant anti-résorptif : vitamine D faite ; bilan dentaire avec OPG à faire.",
+                "inputs": [],
+                "missing": [],
+                "what_would_change_fr": None,
+                "citation": cite("SYS-AR-PREREQ").model_dump(),
+                "orders": [],
+                "checks": [
+                    {"name": "vitamin_d", "status": "done", "detail_fr": "25-OH vitamine D 34 ng/mL le 20/11/2026."},
+                    {
+                        "name": "dental_assessment",
+                        "status": "to_do",
+                        "detail_fr": "Bilan bucco-dentaire par un spécialiste avec orthopantomogramme.",
+                    },
+                ],
+            },
+        ],
     },
     ALERTS.name: {
         "event_id": "8a9b0c1d-2e3f-5a4b-9c5d-6e7f8a9b0c1d",

@@ -131,6 +131,9 @@ class ClinicalAssessment(Message):
         default=None, ge=0, le=240, description="The clinician's estimate (SCORE-OBSOLETE: no Tokuhashi/Rades)."
     )
     primary_controlled: bool | None = None
+    oncological_response: Literal["complete", "good", "partial", "stable", "progression"] | None = Field(
+        default=None, description="Latest oncological response (SYS-SCHEDULE: spacing after a good response)."
+    )
 
 
 class SystemicDrug(BaseModel):
@@ -164,9 +167,13 @@ class Surgery(BaseModel):
 class DentalCare(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["dental"] = "dental"
-    action: Literal["assessment", "extraction"]
+    action: Literal["assessment", "extraction", "jaw_bone_exposure"]
     orthopantomogram: bool | None = None
-    cleared_for_antiresorptive: bool | None = None
+    cleared_for_antiresorptive: bool | None = Field(default=None, description="The dentist agrees to start.")
+    exposure_weeks: float | None = Field(
+        default=None, ge=0, description="jaw_bone_exposure: weeks the jaw bone has stayed exposed despite care."
+    )
+    craniofacial_irradiation: bool | None = Field(default=None, description="History of cranio-facial radiotherapy.")
     on: date
 
 

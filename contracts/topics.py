@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
 
 # Service names (also their consumer group IDs).
@@ -89,14 +90,14 @@ LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
     (LAB_NORMALISATION,),
-    (SCORING,),
-    "Lab values in canonical SI units, and derived values (corrected calcium) with provenance.",
+    (SCORING, SYSTEMIC_PLANNER),
+    "Lab values in canonical SI units, and derived values (corrected calcium, creatinine clearance) with provenance.",
 )
 SCORES = Topic(
     "osteocds.scores.v1",
     Score,
     (SCORING,),
-    (),
+    (SYSTEMIC_PLANNER,),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
@@ -112,6 +113,13 @@ RECOMMENDATIONS = Topic(
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     (NOTIFICATION,),
     "Every rule decision, with rule ID, rule-set version, inputs, French text and citation.",
+)
+PLANS = Topic(
+    "osteocds.plans.v1",
+    TreatmentPlan,
+    (SYSTEMIC_PLANNER,),
+    (),
+    "Each new version of a patient's bone-targeted treatment plan (items, orders, missing data), for EHRs.",
 )
 ALERTS = Topic(
     "osteocds.alerts.v1",
@@ -142,6 +150,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     SCORES,
     SKELETAL_EVENTS,
     RECOMMENDATIONS,
+    PLANS,
     ALERTS,
     DEAD_LETTER,
 )

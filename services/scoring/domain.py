@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -29,35 +29,10 @@ from services.scoring.texts import (
     sins_text,
     unconfirmed_crisis_text,
 )
+from shared.facts import Fact, earliest, newest
 from shared.recommend import recommendation, withdrawal
 
 SERVICE = r.SERVICE
-T = TypeVar("T")
-
-
-class Fact(BaseModel, Generic[T]):
-    value: T
-    occurred_at: datetime
-    recorded_at: datetime
-    event_id: uuid.UUID
-
-    def order(self) -> tuple[datetime, datetime, str]:
-        return self.occurred_at, self.recorded_at, str(self.event_id)
-
-    def used(self, name: str, unit: str | None = None) -> InputUsed:
-        value = self.value if isinstance(self.value, str | int | float | bool) else str(self.value)
-        return InputUsed(name=name, value=value, unit=unit, occurred_at=self.occurred_at, source_event_id=self.event_id)
-
-
-F = TypeVar("F", bound=Fact[Any])
-
-
-def newest(current: F | None, candidate: F) -> F:
-    return candidate if current is None or candidate.order() > current.order() else current
-
-
-def earliest(current: F | None, candidate: F) -> F:
-    return candidate if current is None or candidate.order() < current.order() else current
 
 
 class Lesion(BaseModel):
@@ -102,7 +77,7 @@ class ScoringState(BaseModel):
 
 # ---- merging facts (commutative) ----------------------------------------------------------------------------
 def _fact(event: Message, value: Any) -> Fact[Any]:
-    return Fact[Any](value=value, occurred_at=event.occurred_at, recorded_at=event.recorded_at, event_id=event.event_id)
+    return Fact[Any].of(event, value)
 
 
 def merge(state: ScoringState, event: Message) -> ScoringState:

@@ -1,11 +1,25 @@
-"""Kafka and HTTP adapters of the systemic-treatment planner."""
+"""Kafka and HTTP adapters of the systemic-treatment planner:
+GET /patients/{id}/plan and GET /patients/{id}/plan/medication-requests (FHIR Bundle)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
 
-from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, SKELETAL_EVENTS, TREATMENT_EVENTS
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+
+from contracts.base import PatientId
+from contracts.plan import TreatmentPlan
+from contracts.topics import (
+    CLINICAL_ASSESSMENTS,
+    IMAGING_FINDINGS,
+    LABS_NORMALISED,
+    SCORES,
+    SKELETAL_EVENTS,
+    TREATMENT_EVENTS,
+)
 from services.systemic_planner.domain import SystemicState, apply_event
+from services.systemic_planner.fhir import medication_requests
 from services.systemic_planner.settings import SystemicSettings
 from shared.http import create_app
 from shared.service import Service
@@ -13,8 +27,28 @@ from shared.service import Service
 
 def build(settings: SystemicSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
-
     service.patient_aggregate(
-        (SKELETAL_EVENTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), SystemicState, apply_event
+        (SKELETAL_EVENTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LABS_NORMALISED, SCORES),
+        SystemicState,
+        apply_event,
     )
-    return service, create_app(service)
+    router = APIRouter(tags=["plan"])
+
+    async def current(patient_id: str) -> TreatmentPlan:
+        state = await service.store.load(patient_id, SystemicState)
+        if state is None or state.plan is None:
+            raise HTTPException(404, "no plan for this patient (no bone metastasis or SRE known)")
+        return state.plan
+
+    @router.get("/patients/{patient_id}/plan", response_model=TreatmentPlan)
+    async def plan(patient_id: PatientId) -> TreatmentPlan:
+        """The patient's current, versioned bone-targeted treatment plan."""
+        return await current(patient_id)
+
+    @router.get("/patients/{patient_id}/plan/medication-requests")
+    async def requests(patient_id: PatientId) -> JSONResponse:
+        """The plan's orders as FHIR R4 MedicationRequest resources (draft, proposal) in a Bundle."""
+        bundle: Any = medication_requests(await current(patient_id))
+        return JSONResponse(bundle.model_dump(mode="json", exclude_none=True), media_type="application/fhir+json")
+
+    return service, create_app(service, [router])

@@ -1,4 +1,4 @@
-"""SYS-AR-START (L1068-1084)."""
+"""SYS-* rules (tables from the guideline) and plan timelines of the systemic-treatment planner (pure)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from typing import Any
 
 import pytest
 
-from contracts.clinical import Recommendation, SkeletalEvent
+from contracts.base import Message
+from contracts.clinical import NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
-from services.systemic_planner.domain import SystemicState, apply_event
-from services.systemic_planner.rules import antiresorptive_start
+from contracts.plan import PlanItem, TreatmentPlan
+from contracts.rules import RULESET_VERSION, cite
+from services.lab_normalisation.rules import to_canonical
+from services.systemic_planner import rules as r
+from services.systemic_planner.domain import SystemicState, apply_event, build_plan
+from services.systemic_planner.fhir import medication_requests
 
 
 @pytest.mark.parametrize(
@@ -22,7 +27,6 @@ from services.systemic_planner.rules import antiresorptive_start
         (True, True, 1.0, False, "start", "sre"),
         (False, True, 3.1, False, "start", "bone_metastasis"),
         (False, True, 3.0, False, "not_indicated", "bone_metastasis"),  # > 3 months, strictly
-        (False, True, 1.0, False, "not_indicated", "bone_metastasis"),
         (False, True, None, False, "insufficient_data", "bone_metastasis"),
         (False, False, 12.0, False, "no_trigger", None),
         (True, True, 12.0, True, "already_treated", None),
@@ -31,47 +35,335 @@ from services.systemic_planner.rules import antiresorptive_start
 def test_antiresorptive_start_table(
     sre: bool, met: bool, le: float | None, on_ar: bool, outcome: str, trigger: str | None
 ) -> None:
-    d = antiresorptive_start(has_sre=sre, bone_metastasis=met, life_expectancy_months=le, on_antiresorptive=on_ar)
+    d = r.antiresorptive_start(has_sre=sre, bone_metastasis=met, life_expectancy_months=le, on_antiresorptive=on_ar)
     assert (d.outcome, d.trigger) == (outcome, trigger)
-    assert bool(d.missing) is (outcome == "insufficient_data")
 
 
+# Tableau 2 (L1153-1182), half-open bands
+@pytest.mark.parametrize(
+    ("crcl", "dose"),
+    [
+        (120, 4.0),
+        (60.1, 4.0),
+        (60, 3.5),
+        (50, 3.5),
+        (49.9, 3.3),
+        (40, 3.3),
+        (39.9, 3.0),
+        (30, 3.0),
+        (29.9, None),
+        (5, None),
+    ],
+)
+def test_zoledronic_acid_dose_bands(crcl: float, dose: float | None) -> None:
+    assert r.zoledronic_acid_dose(crcl).dose_mg == dose
+
+
+# SYS-VITD-CORR (L837-868): < 20 -> 8 weekly; 20 to < 30 -> 4 weekly; >= 30 maintenance; nmol/L via LAB-UNITS
+@pytest.mark.parametrize(
+    ("value", "unit", "loading", "severe"),
+    [
+        (9.9, "ng/mL", 8, True),
+        (10, "ng/mL", 8, False),
+        (19.9, "ng/mL", 8, False),
+        (20, "ng/mL", 4, False),
+        (29.9, "ng/mL", 4, False),
+        (30, "ng/mL", 0, False),
+        (55, "ng/mL", 0, False),
+        (49.67, "nmol/L", 8, False),
+        (49.92, "nmol/L", 4, False),
+        (74.88, "nmol/L", 0, False),
+    ],
+)
+def test_vitamin_d_correction(value: float, unit: str, loading: int, severe: bool) -> None:
+    ng_ml, _, _ = to_canonical("vitamin_d_25oh", value, unit)
+    p = r.vitamin_d_correction(round(ng_ml, 6))
+    assert (p.loading_weekly_doses, p.severe_deficiency) == (loading, severe)
+
+
+@pytest.mark.parametrize(
+    ("oligo", "good", "drug", "schedule"),
+    [
+        (True, False, "zoledronic_acid", "za_3_monthly_2_years"),
+        (False, False, "zoledronic_acid", "monthly"),
+        (False, True, "zoledronic_acid", "za_spaced_3_monthly"),
+        (False, True, "denosumab", "monthly"),
+    ],
+)
+def test_schedule(oligo: bool, good: bool, drug: str, schedule: str) -> None:
+    assert r.schedule(oligo, good, drug) == schedule
+
+
+@pytest.mark.parametrize(
+    ("weeks", "on_ar", "irradiated", "onj"),
+    [
+        (9, True, False, True),
+        (8, True, False, False),
+        (12, False, False, False),
+        (12, True, True, False),
+        (12, True, None, None),
+    ],
+)
+def test_osteonecrosis_of_the_jaw_definition(
+    weeks: float, on_ar: bool, irradiated: bool | None, onj: bool | None
+) -> None:
+    assert r.is_osteonecrosis_of_the_jaw(weeks, on_ar, irradiated) is onj
+
+
+def test_extraction_window_is_3_weeks_to_1_month() -> None:
+    assert r.extraction_window(date(2026, 1, 31)) == (date(2026, 2, 21), date(2026, 2, 28))
+
+
+# ---- plan timelines ------------------------------------------------------------------------------------------
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-def env(minutes: int = 0) -> dict[str, Any]:
+def env(minutes: int) -> dict[str, Any]:
     at = T0 + timedelta(minutes=minutes)
     return {"event_id": uuid.uuid4(), "patient_id": "p1", "occurred_at": at, "recorded_at": at, "source": "t"}
 
 
-def recs(out: Sequence[object]) -> list[Recommendation]:
-    return [o for o in out if isinstance(o, Recommendation)]
+def met(minutes: int = 0) -> ImagingFinding:
+    return ImagingFinding.model_validate(
+        {**env(minutes), "lesion_id": "a", "skeletal_site": "femur_shaft", "modality": "ct"}
+    )
 
 
-def test_timeline_missing_then_start_then_started() -> None:
-    s, out = apply_event(
-        SystemicState(), ImagingFinding(**env(), lesion_id="a", skeletal_site="femur_shaft", modality="ct")
+def le(minutes: int, months: float, **extra: Any) -> ClinicalAssessment:
+    return ClinicalAssessment.model_validate({**env(minutes), "life_expectancy_months": months, **extra})
+
+
+def lab(minutes: int, analyte: str, value: float | None, unit: str, missing: Sequence[str] = ()) -> NormalisedLab:
+    return NormalisedLab.model_validate(
+        {
+            **env(minutes),
+            "source": "lab-normalisation",
+            "analyte": analyte,
+            "result_id": f"{analyte}-{minutes}",
+            "value": value,
+            "unit": unit,
+            "missing": list(missing),
+        }
     )
-    [r] = recs(out)
-    assert r.missing == ["life expectancy estimate"]
-    s, out = apply_event(s, ClinicalAssessment(**env(5), life_expectancy_months=12))
-    assert sorted(x.status for x in recs(out)) == ["active", "withdrawn"]
-    sre = SkeletalEvent(**env(10), kind="pathological_fracture", rule_id="CLASS-SRE", evidence=[])
-    s, out = apply_event(s, sre)
-    assert any(x.status == "active" and x.severity == "warning" for x in recs(out))
-    s, out = apply_event(
-        s,
-        TreatmentEvent(
-            **env(20),
-            treatment={
-                "kind": "systemic_drug",
-                "drug": "zoledronic_acid",
-                "action": "started",
-                "on": date(2026, 11, 2),
-            },
-        ),
+
+
+def oligo(minutes: int, band: str, missing: Sequence[str] = ()) -> Score:
+    return Score.model_validate(
+        {
+            **env(minutes),
+            "source": "scoring",
+            "score": "oligometastatic",
+            "subject": "patient",
+            "total": None,
+            "complete": not missing,
+            "band": band,
+            "components": [],
+            "missing": list(missing),
+            "rule_ids": ["CLASS-OLIGO"],
+            "ruleset_version": RULESET_VERSION,
+            "text_fr": "x",
+            "citation": cite("CLASS-OLIGO").model_dump(),
+        }
     )
-    assert [x.status for x in recs(out)] == ["withdrawn"]
-    # a replay of the same SRE changes nothing more
-    s2, out = apply_event(s, sre)
-    assert out == [] and s2 == s
+
+
+def drug(minutes: int, name: str, action: str, on: str) -> TreatmentEvent:
+    return TreatmentEvent.model_validate(
+        {**env(minutes), "treatment": {"kind": "systemic_drug", "drug": name, "action": action, "on": on}}
+    )
+
+
+def dental(minutes: int, **t: Any) -> TreatmentEvent:
+    return TreatmentEvent.model_validate({**env(minutes), "treatment": {"kind": "dental", **t}})
+
+
+def run(events: Sequence[Message], state: SystemicState | None = None) -> tuple[SystemicState, list[Message]]:
+    s = state or SystemicState()
+    out: list[Message] = []
+    for e in events:
+        s, o = apply_event(s, e)
+        out += o
+    return s, out
+
+
+def items(s: SystemicState) -> dict[str, PlanItem]:
+    return {i.key: i for i in build_plan(s)}
+
+
+def test_missing_data_are_named_never_defaulted() -> None:
+    s, _ = run([met()])
+    plan = items(s)
+    assert plan["antiresorptive-start"].status == "cannot_decide"
+    assert plan["antiresorptive-start"].missing == ["life expectancy estimate"]
+    s, _ = run([le(1, 12), lab(2, "creatinine_clearance", None, "mL/min", ["weight"])], s)
+    plan = items(s)
+    assert plan["antiresorptive"].status == "cannot_decide" and "weight" in plan["antiresorptive"].missing
+    assert plan["vitamin-d"].missing == ["25-OH vitamin D"]
+    checks = {c.name: c.status for c in plan["prerequisites"].checks}
+    assert checks == {"vitamin_d": "to_do", "renal_function": "cannot_decide", "dental_assessment": "to_do"}
+
+
+def test_full_plan_with_orders_and_what_would_change() -> None:
+    s, out = run(
+        [
+            met(),
+            le(1, 12),
+            lab(2, "creatinine_clearance", 55.0, "mL/min"),
+            lab(3, "vitamin_d_25oh", 18.0, "ng/mL"),
+            oligo(4, "multi_metastatic"),
+            dental(5, action="assessment", orthopantomogram=True, on="2026-10-28"),
+        ]
+    )
+    plan = items(s)
+    [za] = plan["antiresorptive"].orders
+    assert (za.drug, za.dose, za.unit, za.route, za.interval) == ("zoledronic_acid", 3.5, "mg", "intravenous", "P1M")
+    assert "4 mg si la clairance dépasse 60" in (plan["antiresorptive"].what_would_change_fr or "")
+    assert [o.count for o in plan["vitamin-d"].orders] == [8, None]
+    assert plan["first-infusion-paracetamol"].orders[0].interval == "PT8H"
+    assert plan["prerequisites"].status == "to_do"  # vitamin D still being corrected
+    plans = [o for o in out if isinstance(o, TreatmentPlan)]
+    assert [p.version for p in plans] == list(range(1, len(plans) + 1))
+    bundle: Any = medication_requests(plans[-1])
+    resources: list[Any] = [e.resource for e in bundle.entry]
+    assert {x.status for x in resources} == {"draft"} and {x.intent for x in resources} == {"proposal"}
+    assert {x.medicationCodeableConcept.coding[0].code for x in resources} == {"M05BA08", "A11CC05", "N02BE01"}
+
+
+def test_oligometastatic_gets_quarterly_zoledronic_acid_for_two_years() -> None:
+    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 75.0, "mL/min"), oligo(3, "oligometastatic")])
+    [za] = items(s)["antiresorptive"].orders
+    assert (za.dose, za.interval, za.duration) == (4.0, "P3M", "P2Y")
+
+
+def test_undetermined_oligometastatic_status_leaves_the_schedule_undecided() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12),
+            lab(2, "creatinine_clearance", 75.0, "mL/min"),
+            oligo(3, "undetermined", ["primary_controlled"]),
+        ]
+    )
+    item = items(s)["antiresorptive"]
+    assert item.status == "cannot_decide" and item.orders == []
+    assert "oligometastatic criterion: primary_controlled" in item.missing
+
+
+def test_good_response_spaces_zoledronic_acid_not_denosumab() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12, oncological_response="good"),
+            lab(2, "creatinine_clearance", 75.0, "mL/min"),
+            oligo(3, "multi_metastatic"),
+        ]
+    )
+    assert items(s)["antiresorptive"].orders[0].interval == "P3M"
+    s, _ = run([drug(4, "denosumab", "started", "2026-11-02")], s)
+    assert items(s)["antiresorptive"].orders[0].interval == "P1M"
+
+
+def test_creatinine_clearance_below_30_switches_to_denosumab_with_warning() -> None:
+    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 45.0, "mL/min"), oligo(3, "multi_metastatic")])
+    assert items(s)["antiresorptive"].orders[0].drug == "zoledronic_acid"
+    s, out = run([lab(60, "creatinine_clearance", 25.0, "mL/min")], s)
+    item = items(s)["antiresorptive"]
+    assert item.orders[0].drug == "denosumab" and item.severity == "warning" and "adynamique" in item.text_fr
+    recs = [o for o in out if isinstance(o, Recommendation)]
+    assert any(x.status == "withdrawn" for x in recs) and any(x.rule_id == "SYS-DENO" for x in recs)
+
+
+def test_denosumab_stopped_gives_the_rebound_plan() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12),
+            lab(2, "creatinine_clearance", 75.0, "mL/min"),
+            drug(3, "denosumab", "started", "2025-01-10"),
+            drug(4, "denosumab", "stopped", "2026-10-30"),
+        ]
+    )
+    item = items(s)["denosumab-stop"]
+    assert item.status == "recommended" and "rebond" in item.text_fr and "CTX" in item.text_fr
+    s, _ = run([drug(5, "zoledronic_acid", "started", "2026-11-05")], s)
+    assert items(s)["denosumab-stop"].status == "done"
+
+
+def test_two_year_review_and_dental_follow_up_under_treatment() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12),
+            lab(2, "creatinine_clearance", 75.0, "mL/min"),
+            drug(3, "zoledronic_acid", "started", "2024-10-01"),
+            dental(4, action="assessment", orthopantomogram=True, on="2026-06-01"),
+        ]
+    )
+    plan = items(s)
+    assert plan["review-2-years"].severity == "warning" and "01/10/2026" in plan["review-2-years"].title
+    assert {c.name: c.detail_fr for c in plan["prerequisites"].checks}["dental_review_6_months"].endswith(
+        "avant le 01/12/2026."
+    )
+
+
+def test_extraction_delays_start_until_healed_and_cleared() -> None:
+    s, _ = run([met(), le(1, 12), dental(2, action="extraction", on="2026-11-01")])
+    check = {c.name: c for c in items(s)["prerequisites"].checks}["extraction_healing"]
+    assert check.status == "pending" and "22/11/2026" in check.detail_fr and "01/12/2026" in check.detail_fr
+    s, _ = run(
+        [dental(3, action="assessment", orthopantomogram=True, cleared_for_antiresorptive=True, on="2026-11-25")], s
+    )
+    assert {c.name: c.status for c in items(s)["prerequisites"].checks}["extraction_healing"] == "done"
+
+
+def test_hypercalcaemia_is_an_emergency_that_waives_prerequisites() -> None:
+    sre = SkeletalEvent.model_validate({**env(0), "kind": "hypercalcaemia", "rule_id": "CLASS-SRE", "evidence": []})
+    s, _ = run([sre])
+    item = items(s)["prerequisites"]
+    assert {c.status for c in item.checks} == {"waived"} and "Urgence" in item.text_fr
+
+
+def test_severe_vitamin_d_deficiency_warns_of_hypocalcaemia() -> None:
+    s, _ = run([met(), le(1, 12), lab(2, "vitamin_d_25oh", 8.0, "ng/mL")])
+    plan = items(s)
+    assert plan["prerequisites"].severity == "warning" and "hypocalcémie" in plan["prerequisites"].text_fr
+
+
+def test_nephrotoxicity_and_severe_renal_failure() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12),
+            lab(2, "creatinine_clearance", 45.0, "mL/min"),
+            oligo(3, "multi_metastatic"),
+            drug(4, "carboplatin", "started", "2026-10-01"),
+            drug(5, "pemetrexed", "started", "2026-10-01"),
+        ]
+    )
+    assert "carboplatin, pemetrexed" in items(s)["nephrotoxicity"].title
+    s, _ = run([drug(6, "osimertinib", "started", "2026-11-01"), lab(7, "creatinine_clearance", 20.0, "mL/min")], s)
+    text = items(s)["severe-renal-failure"].text_fr
+    assert "Réduire les doses" in text and "osimertinib" in text
+
+
+def test_osteonecrosis_of_the_jaw_referral() -> None:
+    s, _ = run(
+        [
+            met(),
+            le(1, 12),
+            drug(2, "zoledronic_acid", "started", "2025-01-01"),
+            dental(3, action="jaw_bone_exposure", exposure_weeks=10, craniofacial_irradiation=False, on="2026-11-01"),
+        ]
+    )
+    assert items(s)["osteonecrosis-jaw"].severity == "critical"
+
+
+def test_only_differences_are_notified() -> None:
+    events = [met(), le(1, 12), lab(2, "creatinine_clearance", 55.0, "mL/min"), oligo(3, "multi_metastatic")]
+    s, _ = run(events)
+    _, out = run([le(10, 14)], s)  # a new estimate that changes no decision: a new plan version (provenance), no alert
+    assert [o for o in out if isinstance(o, Recommendation)] == []
+    assert [o.version for o in out if isinstance(o, TreatmentPlan)] == [(s.plan.version if s.plan else 0) + 1]
+    _, out = run([lab(20, "creatinine_clearance", 65.0, "mL/min")], s)  # dose 3.5 -> 4 mg
+    recs = [o for o in out if isinstance(o, Recommendation)]
+    assert sorted(x.status for x in recs) == ["active", "withdrawn"] and "4 mg" in recs[-1].title

@@ -1,0 +1,280 @@
+"""French clinician-facing texts of the systemic-treatment planner, written for OsteoCDS."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from contracts.plan import Check
+from services.systemic_planner import rules as r
+
+DRUG_FR = {
+    "zoledronic_acid": "acide zolédronique",
+    "denosumab": "dénosumab",
+    "pamidronate": "pamidronate",
+    "ibandronate": "ibandronate",
+}
+
+
+def ar_start(d: r.ArStartDecision, on_ar: dict[str, date]) -> tuple[str, str, str, str]:
+    """(status, severity, title, text) of the SYS-AR-START item."""
+    if d.outcome == "already_treated":
+        drugs = ", ".join(f"{DRUG_FR.get(k, k)} depuis le {v:%d/%m/%Y}" for k, v in sorted(on_ar.items()))
+        return "done", "info", "Anti-résorptif en cours", f"Traitement anti-résorptif en cours : {drugs}."
+    if d.outcome == "start" and d.trigger == "sre":
+        return (
+            "recommended",
+            "warning",
+            "Débuter un traitement anti-résorptif (après événement osseux)",
+            "Un événement osseux (SRE) est survenu : un anti-résorptif (acide zolédronique ou dénosumab) est "
+            "indiqué quelle que soit la survie attendue, pour limiter la douleur, l'hypercalcémie et un nouvel "
+            "événement. Vérifier au préalable vitamine D, fonction rénale et état bucco-dentaire, sauf urgence.",
+        )
+    if d.outcome == "start":
+        return (
+            "recommended",
+            "info",
+            "Débuter un traitement anti-résorptif (métastase osseuse, espérance de vie > 3 mois)",
+            "Métastase osseuse connue et espérance de vie estimée supérieure à 3 mois : proposer un anti-résorptif "
+            "(acide zolédronique ou dénosumab) dès maintenant, après bilan vitamine D, rénal et dentaire.",
+        )
+    if d.outcome == "insufficient_data":
+        return (
+            "cannot_decide",
+            "info",
+            "Anti-résorptif : décision impossible, données manquantes",
+            "Métastase osseuse connue, mais sans estimation clinique de l'espérance de vie : l'indication d'un "
+            "anti-résorptif (seuil : > 3 mois) ne peut pas être posée.",
+        )
+    return (
+        "not_indicated",
+        "info",
+        "Anti-résorptif non indiqué à ce stade",
+        "Espérance de vie estimée à 3 mois ou moins et aucun événement osseux : l'anti-résorptif n'est pas "
+        "indiqué d'emblée ; il le deviendrait après un événement osseux.",
+    )
+
+
+def ar_start_change(d: r.ArStartDecision) -> str | None:
+    if d.outcome == "insufficient_data":
+        return "Une espérance de vie estimée > 3 mois, ou tout événement osseux, ferait débuter le traitement."
+    if d.outcome == "not_indicated":
+        return "Un événement osseux, ou une espérance de vie réévaluée > 3 mois, ferait débuter le traitement."
+    return None
+
+
+def vit_d_check(value: float | None, at: datetime) -> str:
+    if value is None:
+        return "25-OH vitamine D non interprétable."
+    state = "correcte" if value >= 30 else "correction prévue (voir vitamine D)"
+    return f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y} : {state}."
+
+
+def extraction_check(on: date, lo: date, hi: date, cleared: bool) -> str:
+    if cleared:
+        return f"Extraction du {on:%d/%m/%Y} : cicatrisation validée par le dentiste."
+    return (
+        f"Extraction du {on:%d/%m/%Y} : débuter au plus tôt entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y}, après "
+        "cicatrisation et accord du dentiste."
+    )
+
+
+def dental_review(due: date | None) -> str:
+    if due is None:
+        return "Suivi bucco-dentaire semestriel : aucun bilan enregistré, en programmer un."
+    return f"Suivi bucco-dentaire semestriel : prochain contrôle avant le {due:%d/%m/%Y}."
+
+
+def prereq_title(emergency: bool, on_ar: dict[str, date]) -> str:
+    if emergency:
+        return "Prérequis de l'anti-résorptif levés (urgence)"
+    return "Suivi sous anti-résorptif" if on_ar else "Prérequis avant anti-résorptif"
+
+
+CHECK_FR = {
+    "vitamin_d": "vitamine D",
+    "renal_function": "fonction rénale",
+    "dental_assessment": "bilan bucco-dentaire avec orthopantomogramme",
+    "extraction_healing": "cicatrisation après extraction",
+    "dental_review_6_months": "suivi dentaire semestriel",
+}
+STATUS_FR = {
+    "done": "fait",
+    "to_do": "à faire",
+    "pending": "en cours",
+    "waived": "levé (urgence)",
+    "cannot_decide": "données manquantes",
+}
+
+
+def prereq_text(checks: list[Check], emergency: bool, severe: bool) -> str:
+    lines = "; ".join(f"{CHECK_FR.get(c.name, c.name)} : {STATUS_FR[c.status]}" for c in checks)
+    text = f"Bilan avant et sous anti-résorptif : {lines} (détail dans le plan)."
+    if emergency:
+        text = (
+            "Urgence (hypercalcémie) : l'anti-résorptif peut être débuté sans attendre le bilan, qui reste à "
+            "compléter. " + text
+        )
+    if severe:
+        text += (
+            " Carence sévère en vitamine D : risque d'hypocalcémie profonde et prolongée si l'anti-résorptif "
+            "est débuté avant correction."
+        )
+    return text
+
+
+def vit_d_title(p: r.VitaminDPlan) -> str:
+    if p.loading_weekly_doses:
+        return f"Vitamine D : recharge, {p.loading_weekly_doses} prises hebdomadaires de 50 000 UI"
+    return "Vitamine D : entretien mensuel 50 000 UI"
+
+
+def vit_d_text(value: float, p: r.VitaminDPlan) -> str:
+    lo, hi = r.CALCIUM_INTAKE_MG_DAY
+    head = f"25-OH vitamine D {value:g} ng/mL. "
+    if p.loading_weekly_doses:
+        head += (
+            f"Recharge : {p.loading_weekly_doses} prises de 50 000 UI de cholécalciférol, une par semaine, "
+            "puis entretien. "
+        )
+    head += f"Entretien sous anti-résorptif : 50 000 UI par mois. Apports calciques totaux {lo}-{hi} mg/j."
+    if p.severe_deficiency:
+        head += " Carence sévère : risque d'hypocalcémie à l'introduction de l'anti-résorptif."
+    return head
+
+
+DENOSUMAB_INSTRUCTIONS = (
+    "120 mg en sous-cutané une fois par mois ; respecter la régularité des injections (carnet de "
+    "suivi) ; supplémentation calcium et vitamine D."
+)
+
+
+def deno_low_crcl_title(crcl: float) -> str:
+    return f"Clairance {crcl:g} mL/min : acide zolédronique contre-indiqué, dénosumab avec prudence"
+
+
+def deno_low_crcl_text(crcl: float, on_za: bool) -> str:
+    stop = "Arrêter l'acide zolédronique en cours. " if on_za else ""
+    return (
+        f"{stop}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est contre-indiqué. "
+        "Le dénosumab (120 mg SC mensuel) ne nécessite pas d'adaptation rénale, mais une ostéodystrophie "
+        "rénale à os adynamique est possible à ce stade, pour laquelle un anti-résorptif est délétère : avis "
+        "spécialisé (néphrologie, rhumatologie) avant de le poursuivre."
+    )
+
+
+def deno_text(good_response: bool) -> str:
+    text = (
+        "Dénosumab 120 mg SC mensuel, sans adaptation à la fonction rénale ; veiller à l'observance (carnet de "
+        "suivi). Tenir compte des corticoïdes, anti-angiogéniques (bévacizumab) et d'une radiothérapie "
+        "de la tête et du cou."
+    )
+    if good_response:
+        text += " Malgré la bonne réponse, l'espacement du dénosumab n'est pas validé."
+    return text
+
+
+def za_title(dose: float, sched: r.Schedule) -> str:
+    rhythm = {
+        "za_3_monthly_2_years": "tous les 3 mois pendant 2 ans",
+        "monthly": "mensuel",
+        "za_spaced_3_monthly": "espacé tous les 3 mois",
+    }[sched]
+    return f"Acide zolédronique {dose:g} mg IV {rhythm}"
+
+
+def za_text(dose: float, band: str, sched: r.Schedule, initial: bool, initial_unknown: bool = False) -> str:
+    basis = "clairance initiale" if initial else "clairance"
+    text = f"Acide zolédronique {dose:g} mg ({basis} {band}, Tableau 2). "
+    if initial_unknown:
+        text += "Clairance initiale (avant la première perfusion) inconnue : dose établie sur la clairance actuelle. "
+    text += {
+        "za_3_monthly_2_years": "Situation oligométastatique : une perfusion tous les 3 mois pendant 2 ans, puis "
+        "envisager l'arrêt sur avis spécialisé. ",
+        "monthly": "Situation plurimétastatique : une perfusion par mois (le dénosumab 120 mg SC mensuel est "
+        "l'alternative). ",
+        "za_spaced_3_monthly": "Réponse oncologique complète ou bonne : les perfusions peuvent être espacées tous "
+        "les 3 mois. ",
+    }[sched]
+    return text + "Perfusion de 20 à 30 minutes avec une bonne hydratation le jour et le lendemain."
+
+
+def schedule_change(sched: r.Schedule) -> str:
+    if sched == "monthly":
+        return " ; une réponse complète ou bonne permettrait d'espacer tous les 3 mois."
+    return ""
+
+
+def za_schedule_unknown(dose: float, band: str) -> str:
+    return (
+        f"Dose d'acide zolédronique : {dose:g} mg (clairance {band}). Le rythme dépend du statut "
+        "oligométastatique (trimestriel 2 ans) ou plurimétastatique (mensuel), qui n'est pas établi."
+    )
+
+
+FLU_TEXT = (
+    "Lors de la première perfusion d'acide zolédronique, prévenir le syndrome pseudo-grippal (environ 20 % des "
+    "cas) par paracétamol 1 g trois fois par jour le jour de la perfusion et le lendemain. Ce syndrome n'est "
+    "pas une allergie et ne se reproduit habituellement pas."
+)
+
+
+def review_text(since: date, due: date, overdue: bool) -> str:
+    head = "Réévaluation due : " if overdue else "À prévoir : "
+    return (
+        f"{head}après 2 ans d'anti-résorptif (débuté le {since:%d/%m/%Y}), réévaluer le statut osseux le "
+        f"{due:%d/%m/%Y} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, remontée des "
+        "CTX, face aux risques d'hypocalcémie et d'ostéonécrose de la mâchoire (plus fréquente après 24 mois ; "
+        "tabac et alcool l'aggravent)."
+    )
+
+
+def deno_stop_text(stopped: date, low_crcl: bool) -> str:
+    text = (
+        f"Dénosumab arrêté le {stopped:%d/%m/%Y} : prévoir une ou plusieurs perfusions d'acide zolédronique pour "
+        "éviter l'effet rebond de la résorption osseuse, selon un plan établi avec un spécialiste "
+        "(onco-rhumatologue), avec surveillance des CTX."
+    )
+    if low_crcl:
+        text += " Attention : clairance < 30 mL/min, l'acide zolédronique est contre-indiqué ; avis spécialisé."
+    return text
+
+
+def nephrotox_text(chemo: list[str]) -> str:
+    return (
+        f"Association de {', '.join(chemo)} et d'un bisphosphonate : néphrotoxicité cumulative. Surveiller la "
+        "fonction rénale avant chaque cure et chaque perfusion."
+    )
+
+
+def severe_renal_text(chemo: bool, tkis: list[str]) -> str:
+    text = "Clairance < 30 mL/min : le bisphosphonate est le plus souvent arrêté."
+    if chemo:
+        text += " Réduire les doses de chimiothérapie."
+    if tkis:
+        text += f" {', '.join(tkis)} : ITK déconseillé en insuffisance rénale sévère."
+    return text
+
+
+ONJ_TEXT = (
+    "Exposition osseuse maxillo-faciale persistant plus de 8 semaines malgré un traitement adapté, sous ou "
+    "après anti-résorptif, sans irradiation crânio-faciale : ostéonécrose de la mâchoire. Adresser le patient "
+    "à un centre spécialisé."
+)
+ONJ_UNKNOWN_TEXT = (
+    "Exposition osseuse maxillo-faciale de plus de 8 semaines sous ou après anti-résorptif : "
+    "ostéonécrose de la mâchoire probable, mais l'absence d'irradiation crânio-faciale (condition de la "
+    "définition) n'est pas renseignée. Préciser, et adresser à un centre spécialisé."
+)
+
+
+def onco_text(anticancer: list[str], urgent: bool) -> str:
+    text = (
+        "Les métastases osseuses ne modifient ni le choix ni la dose de la chimiothérapie et ne contre-indiquent "
+        "pas l'immunothérapie."
+    )
+    if urgent:
+        text += (
+            " Un geste local urgent est nécessaire ou en cours : le traitement systémique ne doit pas le "
+            "retarder (attention au nadir, à l'hémostase et aux anti-angiogéniques)."
+        )
+    return text
