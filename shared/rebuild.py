@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
@@ -32,23 +33,37 @@ class RebuildReport:
     duplicates: int
 
 
+async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
+    """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
+    (explicit partitions: the embedded broker drops the connection without them)."""
+    s = service.settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        meta = await admin.describe_topics(topics)
+        parts = [TopicPartition(t["topic"], p["partition"]) for t in meta for p in t["partitions"]]
+        offsets = await admin.list_consumer_group_offsets(service.name, partitions=parts)
+        return {tp: meta_.offset for tp, meta_ in offsets.items() if meta_.offset > 0}
+    finally:
+        await admin.close()
+
+
 async def _read_committed(service: Service) -> list[ConsumerRecord]:
-    """Every record of the aggregate's topics below the group's committed offsets, without joining the group."""
+    """Every record of the aggregate's topics below the group's committed offsets (a group-less reader)."""
     s = service.settings
     topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
+    ends = await _committed_offsets(service, topics)
+    if not ends:
+        return []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.kafka_bootstrap_servers,
-        group_id=service.name,
+        group_id=None,
         enable_auto_commit=False,
         client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
     )
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = {tp: (await consumer.committed(tp)) or 0 for tp in parts}
-        wanted = [tp for tp, end in ends.items() if end > 0]
-        if not wanted:
-            return []
+        wanted = list(ends)
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
         records: list[ConsumerRecord] = []

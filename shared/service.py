@@ -117,6 +117,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
         )
         self.service = service
+        #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
+        self.consumed = 0
+
+    def count(self, topic: str, outcome: str) -> None:
+        self.messages.labels(self.service, topic, outcome).inc()
+        self.consumed += 1
 
 
 def _validation_reason(err: ValidationError) -> str:
@@ -267,14 +273,16 @@ class Service:
             if d.error is not None:
                 acks.append(await self._dead_letter(d, *d.error, outcome="dead_lettered"))
             elif d.key in already:
-                self.metrics.messages.labels(self.name, d.record.topic, "duplicate").inc()
+                self.metrics.count(d.record.topic, "duplicate")
             else:
                 assert d.key is not None
                 already.add(d.key)
                 work.append(d)
                 partial = getattr(d.message, "rejections", None)
                 if partial:
-                    acks.append(await self._dead_letter(d, "PartiallyRejected", "; ".join(partial), "partial"))
+                    # the good part is processed (and counted) below; the bad part is dead-lettered
+                    self.metrics.messages.labels(self.name, d.record.topic, "partially_rejected").inc()
+                    acks.append(await self.producer.dead_letter(d.record, "PartiallyRejected", "; ".join(partial)))
 
         # One patient's events keep their order; one aggregate transaction per patient per batch.
         groups: dict[str, list[_Decoded]] = {}
@@ -301,7 +309,7 @@ class Service:
             for out in outputs:
                 acks.append(await self.producer.send(out))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
-            self.metrics.messages.labels(self.name, topic, "processed").inc()
+            self.metrics.count(topic, "processed")
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
@@ -311,7 +319,7 @@ class Service:
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
     ) -> asyncio.Future[RecordMetadata]:
-        self.metrics.messages.labels(self.name, d.record.topic, outcome).inc()
+        self.metrics.count(d.record.topic, outcome)
         log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
         return await self.producer.dead_letter(d.record, error_type, reason)
 

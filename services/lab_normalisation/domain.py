@@ -299,6 +299,7 @@ def _recompute_clearance(s: LabState, patient_id: str) -> list[NormalisedLab]:
         missing,
         key=key,
         refs=refs,
+        also_recorded=[f.recorded_at for f in (weight, s.birth_date, s.sex) if f is not None],
     )
     return out
 
@@ -316,7 +317,10 @@ def _publish_derived(
     missing: list[str],
     key: tuple[object, ...],
     refs: list[SourceRef] | None = None,
+    also_recorded: list[datetime] | None = None,
 ) -> list[NormalisedLab]:
+    """Publish a derived value if its inputs changed. Its recorded_at is the newest of all its inputs', so a
+    re-derivation (e.g. when the weight arrives after the creatinine) is never older than what it replaces."""
     signature = "|".join(map(str, key))
     if s.published_derived.get(result_id) == signature:
         return []
@@ -330,7 +334,7 @@ def _publish_derived(
             event_id=eid,
             patient_id=patient_id,
             occurred_at=anchor.occurred_at,
-            recorded_at=max(x.recorded_at for x in [anchor, *sources]),
+            recorded_at=max([x.recorded_at for x in [anchor, *sources]] + (also_recorded or [])),
             source=SERVICE,
             analyte=analyte,
             result_id=result_id,

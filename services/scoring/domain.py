@@ -9,6 +9,7 @@ skeletal-related event from the facts; `apply_event()` publishes only what chang
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -92,7 +93,9 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         s.treatments[str(event.event_id)] = event
     elif isinstance(event, NormalisedLab):
         prev = s.labs.get(event.result_id)
-        if prev is None or (event.recorded_at, str(event.event_id)) > (prev.recorded_at, str(prev.event_id)):
+        # one producer, in order on the patient's partition: an equal recorded_at is a re-derivation (ties go to
+        # the later delivery); only a strictly older version is ignored
+        if prev is None or event.recorded_at >= prev.recorded_at:
             measured = next(
                 (x.value for x in event.derived_from if x.analyte == "total_calcium" and isinstance(x.value, float)),
                 None,
@@ -196,13 +199,16 @@ def _score(
     rule_ids: list[str],
     text: str,
     inputs: list[InputUsed],
+    also: Sequence[Fact[Any] | None] = (),
 ) -> Score:
+    """A score; its times are the newest of all its inputs, so a re-scored version is never older."""
     signature = (kind, subject, total, band, tuple((c.name, c.value, c.points) for c in scored_items), tuple(missing))
+    facts = [f for f in also if f is not None]
     return Score(
         event_id=derived_id("score", trigger.patient_id, *signature),
         patient_id=trigger.patient_id,
-        occurred_at=trigger.occurred_at,
-        recorded_at=trigger.recorded_at,
+        occurred_at=max([trigger.occurred_at] + [f.occurred_at for f in facts]),
+        recorded_at=max([trigger.recorded_at] + [f.recorded_at for f in facts]),
         source=SERVICE,
         score=kind,
         subject=subject,
@@ -360,6 +366,7 @@ def _mirels(s: ScoringState, lesion: Lesion, d: Decisions) -> None:
         ["SCORE-MIRELS"],
         mirels_text(f.lesion_id, m, None, None, ct),
         inputs,
+        also=[pain],
     )
     if m.total is None:
         return
@@ -422,6 +429,7 @@ def _sins(s: ScoringState, lesion: Lesion, d: Decisions) -> None:
         ["SCORE-SINS", "SINS-SURGICAL"],
         sins_text(where, scored, band),
         inputs,
+        also=[pain],
     )
     floor = scored.total if scored.total is not None else scored.known_points  # a lower bound when incomplete
     if floor < 7:
@@ -529,6 +537,7 @@ def _oligo(s: ScoringState, patient_id: str, d: Decisions) -> None:
         ["CLASS-OLIGO"],
         oligo_text(status),
         inputs,
+        also=[pc],
     )
 
 

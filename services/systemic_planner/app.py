@@ -18,7 +18,7 @@ from contracts.topics import (
     SKELETAL_EVENTS,
     TREATMENT_EVENTS,
 )
-from services.systemic_planner.domain import SystemicState, apply_event
+from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.fhir import medication_requests
 from services.systemic_planner.settings import SystemicSettings
 from shared.http import create_app
@@ -36,9 +36,10 @@ def build(settings: SystemicSettings) -> tuple[Service, FastAPI]:
 
     async def current(patient_id: str) -> TreatmentPlan:
         state = await service.store.load(patient_id, SystemicState)
-        if state is None or state.plan is None:
+        found = None if state is None else current_plan(state, patient_id)
+        if found is None:
             raise HTTPException(404, "no plan for this patient (no bone metastasis or SRE known)")
-        return state.plan
+        return found
 
     @router.get("/patients/{patient_id}/plan", response_model=TreatmentPlan)
     async def plan(patient_id: PatientId) -> TreatmentPlan:

@@ -6,7 +6,7 @@ the one it replaces), so clinicians are notified of the differences only."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from contracts.base import InputUsed, Message, derived_id
-from contracts.clinical import NormalisedLab, Recommendation, Score, SkeletalEvent
+from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, SystemicDrug, TreatmentEvent
 from contracts.plan import Check, MedicationOrder, PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION, cite
@@ -50,9 +50,11 @@ class SystemicState(BaseModel):
     creatinine_clearance: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
     vitamin_d: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
-    #: what was last published: plan item key -> "rule_id|recommendation ID"; the current plan
+    #: what was last published: item key -> "rule_id|recommendation ID|content digest"; plan version, digest, ID
     published: dict[str, str] = Field(default_factory=dict)
-    plan: TreatmentPlan | None = None
+    plan_version: int = 0
+    plan_digest: str = ""
+    plan_event: Fact[str] | None = None
 
 
 # ---- facts ---------------------------------------------------------------------------------------------------
@@ -76,14 +78,15 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
             s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
     elif isinstance(e, TreatmentEvent):
         s.treatments[str(e.event_id)] = e
+    # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at
+    # the same time as the one held is a re-derivation and replaces it (ties go to the later delivery).
     elif isinstance(e, Score) and e.score == "oligometastatic" and e.band is not None:
-        fact = Fact[str].of(e, e.band)
-        if fact.newer_than(s.oligometastatic):
-            s.oligometastatic, s.oligo_missing = fact, list(e.missing)
+        if s.oligometastatic is None or e.recorded_at >= s.oligometastatic.recorded_at:
+            s.oligometastatic, s.oligo_missing = Fact[str].of(e, e.band), list(e.missing)
     elif isinstance(e, NormalisedLab) and e.analyte in ("creatinine_clearance", "vitamin_d_25oh"):
         table = s.creatinine_clearance if e.analyte == "creatinine_clearance" else s.vitamin_d
         prev = table.get(e.result_id)
-        if prev is None or (e.recorded_at, str(e.event_id)) > (prev.recorded_at, str(prev.event_id)):
+        if prev is None or e.recorded_at >= prev.recorded_at:
             table[e.result_id] = LabFact(
                 value=e.value,
                 missing=e.missing,
@@ -638,69 +641,95 @@ def _oncology(s: SystemicState, drugs: DrugHistory) -> PlanItem | None:
 NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning"})
 
 
+def decision_content(item: PlanItem) -> str:
+    """What a clinician is notified about: the item's decision and text, not its provenance or check details."""
+    orders = "".join(o.model_dump_json() for o in item.orders)
+    checks = ",".join(f"{c.name}={c.status}" for c in item.checks)
+    return "|".join(
+        (
+            item.key,
+            item.rule_id,
+            item.status,
+            item.severity,
+            item.title,
+            item.text_fr,
+            ",".join(item.missing),
+            item.what_would_change_fr or "",
+            orders,
+            checks,
+        )
+    )
+
+
 def _notify(item: PlanItem) -> bool:
     return item.status in NOTIFY_STATUSES and not (item.rule_id == "SYS-ONCO" and item.severity == "info")
-
-
-def _signature(item: PlanItem) -> str:
-    """What a clinician is notified about: the item's decision and text, not its provenance or check details."""
-    return json.dumps(
-        item.model_dump(mode="json", exclude={"inputs": True, "checks": {"__all__": {"detail_fr"}}}), sort_keys=True
-    )
 
 
 def apply_event(state: SystemicState, event: Message) -> tuple[SystemicState, list[Message]]:
     s = merge(state, event)
     items = build_plan(s)
     out: list[Message] = []
-    recs: dict[str, Recommendation] = {}
-    for item in items:
-        if _notify(item):
-            recs[item.key] = recommendation(
-                rule_id=item.rule_id,
-                trigger=event,
-                produced_by=SERVICE,
-                severity=item.severity,
-                title=item.title,
-                text_fr=item.text_fr,
-                inputs=item.inputs,
-                missing=item.missing,
-                key=(item.key, _signature(item)),
-            )
-    for key, rec in recs.items():
-        old = s.published.get(key)
-        if old == f"{rec.rule_id}|{rec.event_id}":
+    published: dict[str, str] = {}
+    decisions = [(item, decision_content(item)) for item in items]
+    for item, content in decisions:
+        if not _notify(item):
             continue
+        digest = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
+        old = s.published.get(item.key)
+        if old is not None and old.endswith(f"|{digest}"):
+            published[item.key] = old  # unchanged: nothing to notify
+            continue
+        key = (item.key, content)
+        rec = recommendation(
+            rule_id=item.rule_id,
+            trigger=event,
+            produced_by=SERVICE,
+            severity=item.severity,
+            title=item.title,
+            text_fr=item.text_fr,
+            inputs=item.inputs,
+            missing=item.missing,
+            key=key,
+        )
+        published[item.key] = f"{item.rule_id}|{rec.event_id}|{digest}"
         if old is not None:
-            rule_id, rec_id = old.split("|")
+            rule_id, rec_id, _ = old.split("|")
             out.append(
                 withdrawal(uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan mis à jour : cet élément a changé.")
             )
         out.append(rec)
-    for key, old in s.published.items():
-        if key not in recs:
-            rule_id, rec_id = old.split("|")
+    for item_key, old in s.published.items():
+        if item_key not in published:
+            rule_id, rec_id, _ = old.split("|")
             out.append(
                 withdrawal(
                     uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan mis à jour : cet élément ne s'applique plus."
                 )
             )
-    s.published = {k: f"{v.rule_id}|{v.event_id}" for k, v in sorted(recs.items())}
-    signature = json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
-    current = s.plan
-    if items and (
-        current is None or json.dumps([i.model_dump(mode="json") for i in current.items], sort_keys=True) != signature
-    ):
-        version = 1 if current is None else current.version + 1
-        s.plan = TreatmentPlan(
-            event_id=derived_id("plan", event.patient_id, version, signature),
-            patient_id=event.patient_id,
-            occurred_at=event.occurred_at,
-            recorded_at=event.recorded_at,
-            source=SERVICE,
-            version=version,
-            ruleset_version=RULESET_VERSION,
-            items=items,
-        )
-        out.append(s.plan)
+    s.published = dict(sorted(published.items()))
+    # a new version when a decision changes; newer provenance alone (same decisions) does not make a new version
+    digest = hashlib.sha256("\n".join(content for _, content in decisions).encode()).hexdigest()
+    if items and digest != s.plan_digest:
+        s.plan_version += 1
+        s.plan_digest = digest
+        s.plan_event = Fact[str].of(event, str(derived_id("plan", event.patient_id, s.plan_version, digest)))
+        plan = current_plan(s, event.patient_id, items)
+        assert plan is not None
+        out.append(plan)
     return s, out
+
+
+def current_plan(s: SystemicState, patient_id: str, items: list[PlanItem] | None = None) -> TreatmentPlan | None:
+    """The current plan: rebuilt from the facts (pure), with the version and time it was last published."""
+    if s.plan_event is None:
+        return None
+    return TreatmentPlan(
+        event_id=uuid.UUID(s.plan_event.value),
+        patient_id=patient_id,
+        occurred_at=s.plan_event.occurred_at,
+        recorded_at=s.plan_event.recorded_at,
+        source=SERVICE,
+        version=s.plan_version,
+        ruleset_version=RULESET_VERSION,
+        items=items if items is not None else build_plan(s),
+    )

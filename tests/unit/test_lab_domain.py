@@ -251,3 +251,15 @@ def test_same_inputs_give_the_same_derived_event_id() -> None:
     _, out1 = apply(LabState(), ca, alb)
     _, out2 = apply(LabState(), ca, alb)
     assert [o.event_id for o in out1] == [o.event_id for o in out2]
+
+
+def test_rederived_clearance_is_never_older_than_the_one_it_replaces() -> None:
+    """Regression: creatinine first, patient record later; the completed clearance must supersede the first."""
+    s, out = apply(LabState(), result("creatinine", 80, "umol/L", rid="cr", recorded=T0))
+    [first] = derived(out, "creatinine_clearance")
+    later = T0 + timedelta(minutes=5)
+    record = patient(birth_date=date(1956, 4, 2), sex="male", weight_kg=70.0).model_copy(update={"recorded_at": later})
+    _, out = apply(s, record)
+    [second] = derived(out, "creatinine_clearance")
+    assert first.value is None and second.value is not None
+    assert second.recorded_at == later > first.recorded_at

@@ -1,0 +1,157 @@
+"""Plans per second that one systemic-planner process sustains (each input event rebuilds and diffs the
+patient's whole plan), next to a pass-through handler on the same runtime and events, in the same run.
+
+    .venv/bin/python bench/systemic_planner.py [--events 3000]
+
+A stream over n/30 patients of bone metastases, assessments, creatinine clearances, vitamin D, oligometastatic
+scores, SREs and drug events, with stable per-patient facts (see `events`). Every event recomputes the
+patient's whole plan and diffs it; a new version and notifications go out only when something changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from bench.harness import Run, bench_settings, consume_rate, preload, result_line
+from bench.scoring import passthrough_all
+from contracts.rules import RULESET_VERSION, cite
+from contracts.topics import (
+    CLINICAL_ASSESSMENTS,
+    IMAGING_FINDINGS,
+    LABS_NORMALISED,
+    SCORES,
+    SKELETAL_EVENTS,
+    TREATMENT_EVENTS,
+    Topic,
+)
+from services.systemic_planner.app import build
+from services.systemic_planner.settings import SystemicSettings
+from shared import infra
+from shared.service import Service
+
+NOW = datetime.now(UTC)
+TOPICS = (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, LABS_NORMALISED, SCORES, SKELETAL_EVENTS, TREATMENT_EVENTS)
+
+
+def env(i: int, n: int) -> dict[str, object]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "patient_id": f"bench-{i % max(1, n // 30)}",
+        "source": "bench",
+        "occurred_at": (NOW - timedelta(hours=n - i)).isoformat(),
+        "recorded_at": NOW.isoformat(),
+    }
+
+
+def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
+    """A realistic stream: each patient keeps stable facts (life expectancy, oligometastatic status, drugs);
+    renal function declines slowly (-1 mL/min per event), so some patients cross a Tableau 2 band or 30 mL/min."""
+    patients = max(1, n // 30)  # about 30 events per patient: onboarding, then follow-up
+    out: dict[Topic, list[dict[str, object] | bytes]] = {t: [] for t in TOPICS}
+    for i in range(n):
+        p, round_ = i % patients, i // patients  # round_ = this patient's event number, 0..9
+        kind = round_ % 7
+        if kind == 0:
+            out[IMAGING_FINDINGS].append(
+                {**env(i, n), "lesion_id": f"l{round_}", "skeletal_site": "pelvis", "modality": "ct", "size_cm": 2}
+            )
+        elif kind == 1:
+            out[CLINICAL_ASSESSMENTS].append(
+                {
+                    **env(i, n),
+                    "life_expectancy_months": 2 if p % 10 == 0 else 12,
+                    "oncological_response": "good" if p % 4 == 0 else "stable",
+                }
+            )
+        elif kind in (2, 3):
+            analyte, value, unit = (
+                ("creatinine_clearance", 75 - round_ - p % 40, "mL/min")
+                if kind == 2
+                else ("vitamin_d_25oh", 8 + p % 40, "ng/mL")
+            )
+            out[LABS_NORMALISED].append(
+                {
+                    **env(i, n),
+                    "source": "lab-normalisation",
+                    "analyte": analyte,
+                    "result_id": f"{analyte}-{i}",
+                    "value": value,
+                    "unit": unit,
+                }
+            )
+        elif kind == 4:
+            out[SCORES].append(
+                {
+                    **env(i, n),
+                    "source": "scoring",
+                    "score": "oligometastatic",
+                    "subject": "patient",
+                    "total": None,
+                    "complete": True,
+                    "band": "oligometastatic" if p % 3 == 0 else "multi_metastatic",
+                    "components": [],
+                    "rule_ids": ["CLASS-OLIGO"],
+                    "ruleset_version": RULESET_VERSION,
+                    "text_fr": "x",
+                    "citation": cite("CLASS-OLIGO").model_dump(),
+                }
+            )
+        elif kind == 5:
+            out[SKELETAL_EVENTS].append(
+                {
+                    **env(i, n),
+                    "source": "scoring",
+                    "kind": "pathological_fracture",
+                    "rule_id": "CLASS-SRE",
+                    "evidence": [],
+                }
+            )
+        else:
+            out[TREATMENT_EVENTS].append(
+                {
+                    **env(i, n),
+                    "treatment": {
+                        "kind": "systemic_drug",
+                        "drug": ["carboplatin", "pemetrexed", "zoledronic_acid"][p % 3],
+                        "action": "started",
+                        "on": "2026-10-01",
+                    },
+                }
+            )
+    return out
+
+
+async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str, planner: bool) -> Run:
+    with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
+        settings = SystemicSettings.model_validate(bench_settings(kafka, redis.url, "systemic-planner").model_dump())
+        for topic, items in docs.items():
+            await preload(settings, topic, items)
+        service: Service
+        if planner:
+            service = build(settings)[0]
+        else:
+            service = passthrough_all(settings)  # type: ignore[arg-type]
+            for topic in (SCORES, SKELETAL_EVENTS):  # the planner's two extra topics
+                service.subscriber(topic)(service.subscriptions[IMAGING_FINDINGS.name].handler)  # type: ignore[arg-type]
+        return await consume_rate(service, TOPICS[0], sum(len(v) for v in docs.values()), name)
+
+
+async def main(n: int) -> None:
+    docs = events(n)
+    baseline = await measure(docs, "pass-through", planner=False)
+    planner = await measure(docs, "systemic-planner", planner=True)
+    print(f"pass-through     {baseline.rate:8.1f} events/s  ({baseline.messages} in {baseline.seconds:.2f} s)")
+    print(
+        f"systemic-planner {planner.rate:8.1f} plans/s   ({planner.messages} in {planner.seconds:.2f} s), "
+        f"{planner.rate / baseline.rate:.1%} of pass-through"
+    )
+    print(result_line("systemic_planner", planner.rate, "plans/s", baseline.rate))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=3000)
+    asyncio.run(main(parser.parse_args().events))
