@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
@@ -107,3 +107,20 @@ def passthrough(settings: Settings, topic: Topic, out: Callable[[Message], Messa
 
 def result_line(name: str, value: float, unit: str, baseline: float) -> str:
     return f"RESULT name={name} value={value:.1f} unit={unit} baseline={baseline:.1f} ratio={value / baseline:.3f}"
+
+
+async def alternate(
+    rounds: int, baseline: Callable[[], Awaitable[Run]], subject: Callable[[], Awaitable[Run]]
+) -> tuple[Run, Run]:
+    """Measure baseline and subject alternately `rounds` times (machines are noisy); return the median runs."""
+    base: list[Run] = []
+    subj: list[Run] = []
+    for _ in range(rounds):
+        base.append(await baseline())
+        subj.append(await subject())
+    return median_run(base), median_run(subj)
+
+
+def median_run(runs: list[Run]) -> Run:
+    ordered = sorted(runs, key=lambda r: r.rate)
+    return ordered[len(ordered) // 2]

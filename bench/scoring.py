@@ -3,8 +3,8 @@ next to a pass-through handler on the same runtime and the same events, measured
 
     .venv/bin/python bench/scoring.py [--events 3000]
 
-The events are a realistic mix over n/10 patients: imaging findings (long bones and spine), clinical
-assessments, treatment events and normalised labs (corrected calcium).
+The events are a mix over n/10 patients, each patient receiving every kind in turn: imaging findings (long
+bones and spine), clinical assessments, treatment events and normalised labs (corrected calcium).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, bench_settings, consume_rate, preload, result_line
+from bench.harness import Run, alternate, bench_settings, consume_rate, preload, result_line
 from contracts.base import Message, derived_id
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
@@ -41,8 +41,9 @@ def env(i: int, n: int) -> dict[str, object]:
 
 def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
     out: dict[Topic, list[dict[str, object] | bytes]] = {t: [] for t in TOPICS}
+    patients = max(1, n // 10)
     for i in range(n):
-        kind = i % 6
+        kind = (i // patients) % 6  # each patient gets every kind of event, in turn
         if kind in (0, 1):
             site = (
                 {
@@ -138,10 +139,14 @@ async def measure(
         return await consume_rate(make(settings), TOPICS[0], total, name)
 
 
-async def main(n: int) -> None:
+async def main(n: int, rounds: int) -> None:
     docs = events(n)
-    baseline = await measure(docs, "pass-through", passthrough_all)
-    scoring = await measure(docs, "scoring", lambda s: build(s)[0])
+    baseline, scoring = await alternate(
+        rounds,
+        lambda: measure(docs, "pass-through", passthrough_all),
+        lambda: measure(docs, "scoring", lambda s: build(s)[0]),
+    )
+    print(f"median of {rounds} alternating rounds")
     print(f"pass-through {baseline.rate:8.1f} events/s  ({baseline.messages} in {baseline.seconds:.2f} s)")
     print(
         f"scoring      {scoring.rate:8.1f} events/s  ({scoring.messages} in {scoring.seconds:.2f} s), "
@@ -152,5 +157,7 @@ async def main(n: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))

@@ -15,7 +15,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, bench_settings, consume_rate, preload, result_line
+from bench.harness import Run, alternate, bench_settings, consume_rate, preload, result_line
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -139,10 +139,12 @@ async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str,
         return await consume_rate(service, TOPICS[0], sum(len(v) for v in docs.values()), name)
 
 
-async def main(n: int) -> None:
+async def main(n: int, rounds: int) -> None:
     docs = events(n)
-    baseline = await measure(docs, "pass-through", planner=False)
-    planner = await measure(docs, "systemic-planner", planner=True)
+    baseline, planner = await alternate(
+        rounds, lambda: measure(docs, "pass-through", planner=False), lambda: measure(docs, "planner", planner=True)
+    )
+    print(f"median of {rounds} alternating rounds")
     print(f"pass-through     {baseline.rate:8.1f} events/s  ({baseline.messages} in {baseline.seconds:.2f} s)")
     print(
         f"systemic-planner {planner.rate:8.1f} plans/s   ({planner.messages} in {planner.seconds:.2f} s), "
@@ -153,5 +155,7 @@ async def main(n: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=3000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))

@@ -3,12 +3,36 @@ text and the guideline citation. Pure (no I/O); used by the rule modules of each
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from contracts.base import InputUsed, Message, Severity, derived_id
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
+
+M = TypeVar("M")
+
+
+def recommendation_id(rule_id: str, patient_id: str, key: Sequence[object]) -> uuid.UUID:
+    """The deterministic ID `recommendation()` gives: same rule, patient and key, same ID."""
+    return derived_id(rule_id, patient_id, *key)
+
+
+@dataclass(frozen=True)
+class Lazy(Generic[M]):
+    """A decision's deterministic ID now, its message only if needed (when it changed, or for an API)."""
+
+    event_id: uuid.UUID
+    build: Callable[[], M]
+
+
+def lazy_recommendation(**kwargs: Any) -> Lazy[Recommendation]:
+    """`recommendation(**kwargs)`, built only when asked for."""
+    rid = recommendation_id(kwargs["rule_id"], kwargs["trigger"].patient_id, kwargs["key"])
+    return Lazy(rid, functools.partial(recommendation, **kwargs))
 
 
 def recommendation(
@@ -26,7 +50,7 @@ def recommendation(
     """`key` identifies the decision: the same rule and key always give the same recommendation ID,
     so a replay or a duplicate shows once."""
     return Recommendation(
-        event_id=derived_id(rule_id, trigger.patient_id, *key),
+        event_id=recommendation_id(rule_id, trigger.patient_id, key),
         patient_id=trigger.patient_id,
         occurred_at=trigger.occurred_at,
         recorded_at=trigger.recorded_at,

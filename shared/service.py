@@ -292,8 +292,8 @@ class Service:
                 groups.setdefault(d.message.patient_id, []).append(d)  # type: ignore[union-attr]
             else:
                 results.append(await self._run_handler(d))
-        for patient_id, items in groups.items():
-            results += await self._retry(self._run_aggregate, patient_id, items)
+        if groups:
+            results += await self._retry(self._run_aggregates, groups)
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -335,28 +335,35 @@ class Service:
         self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
         return d, outputs, None
 
-    async def _run_aggregate(
-        self, patient_id: str, items: list[_Decoded]
+    async def _run_aggregates(
+        self, groups: dict[str, list[_Decoded]]
     ) -> list[tuple[_Decoded, Sequence[Message], BaseException | None]]:
-        assert items[0].sub.aggregate is not None
-        model = items[0].sub.aggregate[0]
+        """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch."""
+        first = next(iter(groups.values()))[0]
+        assert first.sub.aggregate is not None
+        model = first.sub.aggregate[0]
         t0 = time.perf_counter()
 
-        def apply_all(state: BaseModel | None) -> tuple[BaseModel, list[tuple[_Decoded, Sequence[Message], Any]]]:
-            current = state if state is not None else model()
-            out: list[tuple[_Decoded, Sequence[Message], Any]] = []
-            for d in items:
-                assert d.sub.aggregate is not None
-                try:
-                    current, outputs = d.sub.aggregate[1](current, d.message)
-                    out.append((d, outputs, None))
-                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                    out.append((d, [], exc))
-            return current, out
+        def apply_all(
+            states: dict[str, BaseModel | None],
+        ) -> tuple[dict[str, BaseModel], list[tuple[_Decoded, Sequence[Message], BaseException | None]]]:
+            new: dict[str, BaseModel] = {}
+            out: list[tuple[_Decoded, Sequence[Message], BaseException | None]] = []
+            for patient_id, items in groups.items():
+                current = states[patient_id] or model()
+                for d in items:
+                    assert d.sub.aggregate is not None
+                    try:
+                        current, outputs = d.sub.aggregate[1](current, d.message)
+                        out.append((d, outputs, None))
+                    except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                        out.append((d, [], exc))
+                new[patient_id] = current
+            return new, out
 
-        results = await self.store.transact(patient_id, model, apply_all)
-        per_message = (time.perf_counter() - t0) / len(items)
-        for d in items:
+        results = await self.store.transact_many(list(groups), model, apply_all)
+        per_message = (time.perf_counter() - t0) / max(1, len(results))
+        for d, _, _ in results:
             self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)
         return results
 

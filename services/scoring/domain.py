@@ -31,7 +31,7 @@ from services.scoring.texts import (
     unconfirmed_crisis_text,
 )
 from shared.facts import Fact, earliest, newest
-from shared.recommend import recommendation, withdrawal
+from shared.recommend import Lazy, lazy_recommendation, withdrawal
 
 SERVICE = r.SERVICE
 
@@ -162,36 +162,87 @@ def _merge_assessment(a: Assessment, e: ClinicalAssessment) -> Assessment:
 # ---- decisions (pure functions of the facts) ---------------------------------------------------------------
 @dataclass
 class Decisions:
-    recommendations: dict[str, Recommendation] = field(default_factory=dict)
-    scores: dict[str, Score] = field(default_factory=dict)
+    recommendations: dict[str, Lazy[Recommendation]] = field(default_factory=dict)
+    scores: dict[str, Lazy[Score]] = field(default_factory=dict)
     sres: dict[str, SkeletalEvent] = field(default_factory=dict)
     #: published slots to leave as they are although no longer current (a crisis episode that ended)
     keep: set[str] = field(default_factory=set)
 
 
-def decide(s: ScoringState, patient_id: str) -> Decisions:
+@dataclass(frozen=True)
+class Scope:
+    """Which decisions an event can change (their dependencies), so only those are recomputed."""
+
+    calcium: bool = False
+    lesions: frozenset[str] | None = None  # the lesions concerned; None: all of them
+    scores: bool = False  # Mirels and SINS (finding, pain, life expectancy)
+    lesion_sres: bool = False  # cord compression, fracture (finding)
+    flare: bool = False  # IMG-FLARE (finding, treatments)
+    treatment_sres: bool = False  # RT for pain, orthopaedic surgery (treatments)
+    patient: bool = False  # oligometastatic status (findings, primary control), isolated lesion (findings)
+
+    def has_lesion(self, lesion_id: str) -> bool:
+        return self.lesions is None or lesion_id in self.lesions
+
+    def owns(self, slot: str) -> bool:
+        kind, _, lesion = slot.partition(":")
+        if kind == "calcium":
+            return self.calcium
+        if kind in ("mirels", "sins"):
+            return self.scores and self.has_lesion(lesion)
+        if kind == "flare":
+            return self.flare and self.has_lesion(lesion)
+        return self.patient  # "oligometastatic", "isolated"
+
+
+EVERYTHING = Scope(calcium=True, scores=True, lesion_sres=True, flare=True, treatment_sres=True, patient=True)
+
+
+def scope_of(event: Message) -> Scope:
+    if isinstance(event, NormalisedLab):
+        return Scope(calcium=True, lesions=frozenset())
+    if isinstance(event, ImagingFinding):
+        return Scope(lesions=frozenset({event.lesion_id}), scores=True, lesion_sres=True, flare=True, patient=True)
+    if isinstance(event, ClinicalAssessment):
+        return Scope(scores=True, patient=True)
+    if isinstance(event, TreatmentEvent):
+        return Scope(flare=True, treatment_sres=True)
+    return EVERYTHING
+
+
+def decide(s: ScoringState, patient_id: str, scope: Scope = EVERYTHING) -> Decisions:
     d = Decisions()
-    _calcium(s, patient_id, d)
-    for lesion in s.lesions.values():
+    if scope.calcium:
+        _calcium(s, patient_id, d)
+    for lesion_id, lesion in s.lesions.items():
+        if not scope.has_lesion(lesion_id):
+            continue
         f = lesion.latest
-        if f.skeletal_site in r.LONG_BONE_SITES:
+        if scope.scores and f.skeletal_site in r.LONG_BONE_SITES:
             _mirels(s, lesion, d)
-        if f.skeletal_site == "spine" or (f.skeletal_site == "sacrum" and f.vertebral_level):
+        if scope.scores and (f.skeletal_site == "spine" or (f.skeletal_site == "sacrum" and f.vertebral_level)):
             _sins(s, lesion, d)
-        _lesion_sres(lesion, d)
-        _flare(s, lesion, d)
-    _treatment_sres(s, patient_id, d)
-    if s.lesions:
-        _oligo(s, patient_id, d)
-    _isolated(s, d)
+        if scope.lesion_sres:
+            _lesion_sres(lesion, d)
+        if scope.flare:
+            _flare(s, lesion, d)
+    if scope.treatment_sres:
+        _treatment_sres(s, patient_id, d)
+    if scope.patient:
+        if s.lesions:
+            _oligo(s, patient_id, d)
+        _isolated(s, d)
     return d
+
+
+Component = tuple[str, str | float | bool | None, int | None, uuid.UUID | None]  # name, value, points, source
 
 
 def _score(
     kind: str,
     subject: str,
     trigger: Message,
-    scored_items: list[ScoreComponent],
+    components: list[Component],
     total: int | None,
     complete: bool,
     band: str | None,
@@ -200,35 +251,39 @@ def _score(
     text: str,
     inputs: list[InputUsed],
     also: Sequence[Fact[Any] | None] = (),
-) -> Score:
-    """A score; its times are the newest of all its inputs, so a re-scored version is never older."""
-    signature = (kind, subject, total, band, tuple((c.name, c.value, c.points) for c in scored_items), tuple(missing))
-    facts = [f for f in also if f is not None]
-    return Score(
-        event_id=derived_id("score", trigger.patient_id, *signature),
-        patient_id=trigger.patient_id,
-        occurred_at=max([trigger.occurred_at] + [f.occurred_at for f in facts]),
-        recorded_at=max([trigger.recorded_at] + [f.recorded_at for f in facts]),
-        source=SERVICE,
-        score=kind,
-        subject=subject,
-        total=total,
-        complete=complete,
-        band=band,
-        components=scored_items,
-        missing=missing,
-        rule_ids=rule_ids,
-        ruleset_version=RULESET_VERSION,
-        text_fr=text,
-        citation=cite(rule_ids[0]),
-        inputs=inputs,
-    )
+) -> Lazy[Score]:
+    """A score (its ID now, the message when needed); its times are the newest of all its inputs, so a
+    re-scored version is never older."""
+    signature = (kind, subject, total, band, tuple(c[:3] for c in components), tuple(missing))
+    event_id = derived_id("score", trigger.patient_id, *signature)
+
+    def build() -> Score:
+        facts = [f for f in also if f is not None]
+        return Score(
+            event_id=event_id,
+            patient_id=trigger.patient_id,
+            occurred_at=max([trigger.occurred_at] + [f.occurred_at for f in facts]),
+            recorded_at=max([trigger.recorded_at] + [f.recorded_at for f in facts]),
+            source=SERVICE,
+            score=kind,
+            subject=subject,
+            total=total,
+            complete=complete,
+            band=band,
+            components=[ScoreComponent(name=n, value=v, points=p, source_event_id=src) for n, v, p, src in components],
+            missing=missing,
+            rule_ids=rule_ids,
+            ruleset_version=RULESET_VERSION,
+            text_fr=text,
+            citation=cite(rule_ids[0]),
+            inputs=inputs,
+        )
+
+    return Lazy(event_id, build)
 
 
-def _components(items: tuple[r.Item, ...], sources: dict[str, uuid.UUID | None]) -> list[ScoreComponent]:
-    return [
-        ScoreComponent(name=i.name, value=i.value, points=i.points, source_event_id=sources.get(i.name)) for i in items
-    ]
+def _components(items: tuple[r.Item, ...], sources: dict[str, uuid.UUID | None]) -> list[Component]:
+    return [(i.name, i.value, i.points, sources.get(i.name)) for i in items]
 
 
 def _calcium(s: ScoringState, patient_id: str, d: Decisions) -> None:
@@ -281,7 +336,7 @@ def _calcium(s: ScoringState, patient_id: str, d: Decisions) -> None:
         if not (in_crisis and start_id == starts[-1][0]):
             d.keep.add(slot)  # an ended episode: its alert stays as it is
             continue
-        d.recommendations[slot] = recommendation(
+        d.recommendations[slot] = lazy_recommendation(
             rule_id="LAB-CA-CRISIS",
             trigger=_lab_message(start, patient_id),
             produced_by=SERVICE,
@@ -294,7 +349,7 @@ def _calcium(s: ScoringState, patient_id: str, d: Decisions) -> None:
     latest_id, latest = values[-1]
     measured = latest.measured_total_calcium
     if latest.value is None and measured is not None and r.is_hypercalcaemic_crisis(measured):
-        d.recommendations[f"calcium:unconfirmed:{latest_id}"] = recommendation(
+        d.recommendations[f"calcium:unconfirmed:{latest_id}"] = lazy_recommendation(
             rule_id="LAB-CA-CRISIS",
             trigger=_lab_message(latest, patient_id),
             produced_by=SERVICE,
@@ -390,11 +445,11 @@ def _mirels(s: ScoringState, lesion: Lesion, d: Decisions) -> None:
         "high_short_survival": "warning",
         "high_survival_unknown": "warning",
     }[decision]
-    d.recommendations[f"mirels:{f.lesion_id}"] = recommendation(
+    d.recommendations[f"mirels:{f.lesion_id}"] = lazy_recommendation(
         rule_id=rule_id,
         trigger=f,
         produced_by=SERVICE,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         title=f"Score de Mirels {m.total}/12 ({f.lesion_id})",
         text_fr=mirels_text(f.lesion_id, m, decision, le.value if le else None, ct),
         inputs=inputs,
@@ -435,11 +490,11 @@ def _sins(s: ScoringState, lesion: Lesion, d: Decisions) -> None:
     if floor < 7:
         return
     severity = "critical" if floor >= 13 else "warning"
-    d.recommendations[f"sins:{f.lesion_id}"] = recommendation(
+    d.recommendations[f"sins:{f.lesion_id}"] = lazy_recommendation(
         rule_id="SINS-SURGICAL",
         trigger=f,
         produced_by=SERVICE,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         title=(
             f"SINS {scored.total}/18 en {where} : avis chirurgical"
             if scored.total is not None
@@ -509,9 +564,8 @@ def _oligo(s: ScoringState, patient_id: str, d: Decisions) -> None:
         len({f.skeletal_site for f in findings}), len(findings), [f.size_cm for f in findings], pc.value if pc else None
     )
     trigger = max(findings, key=lambda f: (f.occurred_at, f.recorded_at, str(f.event_id)))
-    components = [
-        ScoreComponent(name=c.name, value=c.value, points=None if c.met is None else int(c.met))
-        for c in status.criteria
+    components: list[Component] = [
+        (c.name, c.value, None if c.met is None else int(c.met), None) for c in status.criteria
     ]
     inputs = [
         InputUsed(
@@ -571,7 +625,7 @@ def _flare(s: ScoringState, lesion: Lesion, d: Decisions) -> None:
     flare = r.within_flare_window(started, focus.occurred_at.date())
     egfr = drug in r.EGFR_TKIS
     lesion_id = lesion.latest.lesion_id
-    d.recommendations[f"flare:{lesion_id}"] = recommendation(
+    d.recommendations[f"flare:{lesion_id}"] = lazy_recommendation(
         rule_id="IMG-FLARE",
         trigger=lesion.latest,
         produced_by=SERVICE,
@@ -598,7 +652,7 @@ def _isolated(s: ScoringState, d: Decisions) -> None:
     if not set(lesion.modalities) <= r.METABOLIC_MODALITIES:
         return
     f = lesion.latest
-    d.recommendations["isolated"] = recommendation(
+    d.recommendations["isolated"] = lazy_recommendation(
         rule_id="IMG-ISOLATED",
         trigger=f,
         produced_by=SERVICE,
@@ -613,12 +667,14 @@ def _isolated(s: ScoringState, d: Decisions) -> None:
 # ---- applying an event: merge, decide, publish the difference -------------------------------------------------
 def apply_event(state: ScoringState, event: Message) -> tuple[ScoringState, list[Message]]:
     s = merge(state, event)
-    d = decide(s, event.patient_id)
+    scope = scope_of(event)
+    d = decide(s, event.patient_id, scope)  # only what this event can change; the rest stays as published
     out: list[Message] = []
-    for slot, rec in d.recommendations.items():
+    for slot, lazy in d.recommendations.items():
         old = s.recommendations.get(slot)
-        if old == str(rec.event_id):
+        if old == str(lazy.event_id):
             continue
+        rec = lazy.build()
         if old is not None:
             out.append(
                 withdrawal(
@@ -627,7 +683,7 @@ def apply_event(state: ScoringState, event: Message) -> tuple[ScoringState, list
             )
         out.append(rec)
     for slot, old in s.recommendations.items():
-        if slot not in d.recommendations and slot not in d.keep:
+        if scope.owns(slot) and slot not in d.recommendations and slot not in d.keep:
             out.append(
                 withdrawal(
                     uuid.UUID(old),
@@ -637,13 +693,16 @@ def apply_event(state: ScoringState, event: Message) -> tuple[ScoringState, list
                     "Recommandation retirée : elle ne s'applique plus aux données actuelles.",
                 )
             )
-    out += [sc for slot, sc in d.scores.items() if s.scores.get(slot) != str(sc.event_id)]
-    out += [sre for key, sre in sorted(d.sres.items()) if key not in set(s.sres)]
-    published = {slot: str(rec.event_id) for slot, rec in d.recommendations.items()}
-    published |= {slot: old for slot, old in s.recommendations.items() if slot in d.keep}
+    out += [lazy.build() for slot, lazy in d.scores.items() if s.scores.get(slot) != str(lazy.event_id)]
+    known = set(s.sres)
+    out += [sre for key, sre in sorted(d.sres.items()) if key not in known]
+    published = {slot: old for slot, old in s.recommendations.items() if not scope.owns(slot) or slot in d.keep}
+    published |= {slot: str(lazy.event_id) for slot, lazy in d.recommendations.items()}
     s.recommendations = dict(sorted(published.items()))
-    s.scores = {slot: str(sc.event_id) for slot, sc in sorted(d.scores.items())}
-    s.sres = sorted(set(s.sres) | set(d.sres))
+    scores = {slot: old for slot, old in s.scores.items() if not scope.owns(slot)}
+    scores |= {slot: str(lazy.event_id) for slot, lazy in d.scores.items()}
+    s.scores = dict(sorted(scores.items()))
+    s.sres = sorted(known | set(d.sres))
     return s, out
 
 
@@ -661,4 +720,6 @@ def _rule_of_slot(slot: str) -> str:
 def current_scores(state: ScoringState | None, patient_id: str) -> list[Score]:
     if state is None:
         return []
-    return sorted(decide(state, patient_id).scores.values(), key=lambda x: (x.score, x.subject))
+    return sorted(
+        (lazy.build() for lazy in decide(state, patient_id).scores.values()), key=lambda x: (x.score, x.subject)
+    )

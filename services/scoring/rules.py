@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Final, Literal
 
 SERVICE: Final = "scoring"
@@ -35,15 +36,15 @@ class Scored:
     items: tuple[Item, ...]
     missing: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def complete(self) -> bool:
         return all(i.points is not None for i in self.items)
 
-    @property
+    @cached_property
     def total(self) -> int | None:
         return sum(i.points for i in self.items if i.points is not None) if self.complete else None
 
-    @property
+    @cached_property
     def known_points(self) -> int:
         return sum(i.points for i in self.items if i.points is not None)
 

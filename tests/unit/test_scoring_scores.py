@@ -449,3 +449,33 @@ def test_every_permutation_of_a_small_timeline_gives_identical_outputs_set() -> 
     events = _timeline()[:3]
     finals = {run(list(p))[0].model_dump_json() for p in itertools.permutations(events)}
     assert len(finals) == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.permutations(list(range(9))))
+def test_incremental_decisions_equal_a_full_recomputation(order: list[int]) -> None:
+    """Each event recomputes only the decisions it can change; the result must equal deciding everything."""
+    from contracts.clinical import NormalisedLab
+    from services.scoring.domain import decide
+
+    crisis = NormalisedLab.model_validate(
+        {
+            **env(70),
+            "source": "lab-normalisation",
+            "analyte": "corrected_calcium",
+            "result_id": "cc1",
+            "value": 3.7,
+            "unit": "mmol/L",
+        }
+    )
+    events = [
+        *_timeline(),
+        crisis,
+        finding(80, lesion_id="T9", skeletal_site="spine", vertebral_level="T9", cord_compression=True),
+        finding(90, lesion_id="rib", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    ]
+    s, _ = run([events[i] for i in order])
+    full = decide(s, "p1")
+    assert s.recommendations == {k: str(v.event_id) for k, v in sorted(full.recommendations.items())}
+    assert s.scores == {k: str(v.event_id) for k, v in sorted(full.scores.items())}
+    assert set(s.sres) == set(full.sres)
