@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -124,3 +125,25 @@ async def alternate(
 def median_run(runs: list[Run]) -> Run:
     ordered = sorted(runs, key=lambda r: r.rate)
     return ordered[len(ordered) // 2]
+
+
+def report(name: str, unit: str, rounds: int, baseline: Run, subject: Run) -> None:
+    """Print both rates and the RESULT line (last)."""
+    print(f"median of {rounds} alternating rounds")
+    print(f"pass-through {baseline.rate:10.1f} {unit}  ({baseline.messages} in {baseline.seconds:.2f} s)")
+    print(
+        f"{name:<12} {subject.rate:10.1f} {unit}  ({subject.messages} in {subject.seconds:.2f} s), "
+        f"{subject.rate / baseline.rate:.1%} of pass-through"
+    )
+    print(result_line(name, subject.rate, unit, baseline.rate))
+
+
+def cli(doc: str | None, main: Callable[[int, int], Coroutine[Any, Any, None]], default: int = 4000) -> None:
+    """The command line every bench script shares."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--events", type=int, default=default, help="messages per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating baseline/subject rounds (median)")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))

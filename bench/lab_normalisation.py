@@ -2,7 +2,7 @@
 for native JSON, FHIR R4 and HL7 v2.5, next to a pass-through handler on the same runtime (the
 baseline), all measured in this run. Each format gets a fresh embedded broker and Redis.
 
-    .venv/bin/python bench/lab_normalisation.py [--messages 3000]
+    .venv/bin/python bench/lab_normalisation.py [--events 4000] [--rounds 3]
 
 Each FHIR or HL7 message carries two results (calcium and albumin of one draw); a JSON message one.
 Each format's baseline is a pass-through on the same topic and messages (JSON decoded into its model;
@@ -11,8 +11,6 @@ raw FHIR/HL7 taken as bytes). The RESULT line reports the format with the lowest
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -21,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
 
-from bench.harness import Run, alternate, bench_settings, consume_rate, passthrough, preload, result_line
+from bench.harness import Run, alternate, bench_settings, cli, consume_rate, passthrough, preload, result_line
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
@@ -189,8 +187,4 @@ async def main(n: int, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    asyncio.run(main(args.messages, args.rounds))
+    cli(__doc__, main)

@@ -1,7 +1,7 @@
 """Events per second that one scoring process sustains (decode, Redis state update, decisions, outputs),
 next to a pass-through handler on the same runtime and the same events, measured in the same run.
 
-    .venv/bin/python bench/scoring.py [--events 3000]
+    .venv/bin/python bench/scoring.py [--events 4000] [--rounds 3]
 
 The events are a mix over n/10 patients, each patient receiving every kind in turn: imaging findings (long
 bones and spine), clinical assessments, treatment events and normalised labs (corrected calcium).
@@ -9,13 +9,11 @@ bones and spine), clinical assessments, treatment events and normalised labs (co
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, alternate, bench_settings, consume_rate, preload, result_line
+from bench.harness import Run, alternate, bench_settings, cli, consume_rate, preload, report
 from contracts.base import Message, derived_id
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
@@ -146,18 +144,8 @@ async def main(n: int, rounds: int) -> None:
         lambda: measure(docs, "pass-through", passthrough_all),
         lambda: measure(docs, "scoring", lambda s: build(s)[0]),
     )
-    print(f"median of {rounds} alternating rounds")
-    print(f"pass-through {baseline.rate:8.1f} events/s  ({baseline.messages} in {baseline.seconds:.2f} s)")
-    print(
-        f"scoring      {scoring.rate:8.1f} events/s  ({scoring.messages} in {scoring.seconds:.2f} s), "
-        f"{scoring.rate / baseline.rate:.1%} of pass-through"
-    )
-    print(result_line("scoring", scoring.rate, "events/s", baseline.rate))
+    report("scoring", "events/s", rounds, baseline, scoring)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    asyncio.run(main(args.events, args.rounds))
+    cli(__doc__, main)

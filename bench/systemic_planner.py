@@ -1,7 +1,7 @@
 """Plans per second that one systemic-planner process sustains (each input event rebuilds and diffs the
 patient's whole plan), next to a pass-through handler on the same runtime and events, in the same run.
 
-    .venv/bin/python bench/systemic_planner.py [--events 3000]
+    .venv/bin/python bench/systemic_planner.py [--events 4000] [--rounds 3]
 
 A stream over n/30 patients of bone metastases, assessments, creatinine clearances, vitamin D, oligometastatic
 scores, SREs and drug events, with stable per-patient facts (see `events`). Every event recomputes the
@@ -10,12 +10,10 @@ patient's whole plan and diffs it; a new version and notifications go out only w
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, alternate, bench_settings, consume_rate, preload, result_line
+from bench.harness import Run, alternate, bench_settings, cli, consume_rate, preload, report
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -144,18 +142,8 @@ async def main(n: int, rounds: int) -> None:
     baseline, planner = await alternate(
         rounds, lambda: measure(docs, "pass-through", planner=False), lambda: measure(docs, "planner", planner=True)
     )
-    print(f"median of {rounds} alternating rounds")
-    print(f"pass-through     {baseline.rate:8.1f} events/s  ({baseline.messages} in {baseline.seconds:.2f} s)")
-    print(
-        f"systemic-planner {planner.rate:8.1f} plans/s   ({planner.messages} in {planner.seconds:.2f} s), "
-        f"{planner.rate / baseline.rate:.1%} of pass-through"
-    )
-    print(result_line("systemic_planner", planner.rate, "plans/s", baseline.rate))
+    report("systemic_planner", "plans/s", rounds, baseline, planner)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    asyncio.run(main(args.events, args.rounds))
+    cli(__doc__, main)

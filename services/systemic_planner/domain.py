@@ -361,6 +361,17 @@ def _vitamin_d(vit_d: LabFact | None) -> PlanItem:
     )
 
 
+#: SYS-DENO: 120 mg SC monthly, no renal adjustment
+DENOSUMAB_ORDER = MedicationOrder(
+    drug="denosumab",
+    atc="M05BX04",
+    dose=120,
+    unit="mg",
+    route="subcutaneous",
+    interval="P1M",
+    instructions_fr=t.DENOSUMAB_INSTRUCTIONS,
+    rule_ids=["SYS-DENO"],
+)
 ZA_INSTRUCTIONS = (
     "Perfusion IV de 20 à 30 minutes (jamais moins de 15 minutes), bonne hydratation le jour et le "
     "lendemain de la perfusion."
@@ -388,16 +399,6 @@ def _antiresorptive(s: SystemicState, crcl: LabFact | None, on_ar: dict[str, dat
             what_would_change_fr="Une clairance calculable permettra de proposer la molécule et la dose.",
         )
     if crcl.value < 30:
-        order = MedicationOrder(
-            drug="denosumab",
-            atc="M05BX04",
-            dose=120,
-            unit="mg",
-            route="subcutaneous",
-            interval="P1M",
-            instructions_fr=t.DENOSUMAB_INSTRUCTIONS,
-            rule_ids=["SYS-DENO"],
-        )
         return _item(
             "antiresorptive",
             "SYS-DENO",
@@ -406,7 +407,7 @@ def _antiresorptive(s: SystemicState, crcl: LabFact | None, on_ar: dict[str, dat
             t.deno_low_crcl_title(crcl.value),
             t.deno_low_crcl_text(crcl.value, "zoledronic_acid" in on_ar),
             inputs=inputs,
-            orders=[order],
+            orders=[DENOSUMAB_ORDER],
             what_would_change_fr="L'acide zolédronique redevient possible si la clairance atteint 30 mL/min.",
         )
     oligo = s.oligometastatic
@@ -417,16 +418,6 @@ def _antiresorptive(s: SystemicState, crcl: LabFact | None, on_ar: dict[str, dat
     if response is not None:
         inputs.append(response.used("oncological_response"))
     if "denosumab" in on_ar:
-        order = MedicationOrder(
-            drug="denosumab",
-            atc="M05BX04",
-            dose=120,
-            unit="mg",
-            route="subcutaneous",
-            interval="P1M",
-            instructions_fr=t.DENOSUMAB_INSTRUCTIONS,
-            rule_ids=["SYS-DENO"],
-        )
         return _item(
             "antiresorptive",
             "SYS-DENO",
@@ -435,7 +426,7 @@ def _antiresorptive(s: SystemicState, crcl: LabFact | None, on_ar: dict[str, dat
             "Dénosumab 120 mg SC mensuel (en cours)",
             t.deno_text(good),
             inputs=inputs,
-            orders=[order],
+            orders=[DENOSUMAB_ORDER],
             what_would_change_fr="L'espacement n'est pas validé pour le dénosumab ; l'arrêt impose un relais.",
         )
     assert basis is not None and basis.value is not None
