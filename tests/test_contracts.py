@@ -80,3 +80,8 @@ def test_spinal_finding_needs_a_vertebral_level() -> None:
     doc = {**EXAMPLES["hospital.imaging-findings.v1"], "vertebral_level": None}
     with pytest.raises(ValidationError, match="vertebral_level"):
         ImagingFinding.model_validate(doc)
+
+
+def test_readme_topic_table_lists_every_topic() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [t.name for t in TOPICS if f"| `{t.name}` |" not in readme] == []
