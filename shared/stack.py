@@ -184,6 +184,17 @@ def demo_events(patient_id: str, now: datetime) -> list[tuple[str, dict[str, obj
         }
 
     loinc = "http://loinc.org"
+
+    def lab(rid: str, code: str, display: str, value: float, unit: str) -> dict[str, object]:
+        return {
+            **base(90),
+            "result_id": f"{patient_id}-{rid}",
+            "value": value,
+            "unit": unit,
+            "status": "final",
+            "code": {"system": loinc, "code": code, "display": display},
+        }
+
     return [
         (
             t.PATIENT_RECORDS.name,
@@ -229,6 +240,8 @@ def demo_events(patient_id: str, now: datetime) -> list[tuple[str, dict[str, obj
                 "status": "final",
             },
         ),
+        (t.LAB_RESULTS.name, lab("CREA-1", "2160-0", "Creatinine", 0.9, "mg/dL")),
+        (t.LAB_RESULTS.name, lab("VITD-1", "1989-3", "25-OH vitamin D", 17, "ng/mL")),
         (
             t.IMAGING_FINDINGS.name,
             {
@@ -240,6 +253,7 @@ def demo_events(patient_id: str, now: datetime) -> list[tuple[str, dict[str, obj
                 "modality": "mri",
                 "epidural_extension": True,
                 "cord_compression": True,
+                "size_cm": 2.5,
             },
         ),
     ]
@@ -270,11 +284,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"published demo events for patient {patient}; waiting for alerts...")
     deadline = time.monotonic() + 20
     alerts: list[dict[str, object]] = []
-    while time.monotonic() < deadline:
+    stable_since, last = time.monotonic(), -1
+    while time.monotonic() < deadline:  # until the alerts have settled for 2 s
         alerts = httpx.get(f"{notif}/alerts", params={"patient_id": patient}, timeout=5).json()
-        if len({a["rule_id"] for a in alerts}) >= 3:
+        if len(alerts) != last:
+            stable_since, last = time.monotonic(), len(alerts)
+        elif alerts and time.monotonic() - stable_since > 2:
             break
-        time.sleep(0.5)
+        time.sleep(0.25)
     for a in alerts:
         print(f"  [{a['severity']:>8}] {a['rule_id']:<14} {a['title']}  ({a['status']})")
         print(f"             {a['text_fr']}")
@@ -282,6 +299,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         assert isinstance(cit, dict)
         print(f"             source: {cit['section']} ({cit['lines']})")
     print(f"{len(alerts)} alert(s). API: {notif}/alerts?patient_id={patient}")
+    planner = st.get("urls", {}).get(SYSTEMIC_PLANNER, "http://127.0.0.1:8103")
+    print(f"Treatment plan: {planner}/patients/{patient}/plan  (FHIR orders: .../plan/medication-requests)")
     return 0 if alerts else 1
 
 

@@ -629,7 +629,7 @@ def _oncology(s: SystemicState, drugs: DrugHistory) -> PlanItem | None:
 
 
 # ---- publishing ------------------------------------------------------------------------------------------------
-NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning"})
+NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning", "waived"})
 
 
 def decision_content(item: PlanItem) -> str:
