@@ -184,3 +184,19 @@ async def consume_until(bootstrap: str, topic: str, predicate: Callable[[Any], b
     finally:
         await c.stop()
     raise AssertionError(f"no matching record on {topic} within {timeout}s")
+
+
+async def outcomes(stack: RunningStack, svc: str, topic: str, outcome: str) -> float:
+    """How many messages of `topic` the service counted with this outcome (processed, duplicate...)."""
+    return await metric(stack, svc, "osteocds_messages_total", service=svc, topic=topic, outcome=outcome)
+
+
+async def wait_outcomes_above(
+    stack: RunningStack, svc: str, topic: str, outcome: str, before: float, timeout: float = 10
+) -> None:
+    """Wait until the service has counted more messages with this outcome than `before`."""
+
+    async def moved() -> bool:
+        return await outcomes(stack, svc, topic, outcome) > before
+
+    await wait_for(moved, timeout=timeout)

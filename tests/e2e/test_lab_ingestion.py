@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, FHIR_R4, HL7V2, LABS_NORMALISED
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, consume_until, metric, wait_for
+from tests.conftest import Publish, alerts, consume_until, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -65,32 +65,12 @@ async def test_hl7_hypercalcaemia_alert_then_amendment_withdraws_it(stack: Runni
     assert corrected["value"] == pytest.approx(round(13.6 / 4.008 + 0.25, 2))  # 3.64 mmol/L
 
     # the same delivery again: no second effect
-    before = await metric(
-        stack,
-        "lab-normalisation",
-        "osteocds_messages_total",
-        service="lab-normalisation",
-        topic=HL7V2.name,
-        outcome="duplicate",
-    )
+    before = await outcomes(stack, "lab-normalisation", HL7V2.name, "duplicate")
     assert (
         await post_hl7(stack, oru(patient_id, "MSG-1", CA_13_6, ALB_3_0, sent=sent, drawn=drawn))
     ).status_code == 200
 
-    async def deduplicated() -> bool:
-        return (
-            await metric(
-                stack,
-                "lab-normalisation",
-                "osteocds_messages_total",
-                service="lab-normalisation",
-                topic=HL7V2.name,
-                outcome="duplicate",
-            )
-            > before
-        )
-
-    await wait_for(deduplicated)
+    await wait_outcomes_above(stack, "lab-normalisation", HL7V2.name, "duplicate", before)
     assert len(await crisis(stack, patient_id)) == 1
 
     # the lab corrects the calcium (OBX-11 = C, same order and code): the alert is withdrawn

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS
 from shared.stack import ROOT, RunningStack
-from tests.conftest import Publish, alerts, event, metric, wait_for
+from tests.conftest import Publish, alerts, event, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -116,50 +116,20 @@ async def test_replaying_the_same_events_gives_same_state_and_no_second_alert(
     count = len(await alerts(stack, patient_id))
 
     # 1. redelivered: skipped as duplicates
-    dup = await metric(
-        stack, "scoring", "osteocds_messages_total", service="scoring", topic=IMAGING_FINDINGS.name, outcome="duplicate"
-    )
+    dup = await outcomes(stack, "scoring", IMAGING_FINDINGS.name, "duplicate")
     for topic, doc in events:
         await publish(topic, doc)
 
-    async def deduplicated() -> bool:
-        return (
-            await metric(
-                stack,
-                "scoring",
-                "osteocds_messages_total",
-                service="scoring",
-                topic=IMAGING_FINDINGS.name,
-                outcome="duplicate",
-            )
-            > dup
-        )
-
-    await wait_for(deduplicated)
+    await wait_outcomes_above(stack, "scoring", IMAGING_FINDINGS.name, "duplicate", dup)
     # 2. replayed past the duplicate filter (its memory lost): the handlers themselves are idempotent
     r = aioredis.Redis.from_url(stack.env["REDIS_URL"])
     await r.delete(*[f"osteocds:scoring:seen:{doc['event_id']}" for _, doc in events])
     await r.aclose()
-    processed = await metric(
-        stack, "scoring", "osteocds_messages_total", service="scoring", topic=IMAGING_FINDINGS.name, outcome="processed"
-    )
+    processed = await outcomes(stack, "scoring", IMAGING_FINDINGS.name, "processed")
     for topic, doc in events:
         await publish(topic, doc)
 
-    async def reprocessed() -> bool:
-        return (
-            await metric(
-                stack,
-                "scoring",
-                "osteocds_messages_total",
-                service="scoring",
-                topic=IMAGING_FINDINGS.name,
-                outcome="processed",
-            )
-            > processed
-        )
-
-    await wait_for(reprocessed)
+    await wait_outcomes_above(stack, "scoring", IMAGING_FINDINGS.name, "processed", processed)
     await asyncio.sleep(0.5)  # let notification see anything scoring might (wrongly) have published
     assert await _state(stack, patient_id) == state
     assert len(await alerts(stack, patient_id)) == count

@@ -11,7 +11,7 @@ import pytest
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, PATIENT_RECORDS, TREATMENT_EVENTS
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, event, lab, metric, wait_for
+from tests.conftest import Publish, alerts, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 CREATININE = "14682-9"  # µmol/L
@@ -113,30 +113,10 @@ async def test_denosumab_stopped_gives_the_rebound_plan(stack: RunningStack, pub
 
 
 async def test_no_plan_without_bone_disease(stack: RunningStack, publish: Publish, patient_id: str) -> None:
-    before = await metric(
-        stack,
-        "systemic-planner",
-        "osteocds_messages_total",
-        service="systemic-planner",
-        topic=CLINICAL_ASSESSMENTS.name,
-        outcome="processed",
-    )
+    before = await outcomes(stack, "systemic-planner", CLINICAL_ASSESSMENTS.name, "processed")
     await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12))
 
-    async def processed() -> bool:
-        return (
-            await metric(
-                stack,
-                "systemic-planner",
-                "osteocds_messages_total",
-                service="systemic-planner",
-                topic=CLINICAL_ASSESSMENTS.name,
-                outcome="processed",
-            )
-            > before
-        )
-
-    await wait_for(processed)
+    await wait_outcomes_above(stack, "systemic-planner", CLINICAL_ASSESSMENTS.name, "processed", before)
     async with httpx.AsyncClient(timeout=5) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan")
     assert r.status_code == 404

@@ -14,7 +14,7 @@ import pytest
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, IMAGING_FINDINGS, LAB_RESULTS, TREATMENT_EVENTS
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, consume_until, event, lab, metric, wait_for
+from tests.conftest import Publish, alerts, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -44,29 +44,11 @@ async def test_hypercalcaemic_crisis_alerts_once(stack: RunningStack, publish: P
     assert "3.60" in alert["title"]
 
     # the same events delivered again: no second effect anywhere
-    before = await metric(
-        stack,
-        "lab-normalisation",
-        "osteocds_messages_total",
-        service="lab-normalisation",
-        topic=LAB_RESULTS.name,
-        outcome="duplicate",
-    )
+    before = await outcomes(stack, "lab-normalisation", LAB_RESULTS.name, "duplicate")
     await publish(LAB_RESULTS.name, ca)
     await publish(LAB_RESULTS.name, alb)
 
-    async def duplicates_seen() -> bool:
-        n = await metric(
-            stack,
-            "lab-normalisation",
-            "osteocds_messages_total",
-            service="lab-normalisation",
-            topic=LAB_RESULTS.name,
-            outcome="duplicate",
-        )
-        return n >= before + 2
-
-    await wait_for(duplicates_seen, timeout=10)
+    await wait_outcomes_above(stack, "lab-normalisation", LAB_RESULTS.name, "duplicate", before + 1)
     assert len(await _crisis(stack, patient_id)) == 1
 
 
@@ -200,14 +182,7 @@ async def test_amended_result_withdraws_alert_and_late_result_does_not_overwrite
     await publish(LAB_RESULTS.name, marker)  # processed after the others (same partition)
 
     async def marker_processed() -> bool:
-        c = await metric(
-            stack,
-            "scoring",
-            "osteocds_messages_total",
-            service="scoring",
-            topic="osteocds.labs.normalised.v1",
-            outcome="processed",
-        )
+        c = await outcomes(stack, "scoring", "osteocds.labs.normalised.v1", "processed")
         return c > 0 and await _lab_state_has(stack, patient_id, marker["result_id"])
 
     await wait_for(marker_processed)
