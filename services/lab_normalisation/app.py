@@ -46,7 +46,11 @@ def build(settings: LabSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
     analytes = AnalyteMap.load(settings.lab_local_codes_file)
     tz = ZoneInfo(settings.hospital_timezone)
-    cfg = LabConfig(ca_albumin_window=timedelta(hours=settings.ca_albumin_window_hours), hospital_tz=tz)
+    cfg = LabConfig(
+        ca_albumin_window=timedelta(hours=settings.ca_albumin_window_hours),
+        hospital_tz=tz,
+        retention=timedelta(days=settings.lab_retention_days),
+    )
     ignored = service.metrics.messages
 
     def apply(state: LabState, batch: Ingested) -> tuple[LabState, list[NormalisedLab]]:

@@ -33,6 +33,8 @@ Status = Literal["final", "amended", "withdrawn"]
 class LabConfig:
     ca_albumin_window: timedelta
     hospital_tz: ZoneInfo
+    #: results older than this (before the patient's newest) are dropped, except each analyte's newest
+    retention: timedelta = timedelta(days=90)
 
 
 class StoredResult(BaseModel):
@@ -105,7 +107,25 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
         out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window)
     if batch.patients or any(x.analyte in ("creatinine", "body_weight") for x in batch.labs):
         out += _recompute_clearance(s, batch.patient_id)
+    _prune(s, cfg.retention)
     return s, out
+
+
+def _prune(s: LabState, retention: timedelta) -> None:
+    """Bound the aggregate: keep results within `retention` of the newest one, and each analyte's newest.
+    (An amendment of a dropped result is then handled as a new result.)"""
+    if not s.results:
+        return
+    cutoff = max(r.occurred_at for r in s.results.values()) - retention
+    newest: dict[str, StoredResult] = {}
+    for r in s.results.values():
+        if r.analyte not in newest or r.occurred_at > newest[r.analyte].occurred_at:
+            newest[r.analyte] = r
+    keep = {rid for rid, r in s.results.items() if r.occurred_at >= cutoff or newest[r.analyte] is r}
+    if len(keep) == len(s.results):
+        return
+    s.results = {rid: r for rid, r in s.results.items() if rid in keep}
+    s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
 
 
 def _apply_patient(s: LabState, r: PatientRecord) -> None:

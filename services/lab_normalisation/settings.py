@@ -12,5 +12,7 @@ class LabSettings(Settings):
     ca_albumin_window_hours: float = 48.0
     #: YAML file mapping local lab codes to analytes (see local_codes.yaml).
     lab_local_codes_file: Path = Path(__file__).with_name("local_codes.yaml")
+    #: Results kept per patient: within this many days of the newest (each analyte's newest is always kept).
+    lab_retention_days: int = 90
     #: The hospital's time zone: HL7 times without an offset, and the 09:00 limit of LAB-CTX.
     hospital_timezone: str = "Europe/Paris"

@@ -91,7 +91,7 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         s.assessment = _merge_assessment(s.assessment, event)
     elif isinstance(event, TreatmentEvent):
         s.treatments[str(event.event_id)] = event
-    elif isinstance(event, NormalisedLab):
+    elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses
         prev = s.labs.get(event.result_id)
         # one producer, in order on the patient's partition: an equal recorded_at is a re-derivation (ties go to
         # the later delivery); only a strictly older version is ignored

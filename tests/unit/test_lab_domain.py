@@ -263,3 +263,11 @@ def test_rederived_clearance_is_never_older_than_the_one_it_replaces() -> None:
     [second] = derived(out, "creatinine_clearance")
     assert first.value is None and second.value is not None
     assert second.recorded_at == later > first.recorded_at
+
+
+def test_old_results_are_pruned_but_each_analytes_newest_is_kept() -> None:
+    s, _ = apply(LabState(), result("creatinine", 80, "umol/L", rid="cr-old", at=T0 - timedelta(days=400)))
+    s, _ = apply(s, result("total_calcium", 2.4, "mmol/L", rid="ca-old", at=T0 - timedelta(days=200)))
+    s, _ = apply(s, result("total_calcium", 2.5, "mmol/L", rid="ca-new", at=T0))
+    assert set(s.results) == {"cr-old", "ca-new"}  # old calcium dropped; the only creatinine kept
+    assert all(k.split(":", 1)[1] in s.results for k in s.published_derived)
