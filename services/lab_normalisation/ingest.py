@@ -327,9 +327,14 @@ def _hl7_time(value: str, tz: ZoneInfo, what: str) -> datetime:
     except (ValueError, TypeError) as exc:
         raise Rejected(f"{what}: invalid date-time") from exc
     assert isinstance(parsed, datetime)
-    offset = parsed.utcoffset()
-    # hl7's own tzinfo class cannot be copied: use the standard library's fixed offset
-    return parsed.replace(tzinfo=tz) if offset is None else parsed.replace(tzinfo=timezone(offset))
+    try:
+        offset = parsed.utcoffset()
+        if offset is None:
+            return parsed.replace(tzinfo=tz)
+        # hl7's own tzinfo class cannot be copied: use the standard library's fixed offset
+        return parsed.replace(tzinfo=timezone(offset))
+    except ValueError as exc:  # e.g. "+9900": not a real offset
+        raise Rejected(f"{what}: invalid time zone offset") from exc
 
 
 def _hl7_date(value: str) -> date | None:
