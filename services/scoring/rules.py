@@ -11,6 +11,8 @@ from datetime import date
 from functools import cached_property
 from typing import Final, Literal
 
+from shared.dates import add_months
+
 SERVICE: Final = "scoring"
 
 # ---- LAB-CA-CRISIS (L313-315) --------------------------------------------------------------------------
@@ -229,26 +231,6 @@ EGFR_TKIS: Final = frozenset(
 ANTIRESORPTIVES: Final = frozenset({"zoledronic_acid", "denosumab", "pamidronate", "ibandronate"})
 METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 FLARE_WINDOW_MONTHS: Final = 6
-
-
-def add_months(d: date, months: int) -> date:
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    last = [
-        31,
-        29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28,
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ][month - 1]
-    return date(year, month, min(d.day, last))
 
 
 def within_flare_window(treatment_started: date, imaging_on: date) -> bool:

@@ -20,6 +20,7 @@ from contracts.plan import Check, MedicationOrder, PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION, cite
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 from shared.recommend import recommendation, withdrawal
 
@@ -286,7 +287,7 @@ def _prerequisites(
         )
     if on_ar:
         last = assessments[-1][1].on if assessments else None
-        due = r.add_months(last, r.DENTAL_REVIEW_MONTHS) if last else None
+        due = add_months(last, r.DENTAL_REVIEW_MONTHS) if last else None
         checks.append(
             Check(name="dental_review_6_months", status="pending" if due else "to_do", detail_fr=t.dental_review(due))
         )
@@ -502,7 +503,7 @@ def _first_infusion() -> PlanItem:
 
 
 def _review(s: SystemicState, since: date) -> PlanItem:
-    due = r.add_months(since, 12 * r.REVIEW_AFTER_YEARS)
+    due = add_months(since, 12 * r.REVIEW_AFTER_YEARS)
     as_of = max((e.occurred_at.date() for e in s.treatments.values()), default=since)
     overdue = as_of >= due
     return _item(

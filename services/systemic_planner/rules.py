@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
+from shared.dates import add_months
+
 ANTIRESORPTIVES: Final = frozenset({"zoledronic_acid", "denosumab", "pamidronate", "ibandronate"})
 BISPHOSPHONATES: Final = frozenset({"zoledronic_acid", "pamidronate", "ibandronate"})
 PLATINUM: Final = frozenset({"cisplatin", "carboplatin", "oxaliplatin"})
@@ -123,14 +125,6 @@ def schedule(oligometastatic: bool, good_response: bool, drug: str) -> Schedule:
 
 
 # ---- dates ---------------------------------------------------------------------------------------------------
-def add_months(d: date, months: int) -> date:
-    y, m = divmod(d.month - 1 + months, 12)
-    year, month = d.year + y, m + 1
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    last = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
-    return date(year, month, min(d.day, last))
-
-
 #: SYS-AR-PREREQ: after an extraction, start once healed, at least 3 weeks to 1 month later.
 EXTRACTION_HEALING: Final = (timedelta(weeks=3), 1)  # (minimum, months)
 DENTAL_REVIEW_MONTHS: Final = 6
