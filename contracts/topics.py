@@ -154,4 +154,3 @@ TOPICS: Final[tuple[Topic, ...]] = (
     ALERTS,
     DEAD_LETTER,
 )
-BY_NAME: Final[dict[str, Topic]] = {t.name: t for t in TOPICS}

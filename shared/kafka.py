@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from contracts.base import Message
 from contracts.clinical import DeadLetter
-from contracts.topics import BY_NAME, DEAD_LETTER, TOPICS, Topic
+from contracts.topics import DEAD_LETTER, TOPICS, Topic
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,3 @@ class Producer:
             DEAD_LETTER.name, value=letter.model_dump_json().encode(), key=record.key
         )
         return fut
-
-
-def topic(name: str) -> Topic:
-    return BY_NAME[name]

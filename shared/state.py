@@ -107,7 +107,3 @@ class StateStore:
                     return result
                 except WatchError:
                     continue
-
-    async def patient_ids(self, kind: str = "state") -> list[str]:
-        prefix = f"{self.ns}:{kind}:"
-        return [k.decode()[len(prefix) :] async for k in self.redis.scan_iter(match=prefix + "*", count=500)]

@@ -167,20 +167,22 @@ def build_plan(s: SystemicState) -> list[PlanItem]:
     items.append(_ar_start_item(s, decision, on_ar))
     crcl = _latest(s.creatinine_clearance)
     vit_d = _latest(s.vitamin_d)
+    za_planned = False
     if decision.outcome in ("start", "already_treated"):
         emergency = any(f.value == "hypercalcaemia" for f in s.sres.values()) and not on_ar
         items.append(_prerequisites(s, crcl, vit_d, emergency, on_ar))
         items.append(_vitamin_d(vit_d))
         ar = _antiresorptive(s, crcl, on_ar, drugs)
         items.append(ar)
-        if any(o.drug == "zoledronic_acid" for o in ar.orders) and "zoledronic_acid" not in drugs.ever_started:
+        za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
+        if za_planned and "zoledronic_acid" not in drugs.ever_started:
             items.append(_first_infusion())
         if on_ar:
             items.append(_review(s, min(on_ar.values())))
     deno_stop = _denosumab_stop(drugs, crcl)
     if deno_stop is not None:
         items.append(deno_stop)
-    items += _renal_safety(crcl, drugs, any(o.drug == "zoledronic_acid" for i in items for o in i.orders))
+    items += _renal_safety(crcl, drugs, za_planned)
     items += _osteonecrosis(s, drugs)
     onco = _oncology(s, drugs)
     if onco is not None:
