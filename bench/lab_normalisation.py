@@ -1,35 +1,60 @@
 """Messages per second that one lab-normalisation process sustains from a raw topic to its output topic,
 for native JSON, FHIR R4 and HL7 v2.5, next to a pass-through handler on the same runtime (the
-baseline), all measured in this run. Each format gets a fresh embedded broker and Redis.
+baseline), all measured in this run. Each service run gets a fresh embedded broker and Redis.
 
     .venv/bin/python bench/lab_normalisation.py [--events 4000] [--rounds 3]
 
 Each FHIR or HL7 message carries two results (calcium and albumin of one draw); a JSON message one.
 Each format's baseline is a pass-through on the same topic and messages (JSON decoded into its model;
 raw FHIR/HL7 taken as bytes). The RESULT line reports the format with the lowest ratio.
+
+For FHIR and HL7 it also measures, in the same rounds, two ceilings for one process:
+- the parser floor: the mandated library call alone (fhir.resources Bundle validation, `hl7.parse`) per
+  message. A process that does the pass-through's work plus that call cannot beat
+  1 / (1 / pass-through rate + floor), whatever else is optimised;
+- the same service with every message decoded in advance (the parsers' whole cost removed from the loop):
+  the rate the rest of the path (aggregate, derivations, outputs) allows, e.g. if decoding moved elsewhere.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
+import hl7
 from aiokafka.structs import ConsumerRecord
+from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel
 
-from bench.harness import Run, alternate, bench_settings, cli, consume_rate, passthrough, preload, result_line
+from bench.harness import (
+    Run,
+    alternate,
+    bench_settings,
+    cli,
+    consume_rate,
+    median_run,
+    passthrough,
+    preload,
+    result_line,
+)
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, Topic
-from services.lab_normalisation.app import build
+from services.lab_normalisation.app import LabDecoder, build
+from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, from_hl7
 from services.lab_normalisation.settings import LabSettings
 from shared import infra
 from shared.service import Context, Service
 from shared.settings import Settings
 
+Docs = list[dict[str, object] | bytes]
 NOW = datetime.now(UTC)
 
 
@@ -151,9 +176,38 @@ def raw_passthrough(settings: Settings, topic: Topic) -> Service:
     return service
 
 
-async def measure(
-    topic: Topic, docs: list[dict[str, object] | bytes], name: str, make: Callable[[LabSettings], object]
-) -> Run:
+def payloads(docs: Docs) -> list[bytes]:
+    return [d.rpartition(b"\n")[0] for d in docs if isinstance(d, bytes)]
+
+
+def predecoded(settings: LabSettings, topic: Topic, docs: Docs) -> Service:
+    """lab-normalisation with every message parsed before the run: the decoder only looks the result up."""
+    analytes, tz = AnalyteMap.load(settings.lab_local_codes_file), ZoneInfo(settings.hospital_timezone)
+    parse: Callable[[bytes], Ingested] = (
+        (lambda raw: from_fhir(raw, analytes, NOW)) if topic is FHIR_R4 else (lambda raw: from_hl7(raw, analytes, tz))
+    )
+    ready = {raw: parse(raw) for raw in payloads(docs)}
+    lookup: LabDecoder = lambda record: ready[record.value]  # noqa: E731
+    return build(settings, {topic.name: lookup})[0]
+
+
+PARSERS: dict[str, tuple[str, Callable[[bytes], object]]] = {
+    FHIR_R4.name: ("fhir.resources Bundle validation", lambda raw: Bundle.model_validate(json.loads(raw))),
+    HL7V2.name: ("hl7.parse", lambda raw: hl7.parse(raw.decode())),
+}
+
+
+def parser_floor(topic: Topic, docs: Docs) -> float:
+    """Seconds per message of the mandated library call alone, in this process (no I/O)."""
+    call = PARSERS[topic.name][1]
+    raws = payloads(docs)
+    t0 = time.perf_counter()
+    for raw in raws:
+        call(raw)
+    return (time.perf_counter() - t0) / len(raws)
+
+
+async def measure(topic: Topic, docs: Docs, name: str, make: Callable[[LabSettings], object]) -> Run:
     with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
         base = bench_settings(kafka, redis.url, "lab-normalisation")
         settings = LabSettings.model_validate(base.model_dump())
@@ -162,25 +216,52 @@ async def measure(
         return await consume_rate(service, topic, len(docs), name)  # type: ignore[arg-type]
 
 
+async def raw_rounds(
+    rounds: int, name: str, topic: Topic, docs: Docs, baseline: Callable[[LabSettings], object]
+) -> tuple[Run, Run, Run, float]:
+    """The same alternation as `alternate`, with the two ceilings measured in each round (medians)."""
+    bases, runs, pres, floors = [], [], [], []
+    for _ in range(rounds):
+        bases.append(await measure(topic, docs, f"pass-through {name}", baseline))
+        runs.append(await measure(topic, docs, name, lambda s: build(s)[0]))
+        pres.append(
+            await measure(topic, docs, f"{name} decoded in advance", partial(predecoded, topic=topic, docs=docs))
+        )
+        floors.append(parser_floor(topic, docs))
+    return median_run(bases), median_run(runs), median_run(pres), statistics.median(floors)
+
+
 async def main(n: int, rounds: int) -> None:
-    formats: list[tuple[str, Topic, list[dict[str, object] | bytes], Callable[[LabSettings], object]]] = [
+    formats: list[tuple[str, Topic, Docs, Callable[[LabSettings], object]]] = [
         ("json", LAB_RESULTS, json_docs(n), lambda s: passthrough(s, LAB_RESULTS, echo)),
         ("fhir", FHIR_R4, fhir_docs(n), lambda s: raw_passthrough(s, FHIR_R4)),
         ("hl7v2", HL7V2, hl7_docs(n), lambda s: raw_passthrough(s, HL7V2)),
     ]
     rows: list[tuple[str, Run, Run]] = []
     for name, topic, docs, baseline_service in formats:
-        base, run = await alternate(
-            rounds,
-            lambda t=topic, d=docs, b=baseline_service, n=name: measure(t, d, f"pass-through {n}", b),  # type: ignore[misc]
-            lambda t=topic, d=docs, n=name: measure(t, d, n, lambda s: build(s)[0]),  # type: ignore[misc]
-        )
+        if topic.name not in PARSERS:
+            base, run = await alternate(
+                rounds,
+                lambda t=topic, d=docs, b=baseline_service, n=name: measure(t, d, f"pass-through {n}", b),  # type: ignore[misc]
+                lambda t=topic, d=docs, n=name: measure(t, d, n, lambda s: build(s)[0]),  # type: ignore[misc]
+            )
+        else:
+            base, run, pre, floor = await raw_rounds(rounds, name, topic, docs, baseline_service)
         rows.append((name, run, base))
         print(
             f"{name:<6} lab-normalisation {run.rate:8.1f} msg/s   pass-through {base.rate:8.1f} msg/s   "
             f"ratio {run.rate / base.rate:5.2f}   ({n} messages, median of {rounds} alternating rounds)",
             flush=True,
         )
+        if topic.name in PARSERS:
+            ceiling = 1 / (1 / base.rate + floor)
+            print(
+                f"       ceilings for one process: {PARSERS[topic.name][0]} alone {floor * 1e6:.0f} us/msg "
+                f"(pass-through whole path {1e6 / base.rate:.0f} us/msg) -> at most {ceiling:.0f} msg/s, "
+                f"ratio {ceiling / base.rate:.2f}; decoded in advance {pre.rate:.0f} msg/s, "
+                f"ratio {pre.rate / base.rate:.2f}",
+                flush=True,
+            )
     name, run, base = min(rows, key=lambda r: r[1].rate / r[2].rate)
     print(f"lowest ratio: {name}")
     print(result_line(f"lab_normalisation_{name}", run.rate, "msg/s", base.rate))
