@@ -34,6 +34,10 @@ class Message(BaseModel):
     recorded_at: AwareDatetime = Field(description="When the source system recorded the fact.")
     source: str = Field(min_length=1, max_length=128, description="Producing system or service.")
 
+    def delivery_key(self) -> str:
+        """What a consumer deduplicates on: a second delivery of the same message has no second effect."""
+        return str(self.event_id)
+
 
 class InputUsed(BaseModel):
     """One input a rule used, with its provenance."""

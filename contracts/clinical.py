@@ -29,6 +29,14 @@ Analyte = Literal[
 ]
 
 
+CAUSED_BY = (
+    "Delivery key of the event whose processing published this message (its event_id, followed by its own "
+    "caused_by if it has one). The same decision issued again after its withdrawal (a result corrected, then "
+    "corrected back) keeps its event_id but has another cause, so consumers take it as a new issue, not as a "
+    "duplicate delivery."
+)
+
+
 class SourceRef(BaseModel):
     """Provenance of a value: which source result it came from."""
 
@@ -86,6 +94,16 @@ class SkeletalEvent(Message):
     ]
     rule_id: str
     evidence: list[InputUsed]
+    status: Literal["active", "withdrawn"] = Field(
+        default="active",
+        description="withdrawn: the SREs in `supersedes` no longer hold (e.g. the calcium result behind a "
+        "hypercalcaemia was corrected or entered in error).",
+    )
+    supersedes: list[uuid.UUID] = Field(default_factory=list)
+    caused_by: str | None = Field(default=None, max_length=1024, description=CAUSED_BY)
+
+    def delivery_key(self) -> str:
+        return f"{self.event_id}:{self.caused_by or ''}"
 
 
 class ScoreComponent(BaseModel):
@@ -135,6 +153,10 @@ class Recommendation(Message):
     produced_by: str
     status: Literal["active", "withdrawn"] = "active"
     supersedes: list[uuid.UUID] = Field(default_factory=list)
+    caused_by: str | None = Field(default=None, max_length=1024, description=CAUSED_BY)
+
+    def delivery_key(self) -> str:
+        return f"{self.event_id}:{self.caused_by or ''}"
 
 
 class Alert(Message):

@@ -77,6 +77,10 @@ HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
 
 
+def _delivery_key(message: Any) -> str:
+    return message.delivery_key() if isinstance(message, Message) else str(message.event_id)
+
+
 @dataclass
 class Subscription:
     topic: Topic
@@ -85,7 +89,7 @@ class Subscription:
     handler: HandlerFn | None = None
     #: a pure transition of the per-patient aggregate `model`: (state, event) -> (state, outputs)
     aggregate: tuple[type[BaseModel], Apply] | None = None
-    idempotency_key: Callable[[Any], str] = field(default=lambda m: str(m.event_id))
+    idempotency_key: Callable[[Any], str] = field(default=lambda m: _delivery_key(m))
 
 
 @dataclass

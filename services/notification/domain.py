@@ -18,9 +18,9 @@ class PatientAlerts(BaseModel):
     alerts: dict[str, Alert] = Field(default_factory=dict)  # by recommendation ID
 
 
-def alert_for(rec: Recommendation) -> Alert:
+def alert_for(rec: Recommendation, reissue: bool = False) -> Alert:
     return Alert(
-        event_id=derived_id("alert", rec.event_id),
+        event_id=derived_id("alert", rec.event_id, rec.caused_by) if reissue else derived_id("alert", rec.event_id),
         patient_id=rec.patient_id,
         occurred_at=rec.occurred_at,
         recorded_at=rec.recorded_at,
@@ -40,12 +40,15 @@ def alert_for(rec: Recommendation) -> Alert:
 
 def apply_recommendation(state: PatientAlerts, rec: Recommendation) -> tuple[PatientAlerts, list[Alert]]:
     """An active recommendation becomes one alert (a repeat changes nothing); a withdrawal marks the
-    alerts it supersedes as withdrawn. Returns the alerts created or changed, to publish."""
+    alerts it supersedes as withdrawn; the same recommendation issued again after its withdrawal (another
+    `caused_by`: duplicate deliveries are filtered before) makes its alert active again, to be acknowledged
+    anew. Returns the alerts created or changed, to publish."""
     alerts = dict(state.alerts)
     changed: list[Alert] = []
     if rec.status == "active":
-        if str(rec.event_id) not in alerts:
-            alerts[str(rec.event_id)] = alert_for(rec)
+        current = alerts.get(str(rec.event_id))
+        if current is None or current.status == "withdrawn":
+            alerts[str(rec.event_id)] = alert_for(rec, reissue=current is not None)
             changed.append(alerts[str(rec.event_id)])
     else:
         for old_id in map(str, rec.supersedes):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from contracts.base import InputUsed, Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.radiotherapy_planner.rules import cord_compression_plan
-from shared.recommend import recommendation, withdrawal
+from shared.recommend import caused_by, recommendation, withdrawal
 
 SERVICE = "radiotherapy-planner"
 
@@ -133,4 +133,4 @@ def apply_event(state: RadiotherapyState, event: Message) -> tuple[RadiotherapyS
     out: list[Message] = []
     for c in s.compressions.values():
         out += _mscc(s, c, event)
-    return s, out
+    return s, caused_by(out, event)

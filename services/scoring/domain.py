@@ -31,7 +31,7 @@ from services.scoring.texts import (
     unconfirmed_crisis_text,
 )
 from shared.facts import Fact, earliest, newest
-from shared.recommend import Lazy, lazy_recommendation, withdrawal
+from shared.recommend import Lazy, caused_by, lazy_recommendation, withdrawal
 
 SERVICE = r.SERVICE
 
@@ -74,6 +74,7 @@ class ScoringState(BaseModel):
     recommendations: dict[str, str] = Field(default_factory=dict)
     scores: dict[str, str] = Field(default_factory=dict)
     sres: list[str] = Field(default_factory=list)
+    calcium_sres: list[str] = Field(default_factory=list)  # the published SREs that are hypercalcaemias
 
 
 # ---- merging facts (commutative) ----------------------------------------------------------------------------
@@ -696,6 +697,12 @@ def apply_event(state: ScoringState, event: Message) -> tuple[ScoringState, list
     out += [lazy.build() for slot, lazy in d.scores.items() if s.scores.get(slot) != str(lazy.event_id)]
     known = set(s.sres)
     out += [sre for key, sre in sorted(d.sres.items()) if key not in known]
+    if scope.calcium:  # LAB-CORRECTION downstream: a crisis value corrected or withdrawn takes its SRE with it
+        current = sorted(key for key, sre in d.sres.items() if sre.kind == "hypercalcaemia")
+        gone = [key for key in s.calcium_sres if key not in current]
+        out += [_sre_withdrawal(key, event) for key in gone]
+        known -= set(gone)
+        s.calcium_sres = current
     published = {slot: old for slot, old in s.recommendations.items() if not scope.owns(slot) or slot in d.keep}
     published |= {slot: str(lazy.event_id) for slot, lazy in d.recommendations.items()}
     s.recommendations = dict(sorted(published.items()))
@@ -703,7 +710,22 @@ def apply_event(state: ScoringState, event: Message) -> tuple[ScoringState, list
     scores |= {slot: str(lazy.event_id) for slot, lazy in d.scores.items()}
     s.scores = dict(sorted(scores.items()))
     s.sres = sorted(known | set(d.sres))
-    return s, out
+    return s, caused_by(out, event)
+
+
+def _sre_withdrawal(sre_id: str, event: Message) -> SkeletalEvent:
+    return SkeletalEvent(
+        event_id=derived_id("sre-withdrawn", sre_id, event.event_id),
+        patient_id=event.patient_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        source=SERVICE,
+        kind="hypercalcaemia",
+        rule_id="CLASS-SRE",
+        evidence=[InputUsed(name="trigger_event", value=str(event.event_id), source_event_id=event.event_id)],
+        status="withdrawn",
+        supersedes=[uuid.UUID(sre_id)],
+    )
 
 
 def _rule_of_slot(slot: str) -> str:

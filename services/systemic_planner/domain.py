@@ -22,7 +22,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
-from shared.recommend import recommendation, withdrawal
+from shared.recommend import caused_by, recommendation, withdrawal
 
 SERVICE = "systemic-planner"
 
@@ -68,7 +68,10 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
             "vitamin_d": dict(state.vitamin_d),
         }
     )
-    if isinstance(e, SkeletalEvent):
+    if isinstance(e, SkeletalEvent) and e.status == "withdrawn":  # its source was corrected (LAB-CORRECTION)
+        for sre_id in e.supersedes:
+            s.sres.pop(str(sre_id), None)
+    elif isinstance(e, SkeletalEvent):
         s.sres[str(e.event_id)] = Fact[str].of(e, e.kind)
     elif isinstance(e, ImagingFinding):
         s.first_bone_metastasis = earliest(s.first_bone_metastasis, Fact[str].of(e, e.skeletal_site))
@@ -710,7 +713,7 @@ def apply_event(state: SystemicState, event: Message) -> tuple[SystemicState, li
         plan = current_plan(s, event.patient_id, items)
         assert plan is not None
         out.append(plan)
-    return s, out
+    return s, caused_by(out, event)
 
 
 def current_plan(s: SystemicState, patient_id: str, items: list[PlanItem] | None = None) -> TreatmentPlan | None:

@@ -178,3 +178,52 @@ async def test_post_fhir_rejections_are_4xx_with_reason(stack: RunningStack, pat
         obs["valueQuantity"] = {"value": 3.3, "code": "mEq/L"}
         r = await c.post("/fhir", json=obs)
         assert r.status_code == 422 and "unknown unit 'mEq/L'" in r.json()["issue"][0]["diagnostics"]
+
+
+async def test_hl7_corrected_then_corrected_back_withdraws_and_reissues_downstream(
+    stack: RunningStack, patient_id: str
+) -> None:
+    """LAB-CORRECTION downstream, through every service: a crisis calcium gives the alert and an SRE, which
+    makes the planner start an anti-resorptive; corrected to normal, the alert, the SRE and the start are
+    withdrawn; corrected back to the crisis value, all of them are issued again and the alert is active."""
+    from tests.e2e.test_systemic_planner import item, plan
+
+    sent = datetime.now(UTC) - timedelta(minutes=30)
+    drawn = (sent - timedelta(hours=1)).strftime("%Y%m%d%H%M%S+0000")
+
+    async def statuses() -> list[str]:
+        return [a["status"] for a in await crisis(stack, patient_id)]
+
+    async def started() -> bool:
+        start = item(await plan(stack, patient_id), "antiresorptive-start")
+        return start is not None and start["status"] == "recommended"
+
+    async def not_started() -> bool:
+        return item(await plan(stack, patient_id), "antiresorptive-start") is None
+
+    assert (await post_hl7(stack, oru(patient_id, "CB-1", CA_13_6, ALB_3_0, sent=sent, drawn=drawn))).status_code == 200
+    await wait_for(lambda: _equals(statuses, ["active"]), timeout=10)
+    await wait_for(started, timeout=10)  # the SRE reached the planner
+
+    normal = "OBX|1|NM|17861-6^Calcium^LN||9.6|mg/dL^mg/dL^UCUM|8.6-10.2|N|||C"
+    r = await post_hl7(stack, oru(patient_id, "CB-2", normal, sent=sent + timedelta(minutes=10), drawn=drawn))
+    assert r.status_code == 200
+    await wait_for(lambda: _equals(statuses, ["withdrawn"]), timeout=10)
+    await wait_for(not_started, timeout=10)  # the SRE was withdrawn, and the start with it
+    start_alerts = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "SYS-AR-START"]
+    assert start_alerts and {a["status"] for a in start_alerts} == {"withdrawn"}
+
+    back = CA_13_6.replace("|||F", "|||C")
+    r = await post_hl7(stack, oru(patient_id, "CB-3", back, sent=sent + timedelta(minutes=20), drawn=drawn))
+    assert r.status_code == 200
+    await wait_for(lambda: _equals(statuses, ["active"]), timeout=10)  # the same alert, active again
+    await wait_for(started, timeout=10)
+
+    async def start_alert_active() -> bool:
+        return any(a["rule_id"] == "SYS-AR-START" and a["status"] == "active" for a in await alerts(stack, patient_id))
+
+    await wait_for(start_alert_active, timeout=10)
+
+
+async def _equals(fn: Any, expected: Any) -> bool:
+    return bool(await fn() == expected)

@@ -52,3 +52,21 @@ def test_acknowledge_and_ordering() -> None:
     s, again = acknowledge(s, str(crit.event_id), "dr-b", T0)
     assert again is not None and again.acknowledged_by == "dr-a"
     assert acknowledge(s, str(uuid.uuid4()), "dr-a", T0)[1] is None
+
+
+def test_a_recommendation_issued_again_after_its_withdrawal_alerts_again() -> None:
+    """A crisis value corrected to normal, then corrected back: the same recommendation, another cause. The
+    alert becomes active again (a new alert event, to acknowledge anew), and can be withdrawn again."""
+    first = rec().model_copy(update={"caused_by": str(uuid.uuid4())})
+    s, _ = apply_recommendation(PatientAlerts(), first)
+    s, acked = acknowledge(s, str(first.event_id), "dr-a", T0)
+    s, [withdrawn] = apply_recommendation(s, rec("info", "withdrawn", [first.event_id]))
+    again = first.model_copy(update={"caused_by": str(uuid.uuid4())})
+    assert again.delivery_key() != first.delivery_key()  # the runtime does not drop it as a duplicate
+    s, [alert] = apply_recommendation(s, again)
+    assert alert.status == "active" and alert.acknowledged_by is None
+    assert alert.recommendation_id == first.event_id
+    assert acked is not None and len({alert.event_id, acked.event_id, withdrawn.event_id}) == 3
+    assert [a.status for a in listing(s)] == ["active"]
+    s, [withdrawn_again] = apply_recommendation(s, rec("info", "withdrawn", [first.event_id]))
+    assert withdrawn_again.status == "withdrawn" and withdrawn_again.event_id != withdrawn.event_id

@@ -109,3 +109,59 @@ def test_missing_albumin_with_high_measured_calcium_warns_and_names_missing() ->
 def test_missing_albumin_with_normal_measured_calcium_is_silent() -> None:
     _, out = apply_event(ScoringState(), cc(None, measured=2.30))
     assert out == []
+
+
+def sres(out: Sequence[object]) -> list[SkeletalEvent]:
+    return [o for o in out if isinstance(o, SkeletalEvent)]
+
+
+def test_crisis_corrected_to_normal_withdraws_its_sre_and_corrected_back_issues_both_again() -> None:
+    """LAB-CORRECTION downstream: the SRE goes with the crisis value; a second correction back to a crisis
+    issues the alert and the SRE again, with the same IDs but another cause, so no consumer drops them as
+    duplicates."""
+    first = cc(3.60)
+    s, out = apply_event(ScoringState(), first)
+    [sre], [rec] = sres(out), recs(out)
+    assert sre.status == "active" and sre.caused_by == rec.caused_by == str(first.event_id)
+
+    normal = cc(2.60, recorded=T0 + timedelta(hours=1), status="amended")
+    s, out = apply_event(s, normal)
+    [gone] = sres(out)
+    assert gone.status == "withdrawn" and gone.supersedes == [sre.event_id] and gone.kind == "hypercalcaemia"
+    assert [r.status for r in recs(out)] == ["withdrawn"]
+    assert s.sres == [] and s.calcium_sres == []
+
+    back = cc(3.60, recorded=T0 + timedelta(hours=2), status="amended")
+    s, out = apply_event(s, back)
+    [sre2], [rec2] = sres(out), recs(out)
+    assert (sre2.event_id, rec2.event_id) == (sre.event_id, rec.event_id)  # the same decisions...
+    assert sre2.caused_by == rec2.caused_by == str(back.event_id)  # ...issued again, for another cause
+    assert sre2.delivery_key() != sre.delivery_key() and rec2.delivery_key() != rec.delivery_key()
+    assert s.sres == s.calcium_sres == [str(sre.event_id)]
+
+
+def test_crisis_entered_in_error_withdraws_its_sre() -> None:
+    s, out = apply_event(ScoringState(), cc(3.60))
+    [sre] = sres(out)
+    s, out = apply_event(s, cc(None, recorded=T0 + timedelta(hours=1), status="withdrawn"))
+    assert [(x.status, x.supersedes) for x in sres(out)] == [("withdrawn", [sre.event_id])]
+
+
+def test_an_ended_episode_keeps_its_sre() -> None:
+    """A later normal value ends the episode; the hypercalcaemia still happened: its SRE stays."""
+    s, _ = apply_event(ScoringState(), cc(3.60))
+    s, out = apply_event(s, cc(2.40, rid="corrected:later", at=T0 + timedelta(days=1)))
+    assert sres(out) == [] and len(s.calcium_sres) == 1
+
+
+def test_when_the_first_crisis_value_is_corrected_the_episode_starts_at_the_next_one() -> None:
+    """Two crisis values in one episode; the first corrected to normal: the episode (and its SRE) now starts
+    at the second. The new SRE is published before the old one is withdrawn, so a consumer never sees the
+    patient without an SRE in between."""
+    s, _ = apply_event(ScoringState(), cc(3.60, rid="corrected:a"))
+    s, out = apply_event(s, cc(3.70, rid="corrected:b", at=T0 + timedelta(hours=6)))
+    assert out == []
+    s, out = apply_event(s, cc(2.50, rid="corrected:a", recorded=T0 + timedelta(hours=8), status="amended"))
+    assert [x.status for x in sres(out)] == ["active", "withdrawn"]
+    assert [e.name for e in sres(out)[0].evidence] == ["corrected_calcium"] and sres(out)[0].evidence[0].value == 3.7
+    assert len(s.calcium_sres) == 1 and s.calcium_sres[0] == str(sres(out)[0].event_id)

@@ -323,6 +323,33 @@ def test_hypercalcaemia_is_an_emergency_that_waives_prerequisites() -> None:
     assert {c.status for c in item.checks} == {"waived"} and "Urgence" in item.text_fr
 
 
+def test_a_withdrawn_hypercalcaemia_no_longer_starts_treatment_nor_waives_prerequisites() -> None:
+    """The crisis value behind the SRE was corrected (LAB-CORRECTION): scoring withdraws the SRE, and the
+    emergency start it caused is withdrawn with it; issued again, it counts again."""
+    sre = SkeletalEvent.model_validate({**env(0), "kind": "hypercalcaemia", "rule_id": "CLASS-SRE", "evidence": []})
+    s, out = run([le(0, 12), sre])
+    assert items(s)["antiresorptive-start"].status == "recommended"
+    started = {r.event_id for r in out if isinstance(r, Recommendation) and r.status == "active"}
+    withdrawal = SkeletalEvent.model_validate(
+        {
+            **env(5),
+            "kind": "hypercalcaemia",
+            "rule_id": "CLASS-SRE",
+            "evidence": [],
+            "status": "withdrawn",
+            "supersedes": [sre.event_id],
+        }
+    )
+    s, out = run([withdrawal], s)
+    assert s.sres == {}
+    assert "antiresorptive-start" not in items(s)  # no SRE and no known bone metastasis: nothing to start
+    withdrawn = {u for r in out if isinstance(r, Recommendation) and r.status == "withdrawn" for u in r.supersedes}
+    assert withdrawn and withdrawn <= started
+    s, _ = run([sre.model_copy(update={"caused_by": str(uuid.uuid4())})], s)
+    assert items(s)["antiresorptive-start"].status == "recommended"
+    assert {c.status for c in items(s)["prerequisites"].checks} == {"waived"}
+
+
 def test_severe_vitamin_d_deficiency_warns_of_hypocalcaemia() -> None:
     s, _ = run([met(), le(1, 12), lab(2, "vitamin_d_25oh", 8.0, "ng/mL")])
     plan = items(s)
