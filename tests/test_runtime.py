@@ -127,6 +127,57 @@ async def test_no_commit_until_output_is_produced(
         await check.stop()
 
 
+async def test_scaling_out_mid_stream_loses_nothing_and_stops_no_instance(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """An operator starts a second instance while the first is busy: the group rebalances under it. A commit
+    for partitions it no longer owns is not an error (their records go to the new owner, where the processed
+    IDs make a second delivery harmless). Every record is processed, and both instances keep running."""
+    group = f"scale-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=4)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group).model_copy(
+        update={"kafka_max_poll_records": 20}
+    )
+    await ensure_topics(settings, [topic])
+    sent = [lab(f"pt-{group}-{i % 40}", "2000-8", 2.4, "mmol/L") for i in range(600)]
+    for m in sent:
+        await publish(topic.name, m)
+
+    processed: dict[str, list[str]] = {"a": [], "b": []}
+
+    def instance(name: str) -> Service:
+        svc = Service(settings)
+
+        @svc.subscriber(topic)
+        async def handle(event: LabResult, ctx: Context) -> list[Message]:
+            processed[name].append(str(event.event_id))
+            await asyncio.sleep(0.004)  # busy enough to be mid-batch when the group rebalances
+            return []
+
+        return svc
+
+    a, b = instance("a"), instance("b")
+    await a.start()
+    try:
+        for _ in range(400):
+            if len(processed["a"]) >= 40:
+                break
+            await asyncio.sleep(0.02)
+        await b.start()
+        expected = {m["event_id"] for m in sent}
+        for _ in range(1500):
+            if set(processed["a"]) | set(processed["b"]) >= expected or a.fatal or b.fatal:
+                break
+            await asyncio.sleep(0.02)
+        assert a.fatal is None and b.fatal is None, (a.fatal, b.fatal)
+        assert set(processed["a"]) | set(processed["b"]) == expected
+        assert processed["b"], "the second instance took over some partitions"
+    finally:
+        await b.stop()
+        await a.stop()
+    assert a.fatal is None and b.fatal is None
+
+
 def test_json_logs_drop_unlisted_fields() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "processed", None, None)
     record.__dict__.update({"patient_id": "pt-secret", "value": 3.3, "topic": "t", "event_id": "e"})
