@@ -10,12 +10,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hl7 import parse as hl7_parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.lab_normalisation.ingest import (
     AnalyteMap,
     Ingested,
+    _field,
     from_fhir,
     from_hl7,
     from_json_lab,
@@ -332,3 +334,31 @@ def test_two_hl7_messages_for_one_patient_apply_in_one_batch() -> None:
     state, _ = apply_ingested(LabState(), first, cfg)
     _, out = apply_ingested(state, second, cfg)
     assert [o.value for o in out if o.analyte == "corrected_calcium"] == [3.6]
+
+
+HL7_TEXT = st.text(alphabet="AB1 .^~&\\|EFSTRX", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["MSH", "PID", "OBR", "OBX"]),
+    fields=st.lists(HL7_TEXT, max_size=16),
+)
+def test_field_reads_what_extract_field_reads(name: str, fields: list[str]) -> None:
+    """`_field` is the library's `extract_field` walk without its bookkeeping: same value (or "" where the
+    library raises) for every field, component and repetition of generated segments, escapes included."""
+    body = "|".join(fields)
+    text = f"MSH|^~\\&|{body}" if name == "MSH" else f"MSH|^~\\&|A|B\r{name}|{body}"
+    try:
+        msg = hl7_parse(text)
+    except Exception:  # the library refuses some inputs outright: nothing to compare
+        return
+    for seg in msg:
+        for field in range(1, 18):
+            for component in (1, 2, 3):
+                for repeat in (1, 2):
+                    try:
+                        expected = str(seg.extract_field(1, field, repeat, component)).strip()
+                    except (IndexError, KeyError, AttributeError, TypeError):
+                        expected = ""
+                    assert _field(seg, field, component, repeat) == expected, (str(seg), field, component, repeat)
