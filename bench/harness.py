@@ -113,23 +113,21 @@ def result_line(name: str, value: float, unit: str, baseline: float) -> str:
 async def alternate(
     rounds: int, baseline: Callable[[], Awaitable[Run]], subject: Callable[[], Awaitable[Run]]
 ) -> tuple[Run, Run]:
-    """Measure baseline and subject alternately `rounds` times (machines are noisy); return the median runs."""
-    base: list[Run] = []
-    subj: list[Run] = []
-    for _ in range(rounds):
-        base.append(await baseline())
-        subj.append(await subject())
-    return median_run(base), median_run(subj)
+    """Measure baseline then subject, `rounds` times (machines are noisy). Each round is a pair measured
+    back to back; the pair with the median ratio is returned, so that both rates come from the same moment."""
+    pairs = [(await baseline(), await subject()) for _ in range(rounds)]
+    return median_pair(pairs)
 
 
-def median_run(runs: list[Run]) -> Run:
-    ordered = sorted(runs, key=lambda r: r.rate)
+def median_pair(pairs: Sequence[tuple[Run, Run]]) -> tuple[Run, Run]:
+    """The (baseline, subject) pair whose subject/baseline ratio is the median of all pairs."""
+    ordered = sorted(pairs, key=lambda p: p[1].rate / p[0].rate)
     return ordered[len(ordered) // 2]
 
 
 def report(name: str, unit: str, rounds: int, baseline: Run, subject: Run) -> None:
     """Print both rates and the RESULT line (last)."""
-    print(f"median of {rounds} alternating rounds")
+    print(f"the median of {rounds} rounds (each a baseline and a subject run back to back)")
     print(f"pass-through {baseline.rate:10.1f} {unit}  ({baseline.messages} in {baseline.seconds:.2f} s)")
     print(
         f"{name:<12} {subject.rate:10.1f} {unit}  ({subject.messages} in {subject.seconds:.2f} s), "
@@ -144,6 +142,6 @@ def cli(doc: str | None, main: Callable[[int, int], Coroutine[Any, Any, None]], 
 
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--events", type=int, default=default, help="messages per run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating baseline/subject rounds (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="baseline/subject rounds (the median pair is kept)")
     args = parser.parse_args()
     asyncio.run(main(args.events, args.rounds))

@@ -1,7 +1,7 @@
 """Events per second that one scoring process sustains (decode, Redis state update, decisions, outputs),
 next to a pass-through handler on the same runtime and the same events, measured in the same run.
 
-    .venv/bin/python bench/scoring.py [--events 4000] [--rounds 3]
+    .venv/bin/python bench/scoring.py [--events 4000] [--rounds 5]
 
 The events are a mix over n/10 patients, each patient receiving every kind in turn: imaging findings (long
 bones and spine), clinical assessments, treatment events and normalised labs (corrected calcium).

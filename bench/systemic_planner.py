@@ -1,7 +1,7 @@
 """Plans per second that one systemic-planner process sustains (each input event rebuilds and diffs the
 patient's whole plan), next to a pass-through handler on the same runtime and events, in the same run.
 
-    .venv/bin/python bench/systemic_planner.py [--events 4000] [--rounds 3]
+    .venv/bin/python bench/systemic_planner.py [--events 4000] [--rounds 5]
 
 A stream over n/30 patients of bone metastases, assessments, creatinine clearances, vitamin D, oligometastatic
 scores, SREs and drug events, with stable per-patient facts (see `events`). Every event recomputes the
