@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
+from pydantic import BaseModel
 
 from contracts.base import Message
 from contracts.clinical import DeadLetter
@@ -46,6 +47,24 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
             log.info("topics created", extra={"count": len(wanted)})
     finally:
         await admin.close()
+
+
+class Outgoing(BaseModel):
+    """One output, encoded once: what is sent, and what the outbox keeps until the broker acknowledges it."""
+
+    topic: str
+    key: str
+    value: str
+    schema_id: str
+
+    @classmethod
+    def of(cls, message: Message) -> Outgoing:
+        return cls(
+            topic=TOPIC_FOR_MODEL[type(message)].name,
+            key=message.patient_id,
+            value=message.model_dump_json(),
+            schema_id=message.schema_id,
+        )
 
 
 class Producer:
@@ -84,14 +103,14 @@ class Producer:
         except Exception:
             return False
 
-    async def send(self, message: Message) -> asyncio.Future[RecordMetadata]:
+    async def send(self, message: Message | Outgoing) -> asyncio.Future[RecordMetadata]:
         """Queue one message on its registered topic; await the returned future for the broker's ack."""
-        topic = TOPIC_FOR_MODEL[type(message)]
+        out = message if isinstance(message, Outgoing) else Outgoing.of(message)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
-            topic.name,
-            value=message.model_dump_json().encode(),
-            key=message.patient_id.encode(),
-            headers=[("schema-id", message.schema_id.encode()), ("producer", self.service.encode())],
+            out.topic,
+            value=out.value.encode(),
+            key=out.key.encode(),
+            headers=[("schema-id", out.schema_id.encode()), ("producer", self.service.encode())],
         )
         return fut
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,14 +29,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic
 from shared.errors import Rejected
-from shared.kafka import Producer, ensure_topics
+from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.settings import Settings
 from shared.state import StateStore
 
@@ -90,6 +91,20 @@ class Subscription:
     #: a pure transition of the per-patient aggregate `model`: (state, event) -> (state, outputs)
     aggregate: tuple[type[BaseModel], Apply] | None = None
     idempotency_key: Callable[[Any], str] = field(default=lambda m: _delivery_key(m))
+
+
+#: a patient's outbox: the outputs of its latest state, until the broker has acknowledged them
+OUTBOX = TypeAdapter(list[Outgoing])
+
+
+@dataclass
+class Applied:
+    """What one aggregate transaction gives the loop: each event's outputs (or its error), the outputs of an
+    earlier attempt to send again, and the outboxes to clear once everything is acknowledged."""
+
+    results: list[tuple[_Decoded, Sequence[Message | Outgoing], BaseException | None]]
+    resend: list[Outgoing]
+    outboxes: dict[str, str]  # patient -> token of the outbox this batch sends
 
 
 @dataclass
@@ -290,14 +305,19 @@ class Service:
 
         # One patient's events keep their order; one aggregate transaction per patient per batch.
         groups: dict[str, list[_Decoded]] = {}
-        results: list[tuple[_Decoded, Sequence[Message], BaseException | None]] = []
+        results: list[tuple[_Decoded, Sequence[Message | Outgoing], BaseException | None]] = []
         for d in work:
             if d.sub.aggregate is not None:
                 groups.setdefault(d.message.patient_id, []).append(d)  # type: ignore[union-attr]
             else:
                 results.append(await self._run_handler(d))
+        applied = Applied([], [], {})
         if groups:
-            results += await self._retry(self._run_aggregates, groups)
+            applied = await self._retry(self._run_aggregates, groups)
+            results += applied.results
+        for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
+            acks.append(await self.producer.send(pending))
+            self.metrics.outputs.labels(self.name, pending.schema_id).inc()
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -317,6 +337,8 @@ class Service:
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
+        if applied.outboxes:
+            await self._retry(self.store.clear_outboxes, applied.outboxes)
         if done_keys:
             await self._retry(self.store.mark_seen, done_keys)
 
@@ -339,37 +361,50 @@ class Service:
         self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
         return d, outputs, None
 
-    async def _run_aggregates(
-        self, groups: dict[str, list[_Decoded]]
-    ) -> list[tuple[_Decoded, Sequence[Message], BaseException | None]]:
-        """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch."""
+    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied:
+        """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch,
+        which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged)."""
         first = next(iter(groups.values()))[0]
         assert first.sub.aggregate is not None
         model = first.sub.aggregate[0]
+        token = uuid.uuid4().hex
         t0 = time.perf_counter()
 
         def apply_all(
-            states: dict[str, BaseModel | None],
-        ) -> tuple[dict[str, BaseModel], list[tuple[_Decoded, Sequence[Message], BaseException | None]]]:
+            states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
+        ) -> tuple[dict[str, BaseModel], dict[str, bytes], Applied]:
             new: dict[str, BaseModel] = {}
-            out: list[tuple[_Decoded, Sequence[Message], BaseException | None]] = []
+            outboxes: dict[str, bytes] = {}
+            applied = Applied([], [], {})
             for patient_id, items in groups.items():
                 current = states[patient_id] or model()
+                produced: list[Outgoing] = []
                 for d in items:
                     assert d.sub.aggregate is not None
                     try:
                         current, outputs = d.sub.aggregate[1](current, d.message)
-                        out.append((d, outputs, None))
+                        encoded = [Outgoing.of(o) for o in outputs]
+                        produced += encoded
+                        applied.results.append((d, encoded, None))
                     except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                        out.append((d, [], exc))
+                        applied.results.append((d, [], exc))
                 new[patient_id] = current
-            return new, out
+                box = pending[patient_id]
+                if box is not None:  # an earlier attempt's outputs: sent again, before this batch's
+                    old_token, _, payload = box.partition(b"\n")
+                    applied.resend += OUTBOX.validate_json(payload)
+                    applied.outboxes[patient_id] = old_token.decode()
+                if produced:
+                    older = [] if box is None else OUTBOX.validate_json(box.partition(b"\n")[2])
+                    outboxes[patient_id] = token.encode() + b"\n" + OUTBOX.dump_json(older + produced)
+                    applied.outboxes[patient_id] = token
+            return new, outboxes, applied
 
-        results = await self.store.transact_many(list(groups), model, apply_all)
-        per_message = (time.perf_counter() - t0) / max(1, len(results))
-        for d, _, _ in results:
+        applied = await self.store.transact_many(list(groups), model, apply_all)
+        per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
+        for d, _, _ in applied.results:
             self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)
-        return results
+        return applied
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]

@@ -82,28 +82,56 @@ class StateStore:
         self,
         patient_ids: list[str],
         model: type[S],
-        fn: Callable[[dict[str, S | None]], tuple[dict[str, S], R]],
+        fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S], dict[str, bytes], R]],
         kind: str = "state",
     ) -> R:
-        """`transact` for many patients at once: WATCH all their keys, MGET, apply `fn` (pure), then write what
-        changed in one MULTI/EXEC: three round trips for a whole batch. A concurrent writer makes EXEC fail and
-        `fn` is applied again to fresh state. (On Redis Cluster the keys would need a common hash tag.)"""
+        """`transact` for many patients at once, with an outbox: WATCH their state and outbox keys, MGET both,
+        apply `fn` (pure) to the states and the outboxes still pending, then write the changed states and the
+        new outboxes in one MULTI/EXEC: three round trips for a whole batch. The outbox holds the outputs of
+        the new state until the broker acknowledges them (`clear_outboxes`): if the process dies in between,
+        the redelivered batch finds them and sends them again, although its state already has the facts.
+        A concurrent writer makes EXEC fail and `fn` is applied again to fresh data. (On Redis Cluster the
+        keys would need a common hash tag.)"""
         keys = [self.patient_key(p, kind) for p in patient_ids]
+        outbox_keys = [self.patient_key(p, "outbox") for p in patient_ids]
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(*keys)
-                    raws = await pipe.mget(keys)
+                    await pipe.watch(*keys, *outbox_keys)
+                    raws = await pipe.mget(keys + outbox_keys)
+                    states, pending = raws[: len(keys)], raws[len(keys) :]
                     current = {
                         p: None if raw is None else model.model_validate_json(raw)
-                        for p, raw in zip(patient_ids, raws, strict=True)
+                        for p, raw in zip(patient_ids, states, strict=True)
                     }
-                    new, result = fn(current)
+                    boxes = {
+                        p: b if isinstance(b, bytes) or b is None else b.encode()
+                        for p, b in zip(patient_ids, pending, strict=True)
+                    }
+                    new, outboxes, result = fn(current, boxes)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    for p, raw in zip(patient_ids, raws, strict=True):
+                    for p, raw in zip(patient_ids, states, strict=True):
                         if p in new and (dumped := new[p].model_dump_json().encode()) != raw:
                             pipe.set(self.patient_key(p, kind), dumped)
+                    for p, box in outboxes.items():
+                        pipe.set(self.patient_key(p, "outbox"), box)
                     await pipe.execute()
                     return result
                 except WatchError:
                     continue
+
+    async def clear_outboxes(self, written: dict[str, str]) -> None:
+        """Delete each patient's outbox if it still starts with the token written (patient -> token): an
+        outbox another writer has replaced since is left to that writer (compare and delete)."""
+        if written:
+            keys = [self.patient_key(p, "outbox") for p in written]
+            await self.redis.eval(_CLEAR_OUTBOXES, len(keys), *keys, *written.values())
+
+
+_CLEAR_OUTBOXES = """
+for i, key in ipairs(KEYS) do
+  local box = redis.call('GET', key)
+  if box and string.sub(box, 1, #ARGV[i]) == ARGV[i] then redis.call('DEL', key) end
+end
+return 0
+"""

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
@@ -125,6 +126,88 @@ async def test_no_commit_until_output_is_produced(
         assert await check.committed(TopicPartition(topic.name, 0)) == 1
     finally:
         await check.stop()
+
+
+class Applied(BaseModel):
+    """A toy aggregate that, like the real ones, has no output for an event it already holds."""
+
+    event_ids: list[str] = []
+
+
+def _normalised(event: LabResult, source: str) -> NormalisedLab:
+    assert event.value is not None
+    return NormalisedLab(
+        event_id=derived_id("rt", event.event_id),
+        patient_id=event.patient_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        source=source,
+        analyte="total_calcium",
+        result_id=event.result_id,
+        value=event.value,
+        unit="mmol/L",
+    )
+
+
+async def test_outputs_survive_a_crash_between_the_state_write_and_the_broker_ack(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """The aggregate's new state is written, then the broker never acknowledges the output and the service
+    stops. The redelivered record finds a state that already holds it (no output from the pure code), so the
+    output must come from the patient's outbox, written in the same transaction as the state."""
+    group = f"outbox-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group)
+    msg = lab(f"pt-{group}", "2000-8", 2.4, "mmol/L")
+    await ensure_topics(settings, [topic])
+    await publish(topic.name, msg)
+
+    def apply(state: Applied, event: LabResult) -> tuple[Applied, list[Message]]:
+        if str(event.event_id) in state.event_ids:
+            return state, []
+        return Applied(event_ids=[*state.event_ids, str(event.event_id)]), [_normalised(event, group)]
+
+    def instance() -> Service:
+        svc = Service(settings)
+        svc.patient_aggregate((topic,), Applied, apply)
+        return svc
+
+    # 1. the broker takes no output: the state is written, the output is not acknowledged, the loop stops
+    crashing = instance()
+
+    async def unacknowledged(message: object) -> asyncio.Future[object]:
+        raise KafkaTimeoutError("no acknowledgement")
+
+    crashing.producer.send = unacknowledged  # type: ignore[method-assign]
+    await crashing.start()
+    for _ in range(200):
+        if crashing.fatal is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(crashing.fatal, KafkaTimeoutError)
+    await crashing.stop()
+    r = aioredis.Redis.from_url(redis_url)
+    store = StateStore(r, group, 60)
+    held = await store.load(msg["patient_id"], Applied)
+    assert held is not None and held.event_ids == [msg["event_id"]]  # the dangerous moment: state ahead of output
+    assert await r.exists(store.patient_key(msg["patient_id"], "outbox"))
+
+    # 2. restarted: the record comes again, the pure code has nothing to add, the outbox sends the output
+    working = instance()
+    await working.start()
+    out_id = str(derived_id("rt", msg["event_id"]))
+    await consume_until(
+        kafka_bootstrap, LABS_NORMALISED.name, lambda rec: json.loads(rec.value)["event_id"] == out_id, timeout=20
+    )
+    for _ in range(100):
+        if await store.seen(msg["event_id"]):
+            break
+        await asyncio.sleep(0.05)
+    assert await store.seen(msg["event_id"])
+    assert not await r.exists(store.patient_key(msg["patient_id"], "outbox"))  # cleared once acknowledged
+    await working.stop()
+    assert working.fatal is None, repr(working.fatal)
+    await r.aclose()
 
 
 async def test_scaling_out_mid_stream_loses_nothing_and_stops_no_instance(
