@@ -62,6 +62,27 @@ def _settings(kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, st
     return Settings.model_validate(doc)
 
 
+class Applied(BaseModel):
+    """A toy aggregate that, like the real ones, has no output for an event it already holds."""
+
+    event_ids: list[str] = []
+
+
+def _normalised(event: LabResult, source: str) -> NormalisedLab:
+    assert event.value is not None
+    return NormalisedLab(
+        event_id=derived_id("rt", event.event_id),
+        patient_id=event.patient_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        source=source,
+        analyte="total_calcium",
+        result_id=event.result_id,
+        value=event.value,
+        unit="mmol/L",
+    )
+
+
 async def test_no_commit_until_output_is_produced(
     kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
 ) -> None:
@@ -95,20 +116,7 @@ async def test_no_commit_until_output_is_produced(
 
     @working.subscriber(topic)
     async def ok(event: LabResult, ctx: Context) -> list[Message]:
-        assert event.value is not None
-        return [
-            NormalisedLab(
-                event_id=derived_id("rt", event.event_id),
-                patient_id=event.patient_id,
-                occurred_at=event.occurred_at,
-                recorded_at=event.recorded_at,
-                source=group,
-                analyte="total_calcium",
-                result_id=event.result_id,
-                value=event.value,
-                unit="mmol/L",
-            )
-        ]
+        return [_normalised(event, group)]
 
     await working.start()
     out_id = str(derived_id("rt", msg["event_id"]))
@@ -126,27 +134,6 @@ async def test_no_commit_until_output_is_produced(
         assert await check.committed(TopicPartition(topic.name, 0)) == 1
     finally:
         await check.stop()
-
-
-class Applied(BaseModel):
-    """A toy aggregate that, like the real ones, has no output for an event it already holds."""
-
-    event_ids: list[str] = []
-
-
-def _normalised(event: LabResult, source: str) -> NormalisedLab:
-    assert event.value is not None
-    return NormalisedLab(
-        event_id=derived_id("rt", event.event_id),
-        patient_id=event.patient_id,
-        occurred_at=event.occurred_at,
-        recorded_at=event.recorded_at,
-        source=source,
-        analyte="total_calcium",
-        result_id=event.result_id,
-        value=event.value,
-        unit="mmol/L",
-    )
 
 
 async def test_outputs_survive_a_crash_between_the_state_write_and_the_broker_ack(
