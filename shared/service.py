@@ -7,11 +7,13 @@
         ...
 
 Delivery is at-least-once. For each batch the loop decodes and validates every record, skips event IDs
-already processed, calls the handlers, waits until the broker has acknowledged every output (and
-dead letter), marks the event IDs processed, and only then commits the offsets. A record that cannot be
-decoded, fails validation or is rejected by a rule goes to the dead-letter topic with its reason;
-processing goes on. Transient errors (Redis or Kafka unreachable) are retried with backoff; when retries
-run out the loop stops without committing, so the records are delivered again after a restart.
+already processed, calls the handlers (aggregates: new state and outputs written to Redis in one
+transaction, the outputs in the patient's outbox), waits until the broker has acknowledged every output
+(and dead letter), clears the outboxes, marks the event IDs processed, and only then commits the offsets.
+A record that cannot be decoded, fails validation or is rejected by a rule goes to the dead-letter topic
+with its reason; processing goes on. Transient errors (Redis or Kafka unreachable) are retried with
+backoff; when retries run out the loop stops without committing, so the records are delivered again after
+a restart.
 """
 
 from __future__ import annotations
@@ -389,13 +391,13 @@ class Service:
                     except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
                         applied.results.append((d, [], exc))
                 new[patient_id] = current
-                box = pending[patient_id]
+                box, older = pending[patient_id], []
                 if box is not None:  # an earlier attempt's outputs: sent again, before this batch's
                     old_token, _, payload = box.partition(b"\n")
-                    applied.resend += OUTBOX.validate_json(payload)
+                    older = OUTBOX.validate_json(payload)
+                    applied.resend += older
                     applied.outboxes[patient_id] = old_token.decode()
                 if produced:
-                    older = [] if box is None else OUTBOX.validate_json(box.partition(b"\n")[2])
                     outboxes[patient_id] = token.encode() + b"\n" + OUTBOX.dump_json(older + produced)
                     applied.outboxes[patient_id] = token
             return new, outboxes, applied
