@@ -37,6 +37,15 @@ CAUSED_BY = (
 )
 
 
+class Issued(Message):
+    """A decision a service issues and may withdraw, then issue again (recommendations, SREs)."""
+
+    caused_by: str | None = Field(default=None, max_length=1024, description=CAUSED_BY)
+
+    def delivery_key(self) -> str:
+        return f"{self.event_id}:{self.caused_by or ''}"
+
+
 class SourceRef(BaseModel):
     """Provenance of a value: which source result it came from."""
 
@@ -80,7 +89,7 @@ class NormalisedLab(Message):
     )
 
 
-class SkeletalEvent(Message):
+class SkeletalEvent(Issued):
     """A skeletal-related event (CLASS-SRE) detected by scoring."""
 
     schema_id: ClassVar[str] = "osteocds.skeletal-event/1"
@@ -100,10 +109,6 @@ class SkeletalEvent(Message):
         "hypercalcaemia was corrected or entered in error).",
     )
     supersedes: list[uuid.UUID] = Field(default_factory=list)
-    caused_by: str | None = Field(default=None, max_length=1024, description=CAUSED_BY)
-
-    def delivery_key(self) -> str:
-        return f"{self.event_id}:{self.caused_by or ''}"
 
 
 class ScoreComponent(BaseModel):
@@ -136,7 +141,7 @@ class Score(Message):
     inputs: list[InputUsed] = Field(default_factory=list)
 
 
-class Recommendation(Message):
+class Recommendation(Issued):
     """A rule's decision for one patient. `event_id` is derived from the rule and its inputs, so
     replays produce the same ID and the notification service shows it once."""
 
@@ -153,10 +158,6 @@ class Recommendation(Message):
     produced_by: str
     status: Literal["active", "withdrawn"] = "active"
     supersedes: list[uuid.UUID] = Field(default_factory=list)
-    caused_by: str | None = Field(default=None, max_length=1024, description=CAUSED_BY)
-
-    def delivery_key(self) -> str:
-        return f"{self.event_id}:{self.caused_by or ''}"
 
 
 class Alert(Message):

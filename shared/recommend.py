@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from contracts.base import InputUsed, Message, Severity, derived_id
-from contracts.clinical import Recommendation, SkeletalEvent
+from contracts.clinical import Issued, Recommendation
 from contracts.rules import RULESET_VERSION, cite
 
 M = TypeVar("M")
@@ -92,8 +92,6 @@ def caused_by(outputs: Sequence[Message], cause: Message) -> list[Message]:
     """Stamp recommendations and SREs with the event whose processing issued them, so that a decision issued
     again after its withdrawal (same event_id, another cause) is not taken for a duplicate delivery."""
     return [
-        o.model_copy(update={"caused_by": cause.delivery_key()})
-        if isinstance(o, Recommendation | SkeletalEvent) and o.caused_by is None
-        else o
+        o.model_copy(update={"caused_by": cause.delivery_key()}) if isinstance(o, Issued) and o.caused_by is None else o
         for o in outputs
     ]
