@@ -11,6 +11,7 @@ from datetime import date
 from functools import cached_property
 from typing import Final, Literal
 
+from contracts import drugs
 from shared.dates import add_months
 
 SERVICE: Final = "scoring"
@@ -225,10 +226,8 @@ def oligometastatic(
 
 
 # ---- IMG-FLARE (L357-405, L648-672, L770-772) -----------------------------------------------------------------
-EGFR_TKIS: Final = frozenset(
-    {"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib", "amivantamab"}
-)
-ANTIRESORPTIVES: Final = frozenset({"zoledronic_acid", "denosumab", "pamidronate", "ibandronate"})
+EGFR_TKIS: Final = drugs.EGFR_TKIS
+ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
 METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 FLARE_WINDOW_MONTHS: Final = 6
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
+from contracts import drugs
 from shared.dates import add_months
 
-ANTIRESORPTIVES: Final = frozenset({"zoledronic_acid", "denosumab", "pamidronate", "ibandronate"})
-BISPHOSPHONATES: Final = frozenset({"zoledronic_acid", "pamidronate", "ibandronate"})
+ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
+BISPHOSPHONATES: Final = drugs.BISPHOSPHONATES
 PLATINUM: Final = frozenset({"cisplatin", "carboplatin", "oxaliplatin"})
 NEPHROTOXIC_CHEMO: Final = PLATINUM | {"pemetrexed"}
 TKIS: Final = frozenset(
