@@ -7,7 +7,9 @@ from typing import Any, Final
 
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
+    ALERT_ACTIONS,
     ALERTS,
+    AUDIT,
     CLINICAL_ASSESSMENTS,
     DEAD_LETTER,
     FHIR_R4,
@@ -20,6 +22,7 @@ from contracts.topics import (
     RECOMMENDATIONS,
     SCORES,
     SKELETAL_EVENTS,
+    TIMERS,
     TREATMENT_EVENTS,
 )
 
@@ -309,6 +312,55 @@ EXAMPLES: Final[dict[str, Any]] = {
         "status": "acknowledged",
         "acknowledged_by": "dr-martin",
         "acknowledged_at": "2026-11-27T09:20:00+01:00",
+        "raised_at": "2026-11-27T09:12:33+01:00",
+        "escalation_level": 0,
+        "history": [
+            {"event": "raised", "status": "active", "at": "2026-11-27T09:12:33+01:00", "by": "notification"},
+            {"event": "shown", "status": "active", "at": "2026-11-27T09:12:33+01:00", "by": "notification"},
+            {
+                "event": "acknowledged",
+                "status": "acknowledged",
+                "at": "2026-11-27T09:20:00+01:00",
+                "by": "dr-martin",
+                "role": "clinician",
+            },
+        ],
+    },
+    ALERT_ACTIONS.name: {
+        "event_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:25:00+01:00",
+        "recorded_at": "2026-11-27T09:25:00+01:00",
+        "source": "notification",
+        "action": "override",
+        "alert_id": "4f5a6b7c-8d9e-5f0a-b1c2-d3e4f5a6b7c8",
+        "actor": "dr-martin",
+        "actor_role": "clinician",
+        "channel": "cds-hooks",
+        "reason": "already-addressed",
+        "comment": "Hyperhydratation et bisphosphonate débutés aux urgences.",
+    },
+    TIMERS.name: {
+        "event_id": "2d3e4f5a-6b7c-5d8e-9f0a-1b2c3d4e5f6a",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:12:33+01:00",
+        "recorded_at": "2026-11-27T09:12:33+01:00",
+        "source": "notification",
+        "service": "notification",
+        "due_at": "2026-11-27T09:27:33+01:00",
+        "purpose": "escalation",
+    },
+    AUDIT.name: {
+        "event_id": "3e4f5a6b-7c8d-4e9f-0a1b-2c3d4e5f6a7b",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:19:58+01:00",
+        "recorded_at": "2026-11-27T09:19:58+01:00",
+        "source": "notification",
+        "actor": "dr-martin",
+        "roles": ["clinician"],
+        "action": "read",
+        "resource": "GET /alerts",
+        "service": "notification",
     },
     DEAD_LETTER.name: {
         "service": "lab-normalisation",

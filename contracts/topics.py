@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+from contracts.lifecycle import AlertAction, AuditEvent, TimerSet
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
 
@@ -90,14 +91,14 @@ LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
     (LAB_NORMALISATION,),
-    (SCORING, SYSTEMIC_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, NOTIFICATION),
     "Lab values in canonical SI units, and derived values (corrected calcium, creatinine clearance) with provenance.",
 )
 SCORES = Topic(
     "osteocds.scores.v1",
     Score,
     (SCORING,),
-    (SYSTEMIC_PLANNER,),
+    (SYSTEMIC_PLANNER, NOTIFICATION),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
@@ -118,7 +119,7 @@ PLANS = Topic(
     "osteocds.plans.v1",
     TreatmentPlan,
     (SYSTEMIC_PLANNER,),
-    (),
+    (NOTIFICATION,),
     "Each new version of a patient's bone-targeted treatment plan (items, orders, missing data), for EHRs.",
 )
 ALERTS = Topic(
@@ -126,7 +127,33 @@ ALERTS = Topic(
     Alert,
     (NOTIFICATION,),
     (),
-    "Clinician-facing alerts and their status changes (acknowledged, withdrawn), for EHR inboxes.",
+    "Clinician-facing alerts and every change of their lifecycle (shown, acknowledged, overridden, resolved, "
+    "withdrawn, escalated), for EHR inboxes. Info and warning alerts appear only once they have held for the "
+    "settle window.",
+)
+ALERT_ACTIONS = Topic(
+    "osteocds.alert-actions.v1",
+    AlertAction,
+    (NOTIFICATION,),
+    (NOTIFICATION,),
+    "What clinicians did with an alert (acknowledge, override with a coded reason, resolve; the actor is the "
+    "access token's subject) and notification's own timers falling due. notification's alert state is "
+    "rebuilt from this topic and the recommendations.",
+)
+TIMERS = Topic(
+    "osteocds.timers.v1",
+    TimerSet,
+    (NOTIFICATION,),
+    (NOTIFICATION,),
+    "Timers a service sets for itself (settle window, escalation), kept in a Redis sorted set per service.",
+)
+AUDIT = Topic(
+    "osteocds.audit.v1",
+    AuditEvent,
+    (ALL_SERVICES,),
+    (),
+    "Audit trail: every read of a patient's data and every acknowledgement or override, with who (token "
+    "subject and roles), what, which patient ID and when; never clinical values.",
 )
 DEAD_LETTER = Topic(
     "osteocds.deadletter.v1",
@@ -152,5 +179,8 @@ TOPICS: Final[tuple[Topic, ...]] = (
     RECOMMENDATIONS,
     PLANS,
     ALERTS,
+    ALERT_ACTIONS,
+    TIMERS,
+    AUDIT,
     DEAD_LETTER,
 )

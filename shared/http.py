@@ -1,5 +1,9 @@
 """FastAPI app factory: every service gets /healthz, /readyz and /metrics, and runs its consumer loop
-inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commits and stops."""
+inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commits and stops.
+
+Every route but /healthz and /readyz needs a bearer token with a role (shared/auth.py): /metrics needs
+`ops`; a service whose routes are not all protected does not start. /docs and /openapi.json are open
+(no patient data; they declare the bearer scheme) unless AUTH_PUBLIC_DOCS=false, which turns them off."""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.lifecycle import AuditEvent
+from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
 from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
@@ -29,17 +35,43 @@ async def _rebuild(service: Service) -> RebuildReport:
         await service.redis.aclose()
 
 
-def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str | None = None) -> FastAPI:
+#: a background task run beside the consumer loop (e.g. timers); given a stop event
+Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def create_app(
+    service: Service,
+    routers: Sequence[APIRouter] = (),
+    title: str | None = None,
+    background: Sequence[Background] = (),
+    auth: AuthSettings | None = None,
+) -> FastAPI:
+    auth = auth or AuthSettings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(fn(stop)) for fn in background]
         try:
             yield
         finally:
+            stop.set()
+            for task in tasks:
+                try:
+                    await asyncio.wait_for(task, timeout=5)
+                except Exception:
+                    task.cancel()
             await service.stop()
 
-    app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan)
+    docs = {} if auth.auth_public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan, **docs)  # type: ignore[arg-type]
     app.state.service = service
+
+    async def audit_sink(event: AuditEvent) -> None:
+        await (await service.producer.send(event))
+
+    install(app, service.name, audit_sink, auth)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:
@@ -54,12 +86,14 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], dependencies=[require(OPS)])
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)
+    if unprotected := unguarded_routes(app):
+        raise RuntimeError(f"routes without a role requirement: {', '.join(unprotected)}")
     return app
 
 

@@ -32,6 +32,7 @@ from services.lab_normalisation.ingest import (
     hl7_text,
 )
 from services.lab_normalisation.settings import LabSettings
+from shared.auth import INTEGRATION, require
 from shared.errors import Rejected
 from shared.http import create_app
 from shared.service import Service
@@ -76,7 +77,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
             (topic,), LabState, apply, decode=parsers[topic.name], idempotency_key=lambda m: m.key
         )
 
-    router = APIRouter(tags=["ingestion"])
+    router = APIRouter(tags=["ingestion"], dependencies=[require(INTEGRATION)])
 
     async def publish(topic: str, raw: bytes, batch: Ingested, at: datetime) -> None:
         # the record timestamp is the receipt time the consumer uses, so both parses give the same IDs

@@ -21,6 +21,7 @@ from contracts.topics import (
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.fhir import medication_requests
 from services.systemic_planner.settings import SystemicSettings
+from shared.auth import CLINICIAN, require
 from shared.http import create_app
 from shared.service import Service
 
@@ -32,7 +33,7 @@ def build(settings: SystemicSettings) -> tuple[Service, FastAPI]:
         SystemicState,
         apply_event,
     )
-    router = APIRouter(tags=["plan"])
+    router = APIRouter(tags=["plan"], dependencies=[require(CLINICIAN, audit="read")])
 
     async def current(patient_id: str) -> TreatmentPlan:
         state = await service.store.load(patient_id, SystemicState)
