@@ -52,16 +52,15 @@ class Timers:
     async def pending(self) -> list[tuple[str, datetime]]:
         """Every timer not fired yet: (patient ID, due time), earliest first."""
         members = await self.service.redis.zrange(self.key, 0, -1)
-        return [_parse(m) for m in members]  # type: ignore[arg-type]  # plain members (no scores asked)
+        return [_parse(m) for m in members if isinstance(m, bytes | str)]
 
     async def fire_due(self, now: datetime) -> int:
         """Publish the message of every timer due at `now`, then forget them. Returns how many fired."""
-        members: list[bytes] = await self.service.redis.zrangebyscore(
-            self.key, "-inf", now.timestamp(), start=0, num=self.batch
-        )
+        found = await self.service.redis.zrangebyscore(self.key, "-inf", now.timestamp(), start=0, num=self.batch)
+        members = [m for m in found if isinstance(m, bytes | str)]
         if not members:
             return 0
-        acks = [await self.service.producer.send(self.fire(*_parse(m))) for m in members]  # type: ignore[arg-type]
+        acks = [await self.service.producer.send(self.fire(*_parse(m))) for m in members]
         await asyncio.gather(*acks)
         await self.service.redis.zrem(self.key, *members)
         return len(members)

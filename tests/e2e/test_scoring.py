@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS
 from shared.stack import ROOT, RunningStack
-from tests.conftest import Publish, alerts, event, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, auth, event, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ async def active(stack: RunningStack, patient_id: str, rule_id: str) -> list[dic
 
 
 async def scores(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['scoring']}/patients/{patient_id}/scores")
         r.raise_for_status()
         data: list[dict[str, Any]] = r.json()

@@ -11,14 +11,14 @@ import pytest
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, PATIENT_RECORDS, TREATMENT_EVENTS
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, event, lab, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, auth, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 CREATININE = "14682-9"  # µmol/L
 
 
 async def plan(stack: RunningStack, patient_id: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan")
         if r.status_code == 404:
             return None
@@ -77,7 +77,7 @@ async def test_new_metastasis_then_creatinine_below_30_switches_to_denosumab(
     assert za_alerts and {a["status"] for a in za_alerts} == {"withdrawn"}
     assert (await plan(stack, patient_id) or {})["version"] >= 2
 
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan/medication-requests")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
     requests = [e["resource"] for e in r.json()["entry"]]
@@ -117,6 +117,6 @@ async def test_no_plan_without_bone_disease(stack: RunningStack, publish: Publis
     await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12))
 
     await wait_outcomes_above(stack, "systemic-planner", CLINICAL_ASSESSMENTS.name, "processed", before)
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan")
     assert r.status_code == 404
