@@ -110,9 +110,15 @@ def stack(
     running.stop()
 
 
-def restart(stack: RunningStack, name: str, stack_logs: Path, down_for: float = 0) -> None:
-    """Stop one service (SIGTERM: it drains and commits), keep it down `down_for` seconds, start it again on
-    the same port and wait until it is ready."""
+def restart(
+    stack: RunningStack,
+    name: str,
+    stack_logs: Path,
+    down_for: float = 0,
+    while_down: Callable[[], None] | None = None,
+) -> None:
+    """Stop one service (SIGTERM: it drains and commits), keep it down `down_for` seconds (running `while_down`
+    first), start it again on the same port and wait until it is ready."""
     import signal
     import subprocess
     import sys
@@ -123,6 +129,8 @@ def restart(stack: RunningStack, name: str, stack_logs: Path, down_for: float = 
     proc = stack.procs[name]
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
+    if while_down is not None:
+        while_down()
     time.sleep(down_for)
     port = stack.urls[name].rsplit(":", 1)[1]
     log = open(stack_logs / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process

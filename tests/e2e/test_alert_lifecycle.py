@@ -1,0 +1,216 @@
+"""The alert lifecycle end to end: settle window, escalation (also across a restart of notification), and
+acknowledgements that a rebuild from Kafka alone restores."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from contracts.clinical import Alert, Recommendation
+from contracts.rules import RULESET_VERSION, cite
+from contracts.topics import ALERTS, RECOMMENDATIONS
+from shared.auth import CLINICIAN
+from shared.stack import RunningStack
+from tests.conftest import (
+    ROOT,
+    TEST_ESCALATION_S,
+    TEST_SETTLE_S,
+    Publish,
+    alerts,
+    auth,
+    consume_until,
+    restart,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def recommendation(
+    patient_id: str,
+    severity: str,
+    rule_id: str,
+    status: str = "active",
+    supersedes: list[str] | None = None,
+) -> dict[str, Any]:
+    """A decision as a planner publishes it (notification's input)."""
+    now = datetime.now(UTC)
+    rec = Recommendation(
+        event_id=uuid.uuid4(),
+        patient_id=patient_id,
+        occurred_at=now,
+        recorded_at=now,
+        source="systemic-planner",
+        rule_id=rule_id,
+        ruleset_version=RULESET_VERSION,
+        severity=severity,
+        title=f"{rule_id} ({severity})",
+        text_fr="Texte de test.",
+        citation=cite(rule_id),
+        inputs=[],
+        produced_by="systemic-planner",
+        status=status,
+        supersedes=[uuid.UUID(s) for s in supersedes or []],
+    )
+    return rec.model_dump(mode="json")
+
+
+async def listed(stack: RunningStack, patient_id: str) -> dict[str, dict[str, Any]]:
+    return {a["recommendation_id"]: a for a in await alerts(stack, patient_id)}
+
+
+async def test_settle_window_hides_churn_and_shows_critical_at_once(
+    stack: RunningStack, publish: Publish, patient_id: str, kafka_bootstrap: str
+) -> None:
+    churn = recommendation(patient_id, "warning", "SYS-AR-START")
+    holds = recommendation(patient_id, "info", "SYS-VITD-CORR")
+    crisis = recommendation(patient_id, "critical", "LAB-CA-CRISIS")
+    sent = time.monotonic()
+    for doc in (churn, holds, crisis):
+        await publish(RECOMMENDATIONS.name, doc)
+    await publish(
+        RECOMMENDATIONS.name, recommendation(patient_id, "info", "SYS-AR-START", "withdrawn", [churn["event_id"]])
+    )
+
+    async def crisis_listed() -> dict[str, dict[str, Any]]:
+        found = await listed(stack, patient_id)
+        return found if crisis["event_id"] in found else {}
+
+    first = await wait_for(crisis_listed)
+    assert time.monotonic() - sent < TEST_SETTLE_S, "the critical alert must not wait for the settle window"
+    assert set(first) == {crisis["event_id"]}  # nothing else shown during the window
+
+    async def settled() -> dict[str, dict[str, Any]]:
+        found = await listed(stack, patient_id)
+        return found if holds["event_id"] in found else {}
+
+    after = await wait_for(settled, timeout=TEST_SETTLE_S + 8)
+    assert set(after) == {crisis["event_id"], holds["event_id"]}  # the withdrawn warning was never shown
+    assert [t["event"] for t in after[holds["event_id"]]["history"]] == ["raised", "shown"]
+    await asyncio.sleep(1)
+    assert churn["event_id"] not in await listed(stack, patient_id)
+
+    # EHR inboxes never received it either: the alerts topic carries the others, not the churn
+    def of_patient(rec_id: str) -> Any:
+        return lambda r: (
+            r.key == patient_id.encode() and Alert.model_validate_json(r.value).recommendation_id == uuid.UUID(rec_id)
+        )
+
+    await consume_until(kafka_bootstrap, ALERTS.name, of_patient(holds["event_id"]))
+    with pytest.raises(AssertionError, match="no matching record"):
+        await consume_until(kafka_bootstrap, ALERTS.name, of_patient(churn["event_id"]), timeout=2)
+
+
+async def test_unacknowledged_critical_alert_escalates(
+    stack: RunningStack, publish: Publish, patient_id: str, kafka_bootstrap: str
+) -> None:
+    crisis = recommendation(patient_id, "critical", "LAB-CA-CRISIS")
+    acked = recommendation(patient_id, "critical", "RT-MSCC")
+    await publish(RECOMMENDATIONS.name, crisis)
+    await publish(RECOMMENDATIONS.name, acked)
+    await wait_for(lambda: _has(stack, patient_id, acked["event_id"]))
+    async with httpx.AsyncClient(timeout=15) as c:
+        r = await c.post(
+            f"{stack.urls['notification']}/alerts/{acked['event_id']}/ack",
+            json={"patient_id": patient_id},
+            headers=auth(CLINICIAN, "dr-quick"),
+        )
+        assert r.status_code == 200
+
+    async def escalated() -> dict[str, Any] | None:
+        a = (await listed(stack, patient_id)).get(crisis["event_id"])
+        return a if a and a["escalation_level"] >= 1 else None
+
+    alert = await wait_for(escalated, timeout=TEST_ESCALATION_S + 10)
+    assert alert["status"] == "active" and alert["escalated_to"] == "escalation"
+    assert [t["escalation_level"] for t in alert["history"] if t["event"] == "escalated"] == list(
+        range(1, alert["escalation_level"] + 1)
+    )
+    record = await consume_until(
+        kafka_bootstrap,
+        ALERTS.name,
+        lambda r: r.key == patient_id.encode() and Alert.model_validate_json(r.value).escalation_level == 1,
+    )
+    assert Alert.model_validate_json(record.value).recommendation_id == uuid.UUID(crisis["event_id"])
+    assert (await listed(stack, patient_id))[acked["event_id"]]["escalation_level"] == 0  # acknowledged in time
+
+
+async def _has(stack: RunningStack, patient_id: str, rec_id: str) -> bool:
+    return rec_id in await listed(stack, patient_id)
+
+
+async def test_escalation_timer_survives_a_restart_of_notification(
+    stack: RunningStack, publish: Publish, patient_id: str, stack_logs: Path
+) -> None:
+    crisis = recommendation(patient_id, "critical", "LAB-CA-CRISIS")
+    await publish(RECOMMENDATIONS.name, crisis)
+    await wait_for(lambda: _has(stack, patient_id, crisis["event_id"]))
+    # notification is down when the escalation falls due, and comes back after
+    await asyncio.to_thread(restart, stack, "notification", stack_logs, TEST_ESCALATION_S + 1)
+
+    async def escalated() -> dict[str, Any] | None:
+        a = (await listed(stack, patient_id)).get(crisis["event_id"])
+        return a if a and a["escalation_level"] >= 1 else None
+
+    alert = await wait_for(escalated, timeout=10)
+    step = next(t for t in alert["history"] if t["event"] == "escalated")
+    raised = datetime.fromisoformat(alert["raised_at"])
+    # escalated as of its due time (not as of the restart)
+    assert (datetime.fromisoformat(step["at"]) - raised).total_seconds() == pytest.approx(TEST_ESCALATION_S)
+
+
+async def test_acknowledgements_and_overrides_are_rebuilt_from_kafka_alone(
+    stack: RunningStack, publish: Publish, patient_id: str, stack_logs: Path
+) -> None:
+    acked = recommendation(patient_id, "critical", "LAB-CA-CRISIS")
+    overridden = recommendation(patient_id, "critical", "RT-MSCC")
+    for doc in (acked, overridden):
+        await publish(RECOMMENDATIONS.name, doc)
+        await wait_for(lambda doc=doc: _has(stack, patient_id, doc["event_id"]))  # type: ignore[misc]
+    base = stack.urls["notification"]
+    async with httpx.AsyncClient(timeout=15, headers=auth(CLINICIAN, "dr-rebuild")) as c:
+        r = await c.post(f"{base}/alerts/{acked['event_id']}/ack", json={"patient_id": patient_id})
+        assert r.status_code == 200
+        r = await c.post(
+            f"{base}/alerts/{overridden['event_id']}/override",
+            json={"patient_id": patient_id, "reason": "already-addressed", "comment": "Vu en RCP"},
+        )
+        assert r.status_code == 200 and r.json()["status"] == "overridden"
+    before = await listed(stack, patient_id)
+
+    def flush_and_rebuild() -> None:
+        async def flush() -> None:
+            r = aioredis.Redis.from_url(stack.env["REDIS_URL"])
+            keys = [k async for k in r.scan_iter(match="osteocds:notification:*")]
+            if keys:
+                await r.delete(*keys)
+            await r.aclose()
+
+        asyncio.run(flush())
+        done = subprocess.run(
+            [sys.executable, "-m", "services.notification", "rebuild"],
+            cwd=ROOT,
+            env=stack.env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+    await asyncio.to_thread(restart, stack, "notification", stack_logs, 0, flush_and_rebuild)
+    after = await listed(stack, patient_id)
+    for rec_id in (acked["event_id"], overridden["event_id"]):
+        keep = ("status", "acknowledged_by", "overridden_by", "override_reason", "override_comment", "history")
+        assert {k: after[rec_id][k] for k in keep} == {k: before[rec_id][k] for k in keep}
+    assert after[acked["event_id"]]["acknowledged_by"] == "dr-rebuild"
+    assert after[overridden["event_id"]]["override_reason"] == "already-addressed"
