@@ -1,0 +1,88 @@
+"""The clinicians' page in a real browser: headless Chromium from Debian's packages, driven by Selenium with
+Debian's chromedriver (installed by `./osteocds test` when missing). The test logs in with a token, sees an
+alert appear live after events are published, acknowledges it, and saves a screenshot in test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from contracts.examples import EXAMPLES
+from contracts.topics import LAB_RESULTS, PLANS
+from shared.auth import CLINICIAN
+from shared.stack import RunningStack
+from tests.conftest import ARTIFACTS, Publish, alerts, lab, token
+
+pytestmark = pytest.mark.e2e
+
+CRISIS = '[data-rule-id="LAB-CA-CRISIS"]'
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.fail("chromium and chromedriver are needed (Debian packages; ./osteocds test installs them)")
+    opts = Options()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1800", "--lang=fr"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=ChromeService(executable_path=driver), options=opts)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+async def until(drv: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 20) -> Any:
+    return await asyncio.to_thread(WebDriverWait(drv, timeout, poll_frequency=0.1).until, condition)
+
+
+async def test_page_shows_an_alert_live_and_acknowledges_it(
+    stack: RunningStack, publish: Publish, patient_id: str, browser: WebDriver
+) -> None:
+    url = f"{stack.urls['notification']}/ui/patients/{patient_id}"
+    await asyncio.to_thread(browser.get, url)
+    await until(browser, lambda d: d.find_element(By.ID, "login").is_displayed())
+    browser.find_element(By.ID, "token").send_keys(token(CLINICIAN, "dr-page"))
+    browser.find_element(By.ID, "login-button").click()
+    await until(browser, lambda d: "Aucune alerte active." in d.find_element(By.ID, "alerts").text)
+    assert "en direct" in browser.find_element(By.ID, "live").text
+    browser.execute_script("window.__sameDocument = true;")  # gone if the page reloaded
+
+    drawn = datetime.now(UTC) - timedelta(hours=1)
+    await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", 3.30, "mmol/L", occurred_at=drawn))
+    await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 2.8, "g/dL", occurred_at=drawn))
+    await publish(PLANS.name, {**EXAMPLES[PLANS.name], "patient_id": patient_id, "event_id": str(uuid.uuid4())})
+
+    alert = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"]'))
+    assert browser.execute_script("return window.__sameDocument === true;")  # arrived live, no reload
+    assert "Critique" in alert[0].text and "L296-316" in alert[0].text  # severity and the guideline citation
+    alert[0].find_element(By.CSS_SELECTOR, "button.ack").click()
+    done = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="acknowledged"]'))
+    assert "acquittée par dr-page" in done[0].text
+
+    await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]'))
+    labs = browser.find_element(By.ID, "labs").text
+    assert "calculé à partir de" in labs  # corrected calcium: from which results
+    assert "2.8 g/dL → 28" in labs  # the albumin's unit conversion
+    await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plan-item="antiresorptive"]'))
+    assert "non disponible" in browser.find_element(By.ID, "local-plan").text
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "clinician-page.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+    [acked] = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "LAB-CA-CRISIS"]
+    assert (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "dr-page")
