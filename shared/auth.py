@@ -27,7 +27,7 @@ import logging
 import re
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
@@ -243,10 +243,18 @@ def _guarded(dependant: Dependant) -> bool:
     return any(hasattr(d.call, _ROLES_MARK) or _guarded(d) for d in dependant.dependencies)
 
 
+def _api_routes(routes: Iterable[object]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:  # FastAPI's lazily included router
+            yield from _api_routes(included.routes)
+
+
 def unguarded_routes(app: FastAPI) -> list[str]:
     """Routes that are neither open by design nor protected by `require` (must be none)."""
     return [
         f"{sorted(r.methods or [])} {r.path}"
-        for r in app.routes
-        if isinstance(r, APIRoute) and r.path not in OPEN_PATHS and not _guarded(r.dependant)
+        for r in _api_routes(app.router.routes)
+        if r.path not in OPEN_PATHS and not _guarded(r.dependant)
     ]

@@ -214,3 +214,32 @@ async def test_acknowledgements_and_overrides_are_rebuilt_from_kafka_alone(
         assert {k: after[rec_id][k] for k in keep} == {k: before[rec_id][k] for k in keep}
     assert after[acked["event_id"]]["acknowledged_by"] == "dr-rebuild"
     assert after[overridden["event_id"]]["override_reason"] == "already-addressed"
+
+
+async def test_the_demo_patient_list_shows_only_what_still_holds(
+    stack: RunningStack, publish: Publish, patient_id: str, kafka_bootstrap: str
+) -> None:
+    """`./osteocds demo`'s timeline: partial data raises decisions that later data replaces upstream; none of
+    them reaches the clinicians' list, which holds only active alerts once the window has passed."""
+    from shared.stack import demo_events
+
+    for topic, doc in demo_events(patient_id, datetime.now(UTC)):
+        await publish(topic, doc)
+    withdrawal = await consume_until(
+        kafka_bootstrap,
+        RECOMMENDATIONS.name,
+        lambda r: r.key == patient_id.encode() and Recommendation.model_validate_json(r.value).status == "withdrawn",
+        timeout=20,
+    )
+    replaced = {str(i) for i in Recommendation.model_validate_json(withdrawal.value).supersedes}
+    await asyncio.sleep(TEST_SETTLE_S + 2)
+
+    async def stable() -> list[dict[str, Any]]:
+        first = await alerts(stack, patient_id)
+        await asyncio.sleep(1)
+        return first if first == await alerts(stack, patient_id) else []
+
+    listed = await wait_for(stable, timeout=20)
+    assert {a["status"] for a in listed} == {"active"}, [(a["rule_id"], a["status"]) for a in listed]
+    assert not replaced & {a["recommendation_id"] for a in listed}
+    assert {"LAB-CA-CRISIS", "RT-MSCC"} <= {a["rule_id"] for a in listed}
