@@ -35,22 +35,36 @@ _RT = "Traitement local de la métastase osseuse par radiothérapie"
 CITATIONS: Final[dict[str, Citation]] = {
     "LAB-UNITS": _c("Biologie — unités usuelles (chimie clinique courante)", "-"),
     "LAB-CA-CORR": _c(_CTX + " (calcémie corrigée)", "L316"),
-    "LAB-CA-CRISIS": _c(_CTX + " (crise aiguë hypercalcémique)", "L296-316"),
+    "LAB-CA-CRISIS": _c(_CTX + " (crise aiguë hypercalcémique)", "L294-316"),
     "LAB-CRCL": _c(_SYS + " — 2.4 Modalités du traitement anti-résorptif", "L1153-1156"),
     "LAB-VITD": _c(_SYS + " — 1. Vitamine D, Tableau 1", "L819-836"),
     "LAB-CTX": _c("Contexte général — 3. Epidémiologie (marqueurs de résorption)", "L225-240"),
     "LAB-CORRECTION": _c("Pratique d'intégration (statuts FHIR/HL7 v2)", "-"),
     "SCORE-MIRELS": _c(_RT + " — 1.2 Prévention de la morbidité, Tableau 3", "L1308-1372"),
-    "MIRELS-LOW": _c(_RT + " — 1.2 Score de Mirels", "L1313, L1370"),
-    "MIRELS-8": _c(_RT + " — 1.2 Score de Mirels", "L1318-1319"),
-    "MIRELS-HIGH": _c(_RT + " — 1.2 Score de Mirels; Chirurgie — 2.1 Chirurgie préventive", "L1314-1330, L2836-2852"),
+    "MIRELS-LOW": _c(_RT + " — 1.2 Score de Mirels, Tableau 3", "L1322, L1367"),
+    "MIRELS-8": _c(_RT + " — 1.2 Score de Mirels, Tableau 3", "L1330-1332, L1367"),
+    "MIRELS-HIGH": _c(
+        _RT + " — 1.2 Score de Mirels, Tableau 3; Chirurgie — 2.1 Chirurgie préventive",
+        "L1324-1328, L1340-1346, L1367, L2836-2853",
+    ),
+    #: Mirels >= 9 but life expectancy <= 3 months: the fixation-first condition (> 3 months) is not met; between
+    #: 6 weeks and 3 months the case is discussed in RCP-OOS (RT, a simpler stabilisation); under 6 weeks SURG-LE.
+    "MIRELS-HIGH-SHORT-LE": _c(
+        _RT + " — 1.2 Score de Mirels; Chirurgie — 1. Principes généraux", "L1322-1332, L2794-2816"
+    ),
     "SCORE-SINS": _c(_RT + " — 1.2 Score SINS", "L1375-1392"),
-    "SINS-SURGICAL": _c(_RT + " — 1.2 Score SINS", "L1388-1389"),
+    "SINS-SURGICAL": _c(_RT + " — 1.2 Score SINS", "L1387-1389"),
     "SCORE-OBSOLETE": _c(_RT + " — 1.3 Scores de Tokuhashi et de Rades", "L1403-1424"),
-    "CLASS-OLIGO": _c(_RT + " — 1.5 Oligo-métastases; 2.2.1 Indications", "L1472-1476, L1621-1625, L2163-2168"),
-    "CLASS-SRE": _c(_CTX, "L259-296"),
-    "IMG-FLARE": _c("Rôle de la médecine nucléaire — 1.2 « flare up »", "L357-405, L648-672, L770-772"),
-    "IMG-ISOLATED": _c("Rôle de la médecine nucléaire — 3. TEP-18FNa", "L476-494"),
+    "CLASS-OLIGO": _c(
+        _RT + " — 1.5 Oligo-métastases; 2.2.1 Indications; Recommandations en situation curative",
+        "L1470-1474, L1621-1625, L2161-2169",
+    ),
+    "CLASS-SRE": _c(_CTX, "L259-265, L282-296"),
+    "IMG-FLARE": _c(
+        "Rôle de la médecine nucléaire — 1.2 « flare up »; Chimiothérapie, thérapies ciblées — 1.2, recommandations",
+        "L357-418, L664-668, L774-776",
+    ),
+    "IMG-ISOLATED": _c("Rôle de la médecine nucléaire — Recommandations", "L489-495"),
     "SYS-AR-START": _c(_SYS + " — 2.2 Quand débuter un traitement par anti-résorptif ?", "L1068-1084, L1259-1261"),
     "SYS-AR-PREREQ": _c(_SYS + " — 2.3 Précautions avant mise en route", "L789-800, L1086-1108, L1262-1266"),
     "SYS-VITD-CORR": _c(_SYS + " — 1. Vitamine D et apports phosphocalciques", "L837-868, L1124-1127"),
