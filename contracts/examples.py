@@ -121,6 +121,7 @@ EXAMPLES: Final[dict[str, Any]] = {
         "size_cm": 2.5,
         "modality": "mri",
         "new_focus": True,
+        "status": "confirmed",
     },
     CLINICAL_ASSESSMENTS.name: {
         "event_id": "1d2c3b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
@@ -128,6 +129,8 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "dpi-bus",
         "ecog": 1,
         "pain": {"character": "mechanical", "intensity": "moderate", "nrs": 6, "resistant_to_analgesics": True},
+        "lesion_pain": [{"lesion_id": "L1-body", "character": "mechanical", "intensity": "moderate", "nrs": 6}],
+        "extra_osseous_metastases": {"count": 1, "sites": ["adrenal"], "stable": True, "largest_size_cm": 1.8},
         "neurological_deficit": False,
         "life_expectancy_months": 12,
         "primary_controlled": True,
@@ -209,6 +212,9 @@ EXAMPLES: Final[dict[str, Any]] = {
         "kind": "hypercalcaemia",
         "rule_id": "CLASS-SRE",
         "evidence": _INPUTS[:1],
+        "current": True,
+        "evidence_at": "2026-11-27T06:40:00Z",
+        "current_until": "2026-11-30T06:40:00Z",
     },
     RECOMMENDATIONS.name: {
         "event_id": "4f5a6b7c-8d9e-5f0a-b1c2-d3e4f5a6b7c8",

@@ -123,9 +123,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
                 severity="info",
                 title=f"Calcémie de crise reçue en retard ({r.shown(start.value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} "
                 f"mmol/L, {start.occurred_at:%d/%m/%Y %H:%M}) : pas une crise actuelle",
-                text_fr=t.late_crisis_text(
-                    start.value, start.occurred_at, ended_by.value, ended_by.occurred_at
-                ),
+                text_fr=t.late_crisis_text(start.value, start.occurred_at, ended_by.value, ended_by.occurred_at),
                 inputs=[*used, _used(ended_by), *provenance],
                 key=("late", start_id),
             )

@@ -186,9 +186,10 @@ def _rule_of_slot(slot: str) -> str:
     }.get(prefix, "CLASS-SRE")
 
 
-def current_scores(state: ScoringState | None, patient_id: str) -> list[Score]:
+def current_scores(
+    state: ScoringState | None, patient_id: str, *, now: datetime | None = None, policy: r.Policy = r.DEFAULT_POLICY
+) -> list[Score]:
     if state is None:
         return []
-    return sorted(
-        (lazy.build() for lazy in decide(state, patient_id).scores.values()), key=lambda x: (x.score, x.subject)
-    )
+    scores = decide(state, patient_id, now=now, policy=policy).scores.values()
+    return sorted((lazy.build() for lazy in scores), key=lambda x: (x.score, x.subject))

@@ -136,7 +136,7 @@ def test_LAB_CA_CRISIS_old_newest_crisis_value_is_not_a_current_emergency() -> N
     """A crisis value that is the newest but older than the recency window: a warning to measure again, and a
     historical SRE, never a current emergency (policy window configurable)."""
     policy = Policy(calcium_current=timedelta(hours=24))
-    s, out = apply_event(ScoringState(), cc(3.70), now=T0 + timedelta(hours=30), policy=policy)
+    _, out = apply_event(ScoringState(), cc(3.70), now=T0 + timedelta(hours=30), policy=policy)
     [rec] = recs(out)
     assert rec.severity == "warning" and rec.missing == ["a recent corrected calcium"]
     [sre] = sres(out)

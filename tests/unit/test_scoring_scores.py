@@ -255,7 +255,7 @@ def test_sins_incomplete_reports_missing_by_name() -> None:
 
 # ---- CLASS-OLIGO -------------------------------------------------------------------------------------------------
 def bones(*specs: tuple[str, float | None] | tuple[str, float | None, bool]) -> list[r.BoneLesion]:
-    return [r.BoneLesion(x[0], x[1], x[2] if len(x) == 3 else True) for x in specs]  # type: ignore[misc]
+    return [r.BoneLesion(x[0], x[1], x[2] if len(x) == 3 else True) for x in specs]
 
 
 NONE_ELSEWHERE = r.ExtraOsseous(0, (), None, None)
@@ -418,7 +418,7 @@ def test_trochanteric_lesion_with_functional_pain_and_12_months_is_a_surgical_re
 
 
 def test_SCORE_MIRELS_incomplete_but_undecidable_gives_no_recommendation() -> None:
-    humerus = {
+    humerus: dict[str, Any] = {
         "lesion_id": "hum",
         "skeletal_site": "humerus",
         "lesion_type": "lytic",
@@ -448,7 +448,7 @@ def test_SCORE_MIRELS_patient_level_pain_is_never_a_lesions_pain() -> None:
 
 
 def test_MIRELS_HIGH_low_bound_incomplete_at_most_7_is_radiotherapy_alone() -> None:
-    humerus = {
+    humerus: dict[str, Any] = {
         "lesion_id": "hum",
         "skeletal_site": "humerus",
         "lesion_type": "blastic",
@@ -473,7 +473,8 @@ def test_MIRELS_HIGH_is_never_issued_with_life_expectancy_of_3_months_or_less(
     """Issue 9 item 10: MIRELS-HIGH means fixation first (L1324-1328: Mirels >= 9 AND life expectancy > 3 months)."""
     ct = {**TROCHANTER, "axial_cortical_osteolysis_pct": 40, "circumferential_cortical_osteolysis_pct": 60}
     pain = lesion_pain("fem-R", intensity="functional")
-    first = assessment(lesion_pain=pain, **({"life_expectancy_months": months} if months is not None else {}))
+    known: dict[str, Any] = {"life_expectancy_months": months} if months is not None else {}
+    first = assessment(lesion_pain=pain, **known)
     _, out = run([first, finding(5, **ct)])
     assert not [x for x in active(out) if x.rule_id == "MIRELS-HIGH"]
     [rec] = [x for x in active(out) if x.rule_id == rule_id]
@@ -686,3 +687,147 @@ def test_incremental_decisions_equal_a_full_recomputation(order: list[int]) -> N
     assert s.recommendations == {k: str(v.event_id) for k, v in sorted(full.recommendations.items())}
     assert s.scores == {k: str(v.event_id) for k, v in sorted(full.scores.items())}
     assert set(s.sres) == set(full.sres)
+
+
+# ---- issue 9: IMG-FLARE drug classes, CLASS-SRE, IMG-ISOLATED, CLASS-OLIGO through the aggregate -------------------
+def test_IMG_FLARE_supportive_drug_start_is_never_the_effective_treatment() -> None:
+    """Issue 9 item 8: on pembrolizumab for 10 months, cholecalciferol started last month: a new focus is not a
+    possible flare (that would mask a progression)."""
+    events = [
+        treatment(0, kind="systemic_drug", drug="pembrolizumab", action="started", on="2026-01-02"),
+        treatment(1, kind="systemic_drug", drug="cholecalciferol", action="started", on="2026-10-01"),
+        treatment(2, kind="systemic_drug", drug="zoledronic_acid", action="started", on="2026-10-05"),
+        treatment(3, kind="systemic_drug", drug="apixaban", action="started", on="2026-10-06"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "possible flare" not in rec.title and "progression" in rec.text_fr
+    assert "pembrolizumab (02/01/2026)" in rec.text_fr and "cholecalciferol" not in rec.text_fr.split(":")[0]
+    assert [i.value for i in rec.inputs if i.name == "anticancer_treatment_started"] == ["pembrolizumab 2026-01-02"]
+
+
+def test_IMG_FLARE_drug_of_unknown_class_is_said_unknown_not_assumed() -> None:
+    events = [
+        treatment(0, kind="systemic_drug", drug="pembrolizumab", action="started", on="2026-01-02"),
+        treatment(1, kind="systemic_drug", drug="investigational_x", action="started", on="2026-09-01"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="fdg_pet", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "indéterminé" in rec.title and rec.missing == ["drug class of investigational_x"]
+    assert "investigational_x" in rec.text_fr and "possible flare" not in rec.title
+
+
+def test_IMG_FLARE_anticancer_start_within_6_months_is_still_a_possible_flare_despite_supportive_drugs() -> None:
+    events = [
+        treatment(0, kind="systemic_drug", drug="carboplatin", action="started", on="2026-09-01"),
+        treatment(1, kind="systemic_drug", drug="dexamethasone", action="started", on="2026-10-20"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "possible flare" in rec.title and "carboplatin" in rec.text_fr and rec.severity == "info"
+
+
+def sres_of(out: Sequence[Message]) -> list[SkeletalEvent]:
+    return [o for o in out if isinstance(o, SkeletalEvent)]
+
+
+def live_sres(out: Sequence[Message]) -> list[SkeletalEvent]:
+    gone = {i for o in sres_of(out) if o.status == "withdrawn" for i in o.supersedes}
+    return [o for o in sres_of(out) if o.status == "active" and o.event_id not in gone]
+
+
+FRACTURED = {"lesion_id": "fem-L", "skeletal_site": "femur_shaft", "pathological_fracture": True, "modality": "xray"}
+
+
+def test_CLASS_SRE_one_fracture_is_one_sre_when_its_fixation_is_recorded() -> None:
+    """Issue 9 item 10: the imaging finding and the fixation surgery of the same lesion are one fracture."""
+    s, out = run([finding(0, **FRACTURED)])
+    [sre] = sres_of(out)
+    assert (sre.kind, sre.lesion_id, sre.current) == ("pathological_fracture", "fem-L", True)
+    assert sre.current_until == T0 + timedelta(weeks=6)
+    s, out = run([treatment(60, kind="surgery", site="femur", procedure="fracture_fixation", on="2026-11-02")], s)
+    historical, gone = sres_of(out)
+    assert (historical.kind, historical.current, historical.status) == ("pathological_fracture", False, "active")
+    assert gone.status == "withdrawn" and gone.supersedes == [sre.event_id]
+    assert [x.kind for x in live_sres(run([finding(0, **FRACTURED), *_fixation()])[1])] == ["pathological_fracture"]
+
+
+def _fixation() -> list[Message]:
+    return [treatment(60, kind="surgery", site="femur", procedure="fracture_fixation", on="2026-11-02")]
+
+
+def test_CLASS_SRE_fixation_without_a_fracture_on_imaging_is_the_fracture_sre() -> None:
+    _, out = run(_fixation())
+    [sre] = sres_of(out)
+    assert sre.kind == "pathological_fracture" and sre.current is False
+
+
+def test_CLASS_SRE_fracture_is_no_longer_current_after_the_recency_window() -> None:
+    """'An urgent local procedure' must not stand forever after a past fracture: the SRE says it is historical."""
+    _, out = apply_event(ScoringState(), finding(0, **FRACTURED), now=T0 + timedelta(weeks=7))
+    [sre] = sres_of(out)
+    assert sre.current is False and sre.current_until is None
+
+
+T9 = {"lesion_id": "T9", "skeletal_site": "spine", "vertebral_level": "T9", "modality": "mri"}
+
+
+def test_CLASS_SRE_epidural_extension_with_neurological_deficit_is_a_cord_compression() -> None:
+    """Issue 9 item 11: neither alone is a compression; together (after imaging) they are."""
+    s, out = run([finding(0, **T9, epidural_extension=True)])
+    assert sres_of(out) == []
+    s, out = run([assessment(10, neurological_deficit=True)], s)
+    [sre] = sres_of(out)
+    assert (sre.kind, sre.lesion_id, sre.current) == ("cord_compression", "T9", True)
+    assert {i.name for i in sre.evidence} == {"epidural_extension:T9", "neurological_deficit"}
+    _, out = run([assessment(0, neurological_deficit=True), finding(10, lesion_id="hum", skeletal_site="humerus")])
+    assert sres_of(out) == []  # a deficit without epidural extension: no compression
+
+
+def test_CLASS_SRE_cord_compression_resolved_withdraws_its_sre() -> None:
+    s, out = run([finding(0, **T9, cord_compression=True, epidural_extension=True)])
+    [sre] = sres_of(out)
+    s, out = run([finding(60, **T9, cord_compression=False, epidural_extension=False)], s)
+    [gone] = sres_of(out)
+    assert gone.status == "withdrawn" and gone.supersedes == [sre.event_id] and gone.kind == "cord_compression"
+    assert s.lesion_sres == {}
+
+
+def test_CLASS_SRE_cord_compression_decompressed_is_historical() -> None:
+    s, out = run([finding(0, **T9, cord_compression=True)])
+    [sre] = sres_of(out)
+    s, out = run([treatment(30, kind="surgery", site="T9", procedure="decompression", on="2026-11-01")], s)
+    assert [(x.status, x.current) for x in sres_of(out)] == [("active", False), ("withdrawn", None)]
+    assert sres_of(out)[1].supersedes == [sre.event_id]
+
+
+def test_IMG_ISOLATED_suspected_lesion_starts_nothing_until_confirmed() -> None:
+    """Issue 9 item 11: an isolated, unconfirmed focus asks for targeted imaging and starts nothing (no SRE, not
+    counted as a metastasis)."""
+    suspected = {"lesion_id": "il", "skeletal_site": "pelvis", "modality": "ct", "status": "suspected"}
+    s, out = run([assessment(0, primary_controlled=True), finding(5, **suspected, pathological_fracture=True)])
+    assert [x.rule_id for x in active(out)] == ["IMG-ISOLATED"] and sres_of(out) == []
+    [oligo] = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "undetermined"
+    s, out = run([finding(10, **{**suspected, "status": "confirmed"}, pathological_fracture=True)], s)
+    assert [x.status for x in out if isinstance(x, Recommendation)] == ["withdrawn"]
+    assert [x.kind for x in sres_of(out)] == ["pathological_fracture"]
+
+
+def test_CLASS_OLIGO_counts_extra_osseous_metastases_and_drops_resolved_lesions() -> None:
+    extra = {"count": 2, "sites": ["adrenal", "brain"], "stable": True, "largest_size_cm": 1.5}
+    events = [
+        assessment(0, primary_controlled=True, extra_osseous_metastases=extra),
+        finding(5, lesion_id="a", skeletal_site="rib", size_cm=1),
+        finding(6, lesion_id="b", skeletal_site="pelvis", size_cm=1),
+    ]
+    s, out = run(events)
+    *_, oligo = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "multi_metastatic"  # 4 sites: rib, pelvis, adrenal, brain
+    assert {c.name: c.points for c in oligo.components}["sites_1_to_3"] == 0
+    _, out = run([finding(30, lesion_id="b", skeletal_site="pelvis", size_cm=1, status="resolved")], s)
+    [oligo] = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "oligometastatic" and "extra-osseuses" in oligo.text_fr
