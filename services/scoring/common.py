@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEvent
@@ -19,6 +19,7 @@ from shared.facts import Fact
 from shared.recommend import Lazy
 
 SERVICE = r.SERVICE
+F = TypeVar("F", bound=Fact[Any])
 
 
 @dataclass
@@ -46,6 +47,16 @@ class Context:
     def future(self, occurred_at: datetime) -> bool:
         ref = self.reference
         return ref is not None and r.is_future(occurred_at, ref, self.policy)
+
+    def usable(self, fact: F | None, valid: timedelta | None = None) -> F | None:
+        """The fact, unless it is dated in the future (beyond the clock-skew tolerance) or, given a validity, older
+        than it: such a fact does not describe the patient now, and the decision then names it as missing."""
+        if fact is None or self.future(fact.occurred_at):
+            return None
+        ref = self.reference
+        if valid is not None and ref is not None and ref - fact.occurred_at > valid:
+            return None
+        return fact
 
 
 Component = tuple[str, str | float | bool | None, int | None, uuid.UUID | None]  # name, value, points, source

@@ -36,13 +36,21 @@ def _pain_missing(c: Context, what: str) -> str:
     return f"{what} (patient-level pain is not a lesion's pain)" if overall is not None else what
 
 
+def _le_missing(stale: Fact[Any] | None) -> str:
+    if stale is None:
+        return "life expectancy estimate"
+    last = f"{stale.value:g} months, dated {stale.occurred_at:%Y-%m-%d}"
+    return f"a current life expectancy estimate (the last one, {last})"
+
+
 def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice."""
     f, a = lesion.latest, c.s.assessment
-    pain = a.lesion_pain_intensity.get(f.lesion_id)
+    pain = c.usable(a.lesion_pain_intensity.get(f.lesion_id))
     m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
     lo, hi = r.mirels_bounds(m)
-    le = a.life_expectancy_months
+    le = c.usable(a.life_expectancy_months, c.policy.life_expectancy_valid)
+    stale_le = a.life_expectancy_months if le is None and a.life_expectancy_months is not None else None
     decided = r.mirels_decision(lo, hi, le.value if le else None)
     decision = decided[1] if decided else None
     ct = r.ct_osteolysis_criterion(f.axial_cortical_osteolysis_pct, f.circumferential_cortical_osteolysis_pct)
@@ -95,13 +103,13 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
         text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, le.value if le else None, ct_note),
         inputs=inputs,
         key=(f.lesion_id, decision, m.total, lo, hi, ct_note),
-        missing=missing + (["life expectancy estimate"] if decision == "survival_unknown" else []),
+        missing=missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else []),
     )
 
 
 def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     f = lesion.latest
-    pain = c.s.assessment.lesion_pain_character.get(f.lesion_id)
+    pain = c.usable(c.s.assessment.lesion_pain_character.get(f.lesion_id))
     scored = r.sins(
         f.vertebral_level,
         pain.value if pain else None,
@@ -222,7 +230,7 @@ def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list
     extension of a spinal lesion with a neurological deficit reported after any imaging that ruled compression out.
     None when it does not hold now (never shown, or resolved: a newer finding states no compression, or the lesion
     is resolved). Returns (first evidence, newest evidence, evidence inputs)."""
-    f, deficit = lesion.latest, c.s.assessment.neurological_deficit
+    f, deficit = lesion.latest, c.usable(c.s.assessment.neurological_deficit)
     stated, epidural = lesion.compression_stated, lesion.epidural_stated
     if lesion.effective_status() == "resolved":
         return None
@@ -242,8 +250,9 @@ def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list
         and deficit.value
         and (stated is None or deficit.order() > stated.order())
     ):
-        both = max((epidural, deficit), key=lambda x: x.order())  # when both held
-        return both, both, [epidural.used(f"epidural_extension:{f.lesion_id}"), deficit.used("neurological_deficit")]
+        older, newer = sorted((epidural, deficit), key=lambda x: x.order())
+        # it began when both held (the newer); it is current only while both are recent (the older)
+        return newer, older, [epidural.used(f"epidural_extension:{f.lesion_id}"), deficit.used("neurological_deficit")]
     return None
 
 

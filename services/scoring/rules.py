@@ -30,6 +30,9 @@ class Policy:
     #: A fracture or cord compression, not yet treated, stays current this long after the newest imaging showing it
     #: (SURG-LE L2863-2867: stabilising a fracture is the emergency; after 6 weeks it is no longer one in the making).
     lesion_event_current: timedelta = timedelta(weeks=6)
+    #: A life-expectancy estimate older than this no longer places the patient either side of the 3-month and
+    #: 6-week limits the decisions hinge on (MIRELS-HIGH, SURG-LE): it is to be estimated again.
+    life_expectancy_valid: timedelta = timedelta(days=91)
     #: Clock skew allowed between the hospital systems and us; a fact dated later than now + this is not current.
     future_tolerance: timedelta = timedelta(minutes=15)
 

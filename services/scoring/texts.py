@@ -110,7 +110,7 @@ def mirels_text(
     else:
         advice = (
             "Risque fracturaire élevé : la fixation prophylactique première n'est indiquée qu'avec une espérance de "
-            "vie > 3 mois, non renseignée ici. Estimer l'espérance de vie."
+            "vie > 3 mois, non renseignée ou trop ancienne ici. Estimer (à nouveau) l'espérance de vie."
         )
     return head + advice + ct_note
 

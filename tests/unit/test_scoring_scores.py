@@ -464,7 +464,7 @@ def test_MIRELS_HIGH_low_bound_incomplete_at_most_7_is_radiotherapy_alone() -> N
     [
         (2.0, "MIRELS-HIGH-SHORT-LE", "warning", "n'est pas indiquée"),
         (1.0, "SURG-LE", "warning", "pas de chirurgie"),
-        (None, "SCORE-MIRELS", "warning", "Estimer l'espérance de vie"),
+        (None, "SCORE-MIRELS", "warning", "Estimer (à nouveau) l'espérance de vie"),
     ],
 )
 def test_MIRELS_HIGH_is_never_issued_with_life_expectancy_of_3_months_or_less(
@@ -831,3 +831,23 @@ def test_CLASS_OLIGO_counts_extra_osseous_metastases_and_drops_resolved_lesions(
     _, out = run([finding(30, lesion_id="b", skeletal_site="pelvis", size_cm=1, status="resolved")], s)
     [oligo] = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
     assert oligo.band == "oligometastatic" and "extra-osseuses" in oligo.text_fr
+
+
+def test_MIRELS_HIGH_old_life_expectancy_estimate_is_to_estimate_again() -> None:
+    """The same pattern as stale labs: a life expectancy estimated 4 months ago cannot place the patient either side
+    of 3 months; fixation first is not advised on it, the estimate is asked for again."""
+    pain = lesion_pain("fem-R", intensity="functional")
+    events = [assessment(0, lesion_pain=pain, life_expectancy_months=12), finding(5, **TROCHANTER)]
+    _, out = run(events)
+    assert [x.rule_id for x in active(out)] == ["MIRELS-HIGH"]
+    s = ScoringState()
+    for e in events:
+        s, out = apply_event(s, e, now=T0 + timedelta(days=120))
+    [rec] = active(out)
+    assert rec.rule_id == "SCORE-MIRELS" and "12 months, dated 2026-11-01" in rec.missing[-1]
+
+
+def test_CLASS_SRE_neurological_deficit_dated_in_the_future_is_not_current() -> None:
+    future = assessment(0, neurological_deficit=True).model_copy(update={"occurred_at": T0 + timedelta(days=365)})
+    _, out = apply_event(run([finding(0, **T9, epidural_extension=True)])[0], future, now=T0 + timedelta(minutes=5))
+    assert sres_of(out) == []
