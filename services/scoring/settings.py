@@ -13,6 +13,8 @@ class ScoringSettings(Settings):
     calcium_current_hours: float = Field(default=72, gt=0)
     #: An untreated fracture or cord compression stays current this long after the newest imaging showing it.
     lesion_event_current_days: float = Field(default=42, gt=0)
+    #: A life-expectancy estimate older than this is to be estimated again (MIRELS-HIGH, SURG-LE).
+    life_expectancy_valid_days: float = Field(default=91, gt=0)
     #: Clock skew allowed: a fact dated later than now + this is not current (ignored by the decisions, and said).
     future_tolerance_minutes: float = Field(default=15, ge=0)
 
@@ -20,5 +22,6 @@ class ScoringSettings(Settings):
         return Policy(
             calcium_current=timedelta(hours=self.calcium_current_hours),
             lesion_event_current=timedelta(days=self.lesion_event_current_days),
+            life_expectancy_valid=timedelta(days=self.life_expectancy_valid_days),
             future_tolerance=timedelta(minutes=self.future_tolerance_minutes),
         )

@@ -228,3 +228,10 @@ def test_when_the_first_crisis_value_is_corrected_the_episode_starts_at_the_next
     assert [x.status for x in sres(out)] == ["active", "withdrawn"]
     assert [e.name for e in sres(out)[0].evidence] == ["corrected_calcium"] and sres(out)[0].evidence[0].value == 3.7
     assert len(s.calcium_sres) == 1 and s.calcium_sres[0] == str(sres(out)[0].event_id)
+
+
+def test_LAB_CA_CRISIS_recency_windows_are_settings() -> None:
+    from services.scoring.settings import ScoringSettings
+
+    policy = ScoringSettings(calcium_current_hours=24, future_tolerance_minutes=0).policy()
+    assert policy.calcium_current == timedelta(hours=24) and policy.future_tolerance == timedelta(0)
