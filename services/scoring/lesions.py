@@ -173,13 +173,17 @@ def treats(treatment: Treatment, f: ImagingFinding) -> bool:
     return site in names or (f.vertebral_level is not None and f.vertebral_level in (site, level))
 
 
-def _treated_by(c: Context, f: ImagingFinding, since: Fact[Any], kinds: set[str]) -> list[TreatmentEvent]:
-    """Treatments of this lesion of the given procedures/intents, given on or after the event began."""
+def _treated_by(
+    c: Context, f: ImagingFinding, since: Fact[Any], kinds: set[str], any_date: frozenset[str] = frozenset()
+) -> list[TreatmentEvent]:
+    """Treatments of this lesion of the given procedures/intents, given on or after the event began (those in
+    `any_date` whatever their date: a fracture fixation fixes the lesion's fracture even if imaging dated after it
+    still shows the fracture)."""
     out = []
     for e in c.s.treatments.values():
         tr = e.treatment
         what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
-        if what in kinds and treats(tr, f) and tr.on >= since.occurred_at.date():
+        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= since.occurred_at.date()):
             out.append(e)
     return sorted(out, key=lambda e: (e.treatment.on, str(e.event_id)))
 
@@ -265,7 +269,9 @@ def decide_sres(c: Context, d: Decisions) -> None:
             continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
         f = lesion.latest
         if lesion.fracture is not None and lesion.fracture_seen_last is not None:
-            fixed = _treated_by(c, f, lesion.fracture, {"fracture_fixation", "prophylactic_fixation"})
+            fixed = _treated_by(
+                c, f, lesion.fracture, {"fracture_fixation", "prophylactic_fixation"}, frozenset({"fracture_fixation"})
+            )
             merged |= {str(e.event_id) for e in fixed}
             sre = _lesion_sre(
                 c,

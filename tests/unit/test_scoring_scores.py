@@ -851,3 +851,11 @@ def test_CLASS_SRE_neurological_deficit_dated_in_the_future_is_not_current() -> 
     future = assessment(0, neurological_deficit=True).model_copy(update={"occurred_at": T0 + timedelta(days=365)})
     _, out = apply_event(run([finding(0, **T9, epidural_extension=True)])[0], future, now=T0 + timedelta(minutes=5))
     assert sres_of(out) == []
+
+
+def test_CLASS_SRE_fracture_still_seen_after_its_fixation_is_one_historical_sre() -> None:
+    """Post-operative imaging still showing the fixed fracture: one fracture, already treated, not current."""
+    events = [*_fixation(), finding(3 * 24 * 60, **FRACTURED)]  # imaging dated after the fixation
+    for order in (events, events[::-1]):
+        [sre] = live_sres(run(order)[1])
+        assert (sre.kind, sre.lesion_id, sre.current) == ("pathological_fracture", "fem-L", False)
