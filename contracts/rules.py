@@ -50,7 +50,8 @@ CITATIONS: Final[dict[str, Citation]] = {
     #: Mirels >= 9 but life expectancy <= 3 months: the fixation-first condition (> 3 months) is not met; between
     #: 6 weeks and 3 months the case is discussed in RCP-OOS (RT, a simpler stabilisation); under 6 weeks SURG-LE.
     "MIRELS-HIGH-SHORT-LE": _c(
-        _RT + " — 1.2 Score de Mirels; Chirurgie — 1. Principes généraux", "L1322-1332, L2794-2816"
+        _RT + " — 1.2 Score de Mirels, 2.1 (risque fracturaire); Chirurgie — 1. Principes généraux",
+        "L1322-1332, L1573-1575, L2794-2816",
     ),
     "SCORE-SINS": _c(_RT + " — 1.2 Score SINS", "L1375-1392"),
     "SINS-SURGICAL": _c(_RT + " — 1.2 Score SINS", "L1387-1389"),
