@@ -9,6 +9,7 @@ from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
     ALERTS,
     CLINICAL_ASSESSMENTS,
+    CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
     HL7V2,
@@ -321,5 +322,14 @@ EXAMPLES: Final[dict[str, Any]] = {
         "error_type": "Rejected",
         "reason": "total_calcium: unknown unit 'mg'; accepted: mg/dl, mmol/l",
         "failed_at": "2026-11-27T09:12:32Z",
+    },
+    CLOCK_SYSTEMIC_PLANNER.name: {
+        "event_id": "5d8f0c2e-7a41-5b9e-8c3d-2f6a1b4e9d07",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-28T00:00:00+01:00",
+        "recorded_at": "2026-11-28T00:00:04+01:00",
+        "source": "systemic-planner",
+        "service": "systemic-planner",
+        "due_at": "2026-11-28T00:00:00+01:00",
     },
 }

@@ -8,6 +8,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
+from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
@@ -138,6 +139,21 @@ DEAD_LETTER = Topic(
     partitions=1,
 )
 
+
+def clock_topic(service: str) -> Topic:
+    """A service's own clock topic (shared/timers.py): it publishes a tick there when a patient's deadline passes
+    and consumes it through its normal per-patient path."""
+    return Topic(
+        f"osteocds.clock.{service}.v1",
+        ClockTick,
+        (service,),
+        (service,),
+        f"Clock ticks of {service}: a patient's scheduled deadline (review, overdue check) has passed.",
+    )
+
+
+CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
+
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
     LAB_RESULTS,
@@ -153,4 +169,5 @@ TOPICS: Final[tuple[Topic, ...]] = (
     PLANS,
     ALERTS,
     DEAD_LETTER,
+    CLOCK_SYSTEMIC_PLANNER,
 )
