@@ -80,7 +80,7 @@ def antiresorptive_start(
     return ArStartDecision("not_indicated", "bone_metastasis")
 
 
-# ---- SYS-ZA-DOSE, Tableau 2 (L1153-1182): half-open bands on the initial Cockcroft-Gault clearance ----------
+# ---- SYS-ZA-DOSE, Tableau 2 (L1153-1184): half-open bands on the initial Cockcroft-Gault clearance ----------
 @dataclass(frozen=True)
 class ZaDose:
     dose_mg: float | None  # None: contraindicated
@@ -101,7 +101,7 @@ def zoledronic_acid_dose(crcl_ml_min: float) -> ZaDose:
     return ZaDose(None, "< 30 mL/min", "l'acide zolédronique redevient possible si la clairance atteint 30 mL/min")
 
 
-# ---- SYS-VITD-CORR (L837-868, L1124-1127) -------------------------------------------------------------------
+# ---- SYS-VITD-CORR (L803-817, L837-865, L1124-1128) ---------------------------------------------------------
 VITD_DOSE_IU: Final = 50_000
 CALCIUM_INTAKE_MG_DAY: Final = (1000, 1500)
 
@@ -122,7 +122,7 @@ def vitamin_d_correction(ng_ml: float) -> VitaminDPlan:
     return VitaminDPlan(0, False, "recharge si le taux redescend sous 30 ng/mL")
 
 
-# ---- SYS-SCHEDULE (L1128-1136, L1273-1277) ------------------------------------------------------------------
+# ---- SYS-SCHEDULE (L1130-1142, L1279-1281) ------------------------------------------------------------------
 Schedule = Literal["za_3_monthly_2_years", "monthly", "za_spaced_3_monthly"]
 
 
