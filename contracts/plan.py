@@ -40,7 +40,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    status: Literal["done", "to_do", "pending", "waived", "cannot_decide"]
+    status: Literal["done", "to_do", "pending", "waived", "cannot_decide", "declined"]
     detail_fr: str
 
 

@@ -7,6 +7,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from contracts.care import CareEvent
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
@@ -87,6 +88,13 @@ TREATMENT_EVENTS = Topic(
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
+CARE_EVENTS = Topic(
+    "hospital.care-events.v1",
+    CareEvent,
+    (HOSPITAL_BUS,),
+    (SYSTEMIC_PLANNER,),
+    "Care-pathway steps (QUAL-PATHWAY: done, to do, declined) and bone biopsies planned or reported (MOL-BIOPSY).",
+)
 LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
@@ -162,6 +170,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,
+    CARE_EVENTS,
     LABS_NORMALISED,
     SCORES,
     SKELETAL_EVENTS,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from contracts.base import Message, PatientId
 from contracts.plan import TreatmentPlan
 from contracts.topics import (
+    CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
     IMAGING_FINDINGS,
     LABS_NORMALISED,
@@ -34,7 +35,15 @@ def build(settings: SystemicSettings, clock: Callable[[], datetime] | None = Non
         return apply_event(state, event, settings.as_of(service.clock()))  # the decision is pure given `now`
 
     service.patient_aggregate(
-        (SKELETAL_EVENTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LABS_NORMALISED, SCORES),
+        (
+            SKELETAL_EVENTS,
+            IMAGING_FINDINGS,
+            CLINICAL_ASSESSMENTS,
+            TREATMENT_EVENTS,
+            CARE_EVENTS,
+            LABS_NORMALISED,
+            SCORES,
+        ),
         SystemicState,
         apply,
         due=lambda state: state.next_due,  # reviews and overdue checks fire when their date passes

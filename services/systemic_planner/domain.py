@@ -33,6 +33,7 @@ from services.systemic_planner.inputs import (
     vitamin_d,
 )
 from services.systemic_planner.prerequisites import prerequisites, vitamin_d_item
+from services.systemic_planner.quality import bone_biopsy, pathway
 from shared.facts import Fact
 from shared.recommend import caused_by, recommendation, withdrawal
 
@@ -87,6 +88,10 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     onco = oncology(s, at, anticancer(drugs))
     if onco is not None:
         items.append(onco)
+    biopsy = bone_biopsy(s, at)  # MOL-BIOPSY
+    if biopsy is not None:
+        items.append(biopsy)
+    items.append(pathway(s, at))  # QUAL-PATHWAY
     return items
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.base import InputUsed, Message
+from contracts.care import CareEvent
 from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, SystemicDrug, TreatmentEvent
@@ -62,6 +63,7 @@ class SystemicState(BaseModel):
     corrected_calcium: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
     ctx: dict[str, LabFact] = Field(default_factory=dict)  # serum CTX by result_id
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    care: dict[str, CareEvent] = Field(default_factory=dict)  # care-pathway steps and bone biopsies, by event_id
     #: what was last published: item key -> "rule_id|recommendation ID|content digest"; plan version, digest, ID
     published: dict[str, str] = Field(default_factory=dict)
     plan_version: int = 0
@@ -78,6 +80,7 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
         update={
             "sres": dict(state.sres),
             "treatments": dict(state.treatments),
+            "care": dict(state.care),
             **{table: dict(getattr(state, table)) for table in LAB_TABLES.values()},
         }
     )
@@ -97,6 +100,8 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
             s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
     elif isinstance(e, TreatmentEvent):
         s.treatments[str(e.event_id)] = e
+    elif isinstance(e, CareEvent):
+        s.care[str(e.event_id)] = e
     # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at
     # the same time as the one held is a re-derivation and replaces it (ties go to the later delivery).
     elif isinstance(e, Score) and e.score == "oligometastatic" and e.band is not None:
