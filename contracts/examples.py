@@ -8,7 +8,9 @@ from typing import Any, Final
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
     ALERTS,
+    CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
+    CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
     HL7V2,
@@ -327,5 +329,29 @@ EXAMPLES: Final[dict[str, Any]] = {
         "error_type": "Rejected",
         "reason": "total_calcium: unknown unit 'mg'; accepted: mg/dl, mmol/l",
         "failed_at": "2026-11-27T09:12:32Z",
+    },
+    CARE_EVENTS.name: {
+        "event_id": "6e1a7c3d-2b9f-4e8a-9d0c-5f4b3a2e1d0c",
+        **_ENV,
+        "source": "dpi-bus",
+        "event": {
+            "kind": "bone_biopsy",
+            "biopsy_id": "BX-2026-0412",
+            "status": "reported",
+            "on": "2026-11-20",
+            "context": "diagnosis",
+            "histology": "adenocarcinoma",
+            "decalcification": "edta",
+            "molecular_results": {"EGFR": "exon 19 deletion", "ALK": "negative"},
+        },
+    },
+    CLOCK_SYSTEMIC_PLANNER.name: {
+        "event_id": "5d8f0c2e-7a41-5b9e-8c3d-2f6a1b4e9d07",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-28T00:00:00+01:00",
+        "recorded_at": "2026-11-28T00:00:04+01:00",
+        "source": "systemic-planner",
+        "service": "systemic-planner",
+        "due_at": "2026-11-28T00:00:00+01:00",
     },
 }
