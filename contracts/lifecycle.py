@@ -1,8 +1,8 @@
-"""The clinicians' side: alert lifecycle actions, timers and the audit trail.
+"""The clinicians' side: alert lifecycle actions and the audit trail.
 
 Every state a person creates (an acknowledgement, an override, a resolution) is an `AlertAction` on a topic
-the notification service consumes, so its Redis state can be rebuilt from Kafka alone. Timers are
-`TimerSet` requests a service publishes for itself; the audit topic records who read or changed what.
+the notification service consumes, so its Redis state can be rebuilt from Kafka alone. The audit topic
+records who read or changed what.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Message
 
@@ -53,17 +53,16 @@ class AlertTransition(BaseModel):
 
 
 class AlertAction(Message):
-    """A person's action on an alert (acknowledge, override with a coded reason, resolve), or a timer of the
-    notification service falling due (`timer`: shows settled alerts, escalates unacknowledged critical ones).
-    `occurred_at` is when it was done; `actor` comes from the access token, never from a request body."""
+    """A person's action on an alert: acknowledge, override with a coded reason (and an optional comment), or
+    resolve. `occurred_at` is when it was done; `actor` comes from the access token, never from a request body."""
 
     schema_id: ClassVar[str] = "osteocds.alert-action/1"
 
-    action: Literal["acknowledge", "override", "resolve", "timer"]
-    alert_id: uuid.UUID | None = Field(default=None, description="The alert (its recommendation ID); none for a timer.")
-    actor: str = Field(min_length=1, max_length=256, description="Token subject, or the service for a timer.")
+    action: Literal["acknowledge", "override", "resolve"]
+    alert_id: uuid.UUID = Field(description="The alert (its recommendation ID, also the CDS Hooks card uuid).")
+    actor: str = Field(min_length=1, max_length=256, description="Token subject.")
     actor_role: str | None = Field(default=None, max_length=64)
-    channel: Literal["api", "web", "cds-hooks", "timer"] = "api"
+    channel: Literal["api", "web", "cds-hooks"] = "api"
     reason: OverrideReasonCode | None = None
     comment: str | None = Field(default=None, max_length=1000)
 
@@ -71,20 +70,7 @@ class AlertAction(Message):
     def _check(self) -> AlertAction:
         if self.action == "override" and self.reason is None:
             raise ValueError("an override needs a coded reason")
-        if self.action != "timer" and self.alert_id is None:
-            raise ValueError(f"{self.action} needs an alert_id")
         return self
-
-
-class TimerSet(Message):
-    """A service asks itself to be woken for this patient at `due_at` (kept in a Redis sorted set, so it
-    survives a restart); when due, the service feeds the patient through its normal per-patient path."""
-
-    schema_id: ClassVar[str] = "osteocds.timer/1"
-
-    service: str = Field(description="The service that set the timer and will act on it.")
-    due_at: AwareDatetime
-    purpose: str = Field(max_length=64, description="What falls due, e.g. 'settle' or 'escalation'.")
 
 
 class AuditEvent(Message):
@@ -107,5 +93,4 @@ __all__ = [
     "AlertTransition",
     "AuditEvent",
     "OverrideReasonCode",
-    "TimerSet",
 ]

@@ -7,9 +7,11 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from contracts.care import CareEvent
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
+from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
-from contracts.lifecycle import AlertAction, AuditEvent, TimerSet
+from contracts.lifecycle import AlertAction, AuditEvent
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
 
@@ -87,6 +89,13 @@ TREATMENT_EVENTS = Topic(
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
+CARE_EVENTS = Topic(
+    "hospital.care-events.v1",
+    CareEvent,
+    (HOSPITAL_BUS,),
+    (SYSTEMIC_PLANNER,),
+    "Care-pathway steps (QUAL-PATHWAY: done, to do, declined) and bone biopsies planned or reported (MOL-BIOPSY).",
+)
 LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
@@ -137,15 +146,8 @@ ALERT_ACTIONS = Topic(
     (NOTIFICATION,),
     (NOTIFICATION,),
     "What clinicians did with an alert (acknowledge, override with a coded reason, resolve; the actor is the "
-    "access token's subject) and notification's own timers falling due. notification's alert state is "
-    "rebuilt from this topic and the recommendations.",
-)
-TIMERS = Topic(
-    "osteocds.timers.v1",
-    TimerSet,
-    (NOTIFICATION,),
-    (NOTIFICATION,),
-    "Timers a service sets for itself (settle window, escalation), kept in a Redis sorted set per service.",
+    "access token's subject). notification's alert state is rebuilt from this topic, the recommendations and "
+    "its clock topic (settle window, escalation).",
 )
 AUDIT = Topic(
     "osteocds.audit.v1",
@@ -165,6 +167,22 @@ DEAD_LETTER = Topic(
     partitions=1,
 )
 
+
+def clock_topic(service: str) -> Topic:
+    """A service's own clock topic (shared/timers.py): it publishes a tick there when a patient's deadline passes
+    and consumes it through its normal per-patient path."""
+    return Topic(
+        f"osteocds.clock.{service}.v1",
+        ClockTick,
+        (service,),
+        (service,),
+        f"Clock ticks of {service}: a patient's scheduled deadline (review, overdue check) has passed.",
+    )
+
+
+CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
+CLOCK_NOTIFICATION = clock_topic(NOTIFICATION)
+
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
     LAB_RESULTS,
@@ -173,6 +191,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,
+    CARE_EVENTS,
     LABS_NORMALISED,
     SCORES,
     SKELETAL_EVENTS,
@@ -180,7 +199,8 @@ TOPICS: Final[tuple[Topic, ...]] = (
     PLANS,
     ALERTS,
     ALERT_ACTIONS,
-    TIMERS,
     AUDIT,
     DEAD_LETTER,
+    CLOCK_SYSTEMIC_PLANNER,
+    CLOCK_NOTIFICATION,
 )

@@ -11,9 +11,9 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -35,15 +35,10 @@ async def _rebuild(service: Service) -> RebuildReport:
         await service.redis.aclose()
 
 
-#: a background task run beside the consumer loop (e.g. timers); given a stop event
-Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-
-
 def create_app(
     service: Service,
     routers: Sequence[APIRouter] = (),
     title: str | None = None,
-    background: Sequence[Background] = (),
     auth: AuthSettings | None = None,
 ) -> FastAPI:
     auth = auth or AuthSettings()
@@ -51,17 +46,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(fn(stop)) for fn in background]
         try:
             yield
         finally:
-            stop.set()
-            for task in tasks:
-                try:
-                    await asyncio.wait_for(task, timeout=5)
-                except Exception:
-                    task.cancel()
             await service.stop()
 
     docs = {} if auth.auth_public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}

@@ -102,7 +102,7 @@ def stack(
         **local_issuer.env(),
         "ALERT_SETTLE_SECONDS": str(TEST_SETTLE_S),
         "ALERT_ESCALATION_DELAY_SECONDS": str(TEST_ESCALATION_S),
-        "TIMER_POLL_SECONDS": "0.2",
+        "TIMER_POLL_INTERVAL_S": "0.2",
         "LIVE_POLL_SECONDS": "0.2",
     }
     running = spawn_services(kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs)

@@ -1,7 +1,8 @@
 """Kafka and HTTP adapters of the notification service.
 
-Kafka: recommendations (with the time they arrived), clinicians' actions and timers (osteocds.alert-actions.v1),
-plans, scores and labs (for the page) → the patient's alert aggregate → osteocds.alerts.v1.
+Kafka: recommendations (with the time they arrived), clinicians' actions (osteocds.alert-actions.v1), its
+clock ticks (settle window, escalation: shared/timers.py), plans, scores and labs (for the page) → the patient's
+alert aggregate → osteocds.alerts.v1.
 HTTP (every route needs a token, shared/auth.py): GET /alerts, POST /alerts/{id}/ack | override | resolve,
 CDS Hooks 2.0 under /cds-services, the clinicians' page (web.py).
 
@@ -23,7 +24,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.base import PatientId
+from contracts.base import Message, PatientId
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction, OverrideReasonCode
 from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, PLANS, RECOMMENDATIONS, SCORES
@@ -35,20 +36,16 @@ from services.notification.domain import (
     PatientAlerts,
     action_applied,
     allowed,
-    apply_action,
-    apply_lab,
-    apply_plan,
-    apply_recommendation,
-    apply_score,
+    apply_event,
     find,
     listing,
+    next_due,
 )
 from services.notification.settings import NotificationSettings
 from services.notification.web import web_router
 from shared.auth import CLINICIAN, INTEGRATION, Principal, record_audit, require
 from shared.http import create_app
 from shared.service import Service
-from shared.timers import Timers
 
 Action = Literal["acknowledge", "override", "resolve"]
 
@@ -78,20 +75,6 @@ def policy_of(settings: NotificationSettings) -> AlertPolicy:
         escalation_delay=timedelta(seconds=settings.alert_escalation_delay_seconds),
         escalation_max_level=settings.alert_escalation_max_level,
         escalate_to=settings.alert_escalate_to,
-    )
-
-
-def timer_action(patient_id: str, due: datetime) -> AlertAction:
-    """What a due timer feeds through the patient's normal path (deterministic ID: fired twice, applied once)."""
-    return AlertAction(
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"osteocds:notification:timer:{patient_id}:{due.isoformat()}"),
-        patient_id=patient_id,
-        occurred_at=due,
-        recorded_at=due,
-        source=SERVICE,
-        action="timer",
-        actor=SERVICE,
-        channel="timer",
     )
 
 
@@ -156,20 +139,18 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
     policy = policy_of(settings)
 
-    def on_recommendation(state: PatientAlerts, event: Arrived) -> tuple[PatientAlerts, list[Any]]:
-        return apply_recommendation(state, event, policy)
-
-    def on_action(state: PatientAlerts, event: AlertAction) -> tuple[PatientAlerts, list[Any]]:
-        return apply_action(state, event, policy)
+    def apply(state: PatientAlerts, event: object) -> tuple[PatientAlerts, list[Message]]:
+        return apply_event(state, event, policy)
 
     service.patient_aggregate(
-        (RECOMMENDATIONS,), PatientAlerts, on_recommendation, decode=arrived, idempotency_key=lambda m: m.delivery_key()
+        (RECOMMENDATIONS,), PatientAlerts, apply, decode=arrived, idempotency_key=lambda m: m.delivery_key()
     )
-    service.patient_aggregate((ALERT_ACTIONS,), PatientAlerts, on_action)
-    service.patient_aggregate((PLANS,), PatientAlerts, apply_plan)
-    service.patient_aggregate((SCORES,), PatientAlerts, apply_score)
-    service.patient_aggregate((LABS_NORMALISED,), PatientAlerts, apply_lab)
-    timers = Timers(service, timer_action, poll_seconds=settings.timer_poll_seconds)
+    service.patient_aggregate(
+        (ALERT_ACTIONS, PLANS, SCORES, LABS_NORMALISED),
+        PatientAlerts,
+        apply,
+        due=lambda state: next_due(state, policy),  # end of a settle window, next escalation
+    )
     actions = Actions(service, settings)
     router = APIRouter(tags=["alerts"])
 
@@ -271,9 +252,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
             results.append({"card": item.card, "result": "applied" if code == 200 else "accepted"})
         return {"results": results}
 
-    return service, create_app(
-        service, [router, hooks, web_router(service, settings, actions.load)], background=[timers.run]
-    )
+    return service, create_app(service, [router, hooks, web_router(service, settings, actions.load)])
 
 
 #: how long a served card's patient is remembered for its feedback

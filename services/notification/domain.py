@@ -6,7 +6,8 @@ Lifecycle: active → acknowledged, or overridden (coded reason) → resolved; w
 longer holds before anyone acted on it. Every transition is kept with who and when.
 No churn: an info or warning decision is held back for the settle window; withdrawn or replaced within it,
 it is never shown. A critical one is shown at once, and escalated when still active after the escalation
-delay (then again each delay, up to the maximum level).
+delay (then again each delay, up to the maximum level). Both deadlines are the aggregate's `next_due`: the
+runtime keeps it in Redis with the state (shared/timers.py) and feeds a `ClockTick` back when it passes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.base import derived_id
+from contracts.base import Message, derived_id
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
-from contracts.lifecycle import AlertAction, AlertTransition, TimerSet
+from contracts.clock import ClockTick
+from contracts.lifecycle import AlertAction, AlertTransition
 from contracts.plan import TreatmentPlan
 
 SERVICE: Final = "notification"
@@ -65,19 +67,27 @@ class PatientAlerts(BaseModel):
     labs: dict[str, NormalisedLab] = Field(default_factory=dict)  # analyte -> latest
 
 
-Output = Alert | TimerSet
+Output = Alert
 
 
-def _timer(patient_id: str, due: datetime, purpose: str, now: datetime) -> TimerSet:
-    return TimerSet(
-        event_id=derived_id("timer", patient_id, due.isoformat(), purpose),
-        patient_id=patient_id,
-        occurred_at=now,
-        recorded_at=now,
-        source=SERVICE,
-        service=SERVICE,
-        due_at=due,
-        purpose=purpose,
+def next_due(state: PatientAlerts, policy: AlertPolicy) -> datetime | None:
+    """The patient's next deadline: the end of a settle window, or the next escalation of an active critical
+    alert (None when nothing is waiting)."""
+    dues = list(state.pending.values())
+    for rid, alert in state.alerts.items():
+        if escalates(alert, rid, state, policy):
+            assert alert.raised_at is not None
+            dues.append(alert.raised_at + policy.escalation_delay * (alert.escalation_level + 1))
+    return min(dues, default=None)
+
+
+def escalates(alert: Alert, rid: str, state: PatientAlerts, policy: AlertPolicy) -> bool:
+    return (
+        alert.severity == "critical"
+        and alert.status == "active"
+        and rid not in state.pending
+        and alert.raised_at is not None
+        and alert.escalation_level < policy.escalation_max_level
     )
 
 
@@ -114,7 +124,7 @@ def apply_recommendation(
     state: PatientAlerts, arrived: Arrived, policy: AlertPolicy = AlertPolicy()
 ) -> tuple[PatientAlerts, list[Output]]:
     """An active recommendation becomes one alert (a repeat changes nothing): a critical one is shown at once
-    (and its escalation timer set), an info or warning one waits for the settle window. A withdrawal drops
+    (its escalation is then due), an info or warning one waits for the settle window. A withdrawal drops
     an alert never shown, withdraws an active one, and resolves one a clinician has acted on. The same
     recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
     rec, at = arrived.message, arrived.at
@@ -130,10 +140,9 @@ def apply_recommendation(
             alert = alert.model_copy(update={"history": [*current.history, *alert.history]})
         if rec.severity == "critical":
             alert = _step(alert, AlertTransition(event="shown", status="active", at=at, by=SERVICE))
-            out += [alert, _timer(rec.patient_id, at + policy.escalation_delay, "escalation", at)]
+            out.append(alert)
         else:
             pending[rid] = at + policy.settle
-            out.append(_timer(rec.patient_id, pending[rid], "settle", at))
         alerts[rid] = alert
     else:
         for old_id in map(str, rec.supersedes):
@@ -174,15 +183,10 @@ def allowed(alert: Alert, action: str) -> bool:
     return action in _ACTIONS and alert.status in _ACTIONS[action][0]
 
 
-def apply_action(
-    state: PatientAlerts, action: AlertAction, policy: AlertPolicy = AlertPolicy()
-) -> tuple[PatientAlerts, list[Output]]:
-    """A person's action (from the token's subject), or a timer falling due."""
+def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAlerts, list[Output]]:
+    """A person's action (the actor is the token's subject)."""
     applied = [*state.applied, str(action.event_id)][-APPLIED_KEPT:]
-    if action.action == "timer":
-        new, out = _on_timer(state, action.occurred_at, policy)
-        return new.model_copy(update={"applied": applied}), out
-    target = None if action.alert_id is None else find(state, str(action.alert_id))
+    target = find(state, str(action.alert_id))
     if target is None or not allowed(target, action.action):  # unknown, or already acted on: the first stays
         return state.model_copy(update={"applied": applied}), []
     status = _ACTIONS[action.action][1]
@@ -207,7 +211,12 @@ def apply_action(
     return state.model_copy(update={"alerts": alerts, "applied": applied}), [alert]
 
 
-def _on_timer(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple[PatientAlerts, list[Output]]:
+def apply_tick(
+    state: PatientAlerts, tick: ClockTick, policy: AlertPolicy = AlertPolicy()
+) -> tuple[PatientAlerts, list[Output]]:
+    """A deadline passed (as of `tick.due_at`, whenever the tick is processed): settled alerts are shown,
+    unacknowledged critical ones escalated by one level."""
+    at = tick.due_at
     alerts, pending = dict(state.alerts), dict(state.pending)
     out: list[Output] = []
     for rid, due in sorted(state.pending.items(), key=lambda kv: kv[1]):
@@ -216,11 +225,12 @@ def _on_timer(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple[
             alerts[rid] = _step(alerts[rid], AlertTransition(event="shown", status="active", at=due, by=SERVICE))
             out.append(alerts[rid])
     for rid, alert in state.alerts.items():
-        if alert.severity != "critical" or alert.status != "active" or rid in pending or alert.raised_at is None:
+        if not escalates(alert, rid, state, policy):
             continue
+        assert alert.raised_at is not None
         level = alert.escalation_level
         due = alert.raised_at + policy.escalation_delay * (level + 1)
-        if level >= policy.escalation_max_level or due > at:
+        if due > at:
             continue
         alerts[rid] = _step(
             alert,
@@ -229,10 +239,6 @@ def _on_timer(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple[
             escalated_to=policy.escalate_to,
         )
         out.append(alerts[rid])
-        if level + 1 < policy.escalation_max_level:
-            out.append(
-                _timer(alert.patient_id, alert.raised_at + policy.escalation_delay * (level + 2), "escalation", at)
-            )
     return state.model_copy(update={"alerts": alerts, "pending": pending}), out
 
 
@@ -262,6 +268,26 @@ def apply_lab(state: PatientAlerts, lab: NormalisedLab) -> tuple[PatientAlerts, 
         return state, []  # a late, older result never hides a newer one
     labs[lab.analyte] = lab
     return state.model_copy(update={"labs": labs}), []
+
+
+def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tuple[PatientAlerts, list[Message]]:
+    """The one transition the runtime calls, whatever the topic."""
+    out: list[Output]
+    if isinstance(event, Arrived):
+        state, out = apply_recommendation(state, event, policy)
+    elif isinstance(event, AlertAction):
+        state, out = apply_action(state, event)
+    elif isinstance(event, ClockTick):
+        state, out = apply_tick(state, event, policy)
+    elif isinstance(event, TreatmentPlan):
+        state, out = apply_plan(state, event)
+    elif isinstance(event, Score):
+        state, out = apply_score(state, event)
+    elif isinstance(event, NormalisedLab):
+        state, out = apply_lab(state, event)
+    else:
+        raise TypeError(f"notification does not handle {type(event).__name__}")
+    return state, list(out)
 
 
 def listing(state: PatientAlerts | None, status: str | None = None, severity: str | None = None) -> list[Alert]:

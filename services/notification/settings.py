@@ -11,8 +11,8 @@ class NotificationSettings(Settings):
     alert_escalation_max_level: int = 2
     #: the role or channel an escalated alert is addressed to
     alert_escalate_to: str = "escalation"
-    #: how often the timer task looks for due timers
-    timer_poll_seconds: float = 1.0
+    #: how often due deadlines are looked for (shared/timers.py; the settle window's precision)
+    timer_poll_interval_s: float = 1.0
     #: how long POST /alerts/{id}/ack waits for its action to be applied before answering 202
     action_wait_seconds: float = 10.0
     #: how often an open live page (server-sent events) looks for changes

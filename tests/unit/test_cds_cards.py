@@ -9,6 +9,7 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from contracts.clinical import Recommendation
+from contracts.clock import ClockTick
 from contracts.examples import EXAMPLES
 from contracts.lifecycle import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, AlertAction
 from contracts.plan import TreatmentPlan
@@ -21,6 +22,7 @@ from services.notification.domain import (
     apply_action,
     apply_plan,
     apply_recommendation,
+    apply_tick,
 )
 from tests import cds_spec
 
@@ -74,7 +76,7 @@ def test_cards_follow_the_specification_and_carry_alert_id_severity_citation_and
     early = {c["uuid"]: c for c in cds.cards(s)}
     assert str(crisis.event_id) in early and str(dose.event_id) not in early
     assert len(early) == 2  # the plan's dose order waits on the plan card meanwhile
-    s, _ = apply_action(s, timer(T0 + timedelta(seconds=30)), AlertPolicy())
+    s, _ = apply_tick(s, tick(T0 + timedelta(seconds=30)), AlertPolicy())
     response = cds_spec.CardsResponse.model_validate({"cards": cds.cards(s)})
     by_id = {c.uuid: c for c in response.cards}
     assert set(by_id) == {str(crisis.event_id), str(dose.event_id)}
@@ -95,16 +97,15 @@ def test_cards_follow_the_specification_and_carry_alert_id_severity_citation_and
     assert by_id[str(crisis.event_id)].indicator == "critical" and not by_id[str(crisis.event_id)].suggestions
 
 
-def timer(at: datetime) -> AlertAction:
-    return AlertAction(
+def tick(at: datetime) -> ClockTick:
+    return ClockTick(
         event_id=uuid.uuid4(),
         patient_id="pt-7f3a9c",
         occurred_at=at,
         recorded_at=at,
         source="notification",
-        action="timer",
-        actor="notification",
-        channel="timer",
+        service="notification",
+        due_at=at,
     )
 
 
@@ -123,7 +124,7 @@ def test_an_overridden_alert_has_no_card_and_orders_left_over_come_on_the_plan_c
         actor="dr-a",
         reason="not-applicable",
     )
-    s, _ = apply_action(s, override, AlertPolicy())
+    s, _ = apply_action(s, override)
     [plan_card] = cds_spec.CardsResponse.model_validate({"cards": cds.cards(s)}).cards
     assert plan_card.indicator == "info" and plan_card.suggestions is not None
     assert plan_card.uuid != str(crisis.event_id)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from contracts.clinical import Alert, Recommendation
-from contracts.lifecycle import AlertAction, TimerSet
+from contracts.clock import ClockTick
+from contracts.lifecycle import AlertAction
 from contracts.rules import RULESET_VERSION, cite
 from services.notification.domain import (
     AlertPolicy,
@@ -18,8 +19,10 @@ from services.notification.domain import (
     PatientAlerts,
     apply_action,
     apply_recommendation,
+    apply_tick,
     find,
     listing,
+    next_due,
 )
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -68,35 +71,32 @@ def person(alert_id: uuid.UUID, action: str, by: str = "dr-a", after_s: float = 
     )
 
 
-def timer(after_s: float) -> AlertAction:
+def tick(s: PatientAlerts, after_s: float) -> tuple[PatientAlerts, list[Output]]:
+    """The clock tick of a deadline `after_s` after T0 (as shared/timers.py sends it)."""
     at = T0 + timedelta(seconds=after_s)
-    return AlertAction(
+    t = ClockTick(
         event_id=uuid.uuid4(),
         patient_id="p1",
         occurred_at=at,
         recorded_at=at,
         source="notification",
-        action="timer",
-        actor="notification",
-        channel="timer",
+        service="notification",
+        due_at=at,
     )
+    return apply_tick(s, t, POLICY)
 
 
 def alerts(out: list[Output]) -> list[Alert]:
     return [o for o in out if isinstance(o, Alert)]
 
 
-def timers(out: list[Output]) -> list[TimerSet]:
-    return [o for o in out if isinstance(o, TimerSet)]
-
-
-def test_critical_is_shown_at_once_with_an_escalation_timer() -> None:
+def test_critical_is_shown_at_once_and_its_escalation_is_due() -> None:
     r = rec("critical")
     s, out = arrive(PatientAlerts(), r)
     [alert] = alerts(out)
     assert alert.status == "active" and [t.event for t in alert.history] == ["raised", "shown"]
     assert [a.recommendation_id for a in listing(s)] == [r.event_id]
-    assert [(t.purpose, t.due_at) for t in timers(out)] == [("escalation", T0 + timedelta(minutes=15))]
+    assert next_due(s, POLICY) == T0 + timedelta(minutes=15)
 
 
 @pytest.mark.parametrize("severity", ["warning", "info"])
@@ -104,10 +104,10 @@ def test_a_decision_withdrawn_within_the_settle_window_is_never_listed(severity:
     r = rec(severity)
     s, out = arrive(PatientAlerts(), r)
     assert alerts(out) == [] and listing(s) == []  # held back
-    assert [(t.purpose, t.due_at) for t in timers(out)] == [("settle", T0 + timedelta(seconds=30))]
+    assert next_due(s, POLICY) == T0 + timedelta(seconds=30)  # the end of its settle window
     s, out = arrive(s, rec("info", "withdrawn", [r.event_id]), after_s=12)
     assert out == [] and listing(s) == [] and s.alerts == {}
-    s, out = apply_action(s, timer(30), POLICY)  # the settle timer finds nothing to show
+    s, out = tick(s, 30)  # the settle timer finds nothing to show
     assert out == [] and listing(s) == []
 
 
@@ -117,9 +117,9 @@ def test_a_warning_replaced_within_the_window_shows_only_its_replacement() -> No
     second = rec("warning")
     s, _ = arrive(s, rec("info", "withdrawn", [first.event_id]), after_s=5)
     s, _ = arrive(s, second, after_s=5)
-    s, out = apply_action(s, timer(30), POLICY)
+    s, out = tick(s, 30)
     assert alerts(out) == [] and listing(s) == []  # the replacement's own window is not over yet
-    s, out = apply_action(s, timer(35), POLICY)
+    s, out = tick(s, 35)
     assert [a.recommendation_id for a in alerts(out)] == [second.event_id]
     assert [a.recommendation_id for a in listing(s)] == [second.event_id]
     assert [t.event for t in listing(s)[0].history] == ["raised", "shown"]
@@ -129,7 +129,7 @@ def test_a_warning_that_holds_is_shown_when_its_window_ends_and_withdrawn_after(
     r = rec("warning")
     s, _ = arrive(PatientAlerts(), r)
     assert find(s, str(r.event_id)) is None  # not actionable while held back
-    s, out = apply_action(s, timer(30), POLICY)
+    s, out = tick(s, 30)
     [shown] = alerts(out)
     assert shown.history[-1].at == T0 + timedelta(seconds=30)
     s, out = arrive(s, rec("info", "withdrawn", [r.event_id]), after_s=40)
@@ -141,13 +141,13 @@ def test_acknowledge_records_who_and_when_and_the_first_stays() -> None:
     crit = rec("critical")
     s, _ = arrive(PatientAlerts(), rec("info"))
     s, _ = arrive(s, crit)
-    s, out = apply_action(s, person(crit.event_id, "acknowledge", "dr-a"), POLICY)
+    s, out = apply_action(s, person(crit.event_id, "acknowledge", "dr-a"))
     [acked] = alerts(out)
     assert acked.status == "acknowledged" and acked.acknowledged_by == "dr-a"
     assert acked.acknowledged_at == T0 + timedelta(seconds=60)
     assert (acked.history[-1].by, acked.history[-1].role) == ("dr-a", "clinician")
     again = person(crit.event_id, "acknowledge", "dr-b", after_s=90)
-    s, out = apply_action(s, again, POLICY)
+    s, out = apply_action(s, again)
     assert out == [] and listing(s, "acknowledged")[0].acknowledged_by == "dr-a"
     assert str(again.event_id) in s.applied  # applied (as a no-op): the waiting request can answer
 
@@ -158,7 +158,7 @@ def test_override_needs_a_coded_reason_and_keeps_the_comment() -> None:
     crit = rec("critical")
     s, _ = arrive(PatientAlerts(), crit)
     s, out = apply_action(
-        s, person(crit.event_id, "override", reason="already-addressed", comment="Traité aux urgences"), POLICY
+        s, person(crit.event_id, "override", reason="already-addressed", comment="Traité aux urgences")
     )
     [alert] = alerts(out)
     assert (alert.status, alert.override_reason, alert.override_comment) == (
@@ -173,7 +173,7 @@ def test_withdrawal_resolves_a_handled_alert_and_withdraws_an_active_one() -> No
     handled, untouched = rec("critical"), rec("critical", rule="RT-MSCC")
     s, _ = arrive(PatientAlerts(), handled)
     s, _ = arrive(s, untouched)
-    s, _ = apply_action(s, person(handled.event_id, "acknowledge"), POLICY)
+    s, _ = apply_action(s, person(handled.event_id, "acknowledge"))
     s, out = arrive(s, rec("info", "withdrawn", [handled.event_id, untouched.event_id]), after_s=120)
     assert {a.rule_id: a.status for a in alerts(out)} == {"LAB-CA-CRISIS": "resolved", "RT-MSCC": "withdrawn"}
     resolved = find(s, str(handled.event_id))
@@ -185,34 +185,35 @@ def test_withdrawal_resolves_a_handled_alert_and_withdraws_an_active_one() -> No
 def test_a_person_resolves_an_acknowledged_alert_but_not_an_active_one() -> None:
     crit = rec("critical")
     s, _ = arrive(PatientAlerts(), crit)
-    s, out = apply_action(s, person(crit.event_id, "resolve"), POLICY)
+    s, out = apply_action(s, person(crit.event_id, "resolve"))
     assert out == []
-    s, _ = apply_action(s, person(crit.event_id, "acknowledge"), POLICY)
-    s, out = apply_action(s, person(crit.event_id, "resolve", "dr-c", after_s=300), POLICY)
+    s, _ = apply_action(s, person(crit.event_id, "acknowledge"))
+    s, out = apply_action(s, person(crit.event_id, "resolve", "dr-c", after_s=300))
     assert [(a.status, a.history[-1].by) for a in alerts(out)] == [("resolved", "dr-c")]
 
 
 def test_unacknowledged_critical_escalates_each_delay_up_to_the_maximum() -> None:
     crit = rec("critical")
     s, _ = arrive(PatientAlerts(), crit)
-    s, out = apply_action(s, timer(14 * 60), POLICY)
+    s, out = tick(s, 14 * 60)
     assert out == []
-    s, out = apply_action(s, timer(15 * 60), POLICY)
+    s, out = tick(s, 15 * 60)
     [escalated] = alerts(out)
     assert (escalated.escalation_level, escalated.escalated_to, escalated.status) == (1, "escalation", "active")
     assert escalated.history[-1].event == "escalated" and escalated.history[-1].escalation_level == 1
-    assert [t.due_at for t in timers(out)] == [T0 + timedelta(minutes=30)]
-    s, out = apply_action(s, timer(31 * 60), POLICY)
-    assert [a.escalation_level for a in alerts(out)] == [2] and timers(out) == []  # the maximum: no more timers
-    s, out = apply_action(s, timer(60 * 60), POLICY)
+    assert next_due(s, POLICY) == T0 + timedelta(minutes=30)
+    s, out = tick(s, 31 * 60)
+    assert [a.escalation_level for a in alerts(out)] == [2]
+    assert next_due(s, POLICY) is None  # the maximum level: nothing more is due
+    s, out = tick(s, 60 * 60)
     assert out == []
 
 
 def test_an_acknowledged_critical_alert_does_not_escalate() -> None:
     crit = rec("critical")
     s, _ = arrive(PatientAlerts(), crit)
-    s, _ = apply_action(s, person(crit.event_id, "acknowledge", after_s=600), POLICY)
-    s, out = apply_action(s, timer(15 * 60), POLICY)
+    s, _ = apply_action(s, person(crit.event_id, "acknowledge", after_s=600))
+    s, out = tick(s, 15 * 60)
     assert out == [] and listing(s)[0].escalation_level == 0
 
 
@@ -221,7 +222,7 @@ def test_a_recommendation_issued_again_after_its_withdrawal_alerts_again() -> No
     alert becomes active again (a new alert event, to acknowledge anew), and can be withdrawn again."""
     first = rec().model_copy(update={"caused_by": str(uuid.uuid4())})
     s, _ = arrive(PatientAlerts(), first)
-    s, [acked] = apply_action(s, person(first.event_id, "acknowledge"), POLICY)
+    s, [acked] = apply_action(s, person(first.event_id, "acknowledge"))
     s, [resolved] = arrive(s, rec("info", "withdrawn", [first.event_id]), after_s=100)
     again = first.model_copy(update={"caused_by": str(uuid.uuid4())})
     assert again.delivery_key() != first.delivery_key()  # the runtime does not drop it as a duplicate
@@ -243,7 +244,7 @@ def test_repeat_is_idempotent_and_listing_filters_by_status_and_severity() -> No
     assert out == [] and s2 == s
     w = rec("warning")
     s, _ = arrive(s, w)
-    s, _ = apply_action(s, timer(30), POLICY)
+    s, _ = tick(s, 30)
     assert [a.severity for a in listing(s)] == ["critical", "warning"]
     assert [a.severity for a in listing(s, severity="warning")] == ["warning"]
     assert listing(s, status="acknowledged") == []
