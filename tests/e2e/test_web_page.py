@@ -20,6 +20,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from contracts.examples import EXAMPLES
+from contracts.rules import cite
 from contracts.topics import LAB_RESULTS, PLANS
 from shared.auth import CLINICIAN
 from shared.stack import RunningStack
@@ -69,7 +70,7 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
 
     alert = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"]'))
     assert browser.execute_script("return window.__sameDocument === true;")  # arrived live, no reload
-    assert "Critique" in alert[0].text and "L296-316" in alert[0].text  # severity and the guideline citation
+    assert "Critique" in alert[0].text and cite("LAB-CA-CRISIS").lines in alert[0].text  # severity, citation
     alert[0].find_element(By.CSS_SELECTOR, "button.ack").click()
     done = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="acknowledged"]'))
     assert "acquittée par dr-page" in done[0].text
