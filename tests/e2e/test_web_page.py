@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
@@ -48,7 +49,10 @@ def browser() -> Iterator[WebDriver]:
 
 
 async def until(drv: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 20) -> Any:
-    return await asyncio.to_thread(WebDriverWait(drv, timeout, poll_frequency=0.1).until, condition)
+    wait = WebDriverWait(
+        drv, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
+    return await asyncio.to_thread(wait.until, condition)
 
 
 async def test_page_shows_an_alert_live_and_acknowledges_it(
@@ -68,12 +72,17 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 2.8, "g/dL", occurred_at=drawn))
     await publish(PLANS.name, {**EXAMPLES[PLANS.name], "patient_id": patient_id, "event_id": str(uuid.uuid4())})
 
-    alert = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"]'))
+    text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"]').text)
     assert browser.execute_script("return window.__sameDocument === true;")  # arrived live, no reload
-    assert "Critique" in alert[0].text and cite("LAB-CA-CRISIS").lines in alert[0].text  # severity, citation
-    alert[0].find_element(By.CSS_SELECTOR, "button.ack").click()
-    done = await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{CRISIS}[data-status="acknowledged"]'))
-    assert "acquittée par dr-page" in done[0].text
+    assert "Critique" in text and cite("LAB-CA-CRISIS").lines in text  # severity and the guideline citation
+
+    def click_ack(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"] button.ack').click()
+        return True
+
+    await until(browser, click_ack)  # retried if the section is redrawn by a live update meanwhile
+    done = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="acknowledged"]').text)
+    assert "acquittée par dr-page" in done
 
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]'))
     labs = browser.find_element(By.ID, "labs").text
