@@ -243,3 +243,32 @@ async def test_the_demo_patient_list_shows_only_what_still_holds(
     assert {a["status"] for a in listed} == {"active"}, [(a["rule_id"], a["status"]) for a in listed]
     assert not replaced & {a["recommendation_id"] for a in listed}
     assert {"LAB-CA-CRISIS", "RT-MSCC"} <= {a["rule_id"] for a in listed}
+
+
+async def test_alerts_are_paginated_and_filtered_by_status_and_severity(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    docs = [recommendation(patient_id, "critical", rule) for rule in ("LAB-CA-CRISIS", "RT-MSCC", "SYS-ONJ")]
+    for doc in docs:
+        await publish(RECOMMENDATIONS.name, doc)
+    await wait_for(lambda: _count(stack, patient_id, 3))
+    url = f"{stack.urls['notification']}/alerts"
+    async with httpx.AsyncClient(timeout=15, headers=auth(CLINICIAN, "dr-pages")) as c:
+        r = await c.post(f"{url}/{docs[0]['event_id']}/ack", json={"patient_id": patient_id})
+        assert r.status_code == 200
+        query = {"patient_id": patient_id, "status": "active", "severity": "critical", "limit": "1"}
+        first = await c.get(url, params=query)
+        assert first.headers["x-total-count"] == "2" and len(first.json()) == 1
+        nxt = first.headers["link"].split(">")[0].lstrip("<")
+        second = await c.get(nxt)
+        assert second.headers["x-total-count"] == "2" and "link" not in second.headers
+        seen = {a["recommendation_id"] for a in first.json() + second.json()}
+        assert seen == {docs[1]["event_id"], docs[2]["event_id"]}
+        acked = await c.get(url, params={"patient_id": patient_id, "status": "acknowledged"})
+        assert [a["recommendation_id"] for a in acked.json()] == [docs[0]["event_id"]]
+        assert (await c.get(url, params={"patient_id": patient_id, "severity": "info"})).json() == []
+        assert (await c.get(url, params={"patient_id": patient_id, "limit": "0"})).status_code == 422
+
+
+async def _count(stack: RunningStack, patient_id: str, n: int) -> bool:
+    return len(await listed(stack, patient_id)) >= n
