@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from shared.auth import AuthSettings
 from shared.settings import Settings
 from shared.stack import SERVICE_MODULES
 
@@ -33,7 +34,7 @@ def test_five_services_one_image_wired_to_kafka_and_redis() -> None:
     apps = {n: s for n, s in services.items() if n not in ("kafka", "redis")}
     assert set(apps) == set(SERVICE_MODULES)
     assert len({s["image"] for s in apps.values()}) == 1
-    known_env = {f.upper() for f in Settings.model_fields}
+    known_env = {f.upper() for f in (*Settings.model_fields, *AuthSettings.model_fields)}
     for name, svc in apps.items():
         module, port = SERVICE_MODULES[name]
         assert svc["command"] == ["python", "-m", module]

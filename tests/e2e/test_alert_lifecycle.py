@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from contracts.clinical import Alert, Recommendation
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import ALERTS, RECOMMENDATIONS
+from services.notification.settings import NotificationSettings
 from shared.auth import CLINICIAN
 from shared.stack import RunningStack
 from tests.conftest import (
@@ -243,6 +244,31 @@ async def test_the_demo_patient_list_shows_only_what_still_holds(
     assert {a["status"] for a in listed} == {"active"}, [(a["rule_id"], a["status"]) for a in listed]
     assert not replaced & {a["recommendation_id"] for a in listed}
     assert {"LAB-CA-CRISIS", "RT-MSCC"} <= {a["rule_id"] for a in listed}
+
+    # how long the churn lasted: from a decision to its withdrawal, on the recommendations topic
+    recs = [
+        (r.timestamp / 1000, Recommendation.model_validate_json(r.value))
+        for r in await records_of(kafka_bootstrap, RECOMMENDATIONS.name, patient_id)
+    ]
+    raised = {str(rec.event_id): at for at, rec in recs if rec.status == "active"}
+    churn = [at - raised[str(old)] for at, rec in recs if rec.status == "withdrawn" for old in rec.supersedes]
+    print(f"demo churn: {len(churn)} decisions withdrawn after {min(churn):.2f}-{max(churn):.2f} s")
+    assert churn and max(churn) < NotificationSettings().alert_settle_seconds  # the default window covers it
+
+
+async def records_of(bootstrap: str, topic: str, key: str) -> list[Any]:
+    """Every record of `topic` with this key, read from the beginning until the topic is idle for 1 s."""
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await c.start()
+    found: list[Any] = []
+    try:
+        while batch := await c.getmany(timeout_ms=1000):
+            found += [r for rs in batch.values() for r in rs if r.key == key.encode()]
+    finally:
+        await c.stop()
+    return sorted(found, key=lambda r: r.timestamp)
 
 
 async def test_alerts_are_paginated_and_filtered_by_status_and_severity(
