@@ -278,16 +278,19 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
         return VitaminD(v, "unknown")
     if not at.is_current(v.occurred_at, at.recency.vitamin_d):
         return VitaminD(v, "stale")
-    if v.value >= r.VITD_DEFICIENCY_NG_ML:
+    weeks = r.loading_weeks(v.value)
+    if not weeks:
         return VitaminD(v, "current")
-    # corrected once the loading prescribed on this level (8 weekly doses) has been given: cholecalciferol started
-    # on or after the level, still taken (or stopped after the last dose), loading duration elapsed
+    # the loading prescribed on this level (one 50 000 IU dose a week): cholecalciferol started on or after the
+    # level; a deficiency is corrected once the loading duration has elapsed
+    deficient = v.value < r.VITD_DEFICIENCY_NG_ML
     started = drugs.started_on_or_after("cholecalciferol", v.occurred_at.date())
     if started is None:
-        return VitaminD(v, "current", deficiency_uncorrected=True)
-    ends = started + timedelta(weeks=r.loading_weeks(v.value))
+        return VitaminD(v, "current", deficiency_uncorrected=deficient)
+    ends = started + timedelta(weeks=weeks)
     at.after_date(ends)
-    return VitaminD(v, "current", deficiency_uncorrected=at.today < ends, loading_since=started, loading_ends=ends)
+    uncorrected = deficient and at.today < ends
+    return VitaminD(v, "current", deficiency_uncorrected=uncorrected, loading_since=started, loading_ends=ends)
 
 
 # ---- treatments ------------------------------------------------------------------------------------------------

@@ -183,6 +183,12 @@ def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: lis
     return text
 
 
+HISTORICAL_CRISIS = (
+    " L'hypercalcémie connue n'est pas actuelle (une calcémie plus récente est normale, ou elle est trop "
+    "ancienne) : ce n'est pas une urgence, aucun prérequis n'est levé."
+)
+
+
 def held_order_text(holding: tuple[str, ...]) -> str:
     names = ", ".join(CHECK_FR.get(h, h) for h in holding)
     return f"Aucune prescription tant que ces prérequis ne sont pas remplis (hors urgence) : {names}."
@@ -213,6 +219,15 @@ def vit_d_held_change() -> str:
     return (
         f"Une calcémie corrigée normale (≤ {r.CALCIUM_UPPER_NORMAL_MMOL_L:.2f} mmol/L) permettra de proposer la "
         "correction de la vitamine D et les apports calciques."
+    )
+
+
+def vit_d_loading_text(value: float, since: date, ends: date, under_way: bool) -> str:
+    lo, hi = r.CALCIUM_INTAKE_MG_DAY
+    state = f"en cours jusqu'au {ends:%d/%m/%Y}" if under_way else f"terminée le {ends:%d/%m/%Y}"
+    return (
+        f"25-OH vitamine D {value:g} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, {state} ; "
+        f"puis entretien à 50 000 UI par mois. Apports calciques totaux {lo}-{hi} mg/j."
     )
 
 

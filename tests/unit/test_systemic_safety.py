@@ -168,7 +168,7 @@ def test_sys_ar_prereq_late_historical_crisis_waives_nothing() -> None:
     assert plan["antiresorptive-start"].status == "recommended"
     assert all(c.status != "waived" for c in plan["prerequisites"].checks)
     assert plan["antiresorptive"].orders == [] and plan["prerequisites"].status == "to_do"
-    assert "Urgence" not in plan["prerequisites"].text_fr
+    assert "Urgence" not in plan["prerequisites"].text_fr and "pas actuelle" in plan["prerequisites"].text_fr
 
 
 def test_sys_ar_prereq_a_crisis_older_than_the_window_is_not_an_emergency() -> None:
