@@ -11,7 +11,7 @@ from contracts.base import InputUsed
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, item
+from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, future_dated, item
 from shared.dates import add_months
 
 #: the prerequisites that hold an order until met, unless a current emergency waives them (L799, L1090, L1098,
@@ -68,6 +68,9 @@ def prerequisites(
     checks: list[Check] = []
     inputs: list[InputUsed] = []
     for check, used in (_vitamin_d_check(v, ca, at), _renal_check(renal, at)):
+        table = s.vitamin_d if check.name == "vitamin_d" else s.creatinine_clearance
+        if future_dated(table, at):  # ignored, and said so (it never hides the newest real value)
+            check = check.model_copy(update={"detail_fr": check.detail_fr + t.FUTURE_IGNORED})
         checks.append(check)
         inputs += used
     events = dental(s, at)

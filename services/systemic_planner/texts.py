@@ -182,6 +182,7 @@ def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: lis
     return text
 
 
+FUTURE_IGNORED = " Un résultat daté dans le futur est ignoré (date à vérifier)."
 HISTORICAL_CRISIS = (
     " L'hypercalcémie connue n'est pas actuelle (une calcémie plus récente est normale, ou elle est trop "
     "ancienne) : ce n'est pas une urgence, aucun prérequis n'est levé."

@@ -212,6 +212,8 @@ def test_sys_za_dose_a_future_dated_clearance_is_not_current() -> None:
     s, _ = run([*BASE, *ready(), future])
     ar = items(s)["antiresorptive"]
     assert ar.orders[0].drug == "zoledronic_acid" and ar.inputs[0].value == 75.0  # the 2099 value hides nothing
+    renal = {c.name: c for c in items(s)["prerequisites"].checks}["renal_function"]
+    assert "daté dans le futur est ignoré" in renal.detail_fr
     s, _ = run([met(), le(1, 12), future, *ready()])
     assert items(s)["antiresorptive"].status == "cannot_decide"
 
