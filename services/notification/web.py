@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from contracts.base import PatientId
 from contracts.lifecycle import OVERRIDE_REASONS
+from contracts.rules import CITATIONS
 from services.notification.domain import PatientAlerts, listing
 from services.notification.settings import NotificationSettings
 from shared.auth import CLINICIAN, Principal, public, require
@@ -50,6 +51,12 @@ def view(state: PatientAlerts | None, patient_id: str) -> dict[str, Any]:
         "local_plan_note": LOCAL_PLAN_NOTE,
         "scores": [sc.model_dump(mode="json") for _, sc in sorted(s.scores.items())],
         "labs": [lab.model_dump(mode="json") for _, lab in sorted(s.labs.items())],
+        # the guideline passages the labs' rules come from (unit conversion, corrected calcium, clearance...)
+        "citations": {
+            rid: CITATIONS[rid].model_dump(mode="json")
+            for rid in sorted({r for lab in s.labs.values() for r in lab.rule_ids})
+            if rid in CITATIONS
+        },
         "override_reasons": [{"code": c, "display": d} for c, d in OVERRIDE_REASONS.items()],
     }
 

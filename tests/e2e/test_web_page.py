@@ -76,6 +76,9 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     assert browser.execute_script("return window.__sameDocument === true;")  # arrived live, no reload
     assert "Critique" in text and cite("LAB-CA-CRISIS").lines in text  # severity and the guideline citation
 
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "clinician-page-live-alert.png"))
+
     def click_ack(d: WebDriver) -> bool:
         d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"] button.ack').click()
         return True
@@ -88,9 +91,9 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     labs = browser.find_element(By.ID, "labs").text
     assert "calculé à partir de" in labs  # corrected calcium: from which results
     assert "2.8 g/dL → 28" in labs  # the albumin's unit conversion
+    assert cite("LAB-CA-CORR").lines in labs  # the corrected calcium's rule and its passage
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plan-item="antiresorptive"]'))
     assert "non disponible" in browser.find_element(By.ID, "local-plan").text
-    ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "clinician-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
