@@ -1,6 +1,7 @@
 """The clinicians' page in a real browser: headless Chromium from Debian's packages, driven by Selenium with
 Debian's chromedriver (installed by `./osteocds test` when missing). The test logs in with a token, sees an
-alert appear live after events are published, acknowledges it, and saves a screenshot in test-artifacts/."""
+alert appear live after events are published, acknowledges it, overrides another with a coded reason, and
+saves screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from contracts.examples import EXAMPLES
 from contracts.rules import cite
-from contracts.topics import LAB_RESULTS, PLANS
+from contracts.topics import LAB_RESULTS, PLANS, RECOMMENDATIONS
 from shared.auth import CLINICIAN
 from shared.stack import RunningStack
 from tests.conftest import ARTIFACTS, Publish, alerts, lab, token
+from tests.e2e.test_alert_lifecycle import recommendation
 
 pytestmark = pytest.mark.e2e
 
@@ -94,8 +96,31 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     assert cite("LAB-CA-CORR").lines in labs  # the corrected calcium's rule and its passage
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plan-item="antiresorptive"]'))
     assert "non disponible" in browser.find_element(By.ID, "local-plan").text
-    shot = ARTIFACTS / "clinician-page.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
     [acked] = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "LAB-CA-CRISIS"]
     assert (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "dr-page")
+
+    # override another alert from the page: coded reason and comment
+    onj = recommendation(patient_id, "critical", "SYS-ONJ")
+    await publish(RECOMMENDATIONS.name, onj)
+    box = f'[data-alert-id="{onj["event_id"]}"]'
+
+    def open_override(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, f"{box} button.override-open").click()
+        return True
+
+    await until(browser, open_override)
+    form = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{box} .override"))
+    Select(form.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("patient-declined")
+    form.find_element(By.CSS_SELECTOR, "input.comment").send_keys("Refus après information")
+    form.find_element(By.CSS_SELECTOR, "button.confirm-override").click()
+    text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{box}[data-status="overridden"]').text)
+    assert "passée outre par dr-page (patient-declined : Refus après information)" in text
+    [over] = [a for a in await alerts(stack, patient_id) if a["recommendation_id"] == onj["event_id"]]
+    assert (over["overridden_by"], over["override_reason"], over["override_comment"]) == (
+        "dr-page",
+        "patient-declined",
+        "Refus après information",
+    )
+    shot = ARTIFACTS / "clinician-page.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
