@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.lifecycle import AuditEvent
 from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
+from shared.kafka import Producer
 from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
@@ -42,21 +43,27 @@ def create_app(
     auth: AuthSettings | None = None,
 ) -> FastAPI:
     auth = auth or AuthSettings()
+    # One message per request (an audit record, a clinician's action), awaited before answering: a producer
+    # that does not linger (the consumer loop's producer batches for up to KAFKA_LINGER_MS).
+    requests = Producer(service.settings.model_copy(update={"kafka_linger_ms": 0}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        await requests.start()
         try:
             yield
         finally:
+            await requests.stop()
             await service.stop()
 
     docs = {} if auth.auth_public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan, **docs)  # type: ignore[arg-type]
     app.state.service = service
+    app.state.request_producer = requests
 
     async def audit_sink(event: AuditEvent) -> None:
-        await (await service.producer.send(event))
+        await (await requests.send(event))
 
     install(app, service.name, audit_sink, auth)
 

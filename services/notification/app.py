@@ -84,6 +84,7 @@ class Actions:
     def __init__(self, service: Service, settings: NotificationSettings) -> None:
         self.service = service
         self.wait = settings.action_wait_seconds
+        self.producer = service.producer  # the app's request producer (no lingering) once the app is built
 
     async def load(self, patient_id: str) -> PatientAlerts | None:
         return await self.service.store.load(patient_id, PatientAlerts)
@@ -124,7 +125,7 @@ class Actions:
             reason=reason,
             comment=comment,
         )
-        await (await self.service.producer.send(msg))
+        await (await self.producer.send(msg))
         deadline = asyncio.get_running_loop().time() + self.wait
         while asyncio.get_running_loop().time() < deadline:
             state = await self.load(patient_id)
@@ -252,7 +253,9 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
             results.append({"card": item.card, "result": "applied" if code == 200 else "accepted"})
         return {"results": results}
 
-    return service, create_app(service, [router, hooks, web_router(service, settings, actions.load)])
+    app = create_app(service, [router, hooks, web_router(service, settings, actions.load)])
+    actions.producer = app.state.request_producer
+    return service, app
 
 
 #: how long a served card's patient is remembered for its feedback
