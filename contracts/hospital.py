@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated, ClassVar, Literal
 
@@ -104,11 +105,34 @@ class ImagingFinding(Message):
     size_cm: float | None = Field(default=None, gt=0, le=50)
     modality: Literal["xray", "ct", "mri", "bone_scan", "fdg_pet", "naf_pet"]
     new_focus: bool = False
+    # Local-treatment inputs (RT-SBRT-CI, RT-SBRT-FX, IR-CEMENT); absent = unknown, never defaulted.
+    canal_narrowing_pct: float | None = Field(
+        default=None, ge=0, le=100, description="Spinal canal diameter narrowing, % (RT-SBRT-CI: relative if > 25 %)."
+    )
+    tumour_cord_distance_mm: float | None = Field(
+        default=None, ge=0, le=200, description="Tumour to spinal cord distance, mm (RT-SBRT-CI: relative if < 5 mm)."
+    )
+    vertebral_body_involvement_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of the vertebral body involved (RT-SBRT-FX: risk if > 0.2)."
+    )
+    posterior_wall_involvement: Literal["none", "limited", "extensive_or_retropulsed"] | None = Field(
+        default=None, description="Vertebral posterior wall (IR-CEMENT relative contraindication when extensive)."
+    )
+    joint_opening: bool | None = Field(default=None, description="Lesion opens into a joint (IR-CEMENT relative CI).")
+    status: Literal["final", "amended", "entered-in-error"] = Field(
+        default="final",
+        description="A correction of an earlier finding: 'amended' replaces the finding named in `corrects` (or the "
+        "lesion's latest), 'entered-in-error' withdraws the finding named in `corrects`. What was decided from "
+        "a corrected finding is withdrawn downstream (recommendations, SREs, plan items).",
+    )
+    corrects: uuid.UUID | None = Field(default=None, description="event_id of the finding this one corrects.")
 
     @model_validator(mode="after")
     def _spine_needs_level(self) -> ImagingFinding:
         if self.skeletal_site == "spine" and self.vertebral_level is None:
             raise ValueError("vertebral_level is required for a spinal lesion")
+        if self.status == "entered-in-error" and self.corrects is None:
+            raise ValueError("corrects is required when status is entered-in-error")
         return self
 
 
@@ -119,6 +143,15 @@ class Pain(BaseModel):
     intensity: Literal["none", "mild", "moderate", "functional"] | None = None
     nrs: int | None = Field(default=None, ge=0, le=10, description="Numeric rating scale 0-10.")
     resistant_to_analgesics: bool | None = None
+
+
+class SurgicalOpinion(BaseModel):
+    """A surgeon's opinion on operability (RT-MSCC: operable or not; SURG-LE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    operable: bool
+    on: date
+    lesion_id: str | None = Field(default=None, max_length=64, description="The lesion it concerns; None = patient.")
 
 
 class ClinicalAssessment(Message):
@@ -134,6 +167,19 @@ class ClinicalAssessment(Message):
     oncological_response: Literal["complete", "good", "partial", "stable", "progression"] | None = Field(
         default=None, description="Latest oncological response (SYS-SCHEDULE: spacing after a good response)."
     )
+    # Local-treatment inputs (RT-FRACT-PALL, RT-MSCC, RT-SBRT-CI, IR-CEMENT); absent = unknown.
+    surgical_opinion: SurgicalOpinion | None = None
+    frail: bool | None = Field(default=None, description="Elderly or frail patient, altered general state.")
+    hard_to_move: bool | None = Field(default=None, description="Patient difficult to mobilise (8 Gy single fraction).")
+    mri_contraindicated: bool | None = None
+    opioid_complications: bool | None = Field(
+        default=None, description="Complication or poor tolerance of opioids (IR-CEMENT indication)."
+    )
+    diffuse_pain: bool | None = Field(default=None, description="Diffuse, non-localised pain (IR-CEMENT CI).")
+    radiculopathy: bool | None = None
+    active_infection: bool | None = Field(default=None, description="General infection or at the puncture site.")
+    cement_allergy: bool | None = None
+    severe_coagulation_disorder: bool | None = None
 
 
 class SystemicDrug(BaseModel):
@@ -152,8 +198,37 @@ class RadiotherapyCourse(BaseModel):
     total_dose_gy: float = Field(gt=0, le=100)
     fractions: int = Field(ge=1, le=50)
     on: date
-    cord_dmax_gy: float | None = Field(default=None, ge=0, le=100)
+    cord_dmax_gy: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Physical spinal cord point dose (Dmax) of the course, in its fractions.",
+    )
     intent: Literal["pain", "preventive", "cord_compression", "postoperative", "ablative"] | None = None
+    lesion_id: str | None = Field(default=None, max_length=64)
+    end_on: date | None = Field(default=None, description="Last fraction (RT-REIRR interval, RT-DRUG 'after').")
+    technique: Literal["conventional", "sbrt"] | None = None
+
+
+class MetabolicRadiotherapy(BaseModel):
+    """Internal (metabolic) radiotherapy, e.g. radium-223 (RT-SBRT-CI: absolute contraindication)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["metabolic_radiotherapy"] = "metabolic_radiotherapy"
+    agent: str = Field(min_length=1, max_length=64)
+    on: date
+
+
+class DrugAdministration(BaseModel):
+    """One administration (or the last dose) of a drug with its date: RT-DRUG windows and IR-CEMENT haemostasis
+    need the date of the last dose, not only 'started'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["drug_administration"] = "drug_administration"
+    drug: str = Field(min_length=1, max_length=64, description="INN, lower case, e.g. 'gemcitabine', 'clopidogrel'.")
+    on: date = Field(description="Date of this dose (for a daily drug: the last dose taken).")
+    daily_dose_mg: float | None = Field(default=None, gt=0, le=10000, description="e.g. aspirin mg/day.")
+    ongoing: bool | None = Field(default=None, description="The patient is still taking it (daily drugs).")
 
 
 class Surgery(BaseModel):
@@ -162,6 +237,8 @@ class Surgery(BaseModel):
     site: str = Field(min_length=1, max_length=64)
     procedure: Literal["prophylactic_fixation", "fracture_fixation", "decompression", "resection", "other"]
     on: date
+    lesion_id: str | None = Field(default=None, max_length=64, description="The lesion operated on (RT-MSCC).")
+    vertebral_level: VertebralLevel | None = Field(default=None, description="The level operated on (spine).")
 
 
 class DentalCare(BaseModel):
@@ -177,7 +254,10 @@ class DentalCare(BaseModel):
     on: date
 
 
-Treatment = Annotated[SystemicDrug | RadiotherapyCourse | Surgery | DentalCare, Field(discriminator="kind")]
+Treatment = Annotated[
+    SystemicDrug | RadiotherapyCourse | Surgery | DentalCare | MetabolicRadiotherapy | DrugAdministration,
+    Field(discriminator="kind"),
+]
 
 
 class TreatmentEvent(Message):
