@@ -5,6 +5,7 @@ facts merged by clinical time; treatments, requests, scores and haemostasis labs
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -156,6 +157,14 @@ def matches(lesion: Lesion, lesion_id: str | None, level: str | None) -> bool:
     return (lesion_id is not None and lesion_id == lesion.lesion_id) or (
         level is not None and lesion.level is not None and level == lesion.level
     )
+
+
+_LEVEL = re.compile(r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")
+
+
+def level_of(t: Surgery | RadiotherapyCourse) -> str | None:
+    """The vertebral level a surgery or RT course names: its `vertebral_level`, else a `site` that is a level."""
+    return t.vertebral_level or (t.site if _LEVEL.match(t.site) else None)
 
 
 def surgeries(s: LocalState) -> list[tuple[TreatmentEvent, Surgery]]:

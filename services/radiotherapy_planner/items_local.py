@@ -13,6 +13,7 @@ from services.radiotherapy_planner.facts import (
     Lesion,
     drug_uses,
     latest_lab,
+    level_of,
     matches,
     metabolic_rt,
     rt_courses,
@@ -43,7 +44,7 @@ def _segment_courses(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, bef
     return [
         reirr.Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on)
         for _, t in rt_courses(p.s)
-        if t.on < before and matches(lesion, t.lesion_id, t.vertebral_level)
+        if t.on < before and matches(lesion, t.lesion_id, level_of(t))
     ]
 
 
@@ -92,7 +93,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
     operated = onset is not None and any(
         t.procedure == "decompression"
         and t.on >= onset.occurred_at.date()
-        and matches(lesion, t.lesion_id, t.vertebral_level)
+        and matches(lesion, t.lesion_id, level_of(t))
         for _, t in surgeries(p.s)
     )
     sins = p.s.scores.get(f"sins:{lid}")
@@ -429,7 +430,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[PlanItem]
             )
         )
     for e, t in surgeries(p.s):
-        if not matches(lesion, t.lesion_id, t.vertebral_level):
+        if not matches(lesion, t.lesion_id, level_of(t)):
             continue
         r = surg.resumption_after(t.on)
         out.append(

@@ -16,6 +16,7 @@ from services.radiotherapy_planner.facts import (
     LocalState,
     SurgicalOpinionFact,
     drug_uses,
+    level_of,
     matches,
     rt_courses,
     surgeries,
@@ -129,16 +130,14 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
     linked = [
         (e, t)
         for e, t in surgeries(p.s)
-        if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t.lesion_id, t.vertebral_level)
+        if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))
     ]
     unlinked = [
         (e, t)
         for e, t in surgeries(p.s)
-        if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and t.vertebral_level is None
+        if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and level_of(t) is None
     ]
-    irradiated = [
-        (e, t) for e, t in rt_courses(p.s) if t.on >= onset_day and matches(lesion, t.lesion_id, t.vertebral_level)
-    ]
+    irradiated = [(e, t) for e, t in rt_courses(p.s) if t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))]
     if irradiated and not linked:
         e, t = irradiated[-1]
         return [
@@ -237,9 +236,9 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
 def postop_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
     out = []
     for e, t in surgeries(p.s):
-        if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, t.vertebral_level):
+        if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, level_of(t)):
             continue
-        done = [c for _, c in rt_courses(p.s) if c.on >= t.on and matches(lesion, c.lesion_id, c.vertebral_level)]
+        done = [c for _, c in rt_courses(p.s) if c.on >= t.on and matches(lesion, c.lesion_id, level_of(c))]
         plan = conv.postop_plan(t.on)
         lo, hi = plan.start_between
         out.append(
@@ -294,7 +293,7 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[InputUsed
     if p.value("pain_character") == "neuropathic":
         out.append("douleur neuropathique")
         used += p.used("pain_character")
-    if any(matches(lesion, t.lesion_id, t.vertebral_level) for _, t in surgeries(p.s)):
+    if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in surgeries(p.s)):
         out.append("post-opératoire")
     return out, used
 

@@ -76,6 +76,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         IMAGING_FINDINGS.name,
         event(
             patient_id,
+            datetime(2026, 11, 19, 14, tzinfo=UTC),  # the MRI that found it, before the surgery (RT-MSCC, 9.1)
             lesion_id="L-T8",
             skeletal_site="spine",
             vertebral_level="T8",
@@ -90,7 +91,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
     assert "30 Gy en 10" in mscc[0]["text_fr"] and "20 Gy en 5" in mscc[0]["text_fr"]
     assert mscc[0]["missing"], "life expectancy is unknown and must be named as missing"
 
-    # decompressive surgery: the urgent alert is withdrawn, an adjuvant plan replaces it
+    # decompressive surgery of this level: the urgent alert is withdrawn, an adjuvant plan replaces it
     await publish(
         TREATMENT_EVENTS.name,
         event(

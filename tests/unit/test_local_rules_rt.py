@@ -15,7 +15,7 @@ from shared.dates import add_months
 D = date(2026, 6, 1)
 
 
-# ---- RT-CORD-DMAX: first irradiation, L1778-1784 ---------------------------------------------------------------
+# ---- RT-CORD-DMAX: first irradiation, L1778-1784 -----------------------------------------------------------------
 @pytest.mark.parametrize(
     ("fractions", "dmax", "verdict"),
     [
@@ -38,7 +38,7 @@ def test_rt_cord_dmax_limit_by_fraction_count(fractions: int, dmax: float | None
     assert sbrt.cord_dmax_check(dmax, fractions).verdict == verdict
 
 
-# ---- RT-REIRR: EQD2 (LQ, alpha/beta 2 Gy) and the four Sahgal criteria, L2078-2094 -----------------------------------
+# ---- RT-REIRR: EQD2 (LQ, alpha/beta 2 Gy) and the four Sahgal criteria, L2078-2094 -------------------------------
 @pytest.mark.parametrize(
     ("total", "fractions", "ab", "expected"),
     [
@@ -96,7 +96,7 @@ def test_rt_reirr_assess_from_physical_doses_shows_each_course_and_never_guesses
     assert unknown.cumulative_eqd2_gy is None and not unknown.all_met and unknown.missing
 
 
-# ---- RT-SBRT-CI, L1629-1636 -----------------------------------------------------------------------------------------
+# ---- RT-SBRT-CI, L1629-1636 --------------------------------------------------------------------------------------
 def _ci(**over: object) -> sbrt.SbrtContraindications:
     args: dict[str, object] = {
         "spine": True,
@@ -158,7 +158,7 @@ def test_rt_sbrt_ci_each_contraindication_with_its_input(
     assert result.outcome == expected
 
 
-# ---- RT-SBRT-DOSE, L1658-1665 and Tableau 5 ------------------------------------------------------------------------
+# ---- RT-SBRT-DOSE, L1658-1665 and Tableau 5 ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("spine", "total", "fx", "reirr", "oligo", "verdict"),
     [
@@ -185,7 +185,7 @@ def test_rt_sbrt_dose_ranges(
     assert sbrt.sbrt_dose_check(spine, total, fx, reirr, oligo).verdict == verdict
 
 
-# ---- RT-SBRT-FX, L1758-1766 -----------------------------------------------------------------------------------------
+# ---- RT-SBRT-FX, L1758-1766 --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("level", "lesion", "body", "total", "fx", "factors"),
     [
@@ -203,7 +203,7 @@ def test_rt_sbrt_fx_fracture_risk_factors(
     assert {f.input_name for f in found} == factors and missing == []
 
 
-# ---- RT-FRACT-PALL / RT-FRACTURE-RISK ------------------------------------------------------------------------------
+# ---- RT-FRACT-PALL / RT-FRACTURE-RISK ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kw", "rule_id", "preferred", "cortico", "surgery_first"),
     [
@@ -250,7 +250,7 @@ def test_rt_fracture_risk_unknown_is_named_missing() -> None:
     assert any("Mirels" in m for m in p.missing)
 
 
-# ---- RT-DRUG, Tableau 6 -----------------------------------------------------------------------------------------------
+# ---- RT-DRUG, Tableau 6 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("drug", "days_since", "urgent", "delays", "earliest_after"),
     [
@@ -294,7 +294,7 @@ def test_rt_drug_window_drug_without_last_dose_is_missing_and_supportive_ignored
     assert drugs.drug_rt_window("paracetamol", D, True, D, False) is None
 
 
-# ---- SURG-LE, L2802-2818 ---------------------------------------------------------------------------------------------
+# ---- SURG-LE, L2802-2818 -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("months", "band"),
     [
