@@ -113,7 +113,7 @@ async def _reirradiation(stack: RunningStack, publish: Publish, patient_id: str,
         return await active(stack, patient_id, "RT-REIRR")
 
     [alert] = await wait_for(reirr, timeout=20)
-    return alert
+    return dict(alert)
 
 
 async def test_reirradiation_7_months_passes_the_criteria_4_months_fails_on_the_interval(
