@@ -17,6 +17,8 @@ from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentReq
 from contracts.plan import PlanItem
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner.facts import (
+    LABS_PER_ANALYTE,
+    FindingFact,
     LabFact,
     LocalState,
     ScoreFact,
@@ -51,7 +53,18 @@ _HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 # ---- facts ---------------------------------------------------------------------------------------------------------
 def merge(state: LocalState, e: Message) -> LocalState:
-    s = state.model_copy(deep=True)
+    # shallow copies: the values held are immutable (frozen messages) or replaced, never mutated in place
+    s = state.model_copy(
+        update={
+            "findings": dict(state.findings),
+            "assessed": dict(state.assessed),
+            "opinions": dict(state.opinions),
+            "treatments": dict(state.treatments),
+            "requests": dict(state.requests),
+            "scores": dict(state.scores),
+            "labs": {k: dict(v) for k, v in state.labs.items()},
+        }
+    )
     if isinstance(e, ImagingFinding):
         if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
             s.findings.pop(str(e.corrects), None)
@@ -60,7 +73,7 @@ def merge(state: LocalState, e: Message) -> LocalState:
             if latest is not None:
                 s.findings.pop(str(latest.latest.event_id), None)
         if e.status != "entered-in-error":
-            s.findings[str(e.event_id)] = e
+            s.findings[str(e.event_id)] = FindingFact.of(e)
             prune_findings(s, e.lesion_id)
     elif isinstance(e, ClinicalAssessment):
         for name in _ASSESSED:
@@ -116,6 +129,9 @@ def merge(state: LocalState, e: Message) -> LocalState:
                 recorded_at=e.recorded_at,
                 event_id=e.event_id,
             )
+            newest_first = sorted(table.values(), key=lambda v: (v.occurred_at, v.recorded_at), reverse=True)
+            keep = {id(v) for v in newest_first[:LABS_PER_ANALYTE]}
+            s.labs[e.analyte] = {k: v for k, v in table.items() if id(v) in keep}
     return s
 
 

@@ -28,6 +28,8 @@ from shared.facts import Fact
 
 #: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
 FINDINGS_PER_LESION: Final = 6
+#: Haemostasis results kept per analyte (the newest; older ones never decide anything).
+LABS_PER_ANALYTE: Final = 3
 #: A drug whose last dose is older than this before the reference date no longer matters for RT or haemostasis.
 DRUG_RELEVANCE: Final = timedelta(days=120)
 
@@ -65,8 +67,32 @@ class SurgicalOpinionFact(BaseModel):
     occurred_at: datetime
 
 
+class FindingFact(BaseModel):
+    """What the local-treatment rules read from one ImagingFinding (kept compact: the state is stored per event)."""
+
+    event_id: uuid.UUID
+    lesion_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    skeletal_site: str
+    vertebral_level: str | None = None
+    lesion_type: str | None = None
+    epidural_extension: bool | None = None
+    cord_compression: bool | None = None
+    pathological_fracture: bool | None = None
+    canal_narrowing_pct: float | None = None
+    tumour_cord_distance_mm: float | None = None
+    vertebral_body_involvement_fraction: float | None = None
+    posterior_wall_involvement: str | None = None
+    joint_opening: bool | None = None
+
+    @classmethod
+    def of(cls, f: ImagingFinding) -> FindingFact:
+        return cls.model_validate(f.model_dump(include=set(cls.model_fields)))
+
+
 class LocalState(BaseModel):
-    findings: dict[str, ImagingFinding] = Field(default_factory=dict)  # by event_id
+    findings: dict[str, FindingFact] = Field(default_factory=dict)  # by event_id
     assessed: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)  # name -> newest fact
     opinions: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)  # lesion_id or "*" -> newest
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
@@ -80,7 +106,7 @@ class LocalState(BaseModel):
     plan_event: Fact[str] | None = None
 
 
-def _order(f: ImagingFinding) -> tuple[datetime, datetime, str]:
+def _order(f: FindingFact) -> tuple[datetime, datetime, str]:
     return f.occurred_at, f.recorded_at, str(f.event_id)
 
 
@@ -89,10 +115,10 @@ class Lesion:
     """A lesion's current picture: the newest finding, and for each signal the newest finding that reports it."""
 
     lesion_id: str
-    latest: ImagingFinding
-    history: tuple[ImagingFinding, ...]  # oldest first
+    latest: FindingFact
+    history: tuple[FindingFact, ...]  # oldest first
 
-    def newest(self, attr: str) -> ImagingFinding | None:
+    def newest(self, attr: str) -> FindingFact | None:
         for f in reversed(self.history):
             if getattr(f, attr) is not None:
                 return f
@@ -121,7 +147,7 @@ class Lesion:
     def spine(self) -> bool:
         return self.latest.skeletal_site == "spine"
 
-    def compression_onset(self) -> ImagingFinding | None:
+    def compression_onset(self) -> FindingFact | None:
         """The first finding of the current run of 'cord compression: yes' (None when the newest finding that
         reports it says no: resolved, issue 9.11)."""
         reporting = [f for f in self.history if f.cord_compression is not None]
@@ -136,7 +162,7 @@ class Lesion:
 
 
 def lesions(s: LocalState) -> dict[str, Lesion]:
-    by: dict[str, list[ImagingFinding]] = {}
+    by: dict[str, list[FindingFact]] = {}
     for f in s.findings.values():
         by.setdefault(f.lesion_id, []).append(f)
     out = {}

@@ -8,29 +8,37 @@ from datetime import date
 from contracts.base import InputUsed
 from contracts.drugs import ANTICOAGULANTS, ANTIPLATELETS
 from contracts.local import LocalTreatmentRequest
-from contracts.plan import Check, PlanItem
+from contracts.plan import Check, ItemStatus, PlanItem
 from services.radiotherapy_planner.facts import (
     Lesion,
-    drug_uses,
     latest_lab,
     level_of,
     matches,
-    metabolic_rt,
-    rt_courses,
-    surgeries,
 )
-from services.radiotherapy_planner.items_rt import Patient, item, where
+from services.radiotherapy_planner.items_rt import Patient, inp, item, where
 from services.radiotherapy_planner.rules import cementoplasty as cem
 from services.radiotherapy_planner.rules import reirradiation as reirr
 from services.radiotherapy_planner.rules import sbrt
 from services.radiotherapy_planner.rules import surgery as surg
 from services.radiotherapy_planner.rules.common import Criterion, Finding
 
+CI_STATUS: dict[str, ItemStatus] = {
+    "contraindicated": "not_indicated",
+    "cannot_decide": "cannot_decide",
+    "possible": "recommended",
+}
+CHECK_STATUS: dict[str, ItemStatus] = {
+    "within": "recommended",
+    "pass": "recommended",
+    "outside": "warning",
+    "fail": "warning",
+    "unknown": "cannot_decide",
+}
 VERDICT_FR = {"pass": "respecté", "fail": "NON respecté", "unknown": "inconnu"}
 
 
 def _used(f: Finding) -> InputUsed:
-    return InputUsed(name=f.input_name or "input", value=f.input_value)
+    return inp(name=f.input_name or "input", value=f.input_value)
 
 
 def reference_date(req: LocalTreatmentRequest) -> date:
@@ -43,7 +51,7 @@ def _segment_courses(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, bef
         return [reirr.Course(c.cord_dmax_gy, c.fractions, c.on, c.end_on) for c in req.previous_courses]
     return [
         reirr.Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on)
-        for _, t in rt_courses(p.s)
+        for _, t in p.rt_courses
         if t.on < before and matches(lesion, t.lesion_id, level_of(t))
     ]
 
@@ -94,12 +102,12 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
         t.procedure == "decompression"
         and t.on >= onset.occurred_at.date()
         and matches(lesion, t.lesion_id, level_of(t))
-        for _, t in surgeries(p.s)
+        for _, t in p.surgeries
     )
     sins = p.s.scores.get(f"sins:{lid}")
-    metab = metabolic_rt(p.s)
+    metab = p.metabolic
     all_rt = [d for c in previous if (d := c.end_on or c.on) is not None] + [
-        t.end_on or t.on for _, t in rt_courses(p.s) if t.on < ref
+        t.end_on or t.on for _, t in p.rt_courses if t.on < ref
     ]
     deficit = p.value("neurological_deficit")
     ci = sbrt.sbrt_contraindications(
@@ -137,7 +145,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
         item(
             f"{lid}:sbrt-ci",
             "RT-SBRT-CI",
-            {"contraindicated": "not_indicated", "cannot_decide": "cannot_decide", "possible": "recommended"}[outcome],
+            CI_STATUS[outcome],
             "critical" if unstable else "warning" if outcome != "possible" or relative else "info",
             (
                 f"Stéréotaxie non réalisable en {where(lesion)} : " + ", ".join(c.finding.text_fr for c in absolute)
@@ -160,7 +168,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
         item(
             f"{lid}:sbrt-dose",
             "RT-SBRT-DOSE",
-            {"within": "recommended", "outside": "warning", "unknown": "cannot_decide"}[dose.verdict],
+            CHECK_STATUS[dose.verdict],
             "warning" if dose.verdict == "outside" else "info",
             f"Dose de stéréotaxie ({where(lesion)})" + (f" : {scheme}" if scheme else ""),
             (f"Schéma proposé {scheme} : " if scheme else "Aucun schéma proposé. ")
@@ -170,8 +178,8 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
             + f" ({dose.range_fr}). "
             + " ".join(dose.notes),
             inputs=[
-                InputUsed(name="total_dose_gy", value=req.total_dose_gy, unit="Gy", source_event_id=req.event_id),
-                InputUsed(name="fractions", value=req.fractions, source_event_id=req.event_id),
+                inp(name="total_dose_gy", value=req.total_dose_gy, unit="Gy", source_event_id=req.event_id),
+                inp(name="fractions", value=req.fractions, source_event_id=req.event_id),
             ],
             missing=[] if scheme else ["proposed scheme (total dose, fractions)"],
             what_would_change_fr="Le schéma proposé.",
@@ -183,7 +191,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
             item(
                 f"{lid}:cord-dmax",
                 "RT-CORD-DMAX",
-                {"pass": "recommended", "fail": "warning", "unknown": "cannot_decide"}[c.verdict],
+                CHECK_STATUS[c.verdict],
                 "warning" if c.verdict != "pass" else "info",
                 f"Dmax moelle ({where(lesion)}) : {VERDICT_FR[c.verdict]}",
                 f"Première irradiation : {_criterion_line(c)}. Limite pour un risque de myélopathie de 1 à 5 %."
@@ -196,7 +204,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
                     else ""
                 ),
                 inputs=[
-                    InputUsed(
+                    inp(
                         name="planned_cord_dmax_gy",
                         value=req.planned_cord_dmax_gy,
                         unit="Gy",
@@ -276,18 +284,16 @@ def reirradiation_item(
         ". ".join(lines) + f". {verdict} Pas de consensus : avis à porter en RCP-OOS, risque de myélopathie "
         "radique à expliquer au patient.",
         inputs=[
-            InputUsed(name="cord_alpha_beta_gy", value=ab, unit="Gy"),
+            inp(name="cord_alpha_beta_gy", value=ab, unit="Gy"),
             *(
-                InputUsed(
+                inp(
                     name=f"criterion:{c.name}",
                     value=c.value,
                     unit=c.verdict,
                 )
                 for c in a.criteria
             ),
-            InputUsed(
-                name="planned_cord_dmax_gy", value=req.planned_cord_dmax_gy, unit="Gy", source_event_id=req.event_id
-            ),
+            inp(name="planned_cord_dmax_gy", value=req.planned_cord_dmax_gy, unit="Gy", source_event_id=req.event_id),
         ],
         missing=list(a.missing),
         what_would_change_fr="Une dose moelle prévue plus basse, un intervalle plus long, ou les doses moelle "
@@ -331,7 +337,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     )
     drugs = [
         c
-        for u in drug_uses(p.s, ref)
+        for u in p.drug_uses(ref)
         if u.drug in ANTIPLATELETS or u.drug in ANTICOAGULANTS
         if (c := cem.antithrombotic_check(cem.DrugUse(u.drug, u.last_dose, u.ongoing, u.daily_dose_mg), req.planned_on))
     ]
@@ -363,7 +369,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
     lab_inputs = [
-        InputUsed(name=a, value=f.value, unit=u, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        inp(name=a, value=f.value, unit=u, occurred_at=f.occurred_at, source_event_id=f.event_id)
         for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%"))
         if f is not None
     ]
@@ -429,7 +435,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[PlanItem]
                 what_would_change_fr="Une nouvelle estimation de l'espérance de vie (seuils 6 semaines et 1 an).",
             )
         )
-    for e, t in surgeries(p.s):
+    for e, t in p.surgeries:
         if not matches(lesion, t.lesion_id, level_of(t)):
             continue
         r = surg.resumption_after(t.on)
@@ -443,9 +449,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[PlanItem]
                 f"Chirurgie le {t.on:%d/%m/%Y} : chimiothérapie et radiothérapie à reprendre une fois la cicatrisation "
                 f"acquise, à partir du {r.standard:%d/%m/%Y} (3 semaines) ; en urgence oncologique relative, peau "
                 f"cicatrisée et avec l'accord du chirurgien, dès le {r.relative_emergency:%d/%m/%Y} (15 jours).",
-                inputs=[
-                    InputUsed(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)
-                ],
+                inputs=[inp(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)],
             )
         )
     return out

@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from contracts.base import InputUsed
+from contracts.base import InputUsed, Severity
+from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
-from contracts.plan import PlanItem
+from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
 from services.radiotherapy_planner.facts import (
+    DrugUse,
     Lesion,
     LocalState,
     SurgicalOpinionFact,
     drug_uses,
     level_of,
     matches,
+    metabolic_rt,
     rt_courses,
     surgeries,
 )
@@ -28,19 +33,45 @@ from services.radiotherapy_planner.rules.surgery import surgery_excluded
 from shared.facts import Fact
 
 
-def item(key: str, rule_id: str, status: str, severity: str, title: str, text: str, **extra: Any) -> PlanItem:
-    return PlanItem.model_validate(
-        {
-            "key": key,
-            "rule_id": rule_id,
-            "status": status,
-            "severity": severity,
-            "title": title,
-            "text_fr": text,
-            "citation": cite(rule_id),
-            **extra,
-        }
+def item(
+    key: str,
+    rule_id: str,
+    status: ItemStatus,
+    severity: Severity,
+    title: str,
+    text: str,
+    *,
+    inputs: list[InputUsed] | None = None,
+    missing: list[str] | None = None,
+    what_would_change_fr: str | None = None,
+    checks: list[Check] | None = None,
+) -> PlanItem:
+    """A plan item (runs for every item of every plan version)."""
+    return PlanItem(
+        key=key,
+        rule_id=rule_id,
+        status=status,
+        severity=severity,
+        title=title,
+        text_fr=text,
+        inputs=inputs or [],
+        missing=missing or [],
+        what_would_change_fr=what_would_change_fr,
+        citation=cite(rule_id),
+        orders=[],
+        checks=checks or [],
     )
+
+
+def inp(
+    name: str,
+    value: float | int | str | bool | None,
+    unit: str | None = None,
+    occurred_at: datetime | None = None,
+    source_event_id: uuid.UUID | None = None,
+) -> InputUsed:
+    """An input a rule used, with its provenance."""
+    return InputUsed(name=name, value=value, unit=unit, occurred_at=occurred_at, source_event_id=source_event_id)
 
 
 @dataclass(frozen=True)
@@ -49,6 +80,28 @@ class Patient:
 
     s: LocalState
     alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
+
+    # computed once per plan (every lesion's items read them)
+    @functools.cached_property
+    def surgeries(self) -> list[tuple[TreatmentEvent, Surgery]]:
+        return surgeries(self.s)
+
+    @functools.cached_property
+    def rt_courses(self) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
+        return rt_courses(self.s)
+
+    @functools.cached_property
+    def metabolic(self) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
+        return metabolic_rt(self.s)
+
+    @functools.cached_property
+    def _drug_uses(self) -> dict[date, list[DrugUse]]:
+        return {}
+
+    def drug_uses(self, reference: date) -> list[DrugUse]:
+        if reference not in self._drug_uses:
+            self._drug_uses[reference] = drug_uses(self.s, reference)
+        return self._drug_uses[reference]
 
     def fact(self, name: str) -> Fact[bool | float | str] | None:
         return self.s.assessed.get(name)
@@ -114,10 +167,8 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
         return []
     onset_day = onset.occurred_at.date()
     inputs = [
-        InputUsed(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
-        InputUsed(
-            name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id
-        ),
+        inp(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
+        inp(name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
     ]
     if epidural is not None:
         inputs.append(lesion.used("epidural_extension"))
@@ -129,15 +180,15 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
     # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
     linked = [
         (e, t)
-        for e, t in surgeries(p.s)
+        for e, t in p.surgeries
         if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))
     ]
     unlinked = [
         (e, t)
-        for e, t in surgeries(p.s)
+        for e, t in p.surgeries
         if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and level_of(t) is None
     ]
-    irradiated = [(e, t) for e, t in rt_courses(p.s) if t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))]
+    irradiated = [(e, t) for e, t in p.rt_courses if t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))]
     if irradiated and not linked:
         e, t = irradiated[-1]
         return [
@@ -150,7 +201,7 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
                 f"Radiothérapie de {t.total_dose_gy:g} Gy en {t.fractions} fractions débutée le {t.on:%d/%m/%Y}.",
                 inputs=[
                     *inputs,
-                    InputUsed(name="radiotherapy_course", value=t.on.isoformat(), source_event_id=e.event_id),
+                    inp(name="radiotherapy_course", value=t.on.isoformat(), source_event_id=e.event_id),
                 ],
             )
         ]
@@ -165,7 +216,7 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
     )
     if op is not None:
         inputs.append(
-            InputUsed(
+            inp(
                 name="surgical_opinion_operable",
                 value=op.operable,
                 occurred_at=op.occurred_at,
@@ -184,9 +235,7 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
         assert plan.start_between is not None and operated_on is not None
         lo, hi = plan.start_between
         e, _ = linked[-1]
-        inputs.append(
-            InputUsed(name="decompression_surgery", value=operated_on.isoformat(), source_event_id=e.event_id)
-        )
+        inputs.append(inp(name="decompression_surgery", value=operated_on.isoformat(), source_event_id=e.event_id))
         return [
             item(
                 key,
@@ -235,10 +284,10 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
 # ---- RT-POSTOP ---------------------------------------------------------------------------------------------------
 def postop_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
     out = []
-    for e, t in surgeries(p.s):
+    for e, t in p.surgeries:
         if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, level_of(t)):
             continue
-        done = [c for _, c in rt_courses(p.s) if c.on >= t.on and matches(lesion, c.lesion_id, level_of(c))]
+        done = [c for _, c in p.rt_courses if c.on >= t.on and matches(lesion, c.lesion_id, level_of(c))]
         plan = conv.postop_plan(t.on)
         lo, hi = plan.start_between
         out.append(
@@ -252,9 +301,7 @@ def postop_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
                 f"opérée et de tout le matériel, à débuter entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y} sur peau "
                 f"cicatrisée ; {' ou '.join(scheme_fr(x) for x in plan.schemes)}."
                 + (" Radiothérapie enregistrée après le geste." if done else ""),
-                inputs=[
-                    InputUsed(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)
-                ],
+                inputs=[inp(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)],
                 what_would_change_fr="Une cicatrisation retardée (début décalé).",
             )
         )
@@ -293,7 +340,7 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[InputUsed
     if p.value("pain_character") == "neuropathic":
         out.append("douleur neuropathique")
         used += p.used("pain_character")
-    if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in surgeries(p.s)):
+    if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in p.surgeries):
         out.append("post-opératoire")
     return out, used
 
@@ -342,7 +389,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
         )
     if lesion.latest.skeletal_site in LONG_BONES and scheme.rule_id == "RT-FRACT-PALL":
         text += " Os long : inclure tout l'os atteint (et le matériel)."
-    status = "to_do" if scheme.rule_out_surgery_first or scheme.missing else "recommended"
+    status: ItemStatus = "to_do" if scheme.rule_out_surgery_first or scheme.missing else "recommended"
     out.append(
         item(
             f"{lesion.lesion_id}:rt-scheme",
@@ -367,10 +414,12 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
 # ---- RT-DRUG -----------------------------------------------------------------------------------------------------
 def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: str) -> list[PlanItem]:
     out = []
-    for use in drug_uses(p.s, reference):
+    for use in p.drug_uses(reference):
         d = drug_rt_window(use.drug, use.last_dose, use.ongoing, reference, urgent)
         if d is None:
             continue
+        status: ItemStatus
+        severity: Severity
         if d.rt_class == "no_window":
             status, severity = "info", "info"
         elif d.rt_class != "window":
@@ -388,13 +437,13 @@ def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: 
                 f"{use.drug.replace('_', ' ')} et {what} ({where(lesion)})",
                 d.text_fr,
                 inputs=[
-                    InputUsed(
+                    inp(
                         name=f"drug:{use.drug}",
                         value=use.last_dose.isoformat() if use.last_dose else ("ongoing" if use.ongoing else None),
                         source_event_id=use.source,
                     ),
-                    InputUsed(name="radiotherapy_reference_date", value=reference.isoformat()),
-                    InputUsed(name="urgent", value=urgent),
+                    inp(name="radiotherapy_reference_date", value=reference.isoformat()),
+                    inp(name="urgent", value=urgent),
                 ],
                 missing=list(d.missing),
                 what_would_change_fr="La date de la dernière administration, la date prévue de l'irradiation ou "
