@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
-from contracts.plan import PlanItem
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
@@ -26,6 +26,7 @@ from services.radiotherapy_planner.facts import (
     lesions,
     prune_findings,
 )
+from services.radiotherapy_planner.items_base import Item, as_input
 from services.radiotherapy_planner.items_local import cement_items, reference_date, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
@@ -136,12 +137,30 @@ def merge(state: LocalState, e: Message) -> LocalState:
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------------
-def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[LesionSection]:
+@dataclass(frozen=True)
+class Section:
+    """A lesion's decisions in the planner's working form (LesionSection once published)."""
+
+    lesion_id: str
+    skeletal_site: str
+    vertebral_level: str | None
+    items: list[Item]
+
+    def model(self) -> LesionSection:
+        return LesionSection(
+            lesion_id=self.lesion_id,
+            skeletal_site=self.skeletal_site,
+            vertebral_level=self.vertebral_level,
+            items=[i.model() for i in self.items],
+        )
+
+
+def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Section]:
     p = Patient(s, alpha_beta)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
     for lid, lesion in lesions(s).items():
-        items: list[PlanItem] = []
+        items: list[Item] = []
         items += mscc_items(p, lesion)
         items += postop_items(p, lesion)
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
@@ -164,19 +183,12 @@ def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Le
             what = "radiothérapie en urgence" if urgent else "radiothérapie"
             items += drug_items(p, lesion, ref, urgent, what)
         if items:
-            sections.append(
-                LesionSection(
-                    lesion_id=lid,
-                    skeletal_site=lesion.latest.skeletal_site,
-                    vertebral_level=lesion.level,
-                    items=_unique(items),
-                )
-            )
+            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
     return sections
 
 
-def _unique(items: list[PlanItem]) -> list[PlanItem]:
-    seen: dict[str, PlanItem] = {}
+def _unique(items: list[Item]) -> list[Item]:
+    seen: dict[str, Item] = {}
     for i in items:
         seen.setdefault(i.key, i)
     return list(seen.values())
@@ -186,25 +198,7 @@ def _unique(items: list[PlanItem]) -> list[PlanItem]:
 NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning", "not_indicated"})
 
 
-def decision_content(item: PlanItem) -> str:
-    """What a clinician is notified about: the item's decision and text, not its provenance."""
-    checks = ",".join(f"{c.name}={c.status}" for c in item.checks)
-    return "|".join(
-        (
-            item.key,
-            item.rule_id,
-            item.status,
-            item.severity,
-            item.title,
-            item.text_fr,
-            ",".join(item.missing),
-            item.what_would_change_fr or "",
-            checks,
-        )
-    )
-
-
-def _notify(item: PlanItem) -> bool:
+def _notify(item: Item) -> bool:
     return item.status in NOTIFY_STATUSES and not (item.severity == "info" and item.status != "recommended")
 
 
@@ -216,7 +210,7 @@ def apply_event(
     items = [i for sec in sections for i in sec.items]
     out: list[Message] = []
     published: dict[str, str] = {}
-    decisions = [(i, decision_content(i)) for i in items]
+    decisions = [(i, i.content()) for i in items]
     for i, content in decisions:
         if not _notify(i):
             continue
@@ -232,8 +226,8 @@ def apply_event(
             severity=i.severity,
             title=i.title,
             text_fr=i.text_fr,
-            inputs=i.inputs,
-            missing=i.missing,
+            inputs=[as_input(x) for x in i.inputs],
+            missing=list(i.missing),
             key=(i.key, content),
         )
         published[i.key] = f"{i.rule_id}|{rec.event_id}|{digest}"
@@ -268,7 +262,7 @@ def apply_event(
 
 
 def current_plan(
-    s: LocalState, patient_id: str, sections: list[LesionSection] | None = None, alpha_beta: float = CORD_ALPHA_BETA_GY
+    s: LocalState, patient_id: str, sections: list[Section] | None = None, alpha_beta: float = CORD_ALPHA_BETA_GY
 ) -> LocalTreatmentPlan | None:
     """The current plan: rebuilt from the facts (pure), with the version and time it was last published."""
     if s.plan_event is None:
@@ -281,5 +275,5 @@ def current_plan(
         source=SERVICE,
         version=s.plan_version,
         ruleset_version=RULESET_VERSION,
-        sections=sections if sections is not None else build_plan(s, alpha_beta),
+        sections=[x.model() for x in (sections if sections is not None else build_plan(s, alpha_beta))],
     )

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from contracts.base import InputUsed
 from contracts.drugs import ANTICOAGULANTS, ANTIPLATELETS
 from contracts.local import LocalTreatmentRequest
-from contracts.plan import Check, ItemStatus, PlanItem
+from contracts.plan import Check, ItemStatus
 from services.radiotherapy_planner.facts import (
     Lesion,
     latest_lab,
     level_of,
     matches,
 )
-from services.radiotherapy_planner.items_rt import Patient, inp, item, where
+from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item
+from services.radiotherapy_planner.items_rt import Patient, where
 from services.radiotherapy_planner.rules import cementoplasty as cem
 from services.radiotherapy_planner.rules import reirradiation as reirr
 from services.radiotherapy_planner.rules import sbrt
@@ -37,7 +37,7 @@ CHECK_STATUS: dict[str, ItemStatus] = {
 VERDICT_FR = {"pass": "respecté", "fail": "NON respecté", "unknown": "inconnu"}
 
 
-def _used(f: Finding) -> InputUsed:
+def _used(f: Finding) -> In:
     return inp(name=f.input_name or "input", value=f.input_value)
 
 
@@ -62,14 +62,14 @@ def _criterion_line(c: Criterion) -> str:
 
 
 # ---- SBRT --------------------------------------------------------------------------------------------------------
-def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[PlanItem]:
+def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     ref = reference_date(req)
     lid = lesion.lesion_id
     previous = _segment_courses(p, lesion, req, ref)
     reirradiation = req.modality == "reirradiation"
     oligo = p.s.scores.get("oligometastatic")
     oligometastatic = None if oligo is None or oligo.band in (None, "undetermined") else oligo.band == "oligometastatic"
-    out: list[PlanItem] = []
+    out: list[Item] = []
 
     ind = sbrt.sbrt_indication(
         previously_irradiated=bool(previous),
@@ -138,7 +138,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
     if not absolute and not relative and not unknown:
         parts.append("Aucune contre-indication retrouvée parmi celles du référentiel.")
     outcome = ci.outcome
-    inputs = [_used(c.finding) for c in ci.items]
+    inputs: list[Inp] = [_used(c.finding) for c in ci.items]
     if sins is not None:
         inputs.append(sins.used("sins"))
     out.append(
@@ -250,7 +250,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[P
 
 def reirradiation_item(
     p: Patient, lesion: Lesion, req: LocalTreatmentRequest, previous: list[reirr.Course], ref: date
-) -> PlanItem:
+) -> Item:
     ab = p.alpha_beta
     a = reirr.assess(previous, reirr.Course(req.planned_cord_dmax_gy, req.fractions, req.planned_on), ab)
     lines = []
@@ -302,7 +302,7 @@ def reirradiation_item(
 
 
 # ---- IR-CEMENT ---------------------------------------------------------------------------------------------------
-def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[PlanItem]:
+def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     ref = reference_date(req)
     op = p.opinion(lesion.lesion_id)
     pain_res = p.value("pain_resistant_to_analgesics")
@@ -393,8 +393,8 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
 
 
 # ---- SURG-LE -----------------------------------------------------------------------------------------------------
-def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[PlanItem]:
-    out: list[PlanItem] = []
+def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
+    out: list[Item] = []
     lid = lesion.lesion_id
     fracture = lesion.value("pathological_fracture") is True
     mirels = p.s.scores.get(f"mirels:{lid}")

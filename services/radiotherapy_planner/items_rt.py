@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import functools
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from contracts.base import InputUsed, Severity
+from contracts.base import Severity
 from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
-from contracts.plan import Check, ItemStatus, PlanItem
-from contracts.rules import cite
+from contracts.plan import ItemStatus
 from services.radiotherapy_planner.facts import (
     DrugUse,
     Lesion,
@@ -26,52 +24,12 @@ from services.radiotherapy_planner.facts import (
     rt_courses,
     surgeries,
 )
+from services.radiotherapy_planner.items_base import Inp, Item, inp, item
 from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
 from shared.facts import Fact
-
-
-def item(
-    key: str,
-    rule_id: str,
-    status: ItemStatus,
-    severity: Severity,
-    title: str,
-    text: str,
-    *,
-    inputs: list[InputUsed] | None = None,
-    missing: list[str] | None = None,
-    what_would_change_fr: str | None = None,
-    checks: list[Check] | None = None,
-) -> PlanItem:
-    """A plan item (runs for every item of every plan version)."""
-    return PlanItem(
-        key=key,
-        rule_id=rule_id,
-        status=status,
-        severity=severity,
-        title=title,
-        text_fr=text,
-        inputs=inputs or [],
-        missing=missing or [],
-        what_would_change_fr=what_would_change_fr,
-        citation=cite(rule_id),
-        orders=[],
-        checks=checks or [],
-    )
-
-
-def inp(
-    name: str,
-    value: float | int | str | bool | None,
-    unit: str | None = None,
-    occurred_at: datetime | None = None,
-    source_event_id: uuid.UUID | None = None,
-) -> InputUsed:
-    """An input a rule used, with its provenance."""
-    return InputUsed(name=name, value=value, unit=unit, occurred_at=occurred_at, source_event_id=source_event_id)
 
 
 @dataclass(frozen=True)
@@ -110,7 +68,7 @@ class Patient:
         f = self.s.assessed.get(name)
         return None if f is None else f.value
 
-    def used(self, name: str, unit: str | None = None) -> list[InputUsed]:
+    def used(self, name: str, unit: str | None = None) -> list[Inp]:
         f = self.s.assessed.get(name)
         return [] if f is None else [f.used(name, unit)]
 
@@ -128,7 +86,7 @@ def where(lesion: Lesion) -> str:
 
 
 # ---- RT-MSCC (issue 9.1, 9.11) -----------------------------------------------------------------------------------
-def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
+def mscc_items(p: Patient, lesion: Lesion) -> list[Item]:
     onset = lesion.compression_onset()
     key = f"{lesion.lesion_id}:mscc"
     deficit = p.fact("neurological_deficit")
@@ -166,7 +124,7 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
             ]
         return []
     onset_day = onset.occurred_at.date()
-    inputs = [
+    inputs: list[Inp] = [
         inp(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
         inp(name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
     ]
@@ -282,7 +240,7 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
 
 
 # ---- RT-POSTOP ---------------------------------------------------------------------------------------------------
-def postop_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
+def postop_items(p: Patient, lesion: Lesion) -> list[Item]:
     out = []
     for e, t in p.surgeries:
         if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, level_of(t)):
@@ -309,7 +267,7 @@ def postop_items(p: Patient, lesion: Lesion) -> list[PlanItem]:
 
 
 # ---- RT-PAIN, RT-FRACT-PALL, RT-FRACTURE-RISK --------------------------------------------------------------------
-def fracture_risk(p: Patient, lesion: Lesion) -> tuple[bool | None, list[InputUsed]]:
+def fracture_risk(p: Patient, lesion: Lesion) -> tuple[bool | None, list[Inp]]:
     """From the scoring service's Mirels (long bones, >= 8: RCP or fixation) or SINS (spine, >= 7): never recomputed."""
     if lesion.spine:
         sins = p.s.scores.get(f"sins:{lesion.lesion_id}")
@@ -326,9 +284,9 @@ def fracture_risk(p: Patient, lesion: Lesion) -> tuple[bool | None, list[InputUs
     return (True if (mirels.floor or 0) >= 8 else None), [mirels.used("mirels")]
 
 
-def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[InputUsed]]:
+def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
     out: list[str] = []
-    used: list[InputUsed] = []
+    used: list[Inp] = []
     for attr, label in (
         ("pathological_fracture", "fracture pathologique"),
         ("epidural_extension", "épidurite"),
@@ -345,10 +303,10 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[InputUsed
     return out, used
 
 
-def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[PlanItem]:
+def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     comp, comp_used = complications(p, lesion)
     risk, risk_used = fracture_risk(p, lesion)
-    out: list[PlanItem] = []
+    out: list[Item] = []
     pain = conv.pain_indication(
         None if p.value("pain_resistant_to_analgesics") is None else bool(p.value("pain_resistant_to_analgesics")),
         bool(comp) or bool(risk),
@@ -412,7 +370,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
 
 
 # ---- RT-DRUG -----------------------------------------------------------------------------------------------------
-def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: str) -> list[PlanItem]:
+def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: str) -> list[Item]:
     out = []
     for use in p.drug_uses(reference):
         d = drug_rt_window(use.drug, use.last_dose, use.ongoing, reference, urgent)
