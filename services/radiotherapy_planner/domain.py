@@ -69,11 +69,11 @@ def merge(state: LocalState, e: Message) -> LocalState:
     if isinstance(e, ImagingFinding):
         if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
             s.findings.pop(str(e.corrects), None)
-        if e.status == "amended" and e.corrects is None:  # amends the lesion's latest finding
+        if e.record_status == "amended" and e.corrects is None:  # amends the lesion's latest finding
             latest = lesions(s).get(e.lesion_id)
             if latest is not None:
                 s.findings.pop(str(latest.latest.event_id), None)
-        if e.status != "entered-in-error":
+        if e.record_status != "entered-in-error":
             s.findings[str(e.event_id)] = FindingFact.of(e)
             prune_findings(s, e.lesion_id)
     elif isinstance(e, ClinicalAssessment):

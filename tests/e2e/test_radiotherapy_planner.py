@@ -213,7 +213,7 @@ async def test_a_finding_entered_in_error_withdraws_what_it_caused(
     correction = {
         **finding,
         "event_id": str(uuid.uuid4()),
-        "status": "entered-in-error",
+        "record_status": "entered-in-error",
         "corrects": finding["event_id"],
     }
     await publish(IMAGING_FINDINGS.name, correction)

@@ -146,7 +146,7 @@ def test_corrected_finding_withdraws_what_it_caused() -> None:
         {
             **first.model_dump(mode="json"),
             "event_id": str(uuid.uuid4()),
-            "status": "entered-in-error",
+            "record_status": "entered-in-error",
             "corrects": str(first.event_id),
         }
     )
