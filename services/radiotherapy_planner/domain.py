@@ -89,6 +89,15 @@ def merge(state: LocalState, e: Message) -> LocalState:
             ):
                 if v is not None:
                     s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+        for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
+            for name, v in (
+                ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
+                ("pain_intensity", lp.intensity),
+                ("pain_character", lp.character),
+            ):
+                if v is not None:
+                    key = f"{name}@{lp.lesion_id}"
+                    s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
         o = e.surgical_opinion
         if o is not None:
             key = o.lesion_id or "*"

@@ -85,6 +85,7 @@ class FindingFact(BaseModel):
     vertebral_body_involvement_fraction: float | None = None
     posterior_wall_involvement: str | None = None
     joint_opening: bool | None = None
+    status: str | None = None  # lesion status: suspected / confirmed / resolved
 
     @classmethod
     def of(cls, f: ImagingFinding) -> FindingFact:
@@ -150,6 +151,8 @@ class Lesion:
     def compression_onset(self) -> FindingFact | None:
         """The first finding of the current run of 'cord compression: yes' (None when the newest finding that
         reports it says no: resolved, issue 9.11)."""
+        if self.latest.status == "resolved":  # the lesion is no longer seen: nothing it caused stands (9.11)
+            return None
         reporting = [f for f in self.history if f.cord_compression is not None]
         if not reporting or not reporting[-1].cord_compression:
             return None

@@ -305,7 +305,7 @@ def reirradiation_item(
 def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     ref = reference_date(req)
     op = p.opinion(lesion.lesion_id)
-    pain_res = p.value("pain_resistant_to_analgesics")
+    pain_res = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")
     ind = cem.cement_indication(
         pain_resistant=None if pain_res is None else bool(pain_res),
         opioid_complications=p.value("opioid_complications"),
@@ -314,7 +314,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     )
     sins = p.s.scores.get(f"sins:{lesion.lesion_id}")
     unstable = None if not lesion.spine or sins is None or sins.band is None else sins.band == "unstable"
-    intensity = p.value("pain_intensity")
+    intensity = p.pain_value(lesion.lesion_id, "pain_intensity")
     cis = cem.cement_contraindications(
         fracture=lesion.value("pathological_fracture"),  # type: ignore[arg-type]
         painful=None if intensity is None else intensity != "none",

@@ -72,6 +72,18 @@ class Patient:
         f = self.s.assessed.get(name)
         return [] if f is None else [f.used(name, unit)]
 
+    def pain(self, lesion_id: str, name: str) -> Fact[bool | float | str] | None:
+        """The lesion's own pain when recorded, else the patient's overall pain."""
+        return self.s.assessed.get(f"{name}@{lesion_id}") or self.s.assessed.get(name)
+
+    def pain_value(self, lesion_id: str, name: str) -> Any:
+        f = self.pain(lesion_id, name)
+        return None if f is None else f.value
+
+    def pain_used(self, lesion_id: str, name: str) -> list[Inp]:
+        f = self.pain(lesion_id, name)
+        return [] if f is None else [f.used(name)]
+
     @property
     def life_expectancy(self) -> float | None:
         v = self.value("life_expectancy_months")
@@ -295,9 +307,9 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
         if lesion.value(attr) is True:
             out.append(label)
             used.append(lesion.used(attr))
-    if p.value("pain_character") == "neuropathic":
+    if p.pain_value(lesion.lesion_id, "pain_character") == "neuropathic":
         out.append("douleur neuropathique")
-        used += p.used("pain_character")
+        used += p.pain_used(lesion.lesion_id, "pain_character")
     if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in p.surgeries):
         out.append("post-opératoire")
     return out, used
@@ -307,8 +319,9 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
     comp, comp_used = complications(p, lesion)
     risk, risk_used = fracture_risk(p, lesion)
     out: list[Item] = []
+    resistant = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")
     pain = conv.pain_indication(
-        None if p.value("pain_resistant_to_analgesics") is None else bool(p.value("pain_resistant_to_analgesics")),
+        None if resistant is None else bool(resistant),
         bool(comp) or bool(risk),
     )
     if req.intent in (None, "pain"):
@@ -325,7 +338,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
                 else "Résistance aux antalgiques non renseignée : indication antalgique à confirmer."
                 if pain.indicated is None
                 else "Lésion compliquée ou douleur contrôlée : voir le schéma proposé et ses motifs.",
-                inputs=p.used("pain_resistant_to_analgesics") + comp_used,
+                inputs=p.pain_used(lesion.lesion_id, "pain_resistant_to_analgesics") + comp_used,
                 missing=list(pain.missing),
                 what_would_change_fr="L'évolution de la douleur sous antalgiques.",
             )

@@ -162,3 +162,29 @@ def test_replay_is_idempotent() -> None:
     s, out1 = run([e])
     s2, out2 = apply_event(s, e)
     assert out2 == [] and s2 == s and len(out1) == 2
+
+
+def test_rt_mscc_9_11_lesion_marked_resolved_withdraws_its_compression() -> None:
+    events: list[Message] = [
+        finding(T0, "l1", "L1", cord_compression=True),
+        finding(T0 + timedelta(days=60), "l1", "L1", status="resolved"),
+    ]
+    _, out = run(events)
+    assert active(out, "RT-MSCC") == []
+
+
+def test_rt_pain_reads_the_lesion_own_pain_before_the_patient_pain() -> None:
+    from contracts.local import LocalTreatmentRequest
+
+    req = LocalTreatmentRequest.model_validate(env(T0, request_id="r1", lesion_id="t4", modality="palliative_rt"))
+    lesion_pain = [{"lesion_id": "t4", "resistant_to_analgesics": True}]
+    _, out = run(
+        [
+            finding(T0, "t4", "T4"),
+            assessment(T0, pain={"resistant_to_analgesics": False}, lesion_pain=lesion_pain),
+            req,
+        ]
+    )
+    plan = [o for o in out if isinstance(o, LocalTreatmentPlan)][-1]
+    item = next(i for sec in plan.sections for i in sec.items if i.key == "t4:rt-pain")
+    assert item.status == "recommended" and "premier" in item.text_fr
