@@ -16,6 +16,7 @@ from contracts.topics import (
     SCORES,
     TREATMENT_EVENTS,
 )
+from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event, current_plan
 from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.settings import RadiotherapySettings
@@ -25,6 +26,7 @@ from shared.service import Service
 
 def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
+    memo.clear()
     alpha_beta = settings.cord_alpha_beta_gy
     service.patient_aggregate(
         (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),

@@ -7,6 +7,7 @@ corrected finding, a resolved compression, a cancelled request)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from services.radiotherapy_planner.facts import (
 from services.radiotherapy_planner.items_base import Item, as_input
 from services.radiotherapy_planner.items_local import cement_items, reference_date, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
+from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
 from shared.facts import Fact, newest
 from shared.recommend import caused_by, recommendation, withdrawal
@@ -53,6 +55,15 @@ _HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 
 # ---- facts ---------------------------------------------------------------------------------------------------------
+def relevant(e: Message) -> bool:
+    """Whether the planner reads anything from this event (other lab analytes and dental care: nothing)."""
+    if isinstance(e, NormalisedLab):
+        return e.analyte in _HAEMOSTASIS
+    if isinstance(e, TreatmentEvent):
+        return e.treatment.kind != "dental"
+    return True
+
+
 def merge(state: LocalState, e: Message) -> LocalState:
     # shallow copies: the values held are immutable (frozen messages) or replaced, never mutated in place
     s = state.model_copy(
@@ -160,37 +171,49 @@ class Section:
             lesion_id=self.lesion_id,
             skeletal_site=self.skeletal_site,
             vertebral_level=self.vertebral_level,
-            items=[i.model() for i in self.items],
+            items=[i.model for i in self.items],
         )
 
 
 def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Section]:
+    """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
+    event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
     p = Patient(s, alpha_beta)
+    fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
     for lid, lesion in lesions(s).items():
+        lx = tuple(f.event_id for f in lesion.history)
+        mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
         items: list[Item] = []
-        items += mscc_items(p, lesion)
-        items += postop_items(p, lesion)
+        items += memo(("mscc", lx, fp.assessed, fp.local), functools.partial(mscc_items, p, lesion))
+        items += memo(("postop", lx, fp.local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
         rt_refs = []
         for req in mine:
+            rk = (lx, req.event_id, fp.assessed, fp.local, mirels, sins)
             if req.modality == "palliative_rt":
-                items += palliative_items(p, lesion, req)
+                items += memo(("palliative", *rk), functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
-                items += sbrt_items(p, lesion, req)
+                items += memo(("sbrt", *rk, fp.oligo, alpha_beta), functools.partial(sbrt_items, p, lesion, req))
             elif req.modality == "cementoplasty":
-                items += cement_items(p, lesion, req)
+                items += memo(("cement", *rk, fp.drugs, fp.labs), functools.partial(cement_items, p, lesion, req))
             if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
                 rt_refs.append((reference_date(req), req.urgent))
-        items += surgery_items(p, lesion, any(r.modality == "surgery" for r in mine))
+        requested = any(r.modality == "surgery" for r in mine)
+        items += memo(
+            ("surgery", lx, requested, fp.assessed, fp.local, mirels),
+            functools.partial(surgery_items, p, lesion, requested),
+        )
         onset = lesion.compression_onset()
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
             rt_refs.append((onset.occurred_at.date(), True))
         if rt_refs:
             ref, urgent = min(rt_refs)
             what = "radiothérapie en urgence" if urgent else "radiothérapie"
-            items += drug_items(p, lesion, ref, urgent, what)
+            items += memo(
+                ("drug", lx, ref, urgent, fp.drugs), functools.partial(drug_items, p, lesion, ref, urgent, what)
+            )
         if items:
             sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
     return sections
@@ -214,16 +237,18 @@ def _notify(item: Item) -> bool:
 def apply_event(
     state: LocalState, event: Message, alpha_beta: float = CORD_ALPHA_BETA_GY
 ) -> tuple[LocalState, list[Message]]:
+    if not relevant(event):
+        return state, []
     s = merge(state, event)
     sections = build_plan(s, alpha_beta)
     items = [i for sec in sections for i in sec.items]
     out: list[Message] = []
     published: dict[str, str] = {}
-    decisions = [(i, i.content()) for i in items]
+    decisions = [(i, i.content) for i in items]
     for i, content in decisions:
         if not _notify(i):
             continue
-        digest = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
+        digest = i.digest
         old = s.published.get(i.key)
         if old is not None and old.endswith(f"|{digest}"):
             published[i.key] = old

@@ -3,6 +3,8 @@ contracts only when a plan version or a recommendation is published (most events
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ def as_input(x: Inp) -> InputUsed:
     return x if isinstance(x, InputUsed) else x.model()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Item:
     key: str
     rule_id: str
@@ -53,6 +55,7 @@ class Item:
     what_would_change_fr: str | None = None
     checks: tuple[Check, ...] = ()
 
+    @functools.cached_property
     def model(self) -> PlanItem:
         return PlanItem(
             key=self.key,
@@ -68,6 +71,7 @@ class Item:
             checks=list(self.checks),
         )
 
+    @functools.cached_property
     def content(self) -> str:
         """What a clinician is notified about: the decision and its text, not its provenance."""
         checks = ",".join(f"{c.name}={c.status}" for c in self.checks)
@@ -84,6 +88,10 @@ class Item:
                 checks,
             )
         )
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
 
 
 def item(
