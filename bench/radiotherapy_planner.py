@@ -5,7 +5,8 @@ same run.
     .venv/bin/python bench/radiotherapy_planner.py [--events 4000] [--rounds 5]
 
 A stream over n/30 patients: spinal and long-bone findings (some with cord compression or epiduritis), assessments
-(life expectancy, pain, operability), SINS and Mirels scores, platelets and prothrombin, drug administrations
+(life expectancy, pain, operability), SINS scores, normalised labs (platelets and prothrombin, which the planner
+reads, and corrected calcium and creatinine clearance, which it skips), drug administrations
 (gemcitabine, carboplatin, clopidogrel, aspirin), RT courses and local-treatment requests (palliative RT, SBRT,
 re-irradiation with earlier courses, cementoplasty, surgery). Every event recomputes the patient's whole plan.
 """
@@ -107,7 +108,13 @@ def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
                 }
             )
         elif kind == 3:
-            analyte, value, unit = ("platelets", 30 + p % 80, "G/L") if round_ % 2 else ("prothrombin_pct", 70, "%")
+            # the normalised-lab topic carries every analyte; the planner reads platelets and prothrombin only
+            analyte, value, unit = (
+                ("platelets", 30 + p % 80, "G/L"),
+                ("prothrombin_pct", 70, "%"),
+                ("corrected_calcium", 2.4, "mmol/L"),
+                ("creatinine_clearance", 70, "mL/min"),
+            )[round_ % 4]
             out[LABS_NORMALISED].append(
                 {
                     **env(i, n),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from contracts.base import Message, derived_id
@@ -183,26 +184,31 @@ def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Se
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
     for lid, lesion in lesions(s).items():
-        lx = tuple(f.event_id for f in lesion.history)
+        lx = tuple(f.event_id.int for f in lesion.history)
         mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
+        local = (fp.surgeries, fp.radiotherapy)
         items: list[Item] = []
-        items += memo(("mscc", lx, fp.assessed, fp.local), functools.partial(mscc_items, p, lesion))
-        items += memo(("postop", lx, fp.local), functools.partial(postop_items, p, lesion))
+        items += memo(("mscc", lx, fp.reads("mscc", lid), fp.opinions, local), functools.partial(mscc_items, p, lesion))
+        items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
         rt_refs = []
+        key: Hashable
         for req in mine:
-            rk = (lx, req.event_id, fp.assessed, fp.local, mirels, sins)
+            rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
-                items += memo(("palliative", *rk), functools.partial(palliative_items, p, lesion, req))
+                key = ("palliative", *rk, fp.reads("palliative", lid), fp.surgeries, mirels, sins)
+                items += memo(key, functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
-                items += memo(("sbrt", *rk, fp.oligo, alpha_beta), functools.partial(sbrt_items, p, lesion, req))
+                key = ("sbrt", *rk, fp.reads("sbrt", lid), local, sins, fp.score("oligometastatic"), alpha_beta)
+                items += memo(key, functools.partial(sbrt_items, p, lesion, req))
             elif req.modality == "cementoplasty":
-                items += memo(("cement", *rk, fp.drugs, fp.labs), functools.partial(cement_items, p, lesion, req))
+                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
+                items += memo(key, functools.partial(cement_items, p, lesion, req))
             if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
                 rt_refs.append((reference_date(req), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
         items += memo(
-            ("surgery", lx, requested, fp.assessed, fp.local, mirels),
+            ("surgery", lx, requested, fp.reads("surgery", lid), fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
         onset = lesion.compression_onset()

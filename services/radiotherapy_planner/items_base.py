@@ -3,7 +3,6 @@ contracts only when a plan version or a recommendation is published (most events
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -42,56 +41,76 @@ def as_input(x: Inp) -> InputUsed:
     return x if isinstance(x, InputUsed) else x.model()
 
 
-@dataclass(frozen=True)
 class Item:
-    key: str
-    rule_id: str
-    status: ItemStatus
-    severity: Severity
-    title: str
-    text_fr: str
-    inputs: tuple[Inp, ...] = ()
-    missing: tuple[str, ...] = ()
-    what_would_change_fr: str | None = None
-    checks: tuple[Check, ...] = ()
+    """One plan item, immutable. Its notified content and digest are computed once (items are memoised and reused
+    from one event to the next); its contract form (PlanItem) only when a plan or recommendation is published."""
 
-    @functools.cached_property
-    def model(self) -> PlanItem:
-        return PlanItem(
-            key=self.key,
-            rule_id=self.rule_id,
-            status=self.status,
-            severity=self.severity,
-            title=self.title,
-            text_fr=self.text_fr,
-            inputs=[as_input(i) for i in self.inputs],
-            missing=list(self.missing),
-            what_would_change_fr=self.what_would_change_fr,
-            citation=cite(self.rule_id),
-            checks=list(self.checks),
-        )
+    __slots__ = (
+        "_model",
+        "checks",
+        "content",
+        "digest",
+        "inputs",
+        "key",
+        "missing",
+        "rule_id",
+        "severity",
+        "status",
+        "text_fr",
+        "title",
+        "what_would_change_fr",
+    )
 
-    @functools.cached_property
-    def content(self) -> str:
-        """What a clinician is notified about: the decision and its text, not its provenance."""
-        checks = ",".join(f"{c.name}={c.status}" for c in self.checks)
-        return "|".join(
+    def __init__(
+        self,
+        key: str,
+        rule_id: str,
+        status: ItemStatus,
+        severity: Severity,
+        title: str,
+        text_fr: str,
+        inputs: tuple[Inp, ...] = (),
+        missing: tuple[str, ...] = (),
+        what_would_change_fr: str | None = None,
+        checks: tuple[Check, ...] = (),
+    ) -> None:
+        self.key, self.rule_id, self.status, self.severity = key, rule_id, status, severity
+        self.title, self.text_fr, self.inputs, self.missing = title, text_fr, inputs, missing
+        self.what_would_change_fr, self.checks = what_would_change_fr, checks
+        # what a clinician is notified about: the decision and its text, not its provenance
+        self.content = "|".join(
             (
-                self.key,
-                self.rule_id,
-                self.status,
-                self.severity,
-                self.title,
-                self.text_fr,
-                ",".join(self.missing),
-                self.what_would_change_fr or "",
-                checks,
+                key,
+                rule_id,
+                status,
+                severity,
+                title,
+                text_fr,
+                ",".join(missing),
+                what_would_change_fr or "",
+                ",".join(f"{c.name}={c.status}" for c in checks),
             )
         )
+        self.digest = hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
+        self._model: PlanItem | None = None
 
-    @functools.cached_property
-    def digest(self) -> str:
-        return hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
+    @property
+    def model(self) -> PlanItem:
+        if self._model is None:
+            self._model = PlanItem(
+                key=self.key,
+                rule_id=self.rule_id,
+                status=self.status,
+                severity=self.severity,
+                title=self.title,
+                text_fr=self.text_fr,
+                inputs=[as_input(i) for i in self.inputs],
+                missing=list(self.missing),
+                what_would_change_fr=self.what_would_change_fr,
+                citation=cite(self.rule_id),
+                checks=list(self.checks),
+            )
+        return self._model
 
 
 def item(

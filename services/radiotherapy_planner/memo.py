@@ -3,7 +3,6 @@ same facts always give the same items and an event recomputes only the families 
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -34,43 +33,74 @@ def clear() -> None:
     _MEMO.clear()
 
 
-_LOCAL_KINDS: Final = frozenset({"surgery", "radiotherapy", "metabolic_radiotherapy"})
+_SURGERY_KINDS: Final = frozenset({"surgery"})
+_RT_KINDS: Final = frozenset({"radiotherapy", "metabolic_radiotherapy"})
 _DRUG_KINDS: Final = frozenset({"systemic_drug", "drug_administration"})
+#: the assessed facts each family reads (lesion pain is keyed "<name>@<lesion>")
+READS: Final[dict[str, tuple[str, ...]]] = {
+    "mscc": ("neurological_deficit", "life_expectancy_months"),
+    "palliative": (
+        "pain_resistant_to_analgesics",
+        "pain_character",
+        "life_expectancy_months",
+        "frail",
+        "hard_to_move",
+    ),
+    "sbrt": ("neurological_deficit", "life_expectancy_months", "mri_contraindicated"),
+    "cement": (
+        "pain_resistant_to_analgesics",
+        "pain_intensity",
+        "opioid_complications",
+        "diffuse_pain",
+        "active_infection",
+        "severe_coagulation_disorder",
+        "cement_allergy",
+        "radiculopathy",
+    ),
+    "surgery": ("life_expectancy_months",),
+}
 
 
 @dataclass(frozen=True)
 class Fingerprints:
     """The IDs of the patient-level facts, grouped as the item families read them (a different order only misses)."""
 
-    assessed: tuple[Hashable, ...]  # assessments and surgical opinions
-    local: tuple[str, ...]  # surgeries, RT courses, metabolic RT
+    assessed: dict[str, int]
+    opinions: tuple[tuple[str, int], ...]
+    surgeries: tuple[str, ...]
+    radiotherapy: tuple[str, ...]  # RT courses and metabolic RT
     drugs: tuple[str, ...]  # drug starts, stops, administrations
-    labs: tuple[Hashable, ...]  # haemostasis results
-    oligo: uuid.UUID | None
-    scores: dict[str, uuid.UUID]
+    labs: tuple[tuple[str, int], ...]  # haemostasis results
+    scores: dict[str, int]
 
     @classmethod
     def of(cls, s: LocalState) -> Fingerprints:
-        local: list[str] = []
+        surgeries: list[str] = []
+        radiotherapy: list[str] = []
         drugs: list[str] = []
         for k, e in s.treatments.items():
             kind = e.treatment.kind
-            if kind in _LOCAL_KINDS:
-                local.append(k)
+            if kind in _SURGERY_KINDS:
+                surgeries.append(k)
+            elif kind in _RT_KINDS:
+                radiotherapy.append(k)
             elif kind in _DRUG_KINDS:
                 drugs.append(k)
-        scores = {k: v.event_id for k, v in s.scores.items()}
         return cls(
-            assessed=(
-                *((k, f.event_id) for k, f in s.assessed.items()),
-                *((k, o.event_id) for k, o in s.opinions.items()),
-            ),
-            local=tuple(local),
+            assessed={k: f.event_id.int for k, f in s.assessed.items()},
+            opinions=tuple((k, o.event_id.int) for k, o in s.opinions.items()),
+            surgeries=tuple(surgeries),
+            radiotherapy=tuple(radiotherapy),
             drugs=tuple(drugs),
-            labs=tuple((rid, v.event_id) for t in s.labs.values() for rid, v in t.items()),
-            oligo=scores.get("oligometastatic"),
-            scores=scores,
+            labs=tuple((rid, v.event_id.int) for t in s.labs.values() for rid, v in t.items()),
+            scores={k: v.event_id.int for k, v in s.scores.items()},
         )
 
-    def score(self, key: str) -> uuid.UUID | None:
+    def reads(self, family: str, lesion_id: str) -> tuple[int | None, ...]:
+        a = self.assessed
+        return tuple(a.get(n, a.get(f"{n}@{lesion_id}")) for n in READS[family]) + tuple(
+            a.get(f"{n}@{lesion_id}") for n in READS[family] if n.startswith("pain_")
+        )
+
+    def score(self, key: str) -> int | None:
         return self.scores.get(key)
