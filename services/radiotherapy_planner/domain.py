@@ -237,7 +237,8 @@ NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning",
 
 
 def _notify(item: Item) -> bool:
-    return item.status in NOTIFY_STATUSES and not (item.severity == "info" and item.status != "recommended")
+    """Clinicians are alerted to warnings and emergencies; info items stay in the plan (API and plan topic)."""
+    return item.status in NOTIFY_STATUSES and item.severity != "info"
 
 
 def apply_event(
