@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI, HTTPException
 
@@ -28,10 +29,11 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
     memo.clear()
     alpha_beta = settings.cord_alpha_beta_gy
+    window = timedelta(days=settings.compression_current_days)
     service.patient_aggregate(
         (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),
         LocalState,
-        functools.partial(apply_event, alpha_beta=alpha_beta),
+        functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window),
     )
     router = APIRouter(tags=["local-plan"])
 
@@ -39,7 +41,9 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     async def local_plan(patient_id: PatientId) -> LocalTreatmentPlan:
         """The patient's current, versioned local-treatment plan: one section per lesion."""
         state = await service.store.load(patient_id, LocalState)
-        found = None if state is None else current_plan(state, patient_id, alpha_beta=alpha_beta)
+        found = (
+            None if state is None else current_plan(state, patient_id, alpha_beta=alpha_beta, compression_window=window)
+        )
         if found is None:
             raise HTTPException(404, "no local-treatment plan for this patient")
         return found

@@ -12,6 +12,8 @@ import hashlib
 import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
 
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
@@ -37,6 +39,11 @@ from shared.facts import Fact, newest
 from shared.recommend import caused_by, recommendation, withdrawal
 
 SERVICE = "radiotherapy-planner"
+#: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;
+#: the same default as scoring's LESION_EVENT_CURRENT_DAYS).
+COMPRESSION_CURRENT: Final = timedelta(days=42)
+#: clock skew tolerated before a fact counts as dated in the future
+FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
 
 _ASSESSED = (
@@ -176,7 +183,21 @@ class Section:
         )
 
 
-def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Section]:
+def currency(onset: datetime | None, now: datetime | None, window: timedelta) -> str:
+    """Whether a compression is current at `now` (the time the triggering event was recorded)."""
+    if onset is None or now is None:
+        return "current"
+    if onset > now + FUTURE_TOLERANCE:
+        return "future"
+    return "stale" if now - onset > window else "current"
+
+
+def build_plan(
+    s: LocalState,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    now: datetime | None = None,
+    compression_window: timedelta = COMPRESSION_CURRENT,
+) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
     p = Patient(s, alpha_beta)
@@ -188,7 +209,11 @@ def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Se
         mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
         local = (fp.surgeries, fp.radiotherapy)
         items: list[Item] = []
-        items += memo(("mscc", lx, fp.reads("mscc", lid), fp.opinions, local), functools.partial(mscc_items, p, lesion))
+        onset = lesion.compression_onset()
+        cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
+        items += memo(
+            ("mscc", lx, fp.reads("mscc", lid), fp.opinions, local, cur), functools.partial(mscc_items, p, lesion, cur)
+        )
         items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
         rt_refs = []
@@ -211,7 +236,6 @@ def build_plan(s: LocalState, alpha_beta: float = CORD_ALPHA_BETA_GY) -> list[Se
             ("surgery", lx, requested, fp.reads("surgery", lid), fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
-        onset = lesion.compression_onset()
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
             rt_refs.append((onset.occurred_at.date(), True))
         if rt_refs:
@@ -242,12 +266,15 @@ def _notify(item: Item) -> bool:
 
 
 def apply_event(
-    state: LocalState, event: Message, alpha_beta: float = CORD_ALPHA_BETA_GY
+    state: LocalState,
+    event: Message,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    compression_window: timedelta = COMPRESSION_CURRENT,
 ) -> tuple[LocalState, list[Message]]:
     if not relevant(event):
         return state, []
     s = merge(state, event)
-    sections = build_plan(s, alpha_beta)
+    sections = build_plan(s, alpha_beta, event.recorded_at, compression_window)
     items = [i for sec in sections for i in sec.items]
     out: list[Message] = []
     published: dict[str, str] = {}
@@ -303,7 +330,11 @@ def apply_event(
 
 
 def current_plan(
-    s: LocalState, patient_id: str, sections: list[Section] | None = None, alpha_beta: float = CORD_ALPHA_BETA_GY
+    s: LocalState,
+    patient_id: str,
+    sections: list[Section] | None = None,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    compression_window: timedelta = COMPRESSION_CURRENT,
 ) -> LocalTreatmentPlan | None:
     """The current plan: rebuilt from the facts (pure), with the version and time it was last published."""
     if s.plan_event is None:
@@ -316,5 +347,12 @@ def current_plan(
         source=SERVICE,
         version=s.plan_version,
         ruleset_version=RULESET_VERSION,
-        sections=[x.model() for x in (sections if sections is not None else build_plan(s, alpha_beta))],
+        sections=[
+            x.model()
+            for x in (
+                sections
+                if sections is not None
+                else build_plan(s, alpha_beta, s.plan_event.recorded_at, compression_window)
+            )
+        ],
     )

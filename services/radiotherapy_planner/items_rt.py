@@ -98,7 +98,9 @@ def where(lesion: Lesion) -> str:
 
 
 # ---- RT-MSCC (issue 9.1, 9.11) -----------------------------------------------------------------------------------
-def mscc_items(p: Patient, lesion: Lesion) -> list[Item]:
+def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[Item]:
+    """RT-MSCC for this lesion. `currency` of the compression: current, stale (seen longer ago than the window, no
+    newer imaging) or future (dated after now): an emergency is decided from current data only."""
     onset = lesion.compression_onset()
     key = f"{lesion.lesion_id}:mscc"
     deficit = p.fact("neurological_deficit")
@@ -173,6 +175,27 @@ def mscc_items(p: Patient, lesion: Lesion) -> list[Item]:
                     *inputs,
                     inp(name="radiotherapy_course", value=t.on.isoformat(), source_event_id=e.event_id),
                 ],
+            )
+        ]
+    if currency != "current" and not linked:
+        why = (
+            "datée dans le futur : date à vérifier"
+            if currency == "future"
+            else f"vue le {onset_day:%d/%m/%Y} sans imagerie plus récente"
+        )
+        return [
+            item(
+                key,
+                "RT-MSCC",
+                "to_do",
+                "warning",
+                f"Compression médullaire en {where(lesion)} : donnée non actuelle",
+                f"Compression médullaire {why} : elle n'est pas traitée comme une urgence sur cette seule donnée. "
+                "Réévaluer sans délai (examen neurologique, IRM) ; si elle persiste, urgence thérapeutique "
+                "(avis neurochirurgical, radiothérapie).",
+                inputs=inputs,
+                missing=["current imaging of the cord compression"],
+                what_would_change_fr="Une imagerie récente montrant la compression (urgence) ou sa levée.",
             )
         ]
     op = p.opinion(lesion.lesion_id)

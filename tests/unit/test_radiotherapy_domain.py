@@ -188,3 +188,32 @@ def test_rt_pain_reads_the_lesion_own_pain_before_the_patient_pain() -> None:
     plan = [o for o in out if isinstance(o, LocalTreatmentPlan)][-1]
     item = next(i for sec in plan.sections for i in sec.items if i.key == "t4:rt-pain")
     assert item.status == "recommended" and "premier" in item.text_fr
+
+
+def test_rt_mscc_an_old_or_future_compression_is_not_a_current_emergency() -> None:
+    """An emergency is decided from current data only: a compression seen 43 days before it reached us (no newer
+    imaging), or one dated in the future, asks to reassess (warning) instead of the critical alert."""
+    for occurred, recorded in (
+        (T0, T0 + timedelta(days=43)),
+        (T0 + timedelta(days=1), T0),
+    ):
+        old = ImagingFinding.model_validate(
+            {
+                **env(occurred, lesion_id="l1", skeletal_site="spine", vertebral_level="L1", modality="mri"),
+                "cord_compression": True,
+                "recorded_at": recorded.isoformat(),
+            }
+        )
+        _, out = run([old])
+        [rec] = active(out, "RT-MSCC")
+        assert rec.severity == "warning" and "non actuelle" in rec.title
+        assert rec.missing == ["current imaging of the cord compression"]
+    fresh = ImagingFinding.model_validate(
+        {
+            **env(T0, lesion_id="l1", skeletal_site="spine", vertebral_level="L1", modality="mri"),
+            "cord_compression": True,
+            "recorded_at": (T0 + timedelta(days=42)).isoformat(),
+        }
+    )
+    _, out = run([fresh])
+    assert [r.severity for r in active(out, "RT-MSCC")] == ["critical"]
