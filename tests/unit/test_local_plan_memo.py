@@ -4,9 +4,10 @@ service runs) equals the plan built from nothing (decisions, texts and provenanc
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from bench.radiotherapy_planner import events
+from contracts.base import Message
 from services.radiotherapy_planner import memo as m
 from services.radiotherapy_planner.domain import apply_event, build_plan
 from services.radiotherapy_planner.facts import LocalState
@@ -21,7 +22,10 @@ def _view(state: LocalState) -> list[Any]:
 
 def test_memoised_plan_equals_the_plan_built_from_nothing() -> None:
     docs = events(400)
-    msgs = sorted((t.value.model_validate(d) for t, items in docs.items() for d in items), key=lambda e: e.occurred_at)
+    msgs: list[Message] = sorted(
+        (cast(Message, t.value.model_validate(d)) for t, items in docs.items() for d in items),
+        key=lambda e: e.occurred_at,
+    )
     m.clear()
     states: dict[str, LocalState] = {}
     for e in msgs:
