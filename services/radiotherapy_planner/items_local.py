@@ -450,6 +450,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 f"acquise, à partir du {r.standard:%d/%m/%Y} (3 semaines) ; en urgence oncologique relative, peau "
                 f"cicatrisée et avec l'accord du chirurgien, dès le {r.relative_emergency:%d/%m/%Y} (15 jours).",
                 inputs=[inp(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)],
+                what_would_change_fr="Une cicatrisation retardée ; l'avis du chirurgien pour le délai de 15 jours.",
             )
         )
     return out

@@ -175,6 +175,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
                     *inputs,
                     inp(name="radiotherapy_course", value=t.on.isoformat(), source_event_id=e.event_id),
                 ],
+                what_would_change_fr="Une aggravation neurologique ou une nouvelle compression à l'imagerie.",
             )
         ]
     if currency != "current" and not linked:
