@@ -56,7 +56,11 @@ async def test_sbrt_request_on_an_unstable_vertebra_is_refused_with_the_reason(
 ) -> None:
     await publish(
         CLINICAL_ASSESSMENTS.name,
-        event(patient_id, life_expectancy_months=12, pain={"character": "mechanical", "intensity": "moderate"}),
+        event(
+            patient_id,
+            life_expectancy_months=12,
+            lesion_pain=[{"lesion_id": "T12-a", "character": "mechanical", "intensity": "moderate"}],
+        ),
     )
     await publish(  # SINS 18/18 from scoring: junctional, mechanical pain, lytic, subluxation, collapse, bilateral
         IMAGING_FINDINGS.name,

@@ -144,7 +144,9 @@ def sbrt_contraindications(
             "vertebral_instability",
             True,
             unstable,
-            f"instabilité vertébrale (SINS {sins_band or 'inconnu'})",
+            "instabilité vertébrale (SINS "
+            + (sins_band or (f"≥ {sins_floor}/18, score incomplet" if sins_floor is not None else "inconnu"))
+            + ")",
             "sins_band",
             sins_band if sins_band is not None else (f">= {sins_floor}" if sins_floor is not None else None),
         )
