@@ -424,7 +424,8 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 f"{lid}:surgery",
                 "SURG-LE",
                 "cannot_decide" if band is None else "not_indicated" if band == "no_surgery" else "recommended",
-                "warning",
+                # alerted when asked for, or to say "no surgery"; scoring already alerts on Mirels >= 9 and fractures
+                "warning" if requested or band == "no_surgery" else "info",
                 f"Chirurgie et espérance de vie ({where(lesion)})"
                 + (" : pas de chirurgie" if band == "no_surgery" else ""),
                 text,
