@@ -9,6 +9,7 @@ the receipt time as the record timestamp, so it takes the same path, and gets th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.ingest import (
+    PATIENT_ID,
     AnalyteMap,
     Ingested,
     Nothing,
+    fhir_verdict,
     from_fhir,
     from_hl7,
     from_json_lab,
@@ -35,6 +38,7 @@ from services.lab_normalisation.ingest import (
     hl7_ack,
     hl7_header,
     hl7_text,
+    hl7_verdict,
 )
 from services.lab_normalisation.loinc import LOINC_SHAPE
 from services.lab_normalisation.mllp import serve_mllp
@@ -120,7 +124,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     parsers: dict[str, LabDecoder] = {
         LAB_RESULTS.name: lambda r: from_json_lab(r.value, analytes, guard(r)),
         PATIENT_RECORDS.name: lambda r: from_json_patient(r.value, guard(r)),
-        FHIR_R4.name: lambda r: from_fhir(r.value, analytes, guard(r), tz),
+        FHIR_R4.name: lambda r: _fhir_record(r, analytes, guard(r), tz),
         HL7V2.name: lambda r: from_hl7(r.value, analytes, tz, guard(r)),
     }
     parsers.update(decoders or {})
@@ -135,41 +139,30 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         await ack
 
     async def handle_hl7(raw: bytes) -> Hl7Answer:
-        """POST /hl7v2 and MLLP: AA (200), AE with one ERR per rejected OBX (422; the good results are
-        accepted), AR when the message cannot be used (400). A valid message holding nothing used: AA,
-        with an informational ERR saying so."""
+        """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic."""
         now = _now_ms()
         header = hl7_header(_safe_text(raw))
-        try:
-            batch = from_hl7(raw, analytes, tz, NotAfter(now, skew))
-        except Rejected as exc:
-            return Hl7Answer(hl7_ack(header, "AR", [str(exc)]), "AR", 400)
-        if batch.used():
-            await publish(HL7V2.name, raw, batch, now)
-        if batch.rejections:
-            return Hl7Answer(hl7_ack(header, "AE", batch.rejections), "AE", 422)
-        notes = [] if batch.used() else [_nothing_used(batch.ignored)]
-        return Hl7Answer(hl7_ack(header, "AA", notes), "AA", 200)
+        verdict = hl7_verdict(raw, analytes, tz, NotAfter(now, skew))
+        if verdict.publish:
+            assert verdict.batch is not None
+            await publish(HL7V2.name, raw, verdict.batch, now)
+        return Hl7Answer(hl7_ack(header, verdict.code, verdict.reasons), verdict.code, verdict.status)
 
     router = APIRouter(tags=["ingestion"])
 
     @router.post("/fhir", status_code=202)
     async def post_fhir(request: Request) -> JSONResponse:
         """A FHIR R4 resource or Bundle (one patient). 202 with the event IDs it will produce; 200 with an
-        informational OperationOutcome when it is valid but holds nothing used; 422 when it cannot be read
-        or every result in it is refused."""
+        informational OperationOutcome when it is valid but holds nothing used (as HL7 AA); 422 with an
+        OperationOutcome when it cannot be read or every result in it is refused."""
         raw = await request.body()
         now = _now_ms()
-        try:
-            batch = from_fhir(raw, analytes, NotAfter(now, skew), tz)
-        except Nothing as exc:
-            return _fhir_json(_outcome([str(exc)], "information"), 200)
-        except Rejected as exc:
-            return _fhir_json(_outcome([str(exc)]), 422)
-        if not batch.used():
-            if batch.rejections:
-                return _fhir_json(_outcome(batch.rejections), 422)
-            return _fhir_json(_outcome([_nothing_used(batch.ignored)], "information"), 200)
+        verdict = fhir_verdict(raw, analytes, NotAfter(now, skew), tz)
+        if not verdict.publish:
+            severity = "information" if verdict.status < 400 else "error"
+            return _fhir_json(_outcome(verdict.reasons, severity), verdict.status)
+        batch = verdict.batch
+        assert batch is not None
         await publish(FHIR_R4.name, raw, batch, now)
         return JSONResponse(
             {"event_ids": [str(e) for e in batch.event_ids()], "rejected": batch.rejections, "ignored": batch.ignored},
@@ -188,6 +181,18 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     return service, app
 
 
+def _fhir_record(r: ConsumerRecord, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo) -> Ingested:
+    """A valid FHIR message naming no patient holds nothing used: on the bus it is ignored (as HTTP answers
+    200 and HL7 AA), under the record's key, instead of being dead-lettered."""
+    try:
+        return from_fhir(r.value, analytes, guard, tz)
+    except Nothing as exc:
+        key = (r.key or b"").decode("utf-8", "replace")
+        if not PATIENT_ID.match(key):
+            raise
+        return Ingested(key=f"fhir:nothing:{hashlib.sha256(r.value).hexdigest()}", patient_id=key, ignored=[str(exc)])
+
+
 async def _ack_bytes(handle: Callable[[bytes], Any], raw: bytes) -> bytes:
     answer: Hl7Answer = await handle(raw)
     return answer.ack.encode("utf-8")
@@ -196,10 +201,6 @@ async def _ack_bytes(handle: Callable[[bytes], Any], raw: bytes) -> bytes:
 def _now_ms() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
-
-
-def _nothing_used(ignored: list[str]) -> str:
-    return ("nothing used: " + ("; ".join(ignored) or "no result the rules read"))[:480]
 
 
 def _safe_text(raw: bytes) -> str:

@@ -220,7 +220,12 @@ def _result(
             raise Rejected("no subject, or another patient's")
         when, precision = _when(_collected(obs, ctx, parent), tz, "collection time")
         guard.check(when, "collection time")
-        issued = obs.issued or (obs.meta.lastUpdated if obs.meta else None)
+        report = parent if isinstance(parent, DiagnosticReport) else ctx.parent.get(id(parent)) if parent else None
+        issued = (
+            obs.issued
+            or (obs.meta.lastUpdated if obs.meta else None)
+            or (report.issued if isinstance(report, DiagnosticReport) else None)
+        )
         recorded_at = _when(issued, tz, "issued")[0] if issued else guard.received_at
         guard.check(recorded_at, "issued time")
         if status != "entered-in-error" and (q is None or q.value is None):

@@ -9,6 +9,10 @@ no second effect. Clinical times later than the receipt time plus the clock-skew
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+from zoneinfo import ZoneInfo
+
 from contracts.hospital import LabResult, PatientRecord
 from services.lab_normalisation.common import (
     MAX_MESSAGE_BYTES,
@@ -35,8 +39,10 @@ __all__ = [
     "Ingested",
     "LabInput",
     "Nothing",
+    "Verdict",
     "_field",
     "check_units",
+    "fhir_verdict",
     "from_fhir",
     "from_hl7",
     "from_json_lab",
@@ -44,7 +50,55 @@ __all__ = [
     "hl7_ack",
     "hl7_header",
     "hl7_text",
+    "hl7_verdict",
 ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How HTTP (and MLLP) answer one message, decided from the parse alone: the HL7 ACK code or the FHIR
+    outcome, the HTTP status, the problems (or the note that nothing was used) and whether to publish."""
+
+    code: Literal["AA", "AE", "AR"]
+    status: int
+    reasons: list[str]
+    batch: Ingested | None
+
+    @property
+    def publish(self) -> bool:
+        return self.batch is not None and self.batch.used()
+
+
+def nothing_used(ignored: list[str]) -> str:
+    return ("nothing used: " + ("; ".join(ignored) or "no result the rules read"))[:480]
+
+
+def hl7_verdict(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) -> Verdict:
+    """AA (200), AE with one reason per rejected OBX (422; the good results are accepted), AR when the message
+    cannot be used (400). A valid message holding nothing used: AA (200), saying so."""
+    try:
+        batch = from_hl7(raw, analytes, tz, guard)
+    except Rejected as exc:
+        return Verdict("AR", 400, [str(exc)], None)
+    if batch.rejections:
+        return Verdict("AE", 422, batch.rejections, batch)
+    return Verdict("AA", 200, [] if batch.used() else [nothing_used(batch.ignored)], batch)
+
+
+def fhir_verdict(raw: bytes, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo) -> Verdict:
+    """202 when something is used (rejected parts listed); 200 when the message is valid and holds nothing
+    used (as HL7 AA); 422 when it cannot be read or everything in it was refused. `code` is the HL7 equivalent."""
+    try:
+        batch = from_fhir(raw, analytes, guard, tz)
+    except Nothing as exc:
+        return Verdict("AA", 200, [str(exc)], None)
+    except Rejected as exc:
+        return Verdict("AR", 422, [str(exc)], None)
+    if batch.used():
+        return Verdict("AE" if batch.rejections else "AA", 202, batch.rejections, batch)
+    if batch.rejections:
+        return Verdict("AE", 422, batch.rejections, batch)
+    return Verdict("AA", 200, [nothing_used(batch.ignored)], batch)
 
 
 def from_json_lab(raw: bytes, analytes: AnalyteMap, guard: NotAfter) -> Ingested:
