@@ -115,6 +115,8 @@ async def rebuild(service: Service) -> RebuildReport:
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 skipped += 1
         await service.redis.set(service.store.patient_key(patient_id), state.model_dump_json())
+        if service.timers is not None:  # the patient's next deadline, as the live service writes it
+            await service.timers.schedule(patient_id, service.due(state))
     await service.store.mark_seen(sorted(seen))
     report = RebuildReport(len(per_patient), len(seen), skipped, duplicates)
     log.info("rebuild done", extra={"count": report.events})

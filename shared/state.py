@@ -9,7 +9,7 @@ aggregate's own business (pure code in each service), so a late event never hide
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -84,6 +84,7 @@ class StateStore:
         model: type[S],
         fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S], dict[str, bytes], R]],
         kind: str = "state",
+        also: Callable[[Any], None] | None = None,
     ) -> R:
         """`transact` for many patients at once, with an outbox: WATCH their state and outbox keys, MGET both,
         apply `fn` (pure) to the states and the outboxes still pending, then write the changed states and the
@@ -91,7 +92,7 @@ class StateStore:
         the new state until the broker acknowledges them (`clear_outboxes`): if the process dies in between,
         the redelivered batch finds them and sends them again, although its state already has the facts.
         A concurrent writer makes EXEC fail and `fn` is applied again to fresh data. (On Redis Cluster the
-        keys would need a common hash tag.)"""
+        keys would need a common hash tag.) `also(pipe)` queues more writes in the same MULTI (timers)."""
         keys = [self.patient_key(p, kind) for p in patient_ids]
         outbox_keys = [self.patient_key(p, "outbox") for p in patient_ids]
         while True:
@@ -115,6 +116,8 @@ class StateStore:
                             pipe.set(self.patient_key(p, kind), dumped)
                     for p, box in outboxes.items():
                         pipe.set(self.patient_key(p, "outbox"), box)
+                    if also is not None:
+                        also(pipe)
                     await pipe.execute()
                     return result
                 except WatchError:
