@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from contracts.clinical import Analyte
+from services.lab_normalisation.units import UNITS
 
 LOINC: Final = "http://loinc.org"
 
@@ -199,11 +200,12 @@ def markdown() -> str:
         " are configured in `LAB_LOCAL_CODES_FILE`. An unknown code whose name looks like one of these analytes"
         " is counted (`osteocds_lab_unmapped_codes_total{code}`) and logged by code.",
         "",
-        "| analyte | LOINC | name | specimen | method | quantity | note |",
-        "|---|---|---|---|---|---|---|",
+        "| analyte | canonical unit | LOINC | name | specimen | method | quantity | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {c.analyte} | {c.code} | {c.name} | {c.specimen} | {c.method or '—'} | {c.quantity} | {c.note or ''} |"
+        f"| {c.analyte} | {UNITS[c.analyte].canonical} | {c.code} | {c.name} | {c.specimen} | {c.method or '—'} "
+        f"| {c.quantity} | {c.note or ''} |"
         for c in sorted(CATALOGUE, key=lambda c: (c.analyte, c.code))
     ]
     lines += ["", "## Close codes not read", "", "| LOINC | why not |", "|---|---|"]
