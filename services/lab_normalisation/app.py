@@ -146,6 +146,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         if verdict.publish:
             assert verdict.batch is not None
             await publish(HL7V2.name, raw, verdict.batch, now)
+        elif verdict.batch is not None:  # not published, so not counted by the consumer: counted here
+            unmapped.count(verdict.batch.unmapped)
         return Hl7Answer(hl7_ack(header, verdict.code, verdict.reasons), verdict.code, verdict.status)
 
     router = APIRouter(tags=["ingestion"])
@@ -159,6 +161,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         now = _now_ms()
         verdict = fhir_verdict(raw, analytes, NotAfter(now, skew), tz)
         if not verdict.publish:
+            if verdict.batch is not None:
+                unmapped.count(verdict.batch.unmapped)
             severity = "information" if verdict.status < 400 else "error"
             return _fhir_json(_outcome(verdict.reasons, severity), verdict.status)
         batch = verdict.batch

@@ -52,6 +52,8 @@ def _client(handle: Handler) -> Callable[..., Awaitable[None]]:
                 await writer.drain()
         except ConnectionError:
             return
+        except Exception:  # e.g. the broker unreachable: no ACK, so the sender keeps the message and resends
+            log.exception("MLLP: message not handled; connection closed without an ACK")
         finally:
             writer.close()
 
