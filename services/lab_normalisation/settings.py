@@ -18,7 +18,7 @@ class LabSettings(Settings):
     #: The hospital's time zone: HL7 times without an offset, date-only times, the 09:00 limit of LAB-CTX.
     hospital_timezone: str = "Europe/Paris"
     #: LAB-CRCL: a weight measured further than this from the creatinine is "to measure again" (issue 9.9).
-    #: 30 days: zoledronic acid is dosed from the clearance each month (Tableau 2, L1157-1183).
+    #: 30 days: zoledronic acid is dosed from the clearance each month (Tableau 2, L1160-1183).
     weight_max_age_days: float = 30.0
     #: MLLP listener for HL7 v2 (same checks and path as POST /hl7v2); 0 turns it off.
     mllp_host: str = "127.0.0.1"
