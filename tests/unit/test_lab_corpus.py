@@ -223,3 +223,23 @@ def test_docs_loinc_table_is_generated_from_the_catalogue() -> None:
     # several codes (specimen, method, mass or substance) per analyte the rules read most
     for analyte in ("total_calcium", "albumin", "creatinine", "vitamin_d_25oh", "platelets"):
         assert analyte in by_analyte and sum(c.analyte == analyte for c in CATALOGUE) >= 2
+
+
+def test_bus_ignores_a_valid_fhir_message_with_nothing_used_as_http_and_hl7_do() -> None:
+    """A patient-less valid Bundle on hospital.fhir-r4.v1 is ignored under the record's key (not dead-lettered);
+    without a usable key it is refused with the reason."""
+    from aiokafka.structs import ConsumerRecord
+
+    from services.lab_normalisation.app import _fhir_record
+
+    raw = (CORPUS / "fhir/nothing_used_no_patient.json").read_bytes()
+
+    def record(key: bytes | None) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord(
+            "hospital.fhir-r4.v1", 0, 0, int(RECEIVED.timestamp() * 1000), 0, key, raw, None, 0, 0, []
+        )
+
+    ignored = _fhir_record(record(b"C19-KEY"), ANALYTES, GUARD, PARIS)
+    assert ignored.patient_id == "C19-KEY" and not ignored.used() and "nothing used" in ignored.ignored[0]
+    with pytest.raises(Rejected, match="nothing used"):
+        _fhir_record(record(None), ANALYTES, GUARD, PARIS)
