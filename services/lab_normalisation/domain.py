@@ -245,8 +245,8 @@ def _recompute_corrected_calcium(
     albumins, ionised = _active(s, "albumin"), _active(s, "ionised_calcium")
     out: list[NormalisedLab] = []
     for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
-        alb = closest_within(ca.occurred_at, albumins, window)
-        ion = closest_within(ca.occurred_at, ionised, window)
+        alb = closest_within(ca.occurred_at, _surely_within(ca, albumins, window), window)
+        ion = closest_within(ca.occurred_at, _surely_within(ca, ionised, window), window)
         sources = [x for x in (ca, alb, ion) if x is not None and x.value is not None]
         value: float | None = None
         missing: list[str] = []
@@ -276,6 +276,20 @@ def _recompute_corrected_calcium(
             comparator=comparator,
         )
     return out
+
+
+def _surely_within(
+    ca: StoredResult, candidates: list[tuple[datetime, StoredResult]], window: timedelta
+) -> list[tuple[datetime, StoredResult]]:
+    """LAB-CA-CORR pairing with a date-only draw: its hour is unknown (any time that day), so it pairs only when
+    every possible hour is within the window."""
+    day = timedelta(days=1)
+    slack = day if ca.precision == "date" else timedelta(0)
+    return [
+        (t, r)
+        for t, r in candidates
+        if abs(t - ca.occurred_at) + slack + (day if r.precision == "date" else timedelta(0)) <= window
+    ]
 
 
 def _weight_for(s: LabState, at: datetime) -> Fact[float] | None:

@@ -187,3 +187,19 @@ def test_LAB_future_dated_fhir_observation_is_rejected() -> None:
     }
     b = from_fhir(json.dumps(obs).encode(), ANALYTES, GUARD)
     assert not b.labs and "in the future" in b.rejections[0]
+
+
+def test_LAB_CA_CORR_a_date_only_albumin_pairs_only_when_every_possible_hour_is_within_48_h() -> None:
+    ca = lab("total_calcium", 3.3, "mmol/L", "ca", at=T0)  # 2026-11-01 08:00 UTC
+    near = lab("albumin", 28, "g/L", "alb", at=T0 - timedelta(hours=8)).model_copy(
+        update={"occurred_at_precision": "date"}  # 2026-11-01, hour unknown
+    )
+    _, out = apply(LabState(), ca, near)
+    [c] = [o for o in out if o.analyte == "corrected_calcium"]
+    assert c.value is not None
+    far = lab("albumin", 28, "g/L", "alb", at=T0 + timedelta(hours=40)).model_copy(
+        update={"occurred_at_precision": "date"}  # the day after tomorrow: maybe 64 h after the calcium
+    )
+    _, out = apply(LabState(), ca, far)
+    [c] = [o for o in out if o.analyte == "corrected_calcium"]
+    assert c.value is None and c.missing == ["albumin drawn within 48 h of the calcium"]
