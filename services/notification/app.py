@@ -1,7 +1,7 @@
 """Kafka and HTTP adapters of the notification service.
 
 Kafka: recommendations (with the time they arrived), clinicians' actions (osteocds.alert-actions.v1), its
-clock ticks (settle window, escalation: shared/timers.py), plans, scores and labs (for the page) → the patient's
+clock ticks (settle window, escalation: shared/timers.py), both plans, scores and labs (for the page) → the patient's
 alert aggregate → osteocds.alerts.v1.
 HTTP (every route needs a token, shared/auth.py): GET /alerts, POST /alerts/{id}/ack | override | resolve,
 CDS Hooks 2.0 under /cds-services, the clinicians' page (web.py).
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.base import Message, PatientId
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction, OverrideReasonCode
-from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, PLANS, RECOMMENDATIONS, SCORES
+from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, LOCAL_PLANS, PLANS, RECOMMENDATIONS, SCORES
 from services.notification import cds
 from services.notification.domain import (
     SERVICE,
@@ -147,7 +147,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
         (RECOMMENDATIONS,), PatientAlerts, apply, decode=arrived, idempotency_key=lambda m: m.delivery_key()
     )
     service.patient_aggregate(
-        (ALERT_ACTIONS, PLANS, SCORES, LABS_NORMALISED),
+        (ALERT_ACTIONS, PLANS, LOCAL_PLANS, SCORES, LABS_NORMALISED),
         PatientAlerts,
         apply,
         due=lambda state: next_due(state, policy),  # end of a settle window, next escalation

@@ -23,6 +23,7 @@ from contracts.base import Message, derived_id
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
 from contracts.clock import ClockTick
 from contracts.lifecycle import AlertAction, AlertTransition
+from contracts.local import LocalTreatmentPlan
 from contracts.plan import TreatmentPlan
 
 SERVICE: Final = "notification"
@@ -63,6 +64,7 @@ class PatientAlerts(BaseModel):
     applied: list[str] = Field(default_factory=list)  # IDs of the latest actions applied
     # what the clinicians' page shows besides the alerts
     plan: TreatmentPlan | None = None
+    local_plan: LocalTreatmentPlan | None = None
     scores: dict[str, Score] = Field(default_factory=dict)  # "score:subject" -> latest
     labs: dict[str, NormalisedLab] = Field(default_factory=dict)  # analyte -> latest
 
@@ -248,6 +250,12 @@ def apply_plan(state: PatientAlerts, plan: TreatmentPlan) -> tuple[PatientAlerts
     return state.model_copy(update={"plan": plan}), []
 
 
+def apply_local_plan(state: PatientAlerts, plan: LocalTreatmentPlan) -> tuple[PatientAlerts, list[Output]]:
+    if state.local_plan is not None and state.local_plan.version >= plan.version:
+        return state, []
+    return state.model_copy(update={"local_plan": plan}), []
+
+
 def apply_score(state: PatientAlerts, score: Score) -> tuple[PatientAlerts, list[Output]]:
     key = f"{score.score}:{score.subject}"
     old = state.scores.get(key)
@@ -281,6 +289,8 @@ def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tup
         state, out = apply_tick(state, event, policy)
     elif isinstance(event, TreatmentPlan):
         state, out = apply_plan(state, event)
+    elif isinstance(event, LocalTreatmentPlan):
+        state, out = apply_local_plan(state, event)
     elif isinstance(event, Score):
         state, out = apply_score(state, event)
     elif isinstance(event, NormalisedLab):

@@ -3,7 +3,7 @@
 GET /ui/patients/{id}        the page itself: static HTML and script, no patient data (open by design); it asks
                              for the user's access token and calls the two routes below with it
 GET /patients/{id}/view      everything the page shows (clinician; audited): the alerts that still hold, the
-                             systemic plan, the local-treatment plan (not published yet: said so), the scores
+                             systemic plan, the local-treatment plan (per lesion), the scores
                              with their components, the recent labs with their provenance, each with its citation
 GET /patients/{id}/events    the same, live, as server-sent events: a new `view` whenever the patient's state
                              changes (clinician; audited once per connection; ends when the token expires)
@@ -34,8 +34,7 @@ PAGE: Final = Path(__file__).with_name("static") / "patient.html"
 #: statuses the page lists (the others no longer hold)
 PAGE_STATUSES: Final = ("active", "acknowledged", "overridden")
 LOCAL_PLAN_NOTE: Final = (
-    "Plan de traitement local (radiothérapie, chirurgie, cimentoplastie) : non disponible — le planificateur "
-    "de radiothérapie ne publie pas encore de plan versionné."
+    "Pas de plan de traitement local pour ce patient (le planificateur de radiothérapie n'en a pas publié)."
 )
 KEEP_ALIVE_S: Final = 15.0
 
@@ -47,7 +46,7 @@ def view(state: PatientAlerts | None, patient_id: str) -> dict[str, Any]:
         "patient_id": patient_id,
         "alerts": [a.model_dump(mode="json") for a in listing(s) if a.status in PAGE_STATUSES],
         "plan": None if s.plan is None else s.plan.model_dump(mode="json"),
-        "local_plan": None,
+        "local_plan": None if s.local_plan is None else s.local_plan.model_dump(mode="json"),
         "local_plan_note": LOCAL_PLAN_NOTE,
         "scores": [sc.model_dump(mode="json") for _, sc in sorted(s.scores.items())],
         "labs": [lab.model_dump(mode="json") for _, lab in sorted(s.labs.items())],

@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from contracts.examples import EXAMPLES
 from contracts.rules import cite
-from contracts.topics import LAB_RESULTS, PLANS, RECOMMENDATIONS
+from contracts.topics import LAB_RESULTS, LOCAL_PLANS, PLANS, RECOMMENDATIONS
 from shared.auth import CLINICIAN
 from shared.stack import RunningStack
 from tests.conftest import ARTIFACTS, Publish, alerts, lab, token
@@ -73,6 +73,8 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", 3.30, "mmol/L", occurred_at=drawn))
     await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 2.8, "g/dL", occurred_at=drawn))
     await publish(PLANS.name, {**EXAMPLES[PLANS.name], "patient_id": patient_id, "event_id": str(uuid.uuid4())})
+    local = {**EXAMPLES[LOCAL_PLANS.name], "patient_id": patient_id, "event_id": str(uuid.uuid4())}
+    await publish(LOCAL_PLANS.name, local)
 
     text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"]').text)
     assert browser.execute_script("return window.__sameDocument === true;")  # arrived live, no reload
@@ -95,7 +97,9 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     assert "2.8 g/dL → 28" in labs  # the albumin's unit conversion
     assert cite("LAB-CA-CORR").lines in labs  # the corrected calcium's rule and its passage
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plan-item="antiresorptive"]'))
-    assert "non disponible" in browser.find_element(By.ID, "local-plan").text
+    lesion = EXAMPLES[LOCAL_PLANS.name]["sections"][0]
+    await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-lesion="{lesion["lesion_id"]}"]'))
+    assert lesion["items"][0]["title"] in browser.find_element(By.ID, "local-plan").text
 
     [acked] = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "LAB-CA-CRISIS"]
     assert (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "dr-page")
