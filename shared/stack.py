@@ -177,9 +177,10 @@ def cmd_up(_: argparse.Namespace) -> int:
                 }
             )
         )
-        print("OsteoCDS is up (every endpoint but /healthz and /readyz needs a token):")
+        print("OsteoCDS is up (HTTP: every route but /healthz, /readyz and the page shell needs a bearer token):")
         for name, url in stack.urls.items():
-            print(f"  {name:<22} {url}  (/healthz /readyz /metrics{', /alerts' if name == NOTIFICATION else ''})")
+            extra = ", /alerts, /cds-services, page /ui/patients/<id>" if name == NOTIFICATION else ""
+            print(f"  {name:<22} {url}  (/healthz /readyz /metrics{extra})")
         print(f"  {'HL7 v2 over MLLP':<22} 127.0.0.1:{stack.mllp_port}  (lab-normalisation; MLLP_PORT)")
         print("Token:   ./osteocds token --role clinician --user clinician-1")
         print("Try it:  ./osteocds demo        Stop: Ctrl-C", flush=True)
