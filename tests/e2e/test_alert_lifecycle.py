@@ -299,6 +299,12 @@ async def test_alerts_are_paginated_and_filtered_by_status_and_severity(
         assert [a["recommendation_id"] for a in acked.json()] == [docs[0]["event_id"]]
         assert (await c.get(url, params={"patient_id": patient_id, "severity": "info"})).json() == []
         assert (await c.get(url, params={"patient_id": patient_id, "limit": "0"})).status_code == 422
+        # an acknowledged alert resolved by a clinician; an active one cannot be resolved before anyone acted
+        resolved = await c.post(f"{url}/{docs[0]['event_id']}/resolve", json={"patient_id": patient_id})
+        assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+        assert [t["event"] for t in resolved.json()["history"]] == ["raised", "shown", "acknowledged", "resolved"]
+        refused = await c.post(f"{url}/{docs[1]['event_id']}/resolve", json={"patient_id": patient_id})
+        assert refused.status_code == 409
 
 
 async def _count(stack: RunningStack, patient_id: str, n: int) -> bool:
