@@ -75,7 +75,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[I
         previously_irradiated=bool(previous),
         oligometastatic=oligometastatic,
         curative_intent=req.intent == "ablative_oligometastatic",
-        adjacent_vertebrae=None,
+        adjacent_vertebrae=req.adjacent_vertebrae,
         postoperative_residue=req.intent == "postoperative",
     )
     out.append(

@@ -341,6 +341,9 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
 
 def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     comp, comp_used = complications(p, lesion)
+    if req.adjacent_vertebrae is not None and req.adjacent_vertebrae > 3:  # Tableau 7 (L2143)
+        comp.append("plus de 3 vertèbres")
+        comp_used.append(inp("adjacent_vertebrae", req.adjacent_vertebrae, source_event_id=req.event_id))
     risk, risk_used = fracture_risk(p, lesion)
     out: list[Item] = []
     resistant = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")

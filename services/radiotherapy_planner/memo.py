@@ -11,8 +11,8 @@ from typing import Final
 from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.items_base import Item
 
-#: Item families kept (least recently used evicted): a few per lesion of the patients seen recently.
-MEMO_SIZE: Final = 50_000
+#: Item families kept in memory (least recently used evicted): a few per lesion of the patients seen recently.
+MEMO_SIZE: Final = 8192
 _MEMO: OrderedDict[Hashable, list[Item]] = OrderedDict()
 
 
