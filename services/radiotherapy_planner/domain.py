@@ -318,7 +318,7 @@ def apply_event(
                 )
             )
     s.published = dict(sorted(published.items()))
-    digest = hashlib.sha256("\n".join(c for _, c in decisions).encode()).hexdigest()
+    digest = hashlib.sha256("\n".join(i.digest for i, _ in decisions).encode()).hexdigest()  # of the item digests
     if digest != s.plan_digest and (items or s.plan_version):
         s.plan_version += 1
         s.plan_digest = digest
