@@ -42,6 +42,9 @@ SERVICE = "radiotherapy-planner"
 #: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;
 #: the same default as scoring's LESION_EVENT_CURRENT_DAYS).
 COMPRESSION_CURRENT: Final = timedelta(days=42)
+#: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
+#: LIFE_EXPECTANCY_VALID_DAYS.
+LE_VALID: Final = timedelta(days=91)
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
@@ -200,7 +203,9 @@ def build_plan(
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
-    p = Patient(s, alpha_beta)
+    le = s.assessed.get("life_expectancy_months")
+    le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
+    p = Patient(s, alpha_beta, le_current)
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
@@ -212,7 +217,8 @@ def build_plan(
         onset = lesion.compression_onset()
         cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
         items += memo(
-            ("mscc", lx, fp.reads("mscc", lid), fp.opinions, local, cur), functools.partial(mscc_items, p, lesion, cur)
+            ("mscc", lx, fp.reads("mscc", lid), le_current, fp.opinions, local, cur),
+            functools.partial(mscc_items, p, lesion, cur),
         )
         items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
@@ -221,10 +227,19 @@ def build_plan(
         for req in mine:
             rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), fp.surgeries, mirels, sins)
+                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, mirels, sins)
                 items += memo(key, functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
-                key = ("sbrt", *rk, fp.reads("sbrt", lid), local, sins, fp.score("oligometastatic"), alpha_beta)
+                key = (
+                    "sbrt",
+                    *rk,
+                    fp.reads("sbrt", lid),
+                    le_current,
+                    local,
+                    sins,
+                    fp.score("oligometastatic"),
+                    alpha_beta,
+                )
                 items += memo(key, functools.partial(sbrt_items, p, lesion, req))
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
@@ -233,7 +248,7 @@ def build_plan(
                 rt_refs.append((reference_date(req), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
         items += memo(
-            ("surgery", lx, requested, fp.reads("surgery", lid), fp.surgeries, mirels),
+            ("surgery", lx, requested, fp.reads("surgery", lid), le_current, fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):

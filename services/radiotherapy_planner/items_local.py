@@ -432,7 +432,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 inputs=p.used("life_expectancy_months", "months")
                 + ([lesion.used("pathological_fracture")] if fracture else [])
                 + ([mirels.used("mirels")] if fixation and mirels else []),
-                missing=[] if band else ["life expectancy estimate"],
+                missing=[] if band else [p.le_missing],
                 what_would_change_fr="Une nouvelle estimation de l'espérance de vie (seuils 6 semaines et 1 an).",
             )
         )

@@ -38,6 +38,7 @@ class Patient:
 
     s: LocalState
     alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
+    le_current: bool = True  # the life-expectancy estimate is recent enough to decide on (domain.LE_VALID)
 
     # computed once per plan (every lesion's items read them)
     @functools.cached_property
@@ -86,8 +87,17 @@ class Patient:
 
     @property
     def life_expectancy(self) -> float | None:
+        """The clinician's estimate, unless it is too old (or dated in the future) to decide on."""
         v = self.value("life_expectancy_months")
-        return None if v is None else float(v)
+        return None if v is None or not self.le_current else float(v)
+
+    @property
+    def le_missing(self) -> str:
+        return (
+            "life expectancy estimate"
+            if self.le_current
+            else "life expectancy estimate (the last one is older than 3 months: estimate again)"
+        )
 
     def opinion(self, lesion_id: str) -> SurgicalOpinionFact | None:
         return self.s.opinions.get(lesion_id) or self.s.opinions.get("*")
@@ -147,7 +157,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     if deficit is not None:
         inputs.append(deficit.used("neurological_deficit"))
     le = p.fact("life_expectancy_months")
-    if le is not None:
+    if le is not None and p.le_current:
         inputs.append(le.used("life_expectancy", "months"))
     # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
     linked = [
