@@ -66,6 +66,15 @@ _HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 
 # ---- facts ---------------------------------------------------------------------------------------------------------
+_TABLE: Final[dict[type, str]] = {
+    ImagingFinding: "findings",
+    ClinicalAssessment: "assessed",
+    TreatmentEvent: "treatments",
+    LocalTreatmentRequest: "requests",
+    Score: "scores",
+}
+
+
 def relevant(e: Message) -> bool:
     """Whether the planner reads anything from this event (other lab analytes and dental care: nothing)."""
     if isinstance(e, NormalisedLab):
@@ -76,18 +85,17 @@ def relevant(e: Message) -> bool:
 
 
 def merge(state: LocalState, e: Message) -> LocalState:
-    # shallow copies: the values held are immutable (frozen messages) or replaced, never mutated in place
-    s = state.model_copy(
-        update={
-            "findings": dict(state.findings),
-            "assessed": dict(state.assessed),
-            "opinions": dict(state.opinions),
-            "treatments": dict(state.treatments),
-            "requests": dict(state.requests),
-            "scores": dict(state.scores),
-            "labs": {k: dict(v) for k, v in state.labs.items()},
-        }
-    )
+    # Copy only the table this event changes (shallow: the values held are immutable or replaced, never mutated in
+    # place); the others are shared with the previous state, which is never changed either.
+    changed = _TABLE.get(type(e))
+    update: dict[str, object] = {}
+    if changed is not None:
+        update[changed] = dict(getattr(state, changed))
+    if isinstance(e, ClinicalAssessment):
+        update["opinions"] = dict(state.opinions)
+    elif isinstance(e, NormalisedLab):
+        update["labs"] = {k: dict(v) for k, v in state.labs.items()}
+    s = state.model_copy(update=update)
     if isinstance(e, ImagingFinding):
         if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
             s.findings.pop(str(e.corrects), None)
