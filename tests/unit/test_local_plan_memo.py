@@ -1,5 +1,5 @@
-"""The transition is pure and the memoised plan is the plan: on a long mixed timeline, every state's plan built with the memo (warm, as the
-service runs) equals the plan built from nothing (decisions, texts and provenance)."""
+"""The transition is pure and the memoised plan is the plan: on a long mixed timeline, every state's plan built
+with the memo (warm, as the service runs) equals the plan built from nothing (decisions, texts and provenance)."""
 
 from __future__ import annotations
 
