@@ -238,17 +238,14 @@ def build_plan(
                 key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, mirels, sins)
                 items += memo(key, functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
-                key = (
-                    "sbrt",
-                    *rk,
-                    fp.reads("sbrt", lid),
-                    le_current,
-                    local,
-                    sins,
-                    fp.score("oligometastatic"),
-                    alpha_beta,
-                )
-                items += memo(key, functools.partial(sbrt_items, p, lesion, req))
+                oligo = fp.score("oligometastatic")
+                for part, key in (  # each SBRT family on the facts it reads
+                    ("ind", ("sbrt-ind", *rk, fp.radiotherapy, oligo)),
+                    ("ci", ("sbrt-ci", *rk, fp.reads("sbrt", lid), le_current, local, sins)),
+                    ("dose", ("sbrt-dose", *rk, oligo)),
+                    ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
+                ):
+                    items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
