@@ -30,8 +30,8 @@ from services.radiotherapy_planner.facts import (
     lesions,
     prune_findings,
 )
-from services.radiotherapy_planner.items_base import Item, as_input
-from services.radiotherapy_planner.items_local import cement_items, reference_date, sbrt_items, surgery_items
+from services.radiotherapy_planner.items_base import Item, as_input, reference_date
+from services.radiotherapy_planner.items_local import cement_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
@@ -235,7 +235,7 @@ def build_plan(
         for req in mine:
             rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, mirels, sins)
+                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, fp.drugs, mirels, sins)
                 items += memo(key, functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
                 oligo = fp.score("oligometastatic")

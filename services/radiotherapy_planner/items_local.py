@@ -14,7 +14,7 @@ from services.radiotherapy_planner.facts import (
     level_of,
     matches,
 )
-from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item
+from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.items_rt import Patient, where
 from services.radiotherapy_planner.rules import cementoplasty as cem
 from services.radiotherapy_planner.rules import reirradiation as reirr
@@ -39,10 +39,6 @@ VERDICT_FR = {"pass": "respecté", "fail": "NON respecté", "unknown": "inconnu"
 
 def _used(f: Finding) -> In:
     return inp(name=f.input_name or "input", value=f.input_value)
-
-
-def reference_date(req: LocalTreatmentRequest) -> date:
-    return req.planned_on or req.occurred_at.date()
 
 
 def _segment_courses(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> list[reirr.Course]:

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from contracts.base import Severity
+from contracts.drugs import CORTICOSTEROIDS
 from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import ItemStatus
@@ -24,7 +25,7 @@ from services.radiotherapy_planner.facts import (
     rt_courses,
     surgeries,
 )
-from services.radiotherapy_planner.items_base import Inp, Item, inp, item
+from services.radiotherapy_planner.items_base import Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
@@ -389,6 +390,9 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
         hard_to_move=p.value("hard_to_move"),
     )
     text = conv.scheme_text(scheme)
+    steroids = [u for u in p.drug_uses(reference_date(req)) if u.drug in CORTICOSTEROIDS and u.ongoing]
+    if scheme.corticosteroids_48_72h and steroids:
+        text += f" Le patient reçoit déjà une corticothérapie ({steroids[0].drug})."
     if req.total_dose_gy is not None and req.fractions is not None:
         proposed = (req.total_dose_gy, req.fractions)
         allowed = (scheme.preferred, *scheme.alternatives)
