@@ -13,6 +13,11 @@ from contracts.base import Message
 Sex = Literal["female", "male", "other", "unknown"]
 Histology = Literal["adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos", "small_cell", "other"]
 ResultStatus = Literal["final", "amended", "corrected", "entered-in-error"]
+#: A censored result: the true value is below (<, <=) or above (>, >=) `value`, never equal to it.
+Comparator = Literal["<", "<=", ">", ">="]
+#: "date": the source gave a collection date without a time of day; `occurred_at` is then that day's first
+#: minute in the hospital's time zone, never a guessed time, and rules that need the hour must not use it.
+TimePrecision = Literal["time", "date"]
 
 
 class PatientRecord(Message):
@@ -53,6 +58,12 @@ class LabResult(Message):
     unit: str | None = Field(default=None, max_length=32)
     status: ResultStatus = "final"
     fasting: bool | None = Field(default=None, description="Specimen drawn fasting (serum CTX).")
+    comparator: Comparator | None = Field(
+        default=None, description="Censored result (e.g. '<' 5): the value is a bound, never an exact value."
+    )
+    occurred_at_precision: TimePrecision = Field(
+        default="time", description="'date' when only the collection date is known (occurred_at is its 00:00)."
+    )
 
     @model_validator(mode="after")
     def _value_unless_withdrawn(self) -> LabResult:

@@ -140,7 +140,7 @@ async def test_malformed_message_is_dead_lettered_and_next_processed(
         DEAD_LETTER.name,
         lambda r: bad_unit["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""),
     )
-    assert "unknown unit 'mg'" in letter(unit).reason
+    assert "unit 'mg' is not a unit of mmol/L" in letter(unit).reason
     # the good messages after them still went through (3.40 + 0.25 = 3.65 mmol/L)
     crisis = await wait_for(lambda: _crisis(stack, patient_id))
     assert next(i for i in crisis[0]["inputs"] if i["name"] == "corrected_calcium")["value"] == pytest.approx(3.65)
