@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         IMAGING_FINDINGS.name,
         event(
             patient_id,
-            datetime(2026, 11, 19, 14, tzinfo=UTC),  # the MRI that found it, before the surgery (RT-MSCC, 9.1)
+            datetime.now(UTC) - timedelta(days=9),  # the MRI that found it, before the surgery (RT-MSCC, 9.1)
             lesion_id="L-T8",
             skeletal_site="spine",
             vertebral_level="T8",
@@ -93,10 +93,12 @@ async def test_cord_compression_gives_urgent_radiotherapy(
     assert mscc[0]["missing"], "life expectancy is unknown and must be named as missing"
 
     # decompressive surgery of this level: the urgent alert is withdrawn, an adjuvant plan replaces it
+    operated = date.today() - timedelta(days=8)
     await publish(
         TREATMENT_EVENTS.name,
         event(
-            patient_id, treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": "2026-11-20"}
+            patient_id,
+            treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": operated.isoformat()},
         ),
     )
 
@@ -104,7 +106,8 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         return [a for a in await _rule(stack, patient_id, "RT-MSCC") if "adjuvante" in a["text_fr"]]
 
     plan = await wait_for(adjuvant)
-    assert "04/12/2026" in plan[0]["text_fr"] and "11/12/2026" in plan[0]["text_fr"]
+    lo, hi = operated + timedelta(weeks=2), operated + timedelta(weeks=3)  # 2 to 3 weeks after the surgery
+    assert f"{lo:%d/%m/%Y}" in plan[0]["text_fr"] and f"{hi:%d/%m/%Y}" in plan[0]["text_fr"]
     statuses = {a["severity"]: a["status"] for a in by_rule(await alerts(stack, patient_id), "RT-MSCC")}
     assert statuses == {"critical": "withdrawn", "warning": "active"}
 
