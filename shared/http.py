@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import http_limits
 from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
@@ -40,6 +41,7 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
 
     app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan)
     app.state.service = service
+    http_limits.install(app, service.settings)  # bodies streamed with a limit (413), deep JSON refused (400)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:

@@ -8,8 +8,9 @@ aggregate's own business (pure code in each service), so a late event never hide
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -106,25 +107,33 @@ class StateStore:
                     await pipe.watch(*keys, *outbox_keys)
                     raws = await pipe.mget(keys + outbox_keys)
                     states, pending = raws[: len(keys)], raws[len(keys) :]
-                    current = {
-                        p: None if raw is None else model.model_validate_json(raw)
-                        for p, raw in zip(patient_ids, states, strict=True)
-                    }
-                    boxes = {
-                        p: b if isinstance(b, bytes) or b is None else b.encode()
-                        for p, b in zip(patient_ids, pending, strict=True)
-                    }
-                    new, outboxes, result = fn(current, boxes)
+
+                    def compute(states: list[Any], pending: list[Any]) -> tuple[list[tuple[str, bytes]], R]:
+                        # parse, apply, encode: CPU work done in a worker thread, off the event loop
+                        current = {
+                            p: None if raw is None else model.model_validate_json(raw)
+                            for p, raw in zip(patient_ids, states, strict=True)
+                        }
+                        boxes = {
+                            p: b if isinstance(b, bytes) or b is None else b.encode()
+                            for p, b in zip(patient_ids, pending, strict=True)
+                        }
+                        new, outboxes, result = fn(current, boxes)
+                        writes: list[tuple[str, bytes]] = []
+                        for p, raw in zip(patient_ids, states, strict=True):
+                            if p not in new:
+                                continue
+                            state = new[p]
+                            dumped = state if isinstance(state, bytes) else state.model_dump_json().encode()
+                            if dumped != raw and not (raw is None and dumped == empty):
+                                writes.append((self.patient_key(p, kind), dumped))
+                        writes += [(self.patient_key(p, "outbox"), box) for p, box in outboxes.items()]
+                        return writes, result
+
+                    writes, result = await asyncio.to_thread(compute, states, pending)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    for p, raw in zip(patient_ids, states, strict=True):
-                        if p not in new:
-                            continue
-                        state = new[p]
-                        dumped = state if isinstance(state, bytes) else state.model_dump_json().encode()
-                        if dumped != raw and not (raw is None and dumped == empty):
-                            pipe.set(self.patient_key(p, kind), dumped, ex=self.state_ttl)
-                    for p, box in outboxes.items():
-                        pipe.set(self.patient_key(p, "outbox"), box, ex=self.state_ttl)
+                    for key, value in writes:
+                        pipe.set(key, value, ex=self.state_ttl)
                     await pipe.execute()
                     return result
                 except WatchError:

@@ -8,6 +8,8 @@ then publish it unchanged to its raw topic, keyed by patient, so it takes the sa
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +72,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         FHIR_R4.name: lambda r: from_fhir(r.value, analytes, received_at(r)),
         HL7V2.name: lambda r: from_hl7(r.value, analytes, tz),
     }
+    parsers = {topic: limited(parse, settings.max_results_per_message) for topic, parse in parsers.items()}
     parsers.update(decoders or {})
     for topic in (LAB_RESULTS, PATIENT_RECORDS, FHIR_R4, HL7V2):
         service.patient_aggregate(
@@ -90,7 +93,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         raw = await request.body()
         now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
         try:
-            batch = from_fhir(raw, analytes, now)
+            check_results(raw, settings.max_results_per_message)
+            batch = await asyncio.to_thread(from_fhir, raw, analytes, now)  # off the event loop
         except Rejected as exc:
             return JSONResponse(_outcome([str(exc)]), status_code=422, media_type="application/fhir+json")
         if not batch.labs and not batch.patients:
@@ -108,7 +112,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         raw = await request.body()
         header = hl7_header(_safe_text(raw))
         try:
-            batch = from_hl7(raw, analytes, tz)
+            check_results(raw, settings.max_results_per_message)
+            batch = await asyncio.to_thread(from_hl7, raw, analytes, tz)  # off the event loop
         except Rejected as exc:
             return Response(hl7_ack(header, "AR", [str(exc)]), status_code=400, media_type=HL7_MEDIA_TYPE)
         if batch.labs or batch.patients:
@@ -118,6 +123,25 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         return Response(hl7_ack(header, "AA"), status_code=200, media_type=HL7_MEDIA_TYPE)
 
     return service, create_app(service, [router])
+
+
+_RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
+
+
+def check_results(raw: bytes, limit: int) -> None:
+    """Refuse a message with more results (HL7 OBX segments, FHIR Observations) than `limit`, counted
+    before parsing: the parsers' cost and the outputs grow with it."""
+    count = sum(1 for _ in _RESULTS.finditer(raw))
+    if count > limit:
+        raise Rejected(f"{count} results in one message, above MAX_RESULTS_PER_MESSAGE={limit}")
+
+
+def limited(parse: LabDecoder, limit: int) -> LabDecoder:
+    def decode(record: ConsumerRecord) -> Ingested:
+        check_results(record.value, limit)
+        return parse(record)
+
+    return decode
 
 
 def _safe_text(raw: bytes) -> str:

@@ -16,3 +16,7 @@ class LabSettings(Settings):
     lab_retention_days: int = 90
     #: The hospital's time zone: HL7 times without an offset, and the 09:00 limit of LAB-CTX.
     hospital_timezone: str = "Europe/Paris"
+    #: Results (HL7 OBX, FHIR Observations) per message: a message with more is refused whole before parsing
+    #: (HL7 AR / 422, or a dead letter), so one message cannot hold the parser, flood one patient's state and
+    #: put everyone downstream behind it.
+    max_results_per_message: int = 500
