@@ -38,12 +38,13 @@ def _secret(value: Any, file: Path | None) -> str | None:
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
-    return create_ssl_context(  # type: ignore[no-any-return]
+    ctx: ssl.SSLContext = create_ssl_context(
         cafile=None if settings.kafka_ssl_cafile is None else str(settings.kafka_ssl_cafile),
         certfile=None if settings.kafka_ssl_certfile is None else str(settings.kafka_ssl_certfile),
         keyfile=None if settings.kafka_ssl_keyfile is None else str(settings.kafka_ssl_keyfile),
-        check_hostname=settings.kafka_ssl_check_hostname,
     )
+    ctx.check_hostname = settings.kafka_ssl_check_hostname
+    return ctx
 
 
 def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
