@@ -91,8 +91,9 @@ class DecodePool:
 class FairBacklog:
     """Records fetched but not yet processed, per patient key, with the per-partition bookkeeping for commits."""
 
-    def __init__(self, read_ahead: int) -> None:
+    def __init__(self, read_ahead: int, per_patient: int = 0) -> None:
         self.read_ahead = read_ahead
+        self.per_patient = per_patient or read_ahead
         self.size = 0
         self._by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
         self._offsets: dict[TopicPartition, deque[int]] = {}  # held or in flight, in offset order
@@ -136,7 +137,8 @@ class FairBacklog:
         self.size = sum(len(q) for q in by_key.values())
 
     def take(self, limit: int) -> list[ConsumerRecord]:
-        """Up to `limit` records, max-min fair across patients; each patient's records in their order."""
+        """Up to `limit` records, max-min fair across patients and at most `per_patient` of one patient; each
+        patient's records in their order."""
         if not self._by_key:
             return []
         counts = sorted(((len(q), i, k) for i, (k, q) in enumerate(self._by_key.items())), key=lambda x: x[:2])
@@ -145,7 +147,7 @@ class FairBacklog:
         for n, _, key in counts:
             if remaining <= 0:
                 break
-            share = min(n, max(1, remaining // left))
+            share = min(n, max(1, remaining // left), self.per_patient)
             q = self._by_key[key]
             out += [q.popleft() for _ in range(share)]
             if not q:

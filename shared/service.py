@@ -281,7 +281,9 @@ class Service:
         assert self._consumer is not None
         consumer = self._consumer
         size = self.settings.kafka_max_poll_records
-        backlog = limits.FairBacklog(self.settings.read_ahead_records)  # fair batches across patients
+        backlog = limits.FairBacklog(  # fair batches across patients
+            self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch
+        )
         while not self._stopping.is_set():
             backlog.retain(consumer.assignment())
             wait = 0 if backlog.size else 200
@@ -350,6 +352,8 @@ class Service:
             for out in outputs:
                 acks.append(await self.producer.send(out))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
+                if len(acks) % 512 == 0:  # many outputs: let health checks and heartbeats run in between
+                    await asyncio.sleep(0)
             self.metrics.count(topic, "processed")
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
@@ -394,30 +398,38 @@ class Service:
         settings = self.settings
 
         def apply_events(
-            current: BaseModel, items: list[_Decoded], each_fits: bool
-        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
-            """One patient's events in order. With `each_fits`, an event that would take the state past
-            MAX_STATE_BYTES is rejected (the slow path, only for a patient that overflowed)."""
-            produced: list[Outgoing] = []
+            start: BaseModel, items: list[_Decoded]
+        ) -> tuple[bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
+            """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
+            the events that keeps it within the limit applies (found by bisection over the intermediate states);
+            the later events are rejected with the reason (bounded state per patient)."""
+            after = [start]  # the state after 0, 1, ... events
             results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
-            dumped = b""
             for d in items:
                 assert d.sub.aggregate is not None
                 try:
-                    state, outputs = d.sub.aggregate[1](current, d.message)
+                    state, outputs = d.sub.aggregate[1](after[-1], d.message)
                     encoded = [Outgoing.of(o) for o in outputs]
                     limits.check_outputs(encoded, settings)
-                    if each_fits:
-                        size_error = limits.state_too_large(raw := state.model_dump_json().encode(), settings)
-                        if size_error:
-                            raise Rejected(size_error)
-                        dumped = raw
-                    current = state
-                    produced += encoded
+                    after.append(state)
                     results.append((d, encoded, None))
                 except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                    after.append(after[-1])
                     results.append((d, [], exc))
-            return current, dumped or current.model_dump_json().encode(), produced, results
+            dumped = after[-1].model_dump_json().encode()
+            if (too_large := limits.state_too_large(dumped, settings)) is not None:
+                lo, hi = 0, len(items)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                dumped = after[lo].model_dump_json().encode()
+                refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
+                results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
+            produced = [o for _, outs, exc in results if exc is None for o in outs]
+            return dumped, produced, results
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
@@ -427,9 +439,7 @@ class Service:
             applied = Applied([], [], {})
             for patient_id, items in groups.items():
                 start = states[patient_id] or model()
-                _, dumped, produced, results = apply_events(start, items, each_fits=False)
-                if limits.state_too_large(dumped, settings):  # bounded state per patient
-                    _, dumped, produced, results = apply_events(start, items, each_fits=True)
+                dumped, produced, results = apply_events(start, items)
                 applied.results += results
                 new[patient_id] = dumped
                 box, older = pending[patient_id], []

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_state_bytes: int = 2_000_000
     #: Read-ahead of the consumer loop (records held); batches are filled fairly across patients from it.
     read_ahead_records: int = 20_000
+    #: At most this many records of one patient per batch: a flooding patient's batches stay short, so another
+    #: patient's record waits for one short batch, not for a long one.
+    max_records_per_patient_per_batch: int = 100
     #: Threads decoding records (FHIR, HL7 parsing) off the event loop.
     decode_workers: int = 2
     #: HTTP request bodies above this are refused with 413 while being read.

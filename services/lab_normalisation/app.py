@@ -110,7 +110,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         """An HL7 v2.5 ORU^R01. Answers an HL7 ACK: AA (200), AE with one ERR per rejected OBX (422; the
         good results are accepted), or AR when the message cannot be used (400)."""
         raw = await request.body()
-        header = hl7_header(_safe_text(raw))
+        header = hl7_header(_MSH.split(_safe_text(raw), maxsplit=1)[0])  # the MSH alone: cheap for any size
         try:
             check_results(raw, settings.max_results_per_message)
             batch = await asyncio.to_thread(from_hl7, raw, analytes, tz)  # off the event loop
@@ -125,6 +125,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     return service, create_app(service, [router])
 
 
+_MSH = re.compile(r"[\r\n]")
 _RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
 
 
