@@ -109,6 +109,26 @@ class SkeletalEvent(Issued):
         "hypercalcaemia was corrected or entered in error).",
     )
     supersedes: list[uuid.UUID] = Field(default_factory=list)
+    lesion_id: str | None = Field(default=None, description="The lesion concerned (fracture, cord compression).")
+    current: bool | None = Field(
+        default=None,
+        description="Whether the event is still under way when issued, so that an emergency is decided from "
+        "current data only. hypercalcaemia: its crisis value is the patient's newest corrected calcium and was "
+        "drawn within the recency window; a crisis value older than a newer normal one is historical (false). "
+        "cord_compression / pathological_fracture: not resolved, not yet treated on that lesion (decompression, "
+        "RT for compression, fixation) and seen within the recency window. None: not assessed (other kinds). "
+        "When it changes, the earlier version is withdrawn (status withdrawn, supersedes) and the new one issued.",
+    )
+    evidence_at: datetime | None = Field(
+        default=None,
+        description="Clinical time of the newest evidence that the event is under way (hypercalcaemia: the "
+        "newest crisis value of the episode).",
+    )
+    current_until: datetime | None = Field(
+        default=None,
+        description="When `current` is true: the time after which, with no newer evidence, the event is no longer "
+        "current by age alone (evidence_at + the recency window). Consumers compare it with their clock.",
+    )
 
 
 class ScoreComponent(BaseModel):

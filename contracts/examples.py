@@ -8,7 +8,9 @@ from typing import Any, Final
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
     ALERTS,
+    CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
+    CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
     HL7V2,
@@ -121,6 +123,7 @@ EXAMPLES: Final[dict[str, Any]] = {
         "size_cm": 2.5,
         "modality": "mri",
         "new_focus": True,
+        "status": "confirmed",
     },
     CLINICAL_ASSESSMENTS.name: {
         "event_id": "1d2c3b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
@@ -128,6 +131,8 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "dpi-bus",
         "ecog": 1,
         "pain": {"character": "mechanical", "intensity": "moderate", "nrs": 6, "resistant_to_analgesics": True},
+        "lesion_pain": [{"lesion_id": "L1-body", "character": "mechanical", "intensity": "moderate", "nrs": 6}],
+        "extra_osseous_metastases": {"count": 1, "sites": ["adrenal"], "stable": True, "largest_size_cm": 1.8},
         "neurological_deficit": False,
         "life_expectancy_months": 12,
         "primary_controlled": True,
@@ -209,6 +214,9 @@ EXAMPLES: Final[dict[str, Any]] = {
         "kind": "hypercalcaemia",
         "rule_id": "CLASS-SRE",
         "evidence": _INPUTS[:1],
+        "current": True,
+        "evidence_at": "2026-11-27T06:40:00Z",
+        "current_until": "2026-11-30T06:40:00Z",
     },
     RECOMMENDATIONS.name: {
         "event_id": "4f5a6b7c-8d9e-5f0a-b1c2-d3e4f5a6b7c8",
@@ -321,5 +329,29 @@ EXAMPLES: Final[dict[str, Any]] = {
         "error_type": "Rejected",
         "reason": "total_calcium: unknown unit 'mg'; accepted: mg/dl, mmol/l",
         "failed_at": "2026-11-27T09:12:32Z",
+    },
+    CARE_EVENTS.name: {
+        "event_id": "6e1a7c3d-2b9f-4e8a-9d0c-5f4b3a2e1d0c",
+        **_ENV,
+        "source": "dpi-bus",
+        "event": {
+            "kind": "bone_biopsy",
+            "biopsy_id": "BX-2026-0412",
+            "status": "reported",
+            "on": "2026-11-20",
+            "context": "diagnosis",
+            "histology": "adenocarcinoma",
+            "decalcification": "edta",
+            "molecular_results": {"EGFR": "exon 19 deletion", "ALK": "negative"},
+        },
+    },
+    CLOCK_SYSTEMIC_PLANNER.name: {
+        "event_id": "5d8f0c2e-7a41-5b9e-8c3d-2f6a1b4e9d07",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-28T00:00:00+01:00",
+        "recorded_at": "2026-11-28T00:00:04+01:00",
+        "source": "systemic-planner",
+        "service": "systemic-planner",
+        "due_at": "2026-11-28T00:00:00+01:00",
     },
 }

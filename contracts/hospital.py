@@ -80,6 +80,9 @@ SkeletalSite = Literal[
     "skull",
 ]
 LesionType = Literal["lytic", "mixed", "blastic"]
+#: suspected: seen but not confirmed as a metastasis (e.g. a focus on PET or bone scan only); confirmed: a bone
+#: metastasis; resolved: no longer seen. Absent: not stated (scoring then judges from the modalities).
+LesionStatus = Literal["suspected", "confirmed", "resolved"]
 VertebralLevel = Annotated[str, Field(pattern=r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")]
 
 
@@ -104,6 +107,12 @@ class ImagingFinding(Message):
     size_cm: float | None = Field(default=None, gt=0, le=50)
     modality: Literal["xray", "ct", "mri", "bone_scan", "fdg_pet", "naf_pet"]
     new_focus: bool = False
+    status: LesionStatus | None = Field(
+        default=None,
+        description="suspected / confirmed / resolved. Absent: not stated; a lesion seen only on PET or bone scan "
+        "is then taken as suspected (IMG-ISOLATED), one seen on X-ray, CT or MRI as confirmed. A suspected lesion "
+        "starts nothing (no SRE, not counted as a metastasis); a resolved one is no longer counted.",
+    )
 
     @model_validator(mode="after")
     def _spine_needs_level(self) -> ImagingFinding:
@@ -121,12 +130,53 @@ class Pain(BaseModel):
     resistant_to_analgesics: bool | None = None
 
 
+class LesionPain(Pain):
+    """The pain of one lesion (SCORE-MIRELS and SCORE-SINS score the pain of the lesion they score)."""
+
+    lesion_id: str = Field(min_length=1, max_length=64, description="ImagingFinding.lesion_id of the painful lesion.")
+
+
+class ExtraOsseousMetastases(BaseModel):
+    """Metastases outside the skeleton (CLASS-OLIGO counts sites and metastases over the whole disease)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(ge=0, le=1000, description="Number of extra-osseous metastases (0: none).")
+    sites: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description='Organs involved, e.g. ["adrenal", "brain"]; empty when count is 0.',
+    )
+    stable: bool | None = Field(default=None, description="Extra-osseous disease stable (CLASS-OLIGO, L1472-1474).")
+    largest_size_cm: float | None = Field(default=None, gt=0, le=50, description="Size of the largest one.")
+
+    @model_validator(mode="after")
+    def _sites_match_count(self) -> ExtraOsseousMetastases:
+        if (self.count == 0) != (not self.sites):
+            raise ValueError("sites must be listed when count > 0, and empty when count is 0")
+        if len(set(self.sites)) > self.count:
+            raise ValueError("more distinct sites than metastases")
+        return self
+
+
 class ClinicalAssessment(Message):
     schema_id: ClassVar[str] = "osteocds.clinical-assessment/1"
 
     ecog: int | None = Field(default=None, ge=0, le=4)
-    pain: Pain | None = None
-    neurological_deficit: bool | None = None
+    pain: Pain | None = Field(
+        default=None,
+        description="The patient's overall pain. Mirels and SINS never take it for a lesion's pain: use lesion_pain.",
+    )
+    lesion_pain: list[LesionPain] = Field(
+        default_factory=list, max_length=100, description="Pain per lesion, keyed by lesion_id (Mirels, SINS)."
+    )
+    extra_osseous_metastases: ExtraOsseousMetastases | None = Field(
+        default=None, description="Absent: not assessed (CLASS-OLIGO then undetermined unless a criterion fails)."
+    )
+    neurological_deficit: bool | None = Field(
+        default=None,
+        description="With epidural extension of a spinal lesion, a neurological deficit means cord compression.",
+    )
     life_expectancy_months: float | None = Field(
         default=None, ge=0, le=240, description="The clinician's estimate (SCORE-OBSOLETE: no Tokuhashi/Rades)."
     )

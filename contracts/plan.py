@@ -27,6 +27,11 @@ class MedicationOrder(BaseModel):
     duration: str | None = Field(default=None, description="ISO 8601 duration of the course, e.g. P2Y.")
     instructions_fr: str
     rule_ids: list[str]
+    waived_prerequisites: list[str] = Field(
+        default_factory=list,
+        description="SYS-AR-PREREQ checks not met but waived because of a current emergency (e.g. a current "
+        "hypercalcaemic crisis); empty when every prerequisite is met. Also stated in `instructions_fr`.",
+    )
 
 
 class Check(BaseModel):
@@ -35,7 +40,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    status: Literal["done", "to_do", "pending", "waived", "cannot_decide"]
+    status: Literal["done", "to_do", "pending", "waived", "cannot_decide", "declined"]
     detail_fr: str
 
 

@@ -7,7 +7,9 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from contracts.care import CareEvent
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
+from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
@@ -86,6 +88,13 @@ TREATMENT_EVENTS = Topic(
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
 )
+CARE_EVENTS = Topic(
+    "hospital.care-events.v1",
+    CareEvent,
+    (HOSPITAL_BUS,),
+    (SYSTEMIC_PLANNER,),
+    "Care-pathway steps (QUAL-PATHWAY: done, to do, declined) and bone biopsies planned or reported (MOL-BIOPSY).",
+)
 LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
@@ -138,6 +147,21 @@ DEAD_LETTER = Topic(
     partitions=1,
 )
 
+
+def clock_topic(service: str) -> Topic:
+    """A service's own clock topic (shared/timers.py): it publishes a tick there when a patient's deadline passes
+    and consumes it through its normal per-patient path."""
+    return Topic(
+        f"osteocds.clock.{service}.v1",
+        ClockTick,
+        (service,),
+        (service,),
+        f"Clock ticks of {service}: a patient's scheduled deadline (review, overdue check) has passed.",
+    )
+
+
+CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
+
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
     LAB_RESULTS,
@@ -146,6 +170,7 @@ TOPICS: Final[tuple[Topic, ...]] = (
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,
+    CARE_EVENTS,
     LABS_NORMALISED,
     SCORES,
     SKELETAL_EVENTS,
@@ -153,4 +178,5 @@ TOPICS: Final[tuple[Topic, ...]] = (
     PLANS,
     ALERTS,
     DEAD_LETTER,
+    CLOCK_SYSTEMIC_PLANNER,
 )

@@ -118,6 +118,8 @@ async def rebuild(service: Service) -> RebuildReport:
         await service.redis.set(
             service.store.patient_key(patient_id), state.model_dump_json(), ex=service.store.state_ttl
         )
+        if service.timers is not None:  # the patient's next deadline, as the live service writes it
+            await service.timers.schedule(patient_id, service.due(state))
     await service.store.mark_seen(sorted(seen))
     report = RebuildReport(len(per_patient), len(seen), skipped, duplicates)
     log.info("rebuild done", extra={"count": report.events})

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import redis.exceptions
@@ -36,12 +37,13 @@ from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
-from contracts.topics import TOPICS, Topic
+from contracts.topics import TOPICS, Topic, clock_topic
 from shared import limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.settings import Settings
 from shared.state import StateStore
+from shared.timers import Timers
 from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
@@ -158,8 +160,10 @@ def _validation_reason(err: ValidationError) -> str:
 
 
 class Service:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.settings = settings
+        #: wall clock for time-dependent decisions and timers (a test may pass another)
+        self.clock = clock
         self.name = settings.service_name
         self.subscriptions: dict[str, Subscription] = {}
         self.metrics = Metrics(self.name)
@@ -172,6 +176,10 @@ class Service:
         self._stopping = asyncio.Event()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.fatal: BaseException | None = None
+        #: shared/timers.py, when the aggregate declares deadlines (`due`)
+        self.timers: Timers | None = None
+        self._due: Callable[[Any], datetime | None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
 
     # ---- declaration -------------------------------------------------------------------------
     def subscriber(
@@ -196,6 +204,7 @@ class Service:
         apply: Callable[[A, Any], tuple[A, Sequence[Message]]],
         decode: Decoder | None = None,
         idempotency_key: Callable[[Any], str] | None = None,
+        due: Callable[[A], datetime | None] | None = None,
     ) -> None:
         """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`.
 
@@ -204,7 +213,8 @@ class Service:
         raise `Rejected`; that event is dead-lettered and the others still apply. A decoded message with a
         non-empty `rejections` list (a batch format such as HL7 with one bad OBX) is dead-lettered with
         those reasons and its good part still applies. `decode` gets the record and must return an object
-        with a `patient_id`."""
+        with a `patient_id`. `due(state)` is the patient's next deadline: when it passes, a clock tick for that
+        patient is applied like any other event (shared/timers.py)."""
         models = {sub.aggregate[0] for sub in self.subscriptions.values() if sub.aggregate is not None}
         if models - {model}:
             raise ValueError("one patient aggregate per service")
@@ -213,6 +223,15 @@ class Service:
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
+        if due is not None:
+            clock = clock_topic(self.name)
+            self.timers = Timers(self.redis, self.name, clock, self.settings, self.clock)
+            self._due = due
+            self.subscriptions[clock.name] = Subscription(clock, json_decoder(clock.value), aggregate=(model, apply))
+
+    def due(self, state: BaseModel) -> datetime | None:
+        """The patient's next deadline according to the aggregate (None without timers)."""
+        return None if self._due is None else self._due(state)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -235,11 +254,17 @@ class Service:
             await self._consumer.start()
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
             self._task.add_done_callback(self._on_done)
+        if self.timers is not None:
+            self._timer_task = asyncio.create_task(
+                self.timers.run(self.producer, self._stopping), name=f"{self.name}-timers"
+            )
         log.info("service started", extra={"group": self.name})
 
     async def stop(self) -> None:
         """Drain: finish the batch in hand, commit it, then close clients."""
         self._stopping.set()
+        if self._timer_task is not None:
+            await asyncio.gather(self._timer_task, return_exceptions=True)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
@@ -394,12 +419,13 @@ class Service:
         model = first.sub.aggregate[0]
         token = uuid.uuid4().hex
         t0 = time.perf_counter()
+        dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
 
         settings = self.settings
 
         def apply_events(
             start: BaseModel, items: list[_Decoded]
-        ) -> tuple[bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
+        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
             """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
             the events that keeps it within the limit applies (found by bisection over the intermediate states);
             the later events are rejected with the reason (bounded state per patient)."""
@@ -416,7 +442,8 @@ class Service:
                 except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
                     after.append(after[-1])
                     results.append((d, [], exc))
-            dumped = after[-1].model_dump_json().encode()
+            final = after[-1]
+            dumped = final.model_dump_json().encode()
             if (too_large := limits.state_too_large(dumped, settings)) is not None:
                 lo, hi = 0, len(items)
                 while lo < hi:
@@ -425,11 +452,12 @@ class Service:
                         lo = mid
                     else:
                         hi = mid - 1
-                dumped = after[lo].model_dump_json().encode()
+                final = after[lo]
+                dumped = final.model_dump_json().encode()
                 refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
                 results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
             produced = [o for _, outs, exc in results if exc is None for o in outs]
-            return dumped, produced, results
+            return final, dumped, produced, results
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
@@ -439,9 +467,11 @@ class Service:
             applied = Applied([], [], {})
             for patient_id, items in groups.items():
                 start = states[patient_id] or model()
-                dumped, produced, results = apply_events(start, items)
+                current, dumped, produced, results = apply_events(start, items)
                 applied.results += results
                 new[patient_id] = dumped
+                if self.timers is not None:
+                    dues[patient_id] = self.due(current)
                 box, older = pending[patient_id], []
                 if box is not None:  # an earlier attempt's outputs: sent again, before this batch's
                     old_token, _, payload = box.partition(b"\n")
@@ -453,7 +483,9 @@ class Service:
                     applied.outboxes[patient_id] = token
             return new, outboxes, applied
 
-        applied = await self.store.transact_many(list(groups), model, apply_all)
+        timers = self.timers
+        also = None if timers is None else (lambda pipe: timers.write(pipe, dues))
+        applied = await self.store.transact_many(list(groups), model, apply_all, also=also)
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
             self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)

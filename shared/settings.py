@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     retry_initial_backoff_s: float = 0.1
     retry_max_backoff_s: float = 5.0
 
+    #: shared/timers.py: how often a service looks for due patient deadlines, and how long a fired deadline is
+    #: held before it fires again if its tick was not processed (at-least-once).
+    timer_poll_interval_s: float = 5.0
+    timer_lease_s: float = 60.0
+    timer_batch: int = 500
+
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
     # ---- limits: no single message may stop a consumer or delay other patients (shared/limits.py) ----------

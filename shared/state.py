@@ -90,6 +90,7 @@ class StateStore:
         model: type[S],
         fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S | bytes], dict[str, bytes], R]],
         kind: str = "state",
+        also: Callable[[Any], None] | None = None,
     ) -> R:
         """`transact` for many patients at once, with an outbox: WATCH their state and outbox keys, MGET both,
         apply `fn` (pure) to the states and the outboxes still pending, then write the changed states and the
@@ -97,7 +98,7 @@ class StateStore:
         the new state until the broker acknowledges them (`clear_outboxes`): if the process dies in between,
         the redelivered batch finds them and sends them again, although its state already has the facts.
         A concurrent writer makes EXEC fail and `fn` is applied again to fresh data. (On Redis Cluster the
-        keys would need a common hash tag.)"""
+        keys would need a common hash tag.) `also(pipe)` queues more writes in the same MULTI (timers)."""
         keys = [self.patient_key(p, kind) for p in patient_ids]
         outbox_keys = [self.patient_key(p, "outbox") for p in patient_ids]
         empty = model().model_dump_json().encode()
@@ -134,6 +135,8 @@ class StateStore:
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for key, value in writes:
                         pipe.set(key, value, ex=self.state_ttl)
+                    if also is not None:
+                        also(pipe)
                     await pipe.execute()
                     return result
                 except WatchError:

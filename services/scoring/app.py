@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, FastAPI
 
-from contracts.base import PatientId
+from contracts.base import Message, PatientId
 from contracts.clinical import Score
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMALISED, TREATMENT_EVENTS
 from services.scoring.domain import ScoringState, apply_event, current_scores
@@ -15,14 +17,21 @@ from shared.service import Service
 
 def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
+    policy = settings.policy()
+
+    def apply(state: ScoringState, event: Message) -> tuple[ScoringState, list[Message]]:
+        """The pure transition, given the time it decides for (recency, future-dated facts) and the policy."""
+        return apply_event(state, event, now=datetime.now(UTC), policy=policy)
+
     service.patient_aggregate(
-        (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), ScoringState, apply_event
+        (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), ScoringState, apply
     )
     router = APIRouter(tags=["scores"])
 
     @router.get("/patients/{patient_id}/scores", response_model=list[Score])
     async def scores(patient_id: PatientId) -> list[Score]:
         """Every current score of the patient (Mirels and SINS per lesion, oligometastatic status)."""
-        return current_scores(await service.store.load(patient_id, ScoringState), patient_id)
+        state = await service.store.load(patient_id, ScoringState)
+        return current_scores(state, patient_id, now=datetime.now(UTC), policy=policy)
 
     return service, create_app(service, [router])

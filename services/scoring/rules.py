@@ -1,13 +1,16 @@
-"""Pure scoring rules: LAB-CA-CRISIS, SCORE-MIRELS, SCORE-SINS, CLASS-OLIGO, IMG-FLARE. No I/O.
+"""Pure scoring rules: LAB-CA-CRISIS, SCORE-MIRELS, SCORE-SINS, CLASS-OLIGO, IMG-FLARE. No I/O, no clock: the
+time a decision is made for (`now`) is passed in.
 
 Each score returns its components with their points; a missing input gives a component with no points,
-and the score is then incomplete: its total is None, never a partial sum shown as complete."""
+and the score is then incomplete: its total is None, never a partial sum shown as complete. A decision may
+still be taken on the bounds of an incomplete score (what the unknown items can at least and at most add).
+Values are compared with thresholds unrounded; rounding is for display only."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Final, Literal
 
@@ -16,13 +19,49 @@ from shared.dates import add_months
 
 SERVICE: Final = "scoring"
 
+
+@dataclass(frozen=True)
+class Policy:
+    """Configurable time limits of the scoring decisions (ScoringSettings)."""
+
+    #: A crisis value is current while it is the newest corrected calcium and at most this old: in a crisis calcium
+    #: is re-measured at least daily, so a value older than 3 days no longer describes the patient (practice).
+    calcium_current: timedelta = timedelta(hours=72)
+    #: A fracture or cord compression, not yet treated, stays current this long after the newest imaging showing it
+    #: (SURG-LE L2863-2867: stabilising a fracture is the emergency; after 6 weeks it is no longer one in the making).
+    lesion_event_current: timedelta = timedelta(weeks=6)
+    #: A life-expectancy estimate older than this no longer places the patient either side of the 3-month and
+    #: 6-week limits the decisions hinge on (MIRELS-HIGH, SURG-LE): it is to be estimated again.
+    life_expectancy_valid: timedelta = timedelta(days=91)
+    #: Clock skew allowed between the hospital systems and us; a fact dated later than now + this is not current.
+    future_tolerance: timedelta = timedelta(minutes=15)
+
+
+DEFAULT_POLICY: Final = Policy()
+
+
+def is_future(occurred_at: datetime, now: datetime, policy: Policy) -> bool:
+    """A clinical time later than `now` plus the allowed clock skew cannot describe the present."""
+    return occurred_at > now + policy.future_tolerance
+
+
 # ---- LAB-CA-CRISIS (L313-315) --------------------------------------------------------------------------
 #: corrected calcium strictly above 3.5 mmol/L is an acute hypercalcaemic crisis.
 CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.5
 
 
 def is_hypercalcaemic_crisis(corrected_calcium_mmol_l: float) -> bool:
+    """Compared unrounded: 3.504 mmol/L is a crisis although it displays as 3.50 at two decimals."""
     return corrected_calcium_mmol_l > CRISIS_CORRECTED_CALCIUM_MMOL_L
+
+
+def shown(value: float, threshold: float, decimals: int = 2) -> str:
+    """A value for display, with enough decimals never to look equal to a threshold it is not equal to."""
+    text = f"{value:.{decimals}f}"
+    while value != threshold and float(text) == threshold and decimals < 6:
+        decimals += 1
+        text = f"{value:.{decimals}f}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -51,6 +90,12 @@ class Scored:
     def known_points(self) -> int:
         return sum(i.points for i in self.items if i.points is not None)
 
+    def bounds(self, item_min: dict[str, int], item_max: dict[str, int]) -> tuple[int, int]:
+        """The least and the most the total can be once the missing items are known."""
+        unknown = [i.name for i in self.items if i.points is None]
+        lo = self.known_points + sum(item_min[n] for n in unknown)
+        return lo, self.known_points + sum(item_max[n] for n in unknown)
+
 
 def _item(name: str, value: str | float | bool | None, table: dict[str, int], missing: list[str]) -> Item:
     if value is None or str(value) not in table:
@@ -60,20 +105,24 @@ def _item(name: str, value: str | float | bool | None, table: dict[str, int], mi
 
 
 # ---- SCORE-MIRELS, Tableau 3 (L1308-1372) ----------------------------------------------------------------
+#: Tableau 3 site: membre supérieur 1, membre inférieur 2, région trochantérienne 3. The table is Mirels' (ref. 79),
+#: whose 3-point site is the peritrochanteric region of the proximal femur: the femoral neck belongs to it.
 MIRELS_SITE: Final = {
     "humerus": 1,
     "radius_ulna": 1,
     "other_upper_limb": 1,
-    "femur_neck": 2,
     "femur_shaft": 2,
     "tibia_fibula": 2,
     "other_lower_limb": 2,
+    "femur_neck": 3,
     "femur_trochanteric": 3,
 }
 LONG_BONE_SITES: Final = frozenset(MIRELS_SITE)
 MIRELS_TYPE: Final = {"blastic": 1, "mixed": 2, "lytic": 3}
 #: Tableau 3 pain: légère 1, modérée 2, handicapante 3. A painless lesion takes the lowest item.
 MIRELS_PAIN: Final = {"none": 1, "mild": 1, "moderate": 2, "functional": 3}
+MIRELS_ITEM_MIN: Final = {"site": 1, "size": 1, "lesion_type": 1, "pain": 1}
+MIRELS_ITEM_MAX: Final = {"site": 3, "size": 3, "lesion_type": 3, "pain": 3}
 
 
 def mirels_size_points(cortex_fraction: float) -> int:
@@ -102,22 +151,40 @@ def mirels(site: str, cortex_fraction: float | None, lesion_type: str | None, pa
     return Scored(items, tuple(missing))
 
 
-MirelsDecision = Literal["low", "rcp", "fixation", "high_short_survival", "high_survival_unknown"]
+MirelsDecision = Literal["low", "rcp", "fixation", "short_survival", "no_surgery", "survival_unknown"]
+#: SURG-LE (L2804-2808): under 6 weeks of expected survival, surgery brings no benefit. Life expectancy is in months.
+SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / 30.4375
 
 
-def mirels_decision(total: int, life_expectancy_months: float | None) -> tuple[str, MirelsDecision]:
-    """MIRELS-LOW (<= 7), MIRELS-8 (= 8), MIRELS-HIGH (>= 9 and life expectancy > 3 months)."""
-    if total <= 7:
+def mirels_bounds(m: Scored) -> tuple[int, int]:
+    return m.bounds(MIRELS_ITEM_MIN, MIRELS_ITEM_MAX)
+
+
+def mirels_decision(lo: int, hi: int, life_expectancy_months: float | None) -> tuple[str, MirelsDecision] | None:
+    """The attitude of Tableau 3 from the bounds of the score (lo == hi when complete); None when the unknown items
+    could still change it.
+
+    MIRELS-LOW (<= 7), MIRELS-8 (= 8); >= 9: MIRELS-HIGH (fixation first) only with life expectancy > 3 months
+    (L1324); <= 3 months: not fixation first, MIRELS-HIGH-SHORT-LE (RCP-OOS, L1330-1332), or SURG-LE under
+    6 weeks (no surgery: analgesia, perhaps RT, L2804-2808); unknown life expectancy: SCORE-MIRELS, to estimate."""
+    if hi <= 7:
         return "MIRELS-LOW", "low"
-    if total == 8:
+    if lo == hi == 8:
         return "MIRELS-8", "rcp"
+    if lo < 9:
+        return None
     if life_expectancy_months is None:
-        return "MIRELS-HIGH", "high_survival_unknown"
-    return ("MIRELS-HIGH", "fixation") if life_expectancy_months > 3 else ("MIRELS-HIGH", "high_short_survival")
+        return "SCORE-MIRELS", "survival_unknown"
+    if life_expectancy_months > 3:
+        return "MIRELS-HIGH", "fixation"
+    if life_expectancy_months < SIX_WEEKS_IN_MONTHS:
+        return "SURG-LE", "no_surgery"
+    return "MIRELS-HIGH-SHORT-LE", "short_survival"
 
 
 def ct_osteolysis_criterion(axial_pct: float | None, circumferential_pct: float | None) -> bool | None:
-    """MIRELS-HIGH CT criterion. The French text (L1329-1331) requires cortical osteolysis > 30 % in the axial
+    """MIRELS-HIGH CT criterion, for a Mirels >= 9 only (L1340-1346): cortical osteolysis > 30 % in the axial plane
+    AND > 50 % of the circumference. The French text requires cortical osteolysis > 30 % in the axial
     plane AND > 50 % of the circumference (RULES.md says "or"; the French text decides). None: not measured."""
     if axial_pct is None or circumferential_pct is None:
         return None
@@ -153,6 +220,17 @@ def sins_location(level: str) -> SinsLocation | None:
 
 
 SinsBand = Literal["stable", "potentially_unstable", "unstable"]
+SINS_ITEM_MIN: Final = dict.fromkeys(
+    ("location", "pain", "bone_lesion", "alignment", "vertebral_collapse", "posterolateral_involvement"), 0
+)
+SINS_ITEM_MAX: Final = {
+    "location": 3,
+    "pain": 3,
+    "bone_lesion": 2,
+    "alignment": 4,
+    "vertebral_collapse": 3,
+    "posterolateral_involvement": 3,
+}
 
 
 def sins_band(total: int) -> SinsBand:
@@ -183,12 +261,27 @@ def sins(
     return Scored(items, tuple(missing))
 
 
-# ---- CLASS-OLIGO (L1472-1476, L1621-1625, L2163-2168) --------------------------------------------------------
+# ---- CLASS-OLIGO (L1470-1474, L1621-1625, L2161-2169) --------------------------------------------------------
 @dataclass(frozen=True)
 class Criterion:
     name: str
     value: str | float | bool | None
     met: bool | None  # None: cannot be judged (missing data)
+
+
+@dataclass(frozen=True)
+class BoneLesion:
+    site: str
+    size_cm: float | None
+    confirmed: bool  # False: suspected, counted only as a possibility
+
+
+@dataclass(frozen=True)
+class ExtraOsseous:
+    count: int
+    sites: tuple[str, ...]
+    stable: bool | None
+    largest_size_cm: float | None
 
 
 @dataclass(frozen=True)
@@ -199,23 +292,60 @@ class OligoStatus:
     missing: tuple[str, ...] = field(default=())
 
 
-def oligometastatic(
-    sites: int, lesions: int, sizes_cm: list[float | None], primary_controlled: bool | None
-) -> OligoStatus:
-    """1 to 3 sites, 1 to 5 metastases, each < 5 cm, primary cancer controlled or stable."""
-    unknown_sizes = sum(1 for s in sizes_cm if s is None)
-    largest = max((s for s in sizes_cm if s is not None), default=None)
-    if largest is not None and largest >= 5:
-        size_ok: bool | None = False
-    elif unknown_sizes or not sizes_cm:
-        size_ok = None
+def _within(lo: int, hi: int | None, least: int, most: int) -> bool | None:
+    """Whether a count known to lie in [lo, hi] (hi None: unbounded) is within [least, most]; None: cannot tell."""
+    if lo > most:
+        return False
+    if hi is not None and hi < least:
+        return False
+    if lo >= least and hi is not None and hi <= most:
+        return True
+    return None
+
+
+def oligometastatic(bone: list[BoneLesion], extra: ExtraOsseous | None, primary_controlled: bool | None) -> OligoStatus:
+    """1 to 3 sites involved, 1 to 5 metastases, each < 5 cm, primary cancer controlled (L1621-1625, L2167-2169),
+    extra-osseous disease stable (L1472-1474, L2161). Sites and metastases are counted over the whole disease: each
+    skeletal site with a bone metastasis and each extra-osseous organ is a site; every bone lesion and every
+    extra-osseous metastasis is a metastasis. Suspected bone lesions make the counts a range; unknown extra-osseous
+    disease leaves the upper bound open. Each criterion is decided on its range."""
+    confirmed = [b for b in bone if b.confirmed]
+    bone_sites_lo = {b.site for b in confirmed}
+    bone_sites_hi = {b.site for b in bone}
+    extra_sites = set(extra.sites) if extra else set()
+    extra_count = extra.count if extra else 0
+    sites_lo = len(bone_sites_lo) + len(extra_sites)
+    sites_hi = None if extra is None else len(bone_sites_hi) + len(extra_sites)
+    mets_lo = len(confirmed) + extra_count
+    mets_hi = None if extra is None else len(bone) + extra_count
+
+    sizes: list[float | None] = [b.size_cm for b in bone]
+    if extra is not None and extra.count:
+        sizes.append(extra.largest_size_cm)
+    largest = max((x for x in sizes if x is not None), default=None)
+    size_ok: bool | None
+    if any(b.size_cm is not None and b.size_cm >= 5 for b in confirmed) or (
+        extra is not None and extra.largest_size_cm is not None and extra.largest_size_cm >= 5
+    ):
+        size_ok = False
+    elif extra is None or any(x is None for x in sizes) or not sizes or len(confirmed) < len(bone):
+        size_ok = None  # an unmeasured metastasis, unknown extra-osseous disease, or a suspected lesion
     else:
         size_ok = True
+    stable: bool | None = None if extra is None else (True if extra.count == 0 else extra.stable)
+
+    def _range(lo: int, hi: int | None) -> str:
+        return str(lo) if hi == lo else f"{lo}-{hi if hi is not None else '?'}"
+
+    site_names = sorted(bone_sites_hi) + sorted(extra_sites)
     criteria = (
-        Criterion("sites_1_to_3", sites, 1 <= sites <= 3),
-        Criterion("metastases_1_to_5", lesions, 1 <= lesions <= 5),
+        Criterion(
+            "sites_1_to_3", f"{_range(sites_lo, sites_hi)} ({', '.join(site_names)})", _within(sites_lo, sites_hi, 1, 3)
+        ),
+        Criterion("metastases_1_to_5", _range(mets_lo, mets_hi), _within(mets_lo, mets_hi, 1, 5)),
         Criterion("each_under_5_cm", largest, size_ok),
         Criterion("primary_controlled", primary_controlled, primary_controlled),
+        Criterion("extra_osseous_stable", stable, stable),
     )
     failing = tuple(c.name for c in criteria if c.met is False)
     missing = tuple(c.name for c in criteria if c.met is None)
@@ -225,9 +355,8 @@ def oligometastatic(
     return OligoStatus(criteria, status, failing, missing)
 
 
-# ---- IMG-FLARE (L357-405, L648-672, L770-772) -----------------------------------------------------------------
+# ---- IMG-FLARE (L357-418, L664-668, L774-776) ---------------------------------------------------------------
 EGFR_TKIS: Final = drugs.EGFR_TKIS
-ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
 METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 FLARE_WINDOW_MONTHS: Final = 6
 
@@ -235,3 +364,46 @@ FLARE_WINDOW_MONTHS: Final = 6
 def within_flare_window(treatment_started: date, imaging_on: date) -> bool:
     """New foci less than 6 months after an effective treatment started may be a flare."""
     return treatment_started <= imaging_on < add_months(treatment_started, FLARE_WINDOW_MONTHS)
+
+
+@dataclass(frozen=True)
+class DrugStart:
+    drug: str
+    on: date
+
+
+@dataclass(frozen=True)
+class FlareReading:
+    """What a new focus means: "flare" (possible flare), "progression" (after 6 months), or "unknown" when a drug
+    whose class the table does not know started since and could be the treatment that matters."""
+
+    reading: Literal["flare", "progression", "unknown"]
+    treatment: DrugStart | None  # the anticancer drug the reading is based on
+    unknown_drugs: tuple[DrugStart, ...] = ()
+
+
+def flare_reading(active: list[DrugStart], focus_on: date) -> FlareReading | None:
+    """IMG-FLARE. Only an anticancer drug (contracts/drugs.py) is the "effective treatment" whose start opens the
+    6-month window; supportive care, anti-resorptives, antiplatelets and anticoagulants never are. A drug the table
+    does not know is never assumed either way: if it started after the latest anticancer start and within the
+    6 months before the focus, the reading is unknown. `active`: drugs started on or before the focus, not stopped.
+    None: no anticancer treatment and no unknown drug (nothing to say)."""
+    anticancer = [d for d in active if drugs.drug_class(d.drug) == "anticancer"]
+    latest = max(anticancer, key=lambda d: (d.on, d.drug), default=None)
+    if latest is not None and within_flare_window(latest.on, focus_on):
+        return FlareReading("flare", latest)
+    unknown = tuple(
+        sorted(
+            (
+                d
+                for d in active
+                if drugs.drug_class(d.drug) is None
+                and (latest is None or d.on > latest.on)
+                and within_flare_window(d.on, focus_on)
+            ),
+            key=lambda d: (d.on, d.drug),
+        )
+    )
+    if unknown:
+        return FlareReading("unknown", latest, unknown)
+    return FlareReading("progression", latest) if latest is not None else None

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime, timedelta
 
 from services.scoring import rules as r
 
 
+def _ca(value: float) -> str:
+    return r.shown(value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)
+
+
 def crisis_text(value: float) -> str:
     return (
-        f"Calcémie corrigée à {value:.2f} mmol/L (seuil de crise : > 3,5 mmol/L). Situation pouvant engager le "
+        f"Calcémie corrigée à {_ca(value)} mmol/L (seuil de crise : > 3,5 mmol/L). Situation pouvant engager le "
         "pronostic vital : prise en charge en urgence. Cette hypercalcémie compte comme événement osseux (SRE)."
     )
 
 
 def unconfirmed_crisis_text(measured: float) -> str:
     return (
-        f"Calcémie totale mesurée à {measured:.2f} mmol/L, au-dessus du seuil de crise, sans albuminémie "
+        f"Calcémie totale mesurée à {_ca(measured)} mmol/L, au-dessus du seuil de crise, sans albuminémie "
         "contemporaine : la calcémie corrigée ne peut être calculée. Doser l'albumine en urgence."
+    )
+
+
+def late_crisis_text(value: float, at: datetime, newer: float, newer_at: datetime) -> str:
+    return (
+        f"Une calcémie corrigée de crise ({_ca(value)} mmol/L, prélevée le {at:%d/%m/%Y à %H:%M}) est connue alors "
+        f"qu'une valeur plus récente, non critique, l'est aussi ({_ca(newer)} mmol/L, prélevée le "
+        f"{newer_at:%d/%m/%Y à %H:%M}). "
+        "Elle ne décrit plus l'état actuel : pas d'alerte de crise ni de conduite d'urgence sur cette seule valeur. "
+        "L'épisode est enregistré comme événement osseux passé (SRE historique). Vérifier que la valeur récente "
+        "correspond bien au patient et à la situation clinique."
+    )
+
+
+def stale_crisis_text(value: float, at: datetime, window: timedelta) -> str:
+    hours = window.total_seconds() / 3600
+    return (
+        f"La calcémie corrigée la plus récente est une valeur de crise ({_ca(value)} mmol/L) mais elle date du "
+        f"{at:%d/%m/%Y à %H:%M}, il y a plus de {hours:g} h : elle ne suffit pas à décider d'une urgence actuelle. "
+        "Recontrôler la calcémie et l'albuminémie sans délai."
+    )
+
+
+def future_value_text(at: datetime) -> str:
+    return (
+        f"Une calcémie corrigée est datée du {at:%d/%m/%Y à %H:%M}, dans le futur : elle est ignorée pour toute "
+        "décision (ni crise, ni valeur la plus récente). Faire corriger la date du prélèvement à la source."
     )
 
 
@@ -25,21 +56,33 @@ def _points(scored: r.Scored) -> str:
     return ", ".join(f"{i.name} {i.points if i.points is not None else '?'}" for i in scored.items)
 
 
-def mirels_text(lesion: str, m: r.Scored, decision: str | None, life_expectancy: float | None, ct: bool | None) -> str:
-    if m.total is None:
-        return (
-            f"Score de Mirels incomplet pour {lesion} ({_points(m)}) : il manque {', '.join(m.missing)}. "
-            "Aucune conclusion n'est tirée d'un score partiel."
+def mirels_text(
+    lesion: str, m: r.Scored, lo: int, hi: int, decision: str | None, life_expectancy: float | None, ct: bool
+) -> str:
+    if m.total is not None:
+        head = f"Score de Mirels {m.total}/12 pour {lesion} ({_points(m)}). "
+    elif decision is not None:
+        bound = f"d'au moins {lo}/12" if lo >= 9 else f"d'au plus {hi}/12"
+        head = (
+            f"Score de Mirels incomplet pour {lesion} ({_points(m)}), il manque {', '.join(m.missing)} : score "
+            f"{bound} quelle que soit la valeur manquante, ce qui suffit à décider. "
         )
-    head = f"Score de Mirels {m.total}/12 pour {lesion} ({_points(m)}). "
+    else:
+        return (
+            f"Score de Mirels incomplet pour {lesion} ({_points(m)}) : il manque {', '.join(m.missing)}. Score entre "
+            f"{lo} et {hi}/12 : la conduite à tenir dépend de la valeur manquante."
+        )
     ct_note = ""
     if ct:
         ct_note = (
             " Au scanner, ostéolyse corticale > 30 % en axial et > 50 % en circonférence : discuter une "
             "chirurgie de consolidation première."
         )
+    if "pain" in m.missing:
+        head += "La douleur propre à cette lésion n'est pas renseignée (la douleur globale ne la remplace pas). "
     if decision is None:
-        return head + ct_note.strip()
+        return head.strip() + ct_note
+    le = f"{life_expectancy:g}" if life_expectancy is not None else "?"
     if decision == "low":
         advice = "Risque fracturaire faible : radiothérapie seule et surveillance."
     elif decision == "rcp":
@@ -49,19 +92,25 @@ def mirels_text(lesion: str, m: r.Scored, decision: str | None, life_expectancy:
         )
     elif decision == "fixation":
         advice = (
-            f"Risque fracturaire élevé avec une espérance de vie estimée à {life_expectancy:g} mois : avis "
-            "chirurgical pour fixation prophylactique première, puis radiothérapie post-opératoire."
+            f"Risque fracturaire élevé avec une espérance de vie estimée à {le} mois : avis chirurgical pour "
+            "fixation prophylactique première, puis radiothérapie post-opératoire."
         )
-    elif decision == "high_short_survival":
+    elif decision == "short_survival":
         advice = (
-            f"Risque fracturaire élevé mais espérance de vie estimée à {life_expectancy:g} mois (≤ 3 mois) : "
-            "la fixation prophylactique n'est pas recommandée d'emblée ; discuter en RCP-OOS "
-            "(radiothérapie antalgique)."
+            f"Risque fracturaire élevé mais espérance de vie estimée à {le} mois (≤ 3 mois) : la fixation "
+            "prophylactique première n'est pas indiquée. Discuter en RCP-OOS une radiothérapie (schéma fractionné "
+            "préféré en cas de risque fracturaire) et, selon l'état général, une stabilisation plus simple ; antalgie."
         )
+    elif decision == "no_surgery":
+        advice = (
+            f"Risque fracturaire élevé mais espérance de vie estimée à {le} mois (moins de 6 semaines) : pas de "
+            "chirurgie, qui n'apporterait pas de bénéfice. Antalgie efficace, éventuellement radiothérapie."
+        )
+        ct_note = ""
     else:
         advice = (
-            "Risque fracturaire élevé : l'indication de fixation prophylactique dépend de l'espérance de vie "
-            "(> 3 mois), non renseignée. Estimer l'espérance de vie."
+            "Risque fracturaire élevé : la fixation prophylactique première n'est indiquée qu'avec une espérance de "
+            "vie > 3 mois, non renseignée ou trop ancienne ici. Estimer (à nouveau) l'espérance de vie."
         )
     return head + advice + ct_note
 
@@ -84,14 +133,19 @@ def sins_text(where: str, scored: r.Scored, band: str | None, decision: bool = F
     return text
 
 
-def oligo_text(status: r.OligoStatus) -> str:
+def oligo_text(status: r.OligoStatus, extra_known: bool = True) -> str:
     names = {
-        "sites_1_to_3": "1 à 3 sites",
+        "sites_1_to_3": "1 à 3 sites atteints",
         "metastases_1_to_5": "1 à 5 métastases",
         "each_under_5_cm": "chacune < 5 cm",
         "primary_controlled": "primitif contrôlé ou stable",
+        "extra_osseous_stable": "maladie extra-osseuse stable",
     }
-    parts = [f"{names[c.name]} : {'oui' if c.met else 'non' if c.met is False else 'inconnu'}" for c in status.criteria]
+    parts = [
+        f"{names[c.name]} : {'oui' if c.met else 'non' if c.met is False else 'indéterminé'}"
+        + (f" ({c.value})" if c.value is not None and not isinstance(c.value, bool) else "")
+        for c in status.criteria
+    ]
     verdict = {
         "oligometastatic": "Statut oligométastatique",
         "multi_metastatic": "Statut plurimétastatique",
@@ -101,30 +155,46 @@ def oligo_text(status: r.OligoStatus) -> str:
     if status.failing:
         why = f" Critère(s) non rempli(s) : {', '.join(names[f] for f in status.failing)}."
     elif status.missing:
-        why = f" Donnée(s) manquante(s) : {', '.join(names[f] for f in status.missing)}."
-    return (
-        f"{verdict} ({'; '.join(parts)}).{why} Seules les lésions osseuses connues d'OsteoCDS sont comptées ; "
-        "les métastases extra-osseuses doivent être vérifiées."
+        why = f" Critère(s) indéterminé(s) : {', '.join(names[f] for f in status.missing)}."
+    counting = (
+        " Sont comptés chaque site osseux et chaque organe extra-osseux atteints, et toutes les métastases "
+        "osseuses et extra-osseuses ; une lésion osseuse suspecte non confirmée élargit la fourchette."
     )
+    if not extra_known:
+        counting += " Les métastases extra-osseuses (nombre, sites, stabilité) ne sont pas renseignées."
+    return f"{verdict} ({'; '.join(parts)}).{why}{counting}"
 
 
-def flare_text(lesion: str, modality: str, drug: str, started: date, flare: bool, egfr: bool) -> str:
-    if flare:
+def flare_text(lesion: str, modality: str, reading: r.FlareReading, egfr: bool) -> str:
+    drug = reading.treatment
+    since = f"{drug.drug} ({drug.on:%d/%m/%Y})" if drug else ""
+    if reading.reading == "flare" and drug is not None:
         text = (
-            f"Nouveau foyer ({lesion}, {modality}) moins de 6 mois après le début de {drug} "
-            f"({started:%d/%m/%Y}) : possible phénomène de flare (reconstruction osseuse sous traitement "
-            "efficace). Ce n'est pas à lui seul un signe de progression : ne pas arrêter le traitement sur ce "
-            "seul argument ; confronter à la clinique, aux radiographies et aux marqueurs."
+            f"Nouveau foyer ({lesion}, {modality}) moins de 6 mois après le début du traitement anticancéreux "
+            f"{since} : possible phénomène de flare (reconstruction osseuse sous traitement efficace). Ce n'est pas "
+            "à lui seul un signe de progression : ne pas arrêter le traitement sur ce seul argument ; confronter à "
+            "la clinique, aux radiographies et aux marqueurs."
         )
         return text + (" Situation classique sous ITK de l'EGFR." if egfr else "")
+    if reading.reading == "unknown":
+        unknown = ", ".join(f"{x.drug} ({x.on:%d/%m/%Y})" for x in reading.unknown_drugs)
+        before = f" Dernier traitement anticancéreux connu : {since}." if drug else ""
+        return (
+            f"Nouveau foyer ({lesion}, {modality}) : {unknown} a débuté moins de 6 mois avant, mais sa classe est "
+            "inconnue d'OsteoCDS (anticancéreux ou non). Impossible de dire s'il s'agit d'un possible flare ou d'une "
+            f"progression.{before} Préciser la nature du traitement."
+        )
     return (
-        f"Nouveau foyer ({lesion}, {modality}) plus de 6 mois après le début de {drug} ({started:%d/%m/%Y}) : "
-        "au-delà de ce délai, l'apparition de nouveaux foyers est en faveur d'une progression ; à discuter."
+        f"Nouveau foyer ({lesion}, {modality}) plus de 6 mois après le début du traitement anticancéreux {since} : "
+        "au-delà de ce délai, l'apparition de nouveaux foyers est en faveur d'une progression ; à discuter. Les "
+        "traitements de support (vitamine D, calcium, corticoïdes, antalgiques...) et les anti-résorptifs ne "
+        "comptent pas comme traitement efficace."
     )
 
 
 def isolated_text(lesion: str, modalities: str) -> str:
     return (
-        f"Lésion osseuse unique ({lesion}) vue seulement en {modalities} : réaliser une imagerie ciblée "
-        "(scanner ou IRM), puis demander un avis spécialisé (diagnostics différentiels fréquents)."
+        f"Lésion osseuse unique ({lesion}), non confirmée, vue en {modalities} : réaliser une imagerie ciblée "
+        "(scanner ou IRM), puis demander un avis spécialisé (diagnostics différentiels fréquents). Tant qu'elle "
+        "n'est pas confirmée, elle n'est ni comptée comme métastase ni comme événement osseux."
     )

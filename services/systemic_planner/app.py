@@ -3,14 +3,17 @@ GET /patients/{id}/plan and GET /patients/{id}/plan/medication-requests (FHIR Bu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
-from contracts.base import PatientId
+from contracts.base import Message, PatientId
 from contracts.plan import TreatmentPlan
 from contracts.topics import (
+    CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
     IMAGING_FINDINGS,
     LABS_NORMALISED,
@@ -25,18 +28,31 @@ from shared.http import create_app
 from shared.service import Service
 
 
-def build(settings: SystemicSettings) -> tuple[Service, FastAPI]:
-    service = Service(settings)
+def build(settings: SystemicSettings, clock: Callable[[], datetime] | None = None) -> tuple[Service, FastAPI]:
+    service = Service(settings) if clock is None else Service(settings, clock)
+
+    def apply(state: SystemicState, event: Message) -> tuple[SystemicState, list[Message]]:
+        return apply_event(state, event, settings.as_of(service.clock()))  # the decision is pure given `now`
+
     service.patient_aggregate(
-        (SKELETAL_EVENTS, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LABS_NORMALISED, SCORES),
+        (
+            SKELETAL_EVENTS,
+            IMAGING_FINDINGS,
+            CLINICAL_ASSESSMENTS,
+            TREATMENT_EVENTS,
+            CARE_EVENTS,
+            LABS_NORMALISED,
+            SCORES,
+        ),
         SystemicState,
-        apply_event,
+        apply,
+        due=lambda state: state.next_due,  # reviews and overdue checks fire when their date passes
     )
     router = APIRouter(tags=["plan"])
 
     async def current(patient_id: str) -> TreatmentPlan:
         state = await service.store.load(patient_id, SystemicState)
-        found = None if state is None else current_plan(state, patient_id)
+        found = None if state is None else current_plan(state, patient_id, at=settings.as_of(service.clock()))
         if found is None:
             raise HTTPException(404, "no plan for this patient (no bone metastasis or SRE known)")
         return found

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
+from zoneinfo import ZoneInfo
 
 from contracts import drugs
 from shared.dates import add_months
@@ -46,20 +47,30 @@ AR_START_MIN_LIFE_EXPECTANCY_MONTHS: Final = 3.0
 class ArStartDecision:
     """SYS-AR-START outcome. `trigger` names why ("sre" or "bone_metastasis")."""
 
-    outcome: Literal["start", "not_indicated", "insufficient_data", "already_treated", "no_trigger"]
+    outcome: Literal[
+        "start", "not_indicated", "insufficient_data", "already_treated", "no_trigger", "stopped_after_review"
+    ]
     trigger: Literal["sre", "bone_metastasis"] | None
     missing: tuple[str, ...] = ()
 
 
 def antiresorptive_start(
-    *, has_sre: bool, bone_metastasis: bool, life_expectancy_months: float | None, on_antiresorptive: bool
+    *,
+    has_sre: bool,
+    bone_metastasis: bool,
+    life_expectancy_months: float | None,
+    on_antiresorptive: bool,
+    stopped_after_review: bool = False,
 ) -> ArStartDecision:
-    """SYS-AR-START (L1068-1084): after any SRE start whatever the survival; otherwise start at the
-    discovery of a bone metastasis when life expectancy is > 3 months."""
+    """SYS-AR-START (L1068-1084, L1263-1265): after any SRE start whatever the survival; otherwise start at the
+    discovery of a bone metastasis when life expectancy is > 3 months. After a deliberate stop at the 2-year
+    review (SYS-REVIEW-2Y, L1275-1279), only a *new* SRE (`has_sre` then counts SREs after the stop) reopens it."""
     if on_antiresorptive:
         return ArStartDecision("already_treated", None)
     if has_sre:
         return ArStartDecision("start", "sre")
+    if stopped_after_review:
+        return ArStartDecision("stopped_after_review", None)
     if not bone_metastasis:
         return ArStartDecision("no_trigger", None)
     if life_expectancy_months is None:
@@ -69,7 +80,7 @@ def antiresorptive_start(
     return ArStartDecision("not_indicated", "bone_metastasis")
 
 
-# ---- SYS-ZA-DOSE, Tableau 2 (L1153-1182): half-open bands on the initial Cockcroft-Gault clearance ----------
+# ---- SYS-ZA-DOSE, Tableau 2 (L1153-1184): half-open bands on the initial Cockcroft-Gault clearance ----------
 @dataclass(frozen=True)
 class ZaDose:
     dose_mg: float | None  # None: contraindicated
@@ -90,7 +101,7 @@ def zoledronic_acid_dose(crcl_ml_min: float) -> ZaDose:
     return ZaDose(None, "< 30 mL/min", "l'acide zolédronique redevient possible si la clairance atteint 30 mL/min")
 
 
-# ---- SYS-VITD-CORR (L837-868, L1124-1127) -------------------------------------------------------------------
+# ---- SYS-VITD-CORR (L803-817, L837-865, L1124-1128) ---------------------------------------------------------
 VITD_DOSE_IU: Final = 50_000
 CALCIUM_INTAKE_MG_DAY: Final = (1000, 1500)
 
@@ -111,7 +122,7 @@ def vitamin_d_correction(ng_ml: float) -> VitaminDPlan:
     return VitaminDPlan(0, False, "recharge si le taux redescend sous 30 ng/mL")
 
 
-# ---- SYS-SCHEDULE (L1128-1136, L1273-1277) ------------------------------------------------------------------
+# ---- SYS-SCHEDULE (L1130-1142, L1279-1281) ------------------------------------------------------------------
 Schedule = Literal["za_3_monthly_2_years", "monthly", "za_spaced_3_monthly"]
 
 
@@ -126,8 +137,12 @@ def schedule(oligometastatic: bool, good_response: bool, drug: str) -> Schedule:
 
 
 # ---- dates ---------------------------------------------------------------------------------------------------
-#: SYS-AR-PREREQ: after an extraction, start once healed, at least 3 weeks to 1 month later.
+#: SYS-AR-PREREQ (L1096-1098): after an extraction, start once healed *and* the dentist agrees, "au minimum 3
+#: semaines-1 mois". The hard floor is 3 weeks (never before, even with the dentist's agreement); 1 month is the
+#: usual date. Without the dentist's agreement the start waits whatever the delay.
 EXTRACTION_HEALING: Final = (timedelta(weeks=3), 1)  # (minimum, months)
+#: SYS-AR-PREREQ (L1100, L1272): dental check every 6 months; a pre-treatment assessment older than that no
+#: longer describes the mouth.
 DENTAL_REVIEW_MONTHS: Final = 6
 REVIEW_AFTER_YEARS: Final = 2
 #: SYS-ONJ: exposed jaw bone for more than 8 weeks despite adequate care.
@@ -147,3 +162,86 @@ def is_osteonecrosis_of_the_jaw(
     if craniofacial_irradiation is None:
         return None
     return not craniofacial_irradiation
+
+
+# ---- recency of inputs (DEVELOPERS: an input too old, or dated in the future, is not current) -------------------
+@dataclass(frozen=True)
+class Recency:
+    """How old an input may be and still count as current. Defaults (settings `*_max_age_*`, README):
+
+    - creatinine and weight, 30 days: zoledronic acid is dosed on renal function and given monthly (Tableau 2,
+      L1153-1184), renal function is checked before each infusion (L770-772, SmPC); Cockcroft-Gault needs the
+      weight, which changes quickly in cancer (cachexia): weighed at each monthly visit.
+    - 25-OH vitamin D, 90 days: the 8-week loading (L849-851) is judged on a level from before it; a level older
+      than a season no longer describes the stock (GRIO, ref. 49: re-measure about 3 months after correction).
+    - corrected calcium, 72 hours: a crisis (> 3.5 mmol/L, L313-316) is an emergency only while it is current; it
+      is re-checked at least daily under treatment, so a value older than 3 days says nothing of today.
+    - serum CTX, 90 days: the 2-year review weighs a *rise* of CTX (L1242-1243); an older value is history.
+    - future tolerance, 10 minutes: clock skew between hospital systems; later than that a date is not current.
+    """
+
+    creatinine: timedelta = timedelta(days=30)
+    weight: timedelta = timedelta(days=30)
+    vitamin_d: timedelta = timedelta(days=90)
+    calcium: timedelta = timedelta(hours=72)
+    ctx: timedelta = timedelta(days=90)
+    future_tolerance: timedelta = timedelta(minutes=10)
+
+
+@dataclass
+class AsOf:
+    """`now` for a pure decision (passed in by the adapter), and the deadlines the decision depends on: the
+    earliest one after `now` is when the plan must be looked at again (shared/timers.py)."""
+
+    now: datetime
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))
+    recency: Recency = field(default_factory=Recency)
+    deadlines: list[datetime] = field(default_factory=list)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.tz).date()
+
+    def start_of(self, d: date) -> datetime:
+        """Midnight (hospital time) of a calendar date: when a date-based deadline passes."""
+        return datetime.combine(d, time.min, self.tz)
+
+    def is_future(self, t: datetime) -> bool:
+        return t > self.now + self.recency.future_tolerance
+
+    def is_current(self, t: datetime, max_age: timedelta) -> bool:
+        """Not dated in the future, and not older than `max_age`; its expiry is a deadline."""
+        if self.is_future(t):
+            return False
+        self.after(t + max_age)
+        return t >= self.now - max_age
+
+    def after(self, t: datetime) -> None:
+        """Record a deadline (ignored unless it lies after `now`)."""
+        if t > self.now:
+            self.deadlines.append(t)
+
+    def after_date(self, d: date) -> None:
+        self.after(self.start_of(d))
+
+    def next_due(self) -> datetime | None:
+        return min((d for d in self.deadlines if d > self.now), default=None)
+
+
+# ---- calcium (LAB-CA-CRISIS L313-316; SYS-VITD-CORR) --------------------------------------------------------
+#: corrected calcium strictly above 3.5 mmol/L is an acute hypercalcaemic crisis (strict, unrounded).
+CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.5
+#: upper limit of a normal corrected calcium (usual laboratory reference 2.20-2.60 mmol/L). Above it, no vitamin D
+#: loading and no calcium supplement or intake advice: hypercalcaemia contraindicates cholecalciferol (SmPC).
+CALCIUM_UPPER_NORMAL_MMOL_L: Final = 2.60
+
+
+# ---- vitamin D as a prerequisite (SYS-AR-PREREQ L795-799, L1267-1269) ----------------------------------------
+#: "carence" in the correction scheme (L849): < 20 ng/mL. A deficiency must be corrected before the start (unless
+#: emergency); 20 to < 30 (insufficiency, L853) is loaded in parallel and does not hold the start.
+VITD_DEFICIENCY_NG_ML: Final = 20.0
+
+
+def loading_weeks(ng_ml: float) -> int:
+    """Weeks of weekly loading (one 50 000 IU dose a week): 8 below 20 ng/mL, 4 from 20 to < 30, else 0."""
+    return vitamin_d_correction(ng_ml).loading_weekly_doses

@@ -1,6 +1,34 @@
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.systemic_planner.rules import AsOf, Recency
 from shared.settings import Settings
 
 
 class SystemicSettings(Settings):
     service_name: str = "systemic-planner"
     http_port: int = 8103
+    #: hospital time zone: dates of treatment events are local dates; a date-based deadline passes at local midnight
+    hospital_timezone: str = "Europe/Paris"
+    # Recency windows: past them an input is "to measure again", never used to dose (defaults justified in
+    # rules.Recency and the README).
+    creatinine_max_age_days: float = 30
+    weight_max_age_days: float = 30
+    vitamin_d_max_age_days: float = 90
+    calcium_max_age_hours: float = 72
+    ctx_max_age_days: float = 90
+    #: clock skew tolerated before a clinical time counts as in the future (not current)
+    future_tolerance_minutes: float = 10
+
+    def recency(self) -> Recency:
+        return Recency(
+            creatinine=timedelta(days=self.creatinine_max_age_days),
+            weight=timedelta(days=self.weight_max_age_days),
+            vitamin_d=timedelta(days=self.vitamin_d_max_age_days),
+            calcium=timedelta(hours=self.calcium_max_age_hours),
+            ctx=timedelta(days=self.ctx_max_age_days),
+            future_tolerance=timedelta(minutes=self.future_tolerance_minutes),
+        )
+
+    def as_of(self, now: datetime) -> AsOf:
+        return AsOf(now=now, tz=ZoneInfo(self.hospital_timezone), recency=self.recency())

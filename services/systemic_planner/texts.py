@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from contracts.care import PathwayStep
 from contracts.plan import Check
 from services.systemic_planner import rules as r
 
@@ -15,8 +16,18 @@ DRUG_FR = {
 }
 
 
-def ar_start(d: r.ArStartDecision, on_ar: dict[str, date]) -> tuple[str, str, str, str]:
+def ar_start(d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None) -> tuple[str, str, str, str]:
     """(status, severity, title, text) of the SYS-AR-START item."""
+    if d.outcome == "stopped_after_review":
+        assert review_stop is not None
+        return (
+            "not_indicated",
+            "info",
+            "Anti-résorptif arrêté après la réévaluation des 2 ans",
+            f"Anti-résorptif arrêté le {review_stop:%d/%m/%Y}, après au moins 2 ans de traitement : les événements "
+            "osseux antérieurs à cet arrêt ne justifient pas de le reprendre. Un nouvel événement osseux ferait "
+            "rediscuter la reprise.",
+        )
     if d.outcome == "already_treated":
         drugs = ", ".join(f"{DRUG_FR.get(k, k)} depuis le {v:%d/%m/%Y}" for k, v in sorted(on_ar.items()))
         return "done", "info", "Anti-résorptif en cours", f"Traitement anti-résorptif en cours : {drugs}."
@@ -55,6 +66,8 @@ def ar_start(d: r.ArStartDecision, on_ar: dict[str, date]) -> tuple[str, str, st
 
 
 def ar_start_change(d: r.ArStartDecision) -> str | None:
+    if d.outcome == "stopped_after_review":
+        return "Un nouvel événement osseux après l'arrêt ferait reconsidérer l'anti-résorptif."
     if d.outcome == "insufficient_data":
         return "Une espérance de vie estimée > 3 mois, ou tout événement osseux, ferait débuter le traitement."
     if d.outcome == "not_indicated":
@@ -62,31 +75,73 @@ def ar_start_change(d: r.ArStartDecision) -> str | None:
     return None
 
 
-def vit_d_check(value: float | None, at: datetime) -> str:
-    if value is None:
-        return "25-OH vitamine D non interprétable."
-    state = "correcte" if value >= 30 else "correction prévue (voir vitamine D)"
+def vit_d_check(value: float, at: datetime, loading_ends: date | None, held: bool) -> str:
+    if value >= 30:
+        state = "correcte"
+    elif value >= r.VITD_DEFICIENCY_NG_ML:
+        state = "insuffisance ; recharge différée (hypercalcémie)" if held else "insuffisance, recharge en parallèle"
+    else:
+        state = f"carence corrigée (recharge terminée le {loading_ends:%d/%m/%Y})" if loading_ends else "corrigée"
     return f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y} : {state}."
 
 
-def extraction_check(on: date, lo: date, hi: date, cleared: bool) -> str:
-    if cleared:
-        return f"Extraction du {on:%d/%m/%Y} : cicatrisation validée par le dentiste."
+def vit_d_deficiency_check(value: float, at: datetime, loading_ends: date | None, held: bool) -> str:
+    head = f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y} : carence (< 20 ng/mL) à corriger avant de débuter"
+    if held:
+        return head + " ; correction différée tant que la calcémie corrigée n'est pas normale."
+    if loading_ends is not None:
+        return head + f" ; recharge en cours, terminée le {loading_ends:%d/%m/%Y}."
+    return head + " : recharge de 8 semaines (voir vitamine D)."
+
+
+def vit_d_stale(at: datetime, days: int) -> str:
+    return f"25-OH vitamine D du {at:%d/%m/%Y}, datant de plus de {days} jours : à redoser."
+
+
+def renal_stale(stale: tuple[str, ...], recency: r.Recency) -> str:
     return (
-        f"Extraction du {on:%d/%m/%Y} : débuter au plus tôt entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y}, après "
-        "cicatrisation et accord du dentiste."
+        f"Données de la clairance trop anciennes ({', '.join(stale)} ; au-delà de {recency.creatinine.days} jours "
+        f"pour la créatinine, {recency.weight.days} jours pour le poids) : à mesurer de nouveau."
     )
 
 
-def dental_review(due: date | None) -> str:
+def stale_renal_order_text(stale: tuple[str, ...]) -> str:
+    return (
+        f"La clairance connue repose sur des données trop anciennes ({', '.join(stale)}) : ni molécule ni dose ne "
+        "sont proposées. Mesurer de nouveau la créatinine et le poids avant toute prescription."
+    )
+
+
+def extraction_check(on: date, lo: date, hi: date, cleared: date | None) -> str:
+    if cleared is not None:
+        return (
+            f"Extraction du {on:%d/%m/%Y} : accord du dentiste le {cleared:%d/%m/%Y} ; début possible à partir du "
+            f"{lo:%d/%m/%Y} (au moins 3 semaines après l'extraction)."
+        )
+    return (
+        f"Extraction du {on:%d/%m/%Y} : débuter après cicatrisation et accord du dentiste, au plus tôt 3 semaines "
+        f"à 1 mois après (entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y})."
+    )
+
+
+def dental_assessment_old(on: date, months: int) -> str:
+    return (
+        f"Bilan bucco-dentaire du {on:%d/%m/%Y}, datant de plus de {months} mois : à refaire avec un "
+        "orthopantomogramme avant de débuter."
+    )
+
+
+def dental_review(due: date | None, overdue: bool = False) -> str:
     if due is None:
         return "Suivi bucco-dentaire semestriel : aucun bilan enregistré, en programmer un."
+    if overdue:
+        return f"Suivi bucco-dentaire semestriel : contrôle en retard (prévu avant le {due:%d/%m/%Y}), le programmer."
     return f"Suivi bucco-dentaire semestriel : prochain contrôle avant le {due:%d/%m/%Y}."
 
 
 def prereq_title(emergency: bool, on_ar: dict[str, date]) -> str:
     if emergency:
-        return "Prérequis de l'anti-résorptif levés (urgence)"
+        return "Prérequis de l'anti-résorptif levés (urgence hypercalcémique en cours)"
     return "Suivi sous anti-résorptif" if on_ar else "Prérequis avant anti-résorptif"
 
 
@@ -106,13 +161,19 @@ STATUS_FR = {
 }
 
 
-def prereq_text(checks: list[Check], emergency: bool, severe: bool) -> str:
+def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: list[str]) -> str:
     lines = "; ".join(f"{CHECK_FR.get(c.name, c.name)} : {STATUS_FR[c.status]}" for c in checks)
     text = f"Bilan avant et sous anti-résorptif : {lines} (détail dans le plan)."
     if emergency:
         text = (
-            "Urgence (hypercalcémie) : l'anti-résorptif peut être débuté sans attendre le bilan, qui reste à "
-            "compléter. " + text
+            "Urgence en cours (crise hypercalcémique actuelle) : l'anti-résorptif peut être débuté sans attendre "
+            "le bilan, qui reste à compléter ; la prescription indique les prérequis levés. " + text
+        )
+    elif holding:
+        text += (
+            " Pas de prescription d'anti-résorptif tant que ces prérequis ne sont pas remplis : "
+            + ", ".join(CHECK_FR.get(h, h) for h in holding)
+            + "."
         )
     if severe:
         text += (
@@ -120,6 +181,39 @@ def prereq_text(checks: list[Check], emergency: bool, severe: bool) -> str:
             "est débuté avant correction."
         )
     return text
+
+
+def held_order_text(holding: tuple[str, ...]) -> str:
+    names = ", ".join(CHECK_FR.get(h, h) for h in holding)
+    return f"Aucune prescription tant que ces prérequis ne sont pas remplis (hors urgence) : {names}."
+
+
+def waived_on_order(waived: tuple[str, ...]) -> str:
+    names = ", ".join(CHECK_FR.get(h, h) for h in waived)
+    return f"Prescrit en urgence (crise hypercalcémique en cours) ; prérequis non remplis, levés : {names}."
+
+
+def vit_d_held_text(value: float | None, current: bool, hours: int) -> str:
+    head = (
+        f"Calcémie corrigée à {value:.2f} mmol/L, au-dessus de la normale"
+        if value is not None
+        else "Hypercalcémie signalée (événement osseux), sans calcémie normale depuis"
+    )
+    text = (
+        f"{head} : pas de recharge en vitamine D, ni supplément calcique, ni conseil d'apport calcique "
+        "tant que la calcémie n'est pas revenue à la normale (la vitamine D et le calcium aggraveraient "
+        "l'hypercalcémie)."
+    )
+    if not current:
+        text += f" La dernière calcémie date de plus de {hours} heures : la recontrôler."
+    return text
+
+
+def vit_d_held_change() -> str:
+    return (
+        f"Une calcémie corrigée normale (≤ {r.CALCIUM_UPPER_NORMAL_MMOL_L:.2f} mmol/L) permettra de proposer la "
+        "correction de la vitamine D et les apports calciques."
+    )
 
 
 def vit_d_title(p: r.VitaminDPlan) -> str:
@@ -142,27 +236,35 @@ def vit_d_text(value: float, p: r.VitaminDPlan) -> str:
     return head
 
 
-DENOSUMAB_INSTRUCTIONS = (
-    "120 mg en sous-cutané une fois par mois ; respecter la régularité des injections (carnet de "
-    "suivi) ; supplémentation calcium et vitamine D."
+def deno_instructions(hold_supplements: bool) -> str:
+    head = "120 mg en sous-cutané une fois par mois ; respecter la régularité des injections (carnet de suivi) ; "
+    if hold_supplements:
+        return head + "calcium et vitamine D suspendus tant que la calcémie corrigée n'est pas normale."
+    return head + "supplémentation calcium et vitamine D."
+
+
+ZA_INSTRUCTIONS = (
+    "Perfusion IV de 20 à 30 minutes (jamais moins de 15 minutes), bonne hydratation le jour et le "
+    "lendemain de la perfusion."
 )
 
 
 def deno_low_crcl_title(crcl: float) -> str:
-    return f"Clairance {crcl:g} mL/min : acide zolédronique contre-indiqué, dénosumab avec prudence"
+    return f"Clairance {crcl:g} mL/min : avis spécialisé avant tout anti-résorptif"
 
 
-def deno_low_crcl_text(crcl: float, on_za: bool) -> str:
+def deno_low_crcl_text(crcl: float, on_za: bool, on_deno: bool) -> str:
     stop = "Arrêter l'acide zolédronique en cours. " if on_za else ""
+    renew = "Ne pas renouveler le dénosumab sans cet avis. " if on_deno else ""
     return (
-        f"{stop}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est contre-indiqué. "
-        "Le dénosumab (120 mg SC mensuel) ne nécessite pas d'adaptation rénale, mais une ostéodystrophie "
-        "rénale à os adynamique est possible à ce stade, pour laquelle un anti-résorptif est délétère : avis "
-        "spécialisé (néphrologie, rhumatologie) avant de le poursuivre."
+        f"{stop}{renew}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est "
+        "contre-indiqué. Le dénosumab ne demande pas d'adaptation rénale, mais à ce stade une ostéodystrophie "
+        "rénale à os adynamique est possible, et un anti-résorptif y est délétère : aucune prescription n'est "
+        "pré-remplie ; demander un avis spécialisé (néphrologie, rhumatologie) qui décidera."
     )
 
 
-def deno_text(good_response: bool) -> str:
+def deno_text(good_response: bool, hold_supplements: bool = False) -> str:
     text = (
         "Dénosumab 120 mg SC mensuel, sans adaptation à la fonction rénale ; veiller à l'observance (carnet de "
         "suivi). Tenir compte des corticoïdes, anti-angiogéniques (bévacizumab) et d'une radiothérapie "
@@ -170,6 +272,8 @@ def deno_text(good_response: bool) -> str:
     )
     if good_response:
         text += " Malgré la bonne réponse, l'espacement du dénosumab n'est pas validé."
+    if hold_supplements:
+        text += " Calcium et vitamine D suspendus pendant l'hypercalcémie."
     return text
 
 
@@ -260,10 +364,48 @@ ONJ_TEXT = (
     "après anti-résorptif, sans irradiation crânio-faciale : ostéonécrose de la mâchoire. Adresser le patient "
     "à un centre spécialisé."
 )
+ONJ_ORDER_TEXT = (
+    "Ostéonécrose de la mâchoire confirmée ou probable sous ou après anti-résorptif : aucune prescription "
+    "d'anti-résorptif n'est proposée ; le patient est adressé à un centre spécialisé, qui décide de la suite."
+)
+
+
+def jaw_exposure_text(weeks: float, reassess: date) -> str:
+    return (
+        f"Os exposé dans la région maxillo-faciale depuis {weeks:g} semaine(s), sous ou après anti-résorptif : ce "
+        "n'est pas encore une ostéonécrose (il faut plus de 8 semaines malgré un traitement adapté), mais un avis "
+        f"dentaire ou stomatologique rapide est nécessaire. Réévaluer au plus tard le {reassess:%d/%m/%Y}."
+    )
+
+
+def ctx_missing(since: date | None) -> str:
+    after = f" depuis le {since:%d/%m/%Y}" if since else ""
+    return f"Aucun CTX sérique{after} : le doser (à jeun, avant 9 h) pour suivre la résorption osseuse."
+
+
+def ctx_not_interpretable(at: datetime, notes: list[str]) -> str:
+    why = f" ({' '.join(notes)})" if notes else ""
+    return f"CTX sérique du {at:%d/%m/%Y} non interprétable{why} : le refaire à jeun, avant 9 h."
+
+
+def ctx_stale(value: float, at: datetime, days: int) -> str:
+    return f"Dernier CTX sérique ({value:g} pg/mL le {at:%d/%m/%Y}) de plus de {days} jours : le redoser."
+
+
+def ctx_text(value: float, at: datetime, previous: tuple[float, datetime] | None) -> str:
+    text = f"CTX sérique {value:g} pg/mL le {at:%d/%m/%Y}"
+    if previous is not None:
+        prev_value, prev_at = previous
+        trend = "en hausse" if value > prev_value else "sans hausse"
+        text += f", {trend} par rapport au {prev_at:%d/%m/%Y} ({prev_value:g} pg/mL)"
+    return text + "."
+
+
 ONJ_UNKNOWN_TEXT = (
     "Exposition osseuse maxillo-faciale de plus de 8 semaines sous ou après anti-résorptif : "
     "ostéonécrose de la mâchoire probable, mais l'absence d'irradiation crânio-faciale (condition de la "
-    "définition) n'est pas renseignée. Préciser, et adresser à un centre spécialisé."
+    "définition) n'est pas renseignée. Préciser, et adresser à un centre spécialisé ; pas de prescription "
+    "d'anti-résorptif en attendant."
 )
 
 
@@ -277,4 +419,89 @@ def onco_text(anticancer: list[str], urgent: bool) -> str:
             " Un geste local urgent est nécessaire ou en cours : le traitement systémique ne doit pas le "
             "retarder (attention au nadir, à l'hémostase et aux anti-angiogéniques)."
         )
+    return text
+
+
+# ---- QUAL-PATHWAY and MOL-BIOPSY ---------------------------------------------------------------------------------
+PATHWAY_FR = {
+    "multidisciplinary_decision": "Décision en réunion pluridisciplinaire, transmise au médecin traitant",
+    "patient_information": "Information du patient et des proches, documents remis",
+    "smoking_cessation": "Aide à l'arrêt du tabac",
+    "pain_management": "Prise en charge de la douleur",
+    "palliative_supportive_care": "Soins palliatifs et soins de support",
+    "psychologist": "Psychologue (patient et proches)",
+    "social_worker": "Assistante sociale",
+    "occupational_exposure": "Recherche d'une exposition professionnelle (déclaration, réparation)",
+    "oncogenetics": "Consultation d'oncogénétique si plusieurs cancers dans la famille",
+    "clinical_trial": "Proposition d'un essai clinique",
+}
+_PATHWAY_STATUS_FR = {"done": "fait", "to_do": "à faire", "declined": "refusé", "not_applicable": "sans objet"}
+
+
+def pathway_line(name: str, step: PathwayStep) -> str:
+    return f"{PATHWAY_FR[name]} : {_PATHWAY_STATUS_FR[step.status]} le {step.on:%d/%m/%Y}."
+
+
+def pathway_text(todo: list[str]) -> str:
+    if not todo:
+        return "Tous les éléments du parcours de soins ont été proposés (faits, refusés ou sans objet)."
+    return "Parcours de soins : reste à proposer ou vérifier : " + "; ".join(PATHWAY_FR[n] for n in todo) + "."
+
+
+def biopsy_planned_text(tki_resistance: bool) -> str:
+    text = (
+        "Prélever à la périphérie de la lésion (zone entre tumeur et os), environ deux carottes de 1 cm au trocart "
+        "14 G. Fixer rapidement au formol tamponné au moins 6 heures ; si une décalcification est nécessaire, "
+        "l'EDTA ou l'acide formique seulement, après fixation complète, jamais un acide fort (l'ADN serait "
+        "détruit et la biologie moléculaire impossible). Une biopsie par cassette."
+    )
+    if tki_resistance:
+        text += " Biopsie de résistance à un inhibiteur de tyrosine kinase : rechercher les mutations de résistance."
+    return text
+
+
+BIOPSY_STRONG_ACID_TEXT = (
+    "La biopsie osseuse a été décalcifiée par un acide fort : l'ADN est le plus souvent dégradé et les analyses "
+    "moléculaires risquent d'échouer. Discuter une nouvelle biopsie décalcifiée à l'EDTA ou à l'acide formique."
+)
+
+_HISTOLOGY_FR = {
+    "adenocarcinoma": "adénocarcinome",
+    "squamous_cell": "carcinome épidermoïde",
+    "large_cell": "carcinome à grandes cellules",
+    "nsclc_nos": "carcinome non à petites cellules sans autre précision",
+    "small_cell": "carcinome à petites cellules",
+    "other": "autre histologie",
+}
+
+
+def biopsy_unknown_histology_text(histology: str | None) -> str:
+    if histology is None:
+        return "Histologie de la biopsie osseuse non renseignée : les tests moléculaires attendus en dépendent."
+    return (
+        f"Biopsie osseuse : {_HISTOLOGY_FR[histology]}. Le référentiel ne fixe les tests moléculaires que pour "
+        "l'adénocarcinome et le carcinome épidermoïde ; pour un carcinome indifférencié, l'immunohistochimie "
+        "(CK7, TTF1, p40, bleu alcian) aide à trancher. Décision en réunion pluridisciplinaire."
+    )
+
+
+def biopsy_reported_title(histology: str | None, tests: bool) -> str:
+    name = _HISTOLOGY_FR.get(histology or "", "histologie inconnue")
+    return f"Biopsie osseuse ({name}) : " + ("tests moléculaires attendus" if tests else "pas de test moléculaire")
+
+
+def biopsy_reported_text(
+    histology: str | None, expected: tuple[str, ...], results: dict[str, str], missing: list[str]
+) -> str:
+    if not expected:
+        return "Carcinome épidermoïde : aucune recherche moléculaire n'est recommandée à ce jour."
+    got = "; ".join(f"{m} : {results[m.upper()]}" for m in expected if m.upper() in results)
+    text = (
+        "Adénocarcinome : tous les biomarqueurs recommandés pour la tumeur primitive s'appliquent à la métastase "
+        "osseuse, en priorité EGFR, ALK et KRAS ; PD-L1 en immunohistochimie est fiable sur l'os."
+    )
+    if got:
+        text += f" Résultats : {got}."
+    if missing:
+        text += " Manquent : " + ", ".join(m.removesuffix(" result") for m in missing) + "."
     return text

@@ -6,15 +6,16 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS
+from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, SKELETAL_EVENTS, TREATMENT_EVENTS
 from shared.stack import ROOT, RunningStack
-from tests.conftest import Publish, alerts, event, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +38,7 @@ def trochanter(patient_id: str) -> list[tuple[str, dict[str, Any]]]:
             CLINICAL_ASSESSMENTS.name,
             event(
                 patient_id,
-                pain={"intensity": "functional", "character": "mechanical"},
+                lesion_pain=[{"lesion_id": "femur-R", "intensity": "functional", "character": "mechanical"}],
                 life_expectancy_months=12,
                 ecog=1,
             ),
@@ -64,7 +65,7 @@ async def test_trochanteric_lesion_gives_mirels_high_surgical_referral(
         await publish(topic, doc)
     [alert] = await wait_for(lambda: active(stack, patient_id, "MIRELS-HIGH"))
     assert alert["severity"] == "critical" and "fixation prophylactique" in alert["text_fr"]
-    assert alert["citation"]["lines"] == "L1314-1330, L2836-2852"
+    assert alert["citation"]["lines"] == "L1324-1328, L1340-1346, L1367, L2836-2853"
     [mirels] = [s for s in await scores(stack, patient_id) if s["score"] == "mirels"]
     assert mirels["total"] == 12 and mirels["complete"] is True
     assert {c["name"]: c["points"] for c in mirels["components"]} == {"site": 3, "size": 3, "lesion_type": 3, "pain": 3}
@@ -74,7 +75,9 @@ async def test_trochanteric_lesion_gives_mirels_high_surgical_referral(
 async def test_l1_lesion_with_sins_11_asks_for_a_surgical_opinion(
     stack: RunningStack, publish: Publish, patient_id: str
 ) -> None:
-    await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, pain={"character": "mechanical"}))
+    await publish(
+        CLINICAL_ASSESSMENTS.name, event(patient_id, lesion_pain=[{"lesion_id": "L1", "character": "mechanical"}])
+    )
     await publish(
         IMAGING_FINDINGS.name,
         event(
@@ -93,6 +96,70 @@ async def test_l1_lesion_with_sins_11_asks_for_a_surgical_opinion(
     assert alert["severity"] == "warning" and "SINS 11/18" in alert["title"]
     [sins] = [s for s in await scores(stack, patient_id) if s["score"] == "sins"]
     assert sins["total"] == 11 and sins["band"] == "potentially_unstable"
+
+
+async def test_MIRELS_HIGH_incomplete_score_already_at_least_10_alerts_and_names_the_missing_pain(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    """Issue 9 item 3: no pain entered for a lytic trochanteric lesion over 2/3 of the cortex: already >= 10."""
+    await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12))
+    await publish(
+        IMAGING_FINDINGS.name,
+        event(
+            patient_id,
+            lesion_id="femur-L",
+            skeletal_site="femur_trochanteric",
+            lesion_type="lytic",
+            cortical_involvement_fraction=0.8,
+            modality="xray",
+        ),
+    )
+    [alert] = await wait_for(lambda: active(stack, patient_id, "MIRELS-HIGH"))
+    assert alert["severity"] == "critical" and "au moins 10/12" in alert["title"] and alert["missing"] == ["pain"]
+    [mirels] = [s for s in await scores(stack, patient_id) if s["score"] == "mirels"]
+    assert mirels["total"] is None and mirels["complete"] is False and mirels["band"] == "≥9"
+
+
+async def test_IMG_FLARE_supportive_drug_start_does_not_make_a_new_focus_a_possible_flare(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    """Issue 9 item 8: pembrolizumab for 10 months, then cholecalciferol: a new focus is not called a flare."""
+    today = datetime.now(UTC).date()
+    starts = (("pembrolizumab", today - timedelta(days=300)), ("cholecalciferol", today - timedelta(days=20)))
+    for drug, started in starts:
+        treatment = {"kind": "systemic_drug", "drug": drug, "action": "started", "on": started.isoformat()}
+        await publish(TREATMENT_EVENTS.name, event(patient_id, treatment=treatment))
+    await publish(
+        IMAGING_FINDINGS.name,
+        event(patient_id, lesion_id="rib-7", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    )
+    [alert] = await wait_for(lambda: active(stack, patient_id, "IMG-FLARE"))
+    assert "flare" not in alert["title"] and "progression" in alert["text_fr"] and "pembrolizumab" in alert["text_fr"]
+
+
+async def test_LAB_CA_CRISIS_late_historical_crisis_is_said_not_alerted_and_its_sre_is_not_current(
+    stack: RunningStack, publish: Publish, patient_id: str, kafka_bootstrap: str
+) -> None:
+    """Issue 9 items 6-7: a crisis drawn yesterday, arriving after today's normal value: no critical alert, an info
+    naming both, and a hypercalcaemia SRE recorded as historical (current false), never a current emergency."""
+    now = datetime.now(UTC)
+    today, yesterday = now - timedelta(hours=1), now - timedelta(hours=26)
+    await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 40, "g/L", occurred_at=today))
+    await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", 2.30, "mmol/L", occurred_at=today))
+    await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 40, "g/L", occurred_at=yesterday))
+    await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", 3.70, "mmol/L", occurred_at=yesterday))
+
+    [notice] = await wait_for(lambda: active(stack, patient_id, "LAB-CA-CRISIS"))
+    assert notice["severity"] == "info" and "3.70" in notice["text_fr"] and "2.30" in notice["text_fr"]
+    assert f"{yesterday:%d/%m/%Y à %H:%M}" in notice["text_fr"]
+    assert not [a for a in await alerts(stack, patient_id) if a["severity"] == "critical"]
+
+    def historical(record: Any) -> bool:
+        doc = json.loads(record.value)
+        return bool(doc["patient_id"] == patient_id and doc["kind"] == "hypercalcaemia")
+
+    sre = json.loads((await consume_until(kafka_bootstrap, SKELETAL_EVENTS.name, historical)).value)
+    assert sre["current"] is False and sre["status"] == "active" and sre["current_until"] is None
 
 
 async def _state(stack: RunningStack, patient_id: str) -> bytes | None:

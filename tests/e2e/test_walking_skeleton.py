@@ -40,7 +40,7 @@ async def test_hypercalcaemic_crisis_alerts_once(stack: RunningStack, publish: P
     corrected = next(i for i in alert["inputs"] if i["name"] == "corrected_calcium")
     assert corrected["value"] == pytest.approx(3.60) and corrected["unit"] == "mmol/L"
     assert {i["name"] for i in alert["inputs"]} >= {"total_calcium", "albumin"}
-    assert alert["ruleset_version"] and alert["citation"]["lines"] == "L296-316"
+    assert alert["ruleset_version"] and alert["citation"]["lines"] == "L294-316"
     assert "3.60" in alert["title"]
 
     # the same events delivered again: no second effect anywhere
@@ -186,7 +186,15 @@ async def test_amended_result_withdraws_alert_and_late_result_does_not_overwrite
         return c > 0 and await _lab_state_has(stack, patient_id, marker["result_id"])
 
     await wait_for(marker_processed)
-    assert [a["status"] for a in await _crisis(stack, patient_id)] == ["withdrawn"]
+    # no current crisis alert; the late crisis value is only said (info), naming the newer normal value
+    statuses = [(a["severity"], a["status"]) for a in await _crisis(stack, patient_id)]
+    assert ("critical", "active") not in statuses and ("critical", "withdrawn") in statuses
+
+    async def late_notice() -> list[dict[str, Any]]:
+        return [a for a in await _crisis(stack, patient_id) if a["status"] == "active"]
+
+    [notice] = await wait_for(late_notice)
+    assert notice["severity"] == "info" and "plus récente" in notice["text_fr"]
 
 
 async def _lab_state_has(stack: RunningStack, patient_id: str, result_id: str) -> bool:

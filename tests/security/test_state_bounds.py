@@ -4,7 +4,6 @@ topic (original messages: patient data) is created with a retention."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -56,7 +55,10 @@ async def test_every_key_written_for_a_patient_expires(stack: RunningStack, publ
         assert {"lab-normalisation", "scoring", "notification"} <= namespaces, namespaces
         seen = [k async for k in r.scan_iter(match="osteocds:*:seen:*", count=1000)]
         assert seen
-        ttls = await asyncio.gather(*(r.ttl(k) for k in [*keys, *seen]))
+        async with r.pipeline(transaction=False) as pipe:
+            for k in [*keys, *seen]:
+                pipe.ttl(k)
+            ttls = await pipe.execute()
         forever = [k for k, t in zip([*keys, *seen], ttls, strict=True) if t < 0]
         assert forever == []
     finally:

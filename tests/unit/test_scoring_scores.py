@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from contracts.base import Message
 from contracts.clinical import Recommendation, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.rules import cite
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event, current_scores
 
@@ -30,11 +31,11 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
         ("radius_ulna", 1),
         ("femur_shaft", 2),
         ("tibia_fibula", 2),
-        ("femur_neck", 2),
+        ("femur_neck", 3),  # Mirels' peritrochanteric region (Tableau 3 "région trochantérienne")
         ("femur_trochanteric", 3),
     ],
 )
-def test_mirels_site(site: str, points: int) -> None:
+def test_SCORE_MIRELS_site_femoral_neck_is_peritrochanteric(site: str, points: int) -> None:
     assert r.mirels(site, 0.1, "blastic", "mild").items[0].points == points
 
 
@@ -57,19 +58,40 @@ def test_mirels_pain(pain: str, points: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("total", "life_expectancy", "rule", "decision"),
+    ("lo", "hi", "life_expectancy", "decided"),
     [
-        (4, None, "MIRELS-LOW", "low"),
-        (7, 12, "MIRELS-LOW", "low"),
-        (8, 12, "MIRELS-8", "rcp"),
-        (9, 12, "MIRELS-HIGH", "fixation"),
-        (12, 3.1, "MIRELS-HIGH", "fixation"),
-        (9, 3.0, "MIRELS-HIGH", "high_short_survival"),
-        (9, None, "MIRELS-HIGH", "high_survival_unknown"),
+        (4, 4, None, ("MIRELS-LOW", "low")),
+        (7, 7, 12, ("MIRELS-LOW", "low")),
+        (5, 7, None, ("MIRELS-LOW", "low")),  # incomplete, but at most 7 whatever is missing
+        (8, 8, 12, ("MIRELS-8", "rcp")),
+        (6, 8, 12, None),  # 6 to 8: the missing item decides
+        (8, 10, 12, None),
+        (9, 9, 12, ("MIRELS-HIGH", "fixation")),
+        (10, 12, 12, ("MIRELS-HIGH", "fixation")),  # incomplete, already >= 9
+        (12, 12, 3.1, ("MIRELS-HIGH", "fixation")),
+        (9, 9, 3.0, ("MIRELS-HIGH-SHORT-LE", "short_survival")),
+        (9, 9, 1.5, ("MIRELS-HIGH-SHORT-LE", "short_survival")),
+        (9, 9, 1.3, ("SURG-LE", "no_surgery")),  # < 6 weeks
+        (9, 9, None, ("SCORE-MIRELS", "survival_unknown")),
     ],
 )
-def test_mirels_bands(total: int, life_expectancy: float | None, rule: str, decision: str) -> None:
-    assert r.mirels_decision(total, life_expectancy) == (rule, decision)
+def test_MIRELS_HIGH_bands_on_bounds_and_life_expectancy(
+    lo: int, hi: int, life_expectancy: float | None, decided: tuple[str, str] | None
+) -> None:
+    """MIRELS-HIGH means fixation first: only with life expectancy > 3 months (L1324). <= 3 months: not fixation
+    first (MIRELS-HIGH-SHORT-LE, RCP-OOS); < 6 weeks: SURG-LE, no surgery (L2804-2808)."""
+    assert r.mirels_decision(lo, hi, life_expectancy) == decided
+
+
+def test_SURG_LE_six_weeks_boundary_is_not_rounded() -> None:
+    assert r.mirels_decision(9, 9, r.SIX_WEEKS_IN_MONTHS) == ("MIRELS-HIGH-SHORT-LE", "short_survival")
+    assert r.mirels_decision(9, 9, r.SIX_WEEKS_IN_MONTHS - 1e-9) == ("SURG-LE", "no_surgery")
+
+
+def test_SCORE_MIRELS_bounds_of_an_incomplete_score() -> None:
+    m = r.mirels("femur_trochanteric", 0.75, "lytic", None)
+    assert m.total is None and r.mirels_bounds(m) == (10, 12)
+    assert r.mirels_bounds(r.mirels("humerus", 0.1, None, None)) == (4, 8)
 
 
 @pytest.mark.parametrize(
@@ -232,25 +254,95 @@ def test_sins_incomplete_reports_missing_by_name() -> None:
 
 
 # ---- CLASS-OLIGO -------------------------------------------------------------------------------------------------
+def bones(*specs: tuple[str, float | None] | tuple[str, float | None, bool]) -> list[r.BoneLesion]:
+    return [r.BoneLesion(x[0], x[1], x[2] if len(x) == 3 else True) for x in specs]
+
+
+NONE_ELSEWHERE = r.ExtraOsseous(0, (), None, None)
+
+
 @pytest.mark.parametrize(
-    ("sites", "lesions", "sizes", "controlled", "status", "failing"),
+    ("bone", "extra", "controlled", "status", "failing"),
     [
-        (1, 1, [2.0], True, "oligometastatic", ()),
-        (3, 5, [4.9] * 5, True, "oligometastatic", ()),
-        (4, 5, [1.0] * 5, True, "multi_metastatic", ("sites_1_to_3",)),
-        (2, 6, [1.0] * 6, True, "multi_metastatic", ("metastases_1_to_5",)),
-        (1, 1, [5.0], True, "multi_metastatic", ("each_under_5_cm",)),
-        (1, 2, [1.0, 2.0], False, "multi_metastatic", ("primary_controlled",)),
-        (1, 2, [1.0, None], True, "undetermined", ()),
-        (1, 1, [1.0], None, "undetermined", ()),
+        (bones(("spine", 2.0)), NONE_ELSEWHERE, True, "oligometastatic", ()),
+        (bones(("spine", 4.9), ("pelvis", 1), ("rib", 1)), NONE_ELSEWHERE, True, "oligometastatic", ()),
+        (
+            bones(("spine", 1), ("pelvis", 1), ("rib", 1), ("skull", 1)),
+            NONE_ELSEWHERE,
+            True,
+            "multi_metastatic",
+            ("sites_1_to_3",),
+        ),
+        (bones(*[("spine", 1.0)] * 6), NONE_ELSEWHERE, True, "multi_metastatic", ("metastases_1_to_5",)),
+        (bones(("spine", 5.0)), NONE_ELSEWHERE, True, "multi_metastatic", ("each_under_5_cm",)),
+        (bones(("spine", 1), ("rib", 2)), NONE_ELSEWHERE, False, "multi_metastatic", ("primary_controlled",)),
+        (bones(("spine", 1), ("rib", None)), NONE_ELSEWHERE, True, "undetermined", ()),
+        (bones(("spine", 1)), NONE_ELSEWHERE, None, "undetermined", ()),
+        # extra-osseous disease counts: 2 bone sites + adrenal + brain = 4 sites
+        (
+            bones(("spine", 1), ("rib", 1)),
+            r.ExtraOsseous(2, ("adrenal", "brain"), True, 1.0),
+            True,
+            "multi_metastatic",
+            ("sites_1_to_3",),
+        ),
+        # 3 bone + 3 extra-osseous = 6 metastases in 2 sites
+        (
+            bones(*[("spine", 1.0)] * 3),
+            r.ExtraOsseous(3, ("liver",), True, 2.0),
+            True,
+            "multi_metastatic",
+            ("metastases_1_to_5",),
+        ),
+        (
+            bones(("spine", 1)),
+            r.ExtraOsseous(1, ("adrenal",), False, 2.0),
+            True,
+            "multi_metastatic",
+            ("extra_osseous_stable",),
+        ),
+        (
+            bones(("spine", 1)),
+            r.ExtraOsseous(1, ("adrenal",), True, 6.0),
+            True,
+            "multi_metastatic",
+            ("each_under_5_cm",),
+        ),
+        (bones(("spine", 1)), r.ExtraOsseous(1, ("adrenal",), True, 2.0), True, "oligometastatic", ()),
+        (bones(("spine", 1)), None, True, "undetermined", ()),  # extra-osseous disease not assessed
+        (bones(*[("spine", 1.0)] * 6), None, True, "multi_metastatic", ("metastases_1_to_5",)),  # fails anyway
+        # a suspected lesion: 1 to 2 metastases, both fine; 3 to 4 sites with it: the suspected one decides
+        (bones(("spine", 1), ("rib", 1, False)), NONE_ELSEWHERE, True, "undetermined", ()),
+        (bones(*[("spine", 1.0)] * 5, ("rib", 1, False)), NONE_ELSEWHERE, True, "undetermined", ()),
+        (bones(("rib", 1, False)), NONE_ELSEWHERE, True, "undetermined", ()),  # no confirmed metastasis
     ],
 )
-def test_oligometastatic(
-    sites: int, lesions: int, sizes: list[float | None], controlled: bool | None, status: str, failing: tuple[str, ...]
+def test_CLASS_OLIGO_counts_sites_and_metastases_over_the_whole_disease(
+    bone: list[r.BoneLesion],
+    extra: r.ExtraOsseous | None,
+    controlled: bool | None,
+    status: str,
+    failing: tuple[str, ...],
 ) -> None:
-    got = r.oligometastatic(sites, lesions, sizes, controlled)
+    """L1470-1474, L1621-1625, L2161-2169: 1-3 sites, 1-5 metastases, each < 5 cm, primary controlled, extra-osseous
+    disease stable; each criterion is shown."""
+    got = r.oligometastatic(bone, extra, controlled)
     assert got.status == status and got.failing == failing
-    assert len(got.criteria) == 4
+    assert [c.name for c in got.criteria] == [
+        "sites_1_to_3",
+        "metastases_1_to_5",
+        "each_under_5_cm",
+        "primary_controlled",
+        "extra_osseous_stable",
+    ]
+
+
+def test_CLASS_OLIGO_criterion_values_show_the_counts() -> None:
+    got = r.oligometastatic(bones(("spine", 1), ("rib", 1, False)), r.ExtraOsseous(1, ("adrenal",), True, 2.0), True)
+    sites, mets = got.criteria[0], got.criteria[1]
+    assert sites.value == "2-3 (rib, spine, adrenal)" and sites.met is True
+    assert mets.value == "2-3" and mets.met is True
+    assert got.missing == ("each_under_5_cm",)  # the suspected lesion may or may not be a metastasis
 
 
 @pytest.mark.parametrize(
@@ -308,19 +400,135 @@ TROCHANTER: dict[str, Any] = {
 }
 
 
+def lesion_pain(lesion_id: str, **pain: Any) -> list[dict[str, Any]]:
+    return [{"lesion_id": lesion_id, **pain}]
+
+
 def test_trochanteric_lesion_with_functional_pain_and_12_months_is_a_surgical_referral() -> None:
-    _, out = run([assessment(pain={"intensity": "functional"}, life_expectancy_months=12), finding(5, **TROCHANTER)])
+    _, out = run(
+        [
+            assessment(lesion_pain=lesion_pain("fem-R", intensity="functional"), life_expectancy_months=12),
+            finding(5, **TROCHANTER),
+        ]
+    )
     [rec] = [x for x in active(out) if x.rule_id == "MIRELS-HIGH"]
     assert rec.severity == "critical" and "fixation prophylactique" in rec.text_fr
     [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
     assert score.total == 12 and score.complete and [c.points for c in score.components] == [3, 3, 3, 3]
 
 
-def test_mirels_without_pain_is_incomplete_and_gives_no_recommendation() -> None:
-    _, out = run([finding(**TROCHANTER)])
+def test_SCORE_MIRELS_incomplete_but_undecidable_gives_no_recommendation() -> None:
+    humerus: dict[str, Any] = {
+        "lesion_id": "hum",
+        "skeletal_site": "humerus",
+        "lesion_type": "lytic",
+        "cortical_involvement_fraction": 0.5,
+    }
+    _, out = run([finding(**humerus)])  # 1 + 2 + 3 = 6, pain missing: 7 to 9
     [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
-    assert score.total is None and not score.complete and score.missing == ["pain"]
-    assert not [x for x in active(out) if x.rule_id.startswith("MIRELS")]
+    assert score.total is None and not score.complete and score.missing == ["pain"] and score.band is None
+    assert "entre 7 et 9/12" in score.text_fr
+    assert not [x for x in active(out) if x.rule_id.startswith("MIRELS") or x.rule_id == "SCORE-MIRELS"]
+
+
+def test_MIRELS_HIGH_incomplete_score_already_at_least_10_decides_and_names_what_is_missing() -> None:
+    """Issue 9 item 3: a lytic trochanteric lesion over 2/3 of the cortex with no pain entered is already >= 10."""
+    _, out = run([assessment(life_expectancy_months=12), finding(5, **TROCHANTER)])
+    [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
+    assert score.total is None and not score.complete and score.band == "≥9" and score.missing == ["pain"]
+    [rec] = [x for x in active(out) if x.rule_id == "MIRELS-HIGH"]
+    assert rec.severity == "critical" and "au moins 10/12" in rec.title and "d'au moins 10/12" in rec.text_fr
+    assert rec.missing == ["pain"] and "fixation prophylactique" in rec.text_fr
+
+
+def test_SCORE_MIRELS_patient_level_pain_is_never_a_lesions_pain() -> None:
+    _, out = run([assessment(pain={"intensity": "functional"}, life_expectancy_months=12), finding(5, **TROCHANTER)])
+    [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
+    assert score.total is None and score.missing == ["pain (patient-level pain is not a lesion's pain)"]
+
+
+def test_MIRELS_HIGH_low_bound_incomplete_at_most_7_is_radiotherapy_alone() -> None:
+    humerus: dict[str, Any] = {
+        "lesion_id": "hum",
+        "skeletal_site": "humerus",
+        "lesion_type": "blastic",
+        "cortical_involvement_fraction": 0.1,
+    }
+    _, out = run([finding(**humerus)])  # 1 + 1 + 1 + pain (1 to 3): at most 6
+    [rec] = [x for x in active(out) if x.rule_id == "MIRELS-LOW"]
+    assert "au plus 6/12" in rec.title and rec.missing == ["pain"]
+
+
+@pytest.mark.parametrize(
+    ("months", "rule_id", "severity", "says"),
+    [
+        (2.0, "MIRELS-HIGH-SHORT-LE", "warning", "n'est pas indiquée"),
+        (1.0, "SURG-LE", "warning", "pas de chirurgie"),
+        (None, "SCORE-MIRELS", "warning", "Estimer (à nouveau) l'espérance de vie"),
+    ],
+)
+def test_MIRELS_HIGH_is_never_issued_with_life_expectancy_of_3_months_or_less(
+    months: float | None, rule_id: str, severity: str, says: str
+) -> None:
+    """Issue 9 item 10: MIRELS-HIGH means fixation first (L1324-1328: Mirels >= 9 AND life expectancy > 3 months)."""
+    ct = {**TROCHANTER, "axial_cortical_osteolysis_pct": 40, "circumferential_cortical_osteolysis_pct": 60}
+    pain = lesion_pain("fem-R", intensity="functional")
+    known: dict[str, Any] = {"life_expectancy_months": months} if months is not None else {}
+    first = assessment(lesion_pain=pain, **known)
+    _, out = run([first, finding(5, **ct)])
+    assert not [x for x in active(out) if x.rule_id == "MIRELS-HIGH"]
+    [rec] = [x for x in active(out) if x.rule_id == rule_id]
+    assert rec.severity == severity and says in rec.text_fr
+    assert ("consolidation" in rec.text_fr) is (rule_id != "SURG-LE")  # no surgery is discussed under 6 weeks
+    assert rec.citation.lines == cite(rule_id).lines
+
+
+def test_MIRELS_HIGH_ct_osteolysis_note_only_for_a_score_of_9_or_more() -> None:
+    """L1340-1346: the CT criterion concerns a patient with Mirels >= 9 only."""
+    low = {
+        "lesion_id": "hum",
+        "skeletal_site": "humerus",
+        "lesion_type": "blastic",
+        "cortical_involvement_fraction": 0.5,
+        "axial_cortical_osteolysis_pct": 40,
+        "circumferential_cortical_osteolysis_pct": 60,
+    }
+    _, out = run([assessment(lesion_pain=lesion_pain("hum", intensity="mild")), finding(5, **low)])
+    texts = [x.text_fr for x in out if isinstance(x, Score | Recommendation)]
+    assert texts and not any("consolidation" in t for t in texts)
+    assert [x.rule_id for x in active(out)] == ["MIRELS-LOW"]
+
+
+def test_SCORE_MIRELS_femoral_neck_lesion_scores_3_for_site() -> None:
+    neck = {
+        "lesion_id": "neck",
+        "skeletal_site": "femur_neck",
+        "lesion_type": "lytic",
+        "cortical_involvement_fraction": 0.5,
+    }
+    _, out = run(
+        [assessment(lesion_pain=lesion_pain("neck", intensity="mild"), life_expectancy_months=12), finding(5, **neck)]
+    )
+    [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
+    assert score.total == 9 and score.components[0].points == 3
+    assert [x.rule_id for x in active(out)] == ["MIRELS-HIGH"]
+
+
+def test_SCORE_MIRELS_and_SINS_score_each_lesions_own_pain() -> None:
+    l2 = {
+        "lesion_id": "L2",
+        "skeletal_site": "spine",
+        "vertebral_level": "L2",
+        "lesion_type": "blastic",
+        "alignment": "normal",
+        "vertebral_collapse": "none",
+        "posterolateral_involvement": "none",
+    }
+    pains = lesion_pain("fem-R", intensity="mild", character="none") + lesion_pain("L2", character="mechanical")
+    _, out = run([assessment(lesion_pain=pains, life_expectancy_months=12), finding(5, **TROCHANTER), finding(6, **l2)])
+    by = {x.score: x for x in out if isinstance(x, Score) and x.score in ("mirels", "sins")}
+    assert {c.name: c.points for c in by["mirels"].components}["pain"] == 1 and by["mirels"].total == 10
+    assert {c.name: c.points for c in by["sins"].components}["pain"] == 3 and by["sins"].total == 5
 
 
 def test_l1_lesion_sins_11_asks_for_a_surgical_opinion() -> None:
@@ -333,7 +541,7 @@ def test_l1_lesion_sins_11_asks_for_a_surgical_opinion() -> None:
         "vertebral_collapse": "lt_50",
         "posterolateral_involvement": "unilateral",
     }
-    _, out = run([assessment(pain={"character": "mechanical"}), finding(5, **l1)])
+    _, out = run([assessment(lesion_pain=lesion_pain("L1", character="mechanical")), finding(5, **l1)])
     [score] = [x for x in out if isinstance(x, Score) and x.score == "sins"]
     assert score.total == 11 and score.band == "potentially_unstable"
     [rec] = [x for x in active(out) if x.rule_id == "SINS-SURGICAL"]
@@ -384,7 +592,7 @@ def _timeline() -> list[Message]:
     return [
         assessment(
             0,
-            pain={"intensity": "moderate", "character": "mechanical"},
+            lesion_pain=lesion_pain("fem-R", intensity="moderate") + lesion_pain("L2", character="mechanical"),
             life_expectancy_months=8,
             primary_controlled=True,
         ),
@@ -400,7 +608,7 @@ def _timeline() -> list[Message]:
             posterolateral_involvement="bilateral",
             size_cm=2,
         ),
-        assessment(30, pain={"intensity": "functional"}),
+        assessment(30, lesion_pain=lesion_pain("fem-R", intensity="functional")),
         treatment(40, kind="systemic_drug", drug="carboplatin", action="started", on="2026-11-01"),
         finding(
             50,
@@ -479,3 +687,175 @@ def test_incremental_decisions_equal_a_full_recomputation(order: list[int]) -> N
     assert s.recommendations == {k: str(v.event_id) for k, v in sorted(full.recommendations.items())}
     assert s.scores == {k: str(v.event_id) for k, v in sorted(full.scores.items())}
     assert set(s.sres) == set(full.sres)
+
+
+# ---- issue 9: IMG-FLARE drug classes, CLASS-SRE, IMG-ISOLATED, CLASS-OLIGO through the aggregate -------------------
+def test_IMG_FLARE_supportive_drug_start_is_never_the_effective_treatment() -> None:
+    """Issue 9 item 8: on pembrolizumab for 10 months, cholecalciferol started last month: a new focus is not a
+    possible flare (that would mask a progression)."""
+    events = [
+        treatment(0, kind="systemic_drug", drug="pembrolizumab", action="started", on="2026-01-02"),
+        treatment(1, kind="systemic_drug", drug="cholecalciferol", action="started", on="2026-10-01"),
+        treatment(2, kind="systemic_drug", drug="zoledronic_acid", action="started", on="2026-10-05"),
+        treatment(3, kind="systemic_drug", drug="apixaban", action="started", on="2026-10-06"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "possible flare" not in rec.title and "progression" in rec.text_fr
+    assert "pembrolizumab (02/01/2026)" in rec.text_fr and "cholecalciferol" not in rec.text_fr.split(":")[0]
+    assert [i.value for i in rec.inputs if i.name == "anticancer_treatment_started"] == ["pembrolizumab 2026-01-02"]
+
+
+def test_IMG_FLARE_drug_of_unknown_class_is_said_unknown_not_assumed() -> None:
+    events = [
+        treatment(0, kind="systemic_drug", drug="pembrolizumab", action="started", on="2026-01-02"),
+        treatment(1, kind="systemic_drug", drug="investigational_x", action="started", on="2026-09-01"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="fdg_pet", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "indéterminé" in rec.title and rec.missing == ["drug class of investigational_x"]
+    assert "investigational_x" in rec.text_fr and "possible flare" not in rec.title
+
+
+def test_IMG_FLARE_anticancer_start_within_6_months_is_still_a_possible_flare_despite_supportive_drugs() -> None:
+    events = [
+        treatment(0, kind="systemic_drug", drug="carboplatin", action="started", on="2026-09-01"),
+        treatment(1, kind="systemic_drug", drug="dexamethasone", action="started", on="2026-10-20"),
+        finding(10, lesion_id="rib", skeletal_site="rib", modality="bone_scan", new_focus=True),
+    ]
+    _, out = run(events)
+    [rec] = [x for x in active(out) if x.rule_id == "IMG-FLARE"]
+    assert "possible flare" in rec.title and "carboplatin" in rec.text_fr and rec.severity == "info"
+
+
+def sres_of(out: Sequence[Message]) -> list[SkeletalEvent]:
+    return [o for o in out if isinstance(o, SkeletalEvent)]
+
+
+def live_sres(out: Sequence[Message]) -> list[SkeletalEvent]:
+    gone = {i for o in sres_of(out) if o.status == "withdrawn" for i in o.supersedes}
+    return [o for o in sres_of(out) if o.status == "active" and o.event_id not in gone]
+
+
+FRACTURED = {"lesion_id": "fem-L", "skeletal_site": "femur_shaft", "pathological_fracture": True, "modality": "xray"}
+
+
+def test_CLASS_SRE_one_fracture_is_one_sre_when_its_fixation_is_recorded() -> None:
+    """Issue 9 item 10: the imaging finding and the fixation surgery of the same lesion are one fracture."""
+    s, out = run([finding(0, **FRACTURED)])
+    [sre] = sres_of(out)
+    assert (sre.kind, sre.lesion_id, sre.current) == ("pathological_fracture", "fem-L", True)
+    assert sre.current_until == T0 + timedelta(weeks=6)
+    s, out = run([treatment(60, kind="surgery", site="femur", procedure="fracture_fixation", on="2026-11-02")], s)
+    historical, gone = sres_of(out)
+    assert (historical.kind, historical.current, historical.status) == ("pathological_fracture", False, "active")
+    assert gone.status == "withdrawn" and gone.supersedes == [sre.event_id]
+    assert [x.kind for x in live_sres(run([finding(0, **FRACTURED), *_fixation()])[1])] == ["pathological_fracture"]
+
+
+def _fixation() -> list[Message]:
+    return [treatment(60, kind="surgery", site="femur", procedure="fracture_fixation", on="2026-11-02")]
+
+
+def test_CLASS_SRE_fixation_without_a_fracture_on_imaging_is_the_fracture_sre() -> None:
+    _, out = run(_fixation())
+    [sre] = sres_of(out)
+    assert sre.kind == "pathological_fracture" and sre.current is False
+
+
+def test_CLASS_SRE_fracture_is_no_longer_current_after_the_recency_window() -> None:
+    """'An urgent local procedure' must not stand forever after a past fracture: the SRE says it is historical."""
+    _, out = apply_event(ScoringState(), finding(0, **FRACTURED), now=T0 + timedelta(weeks=7))
+    [sre] = sres_of(out)
+    assert sre.current is False and sre.current_until is None
+
+
+T9 = {"lesion_id": "T9", "skeletal_site": "spine", "vertebral_level": "T9", "modality": "mri"}
+
+
+def test_CLASS_SRE_epidural_extension_with_neurological_deficit_is_a_cord_compression() -> None:
+    """Issue 9 item 11: neither alone is a compression; together (after imaging) they are."""
+    s, out = run([finding(0, **T9, epidural_extension=True)])
+    assert sres_of(out) == []
+    s, out = run([assessment(10, neurological_deficit=True)], s)
+    [sre] = sres_of(out)
+    assert (sre.kind, sre.lesion_id, sre.current) == ("cord_compression", "T9", True)
+    assert {i.name for i in sre.evidence} == {"epidural_extension:T9", "neurological_deficit"}
+    _, out = run([assessment(0, neurological_deficit=True), finding(10, lesion_id="hum", skeletal_site="humerus")])
+    assert sres_of(out) == []  # a deficit without epidural extension: no compression
+
+
+def test_CLASS_SRE_cord_compression_resolved_withdraws_its_sre() -> None:
+    s, out = run([finding(0, **T9, cord_compression=True, epidural_extension=True)])
+    [sre] = sres_of(out)
+    s, out = run([finding(60, **T9, cord_compression=False, epidural_extension=False)], s)
+    [gone] = sres_of(out)
+    assert gone.status == "withdrawn" and gone.supersedes == [sre.event_id] and gone.kind == "cord_compression"
+    assert s.lesion_sres == {}
+
+
+def test_CLASS_SRE_cord_compression_decompressed_is_historical() -> None:
+    s, out = run([finding(0, **T9, cord_compression=True)])
+    [sre] = sres_of(out)
+    s, out = run([treatment(30, kind="surgery", site="T9", procedure="decompression", on="2026-11-01")], s)
+    assert [(x.status, x.current) for x in sres_of(out)] == [("active", False), ("withdrawn", None)]
+    assert sres_of(out)[1].supersedes == [sre.event_id]
+
+
+def test_IMG_ISOLATED_suspected_lesion_starts_nothing_until_confirmed() -> None:
+    """Issue 9 item 11: an isolated, unconfirmed focus asks for targeted imaging and starts nothing (no SRE, not
+    counted as a metastasis)."""
+    suspected = {"lesion_id": "il", "skeletal_site": "pelvis", "modality": "ct", "status": "suspected"}
+    s, out = run([assessment(0, primary_controlled=True), finding(5, **suspected, pathological_fracture=True)])
+    assert [x.rule_id for x in active(out)] == ["IMG-ISOLATED"] and sres_of(out) == []
+    [oligo] = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "undetermined"
+    s, out = run([finding(10, **{**suspected, "status": "confirmed"}, pathological_fracture=True)], s)
+    assert [x.status for x in out if isinstance(x, Recommendation)] == ["withdrawn"]
+    assert [x.kind for x in sres_of(out)] == ["pathological_fracture"]
+
+
+def test_CLASS_OLIGO_counts_extra_osseous_metastases_and_drops_resolved_lesions() -> None:
+    extra = {"count": 2, "sites": ["adrenal", "brain"], "stable": True, "largest_size_cm": 1.5}
+    events = [
+        assessment(0, primary_controlled=True, extra_osseous_metastases=extra),
+        finding(5, lesion_id="a", skeletal_site="rib", size_cm=1),
+        finding(6, lesion_id="b", skeletal_site="pelvis", size_cm=1),
+    ]
+    s, out = run(events)
+    *_, oligo = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "multi_metastatic"  # 4 sites: rib, pelvis, adrenal, brain
+    assert {c.name: c.points for c in oligo.components}["sites_1_to_3"] == 0
+    _, out = run([finding(30, lesion_id="b", skeletal_site="pelvis", size_cm=1, status="resolved")], s)
+    [oligo] = [x for x in out if isinstance(x, Score) and x.score == "oligometastatic"]
+    assert oligo.band == "oligometastatic" and "extra-osseuses" in oligo.text_fr
+
+
+def test_MIRELS_HIGH_old_life_expectancy_estimate_is_to_estimate_again() -> None:
+    """The same pattern as stale labs: a life expectancy estimated 4 months ago cannot place the patient either side
+    of 3 months; fixation first is not advised on it, the estimate is asked for again."""
+    pain = lesion_pain("fem-R", intensity="functional")
+    events = [assessment(0, lesion_pain=pain, life_expectancy_months=12), finding(5, **TROCHANTER)]
+    _, out = run(events)
+    assert [x.rule_id for x in active(out)] == ["MIRELS-HIGH"]
+    s = ScoringState()
+    for e in events:
+        s, out = apply_event(s, e, now=T0 + timedelta(days=120))
+    [rec] = active(out)
+    assert rec.rule_id == "SCORE-MIRELS" and "12 months, dated 2026-11-01" in rec.missing[-1]
+
+
+def test_CLASS_SRE_neurological_deficit_dated_in_the_future_is_not_current() -> None:
+    future = assessment(0, neurological_deficit=True).model_copy(update={"occurred_at": T0 + timedelta(days=365)})
+    _, out = apply_event(run([finding(0, **T9, epidural_extension=True)])[0], future, now=T0 + timedelta(minutes=5))
+    assert sres_of(out) == []
+
+
+def test_CLASS_SRE_fracture_still_seen_after_its_fixation_is_one_historical_sre() -> None:
+    """Post-operative imaging still showing the fixed fracture: one fracture, already treated, not current."""
+    events = [*_fixation(), finding(3 * 24 * 60, **FRACTURED)]  # imaging dated after the fixation
+    for order in (events, events[::-1]):
+        [sre] = live_sres(run(order)[1])
+        assert (sre.kind, sre.lesion_id, sre.current) == ("pathological_fracture", "fem-L", False)

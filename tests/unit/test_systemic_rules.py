@@ -133,18 +133,40 @@ def le(minutes: int, months: float, **extra: Any) -> ClinicalAssessment:
     return ClinicalAssessment.model_validate({**env(minutes), "life_expectancy_months": months, **extra})
 
 
-def lab(minutes: int, analyte: str, value: float | None, unit: str, missing: Sequence[str] = ()) -> NormalisedLab:
-    return NormalisedLab.model_validate(
-        {
-            **env(minutes),
-            "source": "lab-normalisation",
-            "analyte": analyte,
-            "result_id": f"{analyte}-{minutes}",
-            "value": value,
-            "unit": unit,
-            "missing": list(missing),
-        }
-    )
+def lab(
+    minutes: int,
+    analyte: str,
+    value: float | None,
+    unit: str,
+    missing: Sequence[str] = (),
+    weighed_minutes: int | None = None,
+    **extra: Any,
+) -> NormalisedLab:
+    """A normalised lab at T0 + minutes. A creatinine clearance carries its LAB-CRCL provenance: the weight it
+    used, weighed at T0 + `weighed_minutes` (default: with the creatinine)."""
+    doc = {
+        **env(minutes),
+        "source": "lab-normalisation",
+        "analyte": analyte,
+        "result_id": f"{analyte}-{minutes}",
+        "value": value,
+        "unit": unit,
+        "missing": list(missing),
+        **extra,
+    }
+    if analyte == "creatinine_clearance" and value is not None:
+        weighed = T0 + timedelta(minutes=minutes if weighed_minutes is None else weighed_minutes)
+        doc["derived_from"] = [
+            {
+                "event_id": uuid.uuid4(),
+                "analyte": "creatinine",
+                "value": 80.0,
+                "unit": "umol/L",
+                "occurred_at": doc["occurred_at"],
+            },
+            {"event_id": uuid.uuid4(), "analyte": "body_weight", "value": 70.0, "unit": "kg", "occurred_at": weighed},
+        ]
+    return NormalisedLab.model_validate(doc)
 
 
 def oligo(minutes: int, band: str, missing: Sequence[str] = ()) -> Score:
@@ -177,17 +199,40 @@ def dental(minutes: int, **t: Any) -> TreatmentEvent:
     return TreatmentEvent.model_validate({**env(minutes), "treatment": {"kind": "dental", **t}})
 
 
-def run(events: Sequence[Message], state: SystemicState | None = None) -> tuple[SystemicState, list[Message]]:
+#: `now` of the timelines: a day after T0 unless a test says otherwise
+NOW = T0 + timedelta(days=1)
+
+
+def as_of(now: datetime = NOW) -> r.AsOf:
+    return r.AsOf(now=now)
+
+
+def run(
+    events: Sequence[Message], state: SystemicState | None = None, now: datetime = NOW
+) -> tuple[SystemicState, list[Message]]:
     s = state or SystemicState()
     out: list[Message] = []
     for e in events:
-        s, o = apply_event(s, e)
+        s, o = apply_event(s, e, as_of(now))
         out += o
     return s, out
 
 
-def items(s: SystemicState) -> dict[str, PlanItem]:
-    return {i.key: i for i in build_plan(s)}
+def items(s: SystemicState, now: datetime = NOW) -> dict[str, PlanItem]:
+    return {i.key: i for i in build_plan(s, as_of(now))}
+
+
+def ready(minutes: int = 50) -> list[Message]:
+    """The prerequisites met: a normal vitamin D and a recent dental assessment with an orthopantomogram."""
+    return [
+        lab(minutes, "vitamin_d_25oh", 35.0, "ng/mL"),
+        dental(minutes + 1, action="assessment", orthopantomogram=True, on="2026-10-28"),
+    ]
+
+
+#: 8 weeks after a loading started on T0's date (SYS-VITD-CORR): a deficiency of T0 is corrected
+LOADED = T0 + timedelta(weeks=8, hours=1)
+LOADED_MIN = 8 * 7 * 24 * 60
 
 
 def test_missing_data_are_named_never_defaulted() -> None:
@@ -208,19 +253,21 @@ def test_full_plan_with_orders_and_what_would_change() -> None:
         [
             met(),
             le(1, 12),
-            lab(2, "creatinine_clearance", 55.0, "mL/min"),
+            lab(LOADED_MIN, "creatinine_clearance", 55.0, "mL/min"),  # a current creatinine, at LOADED
             lab(3, "vitamin_d_25oh", 18.0, "ng/mL"),
             oligo(4, "multi_metastatic"),
             dental(5, action="assessment", orthopantomogram=True, on="2026-10-28"),
-        ]
+            drug(6, "cholecalciferol", "started", "2026-11-01"),
+        ],
+        now=LOADED,
     )
-    plan = items(s)
+    plan = items(s, LOADED)
     [za] = plan["antiresorptive"].orders
     assert (za.drug, za.dose, za.unit, za.route, za.interval) == ("zoledronic_acid", 3.5, "mg", "intravenous", "P1M")
     assert "4 mg si la clairance dépasse 60" in (plan["antiresorptive"].what_would_change_fr or "")
     assert [o.count for o in plan["vitamin-d"].orders] == [8, None]
     assert plan["first-infusion-paracetamol"].orders[0].interval == "PT8H"
-    assert plan["prerequisites"].status == "to_do"  # vitamin D still being corrected
+    assert plan["prerequisites"].status == "done"  # the 8-week loading is complete
     plans = [o for o in out if isinstance(o, TreatmentPlan)]
     assert [p.version for p in plans] == list(range(1, len(plans) + 1))
     bundle: Any = medication_requests(plans[-1])
@@ -230,7 +277,9 @@ def test_full_plan_with_orders_and_what_would_change() -> None:
 
 
 def test_oligometastatic_gets_quarterly_zoledronic_acid_for_two_years() -> None:
-    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 75.0, "mL/min"), oligo(3, "oligometastatic")])
+    s, _ = run(
+        [met(), le(1, 12), lab(2, "creatinine_clearance", 75.0, "mL/min"), oligo(3, "oligometastatic"), *ready()]
+    )
     [za] = items(s)["antiresorptive"].orders
     assert (za.dose, za.interval, za.duration) == (4.0, "P3M", "P2Y")
 
@@ -256,6 +305,7 @@ def test_good_response_spaces_zoledronic_acid_not_denosumab() -> None:
             le(1, 12, oncological_response="good"),
             lab(2, "creatinine_clearance", 75.0, "mL/min"),
             oligo(3, "multi_metastatic"),
+            *ready(),
         ]
     )
     assert items(s)["antiresorptive"].orders[0].interval == "P3M"
@@ -263,14 +313,27 @@ def test_good_response_spaces_zoledronic_acid_not_denosumab() -> None:
     assert items(s)["antiresorptive"].orders[0].interval == "P1M"
 
 
-def test_creatinine_clearance_below_30_switches_to_denosumab_with_warning() -> None:
-    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 45.0, "mL/min"), oligo(3, "multi_metastatic")])
+@pytest.mark.parametrize("crcl", [25.0, 29.96])  # 29.96 is below 30: no rounding before a strict threshold
+def test_sys_deno_crcl_below_30_gives_specialist_advice_and_no_prefilled_order(crcl: float) -> None:
+    """SYS-DENO (L1214-1218): at CrCl < 30 an anti-resorptive may harm (adynamic bone): no pre-filled denosumab,
+    nor any FHIR draft, but a specialist-advice item; the zoledronic acid order is withdrawn."""
+    s, _ = run(
+        [met(), le(1, 12), lab(2, "creatinine_clearance", 45.0, "mL/min"), oligo(3, "multi_metastatic"), *ready()]
+    )
     assert items(s)["antiresorptive"].orders[0].drug == "zoledronic_acid"
-    s, out = run([lab(60, "creatinine_clearance", 25.0, "mL/min")], s)
+    s, out = run([lab(60, "creatinine_clearance", crcl, "mL/min")], s)
     item = items(s)["antiresorptive"]
-    assert item.orders[0].drug == "denosumab" and item.severity == "warning" and "adynamique" in item.text_fr
+    assert item.rule_id == "SYS-DENO" and item.orders == [] and item.severity == "warning"
+    assert "adynamique" in item.text_fr and "avis spécialisé" in item.text_fr and f"{crcl:g} mL/min" in item.title
     recs = [o for o in out if isinstance(o, Recommendation)]
     assert any(x.status == "withdrawn" for x in recs) and any(x.rule_id == "SYS-DENO" for x in recs)
+    plan = current_plan(s, "p1")
+    assert plan is not None and all(o.drug != "denosumab" for i in plan.items for o in i.orders)
+    bundle: Any = medication_requests(plan)
+    assert all(e.resource.medicationCodeableConcept.text != "denosumab" for e in bundle.entry or [])
+    # already on denosumab: no renewal order either
+    s, _ = run([drug(70, "denosumab", "started", "2026-10-01")], s)
+    assert items(s)["antiresorptive"].orders == [] and "Ne pas renouveler" in items(s)["antiresorptive"].text_fr
 
 
 def test_denosumab_stopped_gives_the_rebound_plan() -> None:
@@ -285,8 +348,10 @@ def test_denosumab_stopped_gives_the_rebound_plan() -> None:
     )
     item = items(s)["denosumab-stop"]
     assert item.status == "recommended" and "rebond" in item.text_fr and "CTX" in item.text_fr
-    s, _ = run([drug(5, "zoledronic_acid", "started", "2026-11-05")], s)
-    assert items(s)["denosumab-stop"].status == "done"
+    later = datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
+    s, _ = run([drug(5, "zoledronic_acid", "started", "2026-11-05")], s, now=later)
+    assert items(s)["denosumab-stop"].status == "recommended"  # dated in the future as of NOW: not a fact yet
+    assert items(s, later)["denosumab-stop"].status == "done"
 
 
 def test_two_year_review_and_dental_follow_up_under_treatment() -> None:
@@ -310,17 +375,21 @@ def test_extraction_delays_start_until_healed_and_cleared() -> None:
     s, _ = run([met(), le(1, 12), dental(2, action="extraction", on="2026-11-01")])
     check = {c.name: c for c in items(s)["prerequisites"].checks}["extraction_healing"]
     assert check.status == "pending" and "22/11/2026" in check.detail_fr and "01/12/2026" in check.detail_fr
-    s, _ = run(
-        [dental(3, action="assessment", orthopantomogram=True, cleared_for_antiresorptive=True, on="2026-11-25")], s
-    )
-    assert {c.name: c.status for c in items(s)["prerequisites"].checks}["extraction_healing"] == "done"
+    cleared = dental(3, action="assessment", orthopantomogram=True, cleared_for_antiresorptive=True, on="2026-11-20")
+    s, _ = run([cleared], s)
+    early = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)  # cleared, but 3 weeks have not passed (floor: 22/11)
+    assert {c.name: c.status for c in items(s, early)["prerequisites"].checks}["extraction_healing"] == "pending"
+    healed = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    assert {c.name: c.status for c in items(s, healed)["prerequisites"].checks}["extraction_healing"] == "done"
 
 
 def test_hypercalcaemia_is_an_emergency_that_waives_prerequisites() -> None:
     sre = SkeletalEvent.model_validate({**env(0), "kind": "hypercalcaemia", "rule_id": "CLASS-SRE", "evidence": []})
     s, _ = run([sre])
     item = items(s)["prerequisites"]
-    assert {c.status for c in item.checks} == {"waived"} and "Urgence" in item.text_fr
+    checks = {c.name: c.status for c in item.checks}
+    assert checks == {"vitamin_d": "waived", "dental_assessment": "waived", "renal_function": "to_do"}
+    assert "Urgence" in item.text_fr  # renal function is never waived: the molecule and the dose depend on it
 
 
 def test_a_withdrawn_hypercalcaemia_no_longer_starts_treatment_nor_waives_prerequisites() -> None:
@@ -347,7 +416,7 @@ def test_a_withdrawn_hypercalcaemia_no_longer_starts_treatment_nor_waives_prereq
     assert withdrawn and withdrawn <= started
     s, _ = run([sre.model_copy(update={"caused_by": str(uuid.uuid4())})], s)
     assert items(s)["antiresorptive-start"].status == "recommended"
-    assert {c.status for c in items(s)["prerequisites"].checks} == {"waived"}
+    assert {c.status for c in items(s)["prerequisites"].checks} == {"waived", "to_do"}
 
 
 def test_severe_vitamin_d_deficiency_warns_of_hypocalcaemia() -> None:
@@ -365,6 +434,7 @@ def test_nephrotoxicity_and_severe_renal_failure() -> None:
             oligo(3, "multi_metastatic"),
             drug(4, "carboplatin", "started", "2026-10-01"),
             drug(5, "pemetrexed", "started", "2026-10-01"),
+            *ready(),
         ]
     )
     assert "carboplatin, pemetrexed" in items(s)["nephrotoxicity"].title
@@ -386,7 +456,7 @@ def test_osteonecrosis_of_the_jaw_referral() -> None:
 
 
 def test_only_differences_are_notified() -> None:
-    events = [met(), le(1, 12), lab(2, "creatinine_clearance", 55.0, "mL/min"), oligo(3, "multi_metastatic")]
+    events = [met(), le(1, 12), lab(2, "creatinine_clearance", 55.0, "mL/min"), oligo(3, "multi_metastatic"), *ready()]
     s, _ = run(events)
     s2, out = run([le(10, 14)], s)  # a new estimate that changes no decision: no alert, no new version
     assert out == [] and s2.plan_version == s.plan_version
@@ -400,11 +470,11 @@ def test_only_differences_are_notified() -> None:
 def test_a_rederived_value_recorded_at_the_same_time_replaces_the_held_one() -> None:
     """Regression: our services re-publish derived values in order; a tie goes to the later delivery."""
     first = lab(2, "creatinine_clearance", None, "mL/min", ["weight"])
-    second = first.model_copy(update={"event_id": uuid.uuid4(), "value": 75.0, "missing": []})
+    second = lab(2, "creatinine_clearance", 75.0, "mL/min")
     for a, b in ((first, second), (second.model_copy(update={"value": 40.0}), second)):
         s, _ = run([met(), le(1, 12), a, b])
         assert items(s)["antiresorptive"].inputs[0].value == b.value
     undetermined = oligo(3, "undetermined", ["primary_controlled"])
     resolved = undetermined.model_copy(update={"event_id": uuid.uuid4(), "band": "multi_metastatic", "missing": []})
-    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 75.0, "mL/min"), undetermined, resolved])
+    s, _ = run([met(), le(1, 12), lab(2, "creatinine_clearance", 75.0, "mL/min"), undetermined, resolved, *ready()])
     assert items(s)["antiresorptive"].orders[0].interval == "P1M"

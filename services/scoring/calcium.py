@@ -1,0 +1,181 @@
+"""LAB-CA-CRISIS and the hypercalcaemia SRE (CLASS-SRE), decided from current data only. Pure.
+
+An episode is a run of consecutive crisis values (corrected calcium > 3.5 mmol/L, compared unrounded) in clinical
+time; each episode is one SRE. Only the episode still under way alerts (its newest value is the patient's newest
+corrected calcium): critically when that value is recent, else a warning to measure again. An episode that has
+ended keeps its alert. A crisis value that arrives once a clinically newer normal value is known (an episode ended
+before it ever alerted) never alerts as a current crisis, but is said (info, naming both values and times) and
+recorded as a historical SRE (`current` false). A value dated in
+the future (beyond the clock-skew tolerance) is left out of every decision, and said.
+"""
+
+from __future__ import annotations
+
+from contracts.base import InputUsed, derived_id
+from contracts.clinical import SkeletalEvent
+from services.scoring import rules as r
+from services.scoring import texts as t
+from services.scoring.common import SERVICE, Context, Decisions, lab_message
+from services.scoring.state import LabValue
+from shared.recommend import lazy_recommendation
+
+
+def _used(v: LabValue) -> InputUsed:
+    assert v.value is not None
+    return InputUsed(
+        name="corrected_calcium", value=v.value, unit="mmol/L", occurred_at=v.occurred_at, source_event_id=v.event_id
+    )
+
+
+def _order(v: LabValue) -> tuple[object, ...]:
+    return v.occurred_at, v.recorded_at, str(v.event_id)
+
+
+def decide_calcium(c: Context, d: Decisions) -> None:
+    s, patient_id, policy = c.s, c.patient_id, c.policy
+    every = sorted(
+        ((rid, v) for rid, v in s.labs.items() if v.analyte == "corrected_calcium" and not v.withdrawn),
+        key=lambda kv: _order(kv[1]),
+    )
+    values = [(rid, v) for rid, v in every if not c.future(v.occurred_at)]
+    for rid, v in every:
+        if c.future(v.occurred_at):
+            d.recommendations[f"calcium:future:{rid}"] = lazy_recommendation(
+                rule_id="LAB-CA-CRISIS",
+                trigger=lab_message(v, patient_id),
+                produced_by=SERVICE,
+                severity="info",
+                title="Calcémie datée dans le futur : ignorée",
+                text_fr=t.future_value_text(v.occurred_at),
+                inputs=[
+                    InputUsed(
+                        name="corrected_calcium",
+                        value=v.value,
+                        unit="mmol/L",
+                        occurred_at=v.occurred_at,
+                        source_event_id=v.event_id,
+                    )
+                ],
+                key=("future", rid),
+            )
+    if not values:
+        return
+    computed = [(rid, v) for rid, v in values if v.value is not None]  # no albumin: neither opens nor closes
+    episodes: list[list[tuple[str, LabValue]]] = []
+    in_crisis = False
+    for rid, v in computed:
+        assert v.value is not None
+        crisis = r.is_hypercalcaemic_crisis(v.value)
+        if crisis and not in_crisis:
+            episodes.append([])
+        if crisis:
+            episodes[-1].append((rid, v))
+        in_crisis = crisis
+    reference = c.reference
+    for n, episode in enumerate(episodes):
+        start_id, start = episode[0]
+        _, last = episode[-1]
+        running = in_crisis and n == len(episodes) - 1  # its newest value is the newest corrected calcium
+        # the value that ended the episode (a clinically newer, non-critical one)
+        ended_by = next(
+            (
+                w
+                for _, w in computed
+                if _order(w) > _order(last) and w.value is not None and not r.is_hypercalcaemic_crisis(w.value)
+            ),
+            None,
+        )
+        slot = f"calcium:crisis:{start_id}"
+        # ended before its crisis alert was ever issued: the crisis arrived late, after a newer normal value
+        late = ended_by is not None and slot not in s.recommendations
+        fresh = reference is None or reference - last.occurred_at <= policy.calcium_current
+        current = running and fresh
+        used = [_used(start)] + ([_used(last)] if last is not start else [])
+        provenance = [
+            InputUsed(name=x.analyte, value=x.value, unit=x.unit, occurred_at=x.occurred_at, source_event_id=x.event_id)
+            for x in start.sources
+        ]
+        # a new version whenever currency or the newest crisis value changes (the older one is then withdrawn), so
+        # that `current` and `current_until` always describe the newest evidence
+        last_id = episode[-1][0]
+        version = ("historical",) if not current else () if last_id == start_id else ("until", last_id)
+        sre = SkeletalEvent(
+            event_id=derived_id("sre", "hypercalcaemia", start_id, *version),
+            patient_id=patient_id,
+            occurred_at=start.occurred_at,
+            recorded_at=start.recorded_at,
+            source=SERVICE,
+            kind="hypercalcaemia",
+            rule_id="CLASS-SRE",
+            evidence=used,
+            current=current,
+            evidence_at=last.occurred_at,
+            current_until=last.occurred_at + policy.calcium_current if current else None,
+        )
+        d.sres[str(sre.event_id)] = sre
+        assert start.value is not None and last.value is not None
+        if late and ended_by is not None:
+            assert ended_by.value is not None
+            d.recommendations[f"calcium:late:{start_id}"] = lazy_recommendation(
+                rule_id="LAB-CA-CRISIS",
+                trigger=lab_message(start, patient_id),
+                produced_by=SERVICE,
+                severity="info",
+                title=f"Calcémie de crise reçue en retard ({r.shown(start.value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} "
+                f"mmol/L, {start.occurred_at:%d/%m/%Y %H:%M}) : pas une crise actuelle",
+                text_fr=t.late_crisis_text(start.value, start.occurred_at, ended_by.value, ended_by.occurred_at),
+                inputs=[*used, _used(ended_by), *provenance],
+                key=("late", start_id),
+            )
+            continue
+        if not running:
+            d.keep.add(slot)  # an ended episode: its alert stays as it is
+            continue
+        if not fresh:
+            d.keep.add(slot)  # alerted while it was current: left as it is
+            d.recommendations[f"calcium:stale:{start_id}"] = lazy_recommendation(
+                rule_id="LAB-CA-CRISIS",
+                trigger=lab_message(last, patient_id),
+                produced_by=SERVICE,
+                severity="warning",
+                title="Dernière calcémie corrigée en crise mais ancienne : recontrôler",
+                text_fr=t.stale_crisis_text(last.value, last.occurred_at, policy.calcium_current),
+                inputs=used + provenance,
+                key=("stale", start_id, str(last.event_id)),
+                missing=["a recent corrected calcium"],
+            )
+            continue
+        d.recommendations[slot] = lazy_recommendation(
+            rule_id="LAB-CA-CRISIS",
+            trigger=lab_message(start, patient_id),
+            produced_by=SERVICE,
+            severity="critical",
+            title="Crise aiguë hypercalcémique : calcémie corrigée "
+            f"{r.shown(start.value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} mmol/L",
+            text_fr=t.crisis_text(start.value),
+            inputs=[_used(start), *provenance],
+            key=("crisis", start_id),
+        )
+    latest_id, latest = values[-1]
+    measured = latest.measured_total_calcium
+    if latest.value is None and measured is not None and r.is_hypercalcaemic_crisis(measured):
+        d.recommendations[f"calcium:unconfirmed:{latest_id}"] = lazy_recommendation(
+            rule_id="LAB-CA-CRISIS",
+            trigger=lab_message(latest, patient_id),
+            produced_by=SERVICE,
+            severity="warning",
+            title=f"Calcémie totale {r.shown(measured, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} mmol/L : "
+            "calcémie corrigée non calculable",
+            text_fr=t.unconfirmed_crisis_text(measured),
+            inputs=[
+                InputUsed(
+                    name="total_calcium",
+                    value=measured,
+                    unit="mmol/L",
+                    occurred_at=latest.occurred_at,
+                    source_event_id=latest.event_id,
+                )
+            ],
+            key=("unconfirmed", latest_id),
+            missing=["albumin drawn within 48 h of the calcium"],
+        )

@@ -1,0 +1,133 @@
+"""What every decision family of scoring shares: the decisions being built, the context they are built in (the
+facts, the time they are made for, the policy), and how a score or a lab trigger is built. Pure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from contracts.base import InputUsed, Message, derived_id
+from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEvent
+from contracts.hospital import ImagingFinding
+from contracts.rules import RULESET_VERSION, cite
+from services.scoring import rules as r
+from services.scoring.state import LabValue, ScoringState
+from shared.facts import Fact
+from shared.recommend import Lazy
+
+SERVICE = r.SERVICE
+F = TypeVar("F", bound=Fact[Any])
+
+
+@dataclass
+class Decisions:
+    recommendations: dict[str, Lazy[Recommendation]] = field(default_factory=dict)
+    scores: dict[str, Lazy[Score]] = field(default_factory=dict)
+    sres: dict[str, SkeletalEvent] = field(default_factory=dict)
+    #: published slots to leave as they are although no longer current (a crisis episode that ended)
+    keep: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The facts of one patient, the time the decisions are made for, and the policy."""
+
+    s: ScoringState
+    patient_id: str
+    now: datetime | None  # None: the newest recorded time among the facts (tests, deterministic replays)
+    policy: r.Policy = r.DEFAULT_POLICY
+
+    @property
+    def reference(self) -> datetime | None:
+        return self.now if self.now is not None else self.s.as_of()
+
+    def future(self, occurred_at: datetime) -> bool:
+        ref = self.reference
+        return ref is not None and r.is_future(occurred_at, ref, self.policy)
+
+    def usable(self, fact: F | None, valid: timedelta | None = None) -> F | None:
+        """The fact, unless it is dated in the future (beyond the clock-skew tolerance) or, given a validity, older
+        than it: such a fact does not describe the patient now, and the decision then names it as missing."""
+        if fact is None or self.future(fact.occurred_at):
+            return None
+        ref = self.reference
+        if valid is not None and ref is not None and ref - fact.occurred_at > valid:
+            return None
+        return fact
+
+
+Component = tuple[str, str | float | bool | None, int | None, uuid.UUID | None]  # name, value, points, source
+
+
+def score(
+    kind: str,
+    subject: str,
+    trigger: Message,
+    components: list[Component],
+    total: int | None,
+    complete: bool,
+    band: str | None,
+    missing: list[str],
+    rule_ids: list[str],
+    text: str,
+    inputs: list[InputUsed],
+    also: Sequence[Fact[Any] | None] = (),
+) -> Lazy[Score]:
+    """A score (its ID now, the message when needed); its times are the newest of all its inputs, so a
+    re-scored version is never older."""
+    signature = (kind, subject, total, band, tuple(c[:3] for c in components), tuple(missing))
+    event_id = derived_id("score", trigger.patient_id, *signature)
+
+    def build() -> Score:
+        facts = [f for f in also if f is not None]
+        return Score(
+            event_id=event_id,
+            patient_id=trigger.patient_id,
+            occurred_at=max([trigger.occurred_at] + [f.occurred_at for f in facts]),
+            recorded_at=max([trigger.recorded_at] + [f.recorded_at for f in facts]),
+            source=SERVICE,
+            score=kind,
+            subject=subject,
+            total=total,
+            complete=complete,
+            band=band,
+            components=[ScoreComponent(name=n, value=v, points=p, source_event_id=src) for n, v, p, src in components],
+            missing=missing,
+            rule_ids=rule_ids,
+            ruleset_version=RULESET_VERSION,
+            text_fr=text,
+            citation=cite(rule_ids[0]),
+            inputs=inputs,
+        )
+
+    return Lazy(event_id, build)
+
+
+def components(items: tuple[r.Item, ...], sources: dict[str, uuid.UUID | None]) -> list[Component]:
+    return [(i.name, i.value, i.points, sources.get(i.name)) for i in items]
+
+
+def finding_inputs(f: ImagingFinding) -> list[InputUsed]:
+    return [
+        InputUsed(
+            name="imaging_finding",
+            value=f"{f.lesion_id} ({f.modality})",
+            occurred_at=f.occurred_at,
+            source_event_id=f.event_id,
+        )
+    ]
+
+
+class _LabTrigger(Message):
+    """A message-shaped handle on a lab fact: the times and ID of what it triggers. Never published."""
+
+    schema_id = "osteocds.internal.lab-trigger/0"
+
+
+def lab_message(v: LabValue, patient_id: str) -> Message:
+    return _LabTrigger(
+        event_id=v.event_id, patient_id=patient_id, occurred_at=v.occurred_at, recorded_at=v.recorded_at, source=SERVICE
+    )

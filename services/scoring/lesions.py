@@ -1,0 +1,318 @@
+"""Per-lesion decisions: SCORE-MIRELS (long bones), SCORE-SINS (spine), and the skeletal-related events of a lesion
+or a treatment (CLASS-SRE: pathological fracture, cord compression, RT for pain, preventive orthopaedic surgery).
+Pure.
+
+Mirels and SINS score the pain of the lesion they score (ClinicalAssessment.lesion_pain): the text makes pain an
+item of the lesion (L1318-1320, L1387), so the patient's overall pain never stands in for it; it is then missing.
+A suspected lesion (IMG-ISOLATED) records no SRE; a resolved one is no longer scored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.base import InputUsed, derived_id
+from contracts.clinical import SkeletalEvent
+from contracts.hospital import ImagingFinding, Treatment, TreatmentEvent
+from services.scoring import rules as r
+from services.scoring import texts as t
+from services.scoring.common import SERVICE, Context, Decisions, components, finding_inputs, score
+from services.scoring.state import Lesion
+from shared.facts import Fact
+from shared.recommend import lazy_recommendation
+
+MIRELS_SEVERITY = {
+    "low": "info",
+    "rcp": "warning",
+    "fixation": "critical",
+    "short_survival": "warning",
+    "no_surgery": "warning",
+    "survival_unknown": "warning",
+}
+
+
+def _pain_missing(c: Context, what: str) -> str:
+    overall = c.s.assessment.pain_intensity or c.s.assessment.pain_character
+    return f"{what} (patient-level pain is not a lesion's pain)" if overall is not None else what
+
+
+def _le_missing(stale: Fact[Any] | None) -> str:
+    if stale is None:
+        return "life expectancy estimate"
+    last = f"{stale.value:g} months, dated {stale.occurred_at:%Y-%m-%d}"
+    return f"a current life expectancy estimate (the last one, {last})"
+
+
+def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
+    """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice."""
+    f, a = lesion.latest, c.s.assessment
+    pain = c.usable(a.lesion_pain_intensity.get(f.lesion_id))
+    m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
+    lo, hi = r.mirels_bounds(m)
+    le = c.usable(a.life_expectancy_months, c.policy.life_expectancy_valid)
+    stale_le = a.life_expectancy_months if le is None and a.life_expectancy_months is not None else None
+    decided = r.mirels_decision(lo, hi, le.value if le else None)
+    decision = decided[1] if decided else None
+    ct = r.ct_osteolysis_criterion(f.axial_cortical_osteolysis_pct, f.circumferential_cortical_osteolysis_pct)
+    # L1340-1346: the CT note is for a Mirels >= 9 only, and never where no surgery is to be offered (SURG-LE)
+    ct_note = ct is True and lo >= 9 and decision != "no_surgery"
+    sources = dict.fromkeys(("site", "size", "lesion_type"), f.event_id) | {"pain": pain.event_id if pain else None}
+    inputs = finding_inputs(f) + ([pain.used(f"pain_intensity:{f.lesion_id}")] if pain else [])
+    band = "≥9" if lo >= 9 else "≤7" if hi <= 7 else "8" if lo == hi == 8 else None
+    missing = [_pain_missing(c, "pain") if x == "pain" else x for x in m.missing]
+    d.scores[f"mirels:{f.lesion_id}"] = score(
+        "mirels",
+        f.lesion_id,
+        f,
+        components(m.items, sources),
+        m.total,
+        m.complete,
+        band,
+        missing,
+        ["SCORE-MIRELS"],
+        t.mirels_text(f.lesion_id, m, lo, hi, None, None, ct_note),
+        inputs,
+        also=[pain],
+    )
+    if decided is None:
+        return
+    rule_id, decision = decided
+    if le is not None and lo >= 9:
+        inputs.append(le.used("life_expectancy", "months"))
+    if ct_note:
+        inputs.append(
+            InputUsed(
+                name="ct_cortical_osteolysis_axial_circumferential_pct",
+                value=f"{f.axial_cortical_osteolysis_pct:g}/{f.circumferential_cortical_osteolysis_pct:g}",
+                unit="%",
+                occurred_at=f.occurred_at,
+                source_event_id=f.event_id,
+            )
+        )
+    head = (
+        f"Score de Mirels {m.total}/12"
+        if m.total is not None
+        else (f"Score de Mirels d'au moins {lo}/12" if lo >= 9 else f"Score de Mirels d'au plus {hi}/12")
+    )
+    d.recommendations[f"mirels:{f.lesion_id}"] = lazy_recommendation(
+        rule_id=rule_id,
+        trigger=f,
+        produced_by=SERVICE,
+        severity=MIRELS_SEVERITY[decision],
+        title=f"{head} ({f.lesion_id})",
+        text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, le.value if le else None, ct_note),
+        inputs=inputs,
+        key=(f.lesion_id, decision, m.total, lo, hi, ct_note),
+        missing=missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else []),
+    )
+
+
+def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
+    f = lesion.latest
+    pain = c.usable(c.s.assessment.lesion_pain_character.get(f.lesion_id))
+    scored = r.sins(
+        f.vertebral_level,
+        pain.value if pain else None,
+        f.lesion_type,
+        f.alignment,
+        f.vertebral_collapse,
+        f.posterolateral_involvement,
+    )
+    sources = {i.name: f.event_id for i in scored.items} | {"pain": pain.event_id if pain else None}
+    inputs = finding_inputs(f) + ([pain.used(f"pain_character:{f.lesion_id}")] if pain else [])
+    band = r.sins_band(scored.total) if scored.total is not None else None
+    where = f.vertebral_level or f.lesion_id
+    missing = [_pain_missing(c, "pain") if x == "pain" else x for x in scored.missing]
+    d.scores[f"sins:{f.lesion_id}"] = score(
+        "sins",
+        f.lesion_id,
+        f,
+        components(scored.items, sources),
+        scored.total,
+        scored.complete,
+        band,
+        missing,
+        ["SCORE-SINS", "SINS-SURGICAL"],
+        t.sins_text(where, scored, band),
+        inputs,
+        also=[pain],
+    )
+    floor, _ = scored.bounds(r.SINS_ITEM_MIN, r.SINS_ITEM_MAX)  # a lower bound when incomplete
+    if floor < 7:
+        return
+    severity = "critical" if floor >= 13 else "warning"
+    d.recommendations[f"sins:{f.lesion_id}"] = lazy_recommendation(
+        rule_id="SINS-SURGICAL",
+        trigger=f,
+        produced_by=SERVICE,
+        severity=severity,
+        title=(
+            f"SINS {scored.total}/18 en {where} : avis chirurgical"
+            if scored.total is not None
+            else f"SINS d'au moins {floor}/18 en {where} : avis chirurgical"
+        ),
+        text_fr=t.sins_text(where, scored, band, decision=True),
+        inputs=inputs,
+        key=(f.lesion_id, severity, scored.total, floor),
+        missing=missing,
+    )
+
+
+# ---- CLASS-SRE ---------------------------------------------------------------------------------------------------
+def treats(treatment: Treatment, f: ImagingFinding) -> bool:
+    """Whether a local treatment was given to this lesion: by its lesion ID when the treatment carries one, else by
+    its site (the lesion ID, the skeletal site or its bone, e.g. "femur" for "femur_neck") or vertebral level."""
+    lesion_id = getattr(treatment, "lesion_id", None)
+    if lesion_id is not None:
+        return bool(lesion_id == f.lesion_id)
+    site = getattr(treatment, "site", None)
+    if site is None:
+        return False
+    level = getattr(treatment, "vertebral_level", None)
+    names = {f.lesion_id, f.skeletal_site, f.skeletal_site.split("_")[0]}
+    return site in names or (f.vertebral_level is not None and f.vertebral_level in (site, level))
+
+
+def _treated_by(
+    c: Context, f: ImagingFinding, since: Fact[Any], kinds: set[str], any_date: frozenset[str] = frozenset()
+) -> list[TreatmentEvent]:
+    """Treatments of this lesion of the given procedures/intents, given on or after the event began (those in
+    `any_date` whatever their date: a fracture fixation fixes the lesion's fracture even if imaging dated after it
+    still shows the fracture)."""
+    out = []
+    for e in c.s.treatments.values():
+        tr = e.treatment
+        what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
+        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= since.occurred_at.date()):
+            out.append(e)
+    return sorted(out, key=lambda e: (e.treatment.on, str(e.event_id)))
+
+
+def _treatment_used(e: TreatmentEvent) -> InputUsed:
+    tr = e.treatment
+    what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
+    return InputUsed(
+        name=f"{tr.kind}:{what}:{getattr(tr, 'site', '')}",
+        value=tr.on.isoformat(),
+        occurred_at=e.occurred_at,
+        source_event_id=e.event_id,
+    )
+
+
+def _lesion_sre(
+    c: Context,
+    kind: str,
+    lesion_id: str,
+    first: Fact[Any],
+    seen_last: Fact[Any],
+    evidence: list[InputUsed],
+    treated: list[TreatmentEvent],
+) -> SkeletalEvent:
+    """A fracture or cord compression of a lesion: current while not treated and recently seen; each version
+    (current, historical) has its own ID, so a change withdraws the earlier one."""
+    ref = c.reference
+    fresh = ref is None or ref - seen_last.occurred_at <= c.policy.lesion_event_current
+    current = fresh and not treated
+    return SkeletalEvent(
+        event_id=derived_id("sre", kind, c.patient_id, lesion_id, *(() if current else ("historical",))),
+        patient_id=c.patient_id,
+        occurred_at=first.occurred_at,
+        recorded_at=first.recorded_at,
+        source=SERVICE,
+        kind=kind,
+        rule_id="CLASS-SRE",
+        evidence=evidence + [_treatment_used(e) for e in treated],
+        lesion_id=lesion_id,
+        current=current,
+        evidence_at=seen_last.occurred_at,
+        current_until=seen_last.occurred_at + c.policy.lesion_event_current if current else None,
+    )
+
+
+def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list[InputUsed]] | None:
+    """Cord compression (CLASS-SRE, RT-MSCC "compression médullaire avérée"): shown on imaging, or an epidural
+    extension of a spinal lesion with a neurological deficit reported after any imaging that ruled compression out.
+    None when it does not hold now (never shown, or resolved: a newer finding states no compression, or the lesion
+    is resolved). Returns (first evidence, newest evidence, evidence inputs)."""
+    f, deficit = lesion.latest, c.usable(c.s.assessment.neurological_deficit)
+    stated, epidural = lesion.compression_stated, lesion.epidural_stated
+    if lesion.effective_status() == "resolved":
+        return None
+    if stated is not None and stated.value and lesion.cord_compression and lesion.compression_seen_last:
+        used = [lesion.cord_compression.used(f"cord_compression:{f.lesion_id}")]
+        if epidural is not None and epidural.value:
+            used.append(epidural.used(f"epidural_extension:{f.lesion_id}"))
+        if deficit is not None and deficit.value:
+            used.append(deficit.used("neurological_deficit"))
+        return lesion.cord_compression, lesion.compression_seen_last, used
+    spinal = f.skeletal_site in ("spine", "sacrum")
+    if (
+        spinal
+        and epidural is not None
+        and epidural.value
+        and deficit is not None
+        and deficit.value
+        and (stated is None or deficit.order() > stated.order())
+    ):
+        older, newer = sorted((epidural, deficit), key=lambda x: x.order())
+        # it began when both held (the newer); it is current only while both are recent (the older)
+        return newer, older, [epidural.used(f"epidural_extension:{f.lesion_id}"), deficit.used("neurological_deficit")]
+    return None
+
+
+def decide_sres(c: Context, d: Decisions) -> None:
+    """CLASS-SRE for lesions and treatments. One fracture is one SRE: a fixation of a lesion whose fracture was seen
+    on imaging makes that SRE historical instead of adding a second one."""
+    merged: set[str] = set()  # fixation surgeries of a fracture seen on imaging
+    for lesion_id, lesion in c.s.lesions.items():
+        if lesion.effective_status() == "suspected":
+            continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
+        f = lesion.latest
+        if lesion.fracture is not None and lesion.fracture_seen_last is not None:
+            fixed = _treated_by(
+                c, f, lesion.fracture, {"fracture_fixation", "prophylactic_fixation"}, frozenset({"fracture_fixation"})
+            )
+            merged |= {str(e.event_id) for e in fixed}
+            sre = _lesion_sre(
+                c,
+                "pathological_fracture",
+                lesion_id,
+                lesion.fracture,
+                lesion.fracture_seen_last,
+                [lesion.fracture.used(f"pathological_fracture:{lesion_id}")],
+                fixed,
+            )
+            d.sres[str(sre.event_id)] = sre
+        compression = _compression(c, lesion)
+        if compression is not None:
+            first, last, used = compression
+            treated = _treated_by(c, f, first, {"decompression", "cord_compression"})
+            sre = _lesion_sre(c, "cord_compression", lesion_id, first, last, used, treated)
+            d.sres[str(sre.event_id)] = sre
+    for key, e in c.s.treatments.items():
+        tr = e.treatment
+        kind = None
+        if tr.kind == "radiotherapy" and tr.intent == "pain":
+            kind = "radiotherapy_for_pain"
+        elif key in merged:
+            continue  # the fixation of a fracture already counted from imaging: one fracture, one SRE
+        elif tr.kind == "surgery" and tr.procedure == "prophylactic_fixation":
+            kind = "orthopaedic_surgery"
+        elif tr.kind == "surgery" and tr.procedure == "fracture_fixation":
+            kind = "pathological_fracture"  # a fracture known from its fixation only
+        if kind is None:
+            continue
+        lesion_ids = sorted(lid for lid, x in c.s.lesions.items() if treats(tr, x.latest))
+        sre = SkeletalEvent(
+            event_id=derived_id("sre", kind, key),
+            patient_id=c.patient_id,
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+            source=SERVICE,
+            kind=kind,
+            rule_id="CLASS-SRE",
+            evidence=[_treatment_used(e)],
+            lesion_id=lesion_ids[0] if len(lesion_ids) == 1 else None,
+            current=False if kind == "pathological_fracture" else None,  # already fixed
+        )
+        d.sres[str(sre.event_id)] = sre

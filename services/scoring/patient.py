@@ -1,0 +1,154 @@
+"""Patient-level decisions: CLASS-OLIGO, IMG-FLARE, IMG-ISOLATED. Pure."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from contracts.base import InputUsed
+from contracts.hospital import SystemicDrug
+from services.scoring import rules as r
+from services.scoring import texts as t
+from services.scoring.common import Component, Context, Decisions, finding_inputs, score
+from services.scoring.state import Lesion
+from shared.recommend import lazy_recommendation
+
+SERVICE = r.SERVICE
+
+
+def _counted(c: Context) -> list[Lesion]:
+    """The lesions that are or may be metastases now (a resolved one no longer counts)."""
+    return [x for x in c.s.lesions.values() if x.effective_status() != "resolved"]
+
+
+def decide_oligo(c: Context, d: Decisions) -> None:
+    """CLASS-OLIGO over bone lesions (suspected ones as a possibility) and the extra-osseous disease."""
+    lesions = list(c.s.lesions.values())
+    if not lesions:
+        return
+    counted = _counted(c)
+    a = c.s.assessment
+    pc, extra = a.primary_controlled, a.extra_osseous
+    status = r.oligometastatic(
+        [r.BoneLesion(x.latest.skeletal_site, x.latest.size_cm, x.effective_status() == "confirmed") for x in counted],
+        None
+        if extra is None
+        else r.ExtraOsseous(
+            extra.value.count, tuple(extra.value.sites), extra.value.stable, extra.value.largest_size_cm
+        ),
+        pc.value if pc else None,
+    )
+    trigger = max((x.latest for x in lesions), key=lambda f: (f.occurred_at, f.recorded_at, str(f.event_id)))
+    comps: list[Component] = [(x.name, x.value, None if x.met is None else int(x.met), None) for x in status.criteria]
+    inputs = [
+        InputUsed(
+            name="lesion",
+            value=f"{x.latest.lesion_id}:{x.latest.skeletal_site}:{x.latest.size_cm}:{x.effective_status()}",
+            unit="cm",
+            occurred_at=x.latest.occurred_at,
+            source_event_id=x.latest.event_id,
+        )
+        for x in counted
+    ]
+    if pc is not None:
+        inputs.append(pc.used("primary_controlled"))
+    if extra is not None:
+        inputs.append(extra.used("extra_osseous_metastases"))
+    d.scores["oligometastatic"] = score(
+        "oligometastatic",
+        "patient",
+        trigger,
+        comps,
+        None,
+        not status.missing,
+        status.status,
+        list(status.missing),
+        ["CLASS-OLIGO"],
+        t.oligo_text(status, extra_known=extra is not None),
+        inputs,
+        also=[pc, extra],
+    )
+
+
+def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
+    """Systemic drugs started on or before `on` and not stopped by then (their latest start)."""
+    events = sorted(
+        (e.treatment for e in c.s.treatments.values() if isinstance(e.treatment, SystemicDrug)),
+        key=lambda x: (x.on, x.action == "stopped"),
+    )
+    active: dict[str, date] = {}
+    for x in events:
+        if x.on > on:
+            continue
+        if x.action == "started":
+            active[x.drug] = x.on
+        else:
+            active.pop(x.drug, None)
+    return [r.DrugStart(drug, started) for drug, started in sorted(active.items())]
+
+
+def decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
+    """IMG-FLARE: new foci on bone scan or PET < 6 months after an anticancer treatment started: possible flare,
+    never progression; after 6 months, new foci mean progression; a drug of unknown class: cannot tell."""
+    if not lesion.new_foci:
+        return
+    focus = lesion.new_foci[-1]
+    on = focus.occurred_at.date()
+    reading = r.flare_reading(_active_drugs(c, on), on)
+    if reading is None:
+        return
+    lesion_id = lesion.latest.lesion_id
+    drug = reading.treatment
+    inputs = [focus.used(f"new_focus:{lesion_id}")]
+    if drug is not None:
+        inputs.append(InputUsed(name="anticancer_treatment_started", value=f"{drug.drug} {drug.on.isoformat()}"))
+    inputs += [
+        InputUsed(name="drug_of_unknown_class_started", value=f"{x.drug} {x.on.isoformat()}")
+        for x in reading.unknown_drugs
+    ]
+    flare, egfr = reading.reading == "flare", drug is not None and drug.drug in r.EGFR_TKIS
+    if reading.reading == "unknown":
+        title = "Nouveau foyer osseux : flare ou progression indéterminé (médicament non classé)"
+    elif flare:
+        title = "Nouveau foyer osseux : possible flare, pas une progression"
+    else:
+        title = "Nouveau foyer osseux plus de 6 mois après le début du traitement anticancéreux"
+    d.recommendations[f"flare:{lesion_id}"] = lazy_recommendation(
+        rule_id="IMG-FLARE",
+        trigger=lesion.latest,
+        produced_by=SERVICE,
+        severity="warning" if flare and egfr else "info",
+        title=title,
+        text_fr=t.flare_text(lesion_id, focus.value, reading, egfr),
+        inputs=inputs,
+        key=(
+            lesion_id,
+            str(focus.event_id),
+            reading.reading,
+            drug.drug if drug else None,
+            drug.on.isoformat() if drug else None,
+            tuple(x.drug for x in reading.unknown_drugs),
+        ),
+        missing=[f"drug class of {x.drug}" for x in reading.unknown_drugs],
+    )
+
+
+def decide_isolated(c: Context, d: Decisions) -> None:
+    """IMG-ISOLATED (L489-491): a single lesion, not confirmed (seen only on PET or bone scan, or stated suspected),
+    asks for targeted imaging, then a specialist opinion, before it starts anything."""
+    counted = _counted(c)
+    if len(counted) != 1:
+        return
+    (lesion,) = counted
+    if lesion.effective_status() != "suspected":
+        return
+    f = lesion.latest
+    d.recommendations["isolated"] = lazy_recommendation(
+        rule_id="IMG-ISOLATED",
+        trigger=f,
+        produced_by=SERVICE,
+        severity="info",
+        title="Lésion osseuse isolée non confirmée : imagerie ciblée",
+        text_fr=t.isolated_text(f.lesion_id, ", ".join(lesion.modalities)),
+        inputs=finding_inputs(f),
+        key=(f.lesion_id,),
+    )

@@ -1,0 +1,198 @@
+"""The scoring aggregate's facts per patient, merged commutatively.
+
+Facts merge by clinical time (the newest wins, ties broken by recorded time then event ID), so the same events
+give the same state in any order: a late event never hides a newer one, and a rebuild from the Kafka topics
+reproduces the state exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from contracts.base import Message
+from contracts.clinical import NormalisedLab, SourceRef
+from contracts.hospital import ClinicalAssessment, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
+from services.scoring import rules as r
+from shared.facts import Fact, earliest, newest
+
+
+class Lesion(BaseModel):
+    latest: ImagingFinding
+    first_seen: datetime
+    modalities: list[str]
+    cord_compression: Fact[str] | None = None  # first finding showing it
+    fracture: Fact[str] | None = None  # first finding showing it
+    new_foci: list[Fact[str]] = Field(default_factory=list)  # metabolic findings flagged new_focus; value=modality
+    #: the newest finding that stated each of these (an absent field states nothing)
+    status: Fact[str] | None = None
+    compression_stated: Fact[bool] | None = None
+    epidural_stated: Fact[bool] | None = None
+    fracture_seen_last: Fact[str] | None = None  # the newest finding showing the fracture
+    compression_seen_last: Fact[str] | None = None  # the newest finding showing the compression
+
+    def effective_status(self) -> str:
+        """The stated status, else suspected when seen only on PET or bone scan (IMG-ISOLATED), else confirmed."""
+        if self.status is not None:
+            return self.status.value
+        return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
+
+
+class Assessment(BaseModel):
+    ecog: Fact[int] | None = None
+    pain_character: Fact[str] | None = None  # the patient's overall pain: never a lesion's Mirels/SINS item
+    pain_intensity: Fact[str] | None = None
+    neurological_deficit: Fact[bool] | None = None
+    life_expectancy_months: Fact[float] | None = None
+    primary_controlled: Fact[bool] | None = None
+    lesion_pain_intensity: dict[str, Fact[str]] = Field(default_factory=dict)  # by lesion_id
+    lesion_pain_character: dict[str, Fact[str]] = Field(default_factory=dict)
+    extra_osseous: Fact[ExtraOsseousMetastases] | None = None
+
+
+class LabValue(BaseModel):
+    analyte: str
+    value: float | None
+    sources: list[SourceRef] = Field(default_factory=list)  # what a derived value came from
+    measured_total_calcium: float | None
+    withdrawn: bool
+    occurred_at: datetime
+    recorded_at: datetime
+    event_id: uuid.UUID
+
+
+class ScoringState(BaseModel):
+    lesions: dict[str, Lesion] = Field(default_factory=dict)
+    assessment: Assessment = Field(default_factory=Assessment)
+    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    labs: dict[str, LabValue] = Field(default_factory=dict)  # by result_id
+    #: what was last published, derived from the facts: slot -> recommendation ID; slot -> score ID; SRE IDs
+    recommendations: dict[str, str] = Field(default_factory=dict)
+    scores: dict[str, str] = Field(default_factory=dict)
+    sres: list[str] = Field(default_factory=list)
+    calcium_sres: list[str] = Field(default_factory=list)  # the published SREs that are hypercalcaemias
+    lesion_sres: dict[str, str] = Field(default_factory=dict)  # the other published SREs: ID -> kind
+
+    def as_of(self) -> datetime | None:
+        """The newest recorded time among the facts: the reference time of decisions when no clock is given."""
+        times = [x.latest.recorded_at for x in self.lesions.values()]
+        times += [e.recorded_at for e in self.treatments.values()]
+        times += [v.recorded_at for v in self.labs.values()]
+        a = self.assessment
+        facts: list[Fact[Any] | None] = [
+            a.ecog,
+            a.pain_character,
+            a.pain_intensity,
+            a.neurological_deficit,
+            a.life_expectancy_months,
+            a.primary_controlled,
+            a.extra_osseous,
+        ]
+        times += [f.recorded_at for f in facts if f is not None]
+        return max(times, default=None)
+
+
+def _fact(event: Message, value: Any) -> Fact[Any]:
+    return Fact[Any].of(event, value)
+
+
+def merge(state: ScoringState, event: Message) -> ScoringState:
+    s = state.model_copy(
+        update={"lesions": dict(state.lesions), "treatments": dict(state.treatments), "labs": dict(state.labs)}
+    )
+    if isinstance(event, ImagingFinding):
+        s.lesions[event.lesion_id] = _merge_finding(s.lesions.get(event.lesion_id), event)
+    elif isinstance(event, ClinicalAssessment):
+        s.assessment = _merge_assessment(s.assessment, event)
+    elif isinstance(event, TreatmentEvent):
+        s.treatments[str(event.event_id)] = event
+    elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses
+        prev = s.labs.get(event.result_id)
+        # one producer, in order on the patient's partition: an equal recorded_at is a re-derivation (ties go to
+        # the later delivery); only a strictly older version is ignored
+        if prev is None or event.recorded_at >= prev.recorded_at:
+            measured = next(
+                (x.value for x in event.derived_from if x.analyte == "total_calcium" and isinstance(x.value, float)),
+                None,
+            )
+            s.labs[event.result_id] = LabValue(
+                analyte=event.analyte,
+                value=event.value,
+                sources=event.derived_from,
+                measured_total_calcium=measured,
+                withdrawn=event.status == "withdrawn",
+                occurred_at=event.occurred_at,
+                recorded_at=event.recorded_at,
+                event_id=event.event_id,
+            )
+    # canonical key order, so that the same facts always serialise to the same bytes
+    return s.model_copy(
+        update={
+            "lesions": dict(sorted(s.lesions.items())),
+            "treatments": dict(sorted(s.treatments.items())),
+            "labs": dict(sorted(s.labs.items())),
+        }
+    )
+
+
+def _merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:
+    key = (f.occurred_at, f.recorded_at, str(f.event_id))
+    if lesion is None:
+        lesion = Lesion(latest=f, first_seen=f.occurred_at, modalities=[])
+    elif key > (lesion.latest.occurred_at, lesion.latest.recorded_at, str(lesion.latest.event_id)):
+        lesion = lesion.model_copy(update={"latest": f})
+    lesion = lesion.model_copy(
+        update={
+            "first_seen": min(lesion.first_seen, f.occurred_at),
+            "modalities": sorted({*lesion.modalities, f.modality}),
+        }
+    )
+    if f.cord_compression:
+        lesion.cord_compression = earliest(lesion.cord_compression, _fact(f, f.modality))
+        lesion.compression_seen_last = newest(lesion.compression_seen_last, _fact(f, f.modality))
+    if f.pathological_fracture:
+        lesion.fracture = earliest(lesion.fracture, _fact(f, f.modality))
+        lesion.fracture_seen_last = newest(lesion.fracture_seen_last, _fact(f, f.modality))
+    for name, value in (
+        ("status", f.status),
+        ("compression_stated", f.cord_compression),
+        ("epidural_stated", f.epidural_extension),
+    ):
+        if value is not None:
+            setattr(lesion, name, newest(getattr(lesion, name), _fact(f, value)))
+    if f.new_focus and f.modality in r.METABOLIC_MODALITIES:
+        foci = {str(x.event_id): x for x in lesion.new_foci}
+        foci[str(f.event_id)] = _fact(f, f.modality)
+        lesion.new_foci = sorted(foci.values(), key=lambda x: x.order())
+    return lesion
+
+
+def _merge_assessment(a: Assessment, e: ClinicalAssessment) -> Assessment:
+    a = a.model_copy(
+        update={
+            "lesion_pain_intensity": dict(a.lesion_pain_intensity),
+            "lesion_pain_character": dict(a.lesion_pain_character),
+        }
+    )
+    pain = e.pain
+    for name, value in (
+        ("ecog", e.ecog),
+        ("pain_character", pain.character if pain else None),
+        ("pain_intensity", pain.intensity if pain else None),
+        ("neurological_deficit", e.neurological_deficit),
+        ("life_expectancy_months", e.life_expectancy_months),
+        ("primary_controlled", e.primary_controlled),
+        ("extra_osseous", e.extra_osseous_metastases),
+    ):
+        if value is not None:  # an absent field leaves what is known unchanged
+            setattr(a, name, newest(getattr(a, name), _fact(e, value)))
+    for lp in e.lesion_pain:
+        for table, value in ((a.lesion_pain_intensity, lp.intensity), (a.lesion_pain_character, lp.character)):
+            if value is not None:
+                table[lp.lesion_id] = newest(table.get(lp.lesion_id), _fact(e, value))
+    a.lesion_pain_intensity = dict(sorted(a.lesion_pain_intensity.items()))
+    a.lesion_pain_character = dict(sorted(a.lesion_pain_character.items()))
+    return a

@@ -1,0 +1,284 @@
+"""Starting and dosing the anti-resorptive: SYS-AR-START (2.2, L1068-1084), SYS-SCHEDULE, SYS-ZA-DOSE, SYS-DENO,
+SYS-ZA-FLU (2.4, L1122-1226) and SYS-RENAL-TOX (L726-742). Pure.
+
+No order is drafted while a prerequisite is unmet (SYS-AR-PREREQ), unless a current emergency waives it, and then
+the order lists what was waived; none from a stale clearance; none at CrCl < 30 (specialist advice); none while an
+osteonecrosis of the jaw is confirmed or probable (SYS-ONJ)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from contracts import drugs as drug_table
+from contracts.base import InputUsed
+from contracts.plan import MedicationOrder, PlanItem
+from services.systemic_planner import rules as r
+from services.systemic_planner import texts as t
+from services.systemic_planner.inputs import DrugHistory, LabFact, Renal, SystemicState, item
+from services.systemic_planner.prerequisites import Prerequisites
+
+
+def ar_start_item(s: SystemicState, d: r.ArStartDecision, on_ar: dict[str, date], drugs: DrugHistory) -> PlanItem:
+    inputs = [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
+    if s.first_bone_metastasis is not None:
+        inputs.append(s.first_bone_metastasis.used("bone_metastasis_site"))
+    if s.life_expectancy is not None:
+        inputs.append(s.life_expectancy.used("life_expectancy", "months"))
+    if drugs.ar_review_stop is not None:
+        inputs.append(InputUsed(name="antiresorptive_stopped_after_review", value=drugs.ar_review_stop.isoformat()))
+    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop)
+    return item(
+        "antiresorptive-start",
+        "SYS-AR-START",
+        status,
+        severity,
+        title,
+        text,
+        inputs=inputs,
+        missing=list(d.missing),
+        what_would_change_fr=t.ar_start_change(d),
+    )
+
+
+def denosumab_order(hold_supplements: bool) -> MedicationOrder:
+    """SYS-DENO: 120 mg SC monthly, no renal adjustment."""
+    return MedicationOrder(
+        drug="denosumab",
+        atc="M05BX04",
+        dose=120,
+        unit="mg",
+        route="subcutaneous",
+        interval="P1M",
+        instructions_fr=t.deno_instructions(hold_supplements),
+        rule_ids=["SYS-DENO"],
+    )
+
+
+def _waive(order: MedicationOrder, waived: tuple[str, ...]) -> MedicationOrder:
+    if not waived:
+        return order
+    return order.model_copy(
+        update={
+            "waived_prerequisites": list(waived),
+            "instructions_fr": order.instructions_fr + " " + t.waived_on_order(waived),
+            "rule_ids": [*order.rule_ids, "SYS-AR-PREREQ"],
+        }
+    )
+
+
+def antiresorptive_item(
+    s: SystemicState,
+    renal: Renal,
+    on_ar: dict[str, date],
+    prereq: Prerequisites | None,
+    hold_supplements: bool,
+    onj_blocks: bool,
+) -> PlanItem:
+    inputs: list[InputUsed] = []
+    crcl = renal.crcl
+    if crcl is not None:
+        inputs.append(crcl.used("creatinine_clearance", "mL/min"))
+    if onj_blocks:  # SYS-ONJ: no drug order while an osteonecrosis of the jaw is confirmed or probable
+        return item(
+            "antiresorptive",
+            "SYS-ONJ",
+            "warning",
+            "critical",
+            "Anti-résorptif : pas de prescription (ostéonécrose de la mâchoire)",
+            t.ONJ_ORDER_TEXT,
+            inputs=inputs,
+            what_would_change_fr="La reprise se décide avec le centre spécialisé qui prend en charge l'ostéonécrose.",
+        )
+    if renal.status in ("unknown", "not_computable"):
+        return item(
+            "antiresorptive",
+            "SYS-ZA-DOSE",
+            "cannot_decide",
+            "warning",
+            "Anti-résorptif : molécule et dose impossibles à choisir",
+            "La fonction rénale (clairance de Cockcroft-Gault) est nécessaire pour choisir entre acide "
+            "zolédronique et dénosumab et pour doser l'acide zolédronique.",
+            inputs=inputs,
+            missing=list(renal.missing),
+            what_would_change_fr="Une clairance calculable permettra de proposer la molécule et la dose.",
+        )
+    if renal.status == "stale":
+        return item(
+            "antiresorptive",
+            "SYS-ZA-DOSE",
+            "cannot_decide",
+            "warning",
+            "Anti-résorptif : fonction rénale à recontrôler",
+            t.stale_renal_order_text(renal.stale),
+            inputs=inputs,
+            missing=list(renal.missing),
+            what_would_change_fr="Une créatininémie et un poids récents permettront de proposer molécule et dose.",
+        )
+    assert crcl is not None and renal.value is not None
+    if renal.value < 30:  # strict and unrounded: 29.96 is below 30 (display rounding only)
+        return item(
+            "antiresorptive",
+            "SYS-DENO",
+            "warning",
+            "warning",
+            t.deno_low_crcl_title(renal.value),
+            t.deno_low_crcl_text(renal.value, "zoledronic_acid" in on_ar, "denosumab" in on_ar),
+            inputs=inputs,
+            what_would_change_fr="Un avis spécialisé décide d'un éventuel anti-résorptif ; l'acide zolédronique "
+            "redevient possible si la clairance atteint 30 mL/min.",
+        )
+    oligo = s.oligometastatic
+    if oligo is not None:
+        inputs.append(oligo.used("oligometastatic_status"))
+    response = s.response
+    good = response is not None and response.value in ("complete", "good")
+    if response is not None:
+        inputs.append(response.used("oncological_response"))
+    if "denosumab" in on_ar:
+        return item(
+            "antiresorptive",
+            "SYS-DENO",
+            "recommended",
+            "info",
+            "Dénosumab 120 mg SC mensuel (en cours)",
+            t.deno_text(good, hold_supplements),
+            inputs=inputs,
+            orders=[denosumab_order(hold_supplements)],
+            what_would_change_fr="L'espacement n'est pas validé pour le dénosumab ; l'arrêt impose un relais.",
+        )
+    za_since = on_ar.get("zoledronic_acid")
+    computable = {k: v for k, v in s.creatinine_clearance.items() if v.value is not None}
+    initial: LabFact | None = None
+    if za_since is not None:  # Tableau 2: the dose follows the *initial* clearance (before the first infusion)
+        initial = max(
+            (v for v in computable.values() if not v.withdrawn and v.occurred_at.date() <= za_since),
+            key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)),
+            default=None,
+        )
+    basis = initial or crcl
+    assert basis.value is not None
+    dose = r.zoledronic_acid_dose(basis.value)
+    if basis is not crcl:
+        inputs.append(basis.used("initial_creatinine_clearance", "mL/min"))
+    initial_unknown = za_since is not None and initial is None
+    if dose.dose_mg is None:  # an initial clearance < 30 with a current one >= 30: dose on the current one
+        dose, basis, initial_unknown = r.zoledronic_acid_dose(renal.value), crcl, False
+    assert dose.dose_mg is not None
+    if oligo is None or oligo.value == "undetermined":
+        missing = ["oligometastatic status"] + [f"oligometastatic criterion: {m}" for m in s.oligo_missing]
+        return item(
+            "antiresorptive",
+            "SYS-ZA-DOSE",
+            "cannot_decide",
+            "info",
+            f"Acide zolédronique {dose.dose_mg:g} mg : rythme à préciser",
+            t.za_schedule_unknown(dose.dose_mg, dose.band),
+            inputs=inputs,
+            missing=missing,
+            what_would_change_fr=dose.next_band_fr,
+        )
+    sched = r.schedule(oligo.value == "oligometastatic", good, "zoledronic_acid")
+    interval, duration = {
+        "za_3_monthly_2_years": ("P3M", "P2Y"),
+        "za_spaced_3_monthly": ("P3M", None),
+        "monthly": ("P1M", None),
+    }[sched]
+    order = MedicationOrder(
+        drug="zoledronic_acid",
+        atc="M05BA08",
+        dose=dose.dose_mg,
+        unit="mg",
+        route="intravenous",
+        interval=interval,
+        duration=duration,
+        instructions_fr=t.ZA_INSTRUCTIONS,
+        rule_ids=["SYS-ZA-DOSE", "SYS-SCHEDULE"],
+    )
+    text = t.za_text(dose.dose_mg, dose.band, sched, basis is not crcl, initial_unknown)
+    change = dose.next_band_fr + t.schedule_change(sched)
+    if prereq is not None and prereq.holding:  # SYS-AR-PREREQ: no order while a prerequisite is unmet
+        return item(
+            "antiresorptive",
+            "SYS-AR-PREREQ",
+            "to_do",
+            "warning",
+            f"Anti-résorptif en attente des prérequis (acide zolédronique {dose.dose_mg:g} mg prévu)",
+            t.held_order_text(prereq.holding) + " " + text,
+            inputs=inputs,
+            what_would_change_fr="La prescription sera proposée dès que ces prérequis seront remplis ; " + change,
+        )
+    waived = prereq.waived if prereq is not None else ()
+    return item(
+        "antiresorptive",
+        "SYS-ZA-DOSE",
+        "recommended",
+        "warning" if waived else "info",
+        t.za_title(dose.dose_mg, sched),
+        text + (" " + t.waived_on_order(waived) if waived else ""),
+        inputs=inputs,
+        orders=[_waive(order, waived)],
+        what_would_change_fr=change,
+    )
+
+
+def first_infusion() -> PlanItem:
+    order = MedicationOrder(
+        drug="paracetamol",
+        atc="N02BE01",
+        dose=1,
+        unit="g",
+        route="oral",
+        interval="PT8H",
+        count=6,
+        instructions_fr="1 g trois fois par jour le jour de la perfusion et le lendemain",
+        rule_ids=["SYS-ZA-FLU"],
+    )
+    return item(
+        "first-infusion-paracetamol",
+        "SYS-ZA-FLU",
+        "recommended",
+        "info",
+        "Première perfusion d'acide zolédronique : paracétamol",
+        t.FLU_TEXT,
+        orders=[order],
+    )
+
+
+def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[PlanItem]:
+    items: list[PlanItem] = []
+    chemo = sorted(d for d in drugs.active if d in r.NEPHROTOXIC_CHEMO)
+    bisphosphonate = za_planned or any(d in r.BISPHOSPHONATES for d in drugs.active)
+    inputs = [InputUsed(name="active_drug", value=d) for d in sorted(drugs.active)]
+    if renal.crcl is not None:
+        inputs.append(renal.crcl.used("creatinine_clearance", "mL/min"))
+    if chemo and bisphosphonate:
+        items.append(
+            item(
+                "nephrotoxicity",
+                "SYS-RENAL-TOX",
+                "warning",
+                "warning",
+                "Néphrotoxicité cumulative : " + ", ".join(chemo) + " et bisphosphonate",
+                t.nephrotox_text(chemo),
+                inputs=inputs,
+            )
+        )
+    if renal.value is not None and renal.value < 30:
+        tkis = sorted(d for d in drugs.active if d in r.TKIS)
+        items.append(
+            item(
+                "severe-renal-failure",
+                "SYS-RENAL-TOX",
+                "warning",
+                "warning",
+                f"Clairance {renal.value:g} mL/min (< 30) : adapter les traitements",
+                t.severe_renal_text(bool(chemo), tkis),
+                inputs=inputs,
+            )
+        )
+    return items
+
+
+def anticancer(drugs: DrugHistory) -> list[str]:
+    """Active cancer treatments from the shared classification (supportive drugs are not cancer treatment)."""
+    return sorted(d for d in drugs.active if drug_table.drug_class(d) == "anticancer")

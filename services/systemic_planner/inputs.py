@@ -1,0 +1,326 @@
+"""What the systemic planner reads: the per-patient facts (merged by clinical time) and how current each one is.
+
+Pure. Every reader takes an `AsOf` (now, recency windows) and records the deadlines at which its answer changes
+(an input going stale, a crisis ceasing to be current, a future-dated fact becoming effective)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.base import InputUsed, Message
+from contracts.care import CareEvent
+from contracts.clinical import NormalisedLab, Score, SkeletalEvent
+from contracts.clock import ClockTick
+from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, SystemicDrug, TreatmentEvent
+from contracts.plan import PlanItem
+from contracts.rules import cite
+from services.systemic_planner import rules as r
+from shared.dates import add_months
+from shared.facts import Fact, earliest, newest
+
+#: the lab analytes the planner keeps, and the table each goes to
+LAB_TABLES = {
+    "creatinine_clearance": "creatinine_clearance",
+    "vitamin_d_25oh": "vitamin_d",
+    "corrected_calcium": "corrected_calcium",
+    "ctx_serum": "ctx",
+}
+
+
+class LabFact(BaseModel):
+    value: float | None
+    missing: list[str] = Field(default_factory=list)
+    withdrawn: bool
+    occurred_at: datetime
+    recorded_at: datetime
+    event_id: uuid.UUID
+    #: creatinine clearance: when the weight it used was measured (LAB-CRCL provenance, `derived_from`)
+    weight_at: datetime | None = None
+    #: LAB-CTX: interpretable / not_interpretable, and why (French notes from lab-normalisation)
+    interpretation: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def used(self, name: str, unit: str) -> InputUsed:
+        return InputUsed(
+            name=name, value=self.value, unit=unit, occurred_at=self.occurred_at, source_event_id=self.event_id
+        )
+
+
+class SystemicState(BaseModel):
+    sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
+    first_bone_metastasis: Fact[str] | None = None
+    life_expectancy: Fact[float] | None = None
+    response: Fact[str] | None = None
+    oligometastatic: Fact[str] | None = None  # status band
+    oligo_missing: list[str] = Field(default_factory=list)
+    creatinine_clearance: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
+    vitamin_d: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
+    corrected_calcium: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
+    ctx: dict[str, LabFact] = Field(default_factory=dict)  # serum CTX by result_id
+    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    care: dict[str, CareEvent] = Field(default_factory=dict)  # care-pathway steps and bone biopsies, by event_id
+    #: what was last published: item key -> "rule_id|recommendation ID|content digest"; plan version, digest, ID
+    published: dict[str, str] = Field(default_factory=dict)
+    plan_version: int = 0
+    plan_digest: str = ""
+    plan_event: Fact[str] | None = None
+    #: the earliest deadline after the last decision (shared/timers.py fires a clock tick then)
+    next_due: datetime | None = None
+    #: `now` of the last decision: the plan served by the API is rebuilt as of then, as it was published
+    decided_at: datetime | None = None
+
+
+def merge(state: SystemicState, e: Message) -> SystemicState:
+    s = state.model_copy(
+        update={
+            "sres": dict(state.sres),
+            "treatments": dict(state.treatments),
+            "care": dict(state.care),
+            **{table: dict(getattr(state, table)) for table in LAB_TABLES.values()},
+        }
+    )
+    if isinstance(e, ClockTick):
+        return s  # time passed: the facts are unchanged, the decision is taken again with the new `now`
+    if isinstance(e, SkeletalEvent) and e.status == "withdrawn":  # its source was corrected (LAB-CORRECTION)
+        for sre_id in e.supersedes:
+            s.sres.pop(str(sre_id), None)
+    elif isinstance(e, SkeletalEvent):
+        s.sres[str(e.event_id)] = Fact[str].of(e, e.kind)
+    elif isinstance(e, ImagingFinding):
+        s.first_bone_metastasis = earliest(s.first_bone_metastasis, Fact[str].of(e, e.skeletal_site))
+    elif isinstance(e, ClinicalAssessment):
+        if e.life_expectancy_months is not None:
+            s.life_expectancy = newest(s.life_expectancy, Fact[float].of(e, e.life_expectancy_months))
+        if e.oncological_response is not None:
+            s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
+    elif isinstance(e, TreatmentEvent):
+        s.treatments[str(e.event_id)] = e
+    elif isinstance(e, CareEvent):
+        s.care[str(e.event_id)] = e
+    # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at
+    # the same time as the one held is a re-derivation and replaces it (ties go to the later delivery).
+    elif isinstance(e, Score) and e.score == "oligometastatic" and e.band is not None:
+        if s.oligometastatic is None or e.recorded_at >= s.oligometastatic.recorded_at:
+            s.oligometastatic, s.oligo_missing = Fact[str].of(e, e.band), list(e.missing)
+    elif isinstance(e, NormalisedLab) and e.analyte in LAB_TABLES:
+        table: dict[str, LabFact] = getattr(s, LAB_TABLES[e.analyte])
+        prev = table.get(e.result_id)
+        if prev is None or e.recorded_at >= prev.recorded_at:
+            # LAB-CRCL: the clearance is dated by its creatinine; the weight it used has its own date
+            weight_at = max((x.occurred_at for x in e.derived_from if x.analyte == "body_weight"), default=None)
+            table[e.result_id] = LabFact(
+                value=e.value,
+                missing=e.missing,
+                withdrawn=e.status == "withdrawn",
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                event_id=e.event_id,
+                weight_at=weight_at,
+                interpretation=e.interpretation,
+                notes=e.notes,
+            )
+    return s
+
+
+def item(key: str, rule_id: str, status: str, severity: str, title: str, text: str, **extra: object) -> PlanItem:
+    return PlanItem.model_validate(
+        {
+            "key": key,
+            "rule_id": rule_id,
+            "status": status,
+            "severity": severity,
+            "title": title,
+            "text_fr": text,
+            "citation": cite(rule_id),
+            **extra,
+        }
+    )
+
+
+# ---- lab values ---------------------------------------------------------------------------------------------
+def latest(table: dict[str, LabFact], at: r.AsOf, before: date | None = None) -> LabFact | None:
+    """The newest live value by clinical time. A value dated in the future is not current and never hides the
+    newest real one (it becomes effective, if still there, when its date comes: a deadline)."""
+    live = []
+    for v in table.values():
+        if v.withdrawn or (before is not None and v.occurred_at.date() > before):
+            continue
+        if at.is_future(v.occurred_at):
+            at.after(v.occurred_at - at.recency.future_tolerance)
+            continue
+        live.append(v)
+    return max(live, key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)), default=None)
+
+
+def future_dated(table: dict[str, LabFact], at: r.AsOf) -> bool:
+    return any(not v.withdrawn and at.is_future(v.occurred_at) for v in table.values())
+
+
+@dataclass(frozen=True)
+class Renal:
+    """Creatinine clearance as the rules may use it. `value` is set only when current (item: stale inputs)."""
+
+    crcl: LabFact | None
+    status: Literal["unknown", "not_computable", "stale", "current"]
+    value: float | None
+    stale: tuple[str, ...] = ()  # what to measure again, in French
+    missing: tuple[str, ...] = ()  # what is needed, for `missing`
+
+
+def renal(s: SystemicState, at: r.AsOf) -> Renal:
+    crcl = latest(s.creatinine_clearance, at)
+    if crcl is None:
+        # LAB-CRCL is derived by lab-normalisation from a creatinine and the patient record; without one the
+        # planner only knows that the clearance is missing (never which of weight, age or sex: it does not read
+        # the record, and naming them when they are known would be wrong).
+        return Renal(None, "unknown", None, missing=("creatinine clearance",))
+    if crcl.value is None:
+        return Renal(crcl, "not_computable", None, missing=("creatinine clearance", *crcl.missing))
+    w = at.recency
+    stale: list[str] = []
+    missing: list[str] = []
+    if not at.is_current(crcl.occurred_at, w.creatinine):
+        stale.append(f"créatininémie du {crcl.occurred_at:%d/%m/%Y}")
+        missing.append(f"creatinine measured within {w.creatinine.days} days")
+    if crcl.weight_at is None or not at.is_current(crcl.weight_at, w.weight):
+        when = f"du {crcl.weight_at:%d/%m/%Y}" if crcl.weight_at else "sans date de pesée"
+        stale.append(f"poids {when}")
+        missing.append(f"weight measured within {w.weight.days} days")
+    if stale:
+        return Renal(crcl, "stale", None, tuple(stale), tuple(missing))
+    return Renal(crcl, "current", crcl.value)
+
+
+@dataclass(frozen=True)
+class Calcium:
+    """Corrected calcium as the plan uses it.
+
+    `emergency`: a *current* hypercalcaemic crisis (newest corrected calcium > 3.5 mmol/L, within the recency
+    window; or a hypercalcaemia SRE with no newer calcium known, itself recent). A late crisis value older than a
+    newer normal one is history, never an emergency (the SRE still counts as an SRE for SYS-AR-START).
+    `hold_supplements`: no vitamin D loading and no calcium advice while the newest corrected calcium is above
+    normal, or a hypercalcaemia is known with no normal calcium since (whatever its age: only a normal corrected
+    calcium lifts it)."""
+
+    latest: LabFact | None
+    emergency: bool
+    hold_supplements: bool
+    current: bool
+    inputs: tuple[InputUsed, ...] = ()
+
+
+def calcium(s: SystemicState, at: r.AsOf) -> Calcium:
+    values = {k: v for k, v in s.corrected_calcium.items() if v.value is not None}
+    ca = latest(values, at)
+    sres = [f for f in s.sres.values() if f.value == "hypercalcaemia" and not at.is_future(f.occurred_at)]
+    last_sre = max(sres, key=lambda f: f.order(), default=None)
+    inputs: list[InputUsed] = []
+    if ca is not None and (last_sre is None or ca.occurred_at >= last_sre.occurred_at):
+        assert ca.value is not None
+        inputs.append(ca.used("corrected_calcium", "mmol/L"))
+        current = at.is_current(ca.occurred_at, at.recency.calcium)
+        crisis = ca.value > r.CRISIS_CORRECTED_CALCIUM_MMOL_L  # strict and unrounded
+        high = ca.value > r.CALCIUM_UPPER_NORMAL_MMOL_L
+        return Calcium(ca, current and crisis, high, current, tuple(inputs))
+    if last_sre is not None:  # a crisis known from scoring, no newer calcium here
+        inputs.append(last_sre.used("sre:hypercalcaemia"))
+        current = at.is_current(last_sre.occurred_at, at.recency.calcium)
+        return Calcium(ca, current, True, current, tuple(inputs))
+    return Calcium(None, False, False, False)
+
+
+@dataclass(frozen=True)
+class VitaminD:
+    fact: LabFact | None
+    status: Literal["unknown", "stale", "current"]
+    #: SYS-AR-PREREQ: a deficiency (< 20 ng/mL) whose loading is not complete
+    deficiency_uncorrected: bool = False
+    loading_since: date | None = None
+    loading_ends: date | None = None
+
+
+def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
+    v = latest(s.vitamin_d, at)
+    if v is None or v.value is None:
+        return VitaminD(v, "unknown")
+    if not at.is_current(v.occurred_at, at.recency.vitamin_d):
+        return VitaminD(v, "stale")
+    if v.value >= r.VITD_DEFICIENCY_NG_ML:
+        return VitaminD(v, "current")
+    # corrected once the loading prescribed on this level (8 weekly doses) has been given: cholecalciferol started
+    # on or after the level, still taken (or stopped after the last dose), loading duration elapsed
+    started = drugs.started_on_or_after("cholecalciferol", v.occurred_at.date())
+    if started is None:
+        return VitaminD(v, "current", deficiency_uncorrected=True)
+    ends = started + timedelta(weeks=r.loading_weeks(v.value))
+    at.after_date(ends)
+    return VitaminD(v, "current", deficiency_uncorrected=at.today < ends, loading_since=started, loading_ends=ends)
+
+
+# ---- treatments ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DrugHistory:
+    active: dict[str, date]  # drug -> started on (current course)
+    ever_started: dict[str, date]  # drug -> first start
+    stopped: dict[str, date]  # drug -> last stop, when its last event is a stop
+    starts: tuple[tuple[str, date], ...]  # every start, in order
+    #: SYS-REVIEW-2Y: the first anti-resorptive start of the current (or last) course; a course ends only with a
+    #: stop of every anti-resorptive after at least 2 years (a deliberate stop at the review), so a switch
+    #: (denosumab -> zoledronic acid) or an interruption does not restart the count
+    ar_course_start: date | None
+    #: the date every anti-resorptive was stopped after >= 2 years (the review stop), if that is the last word
+    ar_review_stop: date | None
+
+    def started_on_or_after(self, drug: str, day: date) -> date | None:
+        return min((on for d, on in self.starts if d == drug and on >= day), default=None)
+
+
+def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
+    """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline)."""
+    events = []
+    for e in s.treatments.values():
+        if isinstance(e.treatment, SystemicDrug):
+            if e.treatment.on > at.today:
+                at.after_date(e.treatment.on)
+                continue
+            events.append(e.treatment)
+    events.sort(key=lambda d: (d.on, d.action == "stopped"))
+    active: dict[str, date] = {}
+    ever: dict[str, date] = {}
+    stopped: dict[str, date] = {}
+    starts: list[tuple[str, date]] = []
+    course: date | None = None
+    review_stop: date | None = None
+    for d in events:
+        if d.action == "started":
+            active.setdefault(d.drug, d.on)
+            ever.setdefault(d.drug, d.on)
+            stopped.pop(d.drug, None)
+            starts.append((d.drug, d.on))
+            if d.drug in r.ANTIRESORPTIVES and (course is None or review_stop is not None):
+                course, review_stop = d.on, None
+        else:
+            active.pop(d.drug, None)
+            stopped[d.drug] = d.on
+            ar_left = active.keys() & r.ANTIRESORPTIVES
+            two_years = course is not None and d.on >= add_months(course, 12 * r.REVIEW_AFTER_YEARS)
+            if d.drug in r.ANTIRESORPTIVES and not ar_left and two_years:
+                review_stop = d.on
+    return DrugHistory(active, ever, stopped, tuple(starts), course, review_stop)
+
+
+def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCare]]:
+    """Dental events dated up to today (a future date is an appointment, not a fact yet)."""
+    items = []
+    for e in s.treatments.values():
+        if isinstance(e.treatment, DentalCare):
+            if e.treatment.on > at.today:
+                at.after_date(e.treatment.on)
+                continue
+            items.append((e, e.treatment))
+    return sorted(items, key=lambda x: (x[1].on, str(x[0].event_id)))

@@ -1,0 +1,130 @@
+"""Per-patient timers: when a patient's deadline passes, a synthetic clock event goes through the service's
+normal per-patient path, so reviews and overdue checks fire on time, not only when another event arrives.
+
+    service.patient_aggregate(topics, State, apply, due=lambda state: state.next_due)
+
+- `due(state)` is the patient's next deadline (or None). The runtime writes it to a Redis sorted set (member:
+  patient ID, score: epoch seconds) in the same MULTI/EXEC as the state, so the two never disagree and both
+  survive a restart (and `rebuild` rewrites both).
+- A background task (`Timers.run`) claims the patients whose deadline has passed, atomically (Lua), with a lease:
+  a claimed deadline is pushed `timer_lease_s` ahead, so if its tick is lost it fires again. It publishes one
+  `ClockTick` per patient, keyed by patient, on the service's own clock topic (`contracts.topics.clock_topic`).
+- The tick is consumed like any other event: deduplicated (its ID derives from service, patient and deadline),
+  applied in order with the patient's other events, outputs acknowledged before the offsets are committed. The
+  transition stays pure: the adapter passes `now` in. Processing it (or any event) writes the next deadline,
+  which must lie after `now`.
+
+A plain handler (no aggregate) can use `schedule()` directly. Several service instances may run: the claim is
+atomic, and each tick goes to the instance that owns the patient's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from contracts.base import derived_id
+from contracts.clock import ClockTick
+from contracts.topics import Topic
+from shared.kafka import Outgoing, Producer
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] the sorted set; ARGV: now, lease end, batch size. Returns [member, score, ...] of the due entries,
+# each pushed to the lease end in the same step (another instance polling now does not claim them).
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], ARGV[2], due[i]) end
+return due
+"""
+
+
+class Timers:
+    def __init__(
+        self, redis: Redis, namespace: str, topic: Topic, settings: Settings, clock: Callable[[], datetime]
+    ) -> None:
+        self.redis = redis
+        self.key = f"osteocds:{namespace}:timers"
+        self.topic = topic
+        self.service = settings.service_name
+        self.settings = settings
+        self.clock = clock
+
+    # ---- writing deadlines ---------------------------------------------------------------------------------
+    def write(self, pipe: Any, dues: Mapping[str, datetime | None]) -> None:
+        """Queue the deadlines on a pipeline (inside the state's MULTI): None removes the patient's timer."""
+        for patient_id, due in dues.items():
+            if due is None:
+                pipe.zrem(self.key, patient_id)
+            else:
+                pipe.zadd(self.key, {patient_id: due.timestamp()})
+
+    async def schedule(self, patient_id: str, due: datetime | None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.write(pipe, {patient_id: due})
+            await pipe.execute()
+
+    async def due_at(self, patient_id: str) -> datetime | None:
+        score = await self.redis.zscore(self.key, patient_id)
+        return None if score is None else datetime.fromtimestamp(float(score), UTC)
+
+    # ---- firing ------------------------------------------------------------------------------------------
+    async def claim(self, now: datetime) -> list[tuple[str, datetime]]:
+        """The patients whose deadline is at or before `now`, each leased for `timer_lease_s`."""
+        s = self.settings
+        raw = await self.redis.eval(
+            _CLAIM, 1, self.key, now.timestamp(), now.timestamp() + s.timer_lease_s, s.timer_batch
+        )
+        out: list[tuple[str, datetime]] = []
+        for member, score in zip(raw[::2], raw[1::2], strict=True):
+            patient = member.decode() if isinstance(member, bytes) else str(member)
+            out.append((patient, datetime.fromtimestamp(float(score), UTC)))
+        return out
+
+    def tick(self, patient_id: str, due: datetime, now: datetime) -> ClockTick:
+        return ClockTick(
+            event_id=derived_id("clock", self.service, patient_id, due.isoformat()),
+            patient_id=patient_id,
+            occurred_at=due,
+            recorded_at=now,
+            source=self.service,
+            service=self.service,
+            due_at=due,
+        )
+
+    async def fire_due(self, producer: Producer) -> int:
+        """Publish a tick for every due patient and wait for the broker's acknowledgements."""
+        now = self.clock()
+        claimed = await self.claim(now)
+        acks = []
+        for patient_id, due in claimed:
+            t = self.tick(patient_id, due, now)
+            acks.append(
+                await producer.send(
+                    Outgoing(topic=self.topic.name, key=patient_id, value=t.model_dump_json(), schema_id=t.schema_id)
+                )
+            )
+        if acks:
+            await asyncio.gather(*acks)
+            log.info("clock ticks published", extra={"count": len(acks)})
+        return len(acks)
+
+    async def run(self, producer: Producer, stopping: asyncio.Event) -> None:
+        """Poll every `timer_poll_interval_s` until `stopping` is set. Errors are logged and retried at the next
+        poll (a claimed deadline whose tick was not sent fires again when its lease ends)."""
+        while not stopping.is_set():
+            try:
+                await self.fire_due(producer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("clock poll failed; retrying", extra={"error_type": type(exc).__name__})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self.settings.timer_poll_interval_s)
