@@ -6,25 +6,22 @@ checked on the clients' own configuration; docker-compose.yml runs it against Ap
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, SecretStr
 
+from deploy.make_secrets import make_ca, write_all
 from shared import infra
 from shared.service import Service
 from shared.settings import Settings
@@ -34,67 +31,25 @@ from shared.transport import FileTokenProvider, kafka_client_kwargs, redis_clien
 
 @dataclass
 class Pki:
+    dir: Path
     ca: Path
-    cert: Path
-    key: Path
     other_ca: Path
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca_key, ca = _ca("osteocds test CA")
-    _, other = _ca("some other CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("redis"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (d / "ca.crt").write_bytes(ca.public_bytes(pem))
-    (d / "other-ca.crt").write_bytes(other.public_bytes(pem))
-    (d / "redis.crt").write_bytes(cert.public_bytes(pem))
-    (d / "redis.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return Pki(d / "ca.crt", d / "redis.crt", d / "redis.key", d / "other-ca.crt")
+    """The secrets docker-compose.yml mounts, made by the project's own tool (deploy/make_secrets.py)."""
+    d = tmp_path_factory.mktemp("secrets")
+    write_all(d)
+    other = d / "other-ca.crt"
+    other.write_bytes(make_ca("some other CA")[1].public_bytes(serialization.Encoding.PEM))
+    return Pki(d, d / "ca.crt", other)
 
 
 @pytest.fixture(scope="module")
 def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """redis-server with TLS only (no plaintext port), the default user off, one ACL user per service prefix."""
+    """redis-server as in docker-compose.yml: TLS only (no plaintext port), the generated ACL file (default user
+    off, one user per service limited to its key prefix)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed")
@@ -103,10 +58,9 @@ def tls_redis(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[in
     proc = subprocess.Popen(
         [
             binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(d), "--tls-cert-file", str(pki.cert), "--tls-key-file", str(pki.key),
-            "--tls-ca-cert-file", str(pki.ca), "--tls-auth-clients", "no",
-            "--user", "default", "off",
-            "--user", "scoring", "on", ">scoring-secret", "~osteocds:scoring:*", "&*", "+@all", "-@dangerous",
+            "--dir", str(d), "--tls-cert-file", str(pki.dir / "redis.crt"),
+            "--tls-key-file", str(pki.dir / "redis.key"), "--tls-ca-cert-file", str(pki.ca),
+            "--tls-auth-clients", "no", "--aclfile", str(pki.dir / "redis-users.acl"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -123,21 +77,21 @@ class Counter(BaseModel):
     n: int = 0
 
 
-def _redis_settings(port: int, pki: Pki, password_file: Path, **over: object) -> Settings:
+def _redis_settings(port: int, pki: Pki, **over: Any) -> Settings:
     doc: dict[str, object] = {
         "service_name": "scoring",
         "redis_url": f"rediss://127.0.0.1:{port}/0",
         "redis_username": "scoring",
-        "redis_password_file": password_file,
+        "redis_password_file": pki.dir / "scoring-redis-password",
         "redis_ssl_ca_certs": pki.ca,
     }
     return Settings.model_validate({**doc, **over})
 
 
-async def test_redis_over_tls_with_the_service_acl_user(tls_redis: int, pki: Pki, tmp_path: Path) -> None:
-    secret = tmp_path / "redis_password"
-    secret.write_text("scoring-secret\n")
-    settings = _redis_settings(tls_redis, pki, secret)
+async def test_redis_over_tls_with_the_service_acl_user(tls_redis: int, pki: Pki) -> None:
+    """Every Redis command the runtime uses (aggregate transaction, outbox compare-and-delete, processed IDs) works
+    under the generated ACL; another service's prefix and dangerous commands are refused."""
+    settings = _redis_settings(tls_redis, pki)
     service = Service(settings)  # the runtime builds its client from the settings
     try:
         assert await service.redis.ping()
@@ -149,6 +103,17 @@ async def test_redis_over_tls_with_the_service_acl_user(tls_redis: int, pki: Pki
         await store.transact("pt-1", Counter, inc)
         assert await store.load("pt-1", Counter) == Counter(n=1)
         assert 0 < await service.redis.ttl(store.patient_key("pt-1")) <= settings.state_ttl_seconds
+
+        def many(
+            states: dict[str, Counter | None], boxes: dict[str, bytes | None]
+        ) -> tuple[dict[str, Counter | bytes], dict[str, bytes], str]:
+            return {p: Counter(n=(s.n if s else 0) + 1) for p, s in states.items()}, {"pt-1": b"tok\n[]"}, "ok"
+
+        assert await store.transact_many(["pt-1", "pt-2"], Counter, many) == "ok"
+        await store.clear_outboxes({"pt-1": "tok"})
+        assert not await service.redis.exists(store.patient_key("pt-1", "outbox"))
+        await store.mark_seen(["e1"])
+        assert await store.seen_many(["e1", "e2"]) == {"e1"}
         with pytest.raises(redis.exceptions.NoPermissionError):  # another service's prefix
             await service.redis.set("osteocds:notification:state:pt-1", b"forged")
         with pytest.raises(redis.exceptions.NoPermissionError):  # dangerous commands are not granted
@@ -168,13 +133,9 @@ async def test_redis_over_tls_with_the_service_acl_user(tls_redis: int, pki: Pki
         {"redis_url": "redis://127.0.0.1:{port}/0"},  # plaintext to a TLS-only server
     ],
 )
-async def test_redis_refuses_wrong_credentials_or_plaintext(
-    tls_redis: int, pki: Pki, tmp_path: Path, wrong: dict[str, object]
-) -> None:
-    secret = tmp_path / "redis_password"
-    secret.write_text("scoring-secret")
+async def test_redis_refuses_wrong_credentials_or_plaintext(tls_redis: int, pki: Pki, wrong: dict[str, Any]) -> None:
     over = {k: (v.format(port=tls_redis) if isinstance(v, str) else v) for k, v in wrong.items()}
-    client = redis_client(_redis_settings(tls_redis, pki, secret, **over))
+    client = redis_client(_redis_settings(tls_redis, pki, **over))
     try:
         with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ConnectionError)):
             await asyncio.wait_for(client.set("osteocds:scoring:x", b"1"), timeout=5)
@@ -183,9 +144,7 @@ async def test_redis_refuses_wrong_credentials_or_plaintext(
 
 
 async def test_redis_tls_verifies_the_server_certificate(tls_redis: int, pki: Pki, tmp_path: Path) -> None:
-    secret = tmp_path / "redis_password"
-    secret.write_text("scoring-secret")
-    client = redis_client(_redis_settings(tls_redis, pki, secret, redis_ssl_ca_certs=pki.other_ca))
+    client = redis_client(_redis_settings(tls_redis, pki, redis_ssl_ca_certs=pki.other_ca))
     try:
         with pytest.raises(redis.exceptions.ConnectionError, match=r"(?i)certificate"):
             await client.ping()
@@ -215,7 +174,7 @@ def test_sasl_ssl_scram_with_the_password_from_a_secret_file(pki: Pki, tmp_path:
     assert kwargs["sasl_plain_username"] == "scoring" and kwargs["sasl_plain_password"] == "s3cret"
     ctx: ssl.SSLContext = kwargs["ssl_context"]
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-    assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "osteocds test CA"),),)]
+    assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "OsteoCDS development CA"),),)]
     assert "s3cret" not in repr(s)  # secrets never printed with the settings
 
 
