@@ -29,12 +29,14 @@ topic hospital.hl7v2.v1 6
 topic hospital.imaging-findings.v1 6
 topic hospital.clinical-assessments.v1 6
 topic hospital.treatment-events.v1 6
+topic hospital.local-treatment-requests.v1 6
 topic hospital.care-events.v1 6
 topic osteocds.labs.normalised.v1 6
 topic osteocds.scores.v1 6
 topic osteocds.skeletal-events.v1 6
 topic osteocds.recommendations.v1 6
 topic osteocds.plans.v1 6
+topic osteocds.local-plans.v1 6
 topic osteocds.alerts.v1 6
 topic osteocds.deadletter.v1 1 --config retention.ms=1209600000
 topic osteocds.clock.systemic-planner.v1 6
@@ -79,13 +81,17 @@ acl hospital-bus Write --topic hospital.treatment-events.v1
 acl scoring Read --topic hospital.treatment-events.v1
 acl systemic-planner Read --topic hospital.treatment-events.v1
 acl radiotherapy-planner Read --topic hospital.treatment-events.v1
+acl hospital-bus Write --topic hospital.local-treatment-requests.v1
+acl radiotherapy-planner Read --topic hospital.local-treatment-requests.v1
 acl hospital-bus Write --topic hospital.care-events.v1
 acl systemic-planner Read --topic hospital.care-events.v1
 acl lab-normalisation Write --topic osteocds.labs.normalised.v1
 acl scoring Read --topic osteocds.labs.normalised.v1
 acl systemic-planner Read --topic osteocds.labs.normalised.v1
+acl radiotherapy-planner Read --topic osteocds.labs.normalised.v1
 acl scoring Write --topic osteocds.scores.v1
 acl systemic-planner Read --topic osteocds.scores.v1
+acl radiotherapy-planner Read --topic osteocds.scores.v1
 acl scoring Write --topic osteocds.skeletal-events.v1
 acl systemic-planner Read --topic osteocds.skeletal-events.v1
 acl scoring Write --topic osteocds.recommendations.v1
@@ -94,6 +100,8 @@ acl radiotherapy-planner Write --topic osteocds.recommendations.v1
 acl notification Read --topic osteocds.recommendations.v1
 acl systemic-planner Write --topic osteocds.plans.v1
 acl ehr Read --topic osteocds.plans.v1
+acl radiotherapy-planner Write --topic osteocds.local-plans.v1
+acl ehr Read --topic osteocds.local-plans.v1
 acl notification Write --topic osteocds.alerts.v1
 acl ehr Read --topic osteocds.alerts.v1
 acl lab-normalisation Write --topic osteocds.deadletter.v1
