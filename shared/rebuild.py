@@ -115,6 +115,8 @@ async def rebuild(service: Service) -> RebuildReport:
                 state, _ = apply(state, message)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 skipped += 1
+        if state == model():  # as the live service: no key for a patient of whom nothing is held
+            continue
         await service.redis.set(
             service.store.patient_key(patient_id), state.model_dump_json(), ex=service.store.state_ttl
         )
