@@ -145,6 +145,6 @@ def test_LAB_UNITS_conversions_are_thread_safe() -> None:
     units.conversion.cache_clear()
     units._factor_to.cache_clear()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        got = list(pool.map(lambda c: units.conversion(*c).factor, cases * 25))  # type: ignore[arg-type]
-    expected = [units.conversion(*c).factor for c in cases] * 25  # type: ignore[arg-type]
+        got = list(pool.map(lambda c: units.conversion(*c).factor, cases * 25))
+    expected = [units.conversion(*c).factor for c in cases] * 25
     assert got == expected
