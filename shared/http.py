@@ -20,6 +20,7 @@ from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
 from shared.settings import Settings
+from shared.tracing import instrument_app
 
 
 async def _rebuild(service: Service) -> RebuildReport:
@@ -60,6 +61,7 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
 
     for router in routers:
         app.include_router(router)
+    instrument_app(app, service.tracing)  # issue 14: server spans when tracing is on (no URL path/query kept)
     return app
 
 
