@@ -72,6 +72,14 @@ METRIC_NAMES: frozenset[str] = frozenset(
 )
 
 
+def metric_of(series: str) -> str:
+    """The metric a series name belongs to (a histogram's _bucket, _count and _sum are the histogram)."""
+    for suffix in ("_bucket", "_count", "_sum"):
+        if series.endswith(suffix) and series.removesuffix(suffix) in METRIC_NAMES:
+            return series.removesuffix(suffix)
+    return series
+
+
 class LagGauges:
     """The broker-side gauges, in a registry of a service or of the lag exporter."""
 
