@@ -233,10 +233,21 @@ class Service:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
         if due is not None:
-            clock = clock_topic(self.name)
-            self.timers = Timers(self.redis, self.name, clock, self.settings, self.clock)
+            timers = self.use_timers()
             self._due = due
-            self.subscriptions[clock.name] = Subscription(clock, json_decoder(clock.value), aggregate=(model, apply))
+            self.subscriptions[timers.topic.name] = Subscription(
+                timers.topic, json_decoder(timers.topic.value), aggregate=(model, apply)
+            )
+
+    def use_timers(self, on_tick: HandlerFn | None = None) -> Timers:
+        """Per-patient deadlines (shared/timers.py). An aggregate passes `due=` to `patient_aggregate`; a plain
+        handler sets deadlines with `timers.schedule(patient, due)` and receives the ticks in `on_tick`."""
+        if self.timers is None:
+            self.timers = Timers(self.redis, self.name, clock_topic(self.name), self.settings, self.clock)
+        if on_tick is not None:
+            topic = self.timers.topic
+            self.subscriptions[topic.name] = Subscription(topic, json_decoder(topic.value), handler=on_tick)
+        return self.timers
 
     def due(self, state: BaseModel) -> datetime | None:
         """The patient's next deadline according to the aggregate (None without timers)."""

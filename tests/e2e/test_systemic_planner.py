@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from contracts.topics import (
+    CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
     CLOCK_SYSTEMIC_PLANNER,
     IMAGING_FINDINGS,
@@ -340,3 +341,46 @@ async def test_sys_review_2y_fires_at_its_date_with_no_new_event_across_a_restar
         assert next_due is None or next_due > clock()  # the fired deadline is replaced, never re-fired
     finally:
         await service.stop()
+
+
+async def test_mol_biopsy_and_qual_pathway_from_care_events(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    """hospital.care-events.v1 reaches the plan: a reported adenocarcinoma biopsy names the missing molecular
+    results (MOL-BIOPSY) and the care-pathway checklist shows a declined item (QUAL-PATHWAY)."""
+    await start_patient(publish, patient_id, 80.0)
+    on = date.today().isoformat()
+    await publish(
+        CARE_EVENTS.name,
+        event(
+            patient_id,
+            event={
+                "kind": "bone_biopsy",
+                "biopsy_id": "bx-1",
+                "status": "reported",
+                "on": on,
+                "context": "diagnosis",
+                "histology": "adenocarcinoma",
+                "decalcification": "edta",
+                "molecular_results": {"EGFR": "negative", "ALK": "negative"},
+            },
+        ),
+    )
+    await publish(
+        CARE_EVENTS.name,
+        event(patient_id, event={"kind": "pathway_step", "item": "psychologist", "status": "declined", "on": on}),
+    )
+
+    async def sections() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        p = await plan(stack, patient_id)
+        b, q = item(p, "bone-biopsy"), item(p, "care-pathway")
+        declined = q is not None and any(c["status"] == "declined" for c in q["checks"])
+        return (b, q) if b is not None and q is not None and declined else None
+
+    biopsy, _ = await wait_for(sections, timeout=15)
+    assert biopsy["missing"] == ["KRAS result", "PD-L1 result"] and biopsy["rule_id"] == "MOL-BIOPSY"
+
+    async def biopsy_alert() -> list[dict[str, Any]]:
+        return [a for a in await alerts(stack, patient_id, status="active") if a["rule_id"] == "MOL-BIOPSY"]
+
+    await wait_for(biopsy_alert)
