@@ -1,0 +1,131 @@
+"""The one source of the deployment (issue 14): what each service runs, listens on, consumes, needs and may
+reach. `python -m deploy.render` writes from it docker-compose.yml, the Kubernetes manifests (deploy/k8s/), the
+Grafana dashboard (deploy/grafana/) and the Prometheus alert rules (deploy/prometheus/); tests/test_deploy.py
+fails when a committed file differs from its rendering. Ports and modules come from shared/stack.py (what
+`osteocds up` starts) and topics from the registry, so compose, Kubernetes and the local stack cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from contracts.topics import LAB_NORMALISATION, NOTIFICATION, SERVICES, TOPICS
+from shared.settings import Settings
+from shared.stack import SERVICE_MODULES
+
+IMAGE: Final = "osteocds:0.1.0"
+NAMESPACE: Final = "osteocds"
+#: the single image's user (Dockerfile: useradd --uid 10001)
+RUN_AS_USER: Final = 10001
+
+#: Settings every service gets, the same in compose and Kubernetes.
+COMMON_ENV: Final[dict[str, str]] = {
+    "KAFKA_ENABLE_IDEMPOTENCE": "true",
+    "KAFKA_SESSION_TIMEOUT_MS": "10000",
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "3000",
+    "KAFKA_FETCH_MAX_WAIT_MS": "100",
+    "HTTP_HOST": "0.0.0.0",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the infrastructure is, per target."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    #: settings only this target sets (transport security, tracing endpoint)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+COMPOSE: Final = Target(kafka_bootstrap="kafka:9092", redis_url="redis://redis:6379/0")
+KUBERNETES: Final = Target(
+    kafka_bootstrap="kafka-bootstrap.kafka.svc:9093",
+    redis_url="rediss://redis.redis.svc:6379/0",
+    env={
+        # issue 13 transport settings (shared/settings.py on that branch): SASL over TLS, credentials from Secrets
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_PASSWORD_FILE": "/var/run/secrets/osteocds/kafka/password",
+        "REDIS_PASSWORD_FILE": "/var/run/secrets/osteocds/redis/password",
+        # tracing on: an OpenTelemetry collector in the cluster (shared/tracing.py)
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4318",
+    },
+)
+
+#: settings named above that arrive with issue 13 (transport security); the rest are shared/settings.py fields
+PENDING_SETTINGS: Final = frozenset(
+    {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD_FILE"}
+    | {"REDIS_USERNAME", "REDIS_PASSWORD_FILE"}
+)
+
+#: where Kubernetes finds what the services talk to (namespace, port), for the network policies
+KAFKA_ENDPOINT: Final = ("kafka", 9093)
+REDIS_ENDPOINT: Final = ("redis", 6379)
+OTLP_ENDPOINT: Final = ("observability", 4318)
+PROMETHEUS_NAMESPACE: Final = "monitoring"
+#: the namespace of the ingress controller through which clinicians and the hospital bus reach the HTTP APIs
+INGRESS_NAMESPACE: Final = "ingress-nginx"
+
+#: Kubernetes Secrets (created by the platform: the committed ones hold placeholders only)
+KAFKA_SECRET: Final = "osteocds-kafka-sasl"
+REDIS_SECRET: Final = "osteocds-redis"
+
+#: scale out when a partition's lag passes this (KEDA), keep at least one replica
+LAG_THRESHOLD: Final = 50
+#: target for a critical alert, from the hospital input to the alert (Prometheus rule OsteoCDSCriticalAlertLatency)
+CRITICAL_ALERT_LATENCY_TARGET_S: Final = 60
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    module: str
+    port: int
+    consumes: tuple[str, ...]
+    #: reached from outside the namespace (the hospital bus, clinicians), besides Prometheus
+    public: bool = False
+    redis: bool = True
+    cpu_request: str = "100m"
+    cpu_limit: str = "1"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+    @property
+    def command(self) -> list[str]:
+        return ["python", "-m", self.module]
+
+    @property
+    def max_replicas(self) -> int:
+        """One consumer per partition at most: more would idle (per-patient order is per partition)."""
+        partitions = Settings().kafka_topic_partitions
+        return max(min(t.partitions, partitions) for t in TOPICS if t.name in self.consumes)
+
+
+def _consumes(service: str) -> tuple[str, ...]:
+    return tuple(t.name for t in TOPICS if service in t.consumers)
+
+
+APPS: Final[tuple[App, ...]] = tuple(
+    App(
+        name=name,
+        module=SERVICE_MODULES[name][0],
+        port=SERVICE_MODULES[name][1],
+        consumes=_consumes(name),
+        public=name in (LAB_NORMALISATION, NOTIFICATION),
+    )
+    for name in SERVICES
+)
+
+#: `python -m shared.lag`: every group's lag from the broker, also while a service is down (no Redis)
+LAG_EXPORTER: Final = App(
+    name="lag-exporter",
+    module="shared.lag",
+    port=8110,
+    consumes=(),
+    redis=False,
+    memory_request="128Mi",
+    memory_limit="256Mi",
+)
