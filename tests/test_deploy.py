@@ -265,7 +265,7 @@ def test_alert_rules_fire_on_their_series(tmp_path: Path) -> None:
         for alert in case["exp_alerts"]:
             labels = alert["exp_labels"]
             alert["exp_annotations"] = {
-                k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], v)
+                k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m, labels=labels: labels[m.group(1)], v)
                 for k, v in by_name[case["alertname"]]["annotations"].items()
             }
     path = tmp_path / "alerts_test.yml"
