@@ -22,7 +22,7 @@ def _rule(name: str, expr: str, for_: str, severity: str, summary: str, action: 
         "expr": expr,
         "for": for_,
         "labels": {"severity": severity, "team": "osteocds"},
-        "annotations": {"summary": summary, "description": action, "runbook_url": f"{RUNBOOK}-{name.lower()}"},
+        "annotations": {"summary": summary, "description": action, "runbook_url": RUNBOOK},
     }
 
 

@@ -263,15 +263,16 @@ def test_alert_rules_fire_on_their_series(tmp_path: Path) -> None:
     by_name = {r["alert"]: r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]}
     for case in tests["tests"][0]["alert_rule_test"]:
         for alert in case["exp_alerts"]:
-            labels = alert["exp_labels"]
-            alert["exp_annotations"] = {
-                k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m, labels=labels: labels[m.group(1)], v)
-                for k, v in by_name[case["alertname"]]["annotations"].items()
-            }
+            annotations = by_name[case["alertname"]]["annotations"].items()
+            alert["exp_annotations"] = {k: _expand(v, alert["exp_labels"]) for k, v in annotations}
     path = tmp_path / "alerts_test.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _expand(template: str, labels: dict[str, str]) -> str:
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
 
 
 RULES_SCHEMA: dict[str, Any] = {
