@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.topics import LAB_RESULTS
+from shared.kafka import ensure_topics
 from shared.service import Service
 from shared.settings import Settings
 from shared.stack import SERVICE_MODULES
@@ -55,6 +57,7 @@ async def traced(
             settings = settings_cls.model_validate(doc)
             service, _app = importlib.import_module(f"{module}.app").build(settings)
             service.tracing = Tracing(settings, exporter)
+            await _start_at_the_end(service)
             await service.start()
             services.append(service)
             names[name] = settings.service_name
@@ -62,6 +65,21 @@ async def traced(
     finally:
         for service in services:
             await service.stop()
+
+
+async def _start_at_the_end(service: Service) -> None:
+    """Commit the new group's offsets at the end of its topics: it skips what earlier tests published."""
+    s = service.settings
+    await ensure_topics(s, [sub.topic for sub in service.subscriptions.values()])
+    c = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, group_id=s.service_name, enable_auto_commit=False)
+    await c.start()
+    try:
+        await c.topics()  # metadata of every topic
+        tps = [TopicPartition(t, p) for t in service.subscriptions for p in c.partitions_for_topic(t) or ()]
+        c.assign(tps)
+        await c.commit(await c.end_offsets(tps))
+    finally:
+        await c.stop()
 
 
 def _attrs(span: ReadableSpan) -> dict[str, Any]:
