@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deploy.spec import CRITICAL_ALERT_LATENCY_TARGET_S, LAG_THRESHOLD
+from deploy.spec import CRITICAL_ALERT_LATENCY_TARGET_S, LAG_THRESHOLD, NAMESPACE
 
 LAG = "max by (service, topic, partition) (osteocds_consumer_lag)"
 AGE = "max by (service, topic, partition) (osteocds_oldest_unprocessed_age_seconds)"
@@ -94,6 +94,34 @@ def alert_rules() -> dict[str, Any]:
         ),
     ]
     return {"groups": [{"name": "osteocds", "rules": rules}]}
+
+
+def prometheus_config() -> dict[str, Any]:
+    """A Prometheus configuration that scrapes the pods of deploy/k8s (annotations prometheus.io/*) as job
+    `osteocds` (the job OsteoCDSServiceNotReady watches) and loads the alert rules."""
+    annotation = "__meta_kubernetes_pod_annotation_prometheus_io_"
+    return {
+        "global": {"scrape_interval": "15s", "evaluation_interval": "30s"},
+        "rule_files": ["alerts.yml"],
+        "scrape_configs": [
+            {
+                "job_name": "osteocds",
+                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
+                "relabel_configs": [
+                    {"source_labels": [f"{annotation}scrape"], "regex": "true", "action": "keep"},
+                    {"source_labels": [f"{annotation}path"], "target_label": "__metrics_path__", "regex": "(.+)"},
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_ip", f"{annotation}port"],
+                        "separator": ":",
+                        "target_label": "__address__",
+                        "regex": "(.+):(.+)",
+                        "replacement": "$1:$2",
+                    },
+                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                ],
+            }
+        ],
+    }
 
 
 def _panel(pid: int, title: str, exprs: list[tuple[str, str]], unit: str, x: int, y: int) -> dict[str, Any]:

@@ -355,6 +355,7 @@ def rendered() -> dict[Path, str]:
     files |= {ROOT / "deploy" / "k8s" / name: text for name, text in kubernetes().items()}
     files[ROOT / "deploy" / "grafana" / "osteocds.json"] = json.dumps(observability.dashboard(), indent=2) + "\n"
     files[ROOT / "deploy" / "prometheus" / "alerts.yml"] = GENERATED + _yaml(observability.alert_rules())
+    files[ROOT / "deploy" / "prometheus" / "prometheus.yml"] = GENERATED + _yaml(observability.prometheus_config())
     return files
 
 

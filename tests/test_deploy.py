@@ -169,6 +169,10 @@ def test_alert_rules_parse_and_cover_the_runbook() -> None:
     if promtool is not None:
         out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
+    # (prometheus.yml is not given to promtool: Debian's build has no Kubernetes service discovery)
+    config_doc = yaml.safe_load((path.parent / "prometheus.yml").read_text())
+    assert [j["job_name"] for j in config_doc["scrape_configs"]] == ["osteocds"]  # OsteoCDSServiceNotReady's job
+    assert config_doc["rule_files"] == [path.name]
 
 
 def test_every_metric_a_rule_or_panel_reads_is_exposed_by_the_code() -> None:
