@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import InputUsed, Message, Severity
+from contracts.hospital import Comparator, TimePrecision
 from contracts.rules import Citation
 
 Analyte = Literal[
@@ -86,6 +87,15 @@ class NormalisedLab(Message):
     )
     notes: list[str] = Field(
         default_factory=list, description="French notes for clinicians, e.g. why not interpretable."
+    )
+    comparator: Comparator | None = Field(
+        default=None,
+        description="Censored value: the true value is below (<, <=) or above (>, >=) `value`. A threshold rule "
+        "may only decide where the bound settles it (e.g. '> 3.6' is above 3.5); never use it as exact. A derived "
+        "value from a censored input carries the bound it implies.",
+    )
+    occurred_at_precision: TimePrecision = Field(
+        default="time", description="'date': only the collection date is known (occurred_at is that day's 00:00)."
     )
 
 

@@ -17,6 +17,8 @@ from contracts.topics import (
     IMAGING_FINDINGS,
     LAB_RESULTS,
     LABS_NORMALISED,
+    LOCAL_PLANS,
+    LOCAL_TREATMENT_REQUESTS,
     PATIENT_RECORDS,
     PLANS,
     RECOMMENDATIONS,
@@ -299,6 +301,58 @@ EXAMPLES: Final[dict[str, Any]] = {
                 ],
             },
         ],
+    },
+    LOCAL_TREATMENT_REQUESTS.name: {
+        "event_id": "9d1e2f3a-4b5c-4d6e-8f7a-0b1c2d3e4f50",
+        **_ENV,
+        "source": "radiotherapy-department",
+        "request_id": "REQ-2026-0042",
+        "lesion_id": "T8-a",
+        "modality": "reirradiation",
+        "intent": "pain",
+        "total_dose_gy": 27.0,
+        "fractions": 3,
+        "planned_cord_dmax_gy": 9.0,
+        "previous_courses": [
+            {"on": "2026-03-02", "end_on": "2026-03-13", "total_dose_gy": 30.0, "fractions": 10, "cord_dmax_gy": 30.0}
+        ],
+        "planned_on": "2026-12-07",
+        "urgent": False,
+        "status": "active",
+    },
+    LOCAL_PLANS.name: {
+        "event_id": "4b5c6d7e-8f9a-5b0c-9d1e-2f3a4b5c6d7e",
+        **_ENV,
+        "source": "radiotherapy-planner",
+        "version": 2,
+        "ruleset_version": RULESET_VERSION,
+        "sections": [
+            {
+                "lesion_id": "T8-a",
+                "skeletal_site": "spine",
+                "vertebral_level": "T8",
+                "items": [
+                    {
+                        "key": "T8-a:reirr",
+                        "rule_id": "RT-REIRR",
+                        "status": "warning",
+                        "severity": "warning",
+                        "title": "Ré-irradiation (T8 (T8-a)) : 4 critères respectés",
+                        "text_fr": "Irradiation 1 du 02/03/2026 : Dmax 30.0 Gy en 10 fractions, EQD2 37.50 Gy "
+                        "(α/β = 2 Gy). Nouveau traitement : Dmax 9.0 Gy en 3 fractions, EQD2 9.75 Gy (α/β = 2 Gy). "
+                        "Les quatre critères de Sahgal sont respectés ; cela ne garantit pas l'absence de myélopathie "
+                        "radique. Pas de consensus : avis à porter en RCP-OOS.",
+                        "inputs": [{"name": "cord_alpha_beta_gy", "value": 2.0, "unit": "Gy"}],
+                        "missing": [],
+                        "what_would_change_fr": "Une dose moelle prévue plus basse, un intervalle plus long.",
+                        "citation": cite("RT-REIRR").model_dump(),
+                        "orders": [],
+                        "checks": [],
+                    }
+                ],
+            }
+        ],
+        "patient_items": [],
     },
     ALERTS.name: {
         "event_id": "8a9b0c1d-2e3f-5a4b-9c5d-6e7f8a9b0c1d",

@@ -11,6 +11,7 @@ from contracts.care import CareEvent
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
 
@@ -86,7 +87,16 @@ TREATMENT_EVENTS = Topic(
     TreatmentEvent,
     (HOSPITAL_BUS,),
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
-    "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
+    "Systemic drug started/stopped or administered (date of the last dose), radiotherapy course (cord dose), "
+    "metabolic radiotherapy, surgery (lesion and level), dental care.",
+)
+LOCAL_TREATMENT_REQUESTS = Topic(
+    "hospital.local-treatment-requests.v1",
+    LocalTreatmentRequest,
+    (HOSPITAL_BUS,),
+    (RADIOTHERAPY_PLANNER,),
+    "A clinician's request for a local-treatment decision on one lesion: palliative RT, SBRT, re-irradiation "
+    "(earlier courses and cord doses), cementoplasty or surgery, with intent and proposed scheme.",
 )
 CARE_EVENTS = Topic(
     "hospital.care-events.v1",
@@ -99,14 +109,14 @@ LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
     (LAB_NORMALISATION,),
-    (SCORING, SYSTEMIC_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Lab values in canonical SI units, and derived values (corrected calcium, creatinine clearance) with provenance.",
 )
 SCORES = Topic(
     "osteocds.scores.v1",
     Score,
     (SCORING,),
-    (SYSTEMIC_PLANNER,),
+    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
@@ -129,6 +139,14 @@ PLANS = Topic(
     (SYSTEMIC_PLANNER,),
     (),
     "Each new version of a patient's bone-targeted treatment plan (items, orders, missing data), for EHRs.",
+)
+LOCAL_PLANS = Topic(
+    "osteocds.local-plans.v1",
+    LocalTreatmentPlan,
+    (RADIOTHERAPY_PLANNER,),
+    (),
+    "Each new version of a patient's local-treatment plan (radiotherapy, SBRT, re-irradiation, cementoplasty, "
+    "surgery), one section per lesion, for EHRs.",
 )
 ALERTS = Topic(
     "osteocds.alerts.v1",
@@ -170,12 +188,14 @@ TOPICS: Final[tuple[Topic, ...]] = (
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,
+    LOCAL_TREATMENT_REQUESTS,
     CARE_EVENTS,
     LABS_NORMALISED,
     SCORES,
     SKELETAL_EVENTS,
     RECOMMENDATIONS,
     PLANS,
+    LOCAL_PLANS,
     ALERTS,
     DEAD_LETTER,
     CLOCK_SYSTEMIC_PLANNER,

@@ -18,6 +18,7 @@ from deploy.spec import (
     COMPOSE,
     IMAGE,
     INGRESS_NAMESPACE,
+    INTEGRATION_NAMESPACE,
     KAFKA_ENDPOINT,
     KAFKA_SECRET,
     KUBERNETES,
@@ -85,7 +86,7 @@ def app_env(app: App, target: Any) -> dict[str, str]:
     if app.redis:
         env["REDIS_URL"] = target.redis_url
     env["HTTP_PORT"] = str(app.port)
-    return env
+    return env | app.env
 
 
 def compose() -> str:
@@ -101,7 +102,7 @@ def compose() -> str:
             "depends_on": depends,
             "command": app.command,
             "environment": app_env(app, COMPOSE),
-            "ports": [f"{app.port}:{app.port}"],
+            "ports": [f"{port}:{port}" for port in (app.port, *app.listeners.values())],
         }
     head = (
         "# OsteoCDS on real Apache Kafka (KRaft, single node) and Redis, one image for the five services and the\n"
@@ -161,7 +162,10 @@ def deployment(app: App) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "command": app.command,
         "env": env,
-        "ports": [{"name": "http", "containerPort": app.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": name, "containerPort": port, "protocol": "TCP"}
+            for name, port in {"http": app.port, **app.listeners}.items()
+        ],
         "startupProbe": probe("/healthz", 2, 30),
         "livenessProbe": probe("/healthz", 10, 3),
         "readinessProbe": probe("/readyz", 5, 3),
@@ -221,7 +225,10 @@ def service(app: App) -> dict[str, Any]:
         "metadata": _meta(app.name, app),
         "spec": {
             "selector": _labels(app),
-            "ports": [{"name": "http", "port": app.port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
+                for name, port in {"http": app.port, **app.listeners}.items()
+            ],
         },
     }
 
@@ -231,7 +238,8 @@ def _ns(name: str) -> dict[str, Any]:
 
 
 def network_policy(app: App) -> dict[str, Any]:
-    """Ingress: Prometheus (and the ingress controller for a public API) on the HTTP port. Egress: DNS, Kafka,
+    """Ingress: Prometheus (and the ingress controller for a public API) on the HTTP port, the integration engine
+    on another listener (MLLP). Egress: DNS, Kafka,
     Redis if used, the OpenTelemetry collector. Nothing else (the namespace denies by default)."""
     sources = [_ns(PROMETHEUS_NAMESPACE)] + ([_ns(INGRESS_NAMESPACE)] if app.public else [])
     dns = {
@@ -249,7 +257,11 @@ def network_policy(app: App) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": _labels(app)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": app.port}]}],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": app.port}]}]
+            + [
+                {"from": [_ns(INTEGRATION_NAMESPACE)], "ports": [{"protocol": "TCP", "port": port}]}
+                for port in app.listeners.values()
+            ],
             "egress": egress,
         },
     }

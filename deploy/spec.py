@@ -12,7 +12,7 @@ from typing import Final
 
 from contracts.topics import LAB_NORMALISATION, NOTIFICATION, SERVICES, TOPICS
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES
+from shared.stack import MLLP_PORT, SERVICE_MODULES
 
 IMAGE: Final = "osteocds:0.1.0"
 NAMESPACE: Final = "osteocds"
@@ -68,6 +68,8 @@ OTLP_ENDPOINT: Final = ("observability", 4318)
 PROMETHEUS_NAMESPACE: Final = "monitoring"
 #: the namespace of the ingress controller through which clinicians and the hospital bus reach the HTTP APIs
 INGRESS_NAMESPACE: Final = "ingress-nginx"
+#: the namespace of the hospital's integration engine, which sends HL7 v2 over MLLP to lab-normalisation
+INTEGRATION_NAMESPACE: Final = "hospital-integration"
 
 #: Kubernetes Secrets (created by the platform: the committed ones hold placeholders only)
 KAFKA_SECRET: Final = "osteocds-kafka-sasl"
@@ -88,6 +90,9 @@ class App:
     #: reached from outside the namespace (the hospital bus, clinicians), besides Prometheus
     public: bool = False
     redis: bool = True
+    #: more listeners (name -> port, TCP, reached from INTEGRATION_NAMESPACE) and the settings that open them
+    listeners: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
     cpu_request: str = "100m"
     cpu_limit: str = "1"
     memory_request: str = "256Mi"
@@ -115,6 +120,9 @@ APPS: Final[tuple[App, ...]] = tuple(
         port=SERVICE_MODULES[name][1],
         consumes=_consumes(name),
         public=name in (LAB_NORMALISATION, NOTIFICATION),
+        # HL7 v2 over MLLP (services/lab_normalisation: MLLP_HOST / MLLP_PORT)
+        listeners={"mllp": MLLP_PORT} if name == LAB_NORMALISATION else {},
+        env={"MLLP_HOST": "0.0.0.0", "MLLP_PORT": str(MLLP_PORT)} if name == LAB_NORMALISATION else {},
     )
     for name in SERVICES
 )

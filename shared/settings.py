@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: How long an event ID is remembered for duplicate suppression.
     seen_ttl_seconds: int = 14 * 24 * 3600
+    #: A clinical time later than its receipt plus this is refused as future-dated (shared/clock.py, issue 9.7).
+    clock_skew_tolerance_seconds: float = 300.0
 
     retry_max_attempts: int = 8
     retry_initial_backoff_s: float = 0.1

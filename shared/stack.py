@@ -45,11 +45,16 @@ SERVICE_MODULES: dict[str, tuple[str, int]] = {
 }
 
 
+#: lab-normalisation's MLLP listener (HL7 v2 over TCP); 2575 is the port registered for HL7
+MLLP_PORT = 2575
+
+
 @dataclass
 class RunningStack:
     urls: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    mllp_port: int = MLLP_PORT
 
     def stop(self, timeout: float = 20) -> dict[str, int]:
         """SIGTERM every service (they drain and commit), then wait; returns the exit codes."""
@@ -81,17 +86,21 @@ def spawn_services(
     ports: dict[str, int] | None = None,
     log_dir: Path | None = None,
     wait_ready: float = 60,
+    mllp_port: int | None = None,
 ) -> RunningStack:
-    """Start the five services as separate processes and wait until each answers /readyz."""
+    """Start the five services as separate processes and wait until each answers /readyz. With `ports`
+    given (tests), lab-normalisation's MLLP listener also gets a free port unless `mllp_port` says which."""
     env = service_env(bootstrap, redis_url, extra_env)
-    stack = RunningStack(urls={}, env=env)
+    mllp = mllp_port or (infra.free_port() if ports is not None else int(os.environ.get("MLLP_PORT", MLLP_PORT)))
+    stack = RunningStack(urls={}, env=env, mllp_port=mllp)
     for name, (module, default_port) in SERVICE_MODULES.items():
         port = (ports or {}).get(name, default_port)
         out = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115 - lives with the process
+        own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
         stack.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=ROOT,
-            env={**env, "HTTP_PORT": str(port)},
+            env={**env, "HTTP_PORT": str(port), **own},
             stdout=out or None,
             stderr=subprocess.STDOUT if out else None,
         )
@@ -144,6 +153,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         print("OsteoCDS is up:")
         for name, url in stack.urls.items():
             print(f"  {name:<22} {url}  (/healthz /readyz /metrics{', /alerts' if name == NOTIFICATION else ''})")
+        print(f"  {'HL7 v2 over MLLP':<22} 127.0.0.1:{stack.mllp_port}  (lab-normalisation; MLLP_PORT)")
         print("Try it:  ./osteocds demo        Stop: Ctrl-C", flush=True)
         stop = {"now": False}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from services.lab_normalisation.settings import LabSettings
 from shared.settings import Settings
 from shared.stack import SERVICE_MODULES
 
@@ -41,8 +42,10 @@ def test_five_services_one_image_wired_to_kafka_and_redis() -> None:
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
-        assert env["HTTP_PORT"] == str(port) and svc["ports"] == [f"{port}:{port}"]
-        assert set(env) <= known_env, f"{name}: unknown settings {set(env) - known_env}"
+        mllp = [f"{env['MLLP_PORT']}:{env['MLLP_PORT']}"] if "MLLP_PORT" in env else []  # lab-normalisation
+        assert env["HTTP_PORT"] == str(port) and svc["ports"] == [f"{port}:{port}", *mllp]
+        own = {f.upper() for f in LabSettings.model_fields} if name == "lab-normalisation" else set()
+        assert set(env) <= known_env | own, f"{name}: unknown settings {set(env) - known_env - own}"
         assert svc["depends_on"] == {
             "kafka": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},

@@ -5,6 +5,7 @@ a rule or panel reads is one the code exposes."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -21,7 +22,7 @@ from contracts.topics import SERVICES, TOPICS
 from deploy import observability, render, spec
 from shared.metrics import METRIC_NAMES, metric_of
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES
+from shared.stack import MLLP_PORT, SERVICE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -35,6 +36,16 @@ def manifests() -> list[dict[str, Any]]:
 
 def of_kind(kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in manifests() if d["kind"] == kind}
+
+
+def settings_class(app: spec.App) -> type[Settings]:
+    """The service's own settings (services/<name>/settings.py), or the common ones."""
+    if not app.module.startswith("services."):
+        return Settings
+    module = importlib.import_module(f"{app.module}.settings")
+    return next(
+        v for v in vars(module).values() if isinstance(v, type) and issubclass(v, Settings) and v is not Settings
+    )
 
 
 def test_committed_files_are_the_rendering() -> None:
@@ -65,23 +76,25 @@ def test_a_wrong_manifest_is_refused() -> None:
 def test_compose_and_kubernetes_agree_on_commands_ports_and_settings() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     deployments = of_kind("Deployment")
-    known = {f.upper() for f in Settings.model_fields} | spec.PENDING_SETTINGS
     endpoints = {"KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"}
     for app in (*spec.APPS, spec.LAG_EXPORTER):
         c = deployments[app.name]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in c["env"]}
+        known = {f.upper() for f in settings_class(app).model_fields} | spec.PENDING_SETTINGS
         assert set(env) <= known, set(env) - known
         svc = compose[app.name]
         assert c["command"] == svc["command"] == app.command
-        assert c["ports"][0]["containerPort"] == app.port and svc["ports"] == [f"{app.port}:{app.port}"]
+        ports = [app.port, *app.listeners.values()]
+        assert [p["containerPort"] for p in c["ports"]] == ports and svc["ports"] == [f"{p}:{p}" for p in ports]
         assert env["HTTP_PORT"] == svc["environment"]["HTTP_PORT"] == str(app.port)
         same = {k: v for k, v in svc["environment"].items() if k not in endpoints}
         assert {k: env[k] for k in same} == same  # every compose setting, same value, in Kubernetes
         assert ("REDIS_URL" in env) == ("REDIS_URL" in svc["environment"]) == app.redis
         service = of_kind("Service")[app.name]
-        assert service["spec"]["ports"][0]["port"] == app.port
+        assert [p["port"] for p in service["spec"]["ports"]] == ports
     for name, (module, port) in SERVICE_MODULES.items():  # ... and what `osteocds up` starts
-        assert compose[name]["command"] == ["python", "-m", module] and compose[name]["ports"] == [f"{port}:{port}"]
+        assert compose[name]["command"] == ["python", "-m", module] and compose[name]["ports"][0] == f"{port}:{port}"
+    assert compose["lab-normalisation"]["environment"]["MLLP_PORT"] == str(MLLP_PORT)
 
 
 def test_pods_are_probed_limited_and_unprivileged() -> None:
@@ -126,10 +139,15 @@ def test_network_policies_allow_only_what_each_service_needs() -> None:
                  for rule in p["egress"] for port in rule["ports"]}  # fmt: skip
         expected = {("kube-system", 53), spec.KAFKA_ENDPOINT, spec.OTLP_ENDPOINT}
         assert ports == expected | ({spec.REDIS_ENDPOINT} if app.redis else set()), app.name
-        [ingress] = p["ingress"]
-        assert ingress["ports"] == [{"protocol": "TCP", "port": app.port}]
-        sources = {s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in ingress["from"]}
-        assert sources == {spec.PROMETHEUS_NAMESPACE} | ({spec.INGRESS_NAMESPACE} if app.public else set())
+        allowed = {
+            (s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
+            for rule in p["ingress"]
+            for s in rule["from"]
+            for port in rule["ports"]
+        }
+        http = {spec.PROMETHEUS_NAMESPACE} | ({spec.INGRESS_NAMESPACE} if app.public else set())
+        listeners = {(spec.INTEGRATION_NAMESPACE, port) for port in app.listeners.values()}
+        assert allowed == {(ns, app.port) for ns in http} | listeners, app.name
 
 
 def test_each_consumer_scales_on_its_lag_capped_by_partitions() -> None:

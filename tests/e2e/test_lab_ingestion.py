@@ -62,7 +62,7 @@ async def test_hl7_hypercalcaemia_alert_then_amendment_withdraws_it(stack: Runni
     [alert] = await wait_for(lambda: crisis(stack, patient_id), timeout=10)
     assert alert["severity"] == "critical"
     corrected = next(i for i in alert["inputs"] if i["name"] == "corrected_calcium")
-    assert corrected["value"] == pytest.approx(round(13.6 / 4.008 + 0.25, 2))  # 3.64 mmol/L
+    assert corrected["value"] == pytest.approx(13.6 / 4.008 + 0.25)  # 3.643 mmol/L, unrounded (issue 9.10)
 
     # the same delivery again: no second effect
     before = await outcomes(stack, "lab-normalisation", HL7V2.name, "duplicate")
@@ -89,11 +89,12 @@ async def test_hl7_errors_answer_ae_or_ar_and_good_results_still_count(stack: Ru
     assert r.status_code == 400 and "MSA|AR|Z" in r.text and "unsupported message type ADT\\S\\A01" in r.text
     assert (await post_hl7(stack, b"not hl7 at all")).status_code == 400
 
-    bad_unit = "OBX|3|NM|1751-7^Albumine^LN||3.0|g/mL|||||F"
+    bad_unit = "OBX|3|NM|1751-7^Albumine^LN||3.0|mmol/L|||||F"
     r = await post_hl7(stack, oru(patient_id, "MSG-AE", CA_13_6, ALB_3_0, bad_unit))
     assert r.status_code == 422
     lines = r.text.split("\r")
-    assert lines[1] == "MSA|AE|MSG-AE" and lines[2].startswith("ERR||||E||||OBX 3: albumin: unknown unit 'g/mL'")
+    assert lines[1] == "MSA|AE|MSG-AE"
+    assert lines[2].startswith("ERR||||E||||OBX 3: albumin: unit 'mmol/L' is not a unit of g/L")
     await wait_for(lambda: crisis(stack, patient_id))  # the two good OBX were accepted
 
 
@@ -156,7 +157,7 @@ async def test_post_fhir_bundle_gives_alert_and_clearance(
     assert next(i for i in alert["inputs"] if i["name"] == "corrected_calcium")["value"] == pytest.approx(3.60)
     crcl = await clearance(kafka_bootstrap, patient_id)
     # woman, 75 years at the draw, 58.5 kg, creatinine 0.9 mg/dL = 79.578 µmol/L
-    expected = round((140 - 75) * 58.5 / (0.815 * 0.9 * 88.42) * 0.85, 1)
+    expected = (140 - 75) * 58.5 / (0.815 * 0.9 * 88.42) * 0.85
     assert crcl["value"] == pytest.approx(expected) and crcl["missing"] == []
     assert {s["analyte"] for s in crcl["derived_from"]} == {"creatinine", "body_weight", "age", "sex"}
 
@@ -177,7 +178,7 @@ async def test_post_fhir_rejections_are_4xx_with_reason(stack: RunningStack, pat
         obs = fhir_bundle(patient_id)["entry"][1]["resource"]
         obs["valueQuantity"] = {"value": 3.3, "code": "mEq/L"}
         r = await c.post("/fhir", json=obs)
-        assert r.status_code == 422 and "unknown unit 'mEq/L'" in r.json()["issue"][0]["diagnostics"]
+        assert r.status_code == 422 and "unit 'mEq/L' counts equivalents" in r.json()["issue"][0]["diagnostics"]
 
 
 async def test_hl7_corrected_then_corrected_back_withdraws_and_reissues_downstream(

@@ -76,6 +76,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         IMAGING_FINDINGS.name,
         event(
             patient_id,
+            datetime(2026, 11, 19, 14, tzinfo=UTC),  # the MRI that found it, before the surgery (RT-MSCC, 9.1)
             lesion_id="L-T8",
             skeletal_site="spine",
             vertebral_level="T8",
@@ -90,7 +91,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
     assert "30 Gy en 10" in mscc[0]["text_fr"] and "20 Gy en 5" in mscc[0]["text_fr"]
     assert mscc[0]["missing"], "life expectancy is unknown and must be named as missing"
 
-    # decompressive surgery: the urgent alert is withdrawn, an adjuvant plan replaces it
+    # decompressive surgery of this level: the urgent alert is withdrawn, an adjuvant plan replaces it
     await publish(
         TREATMENT_EVENTS.name,
         event(
@@ -139,7 +140,7 @@ async def test_malformed_message_is_dead_lettered_and_next_processed(
         DEAD_LETTER.name,
         lambda r: bad_unit["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""),
     )
-    assert "unknown unit 'mg'" in letter(unit).reason
+    assert "unit 'mg' is not a unit of mmol/L" in letter(unit).reason
     # the good messages after them still went through (3.40 + 0.25 = 3.65 mmol/L)
     crisis = await wait_for(lambda: _crisis(stack, patient_id))
     assert next(i for i in crisis[0]["inputs"] if i["name"] == "corrected_calcium")["value"] == pytest.approx(3.65)
