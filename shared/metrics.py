@@ -246,7 +246,7 @@ class LagMonitor:
         assert self._consumer is not None
         parts = self._consumer.partitions_for_topic(topic)
         if not parts:
-            await self._consumer._client.force_metadata_update()
+            await self._consumer.topics()  # refreshes the metadata of every topic
             parts = self._consumer.partitions_for_topic(topic) or set()
         return [TopicPartition(topic, p) for p in sorted(parts)]
 
