@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import InputUsed, Message, Severity
 from contracts.hospital import Comparator, TimePrecision
+from contracts.lifecycle import AlertStatus, AlertTransition, OverrideReasonCode
 from contracts.rules import Citation
 
 Analyte = Literal[
@@ -205,9 +206,23 @@ class Alert(Message):
     inputs: list[InputUsed]
     missing: list[str] = Field(default_factory=list)
     produced_by: str
-    status: Literal["active", "acknowledged", "withdrawn"] = "active"
-    acknowledged_by: str | None = None
+    status: AlertStatus = Field(
+        default="active",
+        description="active → acknowledged, or overridden (coded reason) → resolved; withdrawn when the decision "
+        "no longer holds before anyone acted on it.",
+    )
+    acknowledged_by: str | None = Field(default=None, description="Token subject of who acknowledged it.")
     acknowledged_at: datetime | None = None
+    overridden_by: str | None = Field(default=None, description="Token subject of who overrode it.")
+    overridden_at: datetime | None = None
+    override_reason: OverrideReasonCode | None = None
+    override_comment: str | None = Field(default=None, max_length=1000)
+    raised_at: datetime | None = Field(
+        default=None, description="When notification received the decision (start of settle and escalation delays)."
+    )
+    escalation_level: int = Field(default=0, ge=0, description="0, then 1, 2... each time it is escalated.")
+    escalated_to: str | None = Field(default=None, description="Role or channel it was escalated to.")
+    history: list[AlertTransition] = Field(default_factory=list, description="Every transition, with who and when.")
 
 
 class DeadLetter(BaseModel):

@@ -48,6 +48,13 @@ class LocalTreatmentRequest(Message):
     planned_cord_dmax_gy: float | None = Field(
         default=None, ge=0, le=100, description="Planned physical spinal cord Dmax of the new course (SBRT, re-RT)."
     )
+    adjacent_vertebrae: int | None = Field(
+        default=None,
+        ge=1,
+        le=33,
+        description="Adjacent pathological vertebrae in the target volume (RT-SBRT-IND: at most 3; RT-FRACT-PALL: "
+        "more than 3 is a complicated case).",
+    )
     previous_courses: list[PriorCourse] = Field(
         default_factory=list, description="Earlier courses on this segment (re-irradiation), with their cord dose."
     )

@@ -16,6 +16,7 @@ from deploy.spec import (
     APPS,
     COMMON_ENV,
     COMPOSE,
+    IDP_ENDPOINT,
     IMAGE,
     INGRESS_NAMESPACE,
     INTEGRATION_NAMESPACE,
@@ -86,7 +87,7 @@ def app_env(app: App, target: Any) -> dict[str, str]:
     if app.redis:
         env["REDIS_URL"] = target.redis_url
     env["HTTP_PORT"] = str(app.port)
-    return env | app.env
+    return env | app.env | {k: v for k, v in target.env.items() if k.startswith("OIDC_")}
 
 
 def compose() -> str:
@@ -239,8 +240,8 @@ def _ns(name: str) -> dict[str, Any]:
 
 def network_policy(app: App) -> dict[str, Any]:
     """Ingress: Prometheus (and the ingress controller for a public API) on the HTTP port, the integration engine
-    on another listener (MLLP). Egress: DNS, Kafka,
-    Redis if used, the OpenTelemetry collector. Nothing else (the namespace denies by default)."""
+    on another listener (MLLP). Egress: DNS, Kafka, Redis if used, the OpenTelemetry collector, the identity
+    provider (JWKS). Nothing else (the namespace denies by default)."""
     sources = [_ns(PROMETHEUS_NAMESPACE)] + ([_ns(INGRESS_NAMESPACE)] if app.public else [])
     dns = {
         "to": [_ns("kube-system")],
@@ -248,7 +249,7 @@ def network_policy(app: App) -> dict[str, Any]:
     }
     egress = [dns] + [
         {"to": [_ns(ns)], "ports": [{"protocol": "TCP", "port": port}]}
-        for ns, port in (KAFKA_ENDPOINT, *((REDIS_ENDPOINT,) if app.redis else ()), OTLP_ENDPOINT)
+        for ns, port in (KAFKA_ENDPOINT, *((REDIS_ENDPOINT,) if app.redis else ()), OTLP_ENDPOINT, IDP_ENDPOINT)
     ]
     return {
         "apiVersion": "networking.k8s.io/v1",

@@ -27,6 +27,8 @@ COMMON_ENV: Final[dict[str, str]] = {
     "KAFKA_FETCH_MAX_WAIT_MS": "100",
     "HTTP_HOST": "0.0.0.0",
     "LOG_LEVEL": "INFO",
+    # every endpoint but /healthz and /readyz needs a token of the hospital's identity provider (shared/auth.py)
+    "AUTH_PUBLIC_DOCS": "false",
 }
 
 
@@ -40,7 +42,17 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-COMPOSE: Final = Target(kafka_bootstrap="kafka:9092", redis_url="redis://redis:6379/0")
+COMPOSE: Final = Target(
+    kafka_bootstrap="kafka:9092",
+    redis_url="redis://redis:6379/0",
+    env={
+        # Access tokens from the hospital's identity provider (Keycloak, Entra ID): Keycloak puts realm roles
+        # in realm_access.roles; Entra ID app roles in roles.
+        "OIDC_ISSUER": "${OIDC_ISSUER:?set OIDC_ISSUER to the identity provider's issuer URL}",
+        "OIDC_AUDIENCE": "${OIDC_AUDIENCE:-osteocds}",
+        "OIDC_ROLES_CLAIM": "${OIDC_ROLES_CLAIM:-roles}",
+    },
+)
 KUBERNETES: Final = Target(
     kafka_bootstrap="kafka-bootstrap.kafka.svc:9093",
     redis_url="rediss://redis.redis.svc:6379/0",
@@ -50,6 +62,10 @@ KUBERNETES: Final = Target(
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_PASSWORD_FILE": "/var/run/secrets/osteocds/kafka/password",
         "REDIS_PASSWORD_FILE": "/var/run/secrets/osteocds/redis/password",
+        # the hospital's identity provider (here a Keycloak realm in the cluster: IDP_ENDPOINT)
+        "OIDC_ISSUER": "https://keycloak.keycloak.svc:8443/realms/hospital",
+        "OIDC_AUDIENCE": "osteocds",
+        "OIDC_ROLES_CLAIM": "realm_access.roles",
         # tracing on: an OpenTelemetry collector in the cluster (shared/tracing.py)
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4318",
     },
@@ -65,6 +81,8 @@ PENDING_SETTINGS: Final = frozenset(
 KAFKA_ENDPOINT: Final = ("kafka", 9093)
 REDIS_ENDPOINT: Final = ("redis", 6379)
 OTLP_ENDPOINT: Final = ("observability", 4318)
+#: the identity provider's JWKS (tokens are verified by every service)
+IDP_ENDPOINT: Final = ("keycloak", 8443)
 PROMETHEUS_NAMESPACE: Final = "monitoring"
 #: the namespace of the ingress controller through which clinicians and the hospital bus reach the HTTP APIs
 INGRESS_NAMESPACE: Final = "ingress-nginx"

@@ -1,7 +1,7 @@
 """`python -m shared.lag`: the lag exporter (issue 14). Serves on /metrics the consumer lag and the oldest
 unprocessed record's age of every service's consumer group, read from the broker, so a stopped or stuck service
 still shows its growing lag (a service's own /metrics shows it only while it runs). Stateless, no Redis;
-one replica is enough. /healthz and /readyz like the services."""
+one replica is enough. /healthz and /readyz like the services; /metrics needs a token with the `ops` role."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from contracts.lifecycle import AuditEvent
 from contracts.topics import SERVICES, TOPICS
+from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
 from shared.logging import configure_logging
 from shared.metrics import LagGauges, LagMonitor
 from shared.settings import Settings
@@ -52,7 +54,12 @@ def create_app(settings: Settings) -> FastAPI:
             await task
             await monitor.stop()
 
-    app = FastAPI(title="OsteoCDS lag exporter", lifespan=lifespan)
+    app = FastAPI(title="OsteoCDS lag exporter", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def no_audit(event: AuditEvent) -> None:  # no route here reads patient data
+        raise RuntimeError("the lag exporter audits nothing")
+
+    install(app, NAME, no_audit, AuthSettings())
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -62,10 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def readyz() -> JSONResponse:
         return JSONResponse({"ready": state["sampled"]}, status_code=200 if state["sampled"] else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[require(OPS)])
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    if unprotected := unguarded_routes(app):
+        raise RuntimeError(f"routes without a role requirement: {', '.join(unprotected)}")
     return app
 
 

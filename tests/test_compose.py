@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from services.lab_normalisation.settings import LabSettings
+from shared.auth import AuthSettings
 from shared.settings import Settings
 from shared.stack import SERVICE_MODULES
 
@@ -34,7 +35,7 @@ def test_five_services_one_image_wired_to_kafka_and_redis() -> None:
     apps = {n: s for n, s in services.items() if n not in ("kafka", "redis", "lag-exporter")}
     assert set(apps) == set(SERVICE_MODULES)
     assert len({s["image"] for s in apps.values()}) == 1
-    known_env = {f.upper() for f in Settings.model_fields}
+    known_env = {f.upper() for f in (*Settings.model_fields, *AuthSettings.model_fields)}
     for name, svc in apps.items():
         module, port = SERVICE_MODULES[name]
         assert svc["command"] == ["python", "-m", module]

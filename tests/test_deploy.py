@@ -20,6 +20,7 @@ import yaml
 
 from contracts.topics import SERVICES, TOPICS
 from deploy import observability, render, spec
+from shared.auth import AuthSettings
 from shared.metrics import METRIC_NAMES, metric_of
 from shared.settings import Settings
 from shared.stack import MLLP_PORT, SERVICE_MODULES
@@ -80,15 +81,17 @@ def test_compose_and_kubernetes_agree_on_commands_ports_and_settings() -> None:
     for app in (*spec.APPS, spec.LAG_EXPORTER):
         c = deployments[app.name]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in c["env"]}
-        known = {f.upper() for f in settings_class(app).model_fields} | spec.PENDING_SETTINGS
+        known = {f.upper() for f in (*settings_class(app).model_fields, *AuthSettings.model_fields)}
+        known |= spec.PENDING_SETTINGS
         assert set(env) <= known, set(env) - known
         svc = compose[app.name]
         assert c["command"] == svc["command"] == app.command
         ports = [app.port, *app.listeners.values()]
         assert [p["containerPort"] for p in c["ports"]] == ports and svc["ports"] == [f"{p}:{p}" for p in ports]
         assert env["HTTP_PORT"] == svc["environment"]["HTTP_PORT"] == str(app.port)
-        same = {k: v for k, v in svc["environment"].items() if k not in endpoints}
+        same = {k: v for k, v in svc["environment"].items() if k not in endpoints | set(spec.COMPOSE.env)}
         assert {k: env[k] for k in same} == same  # every compose setting, same value, in Kubernetes
+        assert set(spec.COMPOSE.env) <= set(env)  # the identity provider: its own value per target
         assert ("REDIS_URL" in env) == ("REDIS_URL" in svc["environment"]) == app.redis
         service = of_kind("Service")[app.name]
         assert [p["port"] for p in service["spec"]["ports"]] == ports
@@ -137,7 +140,7 @@ def test_network_policies_allow_only_what_each_service_needs() -> None:
         assert p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == app.name
         ports = {(rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
                  for rule in p["egress"] for port in rule["ports"]}  # fmt: skip
-        expected = {("kube-system", 53), spec.KAFKA_ENDPOINT, spec.OTLP_ENDPOINT}
+        expected = {("kube-system", 53), spec.KAFKA_ENDPOINT, spec.OTLP_ENDPOINT, spec.IDP_ENDPOINT}
         assert ports == expected | ({spec.REDIS_ENDPOINT} if app.redis else set()), app.name
         allowed = {
             (s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])

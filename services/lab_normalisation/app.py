@@ -43,6 +43,7 @@ from services.lab_normalisation.ingest import (
 from services.lab_normalisation.loinc import LOINC_SHAPE
 from services.lab_normalisation.mllp import serve_mllp
 from services.lab_normalisation.settings import LabSettings
+from shared.auth import INTEGRATION, require
 from shared.clock import NotAfter
 from shared.errors import Rejected
 from shared.http import create_app
@@ -150,7 +151,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
             unmapped.count(verdict.batch.unmapped)
         return Hl7Answer(hl7_ack(header, verdict.code, verdict.reasons), verdict.code, verdict.status)
 
-    router = APIRouter(tags=["ingestion"])
+    router = APIRouter(tags=["ingestion"], dependencies=[require(INTEGRATION)])
 
     @router.post("/fhir", status_code=202)
     async def post_fhir(request: Request) -> JSONResponse:

@@ -21,6 +21,7 @@ from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event, current_plan
 from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.settings import RadiotherapySettings
+from shared.auth import CLINICIAN, require
 from shared.http import create_app
 from shared.service import Service
 
@@ -35,7 +36,7 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
         LocalState,
         functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window),
     )
-    router = APIRouter(tags=["local-plan"])
+    router = APIRouter(tags=["local-plan"], dependencies=[require(CLINICIAN, audit="read")])
 
     @router.get("/patients/{patient_id}/local-plan", response_model=LocalTreatmentPlan)
     async def local_plan(patient_id: PatientId) -> LocalTreatmentPlan:

@@ -30,8 +30,8 @@ from services.radiotherapy_planner.facts import (
     lesions,
     prune_findings,
 )
-from services.radiotherapy_planner.items_base import Item, as_input
-from services.radiotherapy_planner.items_local import cement_items, reference_date, sbrt_items, surgery_items
+from services.radiotherapy_planner.items_base import Item, as_input, reference_date
+from services.radiotherapy_planner.items_local import cement_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
@@ -42,6 +42,9 @@ SERVICE = "radiotherapy-planner"
 #: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;
 #: the same default as scoring's LESION_EVENT_CURRENT_DAYS).
 COMPRESSION_CURRENT: Final = timedelta(days=42)
+#: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
+#: LIFE_EXPECTANCY_VALID_DAYS.
+LE_VALID: Final = timedelta(days=91)
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
@@ -63,6 +66,15 @@ _HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 
 # ---- facts ---------------------------------------------------------------------------------------------------------
+_TABLE: Final[dict[type, str]] = {
+    ImagingFinding: "findings",
+    ClinicalAssessment: "assessed",
+    TreatmentEvent: "treatments",
+    LocalTreatmentRequest: "requests",
+    Score: "scores",
+}
+
+
 def relevant(e: Message) -> bool:
     """Whether the planner reads anything from this event (other lab analytes and dental care: nothing)."""
     if isinstance(e, NormalisedLab):
@@ -73,18 +85,17 @@ def relevant(e: Message) -> bool:
 
 
 def merge(state: LocalState, e: Message) -> LocalState:
-    # shallow copies: the values held are immutable (frozen messages) or replaced, never mutated in place
-    s = state.model_copy(
-        update={
-            "findings": dict(state.findings),
-            "assessed": dict(state.assessed),
-            "opinions": dict(state.opinions),
-            "treatments": dict(state.treatments),
-            "requests": dict(state.requests),
-            "scores": dict(state.scores),
-            "labs": {k: dict(v) for k, v in state.labs.items()},
-        }
-    )
+    # Copy only the table this event changes (shallow: the values held are immutable or replaced, never mutated in
+    # place); the others are shared with the previous state, which is never changed either.
+    changed = _TABLE.get(type(e))
+    update: dict[str, object] = {}
+    if changed is not None:
+        update[changed] = dict(getattr(state, changed))
+    if isinstance(e, ClinicalAssessment):
+        update["opinions"] = dict(state.opinions)
+    elif isinstance(e, NormalisedLab):
+        update["labs"] = {k: dict(v) for k, v in state.labs.items()}
+    s = state.model_copy(update=update)
     if isinstance(e, ImagingFinding):
         if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
             s.findings.pop(str(e.corrects), None)
@@ -200,7 +211,9 @@ def build_plan(
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
-    p = Patient(s, alpha_beta)
+    le = s.assessed.get("life_expectancy_months")
+    le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
+    p = Patient(s, alpha_beta, le_current)
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
@@ -212,7 +225,8 @@ def build_plan(
         onset = lesion.compression_onset()
         cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
         items += memo(
-            ("mscc", lx, fp.reads("mscc", lid), fp.opinions, local, cur), functools.partial(mscc_items, p, lesion, cur)
+            ("mscc", lx, fp.reads("mscc", lid), le_current, fp.opinions, local, cur),
+            functools.partial(mscc_items, p, lesion, cur),
         )
         items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
@@ -221,11 +235,17 @@ def build_plan(
         for req in mine:
             rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), fp.surgeries, mirels, sins)
+                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, fp.drugs, mirels, sins)
                 items += memo(key, functools.partial(palliative_items, p, lesion, req))
             elif req.modality in ("sbrt", "reirradiation"):
-                key = ("sbrt", *rk, fp.reads("sbrt", lid), local, sins, fp.score("oligometastatic"), alpha_beta)
-                items += memo(key, functools.partial(sbrt_items, p, lesion, req))
+                oligo = fp.score("oligometastatic")
+                for part, key in (  # each SBRT family on the facts it reads
+                    ("ind", ("sbrt-ind", *rk, fp.radiotherapy, oligo)),
+                    ("ci", ("sbrt-ci", *rk, fp.reads("sbrt", lid), le_current, local, sins)),
+                    ("dose", ("sbrt-dose", *rk, oligo)),
+                    ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
+                ):
+                    items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
@@ -233,7 +253,7 @@ def build_plan(
                 rt_refs.append((reference_date(req), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
         items += memo(
-            ("surgery", lx, requested, fp.reads("surgery", lid), fp.surgeries, mirels),
+            ("surgery", lx, requested, fp.reads("surgery", lid), le_current, fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
@@ -318,7 +338,7 @@ def apply_event(
                 )
             )
     s.published = dict(sorted(published.items()))
-    digest = hashlib.sha256("\n".join(c for _, c in decisions).encode()).hexdigest()
+    digest = hashlib.sha256("\n".join(i.digest for i, _ in decisions).encode()).hexdigest()  # of the item digests
     if digest != s.plan_digest and (items or s.plan_version):
         s.plan_version += 1
         s.plan_digest = digest

@@ -7,9 +7,10 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from contracts.base import InputUsed, Severity
+from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
 
@@ -148,3 +149,8 @@ def inp(
     source_event_id: uuid.UUID | None = None,
 ) -> In:
     return In(name, value, unit, occurred_at, source_event_id)
+
+
+def reference_date(req: LocalTreatmentRequest) -> date:
+    """The date a request is decided for: its planned date, else the day it was made."""
+    return req.planned_on or req.occurred_at.date()

@@ -14,7 +14,7 @@ from services.radiotherapy_planner.facts import (
     level_of,
     matches,
 )
-from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item
+from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.items_rt import Patient, where
 from services.radiotherapy_planner.rules import cementoplasty as cem
 from services.radiotherapy_planner.rules import reirradiation as reirr
@@ -41,10 +41,6 @@ def _used(f: Finding) -> In:
     return inp(name=f.input_name or "input", value=f.input_value)
 
 
-def reference_date(req: LocalTreatmentRequest) -> date:
-    return req.planned_on or req.occurred_at.date()
-
-
 def _segment_courses(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> list[reirr.Course]:
     """Earlier courses on this segment: those the request names, else the RT events on this lesion or level."""
     if req.previous_courses:
@@ -62,7 +58,9 @@ def _criterion_line(c: Criterion) -> str:
 
 
 # ---- SBRT --------------------------------------------------------------------------------------------------------
-def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
+def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str = "all") -> list[Item]:
+    """The SBRT items of a request; `part` (ind, ci, dose, reirr) builds one family only, each memoised on the
+    facts it reads (domain.build_plan)."""
     ref = reference_date(req)
     lid = lesion.lesion_id
     previous = _segment_courses(p, lesion, req, ref)
@@ -71,179 +69,190 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[I
     oligometastatic = None if oligo is None or oligo.band in (None, "undetermined") else oligo.band == "oligometastatic"
     out: list[Item] = []
 
-    ind = sbrt.sbrt_indication(
-        previously_irradiated=bool(previous),
-        oligometastatic=oligometastatic,
-        curative_intent=req.intent == "ablative_oligometastatic",
-        adjacent_vertebrae=None,
-        postoperative_residue=req.intent == "postoperative",
-    )
-    out.append(
-        item(
-            f"{lid}:sbrt-ind",
-            "RT-SBRT-IND",
-            "recommended" if ind.indicated else "cannot_decide" if ind.indicated is None else "warning",
-            "info" if ind.indicated else "warning",
-            f"Indication de radiothérapie stéréotaxique ({where(lesion)})",
-            (
-                "Indication reconnue : " + "; ".join(r.text_fr for r in ind.reasons) + ". À valider en RCP-OOS."
-                if ind.indicated
-                else "Aucune des deux situations soulignées par le référentiel (territoire déjà irradié, maladie "
-                "oligométastatique en intention curative) n'est établie : à discuter en RCP-OOS."
-            ),
-            inputs=[_used(r) for r in ind.reasons] + ([oligo.used("oligometastatic")] if oligo else []),
-            missing=list(ind.missing),
-            what_would_change_fr="Le statut oligométastatique, l'intention (curative) ou une irradiation antérieure.",
-        )
-    )
-
-    onset = lesion.compression_onset()
-    operated = onset is not None and any(
-        t.procedure == "decompression"
-        and t.on >= onset.occurred_at.date()
-        and matches(lesion, t.lesion_id, level_of(t))
-        for _, t in p.surgeries
-    )
-    sins = p.s.scores.get(f"sins:{lid}")
-    metab = p.metabolic
-    all_rt = [d for c in previous if (d := c.end_on or c.on) is not None] + [
-        t.end_on or t.on for _, t in p.rt_courses if t.on < ref
-    ]
-    deficit = p.value("neurological_deficit")
-    ci = sbrt.sbrt_contraindications(
-        spine=lesion.spine,
-        cord_compression=onset is not None,
-        compression_operated=operated,
-        neurological_deficit=None if deficit is None else bool(deficit),
-        sins_band=None if sins is None else sins.band,
-        sins_floor=None if sins is None else sins.floor,
-        metabolic_rt_on=metab[-1][1].on if metab else None,
-        metabolic_rt_known=True,
-        last_rt_on=max(all_rt) if all_rt else None,
-        planned_on=ref,
-        life_expectancy_months=p.life_expectancy,
-        canal_narrowing_pct=lesion.value("canal_narrowing_pct"),  # type: ignore[arg-type]
-        tumour_cord_distance_mm=lesion.value("tumour_cord_distance_mm"),  # type: ignore[arg-type]
-        mri_contraindicated=p.value("mri_contraindicated"),
-    )
-    absolute, relative, unknown = ci.absolute, ci.relative, ci.unknown
-    unstable = any(c.name == "vertebral_instability" for c in absolute)
-    parts = []
-    if absolute:
-        parts.append("Contre-indication(s) absolue(s) : " + "; ".join(c.finding.text_fr for c in absolute) + ".")
-    if relative:
-        parts.append("Contre-indication(s) relative(s) : " + "; ".join(c.finding.text_fr for c in relative) + ".")
-    if unknown:
-        parts.append("Non renseigné : " + "; ".join(c.finding.text_fr for c in unknown) + ".")
-    if not absolute and not relative and not unknown:
-        parts.append("Aucune contre-indication retrouvée parmi celles du référentiel.")
-    outcome = ci.outcome
-    inputs: list[Inp] = [_used(c.finding) for c in ci.items]
-    if sins is not None:
-        inputs.append(sins.used("sins"))
-    out.append(
-        item(
-            f"{lid}:sbrt-ci",
-            "RT-SBRT-CI",
-            CI_STATUS[outcome],
-            "critical" if unstable else "warning" if outcome != "possible" or relative else "info",
-            (
-                f"Stéréotaxie non réalisable en {where(lesion)} : " + ", ".join(c.finding.text_fr for c in absolute)
-                if absolute
-                else f"Contre-indications de la stéréotaxie ({where(lesion)})"
-            ),
-            " ".join(parts)
-            + (" Avis chirurgical (stabilisation) avant toute irradiation." if unstable else "")
-            + (" Pesée en RCP-OOS." if relative else ""),
-            inputs=inputs,
-            missing=[f"{c.name} ({c.finding.input_name})" for c in unknown if c.absolute],
-            what_would_change_fr="Une stabilisation de la vertèbre, la décompression d'une compression, ou les "
-            "données manquantes (SINS, espérance de vie, dates d'irradiation).",
-        )
-    )
-
-    dose = sbrt.sbrt_dose_check(lesion.spine, req.total_dose_gy, req.fractions, reirradiation, bool(oligometastatic))
-    scheme = f"{req.total_dose_gy:g} Gy en {req.fractions} fractions" if req.total_dose_gy and req.fractions else None
-    out.append(
-        item(
-            f"{lid}:sbrt-dose",
-            "RT-SBRT-DOSE",
-            CHECK_STATUS[dose.verdict],
-            "warning" if dose.verdict == "outside" else "info",
-            f"Dose de stéréotaxie ({where(lesion)})" + (f" : {scheme}" if scheme else ""),
-            (f"Schéma proposé {scheme} : " if scheme else "Aucun schéma proposé. ")
-            + {"within": "dans les plages du référentiel", "outside": "hors des plages du référentiel", "unknown": ""}[
-                dose.verdict
-            ]
-            + f" ({dose.range_fr}). "
-            + " ".join(dose.notes),
-            inputs=[
-                inp(name="total_dose_gy", value=req.total_dose_gy, unit="Gy", source_event_id=req.event_id),
-                inp(name="fractions", value=req.fractions, source_event_id=req.event_id),
-            ],
-            missing=[] if scheme else ["proposed scheme (total dose, fractions)"],
-            what_would_change_fr="Le schéma proposé.",
-        )
-    )
-    if lesion.spine and not reirradiation:
-        c = sbrt.cord_dmax_check(req.planned_cord_dmax_gy, req.fractions)
-        out.append(
-            item(
-                f"{lid}:cord-dmax",
-                "RT-CORD-DMAX",
-                CHECK_STATUS[c.verdict],
-                "warning" if c.verdict != "pass" else "info",
-                f"Dmax moelle ({where(lesion)}) : {VERDICT_FR[c.verdict]}",
-                f"Première irradiation : {_criterion_line(c)}. Limite pour un risque de myélopathie de 1 à 5 %."
-                + (
-                    " Au-delà de 12 Gy en séance unique, on est dans le haut de la fourchette."
-                    if req.fractions == 1
-                    and c.value is not None
-                    and isinstance(c.value, float)
-                    and c.value > sbrt.CORD_DMAX_SINGLE_LOW
-                    else ""
-                ),
-                inputs=[
-                    inp(
-                        name="planned_cord_dmax_gy",
-                        value=req.planned_cord_dmax_gy,
-                        unit="Gy",
-                        source_event_id=req.event_id,
-                    )
-                ],
-                missing=[] if c.verdict != "unknown" else ["planned cord Dmax (Gy) for 1 to 5 fractions"],
-                what_would_change_fr="Une dosimétrie qui abaisse la Dmax à la moelle.",
-            )
-        )
-    if lesion.spine or lesion.latest.skeletal_site == "sacrum":
-        found, missing = sbrt.fracture_risk_factors(
-            lesion.level,
-            lesion.latest.skeletal_site == "sacrum",
-            lesion.value("lesion_type"),  # type: ignore[arg-type]
-            lesion.value("vertebral_body_involvement_fraction"),  # type: ignore[arg-type]
-            req.total_dose_gy,
-            req.fractions,
+    if part in ("all", "ind"):
+        ind = sbrt.sbrt_indication(
+            previously_irradiated=bool(previous),
+            oligometastatic=oligometastatic,
+            curative_intent=req.intent == "ablative_oligometastatic",
+            adjacent_vertebrae=req.adjacent_vertebrae,
+            postoperative_residue=req.intent == "postoperative",
         )
         out.append(
             item(
-                f"{lid}:sbrt-fx",
-                "RT-SBRT-FX",
-                "recommended" if found else "info",
-                "warning" if found else "info",
-                f"Risque de fracture vertébrale après stéréotaxie ({where(lesion)})",
+                f"{lid}:sbrt-ind",
+                "RT-SBRT-IND",
+                "recommended" if ind.indicated else "cannot_decide" if ind.indicated is None else "warning",
+                "info" if ind.indicated else "warning",
+                f"Indication de radiothérapie stéréotaxique ({where(lesion)})",
                 (
-                    "Facteurs de risque : " + "; ".join(f.text_fr for f in found) + ". Proposer une cimentoplastie "
-                    "avant l'irradiation. "
-                    if found
-                    else "Aucun facteur de risque de fracture retrouvé parmi ceux renseignés. "
-                )
-                + "Recrudescence douloureuse transitoire (« pain flare ») fréquente : corticoïdes si besoin.",
-                inputs=[_used(f) for f in found],
-                missing=missing,
-                what_would_change_fr="Le type de lésion, la part du corps vertébral atteinte, la dose par fraction.",
+                    "Indication reconnue : " + "; ".join(r.text_fr for r in ind.reasons) + ". À valider en RCP-OOS."
+                    if ind.indicated
+                    else "Aucune des deux situations soulignées par le référentiel (territoire déjà irradié, maladie "
+                    "oligométastatique en intention curative) n'est établie : à discuter en RCP-OOS."
+                ),
+                inputs=[_used(r) for r in ind.reasons] + ([oligo.used("oligometastatic")] if oligo else []),
+                missing=list(ind.missing),
+                what_would_change_fr="Le statut oligométastatique, l'intention (curative) ou une irradiation "
+                "antérieure.",
             )
         )
-    if reirradiation:
+
+    if part in ("all", "ci"):
+        onset = lesion.compression_onset()
+        operated = onset is not None and any(
+            t.procedure == "decompression"
+            and t.on >= onset.occurred_at.date()
+            and matches(lesion, t.lesion_id, level_of(t))
+            for _, t in p.surgeries
+        )
+        sins = p.s.scores.get(f"sins:{lid}")
+        metab = p.metabolic
+        all_rt = [d for c in previous if (d := c.end_on or c.on) is not None] + [
+            t.end_on or t.on for _, t in p.rt_courses if t.on < ref
+        ]
+        deficit = p.value("neurological_deficit")
+        ci = sbrt.sbrt_contraindications(
+            spine=lesion.spine,
+            cord_compression=onset is not None,
+            compression_operated=operated,
+            neurological_deficit=None if deficit is None else bool(deficit),
+            sins_band=None if sins is None else sins.band,
+            sins_floor=None if sins is None else sins.floor,
+            metabolic_rt_on=metab[-1][1].on if metab else None,
+            metabolic_rt_known=True,
+            last_rt_on=max(all_rt) if all_rt else None,
+            planned_on=ref,
+            life_expectancy_months=p.life_expectancy,
+            canal_narrowing_pct=lesion.value("canal_narrowing_pct"),  # type: ignore[arg-type]
+            tumour_cord_distance_mm=lesion.value("tumour_cord_distance_mm"),  # type: ignore[arg-type]
+            mri_contraindicated=p.value("mri_contraindicated"),
+        )
+        absolute, relative, unknown = ci.absolute, ci.relative, ci.unknown
+        unstable = any(c.name == "vertebral_instability" for c in absolute)
+        parts = []
+        if absolute:
+            parts.append("Contre-indication(s) absolue(s) : " + "; ".join(c.finding.text_fr for c in absolute) + ".")
+        if relative:
+            parts.append("Contre-indication(s) relative(s) : " + "; ".join(c.finding.text_fr for c in relative) + ".")
+        if unknown:
+            parts.append("Non renseigné : " + "; ".join(c.finding.text_fr for c in unknown) + ".")
+        if not absolute and not relative and not unknown:
+            parts.append("Aucune contre-indication retrouvée parmi celles du référentiel.")
+        outcome = ci.outcome
+        inputs: list[Inp] = [_used(c.finding) for c in ci.items]
+        if sins is not None:
+            inputs.append(sins.used("sins"))
+        out.append(
+            item(
+                f"{lid}:sbrt-ci",
+                "RT-SBRT-CI",
+                CI_STATUS[outcome],
+                "critical" if unstable else "warning" if outcome != "possible" or relative else "info",
+                (
+                    f"Stéréotaxie non réalisable en {where(lesion)} : " + ", ".join(c.finding.text_fr for c in absolute)
+                    if absolute
+                    else f"Contre-indications de la stéréotaxie ({where(lesion)})"
+                ),
+                " ".join(parts)
+                + (" Avis chirurgical (stabilisation) avant toute irradiation." if unstable else "")
+                + (" Pesée en RCP-OOS." if relative else ""),
+                inputs=inputs,
+                missing=[f"{c.name} ({c.finding.input_name})" for c in unknown if c.absolute],
+                what_would_change_fr="Une stabilisation de la vertèbre, la décompression d'une compression, ou les "
+                "données manquantes (SINS, espérance de vie, dates d'irradiation).",
+            )
+        )
+
+    if part in ("all", "dose"):
+        dose = sbrt.sbrt_dose_check(
+            lesion.spine, req.total_dose_gy, req.fractions, reirradiation, bool(oligometastatic)
+        )
+        scheme = (
+            f"{req.total_dose_gy:g} Gy en {req.fractions} fractions" if req.total_dose_gy and req.fractions else None
+        )
+        out.append(
+            item(
+                f"{lid}:sbrt-dose",
+                "RT-SBRT-DOSE",
+                CHECK_STATUS[dose.verdict],
+                "warning" if dose.verdict == "outside" else "info",
+                f"Dose de stéréotaxie ({where(lesion)})" + (f" : {scheme}" if scheme else ""),
+                (f"Schéma proposé {scheme} : " if scheme else "Aucun schéma proposé. ")
+                + {
+                    "within": "dans les plages du référentiel",
+                    "outside": "hors des plages du référentiel",
+                    "unknown": "",
+                }[dose.verdict]
+                + f" ({dose.range_fr}). "
+                + " ".join(dose.notes),
+                inputs=[
+                    inp(name="total_dose_gy", value=req.total_dose_gy, unit="Gy", source_event_id=req.event_id),
+                    inp(name="fractions", value=req.fractions, source_event_id=req.event_id),
+                ],
+                missing=[] if scheme else ["proposed scheme (total dose, fractions)"],
+                what_would_change_fr="Le schéma proposé.",
+            )
+        )
+        if lesion.spine and not reirradiation:
+            c = sbrt.cord_dmax_check(req.planned_cord_dmax_gy, req.fractions)
+            out.append(
+                item(
+                    f"{lid}:cord-dmax",
+                    "RT-CORD-DMAX",
+                    CHECK_STATUS[c.verdict],
+                    "warning" if c.verdict != "pass" else "info",
+                    f"Dmax moelle ({where(lesion)}) : {VERDICT_FR[c.verdict]}",
+                    f"Première irradiation : {_criterion_line(c)}. Limite pour un risque de myélopathie de 1 à 5 %."
+                    + (
+                        " Au-delà de 12 Gy en séance unique, on est dans le haut de la fourchette."
+                        if req.fractions == 1
+                        and c.value is not None
+                        and isinstance(c.value, float)
+                        and c.value > sbrt.CORD_DMAX_SINGLE_LOW
+                        else ""
+                    ),
+                    inputs=[
+                        inp(
+                            name="planned_cord_dmax_gy",
+                            value=req.planned_cord_dmax_gy,
+                            unit="Gy",
+                            source_event_id=req.event_id,
+                        )
+                    ],
+                    missing=[] if c.verdict != "unknown" else ["planned cord Dmax (Gy) for 1 to 5 fractions"],
+                    what_would_change_fr="Une dosimétrie qui abaisse la Dmax à la moelle.",
+                )
+            )
+        if lesion.spine or lesion.latest.skeletal_site == "sacrum":
+            found, missing = sbrt.fracture_risk_factors(
+                lesion.level,
+                lesion.latest.skeletal_site == "sacrum",
+                lesion.value("lesion_type"),  # type: ignore[arg-type]
+                lesion.value("vertebral_body_involvement_fraction"),  # type: ignore[arg-type]
+                req.total_dose_gy,
+                req.fractions,
+            )
+            out.append(
+                item(
+                    f"{lid}:sbrt-fx",
+                    "RT-SBRT-FX",
+                    "recommended" if found else "info",
+                    "warning" if found else "info",
+                    f"Risque de fracture vertébrale après stéréotaxie ({where(lesion)})",
+                    (
+                        "Facteurs de risque : " + "; ".join(f.text_fr for f in found) + ". Proposer une cimentoplastie "
+                        "avant l'irradiation. "
+                        if found
+                        else "Aucun facteur de risque de fracture retrouvé parmi ceux renseignés. "
+                    )
+                    + "Recrudescence douloureuse transitoire (« pain flare ») fréquente : corticoïdes si besoin.",
+                    inputs=[_used(f) for f in found],
+                    missing=missing,
+                    what_would_change_fr="Le type de lésion, la part du corps vertébral atteinte, la dose par "
+                    "fraction.",
+                )
+            )
+    if reirradiation and part in ("all", "reirr"):
         out.append(reirradiation_item(p, lesion, req, previous, ref))
     return out
 
@@ -432,7 +441,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 inputs=p.used("life_expectancy_months", "months")
                 + ([lesion.used("pathological_fracture")] if fracture else [])
                 + ([mirels.used("mirels")] if fixation and mirels else []),
-                missing=[] if band else ["life expectancy estimate"],
+                missing=[] if band else [p.le_missing],
                 what_would_change_fr="Une nouvelle estimation de l'espérance de vie (seuils 6 semaines et 1 an).",
             )
         )

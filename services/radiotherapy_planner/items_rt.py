@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from contracts.base import Severity
+from contracts.drugs import CORTICOSTEROIDS
 from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import ItemStatus
@@ -24,7 +25,7 @@ from services.radiotherapy_planner.facts import (
     rt_courses,
     surgeries,
 )
-from services.radiotherapy_planner.items_base import Inp, Item, inp, item
+from services.radiotherapy_planner.items_base import Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
@@ -38,6 +39,7 @@ class Patient:
 
     s: LocalState
     alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
+    le_current: bool = True  # the life-expectancy estimate is recent enough to decide on (domain.LE_VALID)
 
     # computed once per plan (every lesion's items read them)
     @functools.cached_property
@@ -86,8 +88,17 @@ class Patient:
 
     @property
     def life_expectancy(self) -> float | None:
+        """The clinician's estimate, unless it is too old (or dated in the future) to decide on."""
         v = self.value("life_expectancy_months")
-        return None if v is None else float(v)
+        return None if v is None or not self.le_current else float(v)
+
+    @property
+    def le_missing(self) -> str:
+        return (
+            "life expectancy estimate"
+            if self.le_current
+            else "life expectancy estimate (the last one is older than 3 months: estimate again)"
+        )
 
     def opinion(self, lesion_id: str) -> SurgicalOpinionFact | None:
         return self.s.opinions.get(lesion_id) or self.s.opinions.get("*")
@@ -147,7 +158,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     if deficit is not None:
         inputs.append(deficit.used("neurological_deficit"))
     le = p.fact("life_expectancy_months")
-    if le is not None:
+    if le is not None and p.le_current:
         inputs.append(le.used("life_expectancy", "months"))
     # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
     linked = [
@@ -341,6 +352,9 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
 
 def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
     comp, comp_used = complications(p, lesion)
+    if req.adjacent_vertebrae is not None and req.adjacent_vertebrae > 3:  # Tableau 7 (L2143)
+        comp.append("plus de 3 vertèbres")
+        comp_used.append(inp("adjacent_vertebrae", req.adjacent_vertebrae, source_event_id=req.event_id))
     risk, risk_used = fracture_risk(p, lesion)
     out: list[Item] = []
     resistant = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")
@@ -376,6 +390,9 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
         hard_to_move=p.value("hard_to_move"),
     )
     text = conv.scheme_text(scheme)
+    steroids = [u for u in p.drug_uses(reference_date(req)) if u.drug in CORTICOSTEROIDS and u.ongoing]
+    if scheme.corticosteroids_48_72h and steroids:
+        text += f" Le patient reçoit déjà une corticothérapie ({steroids[0].drug})."
     if req.total_dose_gy is not None and req.fractions is not None:
         proposed = (req.total_dose_gy, req.fractions)
         allowed = (scheme.preferred, *scheme.alternatives)

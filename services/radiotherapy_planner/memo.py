@@ -11,8 +11,8 @@ from typing import Final
 from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.items_base import Item
 
-#: Item families kept (least recently used evicted): a few per lesion of the patients seen recently.
-MEMO_SIZE: Final = 50_000
+#: Item families kept in memory (least recently used evicted): a few per lesion of the patients seen recently.
+MEMO_SIZE: Final = 8192
 _MEMO: OrderedDict[Hashable, list[Item]] = OrderedDict()
 
 
@@ -72,6 +72,8 @@ class Fingerprints:
     drugs: tuple[str, ...]  # drug starts, stops, administrations
     labs: tuple[tuple[str, int], ...]  # haemostasis results
     scores: dict[str, int]
+    families: dict[str, tuple[int | None, ...]]  # the patient-level assessed facts each family reads
+    lesion_pain: bool  # some lesion has its own pain recorded
 
     @classmethod
     def of(cls, s: LocalState) -> Fingerprints:
@@ -86,21 +88,25 @@ class Fingerprints:
                 radiotherapy.append(k)
             elif kind in _DRUG_KINDS:
                 drugs.append(k)
+        assessed = {k: f.event_id.int for k, f in s.assessed.items()}
         return cls(
-            assessed={k: f.event_id.int for k, f in s.assessed.items()},
+            assessed=assessed,
             opinions=tuple((k, o.event_id.int) for k, o in s.opinions.items()),
             surgeries=tuple(surgeries),
             radiotherapy=tuple(radiotherapy),
             drugs=tuple(drugs),
             labs=tuple((rid, v.event_id.int) for t in s.labs.values() for rid, v in t.items()),
             scores={k: v.event_id.int for k, v in s.scores.items()},
+            families={f: tuple(assessed.get(n) for n in names) for f, names in READS.items()},
+            lesion_pain=any("@" in k for k in assessed),
         )
 
     def reads(self, family: str, lesion_id: str) -> tuple[int | None, ...]:
+        base = self.families[family]
+        if not self.lesion_pain:
+            return base
         a = self.assessed
-        return tuple(a.get(n, a.get(f"{n}@{lesion_id}")) for n in READS[family]) + tuple(
-            a.get(f"{n}@{lesion_id}") for n in READS[family] if n.startswith("pain_")
-        )
+        return base + tuple(a.get(f"{n}@{lesion_id}") for n in READS[family] if n.startswith("pain_"))
 
     def score(self, key: str) -> int | None:
         return self.scores.get(key)

@@ -15,8 +15,9 @@ from hl7.mllp import open_hl7_connection
 
 from contracts.clinical import NormalisedLab
 from contracts.topics import LABS_NORMALISED
+from shared.auth import INTEGRATION
 from shared.stack import RunningStack
-from tests.conftest import alerts, consume_until, metric, wait_for
+from tests.conftest import alerts, auth, consume_until, metric, wait_for
 
 pytestmark = pytest.mark.e2e
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -56,7 +57,9 @@ async def test_mllp_acks_and_same_path_as_http_to_a_crisis_alert(stack: RunningS
     assert msa(acks[0]) == "MSA|AA|AM-20261127-00042" and acks[0].startswith(b"MSH|^~\\&|OSTEOCDS|")
     assert b"ACK^R22^ACK" in acks[0] and b"albumin: unit 'mmol/L' is not a unit of g/L" in acks[2]
 
-    async with httpx.AsyncClient(timeout=10) as c:  # the same message by HTTP: the same answer
+    async with httpx.AsyncClient(
+        timeout=10, headers=auth(INTEGRATION)
+    ) as c:  # the same message by HTTP: the same answer
         r = await c.post(f"{stack.urls['lab-normalisation']}/hl7v2", content=bad_unit)
     assert r.status_code == 422 and r.text.split("\r")[1:] == acks[2].decode().split("\r")[1:]
 
@@ -75,7 +78,7 @@ async def test_corpus_through_http_gets_the_expected_status(stack: RunningStack,
     raw = corpus(case["file"])
     hl7 = case["file"].endswith(".hl7")
     path, ctype = ("/hl7v2", "x-application/hl7-v2+er7") if hl7 else ("/fhir", "application/fhir+json")
-    async with httpx.AsyncClient(timeout=10) as c:
+    async with httpx.AsyncClient(timeout=10, headers=auth(INTEGRATION)) as c:
         r = await c.post(f"{stack.urls['lab-normalisation']}{path}", content=raw, headers={"content-type": ctype})
     assert r.status_code == (HL7_STATUS[case["ack"]] if hl7 else case["http"]), r.text
     if hl7:

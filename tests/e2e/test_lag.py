@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts.examples import EXAMPLES
 from contracts.topics import LABS_NORMALISED, SCORING
 from shared import infra
+from shared.auth import OPS
 from shared.stack import ROOT, SERVICE_MODULES, RunningStack, wait_until_ready
-from tests.conftest import wait_for
+from tests.conftest import auth, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,9 @@ def exporter(stack: RunningStack) -> Iterator[str]:
 async def samples(url: str, name: str, **labels: str) -> dict[tuple[str, str], float]:
     """(topic, partition) -> value of one metric's series matching `labels`, from a /metrics page."""
     async with httpx.AsyncClient(timeout=5) as c:
-        text = (await c.get(f"{url}/metrics")).text
+        r = await c.get(f"{url}/metrics", headers=auth(OPS))
+        r.raise_for_status()
+        text = r.text
     found: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:

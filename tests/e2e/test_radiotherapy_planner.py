@@ -19,14 +19,14 @@ from contracts.topics import (
 )
 from shared.dates import add_months
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, event, lab, wait_for
+from tests.conftest import Publish, alerts, auth, event, lab, wait_for
 
 pytestmark = pytest.mark.e2e
 TODAY = date.today()
 
 
 async def local_plan(stack: RunningStack, patient_id: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['radiotherapy-planner']}/patients/{patient_id}/local-plan")
         if r.status_code == 404:
             return None

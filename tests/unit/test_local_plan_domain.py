@@ -188,3 +188,19 @@ def test_rt_fracture_risk_uses_the_scoring_mirels() -> None:
     scheme = items(out)["fem:rt-scheme"]
     assert scheme.rule_id == "RT-FRACTURE-RISK" and "30 Gy en 10" in scheme.title
     assert "indication chirurgicale" in scheme.text_fr
+
+
+def test_rt_fract_pall_single_fraction_under_corticosteroids() -> None:
+    rib = ImagingFinding.model_validate(env(lesion_id="rib", skeletal_site="rib", modality="ct", lesion_type="mixed"))
+    _, out = run(
+        [
+            ClinicalAssessment.model_validate(env(life_expectancy_months=2)),
+            rib,
+            score("mirels", "rib", 6, "≤7"),
+            drug("dexamethasone", TODAY - timedelta(days=1), ongoing=True),
+            request("rib", "palliative_rt"),
+        ]
+    )
+    scheme = items(out)["rib:rt-scheme"]
+    assert "8 Gy en 1 fraction" in scheme.title and "corticothérapie de 48 à 72 h" in scheme.text_fr
+    assert "déjà une corticothérapie (dexamethasone)" in scheme.text_fr

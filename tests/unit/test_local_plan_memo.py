@@ -1,5 +1,5 @@
-"""The memoised plan is the plan: on a long mixed timeline, every state's plan built with the memo (warm, as the
-service runs) equals the plan built from nothing (decisions, texts and provenance)."""
+"""The transition is pure and the memoised plan is the plan: on a long mixed timeline, every state's plan built
+with the memo (warm, as the service runs) equals the plan built from nothing (decisions, texts and provenance)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def test_memoised_plan_equals_the_plan_built_from_nothing() -> None:
     m.clear()
     states: dict[str, LocalState] = {}
     for e in msgs:
-        s, _ = apply_event(states.get(e.patient_id) or LocalState(), e)
+        before = states.get(e.patient_id) or LocalState()
+        kept = before.model_copy(deep=True)
+        s, _ = apply_event(before, e)
+        assert before == kept  # the transition is pure: the previous state is never changed
         states[e.patient_id] = s
         warm = _view(s)
         saved = OrderedDict(m._MEMO)

@@ -316,3 +316,29 @@ def test_surg_le_resumption_3_weeks_or_15_days() -> None:
 
 def test_rt_postop_window_15_days_to_3_weeks() -> None:
     assert conv.postop_plan(D).start_between == (D + timedelta(days=15), D + timedelta(days=21))
+
+
+# ---- RT-SBRT-IND, L1621-1628 --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("irradiated", "oligo", "curative", "vertebrae", "residue", "indicated"),
+    [
+        (True, False, False, None, False, True),  # (1) previously irradiated territory
+        (False, True, True, 3, False, True),  # (2) oligometastatic, curative, at most 3 adjacent vertebrae
+        (False, True, True, 4, False, False),
+        (False, True, True, 4, True, True),  # or a post-operative residue
+        (False, True, False, 1, False, False),  # not curative intent
+        (False, None, True, 1, False, None),  # oligometastatic status unknown: named missing
+    ],
+)
+def test_rt_sbrt_ind_the_two_cases_of_the_text(
+    irradiated: bool, oligo: bool | None, curative: bool, vertebrae: int | None, residue: bool, indicated: bool | None
+) -> None:
+    ind = sbrt.sbrt_indication(
+        previously_irradiated=irradiated,
+        oligometastatic=oligo,
+        curative_intent=curative,
+        adjacent_vertebrae=vertebrae,
+        postoperative_residue=residue,
+    )
+    assert ind.indicated is indicated
+    assert bool(ind.missing) is (indicated is None)

@@ -217,3 +217,23 @@ def test_rt_mscc_an_old_or_future_compression_is_not_a_current_emergency() -> No
     )
     _, out = run([fresh])
     assert [r.severity for r in active(out, "RT-MSCC")] == ["critical"]
+
+
+def test_surg_le_an_estimate_older_than_3_months_is_asked_again() -> None:
+    events: list[Message] = [
+        assessment(T0, life_expectancy_months=1.0),
+        finding(T0 + timedelta(days=92), "l2", "L2", pathological_fracture=True),
+    ]
+    _, out = run(events)
+    plan = [o for o in out if isinstance(o, LocalTreatmentPlan)][-1]
+    surgery = next(i for sec in plan.sections for i in sec.items if i.key == "l2:surgery")
+    assert surgery.status == "cannot_decide" and "estimate again" in surgery.missing[0]
+    _, out = run(
+        [
+            assessment(T0, life_expectancy_months=1.0),
+            finding(T0 + timedelta(days=91), "l2", "L2", pathological_fracture=True),
+        ]
+    )
+    plan = [o for o in out if isinstance(o, LocalTreatmentPlan)][-1]
+    surgery = next(i for sec in plan.sections for i in sec.items if i.key == "l2:surgery")
+    assert surgery.status == "not_indicated"
