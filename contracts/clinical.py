@@ -241,3 +241,10 @@ class DeadLetter(BaseModel):
     error_type: str
     reason: str
     failed_at: datetime
+    #: Size and SHA-256 of the original value; `value_b64` holds only its first bytes when `value_truncated`
+    #: (a dead letter must fit the producer's request limit; the original stays at topic/partition/offset
+    #: for the source topic's retention).
+    value_size: int | None = None
+    value_sha256: str | None = None
+    value_truncated: bool = False
+    key_truncated: bool = False

@@ -12,8 +12,10 @@ from typing import Any
 import yaml
 
 from deploy import observability
+from deploy.generate import PRINCIPALS
 from deploy.spec import (
     APPS,
+    CA_SECRET,
     COMMON_ENV,
     COMPOSE,
     IDP_ENDPOINT,
@@ -21,7 +23,7 @@ from deploy.spec import (
     INGRESS_NAMESPACE,
     INTEGRATION_NAMESPACE,
     KAFKA_ENDPOINT,
-    KAFKA_SECRET,
+    KAFKA_TRANSPORT_ENV,
     KUBERNETES,
     LAG_EXPORTER,
     LAG_THRESHOLD,
@@ -29,9 +31,12 @@ from deploy.spec import (
     OTLP_ENDPOINT,
     PROMETHEUS_NAMESPACE,
     REDIS_ENDPOINT,
-    REDIS_SECRET,
+    REDIS_TRANSPORT_ENV,
     RUN_AS_USER,
+    SECRETS_DIR,
     App,
+    kafka_secret,
+    redis_secret,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,55 +52,106 @@ def _yaml_all(docs: list[dict[str, Any]]) -> str:
 
 
 # ---- docker compose -------------------------------------------------------------------------------------------
-COMPOSE_INFRA: dict[str, Any] = {
-    "kafka": {
-        "image": "apache/kafka:3.9.1",
-        "environment": {
-            "KAFKA_NODE_ID": "1",
-            "KAFKA_PROCESS_ROLES": "broker,controller",
-            "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-            "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka:9092",
-            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka:9093",
-            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-            "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-            "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",  # services create their topics with explicit partitions
+def _compose_infra() -> dict[str, Any]:
+    """Kafka (KRaft, SASL_SSL with ACLs), its one-shot set-up (deploy/kafka-setup.sh from deploy/generate.py) and
+    Redis (TLS only, ACL users): the transport of issue 13, with certificates and passwords from
+    `python -m deploy.make_secrets`."""
+    return {
+        "kafka": {
+            "image": "apache/kafka:3.9.1",
+            "environment": {
+                "KAFKA_NODE_ID": "1",
+                "KAFKA_PROCESS_ROLES": "broker,controller",
+                # CLIENTS is SASL_SSL, the only listener reachable from the network; INTERNAL (inter-broker,
+                # set-up) and CONTROLLER listen on the container's loopback. (Listener names must not contain
+                # "SSL": the image's start script then demands JKS key stores, while this broker uses PEM files.)
+                "KAFKA_LISTENERS": "CLIENTS://:9092,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
+                "KAFKA_ADVERTISED_LISTENERS": "CLIENTS://kafka:9092,INTERNAL://127.0.0.1:9094",
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENTS:SASL_SSL",
+                "KAFKA_INTER_BROKER_LISTENER_NAME": "INTERNAL",
+                "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+                "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@127.0.0.1:9093",
+                "KAFKA_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
+                "KAFKA_LISTENER_NAME_CLIENTS_SCRAM___SHA___512_SASL_JAAS_CONFIG": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                ),
+                "KAFKA_SSL_KEYSTORE_TYPE": "PEM",
+                "KAFKA_SSL_KEYSTORE_LOCATION": "/run/secrets/kafka.pem",
+                "KAFKA_SSL_TRUSTSTORE_TYPE": "PEM",
+                "KAFKA_SSL_TRUSTSTORE_LOCATION": "/run/secrets/ca.crt",
+                "KAFKA_SSL_CLIENT_AUTH": "none",
+                "KAFKA_AUTHORIZER_CLASS_NAME": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND": "false",
+                "KAFKA_SUPER_USERS": "User:ANONYMOUS",  # the loopback-only INTERNAL and CONTROLLER listeners
+                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+                "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+                "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",  # kafka-setup creates the topics
+            },
+            "secrets": ["ca.crt", "kafka.pem"],
+            "healthcheck": {
+                "test": [
+                    "CMD-SHELL",
+                    "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server 127.0.0.1:9094 >/dev/null 2>&1",
+                ],
+                "interval": "5s",
+                "timeout": "10s",
+                "retries": 20,
+            },
         },
-        "healthcheck": {
-            "test": [
-                "CMD-SHELL",
-                "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092 >/dev/null 2>&1",
+        "kafka-setup": {  # one-shot: SCRAM users, topics, ACLs
+            "image": "apache/kafka:3.9.1",
+            "network_mode": "service:kafka",
+            "depends_on": {"kafka": {"condition": "service_healthy"}},
+            "entrypoint": ["/bin/bash", "/deploy/kafka-setup.sh"],
+            "volumes": ["./deploy/kafka-setup.sh:/deploy/kafka-setup.sh:ro"],
+            "secrets": [f"{p}-kafka-password" for p in PRINCIPALS],
+            "restart": "no",
+        },
+        "redis": {
+            "image": "redis:7.4-alpine",
+            "command": [
+                *("redis-server", "--port", "0", "--tls-port", "6379"),
+                *("--tls-cert-file", "/run/secrets/redis.crt", "--tls-key-file", "/run/secrets/redis.key"),
+                *("--tls-ca-cert-file", "/run/secrets/ca.crt", "--tls-auth-clients", "no"),
+                *("--aclfile", "/run/secrets/redis-users.acl"),
+                *("--save", "", "--appendonly", "no"),  # a cache: Kafka is the record
             ],
-            "interval": "5s",
-            "timeout": "10s",
-            "retries": 20,
+            "secrets": ["ca.crt", "redis.crt", "redis.key", "redis-users.acl", "healthcheck-redis-password"],
+            "healthcheck": {
+                "test": [
+                    "CMD-SHELL",
+                    "redis-cli --tls --cacert /run/secrets/ca.crt -h redis --user healthcheck --pass "
+                    '"$$(cat /run/secrets/healthcheck-redis-password)" --no-auth-warning ping',
+                ],
+                "interval": "2s",
+                "timeout": "3s",
+                "retries": 20,
+            },
         },
-    },
-    "redis": {
-        "image": "redis:7.4-alpine",
-        "command": ["redis-server", "--save", "", "--appendonly", "no"],  # a cache: Kafka is the record
-        "healthcheck": {"test": ["CMD", "redis-cli", "ping"], "interval": "2s", "timeout": "3s", "retries": 20},
-    },
-}
+    }
 
 
 def app_env(app: App, target: Any) -> dict[str, str]:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": target.kafka_bootstrap, **COMMON_ENV}
+    """An app's settings in a target: only the endpoints and the identity provider differ between targets."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": target.kafka_bootstrap, **KAFKA_TRANSPORT_ENV, **COMMON_ENV}
+    env["KAFKA_SASL_USERNAME"] = app.name
     if app.redis:
-        env["REDIS_URL"] = target.redis_url
+        env |= {"REDIS_URL": target.redis_url, **REDIS_TRANSPORT_ENV, "REDIS_USERNAME": app.name}
     env["HTTP_PORT"] = str(app.port)
     return env | app.env | {k: v for k, v in target.env.items() if k.startswith("OIDC_")}
 
 
 def compose() -> str:
-    services: dict[str, Any] = dict(COMPOSE_INFRA)
+    services: dict[str, Any] = _compose_infra()
     for app in (*APPS, LAG_EXPORTER):
-        depends = {"kafka": {"condition": "service_healthy"}}
+        depends: dict[str, Any] = {"kafka-setup": {"condition": "service_completed_successfully"}}
         if app.redis:
             depends["redis"] = {"condition": "service_healthy"}
+        secrets: list[Any] = ["ca.crt", {"source": f"{app.name}-kafka-password", "target": "kafka_sasl_password"}]
+        if app.redis:
+            secrets.append({"source": f"{app.name}-redis-password", "target": "redis_password"})
         services[app.name] = {
             "image": IMAGE,
             "build": ".",
@@ -104,13 +160,22 @@ def compose() -> str:
             "command": app.command,
             "environment": app_env(app, COMPOSE),
             "ports": [f"{port}:{port}" for port in (app.port, *app.listeners.values())],
+            "secrets": secrets,
         }
+    files = ["ca.crt", "kafka.pem", "redis.crt", "redis.key", "redis-users.acl", "healthcheck-redis-password"]
+    files += [f"{p}-kafka-password" for p in PRINCIPALS]
+    files += [f"{a.name}-redis-password" for a in APPS if a.redis]
     head = (
         "# OsteoCDS on real Apache Kafka (KRaft, single node) and Redis, one image for the five services and the\n"
-        "# lag exporter.   docker compose up --build\n"
-        "# Same settings as `./osteocds up`, but idempotent producers are on (real Kafka supports them).\n"
+        "# lag exporter.\n"
+        "#   python -m deploy.make_secrets      # once: ./secrets (CA, certificates, passwords, Redis ACL file)\n"
+        "#   docker compose up --build\n"
+        "# Transport is secured as in production: Kafka clients use SASL_SSL (SCRAM-SHA-512, one user per service,\n"
+        "# ACLs per topic from deploy/kafka-setup.sh), Redis accepts TLS only with one ACL user per service (its key\n"
+        "# prefix). Secrets are files mounted under /run/secrets; settings read them through the *_FILE variables.\n"
     )
-    return GENERATED + head + _yaml({"name": "osteocds", "services": services})
+    doc = {"name": "osteocds", "secrets": {f: {"file": f"./secrets/{f}"} for f in files}, "services": services}
+    return GENERATED + head + _yaml(doc)
 
 
 # ---- Kubernetes -----------------------------------------------------------------------------------------------
@@ -124,30 +189,23 @@ def _meta(name: str, app: App | None = None) -> dict[str, Any]:
     return meta
 
 
-def _secret_volume(name: str, secret: str) -> dict[str, Any]:
-    return {"name": name, "secret": {"secretName": secret, "items": [{"key": "password", "path": "password"}]}}
+def _secrets_volume(app: App) -> dict[str, Any]:
+    """/run/secrets as in compose: the CA, the service's Kafka password and (if used) its Redis password."""
+    sources: list[dict[str, Any]] = [
+        {"secret": {"name": CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"secret": {"name": kafka_secret(app.name), "items": [{"key": "password", "path": "kafka_sasl_password"}]}},
+    ]
+    if app.redis:
+        sources.append(
+            {"secret": {"name": redis_secret(app.name), "items": [{"key": "password", "path": "redis_password"}]}}
+        )
+    return {"name": "secrets", "projected": {"sources": sources, "defaultMode": 0o400}}
 
 
 def deployment(app: App) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in app_env(app, KUBERNETES).items()]
-    env += [{"name": "KAFKA_SASL_USERNAME", "valueFrom": {"secretKeyRef": {"name": KAFKA_SECRET, "key": "username"}}}]
-    mounts: list[dict[str, Any]] = [
-        {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "kafka-sasl", "mountPath": "/var/run/secrets/osteocds/kafka", "readOnly": True},
-    ]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}, _secret_volume("kafka-sasl", KAFKA_SECRET)]
-    keep = {
-        "KAFKA_SECURITY_PROTOCOL",
-        "KAFKA_SASL_MECHANISM",
-        "KAFKA_SASL_PASSWORD_FILE",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    }
-    env += [{"name": k, "value": v} for k, v in KUBERNETES.env.items() if k in keep]
-    if app.redis:
-        env += [{"name": "REDIS_USERNAME", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "username"}}}]
-        env += [{"name": "REDIS_PASSWORD_FILE", "value": KUBERNETES.env["REDIS_PASSWORD_FILE"]}]
-        mounts.append({"name": "redis-auth", "mountPath": "/var/run/secrets/osteocds/redis", "readOnly": True})
-        volumes.append(_secret_volume("redis-auth", REDIS_SECRET))
+    env = app_env(app, KUBERNETES) | {k: v for k, v in KUBERNETES.env.items() if k == "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}]
+    volumes = [{"name": "tmp", "emptyDir": {}}, _secrets_volume(app)]
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
         return {
@@ -162,7 +220,7 @@ def deployment(app: App) -> dict[str, Any]:
         "image": IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "command": app.command,
-        "env": env,
+        "env": [{"name": k, "value": v} for k, v in env.items()],
         "ports": [
             {"name": name, "containerPort": port, "protocol": "TCP"}
             for name, port in {"http": app.port, **app.listeners}.items()
@@ -303,7 +361,7 @@ def scaled_object(app: App) -> dict[str, Any]:
                         "sasl": "scram_sha512",
                         "tls": "enable",
                     },
-                    "authenticationRef": {"name": "osteocds-kafka"},
+                    "authenticationRef": {"name": kafka_secret(app.name)},
                 }
                 for topic in app.consumes
             ],
@@ -311,36 +369,34 @@ def scaled_object(app: App) -> dict[str, Any]:
     }
 
 
+def _secret(name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    placeholder = "REPLACE-ME (kubectl create secret generic ...; see README, Runbook)"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(name),
+        "type": "Opaque",
+        "stringData": dict.fromkeys(keys, placeholder),
+    }
+
+
+def trigger_authentication(app: App) -> dict[str, Any]:
+    """KEDA reads the group's lag with the service's own Kafka user (its ACLs cover its group and topics)."""
+    refs = [("username", kafka_secret(app.name), "username"), ("password", kafka_secret(app.name), "password")]
+    refs.append(("ca", CA_SECRET, "ca.crt"))
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": _meta(kafka_secret(app.name), app),
+        "spec": {"secretTargetRef": [{"parameter": p, "name": n, "key": k} for p, n, k in refs]},
+    }
+
+
 def common() -> list[dict[str, Any]]:
     part_of = {"app.kubernetes.io/part-of": "osteocds"}
-    placeholder = "REPLACE-ME (kubectl create secret generic ...; see README, Runbook)"
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": part_of}},
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": _meta(KAFKA_SECRET),
-            "type": "Opaque",
-            "stringData": {"username": placeholder, "password": placeholder},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": _meta(REDIS_SECRET),
-            "type": "Opaque",
-            "stringData": {"username": placeholder, "password": placeholder},
-        },
-        {
-            "apiVersion": "keda.sh/v1alpha1",
-            "kind": "TriggerAuthentication",
-            "metadata": _meta("osteocds-kafka"),
-            "spec": {
-                "secretTargetRef": [
-                    {"parameter": "username", "name": KAFKA_SECRET, "key": "username"},
-                    {"parameter": "password", "name": KAFKA_SECRET, "key": "password"},
-                ]
-            },
-        },
+        _secret(CA_SECRET, ("ca.crt",)),
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -350,14 +406,20 @@ def common() -> list[dict[str, Any]]:
     ]
 
 
+def secrets(app: App) -> list[dict[str, Any]]:
+    docs = [_secret(kafka_secret(app.name), ("username", "password"))]
+    return docs + ([_secret(redis_secret(app.name), ("password",))] if app.redis else [])
+
+
 def kubernetes() -> dict[str, str]:
     files = {"00-common.yaml": GENERATED + _yaml_all(common())}
     for app in APPS:
-        docs = [service_account(app), deployment(app), service(app), network_policy(app), scaled_object(app)]
+        docs = [service_account(app), *secrets(app), deployment(app), service(app), network_policy(app)]
+        docs += [trigger_authentication(app), scaled_object(app)]
         files[f"{app.name}.yaml"] = GENERATED + _yaml_all(docs)
     lag = LAG_EXPORTER
     files[f"{lag.name}.yaml"] = GENERATED + _yaml_all(
-        [service_account(lag), deployment(lag), service(lag), network_policy(lag)]
+        [service_account(lag), *secrets(lag), deployment(lag), service(lag), network_policy(lag)]
     )
     return files
 

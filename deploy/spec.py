@@ -32,19 +32,35 @@ COMMON_ENV: Final[dict[str, str]] = {
 }
 
 
+#: Transport security (shared/transport.py, issue 13), the same in compose and Kubernetes: SASL_SSL with one SCRAM
+#: user per service (its name) and TLS to Redis with one ACL user per service; secrets are files in /run/secrets
+#: (compose secrets; a projected volume in Kubernetes).
+SECRETS_DIR: Final = "/run/secrets"
+KAFKA_TRANSPORT_ENV: Final[dict[str, str]] = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SSL_CAFILE": f"{SECRETS_DIR}/ca.crt",
+    "KAFKA_SASL_PASSWORD_FILE": f"{SECRETS_DIR}/kafka_sasl_password",
+}
+REDIS_TRANSPORT_ENV: Final[dict[str, str]] = {
+    "REDIS_SSL_CA_CERTS": f"{SECRETS_DIR}/ca.crt",
+    "REDIS_PASSWORD_FILE": f"{SECRETS_DIR}/redis_password",
+}
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where the infrastructure is, per target."""
+    """Where the infrastructure and the identity provider are, per target."""
 
     kafka_bootstrap: str
     redis_url: str
-    #: settings only this target sets (transport security, tracing endpoint)
+    #: settings only this target sets (identity provider, tracing endpoint)
     env: dict[str, str] = field(default_factory=dict)
 
 
 COMPOSE: Final = Target(
     kafka_bootstrap="kafka:9092",
-    redis_url="redis://redis:6379/0",
+    redis_url="rediss://redis:6379/0",
     env={
         # Access tokens from the hospital's identity provider (Keycloak, Entra ID): Keycloak puts realm roles
         # in realm_access.roles; Entra ID app roles in roles.
@@ -54,14 +70,9 @@ COMPOSE: Final = Target(
     },
 )
 KUBERNETES: Final = Target(
-    kafka_bootstrap="kafka-bootstrap.kafka.svc:9093",
+    kafka_bootstrap="kafka-bootstrap.kafka.svc:9092",
     redis_url="rediss://redis.redis.svc:6379/0",
     env={
-        # issue 13 transport settings (shared/settings.py on that branch): SASL over TLS, credentials from Secrets
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "KAFKA_SASL_PASSWORD_FILE": "/var/run/secrets/osteocds/kafka/password",
-        "REDIS_PASSWORD_FILE": "/var/run/secrets/osteocds/redis/password",
         # the hospital's identity provider (here a Keycloak realm in the cluster: IDP_ENDPOINT)
         "OIDC_ISSUER": "https://keycloak.keycloak.svc:8443/realms/hospital",
         "OIDC_AUDIENCE": "osteocds",
@@ -71,14 +82,8 @@ KUBERNETES: Final = Target(
     },
 )
 
-#: settings named above that arrive with issue 13 (transport security); the rest are shared/settings.py fields
-PENDING_SETTINGS: Final = frozenset(
-    {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD_FILE"}
-    | {"REDIS_USERNAME", "REDIS_PASSWORD_FILE"}
-)
-
 #: where Kubernetes finds what the services talk to (namespace, port), for the network policies
-KAFKA_ENDPOINT: Final = ("kafka", 9093)
+KAFKA_ENDPOINT: Final = ("kafka", 9092)
 REDIS_ENDPOINT: Final = ("redis", 6379)
 OTLP_ENDPOINT: Final = ("observability", 4318)
 #: the identity provider's JWKS (tokens are verified by every service)
@@ -89,9 +94,18 @@ INGRESS_NAMESPACE: Final = "ingress-nginx"
 #: the namespace of the hospital's integration engine, which sends HL7 v2 over MLLP to lab-normalisation
 INTEGRATION_NAMESPACE: Final = "hospital-integration"
 
-#: Kubernetes Secrets (created by the platform: the committed ones hold placeholders only)
-KAFKA_SECRET: Final = "osteocds-kafka-sasl"
-REDIS_SECRET: Final = "osteocds-redis"
+#: Kubernetes Secrets (created by the platform: the committed ones hold placeholders only): the CA, and per
+#: service `<name>-kafka` (username, password) and `<name>-redis` (password)
+CA_SECRET: Final = "osteocds-ca"
+
+
+def kafka_secret(app: str) -> str:
+    return f"{app}-kafka"
+
+
+def redis_secret(app: str) -> str:
+    return f"{app}-redis"
+
 
 #: scale out when a partition's lag passes this (KEDA), keep at least one replica
 LAG_THRESHOLD: Final = 50

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.lifecycle import AuditEvent
+from shared import http_limits
 from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
 from shared.kafka import Producer
 from shared.logging import configure_logging
@@ -67,6 +68,7 @@ def create_app(
         await (await requests.send(event))
 
     install(app, service.name, audit_sink, auth)
+    http_limits.install(app, service.settings)  # bodies streamed with a limit (413), deep JSON refused (400)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:

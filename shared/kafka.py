@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,10 +14,11 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel
 
 from contracts.base import Message
-from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, TOPICS, Topic
+from shared import deadletter
 from shared.settings import Settings
 from shared.tracing import Headers, current_headers
+from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ TOPIC_FOR_MODEL: dict[type, Topic] = {t.value: t for t in TOPICS}
 
 async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) -> None:
     """Create the topics with explicit partition counts (the embedded broker auto-creates with 4)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -38,6 +37,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
                 t.name,
                 num_partitions=min(t.partitions, settings.kafka_topic_partitions),
                 replication_factor=settings.kafka_replication_factor,
+                topic_configs=topic_configs(t, settings),
             )
             for t in topics
             if t.name not in existing
@@ -48,6 +48,14 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
             log.info("topics created", extra={"count": len(wanted)})
     finally:
         await admin.close()
+
+
+def topic_configs(topic: Topic, settings: Settings) -> dict[str, str]:
+    """Per-topic configuration set at creation: the dead-letter topic holds original messages, hence patient
+    data, so it is kept no longer than `dead_letter_retention_ms` (README, "Dead letters")."""
+    if topic.name == DEAD_LETTER.name:
+        return {"retention.ms": str(settings.dead_letter_retention_ms), "cleanup.policy": "delete"}
+    return {}
 
 
 class Outgoing(BaseModel):
@@ -87,7 +95,8 @@ class Producer:
     async def start(self) -> None:
         s = self.settings
         self._producer = AIOKafkaProducer(  # created inside the running loop, as aiokafka requires
-            bootstrap_servers=s.kafka_bootstrap_servers,
+            **kafka_client_kwargs(s),
+            max_request_size=s.kafka_max_request_bytes,
             client_id=f"{s.kafka_client_id_prefix}-{s.service_name}",
             acks="all",
             enable_idempotence=s.kafka_enable_idempotence,
@@ -133,23 +142,12 @@ class Producer:
         return fut
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:
-        """Park an unprocessable record with its reason and original bytes; processing goes on."""
+        """Park an unprocessable record with its reason and original bytes (cut to fit the request limit:
+        shared/deadletter.py); processing goes on."""
         if self.on_dead_letter is not None:
             self.on_dead_letter(record.topic, error_type)
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-        letter = DeadLetter(
-            service=self.service,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
-            value_b64=None if record.value is None else base64.b64encode(record.value).decode(),
-            headers=headers,
-            error_type=error_type,
-            reason=reason[:4000],
-            failed_at=datetime.now(UTC),
-        )
+        letter = deadletter.build(record, self.service, error_type, reason, self.settings)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
-            DEAD_LETTER.name, value=letter.model_dump_json().encode(), key=record.key
+            DEAD_LETTER.name, value=deadletter.encode(letter, self.settings), key=deadletter.key_for(record)
         )
         return fut

@@ -41,6 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 
 from shared.settings import Settings
+from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +230,9 @@ class LagMonitor:
 
     async def start(self) -> None:
         s = self.settings
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+        self._admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
         await self._admin.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(**kafka_client_kwargs(s), group_id=None, enable_auto_commit=False)
         await self._consumer.start()
 
     async def stop(self) -> None:

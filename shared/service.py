@@ -38,6 +38,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
+from shared import limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.metrics import LagMonitor, OpsMetrics, origin_of
@@ -45,6 +46,7 @@ from shared.settings import Settings
 from shared.state import StateStore
 from shared.timers import Timers
 from shared.tracing import Tracing, output_headers
+from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +172,9 @@ class Service:
         self.name = settings.service_name
         self.subscriptions: dict[str, Subscription] = {}
         self.metrics = Metrics(self.name)
-        self.redis: Redis = Redis.from_url(settings.redis_url)
-        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds)
+        self.redis: Redis = redis_client(settings)
+        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
+        self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
         # issue 14: lag, batch, dead-letter, outbox and Redis metrics (shared/metrics.py); tracing (shared/tracing.py)
         self.ops = OpsMetrics(self.metrics.registry, self.name)
@@ -261,7 +264,7 @@ class Service:
         if self.subscriptions:
             self._consumer = AIOKafkaConsumer(
                 *self.subscriptions,
-                bootstrap_servers=s.kafka_bootstrap_servers,
+                **kafka_client_kwargs(s),
                 group_id=self.name,
                 client_id=f"{s.kafka_client_id_prefix}-{self.name}",
                 enable_auto_commit=False,
@@ -305,6 +308,7 @@ class Service:
             await self._lag.stop()
         await self.producer.stop()
         await self.redis.aclose()
+        self.decode_pool.close()
         self.tracing.shutdown()
         log.info("service stopped")
 
@@ -337,18 +341,31 @@ class Service:
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        size = self.settings.kafka_max_poll_records
+        backlog = limits.FairBacklog(  # fair batches across patients
+            self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch
+        )
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
-            if not batch:
+            backlog.retain(consumer.assignment())
+            wait = 0 if backlog.size else 200
+            while backlog.room() > 0:  # read ahead past one patient's flood
+                batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
+                if not batch:
+                    break
+                backlog.add(batch)
+                wait = 0
+            records = backlog.take(size)
+            if not records:
                 continue
             t0 = time.perf_counter()
-            records = [r for rs in batch.values() for r in rs]
             await self._process_batch(records)
-            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
+            if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
+                await consumer.commit(commits)
             self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
-        decoded = [self._decode(r) for r in records]
+        decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         acks: list[asyncio.Future[RecordMetadata]] = []
@@ -403,6 +420,8 @@ class Service:
                 acks.append(await self.producer.send(out, headers))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
                 self.ops.output(out.topic, out.value, d.origin_ms)
+                if len(acks) % 512 == 0:  # many outputs: let health checks and heartbeats run in between
+                    await asyncio.sleep(0)
             self.metrics.count(topic, "processed")
             self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
@@ -431,6 +450,10 @@ class Service:
             raise
         except Exception as exc:
             return d, [], exc
+        try:
+            limits.check_outputs([Outgoing.of(o) for o in outputs], self.settings)
+        except Rejected as exc:
+            return d, [], exc
         self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
         return d, outputs, None
 
@@ -444,25 +467,55 @@ class Service:
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
 
+        settings = self.settings
+
+        def apply_events(
+            start: BaseModel, items: list[_Decoded]
+        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
+            """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
+            the events that keeps it within the limit applies (found by bisection over the intermediate states);
+            the later events are rejected with the reason (bounded state per patient)."""
+            after = [start]  # the state after 0, 1, ... events
+            results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
+            for d in items:
+                assert d.sub.aggregate is not None
+                try:
+                    state, outputs = d.sub.aggregate[1](after[-1], d.message)
+                    encoded = [Outgoing.of(o) for o in outputs]
+                    limits.check_outputs(encoded, settings)
+                    after.append(state)
+                    results.append((d, encoded, None))
+                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                    after.append(after[-1])
+                    results.append((d, [], exc))
+            final = after[-1]
+            dumped = final.model_dump_json().encode()
+            if (too_large := limits.state_too_large(dumped, settings)) is not None:
+                lo, hi = 0, len(items)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                final = after[lo]
+                dumped = final.model_dump_json().encode()
+                refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
+                results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
+            produced = [o for _, outs, exc in results if exc is None for o in outs]
+            return final, dumped, produced, results
+
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel], dict[str, bytes], Applied]:
-            new: dict[str, BaseModel] = {}
+        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied]:
+            new: dict[str, BaseModel | bytes] = {}
             outboxes: dict[str, bytes] = {}
             applied = Applied([], [], {})
             for patient_id, items in groups.items():
-                current = states[patient_id] or model()
-                produced: list[Outgoing] = []
-                for d in items:
-                    assert d.sub.aggregate is not None
-                    try:
-                        current, outputs = d.sub.aggregate[1](current, d.message)
-                        encoded = [Outgoing.of(o) for o in outputs]
-                        produced += encoded
-                        applied.results.append((d, encoded, None))
-                    except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                        applied.results.append((d, [], exc))
-                new[patient_id] = current
+                start = states[patient_id] or model()
+                current, dumped, produced, results = apply_events(start, items)
+                applied.results += results
+                new[patient_id] = dumped
                 if self.timers is not None:
                     dues[patient_id] = self.due(current)
                 box, older = pending[patient_id], []
@@ -490,9 +543,13 @@ class Service:
         if record.value is None:
             d.error = ("EmptyMessage", "message has no value")
             return d
+        if (too_large := limits.check_record(record, self.settings)) is not None:
+            d.error = too_large
+            return d
         try:
             d.message = sub.decode(record)
             d.key = sub.idempotency_key(d.message)
+            d.error = limits.check_key(record, d.message)  # keyed by patient, or per-patient order breaks
         except ValidationError as exc:
             d.error = ("ValidationError", _validation_reason(exc))
         except Rejected as exc:

@@ -157,16 +157,17 @@ async def producer(kafka_bootstrap: str, kafka_settings: dict[str, str]) -> Asyn
     await p.stop()
 
 
-Publish = Callable[[str, Any], Awaitable[None]]
+Publish = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
 def publish(producer: AIOKafkaProducer) -> Publish:
-    """Publish a dict (as JSON, keyed by its patient_id) or raw bytes."""
+    """Publish a dict (as JSON, keyed by its patient_id) or raw bytes (with `key`, by default one that matches
+    no patient: a raw message must be keyed by its patient, or it is dead-lettered)."""
 
-    async def _publish(topic: str, value: Any) -> None:
+    async def _publish(topic: str, value: Any, key: bytes = b"malformed") -> None:
         if isinstance(value, bytes):
-            await producer.send_and_wait(topic, value, key=b"malformed")
+            await producer.send_and_wait(topic, value, key=key)
             return
         key = str(value["patient_id"]).encode()
         if "resourceType" in value:  # raw FHIR: the patient ID travels only as the key

@@ -82,7 +82,6 @@ def test_compose_and_kubernetes_agree_on_commands_ports_and_settings() -> None:
         c = deployments[app.name]["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e.get("value") for e in c["env"]}
         known = {f.upper() for f in (*settings_class(app).model_fields, *AuthSettings.model_fields)}
-        known |= spec.PENDING_SETTINGS
         assert set(env) <= known, set(env) - known
         svc = compose[app.name]
         assert c["command"] == svc["command"] == app.command
@@ -119,17 +118,29 @@ def test_pods_are_probed_limited_and_unprivileged() -> None:
 
 
 def test_credentials_come_from_secrets() -> None:
+    """Each service has its own Kafka user and Redis user; passwords are files from Secrets, at the paths compose
+    uses (/run/secrets), never values in the manifests."""
     secrets = of_kind("Secret")
-    assert set(secrets) == {spec.KAFKA_SECRET, spec.REDIS_SECRET}
     for name, d in of_kind("Deployment").items():
+        app = next(a for a in (*spec.APPS, spec.LAG_EXPORTER) if a.name == name)
         pod = d["spec"]["template"]["spec"]
         c = pod["containers"][0]
-        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
-        refs |= {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
-        assert refs <= set(secrets)
-        app = next(a for a in (*spec.APPS, spec.LAG_EXPORTER) if a.name == name)
-        assert spec.KAFKA_SECRET in refs and (spec.REDIS_SECRET in refs) == app.redis
-        assert not any("PASSWORD" in e["name"] and "value" in e and "FILE" not in e["name"] for e in c["env"])
+        env = {e["name"]: e["value"] for e in c["env"]}
+        assert env["KAFKA_SASL_USERNAME"] == name and env.get("REDIS_USERNAME") == (name if app.redis else None)
+        assert not any("PASSWORD" in k and not k.endswith("_FILE") for k in env)
+        [volume] = [v for v in pod["volumes"] if "projected" in v]
+        files = {i["path"]: s["secret"]["name"] for s in volume["projected"]["sources"] for i in s["secret"]["items"]}
+        expected = {"ca.crt": spec.CA_SECRET, "kafka_sasl_password": spec.kafka_secret(name)}
+        assert files == expected | ({"redis_password": spec.redis_secret(name)} if app.redis else {})
+        assert set(files.values()) <= set(secrets)
+        mount = next(m for m in c["volumeMounts"] if m["name"] == volume["name"])
+        assert mount["mountPath"] == spec.SECRETS_DIR and mount["readOnly"]
+        for path in (env["KAFKA_SASL_PASSWORD_FILE"], env["KAFKA_SSL_CAFILE"], env.get("REDIS_PASSWORD_FILE", "")):
+            assert not path or path.removeprefix(spec.SECRETS_DIR + "/") in files
+    for so in of_kind("ScaledObject").values():  # KEDA uses the service's own user
+        [auth] = {t["authenticationRef"]["name"] for t in so["spec"]["triggers"]}
+        refs = of_kind("TriggerAuthentication")[auth]["spec"]["secretTargetRef"]
+        assert {r["name"] for r in refs} == {spec.kafka_secret(so["metadata"]["name"]), spec.CA_SECRET}
 
 
 def test_network_policies_allow_only_what_each_service_needs() -> None:

@@ -9,8 +9,10 @@ the receipt time as the record timestamp, so it takes the same path, and gets th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,6 +130,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         FHIR_R4.name: lambda r: _fhir_record(r, analytes, guard(r), tz),
         HL7V2.name: lambda r: from_hl7(r.value, analytes, tz, guard(r)),
     }
+    parsers = {topic: limited(parse, settings.max_results_per_message) for topic, parse in parsers.items()}
     parsers.update(decoders or {})
     for topic in (LAB_RESULTS, PATIENT_RECORDS, FHIR_R4, HL7V2):
         service.patient_aggregate(
@@ -142,8 +145,12 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     async def handle_hl7(raw: bytes) -> Hl7Answer:
         """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic."""
         now = _now_ms()
-        header = hl7_header(_safe_text(raw))
-        verdict = hl7_verdict(raw, analytes, tz, NotAfter(now, skew))
+        header = hl7_header(_MSH.split(_safe_text(raw), maxsplit=1)[0])  # the MSH alone: cheap for any size
+        try:
+            check_results(raw, settings.max_results_per_message)
+        except Rejected as exc:
+            return Hl7Answer(hl7_ack(header, "AR", [str(exc)]), "AR", 400)
+        verdict = await asyncio.to_thread(hl7_verdict, raw, analytes, tz, NotAfter(now, skew))  # off the loop
         if verdict.publish:
             assert verdict.batch is not None
             await publish(HL7V2.name, raw, verdict.batch, now)
@@ -160,7 +167,11 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         OperationOutcome when it cannot be read or every result in it is refused."""
         raw = await request.body()
         now = _now_ms()
-        verdict = fhir_verdict(raw, analytes, NotAfter(now, skew), tz)
+        try:
+            check_results(raw, settings.max_results_per_message)
+        except Rejected as exc:
+            return _fhir_json(_outcome([str(exc)]), 422)
+        verdict = await asyncio.to_thread(fhir_verdict, raw, analytes, NotAfter(now, skew), tz)  # off the loop
         if not verdict.publish:
             if verdict.batch is not None:
                 unmapped.count(verdict.batch.unmapped)
@@ -206,6 +217,26 @@ async def _ack_bytes(handle: Callable[[bytes], Any], raw: bytes) -> bytes:
 def _now_ms() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+_MSH = re.compile(r"[\r\n]")
+_RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
+
+
+def check_results(raw: bytes, limit: int) -> None:
+    """Refuse a message with more results (HL7 OBX segments, FHIR Observations) than `limit`, counted
+    before parsing: the parsers' cost and the outputs grow with it."""
+    count = sum(1 for _ in _RESULTS.finditer(raw))
+    if count > limit:
+        raise Rejected(f"{count} results in one message, above MAX_RESULTS_PER_MESSAGE={limit}")
+
+
+def limited(parse: LabDecoder, limit: int) -> LabDecoder:
+    def decode(record: ConsumerRecord) -> Ingested:
+        check_results(record.value, limit)
+        return parse(record)
+
+    return decode
 
 
 def _safe_text(raw: bytes) -> str:

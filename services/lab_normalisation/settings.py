@@ -17,6 +17,10 @@ class LabSettings(Settings):
     lab_retention_days: int = 90
     #: The hospital's time zone: HL7 times without an offset, date-only times, the 09:00 limit of LAB-CTX.
     hospital_timezone: str = "Europe/Paris"
+    #: Results (HL7 OBX, FHIR Observations) per message: a message with more is refused whole before parsing
+    #: (HL7 AR / 422, or a dead letter), so one message cannot hold the parser, flood one patient's state and
+    #: put everyone downstream behind it.
+    max_results_per_message: int = 500
     #: LAB-CRCL: a weight measured further than this from the creatinine is "to measure again" (issue 9.9).
     #: 30 days: zoledronic acid is dosed from the clearance each month (Tableau 2, L1160-1183).
     weight_max_age_days: float = 30.0

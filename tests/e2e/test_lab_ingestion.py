@@ -105,7 +105,7 @@ async def test_raw_hl7_topic_dead_letters_bad_messages_and_keeps_going(
     garbage = b"MSH|^~\\&|\xff\xfe" + b"|" * 50
     await publish(HL7V2.name, garbage)
     partial = oru(patient_id, "RAW-1", CA_13_6, ALB_3_0, "OBX|3|NM|2160-0^Creat^LN||12|furlongs|||||F")
-    await publish(HL7V2.name, partial)
+    await publish(HL7V2.name, partial, key=patient_id.encode())
 
     def letter(r: ConsumerRecord) -> DeadLetter:
         return DeadLetter.model_validate_json(r.value)
