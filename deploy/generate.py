@@ -20,7 +20,9 @@ REDIS_ACL = HERE / "redis-users.acl.template"
 HOSPITAL = "hospital-bus"
 EHR = "ehr"
 DLQ_OPERATOR = "dlq-operator"
-PRINCIPALS = (*SERVICES, HOSPITAL, EHR, DLQ_OPERATOR)
+#: issue 14: `python -m shared.lag` reads every service group's committed offsets and the first waiting record
+LAG_EXPORTER = "lag-exporter"
+PRINCIPALS = (*SERVICES, HOSPITAL, EHR, DLQ_OPERATOR, LAG_EXPORTER)
 
 
 def writers(topic: Topic) -> list[str]:
@@ -72,6 +74,12 @@ def kafka_setup() -> str:
         lines += [f"acl {p} Write --topic {t.name}" for p in writers(t)]
         lines += [f"acl {p} Read --topic {t.name}" for p in readers(t)]
     lines += [f"acl {p} Read --group {p}" for p in (EHR, DLQ_OPERATOR)]
+    lines += ["", "# the lag exporter: the services' groups' offsets, and the timestamp of the first waiting record"]
+    lines += [
+        f"acl {LAG_EXPORTER} Describe --topic {p} --resource-pattern-type prefixed" for p in ("hospital.", "osteocds.")
+    ]
+    lines += [f"acl {LAG_EXPORTER} Describe --group {svc}" for svc in SERVICES]
+    lines += [f"acl {LAG_EXPORTER} Read --topic {t.name}" for t in TOPICS if set(t.consumers) & set(SERVICES)]
     return "\n".join(lines) + "\n"
 
 

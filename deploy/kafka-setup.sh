@@ -20,6 +20,7 @@ user notification
 user hospital-bus
 user ehr
 user dlq-operator
+user lag-exporter
 
 # topics: partitions; the dead-letter topic holds patient data and is kept a bounded time
 topic hospital.patient-records.v1 6
@@ -129,3 +130,30 @@ acl notification Write --topic osteocds.clock.notification.v1
 acl notification Read --topic osteocds.clock.notification.v1
 acl ehr Read --group ehr
 acl dlq-operator Read --group dlq-operator
+
+# the lag exporter: the services' groups' offsets, and the timestamp of the first waiting record
+acl lag-exporter Describe --topic hospital. --resource-pattern-type prefixed
+acl lag-exporter Describe --topic osteocds. --resource-pattern-type prefixed
+acl lag-exporter Describe --group lab-normalisation
+acl lag-exporter Describe --group scoring
+acl lag-exporter Describe --group systemic-planner
+acl lag-exporter Describe --group radiotherapy-planner
+acl lag-exporter Describe --group notification
+acl lag-exporter Read --topic hospital.patient-records.v1
+acl lag-exporter Read --topic hospital.lab-results.v1
+acl lag-exporter Read --topic hospital.fhir-r4.v1
+acl lag-exporter Read --topic hospital.hl7v2.v1
+acl lag-exporter Read --topic hospital.imaging-findings.v1
+acl lag-exporter Read --topic hospital.clinical-assessments.v1
+acl lag-exporter Read --topic hospital.treatment-events.v1
+acl lag-exporter Read --topic hospital.local-treatment-requests.v1
+acl lag-exporter Read --topic hospital.care-events.v1
+acl lag-exporter Read --topic osteocds.labs.normalised.v1
+acl lag-exporter Read --topic osteocds.scores.v1
+acl lag-exporter Read --topic osteocds.skeletal-events.v1
+acl lag-exporter Read --topic osteocds.recommendations.v1
+acl lag-exporter Read --topic osteocds.plans.v1
+acl lag-exporter Read --topic osteocds.local-plans.v1
+acl lag-exporter Read --topic osteocds.alert-actions.v1
+acl lag-exporter Read --topic osteocds.clock.systemic-planner.v1
+acl lag-exporter Read --topic osteocds.clock.notification.v1

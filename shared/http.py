@@ -28,6 +28,7 @@ from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
 from shared.settings import Settings
+from shared.tracing import instrument_app
 
 
 async def _rebuild(service: Service) -> RebuildReport:
@@ -90,6 +91,7 @@ def create_app(
         app.include_router(router)
     if unprotected := unguarded_routes(app):
         raise RuntimeError(f"routes without a role requirement: {', '.join(unprotected)}")
+    instrument_app(app, service.tracing)  # issue 14: server spans when tracing is on (no URL path/query kept)
     return app
 
 

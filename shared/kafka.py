@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +17,7 @@ from contracts.base import Message
 from contracts.topics import DEAD_LETTER, TOPICS, Topic
 from shared import deadletter
 from shared.settings import Settings
+from shared.tracing import Headers, current_headers
 from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class Producer:
         self.settings = settings
         self.service = settings.service_name
         self._producer: AIOKafkaProducer | None = None
+        #: issue 14: told of each dead letter (topic, error type), for shared/metrics.py
+        self.on_dead_letter: Callable[[str, str], None] | None = None
 
     @property
     def _p(self) -> AIOKafkaProducer:
@@ -112,27 +115,37 @@ class Producer:
         except Exception:
             return False
 
-    async def send(self, message: Message | Outgoing) -> asyncio.Future[RecordMetadata]:
-        """Queue one message on its registered topic; await the returned future for the broker's ack."""
+    async def send(self, message: Message | Outgoing, headers: Headers | None = None) -> asyncio.Future[RecordMetadata]:
+        """Queue one message on its registered topic; await the returned future for the broker's ack.
+        `headers`: origin time and trace context of the input it derives from (shared/tracing.py)."""
         out = message if isinstance(message, Outgoing) else Outgoing.of(message)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             out.topic,
             value=out.value.encode(),
             key=out.key.encode(),
-            headers=[("schema-id", out.schema_id.encode()), ("producer", self.service.encode())],
+            headers=[
+                ("schema-id", out.schema_id.encode()),
+                ("producer", self.service.encode()),
+                *(headers if headers is not None else current_headers()),
+            ],
         )
         return fut
 
     async def send_raw(
         self, topic: str, value: bytes, key: bytes | None, timestamp_ms: int | None = None
     ) -> asyncio.Future[RecordMetadata]:
-        """A payload published as received (raw FHIR or HL7), keyed by patient."""
-        fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key, timestamp_ms=timestamp_ms)
+        """A payload published as received (raw FHIR or HL7), keyed by patient; it starts its trace and its
+        latency clock here (shared/tracing.py)."""
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(
+            topic, value=value, key=key, timestamp_ms=timestamp_ms, headers=current_headers()
+        )
         return fut
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:
         """Park an unprocessable record with its reason and original bytes (cut to fit the request limit:
         shared/deadletter.py); processing goes on."""
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(record.topic, error_type)
         letter = deadletter.build(record, self.service, error_type, reason, self.settings)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             DEAD_LETTER.name, value=deadletter.encode(letter, self.settings), key=deadletter.key_for(record)

@@ -41,9 +41,11 @@ from contracts.topics import TOPICS, Topic, clock_topic
 from shared import limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
+from shared.metrics import LagMonitor, OpsMetrics, origin_of
 from shared.settings import Settings
 from shared.state import StateStore
 from shared.timers import Timers
+from shared.tracing import Tracing, output_headers
 from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,9 @@ class _Decoded:
     message: BaseModel | None = None
     error: tuple[str, str] | None = None
     key: str | None = None
+    #: issue 14: the record's trace span (None when tracing is off) and its hospital input's time (ms)
+    span: Any = None
+    origin_ms: int = 0
 
 
 class Metrics:
@@ -171,6 +176,13 @@ class Service:
         self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
         self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
+        # issue 14: lag, batch, dead-letter, outbox and Redis metrics (shared/metrics.py); tracing (shared/tracing.py)
+        self.ops = OpsMetrics(self.metrics.registry, self.name)
+        self.ops.count_redis_round_trips(self.redis)
+        self.producer.on_dead_letter = self.ops.dead_letter
+        self.tracing = Tracing(settings)
+        self._lag: LagMonitor | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -265,6 +277,12 @@ class Service:
             await self._consumer.start()
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
             self._task.add_done_callback(self._on_done)
+        if self._consumer is not None:
+            self._lag = LagMonitor(s, {self.name: list(self.subscriptions)}, self.ops.gauges)
+            await self._lag.start()
+            self._lag_task = asyncio.create_task(
+                self._lag.run(self._stopping, s.lag_interval_s, self._sample_readiness), name=f"{self.name}-lag"
+            )
         if self.timers is not None:
             self._timer_task = asyncio.create_task(
                 self.timers.run(self.producer, self._stopping), name=f"{self.name}-timers"
@@ -285,9 +303,13 @@ class Service:
                 pass
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._lag is not None:
+            await asyncio.gather(*[t for t in (self._lag_task,) if t is not None], return_exceptions=True)
+            await self._lag.stop()
         await self.producer.stop()
         await self.redis.aclose()
         self.decode_pool.close()
+        self.tracing.shutdown()
         log.info("service stopped")
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -312,6 +334,9 @@ class Service:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
 
+    async def _sample_readiness(self) -> None:
+        self.ops.ready.labels(self.name).set(float(all((await self.readiness()).values())))
+
     # ---- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -332,10 +357,12 @@ class Service:
             records = backlog.take(size)
             if not records:
                 continue
+            t0 = time.perf_counter()
             await self._process_batch(records)
             assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
             if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
                 await consumer.commit(commits)
+            self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
         decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
@@ -348,6 +375,7 @@ class Service:
                 acks.append(await self._dead_letter(d, *d.error, outcome="dead_lettered"))
             elif d.key in already:
                 self.metrics.count(d.record.topic, "duplicate")
+                self.tracing.finish(d.span, "duplicate")
             else:
                 assert d.key is not None
                 already.add(d.key)
@@ -370,6 +398,7 @@ class Service:
         if groups:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
+            self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
         for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
             acks.append(await self.producer.send(pending))
             self.metrics.outputs.labels(self.name, pending.schema_id).inc()
@@ -385,17 +414,22 @@ class Service:
                 acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
-            for out in outputs:
-                acks.append(await self.producer.send(out))
+            headers = output_headers(d.span, d.origin_ms)
+            for message in outputs:
+                out = message if isinstance(message, Outgoing) else Outgoing.of(message)
+                acks.append(await self.producer.send(out, headers))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
+                self.ops.output(out.topic, out.value, d.origin_ms)
                 if len(acks) % 512 == 0:  # many outputs: let health checks and heartbeats run in between
                     await asyncio.sleep(0)
             self.metrics.count(topic, "processed")
+            self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
         if applied.outboxes:
             await self._retry(self.store.clear_outboxes, applied.outboxes)
+            self.ops.outbox_cleared()
         if done_keys:
             await self._retry(self.store.mark_seen, done_keys)
 
@@ -403,6 +437,7 @@ class Service:
         self, d: _Decoded, error_type: str, reason: str, outcome: str
     ) -> asyncio.Future[RecordMetadata]:
         self.metrics.count(d.record.topic, outcome)
+        self.tracing.finish(d.span, outcome, error_type=error_type)
         log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
         return await self.producer.dead_letter(d.record, error_type, reason)
 
@@ -504,7 +539,7 @@ class Service:
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]
-        d = _Decoded(record, sub)
+        d = _Decoded(record, sub, span=self.tracing.consume(record), origin_ms=origin_of(record))
         if record.value is None:
             d.error = ("EmptyMessage", "message has no value")
             return d

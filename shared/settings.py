@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     timer_lease_s: float = 60.0
     timer_batch: int = 500
 
+    #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/tracing.py)
+    otel_exporter_otlp_endpoint: str | None = None
+    #: issue 14: how often consumer lag and readiness are sampled for /metrics (shared/metrics.py)
+    lag_interval_s: float = 15.0
+
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
     # ---- limits: no single message may stop a consumer or delay other patients (shared/limits.py) ----------
