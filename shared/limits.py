@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,22 @@ def check_record(record: ConsumerRecord, settings: Settings) -> tuple[str, str] 
     size = len(record.value or b"") + len(record.key or b"")
     if size > settings.max_message_bytes:
         return "TooLarge", f"record of {size} bytes exceeds MAX_MESSAGE_BYTES={settings.max_message_bytes}"
+    return None
+
+
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_NON_FINITE = re.compile(rb"-?\b(?:NaN|Infinity)\b")
+
+
+def check_finite(record: ConsumerRecord) -> tuple[str, str] | None:
+    """JSON has no NaN or Infinity, but Python's parsers accept them: such a value would be stored in a patient's
+    aggregate, written back to Redis as null and make every later read of that state fail (a crash loop on one
+    record). Refused here, for every JSON input."""
+    raw = record.value or b""
+    if raw.lstrip()[:1] not in (b"{", b"[") or (b"NaN" not in raw and b"Infinity" not in raw):
+        return None
+    if _NON_FINITE.search(_JSON_STRINGS.sub(b'""', raw)):
+        return "NonFiniteNumber", "NaN or Infinity in a JSON number: not valid JSON"
     return None
 
 

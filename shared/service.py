@@ -543,8 +543,8 @@ class Service:
         if record.value is None:
             d.error = ("EmptyMessage", "message has no value")
             return d
-        if (too_large := limits.check_record(record, self.settings)) is not None:
-            d.error = too_large
+        if (refused := limits.check_record(record, self.settings) or limits.check_finite(record)) is not None:
+            d.error = refused
             return d
         try:
             d.message = sub.decode(record)
