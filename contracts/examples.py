@@ -340,7 +340,7 @@ EXAMPLES: Final[dict[str, Any]] = {
                         "rule_id": "RT-REIRR",
                         "status": "warning",
                         "severity": "warning",
-                        "title": "Ré-irradiation (T8 (T8-a)) : 4 critères respectés",
+                        "title": "Ré-irradiation — T8 (T8-a) : 4 critères respectés",
                         "text_fr": "Irradiation 1 du 02/03/2026 : Dmax 30.0 Gy en 10 fractions, EQD2 37.50 Gy "
                         "(α/β = 2 Gy). Nouveau traitement : Dmax 9.0 Gy en 3 fractions, EQD2 9.75 Gy (α/β = 2 Gy). "
                         "Les quatre critères de Sahgal sont respectés ; cela ne garantit pas l'absence de myélopathie "

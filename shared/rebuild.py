@@ -108,6 +108,7 @@ async def rebuild(service: Service) -> RebuildReport:
         per_patient[message.patient_id].append((sub.aggregate[1], message))  # type: ignore[attr-defined]
     if model is None:
         return RebuildReport(0, 0, skipped, duplicates)
+    empty = model().model_dump_json()
     for patient_id, events in per_patient.items():
         state: Any = model()
         for apply, message in events:
@@ -115,9 +116,10 @@ async def rebuild(service: Service) -> RebuildReport:
                 state, _ = apply(state, message)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 skipped += 1
-        await service.redis.set(
-            service.store.patient_key(patient_id), state.model_dump_json(), ex=service.store.state_ttl
-        )
+        dumped = state.model_dump_json()
+        if dumped == empty:  # as live: nothing is written for a patient whose events leave no state
+            continue
+        await service.redis.set(service.store.patient_key(patient_id), dumped, ex=service.store.state_ttl)
         if service.timers is not None:  # the patient's next deadline, as the live service writes it
             await service.timers.schedule(patient_id, service.due(state))
     await service.store.mark_seen(sorted(seen))

@@ -8,6 +8,7 @@ that is not of the analyte's dimension, is rejected with the reason. Pure, no I/
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
@@ -105,9 +106,19 @@ def _clean(factor: float) -> float:
     return float(f"{factor:.12g}")
 
 
+#: pint's registry and the UCUM parser are not thread-safe, and decoding runs in worker threads: one parse at a time
+#: (conversions are cached, so the lock is taken once per distinct unit).
+_UCUM_LOCK = threading.Lock()
+
+
 @cache
 def conversion(analyte: Analyte, unit: str) -> Conversion:
     """Factor from `unit` to the analyte's canonical unit. Raises UnitRejection."""
+    with _UCUM_LOCK:
+        return _conversion(analyte, unit)
+
+
+def _conversion(analyte: Analyte, unit: str) -> Conversion:
     spec = UNITS[analyte]
     key = _key(unit)
     if re.search(r"eq\b|eq/", key, re.IGNORECASE):  # UCUM makes 1 eq = 1 mol, but 1 mEq of Ca2+ is 0.5 mmol
@@ -135,10 +146,17 @@ def conversion(analyte: Analyte, unit: str) -> Conversion:
 def value_in(analyte: Analyte, value: float, unit: str, target: str) -> float | None:
     """`value` (in `unit`) expressed in the UCUM unit `target` when both are of one dimension, else None
     (e.g. a vitamin D sent in nmol/L read in nmol/L, never through the molar factor)."""
+    factor = _factor_to(analyte, unit, target)
+    return None if factor is None else value * factor
+
+
+@cache
+def _factor_to(analyte: Analyte, unit: str, target: str) -> float | None:
     spec = UNITS[analyte]
     key = _key(unit)
-    for ucum in [spec.aliases.get(key.lower()) or key, _fold(key)]:
-        q = _parse(ucum)
-        if q is not None and (f := _ratio(q, target)) is not None:
-            return value * _clean(f)
+    with _UCUM_LOCK:
+        for ucum in [spec.aliases.get(key.lower()) or key, _fold(key)]:
+            q = _parse(ucum)
+            if q is not None and (f := _ratio(q, target)) is not None:
+                return _clean(f)
     return None

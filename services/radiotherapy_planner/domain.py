@@ -141,7 +141,8 @@ def merge(state: LocalState, e: Message) -> LocalState:
             s.treatments[str(e.event_id)] = e
     elif isinstance(e, LocalTreatmentRequest):
         prev_req = s.requests.get(e.request_id)
-        if prev_req is None or (e.recorded_at, str(e.event_id)) >= (prev_req.recorded_at, str(prev_req.event_id)):
+        # the newest version of the request wins; on a tie the later delivery (an update sent in the same second)
+        if prev_req is None or (e.occurred_at, e.recorded_at) >= (prev_req.occurred_at, prev_req.recorded_at):
             s.requests[e.request_id] = e
     elif isinstance(e, Score):
         key = f"{e.score}:{e.subject}" if e.score != "oligometastatic" else "oligometastatic"

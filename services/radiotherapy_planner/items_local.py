@@ -83,7 +83,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                 "RT-SBRT-IND",
                 "recommended" if ind.indicated else "cannot_decide" if ind.indicated is None else "warning",
                 "info" if ind.indicated else "warning",
-                f"Indication de radiothérapie stéréotaxique ({where(lesion)})",
+                f"Indication de radiothérapie stéréotaxique — {where(lesion)}",
                 (
                     "Indication reconnue : " + "; ".join(r.text_fr for r in ind.reasons) + ". À valider en RCP-OOS."
                     if ind.indicated
@@ -151,7 +151,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                 (
                     f"Stéréotaxie non réalisable en {where(lesion)} : " + ", ".join(c.finding.text_fr for c in absolute)
                     if absolute
-                    else f"Contre-indications de la stéréotaxie ({where(lesion)})"
+                    else f"Contre-indications de la stéréotaxie — {where(lesion)}"
                 ),
                 " ".join(parts)
                 + (" Avis chirurgical (stabilisation) avant toute irradiation." if unstable else "")
@@ -176,7 +176,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                 "RT-SBRT-DOSE",
                 CHECK_STATUS[dose.verdict],
                 "warning" if dose.verdict == "outside" else "info",
-                f"Dose de stéréotaxie ({where(lesion)})" + (f" : {scheme}" if scheme else ""),
+                f"Dose de stéréotaxie — {where(lesion)}" + (f" : {scheme}" if scheme else ""),
                 (f"Schéma proposé {scheme} : " if scheme else "Aucun schéma proposé. ")
                 + {
                     "within": "dans les plages du référentiel",
@@ -201,7 +201,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                     "RT-CORD-DMAX",
                     CHECK_STATUS[c.verdict],
                     "warning" if c.verdict != "pass" else "info",
-                    f"Dmax moelle ({where(lesion)}) : {VERDICT_FR[c.verdict]}",
+                    f"Dmax moelle — {where(lesion)} : {VERDICT_FR[c.verdict]}",
                     f"Première irradiation : {_criterion_line(c)}. Limite pour un risque de myélopathie de 1 à 5 %."
                     + (
                         " Au-delà de 12 Gy en séance unique, on est dans le haut de la fourchette."
@@ -238,7 +238,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                     "RT-SBRT-FX",
                     "recommended" if found else "info",
                     "warning" if found else "info",
-                    f"Risque de fracture vertébrale après stéréotaxie ({where(lesion)})",
+                    f"Risque de fracture vertébrale après stéréotaxie — {where(lesion)}",
                     (
                         "Facteurs de risque : " + "; ".join(f.text_fr for f in found) + ". Proposer une cimentoplastie "
                         "avant l'irradiation. "
@@ -288,7 +288,7 @@ def reirradiation_item(
         "RT-REIRR",
         "warning",
         "warning",
-        f"Ré-irradiation ({where(lesion)}) : "
+        f"Ré-irradiation — {where(lesion)} : "
         + ("critère non respecté" if failed else "4 critères respectés" if a.all_met else "données manquantes"),
         ". ".join(lines) + f". {verdict} Pas de consensus : avis à porter en RCP-OOS, risque de myélopathie "
         "radique à expliquer au patient.",
@@ -388,7 +388,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
             "IR-CEMENT",
             "recommended" if ready else "not_indicated" if abs_present or ind.indicated is False else "to_do",
             "info" if ready else "warning",
-            f"Cimentoplastie ({where(lesion)}) : " + ("prérequis remplis" if ready else "pas prête"),
+            f"Cimentoplastie — {where(lesion)} : " + ("prérequis remplis" if ready else "pas prête"),
             " ".join(parts),
             inputs=lab_inputs
             + [_used(c.finding) for c in cis if c.present is not None]
@@ -435,7 +435,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 "cannot_decide" if band is None else "not_indicated" if band == "no_surgery" else "recommended",
                 # alerted when asked for, or to say "no surgery"; scoring already alerts on Mirels >= 9 and fractures
                 "warning" if requested or band == "no_surgery" else "info",
-                f"Chirurgie et espérance de vie ({where(lesion)})"
+                f"Chirurgie et espérance de vie — {where(lesion)}"
                 + (" : pas de chirurgie" if band == "no_surgery" else ""),
                 text,
                 inputs=p.used("life_expectancy_months", "months")
@@ -455,7 +455,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 "SURG-LE",
                 "info",
                 "info",
-                f"Reprise des traitements après chirurgie ({where(lesion)})",
+                f"Reprise des traitements après chirurgie — {where(lesion)}",
                 f"Chirurgie le {t.on:%d/%m/%Y} : chimiothérapie et radiothérapie à reprendre une fois la cicatrisation "
                 f"acquise, à partir du {r.standard:%d/%m/%Y} (3 semaines) ; en urgence oncologique relative, peau "
                 f"cicatrisée et avec l'accord du chirurgien, dès le {r.relative_emergency:%d/%m/%Y} (15 jours).",

@@ -301,7 +301,7 @@ def postop_items(p: Patient, lesion: Lesion) -> list[Item]:
                 "RT-POSTOP",
                 "done" if done else "recommended",
                 "info" if done else "warning",
-                f"Radiothérapie post-opératoire ({where(lesion)})",
+                f"Radiothérapie post-opératoire — {where(lesion)}",
                 f"Chirurgie ({t.procedure}) le {t.on:%d/%m/%Y} : irradiation systématique de toute la pièce osseuse "
                 f"opérée et de tout le matériel, à débuter entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y} sur peau "
                 f"cicatrisée ; {' ou '.join(scheme_fr(x) for x in plan.schemes)}."
@@ -369,7 +369,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
                 "RT-PAIN",
                 "recommended" if pain.indicated else "cannot_decide" if pain.indicated is None else "info",
                 "info",
-                f"Radiothérapie antalgique ({where(lesion)})",
+                f"Radiothérapie antalgique — {where(lesion)}",
                 "Métastase douloureuse non compliquée résistant aux antalgiques : la radiothérapie est le premier "
                 "traitement."
                 if pain.indicated
@@ -408,7 +408,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
             scheme.rule_id,
             status,
             "warning" if scheme.rule_out_surgery_first else "info",
-            f"Radiothérapie palliative ({where(lesion)}) : {scheme_fr(scheme.preferred)}",
+            f"Radiothérapie palliative — {where(lesion)} : {scheme_fr(scheme.preferred)}",
             text,
             inputs=comp_used
             + risk_used
@@ -446,7 +446,7 @@ def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: 
                 "RT-DRUG",
                 status,
                 severity,
-                f"{use.drug.replace('_', ' ')} et {what} ({where(lesion)})",
+                f"{use.drug.replace('_', ' ')} et {what} — {where(lesion)}",
                 d.text_fr,
                 inputs=[
                     inp(

@@ -231,6 +231,7 @@ async def test_flush_redis_and_rebuild_scoring_state_from_kafka(
         assert report["patients"] >= len(before) and report["events"] > 0
 
         after = {k: await r.get(k) for k in sorted([k async for k in r.scan_iter(match="osteocds:scoring:state:*")])}
-        assert after == before
+        changed = sorted(k for k in before if after.get(k) != before[k])
+        assert after == before, [(k, before[k], after.get(k)) for k in changed][:2]
     finally:
         await r.aclose()

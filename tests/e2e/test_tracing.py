@@ -82,10 +82,6 @@ async def _start_at_the_end(service: Service) -> None:
         await c.stop()
 
 
-def _rule_ids(span: ReadableSpan) -> tuple[str, ...]:
-    return tuple(_attrs(span).get("osteocds.rule_ids", ()))
-
-
 def _attrs(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
@@ -131,12 +127,10 @@ async def test_one_lab_result_gives_one_connected_trace(
     assert root.parent is None  # the bus sent no trace context: the trace starts at lab-normalisation
     ids = {s.context.span_id for s in spans}
     assert all(s.parent is not None and s.parent.span_id in ids for s in spans if s is not root), "one connected trace"
-
-    def rule_ids_of(service: str) -> set[str]:
-        return {r for s in spans if _attrs(s)["osteocds.service"] == names[service] for r in _rule_ids(s)}
-
-    assert "LAB-CA-CRISIS" in rule_ids_of("scoring")  # the rule decided, as a span attribute
-    assert "LAB-CA-CRISIS" in rule_ids_of("notification")  # ... and the alert it raised
+    scoring = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["scoring"]]
+    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in scoring)  # one hop per input lab
+    notification = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["notification"]]
+    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in notification)
     assert all(a["osteocds.outcome"] == "processed" for a in map(_attrs, spans))
     # each hop is a child of the hop before it, through the record headers
     hops = {str(_attrs(s)["messaging.destination.name"]) for s in spans}

@@ -109,15 +109,19 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
     await publish(RECOMMENDATIONS.name, onj)
     box = f'[data-alert-id="{onj["event_id"]}"]'
 
-    def open_override(d: WebDriver) -> bool:
+    def override(d: WebDriver) -> bool:
+        """Open the form, choose the reason, write the comment, confirm; done again from the start if a live
+        update redraws the alert meanwhile (e.g. its escalation)."""
+        if d.find_elements(By.CSS_SELECTOR, f'{box}[data-status="overridden"]'):
+            return True  # confirmed just before a redraw
         d.find_element(By.CSS_SELECTOR, f"{box} button.override-open").click()
+        form = d.find_element(By.CSS_SELECTOR, f"{box} .override")
+        Select(form.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("patient-declined")
+        form.find_element(By.CSS_SELECTOR, "input.comment").send_keys("Refus après information")
+        form.find_element(By.CSS_SELECTOR, "button.confirm-override").click()
         return True
 
-    await until(browser, open_override)
-    form = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{box} .override"))
-    Select(form.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("patient-declined")
-    form.find_element(By.CSS_SELECTOR, "input.comment").send_keys("Refus après information")
-    form.find_element(By.CSS_SELECTOR, "button.confirm-override").click()
+    await until(browser, override)
     text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{box}[data-status="overridden"]').text)
     assert "passée outre par dr-page (patient-declined : Refus après information)" in text
     [over] = [a for a in await alerts(stack, patient_id) if a["recommendation_id"] == onj["event_id"]]

@@ -19,9 +19,10 @@ from contracts.topics import DEAD_LETTER, HL7V2, LAB_RESULTS, LABS_NORMALISED
 from services.lab_normalisation.app import build
 from services.lab_normalisation.settings import LabSettings
 from shared import infra
+from shared.auth import OPS
 from shared.service import Service
 from shared.stack import RunningStack
-from tests.conftest import consume_until, lab, outcomes, wait_for
+from tests.conftest import auth, consume_until, lab, outcomes, wait_for
 from tests.e2e.test_lab_ingestion import crisis, oru, post_hl7
 
 pytestmark = pytest.mark.e2e
@@ -197,7 +198,7 @@ async def quiet(stack: RunningStack, timeout: float = 300) -> None:
     """Wait until no service has consumed anything for two seconds."""
 
     async def total() -> float:
-        async with httpx.AsyncClient(timeout=5) as c:
+        async with httpx.AsyncClient(timeout=5, headers=auth(OPS, "test-ops")) as c:
             texts = [(await c.get(f"{url}/metrics")).text for url in stack.urls.values()]
         return sum(
             float(line.rsplit(" ", 1)[1])

@@ -17,8 +17,9 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, LAB_RESULTS, RECOMMENDATIONS
+from shared.auth import INTEGRATION
 from shared.stack import RunningStack
-from tests.conftest import Publish, consume_until, lab, wait_for
+from tests.conftest import Publish, auth, consume_until, lab, wait_for
 from tests.e2e.test_lab_ingestion import crisis, fhir_bundle
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +90,7 @@ async def test_an_870kb_fhir_bundle_over_http_with_one_bad_result(
     doc["entry"].append(bad)
     body = json.dumps(doc).encode()
     assert 870_000 < len(body) < 1_000_000
-    async with httpx.AsyncClient(timeout=30) as c:
+    async with httpx.AsyncClient(timeout=30, headers=auth(INTEGRATION)) as c:
         r = await c.post(
             f"{stack.urls['lab-normalisation']}/fhir", content=body, headers={"content-type": "application/fhir+json"}
         )

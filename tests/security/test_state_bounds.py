@@ -22,18 +22,15 @@ from shared.kafka import ensure_topics
 from shared.service import Service
 from shared.settings import Settings
 from shared.stack import RunningStack
-from tests.conftest import Publish, consume_until, lab, wait_for
+from tests.conftest import Publish, auth, consume_until, lab, wait_for
 from tests.e2e.test_lab_ingestion import crisis
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_an_ack_for_an_unknown_patient_leaves_no_key(stack: RunningStack, patient_id: str) -> None:
-    async with httpx.AsyncClient(timeout=5) as c:
-        r = await c.post(
-            f"{stack.urls['notification']}/alerts/{uuid.uuid4()}/ack",
-            json={"patient_id": patient_id, "acknowledged_by": "dr-x"},
-        )
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
+        r = await c.post(f"{stack.urls['notification']}/alerts/{uuid.uuid4()}/ack", json={"patient_id": patient_id})
     assert r.status_code == 404
     r2 = aioredis.Redis.from_url(stack.env["REDIS_URL"])
     try:

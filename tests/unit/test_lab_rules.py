@@ -133,3 +133,18 @@ def test_albumin_g_dl_round_trip(g_dl: float) -> None:
 def test_vitamin_d_nmol_round_trip(nmol: float) -> None:
     ng, _, conv = to_canonical("vitamin_d_25oh", nmol, "nmol/L")
     assert ng * 2.496 == pytest.approx(nmol) and ng / conv.factor == pytest.approx(nmol)
+
+
+def test_LAB_UNITS_conversions_are_thread_safe() -> None:
+    """Decoding runs in worker threads: UCUM conversions from many threads at once give the single-thread answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.lab_normalisation import units
+
+    cases = [("body_weight", "[lb_av]"), ("body_weight", "[LB_AV]"), ("creatinine", "mmol/L"), ("platelets", "10*3/uL")]
+    units.conversion.cache_clear()
+    units._factor_to.cache_clear()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda c: units.conversion(*c).factor, cases * 25))
+    expected = [units.conversion(*c).factor for c in cases] * 25
+    assert got == expected

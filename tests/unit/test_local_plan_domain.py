@@ -204,3 +204,18 @@ def test_rt_fract_pall_single_fraction_under_corticosteroids() -> None:
     scheme = items(out)["rib:rt-scheme"]
     assert "8 Gy en 1 fraction" in scheme.title and "corticothérapie de 48 à 72 h" in scheme.text_fr
     assert "déjà une corticothérapie (dexamethasone)" in scheme.text_fr
+
+
+def test_a_cancelled_request_withdraws_its_decisions_and_other_analytes_change_nothing() -> None:
+    req = request("t8", "sbrt", intent="ablative_oligometastatic", total_dose_gy=27, fractions=3)
+    s, out = run([vertebra(), score("sins", "t8", 14, "unstable"), req])
+    ci = [o for o in out if isinstance(o, Recommendation) and o.rule_id == "RT-SBRT-CI"][-1]
+    cancel = LocalTreatmentRequest.model_validate(
+        {**req.model_dump(mode="json"), "event_id": str(uuid.uuid4()), "status": "cancelled"}
+    )
+    s2, out2 = apply_event(s, cancel)
+    withdrawn = {i for o in out2 if isinstance(o, Recommendation) and o.status == "withdrawn" for i in o.supersedes}
+    assert ci.event_id in withdrawn
+    assert not any(i.key.startswith("t8:sbrt") for i in items(out2).values())
+    calcium = lab("corrected_calcium", 2.4, "mmol/L")
+    assert apply_event(s2, calcium) == (s2, [])
