@@ -14,19 +14,39 @@ from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import DrugHistory, LabFact, Renal, SystemicState, item
+from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
 from services.systemic_planner.prerequisites import Prerequisites
+from shared.facts import Fact
 
 
-def ar_start_item(s: SystemicState, d: r.ArStartDecision, on_ar: dict[str, date], drugs: DrugHistory) -> PlanItem:
+def ar_start_item(
+    s: SystemicState,
+    d: r.ArStartDecision,
+    on_ar: dict[str, date],
+    drugs: DrugHistory,
+    metastasis: Fact[str] | None,
+    le: LifeExpectancy,
+) -> PlanItem:
     inputs = [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
-    if s.first_bone_metastasis is not None:
-        inputs.append(s.first_bone_metastasis.used("bone_metastasis_site"))
-    if s.life_expectancy is not None:
-        inputs.append(s.life_expectancy.used("life_expectancy", "months"))
+    if metastasis is not None:
+        inputs.append(metastasis.used("bone_metastasis_site"))
+    if le.fact is not None:
+        inputs.append(le.fact.used("life_expectancy", "months"))
+        if le.remaining is not None:
+            inputs.append(
+                InputUsed(
+                    name="life_expectancy_remaining",
+                    value=round(le.remaining, 2),
+                    unit="months",
+                    occurred_at=le.fact.occurred_at,
+                    source_event_id=le.fact.event_id,
+                )
+            )
     if drugs.ar_review_stop is not None:
         inputs.append(InputUsed(name="antiresorptive_stopped_after_review", value=drugs.ar_review_stop.isoformat()))
-    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop)
+    if d.outcome == "insufficient_data":
+        d = r.ArStartDecision(d.outcome, d.trigger, le.missing or d.missing)
+    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le)
     return item(
         "antiresorptive-start",
         "SYS-AR-START",

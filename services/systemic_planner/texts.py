@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from contracts.plan import Check
 from services.systemic_planner import rules as r
+from services.systemic_planner.inputs import LifeExpectancy
 
 DRUG_FR = {
     "zoledronic_acid": "acide zolédronique",
@@ -15,7 +16,17 @@ DRUG_FR = {
 }
 
 
-def ar_start(d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None) -> tuple[str, str, str, str]:
+def survival(le: LifeExpectancy) -> str:
+    """A life-expectancy estimate, e.g. "estimation du 01/11/2026 : 12 mois". What remains of it now is in the item's
+    inputs (life_expectancy_remaining), not in the text, so that time passing alone changes no published text."""
+    if le.fact is None:
+        return "espérance de vie non estimée"
+    return f"estimation du {le.fact.occurred_at:%d/%m/%Y} : {le.fact.value:g} mois"
+
+
+def ar_start(
+    d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None, le: LifeExpectancy
+) -> tuple[str, str, str, str]:
     """(status, severity, title, text) of the SYS-AR-START item."""
     if d.outcome == "stopped_after_review":
         assert review_stop is not None
@@ -44,23 +55,34 @@ def ar_start(d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | N
             "recommended",
             "info",
             "Débuter un traitement anti-résorptif (métastase osseuse, espérance de vie > 3 mois)",
-            "Métastase osseuse connue et espérance de vie estimée supérieure à 3 mois : proposer un anti-résorptif "
-            "(acide zolédronique ou dénosumab) dès maintenant, après bilan vitamine D, rénal et dentaire.",
+            "Métastase osseuse confirmée et espérance de vie restante supérieure à 3 mois (l'estimation, moins le "
+            "temps écoulé depuis) : proposer un anti-résorptif (acide zolédronique ou dénosumab) dès maintenant, "
+            "après bilan vitamine D, rénal et dentaire.",
+        )
+    future = " Une estimation datée dans le futur est ignorée (date à vérifier)." if le.future_ignored else ""
+    if d.outcome == "insufficient_data" and le.status == "stale":
+        return (
+            "cannot_decide",
+            "info",
+            "Anti-résorptif : espérance de vie à estimer de nouveau",
+            f"Métastase osseuse confirmée, mais la dernière estimation de l'espérance de vie ({survival(le)}) est "
+            "trop ancienne pour situer le patient par rapport au seuil de 3 mois : l'estimer de nouveau." + future,
         )
     if d.outcome == "insufficient_data":
         return (
             "cannot_decide",
             "info",
             "Anti-résorptif : décision impossible, données manquantes",
-            "Métastase osseuse connue, mais sans estimation clinique de l'espérance de vie : l'indication d'un "
-            "anti-résorptif (seuil : > 3 mois) ne peut pas être posée.",
+            "Métastase osseuse confirmée, mais sans estimation clinique de l'espérance de vie : l'indication d'un "
+            "anti-résorptif (seuil : > 3 mois) ne peut pas être posée." + future,
         )
     return (
         "not_indicated",
         "info",
         "Anti-résorptif non indiqué à ce stade",
-        "Espérance de vie estimée à 3 mois ou moins et aucun événement osseux : l'anti-résorptif n'est pas "
-        "indiqué d'emblée ; il le deviendrait après un événement osseux.",
+        f"Espérance de vie restante de 3 mois ou moins ({survival(le)}, moins le temps écoulé depuis) et aucun "
+        "événement osseux : l'anti-résorptif n'est pas indiqué d'emblée ; il le deviendrait après un événement "
+        "osseux." + future,
     )
 
 
