@@ -34,7 +34,7 @@ from services.systemic_planner.inputs import (
     renal,
     vitamin_d,
 )
-from services.systemic_planner.prerequisites import prerequisites, vitamin_d_item
+from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
 from shared.facts import Fact
 from shared.recommend import caused_by, recommendation, withdrawal
@@ -73,7 +73,8 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         prereq = prerequisites(s, at, kidney, vit_d, ca, on_ar)
         items.append(prereq.item)
         items.append(vitamin_d_item(vit_d, ca, at))
-        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, onj_blocks)
+        supplements = supplements_fr(vit_d, ca, at)
+        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks)
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
         if za_planned and "zoledronic_acid" not in drugs.ever_started:

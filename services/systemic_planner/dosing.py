@@ -60,7 +60,7 @@ def ar_start_item(
     )
 
 
-def denosumab_order(hold_supplements: bool) -> MedicationOrder:
+def denosumab_order(supplements: str) -> MedicationOrder:
     """SYS-DENO: 120 mg SC monthly, no renal adjustment."""
     return MedicationOrder(
         drug="denosumab",
@@ -69,18 +69,18 @@ def denosumab_order(hold_supplements: bool) -> MedicationOrder:
         unit="mg",
         route="subcutaneous",
         interval="P1M",
-        instructions_fr=t.deno_instructions(hold_supplements),
+        instructions_fr=t.deno_instructions(supplements),
         rule_ids=["SYS-DENO"],
     )
 
 
-def _waive(order: MedicationOrder, waived: tuple[str, ...]) -> MedicationOrder:
+def _waive(order: MedicationOrder, waived: tuple[str, ...], waiver_fr: str) -> MedicationOrder:
     if not waived:
         return order
     return order.model_copy(
         update={
             "waived_prerequisites": list(waived),
-            "instructions_fr": order.instructions_fr + " " + t.waived_on_order(waived),
+            "instructions_fr": order.instructions_fr + " " + waiver_fr,
             "rule_ids": [*order.rule_ids, "SYS-AR-PREREQ"],
         }
     )
@@ -92,6 +92,7 @@ def antiresorptive_item(
     on_ar: dict[str, date],
     prereq: Prerequisites | None,
     hold_supplements: bool,
+    supplements: str,
     onj_blocks: bool,
 ) -> PlanItem:
     inputs: list[InputUsed] = []
@@ -105,7 +106,7 @@ def antiresorptive_item(
             "warning",
             "critical",
             "Anti-résorptif : pas de prescription (ostéonécrose de la mâchoire)",
-            t.ONJ_ORDER_TEXT,
+            t.onj_order_text("denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="La reprise se décide avec le centre spécialisé qui prend en charge l'ostéonécrose.",
         )
@@ -141,7 +142,7 @@ def antiresorptive_item(
             "SYS-DENO",
             "warning",
             "warning",
-            t.deno_low_crcl_title(renal.value),
+            t.deno_low_crcl_title(renal.value, "denosumab" in on_ar),
             t.deno_low_crcl_text(renal.value, "zoledronic_acid" in on_ar, "denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="Un avis spécialisé décide d'un éventuel anti-résorptif ; l'acide zolédronique "
@@ -163,7 +164,7 @@ def antiresorptive_item(
             "Dénosumab 120 mg SC mensuel (en cours)",
             t.deno_text(good, hold_supplements),
             inputs=inputs,
-            orders=[denosumab_order(hold_supplements)],
+            orders=[denosumab_order(supplements)],
             what_would_change_fr="L'espacement n'est pas validé pour le dénosumab ; l'arrêt impose un relais.",
         )
     za_since = on_ar.get("zoledronic_acid")
@@ -228,15 +229,16 @@ def antiresorptive_item(
             what_would_change_fr="La prescription sera proposée dès que ces prérequis seront remplis ; " + change,
         )
     waived = prereq.waived if prereq is not None else ()
+    waiver = prereq.waiver_fr if prereq is not None else ""
     return item(
         "antiresorptive",
         "SYS-ZA-DOSE",
         "recommended",
         "warning" if waived else "info",
         t.za_title(dose.dose_mg, sched),
-        text + (" " + t.waived_on_order(waived) if waived else ""),
+        text + (" " + waiver if waived else ""),
         inputs=inputs,
-        orders=[_waive(order, waived)],
+        orders=[_waive(order, waived, waiver)],
         what_would_change_fr=change,
     )
 

@@ -270,6 +270,12 @@ CALCIUM_UPPER_NORMAL_MMOL_L: Final = 2.60
 VITD_DEFICIENCY_NG_ML: Final = 20.0
 
 
+#: Tableau 1 (L821-831): recommended 30 to 70 ng/mL; above 70 no supplement is ordered (warning); above 150 a
+#: vitamin D intoxication is possible (critical). Strict: 70 and 150 themselves are within the lower class.
+VITD_RECOMMENDED_MAX_NG_ML: Final = 70.0
+VITD_INTOXICATION_NG_ML: Final = 150.0
+
+
 def loading_weeks(ng_ml: float) -> int:
     """Weeks of weekly loading (one 50 000 IU dose a week): 8 below 20 ng/mL, 4 from 20 to < 30, else 0."""
     return vitamin_d_correction(ng_ml).loading_weekly_doses
