@@ -122,7 +122,7 @@ def zoledronic_acid_dose(crcl_ml_min: float) -> ZaDose:
     return ZaDose(None, "< 30 mL/min", "l'acide zolédronique redevient possible si la clairance atteint 30 mL/min")
 
 
-# ---- SYS-VITD-CORR (L803-817, L837-865, L1124-1128) ---------------------------------------------------------
+# ---- SYS-VITD-CORR (L803-865 with Tableau 1, L1124-1128) -----------------------------------------------------
 VITD_DOSE_IU: Final = 50_000
 CALCIUM_INTAKE_MG_DAY: Final = (1000, 1500)
 

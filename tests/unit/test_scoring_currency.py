@@ -81,7 +81,7 @@ def test_SURG_LE_and_MIRELS_HIGH_decide_on_the_remaining_life_expectancy(
 
 # ---- item 9: "moins de 6 semaines" is exactly 6 weeks ------------------------------------------------------------
 def test_SURG_LE_six_weeks_is_exactly_42_days() -> None:
-    assert r.SIX_WEEKS_IN_MONTHS * r.DAYS_PER_MONTH == pytest.approx(42, abs=1e-12)
+    assert pytest.approx(42, abs=1e-12) == r.SIX_WEEKS_IN_MONTHS * r.DAYS_PER_MONTH
     six_weeks = r.remaining_life_expectancy(3.0, T0, T0 + timedelta(days=91.3125 - 42))
     assert r.mirels_decision(9, 9, six_weeks)[0] == "MIRELS-HIGH-SHORT-LE"
     a_minute_less = r.remaining_life_expectancy(3.0, T0, T0 + timedelta(days=91.3125 - 42, minutes=1))
