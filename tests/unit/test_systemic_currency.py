@@ -14,8 +14,8 @@ from contracts.hospital import ImagingFinding
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as scoring_rules
 from services.systemic_planner import rules as r
-from tests.unit.test_systemic_rules import T0, env, items, lab, le, met, oligo, ready, run
-from tests.unit.test_systemic_safety import BASE, DAY, calcium, dental, drug, fhir_codes, orders, sre
+from tests.unit.test_systemic_rules import T0, dental, drug, env, items, lab, le, met, oligo, ready, run
+from tests.unit.test_systemic_safety import BASE, DAY, calcium, fhir_codes, orders, sre
 
 DENTAL_OK = dental(5, action="assessment", orthopantomogram=True, on="2026-10-28")
 
