@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from shared.service import Service
+from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicP
     """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
     (explicit partitions: the embedded broker drops the connection without them)."""
     s = service.settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
     await admin.start()
     try:
         meta = await admin.describe_topics(topics)
@@ -56,7 +57,7 @@ async def _read_committed(service: Service) -> list[ConsumerRecord]:
     if not ends:
         return []
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka_bootstrap_servers,
+        **kafka_client_kwargs(s),
         group_id=None,
         enable_auto_commit=False,
         client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
@@ -114,7 +115,9 @@ async def rebuild(service: Service) -> RebuildReport:
                 state, _ = apply(state, message)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 skipped += 1
-        await service.redis.set(service.store.patient_key(patient_id), state.model_dump_json())
+        await service.redis.set(
+            service.store.patient_key(patient_id), state.model_dump_json(), ex=service.store.state_ttl
+        )
         if service.timers is not None:  # the patient's next deadline, as the live service writes it
             await service.timers.schedule(patient_id, service.due(state))
     await service.store.mark_seen(sorted(seen))

