@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 GUIDELINE: Final = "Référentiels Auvergne Rhône-Alpes en Oncologie Thoracique — Métastases osseuses (édition 2023)"
 #: Bump when any rule's logic or text changes; every output carries it.
-RULESET_VERSION: Final = "aura-2023.1"
+RULESET_VERSION: Final = "aura-2023.2"
 
 
 class Citation(BaseModel):
@@ -35,7 +35,9 @@ _RT = "Traitement local de la métastase osseuse par radiothérapie"
 CITATIONS: Final[dict[str, Citation]] = {
     "LAB-UNITS": _c("Biologie — unités usuelles (chimie clinique courante)", "-"),
     "LAB-CA-CORR": _c(_CTX + " (calcémie corrigée)", "L316"),
-    "LAB-CA-CRISIS": _c(_CTX + " (crise aiguë hypercalcémique)", "L294-316"),
+    #: L294-296 hypercalcaemia as an SRE; L300-306 the crisis (life-threatening, corrected calcium > 3.5 mmol/L, the
+    #: threshold on L306); L316 the corrected-calcium formula
+    "LAB-CA-CRISIS": _c(_CTX + " (crise aiguë hypercalcémique)", "L294-296, L300-306, L316"),
     "LAB-CRCL": _c(_SYS + " — 2.4 Modalités du traitement anti-résorptif", "L1153-1156"),
     "LAB-VITD": _c(_SYS + " — 1. Vitamine D, Tableau 1", "L819-836"),
     "LAB-CTX": _c("Contexte général — 3. Epidémiologie (marqueurs de résorption)", "L225-240"),
@@ -65,14 +67,19 @@ CITATIONS: Final[dict[str, Citation]] = {
         "Rôle de la médecine nucléaire — 1.2 « flare up »; Chimiothérapie, thérapies ciblées — 1.2, recommandations",
         "L357-418, L664-668, L774-776",
     ),
-    "IMG-ISOLATED": _c("Rôle de la médecine nucléaire — Recommandations", "L489-495"),
+    #: L489-491 the isolated lesion; L351-353 and L483 the bone scan's place (the catalogue's second sentence); the
+    #: flare passage (L493-495) belongs to IMG-FLARE
+    "IMG-ISOLATED": _c(
+        "Rôle de la médecine nucléaire — 1. Scintigraphie osseuse; Recommandations", "L351-353, L483, L489-491"
+    ),
     "SYS-AR-START": _c(_SYS + " — 2.2 Quand débuter un traitement par anti-résorptif ?", "L1068-1084, L1263-1265"),
     "SYS-AR-PREREQ": _c(_SYS + " — 2.3 Précautions avant mise en route", "L795-801, L1086-1100, L1267-1273"),
-    "SYS-VITD-CORR": _c(_SYS + " — 1. Vitamine D et apports phosphocalciques", "L803-817, L837-865, L1124-1128"),
+    "SYS-VITD-CORR": _c(_SYS + " — 1. Vitamine D et apports phosphocalciques, Tableau 1", "L803-865, L1124-1128"),
     "SYS-SCHEDULE": _c(_SYS + " — 2.4 Modalités du traitement anti-résorptif", "L1130-1142, L1279-1281"),
     "SYS-ZA-DOSE": _c(_SYS + " — 2.4 Modalités, Tableau 2", "L1153-1184, L900-906"),
     "SYS-ZA-FLU": _c(_SYS + " — 2.4 Modalités (syndrome pseudo-grippal)", "L1188-1196"),
-    "SYS-DENO": _c(_SYS + " — 2.4 Modalités (dénosumab)", "L1210-1226, L736-740"),
+    #: L1249-1255: an item on denosumab at CrCl < 30 names the rebound risk of a stop
+    "SYS-DENO": _c(_SYS + " — 2.4 Modalités (dénosumab)", "L1210-1226, L736-740, L1249-1255"),
     "SYS-DENO-STOP": _c(_SYS + " — 2.4 Modalités (arrêt du dénosumab)", "L1249-1255"),
     "SYS-REVIEW-2Y": _c(_SYS + " — 2.4 Modalités (durée du traitement)", "L1198-1202, L1238-1248, L1275-1279"),
     "SYS-RENAL-TOX": _c("Chimiothérapie, thérapies ciblées et immunothérapie — 2.", "L726-742, L770-772"),

@@ -24,6 +24,7 @@ from shared.recommend import lazy_recommendation
 MIRELS_SEVERITY = {
     "low": "info",
     "rcp": "warning",
+    "doubt": "warning",
     "fixation": "critical",
     "short_survival": "warning",
     "no_surgery": "warning",
@@ -31,9 +32,23 @@ MIRELS_SEVERITY = {
 }
 
 
-def _pain_missing(c: Context, what: str) -> str:
+def _lesion_pain(c: Context, fact: Fact[str] | None) -> tuple[Fact[str] | None, str, str | None]:
+    """A lesion's pain as Mirels and SINS may use it: current (not dated in the future, not older than its validity
+    window), else missing. Returns (the usable pain, how to name it when missing, the French note on it)."""
+    pain = c.usable(fact, c.policy.lesion_pain_valid)
+    if pain is not None:
+        return pain, "pain", None
+    if fact is not None:
+        days = c.policy.lesion_pain_valid.days
+        return (
+            None,
+            f"pain (to reassess: the last one, {fact.value}, dated {fact.occurred_at:%Y-%m-%d}, is not current)",
+            t.stale_pain_note(fact.occurred_at, days),
+        )
     overall = c.s.assessment.pain_intensity or c.s.assessment.pain_character
-    return f"{what} (patient-level pain is not a lesion's pain)" if overall is not None else what
+    if overall is not None:
+        return None, "pain (patient-level pain is not a lesion's pain)", t.PATIENT_PAIN_NOTE
+    return None, "pain", t.PATIENT_PAIN_NOTE
 
 
 def _le_missing(stale: Fact[Any] | None) -> str:
@@ -44,22 +59,29 @@ def _le_missing(stale: Fact[Any] | None) -> str:
 
 
 def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
-    """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice."""
+    """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice;
+    bounds that straddle a band are a doubt (MIRELS-8, RCP-OOS) naming what is missing. The life expectancy used is
+    what remains of the estimate now (the estimate minus the months since it was made)."""
     f, a = lesion.latest, c.s.assessment
-    pain = c.usable(a.lesion_pain_intensity.get(f.lesion_id))
+    pain, pain_name, pain_note = _lesion_pain(c, a.lesion_pain_intensity.get(f.lesion_id))
     m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
     lo, hi = r.mirels_bounds(m)
     le = c.usable(a.life_expectancy_months, c.policy.life_expectancy_valid)
     stale_le = a.life_expectancy_months if le is None and a.life_expectancy_months is not None else None
-    decided = r.mirels_decision(lo, hi, le.value if le else None)
-    decision = decided[1] if decided else None
+    ref = c.reference
+    survival: t.Survival | None = None
+    if le is not None and ref is not None:
+        survival = t.Survival(le.value, le.occurred_at, r.remaining_life_expectancy(le.value, le.occurred_at, ref))
+    rule_id, decision = r.mirels_decision(lo, hi, survival.remaining if survival else None)
     ct = r.ct_osteolysis_criterion(f.axial_cortical_osteolysis_pct, f.circumferential_cortical_osteolysis_pct)
-    # L1340-1346: the CT note is for a Mirels >= 9 only, and never where no surgery is to be offered (SURG-LE)
-    ct_note = ct is True and lo >= 9 and decision != "no_surgery"
+    # L1340-1346: the CT note is for a Mirels >= 9, and only where fixation first is the decision (life expectancy
+    # > 3 months, L1324): never beside "fixation first is not indicated" or "no surgery"
+    ct_note = ct is True and decision == "fixation"
     sources = dict.fromkeys(("site", "size", "lesion_type"), f.event_id) | {"pain": pain.event_id if pain else None}
     inputs = finding_inputs(f) + ([pain.used(f"pain_intensity:{f.lesion_id}")] if pain else [])
     band = "≥9" if lo >= 9 else "≤7" if hi <= 7 else "8" if lo == hi == 8 else None
-    missing = [_pain_missing(c, "pain") if x == "pain" else x for x in m.missing]
+    missing = [pain_name if x == "pain" else x for x in m.missing]
+    note = pain_note if "pain" in m.missing else None
     d.scores[f"mirels:{f.lesion_id}"] = score(
         "mirels",
         f.lesion_id,
@@ -70,15 +92,21 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
         band,
         missing,
         ["SCORE-MIRELS"],
-        t.mirels_text(f.lesion_id, m, lo, hi, None, None, ct_note),
+        t.mirels_text(f.lesion_id, m, lo, hi, None, None, ct_note, note),
         inputs,
         also=[pain],
     )
-    if decided is None:
-        return
-    rule_id, decision = decided
-    if le is not None and lo >= 9:
+    if le is not None and survival is not None and lo >= 9:
         inputs.append(le.used("life_expectancy", "months"))
+        inputs.append(
+            InputUsed(
+                name="life_expectancy_remaining",
+                value=round(survival.remaining, 2),
+                unit="months",
+                occurred_at=le.occurred_at,
+                source_event_id=le.event_id,
+            )
+        )
     if ct_note:
         inputs.append(
             InputUsed(
@@ -89,27 +117,30 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
                 source_event_id=f.event_id,
             )
         )
-    head = (
-        f"Score de Mirels {m.total}/12"
-        if m.total is not None
-        else (f"Score de Mirels d'au moins {lo}/12" if lo >= 9 else f"Score de Mirels d'au plus {hi}/12")
-    )
+    if m.total is not None:
+        head = f"Score de Mirels {m.total}/12"
+    elif lo >= 9:
+        head = f"Score de Mirels d'au moins {lo}/12"
+    elif hi <= 7:
+        head = f"Score de Mirels d'au plus {hi}/12"
+    else:
+        head = f"Score de Mirels entre {lo} et {hi}/12"
     d.recommendations[f"mirels:{f.lesion_id}"] = lazy_recommendation(
         rule_id=rule_id,
         trigger=f,
         produced_by=SERVICE,
         severity=MIRELS_SEVERITY[decision],
         title=f"{head} ({f.lesion_id})",
-        text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, le.value if le else None, ct_note),
+        text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, survival if lo >= 9 else None, ct_note, note),
         inputs=inputs,
-        key=(f.lesion_id, decision, m.total, lo, hi, ct_note),
+        key=(f.lesion_id, decision, m.total, lo, hi, ct_note, tuple(missing)),
         missing=missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else []),
     )
 
 
 def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     f = lesion.latest
-    pain = c.usable(c.s.assessment.lesion_pain_character.get(f.lesion_id))
+    pain, pain_name, _ = _lesion_pain(c, c.s.assessment.lesion_pain_character.get(f.lesion_id))
     scored = r.sins(
         f.vertebral_level,
         pain.value if pain else None,
@@ -122,7 +153,7 @@ def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     inputs = finding_inputs(f) + ([pain.used(f"pain_character:{f.lesion_id}")] if pain else [])
     band = r.sins_band(scored.total) if scored.total is not None else None
     where = f.vertebral_level or f.lesion_id
-    missing = [_pain_missing(c, "pain") if x == "pain" else x for x in scored.missing]
+    missing = [pain_name if x == "pain" else x for x in scored.missing]
     d.scores[f"sins:{f.lesion_id}"] = score(
         "sins",
         f.lesion_id,

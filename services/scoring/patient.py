@@ -27,7 +27,17 @@ def decide_oligo(c: Context, d: Decisions) -> None:
         return
     counted = _counted(c)
     a = c.s.assessment
-    pc, extra = a.primary_controlled, a.extra_osseous
+    # only current staging data: neither dated in the future nor older than the restaging window
+    pc = c.usable(a.primary_controlled, c.policy.staging_valid)
+    extra = c.usable(a.extra_osseous, c.policy.staging_valid)
+    not_current = [
+        name
+        for name, fact, used in (
+            ("primary_controlled", a.primary_controlled, pc),
+            ("extra_osseous", a.extra_osseous, extra),
+        )
+        if fact is not None and used is None
+    ]
     status = r.oligometastatic(
         [r.BoneLesion(x.latest.skeletal_site, x.latest.size_cm, x.effective_status() == "confirmed") for x in counted],
         None
@@ -61,9 +71,9 @@ def decide_oligo(c: Context, d: Decisions) -> None:
         None,
         not status.missing,
         status.status,
-        list(status.missing),
+        list(status.missing) + [f"{n} (not current: restage)" for n in not_current],
         ["CLASS-OLIGO"],
-        t.oligo_text(status, extra_known=extra is not None),
+        t.oligo_text(status, extra_known=extra is not None, not_current=not_current),
         inputs,
         also=[pc, extra],
     )

@@ -33,6 +33,12 @@ class Policy:
     #: A life-expectancy estimate older than this no longer places the patient either side of the 3-month and
     #: 6-week limits the decisions hinge on (MIRELS-HIGH, SURG-LE): it is to be estimated again.
     life_expectancy_valid: timedelta = timedelta(days=91)
+    #: A lesion's pain (Mirels, SINS) older than this is to be reassessed: pain changes within weeks under analgesics,
+    #: radiotherapy or progression, and a fracture-risk score is decided on the pain of now (practice: one month).
+    lesion_pain_valid: timedelta = timedelta(days=30)
+    #: CLASS-OLIGO: "primary controlled" and the extra-osseous disease describe the last restaging; past about one
+    #: restaging interval (3 months under treatment, practice) they no longer describe the disease.
+    staging_valid: timedelta = timedelta(days=91)
     #: Clock skew allowed between the hospital systems and us; a fact dated later than now + this is not current.
     future_tolerance: timedelta = timedelta(minutes=15)
 
@@ -45,7 +51,7 @@ def is_future(occurred_at: datetime, now: datetime, policy: Policy) -> bool:
     return occurred_at > now + policy.future_tolerance
 
 
-# ---- LAB-CA-CRISIS (L313-315) --------------------------------------------------------------------------
+# ---- LAB-CA-CRISIS (L300-306) --------------------------------------------------------------------------
 #: corrected calcium strictly above 3.5 mmol/L is an acute hypercalcaemic crisis.
 CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.5
 
@@ -151,31 +157,45 @@ def mirels(site: str, cortex_fraction: float | None, lesion_type: str | None, pa
     return Scored(items, tuple(missing))
 
 
-MirelsDecision = Literal["low", "rcp", "fixation", "short_survival", "no_surgery", "survival_unknown"]
-#: SURG-LE (L2804-2808): under 6 weeks of expected survival, surgery brings no benefit. Life expectancy is in months.
-SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / 30.4375
+MirelsDecision = Literal["low", "rcp", "doubt", "fixation", "short_survival", "no_surgery", "survival_unknown"]
+#: Months as the life-expectancy thresholds count them: the mean calendar month (365.25 / 12 days). The systemic
+#: planner uses the same constants (services/systemic_planner/rules.py), and a test checks they agree.
+DAYS_PER_MONTH: Final = 365.25 / 12
+#: SURG-LE (L2804-2808): under exactly 6 weeks of expected survival, surgery brings no benefit.
+SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / DAYS_PER_MONTH
+#: MIRELS-HIGH (L1324): fixation first only with a life expectancy of more than 3 months.
+FIXATION_MIN_LIFE_EXPECTANCY_MONTHS: Final = 3.0
+
+
+def remaining_life_expectancy(estimate_months: float, estimated_at: datetime, now: datetime) -> float:
+    """What is left of a life-expectancy estimate at `now`: the estimate minus the months elapsed since it was made
+    (an estimate of 3.5 months made 85 days ago leaves about 0.7 month). Never below 0."""
+    elapsed = max((now - estimated_at).total_seconds(), 0.0) / 86400 / DAYS_PER_MONTH
+    return max(estimate_months - elapsed, 0.0)
 
 
 def mirels_bounds(m: Scored) -> tuple[int, int]:
     return m.bounds(MIRELS_ITEM_MIN, MIRELS_ITEM_MAX)
 
 
-def mirels_decision(lo: int, hi: int, life_expectancy_months: float | None) -> tuple[str, MirelsDecision] | None:
-    """The attitude of Tableau 3 from the bounds of the score (lo == hi when complete); None when the unknown items
-    could still change it.
+def mirels_decision(lo: int, hi: int, life_expectancy_months: float | None) -> tuple[str, MirelsDecision]:
+    """The attitude of Tableau 3 from the bounds of the score (lo == hi when complete). `life_expectancy_months` is
+    what remains of the estimate now (remaining_life_expectancy).
 
-    MIRELS-LOW (<= 7), MIRELS-8 (= 8); >= 9: MIRELS-HIGH (fixation first) only with life expectancy > 3 months
-    (L1324); <= 3 months: not fixation first, MIRELS-HIGH-SHORT-LE (RCP-OOS, L1330-1332), or SURG-LE under
-    6 weeks (no surgery: analgesia, perhaps RT, L2804-2808); unknown life expectancy: SCORE-MIRELS, to estimate."""
+    MIRELS-LOW (<= 7), MIRELS-8 (= 8); bounds that straddle a band (they then always include 8): MIRELS-8 "doubt"
+    (L1330 "ou en cas de doute": RCP-OOS, naming what is missing); >= 9: MIRELS-HIGH (fixation first) only with
+    life expectancy > 3 months (L1324); <= 3 months: not fixation first, MIRELS-HIGH-SHORT-LE (RCP-OOS,
+    L1330-1332), or SURG-LE under 6 weeks (no surgery: analgesia, perhaps RT, L2804-2808); unknown life
+    expectancy: SCORE-MIRELS, to estimate."""
     if hi <= 7:
         return "MIRELS-LOW", "low"
     if lo == hi == 8:
         return "MIRELS-8", "rcp"
     if lo < 9:
-        return None
+        return "MIRELS-8", "doubt"
     if life_expectancy_months is None:
         return "SCORE-MIRELS", "survival_unknown"
-    if life_expectancy_months > 3:
+    if life_expectancy_months > FIXATION_MIN_LIFE_EXPECTANCY_MONTHS:
         return "MIRELS-HIGH", "fixation"
     if life_expectancy_months < SIX_WEEKS_IN_MONTHS:
         return "SURG-LE", "no_surgery"

@@ -15,6 +15,10 @@ class ScoringSettings(Settings):
     lesion_event_current_days: float = Field(default=42, gt=0)
     #: A life-expectancy estimate older than this is to be estimated again (MIRELS-HIGH, SURG-LE).
     life_expectancy_valid_days: float = Field(default=91, gt=0)
+    #: A lesion's pain older than this is to be reassessed before it scores Mirels or SINS.
+    lesion_pain_valid_days: float = Field(default=30, gt=0)
+    #: CLASS-OLIGO: primary control and extra-osseous disease older than this are to be restaged.
+    staging_valid_days: float = Field(default=91, gt=0)
     #: Clock skew allowed: a fact dated later than now + this is not current (ignored by the decisions, and said).
     future_tolerance_minutes: float = Field(default=15, ge=0)
 
@@ -23,5 +27,7 @@ class ScoringSettings(Settings):
             calcium_current=timedelta(hours=self.calcium_current_hours),
             lesion_event_current=timedelta(days=self.lesion_event_current_days),
             life_expectancy_valid=timedelta(days=self.life_expectancy_valid_days),
+            lesion_pain_valid=timedelta(days=self.lesion_pain_valid_days),
+            staging_valid=timedelta(days=self.staging_valid_days),
             future_tolerance=timedelta(minutes=self.future_tolerance_minutes),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.scoring import rules as r
@@ -56,33 +57,66 @@ def _points(scored: r.Scored) -> str:
     return ", ".join(f"{i.name} {i.points if i.points is not None else '?'}" for i in scored.items)
 
 
+@dataclass(frozen=True)
+class Survival:
+    """A life-expectancy estimate and what remains of it now (months)."""
+
+    estimate: float
+    estimated_at: datetime
+    remaining: float
+
+    def fr(self) -> str:
+        return (
+            f"espérance de vie (estimation du {self.estimated_at:%d/%m/%Y} : {self.estimate:g} mois, soit "
+            f"~{self.remaining:.1f} mois restants)"
+        )
+
+
+PATIENT_PAIN_NOTE = "La douleur propre à cette lésion n'est pas renseignée (la douleur globale ne la remplace pas). "
+
+
+def stale_pain_note(at: datetime, days: int) -> str:
+    return (
+        f"La douleur de cette lésion, évaluée le {at:%d/%m/%Y}, n'est plus actuelle (plus de {days} jours, ou datée "
+        "dans le futur) : la réévaluer ; elle est comptée comme manquante. "
+    )
+
+
 def mirels_text(
-    lesion: str, m: r.Scored, lo: int, hi: int, decision: str | None, life_expectancy: float | None, ct: bool
+    lesion: str,
+    m: r.Scored,
+    lo: int,
+    hi: int,
+    decision: str | None,
+    survival: Survival | None,
+    ct: bool,
+    pain_note: str | None = None,
 ) -> str:
     if m.total is not None:
         head = f"Score de Mirels {m.total}/12 pour {lesion} ({_points(m)}). "
-    elif decision is not None:
+    elif decision is not None and decision != "doubt":
         bound = f"d'au moins {lo}/12" if lo >= 9 else f"d'au plus {hi}/12"
         head = (
             f"Score de Mirels incomplet pour {lesion} ({_points(m)}), il manque {', '.join(m.missing)} : score "
             f"{bound} quelle que soit la valeur manquante, ce qui suffit à décider. "
         )
     else:
-        return (
+        head = (
             f"Score de Mirels incomplet pour {lesion} ({_points(m)}) : il manque {', '.join(m.missing)}. Score entre "
-            f"{lo} et {hi}/12 : la conduite à tenir dépend de la valeur manquante."
+            f"{lo} et {hi}/12 : la conduite à tenir dépend de la valeur manquante. "
         )
-    ct_note = ""
-    if ct:
-        ct_note = (
-            " Au scanner, ostéolyse corticale > 30 % en axial et > 50 % en circonférence : discuter une "
-            "chirurgie de consolidation première."
-        )
-    if "pain" in m.missing:
-        head += "La douleur propre à cette lésion n'est pas renseignée (la douleur globale ne la remplace pas). "
+    # L1340-1346, for a decision of fixation first only (the caller decides)
+    ct_note = (
+        " Au scanner, ostéolyse corticale > 30 % en axial et > 50 % en circonférence : discuter une "
+        "chirurgie de consolidation première."
+        if ct
+        else ""
+    )
+    if pain_note is not None:
+        head += pain_note
     if decision is None:
         return head.strip() + ct_note
-    le = f"{life_expectancy:g}" if life_expectancy is not None else "?"
+    le = survival.fr() if survival is not None else "espérance de vie non connue"
     if decision == "low":
         advice = "Risque fracturaire faible : radiothérapie seule et surveillance."
     elif decision == "rcp":
@@ -90,23 +124,27 @@ def mirels_text(
             "Score intermédiaire : discuter la conduite à tenir en RCP-OOS (chirurgien, radiologue "
             "interventionnel, rhumatologue, radiothérapeute)."
         )
+    elif decision == "doubt":
+        advice = (
+            f"En cas de doute, discuter la conduite à tenir en RCP-OOS (chirurgien, radiologue interventionnel, "
+            f"rhumatologue, radiothérapeute), et renseigner {', '.join(m.missing)} pour lever le doute."
+        )
     elif decision == "fixation":
         advice = (
-            f"Risque fracturaire élevé avec une espérance de vie estimée à {le} mois : avis chirurgical pour "
-            "fixation prophylactique première, puis radiothérapie post-opératoire."
+            f"Risque fracturaire élevé, {le} : avis chirurgical pour fixation prophylactique première, puis "
+            "radiothérapie post-opératoire."
         )
     elif decision == "short_survival":
         advice = (
-            f"Risque fracturaire élevé mais espérance de vie estimée à {le} mois (≤ 3 mois) : la fixation "
-            "prophylactique première n'est pas indiquée. Discuter en RCP-OOS une radiothérapie (schéma fractionné "
-            "préféré en cas de risque fracturaire) et, selon l'état général, une stabilisation plus simple ; antalgie."
+            f"Risque fracturaire élevé mais {le}, soit 3 mois ou moins : la fixation prophylactique première n'est "
+            "pas indiquée. Discuter en RCP-OOS une radiothérapie (schéma fractionné préféré en cas de risque "
+            "fracturaire) et, selon l'état général, une stabilisation plus simple ; antalgie."
         )
     elif decision == "no_surgery":
         advice = (
-            f"Risque fracturaire élevé mais espérance de vie estimée à {le} mois (moins de 6 semaines) : pas de "
-            "chirurgie, qui n'apporterait pas de bénéfice. Antalgie efficace, éventuellement radiothérapie."
+            f"Risque fracturaire élevé mais {le}, soit moins de 6 semaines : pas de chirurgie, qui n'apporterait "
+            "pas de bénéfice. Antalgie efficace, éventuellement radiothérapie."
         )
-        ct_note = ""
     else:
         advice = (
             "Risque fracturaire élevé : la fixation prophylactique première n'est indiquée qu'avec une espérance de "
@@ -133,7 +171,7 @@ def sins_text(where: str, scored: r.Scored, band: str | None, decision: bool = F
     return text
 
 
-def oligo_text(status: r.OligoStatus, extra_known: bool = True) -> str:
+def oligo_text(status: r.OligoStatus, extra_known: bool = True, not_current: list[str] | None = None) -> str:
     names = {
         "sites_1_to_3": "1 à 3 sites atteints",
         "metastases_1_to_5": "1 à 5 métastases",
@@ -162,6 +200,12 @@ def oligo_text(status: r.OligoStatus, extra_known: bool = True) -> str:
     )
     if not extra_known:
         counting += " Les métastases extra-osseuses (nombre, sites, stabilité) ne sont pas renseignées."
+    stale = {"primary_controlled": "contrôle du primitif", "extra_osseous": "maladie extra-osseuse"}
+    if not_current:
+        counting += (
+            f" Donnée(s) de bilan non actuelle(s) (trop ancienne(s) ou datée(s) dans le futur), non utilisée(s) : "
+            f"{', '.join(stale[n] for n in not_current)} ; réévaluer."
+        )
     return f"{verdict} ({'; '.join(parts)}).{why}{counting}"
 
 

@@ -26,13 +26,15 @@ from services.systemic_planner.dosing import (
 from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
 from services.systemic_planner.inputs import (
     SystemicState,
+    bone_metastasis,
     calcium,
     drug_history,
+    life_expectancy,
     merge,
     renal,
     vitamin_d,
 )
-from services.systemic_planner.prerequisites import prerequisites, vitamin_d_item
+from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
 from shared.facts import Fact
 from shared.recommend import caused_by, recommendation, withdrawal
@@ -44,7 +46,8 @@ __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"
 def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     drugs = drug_history(s, at)
     on_ar = {d: since for d, since in drugs.active.items() if d in r.ANTIRESORPTIVES}
-    le = s.life_expectancy
+    le = life_expectancy(s, at)
+    metastasis = bone_metastasis(s, at)
     stop = drugs.ar_review_stop if not on_ar else None
     # after a deliberate stop at the 2-year review, only an SRE after the stop counts (SYS-REVIEW-2Y)
     sres = [f for f in s.sres.values() if not at.is_future(f.occurred_at)]
@@ -52,15 +55,15 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         sres = [f for f in sres if f.occurred_at.date() > stop]
     decision = r.antiresorptive_start(
         has_sre=bool(sres),
-        bone_metastasis=s.first_bone_metastasis is not None,
-        life_expectancy_months=le.value if le else None,
+        bone_metastasis=metastasis is not None,
+        life_expectancy_months=le.remaining,
         on_antiresorptive=bool(on_ar),
         stopped_after_review=stop is not None,
     )
     items: list[PlanItem] = []
     if decision.outcome == "no_trigger" and not drugs.ever_started.keys() & r.ANTIRESORPTIVES:
         return items
-    items.append(ar_start_item(s, decision, on_ar, drugs))
+    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le))
     kidney = renal(s, at)
     ca = calcium(s, at)
     onj_items, onj_blocks = osteonecrosis(s, at, drugs)
@@ -70,7 +73,8 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         prereq = prerequisites(s, at, kidney, vit_d, ca, on_ar)
         items.append(prereq.item)
         items.append(vitamin_d_item(vit_d, ca, at))
-        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, onj_blocks)
+        supplements = supplements_fr(vit_d, ca, at)
+        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks)
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
         if za_planned and "zoledronic_acid" not in drugs.ever_started:
@@ -85,7 +89,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(deno_stop)
     items += renal_safety(kidney, drugs, za_planned)
     items += onj_items
-    onco = oncology(s, at, anticancer(drugs))
+    onco = oncology(s, at, anticancer(drugs), metastasis, le)
     if onco is not None:
         items.append(onco)
     biopsy = bone_biopsy(s, at)  # MOL-BIOPSY

@@ -14,19 +14,39 @@ from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import DrugHistory, LabFact, Renal, SystemicState, item
+from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
 from services.systemic_planner.prerequisites import Prerequisites
+from shared.facts import Fact
 
 
-def ar_start_item(s: SystemicState, d: r.ArStartDecision, on_ar: dict[str, date], drugs: DrugHistory) -> PlanItem:
+def ar_start_item(
+    s: SystemicState,
+    d: r.ArStartDecision,
+    on_ar: dict[str, date],
+    drugs: DrugHistory,
+    metastasis: Fact[str] | None,
+    le: LifeExpectancy,
+) -> PlanItem:
     inputs = [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
-    if s.first_bone_metastasis is not None:
-        inputs.append(s.first_bone_metastasis.used("bone_metastasis_site"))
-    if s.life_expectancy is not None:
-        inputs.append(s.life_expectancy.used("life_expectancy", "months"))
+    if metastasis is not None:
+        inputs.append(metastasis.used("bone_metastasis_site"))
+    if le.fact is not None:
+        inputs.append(le.fact.used("life_expectancy", "months"))
+        if le.remaining is not None:
+            inputs.append(
+                InputUsed(
+                    name="life_expectancy_remaining",
+                    value=round(le.remaining, 2),
+                    unit="months",
+                    occurred_at=le.fact.occurred_at,
+                    source_event_id=le.fact.event_id,
+                )
+            )
     if drugs.ar_review_stop is not None:
         inputs.append(InputUsed(name="antiresorptive_stopped_after_review", value=drugs.ar_review_stop.isoformat()))
-    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop)
+    if d.outcome == "insufficient_data":
+        d = r.ArStartDecision(d.outcome, d.trigger, le.missing or d.missing)
+    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le)
     return item(
         "antiresorptive-start",
         "SYS-AR-START",
@@ -40,7 +60,7 @@ def ar_start_item(s: SystemicState, d: r.ArStartDecision, on_ar: dict[str, date]
     )
 
 
-def denosumab_order(hold_supplements: bool) -> MedicationOrder:
+def denosumab_order(supplements: str) -> MedicationOrder:
     """SYS-DENO: 120 mg SC monthly, no renal adjustment."""
     return MedicationOrder(
         drug="denosumab",
@@ -49,18 +69,18 @@ def denosumab_order(hold_supplements: bool) -> MedicationOrder:
         unit="mg",
         route="subcutaneous",
         interval="P1M",
-        instructions_fr=t.deno_instructions(hold_supplements),
+        instructions_fr=t.deno_instructions(supplements),
         rule_ids=["SYS-DENO"],
     )
 
 
-def _waive(order: MedicationOrder, waived: tuple[str, ...]) -> MedicationOrder:
+def _waive(order: MedicationOrder, waived: tuple[str, ...], waiver_fr: str) -> MedicationOrder:
     if not waived:
         return order
     return order.model_copy(
         update={
             "waived_prerequisites": list(waived),
-            "instructions_fr": order.instructions_fr + " " + t.waived_on_order(waived),
+            "instructions_fr": order.instructions_fr + " " + waiver_fr,
             "rule_ids": [*order.rule_ids, "SYS-AR-PREREQ"],
         }
     )
@@ -72,6 +92,7 @@ def antiresorptive_item(
     on_ar: dict[str, date],
     prereq: Prerequisites | None,
     hold_supplements: bool,
+    supplements: str,
     onj_blocks: bool,
 ) -> PlanItem:
     inputs: list[InputUsed] = []
@@ -85,7 +106,7 @@ def antiresorptive_item(
             "warning",
             "critical",
             "Anti-résorptif : pas de prescription (ostéonécrose de la mâchoire)",
-            t.ONJ_ORDER_TEXT,
+            t.onj_order_text("denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="La reprise se décide avec le centre spécialisé qui prend en charge l'ostéonécrose.",
         )
@@ -121,7 +142,7 @@ def antiresorptive_item(
             "SYS-DENO",
             "warning",
             "warning",
-            t.deno_low_crcl_title(renal.value),
+            t.deno_low_crcl_title(renal.value, "denosumab" in on_ar),
             t.deno_low_crcl_text(renal.value, "zoledronic_acid" in on_ar, "denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="Un avis spécialisé décide d'un éventuel anti-résorptif ; l'acide zolédronique "
@@ -143,7 +164,7 @@ def antiresorptive_item(
             "Dénosumab 120 mg SC mensuel (en cours)",
             t.deno_text(good, hold_supplements),
             inputs=inputs,
-            orders=[denosumab_order(hold_supplements)],
+            orders=[denosumab_order(supplements)],
             what_would_change_fr="L'espacement n'est pas validé pour le dénosumab ; l'arrêt impose un relais.",
         )
     za_since = on_ar.get("zoledronic_acid")
@@ -208,15 +229,16 @@ def antiresorptive_item(
             what_would_change_fr="La prescription sera proposée dès que ces prérequis seront remplis ; " + change,
         )
     waived = prereq.waived if prereq is not None else ()
+    waiver = prereq.waiver_fr if prereq is not None else ""
     return item(
         "antiresorptive",
         "SYS-ZA-DOSE",
         "recommended",
         "warning" if waived else "info",
         t.za_title(dose.dose_mg, sched),
-        text + (" " + t.waived_on_order(waived) if waived else ""),
+        text + (" " + waiver if waived else ""),
         inputs=inputs,
-        orders=[_waive(order, waived)],
+        orders=[_waive(order, waived, waiver)],
         what_would_change_fr=change,
     )
 

@@ -10,13 +10,22 @@ from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import DrugHistory, LabFact, SystemicState, dental, item, sre_is_current
+from services.systemic_planner.inputs import (
+    DrugHistory,
+    LabFact,
+    LifeExpectancy,
+    SystemicState,
+    dental,
+    item,
+    sre_is_current,
+)
 from shared.dates import add_months
+from shared.facts import Fact
 
 #: SYS-ONCO: an SRE calling for an urgent local procedure is "under way" for 3 weeks (chemotherapy and RT resume
-#: 3 weeks after surgery, SURG-LE L2940-2955); no urgent procedure below 6 weeks of expected survival (L2776-2834).
+#: 3 weeks after surgery, SURG-LE L2940-2955); no urgent procedure below exactly 6 weeks of expected survival left
+#: (L2804-2808: r.SIX_WEEKS_IN_MONTHS, the same constant as scoring's).
 URGENT_PROCEDURE_WINDOW = timedelta(weeks=3)
-NO_SURGERY_BELOW_MONTHS = 1.5
 
 
 @dataclass(frozen=True)
@@ -141,8 +150,10 @@ def osteonecrosis(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> tuple[lis
     return [], False
 
 
-def oncology(s: SystemicState, at: r.AsOf, anticancer: list[str]) -> PlanItem | None:
-    if s.first_bone_metastasis is None and not s.sres:
+def oncology(
+    s: SystemicState, at: r.AsOf, anticancer: list[str], metastasis: Fact[str] | None, le: LifeExpectancy
+) -> PlanItem | None:
+    if metastasis is None and not s.sres:
         return None
     recent = [
         f
@@ -150,8 +161,8 @@ def oncology(s: SystemicState, at: r.AsOf, anticancer: list[str]) -> PlanItem | 
         if f.value in ("cord_compression", "pathological_fracture")
         and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
     ]
-    le = s.life_expectancy
-    urgent = bool(recent) and not (le is not None and le.value < NO_SURGERY_BELOW_MONTHS)
+    short = le.remaining is not None and le.remaining < r.SIX_WEEKS_IN_MONTHS
+    urgent = bool(recent) and not short
     if not anticancer and not urgent:
         return None
     return item(
@@ -162,5 +173,6 @@ def oncology(s: SystemicState, at: r.AsOf, anticancer: list[str]) -> PlanItem | 
         "Traitement systémique et métastases osseuses",
         t.onco_text(anticancer, urgent),
         inputs=[InputUsed(name="active_drug", value=d) for d in anticancer]
-        + [f.used(f"sre:{f.value}") for f in recent],
+        + [f.used(f"sre:{f.value}") for f in recent]
+        + ([le.fact.used("life_expectancy", "months")] if short and le.fact is not None else []),
     )

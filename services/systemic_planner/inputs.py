@@ -59,11 +59,30 @@ class SreCurrency(BaseModel):
     current_until: datetime | None = None
 
 
+class LesionFacts(BaseModel):
+    """What the planner knows of one bone lesion: whether it is a confirmed metastasis (IMG-ISOLATED, the same rule
+    as scoring's `Lesion.effective_status`)."""
+
+    first: Fact[str]  # the earliest finding (value: skeletal site)
+    modalities: list[str] = Field(default_factory=list)
+    status: Fact[str] | None = None  # the newest stated status (suspected, confirmed, resolved)
+
+    def effective_status(self) -> str:
+        if self.status is not None:
+            return self.status.value
+        return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
+
+
+#: life-expectancy estimates kept (the newest by clinical time): enough for future-dated ones never to hide the
+#: newest current one
+LIFE_EXPECTANCY_KEPT = 10
+
+
 class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
     sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
-    first_bone_metastasis: Fact[str] | None = None
-    life_expectancy: Fact[float] | None = None
+    lesions: dict[str, LesionFacts] = Field(default_factory=dict)  # by lesion_id
+    life_expectancies: list[Fact[float]] = Field(default_factory=list)  # by clinical time, newest last
     response: Fact[str] | None = None
     oligometastatic: Fact[str] | None = None  # status band
     oligo_missing: list[str] = Field(default_factory=list)
@@ -91,6 +110,8 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
             "sre_currency": dict(state.sre_currency),
             "treatments": dict(state.treatments),
             "care": dict(state.care),
+            "lesions": dict(state.lesions),
+            "life_expectancies": list(state.life_expectancies),
             **{table: dict(getattr(state, table)) for table in LAB_TABLES.values()},
         }
     )
@@ -107,10 +128,13 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
             )
     elif isinstance(e, ImagingFinding):
-        s.first_bone_metastasis = earliest(s.first_bone_metastasis, Fact[str].of(e, e.skeletal_site))
+        s.lesions[e.lesion_id] = _merge_finding(s.lesions.get(e.lesion_id), e)
+        s.lesions = dict(sorted(s.lesions.items()))
     elif isinstance(e, ClinicalAssessment):
         if e.life_expectancy_months is not None:
-            s.life_expectancy = newest(s.life_expectancy, Fact[float].of(e, e.life_expectancy_months))
+            known = {str(f.event_id): f for f in s.life_expectancies}
+            known[str(e.event_id)] = Fact[float].of(e, e.life_expectancy_months)
+            s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
         if e.oncological_response is not None:
             s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
     elif isinstance(e, TreatmentEvent):
@@ -140,6 +164,75 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 notes=e.notes,
             )
     return s
+
+
+def _merge_finding(lesion: LesionFacts | None, f: ImagingFinding) -> LesionFacts:
+    found = Fact[str].of(f, f.skeletal_site)
+    if lesion is None:
+        lesion = LesionFacts(first=found)
+    status = lesion.status
+    if f.status is not None:
+        status = newest(status, Fact[str].of(f, f.status))
+    return LesionFacts(
+        first=earliest(lesion.first, found), modalities=sorted({*lesion.modalities, f.modality}), status=status
+    )
+
+
+def bone_metastasis(s: SystemicState, at: r.AsOf) -> Fact[str] | None:
+    """SYS-AR-START's "découverte d'une métastase osseuse" (L1070-1074, L1263-1265): the earliest confirmed lesion,
+    never a suspected one (stated, or seen only on PET or bone scan: IMG-ISOLATED, L489-491), a resolved one, or one
+    first seen on a date in the future."""
+    confirmed = [
+        x.first
+        for x in s.lesions.values()
+        if x.effective_status() == "confirmed" and not at.is_future(x.first.occurred_at)
+    ]
+    return min(confirmed, key=lambda f: f.order(), default=None)
+
+
+@dataclass(frozen=True)
+class LifeExpectancy:
+    """The newest life-expectancy estimate not dated in the future, and what remains of it now. `remaining` is set
+    only when the estimate is within its validity window (else it is to be estimated again)."""
+
+    fact: Fact[float] | None
+    status: Literal["unknown", "stale", "current"]
+    remaining: float | None = None
+    future_ignored: bool = False
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        if self.status == "current":
+            return ()
+        if self.fact is None:
+            return ("life expectancy estimate",)
+        return (
+            f"a current life expectancy estimate (the last one, {self.fact.value:g} months, dated "
+            f"{self.fact.occurred_at:%Y-%m-%d})",
+        )
+
+
+def life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
+    """A future-dated estimate is ignored (it becomes effective on its date: a deadline) and never hides a current
+    one; past the validity window the estimate is to be made again; within it, the thresholds (3 months, 6 weeks)
+    apply to what remains (the estimate minus the time since), and the moments they are crossed are deadlines."""
+    future = False
+    past = []
+    for f in s.life_expectancies:
+        if at.is_future(f.occurred_at):
+            future = True
+            at.after(f.occurred_at - at.recency.future_tolerance)
+        else:
+            past.append(f)
+    fact = max(past, key=lambda f: f.order(), default=None)
+    if fact is None:
+        return LifeExpectancy(None, "unknown", future_ignored=future)
+    if not at.is_current(fact.occurred_at, at.recency.life_expectancy):
+        return LifeExpectancy(fact, "stale", future_ignored=future)
+    for threshold in (r.AR_START_MIN_LIFE_EXPECTANCY_MONTHS, r.SIX_WEEKS_IN_MONTHS):
+        at.after(r.when_remaining_reaches(fact.value, fact.occurred_at, threshold) + timedelta(seconds=1))
+    remaining = r.remaining_life_expectancy(fact.value, fact.occurred_at, at.now)
+    return LifeExpectancy(fact, "current", remaining, future)
 
 
 def item(key: str, rule_id: str, status: str, severity: str, title: str, text: str, **extra: object) -> PlanItem:

@@ -24,9 +24,12 @@ class Prerequisites:
     item: PlanItem
     #: unmet prerequisites that hold the anti-resorptive order (check names); empty when met or waived
     holding: tuple[str, ...]
-    #: unmet prerequisites waived by a current emergency (to be stated on the order)
+    #: unmet prerequisites waived (by a current emergency; or the vitamin D deficiency while supplements are held
+    #: for a hypercalcaemia), to be stated on the order
     waived: tuple[str, ...]
     emergency: bool
+    #: what the order says of the waived prerequisites (French), empty when none
+    waiver_fr: str = ""
 
 
 def _vitamin_d_check(v: VitaminD, ca: Calcium, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
@@ -122,33 +125,41 @@ def prerequisites(
         )
     emergency = ca.emergency and not on_ar
     unmet = tuple(c.name for c in checks if c.name in HOLDING and c.status != "done") if not on_ar else ()
-    if emergency:
-        checks = [
-            Check(name=c.name, status="waived", detail_fr=c.detail_fr + " (levé : urgence hypercalcémique)")
-            if c.name in unmet
-            else c
-            for c in checks
-        ]
-    # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) waives nothing
-    historical = bool(unmet) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
+    # SYS-AR-PREREQ L795-799 / SYS-VITD-CORR: while vitamin D and calcium are held for a hypercalcaemia, the deficiency
+    # cannot be corrected, and the deep hypocalcaemia it exposes to on starting is not present while calcium is high:
+    # it does not hold the anti-resorptive (else each would wait for the other), and the order says so.
+    hyper = (
+        ("vitamin_d",)
+        if not emergency and ca.hold_supplements and v.deficiency_uncorrected and "vitamin_d" in unmet
+        else ()
+    )
+    waived = unmet if emergency else hyper
+    holding = () if emergency else tuple(u for u in unmet if u not in hyper)
+    reason = t.WAIVED_EMERGENCY if emergency else t.WAIVED_HYPERCALCAEMIA
+    checks = [
+        Check(name=c.name, status="waived", detail_fr=c.detail_fr + reason) if c.name in waived else c for c in checks
+    ]
+    # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) is no emergency
+    historical = bool(holding) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
     severe = v.fact is not None and v.fact.value is not None and v.fact.value < 10 and not on_ar
     status = "done" if all(c.status in ("done", "waived") for c in checks) else "to_do"
-    if emergency:
+    if waived:
         inputs += list(ca.inputs)
     prereq = item(
         "prerequisites",
         "SYS-AR-PREREQ",
-        "waived" if emergency and status == "done" and unmet else status,
-        "warning" if severe or (unmet and not emergency) else "info",
+        "waived" if waived and status == "done" else status,
+        "warning" if severe or holding or hyper else "info",
         t.prereq_title(emergency, on_ar),
-        t.prereq_text(checks, emergency, severe, [] if emergency else list(unmet))
+        t.prereq_text(checks, emergency, severe, list(holding), bool(hyper))
         + (t.HISTORICAL_CRISIS if historical else ""),
         inputs=inputs,
         checks=checks,
         what_would_change_fr="Chaque bilan réalisé passe la ligne correspondante à « fait » ; l'anti-résorptif "
         "est proposé quand la vitamine D, l'état bucco-dentaire et la cicatrisation sont en ordre.",
     )
-    return Prerequisites(prereq, () if emergency else unmet, unmet if emergency else (), emergency)
+    waiver = t.waived_on_order(waived) if emergency else t.waived_hypercalcaemia_on_order() if hyper else ""
+    return Prerequisites(prereq, holding, waived, emergency, waiver)
 
 
 # ---- SYS-VITD-CORR -----------------------------------------------------------------------------------------------
@@ -166,7 +177,41 @@ def _cholecalciferol(interval: str, count: int | None, text: str) -> MedicationO
     )
 
 
+def calcium_known(ca: Calcium, at: r.AsOf) -> bool:
+    """A corrected calcium recent enough (and not high: the caller checks hold_supplements first) for calcium intake
+    advice."""
+    return ca.latest is not None and at.is_current(ca.latest.occurred_at, at.recency.calcium_for_supplements)
+
+
+def supplements_fr(v: VitaminD, ca: Calcium, at: r.AsOf) -> str:
+    """What the denosumab order says of calcium and vitamin D."""
+    if ca.hold_supplements:
+        return "calcium et vitamine D suspendus tant que la calcémie corrigée n'est pas normale."
+    value = v.fact.value if v.fact is not None and v.status == "current" else None
+    vit_d = (
+        "vitamine D non supplémentée (taux au-dessus des valeurs recommandées)"
+        if value is not None and value > r.VITD_RECOMMENDED_MAX_NG_ML
+        else "supplémentation en vitamine D"
+    )
+    calcium = "apports calciques" if calcium_known(ca, at) else "apports calciques après dosage de la calcémie corrigée"
+    return f"{vit_d} ; {calcium}."
+
+
 def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
+    value = v.fact.value if v.fact is not None and v.status == "current" else None
+    if value is not None and value > r.VITD_RECOMMENDED_MAX_NG_ML and v.fact is not None:
+        # Tableau 1 (L829-831): 30 to 70 ng/mL recommended, > 150 possible intoxication: no supplement order
+        intoxication = value > r.VITD_INTOXICATION_NG_ML
+        return item(
+            "vitamin-d",
+            "SYS-VITD-CORR",
+            "warning",
+            "critical" if intoxication else "warning",
+            "Vitamine D : intoxication possible" if intoxication else "Vitamine D au-dessus des taux recommandés",
+            t.vit_d_high_text(value, v.fact.occurred_at, intoxication, ca.hold_supplements),
+            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *ca.inputs],
+            what_would_change_fr=t.vit_d_high_change(),
+        )
     if ca.hold_supplements:
         # no vitamin D loading, no calcium supplement or intake advice during a hypercalcaemia (LAB-CA-CRISIS)
         inputs = list(ca.inputs) + ([] if v.fact is None else [v.fact.used("vitamin_d_25oh", "ng/mL")])
@@ -206,6 +251,11 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             what_would_change_fr="Un dosage récent permettra de proposer la recharge ou l'entretien.",
         )
     p = r.vitamin_d_correction(v.fact.value)
+    # calcium intake advice only on a recent corrected calcium (not high: held above); else it is to measure
+    known = calcium_known(ca, at)
+    days = at.recency.calcium_for_supplements.days
+    calcium_missing = [] if known else [f"corrected calcium measured within {days} days"]
+    calcium_inputs = list(ca.inputs) if known else []
     orders = []
     maintenance = _cholecalciferol("P1M", None, "50 000 UI per os une fois par mois (entretien)")
     if v.loading_since is not None and v.loading_ends is not None:  # the loading on this level is given already
@@ -216,8 +266,9 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             "recommended",
             "info",
             "Vitamine D : recharge en cours" if under_way else "Vitamine D : recharge faite, entretien mensuel",
-            t.vit_d_loading_text(v.fact.value, v.loading_since, v.loading_ends, under_way),
-            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL")],
+            t.vit_d_loading_text(v.fact.value, v.loading_since, v.loading_ends, under_way, known, days),
+            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *calcium_inputs],
+            missing=calcium_missing,
             orders=[maintenance],
             what_would_change_fr="Un nouveau dosage (environ 3 mois après la correction) dira si elle a suffi.",
         )
@@ -234,8 +285,9 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
         "recommended",
         "warning" if p.severe_deficiency else "info",
         t.vit_d_title(p),
-        t.vit_d_text(v.fact.value, p),
-        inputs=[v.fact.used("vitamin_d_25oh", "ng/mL")],
+        t.vit_d_text(v.fact.value, p, known, days),
+        inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *calcium_inputs],
+        missing=calcium_missing,
         orders=orders,
         what_would_change_fr=p.what_would_change_fr,
     )

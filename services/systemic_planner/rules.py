@@ -41,6 +41,27 @@ TKIS: Final = frozenset(
 
 #: SYS-AR-START: life expectancy threshold (months), strictly above.
 AR_START_MIN_LIFE_EXPECTANCY_MONTHS: Final = 3.0
+#: Months as the life-expectancy thresholds count them: the mean calendar month (365.25 / 12 days), the same
+#: constants as scoring's (services/scoring/rules.py; a test checks they agree).
+DAYS_PER_MONTH: Final = 365.25 / 12
+#: SURG-LE (L2804-2808): under exactly 6 weeks of expected survival, no surgery (no urgent local procedure).
+SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / DAYS_PER_MONTH
+
+
+def remaining_life_expectancy(estimate_months: float, estimated_at: datetime, now: datetime) -> float:
+    """What is left of a life-expectancy estimate at `now`: the estimate minus the months elapsed since it was made.
+    Never below 0."""
+    elapsed = max((now - estimated_at).total_seconds(), 0.0) / 86400 / DAYS_PER_MONTH
+    return max(estimate_months - elapsed, 0.0)
+
+
+def when_remaining_reaches(estimate_months: float, estimated_at: datetime, months: float) -> datetime:
+    """The moment what remains of an estimate falls to `months` (a deadline: a threshold is crossed then)."""
+    return estimated_at + timedelta(days=(estimate_months - months) * DAYS_PER_MONTH)
+
+
+#: IMG-ISOLATED (L489-491): a lesion seen only on these is unconfirmed (the same set as scoring's).
+METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 
 
 @dataclass(frozen=True)
@@ -101,7 +122,7 @@ def zoledronic_acid_dose(crcl_ml_min: float) -> ZaDose:
     return ZaDose(None, "< 30 mL/min", "l'acide zolédronique redevient possible si la clairance atteint 30 mL/min")
 
 
-# ---- SYS-VITD-CORR (L803-817, L837-865, L1124-1128) ---------------------------------------------------------
+# ---- SYS-VITD-CORR (L803-865 with Tableau 1, L1124-1128) -----------------------------------------------------
 VITD_DOSE_IU: Final = 50_000
 CALCIUM_INTAKE_MG_DAY: Final = (1000, 1500)
 
@@ -174,8 +195,13 @@ class Recency:
       weight, which changes quickly in cancer (cachexia): weighed at each monthly visit.
     - 25-OH vitamin D, 90 days: the 8-week loading (L849-851) is judged on a level from before it; a level older
       than a season no longer describes the stock (GRIO, ref. 49: re-measure about 3 months after correction).
-    - corrected calcium, 72 hours: a crisis (> 3.5 mmol/L, L313-316) is an emergency only while it is current; it
+    - corrected calcium, 72 hours: a crisis (> 3.5 mmol/L, L302-306) is an emergency only while it is current; it
       is re-checked at least daily under treatment, so a value older than 3 days says nothing of today.
+    - corrected calcium before calcium intake advice, 30 days: advice on calcium intake (L813-817, L863-865)
+      needs a calcium known not to be high; checked monthly with the renal function under an anti-resorptive.
+    - life expectancy, 91 days: an older estimate cannot place the patient either side of 3 months (SYS-AR-START,
+      L1070-1074) or 6 weeks (SURG-LE, L2804); it is to be estimated again (as in scoring). Within the window the
+      thresholds apply to what remains of it (the estimate minus the time since it was made).
     - serum CTX, 90 days: the 2-year review weighs a *rise* of CTX (L1242-1243); an older value is history.
     - future tolerance, 10 minutes: clock skew between hospital systems; later than that a date is not current.
     """
@@ -184,6 +210,8 @@ class Recency:
     weight: timedelta = timedelta(days=30)
     vitamin_d: timedelta = timedelta(days=90)
     calcium: timedelta = timedelta(hours=72)
+    calcium_for_supplements: timedelta = timedelta(days=30)
+    life_expectancy: timedelta = timedelta(days=91)
     ctx: timedelta = timedelta(days=90)
     future_tolerance: timedelta = timedelta(minutes=10)
 
@@ -228,7 +256,7 @@ class AsOf:
         return min((d for d in self.deadlines if d > self.now), default=None)
 
 
-# ---- calcium (LAB-CA-CRISIS L313-316; SYS-VITD-CORR) --------------------------------------------------------
+# ---- calcium (LAB-CA-CRISIS L302-306; SYS-VITD-CORR) --------------------------------------------------------
 #: corrected calcium strictly above 3.5 mmol/L is an acute hypercalcaemic crisis (strict, unrounded).
 CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.5
 #: upper limit of a normal corrected calcium (usual laboratory reference 2.20-2.60 mmol/L). Above it, no vitamin D
@@ -240,6 +268,12 @@ CALCIUM_UPPER_NORMAL_MMOL_L: Final = 2.60
 #: "carence" in the correction scheme (L849): < 20 ng/mL. A deficiency must be corrected before the start (unless
 #: emergency); 20 to < 30 (insufficiency, L853) is loaded in parallel and does not hold the start.
 VITD_DEFICIENCY_NG_ML: Final = 20.0
+
+
+#: Tableau 1 (L821-831): recommended 30 to 70 ng/mL; above 70 no supplement is ordered (warning); above 150 a
+#: vitamin D intoxication is possible (critical). Strict: 70 and 150 themselves are within the lower class.
+VITD_RECOMMENDED_MAX_NG_ML: Final = 70.0
+VITD_INTOXICATION_NG_ML: Final = 150.0
 
 
 def loading_weeks(ng_ml: float) -> int:

@@ -16,6 +16,10 @@ class SystemicSettings(Settings):
     weight_max_age_days: float = 30
     vitamin_d_max_age_days: float = 90
     calcium_max_age_hours: float = 72
+    #: calcium intake advice needs a corrected calcium this recent (not high)
+    calcium_supplement_max_age_days: float = 30
+    #: a life-expectancy estimate older than this is to be estimated again (SYS-AR-START, SYS-ONCO)
+    life_expectancy_max_age_days: float = 91
     ctx_max_age_days: float = 90
     #: clock skew tolerated before a clinical time counts as in the future (not current)
     future_tolerance_minutes: float = 10
@@ -26,6 +30,8 @@ class SystemicSettings(Settings):
             weight=timedelta(days=self.weight_max_age_days),
             vitamin_d=timedelta(days=self.vitamin_d_max_age_days),
             calcium=timedelta(hours=self.calcium_max_age_hours),
+            calcium_for_supplements=timedelta(days=self.calcium_supplement_max_age_days),
+            life_expectancy=timedelta(days=self.life_expectancy_max_age_days),
             ctx=timedelta(days=self.ctx_max_age_days),
             future_tolerance=timedelta(minutes=self.future_tolerance_minutes),
         )

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from contracts.plan import Check
 from services.systemic_planner import rules as r
+from services.systemic_planner.inputs import LifeExpectancy
 
 DRUG_FR = {
     "zoledronic_acid": "acide zolédronique",
@@ -15,7 +16,17 @@ DRUG_FR = {
 }
 
 
-def ar_start(d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None) -> tuple[str, str, str, str]:
+def survival(le: LifeExpectancy) -> str:
+    """A life-expectancy estimate, e.g. "estimation du 01/11/2026 : 12 mois". What remains of it now is in the item's
+    inputs (life_expectancy_remaining), not in the text, so that time passing alone changes no published text."""
+    if le.fact is None:
+        return "espérance de vie non estimée"
+    return f"estimation du {le.fact.occurred_at:%d/%m/%Y} : {le.fact.value:g} mois"
+
+
+def ar_start(
+    d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None, le: LifeExpectancy
+) -> tuple[str, str, str, str]:
     """(status, severity, title, text) of the SYS-AR-START item."""
     if d.outcome == "stopped_after_review":
         assert review_stop is not None
@@ -44,23 +55,34 @@ def ar_start(d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | N
             "recommended",
             "info",
             "Débuter un traitement anti-résorptif (métastase osseuse, espérance de vie > 3 mois)",
-            "Métastase osseuse connue et espérance de vie estimée supérieure à 3 mois : proposer un anti-résorptif "
-            "(acide zolédronique ou dénosumab) dès maintenant, après bilan vitamine D, rénal et dentaire.",
+            "Métastase osseuse confirmée et espérance de vie restante supérieure à 3 mois (l'estimation, moins le "
+            "temps écoulé depuis) : proposer un anti-résorptif (acide zolédronique ou dénosumab) dès maintenant, "
+            "après bilan vitamine D, rénal et dentaire.",
+        )
+    future = " Une estimation datée dans le futur est ignorée (date à vérifier)." if le.future_ignored else ""
+    if d.outcome == "insufficient_data" and le.status == "stale":
+        return (
+            "cannot_decide",
+            "info",
+            "Anti-résorptif : espérance de vie à estimer de nouveau",
+            f"Métastase osseuse confirmée, mais la dernière estimation de l'espérance de vie ({survival(le)}) est "
+            "trop ancienne pour situer le patient par rapport au seuil de 3 mois : l'estimer de nouveau." + future,
         )
     if d.outcome == "insufficient_data":
         return (
             "cannot_decide",
             "info",
             "Anti-résorptif : décision impossible, données manquantes",
-            "Métastase osseuse connue, mais sans estimation clinique de l'espérance de vie : l'indication d'un "
-            "anti-résorptif (seuil : > 3 mois) ne peut pas être posée.",
+            "Métastase osseuse confirmée, mais sans estimation clinique de l'espérance de vie : l'indication d'un "
+            "anti-résorptif (seuil : > 3 mois) ne peut pas être posée." + future,
         )
     return (
         "not_indicated",
         "info",
         "Anti-résorptif non indiqué à ce stade",
-        "Espérance de vie estimée à 3 mois ou moins et aucun événement osseux : l'anti-résorptif n'est pas "
-        "indiqué d'emblée ; il le deviendrait après un événement osseux.",
+        f"Espérance de vie restante de 3 mois ou moins ({survival(le)}, moins le temps écoulé depuis) et aucun "
+        "événement osseux : l'anti-résorptif n'est pas indiqué d'emblée ; il le deviendrait après un événement "
+        "osseux." + future,
     )
 
 
@@ -155,12 +177,14 @@ STATUS_FR = {
     "done": "fait",
     "to_do": "à faire",
     "pending": "en cours",
-    "waived": "levé (urgence)",
+    "waived": "levé",
     "cannot_decide": "données manquantes",
 }
 
 
-def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: list[str]) -> str:
+def prereq_text(
+    checks: list[Check], emergency: bool, severe: bool, holding: list[str], vit_d_waived: bool = False
+) -> str:
     lines = "; ".join(f"{CHECK_FR.get(c.name, c.name)} : {STATUS_FR[c.status]}" for c in checks)
     text = f"Bilan avant et sous anti-résorptif : {lines} (détail dans le plan)."
     if emergency:
@@ -174,6 +198,12 @@ def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: lis
             + ", ".join(CHECK_FR.get(h, h) for h in holding)
             + "."
         )
+    if vit_d_waived:
+        text += (
+            " Carence en vitamine D non corrigée, mais sa correction est suspendue pendant l'hypercalcémie : elle "
+            "ne retient pas l'anti-résorptif (le risque d'hypocalcémie n'existe pas tant que la calcémie est "
+            "élevée) ; surveiller la calcémie et corriger la vitamine D dès qu'elle est normale."
+        )
     if severe:
         text += (
             " Carence sévère en vitamine D : risque d'hypocalcémie profonde et prolongée si l'anti-résorptif "
@@ -182,10 +212,25 @@ def prereq_text(checks: list[Check], emergency: bool, severe: bool, holding: lis
     return text
 
 
+WAIVED_EMERGENCY = " (levé : urgence hypercalcémique)"
+WAIVED_HYPERCALCAEMIA = (
+    " (levé : correction impossible pendant l'hypercalcémie, et pas de risque d'hypocalcémie tant que la calcémie "
+    "est élevée)"
+)
+
+
+def waived_hypercalcaemia_on_order() -> str:
+    return (
+        "Carence en vitamine D non corrigée : prérequis levé, car sa correction est suspendue pendant "
+        "l'hypercalcémie et le risque d'hypocalcémie n'existe pas tant que la calcémie est élevée ; surveiller la "
+        "calcémie et corriger la vitamine D dès sa normalisation."
+    )
+
+
 FUTURE_IGNORED = " Un résultat daté dans le futur est ignoré (date à vérifier)."
 HISTORICAL_CRISIS = (
     " L'hypercalcémie connue n'est pas actuelle (une calcémie plus récente est normale, ou elle est trop "
-    "ancienne) : ce n'est pas une urgence, aucun prérequis n'est levé."
+    "ancienne) : ce n'est pas une urgence, aucun prérequis n'est levé à ce titre."
 )
 
 
@@ -222,12 +267,47 @@ def vit_d_held_change() -> str:
     )
 
 
-def vit_d_loading_text(value: float, since: date, ends: date, under_way: bool) -> str:
-    lo, hi = r.CALCIUM_INTAKE_MG_DAY
+def calcium_advice(known: bool, days: int) -> str:
+    """SYS-VITD-CORR calcium intake (L863-865), only on a recent corrected calcium that is not high."""
+    if known:
+        lo, hi = r.CALCIUM_INTAKE_MG_DAY
+        return f"Apports calciques totaux {lo}-{hi} mg/j."
+    return (
+        f"Calcémie corrigée à doser (aucune valeur depuis {days} jours) avant tout conseil d'apport ou de "
+        "supplément calcique."
+    )
+
+
+def vit_d_loading_text(value: float, since: date, ends: date, under_way: bool, known: bool, days: int) -> str:
     state = f"en cours jusqu'au {ends:%d/%m/%Y}" if under_way else f"terminée le {ends:%d/%m/%Y}"
     return (
         f"25-OH vitamine D {value:g} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, {state} ; "
-        f"puis entretien à 50 000 UI par mois. Apports calciques totaux {lo}-{hi} mg/j."
+        "puis entretien à 50 000 UI par mois. " + calcium_advice(known, days)
+    )
+
+
+def vit_d_high_text(value: float, at: datetime, intoxication: bool, hypercalcaemia: bool) -> str:
+    text = f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y}, "
+    if intoxication:
+        text += (
+            f"au-dessus de {r.VITD_INTOXICATION_NG_ML:g} ng/mL : intoxication à la vitamine D possible (Tableau 1). "
+            "Aucune vitamine D ni calcium ; vérifier les apports en cours, doser la calcémie corrigée et demander un "
+            "avis spécialisé."
+        )
+    else:
+        text += (
+            f"au-dessus des taux recommandés (30 à {r.VITD_RECOMMENDED_MAX_NG_ML:g} ng/mL, Tableau 1) : pas de "
+            "supplémentation en vitamine D (ni recharge ni entretien) ; vérifier les apports en cours et redoser."
+        )
+    if hypercalcaemia:
+        text += " Hypercalcémie associée : calcium suspendu également."
+    return text
+
+
+def vit_d_high_change() -> str:
+    return (
+        f"Un taux redescendu dans les valeurs recommandées (≤ {r.VITD_RECOMMENDED_MAX_NG_ML:g} ng/mL) permettra de "
+        "proposer l'entretien mensuel."
     )
 
 
@@ -237,25 +317,23 @@ def vit_d_title(p: r.VitaminDPlan) -> str:
     return "Vitamine D : entretien mensuel 50 000 UI"
 
 
-def vit_d_text(value: float, p: r.VitaminDPlan) -> str:
-    lo, hi = r.CALCIUM_INTAKE_MG_DAY
+def vit_d_text(value: float, p: r.VitaminDPlan, calcium_known: bool = True, days: int = 30) -> str:
     head = f"25-OH vitamine D {value:g} ng/mL. "
     if p.loading_weekly_doses:
         head += (
             f"Recharge : {p.loading_weekly_doses} prises de 50 000 UI de cholécalciférol, une par semaine, "
             "puis entretien. "
         )
-    head += f"Entretien sous anti-résorptif : 50 000 UI par mois. Apports calciques totaux {lo}-{hi} mg/j."
+    head += "Entretien sous anti-résorptif : 50 000 UI par mois. " + calcium_advice(calcium_known, days)
     if p.severe_deficiency:
         head += " Carence sévère : risque d'hypocalcémie à l'introduction de l'anti-résorptif."
     return head
 
 
-def deno_instructions(hold_supplements: bool) -> str:
-    head = "120 mg en sous-cutané une fois par mois ; respecter la régularité des injections (carnet de suivi) ; "
-    if hold_supplements:
-        return head + "calcium et vitamine D suspendus tant que la calcémie corrigée n'est pas normale."
-    return head + "supplémentation calcium et vitamine D."
+def deno_instructions(supplements: str) -> str:
+    return "120 mg en sous-cutané une fois par mois ; respecter la régularité des injections (carnet de suivi) ; " + (
+        supplements
+    )
 
 
 ZA_INSTRUCTIONS = (
@@ -264,19 +342,36 @@ ZA_INSTRUCTIONS = (
 )
 
 
-def deno_low_crcl_title(crcl: float) -> str:
+def deno_low_crcl_title(crcl: float, on_deno: bool = False) -> str:
+    if on_deno:
+        return f"Clairance {crcl:g} mL/min sous dénosumab : avis spécialisé, ne pas l'arrêter sans plan (rebond)"
     return f"Clairance {crcl:g} mL/min : avis spécialisé avant tout anti-résorptif"
+
+
+#: SYS-DENO-STOP (L1249-1255): any stop of denosumab names the rebound
+DENO_REBOUND = (
+    "L'arrêt du dénosumab expose à un effet rebond (reprise rapide du remodelage osseux, faute d'inertie du "
+    "traitement), habituellement prévenu par une ou plusieurs perfusions d'acide zolédronique (SYS-DENO-STOP)"
+)
 
 
 def deno_low_crcl_text(crcl: float, on_za: bool, on_deno: bool) -> str:
     stop = "Arrêter l'acide zolédronique en cours. " if on_za else ""
-    renew = "Ne pas renouveler le dénosumab sans cet avis. " if on_deno else ""
-    return (
-        f"{stop}{renew}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est "
-        "contre-indiqué. Le dénosumab ne demande pas d'adaptation rénale, mais à ce stade une ostéodystrophie "
-        "rénale à os adynamique est possible, et un anti-résorptif y est délétère : aucune prescription n'est "
-        "pré-remplie ; demander un avis spécialisé (néphrologie, rhumatologie) qui décidera."
+    text = (
+        f"{stop}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est contre-indiqué. Le "
+        "dénosumab ne demande pas d'adaptation rénale (son administration n'est pas limitée par le débit de "
+        "filtration glomérulaire), mais à ce stade une ostéodystrophie rénale à os adynamique est possible, et un "
+        "anti-résorptif y est délétère : aucune prescription n'est pré-remplie ; demander un avis spécialisé "
+        "(néphrologie, rhumatologie) qui décidera."
     )
+    if on_deno:
+        text += (
+            " Dénosumab en cours : ne pas l'interrompre sans cet avis, à obtenir avant la prochaine injection. "
+            + DENO_REBOUND
+            + ", ici contre-indiqué sous 30 mL/min : la poursuite (risque d'os adynamique) ou l'arrêt (risque de "
+            "rebond, relais à définir) se décide avec le spécialiste."
+        )
+    return text
 
 
 def deno_text(good_response: bool, hold_supplements: bool = False) -> str:
@@ -354,7 +449,10 @@ def deno_stop_text(stopped: date, low_crcl: bool) -> str:
         "(onco-rhumatologue), avec surveillance des CTX."
     )
     if low_crcl:
-        text += " Attention : clairance < 30 mL/min, l'acide zolédronique est contre-indiqué ; avis spécialisé."
+        text += (
+            " Attention : clairance < 30 mL/min, l'acide zolédronique est contre-indiqué : le risque de rebond "
+            "reste entier ; avis spécialisé (onco-rhumatologie, néphrologie) pour un autre relais."
+        )
     return text
 
 
@@ -383,6 +481,15 @@ ONJ_ORDER_TEXT = (
     "Ostéonécrose de la mâchoire confirmée ou probable sous ou après anti-résorptif : aucune prescription "
     "d'anti-résorptif n'est proposée ; le patient est adressé à un centre spécialisé, qui décide de la suite."
 )
+
+
+def onj_order_text(on_deno: bool) -> str:
+    if not on_deno:
+        return ONJ_ORDER_TEXT
+    return (
+        ONJ_ORDER_TEXT + " Dénosumab en cours : " + DENO_REBOUND[0].lower() + DENO_REBOUND[1:] + " ; le relais "
+        "éventuel se décide avec le centre spécialisé et l'onco-rhumatologue."
+    )
 
 
 def jaw_exposure_text(weeks: float, reassess: date) -> str:

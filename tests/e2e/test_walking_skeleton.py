@@ -41,7 +41,7 @@ async def test_hypercalcaemic_crisis_alerts_once(stack: RunningStack, publish: P
     corrected = next(i for i in alert["inputs"] if i["name"] == "corrected_calcium")
     assert corrected["value"] == pytest.approx(3.60) and corrected["unit"] == "mmol/L"
     assert {i["name"] for i in alert["inputs"]} >= {"total_calcium", "albumin"}
-    assert alert["ruleset_version"] and alert["citation"]["lines"] == "L294-316"
+    assert alert["ruleset_version"] and alert["citation"]["lines"] == "L294-296, L300-306, L316"
     assert "3.60" in alert["title"]
 
     # the same events delivered again: no second effect anywhere

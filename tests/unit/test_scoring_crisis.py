@@ -68,7 +68,11 @@ def recs(out: Sequence[object]) -> list[Recommendation]:
 def test_crisis_gives_one_critical_alert_and_one_sre_per_episode() -> None:
     s, out = apply_event(ScoringState(), cc(3.60))
     [rec] = recs(out)
-    assert rec.severity == "critical" and rec.rule_id == "LAB-CA-CRISIS" and rec.citation.lines == "L294-316"
+    assert (
+        rec.severity == "critical"
+        and rec.rule_id == "LAB-CA-CRISIS"
+        and rec.citation.lines == "L294-296, L300-306, L316"
+    )
     [sre] = [o for o in out if isinstance(o, SkeletalEvent)]
     assert sre.kind == "hypercalcaemia" and sre.current is True and sre.evidence_at == T0
     # a second crisis draw in the same episode: no new alert; the SRE's newest evidence moves (a new version, the

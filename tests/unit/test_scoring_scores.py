@@ -64,8 +64,9 @@ def test_mirels_pain(pain: str, points: int) -> None:
         (7, 7, 12, ("MIRELS-LOW", "low")),
         (5, 7, None, ("MIRELS-LOW", "low")),  # incomplete, but at most 7 whatever is missing
         (8, 8, 12, ("MIRELS-8", "rcp")),
-        (6, 8, 12, None),  # 6 to 8: the missing item decides
-        (8, 10, 12, None),
+        (6, 8, 12, ("MIRELS-8", "doubt")),  # 6 to 8: straddles a band, a doubt (L1330), RCP-OOS
+        (8, 10, 12, ("MIRELS-8", "doubt")),  # spans the 8/9 threshold
+        (7, 9, None, ("MIRELS-8", "doubt")),
         (9, 9, 12, ("MIRELS-HIGH", "fixation")),
         (10, 12, 12, ("MIRELS-HIGH", "fixation")),  # incomplete, already >= 9
         (12, 12, 3.1, ("MIRELS-HIGH", "fixation")),
@@ -76,7 +77,7 @@ def test_mirels_pain(pain: str, points: int) -> None:
     ],
 )
 def test_MIRELS_HIGH_bands_on_bounds_and_life_expectancy(
-    lo: int, hi: int, life_expectancy: float | None, decided: tuple[str, str] | None
+    lo: int, hi: int, life_expectancy: float | None, decided: tuple[str, str]
 ) -> None:
     """MIRELS-HIGH means fixation first: only with life expectancy > 3 months (L1324). <= 3 months: not fixation
     first (MIRELS-HIGH-SHORT-LE, RCP-OOS); < 6 weeks: SURG-LE, no surgery (L2804-2808)."""
@@ -417,7 +418,9 @@ def test_trochanteric_lesion_with_functional_pain_and_12_months_is_a_surgical_re
     assert score.total == 12 and score.complete and [c.points for c in score.components] == [3, 3, 3, 3]
 
 
-def test_SCORE_MIRELS_incomplete_but_undecidable_gives_no_recommendation() -> None:
+def test_MIRELS_8_undecidable_bounds_are_a_doubt_for_rcp_naming_what_is_missing() -> None:
+    """L1330 "pour les scores de Mirels à 8 ou en cas de doute ... RCP-OOS": bounds straddling 8/9 are a doubt,
+    never silence."""
     humerus: dict[str, Any] = {
         "lesion_id": "hum",
         "skeletal_site": "humerus",
@@ -428,7 +431,10 @@ def test_SCORE_MIRELS_incomplete_but_undecidable_gives_no_recommendation() -> No
     [score] = [x for x in out if isinstance(x, Score) and x.score == "mirels"]
     assert score.total is None and not score.complete and score.missing == ["pain"] and score.band is None
     assert "entre 7 et 9/12" in score.text_fr
-    assert not [x for x in active(out) if x.rule_id.startswith("MIRELS") or x.rule_id == "SCORE-MIRELS"]
+    [rec] = [x for x in active(out) if x.rule_id.startswith("MIRELS") or x.rule_id == "SCORE-MIRELS"]
+    assert (rec.rule_id, rec.severity, rec.missing) == ("MIRELS-8", "warning", ["pain"])
+    assert "entre 7 et 9/12" in rec.title and "RCP-OOS" in rec.text_fr and "renseigner pain" in rec.text_fr
+    assert rec.citation.lines == cite("MIRELS-8").lines
 
 
 def test_MIRELS_HIGH_incomplete_score_already_at_least_10_decides_and_names_what_is_missing() -> None:
@@ -479,7 +485,7 @@ def test_MIRELS_HIGH_is_never_issued_with_life_expectancy_of_3_months_or_less(
     assert not [x for x in active(out) if x.rule_id == "MIRELS-HIGH"]
     [rec] = [x for x in active(out) if x.rule_id == rule_id]
     assert rec.severity == severity and says in rec.text_fr
-    assert ("consolidation" in rec.text_fr) is (rule_id != "SURG-LE")  # no surgery is discussed under 6 weeks
+    assert "consolidation" not in rec.text_fr  # MIRELS-HIGH only: fixation first is not the decision here
     assert rec.citation.lines == cite(rule_id).lines
 
 

@@ -332,9 +332,10 @@ def test_sys_deno_crcl_below_30_gives_specialist_advice_and_no_prefilled_order(c
     assert plan is not None and all(o.drug != "denosumab" for i in plan.items for o in i.orders)
     bundle: Any = medication_requests(plan)
     assert all(e.resource.medicationCodeableConcept.text != "denosumab" for e in bundle.entry or [])
-    # already on denosumab: no renewal order either
+    # already on denosumab: no renewal order either, and never a silent stop (SYS-DENO-STOP: rebound)
     s, _ = run([drug(70, "denosumab", "started", "2026-10-01")], s)
-    assert items(s)["antiresorptive"].orders == [] and "Ne pas renouveler" in items(s)["antiresorptive"].text_fr
+    item = items(s)["antiresorptive"]
+    assert item.orders == [] and "ne pas l'interrompre sans cet avis" in item.text_fr and "rebond" in item.text_fr
 
 
 def test_denosumab_stopped_gives_the_rebound_plan() -> None:

@@ -219,8 +219,8 @@ def test_sys_za_dose_a_future_dated_clearance_is_not_current() -> None:
 
 
 def test_sys_vitd_corr_stale_vitamin_d_is_to_measure_again() -> None:
-    s, _ = run([*BASE, lab(4, "vitamin_d_25oh", 15.0, "ng/mL")])
     later = NOW + timedelta(days=91)
+    s, _ = run([*BASE, lab(4, "vitamin_d_25oh", 15.0, "ng/mL"), le(90 * DAY, 12)], now=later)  # a current estimate
     item = items(s, later)["vitamin-d"]
     assert item.orders == [] and item.missing == ["25-OH vitamin D measured within 90 days"]
 
