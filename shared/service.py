@@ -38,10 +38,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
+from shared import healing
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.settings import Settings
-from shared.state import StateStore
+from shared.state import StateLost, StateStore
 from shared.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,15 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
         )
+        self.state_losses = Counter(
+            "osteocds_state_losses_total", "Times the service found its Redis state lost", registry=self.registry
+        )
+        self.rebuild_seconds = Histogram(
+            "osteocds_rebuild_seconds",
+            "Rebuilds of the Redis state from Kafka",
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+        )
         self.service = service
         #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
         self.consumed = 0
@@ -173,6 +183,9 @@ class Service:
         self._stopping = asyncio.Event()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.fatal: BaseException | None = None
+        #: True while the state is rebuilt (shared/healing.py): not ready, nothing consumed or committed
+        self.healing = False
+        self._state_checked = False
         #: shared/timers.py, when the aggregate declares deadlines (`due`)
         self.timers: Timers | None = None
         self._due: Callable[[Any], datetime | None] | None = None
@@ -293,6 +306,8 @@ class Service:
         except Exception:
             redis_ok = False
         checks = {"redis": redis_ok, "kafka": await self.producer.ready()}
+        if self._task is not None:  # the consumer's state is in place and intact (epoch; shared/healing.py)
+            checks["state"] = redis_ok and self._state_checked and not self.healing and await self._intact()
         if self._consumer is not None:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
@@ -301,13 +316,27 @@ class Service:
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        await self._retry(healing.ensure_state, self)
+        self._state_checked = True
+        watchdog = time.monotonic()
         while not self._stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
             if not batch:
+                if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state still there?
+                    watchdog = time.monotonic()
+                    if not await self._retry(self._intact):
+                        await healing.heal(self, consumer)
                 continue
             records = [r for rs in batch.values() for r in rs]
-            await self._process_batch(records)
+            try:
+                await self._process_batch(records)
+            except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
+                await healing.heal(self, consumer)
+                continue
             await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+
+    async def _intact(self) -> bool:
+        return await self.store.intact()
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
         decoded = [self._decode(r) for r in records]
@@ -364,10 +393,8 @@ class Service:
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
             await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
-        if applied.outboxes:
-            await self._retry(self.store.clear_outboxes, applied.outboxes)
-        if done_keys:
-            await self._retry(self.store.mark_seen, done_keys)
+        # one atomic step: outboxes cleared, event IDs marked processed (and the epoch checked)
+        await self._retry(self.store.finish, applied.outboxes, done_keys)
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
