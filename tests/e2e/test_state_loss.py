@@ -35,7 +35,9 @@ async def _losses(stack: RunningStack, svc: str) -> float:
     """How many times the service found its state lost (an unlabelled counter of its /metrics)."""
     async with httpx.AsyncClient(timeout=5) as c:
         text = (await c.get(f"{stack.urls[svc]}/metrics")).text
-    return sum(float(v) for n, _, v in (ln.partition(" ") for ln in text.splitlines()) if n == "osteocds_state_losses_total")
+    return sum(
+        float(v) for n, _, v in (ln.partition(" ") for ln in text.splitlines()) if n == "osteocds_state_losses_total"
+    )
 
 
 async def _crisis(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
