@@ -150,7 +150,7 @@ async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str,
     me = service.name.encode()
     out: dict[tuple[str, str, str], bytes] = {}
     for r in await read_until(service, ends):
-        if r.value is None or (b"producer", me) not in (r.headers or ()):
+        if r.value is None or ("producer", me) not in (r.headers or ()):
             continue
         ident = identity(r.topic, r.value)
         if ident is not None:
