@@ -19,6 +19,7 @@ a restart.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 import uuid
@@ -81,6 +82,10 @@ HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 
 
 Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
+
+
+def _timestamp(record: ConsumerRecord) -> int:
+    return int(record.timestamp)
 
 
 def _delivery_key(message: Any) -> str:
@@ -327,7 +332,9 @@ class Service:
                     if not await self._retry(self._intact):
                         await healing.heal(self, consumer)
                 continue
-            records = [r for rs in batch.values() for r in rs]
+            # one patient's events from several topics in the order they were published (each partition's own
+            # order kept), as the rebuild replays them: a decision caused by an event comes after it
+            records = list(heapq.merge(*batch.values(), key=_timestamp))
             try:
                 await self._process_batch(records)
             except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
