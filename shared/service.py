@@ -157,10 +157,24 @@ class Metrics:
         self.service = service
         #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
         self.consumed = 0
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
 
     def count(self, topic: str, outcome: str) -> None:
-        self.messages.labels(self.service, topic, outcome).inc()
+        self._child(self.messages, topic, outcome).inc()
         self.consumed += 1
+
+    def output(self, schema_id: str) -> None:
+        self._child(self.outputs, schema_id).inc()
+
+    def handled(self, topic: str, seconds: float) -> None:
+        self._child(self.handler_seconds, topic).observe(seconds)
 
 
 def _validation_reason(err: ValidationError) -> str:
@@ -380,7 +394,7 @@ class Service:
             results += applied.results
         for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
             acks.append(await self.producer.send(pending))
-            self.metrics.outputs.labels(self.name, pending.schema_id).inc()
+            self.metrics.output(pending.schema_id)
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -395,7 +409,7 @@ class Service:
                 continue
             for out in outputs:
                 acks.append(await self.producer.send(out))
-                self.metrics.outputs.labels(self.name, out.schema_id).inc()
+                self.metrics.output(out.schema_id)
             self.metrics.count(topic, "processed")
             done_keys.append(d.key)  # type: ignore[arg-type]
         if acks:
@@ -419,7 +433,7 @@ class Service:
             raise
         except Exception as exc:
             return d, [], exc
-        self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
+        self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, outputs, None
 
     async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied:
@@ -469,7 +483,7 @@ class Service:
         applied = await self.store.transact_many(list(groups), model, apply_all, also=also)
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
-            self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)
+            self.metrics.handled(d.record.topic, per_message)
         return applied
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
@@ -493,9 +507,18 @@ class Service:
         return d
 
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`fn(*args)`, retried with backoff on a transient error. The first attempt is a plain call (this runs
+        once per message: the retry machinery is set up only when an attempt fails)."""
         s = self.settings
+        try:
+            return await fn(*args)
+        except TRANSIENT:
+            if s.retry_max_attempts <= 1:
+                raise
+            log.warning("retrying after transient error", extra={"attempt": 2})
+        await asyncio.sleep(s.retry_initial_backoff_s)
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(s.retry_max_attempts),
+            stop=stop_after_attempt(s.retry_max_attempts - 1),
             wait=wait_exponential_jitter(
                 multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s, jitter=s.retry_initial_backoff_s
             ),
@@ -504,6 +527,8 @@ class Service:
         ):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    log.warning("retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number})
+                    log.warning(
+                        "retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number + 1}
+                    )
                 return await fn(*args)
         raise AssertionError("unreachable")
