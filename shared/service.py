@@ -84,6 +84,13 @@ HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
 
 
+async def _settled(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
+    """Wait for the commit in flight (its error, if any, is raised here); returns None: nothing in flight."""
+    if task is not None:
+        await task
+    return None
+
+
 def _timestamp(record: ConsumerRecord) -> int:
     return int(record.timestamp)
 
@@ -338,23 +345,32 @@ class Service:
         await self._retry(healing.ensure_state, self)
         self._state_checked = True
         watchdog = time.monotonic()
-        while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
-            if not batch:
-                if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state still there?
-                    watchdog = time.monotonic()
-                    if not await self._retry(self._intact):
-                        await healing.heal(self, consumer)
-                continue
-            # one patient's events from several topics in the order they were published (each partition's own
-            # order kept), as the rebuild replays them: a decision caused by an event comes after it
-            records = list(heapq.merge(*batch.values(), key=_timestamp))
-            try:
-                await self._process_batch(records)
-            except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
-                await healing.heal(self, consumer)
-                continue
-            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+        # The commit of a batch (its outputs already acknowledged, its events marked) runs while the next batch
+        # is fetched and processed; the next commit, a rebuild and the stop wait for it first.
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
+                if not batch:
+                    if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state there?
+                        watchdog = time.monotonic()
+                        if not await self._retry(self._intact):
+                            committing = await _settled(committing)
+                            await healing.heal(self, consumer)
+                    continue
+                # one patient's events from several topics in the order they were published (each partition's
+                # own order kept), as the rebuild replays them: a decision caused by an event comes after it
+                records = list(heapq.merge(*batch.values(), key=_timestamp))
+                try:
+                    await self._process_batch(records)
+                except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
+                    committing = await _settled(committing)
+                    await healing.heal(self, consumer)
+                    continue
+                committing = await _settled(committing)
+                committing = asyncio.create_task(consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()}))
+        finally:
+            await _settled(committing)
 
     async def _intact(self) -> bool:
         return await self.store.intact()
@@ -363,7 +379,7 @@ class Service:
         decoded = [self._decode(r) for r in records]
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
-        acks: list[asyncio.Future[RecordMetadata]] = []
+        acks: list[asyncio.Future[Any]] = []
         work: list[_Decoded] = []
         for d in decoded:
             if d.error is not None:
@@ -392,9 +408,8 @@ class Service:
         if groups:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
-        for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
-            acks.append(await self.producer.send(pending))
-            self.metrics.output(pending.schema_id)
+        # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
+        outgoing: list[Outgoing] = list(applied.resend)
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -407,13 +422,13 @@ class Service:
                 acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
-            for out in outputs:
-                acks.append(await self.producer.send(out))
-                self.metrics.output(out.schema_id)
+            outgoing += (out if isinstance(out, Outgoing) else Outgoing.of(out) for out in outputs)
             self.metrics.count(topic, "processed")
             done_keys.append(d.key)  # type: ignore[arg-type]
-        if acks:
-            await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
+        acks += await self.producer.send_many(outgoing)
+        for out in outgoing:
+            self.metrics.output(out.schema_id)
+        await self.producer.acknowledged(acks)  # every output acknowledged before anything is marked or committed
         # one atomic step: outboxes cleared, event IDs marked processed (and the epoch checked)
         await self._retry(self.store.finish, applied.outboxes, done_keys)
 

@@ -65,11 +65,8 @@ class StateStore:
 
     async def seen_many(self, event_ids: list[str]) -> set[str]:
         """The subset of `event_ids` already processed, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for eid in event_ids:
-                pipe.exists(self.seen_key(eid))
-            flags = await pipe.execute()
-        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag}
+        flags = await self.redis.mget([self.seen_key(eid) for eid in event_ids])  # one command
+        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag is not None}
 
     async def mark_seen(self, event_ids: Iterable[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
