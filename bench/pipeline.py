@@ -274,7 +274,7 @@ def main() -> None:
     parser.add_argument("--hop", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hop:
-        asyncio.run(hop(*args.hop, settings=dict(os.environ)))
+        asyncio.run(hop(args.hop[0], args.hop[1], args.hop[2], settings=dict(os.environ)))
         return
     docs = events(args.rate, args.seconds)
     with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
