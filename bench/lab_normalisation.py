@@ -51,6 +51,7 @@ from services.lab_normalisation.app import LabDecoder, build
 from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, from_hl7
 from services.lab_normalisation.settings import LabSettings
 from shared import infra
+from shared.clock import NotAfter
 from shared.service import Context, Service
 from shared.settings import Settings
 
@@ -184,7 +185,9 @@ def predecoded(settings: LabSettings, topic: Topic, docs: Docs) -> Service:
     """lab-normalisation with every message parsed before the run: the decoder only looks the result up."""
     analytes, tz = AnalyteMap.load(settings.lab_local_codes_file), ZoneInfo(settings.hospital_timezone)
     parse: Callable[[bytes], Ingested] = (
-        (lambda raw: from_fhir(raw, analytes, NOW)) if topic is FHIR_R4 else (lambda raw: from_hl7(raw, analytes, tz))
+        (lambda raw: from_fhir(raw, analytes, NotAfter(NOW), tz))
+        if topic is FHIR_R4
+        else (lambda raw: from_hl7(raw, analytes, tz, NotAfter(NOW)))
     )
     ready = {raw: parse(raw) for raw in payloads(docs)}
     lookup: LabDecoder = lambda record: ready[record.value]  # noqa: E731

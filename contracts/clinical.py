@@ -9,6 +9,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import InputUsed, Message, Severity
+from contracts.hospital import Comparator, TimePrecision
+from contracts.lifecycle import AlertStatus, AlertTransition, OverrideReasonCode
 from contracts.rules import Citation
 
 Analyte = Literal[
@@ -86,6 +88,15 @@ class NormalisedLab(Message):
     )
     notes: list[str] = Field(
         default_factory=list, description="French notes for clinicians, e.g. why not interpretable."
+    )
+    comparator: Comparator | None = Field(
+        default=None,
+        description="Censored value: the true value is below (<, <=) or above (>, >=) `value`. A threshold rule "
+        "may only decide where the bound settles it (e.g. '> 3.6' is above 3.5); never use it as exact. A derived "
+        "value from a censored input carries the bound it implies.",
+    )
+    occurred_at_precision: TimePrecision = Field(
+        default="time", description="'date': only the collection date is known (occurred_at is that day's 00:00)."
     )
 
 
@@ -195,9 +206,23 @@ class Alert(Message):
     inputs: list[InputUsed]
     missing: list[str] = Field(default_factory=list)
     produced_by: str
-    status: Literal["active", "acknowledged", "withdrawn"] = "active"
-    acknowledged_by: str | None = None
+    status: AlertStatus = Field(
+        default="active",
+        description="active → acknowledged, or overridden (coded reason) → resolved; withdrawn when the decision "
+        "no longer holds before anyone acted on it.",
+    )
+    acknowledged_by: str | None = Field(default=None, description="Token subject of who acknowledged it.")
     acknowledged_at: datetime | None = None
+    overridden_by: str | None = Field(default=None, description="Token subject of who overrode it.")
+    overridden_at: datetime | None = None
+    override_reason: OverrideReasonCode | None = None
+    override_comment: str | None = Field(default=None, max_length=1000)
+    raised_at: datetime | None = Field(
+        default=None, description="When notification received the decision (start of settle and escalation delays)."
+    )
+    escalation_level: int = Field(default=0, ge=0, description="0, then 1, 2... each time it is escalated.")
+    escalated_to: str | None = Field(default=None, description="Role or channel it was escalated to.")
+    history: list[AlertTransition] = Field(default_factory=list, description="Every transition, with who and when.")
 
 
 class DeadLetter(BaseModel):
@@ -216,3 +241,10 @@ class DeadLetter(BaseModel):
     error_type: str
     reason: str
     failed_at: datetime
+    #: Size and SHA-256 of the original value; `value_b64` holds only its first bytes when `value_truncated`
+    #: (a dead letter must fit the producer's request limit; the original stays at topic/partition/offset
+    #: for the source topic's retention).
+    value_size: int | None = None
+    value_sha256: str | None = None
+    value_truncated: bool = False
+    key_truncated: bool = False

@@ -7,9 +7,12 @@ from typing import Any, Final
 
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
+    ALERT_ACTIONS,
     ALERTS,
+    AUDIT,
     CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
+    CLOCK_NOTIFICATION,
     CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
@@ -17,6 +20,8 @@ from contracts.topics import (
     IMAGING_FINDINGS,
     LAB_RESULTS,
     LABS_NORMALISED,
+    LOCAL_PLANS,
+    LOCAL_TREATMENT_REQUESTS,
     PATIENT_RECORDS,
     PLANS,
     RECOMMENDATIONS,
@@ -300,6 +305,58 @@ EXAMPLES: Final[dict[str, Any]] = {
             },
         ],
     },
+    LOCAL_TREATMENT_REQUESTS.name: {
+        "event_id": "9d1e2f3a-4b5c-4d6e-8f7a-0b1c2d3e4f50",
+        **_ENV,
+        "source": "radiotherapy-department",
+        "request_id": "REQ-2026-0042",
+        "lesion_id": "T8-a",
+        "modality": "reirradiation",
+        "intent": "pain",
+        "total_dose_gy": 27.0,
+        "fractions": 3,
+        "planned_cord_dmax_gy": 9.0,
+        "previous_courses": [
+            {"on": "2026-03-02", "end_on": "2026-03-13", "total_dose_gy": 30.0, "fractions": 10, "cord_dmax_gy": 30.0}
+        ],
+        "planned_on": "2026-12-07",
+        "urgent": False,
+        "status": "active",
+    },
+    LOCAL_PLANS.name: {
+        "event_id": "4b5c6d7e-8f9a-5b0c-9d1e-2f3a4b5c6d7e",
+        **_ENV,
+        "source": "radiotherapy-planner",
+        "version": 2,
+        "ruleset_version": RULESET_VERSION,
+        "sections": [
+            {
+                "lesion_id": "T8-a",
+                "skeletal_site": "spine",
+                "vertebral_level": "T8",
+                "items": [
+                    {
+                        "key": "T8-a:reirr",
+                        "rule_id": "RT-REIRR",
+                        "status": "warning",
+                        "severity": "warning",
+                        "title": "Ré-irradiation — T8 (T8-a) : 4 critères respectés",
+                        "text_fr": "Irradiation 1 du 02/03/2026 : Dmax 30.0 Gy en 10 fractions, EQD2 37.50 Gy "
+                        "(α/β = 2 Gy). Nouveau traitement : Dmax 9.0 Gy en 3 fractions, EQD2 9.75 Gy (α/β = 2 Gy). "
+                        "Les quatre critères de Sahgal sont respectés ; cela ne garantit pas l'absence de myélopathie "
+                        "radique. Pas de consensus : avis à porter en RCP-OOS.",
+                        "inputs": [{"name": "cord_alpha_beta_gy", "value": 2.0, "unit": "Gy"}],
+                        "missing": [],
+                        "what_would_change_fr": "Une dose moelle prévue plus basse, un intervalle plus long.",
+                        "citation": cite("RT-REIRR").model_dump(),
+                        "orders": [],
+                        "checks": [],
+                    }
+                ],
+            }
+        ],
+        "patient_items": [],
+    },
     ALERTS.name: {
         "event_id": "8a9b0c1d-2e3f-5a4b-9c5d-6e7f8a9b0c1d",
         **_ENV,
@@ -317,6 +374,45 @@ EXAMPLES: Final[dict[str, Any]] = {
         "status": "acknowledged",
         "acknowledged_by": "dr-martin",
         "acknowledged_at": "2026-11-27T09:20:00+01:00",
+        "raised_at": "2026-11-27T09:12:33+01:00",
+        "escalation_level": 0,
+        "history": [
+            {"event": "raised", "status": "active", "at": "2026-11-27T09:12:33+01:00", "by": "notification"},
+            {"event": "shown", "status": "active", "at": "2026-11-27T09:12:33+01:00", "by": "notification"},
+            {
+                "event": "acknowledged",
+                "status": "acknowledged",
+                "at": "2026-11-27T09:20:00+01:00",
+                "by": "dr-martin",
+                "role": "clinician",
+            },
+        ],
+    },
+    ALERT_ACTIONS.name: {
+        "event_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:25:00+01:00",
+        "recorded_at": "2026-11-27T09:25:00+01:00",
+        "source": "notification",
+        "action": "override",
+        "alert_id": "4f5a6b7c-8d9e-5f0a-b1c2-d3e4f5a6b7c8",
+        "actor": "dr-martin",
+        "actor_role": "clinician",
+        "channel": "cds-hooks",
+        "reason": "already-addressed",
+        "comment": "Hyperhydratation et bisphosphonate débutés aux urgences.",
+    },
+    AUDIT.name: {
+        "event_id": "3e4f5a6b-7c8d-4e9f-0a1b-2c3d4e5f6a7b",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:19:58+01:00",
+        "recorded_at": "2026-11-27T09:19:58+01:00",
+        "source": "notification",
+        "actor": "dr-martin",
+        "roles": ["clinician"],
+        "action": "read",
+        "resource": "GET /alerts",
+        "service": "notification",
     },
     DEAD_LETTER.name: {
         "service": "lab-normalisation",
@@ -353,5 +449,14 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "systemic-planner",
         "service": "systemic-planner",
         "due_at": "2026-11-28T00:00:00+01:00",
+    },
+    CLOCK_NOTIFICATION.name: {
+        "event_id": "6e9a1d3f-8b52-5cae-9d4e-3a7b2c5f0e18",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-27T09:27:33+01:00",
+        "recorded_at": "2026-11-27T09:27:34+01:00",
+        "source": "notification",
+        "service": "notification",
+        "due_at": "2026-11-27T09:27:33+01:00",
     },
 }

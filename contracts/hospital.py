@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated, ClassVar, Literal
 
@@ -12,6 +13,11 @@ from contracts.base import Message
 Sex = Literal["female", "male", "other", "unknown"]
 Histology = Literal["adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos", "small_cell", "other"]
 ResultStatus = Literal["final", "amended", "corrected", "entered-in-error"]
+#: A censored result: the true value is below (<, <=) or above (>, >=) `value`, never equal to it.
+Comparator = Literal["<", "<=", ">", ">="]
+#: "date": the source gave a collection date without a time of day; `occurred_at` is then that day's first
+#: minute in the hospital's time zone, never a guessed time, and rules that need the hour must not use it.
+TimePrecision = Literal["time", "date"]
 
 
 class PatientRecord(Message):
@@ -52,6 +58,12 @@ class LabResult(Message):
     unit: str | None = Field(default=None, max_length=32)
     status: ResultStatus = "final"
     fasting: bool | None = Field(default=None, description="Specimen drawn fasting (serum CTX).")
+    comparator: Comparator | None = Field(
+        default=None, description="Censored result (e.g. '<' 5): the value is a bound, never an exact value."
+    )
+    occurred_at_precision: TimePrecision = Field(
+        default="time", description="'date' when only the collection date is known (occurred_at is its 00:00)."
+    )
 
     @model_validator(mode="after")
     def _value_unless_withdrawn(self) -> LabResult:
@@ -113,11 +125,34 @@ class ImagingFinding(Message):
         "is then taken as suspected (IMG-ISOLATED), one seen on X-ray, CT or MRI as confirmed. A suspected lesion "
         "starts nothing (no SRE, not counted as a metastasis); a resolved one is no longer counted.",
     )
+    # Local-treatment inputs (RT-SBRT-CI, RT-SBRT-FX, IR-CEMENT); absent = unknown, never defaulted.
+    canal_narrowing_pct: float | None = Field(
+        default=None, ge=0, le=100, description="Spinal canal diameter narrowing, % (RT-SBRT-CI: relative if > 25 %)."
+    )
+    tumour_cord_distance_mm: float | None = Field(
+        default=None, ge=0, le=200, description="Tumour to spinal cord distance, mm (RT-SBRT-CI: relative if < 5 mm)."
+    )
+    vertebral_body_involvement_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Fraction of the vertebral body involved (RT-SBRT-FX: risk if > 0.2)."
+    )
+    posterior_wall_involvement: Literal["none", "limited", "extensive_or_retropulsed"] | None = Field(
+        default=None, description="Vertebral posterior wall (IR-CEMENT relative contraindication when extensive)."
+    )
+    joint_opening: bool | None = Field(default=None, description="Lesion opens into a joint (IR-CEMENT relative CI).")
+    record_status: Literal["final", "amended", "entered-in-error"] = Field(
+        default="final",
+        description="A correction of an earlier finding: 'amended' replaces the finding named in `corrects` (or the "
+        "lesion's latest), 'entered-in-error' withdraws the finding named in `corrects`. What was decided from "
+        "a corrected finding is withdrawn downstream (recommendations, SREs, plan items).",
+    )
+    corrects: uuid.UUID | None = Field(default=None, description="event_id of the finding this one corrects.")
 
     @model_validator(mode="after")
     def _spine_needs_level(self) -> ImagingFinding:
         if self.skeletal_site == "spine" and self.vertebral_level is None:
             raise ValueError("vertebral_level is required for a spinal lesion")
+        if self.record_status == "entered-in-error" and self.corrects is None:
+            raise ValueError("corrects is required when record_status is entered-in-error")
         return self
 
 
@@ -159,6 +194,15 @@ class ExtraOsseousMetastases(BaseModel):
         return self
 
 
+class SurgicalOpinion(BaseModel):
+    """A surgeon's opinion on operability (RT-MSCC: operable or not; SURG-LE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    operable: bool
+    on: date
+    lesion_id: str | None = Field(default=None, max_length=64, description="The lesion it concerns; None = patient.")
+
+
 class ClinicalAssessment(Message):
     schema_id: ClassVar[str] = "osteocds.clinical-assessment/1"
 
@@ -184,6 +228,19 @@ class ClinicalAssessment(Message):
     oncological_response: Literal["complete", "good", "partial", "stable", "progression"] | None = Field(
         default=None, description="Latest oncological response (SYS-SCHEDULE: spacing after a good response)."
     )
+    # Local-treatment inputs (RT-FRACT-PALL, RT-MSCC, RT-SBRT-CI, IR-CEMENT); absent = unknown.
+    surgical_opinion: SurgicalOpinion | None = None
+    frail: bool | None = Field(default=None, description="Elderly or frail patient, altered general state.")
+    hard_to_move: bool | None = Field(default=None, description="Patient difficult to mobilise (8 Gy single fraction).")
+    mri_contraindicated: bool | None = None
+    opioid_complications: bool | None = Field(
+        default=None, description="Complication or poor tolerance of opioids (IR-CEMENT indication)."
+    )
+    diffuse_pain: bool | None = Field(default=None, description="Diffuse, non-localised pain (IR-CEMENT CI).")
+    radiculopathy: bool | None = None
+    active_infection: bool | None = Field(default=None, description="General infection or at the puncture site.")
+    cement_allergy: bool | None = None
+    severe_coagulation_disorder: bool | None = None
 
 
 class SystemicDrug(BaseModel):
@@ -202,8 +259,37 @@ class RadiotherapyCourse(BaseModel):
     total_dose_gy: float = Field(gt=0, le=100)
     fractions: int = Field(ge=1, le=50)
     on: date
-    cord_dmax_gy: float | None = Field(default=None, ge=0, le=100)
+    cord_dmax_gy: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Physical spinal cord point dose (Dmax) of the course, in its fractions.",
+    )
     intent: Literal["pain", "preventive", "cord_compression", "postoperative", "ablative"] | None = None
+    lesion_id: str | None = Field(default=None, max_length=64)
+    end_on: date | None = Field(default=None, description="Last fraction (RT-REIRR interval, RT-DRUG 'after').")
+    technique: Literal["conventional", "sbrt"] | None = None
+
+
+class MetabolicRadiotherapy(BaseModel):
+    """Internal (metabolic) radiotherapy, e.g. radium-223 (RT-SBRT-CI: absolute contraindication)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["metabolic_radiotherapy"] = "metabolic_radiotherapy"
+    agent: str = Field(min_length=1, max_length=64)
+    on: date
+
+
+class DrugAdministration(BaseModel):
+    """One administration (or the last dose) of a drug with its date: RT-DRUG windows and IR-CEMENT haemostasis
+    need the date of the last dose, not only 'started'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["drug_administration"] = "drug_administration"
+    drug: str = Field(min_length=1, max_length=64, description="INN, lower case, e.g. 'gemcitabine', 'clopidogrel'.")
+    on: date = Field(description="Date of this dose (for a daily drug: the last dose taken).")
+    daily_dose_mg: float | None = Field(default=None, gt=0, le=10000, description="e.g. aspirin mg/day.")
+    ongoing: bool | None = Field(default=None, description="The patient is still taking it (daily drugs).")
 
 
 class Surgery(BaseModel):
@@ -212,6 +298,8 @@ class Surgery(BaseModel):
     site: str = Field(min_length=1, max_length=64)
     procedure: Literal["prophylactic_fixation", "fracture_fixation", "decompression", "resection", "other"]
     on: date
+    lesion_id: str | None = Field(default=None, max_length=64, description="The lesion operated on (RT-MSCC).")
+    vertebral_level: VertebralLevel | None = Field(default=None, description="The level operated on (spine).")
 
 
 class DentalCare(BaseModel):
@@ -227,7 +315,10 @@ class DentalCare(BaseModel):
     on: date
 
 
-Treatment = Annotated[SystemicDrug | RadiotherapyCourse | Surgery | DentalCare, Field(discriminator="kind")]
+Treatment = Annotated[
+    SystemicDrug | RadiotherapyCourse | Surgery | DentalCare | MetabolicRadiotherapy | DrugAdministration,
+    Field(discriminator="kind"),
+]
 
 
 class TreatmentEvent(Message):

@@ -78,24 +78,47 @@ CITATIONS: Final[dict[str, Citation]] = {
     "SYS-RENAL-TOX": _c("Chimiothérapie, thérapies ciblées et immunothérapie — 2.", "L726-742, L770-772"),
     "SYS-ONJ": _c(_SYS + " — 2.3 Précautions (ostéonécrose de la mâchoire)", "L1108-1120"),
     "SYS-ONCO": _c("Chimiothérapie, thérapies ciblées et immunothérapie", "L637-776"),
+    # Local treatment (radiotherapy planner). Lines re-read against the French text (it wins over RULES.md).
     "RT-PAIN": _c(_RT + " — 1.1 Traitement de la douleur", "L1298-1302"),
     "RT-FRACT-PALL": _c(
-        _RT + " — 2.1 Radiothérapie conformationnelle; Tableau 5", "L1520-1560, L1914-1946, L2131-2160"
+        _RT + " — 2.1 Radiothérapie conformationnelle; Tableau 5; Recommandations; Tableau 7",
+        "L1522-1563, L1795-1828, L1914, L1937-1943, L2131-2157",
     ),
-    "RT-FRACTURE-RISK": _c(_RT + " — 2.1; Tableau 5", "L1573-1575"),
+    "RT-FRACTURE-RISK": _c(
+        _RT + " — 1.2 Prévention de la morbidité; 2.1; Tableau 5 (douleur avec risque fracturaire)",
+        "L1304-1330, L1573-1575, L1830-1850, L2149",
+    ),
     "RT-MSCC": _c(
-        _RT + " — 1.3 Métastase vertébrale avec compression médullaire; Tableau 5", "L1397-1402, L1566-1568, L1840-1914"
+        _RT + " — 1.3 Métastase vertébrale avec compression médullaire; 2.1; Tableau 5; Tableau 7",
+        "L1290-1292, L1397-1402, L1518, L1567-1569, L1863-1870, L2143-2145, L2426-2436",
     ),
-    "RT-POSTOP": _c(_RT + " — 1.4 Traitement adjuvant post-opératoire; Tableau 7", "L1456-1466"),
+    "RT-POSTOP": _c(
+        _RT + " — 1.4 Traitement adjuvant post-opératoire; Tableau 5; Tableau 7; Chirurgie",
+        "L1456-1461, L1851-1862, L1937-1938, L2413-2424, L2828-2830",
+    ),
     "RT-SBRT-IND": _c(_RT + " — 2.2.1 Indications", "L1599-1628"),
     "RT-SBRT-CI": _c(_RT + " — 2.2.1 Indications (contre-indications)", "L1629-1636"),
-    "RT-SBRT-DOSE": _c(_RT + " — 2.2.2 Techniques; Tableau 5", "L1650-1665"),
-    "RT-CORD-DMAX": _c(_RT + " — 2.2.4 Effets secondaires", "L1778-1784"),
-    "RT-REIRR": _c(_RT + " — 4. Possibilité de ré-irradiation", "L2076-2095, L1508"),
-    "RT-SBRT-FX": _c(_RT + " — 2.2.4 Effets secondaires", "L1758-1790"),
-    "RT-DRUG": _c(_RT + " — 3. Irradiation et traitement systémique; Tableau 6", "L1948-2014, L2358-2420"),
-    "IR-CEMENT": _c("Radiologie interventionnelle — cimentoplastie; Tableau 8", "L2559-2643, L2665-2700"),
-    "SURG-LE": _c("Chirurgie des métastases osseuses des membres", "L2776-2834, L2855-2868, L2940-2955"),
+    "RT-SBRT-DOSE": _c(
+        _RT + " — 2.2.2 Techniques; Tableau 5; Recommandations en situation curative",
+        "L1658-1680, L1871-1914, L2161-2186",
+    ),
+    "RT-CORD-DMAX": _c(_RT + " — 2.2.4 Effets secondaires (myélopathie radique)", "L1778-1784"),
+    "RT-REIRR": _c(
+        _RT + " — 4. Possibilité de ré-irradiation; Tableau 5; Option ré-irradiation",
+        "L2056-2102, L1871-1892, L2191-2194",
+    ),
+    "RT-SBRT-FX": _c(_RT + " — 2.2.4 Effets secondaires (fracture vertébrale, pain flare)", "L1758-1766, L1788-1790"),
+    "RT-DRUG": _c(
+        _RT + " — 3. Irradiation et traitement systémique; Tableau 6; Tableau 7", "L1948-2016, L2150-2152, L2196-2358"
+    ),
+    "IR-CEMENT": _c(
+        "Radiologie interventionnelle — cimentoplastie (indications, Tableau 8, risque hémorragique, os longs)",
+        "L2521-2522, L2559-2643, L2687-2691",
+    ),
+    "SURG-LE": _c(
+        "Chirurgie des métastases osseuses des membres — 1. Principes; 2.2 Fractures; 3. Séquence thérapeutique",
+        "L2802-2818, L2855-2861, L2932-2956",
+    ),
     "QUAL-PATHWAY": _c("Exigences de qualité dans la prise en charge", "L1-57"),
     "MOL-BIOPSY": _c("Techniques d'histologie et de biologie moléculaire", "L496-634"),
 }

@@ -11,6 +11,8 @@ from contracts.care import CareEvent
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
+from contracts.lifecycle import AlertAction, AuditEvent
+from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import TreatmentPlan
 from contracts.raw import FhirR4Payload, Hl7v2Payload
 
@@ -86,7 +88,16 @@ TREATMENT_EVENTS = Topic(
     TreatmentEvent,
     (HOSPITAL_BUS,),
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
-    "Systemic drug started/stopped, radiotherapy course, surgery, dental care.",
+    "Systemic drug started/stopped or administered (date of the last dose), radiotherapy course (cord dose), "
+    "metabolic radiotherapy, surgery (lesion and level), dental care.",
+)
+LOCAL_TREATMENT_REQUESTS = Topic(
+    "hospital.local-treatment-requests.v1",
+    LocalTreatmentRequest,
+    (HOSPITAL_BUS,),
+    (RADIOTHERAPY_PLANNER,),
+    "A clinician's request for a local-treatment decision on one lesion: palliative RT, SBRT, re-irradiation "
+    "(earlier courses and cord doses), cementoplasty or surgery, with intent and proposed scheme.",
 )
 CARE_EVENTS = Topic(
     "hospital.care-events.v1",
@@ -99,14 +110,14 @@ LABS_NORMALISED = Topic(
     "osteocds.labs.normalised.v1",
     NormalisedLab,
     (LAB_NORMALISATION,),
-    (SCORING, SYSTEMIC_PLANNER),
+    (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER, NOTIFICATION),
     "Lab values in canonical SI units, and derived values (corrected calcium, creatinine clearance) with provenance.",
 )
 SCORES = Topic(
     "osteocds.scores.v1",
     Score,
     (SCORING,),
-    (SYSTEMIC_PLANNER,),
+    (SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER, NOTIFICATION),
     "Mirels, SINS and oligometastatic status, with every component.",
 )
 SKELETAL_EVENTS = Topic(
@@ -127,15 +138,42 @@ PLANS = Topic(
     "osteocds.plans.v1",
     TreatmentPlan,
     (SYSTEMIC_PLANNER,),
-    (),
+    (NOTIFICATION,),
     "Each new version of a patient's bone-targeted treatment plan (items, orders, missing data), for EHRs.",
+)
+LOCAL_PLANS = Topic(
+    "osteocds.local-plans.v1",
+    LocalTreatmentPlan,
+    (RADIOTHERAPY_PLANNER,),
+    (NOTIFICATION,),
+    "Each new version of a patient's local-treatment plan (radiotherapy, SBRT, re-irradiation, cementoplasty, "
+    "surgery), one section per lesion, for EHRs.",
 )
 ALERTS = Topic(
     "osteocds.alerts.v1",
     Alert,
     (NOTIFICATION,),
     (),
-    "Clinician-facing alerts and their status changes (acknowledged, withdrawn), for EHR inboxes.",
+    "Clinician-facing alerts and every change of their lifecycle (shown, acknowledged, overridden, resolved, "
+    "withdrawn, escalated), for EHR inboxes. Info and warning alerts appear only once they have held for the "
+    "settle window.",
+)
+ALERT_ACTIONS = Topic(
+    "osteocds.alert-actions.v1",
+    AlertAction,
+    (NOTIFICATION,),
+    (NOTIFICATION,),
+    "What clinicians did with an alert (acknowledge, override with a coded reason, resolve; the actor is the "
+    "access token's subject). notification's alert state is rebuilt from this topic, the recommendations and "
+    "its clock topic (settle window, escalation).",
+)
+AUDIT = Topic(
+    "osteocds.audit.v1",
+    AuditEvent,
+    (ALL_SERVICES,),
+    (),
+    "Audit trail: every read of a patient's data and every acknowledgement or override, with who (token "
+    "subject and roles), what, which patient ID and when; never clinical values.",
 )
 DEAD_LETTER = Topic(
     "osteocds.deadletter.v1",
@@ -161,6 +199,7 @@ def clock_topic(service: str) -> Topic:
 
 
 CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
+CLOCK_NOTIFICATION = clock_topic(NOTIFICATION)
 
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
@@ -170,13 +209,18 @@ TOPICS: Final[tuple[Topic, ...]] = (
     IMAGING_FINDINGS,
     CLINICAL_ASSESSMENTS,
     TREATMENT_EVENTS,
+    LOCAL_TREATMENT_REQUESTS,
     CARE_EVENTS,
     LABS_NORMALISED,
     SCORES,
     SKELETAL_EVENTS,
     RECOMMENDATIONS,
     PLANS,
+    LOCAL_PLANS,
     ALERTS,
+    ALERT_ACTIONS,
+    AUDIT,
     DEAD_LETTER,
     CLOCK_SYSTEMIC_PLANNER,
+    CLOCK_NOTIFICATION,
 )

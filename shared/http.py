@@ -1,5 +1,9 @@
 """FastAPI app factory: every service gets /healthz, /readyz and /metrics, and runs its consumer loop
-inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commits and stops."""
+inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commits and stops.
+
+Every route but /healthz and /readyz needs a bearer token with a role (shared/auth.py): /metrics needs
+`ops`; a service whose routes are not all protected does not start. /docs and /openapi.json are open
+(no patient data; they declare the bearer scheme) unless AUTH_PUBLIC_DOCS=false, which turns them off."""
 
 from __future__ import annotations
 
@@ -16,11 +20,16 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.lifecycle import AuditEvent
+from shared import http_limits
+from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
+from shared.kafka import Producer
 from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
 from shared.settings import Settings
 from shared.state import StateLost
+from shared.tracing import instrument_app
 
 
 async def _rebuild(service: Service) -> RebuildReport:
@@ -34,17 +43,37 @@ async def _rebuild(service: Service) -> RebuildReport:
         await service.redis.aclose()
 
 
-def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str | None = None) -> FastAPI:
+def create_app(
+    service: Service,
+    routers: Sequence[APIRouter] = (),
+    title: str | None = None,
+    auth: AuthSettings | None = None,
+) -> FastAPI:
+    auth = auth or AuthSettings()
+    # One message per request (an audit record, a clinician's action), awaited before answering: a producer
+    # that does not linger (the consumer loop's producer batches for up to KAFKA_LINGER_MS).
+    requests = Producer(service.settings.model_copy(update={"kafka_linger_ms": 0}))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        await requests.start()
         try:
             yield
         finally:
+            await requests.stop()
             await service.stop()
 
-    app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan)
+    docs = {} if auth.auth_public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title=title or f"OsteoCDS {service.name}", lifespan=lifespan, **docs)  # type: ignore[arg-type]
     app.state.service = service
+    app.state.request_producer = requests
+
+    async def audit_sink(event: AuditEvent) -> None:
+        await (await requests.send(event))
+
+    install(app, service.name, audit_sink, auth)
+    http_limits.install(app, service.settings)  # bodies streamed with a limit (413), deep JSON refused (400)
 
     @app.exception_handler(StateLost)
     async def state_lost(_: Request, __: StateLost) -> JSONResponse:
@@ -64,12 +93,15 @@ def create_app(service: Service, routers: Sequence[APIRouter] = (), title: str |
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], dependencies=[require(OPS)])
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)
+    if unprotected := unguarded_routes(app):
+        raise RuntimeError(f"routes without a role requirement: {', '.join(unprotected)}")
+    instrument_app(app, service.tracing)  # issue 14: server spans when tracing is on (no URL path/query kept)
     return app
 
 

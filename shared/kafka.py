@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -18,9 +16,11 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel
 
 from contracts.base import Message
-from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, TOPICS, Topic
+from shared import deadletter
 from shared.settings import Settings
+from shared.tracing import Headers, current_headers
+from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ TOPIC_FOR_MODEL: dict[type, Topic] = {t.value: t for t in TOPICS}
 
 async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) -> None:
     """Create the topics with explicit partition counts (the embedded broker auto-creates with 4)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -39,6 +39,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
                 t.name,
                 num_partitions=min(t.partitions, settings.kafka_topic_partitions),
                 replication_factor=settings.kafka_replication_factor,
+                topic_configs=topic_configs(t, settings),
             )
             for t in topics
             if t.name not in existing
@@ -49,6 +50,14 @@ async def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS) ->
             log.info("topics created", extra={"count": len(wanted)})
     finally:
         await admin.close()
+
+
+def topic_configs(topic: Topic, settings: Settings) -> dict[str, str]:
+    """Per-topic configuration set at creation: the dead-letter topic holds original messages, hence patient
+    data, so it is kept no longer than `dead_letter_retention_ms` (README, "Dead letters")."""
+    if topic.name == DEAD_LETTER.name:
+        return {"retention.ms": str(settings.dead_letter_retention_ms), "cleanup.policy": "delete"}
+    return {}
 
 
 class Outgoing(BaseModel):
@@ -77,6 +86,8 @@ class Producer:
         self.settings = settings
         self.service = settings.service_name
         self._producer: AIOKafkaProducer | None = None
+        #: issue 14: told of each dead letter (topic, error type), for shared/metrics.py
+        self.on_dead_letter: Callable[[str, str], None] | None = None
 
     @property
     def _p(self) -> AIOKafkaProducer:
@@ -87,7 +98,8 @@ class Producer:
     async def start(self) -> None:
         s = self.settings
         self._producer = AIOKafkaProducer(  # created inside the running loop, as aiokafka requires
-            bootstrap_servers=s.kafka_bootstrap_servers,
+            **kafka_client_kwargs(s),
+            max_request_size=s.kafka_max_request_bytes,
             client_id=f"{s.kafka_client_id_prefix}-{s.service_name}",
             acks="all",
             enable_idempotence=s.kafka_enable_idempotence,
@@ -106,32 +118,42 @@ class Producer:
         except Exception:
             return False
 
-    async def send(self, message: Message | Outgoing) -> asyncio.Future[RecordMetadata]:
-        """Queue one message on its registered topic; await the returned future for the broker's ack."""
+    async def send(self, message: Message | Outgoing, headers: Headers | None = None) -> asyncio.Future[RecordMetadata]:
+        """Queue one message on its registered topic; await the returned future for the broker's ack.
+        `headers`: origin time and trace context of the input it derives from (shared/tracing.py)."""
         out = message if isinstance(message, Outgoing) else Outgoing.of(message)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             out.topic,
             value=out.value.encode(),
             key=out.key.encode(),
-            headers=[("schema-id", out.schema_id.encode()), ("producer", self.service.encode())],
+            headers=[
+                ("schema-id", out.schema_id.encode()),
+                ("producer", self.service.encode()),
+                *(headers if headers is not None else current_headers()),
+            ],
         )
         return fut
 
-    async def send_many(self, outputs: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+    async def send_many(self, outputs: Sequence[tuple[Outgoing, Headers | None]]) -> list[asyncio.Future[Any]]:
         """Queue many outputs at once: one record batch per partition, filled in order (so one patient's outputs
         keep their order), partitioned like `send` (the default murmur2 partitioner on the key). Much cheaper per
-        message than `send`. Await the returned futures (or `acknowledged`) for the broker's acks."""
+        message than `send`. Each output comes with its headers (None: those of the current request, as `send`).
+        Await the returned futures (or `acknowledged`) for the broker's acks."""
         p = self._p
         partitioner = DefaultPartitioner()
         builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         parts: dict[str, list[int]] = {}
-        for out in outputs:
+        for out, extra in outputs:
             if out.topic not in parts:
                 parts[out.topic] = sorted(await p.partitions_for(out.topic))
             key = out.key.encode()
             partition = partitioner(key, parts[out.topic], parts[out.topic])
-            headers = [("schema-id", out.schema_id.encode()), ("producer", self.service.encode())]
+            headers = [
+                ("schema-id", out.schema_id.encode()),
+                ("producer", self.service.encode()),
+                *(extra if extra is not None else current_headers()),
+            ]
             value = out.value.encode()
             builder = builders.get((out.topic, partition))
             if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
@@ -139,7 +161,7 @@ class Producer:
                     futures.append(await p.send_batch(builder, out.topic, partition=partition))
                 builder = builders[(out.topic, partition)] = p.create_batch()
                 if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    futures.append(await self.send(out))  # larger than a batch: on its own
+                    futures.append(await self.send(out, extra))  # larger than a batch: on its own
                     del builders[(out.topic, partition)]
         for (topic, partition), builder in builders.items():
             futures.append(await p.send_batch(builder, topic, partition=partition))
@@ -161,26 +183,20 @@ class Producer:
     async def send_raw(
         self, topic: str, value: bytes, key: bytes | None, timestamp_ms: int | None = None
     ) -> asyncio.Future[RecordMetadata]:
-        """A payload published as received (raw FHIR or HL7), keyed by patient."""
-        fut: asyncio.Future[RecordMetadata] = await self._p.send(topic, value=value, key=key, timestamp_ms=timestamp_ms)
+        """A payload published as received (raw FHIR or HL7), keyed by patient; it starts its trace and its
+        latency clock here (shared/tracing.py)."""
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(
+            topic, value=value, key=key, timestamp_ms=timestamp_ms, headers=current_headers()
+        )
         return fut
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:
-        """Park an unprocessable record with its reason and original bytes; processing goes on."""
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-        letter = DeadLetter(
-            service=self.service,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
-            value_b64=None if record.value is None else base64.b64encode(record.value).decode(),
-            headers=headers,
-            error_type=error_type,
-            reason=reason[:4000],
-            failed_at=datetime.now(UTC),
-        )
+        """Park an unprocessable record with its reason and original bytes (cut to fit the request limit:
+        shared/deadletter.py); processing goes on."""
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(record.topic, error_type)
+        letter = deadletter.build(record, self.service, error_type, reason, self.settings)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
-            DEAD_LETTER.name, value=letter.model_dump_json().encode(), key=record.key
+            DEAD_LETTER.name, value=deadletter.encode(letter, self.settings), key=deadletter.key_for(record)
         )
         return fut

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from redis.exceptions import WatchError
 
 from shared.kafka import Outgoing
+from shared.transport import kafka_client_kwargs
 
 if TYPE_CHECKING:
     from shared.service import Service
@@ -77,8 +78,8 @@ def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
     return topic, str(doc["event_id"]), str(doc.get("caused_by") or "")
 
 
-async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(service: Service, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(service.settings))
     await admin.start()
     try:
         meta = await admin.describe_topics(topics)
@@ -91,8 +92,8 @@ async def committed_offsets(service: Service, topics: list[str]) -> dict[TopicPa
     """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
     (explicit partitions: the embedded broker drops the connection without them)."""
     s = service.settings
-    parts = await _partitions(s.kafka_bootstrap_servers, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+    parts = await _partitions(service, topics)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(service.name, partitions=parts)
@@ -107,7 +108,7 @@ async def read_until(service: Service, ends: dict[TopicPartition, int]) -> list[
         return []
     s = service.settings
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka_bootstrap_servers,
+        **kafka_client_kwargs(s),
         group_id=None,
         enable_auto_commit=False,
         client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
@@ -140,8 +141,8 @@ async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str,
     reports the start of the last batch as the end; fetches return whole batches, so nothing is missed.)"""
     if not topics:
         return {}
-    parts = await _partitions(service.settings.kafka_bootstrap_servers, sorted(topics))
-    probe = AIOKafkaConsumer(bootstrap_servers=service.settings.kafka_bootstrap_servers, group_id=None)
+    parts = await _partitions(service, sorted(topics))
+    probe = AIOKafkaConsumer(**kafka_client_kwargs(service.settings), group_id=None)
     await probe.start()
     try:
         ends = {tp: off for tp, off in (await probe.end_offsets(parts)).items() if off > 0}
@@ -263,7 +264,7 @@ async def _write(service: Service, done: Replay, expected: bytes | None, epoch: 
                 return False  # leaving the block resets the pipeline (UNWATCH)
             pipe.multi()  # type: ignore[no-untyped-call]
             for patient_id, state in done.states.items():
-                pipe.set(store.patient_key(patient_id), state.model_dump_json())
+                pipe.set(store.patient_key(patient_id), state.model_dump_json(), ex=store.state_ttl)
             if service.timers is not None:
                 service.timers.write(pipe, {p: service.due(s) for p, s in done.states.items()})
             for key in done.seen:

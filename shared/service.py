@@ -39,12 +39,15 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
-from shared import healing
+from shared import healing, limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
+from shared.metrics import LagMonitor, OpsMetrics, origin_of
 from shared.settings import Settings
 from shared.state import StateLost, StateStore
 from shared.timers import Timers
+from shared.tracing import Headers, Tracing, output_headers
+from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,14 @@ def _timestamp(record: ConsumerRecord) -> int:
     return int(record.timestamp)
 
 
+def _by_time(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+    """The records merged by publication time, each partition's own order kept."""
+    parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
+    for r in records:
+        parts.setdefault((r.topic, r.partition), []).append(r)
+    return records if len(parts) < 2 else list(heapq.merge(*parts.values(), key=_timestamp))
+
+
 def _delivery_key(message: Any) -> str:
     return message.delivery_key() if isinstance(message, Message) else str(message.event_id)
 
@@ -131,6 +142,9 @@ class _Decoded:
     message: BaseModel | None = None
     error: tuple[str, str] | None = None
     key: str | None = None
+    #: issue 14: the record's trace span (None when tracing is off) and its hospital input's time (ms)
+    span: Any = None
+    origin_ms: int = 0
 
 
 class Metrics:
@@ -201,9 +215,17 @@ class Service:
         self.name = settings.service_name
         self.subscriptions: dict[str, Subscription] = {}
         self.metrics = Metrics(self.name)
-        self.redis: Redis = Redis.from_url(settings.redis_url)
-        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds)
+        self.redis: Redis = redis_client(settings)
+        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
+        self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
+        # issue 14: lag, batch, dead-letter, outbox and Redis metrics (shared/metrics.py); tracing (shared/tracing.py)
+        self.ops = OpsMetrics(self.metrics.registry, self.name)
+        self.ops.count_redis_round_trips(self.redis)
+        self.producer.on_dead_letter = self.ops.dead_letter
+        self.tracing = Tracing(settings)
+        self._lag: LagMonitor | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -260,10 +282,21 @@ class Service:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
         if due is not None:
-            clock = clock_topic(self.name)
-            self.timers = Timers(self.redis, self.name, clock, self.settings, self.clock)
+            timers = self.use_timers()
             self._due = due
-            self.subscriptions[clock.name] = Subscription(clock, json_decoder(clock.value), aggregate=(model, apply))
+            self.subscriptions[timers.topic.name] = Subscription(
+                timers.topic, json_decoder(timers.topic.value), aggregate=(model, apply)
+            )
+
+    def use_timers(self, on_tick: HandlerFn | None = None) -> Timers:
+        """Per-patient deadlines (shared/timers.py). An aggregate passes `due=` to `patient_aggregate`; a plain
+        handler sets deadlines with `timers.schedule(patient, due)` and receives the ticks in `on_tick`."""
+        if self.timers is None:
+            self.timers = Timers(self.redis, self.name, clock_topic(self.name), self.settings, self.clock)
+        if on_tick is not None:
+            topic = self.timers.topic
+            self.subscriptions[topic.name] = Subscription(topic, json_decoder(topic.value), handler=on_tick)
+        return self.timers
 
     def due(self, state: BaseModel) -> datetime | None:
         """The patient's next deadline according to the aggregate (None without timers)."""
@@ -277,7 +310,7 @@ class Service:
         if self.subscriptions:
             self._consumer = AIOKafkaConsumer(
                 *self.subscriptions,
-                bootstrap_servers=s.kafka_bootstrap_servers,
+                **kafka_client_kwargs(s),
                 group_id=self.name,
                 client_id=f"{s.kafka_client_id_prefix}-{self.name}",
                 enable_auto_commit=False,
@@ -290,6 +323,12 @@ class Service:
             await self._consumer.start()
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
             self._task.add_done_callback(self._on_done)
+        if self._consumer is not None:
+            self._lag = LagMonitor(s, {self.name: list(self.subscriptions)}, self.ops.gauges)
+            await self._lag.start()
+            self._lag_task = asyncio.create_task(
+                self._lag.run(self._stopping, s.lag_interval_s, self._sample_readiness), name=f"{self.name}-lag"
+            )
         if self.timers is not None:
             self._timer_task = asyncio.create_task(
                 self.timers.run(self.producer, self._stopping), name=f"{self.name}-timers"
@@ -310,8 +349,13 @@ class Service:
                 pass
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._lag is not None:
+            await asyncio.gather(*[t for t in (self._lag_task,) if t is not None], return_exceptions=True)
+            await self._lag.stop()
         await self.producer.stop()
         await self.redis.aclose()
+        self.decode_pool.close()
+        self.tracing.shutdown()
         log.info("service stopped")
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -338,6 +382,9 @@ class Service:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
 
+    async def _sample_readiness(self) -> None:
+        self.ops.ready.labels(self.name).set(float(all((await self.readiness()).values())))
+
     # ---- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -345,30 +392,49 @@ class Service:
         await self._retry(healing.ensure_state, self)
         self._state_checked = True
         watchdog = time.monotonic()
+        size = self.settings.kafka_max_poll_records
+
+        def fresh() -> limits.FairBacklog:  # fair batches across patients
+            return limits.FairBacklog(self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch)
+
+        backlog = fresh()
         # The commit of a batch (its outputs already acknowledged, its events marked) runs while the next batch
         # is fetched and processed; the next commit, a rebuild and the stop wait for it first.
         committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.kafka_max_poll_records)
-                if not batch:
+                backlog.retain(consumer.assignment())
+                wait = 0 if backlog.size else 200
+                while backlog.room() > 0:  # read ahead past one patient's flood
+                    batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
+                    if not batch:
+                        break
+                    backlog.add(batch)
+                    wait = 0
+                # one patient's events from several topics in the order they were published (each partition's
+                # own order kept), as the rebuild replays them: a decision caused by an event comes after it
+                records = _by_time(backlog.take(size))
+                if not records:
                     if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state there?
                         watchdog = time.monotonic()
                         if not await self._retry(self._intact):
                             committing = await _settled(committing)
                             await healing.heal(self, consumer)
+                            backlog = fresh()
                     continue
-                # one patient's events from several topics in the order they were published (each partition's
-                # own order kept), as the rebuild replays them: a decision caused by an event comes after it
-                records = list(heapq.merge(*batch.values(), key=_timestamp))
+                t0 = time.perf_counter()
                 try:
                     await self._process_batch(records)
                 except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
                     committing = await _settled(committing)
                     await healing.heal(self, consumer)
+                    backlog = fresh()  # what was read ahead is fetched again from the committed offsets
                     continue
-                committing = await _settled(committing)
-                committing = asyncio.create_task(consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()}))
+                assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
+                if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
+                    committing = await _settled(committing)
+                    committing = asyncio.create_task(consumer.commit(commits))
+                self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
         finally:
             await _settled(committing)
 
@@ -376,7 +442,7 @@ class Service:
         return await self.store.intact()
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
-        decoded = [self._decode(r) for r in records]
+        decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         acks: list[asyncio.Future[Any]] = []
@@ -386,6 +452,7 @@ class Service:
                 acks.append(await self._dead_letter(d, *d.error, outcome="dead_lettered"))
             elif d.key in already:
                 self.metrics.count(d.record.topic, "duplicate")
+                self.tracing.finish(d.span, "duplicate")
             else:
                 assert d.key is not None
                 already.add(d.key)
@@ -408,8 +475,9 @@ class Service:
         if groups:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
+            self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
         # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
-        outgoing: list[Outgoing] = list(applied.resend)
+        outgoing: list[tuple[Outgoing, Headers | None]] = [(pending, None) for pending in applied.resend]
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -422,20 +490,28 @@ class Service:
                 acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
-            outgoing += (out if isinstance(out, Outgoing) else Outgoing.of(out) for out in outputs)
+            headers = output_headers(d.span, d.origin_ms)
+            for message in outputs:
+                out = message if isinstance(message, Outgoing) else Outgoing.of(message)
+                outgoing.append((out, headers))
+                self.ops.output(out.topic, out.value, d.origin_ms)
             self.metrics.count(topic, "processed")
+            self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
         acks += await self.producer.send_many(outgoing)
-        for out in outgoing:
+        for out, _ in outgoing:
             self.metrics.output(out.schema_id)
         await self.producer.acknowledged(acks)  # every output acknowledged before anything is marked or committed
         # one atomic step: outboxes cleared, event IDs marked processed (and the epoch checked)
         await self._retry(self.store.finish, applied.outboxes, done_keys)
+        if applied.outboxes:
+            self.ops.outbox_cleared()
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
     ) -> asyncio.Future[RecordMetadata]:
         self.metrics.count(d.record.topic, outcome)
+        self.tracing.finish(d.span, outcome, error_type=error_type)
         log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
         return await self.producer.dead_letter(d.record, error_type, reason)
 
@@ -447,6 +523,10 @@ class Service:
         except TRANSIENT:
             raise
         except Exception as exc:
+            return d, [], exc
+        try:
+            limits.check_outputs([Outgoing.of(o) for o in outputs], self.settings)
+        except Rejected as exc:
             return d, [], exc
         self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, outputs, None
@@ -461,25 +541,55 @@ class Service:
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
 
+        settings = self.settings
+
+        def apply_events(
+            start: BaseModel, items: list[_Decoded]
+        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
+            """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
+            the events that keeps it within the limit applies (found by bisection over the intermediate states);
+            the later events are rejected with the reason (bounded state per patient)."""
+            after = [start]  # the state after 0, 1, ... events
+            results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
+            for d in items:
+                assert d.sub.aggregate is not None
+                try:
+                    state, outputs = d.sub.aggregate[1](after[-1], d.message)
+                    encoded = [Outgoing.of(o) for o in outputs]
+                    limits.check_outputs(encoded, settings)
+                    after.append(state)
+                    results.append((d, encoded, None))
+                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+                    after.append(after[-1])
+                    results.append((d, [], exc))
+            final = after[-1]
+            dumped = final.model_dump_json().encode()
+            if (too_large := limits.state_too_large(dumped, settings)) is not None:
+                lo, hi = 0, len(items)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                final = after[lo]
+                dumped = final.model_dump_json().encode()
+                refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
+                results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
+            produced = [o for _, outs, exc in results if exc is None for o in outs]
+            return final, dumped, produced, results
+
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel], dict[str, bytes], Applied]:
-            new: dict[str, BaseModel] = {}
+        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied]:
+            new: dict[str, BaseModel | bytes] = {}
             outboxes: dict[str, bytes] = {}
             applied = Applied([], [], {})
             for patient_id, items in groups.items():
-                current = states[patient_id] or model()
-                produced: list[Outgoing] = []
-                for d in items:
-                    assert d.sub.aggregate is not None
-                    try:
-                        current, outputs = d.sub.aggregate[1](current, d.message)
-                        encoded = [Outgoing.of(o) for o in outputs]
-                        produced += encoded
-                        applied.results.append((d, encoded, None))
-                    except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                        applied.results.append((d, [], exc))
-                new[patient_id] = current
+                start = states[patient_id] or model()
+                current, dumped, produced, results = apply_events(start, items)
+                applied.results += results
+                new[patient_id] = dumped
                 if self.timers is not None:
                     dues[patient_id] = self.due(current)
                 box, older = pending[patient_id], []
@@ -503,13 +613,17 @@ class Service:
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]
-        d = _Decoded(record, sub)
+        d = _Decoded(record, sub, span=self.tracing.consume(record), origin_ms=origin_of(record))
         if record.value is None:
             d.error = ("EmptyMessage", "message has no value")
+            return d
+        if (too_large := limits.check_record(record, self.settings)) is not None:
+            d.error = too_large
             return d
         try:
             d.message = sub.decode(record)
             d.key = sub.idempotency_key(d.message)
+            d.error = limits.check_key(record, d.message)  # keyed by patient, or per-patient order breaks
         except ValidationError as exc:
             d.error = ("ValidationError", _validation_reason(exc))
         except Rejected as exc:

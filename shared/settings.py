@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +33,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: How long an event ID is remembered for duplicate suppression.
     seen_ttl_seconds: int = 14 * 24 * 3600
+    #: A clinical time later than its receipt plus this is refused as future-dated (shared/clock.py, issue 9.7).
+    clock_skew_tolerance_seconds: float = 300.0
 
     retry_max_attempts: int = 8
     retry_initial_backoff_s: float = 0.1
@@ -41,4 +46,55 @@ class Settings(BaseSettings):
     timer_lease_s: float = 60.0
     timer_batch: int = 500
 
+    #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/tracing.py)
+    otel_exporter_otlp_endpoint: str | None = None
+    #: issue 14: how often consumer lag and readiness are sampled for /metrics (shared/metrics.py)
+    lag_interval_s: float = 15.0
+
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # ---- limits: no single message may stop a consumer or delay other patients (shared/limits.py) ----------
+    #: The producer's request limit (aiokafka max_request_size); every output and dead letter must fit.
+    kafka_max_request_bytes: int = 1_048_576
+    #: An input record larger than this is dead-lettered (payload truncated) without being decoded.
+    max_message_bytes: int = 1_000_000
+    #: Original bytes kept in a dead letter; above this the payload is truncated and the letter says so.
+    dead_letter_max_payload_bytes: int = 256_000
+    #: A patient's aggregate may not grow past this (JSON bytes): the event that would pass it is dead-lettered.
+    max_state_bytes: int = 2_000_000
+    #: Read-ahead of the consumer loop (records held); batches are filled fairly across patients from it.
+    read_ahead_records: int = 20_000
+    #: At most this many records of one patient per batch: a flooding patient's batches stay short, so another
+    #: patient's record waits for one short batch, not for a long one.
+    max_records_per_patient_per_batch: int = 100
+    #: Threads decoding records (FHIR, HL7 parsing) off the event loop.
+    decode_workers: int = 2
+    #: HTTP request bodies above this are refused with 413 while being read.
+    http_max_body_bytes: int = 1_000_000
+    #: JSON bodies nested deeper than this are refused with 400.
+    http_max_json_depth: int = 64
+    #: Per-patient Redis keys (state, outbox) expire after this long without a write (0: never).
+    state_ttl_seconds: int = 400 * 24 * 3600
+    #: Retention of the dead-letter topic (it holds original messages, hence patient data), set at creation.
+    dead_letter_retention_ms: int = 14 * 24 * 3600 * 1000
+
+    # ---- transport security (shared/transport.py) ----------------------------------------------------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: A file holding the SASL password (a Docker/Kubernetes secret); read at start, wins over the variable.
+    kafka_sasl_password_file: Path | None = None
+    #: OAUTHBEARER: a file holding the current access token, kept fresh by the platform; read on each login.
+    kafka_sasl_oauth_token_file: Path | None = None
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
+    #: CA bundle to verify the Redis server (with a rediss:// URL); client certificate and key if Redis asks one.
+    redis_ssl_ca_certs: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None

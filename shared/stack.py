@@ -1,7 +1,9 @@
 """`osteocds`: run the whole system locally.
 
-osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis and the five services
+osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis, a local OIDC issuer and the
+                 five services
 osteocds demo    publish sample patient events to a running stack and print the alerts
+osteocds token   print an access token of the local issuer: --role clinician|integration|ops --user NAME
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from contracts.topics import (
     SCORING,
     SYSTEMIC_PLANNER,
 )
-from shared import infra
+from shared import infra, issuer
+from shared.auth import CLINICIAN, ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = ROOT / ".run" / "stack.json"
@@ -45,11 +48,16 @@ SERVICE_MODULES: dict[str, tuple[str, int]] = {
 }
 
 
+#: lab-normalisation's MLLP listener (HL7 v2 over TCP); 2575 is the port registered for HL7
+MLLP_PORT = 2575
+
+
 @dataclass
 class RunningStack:
     urls: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    mllp_port: int = MLLP_PORT
 
     def stop(self, timeout: float = 20) -> dict[str, int]:
         """SIGTERM every service (they drain and commit), then wait; returns the exit codes."""
@@ -81,17 +89,21 @@ def spawn_services(
     ports: dict[str, int] | None = None,
     log_dir: Path | None = None,
     wait_ready: float = 60,
+    mllp_port: int | None = None,
 ) -> RunningStack:
-    """Start the five services as separate processes and wait until each answers /readyz."""
+    """Start the five services as separate processes and wait until each answers /readyz. With `ports`
+    given (tests), lab-normalisation's MLLP listener also gets a free port unless `mllp_port` says which."""
     env = service_env(bootstrap, redis_url, extra_env)
-    stack = RunningStack(urls={}, env=env)
+    mllp = mllp_port or (infra.free_port() if ports is not None else int(os.environ.get("MLLP_PORT", MLLP_PORT)))
+    stack = RunningStack(urls={}, env=env, mllp_port=mllp)
     for name, (module, default_port) in SERVICE_MODULES.items():
         port = (ports or {}).get(name, default_port)
         out = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115 - lives with the process
+        own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
         stack.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=ROOT,
-            env={**env, "HTTP_PORT": str(port)},
+            env={**env, "HTTP_PORT": str(port), **own},
             stdout=out or None,
             stderr=subprocess.STDOUT if out else None,
         )
@@ -131,19 +143,46 @@ def infrastructure(for_tests: bool) -> Iterator[tuple[infra.Provisioned, infra.P
         yield k, r
 
 
+def identity_env() -> dict[str, str]:
+    """OIDC_* settings given to `up`'s shell pass through to the services (a real identity provider)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("OIDC_")}
+
+
+@contextlib.contextmanager
+def identity() -> Iterator[tuple[dict[str, str], str]]:
+    """The identity provider: OIDC_ISSUER / OIDC_JWKS_URL when set, else the local issuer on port 8100."""
+    if os.environ.get("OIDC_ISSUER") or os.environ.get("OIDC_JWKS_URL"):
+        yield identity_env(), os.environ.get("OIDC_ISSUER") or os.environ["OIDC_JWKS_URL"]
+        return
+    with issuer.serve(port=issuer.DEFAULT_PORT) as local:
+        yield local.env(), f"{local.url} (local issuer; key in {issuer.ISSUER_DIR})"
+
+
 def cmd_up(_: argparse.Namespace) -> int:
     print("OsteoCDS: starting infrastructure...", flush=True)
-    with infrastructure(for_tests=False) as (kafka, redis):
+    with infrastructure(for_tests=False) as (kafka, redis), identity() as (oidc, oidc_label):
         print(f"  Kafka  {kafka.url}  ({kafka.kind})")
         print(f"  Redis  {redis.url}  ({redis.kind})")
-        stack = spawn_services(kafka.url, redis.url, kafka.settings)
+        print(f"  OIDC   {oidc_label}")
+        stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc})
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(
-            json.dumps({"kafka": kafka.url, "redis": redis.url, "urls": stack.urls, "kafka_settings": kafka.settings})
+            json.dumps(
+                {
+                    "kafka": kafka.url,
+                    "redis": redis.url,
+                    "urls": stack.urls,
+                    "kafka_settings": kafka.settings,
+                    "issuer": oidc.get("OIDC_ISSUER"),
+                }
+            )
         )
-        print("OsteoCDS is up:")
+        print("OsteoCDS is up (HTTP: every route but /healthz, /readyz and the page shell needs a bearer token):")
         for name, url in stack.urls.items():
-            print(f"  {name:<22} {url}  (/healthz /readyz /metrics{', /alerts' if name == NOTIFICATION else ''})")
+            extra = ", /alerts, /cds-services, page /ui/patients/<id>" if name == NOTIFICATION else ""
+            print(f"  {name:<22} {url}  (/healthz /readyz /metrics{extra})")
+        print(f"  {'HL7 v2 over MLLP':<22} 127.0.0.1:{stack.mllp_port}  (lab-normalisation; MLLP_PORT)")
+        print("Token:   ./osteocds token --role clinician --user clinician-1")
         print("Try it:  ./osteocds demo        Stop: Ctrl-C", flush=True)
         stop = {"now": False}
 
@@ -271,6 +310,28 @@ async def _publish(bootstrap: str, events: list[tuple[str, dict[str, object]]], 
         await producer.stop()
 
 
+def local_token(user: str, roles: list[str], ttl_s: int = 8 * 3600) -> str:
+    """A token of the local issuer (the one `up` serves), for a user and roles."""
+    st = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
+    url = st.get("issuer") or f"http://127.0.0.1:{issuer.DEFAULT_PORT}"
+    return issuer.LocalIssuer(issuer.load_or_create_key(), url).token(user, roles, ttl_s=ttl_s)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(local_token(args.user, args.role, args.ttl))
+    return 0
+
+
+def _print_alerts(alerts: list[dict[str, object]]) -> None:
+    for a in alerts:
+        extra = f", escaladée niveau {a['escalation_level']}" if a.get("escalation_level") else ""
+        print(f"  [{a['severity']:>8}] {a['rule_id']:<14} {a['title']}  ({a['status']}{extra})")
+        print(f"             {a['text_fr']}")
+        cit = a["citation"]
+        assert isinstance(cit, dict)
+        print(f"             source: {cit['section']} ({cit['lines']})")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if not STATE_FILE.exists() and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         print("No running stack found: start it first with ./osteocds up", file=sys.stderr)
@@ -280,25 +341,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     notif = st.get("urls", {}).get(NOTIFICATION, "http://127.0.0.1:8105")
     idempotence = st.get("kafka_settings", {}).get("KAFKA_ENABLE_IDEMPOTENCE", "true") == "true"
     patient = args.patient or f"demo-{uuid.uuid4().hex[:8]}"
+    token = local_token("demo-clinician", [CLINICIAN], ttl_s=3600)
+    headers = {"Authorization": f"Bearer {token}"}
     asyncio.run(_publish(bootstrap, demo_events(patient, datetime.now(UTC)), idempotence))
-    print(f"published demo events for patient {patient}; waiting for alerts...")
+    print(f"published demo events for patient {patient} (as demo-clinician); waiting for alerts...")
+    print(f"Live page: {notif}/ui/patients/{patient}  (paste a token from ./osteocds token --role clinician)")
+
+    def active() -> list[dict[str, object]]:
+        r = httpx.get(f"{notif}/alerts", params={"patient_id": patient, "status": "active"}, headers=headers, timeout=5)
+        r.raise_for_status()
+        found: list[dict[str, object]] = r.json()
+        return found
+
     deadline = time.monotonic() + 20
     alerts: list[dict[str, object]] = []
-    stable_since, last = time.monotonic(), -1
-    while time.monotonic() < deadline:  # until the alerts have settled for 2 s
-        alerts = httpx.get(f"{notif}/alerts", params={"patient_id": patient}, timeout=5).json()
-        if len(alerts) != last:
-            stable_since, last = time.monotonic(), len(alerts)
-        elif alerts and time.monotonic() - stable_since > 2:
-            break
+    while time.monotonic() < deadline and not alerts:  # critical alerts are shown at once
+        alerts = active()
         time.sleep(0.25)
-    for a in alerts:
-        print(f"  [{a['severity']:>8}] {a['rule_id']:<14} {a['title']}  ({a['status']})")
-        print(f"             {a['text_fr']}")
-        cit = a["citation"]
-        assert isinstance(cit, dict)
-        print(f"             source: {cit['section']} ({cit['lines']})")
-    print(f"{len(alerts)} alert(s). API: {notif}/alerts?patient_id={patient}")
+    print("Shown at once (critical):")
+    _print_alerts(alerts)
+    print(f"Info and warning decisions are held for the settle window ({args.settle:g} s); waiting...", flush=True)
+    time.sleep(args.settle + 3)
+    alerts = active()
+    print("What still holds, after the settle window:")
+    _print_alerts(alerts)
+    print(f"{len(alerts)} active alert(s). API: {notif}/alerts?patient_id={patient}")
     planner = st.get("urls", {}).get(SYSTEMIC_PLANNER, "http://127.0.0.1:8103")
     print(f"Treatment plan: {planner}/patients/{patient}/plan  (FHIR orders: .../plan/medication-requests)")
     return 0 if alerts else 1
@@ -312,7 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="start broker, Redis and the five services").set_defaults(fn=cmd_up)
     demo = sub.add_parser("demo", help="publish sample events and show the alerts")
     demo.add_argument("--patient", help="pseudonymous patient ID to use")
+    demo.add_argument("--settle", type=float, default=float(os.environ.get("ALERT_SETTLE_SECONDS", "30")))
     demo.set_defaults(fn=cmd_demo)
+    token = sub.add_parser("token", help="print an access token of the local issuer")
+    token.add_argument("--role", action="append", choices=ROLES, required=True, help="repeat for several roles")
+    token.add_argument("--user", required=True, help="the token's subject (who acts)")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds (default 8 h)")
+    token.set_defaults(fn=cmd_token)
     args = parser.parse_args(argv)
     return int(args.fn(args))
 

@@ -13,6 +13,7 @@ the service rebuilds (shared/healing.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ def _text(raw: bytes | str | None) -> bytes | None:
 
 
 class StateStore:
-    def __init__(self, redis: Redis, namespace: str, seen_ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, namespace: str, seen_ttl_seconds: int, state_ttl_seconds: int = 0) -> None:
         self.redis = redis
         self.ns = f"osteocds:{namespace}"
         self.seen_ttl = seen_ttl_seconds
@@ -41,6 +42,9 @@ class StateStore:
         #: the epoch this process holds; when `guarded`, every transaction checks that Redis still holds it
         self.epoch: bytes | None = None
         self.guarded = False
+        #: per-patient keys (state, outbox) expire this long after their last write (0: never). Bounded state:
+        #: a patient without any event for that long is forgotten, like the topics' own retention.
+        self.state_ttl = state_ttl_seconds or None
 
     def _check_epoch(self, raw: bytes | str | None) -> None:
         if self.guarded and _text(raw) != self.epoch:
@@ -97,8 +101,10 @@ class StateStore:
                     out = fn(current)
                     new, result = await out if isinstance(out, Awaitable) else out
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    if new != current:
-                        pipe.set(key, new.model_dump_json())
+                    # nothing is written for a patient that had no state and still has none (e.g. an ack for
+                    # an unknown patient): no key is left behind
+                    if new != current and not (current is None and new == type(new)()):
+                        pipe.set(key, new.model_dump_json(), ex=self.state_ttl)
                     await pipe.execute()
                     return result
                 except WatchError:
@@ -108,7 +114,7 @@ class StateStore:
         self,
         patient_ids: list[str],
         model: type[S],
-        fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S], dict[str, bytes], R]],
+        fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S | bytes], dict[str, bytes], R]],
         kind: str = "state",
         also: Callable[[Any], None] | None = None,
     ) -> R:
@@ -121,6 +127,7 @@ class StateStore:
         keys would need a common hash tag.) `also(pipe)` queues more writes in the same MULTI (timers)."""
         keys = [self.patient_key(p, kind) for p in patient_ids]
         outbox_keys = [self.patient_key(p, "outbox") for p in patient_ids]
+        empty = model().model_dump_json().encode()
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -128,21 +135,33 @@ class StateStore:
                     raws = await pipe.mget([*keys, *outbox_keys, self.epoch_key])
                     self._check_epoch(raws.pop())
                     states, pending = raws[: len(keys)], raws[len(keys) :]
-                    current = {
-                        p: None if raw is None else model.model_validate_json(raw)
-                        for p, raw in zip(patient_ids, states, strict=True)
-                    }
-                    boxes = {
-                        p: b if isinstance(b, bytes) or b is None else b.encode()
-                        for p, b in zip(patient_ids, pending, strict=True)
-                    }
-                    new, outboxes, result = fn(current, boxes)
+
+                    def compute(states: list[Any], pending: list[Any]) -> tuple[list[tuple[str, bytes]], R]:
+                        # parse, apply, encode: CPU work done in a worker thread, off the event loop
+                        current = {
+                            p: None if raw is None else model.model_validate_json(raw)
+                            for p, raw in zip(patient_ids, states, strict=True)
+                        }
+                        boxes = {
+                            p: b if isinstance(b, bytes) or b is None else b.encode()
+                            for p, b in zip(patient_ids, pending, strict=True)
+                        }
+                        new, outboxes, result = fn(current, boxes)
+                        writes: list[tuple[str, bytes]] = []
+                        for p, raw in zip(patient_ids, states, strict=True):
+                            if p not in new:
+                                continue
+                            state = new[p]
+                            dumped = state if isinstance(state, bytes) else state.model_dump_json().encode()
+                            if dumped != raw and not (raw is None and dumped == empty):
+                                writes.append((self.patient_key(p, kind), dumped))
+                        writes += [(self.patient_key(p, "outbox"), box) for p, box in outboxes.items()]
+                        return writes, result
+
+                    writes, result = await asyncio.to_thread(compute, states, pending)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    for p, raw in zip(patient_ids, states, strict=True):
-                        if p in new and (dumped := new[p].model_dump_json().encode()) != raw:
-                            pipe.set(self.patient_key(p, kind), dumped)
-                    for p, box in outboxes.items():
-                        pipe.set(self.patient_key(p, "outbox"), box)
+                    for key, value in writes:
+                        pipe.set(key, value, ex=self.state_ttl)
                     if also is not None:
                         also(pipe)
                     await pipe.execute()
@@ -162,6 +181,10 @@ class StateStore:
         args: list[bytes | str | int] = [guard, len(outboxes), self.seen_ttl, *outboxes.values()]
         if not await self.redis.eval(_FINISH, len(keys), *keys, *args):
             raise StateLost("the service's state epoch is gone from Redis")
+
+    async def clear_outboxes(self, written: dict[str, str]) -> None:
+        """`finish` without event IDs: delete the outboxes that still hold the tokens written."""
+        await self.finish(written, [])
 
 
 # KEYS: epoch, n outboxes, seen keys. ARGV: epoch expected ('' = unguarded), n, seen TTL, n outbox tokens.

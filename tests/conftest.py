@@ -18,8 +18,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import settings as hypothesis_settings
 
-from shared import infra
+from shared import infra, issuer
+from shared.auth import CLINICIAN, OPS
 from shared.stack import SERVICE_MODULES, RunningStack, spawn_services
+
+ROOT = Path(__file__).resolve().parent.parent
+#: test artifacts (screenshots...), gitignored
+ARTIFACTS = ROOT / "test-artifacts"
+
+#: the notification timings of the test stack: short, so lifecycle tests run in seconds
+TEST_SETTLE_S = 2.0
+TEST_ESCALATION_S = 8.0
 
 # CI is deterministic (same examples every run); local runs keep exploring new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -50,6 +59,28 @@ def redis_url() -> Iterator[str]:
         yield r.url
 
 
+_ISSUER: list[issuer.LocalIssuer] = []
+
+
+@pytest.fixture(scope="session")
+def local_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[issuer.LocalIssuer]:
+    """A local OIDC issuer (its own key, JWKS served on a free port) that the test stack trusts."""
+    with issuer.serve(directory=tmp_path_factory.mktemp("issuer")) as local:
+        _ISSUER.append(local)
+        yield local
+        _ISSUER.remove(local)
+
+
+def token(role: str | None = CLINICIAN, user: str = "test-clinician", **kw: Any) -> str:
+    """A token of the test issuer (role None: a token without roles)."""
+    return _ISSUER[0].token(user, [] if role is None else [role], **kw)
+
+
+def auth(role: str | None = CLINICIAN, user: str = "test-clinician") -> dict[str, str]:
+    """Authorization header for a role; `integration` posts FHIR/HL7, `ops` reads metrics."""
+    return {"Authorization": f"Bearer {token(role, user)}"}
+
+
 @pytest.fixture(scope="session")
 def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("service-logs")
@@ -57,13 +88,61 @@ def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stack(
-    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], stack_logs: Path
+    kafka_bootstrap: str,
+    redis_url: str,
+    kafka_settings: dict[str, str],
+    stack_logs: Path,
+    local_issuer: issuer.LocalIssuer,
 ) -> Iterator[RunningStack]:
-    """The five services as real processes, exactly as `osteocds up` starts them."""
+    """The five services as real processes, exactly as `osteocds up` starts them (trusting the test issuer),
+    with notification's settle window and escalation delay shortened."""
     ports = {name: infra.free_port() for name in SERVICE_MODULES}
-    running = spawn_services(kafka_bootstrap, redis_url, kafka_settings, ports=ports, log_dir=stack_logs)
+    env = {
+        **kafka_settings,
+        **local_issuer.env(),
+        "ALERT_SETTLE_SECONDS": str(TEST_SETTLE_S),
+        "ALERT_ESCALATION_DELAY_SECONDS": str(TEST_ESCALATION_S),
+        "TIMER_POLL_INTERVAL_S": "0.2",
+        "LIVE_POLL_SECONDS": "0.2",
+    }
+    running = spawn_services(kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs)
     yield running
     running.stop()
+
+
+def restart(
+    stack: RunningStack,
+    name: str,
+    stack_logs: Path,
+    down_for: float = 0,
+    while_down: Callable[[], None] | None = None,
+) -> None:
+    """Stop one service (SIGTERM: it drains and commits), keep it down `down_for` seconds (running `while_down`
+    first), start it again on the same port and wait until it is ready."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shared.stack import wait_until_ready
+
+    proc = stack.procs[name]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    if while_down is not None:
+        while_down()
+    time.sleep(down_for)
+    port = stack.urls[name].rsplit(":", 1)[1]
+    log = open(stack_logs / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+    stack.procs[name] = subprocess.Popen(
+        [sys.executable, "-m", SERVICE_MODULES[name][0]],
+        cwd=ROOT,
+        env={**stack.env, "HTTP_PORT": port},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    only = RunningStack(urls={name: stack.urls[name]}, procs={name: stack.procs[name]})
+    wait_until_ready(only, 60)
 
 
 def _idempotence(kafka_settings: dict[str, str]) -> bool:
@@ -78,16 +157,17 @@ async def producer(kafka_bootstrap: str, kafka_settings: dict[str, str]) -> Asyn
     await p.stop()
 
 
-Publish = Callable[[str, Any], Awaitable[None]]
+Publish = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
 def publish(producer: AIOKafkaProducer) -> Publish:
-    """Publish a dict (as JSON, keyed by its patient_id) or raw bytes."""
+    """Publish a dict (as JSON, keyed by its patient_id) or raw bytes (with `key`, by default one that matches
+    no patient: a raw message must be keyed by its patient, or it is dead-lettered)."""
 
-    async def _publish(topic: str, value: Any) -> None:
+    async def _publish(topic: str, value: Any, key: bytes = b"malformed") -> None:
         if isinstance(value, bytes):
-            await producer.send_and_wait(topic, value, key=b"malformed")
+            await producer.send_and_wait(topic, value, key=key)
             return
         key = str(value["patient_id"]).encode()
         if "resourceType" in value:  # raw FHIR: the patient ID travels only as the key
@@ -153,7 +233,7 @@ async def wait_for(fn: Callable[[], Awaitable[Any]], timeout: float = 10, interv
 
 
 async def alerts(stack: RunningStack, patient_id: str, **params: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth(CLINICIAN)) as c:
         r = await c.get(f"{stack.urls['notification']}/alerts", params={"patient_id": patient_id, **params})
         r.raise_for_status()
         data: list[dict[str, Any]] = r.json()
@@ -162,7 +242,7 @@ async def alerts(stack: RunningStack, patient_id: str, **params: str) -> list[di
 
 async def metric(stack: RunningStack, svc: str, name: str, **labels: str) -> float:
     """Read one Prometheus sample from a service's /metrics."""
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth(OPS, "test-ops")) as c:
         text = (await c.get(f"{stack.urls[svc]}/metrics")).text
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     total = 0.0

@@ -107,7 +107,7 @@ async def test_a_transaction_on_a_lost_state_computes_nothing(redis_url: str) ->
 
     def fn(
         states: dict[str, Applied | None], boxes: dict[str, bytes | None]
-    ) -> tuple[dict[str, Applied], dict[str, bytes], None]:
+    ) -> tuple[dict[str, Applied | bytes], dict[str, bytes], None]:
         calls.append(1)
         return {p: Applied(event_ids=["x"]) for p in states}, {}, None
 

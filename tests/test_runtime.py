@@ -162,7 +162,7 @@ async def test_outputs_survive_a_crash_between_the_state_write_and_the_broker_ac
     # 1. the broker takes no output: the state is written, the output is not acknowledged, the loop stops
     crashing = instance()
 
-    async def unacknowledged(message: object) -> asyncio.Future[object]:
+    async def unacknowledged(message: object, headers: object = None) -> asyncio.Future[object]:
         raise KafkaTimeoutError("no acknowledgement")
 
     crashing.producer.send = unacknowledged  # type: ignore[method-assign]

@@ -97,3 +97,37 @@ async def test_a_deadline_fires_once_with_no_new_event_and_survives_a_restart(
         assert again is not None and again.ticks == [due.isoformat()]
     finally:
         await service.stop()
+
+
+async def test_a_plain_handler_schedules_and_receives_its_ticks(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """The same clock for a service without an aggregate (e.g. an escalation deadline): `use_timers(on_tick)`,
+    `timers.schedule(patient, due)`; the tick comes to the handler through the broker."""
+    name = f"timers-plain-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{name}", LabResult, ("test",), (name,), "timers test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, name)
+    await ensure_topics(settings, [topic, clock_topic(name)])
+    patient = f"pt-{name}"
+    service = Service(settings)
+    received: list[ClockTick] = []
+
+    async def on_result(event: LabResult, ctx: Any) -> list[Message]:
+        await timers.schedule(event.patient_id, service.clock() + timedelta(seconds=0.5))
+        return []
+
+    async def on_tick(event: ClockTick, ctx: Any) -> list[Message]:
+        received.append(event)
+        await timers.schedule(event.patient_id, None)  # done: no further deadline
+        return []
+
+    timers = service.use_timers(on_tick)
+    service.subscriber(topic)(on_result)
+    await service.start()
+    try:
+        await publish(topic.name, lab(patient, "2000-8", 2.4, "mmol/L"))
+        await wait_for(lambda: asyncio.sleep(0, received), timeout=20)
+        assert [t.patient_id for t in received] == [patient] and received[0].service == name
+        assert await timers.due_at(patient) is None
+    finally:
+        await service.stop()

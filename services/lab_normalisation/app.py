@@ -1,28 +1,38 @@
-"""Kafka and HTTP adapters of lab-normalisation around the pure parsers and rules.
+"""Kafka, HTTP and MLLP adapters of lab-normalisation around the pure parsers and rules.
 
 Kafka: hospital.lab-results.v1 (JSON), hospital.patient-records.v1, hospital.fhir-r4.v1 and
 hospital.hl7v2.v1 all become one `Ingested` per message, applied to the patient's lab aggregate.
-HTTP: POST /fhir and POST /hl7v2 parse and check the payload first (4xx / HL7 AR or AE with the reasons),
-then publish it unchanged to its raw topic, keyed by patient, so it takes the same path as the bus.
+HTTP (POST /fhir, POST /hl7v2) and MLLP (HL7 v2 over TCP, `mllp.py`) parse and check the payload first
+(4xx / HL7 AR or AE with the reasons), then publish it unchanged to its raw topic, keyed by patient, with
+the receipt time as the record timestamp, so it takes the same path, and gets the same verdict, as the bus.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
 
 from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.ingest import (
+    PATIENT_ID,
     AnalyteMap,
     Ingested,
+    Nothing,
+    fhir_verdict,
     from_fhir,
     from_hl7,
     from_json_lab,
@@ -30,13 +40,20 @@ from services.lab_normalisation.ingest import (
     hl7_ack,
     hl7_header,
     hl7_text,
+    hl7_verdict,
 )
+from services.lab_normalisation.loinc import LOINC_SHAPE
+from services.lab_normalisation.mllp import serve_mllp
 from services.lab_normalisation.settings import LabSettings
+from shared.auth import INTEGRATION, require
+from shared.clock import NotAfter
 from shared.errors import Rejected
 from shared.http import create_app
 from shared.service import Service
 
+log = logging.getLogger(__name__)
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
+MAX_CODE_LABELS = 500
 
 
 def received_at(record: ConsumerRecord) -> datetime:
@@ -46,55 +63,122 @@ def received_at(record: ConsumerRecord) -> datetime:
 LabDecoder = Callable[[ConsumerRecord], Ingested]
 
 
+@dataclass(frozen=True)
+class Hl7Answer:
+    """What HTTP and MLLP send back for one HL7 message: the ACK, its code and the HTTP status."""
+
+    ack: str
+    code: Literal["AA", "AE", "AR"]
+    status: int
+
+
+class UnmappedCodes:
+    """Unknown codes that look like an analyte we use (issue 12): a counter labelled by code (LOINC-shaped
+    codes only, at most MAX_CODE_LABELS distinct labels, then "other"; local codes as "local") and a log
+    line naming the code. Codes carry no patient data."""
+
+    def __init__(self, service: Service) -> None:
+        self.counter = Counter(
+            "osteocds_lab_unmapped_codes_total",
+            "Unknown lab codes whose name looks like an analyte the rules use",
+            ["service", "code"],
+            registry=service.metrics.registry,
+        )
+        self.service = service.name
+        self.labels: set[str] = set()
+
+    def count(self, codes: list[str]) -> None:
+        for code in codes:
+            label = code if LOINC_SHAPE.match(code) else "local"
+            if label not in self.labels and len(self.labels) >= MAX_CODE_LABELS:
+                label = "other"
+            self.labels.add(label)
+            self.counter.labels(self.service, label).inc()
+            log.warning("unmapped lab code that looks relevant", extra={"code": code[:80]})
+
+
 def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) -> tuple[Service, FastAPI]:
-    """The service and its HTTP app. `decoders` (topic -> decoder) replaces the parsers; only the benchmark
-    uses it, to measure the rest of the path with decoding done in advance."""
+    """The service and its HTTP app (with the MLLP listener in its lifespan). `decoders` (topic -> decoder)
+    replaces the parsers; only the benchmark uses it, to measure the rest of the path with decoding done in
+    advance."""
     service = Service(settings)
     analytes = AnalyteMap.load(settings.lab_local_codes_file)
     tz = ZoneInfo(settings.hospital_timezone)
+    skew = timedelta(seconds=settings.clock_skew_tolerance_seconds)
     cfg = LabConfig(
         ca_albumin_window=timedelta(hours=settings.ca_albumin_window_hours),
         hospital_tz=tz,
         retention=timedelta(days=settings.lab_retention_days),
+        weight_max_age=timedelta(days=settings.weight_max_age_days),
     )
     ignored = service.metrics.messages
+    unmapped = UnmappedCodes(service)
 
     def apply(state: LabState, batch: Ingested) -> tuple[LabState, list[NormalisedLab]]:
         if batch.ignored:
             ignored.labels(service.name, "ingest", "ignored_result").inc(len(batch.ignored))
+        if batch.unmapped:
+            unmapped.count(batch.unmapped)
         return apply_ingested(state, batch, cfg)
 
+    def guard(r: ConsumerRecord) -> NotAfter:
+        return NotAfter.of_record(r, skew)
+
     parsers: dict[str, LabDecoder] = {
-        LAB_RESULTS.name: lambda r: from_json_lab(r.value, analytes),
-        PATIENT_RECORDS.name: lambda r: from_json_patient(r.value),
-        FHIR_R4.name: lambda r: from_fhir(r.value, analytes, received_at(r)),
-        HL7V2.name: lambda r: from_hl7(r.value, analytes, tz),
+        LAB_RESULTS.name: lambda r: from_json_lab(r.value, analytes, guard(r)),
+        PATIENT_RECORDS.name: lambda r: from_json_patient(r.value, guard(r)),
+        FHIR_R4.name: lambda r: _fhir_record(r, analytes, guard(r), tz),
+        HL7V2.name: lambda r: from_hl7(r.value, analytes, tz, guard(r)),
     }
+    parsers = {topic: limited(parse, settings.max_results_per_message) for topic, parse in parsers.items()}
     parsers.update(decoders or {})
     for topic in (LAB_RESULTS, PATIENT_RECORDS, FHIR_R4, HL7V2):
         service.patient_aggregate(
             (topic,), LabState, apply, decode=parsers[topic.name], idempotency_key=lambda m: m.key
         )
 
-    router = APIRouter(tags=["ingestion"])
-
     async def publish(topic: str, raw: bytes, batch: Ingested, at: datetime) -> None:
-        # the record timestamp is the receipt time the consumer uses, so both parses give the same IDs
+        # the record timestamp is the receipt time the consumer uses, so both parses give the same verdict
         ack = await service.producer.send_raw(topic, raw, batch.patient_id.encode(), int(at.timestamp() * 1000))
         await ack
 
+    async def handle_hl7(raw: bytes) -> Hl7Answer:
+        """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic."""
+        now = _now_ms()
+        header = hl7_header(_MSH.split(_safe_text(raw), maxsplit=1)[0])  # the MSH alone: cheap for any size
+        try:
+            check_results(raw, settings.max_results_per_message)
+        except Rejected as exc:
+            return Hl7Answer(hl7_ack(header, "AR", [str(exc)]), "AR", 400)
+        verdict = await asyncio.to_thread(hl7_verdict, raw, analytes, tz, NotAfter(now, skew))  # off the loop
+        if verdict.publish:
+            assert verdict.batch is not None
+            await publish(HL7V2.name, raw, verdict.batch, now)
+        elif verdict.batch is not None:  # not published, so not counted by the consumer: counted here
+            unmapped.count(verdict.batch.unmapped)
+        return Hl7Answer(hl7_ack(header, verdict.code, verdict.reasons), verdict.code, verdict.status)
+
+    router = APIRouter(tags=["ingestion"], dependencies=[require(INTEGRATION)])
+
     @router.post("/fhir", status_code=202)
     async def post_fhir(request: Request) -> JSONResponse:
-        """A FHIR R4 Observation, Patient or Bundle (one patient). 202 with the event IDs it will produce;
-        422 with an OperationOutcome when nothing in it can be used."""
+        """A FHIR R4 resource or Bundle (one patient). 202 with the event IDs it will produce; 200 with an
+        informational OperationOutcome when it is valid but holds nothing used (as HL7 AA); 422 with an
+        OperationOutcome when it cannot be read or every result in it is refused."""
         raw = await request.body()
-        now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+        now = _now_ms()
         try:
-            batch = from_fhir(raw, analytes, now)
+            check_results(raw, settings.max_results_per_message)
         except Rejected as exc:
-            return JSONResponse(_outcome([str(exc)]), status_code=422, media_type="application/fhir+json")
-        if not batch.labs and not batch.patients:
-            return JSONResponse(_outcome(batch.rejections + batch.ignored), 422, media_type="application/fhir+json")
+            return _fhir_json(_outcome([str(exc)]), 422)
+        verdict = await asyncio.to_thread(fhir_verdict, raw, analytes, NotAfter(now, skew), tz)  # off the loop
+        if not verdict.publish:
+            if verdict.batch is not None:
+                unmapped.count(verdict.batch.unmapped)
+            severity = "information" if verdict.status < 400 else "error"
+            return _fhir_json(_outcome(verdict.reasons, severity), verdict.status)
+        batch = verdict.batch
+        assert batch is not None
         await publish(FHIR_R4.name, raw, batch, now)
         return JSONResponse(
             {"event_ids": [str(e) for e in batch.event_ids()], "rejected": batch.rejections, "ignored": batch.ignored},
@@ -103,21 +187,56 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
 
     @router.post("/hl7v2")
     async def post_hl7v2(request: Request) -> Response:
-        """An HL7 v2.5 ORU^R01. Answers an HL7 ACK: AA (200), AE with one ERR per rejected OBX (422; the
-        good results are accepted), or AR when the message cannot be used (400)."""
-        raw = await request.body()
-        header = hl7_header(_safe_text(raw))
-        try:
-            batch = from_hl7(raw, analytes, tz)
-        except Rejected as exc:
-            return Response(hl7_ack(header, "AR", [str(exc)]), status_code=400, media_type=HL7_MEDIA_TYPE)
-        if batch.labs or batch.patients:
-            await publish(HL7V2.name, raw, batch, datetime.now(UTC))
-        if batch.rejections:
-            return Response(hl7_ack(header, "AE", batch.rejections), status_code=422, media_type=HL7_MEDIA_TYPE)
-        return Response(hl7_ack(header, "AA"), status_code=200, media_type=HL7_MEDIA_TYPE)
+        """An HL7 v2 ORU^R01, ORU^R30 or OUL^R22. Answers an HL7 ACK (see `handle_hl7`)."""
+        answer = await handle_hl7(await request.body())
+        return Response(answer.ack, status_code=answer.status, media_type=HL7_MEDIA_TYPE)
 
-    return service, create_app(service, [router])
+    app = create_app(service, [router])
+    if settings.mllp_port:
+        serve_mllp(app, settings.mllp_host, settings.mllp_port, lambda raw: _ack_bytes(handle_hl7, raw))
+    return service, app
+
+
+def _fhir_record(r: ConsumerRecord, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo) -> Ingested:
+    """A valid FHIR message naming no patient holds nothing used: on the bus it is ignored (as HTTP answers
+    200 and HL7 AA), under the record's key, instead of being dead-lettered."""
+    try:
+        return from_fhir(r.value, analytes, guard, tz)
+    except Nothing as exc:
+        key = (r.key or b"").decode("utf-8", "replace")
+        if not PATIENT_ID.match(key):
+            raise
+        return Ingested(key=f"fhir:nothing:{hashlib.sha256(r.value).hexdigest()}", patient_id=key, ignored=[str(exc)])
+
+
+async def _ack_bytes(handle: Callable[[bytes], Any], raw: bytes) -> bytes:
+    answer: Hl7Answer = await handle(raw)
+    return answer.ack.encode("utf-8")
+
+
+def _now_ms() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+_MSH = re.compile(r"[\r\n]")
+_RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
+
+
+def check_results(raw: bytes, limit: int) -> None:
+    """Refuse a message with more results (HL7 OBX segments, FHIR Observations) than `limit`, counted
+    before parsing: the parsers' cost and the outputs grow with it."""
+    count = sum(1 for _ in _RESULTS.finditer(raw))
+    if count > limit:
+        raise Rejected(f"{count} results in one message, above MAX_RESULTS_PER_MESSAGE={limit}")
+
+
+def limited(parse: LabDecoder, limit: int) -> LabDecoder:
+    def decode(record: ConsumerRecord) -> Ingested:
+        check_results(record.value, limit)
+        return parse(record)
+
+    return decode
 
 
 def _safe_text(raw: bytes) -> str:
@@ -127,9 +246,14 @@ def _safe_text(raw: bytes) -> str:
         return ""
 
 
-def _outcome(problems: list[str]) -> dict[str, Any]:
+def _fhir_json(doc: dict[str, Any], status: int) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, media_type="application/fhir+json")
+
+
+def _outcome(problems: list[str], severity: str = "error") -> dict[str, Any]:
+    code = "informational" if severity == "information" else "processing"
     return {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "processing", "diagnostics": p} for p in problems]
-        or [{"severity": "error", "code": "processing", "diagnostics": "nothing usable in this message"}],
+        "issue": [{"severity": severity, "code": code, "diagnostics": p} for p in problems]
+        or [{"severity": severity, "code": code, "diagnostics": "nothing usable in this message"}],
     }

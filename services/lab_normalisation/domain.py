@@ -13,16 +13,19 @@ from pydantic import BaseModel, Field
 
 from contracts.base import derived_id
 from contracts.clinical import Analyte, NormalisedLab, SourceRef
-from contracts.hospital import PatientRecord
+from contracts.hospital import Comparator, PatientRecord, TimePrecision
 from services.lab_normalisation.ingest import Ingested, LabInput
 from services.lab_normalisation.rules import (
     age_in_years,
     closest_within,
     cockcroft_gault,
+    combine_bounds,
     corrected_calcium,
     ctx_interpretability,
-    vitamin_d_class,
+    flip,
+    vitamin_d_bounded_class,
 )
+from services.lab_normalisation.units import value_in
 
 SERVICE = "lab-normalisation"
 T = TypeVar("T", date, str, float)
@@ -35,6 +38,8 @@ class LabConfig:
     hospital_tz: ZoneInfo
     #: results older than this (before the patient's newest) are dropped, except each analyte's newest
     retention: timedelta = timedelta(days=90)
+    #: LAB-CRCL: a weight further than this from the creatinine is to measure again (WEIGHT_MAX_AGE_DAYS)
+    weight_max_age: timedelta = timedelta(days=30)
 
 
 class StoredResult(BaseModel):
@@ -46,6 +51,8 @@ class StoredResult(BaseModel):
     occurred_at: datetime
     recorded_at: datetime
     status: Status
+    comparator: Comparator | None = None
+    precision: TimePrecision = "time"
 
     def ref(self) -> SourceRef:
         assert self.value is not None
@@ -106,7 +113,7 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
     if calcium_draws:
         out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window)
     if batch.patients or any(x.analyte in ("creatinine", "body_weight") for x in batch.labs):
-        out += _recompute_clearance(s, batch.patient_id)
+        out += _recompute_clearance(s, batch.patient_id, cfg)
     _prune(s, cfg.retention)
     return s, out
 
@@ -163,20 +170,37 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
         occurred_at=r.occurred_at,
         recorded_at=r.recorded_at,
         status=status,
+        comparator=r.comparator,
+        precision=r.occurred_at_precision,
     )
     rule_ids = ["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else [])
     interpretation: str | None = None
-    notes: list[str] = []
+    notes: list[str] = list(lab.notes)
+    if r.comparator is not None and value is not None:
+        notes.append(f"Résultat censuré ({r.comparator} {r.value:g} {r.unit}) : une borne, jamais une valeur exacte.")
+    if r.occurred_at_precision == "date":
+        notes.append("Date de prélèvement sans heure : l'heure n'est pas connue (elle n'est jamais supposée).")
     if value is not None and lab.analyte == "vitamin_d_25oh":
-        interpretation = vitamin_d_class(value)
+        # Tableau 1 gives both units: a result sent in nmol/L is classed in nmol/L (issue 9.10)
+        nmol = value_in("vitamin_d_25oh", r.value, r.unit, "nmol/L") if r.value is not None and r.unit else None
+        interpretation = (
+            vitamin_d_bounded_class(nmol, "nmol/L", r.comparator)
+            if nmol is not None
+            else vitamin_d_bounded_class(value, "ng/mL", r.comparator)
+        )
+        if interpretation is None:
+            notes.append("Vitamine D censurée : la classe du Tableau 1 n'est pas déterminée par cette borne.")
         rule_ids.append("LAB-VITD")
     elif value is not None and lab.analyte == "ctx_serum":
-        ok, why = ctx_interpretability(r.occurred_at, r.fasting, cfg.hospital_tz)
-        interpretation = "interpretable" if ok else "not_interpretable"
-        notes = [] if why is None else [f"CTX non interprétable : {why} (à doser à jeun avant 9 h)."]
+        why: str | None = "heure de prélèvement inconnue"  # a date-only draw: LAB-CTX needs the hour
+        if r.occurred_at_precision == "time":
+            _, why = ctx_interpretability(r.occurred_at, r.fasting, cfg.hospital_tz)
+        interpretation = "interpretable" if why is None else "not_interpretable"
+        if why is not None:
+            notes.append(f"CTX non interprétable : {why} (à doser à jeun avant 9 h).")
         rule_ids.append("LAB-CTX")
     elif value is not None and lab.analyte == "ntx_urine":
-        notes = [
+        notes += [
             "NTX urinaire : marqueur de résorption le plus étudié ; élevé au diagnostic, il signale un "
             "risque accru d'événement osseux et de décès."
         ]
@@ -199,6 +223,8 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
         fasting=r.fasting,
         interpretation=interpretation,
         notes=notes,
+        comparator=r.comparator,
+        occurred_at_precision=r.occurred_at_precision,
     )
 
 
@@ -219,13 +245,20 @@ def _recompute_corrected_calcium(
     albumins, ionised = _active(s, "albumin"), _active(s, "ionised_calcium")
     out: list[NormalisedLab] = []
     for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
-        alb = closest_within(ca.occurred_at, albumins, window)
-        ion = closest_within(ca.occurred_at, ionised, window)
+        alb = closest_within(ca.occurred_at, _surely_within(ca, albumins, window), window)
+        ion = closest_within(ca.occurred_at, _surely_within(ca, ionised, window), window)
         sources = [x for x in (ca, alb, ion) if x is not None and x.value is not None]
         value: float | None = None
         missing: list[str] = []
+        comparator: Comparator | None = None
         if ca.value is not None and alb is not None and alb.value is not None:
-            value = round(corrected_calcium(ca.value, alb.value), 2)
+            # unrounded: LAB-CA-CRISIS is a strict > 3.5 mmol/L (3.504 is a crisis); display rounding only
+            value = corrected_calcium(ca.value, alb.value)
+            # increasing in calcium, decreasing in albumin: a censored input gives a bound, or nothing
+            comparator, bounded = combine_bounds([ca.comparator, flip(alb.comparator)])
+            if not bounded:
+                value = None
+                missing.append("exact calcium or albumin (censored results in opposite directions give no bound)")
         elif ca.value is not None:
             missing.append(f"albumin drawn within {int(window.total_seconds() // 3600)} h of the calcium")
         out += _publish_derived(
@@ -240,12 +273,41 @@ def _recompute_corrected_calcium(
             "LAB-CA-CORR",
             missing,
             key=(ca.event_id, ca.status, alb and alb.event_id, ion and ion.event_id),
+            comparator=comparator,
         )
     return out
 
 
-def _recompute_clearance(s: LabState, patient_id: str) -> list[NormalisedLab]:
-    """LAB-CRCL from the latest creatinine; withdraws the clearance of a withdrawn creatinine."""
+def _surely_within(
+    ca: StoredResult, candidates: list[tuple[datetime, StoredResult]], window: timedelta
+) -> list[tuple[datetime, StoredResult]]:
+    """LAB-CA-CORR pairing with a date-only draw: its hour is unknown (any time that day), so it pairs only when
+    every possible hour is within the window."""
+    day = timedelta(days=1)
+    slack = day if ca.precision == "date" else timedelta(0)
+    return [
+        (t, r)
+        for t, r in candidates
+        if abs(t - ca.occurred_at) + slack + (day if r.precision == "date" else timedelta(0)) <= window
+    ]
+
+
+def _weight_for(s: LabState, at: datetime) -> Fact[float] | None:
+    """The weight measured closest in time to `at` (ties: the later), from lab results and patient records."""
+    candidates: list[Fact[float]] = [
+        Fact[float](value=r.value, occurred_at=r.occurred_at, recorded_at=r.recorded_at, event_id=r.event_id)
+        for _, r in _active(s, "body_weight")
+        if r.value is not None
+    ]
+    if s.weight_kg is not None:
+        candidates.append(s.weight_kg)
+    return min(candidates, key=lambda w: (abs(w.occurred_at - at), -w.occurred_at.timestamp()), default=None)
+
+
+def _recompute_clearance(s: LabState, patient_id: str, cfg: LabConfig) -> list[NormalisedLab]:
+    """LAB-CRCL for every creatinine held (not only the newest: a planner reads the clearance at the start of
+    an anti-resorptive, so an earlier one must not keep naming inputs that are now known); withdraws the
+    clearance of a withdrawn creatinine. Publishes only what changed."""
     out: list[NormalisedLab] = []
     for r in s.results.values():  # clearances derived from a creatinine that is now withdrawn
         if r.analyte == "creatinine" and r.status == "withdrawn":
@@ -262,30 +324,37 @@ def _recompute_clearance(s: LabState, patient_id: str) -> list[NormalisedLab]:
                 [],
                 key=(r.event_id, "withdrawn"),
             )
-    creatinines = _active(s, "creatinine")
-    if not creatinines:
-        return out
-    _, creat = max(creatinines, key=lambda tr: (tr[0], tr[1].recorded_at))
-    weights = _active(s, "body_weight")
-    weight = s.weight_kg
-    if weights:
-        _, w = max(weights, key=lambda tr: tr[0])
-        lab_weight = Fact[float](
-            value=w.value or 0.0, occurred_at=w.occurred_at, recorded_at=w.recorded_at, event_id=w.event_id
+    for _, creat in sorted(_active(s, "creatinine"), key=lambda tr: (tr[0], tr[1].recorded_at)):
+        out += _clearance(s, patient_id, creat, cfg)
+    return out
+
+
+def _clearance(s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig) -> list[NormalisedLab]:
+    weight = _weight_for(s, creat.occurred_at)
+    missing: list[str] = []
+    if weight is None:
+        missing.append("weight")
+    elif abs(weight.occurred_at - creat.occurred_at) > cfg.weight_max_age:
+        # LAB-CRCL: a weight that old no longer describes the patient (issue 9.9): never dosed from
+        when = "before" if weight.occurred_at < creat.occurred_at else "after"
+        missing.append(
+            f"weight to measure again (last measured {weight.occurred_at.date()}, over {cfg.weight_max_age.days} "
+            f"days {when} the creatinine)"
         )
-        weight = lab_weight if lab_weight.newer_than(weight) else weight
-    missing = [
-        name for name, f in (("weight", weight), ("age (birth date)", s.birth_date), ("sex", s.sex)) if f is None
-    ]
+    missing += [name for name, f in (("age (birth date)", s.birth_date), ("sex", s.sex)) if f is None]
     if s.sex is not None and s.sex.value not in ("female", "male"):
         missing.append("sex (female or male, for the Cockcroft-Gault factor)")
     refs = [creat.ref()]
     value: float | None = None
+    comparator = flip(creat.comparator)  # inversely proportional to the creatinine
+    if weight is not None and not missing and weight.value <= 0:
+        missing.append("weight")
     if not missing:
         assert weight is not None and s.birth_date is not None and s.sex is not None
         age = age_in_years(s.birth_date.value, creat.occurred_at.date())
         assert creat.value is not None
-        value = round(cockcroft_gault(age, weight.value, creat.value, s.sex.value == "female"), 1)
+        # unrounded: LAB-CRCL thresholds are strict (< 30 mL/min); rounding is for display only (issue 9.10)
+        value = cockcroft_gault(age, weight.value, creat.value, s.sex.value == "female")
         refs += [
             SourceRef(
                 event_id=weight.event_id,
@@ -305,8 +374,10 @@ def _recompute_clearance(s: LabState, patient_id: str) -> list[NormalisedLab]:
                 event_id=s.sex.event_id, analyte="sex", value=str(s.sex.value), unit=None, occurred_at=s.sex.occurred_at
             ),
         ]
-    key = (creat.event_id, creat.status, *(f and f.event_id for f in (weight, s.birth_date, s.sex)))
-    out += _publish_derived(
+    key: tuple[object, ...] = (creat.event_id, creat.status, *(f and f.event_id for f in (weight, s.birth_date, s.sex)))
+    if missing:
+        key += ("|".join(missing),)
+    return _publish_derived(
         s,
         patient_id,
         "creatinine_clearance",
@@ -320,8 +391,8 @@ def _recompute_clearance(s: LabState, patient_id: str) -> list[NormalisedLab]:
         key=key,
         refs=refs,
         also_recorded=[f.recorded_at for f in (weight, s.birth_date, s.sex) if f is not None],
+        comparator=comparator if value is not None else None,
     )
-    return out
 
 
 def _publish_derived(
@@ -338,6 +409,7 @@ def _publish_derived(
     key: tuple[object, ...],
     refs: list[SourceRef] | None = None,
     also_recorded: list[datetime] | None = None,
+    comparator: Comparator | None = None,
 ) -> list[NormalisedLab]:
     """Publish a derived value if its inputs changed. Its recorded_at is the newest of all its inputs', so a
     re-derivation (e.g. when the weight arrives after the creatinine) is never older than what it replaces."""
@@ -364,5 +436,7 @@ def _publish_derived(
             rule_ids=[rule_id],
             derived_from=refs if refs is not None else [x.ref() for x in sources],
             missing=[] if status == "withdrawn" else missing,
+            comparator=None if status == "withdrawn" else comparator,
+            occurred_at_precision=anchor.precision,
         )
     ]

@@ -1,80 +1,20 @@
-"""Pure lab rules: analyte mapping, unit conversion (LAB-UNITS), plausibility, corrected calcium
+"""Pure lab rules: unit conversion (LAB-UNITS), plausibility, corrected calcium
 (LAB-CA-CORR). No I/O."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from contracts.clinical import Analyte
+from contracts.hospital import Comparator
+from services.lab_normalisation.units import UNITS, Conversion, UnitRejection, conversion
 
-LOINC: Final = "http://loinc.org"
-
-#: LOINC code -> analyte. Local codes are added from configuration (see `AnalyteMap`).
-LOINC_ANALYTES: Final[dict[str, Analyte]] = {
-    "17861-6": "total_calcium",  # Calcium [Mass/volume] in Serum or Plasma
-    "2000-8": "total_calcium",  # Calcium [Moles/volume] in Serum or Plasma
-    "1994-3": "ionised_calcium",  # Calcium.ionized [Moles/volume] in Blood
-    "17863-2": "ionised_calcium",  # Calcium.ionized [Mass/volume] in Serum or Plasma
-    "1751-7": "albumin",  # Albumin [Mass/volume] in Serum or Plasma
-    "2160-0": "creatinine",  # Creatinine [Mass/volume] in Serum or Plasma
-    "14682-9": "creatinine",  # Creatinine [Moles/volume] in Serum or Plasma
-    "1989-3": "vitamin_d_25oh",  # 25-Hydroxyvitamin D3+D2 [Mass/volume] in Serum or Plasma
-    "14635-7": "vitamin_d_25oh",  # 25-Hydroxyvitamin D3 [Moles/volume] in Serum or Plasma
-    "777-3": "platelets",  # Platelets [#/volume] in Blood by Automated count
-    "5894-1": "prothrombin_pct",  # Prothrombin time (PT) actual/normal in Platelet poor plasma
-    "6768-6": "alkaline_phosphatase",  # Alkaline phosphatase [Enzymatic activity/volume] in S/P
-    "29463-7": "body_weight",  # Body weight
-}
-
-
-@dataclass(frozen=True)
-class Conversion:
-    factor: float
-    source: str  # where the factor comes from
-
-
-#: analyte -> canonical unit, and accepted unit (case-insensitive, normalised spelling) -> conversion.
-CANONICAL_UNIT: Final[dict[Analyte, str]] = {
-    "total_calcium": "mmol/L",
-    "ionised_calcium": "mmol/L",
-    "albumin": "g/L",
-    "creatinine": "umol/L",
-    "vitamin_d_25oh": "ng/mL",
-    "ctx_serum": "pg/mL",
-    "ntx_urine": "nmol BCE/mmol creatinine",
-    "platelets": "G/L",
-    "prothrombin_pct": "%",
-    "alkaline_phosphatase": "U/L",
-    "body_weight": "kg",
-    "corrected_calcium": "mmol/L",
-    "creatinine_clearance": "mL/min",
-}
-_CA = Conversion(1 / 4.008, "Ca molar mass 40.08 g/mol: mg/dL ÷ 4.008 = mmol/L (RULES.md LAB-UNITS)")
-_ID = Conversion(1.0, "same unit")
-CONVERSIONS: Final[dict[Analyte, dict[str, Conversion]]] = {
-    "total_calcium": {"mmol/l": _ID, "mg/dl": _CA},
-    "ionised_calcium": {"mmol/l": _ID, "mg/dl": _CA},
-    "albumin": {"g/l": _ID, "g/dl": Conversion(10.0, "1 dL = 0.1 L: g/dL × 10 = g/L")},
-    "creatinine": {
-        "umol/l": _ID,
-        "mg/dl": Conversion(88.42, "creatinine molar mass 113.12 g/mol: mg/dL × 88.42 = µmol/L"),
-    },
-    "vitamin_d_25oh": {
-        "ng/ml": _ID,
-        "ug/l": _ID,
-        "nmol/l": Conversion(1 / 2.496, "25-OH-D molar mass 400.6 g/mol: nmol/L ÷ 2.496 = ng/mL"),
-    },
-    "ctx_serum": {"pg/ml": _ID, "ng/l": _ID},
-    "ntx_urine": {"nmol bce/mmol creatinine": _ID, "nmol bce/mmol creat": _ID},
-    "platelets": {"g/l": _ID, "10*9/l": _ID, "10^9/l": _ID, "/mm3": Conversion(1e-3, "1 /mm3 = 1e6 /L")},
-    "prothrombin_pct": {"%": _ID},
-    "alkaline_phosphatase": {"u/l": _ID, "iu/l": _ID},
-    "body_weight": {"kg": _ID, "g": Conversion(1e-3, "1 g = 0.001 kg")},
-}
+#: analyte -> canonical unit (LAB-UNITS; conversions in units.py, by UCUM)
+CANONICAL_UNIT: Final[dict[Analyte, str]] = {a: u.canonical for a, u in UNITS.items()}
 
 #: Physiological plausibility in canonical units: outside this a value is a unit or entry error.
 PLAUSIBLE: Final[dict[Analyte, tuple[float, float]]] = {
@@ -99,20 +39,14 @@ class LabRejection(ValueError):
     """The result cannot be normalised safely; the reason says precisely why."""
 
 
-def _unit_key(unit: str) -> str:
-    return " ".join(unit.strip().lower().replace("µ", "u").replace("μ", "u").split())
-
-
 def to_canonical(analyte: Analyte, value: float, unit: str | None) -> tuple[float, str, Conversion]:
     """LAB-UNITS: convert to the canonical unit. Unknown or missing units are rejected, never guessed."""
     if unit is None or not unit.strip():
         raise LabRejection(f"{analyte}: unit missing; a unit is never assumed")
-    table = CONVERSIONS.get(analyte)
-    if table is None:
-        raise LabRejection(f"{analyte}: no conversion table")
-    conv = table.get(_unit_key(unit))
-    if conv is None:
-        raise LabRejection(f"{analyte}: unknown unit {unit!r}; accepted: {', '.join(sorted(table))}")
+    try:
+        conv = conversion(analyte, unit)
+    except UnitRejection as exc:
+        raise LabRejection(str(exc)) from exc
     canonical = value * conv.factor
     low, high = PLAUSIBLE[analyte]
     if not low <= canonical <= high:
@@ -159,18 +93,66 @@ def cockcroft_gault(age_years: int, weight_kg: float, creatinine_umol_l: float, 
 VitaminDClass = Literal["deficiency", "insufficiency", "recommended", "above_recommended", "possible_intoxication"]
 
 
-def vitamin_d_class(ng_ml: float) -> VitaminDClass:
-    """Tableau 1: < 10 deficiency; 10 to < 30 insufficiency; 30-70 recommended; > 150 possible
-    intoxication. The table names no class between 70 and 150: reported as above the recommended range."""
-    if ng_ml < 10:
+#: Tableau 1 bounds in each of its two units: (deficiency below, insufficiency below, recommended up to,
+#: possible intoxication above). The table gives both columns, so a result is classed in the unit it was
+#: measured in: 24.99 nmol/L is a deficiency (< 25 nmol/L) although it converts to 10.01 ng/mL.
+VITAMIN_D_BOUNDS: Final[dict[str, tuple[float, float, float, float]]] = {
+    "ng/mL": (10, 30, 70, 150),
+    "nmol/L": (25, 75, 175, 375),
+}
+
+
+def vitamin_d_class(value: float, unit: Literal["ng/mL", "nmol/L"] = "ng/mL") -> VitaminDClass:
+    """Tableau 1 (L819-836): < 10 ng/mL (< 25 nmol/L) deficiency; 10 to < 30 (25 to < 75) insufficiency;
+    30 to 70 (75 to 175) recommended; > 150 (> 375) possible intoxication. The table names no class between
+    70 and 150 ng/mL (175 and 375 nmol/L): reported as above the recommended range. Strict comparisons on
+    the unrounded value."""
+    deficiency, insufficiency, recommended, intoxication = VITAMIN_D_BOUNDS[unit]
+    if value < deficiency:
         return "deficiency"
-    if ng_ml < 30:
+    if value < insufficiency:
         return "insufficiency"
-    if ng_ml <= 70:
+    if value <= recommended:
         return "recommended"
-    if ng_ml <= 150:
+    if value <= intoxication:
         return "above_recommended"
     return "possible_intoxication"
+
+
+def vitamin_d_bounded_class(
+    value: float, unit: Literal["ng/mL", "nmol/L"], comparator: str | None
+) -> VitaminDClass | None:
+    """The Tableau 1 class of a censored result when its bound settles it ("< 10 ng/mL" is a deficiency), else
+    None ("< 20 ng/mL" may be a deficiency or an insufficiency). A censored value is never classed as exact."""
+    if comparator is None:
+        return vitamin_d_class(value, unit)
+    if comparator in ("<", "<="):
+        top = value if comparator == "<=" else math.nextafter(value, -math.inf)
+        low, high = vitamin_d_class(0.0, unit), vitamin_d_class(max(top, 0.0), unit)
+    else:
+        bottom = value if comparator == ">=" else math.nextafter(value, math.inf)
+        low, high = vitamin_d_class(bottom, unit), vitamin_d_class(math.inf, unit)
+    return low if low == high else None
+
+
+# ---- censored values (issue 12) -------------------------------------------------------------------------
+def flip(comparator: Comparator | None) -> Comparator | None:
+    """The bound on a quantity that decreases when this input increases."""
+    return {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(comparator or "")  # type: ignore[return-value]
+
+
+def combine_bounds(bounds: list[Comparator | None]) -> tuple[Comparator | None, bool]:
+    """The bound on a quantity increasing in every input, each given as its bound direction (already flipped
+    for decreasing inputs). Returns (comparator, True), or (None, False) when the directions disagree."""
+    given = [b for b in bounds if b is not None]
+    if not given:
+        return None, True
+    directions = {b[0] for b in given}
+    if len(directions) > 1:
+        return None, False
+    direction = directions.pop()
+    strict = any(len(b) == 1 for b in given)
+    return (direction if strict else f"{direction}="), True  # type: ignore[return-value]
 
 
 # ---- LAB-CTX (L225-240) -------------------------------------------------------------------------------

@@ -1,51 +1,273 @@
-"""Kafka and HTTP adapters of the notification service: GET /alerts, POST /alerts/{id}/ack."""
+"""Kafka and HTTP adapters of the notification service.
+
+Kafka: recommendations (with the time they arrived), clinicians' actions (osteocds.alert-actions.v1), its
+clock ticks (settle window, escalation: shared/timers.py), both plans, scores and labs (for the page) → the patient's
+alert aggregate → osteocds.alerts.v1.
+HTTP (every route needs a token, shared/auth.py): GET /alerts, POST /alerts/{id}/ack | override | resolve,
+CDS Hooks 2.0 under /cds-services, the clinicians' page (web.py).
+
+An acknowledgement or an override is never written to Redis by the HTTP handler: it is published as an
+`AlertAction` (the actor is the token's subject) and applied by the consumer like any event, so the state can
+be rebuilt from Kafka alone. The handler waits until its action is applied and answers with the alert (202
+with the action ID if that takes longer than ACTION_WAIT_SECONDS).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
-from pydantic import BaseModel, Field
+from aiokafka.structs import ConsumerRecord
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.base import PatientId
-from contracts.clinical import Alert
-from contracts.topics import RECOMMENDATIONS
-from services.notification.domain import PatientAlerts, acknowledge, apply_recommendation, listing
+from contracts.base import Message, PatientId
+from contracts.clinical import Alert, Recommendation
+from contracts.lifecycle import AlertAction, OverrideReasonCode
+from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, LOCAL_PLANS, PLANS, RECOMMENDATIONS, SCORES
+from services.notification import cds
+from services.notification.domain import (
+    SERVICE,
+    AlertPolicy,
+    Arrived,
+    PatientAlerts,
+    action_applied,
+    allowed,
+    apply_event,
+    find,
+    listing,
+    next_due,
+)
 from services.notification.settings import NotificationSettings
+from services.notification.web import web_router
+from shared.auth import CLINICIAN, INTEGRATION, Principal, record_audit, require
 from shared.http import create_app
 from shared.service import Service
 
+Action = Literal["acknowledge", "override", "resolve"]
 
-class AckRequest(BaseModel):
+
+class ActionRequest(BaseModel):
+    """Who acts comes from the access token, never from the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
     patient_id: PatientId
-    acknowledged_by: str = Field(min_length=1, max_length=128, description="Clinician's user ID.")
+
+
+class OverrideRequest(ActionRequest):
+    reason: OverrideReasonCode = Field(description="Coded reason (the CDS Hooks overrideReasons of the card).")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+def arrived(record: ConsumerRecord) -> Arrived:
+    """A recommendation and the broker's timestamp of its record: when notification received it."""
+    at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    return Arrived(message=Recommendation.model_validate_json(record.value), at=at)
+
+
+def policy_of(settings: NotificationSettings) -> AlertPolicy:
+    return AlertPolicy(
+        settle=timedelta(seconds=settings.alert_settle_seconds),
+        escalation_delay=timedelta(seconds=settings.alert_escalation_delay_seconds),
+        escalation_max_level=settings.alert_escalation_max_level,
+        escalate_to=settings.alert_escalate_to,
+    )
+
+
+class Actions:
+    """Publish a person's action on an alert and wait until the consumer has applied it."""
+
+    def __init__(self, service: Service, settings: NotificationSettings) -> None:
+        self.service = service
+        self.wait = settings.action_wait_seconds
+        self.producer = service.producer  # the app's request producer (no lingering) once the app is built
+
+    async def load(self, patient_id: str) -> PatientAlerts | None:
+        return await self.service.store.load(patient_id, PatientAlerts)
+
+    async def act(
+        self,
+        request: Request,
+        who: Principal,
+        patient_id: str,
+        alert_id: str,
+        action: Action,
+        channel: Literal["api", "web", "cds-hooks"],
+        reason: str | None = None,
+        comment: str | None = None,
+    ) -> tuple[int, Alert | dict[str, str]]:
+        alert = find(await self.load(patient_id) or PatientAlerts(), alert_id)
+        if alert is None:
+            raise HTTPException(404, "no such alert for this patient")
+        if not allowed(alert, action):
+            done = {"acknowledge": "acknowledged", "override": "overridden", "resolve": "resolved"}[action]
+            if alert.status == done:  # a repeat: the first action stays
+                return 200, alert
+            raise HTTPException(409, f"cannot {action} an alert that is {alert.status}")
+        role = who.role_for((CLINICIAN,))
+        await record_audit(request, who, action, patient_id, (CLINICIAN,))
+        now = datetime.now(UTC)
+        msg = AlertAction(
+            event_id=uuid.uuid4(),
+            patient_id=patient_id,
+            occurred_at=now,
+            recorded_at=now,
+            source=SERVICE,
+            action=action,
+            alert_id=alert.recommendation_id,
+            actor=who.subject,
+            actor_role=role,
+            channel=channel,
+            reason=reason,
+            comment=comment,
+        )
+        await (await self.producer.send(msg))
+        deadline = asyncio.get_running_loop().time() + self.wait
+        while asyncio.get_running_loop().time() < deadline:
+            state = await self.load(patient_id)
+            if action_applied(state, msg.event_id):
+                assert state is not None
+                return 200, find(state, alert_id) or alert
+            await asyncio.sleep(0.02)
+        return 202, {"action_id": str(msg.event_id), "status": "accepted, not applied yet"}
 
 
 def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
-    service.patient_aggregate((RECOMMENDATIONS,), PatientAlerts, apply_recommendation)
+    policy = policy_of(settings)
+
+    def apply(state: PatientAlerts, event: object) -> tuple[PatientAlerts, list[Message]]:
+        return apply_event(state, event, policy)
+
+    service.patient_aggregate(
+        (RECOMMENDATIONS,), PatientAlerts, apply, decode=arrived, idempotency_key=lambda m: m.delivery_key()
+    )
+    service.patient_aggregate(
+        (ALERT_ACTIONS, PLANS, LOCAL_PLANS, SCORES, LABS_NORMALISED),
+        PatientAlerts,
+        apply,
+        due=lambda state: next_due(state, policy),  # end of a settle window, next escalation
+    )
+    actions = Actions(service, settings)
     router = APIRouter(tags=["alerts"])
 
-    @router.get("/alerts", response_model=list[Alert])
+    @router.get("/alerts", response_model=list[Alert], dependencies=[require(CLINICIAN, audit="read")])
     async def get_alerts(
+        request: Request,
+        response: Response,
         patient_id: Annotated[PatientId, Query()],
-        status: Annotated[Literal["active", "acknowledged", "withdrawn"] | None, Query()] = None,
+        status: Annotated[
+            Literal["active", "acknowledged", "overridden", "resolved", "withdrawn"] | None, Query()
+        ] = None,
+        severity: Annotated[Literal["critical", "warning", "info"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[Alert]:
-        """The patient's alerts, most severe and most recent first."""
-        return listing(await service.store.load(patient_id, PatientAlerts), status)
+        """The patient's alerts shown to clinicians, most severe and most recent first; `limit`/`offset` pages
+        (total in `X-Total-Count`, next page in `Link`). Info and warning alerts appear once settled."""
+        found = listing(await actions.load(patient_id), status, severity)
+        response.headers["X-Total-Count"] = str(len(found))
+        if offset + limit < len(found):
+            nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
+            response.headers["Link"] = f'<{nxt}>; rel="next"'
+        return found[offset : offset + limit]
 
-    @router.post("/alerts/{alert_id}/ack", response_model=Alert)
-    async def ack(alert_id: str, body: AckRequest) -> Alert:
-        now = datetime.now(UTC)
+    async def respond(result: tuple[int, Alert | dict[str, str]]) -> JSONResponse:
+        code, body = result
+        content = body.model_dump(mode="json") if isinstance(body, Alert) else body
+        return JSONResponse(content, status_code=code)
 
-        def fn(s: PatientAlerts | None) -> tuple[PatientAlerts, Alert | None]:
-            return acknowledge(s or PatientAlerts(), alert_id, body.acknowledged_by, now)
+    @router.post("/alerts/{alert_id}/ack", response_model=Alert, responses={202: {}, 404: {}, 409: {}})
+    async def ack(
+        request: Request, alert_id: str, body: ActionRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> JSONResponse:
+        """Acknowledge an alert, as the token's subject."""
+        return await respond(await actions.act(request, who, body.patient_id, alert_id, "acknowledge", "api"))
 
-        alert = await service.store.transact(body.patient_id, PatientAlerts, fn)
-        if alert is None:
-            raise HTTPException(404, "no such alert for this patient")
-        await (await service.producer.send(alert))
-        return alert
+    @router.post("/alerts/{alert_id}/override", response_model=Alert, responses={202: {}, 404: {}, 409: {}})
+    async def override(
+        request: Request, alert_id: str, body: OverrideRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> JSONResponse:
+        """Override an alert with a coded reason and an optional comment, as the token's subject."""
+        result = await actions.act(
+            request, who, body.patient_id, alert_id, "override", "api", body.reason, body.comment
+        )
+        return await respond(result)
 
-    return service, create_app(service, [router])
+    @router.post("/alerts/{alert_id}/resolve", response_model=Alert, responses={202: {}, 404: {}, 409: {}})
+    async def resolve(
+        request: Request, alert_id: str, body: ActionRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> JSONResponse:
+        """Mark an acknowledged or overridden alert resolved, as the token's subject."""
+        return await respond(await actions.act(request, who, body.patient_id, alert_id, "resolve", "api"))
+
+    hooks = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+
+    @hooks.get("", dependencies=[require(CLINICIAN, INTEGRATION)])
+    async def cds_discovery() -> dict[str, Any]:
+        """CDS Hooks 2.0 discovery."""
+        return cds.discovery()
+
+    @hooks.post(f"/{cds.SERVICE_ID}")
+    async def cds_patient_view(
+        request: Request, body: cds.HookRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks `patient-view`: cards from the patient's alerts and plan."""
+        patient_id = body.context.patientId
+        await record_audit(request, who, "read", patient_id, (CLINICIAN,))
+        cards = cds.cards(await actions.load(patient_id))
+        if cards:  # the feedback names only the card: remember whose it is
+            async with service.redis.pipeline(transaction=False) as pipe:
+                for card in cards:
+                    pipe.set(_card_key(service, card["uuid"]), patient_id, ex=CARD_INDEX_TTL_S)
+                await pipe.execute()
+        return {"cards": cards}
+
+    @hooks.post(f"/{cds.SERVICE_ID}/feedback")
+    async def cds_feedback(
+        request: Request, body: cds.FeedbackRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks feedback: `accepted` acknowledges the card's alert, `overridden` overrides it with the
+        coded overrideReason and the user's comment. The actor is the token's subject."""
+        results = []
+        for item in body.feedback:
+            patient_id = await _patient_of_card(service, item.card)
+            if patient_id is None:  # the plan card, or a card we do not know: nothing to change
+                results.append({"card": item.card, "result": "ignored"})
+                continue
+            state = await actions.load(patient_id) or PatientAlerts()
+            alert = find(state, item.card)
+            action: Action = "acknowledge" if item.outcome == "accepted" else "override"
+            reason = None
+            if action == "override":
+                reason = cds.reason_code(item) or "other"
+            if alert is None or not allowed(alert, action):
+                results.append({"card": item.card, "result": "unchanged"})
+                continue
+            comment = item.overrideReason.userComment if item.overrideReason else None
+            code, _ = await actions.act(request, who, patient_id, item.card, action, "cds-hooks", reason, comment)
+            results.append({"card": item.card, "result": "applied" if code == 200 else "accepted"})
+        return {"results": results}
+
+    app = create_app(service, [router, hooks, web_router(service, settings, actions.load)])
+    actions.producer = app.state.request_producer
+    return service, app
+
+
+#: how long a served card's patient is remembered for its feedback
+CARD_INDEX_TTL_S = 30 * 24 * 3600
+
+
+def _card_key(service: Service, card: str) -> str:
+    return f"osteocds:{service.name}:card:{card}"
+
+
+async def _patient_of_card(service: Service, card: str) -> str | None:
+    """Feedback names only the card: its alert's patient comes from the card index written when the card
+    was served."""
+    raw = await service.redis.get(_card_key(service, card))
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -1,20 +1,52 @@
-"""Kafka and HTTP adapters of the radiotherapy planner."""
+"""Kafka and HTTP adapters of the local-treatment (radiotherapy) planner: GET /patients/{id}/local-plan."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import functools
+from datetime import timedelta
 
-from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, TREATMENT_EVENTS
-from services.radiotherapy_planner.domain import RadiotherapyState, apply_event
+from fastapi import APIRouter, FastAPI, HTTPException
+
+from contracts.base import PatientId
+from contracts.local import LocalTreatmentPlan
+from contracts.topics import (
+    CLINICAL_ASSESSMENTS,
+    IMAGING_FINDINGS,
+    LABS_NORMALISED,
+    LOCAL_TREATMENT_REQUESTS,
+    SCORES,
+    TREATMENT_EVENTS,
+)
+from services.radiotherapy_planner import memo
+from services.radiotherapy_planner.domain import apply_event, current_plan
+from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.settings import RadiotherapySettings
+from shared.auth import CLINICIAN, require
 from shared.http import create_app
 from shared.service import Service
 
 
 def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     service = Service(settings)
-
+    memo.clear()
+    alpha_beta = settings.cord_alpha_beta_gy
+    window = timedelta(days=settings.compression_current_days)
     service.patient_aggregate(
-        (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), RadiotherapyState, apply_event
+        (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),
+        LocalState,
+        functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window),
     )
-    return service, create_app(service)
+    router = APIRouter(tags=["local-plan"], dependencies=[require(CLINICIAN, audit="read")])
+
+    @router.get("/patients/{patient_id}/local-plan", response_model=LocalTreatmentPlan)
+    async def local_plan(patient_id: PatientId) -> LocalTreatmentPlan:
+        """The patient's current, versioned local-treatment plan: one section per lesion."""
+        state = await service.store.load(patient_id, LocalState)
+        found = (
+            None if state is None else current_plan(state, patient_id, alpha_beta=alpha_beta, compression_window=window)
+        )
+        if found is None:
+            raise HTTPException(404, "no local-treatment plan for this patient")
+        return found
+
+    return service, create_app(service, [router])

@@ -1,136 +1,379 @@
-"""The radiotherapy-planner aggregate per patient and its pure transitions."""
+"""The local-treatment planner aggregate: facts per patient, the plan they imply (pure), and what to publish.
+
+Each event updates the facts; `build_plan()` derives the whole plan (one section per lesion) from them;
+`apply_event()` publishes a new plan version when a decision changed, and one recommendation per notifiable item
+that changed (a changed item withdraws the one it replaces; an item that no longer applies is withdrawn: a
+corrected finding, a resolved compression, a cancelled request)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
-from datetime import date, datetime
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
 
-from pydantic import BaseModel, Field
-
-from contracts.base import InputUsed, Message
+from contracts.base import Message, derived_id
+from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
-from services.radiotherapy_planner.rules import cord_compression_plan
+from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
+from contracts.rules import RULESET_VERSION
+from services.radiotherapy_planner.facts import (
+    LABS_PER_ANALYTE,
+    FindingFact,
+    LabFact,
+    LocalState,
+    ScoreFact,
+    SurgicalOpinionFact,
+    lesions,
+    prune_findings,
+)
+from services.radiotherapy_planner.items_base import Item, as_input, reference_date
+from services.radiotherapy_planner.items_local import cement_items, sbrt_items, surgery_items
+from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
+from services.radiotherapy_planner.memo import Fingerprints, memo
+from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
+from shared.facts import Fact, newest
 from shared.recommend import caused_by, recommendation, withdrawal
 
 SERVICE = "radiotherapy-planner"
+#: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;
+#: the same default as scoring's LESION_EVENT_CURRENT_DAYS).
+COMPRESSION_CURRENT: Final = timedelta(days=42)
+#: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
+#: LIFE_EXPECTANCY_VALID_DAYS.
+LE_VALID: Final = timedelta(days=91)
+#: clock skew tolerated before a fact counts as dated in the future
+FUTURE_TOLERANCE: Final = timedelta(minutes=15)
+RadiotherapyState = LocalState  # the aggregate's historical name
+
+_ASSESSED = (
+    "life_expectancy_months",
+    "neurological_deficit",
+    "frail",
+    "hard_to_move",
+    "mri_contraindicated",
+    "opioid_complications",
+    "diffuse_pain",
+    "radiculopathy",
+    "active_infection",
+    "cement_allergy",
+    "severe_coagulation_disorder",
+)
+_HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 
-class Compression(BaseModel):
-    lesion_id: str
-    level: str | None
-    occurred_at: datetime
-    event_id: uuid.UUID
+# ---- facts ---------------------------------------------------------------------------------------------------------
+_TABLE: Final[dict[type, str]] = {
+    ImagingFinding: "findings",
+    ClinicalAssessment: "assessed",
+    TreatmentEvent: "treatments",
+    LocalTreatmentRequest: "requests",
+    Score: "scores",
+}
 
 
-class RadiotherapyState(BaseModel):
-    compressions: dict[str, Compression] = Field(default_factory=dict)  # by lesion_id
-    decompression_on: date | None = None
-    decompression_event: uuid.UUID | None = None
-    life_expectancy: tuple[float, datetime, uuid.UUID] | None = None
-    mscc_recs: dict[str, tuple[str, uuid.UUID]] = Field(default_factory=dict)  # lesion -> (setting, id)
+def relevant(e: Message) -> bool:
+    """Whether the planner reads anything from this event (other lab analytes and dental care: nothing)."""
+    if isinstance(e, NormalisedLab):
+        return e.analyte in _HAEMOSTASIS
+    if isinstance(e, TreatmentEvent):
+        return e.treatment.kind != "dental"
+    return True
 
 
-def _mscc(s: RadiotherapyState, c: Compression, trigger: Message) -> list[Message]:
-    le = None if s.life_expectancy is None else s.life_expectancy[0]
-    plan = cord_compression_plan(s.decompression_on, le)
-    key = f"{plan.setting}:{plan.schemes[0]}"
-    current = s.mscc_recs.get(c.lesion_id)
-    if current is not None and current[0] == key:
-        return []
-    where = f"en {c.level}" if c.level else "rachidienne"
-    inputs = [
-        InputUsed(name="cord_compression", value=True, occurred_at=c.occurred_at, source_event_id=c.event_id),
-        InputUsed(name="vertebral_level", value=c.level, occurred_at=c.occurred_at, source_event_id=c.event_id),
-    ]
-    if s.life_expectancy is not None:
-        inputs.append(
-            InputUsed(
-                name="life_expectancy",
-                value=le,
-                unit="months",
-                occurred_at=s.life_expectancy[1],
-                source_event_id=s.life_expectancy[2],
-            )
-        )
-    if plan.setting == "adjuvant":
-        assert plan.start_between is not None and s.decompression_on is not None
-        inputs.append(
-            InputUsed(
-                name="decompression_surgery",
-                value=s.decompression_on.isoformat(),
-                source_event_id=s.decompression_event,
-            )
-        )
-        lo, hi = plan.start_between
-        rec = recommendation(
-            rule_id="RT-MSCC",
-            trigger=trigger,
-            produced_by=SERVICE,
-            severity="warning",
-            title=f"Compression médullaire {where} opérée : radiothérapie adjuvante",
-            text_fr=(
-                f"Après chirurgie de décompression, programmer une radiothérapie adjuvante entre le "
-                f"{lo:%d/%m/%Y} et le {hi:%d/%m/%Y} (2 à 3 semaines après le geste, selon les suites), "
-                f"par exemple {' ou '.join(plan.schemes)}."
-            ),
-            inputs=inputs,
-            key=(c.lesion_id, plan.setting),
-        )
-    else:
-        prognosis = (
-            "Pronostic défavorable : une séance unique de 8 Gy est une option raisonnable. "
-            if plan.single_fraction_favoured
-            else "8 Gy en une séance reste une option si le pronostic est défavorable. "
-        )
-        rec = recommendation(
-            rule_id="RT-MSCC",
-            trigger=trigger,
-            produced_by=SERVICE,
-            severity="critical",
-            title=f"Compression médullaire {where} : urgence thérapeutique",
-            text_fr=(
-                "Compression médullaire métastatique : avis neurochirurgical immédiat. En l'absence "
-                "d'indication de décompression, radiothérapie exclusive en urgence, 30 Gy en 10 "
-                f"fractions ou 20 Gy en 5 fractions. {prognosis}Discuter en RCP-OOS."
-            ),
-            inputs=inputs,
-            key=(c.lesion_id, plan.setting, plan.single_fraction_favoured),
-            missing=plan.missing,
-        )
-    out: list[Message] = []
-    if current is not None:
-        out.append(
-            withdrawal(
-                current[1], "RT-MSCC", trigger, SERVICE, "Plan de radiothérapie pour compression médullaire mis à jour."
-            )
-        )
-    s.mscc_recs[c.lesion_id] = (key, rec.event_id)
-    out.append(rec)
-    return out
-
-
-def apply_event(state: RadiotherapyState, event: Message) -> tuple[RadiotherapyState, list[Message]]:
-    s = state.model_copy(deep=True)
-    if isinstance(event, ImagingFinding):
-        if event.cord_compression:
-            prev = s.compressions.get(event.lesion_id)
-            if prev is None or prev.occurred_at <= event.occurred_at:
-                s.compressions[event.lesion_id] = Compression(
-                    lesion_id=event.lesion_id,
-                    level=event.vertebral_level,
-                    occurred_at=event.occurred_at,
-                    event_id=event.event_id,
+def merge(state: LocalState, e: Message) -> LocalState:
+    # Copy only the table this event changes (shallow: the values held are immutable or replaced, never mutated in
+    # place); the others are shared with the previous state, which is never changed either.
+    changed = _TABLE.get(type(e))
+    update: dict[str, object] = {}
+    if changed is not None:
+        update[changed] = dict(getattr(state, changed))
+    if isinstance(e, ClinicalAssessment):
+        update["opinions"] = dict(state.opinions)
+    elif isinstance(e, NormalisedLab):
+        update["labs"] = {k: dict(v) for k, v in state.labs.items()}
+    s = state.model_copy(update=update)
+    if isinstance(e, ImagingFinding):
+        if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
+            s.findings.pop(str(e.corrects), None)
+        if e.record_status == "amended" and e.corrects is None:  # amends the lesion's latest finding
+            latest = lesions(s).get(e.lesion_id)
+            if latest is not None:
+                s.findings.pop(str(latest.latest.event_id), None)
+        if e.record_status != "entered-in-error":
+            s.findings[str(e.event_id)] = FindingFact.of(e)
+            prune_findings(s, e.lesion_id)
+    elif isinstance(e, ClinicalAssessment):
+        for name in _ASSESSED:
+            v = getattr(e, name)
+            if v is not None:
+                s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+        if e.pain is not None:
+            for name, v in (
+                ("pain_resistant_to_analgesics", e.pain.resistant_to_analgesics),
+                ("pain_intensity", e.pain.intensity),
+                ("pain_character", e.pain.character),
+            ):
+                if v is not None:
+                    s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+        for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
+            for name, v in (
+                ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
+                ("pain_intensity", lp.intensity),
+                ("pain_character", lp.character),
+            ):
+                if v is not None:
+                    key = f"{name}@{lp.lesion_id}"
+                    s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
+        o = e.surgical_opinion
+        if o is not None:
+            key = o.lesion_id or "*"
+            prev_op = s.opinions.get(key)
+            if prev_op is None or (o.on, e.occurred_at) >= (prev_op.on, prev_op.occurred_at):
+                s.opinions[key] = SurgicalOpinionFact(
+                    operable=o.operable, on=o.on, lesion_id=o.lesion_id, event_id=e.event_id, occurred_at=e.occurred_at
                 )
-    elif isinstance(event, ClinicalAssessment):
-        if event.life_expectancy_months is not None and (
-            s.life_expectancy is None or event.occurred_at >= s.life_expectancy[1]
-        ):
-            s.life_expectancy = (event.life_expectancy_months, event.occurred_at, event.event_id)
-    elif isinstance(event, TreatmentEvent):
-        t = event.treatment
-        if t.kind == "surgery" and t.procedure == "decompression":
-            s.decompression_on, s.decompression_event = t.on, event.event_id
+    elif isinstance(e, TreatmentEvent):
+        if e.treatment.kind != "dental":
+            s.treatments[str(e.event_id)] = e
+    elif isinstance(e, LocalTreatmentRequest):
+        prev_req = s.requests.get(e.request_id)
+        # the newest version of the request wins; on a tie the later delivery (an update sent in the same second)
+        if prev_req is None or (e.occurred_at, e.recorded_at) >= (prev_req.occurred_at, prev_req.recorded_at):
+            s.requests[e.request_id] = e
+    elif isinstance(e, Score):
+        key = f"{e.score}:{e.subject}" if e.score != "oligometastatic" else "oligometastatic"
+        prev = s.scores.get(key)
+        if prev is None or e.recorded_at >= prev.recorded_at:  # one producer, in order: a re-derivation replaces
+            known = [c.points for c in e.components if c.points is not None]
+            s.scores[key] = ScoreFact(
+                total=e.total,
+                band=e.band,
+                complete=e.complete,
+                floor=sum(known) if known else None,
+                missing=list(e.missing),
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                event_id=e.event_id,
+            )
+    elif isinstance(e, NormalisedLab) and e.analyte in _HAEMOSTASIS:
+        table = s.labs.setdefault(e.analyte, {})
+        prev_lab = table.get(e.result_id)
+        if prev_lab is None or e.recorded_at >= prev_lab.recorded_at:
+            table[e.result_id] = LabFact(
+                value=e.value,
+                withdrawn=e.status == "withdrawn",
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                event_id=e.event_id,
+            )
+            newest_first = sorted(table.values(), key=lambda v: (v.occurred_at, v.recorded_at), reverse=True)
+            keep = {id(v) for v in newest_first[:LABS_PER_ANALYTE]}
+            s.labs[e.analyte] = {k: v for k, v in table.items() if id(v) in keep}
+    return s
+
+
+# ---- the plan ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Section:
+    """A lesion's decisions in the planner's working form (LesionSection once published)."""
+
+    lesion_id: str
+    skeletal_site: str
+    vertebral_level: str | None
+    items: list[Item]
+
+    def model(self) -> LesionSection:
+        return LesionSection(
+            lesion_id=self.lesion_id,
+            skeletal_site=self.skeletal_site,
+            vertebral_level=self.vertebral_level,
+            items=[i.model for i in self.items],
+        )
+
+
+def currency(onset: datetime | None, now: datetime | None, window: timedelta) -> str:
+    """Whether a compression is current at `now` (the time the triggering event was recorded)."""
+    if onset is None or now is None:
+        return "current"
+    if onset > now + FUTURE_TOLERANCE:
+        return "future"
+    return "stale" if now - onset > window else "current"
+
+
+def build_plan(
+    s: LocalState,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    now: datetime | None = None,
+    compression_window: timedelta = COMPRESSION_CURRENT,
+) -> list[Section]:
+    """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
+    event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
+    le = s.assessed.get("life_expectancy_months")
+    le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
+    p = Patient(s, alpha_beta, le_current)
+    fp = Fingerprints.of(s)
+    sections = []
+    requests = [r for r in s.requests.values() if r.status == "active"]
+    for lid, lesion in lesions(s).items():
+        lx = tuple(f.event_id.int for f in lesion.history)
+        mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
+        local = (fp.surgeries, fp.radiotherapy)
+        items: list[Item] = []
+        onset = lesion.compression_onset()
+        cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
+        items += memo(
+            ("mscc", lx, fp.reads("mscc", lid), le_current, fp.opinions, local, cur),
+            functools.partial(mscc_items, p, lesion, cur),
+        )
+        items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
+        mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
+        rt_refs = []
+        key: Hashable
+        for req in mine:
+            rk = (lx, req.event_id.int)
+            if req.modality == "palliative_rt":
+                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, fp.drugs, mirels, sins)
+                items += memo(key, functools.partial(palliative_items, p, lesion, req))
+            elif req.modality in ("sbrt", "reirradiation"):
+                oligo = fp.score("oligometastatic")
+                for part, key in (  # each SBRT family on the facts it reads
+                    ("ind", ("sbrt-ind", *rk, fp.radiotherapy, oligo)),
+                    ("ci", ("sbrt-ci", *rk, fp.reads("sbrt", lid), le_current, local, sins)),
+                    ("dose", ("sbrt-dose", *rk, oligo)),
+                    ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
+                ):
+                    items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+            elif req.modality == "cementoplasty":
+                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
+                items += memo(key, functools.partial(cement_items, p, lesion, req))
+            if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
+                rt_refs.append((reference_date(req), req.urgent))
+        requested = any(r.modality == "surgery" for r in mine)
+        items += memo(
+            ("surgery", lx, requested, fp.reads("surgery", lid), le_current, fp.surgeries, mirels),
+            functools.partial(surgery_items, p, lesion, requested),
+        )
+        if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
+            rt_refs.append((onset.occurred_at.date(), True))
+        if rt_refs:
+            ref, urgent = min(rt_refs)
+            what = "radiothérapie en urgence" if urgent else "radiothérapie"
+            items += memo(
+                ("drug", lx, ref, urgent, fp.drugs), functools.partial(drug_items, p, lesion, ref, urgent, what)
+            )
+        if items:
+            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
+    return sections
+
+
+def _unique(items: list[Item]) -> list[Item]:
+    seen: dict[str, Item] = {}
+    for i in items:
+        seen.setdefault(i.key, i)
+    return list(seen.values())
+
+
+# ---- publishing ----------------------------------------------------------------------------------------------------
+NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning", "not_indicated"})
+
+
+def _notify(item: Item) -> bool:
+    """Clinicians are alerted to warnings and emergencies; info items stay in the plan (API and plan topic)."""
+    return item.status in NOTIFY_STATUSES and item.severity != "info"
+
+
+def apply_event(
+    state: LocalState,
+    event: Message,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    compression_window: timedelta = COMPRESSION_CURRENT,
+) -> tuple[LocalState, list[Message]]:
+    if not relevant(event):
+        return state, []
+    s = merge(state, event)
+    sections = build_plan(s, alpha_beta, event.recorded_at, compression_window)
+    items = [i for sec in sections for i in sec.items]
     out: list[Message] = []
-    for c in s.compressions.values():
-        out += _mscc(s, c, event)
+    published: dict[str, str] = {}
+    decisions = [(i, i.content) for i in items]
+    for i, content in decisions:
+        if not _notify(i):
+            continue
+        digest = i.digest
+        old = s.published.get(i.key)
+        if old is not None and old.endswith(f"|{digest}"):
+            published[i.key] = old
+            continue
+        rec = recommendation(
+            rule_id=i.rule_id,
+            trigger=event,
+            produced_by=SERVICE,
+            severity=i.severity,
+            title=i.title,
+            text_fr=i.text_fr,
+            inputs=[as_input(x) for x in i.inputs],
+            missing=list(i.missing),
+            key=(i.key, content),
+        )
+        published[i.key] = f"{i.rule_id}|{rec.event_id}|{digest}"
+        if old is not None:
+            rule_id, rec_id, _ = old.split("|")
+            out.append(
+                withdrawal(uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan local mis à jour : cet élément a changé.")
+            )
+        out.append(rec)
+    for key, old in s.published.items():
+        if key not in published:
+            rule_id, rec_id, _ = old.split("|")
+            out.append(
+                withdrawal(
+                    uuid.UUID(rec_id),
+                    rule_id,
+                    event,
+                    SERVICE,
+                    "Plan local mis à jour : cet élément ne s'applique plus.",
+                )
+            )
+    s.published = dict(sorted(published.items()))
+    digest = hashlib.sha256("\n".join(i.digest for i, _ in decisions).encode()).hexdigest()  # of the item digests
+    if digest != s.plan_digest and (items or s.plan_version):
+        s.plan_version += 1
+        s.plan_digest = digest
+        s.plan_event = Fact[str].of(event, str(derived_id("local-plan", event.patient_id, s.plan_version, digest)))
+        plan = current_plan(s, event.patient_id, sections)
+        assert plan is not None
+        out.append(plan)
     return s, caused_by(out, event)
+
+
+def current_plan(
+    s: LocalState,
+    patient_id: str,
+    sections: list[Section] | None = None,
+    alpha_beta: float = CORD_ALPHA_BETA_GY,
+    compression_window: timedelta = COMPRESSION_CURRENT,
+) -> LocalTreatmentPlan | None:
+    """The current plan: rebuilt from the facts (pure), with the version and time it was last published."""
+    if s.plan_event is None:
+        return None
+    return LocalTreatmentPlan(
+        event_id=uuid.UUID(s.plan_event.value),
+        patient_id=patient_id,
+        occurred_at=s.plan_event.occurred_at,
+        recorded_at=s.plan_event.recorded_at,
+        source=SERVICE,
+        version=s.plan_version,
+        ruleset_version=RULESET_VERSION,
+        sections=[
+            x.model()
+            for x in (
+                sections
+                if sections is not None
+                else build_plan(s, alpha_beta, s.plan_event.recorded_at, compression_window)
+            )
+        ],
+    )

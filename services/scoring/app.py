@@ -11,6 +11,7 @@ from contracts.clinical import Score
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMALISED, TREATMENT_EVENTS
 from services.scoring.domain import ScoringState, apply_event, current_scores
 from services.scoring.settings import ScoringSettings
+from shared.auth import CLINICIAN, require
 from shared.http import create_app
 from shared.service import Service
 
@@ -26,7 +27,7 @@ def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
     service.patient_aggregate(
         (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), ScoringState, apply
     )
-    router = APIRouter(tags=["scores"])
+    router = APIRouter(tags=["scores"], dependencies=[require(CLINICIAN, audit="read")])
 
     @router.get("/patients/{patient_id}/scores", response_model=list[Score])
     async def scores(patient_id: PatientId) -> list[Score]:

@@ -24,6 +24,7 @@ from contracts.topics import (
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.fhir import medication_requests
 from services.systemic_planner.settings import SystemicSettings
+from shared.auth import CLINICIAN, require
 from shared.http import create_app
 from shared.service import Service
 
@@ -48,7 +49,7 @@ def build(settings: SystemicSettings, clock: Callable[[], datetime] | None = Non
         apply,
         due=lambda state: state.next_due,  # reviews and overdue checks fire when their date passes
     )
-    router = APIRouter(tags=["plan"])
+    router = APIRouter(tags=["plan"], dependencies=[require(CLINICIAN, audit="read")])
 
     async def current(patient_id: str) -> TreatmentPlan:
         state = await service.store.load(patient_id, SystemicState)

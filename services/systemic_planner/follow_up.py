@@ -10,7 +10,7 @@ from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import DrugHistory, LabFact, SystemicState, dental, item
+from services.systemic_planner.inputs import DrugHistory, LabFact, SystemicState, dental, item, sre_is_current
 from shared.dates import add_months
 
 #: SYS-ONCO: an SRE calling for an urgent local procedure is "under way" for 3 weeks (chemotherapy and RT resume
@@ -148,7 +148,7 @@ def oncology(s: SystemicState, at: r.AsOf, anticancer: list[str]) -> PlanItem | 
         f
         for f in s.sres.values()
         if f.value in ("cord_compression", "pathological_fracture")
-        and at.is_current(f.occurred_at, URGENT_PROCEDURE_WINDOW)
+        and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
     ]
     le = s.life_expectancy
     urgent = bool(recent) and not (le is not None and le.value < NO_SURGERY_BELOW_MONTHS)

@@ -51,8 +51,17 @@ class LabFact(BaseModel):
         )
 
 
+class SreCurrency(BaseModel):
+    """What scoring says of an SRE being under way (SkeletalEvent.current / evidence_at / current_until)."""
+
+    current: bool | None = None
+    evidence_at: datetime | None = None
+    current_until: datetime | None = None
+
+
 class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
+    sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
     first_bone_metastasis: Fact[str] | None = None
     life_expectancy: Fact[float] | None = None
     response: Fact[str] | None = None
@@ -79,6 +88,7 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
     s = state.model_copy(
         update={
             "sres": dict(state.sres),
+            "sre_currency": dict(state.sre_currency),
             "treatments": dict(state.treatments),
             "care": dict(state.care),
             **{table: dict(getattr(state, table)) for table in LAB_TABLES.values()},
@@ -89,8 +99,13 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
     if isinstance(e, SkeletalEvent) and e.status == "withdrawn":  # its source was corrected (LAB-CORRECTION)
         for sre_id in e.supersedes:
             s.sres.pop(str(sre_id), None)
+            s.sre_currency.pop(str(sre_id), None)
     elif isinstance(e, SkeletalEvent):
         s.sres[str(e.event_id)] = Fact[str].of(e, e.kind)
+        if e.current is not None:
+            s.sre_currency[str(e.event_id)] = SreCurrency(
+                current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
+            )
     elif isinstance(e, ImagingFinding):
         s.first_bone_metastasis = earliest(s.first_bone_metastasis, Fact[str].of(e, e.skeletal_site))
     elif isinstance(e, ClinicalAssessment):
@@ -229,9 +244,22 @@ def calcium(s: SystemicState, at: r.AsOf) -> Calcium:
         return Calcium(ca, current and crisis, high, current, tuple(inputs))
     if last_sre is not None:  # a crisis known from scoring, no newer calcium here
         inputs.append(last_sre.used("sre:hypercalcaemia"))
-        current = at.is_current(last_sre.occurred_at, at.recency.calcium)
+        current = sre_is_current(s, last_sre, at, at.recency.calcium)
         return Calcium(ca, current, True, current, tuple(inputs))
     return Calcium(None, False, False, False)
+
+
+def sre_is_current(s: SystemicState, sre: Fact[str], at: r.AsOf, window: timedelta) -> bool:
+    """An SRE is under way: as scoring assessed it (`current`, until `current_until`), else judged here from its
+    newest evidence within `window`. Either way, never from a future date."""
+    assessed = s.sre_currency.get(str(sre.event_id))
+    if assessed is not None and assessed.current is not None:
+        if not assessed.current:
+            return False
+        if assessed.current_until is not None:
+            at.after(assessed.current_until)
+            return at.now < assessed.current_until and not at.is_future(assessed.evidence_at or sre.occurred_at)
+    return at.is_current(assessed.evidence_at if assessed and assessed.evidence_at else sre.occurred_at, window)
 
 
 @dataclass(frozen=True)
@@ -250,16 +278,19 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
         return VitaminD(v, "unknown")
     if not at.is_current(v.occurred_at, at.recency.vitamin_d):
         return VitaminD(v, "stale")
-    if v.value >= r.VITD_DEFICIENCY_NG_ML:
+    weeks = r.loading_weeks(v.value)
+    if not weeks:
         return VitaminD(v, "current")
-    # corrected once the loading prescribed on this level (8 weekly doses) has been given: cholecalciferol started
-    # on or after the level, still taken (or stopped after the last dose), loading duration elapsed
+    # the loading prescribed on this level (one 50 000 IU dose a week): cholecalciferol started on or after the
+    # level; a deficiency is corrected once the loading duration has elapsed
+    deficient = v.value < r.VITD_DEFICIENCY_NG_ML
     started = drugs.started_on_or_after("cholecalciferol", v.occurred_at.date())
     if started is None:
-        return VitaminD(v, "current", deficiency_uncorrected=True)
-    ends = started + timedelta(weeks=r.loading_weeks(v.value))
+        return VitaminD(v, "current", deficiency_uncorrected=deficient)
+    ends = started + timedelta(weeks=weeks)
     at.after_date(ends)
-    return VitaminD(v, "current", deficiency_uncorrected=at.today < ends, loading_since=started, loading_ends=ends)
+    uncorrected = deficient and at.today < ends
+    return VitaminD(v, "current", deficiency_uncorrected=uncorrected, loading_since=started, loading_ends=ends)
 
 
 # ---- treatments ------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from contracts.base import InputUsed
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, item
+from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, future_dated, item
 from shared.dates import add_months
 
 #: the prerequisites that hold an order until met, unless a current emergency waives them (L799, L1090, L1098,
@@ -68,6 +68,9 @@ def prerequisites(
     checks: list[Check] = []
     inputs: list[InputUsed] = []
     for check, used in (_vitamin_d_check(v, ca, at), _renal_check(renal, at)):
+        table = s.vitamin_d if check.name == "vitamin_d" else s.creatinine_clearance
+        if future_dated(table, at):  # ignored, and said so (it never hides the newest real value)
+            check = check.model_copy(update={"detail_fr": check.detail_fr + t.FUTURE_IGNORED})
         checks.append(check)
         inputs += used
     events = dental(s, at)
@@ -126,6 +129,8 @@ def prerequisites(
             else c
             for c in checks
         ]
+    # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) waives nothing
+    historical = bool(unmet) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
     severe = v.fact is not None and v.fact.value is not None and v.fact.value < 10 and not on_ar
     status = "done" if all(c.status in ("done", "waived") for c in checks) else "to_do"
     if emergency:
@@ -136,7 +141,8 @@ def prerequisites(
         "waived" if emergency and status == "done" and unmet else status,
         "warning" if severe or (unmet and not emergency) else "info",
         t.prereq_title(emergency, on_ar),
-        t.prereq_text(checks, emergency, severe, [] if emergency else list(unmet)),
+        t.prereq_text(checks, emergency, severe, [] if emergency else list(unmet))
+        + (t.HISTORICAL_CRISIS if historical else ""),
         inputs=inputs,
         checks=checks,
         what_would_change_fr="Chaque bilan réalisé passe la ligne correspondante à « fait » ; l'anti-résorptif "
@@ -201,13 +207,27 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
         )
     p = r.vitamin_d_correction(v.fact.value)
     orders = []
+    maintenance = _cholecalciferol("P1M", None, "50 000 UI per os une fois par mois (entretien)")
+    if v.loading_since is not None and v.loading_ends is not None:  # the loading on this level is given already
+        under_way = at.today < v.loading_ends
+        return item(
+            "vitamin-d",
+            "SYS-VITD-CORR",
+            "recommended",
+            "info",
+            "Vitamine D : recharge en cours" if under_way else "Vitamine D : recharge faite, entretien mensuel",
+            t.vit_d_loading_text(v.fact.value, v.loading_since, v.loading_ends, under_way),
+            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL")],
+            orders=[maintenance],
+            what_would_change_fr="Un nouveau dosage (environ 3 mois après la correction) dira si elle a suffi.",
+        )
     if p.loading_weekly_doses:
         orders.append(
             _cholecalciferol(
                 "P1W", p.loading_weekly_doses, f"{p.loading_weekly_doses} prises hebdomadaires de 50 000 UI (recharge)"
             )
         )
-    orders.append(_cholecalciferol("P1M", None, "50 000 UI per os une fois par mois (entretien)"))
+    orders.append(maintenance)
     return item(
         "vitamin-d",
         "SYS-VITD-CORR",

@@ -9,7 +9,7 @@ from contracts.base import InputUsed
 from contracts.care import BoneBiopsy, CareEvent, PathwayStep
 from contracts.plan import Check, PlanItem
 from services.systemic_planner import rules as r
-from services.systemic_planner import texts as t
+from services.systemic_planner import texts_quality as t
 from services.systemic_planner.inputs import SystemicState, item
 
 #: QUAL-PATHWAY: what every patient should be offered (L1-57), in the text's order.

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, SKELETAL_EVENTS, TREATMENT_EVENTS
 from shared.stack import ROOT, RunningStack
-from tests.conftest import Publish, alerts, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ async def active(stack: RunningStack, patient_id: str, rule_id: str) -> list[dic
 
 
 async def scores(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=5) as c:
+    async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['scoring']}/patients/{patient_id}/scores")
         r.raise_for_status()
         data: list[dict[str, Any]] = r.json()
@@ -231,6 +231,7 @@ async def test_flush_redis_and_rebuild_scoring_state_from_kafka(
         assert report["patients"] >= len(before) and report["events"] > 0
 
         after = {k: await r.get(k) for k in sorted([k async for k in r.scan_iter(match="osteocds:scoring:state:*")])}
-        assert after == before
+        changed = sorted(k for k in before if after.get(k) != before[k])
+        assert after == before, [(k, before[k], after.get(k)) for k in changed][:2]
     finally:
         await r.aclose()

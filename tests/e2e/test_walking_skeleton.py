@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import pytest
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, IMAGING_FINDINGS, LAB_RESULTS, TREATMENT_EVENTS
+from shared.auth import CLINICIAN, OPS
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
+from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +77,7 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         IMAGING_FINDINGS.name,
         event(
             patient_id,
+            datetime.now(UTC) - timedelta(days=9),  # the MRI that found it, before the surgery (RT-MSCC, 9.1)
             lesion_id="L-T8",
             skeletal_site="spine",
             vertebral_level="T8",
@@ -90,11 +92,13 @@ async def test_cord_compression_gives_urgent_radiotherapy(
     assert "30 Gy en 10" in mscc[0]["text_fr"] and "20 Gy en 5" in mscc[0]["text_fr"]
     assert mscc[0]["missing"], "life expectancy is unknown and must be named as missing"
 
-    # decompressive surgery: the urgent alert is withdrawn, an adjuvant plan replaces it
+    # decompressive surgery of this level: the urgent alert is withdrawn, an adjuvant plan replaces it
+    operated = date.today() - timedelta(days=8)
     await publish(
         TREATMENT_EVENTS.name,
         event(
-            patient_id, treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": "2026-11-20"}
+            patient_id,
+            treatment={"kind": "surgery", "site": "T8", "procedure": "decompression", "on": operated.isoformat()},
         ),
     )
 
@@ -102,7 +106,8 @@ async def test_cord_compression_gives_urgent_radiotherapy(
         return [a for a in await _rule(stack, patient_id, "RT-MSCC") if "adjuvante" in a["text_fr"]]
 
     plan = await wait_for(adjuvant)
-    assert "04/12/2026" in plan[0]["text_fr"] and "11/12/2026" in plan[0]["text_fr"]
+    lo, hi = operated + timedelta(weeks=2), operated + timedelta(weeks=3)  # 2 to 3 weeks after the surgery
+    assert f"{lo:%d/%m/%Y}" in plan[0]["text_fr"] and f"{hi:%d/%m/%Y}" in plan[0]["text_fr"]
     statuses = {a["severity"]: a["status"] for a in by_rule(await alerts(stack, patient_id), "RT-MSCC")}
     assert statuses == {"critical": "withdrawn", "warning": "active"}
 
@@ -139,7 +144,7 @@ async def test_malformed_message_is_dead_lettered_and_next_processed(
         DEAD_LETTER.name,
         lambda r: bad_unit["event_id"].encode() in base64.b64decode(letter(r).value_b64 or ""),
     )
-    assert "unknown unit 'mg'" in letter(unit).reason
+    assert "unit 'mg' is not a unit of mmol/L" in letter(unit).reason
     # the good messages after them still went through (3.40 + 0.25 = 3.65 mmol/L)
     crisis = await wait_for(lambda: _crisis(stack, patient_id))
     assert next(i for i in crisis[0]["inputs"] if i["name"] == "corrected_calcium")["value"] == pytest.approx(3.65)
@@ -210,7 +215,7 @@ async def _lab_state_has(stack: RunningStack, patient_id: str, result_id: str) -
         await r.aclose()
 
 
-async def test_acknowledge_alert(stack: RunningStack, publish: Publish, patient_id: str) -> None:
+async def test_acknowledge_alert_records_the_token_user(stack: RunningStack, publish: Publish, patient_id: str) -> None:
     await publish(
         IMAGING_FINDINGS.name,
         event(
@@ -223,18 +228,33 @@ async def test_acknowledge_alert(stack: RunningStack, publish: Publish, patient_
         ),
     )
     alert = (await wait_for(lambda: _rule(stack, patient_id, "RT-MSCC")))[0]
-    async with httpx.AsyncClient(base_url=stack.urls["notification"], timeout=5) as c:
+    async with httpx.AsyncClient(base_url=stack.urls["notification"], timeout=15) as c:
+        # who acts comes from the token: a name in the body is refused, not taken
+        forged = await c.post(
+            f"/alerts/{alert['recommendation_id']}/ack",
+            json={"patient_id": patient_id, "acknowledged_by": "dr-house"},
+            headers=auth(CLINICIAN, "dr-wilson"),
+        )
+        assert forged.status_code == 422
         r = await c.post(
-            f"/alerts/{alert['recommendation_id']}/ack", json={"patient_id": patient_id, "acknowledged_by": "dr-house"}
+            f"/alerts/{alert['recommendation_id']}/ack",
+            json={"patient_id": patient_id},
+            headers=auth(CLINICIAN, "dr-wilson"),
         )
         assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+        assert r.json()["acknowledged_by"] == "dr-wilson" and r.json()["history"][-1]["role"] == CLINICIAN
+        again = await c.post(
+            f"/alerts/{alert['recommendation_id']}/ack",
+            json={"patient_id": patient_id},
+            headers=auth(CLINICIAN, "dr-cuddy"),
+        )
+        assert again.status_code == 200 and again.json()["acknowledged_by"] == "dr-wilson"  # the first stays
         missing = await c.post(
-            "/alerts/00000000-0000-0000-0000-000000000000/ack",
-            json={"patient_id": patient_id, "acknowledged_by": "dr-house"},
+            "/alerts/00000000-0000-0000-0000-000000000000/ack", json={"patient_id": patient_id}, headers=auth()
         )
         assert missing.status_code == 404
     listed = await alerts(stack, patient_id, status="acknowledged")
-    assert [a["acknowledged_by"] for a in listed] == ["dr-house"]
+    assert [a["acknowledged_by"] for a in listed] == ["dr-wilson"]
 
 
 async def test_health_readiness_and_metrics(stack: RunningStack) -> None:
@@ -243,7 +263,7 @@ async def test_health_readiness_and_metrics(stack: RunningStack) -> None:
             assert (await c.get(f"{url}/healthz")).json()["status"] == "ok", name
             ready = (await c.get(f"{url}/readyz")).json()
             assert ready["ready"] is True and ready["checks"]["redis"] and ready["checks"]["kafka"], name
-            metrics = await c.get(f"{url}/metrics")
+            metrics = await c.get(f"{url}/metrics", headers=auth(OPS, "prometheus"))
             assert metrics.headers["content-type"].startswith("text/plain"), name
             assert "# HELP osteocds_messages_total" in metrics.text, name
 

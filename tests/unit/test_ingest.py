@@ -25,12 +25,14 @@ from services.lab_normalisation.ingest import (
     hl7_header,
     hl7_text,
 )
+from shared.clock import NotAfter
 from shared.errors import Rejected
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 ANALYTES = AnalyteMap.load(Path(__file__).resolve().parents[2] / "services/lab_normalisation/local_codes.yaml")
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+GUARD = NotAfter(NOW)
 ORU = (SAMPLES / "oru_r01_calcium.hl7").read_bytes()
 BUNDLE = (SAMPLES / "fhir_bundle.json").read_bytes()
 
@@ -45,19 +47,19 @@ OBR = "OBR|1|P1|F1|CHEM|||20261127074000+0100"
 
 
 def test_realistic_oru_several_obx_local_code_and_units() -> None:
-    b = from_hl7(ORU, ANALYTES, PARIS)
-    assert b.patient_id == "PT-7F3A9C" and b.key == "hl7:GLIMS|CHU-LYON-BIO|LAB20261127-000123"
+    b = from_hl7(ORU, ANALYTES, PARIS, GUARD)
+    assert b.patient_id == "PT-7F3A9C" and b.key.startswith("hl7:GLIMS|CHU-LYON-BIO|LAB20261127-000123|")
     got = {x.analyte: (round(x.value or 0, 3), x.unit) for x in b.labs}
     assert got == {"total_calcium": (3.393, "mmol/L"), "albumin": (30.0, "g/L"), "creatinine": (97.262, "umol/L")}
     assert b.ignored == ["OBX 1: unmapped code"]  # sodium: no rule uses it
     assert str(b.patients[0].birth_date) == "1956-04-02" and b.patients[0].sex == "male"
     ca = next(x for x in b.labs if x.analyte == "total_calcium").result
     assert ca.occurred_at == datetime(2026, 11, 27, 6, 40, tzinfo=UTC)  # OBR-7, with its offset
-    assert ca.result_id == "hl7:FIL-552310|17861-6|2"
+    assert ca.result_id == "hl7:FIL-552310|17861-6|"  # order and code, never the OBX position
 
 
 def test_same_message_gives_same_ids_and_key() -> None:
-    a, b = from_hl7(ORU, ANALYTES, PARIS), from_hl7(ORU, ANALYTES, PARIS)
+    a, b = from_hl7(ORU, ANALYTES, PARIS, GUARD), from_hl7(ORU, ANALYTES, PARIS, GUARD)
     assert a.key == b.key and a.event_ids() == b.event_ids()
 
 
@@ -75,7 +77,7 @@ def test_same_message_gives_same_ids_and_key() -> None:
     ],
 )
 def test_obx11_status(flag: str, status: str | None) -> None:
-    b = from_hl7(hl7(MSH, PID, OBR, f"OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||{flag}"), ANALYTES, PARIS)
+    b = from_hl7(hl7(MSH, PID, OBR, f"OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||{flag}"), ANALYTES, PARIS, GUARD)
     assert [x.result.status for x in b.labs] == ([status] if status else [])
     if status is None:
         assert b.ignored and "not released" in b.ignored[0]
@@ -95,12 +97,13 @@ def test_result_not_in_first_obx_and_one_bad_obx_does_not_lose_the_others() -> N
         ),
         ANALYTES,
         PARIS,
+        GUARD,
     )
     assert [x.analyte for x in b.labs] == ["albumin"]
     assert b.rejections == [
         "OBX 2: total_calcium: unit missing; a unit is never assumed",
         "OBX 4: OBX-5 is not a number",
-        "OBX 5: total_calcium: unknown unit 'mg'; accepted: mg/dl, mmol/l",
+        "OBX 5: total_calcium: unit 'mg' is not a unit of mmol/L or mg/dL",
     ]
 
 
@@ -115,30 +118,31 @@ def test_result_not_in_first_obx_and_one_bad_obx_does_not_lose_the_others() -> N
         (hl7(MSH, OBR, "OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||F"), "exactly one PID"),
         (hl7(MSH, PID, PID.replace("PT-1", "PT-2")), "exactly one PID"),
         (hl7(MSH, "PID|1||Jean Dupont"), "PID-3"),
-        (hl7(MSH, "PID|1||PT-1||||1956-04-02"), "PID-7"),
+        (hl7(MSH, "PID|1||PT-1^^^HOSP^PI||||1956-04-02"), "PID-7"),
+        (hl7(MSH, "PID|1||PT-1^^^HOSP"), "PID-3"),  # untyped: not chosen by default (issue 12)
         (hl7(MSH.replace("+0100", "+9900"), PID), "invalid time zone offset"),  # found by the fuzzer
     ],
 )
 def test_unusable_hl7_is_rejected_with_reason(message: bytes, reason: str) -> None:
     with pytest.raises(Rejected, match=re.escape(reason)):
-        from_hl7(message, ANALYTES, PARIS)
+        from_hl7(message, ANALYTES, PARIS, GUARD)
 
 
 def test_missing_specimen_time_is_never_guessed() -> None:
-    b = from_hl7(hl7(MSH, PID, "OBR|1|P1|F1|CHEM", "OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||F"), ANALYTES, PARIS)
+    b = from_hl7(hl7(MSH, PID, "OBR|1|P1|F1|CHEM", "OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||F"), ANALYTES, PARIS, GUARD)
     assert b.labs == [] and "specimen time" in b.rejections[0]
 
 
 def test_encodings_line_endings_and_mllp_framing() -> None:
     text = "\n".join([MSH, PID.replace("X^Y", "Hélène^Zoé"), OBR, "OBX|1|NM|2000-8^Ca^LN||2,4|mmol/L|||||F"])
     for raw in (text.encode("latin-1"), text.encode("utf-8"), b"\x0b" + text.encode() + b"\x1c\r"):
-        b = from_hl7(raw, ANALYTES, PARIS)
+        b = from_hl7(raw, ANALYTES, PARIS, GUARD)
         assert [x.value for x in b.labs] == [2.4]
 
 
 def test_naive_hl7_time_is_the_hospital_zone() -> None:
     b = from_hl7(
-        hl7(MSH, PID, "OBR|1|P|F|C|||202611270740", "OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||F"), ANALYTES, PARIS
+        hl7(MSH, PID, "OBR|1|P|F|C|||202611270740", "OBX|1|NM|2000-8^Ca^LN||2.4|mmol/L|||||F"), ANALYTES, PARIS, GUARD
     )
     assert b.labs[0].result.occurred_at == datetime(2026, 11, 27, 7, 40, tzinfo=PARIS)
 
@@ -155,8 +159,8 @@ def test_acks() -> None:
 
 # ---- FHIR ------------------------------------------------------------------------------------------------
 def test_realistic_fhir_bundle() -> None:
-    b = from_fhir(BUNDLE, ANALYTES, NOW)
-    assert b.key == "fhir:Bundle/bdl-20261127-0042" and b.patient_id == "PT-7F3A9C"
+    b = from_fhir(BUNDLE, ANALYTES, GUARD)
+    assert b.key.startswith("fhir:Bundle/bdl-20261127-0042:sha256:") and b.patient_id == "PT-7F3A9C"
     got = {x.analyte: (round(x.value or 0, 2), x.unit) for x in b.labs}
     assert got == {
         "total_calcium": (3.3, "mmol/L"),
@@ -165,7 +169,7 @@ def test_realistic_fhir_bundle() -> None:
         "creatinine": (79.58, "umol/L"),
     }
     assert b.patients[0].sex == "female" and str(b.patients[0].birth_date) == "1951-06-30"
-    assert from_fhir(BUNDLE, ANALYTES, NOW).event_ids() == b.event_ids()
+    assert from_fhir(BUNDLE, ANALYTES, GUARD).event_ids() == b.event_ids()
 
 
 def observation(**patch: Any) -> dict[str, Any]:
@@ -187,17 +191,18 @@ def observation(**patch: Any) -> dict[str, Any]:
     ],
 )
 def test_fhir_status(status: str, expected: str | None) -> None:
-    b = from_fhir(json.dumps(observation(status=status)).encode(), ANALYTES, NOW)
+    b = from_fhir(json.dumps(observation(status=status)).encode(), ANALYTES, GUARD)
     assert [x.result.status for x in b.labs] == ([expected] if expected else [])
 
 
 @pytest.mark.parametrize(
     ("patch", "reason"),
     [
-        ({"effectiveDateTime": "2026-11-27"}, "no time of day"),
-        ({"effectiveDateTime": None}, "effective time missing"),
+        ({"effectiveDateTime": "2026-11"}, "only a year or a month"),
+        ({"effectiveDateTime": None}, "collection time missing"),
         ({"valueQuantity": {"value": 3.3}}, "unit missing"),
-        ({"valueQuantity": {"value": 3.3, "code": "mg"}}, "unknown unit 'mg'"),
+        ({"valueQuantity": {"value": 3.3, "code": "mg"}}, "unit 'mg' is not a unit of mmol/L or mg/dL"),
+        ({"valueQuantity": {"value": 3.3, "code": "furlong/L"}}, "unknown unit 'furlong/L' (not UCUM)"),
         ({"valueQuantity": {"value": 33, "code": "mmol/L"}}, "outside the plausible range"),
         ({"valueQuantity": None}, "no numeric valueQuantity"),
         ({"id": None}, "without id"),
@@ -206,7 +211,7 @@ def test_fhir_status(status: str, expected: str | None) -> None:
 )
 def test_fhir_observation_problems_are_named(patch: dict[str, Any], reason: str) -> None:
     doc = {k: v for k, v in observation(**patch).items() if v is not None}
-    b = from_fhir(json.dumps(doc).encode(), ANALYTES, NOW)
+    b = from_fhir(json.dumps(doc).encode(), ANALYTES, GUARD)
     assert b.labs == [] and reason in b.rejections[0]
 
 
@@ -215,8 +220,10 @@ def test_fhir_observation_problems_are_named(patch: dict[str, Any], reason: str)
     [
         (b"{", "not JSON"),
         (b"[1, 2]", "JSON object"),
-        (b'{"resourceType": "MedicationRequest"}', "unsupported resourceType"),
-        (json.dumps(observation(subject={"reference": "Group/1"})).encode(), "Patient/"),
+        (b'{"resourceType": "MedicationRequest"}', "invalid FHIR MedicationRequest"),
+        (b'{"resourceType": "NoSuchThing"}', "unknown FHIR resourceType"),
+        (json.dumps(observation(subject={"reference": "Group/1"})).encode(), "must reference a Patient"),
+        (json.dumps(observation(subject={"reference": "urn:uuid:0f1e"})).encode(), "resolve to a Patient"),
         (json.dumps(observation(effectiveDateTime="2026-11-27T07:40:00")).encode(), "invalid FHIR Observation"),
         (
             json.dumps(
@@ -229,13 +236,13 @@ def test_fhir_observation_problems_are_named(patch: dict[str, Any], reason: str)
                     ],
                 }
             ).encode(),
-            "exactly one identified patient",
+            "exactly one patient",
         ),
     ],
 )
 def test_unusable_fhir_is_rejected_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(Rejected, match=re.escape(reason)):
-        from_fhir(raw, ANALYTES, NOW)
+        from_fhir(raw, ANALYTES, GUARD)
 
 
 def test_json_lab_bad_unit_is_rejected() -> None:
@@ -250,8 +257,8 @@ def test_json_lab_bad_unit_is_rejected() -> None:
         "value": 2.4,
         "unit": "mEq/L",
     }
-    with pytest.raises(Rejected, match="unknown unit 'mEq/L'"):
-        from_json_lab(json.dumps(doc).encode(), ANALYTES)
+    with pytest.raises(Rejected, match="unit 'mEq/L' counts equivalents"):
+        from_json_lab(json.dumps(doc).encode(), ANALYTES, GUARD)
 
 
 # ---- fuzzing: any input gives an Ingested or a Rejected with a reason, never a crash ----------------------
@@ -278,7 +285,7 @@ def test_fuzz_hl7(data: st.DataObject) -> None:
             raw[pos:pos] = data.draw(st.binary(max_size=30)) * data.draw(st.integers(1, 3))
         else:
             raw[pos:pos] = raw[pos : pos + data.draw(st.integers(1, 80))]
-    result = _outcome(lambda r: from_hl7(r, ANALYTES, PARIS), bytes(raw))
+    result = _outcome(lambda r: from_hl7(r, ANALYTES, PARIS, GUARD), bytes(raw))
     if result is not None:
         assert all(x.result.patient_id == result.patient_id for x in result.labs)
 
@@ -286,7 +293,7 @@ def test_fuzz_hl7(data: st.DataObject) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_hl7_random_bytes(raw: bytes) -> None:
-    _outcome(lambda r: from_hl7(r, ANALYTES, PARIS), b"MSH|^~\\&|" + raw)
+    _outcome(lambda r: from_hl7(r, ANALYTES, PARIS, GUARD), b"MSH|^~\\&|" + raw)
 
 
 JSONISH = st.recursive(
@@ -304,21 +311,21 @@ def test_fuzz_fhir(data: st.DataObject) -> None:
         target = data.draw(st.sampled_from(doc["entry"]))["resource"]
         key = data.draw(st.sampled_from(sorted(target)))
         target[key] = data.draw(JSONISH)
-    _outcome(lambda r: from_fhir(r, ANALYTES, NOW), json.dumps(doc).encode())
+    _outcome(lambda r: from_fhir(r, ANALYTES, GUARD), json.dumps(doc).encode())
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_fhir_random_bytes(raw: bytes) -> None:
-    _outcome(lambda r: from_fhir(r, ANALYTES, NOW), raw)
+    _outcome(lambda r: from_fhir(r, ANALYTES, GUARD), raw)
 
 
 def test_huge_field_is_rejected_not_crashed() -> None:
     big = hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||" + "9" * 2_000_000 + "|mmol/L|||||F")
     with pytest.raises(Rejected, match="larger than"):
-        from_hl7(big, ANALYTES, PARIS)
+        from_hl7(big, ANALYTES, PARIS, GUARD)
     huge_value = hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||" + "9" * 5000 + "|mmol/L|||||F")
-    assert "outside the plausible range" in from_hl7(huge_value, ANALYTES, PARIS).rejections[0]
+    assert "outside the plausible range" in from_hl7(huge_value, ANALYTES, PARIS, GUARD).rejections[0]
 
 
 def test_two_hl7_messages_for_one_patient_apply_in_one_batch() -> None:
@@ -327,13 +334,13 @@ def test_two_hl7_messages_for_one_patient_apply_in_one_batch() -> None:
     from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
 
     cfg = LabConfig(ca_albumin_window=CA_ALBUMIN_WINDOW, hospital_tz=PARIS)
-    first = from_hl7(hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||3.3|mmol/L|||||F"), ANALYTES, PARIS)
+    first = from_hl7(hl7(MSH, PID, OBR, "OBX|1|NM|2000-8^Ca^LN||3.3|mmol/L|||||F"), ANALYTES, PARIS, GUARD)
     second = from_hl7(
-        hl7(MSH.replace("|C1|", "|C2|"), PID, OBR, "OBX|1|NM|1751-7^Alb^LN||28|g/L|||||F"), ANALYTES, PARIS
+        hl7(MSH.replace("|C1|", "|C2|"), PID, OBR, "OBX|1|NM|1751-7^Alb^LN||28|g/L|||||F"), ANALYTES, PARIS, GUARD
     )
     state, _ = apply_ingested(LabState(), first, cfg)
     _, out = apply_ingested(state, second, cfg)
-    assert [o.value for o in out if o.analyte == "corrected_calcium"] == [3.6]
+    assert [o.value for o in out if o.analyte == "corrected_calcium"] == [pytest.approx(3.6)]
 
 
 HL7_TEXT = st.text(alphabet="AB1 .^~&\\|EFSTRX", max_size=12)

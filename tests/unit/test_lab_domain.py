@@ -73,13 +73,13 @@ def test_calcium_alone_says_albumin_is_missing_then_pairs() -> None:
     assert c.value is None and c.missing == ["albumin drawn within 48 h of the calcium"]
     s, out = apply(s, result("albumin", 28, "g/L", rid="alb", at=T0 + timedelta(hours=1)))
     [c] = derived(out)
-    assert c.value == 3.60 and c.result_id == "corrected:ca" and c.missing == []
+    assert c.value == pytest.approx(3.60) and c.result_id == "corrected:ca" and c.missing == []
     assert {r.analyte for r in c.derived_from} == {"total_calcium", "albumin"}
 
 
 def test_calcium_and_albumin_in_one_message_publish_one_corrected_value() -> None:
     _, out = apply(LabState(), result("total_calcium", 3.30, "mmol/L", rid="ca"), result("albumin", 28, "g/L", rid="a"))
-    assert [c.value for c in derived(out)] == [3.60]
+    assert [c.value for c in derived(out)] == [pytest.approx(3.60)]
 
 
 def test_repeated_or_late_version_has_no_effect() -> None:
@@ -96,7 +96,7 @@ def test_amendment_replaces_and_rederives() -> None:
     )
     assert out[0].status == "amended" and out[0].value == 2.30 and "LAB-CORRECTION" in out[0].rule_ids
     [c] = derived(out)
-    assert c.value == 2.60 and c.status == "amended"
+    assert c.value == pytest.approx(2.60) and c.status == "amended"
 
 
 def test_entered_in_error_withdraws_value_and_derived() -> None:
@@ -128,14 +128,14 @@ def test_albumin_withdrawn_repairs_with_next_closest() -> None:
     )
     s, out = apply(s, gone)
     [c] = derived(out)
-    assert c.value == 3.40  # paired with alb2 now
+    assert c.value == pytest.approx(3.40)  # paired with alb2 now
 
 
 def test_ionised_calcium_is_reported_beside() -> None:
     s, _ = apply(LabState(), result("total_calcium", 2.40, "mmol/L", rid="ca"), result("albumin", 40, "g/L", rid="a"))
     s, out = apply(s, result("ionised_calcium", 1.30, "mmol/L", rid="ion"))
     [c] = derived(out)
-    assert c.value == 2.40 and "ionised_calcium" in {r.analyte for r in c.derived_from}
+    assert c.value == pytest.approx(2.40) and "ionised_calcium" in {r.analyte for r in c.derived_from}
 
 
 def patient(**fields: object) -> PatientRecord:
@@ -148,10 +148,10 @@ def patient(**fields: object) -> PatientRecord:
 @pytest.mark.parametrize(
     ("birth", "sex", "weight", "creat", "expected"),
     [
-        (date(1956, 4, 2), "male", 70.0, 80.0, round((140 - 70) * 70 / (0.815 * 80), 1)),  # 75.2
-        (date(1956, 4, 2), "female", 70.0, 80.0, round((140 - 70) * 70 / (0.815 * 80) * 0.85, 1)),
-        (date(1956, 11, 2), "male", 60.0, 120.0, round((140 - 69) * 60 / (0.815 * 120), 1)),  # birthday not yet
-        (date(1940, 1, 1), "female", 50.0, 200.0, round((140 - 86) * 50 / (0.815 * 200) * 0.85, 1)),
+        (date(1956, 4, 2), "male", 70.0, 80.0, (140 - 70) * 70 / (0.815 * 80)),  # 75.15
+        (date(1956, 4, 2), "female", 70.0, 80.0, (140 - 70) * 70 / (0.815 * 80) * 0.85),
+        (date(1956, 11, 2), "male", 60.0, 120.0, (140 - 69) * 60 / (0.815 * 120)),  # birthday not yet
+        (date(1940, 1, 1), "female", 50.0, 200.0, (140 - 86) * 50 / (0.815 * 200) * 0.85),
     ],
 )
 def test_cockcroft_gault(birth: date, sex: str, weight: float, creat: float, expected: float) -> None:
@@ -184,21 +184,21 @@ def test_clearance_names_what_is_missing(fields: dict[str, object], missing: lis
     assert c.value is None and c.missing == missing
 
 
-def test_clearance_follows_latest_creatinine_and_weight_and_is_never_downgraded_by_absent_fields() -> None:
+def test_clearance_uses_the_weight_closest_to_each_creatinine_and_is_never_downgraded_by_absent_fields() -> None:
     s, _ = apply(LabState(), patient(birth_date=date(1956, 4, 2), sex="male", weight_kg=70.0))
     s, out = apply(s, result("creatinine", 1.0, "mg/dL", rid="cr1"))
     first = derived(out, "creatinine_clearance")[0].value
     s, out = apply(s, patient(histology="adenocarcinoma"))  # no weight/sex/birth: nothing lost, nothing new
     assert derived(out, "creatinine_clearance") == []
-    s, out = apply(s, result("body_weight", 60, "kg", rid="w2", at=T0 + timedelta(days=1)))
+    s, out = apply(s, result("body_weight", 60, "kg", rid="w2", at=T0 + timedelta(days=9)))
+    assert derived(out, "creatinine_clearance") == []  # cr1 keeps the weight measured with it
+    s, out = apply(s, result("creatinine", 1.0, "mg/dL", rid="cr2", at=T0 + timedelta(days=10)))
     [c] = derived(out, "creatinine_clearance")
-    assert first is not None and c.value is not None and c.value < first
-    s, out = apply(s, result("creatinine", 200, "umol/L", rid="cr2", at=T0 + timedelta(days=2)))
-    [c] = derived(out, "creatinine_clearance")
-    assert c.result_id == "crcl:cr2" and c.value is not None and c.value < 30
+    assert c.result_id == "crcl:cr2" and first is not None and c.value is not None and c.value < first
+    assert next(r.value for r in c.derived_from if r.analyte == "body_weight") == 60
 
 
-# LAB-VITD, Tableau 1 (ng/mL; nmol/L ÷ 2.496)
+# LAB-VITD, Tableau 1 (ng/mL, or nmol/L classed in nmol/L)
 @pytest.mark.parametrize(
     ("value", "unit", "klass"),
     [
@@ -214,8 +214,8 @@ def test_clearance_follows_latest_creatinine_and_weight_and_is_never_downgraded_
         (150.1, "ng/mL", "possible_intoxication"),
         (24.9, "nmol/L", "deficiency"),
         (49.92, "nmol/L", "insufficiency"),
-        (74.88, "nmol/L", "recommended"),
-        (374.5, "nmol/L", "possible_intoxication"),
+        (74.88, "nmol/L", "insufficiency"),  # Tableau 1: 25 to < 75 nmol/L (30.0 ng/mL once converted)
+        (374.5, "nmol/L", "above_recommended"),  # > 375 nmol/L only (150.04 ng/mL once converted)
     ],
 )
 def test_vitamin_d_class(value: float, unit: str, klass: str) -> None:

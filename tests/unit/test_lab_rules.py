@@ -38,6 +38,21 @@ CONVERSIONS = [
     ("ctx_serum", 450, "ng/L", 450, "pg/mL"),
     ("ntx_urine", 60, "nmol BCE/mmol creatinine", 60, "nmol BCE/mmol creatinine"),
     ("body_weight", 71, "kg", 71, "kg"),
+    # UCUM forms seen in real feeds (issue 12), converted by the UCUM library
+    ("platelets", 250, "10*3/uL", 250, "G/L"),
+    ("platelets", 250, "10*9/L", 250, "G/L"),
+    ("platelets", 250, "/nL", 250, "G/L"),
+    ("platelets", 250, "10^9/L", 250, "G/L"),
+    ("creatinine", 0.08, "mmol/L", 80, "umol/L"),
+    ("body_weight", 154, "[lb_av]", 154 * 0.45359237, "kg"),
+    ("body_weight", 71000, "g", 71, "kg"),
+    ("total_calcium", 2.4, "MMOL/L", 2.4, "mmol/L"),  # UCUM case variants
+    ("total_calcium", 9.6, "MG/DL", 9.6 / 4.008, "mmol/L"),
+    ("albumin", 28, "G/L", 28, "g/L"),
+    ("body_weight", 71, "KG", 71, "kg"),
+    ("vitamin_d_25oh", 25, "ug/L", 25, "ng/mL"),
+    ("alkaline_phosphatase", 120, "UI/L", 120, "U/L"),
+    ("alkaline_phosphatase", 120, "U/L", 120, "U/L"),
 ]
 
 
@@ -54,8 +69,10 @@ def test_conversion_to_canonical_units(analyte: str, value: float, unit: str, ex
     [
         ("total_calcium", 2.4, None, "unit missing"),
         ("total_calcium", 2.4, "  ", "unit missing"),
-        ("total_calcium", 2.4, "mg", "unknown unit 'mg'"),
-        ("albumin", 28, "mmol/L", "unknown unit"),
+        ("total_calcium", 2.4, "mg", "unit 'mg' is not a unit of mmol/L or mg/dL"),
+        ("albumin", 28, "mmol/L", "not a unit of g/L"),
+        ("total_calcium", 2.4, "mmol/L/furlong", "unknown unit 'mmol/L/furlong' \\(not UCUM\\)"),
+        ("total_calcium", 2.4, "Mmol/L", "outside the plausible range"),  # megamole: never read as mmol
         ("total_calcium", 24, "mmol/L", "outside the plausible range"),  # mg/dL sent as mmol/L
         ("albumin", 280, "g/L", "outside the plausible range"),
         ("creatinine", 0.9, "umol/L", "outside the plausible range"),  # mg/dL value with a µmol/L unit
@@ -116,3 +133,18 @@ def test_albumin_g_dl_round_trip(g_dl: float) -> None:
 def test_vitamin_d_nmol_round_trip(nmol: float) -> None:
     ng, _, conv = to_canonical("vitamin_d_25oh", nmol, "nmol/L")
     assert ng * 2.496 == pytest.approx(nmol) and ng / conv.factor == pytest.approx(nmol)
+
+
+def test_LAB_UNITS_conversions_are_thread_safe() -> None:
+    """Decoding runs in worker threads: UCUM conversions from many threads at once give the single-thread answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.lab_normalisation import units
+
+    cases = [("body_weight", "[lb_av]"), ("body_weight", "[LB_AV]"), ("creatinine", "mmol/L"), ("platelets", "10*3/uL")]
+    units.conversion.cache_clear()
+    units._factor_to.cache_clear()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda c: units.conversion(*c).factor, cases * 25))
+    expected = [units.conversion(*c).factor for c in cases] * 25
+    assert got == expected

@@ -13,9 +13,9 @@ from services.radiotherapy_planner.rules import cord_compression_plan
     ("operated", "le", "setting", "first_scheme", "window", "missing"),
     [
         (date(2026, 11, 20), None, "adjuvant", "30 Gy en 10 fractions", (date(2026, 12, 4), date(2026, 12, 11)), False),
-        (None, 12.0, "exclusive_urgent", "30 Gy en 10 fractions", None, False),
-        (None, 3.0, "exclusive_urgent", "30 Gy en 10 fractions", None, False),
-        (None, 2.9, "exclusive_urgent", "8 Gy en 1 fraction", None, False),  # poor prognosis: single fraction
+        (None, 12.0, "exclusive_urgent", "30 Gy en 10 fractions", None, True),  # surgical opinion missing
+        (None, 3.0, "exclusive_urgent", "30 Gy en 10 fractions", None, True),
+        (None, 2.9, "exclusive_urgent", "8 Gy en 1 fraction", None, True),  # poor prognosis: single fraction
         (None, None, "exclusive_urgent", "30 Gy en 10 fractions", None, True),
     ],
 )

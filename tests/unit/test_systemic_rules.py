@@ -265,7 +265,8 @@ def test_full_plan_with_orders_and_what_would_change() -> None:
     [za] = plan["antiresorptive"].orders
     assert (za.drug, za.dose, za.unit, za.route, za.interval) == ("zoledronic_acid", 3.5, "mg", "intravenous", "P1M")
     assert "4 mg si la clairance dépasse 60" in (plan["antiresorptive"].what_would_change_fr or "")
-    assert [o.count for o in plan["vitamin-d"].orders] == [8, None]
+    assert [(o.interval, o.count) for o in plan["vitamin-d"].orders] == [("P1M", None)]  # loading given already
+    assert "recharge faite" in plan["vitamin-d"].title and "terminée le 27/12/2026" in plan["vitamin-d"].text_fr
     assert plan["first-infusion-paracetamol"].orders[0].interval == "PT8H"
     assert plan["prerequisites"].status == "done"  # the 8-week loading is complete
     plans = [o for o in out if isinstance(o, TreatmentPlan)]

@@ -168,7 +168,7 @@ def test_sys_ar_prereq_late_historical_crisis_waives_nothing() -> None:
     assert plan["antiresorptive-start"].status == "recommended"
     assert all(c.status != "waived" for c in plan["prerequisites"].checks)
     assert plan["antiresorptive"].orders == [] and plan["prerequisites"].status == "to_do"
-    assert "Urgence" not in plan["prerequisites"].text_fr
+    assert "Urgence" not in plan["prerequisites"].text_fr and "pas actuelle" in plan["prerequisites"].text_fr
 
 
 def test_sys_ar_prereq_a_crisis_older_than_the_window_is_not_an_emergency() -> None:
@@ -212,6 +212,8 @@ def test_sys_za_dose_a_future_dated_clearance_is_not_current() -> None:
     s, _ = run([*BASE, *ready(), future])
     ar = items(s)["antiresorptive"]
     assert ar.orders[0].drug == "zoledronic_acid" and ar.inputs[0].value == 75.0  # the 2099 value hides nothing
+    renal = {c.name: c for c in items(s)["prerequisites"].checks}["renal_function"]
+    assert "daté dans le futur est ignoré" in renal.detail_fr
     s, _ = run([met(), le(1, 12), future, *ready()])
     assert items(s)["antiresorptive"].status == "cannot_decide"
 
@@ -352,3 +354,21 @@ def test_sys_review_2y_next_due_is_set_and_a_clock_tick_fires_the_review() -> No
     recs = [o for o in out if isinstance(o, Recommendation) and o.rule_id == "SYS-REVIEW-2Y" and o.status == "active"]
     assert recs and recs[0].severity == "warning" and s2.plan_version == s.plan_version + 1
     assert s2.next_due is not None and s2.next_due > at
+
+
+@pytest.mark.parametrize(
+    ("current", "until_hours", "emergency"),
+    [(False, None, False), (True, 12, True), (True, -1, False), (None, None, True)],
+)
+def test_sys_ar_prereq_hypercalcaemia_sre_currency_from_scoring(
+    current: bool | None, until_hours: int | None, emergency: bool
+) -> None:
+    """Without a calcium result here, the SRE's own currency (scoring: `current`, `current_until`) decides the
+    emergency; unassessed, its date within the calcium window does. Supplements stay held in every case."""
+    until = None if until_hours is None else NOW + timedelta(hours=until_hours)
+    event = sre(60).model_copy(update={"current": current, "evidence_at": T0, "current_until": until})
+    s, _ = run([*BASE, event])
+    plan = items(s)
+    assert bool(plan["antiresorptive"].orders) is emergency
+    assert any(c.status == "waived" for c in plan["prerequisites"].checks) is emergency
+    assert plan["vitamin-d"].orders == []

@@ -1,0 +1,269 @@
+"""The local-treatment planner's facts per patient and the views the rules read (pure).
+
+Findings are kept per lesion (a corrected finding is removed: issue 11, finding corrections); assessments as
+facts merged by clinical time; treatments, requests, scores and haemostasis labs as received."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Final
+
+from pydantic import BaseModel, Field
+
+from contracts.base import InputUsed
+from contracts.hospital import (
+    DrugAdministration,
+    ImagingFinding,
+    MetabolicRadiotherapy,
+    RadiotherapyCourse,
+    Surgery,
+    SystemicDrug,
+    TreatmentEvent,
+)
+from contracts.local import LocalTreatmentRequest
+from shared.facts import Fact
+
+#: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
+FINDINGS_PER_LESION: Final = 6
+#: Haemostasis results kept per analyte (the newest; older ones never decide anything).
+LABS_PER_ANALYTE: Final = 3
+#: A drug whose last dose is older than this before the reference date no longer matters for RT or haemostasis.
+DRUG_RELEVANCE: Final = timedelta(days=120)
+
+
+class LabFact(BaseModel):
+    value: float | None
+    withdrawn: bool
+    occurred_at: datetime
+    recorded_at: datetime
+    event_id: uuid.UUID
+
+
+class ScoreFact(BaseModel):
+    total: int | None
+    band: str | None
+    complete: bool
+    floor: int | None  # sum of the known items (a lower bound when incomplete)
+    missing: list[str] = Field(default_factory=list)
+    occurred_at: datetime
+    recorded_at: datetime
+    event_id: uuid.UUID
+
+    def used(self, name: str) -> InputUsed:
+        value = self.total if self.total is not None else (f">= {self.floor} (incomplet)" if self.floor else None)
+        return InputUsed(
+            name=name, value=value, unit=self.band, occurred_at=self.occurred_at, source_event_id=self.event_id
+        )
+
+
+class SurgicalOpinionFact(BaseModel):
+    operable: bool
+    on: date
+    lesion_id: str | None
+    event_id: uuid.UUID
+    occurred_at: datetime
+
+
+class FindingFact(BaseModel):
+    """What the local-treatment rules read from one ImagingFinding (kept compact: the state is stored per event)."""
+
+    event_id: uuid.UUID
+    lesion_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    skeletal_site: str
+    vertebral_level: str | None = None
+    lesion_type: str | None = None
+    epidural_extension: bool | None = None
+    cord_compression: bool | None = None
+    pathological_fracture: bool | None = None
+    canal_narrowing_pct: float | None = None
+    tumour_cord_distance_mm: float | None = None
+    vertebral_body_involvement_fraction: float | None = None
+    posterior_wall_involvement: str | None = None
+    joint_opening: bool | None = None
+    status: str | None = None  # lesion status: suspected / confirmed / resolved
+
+    @classmethod
+    def of(cls, f: ImagingFinding) -> FindingFact:
+        return cls.model_validate(f.model_dump(include=set(cls.model_fields)))
+
+
+class LocalState(BaseModel):
+    findings: dict[str, FindingFact] = Field(default_factory=dict)  # by event_id
+    assessed: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)  # name -> newest fact
+    opinions: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)  # lesion_id or "*" -> newest
+    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    requests: dict[str, LocalTreatmentRequest] = Field(default_factory=dict)  # by request_id
+    scores: dict[str, ScoreFact] = Field(default_factory=dict)  # "mirels:<lesion>", "sins:<lesion>", "oligo"
+    labs: dict[str, dict[str, LabFact]] = Field(default_factory=dict)  # analyte -> result_id -> fact
+    #: what was last published: item key -> "rule_id|recommendation ID|digest"; plan version, digest, ID
+    published: dict[str, str] = Field(default_factory=dict)
+    plan_version: int = 0
+    plan_digest: str = ""
+    plan_event: Fact[str] | None = None
+
+
+def _order(f: FindingFact) -> tuple[datetime, datetime, str]:
+    return f.occurred_at, f.recorded_at, str(f.event_id)
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """A lesion's current picture: the newest finding, and for each signal the newest finding that reports it."""
+
+    lesion_id: str
+    latest: FindingFact
+    history: tuple[FindingFact, ...]  # oldest first
+
+    def newest(self, attr: str) -> FindingFact | None:
+        for f in reversed(self.history):
+            if getattr(f, attr) is not None:
+                return f
+        return None
+
+    def value(self, attr: str) -> object:
+        f = self.newest(attr)
+        return None if f is None else getattr(f, attr)
+
+    def used(self, attr: str, unit: str | None = None) -> InputUsed:
+        f = self.newest(attr)
+        v = None if f is None else getattr(f, attr)
+        return InputUsed(
+            name=attr,
+            value=v if isinstance(v, str | int | float | bool) or v is None else str(v),
+            unit=unit,
+            occurred_at=None if f is None else f.occurred_at,
+            source_event_id=None if f is None else f.event_id,
+        )
+
+    @property
+    def level(self) -> str | None:
+        return self.latest.vertebral_level
+
+    @property
+    def spine(self) -> bool:
+        return self.latest.skeletal_site == "spine"
+
+    def compression_onset(self) -> FindingFact | None:
+        """The first finding of the current run of 'cord compression: yes' (None when the newest finding that
+        reports it says no: resolved, issue 9.11)."""
+        if self.latest.status == "resolved":  # the lesion is no longer seen: nothing it caused stands (9.11)
+            return None
+        reporting = [f for f in self.history if f.cord_compression is not None]
+        if not reporting or not reporting[-1].cord_compression:
+            return None
+        onset = reporting[-1]
+        for f in reversed(reporting):
+            if not f.cord_compression:
+                break
+            onset = f
+        return onset
+
+
+def lesions(s: LocalState) -> dict[str, Lesion]:
+    by: dict[str, list[FindingFact]] = {}
+    for f in s.findings.values():
+        by.setdefault(f.lesion_id, []).append(f)
+    out = {}
+    for lid, fs in sorted(by.items()):
+        fs.sort(key=_order)
+        out[lid] = Lesion(lid, fs[-1], tuple(fs))
+    return out
+
+
+def prune_findings(s: LocalState, lesion_id: str) -> None:
+    fs = sorted((f for f in s.findings.values() if f.lesion_id == lesion_id), key=_order)
+    for f in fs[:-FINDINGS_PER_LESION]:
+        del s.findings[str(f.event_id)]
+
+
+def matches(lesion: Lesion, lesion_id: str | None, level: str | None) -> bool:
+    """A treatment concerns this lesion when it names it, or names its vertebral level."""
+    return (lesion_id is not None and lesion_id == lesion.lesion_id) or (
+        level is not None and lesion.level is not None and level == lesion.level
+    )
+
+
+_LEVEL = re.compile(r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")
+
+
+def level_of(t: Surgery | RadiotherapyCourse) -> str | None:
+    """The vertebral level a surgery or RT course names: its `vertebral_level`, else a `site` that is a level."""
+    return t.vertebral_level or (t.site if _LEVEL.match(t.site) else None)
+
+
+def surgeries(s: LocalState) -> list[tuple[TreatmentEvent, Surgery]]:
+    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, Surgery)]
+    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
+
+
+def rt_courses(s: LocalState) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
+    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, RadiotherapyCourse)]
+    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
+
+
+def metabolic_rt(s: LocalState) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
+    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, MetabolicRadiotherapy)]
+    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
+
+
+@dataclass(frozen=True)
+class DrugUse:
+    drug: str
+    last_dose: date | None
+    ongoing: bool
+    daily_dose_mg: float | None
+    source: uuid.UUID
+
+
+def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
+    """Each drug's last dose (administrations, stop dates) and whether it is still taken, from the treatment events
+    dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out."""
+    events: list[tuple[date, int, TreatmentEvent]] = []
+    for e in s.treatments.values():
+        t = e.treatment
+        if isinstance(t, SystemicDrug | DrugAdministration) and t.on <= reference:
+            events.append((t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e))
+    events.sort(key=lambda x: (x[0], x[1], str(x[2].event_id)))
+    state: dict[str, dict[str, object]] = {}
+    for _, _, e in events:
+        t = e.treatment
+        assert isinstance(t, SystemicDrug | DrugAdministration)
+        d = state.setdefault(t.drug, {"last": None, "ongoing": False, "dose": None, "src": e.event_id})
+        d["src"] = e.event_id
+        if isinstance(t, SystemicDrug):
+            if t.action == "started":
+                d["ongoing"] = True
+            else:
+                d["ongoing"], d["last"] = False, t.on
+        else:
+            d["last"] = t.on
+            if t.ongoing is not None:
+                d["ongoing"] = t.ongoing
+            if t.daily_dose_mg is not None:
+                d["dose"] = t.daily_dose_mg
+    out = []
+    for drug, d in sorted(state.items()):
+        last = d["last"]
+        assert last is None or isinstance(last, date)
+        ongoing = bool(d["ongoing"])
+        if not ongoing and last is not None and last < reference - DRUG_RELEVANCE:
+            continue
+        dose = d["dose"]
+        src = d["src"]
+        assert isinstance(src, uuid.UUID) and (dose is None or isinstance(dose, float))
+        out.append(DrugUse(drug, last, ongoing, dose, src))
+    return out
+
+
+def latest_lab(s: LocalState, analyte: str, on_or_before: date | None = None) -> LabFact | None:
+    live = [
+        v
+        for v in s.labs.get(analyte, {}).values()
+        if not v.withdrawn and v.value is not None and (on_or_before is None or v.occurred_at.date() <= on_or_before)
+    ]
+    return max(live, key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)), default=None)

@@ -1,0 +1,156 @@
+"""The planner's working form of a plan item: plain frozen dataclasses, turned into the PlanItem / InputUsed
+contracts only when a plan version or a recommendation is published (most events change nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from contracts.base import InputUsed, Severity
+from contracts.local import LocalTreatmentRequest
+from contracts.plan import Check, ItemStatus, PlanItem
+from contracts.rules import cite
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    """An input a rule used, with its provenance (InputUsed once published)."""
+
+    name: str
+    value: float | int | str | bool | None
+    unit: str | None = None
+    occurred_at: datetime | None = None
+    source_event_id: uuid.UUID | None = None
+
+    def model(self) -> InputUsed:
+        return InputUsed(
+            name=self.name,
+            value=self.value,
+            unit=self.unit,
+            occurred_at=self.occurred_at,
+            source_event_id=self.source_event_id,
+        )
+
+
+Inp = In | InputUsed
+
+
+def as_input(x: Inp) -> InputUsed:
+    return x if isinstance(x, InputUsed) else x.model()
+
+
+class Item:
+    """One plan item, immutable. Its notified content and digest are computed once (items are memoised and reused
+    from one event to the next); its contract form (PlanItem) only when a plan or recommendation is published."""
+
+    __slots__ = (
+        "_model",
+        "checks",
+        "content",
+        "digest",
+        "inputs",
+        "key",
+        "missing",
+        "rule_id",
+        "severity",
+        "status",
+        "text_fr",
+        "title",
+        "what_would_change_fr",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        rule_id: str,
+        status: ItemStatus,
+        severity: Severity,
+        title: str,
+        text_fr: str,
+        inputs: tuple[Inp, ...] = (),
+        missing: tuple[str, ...] = (),
+        what_would_change_fr: str | None = None,
+        checks: tuple[Check, ...] = (),
+    ) -> None:
+        self.key, self.rule_id, self.status, self.severity = key, rule_id, status, severity
+        self.title, self.text_fr, self.inputs, self.missing = title, text_fr, inputs, missing
+        self.what_would_change_fr, self.checks = what_would_change_fr, checks
+        # what a clinician is notified about: the decision and its text, not its provenance
+        self.content = "|".join(
+            (
+                key,
+                rule_id,
+                status,
+                severity,
+                title,
+                text_fr,
+                ",".join(missing),
+                what_would_change_fr or "",
+                ",".join(f"{c.name}={c.status}" for c in checks),
+            )
+        )
+        self.digest = hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
+        self._model: PlanItem | None = None
+
+    @property
+    def model(self) -> PlanItem:
+        if self._model is None:
+            self._model = PlanItem(
+                key=self.key,
+                rule_id=self.rule_id,
+                status=self.status,
+                severity=self.severity,
+                title=self.title,
+                text_fr=self.text_fr,
+                inputs=[as_input(i) for i in self.inputs],
+                missing=list(self.missing),
+                what_would_change_fr=self.what_would_change_fr,
+                citation=cite(self.rule_id),
+                checks=list(self.checks),
+            )
+        return self._model
+
+
+def item(
+    key: str,
+    rule_id: str,
+    status: ItemStatus,
+    severity: Severity,
+    title: str,
+    text: str,
+    *,
+    inputs: Sequence[Inp] | None = None,
+    missing: list[str] | None = None,
+    what_would_change_fr: str | None = None,
+    checks: Sequence[Check] | None = None,
+) -> Item:
+    return Item(
+        key,
+        rule_id,
+        status,
+        severity,
+        title,
+        text,
+        tuple(inputs or ()),
+        tuple(missing or ()),
+        what_would_change_fr,
+        tuple(checks or ()),
+    )
+
+
+def inp(
+    name: str,
+    value: float | int | str | bool | None,
+    unit: str | None = None,
+    occurred_at: datetime | None = None,
+    source_event_id: uuid.UUID | None = None,
+) -> In:
+    return In(name, value, unit, occurred_at, source_event_id)
+
+
+def reference_date(req: LocalTreatmentRequest) -> date:
+    """The date a request is decided for: its planned date, else the day it was made."""
+    return req.planned_on or req.occurred_at.date()

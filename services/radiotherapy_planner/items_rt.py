@@ -1,0 +1,465 @@
+"""Plan items of conventional radiotherapy: RT-MSCC, RT-POSTOP, RT-PAIN, RT-FRACT-PALL / RT-FRACTURE-RISK, RT-DRUG
+(pure; French texts written for this project)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from contracts.base import Severity
+from contracts.drugs import CORTICOSTEROIDS
+from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
+from contracts.local import LocalTreatmentRequest
+from contracts.plan import ItemStatus
+from services.radiotherapy_planner.facts import (
+    DrugUse,
+    Lesion,
+    LocalState,
+    SurgicalOpinionFact,
+    drug_uses,
+    level_of,
+    matches,
+    metabolic_rt,
+    rt_courses,
+    surgeries,
+)
+from services.radiotherapy_planner.items_base import Inp, Item, inp, item, reference_date
+from services.radiotherapy_planner.rules import conventional as conv
+from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
+from services.radiotherapy_planner.rules.drugs import drug_rt_window
+from services.radiotherapy_planner.rules.surgery import surgery_excluded
+from shared.facts import Fact
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Patient-level facts the items read."""
+
+    s: LocalState
+    alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
+    le_current: bool = True  # the life-expectancy estimate is recent enough to decide on (domain.LE_VALID)
+
+    # computed once per plan (every lesion's items read them)
+    @functools.cached_property
+    def surgeries(self) -> list[tuple[TreatmentEvent, Surgery]]:
+        return surgeries(self.s)
+
+    @functools.cached_property
+    def rt_courses(self) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
+        return rt_courses(self.s)
+
+    @functools.cached_property
+    def metabolic(self) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
+        return metabolic_rt(self.s)
+
+    @functools.cached_property
+    def _drug_uses(self) -> dict[date, list[DrugUse]]:
+        return {}
+
+    def drug_uses(self, reference: date) -> list[DrugUse]:
+        if reference not in self._drug_uses:
+            self._drug_uses[reference] = drug_uses(self.s, reference)
+        return self._drug_uses[reference]
+
+    def fact(self, name: str) -> Fact[bool | float | str] | None:
+        return self.s.assessed.get(name)
+
+    def value(self, name: str) -> Any:
+        f = self.s.assessed.get(name)
+        return None if f is None else f.value
+
+    def used(self, name: str, unit: str | None = None) -> list[Inp]:
+        f = self.s.assessed.get(name)
+        return [] if f is None else [f.used(name, unit)]
+
+    def pain(self, lesion_id: str, name: str) -> Fact[bool | float | str] | None:
+        """The lesion's own pain when recorded, else the patient's overall pain."""
+        return self.s.assessed.get(f"{name}@{lesion_id}") or self.s.assessed.get(name)
+
+    def pain_value(self, lesion_id: str, name: str) -> Any:
+        f = self.pain(lesion_id, name)
+        return None if f is None else f.value
+
+    def pain_used(self, lesion_id: str, name: str) -> list[Inp]:
+        f = self.pain(lesion_id, name)
+        return [] if f is None else [f.used(name)]
+
+    @property
+    def life_expectancy(self) -> float | None:
+        """The clinician's estimate, unless it is too old (or dated in the future) to decide on."""
+        v = self.value("life_expectancy_months")
+        return None if v is None or not self.le_current else float(v)
+
+    @property
+    def le_missing(self) -> str:
+        return (
+            "life expectancy estimate"
+            if self.le_current
+            else "life expectancy estimate (the last one is older than 3 months: estimate again)"
+        )
+
+    def opinion(self, lesion_id: str) -> SurgicalOpinionFact | None:
+        return self.s.opinions.get(lesion_id) or self.s.opinions.get("*")
+
+
+def where(lesion: Lesion) -> str:
+    return f"{lesion.level} ({lesion.lesion_id})" if lesion.level else lesion.lesion_id
+
+
+# ---- RT-MSCC (issue 9.1, 9.11) -----------------------------------------------------------------------------------
+def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[Item]:
+    """RT-MSCC for this lesion. `currency` of the compression: current, stale (seen longer ago than the window, no
+    newer imaging) or future (dated after now): an emergency is decided from current data only."""
+    onset = lesion.compression_onset()
+    key = f"{lesion.lesion_id}:mscc"
+    deficit = p.fact("neurological_deficit")
+    epidural = lesion.value("epidural_extension")
+    if onset is None:
+        if lesion.spine and epidural is True and deficit is not None and deficit.value is True:
+            return [
+                item(
+                    key,
+                    "RT-MSCC",
+                    "to_do",
+                    "critical",
+                    f"Épidurite et déficit neurologique en {where(lesion)} : compression médullaire à éliminer",
+                    "Épidurite avec déficit neurologique : IRM rachidienne et avis neurochirurgical en urgence pour "
+                    "rechercher une compression médullaire ; radiothérapie en urgence si elle est confirmée et "
+                    "non opérable.",
+                    inputs=[lesion.used("epidural_extension"), deficit.used("neurological_deficit")],
+                    what_would_change_fr="Une imagerie qui affirme ou élimine la compression médullaire.",
+                )
+            ]
+        if lesion.spine and epidural is True:
+            return [
+                item(
+                    key,
+                    "RT-MSCC",
+                    "recommended",
+                    "warning",
+                    f"Épidurite en {where(lesion)} : prévention de la compression médullaire",
+                    "Épidurite vertébrale sans compression : radiothérapie de prévention de la morbidité à discuter, "
+                    "schéma fractionné de 30 Gy en 10 fractions à privilégier, volume adapté à l'extension sur l'IRM. "
+                    "Surveiller l'apparition d'un déficit neurologique.",
+                    inputs=[lesion.used("epidural_extension"), *p.used("neurological_deficit")],
+                    what_would_change_fr="Un déficit neurologique ou une compression à l'imagerie (urgence).",
+                )
+            ]
+        return []
+    onset_day = onset.occurred_at.date()
+    inputs: list[Inp] = [
+        inp(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
+        inp(name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
+    ]
+    if epidural is not None:
+        inputs.append(lesion.used("epidural_extension"))
+    if deficit is not None:
+        inputs.append(deficit.used("neurological_deficit"))
+    le = p.fact("life_expectancy_months")
+    if le is not None and p.le_current:
+        inputs.append(le.used("life_expectancy", "months"))
+    # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
+    linked = [
+        (e, t)
+        for e, t in p.surgeries
+        if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))
+    ]
+    unlinked = [
+        (e, t)
+        for e, t in p.surgeries
+        if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and level_of(t) is None
+    ]
+    irradiated = [(e, t) for e, t in p.rt_courses if t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))]
+    if irradiated and not linked:
+        e, t = irradiated[-1]
+        return [
+            item(
+                key,
+                "RT-MSCC",
+                "done",
+                "info",
+                f"Compression médullaire en {where(lesion)} : irradiée",
+                f"Radiothérapie de {t.total_dose_gy:g} Gy en {t.fractions} fractions débutée le {t.on:%d/%m/%Y}.",
+                inputs=[
+                    *inputs,
+                    inp(name="radiotherapy_course", value=t.on.isoformat(), source_event_id=e.event_id),
+                ],
+                what_would_change_fr="Une aggravation neurologique ou une nouvelle compression à l'imagerie.",
+            )
+        ]
+    if currency != "current" and not linked:
+        why = (
+            "datée dans le futur : date à vérifier"
+            if currency == "future"
+            else f"vue le {onset_day:%d/%m/%Y} sans imagerie plus récente"
+        )
+        return [
+            item(
+                key,
+                "RT-MSCC",
+                "to_do",
+                "warning",
+                f"Compression médullaire en {where(lesion)} : donnée non actuelle",
+                f"Compression médullaire {why} : elle n'est pas traitée comme une urgence sur cette seule donnée. "
+                "Réévaluer sans délai (examen neurologique, IRM) ; si elle persiste, urgence thérapeutique "
+                "(avis neurochirurgical, radiothérapie).",
+                inputs=inputs,
+                missing=["current imaging of the cord compression"],
+                what_would_change_fr="Une imagerie récente montrant la compression (urgence) ou sa levée.",
+            )
+        ]
+    op = p.opinion(lesion.lesion_id)
+    operated_on = linked[-1][1].on if linked else None
+    plan = conv.cord_compression_plan(
+        operated_on,
+        p.life_expectancy,
+        None if op is None else op.operable,
+        None if deficit is None else bool(deficit.value),
+        None if epidural is None else bool(epidural),
+    )
+    if op is not None:
+        inputs.append(
+            inp(
+                name="surgical_opinion_operable",
+                value=op.operable,
+                occurred_at=op.occurred_at,
+                source_event_id=op.event_id,
+            )
+        )
+    notes = " ".join(plan.notes)
+    missing = list(plan.missing)
+    if unlinked and not linked:
+        notes += (
+            f" Une décompression le {unlinked[-1][1].on:%d/%m/%Y} est enregistrée sans lésion ni niveau : "
+            "la rattacher à cette compression si elle l'a traitée."
+        )
+        missing.append("lesion or level of the decompression surgery")
+    if plan.setting == "adjuvant":
+        assert plan.start_between is not None and operated_on is not None
+        lo, hi = plan.start_between
+        e, _ = linked[-1]
+        inputs.append(inp(name="decompression_surgery", value=operated_on.isoformat(), source_event_id=e.event_id))
+        return [
+            item(
+                key,
+                "RT-MSCC",
+                "recommended",
+                "warning",
+                f"Compression médullaire en {where(lesion)} opérée : radiothérapie adjuvante",
+                f"Après la décompression du {operated_on:%d/%m/%Y}, radiothérapie adjuvante entre le {lo:%d/%m/%Y} et "
+                f"le {hi:%d/%m/%Y} (2 à 3 semaines après le geste, selon les suites), sur le volume opéré et le "
+                f"matériel, {' ou '.join(plan.schemes)}. {notes}".strip(),
+                inputs=inputs,
+                missing=missing,
+                what_would_change_fr="Des suites opératoires qui retardent la cicatrisation.",
+            )
+        ]
+    first = (
+        "Chirurgie de décompression à réaliser en urgence (patient jugé opérable), puis radiothérapie adjuvante "
+        "2 à 3 semaines après. "
+        if plan.setting == "surgery_first"
+        else "Avis neurochirurgical immédiat ; en l'absence d'indication de décompression, radiothérapie exclusive "
+        "en urgence. "
+        if op is None and not (p.life_expectancy is not None and surgery_excluded(p.life_expectancy))
+        else "Radiothérapie exclusive en urgence. "
+    )
+    prognosis = (
+        "Pronostic défavorable : une séance unique de 8 Gy est une option raisonnable. "
+        if plan.single_fraction_favoured
+        else ""
+    )
+    return [
+        item(
+            key,
+            "RT-MSCC",
+            "recommended",
+            "critical",
+            f"Compression médullaire en {where(lesion)} : urgence thérapeutique",
+            f"{first}Schémas : {', '.join(plan.schemes)}. {prognosis}{notes} Discuter en RCP-OOS.".replace("  ", " "),
+            inputs=inputs,
+            missing=missing,
+            what_would_change_fr="Une décompression de cette lésion (radiothérapie adjuvante), une imagerie montrant "
+            "la levée de la compression, ou l'avis chirurgical.",
+        )
+    ]
+
+
+# ---- RT-POSTOP ---------------------------------------------------------------------------------------------------
+def postop_items(p: Patient, lesion: Lesion) -> list[Item]:
+    out = []
+    for e, t in p.surgeries:
+        if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, level_of(t)):
+            continue
+        done = [c for _, c in p.rt_courses if c.on >= t.on and matches(lesion, c.lesion_id, level_of(c))]
+        plan = conv.postop_plan(t.on)
+        lo, hi = plan.start_between
+        out.append(
+            item(
+                f"{lesion.lesion_id}:postop:{t.on.isoformat()}",
+                "RT-POSTOP",
+                "done" if done else "recommended",
+                "info" if done else "warning",
+                f"Radiothérapie post-opératoire — {where(lesion)}",
+                f"Chirurgie ({t.procedure}) le {t.on:%d/%m/%Y} : irradiation systématique de toute la pièce osseuse "
+                f"opérée et de tout le matériel, à débuter entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y} sur peau "
+                f"cicatrisée ; {' ou '.join(scheme_fr(x) for x in plan.schemes)}."
+                + (" Radiothérapie enregistrée après le geste." if done else ""),
+                inputs=[inp(name="surgery", value=f"{t.procedure} {t.on.isoformat()}", source_event_id=e.event_id)],
+                what_would_change_fr="Une cicatrisation retardée (début décalé).",
+            )
+        )
+    return out
+
+
+# ---- RT-PAIN, RT-FRACT-PALL, RT-FRACTURE-RISK --------------------------------------------------------------------
+def fracture_risk(p: Patient, lesion: Lesion) -> tuple[bool | None, list[Inp]]:
+    """From the scoring service's Mirels (long bones, >= 8: RCP or fixation) or SINS (spine, >= 7): never recomputed."""
+    if lesion.spine:
+        sins = p.s.scores.get(f"sins:{lesion.lesion_id}")
+        if sins is None:
+            return None, []
+        if sins.band is not None:
+            return sins.band != "stable", [sins.used("sins")]
+        return (True if (sins.floor or 0) >= 7 else None), [sins.used("sins")]
+    mirels = p.s.scores.get(f"mirels:{lesion.lesion_id}")
+    if mirels is None:
+        return None, []
+    if mirels.total is not None:
+        return mirels.total >= 8, [mirels.used("mirels")]
+    return (True if (mirels.floor or 0) >= 8 else None), [mirels.used("mirels")]
+
+
+def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
+    out: list[str] = []
+    used: list[Inp] = []
+    for attr, label in (
+        ("pathological_fracture", "fracture pathologique"),
+        ("epidural_extension", "épidurite"),
+        ("cord_compression", "compression médullaire"),
+    ):
+        if lesion.value(attr) is True:
+            out.append(label)
+            used.append(lesion.used(attr))
+    if p.pain_value(lesion.lesion_id, "pain_character") == "neuropathic":
+        out.append("douleur neuropathique")
+        used += p.pain_used(lesion.lesion_id, "pain_character")
+    if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in p.surgeries):
+        out.append("post-opératoire")
+    return out, used
+
+
+def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
+    comp, comp_used = complications(p, lesion)
+    if req.adjacent_vertebrae is not None and req.adjacent_vertebrae > 3:  # Tableau 7 (L2143)
+        comp.append("plus de 3 vertèbres")
+        comp_used.append(inp("adjacent_vertebrae", req.adjacent_vertebrae, source_event_id=req.event_id))
+    risk, risk_used = fracture_risk(p, lesion)
+    out: list[Item] = []
+    resistant = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")
+    pain = conv.pain_indication(
+        None if resistant is None else bool(resistant),
+        bool(comp) or bool(risk),
+    )
+    if req.intent in (None, "pain"):
+        out.append(
+            item(
+                f"{lesion.lesion_id}:rt-pain",
+                "RT-PAIN",
+                "recommended" if pain.indicated else "cannot_decide" if pain.indicated is None else "info",
+                "info",
+                f"Radiothérapie antalgique — {where(lesion)}",
+                "Métastase douloureuse non compliquée résistant aux antalgiques : la radiothérapie est le premier "
+                "traitement."
+                if pain.indicated
+                else "Résistance aux antalgiques non renseignée : indication antalgique à confirmer."
+                if pain.indicated is None
+                else "Lésion compliquée ou douleur contrôlée : voir le schéma proposé et ses motifs.",
+                inputs=p.pain_used(lesion.lesion_id, "pain_resistant_to_analgesics") + comp_used,
+                missing=list(pain.missing),
+                what_would_change_fr="L'évolution de la douleur sous antalgiques.",
+            )
+        )
+    scheme = conv.palliative_scheme(
+        spine=lesion.spine,
+        complications=tuple(comp),
+        fracture_risk=risk,
+        life_expectancy_months=p.life_expectancy,
+        frail=p.value("frail"),
+        hard_to_move=p.value("hard_to_move"),
+    )
+    text = conv.scheme_text(scheme)
+    steroids = [u for u in p.drug_uses(reference_date(req)) if u.drug in CORTICOSTEROIDS and u.ongoing]
+    if scheme.corticosteroids_48_72h and steroids:
+        text += f" Le patient reçoit déjà une corticothérapie ({steroids[0].drug})."
+    if req.total_dose_gy is not None and req.fractions is not None:
+        proposed = (req.total_dose_gy, req.fractions)
+        allowed = (scheme.preferred, *scheme.alternatives)
+        text += f" Schéma demandé : {scheme_fr(proposed)}" + (
+            ", conforme." if proposed in allowed else ", différent des schémas retenus ici : à justifier."
+        )
+    if lesion.latest.skeletal_site in LONG_BONES and scheme.rule_id == "RT-FRACT-PALL":
+        text += " Os long : inclure tout l'os atteint (et le matériel)."
+    status: ItemStatus = "to_do" if scheme.rule_out_surgery_first or scheme.missing else "recommended"
+    out.append(
+        item(
+            f"{lesion.lesion_id}:rt-scheme",
+            scheme.rule_id,
+            status,
+            "warning" if scheme.rule_out_surgery_first else "info",
+            f"Radiothérapie palliative — {where(lesion)} : {scheme_fr(scheme.preferred)}",
+            text,
+            inputs=comp_used
+            + risk_used
+            + p.used("life_expectancy_months", "months")
+            + p.used("frail")
+            + p.used("hard_to_move"),
+            missing=list(scheme.missing),
+            what_would_change_fr="Un score de Mirels ou SINS (risque fracturaire), l'espérance de vie, la fragilité "
+            "ou une complication (fracture, épidurite, compression).",
+        )
+    )
+    return out
+
+
+# ---- RT-DRUG -----------------------------------------------------------------------------------------------------
+def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: str) -> list[Item]:
+    out = []
+    for use in p.drug_uses(reference):
+        d = drug_rt_window(use.drug, use.last_dose, use.ongoing, reference, urgent)
+        if d is None:
+            continue
+        status: ItemStatus
+        severity: Severity
+        if d.rt_class == "no_window":
+            status, severity = "info", "info"
+        elif d.rt_class != "window":
+            status, severity = "warning", "warning"
+        elif d.delays_rt is None:
+            status, severity = "cannot_decide", "warning"
+        else:
+            status, severity = ("to_do", "warning") if d.delays_rt else ("recommended", "info")
+        out.append(
+            item(
+                f"{lesion.lesion_id}:drug:{use.drug}",
+                "RT-DRUG",
+                status,
+                severity,
+                f"{use.drug.replace('_', ' ')} et {what} — {where(lesion)}",
+                d.text_fr,
+                inputs=[
+                    inp(
+                        name=f"drug:{use.drug}",
+                        value=use.last_dose.isoformat() if use.last_dose else ("ongoing" if use.ongoing else None),
+                        source_event_id=use.source,
+                    ),
+                    inp(name="radiotherapy_reference_date", value=reference.isoformat()),
+                    inp(name="urgent", value=urgent),
+                ],
+                missing=list(d.missing),
+                what_would_change_fr="La date de la dernière administration, la date prévue de l'irradiation ou "
+                "l'urgence clinique.",
+            )
+        )
+    return out

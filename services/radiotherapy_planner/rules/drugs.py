@@ -1,0 +1,178 @@
+"""RT-DRUG: drug–radiotherapy windows of Tableau 6 (L2196-2358), section 3 (L1948-2016) and Tableau 7
+(L2150-2152). Pure, no I/O. Drug names are the INN vocabulary of contracts/drugs.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Final, Literal
+
+from contracts.drugs import ANTICANCER, EGFR_TKIS, IMMUNOTHERAPIES, drug_class
+
+
+@dataclass(frozen=True)
+class Window:
+    before: timedelta  # stop at least this long before the first fraction
+    after: timedelta  # resume no earlier than this long after the last fraction
+    urgent_minimum: timedelta | None = None  # shortened window in an emergency (gemcitabine: at least 8 days)
+
+
+#: Tableau 6, radiosensitising drugs with a window ("à moduler selon l'urgence ... minimum de 8 j" for gemcitabine).
+WINDOWS: Final[dict[str, Window]] = {
+    "gemcitabine": Window(timedelta(weeks=4), timedelta(weeks=4), timedelta(days=8)),
+    "doxorubicin": Window(timedelta(days=8), timedelta(days=8)),
+    "bevacizumab": Window(timedelta(weeks=4), timedelta(weeks=4)),
+}
+#: Tableau 6, compatible: no window.
+NO_WINDOW: Final = frozenset(
+    {"carboplatin", "cisplatin", "vinorelbine", "paclitaxel", "etoposide", "pemetrexed", "docetaxel"}
+)
+#: Radiosensitisers the text says to stop (L1968-1970, L2150) without giving a window in Tableau 6.
+STOP_NO_WINDOW_GIVEN: Final = frozenset({"bleomycin", "ramucirumab", "nintedanib"})
+#: Immunotherapies and TKIs: no systematic concomitant use, precaution delay, RCP opinion (Tableau 6).
+IMMUNO: Final = IMMUNOTHERAPIES
+TKI: Final = EGFR_TKIS | frozenset(
+    {
+        "crizotinib",
+        "alectinib",
+        "brigatinib",
+        "ceritinib",
+        "lorlatinib",
+        "entrectinib",
+        "repotrectinib",
+        "capmatinib",
+        "tepotinib",
+        "selpercatinib",
+        "pralsetinib",
+        "dabrafenib",
+        "trametinib",
+        "encorafenib",
+        "binimetinib",
+        "sotorasib",
+        "adagrasib",
+        "larotrectinib",
+    }
+)
+
+DrugRtClass = Literal["window", "no_window", "stop_window_not_given", "precaution_rcp", "not_in_table"]
+
+
+def drug_rt_class(drug: str) -> DrugRtClass | None:
+    """Tableau 6 class of an anticancer drug; None for a drug that is not anticancer (not concerned)."""
+    if drug in WINDOWS:
+        return "window"
+    if drug in NO_WINDOW:
+        return "no_window"
+    if drug in STOP_NO_WINDOW_GIVEN:
+        return "stop_window_not_given"
+    if drug in IMMUNO or drug in TKI:
+        return "precaution_rcp"
+    if drug in ANTICANCER or drug_class(drug) == "anticancer":
+        return "not_in_table"
+    return None
+
+
+@dataclass(frozen=True)
+class DrugRtDecision:
+    drug: str
+    rt_class: DrugRtClass
+    last_dose: date | None
+    ongoing: bool
+    earliest_rt_start: date | None  # window drugs, when the last dose is known
+    resume_after_rt_days: int | None
+    delays_rt: bool | None  # RT cannot start on the reference date
+    text_fr: str
+    missing: tuple[str, ...]
+
+
+def drug_rt_window(
+    drug: str, last_dose: date | None, ongoing: bool, reference: date, urgent: bool
+) -> DrugRtDecision | None:
+    """For one anticancer drug: the earliest date RT may start (window drugs) or what to do. `reference` is the
+    planned RT date (or today's decision date); `urgent` shortens the gemcitabine window to its 8-day minimum."""
+    c = drug_rt_class(drug)
+    if c is None:
+        return None
+    name = drug.replace("_", " ")
+    when = (
+        f"dernière administration le {last_dose:%d/%m/%Y}" if last_dose else "date de dernière administration inconnue"
+    )
+    if c == "no_window":
+        return DrugRtDecision(
+            drug,
+            c,
+            last_dose,
+            ongoing,
+            None,
+            None,
+            False,
+            f"{name} : compatible avec une radiothérapie palliative, pas de fenêtre nécessaire (Tableau 6).",
+            (),
+        )
+    if c == "precaution_rcp":
+        return DrugRtDecision(
+            drug,
+            c,
+            last_dose,
+            ongoing,
+            None,
+            None,
+            None,
+            f"{name} ({when}) : peu de données ; pas de traitement concomitant systématique, respecter un délai de "
+            "précaution et demander l'avis de la RCP-OOS ; informer le patient de l'absence de données.",
+            (),
+        )
+    if c == "stop_window_not_given":
+        return DrugRtDecision(
+            drug,
+            c,
+            last_dose,
+            ongoing,
+            None,
+            None,
+            None,
+            f"{name} ({when}) : radiosensibilisant, à interrompre pendant la radiothérapie (wash-out strict) ; le "
+            "référentiel ne donne pas de délai chiffré : à fixer en RCP-OOS.",
+            (),
+        )
+    if c == "not_in_table":
+        return DrugRtDecision(
+            drug,
+            c,
+            last_dose,
+            ongoing,
+            None,
+            None,
+            None,
+            f"{name} ({when}) : absent du Tableau 6 ; délai théorique de 5 demi-vies avant la radiothérapie, "
+            "à évaluer avec la RCP-OOS.",
+            (),
+        )
+    w = WINDOWS[drug]
+    before = w.urgent_minimum if (urgent and w.urgent_minimum is not None) else w.before
+    after_days = w.after.days
+    if last_dose is None:
+        return DrugRtDecision(
+            drug,
+            c,
+            None,
+            ongoing,
+            None,
+            after_days,
+            None,
+            f"{name} : arrêt {before.days} jours avant la radiothérapie et reprise {after_days} jours après ; "
+            "date de la dernière administration inconnue.",
+            (f"date of the last {name} dose",),
+        )
+    earliest = last_dose + before
+    delays = earliest > reference
+    urgent_note = " (délai raccourci au minimum de 8 jours pour l'urgence)" if before != w.before else ""
+    text = (
+        f"{name} : {when} ; radiothérapie possible à partir du {earliest:%d/%m/%Y} "
+        f"({before.days} jours après{urgent_note})"
+        + (", ce qui retarde la radiothérapie" if delays else "")
+        + f". Ne pas reprendre le {name} avant {after_days} jours après la fin de l'irradiation."
+    )
+    if ongoing:
+        text += f" Suspendre le {name} (prochaine cure à décaler)."
+    return DrugRtDecision(drug, c, last_dose, ongoing, earliest, after_days, delays, text, ())

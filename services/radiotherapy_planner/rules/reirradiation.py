@@ -1,0 +1,153 @@
+"""RT-REIRR: spinal re-irradiation, the four Sahgal 2019 criteria quoted by the text (L2078-2094). Pure, no I/O.
+
+The cord EQD2 of each course is computed from its PHYSICAL point dose (Dmax) and its fraction count with the
+linear-quadratic model: EQD2 = D * (d + a/b) / (2 + a/b), d = D / n. The Sahgal thresholds were derived with
+a/b = 2 Gy for the spinal cord; the a/b = 0.87 of the conventional-RT paragraph (L1508) is another convention,
+so 2 Gy is the default here (configurable) and the value used is shown next to every EQD2. The outcome is never
+"safe": there is no consensus (L2099-2102), it is advice for the tumour board (RCP-OOS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+from services.radiotherapy_planner.rules.common import Criterion, Verdict
+from shared.dates import add_months
+
+CORD_ALPHA_BETA_GY: Final = 2.0
+CUMULATIVE_EQD2_LIMIT_GY: Final = 70.0  # < 70 Gy
+NEW_COURSE_EQD2_LIMIT_GY: Final = 25.0  # < 25 Gy
+RATIO_LIMIT: Final = 0.5  # <= 0.5
+MIN_INTERVAL_MONTHS: Final = 5  # >= 5 months
+
+
+def eqd2(total_gy: float, fractions: int, alpha_beta_gy: float = CORD_ALPHA_BETA_GY) -> float:
+    """Equivalent dose in 2-Gy fractions (LQ model) of `total_gy` given in `fractions`."""
+    if fractions < 1 or alpha_beta_gy <= 0:
+        raise ValueError("fractions >= 1 and alpha/beta > 0 are required")
+    per_fraction = total_gy / fractions
+    return total_gy * (per_fraction + alpha_beta_gy) / (2.0 + alpha_beta_gy)
+
+
+@dataclass(frozen=True)
+class Course:
+    """One course's cord point dose (physical Dmax, Gy) in its fractions, and its dates."""
+
+    cord_dmax_gy: float | None
+    fractions: int | None
+    on: date | None
+    end_on: date | None = None
+
+
+@dataclass(frozen=True)
+class CourseEqd2:
+    course: Course
+    eqd2_gy: float | None
+
+
+@dataclass(frozen=True)
+class ReirradiationAssessment:
+    alpha_beta_gy: float
+    previous: tuple[CourseEqd2, ...]
+    new: CourseEqd2
+    cumulative_eqd2_gy: float | None
+    criteria: tuple[Criterion, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def all_met(self) -> bool:
+        return all(c.verdict == "pass" for c in self.criteria)
+
+    @property
+    def failed(self) -> list[Criterion]:
+        return [c for c in self.criteria if c.verdict == "fail"]
+
+
+def _verdict(value: float | None, ok: bool) -> Verdict:
+    return "unknown" if value is None else "pass" if ok else "fail"
+
+
+def criteria(
+    cumulative_eqd2_gy: float | None, new_eqd2_gy: float | None, last_course_end: date | None, planned_on: date | None
+) -> tuple[Criterion, ...]:
+    """The four criteria, each with its value and pass / fail / unknown."""
+    ratio = (
+        None
+        if cumulative_eqd2_gy is None or new_eqd2_gy is None or cumulative_eqd2_gy <= 0
+        else new_eqd2_gy / cumulative_eqd2_gy
+    )
+    if last_course_end is None or planned_on is None:
+        interval_ok: bool | None = None
+        interval_value: str | None = None
+    else:
+        interval_ok = add_months(last_course_end, MIN_INTERVAL_MONTHS) <= planned_on
+        interval_value = f"{(planned_on - last_course_end).days} jours"
+    return (
+        Criterion(
+            "cumulative_cord_eqd2",
+            "EQD2 max cumulée à la moelle",
+            None if cumulative_eqd2_gy is None else round(cumulative_eqd2_gy, 2),
+            "< 70 Gy",
+            _verdict(
+                cumulative_eqd2_gy, cumulative_eqd2_gy is not None and cumulative_eqd2_gy < CUMULATIVE_EQD2_LIMIT_GY
+            ),
+        ),
+        Criterion(
+            "new_course_cord_eqd2",
+            "EQD2 max à la moelle du nouveau traitement stéréotaxique",
+            None if new_eqd2_gy is None else round(new_eqd2_gy, 2),
+            "< 25 Gy",
+            _verdict(new_eqd2_gy, new_eqd2_gy is not None and new_eqd2_gy < NEW_COURSE_EQD2_LIMIT_GY),
+        ),
+        Criterion(
+            "eqd2_ratio",
+            "rapport EQD2 du nouveau traitement / EQD2 cumulée",
+            None if ratio is None else round(ratio, 3),
+            "≤ 0,5",
+            _verdict(ratio, ratio is not None and ratio <= RATIO_LIMIT),
+        ),
+        Criterion(
+            "interval",
+            "intervalle depuis la dernière irradiation",
+            interval_value,
+            "≥ 5 mois",
+            "unknown" if interval_ok is None else "pass" if interval_ok else "fail",
+        ),
+    )
+
+
+def assess(previous: list[Course], new: Course, alpha_beta_gy: float = CORD_ALPHA_BETA_GY) -> ReirradiationAssessment:
+    missing: list[str] = []
+    prev = []
+    for i, c in enumerate(previous, 1):
+        if c.cord_dmax_gy is None or c.fractions is None:
+            missing.append(f"cord Dmax (physical, Gy) and fractions of earlier course {i}")
+            prev.append(CourseEqd2(c, None))
+        else:
+            prev.append(CourseEqd2(c, eqd2(c.cord_dmax_gy, c.fractions, alpha_beta_gy)))
+    if not previous:
+        missing.append("earlier course(s) on this segment with their cord dose")
+    if new.cord_dmax_gy is None or new.fractions is None:
+        missing.append("planned cord Dmax and fractions of the new course")
+        new_e = CourseEqd2(new, None)
+    else:
+        new_e = CourseEqd2(new, eqd2(new.cord_dmax_gy, new.fractions, alpha_beta_gy))
+    if new.on is None:
+        missing.append("planned date of the new course")
+    known = [p.eqd2_gy for p in prev if p.eqd2_gy is not None]
+    cumulative = (
+        sum(known) + new_e.eqd2_gy if previous and len(known) == len(prev) and new_e.eqd2_gy is not None else None
+    )
+    ends = [d for c in previous if (d := c.end_on or c.on) is not None]
+    last_end = max(ends) if ends and len(ends) == len(previous) else None
+    if previous and last_end is None:
+        missing.append("dates of the earlier courses")
+    return ReirradiationAssessment(
+        alpha_beta_gy,
+        tuple(prev),
+        new_e,
+        cumulative,
+        criteria(cumulative, new_e.eqd2_gy, last_end, new.on),
+        tuple(missing),
+    )

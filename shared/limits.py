@@ -1,0 +1,176 @@
+"""Limits that keep one message, or one patient, from stopping a consumer or delaying everyone else.
+
+- `check_record`: an input larger than `max_message_bytes` is dead-lettered without being decoded.
+- `check_key`: a record whose Kafka key is missing or differs from its message's `patient_id` breaks
+  per-patient ordering (its events land on another partition than the patient's others): dead-lettered.
+- `check_outputs` / `state_too_large`: an output that would not fit the producer's request limit, or a patient
+  aggregate past `max_state_bytes`, rejects the event that caused it (dead letter with the reason) instead
+  of failing the send or writing an unbounded Redis key.
+- `DecodePool`: decoding (JSON validation, FHIR and HL7 parsing) runs in worker threads, so the event loop
+  keeps answering health checks and moving other work while a large message is parsed.
+- `FairBacklog`: the loop reads ahead (up to `read_ahead_records`) and fills each batch fairly across patients
+  (max-min: patients with few records first, a flooding patient gets the rest of the batch), so another
+  patient's record queued behind one patient's flood on the same partition is processed in the next batch.
+  Offsets are committed only up to the first record not yet processed on each partition (at-least-once;
+  records processed past it are recognised as already seen when delivered again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from shared.deadletter import ENVELOPE_BYTES
+from shared.errors import Rejected
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def check_record(record: ConsumerRecord, settings: Settings) -> tuple[str, str] | None:
+    size = len(record.value or b"") + len(record.key or b"")
+    if size > settings.max_message_bytes:
+        return "TooLarge", f"record of {size} bytes exceeds MAX_MESSAGE_BYTES={settings.max_message_bytes}"
+    return None
+
+
+def check_key(record: ConsumerRecord, message: Any) -> tuple[str, str] | None:
+    """The record must be keyed by its message's patient_id (reasons never echo either value: PHI)."""
+    patient_id = getattr(message, "patient_id", None)
+    if patient_id is None:
+        return None
+    if record.key is None:
+        return "MissingKey", "record has no key: records must be keyed by the message's patient_id"
+    if record.key != str(patient_id).encode():
+        return "KeyMismatch", "record key differs from the message's patient_id: per-patient ordering would break"
+    return None
+
+
+def check_outputs(encoded: Sequence[Any], settings: Settings) -> None:
+    """Raise `Rejected` when an encoded output (shared.kafka.Outgoing) cannot fit one produce request."""
+    limit = settings.kafka_max_request_bytes - ENVELOPE_BYTES
+    for out in encoded:
+        size = len(out.value.encode()) + len(out.key.encode())
+        if size > limit:
+            raise Rejected(f"an output of {size} bytes would exceed the producer's request limit ({limit})")
+
+
+def state_too_large(dumped: bytes, settings: Settings) -> str | None:
+    if len(dumped) > settings.max_state_bytes:
+        return f"the patient's state would reach {len(dumped)} bytes, above MAX_STATE_BYTES={settings.max_state_bytes}"
+    return None
+
+
+class DecodePool:
+    """Runs a batch's decoding in worker threads (the parsers are pure: no shared mutable state)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{name}-decode")
+
+    async def map(self, fn: Callable[[ConsumerRecord], T], records: Sequence[ConsumerRecord]) -> list[T]:
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        size = -(-len(records) // self.workers)
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, lambda c=c: [fn(r) for r in c]) for c in chunks)  # type: ignore[misc]
+        )
+        return [x for part in parts for x in part]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class FairBacklog:
+    """Records fetched but not yet processed, per patient key, with the per-partition bookkeeping for commits."""
+
+    def __init__(self, read_ahead: int, per_patient: int = 0) -> None:
+        self.read_ahead = read_ahead
+        self.per_patient = per_patient or read_ahead
+        self.size = 0
+        self._by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
+        self._offsets: dict[TopicPartition, deque[int]] = {}  # held or in flight, in offset order
+        self._done: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}  # next offset to accept from the fetcher
+        self._committed: dict[TopicPartition, int] = {}
+
+    def room(self) -> int:
+        return self.read_ahead - self.size
+
+    def add(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batch.items():
+            nxt = self._next.get(tp, -1)
+            offsets = self._offsets.setdefault(tp, deque())
+            self._done.setdefault(tp, set())
+            for r in records:
+                if r.offset < nxt:  # fetched again after a rebalance: already held, or processed
+                    continue
+                self._by_key.setdefault(r.key, deque()).append(r)
+                offsets.append(r.offset)
+                nxt = r.offset + 1
+                self.size += 1
+            if nxt >= 0:
+                self._next[tp] = nxt
+
+    def retain(self, assigned: Iterable[TopicPartition]) -> None:
+        """Forget partitions this consumer no longer owns (their records go to the new owner)."""
+        keep = set(assigned)
+        lost = [tp for tp in self._offsets if tp not in keep]
+        if not lost:
+            return
+        for tp in lost:
+            for d in (self._offsets, self._done, self._next, self._committed):
+                d.pop(tp, None)
+        by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
+        for key, q in self._by_key.items():
+            kept = deque(r for r in q if TopicPartition(r.topic, r.partition) in keep)
+            if kept:
+                by_key[key] = kept
+        self._by_key = by_key
+        self.size = sum(len(q) for q in by_key.values())
+
+    def take(self, limit: int) -> list[ConsumerRecord]:
+        """Up to `limit` records, max-min fair across patients and at most `per_patient` of one patient; each
+        patient's records in their order."""
+        if not self._by_key:
+            return []
+        counts = sorted(((len(q), i, k) for i, (k, q) in enumerate(self._by_key.items())), key=lambda x: x[:2])
+        remaining, left = limit, len(counts)
+        out: list[ConsumerRecord] = []
+        for n, _, key in counts:
+            if remaining <= 0:
+                break
+            share = min(n, max(1, remaining // left), self.per_patient)
+            q = self._by_key[key]
+            out += [q.popleft() for _ in range(share)]
+            if not q:
+                del self._by_key[key]
+            remaining -= share
+            left -= 1
+        self.size -= len(out)
+        return out
+
+    def done(self, records: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
+        """Mark records processed; the offsets to commit: per partition, the first record not yet processed."""
+        touched: set[TopicPartition] = set()
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp in self._done:
+                self._done[tp].add(r.offset)
+                touched.add(tp)
+        commits: dict[TopicPartition, int] = {}
+        for tp in touched:
+            offsets, done = self._offsets[tp], self._done[tp]
+            while offsets and offsets[0] in done:
+                done.discard(offsets.popleft())
+            position = offsets[0] if offsets else self._next[tp]
+            if self._committed.get(tp) != position:
+                commits[tp] = self._committed[tp] = position
+        return commits

@@ -1,0 +1,96 @@
+"""Transport security as settings: the keyword arguments every Kafka client (producer, consumer, admin) and the
+Redis client are built with. TLS and SASL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) for Kafka; TLS, ACL user and
+password for Redis. Secrets may come from files (`*_file` settings, e.g. Docker secrets), never from the code.
+
+The embedded broker used by the tests (Tansu) speaks neither TLS nor SASL: locally everything stays PLAINTEXT,
+and docker-compose.yml turns both on against Apache Kafka (see README, "Transport and data at rest")."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.helpers import create_ssl_context
+from redis.asyncio import Redis
+
+from shared.settings import Settings
+
+
+class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """OAUTHBEARER: the access token is read from a file that the platform keeps fresh (a sidecar or a projected
+    service-account token), on every (re)authentication, so a rotated token is picked up without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def token(self) -> str:
+        text = await asyncio.to_thread(self.path.read_text)
+        return text.strip()
+
+
+def _secret(value: Any, file: Path | None) -> str | None:
+    if file is not None:
+        return file.read_text().strip()
+    return None if value is None else str(value.get_secret_value())
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
+    ctx: ssl.SSLContext = create_ssl_context(
+        cafile=None if settings.kafka_ssl_cafile is None else str(settings.kafka_ssl_cafile),
+        certfile=None if settings.kafka_ssl_certfile is None else str(settings.kafka_ssl_certfile),
+        keyfile=None if settings.kafka_ssl_keyfile is None else str(settings.kafka_ssl_keyfile),
+    )
+    ctx.check_hostname = settings.kafka_ssl_check_hostname
+    return ctx
+
+
+def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Connection and security arguments shared by AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient."""
+    s = settings
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": s.kafka_bootstrap_servers,
+        "security_protocol": s.kafka_security_protocol,
+    }
+    if s.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = kafka_ssl_context(s)
+    if s.kafka_security_protocol.startswith("SASL_"):
+        kwargs["sasl_mechanism"] = s.kafka_sasl_mechanism
+        if s.kafka_sasl_mechanism == "OAUTHBEARER":
+            if s.kafka_sasl_oauth_token_file is None:
+                raise ValueError("KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SASL_OAUTH_TOKEN_FILE")
+            kwargs["sasl_oauth_token_provider"] = FileTokenProvider(s.kafka_sasl_oauth_token_file)
+        else:
+            password = _secret(s.kafka_sasl_password, s.kafka_sasl_password_file)
+            if not s.kafka_sasl_username or not password:
+                raise ValueError(f"KAFKA_SASL_MECHANISM={s.kafka_sasl_mechanism} needs a username and a password")
+            kwargs["sasl_plain_username"] = s.kafka_sasl_username
+            kwargs["sasl_plain_password"] = password
+    return kwargs
+
+
+def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Arguments for `Redis.from_url(settings.redis_url, **kwargs)`: ACL user, password, TLS files. TLS itself is
+    chosen by the URL scheme (rediss://)."""
+    s = settings
+    kwargs: dict[str, Any] = {}
+    if s.redis_username:
+        kwargs["username"] = s.redis_username
+    password = _secret(s.redis_password, s.redis_password_file)
+    if password:
+        kwargs["password"] = password
+    if s.redis_url.startswith("rediss://"):
+        kwargs["ssl_cert_reqs"] = "required"
+        if s.redis_ssl_ca_certs is not None:
+            kwargs["ssl_ca_certs"] = str(s.redis_ssl_ca_certs)
+        if s.redis_ssl_certfile is not None:
+            kwargs["ssl_certfile"] = str(s.redis_ssl_certfile)
+        if s.redis_ssl_keyfile is not None:
+            kwargs["ssl_keyfile"] = str(s.redis_ssl_keyfile)
+    return kwargs
+
+
+def redis_client(settings: Settings) -> Redis:
+    return Redis.from_url(settings.redis_url, **redis_client_kwargs(settings))
