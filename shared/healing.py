@@ -50,7 +50,7 @@ async def heal(service: Service, consumer: AIOKafkaConsumer | None) -> RebuildRe
     """The state was found lost while running: rebuild (or adopt another instance's rebuild), then rewind."""
     store = service.store
     service.healing = True
-    service.metrics.state_losses.inc()
+    service.metrics.state_losses.labels(service.name).inc()
     log.warning("patient state lost from Redis: consumption stopped, readiness off, rebuilding from Kafka")
     try:
         found = await store.read_epoch()
@@ -70,7 +70,7 @@ async def heal(service: Service, consumer: AIOKafkaConsumer | None) -> RebuildRe
 async def _rebuild(service: Service, expected: bytes | None) -> RebuildReport:
     t0 = time.perf_counter()
     report = await rebuild(service, expected)
-    service.metrics.rebuild_seconds.observe(time.perf_counter() - t0)
+    service.metrics.rebuild_seconds.labels(service.name).observe(time.perf_counter() - t0)
     log.warning(
         "state rebuilt from Kafka: consumption resumes",
         extra={"patients": report.patients, "count": report.events, "published": report.published},

@@ -167,11 +167,15 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
         )
         self.state_losses = Counter(
-            "osteocds_state_losses_total", "Times the service found its Redis state lost", registry=self.registry
+            "osteocds_state_losses_total",
+            "Times the service found its Redis state lost",
+            ["service"],
+            registry=self.registry,
         )
         self.rebuild_seconds = Histogram(
             "osteocds_rebuild_seconds",
             "Rebuilds of the Redis state from Kafka",
+            ["service"],
             registry=self.registry,
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
         )

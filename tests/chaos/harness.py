@@ -30,7 +30,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS
-from shared import infra
+from shared import infra, issuer
+from shared.auth import CLINICIAN
 from shared.stack import ROOT, SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 
 CA, ALBUMIN = "2000-8", "1751-7"
@@ -176,12 +177,12 @@ def _normal(alert: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def snapshot(stack: RunningStack, patients: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every patient's alerts as notification serves them (GET /alerts), in a stable order."""
+async def snapshot(stack: RunningStack, patients: list[str], bearer: str) -> dict[str, list[dict[str, Any]]]:
+    """Every patient's alerts as notification serves them (GET /alerts, as a clinician), in a stable order."""
     sem = asyncio.Semaphore(16)
     url = stack.urls["notification"]
 
-    async with httpx.AsyncClient(timeout=10) as c:
+    async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {bearer}"}) as c:
 
         async def one(p: str) -> tuple[str, list[dict[str, Any]]]:
             async with sem:
@@ -206,7 +207,7 @@ async def _all_ready(stack: RunningStack) -> bool:
     return True
 
 
-async def settle(stack: RunningStack, patients: list[str], quiet: float, timeout: float) -> dict[str, Any]:
+async def settle(stack: RunningStack, patients: list[str], quiet: float, timeout: float, bearer: str) -> dict[str, Any]:
     """Wait until every service is ready and two snapshots `quiet` seconds apart are equal."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
@@ -216,7 +217,7 @@ async def settle(stack: RunningStack, patients: list[str], quiet: float, timeout
             last = None
             continue
         try:
-            now = await snapshot(stack, patients)
+            now = await snapshot(stack, patients, bearer)
         except httpx.HTTPError:
             last = None
             continue
@@ -230,8 +231,13 @@ async def run(
     events: list[Event], patients: list[str], faults: Faults, rate: float | None, log_dir: Path, quiet: float = 3.0
 ) -> Outcome:
     t0 = time.monotonic()
-    with infra.local_tansu() as bootstrap, infra.local_redis() as redis_url:
-        extra = dict(infra.EMBEDDED_KAFKA_SETTINGS)
+    with (
+        infra.local_tansu() as bootstrap,
+        infra.local_redis() as redis_url,
+        issuer.serve(directory=log_dir / "issuer") as oidc,
+    ):
+        extra = {**infra.EMBEDDED_KAFKA_SETTINGS, **oidc.env()}
+        bearer = oidc.token("chaos-clinician", [CLINICIAN])
         stack = RunningStack(urls={n: f"http://127.0.0.1:{infra.free_port()}" for n in SERVICE_MODULES})
         stack.env = service_env(bootstrap, redis_url, extra)
         for name in SERVICE_MODULES:
@@ -264,7 +270,7 @@ async def run(
                     outcome.kills += 1
             await publishing
             settle_t0 = time.monotonic()
-            outcome.alerts = await settle(stack, patients, quiet, timeout=300)
+            outcome.alerts = await settle(stack, patients, quiet, timeout=300, bearer=bearer)
             outcome.settle_seconds = round(time.monotonic() - settle_t0, 1)
         finally:
             stack.stop()

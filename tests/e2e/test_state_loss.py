@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from contracts.topics import LAB_RESULTS
 from shared.stack import RunningStack
-from tests.conftest import Publish, alerts, lab, wait_for
+from tests.conftest import Publish, alerts, lab, metric, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +32,8 @@ async def _ready(c: httpx.AsyncClient, url: str) -> bool:
 
 
 async def _losses(stack: RunningStack, svc: str) -> float:
-    """How many times the service found its state lost (an unlabelled counter of its /metrics)."""
-    async with httpx.AsyncClient(timeout=5) as c:
-        text = (await c.get(f"{stack.urls[svc]}/metrics")).text
-    return sum(
-        float(v) for n, _, v in (ln.partition(" ") for ln in text.splitlines()) if n == "osteocds_state_losses_total"
-    )
+    """How many times the service found its state lost."""
+    return await metric(stack, svc, "osteocds_state_losses_total", service=svc)
 
 
 async def _crisis(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
