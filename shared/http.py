@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -28,13 +28,18 @@ from shared.logging import configure_logging
 from shared.rebuild import RebuildReport, rebuild
 from shared.service import Service
 from shared.settings import Settings
+from shared.state import StateLost
 from shared.tracing import instrument_app
 
 
 async def _rebuild(service: Service) -> RebuildReport:
+    """The operator's rebuild: replaces the state and epoch whatever Redis holds (a running instance then sees
+    another epoch and adopts it), and publishes the outputs missing from the topics."""
+    await service.producer.start()
     try:
-        return await rebuild(service)
+        return await rebuild(service, await service.store.read_epoch())
     finally:
+        await service.producer.stop()
         await service.redis.aclose()
 
 
@@ -69,6 +74,11 @@ def create_app(
 
     install(app, service.name, audit_sink, auth)
     http_limits.install(app, service.settings)  # bodies streamed with a limit (413), deep JSON refused (400)
+
+    @app.exception_handler(StateLost)
+    async def state_lost(_: Request, __: StateLost) -> JSONResponse:
+        # the service is rebuilding its state: nothing is read from or written to a half-empty cache
+        return JSONResponse({"detail": "state is being rebuilt; retry shortly"}, status_code=503)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> JSONResponse:

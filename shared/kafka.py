@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel
 
@@ -68,7 +70,8 @@ class Outgoing(BaseModel):
 
     @classmethod
     def of(cls, message: Message) -> Outgoing:
-        return cls(
+        # built from our own validated message: no second validation (this runs once per output)
+        return cls.model_construct(
             topic=TOPIC_FOR_MODEL[type(message)].name,
             key=message.patient_id,
             value=message.model_dump_json(),
@@ -130,6 +133,52 @@ class Producer:
             ],
         )
         return fut
+
+    async def send_many(self, outputs: Sequence[tuple[Outgoing, Headers | None]]) -> list[asyncio.Future[Any]]:
+        """Queue many outputs at once: one record batch per partition, filled in order (so one patient's outputs
+        keep their order), partitioned like `send` (the default murmur2 partitioner on the key). Much cheaper per
+        message than `send`. Each output comes with its headers (None: those of the current request, as `send`).
+        Await the returned futures (or `acknowledged`) for the broker's acks."""
+        p = self._p
+        partitioner = DefaultPartitioner()
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        parts: dict[str, list[int]] = {}
+        for out, extra in outputs:
+            if out.topic not in parts:
+                parts[out.topic] = sorted(await p.partitions_for(out.topic))
+            key = out.key.encode()
+            partition = partitioner(key, parts[out.topic], parts[out.topic])
+            headers = [
+                ("schema-id", out.schema_id.encode()),
+                ("producer", self.service.encode()),
+                *(extra if extra is not None else current_headers()),
+            ]
+            value = out.value.encode()
+            builder = builders.get((out.topic, partition))
+            if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if builder is not None:  # full: queue it and start another
+                    futures.append(await p.send_batch(builder, out.topic, partition=partition))
+                builder = builders[(out.topic, partition)] = p.create_batch()
+                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await self.send(out, extra))  # larger than a batch: on its own
+                    del builders[(out.topic, partition)]
+        for (topic, partition), builder in builders.items():
+            futures.append(await p.send_batch(builder, topic, partition=partition))
+        return futures
+
+    async def acknowledged(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Wait for the broker's acknowledgement of every future, sending what is queued at once: the loop waits
+        for its outputs before it commits, so lingering (`linger_ms`, meant to fill batches for callers that do
+        not wait) would only add latency. Raises the first send error."""
+        if not futures:
+            return
+        acc = getattr(self._p, "_message_accumulator", None)
+        flush = getattr(acc, "flush_for_commit", None)  # closes the open batches and wakes the sender
+        if flush is not None:
+            await asyncio.gather(flush(), *futures)
+        else:  # another aiokafka: the batches go when their linger ends
+            await asyncio.gather(*futures)
 
     async def send_raw(
         self, topic: str, value: bytes, key: bytes | None, timestamp_ms: int | None = None

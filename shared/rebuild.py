@@ -1,27 +1,44 @@
 """Rebuild a service's Redis state from the Kafka topics: Redis is a cache, the topics are the record.
 
-    python -m services.<name> rebuild
+The running service calls it by itself when its state is lost (shared/healing.py); an operator may also run
+`python -m services.<name> rebuild`. Steps:
 
-Reads every topic the service's patient aggregate subscribes to, from the beginning up to the service's
-committed offsets (exactly what the live service had applied), decodes and applies the events with the same
-pure code, and writes each patient's aggregate and the processed event IDs. Nothing is published. Run it
-with the service stopped (or paused), so that the live consumer does not write at the same time.
+1. Replay: read every topic the patient aggregate subscribes to, from the beginning up to the group's committed
+   offsets (exactly what the live service had applied, and acknowledged the outputs of), and apply the events
+   with the same pure code. This gives each patient's aggregate, its next deadline, the processed event IDs,
+   and every output the service should have published.
+2. Difference: read the service's output topics (records whose `producer` header names the service) and
+   publish, in replay order, every output whose identity (topic, event ID, `caused_by`) is not there, waiting
+   for the broker's acknowledgements. An output computed during a gap and never sent goes out now; one sent
+   already is not sent twice (consumers deduplicate on the same identity). Outputs on the topic that the replay
+   does not explain, or whose content differs, are counted and logged (never their content).
+3. Write: all states, deadlines, processed IDs and a new epoch in one MULTI/EXEC that WATCHes the epoch key, so
+   a rebuild never overwrites what another instance (or a newer rebuild) wrote after it, and a flush during the
+   rebuild makes it start again. Publishing comes before this write: a crash in between rebuilds again and finds
+   the outputs on the topic.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
+from redis.exceptions import WatchError
 
-from shared.service import Service
+from shared.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
+
+if TYPE_CHECKING:
+    from shared.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -32,35 +49,71 @@ class RebuildReport:
     events: int
     skipped: int
     duplicates: int
+    #: outputs of the replay that were missing from the output topics, published by the rebuild
+    published: int = 0
+    #: outputs on the topics with the identity of a replayed output but other content
+    differing: int = 0
+    #: outputs of this service on the topics that the replay does not produce
+    unexplained: int = 0
+    seconds: float = 0.0
 
 
-async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
-    """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
-    (explicit partitions: the embedded broker drops the connection without them)."""
-    s = service.settings
-    admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
+@dataclass
+class Replay:
+    states: dict[str, BaseModel] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+    outputs: list[Outgoing] = field(default_factory=list)
+    skipped: int = 0
+    duplicates: int = 0
+
+
+def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
+    """What consumers deduplicate on (`Message.delivery_key`): topic, event ID, caused_by."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or "event_id" not in doc:
+        return None
+    return topic, str(doc["event_id"]), str(doc.get("caused_by") or "")
+
+
+async def _partitions(service: Service, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(service.settings))
     await admin.start()
     try:
         meta = await admin.describe_topics(topics)
-        parts = [TopicPartition(t["topic"], p["partition"]) for t in meta for p in t["partitions"]]
+        return [TopicPartition(t["topic"], p["partition"]) for t in meta for p in t["partitions"]]
+    finally:
+        await admin.close()
+
+
+async def committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
+    """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
+    (explicit partitions: the embedded broker drops the connection without them)."""
+    s = service.settings
+    parts = await _partitions(service, topics)
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
+    await admin.start()
+    try:
         offsets = await admin.list_consumer_group_offsets(service.name, partitions=parts)
         return {tp: meta_.offset for tp, meta_ in offsets.items() if meta_.offset > 0}
     finally:
         await admin.close()
 
 
-async def _read_committed(service: Service) -> list[ConsumerRecord]:
-    """Every record of the aggregate's topics below the group's committed offsets (a group-less reader)."""
-    s = service.settings
-    topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
-    ends = await _committed_offsets(service, topics)
+async def read_until(service: Service, ends: dict[TopicPartition, int]) -> list[ConsumerRecord]:
+    """Every record below `ends` (per partition), read without a consumer group."""
     if not ends:
         return []
+    s = service.settings
     consumer = AIOKafkaConsumer(
         **kafka_client_kwargs(s),
         group_id=None,
         enable_auto_commit=False,
         client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
     try:
@@ -70,12 +123,12 @@ async def _read_committed(service: Service) -> list[ConsumerRecord]:
         records: list[ConsumerRecord] = []
         remaining = set(wanted)
         while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, recs in batch.items():
                 records += [r for r in recs if r.offset < ends[tp]]
                 if recs and recs[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
-            for tp in list(remaining):  # a partition whose position already reached its committed offset
+            for tp in list(remaining):  # a partition whose position already reached its end
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return records
@@ -83,13 +136,38 @@ async def _read_committed(service: Service) -> list[ConsumerRecord]:
         await consumer.stop()
 
 
-async def rebuild(service: Service) -> RebuildReport:
-    records = await _read_committed(service)
+async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str, str], bytes]:
+    """The service's outputs as its output topics hold them now: identity -> latest value. (The embedded broker
+    reports the start of the last batch as the end; fetches return whole batches, so nothing is missed.)"""
+    if not topics:
+        return {}
+    parts = await _partitions(service, sorted(topics))
+    probe = AIOKafkaConsumer(**kafka_client_kwargs(service.settings), group_id=None)
+    await probe.start()
+    try:
+        ends = {tp: off for tp, off in (await probe.end_offsets(parts)).items() if off > 0}
+    finally:
+        await probe.stop()
+    me = service.name.encode()
+    out: dict[tuple[str, str, str], bytes] = {}
+    for r in await read_until(service, ends):
+        if r.value is None or ("producer", me) not in (r.headers or ()):
+            continue
+        ident = identity(r.topic, r.value)
+        if ident is not None:
+            out[ident] = r.value
+    return out
+
+
+async def replay(service: Service) -> Replay:
+    """Apply, with the service's own pure code, every input it had committed."""
+    topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
+    records = await read_until(service, await committed_offsets(service, topics))
     # per patient, events in the order they were published (per partition order is kept)
     records.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
-    per_patient: dict[str, list[Any]] = defaultdict(list)
+    result = Replay()
     seen: set[str] = set()
-    skipped = duplicates = 0
+    per_patient: dict[str, list[Any]] = defaultdict(list)
     model: type[BaseModel] | None = None
     for record in records:
         sub = service.subscriptions[record.topic]
@@ -99,30 +177,103 @@ async def rebuild(service: Service) -> RebuildReport:
             message = sub.decode(record)
             key = sub.idempotency_key(message)
         except Exception:  # it was dead-lettered by the live service too
-            skipped += 1
+            result.skipped += 1
             continue
         if key in seen:
-            duplicates += 1
+            result.duplicates += 1
             continue
         seen.add(key)
+        result.seen.append(key)
         per_patient[message.patient_id].append((sub.aggregate[1], message))  # type: ignore[attr-defined]
     if model is None:
-        return RebuildReport(0, 0, skipped, duplicates)
-    empty = model().model_dump_json()
+        return result
     for patient_id, events in per_patient.items():
         state: Any = model()
         for apply, message in events:
             try:
-                state, _ = apply(state, message)
+                state, outputs = apply(state, message)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
-                skipped += 1
-        dumped = state.model_dump_json()
-        if dumped == empty:  # as live: nothing is written for a patient whose events leave no state
-            continue
-        await service.redis.set(service.store.patient_key(patient_id), dumped, ex=service.store.state_ttl)
-        if service.timers is not None:  # the patient's next deadline, as the live service writes it
-            await service.timers.schedule(patient_id, service.due(state))
-    await service.store.mark_seen(sorted(seen))
-    report = RebuildReport(len(per_patient), len(seen), skipped, duplicates)
-    log.info("rebuild done", extra={"count": report.events})
+                result.skipped += 1
+                continue
+            result.outputs += [Outgoing.of(o) for o in outputs]
+        result.states[patient_id] = state
+    return result
+
+
+async def rebuild(service: Service, expected_epoch: bytes | None = None) -> RebuildReport:
+    """Replay, publish the difference, then write the state and a new epoch (see the module docstring).
+    `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key)."""
+    t0 = time.perf_counter()
+    while True:
+        done = await replay(service)
+        report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
+        await _publish_difference(service, done, report)
+        epoch = uuid.uuid4().hex.encode()
+        if await _write(service, done, expected_epoch, epoch):
+            break
+        now = await service.store.read_epoch()
+        if now is not None:  # another instance rebuilt meanwhile: adopt its state
+            epoch = now
+            break
+        log.warning("state changed during the rebuild; rebuilding again")
+    service.store.epoch = epoch
+    report.seconds = round(time.perf_counter() - t0, 3)
+    log.info(
+        "rebuild done",
+        extra={
+            "patients": report.patients,
+            "count": report.events,
+            "published": report.published,
+            "differing": report.differing,
+            "unexplained": report.unexplained,
+            "seconds": report.seconds,
+        },
+    )
     return report
+
+
+async def _publish_difference(service: Service, done: Replay, report: RebuildReport) -> None:
+    published = await _published(service, {o.topic for o in done.outputs})
+    expected: set[tuple[str, str, str]] = set()
+    acks = []
+    for out in done.outputs:
+        ident = identity(out.topic, out.value)
+        if ident is None:
+            continue
+        expected.add(ident)
+        held = published.get(ident)
+        if held is None:
+            acks.append(await service.producer.send(out))
+            published[ident] = out.value.encode()
+            report.published += 1
+        elif held != out.value.encode():
+            report.differing += 1
+    report.unexplained = len(published.keys() - expected)
+    for ack in acks:
+        await ack  # every missing output acknowledged before the state says it was produced
+
+
+async def _write(service: Service, done: Replay, expected: bytes | None, epoch: bytes) -> bool:
+    """One MULTI/EXEC for everything, only if the epoch key still holds `expected`."""
+    store = service.store
+    async with service.redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(store.epoch_key)
+            now = await pipe.get(store.epoch_key)
+            if (now if now is None or isinstance(now, bytes) else now.encode()) != expected:
+                return False  # leaving the block resets the pipeline (UNWATCH)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            empty = type(next(iter(done.states.values())))().model_dump_json() if done.states else ""
+            for patient_id, state in done.states.items():
+                dumped = state.model_dump_json()
+                if dumped != empty:  # as live: nothing is written for a patient whose events leave no state
+                    pipe.set(store.patient_key(patient_id), dumped, ex=store.state_ttl)
+            if service.timers is not None:
+                service.timers.write(pipe, {p: service.due(s) for p, s in done.states.items()})
+            for key in done.seen:
+                pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
+            pipe.set(store.epoch_key, epoch)
+            await pipe.execute()
+            return True
+        except WatchError:
+            return False

@@ -19,6 +19,7 @@ a restart.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 import uuid
@@ -38,14 +39,14 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
-from shared import limits
+from shared import healing, limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.metrics import LagMonitor, OpsMetrics, origin_of
 from shared.settings import Settings
-from shared.state import StateStore
+from shared.state import StateLost, StateStore
 from shared.timers import Timers
-from shared.tracing import Tracing, output_headers
+from shared.tracing import Headers, Tracing, output_headers
 from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,25 @@ HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 
 
 Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
+
+
+async def _settled(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
+    """Wait for the commit in flight (its error, if any, is raised here); returns None: nothing in flight."""
+    if task is not None:
+        await task
+    return None
+
+
+def _timestamp(record: ConsumerRecord) -> int:
+    return int(record.timestamp)
+
+
+def _by_time(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+    """The records merged by publication time, each partition's own order kept."""
+    parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
+    for r in records:
+        parts.setdefault((r.topic, r.partition), []).append(r)
+    return records if len(parts) < 2 else list(heapq.merge(*parts.values(), key=_timestamp))
 
 
 def _delivery_key(message: Any) -> str:
@@ -146,13 +166,40 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
         )
+        self.state_losses = Counter(
+            "osteocds_state_losses_total",
+            "Times the service found its Redis state lost",
+            ["service"],
+            registry=self.registry,
+        )
+        self.rebuild_seconds = Histogram(
+            "osteocds_rebuild_seconds",
+            "Rebuilds of the Redis state from Kafka",
+            ["service"],
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+        )
         self.service = service
         #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
         self.consumed = 0
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
 
     def count(self, topic: str, outcome: str) -> None:
-        self.messages.labels(self.service, topic, outcome).inc()
+        self._child(self.messages, topic, outcome).inc()
         self.consumed += 1
+
+    def output(self, schema_id: str) -> None:
+        self._child(self.outputs, schema_id).inc()
+
+    def handled(self, topic: str, seconds: float) -> None:
+        self._child(self.handler_seconds, topic).observe(seconds)
 
 
 def _validation_reason(err: ValidationError) -> str:
@@ -188,6 +235,9 @@ class Service:
         self._stopping = asyncio.Event()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.fatal: BaseException | None = None
+        #: True while the state is rebuilt (shared/healing.py): not ready, nothing consumed or committed
+        self.healing = False
+        self._state_checked = False
         #: shared/timers.py, when the aggregate declares deadlines (`due`)
         self.timers: Timers | None = None
         self._due: Callable[[Any], datetime | None] | None = None
@@ -330,6 +380,8 @@ class Service:
         except Exception:
             redis_ok = False
         checks = {"redis": redis_ok, "kafka": await self.producer.ready()}
+        if self._task is not None:  # the consumer's state is in place and intact (epoch; shared/healing.py)
+            checks["state"] = redis_ok and self._state_checked and not self.healing and await self._intact()
         if self._consumer is not None:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
@@ -341,34 +393,63 @@ class Service:
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        await self._retry(healing.ensure_state, self)
+        self._state_checked = True
+        watchdog = time.monotonic()
         size = self.settings.kafka_max_poll_records
-        backlog = limits.FairBacklog(  # fair batches across patients
-            self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch
-        )
-        while not self._stopping.is_set():
-            backlog.retain(consumer.assignment())
-            wait = 0 if backlog.size else 200
-            while backlog.room() > 0:  # read ahead past one patient's flood
-                batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
-                if not batch:
-                    break
-                backlog.add(batch)
-                wait = 0
-            records = backlog.take(size)
-            if not records:
-                continue
-            t0 = time.perf_counter()
-            await self._process_batch(records)
-            assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
-            if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
-                await consumer.commit(commits)
-            self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
+
+        def fresh() -> limits.FairBacklog:  # fair batches across patients
+            return limits.FairBacklog(self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch)
+
+        backlog = fresh()
+        # The commit of a batch (its outputs already acknowledged, its events marked) runs while the next batch
+        # is fetched and processed; the next commit, a rebuild and the stop wait for it first.
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                backlog.retain(consumer.assignment())
+                wait = 0 if backlog.size else 200
+                while backlog.room() > 0:  # read ahead past one patient's flood
+                    batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
+                    if not batch:
+                        break
+                    backlog.add(batch)
+                    wait = 0
+                # one patient's events from several topics in the order they were published (each partition's
+                # own order kept), as the rebuild replays them: a decision caused by an event comes after it
+                records = _by_time(backlog.take(size))
+                if not records:
+                    if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state there?
+                        watchdog = time.monotonic()
+                        if not await self._retry(self._intact):
+                            committing = await _settled(committing)
+                            await healing.heal(self, consumer)
+                            backlog = fresh()
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    await self._process_batch(records)
+                except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
+                    committing = await _settled(committing)
+                    await healing.heal(self, consumer)
+                    backlog = fresh()  # what was read ahead is fetched again from the committed offsets
+                    continue
+                assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
+                if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
+                    committing = await _settled(committing)
+                    committing = asyncio.create_task(consumer.commit(commits))
+                self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
+        finally:
+            await _settled(committing)
+
+    async def _intact(self) -> bool:
+        return await self.store.intact()
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> None:
         decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
-        acks: list[asyncio.Future[RecordMetadata]] = []
+        acks: list[asyncio.Future[Any]] = []
         work: list[_Decoded] = []
         for d in decoded:
             if d.error is not None:
@@ -399,9 +480,8 @@ class Service:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
             self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
-        for pending in applied.resend:  # outputs of an earlier attempt that stopped before the broker's ack
-            acks.append(await self.producer.send(pending))
-            self.metrics.outputs.labels(self.name, pending.schema_id).inc()
+        # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
+        outgoing: list[tuple[Outgoing, Headers | None]] = [(pending, None) for pending in applied.resend]
 
         done_keys: list[str] = []
         for d, outputs, exc in results:
@@ -417,21 +497,19 @@ class Service:
             headers = output_headers(d.span, d.origin_ms)
             for message in outputs:
                 out = message if isinstance(message, Outgoing) else Outgoing.of(message)
-                acks.append(await self.producer.send(out, headers))
-                self.metrics.outputs.labels(self.name, out.schema_id).inc()
+                outgoing.append((out, headers))
                 self.ops.output(out.topic, out.value, d.origin_ms)
-                if len(acks) % 512 == 0:  # many outputs: let health checks and heartbeats run in between
-                    await asyncio.sleep(0)
             self.metrics.count(topic, "processed")
             self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
-        if acks:
-            await asyncio.gather(*acks)  # every output acknowledged before anything is marked or committed
+        acks += await self.producer.send_many(outgoing)
+        for out, _ in outgoing:
+            self.metrics.output(out.schema_id)
+        await self.producer.acknowledged(acks)  # every output acknowledged before anything is marked or committed
+        # one atomic step: outboxes cleared, event IDs marked processed (and the epoch checked)
+        await self._retry(self.store.finish, applied.outboxes, done_keys)
         if applied.outboxes:
-            await self._retry(self.store.clear_outboxes, applied.outboxes)
             self.ops.outbox_cleared()
-        if done_keys:
-            await self._retry(self.store.mark_seen, done_keys)
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
@@ -454,7 +532,7 @@ class Service:
             limits.check_outputs([Outgoing.of(o) for o in outputs], self.settings)
         except Rejected as exc:
             return d, [], exc
-        self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(time.perf_counter() - t0)
+        self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, outputs, None
 
     async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied:
@@ -534,7 +612,7 @@ class Service:
         applied = await self.store.transact_many(list(groups), model, apply_all, also=also)
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
-            self.metrics.handler_seconds.labels(self.name, d.record.topic).observe(per_message)
+            self.metrics.handled(d.record.topic, per_message)
         return applied
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
@@ -562,9 +640,18 @@ class Service:
         return d
 
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`fn(*args)`, retried with backoff on a transient error. The first attempt is a plain call (this runs
+        once per message: the retry machinery is set up only when an attempt fails)."""
         s = self.settings
+        try:
+            return await fn(*args)
+        except TRANSIENT:
+            if s.retry_max_attempts <= 1:
+                raise
+            log.warning("retrying after transient error", extra={"attempt": 2})
+        await asyncio.sleep(s.retry_initial_backoff_s)
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(s.retry_max_attempts),
+            stop=stop_after_attempt(s.retry_max_attempts - 1),
             wait=wait_exponential_jitter(
                 multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s, jitter=s.retry_initial_backoff_s
             ),
@@ -573,6 +660,8 @@ class Service:
         ):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    log.warning("retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number})
+                    log.warning(
+                        "retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number + 1}
+                    )
                 return await fn(*args)
         raise AssertionError("unreachable")

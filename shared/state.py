@@ -4,6 +4,11 @@ Redis is a cache of state derived from the Kafka topics, not the record. Each se
 aggregate per patient and updates it with optimistic concurrency (WATCH/MULTI), so a rebalance that
 briefly gives a partition to two consumers cannot lose an update. Ordering by clinical time is the
 aggregate's own business (pure code in each service), so a late event never hides a newer one.
+
+A lost cache is detected, never mistaken for new patients: the service writes an epoch key when its state is
+complete (after a rebuild), and every state transaction WATCHes and reads it. A flushed or replaced Redis has no
+epoch (or another one), so the transaction raises `StateLost` before anything is computed from empty state, and
+the service rebuilds (shared/healing.py).
 """
 
 from __future__ import annotations
@@ -20,16 +25,39 @@ S = TypeVar("S", bound=BaseModel)
 R = TypeVar("R")
 
 
+class StateLost(Exception):
+    """The service's epoch key is missing or changed: Redis lost (or another instance rebuilt) its state."""
+
+
+def _text(raw: bytes | str | None) -> bytes | None:
+    return raw if raw is None or isinstance(raw, bytes) else raw.encode()
+
+
 class StateStore:
     def __init__(self, redis: Redis, namespace: str, seen_ttl_seconds: int, state_ttl_seconds: int = 0) -> None:
         self.redis = redis
         self.ns = f"osteocds:{namespace}"
         self.seen_ttl = seen_ttl_seconds
+        self.epoch_key = f"{self.ns}:epoch"
+        #: the epoch this process holds; when `guarded`, every transaction checks that Redis still holds it
+        self.epoch: bytes | None = None
+        self.guarded = False
         #: per-patient keys (state, outbox) expire this long after their last write (0: never). Bounded state:
         #: a patient without any event for that long is forgotten, like the topics' own retention.
         self.state_ttl = state_ttl_seconds or None
 
-    def _seen_key(self, event_id: str) -> str:
+    def _check_epoch(self, raw: bytes | str | None) -> None:
+        if self.guarded and _text(raw) != self.epoch:
+            raise StateLost("the service's state epoch is gone from Redis")
+
+    async def read_epoch(self) -> bytes | None:
+        return _text(await self.redis.get(self.epoch_key))
+
+    async def intact(self) -> bool:
+        """True when Redis still holds this process's epoch (one GET: cheap enough for readiness probes)."""
+        return not self.guarded or (self.epoch is not None and await self.read_epoch() == self.epoch)
+
+    def seen_key(self, event_id: str) -> str:
         return f"{self.ns}:seen:{event_id}"
 
     def patient_key(self, patient_id: str, kind: str = "state") -> str:
@@ -37,20 +65,17 @@ class StateStore:
 
     async def seen(self, event_id: str) -> bool:
         """True if this event ID was already fully processed (its outputs were produced)."""
-        return bool(await self.redis.exists(self._seen_key(event_id)))
+        return bool(await self.redis.exists(self.seen_key(event_id)))
 
     async def seen_many(self, event_ids: list[str]) -> set[str]:
         """The subset of `event_ids` already processed, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for eid in event_ids:
-                pipe.exists(self._seen_key(eid))
-            flags = await pipe.execute()
-        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag}
+        flags = await self.redis.mget([self.seen_key(eid) for eid in event_ids])  # one command
+        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag is not None}
 
     async def mark_seen(self, event_ids: Iterable[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for eid in event_ids:
-                pipe.set(self._seen_key(eid), b"1", ex=self.seen_ttl)
+                pipe.set(self.seen_key(eid), b"1", ex=self.seen_ttl)
             await pipe.execute()
 
     async def load(self, patient_id: str, model: type[S], kind: str = "state") -> S | None:
@@ -69,8 +94,9 @@ class StateStore:
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
+                    await pipe.watch(key, self.epoch_key)
+                    raw, epoch = await pipe.mget(key, self.epoch_key)
+                    self._check_epoch(epoch)
                     current = None if raw is None else model.model_validate_json(raw)
                     out = fn(current)
                     new, result = await out if isinstance(out, Awaitable) else out
@@ -95,7 +121,7 @@ class StateStore:
         """`transact` for many patients at once, with an outbox: WATCH their state and outbox keys, MGET both,
         apply `fn` (pure) to the states and the outboxes still pending, then write the changed states and the
         new outboxes in one MULTI/EXEC: three round trips for a whole batch. The outbox holds the outputs of
-        the new state until the broker acknowledges them (`clear_outboxes`): if the process dies in between,
+        the new state until the broker acknowledges them (`finish`): if the process dies in between,
         the redelivered batch finds them and sends them again, although its state already has the facts.
         A concurrent writer makes EXEC fail and `fn` is applied again to fresh data. (On Redis Cluster the
         keys would need a common hash tag.) `also(pipe)` queues more writes in the same MULTI (timers)."""
@@ -105,8 +131,9 @@ class StateStore:
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(*keys, *outbox_keys)
-                    raws = await pipe.mget(keys + outbox_keys)
+                    await pipe.watch(*keys, *outbox_keys, self.epoch_key)
+                    raws = await pipe.mget([*keys, *outbox_keys, self.epoch_key])
+                    self._check_epoch(raws.pop())
                     states, pending = raws[: len(keys)], raws[len(keys) :]
 
                     def compute(states: list[Any], pending: list[Any]) -> tuple[list[tuple[str, bytes]], R]:
@@ -142,18 +169,32 @@ class StateStore:
                 except WatchError:
                     continue
 
+    async def finish(self, outboxes: dict[str, str], event_ids: list[str]) -> None:
+        """After the broker acknowledged a batch's outputs, in one atomic step: delete each patient's outbox if it
+        still starts with the token written (patient -> token; an outbox another writer has replaced since is
+        left to that writer), and mark the event IDs processed. Guarded by the epoch like the transactions: event
+        IDs marked in a flushed Redis would hide their events from the rebuilt state."""
+        if not outboxes and not event_ids:
+            return
+        keys = [self.epoch_key, *(self.patient_key(p, "outbox") for p in outboxes), *map(self.seen_key, event_ids)]
+        guard = (self.epoch or b"") if self.guarded else b""
+        args: list[bytes | str | int] = [guard, len(outboxes), self.seen_ttl, *outboxes.values()]
+        if not await self.redis.eval(_FINISH, len(keys), *keys, *args):
+            raise StateLost("the service's state epoch is gone from Redis")
+
     async def clear_outboxes(self, written: dict[str, str]) -> None:
-        """Delete each patient's outbox if it still starts with the token written (patient -> token): an
-        outbox another writer has replaced since is left to that writer (compare and delete)."""
-        if written:
-            keys = [self.patient_key(p, "outbox") for p in written]
-            await self.redis.eval(_CLEAR_OUTBOXES, len(keys), *keys, *written.values())
+        """`finish` without event IDs: delete the outboxes that still hold the tokens written."""
+        await self.finish(written, [])
 
 
-_CLEAR_OUTBOXES = """
-for i, key in ipairs(KEYS) do
-  local box = redis.call('GET', key)
-  if box and string.sub(box, 1, #ARGV[i]) == ARGV[i] then redis.call('DEL', key) end
+# KEYS: epoch, n outboxes, seen keys. ARGV: epoch expected ('' = unguarded), n, seen TTL, n outbox tokens.
+_FINISH = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  local box = redis.call('GET', KEYS[1 + i])
+  if box and string.sub(box, 1, #ARGV[3 + i]) == ARGV[3 + i] then redis.call('DEL', KEYS[1 + i]) end
 end
-return 0
+for i = 2 + n, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[3]) end
+return 1
 """

@@ -166,6 +166,7 @@ async def test_outputs_survive_a_crash_between_the_state_write_and_the_broker_ac
         raise KafkaTimeoutError("no acknowledgement")
 
     crashing.producer.send = unacknowledged  # type: ignore[method-assign]
+    crashing.producer.send_many = unacknowledged  # type: ignore[method-assign,assignment]
     await crashing.start()
     for _ in range(200):
         if crashing.fatal is not None:

@@ -1,0 +1,94 @@
+"""Issue 13: losing Redis never loses or falsifies alerts. Redis is flushed while the five services run; each
+notices, reports not-ready, rebuilds from Kafka by itself and goes on (shared/healing.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from contracts.topics import LAB_RESULTS
+from shared.stack import RunningStack
+from tests.conftest import Publish, alerts, lab, metric, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CA_MMOL = "2000-8"
+ALBUMIN = "1751-7"
+
+
+async def _ready(c: httpx.AsyncClient, url: str) -> bool:
+    try:
+        r = await c.get(f"{url}/readyz")
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
+async def _losses(stack: RunningStack, svc: str) -> float:
+    """How many times the service found its state lost."""
+    return await metric(stack, svc, "osteocds_state_losses_total", service=svc)
+
+
+async def _crisis(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
+    return [a for a in await alerts(stack, patient_id) if a["rule_id"] == "LAB-CA-CRISIS"]
+
+
+async def test_flushed_redis_is_detected_rebuilt_and_no_alert_is_lost_or_wrong(
+    stack: RunningStack, publish: Publish, patient_id: str, stack_logs: Path
+) -> None:
+    drawn = datetime.now(UTC) - timedelta(hours=2)
+    other = f"{patient_id}-b"
+    # 1. before the loss: albumin for one patient, a whole crisis for another
+    await publish(LAB_RESULTS.name, lab(patient_id, ALBUMIN, 28, "g/L", occurred_at=drawn))
+    await publish(LAB_RESULTS.name, lab(other, CA_MMOL, 3.30, "mmol/L", occurred_at=drawn))
+    await publish(LAB_RESULTS.name, lab(other, ALBUMIN, 28, "g/L", occurred_at=drawn))
+    first = await wait_for(lambda: _crisis(stack, other), timeout=15)
+    losses = {svc: await _losses(stack, svc) for svc in stack.urls}
+
+    # 2. Redis loses everything while the services run
+    r = aioredis.Redis.from_url(stack.env["REDIS_URL"])
+    seen_unready: set[str] = set()
+    async with httpx.AsyncClient(timeout=2) as c:
+
+        async def watch(svc: str, url: str) -> None:
+            for _ in range(1500):  # up to ~30 s: not ready at once, then ready again
+                ok = await _ready(c, url)
+                if not ok:
+                    seen_unready.add(svc)
+                elif svc in seen_unready:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"{svc}: readiness did not go false then true")
+
+        await r.flushdb()
+        # 3. during the gap: the calcium whose correction needs the albumin the cache no longer holds
+        await publish(LAB_RESULTS.name, lab(patient_id, CA_MMOL, 3.30, "mmol/L", occurred_at=drawn))
+        await asyncio.gather(*(watch(svc, url) for svc, url in stack.urls.items()))
+    await r.aclose()
+    assert seen_unready == set(stack.urls)
+
+    # 4. the crisis is computed from the albumin published before the loss, exactly once
+    crisis = await wait_for(lambda: _crisis(stack, patient_id), timeout=20)
+    await asyncio.sleep(1.0)  # let anything wrongly published arrive
+    crisis = await _crisis(stack, patient_id)
+    assert len(crisis) == 1 and crisis[0]["status"] == "active"
+    corrected = next(i for i in crisis[0]["inputs"] if i["name"] == "corrected_calcium")
+    assert corrected["value"] == pytest.approx(3.60)
+    # the alert raised before the loss is still there, once, unchanged
+    assert await _crisis(stack, other) == first
+    for svc in stack.urls:
+        assert await _losses(stack, svc) >= losses[svc] + 1, svc
+
+    # 5. the logs say so, without patient data
+    logs = "".join(p.read_text(errors="replace") for p in stack_logs.glob("*.log"))
+    assert "patient state lost from Redis" in logs and "state rebuilt from Kafka" in logs
+    for line in logs.splitlines():
+        if line.startswith("{") and ("state" in line or "rebuild" in line):
+            assert patient_id not in line and other not in line and "3.3" not in json.dumps(json.loads(line)["msg"])
