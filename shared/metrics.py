@@ -69,6 +69,9 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "osteocds_input_to_output_seconds",
         "osteocds_alert_latency_seconds",
         "osteocds_alerts_escalated_total",
+        "osteocds_rebuild_seconds",
+        "osteocds_state_losses_total",
+        "osteocds_lab_unmapped_codes_total",
     }
 )
 

@@ -101,8 +101,10 @@ async def test_loop_metrics_from_a_real_batch(
         if not s.name.endswith("_created")
     }
     assert exposed <= METRIC_NAMES, exposed - METRIC_NAMES  # what deploy/ may use (tests/test_deploy.py)
-    # (labelled series appear once used: no alert, escalation, resend or failed sample here)
+    # (labelled series appear once used: no alert, escalation, resend, failed sample, state loss or unmapped code)
     assert METRIC_NAMES - exposed == {
+        "osteocds_state_losses_total",
+        "osteocds_lab_unmapped_codes_total",
         "osteocds_alert_latency_seconds",
         "osteocds_alerts_escalated_total",
         "osteocds_outbox_resent_total",

@@ -128,7 +128,7 @@ async def test_one_lab_result_gives_one_connected_trace(
     ids = {s.context.span_id for s in spans}
     assert all(s.parent is not None and s.parent.span_id in ids for s in spans if s is not root), "one connected trace"
     scoring = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["scoring"]]
-    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in scoring)  # one hop per input lab
+    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in scoring), scoring  # one hop per input lab
     notification = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["notification"]]
     assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in notification)
     assert all(a["osteocds.outcome"] == "processed" for a in map(_attrs, spans))
