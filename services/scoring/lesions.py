@@ -66,8 +66,11 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     pain, pain_name, pain_note = _lesion_pain(c, a.lesion_pain_intensity.get(f.lesion_id))
     m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
     lo, hi = r.mirels_bounds(m)
-    le = c.usable(a.life_expectancy_months, c.policy.life_expectancy_valid)
-    stale_le = a.life_expectancy_months if le is None and a.life_expectancy_months is not None else None
+    # the newest estimate not dated in the future (one in the future never hides it), if within its window
+    estimates = a.life_expectancy_estimates or ([a.life_expectancy_months] if a.life_expectancy_months else [])
+    last = max((x for x in estimates if not c.future(x.occurred_at)), key=lambda x: x.order(), default=None)
+    le = c.usable(last, c.policy.life_expectancy_valid)
+    stale_le = last if le is None and last is not None else None
     ref = c.reference
     survival: t.Survival | None = None
     if le is not None and ref is not None:

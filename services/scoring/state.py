@@ -41,12 +41,18 @@ class Lesion(BaseModel):
         return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
 
 
+LIFE_EXPECTANCY_KEPT = 10
+
+
 class Assessment(BaseModel):
     ecog: Fact[int] | None = None
     pain_character: Fact[str] | None = None  # the patient's overall pain: never a lesion's Mirels/SINS item
     pain_intensity: Fact[str] | None = None
     neurological_deficit: Fact[bool] | None = None
     life_expectancy_months: Fact[float] | None = None
+    #: the newest estimates by clinical time (at most LIFE_EXPECTANCY_KEPT), so that one dated in the future never
+    #: hides the newest current one
+    life_expectancy_estimates: list[Fact[float]] = Field(default_factory=list)
     primary_controlled: Fact[bool] | None = None
     lesion_pain_intensity: dict[str, Fact[str]] = Field(default_factory=dict)  # by lesion_id
     lesion_pain_character: dict[str, Fact[str]] = Field(default_factory=dict)
@@ -195,4 +201,8 @@ def _merge_assessment(a: Assessment, e: ClinicalAssessment) -> Assessment:
                 table[lp.lesion_id] = newest(table.get(lp.lesion_id), _fact(e, value))
     a.lesion_pain_intensity = dict(sorted(a.lesion_pain_intensity.items()))
     a.lesion_pain_character = dict(sorted(a.lesion_pain_character.items()))
+    if e.life_expectancy_months is not None:
+        known = {str(f.event_id): f for f in a.life_expectancy_estimates}
+        known[str(e.event_id)] = _fact(e, e.life_expectancy_months)
+        a.life_expectancy_estimates = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
     return a

@@ -164,3 +164,14 @@ def test_MIRELS_HIGH_ct_note_only_when_the_decision_is_fixation(months: float | 
 
 def test_MIRELS_8_doubt_cites_the_rcp_passage() -> None:
     assert cite("MIRELS-8").lines == "L1330-1332, L1367"
+
+
+def test_MIRELS_HIGH_a_future_dated_estimate_never_hides_the_current_one() -> None:
+    """The same pattern as the planner (review item 3): a 12-month estimate dated in 2099 neither advises fixation nor
+    hides today's 2-month estimate."""
+    future = assessment(1, life_expectancy_months=12).model_copy(update={"occurred_at": T0 + timedelta(days=30)})
+    events = [assessment(0, life_expectancy_months=2, **FULL_PAIN), future, finding(5, **TROCHANTER)]
+    for order in (events, events[::-1]):
+        _, out = run_at(order, T0 + timedelta(minutes=10))
+        [rec] = mirels_recs(out)
+        assert rec.rule_id == "MIRELS-HIGH-SHORT-LE" and "estimation du 01/11/2026 : 2 mois" in rec.text_fr
