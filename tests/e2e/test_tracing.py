@@ -123,12 +123,22 @@ async def test_one_lab_result_gives_one_connected_trace(
     expected = {names[n] for n in ("lab-normalisation", "scoring", "systemic-planner", "notification")}
     await wait_for(lambda: _async(expected <= services_seen()), timeout=30)
 
+    def crisis_decided_in(service: str) -> bool:
+        return any(
+            "LAB-CA-CRISIS" in _attrs(s).get("osteocds.rule_ids", ())
+            for s in in_trace()
+            if _attrs(s).get("osteocds.service") == names[service]
+        )
+
+    # each hop ends its span once its outputs are acknowledged: wait for the crisis hops themselves
+    await wait_for(lambda: _async(crisis_decided_in("scoring") and crisis_decided_in("notification")), timeout=30)
+
     spans = in_trace()
     assert root.parent is None  # the bus sent no trace context: the trace starts at lab-normalisation
     ids = {s.context.span_id for s in spans}
     assert all(s.parent is not None and s.parent.span_id in ids for s in spans if s is not root), "one connected trace"
     scoring = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["scoring"]]
-    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in scoring), scoring  # one hop per input lab
+    assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in scoring)  # one hop per input lab
     notification = [_attrs(s) for s in spans if _attrs(s)["osteocds.service"] == names["notification"]]
     assert any("LAB-CA-CRISIS" in a.get("osteocds.rule_ids", ()) for a in notification)
     assert all(a["osteocds.outcome"] == "processed" for a in map(_attrs, spans))
