@@ -15,7 +15,8 @@ DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet"
 EGFR_TKIS: Final = frozenset(
     {"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib", "amivantamab"}
 )
-_OTHER_TARGETED: Final = frozenset(
+#: Other tyrosine-kinase (and BRAF/MEK/KRAS) inhibitors used in lung cancer (RT-DRUG: precaution, RCP opinion).
+OTHER_TKIS: Final = frozenset(
     {
         "crizotinib",
         "alectinib",
@@ -35,9 +36,10 @@ _OTHER_TARGETED: Final = frozenset(
         "sotorasib",
         "adagrasib",
         "larotrectinib",
-        "trastuzumab_deruxtecan",
     }
 )
+TKIS: Final = EGFR_TKIS | OTHER_TKIS
+_OTHER_TARGETED: Final = OTHER_TKIS | {"trastuzumab_deruxtecan"}
 IMMUNOTHERAPIES: Final = frozenset(
     {"pembrolizumab", "nivolumab", "atezolizumab", "durvalumab", "cemiplimab", "ipilimumab", "tremelimumab"}
 )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
-from contracts.drugs import ANTICANCER, EGFR_TKIS, IMMUNOTHERAPIES, drug_class
+from contracts.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, drug_class
 
 
 @dataclass(frozen=True)
@@ -31,28 +31,7 @@ NO_WINDOW: Final = frozenset(
 STOP_NO_WINDOW_GIVEN: Final = frozenset({"bleomycin", "ramucirumab", "nintedanib"})
 #: Immunotherapies and TKIs: no systematic concomitant use, precaution delay, RCP opinion (Tableau 6).
 IMMUNO: Final = IMMUNOTHERAPIES
-TKI: Final = EGFR_TKIS | frozenset(
-    {
-        "crizotinib",
-        "alectinib",
-        "brigatinib",
-        "ceritinib",
-        "lorlatinib",
-        "entrectinib",
-        "repotrectinib",
-        "capmatinib",
-        "tepotinib",
-        "selpercatinib",
-        "pralsetinib",
-        "dabrafenib",
-        "trametinib",
-        "encorafenib",
-        "binimetinib",
-        "sotorasib",
-        "adagrasib",
-        "larotrectinib",
-    }
-)
+TKI: Final = TKIS
 
 DrugRtClass = Literal["window", "no_window", "stop_window_not_given", "precaution_rcp", "not_in_table"]
 
