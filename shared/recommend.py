@@ -95,3 +95,58 @@ def caused_by(outputs: Sequence[Message], cause: Message) -> list[Message]:
         o.model_copy(update={"caused_by": cause.delivery_key()}) if isinstance(o, Issued) and o.caused_by is None else o
         for o in outputs
     ]
+
+
+@dataclass(frozen=True)
+class PlanNotice:
+    """One plan item a planner notifies: its stable key, the digest of its decision, and the recommendation."""
+
+    key: str
+    digest: str
+    rule_id: str
+    severity: Severity
+    title: str
+    text_fr: str
+    inputs: Callable[[], Sequence[InputUsed]]  # built only when the item is (re)issued
+    missing: Sequence[str]
+    content: str  # the decision's content: part of the recommendation's deterministic ID
+
+
+def notify_plan_changes(
+    published: dict[str, str],
+    notices: Sequence[PlanNotice],
+    trigger: Message,
+    produced_by: str,
+    changed_fr: str,
+    gone_fr: str,
+) -> tuple[dict[str, str], list[Message]]:
+    """Only the differences of a plan become messages: a new or changed item is (re)issued, and what it replaces
+    or what no longer applies is withdrawn. `published` maps item key -> "rule|recommendation ID|digest"."""
+    out: list[Message] = []
+    now: dict[str, str] = {}
+    for n in notices:
+        old = published.get(n.key)
+        if old is not None and old.endswith(f"|{n.digest}"):
+            now[n.key] = old  # unchanged: nothing to notify
+            continue
+        rec = recommendation(
+            rule_id=n.rule_id,
+            trigger=trigger,
+            produced_by=produced_by,
+            severity=n.severity,
+            title=n.title,
+            text_fr=n.text_fr,
+            inputs=n.inputs(),
+            missing=list(n.missing),
+            key=(n.key, n.content),
+        )
+        now[n.key] = f"{n.rule_id}|{rec.event_id}|{n.digest}"
+        if old is not None:
+            rule_id, rec_id, _ = old.split("|")
+            out.append(withdrawal(uuid.UUID(rec_id), rule_id, trigger, produced_by, changed_fr))
+        out.append(rec)
+    for key, old in published.items():
+        if key not in now:
+            rule_id, rec_id, _ = old.split("|")
+            out.append(withdrawal(uuid.UUID(rec_id), rule_id, trigger, produced_by, gone_fr))
+    return dict(sorted(now.items())), out

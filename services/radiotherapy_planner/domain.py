@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from contracts.base import Message, derived_id
+from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
@@ -36,7 +36,7 @@ from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_ite
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
 from shared.facts import Fact, newest
-from shared.recommend import caused_by, recommendation, withdrawal
+from shared.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "radiotherapy-planner"
 #: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;
@@ -286,6 +286,10 @@ def _notify(item: Item) -> bool:
     return item.status in NOTIFY_STATUSES and item.severity != "info"
 
 
+def _inputs_used(item: Item) -> list[InputUsed]:
+    return [as_input(x) for x in item.inputs]
+
+
 def apply_event(
     state: LocalState,
     event: Message,
@@ -297,48 +301,30 @@ def apply_event(
     s = merge(state, event)
     sections = build_plan(s, alpha_beta, event.recorded_at, compression_window)
     items = [i for sec in sections for i in sec.items]
-    out: list[Message] = []
-    published: dict[str, str] = {}
     decisions = [(i, i.content) for i in items]
-    for i, content in decisions:
-        if not _notify(i):
-            continue
-        digest = i.digest
-        old = s.published.get(i.key)
-        if old is not None and old.endswith(f"|{digest}"):
-            published[i.key] = old
-            continue
-        rec = recommendation(
+    notices = [
+        PlanNotice(
+            key=i.key,
+            digest=i.digest,
             rule_id=i.rule_id,
-            trigger=event,
-            produced_by=SERVICE,
             severity=i.severity,
             title=i.title,
             text_fr=i.text_fr,
-            inputs=[as_input(x) for x in i.inputs],
+            inputs=functools.partial(_inputs_used, i),
             missing=list(i.missing),
-            key=(i.key, content),
+            content=content,
         )
-        published[i.key] = f"{i.rule_id}|{rec.event_id}|{digest}"
-        if old is not None:
-            rule_id, rec_id, _ = old.split("|")
-            out.append(
-                withdrawal(uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan local mis à jour : cet élément a changé.")
-            )
-        out.append(rec)
-    for key, old in s.published.items():
-        if key not in published:
-            rule_id, rec_id, _ = old.split("|")
-            out.append(
-                withdrawal(
-                    uuid.UUID(rec_id),
-                    rule_id,
-                    event,
-                    SERVICE,
-                    "Plan local mis à jour : cet élément ne s'applique plus.",
-                )
-            )
-    s.published = dict(sorted(published.items()))
+        for i, content in decisions
+        if _notify(i)
+    ]
+    s.published, out = notify_plan_changes(
+        s.published,
+        notices,
+        event,
+        SERVICE,
+        "Plan local mis à jour : cet élément a changé.",
+        "Plan local mis à jour : cet élément ne s'applique plus.",
+    )
     digest = hashlib.sha256("\n".join(i.digest for i, _ in decisions).encode()).hexdigest()  # of the item digests
     if digest != s.plan_digest and (items or s.plan_version):
         s.plan_version += 1

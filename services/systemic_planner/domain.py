@@ -9,6 +9,7 @@ only. It also sets `next_due`, the earliest deadline after `now` at which the pl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -37,7 +38,7 @@ from services.systemic_planner.inputs import (
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
 from shared.facts import Fact
-from shared.recommend import caused_by, recommendation, withdrawal
+from shared.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
 __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"]
@@ -133,45 +134,30 @@ def apply_event(state: SystemicState, event: Message, at: r.AsOf) -> tuple[Syste
     items = build_plan(s, at)
     s.next_due = at.next_due()
     s.decided_at = at.now
-    out: list[Message] = []
-    published: dict[str, str] = {}
     decisions = [(item, decision_content(item)) for item in items]
-    for item, content in decisions:
-        if not _notify(item):
-            continue
-        digest = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
-        old = s.published.get(item.key)
-        if old is not None and old.endswith(f"|{digest}"):
-            published[item.key] = old  # unchanged: nothing to notify
-            continue
-        key = (item.key, content)
-        rec = recommendation(
+    notices = [
+        PlanNotice(
+            key=item.key,
+            digest=hashlib.blake2b(content.encode(), digest_size=8).hexdigest(),
             rule_id=item.rule_id,
-            trigger=event,
-            produced_by=SERVICE,
             severity=item.severity,
             title=item.title,
             text_fr=item.text_fr,
-            inputs=item.inputs,
+            inputs=functools.partial(list, item.inputs),
             missing=item.missing,
-            key=key,
+            content=content,
         )
-        published[item.key] = f"{item.rule_id}|{rec.event_id}|{digest}"
-        if old is not None:
-            rule_id, rec_id, _ = old.split("|")
-            out.append(
-                withdrawal(uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan mis à jour : cet élément a changé.")
-            )
-        out.append(rec)
-    for item_key, old in s.published.items():
-        if item_key not in published:
-            rule_id, rec_id, _ = old.split("|")
-            out.append(
-                withdrawal(
-                    uuid.UUID(rec_id), rule_id, event, SERVICE, "Plan mis à jour : cet élément ne s'applique plus."
-                )
-            )
-    s.published = dict(sorted(published.items()))
+        for item, content in decisions
+        if _notify(item)
+    ]
+    s.published, out = notify_plan_changes(
+        s.published,
+        notices,
+        event,
+        SERVICE,
+        "Plan mis à jour : cet élément a changé.",
+        "Plan mis à jour : cet élément ne s'applique plus.",
+    )
     # a new version when a decision changes; newer provenance alone (same decisions) does not make a new version
     digest = hashlib.sha256("\n".join(content for _, content in decisions).encode()).hexdigest()
     if items and digest != s.plan_digest:
