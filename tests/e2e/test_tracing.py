@@ -61,6 +61,13 @@ async def traced(
             await service.start()
             services.append(service)
             names[name] = settings.service_name
+
+        async def all_ready() -> bool:
+            return all([all((await s.readiness()).values()) for s in services])
+
+        # a new group starts by rebuilding its state from every earlier test's events: wait for it (start-up
+        # time is not what this test measures, and a rebuild in the same process slows every hop)
+        await wait_for(all_ready, timeout=240, interval=0.5)
         yield exporter, names
     finally:
         for service in services:
