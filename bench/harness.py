@@ -106,6 +106,31 @@ def passthrough(settings: Settings, topic: Topic, out: Callable[[Message], Messa
     return service
 
 
+async def measure_service(
+    docs: dict[Topic, list[dict[str, object] | bytes]],
+    name: str,
+    settings_of: Callable[[Settings], Settings],
+    subject: Callable[[Settings], Service] | None,
+    passthrough_of: Callable[[Settings], Service],
+    extra_topics: Sequence[Topic] = (),
+) -> Run:
+    """One run on a fresh broker and Redis: preload `docs`, then time `subject(settings)` consuming them all, or,
+    with no subject, the pass-through `passthrough_of(settings)` also subscribed to `extra_topics` (the
+    subject's topics the pass-through does not read), each with the pass-through's first handler."""
+    with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
+        settings = settings_of(bench_settings(kafka, redis.url, name))
+        for topic, items in docs.items():
+            await preload(settings, topic, items)
+        if subject is not None:
+            service = subject(settings)
+        else:
+            service = passthrough_of(settings)
+            first = next(iter(service.subscriptions.values())).handler
+            for topic in extra_topics:
+                service.subscriber(topic)(first)  # type: ignore[arg-type]
+        return await consume_rate(service, next(iter(docs)), sum(len(v) for v in docs.values()), name)
+
+
 def result_line(name: str, value: float, unit: str, baseline: float) -> str:
     return f"RESULT name={name} value={value:.1f} unit={unit} baseline={baseline:.1f} ratio={value / baseline:.3f}"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from bench.harness import Run, alternate, bench_settings, cli, consume_rate, preload, report
+from bench.harness import Run, alternate, cli, measure_service, report
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -30,8 +30,6 @@ from contracts.topics import (
 )
 from services.radiotherapy_planner.app import build
 from services.radiotherapy_planner.settings import RadiotherapySettings
-from shared import infra
-from shared.service import Service
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
@@ -169,20 +167,14 @@ def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
 
 
 async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str, planner: bool) -> Run:
-    with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
-        settings = RadiotherapySettings.model_validate(
-            bench_settings(kafka, redis.url, "radiotherapy-planner").model_dump()
-        )
-        for topic, items in docs.items():
-            await preload(settings, topic, items)
-        service: Service
-        if planner:
-            service = build(settings)[0]
-        else:
-            service = passthrough_all(settings)  # type: ignore[arg-type]
-            for topic in (SCORES, LOCAL_TREATMENT_REQUESTS):  # the planner's two extra topics
-                service.subscriber(topic)(service.subscriptions[IMAGING_FINDINGS.name].handler)  # type: ignore[arg-type]
-        return await consume_rate(service, TOPICS[0], sum(len(v) for v in docs.values()), name)
+    return await measure_service(
+        docs,
+        name,
+        lambda s: RadiotherapySettings.model_validate(s.model_dump()),
+        (lambda s: build(s)[0]) if planner else None,  # type: ignore[arg-type]
+        passthrough_all,  # type: ignore[arg-type]
+        extra_topics=(SCORES, LOCAL_TREATMENT_REQUESTS),  # the planner's topics that scoring does not read
+    )
 
 
 async def main(n: int, rounds: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, alternate, bench_settings, cli, consume_rate, preload, report
+from bench.harness import Run, alternate, cli, measure_service, report
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -27,8 +27,6 @@ from contracts.topics import (
 )
 from services.systemic_planner.app import build
 from services.systemic_planner.settings import SystemicSettings
-from shared import infra
-from shared.service import Service
 
 NOW = datetime.now(UTC)
 TOPICS = (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, LABS_NORMALISED, SCORES, SKELETAL_EVENTS, TREATMENT_EVENTS)
@@ -123,18 +121,14 @@ def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
 
 
 async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str, planner: bool) -> Run:
-    with infra.kafka(prefer_docker=False) as kafka, infra.redis(prefer_docker=False) as redis:
-        settings = SystemicSettings.model_validate(bench_settings(kafka, redis.url, "systemic-planner").model_dump())
-        for topic, items in docs.items():
-            await preload(settings, topic, items)
-        service: Service
-        if planner:
-            service = build(settings)[0]
-        else:
-            service = passthrough_all(settings)  # type: ignore[arg-type]
-            for topic in (SCORES, SKELETAL_EVENTS):  # the planner's two extra topics
-                service.subscriber(topic)(service.subscriptions[IMAGING_FINDINGS.name].handler)  # type: ignore[arg-type]
-        return await consume_rate(service, TOPICS[0], sum(len(v) for v in docs.values()), name)
+    return await measure_service(
+        docs,
+        name,
+        lambda s: SystemicSettings.model_validate(s.model_dump()),
+        (lambda s: build(s)[0]) if planner else None,  # type: ignore[arg-type]
+        passthrough_all,  # type: ignore[arg-type]
+        extra_topics=(SCORES, SKELETAL_EVENTS),  # the planner's topics that scoring does not read
+    )
 
 
 async def main(n: int, rounds: int) -> None:
