@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException
 
@@ -31,10 +32,11 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     memo.clear()
     alpha_beta = settings.cord_alpha_beta_gy
     window = timedelta(days=settings.compression_current_days)
+    tz = ZoneInfo(settings.hospital_timezone)
     service.patient_aggregate(
         (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),
         LocalState,
-        functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window),
+        functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window, tz=tz),
     )
     router = APIRouter(tags=["local-plan"], dependencies=[require(CLINICIAN, audit="read")])
 
@@ -43,7 +45,9 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
         """The patient's current, versioned local-treatment plan: one section per lesion."""
         state = await service.store.load(patient_id, LocalState)
         found = (
-            None if state is None else current_plan(state, patient_id, alpha_beta=alpha_beta, compression_window=window)
+            None
+            if state is None
+            else current_plan(state, patient_id, alpha_beta=alpha_beta, compression_window=window, tz=tz)
         )
         if found is None:
             raise HTTPException(404, "no local-treatment plan for this patient")

@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import NormalisedLab, Score
@@ -35,6 +36,7 @@ from services.radiotherapy_planner.items_local import cement_items, sbrt_items, 
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
+from shared.dates import HOSPITAL_TZ
 from shared.facts import Fact, newest
 from shared.recommend import PlanNotice, caused_by, notify_plan_changes
 
@@ -209,12 +211,13 @@ def build_plan(
     alpha_beta: float = CORD_ALPHA_BETA_GY,
     now: datetime | None = None,
     compression_window: timedelta = COMPRESSION_CURRENT,
+    tz: ZoneInfo = HOSPITAL_TZ,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
-    p = Patient(s, alpha_beta, le_current)
+    p = Patient(s, alpha_beta, le_current, tz)
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
@@ -251,14 +254,14 @@ def build_plan(
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
             if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
-                rt_refs.append((reference_date(req), req.urgent))
+                rt_refs.append((reference_date(req, tz), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
         items += memo(
             ("surgery", lx, requested, fp.reads("surgery", lid), le_current, fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
-            rt_refs.append((onset.occurred_at.date(), True))
+            rt_refs.append((p.day(onset.occurred_at), True))
         if rt_refs:
             ref, urgent = min(rt_refs)
             what = "radiothérapie en urgence" if urgent else "radiothérapie"
@@ -295,11 +298,12 @@ def apply_event(
     event: Message,
     alpha_beta: float = CORD_ALPHA_BETA_GY,
     compression_window: timedelta = COMPRESSION_CURRENT,
+    tz: ZoneInfo = HOSPITAL_TZ,
 ) -> tuple[LocalState, list[Message]]:
     if not relevant(event):
         return state, []
     s = merge(state, event)
-    sections = build_plan(s, alpha_beta, event.recorded_at, compression_window)
+    sections = build_plan(s, alpha_beta, event.recorded_at, compression_window, tz)
     items = [i for sec in sections for i in sec.items]
     decisions = [(i, i.content) for i in items]
     notices = [
@@ -342,6 +346,7 @@ def current_plan(
     sections: list[Section] | None = None,
     alpha_beta: float = CORD_ALPHA_BETA_GY,
     compression_window: timedelta = COMPRESSION_CURRENT,
+    tz: ZoneInfo = HOSPITAL_TZ,
 ) -> LocalTreatmentPlan | None:
     """The current plan: rebuilt from the facts (pure), with the version and time it was last published."""
     if s.plan_event is None:
@@ -359,7 +364,7 @@ def current_plan(
             for x in (
                 sections
                 if sections is not None
-                else build_plan(s, alpha_beta, s.plan_event.recorded_at, compression_window)
+                else build_plan(s, alpha_beta, s.plan_event.recorded_at, compression_window, tz)
             )
         ],
     )

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +25,7 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from contracts.local import LocalTreatmentRequest
+from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
 
 #: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
@@ -260,10 +262,14 @@ def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
     return out
 
 
-def latest_lab(s: LocalState, analyte: str, on_or_before: date | None = None) -> LabFact | None:
+def latest_lab(
+    s: LocalState, analyte: str, on_or_before: date | None = None, tz: ZoneInfo = HOSPITAL_TZ
+) -> LabFact | None:
     live = [
         v
         for v in s.labs.get(analyte, {}).values()
-        if not v.withdrawn and v.value is not None and (on_or_before is None or v.occurred_at.date() <= on_or_before)
+        if not v.withdrawn
+        and v.value is not None
+        and (on_or_before is None or local_day(v.occurred_at, tz) <= on_or_before)
     ]
     return max(live, key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)), default=None)

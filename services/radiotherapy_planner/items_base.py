@@ -8,11 +8,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from contracts.base import InputUsed, Severity
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
+from shared.dates import HOSPITAL_TZ, local_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,6 @@ def inp(
     return In(name, value, unit, occurred_at, source_event_id)
 
 
-def reference_date(req: LocalTreatmentRequest) -> date:
-    """The date a request is decided for: its planned date, else the day it was made."""
-    return req.planned_on or req.occurred_at.date()
+def reference_date(req: LocalTreatmentRequest, tz: ZoneInfo = HOSPITAL_TZ) -> date:
+    """The date a request is decided for: its planned date, else the (hospital-local) day it was made."""
+    return req.planned_on or local_day(req.occurred_at, tz)

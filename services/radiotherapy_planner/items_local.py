@@ -61,7 +61,7 @@ def _criterion_line(c: Criterion) -> str:
 def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str = "all") -> list[Item]:
     """The SBRT items of a request; `part` (ind, ci, dose, reirr) builds one family only, each memoised on the
     facts it reads (domain.build_plan)."""
-    ref = reference_date(req)
+    ref = reference_date(req, p.tz)
     lid = lesion.lesion_id
     previous = _segment_courses(p, lesion, req, ref)
     reirradiation = req.modality == "reirradiation"
@@ -101,7 +101,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
         onset = lesion.compression_onset()
         operated = onset is not None and any(
             t.procedure == "decompression"
-            and t.on >= onset.occurred_at.date()
+            and t.on >= p.day(onset.occurred_at)
             and matches(lesion, t.lesion_id, level_of(t))
             for _, t in p.surgeries
         )
@@ -312,7 +312,7 @@ def reirradiation_item(
 
 # ---- IR-CEMENT ---------------------------------------------------------------------------------------------------
 def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
-    ref = reference_date(req)
+    ref = reference_date(req, p.tz)
     op = p.opinion(lesion.lesion_id)
     pain_res = p.pain_value(lesion.lesion_id, "pain_resistant_to_analgesics")
     ind = cem.cement_indication(
@@ -338,10 +338,11 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
         joint_opening=lesion.value("joint_opening"),  # type: ignore[arg-type]
         spine=lesion.spine,
     )
-    plt, tp = latest_lab(p.s, "platelets", req.planned_on), latest_lab(p.s, "prothrombin_pct", req.planned_on)
-    labs = cem.haemostasis_labs(
-        None if plt is None else cem.LabValue(plt.value, plt.occurred_at.date()),
-        None if tp is None else cem.LabValue(tp.value, tp.occurred_at.date()),
+    plt = latest_lab(p.s, "platelets", req.planned_on, p.tz)
+    tp = latest_lab(p.s, "prothrombin_pct", req.planned_on, p.tz)
+    labs = cem.haemostasis_labs(  # IR-CEMENT: days counted in the hospital's calendar
+        None if plt is None else cem.LabValue(plt.value, p.day(plt.occurred_at)),
+        None if tp is None else cem.LabValue(tp.value, p.day(tp.occurred_at)),
         ref,
     )
     drugs = [

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contracts.base import Severity
 from contracts.drugs import CORTICOSTEROIDS
@@ -30,6 +31,7 @@ from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
+from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
 
 
@@ -40,6 +42,12 @@ class Patient:
     s: LocalState
     alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
     le_current: bool = True  # the life-expectancy estimate is recent enough to decide on (domain.LE_VALID)
+    tz: ZoneInfo = HOSPITAL_TZ  # calendar days are the hospital's local days
+
+    def day(self, at: datetime) -> date:
+        """The hospital-local calendar day of a time (a result drawn at 00:30 in Paris is of that day, not the
+        previous UTC day)."""
+        return local_day(at, self.tz)
 
     # computed once per plan (every lesion's items read them)
     @functools.cached_property
@@ -148,7 +156,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
                 )
             ]
         return []
-    onset_day = onset.occurred_at.date()
+    onset_day = p.day(onset.occurred_at)
     inputs: list[Inp] = [
         inp(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
         inp(name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id),

@@ -18,6 +18,7 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import SERVICE, Context, Decisions, components, finding_inputs, score
 from services.scoring.state import Lesion
+from shared.dates import local_day
 from shared.facts import Fact
 from shared.recommend import lazy_recommendation
 
@@ -217,7 +218,7 @@ def _treated_by(
     for e in c.s.treatments.values():
         tr = e.treatment
         what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
-        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= since.occurred_at.date()):
+        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= local_day(since.occurred_at)):
             out.append(e)
     return sorted(out, key=lambda e: (e.treatment.on, str(e.event_id)))
 

@@ -10,6 +10,7 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import Component, Context, Decisions, finding_inputs, score
 from services.scoring.state import Lesion
+from shared.dates import local_day
 from shared.recommend import lazy_recommendation
 
 SERVICE = r.SERVICE
@@ -102,7 +103,7 @@ def decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
     if not lesion.new_foci:
         return
     focus = lesion.new_foci[-1]
-    on = focus.occurred_at.date()
+    on = local_day(focus.occurred_at)  # the hospital day, as treatment dates are
     reading = r.flare_reading(_active_drugs(c, on), on)
     if reading is None:
         return

@@ -53,7 +53,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     # after a deliberate stop at the 2-year review, only an SRE after the stop counts (SYS-REVIEW-2Y)
     sres = [f for f in s.sres.values() if not at.is_future(f.occurred_at)]
     if stop is not None:
-        sres = [f for f in sres if f.occurred_at.date() > stop]
+        sres = [f for f in sres if at.day(f.occurred_at) > stop]
     decision = r.antiresorptive_start(
         has_sre=bool(sres),
         bone_metastasis=metastasis is not None,
@@ -75,7 +75,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(prereq.item)
         items.append(vitamin_d_item(vit_d, ca, at))
         supplements = supplements_fr(vit_d, ca, at)
-        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks)
+        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at)
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
         if za_planned and "zoledronic_acid" not in drugs.ever_started:

@@ -94,6 +94,7 @@ def antiresorptive_item(
     hold_supplements: bool,
     supplements: str,
     onj_blocks: bool,
+    at: r.AsOf,
 ) -> PlanItem:
     inputs: list[InputUsed] = []
     crcl = renal.crcl
@@ -172,7 +173,7 @@ def antiresorptive_item(
     initial: LabFact | None = None
     if za_since is not None:  # Tableau 2: the dose follows the *initial* clearance (before the first infusion)
         initial = max(
-            (v for v in computable.values() if not v.withdrawn and v.occurred_at.date() <= za_since),
+            (v for v in computable.values() if not v.withdrawn and at.day(v.occurred_at) <= za_since),
             key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)),
             default=None,
         )

@@ -41,7 +41,7 @@ def ctx_reading(s: SystemicState, at: r.AsOf, since: date | None = None) -> CtxR
     values = [
         v
         for v in s.ctx.values()
-        if not v.withdrawn and not at.is_future(v.occurred_at) and (since is None or v.occurred_at.date() >= since)
+        if not v.withdrawn and not at.is_future(v.occurred_at) and (since is None or at.day(v.occurred_at) >= since)
     ]
     values.sort(key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)))
     want = "serum CTX (fasting, before 09:00)" + (f" after {since.isoformat()}" if since else "")

@@ -256,7 +256,7 @@ def latest(table: dict[str, LabFact], at: r.AsOf, before: date | None = None) ->
     newest real one (it becomes effective, if still there, when its date comes: a deadline)."""
     live = []
     for v in table.values():
-        if v.withdrawn or (before is not None and v.occurred_at.date() > before):
+        if v.withdrawn or (before is not None and at.day(v.occurred_at) > before):
             continue
         if at.is_future(v.occurred_at):
             at.after(v.occurred_at - at.recency.future_tolerance)
@@ -377,7 +377,7 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
     # the loading prescribed on this level (one 50 000 IU dose a week): cholecalciferol started on or after the
     # level; a deficiency is corrected once the loading duration has elapsed
     deficient = v.value < r.VITD_DEFICIENCY_NG_ML
-    started = drugs.started_on_or_after("cholecalciferol", v.occurred_at.date())
+    started = drugs.started_on_or_after("cholecalciferol", at.day(v.occurred_at))
     if started is None:
         return VitaminD(v, "current", deficiency_uncorrected=deficient)
     ends = started + timedelta(weeks=weeks)

@@ -230,6 +230,10 @@ class AsOf:
     def today(self) -> date:
         return self.now.astimezone(self.tz).date()
 
+    def day(self, t: datetime) -> date:
+        """The hospital-local calendar day of a time (compared with the date fields of treatments and stops)."""
+        return t.astimezone(self.tz).date()
+
     def start_of(self, d: date) -> datetime:
         """Midnight (hospital time) of a calendar date: when a date-based deadline passes."""
         return datetime.combine(d, time.min, self.tz)

@@ -158,7 +158,7 @@ async def test_cementoplasty_low_platelets_on_clopidogrel_is_not_ready_and_says_
     stack: RunningStack, publish: Publish, patient_id: str
 ) -> None:
     planned = TODAY + timedelta(days=7)
-    drawn = datetime.now(UTC) - timedelta(hours=2)
+    drawn = datetime.now(UTC) - timedelta(minutes=30)  # within the 7 hospital days before `planned` at any hour
     await publish(
         CLINICAL_ASSESSMENTS.name,
         event(patient_id, life_expectancy_months=8, pain={"resistant_to_analgesics": True, "intensity": "functional"}),

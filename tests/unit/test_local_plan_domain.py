@@ -68,9 +68,9 @@ def drug(name: str, on: date, **fields: Any) -> TreatmentEvent:
     )
 
 
-def lab(analyte: str, value: float, unit: str) -> NormalisedLab:
+def lab(analyte: str, value: float, unit: str, at: datetime = NOW) -> NormalisedLab:
     return NormalisedLab.model_validate(
-        env(source="lab-normalisation", analyte=analyte, result_id=f"{analyte}-1", value=value, unit=unit)
+        env(at, source="lab-normalisation", analyte=analyte, result_id=f"{analyte}-1", value=value, unit=unit)
     )
 
 
@@ -178,6 +178,35 @@ def test_ir_cement_low_platelets_on_clopidogrel_not_ready_says_what_to_stop_and_
     assert checks["platelets"].status == "to_do" and "42" in checks["platelets"].detail_fr
     assert checks["clopidogrel"].status == "to_do"
     assert f"{planned - timedelta(days=5):%d/%m/%Y}" in checks["clopidogrel"].detail_fr
+
+
+def test_ir_cement_lab_recency_counts_hospital_days_not_utc_days() -> None:
+    """IR-CEMENT: a count drawn at 00:50 in Paris (23:50 UTC the day before) is of the first of the 7 days before a
+    procedure; counted in UTC days it looked 8 days old and was asked again (a failure seen between 00:00 and 02:00
+    UTC)."""
+    planned = date(2026, 11, 27)
+    drawn = datetime(2026, 11, 19, 23, 50, tzinfo=UTC)  # 20/11 00:50 in Paris, planned day - 7
+    _, out = run(
+        [
+            vertebra("l3", "L3", pathological_fracture=False),
+            lab("platelets", 120.0, "G/L", drawn),
+            lab("prothrombin_pct", 80.0, "%", drawn),
+            request("l3", "cementoplasty", planned_on=planned.isoformat()),
+        ]
+    )
+    checks = {c.name: c for c in items(out)["l3:cement"].checks}
+    assert checks["platelets"].status == "done" and "120 G/L le 20/11/2026" in checks["platelets"].detail_fr
+    assert checks["prothrombin"].status == "done" and "le 20/11/2026" in checks["prothrombin"].detail_fr
+    # one hour earlier it is 23:50 in Paris on the 19th: 8 days before, to be measured again
+    _, out = run(
+        [
+            vertebra("l3", "L3", pathological_fracture=False),
+            lab("platelets", 120.0, "G/L", drawn - timedelta(hours=1)),
+            request("l3", "cementoplasty", planned_on=planned.isoformat()),
+        ]
+    )
+    checks = {c.name: c for c in items(out)["l3:cement"].checks}
+    assert checks["platelets"].status == "to_do" and "trop ancien" in checks["platelets"].detail_fr
 
 
 def test_rt_fracture_risk_uses_the_scoring_mirels() -> None:
