@@ -46,12 +46,17 @@ def corrected(
     if albumin is not None:
         sources.append(
             SourceRef(
-                event_id=uuid.uuid4(), analyte="albumin", value=albumin, unit="g/L", occurred_at=at, comparator=albumin_cmp
+                event_id=uuid.uuid4(),
+                analyte="albumin",
+                value=albumin,
+                unit="g/L",
+                occurred_at=at,
+                comparator=albumin_cmp,
             )
         )
         comparator, bounded = combine_bounds([total_cmp, flip(albumin_cmp)])
         value = corrected_calcium(total, albumin) if bounded else None
-        missing = [] if bounded else ["exact calcium or albumin (censored results in opposite directions give no bound)"]
+        missing = [] if bounded else ["exact calcium or albumin (censored in opposite directions: no bound)"]
     return NormalisedLab(
         event_id=uuid.uuid4(),
         patient_id="p1",
