@@ -85,6 +85,16 @@ def side_of(value: float, comparator: Comparator | None, threshold: float, stric
     return side(interval(value, comparator), threshold, strictness)
 
 
+def rises(new: Interval, old: Interval) -> bool | None:
+    """Whether a value rose from `old` to `new`: True when every possible new value is above every possible old one,
+    False when none is, None when the intervals overlap (a trend is never read from a bound)."""
+    if new.lo > old.hi or (new.lo == old.hi and (new.lo_open or old.hi_open)):
+        return True
+    if new.hi <= old.lo:
+        return False
+    return None
+
+
 def band(iv: Interval, bands: list[tuple[float, Strictness]]) -> int | None:
     """The index of the band an interval lies wholly in, the bands cut at ascending thresholds (band 0 below the
     first cut, band i between cut i-1 and cut i, band len(cuts) above the last); None when it spans two bands."""
