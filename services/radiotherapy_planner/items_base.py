@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from contracts.base import InputUsed, Severity
+from contracts.hospital import Comparator
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
@@ -24,6 +25,7 @@ class In:
     unit: str | None = None
     occurred_at: datetime | None = None
     source_event_id: uuid.UUID | None = None
+    comparator: Comparator | None = None  # issue 12: a censored value, a bound
 
     def model(self) -> InputUsed:
         return InputUsed(
@@ -32,6 +34,7 @@ class In:
             unit=self.unit,
             occurred_at=self.occurred_at,
             source_event_id=self.source_event_id,
+            comparator=self.comparator,
         )
 
 
@@ -147,8 +150,9 @@ def inp(
     unit: str | None = None,
     occurred_at: datetime | None = None,
     source_event_id: uuid.UUID | None = None,
+    comparator: Comparator | None = None,
 ) -> In:
-    return In(name, value, unit, occurred_at, source_event_id)
+    return In(name, value, unit, occurred_at, source_event_id, comparator)
 
 
 def reference_date(req: LocalTreatmentRequest) -> date:

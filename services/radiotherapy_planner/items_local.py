@@ -340,8 +340,8 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     )
     plt, tp = latest_lab(p.s, "platelets", req.planned_on), latest_lab(p.s, "prothrombin_pct", req.planned_on)
     labs = cem.haemostasis_labs(
-        None if plt is None else cem.LabValue(plt.value, plt.occurred_at.date()),
-        None if tp is None else cem.LabValue(tp.value, tp.occurred_at.date()),
+        None if plt is None else cem.LabValue(plt.value, plt.occurred_at.date(), plt.comparator),
+        None if tp is None else cem.LabValue(tp.value, tp.occurred_at.date(), tp.comparator),
         ref,
     )
     drugs = [
@@ -378,7 +378,14 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
     lab_inputs = [
-        inp(name=a, value=f.value, unit=u, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        inp(
+            name=a,
+            value=f.value,
+            unit=u,
+            occurred_at=f.occurred_at,
+            source_event_id=f.event_id,
+            comparator=f.comparator,
+        )
         for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%"))
         if f is not None
     ]
