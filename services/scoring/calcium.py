@@ -34,7 +34,7 @@ def _used(v: LabValue) -> InputUsed:
 
 
 def _side(v: LabValue) -> Side:
-    """LAB-CA-CRISIS (L302-303, "supérieure à 3,5 mmol/L") on the value as an interval (issue 12)."""
+    """LAB-CA-CRISIS (L304-306, "supérieure à 3,5 mmol/L") on the value as an interval (issue 12)."""
     assert v.value is not None
     return r.crisis_side(v.value, v.comparator)
 
@@ -209,7 +209,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
 
 
 def _censored(c: Context, d: Decisions, rid: str, v: LabValue) -> None:
-    """Issue 12, LAB-CA-CRISIS (L302-303): the newest corrected calcium comes from a censored result whose bound leaves
+    """Issue 12, LAB-CA-CRISIS (L304-306): the newest corrected calcium comes from a censored result whose bound leaves
     the > 3.5 mmol/L threshold undecided ("> 2.5 mmol/L"): no crisis alert, a warning naming the reported value with
     its comparator and the exact value to measure."""
     censored = [x for x in v.sources if x.comparator is not None and isinstance(x.value, float)]

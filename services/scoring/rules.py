@@ -66,7 +66,7 @@ def is_hypercalcaemic_crisis(corrected_calcium_mmol_l: float) -> bool:
 def crisis_side(corrected_calcium_mmol_l: float, comparator: Comparator | None) -> Side:
     """Issue 12: a censored corrected calcium is an interval (shared/censored.py). "above": a crisis whatever the true
     value ("> 3.6"); "below": no crisis ("< 2.0"); "straddles": undecided ("> 2.5"), never an emergency. The text's
-    threshold is strict: "supérieure à 3,5 mmol/L" (L302-303)."""
+    threshold is strict: "supérieure à 3,5 mmol/L" (L304-306)."""
     return side_of(corrected_calcium_mmol_l, comparator, CRISIS_CORRECTED_CALCIUM_MMOL_L, ">")
 
 

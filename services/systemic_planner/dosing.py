@@ -137,7 +137,7 @@ def antiresorptive_item(
         )
     assert crcl is not None and renal.value is not None
     if renal.failure == "straddles":  # issue 12: a censored clearance on both sides of 30 mL/min decides nothing
-        return _censored_renal_item(renal, inputs, "la clairance est-elle sous 30 mL/min (L1155-1156, L1214-1215)")
+        return _censored_renal_item(renal, inputs, "si elle est sous 30 mL/min")
     if renal.failure == "below":  # strict and unrounded: 29.96 is below 30 (display rounding only)
         return item(
             "antiresorptive",
@@ -190,7 +190,7 @@ def antiresorptive_item(
         bounded, basis, initial_unknown = r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator), crcl, False
     if bounded is None:
         return _censored_renal_item(
-            Renal(basis, "current", basis.value), inputs, "dans quelle tranche du Tableau 2 (L1159-1171) elle se situe"
+            Renal(basis, "current", basis.value), inputs, "dans quelle tranche de dose du Tableau 2 elle se situe"
         )
     dose = bounded
     assert dose.dose_mg is not None
@@ -319,7 +319,7 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
                 "cannot_decide",
                 "warning",
                 f"Clairance {renal.crcl.shown()} mL/min (résultat censuré) : insuffisance rénale sévère possible",
-                t.censored_renal_text(renal.crcl.shown(), "la clairance est-elle sous 30 mL/min (L742)"),
+                t.censored_renal_text(renal.crcl.shown(), "si elle est sous 30 mL/min (insuffisance rénale sévère)"),
                 inputs=inputs,
                 missing=renal.censored_missing(),
             )

@@ -383,7 +383,7 @@ def calcium(s: SystemicState, at: r.AsOf) -> Calcium:
         inputs.append(ca.used("corrected_calcium", "mmol/L"))
         current = at.is_current(ca.occurred_at, at.recency.calcium)
         # strict and unrounded; a censored value decides only when its whole interval lies on one side (issue 12):
-        # an emergency never from a bound that may be below 3.5 (LAB-CA-CRISIS L302-303)
+        # an emergency never from a bound that may be below 3.5 (LAB-CA-CRISIS L304-306)
         crisis = r.calcium_side(ca.value, ca.comparator, r.CRISIS_CORRECTED_CALCIUM_MMOL_L) == "above"
         high = r.calcium_side(ca.value, ca.comparator, r.CALCIUM_UPPER_NORMAL_MMOL_L)
         uncertain = ca.reported("corrected_calcium", "mmol/L") if high == "straddles" else None

@@ -68,10 +68,10 @@ def _renal_check(renal: Renal, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
         return Check(name="renal_function", status="cannot_decide", detail_fr=detail), used
     if renal.status == "stale":
         return Check(name="renal_function", status="to_do", detail_fr=t.renal_stale(renal.stale, at.recency)), used
+    assert renal.value is not None  # current
     detail = f"Clairance {crcl.shown()} mL/min le {crcl.occurred_at:%d/%m/%Y}."
-    if renal.failure == "straddles" or (
-        crcl.comparator is not None and r.zoledronic_acid_dose_bounded(renal.value or 0.0, crcl.comparator) is None
-    ):  # issue 12: a censored clearance that settles neither the < 30 threshold nor the Tableau 2 band
+    # issue 12: a censored clearance that settles neither the < 30 threshold nor the Tableau 2 band
+    if renal.failure == "straddles" or r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator) is None:
         detail += " Résultat censuré : " + "; ".join(renal.censored_missing()) + "."
         return Check(name="renal_function", status="cannot_decide", detail_fr=detail), used
     return Check(name="renal_function", status="done", detail_fr=detail), used

@@ -113,9 +113,9 @@ class ZaDose:
 
 
 #: Tableau 2 cut points in ascending order, with how each band's lower bound is stated: < 30 | 30-39 | 40-49 | 50-60 |
-#: > 60 (L1156-1171; "contre-indiqué en cas de clairance < 30", L1155-1156)
+#: > 60 (L1159-1178; "contre-indiqué en cas de clairance < 30", L1155-1156)
 ZA_CUTS: Final[list[tuple[float, Strictness]]] = [(30.0, ">="), (40.0, ">="), (50.0, ">="), (60.0, ">")]
-#: SYS-DENO / SYS-RENAL-TOX: "< 30 ml/mn" (L1214-1215, L742): below means not ">= 30"
+#: SYS-DENO / SYS-RENAL-TOX: "< 30 ml/mn" (L1215-1216, L742): below means not ">= 30"
 SEVERE_RENAL_FAILURE_ML_MIN: Final = 30.0
 
 
@@ -311,7 +311,7 @@ VITD_CUTS: Final[list[tuple[float, Strictness]]] = [
     (VITD_RECOMMENDED_MAX_NG_ML, ">"),
     (VITD_INTOXICATION_NG_ML, ">"),
 ]
-#: Tableau 1 (L823): a deficiency below 10 ng/mL, the severe one that exposes to a deep hypocalcaemia (L795-797)
+#: Tableau 1 (L825): a deficiency below 10 ng/mL, the severe one that exposes to a deep hypocalcaemia (L795-797)
 VITD_SEVERE_NG_ML: Final = 10.0
 #: each VITD_CUTS band's exact representative (a value inside it), so that a bounded value whose band is settled is
 #: decided exactly as any value of that band
@@ -329,7 +329,7 @@ def severe_vitamin_d_deficiency(ng_ml: float, comparator: Comparator | None) -> 
 
 
 def calcium_side(corrected_mmol_l: float, comparator: Comparator | None, threshold: float) -> Side:
-    """LAB-CA-CRISIS "> 3,5" (L302-303) and the upper normal limit "> 2.60", strict, on the value as an interval."""
+    """LAB-CA-CRISIS "> 3,5" (L304-306) and the upper normal limit "> 2.60", strict, on the value as an interval."""
     return side_of(corrected_mmol_l, comparator, threshold, ">")
 
 

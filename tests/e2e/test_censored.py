@@ -1,5 +1,5 @@
 """Issue 12 end to end, through the real broker and Redis: a censored calcium from the lab topic to the alerts.
-"> 3.6 mmol/L" is a hypercalcaemic crisis whatever its exact value (LAB-CA-CRISIS, L302-303: "> 3,5 mmol/L"); "> 2.5"
+"> 3.6 mmol/L" is a hypercalcaemic crisis whatever its exact value (LAB-CA-CRISIS, L304-306: "> 3,5 mmol/L"); "> 2.5"
 may or may not be one: no crisis alert, an insufficient-data warning naming the reported value. The clinicians'
 page shows the comparator with the value."""
 

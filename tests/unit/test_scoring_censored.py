@@ -1,4 +1,4 @@
-"""Issue 12, LAB-CA-CRISIS (L302-303: "calcémie corrigée ... supérieure à 3,5 mmol/L"; formula L316): a corrected
+"""Issue 12, LAB-CA-CRISIS (L304-306: "calcémie corrigée ... supérieure à 3,5 mmol/L"; formula L316): a corrected
 calcium derived from a censored calcium and/or albumin is an interval. Certainly above 3.5: the crisis alert as for
 an exact value; certainly below: nothing; straddling: no crisis, an insufficient-data warning naming the reported
 value with its comparator and the exact value to measure. Table-driven; the corrected value and its bound are made

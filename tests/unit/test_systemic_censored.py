@@ -1,12 +1,12 @@
 """Issue 12, systemic planner: a censored lab value is an interval, and a threshold rule decides only when the whole
 interval lies on one side of it (or in one band of a table); otherwise "insufficient data", naming the censored
 value, and no order. Table-driven from the guideline's own thresholds:
-- SYS-ZA-DOSE, Tableau 2 (L1156-1171): > 60 4.0 mg | 50-60 3.5 | 40-49 3.3 | 30-39 3.0; < 30 contraindicated
-  (L1155-1156); SYS-DENO "< 30 ml/mn" (L1214-1215); SYS-RENAL-TOX (L742).
+- SYS-ZA-DOSE, Tableau 2 (L1159-1178): > 60 4.0 mg | 50-60 3.5 | 40-49 3.3 | 30-39 3.0; < 30 contraindicated
+  (L1155-1156); SYS-DENO "< 30 ml/mn" (L1215-1216); SYS-RENAL-TOX (L742).
 - SYS-VITD-CORR (L849-855): < 20 ng/mL 8 weekly doses, 20-30 4 doses; Tableau 1 (L821-831): 30-70 recommended,
   > 150 possible intoxication; < 10 deficiency (the severe one, L795-797).
-- LAB-CA-CRISIS (L302-303): corrected calcium > 3.5 mmol/L (the only emergency that waives prerequisites).
-- SYS-REVIEW-2Y / SYS-DENO-STOP: the CTX trend (L1246, L1251-1253) only when certain."""
+- LAB-CA-CRISIS (L304-306): corrected calcium > 3.5 mmol/L (the only emergency that waives prerequisites).
+- SYS-REVIEW-2Y / SYS-DENO-STOP: the CTX trend (L1244, L1253-1255) only when certain."""
 
 from __future__ import annotations
 
