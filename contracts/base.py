@@ -49,3 +49,8 @@ class InputUsed(BaseModel):
     unit: str | None = None
     occurred_at: datetime | None = None
     source_event_id: uuid.UUID | None = None
+    comparator: Literal["<", "<=", ">", ">="] | None = Field(
+        default=None,
+        description="A censored value: the true value is below (<, <=) or above (>, >=) `value`; a bound, never an "
+        "exact value.",
+    )

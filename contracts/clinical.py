@@ -58,6 +58,9 @@ class SourceRef(BaseModel):
     value: float | str
     unit: str | None
     occurred_at: datetime
+    comparator: Comparator | None = Field(
+        default=None, description="The source was censored: its true value is below (<, <=) or above (>, >=) `value`."
+    )
 
 
 class NormalisedLab(Message):

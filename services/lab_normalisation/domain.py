@@ -57,7 +57,12 @@ class StoredResult(BaseModel):
     def ref(self) -> SourceRef:
         assert self.value is not None
         return SourceRef(
-            event_id=self.event_id, analyte=self.analyte, value=self.value, unit=self.unit, occurred_at=self.occurred_at
+            event_id=self.event_id,
+            analyte=self.analyte,
+            value=self.value,
+            unit=self.unit,
+            occurred_at=self.occurred_at,
+            comparator=self.comparator,
         )
 
 
@@ -304,6 +309,16 @@ def _weight_for(s: LabState, at: datetime) -> Fact[float] | None:
     return min(candidates, key=lambda w: (abs(w.occurred_at - at), -w.occurred_at.timestamp()), default=None)
 
 
+def _weight_comparator(s: LabState, weight: Fact[float] | None) -> Comparator | None:
+    """The comparator of a weight sent as a (censored) lab result; a patient record's weight is exact."""
+    if weight is None:
+        return None
+    return next(
+        (r.comparator for r in s.results.values() if r.analyte == "body_weight" and r.event_id == weight.event_id),
+        None,
+    )
+
+
 def _recompute_clearance(s: LabState, patient_id: str, cfg: LabConfig) -> list[NormalisedLab]:
     """LAB-CRCL for every creatinine held (not only the newest: a planner reads the clearance at the start of
     an anti-resorptive, so an earlier one must not keep naming inputs that are now known); withdraws the
@@ -346,9 +361,13 @@ def _clearance(s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig
         missing.append("sex (female or male, for the Cockcroft-Gault factor)")
     refs = [creat.ref()]
     value: float | None = None
-    comparator = flip(creat.comparator)  # inversely proportional to the creatinine
+    # issue 12: inversely proportional to the creatinine, proportional to the weight; a censored input gives a bound
+    weight_cmp = _weight_comparator(s, weight)
+    comparator, bounded = combine_bounds([flip(creat.comparator), weight_cmp])
     if weight is not None and not missing and weight.value <= 0:
         missing.append("weight")
+    if not missing and not bounded:
+        missing.append("exact creatinine or weight (censored results in opposite directions give no bound)")
     if not missing:
         assert weight is not None and s.birth_date is not None and s.sex is not None
         age = age_in_years(s.birth_date.value, creat.occurred_at.date())
@@ -362,6 +381,7 @@ def _clearance(s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig
                 value=weight.value,
                 unit="kg",
                 occurred_at=weight.occurred_at,
+                comparator=weight_cmp,
             ),
             SourceRef(
                 event_id=s.birth_date.event_id,

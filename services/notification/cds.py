@@ -158,7 +158,8 @@ def _alert_detail(alert: Alert) -> str:
         lines.append("**Éléments pris en compte :**")
         for i in alert.inputs:
             unit = f" {i.unit}" if i.unit else ""
-            lines.append(f"- {i.name} : {i.value}{unit}")
+            bound = f"{i.comparator} " if i.comparator else ""  # a censored value is shown as the bound it is
+            lines.append(f"- {i.name} : {bound}{i.value}{unit}")
         lines.append("")
     if alert.status == "acknowledged":
         lines.append(f"_Acquittée par {alert.acknowledged_by}._")

@@ -171,6 +171,7 @@ def merge(state: LocalState, e: Message) -> LocalState:
                 occurred_at=e.occurred_at,
                 recorded_at=e.recorded_at,
                 event_id=e.event_id,
+                comparator=e.comparator,
             )
             newest_first = sorted(table.values(), key=lambda v: (v.occurred_at, v.recorded_at), reverse=True)
             keep = {id(v) for v in newest_first[:LABS_PER_ANALYTE]}

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import InputUsed
 from contracts.hospital import (
+    Comparator,
     DrugAdministration,
     ImagingFinding,
     MetabolicRadiotherapy,
@@ -42,6 +43,8 @@ class LabFact(BaseModel):
     occurred_at: datetime
     recorded_at: datetime
     event_id: uuid.UUID
+    #: issue 12: a censored result ("< 40 G/L") is a bound, never an exact value
+    comparator: Comparator | None = None
 
 
 class ScoreFact(BaseModel):

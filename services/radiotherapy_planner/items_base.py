@@ -11,6 +11,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from contracts.base import InputUsed, Severity
+from contracts.hospital import Comparator
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
@@ -26,6 +27,7 @@ class In:
     unit: str | None = None
     occurred_at: datetime | None = None
     source_event_id: uuid.UUID | None = None
+    comparator: Comparator | None = None  # issue 12: a censored value, a bound
 
     def model(self) -> InputUsed:
         return InputUsed(
@@ -34,6 +36,7 @@ class In:
             unit=self.unit,
             occurred_at=self.occurred_at,
             source_event_id=self.source_event_id,
+            comparator=self.comparator,
         )
 
 
@@ -149,8 +152,9 @@ def inp(
     unit: str | None = None,
     occurred_at: datetime | None = None,
     source_event_id: uuid.UUID | None = None,
+    comparator: Comparator | None = None,
 ) -> In:
-    return In(name, value, unit, occurred_at, source_event_id)
+    return In(name, value, unit, occurred_at, source_event_id, comparator)
 
 
 def reference_date(req: LocalTreatmentRequest, tz: ZoneInfo = HOSPITAL_TZ) -> date:

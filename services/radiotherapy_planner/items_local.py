@@ -341,8 +341,8 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     plt = latest_lab(p.s, "platelets", req.planned_on, p.tz)
     tp = latest_lab(p.s, "prothrombin_pct", req.planned_on, p.tz)
     labs = cem.haemostasis_labs(  # IR-CEMENT: days counted in the hospital's calendar
-        None if plt is None else cem.LabValue(plt.value, p.day(plt.occurred_at)),
-        None if tp is None else cem.LabValue(tp.value, p.day(tp.occurred_at)),
+        None if plt is None else cem.LabValue(plt.value, p.day(plt.occurred_at), plt.comparator),
+        None if tp is None else cem.LabValue(tp.value, p.day(tp.occurred_at), tp.comparator),
         ref,
     )
     drugs = [
@@ -379,7 +379,14 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
     lab_inputs = [
-        inp(name=a, value=f.value, unit=u, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        inp(
+            name=a,
+            value=f.value,
+            unit=u,
+            occurred_at=f.occurred_at,
+            source_event_id=f.event_id,
+            comparator=f.comparator,
+        )
         for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%"))
         if f is not None
     ]

@@ -17,14 +17,40 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import SERVICE, Context, Decisions, lab_message
 from services.scoring.state import LabValue
+from shared.censored import Side, shown
 from shared.recommend import lazy_recommendation
 
 
 def _used(v: LabValue) -> InputUsed:
     assert v.value is not None
     return InputUsed(
-        name="corrected_calcium", value=v.value, unit="mmol/L", occurred_at=v.occurred_at, source_event_id=v.event_id
+        name="corrected_calcium",
+        value=v.value,
+        unit="mmol/L",
+        occurred_at=v.occurred_at,
+        source_event_id=v.event_id,
+        comparator=v.comparator,
     )
+
+
+def _side(v: LabValue) -> Side:
+    """LAB-CA-CRISIS (L304-306, "supérieure à 3,5 mmol/L") on the value as an interval (issue 12)."""
+    assert v.value is not None
+    return r.crisis_side(v.value, v.comparator)
+
+
+def _provenance(v: LabValue) -> list[InputUsed]:
+    return [
+        InputUsed(
+            name=x.analyte,
+            value=x.value,
+            unit=x.unit,
+            occurred_at=x.occurred_at,
+            source_event_id=x.event_id,
+            comparator=x.comparator,
+        )
+        for x in v.sources
+    ]
 
 
 def _order(v: LabValue) -> tuple[object, ...]:
@@ -64,8 +90,10 @@ def decide_calcium(c: Context, d: Decisions) -> None:
     episodes: list[list[tuple[str, LabValue]]] = []
     in_crisis = False
     for rid, v in computed:
-        assert v.value is not None
-        crisis = r.is_hypercalcaemic_crisis(v.value)
+        side = _side(v)
+        if side == "straddles":  # issue 12: a censored value that may or may not be a crisis neither opens nor
+            continue  # closes an episode (never an emergency from uncertain data); said below when it is the newest
+        crisis = side == "above"
         if crisis and not in_crisis:
             episodes.append([])
         if crisis:
@@ -78,11 +106,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
         running = in_crisis and n == len(episodes) - 1  # its newest value is the newest corrected calcium
         # the value that ended the episode (a clinically newer, non-critical one)
         ended_by = next(
-            (
-                w
-                for _, w in computed
-                if _order(w) > _order(last) and w.value is not None and not r.is_hypercalcaemic_crisis(w.value)
-            ),
+            (w for _, w in computed if _order(w) > _order(last) and w.value is not None and _side(w) == "below"),
             None,
         )
         slot = f"calcium:crisis:{start_id}"
@@ -91,10 +115,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
         fresh = reference is None or reference - last.occurred_at <= policy.calcium_current
         current = running and fresh
         used = [_used(start)] + ([_used(last)] if last is not start else [])
-        provenance = [
-            InputUsed(name=x.analyte, value=x.value, unit=x.unit, occurred_at=x.occurred_at, source_event_id=x.event_id)
-            for x in start.sources
-        ]
+        provenance = _provenance(start)
         # a new version whenever currency or the newest crisis value changes (the older one is then withdrawn), so
         # that `current` and `current_until` always describe the newest evidence
         last_id = episode[-1][0]
@@ -121,7 +142,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
                 trigger=lab_message(start, patient_id),
                 produced_by=SERVICE,
                 severity="info",
-                title=f"Calcémie de crise reçue en retard ({r.shown(start.value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} "
+                title=f"Calcémie de crise reçue en retard ({t.calcium_shown(start.value, start.comparator)} "
                 f"mmol/L, {start.occurred_at:%d/%m/%Y %H:%M}) : pas une crise actuelle",
                 text_fr=t.late_crisis_text(start.value, start.occurred_at, ended_by.value, ended_by.occurred_at),
                 inputs=[*used, _used(ended_by), *provenance],
@@ -151,22 +172,27 @@ def decide_calcium(c: Context, d: Decisions) -> None:
             produced_by=SERVICE,
             severity="critical",
             title="Crise aiguë hypercalcémique : calcémie corrigée "
-            f"{r.shown(start.value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} mmol/L",
-            text_fr=t.crisis_text(start.value),
+            f"{t.calcium_shown(start.value, start.comparator)} mmol/L",
+            text_fr=t.crisis_text(start.value, start.comparator),
             inputs=[_used(start), *provenance],
             key=("crisis", start_id),
         )
     latest_id, latest = values[-1]
     measured = latest.measured_total_calcium
-    if latest.value is None and measured is not None and r.is_hypercalcaemic_crisis(measured):
+    measured_side = None if measured is None else r.crisis_side(measured, latest.measured_comparator)
+    if (latest.value is not None and _side(latest) == "straddles") or (
+        latest.value is None and measured_side == "straddles"
+    ):
+        _censored(c, d, latest_id, latest)
+    elif latest.value is None and measured is not None and measured_side == "above":
         d.recommendations[f"calcium:unconfirmed:{latest_id}"] = lazy_recommendation(
             rule_id="LAB-CA-CRISIS",
             trigger=lab_message(latest, patient_id),
             produced_by=SERVICE,
             severity="warning",
-            title=f"Calcémie totale {r.shown(measured, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)} mmol/L : "
+            title=f"Calcémie totale {t.calcium_shown(measured, latest.measured_comparator)} mmol/L : "
             "calcémie corrigée non calculable",
-            text_fr=t.unconfirmed_crisis_text(measured),
+            text_fr=t.unconfirmed_crisis_text(measured, latest.measured_comparator),
             inputs=[
                 InputUsed(
                     name="total_calcium",
@@ -174,8 +200,37 @@ def decide_calcium(c: Context, d: Decisions) -> None:
                     unit="mmol/L",
                     occurred_at=latest.occurred_at,
                     source_event_id=latest.event_id,
+                    comparator=latest.measured_comparator,
                 )
             ],
             key=("unconfirmed", latest_id),
             missing=["albumin drawn within 48 h of the calcium"],
         )
+
+
+def _censored(c: Context, d: Decisions, rid: str, v: LabValue) -> None:
+    """Issue 12, LAB-CA-CRISIS (L304-306): the newest corrected calcium comes from a censored result whose bound leaves
+    the > 3.5 mmol/L threshold undecided ("> 2.5 mmol/L"): no crisis alert, a warning naming the reported value with
+    its comparator and the exact value to measure."""
+    censored = [x for x in v.sources if x.comparator is not None and isinstance(x.value, float)]
+    reported = "; ".join(
+        f"{t.SOURCE_NAMES_FR.get(x.analyte, x.analyte)} {shown(float(x.value), x.comparator, x.unit)}" for x in censored
+    )
+    if not reported and v.value is not None:  # the bound is known only on the corrected value
+        reported = f"calcémie corrigée {t.calcium_shown(v.value, v.comparator)} mmol/L"
+    corrected = None if v.value is None else t.calcium_shown(v.value, v.comparator)
+    missing = [
+        f"exact {x.analyte} (reported {shown(float(x.value), x.comparator, x.unit)}; censored, measure again)"
+        for x in censored
+    ] or ["exact total calcium (the corrected calcium is censored; measure again)"]
+    d.recommendations[f"calcium:censored:{rid}"] = lazy_recommendation(
+        rule_id="LAB-CA-CRISIS",
+        trigger=lab_message(v, c.patient_id),
+        produced_by=SERVICE,
+        severity="warning",
+        title=t.censored_calcium_title(reported),
+        text_fr=t.censored_calcium_text(reported, corrected),
+        inputs=([_used(v)] if v.value is not None else []) + _provenance(v),
+        key=("censored", rid, str(v.event_id)),
+        missing=missing,
+    )

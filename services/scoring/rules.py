@@ -15,6 +15,8 @@ from functools import cached_property
 from typing import Final, Literal
 
 from contracts import drugs
+from contracts.hospital import Comparator
+from shared.censored import Side, side_of
 from shared.dates import add_months
 
 SERVICE: Final = "scoring"
@@ -59,6 +61,13 @@ CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.5
 def is_hypercalcaemic_crisis(corrected_calcium_mmol_l: float) -> bool:
     """Compared unrounded: 3.504 mmol/L is a crisis although it displays as 3.50 at two decimals."""
     return corrected_calcium_mmol_l > CRISIS_CORRECTED_CALCIUM_MMOL_L
+
+
+def crisis_side(corrected_calcium_mmol_l: float, comparator: Comparator | None) -> Side:
+    """Issue 12: a censored corrected calcium is an interval (shared/censored.py). "above": a crisis whatever the true
+    value ("> 3.6"); "below": no crisis ("< 2.0"); "straddles": undecided ("> 2.5"), never an emergency. The text's
+    threshold is strict: "supérieure à 3,5 mmol/L" (L304-306)."""
+    return side_of(corrected_calcium_mmol_l, comparator, CRISIS_CORRECTED_CALCIUM_MMOL_L, ">")
 
 
 def shown(value: float, threshold: float, decimals: int = 2) -> str:

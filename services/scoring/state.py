@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
-from contracts.hospital import ClinicalAssessment, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
+from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
 from shared.facts import Fact, earliest, newest
 
@@ -64,6 +64,9 @@ class LabValue(BaseModel):
     value: float | None
     sources: list[SourceRef] = Field(default_factory=list)  # what a derived value came from
     measured_total_calcium: float | None
+    #: issue 12: the value (or the measured total calcium) was censored: a bound, never an exact value
+    comparator: Comparator | None = None
+    measured_comparator: Comparator | None = None
     withdrawn: bool
     occurred_at: datetime
     recorded_at: datetime
@@ -120,15 +123,17 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         # one producer, in order on the patient's partition: an equal recorded_at is a re-derivation (ties go to
         # the later delivery); only a strictly older version is ignored
         if prev is None or event.recorded_at >= prev.recorded_at:
-            measured = next(
-                (x.value for x in event.derived_from if x.analyte == "total_calcium" and isinstance(x.value, float)),
-                None,
+            total = next(
+                (x for x in event.derived_from if x.analyte == "total_calcium" and isinstance(x.value, float)), None
             )
+            measured = total.value if total is not None and isinstance(total.value, float) else None
             s.labs[event.result_id] = LabValue(
                 analyte=event.analyte,
                 value=event.value,
                 sources=event.derived_from,
                 measured_total_calcium=measured,
+                comparator=event.comparator,
+                measured_comparator=None if total is None else total.comparator,
                 withdrawn=event.status == "withdrawn",
                 occurred_at=event.occurred_at,
                 recorded_at=event.recorded_at,

@@ -5,24 +5,58 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from contracts.hospital import Comparator
 from services.scoring import rules as r
 
 
-def _ca(value: float) -> str:
-    return r.shown(value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)
+def _ca(value: float, comparator: Comparator | None = None) -> str:
+    """A calcium as reported: a censored one keeps its comparator ("> 3.60"), never shown as exact (issue 12)."""
+    text = r.shown(value, r.CRISIS_CORRECTED_CALCIUM_MMOL_L)
+    return text if comparator is None else f"{comparator} {text}"
 
 
-def crisis_text(value: float) -> str:
+#: how a censored source of a corrected calcium is named in a text
+SOURCE_NAMES_FR = {"total_calcium": "calcémie totale", "albumin": "albuminémie", "ionised_calcium": "calcium ionisé"}
+
+
+def calcium_shown(value: float, comparator: Comparator | None = None) -> str:
+    return _ca(value, comparator)
+
+
+def crisis_text(value: float, comparator: Comparator | None = None) -> str:
+    bound = (
+        " (résultat censuré : au-dessus du seuil quelle que soit sa valeur exacte)" if comparator is not None else ""
+    )
     return (
-        f"Calcémie corrigée à {_ca(value)} mmol/L (seuil de crise : > 3,5 mmol/L). Situation pouvant engager le "
-        "pronostic vital : prise en charge en urgence. Cette hypercalcémie compte comme événement osseux (SRE)."
+        f"Calcémie corrigée {_ca(value, comparator)} mmol/L{bound} (seuil de crise : > 3,5 mmol/L). Situation "
+        "pouvant engager le pronostic vital : prise en charge en urgence. Cette hypercalcémie compte comme "
+        "événement osseux (SRE)."
     )
 
 
-def unconfirmed_crisis_text(measured: float) -> str:
+def unconfirmed_crisis_text(measured: float, comparator: Comparator | None = None) -> str:
     return (
-        f"Calcémie totale mesurée à {_ca(measured)} mmol/L, au-dessus du seuil de crise, sans albuminémie "
+        f"Calcémie totale mesurée {_ca(measured, comparator)} mmol/L, au-dessus du seuil de crise, sans albuminémie "
         "contemporaine : la calcémie corrigée ne peut être calculée. Doser l'albumine en urgence."
+    )
+
+
+def censored_calcium_title(reported: str) -> str:
+    return f"Calcémie censurée ({reported}) : crise hypercalcémique ni affirmée ni exclue"
+
+
+def censored_calcium_text(reported: str, corrected: str | None) -> str:
+    """LAB-CA-CRISIS with a censored result whose bound does not settle the > 3,5 mmol/L threshold (issue 12)."""
+    computed = (
+        f"la calcémie corrigée qui en découle est seulement bornée ({corrected} mmol/L)"
+        if corrected is not None
+        else "la calcémie corrigée ne peut pas être bornée"
+    )
+    return (
+        f"Données insuffisantes : le laboratoire a rendu {reported}, une borne et non une valeur exacte ; {computed}, "
+        "ce qui ne permet de dire ni qu'elle dépasse 3,5 mmol/L ni qu'elle reste en dessous. Aucune alerte de crise "
+        "n'est émise sur cette donnée incertaine. Doser une calcémie totale exacte (avec l'albuminémie) pour "
+        "trancher."
     )
 
 

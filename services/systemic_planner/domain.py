@@ -84,7 +84,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
             rev = review(s, at, drugs)
             if rev is not None:
                 items.append(rev)
-    low = kidney.value is not None and kidney.value < 30
+    low = kidney.failure == "below"  # CrCl < 30 for certain (issue 12: a censored bound never as exact)
     deno_stop = denosumab_stop(s, at, drugs, low)
     if deno_stop is not None:
         items.append(deno_stop)

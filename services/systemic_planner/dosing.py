@@ -137,14 +137,16 @@ def antiresorptive_item(
             what_would_change_fr="Une créatininémie et un poids récents permettront de proposer molécule et dose.",
         )
     assert crcl is not None and renal.value is not None
-    if renal.value < 30:  # strict and unrounded: 29.96 is below 30 (display rounding only)
+    if renal.failure == "straddles":  # issue 12: a censored clearance on both sides of 30 mL/min decides nothing
+        return _censored_renal_item(renal, inputs, "si elle est sous 30 mL/min")
+    if renal.failure == "below":  # strict and unrounded: 29.96 is below 30 (display rounding only)
         return item(
             "antiresorptive",
             "SYS-DENO",
             "warning",
             "warning",
-            t.deno_low_crcl_title(renal.value, "denosumab" in on_ar),
-            t.deno_low_crcl_text(renal.value, "zoledronic_acid" in on_ar, "denosumab" in on_ar),
+            t.deno_low_crcl_title(crcl.shown(), "denosumab" in on_ar),
+            t.deno_low_crcl_text(crcl.shown(), "zoledronic_acid" in on_ar, "denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="Un avis spécialisé décide d'un éventuel anti-résorptif ; l'acide zolédronique "
             "redevient possible si la clairance atteint 30 mL/min.",
@@ -179,12 +181,19 @@ def antiresorptive_item(
         )
     basis = initial or crcl
     assert basis.value is not None
-    dose = r.zoledronic_acid_dose(basis.value)
+    # issue 12: a censored clearance gives a dose only when its whole interval lies in one band of Tableau 2
+    bounded = r.zoledronic_acid_dose_bounded(basis.value, basis.comparator)
     if basis is not crcl:
         inputs.append(basis.used("initial_creatinine_clearance", "mL/min"))
     initial_unknown = za_since is not None and initial is None
-    if dose.dose_mg is None:  # an initial clearance < 30 with a current one >= 30: dose on the current one
-        dose, basis, initial_unknown = r.zoledronic_acid_dose(renal.value), crcl, False
+    if bounded is not None and bounded.dose_mg is None:
+        # an initial clearance < 30 with a current one >= 30: dose on the current one
+        bounded, basis, initial_unknown = r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator), crcl, False
+    if bounded is None:
+        return _censored_renal_item(
+            Renal(basis, "current", basis.value), inputs, "dans quelle tranche de dose du Tableau 2 elle se situe"
+        )
+    dose = bounded
     assert dose.dose_mg is not None
     if oligo is None or oligo.value == "undetermined":
         missing = ["oligometastatic status"] + [f"oligometastatic criterion: {m}" for m in s.oligo_missing]
@@ -244,6 +253,23 @@ def antiresorptive_item(
     )
 
 
+def _censored_renal_item(renal: Renal, inputs: list[InputUsed], question: str) -> PlanItem:
+    """Issue 12: a clearance computed from a censored creatinine (or weight) is a bound; when it does not settle the
+    threshold, no molecule, no dose and no order: the exact value is to measure again."""
+    assert renal.crcl is not None
+    return item(
+        "antiresorptive",
+        "SYS-ZA-DOSE",
+        "cannot_decide",
+        "warning",
+        f"Anti-résorptif : clairance {renal.crcl.shown()} mL/min censurée, données insuffisantes",
+        t.censored_renal_text(renal.crcl.shown(), question, renal.crcl.censored_sources),
+        inputs=inputs,
+        missing=renal.censored_missing(),
+        what_would_change_fr="Une créatininémie exacte (et un poids exact) permettra de proposer molécule et dose.",
+    )
+
+
 def first_infusion() -> PlanItem:
     order = MedicationOrder(
         drug="paracetamol",
@@ -286,7 +312,20 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
                 inputs=inputs,
             )
         )
-    if renal.value is not None and renal.value < 30:
+    if renal.failure == "straddles" and renal.crcl is not None:  # issue 12: possible, not certain
+        items.append(
+            item(
+                "severe-renal-failure",
+                "SYS-RENAL-TOX",
+                "cannot_decide",
+                "warning",
+                f"Clairance {renal.crcl.shown()} mL/min (résultat censuré) : insuffisance rénale sévère possible",
+                t.censored_renal_text(renal.crcl.shown(), "si elle est sous 30 mL/min (insuffisance rénale sévère)"),
+                inputs=inputs,
+                missing=renal.censored_missing(),
+            )
+        )
+    if renal.failure == "below" and renal.crcl is not None:
         tkis = sorted(d for d in drugs.active if d in r.TKIS)
         items.append(
             item(
@@ -294,7 +333,7 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
                 "SYS-RENAL-TOX",
                 "warning",
                 "warning",
-                f"Clairance {renal.value:g} mL/min (< 30) : adapter les traitements",
+                f"Clairance {renal.crcl.shown()} mL/min (< 30) : adapter les traitements",
                 t.severe_renal_text(bool(chemo), tkis),
                 inputs=inputs,
             )

@@ -19,6 +19,7 @@ from services.systemic_planner.inputs import (
     item,
     sre_is_current,
 )
+from shared import censored
 from shared.dates import add_months
 from shared.facts import Fact
 
@@ -52,13 +53,19 @@ def ctx_reading(s: SystemicState, at: r.AsOf, since: date | None = None) -> CtxR
     if last.interpretation == "not_interpretable" or last.value is None:
         return CtxReading(t.ctx_not_interpretable(last.occurred_at, last.notes), inputs, [want])
     if not at.is_current(last.occurred_at, at.recency.ctx):
-        return CtxReading(t.ctx_stale(last.value, last.occurred_at, at.recency.ctx.days), inputs, [want])
+        return CtxReading(t.ctx_stale(last.shown(), last.occurred_at, at.recency.ctx.days), inputs, [want])
     good: list[LabFact] = [v for v in values[:-1] if v.interpretation != "not_interpretable" and v.value is not None]
     previous = good[-1] if good else None
     if previous is not None:
         inputs.insert(0, previous.used("ctx_serum_previous", "pg/mL"))
-    before = None if previous is None or previous.value is None else (previous.value, previous.occurred_at)
-    return CtxReading(t.ctx_text(last.value, last.occurred_at, before), inputs, [])
+    before = None
+    if previous is not None and previous.value is not None:
+        # issue 12: a trend only when certain (a censored CTX is an interval; overlapping ones say nothing)
+        rising = censored.rises(
+            censored.interval(last.value, last.comparator), censored.interval(previous.value, previous.comparator)
+        )
+        before = (previous.shown(), previous.occurred_at, rising)
+    return CtxReading(t.ctx_text(last.shown(), last.occurred_at, before), inputs, [])
 
 
 def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:

@@ -16,10 +16,18 @@ from contracts.base import InputUsed, Message
 from contracts.care import CareEvent
 from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.clock import ClockTick
-from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, SystemicDrug, TreatmentEvent
+from contracts.hospital import (
+    ClinicalAssessment,
+    Comparator,
+    DentalCare,
+    ImagingFinding,
+    SystemicDrug,
+    TreatmentEvent,
+)
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
+from shared import censored
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 
@@ -44,11 +52,29 @@ class LabFact(BaseModel):
     #: LAB-CTX: interpretable / not_interpretable, and why (French notes from lab-normalisation)
     interpretation: str | None = None
     notes: list[str] = Field(default_factory=list)
+    #: issue 12: a censored value (or one derived from a censored result) is a bound, never an exact value
+    comparator: Comparator | None = None
+    #: the censored results it was derived from, as reported ("creatinine > 1326.3 µmol/L")
+    censored_sources: list[str] = Field(default_factory=list)
 
     def used(self, name: str, unit: str) -> InputUsed:
         return InputUsed(
-            name=name, value=self.value, unit=unit, occurred_at=self.occurred_at, source_event_id=self.event_id
+            name=name,
+            value=self.value,
+            unit=unit,
+            occurred_at=self.occurred_at,
+            source_event_id=self.event_id,
+            comparator=self.comparator,
         )
+
+    def shown(self, fmt: str = "g") -> str:
+        """The value as reported: "> 171.8", "< 8", "2.4" (no unit)."""
+        assert self.value is not None
+        return censored.shown(self.value, self.comparator, fmt=fmt)
+
+    def reported(self, analyte: str, unit: str) -> str:
+        """What to name when a censored value leaves a threshold undecided: its censored sources, else itself."""
+        return "; ".join(self.censored_sources) or f"{analyte} {self.shown()} {unit}"
 
 
 class SreCurrency(BaseModel):
@@ -162,6 +188,12 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 weight_at=weight_at,
                 interpretation=e.interpretation,
                 notes=e.notes,
+                comparator=e.comparator,
+                censored_sources=[
+                    f"{x.analyte} {censored.shown(x.value, x.comparator, x.unit)}"
+                    for x in e.derived_from
+                    if x.comparator is not None and isinstance(x.value, float)
+                ],
             )
     return s
 
@@ -279,6 +311,21 @@ class Renal:
     stale: tuple[str, ...] = ()  # what to measure again, in French
     missing: tuple[str, ...] = ()  # what is needed, for `missing`
 
+    @property
+    def failure(self) -> censored.Side | None:
+        """CrCl < 30 (SYS-DENO, SYS-RENAL-TOX, SYS-ZA-DOSE contraindication) on the clearance as an interval
+        (issue 12): "below" = severe renal failure for certain, "straddles" = undecided. None unless current."""
+        if self.value is None or self.crcl is None:
+            return None
+        return r.renal_failure_side(self.value, self.crcl.comparator)
+
+    def censored_missing(self) -> list[str]:
+        """Issue 12: what to measure again when a censored clearance leaves a threshold undecided."""
+        assert self.crcl is not None
+        return [f"exact value: {x} is censored, measure again" for x in self.crcl.censored_sources] or [
+            f"exact creatinine clearance: {self.crcl.shown()} mL/min is censored, measure again"
+        ]
+
 
 def renal(s: SystemicState, at: r.AsOf) -> Renal:
     crcl = latest(s.creatinine_clearance, at)
@@ -320,6 +367,9 @@ class Calcium:
     hold_supplements: bool
     current: bool
     inputs: tuple[InputUsed, ...] = ()
+    #: issue 12: the newest corrected calcium is censored and its bound leaves the upper normal limit undecided
+    #: (e.g. "> 2.5"): neither held for a hypercalcaemia nor known normal; the reported value(s), to name
+    uncertain: str | None = None
 
 
 def calcium(s: SystemicState, at: r.AsOf) -> Calcium:
@@ -332,9 +382,12 @@ def calcium(s: SystemicState, at: r.AsOf) -> Calcium:
         assert ca.value is not None
         inputs.append(ca.used("corrected_calcium", "mmol/L"))
         current = at.is_current(ca.occurred_at, at.recency.calcium)
-        crisis = ca.value > r.CRISIS_CORRECTED_CALCIUM_MMOL_L  # strict and unrounded
-        high = ca.value > r.CALCIUM_UPPER_NORMAL_MMOL_L
-        return Calcium(ca, current and crisis, high, current, tuple(inputs))
+        # strict and unrounded; a censored value decides only when its whole interval lies on one side (issue 12):
+        # an emergency never from a bound that may be below 3.5 (LAB-CA-CRISIS L304-306)
+        crisis = r.calcium_side(ca.value, ca.comparator, r.CRISIS_CORRECTED_CALCIUM_MMOL_L) == "above"
+        high = r.calcium_side(ca.value, ca.comparator, r.CALCIUM_UPPER_NORMAL_MMOL_L)
+        uncertain = ca.reported("corrected_calcium", "mmol/L") if high == "straddles" else None
+        return Calcium(ca, current and crisis, high == "above", current, tuple(inputs), uncertain)
     if last_sre is not None:  # a crisis known from scoring, no newer calcium here
         inputs.append(last_sre.used("sre:hypercalcaemia"))
         current = sre_is_current(s, last_sre, at, at.recency.calcium)
@@ -358,11 +411,22 @@ def sre_is_current(s: SystemicState, sre: Fact[str], at: r.AsOf, window: timedel
 @dataclass(frozen=True)
 class VitaminD:
     fact: LabFact | None
-    status: Literal["unknown", "stale", "current"]
+    #: censored: the level is a bound spanning two of the correction scheme's bands (issue 12): nothing is decided
+    status: Literal["unknown", "stale", "current", "censored"]
     #: SYS-AR-PREREQ: a deficiency (< 20 ng/mL) whose loading is not complete
     deficiency_uncorrected: bool = False
     loading_since: date | None = None
     loading_ends: date | None = None
+    #: r.VITD_CUTS band (0: < 20 ... 4: > 150) when current; and a certain Tableau 1 deficiency (< 10 ng/mL)
+    band: int | None = None
+    severe: bool = False
+
+    @property
+    def decided_value(self) -> float | None:
+        """A value inside the level's band, standing for it in the band's decisions (the exact value when exact)."""
+        if self.fact is None or self.fact.value is None or self.band is None:
+            return None
+        return self.fact.value if self.fact.comparator is None else r.VITD_BAND_VALUE[self.band]
 
 
 def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
@@ -371,19 +435,33 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
         return VitaminD(v, "unknown")
     if not at.is_current(v.occurred_at, at.recency.vitamin_d):
         return VitaminD(v, "stale")
-    weeks = r.loading_weeks(v.value)
+    # issue 12: a censored level decides only when its whole interval lies in one band of the scheme (SYS-VITD-CORR
+    # L849-855: < 20, 20 to 30; Tableau 1 L821-831: 30-70, > 150)
+    band = r.vitamin_d_band(v.value, v.comparator)
+    if band is None:
+        return VitaminD(v, "censored")
+    severe = r.severe_vitamin_d_deficiency(v.value, v.comparator)
+    weeks = {0: 8, 1: 4}.get(band, 0)
     if not weeks:
-        return VitaminD(v, "current")
+        return VitaminD(v, "current", band=band, severe=severe)
     # the loading prescribed on this level (one 50 000 IU dose a week): cholecalciferol started on or after the
     # level; a deficiency is corrected once the loading duration has elapsed
-    deficient = v.value < r.VITD_DEFICIENCY_NG_ML
+    deficient = band == 0
     started = drugs.started_on_or_after("cholecalciferol", at.day(v.occurred_at))
     if started is None:
-        return VitaminD(v, "current", deficiency_uncorrected=deficient)
+        return VitaminD(v, "current", deficiency_uncorrected=deficient, band=band, severe=severe)
     ends = started + timedelta(weeks=weeks)
     at.after_date(ends)
     uncorrected = deficient and at.today < ends
-    return VitaminD(v, "current", deficiency_uncorrected=uncorrected, loading_since=started, loading_ends=ends)
+    return VitaminD(
+        v,
+        "current",
+        deficiency_uncorrected=uncorrected,
+        loading_since=started,
+        loading_ends=ends,
+        band=band,
+        severe=severe,
+    )
 
 
 # ---- treatments ------------------------------------------------------------------------------------------------

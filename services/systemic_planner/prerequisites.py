@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from contracts.base import InputUsed
@@ -39,13 +39,20 @@ def _vitamin_d_check(v: VitaminD, ca: Calcium, at: r.AsOf) -> tuple[Check, list[
     if v.status == "stale":
         days = at.recency.vitamin_d.days
         return Check(name="vitamin_d", status="to_do", detail_fr=t.vit_d_stale(v.fact.occurred_at, days)), used
+    if v.status == "censored":  # issue 12: a bound spanning two bands decides nothing; the exact level is to measure
+        return Check(
+            name="vitamin_d", status="to_do", detail_fr=t.vit_d_censored(v.fact.shown(), v.fact.occurred_at)
+        ), used
     if v.deficiency_uncorrected:
-        detail = t.vit_d_deficiency_check(v.fact.value, v.fact.occurred_at, v.loading_ends, ca.hold_supplements)
+        detail = t.vit_d_deficiency_check(v.fact.shown(), v.fact.occurred_at, v.loading_ends, ca.hold_supplements)
         return Check(name="vitamin_d", status="pending", detail_fr=detail), used
+    assert v.decided_value is not None
     return Check(
         name="vitamin_d",
         status="done",
-        detail_fr=t.vit_d_check(v.fact.value, v.fact.occurred_at, v.loading_ends, ca.hold_supplements),
+        detail_fr=t.vit_d_check(
+            v.fact.shown(), v.decided_value, v.fact.occurred_at, v.loading_ends, ca.hold_supplements
+        ),
     ), used
 
 
@@ -61,7 +68,12 @@ def _renal_check(renal: Renal, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
         return Check(name="renal_function", status="cannot_decide", detail_fr=detail), used
     if renal.status == "stale":
         return Check(name="renal_function", status="to_do", detail_fr=t.renal_stale(renal.stale, at.recency)), used
-    detail = f"Clairance {crcl.value:g} mL/min le {crcl.occurred_at:%d/%m/%Y}."
+    assert renal.value is not None  # current
+    detail = f"Clairance {crcl.shown()} mL/min le {crcl.occurred_at:%d/%m/%Y}."
+    # issue 12: a censored clearance that settles neither the < 30 threshold nor the Tableau 2 band
+    if renal.failure == "straddles" or r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator) is None:
+        detail += " Résultat censuré : " + "; ".join(renal.censored_missing()) + "."
+        return Check(name="renal_function", status="cannot_decide", detail_fr=detail), used
     return Check(name="renal_function", status="done", detail_fr=detail), used
 
 
@@ -141,7 +153,12 @@ def prerequisites(
     ]
     # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) is no emergency
     historical = bool(holding) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
-    severe = v.fact is not None and v.fact.value is not None and v.fact.value < 10 and not on_ar
+    severe = (
+        v.fact is not None
+        and v.fact.value is not None
+        and r.severe_vitamin_d_deficiency(v.fact.value, v.fact.comparator)  # < 10 for certain (issue 12)
+        and not on_ar
+    )
     status = "done" if all(c.status in ("done", "waived") for c in checks) else "to_do"
     if waived:
         inputs += list(ca.inputs)
@@ -180,14 +197,20 @@ def _cholecalciferol(interval: str, count: int | None, text: str) -> MedicationO
 def calcium_known(ca: Calcium, at: r.AsOf) -> bool:
     """A corrected calcium recent enough (and not high: the caller checks hold_supplements first) for calcium intake
     advice."""
-    return ca.latest is not None and at.is_current(ca.latest.occurred_at, at.recency.calcium_for_supplements)
+    return (
+        ca.latest is not None
+        and ca.uncertain is None  # issue 12: a censored value that may be high is not a known normal calcium
+        and at.is_current(ca.latest.occurred_at, at.recency.calcium_for_supplements)
+    )
 
 
 def supplements_fr(v: VitaminD, ca: Calcium, at: r.AsOf) -> str:
     """What the denosumab order says of calcium and vitamin D."""
     if ca.hold_supplements:
         return "calcium et vitamine D suspendus tant que la calcémie corrigée n'est pas normale."
-    value = v.fact.value if v.fact is not None and v.status == "current" else None
+    if ca.uncertain is not None:
+        return f"calcium et vitamine D après dosage d'une calcémie exacte ({ca.uncertain} : résultat censuré)."
+    value = v.decided_value if v.status == "current" else None
     vit_d = (
         "vitamine D non supplémentée (taux au-dessus des valeurs recommandées)"
         if value is not None and value > r.VITD_RECOMMENDED_MAX_NG_ML
@@ -198,7 +221,7 @@ def supplements_fr(v: VitaminD, ca: Calcium, at: r.AsOf) -> str:
 
 
 def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
-    value = v.fact.value if v.fact is not None and v.status == "current" else None
+    value = v.decided_value if v.status == "current" else None
     if value is not None and value > r.VITD_RECOMMENDED_MAX_NG_ML and v.fact is not None:
         # Tableau 1 (L829-831): 30 to 70 ng/mL recommended, > 150 possible intoxication: no supplement order
         intoxication = value > r.VITD_INTOXICATION_NG_ML
@@ -208,7 +231,7 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             "warning",
             "critical" if intoxication else "warning",
             "Vitamine D : intoxication possible" if intoxication else "Vitamine D au-dessus des taux recommandés",
-            t.vit_d_high_text(value, v.fact.occurred_at, intoxication, ca.hold_supplements),
+            t.vit_d_high_text(v.fact.shown(), v.fact.occurred_at, intoxication, ca.hold_supplements),
             inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *ca.inputs],
             what_would_change_fr=t.vit_d_high_change(),
         )
@@ -222,9 +245,22 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             "warning",
             "warning",
             "Vitamine D et calcium suspendus : hypercalcémie",
-            t.vit_d_held_text(ca.latest.value if ca.latest else None, ca.current, hours),
+            t.vit_d_held_text(ca.latest.shown(".2f") if ca.latest else None, ca.current, hours),
             inputs=inputs,
             missing=[] if ca.current else [f"corrected calcium measured within {hours} hours"],
+            what_would_change_fr=t.vit_d_held_change(),
+        )
+    if ca.uncertain is not None:
+        # issue 12: a censored corrected calcium that may be above normal: no loading and no calcium advice on it
+        return item(
+            "vitamin-d",
+            "SYS-VITD-CORR",
+            "cannot_decide",
+            "warning",
+            "Vitamine D et calcium : calcémie censurée, données insuffisantes",
+            t.calcium_censored_text(ca.uncertain),
+            inputs=list(ca.inputs) + ([] if v.fact is None else [v.fact.used("vitamin_d_25oh", "ng/mL")]),
+            missing=[f"exact value: {ca.uncertain} is censored, measure again"],
             what_would_change_fr=t.vit_d_held_change(),
         )
     if v.fact is None or v.fact.value is None:
@@ -250,7 +286,21 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             missing=[f"25-OH vitamin D measured within {days} days"],
             what_would_change_fr="Un dosage récent permettra de proposer la recharge ou l'entretien.",
         )
-    p = r.vitamin_d_correction(v.fact.value)
+    if v.status == "censored":  # issue 12: the bound spans two bands of the scheme: no order from it
+        return item(
+            "vitamin-d",
+            "SYS-VITD-CORR",
+            "cannot_decide",
+            "warning",
+            f"Vitamine D {v.fact.shown()} ng/mL (résultat censuré) : données insuffisantes",
+            t.vit_d_censored(v.fact.shown(), v.fact.occurred_at) + " Le schéma de correction n'est pas choisi sur une "
+            "borne.",
+            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL")],
+            missing=[f"exact value: 25-OH vitamin D {v.fact.shown()} ng/mL is censored, measure again"],
+            what_would_change_fr="Un dosage exact permettra de proposer la recharge ou l'entretien.",
+        )
+    assert v.decided_value is not None
+    p = replace(r.vitamin_d_correction(v.decided_value), severe_deficiency=v.severe)
     # calcium intake advice only on a recent corrected calcium (not high: held above); else it is to measure
     known = calcium_known(ca, at)
     days = at.recency.calcium_for_supplements.days
@@ -266,7 +316,7 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             "recommended",
             "info",
             "Vitamine D : recharge en cours" if under_way else "Vitamine D : recharge faite, entretien mensuel",
-            t.vit_d_loading_text(v.fact.value, v.loading_since, v.loading_ends, under_way, known, days),
+            t.vit_d_loading_text(v.fact.shown(), v.loading_since, v.loading_ends, under_way, known, days),
             inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *calcium_inputs],
             missing=calcium_missing,
             orders=[maintenance],
@@ -285,7 +335,7 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
         "recommended",
         "warning" if p.severe_deficiency else "info",
         t.vit_d_title(p),
-        t.vit_d_text(v.fact.value, p, known, days),
+        t.vit_d_text(v.fact.shown(), p, known, days),
         inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *calcium_inputs],
         missing=calcium_missing,
         orders=orders,

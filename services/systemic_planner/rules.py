@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from contracts import drugs
+from contracts.hospital import Comparator
+from shared.censored import Side, Strictness, band, interval, side_of
 from shared.dates import add_months
 
 ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
@@ -107,6 +110,30 @@ class ZaDose:
     dose_mg: float | None  # None: contraindicated
     band: str
     next_band_fr: str  # what would change it
+
+
+#: Tableau 2 cut points in ascending order, with how each band's lower bound is stated: < 30 | 30-39 | 40-49 | 50-60 |
+#: > 60 (L1159-1178; "contre-indiqué en cas de clairance < 30", L1155-1156)
+ZA_CUTS: Final[list[tuple[float, Strictness]]] = [(30.0, ">="), (40.0, ">="), (50.0, ">="), (60.0, ">")]
+#: SYS-DENO / SYS-RENAL-TOX: "< 30 ml/mn" (L1215-1216, L742): below means not ">= 30"
+SEVERE_RENAL_FAILURE_ML_MIN: Final = 30.0
+
+
+def renal_failure_side(crcl_ml_min: float, comparator: Comparator | None) -> Side:
+    """Issue 12: "below" = severe renal failure (CrCl < 30) whatever the censored value is, "above" = certainly not,
+    "straddles" = undecided (insufficient data)."""
+    return side_of(crcl_ml_min, comparator, SEVERE_RENAL_FAILURE_ML_MIN, ">=")
+
+
+def zoledronic_acid_dose_bounded(crcl_ml_min: float, comparator: Comparator | None) -> ZaDose | None:
+    """Issue 12: the Tableau 2 band of a censored clearance only when the whole interval lies in one band, else None
+    (e.g. "> 45" may be 3.3, 3.5 or 4.0 mg): no dose is chosen from a bound."""
+    b = band(interval(crcl_ml_min, comparator), ZA_CUTS)
+    if b is None:
+        return None
+    # the band's own exact representative: its lower cut (or below the first cut; above the last)
+    representative = {0: 0.0, 1: 30.0, 2: 40.0, 3: 50.0, 4: math.inf}[b]
+    return zoledronic_acid_dose(representative)
 
 
 def zoledronic_acid_dose(crcl_ml_min: float) -> ZaDose:
@@ -278,6 +305,36 @@ VITD_DEFICIENCY_NG_ML: Final = 20.0
 #: vitamin D intoxication is possible (critical). Strict: 70 and 150 themselves are within the lower class.
 VITD_RECOMMENDED_MAX_NG_ML: Final = 70.0
 VITD_INTOXICATION_NG_ML: Final = 150.0
+
+
+#: Issue 12: the vitamin D decisions' cut points (ng/mL), ascending: < 20 (8 weekly doses; a deficiency holding the
+#: start) | 20 to < 30 (4 doses) | 30 to 70 (maintenance) | > 70 (no supplement) | > 150 (possible intoxication)
+VITD_CUTS: Final[list[tuple[float, Strictness]]] = [
+    (VITD_DEFICIENCY_NG_ML, ">="),
+    (30.0, ">="),
+    (VITD_RECOMMENDED_MAX_NG_ML, ">"),
+    (VITD_INTOXICATION_NG_ML, ">"),
+]
+#: Tableau 1 (L825): a deficiency below 10 ng/mL, the severe one that exposes to a deep hypocalcaemia (L795-797)
+VITD_SEVERE_NG_ML: Final = 10.0
+#: each VITD_CUTS band's exact representative (a value inside it), so that a bounded value whose band is settled is
+#: decided exactly as any value of that band
+VITD_BAND_VALUE: Final = (0.0, 20.0, 30.0, 100.0, math.inf)
+
+
+def vitamin_d_band(ng_ml: float, comparator: Comparator | None) -> int | None:
+    """The VITD_CUTS band of a (censored) level, or None when its bound spans two bands ("< 25 ng/mL")."""
+    return band(interval(ng_ml, comparator), VITD_CUTS)
+
+
+def severe_vitamin_d_deficiency(ng_ml: float, comparator: Comparator | None) -> bool:
+    """< 10 ng/mL for certain (a censored "< 15" is not called severe: it may be 12)."""
+    return side_of(ng_ml, comparator, VITD_SEVERE_NG_ML, ">=") == "below"
+
+
+def calcium_side(corrected_mmol_l: float, comparator: Comparator | None, threshold: float) -> Side:
+    """LAB-CA-CRISIS "> 3,5" (L304-306) and the upper normal limit "> 2.60", strict, on the value as an interval."""
+    return side_of(corrected_mmol_l, comparator, threshold, ">")
 
 
 def loading_weeks(ng_ml: float) -> int:

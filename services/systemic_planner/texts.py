@@ -96,18 +96,37 @@ def ar_start_change(d: r.ArStartDecision) -> str | None:
     return None
 
 
-def vit_d_check(value: float, at: datetime, loading_ends: date | None, held: bool) -> str:
+def vit_d_check(shown: str, value: float, at: datetime, loading_ends: date | None, held: bool) -> str:
+    """`shown`: the level as reported (a censored one with its comparator); `value`: a value of its band."""
     if value >= 30:
         state = "correcte"
     elif value >= r.VITD_DEFICIENCY_NG_ML:
         state = "insuffisance ; recharge différée (hypercalcémie)" if held else "insuffisance, recharge en parallèle"
     else:
         state = f"carence corrigée (recharge terminée le {loading_ends:%d/%m/%Y})" if loading_ends else "corrigée"
-    return f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y} : {state}."
+    return f"25-OH vitamine D {shown} ng/mL le {at:%d/%m/%Y} : {state}."
 
 
-def vit_d_deficiency_check(value: float, at: datetime, loading_ends: date | None, held: bool) -> str:
-    head = f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y} : carence (< 20 ng/mL) à corriger avant de débuter"
+def vit_d_censored(shown: str, at: datetime) -> str:
+    """Issue 12: a censored 25-OH vitamin D whose bound spans two bands of the scheme (L849-855, Tableau 1)."""
+    return (
+        f"25-OH vitamine D {shown} ng/mL le {at:%d/%m/%Y} : résultat censuré (une borne, pas une valeur exacte) qui "
+        "ne situe pas le taux dans une seule tranche (< 20, 20 à 30, 30 à 70, > 70 ng/mL) : données insuffisantes, "
+        "doser une valeur exacte."
+    )
+
+
+def calcium_censored_text(reported: str) -> str:
+    """Issue 12: a censored corrected calcium that may or may not be above normal."""
+    return (
+        f"Données insuffisantes : {reported} est un résultat censuré (une borne) qui ne dit pas si la calcémie "
+        f"corrigée dépasse la normale ({r.CALCIUM_UPPER_NORMAL_MMOL_L:.2f} mmol/L). Ni recharge en vitamine D ni "
+        "conseil calcique sur cette donnée : doser une calcémie totale exacte avec l'albuminémie."
+    )
+
+
+def vit_d_deficiency_check(value: str, at: datetime, loading_ends: date | None, held: bool) -> str:
+    head = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y} : carence (< 20 ng/mL) à corriger avant de débuter"
     if held:
         return head + " ; correction différée tant que la calcémie corrigée n'est pas normale."
     if loading_ends is not None:
@@ -244,9 +263,9 @@ def waived_on_order(waived: tuple[str, ...]) -> str:
     return f"Prescrit en urgence (crise hypercalcémique en cours) ; prérequis non remplis, levés : {names}."
 
 
-def vit_d_held_text(value: float | None, current: bool, hours: int) -> str:
+def vit_d_held_text(value: str | None, current: bool, hours: int) -> str:
     head = (
-        f"Calcémie corrigée à {value:.2f} mmol/L, au-dessus de la normale"
+        f"Calcémie corrigée {value} mmol/L, au-dessus de la normale"
         if value is not None
         else "Hypercalcémie signalée (événement osseux), sans calcémie normale depuis"
     )
@@ -278,16 +297,16 @@ def calcium_advice(known: bool, days: int) -> str:
     )
 
 
-def vit_d_loading_text(value: float, since: date, ends: date, under_way: bool, known: bool, days: int) -> str:
+def vit_d_loading_text(value: str, since: date, ends: date, under_way: bool, known: bool, days: int) -> str:
     state = f"en cours jusqu'au {ends:%d/%m/%Y}" if under_way else f"terminée le {ends:%d/%m/%Y}"
     return (
-        f"25-OH vitamine D {value:g} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, {state} ; "
+        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, {state} ; "
         "puis entretien à 50 000 UI par mois. " + calcium_advice(known, days)
     )
 
 
-def vit_d_high_text(value: float, at: datetime, intoxication: bool, hypercalcaemia: bool) -> str:
-    text = f"25-OH vitamine D {value:g} ng/mL le {at:%d/%m/%Y}, "
+def vit_d_high_text(value: str, at: datetime, intoxication: bool, hypercalcaemia: bool) -> str:
+    text = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y}, "
     if intoxication:
         text += (
             f"au-dessus de {r.VITD_INTOXICATION_NG_ML:g} ng/mL : intoxication à la vitamine D possible (Tableau 1). "
@@ -317,8 +336,8 @@ def vit_d_title(p: r.VitaminDPlan) -> str:
     return "Vitamine D : entretien mensuel 50 000 UI"
 
 
-def vit_d_text(value: float, p: r.VitaminDPlan, calcium_known: bool = True, days: int = 30) -> str:
-    head = f"25-OH vitamine D {value:g} ng/mL. "
+def vit_d_text(value: str, p: r.VitaminDPlan, calcium_known: bool = True, days: int = 30) -> str:
+    head = f"25-OH vitamine D {value} ng/mL. "
     if p.loading_weekly_doses:
         head += (
             f"Recharge : {p.loading_weekly_doses} prises de 50 000 UI de cholécalciférol, une par semaine, "
@@ -342,10 +361,20 @@ ZA_INSTRUCTIONS = (
 )
 
 
-def deno_low_crcl_title(crcl: float, on_deno: bool = False) -> str:
+def censored_renal_text(crcl: str, question: str, sources: list[str] | None = None) -> str:
+    """Issue 12: a censored clearance that does not settle a threshold of the renal rules."""
+    origin = f" (calculée à partir de : {'; '.join(sources)})" if sources else ""
+    return (
+        f"Données insuffisantes : clairance de la créatinine {crcl} mL/min{origin}, une borne et non une valeur "
+        f"exacte ; elle ne permet pas de dire {question}. Aucune prescription n'est proposée sur cette donnée : "
+        "doser de nouveau la créatininémie (valeur exacte)."
+    )
+
+
+def deno_low_crcl_title(crcl: str, on_deno: bool = False) -> str:
     if on_deno:
-        return f"Clairance {crcl:g} mL/min sous dénosumab : avis spécialisé, ne pas l'arrêter sans plan (rebond)"
-    return f"Clairance {crcl:g} mL/min : avis spécialisé avant tout anti-résorptif"
+        return f"Clairance {crcl} mL/min sous dénosumab : avis spécialisé, ne pas l'arrêter sans plan (rebond)"
+    return f"Clairance {crcl} mL/min : avis spécialisé avant tout anti-résorptif"
 
 
 #: SYS-DENO-STOP (L1249-1255): any stop of denosumab names the rebound
@@ -355,10 +384,10 @@ DENO_REBOUND = (
 )
 
 
-def deno_low_crcl_text(crcl: float, on_za: bool, on_deno: bool) -> str:
+def deno_low_crcl_text(crcl: str, on_za: bool, on_deno: bool) -> str:
     stop = "Arrêter l'acide zolédronique en cours. " if on_za else ""
     text = (
-        f"{stop}Clairance de la créatinine à {crcl:g} mL/min (< 30) : l'acide zolédronique est contre-indiqué. Le "
+        f"{stop}Clairance de la créatinine {crcl} mL/min (< 30) : l'acide zolédronique est contre-indiqué. Le "
         "dénosumab ne demande pas d'adaptation rénale (son administration n'est pas limitée par le débit de "
         "filtration glomérulaire), mais à ce stade une ostéodystrophie rénale à os adynamique est possible, et un "
         "anti-résorptif y est délétère : aucune prescription n'est pré-remplie ; demander un avis spécialisé "
@@ -510,16 +539,17 @@ def ctx_not_interpretable(at: datetime, notes: list[str]) -> str:
     return f"CTX sérique du {at:%d/%m/%Y} non interprétable{why} : le refaire à jeun, avant 9 h."
 
 
-def ctx_stale(value: float, at: datetime, days: int) -> str:
-    return f"Dernier CTX sérique ({value:g} pg/mL le {at:%d/%m/%Y}) de plus de {days} jours : le redoser."
+def ctx_stale(value: str, at: datetime, days: int) -> str:
+    return f"Dernier CTX sérique ({value} pg/mL le {at:%d/%m/%Y}) de plus de {days} jours : le redoser."
 
 
-def ctx_text(value: float, at: datetime, previous: tuple[float, datetime] | None) -> str:
-    text = f"CTX sérique {value:g} pg/mL le {at:%d/%m/%Y}"
+def ctx_text(value: str, at: datetime, previous: tuple[str, datetime, bool | None] | None) -> str:
+    """`value`s as reported (a censored one with its comparator); the trend is None when a bound leaves it open."""
+    text = f"CTX sérique {value} pg/mL le {at:%d/%m/%Y}"
     if previous is not None:
-        prev_value, prev_at = previous
-        trend = "en hausse" if value > prev_value else "sans hausse"
-        text += f", {trend} par rapport au {prev_at:%d/%m/%Y} ({prev_value:g} pg/mL)"
+        prev_value, prev_at, rising = previous
+        trend = {True: "en hausse", False: "sans hausse", None: "évolution indéterminée (résultat censuré)"}[rising]
+        text += f", {trend} par rapport au {prev_at:%d/%m/%Y} ({prev_value} pg/mL)"
     return text + "."
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from contracts.base import InputUsed
 from contracts.clinical import Recommendation
 from contracts.clock import ClockTick
 from contracts.examples import EXAMPLES
@@ -138,3 +139,18 @@ def test_feedback_maps_the_override_reason_onto_ours() -> None:
         "overrideReason": {"reason": {"code": "patient-declined", "system": OVERRIDE_REASON_SYSTEM}},
     }
     assert cds.reason_code(cds.FeedbackRequest.model_validate({"feedback": [ours]}).feedback[0]) == "patient-declined"
+
+
+def test_a_censored_input_is_shown_with_its_comparator_on_the_card() -> None:
+    """Issue 12: the card's detail lists the inputs; a censored one is the bound it is ("> 3.6"), never "3.6"."""
+    crisis = rec("LAB-CA-CRISIS", "critical").model_copy(
+        update={
+            "inputs": [
+                InputUsed(name="corrected_calcium", value=3.6, unit="mmol/L", comparator=">"),
+                InputUsed(name="albumin", value=40.0, unit="g/L"),
+            ]
+        }
+    )
+    s, _ = apply_recommendation(PatientAlerts(), Arrived(message=crisis, at=T0))
+    [card] = cds.cards(s)
+    assert "- corrected_calcium : > 3.6 mmol/L" in card["detail"] and "- albumin : 40.0 g/L" in card["detail"]

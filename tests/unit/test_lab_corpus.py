@@ -243,3 +243,34 @@ def test_bus_ignores_a_valid_fhir_message_with_nothing_used_as_http_and_hl7_do()
     assert ignored.patient_id == "C19-KEY" and not ignored.used() and "nothing used" in ignored.ignored[0]
     with pytest.raises(Rejected, match="nothing used"):
         _fhir_record(record(None), ANALYTES, GUARD, PARIS)
+
+
+@pytest.mark.parametrize(
+    ("weight", "comparator", "missing"),
+    [
+        (b"=^70", "<", False),  # creatinine > 15 mg/dL, exact weight: clearance below a bound
+        (b"<^150", "<", False),  # a lighter patient and a higher creatinine both lower the clearance: still a bound
+        (b">^150", None, True),  # heavier but more creatinine: no bound at all, never an exact-looking value
+    ],
+)
+def test_LAB_CRCL_a_censored_weight_bounds_the_clearance_or_leaves_it_uncomputable(
+    weight: bytes, comparator: str | None, missing: bool
+) -> None:
+    [crcl] = [
+        o
+        for o in _normalised(from_hl7(_raw_weighed(weight), ANALYTES, PARIS, GUARD))
+        if o.analyte == "creatinine_clearance"
+    ]
+    assert crcl.comparator == comparator
+    assert (crcl.value is None) is missing
+    if missing:
+        assert any("censored" in m for m in crcl.missing)
+    weights = [x.comparator for x in crcl.derived_from if x.analyte == "body_weight"]
+    assert weights == ([] if missing else [{b"=^70": None, b"<^150": "<"}[weight]])
+    [c] = [x for x in crcl.derived_from if x.analyte == "creatinine"]
+    assert c.comparator == ">"  # the source reference keeps the comparator (issue 12)
+
+
+def _raw_weighed(weight: bytes) -> bytes:
+    raw = (CORPUS / "hl7/censored_sn.hl7").read_bytes()
+    return raw.replace(b"OBX|2|", b"OBX|3|SN|29463-7^Body weight^LN||" + weight + b"|kg|||||F\rOBX|2|")

@@ -11,7 +11,9 @@ from datetime import date, timedelta
 from typing import Final, Literal
 
 from contracts.drugs import ANTICOAGULANTS, ANTIPLATELETS
+from contracts.hospital import Comparator
 from services.radiotherapy_planner.rules.common import LONG_BONES, Finding
+from shared.censored import shown, side_of
 
 PLATELETS_MIN_G_L: Final = 50.0  # > 50 000/mm3 = 50 G/L (strict)
 PROTHROMBIN_MIN_PCT: Final = 50.0  # TP > 50 % (strict)
@@ -178,6 +180,7 @@ def cement_contraindications(
 class LabValue:
     value: float | None
     taken_on: date | None
+    comparator: Comparator | None = None  # issue 12: censored, a bound
 
 
 @dataclass(frozen=True)
@@ -212,17 +215,32 @@ def haemostasis_labs(
                     f"{name} (result within {LAB_RECENCY.days} days of the procedure)",
                 )
             )
-        elif lab.value > limit:
-            out.append(HaemostasisCheck(name, "done", f"{need} : {lab.value:g} {unit} le {lab.taken_on:%d/%m/%Y}."))
         else:
-            out.append(
-                HaemostasisCheck(
-                    name,
-                    "to_do",
-                    f"{need} : {lab.value:g} {unit} le {lab.taken_on:%d/%m/%Y}, insuffisant ; "
-                    "geste non réalisable en l'état.",
+            # L2627-2628 "Plaquettes > 50 000/mm3 et le TP > 50", strict; a censored result decides only when its
+            # whole interval lies on one side (issue 12)
+            reported = shown(lab.value, lab.comparator, unit)
+            side = side_of(lab.value, lab.comparator, limit, ">")
+            if side == "above":
+                out.append(HaemostasisCheck(name, "done", f"{need} : {reported} le {lab.taken_on:%d/%m/%Y}."))
+            elif side == "below":
+                out.append(
+                    HaemostasisCheck(
+                        name,
+                        "to_do",
+                        f"{need} : {reported} le {lab.taken_on:%d/%m/%Y}, insuffisant ; "
+                        "geste non réalisable en l'état.",
+                    )
                 )
-            )
+            else:
+                out.append(
+                    HaemostasisCheck(
+                        name,
+                        "cannot_decide",
+                        f"{need} : {reported} le {lab.taken_on:%d/%m/%Y}, résultat censuré (une borne, pas une valeur "
+                        "exacte) : données insuffisantes, doser une valeur exacte.",
+                        f"{name}: exact value ({reported} is censored, measure again)",
+                    )
+                )
     return out
 
 
