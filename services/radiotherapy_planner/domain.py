@@ -97,15 +97,10 @@ def merge(state: LocalState, e: Message) -> LocalState:
         update["labs"] = {k: dict(v) for k, v in state.labs.items()}
     s = state.model_copy(update=update)
     if isinstance(e, ImagingFinding):
-        if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
-            s.findings.pop(str(e.corrects), None)
-        if e.record_status == "amended" and e.corrects is None:  # amends the lesion's latest finding
-            latest = lesions(s).get(e.lesion_id)
-            if latest is not None:
-                s.findings.pop(str(latest.latest.event_id), None)
-        if e.record_status != "entered-in-error":
-            s.findings[str(e.event_id)] = FindingFact.of(e)
-            prune_findings(s, e.lesion_id)
+        # every record is kept, corrections too: `lesions()` counts only the effective findings (shared/corrections),
+        # so a corrected finding is never resurrected by a late or repeated delivery
+        s.findings[str(e.event_id)] = FindingFact.of(e)
+        prune_findings(s, e.lesion_id)
     elif isinstance(e, ClinicalAssessment):
         for name in _ASSESSED:
             v = getattr(e, name)

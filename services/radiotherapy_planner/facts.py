@@ -1,6 +1,7 @@
 """The local-treatment planner's facts per patient and the views the rules read (pure).
 
-Findings are kept per lesion (a corrected finding is removed: issue 11, finding corrections); assessments as
+Findings are kept per lesion with their corrections; only the effective ones count (shared/corrections.py: a
+corrected finding never counts again, even if it arrives late: issue 11, finding corrections); assessments as
 facts merged by clinical time; treatments, requests, scores and haemostasis labs as received."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from contracts.local import LocalTreatmentRequest
+from shared.corrections import effective_findings
 from shared.facts import Fact
 
 #: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
@@ -86,6 +88,8 @@ class FindingFact(BaseModel):
     posterior_wall_involvement: str | None = None
     joint_opening: bool | None = None
     status: str | None = None  # lesion status: suspected / confirmed / resolved
+    record_status: str = "final"  # final / amended / entered-in-error (a correction of an earlier finding)
+    corrects: uuid.UUID | None = None
 
     @classmethod
     def of(cls, f: ImagingFinding) -> FindingFact:
@@ -165,20 +169,20 @@ class Lesion:
 
 
 def lesions(s: LocalState) -> dict[str, Lesion]:
+    """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first."""
     by: dict[str, list[FindingFact]] = {}
-    for f in s.findings.values():
+    for f in effective_findings(s.findings.values()):
         by.setdefault(f.lesion_id, []).append(f)
-    out = {}
-    for lid, fs in sorted(by.items()):
-        fs.sort(key=_order)
-        out[lid] = Lesion(lid, fs[-1], tuple(fs))
-    return out
+    return {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
 
 
 def prune_findings(s: LocalState, lesion_id: str) -> None:
-    fs = sorted((f for f in s.findings.values() if f.lesion_id == lesion_id), key=_order)
-    for f in fs[:-FINDINGS_PER_LESION]:
-        del s.findings[str(f.event_id)]
+    """Keep the lesion's newest FINDINGS_PER_LESION effective original findings. Corrections (and what they
+    correct) are kept: they are rare, and dropping one would let the finding it corrected count again."""
+    kept = [f for f in effective_findings(s.findings.values()) if f.lesion_id == lesion_id]
+    for f in kept[:-FINDINGS_PER_LESION]:
+        if f.record_status == "final":
+            del s.findings[str(f.event_id)]
 
 
 def matches(lesion: Lesion, lesion_id: str | None, level: str | None) -> bool:

@@ -20,6 +20,7 @@ from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, S
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
+from shared.corrections import effective_findings, is_correction
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 
@@ -73,6 +74,29 @@ class LesionFacts(BaseModel):
         return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
 
 
+class FindingRecord(BaseModel):
+    """What the planner keeps of one imaging finding (corrections included: shared/corrections.py)."""
+
+    event_id: uuid.UUID
+    lesion_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    skeletal_site: str
+    modality: str
+    status: str | None = None
+    record_status: str = "final"
+    corrects: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, f: ImagingFinding) -> FindingRecord:
+        return cls.model_validate(f.model_dump(include=set(cls.model_fields)))
+
+    def fact(self, value: str) -> Fact[str]:
+        return Fact[str](
+            value=value, occurred_at=self.occurred_at, recorded_at=self.recorded_at, event_id=self.event_id
+        )
+
+
 #: life-expectancy estimates kept (the newest by clinical time): enough for future-dated ones never to hide the
 #: newest current one
 LIFE_EXPECTANCY_KEPT = 10
@@ -82,6 +106,9 @@ class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
     sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
     lesions: dict[str, LesionFacts] = Field(default_factory=dict)  # by lesion_id
+    #: every imaging finding received, corrections included (by event_id): a lesion is folded from the effective
+    #: ones only, so a corrected or entered-in-error finding never starts anything (SYS-AR-START)
+    findings: dict[str, FindingRecord] = Field(default_factory=dict)
     life_expectancies: list[Fact[float]] = Field(default_factory=list)  # by clinical time, newest last
     response: Fact[str] | None = None
     oligometastatic: Fact[str] | None = None  # status band
@@ -128,7 +155,9 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
             )
     elif isinstance(e, ImagingFinding):
-        s.lesions[e.lesion_id] = _merge_finding(s.lesions.get(e.lesion_id), e)
+        record = FindingRecord.of(e)
+        s.findings = dict(sorted({**state.findings, str(e.event_id): record}.items()))
+        _apply_finding(s, record)
         s.lesions = dict(sorted(s.lesions.items()))
     elif isinstance(e, ClinicalAssessment):
         if e.life_expectancy_months is not None:
@@ -166,13 +195,32 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
     return s
 
 
-def _merge_finding(lesion: LesionFacts | None, f: ImagingFinding) -> LesionFacts:
-    found = Fact[str].of(f, f.skeletal_site)
+def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
+    """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
+    effective findings only (the same rule as scoring: shared/corrections.py)."""
+    records = list(s.findings.values())
+    if not any(is_correction(x) for x in records):
+        s.lesions[f.lesion_id] = _merge_finding(s.lesions.get(f.lesion_id), f)
+        return
+    concerned = {f.lesion_id} | {x.lesion_id for x in records if x.event_id == f.corrects}
+    folded: dict[str, LesionFacts] = {}
+    for x in effective_findings(records):
+        if x.lesion_id in concerned:
+            folded[x.lesion_id] = _merge_finding(folded.get(x.lesion_id), x)
+    for lesion_id in concerned:
+        if lesion_id in folded:
+            s.lesions[lesion_id] = folded[lesion_id]
+        else:
+            s.lesions.pop(lesion_id, None)
+
+
+def _merge_finding(lesion: LesionFacts | None, f: FindingRecord) -> LesionFacts:
+    found = f.fact(f.skeletal_site)
     if lesion is None:
         lesion = LesionFacts(first=found)
     status = lesion.status
     if f.status is not None:
-        status = newest(status, Fact[str].of(f, f.status))
+        status = newest(status, f.fact(f.status))
     return LesionFacts(
         first=earliest(lesion.first, found), modalities=sorted({*lesion.modalities, f.modality}), status=status
     )
