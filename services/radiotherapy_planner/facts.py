@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import InputUsed
 from contracts.hospital import (
+    ClinicalAssessment,
     DrugAdministration,
     ImagingFinding,
     MetabolicRadiotherapy,
@@ -100,6 +101,9 @@ class LocalState(BaseModel):
     findings: dict[str, FindingFact] = Field(default_factory=dict)  # by event_id
     assessed: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)  # name -> newest fact
     opinions: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)  # lesion_id or "*" -> newest
+    #: every clinical assessment, corrections included: `assessed` and `opinions` are folded again from the
+    #: effective ones when a correction is known (shared/corrections.py)
+    assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)  # by event_id
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
     requests: dict[str, LocalTreatmentRequest] = Field(default_factory=dict)  # by request_id
     scores: dict[str, ScoreFact] = Field(default_factory=dict)  # "mirels:<lesion>", "sins:<lesion>", "oligo"

@@ -17,7 +17,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
-from shared.corrections import effective_findings, is_correction
+from shared.corrections import effective, effective_findings, is_correction
 from shared.facts import Fact, earliest, newest
 
 
@@ -77,6 +77,9 @@ class ScoringState(BaseModel):
     #: ones (shared/corrections.py), so a corrected finding never counts again, even delivered late
     findings: dict[str, ImagingFinding] = Field(default_factory=dict)
     assessment: Assessment = Field(default_factory=Assessment)
+    #: every clinical assessment received, corrections included (by event_id): `assessment` is folded again from
+    #: the effective ones when a correction is known
+    assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
     labs: dict[str, LabValue] = Field(default_factory=dict)  # by result_id
     #: what was last published, derived from the facts: slot -> recommendation ID; slot -> score ID; SRE IDs
@@ -117,7 +120,14 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         s.findings = dict(sorted({**state.findings, str(event.event_id): event}.items()))
         _apply_finding(s, event)
     elif isinstance(event, ClinicalAssessment):
-        s.assessment = _merge_assessment(s.assessment, event)
+        s.assessments = dict(sorted({**state.assessments, str(event.event_id): event}.items()))
+        records = list(s.assessments.values())
+        if any(is_correction(x) for x in records):  # what a corrected assessment said no longer counts
+            s.assessment = Assessment()
+            for x in effective(records, lambda a: a.patient_id):
+                s.assessment = _merge_assessment(s.assessment, x)
+        else:
+            s.assessment = _merge_assessment(s.assessment, event)
     elif isinstance(event, TreatmentEvent):
         s.treatments[str(event.event_id)] = event
     elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses

@@ -20,7 +20,8 @@ from contracts.hospital import ClinicalAssessment, DentalCare, ImagingFinding, S
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
-from shared.corrections import effective_findings, is_correction
+from services.systemic_planner.records import AssessmentRecord, FindingRecord
+from shared.corrections import effective, effective_findings, is_correction
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 
@@ -74,29 +75,6 @@ class LesionFacts(BaseModel):
         return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
 
 
-class FindingRecord(BaseModel):
-    """What the planner keeps of one imaging finding (corrections included: shared/corrections.py)."""
-
-    event_id: uuid.UUID
-    lesion_id: str
-    occurred_at: datetime
-    recorded_at: datetime
-    skeletal_site: str
-    modality: str
-    status: str | None = None
-    record_status: str = "final"
-    corrects: uuid.UUID | None = None
-
-    @classmethod
-    def of(cls, f: ImagingFinding) -> FindingRecord:
-        return cls.model_validate(f.model_dump(include=set(cls.model_fields)))
-
-    def fact(self, value: str) -> Fact[str]:
-        return Fact[str](
-            value=value, occurred_at=self.occurred_at, recorded_at=self.recorded_at, event_id=self.event_id
-        )
-
-
 #: life-expectancy estimates kept (the newest by clinical time): enough for future-dated ones never to hide the
 #: newest current one
 LIFE_EXPECTANCY_KEPT = 10
@@ -109,6 +87,9 @@ class SystemicState(BaseModel):
     #: every imaging finding received, corrections included (by event_id): a lesion is folded from the effective
     #: ones only, so a corrected or entered-in-error finding never starts anything (SYS-AR-START)
     findings: dict[str, FindingRecord] = Field(default_factory=dict)
+    #: every clinical assessment (what the planner reads of it), corrections included: what a corrected one said
+    #: is folded again from the effective ones
+    assessments: dict[str, AssessmentRecord] = Field(default_factory=dict)
     life_expectancies: list[Fact[float]] = Field(default_factory=list)  # by clinical time, newest last
     response: Fact[str] | None = None
     oligometastatic: Fact[str] | None = None  # status band
@@ -155,17 +136,19 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
             )
     elif isinstance(e, ImagingFinding):
-        record = FindingRecord.of(e)
-        s.findings = dict(sorted({**state.findings, str(e.event_id): record}.items()))
-        _apply_finding(s, record)
+        found = FindingRecord.of(e)
+        s.findings = dict(sorted({**state.findings, str(e.event_id): found}.items()))
+        _apply_finding(s, found)
         s.lesions = dict(sorted(s.lesions.items()))
     elif isinstance(e, ClinicalAssessment):
-        if e.life_expectancy_months is not None:
-            known = {str(f.event_id): f for f in s.life_expectancies}
-            known[str(e.event_id)] = Fact[float].of(e, e.life_expectancy_months)
-            s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
-        if e.oncological_response is not None:
-            s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
+        assessed = AssessmentRecord.of(e)
+        s.assessments = dict(sorted({**state.assessments, str(e.event_id): assessed}.items()))
+        if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
+            s.life_expectancies, s.response = [], None
+            for x in effective(s.assessments.values(), lambda _: "patient"):
+                _merge_assessment(s, x)
+        else:
+            _merge_assessment(s, assessed)
     elif isinstance(e, TreatmentEvent):
         s.treatments[str(e.event_id)] = e
     elif isinstance(e, CareEvent):
@@ -193,6 +176,15 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 notes=e.notes,
             )
     return s
+
+
+def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
+    if e.life_expectancy_months is not None:
+        known = {str(f.event_id): f for f in s.life_expectancies}
+        known[str(e.event_id)] = e.fact(e.life_expectancy_months)
+        s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
+    if e.oncological_response is not None:
+        s.response = newest(s.response, e.fact(e.oncological_response))
 
 
 def _apply_finding(s: SystemicState, f: FindingRecord) -> None:

@@ -195,3 +195,54 @@ def test_radiotherapy_planner_never_resurrects_a_corrected_finding() -> None:
     s, _ = rt_apply(s, later)
     s, _ = rt_apply(s, amended)
     assert lesions(s)["l1"].latest.event_id == amended.event_id
+
+
+# ---- clinical assessments carry the same correction (additive contract fields) --------------------------------
+
+
+def assessment_correction(of: ClinicalAssessment, status: str, recorded: int, **fields: Any) -> ClinicalAssessment:
+    doc = of.model_dump() | {"event_id": uuid.uuid4(), "record_status": status, "corrects": of.event_id}
+    return ClinicalAssessment.model_validate(doc | {"recorded_at": T0 + timedelta(minutes=recorded)} | fields)
+
+
+def test_scoring_a_corrected_assessment_no_longer_decides_mirels() -> None:
+    estimate = pain()  # life expectancy 12 months, functional pain of fem-R
+    s, out = run_scoring([estimate, finding(0)])
+    [high] = active(out, "MIRELS-HIGH")
+    amended = assessment_correction(estimate, "amended", 30, life_expectancy_months=2)
+    s, out2 = run_scoring([amended], s)
+    assert high.event_id in {i for o in out2 if isinstance(o, Recommendation) for i in o.supersedes}
+    assert [r.rule_id for r in active(out2, "MIRELS-HIGH-SHORT-LE")] == ["MIRELS-HIGH-SHORT-LE"]  # L1330-1332
+    s, out3 = run_scoring([assessment_correction(amended, "entered-in-error", 40)], s)
+    assert s.assessment.life_expectancy_months is None and s.assessment.lesion_pain_intensity == {}
+    assert active(out2 + out3, "MIRELS-HIGH-SHORT-LE") == []  # what it decided is withdrawn
+    [mirels] = [x for x in current_scores(s, "p1", now=NOW) if x.score == "mirels"]
+    assert mirels.total is None and mirels.missing == ["pain"]  # the pain it reported is withdrawn too
+    s2, _ = run_scoring([assessment_correction(amended, "entered-in-error", 40), finding(0), amended, estimate])
+    assert s2.assessment == s.assessment  # the same facts in any order
+
+
+def test_systemic_and_radiotherapy_planners_forget_what_a_corrected_assessment_said() -> None:
+    at = sr.AsOf(now=NOW)
+    opinion = {"operable": True, "on": "2026-10-30"}
+    said = ClinicalAssessment.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "patient_id": "p1",
+            "occurred_at": T0,
+            "recorded_at": T0,
+            "source": "t",
+            "life_expectancy_months": 12,
+            "oncological_response": "good",
+            "surgical_opinion": opinion,
+        }
+    )
+    error = assessment_correction(said, "entered-in-error", 30)
+    s, _ = systemic_apply(SystemicState(), said, at)
+    assert [f.value for f in s.life_expectancies] == [12] and s.response is not None
+    s, _ = systemic_apply(s, error, at)
+    assert s.life_expectancies == [] and s.response is None
+    local = LocalState()
+    for e in (error, said):  # the correction first: the late original is not resurrected
+        local, _ = rt_apply(local, e)
+    assert local.assessed == {} and local.opinions == {}
