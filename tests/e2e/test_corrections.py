@@ -1,5 +1,6 @@
 """Issue 11 end to end through the real broker and Redis: an imaging finding marked entered-in-error withdraws what
-it caused (the CLASS-SRE event, the MIRELS-HIGH alert) in every service, and an amendment re-scores the lesion."""
+it caused (the CLASS-SRE event, the MIRELS-HIGH alert), an amendment re-scores the lesion, and an assessment
+entered in error withdraws the pain it reported."""
 
 from __future__ import annotations
 
@@ -43,18 +44,24 @@ async def mirels_alerts(stack: RunningStack, patient_id: str, lesion_id: str) ->
     return [a for a in await alerts(stack, patient_id) if a["rule_id"].startswith("MIRELS") and lesion_id in a["title"]]
 
 
-async def mirels_total(stack: RunningStack, patient_id: str, lesion_id: str) -> int | None:
+async def mirels(stack: RunningStack, patient_id: str, lesion_id: str) -> dict[str, Any] | None:
     async with httpx.AsyncClient(timeout=5, headers=auth()) as c:
         r = await c.get(f"{stack.urls['scoring']}/patients/{patient_id}/scores")
     r.raise_for_status()
-    return next((s["total"] for s in r.json() if s["score"] == "mirels" and s["subject"] == lesion_id), None)
+    return next((s for s in r.json() if s["score"] == "mirels" and s["subject"] == lesion_id), None)
+
+
+async def mirels_total(stack: RunningStack, patient_id: str, lesion_id: str) -> int | None:
+    score = await mirels(stack, patient_id, lesion_id)
+    return None if score is None else score["total"]
 
 
 async def test_entered_in_error_finding_withdraws_its_sre_and_alert_and_an_amendment_rescores(
     stack: RunningStack, publish: Publish, patient_id: str, kafka_bootstrap: str
 ) -> None:
     pain = [{"lesion_id": lid, "intensity": "functional"} for lid in ("fem-R", "fem-L")]
-    await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, lesion_pain=pain, life_expectancy_months=12))
+    assessed = event(patient_id, lesion_pain=pain, life_expectancy_months=12)
+    await publish(CLINICAL_ASSESSMENTS.name, assessed)
     wrong = trochanter(patient_id, "fem-R", pathological_fracture=True)
     await publish(IMAGING_FINDINGS.name, wrong)
 
@@ -82,7 +89,7 @@ async def test_entered_in_error_finding_withdraws_its_sre_and_alert_and_an_amend
         return statuses.get(high["recommendation_id"]) == "withdrawn" and "active" not in statuses.values()
 
     await wait_for(withdrawn, timeout=20)
-    assert await mirels_total(stack, patient_id, "fem-R") is None  # the lesion is no longer scored
+    assert await mirels(stack, patient_id, "fem-R") is None  # the lesion is no longer scored
 
     # an amendment: the other hip re-read as blastic on a fifth of the cortex (3+3+3+3 = 12 -> 3+1+1+3 = 8)
     first = trochanter(patient_id, "fem-L")
@@ -96,3 +103,12 @@ async def test_entered_in_error_finding_withdraws_its_sre_and_alert_and_an_amend
         IMAGING_FINDINGS.name, corrects(first, "amended", lesion_type="blastic", cortical_involvement_fraction=0.2)
     )
     await wait_for(lambda: scored(8), timeout=20)
+
+    # the assessment entered in error: the lesion's pain it reported no longer counts (Mirels incomplete)
+    await publish(CLINICAL_ASSESSMENTS.name, corrects(assessed, "entered-in-error"))
+
+    async def pain_withdrawn() -> bool:
+        score = await mirels(stack, patient_id, "fem-L")
+        return score is not None and score["total"] is None and "pain" in score["missing"]
+
+    await wait_for(pain_withdrawn, timeout=20)
