@@ -52,7 +52,7 @@ from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, f
 from services.lab_normalisation.settings import LabSettings
 from shared import infra
 from shared.clock import NotAfter
-from shared.service import Context, Service
+from shared.service import Context, Service, checks_own_dates
 from shared.settings import Settings
 
 Docs = list[dict[str, object] | bytes]
@@ -158,7 +158,7 @@ def raw_passthrough(settings: Settings, topic: Topic) -> Service:
         rid = uuid.uuid5(uuid.NAMESPACE_OID, f"{record.topic}:{record.partition}:{record.offset}")
         return RawEnvelope(event_id=rid, patient_id=record.key.decode())
 
-    @service.subscriber(topic, decode=decode)
+    @service.subscriber(topic, decode=checks_own_dates(decode))  # the baseline reads no clinical time
     async def handler(event: RawEnvelope, ctx: Context) -> list[Message]:
         now = datetime.now(UTC)
         out = NormalisedLab(

@@ -241,6 +241,19 @@ class ClinicalAssessment(Message):
     active_infection: bool | None = Field(default=None, description="General infection or at the puncture site.")
     cement_allergy: bool | None = None
     severe_coagulation_disorder: bool | None = None
+    record_status: Literal["final", "amended", "entered-in-error"] = Field(
+        default="final",
+        description="A correction of an earlier assessment: 'amended' replaces the assessment named in `corrects` "
+        "(or the patient's latest), 'entered-in-error' withdraws the assessment named in `corrects`. What was "
+        "decided from a corrected assessment is withdrawn downstream (recommendations, SREs, plan items).",
+    )
+    corrects: uuid.UUID | None = Field(default=None, description="event_id of the assessment this one corrects.")
+
+    @model_validator(mode="after")
+    def _error_names_its_target(self) -> ClinicalAssessment:
+        if self.record_status == "entered-in-error" and self.corrects is None:
+            raise ValueError("corrects is required when record_status is entered-in-error")
+        return self
 
 
 class SystemicDrug(BaseModel):

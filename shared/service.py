@@ -25,8 +25,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer
@@ -40,6 +41,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
 from shared import healing, limits
+from shared.clock import NotAfter, check_message
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.metrics import LagMonitor, OpsMetrics, origin_of
@@ -78,6 +80,45 @@ def json_decoder(model: type[BaseModel]) -> Decoder:
     def decode(record: ConsumerRecord) -> BaseModel:
         return model.model_validate_json(record.value)
 
+    return decode
+
+
+#: topics whose inputs come from the hospital: none may carry a clinical time later than its receipt (issue 9.7)
+HOSPITAL_PREFIX = "hospital."
+
+
+def not_future(decode: Decoder, settings: Settings) -> Decoder:
+    """`decode`, then every date and time of the decoded message checked against the record's timestamp plus the
+    clock-skew tolerance (shared/clock.py `check_message`, exemptions in `FUTURE_ALLOWED`): a future-dated input
+    is rejected (dead-lettered with the field and the reason), in live processing and in a rebuild alike."""
+    tolerance = timedelta(seconds=settings.clock_skew_tolerance_seconds)
+    zone = ZoneInfo(settings.hospital_timezone)
+
+    def checked(record: ConsumerRecord) -> BaseModel:
+        message = decode(record)
+        check_message(message, NotAfter.of_record(record, tolerance, zone))
+        return message
+
+    checked.checks_dates = True  # type: ignore[attr-defined]
+    return checked
+
+
+def checks_own_dates(decode: Decoder) -> Decoder:
+    """Marks a hospital.* decoder that checks every clinical time itself (lab-normalisation's parsers call
+    `NotAfter.check` on each time they read, and dead-letter one bad result of a batch, not the whole batch)."""
+    decode.checks_dates = True  # type: ignore[attr-defined]
+    return decode
+
+
+def _hospital_decoder(topic: Topic, decode: Decoder | None, settings: Settings) -> Decoder:
+    """The decoder of a subscription: every hospital.* input is checked for future dates (issue 9.7); a custom
+    decoder on a hospital.* topic must be `not_future(...)` or `checks_own_dates(...)`."""
+    if not topic.name.startswith(HOSPITAL_PREFIX):
+        return decode or json_decoder(topic.value)
+    if decode is None:
+        return not_future(json_decoder(topic.value), settings)
+    if not getattr(decode, "checks_dates", False):
+        raise ValueError(f"{topic.name}: a hospital decoder must check future dates (not_future or checks_own_dates)")
     return decode
 
 
@@ -251,7 +292,7 @@ class Service:
         idempotency_key: Callable[[Any], str] | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            sub = Subscription(topic, decode or json_decoder(topic.value), handler=fn)
+            sub = Subscription(topic, _hospital_decoder(topic, decode, self.settings), handler=fn)
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
@@ -281,7 +322,7 @@ class Service:
         if models - {model}:
             raise ValueError("one patient aggregate per service")
         for topic in topics:
-            sub = Subscription(topic, decode or json_decoder(topic.value), aggregate=(model, apply))
+            sub = Subscription(topic, _hospital_decoder(topic, decode, self.settings), aggregate=(model, apply))
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub

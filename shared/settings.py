@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     seen_ttl_seconds: int = 14 * 24 * 3600
     #: A clinical time later than its receipt plus this is refused as future-dated (shared/clock.py, issue 9.7).
     clock_skew_tolerance_seconds: float = 300.0
+    #: The hospital's time zone (one setting for every service): a calendar date of a hospital event counts from its
+    #: first minute there (issue 9.7); day counts are in hospital days; HL7 times without an offset are local.
+    hospital_timezone: str = "Europe/Paris"
 
     retry_max_attempts: int = 8
     retry_initial_backoff_s: float = 0.1

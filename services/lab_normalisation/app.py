@@ -49,7 +49,7 @@ from shared.auth import INTEGRATION, require
 from shared.clock import NotAfter
 from shared.errors import Rejected
 from shared.http import create_app
-from shared.service import Service
+from shared.service import Service, checks_own_dates
 
 log = logging.getLogger(__name__)
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
@@ -134,7 +134,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     parsers.update(decoders or {})
     for topic in (LAB_RESULTS, PATIENT_RECORDS, FHIR_R4, HL7V2):
         service.patient_aggregate(
-            (topic,), LabState, apply, decode=parsers[topic.name], idempotency_key=lambda m: m.key
+            (topic,), LabState, apply, decode=checks_own_dates(parsers[topic.name]), idempotency_key=lambda m: m.key
         )
 
     async def publish(topic: str, raw: bytes, batch: Ingested, at: datetime) -> None:

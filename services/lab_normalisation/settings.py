@@ -15,8 +15,6 @@ class LabSettings(Settings):
     lab_local_codes_file: Path = Path(__file__).with_name("local_codes.yaml")
     #: Results kept per patient: within this many days of the newest (each analyte's newest is always kept).
     lab_retention_days: int = 90
-    #: The hospital's time zone: HL7 times without an offset, date-only times, the 09:00 limit of LAB-CTX.
-    hospital_timezone: str = "Europe/Paris"
     #: Results (HL7 OBX, FHIR Observations) per message: a message with more is refused whole before parsing
     #: (HL7 AR / 422, or a dead letter), so one message cannot hold the parser, flood one patient's state and
     #: put everyone downstream behind it.

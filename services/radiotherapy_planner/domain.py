@@ -36,6 +36,7 @@ from services.radiotherapy_planner.items_local import cement_items, sbrt_items, 
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
+from shared.corrections import effective, is_correction
 from shared.dates import HOSPITAL_TZ
 from shared.facts import Fact, newest
 from shared.recommend import PlanNotice, caused_by, notify_plan_changes
@@ -99,45 +100,18 @@ def merge(state: LocalState, e: Message) -> LocalState:
         update["labs"] = {k: dict(v) for k, v in state.labs.items()}
     s = state.model_copy(update=update)
     if isinstance(e, ImagingFinding):
-        if e.corrects is not None:  # amended / entered in error: the corrected finding no longer counts
-            s.findings.pop(str(e.corrects), None)
-        if e.record_status == "amended" and e.corrects is None:  # amends the lesion's latest finding
-            latest = lesions(s).get(e.lesion_id)
-            if latest is not None:
-                s.findings.pop(str(latest.latest.event_id), None)
-        if e.record_status != "entered-in-error":
-            s.findings[str(e.event_id)] = FindingFact.of(e)
-            prune_findings(s, e.lesion_id)
+        # every record is kept, corrections too: `lesions()` counts only the effective findings (shared/corrections),
+        # so a corrected finding is never resurrected by a late or repeated delivery
+        s.findings[str(e.event_id)] = FindingFact.of(e)
+        prune_findings(s, e.lesion_id)
     elif isinstance(e, ClinicalAssessment):
-        for name in _ASSESSED:
-            v = getattr(e, name)
-            if v is not None:
-                s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
-        if e.pain is not None:
-            for name, v in (
-                ("pain_resistant_to_analgesics", e.pain.resistant_to_analgesics),
-                ("pain_intensity", e.pain.intensity),
-                ("pain_character", e.pain.character),
-            ):
-                if v is not None:
-                    s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
-        for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
-            for name, v in (
-                ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
-                ("pain_intensity", lp.intensity),
-                ("pain_character", lp.character),
-            ):
-                if v is not None:
-                    key = f"{name}@{lp.lesion_id}"
-                    s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
-        o = e.surgical_opinion
-        if o is not None:
-            key = o.lesion_id or "*"
-            prev_op = s.opinions.get(key)
-            if prev_op is None or (o.on, e.occurred_at) >= (prev_op.on, prev_op.occurred_at):
-                s.opinions[key] = SurgicalOpinionFact(
-                    operable=o.operable, on=o.on, lesion_id=o.lesion_id, event_id=e.event_id, occurred_at=e.occurred_at
-                )
+        s.assessments = dict(sorted({**state.assessments, str(e.event_id): e}.items()))
+        if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
+            s.assessed, s.opinions = {}, {}
+            for x in effective(s.assessments.values(), lambda _: "patient"):
+                _merge_assessment(s, x)
+        else:
+            _merge_assessment(s, e)
     elif isinstance(e, TreatmentEvent):
         if e.treatment.kind != "dental":
             s.treatments[str(e.event_id)] = e
@@ -177,6 +151,39 @@ def merge(state: LocalState, e: Message) -> LocalState:
             keep = {id(v) for v in newest_first[:LABS_PER_ANALYTE]}
             s.labs[e.analyte] = {k: v for k, v in table.items() if id(v) in keep}
     return s
+
+
+def _merge_assessment(s: LocalState, e: ClinicalAssessment) -> None:
+    """Fold one assessment into the newest facts (per name, per lesion for lesion pain) and surgical opinions."""
+    for name in _ASSESSED:
+        v = getattr(e, name)
+        if v is not None:
+            s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+    if e.pain is not None:
+        for name, v in (
+            ("pain_resistant_to_analgesics", e.pain.resistant_to_analgesics),
+            ("pain_intensity", e.pain.intensity),
+            ("pain_character", e.pain.character),
+        ):
+            if v is not None:
+                s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+    for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
+        for name, v in (
+            ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
+            ("pain_intensity", lp.intensity),
+            ("pain_character", lp.character),
+        ):
+            if v is not None:
+                key = f"{name}@{lp.lesion_id}"
+                s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
+    o = e.surgical_opinion
+    if o is not None:
+        key = o.lesion_id or "*"
+        prev_op = s.opinions.get(key)
+        if prev_op is None or (o.on, e.occurred_at) >= (prev_op.on, prev_op.occurred_at):
+            s.opinions[key] = SurgicalOpinionFact(
+                operable=o.operable, on=o.on, lesion_id=o.lesion_id, event_id=e.event_id, occurred_at=e.occurred_at
+            )
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------------

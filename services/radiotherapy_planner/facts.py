@@ -1,6 +1,7 @@
 """The local-treatment planner's facts per patient and the views the rules read (pure).
 
-Findings are kept per lesion (a corrected finding is removed: issue 11, finding corrections); assessments as
+Findings are kept per lesion with their corrections; only the effective ones count (shared/corrections.py: a
+corrected finding never counts again, even if it arrives late: issue 11, finding corrections); assessments as
 facts merged by clinical time; treatments, requests, scores and haemostasis labs as received."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import InputUsed
 from contracts.hospital import (
+    ClinicalAssessment,
     Comparator,
     DrugAdministration,
     ImagingFinding,
@@ -26,6 +28,7 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from contracts.local import LocalTreatmentRequest
+from shared.corrections import effective_findings
 from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
 
@@ -91,6 +94,8 @@ class FindingFact(BaseModel):
     posterior_wall_involvement: str | None = None
     joint_opening: bool | None = None
     status: str | None = None  # lesion status: suspected / confirmed / resolved
+    record_status: str = "final"  # final / amended / entered-in-error (a correction of an earlier finding)
+    corrects: uuid.UUID | None = None
 
     @classmethod
     def of(cls, f: ImagingFinding) -> FindingFact:
@@ -101,6 +106,9 @@ class LocalState(BaseModel):
     findings: dict[str, FindingFact] = Field(default_factory=dict)  # by event_id
     assessed: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)  # name -> newest fact
     opinions: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)  # lesion_id or "*" -> newest
+    #: every clinical assessment, corrections included: `assessed` and `opinions` are folded again from the
+    #: effective ones when a correction is known (shared/corrections.py)
+    assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)  # by event_id
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
     requests: dict[str, LocalTreatmentRequest] = Field(default_factory=dict)  # by request_id
     scores: dict[str, ScoreFact] = Field(default_factory=dict)  # "mirels:<lesion>", "sins:<lesion>", "oligo"
@@ -170,20 +178,20 @@ class Lesion:
 
 
 def lesions(s: LocalState) -> dict[str, Lesion]:
+    """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first."""
     by: dict[str, list[FindingFact]] = {}
-    for f in s.findings.values():
+    for f in effective_findings(s.findings.values()):
         by.setdefault(f.lesion_id, []).append(f)
-    out = {}
-    for lid, fs in sorted(by.items()):
-        fs.sort(key=_order)
-        out[lid] = Lesion(lid, fs[-1], tuple(fs))
-    return out
+    return {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
 
 
 def prune_findings(s: LocalState, lesion_id: str) -> None:
-    fs = sorted((f for f in s.findings.values() if f.lesion_id == lesion_id), key=_order)
-    for f in fs[:-FINDINGS_PER_LESION]:
-        del s.findings[str(f.event_id)]
+    """Keep the lesion's newest FINDINGS_PER_LESION effective original findings. Corrections (and what they
+    correct) are kept: they are rare, and dropping one would let the finding it corrected count again."""
+    kept = [f for f in effective_findings(s.findings.values()) if f.lesion_id == lesion_id]
+    for f in kept[:-FINDINGS_PER_LESION]:
+        if f.record_status == "final":
+            del s.findings[str(f.event_id)]
 
 
 def matches(lesion: Lesion, lesion_id: str | None, level: str | None) -> bool:

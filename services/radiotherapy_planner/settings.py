@@ -12,5 +12,3 @@ class RadiotherapySettings(Settings):
     #: RT-MSCC: a cord compression seen longer ago than this (days), with no newer imaging, is not decided as a
     #: current emergency (the plan asks to reassess); scoring uses the same default (LESION_EVENT_CURRENT_DAYS).
     compression_current_days: int = Field(default=42, ge=1, le=365)
-    #: Calendar days (lab recency before a procedure, surgery after a compression) are the hospital's local days.
-    hospital_timezone: str = "Europe/Paris"

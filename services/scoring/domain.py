@@ -60,7 +60,9 @@ def scope_of(event: Message) -> Scope:
     if isinstance(event, NormalisedLab):
         return Scope(calcium=True, lesions=frozenset())
     if isinstance(event, ImagingFinding):
-        return Scope(lesions=frozenset({event.lesion_id}), scores=True, sres=True, flare=True, patient=True)
+        # a correction may concern another lesion (the one of the finding it corrects): every lesion
+        lesions = frozenset({event.lesion_id}) if event.record_status == "final" else None
+        return Scope(lesions=lesions, scores=True, sres=True, flare=True, patient=True)
     if isinstance(event, ClinicalAssessment):
         return Scope(scores=True, sres=True, patient=True)
     if isinstance(event, TreatmentEvent):

@@ -17,6 +17,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
+from shared.corrections import effective, effective_findings, is_correction
 from shared.facts import Fact, earliest, newest
 
 
@@ -75,7 +76,13 @@ class LabValue(BaseModel):
 
 class ScoringState(BaseModel):
     lesions: dict[str, Lesion] = Field(default_factory=dict)
+    #: every imaging finding received, corrections included (by event_id): a lesion is folded from the effective
+    #: ones (shared/corrections.py), so a corrected finding never counts again, even delivered late
+    findings: dict[str, ImagingFinding] = Field(default_factory=dict)
     assessment: Assessment = Field(default_factory=Assessment)
+    #: every clinical assessment received, corrections included (by event_id): `assessment` is folded again from
+    #: the effective ones when a correction is known
+    assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
     labs: dict[str, LabValue] = Field(default_factory=dict)  # by result_id
     #: what was last published, derived from the facts: slot -> recommendation ID; slot -> score ID; SRE IDs
@@ -113,9 +120,17 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         update={"lesions": dict(state.lesions), "treatments": dict(state.treatments), "labs": dict(state.labs)}
     )
     if isinstance(event, ImagingFinding):
-        s.lesions[event.lesion_id] = _merge_finding(s.lesions.get(event.lesion_id), event)
+        s.findings = dict(sorted({**state.findings, str(event.event_id): event}.items()))
+        _apply_finding(s, event)
     elif isinstance(event, ClinicalAssessment):
-        s.assessment = _merge_assessment(s.assessment, event)
+        s.assessments = dict(sorted({**state.assessments, str(event.event_id): event}.items()))
+        records = list(s.assessments.values())
+        if any(is_correction(x) for x in records):  # what a corrected assessment said no longer counts
+            s.assessment = Assessment()
+            for x in effective(records, lambda a: a.patient_id):
+                s.assessment = _merge_assessment(s.assessment, x)
+        else:
+            s.assessment = _merge_assessment(s.assessment, event)
     elif isinstance(event, TreatmentEvent):
         s.treatments[str(event.event_id)] = event
     elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses
@@ -147,6 +162,26 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
             "labs": dict(sorted(s.labs.items())),
         }
     )
+
+
+def _apply_finding(s: ScoringState, f: ImagingFinding) -> None:
+    """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
+    effective findings only (an entered-in-error finding withdraws what it caused: its SRE, its score's
+    recommendation, through apply_event's withdrawal path, as LAB-CORRECTION does for labs)."""
+    records = list(s.findings.values())
+    if not any(is_correction(x) for x in records):
+        s.lesions[f.lesion_id] = _merge_finding(s.lesions.get(f.lesion_id), f)
+        return
+    concerned = {f.lesion_id} | {x.lesion_id for x in records if x.event_id == f.corrects}
+    folded: dict[str, Lesion] = {}
+    for x in effective_findings(records):
+        if x.lesion_id in concerned:
+            folded[x.lesion_id] = _merge_finding(folded.get(x.lesion_id), x)
+    for lesion_id in concerned:
+        if lesion_id in folded:
+            s.lesions[lesion_id] = folded[lesion_id]
+        else:
+            s.lesions.pop(lesion_id, None)
 
 
 def _merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:

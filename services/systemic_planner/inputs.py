@@ -27,7 +27,9 @@ from contracts.hospital import (
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
+from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared import censored
+from shared.corrections import effective, effective_findings, is_correction
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 
@@ -108,6 +110,12 @@ class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
     sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
     lesions: dict[str, LesionFacts] = Field(default_factory=dict)  # by lesion_id
+    #: every imaging finding received, corrections included (by event_id): a lesion is folded from the effective
+    #: ones only, so a corrected or entered-in-error finding never starts anything (SYS-AR-START)
+    findings: dict[str, FindingRecord] = Field(default_factory=dict)
+    #: every clinical assessment (what the planner reads of it), corrections included: what a corrected one said
+    #: is folded again from the effective ones
+    assessments: dict[str, AssessmentRecord] = Field(default_factory=dict)
     life_expectancies: list[Fact[float]] = Field(default_factory=list)  # by clinical time, newest last
     response: Fact[str] | None = None
     oligometastatic: Fact[str] | None = None  # status band
@@ -154,15 +162,19 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
                 current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
             )
     elif isinstance(e, ImagingFinding):
-        s.lesions[e.lesion_id] = _merge_finding(s.lesions.get(e.lesion_id), e)
+        found = FindingRecord.of(e)
+        s.findings = dict(sorted({**state.findings, str(e.event_id): found}.items()))
+        _apply_finding(s, found)
         s.lesions = dict(sorted(s.lesions.items()))
     elif isinstance(e, ClinicalAssessment):
-        if e.life_expectancy_months is not None:
-            known = {str(f.event_id): f for f in s.life_expectancies}
-            known[str(e.event_id)] = Fact[float].of(e, e.life_expectancy_months)
-            s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
-        if e.oncological_response is not None:
-            s.response = newest(s.response, Fact[str].of(e, e.oncological_response))
+        assessed = AssessmentRecord.of(e)
+        s.assessments = dict(sorted({**state.assessments, str(e.event_id): assessed}.items()))
+        if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
+            s.life_expectancies, s.response = [], None
+            for x in effective(s.assessments.values(), lambda _: "patient"):
+                _merge_assessment(s, x)
+        else:
+            _merge_assessment(s, assessed)
     elif isinstance(e, TreatmentEvent):
         s.treatments[str(e.event_id)] = e
     elif isinstance(e, CareEvent):
@@ -198,13 +210,41 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
     return s
 
 
-def _merge_finding(lesion: LesionFacts | None, f: ImagingFinding) -> LesionFacts:
-    found = Fact[str].of(f, f.skeletal_site)
+def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
+    if e.life_expectancy_months is not None:
+        known = {str(f.event_id): f for f in s.life_expectancies}
+        known[str(e.event_id)] = e.fact(e.life_expectancy_months)
+        s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
+    if e.oncological_response is not None:
+        s.response = newest(s.response, e.fact(e.oncological_response))
+
+
+def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
+    """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
+    effective findings only (the same rule as scoring: shared/corrections.py)."""
+    records = list(s.findings.values())
+    if not any(is_correction(x) for x in records):
+        s.lesions[f.lesion_id] = _merge_finding(s.lesions.get(f.lesion_id), f)
+        return
+    concerned = {f.lesion_id} | {x.lesion_id for x in records if x.event_id == f.corrects}
+    folded: dict[str, LesionFacts] = {}
+    for x in effective_findings(records):
+        if x.lesion_id in concerned:
+            folded[x.lesion_id] = _merge_finding(folded.get(x.lesion_id), x)
+    for lesion_id in concerned:
+        if lesion_id in folded:
+            s.lesions[lesion_id] = folded[lesion_id]
+        else:
+            s.lesions.pop(lesion_id, None)
+
+
+def _merge_finding(lesion: LesionFacts | None, f: FindingRecord) -> LesionFacts:
+    found = f.fact(f.skeletal_site)
     if lesion is None:
         lesion = LesionFacts(first=found)
     status = lesion.status
     if f.status is not None:
-        status = newest(status, Fact[str].of(f, f.status))
+        status = newest(status, f.fact(f.status))
     return LesionFacts(
         first=earliest(lesion.first, found), modalities=sorted({*lesion.modalities, f.modality}), status=status
     )

@@ -8,8 +8,6 @@ from shared.settings import Settings
 class SystemicSettings(Settings):
     service_name: str = "systemic-planner"
     http_port: int = 8103
-    #: hospital time zone: dates of treatment events are local dates; a date-based deadline passes at local midnight
-    hospital_timezone: str = "Europe/Paris"
     # Recency windows: past them an input is "to measure again", never used to dose (defaults justified in
     # rules.Recency and the README).
     creatinine_max_age_days: float = 30

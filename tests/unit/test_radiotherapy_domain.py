@@ -12,7 +12,7 @@ from contracts.clinical import Recommendation
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentPlan
 from services.radiotherapy_planner.domain import apply_event
-from services.radiotherapy_planner.facts import LocalState
+from services.radiotherapy_planner.facts import LocalState, lesions
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -152,7 +152,7 @@ def test_corrected_finding_withdraws_what_it_caused() -> None:
     )
     s, out = run([first, error])
     assert active(out, "RT-MSCC") == []
-    assert s.findings == {}
+    assert lesions(s) == {}  # the records are kept (so a late original is never resurrected); none counts
     plans = [o for o in out if isinstance(o, LocalTreatmentPlan)]
     assert [p.version for p in plans] == [1, 2] and plans[-1].sections == []
 
