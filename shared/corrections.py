@@ -89,3 +89,26 @@ F = TypeVar("F", bound=_Finding)
 def effective_findings(findings: Iterable[F]) -> list[F]:
     """The imaging findings that count (an amendment without `corrects` replaces its lesion's newest earlier one)."""
     return effective(findings, lambda f: f.lesion_id)
+
+
+L = TypeVar("L")
+
+
+def fold_finding(lesions: dict[str, L], records: Iterable[F], finding: F, merge: Callable[[L | None, F], L]) -> None:
+    """Fold `finding` into its lesion of `lesions` (in place). Once corrections are known, the lesions concerned (the
+    finding's, and the one of the record it corrects) are folded again from their effective findings only; a lesion
+    left with none is dropped, so what it caused is withdrawn by the caller's usual path."""
+    rows = list(records)
+    if not any(is_correction(x) for x in rows):
+        lesions[finding.lesion_id] = merge(lesions.get(finding.lesion_id), finding)
+        return
+    concerned = {finding.lesion_id} | {x.lesion_id for x in rows if x.event_id == getattr(finding, "corrects", None)}
+    folded: dict[str, L] = {}
+    for x in effective_findings(rows):
+        if x.lesion_id in concerned:
+            folded[x.lesion_id] = merge(folded.get(x.lesion_id), x)
+    for lesion_id in concerned:
+        if lesion_id in folded:
+            lesions[lesion_id] = folded[lesion_id]
+        else:
+            lesions.pop(lesion_id, None)

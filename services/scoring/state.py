@@ -17,7 +17,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
-from shared.corrections import effective, effective_findings, is_correction
+from shared.corrections import effective, fold_finding, is_correction
 from shared.facts import Fact, earliest, newest
 
 
@@ -168,20 +168,7 @@ def _apply_finding(s: ScoringState, f: ImagingFinding) -> None:
     """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
     effective findings only (an entered-in-error finding withdraws what it caused: its SRE, its score's
     recommendation, through apply_event's withdrawal path, as LAB-CORRECTION does for labs)."""
-    records = list(s.findings.values())
-    if not any(is_correction(x) for x in records):
-        s.lesions[f.lesion_id] = _merge_finding(s.lesions.get(f.lesion_id), f)
-        return
-    concerned = {f.lesion_id} | {x.lesion_id for x in records if x.event_id == f.corrects}
-    folded: dict[str, Lesion] = {}
-    for x in effective_findings(records):
-        if x.lesion_id in concerned:
-            folded[x.lesion_id] = _merge_finding(folded.get(x.lesion_id), x)
-    for lesion_id in concerned:
-        if lesion_id in folded:
-            s.lesions[lesion_id] = folded[lesion_id]
-        else:
-            s.lesions.pop(lesion_id, None)
+    fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
 
 
 def _merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:

@@ -29,7 +29,7 @@ from contracts.rules import cite
 from services.systemic_planner import rules as r
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared import censored
-from shared.corrections import effective, effective_findings, is_correction
+from shared.corrections import effective, fold_finding, is_correction
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
 
@@ -222,20 +222,7 @@ def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
 def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
     """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
     effective findings only (the same rule as scoring: shared/corrections.py)."""
-    records = list(s.findings.values())
-    if not any(is_correction(x) for x in records):
-        s.lesions[f.lesion_id] = _merge_finding(s.lesions.get(f.lesion_id), f)
-        return
-    concerned = {f.lesion_id} | {x.lesion_id for x in records if x.event_id == f.corrects}
-    folded: dict[str, LesionFacts] = {}
-    for x in effective_findings(records):
-        if x.lesion_id in concerned:
-            folded[x.lesion_id] = _merge_finding(folded.get(x.lesion_id), x)
-    for lesion_id in concerned:
-        if lesion_id in folded:
-            s.lesions[lesion_id] = folded[lesion_id]
-        else:
-            s.lesions.pop(lesion_id, None)
+    fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
 
 
 def _merge_finding(lesion: LesionFacts | None, f: FindingRecord) -> LesionFacts:
