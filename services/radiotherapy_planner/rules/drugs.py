@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
@@ -64,6 +65,26 @@ class DrugRtDecision:
     missing: tuple[str, ...]
 
 
+#: What to say for the classes of Tableau 6 that give no dated window (drug name, "last dose ..." phrase).
+_NO_DATED_WINDOW: Final[dict[str, Callable[[str, str], str]]] = {
+    "no_window": lambda name, when: (
+        f"{name} : compatible avec une radiothérapie palliative, pas de fenêtre nécessaire (Tableau 6)."
+    ),
+    "precaution_rcp": lambda name, when: (
+        f"{name} ({when}) : peu de données ; pas de traitement concomitant systématique, respecter un délai de "
+        "précaution et demander l'avis de la RCP-OOS ; informer le patient de l'absence de données."
+    ),
+    "stop_window_not_given": lambda name, when: (
+        f"{name} ({when}) : radiosensibilisant, à interrompre pendant la radiothérapie (wash-out strict) ; le "
+        "référentiel ne donne pas de délai chiffré : à fixer en RCP-OOS."
+    ),
+    "not_in_table": lambda name, when: (
+        f"{name} ({when}) : absent du Tableau 6 ; délai théorique de 5 demi-vies avant la radiothérapie, "
+        "à évaluer avec la RCP-OOS."
+    ),
+}
+
+
 def drug_rt_window(
     drug: str, last_dose: date | None, ongoing: bool, reference: date, urgent: bool
 ) -> DrugRtDecision | None:
@@ -76,57 +97,9 @@ def drug_rt_window(
     when = (
         f"dernière administration le {last_dose:%d/%m/%Y}" if last_dose else "date de dernière administration inconnue"
     )
-    if c == "no_window":
-        return DrugRtDecision(
-            drug,
-            c,
-            last_dose,
-            ongoing,
-            None,
-            None,
-            False,
-            f"{name} : compatible avec une radiothérapie palliative, pas de fenêtre nécessaire (Tableau 6).",
-            (),
-        )
-    if c == "precaution_rcp":
-        return DrugRtDecision(
-            drug,
-            c,
-            last_dose,
-            ongoing,
-            None,
-            None,
-            None,
-            f"{name} ({when}) : peu de données ; pas de traitement concomitant systématique, respecter un délai de "
-            "précaution et demander l'avis de la RCP-OOS ; informer le patient de l'absence de données.",
-            (),
-        )
-    if c == "stop_window_not_given":
-        return DrugRtDecision(
-            drug,
-            c,
-            last_dose,
-            ongoing,
-            None,
-            None,
-            None,
-            f"{name} ({when}) : radiosensibilisant, à interrompre pendant la radiothérapie (wash-out strict) ; le "
-            "référentiel ne donne pas de délai chiffré : à fixer en RCP-OOS.",
-            (),
-        )
-    if c == "not_in_table":
-        return DrugRtDecision(
-            drug,
-            c,
-            last_dose,
-            ongoing,
-            None,
-            None,
-            None,
-            f"{name} ({when}) : absent du Tableau 6 ; délai théorique de 5 demi-vies avant la radiothérapie, "
-            "à évaluer avec la RCP-OOS.",
-            (),
-        )
+    if c != "window":  # the classes with no dated window: one sentence each (Tableau 6)
+        delays = False if c == "no_window" else None
+        return DrugRtDecision(drug, c, last_dose, ongoing, None, None, delays, _NO_DATED_WINDOW[c](name, when), ())
     w = WINDOWS[drug]
     before = w.urgent_minimum if (urgent and w.urgent_minimum is not None) else w.before
     after_days = w.after.days
