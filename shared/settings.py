@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     timer_lease_s: float = 60.0
     timer_batch: int = 500
 
+    #: issue 13 (shared/healing.py): one instance of a service rebuilds a lost state under a Redis lock that
+    #: expires this long after its last renewal (renewed every third of it while rebuilding).
+    rebuild_lock_ttl_s: float = 10.0
+
     #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/tracing.py)
     otel_exporter_otlp_endpoint: str | None = None
     #: issue 14: how often consumer lag and readiness are sampled for /metrics (shared/metrics.py)
