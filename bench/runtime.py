@@ -87,6 +87,7 @@ async def raw_hop(settings: Settings, total: int) -> Run:
         acks="all",
         enable_idempotence=s.kafka_enable_idempotence,
         linger_ms=s.kafka_linger_ms,
+        max_batch_size=s.kafka_max_batch_bytes,
     )
     consumer = AIOKafkaConsumer(
         LAB_RESULTS.name,

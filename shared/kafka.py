@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -13,7 +14,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, RecordMetadata
-from pydantic import BaseModel
 
 from contracts.base import Message
 from contracts.topics import DEAD_LETTER, TOPICS, Topic
@@ -60,8 +60,10 @@ def topic_configs(topic: Topic, settings: Settings) -> dict[str, str]:
     return {}
 
 
-class Outgoing(BaseModel):
-    """One output, encoded once: what is sent, and what the outbox keeps until the broker acknowledges it."""
+@dataclass(slots=True)
+class Outgoing:
+    """One output, encoded once: what is sent, and what the outbox keeps until the broker acknowledges it (a plain
+    dataclass: built once per output, ten times cheaper than a model; pydantic still reads and writes the outbox)."""
 
     topic: str
     key: str
@@ -71,11 +73,8 @@ class Outgoing(BaseModel):
     @classmethod
     def of(cls, message: Message) -> Outgoing:
         # built from our own validated message: no second validation (this runs once per output)
-        return cls.model_construct(
-            topic=TOPIC_FOR_MODEL[type(message)].name,
-            key=message.patient_id,
-            value=message.model_dump_json(),
-            schema_id=message.schema_id,
+        return cls(
+            TOPIC_FOR_MODEL[type(message)].name, message.patient_id, message.model_dump_json(), message.schema_id
         )
 
 
@@ -104,6 +103,7 @@ class Producer:
             acks="all",
             enable_idempotence=s.kafka_enable_idempotence,
             linger_ms=s.kafka_linger_ms,
+            max_batch_size=s.kafka_max_batch_bytes,
         )
         await self._producer.start()
 
@@ -144,16 +144,20 @@ class Producer:
         builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         parts: dict[str, list[int]] = {}
+        partition_of: dict[tuple[str, str], int] = {}  # murmur2 once per patient and topic in the batch
+        producer = ("producer", self.service.encode())
+        schema_headers: dict[str, tuple[str, bytes]] = {}
         for out, extra in outputs:
-            if out.topic not in parts:
-                parts[out.topic] = sorted(await p.partitions_for(out.topic))
             key = out.key.encode()
-            partition = partitioner(key, parts[out.topic], parts[out.topic])
-            headers = [
-                ("schema-id", out.schema_id.encode()),
-                ("producer", self.service.encode()),
-                *(extra if extra is not None else current_headers()),
-            ]
+            partition = partition_of.get((out.topic, out.key))
+            if partition is None:
+                if out.topic not in parts:
+                    parts[out.topic] = sorted(await p.partitions_for(out.topic))
+                partition = partition_of[(out.topic, out.key)] = partitioner(key, parts[out.topic], parts[out.topic])
+            schema = schema_headers.get(out.schema_id)
+            if schema is None:
+                schema = schema_headers[out.schema_id] = ("schema-id", out.schema_id.encode())
+            headers = [schema, producer, *(extra if extra is not None else current_headers())]
             value = out.value.encode()
             builder = builders.get((out.topic, partition))
             if builder is None or builder.append(key=key, value=value, timestamp=None, headers=headers) is None:

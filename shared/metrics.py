@@ -155,6 +155,7 @@ class OpsMetrics:
             registry=registry,
         )
         self._pending = 0
+        self._latency_of: dict[str, Any] = {}
 
     # ---- hooks of the consumer loop ------------------------------------------------------------------
     def dead_letter(self, topic: str, error_type: str) -> None:
@@ -175,7 +176,10 @@ class OpsMetrics:
         if origin_ms is None:
             return
         latency = max(0.0, (now if now is not None else time.time()) - origin_ms / 1000)
-        self.input_to_output.labels(self.service, topic).observe(latency)
+        child = self._latency_of.get(topic)  # one labelled series per topic, looked up once (once per output)
+        if child is None:
+            child = self._latency_of[topic] = self.input_to_output.labels(self.service, topic)
+        child.observe(latency)
         if topic != ALERTS_TOPIC:
             return
         doc = json.loads(value)  # alerts only: a handful per patient

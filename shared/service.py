@@ -8,8 +8,10 @@
 
 Delivery is at-least-once. For each batch the loop decodes and validates every record, skips event IDs
 already processed, calls the handlers (aggregates: new state and outputs written to Redis in one
-transaction, the outputs in the patient's outbox), waits until the broker has acknowledged every output
-(and dead letter), clears the outboxes, marks the event IDs processed, and only then commits the offsets.
+transaction, the outputs in the patient's outbox) and queues the outputs (and dead letters). Finishing it (waiting
+until the broker has acknowledged every output, clearing the outboxes and marking the event IDs processed in one
+Redis step, and only then committing the offsets) overlaps the processing of the next batch, strictly in order: a
+batch's finish begins with its predecessor's, so a failure stops every later batch before its commit.
 A record that cannot be decoded, fails validation or is rejected by a rule goes to the dead-letter topic
 with its reason; processing goes on. Transient errors (Redis or Kafka unreachable) are retried with
 backoff; when retries run out the loop stops without committing, so the records are delivered again after
@@ -23,6 +25,7 @@ import heapq
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +48,7 @@ from shared.clock import NotAfter, check_message
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.metrics import LagMonitor, OpsMetrics, origin_of
+from shared.pace import FetchPace
 from shared.settings import Settings
 from shared.state import StateLost, StateStore
 from shared.timers import Timers
@@ -128,11 +132,15 @@ HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
 Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
 
 
-async def _settled(task: asyncio.Task[None] | None) -> asyncio.Task[None] | None:
-    """Wait for the commit in flight (its error, if any, is raised here); returns None: nothing in flight."""
-    if task is not None:
-        await task
-    return None
+async def _drain(finishing: deque[asyncio.Task[None]]) -> bool:
+    """Wait for the batches still finishing, in order; True when one found the state lost (other errors raise)."""
+    lost = False
+    while finishing:
+        try:
+            await finishing.popleft()
+        except StateLost:
+            lost = True
+    return lost
 
 
 def _timestamp(record: ConsumerRecord) -> int:
@@ -174,6 +182,17 @@ class Applied:
     results: list[tuple[_Decoded, Sequence[Message | Outgoing], BaseException | None]]
     resend: list[Outgoing]
     outboxes: dict[str, str]  # patient -> token of the outbox this batch sends
+
+
+@dataclass
+class _Sent:
+    """A processed batch whose outputs are queued: what finishing it needs."""
+
+    records: list[ConsumerRecord]
+    acks: list[asyncio.Future[Any]]
+    outboxes: dict[str, str]
+    done_keys: list[str]
+    t0: float
 
 
 @dataclass
@@ -283,6 +302,13 @@ class Service:
         self.timers: Timers | None = None
         self._due: Callable[[Any], datetime | None] | None = None
         self._timer_task: asyncio.Task[None] | None = None
+        #: the pipelined finish (see `_run`): the newest batch still finishing, the event IDs it marks and the
+        #: patients whose outbox it clears
+        self._finishing: asyncio.Task[None] | None = None
+        self._in_flight_keys: set[str] = set()
+        self._in_flight_patients: set[str] = set()
+        #: issue 13: a long fetch wait while idle (shared/pace.py)
+        self.pace = FetchPace(settings)
 
     # ---- declaration -------------------------------------------------------------------------
     def subscriber(
@@ -366,6 +392,7 @@ class Service:
                 max_poll_records=s.kafka_max_poll_records,
             )
             await self._consumer.start()
+            self.pace.attach(self._consumer)
             self._task = asyncio.create_task(self._run(), name=f"{self.name}-consumer")
             self._task.add_done_callback(self._on_done)
         if self._consumer is not None:
@@ -443,9 +470,10 @@ class Service:
             return limits.FairBacklog(self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch)
 
         backlog = fresh()
-        # The commit of a batch (its outputs already acknowledged, its events marked) runs while the next batch
-        # is fetched and processed; the next commit, a rebuild and the stop wait for it first.
-        committing: asyncio.Task[None] | None = None
+        # Pipelined finish: a batch's finish (acks, outboxes cleared and IDs marked, commit) runs while the next batch
+        # is fetched and processed. Each finish first awaits the one before it (commits in order; a failure stops
+        # every later commit), and at most one finish is left running when the next batch has been sent.
+        finishing: deque[asyncio.Task[None]] = deque()
         try:
             while not self._stopping.is_set():
                 backlog.retain(consumer.assignment())
@@ -459,37 +487,67 @@ class Service:
                 # one patient's events from several topics in the order they were published (each partition's
                 # own order kept), as the rebuild replays them: a decision caused by an event comes after it
                 records = _by_time(backlog.take(size))
+                self.pace.fetched(len(records))  # idle for KAFKA_IDLE_AFTER_S: long fetch waits (shared/pace.py)
                 if not records:
-                    if time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: is the state there?
+                    lost = bool(finishing) and finishing[-1].done() and await _drain(finishing)  # errors surface
+                    if not lost and time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: state there?
                         watchdog = time.monotonic()
-                        if not await self._retry(self._intact):
-                            committing = await _settled(committing)
-                            await healing.heal(self, consumer)
-                            backlog = fresh()
+                        lost = not await self._retry(self._intact)
+                    if lost:
+                        await _drain(finishing)
+                        await healing.heal(self, consumer)
+                        backlog = fresh()
                     continue
-                t0 = time.perf_counter()
                 try:
-                    await self._process_batch(records)
+                    sent = await self._process_batch(records)
+                    previous = finishing[-1] if finishing else None
+                    self._finishing = asyncio.create_task(self._finish(sent, previous, backlog, consumer))
+                    finishing.append(self._finishing)
+                    while len(finishing) > 1:
+                        await finishing.popleft()
                 except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
-                    committing = await _settled(committing)
+                    await _drain(finishing)
                     await healing.heal(self, consumer)
                     backlog = fresh()  # what was read ahead is fetched again from the committed offsets
                     continue
-                assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
-                if commits := {tp: at for tp, at in backlog.done(records).items() if tp in assigned}:
-                    committing = await _settled(committing)
-                    committing = asyncio.create_task(consumer.commit(commits))
-                self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
+            await _drain(finishing)  # stopping: the last batches finish and commit (a lost state: next start rebuilds)
         finally:
-            await _settled(committing)
+            await asyncio.gather(*finishing, return_exceptions=True)  # an error stops the loop: nothing later commits
 
     async def _intact(self) -> bool:
         return await self.store.intact()
 
-    async def _process_batch(self, records: list[ConsumerRecord]) -> None:
+    async def _finish(
+        self,
+        sent: _Sent,
+        previous: asyncio.Task[None] | None,
+        backlog: limits.FairBacklog,
+        consumer: AIOKafkaConsumer,
+    ) -> None:
+        """After the batch before it: wait for every output's acknowledgement, then in one Redis step clear the
+        outboxes and mark the event IDs processed, then commit. Any failure raises before the commit."""
+        try:
+            if previous is not None:
+                await previous  # strictly in order: its failure is this batch's too
+            await self.producer.acknowledged(sent.acks)  # every output acknowledged before anything is marked
+            await self._retry(self.store.finish, sent.outboxes, sent.done_keys)
+            if sent.outboxes:
+                self.ops.outbox_cleared()
+        finally:
+            self._in_flight_keys.difference_update(sent.done_keys)
+            self._in_flight_patients.difference_update(sent.outboxes)
+        assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
+        if commits := {tp: at for tp, at in backlog.done(sent.records).items() if tp in assigned}:
+            await consumer.commit(commits)
+        self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - sent.t0)
+
+    async def _process_batch(self, records: list[ConsumerRecord]) -> _Sent:
+        """Decode, deduplicate, handle and queue the outputs of one batch (nothing awaited from the broker here)."""
+        t0 = time.perf_counter()
         decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
+        already |= self._in_flight_keys.intersection(keys)  # processed by a batch still finishing
         acks: list[asyncio.Future[Any]] = []
         work: list[_Decoded] = []
         for d in decoded:
@@ -537,7 +595,7 @@ class Service:
                 continue
             headers = output_headers(d.span, d.origin_ms)
             for message in outputs:
-                out = message if isinstance(message, Outgoing) else Outgoing.of(message)
+                out = message if isinstance(message, Outgoing) else Outgoing.of(message)  # encoded once
                 outgoing.append((out, headers))
                 self.ops.output(out.topic, out.value, d.origin_ms)
             self.metrics.count(topic, "processed")
@@ -546,11 +604,9 @@ class Service:
         acks += await self.producer.send_many(outgoing)
         for out, _ in outgoing:
             self.metrics.output(out.schema_id)
-        await self.producer.acknowledged(acks)  # every output acknowledged before anything is marked or committed
-        # one atomic step: outboxes cleared, event IDs marked processed (and the epoch checked)
-        await self._retry(self.store.finish, applied.outboxes, done_keys)
-        if applied.outboxes:
-            self.ops.outbox_cleared()
+        self._in_flight_keys.update(done_keys)
+        self._in_flight_patients.update(applied.outboxes)
+        return _Sent(records, acks, applied.outboxes, done_keys, t0)
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
@@ -560,7 +616,7 @@ class Service:
         log.warning(outcome, extra={"topic": d.record.topic, "offset": d.record.offset, "error_type": error_type})
         return await self.producer.dead_letter(d.record, error_type, reason)
 
-    async def _run_handler(self, d: _Decoded) -> tuple[_Decoded, Sequence[Message], BaseException | None]:
+    async def _run_handler(self, d: _Decoded) -> tuple[_Decoded, Sequence[Outgoing], BaseException | None]:
         assert d.sub.handler is not None
         t0 = time.perf_counter()
         try:
@@ -569,16 +625,20 @@ class Service:
             raise
         except Exception as exc:
             return d, [], exc
+        encoded = [Outgoing.of(o) for o in outputs]  # encoded once: checked here, sent by the loop
         try:
-            limits.check_outputs([Outgoing.of(o) for o in outputs], self.settings)
+            limits.check_outputs(encoded, self.settings)
         except Rejected as exc:
             return d, [], exc
         self.metrics.handled(d.record.topic, time.perf_counter() - t0)
-        return d, outputs, None
+        return d, encoded, None
 
     async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied:
         """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch,
         which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged)."""
+        if self._in_flight_patients.intersection(groups) and self._finishing is not None:
+            # an outbox of the batch still finishing: cleared first, so this batch never sends its outputs again
+            await self._finishing
         first = next(iter(groups.values()))[0]
         assert first.sub.aggregate is not None
         model = first.sub.aggregate[0]

@@ -24,8 +24,16 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_fetch_max_wait_ms: int = 500
+    #: issue 13 (shared/pace.py): after this long without a record, fetch with the idle wait below (less CPU for
+    #: an idle consumer and broker); the first record brings back KAFKA_FETCH_MAX_WAIT_MS.
+    kafka_idle_after_s: float = 2.0
+    kafka_idle_fetch_max_wait_ms: int = 500
     kafka_max_poll_records: int = 500
     kafka_linger_ms: int = 5
+    #: issue 13: the producer's record batch per partition (aiokafka max_batch_size). A batch's outputs go in one
+    #: record batch per partition instead of 16 KB ones, each of which waited for the previous one to be sent.
+    #: At most the broker's message.max.bytes (1 MB by default on Apache Kafka).
+    kafka_max_batch_bytes: int = 262_144
     kafka_topic_partitions: int = 6
     kafka_replication_factor: int = 1
     kafka_client_id_prefix: str = "osteocds"
@@ -48,6 +56,10 @@ class Settings(BaseSettings):
     timer_poll_interval_s: float = 5.0
     timer_lease_s: float = 60.0
     timer_batch: int = 500
+
+    #: issue 13 (shared/healing.py): one instance of a service rebuilds a lost state under a Redis lock that
+    #: expires this long after its last renewal (renewed every third of it while rebuilding).
+    rebuild_lock_ttl_s: float = 10.0
 
     #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/tracing.py)
     otel_exporter_otlp_endpoint: str | None = None

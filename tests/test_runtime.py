@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -196,6 +197,117 @@ async def test_outputs_survive_a_crash_between_the_state_write_and_the_broker_ac
     await working.stop()
     assert working.fatal is None, repr(working.fatal)
     await r.aclose()
+
+
+async def _outputs_of(bootstrap: str, patient_id: str) -> list[tuple[str, str]]:
+    """(source, event_id) of this patient's normalised labs, in topic order (read to the end, no group)."""
+    c = AIOKafkaConsumer(LABS_NORMALISED.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await c.start()
+    try:
+        found: list[tuple[str, str]] = []
+        empty = 0
+        while empty < 3:
+            batch = await c.getmany(timeout_ms=300)
+            empty = 0 if batch else empty + 1
+            for records in batch.values():
+                for r in records:
+                    doc = json.loads(r.value)
+                    if doc.get("patient_id") == patient_id:
+                        found.append((doc["source"], doc["event_id"]))
+        return found
+    finally:
+        await c.stop()
+
+
+async def test_pipelined_finish_commits_nothing_past_an_unacknowledged_output_and_keeps_order(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """Issue 13: a batch's acks and commit overlap the next batch. The broker fails one batch's acknowledgement
+    only once the next batch has been processed and sent (the overlap): the loop stops, the committed offset is
+    the failed batch's first record (the later batch, although acknowledged, is not committed either), and a
+    restarted instance produces every output from there on, in the input order."""
+    group = f"pipe-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group).model_copy(
+        update={"kafka_max_poll_records": 5}
+    )
+    await ensure_topics(settings, [topic])
+    patient = f"pt-{group}"
+    sent = [lab(patient, "2000-8", 2.0 + i / 100, "mmol/L") for i in range(30)]
+    for m in sent:
+        await publish(topic.name, m)
+    out_ids = [str(derived_id("rt", m["event_id"])) for m in sent]
+    index = {out_id: i for i, out_id in enumerate(out_ids)}
+
+    def instance(source: str) -> Service:
+        svc = Service(settings)
+
+        @svc.subscriber(topic)
+        async def normalise(event: LabResult, ctx: Context) -> list[Message]:
+            return [_normalised(event, source)]
+
+        return svc
+
+    # 1. the batch holding input 10: its acknowledgement fails when the next batch's outputs are queued
+    first = instance("first")
+    real_send_many = first.producer.send_many
+    failing: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    failed_batch: list[int] = []  # input indices of the batch whose ack fails
+    overlapped: list[int] = []  # input indices of the next batch, processed and sent while that ack was pending
+
+    async def send_many(outputs: Any) -> list[asyncio.Future[Any]]:
+        futures = await real_send_many(outputs)
+        batch = [index[json.loads(out.value)["event_id"]] for out, _ in outputs]
+        if failed_batch and not overlapped:
+            overlapped.extend(batch)
+            failing.set_exception(KafkaTimeoutError("no acknowledgement"))
+        elif 10 in batch:
+            failed_batch.extend(batch)
+            return [*futures, failing]
+        return futures
+
+    first.producer.send_many = send_many  # type: ignore[method-assign]
+    await first.start()
+    for _ in range(400):
+        if first.fatal is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert isinstance(first.fatal, KafkaTimeoutError)
+    await first.stop()
+    assert overlapped and min(overlapped) > max(failed_batch)  # the next batch went out before the failure
+    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        committed = await check.committed(TopicPartition(topic.name, 0))
+    finally:
+        await check.stop()
+    assert committed == min(failed_batch) <= 10  # every earlier batch committed, nothing from the failed one on
+    r = aioredis.Redis.from_url(redis_url)
+    store = StateStore(r, group, 60)
+    marked = [i for i, m in enumerate(sent) if await store.seen(m["event_id"])]
+    assert marked == list(range(min(failed_batch)))  # marked processed only once acknowledged, in order
+    await r.aclose()
+
+    # 2. restarted: everything from the committed offset is processed again, in order, and committed
+    second = instance("second")
+    await second.start()
+    out = []
+    for _ in range(100):
+        out = await _outputs_of(kafka_bootstrap, patient)
+        if sum(1 for source, _ in out if source == "second") >= len(sent) - min(failed_batch):
+            break
+    await second.stop()
+    assert second.fatal is None, repr(second.fatal)
+    by_first = [index[e] for source, e in out if source == "first"]
+    by_second = [index[e] for source, e in out if source == "second"]
+    assert by_first == list(range(len(by_first)))  # each instance's outputs in the input order
+    assert by_second == list(range(min(failed_batch), len(sent)))
+    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await check.start()
+    try:
+        assert await check.committed(TopicPartition(topic.name, 0)) == len(sent)
+    finally:
+        await check.stop()
 
 
 async def test_scaling_out_mid_stream_loses_nothing_and_stops_no_instance(
