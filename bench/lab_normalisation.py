@@ -52,7 +52,8 @@ from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, f
 from services.lab_normalisation.settings import LabSettings
 from shared import infra
 from shared.clock import NotAfter
-from shared.service import Context, Service, checks_own_dates
+from shared.decoding import checks_own_dates
+from shared.service import Context, Service
 from shared.settings import Settings
 
 Docs = list[dict[str, object] | bytes]

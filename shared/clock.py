@@ -6,7 +6,7 @@ the HTTP/MLLP receipt time, which is also the timestamp of the record published 
 wall clock of the consumer: a replay or a `rebuild` reaches the same verdict as the first delivery.
 
 Every hospital.* decoder is checked: lab-normalisation's parsers call `NotAfter.check()` on each time they read;
-every other service's decoders are wrapped by the runtime (`shared.service.not_future`), which runs
+every other service's decoders are wrapped by the runtime (`shared.decoding.not_future`), which runs
 `check_message()` over the whole decoded message (nested models, lists). `Rejected` dead-letters the event with
 the reason, naming the offending field. Fields that are legitimately in the future (a planned date, a due date)
 are declared in `FUTURE_ALLOWED`, the one place for them.
@@ -15,9 +15,11 @@ are declared in `FUTURE_ALLOWED`, the one place for them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Protocol
+from enum import Enum
+from typing import Annotated, Any, Literal, Protocol, get_args, get_origin
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -48,9 +50,14 @@ class NotAfter:
     def of_record(cls, record: _Timestamped, tolerance: timedelta = DEFAULT_TOLERANCE, zone: tzinfo = UTC) -> NotAfter:
         return cls(datetime.fromtimestamp(record.timestamp / 1000, UTC), tolerance, zone)
 
-    @property
-    def limit(self) -> datetime:
-        return self.received_at + self.tolerance
+    #: received_at + tolerance: later times are refused
+    limit: datetime = field(init=False)
+    #: received_at in epoch milliseconds (a record's timestamp)
+    received_ms: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limit", self.received_at + self.tolerance)
+        object.__setattr__(self, "received_ms", round(self.received_at.timestamp() * 1000))
 
     def check(self, when: datetime | date | None, what: str) -> None:
         """Raise `Rejected` when `when` is implausibly in the future. A date counts from its first minute."""
@@ -91,12 +98,49 @@ FUTURE_ALLOWED: Mapping[tuple[type[BaseModel], str], Callable[[Any], bool]] = {
 }
 
 
-def _allowed(holder: BaseModel, name: str) -> bool:
-    for cls in type(holder).__mro__:
+def _future_rule(model: type[BaseModel], name: str) -> Callable[[Any], bool] | None:
+    for cls in model.__mro__:
         when = FUTURE_ALLOWED.get((cls, name))
         if when is not None:
-            return when(holder)
-    return False
+            return when
+    return None
+
+
+#: per model class, its fields and the FUTURE_ALLOWED rule of each (looked up once per class: this runs on every
+#: hospital input)
+_FIELDS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], bool] | None], ...]] = {}
+
+#: values that hold no date: skipped without building their path (most fields of a message)
+_LEAVES = (str, int, float, UUID, type(None))
+
+
+#: field types that never hold a date (a field typed only with these is not visited)
+_LEAF_TYPES = (str, int, float, UUID, Enum, type(None))
+
+
+def _may_hold_date(annotation: Any) -> bool:
+    """False only when the annotation certainly holds no date (scalars, literals, and containers or unions of
+    them); anything else (dates, models, Any, unknown types) is visited."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    if origin is Annotated:
+        return _may_hold_date(get_args(annotation)[0])
+    if origin is not None:  # unions, lists, dicts, tuples: what they may contain
+        return any(_may_hold_date(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+    return not (isinstance(annotation, type) and issubclass(annotation, _LEAF_TYPES))
+
+
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool] | None], ...]:
+    """The fields of `model` that may hold a date, each with its FUTURE_ALLOWED rule (computed once per class)."""
+    fields = _FIELDS.get(model)
+    if fields is None:
+        fields = _FIELDS[model] = tuple(
+            (name, _future_rule(model, name))
+            for name, info in model.model_fields.items()
+            if _may_hold_date(info.annotation)
+        )
+    return fields
 
 
 def check_message(message: BaseModel, guard: NotAfter) -> None:
@@ -109,12 +153,19 @@ def _walk(value: object, path: str, guard: NotAfter) -> None:
     if isinstance(value, date):  # datetime is a date
         guard.check(value, path or "<value>")
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            if not _allowed(value, name):
-                _walk(getattr(value, name), f"{path}.{name}" if path else name, guard)
+        for name, future in _fields(type(value)):
+            item = getattr(value, name)
+            if isinstance(item, _LEAVES) or (future is not None and future(value)):
+                continue
+            if isinstance(item, date):  # most dates are fields of the message: checked without recursion
+                guard.check(item, f"{path}.{name}" if path else name)
+                continue
+            _walk(item, f"{path}.{name}" if path else name, guard)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]", guard)
+            if not isinstance(item, _LEAVES):
+                _walk(item, f"{path}[{i}]", guard)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _walk(item, f"{path}[{key}]", guard)
+            if not isinstance(item, _LEAVES):
+                _walk(item, f"{path}[{key}]", guard)

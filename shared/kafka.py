@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,16 @@ class Outgoing:
         )
 
 
+_PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _partition(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The partition of a key, as aiokafka's default partitioner (murmur2) places it, remembered per patient key
+    and partition set (murmur2 is pure Python: a few µs per output)."""
+    return int(_PARTITIONER(key, list(partitions), list(partitions)))
+
+
 class Producer:
     """acks=all producer. Messages are keyed by patient_id, so one patient's events stay ordered."""
 
@@ -140,20 +151,20 @@ class Producer:
         message than `send`. Each output comes with its headers (None: those of the current request, as `send`).
         Await the returned futures (or `acknowledged`) for the broker's acks."""
         p = self._p
-        partitioner = DefaultPartitioner()
         builders: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
-        parts: dict[str, list[int]] = {}
-        partition_of: dict[tuple[str, str], int] = {}  # murmur2 once per patient and topic in the batch
+        parts: dict[str, tuple[int, ...]] = {}
+        partition_of: dict[tuple[str, str], tuple[int, bytes]] = {}  # once per patient and topic in the batch
         producer = ("producer", self.service.encode())
         schema_headers: dict[str, tuple[str, bytes]] = {}
         for out, extra in outputs:
-            key = out.key.encode()
-            partition = partition_of.get((out.topic, out.key))
-            if partition is None:
+            placed = partition_of.get((out.topic, out.key))
+            if placed is None:
                 if out.topic not in parts:
-                    parts[out.topic] = sorted(await p.partitions_for(out.topic))
-                partition = partition_of[(out.topic, out.key)] = partitioner(key, parts[out.topic], parts[out.topic])
+                    parts[out.topic] = tuple(sorted(await p.partitions_for(out.topic)))
+                key = out.key.encode()
+                placed = partition_of[(out.topic, out.key)] = (_partition(key, parts[out.topic]), key)
+            partition, key = placed
             schema = schema_headers.get(out.schema_id)
             if schema is None:
                 schema = schema_headers[out.schema_id] = ("schema-id", out.schema_id.encode())

@@ -49,7 +49,7 @@ def check_finite(record: ConsumerRecord) -> tuple[str, str] | None:
     aggregate, written back to Redis as null and make every later read of that state fail (a crash loop on one
     record). Refused here, for every JSON input."""
     raw = record.value or b""
-    if raw.lstrip()[:1] not in (b"{", b"[") or (b"NaN" not in raw and b"Infinity" not in raw):
+    if (b"NaN" not in raw and b"Infinity" not in raw) or raw.lstrip()[:1] not in (b"{", b"["):
         return None
     if _NON_FINITE.search(_JSON_STRINGS.sub(b'""', raw)):
         return "NonFiniteNumber", "NaN or Infinity in a JSON number: not valid JSON"
@@ -90,9 +90,12 @@ class DecodePool:
         self.workers = max(1, workers)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{name}-decode")
 
-    async def map(self, fn: Callable[[ConsumerRecord], T], records: Sequence[ConsumerRecord]) -> list[T]:
-        if not records:
-            return []
+    async def map(
+        self, fn: Callable[[ConsumerRecord], T], records: Sequence[ConsumerRecord], inline: bool = False
+    ) -> list[T]:
+        """`fn` over the records in the threads, or on the calling loop when `inline` (a light batch)."""
+        if inline or not records:
+            return [fn(r) for r in records]
         loop = asyncio.get_running_loop()
         size = -(-len(records) // self.workers)
         chunks = [records[i : i + size] for i in range(0, len(records), size)]
@@ -158,14 +161,14 @@ class FairBacklog:
         patient's records in their order."""
         if not self._by_key:
             return []
-        counts = sorted(((len(q), i, k) for i, (k, q) in enumerate(self._by_key.items())), key=lambda x: x[:2])
-        remaining, left = limit, len(counts)
+        # shortest queues first, ties in arrival order (the sort is stable)
+        queues = sorted(self._by_key.items(), key=lambda kq: len(kq[1]))
+        remaining, left = limit, len(queues)
         out: list[ConsumerRecord] = []
-        for n, _, key in counts:
+        for key, q in queues:
             if remaining <= 0:
                 break
-            share = min(n, max(1, remaining // left), self.per_patient)
-            q = self._by_key[key]
+            share = min(len(q), max(1, remaining // left), self.per_patient)
             out += [q.popleft() for _ in range(share)]
             if not q:
                 del self._by_key[key]

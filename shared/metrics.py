@@ -105,6 +105,82 @@ class LagGauges:
         )
 
 
+class Metrics:
+    """The runtime's own series: consumed messages by outcome, outputs, handler time (shared/service.py)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "osteocds_messages_total",
+            "Consumed messages by outcome",
+            ["service", "topic", "outcome"],
+            registry=self.registry,
+        )
+        self.outputs = Counter(
+            "osteocds_outputs_total", "Produced messages", ["service", "topic"], registry=self.registry
+        )
+        self.handler_seconds = Histogram(
+            "osteocds_handler_seconds",
+            "Handler time per message (the mean of a batch's messages, observed once per topic and batch)",
+            ["service", "topic"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+        )
+        self.state_losses = Counter(
+            "osteocds_state_losses_total",
+            "Times the service found its Redis state lost",
+            ["service"],
+            registry=self.registry,
+        )
+        self.rebuild_seconds = Histogram(
+            "osteocds_rebuild_seconds",
+            "Rebuilds of the Redis state from Kafka",
+            ["service"],
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+        )
+        self.service = service
+        #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
+        self.consumed = 0
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once
+        self._counts: dict[tuple[str, str], int] = {}
+        self._outputs: dict[str, int] = {}
+        self._handled: dict[str, tuple[float, int]] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
+
+    # Counted per message, published once per batch (`flush`): one locked increment per series and batch, not
+    # per message.
+    def count(self, topic: str, outcome: str) -> None:
+        key = (topic, outcome)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        self.consumed += 1
+
+    def output(self, schema_id: str) -> None:
+        self._outputs[schema_id] = self._outputs.get(schema_id, 0) + 1
+
+    def handled(self, topic: str, seconds: float, messages: int = 1) -> None:
+        total, n = self._handled.get(topic, (0.0, 0))
+        self._handled[topic] = (total + seconds, n + messages)
+
+    def flush(self) -> None:
+        """Publish the batch's counts; the handler time is observed once per topic and batch: its mean per message."""
+        for (topic, outcome), n in self._counts.items():
+            self._child(self.messages, topic, outcome).inc(n)
+        for schema_id, n in self._outputs.items():
+            self._child(self.outputs, schema_id).inc(n)
+        for topic, (total, n) in self._handled.items():
+            self._child(self.handler_seconds, topic).observe(total / max(1, n))
+        self._counts.clear()
+        self._outputs.clear()
+        self._handled.clear()
+
+
 class OpsMetrics:
     """The runtime's operations metrics of one service (its own registry, served on /metrics)."""
 

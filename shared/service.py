@@ -21,33 +21,32 @@ a restart.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import logging
+import operator
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
-from shared import healing, limits
-from shared.clock import NotAfter, check_message
+from shared import decoding, healing, limits
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
-from shared.metrics import LagMonitor, OpsMetrics, origin_of
+from shared.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
 from shared.pace import FetchPace
 from shared.settings import Settings
 from shared.state import StateLost, StateStore
@@ -68,62 +67,12 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Context:
-    """What a handler may use besides its message."""
+class Context(NamedTuple):
+    """What a handler may use besides its message (immutable; built once per message)."""
 
     store: StateStore
     settings: Settings
     record: ConsumerRecord
-
-
-Decoder = Callable[[ConsumerRecord], BaseModel]
-
-
-def json_decoder(model: type[BaseModel]) -> Decoder:
-    def decode(record: ConsumerRecord) -> BaseModel:
-        return model.model_validate_json(record.value)
-
-    return decode
-
-
-#: topics whose inputs come from the hospital: none may carry a clinical time later than its receipt (issue 9.7)
-HOSPITAL_PREFIX = "hospital."
-
-
-def not_future(decode: Decoder, settings: Settings) -> Decoder:
-    """`decode`, then every date and time of the decoded message checked against the record's timestamp plus the
-    clock-skew tolerance (shared/clock.py `check_message`, exemptions in `FUTURE_ALLOWED`): a future-dated input
-    is rejected (dead-lettered with the field and the reason), in live processing and in a rebuild alike."""
-    tolerance = timedelta(seconds=settings.clock_skew_tolerance_seconds)
-    zone = ZoneInfo(settings.hospital_timezone)
-
-    def checked(record: ConsumerRecord) -> BaseModel:
-        message = decode(record)
-        check_message(message, NotAfter.of_record(record, tolerance, zone))
-        return message
-
-    checked.checks_dates = True  # type: ignore[attr-defined]
-    return checked
-
-
-def checks_own_dates(decode: Decoder) -> Decoder:
-    """Marks a hospital.* decoder that checks every clinical time itself (lab-normalisation's parsers call
-    `NotAfter.check` on each time they read, and dead-letter one bad result of a batch, not the whole batch)."""
-    decode.checks_dates = True  # type: ignore[attr-defined]
-    return decode
-
-
-def _hospital_decoder(topic: Topic, decode: Decoder | None, settings: Settings) -> Decoder:
-    """The decoder of a subscription: every hospital.* input is checked for future dates (issue 9.7); a custom
-    decoder on a hospital.* topic must be `not_future(...)` or `checks_own_dates(...)`."""
-    if not topic.name.startswith(HOSPITAL_PREFIX):
-        return decode or json_decoder(topic.value)
-    if decode is None:
-        return not_future(json_decoder(topic.value), settings)
-    if not getattr(decode, "checks_dates", False):
-        raise ValueError(f"{topic.name}: a hospital decoder must check future dates (not_future or checks_own_dates)")
-    return decode
 
 
 HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
@@ -143,8 +92,7 @@ async def _drain(finishing: deque[asyncio.Task[None]]) -> bool:
     return lost
 
 
-def _timestamp(record: ConsumerRecord) -> int:
-    return int(record.timestamp)
+_timestamp = operator.attrgetter("timestamp")
 
 
 def _by_time(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
@@ -162,7 +110,7 @@ def _delivery_key(message: Any) -> str:
 @dataclass
 class Subscription:
     topic: Topic
-    decode: Decoder
+    decode: decoding.Decoder
     #: a plain async handler, or
     handler: HandlerFn | None = None
     #: a pure transition of the per-patient aggregate `model`: (state, event) -> (state, outputs)
@@ -195,7 +143,7 @@ class _Sent:
     t0: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Decoded:
     record: ConsumerRecord
     sub: Subscription
@@ -207,68 +155,15 @@ class _Decoded:
     origin_ms: int = 0
 
 
-class Metrics:
-    def __init__(self, service: str) -> None:
-        self.registry = CollectorRegistry()
-        self.messages = Counter(
-            "osteocds_messages_total",
-            "Consumed messages by outcome",
-            ["service", "topic", "outcome"],
-            registry=self.registry,
-        )
-        self.outputs = Counter(
-            "osteocds_outputs_total", "Produced messages", ["service", "topic"], registry=self.registry
-        )
-        self.handler_seconds = Histogram(
-            "osteocds_handler_seconds",
-            "Handler time per message",
-            ["service", "topic"],
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
-        )
-        self.state_losses = Counter(
-            "osteocds_state_losses_total",
-            "Times the service found its Redis state lost",
-            ["service"],
-            registry=self.registry,
-        )
-        self.rebuild_seconds = Histogram(
-            "osteocds_rebuild_seconds",
-            "Rebuilds of the Redis state from Kafka",
-            ["service"],
-            registry=self.registry,
-            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
-        )
-        self.service = service
-        #: consumed messages, all outcomes (a plain counter, cheap to read, e.g. by benchmarks)
-        self.consumed = 0
-        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, looked up once
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(self.service, *labels)
-        return child
-
-    def count(self, topic: str, outcome: str) -> None:
-        self._child(self.messages, topic, outcome).inc()
-        self.consumed += 1
-
-    def output(self, schema_id: str) -> None:
-        self._child(self.outputs, schema_id).inc()
-
-    def handled(self, topic: str, seconds: float) -> None:
-        self._child(self.handler_seconds, topic).observe(seconds)
-
-
-def _validation_reason(err: ValidationError) -> str:
-    # Locations and messages only: the offending input values are not echoed.
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-        for e in err.errors(include_input=False, include_url=False)
-    ]
-    return "invalid message: " + "; ".join(parts)
+def _tune_gc(young: int) -> None:
+    """What exists at start (modules, clients, settings) leaves the collector's generations, and the youngest
+    generation is collected every `young` allocations (GC_YOUNG_THRESHOLD; 0: Python's defaults)."""
+    if young <= 0:
+        return
+    gc.collect()  # nothing collectable is frozen
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, old)
 
 
 class Service:
@@ -314,11 +209,11 @@ class Service:
     def subscriber(
         self,
         topic: Topic,
-        decode: Decoder | None = None,
+        decode: decoding.Decoder | None = None,
         idempotency_key: Callable[[Any], str] | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(fn: HandlerFn) -> HandlerFn:
-            sub = Subscription(topic, _hospital_decoder(topic, decode, self.settings), handler=fn)
+            sub = Subscription(topic, decoding.hospital_decoder(topic, decode, self.settings), handler=fn)
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
@@ -331,7 +226,7 @@ class Service:
         topics: Sequence[Topic],
         model: type[A],
         apply: Callable[[A, Any], tuple[A, Sequence[Message]]],
-        decode: Decoder | None = None,
+        decode: decoding.Decoder | None = None,
         idempotency_key: Callable[[Any], str] | None = None,
         due: Callable[[A], datetime | None] | None = None,
     ) -> None:
@@ -348,7 +243,7 @@ class Service:
         if models - {model}:
             raise ValueError("one patient aggregate per service")
         for topic in topics:
-            sub = Subscription(topic, _hospital_decoder(topic, decode, self.settings), aggregate=(model, apply))
+            sub = Subscription(topic, decoding.hospital_decoder(topic, decode, self.settings), aggregate=(model, apply))
             if idempotency_key is not None:
                 sub.idempotency_key = idempotency_key
             self.subscriptions[topic.name] = sub
@@ -356,7 +251,7 @@ class Service:
             timers = self.use_timers()
             self._due = due
             self.subscriptions[timers.topic.name] = Subscription(
-                timers.topic, json_decoder(timers.topic.value), aggregate=(model, apply)
+                timers.topic, decoding.json_decoder(timers.topic.value), aggregate=(model, apply)
             )
 
     def use_timers(self, on_tick: HandlerFn | None = None) -> Timers:
@@ -366,7 +261,7 @@ class Service:
             self.timers = Timers(self.redis, self.name, clock_topic(self.name), self.settings, self.clock)
         if on_tick is not None:
             topic = self.timers.topic
-            self.subscriptions[topic.name] = Subscription(topic, json_decoder(topic.value), handler=on_tick)
+            self.subscriptions[topic.name] = Subscription(topic, decoding.json_decoder(topic.value), handler=on_tick)
         return self.timers
 
     def due(self, state: BaseModel) -> datetime | None:
@@ -376,6 +271,7 @@ class Service:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
+        _tune_gc(s.gc_young_threshold)
         await ensure_topics(s, {*TOPICS, *(sub.topic for sub in self.subscriptions.values())})
         await self.producer.start()
         if self.subscriptions:
@@ -544,7 +440,11 @@ class Service:
     async def _process_batch(self, records: list[ConsumerRecord]) -> _Sent:
         """Decode, deduplicate, handle and queue the outputs of one batch (nothing awaited from the broker here)."""
         t0 = time.perf_counter()
-        decoded = await self.decode_pool.map(self._decode, records)  # parsing off the event loop
+        # parsing off the event loop, but for a light batch (plain JSON, DECODE_INLINE_BYTES at most)
+        inline = sum(len(r.value or b"") for r in records) <= self.settings.decode_inline_bytes and all(
+            decoding.light(self.subscriptions[topic].decode) for topic in {r.topic for r in records}
+        )
+        decoded = await self.decode_pool.map(self._decode, records, inline)
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         already |= self._in_flight_keys.intersection(keys)  # processed by a batch still finishing
@@ -560,7 +460,7 @@ class Service:
                 assert d.key is not None
                 already.add(d.key)
                 work.append(d)
-                partial = getattr(d.message, "rejections", None)
+                partial = getattr(d.message, "__dict__", {}).get("rejections")  # a batch format's bad part
                 if partial:
                     # the good part is processed (and counted) below; the bad part is dead-lettered
                     self.metrics.messages.labels(self.name, d.record.topic, "partially_rejected").inc()
@@ -583,6 +483,7 @@ class Service:
         outgoing: list[tuple[Outgoing, Headers | None]] = [(pending, None) for pending in applied.resend]
 
         done_keys: list[str] = []
+        now = time.time()  # the outputs' latency from their hospital input (one clock reading per batch)
         for d, outputs, exc in results:
             topic = d.record.topic
             if isinstance(exc, Rejected):
@@ -597,13 +498,14 @@ class Service:
             for message in outputs:
                 out = message if isinstance(message, Outgoing) else Outgoing.of(message)  # encoded once
                 outgoing.append((out, headers))
-                self.ops.output(out.topic, out.value, d.origin_ms)
+                self.ops.output(out.topic, out.value, d.origin_ms, now)
             self.metrics.count(topic, "processed")
             self.tracing.finish(d.span, "processed", outputs)
             done_keys.append(d.key)  # type: ignore[arg-type]
         acks += await self.producer.send_many(outgoing)
         for out, _ in outgoing:
             self.metrics.output(out.schema_id)
+        self.metrics.flush()
         self._in_flight_keys.update(done_keys)
         self._in_flight_patients.update(applied.outboxes)
         return _Sent(records, acks, applied.outboxes, done_keys, t0)
@@ -619,8 +521,12 @@ class Service:
     async def _run_handler(self, d: _Decoded) -> tuple[_Decoded, Sequence[Outgoing], BaseException | None]:
         assert d.sub.handler is not None
         t0 = time.perf_counter()
+        context = Context(self.store, self.settings, d.record)
         try:
-            outputs = await self._retry(d.sub.handler, d.message, Context(self.store, self.settings, d.record))
+            try:
+                outputs = await d.sub.handler(d.message, context)  # the first attempt: as `_retry`, inlined
+            except TRANSIENT as failed:
+                outputs = await self._retry_after(failed, d.sub.handler, d.message, context)
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -713,7 +619,7 @@ class Service:
         applied = await self.store.transact_many(list(groups), model, apply_all, also=also)
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
-            self.metrics.handled(d.record.topic, per_message)
+            self.metrics.handled(d.record.topic, per_message)  # summed per topic, observed once (Metrics.flush)
         return applied
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
@@ -730,7 +636,7 @@ class Service:
             d.key = sub.idempotency_key(d.message)
             d.error = limits.check_key(record, d.message)  # keyed by patient, or per-patient order breaks
         except ValidationError as exc:
-            d.error = ("ValidationError", _validation_reason(exc))
+            d.error = ("ValidationError", decoding.validation_reason(exc))
         except Rejected as exc:
             d.error = ("Rejected", str(exc))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -743,13 +649,17 @@ class Service:
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """`fn(*args)`, retried with backoff on a transient error. The first attempt is a plain call (this runs
         once per message: the retry machinery is set up only when an attempt fails)."""
-        s = self.settings
         try:
             return await fn(*args)
-        except TRANSIENT:
-            if s.retry_max_attempts <= 1:
-                raise
-            log.warning("retrying after transient error", extra={"attempt": 2})
+        except TRANSIENT as exc:
+            return await self._retry_after(exc, fn, *args)
+
+    async def _retry_after(self, failed: BaseException, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """The first attempt of `fn(*args)` failed with the transient error `failed`: the retries, with backoff."""
+        s = self.settings
+        if s.retry_max_attempts <= 1:
+            raise failed
+        log.warning("retrying after transient error", extra={"attempt": 2})
         await asyncio.sleep(s.retry_initial_backoff_s)
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(s.retry_max_attempts - 1),

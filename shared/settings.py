@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     max_records_per_patient_per_batch: int = 100
     #: Threads decoding records (FHIR, HL7 parsing) off the event loop.
     decode_workers: int = 2
+    #: A batch whose records all have a plain JSON decoder (pydantic, a few µs per record) and whose bytes are at
+    #: most this is decoded on the event loop (a few ms at most): the hop to the threads costs more than it saves.
+    #: FHIR and HL7 parsing always runs in the threads.
+    decode_inline_bytes: int = 256_000
+    #: Allocations between two collections of the youngest generation of Python's garbage collector (Python's
+    #: default: 700), and what exists at start is frozen out of collection. A batch's records and messages live
+    #: less than one batch: collecting them mid-batch cost ~10 % of the runtime's pass-through (bench/runtime.py).
+    #: 0 keeps Python's defaults.
+    gc_young_threshold: int = 50_000
     #: HTTP request bodies above this are refused with 413 while being read.
     http_max_body_bytes: int = 1_000_000
     #: JSON bodies nested deeper than this are refused with 400.

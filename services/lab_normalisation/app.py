@@ -47,9 +47,10 @@ from services.lab_normalisation.mllp import serve_mllp
 from services.lab_normalisation.settings import LabSettings
 from shared.auth import INTEGRATION, require
 from shared.clock import NotAfter
+from shared.decoding import checks_own_dates
 from shared.errors import Rejected
 from shared.http import create_app
-from shared.service import Service, checks_own_dates
+from shared.service import Service
 
 log = logging.getLogger(__name__)
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"

@@ -23,8 +23,9 @@ from services.scoring.settings import ScoringSettings
 from services.systemic_planner.app import build as build_systemic
 from services.systemic_planner.settings import SystemicSettings
 from shared.clock import NotAfter, check_message
+from shared.decoding import json_decoder, not_future
 from shared.errors import Rejected
-from shared.service import Service, json_decoder, not_future
+from shared.service import Service
 from shared.settings import Settings
 
 RECEIVED = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
