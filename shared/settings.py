@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     #: shared/timers.py: how often a service looks for due patient deadlines, and how long a fired deadline is
     #: held before it fires again if its tick was not processed (at-least-once).
     timer_poll_interval_s: float = 5.0
+    #: A claimed deadline fires again after this long if its tick never reached the broker (the process died).
+    timer_claim_lease_s: float = 10.0
+    #: ... and after this long once its tick is on the topic but not yet processed (consumer lag).
     timer_lease_s: float = 60.0
     timer_batch: int = 500
 

@@ -6,10 +6,15 @@ normal per-patient path, so reviews and overdue checks fire on time, not only wh
 - `due(state)` is the patient's next deadline (or None). The runtime writes it to a Redis sorted set (member:
   patient ID, score: epoch seconds) in the same MULTI/EXEC as the state, so the two never disagree and both
   survive a restart (and `rebuild` rewrites both).
-- A background task (`Timers.run`) claims the patients whose deadline has passed, atomically (Lua), with a lease:
-  a claimed deadline is pushed `timer_lease_s` ahead, so if its tick is lost it fires again. It publishes one
-  `ClockTick` per patient, keyed by patient, on the service's own clock topic (`contracts.topics.clock_topic`).
-- The tick is consumed like any other event: deduplicated (its ID derives from service, patient and deadline),
+- A background task (`Timers.run`) claims the patients whose deadline has passed, atomically (Lua), with a short
+  lease: a claimed deadline is pushed `timer_claim_lease_s` (10 s) ahead, so if the process dies before its tick
+  is on the topic, it fires again soon. It publishes one `ClockTick` per patient, keyed by patient, on the
+  service's own clock topic (`contracts.topics.clock_topic`); once the broker holds a tick, its lease is extended
+  to `timer_lease_s` (60 s), only where processing has not written a newer deadline meanwhile: a tick waiting in
+  the consumer's lag is not fired again and again.
+- The tick is consumed like any other event: deduplicated (its ID derives from service, patient, deadline and
+  firing time: a redelivered record is skipped, a deadline set again at the same time fires again; applying a
+  tick is idempotent, so a lease's second firing is harmless),
   applied in order with the patient's other events, outputs acknowledged before the offsets are committed. The
   transition stays pure: the adapter passes `now` in. Processing it (or any event) writes the next deadline,
   which must lie after `now`.
@@ -46,6 +51,17 @@ return due
 """
 
 
+# KEYS[1] the sorted set; ARGV: the claim's lease end, the longer lease end, members. A member still at the claim's
+# lease end (no newer deadline written by processing) is pushed to the longer lease end.
+_EXTEND = """
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i]) end
+end
+return 1
+"""
+
+
 class Timers:
     def __init__(
         self, redis: Redis, namespace: str, topic: Topic, settings: Settings, clock: Callable[[], datetime]
@@ -76,12 +92,13 @@ class Timers:
         return None if score is None else datetime.fromtimestamp(float(score), UTC)
 
     # ---- firing ------------------------------------------------------------------------------------------
+    def claim_lease_end(self, now: datetime) -> float:
+        return now.timestamp() + self.settings.timer_claim_lease_s
+
     async def claim(self, now: datetime) -> list[tuple[str, datetime]]:
-        """The patients whose deadline is at or before `now`, each leased for `timer_lease_s`."""
+        """The patients whose deadline is at or before `now`, each leased for `timer_claim_lease_s`."""
         s = self.settings
-        raw = await self.redis.eval(
-            _CLAIM, 1, self.key, now.timestamp(), now.timestamp() + s.timer_lease_s, s.timer_batch
-        )
+        raw = await self.redis.eval(_CLAIM, 1, self.key, now.timestamp(), self.claim_lease_end(now), s.timer_batch)
         out: list[tuple[str, datetime]] = []
         for member, score in zip(raw[::2], raw[1::2], strict=True):
             patient = member.decode() if isinstance(member, bytes) else str(member)
@@ -90,7 +107,9 @@ class Timers:
 
     def tick(self, patient_id: str, due: datetime, now: datetime) -> ClockTick:
         return ClockTick(
-            event_id=derived_id("clock", self.service, patient_id, due.isoformat()),
+            # one ID per firing: a deadline set again at the same time after its tick was processed (a patient's
+            # events split across batches) fires again; a redelivered tick record keeps its ID (deduplicated)
+            event_id=derived_id("clock", self.service, patient_id, due.isoformat(), now.isoformat()),
             patient_id=patient_id,
             occurred_at=due,
             recorded_at=now,
@@ -113,6 +132,10 @@ class Timers:
             )
         if acks:
             await asyncio.gather(*acks)
+            # on the topic now: processed in time whatever the lag, so not fired again before the longer lease
+            lease_end = now.timestamp() + self.settings.timer_lease_s
+            members = [patient_id for patient_id, _ in claimed]
+            await self.redis.eval(_EXTEND, 1, self.key, self.claim_lease_end(now), lease_end, *members)
             log.info("clock ticks published", extra={"count": len(acks)})
         return len(acks)
 

@@ -131,3 +131,129 @@ async def test_a_plain_handler_schedules_and_receives_its_ticks(
         assert await timers.due_at(patient) is None
     finally:
         await service.stop()
+
+
+async def test_a_deadline_claimed_by_a_process_that_died_before_sending_its_tick_fires_within_the_claim_lease(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str]
+) -> None:
+    """Chaos finding (issue 13): a process SIGKILLed between claiming due deadlines and the broker's ack of their
+    ticks left those patients' settle-window alerts unshown for the whole lease (60 s). The claim now holds for
+    `timer_claim_lease_s`; once a tick is on the topic its lease becomes `timer_lease_s`, unless processing has
+    written a newer deadline meanwhile."""
+    name = f"timers-claim-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{name}", LabResult, ("test",), (name,), "timers test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, name).model_copy(
+        update={"timer_claim_lease_s": 1.0, "timer_lease_s": 60.0}
+    )
+    await ensure_topics(settings, [topic, clock_topic(name)])
+    dead, waiting, fresh = (f"pt-{name}-{k}" for k in ("dead", "waiting", "fresh"))
+
+    service = _service(settings, topic, delay=60)
+    timers = service.use_timers()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    for patient in (dead, waiting, fresh):
+        await timers.schedule(patient, past)
+    # the process that "died": it claimed `dead` and never sent its tick
+    claimed_at = datetime.now(UTC)
+    assert {p for p, _ in await timers.claim(claimed_at)} == {dead, waiting, fresh}
+    await timers.schedule(waiting, past)  # two of them due again: fired by the live instance at once
+    await timers.schedule(fresh, past)
+
+    # a live instance sends ticks for `waiting` and `fresh` now, then for `dead` once its claim lease ends
+    await service.start()
+    try:
+
+        async def ticked(patient: str) -> Reminder | None:
+            state = await service.store.load(patient, Reminder)
+            return state if state is not None and state.ticks else None
+
+        for patient in (waiting, fresh):
+            await wait_for(lambda p=patient: ticked(p), timeout=10)  # type: ignore[misc]
+        fired = await wait_for(lambda: ticked(dead), timeout=10)  # before: 60 s
+        assert len(fired.ticks) == 1
+        assert (datetime.now(UTC) - claimed_at).total_seconds() < 10
+    finally:
+        await service.stop()
+
+
+async def test_a_tick_on_the_topic_extends_its_lease_only_where_no_newer_deadline_was_written(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str]
+) -> None:
+    """A tick the broker holds is processed whatever the lag: its deadline is held `timer_lease_s`, not fired
+    again every claim lease; a deadline written by processing in between is kept as it is."""
+    name = f"timers-extend-{uuid.uuid4().hex[:8]}"
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, name).model_copy(
+        update={"timer_claim_lease_s": 1.0, "timer_lease_s": 60.0}
+    )
+    await ensure_topics(settings, [clock_topic(name)])
+    service = Service(settings)
+    timers = service.use_timers()
+    lagging, rescheduled = f"pt-{name}-lagging", f"pt-{name}-rescheduled"
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await timers.schedule(lagging, past)
+    await timers.schedule(rescheduled, past)
+    newer = datetime.now(UTC) + timedelta(minutes=15)
+
+    original_claim = timers.claim
+
+    async def claim_then_process(now: datetime) -> list[tuple[str, datetime]]:
+        claimed = await original_claim(now)
+        await timers.schedule(rescheduled, newer)  # its tick processed at once: a new deadline written
+        return claimed
+
+    timers.claim = claim_then_process  # type: ignore[method-assign]
+    await service.producer.start()
+    try:
+        now = datetime.now(UTC)
+        assert await timers.fire_due(service.producer) == 2
+        lagging_due = await timers.due_at(lagging)
+        assert lagging_due is not None and (lagging_due - now).total_seconds() > 50  # held for timer_lease_s
+        kept = await timers.due_at(rescheduled)
+        assert kept is not None and abs((kept - newer).total_seconds()) < 0.001  # untouched
+    finally:
+        await service.producer.stop()
+        await service.redis.aclose()
+
+
+class Rearmed(BaseModel):
+    """Toy aggregate: every result sets the deadline to the same fixed time; each tick is recorded."""
+
+    due: datetime | None = None
+    ticks: int = 0
+
+
+async def test_a_deadline_set_again_at_the_same_time_after_its_tick_fires_again(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """Chaos finding (issue 13): notification's settle deadline is the record's broker time + the window, so a
+    patient's recommendations published together but consumed in two batches set the same deadline twice. The
+    second tick had the first one's ID (service, patient, deadline), was dropped as a duplicate, and the alerts
+    of the second batch stayed unshown for the whole lease. A tick's ID now also names its firing."""
+    name = f"timers-rearm-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{name}", LabResult, ("test",), (name,), "timers test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, name).model_copy(update={"timer_lease_s": 60.0})
+    await ensure_topics(settings, [topic, clock_topic(name)])
+    patient = f"pt-{name}"
+    fixed = datetime.now(UTC) - timedelta(seconds=1)
+    service = Service(settings)
+
+    def apply(state: Rearmed, event: Any) -> tuple[Rearmed, list[Message]]:
+        if isinstance(event, ClockTick):
+            return Rearmed(due=None, ticks=state.ticks + 1), []
+        return Rearmed(due=fixed, ticks=state.ticks), []
+
+    service.patient_aggregate([topic], Rearmed, apply, due=lambda s: s.due)
+    await service.start()
+    try:
+
+        async def ticks(n: int) -> Rearmed | None:
+            state = await service.store.load(patient, Rearmed)
+            return state if state is not None and state.ticks >= n else None
+
+        await publish(topic.name, lab(patient, "2000-8", 2.4, "mmol/L"))
+        await wait_for(lambda: ticks(1), timeout=10)
+        await publish(topic.name, lab(patient, "2000-8", 2.5, "mmol/L"))  # the same deadline again
+        state = await wait_for(lambda: ticks(2), timeout=10)  # before: not until the 60 s lease
+        assert state.ticks == 2 and state.due is None
+    finally:
+        await service.stop()

@@ -27,11 +27,12 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS
+from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, RECOMMENDATIONS
 from shared import infra, issuer
 from shared.auth import CLINICIAN
+from shared.settings import Settings
 from shared.stack import ROOT, SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 
 CA, ALBUMIN = "2000-8", "1751-7"
@@ -213,13 +214,28 @@ async def _all_ready(stack: RunningStack) -> bool:
     return True
 
 
-async def settle(stack: RunningStack, patients: list[str], quiet: float, timeout: float, bearer: str) -> dict[str, Any]:
-    """Wait until every service is ready and two snapshots `quiet` seconds apart are equal."""
+async def _deadlines_pending(redis_url: str) -> int:
+    """Patient deadlines of any service that are due, or claimed and not yet on the topic (they fire within the
+    claim lease): alerts still in their settle window, ticks of a killed process. Later deadlines (escalations
+    at 15 min, reviews) are not waited for."""
+    horizon = time.time() + Settings().timer_claim_lease_s + 1
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        return sum([await r.zcount(key, "-inf", horizon) async for key in r.scan_iter("osteocds:*:timers")])
+    finally:
+        await r.aclose()
+
+
+async def settle(
+    stack: RunningStack, patients: list[str], quiet: float, timeout: float, bearer: str, redis_url: str
+) -> dict[str, Any]:
+    """Wait until every service is ready, no deadline is pending and two snapshots `quiet` seconds apart are
+    equal."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet)
-        if not await _all_ready(stack):
+        if not await _all_ready(stack) or await _deadlines_pending(redis_url):
             last = None
             continue
         try:
@@ -278,8 +294,9 @@ async def run(
                     outcome.kills += 1
             await publishing
             settle_t0 = time.monotonic()
-            outcome.alerts = await settle(stack, patients, quiet, timeout=300, bearer=bearer)
+            outcome.alerts = await settle(stack, patients, quiet, timeout=300, bearer=bearer, redis_url=redis_url)
             outcome.settle_seconds = round(time.monotonic() - settle_t0, 1)
+            await _dump_topic(bootstrap, RECOMMENDATIONS.name, log_dir / "recommendations.jsonl")
         finally:
             stack.stop()
     logs = "".join(p.read_text(errors="replace") for p in log_dir.glob("*.log"))
@@ -287,6 +304,23 @@ async def run(
     outcome.log_lines_rebuilt = logs.count("state rebuilt from Kafka")
     outcome.seconds = round(time.monotonic() - t0, 1)
     return outcome
+
+
+async def _dump_topic(bootstrap: str, topic: str, path: Path) -> None:
+    """Every record of `topic` (offset, producer, value) as JSON lines: what the services said, for a diagnosis."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        lines = []
+        while batch := await consumer.getmany(timeout_ms=2000, max_records=10_000):
+            for records in batch.values():
+                for r in records:
+                    producer = dict(r.headers or ()).get("producer", b"").decode()
+                    doc = {"partition": r.partition, "offset": r.offset, "ts": r.timestamp, "producer": producer}
+                    lines.append(json.dumps({**doc, "value": json.loads(r.value)}))
+        path.write_text("\n".join(lines))
+    finally:
+        await consumer.stop()
 
 
 def _decision(alert: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -22,6 +22,7 @@ from services.scoring.app import build as build_scoring
 from services.scoring.settings import ScoringSettings
 from services.systemic_planner.app import build as build_systemic
 from services.systemic_planner.settings import SystemicSettings
+from shared import clock
 from shared.clock import NotAfter, check_message
 from shared.decoding import json_decoder, not_future
 from shared.errors import Rejected
@@ -208,3 +209,65 @@ def test_a_custom_hospital_decoder_without_a_date_check_is_refused_at_declaratio
     service.patient_aggregate(
         (topic,), ImagingFinding, lambda s, e: (s, []), decode=not_future(json_decoder(ImagingFinding), Settings())
     )
+
+
+# ---- the walk visits only fields that may hold a date (a plan per model class), and never skips one --------------
+
+
+class _Sub(BaseModel):
+    on: date | None = None
+    label: str = ""
+
+
+class _Opaque:
+    """A type the plan cannot see into: visited at run time."""
+
+
+class _Wide(BaseModel):
+    model_config = {"arbitrary_types_allowed": True}
+    name: str = ""
+    count: int = 0
+    ratio: float | None = None
+    kind: Literal["a", "b"] = "a"
+    ref: uuid.UUID | None = None
+    when: datetime | None = None
+    anything: Any = None
+    by_name: dict[str, date] = {}
+    subs: list[_Sub] = []
+    pair: tuple[datetime, ...] = ()
+    opaque: _Opaque | None = None
+
+
+def test_the_date_plan_keeps_every_field_that_may_hold_a_date() -> None:
+    visited = {name for name, _ in clock._fields(_Wide)}
+    assert visited == {"when", "anything", "by_name", "subs", "pair", "opaque"}
+    assert {name for name, _ in clock._fields(_Sub)} == {"on"}
+
+
+@pytest.mark.parametrize(
+    ("update", "path"),
+    [
+        ({"when": RECEIVED + timedelta(hours=1)}, "when"),
+        ({"anything": {"nested": [RECEIVED + timedelta(hours=1)]}}, r"anything\[nested\]\[0\]"),
+        ({"by_name": {"x": NEXT_WEEK}}, r"by_name\[x\]"),
+        ({"subs": [_Sub(), _Sub(on=NEXT_WEEK)]}, r"subs\[1\]\.on"),
+        ({"pair": (PAST, RECEIVED + timedelta(days=1))}, r"pair\[1\]"),
+    ],
+)
+def test_a_future_date_anywhere_the_plan_keeps_is_rejected(update: dict[str, Any], path: str) -> None:
+    check_message(_Wide(), GUARD)
+    with pytest.raises(Rejected, match=f"^{path} is in the future"):
+        check_message(_Wide(**update), GUARD)
+
+
+def test_records_of_different_receipt_times_each_get_their_own_verdict() -> None:
+    """not_future keeps the guard of the last record's timestamp: interleaved timestamps never borrow one."""
+    decode = not_future(json_decoder(ImagingFinding), Settings())
+    message = finding(occurred_at=RECEIVED - timedelta(minutes=1))
+    early = RECEIVED - timedelta(hours=1)  # the same message received an hour before it happened: refused
+    for received, accepted in [(RECEIVED, True), (early, False), (RECEIVED, True), (RECEIVED, True), (early, False)]:
+        if accepted:
+            assert decode(record(message, received)) == message
+        else:
+            with pytest.raises(Rejected, match="occurred_at is in the future"):
+                decode(record(message, received))
