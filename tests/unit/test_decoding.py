@@ -9,6 +9,7 @@ import threading
 
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
 from contracts.hospital import ImagingFinding
 from shared.decoding import checks_own_dates, json_decoder, light, not_future
@@ -26,8 +27,8 @@ def test_plain_json_decoders_are_light_and_parsers_are_not() -> None:
     assert light(plain)
     assert light(not_future(plain, Settings()))  # the future-date check keeps it light
 
-    def hl7(record: ConsumerRecord) -> object:
-        return record
+    def hl7(record: ConsumerRecord) -> BaseModel:
+        return ImagingFinding.model_validate_json(record.value)
 
     assert not light(checks_own_dates(hl7))  # a parser of its own: always in the threads
     assert not light(not_future(hl7, Settings()))
