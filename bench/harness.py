@@ -131,6 +131,33 @@ async def measure_service(
         return await consume_rate(service, next(iter(docs)), sum(len(v) for v in docs.values()), name)
 
 
+async def versus_passthrough(
+    result: str,
+    unit: str,
+    rounds: int,
+    docs: dict[Topic, list[dict[str, object] | bytes]],
+    settings_of: Callable[[Settings], Settings],
+    subject: Callable[[Settings], Service],
+    passthrough_of: Callable[[Settings], Service],
+    extra_topics: Sequence[Topic] = (),
+) -> None:
+    """A service against the pass-through on the same messages (`measure_service`), alternately over `rounds`
+    rounds; prints both rates and the RESULT line named `result`."""
+
+    def measure(with_subject: bool) -> Awaitable[Run]:
+        return measure_service(
+            docs,
+            "service" if with_subject else "pass-through",
+            settings_of,
+            subject if with_subject else None,
+            passthrough_of,
+            extra_topics,
+        )
+
+    baseline, measured = await alternate(rounds, lambda: measure(False), lambda: measure(True))
+    report(result, unit, rounds, baseline, measured)
+
+
 def result_line(name: str, value: float, unit: str, baseline: float) -> str:
     return f"RESULT name={name} value={value:.1f} unit={unit} baseline={baseline:.1f} ratio={value / baseline:.3f}"
 

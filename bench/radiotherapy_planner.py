@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from bench.harness import Run, alternate, cli, measure_service, report
+from bench.harness import cli, versus_passthrough
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -166,23 +166,17 @@ def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
     return out
 
 
-async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str, planner: bool) -> Run:
-    return await measure_service(
-        docs,
-        name,
+async def main(n: int, rounds: int) -> None:
+    await versus_passthrough(
+        "radiotherapy_planner",
+        "decisions/s",
+        rounds,
+        events(n),
         lambda s: RadiotherapySettings.model_validate(s.model_dump()),
-        (lambda s: build(s)[0]) if planner else None,  # type: ignore[arg-type]
+        lambda s: build(s)[0],  # type: ignore[arg-type]
         passthrough_all,  # type: ignore[arg-type]
         extra_topics=(SCORES, LOCAL_TREATMENT_REQUESTS),  # the planner's topics that scoring does not read
     )
-
-
-async def main(n: int, rounds: int) -> None:
-    docs = events(n)
-    baseline, planner = await alternate(
-        rounds, lambda: measure(docs, "pass-through", planner=False), lambda: measure(docs, "planner", planner=True)
-    )
-    report("radiotherapy_planner", "decisions/s", rounds, baseline, planner)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Run, alternate, cli, measure_service, report
+from bench.harness import cli, versus_passthrough
 from bench.scoring import passthrough_all
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import (
@@ -120,23 +120,17 @@ def events(n: int) -> dict[Topic, list[dict[str, object] | bytes]]:
     return out
 
 
-async def measure(docs: dict[Topic, list[dict[str, object] | bytes]], name: str, planner: bool) -> Run:
-    return await measure_service(
-        docs,
-        name,
+async def main(n: int, rounds: int) -> None:
+    await versus_passthrough(
+        "systemic_planner",
+        "plans/s",
+        rounds,
+        events(n),
         lambda s: SystemicSettings.model_validate(s.model_dump()),
-        (lambda s: build(s)[0]) if planner else None,  # type: ignore[arg-type]
+        lambda s: build(s)[0],  # type: ignore[arg-type]
         passthrough_all,  # type: ignore[arg-type]
         extra_topics=(SCORES, SKELETAL_EVENTS),  # the planner's topics that scoring does not read
     )
-
-
-async def main(n: int, rounds: int) -> None:
-    docs = events(n)
-    baseline, planner = await alternate(
-        rounds, lambda: measure(docs, "pass-through", planner=False), lambda: measure(docs, "planner", planner=True)
-    )
-    report("systemic_planner", "plans/s", rounds, baseline, planner)
 
 
 if __name__ == "__main__":

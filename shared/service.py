@@ -37,13 +37,14 @@ import redis.exceptions
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
 from shared import decoding, healing, limits
+from shared.aggregate import Applied, Apply, apply_batch
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
 from shared.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
@@ -76,9 +77,6 @@ class Context(NamedTuple):
 
 
 HandlerFn = Callable[[Any, Context], Awaitable[Sequence[Message]]]
-
-
-Apply = Callable[[Any, Any], tuple[Any, Sequence[Message]]]
 
 
 async def _drain(finishing: deque[asyncio.Task[None]]) -> bool:
@@ -118,20 +116,6 @@ class Subscription:
     idempotency_key: Callable[[Any], str] = field(default=lambda m: _delivery_key(m))
 
 
-#: a patient's outbox: the outputs of its latest state, until the broker has acknowledged them
-OUTBOX = TypeAdapter(list[Outgoing])
-
-
-@dataclass
-class Applied:
-    """What one aggregate transaction gives the loop: each event's outputs (or its error), the outputs of an
-    earlier attempt to send again, and the outboxes to clear once everything is acknowledged."""
-
-    results: list[tuple[_Decoded, Sequence[Message | Outgoing], BaseException | None]]
-    resend: list[Outgoing]
-    outboxes: dict[str, str]  # patient -> token of the outbox this batch sends
-
-
 @dataclass
 class _Sent:
     """A processed batch whose outputs are queued: what finishing it needs."""
@@ -153,6 +137,12 @@ class _Decoded:
     #: issue 14: the record's trace span (None when tracing is off) and its hospital input's time (ms)
     span: Any = None
     origin_ms: int = 0
+
+    @property
+    def apply(self) -> Apply:
+        """The transition of the aggregate this event goes to (shared/aggregate.py)."""
+        assert self.sub.aggregate is not None
+        return self.sub.aggregate[1]
 
 
 def _tune_gc(young: int) -> None:
@@ -468,13 +458,13 @@ class Service:
 
         # One patient's events keep their order; one aggregate transaction per patient per batch.
         groups: dict[str, list[_Decoded]] = {}
-        results: list[tuple[_Decoded, Sequence[Message | Outgoing], BaseException | None]] = []
+        results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
         for d in work:
             if d.sub.aggregate is not None:
                 groups.setdefault(d.message.patient_id, []).append(d)  # type: ignore[union-attr]
             else:
                 results.append(await self._run_handler(d))
-        applied = Applied([], [], {})
+        applied: Applied[_Decoded] = Applied()
         if groups:
             applied = await self._retry(self._run_aggregates, groups)
             results += applied.results
@@ -539,7 +529,7 @@ class Service:
         self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, encoded, None
 
-    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied:
+    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied[_Decoded]:
         """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch,
         which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged)."""
         if self._in_flight_patients.intersection(groups) and self._finishing is not None:
@@ -551,67 +541,13 @@ class Service:
         token = uuid.uuid4().hex
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
-
-        settings = self.settings
-
-        def apply_events(
-            start: BaseModel, items: list[_Decoded]
-        ) -> tuple[BaseModel, bytes, list[Outgoing], list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]]]:
-            """One patient's events in order. If the state would pass MAX_STATE_BYTES, only the longest prefix of
-            the events that keeps it within the limit applies (found by bisection over the intermediate states);
-            the later events are rejected with the reason (bounded state per patient)."""
-            after = [start]  # the state after 0, 1, ... events
-            results: list[tuple[_Decoded, Sequence[Outgoing], BaseException | None]] = []
-            for d in items:
-                assert d.sub.aggregate is not None
-                try:
-                    state, outputs = d.sub.aggregate[1](after[-1], d.message)
-                    encoded = [Outgoing.of(o) for o in outputs]
-                    limits.check_outputs(encoded, settings)
-                    after.append(state)
-                    results.append((d, encoded, None))
-                except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-                    after.append(after[-1])
-                    results.append((d, [], exc))
-            final = after[-1]
-            dumped = final.model_dump_json().encode()
-            if (too_large := limits.state_too_large(dumped, settings)) is not None:
-                lo, hi = 0, len(items)
-                while lo < hi:
-                    mid = (lo + hi + 1) // 2
-                    if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
-                        lo = mid
-                    else:
-                        hi = mid - 1
-                final = after[lo]
-                dumped = final.model_dump_json().encode()
-                refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
-                results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
-            produced = [o for _, outs, exc in results if exc is None for o in outs]
-            return final, dumped, produced, results
+        due = None if self.timers is None else self.due
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied]:
-            new: dict[str, BaseModel | bytes] = {}
-            outboxes: dict[str, bytes] = {}
-            applied = Applied([], [], {})
-            for patient_id, items in groups.items():
-                start = states[patient_id] or model()
-                current, dumped, produced, results = apply_events(start, items)
-                applied.results += results
-                new[patient_id] = dumped
-                if self.timers is not None:
-                    dues[patient_id] = self.due(current)
-                box, older = pending[patient_id], []
-                if box is not None:  # an earlier attempt's outputs: sent again, before this batch's
-                    old_token, _, payload = box.partition(b"\n")
-                    older = OUTBOX.validate_json(payload)
-                    applied.resend += older
-                    applied.outboxes[patient_id] = old_token.decode()
-                if produced:
-                    outboxes[patient_id] = token.encode() + b"\n" + OUTBOX.dump_json(older + produced)
-                    applied.outboxes[patient_id] = token
+        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied[_Decoded]]:
+            new, outboxes, applied, next_dues = apply_batch(groups, model, states, pending, token, self.settings, due)
+            dues.update(next_dues)
             return new, outboxes, applied
 
         timers = self.timers

@@ -28,6 +28,7 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from contracts.local import LocalTreatmentRequest
+from services.radiotherapy_planner.items_base import In
 from shared.corrections import effective_findings
 from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
@@ -48,6 +49,10 @@ class LabFact(BaseModel):
     event_id: uuid.UUID
     #: issue 12: a censored result ("< 40 G/L") is a bound, never an exact value
     comparator: Comparator | None = None
+
+    def used(self, name: str, unit: str) -> In:
+        """The result as an input a rule used, with its provenance (a censored value keeps its comparator)."""
+        return In(name, self.value, unit, self.occurred_at, self.event_id, self.comparator)
 
 
 class ScoreFact(BaseModel):

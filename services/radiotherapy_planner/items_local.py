@@ -379,16 +379,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
     lab_inputs = [
-        inp(
-            name=a,
-            value=f.value,
-            unit=u,
-            occurred_at=f.occurred_at,
-            source_event_id=f.event_id,
-            comparator=f.comparator,
-        )
-        for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%"))
-        if f is not None
+        f.used(a, u) for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%")) if f is not None
     ]
     return [
         item(
