@@ -33,17 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
-import redis.exceptions
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
-from shared import decoding, healing, limits
+from shared import decoding, healing, limits, retrying
 from shared.aggregate import Applied, Apply, apply_batch
 from shared.errors import Rejected
 from shared.kafka import Outgoing, Producer, ensure_topics
@@ -58,14 +55,6 @@ from shared.transport import kafka_client_kwargs, redis_client
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=BaseModel)
-TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 class Context(NamedTuple):
@@ -515,9 +504,9 @@ class Service:
         try:
             try:
                 outputs = await d.sub.handler(d.message, context)  # the first attempt: as `_retry`, inlined
-            except TRANSIENT as failed:
-                outputs = await self._retry_after(failed, d.sub.handler, d.message, context)
-        except TRANSIENT:
+            except retrying.TRANSIENT as failed:
+                outputs = await retrying.retry_after(self.settings, failed, d.sub.handler, d.message, context)
+        except retrying.TRANSIENT:
             raise
         except Exception as exc:
             return d, [], exc
@@ -583,32 +572,4 @@ class Service:
         return d
 
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """`fn(*args)`, retried with backoff on a transient error. The first attempt is a plain call (this runs
-        once per message: the retry machinery is set up only when an attempt fails)."""
-        try:
-            return await fn(*args)
-        except TRANSIENT as exc:
-            return await self._retry_after(exc, fn, *args)
-
-    async def _retry_after(self, failed: BaseException, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """The first attempt of `fn(*args)` failed with the transient error `failed`: the retries, with backoff."""
-        s = self.settings
-        if s.retry_max_attempts <= 1:
-            raise failed
-        log.warning("retrying after transient error", extra={"attempt": 2})
-        await asyncio.sleep(s.retry_initial_backoff_s)
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(s.retry_max_attempts - 1),
-            wait=wait_exponential_jitter(
-                multiplier=s.retry_initial_backoff_s, max=s.retry_max_backoff_s, jitter=s.retry_initial_backoff_s
-            ),
-            retry=retry_if_exception_type(TRANSIENT),
-            reraise=True,
-        ):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    log.warning(
-                        "retrying after transient error", extra={"attempt": attempt.retry_state.attempt_number + 1}
-                    )
-                return await fn(*args)
-        raise AssertionError("unreachable")
+        return await retrying.retry(self.settings, fn, *args)
