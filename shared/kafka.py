@@ -73,10 +73,11 @@ class Outgoing:
 
     @classmethod
     def of(cls, message: Message) -> Outgoing:
-        # built from our own validated message: no second validation (this runs once per output)
-        return cls(
-            TOPIC_FOR_MODEL[type(message)].name, message.patient_id, message.model_dump_json(), message.schema_id
-        )
+        # built from our own validated message: no second validation; `model_dump_json()` through the model's
+        # pydantic-core serializer directly (the same JSON, without the wrapper: this runs once per output)
+        model = type(message)
+        value = model.__pydantic_serializer__.to_json(message).decode()
+        return cls(TOPIC_FOR_MODEL[model].name, message.patient_id, value, message.schema_id)
 
 
 _PARTITIONER = DefaultPartitioner()

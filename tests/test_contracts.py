@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from contracts.base import OSTEOCDS_NS, Message, derived_id
 from contracts.examples import EXAMPLES
 from contracts.generate import example_block, render_doc, stale
 from contracts.hospital import ImagingFinding, LabResult
 from contracts.rules import CITATIONS
 from contracts.topics import TOPICS
+from shared.decoding import json_decoder
+from shared.kafka import TOPIC_FOR_MODEL, Outgoing
 from shared.settings import Settings
 from shared.stack import SERVICE_MODULES
 
@@ -85,3 +92,32 @@ def test_spinal_finding_needs_a_vertebral_level() -> None:
 def test_readme_topic_table_lists_every_topic() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert [t.name for t in TOPICS if f"| `{t.name}` |" not in readme] == []
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("echo", uuid.UUID("6f1c0e3a-5d0b-4f7e-9a55-0c2f4b1d9e01")),
+        ("alert-step", "rec-1", 3, "shown", datetime(2026, 11, 29, 8, 30, tzinfo=UTC)),
+        ("clock", "notification", "pt-1", "2026-11-29T08:30:00+00:00", "2026-11-29T08:30:01+00:00"),
+        ("é|ü", None, 2.5, True),
+        (),
+    ],
+)
+def test_derived_ids_are_the_rfc_4122_name_based_uuids_they_always_were(parts: tuple[object, ...]) -> None:
+    """IDs already on the topics and in Redis must not change: derived_id stays uuid5(namespace, "a|b|...")."""
+    expected = uuid.uuid5(OSTEOCDS_NS, "|".join(str(p) for p in parts))
+    assert derived_id(*parts) == expected and derived_id(*parts).version == 5
+
+
+@pytest.mark.parametrize("topic_name", sorted(EXAMPLES))
+def test_the_runtime_decodes_and_encodes_exactly_as_pydantic_does(topic_name: str) -> None:
+    """shared/decoding.json_decoder and shared/kafka.Outgoing.of call pydantic-core directly (per record and per
+    output): the same messages and the same JSON as model_validate_json / model_dump_json, for every contract."""
+    topic = next(t for t in TOPICS if t.name == topic_name)
+    raw = json.dumps(EXAMPLES[topic_name], default=str).encode()
+    record = ConsumerRecord(topic_name, 0, 0, 0, 0, b"k", raw, None, 0, len(raw), [])
+    decoded = json_decoder(topic.value)(record)
+    assert decoded == topic.value.model_validate_json(raw)
+    if isinstance(decoded, Message) and type(decoded) in TOPIC_FOR_MODEL:
+        assert Outgoing.of(decoded).value == decoded.model_dump_json()
