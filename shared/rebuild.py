@@ -270,6 +270,8 @@ async def _write(service: Service, done: Replay, expected: bytes | None, epoch: 
                     pipe.set(store.patient_key(patient_id), dumped, ex=store.state_ttl)
             if service.timers is not None:
                 service.timers.write(pipe, {p: service.due(s) for p, s in done.states.items()})
+            if service.rebuild_writes is not None:  # the service's own keys derived from the states (indexes)
+                service.rebuild_writes(pipe, done.states)
             for key in done.seen:
                 pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
             pipe.set(store.epoch_key, epoch)

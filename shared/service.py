@@ -28,7 +28,7 @@ import operator
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
@@ -171,6 +171,9 @@ class Service:
         self.fatal: BaseException | None = None
         #: True while the state is rebuilt (shared/healing.py): not ready, nothing consumed or committed
         self.healing = False
+        #: keys a service derives from its patients' states besides the states (an index), written by a rebuild
+        #: in the same transaction as the states: `rebuild_writes(pipe, states)`
+        self.rebuild_writes: Callable[[Any, Mapping[str, BaseModel]], None] | None = None
         self._state_checked = False
         #: shared/timers.py, when the aggregate declares deadlines (`due`)
         self.timers: Timers | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -222,8 +223,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
         cards = cds.cards(await actions.load(patient_id))
         if cards:  # the feedback names only the card: remember whose it is
             async with service.redis.pipeline(transaction=False) as pipe:
-                for card in cards:
-                    pipe.set(_card_key(service, card["uuid"]), patient_id, ex=CARD_INDEX_TTL_S)
+                _index_cards(service, pipe, patient_id, cards)
                 await pipe.execute()
         return {"cards": cards}
 
@@ -253,6 +253,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
             results.append({"card": item.card, "result": "applied" if code == 200 else "accepted"})
         return {"results": results}
 
+    service.rebuild_writes = lambda pipe, states: _reindex_cards(service, pipe, states)
     app = create_app(service, [router, hooks, web_router(service, settings, actions.load)])
     actions.producer = app.state.request_producer
     return service, app
@@ -264,6 +265,19 @@ CARD_INDEX_TTL_S = 30 * 24 * 3600
 
 def _card_key(service: Service, card: str) -> str:
     return f"osteocds:{service.name}:card:{card}"
+
+
+def _index_cards(service: Service, pipe: Any, patient_id: str, cards: list[dict[str, Any]]) -> None:
+    for card in cards:
+        pipe.set(_card_key(service, card["uuid"]), patient_id, ex=CARD_INDEX_TTL_S)
+
+
+def _reindex_cards(service: Service, pipe: Any, states: Mapping[str, BaseModel]) -> None:
+    """After a lost Redis, the card index is rebuilt with the states: every card patient-view would serve now
+    (the feedback on a card served before the loss still reaches its alert)."""
+    for patient_id, state in states.items():
+        if isinstance(state, PatientAlerts):
+            _index_cards(service, pipe, patient_id, cds.cards(state))
 
 
 async def _patient_of_card(service: Service, card: str) -> str | None:

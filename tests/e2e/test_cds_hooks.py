@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from contracts.examples import EXAMPLES
@@ -88,3 +89,46 @@ async def test_discovery_patient_view_and_feedback(stack: RunningStack, publish:
         "clinician entered comment",
     )
     assert over["history"][-1]["event"] == "overridden" and over["history"][-1]["role"] == CLINICIAN
+
+
+async def test_feedback_on_a_card_served_before_redis_lost_its_keys_still_reaches_the_alert(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    """Feedback names only the card; its patient comes from the card index. Notification's keys are lost (its
+    epoch with them): the service notices, rebuilds its states from Kafka and, in the same step, the card index,
+    so a card served before the loss still acknowledges its alert (before: "ignored", the action lost)."""
+    base = f"{stack.urls['notification']}/cds-services"
+    crisis = recommendation(patient_id, "critical", "LAB-CA-CRISIS")
+    await publish(RECOMMENDATIONS.name, crisis)
+    request = copy.deepcopy(cds_spec.REQUEST_EXAMPLE)
+    request["context"]["patientId"] = patient_id
+    async with httpx.AsyncClient(timeout=15, headers=auth(CLINICIAN, "dr-ehr")) as c:
+
+        async def served() -> bool:
+            r = await c.post(f"{base}/{SERVICE_ID}", json=request)
+            return r.status_code == 200 and crisis["event_id"] in {card["uuid"] for card in r.json()["cards"]}
+
+        await wait_for(served)
+
+        r = aioredis.Redis.from_url(stack.env["REDIS_URL"])
+        try:
+            lost = [key async for key in r.scan_iter("osteocds:notification:*")]
+            assert any(b":card:" in key for key in lost)
+            await r.delete(*lost)
+        finally:
+            await r.aclose()
+
+        accepted: dict[str, Any] = copy.deepcopy(cds_spec.FEEDBACK_ACCEPTED_EXAMPLE)
+        accepted["feedback"][0]["card"] = crisis["event_id"]
+        accepted["feedback"][0].pop("acceptedSuggestions", None)
+
+        async def applied() -> bool:
+            r = await c.post(f"{base}/{SERVICE_ID}/feedback", json=accepted)
+            return r.status_code == 200 and r.json()["results"][0]["result"] == "applied"
+
+        await wait_for(applied, timeout=30)
+    listed = {a["recommendation_id"]: a for a in await alerts(stack, patient_id)}
+    assert (listed[crisis["event_id"]]["status"], listed[crisis["event_id"]]["acknowledged_by"]) == (
+        "acknowledged",
+        "dr-ehr",
+    )
