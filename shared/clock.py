@@ -30,6 +30,8 @@ from shared.errors import Rejected
 
 #: Default tolerance for clock skew between the hospital's systems and ours (CLOCK_SKEW_TOLERANCE_SECONDS).
 DEFAULT_TOLERANCE = timedelta(minutes=5)
+#: Default horizon of a planned date (PLANNED_DATE_HORIZON_DAYS): the 2-year review plus margin; later is a typo.
+DEFAULT_HORIZON = timedelta(days=1096)
 
 
 class _Timestamped(Protocol):
@@ -45,10 +47,18 @@ class NotAfter:
     tolerance: timedelta = DEFAULT_TOLERANCE
     #: the zone of calendar dates (a date counts from its first minute there): the hospital's for its events
     zone: tzinfo = UTC
+    #: a planned date (FUTURE_ALLOWED) may lie this far after the receipt, no further
+    horizon: timedelta = DEFAULT_HORIZON
 
     @classmethod
-    def of_record(cls, record: _Timestamped, tolerance: timedelta = DEFAULT_TOLERANCE, zone: tzinfo = UTC) -> NotAfter:
-        return cls(datetime.fromtimestamp(record.timestamp / 1000, UTC), tolerance, zone)
+    def of_record(
+        cls,
+        record: _Timestamped,
+        tolerance: timedelta = DEFAULT_TOLERANCE,
+        zone: tzinfo = UTC,
+        horizon: timedelta = DEFAULT_HORIZON,
+    ) -> NotAfter:
+        return cls(datetime.fromtimestamp(record.timestamp / 1000, UTC), tolerance, zone, horizon)
 
     #: received_at + tolerance: later times are refused
     limit: datetime = field(init=False)
@@ -72,6 +82,18 @@ class NotAfter:
                 f"{what} is in the future ({at.astimezone(UTC):%Y-%m-%dT%H:%MZ}, received "
                 f"{self.received_at.astimezone(UTC):%Y-%m-%dT%H:%MZ}, clock-skew tolerance {minutes:g} min): "
                 "a future-dated result is never current data"
+            )
+
+    def check_planned(self, when: object, what: str) -> None:
+        """Raise `Rejected` when a planned date lies beyond the horizon after receipt (a mistyped year is never
+        kept as a plan for decades)."""
+        if not isinstance(when, date):
+            return
+        at = when if isinstance(when, datetime) else datetime.combine(when, time.min, self.zone)
+        if at.tzinfo is not None and at > self.received_at + self.horizon:
+            raise Rejected(
+                f"{what} is planned too far ahead ({at.astimezone(UTC):%Y-%m-%d}, received "
+                f"{self.received_at.astimezone(UTC):%Y-%m-%d}, horizon {self.horizon.days} days): an entry error?"
             )
 
 
@@ -155,12 +177,15 @@ def _walk(value: object, path: str, guard: NotAfter) -> None:
     elif isinstance(value, BaseModel):
         for name, future in _fields(type(value)):
             item = getattr(value, name)
-            if isinstance(item, _LEAVES) or (future is not None and future(value)):
+            if isinstance(item, _LEAVES):
                 continue
-            if isinstance(item, date):  # most dates are fields of the message: checked without recursion
-                guard.check(item, f"{path}.{name}" if path else name)
-                continue
-            _walk(item, f"{path}.{name}" if path else name, guard)
+            where = f"{path}.{name}" if path else name
+            if future is not None and future(value):  # planned: in the future, within the horizon
+                guard.check_planned(item, where)
+            elif isinstance(item, date):  # most dates are fields of the message: checked without recursion
+                guard.check(item, where)
+            else:
+                _walk(item, where, guard)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             if not isinstance(item, _LEAVES):

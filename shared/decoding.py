@@ -44,15 +44,17 @@ def not_future(decode: Decoder, settings: Settings) -> Decoder:
     clock-skew tolerance (shared/clock.py `check_message`, exemptions in `FUTURE_ALLOWED`): a future-dated input
     is rejected (dead-lettered with the field and the reason), in live processing and in a rebuild alike."""
     tolerance = timedelta(seconds=settings.clock_skew_tolerance_seconds)
+    horizon = timedelta(days=settings.planned_date_horizon_days)
     zone = ZoneInfo(settings.hospital_timezone)
 
-    last: list[NotAfter] = [NotAfter(datetime.fromtimestamp(0, UTC), tolerance, zone)]  # records of one ms share it
+    # the guard of the last record's timestamp (records of one millisecond share it)
+    last: list[NotAfter] = [NotAfter(datetime.fromtimestamp(0, UTC), tolerance, zone, horizon)]
 
     def checked(record: ConsumerRecord) -> BaseModel:
         message = decode(record)
         guard = last[0]
         if guard.received_ms != record.timestamp:
-            guard = last[0] = NotAfter.of_record(record, tolerance, zone)
+            guard = last[0] = NotAfter.of_record(record, tolerance, zone, horizon)
         check_message(message, guard)
         return message
 

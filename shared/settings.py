@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     seen_ttl_seconds: int = 14 * 24 * 3600
     #: A clinical time later than its receipt plus this is refused as future-dated (shared/clock.py, issue 9.7).
     clock_skew_tolerance_seconds: float = 300.0
+    #: A planned date (a procedure, a pathway step to do, a planned biopsy, a course's last fraction) more than this
+    #: after its receipt is refused as an entry error (the 2-year review plus margin).
+    planned_date_horizon_days: int = 1096
     #: The hospital's time zone (one setting for every service): a calendar date of a hospital event counts from its
     #: first minute there (issue 9.7); day counts are in hospital days; HL7 times without an offset are local.
     hospital_timezone: str = "Europe/Paris"

@@ -124,6 +124,50 @@ def test_the_same_date_on_a_status_that_is_not_planned_is_rejected() -> None:
     assert reason(future_request).startswith("occurred_at is in the future")
 
 
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (timedelta(days=730), True),  # a 2-year review (a pathway step to do)
+        (timedelta(days=1095), True),
+        (timedelta(days=1098), False),
+        (timedelta(days=365 * 40), False),  # a mistyped year
+    ],
+)
+def test_a_planned_date_beyond_the_horizon_is_refused(ahead: timedelta, accepted: bool) -> None:
+    """Planned dates may lie in the future, within PLANNED_DATE_HORIZON_DAYS (1096) of the receipt: a date decades
+    ahead is an entry error, never kept as a plan."""
+    planned = TODAY + ahead
+    messages = [
+        request(planned_on=planned),
+        care({"kind": "pathway_step", "item": "psychologist", "status": "to_do", "on": planned}),
+        care({"kind": "bone_biopsy", "biopsy_id": "b1", "status": "planned", "on": planned}),
+        treatment(
+            {
+                "kind": "radiotherapy",
+                "site": "spine",
+                "total_dose_gy": 30,
+                "fractions": 10,
+                "on": TODAY,
+                "end_on": planned,
+            }
+        ),
+    ]
+    for message in messages:
+        if accepted:
+            check_message(message, GUARD)
+        else:
+            assert "is planned too far ahead" in reason(message) and "horizon 1096 days" in reason(message)
+
+
+def test_the_planned_date_horizon_is_a_setting() -> None:
+    decode = not_future(json_decoder(LocalTreatmentRequest), Settings(planned_date_horizon_days=30))
+    message = request(planned_on=TODAY + timedelta(days=60))
+    raw = message.model_dump_json().encode()
+    ts = int(RECEIVED.timestamp() * 1000)
+    with pytest.raises(Rejected, match="planned_on is planned too far ahead"):
+        decode(ConsumerRecord("hospital.local-treatment-requests.v1", 0, 0, ts, 0, b"pt-1", raw, None, 0, 0, []))
+
+
 # ---- tolerance and calendar dates --------------------------------------------------------------------------------
 
 
