@@ -132,12 +132,8 @@ def _future_rule(model: type[BaseModel], name: str) -> Callable[[Any], bool] | N
 #: hospital input)
 _FIELDS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], bool] | None], ...]] = {}
 
-#: values that hold no date: skipped without building their path (most fields of a message)
-_LEAVES = (str, int, float, UUID, type(None))
-
-
-#: field types that never hold a date (a field typed only with these is not visited)
-_LEAF_TYPES = (str, int, float, UUID, Enum, type(None))
+#: types that never hold a date: a field typed only with these is not visited, a value of one is skipped
+_LEAVES = (str, int, float, UUID, Enum, type(None))
 
 
 def _may_hold_date(annotation: Any) -> bool:
@@ -150,7 +146,7 @@ def _may_hold_date(annotation: Any) -> bool:
         return _may_hold_date(get_args(annotation)[0])
     if origin is not None:  # unions, lists, dicts, tuples: what they may contain
         return any(_may_hold_date(arg) for arg in get_args(annotation) if arg is not Ellipsis)
-    return not (isinstance(annotation, type) and issubclass(annotation, _LEAF_TYPES))
+    return not (isinstance(annotation, type) and issubclass(annotation, _LEAVES))
 
 
 def _fields(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool] | None], ...]:
@@ -167,7 +163,8 @@ def _fields(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool] | 
 
 def check_message(message: BaseModel, guard: NotAfter) -> None:
     """Raise `Rejected` naming the first date or time of `message` (at any depth: nested models, lists, dicts)
-    that is later than its receipt allows, unless `FUTURE_ALLOWED` declares it may be in the future."""
+    that is later than its receipt allows; a date `FUTURE_ALLOWED` declares planned may lie ahead, within the
+    guard's horizon."""
     _walk(message, "", guard)
 
 
@@ -182,8 +179,6 @@ def _walk(value: object, path: str, guard: NotAfter) -> None:
             where = f"{path}.{name}" if path else name
             if future is not None and future(value):  # planned: in the future, within the horizon
                 guard.check_planned(item, where)
-            elif isinstance(item, date):  # most dates are fields of the message: checked without recursion
-                guard.check(item, where)
             else:
                 _walk(item, where, guard)
     elif isinstance(value, list | tuple):

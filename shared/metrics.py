@@ -164,9 +164,9 @@ class Metrics:
     def output(self, schema_id: str) -> None:
         self._outputs[schema_id] = self._outputs.get(schema_id, 0) + 1
 
-    def handled(self, topic: str, seconds: float, messages: int = 1) -> None:
+    def handled(self, topic: str, seconds: float) -> None:
         total, n = self._handled.get(topic, (0.0, 0))
-        self._handled[topic] = (total + seconds, n + messages)
+        self._handled[topic] = (total + seconds, n + 1)
 
     def flush(self) -> None:
         """Publish the batch's counts; the handler time is observed once per topic and batch: its mean per message."""

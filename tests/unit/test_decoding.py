@@ -63,8 +63,8 @@ def test_counts_are_published_once_per_batch_and_the_handler_time_is_the_batch_m
         metrics.count("topic-a", "processed")
     metrics.count("topic-a", "duplicate")
     metrics.output("schema-x")
-    metrics.handled("topic-a", 0.003, messages=3)
-    metrics.handled("topic-a", 0.001)
+    for seconds in (0.25, 0.75, 0.5, 0.5):
+        metrics.handled("topic-a", seconds)
     assert metrics.consumed == 4  # the plain counter moves at once (benchmarks read it)
     labels = {"service": "svc", "topic": "topic-a"}
     assert _sample(metrics.registry, "osteocds_messages_total", outcome="processed", **labels) is None
@@ -73,7 +73,7 @@ def test_counts_are_published_once_per_batch_and_the_handler_time_is_the_batch_m
     assert _sample(metrics.registry, "osteocds_messages_total", outcome="duplicate", **labels) == 1
     assert _sample(metrics.registry, "osteocds_outputs_total", service="svc", topic="schema-x") == 1
     assert _sample(metrics.registry, "osteocds_handler_seconds_count", **labels) == 1
-    assert _sample(metrics.registry, "osteocds_handler_seconds_sum", **labels) == 0.001  # (0.003 + 0.001) / 4
+    assert _sample(metrics.registry, "osteocds_handler_seconds_sum", **labels) == 0.5  # the mean of the four
     metrics.flush()  # nothing new: nothing added
     assert _sample(metrics.registry, "osteocds_messages_total", outcome="processed", **labels) == 3
     assert _sample(metrics.registry, "osteocds_handler_seconds_count", **labels) == 1
