@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -256,10 +256,19 @@ class ClinicalAssessment(Message):
         return self
 
 
+#: A WHO ATC code of a substance (7 characters, e.g. L01FF02).
+AtcCode = Annotated[str, Field(pattern=r"^[A-V][0-9]{2}[A-Z]{2}[0-9]{2}$")]
+
+
 class SystemicDrug(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["systemic_drug"] = "systemic_drug"
-    drug: str = Field(min_length=1, max_length=64, description="INN, lower case, e.g. 'osimertinib'.")
+    drug: str = Field(
+        min_length=1,
+        max_length=64,
+        description="INN (e.g. 'osimertinib'), French name or brand name: read through the shared drug vocabulary.",
+    )
+    atc_code: AtcCode | None = Field(default=None, description="WHO ATC code, e.g. 'L01EB04' (identifies the drug).")
     action: Literal["started", "stopped"]
     on: date
 
@@ -299,8 +308,18 @@ class DrugAdministration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["drug_administration"] = "drug_administration"
-    drug: str = Field(min_length=1, max_length=64, description="INN, lower case, e.g. 'gemcitabine', 'clopidogrel'.")
+    drug: str = Field(
+        min_length=1,
+        max_length=64,
+        description="INN (e.g. 'clopidogrel'), French name or brand name: read through the shared drug vocabulary.",
+    )
+    atc_code: AtcCode | None = Field(default=None, description="WHO ATC code, e.g. 'B01AC04' (identifies the drug).")
     on: date = Field(description="Date of this dose (for a daily drug: the last dose taken).")
+    at: datetime | None = Field(
+        default=None,
+        description="Time of this dose, when known (IR-CEMENT: the 48-hour stop of a direct oral anticoagulant is "
+        "counted from it; without it the count is conservative, whole days after the day of the dose).",
+    )
     daily_dose_mg: float | None = Field(default=None, gt=0, le=10000, description="e.g. aspirin mg/day.")
     ongoing: bool | None = Field(default=None, description="The patient is still taking it (daily drugs).")
 
@@ -338,3 +357,17 @@ class TreatmentEvent(Message):
     schema_id: ClassVar[str] = "osteocds.treatment-event/1"
 
     treatment: Treatment
+    record_status: Literal["final", "amended", "entered-in-error"] = Field(
+        default="final",
+        description="A correction of an earlier treatment event (a mistyped course, a surgery or a dose that did not "
+        "happen): 'amended' replaces the event named in `corrects`, 'entered-in-error' withdraws it. What was "
+        "decided from it is re-decided (recommendations, plan items).",
+    )
+    corrects: uuid.UUID | None = Field(default=None, description="event_id of the treatment event this one corrects.")
+
+    @model_validator(mode="after")
+    def _correction_names_its_target(self) -> TreatmentEvent:
+        # unlike a finding, a treatment correction never guesses which event it corrects (issue 18.7)
+        if self.record_status != "final" and self.corrects is None:
+            raise ValueError("corrects is required when record_status is amended or entered-in-error")
+        return self

@@ -58,6 +58,16 @@ class LocalTreatmentRequest(Message):
     previous_courses: list[PriorCourse] = Field(
         default_factory=list, description="Earlier courses on this segment (re-irradiation), with their cord dose."
     )
+    cord_dose_excludes_conventional: bool | None = Field(
+        default=None,
+        description="RT-SBRT-IND case 1 (L1617-1618): the cord dose already received on this previously irradiated "
+        "segment rules out a conventional course (the radiation oncologist's judgement).",
+    )
+    other_techniques_excluded: bool | None = Field(
+        default=None,
+        description="IR-CEMENT (L2576-2577): surgery AND radiotherapy judged ineffective or not indicated for this "
+        "lesion (inoperable alone is not enough while radiotherapy remains possible).",
+    )
     planned_on: date | None = Field(default=None, description="Planned date of the treatment or procedure.")
     urgent: bool = Field(default=False, description="Clinical emergency (RT-DRUG: shortened windows).")
     status: Literal["active", "cancelled"] = "active"

@@ -32,10 +32,11 @@ from services.radiotherapy_planner.facts import (
     prune_findings,
 )
 from services.radiotherapy_planner.items_base import Item, as_input, reference_date
-from services.radiotherapy_planner.items_local import cement_items, sbrt_items, surgery_items
+from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
-from services.radiotherapy_planner.rules.reirradiation import CORD_ALPHA_BETA_GY
+from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
+from shared.clinical.treatments import canonical
 from shared.corrections import effective, is_correction
 from shared.dates import HOSPITAL_TZ
 from shared.facts import Fact, newest
@@ -113,8 +114,8 @@ def merge(state: LocalState, e: Message) -> LocalState:
         else:
             _merge_assessment(s, e)
     elif isinstance(e, TreatmentEvent):
-        if e.treatment.kind != "dental":
-            s.treatments[str(e.event_id)] = e
+        if e.treatment.kind != "dental":  # corrections kept beside what they correct (facts.treatments)
+            s.treatments[str(e.event_id)] = canonical(e)
     elif isinstance(e, LocalTreatmentRequest):
         prev_req = s.requests.get(e.request_id)
         # the newest version of the request wins; on a tie the later delivery (an update sent in the same second)
@@ -225,7 +226,11 @@ def build_plan(
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
-    p = Patient(s, alpha_beta, le_current, tz)
+    p = Patient(s, alpha_beta, le_current, tz, now)
+    # the families that read the life expectancy are keyed on what is left of it: its band (every threshold of the
+    # text) and its value as shown (issue 18.4), so a family is re-decided as the estimate runs down
+    r = p.remaining
+    le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
@@ -237,7 +242,7 @@ def build_plan(
         onset = lesion.compression_onset()
         cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
         items += memo(
-            ("mscc", lx, fp.reads("mscc", lid), le_current, fp.opinions, local, cur),
+            ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur),
             functools.partial(mscc_items, p, lesion, cur),
         )
         items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
@@ -247,14 +252,17 @@ def build_plan(
         for req in mine:
             rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), le_current, fp.surgeries, fp.drugs, mirels, sins)
+                key = ("palliative", *rk, fp.reads("palliative", lid), le_key, fp.surgeries, fp.drugs, mirels, sins)
                 items += memo(key, functools.partial(palliative_items, p, lesion, req))
+                items += memo(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
+                    ("palliative-reirr", *rk, fp.radiotherapy, alpha_beta),
+                    functools.partial(reirradiation_items, p, lesion, req),
+                )
             elif req.modality in ("sbrt", "reirradiation"):
                 oligo = fp.score("oligometastatic")
                 for part, key in (  # each SBRT family on the facts it reads
-                    ("ind", ("sbrt-ind", *rk, fp.radiotherapy, oligo)),
-                    ("ci", ("sbrt-ci", *rk, fp.reads("sbrt", lid), le_current, local, sins)),
-                    ("dose", ("sbrt-dose", *rk, oligo)),
+                    ("indci", ("sbrt-indci", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo)),
+                    ("dose", ("sbrt-dose", *rk, oligo, fp.radiotherapy)),
                     ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
                 ):
                     items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
@@ -265,7 +273,7 @@ def build_plan(
                 rt_refs.append((reference_date(req, tz), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
         items += memo(
-            ("surgery", lx, requested, fp.reads("surgery", lid), le_current, fp.surgeries, mirels),
+            ("surgery", lx, requested, fp.reads("surgery", lid), le_key, fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):

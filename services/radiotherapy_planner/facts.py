@@ -29,6 +29,8 @@ from contracts.hospital import (
 )
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner.items_base import In
+from shared.clinical.drugs import DrugIdentity, identify
+from shared.clinical.treatments import effective_treatments
 from shared.corrections import effective_findings
 from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
@@ -214,35 +216,47 @@ def level_of(t: Surgery | RadiotherapyCourse) -> str | None:
     return t.vertebral_level or (t.site if _LEVEL.match(t.site) else None)
 
 
+def treatments(s: LocalState) -> list[TreatmentEvent]:
+    """The treatment events that count: corrected and entered-in-error ones left out (shared clinical context)."""
+    return effective_treatments(s.treatments.values())
+
+
 def surgeries(s: LocalState) -> list[tuple[TreatmentEvent, Surgery]]:
-    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, Surgery)]
+    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, Surgery)]
     return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
 
 
 def rt_courses(s: LocalState) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
-    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, RadiotherapyCourse)]
+    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, RadiotherapyCourse)]
     return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
 
 
 def metabolic_rt(s: LocalState) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
-    out = [(e, e.treatment) for e in s.treatments.values() if isinstance(e.treatment, MetabolicRadiotherapy)]
+    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, MetabolicRadiotherapy)]
     return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
 
 
 @dataclass(frozen=True)
 class DrugUse:
-    drug: str
+    drug: str  # the vocabulary's key: the INN when known, else the normalised name as sent
     last_dose: date | None
     ongoing: bool
     daily_dose_mg: float | None
     source: uuid.UUID
+    identity: DrugIdentity | None = None
+    last_dose_at: datetime | None = None  # the time of the last dose, when the hospital sent it
+
+    @property
+    def who(self) -> DrugIdentity:
+        return self.identity or identify(self.drug)
 
 
 def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
     """Each drug's last dose (administrations, stop dates) and whether it is still taken, from the treatment events
-    dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out."""
+    dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out. Drugs are grouped by
+    identity (shared/clinical/drugs.py): "Plavix" and "clopidogrel" are one drug."""
     events: list[tuple[date, int, TreatmentEvent]] = []
-    for e in s.treatments.values():
+    for e in treatments(s):
         t = e.treatment
         if isinstance(t, SystemicDrug | DrugAdministration) and t.on <= reference:
             events.append((t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e))
@@ -251,15 +265,16 @@ def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
     for _, _, e in events:
         t = e.treatment
         assert isinstance(t, SystemicDrug | DrugAdministration)
-        d = state.setdefault(t.drug, {"last": None, "ongoing": False, "dose": None, "src": e.event_id})
-        d["src"] = e.event_id
+        who = identify(t.drug, t.atc_code)
+        d = state.setdefault(who.key, {"last": None, "ongoing": False, "dose": None, "src": e.event_id, "at": None})
+        d["src"], d["who"] = e.event_id, who
         if isinstance(t, SystemicDrug):
             if t.action == "started":
                 d["ongoing"] = True
             else:
-                d["ongoing"], d["last"] = False, t.on
+                d["ongoing"], d["last"], d["at"] = False, t.on, None
         else:
-            d["last"] = t.on
+            d["last"], d["at"] = t.on, t.at
             if t.ongoing is not None:
                 d["ongoing"] = t.ongoing
             if t.daily_dose_mg is not None:
@@ -273,8 +288,10 @@ def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
             continue
         dose = d["dose"]
         src = d["src"]
+        ident, at = d["who"], d["at"]
         assert isinstance(src, uuid.UUID) and (dose is None or isinstance(dose, float))
-        out.append(DrugUse(drug, last, ongoing, dose, src))
+        assert isinstance(ident, DrugIdentity) and (at is None or isinstance(at, datetime))
+        out.append(DrugUse(drug, last, ongoing, dose, src, ident, at))
     return out
 
 

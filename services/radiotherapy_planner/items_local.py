@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from contracts.drugs import ANTICOAGULANTS, ANTIPLATELETS
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus
 from services.radiotherapy_planner.facts import (
     Lesion,
+    ScoreFact,
     latest_lab,
     level_of,
     matches,
@@ -21,6 +21,8 @@ from services.radiotherapy_planner.rules import reirradiation as reirr
 from services.radiotherapy_planner.rules import sbrt
 from services.radiotherapy_planner.rules import surgery as surg
 from services.radiotherapy_planner.rules.common import Criterion, Finding
+from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
+from shared.clinical.irradiation import Course, SegmentHistory, segment_history
 
 CI_STATUS: dict[str, ItemStatus] = {
     "contraindicated": "not_indicated",
@@ -41,15 +43,23 @@ def _used(f: Finding) -> In:
     return inp(name=f.input_name or "input", value=f.input_value)
 
 
-def _segment_courses(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> list[reirr.Course]:
-    """Earlier courses on this segment: those the request names, else the RT events on this lesion or level."""
-    if req.previous_courses:
-        return [reirr.Course(c.cord_dmax_gy, c.fractions, c.on, c.end_on) for c in req.previous_courses]
-    return [
-        reirr.Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on)
-        for _, t in p.rt_courses
-        if t.on < before and matches(lesion, t.lesion_id, level_of(t))
+def segment(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> SegmentHistory:
+    """The segment's earlier courses (shared clinical context): those recorded on this lesion or level AND those the
+    request declares, counted once (issue 18.2)."""
+    recorded = [
+        Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on, t.total_dose_gy, "recorded", e.event_id)
+        for e, t in p.rt_courses
+        if matches(lesion, t.lesion_id, level_of(t))
     ]
+    declared = [
+        Course(c.cord_dmax_gy, c.fractions, c.on, c.end_on, c.total_dose_gy, "declared") for c in req.previous_courses
+    ]
+    return segment_history(recorded, declared, before)
+
+
+def is_reirradiation(lesion: Lesion, req: LocalTreatmentRequest, hist: SegmentHistory) -> bool:
+    """RT-REIRR (L2076-2095): any new course on a spinal segment that has had one, whatever the request's modality."""
+    return req.modality == "reirradiation" or (hist.irradiated and lesion.spine)
 
 
 def _criterion_line(c: Criterion) -> str:
@@ -63,41 +73,14 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
     facts it reads (domain.build_plan)."""
     ref = reference_date(req, p.tz)
     lid = lesion.lesion_id
-    previous = _segment_courses(p, lesion, req, ref)
-    reirradiation = req.modality == "reirradiation"
+    hist = segment(p, lesion, req, ref)
+    previous = list(hist.courses)
+    reirradiation = is_reirradiation(lesion, req, hist)
     oligo = p.s.scores.get("oligometastatic")
     oligometastatic = None if oligo is None or oligo.band in (None, "undetermined") else oligo.band == "oligometastatic"
     out: list[Item] = []
 
-    if part in ("all", "ind"):
-        ind = sbrt.sbrt_indication(
-            previously_irradiated=bool(previous),
-            oligometastatic=oligometastatic,
-            curative_intent=req.intent == "ablative_oligometastatic",
-            adjacent_vertebrae=req.adjacent_vertebrae,
-            postoperative_residue=req.intent == "postoperative",
-        )
-        out.append(
-            item(
-                f"{lid}:sbrt-ind",
-                "RT-SBRT-IND",
-                "recommended" if ind.indicated else "cannot_decide" if ind.indicated is None else "warning",
-                "info" if ind.indicated else "warning",
-                f"Indication de radiothérapie stéréotaxique — {where(lesion)}",
-                (
-                    "Indication reconnue : " + "; ".join(r.text_fr for r in ind.reasons) + ". À valider en RCP-OOS."
-                    if ind.indicated
-                    else "Aucune des deux situations soulignées par le référentiel (territoire déjà irradié, maladie "
-                    "oligométastatique en intention curative) n'est établie : à discuter en RCP-OOS."
-                ),
-                inputs=[_used(r) for r in ind.reasons] + ([oligo.used("oligometastatic")] if oligo else []),
-                missing=list(ind.missing),
-                what_would_change_fr="Le statut oligométastatique, l'intention (curative) ou une irradiation "
-                "antérieure.",
-            )
-        )
-
-    if part in ("all", "ci"):
+    if part in ("all", "indci"):  # one verdict per lesion and technique: an absolute contraindication wins (18.10)
         onset = lesion.compression_onset()
         operated = onset is not None and any(
             t.procedure == "decompression"
@@ -128,6 +111,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
             mri_contraindicated=p.value("mri_contraindicated"),
         )
         absolute, relative, unknown = ci.absolute, ci.relative, ci.unknown
+        out.append(_indication_item(lesion, req, hist, oligometastatic, oligo, absolute))
         unstable = any(c.name == "vertebral_instability" for c in absolute)
         parts = []
         if absolute:
@@ -253,21 +237,92 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                 )
             )
     if reirradiation and part in ("all", "reirr"):
-        out.append(reirradiation_item(p, lesion, req, previous, ref))
+        out.append(reirradiation_item(p, lesion, req, hist))
     return out
 
 
-def reirradiation_item(
-    p: Patient, lesion: Lesion, req: LocalTreatmentRequest, previous: list[reirr.Course], ref: date
+def _indication_item(
+    lesion: Lesion,
+    req: LocalTreatmentRequest,
+    hist: SegmentHistory,
+    oligometastatic: bool | None,
+    oligo: ScoreFact | None,
+    absolute: list[sbrt.Contraindication],
 ) -> Item:
+    ind = sbrt.sbrt_indication(
+        previously_irradiated=hist.irradiated,
+        cord_dose_excludes_conventional=req.cord_dose_excludes_conventional,
+        oligometastatic=oligometastatic,
+        curative_intent=req.intent == "ablative_oligometastatic",
+        adjacent_vertebrae=req.adjacent_vertebrae,
+        postoperative_residue=req.intent == "postoperative",
+    )
+    inputs = [_used(r) for r in ind.reasons] + ([oligo.used("oligometastatic")] if oligo else [])
+    title = f"Indication de radiothérapie stéréotaxique — {where(lesion)}"
+    if absolute:
+        return item(
+            f"{lesion.lesion_id}:sbrt-ind",
+            "RT-SBRT-IND",
+            "not_indicated",
+            "info",  # the contraindication item carries the alert
+            title + " : contre-indiquée",
+            "Stéréotaxie non indiquée en l'état : contre-indication absolue ("
+            + "; ".join(c.finding.text_fr for c in absolute)
+            + ")"
+            + (
+                ", qui prime sur l'indication évoquée (" + "; ".join(r.text_fr for r in ind.reasons) + ")."
+                if ind.indicated
+                else "."
+            ),
+            inputs=inputs + [_used(c.finding) for c in absolute],
+            what_would_change_fr="La levée de la contre-indication absolue.",
+        )
+    return item(
+        f"{lesion.lesion_id}:sbrt-ind",
+        "RT-SBRT-IND",
+        "recommended" if ind.indicated else "cannot_decide" if ind.indicated is None else "warning",
+        "info" if ind.indicated else "warning",
+        title,
+        (
+            "Indication reconnue : " + "; ".join(r.text_fr for r in ind.reasons) + ". À valider en RCP-OOS."
+            if ind.indicated
+            else "Indication à préciser : " + "; ".join(ind.notes_fr) + ". À discuter en RCP-OOS."
+            if ind.indicated is None and ind.notes_fr
+            else "Aucune des deux situations soulignées par le référentiel (territoire déjà irradié avec une dose à "
+            "la moelle qui exclut une radiothérapie conventionnelle, maladie oligométastatique en intention "
+            "curative) n'est établie : à discuter en RCP-OOS."
+        ),
+        inputs=inputs,
+        missing=list(ind.missing),
+        what_would_change_fr="Le statut oligométastatique, l'intention (curative), une irradiation antérieure et "
+        "la dose qu'elle a donnée à la moelle.",
+    )
+
+
+def reirradiation_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
+    """RT-REIRR for a request of any modality (a palliative course on an irradiated spinal segment too)."""
+    hist = segment(p, lesion, req, reference_date(req, p.tz))
+    return [reirradiation_item(p, lesion, req, hist)] if is_reirradiation(lesion, req, hist) else []
+
+
+def reirradiation_item(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, hist: SegmentHistory) -> Item:
+    """RT-REIRR over the segment's whole history (recorded and declared courses): never a first-irradiation verdict
+    on a segment that has had a course (issue 18.1)."""
     ab = p.alpha_beta
-    a = reirr.assess(previous, reirr.Course(req.planned_cord_dmax_gy, req.fractions, req.planned_on), ab)
+    previous = list(hist.courses)
+    a = reirr.assess(previous, Course(req.planned_cord_dmax_gy, req.fractions, req.planned_on), ab)
     lines = []
     for i, ce in enumerate(a.previous, 1):
         c = ce.course
         dose = "Dmax inconnue" if ce.eqd2_gy is None else f"EQD2 {ce.eqd2_gy:.2f} Gy (α/β = {ab:g} Gy)"
+        when = "date inconnue" if c.on is None else f"du {c.on:%d/%m/%Y}"
+        dmax = "?" if c.cord_dmax_gy is None else f"{c.cord_dmax_gy:g}"
+        lines.append(f"Irradiation {i} {when} : Dmax {dmax} Gy en {c.fractions or '?'} fractions, {dose}")
+    for c in hist.undeclared:
+        assert c.on is not None
         lines.append(
-            f"Irradiation {i} du {c.on:%d/%m/%Y} : Dmax {c.cord_dmax_gy} Gy en {c.fractions} fractions, {dose}"
+            f"Irradiation du {c.on:%d/%m/%Y} enregistrée sur ce segment mais absente de la demande : comptée ici, "
+            "à vérifier"
         )
     new = a.new
     lines.append(
@@ -293,6 +348,10 @@ def reirradiation_item(
         ". ".join(lines) + f". {verdict} Pas de consensus : avis à porter en RCP-OOS, risque de myélopathie "
         "radique à expliquer au patient.",
         inputs=[
+            *(
+                inp(name="earlier_course", value=c.on.isoformat() if c.on else None, source_event_id=c.event_id)
+                for c in previous
+            ),
             inp(name="cord_alpha_beta_gy", value=ab, unit="Gy"),
             *(
                 inp(
@@ -304,7 +363,8 @@ def reirradiation_item(
             ),
             inp(name="planned_cord_dmax_gy", value=req.planned_cord_dmax_gy, unit="Gy", source_event_id=req.event_id),
         ],
-        missing=list(a.missing),
+        missing=list(a.missing)
+        + [f"confirmation of the course of {c.on} recorded on this segment" for c in hist.undeclared],
         what_would_change_fr="Une dose moelle prévue plus basse, un intervalle plus long, ou les doses moelle "
         "exactes des irradiations antérieures.",
     )
@@ -437,7 +497,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
                 f"Chirurgie et espérance de vie — {where(lesion)}"
                 + (" : pas de chirurgie" if band == "no_surgery" else ""),
                 text,
-                inputs=p.used("life_expectancy_months", "months")
+                inputs=p.le_used()
                 + ([lesion.used("pathological_fracture")] if fracture else [])
                 + ([mirels.used("mirels")] if fixation and mirels else []),
                 missing=[] if band else [p.le_missing],

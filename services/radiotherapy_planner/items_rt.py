@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.base import Severity
-from contracts.drugs import CORTICOSTEROIDS
 from contracts.hospital import MetabolicRadiotherapy, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import ItemStatus
@@ -31,6 +30,8 @@ from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
+from shared.clinical.drugs import CORTICOSTEROIDS
+from shared.clinical.life_expectancy import Remaining
 from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
 
@@ -43,6 +44,7 @@ class Patient:
     alpha_beta: float = 2.0  # cord alpha/beta for RT-REIRR (settings)
     le_current: bool = True  # the life-expectancy estimate is recent enough to decide on (domain.LE_VALID)
     tz: ZoneInfo = HOSPITAL_TZ  # calendar days are the hospital's local days
+    now: datetime | None = None  # the decision time: what is left of the life-expectancy estimate is counted to it
 
     def day(self, at: datetime) -> date:
         """The hospital-local calendar day of a time (a result drawn at 00:30 in Paris is of that day, not the
@@ -94,11 +96,37 @@ class Patient:
         f = self.pain(lesion_id, name)
         return [] if f is None else [f.used(name)]
 
+    @functools.cached_property
+    def remaining(self) -> Remaining | None:
+        """What is left of the clinician's estimate now (shared clinical context), unless the estimate is too old
+        (or dated in the future) to decide on."""
+        f = self.fact("life_expectancy_months")
+        if f is None or not self.le_current:
+            return None
+        return Remaining.at(float(f.value), f.occurred_at, self.now or f.occurred_at)
+
     @property
     def life_expectancy(self) -> float | None:
-        """The clinician's estimate, unless it is too old (or dated in the future) to decide on."""
-        v = self.value("life_expectancy_months")
-        return None if v is None or not self.le_current else float(v)
+        """What is left of the estimate (months): every threshold (6 weeks, 3 months, 1 year) applies to it, never
+        to the estimate as entered (issue 18.4)."""
+        r = self.remaining
+        return None if r is None else r.remaining
+
+    def le_used(self) -> list[Inp]:
+        """The estimate and what is left of it, as inputs (rounded as the memo key rounds it: domain.le_key)."""
+        f, r = self.fact("life_expectancy_months"), self.remaining
+        if f is None or r is None:
+            return []
+        return [
+            f.used("life_expectancy_months", "months"),
+            inp(
+                name="life_expectancy_remaining",
+                value=round(r.remaining, 1),
+                unit="months",
+                occurred_at=f.occurred_at,
+                source_event_id=f.event_id,
+            ),
+        ]
 
     @property
     def le_missing(self) -> str:
@@ -165,9 +193,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
         inputs.append(lesion.used("epidural_extension"))
     if deficit is not None:
         inputs.append(deficit.used("neurological_deficit"))
-    le = p.fact("life_expectancy_months")
-    if le is not None and p.le_current:
-        inputs.append(le.used("life_expectancy", "months"))
+    inputs += p.le_used()
     # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
     linked = [
         (e, t)
@@ -418,11 +444,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
             "warning" if scheme.rule_out_surgery_first else "info",
             f"Radiothérapie palliative — {where(lesion)} : {scheme_fr(scheme.preferred)}",
             text,
-            inputs=comp_used
-            + risk_used
-            + p.used("life_expectancy_months", "months")
-            + p.used("frail")
-            + p.used("hard_to_move"),
+            inputs=comp_used + risk_used + p.le_used() + p.used("frail") + p.used("hard_to_move"),
             missing=list(scheme.missing),
             what_would_change_fr="Un score de Mirels ou SINS (risque fracturaire), l'espérance de vie, la fragilité "
             "ou une complication (fracture, épidurite, compression).",

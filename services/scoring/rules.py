@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Final, Literal
 
-from contracts import drugs
+from shared.clinical import drugs
 from contracts.hospital import Comparator
 from shared.censored import Side, side_of
 from shared.dates import add_months
@@ -412,7 +412,7 @@ class FlareReading:
 
 
 def flare_reading(active: list[DrugStart], focus_on: date) -> FlareReading | None:
-    """IMG-FLARE. Only an anticancer drug (contracts/drugs.py) is the "effective treatment" whose start opens the
+    """IMG-FLARE. Only an anticancer drug (shared/clinical/drugs.py) is the "effective treatment" whose start opens the
     6-month window; supportive care, anti-resorptives, antiplatelets and anticoagulants never are. A drug the table
     does not know is never assumed either way: if it started after the latest anticancer start and within the
     6 months before the focus, the reading is unknown. `active`: drugs started on or before the focus, not stopped.

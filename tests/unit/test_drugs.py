@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import drugs
+from shared.clinical import drugs
 
 
 def test_classes_are_disjoint() -> None:

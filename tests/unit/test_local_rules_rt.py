@@ -9,6 +9,7 @@ import pytest
 
 from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules import drugs, reirradiation, sbrt, surgery
+from shared.clinical import irradiation
 from services.radiotherapy_planner.rules.common import DAYS_PER_MONTH
 from shared.dates import add_months
 
@@ -50,7 +51,7 @@ def test_rt_cord_dmax_limit_by_fraction_count(fractions: int, dmax: float | None
     ],
 )
 def test_rt_reirr_eqd2_from_physical_dose(total: float, fractions: int, ab: float, expected: float) -> None:
-    assert reirradiation.eqd2(total, fractions, ab) == pytest.approx(expected)
+    assert irradiation.eqd2(total, fractions, ab) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -86,13 +87,13 @@ def test_rt_reirr_interval_of_5_months(planned: date, verdict: str) -> None:
 
 
 def test_rt_reirr_assess_from_physical_doses_shows_each_course_and_never_guesses() -> None:
-    prior = reirradiation.Course(30.0, 10, D, D + timedelta(days=12))  # EQD2 37.5
-    a = reirradiation.assess([prior], reirradiation.Course(9.0, 3, add_months(D + timedelta(days=12), 7)))
+    prior = irradiation.Course(30.0, 10, D, D + timedelta(days=12))  # EQD2 37.5
+    a = reirradiation.assess([prior], irradiation.Course(9.0, 3, add_months(D + timedelta(days=12), 7)))
     assert a.previous[0].eqd2_gy == pytest.approx(37.5)
     assert a.new.eqd2_gy == pytest.approx(9.0 * (3 + 2) / 4)  # 11.25
     assert a.cumulative_eqd2_gy == pytest.approx(48.75)
     assert a.all_met and a.alpha_beta_gy == 2.0
-    unknown = reirradiation.assess([reirradiation.Course(None, 10, D)], reirradiation.Course(9.0, 3, D))
+    unknown = reirradiation.assess([irradiation.Course(None, 10, D)], irradiation.Course(9.0, 3, D))
     assert unknown.cumulative_eqd2_gy is None and not unknown.all_met and unknown.missing
 
 
@@ -318,23 +319,33 @@ def test_rt_postop_window_15_days_to_3_weeks() -> None:
     assert conv.postop_plan(D).start_between == (D + timedelta(days=15), D + timedelta(days=21))
 
 
-# ---- RT-SBRT-IND, L1621-1628 --------------------------------------------------------------------------------
+# ---- RT-SBRT-IND, L1615-1625 --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("irradiated", "oligo", "curative", "vertebrae", "residue", "indicated"),
+    ("irradiated", "excludes", "oligo", "curative", "vertebrae", "residue", "indicated"),
     [
-        (True, False, False, None, False, True),  # (1) previously irradiated territory
-        (False, True, True, 3, False, True),  # (2) oligometastatic, curative, at most 3 adjacent vertebrae
-        (False, True, True, 4, False, False),
-        (False, True, True, 4, True, True),  # or a post-operative residue
-        (False, True, False, 1, False, False),  # not curative intent
-        (False, None, True, 1, False, None),  # oligometastatic status unknown: named missing
+        # (1) previously irradiated territory whose cord dose rules out conventional RT (L1617-1619, issue 18)
+        (True, True, False, False, None, False, True),
+        (True, None, False, False, None, False, None),  # the cord-dose condition unknown: named missing
+        (True, False, False, False, None, False, False),  # conventional RT still possible: not case (1)
+        (False, None, True, True, 3, False, True),  # (2) oligometastatic, curative, at most 3 adjacent vertebrae
+        (False, None, True, True, 4, False, False),
+        (False, None, True, True, 4, True, True),  # or a post-operative residue
+        (False, None, True, False, 1, False, False),  # not curative intent
+        (False, None, None, True, 1, False, None),  # oligometastatic status unknown: named missing
     ],
 )
 def test_rt_sbrt_ind_the_two_cases_of_the_text(
-    irradiated: bool, oligo: bool | None, curative: bool, vertebrae: int | None, residue: bool, indicated: bool | None
+    irradiated: bool,
+    excludes: bool | None,
+    oligo: bool | None,
+    curative: bool,
+    vertebrae: int | None,
+    residue: bool,
+    indicated: bool | None,
 ) -> None:
     ind = sbrt.sbrt_indication(
         previously_irradiated=irradiated,
+        cord_dose_excludes_conventional=excludes,
         oligometastatic=oligo,
         curative_intent=curative,
         adjacent_vertebrae=vertebrae,

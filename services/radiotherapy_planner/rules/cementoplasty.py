@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
-from contracts.drugs import ANTICOAGULANTS, ANTIPLATELETS
 from contracts.hospital import Comparator
 from services.radiotherapy_planner.rules.common import LONG_BONES, Finding
 from shared.censored import shown, side_of
+from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
 
 PLATELETS_MIN_G_L: Final = 50.0  # > 50 000/mm3 = 50 G/L (strict)
 PROTHROMBIN_MIN_PCT: Final = 50.0  # TP > 50 % (strict)

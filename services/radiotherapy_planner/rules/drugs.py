@@ -1,5 +1,5 @@
 """RT-DRUG: drug–radiotherapy windows of Tableau 6 (L2196-2358), section 3 (L1948-2016) and Tableau 7
-(L2150-2152). Pure, no I/O. Drug names are the INN vocabulary of contracts/drugs.py."""
+(L2150-2152). Pure, no I/O. Drug names are the INN vocabulary of shared/clinical/drugs.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
-from contracts.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, drug_class
+from shared.clinical.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, drug_class
 
 
 @dataclass(frozen=True)

@@ -13,31 +13,13 @@ from datetime import date
 from typing import Final
 
 from services.radiotherapy_planner.rules.common import Criterion, Verdict
+from shared.clinical.irradiation import CORD_ALPHA_BETA_GY, Course, eqd2
 from shared.dates import add_months
 
-CORD_ALPHA_BETA_GY: Final = 2.0
 CUMULATIVE_EQD2_LIMIT_GY: Final = 70.0  # < 70 Gy
 NEW_COURSE_EQD2_LIMIT_GY: Final = 25.0  # < 25 Gy
 RATIO_LIMIT: Final = 0.5  # <= 0.5
 MIN_INTERVAL_MONTHS: Final = 5  # >= 5 months
-
-
-def eqd2(total_gy: float, fractions: int, alpha_beta_gy: float = CORD_ALPHA_BETA_GY) -> float:
-    """Equivalent dose in 2-Gy fractions (LQ model) of `total_gy` given in `fractions`."""
-    if fractions < 1 or alpha_beta_gy <= 0:
-        raise ValueError("fractions >= 1 and alpha/beta > 0 are required")
-    per_fraction = total_gy / fractions
-    return total_gy * (per_fraction + alpha_beta_gy) / (2.0 + alpha_beta_gy)
-
-
-@dataclass(frozen=True)
-class Course:
-    """One course's cord point dose (physical Dmax, Gy) in its fractions, and its dates."""
-
-    cord_dmax_gy: float | None
-    fractions: int | None
-    on: date | None
-    end_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +121,8 @@ def assess(previous: list[Course], new: Course, alpha_beta_gy: float = CORD_ALPH
     cumulative = (
         sum(known) + new_e.eqd2_gy if previous and len(known) == len(prev) and new_e.eqd2_gy is not None else None
     )
-    ends = [d for c in previous if (d := c.end_on or c.on) is not None]
+    # the interval counts from the newest course's last fraction (issue 18.2); an undated course is never assumed old
+    ends = [d for c in previous if (d := c.last_day) is not None]
     last_end = max(ends) if ends and len(ends) == len(previous) else None
     if previous and last_end is None:
         missing.append("dates of the earlier courses")

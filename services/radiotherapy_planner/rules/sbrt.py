@@ -20,23 +20,39 @@ class SbrtIndication:
     indicated: bool | None  # None: cannot decide from what is known
     reasons: tuple[Finding, ...]
     missing: tuple[str, ...]
+    notes_fr: tuple[str, ...] = ()  # what stands undecided, in French
 
 
 def sbrt_indication(
     *,
     previously_irradiated: bool,
+    cord_dose_excludes_conventional: bool | None = None,
     oligometastatic: bool | None,
     curative_intent: bool,
     adjacent_vertebrae: int | None,
     postoperative_residue: bool,
 ) -> SbrtIndication:
-    """The two cases the text underlines (L1621-1628): (1) a lesion in an irradiated territory whose cord dose rules
-    out conventional RT; (2) oligometastatic cancer treated with curative intent, target at most 3 adjacent
-    pathological vertebrae or a post-operative residue. Always validated in RCP-OOS."""
+    """The two cases the text underlines (L1615-1625): (1) a lesion in an irradiated territory *whose cord dose is
+    not compatible with a conventional treatment* (L1617-1619: an earlier course alone is not the indication, the
+    radiation oncologist's judgement of the cord dose is); (2) oligometastatic cancer treated with curative intent,
+    target at most 3 adjacent pathological vertebrae or a post-operative residue. Always validated in RCP-OOS."""
     reasons: list[Finding] = []
     missing: list[str] = []
-    if previously_irradiated:
-        reasons.append(Finding("lésion en territoire déjà irradié", "previous_course_on_segment", True))
+    notes: list[str] = []
+    if previously_irradiated and cord_dose_excludes_conventional:
+        reasons.append(
+            Finding(
+                "territoire déjà irradié, dose reçue par la moelle incompatible avec une radiothérapie conventionnelle",
+                "cord_dose_excludes_conventional",
+                True,
+            )
+        )
+    elif previously_irradiated and cord_dose_excludes_conventional is None:
+        missing.append("whether the cord dose already received rules out conventional radiotherapy (RT-SBRT-IND)")
+        notes.append(
+            "territoire déjà irradié : l'indication tient si la dose déjà reçue par la moelle exclut une "
+            "radiothérapie conventionnelle, à préciser"
+        )
     if oligometastatic and curative_intent:
         if adjacent_vertebrae is not None and adjacent_vertebrae > 3 and not postoperative_residue:
             return SbrtIndication(
@@ -51,9 +67,10 @@ def sbrt_indication(
         reasons.append(Finding("maladie oligométastatique, intention curative", "oligometastatic", True))
     elif oligometastatic is None and curative_intent:
         missing.append("oligometastatic status (CLASS-OLIGO, from scoring)")
+        notes.append("statut oligométastatique inconnu")
     if reasons:
         return SbrtIndication(True, tuple(reasons), tuple(missing))
-    return SbrtIndication(None if missing else False, (), tuple(missing))
+    return SbrtIndication(None if missing else False, (), tuple(missing), tuple(notes))
 
 
 # ---- RT-SBRT-CI -----------------------------------------------------------------------------------------------

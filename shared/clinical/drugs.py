@@ -1,0 +1,503 @@
+"""Drug identity, one vocabulary for every service (issue 18.3): INN (lower case, underscores), ATC code, class.
+
+Why one table: the flare rule (IMG-FLARE) needs "the effective cancer treatment", the systemic planner needs the
+anti-resorptives, the local-treatment planner needs antiplatelets and anticoagulants (IR-CEMENT haemostasis) and the
+drug–radiotherapy windows (RT-DRUG). A drug absent from the table is *unknown*: callers say so and never assume a class.
+
+`identify(name, atc)` reads what a hospital sends: an INN or a French name, with or without accents, capitals,
+a strength ("Kardégic 75 mg"), a brand name, and/or an ATC code. The ATC code alone places an unlisted drug in its
+class (an unlisted anti-PD-1, L01FF, is an immunotherapy: Tableau 6's precaution principle, L1987-1989). A name and
+an ATC code that disagree are not resolved: the drug is unknown, to check.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final, Literal
+
+DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet", "anticoagulant"]
+
+#: EGFR tyrosine-kinase inhibitors (IMG-FLARE: flare described under osimertinib and other EGFR TKIs).
+EGFR_TKIS: Final = frozenset(
+    {"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib", "amivantamab"}
+)
+#: Other tyrosine-kinase (and BRAF/MEK/KRAS) inhibitors used in lung cancer (RT-DRUG: precaution, RCP opinion).
+OTHER_TKIS: Final = frozenset(
+    {
+        "crizotinib",
+        "alectinib",
+        "brigatinib",
+        "ceritinib",
+        "lorlatinib",
+        "entrectinib",
+        "repotrectinib",
+        "capmatinib",
+        "tepotinib",
+        "selpercatinib",
+        "pralsetinib",
+        "dabrafenib",
+        "trametinib",
+        "encorafenib",
+        "binimetinib",
+        "sotorasib",
+        "adagrasib",
+        "larotrectinib",
+    }
+)
+TKIS: Final = EGFR_TKIS | OTHER_TKIS
+_OTHER_TARGETED: Final = OTHER_TKIS | {"trastuzumab_deruxtecan"}
+#: Tableau 6 names five (L2316-2324); the other anti-PD-(L)1 and anti-CTLA-4 antibodies are the same class.
+IMMUNOTHERAPIES: Final = frozenset(
+    {
+        "pembrolizumab",
+        "nivolumab",
+        "atezolizumab",
+        "durvalumab",
+        "cemiplimab",
+        "ipilimumab",
+        "tremelimumab",
+        "avelumab",
+        "dostarlimab",
+        "tislelizumab",
+        "toripalimab",
+        "sintilimab",
+        "camrelizumab",
+        "sugemalimab",
+        "serplulimab",
+        "retifanlimab",
+    }
+)
+_CHEMOTHERAPIES: Final = frozenset(
+    {
+        "cisplatin",
+        "carboplatin",
+        "pemetrexed",
+        "paclitaxel",
+        "nab_paclitaxel",
+        "docetaxel",
+        "gemcitabine",
+        "vinorelbine",
+        "etoposide",
+        "irinotecan",
+        "topotecan",
+        "lurbinectedin",
+        "doxorubicin",
+        "bleomycin",
+    }
+)
+#: Anti-angiogenics (RT-DRUG wash-out, L1966-1967; IR-CEMENT: named before a procedure, L747-748).
+ANTIANGIOGENICS: Final = frozenset({"bevacizumab", "ramucirumab", "nintedanib"})
+#: Cytotoxic chemotherapies (IR-CEMENT: the nadir is to be known before a procedure, L747-748).
+CHEMOTHERAPIES: Final = _CHEMOTHERAPIES
+ANTICANCER: Final = EGFR_TKIS | _OTHER_TARGETED | IMMUNOTHERAPIES | _CHEMOTHERAPIES | ANTIANGIOGENICS
+
+BISPHOSPHONATES: Final = frozenset({"zoledronic_acid", "pamidronate", "ibandronate", "clodronate"})
+ANTIRESORPTIVES: Final = BISPHOSPHONATES | {"denosumab"}
+
+SUPPORTIVE: Final = frozenset(
+    {
+        "cholecalciferol",
+        "ergocalciferol",
+        "calcifediol",
+        "calcium",
+        "calcium_carbonate",
+        "dexamethasone",
+        "prednisone",
+        "prednisolone",
+        "methylprednisolone",
+        "morphine",
+        "oxycodone",
+        "paracetamol",
+        "ondansetron",
+        "filgrastim",
+        "pegfilgrastim",
+        "epoetin_alfa",
+    }
+)
+CORTICOSTEROIDS: Final = frozenset({"dexamethasone", "prednisone", "prednisolone", "methylprednisolone"})
+ANTIPLATELETS: Final = frozenset(
+    {"aspirin", "clopidogrel", "prasugrel", "ticagrelor", "ticlopidine", "dipyridamole", "cilostazol"}
+)
+ANTICOAGULANTS: Final = frozenset(
+    {
+        "warfarin",
+        "acenocoumarol",
+        "fluindione",
+        "apixaban",
+        "rivaroxaban",
+        "edoxaban",
+        "dabigatran",
+        "heparin",
+        "enoxaparin",
+        "tinzaparin",
+        "dalteparin",
+        "fondaparinux",
+    }
+)
+
+DRUG_CLASSES: Final[dict[str, DrugClass]] = {
+    **dict.fromkeys(ANTICANCER, "anticancer"),
+    **dict.fromkeys(ANTIRESORPTIVES, "antiresorptive"),
+    **dict.fromkeys(SUPPORTIVE, "supportive"),
+    **dict.fromkeys(ANTIPLATELETS, "antiplatelet"),
+    **dict.fromkeys(ANTICOAGULANTS, "anticoagulant"),
+}
+
+
+def drug_class(drug: str, atc: str | None = None) -> DrugClass | None:
+    """The class of a drug, or None when the vocabulary does not know it (never guessed)."""
+    return identify(drug, atc).drug_class
+
+
+# ---- identity ------------------------------------------------------------------------------------------------------
+#: ATC codes (WHO ATC/DDD index) of the listed drugs. nab-paclitaxel shares paclitaxel's code and class.
+ATC: Final[dict[str, str]] = {
+    "osimertinib": "L01EB04",
+    "gefitinib": "L01EB01",
+    "erlotinib": "L01EB02",
+    "afatinib": "L01EB03",
+    "dacomitinib": "L01EB07",
+    "crizotinib": "L01ED01",
+    "ceritinib": "L01ED02",
+    "alectinib": "L01ED03",
+    "brigatinib": "L01ED04",
+    "lorlatinib": "L01ED05",
+    "entrectinib": "L01EX14",
+    "larotrectinib": "L01EX12",
+    "capmatinib": "L01EX17",
+    "tepotinib": "L01EX21",
+    "selpercatinib": "L01EX22",
+    "pralsetinib": "L01EX23",
+    "dabrafenib": "L01EC02",
+    "encorafenib": "L01EC03",
+    "trametinib": "L01EE01",
+    "binimetinib": "L01EE03",
+    "sotorasib": "L01XX73",
+    "adagrasib": "L01XX77",
+    "trastuzumab_deruxtecan": "L01FD04",
+    "nivolumab": "L01FF01",
+    "pembrolizumab": "L01FF02",
+    "durvalumab": "L01FF03",
+    "avelumab": "L01FF04",
+    "atezolizumab": "L01FF05",
+    "cemiplimab": "L01FF06",
+    "dostarlimab": "L01FF07",
+    "ipilimumab": "L01FX04",
+    "tremelimumab": "L01FX20",
+    "cisplatin": "L01XA01",
+    "carboplatin": "L01XA02",
+    "pemetrexed": "L01BA04",
+    "gemcitabine": "L01BC05",
+    "paclitaxel": "L01CD01",
+    "docetaxel": "L01CD02",
+    "vinorelbine": "L01CA04",
+    "etoposide": "L01CB01",
+    "topotecan": "L01CE01",
+    "irinotecan": "L01CE02",
+    "lurbinectedin": "L01XX69",
+    "doxorubicin": "L01DB01",
+    "bleomycin": "L01DC01",
+    "bevacizumab": "L01FG01",
+    "ramucirumab": "L01FG02",
+    "nintedanib": "L01EX09",
+    "clodronate": "M05BA02",
+    "pamidronate": "M05BA03",
+    "ibandronate": "M05BA06",
+    "zoledronic_acid": "M05BA08",
+    "denosumab": "M05BX04",
+    "ergocalciferol": "A11CC01",
+    "cholecalciferol": "A11CC05",
+    "calcifediol": "A11CC06",
+    "calcium_carbonate": "A12AA04",
+    "methylprednisolone": "H02AB04",
+    "prednisolone": "H02AB06",
+    "prednisone": "H02AB07",
+    "dexamethasone": "H02AB02",
+    "morphine": "N02AA01",
+    "oxycodone": "N02AA05",
+    "paracetamol": "N02BE01",
+    "ondansetron": "A04AA01",
+    "filgrastim": "L03AA02",
+    "pegfilgrastim": "L03AA13",
+    "epoetin_alfa": "B03XA01",
+    "warfarin": "B01AA03",
+    "acenocoumarol": "B01AA07",
+    "fluindione": "B01AA12",
+    "heparin": "B01AB01",
+    "dalteparin": "B01AB04",
+    "enoxaparin": "B01AB05",
+    "tinzaparin": "B01AB10",
+    "dabigatran": "B01AE07",
+    "rivaroxaban": "B01AF01",
+    "apixaban": "B01AF02",
+    "edoxaban": "B01AF03",
+    "fondaparinux": "B01AX05",
+    "clopidogrel": "B01AC04",
+    "ticlopidine": "B01AC05",
+    "aspirin": "B01AC06",
+    "dipyridamole": "B01AC07",
+    "prasugrel": "B01AC22",
+    "cilostazol": "B01AC23",
+    "ticagrelor": "B01AC24",
+}
+_BY_ATC: Final[dict[str, str]] = {code: inn for inn, code in ATC.items() if inn != "nab_paclitaxel"}
+
+#: Other names hospitals send for a listed drug: French INNs (accents folded), brand names used in France.
+SYNONYMS: Final[dict[str, str]] = {
+    # antiplatelets, anticoagulants (IR-CEMENT)
+    "acide_acetylsalicylique": "aspirin",
+    "acetylsalicylic_acid": "aspirin",
+    "kardegic": "aspirin",
+    "aspegic": "aspirin",
+    "resitune": "aspirin",
+    "plavix": "clopidogrel",
+    "efient": "prasugrel",
+    "brilique": "ticagrelor",
+    "brilinta": "ticagrelor",
+    "ticagrelor": "ticagrelor",
+    "persantine": "dipyridamole",
+    "eliquis": "apixaban",
+    "xarelto": "rivaroxaban",
+    "pradaxa": "dabigatran",
+    "lixiana": "edoxaban",
+    "savaysa": "edoxaban",
+    "warfarine": "warfarin",
+    "coumadine": "warfarin",
+    "sintrom": "acenocoumarol",
+    "minisintrom": "acenocoumarol",
+    "previscan": "fluindione",
+    "heparine": "heparin",
+    "calciparine": "heparin",
+    "enoxaparine": "enoxaparin",
+    "lovenox": "enoxaparin",
+    "tinzaparine": "tinzaparin",
+    "innohep": "tinzaparin",
+    "dalteparine": "dalteparin",
+    "fragmine": "dalteparin",
+    "arixtra": "fondaparinux",
+    # anti-resorptives
+    "acide_zoledronique": "zoledronic_acid",
+    "zoledronate": "zoledronic_acid",
+    "zometa": "zoledronic_acid",
+    "aclasta": "zoledronic_acid",
+    "xgeva": "denosumab",
+    "prolia": "denosumab",
+    "acide_pamidronique": "pamidronate",
+    "pamidronate_disodique": "pamidronate",
+    "acide_ibandronique": "ibandronate",
+    "acide_clodronique": "clodronate",
+    # chemotherapies, anti-angiogenics (Tableau 6)
+    "cisplatine": "cisplatin",
+    "carboplatine": "carboplatin",
+    "paraplatine": "carboplatin",
+    "alimta": "pemetrexed",
+    "gemzar": "gemcitabine",
+    "taxol": "paclitaxel",
+    "abraxane": "nab_paclitaxel",
+    "taxotere": "docetaxel",
+    "navelbine": "vinorelbine",
+    "celltop": "etoposide",
+    "vepeside": "etoposide",
+    "irinotecan": "irinotecan",
+    "campto": "irinotecan",
+    "hycamtin": "topotecan",
+    "zepzelca": "lurbinectedin",
+    "doxorubicine": "doxorubicin",
+    "adriamycine": "doxorubicin",
+    "adriamycin": "doxorubicin",
+    "bleomycine": "bleomycin",
+    "avastin": "bevacizumab",
+    "cyramza": "ramucirumab",
+    "vargatef": "nintedanib",
+    # targeted therapies, immunotherapies
+    "tagrisso": "osimertinib",
+    "iressa": "gefitinib",
+    "tarceva": "erlotinib",
+    "giotrif": "afatinib",
+    "vizimpro": "dacomitinib",
+    "xalkori": "crizotinib",
+    "alecensa": "alectinib",
+    "alunbrig": "brigatinib",
+    "lorviqua": "lorlatinib",
+    "zykadia": "ceritinib",
+    "rozlytrek": "entrectinib",
+    "tabrecta": "capmatinib",
+    "tepmetko": "tepotinib",
+    "retsevmo": "selpercatinib",
+    "gavreto": "pralsetinib",
+    "tafinlar": "dabrafenib",
+    "mekinist": "trametinib",
+    "lumykras": "sotorasib",
+    "krazati": "adagrasib",
+    "enhertu": "trastuzumab_deruxtecan",
+    "keytruda": "pembrolizumab",
+    "opdivo": "nivolumab",
+    "tecentriq": "atezolizumab",
+    "imfinzi": "durvalumab",
+    "libtayo": "cemiplimab",
+    "yervoy": "ipilimumab",
+    "imjudo": "tremelimumab",
+    "bavencio": "avelumab",
+    "tevimbra": "tislelizumab",
+    # supportive care
+    "cholecalciferol": "cholecalciferol",
+    "vitamine_d3": "cholecalciferol",
+    "uvedose": "cholecalciferol",
+    "zymad": "cholecalciferol",
+    "dexamethasone": "dexamethasone",
+    "dectancyl": "dexamethasone",
+    "cortancyl": "prednisone",
+    "solupred": "prednisolone",
+    "medrol": "methylprednisolone",
+    "solumedrol": "methylprednisolone",
+    "methylprednisolone": "methylprednisolone",
+    "doliprane": "paracetamol",
+    "dafalgan": "paracetamol",
+    "efferalgan": "paracetamol",
+    "acetaminophen": "paracetamol",
+    "skenan": "morphine",
+    "actiskenan": "morphine",
+    "oxycontin": "oxycodone",
+    "zophren": "ondansetron",
+    "neupogen": "filgrastim",
+    "neulasta": "pegfilgrastim",
+}
+
+Group = Literal[
+    "egfr_tki",
+    "tki",
+    "immunotherapy",
+    "chemotherapy",
+    "antiangiogenic",
+    "other_anticancer",
+    "bisphosphonate",
+    "denosumab",
+    "corticosteroid",
+    "other_supportive",
+    "antiplatelet",
+    "vka",
+    "doac",
+    "heparin",
+    "other_anticoagulant",
+]
+
+_STRENGTH = re.compile(r"[\s_]+\d+([.,]\d+)?\s*(mg|g|µg|ug|mcg|ui|iu|mg/j|mg/jour|mg/day)\b.*$")
+_ATC_FORM = re.compile(r"^[A-V]\d\d[A-Z][A-Z]\d\d$")
+#: ATC groups that place a drug the vocabulary does not list (the most specific prefix wins)
+_ATC_GROUPS: Final[tuple[tuple[str, Group], ...]] = (
+    ("L01FF", "immunotherapy"),  # PD-1 / PD-L1 inhibitors
+    ("L01FX04", "immunotherapy"),  # ipilimumab (anti-CTLA-4)
+    ("L01FG", "antiangiogenic"),  # VEGF / VEGFR inhibitors
+    ("L01EB", "egfr_tki"),
+    ("L01E", "tki"),  # protein kinase inhibitors
+    ("L01", "other_anticancer"),
+    ("M05BA", "bisphosphonate"),
+    ("M05BX04", "denosumab"),
+    ("H02AB", "corticosteroid"),
+    ("B01AC", "antiplatelet"),
+    ("B01AA", "vka"),
+    ("B01AE", "doac"),
+    ("B01AF", "doac"),
+    ("B01AB", "heparin"),
+    ("B01A", "other_anticoagulant"),  # any other antithrombotic agent: counted as an anticoagulant (conservative)
+)
+_GROUP_CLASS: Final[dict[Group, DrugClass]] = {
+    "egfr_tki": "anticancer",
+    "tki": "anticancer",
+    "immunotherapy": "anticancer",
+    "chemotherapy": "anticancer",
+    "antiangiogenic": "anticancer",
+    "other_anticancer": "anticancer",
+    "bisphosphonate": "antiresorptive",
+    "denosumab": "antiresorptive",
+    "corticosteroid": "supportive",
+    "other_supportive": "supportive",
+    "antiplatelet": "antiplatelet",
+    "vka": "anticoagulant",
+    "doac": "anticoagulant",
+    "heparin": "anticoagulant",
+    "other_anticoagulant": "anticoagulant",
+}
+_VKAS: Final = frozenset({"warfarin", "acenocoumarol", "fluindione"})
+_DOACS: Final = frozenset({"dabigatran", "rivaroxaban", "apixaban", "edoxaban"})
+_HEPARINS: Final = frozenset({"heparin", "enoxaparin", "tinzaparin", "dalteparin"})
+
+
+def _group_of_inn(inn: str) -> Group | None:
+    for members, group in (
+        (EGFR_TKIS, "egfr_tki"),
+        (OTHER_TKIS, "tki"),
+        (IMMUNOTHERAPIES, "immunotherapy"),
+        (CHEMOTHERAPIES, "chemotherapy"),
+        (ANTIANGIOGENICS, "antiangiogenic"),
+        (ANTICANCER, "other_anticancer"),
+        (BISPHOSPHONATES, "bisphosphonate"),
+        (frozenset({"denosumab"}), "denosumab"),
+        (CORTICOSTEROIDS, "corticosteroid"),
+        (SUPPORTIVE, "other_supportive"),
+        (ANTIPLATELETS, "antiplatelet"),
+        (_VKAS, "vka"),
+        (_DOACS, "doac"),
+        (_HEPARINS, "heparin"),
+        (ANTICOAGULANTS, "other_anticoagulant"),
+    ):
+        if inn in members:
+            return group  # type: ignore[return-value]
+    return None
+
+
+def _group_of_atc(atc: str) -> Group | None:
+    return next((g for prefix, g in _ATC_GROUPS if atc.startswith(prefix)), None)
+
+
+def normalise_name(name: str) -> str:
+    """Lower case, accents folded, a trailing strength dropped, spaces and hyphens as underscores."""
+    folded = unicodedata.normalize("NFKD", name.strip().lower())
+    text = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    text = _STRENGTH.sub("", text).strip()
+    return re.sub(r"[\s\-]+", "_", text)
+
+
+@dataclass(frozen=True)
+class DrugIdentity:
+    """What a drug is, as far as the vocabulary can tell. `key` names it everywhere (the INN when known, else the
+    normalised name as sent); `known` is False when neither name nor ATC code places it (or they disagree)."""
+
+    key: str
+    inn: str | None
+    atc: str | None
+    group: Group | None
+    conflict: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.group is not None and not self.conflict
+
+    @property
+    def drug_class(self) -> DrugClass | None:
+        return None if not self.known or self.group is None else _GROUP_CLASS[self.group]
+
+    @property
+    def name_fr(self) -> str:
+        return self.key.replace("_", " ")
+
+
+@functools.lru_cache(maxsize=4096)
+def identify(name: str, atc: str | None = None) -> DrugIdentity:
+    """The identity of a drug from its name and/or ATC code (see the module's docstring)."""
+    key = normalise_name(name)
+    inn = key if key in DRUG_CLASSES else SYNONYMS.get(key)
+    code = atc.strip().upper() if atc else None
+    if code is not None and not _ATC_FORM.match(code):
+        code = None
+    by_code = _BY_ATC.get(code) if code else None
+    if inn is not None:
+        if code is not None and (ATC.get(inn) or code) != code and by_code != inn:
+            return DrugIdentity(key, None, code, None, conflict=True)  # name and code disagree: to check
+        return DrugIdentity(inn, inn, ATC.get(inn, code), _group_of_inn(inn))
+    if by_code is not None:
+        return DrugIdentity(by_code, by_code, code, _group_of_inn(by_code))
+    return DrugIdentity(key, None, code, _group_of_atc(code) if code else None)
