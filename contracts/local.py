@@ -65,7 +65,7 @@ class LocalTreatmentRequest(Message):
     )
     other_techniques_excluded: bool | None = Field(
         default=None,
-        description="IR-CEMENT (L2576-2577): surgery AND radiotherapy judged ineffective or not indicated for this "
+        description="IR-CEMENT (L2576-2578): surgery AND radiotherapy judged ineffective or not indicated for this "
         "lesion (inoperable alone is not enough while radiotherapy remains possible).",
     )
     planned_on: date | None = Field(default=None, description="Planned date of the treatment or procedure.")

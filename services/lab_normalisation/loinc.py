@@ -120,9 +120,10 @@ CATALOGUE: Final[tuple[LoincCode, ...]] = (
         "substance conc.",
         D3_ONLY,
     ),
-    # serum CTX (LAB-CTX)
+    # serum CTX (LAB-CTX, L225-240). Issue 18: was "41171-2", a wrong check digit (mod 10: 41171-0), so real CTX
+    # results were ignored; tests/unit/test_issue18_loinc.py checks every code's check digit
     LoincCode(
-        "41171-2",
+        "41171-0",
         "ctx_serum",
         "Collagen crosslinked C-telopeptide [Mass/volume] in Serum or Plasma",
         _SP,

@@ -21,7 +21,6 @@ from services.radiotherapy_planner.rules import reirradiation as reirr
 from services.radiotherapy_planner.rules import sbrt
 from services.radiotherapy_planner.rules import surgery as surg
 from services.radiotherapy_planner.rules.common import Criterion, Finding
-from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
 from shared.clinical.irradiation import Course, SegmentHistory, segment_history
 
 CI_STATUS: dict[str, ItemStatus] = {
@@ -378,7 +377,8 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     ind = cem.cement_indication(
         pain_resistant=None if pain_res is None else bool(pain_res),
         opioid_complications=p.value("opioid_complications"),
-        other_techniques_excluded=op is not None and op.operable is False,
+        other_techniques_excluded=req.other_techniques_excluded,
+        inoperable=op is not None and op.operable is False,
         stabilisation_alternative=req.intent == "stabilisation",
     )
     sins = p.s.scores.get(f"sins:{lesion.lesion_id}")
@@ -405,11 +405,19 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
         None if tp is None else cem.LabValue(tp.value, p.day(tp.occurred_at), tp.comparator),
         ref,
     )
-    drugs = [
+    uses = p.drug_uses(ref)
+    drugs = [  # by identity, whatever the spelling; an unidentified drug is a check of its own (issue 18.3)
         c
-        for u in p.drug_uses(ref)
-        if u.drug in ANTIPLATELETS or u.drug in ANTICOAGULANTS
-        if (c := cem.antithrombotic_check(cem.DrugUse(u.drug, u.last_dose, u.ongoing, u.daily_dose_mg), req.planned_on))
+        for u in uses
+        if (
+            c := cem.antithrombotic_check(
+                cem.DrugUse(u.drug, u.last_dose, u.ongoing, u.daily_dose_mg, u.who.drug_class, u.last_dose_at),
+                req.planned_on,
+                p.tz,
+            )
+            if u.who.known
+            else cem.unknown_drug_check(cem.DrugUse(u.drug, u.last_dose, u.ongoing, u.daily_dose_mg))
+        )
     ]
     checks = [Check(name=h.name, status=h.status, detail_fr=h.detail_fr) for h in (*labs, *drugs)]
     abs_present = [c for c in cis if c.absolute and c.present]
@@ -435,6 +443,12 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     note = cem.long_bone_note(lesion.latest.skeletal_site)
     if note:
         parts.append(note)
+    vigilance = cem.systemic_vigilance(
+        [u.drug for u in uses if u.who.group in ("chemotherapy", "other_anticancer")],
+        [u.drug for u in uses if u.who.group == "antiangiogenic"],
+    )
+    if vigilance:
+        parts.append(vigilance)
     parts.append("Décision en concertation multidisciplinaire." if ready else "Geste pas prêt : prérequis à lever.")
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
@@ -451,7 +465,8 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
             " ".join(parts),
             inputs=lab_inputs
             + [_used(c.finding) for c in cis if c.present is not None]
-            + [_used(r) for r in ind.reasons],
+            + [_used(r) for r in ind.reasons]
+            + [inp(name=f"drug:{u.drug}", value=u.last_dose.isoformat() if u.last_dose else None) for u in uses],
             missing=missing,
             checks=checks,
             what_would_change_fr="Des plaquettes > 50 G/L et un TP > 50 % récents, l'arrêt des antiagrégants ou "

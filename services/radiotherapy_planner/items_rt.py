@@ -30,7 +30,6 @@ from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
-from shared.clinical.drugs import CORTICOSTEROIDS
 from shared.clinical.life_expectancy import Remaining
 from shared.dates import HOSPITAL_TZ, local_day
 from shared.facts import Fact
@@ -424,7 +423,7 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
         hard_to_move=p.value("hard_to_move"),
     )
     text = conv.scheme_text(scheme)
-    steroids = [u for u in p.drug_uses(reference_date(req)) if u.drug in CORTICOSTEROIDS and u.ongoing]
+    steroids = [u for u in p.drug_uses(reference_date(req)) if u.who.group == "corticosteroid" and u.ongoing]
     if scheme.corticosteroids_48_72h and steroids:
         text += f" Le patient reçoit déjà une corticothérapie ({steroids[0].drug})."
     if req.total_dose_gy is not None and req.fractions is not None:
@@ -457,13 +456,15 @@ def palliative_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> 
 def drug_items(p: Patient, lesion: Lesion, reference: date, urgent: bool, what: str) -> list[Item]:
     out = []
     for use in p.drug_uses(reference):
-        d = drug_rt_window(use.drug, use.last_dose, use.ongoing, reference, urgent)
+        d = drug_rt_window(use.who, use.last_dose, use.ongoing, reference, urgent)
         if d is None:
             continue
         status: ItemStatus
         severity: Severity
         if d.rt_class == "no_window":
             status, severity = "info", "info"
+        elif d.rt_class == "unknown":
+            status, severity = "cannot_decide", "warning"
         elif d.rt_class != "window":
             status, severity = "warning", "warning"
         elif d.delays_rt is None:

@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Final, Literal
 
-from shared.clinical import drugs
 from contracts.hospital import Comparator
 from shared.censored import Side, side_of
+from shared.clinical import drugs
 from shared.dates import add_months
 
 SERVICE: Final = "scoring"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from contracts import drugs as drug_table
 from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
 from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
 from services.systemic_planner.prerequisites import Prerequisites
+from shared.clinical import drugs as drug_table
 from shared.facts import Fact
 
 

@@ -69,7 +69,9 @@ def ctx_reading(s: SystemicState, at: r.AsOf, since: date | None = None) -> CtxR
 
 
 def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
-    """SYS-REVIEW-2Y: 2 years after the *first* anti-resorptive of the course (a switch does not restart it)."""
+    """SYS-REVIEW-2Y: 2 years after the start of the current continuous anti-resorptive treatment (a switch without
+    a gap continues it; issue 18: a course stopped earlier is not counted, only named). The deadline is the same
+    date."""
     since = drugs.ar_course_start
     if since is None:
         return None
@@ -78,13 +80,14 @@ def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
     if not overdue:
         at.after_date(due)
     ctx = ctx_reading(s, at)
+    first = min((on for d, on in drugs.ever_started.items() if d in r.ANTIRESORPTIVES), default=since)
     return item(
         "review-2-years",
         "SYS-REVIEW-2Y",
         "warning" if overdue else "info",
         "warning" if overdue else "info",
         f"Réévaluation de l'anti-résorptif le {due:%d/%m/%Y}",
-        t.review_text(since, due, overdue) + " " + ctx.text_fr,
+        t.review_text(since, due, overdue, first if first < since else None) + " " + ctx.text_fr,
         inputs=[InputUsed(name="antiresorptive_since", value=since.isoformat()), *ctx.inputs],
         missing=ctx.missing if overdue else [],
     )

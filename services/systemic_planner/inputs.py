@@ -498,9 +498,11 @@ class DrugHistory:
     ever_started: dict[str, date]  # drug -> first start
     stopped: dict[str, date]  # drug -> last stop, when its last event is a stop
     starts: tuple[tuple[str, date], ...]  # every start, in order
-    #: SYS-REVIEW-2Y: the first anti-resorptive start of the current (or last) course; a course ends only with a
-    #: stop of every anti-resorptive after at least 2 years (a deliberate stop at the review), so a switch
-    #: (denosumab -> zoledronic acid) or an interruption does not restart the count
+    #: SYS-REVIEW-2Y: the start of the current (or last) continuous anti-resorptive treatment. Issue 18: "2 ans de
+    #: traitement antirésorbeur" (L1238), "poursuivi pendant au moins 2 ans puis réévalué" (L1275) is the duration
+    #: of the treatment under way, of the class (bisphosphonate ou dénosumab, L1263): a switch without a gap (the
+    #: next one started on or before the day of the stop) continues it; a stop of every anti-resorptive ends it,
+    #: and a later start begins a new one (an old course is never counted; the text counts no cumulative dose)
     ar_course_start: date | None
     #: the date every anti-resorptive was stopped after >= 2 years (the review stop), if that is the last word
     ar_review_stop: date | None
@@ -525,21 +527,21 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     starts: list[tuple[str, date]] = []
     course: date | None = None
     review_stop: date | None = None
-    for d in events:
+    for d in events:  # a start sorts before a stop of the same day: a same-day switch has no gap
         if d.action == "started":
+            if d.drug in r.ANTIRESORPTIVES and not active.keys() & r.ANTIRESORPTIVES:
+                course, review_stop = d.on, None  # none under way: a new treatment (SYS-REVIEW-2Y, issue 18)
             active.setdefault(d.drug, d.on)
             ever.setdefault(d.drug, d.on)
             stopped.pop(d.drug, None)
             starts.append((d.drug, d.on))
-            if d.drug in r.ANTIRESORPTIVES and (course is None or review_stop is not None):
-                course, review_stop = d.on, None
         else:
             active.pop(d.drug, None)
             stopped[d.drug] = d.on
-            ar_left = active.keys() & r.ANTIRESORPTIVES
-            two_years = course is not None and d.on >= add_months(course, 12 * r.REVIEW_AFTER_YEARS)
-            if d.drug in r.ANTIRESORPTIVES and not ar_left and two_years:
-                review_stop = d.on
+            if d.drug in r.ANTIRESORPTIVES and not active.keys() & r.ANTIRESORPTIVES:
+                # every anti-resorptive stopped: the treatment ends; a review stop when it lasted 2 years
+                two_years = course is not None and d.on >= add_months(course, 12 * r.REVIEW_AFTER_YEARS)
+                review_stop = d.on if two_years else None
     return DrugHistory(active, ever, stopped, tuple(starts), course, review_stop)
 
 

@@ -3,7 +3,10 @@ d'histologie et de biologie moléculaire, L496-634), from hospital.care-events.v
 
 from __future__ import annotations
 
-from typing import Final
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from contracts.base import InputUsed
 from contracts.care import BoneBiopsy, CareEvent, PathwayStep
@@ -32,6 +35,95 @@ _STATUS = {"done": "done", "to_do": "to_do", "declined": "declined", "not_applic
 ADENOCARCINOMA_MARKERS: Final = ("EGFR", "ALK", "KRAS", "PD-L1")
 #: at resistance to a tyrosine-kinase inhibitor the resistance mutations are searched (L611-613)
 RESISTANCE_MARKER: Final = "TKI resistance mutations"
+
+
+#: Issue 18, MOL-BIOPSY (L601-615): how a free-text molecular result reads (BoneBiopsy.molecular_results carries no
+#: status). Only a result that reads as one (positive, negative, a variant, a PD-L1 score) counts as done; a failure
+#: ("échec", "non contributif", "insufficient sample": the DNA loss L532-536, L626 warn of), a test not done, a
+#: pending one and any wording not recognised are missing: counted done by mistake, a failed EGFR/ALK/KRAS
+#: (L607-611) would never be asked again; counted missing by mistake, it only asks to check the report.
+ResultKind = Literal["done", "failed", "not_done", "pending", "unrecognised", "none"]
+#: on the text folded to lower case without accents or punctuation (`_fold`); the first kind that matches wins
+_RESULT_WORDS: Final[tuple[tuple[ResultKind, re.Pattern[str]], ...]] = (
+    (
+        "failed",
+        re.compile(
+            r"\bfail|\bechec|\bechou|\b(non|not|pas) contributi|\bnoncontributi|\bnot contributo|"
+            r"\b(non |not |un|in)interpretab|\b(non |not |in|un)evaluable|\b(non |not |in)analysable|"
+            r"\binsuffi|\bqns\b|\bnon realisable|\bnot feasible|\birrealisable|\bimpossible|\binvalid|"
+            r"\bindetermin|\bequivo|\bdouteu|\binconclusi|\bnon conclu|\b(non|not) informati|\binexploitable|"
+            r"\bdegrade|\b(absence|pas) d (adn|arn)\b|\bno (dna|rna)\b|"
+            r"\b(absence de|pas de|no) cellules? tumorales?|\bno tumou?r cells?|"
+            r"\b(absence de|pas de|aucun|sans|no) (materiel|material|prelevement|sample|tissue?|tissu)\b"
+        ),
+    ),
+    (
+        "not_done",
+        re.compile(
+            r"\bnon (realisee?s?|fait|faite|effectuee?|demandee?)\b|\bnot (done|performed|requested|tested)\b|"
+            r"\bnon disponible|\bnot available|\bunavailable|\b(pas de|no|sans|aucun) resultats?\b"
+        ),
+    ),
+    (
+        "pending",
+        re.compile(
+            r"\ben cours\b|\ben attente|\bpending|\bin progress|\ba venir\b|\bawaited|\bdemandee?\b|\brequested"
+        ),
+    ),
+    (
+        "done",
+        re.compile(
+            r"\bneg(atif|ative|atifs|atives)?\b|\bpos(itif|itive|itifs|itives)?\b|\bmutee?s?\b|\bmutat|"
+            r"\bsauvage|\bwild ?type|\bwt\b|\babsence\b|\bpas de\b|\baucune?\b|detecte|\bpresence|\bpresente?\b|"
+            r"rearrang|\btranslocation|\bfusion|\bamplifi|deletion|(\b|\d)del\b|\binsertion|\bins\b|\bexon|"
+            r"\bex ?\d|\bskipping|\bduplication|\bvariant|\bsubstitution|\b[a-z]\d{1,4}[a-z]\b|\bp ?[a-z]{3}\d+|"
+            r"\bc \d+|\d\s?%|\btps\b|\bcps\b|\bihc\b|\b[0-3]\s?\+"
+        ),
+    ),
+)
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents removed, punctuation as spaces except %, + and <, >."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^a-z0-9%+<>]+", " ", plain).split())
+
+
+def result_kind(raw: str | None) -> ResultKind:
+    """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside."""
+    folded = _fold(raw or "")
+    if not folded:
+        return "none"
+    return next((kind for kind, words in _RESULT_WORDS if words.search(folded)), "unrecognised")
+
+
+@dataclass(frozen=True)
+class MarkerResult:
+    marker: str
+    raw: str | None
+    kind: ResultKind
+
+    @property
+    def shown(self) -> str:
+        """The reported wording, shortened (the whole report stays with the pathology lab)."""
+        text = " ".join((self.raw or "").split())
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @property
+    def shown_fr(self) -> str:
+        return "échec" if self.kind == "failed" and _fold(self.shown) == "failed" else self.shown
+
+    def missing(self) -> str:
+        """English, like every `missing` entry; the contract's bare "failed" adds nothing to name."""
+        why = {
+            "failed": "last test failed",
+            "not_done": "not done",
+            "pending": "pending",
+            "unrecognised": "unrecognised result, to check",
+        }.get(self.kind)
+        if why is None or (self.kind == "failed" and _fold(self.shown) == "failed"):
+            return f"{self.marker} result"
+        return f"{self.marker} result ({why}: {self.shown})"
 
 
 def _steps(s: SystemicState, at: r.AsOf) -> dict[str, tuple[PathwayStep, CareEvent]]:
@@ -129,17 +221,27 @@ def bone_biopsy(s: SystemicState, at: r.AsOf) -> PlanItem | None:
             inputs=used,
             missing=[] if b.histology else ["histology of the bone biopsy"],
         )
-    results = {k.upper(): v for k, v in b.molecular_results.items()}
-    done = [m for m in expected if results.get(m.upper(), "failed") != "failed"]
-    missing = [f"{m} result" for m in expected if m not in done]
+    results = {k.strip().upper(): v for k, v in b.molecular_results.items()}
+    read = [MarkerResult(m, results.get(m.upper()), result_kind(results.get(m.upper()))) for m in expected]
+    done = [x for x in read if x.kind == "done"]
+    missing = [x.missing() for x in read if x.kind != "done"]
     return item(
         "bone-biopsy",
         "MOL-BIOPSY",
         "to_do" if missing else "done",
         "info",
         t.biopsy_reported_title(b.histology, bool(expected)),
-        t.biopsy_reported_text(b.histology, expected, results, missing),
-        inputs=used + [InputUsed(name=f"marker:{m}", value=results[m.upper()]) for m in done],
+        t.biopsy_reported_text(
+            expected,
+            done=[(x.marker, x.shown) for x in done],
+            by_kind={k: [(x.marker, x.shown_fr) for x in read if x.kind == k] for k in t.UNUSABLE_FR},
+            missing=[x.marker for x in read if x.kind != "done"],
+        ),
+        inputs=used
+        + [InputUsed(name=f"marker:{x.marker}", value=x.raw) for x in done]
+        + [
+            InputUsed(name=f"marker_not_usable:{x.marker}", value=x.raw) for x in read if x.kind not in ("done", "none")
+        ],
         missing=missing,
         what_would_change_fr="Chaque résultat reçu retire le test de la liste des manquants." if missing else None,
     )

@@ -8,9 +8,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from contracts import drugs
 from contracts.hospital import Comparator
 from shared.censored import Side, Strictness, band, interval, side_of
+from shared.clinical import drugs
 from shared.dates import add_months
 
 ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES

@@ -461,14 +461,20 @@ FLU_TEXT = (
 )
 
 
-def review_text(since: date, due: date, overdue: bool) -> str:
+def review_text(since: date, due: date, overdue: bool, earlier_since: date | None = None) -> str:
     head = "Réévaluation due : " if overdue else "À prévoir : "
-    return (
+    text = (
         f"{head}après 2 ans d'anti-résorptif (débuté le {since:%d/%m/%Y}), réévaluer le statut osseux le "
         f"{due:%d/%m/%Y} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, remontée des "
         "CTX, face aux risques d'hypocalcémie et d'ostéonécrose de la mâchoire (plus fréquente après 24 mois ; "
         "tabac et alcool l'aggravent)."
     )
+    if earlier_since is not None:
+        text += (
+            f" Un traitement anti-résorptif antérieur, interrompu (premier début le {earlier_since:%d/%m/%Y}), "
+            "n'entre pas dans ces 2 ans ; en tenir compte dans l'évaluation du risque d'ostéonécrose."
+        )
+    return text
 
 
 def deno_stop_text(stopped: date, low_crcl: bool) -> str:

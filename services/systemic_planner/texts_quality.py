@@ -72,18 +72,33 @@ def biopsy_reported_title(histology: str | None, tests: bool) -> str:
     return f"Biopsie osseuse ({name}) : " + ("tests moléculaires attendus" if tests else "pas de test moléculaire")
 
 
+#: issue 18: molecular results that are not results, as said to clinicians (MOL-BIOPSY)
+UNUSABLE_FR = {
+    "failed": "Analyse non aboutie, à refaire (nouvelle biopsie si le matériel ou l'ADN est insuffisant)",
+    "not_done": "Analyse non réalisée",
+    "pending": "Résultat en attente",
+    "unrecognised": "Résultat non reconnu, à vérifier sur le compte rendu",
+}
+
+
 def biopsy_reported_text(
-    histology: str | None, expected: tuple[str, ...], results: dict[str, str], missing: list[str]
+    expected: tuple[str, ...],
+    done: list[tuple[str, str]],
+    by_kind: dict[str, list[tuple[str, str]]],
+    missing: list[str],
 ) -> str:
+    """`done`: (marker, reported result) of the usable results; `by_kind`: the others by kind (UNUSABLE_FR)."""
     if not expected:
         return "Carcinome épidermoïde : aucune recherche moléculaire n'est recommandée à ce jour."
-    got = "; ".join(f"{m} : {results[m.upper()]}" for m in expected if m.upper() in results)
     text = (
         "Adénocarcinome : tous les biomarqueurs recommandés pour la tumeur primitive s'appliquent à la métastase "
         "osseuse, en priorité EGFR, ALK et KRAS ; PD-L1 en immunohistochimie est fiable sur l'os."
     )
-    if got:
-        text += f" Résultats : {got}."
+    if done:
+        text += " Résultats : " + "; ".join(f"{m} : {v}" for m, v in done) + "."
+    for kind, said in UNUSABLE_FR.items():
+        if by_kind.get(kind):
+            text += f" {said} : " + ", ".join(f"{m} ({v})" for m, v in by_kind[kind]) + "."
     if missing:
-        text += " Manquent : " + ", ".join(m.removesuffix(" result") for m in missing) + "."
+        text += " Manquent : " + ", ".join(missing) + "."
     return text

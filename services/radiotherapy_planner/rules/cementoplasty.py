@@ -7,13 +7,15 @@ or unknown."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
+from zoneinfo import ZoneInfo
 
 from contracts.hospital import Comparator
 from services.radiotherapy_planner.rules.common import LONG_BONES, Finding
 from shared.censored import shown, side_of
 from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
+from shared.dates import HOSPITAL_TZ
 
 PLATELETS_MIN_G_L: Final = 50.0  # > 50 000/mm3 = 50 G/L (strict)
 PROTHROMBIN_MIN_PCT: Final = 50.0  # TP > 50 % (strict)
@@ -41,31 +43,15 @@ def cement_indication(
     *,
     pain_resistant: bool | None,
     opioid_complications: bool | None,
-    other_techniques_excluded: bool,
+    other_techniques_excluded: bool | None,
+    inoperable: bool,
     stabilisation_alternative: bool,
 ) -> CementIndication:
-    reasons: list[Finding] = []
-    if pain_resistant:
-        reasons.append(Finding("douleur mal contrôlée par les antalgiques", "pain_resistant_to_analgesics", True))
-    if opioid_complications:
-        reasons.append(Finding("complication ou mauvaise tolérance des opiacés", "opioid_complications", True))
-    if other_techniques_excluded:
-        reasons.append(
-            Finding(
-                "autres techniques inefficaces ou non indiquées (inopérable, ré-irradiation impossible)",
-                "other_techniques_excluded",
-                True,
-            )
-        )
-    if stabilisation_alternative:
-        reasons.append(
-            Finding(
-                "visée antalgique et de stabilisation, alternative à une chirurgie lourde", "intent", "stabilisation"
-            )
-        )
-    if reasons:
-        return CementIndication(True, tuple(reasons), None, ())
-    if pain_resistant is False and not opioid_complications:
+    """L2568-2588. Well-controlled pain is a non-indication (L2588) whatever else is said, unless opioids are
+    poorly tolerated (an indication of its own, L2572-2574). "Other techniques ineffective or not indicated"
+    (L2576-2578) is surgery AND radiotherapy excluded: inoperable alone is not enough while RT remains possible."""
+    controlled = pain_resistant is False and not opioid_complications
+    if controlled:
         return CementIndication(
             False,
             (),
@@ -76,11 +62,36 @@ def cement_indication(
             ),
             (),
         )
+    reasons: list[Finding] = []
+    if pain_resistant:
+        reasons.append(Finding("douleur mal contrôlée par les antalgiques", "pain_resistant_to_analgesics", True))
+    if opioid_complications:
+        reasons.append(Finding("complication ou mauvaise tolérance des opiacés", "opioid_complications", True))
+    if other_techniques_excluded:
+        reasons.append(
+            Finding(
+                "autres techniques inefficaces ou non indiquées (chirurgie et radiothérapie exclues)",
+                "other_techniques_excluded",
+                True,
+            )
+        )
+    if stabilisation_alternative:
+        reasons.append(
+            Finding(
+                "visée antalgique et de stabilisation, alternative à une chirurgie lourde", "intent", "stabilisation"
+            )
+        )
     missing = []
     if pain_resistant is None:
         missing.append("pain control by analgesics (resistant or not)")
+    if reasons and pain_resistant is not None:
+        return CementIndication(True, tuple(reasons), None, ())
+    if reasons:  # an indication, but whether the pain is controlled (a non-indication) is not known
+        return CementIndication(None, tuple(reasons), None, tuple(missing))
     if opioid_complications is None:
         missing.append("opioid complications (yes/no)")
+    if inoperable and other_techniques_excluded is None:
+        missing.append("whether radiotherapy (or re-irradiation) is still possible for this lesion")
     return CementIndication(None, (), None, tuple(missing))
 
 
@@ -246,17 +257,51 @@ def haemostasis_labs(
 
 @dataclass(frozen=True)
 class DrugUse:
-    drug: str
+    drug: str  # the vocabulary's key (shared/clinical/drugs.py)
     last_dose: date | None
     ongoing: bool
     daily_dose_mg: float | None
+    drug_class: str | None = None  # None: the vocabulary does not know the drug
+    last_dose_at: datetime | None = None
 
 
-def antithrombotic_check(use: DrugUse, procedure_on: date | None) -> HaemostasisCheck | None:
-    """The stop window of one antiplatelet or anticoagulant. Done only when the last dose is known and far enough
-    before a known procedure date."""
+def start_of_day(day: date, tz: ZoneInfo) -> datetime:
+    """The earliest moment a procedure planned on `day` can take place (its time is not known)."""
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def _doac_done(use: DrugUse, procedure_on: date, tz: ZoneInfo) -> bool:
+    """48 hours between the last dose and the procedure (L2636), counted so that it holds whatever the hours:
+    from the time of the last dose when known, else from the end of its day; the procedure at the start of its day
+    (issue 18: 2 calendar days can be 25 hours)."""
+    if use.last_dose is None or use.ongoing:
+        return False
+    last = use.last_dose_at or start_of_day(use.last_dose + timedelta(days=1), tz)
+    return start_of_day(procedure_on, tz) - last >= DOAC_STOP
+
+
+def unknown_drug_check(use: DrugUse) -> HaemostasisCheck:
+    """A drug the vocabulary does not know is never taken for "no interaction" (issue 18.3): it may be an
+    antiplatelet or an anticoagulant, so the procedure is not ready until someone checks."""
+    name = use.drug.replace("_", " ")
+    return HaemostasisCheck(
+        use.drug,
+        "cannot_decide",
+        f"{name} : médicament non identifié par le système ; vérifier s'il s'agit d'un antiagrégant plaquettaire ou "
+        "d'un anticoagulant (délai d'arrêt avant le geste).",
+        f"identity of {name} (antiplatelet or anticoagulant?)",
+    )
+
+
+def antithrombotic_check(
+    use: DrugUse, procedure_on: date | None, tz: ZoneInfo = HOSPITAL_TZ
+) -> HaemostasisCheck | None:
+    """The stop window of one antiplatelet or anticoagulant (by its class in the shared vocabulary, whatever its
+    spelling). Done only when the last dose is known and far enough before a known procedure date."""
     d = use.drug
-    if d not in ANTIPLATELETS and d not in ANTICOAGULANTS:
+    if use.drug_class is None and d not in ANTIPLATELETS and d not in ANTICOAGULANTS:
+        return None
+    if use.drug_class is not None and use.drug_class not in ("antiplatelet", "anticoagulant"):
         return None
     name = d.replace("_", " ")
     window: timedelta | None
@@ -300,6 +345,24 @@ def antithrombotic_check(use: DrugUse, procedure_on: date | None) -> Haemostasis
             f"{name} : {rule} ; date du geste inconnue, dernière prise au plus tard J-{_days(window)}.{agree}",
             "planned procedure date",
         )
+    if d in DOACS:
+        if _doac_done(use, procedure_on, tz):
+            assert use.last_dose is not None
+            return HaemostasisCheck(
+                d, "done", f"{name} : {rule} ; dernière prise le {use.last_dose:%d/%m/%Y}, délai respecté."
+            )
+        latest = procedure_on - timedelta(days=3)  # without the hour: whole days, so that 48 h hold
+        return HaemostasisCheck(
+            d,
+            "to_do",
+            f"{name} : {rule} ; sans l'heure de la dernière prise, dernière prise au plus tard le {latest:%d/%m/%Y} "
+            f"pour un geste le {procedure_on:%d/%m/%Y} (ou préciser l'heure de la dernière prise).{agree}",
+            None
+            if use.last_dose_at is not None
+            else f"time of the last {name} dose"
+            if use.last_dose is not None
+            else f"date and time of the last {name} dose",
+        )
     latest = procedure_on - window
     if use.last_dose is not None and use.last_dose <= latest and not use.ongoing:
         return HaemostasisCheck(
@@ -315,6 +378,23 @@ def antithrombotic_check(use: DrugUse, procedure_on: date | None) -> Haemostasis
 
 def _days(window: timedelta) -> str:
     return f"{window.days}" if window.days else f"{window.seconds // 3600} h"
+
+
+def systemic_vigilance(chemotherapies: list[str], antiangiogenics: list[str]) -> str | None:
+    """L746-748: a systemic treatment never stands in the way of a needed procedure, but the nadir, haemostasis and
+    anti-angiogenics call for vigilance (named, not a prerequisite the text quantifies)."""
+    parts = []
+    if chemotherapies:
+        parts.append(
+            f"chimiothérapie en cours ou récente ({', '.join(d.replace('_', ' ') for d in chemotherapies)}) : "
+            "programmer le geste hors de la période de nadir (numération à vérifier)"
+        )
+    if antiangiogenics:
+        parts.append(
+            f"anti-angiogénique ({', '.join(d.replace('_', ' ') for d in antiangiogenics)}) : risque hémorragique et "
+            "de retard de cicatrisation à prendre en compte"
+        )
+    return ("Vigilance : " + " ; ".join(parts) + ".") if parts else None
 
 
 def long_bone_note(site: str | None) -> str | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
-from shared.clinical.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, drug_class
+from shared.clinical.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, DrugIdentity, identify
 
 
 @dataclass(frozen=True)
@@ -34,20 +34,26 @@ STOP_NO_WINDOW_GIVEN: Final = frozenset({"bleomycin", "ramucirumab", "nintedanib
 IMMUNO: Final = IMMUNOTHERAPIES
 TKI: Final = TKIS
 
-DrugRtClass = Literal["window", "no_window", "stop_window_not_given", "precaution_rcp", "not_in_table"]
+DrugRtClass = Literal["window", "no_window", "stop_window_not_given", "precaution_rcp", "not_in_table", "unknown"]
 
 
-def drug_rt_class(drug: str) -> DrugRtClass | None:
-    """Tableau 6 class of an anticancer drug; None for a drug that is not anticancer (not concerned)."""
-    if drug in WINDOWS:
+def drug_rt_class(drug: str | DrugIdentity) -> DrugRtClass | None:
+    """Tableau 6 class of a drug, read through its identity (shared vocabulary: any spelling, or its ATC code);
+    None for a drug known not to be anticancer (not concerned). A drug of unknown identity is "unknown": never
+    taken for "no interaction" (issue 18.3)."""
+    who = drug if isinstance(drug, DrugIdentity) else identify(drug)
+    d = who.key
+    if d in WINDOWS:
         return "window"
-    if drug in NO_WINDOW:
+    if d in NO_WINDOW:
         return "no_window"
-    if drug in STOP_NO_WINDOW_GIVEN:
+    if not who.known:
+        return "unknown"
+    if d in STOP_NO_WINDOW_GIVEN or who.group == "antiangiogenic":  # "plus généralement les anti-angiogéniques"
         return "stop_window_not_given"
-    if drug in IMMUNO or drug in TKI:
+    if who.group in ("immunotherapy", "tki", "egfr_tki") or d in IMMUNO or d in TKI:  # precaution, L1987-1989
         return "precaution_rcp"
-    if drug in ANTICANCER or drug_class(drug) == "anticancer":
+    if who.drug_class == "anticancer" or d in ANTICANCER:
         return "not_in_table"
     return None
 
@@ -82,27 +88,37 @@ _NO_DATED_WINDOW: Final[dict[str, Callable[[str, str], str]]] = {
         f"{name} ({when}) : absent du Tableau 6 ; délai théorique de 5 demi-vies avant la radiothérapie, "
         "à évaluer avec la RCP-OOS."
     ),
+    "unknown": lambda name, when: (
+        f"{name} ({when}) : médicament non identifié par le système. S'il s'agit d'un anticancéreux "
+        "(chimiothérapie, thérapie ciblée, immunothérapie), principe de précaution : pas d'association systématique "
+        "avec la radiothérapie, délai avant l'irradiation et avis de la RCP-OOS ; sinon, le signaler."
+    ),
 }
 
 
 def drug_rt_window(
-    drug: str, last_dose: date | None, ongoing: bool, reference: date, urgent: bool
+    drug: str | DrugIdentity, last_dose: date | None, ongoing: bool, reference: date, urgent: bool
 ) -> DrugRtDecision | None:
     """For one anticancer drug: the earliest date RT may start (window drugs) or what to do. `reference` is the
-    planned RT date (or today's decision date); `urgent` shortens the gemcitabine window to its 8-day minimum."""
-    c = drug_rt_class(drug)
+    planned RT date (or today's decision date); `urgent` shortens the gemcitabine window, before AND after the
+    irradiation, to its 8-day minimum (Tableau 6's asterisk stands on both lines, L2207-2213)."""
+    who = drug if isinstance(drug, DrugIdentity) else identify(drug)
+    c = drug_rt_class(who)
     if c is None:
         return None
+    drug = who.key
     name = drug.replace("_", " ")
     when = (
         f"dernière administration le {last_dose:%d/%m/%Y}" if last_dose else "date de dernière administration inconnue"
     )
     if c != "window":  # the classes with no dated window: one sentence each (Tableau 6)
         delays = False if c == "no_window" else None
-        return DrugRtDecision(drug, c, last_dose, ongoing, None, None, delays, _NO_DATED_WINDOW[c](name, when), ())
+        missing = (f"identity of {name} (anticancer drug?)",) if c == "unknown" else ()
+        return DrugRtDecision(drug, c, last_dose, ongoing, None, None, delays, _NO_DATED_WINDOW[c](name, when), missing)
     w = WINDOWS[drug]
-    before = w.urgent_minimum if (urgent and w.urgent_minimum is not None) else w.before
-    after_days = w.after.days
+    shortened = urgent and w.urgent_minimum is not None
+    before = w.urgent_minimum if shortened and w.urgent_minimum is not None else w.before
+    after_days = (w.urgent_minimum if shortened and w.urgent_minimum is not None else w.after).days
     if last_dose is None:
         return DrugRtDecision(
             drug,
@@ -123,7 +139,8 @@ def drug_rt_window(
         f"{name} : {when} ; radiothérapie possible à partir du {earliest:%d/%m/%Y} "
         f"({before.days} jours après{urgent_note})"
         + (", ce qui retarde la radiothérapie" if delays else "")
-        + f". Ne pas reprendre le {name} avant {after_days} jours après la fin de l'irradiation."
+        + f". Ne pas reprendre le {name} avant {after_days} jours après la fin de l'irradiation"
+        + (f" (urgence ; {w.after.days} jours hors urgence)." if after_days != w.after.days else ".")
     )
     if ongoing:
         text += f" Suspendre le {name} (prochaine cure à décaler)."
