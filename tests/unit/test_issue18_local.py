@@ -129,7 +129,9 @@ def active(out: list[Message], rule_id: str) -> list[Recommendation]:
 # ---- 18.1 a second irradiation is never judged as a first (RT-REIRR, L2076-2095) -----------------------------------
 @pytest.mark.parametrize("modality", ["sbrt", "palliative_rt"])
 def test_a_course_on_an_irradiated_segment_is_a_reirradiation_whatever_the_modality(modality: str) -> None:
-    extra = {"total_dose_gy": 27.0, "fractions": 3} if modality == "sbrt" else {"total_dose_gy": 20.0, "fractions": 5}
+    extra: dict[str, Any] = (
+        {"total_dose_gy": 27.0, "fractions": 3} if modality == "sbrt" else {"total_dose_gy": 20.0, "fractions": 5}
+    )
     _, out = run(
         [
             vertebra(),
