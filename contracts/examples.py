@@ -13,6 +13,7 @@ from contracts.topics import (
     CARE_EVENTS,
     CLINICAL_ASSESSMENTS,
     CLOCK_NOTIFICATION,
+    CLOCK_RADIOTHERAPY_PLANNER,
     CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
@@ -146,7 +147,13 @@ EXAMPLES: Final[dict[str, Any]] = {
         "event_id": "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e",
         **_ENV,
         "source": "pharmacy-bus",
-        "treatment": {"kind": "systemic_drug", "drug": "zoledronic_acid", "action": "started", "on": "2026-11-27"},
+        "treatment": {
+            "kind": "systemic_drug",
+            "drug": "zoledronic_acid",
+            "atc_code": "M05BA08",
+            "action": "started",
+            "on": "2026-11-27",
+        },
     },
     LABS_NORMALISED.name: {
         "event_id": "0b8e1d9a-53a4-5d8e-9a57-3f6fb1a1c0de",
@@ -458,5 +465,14 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "notification",
         "service": "notification",
         "due_at": "2026-11-27T09:27:33+01:00",
+    },
+    CLOCK_RADIOTHERAPY_PLANNER.name: {
+        "event_id": "7fab2e4a-9c63-5dbf-8e5f-4b8c3d6a1f29",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2027-01-08T09:15:01+01:00",
+        "recorded_at": "2027-01-08T09:15:02+01:00",
+        "source": "radiotherapy-planner",
+        "service": "radiotherapy-planner",
+        "due_at": "2027-01-08T09:15:01+01:00",
     },
 }

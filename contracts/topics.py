@@ -200,6 +200,9 @@ def clock_topic(service: str) -> Topic:
 
 CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
 CLOCK_NOTIFICATION = clock_topic(NOTIFICATION)
+#: issue 18: a compression or a life-expectancy estimate ages out of its currency window, and the remaining estimate
+#: crosses 1 year, 3 months, 6 weeks, without another event: the local plan is decided again then
+CLOCK_RADIOTHERAPY_PLANNER = clock_topic(RADIOTHERAPY_PLANNER)
 
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
@@ -223,4 +226,5 @@ TOPICS: Final[tuple[Topic, ...]] = (
     DEAD_LETTER,
     CLOCK_SYSTEMIC_PLANNER,
     CLOCK_NOTIFICATION,
+    CLOCK_RADIOTHERAPY_PLANNER,
 )

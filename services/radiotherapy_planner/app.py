@@ -37,6 +37,7 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
         (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),
         LocalState,
         functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window, tz=tz),
+        due=lambda state: state.next_due,  # currency windows and life-expectancy thresholds pass on time (18)
     )
     router = APIRouter(tags=["local-plan"], dependencies=[require(CLINICIAN, audit="read")])
 

@@ -36,6 +36,7 @@ from services.radiotherapy_planner.items_local import cement_items, reirradiatio
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
+from shared.clinical.life_expectancy import Remaining
 from shared.clinical.treatments import canonical
 from shared.corrections import effective, is_correction
 from shared.dates import HOSPITAL_TZ
@@ -296,6 +297,25 @@ def _unique(items: list[Item]) -> list[Item]:
     return list(seen.values())
 
 
+def next_due(s: LocalState, now: datetime, compression_window: timedelta = COMPRESSION_CURRENT) -> datetime | None:
+    """When the plan must be decided again though no event arrives (issue 18): a cord compression leaves its
+    currency window (RT-MSCC decides an emergency from current data only), a future-dated one becomes current, the
+    life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold."""
+    times: list[datetime] = []
+    for lesion in lesions(s).values():
+        onset = lesion.compression_onset()
+        if onset is not None:
+            times += [onset.occurred_at - FUTURE_TOLERANCE, onset.occurred_at + compression_window]
+    le = s.assessed.get("life_expectancy_months")
+    if le is not None:
+        times += [le.occurred_at - FUTURE_TOLERANCE, le.occurred_at + LE_VALID]
+        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now)
+        if crossing is not None:
+            times.append(crossing)
+    later = [t + timedelta(seconds=1) for t in times if t + timedelta(seconds=1) > now]
+    return min(later, default=None)
+
+
 # ---- publishing ----------------------------------------------------------------------------------------------------
 NOTIFY_STATUSES = frozenset({"recommended", "to_do", "cannot_decide", "warning", "not_indicated"})
 
@@ -320,6 +340,7 @@ def apply_event(
         return state, []
     s = merge(state, event)
     sections = build_plan(s, alpha_beta, event.recorded_at, compression_window, tz)
+    s.next_due = next_due(s, event.recorded_at, compression_window)
     items = [i for sec in sections for i in sec.items]
     decisions = [(i, i.content) for i in items]
     notices = [

@@ -125,6 +125,8 @@ class LocalState(BaseModel):
     plan_version: int = 0
     plan_digest: str = ""
     plan_event: Fact[str] | None = None
+    #: the next moment a decision may change with no new event (shared/timers.py: a clock tick then)
+    next_due: datetime | None = None
 
 
 def _order(f: FindingFact) -> tuple[datetime, datetime, str]:

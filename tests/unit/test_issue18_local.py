@@ -12,6 +12,7 @@ import pytest
 
 from contracts.base import Message
 from contracts.clinical import NormalisedLab, Recommendation, Score
+from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import PlanItem
@@ -406,3 +407,40 @@ def test_cementoplasty_with_well_controlled_pain_is_not_indicated_even_if_inoper
     _, out = run(events)
     cement = one(out, "IR-CEMENT")
     assert cement.status == "not_indicated" and "non-indication" in cement.text_fr
+
+
+# ---- the planner's own clock: currency windows and life-expectancy thresholds pass without another event ---------
+def tick(s: LocalState) -> ClockTick:
+    assert s.next_due is not None
+    return ClockTick.model_validate(
+        env(
+            s.next_due,
+            source="radiotherapy-planner",
+            service="radiotherapy-planner",
+            due_at=s.next_due.isoformat(),
+        )
+    )
+
+
+def test_a_cord_compression_ages_out_of_its_window_on_the_planners_own_clock() -> None:
+    s, out = run([vertebra(cord_compression=True)])
+    assert one(out, "RT-MSCC").severity == "critical"
+    assert s.next_due == NOW + timedelta(days=42, seconds=1)  # COMPRESSION_CURRENT after the onset
+    s, more = apply_event(s, tick(s))
+    mscc = one(more, "RT-MSCC")
+    assert mscc.severity == "warning" and "donnée non actuelle" in mscc.title
+
+
+def test_the_remaining_life_expectancy_crossing_3_months_contraindicates_sbrt_on_time() -> None:
+    events: list[Message] = [
+        ClinicalAssessment.model_validate(env(life_expectancy_months=4.0)),
+        vertebra(),
+        score("sins", "t8", 4, "stable"),
+        request("t8", "sbrt", planned_on=TODAY + timedelta(days=60), total_dose_gy=27.0, fractions=3),
+    ]
+    s, out = run(events)
+    assert "espérance de vie" not in one(out, "RT-SBRT-CI").title
+    assert s.next_due == NOW + timedelta(days=DAYS_PER_MONTH, seconds=1)  # 4 -> 3 months left
+    s, more = apply_event(s, tick(s))
+    ci = one(more, "RT-SBRT-CI")
+    assert ci.status == "not_indicated" and "espérance de vie inférieure à 3 mois" in ci.title
