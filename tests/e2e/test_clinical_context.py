@@ -170,7 +170,8 @@ async def test_an_antiplatelet_named_by_its_brand_holds_the_cementoplasty(
     async def held() -> dict[str, Any] | None:
         i = plan_item(await local_plan(stack, patient_id), "L4-a:cement")
         checks = {c["name"]: c for c in (i or {}).get("checks", [])}
-        return i if "clopidogrel" in checks and "platelets" in checks else None
+        ready_labs = all(checks.get(n, {}).get("status") == "done" for n in ("platelets", "prothrombin"))
+        return i if "clopidogrel" in checks and ready_labs else None
 
     item = await wait_for(held, timeout=20)
     checks = {c["name"]: c for c in item["checks"]}
