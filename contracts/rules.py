@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 GUIDELINE: Final = "Référentiels Auvergne Rhône-Alpes en Oncologie Thoracique — Métastases osseuses (édition 2023)"
 #: Bump when any rule's logic or text changes; every output carries it.
-RULESET_VERSION: Final = "aura-2023.2"
+RULESET_VERSION: Final = "aura-2023.3"
 
 
 class Citation(BaseModel):

@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, TypeVar
 
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEvent
-from contracts.hospital import ImagingFinding
+from contracts.hospital import ImagingFinding, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
 from services.scoring.state import LabValue, ScoringState
@@ -39,6 +40,11 @@ class Context:
     patient_id: str
     now: datetime | None  # None: the newest recorded time among the facts (tests, deterministic replays)
     policy: r.Policy = r.DEFAULT_POLICY
+
+    @cached_property
+    def treatments(self) -> list[TreatmentEvent]:
+        """The treatment events that count (corrections applied, issue 18.7), once per decision."""
+        return self.s.effective_treatments()
 
     @property
     def reference(self) -> datetime | None:

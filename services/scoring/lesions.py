@@ -18,6 +18,7 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import SERVICE, Context, Decisions, components, finding_inputs, score
 from services.scoring.state import Lesion
+from shared.clinical import life_expectancy
 from shared.dates import local_day
 from shared.facts import Fact
 from shared.recommend import lazy_recommendation
@@ -75,7 +76,7 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     ref = c.reference
     survival: t.Survival | None = None
     if le is not None and ref is not None:
-        survival = t.Survival(le.value, le.occurred_at, r.remaining_life_expectancy(le.value, le.occurred_at, ref))
+        survival = t.Survival(le.value, le.occurred_at, life_expectancy.remaining_months(le.value, le.occurred_at, ref))
     rule_id, decision = r.mirels_decision(lo, hi, survival.remaining if survival else None)
     ct = r.ct_osteolysis_criterion(f.axial_cortical_osteolysis_pct, f.circumferential_cortical_osteolysis_pct)
     # L1340-1346: the CT note is for a Mirels >= 9, and only where fixation first is the decision (life expectancy
@@ -215,7 +216,7 @@ def _treated_by(
     `any_date` whatever their date: a fracture fixation fixes the lesion's fracture even if imaging dated after it
     still shows the fracture)."""
     out = []
-    for e in c.s.treatments.values():
+    for e in c.treatments:
         tr = e.treatment
         what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
         if what in kinds and treats(tr, f) and (what in any_date or tr.on >= local_day(since.occurred_at)):
@@ -324,8 +325,8 @@ def decide_sres(c: Context, d: Decisions) -> None:
             treated = _treated_by(c, f, first, {"decompression", "cord_compression"})
             sre = _lesion_sre(c, "cord_compression", lesion_id, first, last, used, treated)
             d.sres[str(sre.event_id)] = sre
-    for key, e in c.s.treatments.items():
-        tr = e.treatment
+    for e in c.treatments:  # an entered-in-error or corrected record is no SRE (issue 18.7)
+        key, tr = str(e.event_id), e.treatment
         kind = None
         if tr.kind == "radiotherapy" and tr.intent == "pain":
             kind = "radiotherapy_for_pain"

@@ -81,20 +81,21 @@ def decide_oligo(c: Context, d: Decisions) -> None:
 
 
 def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
-    """Systemic drugs started on or before `on` and not stopped by then (their latest start)."""
+    """Systemic drugs started on or before `on` and not stopped by then (their latest start), each named by the
+    shared vocabulary (a stop under another name stops the same drug), corrections applied (issue 18.3, 18.7)."""
     events = sorted(
-        (e.treatment for e in c.s.treatments.values() if isinstance(e.treatment, SystemicDrug)),
+        (e.treatment for e in c.treatments if isinstance(e.treatment, SystemicDrug)),
         key=lambda x: (x.on, x.action == "stopped"),
     )
-    active: dict[str, date] = {}
+    active: dict[str, r.DrugStart] = {}
     for x in events:
         if x.on > on:
             continue
         if x.action == "started":
-            active[x.drug] = x.on
+            active[x.drug] = r.DrugStart(x.drug, x.on, x.atc_code)
         else:
             active.pop(x.drug, None)
-    return [r.DrugStart(drug, started) for drug, started in sorted(active.items())]
+    return [active[drug] for drug in sorted(active)]
 
 
 def decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
@@ -116,7 +117,7 @@ def decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
         InputUsed(name="drug_of_unknown_class_started", value=f"{x.drug} {x.on.isoformat()}")
         for x in reading.unknown_drugs
     ]
-    flare, egfr = reading.reading == "flare", drug is not None and drug.drug in r.EGFR_TKIS
+    flare, egfr = reading.reading == "flare", drug is not None and drug.egfr_tki
     if reading.reading == "unknown":
         title = "Nouveau foyer osseux : flare ou progression indéterminé (médicament non classé)"
     elif flare:

@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 from contracts.hospital import Comparator
 from shared.censored import Side, side_of
-from shared.clinical import drugs
+from shared.clinical import drugs, life_expectancy
 from shared.dates import add_months
 
 SERVICE: Final = "scoring"
@@ -167,20 +167,8 @@ def mirels(site: str, cortex_fraction: float | None, lesion_type: str | None, pa
 
 
 MirelsDecision = Literal["low", "rcp", "doubt", "fixation", "short_survival", "no_surgery", "survival_unknown"]
-#: Months as the life-expectancy thresholds count them: the mean calendar month (365.25 / 12 days). The systemic
-#: planner uses the same constants (services/systemic_planner/rules.py), and a test checks they agree.
-DAYS_PER_MONTH: Final = 365.25 / 12
-#: SURG-LE (L2804-2808): under exactly 6 weeks of expected survival, surgery brings no benefit.
-SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / DAYS_PER_MONTH
-#: MIRELS-HIGH (L1324): fixation first only with a life expectancy of more than 3 months.
-FIXATION_MIN_LIFE_EXPECTANCY_MONTHS: Final = 3.0
-
-
-def remaining_life_expectancy(estimate_months: float, estimated_at: datetime, now: datetime) -> float:
-    """What is left of a life-expectancy estimate at `now`: the estimate minus the months elapsed since it was made
-    (an estimate of 3.5 months made 85 days ago leaves about 0.7 month). Never below 0."""
-    elapsed = max((now - estimated_at).total_seconds(), 0.0) / 86400 / DAYS_PER_MONTH
-    return max(estimate_months - elapsed, 0.0)
+#: MIRELS-HIGH (L1324): fixation first only with a life expectancy of more than 3 months (shared/clinical).
+FIXATION_MIN_LIFE_EXPECTANCY_MONTHS: Final = life_expectancy.THREE_MONTHS
 
 
 def mirels_bounds(m: Scored) -> tuple[int, int]:
@@ -189,7 +177,7 @@ def mirels_bounds(m: Scored) -> tuple[int, int]:
 
 def mirels_decision(lo: int, hi: int, life_expectancy_months: float | None) -> tuple[str, MirelsDecision]:
     """The attitude of Tableau 3 from the bounds of the score (lo == hi when complete). `life_expectancy_months` is
-    what remains of the estimate now (remaining_life_expectancy).
+    what remains of the estimate now (shared.clinical.life_expectancy.remaining_months).
 
     MIRELS-LOW (<= 7), MIRELS-8 (= 8); bounds that straddle a band (they then always include 8): MIRELS-8 "doubt"
     (L1330 "ou en cas de doute": RCP-OOS, naming what is missing); >= 9: MIRELS-HIGH (fixation first) only with
@@ -206,7 +194,7 @@ def mirels_decision(lo: int, hi: int, life_expectancy_months: float | None) -> t
         return "SCORE-MIRELS", "survival_unknown"
     if life_expectancy_months > FIXATION_MIN_LIFE_EXPECTANCY_MONTHS:
         return "MIRELS-HIGH", "fixation"
-    if life_expectancy_months < SIX_WEEKS_IN_MONTHS:
+    if life_expectancy.surgery_excluded(life_expectancy_months):
         return "SURG-LE", "no_surgery"
     return "MIRELS-HIGH-SHORT-LE", "short_survival"
 
@@ -385,7 +373,6 @@ def oligometastatic(bone: list[BoneLesion], extra: ExtraOsseous | None, primary_
 
 
 # ---- IMG-FLARE (L357-418, L664-668, L774-776) ---------------------------------------------------------------
-EGFR_TKIS: Final = drugs.EGFR_TKIS
 METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 FLARE_WINDOW_MONTHS: Final = 6
 
@@ -397,8 +384,21 @@ def within_flare_window(treatment_started: date, imaging_on: date) -> bool:
 
 @dataclass(frozen=True)
 class DrugStart:
+    """A drug under way: `drug` is the shared vocabulary's key (the INN when known), `atc` the code it was sent with
+    (it places a drug the vocabulary does not list, e.g. an unlisted anti-PD-1, L01FF)."""
+
     drug: str
     on: date
+    atc: str | None = None
+
+    @property
+    def identity(self) -> drugs.DrugIdentity:
+        return drugs.identify(self.drug, self.atc)
+
+    @property
+    def egfr_tki(self) -> bool:
+        """IMG-FLARE (L357-418): the flare is classically described under EGFR TKIs."""
+        return self.identity.group == "egfr_tki"
 
 
 @dataclass(frozen=True)
@@ -417,7 +417,7 @@ def flare_reading(active: list[DrugStart], focus_on: date) -> FlareReading | Non
     does not know is never assumed either way: if it started after the latest anticancer start and within the
     6 months before the focus, the reading is unknown. `active`: drugs started on or before the focus, not stopped.
     None: no anticancer treatment and no unknown drug (nothing to say)."""
-    anticancer = [d for d in active if drugs.drug_class(d.drug) == "anticancer"]
+    anticancer = [d for d in active if d.identity.drug_class == "anticancer"]
     latest = max(anticancer, key=lambda d: (d.on, d.drug), default=None)
     if latest is not None and within_flare_window(latest.on, focus_on):
         return FlareReading("flare", latest)
@@ -426,7 +426,7 @@ def flare_reading(active: list[DrugStart], focus_on: date) -> FlareReading | Non
             (
                 d
                 for d in active
-                if drugs.drug_class(d.drug) is None
+                if d.identity.drug_class is None
                 and (latest is None or d.on > latest.on)
                 and within_flare_window(d.on, focus_on)
             ),

@@ -17,6 +17,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
+from shared.clinical.treatments import canonical, effective_treatments
 from shared.corrections import effective, fold_finding, is_correction
 from shared.facts import Fact, earliest, newest
 
@@ -83,7 +84,10 @@ class ScoringState(BaseModel):
     #: every clinical assessment received, corrections included (by event_id): `assessment` is folded again from
     #: the effective ones when a correction is known
     assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)
-    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    #: every treatment event received, corrections included (by event_id), its drug named by the shared vocabulary
+    #: (canonical): the decisions read the effective ones only (`effective_treatments`), so an entered-in-error or
+    #: amended event never counts again, whatever the order the events arrive in (issue 18.7)
+    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)
     labs: dict[str, LabValue] = Field(default_factory=dict)  # by result_id
     #: what was last published, derived from the facts: slot -> recommendation ID; slot -> score ID; SRE IDs
     recommendations: dict[str, str] = Field(default_factory=dict)
@@ -91,6 +95,10 @@ class ScoringState(BaseModel):
     sres: list[str] = Field(default_factory=list)
     calcium_sres: list[str] = Field(default_factory=list)  # the published SREs that are hypercalcaemias
     lesion_sres: dict[str, str] = Field(default_factory=dict)  # the other published SREs: ID -> kind
+
+    def effective_treatments(self) -> list[TreatmentEvent]:
+        """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
+        return effective_treatments(self.treatments.values())
 
     def as_of(self) -> datetime | None:
         """The newest recorded time among the facts: the reference time of decisions when no clock is given."""
@@ -132,7 +140,7 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         else:
             s.assessment = _merge_assessment(s.assessment, event)
     elif isinstance(event, TreatmentEvent):
-        s.treatments[str(event.event_id)] = event
+        s.treatments[str(event.event_id)] = canonical(event)  # "Tagrisso" is osimertinib (IMG-FLARE)
     elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses
         prev = s.labs.get(event.result_id)
         # one producer, in order on the patient's partition: an equal recorded_at is a re-derivation (ties go to

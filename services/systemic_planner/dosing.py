@@ -15,7 +15,6 @@ from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
 from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
 from services.systemic_planner.prerequisites import Prerequisites
-from shared.clinical import drugs as drug_table
 from shared.facts import Fact
 
 
@@ -326,7 +325,7 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
             )
         )
     if renal.failure == "below" and renal.crcl is not None:
-        tkis = sorted(d for d in drugs.active if d in r.TKIS)
+        tkis = sorted(d for d in drugs.active if r.is_tki(d, drugs.atc.get(d)))
         items.append(
             item(
                 "severe-renal-failure",
@@ -343,4 +342,4 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
 
 def anticancer(drugs: DrugHistory) -> list[str]:
     """Active cancer treatments from the shared classification (supportive drugs are not cancer treatment)."""
-    return sorted(d for d in drugs.active if drug_table.drug_class(d) == "anticancer")
+    return sorted(d for d in drugs.active if drugs.identity(d).drug_class == "anticancer")

@@ -20,12 +20,13 @@ from services.systemic_planner.inputs import (
     sre_is_current,
 )
 from shared import censored
+from shared.clinical.life_expectancy import surgery_excluded
 from shared.dates import add_months
 from shared.facts import Fact
 
 #: SYS-ONCO: an SRE calling for an urgent local procedure is "under way" for 3 weeks (chemotherapy and RT resume
 #: 3 weeks after surgery, SURG-LE L2940-2955); no urgent procedure below exactly 6 weeks of expected survival left
-#: (L2804-2808: r.SIX_WEEKS_IN_MONTHS, the same constant as scoring's).
+#: (L2804-2808: shared/clinical/life_expectancy.py `surgery_excluded`, as in scoring and the radiotherapy planner).
 URGENT_PROCEDURE_WINDOW = timedelta(weeks=3)
 
 
@@ -171,7 +172,7 @@ def oncology(
         if f.value in ("cord_compression", "pathological_fracture")
         and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
     ]
-    short = le.remaining is not None and le.remaining < r.SIX_WEEKS_IN_MONTHS
+    short = le.remaining is not None and surgery_excluded(le.remaining)
     urgent = bool(recent) and not short
     if not anticancer and not urgent:
         return None

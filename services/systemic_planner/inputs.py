@@ -6,7 +6,7 @@ Pure. Every reader takes an `AsOf` (now, recency windows) and records the deadli
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -29,6 +29,9 @@ from contracts.rules import cite
 from services.systemic_planner import rules as r
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared import censored
+from shared.clinical.drugs import DrugIdentity, identify
+from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, remaining_months, when_remaining_reaches
+from shared.clinical.treatments import canonical, effective_treatments
 from shared.corrections import effective, fold_finding, is_correction
 from shared.dates import add_months
 from shared.facts import Fact, earliest, newest
@@ -124,7 +127,10 @@ class SystemicState(BaseModel):
     vitamin_d: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
     corrected_calcium: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
     ctx: dict[str, LabFact] = Field(default_factory=dict)  # serum CTX by result_id
-    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
+    #: every treatment event received, corrections included (by event_id), its drug named by the shared vocabulary
+    #: (canonical): the plan reads the effective ones only (`treatments`), so an entered-in-error or amended event
+    #: never counts again, whatever the order the events arrive in (issue 18.7)
+    treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)
     care: dict[str, CareEvent] = Field(default_factory=dict)  # care-pathway steps and bone biopsies, by event_id
     #: what was last published: item key -> "rule_id|recommendation ID|content digest"; plan version, digest, ID
     published: dict[str, str] = Field(default_factory=dict)
@@ -176,7 +182,7 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
         else:
             _merge_assessment(s, assessed)
     elif isinstance(e, TreatmentEvent):
-        s.treatments[str(e.event_id)] = e
+        s.treatments[str(e.event_id)] = canonical(e)  # "Xgeva" is denosumab, "Zometa" zoledronic acid
     elif isinstance(e, CareEvent):
         s.care[str(e.event_id)] = e
     # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at
@@ -288,9 +294,9 @@ def life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
         return LifeExpectancy(None, "unknown", future_ignored=future)
     if not at.is_current(fact.occurred_at, at.recency.life_expectancy):
         return LifeExpectancy(fact, "stale", future_ignored=future)
-    for threshold in (r.AR_START_MIN_LIFE_EXPECTANCY_MONTHS, r.SIX_WEEKS_IN_MONTHS):
-        at.after(r.when_remaining_reaches(fact.value, fact.occurred_at, threshold) + timedelta(seconds=1))
-    remaining = r.remaining_life_expectancy(fact.value, fact.occurred_at, at.now)
+    for threshold in (r.AR_START_MIN_LIFE_EXPECTANCY_MONTHS, SIX_WEEKS_IN_MONTHS):  # SYS-AR-START, SURG-LE
+        at.after(when_remaining_reaches(fact.value, fact.occurred_at, threshold) + timedelta(seconds=1))
+    remaining = remaining_months(fact.value, fact.occurred_at, at.now)
     return LifeExpectancy(fact, "current", remaining, future)
 
 
@@ -492,6 +498,12 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
 
 
 # ---- treatments ------------------------------------------------------------------------------------------------
+def treatments(s: SystemicState) -> list[TreatmentEvent]:
+    """The treatment events that count, in clinical order: corrected and entered-in-error ones left out (shared
+    clinical context, issue 18.7)."""
+    return effective_treatments(s.treatments.values())
+
+
 @dataclass(frozen=True)
 class DrugHistory:
     active: dict[str, date]  # drug -> started on (current course)
@@ -506,15 +518,20 @@ class DrugHistory:
     ar_course_start: date | None
     #: the date every anti-resorptive was stopped after >= 2 years (the review stop), if that is the last word
     ar_review_stop: date | None
+    #: drug -> the ATC code it was last sent with (it places a drug the vocabulary does not list by name)
+    atc: dict[str, str] = field(default_factory=dict)
 
     def started_on_or_after(self, drug: str, day: date) -> date | None:
         return min((on for d, on in self.starts if d == drug and on >= day), default=None)
+
+    def identity(self, drug: str) -> DrugIdentity:
+        return identify(drug, self.atc.get(drug))
 
 
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline)."""
     events = []
-    for e in s.treatments.values():
+    for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):
             if e.treatment.on > at.today:
                 at.after_date(e.treatment.on)
@@ -527,7 +544,10 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     starts: list[tuple[str, date]] = []
     course: date | None = None
     review_stop: date | None = None
+    atc: dict[str, str] = {}
     for d in events:  # a start sorts before a stop of the same day: a same-day switch has no gap
+        if d.atc_code is not None:
+            atc[d.drug] = d.atc_code
         if d.action == "started":
             if d.drug in r.ANTIRESORPTIVES and not active.keys() & r.ANTIRESORPTIVES:
                 course, review_stop = d.on, None  # none under way: a new treatment (SYS-REVIEW-2Y, issue 18)
@@ -542,13 +562,13 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
                 # every anti-resorptive stopped: the treatment ends; a review stop when it lasted 2 years
                 two_years = course is not None and d.on >= add_months(course, 12 * r.REVIEW_AFTER_YEARS)
                 review_stop = d.on if two_years else None
-    return DrugHistory(active, ever, stopped, tuple(starts), course, review_stop)
+    return DrugHistory(active, ever, stopped, tuple(starts), course, review_stop, atc)
 
 
 def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCare]]:
     """Dental events dated up to today (a future date is an appointment, not a fact yet)."""
     items = []
-    for e in s.treatments.values():
+    for e in treatments(s):
         if isinstance(e.treatment, DentalCare):
             if e.treatment.on > at.today:
                 at.after_date(e.treatment.on)

@@ -29,6 +29,15 @@ PATHWAY: Final = (
     "clinical_trial",
 )
 _STATUS = {"done": "done", "to_do": "to_do", "declined": "declined", "not_applicable": "done"}
+#: Issue 18: the items the text makes systematic, for every patient (its lines): "not applicable" is not done for
+#: them, the line stays to do. The others are conditional or optional ("peut/peuvent bénéficier", "en cas de", "a la
+#: possibilité"; help to stop smoking presumes a smoker) and keep it. A patient's refusal (declined) stays accepted.
+SYSTEMATIC: Final = {
+    "multidisciplinary_decision": "L5-11",  # "font l'objet d'une discussion pluridisciplinaire"
+    "patient_information": "L13-19",  # "sont expliqués au patient", "remis au patient"
+    "pain_management": "L29-31",  # "doit bénéficier d'une prise en charge de la douleur"
+    "occupational_exposure": "L43-45",  # "doit être systématique"
+}
 
 #: MOL-BIOPSY (L603-611): adenocarcinoma, priority biomarkers on a bone metastasis (the whole panel of the primary
 #: tumour applies, L601-603); PD-L1 by immunohistochemistry is reliable on bone (L568-570).
@@ -135,7 +144,8 @@ def _steps(s: SystemicState, at: r.AsOf) -> dict[str, tuple[PathwayStep, CareEve
 
 
 def pathway(s: SystemicState, at: r.AsOf) -> PlanItem:
-    """QUAL-PATHWAY: one line per item, done / to do / declined (not applicable counts as done)."""
+    """QUAL-PATHWAY: one line per item, done / to do / declined (not applicable counts as done, except for an item the
+    text makes systematic: SYSTEMATIC)."""
     steps = _steps(s, at)
     checks = []
     inputs = []
@@ -145,7 +155,10 @@ def pathway(s: SystemicState, at: r.AsOf) -> PlanItem:
             checks.append(Check(name=name, status="to_do", detail_fr=t.PATHWAY_FR[name] + " : à proposer."))
             continue
         step, e = found
-        checks.append(Check(name=name, status=_STATUS[step.status], detail_fr=t.pathway_line(name, step)))
+        if step.status == "not_applicable" and name in SYSTEMATIC:
+            checks.append(Check(name=name, status="to_do", detail_fr=t.pathway_not_waivable(name, step)))
+        else:
+            checks.append(Check(name=name, status=_STATUS[step.status], detail_fr=t.pathway_line(name, step)))
         inputs.append(InputUsed(name=f"pathway:{name}", value=step.status, source_event_id=e.event_id))
     todo = [c.name for c in checks if c.status == "to_do"]
     return item(

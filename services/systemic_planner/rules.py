@@ -11,56 +11,26 @@ from zoneinfo import ZoneInfo
 from contracts.hospital import Comparator
 from shared.censored import Side, Strictness, band, interval, side_of
 from shared.clinical import drugs
+from shared.clinical.life_expectancy import THREE_MONTHS
 from shared.dates import add_months
 
 ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
 BISPHOSPHONATES: Final = drugs.BISPHOSPHONATES
 PLATINUM: Final = frozenset({"cisplatin", "carboplatin", "oxaliplatin"})
 NEPHROTOXIC_CHEMO: Final = PLATINUM | {"pemetrexed"}
-TKIS: Final = frozenset(
-    {
-        "osimertinib",
-        "gefitinib",
-        "erlotinib",
-        "afatinib",
-        "dacomitinib",
-        "alectinib",
-        "brigatinib",
-        "lorlatinib",
-        "crizotinib",
-        "ceritinib",
-        "entrectinib",
-        "capmatinib",
-        "tepotinib",
-        "selpercatinib",
-        "pralsetinib",
-        "sotorasib",
-        "adagrasib",
-        "dabrafenib",
-        "trametinib",
-        "lazertinib",
-    }
-)
-
-#: SYS-AR-START: life expectancy threshold (months), strictly above.
-AR_START_MIN_LIFE_EXPECTANCY_MONTHS: Final = 3.0
-#: Months as the life-expectancy thresholds count them: the mean calendar month (365.25 / 12 days), the same
-#: constants as scoring's (services/scoring/rules.py; a test checks they agree).
-DAYS_PER_MONTH: Final = 365.25 / 12
-#: SURG-LE (L2804-2808): under exactly 6 weeks of expected survival, no surgery (no urgent local procedure).
-SIX_WEEKS_IN_MONTHS: Final = 6 * 7 / DAYS_PER_MONTH
+#: SYS-RENAL-TOX (L740-742) "Les TKI ... déconseillés en cas d'insuffisance rénale sévère": the kinase inhibitors of
+#: the shared vocabulary (groups egfr_tki and tki, also placed by an ATC code L01E; antibodies such as amivantamab
+#: are the "targeted" group, not kinase inhibitors).
+TKI_GROUPS: Final = frozenset({"egfr_tki", "tki"})
 
 
-def remaining_life_expectancy(estimate_months: float, estimated_at: datetime, now: datetime) -> float:
-    """What is left of a life-expectancy estimate at `now`: the estimate minus the months elapsed since it was made.
-    Never below 0."""
-    elapsed = max((now - estimated_at).total_seconds(), 0.0) / 86400 / DAYS_PER_MONTH
-    return max(estimate_months - elapsed, 0.0)
+def is_tki(drug: str, atc: str | None = None) -> bool:
+    return drugs.identify(drug, atc).group in TKI_GROUPS
 
 
-def when_remaining_reaches(estimate_months: float, estimated_at: datetime, months: float) -> datetime:
-    """The moment what remains of an estimate falls to `months` (a deadline: a threshold is crossed then)."""
-    return estimated_at + timedelta(days=(estimate_months - months) * DAYS_PER_MONTH)
+#: SYS-AR-START (L1070-1074): life expectancy threshold (months), strictly above; counted on what remains of the
+#: estimate (shared/clinical/life_expectancy.py, as scoring and the radiotherapy planner count it).
+AR_START_MIN_LIFE_EXPECTANCY_MONTHS: Final = THREE_MONTHS
 
 
 #: IMG-ISOLATED (L489-491): a lesion seen only on these is unconfirmed (the same set as scoring's).

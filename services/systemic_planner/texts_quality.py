@@ -24,6 +24,13 @@ def pathway_line(name: str, step: PathwayStep) -> str:
     return f"{PATHWAY_FR[name]} : {_PATHWAY_STATUS_FR[step.status]} le {step.on:%d/%m/%Y}."
 
 
+def pathway_not_waivable(name: str, step: PathwayStep) -> str:
+    return (
+        f"{PATHWAY_FR[name]} : noté « sans objet » le {step.on:%d/%m/%Y}, mais le référentiel le prévoit de façon "
+        "systématique pour tout patient : à proposer ou à réaliser (un refus du patient est enregistré comme tel)."
+    )
+
+
 def pathway_text(todo: list[str]) -> str:
     if not todo:
         return "Tous les éléments du parcours de soins ont été proposés (faits, refusés ou sans objet)."

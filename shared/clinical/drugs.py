@@ -21,9 +21,7 @@ from typing import Final, Literal
 DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet", "anticoagulant"]
 
 #: EGFR tyrosine-kinase inhibitors (IMG-FLARE: flare described under osimertinib and other EGFR TKIs).
-EGFR_TKIS: Final = frozenset(
-    {"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib", "amivantamab"}
-)
+EGFR_TKIS: Final = frozenset({"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib"})
 #: Other tyrosine-kinase (and BRAF/MEK/KRAS) inhibitors used in lung cancer (RT-DRUG: precaution, RCP opinion).
 OTHER_TKIS: Final = frozenset(
     {
@@ -48,7 +46,9 @@ OTHER_TKIS: Final = frozenset(
     }
 )
 TKIS: Final = EGFR_TKIS | OTHER_TKIS
-_OTHER_TARGETED: Final = OTHER_TKIS | {"trastuzumab_deruxtecan"}
+#: Targeted therapies that are not kinase inhibitors (antibodies, conjugates): RT-DRUG precaution, L2153.
+TARGETED_ANTIBODIES: Final = frozenset({"trastuzumab_deruxtecan", "amivantamab"})
+_OTHER_TARGETED: Final = OTHER_TKIS | TARGETED_ANTIBODIES
 #: Tableau 6 names five (L2316-2324); the other anti-PD-(L)1 and anti-CTLA-4 antibodies are the same class.
 IMMUNOTHERAPIES: Final = frozenset(
     {
@@ -74,6 +74,7 @@ _CHEMOTHERAPIES: Final = frozenset(
     {
         "cisplatin",
         "carboplatin",
+        "oxaliplatin",
         "pemetrexed",
         "paclitaxel",
         "nab_paclitaxel",
@@ -178,6 +179,7 @@ ATC: Final[dict[str, str]] = {
     "sotorasib": "L01XX73",
     "adagrasib": "L01XX77",
     "trastuzumab_deruxtecan": "L01FD04",
+    "amivantamab": "L01FX18",
     "nivolumab": "L01FF01",
     "pembrolizumab": "L01FF02",
     "durvalumab": "L01FF03",
@@ -189,6 +191,7 @@ ATC: Final[dict[str, str]] = {
     "tremelimumab": "L01FX20",
     "cisplatin": "L01XA01",
     "carboplatin": "L01XA02",
+    "oxaliplatin": "L01XA03",
     "pemetrexed": "L01BA04",
     "gemcitabine": "L01BC05",
     "paclitaxel": "L01CD01",
@@ -369,6 +372,7 @@ SYNONYMS: Final[dict[str, str]] = {
 Group = Literal[
     "egfr_tki",
     "tki",
+    "targeted",
     "immunotherapy",
     "chemotherapy",
     "antiangiogenic",
@@ -407,6 +411,7 @@ _ATC_GROUPS: Final[tuple[tuple[str, Group], ...]] = (
 _GROUP_CLASS: Final[dict[Group, DrugClass]] = {
     "egfr_tki": "anticancer",
     "tki": "anticancer",
+    "targeted": "anticancer",
     "immunotherapy": "anticancer",
     "chemotherapy": "anticancer",
     "antiangiogenic": "anticancer",
@@ -430,6 +435,7 @@ def _group_of_inn(inn: str) -> Group | None:
     for members, group in (
         (EGFR_TKIS, "egfr_tki"),
         (OTHER_TKIS, "tki"),
+        (TARGETED_ANTIBODIES, "targeted"),
         (IMMUNOTHERAPIES, "immunotherapy"),
         (CHEMOTHERAPIES, "chemotherapy"),
         (ANTIANGIOGENICS, "antiangiogenic"),

@@ -15,6 +15,7 @@ from contracts.clinical import Recommendation, Score
 from contracts.rules import cite
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event
+from shared.clinical import life_expectancy as le
 from tests.unit.test_scoring_scores import T0, TROCHANTER, active, assessment, finding, lesion_pain
 
 DAY = 24 * 60  # minutes
@@ -39,13 +40,13 @@ FULL_PAIN: dict[str, Any] = {"lesion_pain": lesion_pain("fem-R", intensity="func
 # ---- item 1: the thresholds apply to what remains of the estimate ------------------------------------------------
 @pytest.mark.parametrize(
     ("estimate", "days_ago", "remaining"),
-    [(3.5, 0, 3.5), (3.5, 85, 3.5 - 85 / r.DAYS_PER_MONTH), (12, 365.25, 0.0), (2, 100, 0.0), (6, 30.4375, 5.0)],
+    [(3.5, 0, 3.5), (3.5, 85, 3.5 - 85 / le.DAYS_PER_MONTH), (12, 365.25, 0.0), (2, 100, 0.0), (6, 30.4375, 5.0)],
 )
 def test_MIRELS_HIGH_remaining_life_expectancy_is_the_estimate_minus_the_time_since(
     estimate: float, days_ago: float, remaining: float
 ) -> None:
     now = T0 + timedelta(days=days_ago)
-    assert r.remaining_life_expectancy(estimate, T0, now) == pytest.approx(remaining, abs=1e-9)
+    assert le.remaining_months(estimate, T0, now) == pytest.approx(remaining, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -76,15 +77,15 @@ def test_SURG_LE_and_MIRELS_HIGH_decide_on_the_remaining_life_expectancy(
     assert ("fixation prophylactique première, puis" in rec.text_fr) is (rule_id == "MIRELS-HIGH")
     used = {i.name: i.value for i in rec.inputs}
     assert used["life_expectancy"] == 3.5
-    assert used["life_expectancy_remaining"] == pytest.approx(r.remaining_life_expectancy(3.5, T0, now), abs=0.01)
+    assert used["life_expectancy_remaining"] == pytest.approx(le.remaining_months(3.5, T0, now), abs=0.01)
 
 
 # ---- item 9: "moins de 6 semaines" is exactly 6 weeks ------------------------------------------------------------
 def test_SURG_LE_six_weeks_is_exactly_42_days() -> None:
-    assert pytest.approx(42, abs=1e-12) == r.SIX_WEEKS_IN_MONTHS * r.DAYS_PER_MONTH
-    six_weeks = r.remaining_life_expectancy(3.0, T0, T0 + timedelta(days=91.3125 - 42))
+    assert pytest.approx(42, abs=1e-12) == le.SIX_WEEKS_IN_MONTHS * le.DAYS_PER_MONTH
+    six_weeks = le.remaining_months(3.0, T0, T0 + timedelta(days=91.3125 - 42))
     assert r.mirels_decision(9, 9, six_weeks)[0] == "MIRELS-HIGH-SHORT-LE"
-    a_minute_less = r.remaining_life_expectancy(3.0, T0, T0 + timedelta(days=91.3125 - 42, minutes=1))
+    a_minute_less = le.remaining_months(3.0, T0, T0 + timedelta(days=91.3125 - 42, minutes=1))
     assert r.mirels_decision(9, 9, a_minute_less)[0] == "SURG-LE"
 
 

@@ -19,6 +19,7 @@ from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEven
 from contracts.rules import cite
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event, current_scores
+from shared.clinical import life_expectancy
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
@@ -85,8 +86,8 @@ def test_MIRELS_HIGH_bands_on_bounds_and_life_expectancy(
 
 
 def test_SURG_LE_six_weeks_boundary_is_not_rounded() -> None:
-    assert r.mirels_decision(9, 9, r.SIX_WEEKS_IN_MONTHS) == ("MIRELS-HIGH-SHORT-LE", "short_survival")
-    assert r.mirels_decision(9, 9, r.SIX_WEEKS_IN_MONTHS - 1e-9) == ("SURG-LE", "no_surgery")
+    assert r.mirels_decision(9, 9, life_expectancy.SIX_WEEKS_IN_MONTHS) == ("MIRELS-HIGH-SHORT-LE", "short_survival")
+    assert r.mirels_decision(9, 9, life_expectancy.SIX_WEEKS_IN_MONTHS - 1e-9) == ("SURG-LE", "no_surgery")
 
 
 def test_SCORE_MIRELS_bounds_of_an_incomplete_score() -> None:

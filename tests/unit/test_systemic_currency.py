@@ -14,6 +14,8 @@ from contracts.hospital import ImagingFinding
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as scoring_rules
 from services.systemic_planner import rules as r
+from services.systemic_planner.inputs import life_expectancy
+from shared.clinical import life_expectancy as shared_le
 from tests.unit.test_systemic_rules import T0, dental, drug, env, items, lab, le, met, oligo, ready, run
 from tests.unit.test_systemic_safety import BASE, DAY, calcium, fhir_codes, orders, sre
 
@@ -79,7 +81,7 @@ def test_SYS_AR_START_thresholds_apply_to_the_remaining_life_expectancy() -> Non
     # the same estimate a day after it was made: start; the plan is looked at again when 3 months remain
     s, _ = run([met(), le(1, 3.5)])
     assert items(s)["antiresorptive-start"].status == "recommended"
-    crossing = r.when_remaining_reaches(3.5, T0 + timedelta(minutes=1), 3.0)
+    crossing = shared_le.when_remaining_reaches(3.5, T0 + timedelta(minutes=1), 3.0)
     assert s.next_due == crossing + timedelta(seconds=1)
 
 
@@ -170,13 +172,13 @@ def test_SYS_DENO_STOP_an_onj_block_on_denosumab_names_the_rebound() -> None:
 
 # ---- item 9: exactly 6 weeks, as in scoring ----------------------------------------------------------------------
 def test_SURG_LE_six_weeks_and_remaining_time_are_the_same_in_scoring_and_the_planner() -> None:
-    assert r.SIX_WEEKS_IN_MONTHS == scoring_rules.SIX_WEEKS_IN_MONTHS
-    assert pytest.approx(42, abs=1e-12) == r.SIX_WEEKS_IN_MONTHS * r.DAYS_PER_MONTH
-    for estimate, days in ((3.5, 85), (12, 400), (1.0, 0.5)):
+    """Issue 18: both read the shared clinical context (shared/clinical/life_expectancy.py); the planner's remaining
+    estimate is the shared one."""
+    assert pytest.approx(42, abs=1e-12) == shared_le.SIX_WEEKS_IN_MONTHS * shared_le.DAYS_PER_MONTH
+    for estimate, days in ((3.5, 85), (12, 80), (1.0, 0.5)):
         now = T0 + timedelta(days=days)
-        assert r.remaining_life_expectancy(estimate, T0, now) == scoring_rules.remaining_life_expectancy(
-            estimate, T0, now
-        )
+        s, _ = run([met(), le(0, estimate)], now=now)
+        assert life_expectancy(s, r.AsOf(now=now)).remaining == shared_le.remaining_months(estimate, T0, now)
 
 
 @pytest.mark.parametrize(("months", "urgent"), [(1.45, True), (1.3, False)])  # 6 weeks = 1.38 months
@@ -203,4 +205,4 @@ def test_SYS_VITD_CORR_calcium_intake_advice_needs_a_recent_corrected_calcium() 
 def test_IMG_ISOLATED_and_LAB_CA_CRISIS_cite_the_lines_of_their_rule() -> None:
     assert cite("IMG-ISOLATED").lines == "L351-353, L483, L489-491"  # L493-495 is the flare passage
     assert cite("LAB-CA-CRISIS").lines == "L294-296, L300-306, L316"  # "> 3,5 mmol/L" on L304-306
-    assert RULESET_VERSION == "aura-2023.2"
+    assert RULESET_VERSION == "aura-2023.3"

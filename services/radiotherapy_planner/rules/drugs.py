@@ -51,7 +51,7 @@ def drug_rt_class(drug: str | DrugIdentity) -> DrugRtClass | None:
         return "unknown"
     if d in STOP_NO_WINDOW_GIVEN or who.group == "antiangiogenic":  # "plus généralement les anti-angiogéniques"
         return "stop_window_not_given"
-    if who.group in ("immunotherapy", "tki", "egfr_tki") or d in IMMUNO or d in TKI:  # precaution, L1987-1989
+    if who.group in ("immunotherapy", "tki", "egfr_tki", "targeted") or d in IMMUNO or d in TKI:  # L1987-1989, L2153
         return "precaution_rcp"
     if who.drug_class == "anticancer" or d in ANTICANCER:
         return "not_in_table"
