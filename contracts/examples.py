@@ -14,6 +14,7 @@ from contracts.topics import (
     CLINICAL_ASSESSMENTS,
     CLOCK_NOTIFICATION,
     CLOCK_RADIOTHERAPY_PLANNER,
+    CLOCK_SCORING,
     CLOCK_SYSTEMIC_PLANNER,
     DEAD_LETTER,
     FHIR_R4,
@@ -474,5 +475,14 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "radiotherapy-planner",
         "service": "radiotherapy-planner",
         "due_at": "2027-01-08T09:15:01+01:00",
+    },
+    CLOCK_SCORING.name: {
+        "event_id": "80bc3f5b-ad74-5ec0-9f60-5c9d4e7b2a3a",
+        "patient_id": "pt-7f3a9c",
+        "occurred_at": "2026-11-30T09:27:34+01:00",
+        "recorded_at": "2026-11-30T09:27:35+01:00",
+        "source": "scoring",
+        "service": "scoring",
+        "due_at": "2026-11-30T09:27:34+01:00",
     },
 }

@@ -203,6 +203,8 @@ CLOCK_NOTIFICATION = clock_topic(NOTIFICATION)
 #: issue 18: a compression or a life-expectancy estimate ages out of its currency window, and the remaining estimate
 #: crosses 1 year, 3 months, 6 weeks, without another event: the local plan is decided again then
 CLOCK_RADIOTHERAPY_PLANNER = clock_topic(RADIOTHERAPY_PLANNER)
+#: issue 18: a crisis calcium, a fracture or compression, a pain or staging ages out of its window on time
+CLOCK_SCORING = clock_topic(SCORING)
 
 TOPICS: Final[tuple[Topic, ...]] = (
     PATIENT_RECORDS,
@@ -227,4 +229,5 @@ TOPICS: Final[tuple[Topic, ...]] = (
     CLOCK_SYSTEMIC_PLANNER,
     CLOCK_NOTIFICATION,
     CLOCK_RADIOTHERAPY_PLANNER,
+    CLOCK_SCORING,
 )

@@ -44,6 +44,8 @@ topic osteocds.audit.v1 6
 topic osteocds.deadletter.v1 1 --config retention.ms=1209600000
 topic osteocds.clock.systemic-planner.v1 6
 topic osteocds.clock.notification.v1 6
+topic osteocds.clock.radiotherapy-planner.v1 6
+topic osteocds.clock.scoring.v1 6
 
 # every service: Describe on all topics (start-up checks which exist), its own consumer group
 acl lab-normalisation Describe --topic hospital. --resource-pattern-type prefixed
@@ -128,6 +130,10 @@ acl systemic-planner Write --topic osteocds.clock.systemic-planner.v1
 acl systemic-planner Read --topic osteocds.clock.systemic-planner.v1
 acl notification Write --topic osteocds.clock.notification.v1
 acl notification Read --topic osteocds.clock.notification.v1
+acl radiotherapy-planner Write --topic osteocds.clock.radiotherapy-planner.v1
+acl radiotherapy-planner Read --topic osteocds.clock.radiotherapy-planner.v1
+acl scoring Write --topic osteocds.clock.scoring.v1
+acl scoring Read --topic osteocds.clock.scoring.v1
 acl ehr Read --group ehr
 acl dlq-operator Read --group dlq-operator
 
@@ -157,3 +163,5 @@ acl lag-exporter Read --topic osteocds.local-plans.v1
 acl lag-exporter Read --topic osteocds.alert-actions.v1
 acl lag-exporter Read --topic osteocds.clock.systemic-planner.v1
 acl lag-exporter Read --topic osteocds.clock.notification.v1
+acl lag-exporter Read --topic osteocds.clock.radiotherapy-planner.v1
+acl lag-exporter Read --topic osteocds.clock.scoring.v1

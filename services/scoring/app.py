@@ -25,7 +25,10 @@ def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
         return apply_event(state, event, now=datetime.now(UTC), policy=policy)
 
     service.patient_aggregate(
-        (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS), ScoringState, apply
+        (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS),
+        ScoringState,
+        apply,
+        due=lambda state: state.next_due,  # currency windows pass on time (issue 18: scoring's own clock)
     )
     router = APIRouter(tags=["scores"], dependencies=[require(CLINICIAN, audit="read")])
 

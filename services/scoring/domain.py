@@ -17,6 +17,7 @@ from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
+from services.scoring.clock import next_due
 from services.scoring.common import Context, Decisions
 from services.scoring.lesions import decide_mirels, decide_sins, decide_sres
 from services.scoring.patient import decide_flare, decide_isolated, decide_oligo
@@ -159,6 +160,8 @@ def apply_event(
     scores |= {slot: str(lazy.event_id) for slot, lazy in d.scores.items()}
     s.scores = dict(sorted(scores.items()))
     s.sres = sorted(known | set(d.sres))
+    reference = now if now is not None else s.as_of()
+    s.next_due = None if reference is None else next_due(s, reference, policy)
     return s, caused_by(out, event)
 
 

@@ -95,6 +95,8 @@ class ScoringState(BaseModel):
     sres: list[str] = Field(default_factory=list)
     calcium_sres: list[str] = Field(default_factory=list)  # the published SREs that are hypercalcaemias
     lesion_sres: dict[str, str] = Field(default_factory=dict)  # the other published SREs: ID -> kind
+    #: the next moment a decision may change with no new event (services/scoring/clock.py; a clock tick then)
+    next_due: datetime | None = None
 
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
