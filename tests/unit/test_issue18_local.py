@@ -444,3 +444,15 @@ def test_the_remaining_life_expectancy_crossing_3_months_contraindicates_sbrt_on
     s, more = apply_event(s, tick(s))
     ci = one(more, "RT-SBRT-CI")
     assert ci.status == "not_indicated" and "espérance de vie inférieure à 3 mois" in ci.title
+
+
+# ---- L746-748: nadir and anti-angiogenics named before a cementoplasty ---------------------------------------------
+def test_cementoplasty_names_the_nadir_and_the_antiangiogenic() -> None:
+    events = cement_ready_timeline("clopidogrel")
+    events[5] = drug("clopidogrel", TODAY - timedelta(days=10), ongoing=False)
+    events.insert(5, drug("carboplatine", TODAY - timedelta(days=6)))
+    events.insert(5, drug("Avastin", TODAY - timedelta(days=6)))
+    _, out = run(events)
+    cement = one(out, "IR-CEMENT")
+    assert "Vigilance" in cement.text_fr and "nadir" in cement.text_fr and "carboplatin" in cement.text_fr
+    assert "anti-angiogénique (bevacizumab)" in cement.text_fr

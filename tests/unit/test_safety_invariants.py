@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.base import Message
-from contracts.clinical import NormalisedLab, Score
+from contracts.clinical import NormalisedLab, Recommendation, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import PlanItem
@@ -20,6 +20,8 @@ from contracts.rules import RULESET_VERSION, cite
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import COMPRESSION_CURRENT, FUTURE_TOLERANCE, apply_event
 from services.radiotherapy_planner.facts import LocalState
+from services.scoring.domain import ScoringState
+from services.scoring.domain import apply_event as scoring_apply
 from shared.clinical.life_expectancy import DAYS_PER_MONTH, SIX_WEEKS_IN_MONTHS
 
 NOW = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -328,3 +330,45 @@ def test_a_treatment_entered_in_error_changes_nothing_it_caused(payload: dict[st
     _, without = run(base)
     _, with_error = run([*base, *pair])
     assert _view(with_error) == _view(without)
+
+
+# ---- the same facts give the same advice in scoring and the planners (SURG-LE L2804-2806, MIRELS-HIGH L1324) -------
+@PROPERTY
+@given(le=life_expectancy)
+def test_scoring_and_the_local_planner_agree_on_surgery_under_six_weeks(le: tuple[float, int]) -> None:
+    """A Mirels 12 femur: scoring decides fixation / RCP / no surgery on what remains of the estimate; the local
+    planner, fed the same facts and scoring's own score, must say "no surgery" exactly when scoring does."""
+    months, days_ago = le
+    events: list[Message] = [
+        estimate(months, days_ago),
+        ClinicalAssessment.model_validate(
+            env(lesion_pain=[{"lesion_id": "fem", "intensity": "functional", "character": "mechanical"}])
+        ),
+        ImagingFinding.model_validate(
+            env(
+                lesion_id="fem",
+                skeletal_site="femur_trochanteric",
+                lesion_type="lytic",
+                cortical_involvement_fraction=0.7,
+                modality="ct",
+                status="confirmed",
+            )
+        ),
+    ]
+    scoring_state, scoring_out = ScoringState(), []
+    for e in events:
+        scoring_state, o = scoring_apply(scoring_state, e, now=NOW)
+        scoring_out += o
+    scores = [o for o in scoring_out if isinstance(o, Score) and o.score == "mirels"]
+    assert scores and scores[-1].total == 12
+    mirels_family = {"SURG-LE", "MIRELS-HIGH", "MIRELS-HIGH-SHORT-LE", "MIRELS-8", "SCORE-MIRELS", "MIRELS-LOW"}
+    recs = [
+        o for o in scoring_out if isinstance(o, Recommendation) and o.status == "active" and o.rule_id in mirels_family
+    ]
+    scoring_no_surgery = recs[-1].rule_id == "SURG-LE"
+    _, out = run([*events, scores[-1]])
+    [surgery] = [i for i in plan_items(out) if i.rule_id == "SURG-LE" and i.key.endswith(":surgery")]
+    assert (surgery.status == "not_indicated") is scoring_no_surgery
+    left = remaining(months, days_ago)
+    if days_ago <= 91:  # a current estimate: both follow what remains of it
+        assert scoring_no_surgery is (left < SIX_WEEKS_IN_MONTHS)
