@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.base import Message
 from contracts.topics import Topic
-from shared import infra
-from shared.kafka import ensure_topics
-from shared.service import Context, Service
+from devstack import infra
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Context, Service
 from shared.settings import Settings
 
 

@@ -47,13 +47,13 @@ from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, Topic
+from devstack import infra
 from services.lab_normalisation.app import LabDecoder, build
 from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, from_hl7
 from services.lab_normalisation.settings import LabSettings
-from shared import infra
-from shared.clock import NotAfter
-from shared.decoding import checks_own_dates
-from shared.service import Context, Service
+from shared.clinical.clock import NotAfter
+from shared.runtime.decoding import checks_own_dates
+from shared.runtime.service import Context, Service
 from shared.settings import Settings
 
 Docs = list[dict[str, object] | bytes]

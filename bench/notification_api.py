@@ -26,10 +26,10 @@ import uvicorn
 
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
+from devstack import infra, issuer
 from services.notification.app import build
 from services.notification.settings import NotificationSettings
-from shared import infra, issuer
-from shared.auth import CLINICIAN, Authenticator, AuthSettings
+from shared.web.auth import CLINICIAN, Authenticator, AuthSettings
 
 
 async def rate(c: httpx.AsyncClient, path: str, n: int, headers: dict[str, str]) -> float:

@@ -31,10 +31,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.topics import ALERTS, LAB_RESULTS
-from shared import infra
-from shared.kafka import ensure_topics
+from devstack import infra
+from devstack.stack import SERVICE_MODULES, spawn_services
+from shared.runtime.kafka import ensure_topics
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES, spawn_services
 
 HZ = os.sysconf("SC_CLK_TCK")
 CHAIN = ["bench.chain.in", "bench.chain.a", "bench.chain.b", "bench.chain.out"]

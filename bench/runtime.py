@@ -1,4 +1,4 @@
-"""Messages per second through the runtime's pass-through (shared/service.py: decode, validate, deduplicate,
+"""Messages per second through the runtime's pass-through (shared/runtime/service.py: decode, validate, deduplicate,
 handler, produce, wait for the acknowledgements, mark processed, commit), next to a raw aiokafka hop (consume,
 produce the same bytes, wait for the acknowledgements, commit) on the same broker settings and the same
 messages, measured alternately in the same run. The raw hop is the baseline: the ratio is the share of the
@@ -26,8 +26,8 @@ from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import LAB_RESULTS, LABS_NORMALISED
-from shared import infra
-from shared.service import Service
+from devstack import infra
+from shared.runtime.service import Service
 from shared.settings import Settings
 
 NOW = datetime.now(UTC)

@@ -18,10 +18,10 @@ from contracts.base import Message, derived_id
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMALISED, TREATMENT_EVENTS, Topic
+from devstack import infra
 from services.scoring.app import build
 from services.scoring.settings import ScoringSettings
-from shared import infra
-from shared.service import Context, Service
+from shared.runtime.service import Context, Service
 
 NOW = datetime.now(UTC)
 TOPICS = (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LABS_NORMALISED)

@@ -16,8 +16,8 @@ from bench.harness import alternate, cli, report
 from bench.scoring import events, measure
 from services.scoring.app import build
 from services.scoring.settings import ScoringSettings
-from shared.service import Service
-from shared.tracing import Tracing
+from shared.observability.tracing import Tracing
+from shared.runtime.service import Service
 
 
 class Drop(SpanExporter):

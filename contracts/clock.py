@@ -1,5 +1,5 @@
 """The clock: a synthetic per-patient event a service publishes to itself when a deadline it scheduled passes
-(shared/timers.py), so reviews and overdue checks fire on time, not only when another event arrives."""
+(shared/runtime/timers.py), so reviews and overdue checks fire on time, not only when another event arrives."""
 
 from __future__ import annotations
 

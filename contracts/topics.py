@@ -187,8 +187,8 @@ DEAD_LETTER = Topic(
 
 
 def clock_topic(service: str) -> Topic:
-    """A service's own clock topic (shared/timers.py): it publishes a tick there when a patient's deadline passes
-    and consumes it through its normal per-patient path."""
+    """A service's own clock topic (shared/runtime/timers.py): it publishes a tick there when a patient's deadline
+    passes and consumes it through its normal per-patient path."""
     return Topic(
         f"osteocds.clock.{service}.v1",
         ClockTick,

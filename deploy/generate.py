@@ -20,7 +20,7 @@ REDIS_ACL = HERE / "redis-users.acl.template"
 HOSPITAL = "hospital-bus"
 EHR = "ehr"
 DLQ_OPERATOR = "dlq-operator"
-#: issue 14: `python -m shared.lag` reads every service group's committed offsets and the first waiting record
+#: issue 14: `python -m shared.runtime.lag` reads every service group's committed offsets and the first waiting record
 LAG_EXPORTER = "lag-exporter"
 PRINCIPALS = (*SERVICES, HOSPITAL, EHR, DLQ_OPERATOR, LAG_EXPORTER)
 

@@ -106,7 +106,7 @@ def prometheus_config() -> dict[str, Any]:
         "scrape_configs": [
             {
                 "job_name": "osteocds",
-                # /metrics needs a token with the `ops` role (shared/auth.py), refreshed in this file
+                # /metrics needs a token with the `ops` role (shared/web/auth.py), refreshed in this file
                 "authorization": {"type": "Bearer", "credentials_file": "/etc/prometheus/osteocds/token"},
                 "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}],
                 "relabel_configs": [

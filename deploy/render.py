@@ -260,7 +260,7 @@ def deployment(app: App) -> dict[str, Any]:
                 "spec": {
                     "serviceAccountName": app.name,
                     "automountServiceAccountToken": False,
-                    # SIGTERM drains the batch in hand and commits (shared/service.py: up to 30 s)
+                    # SIGTERM drains the batch in hand and commits (shared/runtime/service.py: up to 30 s)
                     "terminationGracePeriodSeconds": 45,
                     "securityContext": {
                         "runAsNonRoot": True,

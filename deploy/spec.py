@@ -1,7 +1,7 @@
 """The one source of the deployment (issue 14): what each service runs, listens on, consumes, needs and may
 reach. `python -m deploy.render` writes from it docker-compose.yml, the Kubernetes manifests (deploy/k8s/), the
 Grafana dashboard (deploy/grafana/) and the Prometheus alert rules (deploy/prometheus/); tests/test_deploy.py
-fails when a committed file differs from its rendering. Ports and modules come from shared/stack.py (what
+fails when a committed file differs from its rendering. Ports and modules come from devstack/stack.py (what
 `osteocds up` starts) and topics from the registry, so compose, Kubernetes and the local stack cannot drift.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from contracts.topics import LAB_NORMALISATION, NOTIFICATION, SERVICES, TOPICS
+from devstack.stack import MLLP_PORT, SERVICE_MODULES
 from shared.settings import Settings
-from shared.stack import MLLP_PORT, SERVICE_MODULES
 
 IMAGE: Final = "osteocds:0.1.0"
 NAMESPACE: Final = "osteocds"
@@ -27,13 +27,13 @@ COMMON_ENV: Final[dict[str, str]] = {
     "KAFKA_FETCH_MAX_WAIT_MS": "100",
     "HTTP_HOST": "0.0.0.0",
     "LOG_LEVEL": "INFO",
-    # every endpoint but /healthz and /readyz needs a token of the hospital's identity provider (shared/auth.py)
+    # every endpoint but /healthz and /readyz needs a token of the hospital's identity provider (shared/web/auth.py)
     "AUTH_PUBLIC_DOCS": "false",
 }
 
 
-#: Transport security (shared/transport.py, issue 13), the same in compose and Kubernetes: SASL_SSL with one SCRAM
-#: user per service (its name) and TLS to Redis with one ACL user per service; secrets are files in /run/secrets
+#: Transport security (shared/transport.py, issue 13), the same in compose and Kubernetes: SASL_SSL with one
+#: SCRAM user per service (its name) and TLS to Redis with one ACL user per service; secrets are files in /run/secrets
 #: (compose secrets; a projected volume in Kubernetes).
 SECRETS_DIR: Final = "/run/secrets"
 KAFKA_TRANSPORT_ENV: Final[dict[str, str]] = {
@@ -77,7 +77,7 @@ KUBERNETES: Final = Target(
         "OIDC_ISSUER": "https://keycloak.keycloak.svc:8443/realms/hospital",
         "OIDC_AUDIENCE": "osteocds",
         "OIDC_ROLES_CLAIM": "realm_access.roles",
-        # tracing on: an OpenTelemetry collector in the cluster (shared/tracing.py)
+        # tracing on: an OpenTelemetry collector in the cluster (shared/observability/tracing.py)
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4318",
     },
 )
@@ -159,10 +159,10 @@ APPS: Final[tuple[App, ...]] = tuple(
     for name in SERVICES
 )
 
-#: `python -m shared.lag`: every group's lag from the broker, also while a service is down (no Redis)
+#: `python -m shared.runtime.lag`: every group's lag from the broker, also while a service is down (no Redis)
 LAG_EXPORTER: Final = App(
     name="lag-exporter",
-    module="shared.lag",
+    module="shared.runtime.lag",
     port=8110,
     consumes=(),
     redis=False,

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_fetch_max_wait_ms: int = 500
-    #: issue 13 (shared/pace.py): after this long without a record, fetch with the idle wait below (less CPU for
+    #: issue 13 (shared/runtime/pace.py): after this long without a record, fetch with the idle wait below (less CPU for
     #: an idle consumer and broker); the first record brings back KAFKA_FETCH_MAX_WAIT_MS.
     kafka_idle_after_s: float = 2.0
     kafka_idle_fetch_max_wait_ms: int = 500
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: How long an event ID is remembered for duplicate suppression.
     seen_ttl_seconds: int = 14 * 24 * 3600
-    #: A clinical time later than its receipt plus this is refused as future-dated (shared/clock.py, issue 9.7).
+    #: A clinical time later than its receipt plus this is refused as future-dated (clinical/clock.py, issue 9.7).
     clock_skew_tolerance_seconds: float = 300.0
     #: A planned date (a procedure, a pathway step to do, a planned biopsy, a course's last fraction) more than this
     #: after its receipt is refused as an entry error (the 2-year review plus margin).
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     retry_initial_backoff_s: float = 0.1
     retry_max_backoff_s: float = 5.0
 
-    #: shared/timers.py: how often a service looks for due patient deadlines, and how long a fired deadline is
+    #: shared/runtime/timers.py: how often a service looks for due patient deadlines, and how long a fired deadline is
     #: held before it fires again if its tick was not processed (at-least-once).
     timer_poll_interval_s: float = 5.0
     #: A claimed deadline fires again after this long if its tick never reached the broker (the process died).
@@ -63,18 +63,18 @@ class Settings(BaseSettings):
     timer_lease_s: float = 60.0
     timer_batch: int = 500
 
-    #: issue 13 (shared/healing.py): one instance of a service rebuilds a lost state under a Redis lock that
+    #: issue 13 (shared/runtime/healing.py): one instance of a service rebuilds a lost state under a Redis lock that
     #: expires this long after its last renewal (renewed every third of it while rebuilding).
     rebuild_lock_ttl_s: float = 10.0
 
-    #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/tracing.py)
+    #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/observability/tracing.py)
     otel_exporter_otlp_endpoint: str | None = None
-    #: issue 14: how often consumer lag and readiness are sampled for /metrics (shared/metrics.py)
+    #: issue 14: how often consumer lag and readiness are sampled for /metrics (shared/observability/metrics.py)
     lag_interval_s: float = 15.0
 
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
-    # ---- limits: no single message may stop a consumer or delay other patients (shared/limits.py) ----------
+    # ---- limits: no single message may stop a consumer or delay other patients (shared/runtime/limits.py) ----------
     #: The producer's request limit (aiokafka max_request_size); every output and dead letter must fit.
     kafka_max_request_bytes: int = 1_048_576
     #: An input record larger than this is dead-lettered (payload truncated) without being decoded.

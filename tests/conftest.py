@@ -18,9 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import settings as hypothesis_settings
 
-from shared import infra, issuer
-from shared.auth import CLINICIAN, OPS
-from shared.stack import SERVICE_MODULES, RunningStack, spawn_services
+from devstack import infra, issuer
+from devstack.stack import SERVICE_MODULES, RunningStack, spawn_services
+from shared.web.auth import CLINICIAN, OPS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: test artifacts (screenshots...), gitignored
@@ -124,7 +124,7 @@ def restart(
     import sys
     import time
 
-    from shared.stack import wait_until_ready
+    from devstack.stack import wait_until_ready
 
     proc = stack.procs[name]
     proc.send_signal(signal.SIGTERM)

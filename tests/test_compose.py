@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from devstack.stack import SERVICE_MODULES
 from services.lab_normalisation.settings import LabSettings
-from shared.auth import AuthSettings
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES
+from shared.web.auth import AuthSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,10 +18,10 @@ from contracts.generate import example_block, render_doc, stale
 from contracts.hospital import ImagingFinding, LabResult
 from contracts.rules import CITATIONS
 from contracts.topics import TOPICS
-from shared.decoding import json_decoder
-from shared.kafka import TOPIC_FOR_MODEL, Outgoing
+from devstack.stack import SERVICE_MODULES
+from shared.runtime.decoding import json_decoder
+from shared.runtime.kafka import TOPIC_FOR_MODEL, Outgoing
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,10 +20,10 @@ import yaml
 
 from contracts.topics import SERVICES, TOPICS
 from deploy import observability, render, spec
-from shared.auth import AuthSettings
-from shared.metrics import METRIC_NAMES, metric_of
+from devstack.stack import MLLP_PORT, SERVICE_MODULES
+from shared.observability.metrics import METRIC_NAMES, metric_of
 from shared.settings import Settings
-from shared.stack import MLLP_PORT, SERVICE_MODULES
+from shared.web.auth import AuthSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -114,7 +114,7 @@ def test_pods_are_probed_limited_and_unprivileged() -> None:
             and sc["capabilities"]["drop"] == ["ALL"]
         )
         assert pod["automountServiceAccountToken"] is False
-        assert pod["terminationGracePeriodSeconds"] > 30  # the drain of shared/service.py stop()
+        assert pod["terminationGracePeriodSeconds"] > 30  # the drain of shared/runtime/service.py stop()
 
 
 def test_credentials_come_from_secrets() -> None:

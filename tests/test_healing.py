@@ -17,11 +17,11 @@ from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import LABS_NORMALISED, Topic
-from shared import healing
-from shared.kafka import ensure_topics
-from shared.rebuild import rebuild as real_rebuild
-from shared.service import Service
-from shared.state import StateLost, StateStore
+from shared.runtime import healing
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.rebuild import rebuild as real_rebuild
+from shared.runtime.service import Service
+from shared.runtime.state import StateLost, StateStore
 from tests.conftest import Publish, lab
 from tests.test_runtime import Applied, _settings
 

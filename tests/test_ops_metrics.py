@@ -17,9 +17,9 @@ from contracts.clinical import NormalisedLab
 from contracts.examples import EXAMPLES
 from contracts.hospital import LabResult
 from contracts.topics import ALERTS, LABS_NORMALISED, Topic
-from shared.kafka import ensure_topics
-from shared.metrics import METRIC_NAMES, ORIGIN_HEADER, OpsMetrics, metric_of
-from shared.service import Service
+from shared.observability.metrics import METRIC_NAMES, ORIGIN_HEADER, OpsMetrics, metric_of
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Service
 from tests.conftest import Publish, consume_until, lab, wait_for
 from tests.test_runtime import _settings
 

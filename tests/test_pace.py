@@ -1,4 +1,4 @@
-"""Issue 13: an idle consumer fetches with the long idle wait (shared/pace.py), and the first record brings back
+"""Issue 13: an idle consumer fetches with the long idle wait (shared/runtime/pace.py), and the first record brings back
 the short one. The policy with a given clock, then a real service on the real broker."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import LABS_NORMALISED, Topic
-from shared.kafka import ensure_topics
-from shared.pace import FetchPace
-from shared.service import Context, Service
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.pace import FetchPace
+from shared.runtime.service import Context, Service
 from shared.settings import Settings
 from tests.conftest import Publish, consume_until, lab
 from tests.test_runtime import _settings

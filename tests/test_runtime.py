@@ -22,11 +22,11 @@ from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult
 from contracts.topics import LABS_NORMALISED, Topic
-from shared.kafka import ensure_topics
-from shared.logging import JsonFormatter
-from shared.service import Context, Service
+from shared.observability.logging import JsonFormatter
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Context, Service
+from shared.runtime.state import StateStore
 from shared.settings import Settings
-from shared.state import StateStore
 from tests.conftest import Publish, consume_until, lab
 
 

@@ -1,4 +1,4 @@
-"""shared/timers.py against a real broker and a real Redis, with a toy aggregate and real (short) delays: any
+"""shared/runtime/timers.py against a real broker and a real Redis, with a toy aggregate and real (short) delays: any
 service can declare per-patient deadlines; they fire as clock ticks through the normal per-patient path, exactly
 once per deadline, and survive a restart of the service."""
 
@@ -15,8 +15,8 @@ from contracts.base import Message
 from contracts.clock import ClockTick
 from contracts.hospital import LabResult
 from contracts.topics import Topic, clock_topic
-from shared.kafka import ensure_topics
-from shared.service import Service
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Service
 from shared.settings import Settings
 from tests.conftest import Publish, lab, wait_for
 

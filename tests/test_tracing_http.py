@@ -7,9 +7,9 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.metrics import ORIGIN_HEADER
+from shared.observability.metrics import ORIGIN_HEADER
+from shared.observability.tracing import Tracing, current_headers, instrument_app
 from shared.settings import Settings
-from shared.tracing import Tracing, current_headers, instrument_app
 
 
 def _app() -> FastAPI:
@@ -17,7 +17,7 @@ def _app() -> FastAPI:
 
     @app.get("/patients/{patient_id}/scores")
     async def scores(patient_id: str, since: str | None = None) -> dict[str, str]:
-        # what a handler publishing to Kafka would put in the record's headers (shared.kafka.Producer.send_raw)
+        # what a handler publishing to Kafka would put in the record's headers (shared.runtime.kafka.Producer.send_raw)
         return {k: v.decode() for k, v in current_headers()}
 
     return app

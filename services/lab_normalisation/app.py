@@ -45,12 +45,12 @@ from services.lab_normalisation.ingest import (
 from services.lab_normalisation.loinc import LOINC_SHAPE
 from services.lab_normalisation.mllp import serve_mllp
 from services.lab_normalisation.settings import LabSettings
-from shared.auth import INTEGRATION, require
-from shared.clock import NotAfter
-from shared.decoding import checks_own_dates
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
-from shared.http import create_app
-from shared.service import Service
+from shared.runtime.decoding import checks_own_dates
+from shared.runtime.service import Service
+from shared.web.auth import INTEGRATION, require
+from shared.web.http import create_app
 
 log = logging.getLogger(__name__)
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"

@@ -41,7 +41,7 @@ from services.lab_normalisation.common import (
     reason,
 )
 from services.lab_normalisation.rules import LabRejection
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 FHIR_STATUS: dict[str, ResultStatus] = {

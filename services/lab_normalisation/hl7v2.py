@@ -42,7 +42,7 @@ from services.lab_normalisation.common import (
 )
 from services.lab_normalisation.loinc import LOINC
 from services.lab_normalisation.rules import LabRejection
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 HL7_STATUS: dict[str, ResultStatus] = {"F": "final", "C": "corrected", "D": "entered-in-error", "W": "entered-in-error"}

@@ -5,7 +5,7 @@ A delivery concerns one patient. What cannot be read at all raises `Rejected` (d
 a bad result inside an otherwise good message is listed in `rejections` (dead letter or AE) and the
 good results still go through. Result and event IDs are derived from the message, so a redelivery has
 no second effect. Clinical times later than the receipt time plus the clock-skew tolerance are refused
-(issue 9.7, `shared.clock.NotAfter`)."""
+(issue 9.7, `shared.clinical.clock.NotAfter`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from services.lab_normalisation.common import (
 from services.lab_normalisation.fhir import Nothing, from_fhir
 from services.lab_normalisation.hl7v2 import Hl7Message, _field, from_hl7, hl7_ack, hl7_header, hl7_text
 from services.lab_normalisation.rules import LabRejection
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 __all__ = [

@@ -1,6 +1,6 @@
 from services.notification.app import build
 from services.notification.settings import NotificationSettings
-from shared.http import run
+from shared.web.http import run
 
 if __name__ == "__main__":
     run(NotificationSettings(), build)

@@ -1,9 +1,9 @@
 """Kafka and HTTP adapters of the notification service.
 
 Kafka: recommendations (with the time they arrived), clinicians' actions (osteocds.alert-actions.v1), its
-clock ticks (settle window, escalation: shared/timers.py), both plans, scores and labs (for the page) → the patient's
-alert aggregate → osteocds.alerts.v1.
-HTTP (every route needs a token, shared/auth.py): GET /alerts, POST /alerts/{id}/ack | override | resolve,
+clock ticks (settle window, escalation: shared/runtime/timers.py), both plans, scores and labs (for the page) → the
+patient's alert aggregate → osteocds.alerts.v1.
+HTTP (every route needs a token, shared/web/auth.py): GET /alerts, POST /alerts/{id}/ack | override | resolve,
 CDS Hooks 2.0 under /cds-services, the clinicians' page (web.py).
 
 An acknowledgement or an override is never written to Redis by the HTTP handler: it is published as an
@@ -44,9 +44,9 @@ from services.notification.domain import (
 )
 from services.notification.settings import NotificationSettings
 from services.notification.web import web_router
-from shared.auth import CLINICIAN, INTEGRATION, Principal, record_audit, require
-from shared.http import create_app
-from shared.service import Service
+from shared.runtime.service import Service
+from shared.web.auth import CLINICIAN, INTEGRATION, Principal, record_audit, require
+from shared.web.http import create_app
 
 Action = Literal["acknowledge", "override", "resolve"]
 

@@ -21,7 +21,7 @@ from contracts.lifecycle import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import GUIDELINE, Citation
 from services.notification.domain import PatientAlerts, listing
-from shared.fhir_orders import medication_request
+from shared.clinical.fhir_orders import medication_request
 
 SERVICE_ID: Final = "osteocds-patient-view"
 RULE_SYSTEM: Final = "urn:osteocds:rule"

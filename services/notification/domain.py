@@ -7,7 +7,7 @@ longer holds before anyone acted on it. Every transition is kept with who and wh
 No churn: an info or warning decision is held back for the settle window; withdrawn or replaced within it,
 it is never shown. A critical one is shown at once, and escalated when still active after the escalation
 delay (then again each delay, up to the maximum level). Both deadlines are the aggregate's `next_due`: the
-runtime keeps it in Redis with the state (shared/timers.py) and feeds a `ClockTick` back when it passes.
+runtime keeps it in Redis with the state (shared/runtime/timers.py) and feeds a `ClockTick` back when it passes.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ class NotificationSettings(Settings):
     alert_escalation_max_level: int = 2
     #: the role or channel an escalated alert is addressed to
     alert_escalate_to: str = "escalation"
-    #: how often due deadlines are looked for (shared/timers.py; the settle window's precision)
+    #: how often due deadlines are looked for (shared/runtime/timers.py; the settle window's precision)
     timer_poll_interval_s: float = 1.0
     #: how long POST /alerts/{id}/ack waits for its action to be applied before answering 202
     action_wait_seconds: float = 10.0

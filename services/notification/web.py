@@ -27,8 +27,8 @@ from contracts.lifecycle import OVERRIDE_REASONS
 from contracts.rules import CITATIONS
 from services.notification.domain import PatientAlerts, listing
 from services.notification.settings import NotificationSettings
-from shared.auth import CLINICIAN, Principal, public, require
-from shared.service import Service
+from shared.runtime.service import Service
+from shared.web.auth import CLINICIAN, Principal, public, require
 
 PAGE: Final = Path(__file__).with_name("static") / "patient.html"
 #: statuses the page lists (the others no longer hold)

@@ -1,6 +1,6 @@
 from services.radiotherapy_planner.app import build
 from services.radiotherapy_planner.settings import RadiotherapySettings
-from shared.http import run
+from shared.web.http import run
 
 if __name__ == "__main__":
     run(RadiotherapySettings(), build)

@@ -22,9 +22,9 @@ from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event, current_plan
 from services.radiotherapy_planner.facts import LocalState
 from services.radiotherapy_planner.settings import RadiotherapySettings
-from shared.auth import CLINICIAN, require
-from shared.http import create_app
-from shared.service import Service
+from shared.runtime.service import Service
+from shared.web.auth import CLINICIAN, require
+from shared.web.http import create_app
 
 
 def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:

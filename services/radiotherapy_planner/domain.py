@@ -35,13 +35,13 @@ from services.radiotherapy_planner.items_base import Item, as_input, reference_d
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
+from shared.clinical.corrections import effective, is_correction
+from shared.clinical.dates import HOSPITAL_TZ
+from shared.clinical.facts import Fact, newest
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
 from shared.clinical.life_expectancy import Remaining
+from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 from shared.clinical.treatments import canonical
-from shared.corrections import effective, is_correction
-from shared.dates import HOSPITAL_TZ
-from shared.facts import Fact, newest
-from shared.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "radiotherapy-planner"
 #: RT-MSCC: a compression seen longer ago than this, with no newer imaging, is not a current emergency (settings;

@@ -1,6 +1,6 @@
 """The local-treatment planner's facts per patient and the views the rules read (pure).
 
-Findings are kept per lesion with their corrections; only the effective ones count (shared/corrections.py: a
+Findings are kept per lesion with their corrections; only the effective ones count (shared/clinical/corrections.py: a
 corrected finding never counts again, even if it arrives late: issue 11, finding corrections); assessments as
 facts merged by clinical time; treatments, requests, scores and haemostasis labs as received."""
 
@@ -29,11 +29,11 @@ from contracts.hospital import (
 )
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner.items_base import In
+from shared.clinical.corrections import effective_findings
+from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.drugs import DrugIdentity, identify
+from shared.clinical.facts import Fact
 from shared.clinical.treatments import effective_treatments
-from shared.corrections import effective_findings
-from shared.dates import HOSPITAL_TZ, local_day
-from shared.facts import Fact
 
 #: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
 FINDINGS_PER_LESION: Final = 6
@@ -114,7 +114,7 @@ class LocalState(BaseModel):
     assessed: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)  # name -> newest fact
     opinions: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)  # lesion_id or "*" -> newest
     #: every clinical assessment, corrections included: `assessed` and `opinions` are folded again from the
-    #: effective ones when a correction is known (shared/corrections.py)
+    #: effective ones when a correction is known (shared/clinical/corrections.py)
     assessments: dict[str, ClinicalAssessment] = Field(default_factory=dict)  # by event_id
     treatments: dict[str, TreatmentEvent] = Field(default_factory=dict)  # by event_id
     requests: dict[str, LocalTreatmentRequest] = Field(default_factory=dict)  # by request_id
@@ -125,7 +125,7 @@ class LocalState(BaseModel):
     plan_version: int = 0
     plan_digest: str = ""
     plan_event: Fact[str] | None = None
-    #: the next moment a decision may change with no new event (shared/timers.py: a clock tick then)
+    #: the next moment a decision may change with no new event (shared/runtime/timers.py: a clock tick then)
     next_due: datetime | None = None
 
 

@@ -15,7 +15,7 @@ from contracts.hospital import Comparator
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
-from shared.dates import HOSPITAL_TZ, local_day
+from shared.clinical.dates import HOSPITAL_TZ, local_day
 
 
 @dataclass(frozen=True, slots=True)

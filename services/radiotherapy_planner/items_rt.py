@@ -30,9 +30,9 @@ from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules.common import LONG_BONES, scheme_fr
 from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
+from shared.clinical.dates import HOSPITAL_TZ, local_day
+from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import Remaining
-from shared.dates import HOSPITAL_TZ, local_day
-from shared.facts import Fact
 
 
 @dataclass(frozen=True)

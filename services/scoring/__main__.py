@@ -1,6 +1,6 @@
 from services.scoring.app import build
 from services.scoring.settings import ScoringSettings
-from shared.http import run
+from shared.web.http import run
 
 if __name__ == "__main__":
     run(ScoringSettings(), build)

@@ -11,9 +11,9 @@ from contracts.clinical import Score
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMALISED, TREATMENT_EVENTS
 from services.scoring.domain import ScoringState, apply_event, current_scores
 from services.scoring.settings import ScoringSettings
-from shared.auth import CLINICIAN, require
-from shared.http import create_app
-from shared.service import Service
+from shared.runtime.service import Service
+from shared.web.auth import CLINICIAN, require
+from shared.web.http import create_app
 
 
 def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:

@@ -17,8 +17,8 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import SERVICE, Context, Decisions, lab_message
 from services.scoring.state import LabValue
-from shared.censored import Side, shown
-from shared.recommend import lazy_recommendation
+from shared.clinical.censored import Side, shown
+from shared.clinical.recommend import lazy_recommendation
 
 
 def _used(v: LabValue) -> InputUsed:

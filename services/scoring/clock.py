@@ -12,8 +12,8 @@ from typing import Any
 
 from services.scoring import rules as r
 from services.scoring.state import ScoringState
+from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import Remaining
-from shared.facts import Fact
 
 _AFTER: timedelta = timedelta(seconds=1)
 

@@ -16,8 +16,8 @@ from contracts.hospital import ImagingFinding, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
 from services.scoring.state import LabValue, ScoringState
-from shared.facts import Fact
-from shared.recommend import Lazy
+from shared.clinical.facts import Fact
+from shared.clinical.recommend import Lazy
 
 SERVICE = r.SERVICE
 F = TypeVar("F", bound=Fact[Any])

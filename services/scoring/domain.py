@@ -22,7 +22,7 @@ from services.scoring.common import Context, Decisions
 from services.scoring.lesions import decide_mirels, decide_sins, decide_sres
 from services.scoring.patient import decide_flare, decide_isolated, decide_oligo
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, merge
-from shared.recommend import caused_by, withdrawal
+from shared.clinical.recommend import caused_by, withdrawal
 
 __all__ = ["Assessment", "Decisions", "LabValue", "Lesion", "ScoringState", "apply_event", "current_scores", "decide"]
 

@@ -19,9 +19,9 @@ from services.scoring import texts as t
 from services.scoring.common import SERVICE, Context, Decisions, components, finding_inputs, score
 from services.scoring.state import Lesion
 from shared.clinical import life_expectancy
-from shared.dates import local_day
-from shared.facts import Fact
-from shared.recommend import lazy_recommendation
+from shared.clinical.dates import local_day
+from shared.clinical.facts import Fact
+from shared.clinical.recommend import lazy_recommendation
 
 MIRELS_SEVERITY = {
     "low": "info",

@@ -10,8 +10,8 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import Component, Context, Decisions, finding_inputs, score
 from services.scoring.state import Lesion
-from shared.dates import local_day
-from shared.recommend import lazy_recommendation
+from shared.clinical.dates import local_day
+from shared.clinical.recommend import lazy_recommendation
 
 SERVICE = r.SERVICE
 

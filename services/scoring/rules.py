@@ -15,9 +15,9 @@ from functools import cached_property
 from typing import Final, Literal
 
 from contracts.hospital import Comparator
-from shared.censored import Side, side_of
 from shared.clinical import drugs, life_expectancy
-from shared.dates import add_months
+from shared.clinical.censored import Side, side_of
+from shared.clinical.dates import add_months
 
 SERVICE: Final = "scoring"
 
@@ -64,9 +64,9 @@ def is_hypercalcaemic_crisis(corrected_calcium_mmol_l: float) -> bool:
 
 
 def crisis_side(corrected_calcium_mmol_l: float, comparator: Comparator | None) -> Side:
-    """Issue 12: a censored corrected calcium is an interval (shared/censored.py). "above": a crisis whatever the true
-    value ("> 3.6"); "below": no crisis ("< 2.0"); "straddles": undecided ("> 2.5"), never an emergency. The text's
-    threshold is strict: "supérieure à 3,5 mmol/L" (L304-306)."""
+    """Issue 12: a censored corrected calcium is an interval (shared/clinical/censored.py). "above": a crisis whatever
+    the true value ("> 3.6"); "below": no crisis ("< 2.0"); "straddles": undecided ("> 2.5"), never an emergency. The
+    text's threshold is strict: "supérieure à 3,5 mmol/L" (L304-306)."""
     return side_of(corrected_calcium_mmol_l, comparator, CRISIS_CORRECTED_CALCIUM_MMOL_L, ">")
 
 

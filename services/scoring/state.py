@@ -17,9 +17,9 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
+from shared.clinical.corrections import effective, fold_finding, is_correction
+from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.treatments import canonical, effective_treatments
-from shared.corrections import effective, fold_finding, is_correction
-from shared.facts import Fact, earliest, newest
 
 
 class Lesion(BaseModel):
@@ -78,7 +78,7 @@ class LabValue(BaseModel):
 class ScoringState(BaseModel):
     lesions: dict[str, Lesion] = Field(default_factory=dict)
     #: every imaging finding received, corrections included (by event_id): a lesion is folded from the effective
-    #: ones (shared/corrections.py), so a corrected finding never counts again, even delivered late
+    #: ones (shared/clinical/corrections.py), so a corrected finding never counts again, even delivered late
     findings: dict[str, ImagingFinding] = Field(default_factory=dict)
     assessment: Assessment = Field(default_factory=Assessment)
     #: every clinical assessment received, corrections included (by event_id): `assessment` is folded again from

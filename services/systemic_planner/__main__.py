@@ -1,6 +1,6 @@
 from services.systemic_planner.app import build
 from services.systemic_planner.settings import SystemicSettings
-from shared.http import run
+from shared.web.http import run
 
 if __name__ == "__main__":
     run(SystemicSettings(), build)

@@ -24,9 +24,9 @@ from contracts.topics import (
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.fhir import medication_requests
 from services.systemic_planner.settings import SystemicSettings
-from shared.auth import CLINICIAN, require
-from shared.http import create_app
-from shared.service import Service
+from shared.runtime.service import Service
+from shared.web.auth import CLINICIAN, require
+from shared.web.http import create_app
 
 
 def build(settings: SystemicSettings, clock: Callable[[], datetime] | None = None) -> tuple[Service, FastAPI]:

@@ -5,7 +5,7 @@ guideline's sections: prerequisites (`prerequisites.py`), starting and dosing (`
 (`follow_up.py`). `apply_event()` publishes a new plan version when it changed, and one recommendation per plan
 item that changed (a changed item withdraws the one it replaces), so clinicians are notified of the differences
 only. It also sets `next_due`, the earliest deadline after `now` at which the plan may change with no new event
-(a review falling due, an input going stale): the runtime fires a clock tick then (shared/timers.py)."""
+(a review falling due, an input going stale): the runtime fires a clock tick then (shared/runtime/timers.py)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from services.systemic_planner.inputs import (
 )
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
-from shared.facts import Fact
-from shared.recommend import PlanNotice, caused_by, notify_plan_changes
+from shared.clinical.facts import Fact
+from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
 __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"]

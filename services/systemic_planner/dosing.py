@@ -15,7 +15,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
 from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
 from services.systemic_planner.prerequisites import Prerequisites
-from shared.facts import Fact
+from shared.clinical.facts import Fact
 
 
 def ar_start_item(

@@ -19,10 +19,10 @@ from services.systemic_planner.inputs import (
     item,
     sre_is_current,
 )
-from shared import censored
+from shared.clinical import censored
+from shared.clinical.dates import add_months
+from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import surgery_excluded
-from shared.dates import add_months
-from shared.facts import Fact
 
 #: SYS-ONCO: an SRE calling for an urgent local procedure is "under way" for 3 weeks (chemotherapy and RT resume
 #: 3 weeks after surgery, SURG-LE L2940-2955); no urgent procedure below exactly 6 weeks of expected survival left

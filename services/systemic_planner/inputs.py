@@ -28,13 +28,13 @@ from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared import censored
+from shared.clinical import censored
+from shared.clinical.corrections import effective, fold_finding, is_correction
+from shared.clinical.dates import add_months
 from shared.clinical.drugs import DrugIdentity, identify
+from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, remaining_months, when_remaining_reaches
 from shared.clinical.treatments import canonical, effective_treatments
-from shared.corrections import effective, fold_finding, is_correction
-from shared.dates import add_months
-from shared.facts import Fact, earliest, newest
 
 #: the lab analytes the planner keeps, and the table each goes to
 LAB_TABLES = {
@@ -137,7 +137,7 @@ class SystemicState(BaseModel):
     plan_version: int = 0
     plan_digest: str = ""
     plan_event: Fact[str] | None = None
-    #: the earliest deadline after the last decision (shared/timers.py fires a clock tick then)
+    #: the earliest deadline after the last decision (shared/runtime/timers.py fires a clock tick then)
     next_due: datetime | None = None
     #: `now` of the last decision: the plan served by the API is rebuilt as of then, as it was published
     decided_at: datetime | None = None
@@ -227,7 +227,7 @@ def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
 
 def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
     """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
-    effective findings only (the same rule as scoring: shared/corrections.py)."""
+    effective findings only (the same rule as scoring: shared/clinical/corrections.py)."""
     fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
 
 

@@ -12,7 +12,7 @@ from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
 from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, future_dated, item
-from shared.dates import add_months
+from shared.clinical.dates import add_months
 
 #: the prerequisites that hold an order until met, unless a current emergency waives them (L799, L1090, L1098,
 #: L1267: "sauf urgence"). Renal function is never waived: the molecule and the dose depend on it.

@@ -1,5 +1,5 @@
 """What the systemic planner keeps of each imaging finding and clinical assessment, corrections included, so that
-what it reads can be folded again from the effective records only (shared/corrections.py, issue 11). Pure."""
+what it reads can be folded again from the effective records only (shared/clinical/corrections.py, issue 11). Pure."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Self, TypeVar
 from pydantic import BaseModel
 
 from contracts.hospital import ClinicalAssessment, ImagingFinding
-from shared.facts import Fact
+from shared.clinical.facts import Fact
 
 T = TypeVar("T")
 

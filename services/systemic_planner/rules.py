@@ -9,10 +9,10 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from contracts.hospital import Comparator
-from shared.censored import Side, Strictness, band, interval, side_of
 from shared.clinical import drugs
+from shared.clinical.censored import Side, Strictness, band, interval, side_of
+from shared.clinical.dates import add_months
 from shared.clinical.life_expectancy import THREE_MONTHS
-from shared.dates import add_months
 
 ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
 BISPHOSPHONATES: Final = drugs.BISPHOSPHONATES
@@ -216,7 +216,7 @@ class Recency:
 @dataclass
 class AsOf:
     """`now` for a pure decision (passed in by the adapter), and the deadlines the decision depends on: the
-    earliest one after `now` is when the plan must be looked at again (shared/timers.py)."""
+    earliest one after `now` is when the plan must be looked at again (shared/runtime/timers.py)."""
 
     now: datetime
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))

@@ -1,7 +1,7 @@
 """Treatment events as every service reads them (issue 18.3, 18.7). Pure, no I/O.
 
 - Corrections: a radiotherapy course, surgery or drug event amended or entered in error counts no more (the same
-  rule as findings and assessments: shared/corrections.py). A mistyped course must not turn a cord-compression
+  rule as findings and assessments: shared/clinical/corrections.py). A mistyped course must not turn a cord-compression
   emergency into "irradiated" for good.
 - Drug identity: a drug event's name is read through the one vocabulary (shared/clinical/drugs.py): "Clopidogrel",
   "Plavix" and B01AC04 are the same drug in every service."""
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from contracts.hospital import DrugAdministration, SystemicDrug, TreatmentEvent
+from shared.clinical.corrections import effective
 from shared.clinical.drugs import DrugIdentity, identify
-from shared.corrections import effective
 
 
 def drug_identity(t: SystemicDrug | DrugAdministration) -> DrugIdentity:

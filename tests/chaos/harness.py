@@ -30,10 +30,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, RECOMMENDATIONS
-from shared import infra, issuer
-from shared.auth import CLINICIAN
+from devstack import infra, issuer
+from devstack.stack import ROOT, SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 from shared.settings import Settings
-from shared.stack import ROOT, SERVICE_MODULES, RunningStack, service_env, wait_until_ready
+from shared.web.auth import CLINICIAN
 
 CA, ALBUMIN = "2000-8", "1751-7"
 Event = tuple[str, dict[str, Any]]

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from contracts.lifecycle import AuditEvent
 from contracts.topics import AUDIT, IMAGING_FINDINGS
-from shared import issuer
-from shared.auth import CLINICIAN, INTEGRATION, OPS
-from shared.stack import RunningStack
+from devstack import issuer
+from devstack.stack import RunningStack
+from shared.web.auth import CLINICIAN, INTEGRATION, OPS
 from tests.conftest import Publish, alerts, auth, consume_until, event, token, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 from contracts.clinical import Alert, Recommendation
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import ALERTS, RECOMMENDATIONS
+from devstack.stack import RunningStack
 from services.notification.settings import NotificationSettings
-from shared.auth import CLINICIAN
-from shared.stack import RunningStack
+from shared.web.auth import CLINICIAN
 from tests.conftest import (
     ROOT,
     TEST_ESCALATION_S,
@@ -222,7 +222,7 @@ async def test_the_demo_patient_list_shows_only_what_still_holds(
 ) -> None:
     """`./osteocds demo`'s timeline: partial data raises decisions that later data replaces upstream; none of
     them reaches the clinicians' list, which holds only active alerts once the window has passed."""
-    from shared.stack import demo_events
+    from devstack.stack import demo_events
 
     for topic, doc in demo_events(patient_id, datetime.now(UTC)):
         await publish(topic, doc)

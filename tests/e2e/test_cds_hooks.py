@@ -14,9 +14,9 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from contracts.examples import EXAMPLES
 from contracts.lifecycle import OVERRIDE_REASON_SYSTEM
 from contracts.topics import PLANS, RECOMMENDATIONS
+from devstack.stack import RunningStack
 from services.notification.cds import SERVICE_ID
-from shared.auth import CLINICIAN
-from shared.stack import RunningStack
+from shared.web.auth import CLINICIAN
 from tests import cds_spec
 from tests.conftest import Publish, alerts, auth, wait_for
 from tests.e2e.test_alert_lifecycle import recommendation

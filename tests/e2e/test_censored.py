@@ -14,8 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from contracts.topics import LAB_RESULTS
-from shared.auth import CLINICIAN
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import CLINICIAN
 from tests.conftest import Publish, alerts, lab, token, wait_for
 from tests.e2e.test_web_page import browser, until
 

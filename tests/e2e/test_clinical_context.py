@@ -18,7 +18,7 @@ from contracts.topics import (
     LOCAL_TREATMENT_REQUESTS,
     TREATMENT_EVENTS,
 )
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
 from tests.conftest import Publish, event, lab, wait_for
 from tests.e2e.test_radiotherapy_planner import active, local_plan, plan_item, request
 

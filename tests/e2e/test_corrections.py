@@ -12,7 +12,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, SKELETAL_EVENTS
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
 from tests.conftest import Publish, alerts, auth, consume_until, event, wait_for
 
 pytestmark = pytest.mark.e2e

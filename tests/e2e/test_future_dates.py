@@ -14,7 +14,7 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.clinical import DeadLetter
 from contracts.topics import CLINICAL_ASSESSMENTS, DEAD_LETTER, IMAGING_FINDINGS
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
 from tests.conftest import Publish, alerts, auth, consume_until, event, wait_for
 
 pytestmark = pytest.mark.e2e

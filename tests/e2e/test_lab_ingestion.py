@@ -15,8 +15,8 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, FHIR_R4, HL7V2, LABS_NORMALISED
-from shared.auth import INTEGRATION
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import INTEGRATION
 from tests.conftest import Publish, alerts, auth, consume_until, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from hl7.mllp import open_hl7_connection
 
 from contracts.clinical import NormalisedLab
 from contracts.topics import LABS_NORMALISED
-from shared.auth import INTEGRATION
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import INTEGRATION
 from tests.conftest import alerts, auth, consume_until, metric, wait_for
 
 pytestmark = pytest.mark.e2e

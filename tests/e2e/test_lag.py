@@ -1,5 +1,5 @@
 """Issue 14: the consumer-lag metric rises while a service is stopped and falls after it restarts (real broker,
-real Redis, the services as processes, the lag exporter `python -m shared.lag` as a process)."""
+real Redis, the services as processes, the lag exporter `python -m shared.runtime.lag` as a process)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.examples import EXAMPLES
 from contracts.topics import LABS_NORMALISED, SCORING
-from shared import infra
-from shared.auth import OPS
-from shared.stack import ROOT, SERVICE_MODULES, RunningStack, wait_until_ready
+from devstack import infra
+from devstack.stack import ROOT, SERVICE_MODULES, RunningStack, wait_until_ready
+from shared.web.auth import OPS
 from tests.conftest import auth, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 def exporter(stack: RunningStack) -> Iterator[str]:
     port = infra.free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.lag"],
+        [sys.executable, "-m", "shared.runtime.lag"],
         cwd=ROOT,
         env={**stack.env, "HTTP_PORT": str(port), "LAG_INTERVAL_S": "0.5"},
         stdout=subprocess.DEVNULL,

@@ -17,8 +17,8 @@ from contracts.topics import (
     LOCAL_TREATMENT_REQUESTS,
     TREATMENT_EVENTS,
 )
-from shared.dates import add_months
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.clinical.dates import add_months
 from tests.conftest import Publish, alerts, auth, event, lab, wait_for
 
 pytestmark = pytest.mark.e2e

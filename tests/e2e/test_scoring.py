@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, SKELETAL_EVENTS, TREATMENT_EVENTS
-from shared.stack import ROOT, RunningStack
+from devstack.stack import ROOT, RunningStack
 from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
 """Issue 13: losing Redis never loses or falsifies alerts. Redis is flushed while the five services run; each
-notices, reports not-ready, rebuilds from Kafka by itself and goes on (shared/healing.py)."""
+notices, reports not-ready, rebuilds from Kafka by itself and goes on (shared/runtime/healing.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts.topics import LAB_RESULTS
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
 from tests.conftest import TEST_ESCALATION_S, Publish, alerts, lab, metric, wait_for
 
 pytestmark = pytest.mark.e2e

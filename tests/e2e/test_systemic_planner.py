@@ -22,11 +22,11 @@ from contracts.topics import (
     RECOMMENDATIONS,
     TREATMENT_EVENTS,
 )
+from devstack.stack import RunningStack
 from services.systemic_planner.app import build
 from services.systemic_planner.domain import SystemicState, current_plan
 from services.systemic_planner.settings import SystemicSettings
-from shared.service import Service
-from shared.stack import RunningStack
+from shared.runtime.service import Service
 from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e

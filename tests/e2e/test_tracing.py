@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.topics import LAB_RESULTS
-from shared import infra
-from shared.kafka import ensure_topics
-from shared.service import Service
+from devstack import infra
+from devstack.stack import SERVICE_MODULES
+from shared.observability.tracing import Tracing
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Service
 from shared.settings import Settings
-from shared.stack import SERVICE_MODULES
-from shared.tracing import Tracing
 from tests.conftest import lab, wait_for
 
 pytestmark = pytest.mark.e2e

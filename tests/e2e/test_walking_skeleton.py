@@ -13,8 +13,8 @@ import pytest
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, IMAGING_FINDINGS, LAB_RESULTS, TREATMENT_EVENTS
-from shared.auth import CLINICIAN, OPS
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import CLINICIAN, OPS
 from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
 
 pytestmark = pytest.mark.e2e

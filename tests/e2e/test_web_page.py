@@ -24,8 +24,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from contracts.examples import EXAMPLES
 from contracts.rules import cite
 from contracts.topics import LAB_RESULTS, LOCAL_PLANS, PLANS, RECOMMENDATIONS
-from shared.auth import CLINICIAN
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import CLINICIAN
 from tests.conftest import ARTIFACTS, Publish, alerts, lab, token
 from tests.e2e.test_alert_lifecycle import recommendation
 

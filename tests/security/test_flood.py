@@ -16,12 +16,12 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, HL7V2, LAB_RESULTS, LABS_NORMALISED
+from devstack import infra
+from devstack.stack import RunningStack
 from services.lab_normalisation.app import build
 from services.lab_normalisation.settings import LabSettings
-from shared import infra
-from shared.auth import OPS
-from shared.service import Service
-from shared.stack import RunningStack
+from shared.runtime.service import Service
+from shared.web.auth import OPS
 from tests.conftest import auth, consume_until, lab, outcomes, wait_for
 from tests.e2e.test_lab_ingestion import crisis, oru, post_hl7
 

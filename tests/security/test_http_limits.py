@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from shared.http_limits import json_depth
+from devstack.stack import RunningStack
 from shared.settings import Settings
-from shared.stack import RunningStack
+from shared.web.http_limits import json_depth
 
 pytestmark = pytest.mark.e2e
 LIMIT = Settings().http_max_body_bytes

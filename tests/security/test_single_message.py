@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.clinical import DeadLetter
 from contracts.topics import DEAD_LETTER, LAB_RESULTS, RECOMMENDATIONS
-from shared.auth import INTEGRATION
-from shared.stack import RunningStack
+from devstack.stack import RunningStack
+from shared.web.auth import INTEGRATION
 from tests.conftest import Publish, auth, consume_until, lab, wait_for
 from tests.e2e.test_lab_ingestion import crisis, fhir_bundle
 

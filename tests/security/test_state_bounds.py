@@ -18,10 +18,10 @@ from contracts.base import Message
 from contracts.clinical import DeadLetter
 from contracts.hospital import LabResult
 from contracts.topics import DEAD_LETTER, LAB_RESULTS, Topic
-from shared.kafka import ensure_topics
-from shared.service import Service
+from devstack.stack import RunningStack
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Service
 from shared.settings import Settings
-from shared.stack import RunningStack
 from tests.conftest import Publish, auth, consume_until, lab, wait_for
 from tests.e2e.test_lab_ingestion import crisis
 

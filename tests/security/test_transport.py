@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, SecretStr
 
 from deploy.make_secrets import make_ca, write_all
-from shared import infra
-from shared.service import Service
+from devstack import infra
+from shared.runtime.service import Service
+from shared.runtime.state import StateStore
 from shared.settings import Settings
-from shared.state import StateStore
 from shared.transport import FileTokenProvider, kafka_client_kwargs, redis_client
 
 

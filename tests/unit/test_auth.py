@@ -1,4 +1,4 @@
-"""Token checks and roles (shared/auth.py) against a real local OIDC issuer serving its JWKS over HTTP."""
+"""Token checks and roles (shared/web/auth.py) against a real local OIDC issuer serving its JWKS over HTTP."""
 
 from __future__ import annotations
 
@@ -13,11 +13,21 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from contracts.lifecycle import AuditEvent
-from shared import issuer
-from shared.auth import CLINICIAN, INTEGRATION, OPS, AuthSettings, Principal, install, public, require, unguarded_routes
-from shared.http import create_app
-from shared.service import Service
+from devstack import issuer
+from shared.runtime.service import Service
 from shared.settings import Settings
+from shared.web.auth import (
+    CLINICIAN,
+    INTEGRATION,
+    OPS,
+    AuthSettings,
+    Principal,
+    install,
+    public,
+    require,
+    unguarded_routes,
+)
+from shared.web.http import create_app
 
 
 @pytest.fixture(scope="module")

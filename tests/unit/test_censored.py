@@ -1,5 +1,5 @@
-"""shared/censored.py: a censored value is an interval, and a threshold decides only when the whole interval lies on
-one side of it (issue 12). Table-driven."""
+"""shared/clinical/censored.py: a censored value is an interval, and a threshold decides only when the whole interval
+lies on one side of it (issue 12). Table-driven."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from contracts.hospital import Comparator
-from shared.censored import Interval, Side, Strictness, band, interval, shown, side, side_of
+from shared.clinical.censored import Interval, Side, Strictness, band, interval, shown, side, side_of
 
 
 @pytest.mark.parametrize(

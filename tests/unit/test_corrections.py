@@ -1,5 +1,5 @@
-"""Corrected and entered-in-error imaging findings (issue 11): one pure rule (shared/corrections.py) used by scoring,
-the systemic planner and the radiotherapy planner. What a corrected finding caused is withdrawn through each
+"""Corrected and entered-in-error imaging findings (issue 11): one pure rule (shared/clinical/corrections.py) used by
+scoring, the systemic planner and the radiotherapy planner. What a corrected finding caused is withdrawn through each
 service's usual withdrawal path (LAB-CORRECTION's principle); an amendment replaces what it corrects; a corrected
 finding never counts again, whatever the order the records arrive in."""
 
@@ -21,7 +21,7 @@ from services.systemic_planner import rules as sr
 from services.systemic_planner.domain import SystemicState
 from services.systemic_planner.domain import apply_event as systemic_apply
 from services.systemic_planner.inputs import bone_metastasis
-from shared.corrections import effective_findings
+from shared.clinical.corrections import effective_findings
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)

@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from shared.dates import add_months
+from shared.clinical.dates import add_months
 
 
 @pytest.mark.parametrize(

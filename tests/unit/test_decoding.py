@@ -1,4 +1,4 @@
-"""Where a batch is decoded (shared/service.py, shared/limits.DecodePool) and how the runtime's counts are
+"""Where a batch is decoded (shared/runtime/service.py, shared/limits.DecodePool) and how the runtime's counts are
 published (shared/metrics.Metrics): light JSON batches on the event loop, parsers in the threads; counts once
 per batch."""
 
@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from contracts.hospital import ImagingFinding
-from shared.decoding import checks_own_dates, json_decoder, light, not_future
-from shared.limits import DecodePool
-from shared.metrics import Metrics
+from shared.observability.metrics import Metrics
+from shared.runtime.decoding import checks_own_dates, json_decoder, light, not_future
+from shared.runtime.limits import DecodePool
 from shared.settings import Settings
 
 

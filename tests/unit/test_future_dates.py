@@ -1,6 +1,7 @@
 """Issue 9.7 on every hospital.* topic: no date or time of a hospital input may lie after its receipt (plus the
 clock-skew tolerance), at any depth of the message, except the dates that are planned by meaning
-(shared/clock.py FUTURE_ALLOWED); the runtime applies the check to every hospital decoder (shared/service.py)."""
+(shared/clinical/clock.py FUTURE_ALLOWED); the runtime applies the check to every hospital decoder
+(shared/runtime/service.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from services.scoring.app import build as build_scoring
 from services.scoring.settings import ScoringSettings
 from services.systemic_planner.app import build as build_systemic
 from services.systemic_planner.settings import SystemicSettings
-from shared import clock
-from shared.clock import NotAfter, check_message
-from shared.decoding import json_decoder, not_future
+from shared.clinical import clock
+from shared.clinical.clock import NotAfter, check_message
 from shared.errors import Rejected
-from shared.service import Service
+from shared.runtime.decoding import json_decoder, not_future
+from shared.runtime.service import Service
 from shared.settings import Settings
 
 RECEIVED = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)

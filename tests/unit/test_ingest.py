@@ -25,7 +25,7 @@ from services.lab_normalisation.ingest import (
     hl7_header,
     hl7_text,
 )
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -16,7 +16,7 @@ from services.lab_normalisation.domain import LabConfig, LabState, apply_ingeste
 from services.lab_normalisation.ingest import AnalyteMap, from_json_lab
 from services.lab_normalisation.loinc import CATALOGUE, LOINC, LOINC_ANALYTES, NOT_READ
 from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CODES = ROOT / "services" / "lab_normalisation" / "local_codes.yaml"

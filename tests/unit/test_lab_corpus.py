@@ -27,7 +27,7 @@ from services.lab_normalisation.ingest import (
     hl7_verdict,
 )
 from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 ROOT = Path(__file__).resolve().parents[2]

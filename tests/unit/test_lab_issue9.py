@@ -25,7 +25,7 @@ from services.lab_normalisation.ingest import (
     from_json_patient,
 )
 from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW, cockcroft_gault, corrected_calcium
-from shared.clock import NotAfter
+from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""shared/limits.py, pure parts: the fair backlog (batches across patients, commit positions) and the input checks."""
+"""shared/runtime/limits.py, pure parts: the fair backlog (batches across patients, commit positions) and the input
+checks."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from contracts.base import Message
 from contracts.hospital import LabResult
 from contracts.topics import Topic
-from shared.limits import FairBacklog, check_finite
-from shared.service import Context, Service
+from shared.runtime.limits import FairBacklog, check_finite
+from shared.runtime.service import Context, Service
 from shared.settings import Settings
 
 TP = TopicPartition("t", 0)

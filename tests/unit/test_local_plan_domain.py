@@ -15,7 +15,7 @@ from contracts.plan import PlanItem
 from contracts.rules import RULESET_VERSION, cite
 from services.radiotherapy_planner.domain import apply_event
 from services.radiotherapy_planner.facts import LocalState
-from shared.dates import add_months
+from shared.clinical.dates import add_months
 
 NOW = datetime(2026, 11, 20, 9, tzinfo=UTC)
 TODAY = NOW.date()

@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from services.radiotherapy_planner.rules import cementoplasty as cem
+from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.drugs import identify
-from shared.dates import HOSPITAL_TZ
 
 PROC = date(2026, 6, 10)
 

@@ -11,7 +11,7 @@ from services.radiotherapy_planner.rules import conventional as conv
 from services.radiotherapy_planner.rules import drugs, reirradiation, sbrt, surgery
 from services.radiotherapy_planner.rules.common import DAYS_PER_MONTH
 from shared.clinical import irradiation
-from shared.dates import add_months
+from shared.clinical.dates import add_months
 
 D = date(2026, 6, 1)
 

@@ -72,7 +72,7 @@ def person(alert_id: uuid.UUID, action: str, by: str = "dr-a", after_s: float = 
 
 
 def tick(s: PatientAlerts, after_s: float) -> tuple[PatientAlerts, list[Output]]:
-    """The clock tick of a deadline `after_s` after T0 (as shared/timers.py sends it)."""
+    """The clock tick of a deadline `after_s` after T0 (as shared/runtime/timers.py sends it)."""
     at = T0 + timedelta(seconds=after_s)
     t = ClockTick(
         event_id=uuid.uuid4(),

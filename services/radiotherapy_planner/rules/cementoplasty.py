@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from contracts.hospital import Comparator
 from services.radiotherapy_planner.rules.common import LONG_BONES, Finding
-from shared.censored import shown, side_of
+from shared.clinical.censored import shown, side_of
+from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
-from shared.dates import HOSPITAL_TZ
 
 PLATELETS_MIN_G_L: Final = 50.0  # > 50 000/mm3 = 50 G/L (strict)
 PROTHROMBIN_MIN_PCT: Final = 50.0  # TP > 50 % (strict)

@@ -13,8 +13,8 @@ from datetime import date
 from typing import Final
 
 from services.radiotherapy_planner.rules.common import Criterion, Verdict
+from shared.clinical.dates import add_months
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY, Course, eqd2
-from shared.dates import add_months
 
 CUMULATIVE_EQD2_LIMIT_GY: Final = 70.0  # < 70 Gy
 NEW_COURSE_EQD2_LIMIT_GY: Final = 25.0  # < 25 Gy

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Final, Literal
 
 from services.radiotherapy_planner.rules.common import POOR_PROGNOSIS_MONTHS, Criterion, Finding, Scheme
-from shared.dates import add_months
+from shared.clinical.dates import add_months
 
 # ---- RT-SBRT-IND ----------------------------------------------------------------------------------------------
 

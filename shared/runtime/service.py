@@ -40,16 +40,16 @@ from redis.asyncio import Redis
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
-from shared import decoding, healing, limits, retrying
-from shared.aggregate import Applied, Apply, apply_batch
 from shared.errors import Rejected
-from shared.kafka import Outgoing, Producer, ensure_topics
-from shared.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
-from shared.pace import FetchPace
+from shared.observability.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
+from shared.observability.tracing import Headers, Tracing, output_headers
+from shared.runtime import decoding, healing, limits, retrying
+from shared.runtime.aggregate import Applied, Apply, apply_batch
+from shared.runtime.kafka import Outgoing, Producer, ensure_topics
+from shared.runtime.pace import FetchPace
+from shared.runtime.state import StateLost, StateStore
+from shared.runtime.timers import Timers
 from shared.settings import Settings
-from shared.state import StateLost, StateStore
-from shared.timers import Timers
-from shared.tracing import Headers, Tracing, output_headers
 from shared.transport import kafka_client_kwargs, redis_client
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class _Decoded:
 
     @property
     def apply(self) -> Apply:
-        """The transition of the aggregate this event goes to (shared/aggregate.py)."""
+        """The transition of the aggregate this event goes to (shared/runtime/aggregate.py)."""
         assert self.sub.aggregate is not None
         return self.sub.aggregate[1]
 
@@ -157,7 +157,8 @@ class Service:
         self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
         self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
-        # issue 14: lag, batch, dead-letter, outbox and Redis metrics (shared/metrics.py); tracing (shared/tracing.py)
+        # issue 14: lag, batch, dead-letter, outbox and Redis metrics (observability/metrics.py); tracing
+        # (observability/tracing.py)
         self.ops = OpsMetrics(self.metrics.registry, self.name)
         self.ops.count_redis_round_trips(self.redis)
         self.producer.on_dead_letter = self.ops.dead_letter
@@ -169,13 +170,13 @@ class Service:
         self._stopping = asyncio.Event()
         self.on_fatal: Callable[[BaseException], None] | None = None
         self.fatal: BaseException | None = None
-        #: True while the state is rebuilt (shared/healing.py): not ready, nothing consumed or committed
+        #: True while the state is rebuilt (shared/runtime/healing.py): not ready, nothing consumed or committed
         self.healing = False
         #: keys a service derives from its patients' states besides the states (an index), written by a rebuild
         #: in the same transaction as the states: `rebuild_writes(pipe, states)`
         self.rebuild_writes: Callable[[Any, Mapping[str, BaseModel]], None] | None = None
         self._state_checked = False
-        #: shared/timers.py, when the aggregate declares deadlines (`due`)
+        #: shared/runtime/timers.py, when the aggregate declares deadlines (`due`)
         self.timers: Timers | None = None
         self._due: Callable[[Any], datetime | None] | None = None
         self._timer_task: asyncio.Task[None] | None = None
@@ -184,7 +185,7 @@ class Service:
         self._finishing: asyncio.Task[None] | None = None
         self._in_flight_keys: set[str] = set()
         self._in_flight_patients: set[str] = set()
-        #: issue 13: a long fetch wait while idle (shared/pace.py)
+        #: issue 13: a long fetch wait while idle (shared/runtime/pace.py)
         self.pace = FetchPace(settings)
 
     # ---- declaration -------------------------------------------------------------------------
@@ -220,7 +221,7 @@ class Service:
         non-empty `rejections` list (a batch format such as HL7 with one bad OBX) is dead-lettered with
         those reasons and its good part still applies. `decode` gets the record and must return an object
         with a `patient_id`. `due(state)` is the patient's next deadline: when it passes, a clock tick for that
-        patient is applied like any other event (shared/timers.py)."""
+        patient is applied like any other event (shared/runtime/timers.py)."""
         models = {sub.aggregate[0] for sub in self.subscriptions.values() if sub.aggregate is not None}
         if models - {model}:
             raise ValueError("one patient aggregate per service")
@@ -237,7 +238,7 @@ class Service:
             )
 
     def use_timers(self, on_tick: HandlerFn | None = None) -> Timers:
-        """Per-patient deadlines (shared/timers.py). An aggregate passes `due=` to `patient_aggregate`; a plain
+        """Per-patient deadlines (shared/runtime/timers.py). An aggregate passes `due=` to `patient_aggregate`; a plain
         handler sets deadlines with `timers.schedule(patient, due)` and receives the ticks in `on_tick`."""
         if self.timers is None:
             self.timers = Timers(self.redis, self.name, clock_topic(self.name), self.settings, self.clock)
@@ -326,7 +327,7 @@ class Service:
         except Exception:
             redis_ok = False
         checks = {"redis": redis_ok, "kafka": await self.producer.ready()}
-        if self._task is not None:  # the consumer's state is in place and intact (epoch; shared/healing.py)
+        if self._task is not None:  # the consumer's state is in place and intact (epoch; shared/runtime/healing.py)
             checks["state"] = redis_ok and self._state_checked and not self.healing and await self._intact()
         if self._consumer is not None:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
@@ -365,7 +366,9 @@ class Service:
                 # one patient's events from several topics in the order they were published (each partition's
                 # own order kept), as the rebuild replays them: a decision caused by an event comes after it
                 records = _by_time(backlog.take(size))
-                self.pace.fetched(len(records))  # idle for KAFKA_IDLE_AFTER_S: long fetch waits (shared/pace.py)
+                self.pace.fetched(
+                    len(records)
+                )  # idle for KAFKA_IDLE_AFTER_S: long fetch waits (shared/runtime/pace.py)
                 if not records:
                     lost = bool(finishing) and finishing[-1].done() and await _drain(finishing)  # errors surface
                     if not lost and time.monotonic() - watchdog > healing.WATCHDOG_INTERVAL_S:  # idle: state there?

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from shared.metrics import ORIGIN_HEADER
+from shared.observability.metrics import ORIGIN_HEADER
 from shared.settings import Settings
 
 Headers = list[tuple[str, bytes]]
@@ -128,7 +128,7 @@ def current_headers() -> Headers:
 
 def rule_ids(output: Any) -> Iterable[str]:
     """The rule IDs an output states (Recommendation.rule_id, Score.rule_ids...), nothing else of it."""
-    if hasattr(output, "value") and isinstance(output.value, str):  # an encoded output (shared.kafka.Outgoing)
+    if hasattr(output, "value") and isinstance(output.value, str):  # an encoded output (shared.runtime.kafka.Outgoing)
         try:
             doc = json.loads(output.value)
         except ValueError:

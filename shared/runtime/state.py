@@ -8,7 +8,7 @@ aggregate's own business (pure code in each service), so a late event never hide
 A lost cache is detected, never mistaken for new patients: the service writes an epoch key when its state is
 complete (after a rebuild), and every state transaction WATCHes and reads it. A flushed or replaced Redis has no
 epoch (or another one), so the transaction raises `StateLost` before anything is computed from empty state, and
-the service rebuilds (shared/healing.py).
+the service rebuilds (shared/runtime/healing.py).
 """
 
 from __future__ import annotations

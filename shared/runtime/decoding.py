@@ -1,5 +1,5 @@
 """Decoders of consumed records: plain JSON (pydantic), and the future-date check every hospital.* input gets
-(issue 9.7). A decoder turns a record into a message or raises; the runtime (shared/service.py) dead-letters it
+(issue 9.7). A decoder turns a record into a message or raises; the runtime (shared/runtime/service.py) dead-letters it
 with the reason."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
 from contracts.topics import Topic
-from shared.clock import NotAfter, check_message
+from shared.clinical.clock import NotAfter, check_message
 from shared.settings import Settings
 
 Decoder = Callable[[ConsumerRecord], BaseModel]
@@ -41,8 +41,8 @@ HOSPITAL_PREFIX = "hospital."
 
 def not_future(decode: Decoder, settings: Settings) -> Decoder:
     """`decode`, then every date and time of the decoded message checked against the record's timestamp plus the
-    clock-skew tolerance (shared/clock.py `check_message`, exemptions in `FUTURE_ALLOWED`): a future-dated input
-    is rejected (dead-lettered with the field and the reason), in live processing and in a rebuild alike."""
+    clock-skew tolerance (shared/clinical/clock.py `check_message`, exemptions in `FUTURE_ALLOWED`): a future-dated
+    input is rejected (dead-lettered with the field and the reason), in live processing and in a rebuild alike."""
     tolerance = timedelta(seconds=settings.clock_skew_tolerance_seconds)
     horizon = timedelta(days=settings.planned_date_horizon_days)
     zone = ZoneInfo(settings.hospital_timezone)

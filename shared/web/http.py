@@ -1,7 +1,7 @@
 """FastAPI app factory: every service gets /healthz, /readyz and /metrics, and runs its consumer loop
 inside the app's lifespan. `run()` serves it with uvicorn; SIGTERM drains, commits and stops.
 
-Every route but /healthz and /readyz needs a bearer token with a role (shared/auth.py): /metrics needs
+Every route but /healthz and /readyz needs a bearer token with a role (shared/web/auth.py): /metrics needs
 `ops`; a service whose routes are not all protected does not start. /docs and /openapi.json are open
 (no patient data; they declare the bearer scheme) unless AUTH_PUBLIC_DOCS=false, which turns them off."""
 
@@ -21,15 +21,15 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.lifecycle import AuditEvent
-from shared import http_limits
-from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
-from shared.kafka import Producer
-from shared.logging import configure_logging
-from shared.rebuild import RebuildReport, rebuild
-from shared.service import Service
+from shared.observability.logging import configure_logging
+from shared.observability.tracing import instrument_app
+from shared.runtime.kafka import Producer
+from shared.runtime.rebuild import RebuildReport, rebuild
+from shared.runtime.service import Service
+from shared.runtime.state import StateLost
 from shared.settings import Settings
-from shared.state import StateLost
-from shared.tracing import instrument_app
+from shared.web import http_limits
+from shared.web.auth import OPS, AuthSettings, install, require, unguarded_routes
 
 
 async def _rebuild(service: Service) -> RebuildReport:

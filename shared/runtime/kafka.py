@@ -18,9 +18,9 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from contracts.base import Message
 from contracts.topics import DEAD_LETTER, TOPICS, Topic
-from shared import deadletter
+from shared.observability.tracing import Headers, current_headers
+from shared.runtime import deadletter
 from shared.settings import Settings
-from shared.tracing import Headers, current_headers
 from shared.transport import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Producer:
         self.settings = settings
         self.service = settings.service_name
         self._producer: AIOKafkaProducer | None = None
-        #: issue 14: told of each dead letter (topic, error type), for shared/metrics.py
+        #: issue 14: told of each dead letter (topic, error type), for shared/observability/metrics.py
         self.on_dead_letter: Callable[[str, str], None] | None = None
 
     @property
@@ -132,7 +132,7 @@ class Producer:
 
     async def send(self, message: Message | Outgoing, headers: Headers | None = None) -> asyncio.Future[RecordMetadata]:
         """Queue one message on its registered topic; await the returned future for the broker's ack.
-        `headers`: origin time and trace context of the input it derives from (shared/tracing.py)."""
+        `headers`: origin time and trace context of the input it derives from (shared/observability/tracing.py)."""
         out = message if isinstance(message, Outgoing) else Outgoing.of(message)
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             out.topic,
@@ -200,7 +200,7 @@ class Producer:
         self, topic: str, value: bytes, key: bytes | None, timestamp_ms: int | None = None
     ) -> asyncio.Future[RecordMetadata]:
         """A payload published as received (raw FHIR or HL7), keyed by patient; it starts its trace and its
-        latency clock here (shared/tracing.py)."""
+        latency clock here (shared/observability/tracing.py)."""
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             topic, value=value, key=key, timestamp_ms=timestamp_ms, headers=current_headers()
         )
@@ -208,7 +208,7 @@ class Producer:
 
     async def dead_letter(self, record: ConsumerRecord, error_type: str, reason: str) -> asyncio.Future[RecordMetadata]:
         """Park an unprocessable record with its reason and original bytes (cut to fit the request limit:
-        shared/deadletter.py); processing goes on."""
+        shared/runtime/deadletter.py); processing goes on."""
         if self.on_dead_letter is not None:
             self.on_dead_letter(record.topic, error_type)
         letter = deadletter.build(record, self.service, error_type, reason, self.settings)

@@ -1,13 +1,13 @@
 """Self-healing of a lost cache: the service notices that Redis lost its state, stops, rebuilds, goes on.
 
 Redis holds a cache of what the Kafka topics record. When it is flushed, restarted empty or replaced, the
-service's epoch key (shared/state.py) is gone, and the next state transaction, the step that marks events
+service's epoch key (shared/runtime/state.py) is gone, and the next state transaction, the step that marks events
 processed, the idle watchdog or a readiness probe sees it. From then on:
 
 1. `/readyz` answers 503 (check `state`), the consumer loop neither consumes nor commits: the batch in hand is
    dropped uncommitted, before anything is computed from the empty state or published;
 2. the state is rebuilt from Kafka up to the committed offsets, the outputs that should have gone out and are
-   not on the output topics are published (shared/rebuild.py), and a new epoch is written with the state;
+   not on the output topics are published (shared/runtime/rebuild.py), and a new epoch is written with the state;
 3. the consumer rewinds its partitions to their committed offsets, readiness returns, and processing goes on.
 
 No operator is needed. The logs say when the state was found lost and when it was rebuilt (counts and
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.rebuild import RebuildReport, rebuild
+from shared.runtime.rebuild import RebuildReport, rebuild
 
 if TYPE_CHECKING:
-    from shared.service import Service
+    from shared.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

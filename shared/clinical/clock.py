@@ -6,7 +6,7 @@ the HTTP/MLLP receipt time, which is also the timestamp of the record published 
 wall clock of the consumer: a replay or a `rebuild` reaches the same verdict as the first delivery.
 
 Every hospital.* decoder is checked: lab-normalisation's parsers call `NotAfter.check()` on each time they read;
-every other service's decoders are wrapped by the runtime (`shared.decoding.not_future`), which runs
+every other service's decoders are wrapped by the runtime (`shared.runtime.decoding.not_future`), which runs
 `check_message()` over the whole decoded message (nested models, lists). `Rejected` dead-letters the event with
 the reason, naming the offending field. Fields that are legitimately in the future (a planned date, a due date)
 are declared in `FUTURE_ALLOWED`, the one place for them.

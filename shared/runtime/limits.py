@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from shared.deadletter import ENVELOPE_BYTES
 from shared.errors import Rejected
+from shared.runtime.deadletter import ENVELOPE_BYTES
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -69,7 +69,7 @@ def check_key(record: ConsumerRecord, message: Any) -> tuple[str, str] | None:
 
 
 def check_outputs(encoded: Sequence[Any], settings: Settings) -> None:
-    """Raise `Rejected` when an encoded output (shared.kafka.Outgoing) cannot fit one produce request."""
+    """Raise `Rejected` when an encoded output (shared.runtime.kafka.Outgoing) cannot fit one produce request."""
     limit = settings.kafka_max_request_bytes - ENVELOPE_BYTES
     for out in encoded:
         size = len(out.value.encode()) + len(out.key.encode())

@@ -32,8 +32,8 @@ from contracts.topics import (
     SCORING,
     SYSTEMIC_PLANNER,
 )
-from shared import infra, issuer
-from shared.auth import CLINICIAN, ROLES
+from devstack import infra, issuer
+from shared.web.auth import CLINICIAN, ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = ROOT / ".run" / "stack.json"

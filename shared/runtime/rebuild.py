@@ -1,6 +1,6 @@
 """Rebuild a service's Redis state from the Kafka topics: Redis is a cache, the topics are the record.
 
-The running service calls it by itself when its state is lost (shared/healing.py); an operator may also run
+The running service calls it by itself when its state is lost (shared/runtime/healing.py); an operator may also run
 `python -m services.<name> rebuild`. Steps:
 
 1. Replay: read every topic the patient aggregate subscribes to, from the beginning up to the group's committed
@@ -34,11 +34,11 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 from redis.exceptions import WatchError
 
-from shared.kafka import Outgoing
+from shared.runtime.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
 
 if TYPE_CHECKING:
-    from shared.service import Service
+    from shared.runtime.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 from contracts.base import derived_id
 from contracts.clock import ClockTick
 from contracts.topics import Topic
-from shared.kafka import Outgoing, Producer
+from shared.runtime.kafka import Outgoing, Producer
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""`python -m shared.lag`: the lag exporter (issue 14). Serves on /metrics the consumer lag and the oldest
+"""`python -m shared.runtime.lag`: the lag exporter (issue 14). Serves on /metrics the consumer lag and the oldest
 unprocessed record's age of every service's consumer group, read from the broker, so a stopped or stuck service
 still shows its growing lag (a service's own /metrics shows it only while it runs). Stateless, no Redis;
 one replica is enough. /healthz and /readyz like the services; /metrics needs a token with the `ops` role."""
@@ -16,10 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from contracts.lifecycle import AuditEvent
 from contracts.topics import SERVICES, TOPICS
-from shared.auth import OPS, AuthSettings, install, require, unguarded_routes
-from shared.logging import configure_logging
-from shared.metrics import LagGauges, LagMonitor
+from shared.observability.logging import configure_logging
+from shared.observability.metrics import LagGauges, LagMonitor
 from shared.settings import Settings
+from shared.web.auth import OPS, AuthSettings, install, require, unguarded_routes
 
 NAME = "lag-exporter"
 

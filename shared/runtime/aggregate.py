@@ -1,7 +1,7 @@
 """One batch applied to the per-patient aggregates, without I/O: each patient's events in order through the
 service's pure transition, the state bounded by MAX_STATE_BYTES, the outputs encoded and checked, the outbox
-that carries them until the broker acknowledges them (shared/service.py runs this inside the Redis transaction of
-shared/state.StateStore.transact_many)."""
+that carries them until the broker acknowledges them (shared/runtime/service.py runs this inside the Redis
+transaction of shared/runtime/state.StateStore.transact_many)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, TypeAdapter
 
 from contracts.base import Message
-from shared import limits
 from shared.errors import Rejected
-from shared.kafka import Outgoing
+from shared.runtime import limits
+from shared.runtime.kafka import Outgoing
 from shared.settings import Settings
 
 #: a patient's outbox: the outputs of its latest state, until the broker has acknowledged them

@@ -6,7 +6,7 @@ every metric used there is one of `METRIC_NAMES`.
 
 - `osteocds_consumer_lag{service,topic,partition}`: records written but not yet committed by the service's
   consumer group, read from the broker (`LagMonitor`: committed offsets against end offsets), so it is right
-  while the service is down too (`python -m shared.lag` measures every group from outside).
+  while the service is down too (`python -m shared.runtime.lag` measures every group from outside).
 - `osteocds_oldest_unprocessed_age_seconds{service,topic,partition}`: age of the first record not yet
   committed (its broker timestamp), 0 when nothing waits.
 - `osteocds_batch_seconds{service}`: one consumer batch, from fetch to commit.
@@ -106,7 +106,7 @@ class LagGauges:
 
 
 class Metrics:
-    """The runtime's own series: consumed messages by outcome, outputs, handler time (shared/service.py)."""
+    """The runtime's own series: consumed messages by outcome, outputs, handler time (shared/runtime/service.py)."""
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, OpenTelemetry tracing across Kafka hops, JSON logs without PHI."""
