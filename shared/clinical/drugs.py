@@ -135,6 +135,7 @@ ANTICOAGULANTS: Final = frozenset(
         "enoxaparin",
         "tinzaparin",
         "dalteparin",
+        "nadroparin",
         "fondaparinux",
     }
 )
@@ -232,6 +233,7 @@ ATC: Final[dict[str, str]] = {
     "heparin": "B01AB01",
     "dalteparin": "B01AB04",
     "enoxaparin": "B01AB05",
+    "nadroparin": "B01AB06",
     "tinzaparin": "B01AB10",
     "dabigatran": "B01AE07",
     "rivaroxaban": "B01AF01",
@@ -246,12 +248,20 @@ ATC: Final[dict[str, str]] = {
     "cilostazol": "B01AC23",
     "ticagrelor": "B01AC24",
 }
-_BY_ATC: Final[dict[str, str]] = {code: inn for inn, code in ATC.items() if inn != "nab_paclitaxel"}
+#: Other codes of a listed drug (aspirin as an analgesic, N02BA01).
+_ATC_ALIASES: Final[dict[str, str]] = {"N02BA01": "aspirin"}
+_BY_ATC: Final[dict[str, str]] = {
+    **{code: inn for inn, code in ATC.items() if inn != "nab_paclitaxel"},
+    **_ATC_ALIASES,
+}
 
 #: Other names hospitals send for a listed drug: French INNs (accents folded), brand names used in France.
 SYNONYMS: Final[dict[str, str]] = {
     # antiplatelets, anticoagulants (IR-CEMENT)
     "acide_acetylsalicylique": "aspirin",
+    "aspirine": "aspirin",
+    "fraxiparine": "nadroparin",
+    "nadroparine": "nadroparin",
     "acetylsalicylic_acid": "aspirin",
     "kardegic": "aspirin",
     "aspegic": "aspirin",
@@ -288,6 +298,16 @@ SYNONYMS: Final[dict[str, str]] = {
     "aclasta": "zoledronic_acid",
     "xgeva": "denosumab",
     "prolia": "denosumab",
+    # denosumab biosimilars
+    "xbryk": "denosumab",
+    "obodence": "denosumab",
+    "wyost": "denosumab",
+    "jubbonti": "denosumab",
+    "osenvelt": "denosumab",
+    "stoboclo": "denosumab",
+    "aredia": "pamidronate",
+    "bondronat": "ibandronate",
+    "clastoban": "clodronate",
     "acide_pamidronique": "pamidronate",
     "pamidronate_disodique": "pamidronate",
     "acide_ibandronique": "ibandronate",
@@ -336,6 +356,8 @@ SYNONYMS: Final[dict[str, str]] = {
     "lumykras": "sotorasib",
     "krazati": "adagrasib",
     "enhertu": "trastuzumab_deruxtecan",
+    "rybrevant": "amivantamab",
+    "lazcluze": "lazertinib",
     "keytruda": "pembrolizumab",
     "opdivo": "nivolumab",
     "tecentriq": "atezolizumab",
@@ -388,7 +410,6 @@ Group = Literal[
     "other_anticoagulant",
 ]
 
-_STRENGTH = re.compile(r"[\s_]+\d+([.,]\d+)?\s*(mg|g|µg|ug|mcg|ui|iu|mg/j|mg/jour|mg/day)\b.*$")
 _ATC_FORM = re.compile(r"^[A-V]\d\d[A-Z][A-Z]\d\d$")
 #: ATC groups that place a drug the vocabulary does not list (the most specific prefix wins)
 _ATC_GROUPS: Final[tuple[tuple[str, Group], ...]] = (
@@ -397,6 +418,7 @@ _ATC_GROUPS: Final[tuple[tuple[str, Group], ...]] = (
     ("L01FG", "antiangiogenic"),  # VEGF / VEGFR inhibitors
     ("L01EB", "egfr_tki"),
     ("L01E", "tki"),  # protein kinase inhibitors
+    ("L01XE", "tki"),  # protein kinase inhibitors before the 2022 ATC revision
     ("L01", "other_anticancer"),
     ("M05BA", "bisphosphonate"),
     ("M05BX04", "denosumab"),
@@ -428,7 +450,7 @@ _GROUP_CLASS: Final[dict[Group, DrugClass]] = {
 }
 _VKAS: Final = frozenset({"warfarin", "acenocoumarol", "fluindione"})
 _DOACS: Final = frozenset({"dabigatran", "rivaroxaban", "apixaban", "edoxaban"})
-_HEPARINS: Final = frozenset({"heparin", "enoxaparin", "tinzaparin", "dalteparin"})
+_HEPARINS: Final = frozenset({"heparin", "enoxaparin", "tinzaparin", "dalteparin", "nadroparin"})
 
 
 def _group_of_inn(inn: str) -> Group | None:
@@ -459,12 +481,183 @@ def _group_of_atc(atc: str) -> Group | None:
     return next((g for prefix, g in _ATC_GROUPS if atc.startswith(prefix)), None)
 
 
-def normalise_name(name: str) -> str:
-    """Lower case, accents folded, a trailing strength dropped, spaces and hyphens as underscores."""
+#: Words a prescription line carries beside the substance: strengths, units, forms, salts, makers (issue 18 review).
+_NOISE: Final = frozenset(
+    {
+        # units and strength words
+        "mg",
+        "g",
+        "ug",
+        "µg",
+        "mcg",
+        "ui",
+        "iu",
+        "ml",
+        "mg/ml",
+        "mg/j",
+        "mg/jour",
+        "mg/day",
+        "mg/kg",
+        "mg/m2",
+        "%",
+        "unites",
+        "units",
+        "dose",
+        "doses",
+        "jour",
+        "j",
+        "day",
+        "par",
+        # forms and routes
+        "comprime",
+        "comprimes",
+        "cp",
+        "cpr",
+        "gelule",
+        "gelules",
+        "capsule",
+        "capsules",
+        "tablet",
+        "tablets",
+        "pellicule",
+        "pellicules",
+        "film",
+        "coated",
+        "secable",
+        "injectable",
+        "injection",
+        "inj",
+        "solution",
+        "sol",
+        "buvable",
+        "orale",
+        "oral",
+        "po",
+        "sc",
+        "iv",
+        "im",
+        "perfusion",
+        "pour",
+        "a",
+        "diluer",
+        "poudre",
+        "flacon",
+        "ampoule",
+        "seringue",
+        "preremplie",
+        "prefilled",
+        "syringe",
+        "stylo",
+        "sachet",
+        "lp",
+        "sr",
+        "xr",
+        "gastro",
+        "resistant",
+        "effervescent",
+        "ivl",
+        "ivse",
+        "de",
+        "en",
+        "le",
+        "la",
+        # salts
+        "mesylate",
+        "mesilate",
+        "dimesylate",
+        "hydrochloride",
+        "chlorhydrate",
+        "disodique",
+        "disodium",
+        "sodique",
+        "sodium",
+        "monohydrate",
+        "trihydrate",
+        "hemihydrate",
+        "sulfate",
+        "hydrogenosulfate",
+        "besilate",
+        "besylate",
+        "maleate",
+        "tartrate",
+        "acetate",
+        "citrate",
+        "malate",
+        "tosylate",
+        "succinate",
+        "dimaleate",
+        "base",
+        # makers (generics)
+        "mylan",
+        "viatris",
+        "sandoz",
+        "teva",
+        "biogaran",
+        "arrow",
+        "zentiva",
+        "eg",
+        "accord",
+        "hospira",
+        "fresenius",
+        "kabi",
+        "medac",
+        "cristers",
+        "sun",
+        "ratiopharm",
+        "ebewe",
+        "actavis",
+        "zydus",
+        "hikma",
+        "baxter",
+        "qilu",
+        "seacross",
+        "panpharma",
+        "aguettant",
+        "substipharm",
+        "almus",
+    }
+)
+_NUMBER = re.compile(r"^[\d.,/]+([a-zµ%/]+[\d]*)*$")  # 75, 4mg, 100ml, 50.000; "mg/100" and "auc5" apart
+#: separators of a combination product ("Kardégic 75 mg + Plavix 75 mg", "aspirine / clopidogrel")
+_COMBINATION = re.compile(r"\s[+/&]\s|\s\+|\+\s|\s+et\s+|\s+and\s+|,|;")
+
+
+def _fold(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name.strip().lower())
-    text = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    text = _STRENGTH.sub("", text).strip()
-    return re.sub(r"[\s\-]+", "_", text)
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
+def _substance(text: str) -> str:
+    """The substance words of one prescription line: strengths, units, forms, salts and makers dropped."""
+    tokens = [t for t in re.split(r"[\s\-_,;:]+", text) if t]
+    kept = [
+        t
+        for t in tokens
+        if t not in _NOISE
+        and not _NUMBER.match(t)
+        and not re.match(r"^auc\d*$", t)  # carboplatin AUC5
+        and not re.match(r"^\d", t)
+        and not re.match(r"^(mg|g|ug|µg|mcg|ml|ui|iu)/", t)  # mg/100, mg/m2
+    ]
+    return "_".join(kept)
+
+
+def normalise_name(name: str) -> str:
+    """Lower case, accents folded, brackets, strengths, units, forms, salts and makers dropped, words joined by
+    underscores: "Acide Zolédronique Mylan 4 mg/100 ml" -> "acide_zoledronique"."""
+    return _substance(re.sub(r"\(.*?\)|\[.*?\]", " ", _fold(name)))
+
+
+def _bracketed(name: str) -> list[str]:
+    """The substance words of each bracket: "DENOSUMAB (XGEVA)" -> ["xgeva"]."""
+    groups = re.findall(r"\((.*?)\)|\[(.*?)\]", _fold(name))
+    return [_substance(part) for pair in groups for part in pair if part]
+
+
+def _is_combination(name: str) -> bool:
+    outer = re.sub(r"\(.*?\)|\[.*?\]", " ", _fold(name))
+    parts = [p for p in _COMBINATION.split(outer) if _substance(p)]
+    return len(parts) > 1
 
 
 @dataclass(frozen=True)
@@ -477,6 +670,7 @@ class DrugIdentity:
     atc: str | None
     group: Group | None
     conflict: bool = False
+    combination: bool = False  # several substances on one line: each to be sent on its own
 
     @property
     def known(self) -> bool:
@@ -491,17 +685,43 @@ class DrugIdentity:
         return self.key.replace("_", " ")
 
 
+def _class_of(group: Group | None) -> DrugClass | None:
+    return None if group is None else _GROUP_CLASS[group]
+
+
+def _disagree(inn: str, code: str) -> bool:
+    """A name and an ATC code disagree when the code is another listed drug's, or (a code the vocabulary does not
+    list) when it places the drug in another class."""
+    by_code = _BY_ATC.get(code)
+    if by_code is not None:
+        return by_code != inn
+    if ATC.get(inn) == code:
+        return False
+    return _class_of(_group_of_atc(code)) != _class_of(_group_of_inn(inn))
+
+
+def _inn_of(key: str) -> str | None:
+    return key if key in DRUG_CLASSES else SYNONYMS.get(key)
+
+
 @functools.lru_cache(maxsize=4096)
 def identify(name: str, atc: str | None = None) -> DrugIdentity:
     """The identity of a drug from its name and/or ATC code (see the module's docstring)."""
-    key = normalise_name(name)
-    inn = key if key in DRUG_CLASSES else SYNONYMS.get(key)
+    key = normalise_name(name) or _fold(name).replace(" ", "_")
     code = atc.strip().upper() if atc else None
     if code is not None and not _ATC_FORM.match(code):
         code = None
+    if _is_combination(name):  # never read as its first substance (a hidden antiplatelet: issue 18 review)
+        return DrugIdentity(key, None, code, None, conflict=True, combination=True)
+    inn = _inn_of(key)
+    if inn is None:  # "DENOSUMAB (XGEVA)": the bracket may name it
+        named = {i for b in _bracketed(name) if (i := _inn_of(b)) is not None}
+        if len(named) > 1:
+            return DrugIdentity(key, None, code, None, conflict=True)
+        inn = next(iter(named), None)
     by_code = _BY_ATC.get(code) if code else None
     if inn is not None:
-        if code is not None and (ATC.get(inn) or code) != code and by_code != inn:
+        if code is not None and _disagree(inn, code):
             return DrugIdentity(key, None, code, None, conflict=True)  # name and code disagree: to check
         return DrugIdentity(inn, inn, ATC.get(inn, code), _group_of_inn(inn))
     if by_code is not None:

@@ -72,3 +72,39 @@ def test_every_listed_drug_has_one_class_and_atc_codes_are_well_formed_and_uniqu
         assert drugs.identify(inn).drug_class == drugs.DRUG_CLASSES[inn]
     for synonym, inn in drugs.SYNONYMS.items():
         assert inn in drugs.DRUG_CLASSES, synonym
+
+
+@pytest.mark.parametrize(
+    ("name", "atc", "key", "group"),
+    [
+        # issue 18 independent review: what prescription lines really say
+        ("Acide Zolédronique Mylan 4 mg/100 ml", None, "zoledronic_acid", "bisphosphonate"),
+        ("DENOSUMAB (XGEVA)", None, "denosumab", "denosumab"),
+        ("acide zoledronique (Zometa)", None, "zoledronic_acid", "bisphosphonate"),
+        ("Xbryk", None, "denosumab", "denosumab"),  # a biosimilar
+        ("osimertinib mesylate", None, "osimertinib", "egfr_tki"),
+        ("erlotinib hydrochloride", None, "erlotinib", "egfr_tki"),
+        ("pemetrexed disodique", None, "pemetrexed", "chemotherapy"),
+        ("Carboplatin AUC5", None, "carboplatin", "chemotherapy"),
+        ("ZYMAD 50 000 UI", None, "cholecalciferol", "other_supportive"),
+        ("Uvédose 100 000 UI, solution buvable", None, "cholecalciferol", "other_supportive"),
+        ("Solution à diluer pour perfusion de gemcitabine 1 g", None, "gemcitabine", "chemotherapy"),
+        ("Aspirine", None, "aspirin", "antiplatelet"),
+        ("Plavix 75", None, "clopidogrel", "antiplatelet"),
+        ("aspirin", "N02BA01", "aspirin", "antiplatelet"),  # aspirin's analgesic code is aspirin too
+        ("osimertinib", "L01XE35", "osimertinib", "egfr_tki"),  # a pre-2022 code of the same class
+        ("Fraxiparine", None, "nadroparin", "heparin"),
+        # a combination is never read as its first substance: unknown, to check
+        ("Acide acétylsalicylique 75 mg / clopidogrel 75 mg", None, None, None),
+        ("Kardégic 75 mg + Plavix 75 mg", None, None, None),
+        # a name and a code of another class disagree, even for a name with no code of its own
+        ("lazertinib", "B01AC04", None, None),
+        ("pemetrexed", "L01DB01", None, None),
+        ("Zometa", "M05BX04", None, None),
+    ],
+)
+def test_identify_reads_prescription_lines(name: str, atc: str | None, key: str | None, group: str | None) -> None:
+    who = drugs.identify(name, atc)
+    assert who.group == group and who.known is (group is not None)
+    if key is not None:
+        assert who.key == key

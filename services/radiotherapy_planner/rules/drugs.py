@@ -43,12 +43,12 @@ def drug_rt_class(drug: str | DrugIdentity) -> DrugRtClass | None:
     taken for "no interaction" (issue 18.3)."""
     who = drug if isinstance(drug, DrugIdentity) else identify(drug)
     d = who.key
+    if not who.known:  # before the lists: "pemetrexed" sent with doxorubicin's code is not "compatible"
+        return "unknown"
     if d in WINDOWS:
         return "window"
     if d in NO_WINDOW:
         return "no_window"
-    if not who.known:
-        return "unknown"
     if d in STOP_NO_WINDOW_GIVEN or who.group == "antiangiogenic":  # "plus généralement les anti-angiogéniques"
         return "stop_window_not_given"
     if who.group in ("immunotherapy", "tki", "egfr_tki", "targeted") or d in IMMUNO or d in TKI:  # L1987-1989, L2153
