@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.base import Message
 
@@ -315,7 +315,7 @@ class DrugAdministration(BaseModel):
     )
     atc_code: AtcCode | None = Field(default=None, description="WHO ATC code, e.g. 'B01AC04' (identifies the drug).")
     on: date = Field(description="Date of this dose (for a daily drug: the last dose taken).")
-    at: datetime | None = Field(
+    at: AwareDatetime | None = Field(
         default=None,
         description="Time of this dose, when known (IR-CEMENT: the 48-hour stop of a direct oral anticoagulant is "
         "counted from it; without it the count is conservative, whole days after the day of the dose).",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,7 +35,9 @@ def build(settings: RadiotherapySettings) -> tuple[Service, FastAPI]:
     service.patient_aggregate(
         (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LOCAL_TREATMENT_REQUESTS, SCORES, LABS_NORMALISED),
         LocalState,
-        functools.partial(apply_event, alpha_beta=alpha_beta, compression_window=window, tz=tz),
+        lambda state, event: apply_event(  # decided at the wall clock, as scoring and the systemic planner
+            state, event, alpha_beta=alpha_beta, compression_window=window, tz=tz, now=service.clock()
+        ),
         due=lambda state: state.next_due,  # currency windows and life-expectancy thresholds pass on time (18)
     )
     router = APIRouter(tags=["local-plan"], dependencies=[require(CLINICIAN, audit="read")])

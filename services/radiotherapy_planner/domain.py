@@ -84,8 +84,8 @@ def relevant(e: Message) -> bool:
     """Whether the planner reads anything from this event (other lab analytes and dental care: nothing)."""
     if isinstance(e, NormalisedLab):
         return e.analyte in _HAEMOSTASIS
-    if isinstance(e, TreatmentEvent):
-        return e.treatment.kind != "dental"
+    if isinstance(e, TreatmentEvent):  # a correction of any kind may correct a course or a surgery (issue 18 review)
+        return e.treatment.kind != "dental" or e.record_status != "final"
     return True
 
 
@@ -115,7 +115,7 @@ def merge(state: LocalState, e: Message) -> LocalState:
         else:
             _merge_assessment(s, e)
     elif isinstance(e, TreatmentEvent):
-        if e.treatment.kind != "dental":  # corrections kept beside what they correct (facts.treatments)
+        if e.treatment.kind != "dental" or e.record_status != "final":  # corrections kept beside what they correct
             s.treatments[str(e.event_id)] = canonical(e)
     elif isinstance(e, LocalTreatmentRequest):
         prev_req = s.requests.get(e.request_id)
@@ -241,7 +241,8 @@ def build_plan(
         local = (fp.surgeries, fp.radiotherapy)
         items: list[Item] = []
         onset = lesion.compression_onset()
-        cur = currency(None if onset is None else onset.occurred_at, now, compression_window)
+        seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
+        cur = currency(None if seen is None else seen.occurred_at, now, compression_window)
         items += memo(
             ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur),
             functools.partial(mscc_items, p, lesion, cur),
@@ -262,13 +263,12 @@ def build_plan(
             elif req.modality in ("sbrt", "reirradiation"):
                 oligo = fp.score("oligometastatic")
                 for part, key in (  # each SBRT family on the facts it reads
-                    ("indci", ("sbrt-indci", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo)),
-                    ("dose", ("sbrt-dose", *rk, oligo, fp.radiotherapy)),
+                    ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
                     ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
                 ):
                     items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
             elif req.modality == "cementoplasty":
-                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs)
+                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
             if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
                 rt_refs.append((reference_date(req, tz), req.urgent))
@@ -278,12 +278,14 @@ def build_plan(
             functools.partial(surgery_items, p, lesion, requested),
         )
         if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
-            rt_refs.append((p.day(onset.occurred_at), True))
+            # an emergency course starts now: the drugs that matter are those up to today (issue 18 review)
+            rt_refs.append((p.today if now is not None else p.day(onset.occurred_at), True))
         if rt_refs:
             ref, urgent = min(rt_refs)
             what = "radiothérapie en urgence" if urgent else "radiothérapie"
             items += memo(
-                ("drug", lx, ref, urgent, fp.drugs), functools.partial(drug_items, p, lesion, ref, urgent, what)
+                ("drug", lx, ref, urgent, fp.drugs, p.today),
+                functools.partial(drug_items, p, lesion, ref, urgent, what),
             )
         if items:
             sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
@@ -303,9 +305,9 @@ def next_due(s: LocalState, now: datetime, compression_window: timedelta = COMPR
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold."""
     times: list[datetime] = []
     for lesion in lesions(s).values():
-        onset = lesion.compression_onset()
-        if onset is not None:
-            times += [onset.occurred_at - FUTURE_TOLERANCE, onset.occurred_at + compression_window]
+        seen = lesion.compression_last_seen()
+        if seen is not None:
+            times += [seen.occurred_at - FUTURE_TOLERANCE, seen.occurred_at + compression_window]
     le = s.assessed.get("life_expectancy_months")
     if le is not None:
         times += [le.occurred_at - FUTURE_TOLERANCE, le.occurred_at + LE_VALID]
@@ -335,12 +337,17 @@ def apply_event(
     alpha_beta: float = CORD_ALPHA_BETA_GY,
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
+    now: datetime | None = None,
 ) -> tuple[LocalState, list[Message]]:
     if not relevant(event):
         return state, []
     s = merge(state, event)
-    sections = build_plan(s, alpha_beta, event.recorded_at, compression_window, tz)
-    s.next_due = next_due(s, event.recorded_at, compression_window)
+    # the decision time: the wall clock when the adapter gives it (as scoring and the systemic planner), else the
+    # event's recorded time; never earlier than the last decision (issue 18 review: alerts must not flap)
+    decided = max(t for t in (state.decided_at, event.recorded_at, now) if t is not None)
+    s.decided_at = decided
+    sections = build_plan(s, alpha_beta, decided, compression_window, tz)
+    s.next_due = next_due(s, decided, compression_window)
     items = [i for sec in sections for i in sec.items]
     decisions = [(i, i.content) for i in items]
     notices = [
@@ -401,7 +408,7 @@ def current_plan(
             for x in (
                 sections
                 if sections is not None
-                else build_plan(s, alpha_beta, s.plan_event.recorded_at, compression_window, tz)
+                else build_plan(s, alpha_beta, s.decided_at or s.plan_event.recorded_at, compression_window, tz)
             )
         ],
     )

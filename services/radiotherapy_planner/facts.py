@@ -6,7 +6,6 @@ facts merged by clinical time; treatments, requests, scores and haemostasis labs
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -33,6 +32,7 @@ from shared.clinical.corrections import effective_findings
 from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact
+from shared.clinical.irradiation import spinal_levels, treats
 from shared.clinical.treatments import effective_treatments
 
 #: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
@@ -127,6 +127,9 @@ class LocalState(BaseModel):
     plan_event: Fact[str] | None = None
     #: the next moment a decision may change with no new event (shared/runtime/timers.py: a clock tick then)
     next_due: datetime | None = None
+    #: the time the plan was last decided for: it never goes back (an event recorded earlier but delivered later
+    #: does not make a compression "dated in the future"; issue 18 review)
+    decided_at: datetime | None = None
 
 
 def _order(f: FindingFact) -> tuple[datetime, datetime, str]:
@@ -170,6 +173,13 @@ class Lesion:
     def spine(self) -> bool:
         return self.latest.skeletal_site == "spine"
 
+    def compression_last_seen(self) -> FindingFact | None:
+        """The newest finding of the current run of "cord compression: yes": a compression re-confirmed on imaging is
+        current from it, not from its first sighting (issue 18 review)."""
+        if self.compression_onset() is None:
+            return None
+        return next(f for f in reversed(self.history) if f.cord_compression)
+
     def compression_onset(self) -> FindingFact | None:
         """The first finding of the current run of 'cord compression: yes' (None when the newest finding that
         reports it says no: resolved, issue 9.11)."""
@@ -203,19 +213,15 @@ def prune_findings(s: LocalState, lesion_id: str) -> None:
             del s.findings[str(f.event_id)]
 
 
-def matches(lesion: Lesion, lesion_id: str | None, level: str | None) -> bool:
-    """A treatment concerns this lesion when it names it, or names its vertebral level."""
-    return (lesion_id is not None and lesion_id == lesion.lesion_id) or (
-        level is not None and lesion.level is not None and level == lesion.level
-    )
-
-
-_LEVEL = re.compile(r"^(C[1-7]|T([1-9]|1[0-2])|L[1-5]|S[1-5]|Co)$")
+def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:
+    """A surgery or course treated this lesion when it names it, or names its vertebral level (a range containing it
+    counts: "T7-T9" treats T8); never an adjacent or unnamed level (shared/clinical/irradiation.treats)."""
+    return treats(t.lesion_id, t.vertebral_level, t.site, lesion.lesion_id, lesion.level)
 
 
 def level_of(t: Surgery | RadiotherapyCourse) -> str | None:
-    """The vertebral level a surgery or RT course names: its `vertebral_level`, else a `site` that is a level."""
-    return t.vertebral_level or (t.site if _LEVEL.match(t.site) else None)
+    """The vertebral level a surgery or RT course names, as sent: its `vertebral_level`, else a `site` naming one."""
+    return t.vertebral_level or (t.site if spinal_levels(t.site) else None)
 
 
 def treatments(s: LocalState) -> list[TreatmentEvent]:
@@ -276,7 +282,13 @@ def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
             else:
                 d["ongoing"], d["last"], d["at"] = False, t.on, None
         else:
-            d["last"], d["at"] = t.on, t.at
+            # two doses the same day: the later one counts, a dose without its time counting as the day's last (the
+            # 48-hour DOAC window is never measured from the earlier dose; issue 18 review)
+            same_day = d["last"] == t.on
+            prev_at = d["at"]
+            assert prev_at is None or isinstance(prev_at, datetime)
+            later = None if (same_day and prev_at is None) or t.at is None else max(t.at, prev_at or t.at)
+            d["last"], d["at"] = t.on, later if same_day else t.at
             if t.ongoing is not None:
                 d["ongoing"] = t.ongoing
             if t.daily_dose_mg is not None:

@@ -3,7 +3,7 @@ cementoplasty (IR-CEMENT) and surgery (SURG-LE). Pure; French texts written for 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus
@@ -11,7 +11,6 @@ from services.radiotherapy_planner.facts import (
     Lesion,
     ScoreFact,
     latest_lab,
-    level_of,
     matches,
 )
 from services.radiotherapy_planner.items_base import In, Inp, Item, inp, item, reference_date
@@ -21,7 +20,8 @@ from services.radiotherapy_planner.rules import reirradiation as reirr
 from services.radiotherapy_planner.rules import sbrt
 from services.radiotherapy_planner.rules import surgery as surg
 from services.radiotherapy_planner.rules.common import Criterion, Finding
-from shared.clinical.irradiation import Course, SegmentHistory, segment_history
+from shared.clinical.irradiation import Course, SegmentHistory, relation, segment_history
+from shared.clinical.life_expectancy import surgery_excluded
 
 CI_STATUS: dict[str, ItemStatus] = {
     "contraindicated": "not_indicated",
@@ -43,13 +43,18 @@ def _used(f: Finding) -> In:
 
 
 def segment(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> SegmentHistory:
-    """The segment's earlier courses (shared clinical context): those recorded on this lesion or level AND those the
-    request declares, counted once (issue 18.2)."""
-    recorded = [
-        Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on, t.total_dose_gy, "recorded", e.event_id)
-        for e, t in p.rt_courses
-        if matches(lesion, t.lesion_id, level_of(t))
-    ]
+    """The segment's earlier courses (shared clinical context): those recorded on this lesion, its level, an adjacent
+    level ("à proximité", L2060-2061) or a spinal level not said (to check), AND those the request declares, counted
+    once (issue 18.2)."""
+    recorded = []
+    for e, t in p.rt_courses:
+        rel = relation(
+            t.lesion_id, t.vertebral_level, t.site, lesion.lesion_id, lesion.level, lesion.latest.skeletal_site
+        )
+        if rel != "other":
+            recorded.append(
+                Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on, t.total_dose_gy, "recorded", e.event_id, rel)
+            )
     declared = [
         Course(c.cord_dmax_gy, c.fractions, c.on, c.end_on, c.total_dose_gy, "declared") for c in req.previous_courses
     ]
@@ -57,8 +62,13 @@ def segment(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date
 
 
 def is_reirradiation(lesion: Lesion, req: LocalTreatmentRequest, hist: SegmentHistory) -> bool:
-    """RT-REIRR (L2076-2095): any new course on a spinal segment that has had one, whatever the request's modality."""
-    return req.modality == "reirradiation" or (hist.irradiated and lesion.spine)
+    """RT-REIRR (L2076-2095): any new course on a spinal segment that has had one, whatever the request's modality;
+    a request saying the cord dose already received rules out conventional RT (L1617-1619) says there was one."""
+    return (
+        req.modality == "reirradiation"
+        or (hist.irradiated and lesion.spine)
+        or (lesion.spine and req.cord_dose_excludes_conventional is True)
+    )
 
 
 def _criterion_line(c: Criterion) -> str:
@@ -67,9 +77,28 @@ def _criterion_line(c: Criterion) -> str:
 
 
 # ---- SBRT --------------------------------------------------------------------------------------------------------
+def _not_applicable(i: Item, absolute: list[sbrt.Contraindication]) -> Item:
+    """An SBRT dose item under an absolute contraindication: information only, never a recommendation to prepare a
+    treatment that is not to be given (issue 18 review)."""
+    why = "; ".join(c.finding.text_fr for c in absolute)
+    return Item(
+        i.key,
+        i.rule_id,
+        "info",
+        "info",
+        i.title + " : sans objet en l'état",
+        f"Sans objet tant que la stéréotaxie est contre-indiquée ({why}). Pour mémoire : {i.text_fr}",
+        i.inputs,
+        i.missing,
+        i.what_would_change_fr,
+        i.checks,
+    )
+
+
 def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str = "all") -> list[Item]:
-    """The SBRT items of a request; `part` (ind, ci, dose, reirr) builds one family only, each memoised on the
-    facts it reads (domain.build_plan)."""
+    """The SBRT items of a request; `part` ("main": indication, contraindications and dose checks, one verdict per
+    lesion and technique; "reirr": re-irradiation) builds one family only, each memoised on the facts it reads
+    (domain.build_plan)."""
     ref = reference_date(req, p.tz)
     lid = lesion.lesion_id
     hist = segment(p, lesion, req, ref)
@@ -79,18 +108,18 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
     oligometastatic = None if oligo is None or oligo.band in (None, "undetermined") else oligo.band == "oligometastatic"
     out: list[Item] = []
 
-    if part in ("all", "indci"):  # one verdict per lesion and technique: an absolute contraindication wins (18.10)
+    absolute: list[sbrt.Contraindication] = []
+    if part in ("all", "main"):  # one verdict per lesion and technique: an absolute contraindication wins (18.10)
         onset = lesion.compression_onset()
         operated = onset is not None and any(
-            t.procedure == "decompression"
-            and t.on >= p.day(onset.occurred_at)
-            and matches(lesion, t.lesion_id, level_of(t))
+            t.procedure == "decompression" and p.day(onset.occurred_at) <= t.on <= p.today and matches(lesion, t)
             for _, t in p.surgeries
         )
         sins = p.s.scores.get(f"sins:{lid}")
         metab = p.metabolic
-        all_rt = [d for c in previous if (d := c.end_on or c.on) is not None] + [
-            t.end_on or t.on for _, t in p.rt_courses if t.on < ref
+        # "une radiothérapie de moins de 3 mois" (L1631): from the latest the last fraction can be (issue 18 review)
+        all_rt = [b[1] for c in previous if (b := c.last_day_bounds()) is not None] + [
+            t.end_on or t.on + timedelta(days=2 * (t.fractions - 1)) for _, t in p.rt_courses if t.on < ref
         ]
         deficit = p.value("neurological_deficit")
         ci = sbrt.sbrt_contraindications(
@@ -146,7 +175,8 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
             )
         )
 
-    if part in ("all", "dose"):
+    if part in ("all", "main"):
+        first = len(out)
         dose = sbrt.sbrt_dose_check(
             lesion.spine, req.total_dose_gy, req.fractions, reirradiation, bool(oligometastatic)
         )
@@ -235,8 +265,10 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
                     "fraction.",
                 )
             )
-    if reirradiation and part in ("all", "reirr"):
-        out.append(reirradiation_item(p, lesion, req, hist))
+        if absolute:  # the dose, cord-dose and fracture-risk items of a contraindicated SBRT are information only
+            out[first:] = [_not_applicable(i, absolute) for i in out[first:]]
+    if part in ("all", "reirr"):
+        out += reirradiation_items(p, lesion, req, hist)
     return out
 
 
@@ -249,7 +281,7 @@ def _indication_item(
     absolute: list[sbrt.Contraindication],
 ) -> Item:
     ind = sbrt.sbrt_indication(
-        previously_irradiated=hist.irradiated,
+        previously_irradiated=hist.irradiated or req.cord_dose_excludes_conventional is True,
         cord_dose_excludes_conventional=req.cord_dose_excludes_conventional,
         oligometastatic=oligometastatic,
         curative_intent=req.intent == "ablative_oligometastatic",
@@ -298,10 +330,41 @@ def _indication_item(
     )
 
 
-def reirradiation_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list[Item]:
-    """RT-REIRR for a request of any modality (a palliative course on an irradiated spinal segment too)."""
-    hist = segment(p, lesion, req, reference_date(req, p.tz))
-    return [reirradiation_item(p, lesion, req, hist)] if is_reirradiation(lesion, req, hist) else []
+def reirradiation_items(
+    p: Patient, lesion: Lesion, req: LocalTreatmentRequest, hist: SegmentHistory | None = None
+) -> list[Item]:
+    """RT-REIRR for a request of any modality (a palliative course on an irradiated spinal segment too); outside the
+    spine, an earlier course on the site is a warning naming the organs at risk (L2060-2064)."""
+    hist = hist if hist is not None else segment(p, lesion, req, reference_date(req, p.tz))
+    if is_reirradiation(lesion, req, hist):
+        return [reirradiation_item(p, lesion, req, hist)]
+    if hist.irradiated and not lesion.spine:
+        return [_site_reirradiation_item(lesion, hist)]
+    return []
+
+
+def _site_reirradiation_item(lesion: Lesion, hist: SegmentHistory) -> Item:
+    courses = ", ".join(
+        f"{'date inconnue' if c.on is None else f'{c.on:%d/%m/%Y}'}"
+        + (f" ({c.total_dose_gy:g} Gy en {c.fractions} fractions)" if c.total_dose_gy and c.fractions else "")
+        for c in hist.courses
+    )
+    return item(
+        f"{lesion.lesion_id}:reirr",
+        "RT-REIRR",
+        "warning",
+        "warning",
+        f"Ré-irradiation — {where(lesion)} : territoire déjà irradié",
+        f"Irradiation(s) antérieure(s) de ce site : {courses}. Une nouvelle irradiation demande l'expertise du "
+        "traitement précédent, notamment la dose reçue par les organes à risque (plexus sacré, plexus brachial, "
+        "organes creux) ; pas de critère chiffré hors du rachis dans le référentiel : avis en RCP-OOS.",
+        inputs=[
+            inp(name="earlier_course", value=c.on.isoformat() if c.on else None, source_event_id=c.event_id)
+            for c in hist.courses
+        ],
+        missing=["doses to the organs at risk of the earlier course(s)"],
+        what_would_change_fr="La dosimétrie des irradiations antérieures (organes à risque).",
+    )
 
 
 def reirradiation_item(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, hist: SegmentHistory) -> Item:
@@ -323,6 +386,16 @@ def reirradiation_item(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, h
             f"Irradiation du {c.on:%d/%m/%Y} enregistrée sur ce segment mais absente de la demande : comptée ici, "
             "à vérifier"
         )
+    for c in previous:
+        when = "date inconnue" if c.on is None else f"{c.on:%d/%m/%Y}"
+        if c.relation == "adjacent":
+            lines.append(f"Irradiation du {when} sur un niveau adjacent : sa dose à la moelle est comptée")
+        elif c.relation == "unknown":
+            lines.append(f"Irradiation rachidienne du {when} sans niveau précisé : comptée ici, niveau à vérifier")
+        if c.doses_disagree:
+            lines.append(f"Irradiation du {when} reçue avec deux doses moelle différentes : la plus élevée est retenue")
+    if not previous and req.cord_dose_excludes_conventional:
+        lines.append("La demande indique une dose moelle déjà reçue : l'irradiation antérieure est à renseigner")
     new = a.new
     lines.append(
         f"Nouveau traitement : Dmax {req.planned_cord_dmax_gy} Gy en {req.fractions} fractions, "
@@ -405,7 +478,7 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
         None if tp is None else cem.LabValue(tp.value, p.day(tp.occurred_at), tp.comparator),
         ref,
     )
-    uses = p.drug_uses(ref)
+    uses = p.drug_uses(max(ref, p.today) if p.now is not None else ref)  # a dose given since a past date counts
     drugs = [  # by identity, whatever the spelling; an unidentified drug is a check of its own (issue 18.3)
         c
         for u in uses
@@ -423,7 +496,14 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     abs_present = [c for c in cis if c.absolute and c.present]
     abs_unknown = [c for c in cis if c.absolute and c.present is None]
     rel_present = [c for c in cis if not c.absolute and c.present]
-    ready = ind.indicated is True and not abs_present and not abs_unknown and all(c.status == "done" for c in checks)
+    # never ready without a procedure date: the haemostasis windows and the results' age are counted to it (18 review)
+    ready = (
+        req.planned_on is not None
+        and ind.indicated is True
+        and not abs_present
+        and not abs_unknown
+        and all(c.status == "done" for c in checks)
+    )
     parts: list[str] = []
     if ind.indicated:
         parts.append("Indication : " + "; ".join(r.text_fr for r in ind.reasons) + ".")
@@ -449,8 +529,18 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
     )
     if vigilance:
         parts.append(vigilance)
+    if req.planned_on is None:
+        parts.append("Date du geste non renseignée : les délais d'arrêt et l'âge des résultats en dépendent.")
+    short = p.life_expectancy is not None and surgery_excluded(p.life_expectancy)
+    if short:  # L2667-2669: within the global care, life expectancy included; SURG-LE L2804-2806
+        parts.append(
+            "Espérance de vie restante estimée à moins de 6 semaines : bénéfice du geste à peser en RCP "
+            "(antalgie efficace, éventuellement radiothérapie)."
+        )
     parts.append("Décision en concertation multidisciplinaire." if ready else "Geste pas prêt : prérequis à lever.")
     missing = list(ind.missing) + [f"{c.name} ({c.finding.input_name})" for c in abs_unknown]
+    if req.planned_on is None:
+        missing.append("planned procedure date")
     missing += [h.missing for h in (*labs, *drugs) if h.missing]
     lab_inputs = [
         f.used(a, u) for a, f, u in (("platelets", plt, "G/L"), ("prothrombin_pct", tp, "%")) if f is not None
@@ -460,13 +550,14 @@ def cement_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest) -> list
             f"{lesion.lesion_id}:cement",
             "IR-CEMENT",
             "recommended" if ready else "not_indicated" if abs_present or ind.indicated is False else "to_do",
-            "info" if ready else "warning",
+            "info" if ready and not short else "warning",
             f"Cimentoplastie — {where(lesion)} : " + ("prérequis remplis" if ready else "pas prête"),
             " ".join(parts),
             inputs=lab_inputs
             + [_used(c.finding) for c in cis if c.present is not None]
             + [_used(r) for r in ind.reasons]
-            + [inp(name=f"drug:{u.drug}", value=u.last_dose.isoformat() if u.last_dose else None) for u in uses],
+            + [inp(name=f"drug:{u.drug}", value=u.last_dose.isoformat() if u.last_dose else None) for u in uses]
+            + p.le_used(),
             missing=missing,
             checks=checks,
             what_would_change_fr="Des plaquettes > 50 G/L et un TP > 50 % récents, l'arrêt des antiagrégants ou "
@@ -520,7 +611,7 @@ def surgery_items(p: Patient, lesion: Lesion, requested: bool) -> list[Item]:
             )
         )
     for e, t in p.surgeries:
-        if not matches(lesion, t.lesion_id, level_of(t)):
+        if not matches(lesion, t):
             continue
         r = surg.resumption_after(t.on)
         out.append(

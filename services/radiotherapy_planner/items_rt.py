@@ -45,6 +45,11 @@ class Patient:
     tz: ZoneInfo = HOSPITAL_TZ  # calendar days are the hospital's local days
     now: datetime | None = None  # the decision time: what is left of the life-expectancy estimate is counted to it
 
+    @property
+    def today(self) -> date:
+        """The hospital-local day of the decision time (no bound without one: tests of the pure rules)."""
+        return date.max if self.now is None else self.day(self.now)
+
     def day(self, at: datetime) -> date:
         """The hospital-local calendar day of a time (a result drawn at 00:30 in Paris is of that day, not the
         previous UTC day)."""
@@ -184,6 +189,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
             ]
         return []
     onset_day = p.day(onset.occurred_at)
+    seen = lesion.compression_last_seen() or onset
     inputs: list[Inp] = [
         inp(name="cord_compression", value=True, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
         inp(name="vertebral_level", value=lesion.level, occurred_at=onset.occurred_at, source_event_id=onset.event_id),
@@ -195,16 +201,14 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     inputs += p.le_used()
     # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
     linked = [
-        (e, t)
-        for e, t in p.surgeries
-        if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))
+        (e, t) for e, t in p.surgeries if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t)
     ]
     unlinked = [
         (e, t)
         for e, t in p.surgeries
         if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and level_of(t) is None
     ]
-    irradiated = [(e, t) for e, t in p.rt_courses if t.on >= onset_day and matches(lesion, t.lesion_id, level_of(t))]
+    irradiated = [(e, t) for e, t in p.rt_courses if onset_day <= t.on <= p.today and matches(lesion, t)]
     if irradiated and not linked:
         e, t = irradiated[-1]
         return [
@@ -226,7 +230,7 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
         why = (
             "datée dans le futur : date à vérifier"
             if currency == "future"
-            else f"vue le {onset_day:%d/%m/%Y} sans imagerie plus récente"
+            else f"vue pour la dernière fois le {p.day(seen.occurred_at):%d/%m/%Y}, sans imagerie plus récente"
         )
         return [
             item(
@@ -323,9 +327,9 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
 def postop_items(p: Patient, lesion: Lesion) -> list[Item]:
     out = []
     for e, t in p.surgeries:
-        if t.procedure in ("decompression", "other") or not matches(lesion, t.lesion_id, level_of(t)):
+        if t.procedure in ("decompression", "other") or not matches(lesion, t):
             continue
-        done = [c for _, c in p.rt_courses if c.on >= t.on and matches(lesion, c.lesion_id, level_of(c))]
+        done = [c for _, c in p.rt_courses if c.on >= t.on and matches(lesion, c)]
         plan = conv.postop_plan(t.on)
         lo, hi = plan.start_between
         out.append(
@@ -378,7 +382,7 @@ def complications(p: Patient, lesion: Lesion) -> tuple[list[str], list[Inp]]:
     if p.pain_value(lesion.lesion_id, "pain_character") == "neuropathic":
         out.append("douleur neuropathique")
         used += p.pain_used(lesion.lesion_id, "pain_character")
-    if any(matches(lesion, t.lesion_id, level_of(t)) for _, t in p.surgeries):
+    if any(matches(lesion, t) for _, t in p.surgeries):
         out.append("post-opératoire")
     return out, used
 

@@ -82,7 +82,11 @@ class Fingerprints:
         drugs: list[str] = []
         for k, e in s.treatments.items():
             kind = e.treatment.kind
-            if kind in _SURGERY_KINDS:
+            if e.record_status != "final":  # a correction may correct an event of another kind (issue 18 review)
+                surgeries.append(k)
+                radiotherapy.append(k)
+                drugs.append(k)
+            elif kind in _SURGERY_KINDS:
                 surgeries.append(k)
             elif kind in _RT_KINDS:
                 radiotherapy.append(k)

@@ -689,14 +689,40 @@ def _class_of(group: Group | None) -> DrugClass | None:
     return None if group is None else _GROUP_CLASS[group]
 
 
+#: Codes of listed drugs before the 2022 ATC revision (kinase inhibitors were L01XE, antibodies L01XC): a name sent
+#: with its old code agrees with it. Used only to check a name against its code, never to name a drug from a code.
+_OLD_CODES: Final[dict[str, str]] = {
+    "L01XE02": "gefitinib",
+    "L01XE03": "erlotinib",
+    "L01XE13": "afatinib",
+    "L01XE16": "crizotinib",
+    "L01XE23": "dabrafenib",
+    "L01XE25": "trametinib",
+    "L01XE28": "ceritinib",
+    "L01XE31": "nintedanib",
+    "L01XE35": "osimertinib",
+    "L01XE36": "alectinib",
+    "L01XE43": "brigatinib",
+    "L01XE44": "lorlatinib",
+    "L01XC07": "bevacizumab",
+    "L01XC11": "ipilimumab",
+    "L01XC17": "nivolumab",
+    "L01XC18": "pembrolizumab",
+    "L01XC21": "ramucirumab",
+    "L01XC28": "durvalumab",
+    "L01XC31": "avelumab",
+    "L01XC32": "atezolizumab",
+    "L01XC33": "cemiplimab",
+}
+
+
 def _disagree(inn: str, code: str) -> bool:
-    """A name and an ATC code disagree when the code is another listed drug's, or (a code the vocabulary does not
-    list) when it places the drug in another class."""
-    by_code = _BY_ATC.get(code)
-    if by_code is not None:
-        return by_code != inn
-    if ATC.get(inn) == code:
+    """A name and an ATC code disagree unless the code is the name's (today's, an alias, or its pre-2022 code); a
+    listed name without a code of its own disagrees with a code of another class (or another listed drug's)."""
+    if _BY_ATC.get(code) == inn or _OLD_CODES.get(code) == inn or ATC.get(inn) == code:
         return False
+    if inn in ATC or code in _BY_ATC or code in _OLD_CODES:
+        return True  # paclitaxel sent with bevacizumab's code: to check
     return _class_of(_group_of_atc(code)) != _class_of(_group_of_inn(inn))
 
 

@@ -51,20 +51,31 @@ def _verdict(value: float | None, ok: bool) -> Verdict:
 
 
 def criteria(
-    cumulative_eqd2_gy: float | None, new_eqd2_gy: float | None, last_course_end: date | None, planned_on: date | None
+    cumulative_eqd2_gy: float | None,
+    new_eqd2_gy: float | None,
+    last_course_end: date | tuple[date, date] | None,
+    planned_on: date | None,
 ) -> tuple[Criterion, ...]:
-    """The four criteria, each with its value and pass / fail / unknown."""
+    """The four criteria, each with its value and pass / fail / unknown. `last_course_end` may be bounds (earliest,
+    latest) when the last fraction's date is not known: the interval passes only if it holds from the latest."""
     ratio = (
         None
         if cumulative_eqd2_gy is None or new_eqd2_gy is None or cumulative_eqd2_gy <= 0
         else new_eqd2_gy / cumulative_eqd2_gy
     )
-    if last_course_end is None or planned_on is None:
-        interval_ok: bool | None = None
-        interval_value: str | None = None
-    else:
-        interval_ok = add_months(last_course_end, MIN_INTERVAL_MONTHS) <= planned_on
-        interval_value = f"{(planned_on - last_course_end).days} jours"
+    lo, hi = last_course_end if isinstance(last_course_end, tuple) else (last_course_end, last_course_end)
+    interval_ok: bool | None = None
+    interval_value: str | None = None
+    if lo is not None and hi is not None and planned_on is not None:
+        if add_months(hi, MIN_INTERVAL_MONTHS) <= planned_on:
+            interval_ok = True
+        elif add_months(lo, MIN_INTERVAL_MONTHS) > planned_on:
+            interval_ok = False
+        interval_value = (
+            f"{(planned_on - lo).days} jours"
+            if lo == hi
+            else f"{(planned_on - hi).days} à {(planned_on - lo).days} jours (dernière séance non datée)"
+        )
     return (
         Criterion(
             "cumulative_cord_eqd2",
@@ -121,11 +132,16 @@ def assess(previous: list[Course], new: Course, alpha_beta_gy: float = CORD_ALPH
     cumulative = (
         sum(known) + new_e.eqd2_gy if previous and len(known) == len(prev) and new_e.eqd2_gy is not None else None
     )
-    # the interval counts from the newest course's last fraction (issue 18.2); an undated course is never assumed old
-    ends = [d for c in previous if (d := c.last_day) is not None]
-    last_end = max(ends) if ends and len(ends) == len(previous) else None
+    # the interval counts from the newest course's last fraction (issue 18.2); an undated course is never assumed old,
+    # and without the date of its last fraction a course is assumed to end as late as it could (issue 18 review)
+    bounds = [c.last_day_bounds() for c in previous]
+    dated = [b for b in bounds if b is not None]
+    last_end = (max(b[0] for b in dated), max(b[1] for b in dated)) if dated and len(dated) == len(previous) else None
     if previous and last_end is None:
         missing.append("dates of the earlier courses")
+    for c in previous:
+        if c.on is not None and c.last_day is None:
+            missing.append(f"date of the last fraction of the course of {c.on.isoformat()}")
     return ReirradiationAssessment(
         alpha_beta_gy,
         tuple(prev),
