@@ -25,6 +25,7 @@ from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
     LabFact,
+    Lesion,
     LocalState,
     ScoreFact,
     SurgicalOpinionFact,
@@ -222,6 +223,7 @@ def build_plan(
     now: datetime | None = None,
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
+    by_lesion: dict[str, Lesion] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
@@ -235,7 +237,7 @@ def build_plan(
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
-    for lid, lesion in lesions(s).items():
+    for lid, lesion in (lesions(s) if by_lesion is None else by_lesion).items():
         lx = tuple(f.event_id.int for f in lesion.history)
         mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
         local = (fp.surgeries, fp.radiotherapy)
@@ -299,12 +301,17 @@ def _unique(items: list[Item]) -> list[Item]:
     return list(seen.values())
 
 
-def next_due(s: LocalState, now: datetime, compression_window: timedelta = COMPRESSION_CURRENT) -> datetime | None:
+def next_due(
+    s: LocalState,
+    now: datetime,
+    compression_window: timedelta = COMPRESSION_CURRENT,
+    by_lesion: dict[str, Lesion] | None = None,
+) -> datetime | None:
     """When the plan must be decided again though no event arrives (issue 18): a cord compression leaves its
     currency window (RT-MSCC decides an emergency from current data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold."""
     times: list[datetime] = []
-    for lesion in lesions(s).values():
+    for lesion in (lesions(s) if by_lesion is None else by_lesion).values():
         seen = lesion.compression_last_seen()
         if seen is not None:
             times += [seen.occurred_at - FUTURE_TOLERANCE, seen.occurred_at + compression_window]
@@ -346,8 +353,9 @@ def apply_event(
     # event's recorded time; never earlier than the last decision (issue 18 review: alerts must not flap)
     decided = max(t for t in (state.decided_at, event.recorded_at, now) if t is not None)
     s.decided_at = decided
-    sections = build_plan(s, alpha_beta, decided, compression_window, tz)
-    s.next_due = next_due(s, decided, compression_window)
+    by_lesion = lesions(s)  # once per event: the plan and the next deadline read the same lesions
+    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion)
+    s.next_due = next_due(s, decided, compression_window, by_lesion)
     items = [i for sec in sections for i in sec.items]
     decisions = [(i, i.content) for i in items]
     notices = [

@@ -6,10 +6,11 @@ facts merged by clinical time; treatments, requests, scores and haemostasis labs
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -181,6 +182,10 @@ class Lesion:
         return next(f for f in reversed(self.history) if f.cord_compression)
 
     def compression_onset(self) -> FindingFact | None:
+        return self._onset
+
+    @functools.cached_property
+    def _onset(self) -> FindingFact | None:
         """The first finding of the current run of 'cord compression: yes' (None when the newest finding that
         reports it says no: resolved, issue 9.11)."""
         if self.latest.status == "resolved":  # the lesion is no longer seen: nothing it caused stands (9.11)
@@ -229,19 +234,29 @@ def treatments(s: LocalState) -> list[TreatmentEvent]:
     return effective_treatments(s.treatments.values())
 
 
-def surgeries(s: LocalState) -> list[tuple[TreatmentEvent, Surgery]]:
-    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, Surgery)]
+K = TypeVar("K", Surgery, RadiotherapyCourse, MetabolicRadiotherapy)
+
+
+def _of_kind(s: LocalState, kind: type[K], effective: list[TreatmentEvent] | None) -> list[tuple[TreatmentEvent, K]]:
+    rows = treatments(s) if effective is None else effective
+    out = [(e, t) for e in rows if isinstance(t := e.treatment, kind)]
     return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
 
 
-def rt_courses(s: LocalState) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
-    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, RadiotherapyCourse)]
-    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
+def surgeries(s: LocalState, effective: list[TreatmentEvent] | None = None) -> list[tuple[TreatmentEvent, Surgery]]:
+    return _of_kind(s, Surgery, effective)
 
 
-def metabolic_rt(s: LocalState) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
-    out = [(e, e.treatment) for e in treatments(s) if isinstance(e.treatment, MetabolicRadiotherapy)]
-    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
+def rt_courses(
+    s: LocalState, effective: list[TreatmentEvent] | None = None
+) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
+    return _of_kind(s, RadiotherapyCourse, effective)
+
+
+def metabolic_rt(
+    s: LocalState, effective: list[TreatmentEvent] | None = None
+) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
+    return _of_kind(s, MetabolicRadiotherapy, effective)
 
 
 @dataclass(frozen=True)
@@ -259,12 +274,12 @@ class DrugUse:
         return self.identity or identify(self.drug)
 
 
-def drug_uses(s: LocalState, reference: date) -> list[DrugUse]:
+def drug_uses(s: LocalState, reference: date, effective: list[TreatmentEvent] | None = None) -> list[DrugUse]:
     """Each drug's last dose (administrations, stop dates) and whether it is still taken, from the treatment events
     dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out. Drugs are grouped by
     identity (shared/clinical/drugs.py): "Plavix" and "clopidogrel" are one drug."""
     events: list[tuple[date, int, TreatmentEvent]] = []
-    for e in treatments(s):
+    for e in treatments(s) if effective is None else effective:
         t = e.treatment
         if isinstance(t, SystemicDrug | DrugAdministration) and t.on <= reference:
             events.append((t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e))

@@ -24,6 +24,7 @@ from services.radiotherapy_planner.facts import (
     metabolic_rt,
     rt_courses,
     surgeries,
+    treatments,
 )
 from services.radiotherapy_planner.items_base import Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.rules import conventional as conv
@@ -57,16 +58,21 @@ class Patient:
 
     # computed once per plan (every lesion's items read them)
     @functools.cached_property
+    def treatment_events(self) -> list[TreatmentEvent]:
+        """The effective treatment events (corrections applied), once per plan."""
+        return treatments(self.s)
+
+    @functools.cached_property
     def surgeries(self) -> list[tuple[TreatmentEvent, Surgery]]:
-        return surgeries(self.s)
+        return surgeries(self.s, self.treatment_events)
 
     @functools.cached_property
     def rt_courses(self) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
-        return rt_courses(self.s)
+        return rt_courses(self.s, self.treatment_events)
 
     @functools.cached_property
     def metabolic(self) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
-        return metabolic_rt(self.s)
+        return metabolic_rt(self.s, self.treatment_events)
 
     @functools.cached_property
     def _drug_uses(self) -> dict[date, list[DrugUse]]:
@@ -74,7 +80,7 @@ class Patient:
 
     def drug_uses(self, reference: date) -> list[DrugUse]:
         if reference not in self._drug_uses:
-            self._drug_uses[reference] = drug_uses(self.s, reference)
+            self._drug_uses[reference] = drug_uses(self.s, reference, self.treatment_events)
         return self._drug_uses[reference]
 
     def fact(self, name: str) -> Fact[bool | float | str] | None:

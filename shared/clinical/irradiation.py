@@ -6,6 +6,7 @@ calls itself; the interval counts from the newest course; the cord dose is summe
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import uuid
@@ -52,6 +53,7 @@ def _index(region: str, number: str) -> int | None:
     return _INDEX.get(("T" if region == "d" else region.upper()) + str(int(number)))  # D6 (dorsal) is T6
 
 
+@functools.lru_cache(maxsize=1024)
 def spinal_levels(text: str | None) -> frozenset[str]:
     """The vertebral levels a free-text level or site names: "T5-T7", "D6", "t6 ", "C7-T1", "rachis dorsal T4 à
     T8". Empty when it names none."""
@@ -70,6 +72,7 @@ def spinal_levels(text: str | None) -> frozenset[str]:
     return frozenset(SPINE[i] for i in found)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_spinal(text: str | None) -> bool:
     return bool(text) and any(w in _fold(text or "") for w in _SPINE_WORDS)
 
