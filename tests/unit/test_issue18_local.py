@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from contracts.base import Message
-from contracts.clinical import NormalisedLab, Recommendation, Score
+from contracts.clinical import Recommendation
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import PlanItem
-from contracts.rules import RULESET_VERSION, cite
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event
 from services.radiotherapy_planner.facts import LocalState
 from shared.clinical.life_expectancy import DAYS_PER_MONTH
+from tests.unit.test_local_plan_domain import lab, score
 
 NOW = datetime(2026, 11, 20, 9, tzinfo=UTC)
 TODAY = NOW.date()
@@ -75,30 +75,6 @@ def course(on: date, level: str = "T8", dmax: float | None = 30.0, fx: int = 10,
 
 def drug(name: str, on: date, **fields: Any) -> TreatmentEvent:
     return treatment(kind="drug_administration", drug=name, on=on.isoformat(), **fields)
-
-
-def lab(analyte: str, value: float, unit: str, at: datetime = NOW) -> NormalisedLab:
-    return NormalisedLab.model_validate(
-        env(at, source="lab-normalisation", analyte=analyte, result_id=f"{analyte}-1", value=value, unit=unit)
-    )
-
-
-def score(kind: str, subject: str, total: int | None, band: str | None) -> Score:
-    return Score.model_validate(
-        env(
-            source="scoring",
-            score=kind,
-            subject=subject,
-            total=total,
-            complete=total is not None,
-            band=band,
-            components=[],
-            rule_ids=["SCORE-SINS"],
-            ruleset_version=RULESET_VERSION,
-            text_fr="x",
-            citation=cite("SCORE-SINS").model_dump(),
-        )
-    )
 
 
 def run(events: list[Message]) -> tuple[LocalState, list[Message]]:
