@@ -10,8 +10,9 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import Component, Context, Decisions, finding_inputs, score
 from services.scoring.state import Lesion
-from shared.clinical.dates import local_day
+from shared.clinical.dates import add_months, local_day
 from shared.clinical.recommend import lazy_recommendation
+from shared.clinical.treatments import in_effect_order
 
 SERVICE = r.SERVICE
 
@@ -81,20 +82,26 @@ def decide_oligo(c: Context, d: Decisions) -> None:
 
 
 def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
-    """Systemic drugs started on or before `on` and not stopped by then (their latest start), each named by the
-    shared vocabulary (a stop under another name stops the same drug), corrections applied (issue 18.3, 18.7)."""
-    events = sorted(
-        (e.treatment for e in c.treatments if isinstance(e.treatment, SystemicDrug)),
-        key=lambda x: (x.on, x.action == "stopped"),
-    )
+    """Systemic drugs started on or before `on` and not stopped by then, each with the start of its continuous
+    treatment, named by the shared vocabulary (a stop under another name stops the same drug), corrections applied
+    (issue 18.3, 18.7). Issue 18 review: a drug under way stopped and started again the same day stays under way
+    (a re-prescription: `in_effect_order`); a start sent again while under way, or a restart after an interruption
+    shorter than FLARE_RESTART_INTERRUPTION_MONTHS, keeps the first start (IMG-FLARE, L391-395)."""
+    events = in_effect_order([e.treatment for e in c.treatments if isinstance(e.treatment, SystemicDrug)])
     active: dict[str, r.DrugStart] = {}
+    paused: dict[str, tuple[r.DrugStart, date]] = {}  # drug -> (its continuous start, the day it was stopped)
     for x in events:
         if x.on > on:
-            continue
+            break
         if x.action == "started":
-            active[x.drug] = r.DrugStart(x.drug, x.on, x.atc_code)
-        else:
-            active.pop(x.drug, None)
+            if x.drug in active:
+                continue  # a start sent again: the same treatment
+            before = paused.pop(x.drug, None)
+            resumed = before is not None and x.on < add_months(before[1], r.FLARE_RESTART_INTERRUPTION_MONTHS)
+            since = before[0].on if before is not None and resumed else x.on
+            active[x.drug] = r.DrugStart(x.drug, since, x.atc_code)
+        elif x.drug in active:
+            paused[x.drug] = (active.pop(x.drug), x.on)
     return [active[drug] for drug in sorted(active)]
 
 

@@ -375,6 +375,12 @@ def oligometastatic(bone: list[BoneLesion], extra: ExtraOsseous | None, primary_
 # ---- IMG-FLARE (L357-418, L664-668, L774-776) ---------------------------------------------------------------
 METABOLIC_MODALITIES: Final = frozenset({"bone_scan", "fdg_pet", "naf_pet"})
 FLARE_WINDOW_MONTHS: Final = 6
+#: Issue 18 review: the 6 months run from the start of the *continuous* treatment of a drug (L391-395: beyond six
+#: months of treatment new foci mean progression). An interruption shorter than this (a toxicity pause, a dose change
+#: recorded as a stop and a restart) does not start the window again; a longer one does (a new treatment start). The
+#: text gives no figure: 3 months (half the window) is chosen so that a short pause never turns a progression into
+#: a "possible flare", the reading that would wrongly reassure.
+FLARE_RESTART_INTERRUPTION_MONTHS: Final = 3
 
 
 def within_flare_window(treatment_started: date, imaging_on: date) -> bool:

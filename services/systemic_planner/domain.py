@@ -18,21 +18,26 @@ from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
 from services.systemic_planner import rules as r
 from services.systemic_planner.dosing import (
+    Hold,
     anticancer,
     antiresorptive_item,
     ar_start_item,
+    correction_item,
     first_infusion,
     renal_safety,
+    unidentified_item,
 )
 from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
 from services.systemic_planner.inputs import (
     SystemicState,
     bone_metastasis,
     calcium,
+    corrections,
     drug_history,
     life_expectancy,
     merge,
     renal,
+    unidentified,
     vitamin_d,
 )
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
@@ -46,7 +51,7 @@ __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"
 
 def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     drugs = drug_history(s, at)
-    on_ar = {d: since for d, since in drugs.active.items() if d in r.ANTIRESORPTIVES}
+    on_ar = drugs.antiresorptives()  # a zoledronic acid relay within its window is not a restart (SYS-DENO-STOP)
     le = life_expectancy(s, at)
     metastasis = bone_metastasis(s, at)
     stop = drugs.ar_review_stop if not on_ar else None
@@ -64,7 +69,15 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     items: list[PlanItem] = []
     if decision.outcome == "no_trigger" and not drugs.ever_started.keys() & r.ANTIRESORPTIVES:
         return items
-    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le))
+    # issue 18 review: a drug not identified, or a drug record whose amendment was entered in error, may be an
+    # anti-resorptive: said so, and no start is proposed with an order before it is checked
+    unknown = unidentified(s, drugs, at)
+    to_check = corrections(s)
+    holding = tuple(c for c in to_check if c.holds_start)
+    hold = Hold(tuple(unknown), holding) if decision.outcome == "start" and (unknown or holding) else None
+    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold))
+    items += [unidentified_item(u) for u in unknown]
+    items += [correction_item(c) for c in to_check]
     kidney = renal(s, at)
     ca = calcium(s, at)
     onj_items, onj_blocks = osteonecrosis(s, at, drugs)
@@ -75,7 +88,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(prereq.item)
         items.append(vitamin_d_item(vit_d, ca, at))
         supplements = supplements_fr(vit_d, ca, at)
-        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at)
+        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at, hold)
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
         if za_planned and "zoledronic_acid" not in drugs.ever_started:

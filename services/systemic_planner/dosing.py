@@ -7,15 +7,87 @@ osteonecrosis of the jaw is confirmed or probable (SYS-ONJ)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import DrugHistory, LabFact, LifeExpectancy, Renal, SystemicState, item
+from services.systemic_planner.inputs import (
+    CorrectionToCheck,
+    DrugHistory,
+    LabFact,
+    LifeExpectancy,
+    Renal,
+    SystemicState,
+    Unidentified,
+    item,
+)
 from services.systemic_planner.prerequisites import Prerequisites
 from shared.clinical.facts import Fact
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Issue 18 review: why a start of an anti-resorptive is not proposed with an order yet: a drug under way that
+    the vocabulary cannot identify, or a drug record whose amendment was entered in error (either may be an
+    anti-resorptive already given)."""
+
+    unidentified: tuple[Unidentified, ...]
+    corrections: tuple[CorrectionToCheck, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        return [u.missing for u in self.unidentified] + [c.missing for c in self.corrections]
+
+    @property
+    def reasons_fr(self) -> str:
+        said = [f"le médicament non identifié {u.name_fr}" for u in self.unidentified]
+        said += [
+            f"la correction annulée de {' / '.join(t.DRUG_FR.get(d, d.replace('_', ' ')) for d in c.drugs)} du "
+            f"{c.on:%d/%m/%Y}"
+            for c in self.corrections
+        ]
+        return "; ".join(said)
+
+
+def unidentified_item(u: Unidentified) -> PlanItem:
+    """Issue 18 review: a drug under way (or given recently) that OsteoCDS cannot identify is said so, never
+    counted silently as neither anti-resorptive, nephrotoxic, TKI nor cancer treatment."""
+    return item(
+        f"unidentified-drug:{u.key}",
+        "SYS-AR-START",
+        "to_do",
+        "warning",
+        f"Médicament non identifié : {u.name_fr} — anti-résorptif, néphrotoxique ou ITK ? à vérifier",
+        t.unidentified_text(u.name_fr, u.atc, u.since, u.conflict),
+        inputs=[
+            InputUsed(name="unidentified_drug", value=u.key),
+            *([InputUsed(name="atc_code", value=u.atc)] if u.atc else []),
+        ],
+        missing=[u.missing],
+        what_would_change_fr="Le médicament enregistré sous sa DCI (et un code ATC concordant) sera pris en compte "
+        "dans le plan.",
+    )
+
+
+def correction_item(c: CorrectionToCheck) -> PlanItem:
+    """Issue 18 review: an amended drug record entered in error: the plan does not bring back what it replaced and
+    does not act as if nothing had been given."""
+    names = " / ".join(t.DRUG_FR.get(d, d.replace("_", " ")) for d in c.drugs)
+    return item(
+        f"correction-to-check:{c.event.event_id}",
+        "SYS-AR-START",
+        "to_do",
+        "warning",
+        f"Correction à vérifier : {names} du {c.on:%d/%m/%Y}",
+        t.correction_text(names, c.on),
+        inputs=[InputUsed(name="withdrawn_amendment", value=c.on.isoformat(), source_event_id=c.event.event_id)],
+        missing=[c.missing],
+        what_would_change_fr="Un enregistrement corrigé (nouvelle version) ou la confirmation que rien n'a été "
+        "administré.",
+    )
 
 
 def ar_start_item(
@@ -25,6 +97,7 @@ def ar_start_item(
     drugs: DrugHistory,
     metastasis: Fact[str] | None,
     le: LifeExpectancy,
+    hold: Hold | None = None,
 ) -> PlanItem:
     inputs = [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
     if metastasis is not None:
@@ -43,9 +116,19 @@ def ar_start_item(
             )
     if drugs.ar_review_stop is not None:
         inputs.append(InputUsed(name="antiresorptive_stopped_after_review", value=drugs.ar_review_stop.isoformat()))
+    if drugs.ar_relay is not None:
+        inputs.append(InputUsed(name="zoledronic_acid_relay_since", value=drugs.ar_relay.isoformat()))
     if d.outcome == "insufficient_data":
         d = r.ArStartDecision(d.outcome, d.trigger, le.missing or d.missing)
-    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le)
+    status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le, drugs.ar_relay)
+    change = t.ar_start_change(d)
+    missing = list(d.missing)
+    if hold is not None:  # issue 18 review: the start is indicated, but not before what may be one is checked
+        status, severity = "cannot_decide", "warning"
+        title = "Anti-résorptif indiqué : vérifier d'abord les traitements en cours"
+        text = t.held_start_text(hold.reasons_fr, text)
+        missing += hold.missing
+        change = "Une fois le médicament identifié (ou la correction vérifiée), la proposition de début est rétablie."
     return item(
         "antiresorptive-start",
         "SYS-AR-START",
@@ -54,8 +137,8 @@ def ar_start_item(
         title,
         text,
         inputs=inputs,
-        missing=list(d.missing),
-        what_would_change_fr=t.ar_start_change(d),
+        missing=missing,
+        what_would_change_fr=change,
     )
 
 
@@ -94,6 +177,7 @@ def antiresorptive_item(
     supplements: str,
     onj_blocks: bool,
     at: r.AsOf,
+    hold: Hold | None = None,
 ) -> PlanItem:
     inputs: list[InputUsed] = []
     crcl = renal.crcl
@@ -109,6 +193,18 @@ def antiresorptive_item(
             t.onj_order_text("denosumab" in on_ar),
             inputs=inputs,
             what_would_change_fr="La reprise se décide avec le centre spécialisé qui prend en charge l'ostéonécrose.",
+        )
+    if hold is not None:  # issue 18 review: no order drafted while a drug under way may be an anti-resorptive
+        return item(
+            "antiresorptive",
+            "SYS-AR-START",
+            "cannot_decide",
+            "warning",
+            "Anti-résorptif : pas de prescription avant vérification des traitements en cours",
+            t.held_order_for_identity_text(hold.reasons_fr),
+            inputs=inputs,
+            missing=hold.missing,
+            what_would_change_fr="La molécule et la dose seront proposées une fois ces traitements vérifiés.",
         )
     if renal.status in ("unknown", "not_computable"):
         return item(

@@ -20,9 +20,8 @@ from services.systemic_planner.inputs import (
     sre_is_current,
 )
 from shared.clinical import censored
-from shared.clinical.dates import add_months
 from shared.clinical.facts import Fact
-from shared.clinical.life_expectancy import surgery_excluded
+from shared.clinical.life_expectancy import DAYS_PER_MONTH, surgery_excluded
 
 #: SYS-ONCO: an SRE calling for an urgent local procedure is "under way" for 3 weeks (chemotherapy and RT resume
 #: 3 weeks after surgery, SURG-LE L2940-2955); no urgent procedure below exactly 6 weeks of expected survival left
@@ -70,26 +69,30 @@ def ctx_reading(s: SystemicState, at: r.AsOf, since: date | None = None) -> CtxR
 
 
 def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
-    """SYS-REVIEW-2Y: 2 years after the start of the current continuous anti-resorptive treatment (a switch without
-    a gap continues it; issue 18: a course stopped earlier is not counted, only named). The deadline is the same
-    date."""
-    since = drugs.ar_course_start
-    if since is None:
+    """SYS-REVIEW-2Y (issue 18 review): once 2 years of cumulative anti-resorptive exposure are reached (L1238,
+    L1200-1202, L1275), summed over the courses of the current count (a pause does not start it again; a gap of
+    r.AR_FRESH_COUNT_GAP_MONTHS does, and the older course is then only named). The deadline is that day."""
+    since, due = drugs.ar_course_start, drugs.ar_review_due
+    if since is None or due is None:
         return None
-    due = add_months(since, 12 * r.REVIEW_AFTER_YEARS)
     overdue = at.today >= due
     if not overdue:
         at.after_date(due)
     ctx = ctx_reading(s, at)
     first = min((on for d, on in drugs.ever_started.items() if d in r.ANTIRESORPTIVES), default=since)
+    months = drugs.ar_exposure_days / DAYS_PER_MONTH
     return item(
         "review-2-years",
         "SYS-REVIEW-2Y",
         "warning" if overdue else "info",
         "warning" if overdue else "info",
         f"Réévaluation de l'anti-résorptif le {due:%d/%m/%Y}",
-        t.review_text(since, due, overdue, first if first < since else None) + " " + ctx.text_fr,
-        inputs=[InputUsed(name="antiresorptive_since", value=since.isoformat()), *ctx.inputs],
+        t.review_text(since, due, overdue, first if first < since else None, drugs.ar_interrupted) + " " + ctx.text_fr,
+        inputs=[
+            InputUsed(name="antiresorptive_since", value=since.isoformat()),
+            InputUsed(name="antiresorptive_exposure", value=round(months, 1), unit="months"),
+            *ctx.inputs,
+        ],
         missing=ctx.missing if overdue else [],
     )
 

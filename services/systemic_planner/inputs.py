@@ -20,6 +20,7 @@ from contracts.hospital import (
     ClinicalAssessment,
     Comparator,
     DentalCare,
+    DrugAdministration,
     ImagingFinding,
     SystemicDrug,
     TreatmentEvent,
@@ -34,7 +35,7 @@ from shared.clinical.dates import add_months
 from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, remaining_months, when_remaining_reaches
-from shared.clinical.treatments import canonical, effective_treatments
+from shared.clinical.treatments import canonical, corrections_to_check, effective_treatments, in_effect_order
 
 #: the lab analytes the planner keeps, and the table each goes to
 LAB_TABLES = {
@@ -453,6 +454,10 @@ class VitaminD:
     #: r.VITD_CUTS band (0: < 20 ... 4: > 150) when current; and a certain Tableau 1 deficiency (< 10 ng/mL)
     band: int | None = None
     severe: bool = False
+    #: SYS-VITD-CORR (issue 18 review): the loading on this level was stopped on this day, before its weeks were
+    #: given (L851, L855: 8 or 4 weekly doses): not complete
+    loading_stopped: date | None = None
+    loading_weeks: int = 0
 
     @property
     def decided_value(self) -> float | None:
@@ -478,14 +483,29 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
     if not weeks:
         return VitaminD(v, "current", band=band, severe=severe)
     # the loading prescribed on this level (one 50 000 IU dose a week): cholecalciferol started on or after the
-    # level; a deficiency is corrected once the loading duration has elapsed
+    # level; a deficiency is corrected once a course lasted the loading's weeks (issue 18 review: a course stopped
+    # before then is not a complete loading, L851 "8 prises de 50 000 UI hebdomadaires", L795-799)
     deficient = band == 0
-    started = drugs.started_on_or_after("cholecalciferol", at.day(v.occurred_at))
-    if started is None:
-        return VitaminD(v, "current", deficiency_uncorrected=deficient, band=band, severe=severe)
-    ends = started + timedelta(weeks=weeks)
+    courses = [(a, b) for a, b in drugs.runs.get("cholecalciferol", ()) if a >= at.day(v.occurred_at)]
+    if not courses:
+        return VitaminD(v, "current", deficiency_uncorrected=deficient, band=band, severe=severe, loading_weeks=weeks)
+    loaded = timedelta(weeks=weeks)
+    complete = next(((a, b) for a, b in courses if (b if b is not None else at.today) >= a + loaded), None)
+    started, stopped = complete or courses[-1]
+    ends = started + loaded
+    if complete is None and stopped is not None:  # interrupted before its weeks, not started again since
+        return VitaminD(
+            v,
+            "current",
+            deficiency_uncorrected=deficient,
+            loading_since=started,
+            band=band,
+            severe=severe,
+            loading_stopped=stopped,
+            loading_weeks=weeks,
+        )
     at.after_date(ends)
-    uncorrected = deficient and at.today < ends
+    uncorrected = deficient and complete is None
     return VitaminD(
         v,
         "current",
@@ -494,6 +514,7 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
         loading_ends=ends,
         band=band,
         severe=severe,
+        loading_weeks=weeks,
     )
 
 
@@ -506,20 +527,32 @@ def treatments(s: SystemicState) -> list[TreatmentEvent]:
 
 @dataclass(frozen=True)
 class DrugHistory:
-    active: dict[str, date]  # drug -> started on (current course)
+    active: dict[str, date]  # drug -> started on (current course; a same-day re-prescription keeps it)
     ever_started: dict[str, date]  # drug -> first start
-    stopped: dict[str, date]  # drug -> last stop, when its last event is a stop
+    #: drug -> its last stop, when its last event is a stop; issue 18 review: the stop of a drug that is not under way
+    #: (a duplicate, a stray record) moves nothing; a stop with no start known is kept (SYS-DENO-STOP warns on it)
+    stopped: dict[str, date]
     starts: tuple[tuple[str, date], ...]  # every start, in order
-    #: SYS-REVIEW-2Y: the start of the current (or last) continuous anti-resorptive treatment. Issue 18: "2 ans de
-    #: traitement antirésorbeur" (L1238), "poursuivi pendant au moins 2 ans puis réévalué" (L1275) is the duration
-    #: of the treatment under way, of the class (bisphosphonate ou dénosumab, L1263): a switch without a gap (the
-    #: next one started on or before the day of the stop) continues it; a stop of every anti-resorptive ends it,
-    #: and a later start begins a new one (an old course is never counted; the text counts no cumulative dose)
+    #: SYS-REVIEW-2Y (issue 18 review): the first start of the current count of anti-resorptive exposure, summed over
+    #: the courses of any anti-resorptive; a gap of r.AR_FRESH_COUNT_GAP_MONTHS or more with none starts a new count
     ar_course_start: date | None
-    #: the date every anti-resorptive was stopped after >= 2 years (the review stop), if that is the last word
+    #: the date every anti-resorptive was stopped after 2 years of cumulative exposure (the review stop), if that
+    #: is the last word (a zoledronic acid relay after a denosumab review stop does not clear it: `ar_relay`)
     ar_review_stop: date | None
     #: drug -> the ATC code it was last sent with (it places a drug the vocabulary does not list by name)
     atc: dict[str, str] = field(default_factory=dict)
+    #: drug -> its prescriptions (start, stop or None while under way), in order; a same-day re-prescription is a
+    #: new one (SYS-VITD-CORR: a loading prescribed on a new level), though `active` keeps the course's start
+    runs: dict[str, tuple[tuple[date, date | None], ...]] = field(default_factory=dict)
+    #: days of anti-resorptive exposure in the current count, up to today
+    ar_exposure_days: int = 0
+    #: the day the current count reaches 2 years of exposure, while an anti-resorptive is under way
+    ar_review_due: date | None = None
+    #: the current count spans an interruption (shorter than r.AR_FRESH_COUNT_GAP_MONTHS)
+    ar_interrupted: bool = False
+    #: SYS-DENO-STOP: the start of a zoledronic acid relay under way after a denosumab review stop, while within
+    #: r.DENO_RELAY_WINDOW_MONTHS of that stop (not a restart: SYS-AR-START stays stopped after review)
+    ar_relay: date | None = None
 
     def started_on_or_after(self, drug: str, day: date) -> date | None:
         return min((on for d, on in self.starts if d == drug and on >= day), default=None)
@@ -527,9 +560,76 @@ class DrugHistory:
     def identity(self, drug: str) -> DrugIdentity:
         return identify(drug, self.atc.get(drug))
 
+    def antiresorptives(self) -> dict[str, date]:
+        """The anti-resorptives under way as a treatment (a relay within its window is not: SYS-DENO-STOP)."""
+        return {
+            d: since
+            for d, since in self.active.items()
+            if d in r.ANTIRESORPTIVES and not (self.ar_relay is not None and d == "zoledronic_acid")
+        }
+
+
+def exposure_needed(count_start: date) -> int:
+    """Days of exposure that make 2 years from `count_start` (uninterrupted, the review falls on the anniversary)."""
+    return (add_months(count_start, 12 * r.REVIEW_AFTER_YEARS) - count_start).days
+
+
+@dataclass
+class _Exposure:
+    """SYS-REVIEW-2Y and SYS-DENO-STOP bookkeeping while the drug events are replayed (`drug_history`)."""
+
+    count_start: date | None = None
+    days: int = 0  # exposure of the count's closed periods
+    period_start: date | None = None  # an anti-resorptive is under way since
+    last_end: date | None = None  # every anti-resorptive stopped on
+    interrupted: bool = False
+    review_stop: date | None = None
+    review_drug: str | None = None
+    relay: date | None = None
+
+    def start(self, drug: str, on: date) -> None:
+        """The first anti-resorptive under way after none."""
+        relay = (
+            drug == "zoledronic_acid"
+            and self.review_drug == "denosumab"
+            and self.review_stop is not None
+            and on < add_months(self.review_stop, r.DENO_RELAY_WINDOW_MONTHS)
+        )
+        if self.last_end is None or on >= add_months(self.last_end, r.AR_FRESH_COUNT_GAP_MONTHS):
+            self.count_start, self.days, self.interrupted = on, 0, False  # a new count
+        elif on > self.last_end:
+            self.interrupted = True
+        self.period_start = on
+        if relay:
+            self.relay = on  # the review stop stands (SYS-DENO-STOP, L1249-1253)
+        else:
+            self.review_stop = self.review_drug = self.relay = None
+
+    def exposure_at(self, day: date) -> int:
+        return self.days + (0 if self.period_start is None else (day - self.period_start).days)
+
+    def stop(self, drug: str, on: date, left: dict[str, date]) -> None:
+        """`drug` stopped on `on`; `left`: the anti-resorptives still under way."""
+        reached = self.count_start is not None and self.exposure_at(on) >= exposure_needed(self.count_start)
+        if left:
+            # denosumab stopped at the review with zoledronic acid started that day: the relay (L1249-1253)
+            if drug == "denosumab" and reached and left == {"zoledronic_acid": on}:
+                self.review_stop, self.review_drug, self.relay = on, drug, on
+            return
+        assert self.period_start is not None
+        self.days += (on - self.period_start).days
+        self.period_start, self.last_end = None, on
+        if self.relay is not None:
+            self.relay = None  # the relay is over; the review stop stands
+        elif reached:
+            self.review_stop, self.review_drug = on, drug
+        else:
+            self.review_stop = self.review_drug = None
+
 
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
-    """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline)."""
+    """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
+    stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way)."""
     events = []
     for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):
@@ -537,32 +637,139 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
                 at.after_date(e.treatment.on)
                 continue
             events.append(e.treatment)
-    events.sort(key=lambda d: (d.on, d.action == "stopped"))
     active: dict[str, date] = {}
     ever: dict[str, date] = {}
     stopped: dict[str, date] = {}
     starts: list[tuple[str, date]] = []
-    course: date | None = None
-    review_stop: date | None = None
+    runs: dict[str, list[tuple[date, date | None]]] = {}
+    course_start: dict[str, date] = {}  # drug -> the start of the course its last stop ended
     atc: dict[str, str] = {}
-    for d in events:  # a start sorts before a stop of the same day: a same-day switch has no gap
+    x = _Exposure()
+    for d in in_effect_order(events):
         if d.atc_code is not None:
             atc[d.drug] = d.atc_code
+        ar = d.drug in r.ANTIRESORPTIVES
         if d.action == "started":
-            if d.drug in r.ANTIRESORPTIVES and not active.keys() & r.ANTIRESORPTIVES:
-                course, review_stop = d.on, None  # none under way: a new treatment (SYS-REVIEW-2Y, issue 18)
-            active.setdefault(d.drug, d.on)
+            starts.append((d.drug, d.on))
+            if d.drug in active:
+                continue  # a start sent again: the same course
+            if ar and not active.keys() & r.ANTIRESORPTIVES:
+                x.start(d.drug, d.on)
+            prescriptions = runs.setdefault(d.drug, [])
+            # stopped and started again the same day (a re-prescription): the course goes on from its start
+            renewed = bool(prescriptions) and prescriptions[-1][1] == d.on
+            active[d.drug] = course_start[d.drug] if renewed else d.on
+            prescriptions.append((d.on, None))
             ever.setdefault(d.drug, d.on)
             stopped.pop(d.drug, None)
-            starts.append((d.drug, d.on))
-        else:
-            active.pop(d.drug, None)
+        elif d.drug in active:
+            course_start[d.drug] = active.pop(d.drug)
+            runs[d.drug][-1] = (runs[d.drug][-1][0], d.on)
             stopped[d.drug] = d.on
-            if d.drug in r.ANTIRESORPTIVES and not active.keys() & r.ANTIRESORPTIVES:
-                # every anti-resorptive stopped: the treatment ends; a review stop when it lasted 2 years
-                two_years = course is not None and d.on >= add_months(course, 12 * r.REVIEW_AFTER_YEARS)
-                review_stop = d.on if two_years else None
-    return DrugHistory(active, ever, stopped, tuple(starts), course, review_stop, atc)
+            if ar:
+                x.stop(d.drug, d.on, {k: v for k, v in active.items() if k in r.ANTIRESORPTIVES})
+        elif d.drug not in ever and d.drug not in stopped:
+            stopped[d.drug] = d.on  # a stop with no start known (SYS-DENO-STOP still asks for the relay)
+    relay = x.relay if "zoledronic_acid" in active else None
+    review_stop = x.review_stop
+    if relay is not None and review_stop is not None:
+        window_ends = add_months(review_stop, r.DENO_RELAY_WINDOW_MONTHS)
+        if at.today >= window_ends:  # still under way past the relay window: a treatment again
+            relay = review_stop = None
+        else:
+            at.after_date(window_ends)
+    due = None
+    if x.period_start is not None and x.count_start is not None:
+        due = x.period_start + timedelta(days=exposure_needed(x.count_start) - x.days)
+    return DrugHistory(
+        active,
+        ever,
+        stopped,
+        tuple(starts),
+        x.count_start,
+        review_stop,
+        atc,
+        {k: tuple(v) for k, v in runs.items()},
+        x.exposure_at(at.today),
+        due,
+        x.interrupted,
+        relay,
+    )
+
+
+@dataclass(frozen=True)
+class Unidentified:
+    """A drug under way (or administered recently) that the vocabulary cannot identify (issue 18 review)."""
+
+    key: str
+    atc: str | None
+    since: date
+    conflict: bool
+
+    @property
+    def name_fr(self) -> str:
+        return self.key.replace("_", " ")
+
+    @property
+    def missing(self) -> str:
+        return f"identity of {self.name_fr} (anti-resorptive? nephrotoxic? TKI?)"
+
+
+def unidentified(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> list[Unidentified]:
+    """Drugs under way, or administered within r.UNIDENTIFIED_RECENT_MONTHS (or still taken), whose identity the
+    vocabulary cannot establish (unlisted, or name and ATC code disagreeing): never counted silently as not an
+    anti-resorptive, not nephrotoxic, not a TKI, not a cancer treatment."""
+    found: dict[str, Unidentified] = {}
+    for key, since in drugs.active.items():
+        who = drugs.identity(key)
+        if not who.known:
+            found[key] = Unidentified(key, drugs.atc.get(key), since, who.conflict)
+    for e in treatments(s):
+        t = e.treatment
+        if not isinstance(t, DrugAdministration) or t.on > at.today or t.drug in found:
+            continue
+        who = identify(t.drug, t.atc_code)
+        if who.known:
+            continue
+        until = add_months(t.on, r.UNIDENTIFIED_RECENT_MONTHS)
+        if t.ongoing or at.today < until:
+            if not t.ongoing:
+                at.after_date(until)
+            found[t.drug] = Unidentified(t.drug, t.atc_code, t.on, who.conflict)
+    return [found[k] for k in sorted(found)]
+
+
+@dataclass(frozen=True)
+class CorrectionToCheck:
+    """An amended drug record later entered in error: what it replaced is not brought back (issue 18 review)."""
+
+    event: TreatmentEvent
+    drugs: tuple[str, ...]  # the drug named by the amendment and by the record it replaced
+    on: date
+
+    @property
+    def holds_start(self) -> bool:
+        """An anti-resorptive, or a drug not identified, may have been given: no new start before checking."""
+        return any(d in r.ANTIRESORPTIVES or not identify(d).known for d in self.drugs)
+
+    @property
+    def missing(self) -> str:
+        names = " / ".join(d.replace("_", " ") for d in self.drugs)
+        return f"whether {names} recorded on {self.on.isoformat()} was given (its amended record was entered in error)"
+
+
+def corrections(s: SystemicState) -> list[CorrectionToCheck]:
+    out = []
+    for e in corrections_to_check(s.treatments.values()):
+        t = e.treatment
+        if not isinstance(t, SystemicDrug | DrugAdministration):
+            continue
+        names = [t.drug]
+        replaced = s.treatments.get(str(e.corrects)) if e.corrects is not None else None
+        if replaced is not None and isinstance(replaced.treatment, SystemicDrug | DrugAdministration):
+            names.append(replaced.treatment.drug)
+        out.append(CorrectionToCheck(e, tuple(dict.fromkeys(names)), t.on))
+    return out
 
 
 def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCare]]:

@@ -44,7 +44,9 @@ def _vitamin_d_check(v: VitaminD, ca: Calcium, at: r.AsOf) -> tuple[Check, list[
             name="vitamin_d", status="to_do", detail_fr=t.vit_d_censored(v.fact.shown(), v.fact.occurred_at)
         ), used
     if v.deficiency_uncorrected:
-        detail = t.vit_d_deficiency_check(v.fact.shown(), v.fact.occurred_at, v.loading_ends, ca.hold_supplements)
+        detail = t.vit_d_deficiency_check(
+            v.fact.shown(), v.fact.occurred_at, v.loading_ends, ca.hold_supplements, v.loading_stopped
+        )
         return Check(name="vitamin_d", status="pending", detail_fr=detail), used
     assert v.decided_value is not None
     return Check(
@@ -308,6 +310,28 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
     calcium_inputs = list(ca.inputs) if known else []
     orders = []
     maintenance = _cholecalciferol("P1M", None, "50 000 UI per os une fois par mois (entretien)")
+    if v.loading_since is not None and v.loading_stopped is not None:
+        # issue 18 review: stopped before its weeks (L851, L855): not complete, the whole scheme is proposed again
+        return item(
+            "vitamin-d",
+            "SYS-VITD-CORR",
+            "recommended",
+            "warning" if p.loading_weekly_doses == 8 else "info",
+            "Vitamine D : recharge interrompue avant son terme, à reprendre",
+            t.vit_d_interrupted_text(v.fact.shown(), v.loading_since, v.loading_stopped, v.loading_weeks, known, days),
+            inputs=[v.fact.used("vitamin_d_25oh", "ng/mL"), *calcium_inputs],
+            missing=calcium_missing,
+            orders=[
+                _cholecalciferol(
+                    "P1W",
+                    p.loading_weekly_doses,
+                    f"{p.loading_weekly_doses} prises hebdomadaires de 50 000 UI (recharge)",
+                ),
+                maintenance,
+            ],
+            what_would_change_fr="Une recharge menée à son terme (reprise enregistrée puis poursuivie) la dira "
+            "faite ; un nouveau dosage dira si la correction a suffi.",
+        )
     if v.loading_since is not None and v.loading_ends is not None:  # the loading on this level is given already
         under_way = at.today < v.loading_ends
         return item(

@@ -38,6 +38,10 @@ SYSTEMATIC: Final = {
     "pain_management": "L29-31",  # "doit bénéficier d'une prise en charge de la douleur"
     "occupational_exposure": "L43-45",  # "doit être systématique"
 }
+#: Issue 18 review: the items that are the care team's duty, not an offer the patient may refuse: "declined" is not
+#: done for them, the line stays to do (L5-6 "Les modalités de prise en charge du patient font l'objet d'une
+#: discussion pluridisciplinaire").
+NOT_DECLINABLE: Final = {"multidisciplinary_decision": "L5-6"}
 
 #: MOL-BIOPSY (L603-611): adenocarcinoma, priority biomarkers on a bone metastasis (the whole panel of the primary
 #: tumour applies, L601-603); PD-L1 by immunohistochemistry is reliable on bone (L568-570).
@@ -49,46 +53,65 @@ RESISTANCE_MARKER: Final = "TKI resistance mutations"
 #: Issue 18, MOL-BIOPSY (L601-615): how a free-text molecular result reads (BoneBiopsy.molecular_results carries no
 #: status). Only a result that reads as one (positive, negative, a variant, a PD-L1 score) counts as done; a failure
 #: ("échec", "non contributif", "insufficient sample": the DNA loss L532-536, L626 warn of), a test not done, a
-#: pending one and any wording not recognised are missing: counted done by mistake, a failed EGFR/ALK/KRAS
-#: (L607-611) would never be asked again; counted missing by mistake, it only asks to check the report.
-ResultKind = Literal["done", "failed", "not_done", "pending", "unrecognised", "none"]
-#: on the text folded to lower case without accents or punctuation (`_fold`); the first kind that matches wins
-_RESULT_WORDS: Final[tuple[tuple[ResultKind, re.Pattern[str]], ...]] = (
-    (
-        "failed",
-        re.compile(
-            r"\bfail|\bechec|\bechou|\b(non|not|pas) contributi|\bnoncontributi|\bnot contributo|"
-            r"\b(non |not |un|in)interpretab|\b(non |not |in|un)evaluable|\b(non |not |in)analysable|"
-            r"\binsuffi|\bqns\b|\bnon realisable|\bnot feasible|\birrealisable|\bimpossible|\binvalid|"
-            r"\bindetermin|\bequivo|\bdouteu|\binconclusi|\bnon conclu|\b(non|not) informati|\binexploitable|"
-            r"\bdegrade|\b(absence|pas) d (adn|arn)\b|\bno (dna|rna)\b|"
-            r"\b(absence de|pas de|no) cellules? tumorales?|\bno tumou?r cells?|"
-            r"\b(absence de|pas de|aucun|sans|no) (materiel|material|prelevement|sample|tissue?|tissu)\b"
-        ),
-    ),
-    (
-        "not_done",
-        re.compile(
-            r"\bnon (realisee?s?|fait|faite|effectuee?|demandee?)\b|\bnot (done|performed|requested|tested)\b|"
-            r"\bnon disponible|\bnot available|\bunavailable|\b(pas de|no|sans|aucun) resultats?\b"
-        ),
-    ),
-    (
-        "pending",
-        re.compile(
-            r"\ben cours\b|\ben attente|\bpending|\bin progress|\ba venir\b|\bawaited|\bdemandee?\b|\brequested"
-        ),
-    ),
-    (
-        "done",
-        re.compile(
-            r"\bneg(atif|ative|atifs|atives)?\b|\bpos(itif|itive|itifs|itives)?\b|\bmutee?s?\b|\bmutat|"
-            r"\bsauvage|\bwild ?type|\bwt\b|\babsence\b|\bpas de\b|\baucune?\b|detecte|\bpresence|\bpresente?\b|"
-            r"rearrang|\btranslocation|\bfusion|\bamplifi|deletion|(\b|\d)del\b|\binsertion|\bins\b|\bexon|"
-            r"\bex ?\d|\bskipping|\bduplication|\bvariant|\bsubstitution|\b[a-z]\d{1,4}[a-z]\b|\bp ?[a-z]{3}\d+|"
-            r"\bc \d+|\d\s?%|\btps\b|\bcps\b|\bihc\b|\b[0-3]\s?\+"
-        ),
-    ),
+#: pending one, a result given with a reservation on its quality, and any wording not recognised are missing:
+#: counted done by mistake, a failed EGFR/ALK/KRAS (L607-611) would never be asked again; counted missing by
+#: mistake, it only asks to check the report. Issue 18 review: the negated and test-quality wordings ("non
+#: recherchée", "ADN non amplifiable", "contrôle interne non valide", "low coverage", "pas de tumeur") are read
+#: before any word of a result, and a percentage is a result for PD-L1 only (a tumour-cell content is not).
+ResultKind = Literal["done", "failed", "not_done", "pending", "qualified", "unrecognised", "none"]
+#: on the text folded to lower case without accents or punctuation (`_fold`), in this order
+_FAILED: Final = re.compile(
+    r"\bfail|\bechec|\bechou|\b(non|not|pas) contrib|\bnoncontributi|\bnot contributo|"
+    r"\b(non |not |un|in)interp|\b(non |not |in|un)evaluable|\b(non |not |in)analysable|\b(not |non |un)assessable|"
+    r"\binsuff|\bqns\b|\bnon realisable|\bnot feasible|\birrealisable|\bimpossible|\binvalid|\bnon valide|"
+    r"\bindetermin|\bnon determin|\bundetermin|\bunable to|\bcould not|\bcannot be|\bno call\b|\breject|"
+    r"\bequivo|\bdouteu|\binconclusi|\bnon conclu|\b(non|not) informati|\binexploitable|\bdegrade|"
+    r"\binadequa|\binadapte|\btoo low\b|\bpoor (dna|rna|quality|sample)|\bmauvaise qualite|"
+    r"\b(absence|pas) d (adn|arn)\b|\bno (dna|rna)\b|\b(adn|dna|arn|rna) non amplifi|\b(non|not|un) ?amplifiable|"
+    r"\b(absence de|pas de|no|sans|aucun) signal|"
+    r"\bcouverture insuffisante|\b(low|poor|insufficient) coverage|\bnon couverte?s?\b|\bnot covered|\buncovered|"
+    r"\b(absence de|pas de|no|sans|aucune?) (cellules?|tumeur|tumou?r)\b|\btumeur absente|\bno tumou?r cells?|"
+    r"(^| )0 ?% (de )?cellules|\bcellules tumorales 0 ?%|"
+    r"\b(absence de|pas de|aucun|sans|no) (materiel|material|prelevement|sample|tissue?|tissu)\b"
+)
+_NOT_DONE: Final = re.compile(
+    r"\bnon (recherchee?s?|testee?s?|analysee?s?|evaluee?s?|etudiee?s?|techniquee?s?|faite?s?|effectuee?s?|"
+    r"realisee?s?|demandee?s?)\b|\bnot (done|performed|requested|tested|searched|analy[sz]ed)\b|"
+    r"\bnon disponible|\bnot available|\bunavailable|\b(pas de|no|sans|aucun) result(at)?s?\b|\bpas de bloc\b|"
+    r"\bepuisee?s?\b|\bexhausted|\bcancel|\bannulee?s?\b|\ba faire\b|^(n a|na)$"
+)
+_PENDING: Final = re.compile(
+    r"\ben cours\b|\ben attente|\bpending|\bin progress|\ba venir\b|\bawaited|\bdemandee?\b|\brequested|"
+    r"\bprevue?s?\b|\benvoyee?s?\b|\bsen[dt] ?out\b|\bto follow\b|\btbd\b"
+)
+#: a reservation on the test's quality: "qualified" when the text also gives a result, else the test failed
+_RESERVATION: Final = re.compile(
+    r"\bsous reserve|\bsensibilite limitee|\bpeu sensible|\blow confidence|\blow tumou?r|"
+    r"\blimite? (de|of) detection (non atteinte|not reached)|\bcontrole (qualite|interne) non (satisfaisant|conforme)|"
+    r"\bqc non conforme|\b(cellularite|taux de cellules tumorales|pourcentage de cellules tumorales|richesse "
+    r"tumorale|contenu tumoral)( tumorale)? (faible|basse)|\bfaible (taux|cellularite|pourcentage|contenu|richesse)"
+)
+_BORDERLINE: Final = re.compile(r"\bborderline|\ba la limite\b")
+#: "no amplification" alone may be a PCR that failed or a gene not amplified: a result only when a gene is named
+_NO_AMPLIFICATION: Final = re.compile(r"\b(no|absence d|pas d|non|sans|aucune?) ?amplifi")
+_GENE: Final = re.compile(r"\b(met|erbb2|her2|egfr|kras|alk|ros1|ret|braf|ntrk\d?|nrg1)\b")
+_DONE: Final = re.compile(
+    r"\bneg(atif|ative|atifs|atives)?\b|\bpos(itif|itive|itifs|itives)?\b|\bmutee?s?\b|\bmutat|"
+    r"\bsauvage|\bwild ?type|\bwt\b|detecte|\bpresence|\bpresente?\b|\balteration|\banomalie|\bmarquage|"
+    r"\bexpression|rearrang|\btranslocation|\bfusion|\bamplifi|deletion|(\b|\d)del\b|\binsertion|\bins\b|\bexon|"
+    r"\bex ?\d|\bskipping|\bduplication|\bvariant|\bsubstitution|\b[a-z]\d{1,4}[a-z]\b|\bp ?[a-z]{3}\d+|"
+    r"\bc \d+|\b(tps|cps|tc|ic)\s?[<>]?\s?\d|\bihc\b|\b[0-3]\s?\+"
+)
+#: PD-L1 is a percentage of tumour cells (TPS, L568-570); a tumour-cell content (cellularity) is not a result
+_CELLULARITY: Final = re.compile(
+    r"\b(taux|pourcentage|proportion) de cellules tumorales\s?[<>]?\s?\d+\s?%|\bcellularite( tumorale)?\s?[<>]?\s?\d+"
+    r"\s?%|\btumou?r (cell )?content\s?[<>]?\s?\d+\s?%"
+)
+_PERCENT: Final = re.compile(r"\d\s?%")
+_NOT_A_RESULT: Final[tuple[tuple[ResultKind, re.Pattern[str]], ...]] = (
+    ("failed", _FAILED),
+    ("not_done", _NOT_DONE),
+    ("pending", _PENDING),
 )
 
 
@@ -98,12 +121,27 @@ def _fold(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9%+<>]+", " ", plain).split())
 
 
-def result_kind(raw: str | None) -> ResultKind:
-    """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside."""
+def result_kind(raw: str | None, marker: str | None = None) -> ResultKind:
+    """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside.
+    `marker`: the biomarker it is reported for (a percentage is a result for PD-L1 only)."""
     folded = _fold(raw or "")
     if not folded:
         return "none"
-    return next((kind for kind, words in _RESULT_WORDS if words.search(folded)), "unrecognised")
+    for kind, words in _NOT_A_RESULT:
+        if words.search(folded):
+            return kind
+    result = bool(_DONE.search(folded))
+    if _BORDERLINE.search(folded):
+        return "qualified"
+    if _RESERVATION.search(folded):
+        return "qualified" if result else "failed"
+    if _NO_AMPLIFICATION.search(folded) and not _GENE.search(folded):
+        return "unrecognised"
+    if result:
+        return "done"
+    if (marker or "").strip().upper() == "PD-L1" and _PERCENT.search(_CELLULARITY.sub(" ", folded)):
+        return "done"
+    return "unrecognised"
 
 
 @dataclass(frozen=True)
@@ -128,6 +166,7 @@ class MarkerResult:
             "failed": "last test failed",
             "not_done": "not done",
             "pending": "pending",
+            "qualified": "qualified result, to confirm",
             "unrecognised": "unrecognised result, to check",
         }.get(self.kind)
         if why is None or (self.kind == "failed" and _fold(self.shown) == "failed"):
@@ -145,7 +184,7 @@ def _steps(s: SystemicState, at: r.AsOf) -> dict[str, tuple[PathwayStep, CareEve
 
 def pathway(s: SystemicState, at: r.AsOf) -> PlanItem:
     """QUAL-PATHWAY: one line per item, done / to do / declined (not applicable counts as done, except for an item the
-    text makes systematic: SYSTEMATIC)."""
+    text makes systematic: SYSTEMATIC; declined is never done for the team's own duty: NOT_DECLINABLE)."""
     steps = _steps(s, at)
     checks = []
     inputs = []
@@ -157,6 +196,8 @@ def pathway(s: SystemicState, at: r.AsOf) -> PlanItem:
         step, e = found
         if step.status == "not_applicable" and name in SYSTEMATIC:
             checks.append(Check(name=name, status="to_do", detail_fr=t.pathway_not_waivable(name, step)))
+        elif step.status == "declined" and name in NOT_DECLINABLE:
+            checks.append(Check(name=name, status="to_do", detail_fr=t.pathway_not_declinable(name, step)))
         else:
             checks.append(Check(name=name, status=_STATUS[step.status], detail_fr=t.pathway_line(name, step)))
         inputs.append(InputUsed(name=f"pathway:{name}", value=step.status, source_event_id=e.event_id))
@@ -235,7 +276,7 @@ def bone_biopsy(s: SystemicState, at: r.AsOf) -> PlanItem | None:
             missing=[] if b.histology else ["histology of the bone biopsy"],
         )
     results = {k.strip().upper(): v for k, v in b.molecular_results.items()}
-    read = [MarkerResult(m, results.get(m.upper()), result_kind(results.get(m.upper()))) for m in expected]
+    read = [MarkerResult(m, results.get(m.upper()), result_kind(results.get(m.upper()), m)) for m in expected]
     done = [x for x in read if x.kind == "done"]
     missing = [x.missing() for x in read if x.kind != "done"]
     return item(

@@ -163,6 +163,23 @@ EXTRACTION_HEALING: Final = (timedelta(weeks=3), 1)  # (minimum, months)
 #: longer describes the mouth.
 DENTAL_REVIEW_MONTHS: Final = 6
 REVIEW_AFTER_YEARS: Final = 2
+#: SYS-REVIEW-2Y (issue 18 review): the 2 years are of anti-resorptive *exposure* ("Après une durée de 2 ans de
+#: traitement antirésorbeur", L1238; osteonecrosis "augmente fortement après 24 mois", L1200-1202; L1275), summed
+#: over the courses of any anti-resorptive (bisphosphonate or denosumab, L1263), so a pause (dental care, a switch
+#: with a gap) never starts the count again. The text gives no gap after which the count starts afresh: 12 months
+#: is chosen, conservatively (a longer gap would only make the review later, never earlier); a shorter gap adds
+#: nothing to the count but does not reset it.
+AR_FRESH_COUNT_GAP_MONTHS: Final = 12
+#: SYS-DENO-STOP (L1249-1253, "une ou plusieurs injections d'acide zolédronique à la fin de la séquence
+#: thérapeutique"): zoledronic acid started within this many months of a denosumab stop decided at the 2-year review
+#: is the relay that ends the sequence, not a restart (the review stop stands). Still under way beyond it, it is a
+#: treatment again (SYS-AR-START, SYS-REVIEW-2Y apply). The text gives no figure: 6 months, about the time the
+#: rebound it prevents takes to develop, chosen so that a relay of several spaced infusions is covered.
+DENO_RELAY_WINDOW_MONTHS: Final = 6
+#: Issue 18 review: a drug the vocabulary cannot identify, administered (DrugAdministration) within this many months,
+#: may still act: the longest usual interval between two doses of a bone-targeted drug the plan reads (zoledronic
+#: acid spaced every 3 months, L1279-1281).
+UNIDENTIFIED_RECENT_MONTHS: Final = 3
 #: SYS-ONJ: exposed jaw bone for more than 8 weeks despite adequate care.
 ONJ_EXPOSURE_WEEKS: Final = 8
 

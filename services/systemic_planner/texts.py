@@ -25,19 +25,27 @@ def survival(le: LifeExpectancy) -> str:
 
 
 def ar_start(
-    d: r.ArStartDecision, on_ar: dict[str, date], review_stop: date | None, le: LifeExpectancy
+    d: r.ArStartDecision,
+    on_ar: dict[str, date],
+    review_stop: date | None,
+    le: LifeExpectancy,
+    relay: date | None = None,
 ) -> tuple[str, str, str, str]:
     """(status, severity, title, text) of the SYS-AR-START item."""
     if d.outcome == "stopped_after_review":
         assert review_stop is not None
-        return (
-            "not_indicated",
-            "info",
-            "Anti-résorptif arrêté après la réévaluation des 2 ans",
+        text = (
             f"Anti-résorptif arrêté le {review_stop:%d/%m/%Y}, après au moins 2 ans de traitement : les événements "
             "osseux antérieurs à cet arrêt ne justifient pas de le reprendre. Un nouvel événement osseux ferait "
-            "rediscuter la reprise.",
+            "rediscuter la reprise."
         )
+        if relay is not None:
+            text += (
+                f" L'acide zolédronique débuté le {relay:%d/%m/%Y} est le relais de fin de séquence du dénosumab "
+                f"(prévention de l'effet rebond), pas une reprise du traitement ; poursuivi au-delà de "
+                f"{r.DENO_RELAY_WINDOW_MONTHS} mois après l'arrêt du dénosumab, il serait compté comme une reprise."
+            )
+        return ("not_indicated", "info", "Anti-résorptif arrêté après la réévaluation des 2 ans", text)
     if d.outcome == "already_treated":
         drugs = ", ".join(f"{DRUG_FR.get(k, k)} depuis le {v:%d/%m/%Y}" for k, v in sorted(on_ar.items()))
         return "done", "info", "Anti-résorptif en cours", f"Traitement anti-résorptif en cours : {drugs}."
@@ -86,6 +94,45 @@ def ar_start(
     )
 
 
+def held_start_text(reasons: str, indication: str) -> str:
+    """Issue 18 review: the start is indicated but held until what may already be an anti-resorptive is checked."""
+    return (
+        f"Proposition de début en attente : vérifier d'abord {reasons}. S'il s'agit déjà d'un anti-résorptif "
+        f"(bisphosphonate ou dénosumab), en débuter un second serait une erreur. Indication retenue : {indication}"
+    )
+
+
+def held_order_for_identity_text(reasons: str) -> str:
+    return (
+        f"Aucune prescription n'est proposée tant que ces traitements ne sont pas vérifiés ({reasons}) : un "
+        "anti-résorptif déjà en cours, un médicament néphrotoxique ou un ITK changent la molécule, la dose ou "
+        "l'indication."
+    )
+
+
+def unidentified_text(name: str, atc: str | None, since: date, conflict: bool) -> str:
+    code = f" (code ATC {atc})" if atc else ""
+    why = (
+        "son nom et son code ATC désignent des médicaments différents"
+        if conflict
+        else "ni son nom ni son code ATC ne sont reconnus (médicament absent du référentiel d'OsteoCDS, ou plusieurs "
+        "substances sur une même ligne, à enregistrer séparément)"
+    )
+    return (
+        f"{name}{code}, en cours ou administré depuis le {since:%d/%m/%Y}, n'est pas identifié : {why}. Il n'est "
+        "donc compté ni comme anti-résorptif, ni comme néphrotoxique, ni comme ITK, ni comme traitement "
+        "anticancéreux. Vérifier de quoi il s'agit et l'enregistrer sous sa DCI (avec un code ATC concordant)."
+    )
+
+
+def correction_text(names: str, on: date) -> str:
+    return (
+        f"L'enregistrement de {names} du {on:%d/%m/%Y} avait été corrigé, puis la version corrigée a été déclarée "
+        "saisie par erreur. L'enregistrement d'origine n'est pas repris automatiquement : vérifier si ce "
+        "traitement a été administré, et l'enregistrer de nouveau s'il l'a été."
+    )
+
+
 def ar_start_change(d: r.ArStartDecision) -> str | None:
     if d.outcome == "stopped_after_review":
         return "Un nouvel événement osseux après l'arrêt ferait reconsidérer l'anti-résorptif."
@@ -125,10 +172,14 @@ def calcium_censored_text(reported: str) -> str:
     )
 
 
-def vit_d_deficiency_check(value: str, at: datetime, loading_ends: date | None, held: bool) -> str:
+def vit_d_deficiency_check(
+    value: str, at: datetime, loading_ends: date | None, held: bool, stopped: date | None = None
+) -> str:
     head = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y} : carence (< 20 ng/mL) à corriger avant de débuter"
     if held:
         return head + " ; correction différée tant que la calcémie corrigée n'est pas normale."
+    if stopped is not None:
+        return head + f" ; recharge arrêtée le {stopped:%d/%m/%Y} avant ses 8 semaines : non faite, à reprendre."
     if loading_ends is not None:
         return head + f" ; recharge en cours, terminée le {loading_ends:%d/%m/%Y}."
     return head + " : recharge de 8 semaines (voir vitamine D)."
@@ -305,6 +356,16 @@ def vit_d_loading_text(value: str, since: date, ends: date, under_way: bool, kno
     )
 
 
+def vit_d_interrupted_text(value: str, since: date, stopped: date, weeks: int, known: bool, days: int) -> str:
+    """SYS-VITD-CORR (L849-855): a loading stopped before its weekly doses were all given is not a correction."""
+    return (
+        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, arrêtée le "
+        f"{stopped:%d/%m/%Y}, avant la fin de ses {weeks} semaines ({weeks} prises hebdomadaires de 50 000 UI) : "
+        "la carence n'est pas considérée comme corrigée. Reprendre le schéma complet (sauf raison d'arrêt à "
+        "vérifier, par exemple une hypercalcémie), puis entretien à 50 000 UI par mois. " + calcium_advice(known, days)
+    )
+
+
 def vit_d_high_text(value: str, at: datetime, intoxication: bool, hypercalcaemia: bool) -> str:
     text = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y}, "
     if intoxication:
@@ -461,18 +522,26 @@ FLU_TEXT = (
 )
 
 
-def review_text(since: date, due: date, overdue: bool, earlier_since: date | None = None) -> str:
+def review_text(
+    since: date, due: date, overdue: bool, earlier_since: date | None = None, interrupted: bool = False
+) -> str:
     head = "Réévaluation due : " if overdue else "À prévoir : "
     text = (
-        f"{head}après 2 ans d'anti-résorptif (débuté le {since:%d/%m/%Y}), réévaluer le statut osseux le "
-        f"{due:%d/%m/%Y} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, remontée des "
-        "CTX, face aux risques d'hypocalcémie et d'ostéonécrose de la mâchoire (plus fréquente après 24 mois ; "
-        "tabac et alcool l'aggravent)."
+        f"{head}après 2 ans de traitement anti-résorptif cumulé (débuté le {since:%d/%m/%Y}), réévaluer le statut "
+        f"osseux le {due:%d/%m/%Y} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, "
+        "remontée des CTX, face aux risques d'hypocalcémie et d'ostéonécrose de la mâchoire (plus fréquente après "
+        "24 mois ; tabac et alcool l'aggravent)."
     )
+    if interrupted:
+        text += (
+            " Seules les périodes sous traitement sont additionnées ; les interruptions de moins de "
+            f"{r.AR_FRESH_COUNT_GAP_MONTHS} mois ne remettent pas le compte à zéro."
+        )
     if earlier_since is not None:
         text += (
-            f" Un traitement anti-résorptif antérieur, interrompu (premier début le {earlier_since:%d/%m/%Y}), "
-            "n'entre pas dans ces 2 ans ; en tenir compte dans l'évaluation du risque d'ostéonécrose."
+            f" Un traitement anti-résorptif antérieur (premier début le {earlier_since:%d/%m/%Y}), suivi d'une "
+            f"interruption de {r.AR_FRESH_COUNT_GAP_MONTHS} mois ou plus, n'entre pas dans ce compte ; en tenir "
+            "compte dans l'évaluation du risque d'ostéonécrose."
         )
     return text
 

@@ -31,6 +31,14 @@ def pathway_not_waivable(name: str, step: PathwayStep) -> str:
     )
 
 
+def pathway_not_declinable(name: str, step: PathwayStep) -> str:
+    return (
+        f"{PATHWAY_FR[name]} : noté « refusé » le {step.on:%d/%m/%Y}, mais la discussion pluridisciplinaire de la "
+        "prise en charge incombe à l'équipe soignante et ne dépend pas de l'accord du patient : à organiser (le "
+        "refus d'un traitement proposé s'enregistre sur ce traitement)."
+    )
+
+
 def pathway_text(todo: list[str]) -> str:
     if not todo:
         return "Tous les éléments du parcours de soins ont été proposés (faits, refusés ou sans objet)."
@@ -84,6 +92,7 @@ UNUSABLE_FR = {
     "failed": "Analyse non aboutie, à refaire (nouvelle biopsie si le matériel ou l'ADN est insuffisant)",
     "not_done": "Analyse non réalisée",
     "pending": "Résultat en attente",
+    "qualified": "Résultat rendu sous réserve (qualité, cellularité ou sensibilité insuffisante), à confirmer",
     "unrecognised": "Résultat non reconnu, à vérifier sur le compte rendu",
 }
 

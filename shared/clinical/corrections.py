@@ -5,20 +5,27 @@ from a corrected record is withdrawn through each service's usual withdrawal pat
 
 A record with `record_status`:
 - "final": counts, unless a later record corrects it;
-- "amended": replaces the record named in `corrects`, or, without `corrects`, the newest record of the same group
-  (the same lesion, the same patient) recorded before it; it counts itself;
-- "entered-in-error": withdraws the record named in `corrects`; it never counts itself.
-A corrected record never counts again, whatever the order the records arrive in: a late original, or a second
-delivery of it, is not resurrected (its correction is kept with the records). Withdrawing an amendment does not
-bring back what it replaced. The answer depends only on the set of records, so a rebuild gives the same one.
+- "amended": a new version of the record named in `corrects` (or, without `corrects`, of the newest record of the
+  same group, the same lesion or patient, recorded before it);
+- "entered-in-error": withdraws the version named in `corrects`; it never counts itself.
+
+Issue 18 review: each record is a chain of versions (the original, its amendments, amendments of amendments), and
+only one version counts: the newest by `recorded_at`, then event ID. Two amendments of the same original never both
+count. An entered-in-error withdraws the record when it names the version that counts (or the original); naming a
+version already superseded changes nothing. Withdrawing an amendment never brings back what it replaced; such a
+record is listed in `Resolution.to_check` (an amended record then said to be in error: whether what it described
+happened at all is for a clinician to check). A corrected record never counts again, whatever the order the records
+arrive in: a late original, or a second delivery of it, is not resurrected. The answer depends only on the set of
+records, so a rebuild gives the same one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 
 class Correctable(Protocol):
@@ -41,37 +48,82 @@ def _order(r: Correctable) -> tuple[datetime, datetime, str]:
     return (r.occurred_at, r.recorded_at, str(r.event_id))
 
 
-def corrected_ids(records: Iterable[R], group: Callable[[R], Hashable]) -> set[uuid.UUID]:
-    """The event IDs of the records that a correction among `records` replaces or withdraws."""
+def _recorded(r: Correctable) -> tuple[datetime, str]:
+    return (r.recorded_at, str(r.event_id))
+
+
+def _target(r: R, rows: list[R], group: Callable[[R], Hashable]) -> uuid.UUID | None:
+    """The version a correction names: `corrects`, or for an amendment naming none, the newest record of its group
+    recorded before it (entered-in-error always names one: the contracts require `corrects` then)."""
+    if r.corrects is not None:
+        return r.corrects
+    earlier = [
+        x
+        for x in rows
+        if x.event_id != r.event_id
+        and x.record_status != "entered-in-error"
+        and group(x) == group(r)
+        and x.recorded_at < r.recorded_at
+    ]
+    return max(earlier, key=_order).event_id if earlier else None
+
+
+@dataclass(frozen=True)
+class Resolution(Generic[R]):
+    """`kept`: the records that count, in clinical order; `to_check`: amendments entered in error while they were
+    the version that counted (what they replaced is not brought back), in clinical order."""
+
+    kept: list[R]
+    to_check: list[R]
+
+
+def resolve(records: Iterable[R], group: Callable[[R], Hashable]) -> Resolution[R]:
+    """Each chain of versions resolved to the version that counts (see the module's docstring)."""
     rows = list(records)
-    out: set[uuid.UUID] = set()
+    by_id = {r.event_id: r for r in rows}
+    targets = {r.event_id: _target(r, rows, group) for r in rows if r.record_status != "final"}
+
+    def root(event_id: uuid.UUID) -> uuid.UUID:
+        seen = {event_id}
+        while (up := targets.get(event_id)) is not None and up not in seen:  # a cycle is a data error: stop there
+            seen.add(up)
+            event_id = up
+        return event_id
+
+    chains: dict[uuid.UUID, list[R]] = {}
     for r in rows:
-        if r.record_status == "final":
+        if r.event_id in targets and targets[r.event_id] is not None:
+            chains.setdefault(root(r.event_id), []).append(r)
+    kept: list[R] = []
+    to_check: list[R] = []
+    for r in rows:
+        if r.event_id in targets and targets[r.event_id] is not None:
+            continue  # a correction: it counts, if it does, as the newest version of its chain (below)
+        if r.record_status == "entered-in-error":
             continue
-        if r.corrects is not None:
-            out.add(r.corrects)
-            continue
-        # an amendment naming no record: the newest of its group recorded before it (entered-in-error always
-        # names one: the contracts require `corrects` then)
-        earlier = [
-            x
-            for x in rows
-            if x.event_id != r.event_id
-            and x.record_status != "entered-in-error"
-            and group(x) == group(r)
-            and x.recorded_at < r.recorded_at
-        ]
-        if earlier:
-            out.add(max(earlier, key=_order).event_id)
-    return out
+        if r.event_id not in chains:
+            kept.append(r)  # never corrected (an amendment with no target is a record of its own)
+    for origin, versions in chains.items():
+        current: uuid.UUID = origin
+        withdrawn: R | None = None  # the amendment whose withdrawal left the record with no version
+        gone = False
+        for c in sorted(versions, key=_recorded):
+            if c.record_status == "amended":
+                current, gone, withdrawn = c.event_id, False, None
+            elif targets[c.event_id] == current and not gone:  # a superseded version named: nothing changes
+                gone = True
+                withdrawn = by_id.get(current) if current != origin else None
+        if gone:
+            if withdrawn is not None:
+                to_check.append(withdrawn)
+        elif current in by_id:  # else the original is named but not received yet: nothing counts until it is
+            kept.append(by_id[current])
+    return Resolution(sorted(kept, key=_order), sorted(to_check, key=_order))
 
 
 def effective(records: Iterable[R], group: Callable[[R], Hashable]) -> list[R]:
     """The records that count, in clinical order (occurred_at, recorded_at, event ID)."""
-    rows = list(records)
-    gone = corrected_ids(rows, group)
-    kept = [r for r in rows if r.record_status != "entered-in-error" and r.event_id not in gone]
-    return sorted(kept, key=_order)
+    return resolve(records, group).kept
 
 
 def is_correction(r: Correctable) -> bool:

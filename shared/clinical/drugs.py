@@ -305,7 +305,10 @@ SYNONYMS: Final[dict[str, str]] = {
     "jubbonti": "denosumab",
     "osenvelt": "denosumab",
     "stoboclo": "denosumab",
+    "bomyntra": "denosumab",
     "aredia": "pamidronate",
+    "ostepam": "pamidronate",
+    "lytos": "clodronate",
     "bondronat": "ibandronate",
     "clastoban": "clodronate",
     "acide_pamidronique": "pamidronate",
@@ -370,6 +373,7 @@ SYNONYMS: Final[dict[str, str]] = {
     # supportive care
     "cholecalciferol": "cholecalciferol",
     "vitamine_d3": "cholecalciferol",
+    "colecalciferol": "cholecalciferol",
     "uvedose": "cholecalciferol",
     "zymad": "cholecalciferol",
     "dexamethasone": "dexamethasone",

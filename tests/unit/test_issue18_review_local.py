@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
-from shared.clinical.dates import add_months
 
 from contracts.base import Message
 from contracts.clinical import NormalisedLab
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import build_plan
+from shared.clinical.dates import add_months
 from shared.clinical.irradiation import Course, eqd2, relation, segment_history, spinal_levels
 from tests.unit.test_issue18_local import (
     NOW,

@@ -1,5 +1,7 @@
-"""Issue 18, systemic planner: (8) SYS-REVIEW-2Y counts the current continuous anti-resorptive treatment, never a
-course stopped long ago (L1238, L1275); (9) MOL-BIOPSY never counts a failed molecular test as done (L601-615)."""
+"""Issue 18, systemic planner: (8) SYS-REVIEW-2Y counts the current anti-resorptive treatment, never a course
+stopped long ago (L1238, L1275; after the independent review: cumulative exposure, a fresh count only after a gap
+of 12 months or more, tests/unit/test_issue18_review_systemic.py); (9) MOL-BIOPSY never counts a failed molecular
+test as done (L601-615)."""
 
 from __future__ import annotations
 
@@ -48,12 +50,13 @@ ZA, DENO = "zoledronic_acid", "denosumab"
             "01/07/2028",
             False,
         ),
-        # a stop, then a start months later: a new treatment
+        # a stop, then a start 7 months later (issue 18 review: a gap under 12 months does not start the count
+        # again; 143 days of exposure before it, 2 years reached on 26/08/2026)
         (
             [(ZA, "started", "2024-01-10"), (ZA, "stopped", "2024-06-01"), (ZA, "started", "2025-01-15")],
-            "2025-01-15",
-            "15/01/2027",
-            False,
+            "2024-01-10",
+            "26/08/2026",
+            True,
         ),
         # a switch on the day of the stop continues the treatment
         (
@@ -94,7 +97,7 @@ def test_sys_review_2y_counts_the_current_continuous_treatment(
     assert review.severity == ("warning" if overdue else "info")
     assert f"débuté le {date.fromisoformat(since):%d/%m/%Y}" in review.text_fr
     first = min(date.fromisoformat(on) for _, action, on in events if action == "started")
-    earlier = f"Un traitement anti-résorptif antérieur, interrompu (premier début le {first:%d/%m/%Y})"
+    earlier = f"Un traitement anti-résorptif antérieur (premier début le {first:%d/%m/%Y}), suivi d'une interruption"
     assert (earlier in review.text_fr) is (first < date.fromisoformat(since))
 
 
