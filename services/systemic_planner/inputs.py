@@ -720,22 +720,22 @@ def unidentified(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> list[Unide
     vocabulary cannot establish (unlisted, or name and ATC code disagreeing): never counted silently as not an
     anti-resorptive, not nephrotoxic, not a TKI, not a cancer treatment."""
     found: dict[str, Unidentified] = {}
-    for key, since in drugs.active.items():
-        who = drugs.identity(key)
+    for name, since in drugs.active.items():  # an unknown drug keeps the name it was sent with (canonical)
+        who = drugs.identity(name)
         if not who.known:
-            found[key] = Unidentified(key, drugs.atc.get(key), since, who.conflict)
+            found[who.key] = Unidentified(who.key, drugs.atc.get(name), since, who.conflict)
     for e in treatments(s):
         t = e.treatment
-        if not isinstance(t, DrugAdministration) or t.on > at.today or t.drug in found:
+        if not isinstance(t, DrugAdministration) or t.on > at.today:
             continue
         who = identify(t.drug, t.atc_code)
-        if who.known:
+        if who.known or who.key in found:
             continue
         until = add_months(t.on, r.UNIDENTIFIED_RECENT_MONTHS)
         if t.ongoing or at.today < until:
             if not t.ongoing:
                 at.after_date(until)
-            found[t.drug] = Unidentified(t.drug, t.atc_code, t.on, who.conflict)
+            found[who.key] = Unidentified(who.key, t.atc_code, t.on, who.conflict)
     return [found[k] for k in sorted(found)]
 
 

@@ -18,7 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal
 
-DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet", "anticoagulant"]
+#: "other": placed by its ATC code outside every group the rules read (ramipril C09AA05): known, concerns no rule.
+DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet", "anticoagulant", "other"]
 
 #: EGFR tyrosine-kinase inhibitors (IMG-FLARE: flare described under osimertinib and other EGFR TKIs).
 EGFR_TKIS: Final = frozenset({"osimertinib", "gefitinib", "erlotinib", "afatinib", "dacomitinib", "lazertinib"})
@@ -140,7 +141,80 @@ ANTICOAGULANTS: Final = frozenset(
     }
 )
 
+#: Common co-medications that no rule here reads (not anticancer, anti-resorptive, antiplatelet or anticoagulant):
+#: known, so they never hold a decision as "unidentified" (issue 18 second review). NSAIDs are left out on purpose
+#: (haemostasis, kidneys): they stay unknown, to check.
+UNRELATED: Final = frozenset(
+    {
+        "amlodipine",
+        "ramipril",
+        "perindopril",
+        "lisinopril",
+        "enalapril",
+        "losartan",
+        "valsartan",
+        "irbesartan",
+        "candesartan",
+        "bisoprolol",
+        "nebivolol",
+        "atenolol",
+        "hydrochlorothiazide",
+        "indapamide",
+        "furosemide",
+        "spironolactone",
+        "atorvastatin",
+        "rosuvastatin",
+        "simvastatin",
+        "pravastatin",
+        "ezetimibe",
+        "omeprazole",
+        "esomeprazole",
+        "pantoprazole",
+        "lansoprazole",
+        "rabeprazole",
+        "metformin",
+        "gliclazide",
+        "sitagliptin",
+        "insulin",
+        "levothyroxine",
+        "allopurinol",
+        "tamsulosin",
+        "macrogol",
+        "lactulose",
+        "metoclopramide",
+        "domperidone",
+        "loperamide",
+        "tramadol",
+        "codeine",
+        "fentanyl",
+        "hydromorphone",
+        "pregabalin",
+        "gabapentin",
+        "amitriptyline",
+        "duloxetine",
+        "sertraline",
+        "escitalopram",
+        "paroxetine",
+        "mirtazapine",
+        "zolpidem",
+        "zopiclone",
+        "alprazolam",
+        "lorazepam",
+        "oxazepam",
+        "bromazepam",
+        "hydroxyzine",
+        "salbutamol",
+        "tiotropium",
+        "budesonide",
+        "amoxicillin",
+        "cotrimoxazole",
+        "potassium_chloride",
+        "magnesium",
+    }
+)
+
 DRUG_CLASSES: Final[dict[str, DrugClass]] = {
+    **dict.fromkeys(UNRELATED, "other"),
     **dict.fromkeys(ANTICANCER, "anticancer"),
     **dict.fromkeys(ANTIRESORPTIVES, "antiresorptive"),
     **dict.fromkeys(SUPPORTIVE, "supportive"),
@@ -196,6 +270,7 @@ ATC: Final[dict[str, str]] = {
     "pemetrexed": "L01BA04",
     "gemcitabine": "L01BC05",
     "paclitaxel": "L01CD01",
+    "nab_paclitaxel": "L01CD01",
     "docetaxel": "L01CD02",
     "vinorelbine": "L01CA04",
     "etoposide": "L01CB01",
@@ -373,6 +448,15 @@ SYNONYMS: Final[dict[str, str]] = {
     # supportive care
     "cholecalciferol": "cholecalciferol",
     "vitamine_d3": "cholecalciferol",
+    "dedrogyl": "calcifediol",
+    "sterogyl": "ergocalciferol",
+    "cacit": "calcium_carbonate",
+    "cacit_vitamine_d3": "calcium_carbonate",
+    "orocal": "calcium_carbonate",
+    "orocal_vitamine_d3": "calcium_carbonate",
+    "calcidose": "calcium_carbonate",
+    "calcidose_vitamine_d": "calcium_carbonate",
+    "calcium_vitamine_d3": "calcium_carbonate",
     "colecalciferol": "cholecalciferol",
     "uvedose": "cholecalciferol",
     "zymad": "cholecalciferol",
@@ -393,6 +477,62 @@ SYNONYMS: Final[dict[str, str]] = {
     "zophren": "ondansetron",
     "neupogen": "filgrastim",
     "neulasta": "pegfilgrastim",
+    # common co-medications (UNRELATED)
+    "amlor": "amlodipine",
+    "triatec": "ramipril",
+    "coversyl": "perindopril",
+    "cozaar": "losartan",
+    "tareg": "valsartan",
+    "aprovel": "irbesartan",
+    "cardensiel": "bisoprolol",
+    "detensiel": "bisoprolol",
+    "lasilix": "furosemide",
+    "aldactone": "spironolactone",
+    "tahor": "atorvastatin",
+    "crestor": "rosuvastatin",
+    "zocor": "simvastatin",
+    "mopral": "omeprazole",
+    "inexium": "esomeprazole",
+    "eupantol": "pantoprazole",
+    "inipomp": "pantoprazole",
+    "lanzor": "lansoprazole",
+    "ogast": "lansoprazole",
+    "glucophage": "metformin",
+    "stagid": "metformin",
+    "diamicron": "gliclazide",
+    "januvia": "sitagliptin",
+    "levothyrox": "levothyroxine",
+    "zyloric": "allopurinol",
+    "forlax": "macrogol",
+    "movicol": "macrogol",
+    "duphalac": "lactulose",
+    "primperan": "metoclopramide",
+    "motilium": "domperidone",
+    "imodium": "loperamide",
+    "topalgic": "tramadol",
+    "contramal": "tramadol",
+    "durogesic": "fentanyl",
+    "lyrica": "pregabalin",
+    "neurontin": "gabapentin",
+    "laroxyl": "amitriptyline",
+    "cymbalta": "duloxetine",
+    "zoloft": "sertraline",
+    "seroplex": "escitalopram",
+    "deroxat": "paroxetine",
+    "norset": "mirtazapine",
+    "stilnox": "zolpidem",
+    "imovane": "zopiclone",
+    "xanax": "alprazolam",
+    "temesta": "lorazepam",
+    "seresta": "oxazepam",
+    "lexomil": "bromazepam",
+    "atarax": "hydroxyzine",
+    "ventoline": "salbutamol",
+    "spiriva": "tiotropium",
+    "clamoxyl": "amoxicillin",
+    "bactrim": "cotrimoxazole",
+    "diffu_k": "potassium_chloride",
+    "amlodipine_besilate": "amlodipine",
 }
 
 Group = Literal[
@@ -412,6 +552,7 @@ Group = Literal[
     "doac",
     "heparin",
     "other_anticoagulant",
+    "unrelated",
 ]
 
 _ATC_FORM = re.compile(r"^[A-V]\d\d[A-Z][A-Z]\d\d$")
@@ -426,7 +567,10 @@ _ATC_GROUPS: Final[tuple[tuple[str, Group], ...]] = (
     ("L01", "other_anticancer"),
     ("M05BA", "bisphosphonate"),
     ("M05BX04", "denosumab"),
+    ("M05BB", "bisphosphonate"),  # bisphosphonate combinations
     ("H02AB", "corticosteroid"),
+    ("A11CC", "other_supportive"),  # vitamin D
+    ("A12A", "other_supportive"),  # calcium
     ("B01AC", "antiplatelet"),
     ("B01AA", "vka"),
     ("B01AE", "doac"),
@@ -451,6 +595,7 @@ _GROUP_CLASS: Final[dict[Group, DrugClass]] = {
     "doac": "anticoagulant",
     "heparin": "anticoagulant",
     "other_anticoagulant": "anticoagulant",
+    "unrelated": "other",
 }
 _VKAS: Final = frozenset({"warfarin", "acenocoumarol", "fluindione"})
 _DOACS: Final = frozenset({"dabigatran", "rivaroxaban", "apixaban", "edoxaban"})
@@ -475,14 +620,22 @@ def _group_of_inn(inn: str) -> Group | None:
         (_DOACS, "doac"),
         (_HEPARINS, "heparin"),
         (ANTICOAGULANTS, "other_anticoagulant"),
+        (UNRELATED, "unrelated"),
     ):
         if inn in members:
             return group  # type: ignore[return-value]
     return None
 
 
+#: ATC families a rule reads: a code there that no group above places is unknown, never "unrelated".
+_RELEVANT_FAMILIES: Final = ("L01", "L02", "M05", "B01")
+
+
 def _group_of_atc(atc: str) -> Group | None:
-    return next((g for prefix, g in _ATC_GROUPS if atc.startswith(prefix)), None)
+    group = next((g for prefix, g in _ATC_GROUPS if atc.startswith(prefix)), None)
+    if group is None and not atc.startswith(_RELEVANT_FAMILIES):
+        return "unrelated"  # ramipril, omeprazole, metformin: known to concern no rule (issue 18 review)
+    return group
 
 
 #: Words a prescription line carries beside the substance: strengths, units, forms, salts, makers (issue 18 review).
@@ -493,6 +646,7 @@ _NOISE: Final = frozenset(
         "g",
         "ug",
         "µg",
+        "μg",  # the micro sign folds to the Greek mu
         "mcg",
         "ui",
         "iu",
@@ -505,6 +659,23 @@ _NOISE: Final = frozenset(
         "mg/m2",
         "%",
         "unites",
+        "x",
+        "fois",
+        "le",
+        "les",
+        "soir",
+        "matin",
+        "midi",
+        "coucher",
+        "toutes",
+        "tous",
+        "chaque",
+        "semaine",
+        "semaines",
+        "sem",
+        "puis",
+        "si",
+        "besoin",
         "units",
         "dose",
         "doses",
@@ -563,7 +734,6 @@ _NOISE: Final = frozenset(
         "ivse",
         "de",
         "en",
-        "le",
         "la",
         # salts
         "mesylate",
@@ -621,47 +791,68 @@ _NOISE: Final = frozenset(
         "almus",
     }
 )
-_NUMBER = re.compile(r"^[\d.,/]+([a-zµ%/]+[\d]*)*$")  # 75, 4mg, 100ml, 50.000; "mg/100" and "auc5" apart
+_NUMBER = re.compile(r"^[\d.,/]+([a-zµμ%/]+[\d]*)*$")  # 75, 4mg, 100ml, 50.000; "mg/100" and "auc5" apart
+#: what may follow a "/" inside a dose ("mg/ml", "x2/j", "mg/m2", "ui anti-xa/0,5 ml"); any other word after a "/"
+#: is another substance ("75 mg/clopidogrel": issue 18 second review)
+_PER: Final = frozenset({"ml", "j", "jour", "jours", "kg", "m2", "h", "sem", "semaine", "semaines", "d", "day", "dose"})
 #: separators of a combination product ("Kardégic 75 mg + Plavix 75 mg", "aspirine / clopidogrel")
-_COMBINATION = re.compile(r"\s[+/&]\s|\s\+|\+\s|\s+et\s+|\s+and\s+|,|;")
+_COMBINATION = re.compile(r"\s/\s|\+|&|\s+et\s+|\s+and\s+|,|;|\s+avec\s+|\s+with\s+")
+#: dose frequencies and timing ("x2/j", "1 cp le soir", "toutes les 4 semaines")
+_TIMING = re.compile(r"^(x\d*(/\w+)?|\d+x|\d+/\d+)$")
 
 
 def _fold(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name.strip().lower())
-    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+    text = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    text = re.sub(r"\banti[\s-]?xa\b", " ", text)  # heparin units ("4000 UI anti-Xa")
+    # a "/" before a word that is not a unit separates two substances
+    return re.sub(r"/(?=\s*([a-z]+))", lambda m: "/" if m.group(1) in _PER else " / ", text)
+
+
+def _dose_word(piece: str) -> bool:
+    return not piece or piece in _NOISE or piece in _PER or piece[0].isdigit()
 
 
 def _substance(text: str) -> str:
-    """The substance words of one prescription line: strengths, units, forms, salts and makers dropped."""
-    tokens = [t for t in re.split(r"[\s\-_,;:]+", text) if t]
+    """The substance words of one prescription line: strengths, units, forms, salts, makers and timing dropped."""
+    tokens = [t for t in re.split(r"[\s\-_,;:()\[\]]+", text) if t]
     kept = [
         t
         for t in tokens
         if t not in _NOISE
         and not _NUMBER.match(t)
+        and not _TIMING.match(t)
         and not re.match(r"^auc\d*$", t)  # carboplatin AUC5
         and not re.match(r"^\d", t)
-        and not re.match(r"^(mg|g|ug|µg|mcg|ml|ui|iu)/", t)  # mg/100, mg/m2
+        and not re.match(r"^(mg|g|ug|µg|mcg|ml|ui|iu)/", t)  # mg/ml, mg/m2
+        and not ("/" in t and all(_dose_word(p) for p in t.split("/")))  # anti-xa/0,5 ml
     ]
     return "_".join(kept)
 
 
 def normalise_name(name: str) -> str:
-    """Lower case, accents folded, brackets, strengths, units, forms, salts and makers dropped, words joined by
-    underscores: "Acide Zolédronique Mylan 4 mg/100 ml" -> "acide_zoledronique"."""
+    """Lower case, accents folded, brackets, strengths, units, forms, salts, makers and timing dropped, words joined
+    by underscores: "Acide Zolédronique Mylan 4 mg/100 ml" -> "acide_zoledronique"."""
     return _substance(re.sub(r"\(.*?\)|\[.*?\]", " ", _fold(name)))
 
 
 def _bracketed(name: str) -> list[str]:
     """The substance words of each bracket: "DENOSUMAB (XGEVA)" -> ["xgeva"]."""
     groups = re.findall(r"\((.*?)\)|\[(.*?)\]", _fold(name))
-    return [_substance(part) for pair in groups for part in pair if part]
+    return [_substance(x) for pair in groups for part in pair if part for x in _COMBINATION.split(part)]
 
 
 def _is_combination(name: str) -> bool:
+    """Several substances on one line: split on "+", " / ", "et", commas..., brackets included; a bracket that names
+    the same drug again ("DENOSUMAB (XGEVA)") or a word the vocabulary does not know inside brackets is not a second
+    substance, a bracket naming another listed drug is ("Kardégic (+ clopidogrel)")."""
     outer = re.sub(r"\(.*?\)|\[.*?\]", " ", _fold(name))
     parts = [p for p in _COMBINATION.split(outer) if _substance(p)]
-    return len(parts) > 1
+    if len(parts) > 1:
+        return True
+    main = _inn_of(_substance(outer))
+    others = {i for b in _bracketed(name) if b and (i := _inn_of(b)) is not None}
+    return bool(others - {main}) and main is not None
 
 
 @dataclass(frozen=True)
@@ -725,7 +916,12 @@ def _disagree(inn: str, code: str) -> bool:
     listed name without a code of its own disagrees with a code of another class (or another listed drug's)."""
     if _BY_ATC.get(code) == inn or _OLD_CODES.get(code) == inn or ATC.get(inn) == code:
         return False
-    if inn in ATC or code in _BY_ATC or code in _OLD_CODES:
+    if code.startswith(("L01XE", "L01XC")) and code not in _OLD_CODES:  # retired families (2022): no longer given,
+        return _class_of(_group_of_inn(inn)) != "anticancer"  # so an anticancer name with one is its old code
+    other = _BY_ATC.get(code) or _OLD_CODES.get(code)
+    if other is not None and _class_of(_group_of_inn(other)) == _class_of(_group_of_inn(inn)) == "supportive":
+        return False  # "calcium" sent with calcium carbonate's code: the same supportive care
+    if inn in ATC or other is not None:
         return True  # paclitaxel sent with bevacizumab's code: to check
     return _class_of(_group_of_atc(code)) != _class_of(_group_of_inn(inn))
 

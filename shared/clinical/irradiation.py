@@ -46,7 +46,9 @@ ADJACENT_LEVELS: Final = 1
 
 def _fold(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.strip().lower())
-    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+    out = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    # every way a range is written: dashes, arrows, "jusqu'à", ":" and ".." (issue 18 second review)
+    return re.sub(r"[\u2010-\u2015\u2212]|->|→|\.\.|:|\bjusqu'?\s*(?:a|en|au)\b", "-", out)
 
 
 def _index(region: str, number: str) -> int | None:
@@ -54,9 +56,10 @@ def _index(region: str, number: str) -> int | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def spinal_levels(text: str | None) -> frozenset[str]:
+def spinal_levels(text: str | None, fill: bool = False) -> frozenset[str]:
     """The vertebral levels a free-text level or site names: "T5-T7", "D6", "t6 ", "C7-T1", "rachis dorsal T4 à
-    T8". Empty when it names none."""
+    T8", "T4—T8". Empty when it names none. `fill`: every level between the highest and the lowest named counts
+    (a range however it is written: for what a course may have irradiated, never for what it treated)."""
     if not text:
         return frozenset()
     t = _fold(text)
@@ -69,6 +72,8 @@ def spinal_levels(text: str | None) -> frozenset[str]:
         i = _index(m.group(1), m.group(2))
         if i is not None:
             found.add(i)
+    if fill and found:
+        found = set(range(min(found), max(found) + 1))
     return frozenset(SPINE[i] for i in found)
 
 
@@ -94,16 +99,47 @@ def relation(
     if course_lesion_id is not None and course_lesion_id == lesion_id:
         return "same"
     if lesion_level is not None and lesion_level in _INDEX:
-        levels = spinal_levels(course_level) | spinal_levels(course_site)
+        levels = spinal_levels(course_level, fill=True) | spinal_levels(course_site, fill=True)
         if levels:
             if lesion_level in levels:
                 return "same"
             near = min(abs(_INDEX[x] - _INDEX[lesion_level]) for x in levels)
             return "adjacent" if near <= ADJACENT_LEVELS else "other"
         return "unknown" if is_spinal(course_site) or course_level else "other"
-    if lesion_site and course_site and _fold(course_site).replace(" ", "_") == _fold(lesion_site):
+    if lesion_site == "sacrum":  # a sacral lesion without a level: any sacral level of a course is its segment
+        levels = spinal_levels(course_level, fill=True) | spinal_levels(course_site, fill=True)
+        if any(x.startswith("S") for x in levels):
+            return "same"
+    if lesion_site and course_site and _in_region(lesion_site, course_site):
         return "same"
     return "other"
+
+
+#: Free-text sites of a course that cover a lesion's skeletal site (issue 18 second review: "bassin" covers the
+#: sacrum, "hanche droite" the femoral neck).
+_REGIONS: Final[dict[str, tuple[str, ...]]] = {
+    "sacrum": ("sacr", "bassin", "pelvi", "lombo-sacr", "lombosacr"),
+    "pelvis": ("bassin", "pelvi", "iliaque", "ilium", "ischi", "pubi", "cotyl", "acetabul"),
+    "acetabulum": ("cotyl", "acetabul", "bassin", "pelvi", "hanche", "hip"),
+    "femur_neck": ("femur", "femoral", "hanche", "hip"),
+    "femur_trochanteric": ("femur", "femoral", "trochant", "hanche", "hip"),
+    "femur_shaft": ("femur", "femoral", "cuisse", "thigh"),
+    "humerus": ("humer", "epaule", "shoulder", "bras", "arm"),
+    "radius_ulna": ("radius", "ulna", "cubitus", "avant-bras", "forearm"),
+    "tibia_fibula": ("tibia", "fibula", "perone", "jambe", "leg"),
+    "rib": ("cote", "costal", "rib"),
+    "sternum": ("sternum", "sternal"),
+    "scapula": ("scapul", "omoplate", "epaule", "shoulder"),
+    "clavicle": ("clavic",),
+    "skull": ("crane", "cranial", "skull", "calvari"),
+}
+
+
+def _in_region(lesion_site: str, course_site: str) -> bool:
+    text = _fold(course_site).replace("_", " ")
+    if text.replace(" ", "_") == lesion_site:
+        return True
+    return any(word in text for word in _REGIONS.get(lesion_site, ()))
 
 
 def treats(

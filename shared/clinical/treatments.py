@@ -23,13 +23,16 @@ def drug_identity(t: SystemicDrug | DrugAdministration) -> DrugIdentity:
 
 
 def canonical(e: TreatmentEvent) -> TreatmentEvent:
-    """The event with its drug named by the vocabulary's key (the INN when known, else the normalised name as sent),
-    so that every comparison downstream is between canonical names. Other treatments are returned unchanged."""
+    """The event with its drug named by the vocabulary's INN when the drug is known, so that every comparison
+    downstream is between canonical names. An unknown drug keeps the name it was sent with: a normalised name read
+    again could be taken for another drug ("Kardégic (+ clopidogrel)" is not "kardegic"; issue 18 second review).
+    Other treatments are returned unchanged."""
     t = e.treatment
     if not isinstance(t, SystemicDrug | DrugAdministration):
         return e
-    key = drug_identity(t).key
-    if key == t.drug:
+    who = drug_identity(t)
+    key = who.key
+    if not who.known or key == t.drug:
         return e
     return e.model_copy(update={"treatment": t.model_copy(update={"drug": key})})
 

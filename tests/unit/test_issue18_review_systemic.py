@@ -61,7 +61,7 @@ def correction(of: TreatmentEvent, status: str, minutes: int, **treatment: Any) 
         ("Zometa", "M05BX04", "zometa"),  # name (zoledronic acid) and code (denosumab) disagree
         ("Jubereq", None, "jubereq"),  # a denosumab biosimilar the vocabulary does not list
         ("Ostemorex", None, "ostemorex"),  # a brand the vocabulary does not list
-        ("Produit X 4 mg", None, "produit x"),
+        ("Produit Y 4 mg", None, "produit y"),
     ],
 )
 def test_an_active_unidentified_drug_is_an_item_and_holds_the_antiresorptive_start(
