@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from contracts.base import InputUsed
-from contracts.hospital import SystemicDrug
 from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.common import Component, Context, Decisions, finding_inputs, score
@@ -85,12 +84,12 @@ def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
     """Systemic drugs started on or before `on` and not stopped by then, each with the start of its continuous
     treatment, named by the shared vocabulary (a stop under another name stops the same drug), corrections applied
     (issue 18.3, 18.7). Issue 18 review: a drug under way stopped and started again the same day stays under way
-    (a re-prescription: `in_effect_order`); a start sent again while under way, or a restart after an interruption
-    shorter than FLARE_RESTART_INTERRUPTION_MONTHS, keeps the first start (IMG-FLARE, L391-395)."""
-    events = in_effect_order([e.treatment for e in c.treatments if isinstance(e.treatment, SystemicDrug)])
+    (a re-prescription: `in_effect_order`), and one renewed then stopped the same day, in that recorded order, is
+    stopped (second review); a start sent again while under way, or a restart after an interruption shorter than
+    FLARE_RESTART_INTERRUPTION_MONTHS, keeps the first start (IMG-FLARE, L391-395)."""
     active: dict[str, r.DrugStart] = {}
     paused: dict[str, tuple[r.DrugStart, date]] = {}  # drug -> (its continuous start, the day it was stopped)
-    for x in events:
+    for _, x in in_effect_order(c.treatments):
         if x.on > on:
             break
         if x.action == "started":

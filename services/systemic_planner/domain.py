@@ -74,12 +74,18 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     unknown = unidentified(s, drugs, at)
     to_check = corrections(s)
     holding = tuple(c for c in to_check if c.holds_start)
-    hold = Hold(tuple(unknown), holding) if decision.outcome == "start" and (unknown or holding) else None
+    kidney = renal(s, at)
+    ca = calcium(s, at)
+    # second review: in a current hypercalcaemic crisis (L302-306) the start and its order do not wait for the check
+    # ("sauf urgence", L799, L1267); outside one, they do
+    hold = (
+        Hold(tuple(unknown), holding, emergency=ca.emergency and not on_ar)
+        if decision.outcome == "start" and (unknown or holding)
+        else None
+    )
     items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold))
     items += [unidentified_item(u) for u in unknown]
     items += [correction_item(c) for c in to_check]
-    kidney = renal(s, at)
-    ca = calcium(s, at)
     onj_items, onj_blocks = osteonecrosis(s, at, drugs)
     za_planned = False
     if decision.outcome in ("start", "already_treated"):

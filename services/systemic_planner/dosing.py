@@ -2,8 +2,9 @@
 SYS-ZA-FLU (2.4, L1122-1226) and SYS-RENAL-TOX (L726-742). Pure.
 
 No order is drafted while a prerequisite is unmet (SYS-AR-PREREQ), unless a current emergency waives it, and then
-the order lists what was waived; none from a stale clearance; none at CrCl < 30 (specialist advice); none while an
-osteonecrosis of the jaw is confirmed or probable (SYS-ONJ)."""
+the order lists what was waived; none while a drug under way may already be an anti-resorptive (Hold), unless a
+current emergency, and then the order names it as to check; none from a stale clearance; none at CrCl < 30
+(specialist advice); none while an osteonecrosis of the jaw is confirmed or probable (SYS-ONJ)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class Hold:
 
     unidentified: tuple[Unidentified, ...]
     corrections: tuple[CorrectionToCheck, ...]
+    #: second review: a current hypercalcaemic crisis (LAB-CA-CRISIS L302-306, life-threatening above 3.5 mmol/L):
+    #: the start and its order do not wait ("sauf urgence", L799, L1090, L1098, L1267); what is to check is named on
+    #: them instead
+    emergency: bool = False
 
     @property
     def missing(self) -> list[str]:
@@ -44,11 +49,7 @@ class Hold:
     @property
     def reasons_fr(self) -> str:
         said = [f"le médicament non identifié {u.name_fr}" for u in self.unidentified]
-        said += [
-            f"la correction annulée de {' / '.join(t.DRUG_FR.get(d, d.replace('_', ' ')) for d in c.drugs)} du "
-            f"{c.on:%d/%m/%Y}"
-            for c in self.corrections
-        ]
+        said += [t.correction_reason(_names(c), c.on, c.in_force) for c in self.corrections]
         return "; ".join(said)
 
 
@@ -72,10 +73,28 @@ def unidentified_item(u: Unidentified) -> PlanItem:
     )
 
 
+def _names(c: CorrectionToCheck) -> str:
+    return " / ".join(t.DRUG_FR.get(d, d.replace("_", " ")) for d in c.drugs)
+
+
 def correction_item(c: CorrectionToCheck) -> PlanItem:
     """Issue 18 review: an amended drug record entered in error: the plan does not bring back what it replaced and
-    does not act as if nothing had been given."""
-    names = " / ".join(t.DRUG_FR.get(d, d.replace("_", " ")) for d in c.drugs)
+    does not act as if nothing had been given. Second review: a version still in force although an earlier,
+    superseded one was entered in error is counted, and to check."""
+    names = _names(c)
+    if c.in_force:
+        return item(
+            f"correction-to-check:{c.event.event_id}",
+            "SYS-AR-START",
+            "to_do",
+            "warning",
+            f"Correction à vérifier : {names} du {c.on:%d/%m/%Y}",
+            t.superseded_error_text(names, c.on),
+            inputs=[InputUsed(name="version_in_force", value=c.on.isoformat(), source_event_id=c.event.event_id)],
+            missing=[c.missing],
+            what_would_change_fr="Une nouvelle version de l'enregistrement, ou la version en vigueur déclarée "
+            "elle-même saisie par erreur.",
+        )
     return item(
         f"correction-to-check:{c.event.event_id}",
         "SYS-AR-START",
@@ -123,7 +142,10 @@ def ar_start_item(
     status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le, drugs.ar_relay)
     change = t.ar_start_change(d)
     missing = list(d.missing)
-    if hold is not None:  # issue 18 review: the start is indicated, but not before what may be one is checked
+    if hold is not None and hold.emergency:  # second review: an emergency does not wait (L302-306, L1267)
+        severity = "warning"
+        text = t.emergency_start_text(hold.reasons_fr, text)
+    elif hold is not None:  # issue 18 review: the start is indicated, but not before what may be one is checked
         status, severity = "cannot_decide", "warning"
         title = "Anti-résorptif indiqué : vérifier d'abord les traitements en cours"
         text = t.held_start_text(hold.reasons_fr, text)
@@ -194,7 +216,8 @@ def antiresorptive_item(
             inputs=inputs,
             what_would_change_fr="La reprise se décide avec le centre spécialisé qui prend en charge l'ostéonécrose.",
         )
-    if hold is not None:  # issue 18 review: no order drafted while a drug under way may be an anti-resorptive
+    emergency = prereq is not None and prereq.emergency
+    if hold is not None and not emergency:  # issue 18 review: no order while a drug under way may be one already
         return item(
             "antiresorptive",
             "SYS-AR-START",
@@ -335,15 +358,20 @@ def antiresorptive_item(
         )
     waived = prereq.waived if prereq is not None else ()
     waiver = prereq.waiver_fr if prereq is not None else ""
+    order = _waive(order, waived, waiver)
+    if hold is not None:  # second review: a current emergency; what may already be an anti-resorptive is named
+        to_check = t.to_check_on_order(hold.reasons_fr)
+        order = order.model_copy(update={"instructions_fr": order.instructions_fr + " " + to_check})
+        waiver = (waiver + " " if waived else "") + to_check
     return item(
         "antiresorptive",
         "SYS-ZA-DOSE",
         "recommended",
-        "warning" if waived else "info",
+        "warning" if waived or hold is not None else "info",
         t.za_title(dose.dose_mg, sched),
-        text + (" " + waiver if waived else ""),
+        text + (" " + waiver if waiver and (waived or hold is not None) else ""),
         inputs=inputs,
-        orders=[_waive(order, waived, waiver)],
+        orders=[order],
         what_would_change_fr=change,
     )
 

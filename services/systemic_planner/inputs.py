@@ -608,9 +608,12 @@ class _Exposure:
     def exposure_at(self, day: date) -> int:
         return self.days + (0 if self.period_start is None else (day - self.period_start).days)
 
-    def stop(self, drug: str, on: date, left: dict[str, date]) -> None:
-        """`drug` stopped on `on`; `left`: the anti-resorptives still under way."""
+    def stop(self, drug: str, on: date, left: dict[str, date], deliberate: bool = True) -> None:
+        """`drug` stopped on `on`; `left`: the anti-resorptives still under way. Not `deliberate`: the interval of
+        the last administration ran out (second review): the exposure ends, but no one decided a stop at the
+        review."""
         reached = self.count_start is not None and self.exposure_at(on) >= exposure_needed(self.count_start)
+        reached = reached and deliberate
         if left:
             # denosumab stopped at the review with zoledronic acid started that day: the relay (L1249-1253)
             if drug == "denosumab" and reached and left == {"zoledronic_acid": on}:
@@ -627,16 +630,85 @@ class _Exposure:
             self.review_stop = self.review_drug = None
 
 
+def _interval_months(s: SystemicState, drug: str) -> int:
+    """The dosing interval an anti-resorptive administration covers (r.DENOSUMAB_INTERVAL_MONTHS and the ZA ones):
+    zoledronic acid on the schedule the plan proposes (SYS-SCHEDULE), monthly unless it is spaced."""
+    if drug == "denosumab":
+        return r.DENOSUMAB_INTERVAL_MONTHS
+    oligo = s.oligometastatic is not None and s.oligometastatic.value == "oligometastatic"
+    good = s.response is not None and s.response.value in ("complete", "good")
+    spaced = r.schedule(oligo, good, drug) != "monthly"
+    return r.ZA_SPACED_INTERVAL_MONTHS if spaced else r.ZA_MONTHLY_INTERVAL_MONTHS
+
+
+def _step(
+    e: TreatmentEvent, drug: str, atc: str | None, action: Literal["started", "stopped"], on: date
+) -> TreatmentEvent:
+    """A start or stop standing for administrations (second review), with an ID derived from the event it comes
+    from, so that a rebuild gives the same one."""
+    return e.model_copy(
+        update={
+            "event_id": uuid.uuid5(e.event_id, f"administered:{action}"),
+            "treatment": SystemicDrug(drug=drug, atc_code=atc, action=action, on=on),
+        }
+    )
+
+
+def administered(s: SystemicState, at: r.AsOf) -> tuple[list[TreatmentEvent], set[uuid.UUID]]:
+    """Second review (SYS-AR-START, SYS-REVIEW-2Y, SYS-DENO-STOP): a known anti-resorptive given (a DrugAdministration,
+    e.g. "Xgeva 120 mg" on a date) is under way from that date for its dosing interval (`_interval_months`; still
+    taken: no end). Administrations whose intervals meet or overlap make one course. Returns a start for each course
+    and, once its interval ran out, an end (their IDs: the second list), for `drug_history` to apply with the
+    prescriptions. A future-dated administration takes effect on its date; a course's end is a deadline."""
+    given: dict[str, list[tuple[TreatmentEvent, DrugAdministration]]] = {}
+    for e in treatments(s):
+        t = e.treatment
+        if not isinstance(t, DrugAdministration) or t.drug not in r.ANTIRESORPTIVES:
+            continue
+        if t.on > at.today:
+            at.after_date(t.on)
+            continue
+        given.setdefault(t.drug, []).append((e, t))
+    steps: list[TreatmentEvent] = []
+    ends: set[uuid.UUID] = set()
+    for drug, doses in given.items():
+        months = _interval_months(s, drug)
+        courses: list[tuple[TreatmentEvent, TreatmentEvent, date | None]] = []  # first, last, end (None: taken)
+        for e, t in sorted(doses, key=lambda x: (x[1].on, x[0].recorded_at, str(x[0].event_id))):
+            end = None if t.ongoing else add_months(t.on, months)
+            if courses and (courses[-1][2] is None or t.on <= courses[-1][2]):
+                first, _, until = courses[-1]
+                courses[-1] = (first, e, None if until is None or end is None else max(until, end))
+            else:
+                courses.append((e, e, end))
+        for first, last, end in courses:
+            assert isinstance(first.treatment, DrugAdministration)
+            steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
+            if end is None:
+                continue
+            if end > at.today:
+                at.after_date(end)
+                continue
+            stop = _step(last, drug, None, "stopped", end)
+            steps.append(stop)
+            ends.add(stop.event_id)
+    return steps, ends
+
+
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
-    stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way)."""
-    events = []
+    stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way; a
+    renewal then a stop recorded in that order is a stop). Second review: an anti-resorptive given is under way for
+    its dosing interval (`administered`); the interval running out ends a course known from administrations only,
+    never a prescription, and is not a stop decided by a clinician (`stopped`, SYS-DENO-STOP, the review stop)."""
+    events, ends = administered(s, at)
+    given = {e.event_id for e in events}  # the starts and ends standing for administrations
     for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):
             if e.treatment.on > at.today:
                 at.after_date(e.treatment.on)
                 continue
-            events.append(e.treatment)
+            events.append(e)
     active: dict[str, date] = {}
     ever: dict[str, date] = {}
     stopped: dict[str, date] = {}
@@ -644,15 +716,21 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     runs: dict[str, list[tuple[date, date | None]]] = {}
     course_start: dict[str, date] = {}  # drug -> the start of the course its last stop ended
     atc: dict[str, str] = {}
+    given_only: set[str] = set()  # drugs under way from administrations alone (no prescription under way)
     x = _Exposure()
-    for d in in_effect_order(events):
+    for e, d in in_effect_order(events):
         if d.atc_code is not None:
             atc[d.drug] = d.atc_code
         ar = d.drug in r.ANTIRESORPTIVES
+        lapse = e.event_id in ends
         if d.action == "started":
             starts.append((d.drug, d.on))
             if d.drug in active:
+                if e.event_id not in given:
+                    given_only.discard(d.drug)  # prescribed while given: the prescription now holds it
                 continue  # a start sent again: the same course
+            if e.event_id in given:
+                given_only.add(d.drug)
             if ar and not active.keys() & r.ANTIRESORPTIVES:
                 x.start(d.drug, d.on)
             prescriptions = runs.setdefault(d.drug, [])
@@ -662,12 +740,17 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
             prescriptions.append((d.on, None))
             ever.setdefault(d.drug, d.on)
             stopped.pop(d.drug, None)
+        elif lapse and not (d.drug in active and d.drug in given_only):
+            continue  # the interval of an administration never ends a prescription, nor a course stopped since
         elif d.drug in active:
+            given_only.discard(d.drug)
             course_start[d.drug] = active.pop(d.drug)
             runs[d.drug][-1] = (runs[d.drug][-1][0], d.on)
-            stopped[d.drug] = d.on
+            if not lapse:
+                stopped[d.drug] = d.on
             if ar:
-                x.stop(d.drug, d.on, {k: v for k, v in active.items() if k in r.ANTIRESORPTIVES})
+                left = {k: v for k, v in active.items() if k in r.ANTIRESORPTIVES}
+                x.stop(d.drug, d.on, left, deliberate=not lapse)
         elif d.drug not in ever and d.drug not in stopped:
             stopped[d.drug] = d.on  # a stop with no start known (SYS-DENO-STOP still asks for the relay)
     relay = x.relay if "zoledronic_acid" in active else None
@@ -741,11 +824,14 @@ def unidentified(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> list[Unide
 
 @dataclass(frozen=True)
 class CorrectionToCheck:
-    """An amended drug record later entered in error: what it replaced is not brought back (issue 18 review)."""
+    """An amended drug record later entered in error: what it replaced is not brought back (issue 18 review). Or
+    (second review, `in_force`) the version of a drug record that still counts although an entered-in-error named one
+    of its superseded versions: the hospital may have meant the whole record."""
 
     event: TreatmentEvent
     drugs: tuple[str, ...]  # the drug named by the amendment and by the record it replaced
     on: date
+    in_force: bool = False
 
     @property
     def holds_start(self) -> bool:
@@ -755,14 +841,23 @@ class CorrectionToCheck:
     @property
     def missing(self) -> str:
         names = " / ".join(d.replace("_", " ") for d in self.drugs)
+        if self.in_force:
+            return (
+                f"whether {names} recorded on {self.on.isoformat()} is right (an earlier, superseded version was "
+                "entered in error)"
+            )
         return f"whether {names} recorded on {self.on.isoformat()} was given (its amended record was entered in error)"
 
 
 def corrections(s: SystemicState) -> list[CorrectionToCheck]:
     out = []
+    counted = {e.event_id for e in treatments(s)}
     for e in corrections_to_check(s.treatments.values()):
         t = e.treatment
         if not isinstance(t, SystemicDrug | DrugAdministration):
+            continue
+        if e.event_id in counted:  # still in force: an earlier version of it was entered in error
+            out.append(CorrectionToCheck(e, (t.drug,), t.on, in_force=True))
             continue
         names = [t.drug]
         replaced = s.treatments.get(str(e.corrects)) if e.corrects is not None else None

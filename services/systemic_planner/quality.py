@@ -78,11 +78,17 @@ _NOT_DONE: Final = re.compile(
     r"\bnon (recherchee?s?|testee?s?|analysee?s?|evaluee?s?|etudiee?s?|techniquee?s?|faite?s?|effectuee?s?|"
     r"realisee?s?|demandee?s?)\b|\bnot (done|performed|requested|tested|searched|analy[sz]ed)\b|"
     r"\bnon disponible|\bnot available|\bunavailable|\b(pas de|no|sans|aucun) result(at)?s?\b|\bpas de bloc\b|"
-    r"\bepuisee?s?\b|\bexhausted|\bcancel|\bannulee?s?\b|\ba faire\b|^(n a|na)$"
+    r"\bepuisee?s?\b|\bexhausted|\bcancel|\bannulee?s?\b|\ba faire\b|(^|\s)(n a|na)$|"
+    # second review: a test still to do, or whose result is not known, is no result
+    r"\ba (realiser|prevoir|programmer|completer|demander|refaire|rechercher|tester)\b|"
+    r"\bpas (faite?s?|realisee?s?|effectuee?s?|recherchee?s?|testee?s?|demandee?s?)\b|"
+    r"\binconnue?s?\b|\bnon connue?s?\b|\bunknown\b|\bnot known\b|"
+    r"\bnon (renseignee?s?|communiquee?s?|precisee?s?|transmise?s?|rendue?s?)\b|\bnot (reported|provided)\b|"
+    r"\babandonn|\brefusee?s?\b|\brefused\b|\bdeclined\b|\bproposee?s?\b"
 )
 _PENDING: Final = re.compile(
     r"\ben cours\b|\ben attente|\bpending|\bin progress|\ba venir\b|\bawaited|\bdemandee?\b|\brequested|"
-    r"\bprevue?s?\b|\benvoyee?s?\b|\bsen[dt] ?out\b|\bto follow\b|\btbd\b"
+    r"\bprevue?s?\b|\benvoyee?s?\b|\bsen[dt] ?out\b|\bto follow\b|\btbd\b|\bulterieur|\ba suivre\b"
 )
 #: a reservation on the test's quality: "qualified" when the text also gives a result, else the test failed
 _RESERVATION: Final = re.compile(
@@ -92,15 +98,41 @@ _RESERVATION: Final = re.compile(
     r"tumorale|contenu tumoral)( tumorale)? (faible|basse)|\bfaible (taux|cellularite|pourcentage|contenu|richesse)"
 )
 _BORDERLINE: Final = re.compile(r"\bborderline|\ba la limite\b")
+#: second review: a result given as still to confirm ("à confirmer", "présence non exclue") is qualified, result or not
+_TO_CONFIRM: Final = re.compile(
+    r"\ba (confirmer|verifier|controler)\b|\bnon exclue?s?\b|\bto (be )?confirm|\bnot excluded"
+)
 #: "no amplification" alone may be a PCR that failed or a gene not amplified: a result only when a gene is named
 _NO_AMPLIFICATION: Final = re.compile(r"\b(no|absence d|pas d|non|sans|aucune?) ?amplifi")
 _GENE: Final = re.compile(r"\b(met|erbb2|her2|egfr|kras|alk|ros1|ret|braf|ntrk\d?|nrg1)\b")
+#: Second review: only words of a result count, never the name of a test ("mutation", "recherche de réarrangement",
+#: "expression", "fusion", "translocation", "exon", "IHC" alone name what was searched, not what was found): a
+#: result is positive (muté, détecté, présence, présent, réarrangé, positif, a variant such as L858R or an exon 19
+#: deletion), negative (négatif, sauvage, wild type, "absence de mutation", "pas de réarrangement", "mutation :
+#: non"), or a score (TPS, CPS, 0 to 3+).
 _DONE: Final = re.compile(
-    r"\bneg(atif|ative|atifs|atives)?\b|\bpos(itif|itive|itifs|itives)?\b|\bmutee?s?\b|\bmutat|"
-    r"\bsauvage|\bwild ?type|\bwt\b|detecte|\bpresence|\bpresente?\b|\balteration|\banomalie|\bmarquage|"
-    r"\bexpression|rearrang|\btranslocation|\bfusion|\bamplifi|deletion|(\b|\d)del\b|\binsertion|\bins\b|\bexon|"
-    r"\bex ?\d|\bskipping|\bduplication|\bvariant|\bsubstitution|\b[a-z]\d{1,4}[a-z]\b|\bp ?[a-z]{3}\d+|"
-    r"\bc \d+|\b(tps|cps|tc|ic)\s?[<>]?\s?\d|\bihc\b|\b[0-3]\s?\+"
+    r"\bneg(atif|ative|atifs|atives)?\b|\bpos(itif|itive|itifs|itives)?\b|\bmutee?s?\b|\brearrangee?s?\b|"
+    r"\bsauvage|\bwild ?type|\bwt\b|detecte|\bpresence|\bpresente?s?\b|\bidentifiee?s?\b|\bretrouvee?s?\b|"
+    r"\bmise? en evidence\b|\b(absence|pas|aucune?|sans|no|none) (d |de |de la |du |des )?(mutations?|"
+    r"rearrangements?|fusions?|translocations?|alterations?|anomalies?|variants?|expression|marquage|amplification)\b|"
+    r"\b(mutations?|rearrangements?|fusions?|translocations?|alterations?|amplifications?)( [a-z0-9]+)? (non|oui)$|"
+    r"\bamplifi|deletion|(\b|\d)del\b|\bdel ?(ex(on)? ?)?\d+\b|\binsertion|\bins\b|\bskipping|\bduplication|"
+    r"\bsubstitution|"
+    r"\b[a-z]\d{1,4}[a-z]\b|\bp ?[a-z]{3}\d+|\bc \d+|\b(tps|cps|tc|ic)\s?[<>]?\s?\d|\b[0-3]\s?\+|"
+    r"\b(mutated|rearranged|translocated|detected)\b|\bihc( [a-z0-9]+)? [0-3]\b|"
+    # a fusion partner named is a rearrangement found (EML4-ALK, KIF5B-RET, CD74-ROS1...)
+    r"\b(eml4|kif5b|cd74|ccdc6|ncoa4|ezr|slc34a2|sdc4|tpm3|tfg|lrig3|etv6)\b"
+)
+#: Second review: a positive result in its own clause ("EGFR : L858R détectée ; T790M non recherchée") is a result
+#: although another clause names a test not done or pending (another variant, another technique); a negative one is
+#: not (a negative IHC with its FISH pending is not yet the answer). Clauses: split on ; , / ( ) and "mais".
+_CLAUSES: Final = re.compile(r"[;,/()\n|]+|\bmais\b|\bbut\b")
+_POSITIVE: Final = re.compile(
+    r"\bmutee?s?\b|\brearrangee?s?\b|detectee?s?\b|\bpresence\b|\bpresente?s?\b|\bidentifiee?s?\b|"
+    r"\bretrouvee?s?\b|\bmise? en evidence\b|\bpositi(f|ve|fs|ves)\b|\b(detected|mutated|rearranged)\b"
+)
+_NEGATION: Final = re.compile(
+    r"\b(pas|non|aucune?|absence|absente?|sans|no|not|none|neg\w*|sauvage|wild|wt|exclue?s?)\b"
 )
 #: PD-L1 is a percentage of tumour cells (TPS, L568-570); a tumour-cell content (cellularity) is not a result
 _CELLULARITY: Final = re.compile(
@@ -121,17 +153,12 @@ def _fold(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9%+<>]+", " ", plain).split())
 
 
-def result_kind(raw: str | None, marker: str | None = None) -> ResultKind:
-    """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside.
-    `marker`: the biomarker it is reported for (a percentage is a result for PD-L1 only)."""
-    folded = _fold(raw or "")
-    if not folded:
-        return "none"
+def _kind(folded: str, marker: str | None) -> ResultKind:
     for kind, words in _NOT_A_RESULT:
         if words.search(folded):
             return kind
     result = bool(_DONE.search(folded))
-    if _BORDERLINE.search(folded):
+    if _BORDERLINE.search(folded) or _TO_CONFIRM.search(folded):
         return "qualified"
     if _RESERVATION.search(folded):
         return "qualified" if result else "failed"
@@ -142,6 +169,24 @@ def result_kind(raw: str | None, marker: str | None = None) -> ResultKind:
     if (marker or "").strip().upper() == "PD-L1" and _PERCENT.search(_CELLULARITY.sub(" ", folded)):
         return "done"
     return "unrecognised"
+
+
+def result_kind(raw: str | None, marker: str | None = None) -> ResultKind:
+    """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside.
+    `marker`: the biomarker it is reported for (a percentage is a result for PD-L1 only). Second review: a text that
+    names a test not done or pending reads as such, unless one of its clauses gives a positive result (`_CLAUSES`):
+    the other clauses then decide on their own (a failure or a reservation anywhere still holds)."""
+    folded = _fold(raw or "")
+    if not folded:
+        return "none"
+    kind = _kind(folded, marker)
+    if kind not in ("not_done", "pending"):
+        return kind
+    clauses = [_fold(c) for c in _CLAUSES.split(raw or "")]
+    rest = [c for c in clauses if c and not any(words.search(c) for _, words in _NOT_A_RESULT)]
+    if any(_POSITIVE.search(c) and not _NEGATION.search(c) for c in rest):
+        return _kind(" ; ".join(rest), marker)
+    return kind
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,14 @@ DENO_RELAY_WINDOW_MONTHS: Final = 6
 #: may still act: the longest usual interval between two doses of a bone-targeted drug the plan reads (zoledronic
 #: acid spaced every 3 months, L1279-1281).
 UNIDENTIFIED_RECENT_MONTHS: Final = 3
+#: SYS-AR-START, SYS-REVIEW-2Y, SYS-DENO-STOP (second review): a known anti-resorptive given (a DrugAdministration) is
+#: under way from its date for its dosing interval, and that time is exposure. Denosumab: "120 mg mensuel" (L1210),
+#: never spaced (L1140-1142, L1281). Zoledronic acid: "à administrer mensuellement" (Tableau 2, L1182; L1136), every
+#: 3 months when the schedule is spaced (oligometastatic "trimestriel", L1132; good response, L1138-1140, L1281).
+#: The text says "mensuel": one calendar month (never shorter than the 4 weeks of the product's labelling).
+DENOSUMAB_INTERVAL_MONTHS: Final = 1
+ZA_MONTHLY_INTERVAL_MONTHS: Final = 1
+ZA_SPACED_INTERVAL_MONTHS: Final = 3
 #: SYS-ONJ: exposed jaw bone for more than 8 weeks despite adequate care.
 ONJ_EXPOSURE_WEEKS: Final = 8
 

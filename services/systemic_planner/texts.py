@@ -102,6 +102,23 @@ def held_start_text(reasons: str, indication: str) -> str:
     )
 
 
+def emergency_start_text(reasons: str, indication: str) -> str:
+    """Second review: in a hypercalcaemic crisis the start does not wait for the check (L302-306, "sauf urgence")."""
+    return (
+        f"{indication} Urgence hypercalcémique en cours : le début n'attend pas la vérification des traitements en "
+        f"cours. À vérifier dès que possible, avant l'administration si on le peut : {reasons}. S'il s'agit déjà "
+        "d'un anti-résorptif (bisphosphonate ou dénosumab), ne pas en administrer un second."
+    )
+
+
+def to_check_on_order(reasons: str) -> str:
+    """Second review: what the emergency order says of the treatments not yet checked."""
+    return (
+        f"Prescrit sans attendre la vérification des traitements en cours ; à vérifier dès que possible : {reasons}. "
+        "S'il s'agit déjà d'un anti-résorptif, ne pas administrer un second anti-résorptif."
+    )
+
+
 def held_order_for_identity_text(reasons: str) -> str:
     return (
         f"Aucune prescription n'est proposée tant que ces traitements ne sont pas vérifiés ({reasons}) : un "
@@ -130,6 +147,22 @@ def correction_text(names: str, on: date) -> str:
         f"L'enregistrement de {names} du {on:%d/%m/%Y} avait été corrigé, puis la version corrigée a été déclarée "
         "saisie par erreur. L'enregistrement d'origine n'est pas repris automatiquement : vérifier si ce "
         "traitement a été administré, et l'enregistrer de nouveau s'il l'a été."
+    )
+
+
+def correction_reason(names: str, on: date, in_force: bool) -> str:
+    """What is to check, in a sentence naming several (Hold)."""
+    if in_force:
+        return f"l'enregistrement de {names} du {on:%d/%m/%Y} (une version antérieure déclarée saisie par erreur)"
+    return f"la correction annulée de {names} du {on:%d/%m/%Y}"
+
+
+def superseded_error_text(names: str, on: date) -> str:
+    """Second review: an entered-in-error names a version of a drug record already replaced by a later one."""
+    return (
+        f"Une version antérieure, déjà remplacée, de l'enregistrement de {names} a été déclarée saisie par erreur. "
+        f"La version en vigueur ({names} du {on:%d/%m/%Y}) reste prise en compte : vérifier qu'elle est exacte, ou "
+        "la déclarer elle-même saisie par erreur si ce traitement n'a pas eu lieu."
     )
 
 

@@ -7,16 +7,21 @@ A record with `record_status`:
 - "final": counts, unless a later record corrects it;
 - "amended": a new version of the record named in `corrects` (or, without `corrects`, of the newest record of the
   same group, the same lesion or patient, recorded before it);
-- "entered-in-error": withdraws the version named in `corrects`; it never counts itself.
+- "entered-in-error": withdraws the record named in `corrects` (see below for a record with versions); it never
+  counts itself.
 
 Issue 18 review: each record is a chain of versions (the original, its amendments, amendments of amendments), and
 only one version counts: the newest by `recorded_at`, then event ID. Two amendments of the same original never both
-count. An entered-in-error withdraws the record when it names the version that counts (or the original); naming a
-version already superseded changes nothing. Withdrawing an amendment never brings back what it replaced; such a
-record is listed in `Resolution.to_check` (an amended record then said to be in error: whether what it described
-happened at all is for a clinician to check). A corrected record never counts again, whatever the order the records
-arrive in: a late original, or a second delivery of it, is not resurrected. The answer depends only on the set of
-records, so a rebuild gives the same one.
+count. Withdrawing an amendment never brings back what it replaced; such a record is listed in `Resolution.to_check`
+(an amended record then said to be in error: whether what it described happened at all is for a clinician to check).
+A corrected record never counts again, whatever the order the records arrive in: a late original, or a second
+delivery of it, is not resurrected. The answer depends only on the set of records, so a rebuild gives the same one.
+
+Second review: an entered-in-error names a record as the hospital knows it, often by its first ID. Naming the
+chain's original or the version that counts withdraws the version that counts (a decompression that never happened
+no longer keeps a cord compression "operated" because its date had been amended first). Naming a version already
+superseded by a later amendment (an intermediate one) leaves the version that counts in force, but lists it in
+`to_check`: the hospital may have meant the whole record.
 """
 
 from __future__ import annotations
@@ -70,8 +75,9 @@ def _target(r: R, rows: list[R], group: Callable[[R], Hashable]) -> uuid.UUID | 
 
 @dataclass(frozen=True)
 class Resolution(Generic[R]):
-    """`kept`: the records that count, in clinical order; `to_check`: amendments entered in error while they were
-    the version that counted (what they replaced is not brought back), in clinical order."""
+    """`kept`: the records that count, in clinical order; `to_check`, in clinical order: amendments withdrawn while
+    they were the version that counted (what they replaced is not brought back), and versions that still count
+    although an entered-in-error named one of their superseded versions (then in `kept` too)."""
 
     kept: list[R]
     to_check: list[R]
@@ -105,19 +111,29 @@ def resolve(records: Iterable[R], group: Callable[[R], Hashable]) -> Resolution[
             kept.append(r)  # never corrected (an amendment with no target is a record of its own)
     for origin, versions in chains.items():
         current: uuid.UUID = origin
+        seen = {origin}  # the versions of the chain so far (in recorded order)
         withdrawn: R | None = None  # the amendment whose withdrawal left the record with no version
         gone = False
+        doubt = False  # an entered-in-error named a superseded version (second review): the one in force is to check
         for c in sorted(versions, key=_recorded):
+            named = targets[c.event_id]
             if c.record_status == "amended":
-                current, gone, withdrawn = c.event_id, False, None
-            elif targets[c.event_id] == current and not gone:  # a superseded version named: nothing changes
+                current, gone, withdrawn, doubt = c.event_id, False, None, False
+                seen.add(c.event_id)
+            elif gone:
+                continue  # the record is withdrawn already
+            elif named in (current, origin):  # the version that counts, or the record by its original ID
                 gone = True
                 withdrawn = by_id.get(current) if current != origin else None
+            elif named in seen:  # a superseded intermediate version: nothing withdrawn, but to check
+                doubt = True
         if gone:
             if withdrawn is not None:
                 to_check.append(withdrawn)
         elif current in by_id:  # else the original is named but not received yet: nothing counts until it is
             kept.append(by_id[current])
+            if doubt:
+                to_check.append(by_id[current])
     return Resolution(sorted(kept, key=_order), sorted(to_check, key=_order))
 
 

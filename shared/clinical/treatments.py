@@ -5,13 +5,15 @@
   emergency into "irradiated" for good.
 - Drug identity: a drug event's name is read through the one vocabulary (shared/clinical/drugs.py): "Clopidogrel",
   "Plavix" and B01AC04 are the same drug in every service.
-- Drug starts and stops of the same day (issue 18 review): `in_effect_order` gives the one order every service
-  applies them in."""
+- Drug starts and stops of the same day (issue 18 reviews): `in_effect_order` gives the one order every service
+  applies them in (for one drug, the order they were recorded in)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from datetime import datetime
 
 from contracts.hospital import DrugAdministration, SystemicDrug, TreatmentEvent
 from shared.clinical.corrections import effective, resolve
@@ -54,27 +56,42 @@ def corrections_to_check(events: Iterable[TreatmentEvent]) -> list[TreatmentEven
     return resolve(events, _kind).to_check
 
 
-def in_effect_order(drugs: Sequence[SystemicDrug]) -> list[SystemicDrug]:
-    """Drug starts and stops in the order they take effect: by day; within a day, a start before a stop (a switch
-    from one drug to another the same day leaves no gap), except for a drug under way that is stopped and started
-    the same day: its stop comes first, a re-prescription, so the drug stays under way (issue 18 review). A drug not
-    under way started and stopped the same day was given that day only (e.g. one infusion). `drugs` in clinical
-    order (the order of `effective_treatments`); ties keep it."""
-    out: list[SystemicDrug] = []
+def _recorded_order(first: str, step: tuple[TreatmentEvent, SystemicDrug]) -> tuple[datetime, bool, str]:
+    e, d = step
+    return (e.recorded_at, d.action != first, str(e.event_id))
+
+
+def in_effect_order(events: Iterable[TreatmentEvent]) -> list[tuple[TreatmentEvent, SystemicDrug]]:
+    """The drug starts and stops of `events` (their SystemicDrug events; others are left out) in the order they take
+    effect: by day; within a day:
+    - for one drug, in the order they were recorded (`recorded_at`): the clinician's last word stands, so a renewal
+      then a stop is a stop (second review, SYS-DENO-STOP L1249-1253) and a stop then a start a re-prescription;
+      when the recorded order cannot tell (the same `recorded_at`), a drug under way is re-prescribed (its stop
+      first: it stays under way, issue 18 review) and a drug not under way was given that day only (e.g. one
+      infusion: its start first);
+    - between drugs, a start before a stop (a switch from one drug to another the same day leaves no gap).
+    Ties beyond that follow the event ID, so the order depends only on the set of events."""
+    steps = sorted(
+        ((e, e.treatment) for e in events if isinstance(e.treatment, SystemicDrug)),
+        key=lambda x: (x[1].on, x[0].recorded_at, str(x[0].event_id)),
+    )
+    out: list[tuple[TreatmentEvent, SystemicDrug]] = []
     under_way: set[str] = set()
-    for _, same_day in itertools.groupby(sorted(drugs, key=lambda d: d.on), key=lambda d: d.on):
-        day = list(same_day)
-        restarted = {d.drug for d in day if d.action == "started"} & under_way
-
-        def rank(d: SystemicDrug, restarted: set[str] = restarted) -> int:
-            if d.action == "stopped" and d.drug in restarted:
-                return 0
-            return 1 if d.action == "started" else 2
-
-        for d in sorted(day, key=rank):
+    for _, same_day in itertools.groupby(steps, key=lambda x: x[1].on):
+        queues: dict[str, list[tuple[TreatmentEvent, SystemicDrug]]] = {}
+        for step in same_day:
+            queues.setdefault(step[1].drug, []).append(step)
+        for drug, queue in queues.items():
+            first = "stopped" if drug in under_way else "started"  # when the recorded order cannot tell
+            queue.sort(key=functools.partial(_recorded_order, first))
+        while any(queues.values()):
+            heads = [q[0] for q in queues.values() if q]
+            starts = [h for h in heads if h[1].action == "started"]
+            e, d = min(starts or heads, key=lambda x: (x[0].recorded_at, str(x[0].event_id)))
+            queues[d.drug].pop(0)
             if d.action == "started":
                 under_way.add(d.drug)
             else:
                 under_way.discard(d.drug)
-            out.append(d)
+            out.append((e, d))
     return out

@@ -359,7 +359,8 @@ def test_an_amendment_entered_in_error_does_not_bring_back_the_original_and_is_t
     assert start.status == "cannot_decide" and plan["antiresorptive"].orders == []
 
 
-def test_an_entered_in_error_of_a_superseded_version_changes_nothing() -> None:
+def test_an_entered_in_error_of_a_superseded_version_keeps_the_version_in_force_to_check() -> None:
+    """Second review: the version in force still counts, and is to check (the hospital may have meant the record)."""
     original = drug(10, ZA, on="2026-06-01")
     first = correction(original, "amended", 11, on="2026-06-08")
     second = correction(original, "amended", 12, on="2026-06-15")
@@ -367,7 +368,7 @@ def test_an_entered_in_error_of_a_superseded_version_changes_nothing() -> None:
     for order in itertools.permutations([original, first, second, error]):
         kept = effective_treatments(order)
         assert [e.event_id for e in kept] == [second.event_id]
-        assert resolve(order, lambda e: e.treatment.kind).to_check == []
+        assert [e.event_id for e in resolve(order, lambda e: e.treatment.kind).to_check] == [second.event_id]
 
 
 def test_resolve_names_the_withdrawn_amendment() -> None:
@@ -483,9 +484,9 @@ NOT_DONE: list[tuple[str, str]] = [
     ("equivocal", "failed"),
     ("borderline", "qualified"),
     ("subclonal", "unrecognised"),
-    ("Statut EGFR inconnu", "unrecognised"),
-    ("unknown", "unrecognised"),
-    ("inconnu", "unrecognised"),
+    ("Statut EGFR inconnu", "not_done"),  # second review: a status not known is no result
+    ("unknown", "not_done"),
+    ("inconnu", "not_done"),
     ("Voir CR", "unrecognised"),
     ("cf compte-rendu", "unrecognised"),
     ("?", "none"),

@@ -207,7 +207,6 @@ def test_mol_biopsy_a_real_result_counts_as_done(egfr: str) -> None:
     [
         ("ALK", "réarrangement EML4-ALK"),
         ("ALK", "rearranged"),
-        ("ALK", "translocation"),
         ("ALK", "fusion détectée"),
         ("ALK", "IHC 0"),
         ("PD-L1", "<1%"),
