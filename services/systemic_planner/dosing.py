@@ -82,30 +82,29 @@ def correction_item(c: CorrectionToCheck) -> PlanItem:
     does not act as if nothing had been given. Second review: a version still in force although an earlier,
     superseded one was entered in error is counted, and to check."""
     names = _names(c)
-    if c.in_force:
-        return item(
-            f"correction-to-check:{c.event.event_id}",
-            "SYS-AR-START",
-            "to_do",
-            "warning",
-            f"Correction à vérifier : {names} du {c.on:%d/%m/%Y}",
+    text, name, change = (
+        (
             t.superseded_error_text(names, c.on),
-            inputs=[InputUsed(name="version_in_force", value=c.on.isoformat(), source_event_id=c.event.event_id)],
-            missing=[c.missing],
-            what_would_change_fr="Une nouvelle version de l'enregistrement, ou la version en vigueur déclarée "
-            "elle-même saisie par erreur.",
+            "version_in_force",
+            "Une nouvelle version de l'enregistrement, ou la version en vigueur déclarée elle-même saisie par erreur.",
         )
+        if c.in_force
+        else (
+            t.correction_text(names, c.on),
+            "withdrawn_amendment",
+            "Un enregistrement corrigé (nouvelle version) ou la confirmation que rien n'a été administré.",
+        )
+    )
     return item(
         f"correction-to-check:{c.event.event_id}",
         "SYS-AR-START",
         "to_do",
         "warning",
         f"Correction à vérifier : {names} du {c.on:%d/%m/%Y}",
-        t.correction_text(names, c.on),
-        inputs=[InputUsed(name="withdrawn_amendment", value=c.on.isoformat(), source_event_id=c.event.event_id)],
+        text,
+        inputs=[InputUsed(name=name, value=c.on.isoformat(), source_event_id=c.event.event_id)],
         missing=[c.missing],
-        what_would_change_fr="Un enregistrement corrigé (nouvelle version) ou la confirmation que rien n'a été "
-        "administré.",
+        what_would_change_fr=change,
     )
 
 
