@@ -3,16 +3,23 @@ password per principal (Kafka SCRAM users, Redis ACL users) and the Redis ACL fi
 
     python -m deploy.make_secrets [DIR]     # default ./secrets (git-ignored); existing files are kept
 
+DIR is made private (0700) and every file written is readable by its owner only (0600, `--file-mode`); the paths
+written are printed, never their contents. Docker Compose bind-mounts these files with their host permissions:
+where the containers' users (uid 10001 for the services, Kafka's and Redis's own) differ from the owner of the
+files, as with Docker Engine on Linux, they need `--file-mode 0644` (the 0700 directory still keeps every other
+host user out).
+
 A development and test convenience: in production the certificates come from the hospital's PKI and the
 passwords from its secret store, mounted under the same names. Nothing here is imported by the services."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 import secrets
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -25,6 +32,8 @@ from deploy.generate import PRINCIPALS, redis_acl_template
 
 PEM = serialization.Encoding.PEM
 VALIDITY = dt.timedelta(days=825)
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def _name(cn: str) -> x509.Name:
@@ -86,16 +95,34 @@ def redis_acl(passwords: dict[str, str]) -> str:
     return text
 
 
-def write_all(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> None:
-    """Everything docker-compose.yml mounts; files already there are kept (re-running rotates nothing)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_all(
+    directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), file_mode: int = FILE_MODE
+) -> list[Path]:
+    """Everything docker-compose.yml mounts; files already there are kept (re-running rotates nothing). The
+    directory is made 0700 and the files `file_mode` (created so, never readable by others in between); returns the
+    files written."""
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    directory.chmod(DIR_MODE)
+    written: list[Path] = []
+
+    def write(path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        path.chmod(file_mode)  # an existing file's mode, and the umask, are not applied by os.open
+        written.append(path)
 
     def put(name: str, data: bytes) -> None:
         path = directory / name
         if not path.exists():
-            path.write_bytes(data)
+            write(path, data)
+        else:
+            path.chmod(file_mode)  # kept, but no longer readable by others
 
     ca = make_ca()
+    for name in ("ca.crt", "kafka.pem", "redis.key", "redis.crt"):
+        if (directory / name).exists():
+            (directory / name).chmod(file_mode)
     if not (directory / "ca.crt").exists():
         put("ca.crt", ca[1].public_bytes(PEM))
         for host in ("kafka", "redis"):
@@ -110,8 +137,30 @@ def write_all(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1
     for user in (*SERVICES, "healthcheck"):
         put(f"{user}-redis-password", secrets.token_urlsafe(24).encode())
     passwords = {u: (directory / f"{u}-redis-password").read_text() for u in (*SERVICES, "healthcheck")}
-    (directory / "redis-users.acl").write_text(redis_acl(passwords))
+    acl = directory / "redis-users.acl"
+    text = redis_acl(passwords).encode()
+    if not acl.exists() or acl.read_bytes() != text:
+        write(acl, text)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.make_secrets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("directory", nargs="?", default="secrets", type=Path, help="where to write (default: secrets)")
+    parser.add_argument(
+        "--file-mode", default="0600", type=lambda v: int(v, 8), help="mode of the files written (octal, default 0600)"
+    )
+    args = parser.parse_args(argv)
+    written = write_all(args.directory, file_mode=args.file_mode)
+    print(f"{args.directory}/ (mode {DIR_MODE:04o}): {len(written)} file(s) written, mode {args.file_mode:04o}:")
+    for path in written:
+        print(f"  {path}")
+    if not written:
+        print("  none: every file was already there (existing secrets are kept)")
+    return 0
 
 
 if __name__ == "__main__":
-    write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "secrets"))
+    raise SystemExit(main())

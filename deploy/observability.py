@@ -9,11 +9,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deploy.spec import CRITICAL_ALERT_LATENCY_TARGET_S, LAG_THRESHOLD, NAMESPACE
+from deploy.spec import CRITICAL_ALERT_LATENCY_TARGET_S, LAG_THRESHOLD, NAMESPACE, runbook_url
 
 LAG = "max by (service, topic, partition) (osteocds_consumer_lag)"
 AGE = "max by (service, topic, partition) (osteocds_oldest_unprocessed_age_seconds)"
-RUNBOOK = "README.md#runbook"
+
+
+def counted(selector: str, by: str, window: str) -> str:
+    """Events of a counter in the last `window`, first event included (issue 20).
+
+    `increase` needs two samples of a series: one that appears at 1 gives it nothing. The services expose every
+    known series at 0 from the start (shared/observability/metrics.py); a series that appears anyway with a count
+    (an unforeseen label value, such as a handler's exception class, or an event before the first scrape) is caught
+    by the second part: a series present now and absent the hour before the window. (After a gap of more than an
+    hour in Prometheus' own data, a series with an earlier count may fire once.)"""
+    first = f"{selector} unless last_over_time({selector}[1h] offset {window})"
+    return f"sum by ({by}) (increase({selector}[{window}])) > 0 or sum by ({by}) ({first}) > 0"
 
 
 def _rule(name: str, expr: str, for_: str, severity: str, summary: str, action: str) -> dict[str, Any]:
@@ -22,7 +33,7 @@ def _rule(name: str, expr: str, for_: str, severity: str, summary: str, action: 
         "expr": expr,
         "for": for_,
         "labels": {"severity": severity, "team": "osteocds"},
-        "annotations": {"summary": summary, "description": action, "runbook_url": RUNBOOK},
+        "annotations": {"summary": summary, "description": action, "runbook_url": runbook_url()},
     }
 
 
@@ -60,7 +71,7 @@ def alert_rules() -> dict[str, Any]:
         ),
         _rule(
             "OsteoCDSDeadLetters",
-            "sum by (service, topic, error_type) (increase(osteocds_dead_letters_total[10m])) > 0",
+            counted("osteocds_dead_letters_total", "service, topic, error_type", "10m"),
             "0m",
             "warning",
             "{{ $labels.service }} dead-lettered {{ $labels.topic }} records ({{ $labels.error_type }})",
@@ -77,7 +88,7 @@ def alert_rules() -> dict[str, Any]:
         ),
         _rule(
             "OsteoCDSCriticalAlertEscalated",
-            'sum by (level) (increase(osteocds_alerts_escalated_total{severity="critical"}[15m])) > 0',
+            counted('osteocds_alerts_escalated_total{severity="critical"}', "level", "15m"),
             "0m",
             "critical",
             "A critical clinical alert was not acknowledged in time and was escalated (level {{ $labels.level }})",
@@ -306,6 +317,7 @@ def dashboard() -> dict[str, Any]:
 BUILTIN_METRICS = frozenset({"up"})
 _FUNCTIONS_AND_WORDS = frozenset(
     {"sum", "max", "min", "by", "rate", "increase", "delta", "histogram_quantile", "and", "or", "le"}
+    | {"unless", "offset", "last_over_time"}
     | {"label_values", "service", "topic", "partition", "severity", "level", "error_type", "outcome", "job"}
 )
 
@@ -322,3 +334,115 @@ def all_queries() -> list[str]:
     panels = [t["expr"] for p in dashboard()["panels"] for t in p["targets"]]
     variables = [v["query"] for v in dashboard()["templating"]["list"] if v["type"] == "query"]
     return rules + panels + variables
+
+
+# ---- promtool rule unit tests (deploy/prometheus/alerts_test.yml) -------------------------------------------------
+def _expand(template: str, labels: dict[str, str]) -> str:
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+
+
+def _alerts(rule: dict[str, Any], *label_sets: dict[str, str]) -> list[dict[str, Any]]:
+    """The alerts promtool must see: the rule's labels and the series' labels, annotations expanded."""
+    out = []
+    for labels in label_sets:
+        exp = rule["labels"] | labels
+        out.append({"exp_labels": exp, "exp_annotations": {k: _expand(v, exp) for k, v in rule["annotations"].items()}})
+    return out
+
+
+def _case(
+    name: str, series: dict[str, str], checks: list[tuple[str, list[dict[str, str]]]], rules: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in series.items()],
+        "alert_rule_test": [
+            {"eval_time": at, "alertname": name.split(":")[0], "exp_alerts": _alerts(rules[name.split(":")[0]], *ex)}
+            for at, ex in checks
+        ],
+    }
+
+
+def alert_rule_tests(rule_file: str) -> dict[str, Any]:
+    """`promtool test rules` cases: each rule fires on the series it watches and stays quiet otherwise; the two
+    counter rules fire on the first event, from a series initialised at 0 and from one that appears at 1."""
+    rules = {r["alert"]: r for g in alert_rules()["groups"] for r in g["rules"]}
+    lag = 'osteocds_consumer_lag{service="scoring",topic="osteocds.labs.normalised.v1",partition="0"}'
+    age = 'osteocds_oldest_unprocessed_age_seconds{service="scoring",topic="osteocds.labs.normalised.v1",partition="0"}'
+    scoring = {"service": "scoring", "topic": "osteocds.labs.normalised.v1"}
+
+    def buckets(fast: bool) -> dict[str, str]:  # one alert a minute, taking 2 s (fast) or 90 s (slow)
+        les = ("1", "5", "60", "300", "+Inf")
+        return {
+            f'osteocds_alert_latency_seconds_bucket{{severity="critical",le="{le}"}}': (
+                "0+1x30" if le in (("5", "60", "300", "+Inf") if fast else ("300", "+Inf")) else "0x30"
+            )
+            for le in les
+        }
+
+    dl = 'osteocds_dead_letters_total{{service="lab-normalisation",topic="hospital.hl7v2.v1",error_type="{}"}}'
+    dl_labels = {"service": "lab-normalisation", "topic": "hospital.hl7v2.v1"}
+    esc = 'osteocds_alerts_escalated_total{{severity="{}",level="{}"}}'
+    errors = 'osteocds_lag_sample_errors_total{service="scoring"}'
+    tests = [
+        _case("OsteoCDSConsumerLagGrowing", {lag: "0+20x30"}, [("20m", [scoring])], rules),
+        _case("OsteoCDSConsumerLagGrowing:steady", {lag: "100x30"}, [("20m", [])], rules),
+        _case("OsteoCDSOldestRecordWaiting", {age: "0+60x20"}, [("4m", []), ("12m", [scoring])], rules),
+        _case("OsteoCDSOldestRecordWaiting:none-waits", {age: "0x20"}, [("12m", [])], rules),
+        _case("OsteoCDSCriticalAlertLatency", buckets(fast=False), [("20m", [{}])], rules),
+        _case("OsteoCDSCriticalAlertLatency:fast", buckets(fast=True), [("20m", [])], rules),
+        _case(
+            # first event: the series is exposed at 0 from the start (metrics.py), then counts one
+            "OsteoCDSDeadLetters:first-event",
+            {dl.format("Rejected"): "0 0 0 1 1"},
+            [("2m", []), ("4m", [dl_labels | {"error_type": "Rejected"}])],
+            rules,
+        ),
+        _case(
+            # a label value not initialised (a handler's exception class) appears with its first count
+            "OsteoCDSDeadLetters:new-series",
+            {dl.format("KeyError"): "_ _ 1 1 1"},
+            [("1m", []), ("3m", [dl_labels | {"error_type": "KeyError"}])],
+            rules,
+        ),
+        _case(
+            "OsteoCDSDeadLetters:old-count",
+            {dl.format("Rejected"): "2x90", dl.format("TooLarge"): "0x90"},
+            [("80m", [])],
+            rules,
+        ),
+        _case(
+            "OsteoCDSServiceNotReady",
+            {'osteocds_ready{service="notification"}': "1x5 0x15"},
+            [("4m", []), ("15m", [{"service": "notification"}])],
+            rules,
+        ),
+        _case(
+            "OsteoCDSCriticalAlertEscalated:first-event",
+            {esc.format("critical", "1"): "0 0 1 1 1", esc.format("warning", "1"): "0 0 1 1 1"},
+            [("1m", []), ("3m", [{"level": "1"}])],
+            rules,
+        ),
+        _case(
+            # an escalation before the first scrape: the series appears at 1
+            "OsteoCDSCriticalAlertEscalated:new-series",
+            {esc.format("critical", "2"): "_ _ 1 1 1"},
+            [("1m", []), ("3m", [{"level": "2"}])],
+            rules,
+        ),
+        _case("OsteoCDSCriticalAlertEscalated:old-count", {esc.format("critical", "1"): "1x90"}, [("80m", [])], rules),
+        _case("OsteoCDSLagNotMeasured", {errors: "0+1x60"}, [("10m", []), ("40m", [{"service": "scoring"}])], rules),
+        _case("OsteoCDSLagNotMeasured:measured", {errors: "0x60"}, [("40m", [])], rules),
+    ]
+    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+
+
+def alerts_tested(tests: dict[str, Any]) -> dict[str, set[str]]:
+    """For each alert name, the names of the cases that expect it to fire."""
+    fired: dict[str, set[str]] = {}
+    for case in tests["tests"]:
+        for check in case["alert_rule_test"]:
+            if check["exp_alerts"]:
+                fired.setdefault(check["alertname"], set()).add(case["name"])
+    return fired

@@ -1,10 +1,15 @@
-"""`python -m deploy.render`: write docker-compose.yml, deploy/k8s/, deploy/grafana/ and deploy/prometheus/
-from deploy/spec.py (`--check`: exit 1 if a committed file differs from its rendering)."""
+"""`python -m deploy.render`: write docker-compose.yml, deploy/k8s/, deploy/k8s-secrets.example/, deploy/grafana/
+and deploy/prometheus/ from deploy/spec.py (`--check`: exit 1 if a committed file differs from its rendering).
+
+`--image REF` (or OSTEOCDS_IMAGE) sets the image Kubernetes pulls and `--docs-url URL` (or OSTEOCDS_DOCS_URL) the
+base of the runbook link of the alert rules; with either, write to another directory (`--out DIR`) so that the
+committed files stay the rendering of the defaults."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from deploy.spec import (
     RUN_AS_USER,
     SECRETS_DIR,
     App,
+    k8s_image,
     kafka_secret,
     redis_secret,
 )
@@ -217,7 +223,7 @@ def deployment(app: App) -> dict[str, Any]:
 
     container = {
         "name": app.name,
-        "image": IMAGE,
+        "image": k8s_image(),
         "imagePullPolicy": "IfNotPresent",
         "command": app.command,
         "env": [{"name": k, "value": v} for k, v in env.items()],
@@ -240,12 +246,13 @@ def deployment(app: App) -> dict[str, Any]:
         },
         "volumeMounts": mounts,
     }
+    spec: dict[str, Any] = {} if scaled(app) else {"replicas": 1}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(app.name, app),
-        "spec": {
-            "replicas": 1,  # KEDA sets the count for consumers (ScaledObject below)
+        "spec": spec
+        | {
             "selector": {"matchLabels": _labels(app)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
@@ -275,6 +282,12 @@ def deployment(app: App) -> dict[str, Any]:
             },
         },
     }
+
+
+def scaled(app: App) -> bool:
+    """KEDA owns the replica count of a consumer (its ScaledObject): its Deployment sets none, else every
+    `kubectl apply` would reset the count KEDA chose."""
+    return bool(app.consumes)
 
 
 def service(app: App) -> dict[str, Any]:
@@ -369,8 +382,11 @@ def scaled_object(app: App) -> dict[str, Any]:
     }
 
 
+PLACEHOLDER = "REPLACE-ME (kubectl create secret generic ...; see README, Runbook)"
+
+
 def _secret(name: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    placeholder = "REPLACE-ME (kubectl create secret generic ...; see README, Runbook)"
+    placeholder = PLACEHOLDER
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -396,7 +412,6 @@ def common() -> list[dict[str, Any]]:
     part_of = {"app.kubernetes.io/part-of": "osteocds"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": part_of}},
-        _secret(CA_SECRET, ("ca.crt",)),
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -412,37 +427,66 @@ def secrets(app: App) -> list[dict[str, Any]]:
 
 
 def kubernetes() -> dict[str, str]:
+    """deploy/k8s/: everything `kubectl apply -f deploy/k8s/` may apply again and again; no Secret (their values
+    are the platform's: see `secrets_example`)."""
     files = {"00-common.yaml": GENERATED + _yaml_all(common())}
     for app in APPS:
-        docs = [service_account(app), *secrets(app), deployment(app), service(app), network_policy(app)]
+        docs = [service_account(app), deployment(app), service(app), network_policy(app)]
         docs += [trigger_authentication(app), scaled_object(app)]
         files[f"{app.name}.yaml"] = GENERATED + _yaml_all(docs)
     lag = LAG_EXPORTER
     files[f"{lag.name}.yaml"] = GENERATED + _yaml_all(
-        [service_account(lag), *secrets(lag), deployment(lag), service(lag), network_policy(lag)]
+        [service_account(lag), deployment(lag), service(lag), network_policy(lag)]
     )
     return files
 
 
+SECRETS_HEAD = (
+    "# The Secrets deploy/k8s/ mounts, with placeholders: a template, NOT applied with deploy/k8s/ (applying it\n"
+    "# would overwrite the real credentials). Create each Secret once with its real values, e.g.\n"
+    "#   kubectl -n osteocds create secret generic <service>-kafka --from-literal=username=<service> \\\n"
+    "#       --from-literal=password=...\n"
+    "# or from the hospital's secret store (External Secrets, Sealed Secrets) under these names and keys.\n"
+)
+
+
+def secrets_example() -> str:
+    docs = [_secret(CA_SECRET, ("ca.crt",))]
+    for app in (*APPS, LAG_EXPORTER):
+        docs += secrets(app)
+    return GENERATED + SECRETS_HEAD + _yaml_all(docs)
+
+
 # ---- all files ------------------------------------------------------------------------------------------------
-def rendered() -> dict[Path, str]:
-    files = {ROOT / "docker-compose.yml": compose()}
-    files |= {ROOT / "deploy" / "k8s" / name: text for name, text in kubernetes().items()}
-    files[ROOT / "deploy" / "grafana" / "osteocds.json"] = json.dumps(observability.dashboard(), indent=2) + "\n"
-    files[ROOT / "deploy" / "prometheus" / "alerts.yml"] = GENERATED + _yaml(observability.alert_rules())
-    files[ROOT / "deploy" / "prometheus" / "prometheus.yml"] = GENERATED + _yaml(observability.prometheus_config())
+def rendered(root: Path = ROOT) -> dict[Path, str]:
+    files = {root / "docker-compose.yml": compose()}
+    files |= {root / "deploy" / "k8s" / name: text for name, text in kubernetes().items()}
+    files[root / "deploy" / "k8s-secrets.example" / "secrets.yaml"] = secrets_example()
+    files[root / "deploy" / "grafana" / "osteocds.json"] = json.dumps(observability.dashboard(), indent=2) + "\n"
+    prometheus = root / "deploy" / "prometheus"
+    files[prometheus / "alerts.yml"] = GENERATED + _yaml(observability.alert_rules())
+    files[prometheus / "alerts_test.yml"] = GENERATED + _yaml(observability.alert_rule_tests("alerts.yml"))
+    files[prometheus / "prometheus.yml"] = GENERATED + _yaml(observability.prometheus_config())
     return files
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if a committed file differs from its rendering")
-    args = parser.parse_args()
+    parser.add_argument("--image", help="image Kubernetes pulls, registry/name:tag (default: OSTEOCDS_IMAGE or spec)")
+    parser.add_argument("--docs-url", help="absolute base of the runbook link (default: OSTEOCDS_DOCS_URL or spec)")
+    parser.add_argument("--out", type=Path, default=ROOT, help="directory to render into (default: the repository)")
+    args = parser.parse_args(argv)
+    if args.image:
+        os.environ["OSTEOCDS_IMAGE"] = args.image
+    if args.docs_url:
+        os.environ["OSTEOCDS_DOCS_URL"] = args.docs_url
+    root: Path = args.out.resolve()
     stale = []
-    for path, text in rendered().items():
+    for path, text in rendered(root).items():
         if path.exists() and path.read_text() == text:
             continue
-        stale.append(path.relative_to(ROOT))
+        stale.append(path.relative_to(root))
         if not args.check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

@@ -7,6 +7,7 @@ fails when a committed file differs from its rendering. Ports and modules come f
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -14,7 +15,27 @@ from contracts.topics import LAB_NORMALISATION, NOTIFICATION, SERVICES, TOPICS
 from devstack.stack import MLLP_PORT, SERVICE_MODULES
 from shared.settings import Settings
 
+#: the image compose builds (`build: .`) and runs, by its local name
 IMAGE: Final = "osteocds:0.1.0"
+#: the image Kubernetes pulls, registry/name:tag: `OSTEOCDS_IMAGE` (or `python -m deploy.render --image`) when
+#: rendering; the default names a placeholder registry: push the image there or render with your own
+DEFAULT_K8S_IMAGE: Final = f"registry.osteocds.example/osteocds/{IMAGE}"
+#: where the documentation is served (an absolute base): alert rules link to `<base>/README.md#runbook`.
+#: `OSTEOCDS_DOCS_URL` (or `python -m deploy.render --docs-url`) when rendering; the default is a placeholder
+DEFAULT_DOCS_URL: Final = "https://osteocds.example"
+
+
+def k8s_image() -> str:
+    """The image reference of the Kubernetes Deployments (OSTEOCDS_IMAGE, else DEFAULT_K8S_IMAGE)."""
+    return os.environ.get("OSTEOCDS_IMAGE") or DEFAULT_K8S_IMAGE
+
+
+def runbook_url() -> str:
+    """The runbook's absolute URL, linked from every alert rule (OSTEOCDS_DOCS_URL, else DEFAULT_DOCS_URL)."""
+    base = (os.environ.get("OSTEOCDS_DOCS_URL") or DEFAULT_DOCS_URL).rstrip("/")
+    return f"{base}/README.md#runbook"
+
+
 NAMESPACE: Final = "osteocds"
 #: the single image's user (Dockerfile: useradd --uid 10001)
 RUN_AS_USER: Final = 10001
@@ -94,8 +115,9 @@ INGRESS_NAMESPACE: Final = "ingress-nginx"
 #: the namespace of the hospital's integration engine, which sends HL7 v2 over MLLP to lab-normalisation
 INTEGRATION_NAMESPACE: Final = "hospital-integration"
 
-#: Kubernetes Secrets (created by the platform: the committed ones hold placeholders only): the CA, and per
-#: service `<name>-kafka` (username, password) and `<name>-redis` (password)
+#: Kubernetes Secrets (created by the platform, never applied from deploy/k8s/): the CA, and per service
+#: `<name>-kafka` (username, password) and `<name>-redis` (password). Their shape, with placeholders, is in
+#: deploy/k8s-secrets.example/ (issue 20: a Secret next to a Deployment overwrote the real one on every apply).
 CA_SECRET: Final = "osteocds-ca"
 
 

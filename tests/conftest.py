@@ -36,6 +36,21 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_fixed_mllp_port() -> Iterator[int]:
+    """Issue 20: no test binds a port of `./osteocds up` (the suite runs beside it). Every process a test
+    starts from this environment (`devstack.stack.service_env` passes MLLP_PORT through, e.g. the chaos
+    harness) gets a free MLLP port instead of 2575; the test stack sets its own below."""
+    before = os.environ.get("MLLP_PORT")
+    port = infra.free_port()
+    os.environ["MLLP_PORT"] = str(port)
+    yield port
+    if before is None:
+        os.environ.pop("MLLP_PORT", None)
+    else:
+        os.environ["MLLP_PORT"] = before
+
+
 @pytest.fixture(scope="session")
 def kafka_provisioned() -> Iterator[infra.Provisioned]:
     with infra.kafka() as k:
@@ -97,7 +112,10 @@ def stack(
     """The five services as real processes, exactly as `osteocds up` starts them (trusting the test issuer),
     with notification's settle window and escalation delay shortened."""
     ports = {name: infra.free_port() for name in SERVICE_MODULES}
+    # lab-normalisation's MLLP listener: a free port, in the stack's env so that a restart keeps it (not 2575)
+    mllp_port = infra.free_port()
     env = {
+        "MLLP_PORT": str(mllp_port),
         **kafka_settings,
         **local_issuer.env(),
         "ALERT_SETTLE_SECONDS": str(TEST_SETTLE_S),
@@ -105,7 +123,7 @@ def stack(
         "TIMER_POLL_INTERVAL_S": "0.2",
         "LIVE_POLL_SECONDS": "0.2",
     }
-    running = spawn_services(kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs)
+    running = spawn_services(kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs, mllp_port=mllp_port)
     yield running
     running.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,16 +26,24 @@ from shared.web.auth import AuthSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
+#: the Secrets' shape with placeholders: never applied with deploy/k8s/ (issue 20)
+K8S_SECRETS = ROOT / "deploy" / "k8s-secrets.example" / "secrets.yaml"
 K8S_VERSION = "1.30.0"
 CRD_KINDS = {"ScaledObject", "TriggerAuthentication"}
 
 
 def manifests() -> list[dict[str, Any]]:
-    return [d for path in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+    """What `kubectl apply -f deploy/k8s/` applies (and `-R`: every file below it)."""
+    return [d for path in sorted(K8S.rglob("*")) if path.is_file() for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def secret_templates() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(K8S_SECRETS.read_text()) if d]
 
 
 def of_kind(kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in manifests() if d["kind"] == kind}
+    docs = secret_templates() if kind == "Secret" else manifests()
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
 def settings_class(app: spec.App) -> type[Settings]:
@@ -53,14 +60,14 @@ def test_committed_files_are_the_rendering() -> None:
     for path, text in render.rendered().items():
         assert path.exists(), f"{path} missing: run python -m deploy.render"
         assert path.read_text() == text, f"{path.relative_to(ROOT)} is stale: run python -m deploy.render"
-    rendered = {p.name for p in render.rendered() if p.parent == K8S}
-    assert {p.name for p in K8S.glob("*.yaml")} == rendered  # no hand-written leftover
+    rendered = {p for p in render.rendered() if K8S in p.parents}
+    assert {p for p in K8S.rglob("*") if p.is_file()} == rendered  # no hand-written leftover
 
 
 def test_manifests_validate_against_the_kubernetes_schemas_offline() -> None:
     docs = manifests()
-    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "NetworkPolicy", "Secret", "ScaledObject"}
-    for doc in docs:
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "NetworkPolicy", "ScaledObject"}
+    for doc in docs + secret_templates():
         if doc["kind"] in CRD_KINDS:
             jsonschema.validate(doc, KEDA_SCHEMAS[doc["kind"]])
         else:
@@ -115,6 +122,50 @@ def test_pods_are_probed_limited_and_unprivileged() -> None:
         )
         assert pod["automountServiceAccountToken"] is False
         assert pod["terminationGracePeriodSeconds"] > 30  # the drain of shared/runtime/service.py stop()
+
+
+def test_applying_the_manifests_overwrites_no_secret() -> None:
+    """Issue 20: a placeholder Secret applied with the Deployments replaced the real credentials on every apply.
+    deploy/k8s/ holds none; the template of each Secret the pods and KEDA use is in deploy/k8s-secrets.example/."""
+    assert not [d["metadata"]["name"] for d in manifests() if d["kind"] == "Secret"]
+    assert "REPLACE-ME" not in "".join(p.read_text() for p in K8S.rglob("*") if p.is_file())
+    assert K8S not in K8S_SECRETS.parents
+    templates = of_kind("Secret")
+    assert all(v.startswith("REPLACE-ME") for d in templates.values() for v in d["stringData"].values())
+    referenced = {
+        s["secret"]["name"]
+        for d in of_kind("Deployment").values()
+        for v in d["spec"]["template"]["spec"]["volumes"]
+        if "projected" in v
+        for s in v["projected"]["sources"]
+    }
+    referenced |= {r["name"] for t in of_kind("TriggerAuthentication").values() for r in t["spec"]["secretTargetRef"]}
+    assert referenced == set(templates)
+    assert all(d["metadata"]["namespace"] == spec.NAMESPACE for d in templates.values())
+
+
+def test_keda_owns_the_replica_count_of_consumers() -> None:
+    """A Deployment a ScaledObject scales sets no `replicas`: `kubectl apply` would reset KEDA's count."""
+    scaled = {so["spec"]["scaleTargetRef"]["name"] for so in of_kind("ScaledObject").values()}
+    deployments = of_kind("Deployment")
+    assert scaled == set(SERVICES)
+    for name, d in deployments.items():
+        assert ("replicas" in d["spec"]) == (name not in scaled), name
+    assert deployments["lag-exporter"]["spec"]["replicas"] == 1  # no ScaledObject: one exporter
+
+
+def test_the_image_reference_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in of_kind("Deployment").values()}
+    assert images == {spec.DEFAULT_K8S_IMAGE}
+    registry, _, rest = spec.DEFAULT_K8S_IMAGE.partition("/")
+    assert "." in registry and rest.endswith(":" + spec.IMAGE.split(":")[1])  # registry/name:tag
+    monkeypatch.setenv("OSTEOCDS_IMAGE", "registry.hospital.example/cds/osteocds:2.0.0")
+    app = spec.APPS[0]
+    assert render.deployment(app)["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.hospital.example/cds/osteocds:2.0.0"
+    )
+    compose = yaml.safe_load(render.compose())["services"]
+    assert compose[app.name]["image"] == spec.IMAGE  # compose builds and runs the local image
 
 
 def test_credentials_come_from_secrets() -> None:
@@ -224,91 +275,27 @@ def test_dashboard_is_valid_grafana_json() -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)")
-def test_alert_rules_fire_on_their_series(tmp_path: Path) -> None:
-    """promtool's rule unit tests: the alerts fire on the series they watch, and stay quiet otherwise."""
-    rules = ROOT / "deploy" / "prometheus" / "alerts.yml"
-    lag = 'osteocds_consumer_lag{service="scoring",topic="osteocds.labs.normalised.v1",partition="0"}'
-    tests: dict[str, Any] = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    {"series": lag, "values": "0+20x30"},  # growing by 20 a minute
-                    {"series": 'osteocds_ready{service="notification"}', "values": "1x5 0x15"},
-                    {
-                        "series": 'osteocds_alerts_escalated_total{severity="critical",level="1"}',
-                        "values": "0 0 1 1 1",
-                    },
-                    {
-                        "series": 'osteocds_dead_letters_total{service="lab-normalisation",'
-                        'topic="hospital.hl7v2.v1",error_type="Rejected"}',
-                        "values": "0 0 0 2 2",
-                    },
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "20m",
-                        "alertname": "OsteoCDSConsumerLagGrowing",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "team": "osteocds",
-                                    "service": "scoring",
-                                    "topic": "osteocds.labs.normalised.v1",
-                                }
-                            }
-                        ],
-                    },
-                    {"eval_time": "4m", "alertname": "OsteoCDSServiceNotReady", "exp_alerts": []},
-                    {
-                        "eval_time": "15m",
-                        "alertname": "OsteoCDSServiceNotReady",
-                        "exp_alerts": [
-                            {"exp_labels": {"severity": "critical", "team": "osteocds", "service": "notification"}}
-                        ],
-                    },
-                    {
-                        "eval_time": "3m",
-                        "alertname": "OsteoCDSCriticalAlertEscalated",
-                        "exp_alerts": [{"exp_labels": {"severity": "critical", "team": "osteocds", "level": "1"}}],
-                    },
-                    {"eval_time": "1m", "alertname": "OsteoCDSCriticalAlertEscalated", "exp_alerts": []},
-                    {
-                        "eval_time": "4m",
-                        "alertname": "OsteoCDSDeadLetters",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "team": "osteocds",
-                                    "service": "lab-normalisation",
-                                    "topic": "hospital.hl7v2.v1",
-                                    "error_type": "Rejected",
-                                }
-                            }
-                        ],
-                    },
-                ],
-            }
-        ],
-    }
-    # promtool compares the (templated) annotations too: expand them for the expected labels
-    by_name = {r["alert"]: r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]}
-    for case in tests["tests"][0]["alert_rule_test"]:
-        for alert in case["exp_alerts"]:
-            annotations = by_name[case["alertname"]]["annotations"].items()
-            alert["exp_annotations"] = {k: _expand(v, alert["exp_labels"]) for k, v in annotations}
-    path = tmp_path / "alerts_test.yml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False)
+def test_alert_rules_fire_on_their_series() -> None:
+    """promtool's rule unit tests (deploy/prometheus/alerts_test.yml, rendered from deploy/observability.py): each
+    rule fires on the series it watches, the first event included, and stays quiet otherwise."""
+    tests = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
+    out = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _expand(template: str, labels: dict[str, str]) -> str:
-    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)")
+def test_a_failing_promtool_case_fails(tmp_path: Path) -> None:
+    """The check above is not vacuous: a case expecting what the rules do not do fails."""
+    doc = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts_test.yml").read_text())
+    (tmp_path / "alerts.yml").write_text((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    for case in doc["tests"]:
+        if case["name"] == "OsteoCDSDeadLetters:new-series":
+            case["input_series"][0]["values"] = "_ _ _ _ _"  # no dead letter: the expected alert cannot fire
+    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = subprocess.run(
+        ["promtool", "test", "rules", str(tmp_path / "alerts_test.yml")], capture_output=True, text=True, check=False
+    )
+    assert out.returncode != 0 and "OsteoCDSDeadLetters" in out.stdout + out.stderr
 
 
 RULES_SCHEMA: dict[str, Any] = {
@@ -431,3 +418,32 @@ KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def _unknown_fields(sent: Any, parsed: Any, path: str = "") -> list[str]:
+    """The keys of `sent` that the parsed model did not keep (an unknown field: a typo KEDA would ignore)."""
+    if isinstance(sent, dict) and isinstance(parsed, dict):
+        out = [f"{path}.{k}" for k in sent if k not in parsed]
+        return out + [x for k in sent if k in parsed for x in _unknown_fields(sent[k], parsed[k], f"{path}.{k}")]
+    if isinstance(sent, list) and isinstance(parsed, list):
+        return [
+            x for i, (a, b) in enumerate(zip(sent, parsed, strict=False)) for x in _unknown_fields(a, b, f"{path}[{i}]")
+        ]
+    return []
+
+
+def test_keda_resources_validate_against_the_models_of_kedas_published_crds() -> None:
+    """Issue 20: the ScaledObjects and TriggerAuthentications against KEDA's own CRD schemas (2.16, as generated into
+    `cloudcoil.models.keda`): a wrong type, a missing field or an unknown field fails here, not in the cluster."""
+    from cloudcoil.models.keda import v1alpha1
+
+    checked = 0
+    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if not doc or doc.get("kind") not in ("ScaledObject", "TriggerAuthentication"):
+                continue
+            model = getattr(v1alpha1, doc["kind"]).model_validate(doc)
+            parsed = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+            assert _unknown_fields(doc, parsed) == [], path.name
+            checked += 1
+    assert checked >= 10

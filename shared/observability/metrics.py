@@ -21,6 +21,12 @@ every metric used there is one of `METRIC_NAMES`.
   critical alert: the `OsteoCDSCriticalAlertLatency` rule).
 - `osteocds_alerts_escalated_total{severity,level}`: alerts notification escalated because they were not
   acknowledged in time (an alert output whose last transition is `escalated`).
+
+Issue 20: a counter series that appears only at its first increment gives `increase()` nothing, so an alert rule
+reading it would miss the first event. Every counter series an alert rule reads is therefore exposed at 0 from the
+start, for all its known label values (`KNOWN_ERROR_TYPES`, `SEVERITIES`, `ESCALATION_LEVELS`, the topics the
+service consumes in contracts/topics.py, the lag monitor's groups); the rules also catch a series that appears
+with an unforeseen label value (deploy/observability.py).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -40,6 +46,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 
+from contracts.base import Severity
+from contracts.topics import TOPICS
 from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
 
@@ -48,6 +56,25 @@ log = logging.getLogger(__name__)
 #: header carrying the broker timestamp (ms) of the hospital input an output derives from
 ORIGIN_HEADER = "osteocds-origin-ts"
 ALERTS_TOPIC = "osteocds.alerts.v1"
+
+#: the error types a dead letter is counted under (shared/runtime/service.py, limits.py): decoding and limits,
+#: rejections by a handler; a handler's unexpected exception is counted under its class name (not known ahead)
+KNOWN_ERROR_TYPES: tuple[str, ...] = (
+    "EmptyMessage",
+    "TooLarge",
+    "NonFiniteNumber",
+    "MissingKey",
+    "KeyMismatch",
+    "ValidationError",
+    "JSONDecodeError",
+    "UnicodeDecodeError",
+    "ValueError",
+    "Rejected",
+    "PartiallyRejected",
+)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+#: escalation levels notification reaches (services/notification: ALERT_ESCALATION_MAX_LEVEL, default 2)
+ESCALATION_LEVELS: tuple[str, ...] = ("1", "2")
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -181,10 +208,29 @@ class Metrics:
         self._handled.clear()
 
 
-class OpsMetrics:
-    """The runtime's operations metrics of one service (its own registry, served on /metrics)."""
+def consumed_topics(service: str) -> tuple[str, ...]:
+    """The topics a service consumes, from the registry (contracts/topics.py)."""
+    return tuple(t.name for t in TOPICS if service in t.consumers)
 
-    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+
+def produces_alerts(service: str) -> bool:
+    return any(t.name == ALERTS_TOPIC and service in t.producers for t in TOPICS)
+
+
+class OpsMetrics:
+    """The runtime's operations metrics of one service (its own registry, served on /metrics).
+
+    The counters alert rules read start at 0 (issue 20): dead letters for every consumed topic (`topics`, by default
+    the registry's) and known error type; for the service that raises alerts (notification), escalations for every
+    severity and level and the alert latency histogram for every severity."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        service: str,
+        topics: Iterable[str] | None = None,
+        escalation_levels: Iterable[str] = ESCALATION_LEVELS,
+    ) -> None:
         self.service = service
         self.gauges = LagGauges(registry)
         self.batch_seconds = Histogram(
@@ -232,6 +278,14 @@ class OpsMetrics:
         )
         self._pending = 0
         self._latency_of: dict[str, Any] = {}
+        for topic in consumed_topics(service) if topics is None else topics:
+            for error_type in KNOWN_ERROR_TYPES:
+                self.dead_letters.labels(service, topic, error_type)
+        if produces_alerts(service):
+            for severity in SEVERITIES:
+                self.alert_latency.labels(severity)
+                for level in escalation_levels:
+                    self.escalated.labels(severity, level)
 
     # ---- hooks of the consumer loop ------------------------------------------------------------------
     def dead_letter(self, topic: str, error_type: str) -> None:
@@ -308,6 +362,8 @@ class LagMonitor:
         self.settings = settings
         self.groups = {g: sorted(set(ts)) for g, ts in groups.items()}
         self.gauges = gauges
+        for group in self.groups:  # at 0 from the start: OsteoCDSLagNotMeasured reads its increase (issue 20)
+            gauges.errors.labels(group)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
 

@@ -11,8 +11,10 @@ processed, the idle watchdog or a readiness probe sees it. From then on:
 3. the consumer rewinds its partitions to their committed offsets, readiness returns, and processing goes on.
 
 No operator is needed. The logs say when the state was found lost and when it was rebuilt (counts and
-seconds only, no patient data). A process that starts against a Redis without its epoch (a first start, or
-a restart after a loss) takes the same path before it consumes anything.
+seconds only, no patient data): `state rebuilt from Kafka` is a WARNING when something was rebuilt (a loss
+healed), INFO when there was nothing to rebuild (a clean start: `count` 0). A process that starts against a
+Redis without its epoch (a first start, or a restart after a loss) takes the same path before it consumes
+anything.
 
 Several instances of one service notice the same loss at once (issue 13): only the one that takes the service's
 rebuild lock (a Redis key set with NX and a TTL of `REBUILD_LOCK_TTL_S`, renewed while it rebuilds) rebuilds.
@@ -134,7 +136,11 @@ async def _rebuild(service: Service, expected: bytes | None) -> RebuildReport:
     t0 = time.perf_counter()
     report = await rebuild(service, expected)
     service.metrics.rebuild_seconds.labels(service.name).observe(time.perf_counter() - t0)
-    log.warning(
+    # a loss healed (events replayed, outputs republished) is worth a warning; a clean start (empty topics,
+    # nothing rebuilt) is not
+    healed = bool(report.events or report.patients or report.published)
+    log.log(
+        logging.WARNING if healed else logging.INFO,
         "state rebuilt from Kafka: consumption resumes",
         extra={"patients": report.patients, "count": report.events, "published": report.published},
     )

@@ -5,6 +5,7 @@ one replica is enough. /healthz and /readyz like the services; /metrics needs a 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,6 +80,12 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        prog="python -m shared.runtime.lag",
+        description="Consumer-lag exporter: serves /metrics (ops role) with every consumer group's lag and the age "
+        "of its oldest waiting record, sampled every LAG_INTERVAL_S (settings: KAFKA_BOOTSTRAP_SERVERS, HTTP_PORT, "
+        "OIDC_*).",
+    ).parse_args()
     settings = Settings(service_name=NAME)
     configure_logging(NAME, settings.log_level)
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)

@@ -156,8 +156,15 @@ _bearer = HTTPBearer(
 AuditSink = Callable[[AuditEvent], Awaitable[None]]
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="osteocds", error="invalid_token"'})
+#: the protection space named in every challenge (RFC 6750 §3)
+REALM: Final = "osteocds"
+
+
+def _unauthorized(detail: str, *, token_sent: bool = True) -> HTTPException:
+    """401 with its challenge (RFC 6750 §3, §3.1): `error="invalid_token"` when a token was sent and refused;
+    none when the request carried no bearer token at all (no error code for a request without credentials)."""
+    challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if token_sent else "")
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
 def require(*roles: str, audit: str | None = None) -> DependsParam:
@@ -170,7 +177,7 @@ def require(*roles: str, audit: str | None = None) -> DependsParam:
     ) -> Principal:
         auth: Authenticator = request.app.state.auth
         if creds is None or not creds.credentials:
-            raise _unauthorized("a bearer token is required")
+            raise _unauthorized("a bearer token is required", token_sent=False)
         if not auth.configured:
             raise _unauthorized("no identity provider is configured for this service")
         try:

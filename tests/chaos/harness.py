@@ -260,7 +260,8 @@ async def run(
     ):
         # non-critical alerts are shown once their settle window has passed: a short one, as in the tests
         settle_env = {"ALERT_SETTLE_SECONDS": "1", "TIMER_POLL_INTERVAL_S": "0.2"}
-        extra = {**infra.EMBEDDED_KAFKA_SETTINGS, **oidc.env(), **settle_env}
+        # MLLP on a free port: the harness runs beside `./osteocds up` too (issue 20)
+        extra = {**infra.EMBEDDED_KAFKA_SETTINGS, **oidc.env(), **settle_env, "MLLP_PORT": str(infra.free_port())}
         bearer = oidc.token("chaos-clinician", [CLINICIAN])
         stack = RunningStack(urls={n: f"http://127.0.0.1:{infra.free_port()}" for n in SERVICE_MODULES})
         stack.env = service_env(bootstrap, redis_url, extra)

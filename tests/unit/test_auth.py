@@ -102,6 +102,30 @@ def test_missing_forged_expired_or_misdirected_tokens_get_401(idp: issuer.LocalI
         assert r.headers["www-authenticate"].startswith("Bearer"), why
 
 
+def test_a_request_without_a_token_is_challenged_without_an_error_code(idp: issuer.LocalIssuer) -> None:
+    """Issue 20, RFC 6750 §3.1: a request that lacks any authentication information (no Authorization header,
+    or another scheme than Bearer) gets a challenge without an error code; a token that was sent and refused
+    gets `error="invalid_token"`, also when no identity provider is configured to check it."""
+    client = TestClient(app_for(settings_for(idp), []))
+    for why, headers in {
+        "no header": {},
+        "another scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+    }.items():
+        r = client.get("/patients/pt-1/things", headers=headers)
+        assert r.status_code == 401, why
+        assert r.headers["www-authenticate"] == 'Bearer realm="osteocds"', why
+    for why, refused in {
+        "garbage": client,
+        "expired": client,
+        "no identity provider": TestClient(app_for(AuthSettings(), [])),
+    }.items():
+        ttl = -60 if why == "expired" else 60
+        tok = "abc.def.ghi" if why == "garbage" else idp.token("dr-a", [CLINICIAN], ttl_s=ttl)
+        r = refused.get("/patients/pt-1/things", headers=bearer(tok))
+        assert r.status_code == 401, why
+        assert r.headers["www-authenticate"] == 'Bearer realm="osteocds", error="invalid_token"', why
+
+
 def test_a_wrong_role_gets_403(idp: issuer.LocalIssuer) -> None:
     audited: list[AuditEvent] = []
     client = TestClient(app_for(settings_for(idp), audited))
