@@ -4,6 +4,8 @@ osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis, 
                  five services
 osteocds demo    publish sample patient events to a running stack and print the alerts
 osteocds token   print an access token of the local issuer: --role clinician|integration|ops --user NAME
+osteocds restart|rebuild|stop|start SERVICE, osteocds status
+                 one service of the running `up`, with the settings `up` gave it (through .run/control/)
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -37,6 +40,8 @@ from shared.web.auth import CLINICIAN, ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = ROOT / ".run" / "stack.json"
+#: requests to the running `up` (restart, rebuild, stop, start, status of one service): one file each
+CONTROL_DIR = ROOT / ".run" / "control"
 
 #: service name -> (python module, default HTTP port)
 SERVICE_MODULES: dict[str, tuple[str, int]] = {
@@ -50,6 +55,14 @@ SERVICE_MODULES: dict[str, tuple[str, int]] = {
 
 #: lab-normalisation's MLLP listener (HL7 v2 over TCP); 2575 is the port registered for HL7
 MLLP_PORT = 2575
+#: notification's default settle window (ALERT_SETTLE_SECONDS): info and warning decisions are held this long
+DEFAULT_SETTLE_S = 30.0
+#: what the demo timeline must raise: critical alerts shown at once, and an anti-resorptive start after the window
+DEMO_CRITICAL_RULES = ("LAB-CA-CRISIS", "RT-MSCC")
+DEMO_SETTLED_RULE = "SYS-AR-START"
+#: how long demo waits for the critical alerts, and beyond the settle window for the others
+DEMO_CRITICAL_WAIT_S = 20.0
+SETTLE_MARGIN_S = 3.0
 
 
 @dataclass
@@ -58,6 +71,17 @@ class RunningStack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     mllp_port: int = MLLP_PORT
+    log_dir: Path | None = None
+
+    def start_service(self, name: str) -> subprocess.Popen[bytes]:
+        """(Re)start one service with the settings it was first given: environment, HTTP port, MLLP port, log."""
+        port = int(self.urls[name].rsplit(":", 1)[1])
+        append = name in self.procs  # a restart adds to the service's log
+        self.procs[name] = _spawn(name, self.env, port, self.mllp_port, self.log_dir, append)
+        return self.procs[name]
+
+    def service_command(self, name: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", SERVICE_MODULES[name][0], *args]
 
     def stop(self, timeout: float = 20) -> dict[str, int]:
         """SIGTERM every service (they drain and commit), then wait; returns the exit codes."""
@@ -95,25 +119,32 @@ def spawn_services(
     given (tests), lab-normalisation's MLLP listener also gets a free port unless `mllp_port` says which."""
     env = service_env(bootstrap, redis_url, extra_env)
     mllp = mllp_port or (infra.free_port() if ports is not None else int(os.environ.get("MLLP_PORT", MLLP_PORT)))
-    stack = RunningStack(urls={}, env=env, mllp_port=mllp)
-    for name, (module, default_port) in SERVICE_MODULES.items():
+    stack = RunningStack(urls={}, env=env, mllp_port=mllp, log_dir=log_dir)
+    for name, (_, default_port) in SERVICE_MODULES.items():
         port = (ports or {}).get(name, default_port)
-        out = open(log_dir / f"{name}.log", "wb") if log_dir else None  # noqa: SIM115 - lives with the process
-        own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
-        stack.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=ROOT,
-            env={**env, "HTTP_PORT": str(port), **own},
-            stdout=out or None,
-            stderr=subprocess.STDOUT if out else None,
-        )
         stack.urls[name] = f"http://127.0.0.1:{port}"
+        stack.start_service(name)
     try:
         wait_until_ready(stack, wait_ready)
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+def _spawn(
+    name: str, env: dict[str, str], port: int, mllp: int, log_dir: Path | None, append: bool = False
+) -> subprocess.Popen[bytes]:
+    mode = "ab" if append else "wb"
+    out = open(log_dir / f"{name}.log", mode) if log_dir else None  # noqa: SIM115 - lives with the process
+    own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
+    return subprocess.Popen(
+        [sys.executable, "-m", SERVICE_MODULES[name][0]],
+        cwd=ROOT,
+        env={**env, "HTTP_PORT": str(port), **own},
+        stdout=out or None,
+        stderr=subprocess.STDOUT if out else None,
+    )
 
 
 def wait_until_ready(stack: RunningStack, timeout: float) -> None:
@@ -134,8 +165,14 @@ def wait_until_ready(stack: RunningStack, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def infrastructure(for_tests: bool) -> Iterator[tuple[infra.Provisioned, infra.Provisioned]]:
-    port = None if for_tests or infra.port_open("127.0.0.1", 9092) else 9092
+def infrastructure(
+    for_tests: bool, kafka_port: int | None = None
+) -> Iterator[tuple[infra.Provisioned, infra.Provisioned]]:
+    """`kafka_port`: the embedded broker's port (0: a free one; None: 9092 when free)."""
+    if for_tests or kafka_port == 0:
+        port = None
+    else:
+        port = kafka_port or (None if infra.port_open("127.0.0.1", 9092) else 9092)
     with (
         infra.kafka(prefer_docker=for_tests, port=port) as k,
         infra.redis(prefer_docker=for_tests, reuse_default=not for_tests) as r,
@@ -149,31 +186,306 @@ def identity_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def identity() -> Iterator[tuple[dict[str, str], str]]:
-    """The identity provider: OIDC_ISSUER / OIDC_JWKS_URL when set, else the local issuer on port 8100."""
+def identity(port: int = issuer.DEFAULT_PORT) -> Iterator[tuple[dict[str, str], str]]:
+    """The identity provider: OIDC_ISSUER / OIDC_JWKS_URL when set, else the local issuer on `port` (8100)."""
     if os.environ.get("OIDC_ISSUER") or os.environ.get("OIDC_JWKS_URL"):
         yield identity_env(), os.environ.get("OIDC_ISSUER") or os.environ["OIDC_JWKS_URL"]
         return
-    with issuer.serve(port=issuer.DEFAULT_PORT) as local:
+    with issuer.serve(port=port) as local:
         yield local.env(), f"{local.url} (local issuer; key in {issuer.ISSUER_DIR})"
 
 
-def cmd_up(_: argparse.Namespace) -> int:
+# --- the broker and the Redis state: one must not outlive the other ------------------------------------------
+
+#: where `up` records which broker the OsteoCDS state in that Redis DB was derived from
+BROKER_KEY = "osteocds:stack:broker"
+
+
+@dataclass(frozen=True)
+class StateDecision:
+    action: str  # "keep": use the state as it is; "flush": delete the OsteoCDS keys first; "refuse": do not start
+    reason: str
+
+
+def decide_redis_state(
+    *, broker_id: str, broker_fresh: bool, recorded_broker: str | None, state_keys: int, reset: bool = False
+) -> StateDecision:
+    """What `up` does with the OsteoCDS keys (`osteocds:*`) it finds in its Redis DB.
+
+    The services treat Redis as a cache of what the topics hold: a service that finds its epoch there adopts the
+    state and rebuilds nothing. Against a new, empty broker (the embedded broker keeps its topics in memory, so
+    every `up` starts one) that state would serve the alerts of patients the broker has never seen, and decisions
+    would be taken on top of it. So: a new broker gets an empty state; a broker other than the one recorded is a
+    mismatch `up` does not resolve on servers you configured (it says how); the recorded broker keeps its state."""
+    if state_keys == 0:
+        return StateDecision("keep", "Redis holds no OsteoCDS state: the services start empty")
+    if reset:
+        return StateDecision("flush", f"--reset-state: deleting the {state_keys} OsteoCDS key(s) (osteocds:*)")
+    if broker_fresh:
+        return StateDecision(
+            "flush",
+            f"the broker is new (in-memory storage, empty topics) but Redis holds {state_keys} OsteoCDS key(s) "
+            "of an earlier run: deleting them (osteocds:*, nothing else) so that no old patient's alerts are "
+            "served and the services start from what this broker holds",
+        )
+    if recorded_broker == broker_id:
+        return StateDecision("keep", f"Redis holds the OsteoCDS state derived from this broker ({broker_id})")
+    if recorded_broker is None:
+        return StateDecision(
+            "keep",
+            f"Redis holds {state_keys} OsteoCDS key(s) that name no broker (written before this check): kept, "
+            "taken as derived from this broker (./osteocds up --reset-state to start empty)",
+        )
+    return StateDecision(
+        "refuse",
+        f"Redis holds the OsteoCDS state of another broker ({recorded_broker}; this one is {broker_id}): its "
+        "alerts and plans would not match this broker's topics. Use another Redis DB (REDIS_URL=redis://host:port/1), "
+        "or delete that state with ./osteocds up --reset-state (deletes osteocds:* in that DB only)",
+    )
+
+
+def broker_identity(kafka: infra.Provisioned) -> tuple[str, bool]:
+    """(identity, fresh): the embedded broker keeps its topics in memory, so each one `up` starts is new."""
+    if kafka.kind == "local":
+        return f"embedded:{kafka.url}:{uuid.uuid4().hex[:12]}", True
+    return f"kafka:{kafka.url}", False
+
+
+def reconcile_redis_state(redis_url: str, broker_id: str, broker_fresh: bool, reset: bool) -> StateDecision:
+    """Apply `decide_redis_state` to the Redis at `redis_url` and record the broker the state now follows."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        keys = [k for k in client.scan_iter(match="osteocds:*", count=1000) if k != BROKER_KEY.encode()]
+        raw = client.get(BROKER_KEY)
+        recorded = raw.decode() if isinstance(raw, bytes) else None
+        decision = decide_redis_state(
+            broker_id=broker_id,
+            broker_fresh=broker_fresh,
+            recorded_broker=recorded,
+            state_keys=len(keys),
+            reset=reset,
+        )
+        if decision.action == "flush":
+            for i in range(0, len(keys), 1000):
+                client.unlink(*keys[i : i + 1000])
+        if decision.action != "refuse":
+            client.set(BROKER_KEY, broker_id)
+        return decision
+    finally:
+        client.close()
+
+
+# --- one service of the running `up`: restart, rebuild, stop, start ------------------------------------------
+
+CONTROL_ACTIONS = ("restart", "rebuild", "stop", "start", "status")
+CLEAN_EXIT = {0, -signal.SIGTERM, -signal.SIGINT}  # uvicorn re-raises the signal it handled after a graceful stop
+
+
+@dataclass
+class Supervisor:
+    """Keeps `up`'s services running one by one: a service that exits is reported and the others go on; a
+    service is stopped, started, restarted or rebuilt on request with the settings `up` gave it."""
+
+    stack: RunningStack
+    #: waits until the named service answers /readyz (raises if it exits or times out)
+    wait_ready: Callable[[str], None]
+    #: runs the service's `rebuild` command with its settings; returns (exit code, output tail)
+    run_rebuild: Callable[[str], tuple[int, str]]
+    out: TextIO = sys.stderr
+    #: stopped on request: not reported as exited
+    stopped: set[str] = field(default_factory=set)
+    #: exited on their own and already reported
+    reported: set[str] = field(default_factory=set)
+
+    def running(self, name: str) -> bool:
+        proc = self.stack.procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def check(self) -> list[str]:
+        """Report each service that has exited on its own since the last check; the others keep running."""
+        new = [
+            n
+            for n, p in self.stack.procs.items()
+            if p.poll() is not None and n not in self.stopped and n not in self.reported
+        ]
+        for name in new:
+            self.reported.add(name)
+            code = self.stack.procs[name].returncode
+            print(
+                f"osteocds: {name} exited (code {code}); the other services keep running. "
+                f"Start it again: ./osteocds restart {name}   (or rebuild its state: ./osteocds rebuild {name})",
+                file=self.out,
+                flush=True,
+            )
+        return new
+
+    def _stop(self, name: str, timeout: float = 20) -> int | None:
+        proc = self.stack.procs[name]
+        self.stopped.add(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def _start(self, name: str) -> str:
+        self.stack.start_service(name)
+        self.stopped.discard(name)
+        self.reported.discard(name)
+        try:
+            self.wait_ready(name)
+        except (RuntimeError, TimeoutError) as e:
+            return f"{name} started but is not ready: {e}"
+        return ""
+
+    def status(self) -> str:
+        lines = []
+        for name, proc in self.stack.procs.items():
+            state = (
+                f"running (pid {proc.pid})"
+                if proc.poll() is None
+                else "stopped on request"
+                if name in self.stopped
+                else f"exited (code {proc.returncode})"
+            )
+            lines.append(f"{name:<22} {self.stack.urls.get(name, ''):<24} {state}")
+        return "\n".join(lines)
+
+    def handle(self, action: str, name: str) -> tuple[bool, str]:
+        """Carry out one request; (done, what happened)."""
+        if action == "status":
+            return True, self.status()
+        if action not in CONTROL_ACTIONS:
+            return False, f"unknown action {action!r}: one of {', '.join(CONTROL_ACTIONS)}"
+        if name not in self.stack.procs:
+            return False, f"unknown service {name!r}: one of {', '.join(self.stack.procs)}"
+        if action == "stop":
+            if not self.running(name):
+                self.stopped.add(name)
+                return True, f"{name} was not running"
+            code = self._stop(name)
+            return True, f"{name} stopped ({'clean' if code in CLEAN_EXIT else f'exit code {code}'})"
+        if action == "start" and self.running(name):
+            return True, f"{name} is already running"
+        notes: list[str] = []
+        if action in ("restart", "rebuild") and self.running(name):
+            code = self._stop(name)
+            notes.append(f"{name} stopped ({'clean' if code in CLEAN_EXIT else f'exit code {code}'})")
+        ok = True
+        if action == "rebuild":
+            self.stopped.add(name)
+            code, tail = self.run_rebuild(name)
+            ok = code == 0
+            notes.append(f"rebuilt its state from Kafka: {tail}" if ok else f"rebuild FAILED (exit {code}): {tail}")
+        problem = self._start(name)
+        if problem:
+            return False, "; ".join([*notes, problem])
+        proc = self.stack.procs[name]
+        notes.append(f"{name} started (pid {proc.pid}, {self.stack.urls[name]})")
+        return ok, "; ".join(notes)
+
+    def serve_requests(self, control_dir: Path = CONTROL_DIR) -> int:
+        """Answer the requests waiting in `control_dir` (written by `request`); returns how many."""
+        if not control_dir.is_dir():
+            return 0
+        handled = 0
+        for req in sorted(control_dir.glob("*.req"), key=lambda p: p.stat().st_mtime):
+            try:
+                doc = json.loads(req.read_text())
+                ok, message = self.handle(str(doc.get("action")), str(doc.get("service", "")))
+            except (OSError, ValueError) as e:
+                doc, ok, message = {}, False, f"unreadable request: {e}"
+            req.unlink(missing_ok=True)
+            if doc.get("action") != "status":
+                print(f"osteocds: {message}", file=self.out, flush=True)
+            res = req.with_suffix(".tmp")
+            res.write_text(json.dumps({"ok": ok, "message": message}))
+            res.rename(req.with_suffix(".res"))
+            handled += 1
+        return handled
+
+
+def request(action: str, service: str, timeout: float, control_dir: Path = CONTROL_DIR) -> tuple[bool, str]:
+    """Ask the running `up` to act on one service and wait for its answer."""
+    control_dir.mkdir(parents=True, exist_ok=True)
+    rid = uuid.uuid4().hex
+    tmp = control_dir / f"{rid}.new"
+    tmp.write_text(json.dumps({"action": action, "service": service}))
+    tmp.rename(control_dir / f"{rid}.req")
+    res = control_dir / f"{rid}.res"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if res.exists():
+            doc = json.loads(res.read_text())
+            res.unlink(missing_ok=True)
+            return bool(doc["ok"]), str(doc["message"])
+        time.sleep(0.1)
+    (control_dir / f"{rid}.req").unlink(missing_ok=True)
+    return False, f"no answer from `up` after {timeout:g} s"
+
+
+def _up_running() -> dict[str, object] | None:
+    """The running `up`'s record (.run/stack.json), when its process is alive."""
+    if not STATE_FILE.exists():
+        return None
+    st: dict[str, object] = json.loads(STATE_FILE.read_text())
+    pid = st.get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return st
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    if _up_running() is None:
+        print("No running `./osteocds up` found (.run/stack.json): start it first.", file=sys.stderr)
+        return 2
+    timeout = {"rebuild": 600.0, "status": 10.0}.get(args.cmd, 120.0)
+    ok, message = request(args.cmd, getattr(args, "service", ""), timeout)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    base = args.base_port
+    ports = {name: base + 1 + i for i, name in enumerate(SERVICE_MODULES)} if base else None
     print("OsteoCDS: starting infrastructure...", flush=True)
-    with infrastructure(for_tests=False) as (kafka, redis), identity() as (oidc, oidc_label):
+    with (
+        infrastructure(for_tests=False, kafka_port=0 if base else None) as (kafka, redis),
+        identity(base or issuer.DEFAULT_PORT) as (oidc, oidc_label),
+    ):
         print(f"  Kafka  {kafka.url}  ({kafka.kind})")
         print(f"  Redis  {redis.url}  ({redis.kind})")
         print(f"  OIDC   {oidc_label}")
-        stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc})
+        broker_id, fresh = broker_identity(kafka)
+        decision = reconcile_redis_state(redis.url, broker_id, fresh, args.reset_state)
+        if decision.action == "refuse":
+            print(f"osteocds: not starting: {decision.reason}", file=sys.stderr)
+            return 2
+        print(f"  State  {decision.reason}", flush=True)
+        stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc}, ports=ports)
+        settle = float(os.environ.get("ALERT_SETTLE_SECONDS", DEFAULT_SETTLE_S))
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(
             json.dumps(
                 {
+                    "pid": os.getpid(),
                     "kafka": kafka.url,
                     "redis": redis.url,
                     "urls": stack.urls,
                     "kafka_settings": kafka.settings,
                     "issuer": oidc.get("OIDC_ISSUER"),
+                    "settle_seconds": settle,
                 }
             )
         )
@@ -182,7 +494,9 @@ def cmd_up(_: argparse.Namespace) -> int:
             extra = ", /alerts, /cds-services, page /ui/patients/<id>" if name == NOTIFICATION else ""
             print(f"  {name:<22} {url}  (/healthz /readyz /metrics{extra})")
         print(f"  {'HL7 v2 over MLLP':<22} 127.0.0.1:{stack.mllp_port}  (lab-normalisation; MLLP_PORT)")
+        print(f"Alerts: info and warning decisions are held {settle:g} s (ALERT_SETTLE_SECONDS), critical ones never.")
         print("Token:   ./osteocds token --role clinician --user clinician-1")
+        print("One service: ./osteocds restart|rebuild|stop|start <service>   (./osteocds status)")
         print("Try it:  ./osteocds demo        Stop: Ctrl-C", flush=True)
         stop = {"now": False}
 
@@ -191,20 +505,37 @@ def cmd_up(_: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+
+        def ready(name: str) -> None:
+            wait_until_ready(RunningStack(urls={name: stack.urls[name]}, procs={name: stack.procs[name]}), 60)
+
+        def rebuild(name: str) -> tuple[int, str]:
+            port = stack.urls[name].rsplit(":", 1)[1]
+            done = subprocess.run(
+                stack.service_command(name, "rebuild"),
+                cwd=ROOT,
+                env={**stack.env, "HTTP_PORT": port},
+                capture_output=True,
+                check=False,
+            )
+            tail = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()[-3:]
+            return done.returncode, " | ".join(tail)
+
+        supervisor = Supervisor(stack, ready, rebuild, out=sys.stderr)
+        for stale in CONTROL_DIR.glob("*") if CONTROL_DIR.is_dir() else []:
+            stale.unlink(missing_ok=True)
         try:
             while not stop["now"]:
-                dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-                if dead:
-                    print(f"service(s) exited: {', '.join(dead)}; stopping", file=sys.stderr)
-                    break
+                supervisor.check()
+                supervisor.serve_requests()
                 time.sleep(0.5)
         finally:
             print("\nstopping services...", flush=True)
             codes = stack.stop()
             STATE_FILE.unlink(missing_ok=True)
-            # uvicorn re-raises the signal it handled after a graceful shutdown: -SIGTERM/-SIGINT is clean.
-            clean = {0, -signal.SIGTERM, -signal.SIGINT}
-            print("stopped: " + ", ".join(f"{n}={'ok' if c in clean else c}" for n, c in codes.items()), flush=True)
+            print(
+                "stopped: " + ", ".join(f"{n}={'ok' if c in CLEAN_EXIT else c}" for n, c in codes.items()), flush=True
+            )
     return 0
 
 
@@ -332,6 +663,22 @@ def _print_alerts(alerts: list[dict[str, object]]) -> None:
         print(f"             source: {cit['section']} ({cit['lines']})")
 
 
+def fetch_active(notif: str, patient: str, headers: dict[str, str]) -> list[dict[str, object]]:
+    """The patient's active alerts, as notification serves them."""
+    r = httpx.get(f"{notif}/alerts", params={"patient_id": patient, "status": "active"}, headers=headers, timeout=5)
+    r.raise_for_status()
+    found: list[dict[str, object]] = r.json()
+    return found
+
+
+def query_hint(notif: str, patient: str) -> list[str]:
+    """The ready-to-paste command that lists a patient's alerts (what the README shows)."""
+    return [
+        'curl -H "Authorization: Bearer $(./osteocds token --role clinician --user clinician-1)" \\',
+        f'     "{notif}/alerts?patient_id={patient}"',
+    ]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if not STATE_FILE.exists() and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         print("No running stack found: start it first with ./osteocds up", file=sys.stderr)
@@ -340,6 +687,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or st["kafka"]
     notif = st.get("urls", {}).get(NOTIFICATION, "http://127.0.0.1:8105")
     idempotence = st.get("kafka_settings", {}).get("KAFKA_ENABLE_IDEMPOTENCE", "true") == "true"
+    recorded = st.get("settle_seconds")  # the window `up` started notification with
+    window = float(recorded if recorded is not None else os.environ.get("ALERT_SETTLE_SECONDS", DEFAULT_SETTLE_S))
+    settle = window if args.settle is None else args.settle
     patient = args.patient or f"demo-{uuid.uuid4().hex[:8]}"
     token = local_token("demo-clinician", [CLINICIAN], ttl_s=3600)
     headers = {"Authorization": f"Bearer {token}"}
@@ -347,28 +697,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"published demo events for patient {patient} (as demo-clinician); waiting for alerts...")
     print(f"Live page: {notif}/ui/patients/{patient}  (paste a token from ./osteocds token --role clinician)")
 
-    def active() -> list[dict[str, object]]:
-        r = httpx.get(f"{notif}/alerts", params={"patient_id": patient, "status": "active"}, headers=headers, timeout=5)
-        r.raise_for_status()
-        found: list[dict[str, object]] = r.json()
-        return found
-
-    deadline = time.monotonic() + 20
+    expected = set(DEMO_CRITICAL_RULES)
+    deadline = time.monotonic() + DEMO_CRITICAL_WAIT_S
     alerts: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not alerts:  # critical alerts are shown at once
-        alerts = active()
+    while True:  # critical alerts are shown at once: wait until each expected one is there
+        alerts = fetch_active(notif, patient, headers)
+        if expected <= {str(a["rule_id"]) for a in alerts} or time.monotonic() >= deadline:
+            break
         time.sleep(0.25)
     print("Shown at once (critical):")
     _print_alerts(alerts)
-    print(f"Info and warning decisions are held for the settle window ({args.settle:g} s); waiting...", flush=True)
-    time.sleep(args.settle + 3)
-    alerts = active()
+    missing = sorted(expected - {str(a["rule_id"]) for a in alerts})
+    if missing:
+        print(
+            f"demo: the system did not answer as expected: critical alert(s) {', '.join(missing)} not shown "
+            f"{DEMO_CRITICAL_WAIT_S:g} s after the events were published. A service may be stalled or down: "
+            "see `./osteocds up`'s output and `./osteocds status`.",
+            file=sys.stderr,
+        )
+        return 1
+    if settle < window:
+        print(
+            f"Note: waiting {settle:g} s (--settle), but the stack holds info and warning decisions {window:g} s "
+            "(ALERT_SETTLE_SECONDS of `up`): they will not be shown yet.",
+            flush=True,
+        )
+    print(
+        f"Info and warning decisions are held for the settle window ({window:g} s); waiting {settle:g} s...", flush=True
+    )
+    time.sleep(settle + SETTLE_MARGIN_S)
+    alerts = fetch_active(notif, patient, headers)
     print("What still holds, after the settle window:")
     _print_alerts(alerts)
-    print(f"{len(alerts)} active alert(s). API: {notif}/alerts?patient_id={patient}")
+    print(f"{len(alerts)} active alert(s). List them yourself:")
+    for line in query_hint(notif, patient):
+        print(f"  {line}")
     planner = st.get("urls", {}).get(SYSTEMIC_PLANNER, "http://127.0.0.1:8103")
     print(f"Treatment plan: {planner}/patients/{patient}/plan  (FHIR orders: .../plan/medication-requests)")
-    return 0 if alerts else 1
+    rules = {str(a["rule_id"]) for a in alerts}
+    problems = []
+    if not expected <= rules:
+        problems.append(f"critical alert(s) {', '.join(sorted(expected - rules))} no longer active")
+    if settle >= window and not any(a["severity"] != "critical" for a in alerts):
+        waited = settle + SETTLE_MARGIN_S
+        problems.append(f"no info or warning alert after {waited:g} s ({DEMO_SETTLED_RULE} expected)")
+    elif settle >= window and DEMO_SETTLED_RULE not in rules:
+        problems.append(f"{DEMO_SETTLED_RULE} not shown after the settle window")
+    if problems:
+        print(
+            f"demo: the system did not answer as expected: {'; '.join(problems)}. A service may be stalled or down: "
+            "see `./osteocds up`'s output and `./osteocds status`.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,10 +758,44 @@ def main(argv: list[str] | None = None) -> int:
         prog="osteocds", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="start broker, Redis and the five services").set_defaults(fn=cmd_up)
+    up = sub.add_parser("up", help="start broker, Redis, the local issuer and the five services")
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=0,
+        help="issuer on this port, the services on the next five, broker and MLLP on free ports "
+        "(default: issuer 8100, services 8101-8105, broker 9092 when free, MLLP 2575)",
+    )
+    up.add_argument(
+        "--reset-state",
+        action="store_true",
+        help="delete the OsteoCDS keys (osteocds:*) of the Redis DB before starting (a broker's topics are kept)",
+    )
+    up.set_defaults(fn=cmd_up)
+    for action, text in (
+        ("restart", "restart one service of the running `up` with the settings it gave it"),
+        (
+            "rebuild",
+            "stop one service, rebuild its Redis state from Kafka (python -m services.<name> rebuild), start it",
+        ),
+        ("stop", "stop one service of the running `up` (the others keep running)"),
+        ("start", "start a stopped or exited service of the running `up`"),
+    ):
+        one = sub.add_parser(action, help=text, description=text)
+        one.add_argument("service", choices=list(SERVICE_MODULES))
+        one.set_defaults(fn=cmd_control)
+    sub.add_parser("status", help="the services of the running `up`").set_defaults(fn=cmd_control)
     demo = sub.add_parser("demo", help="publish sample events and show the alerts")
-    demo.add_argument("--patient", help="pseudonymous patient ID to use")
-    demo.add_argument("--settle", type=float, default=float(os.environ.get("ALERT_SETTLE_SECONDS", "30")))
+    demo.add_argument("--patient", help="pseudonymous patient ID to use (default: demo-<random>)")
+    demo.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long demo waits for the held info and warning alerts (default: the settle window the running "
+        "stack was started with, ALERT_SETTLE_SECONDS of `up`, 30 s unless set). It does not change the "
+        "server's window: for a shorter one start `ALERT_SETTLE_SECONDS=5 ./osteocds up`",
+    )
     demo.set_defaults(fn=cmd_demo)
     token = sub.add_parser("token", help="print an access token of the local issuer")
     token.add_argument("--role", action="append", choices=ROLES, required=True, help="repeat for several roles")
