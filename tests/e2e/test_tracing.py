@@ -68,7 +68,7 @@ async def traced(
     services: list[Service] = []
     try:
         for name, (module, _) in SERVICE_MODULES.items():
-            mod = importlib.import_module(f"{module}.__main__")
+            mod = importlib.import_module(f"{module}.settings")  # (__main__ imports it only after parsing --help)
             settings_cls: type[Settings] = next(
                 v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, Settings) and v is not Settings
             )
