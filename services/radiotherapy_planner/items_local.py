@@ -3,7 +3,7 @@ cementoplasty (IR-CEMENT) and surgery (SURG-LE). Pure; French texts written for 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus
@@ -118,9 +118,8 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
         sins = p.s.scores.get(f"sins:{lid}")
         metab = p.metabolic
         # "une radiothérapie de moins de 3 mois" (L1631): from the latest the last fraction can be (issue 18 review)
-        all_rt = [b[1] for c in previous if (b := c.last_day_bounds()) is not None] + [
-            t.end_on or t.on + timedelta(days=2 * (t.fractions - 1)) for _, t in p.rt_courses if t.on < ref
-        ]
+        recorded = [Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on) for _, t in p.rt_courses if t.on < ref]
+        all_rt = [b[1] for c in (*previous, *recorded) if (b := c.last_day_bounds()) is not None]
         deficit = p.value("neurological_deficit")
         ci = sbrt.sbrt_contraindications(
             spine=lesion.spine,

@@ -195,6 +195,15 @@ class Course:
         return eqd2(self.cord_dmax_gy, self.fractions, alpha_beta_gy)
 
 
+def newest_last_day_bounds(courses: Iterable[Course]) -> tuple[date, date] | None:
+    """The earliest and latest the newest course's last fraction can be (None when there is no course, or a course
+    has no date: an undated course is never assumed old)."""
+    bounds = [c.last_day_bounds() for c in courses]
+    if not bounds or any(b is None for b in bounds):
+        return None
+    return max(b[0] for b in bounds if b is not None), max(b[1] for b in bounds if b is not None)
+
+
 @dataclass(frozen=True)
 class SegmentHistory:
     """The earlier courses of one segment, oldest first, and the recorded ones a request did not declare."""
@@ -205,13 +214,6 @@ class SegmentHistory:
     @property
     def irradiated(self) -> bool:
         return bool(self.courses)
-
-    def last_day_bounds(self) -> tuple[date, date] | None:
-        """The earliest and latest the newest course's last fraction can be (None when a course has no date)."""
-        bounds = [c.last_day_bounds() for c in self.courses]
-        if not bounds or any(b is None for b in bounds):
-            return None
-        return max(b[0] for b in bounds if b is not None), max(b[1] for b in bounds if b is not None)
 
 
 def _merge(a: Course, b: Course) -> Course:

@@ -14,7 +14,7 @@ from typing import Final
 
 from services.radiotherapy_planner.rules.common import Criterion, Verdict
 from shared.clinical.dates import add_months
-from shared.clinical.irradiation import CORD_ALPHA_BETA_GY, Course, eqd2
+from shared.clinical.irradiation import CORD_ALPHA_BETA_GY, Course, newest_last_day_bounds
 
 CUMULATIVE_EQD2_LIMIT_GY: Final = 70.0  # < 70 Gy
 NEW_COURSE_EQD2_LIMIT_GY: Final = 25.0  # < 25 Gy
@@ -114,18 +114,14 @@ def assess(previous: list[Course], new: Course, alpha_beta_gy: float = CORD_ALPH
     missing: list[str] = []
     prev = []
     for i, c in enumerate(previous, 1):
-        if c.cord_dmax_gy is None or c.fractions is None:
+        prev.append(CourseEqd2(c, c.eqd2(alpha_beta_gy)))
+        if prev[-1].eqd2_gy is None:
             missing.append(f"cord Dmax (physical, Gy) and fractions of earlier course {i}")
-            prev.append(CourseEqd2(c, None))
-        else:
-            prev.append(CourseEqd2(c, eqd2(c.cord_dmax_gy, c.fractions, alpha_beta_gy)))
     if not previous:
         missing.append("earlier course(s) on this segment with their cord dose")
-    if new.cord_dmax_gy is None or new.fractions is None:
+    new_e = CourseEqd2(new, new.eqd2(alpha_beta_gy))
+    if new_e.eqd2_gy is None:
         missing.append("planned cord Dmax and fractions of the new course")
-        new_e = CourseEqd2(new, None)
-    else:
-        new_e = CourseEqd2(new, eqd2(new.cord_dmax_gy, new.fractions, alpha_beta_gy))
     if new.on is None:
         missing.append("planned date of the new course")
     known = [p.eqd2_gy for p in prev if p.eqd2_gy is not None]
@@ -134,9 +130,7 @@ def assess(previous: list[Course], new: Course, alpha_beta_gy: float = CORD_ALPH
     )
     # the interval counts from the newest course's last fraction (issue 18.2); an undated course is never assumed old,
     # and without the date of its last fraction a course is assumed to end as late as it could (issue 18 review)
-    bounds = [c.last_day_bounds() for c in previous]
-    dated = [b for b in bounds if b is not None]
-    last_end = (max(b[0] for b in dated), max(b[1] for b in dated)) if dated and len(dated) == len(previous) else None
+    last_end = newest_last_day_bounds(previous)
     if previous and last_end is None:
         missing.append("dates of the earlier courses")
     for c in previous:
