@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from devstack import infra
+from devstack import infra, supervisor
 from devstack import stack as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +274,7 @@ def supervised(monkeypatch: pytest.MonkeyPatch) -> Any:
         return 0, "rebuild done"
 
     out = io.StringIO()
-    sup = st.Supervisor(running, wait_ready=lambda name: None, run_rebuild=rebuild, out=out)
+    sup = supervisor.Supervisor(running, wait_ready=lambda name: None, run_rebuild=rebuild, out=out)
     yield sup, rebuilt, out
     running.stop(timeout=5)
 
@@ -321,10 +321,10 @@ def test_up_answers_requests_through_its_control_directory(supervised: Any, tmp_
     t.start()
     try:
         before = sup.stack.procs["scoring"].pid
-        ok, message = st.request("restart", "scoring", timeout=10, control_dir=tmp_path)
+        ok, message = supervisor.request("restart", "scoring", timeout=10, control_dir=tmp_path)
         assert ok, message
         assert sup.stack.procs["scoring"].pid != before
-        ok, message = st.request("status", "", timeout=10, control_dir=tmp_path)
+        ok, message = supervisor.request("status", "", timeout=10, control_dir=tmp_path)
         assert ok and "scoring" in message and "running" in message
     finally:
         stop.set()
