@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     http_max_json_depth: int = 64
     #: Per-patient Redis keys (state, outbox) expire after this long without a write (0: never).
     state_ttl_seconds: int = 400 * 24 * 3600
+    #: Issue 25: patients' states kept parsed in the process between batches (least recently used out; 0: off). Used
+    #: only while Redis holds exactly the bytes they came with (shared/runtime/parsed.py). A bounded state (README,
+    #: "Retention") parses to well under 1 MB, so the default bounds this cache to a few hundred MB at most.
+    parsed_states_per_process: int = 2_000
     #: Retention of the dead-letter topic (it holds original messages, hence patient data), set at creation.
     dead_letter_retention_ms: int = 14 * 24 * 3600 * 1000
 

@@ -93,17 +93,17 @@ def apply_batch(
     token: str,
     settings: Settings,
     due: Callable[[BaseModel], datetime | None] | None,
-) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied[E], dict[str, datetime | None]]:
+) -> tuple[dict[str, tuple[BaseModel, bytes]], dict[str, bytes], Applied[E], dict[str, datetime | None]]:
     """Every patient of the batch: the new states (encoded), the outboxes to write (token, then the outputs of an
     earlier attempt still pending and this batch's), what the loop sends, and each patient's next deadline."""
-    new: dict[str, BaseModel | bytes] = {}
+    new: dict[str, tuple[BaseModel, bytes]] = {}
     outboxes: dict[str, bytes] = {}
     dues: dict[str, datetime | None] = {}
     applied: Applied[E] = Applied()
     for patient_id, items in groups.items():
         current, dumped, produced, results = apply_events(states[patient_id] or model(), items, settings)
         applied.results += results
-        new[patient_id] = dumped
+        new[patient_id] = (current, dumped)
         if due is not None:
             dues[patient_id] = due(current)
         box, older = pending[patient_id], []

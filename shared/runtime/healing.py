@@ -66,6 +66,8 @@ async def heal(service: Service, consumer: AIOKafkaConsumer | None) -> RebuildRe
     """The state was found lost while running: rebuild (or adopt another instance's rebuild), then rewind."""
     store = service.store
     service.healing = True
+    if store.parsed is not None:  # nothing parsed before the loss is worth keeping (a hit needs the same bytes anyway)
+        store.parsed.clear()
     service.metrics.state_losses.labels(service.name).inc()
     log.warning("patient state lost from Redis: consumption stopped, readiness off, rebuilding from Kafka")
     try:

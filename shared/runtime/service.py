@@ -47,6 +47,7 @@ from shared.runtime import decoding, healing, limits, retrying
 from shared.runtime.aggregate import Applied, Apply, apply_batch
 from shared.runtime.kafka import Outgoing, Producer, ensure_topics
 from shared.runtime.pace import FetchPace
+from shared.runtime.parsed import ParsedStates
 from shared.runtime.state import StateLost, StateStore
 from shared.runtime.timers import Timers
 from shared.settings import Settings
@@ -155,6 +156,8 @@ class Service:
         self.metrics = Metrics(self.name)
         self.redis: Redis = redis_client(settings)
         self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
+        if settings.parsed_states_per_process > 0:  # issue 25: states not parsed again for every batch
+            self.store.parsed = ParsedStates(settings.parsed_states_per_process)
         self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
         self.producer = Producer(settings)
         # issue 14: lag, batch, dead-letter, outbox and Redis metrics (observability/metrics.py); tracing
@@ -540,10 +543,10 @@ class Service:
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel | bytes], dict[str, bytes], Applied[_Decoded]]:
+        ) -> tuple[dict[str, BaseModel | bytes | tuple[BaseModel, bytes]], dict[str, bytes], Applied[_Decoded]]:
             new, outboxes, applied, next_dues = apply_batch(groups, model, states, pending, token, self.settings, due)
             dues.update(next_dues)
-            return new, outboxes, applied
+            return dict(new), outboxes, applied
 
         timers = self.timers
         also = None if timers is None else (lambda pipe: timers.write(pipe, dues))

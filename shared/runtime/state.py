@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from shared.runtime.parsed import ParsedStates
+
 S = TypeVar("S", bound=BaseModel)
 R = TypeVar("R")
 
@@ -45,6 +47,9 @@ class StateStore:
         #: per-patient keys (state, outbox) expire this long after their last write (0: never). Bounded state:
         #: a patient without any event for that long is forgotten, like the topics' own retention.
         self.state_ttl = state_ttl_seconds or None
+        #: issue 25: the states this process parsed or wrote last (shared/runtime/parsed.py), used by
+        #: `transact_many` when Redis still holds exactly their bytes; None: every state is parsed
+        self.parsed: ParsedStates[Any] | None = None
 
     def _check_epoch(self, raw: bytes | str | None) -> None:
         if self.guarded and _text(raw) != self.epoch:
@@ -114,7 +119,10 @@ class StateStore:
         self,
         patient_ids: list[str],
         model: type[S],
-        fn: Callable[[dict[str, S | None], dict[str, bytes | None]], tuple[dict[str, S | bytes], dict[str, bytes], R]],
+        fn: Callable[
+            [dict[str, S | None], dict[str, bytes | None]],
+            tuple[dict[str, S | bytes | tuple[S, bytes]], dict[str, bytes], R],
+        ],
         kind: str = "state",
         also: Callable[[Any], None] | None = None,
     ) -> R:
@@ -136,38 +144,67 @@ class StateStore:
                     self._check_epoch(raws.pop())
                     states, pending = raws[: len(keys)], raws[len(keys) :]
 
-                    def compute(states: list[Any], pending: list[Any]) -> tuple[list[tuple[str, bytes]], R]:
-                        # parse, apply, encode: CPU work done in a worker thread, off the event loop
-                        current = {
-                            p: None if raw is None else model.model_validate_json(raw)
-                            for p, raw in zip(patient_ids, states, strict=True)
-                        }
-                        boxes = {
-                            p: b if isinstance(b, bytes) or b is None else b.encode()
-                            for p, b in zip(patient_ids, pending, strict=True)
-                        }
-                        new, outboxes, result = fn(current, boxes)
-                        writes: list[tuple[str, bytes]] = []
-                        for p, raw in zip(patient_ids, states, strict=True):
-                            if p not in new:
-                                continue
-                            state = new[p]
-                            dumped = state if isinstance(state, bytes) else state.model_dump_json().encode()
-                            if dumped != raw and not (raw is None and dumped == empty):
-                                writes.append((self.patient_key(p, kind), dumped))
-                        writes += [(self.patient_key(p, "outbox"), box) for p, box in outboxes.items()]
-                        return writes, result
-
-                    writes, result = await asyncio.to_thread(compute, states, pending)
+                    # parse, apply, encode: CPU work done in a worker thread, off the event loop
+                    writes, written, result = await asyncio.to_thread(
+                        self._compute, patient_ids, keys, model, fn, states, pending, kind, empty
+                    )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for key, value in writes:
                         pipe.set(key, value, ex=self.state_ttl)
                     if also is not None:
                         also(pipe)
                     await pipe.execute()
+                    if self.parsed is not None:  # what Redis now holds, as parsed
+                        for key, dumped, after in written:
+                            self.parsed.remember(key, dumped, after)
                     return result
                 except WatchError:
                     continue
+
+    def _compute(
+        self,
+        patient_ids: list[str],
+        keys: list[str],
+        model: type[S],
+        fn: Callable[
+            [dict[str, S | None], dict[str, bytes | None]],
+            tuple[dict[str, S | bytes | tuple[S, bytes]], dict[str, bytes], R],
+        ],
+        states: list[Any],
+        pending: list[Any],
+        kind: str,
+        empty: bytes,
+    ) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes, S]], R]:
+        """`fn` over the states read: the writes, the states written with their bytes, and `fn`'s result."""
+        parsed = self.parsed
+        current: dict[str, S | None] = {}
+        for p, key, raw in zip(patient_ids, keys, states, strict=True):
+            data = _text(raw)
+            if data is None:
+                current[p] = None
+            else:
+                current[p] = model.model_validate_json(data) if parsed is None else parsed.parse(key, data, model)
+        boxes = {p: _text(b) for p, b in zip(patient_ids, pending, strict=True)}
+        new, outboxes, result = fn(current, boxes)
+        writes: list[tuple[str, bytes]] = []
+        written: list[tuple[str, bytes, S]] = []  # remembered as parsed once EXEC has written them
+        for p, raw in zip(patient_ids, states, strict=True):
+            if p not in new:
+                continue
+            state = new[p]
+            after: S | None
+            if isinstance(state, tuple):  # the state and its bytes
+                after, dumped = state
+            elif isinstance(state, bytes):
+                after, dumped = None, state
+            else:
+                after, dumped = state, state.model_dump_json().encode()
+            if dumped != raw and not (raw is None and dumped == empty):
+                writes.append((self.patient_key(p, kind), dumped))
+                if after is not None:
+                    written.append((self.patient_key(p, kind), dumped, after))
+        writes += [(self.patient_key(p, "outbox"), box) for p, box in outboxes.items()]
+        return writes, written, result
 
     async def finish(self, outboxes: dict[str, str], event_ids: list[str]) -> None:
         """After the broker acknowledged a batch's outputs, in one atomic step: delete each patient's outbox if it
