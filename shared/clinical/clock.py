@@ -132,6 +132,9 @@ def _future_rule(model: type[BaseModel], name: str) -> Callable[[Any], bool] | N
 #: hospital input)
 _FIELDS: dict[type[BaseModel], tuple[tuple[str, Callable[[Any], bool] | None], ...]] = {}
 
+#: placeholder while a model's own fields are examined (a recursive model is then taken to hold dates)
+_VISITED: tuple[tuple[str, Callable[[Any], bool] | None], ...] = (("", None),)
+
 #: types that never hold a date: a field typed only with these is not visited, a value of one is skipped
 _LEAVES = (str, int, float, UUID, Enum, type(None))
 
@@ -146,6 +149,8 @@ def _may_hold_date(annotation: Any) -> bool:
         return _may_hold_date(get_args(annotation)[0])
     if origin is not None:  # unions, lists, dicts, tuples: what they may contain
         return any(_may_hold_date(arg) for arg in get_args(annotation) if arg is not Ellipsis)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):  # a model without any date: skipped
+        return bool(_fields(annotation))
     return not (isinstance(annotation, type) and issubclass(annotation, _LEAVES))
 
 
@@ -153,6 +158,7 @@ def _fields(model: type[BaseModel]) -> tuple[tuple[str, Callable[[Any], bool] | 
     """The fields of `model` that may hold a date, each with its FUTURE_ALLOWED rule (computed once per class)."""
     fields = _FIELDS.get(model)
     if fields is None:
+        _FIELDS[model] = _VISITED  # a model that contains itself: visited (conservative) while its fields are read
         fields = _FIELDS[model] = tuple(
             (name, _future_rule(model, name))
             for name, info in model.model_fields.items()
