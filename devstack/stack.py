@@ -135,7 +135,9 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     mode = "ab" if append else "wb"
     out = open(log_dir / f"{name}.log", mode) if log_dir else None  # noqa: SIM115 - lives with the process
-    own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
+    own: dict[str, str] = {}
+    if name == LAB_NORMALISATION:  # issue 24: the dev stack's MLLP is plaintext on loopback (opt-in), else TLS
+        own = {"MLLP_PORT": str(mllp), "MLLP_PLAINTEXT": env.get("MLLP_PLAINTEXT", "true")}
     return subprocess.Popen(
         [sys.executable, "-m", SERVICE_MODULES[name][0]],
         cwd=ROOT,

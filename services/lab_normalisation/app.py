@@ -5,6 +5,8 @@ hospital.hl7v2.v1 all become one `Ingested` per message, applied to the patient'
 HTTP (POST /fhir, POST /hl7v2) and MLLP (HL7 v2 over TCP, `mllp.py`) parse and check the payload first
 (4xx / HL7 AR or AE with the reasons), then publish it unchanged to its raw topic, keyed by patient, with
 the receipt time as the record timestamp, so it takes the same path, and gets the same verdict, as the bus.
+MLLP (issue 24) is TLS with client certificates, each bound to the MSH-3/4 it may send for (`mllp.py`);
+plaintext only on opt-in on loopback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiokafka.structs import ConsumerRecord
@@ -27,6 +29,15 @@ from prometheus_client import Counter
 from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
+from services.lab_normalisation.hl7v2 import (
+    AckCode,
+    Hl7Message,
+    ack_codec,
+    ack_mode,
+    ack_wanted,
+    commit_code,
+    header_of,
+)
 from services.lab_normalisation.ingest import (
     PATIENT_ID,
     AnalyteMap,
@@ -38,12 +49,20 @@ from services.lab_normalisation.ingest import (
     from_json_lab,
     from_json_patient,
     hl7_ack,
-    hl7_header,
-    hl7_text,
     hl7_verdict,
 )
 from services.lab_normalisation.loinc import LOINC_SHAPE
-from services.lab_normalisation.mllp import serve_mllp
+from services.lab_normalisation.mllp import (
+    ListenerConfig,
+    MllpListener,
+    MllpMetrics,
+    Peer,
+    SenderPolicy,
+    audit_refusal,
+    is_loopback,
+    serve_mllp,
+    tls_context,
+)
 from services.lab_normalisation.settings import LabSettings
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
@@ -66,11 +85,33 @@ LabDecoder = Callable[[ConsumerRecord], Ingested]
 
 @dataclass(frozen=True)
 class Hl7Answer:
-    """What HTTP and MLLP send back for one HL7 message: the ACK, its code and the HTTP status."""
+    """What HTTP and MLLP send back for one HL7 message: the ACK, its code and the HTTP status; whether MLLP
+    sends it (MSH-15/16), and the character set it is encoded in (the message's MSH-18)."""
 
     ack: str
-    code: Literal["AA", "AE", "AR"]
+    code: AckCode
     status: int
+    send: bool = True
+    codec: str = "utf-8"
+
+    def encoded(self) -> bytes:
+        return self.ack.encode(self.codec, errors="replace")
+
+
+class LabService(Service):
+    """The runtime's service, with the MLLP listener's state in its readiness (issue 24)."""
+
+    def __init__(self, settings: LabSettings) -> None:
+        super().__init__(settings)
+        #: None: MLLP off; else the listener's problem, "" while it listens
+        self.mllp_problem: Callable[[], str | None] = lambda: None
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await super().readiness()
+        problem = self.mllp_problem()
+        if problem is not None:
+            checks["mllp" if not problem else f"mllp: {problem}"] = not problem
+        return checks
 
 
 class UnmappedCodes:
@@ -102,7 +143,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     """The service and its HTTP app (with the MLLP listener in its lifespan). `decoders` (topic -> decoder)
     replaces the parsers; only the benchmark uses it, to measure the rest of the path with decoding done in
     advance."""
-    service = Service(settings)
+    service = LabService(settings)
     analytes = AnalyteMap.load(settings.lab_local_codes_file)
     tz = ZoneInfo(settings.hospital_timezone)
     skew = timedelta(seconds=settings.clock_skew_tolerance_seconds)
@@ -143,21 +184,34 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         ack = await service.producer.send_raw(topic, raw, batch.patient_id.encode(), int(at.timestamp() * 1000))
         await ack
 
+    receiving = (settings.hl7_receiving_application, settings.hl7_receiving_facility)
+
+    def answer(header: Hl7Message, code: AckCode, reasons: list[str], status: int, send: bool = True) -> Hl7Answer:
+        ack = hl7_ack(header, code, reasons, receiving=receiving)
+        return Hl7Answer(ack, code, status, send, ack_codec(header))
+
     async def handle_hl7(raw: bytes) -> Hl7Answer:
-        """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic."""
+        """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic. The acknowledgement
+        mode (MSH-15/16) chooses the ACK: application (AA/AE/AR) or accept (CA/CE/CR), or none (MLLP)."""
         now = _now_ms()
-        header = hl7_header(_MSH.split(_safe_text(raw), maxsplit=1)[0])  # the MSH alone: cheap for any size
+        header = header_of(raw)  # the MSH alone: cheap for any size
+        mode, refusal = ack_mode(header)
+        if refusal is not None:
+            return answer(header, "AR", [refusal], 400)
         try:
             check_results(raw, settings.max_results_per_message)
         except Rejected as exc:
-            return Hl7Answer(hl7_ack(header, "AR", [str(exc)]), "AR", 400)
+            code: AckCode = "CR" if mode == "accept" else "AR"
+            return answer(header, code, [str(exc)], 400, ack_wanted(header, mode, False))
         verdict = await asyncio.to_thread(hl7_verdict, raw, analytes, tz, NotAfter(now, skew))  # off the loop
         if verdict.publish:
             assert verdict.batch is not None
             await publish(HL7V2.name, raw, verdict.batch, now)
         elif verdict.batch is not None:  # not published, so not counted by the consumer: counted here
             unmapped.count(verdict.batch.unmapped)
-        return Hl7Answer(hl7_ack(header, verdict.code, verdict.reasons), verdict.code, verdict.status)
+        code = commit_code(verdict.code, verdict.publish) if mode == "accept" else verdict.code
+        ok = code in ("AA", "CA")
+        return answer(header, code, verdict.reasons, verdict.status, ack_wanted(header, mode, ok))
 
     router = APIRouter(tags=["ingestion"], dependencies=[require(INTEGRATION)])
 
@@ -181,21 +235,106 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         batch = verdict.batch
         assert batch is not None
         await publish(FHIR_R4.name, raw, batch, now)
+        no_value = [f"{x.result.result_id.removeprefix('fhir:')}: {x.absent}" for x in batch.labs if x.absent]
         return JSONResponse(
-            {"event_ids": [str(e) for e in batch.event_ids()], "rejected": batch.rejections, "ignored": batch.ignored},
+            {
+                "event_ids": [str(e) for e in batch.event_ids()],
+                "rejected": batch.rejections,
+                "ignored": batch.ignored,
+                # issue 24: results sent without a value (dataAbsentReason): recorded as "no value", never a value
+                "no_value": no_value,
+            },
             status_code=202,
         )
 
     @router.post("/hl7v2")
     async def post_hl7v2(request: Request) -> Response:
         """An HL7 v2 ORU^R01, ORU^R30 or OUL^R22. Answers an HL7 ACK (see `handle_hl7`)."""
-        answer = await handle_hl7(await request.body())
-        return Response(answer.ack, status_code=answer.status, media_type=HL7_MEDIA_TYPE)
+        got = await handle_hl7(await request.body())
+        return Response(got.encoded(), status_code=got.status, media_type=HL7_MEDIA_TYPE)
 
     app = create_app(service, [router])
     if settings.mllp_port:
-        serve_mllp(app, settings.mllp_host, settings.mllp_port, lambda raw: _ack_bytes(handle_hl7, raw))
+        _mllp(service, app, settings, handle_hl7, answer)
     return service, app
+
+
+def _mllp(
+    service: LabService,
+    app: FastAPI,
+    settings: LabSettings,
+    handle_hl7: Callable[[bytes], Any],
+    answer: Callable[..., Hl7Answer],
+) -> None:
+    """The MLLP listener (issue 24): TLS with client certificates bound to MSH-3/4, or plaintext on loopback when
+    MLLP_PLAINTEXT says so; else not started, and readiness says why."""
+    metrics = MllpMetrics(service.metrics.registry, service.name)
+    config, problem = mllp_config(settings)
+    if config is None:
+        metrics.bind_failures.labels(service.name, "configuration").inc()
+        log.error("MLLP listener not started: %s", problem, extra={"reason_code": "configuration"})
+        service.mllp_problem = lambda: problem
+        return
+    handle, refuse_plaintext = mllp_handlers(SenderPolicy(settings.mllp_allowed_senders), metrics, handle_hl7, answer)
+    listener = MllpListener(config, handle, refuse_plaintext, metrics)
+    service.mllp_problem = lambda: listener.problem or ""
+    app.state.mllp = listener
+    serve_mllp(app, listener)
+
+
+def mllp_handlers(
+    senders: SenderPolicy,
+    metrics: MllpMetrics,
+    handle_hl7: Callable[[bytes], Any],
+    answer: Callable[..., Hl7Answer],
+) -> tuple[Callable[[bytes, Peer], Any], Callable[[bytes, str], bytes]]:
+    """What the listener does with a message: the sender binding first (MSH-3/4 against the certificate; a
+    refusal is an AR, an audit line and a metric), then POST /hl7v2's path; and the AR of a plaintext sender on
+    the TLS port."""
+
+    async def handle(raw: bytes, peer: Peer) -> bytes | None:
+        header = header_of(raw)
+        refused = senders.refusal(peer, header.application_hd, header.facility_hd)
+        if refused is not None:
+            reason, why = refused
+            detail = f"msh3={_shown(header.application_hd)} msh4={_shown(header.facility_hd)}"
+            audit_refusal(metrics, reason, peer.address, peer.label, f"{detail} control_id={header.control_id[:40]!r}")
+            return answer(header, "AR", [why], 403).encoded()
+        got: Hl7Answer = await handle_hl7(raw)
+        return got.encoded() if got.send else None
+
+    def refuse_plaintext(raw: bytes, why: str) -> bytes:
+        return answer(header_of(raw), "AR", [why], 403).encoded()
+
+    return handle, refuse_plaintext
+
+
+def mllp_config(settings: LabSettings) -> tuple[ListenerConfig | None, str]:
+    """TLS when its files are set; plaintext only when MLLP_PLAINTEXT asks for it on a loopback host."""
+    s = settings
+    retry = {
+        "retry_initial_s": s.mllp_bind_retry_initial_s,
+        "retry_max_s": s.mllp_bind_retry_max_s,
+        "handshake_timeout_s": s.mllp_handshake_timeout_s,
+    }
+    if s.mllp_tls_certfile or s.mllp_tls_client_cafile or s.mllp_tls_keyfile:
+        if not (s.mllp_tls_certfile and s.mllp_tls_client_cafile):
+            return None, "TLS needs MLLP_TLS_CERTFILE (and MLLP_TLS_KEYFILE) and MLLP_TLS_CLIENT_CAFILE"
+        try:
+            ctx = tls_context(s.mllp_tls_certfile, s.mllp_tls_keyfile, s.mllp_tls_client_cafile)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return None, f"TLS files not usable ({type(exc).__name__})"
+        return ListenerConfig(s.mllp_host, s.mllp_port, ctx, **retry), ""
+    if s.mllp_plaintext and is_loopback(s.mllp_host):
+        return ListenerConfig(s.mllp_host, s.mllp_port, None, **retry), ""
+    if s.mllp_plaintext:
+        return None, f"plaintext MLLP only on a loopback MLLP_HOST, not {s.mllp_host[:60]}"
+    return None, "no TLS configured (MLLP_TLS_*), and plaintext needs MLLP_PLAINTEXT=true on a loopback MLLP_HOST"
+
+
+def _shown(hd: list[str]) -> str:
+    """MSH-3/4 for the audit line: printable, bounded (names of systems, never of patients)."""
+    return repr("^".join(hd)[:64])
 
 
 def _fhir_record(r: ConsumerRecord, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo) -> Ingested:
@@ -210,17 +349,11 @@ def _fhir_record(r: ConsumerRecord, analytes: AnalyteMap, guard: NotAfter, tz: Z
         return Ingested(key=f"fhir:nothing:{hashlib.sha256(r.value).hexdigest()}", patient_id=key, ignored=[str(exc)])
 
 
-async def _ack_bytes(handle: Callable[[bytes], Any], raw: bytes) -> bytes:
-    answer: Hl7Answer = await handle(raw)
-    return answer.ack.encode("utf-8")
-
-
 def _now_ms() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
 
 
-_MSH = re.compile(r"[\r\n]")
 _RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
 
 
@@ -238,13 +371,6 @@ def limited(parse: LabDecoder, limit: int) -> LabDecoder:
         return parse(record)
 
     return decode
-
-
-def _safe_text(raw: bytes) -> str:
-    try:
-        return hl7_text(raw)
-    except Rejected:
-        return ""
 
 
 def _fhir_json(doc: dict[str, Any], status: int) -> JSONResponse:

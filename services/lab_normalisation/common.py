@@ -30,10 +30,14 @@ FORBIDDEN_ID_TYPES = re.compile(r"^(SS|SSN|NI|NH|NN[A-Z]{0,3}|INS.*)$", re.IGNOR
 
 @dataclass(frozen=True)
 class IdRule:
-    """One accepted PID-3 identifier: its type code (CX-5) and, when given, its assigning authority (CX-4)."""
+    """One accepted PID-3 identifier: its type code (CX-5) and, when given, its assigning authority (CX-4).
+    `sole` (issue 24, `{untyped: sole}` in the configuration): an identifier without a type code, accepted only
+    when it is the only identifier in PID-3 (CX-5 is optional in HL7 and often empty in v2.3/2.4 feeds; with
+    several identifiers, which one is the patient is unknown, so none is taken)."""
 
     type: str
     authority: str | None = None
+    sole: bool = False
 
     def matches(self, type_code: str, authorities: set[str]) -> bool:
         return type_code.upper() == self.type.upper() and (self.authority is None or self.authority in authorities)
@@ -46,7 +50,7 @@ class AnalyteMap:
 
     local: dict[str, Analyte]
     id_rules: dict[str, tuple[IdRule, ...]] = field(
-        default_factory=lambda: {"default": (IdRule("PI"), IdRule("MR"), IdRule("PT"))}
+        default_factory=lambda: {"default": (IdRule("PI"), IdRule("MR"), IdRule("PT"), IdRule("", sole=True))}
     )
 
     @classmethod
@@ -74,10 +78,17 @@ class AnalyteMap:
 
 
 def _id_rules(path: Path, facility: Any, items: Any) -> tuple[IdRule, ...]:
-    rules = tuple(IdRule(str(i["type"]), i.get("authority")) for i in items or [])
+    rules: list[IdRule] = []
+    for i in items or []:
+        if "untyped" in i:
+            if i["untyped"] != "sole" or "type" in i:
+                raise ValueError(f"{path}: patient_identifiers.{facility}: the untyped rule is {{untyped: sole}}")
+            rules.append(IdRule("", i.get("authority"), sole=True))
+        else:
+            rules.append(IdRule(str(i["type"]), i.get("authority")))
     if any(FORBIDDEN_ID_TYPES.match(r.type) for r in rules):
         raise ValueError(f"{path}: patient_identifiers.{facility}: a national or social security number is never a key")
-    return rules
+    return tuple(rules)
 
 
 class LabInput(BaseModel):
@@ -89,6 +100,8 @@ class LabInput(BaseModel):
     unit: str
     loinc: str | None
     notes: list[str] = Field(default_factory=list)
+    #: issue 24: no value, with the sender's reason (FHIR dataAbsentReason): never published as a value
+    absent: str | None = None
 
 
 class Ingested(BaseModel):

@@ -166,6 +166,9 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
         return None
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
+    # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
+    # withdrawal of a value it replaces, never as a value
+    silent = lab.absent is not None and (previous is None or previous.status == "withdrawn")
     s.results[r.result_id] = StoredResult(
         result_id=r.result_id,
         event_id=r.event_id,
@@ -178,9 +181,13 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
         comparator=r.comparator,
         precision=r.occurred_at_precision,
     )
+    if silent:
+        return None
     rule_ids = ["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else [])
     interpretation: str | None = None
     notes: list[str] = list(lab.notes)
+    if lab.absent is not None:
+        notes.append(f"Pas de valeur (dataAbsentReason : {lab.absent}) : la valeur précédente ne tient plus.")
     if r.comparator is not None and value is not None:
         notes.append(f"Résultat censuré ({r.comparator} {r.value:g} {r.unit}) : une borne, jamais une valeur exacte.")
     if r.occurred_at_precision == "date":

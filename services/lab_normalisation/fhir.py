@@ -9,6 +9,11 @@ Patient. Pure, no I/O.
   DiagnosticReport's effective time (the report or panel that lists it). A date without a time is used as a
   date (`occurred_at_precision` "date"), never given a guessed hour.
 - A valid message holding nothing the rules use is accepted, saying nothing was used.
+- Dates (issue 24): every FHIR precision is read. A collection time that is only a year or a month refuses that
+  result (never guessed); a birth date that is only a year or a month gives no birth date (the age is not known
+  exactly) and the rest of the message is kept; a partial date is in the future only when its first day is.
+- An Observation (or component) with `dataAbsentReason` instead of a value (issue 24) is accepted as "no value"
+  with the reason: never published as a value; a value it replaces (same Observation, newer version) is withdrawn.
 """
 
 from __future__ import annotations
@@ -123,6 +128,20 @@ def _subject(obs: Observation | DiagnosticReport, ctx: _Context, depth: int = 0)
     return _subject(parent, ctx, depth + 1) if parent is not None and depth < 5 else None
 
 
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
+
+
+def partial_start(value: str) -> date | None:
+    """The first day of a FHIR date of year ("1962") or month ("1962-04") precision; None if it is neither."""
+    m = _PARTIAL.fullmatch(value)
+    if m is None:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2) or 1), 1)
+    except ValueError:
+        return None
+
+
 def _when(value: object, tz: ZoneInfo, what: str) -> tuple[datetime, TimePrecision]:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -172,9 +191,10 @@ def _observation(
         else:
             out.rejections.append(f"{label}: invalid Observation.status")
         return
-    parts: list[tuple[str, Any, Any]] = [("", obs.code, obs.valueQuantity)]  # (suffix, code, quantity)
-    parts += [(f"#{i}", c.code, c.valueQuantity) for i, c in enumerate(obs.component or [])]
-    for suffix, code, quantity in parts:
+    # (suffix, code, quantity, dataAbsentReason)
+    parts: list[tuple[str, Any, Any, Any]] = [("", obs.code, obs.valueQuantity, obs.dataAbsentReason)]
+    parts += [(f"#{i}", c.code, c.valueQuantity, c.dataAbsentReason) for i, c in enumerate(obs.component or [])]
+    for suffix, code, quantity, absent in parts:
         codings = [c for c in ((code.coding if code else None) or []) if c.system and c.code]
         mapped = next(
             (c for c in codings if analytes.lookup(Coding(system=str(c.system), code=str(c.code))) is not None),
@@ -191,7 +211,15 @@ def _observation(
                 if not codings:
                     out.ignored.append(f"{label}{suffix}: no code")
             continue
-        _result(obs, suffix, mapped, quantity, status, analytes, guard, tz, ctx, out)
+        _result(obs, suffix, mapped, quantity, status, analytes, guard, tz, ctx, out, _absent(absent, quantity))
+
+
+def _absent(reason: Any, quantity: Any) -> str | None:
+    """The dataAbsentReason of a part without a value ("unknown" when it names no code)."""
+    if reason is None or (quantity is not None and quantity.value is not None):
+        return None
+    code = next((str(c.code) for c in reason.coding or [] if c.code), None)
+    return (code or (str(reason.text) if reason.text else "unknown"))[:64]
 
 
 def _d(c: Any) -> str | None:
@@ -209,6 +237,7 @@ def _result(
     tz: ZoneInfo,
     ctx: _Context,
     out: Ingested,
+    absent: str | None = None,
 ) -> None:
     label = f"Observation/{obs.id or '?'}{suffix}"
     if not obs.id:
@@ -228,7 +257,7 @@ def _result(
         )
         recorded_at = _when(issued, tz, "issued")[0] if issued else guard.received_at
         guard.check(recorded_at, "issued time")
-        if status != "entered-in-error" and (q is None or q.value is None):
+        if status != "entered-in-error" and (q is None or q.value is None) and absent is None:
             raise Rejected("no numeric valueQuantity")
         unit = None if q is None else (q.code or q.unit)
         comparator: Comparator | None = None
@@ -245,7 +274,8 @@ def _result(
             code=Coding(system=str(coding.system), code=str(coding.code), display=_d(coding)),
             value=None if status == "entered-in-error" or q is None or q.value is None else float(q.value),
             unit=unit,
-            status=status,
+            # no value in force: carried as a withdrawal of any earlier version, never as a value (issue 24)
+            status="entered-in-error" if absent is not None else status,
             comparator=comparator,
             occurred_at_precision=precision,
         )
@@ -257,14 +287,21 @@ def _result(
         out.rejections.append(f"{label}: {reason(exc)}")
         return
     if checked is not None:
+        if absent is not None:
+            checked.absent = absent
         out.labs.append(checked)
 
 
 def _patient(pat: Patient, guard: NotAfter, out: Ingested) -> None:
     updated = pat.meta.lastUpdated if pat.meta and pat.meta.lastUpdated else guard.received_at
+    birth: date | None = pat.birthDate if isinstance(pat.birthDate, date) else None
     try:
         guard.check(updated, "Patient.meta.lastUpdated")
-        guard.check(pat.birthDate, "Patient.birthDate")
+        if isinstance(pat.birthDate, str):  # a year or a month (FHIR date precision): the age is not known exactly
+            guard.check(partial_start(pat.birthDate), "Patient.birthDate")
+            out.ignored.append(f"Patient.birthDate {pat.birthDate[:7]}: not a full date, so no age is derived from it")
+        else:
+            guard.check(birth, "Patient.birthDate")
     except Rejected as exc:
         out.rejections.append(f"Patient: {exc}")
         return
@@ -282,7 +319,7 @@ def _patient(pat: Patient, guard: NotAfter, out: Ingested) -> None:
             occurred_at=updated,
             recorded_at=updated,
             source="fhir-r4",
-            birth_date=pat.birthDate,
+            birth_date=birth,
             sex=FHIR_SEX.get(str(pat.gender)) if pat.gender else None,
         )
     )

@@ -1,8 +1,13 @@
 """HL7 v2 lab results (the `hl7` package) into one `Ingested`: ORU^R01, ORU^R30 (point-of-care) and OUL^R22
 (IHE LAW / LCSD specimen-oriented results). Pure, no I/O.
 
-- Text: UTF-8 (a byte-order mark is skipped) else ISO-8859-1; MLLP framing stripped; CR, CRLF or LF between
-  segments; trailing blanks of a segment ignored. So none of these change any result or ID.
+- Text: in the character set MSH-18 declares (issue 24: ASCII, 8859/1-9 and 15, UNICODE UTF-8, and their ISO IR
+  names; another set, or bytes invalid in the declared one, is refused with the reason); without MSH-18, UTF-8 (a
+  byte-order mark is skipped) else ISO-8859-1. MLLP framing stripped; CR, CRLF or LF between segments; trailing
+  blanks of a segment ignored. So none of these change any result or ID.
+- ACK (issue 24): MSH-5/6 echo every component of the sender's MSH-3/4, MSH-11 and MSH-12 its processing ID and
+  version, MSH-18 its character set; MSH-15/16 (accept / application acknowledgement: AL, NE, ER, SU) honoured:
+  one acknowledgement per message, commit (CA/CE/CR) or application (AA/AE/AR), or none when not asked for.
 - Patient: PID-3 chosen by identifier type (CX-5) and assigning authority (CX-4), per sending facility
   (MSH-4); never a national or social security number.
 - A result is identified by its order (OBR-3 filler, else OBR-2 placer number), its code (LOINC when OBX-3
@@ -62,24 +67,83 @@ _NUMBER = re.compile(r"^(<=|>=|<|>|=)?\s*([-+]?\d+(?:[.,]\d+)?)$")
 _TS = re.compile(r"^\d{8}(\d{4}(\d{2}(\.\d{1,4})?)?)?([+-]\d{4})?$")
 
 
+AckCode = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
+#: MSH-15 / MSH-16 acknowledgement conditions (HL7 table 0155)
+ACK_CONDITIONS = ("AL", "NE", "ER", "SU")
+#: MSH-18 (HL7 table 0211, and the ISO IR names some senders use) -> Python codec; MLLP needs a set in which the
+#: framing bytes and the MSH are ASCII, so UTF-16/32 and the ISO 2022 sets are not supported
+CHARSETS: dict[str, str] = {
+    "ASCII": "ascii",
+    "ISO IR6": "ascii",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+    "ISO IR100": "iso8859-1",
+    "ISO IR101": "iso8859-2",
+    "ISO IR109": "iso8859-3",
+    "ISO IR110": "iso8859-4",
+    "ISO IR144": "iso8859-5",
+    "ISO IR127": "iso8859-6",
+    "ISO IR126": "iso8859-7",
+    "ISO IR138": "iso8859-8",
+    "ISO IR148": "iso8859-9",
+    "UNICODE UTF-8": "utf-8",
+    "ISO IR192": "utf-8",
+    "UTF-8": "utf-8",
+}
+
+
 class Hl7Message(BaseModel):
-    """What an ACK needs to know about the message it answers."""
+    """What an ACK needs to know about the message it answers (read from the MSH alone)."""
 
     control_id: str = ""
     sending_application: str = ""
     sending_facility: str = ""
     trigger: str = "R01"
+    #: every component of MSH-3 / MSH-4 (HD: namespace ID, universal ID, its type)
+    application_hd: list[str] = []
+    facility_hd: list[str] = []
+    #: MSH-11 processing ID (and mode), MSH-12 version, MSH-15 / MSH-16, MSH-18 as sent
+    processing_id: str = ""
+    version: str = ""
+    accept_ack: str = ""
+    application_ack: str = ""
+    charset: str = ""
+
+
+def declared_charset(raw: bytes) -> str:
+    """MSH-18's first repetition, read from the MSH bytes (ASCII in every supported set); "" when absent."""
+    start = raw.lstrip(b"\x0b\r\n \t")
+    start = start[3:] if start.startswith(b"\xef\xbb\xbf") else start
+    if not start.startswith(b"MSH") or len(start) < 8:
+        return ""
+    sep, repeat = start[3:4], start[5:6]
+    fields = re.split(rb"[\r\n]", start, maxsplit=1)[0].split(sep)
+    value = fields[17] if len(fields) > 17 else b""
+    return value.split(repeat)[0].split(start[4:5])[0].decode("ascii", "replace").strip().upper()
+
+
+def _decode(raw: bytes) -> str:
+    charset = declared_charset(raw)
+    if not charset:
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    codec = CHARSETS.get(charset)
+    if codec is None:
+        supported = ", ".join(k for k in CHARSETS if not k.startswith("ISO IR") and k != "UTF-8")
+        raise Rejected(f"MSH-18 character set {charset[:40]!r} is not supported (supported: {supported})")
+    try:
+        return raw.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as exc:
+        raise Rejected(f"the message is not valid {charset}, the character set MSH-18 declares") from exc
 
 
 def hl7_text(raw: bytes) -> str:
-    """Decode (UTF-8 without its BOM, else ISO-8859-1), strip MLLP framing and trailing blanks of each
-    segment, use CR between segments."""
+    """Decode (in MSH-18's character set; without one, UTF-8 without its BOM, else ISO-8859-1), strip MLLP
+    framing and trailing blanks of each segment, use CR between segments."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise Rejected(f"HL7 message larger than {MAX_MESSAGE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    text = _decode(raw)
     text = text.lstrip("\ufeff").strip("\x0b\x1c\r\n \t")
     return "\r".join(s for s in (line.rstrip(" \t") for line in re.split(r"\r\n|\n|\r", text)) if s.strip())
 
@@ -156,10 +220,22 @@ def _hl7_date(value: str) -> datetime | None:
         raise Rejected("PID-7 birth date is not a valid date") from exc
 
 
+def _components(seg: hl7.Segment, field: int) -> list[str]:
+    out: list[str] = []
+    for c in range(1, 11):
+        subs = _subs(seg, field, c)
+        if not subs:
+            break
+        out.append(subs[0])
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
 def hl7_header(text: str) -> Hl7Message:
     """MSH fields for an ACK, read even from a message that fails later checks."""
     try:
-        msh = hl7.parse(text).segment("MSH")
+        msh = hl7.parse(text.split("\r", 1)[0].split("\n", 1)[0]).segment("MSH")
     except Exception:
         return Hl7Message()
     return Hl7Message(
@@ -167,7 +243,60 @@ def hl7_header(text: str) -> Hl7Message:
         sending_application=_field(msh, 3),
         sending_facility=_field(msh, 4),
         trigger=_field(msh, 9, 2) or "R01",
+        application_hd=_components(msh, 3),
+        facility_hd=_components(msh, 4),
+        processing_id="^".join(_components(msh, 11)),
+        version=_field(msh, 12),
+        accept_ack=_field(msh, 15).upper(),
+        application_ack=_field(msh, 16).upper(),
+        charset=_field(msh, 18).upper(),
     )
+
+
+def header_of(raw: bytes) -> Hl7Message:
+    """The MSH of any bytes, even ones whose character set or size is refused (for the ACK that says so)."""
+    try:
+        text = hl7_text(raw[:65536] if len(raw) > MAX_MESSAGE_BYTES else raw)
+    except Rejected:
+        text = raw[:65536].decode("latin-1").lstrip("\x0b\r\n \t\ufeff")
+    return hl7_header(text.strip("\x0b\x1c\r\n \t"))
+
+
+AckMode = Literal["original", "accept", "application"]
+
+
+def ack_mode(header: Hl7Message) -> tuple[AckMode, str | None]:
+    """Issue 24, MSH-15 / MSH-16: both empty, original mode (one application ACK, AA/AE/AR); MSH-15 AL/ER/SU,
+    an accept (commit) ACK (CA/CE/CR); MSH-16 AL/ER/SU with MSH-15 empty or NE, an application ACK. Both asked
+    for is refused (the reason says what to send): this receiver has no return connection for a second ACK.
+    Returns the mode and the refusal, if any."""
+    accept, application = header.accept_ack, header.application_ack
+    bad = [f"MSH-{n} {v[:8]!r}" for n, v in ((15, accept), (16, application)) if v and v not in ACK_CONDITIONS]
+    if bad:
+        return "original", f"{', '.join(bad)}: not an acknowledgement condition (AL, NE, ER or SU)"
+    if not accept and not application:
+        return "original", None
+    if accept not in ("", "NE") and application not in ("", "NE"):
+        return "accept", (
+            f"MSH-15 {accept} and MSH-16 {application}: an accept and an application acknowledgement were both asked "
+            "for; this receiver answers each message with one acknowledgement on the same connection: send MSH-16 "
+            "NE (accept acknowledgement CA/CE/CR), MSH-15 NE (application acknowledgement AA/AE/AR), or neither"
+        )
+    return ("accept", None) if accept not in ("", "NE") else ("application", None)
+
+
+def ack_wanted(header: Hl7Message, mode: AckMode, ok: bool) -> bool:
+    """Whether the acknowledgement is sent at all (MLLP): AL always, NE never, ER on an error, SU on success."""
+    condition = {"original": "AL", "accept": header.accept_ack, "application": header.application_ack}[mode] or "AL"
+    return condition == "AL" or (condition == "ER" and not ok) or (condition == "SU" and ok)
+
+
+def commit_code(code: AckCode, published: bool) -> AckCode:
+    """The accept (commit) acknowledgement of an application verdict: CA when the message was kept (published,
+    or valid and holding nothing used), CR when it was refused whole, CE when nothing of it could be kept."""
+    if code == "AR":
+        return "CR"
+    return "CA" if published or code == "AA" else "CE"
 
 
 def patient_key(pid: hl7.Segment, rules: tuple[IdRule, ...], facility: str) -> str:
@@ -180,10 +309,15 @@ def patient_key(pid: hl7.Segment, rules: tuple[IdRule, ...], facility: str) -> s
         for value, type_code, authorities in ids:
             if FORBIDDEN_ID_TYPES.match(type_code) or not rule.matches(type_code, authorities):
                 continue
+            if rule.sole and len(ids) != 1:  # issue 24: an untyped identifier is the key only when it is alone
+                continue
             if not PATIENT_ID.match(value) or _NATIONAL_SHAPE.match(value):
                 raise Rejected(f"PID-3 identifier of type {type_code or '(none)'} is not a pseudonymous patient ID")
             return value
-    accepted = ", ".join(f"{r.type or '(untyped)'}{'@' + r.authority if r.authority else ''}" for r in rules)
+    accepted = ", ".join(
+        f"{r.type or '(untyped' + (', alone in PID-3)' if r.sole else ')')}{'@' + r.authority if r.authority else ''}"
+        for r in rules
+    )
     raise Rejected(f"PID-3 is missing or has no identifier of an accepted type ({accepted or 'none configured'})")
 
 
@@ -237,11 +371,15 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) ->
     out = Ingested(key=f"hl7:{_field(msh, 3)}|{facility}|{control_id}|{digest}", patient_id=patient_id)
     req = Hl7Request(control_id=control_id, facility=facility, digest=digest, recorded_at=recorded_at)
     _demographics(pid, req, guard, out)
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, LabInput]] = {}
     for n, obx, order in _observations(msg):
         try:
             checked = _obx(obx, order, n, analytes, tz, guard, out, req)
             if checked is not None and checked.result.result_id in seen:
+                first, earlier = seen[checked.result.result_id]
+                if earlier == checked:  # issue 24: the same OBX repeated identically is one result
+                    out.ignored.append(f"OBX {n}: an identical repeat of OBX {first} (one result)")
+                    continue
                 raise Rejected("a second OBX with the same order, code and OBX-4 sub-ID: which one holds is unknown")
         except (Rejected, LabRejection) as exc:
             out.rejections.append(f"OBX {n}: {exc}")
@@ -250,7 +388,7 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) ->
             out.rejections.append(f"OBX {n}: {reason(exc)}")
             continue
         if checked is not None:
-            seen.add(checked.result.result_id)
+            seen[checked.result.result_id] = (n, checked)
             out.labs.append(checked)
     return out
 
@@ -377,21 +515,45 @@ def _obx(
     return check_units(result, analytes)
 
 
+_VERSION = re.compile(r"^\d\.\d{1,2}(\.\d{1,2})?$")
+_PROCESSING = re.compile(r"^[A-Z](\^[A-Z]?)?$")
+
+
 def hl7_ack(
-    header: Hl7Message, code: Literal["AA", "AE", "AR"], errors: Iterable[str] = (), now: datetime | None = None
+    header: Hl7Message,
+    code: AckCode,
+    errors: Iterable[str] = (),
+    now: datetime | None = None,
+    receiving: tuple[str, str] = ("OSTEOCDS", "OSTEOCDS"),
 ) -> str:
-    """An HL7 v2.5 ACK: MSA with the answered control ID, and one ERR per problem (or note)."""
+    """An HL7 ACK: MSH-3/4 the receiving application and facility (configurable), MSH-5/6 the sender's MSH-3/4
+    (every HD component), MSH-11/12 the sender's processing ID and version (P and 2.5 when it sent none or an
+    invalid one), MSH-18 its character set; MSA with the answered control ID, and one ERR per problem (or note)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S+0000")
     control = derived_id("ack", header.control_id, stamp).hex[:20]
     trigger = re.sub(r"[^A-Z0-9]", "", header.trigger.upper())[:3] or "R01"
+    app = _hd(header.application_hd or [header.sending_application])
+    facility = _hd(header.facility_hd or [header.sending_facility])
+    processing = header.processing_id.upper() if _PROCESSING.fullmatch(header.processing_id.upper()) else "P"
+    version = header.version if _VERSION.fullmatch(header.version) else "2.5"
+    charset = header.charset if header.charset in CHARSETS else ""
     lines = [
-        f"MSH|^~\\&|OSTEOCDS|OSTEOCDS|{_esc(header.sending_application)}|{_esc(header.sending_facility)}|{stamp}"
-        f"||ACK^{trigger}^ACK|{control}|P|2.5",
+        f"MSH|^~\\&|{_hd(receiving[0].split('^'))}|{_hd(receiving[1].split('^'))}|{app}|{facility}|{stamp}"
+        f"||ACK^{trigger}^ACK|{control}|{processing}|{version}" + (f"||||||{charset}" if charset else ""),
         f"MSA|{code}|{_esc(header.control_id)}",
     ]
-    severity = "E" if code != "AA" else "I"
+    severity = "E" if code not in ("AA", "CA") else "I"
     lines += [f"ERR||||{severity}||||{_esc(e)[:500]}" for e in errors]
     return "\r".join(lines) + "\r"
+
+
+def ack_codec(header: Hl7Message) -> str:
+    """The codec an ACK is encoded in: the message's declared character set (MSH-18), else UTF-8."""
+    return CHARSETS.get(header.charset, "utf-8")
+
+
+def _hd(components: list[str]) -> str:
+    return "^".join(_esc(c) for c in components)
 
 
 def _esc(text: str) -> str:

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
+from services.lab_normalisation.mllp import MllpSender
 from shared.settings import Settings
 
 
@@ -25,3 +28,24 @@ class LabSettings(Settings):
     #: MLLP listener for HL7 v2 (same checks and path as POST /hl7v2); 0 turns it off.
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
+    # ---- issue 24: MLLP secured (services/lab_normalisation/mllp.py; README "Connecting a lab feed") ----------
+    #: TLS with client certificates: this listener's certificate chain and key (PEM), and the CA that issues the
+    #: senders' certificates (only certificates it signed are accepted). Set all three for TLS.
+    mllp_tls_certfile: Path | None = None
+    mllp_tls_keyfile: Path | None = None
+    mllp_tls_client_cafile: Path | None = None
+    #: certificate identity -> the sending applications/facilities (MSH-3/MSH-4) it may send for. Identity:
+    #: "cn:<subject CN>" or "sha256:<certificate fingerprint>". JSON, e.g.
+    #: {"cn:lab.chu.example": [{"application": "GLIMS", "facility": "CHU-LYON-BIO"}]}. A certificate without an
+    #: entry sends nothing. On plaintext, a "plaintext" entry (if any) applies.
+    mllp_allowed_senders: dict[str, list[MllpSender]] = Field(default_factory=dict)
+    #: plaintext MLLP: only when asked for here AND only on a loopback MLLP_HOST (the development stack).
+    mllp_plaintext: bool = False
+    #: a busy (or otherwise unbindable) MLLP port is retried after this long, doubling up to the maximum
+    mllp_bind_retry_initial_s: float = 1.0
+    mllp_bind_retry_max_s: float = 30.0
+    mllp_handshake_timeout_s: float = 10.0
+    #: MSH-3 / MSH-4 of the ACKs (HTTP and MLLP): this receiver's application and facility ("^" between HD
+    #: components, e.g. "OSTEOCDS^1.2.250.1.999.9^ISO")
+    hl7_receiving_application: str = "OSTEOCDS"
+    hl7_receiving_facility: str = "OSTEOCDS"

@@ -119,7 +119,8 @@ def test_result_not_in_first_obx_and_one_bad_obx_does_not_lose_the_others() -> N
         (hl7(MSH, PID, PID.replace("PT-1", "PT-2")), "exactly one PID"),
         (hl7(MSH, "PID|1||Jean Dupont"), "PID-3"),
         (hl7(MSH, "PID|1||PT-1^^^HOSP^PI||||1956-04-02"), "PID-7"),
-        (hl7(MSH, "PID|1||PT-1^^^HOSP"), "PID-3"),  # untyped: not chosen by default (issue 12)
+        # untyped: chosen by default only when alone in PID-3 (issue 12; issue 24 {untyped: sole})
+        (hl7(MSH, "PID|1||PT-1^^^HOSP~PT-9^^^OTHER"), "PID-3"),
         (hl7(MSH.replace("+0100", "+9900"), PID), "invalid time zone offset"),  # found by the fuzzer
     ],
 )
