@@ -38,6 +38,7 @@ from services.notification.domain import (
     action_applied,
     allowed,
     apply_event,
+    ended_status,
     find,
     listing,
     next_due,
@@ -101,8 +102,11 @@ class Actions:
         reason: str | None = None,
         comment: str | None = None,
     ) -> tuple[int, Alert | dict[str, str]]:
-        alert = find(await self.load(patient_id) or PatientAlerts(), alert_id)
+        state = await self.load(patient_id) or PatientAlerts()
+        alert = find(state, alert_id)
         if alert is None:
+            if (gone := ended_status(state, alert_id)) is not None:  # ended long ago: only its tombstone is kept
+                raise HTTPException(409, f"cannot {action} an alert that is {gone}")
             raise HTTPException(404, "no such alert for this patient")
         if not allowed(alert, action):
             done = {"acknowledge": "acknowledged", "override": "overridden", "resolve": "resolved"}[action]
@@ -129,10 +133,10 @@ class Actions:
         await (await self.producer.send(msg))
         deadline = asyncio.get_running_loop().time() + self.wait
         while asyncio.get_running_loop().time() < deadline:
-            state = await self.load(patient_id)
-            if action_applied(state, msg.event_id):
-                assert state is not None
-                return 200, find(state, alert_id) or alert
+            now_state = await self.load(patient_id)
+            if action_applied(now_state, msg.event_id):
+                assert now_state is not None
+                return 200, find(now_state, alert_id) or alert
             await asyncio.sleep(0.02)
         return 202, {"action_id": str(msg.event_id), "status": "accepted, not applied yet"}
 

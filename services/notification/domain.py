@@ -8,16 +8,25 @@ No churn: an info or warning decision is held back for the settle window; withdr
 it is never shown. A critical one is shown at once, and escalated when still active after the escalation
 delay (then again each delay, up to the maximum level). Both deadlines are the aggregate's `next_due`: the
 runtime keeps it in Redis with the state (shared/runtime/timers.py) and feeds a `ClockTick` back when it passes.
+
+Retention (issue 25): `apply_event` is the pure `transition` followed by `retain`, which bounds the state by
+lifecycle horizons measured from the state's own clock `as_of` (the newest arrival, action or deadline it has
+processed; never the wall clock). It never drops or changes an alert that still holds (active, acknowledged,
+overridden, settling) nor its escalation state; a withdrawn or resolved alert stays whole for ENDED_KEPT, then
+only its ID, status, end and step count (`ended`) for TOMBSTONE_KEPT, so a decision issued again continues the
+same alert (reactivated, its step IDs counting the folded steps in `folded`). Earlier cycles of an alert issued
+again, ended more than ENDED_KEPT ago, leave its `history` (they are on osteocds.alerts.v1). Nothing else grows:
+labs, scores and plans are the newest of each. README "Retention: notification".
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts.base import Message, derived_id
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
@@ -28,8 +37,18 @@ from contracts.plan import TreatmentPlan
 
 SERVICE: Final = "notification"
 SEVERITY_ORDER: Final = {"critical": 0, "warning": 1, "info": 2}
-#: how many applied action IDs a patient's state remembers (an HTTP request waits for its own)
+#: at most this many applied action IDs are remembered (an HTTP request waits for its own: ACTION_WAIT_SECONDS)
 APPLIED_KEPT: Final = 200
+#: issue 25 retention horizons, from the state's clock `as_of`. Lifecycle horizons, not clinical windows: no rule
+#: reads them. A withdrawn or resolved alert stays whole this long after it ended (GET /alerts lists it): the
+#: runtime's duplicate window (SEEN_TTL_SECONDS), within which a redelivered recommendation is dropped anyway.
+ENDED_KEPT: Final = timedelta(days=14)
+#: then only its tombstone, this long after it ended: issued again, it is the same alert reactivated.
+TOMBSTONE_KEPT: Final = timedelta(days=400)
+#: applied action IDs are kept this long after they were done (the HTTP request waits seconds for its own)
+APPLIED_FOR: Final = timedelta(days=1)
+#: statuses after which an alert holds no more (only a decision issued again brings it back)
+ENDED: Final = ("withdrawn", "resolved")
 
 
 @dataclass(frozen=True)
@@ -57,17 +76,39 @@ class Arrived(BaseModel):
         return self.message.delivery_key()
 
 
+class Ended(NamedTuple):
+    """What is kept of a withdrawn or resolved alert after ENDED_KEPT (JSON: [status, at, steps])."""
+
+    status: Literal["withdrawn", "resolved"]
+    at: datetime  # its last transition
+    steps: int  # how many transitions it had: a later cycle's step IDs count them
+
+
 class PatientAlerts(BaseModel):
     alerts: dict[str, Alert] = Field(default_factory=dict)  # by recommendation ID
     #: info/warning alerts still in their settle window (never shown yet): recommendation ID -> due time
     pending: dict[str, datetime] = Field(default_factory=dict)
-    applied: list[str] = Field(default_factory=list)  # IDs of the latest actions applied
+    applied: dict[str, datetime] = Field(default_factory=dict)  # IDs of the latest actions applied -> when done
+    #: the state's clock: the newest arrival, action or deadline processed (retention's horizons start here)
+    as_of: datetime | None = None
+    ended: dict[str, Ended] = Field(default_factory=dict)  # tombstones, by recommendation ID
+    folded: dict[str, int] = Field(default_factory=dict)  # recommendation ID -> transitions no longer in history
     # what the clinicians' page shows besides the alerts
     plan: TreatmentPlan | None = None
     local_plan: LocalTreatmentPlan | None = None
     scores: dict[str, Score] = Field(default_factory=dict)  # "score:subject" -> latest
     labs: dict[str, NormalisedLab] = Field(default_factory=dict)  # analyte -> latest
 
+    @field_validator("applied", mode="before")
+    @classmethod
+    def _applied_list(cls, value: object) -> object:
+        """A state stored before issue 25 kept a list: its IDs count as done long ago (dropped when retained)."""
+        if isinstance(value, list):
+            return dict.fromkeys(map(str, value), _LONG_AGO)
+        return value
+
+
+_LONG_AGO: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Output = Alert
 
@@ -93,16 +134,21 @@ def escalates(alert: Alert, rid: str, state: PatientAlerts, policy: AlertPolicy)
     )
 
 
-def _step(alert: Alert, transition: AlertTransition, **update: object) -> Alert:
-    """The alert after one transition: a new alert event (its own ID), the transition appended."""
+def _step(alert: Alert, transition: AlertTransition, folded: int, **update: object) -> Alert:
+    """The alert after one transition: a new alert event (its own ID, counting the `folded` transitions no longer
+    in its history), the transition appended."""
     history = [*alert.history, transition]
-    event_id = derived_id("alert-step", alert.recommendation_id, len(history), transition.event, transition.at)
+    n = folded + len(history)
+    event_id = derived_id("alert-step", alert.recommendation_id, n, transition.event, transition.at)
     return alert.model_copy(update={"event_id": event_id, "status": transition.status, "history": history, **update})
 
 
 def alert_for(rec: Recommendation, at: datetime, reissue: bool = False) -> Alert:
+    """The first version of an alert. Its ID names the decision's cause when it has one, so that a decision
+    issued again after its tombstone was dropped (TOMBSTONE_KEPT) never repeats an alert ID already published."""
+    cause = reissue or rec.caused_by is not None
     return Alert(
-        event_id=derived_id("alert", rec.event_id, rec.caused_by) if reissue else derived_id("alert", rec.event_id),
+        event_id=derived_id("alert", rec.event_id, rec.caused_by) if cause else derived_id("alert", rec.event_id),
         patient_id=rec.patient_id,
         occurred_at=rec.occurred_at,
         recorded_at=rec.recorded_at,
@@ -130,18 +176,24 @@ def apply_recommendation(
     an alert never shown, withdraws an active one, and resolves one a clinician has acted on. The same
     recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
     rec, at = arrived.message, arrived.at
-    alerts, pending = dict(state.alerts), dict(state.pending)
+    alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
+    update: dict[str, object] = {}
     out: list[Output] = []
     if rec.status == "active":
         rid = str(rec.event_id)
         current = alerts.get(rid)
-        if current is not None and current.status not in ("withdrawn", "resolved"):
+        if current is not None and current.status not in ENDED:
             return state, []
-        alert = alert_for(rec, at, reissue=current is not None)
+        gone = state.ended.get(rid) if current is None else None  # ended longer ago than ENDED_KEPT
+        alert = alert_for(rec, at, reissue=current is not None or gone is not None)
         if current is not None:
             alert = alert.model_copy(update={"history": [*current.history, *alert.history]})
+        elif gone is not None:  # the same alert again: its step IDs go on counting the steps it had
+            update["ended"] = {k: v for k, v in state.ended.items() if k != rid}
+            folded = update["folded"] = {**folded, rid: gone.steps}
         if rec.severity == "critical":
-            alert = _step(alert, AlertTransition(event="shown", status="active", at=at, by=SERVICE))
+            shown = AlertTransition(event="shown", status="active", at=at, by=SERVICE)
+            alert = _step(alert, shown, folded.get(rid, 0))
             out.append(alert)
         else:
             pending[rid] = at + policy.settle
@@ -151,15 +203,26 @@ def apply_recommendation(
             old = alerts.get(old_id)
             if old is None:
                 continue
+            n = folded.get(old_id, 0)
             if old_id in pending:  # withdrawn or replaced within the settle window: never shown
                 del pending[old_id], alerts[old_id]
+                if n:
+                    folded = update["folded"] = {k: v for k, v in folded.items() if k != old_id}
             elif old.status == "active":
-                alerts[old_id] = _step(old, AlertTransition(event="withdrawn", status="withdrawn", at=at, by=SERVICE))
+                step = AlertTransition(event="withdrawn", status="withdrawn", at=at, by=SERVICE)
+                alerts[old_id] = _step(old, step, n)
                 out.append(alerts[old_id])
             elif old.status in ("acknowledged", "overridden"):
-                alerts[old_id] = _step(old, AlertTransition(event="resolved", status="resolved", at=at, by=SERVICE))
+                step = AlertTransition(event="resolved", status="resolved", at=at, by=SERVICE)
+                alerts[old_id] = _step(old, step, n)
                 out.append(alerts[old_id])
-    return state.model_copy(update={"alerts": alerts, "pending": pending}), out
+    return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
+
+
+def ended_status(state: PatientAlerts, alert_id: str) -> str | None:
+    """The status of an alert ended longer ago than ENDED_KEPT (only its tombstone is left), else None."""
+    gone = state.ended.get(alert_id)
+    return None if gone is None else gone.status
 
 
 def find(state: PatientAlerts, alert_id: str) -> Alert | None:
@@ -187,7 +250,9 @@ def allowed(alert: Alert, action: str) -> bool:
 
 def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAlerts, list[Output]]:
     """A person's action (the actor is the token's subject)."""
-    applied = [*state.applied, str(action.event_id)][-APPLIED_KEPT:]
+    applied = {**state.applied, str(action.event_id): action.occurred_at}
+    if len(applied) > APPLIED_KEPT:
+        applied = dict(list(applied.items())[-APPLIED_KEPT:])
     target = find(state, str(action.alert_id))
     if target is None or not allowed(target, action.action):  # unknown, or already acted on: the first stays
         return state.model_copy(update={"applied": applied}), []
@@ -208,8 +273,9 @@ def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAler
     elif action.action == "override":
         update = {"overridden_by": by, "overridden_at": at, "override_reason": action.reason}
         update["override_comment"] = action.comment
-    alert = _step(target, step, **update)
-    alerts = {**state.alerts, str(target.recommendation_id): alert}
+    rid = str(target.recommendation_id)
+    alert = _step(target, step, state.folded.get(rid, 0), **update)
+    alerts = {**state.alerts, rid: alert}
     return state.model_copy(update={"alerts": alerts, "applied": applied}), [alert]
 
 
@@ -224,7 +290,8 @@ def apply_tick(
     for rid, due in sorted(state.pending.items(), key=lambda kv: kv[1]):
         if due <= at:  # held for the whole settle window: shown now
             del pending[rid]
-            alerts[rid] = _step(alerts[rid], AlertTransition(event="shown", status="active", at=due, by=SERVICE))
+            shown = AlertTransition(event="shown", status="active", at=due, by=SERVICE)
+            alerts[rid] = _step(alerts[rid], shown, state.folded.get(rid, 0))
             out.append(alerts[rid])
     for rid, alert in state.alerts.items():
         if not escalates(alert, rid, state, policy):
@@ -237,6 +304,7 @@ def apply_tick(
         alerts[rid] = _step(
             alert,
             AlertTransition(event="escalated", status="active", at=due, by=SERVICE, escalation_level=level + 1),
+            state.folded.get(rid, 0),
             escalation_level=level + 1,
             escalated_to=policy.escalate_to,
         )
@@ -278,15 +346,20 @@ def apply_lab(state: PatientAlerts, lab: NormalisedLab) -> tuple[PatientAlerts, 
     return state.model_copy(update={"labs": labs}), []
 
 
-def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tuple[PatientAlerts, list[Message]]:
-    """The one transition the runtime calls, whatever the topic."""
+def transition(state: PatientAlerts, event: object, policy: AlertPolicy) -> tuple[PatientAlerts, list[Message]]:
+    """One event, whatever the topic, without retention (`apply_event` is this, then `retain`). An arrival, an
+    action or a deadline also moves the state's clock `as_of` forward."""
     out: list[Output]
+    at: datetime | None = None
     if isinstance(event, Arrived):
         state, out = apply_recommendation(state, event, policy)
+        at = event.at
     elif isinstance(event, AlertAction):
         state, out = apply_action(state, event)
+        at = event.occurred_at
     elif isinstance(event, ClockTick):
         state, out = apply_tick(state, event, policy)
+        at = event.due_at
     elif isinstance(event, TreatmentPlan):
         state, out = apply_plan(state, event)
     elif isinstance(event, LocalTreatmentPlan):
@@ -297,7 +370,71 @@ def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tup
         state, out = apply_lab(state, event)
     else:
         raise TypeError(f"notification does not handle {type(event).__name__}")
+    if at is not None and (state.as_of is None or at > state.as_of):
+        state = state.model_copy(update={"as_of": at})
     return state, list(out)
+
+
+def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tuple[PatientAlerts, list[Message]]:
+    """The one transition the runtime calls, whatever the topic: `transition`, then `retain`. Retention reads only
+    the alerts, the applied actions and the clock: when the event changed none of them (a lab, a score, a plan),
+    the state is as retained as it was."""
+    new, out = transition(state, event, policy)
+    if new.alerts is state.alerts and new.applied is state.applied and new.as_of == state.as_of:
+        return new, out
+    return retain(new), out
+
+
+def _cycle_start(history: list[AlertTransition]) -> int:
+    """Where the alert's current cycle starts in its history: its latest raise or reactivation."""
+    for i in range(len(history) - 1, 0, -1):
+        if history[i].event in ("raised", "reactivated"):
+            return i
+    return 0
+
+
+def retain(state: PatientAlerts) -> PatientAlerts:
+    """The state bounded by the retention horizons, measured from its clock `as_of` (deterministic; idempotent).
+    An alert that still holds is never dropped; only its earlier cycles, ended more than ENDED_KEPT ago, leave its
+    history. A withdrawn or resolved alert ended more than ENDED_KEPT ago becomes a tombstone; a tombstone goes
+    after TOMBSTONE_KEPT; applied action IDs after APPLIED_FOR."""
+    now = state.as_of
+    if now is None:  # nothing processed yet that has a time
+        return state
+    whole = now - ENDED_KEPT
+    alerts, ended, folded = state.alerts, state.ended, state.folded
+    changed = False
+    for rid, alert in state.alerts.items():
+        history = alert.history
+        if not history or history[0].at >= whole:  # nothing older than the horizon
+            continue
+        if alert.status in ENDED and rid not in state.pending:
+            last = max(t.at for t in history)
+            if last < whole:  # ended long enough ago: only its tombstone is kept
+                if not changed:
+                    alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
+                del alerts[rid]
+                status: Literal["withdrawn", "resolved"] = "withdrawn" if alert.status == "withdrawn" else "resolved"
+                ended[rid] = Ended(status, last, folded.pop(rid, 0) + len(history))
+                continue
+        start = _cycle_start(history)
+        if start and max(t.at for t in history[:start]) < whole:  # earlier cycles ended long ago
+            if not changed:
+                alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
+            alerts[rid] = alert.model_copy(update={"history": history[start:]})
+            folded[rid] = folded.get(rid, 0) + start
+    gone = now - TOMBSTONE_KEPT
+    if any(e.at < gone for e in ended.values()):
+        ended = {rid: e for rid, e in ended.items() if e.at >= gone}
+        changed = True
+    applied = state.applied
+    done = now - APPLIED_FOR
+    if any(at < done for at in applied.values()):
+        applied = {aid: at for aid, at in applied.items() if at >= done}
+        changed = True
+    if not changed:
+        return state
+    return state.model_copy(update={"alerts": alerts, "ended": ended, "folded": folded, "applied": applied})
 
 
 def listing(state: PatientAlerts | None, status: str | None = None, severity: str | None = None) -> list[Alert]:
