@@ -14,6 +14,7 @@ import hashlib
 import uuid
 
 from contracts.base import Message, derived_id
+from contracts.clock import ClockTick
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
 from services.systemic_planner import rules as r
@@ -42,11 +43,12 @@ from services.systemic_planner.inputs import (
 )
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
+from services.systemic_planner.retention import retain
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
-__all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"]
+__all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge", "retain"]
 
 
 def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
@@ -147,8 +149,12 @@ def _notify(item: PlanItem) -> bool:
     return item.status in NOTIFY_STATUSES and not (item.rule_id == "SYS-ONCO" and item.severity == "info")
 
 
-def apply_event(state: SystemicState, event: Message, at: r.AsOf) -> tuple[SystemicState, list[Message]]:
-    """Pure: the new state and what to publish, as of `at.now` (passed in by the adapter)."""
+def apply_event(
+    state: SystemicState, event: Message, at: r.AsOf, *, keep_all: bool = False
+) -> tuple[SystemicState, list[Message]]:
+    """Pure: the new state and what to publish, as of `at.now` (passed in by the adapter). The state returned is
+    the retained one (issue 25, retention.py); `keep_all` keeps the whole history (the reference the retention
+    tests compare with)."""
     s = merge(state, event)
     items = build_plan(s, at)
     s.next_due = at.next_due()
@@ -186,6 +192,8 @@ def apply_event(state: SystemicState, event: Message, at: r.AsOf) -> tuple[Syste
         plan = current_plan(s, event.patient_id, items)
         assert plan is not None
         out.append(plan)
+    if not keep_all and not isinstance(event, ClockTick):  # a tick changes no fact: the state is retained already
+        s = retain(s)
     return s, caused_by(out, event)
 
 

@@ -110,6 +110,14 @@ class LesionFacts(BaseModel):
 LIFE_EXPECTANCY_KEPT = 10
 
 
+class AssessmentFold(BaseModel):
+    """What clinical assessments no longer held said (issue 25): the newest life-expectancy estimates and the newest
+    oncological response, merged as `_merge_assessment` merges them."""
+
+    life_expectancies: list[Fact[float]] = Field(default_factory=list)
+    response: Fact[str] | None = None
+
+
 class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
     sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
@@ -142,57 +150,60 @@ class SystemicState(BaseModel):
     next_due: datetime | None = None
     #: `now` of the last decision: the plan served by the API is rebuilt as of then, as it was published
     decided_at: datetime | None = None
+    #: issue 25 (retention.py): the newest `recorded_at` of the inputs merged, the state's own clock for retention
+    newest_recorded_at: datetime | None = None
+    #: issue 25: each lesion's fold of the findings no longer held (retention.py), the base its lesion is folded
+    #: again from when a correction arrives (IMG-ISOLATED: first seen, every modality, the newest stated status)
+    finding_base: dict[str, LesionFacts] = Field(default_factory=dict)
+    #: issue 25: the fold of the clinical assessments no longer held (the newest life expectancies and response)
+    assessment_base: AssessmentFold | None = None
 
 
 def merge(state: SystemicState, e: Message) -> SystemicState:
-    s = state.model_copy(
-        update={
-            "sres": dict(state.sres),
-            "sre_currency": dict(state.sre_currency),
-            "treatments": dict(state.treatments),
-            "care": dict(state.care),
-            "lesions": dict(state.lesions),
-            "life_expectancies": list(state.life_expectancies),
-            **{table: dict(getattr(state, table)) for table in LAB_TABLES.values()},
-        }
-    )
+    """The state with the event's facts. Copy on write (issue 25): a table the event does not change is shared with
+    `state`, never changed in place, so what is derived from it once (`treatments`) holds for both."""
     if isinstance(e, ClockTick):
-        return s  # time passed: the facts are unchanged, the decision is taken again with the new `now`
+        return state.model_copy()  # time passed: the facts are unchanged, the decision is taken again with `now`
+    s = state.model_copy()
+    if s.newest_recorded_at is None or e.recorded_at > s.newest_recorded_at:
+        s.newest_recorded_at = e.recorded_at
     if isinstance(e, SkeletalEvent) and e.status == "withdrawn":  # its source was corrected (LAB-CORRECTION)
-        for sre_id in e.supersedes:
-            s.sres.pop(str(sre_id), None)
-            s.sre_currency.pop(str(sre_id), None)
+        gone = {str(sre_id) for sre_id in e.supersedes}
+        s.sres = {k: v for k, v in state.sres.items() if k not in gone}
+        s.sre_currency = {k: v for k, v in state.sre_currency.items() if k not in gone}
     elif isinstance(e, SkeletalEvent):
-        s.sres[str(e.event_id)] = Fact[str].of(e, e.kind)
+        s.sres = {**state.sres, str(e.event_id): Fact[str].of(e, e.kind)}
         if e.current is not None:
-            s.sre_currency[str(e.event_id)] = SreCurrency(
-                current=e.current, evidence_at=e.evidence_at, current_until=e.current_until
-            )
+            currency = SreCurrency(current=e.current, evidence_at=e.evidence_at, current_until=e.current_until)
+            s.sre_currency = {**state.sre_currency, str(e.event_id): currency}
     elif isinstance(e, ImagingFinding):
         found = FindingRecord.of(e)
         s.findings = dict(sorted({**state.findings, str(e.event_id): found}.items()))
+        s.lesions = dict(state.lesions)
         _apply_finding(s, found)
         s.lesions = dict(sorted(s.lesions.items()))
     elif isinstance(e, ClinicalAssessment):
         assessed = AssessmentRecord.of(e)
         s.assessments = dict(sorted({**state.assessments, str(e.event_id): assessed}.items()))
         if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
-            s.life_expectancies, s.response = [], None
+            base = s.assessment_base or AssessmentFold()  # issue 25: from what assessments no longer held said
+            s.life_expectancies, s.response = list(base.life_expectancies), base.response
             for x in effective(s.assessments.values(), lambda _: "patient"):
                 _merge_assessment(s, x)
         else:
             _merge_assessment(s, assessed)
     elif isinstance(e, TreatmentEvent):
-        s.treatments[str(e.event_id)] = canonical(e)  # "Xgeva" is denosumab, "Zometa" zoledronic acid
+        s.treatments = {**state.treatments, str(e.event_id): canonical(e)}  # "Xgeva" is denosumab
     elif isinstance(e, CareEvent):
-        s.care[str(e.event_id)] = e
+        s.care = {**state.care, str(e.event_id): e}
     # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at
     # the same time as the one held is a re-derivation and replaces it (ties go to the later delivery).
     elif isinstance(e, Score) and e.score == "oligometastatic" and e.band is not None:
         if s.oligometastatic is None or e.recorded_at >= s.oligometastatic.recorded_at:
             s.oligometastatic, s.oligo_missing = Fact[str].of(e, e.band), list(e.missing)
     elif isinstance(e, NormalisedLab) and e.analyte in LAB_TABLES:
-        table: dict[str, LabFact] = getattr(s, LAB_TABLES[e.analyte])
+        table: dict[str, LabFact] = dict(getattr(state, LAB_TABLES[e.analyte]))
+        setattr(s, LAB_TABLES[e.analyte], table)
         prev = table.get(e.result_id)
         if prev is None or e.recorded_at >= prev.recorded_at:
             # LAB-CRCL: the clearance is dated by its creatinine; the weight it used has its own date
@@ -229,7 +240,21 @@ def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
 def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
     """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
     effective findings only (the same rule as scoring: shared/clinical/corrections.py)."""
-    fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
+    base = s.finding_base
+    if not base:
+        fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
+        return
+    # issue 25: a lesion is folded again from the fold of its findings no longer held (retention.py), never from
+    # nothing: a lesion whose held findings are all withdrawn is that fold
+    fold_finding(
+        s.lesions,
+        s.findings.values(),
+        f,
+        lambda lesion, x: _merge_finding(base.get(x.lesion_id) if lesion is None else lesion, x),
+    )
+    for lesion_id in {f.lesion_id, *(x.lesion_id for x in s.findings.values() if x.event_id == f.corrects)}:
+        if lesion_id in base and lesion_id not in s.lesions:
+            s.lesions[lesion_id] = base[lesion_id]
 
 
 def _merge_finding(lesion: LesionFacts | None, f: FindingRecord) -> LesionFacts:
@@ -519,10 +544,31 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
 
 
 # ---- treatments ------------------------------------------------------------------------------------------------
+#: issue 25: a treatments table's effective events and corrections to check, resolved once per table rather than at
+#: each of the readers of each decision (a table is never changed in place: `merge` copies on write). The entry holds
+#: the table, so its `id` is not reused while the entry lives.
+_RESOLVED: dict[int, tuple[dict[str, TreatmentEvent], list[TreatmentEvent], list[TreatmentEvent]]] = {}
+_RESOLVED_MAX = 512
+
+
+def _resolved(s: SystemicState) -> tuple[list[TreatmentEvent], list[TreatmentEvent]]:
+    table = s.treatments
+    hit = _RESOLVED.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1], hit[2]
+    events = table.values()
+    counted = effective_treatments(events)
+    to_check = corrections_to_check(events) if any(e.record_status != "final" for e in events) else []
+    if len(_RESOLVED) >= _RESOLVED_MAX:
+        del _RESOLVED[next(iter(_RESOLVED))]
+    _RESOLVED[id(table)] = (table, counted, to_check)
+    return counted, to_check
+
+
 def treatments(s: SystemicState) -> list[TreatmentEvent]:
     """The treatment events that count, in clinical order: corrected and entered-in-error ones left out (shared
-    clinical context, issue 18.7)."""
-    return effective_treatments(s.treatments.values())
+    clinical context, issue 18.7). Shared: not to be changed by the caller."""
+    return _resolved(s)[0]
 
 
 @dataclass(frozen=True)
@@ -852,7 +898,7 @@ class CorrectionToCheck:
 def corrections(s: SystemicState) -> list[CorrectionToCheck]:
     out = []
     counted = {e.event_id for e in treatments(s)}
-    for e in corrections_to_check(s.treatments.values()):
+    for e in _resolved(s)[1]:
         t = e.treatment
         if not isinstance(t, SystemicDrug | DrugAdministration):
             continue

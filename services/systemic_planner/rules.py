@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -248,8 +249,9 @@ class AsOf:
     recency: Recency = field(default_factory=Recency)
     deadlines: list[datetime] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def today(self) -> date:
+        """The hospital-local date of `now` (computed once: a decision reads it at every drug event)."""
         return self.now.astimezone(self.tz).date()
 
     def day(self, t: datetime) -> date:
