@@ -766,17 +766,21 @@ def _keyed(index: int, stream: Iterator[Generated]) -> Iterator[tuple[tuple[date
         yield (g.message.recorded_at, index), g
 
 
-def patient_history(seed: int, events: int, end: datetime = ANCHOR, years: float | None = None) -> list[Generated]:
-    """One patient's first `events` messages, in publication order, every one before `end`. At the cohort's rates a
-    patient sends about 110 messages a year; a longer stream than 5 years' worth is made denser (every process more
-    frequent) so that it still spans a plausible follow-up (`years`, default min(10, events / 110)), and the
-    retention windows measured in days are still crossed many times."""
+def patient_history(
+    seed: int, events: int, end: datetime = ANCHOR, years: float | None = None, density: float | None = None
+) -> list[Generated]:
+    """One patient's first `events` messages (fewer if the span ends first), in publication order, every one before
+    `end`, followed from `years` before `end`. At the cohort's rates (`density` 1) a patient sends about 110
+    messages a year; by default a longer stream than 10 years' worth is made denser (every process more frequent)
+    so that it still spans a plausible follow-up (`years`, default min(10, events / 110)), and the retention windows
+    measured in days are still crossed many times. `patient_history(s, 10**6, years=5, density=1)` is a realistic
+    5-year patient whole."""
     rate = 110.0
     span = years if years is not None else max(0.25, min(10.0, events / rate))
-    density = max(1.0, 1.15 * events / (rate * span))
+    dense = density if density is not None else max(1.0, 1.15 * events / (rate * span))
     start = end - timedelta(days=365.25 * span)
     out: list[Generated] = []
-    for g in _Patient(seed, 0, start, end, end, density).messages():
+    for g in _Patient(seed, 0, start, end, end, dense).messages():
         out.append(g)
         if len(out) == events:
             break
