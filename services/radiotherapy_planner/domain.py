@@ -28,17 +28,19 @@ from services.radiotherapy_planner.facts import (
     Lesion,
     LocalState,
     ScoreFact,
-    SurgicalOpinionFact,
+    fold_assessment,
     lesions,
     prune_findings,
+    refold_assessments,
 )
 from services.radiotherapy_planner.items_base import Item, as_input, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
-from shared.clinical.corrections import effective, is_correction
+from services.radiotherapy_planner.retention import retain
+from shared.clinical.corrections import is_correction
 from shared.clinical.dates import HOSPITAL_TZ
-from shared.clinical.facts import Fact, newest
+from shared.clinical.facts import Fact
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
 from shared.clinical.life_expectancy import Remaining
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
@@ -55,19 +57,6 @@ LE_VALID: Final = timedelta(days=91)
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
 
-_ASSESSED = (
-    "life_expectancy_months",
-    "neurological_deficit",
-    "frail",
-    "hard_to_move",
-    "mri_contraindicated",
-    "opioid_complications",
-    "diffuse_pain",
-    "radiculopathy",
-    "active_infection",
-    "cement_allergy",
-    "severe_coagulation_disorder",
-)
 _HAEMOSTASIS = ("platelets", "prothrombin_pct")
 
 
@@ -110,19 +99,21 @@ def merge(state: LocalState, e: Message) -> LocalState:
     elif isinstance(e, ClinicalAssessment):
         s.assessments = dict(sorted({**state.assessments, str(e.event_id): e}.items()))
         if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
-            s.assessed, s.opinions = {}, {}
-            for x in effective(s.assessments.values(), lambda _: "patient"):
-                _merge_assessment(s, x)
+            refold_assessments(s)
         else:
-            _merge_assessment(s, e)
+            fold_assessment(s, e)
     elif isinstance(e, TreatmentEvent):
         if e.treatment.kind != "dental" or e.record_status != "final":  # corrections kept beside what they correct
             s.treatments[str(e.event_id)] = canonical(e)
     elif isinstance(e, LocalTreatmentRequest):
         prev_req = s.requests.get(e.request_id)
+        # a cancelled request folded away (retention) is known by the times of the version that closed it
+        prev_at = (prev_req.occurred_at, prev_req.recorded_at) if prev_req else s.closed_requests.get(e.request_id)
         # the newest version of the request wins; on a tie the later delivery (an update sent in the same second)
-        if prev_req is None or (e.occurred_at, e.recorded_at) >= (prev_req.occurred_at, prev_req.recorded_at):
+        if prev_at is None or (e.occurred_at, e.recorded_at) >= prev_at:
             s.requests[e.request_id] = e
+            if e.request_id in s.closed_requests:
+                s.closed_requests = {k: v for k, v in s.closed_requests.items() if k != e.request_id}
     elif isinstance(e, Score):
         key = f"{e.score}:{e.subject}" if e.score != "oligometastatic" else "oligometastatic"
         prev = s.scores.get(key)
@@ -154,39 +145,6 @@ def merge(state: LocalState, e: Message) -> LocalState:
             keep = {id(v) for v in newest_first[:LABS_PER_ANALYTE]}
             s.labs[e.analyte] = {k: v for k, v in table.items() if id(v) in keep}
     return s
-
-
-def _merge_assessment(s: LocalState, e: ClinicalAssessment) -> None:
-    """Fold one assessment into the newest facts (per name, per lesion for lesion pain) and surgical opinions."""
-    for name in _ASSESSED:
-        v = getattr(e, name)
-        if v is not None:
-            s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
-    if e.pain is not None:
-        for name, v in (
-            ("pain_resistant_to_analgesics", e.pain.resistant_to_analgesics),
-            ("pain_intensity", e.pain.intensity),
-            ("pain_character", e.pain.character),
-        ):
-            if v is not None:
-                s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
-    for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
-        for name, v in (
-            ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
-            ("pain_intensity", lp.intensity),
-            ("pain_character", lp.character),
-        ):
-            if v is not None:
-                key = f"{name}@{lp.lesion_id}"
-                s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
-    o = e.surgical_opinion
-    if o is not None:
-        key = o.lesion_id or "*"
-        prev_op = s.opinions.get(key)
-        if prev_op is None or (o.on, e.occurred_at) >= (prev_op.on, prev_op.occurred_at):
-            s.opinions[key] = SurgicalOpinionFact(
-                operable=o.operable, on=o.on, lesion_id=o.lesion_id, event_id=e.event_id, occurred_at=e.occurred_at
-            )
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------------
@@ -345,10 +303,14 @@ def apply_event(
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
     now: datetime | None = None,
+    retention: bool = True,
 ) -> tuple[LocalState, list[Message]]:
+    """The event folded into the facts, the plan decided again, and what changed published; the state then retained
+    (retention.retain, issue 25; `retention=False` keeps every record: the reference its tests compare with)."""
     if not relevant(event):
         return state, []
     s = merge(state, event)
+    s.newest_at = event.recorded_at if state.newest_at is None else max(state.newest_at, event.recorded_at)
     # the decision time: the wall clock when the adapter gives it (as scoring and the systemic planner), else the
     # event's recorded time; never earlier than the last decision (issue 18 review: alerts must not flap)
     decided = max(t for t in (state.decided_at, event.recorded_at, now) if t is not None)
@@ -389,7 +351,7 @@ def apply_event(
         plan = current_plan(s, event.patient_id, sections)
         assert plan is not None
         out.append(plan)
-    return s, caused_by(out, event)
+    return retain(s) if retention else s, caused_by(out, event)
 
 
 def current_plan(

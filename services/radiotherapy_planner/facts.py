@@ -29,10 +29,10 @@ from contracts.hospital import (
 )
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner.items_base import In
-from shared.clinical.corrections import effective_findings
+from shared.clinical.corrections import effective, effective_findings
 from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.drugs import DrugIdentity, identify
-from shared.clinical.facts import Fact
+from shared.clinical.facts import Fact, newest
 from shared.clinical.irradiation import spinal_levels, treats
 from shared.clinical.treatments import effective_treatments
 
@@ -81,6 +81,12 @@ class SurgicalOpinionFact(BaseModel):
     lesion_id: str | None
     event_id: uuid.UUID
     occurred_at: datetime
+    recorded_at: datetime | None = None  # of its assessment (issue 25: the order of a re-fold; older states: None)
+
+    def order(self) -> tuple[date, datetime, datetime, int]:
+        """The order a re-fold keeps a lesion's opinion by: the later opinion date, then the later assessment
+        (clinical time, recorded time, event ID: the order `effective()` folds assessments in)."""
+        return (self.on, self.occurred_at, self.recorded_at or self.occurred_at, self.event_id.int)
 
 
 class FindingFact(BaseModel):
@@ -131,6 +137,86 @@ class LocalState(BaseModel):
     #: the time the plan was last decided for: it never goes back (an event recorded earlier but delivered later
     #: does not make a compression "dated in the future"; issue 18 review)
     decided_at: datetime | None = None
+    # ---- retention (issue 25, services/radiotherapy_planner/retention.py); defaults: states stored before it load
+    #: the newest `recorded_at` applied: the retention horizon counts back from it (never from the wall clock)
+    newest_at: datetime | None = None
+    #: the newest fact per name, and opinion per lesion, of the assessments folded away: a re-fold starts from them
+    assessed_base: dict[str, Fact[bool | float | str]] = Field(default_factory=dict)
+    opinions_base: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)
+    #: cancelled requests folded away: request_id -> (occurred_at, recorded_at) of the version that closed them
+    closed_requests: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
+    #: the last drug fold: "cut day|drug events before it|open requests' dates" (retention.py: nothing to fold
+    #: again until one of them changes)
+    drug_fold: str = ""
+    #: how many records of each kind were folded away (audit)
+    folded: dict[str, int] = Field(default_factory=dict)
+
+
+ASSESSED: Final = (
+    "life_expectancy_months",
+    "neurological_deficit",
+    "frail",
+    "hard_to_move",
+    "mri_contraindicated",
+    "opioid_complications",
+    "diffuse_pain",
+    "radiculopathy",
+    "active_infection",
+    "cement_allergy",
+    "severe_coagulation_disorder",
+)
+
+
+def fold_assessment(s: LocalState, e: ClinicalAssessment, refold: bool = False) -> None:
+    """Fold one assessment into the newest facts (per name, per lesion for lesion pain) and surgical opinions, in
+    place. `refold`: opinions kept by `SurgicalOpinionFact.order` (a re-fold from the bases, issue 25); else the
+    later opinion date wins, a tie going to the later delivery."""
+    for name in ASSESSED:
+        v = getattr(e, name)
+        if v is not None:
+            s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+    if e.pain is not None:
+        for name, v in (
+            ("pain_resistant_to_analgesics", e.pain.resistant_to_analgesics),
+            ("pain_intensity", e.pain.intensity),
+            ("pain_character", e.pain.character),
+        ):
+            if v is not None:
+                s.assessed[name] = newest(s.assessed.get(name), Fact[bool | float | str].of(e, v))
+    for lp in e.lesion_pain:  # the pain of one lesion wins over the patient's overall pain for that lesion
+        for name, v in (
+            ("pain_resistant_to_analgesics", lp.resistant_to_analgesics),
+            ("pain_intensity", lp.intensity),
+            ("pain_character", lp.character),
+        ):
+            if v is not None:
+                key = f"{name}@{lp.lesion_id}"
+                s.assessed[key] = newest(s.assessed.get(key), Fact[bool | float | str].of(e, v))
+    o = e.surgical_opinion
+    if o is not None:
+        key = o.lesion_id or "*"
+        prev_op = s.opinions.get(key)
+        new = SurgicalOpinionFact(
+            operable=o.operable,
+            on=o.on,
+            lesion_id=o.lesion_id,
+            event_id=e.event_id,
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+        )
+        if prev_op is None or (
+            new.order() >= prev_op.order() if refold else (o.on, e.occurred_at) >= (prev_op.on, prev_op.occurred_at)
+        ):
+            s.opinions[key] = new
+
+
+def refold_assessments(s: LocalState) -> None:
+    """`assessed` and `opinions` folded again (in place) from the effective assessments, over what the assessments
+    folded away said (`assessed_base`, `opinions_base`): a corrected assessment no longer counts (shared/corrections).
+    In a re-fold every merge is by a total order, so the result depends only on the records."""
+    s.assessed, s.opinions = dict(s.assessed_base), dict(s.opinions_base)
+    for x in effective(s.assessments.values(), lambda _: "patient"):
+        fold_assessment(s, x, refold=True)
 
 
 def _order(f: FindingFact) -> tuple[datetime, datetime, str]:

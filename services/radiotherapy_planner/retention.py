@@ -1,0 +1,295 @@
+"""Bounded state of the local-treatment planner (issue 25): `retain()` keeps what the rules can still use and folds
+the rest, so that a patient followed for years costs the same per event as a new one. Pure and deterministic: the
+horizon counts back from the newest `recorded_at` the state has applied (`LocalState.newest_at`), never from the
+wall clock, so a rebuild gives the same state; retain(retain(s)) == retain(s).
+
+Nothing it drops can change a decision (tests/unit/test_issue25_local_retention.py) for events arriving within
+HORIZON of the newest one: what is dropped is what no fold of the rules reads any more.
+- Radiotherapy courses, metabolic radiotherapy and surgeries: never dropped (RT-REIRR L2076-2095 sums the cord EQD2
+  of every course of a segment; RT-SBRT-CI L1629-1636 reads the latest radiotherapy of any kind; RT-POSTOP and
+  SURG-LE list each operation).
+- Drug events dated before the cut: per drug, only those that still decide its fold (facts.drug_uses: the last
+  dose, whether it is taken, the daily dose, the provenance), WRITERS_KEPT deep, and every dose of their days (the
+  48-hour DOAC count, IR-CEMENT L2665-2700), and the same for the drugs given up to the date of each open request
+  dated before the cut (its windows count back from it). The rest never changes RT-DRUG (L1948-2014) or IR-CEMENT.
+- Clinical assessments older than HORIZON that provide no current fact: their facts folded into `assessed_base` /
+  `opinions_base` (the newest per name), which a correction's re-fold starts from: withdrawing the newer assessment
+  gives back the value the older one said, as the full history would.
+- Correction chains older than HORIZON: an assessment or drug chain to its version in force; an imaging finding
+  withdrawn in error, with its correction, dropped (it counts neither way).
+- Cancelled requests older than HORIZON: to a tombstone (request_id -> the version's times), so that an older
+  version delivered late never reopens them.
+Haemostasis labs (LABS_PER_ANALYTE) and findings per lesion (FINDINGS_PER_LESION) are bounded by `merge` already.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Final
+
+from contracts.hospital import (
+    ClinicalAssessment,
+    DrugAdministration,
+    ImagingFinding,
+    SystemicDrug,
+    TreatmentEvent,
+)
+from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment
+from shared.clinical.corrections import effective, effective_findings, resolve
+from shared.clinical.drugs import identify
+from shared.clinical.facts import newest
+
+#: Records younger than this (by the newest `recorded_at` applied) are kept whole: a correction, a late delivery or
+#: an older version of them can still arrive and be decided on exactly. Beyond it a correction of a folded record
+#: is conservative (what it names is unknown; see docs/hazard-log.md HAZ-25-RT-02). Six months: well beyond the
+#: longest window a rule counts back (drug relevance 120 days, facts.DRUG_RELEVANCE; life expectancy 91 days,
+#: domain.LE_VALID; SBRT "moins de 3 mois", L1631).
+HORIZON: Final = timedelta(days=183)
+#: Per drug and per field of its fold, the writers kept beyond the horizon: one more than the one in force, so that
+#: withdrawing the last dose or the last stop falls back to the one before, as the full history would.
+WRITERS_KEPT: Final = 2
+
+_Key = tuple[date, int, str]
+
+
+def retain(s: LocalState) -> LocalState:
+    """The state with what no rule can read any more folded away (see the module's docstring)."""
+    if s.newest_at is None:
+        return s
+    cut = s.newest_at - HORIZON
+    update: dict[str, object] = {}
+    _assessments(s, cut, update)
+    _treatments(s, cut, update)
+    _findings(s, cut, update)
+    _requests(s, cut, update)
+    return s.model_copy(update=update) if update else s
+
+
+def _count(s: LocalState, update: dict[str, object], kind: str, n: int) -> None:
+    folded = update.get("folded", s.folded)
+    assert isinstance(folded, dict)
+    update["folded"] = dict(sorted({**folded, kind: folded.get(kind, 0) + n}.items()))
+
+
+def _old(r: ClinicalAssessment | TreatmentEvent | FindingFact, cut: datetime) -> bool:
+    return r.occurred_at < cut and r.recorded_at < cut
+
+
+def _components(rows: Iterable[tuple[str, uuid.UUID | None]]) -> dict[str, str]:
+    """Union-find over 'record -> the record it corrects': each record's chain, named by one member."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for rid, target in rows:
+        find(rid)
+        if target is not None:
+            a, b = find(rid), find(str(target))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in list(parent)}
+
+
+# ---- clinical assessments -------------------------------------------------------------------------------------------
+def _order(r: ClinicalAssessment) -> tuple[datetime, datetime, int]:
+    return (r.occurred_at, r.recorded_at, r.event_id.int)
+
+
+def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
+    held = s.assessments
+    if not any(_old(a, cut) for a in held.values()):
+        return
+    providers = {f.event_id for f in s.assessed.values()} | {o.event_id for o in s.opinions.values()}
+    newest_one = max(held.values(), key=_order)  # an amendment naming none corrects the newest (shared/corrections)
+    corrections = [a for a in held.values() if a.record_status != "final"]
+    chain = _components((k, a.corrects) for k, a in held.items())
+    unnamed = any(a.corrects is None for a in corrections)  # amendments naming no record: chains not resolved here
+    by_chain: dict[str, list[ClinicalAssessment]] = {}
+    for k, a in held.items():
+        by_chain.setdefault(chain[k], []).append(a)
+    fold: list[ClinicalAssessment] = []  # the effective records of the chains dropped, folded into the bases
+    drop: set[str] = set()
+    for members in by_chain.values():
+        if any(not _old(a, cut) or a.event_id in providers or a is newest_one for a in members):
+            continue
+        if len(members) > 1 or members[0].record_status != "final":
+            if unnamed:
+                continue
+            fold += effective(members, lambda _: "patient")
+        else:
+            fold.append(members[0])
+        drop.update(str(a.event_id) for a in members)
+    if not drop:
+        return
+    base = dict(s.assessed_base)
+    opinions = dict(s.opinions_base)
+    for a in fold:
+        scratch = LocalState()
+        fold_assessment(scratch, a)
+        for name, f in scratch.assessed.items():
+            base[name] = newest(base.get(name), f)
+        for key, o in scratch.opinions.items():
+            prev = opinions.get(key)
+            opinions[key] = o if prev is None or o.order() >= prev.order() else prev
+    update["assessments"] = {k: a for k, a in held.items() if k not in drop}
+    update["assessed_base"] = dict(sorted(base.items()))
+    update["opinions_base"] = dict(sorted(opinions.items()))
+    _count(s, update, "assessments", len(drop))
+
+
+# ---- treatment events -----------------------------------------------------------------------------------------------
+def _is_drug(e: TreatmentEvent) -> bool:
+    return isinstance(e.treatment, SystemicDrug | DrugAdministration)
+
+
+def _kind(e: TreatmentEvent) -> str:
+    return e.treatment.kind
+
+
+def _fold_key(e: TreatmentEvent) -> _Key:
+    """facts.drug_uses' order: by day, a start before the day's other events, then the event ID."""
+    t = e.treatment
+    return (t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, str(e.event_id))
+
+
+def references(s: LocalState, day: date) -> list[date]:
+    """The reference dates before `day` of the open requests: RT-DRUG and IR-CEMENT fold the drugs given up to the
+    request's date (items_base.reference_date: its planned date, else the hospital-local day it was made; the day
+    either side of its UTC date, whatever the time zone)."""
+    out: set[date] = set()
+    for r in s.requests.values():
+        if r.status == "active":
+            if r.planned_on is not None:
+                out.add(r.planned_on)
+            else:
+                d = r.occurred_at.date()
+                out.update((d - timedelta(days=1), d, d + timedelta(days=1)))
+    return sorted(x for x in out if x < day)
+
+
+def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
+    held = s.treatments
+    day = cut.date() - timedelta(days=1)  # a day early: the hospital's calendar day may be the UTC one's next
+    old = sum(1 for e in held.values() if _is_drug(e) and e.treatment.on < day)
+    points = references(s, day)
+    # nothing to fold since the last fold (same cut, same open requests, no drug event added before the cut): the
+    # events before the cut are already the ones the fold keeps
+    mark = f"{day}|{old}|{','.join(map(str, points))}"
+    if not old or mark == s.drug_fold:
+        return
+    chain = _components((k, e.corrects) for k, e in held.items())
+    by_chain: dict[str, list[TreatmentEvent]] = {}
+    for k, e in held.items():
+        by_chain.setdefault(chain[k], []).append(e)
+    keep: dict[str, TreatmentEvent] = {}
+    old_drugs: dict[str, list[TreatmentEvent]] = {}  # by identity: the events the fold may drop
+    for members in by_chain.values():
+        drugs_only = all(_is_drug(e) for e in members)
+        if not drugs_only or any(not _old(e, cut) or e.treatment.on >= day for e in members):
+            keep.update((str(e.event_id), e) for e in members)
+            continue
+        # an old chain of drug events: its version in force (if any) stands alone, then folds like any other
+        for e in effective(members, _kind):  # an entry in error alone (what it names gone): nothing
+            t = e.treatment
+            assert isinstance(t, SystemicDrug | DrugAdministration)
+            old_drugs.setdefault(identify(t.drug, t.atc_code).key, []).append(e)
+    for events in old_drugs.values():
+        keep.update((str(e.event_id), e) for e in _writers(events))
+        for p in points:  # an open request dated before the cut folds the drugs given up to its date
+            keep.update((str(e.event_id), e) for e in _writers([e for e in events if e.treatment.on <= p]))
+    if len(keep) < len(held):
+        update["treatments"] = {k: e for k, e in held.items() if k in keep}
+        _count(s, update, "drug_events", len(held) - len(keep))
+        old -= len(held) - len(keep)
+    update["drug_fold"] = f"{day}|{old}|{','.join(map(str, points))}"
+
+
+def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
+    """The events of one drug that decide its fold in facts.drug_uses, WRITERS_KEPT deep per field: the last event
+    (provenance, identity), whether it is taken (starts, stops, doses saying so), the daily dose, the last dose (stops
+    and doses) with every dose or stop of that day (two doses the same day: the later one counts)."""
+    ordered = sorted(events, key=_fold_key, reverse=True)
+    kept: dict[uuid.UUID, TreatmentEvent] = {}
+
+    def top(rows: Iterable[TreatmentEvent]) -> list[TreatmentEvent]:
+        out: list[TreatmentEvent] = []
+        for e in rows:
+            if len(out) == WRITERS_KEPT:
+                break
+            out.append(e)
+        return out
+
+    def sets_last(e: TreatmentEvent) -> bool:
+        t = e.treatment
+        return isinstance(t, DrugAdministration) or (isinstance(t, SystemicDrug) and t.action == "stopped")
+
+    def sets_ongoing(e: TreatmentEvent) -> bool:
+        t = e.treatment
+        return isinstance(t, SystemicDrug) or (isinstance(t, DrugAdministration) and t.ongoing is not None)
+
+    def sets_dose(e: TreatmentEvent) -> bool:
+        t = e.treatment
+        return isinstance(t, DrugAdministration) and t.daily_dose_mg is not None
+
+    last = top(e for e in ordered if sets_last(e))
+    days = {e.treatment.on for e in last}
+    for e in (
+        *top(ordered),
+        *top(e for e in ordered if sets_ongoing(e)),
+        *top(e for e in ordered if sets_dose(e)),
+        *(e for e in ordered if sets_last(e) and e.treatment.on in days),
+    ):
+        kept[e.event_id] = e
+    return list(kept.values())
+
+
+# ---- imaging findings -----------------------------------------------------------------------------------------------
+def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
+    """A finding withdrawn in error and its corrections, all older than HORIZON and older than the lesion's newest
+    effective finding (so no amendment naming no record can mean it): dropped, they count neither way."""
+    held = s.findings
+    corrections = [f for f in held.values() if f.record_status != "final"]
+    if not corrections or not any(_old(f, cut) for f in corrections):
+        return
+    if any(f.record_status == "amended" and f.corrects is None for f in corrections):
+        return
+    chain = _components((k, f.corrects) for k, f in held.items())
+    by_chain: dict[str, list[FindingFact]] = {}
+    for k, f in held.items():
+        by_chain.setdefault(chain[k], []).append(f)
+    latest: dict[str, tuple[datetime, datetime, int]] = {}
+    for f in effective_findings(held.values()):
+        latest[f.lesion_id] = max(latest.get(f.lesion_id, _forder(f)), _forder(f))
+    drop: set[str] = set()
+    for members in by_chain.values():
+        if len(members) < 2 or any(not _old(f, cut) for f in members):
+            continue
+        if resolve(members, lambda f: f.lesion_id).kept:  # a version in force: it is a finding of its lesion
+            continue
+        if any(f.lesion_id not in latest or _forder(f) >= latest[f.lesion_id] for f in members):
+            continue
+        drop.update(str(f.event_id) for f in members)
+    if drop:
+        update["findings"] = {k: f for k, f in held.items() if k not in drop}
+        _count(s, update, "findings", len(drop))
+
+
+def _forder(f: FindingFact | ImagingFinding) -> tuple[datetime, datetime, int]:
+    return (f.occurred_at, f.recorded_at, f.event_id.int)
+
+
+# ---- requests -------------------------------------------------------------------------------------------------------
+def _requests(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
+    gone = [k for k, r in s.requests.items() if r.status == "cancelled" and r.occurred_at < cut and r.recorded_at < cut]
+    if not gone:
+        return
+    update["requests"] = {k: r for k, r in s.requests.items() if k not in gone}
+    closed = {**s.closed_requests, **{k: (s.requests[k].occurred_at, s.requests[k].recorded_at) for k in gone}}
+    update["closed_requests"] = dict(sorted(closed.items()))
+    _count(s, update, "requests", len(gone))
