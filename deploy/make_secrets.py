@@ -1,5 +1,8 @@
 """Creates ./secrets/ for docker-compose.yml: a private CA, the broker's and Redis's TLS certificates, a random
-password per principal (Kafka SCRAM users, Redis ACL users) and the Redis ACL file with their SHA-256 hashes.
+password per principal (Kafka SCRAM users, Redis ACL users) and the Redis ACL file with their SHA-256 hashes; and
+for the MLLP listener (issue 24) a CA of its own, its server certificate, one example sender's client certificate
+(mllp-client-example.crt/.key, CN "lab-example") and the allowed senders binding that certificate to MSH-3
+"LAB-EXAMPLE" / MSH-4 "LAB-EXAMPLE" (replace them with the hospital's senders: README, intake).
 
     python -m deploy.make_secrets [DIR]     # default ./secrets (git-ignored); existing files are kept
 
@@ -88,6 +91,14 @@ def issue(
     return key, cert
 
 
+MLLP_EXAMPLE_SENDERS = """\
+# MLLP_ALLOWED_SENDERS_FILE: client certificate ("cn:<subject CN>" or "sha256:<fingerprint>") -> the sending
+# applications (MSH-3) and facilities (MSH-4) it may send for. A certificate without an entry sends nothing.
+"cn:lab-example":
+  - {application: LAB-EXAMPLE, facility: LAB-EXAMPLE}
+"""
+
+
 def redis_acl(passwords: dict[str, str]) -> str:
     text = redis_acl_template()
     for user, password in passwords.items():
@@ -132,6 +143,16 @@ def write_all(
             else:
                 put("redis.key", _key_pem(key))
                 put("redis.crt", cert.public_bytes(PEM))
+    if not (directory / "mllp.crt").exists():  # issue 24: MLLP over TLS with client certificates
+        mllp_ca = make_ca("OsteoCDS MLLP development CA")
+        key, cert = issue(mllp_ca, "lab-normalisation", *hosts)
+        put("mllp.key", _key_pem(key))
+        put("mllp.crt", cert.public_bytes(PEM))
+        put("mllp-client-ca.crt", mllp_ca[1].public_bytes(PEM))
+        key, cert = issue(mllp_ca, "lab-example")
+        put("mllp-client-example.key", _key_pem(key))
+        put("mllp-client-example.crt", cert.public_bytes(PEM))
+    put("mllp-allowed-senders.yaml", MLLP_EXAMPLE_SENDERS.encode())
     for p in PRINCIPALS:
         put(f"{p}-kafka-password", secrets.token_urlsafe(24).encode())
     for user in (*SERVICES, "healthcheck"):

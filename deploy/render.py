@@ -32,6 +32,9 @@ from deploy.spec import (
     KUBERNETES,
     LAG_EXPORTER,
     LAG_THRESHOLD,
+    MLLP_DIR,
+    MLLP_FILES,
+    MLLP_SECRET,
     NAMESPACE,
     OTLP_ENDPOINT,
     PROMETHEUS_NAMESPACE,
@@ -168,6 +171,8 @@ def compose() -> str:
             "ports": [f"{port}:{port}" for port in (app.port, *app.listeners.values())],
             "secrets": secrets,
         }
+        if "mllp" in app.listeners:  # issue 24: the MLLP listener's TLS files and allowed senders, read-only
+            services[app.name]["volumes"] = [f"./secrets/{f}:{MLLP_DIR}/{f}:ro" for f in MLLP_FILES]
     files = ["ca.crt", "kafka.pem", "redis.crt", "redis.key", "redis-users.acl", "healthcheck-redis-password"]
     files += [f"{p}-kafka-password" for p in PRINCIPALS]
     files += [f"{a.name}-redis-password" for a in APPS if a.redis]
@@ -212,6 +217,10 @@ def deployment(app: App) -> dict[str, Any]:
     env = app_env(app, KUBERNETES) | {k: v for k, v in KUBERNETES.env.items() if k == "OTEL_EXPORTER_OTLP_ENDPOINT"}
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}]
     volumes = [{"name": "tmp", "emptyDir": {}}, _secrets_volume(app)]
+    if "mllp" in app.listeners:  # issue 24: the MLLP listener's TLS files and allowed senders (Secret MLLP_SECRET)
+        mounts.append({"name": "mllp", "mountPath": MLLP_DIR, "readOnly": True})
+        items = [{"key": f, "path": f} for f in MLLP_FILES]
+        volumes.append({"name": "mllp", "secret": {"secretName": MLLP_SECRET, "items": items, "defaultMode": 0o400}})
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
         return {
@@ -447,6 +456,8 @@ SECRETS_HEAD = (
     "#   kubectl -n osteocds create secret generic <service>-kafka --from-literal=username=<service> \\\n"
     "#       --from-literal=password=...\n"
     "# or from the hospital's secret store (External Secrets, Sealed Secrets) under these names and keys.\n"
+    f"# And the MLLP listener's (issue 24; README, intake): Secret {MLLP_SECRET}, keys {', '.join(MLLP_FILES)}\n"
+    "# (its certificate and key, the CA of the senders' certificates, what each certificate may send for).\n"
 )
 
 

@@ -167,6 +167,21 @@ def _consumes(service: str) -> tuple[str, ...]:
     return tuple(t.name for t in TOPICS if service in t.consumers)
 
 
+#: issue 24: MLLP is TLS with client certificates bound to MSH-3/4 (services/lab_normalisation/mllp.py). Its files
+#: (this listener's certificate and key, the CA of the senders' certificates, the allowed senders) are mounted in
+#: MLLP_DIR: compose from ./secrets (deploy/make_secrets.py), Kubernetes from the Secret MLLP_SECRET.
+MLLP_DIR: Final = "/run/mllp"
+MLLP_SECRET: Final = "lab-normalisation-mllp"
+MLLP_FILES: Final = ("mllp.crt", "mllp.key", "mllp-client-ca.crt", "mllp-allowed-senders.yaml")
+MLLP_ENV: Final[dict[str, str]] = {
+    "MLLP_HOST": "0.0.0.0",
+    "MLLP_PORT": str(MLLP_PORT),
+    "MLLP_TLS_CERTFILE": f"{MLLP_DIR}/mllp.crt",
+    "MLLP_TLS_KEYFILE": f"{MLLP_DIR}/mllp.key",
+    "MLLP_TLS_CLIENT_CAFILE": f"{MLLP_DIR}/mllp-client-ca.crt",
+    "MLLP_ALLOWED_SENDERS_FILE": f"{MLLP_DIR}/mllp-allowed-senders.yaml",
+}
+
 APPS: Final[tuple[App, ...]] = tuple(
     App(
         name=name,
@@ -176,7 +191,7 @@ APPS: Final[tuple[App, ...]] = tuple(
         public=name in (LAB_NORMALISATION, NOTIFICATION),
         # HL7 v2 over MLLP (services/lab_normalisation: MLLP_HOST / MLLP_PORT)
         listeners={"mllp": MLLP_PORT} if name == LAB_NORMALISATION else {},
-        env={"MLLP_HOST": "0.0.0.0", "MLLP_PORT": str(MLLP_PORT)} if name == LAB_NORMALISATION else {},
+        env=dict(MLLP_ENV) if name == LAB_NORMALISATION else {},
     )
     for name in SERVICES
 )

@@ -21,10 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
+from pydantic import TypeAdapter
 
 from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
@@ -56,6 +58,7 @@ from services.lab_normalisation.mllp import (
     ListenerConfig,
     MllpListener,
     MllpMetrics,
+    MllpSender,
     Peer,
     SenderPolicy,
     audit_refusal,
@@ -275,7 +278,7 @@ def _mllp(
         log.error("MLLP listener not started: %s", problem, extra={"reason_code": "configuration"})
         service.mllp_problem = lambda: problem
         return
-    handle, refuse_plaintext = mllp_handlers(SenderPolicy(settings.mllp_allowed_senders), metrics, handle_hl7, answer)
+    handle, refuse_plaintext = mllp_handlers(SenderPolicy(allowed_senders(settings)), metrics, handle_hl7, answer)
     listener = MllpListener(config, handle, refuse_plaintext, metrics)
     service.mllp_problem = lambda: listener.problem or ""
     app.state.mllp = listener
@@ -307,6 +310,19 @@ def mllp_handlers(
         return answer(header_of(raw), "AR", [why], 403).encoded()
 
     return handle, refuse_plaintext
+
+
+def allowed_senders(settings: LabSettings) -> dict[str, list[MllpSender]]:
+    """MLLP_ALLOWED_SENDERS and MLLP_ALLOWED_SENDERS_FILE (YAML or JSON, the same shape) together."""
+    out = {k: list(v) for k, v in settings.mllp_allowed_senders.items()}
+    if settings.mllp_allowed_senders_file is not None:
+        doc = yaml.safe_load(settings.mllp_allowed_senders_file.read_text(encoding="utf-8")) or {}
+        for identity, senders in SENDERS_FILE.validate_python(doc).items():
+            out.setdefault(identity, []).extend(senders)
+    return out
+
+
+SENDERS_FILE = TypeAdapter(dict[str, list[MllpSender]])
 
 
 def mllp_config(settings: LabSettings) -> tuple[ListenerConfig | None, str]:

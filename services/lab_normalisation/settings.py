@@ -39,6 +39,8 @@ class LabSettings(Settings):
     #: {"cn:lab.chu.example": [{"application": "GLIMS", "facility": "CHU-LYON-BIO"}]}. A certificate without an
     #: entry sends nothing. On plaintext, a "plaintext" entry (if any) applies.
     mllp_allowed_senders: dict[str, list[MllpSender]] = Field(default_factory=dict)
+    #: the same mapping in a YAML (or JSON) file, e.g. a mounted Secret; merged with MLLP_ALLOWED_SENDERS
+    mllp_allowed_senders_file: Path | None = None
     #: plaintext MLLP: only when asked for here AND only on a loopback MLLP_HOST (the development stack).
     mllp_plaintext: bool = False
     #: a busy (or otherwise unbindable) MLLP port is retried after this long, doubling up to the maximum
