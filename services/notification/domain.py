@@ -385,12 +385,15 @@ def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tup
     return retain(new), out
 
 
-def _cycle_start(history: list[AlertTransition]) -> int:
-    """Where the alert's current cycle starts in its history: its latest raise or reactivation."""
-    for i in range(len(history) - 1, 0, -1):
-        if history[i].event in ("raised", "reactivated"):
-            return i
-    return 0
+def _folded_cycles(history: list[AlertTransition], before: datetime) -> int:
+    """How many transitions at the start of an alert's history are earlier cycles (each ended by a withdrawal or a
+    resolution, then issued again) all older than `before`: the longest such prefix."""
+    cut, newest = 0, None
+    for i, step in enumerate(history):
+        if i and step.event in ("raised", "reactivated") and newest is not None and newest < before:
+            cut = i
+        newest = step.at if newest is None or step.at > newest else newest
+    return cut
 
 
 def retain(state: PatientAlerts) -> PatientAlerts:
@@ -417,8 +420,8 @@ def retain(state: PatientAlerts) -> PatientAlerts:
                 status: Literal["withdrawn", "resolved"] = "withdrawn" if alert.status == "withdrawn" else "resolved"
                 ended[rid] = Ended(status, last, folded.pop(rid, 0) + len(history))
                 continue
-        start = _cycle_start(history)
-        if start and max(t.at for t in history[:start]) < whole:  # earlier cycles ended long ago
+        start = _folded_cycles(history, whole)
+        if start:  # earlier cycles ended long ago
             if not changed:
                 alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
             alerts[rid] = alert.model_copy(update={"history": history[start:]})
@@ -446,7 +449,10 @@ def listing(state: PatientAlerts | None, status: str | None = None, severity: st
         alerts = [a for a in alerts if a.status == status]
     if severity is not None:
         alerts = [a for a in alerts if a.severity == severity]
-    return sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], -a.occurred_at.timestamp(), str(a.event_id)))
+    # ties by the alert ID, not by the version's: an alert keeps its place when acknowledged
+    return sorted(
+        alerts, key=lambda a: (SEVERITY_ORDER[a.severity], -a.occurred_at.timestamp(), str(a.recommendation_id))
+    )
 
 
 def action_applied(state: PatientAlerts | None, action_id: uuid.UUID) -> bool:
