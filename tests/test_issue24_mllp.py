@@ -173,7 +173,7 @@ async def listening(
     metrics = MllpMetrics(CollectorRegistry(), "lab-test")
     handled: list[bytes] = []
 
-    async def handle_hl7(raw: bytes) -> Hl7Answer:  # the publishing path is tested on the stack (e2e)
+    async def handle_hl7(raw: bytes, source: str, path: str) -> Hl7Answer:  # publishing: tested on the stack
         handled.append(raw)
         return answer(header_of(raw), "AA", [], 200)
 

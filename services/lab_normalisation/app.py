@@ -16,9 +16,9 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -30,6 +30,7 @@ from pydantic import TypeAdapter
 
 from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
+from services.lab_normalisation.admission import Budget, Path, admit
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.hl7v2 import (
     AckCode,
@@ -45,6 +46,7 @@ from services.lab_normalisation.ingest import (
     AnalyteMap,
     Ingested,
     Nothing,
+    Verdict,
     fhir_verdict,
     from_fhir,
     from_hl7,
@@ -53,6 +55,7 @@ from services.lab_normalisation.ingest import (
     hl7_ack,
     hl7_verdict,
 )
+from services.lab_normalisation.intake_budget import BudgetMetrics, IntakeBudget
 from services.lab_normalisation.loinc import LOINC_SHAPE
 from services.lab_normalisation.mllp import (
     ListenerConfig,
@@ -71,10 +74,12 @@ from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 from shared.runtime.decoding import checks_own_dates
 from shared.runtime.service import Service
-from shared.web.auth import INTEGRATION, require
+from shared.web.auth import INTEGRATION, Principal, require
 from shared.web.http import create_app
 
 log = logging.getLogger(__name__)
+#: one dependency object for the router and the routes that need the caller (FastAPI verifies the token once)
+INTEGRATION_PRINCIPAL = require(INTEGRATION)
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 MAX_CODE_LABELS = 500
 
@@ -96,6 +101,8 @@ class Hl7Answer:
     status: int
     send: bool = True
     codec: str = "utf-8"
+    #: issue 25: the admission budget was spent: seconds until it opens again (HTTP Retry-After)
+    retry_after: int | None = None
 
     def encoded(self) -> bytes:
         return self.ack.encode(self.codec, errors="replace")
@@ -159,7 +166,23 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     ignored = service.metrics.messages
     unmapped = UnmappedCodes(service)
 
+    budget = Budget(
+        int(settings.intake_budget_window_s * 1000),
+        settings.intake_patient_results_per_window,
+        settings.intake_source_results_per_window,
+    )
+    budget_metrics = BudgetMetrics(service.metrics.registry, service.name)
+    # what HTTP and MLLP admitted (up to one message over the budget) is never refused again on the bus
+    bus_limit = budget.per_patient + settings.max_results_per_message
+
     def apply(state: LabState, batch: Ingested) -> tuple[LabState, list[NormalisedLab]]:
+        if budget.per_patient > 0 and batch.received_ms > 0:  # issue 25: deterministic (the record's timestamp)
+            window = admit(state.intake, budget, bus_limit, batch.received_ms, batch.results)
+            if window is None:
+                budget_metrics.count("kafka", "patient")
+                admitted = state.intake.results if state.intake is not None else 0
+                raise Rejected(budget.reason("patient", admitted, bus_limit, batch.received_ms))
+            state = state.model_copy(update={"intake": window})
         if batch.ignored:
             ignored.labels(service.name, "ingest", "ignored_result").inc(len(batch.ignored))
         if batch.unmapped:
@@ -188,12 +211,26 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         await ack
 
     receiving = (settings.hl7_receiving_application, settings.hl7_receiving_facility)
+    counts = IntakeBudget(service.redis, service.name, budget, budget_metrics)
 
     def answer(header: Hl7Message, code: AckCode, reasons: list[str], status: int, send: bool = True) -> Hl7Answer:
         ack = hl7_ack(header, code, reasons, receiving=receiving)
         return Hl7Answer(ack, code, status, send, ack_codec(header))
 
-    async def handle_hl7(raw: bytes) -> Hl7Answer:
+    async def admission(path: Path, source: str, size: int, at: datetime, verdict: Verdict) -> str | None:
+        """Issue 25: the source's budget (then the patient's) for a message about to be published; None when
+        admitted. A message not published takes nothing."""
+        at_ms = int(at.timestamp() * 1000)
+        if not verdict.publish:
+            return None
+        assert verdict.batch is not None
+        if (refused := await counts.take(path, "source", source, size, at_ms)) is not None:
+            return refused
+        if (refused := await counts.take(path, "patient", verdict.batch.patient_id, size, at_ms)) is not None:
+            await counts.give_back("source", source, size, at_ms)
+        return refused
+
+    async def handle_hl7(raw: bytes, source: str, path: Path = "http") -> Hl7Answer:
         """POST /hl7v2 and MLLP: the same checks (`hl7_verdict`), then the same raw topic. The acknowledgement
         mode (MSH-15/16) chooses the ACK: application (AA/AE/AR) or accept (CA/CE/CR), or none (MLLP)."""
         now = _now_ms()
@@ -201,12 +238,15 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         mode, refusal = ack_mode(header)
         if refusal is not None:
             return answer(header, "AR", [refusal], 400)
+        code: AckCode = "CR" if mode == "accept" else "AR"
         try:
-            check_results(raw, settings.max_results_per_message)
+            size = check_results(raw, settings.max_results_per_message)
         except Rejected as exc:
-            code: AckCode = "CR" if mode == "accept" else "AR"
             return answer(header, code, [str(exc)], 400, ack_wanted(header, mode, False))
         verdict = await asyncio.to_thread(hl7_verdict, raw, analytes, tz, NotAfter(now, skew))  # off the loop
+        if (refused := await admission(path, source, size, now, verdict)) is not None:
+            got = answer(header, code, [refused], 429, ack_wanted(header, mode, False))
+            return replace(got, retry_after=budget.retry_after_s(int(now.timestamp() * 1000)))
         if verdict.publish:
             assert verdict.batch is not None
             await publish(HL7V2.name, raw, verdict.batch, now)
@@ -216,20 +256,25 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         ok = code in ("AA", "CA")
         return answer(header, code, verdict.reasons, verdict.status, ack_wanted(header, mode, ok))
 
-    router = APIRouter(tags=["ingestion"], dependencies=[require(INTEGRATION)])
+    router = APIRouter(tags=["ingestion"], dependencies=[INTEGRATION_PRINCIPAL])
 
     @router.post("/fhir", status_code=202)
-    async def post_fhir(request: Request) -> JSONResponse:
+    async def post_fhir(request: Request, who: Annotated[Principal, INTEGRATION_PRINCIPAL]) -> JSONResponse:
         """A FHIR R4 resource or Bundle (one patient). 202 with the event IDs it will produce; 200 with an
         informational OperationOutcome when it is valid but holds nothing used (as HL7 AA); 422 with an
         OperationOutcome when it cannot be read or every result in it is refused."""
         raw = await request.body()
         now = _now_ms()
         try:
-            check_results(raw, settings.max_results_per_message)
+            size = check_results(raw, settings.max_results_per_message)
         except Rejected as exc:
             return _fhir_json(_outcome([str(exc)]), 422)
         verdict = await asyncio.to_thread(fhir_verdict, raw, analytes, NotAfter(now, skew), tz)  # off the loop
+        if (refused := await admission("http", f"http:{who.subject}", size, now, verdict)) is not None:
+            retry = str(budget.retry_after_s(int(now.timestamp() * 1000)))
+            doc = _outcome([refused])
+            doc["issue"][0]["code"] = "throttled"
+            return JSONResponse(doc, 429, {"Retry-After": retry}, media_type="application/fhir+json")
         if not verdict.publish:
             if verdict.batch is not None:
                 unmapped.count(verdict.batch.unmapped)
@@ -251,10 +296,12 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         )
 
     @router.post("/hl7v2")
-    async def post_hl7v2(request: Request) -> Response:
-        """An HL7 v2 ORU^R01, ORU^R30 or OUL^R22. Answers an HL7 ACK (see `handle_hl7`)."""
-        got = await handle_hl7(await request.body())
-        return Response(got.encoded(), status_code=got.status, media_type=HL7_MEDIA_TYPE)
+    async def post_hl7v2(request: Request, who: Annotated[Principal, INTEGRATION_PRINCIPAL]) -> Response:
+        """An HL7 v2 ORU^R01, ORU^R30 or OUL^R22. Answers an HL7 ACK (see `handle_hl7`); 429 with Retry-After
+        when the admission budget is spent (issue 25)."""
+        got = await handle_hl7(await request.body(), f"http:{who.subject}")
+        headers = {"Retry-After": str(got.retry_after)} if got.retry_after is not None else None
+        return Response(got.encoded(), status_code=got.status, headers=headers, media_type=HL7_MEDIA_TYPE)
 
     app = create_app(service, [router])
     if settings.mllp_port:
@@ -266,7 +313,7 @@ def _mllp(
     service: LabService,
     app: FastAPI,
     settings: LabSettings,
-    handle_hl7: Callable[[bytes], Any],
+    handle_hl7: Callable[..., Any],
     answer: Callable[..., Hl7Answer],
 ) -> None:
     """The MLLP listener (issue 24): TLS with client certificates bound to MSH-3/4, or plaintext on loopback when
@@ -288,7 +335,7 @@ def _mllp(
 def mllp_handlers(
     senders: SenderPolicy,
     metrics: MllpMetrics,
-    handle_hl7: Callable[[bytes], Any],
+    handle_hl7: Callable[..., Any],
     answer: Callable[..., Hl7Answer],
 ) -> tuple[Callable[[bytes, Peer], Any], Callable[[bytes, str], bytes]]:
     """What the listener does with a message: the sender binding first (MSH-3/4 against the certificate; a
@@ -303,7 +350,8 @@ def mllp_handlers(
             detail = f"msh3={_shown(header.application_hd)} msh4={_shown(header.facility_hd)}"
             audit_refusal(metrics, reason, peer.address, peer.label, f"{detail} control_id={header.control_id[:40]!r}")
             return answer(header, "AR", [why], 403).encoded()
-        got: Hl7Answer = await handle_hl7(raw)
+        source = f"mllp:{peer.label}" if peer.tls else f"mllp:plaintext@{peer.address}"
+        got: Hl7Answer = await handle_hl7(raw, source, "mllp")
         return got.encoded() if got.send else None
 
     def refuse_plaintext(raw: bytes, why: str) -> bytes:
@@ -373,18 +421,22 @@ def _now_ms() -> datetime:
 _RESULTS = re.compile(rb'(?:^|[\r\n])OBX\||"resourceType"\s*:\s*"Observation"')
 
 
-def check_results(raw: bytes, limit: int) -> None:
+def check_results(raw: bytes, limit: int) -> int:
     """Refuse a message with more results (HL7 OBX segments, FHIR Observations) than `limit`, counted
-    before parsing: the parsers' cost and the outputs grow with it."""
+    before parsing: the parsers' cost and the outputs grow with it. Returns the count (at least 1: the
+    admission budget's cost of the message, issue 25)."""
     count = sum(1 for _ in _RESULTS.finditer(raw))
     if count > limit:
         raise Rejected(f"{count} results in one message, above MAX_RESULTS_PER_MESSAGE={limit}")
+    return max(1, count)
 
 
 def limited(parse: LabDecoder, limit: int) -> LabDecoder:
     def decode(record: ConsumerRecord) -> Ingested:
-        check_results(record.value, limit)
-        return parse(record)
+        size = check_results(record.value, limit)
+        batch = parse(record)
+        batch.results, batch.received_ms = size, record.timestamp
+        return batch
 
     return decode
 

@@ -115,6 +115,9 @@ class Ingested(BaseModel):
     ignored: list[str] = Field(default_factory=list)
     #: unknown codes that look like an analyte we use ("LOINC code" or "system|code"): counted and logged
     unmapped: list[str] = Field(default_factory=list)
+    #: issue 25: results in the message (its admission budget's cost) and the record's timestamp (ms; 0: unknown)
+    results: int = 1
+    received_ms: int = 0
 
     def event_ids(self) -> list[uuid.UUID]:
         return [x.result.event_id for x in self.labs] + [p.event_id for p in self.patients]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from contracts.base import derived_id
 from contracts.clinical import Analyte, NormalisedLab, SourceRef
 from contracts.hospital import Comparator, PatientRecord, TimePrecision
+from services.lab_normalisation.admission import IntakeWindow
 from services.lab_normalisation.ingest import Ingested, LabInput
 from services.lab_normalisation.rules import (
     age_in_years,
@@ -85,6 +86,8 @@ class LabState(BaseModel):
     weight_kg: Fact[float] | None = None
     #: derived result_id -> signature of the inputs last published for it (publish only what changed)
     published_derived: dict[str, str] = Field(default_factory=dict)
+    #: issue 25: the results admitted from the bus in the current admission window (admission.py)
+    intake: IntakeWindow | None = None
 
 
 def _status(status: str) -> Status:

@@ -51,3 +51,12 @@ class LabSettings(Settings):
     #: components, e.g. "OSTEOCDS^1.2.250.1.999.9^ISO")
     hl7_receiving_application: str = "OSTEOCDS"
     hl7_receiving_facility: str = "OSTEOCDS"
+    # ---- issue 25: the admission budget at intake (services/lab_normalisation/admission.py) ------------------
+    #: results (OBX, Observations; a JSON event is one) admitted per patient and per source in each window; the
+    #: excess is refused visibly (HTTP 429 with Retry-After, HL7 AR, a dead letter on the bus). 0: no budget.
+    #: 2,000 results a minute for one patient is far above any real panel (a few dozen results) or resend, and
+    #: far below the flood measured (42 x 499 in a minute) that delayed other patients' crisis alerts by 100 s.
+    intake_budget_window_s: float = 60.0
+    intake_patient_results_per_window: int = 2_000
+    #: per source (an HTTP token's subject, an MLLP client certificate): a whole feed, many patients
+    intake_source_results_per_window: int = 30_000

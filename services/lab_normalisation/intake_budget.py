@@ -1,0 +1,78 @@
+"""Issue 25: the HTTP and MLLP admission counts in Redis, and the refusal metric (see admission.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.lab_normalisation.admission import Budget, Path, Scope
+
+log = logging.getLogger(__name__)
+
+
+class BudgetMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.refused = Counter(
+            "osteocds_intake_budget_refused_total",
+            "Messages refused at intake because a patient's or a source's admission budget was spent",
+            ["service", "path", "scope"],
+            registry=registry,
+        )
+        for path in ("http", "mllp", "kafka"):
+            for scope in ("patient", "source"):
+                if not (path == "kafka" and scope == "source"):
+                    self.refused.labels(service, path, scope)
+
+    def count(self, path: Path, scope: Scope) -> None:
+        self.refused.labels(self.service, path, scope).inc()
+        log.warning("intake admission budget exceeded; message refused", extra={"reason_code": f"budget_{scope}"})
+
+
+class IntakeBudget:
+    """The HTTP and MLLP counts, in Redis (one key per scope, holder and window; it expires after two windows)."""
+
+    def __init__(self, redis: Redis, service: str, budget: Budget, metrics: BudgetMetrics) -> None:
+        self.redis = redis
+        self.prefix = f"{service}:intake"
+        self.budget = budget
+        self.metrics = metrics
+
+    def limit(self, scope: Scope) -> int:
+        return self.budget.per_patient if scope == "patient" else self.budget.per_source
+
+    def _key(self, scope: Scope, who: str, at_ms: int) -> str:
+        return f"{self.prefix}:{scope}:{who}:{self.budget.window(at_ms)}"
+
+    async def take(self, path: Path, scope: Scope, who: str, size: int, at_ms: int) -> str | None:
+        """Admit `size` results for `who`: None when admitted, else the refusal's reason (counted)."""
+        limit = self.limit(scope)
+        if limit <= 0:
+            return None
+        key = self._key(scope, who, at_ms)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(key, size)
+                pipe.pexpire(key, 2 * self.budget.window_ms)
+                after, _ = await pipe.execute()
+            before = int(after) - size
+            if before < limit:
+                return None
+            await self.redis.decrby(key, size)  # refused: not counted
+        except (RedisError, OSError) as exc:
+            log.warning("intake budget not checked (Redis); message admitted", extra={"error_type": type(exc).__name__})
+            return None
+        self.metrics.count(path, scope)
+        return self.budget.reason(scope, before, limit, at_ms)
+
+    async def give_back(self, scope: Scope, who: str, size: int, at_ms: int) -> None:
+        """A message admitted here but not published (refused later, or nothing in it used) does not count."""
+        if self.limit(scope) <= 0:
+            return
+        try:
+            await self.redis.decrby(self._key(scope, who, at_ms), size)
+        except (RedisError, OSError):
+            return
