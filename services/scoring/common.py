@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEvent
-from contracts.hospital import ImagingFinding, TreatmentEvent
+from contracts.hospital import ImagingFinding, RadiotherapyCourse, Surgery, SystemicDrug, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
 from services.scoring.state import LabValue, ScoringState
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import Lazy
+from shared.clinical.treatments import in_effect_order
 
 SERVICE = r.SERVICE
 F = TypeVar("F", bound=Fact[Any])
@@ -46,9 +47,27 @@ class Context:
         """The treatment events that count (corrections applied, issue 18.7), once per decision."""
         return self.s.effective_treatments()
 
-    @property
+    @cached_property
     def reference(self) -> datetime | None:
         return self.now if self.now is not None else self.s.as_of()
+
+    @cached_property
+    def local_treatments(self) -> list[tuple[TreatmentEvent, str]]:
+        """The treatments that count with a procedure (surgery) or an intent (radiotherapy), with it (CLASS-SRE)."""
+        out: list[tuple[TreatmentEvent, str]] = []
+        for e in self.treatments:
+            tr = e.treatment
+            what: str | None = tr.procedure if isinstance(tr, Surgery) else None
+            if isinstance(tr, RadiotherapyCourse):
+                what = tr.intent
+            if what is not None:
+                out.append((e, what))
+        return out
+
+    @cached_property
+    def drug_steps(self) -> list[tuple[TreatmentEvent, SystemicDrug]]:
+        """The drug starts and stops that count, in the order they take effect (IMG-FLARE, issue 18)."""
+        return in_effect_order(self.treatments)
 
     def future(self, occurred_at: datetime) -> bool:
         ref = self.reference

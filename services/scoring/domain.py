@@ -21,10 +21,21 @@ from services.scoring.clock import next_due
 from services.scoring.common import Context, Decisions
 from services.scoring.lesions import decide_mirels, decide_sins, decide_sres
 from services.scoring.patient import decide_flare, decide_isolated, decide_oligo
+from services.scoring.retention import retain
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, merge
 from shared.clinical.recommend import caused_by, withdrawal
 
-__all__ = ["Assessment", "Decisions", "LabValue", "Lesion", "ScoringState", "apply_event", "current_scores", "decide"]
+__all__ = [
+    "Assessment",
+    "Decisions",
+    "LabValue",
+    "Lesion",
+    "ScoringState",
+    "apply_event",
+    "current_scores",
+    "decide",
+    "retain",
+]
 
 SERVICE = r.SERVICE
 
@@ -105,8 +116,15 @@ def decide(
 
 # ---- applying an event: merge, decide, publish the difference -------------------------------------------------
 def apply_event(
-    state: ScoringState, event: Message, *, now: datetime | None = None, policy: r.Policy = r.DEFAULT_POLICY
+    state: ScoringState,
+    event: Message,
+    *,
+    now: datetime | None = None,
+    policy: r.Policy = r.DEFAULT_POLICY,
+    retained: bool = True,
 ) -> tuple[ScoringState, list[Message]]:
+    """Merge the event, decide what it can change, publish the difference; the state returned is the retained one
+    (issue 25, services/scoring/retention.py; `retained=False` keeps every record, for tests that compare)."""
     s = merge(state, event)
     scope = scope_of(event)
     d = decide(s, event.patient_id, scope, now=now, policy=policy)  # only what this event can change
@@ -160,6 +178,8 @@ def apply_event(
     scores |= {slot: str(lazy.event_id) for slot, lazy in d.scores.items()}
     s.scores = dict(sorted(scores.items()))
     s.sres = sorted(known | set(d.sres))
+    if retained:
+        s = retain(s)
     reference = now if now is not None else s.as_of()
     s.next_due = None if reference is None else next_due(s, reference, policy)
     return s, caused_by(out, event)

@@ -216,10 +216,10 @@ def _treated_by(
     `any_date` whatever their date: a fracture fixation fixes the lesion's fracture even if imaging dated after it
     still shows the fracture)."""
     out = []
-    for e in c.treatments:
+    day = local_day(since.occurred_at)
+    for e, what in c.local_treatments:
         tr = e.treatment
-        what = getattr(tr, "procedure", None) or getattr(tr, "intent", None)
-        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= local_day(since.occurred_at)):
+        if what in kinds and treats(tr, f) and (what in any_date or tr.on >= day):
             out.append(e)
     return sorted(out, key=lambda e: (e.treatment.on, str(e.event_id)))
 

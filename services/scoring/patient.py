@@ -11,7 +11,6 @@ from services.scoring.common import Component, Context, Decisions, finding_input
 from services.scoring.state import Lesion
 from shared.clinical.dates import add_months, local_day
 from shared.clinical.recommend import lazy_recommendation
-from shared.clinical.treatments import in_effect_order
 
 SERVICE = r.SERVICE
 
@@ -89,7 +88,7 @@ def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
     FLARE_RESTART_INTERRUPTION_MONTHS, keeps the first start (IMG-FLARE, L391-395)."""
     active: dict[str, r.DrugStart] = {}
     paused: dict[str, tuple[r.DrugStart, date]] = {}  # drug -> (its continuous start, the day it was stopped)
-    for _, x in in_effect_order(c.treatments):
+    for _, x in c.drug_steps:
         if x.on > on:
             break
         if x.action == "started":

@@ -17,7 +17,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, Comparator, ExtraOsseousMetastases, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
-from shared.clinical.corrections import effective, fold_finding, is_correction
+from shared.clinical.corrections import effective, effective_findings, is_correction
 from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.treatments import canonical, effective_treatments
 
@@ -97,6 +97,13 @@ class ScoringState(BaseModel):
     lesion_sres: dict[str, str] = Field(default_factory=dict)  # the other published SREs: ID -> kind
     #: the next moment a decision may change with no new event (services/scoring/clock.py; a clock tick then)
     next_due: datetime | None = None
+    #: issue 25, what retention (services/scoring/retention.py) folded away: per lesion, the fold of its findings no
+    #: longer kept one by one; the fold of the assessments no longer kept; the newest recorded time of the labs and
+    #: treatment events no longer kept (`as_of` reads it); the newest recorded time of any event (the horizon's end)
+    lesion_bases: dict[str, Lesion] = Field(default_factory=dict)
+    assessment_base: Assessment | None = None
+    dropped_recorded: datetime | None = None
+    newest_recorded: datetime | None = None
 
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
@@ -118,11 +125,16 @@ class ScoringState(BaseModel):
             a.extra_osseous,
         ]
         times += [f.recorded_at for f in facts if f is not None]
+        if self.dropped_recorded is not None:  # labs and treatment events retention no longer keeps (issue 25)
+            times.append(self.dropped_recorded)
         return max(times, default=None)
 
 
+_FACT = Fact[Any]  # the parametrised class, looked up once (not on every fact)
+
+
 def _fact(event: Message, value: Any) -> Fact[Any]:
-    return Fact[Any].of(event, value)
+    return _FACT.of(event, value)
 
 
 def merge(state: ScoringState, event: Message) -> ScoringState:
@@ -130,17 +142,27 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
         update={"lesions": dict(state.lesions), "treatments": dict(state.treatments), "labs": dict(state.labs)}
     )
     if isinstance(event, ImagingFinding):
+        lesion_id = event.lesion_id
+        # issue 25: a lesion with no finding kept one by one is its own summary (retention.py)
+        if (
+            lesion_id in state.lesions
+            and lesion_id not in state.lesion_bases
+            and not any(x.lesion_id == lesion_id for x in state.findings.values())
+        ):
+            s.lesion_bases = {**state.lesion_bases, lesion_id: state.lesions[lesion_id]}
         s.findings = dict(sorted({**state.findings, str(event.event_id): event}.items()))
         _apply_finding(s, event)
     elif isinstance(event, ClinicalAssessment):
+        if not state.assessments:  # issue 25: with no assessment kept one by one, the fold is its own summary
+            s.assessment_base = state.assessment if state.assessment != Assessment() else None
         s.assessments = dict(sorted({**state.assessments, str(event.event_id): event}.items()))
         records = list(s.assessments.values())
         if any(is_correction(x) for x in records):  # what a corrected assessment said no longer counts
-            s.assessment = Assessment()
+            s.assessment = s.assessment_base or Assessment()  # what retention folded away (issue 25)
             for x in effective(records, lambda a: a.patient_id):
-                s.assessment = _merge_assessment(s.assessment, x)
+                s.assessment = merge_assessment(s.assessment, x)
         else:
-            s.assessment = _merge_assessment(s.assessment, event)
+            s.assessment = merge_assessment(s.assessment, event)
     elif isinstance(event, TreatmentEvent):
         s.treatments[str(event.event_id)] = canonical(event)  # "Tagrisso" is osimertinib (IMG-FLARE)
     elif isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium":  # the only lab scoring uses
@@ -178,10 +200,24 @@ def _apply_finding(s: ScoringState, f: ImagingFinding) -> None:
     """Fold the finding into its lesion; when corrections are known, fold the lesions concerned again from their
     effective findings only (an entered-in-error finding withdraws what it caused: its SRE, its score's
     recommendation, through apply_event's withdrawal path, as LAB-CORRECTION does for labs)."""
-    fold_finding(s.lesions, s.findings.values(), f, _merge_finding)
+    rows = list(s.findings.values())
+    if not any(is_correction(x) for x in rows):
+        s.lesions[f.lesion_id] = merge_finding(s.lesions.get(f.lesion_id), f)
+        return
+    # shared.clinical.corrections.fold_finding, from the fold of the findings retention no longer keeps (issue 25)
+    concerned = {f.lesion_id} | {x.lesion_id for x in rows if x.event_id == f.corrects}
+    folded = {lesion_id: s.lesion_bases[lesion_id] for lesion_id in concerned if lesion_id in s.lesion_bases}
+    for x in effective_findings(rows):
+        if x.lesion_id in concerned:
+            folded[x.lesion_id] = merge_finding(folded.get(x.lesion_id), x)
+    for lesion_id in concerned:
+        if lesion_id in folded:
+            s.lesions[lesion_id] = folded[lesion_id]
+        else:
+            s.lesions.pop(lesion_id, None)
 
 
-def _merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:
+def merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:
     key = (f.occurred_at, f.recorded_at, str(f.event_id))
     if lesion is None:
         lesion = Lesion(latest=f, first_seen=f.occurred_at, modalities=[])
@@ -213,7 +249,7 @@ def _merge_finding(lesion: Lesion | None, f: ImagingFinding) -> Lesion:
     return lesion
 
 
-def _merge_assessment(a: Assessment, e: ClinicalAssessment) -> Assessment:
+def merge_assessment(a: Assessment, e: ClinicalAssessment) -> Assessment:
     a = a.model_copy(
         update={
             "lesion_pain_intensity": dict(a.lesion_pain_intensity),
