@@ -44,8 +44,8 @@ UPSTREAM = {
     "radiotherapy-planner": ("lab-normalisation", "scoring"),
     "notification": ("lab-normalisation", "scoring", "systemic-planner", "radiotherapy-planner"),
 }
-#: hospital messages per input event of lab-normalisation (its share of a patient's messages is ~0.6)
-LAB_SHARE = 0.55
+#: lab-normalisation's share of the dense history's messages (~0.45): how long a history to generate
+LAB_SHARE = 0.4
 
 
 @dataclass
@@ -110,7 +110,9 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
         records = stream.records[n : n + window]
         if len(records) < window:
             continue
-        model = next(iter(service.subscriptions.values())).aggregate[0]
+        aggregate = next(iter(service.subscriptions.values())).aggregate
+        assert aggregate is not None
+        model = aggregate[0]
         loads = []
         for _ in range(repeats):
             t = time.perf_counter()
@@ -126,7 +128,7 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
                 sub = service.subscriptions[rec.topic]
                 assert sub.aggregate is not None
                 t = time.perf_counter()
-                message = sub.decode(rec)  # type: ignore[arg-type]
+                message = sub.decode(rec)
                 try:
                     state, outputs = sub.aggregate[1](state, message)
                     for o in outputs:
