@@ -44,8 +44,8 @@ UPSTREAM = {
     "radiotherapy-planner": ("lab-normalisation", "scoring"),
     "notification": ("lab-normalisation", "scoring", "systemic-planner", "radiotherapy-planner"),
 }
-#: lab-normalisation's share of the dense history's messages (~0.45): how long a history to generate
-LAB_SHARE = 0.4
+#: lab-normalisation's share of a long history's messages (~0.55): how long a history to generate
+LAB_SHARE = 0.5
 
 
 @dataclass

@@ -161,6 +161,8 @@ _SITES: Final = [
     ("skull", 2),
     ("tibia_fibula", 2),
 ]
+#: lesions reported per study at most (radiologists describe the main ones; a new focus waits for a resolved one)
+MAX_LESIONS: Final = 10
 _LONG_BONES: Final = {"femur_shaft", "femur_trochanteric", "femur_neck", "humerus", "tibia_fibula"}
 _ATC: Final = {
     "carboplatin": "L01XA02",
@@ -229,7 +231,10 @@ class _Patient:
         r = self.rng
         self.lab = r.choices(list(_LABS), weights=[6, 1, 3])[0]
         self.sex = r.choice(["male", "male", "female"])
-        self.birth = (start - timedelta(days=365.25 * r.uniform(45, 82))).date()
+        age = r.uniform(45, 82)
+        if (end - start).days > 365.25 * 25:  # a very long history (patient_history): old at `end`, not at start
+            age = r.uniform(75, 85) - (end - start).days / 365.25
+        self.birth = (start - timedelta(days=365.25 * age)).date()
         self.weight = r.uniform(50, 95)
         self.histology = r.choices(["adenocarcinoma", "squamous_cell", "large_cell", "nsclc_nos"], [6, 2.5, 0.5, 1])[0]
         self.egfr = self.histology == "adenocarcinoma" and r.random() < 0.15
@@ -431,7 +436,8 @@ class _Patient:
         modality = r.choices(["ct", "mri", "bone_scan", "fdg_pet"], [5, 2, 1, 2])[0]
         reported = at + r.uniform(4, 48) * HOUR
         progressing = self.course is not None and at >= self.course.progression
-        if r.random() < (0.3 if progressing else 0.08) or not self.lesions:
+        active = sum(not x.resolved for x in self.lesions.values())
+        if (r.random() < (0.3 if progressing else 0.08) and active < MAX_LESIONS) or not active:
             self.new_lesion()
         urgent: list[_Lesion] = []
         for lesion in list(self.lesions.values()):
@@ -766,17 +772,22 @@ def _keyed(index: int, stream: Iterator[Generated]) -> Iterator[tuple[tuple[date
         yield (g.message.recorded_at, index), g
 
 
+#: patient_history's longest default span (years): the patient is 75-85 at `end`, young at the start
+LONGEST_HISTORY_YEARS: Final = 60.0
+
+
 def patient_history(
     seed: int, events: int, end: datetime = ANCHOR, years: float | None = None, density: float | None = None
 ) -> list[Generated]:
     """One patient's first `events` messages (fewer if the span ends first), in publication order, every one before
     `end`, followed from `years` before `end`. At the cohort's rates (`density` 1) a patient sends about 110
-    messages a year; by default a longer stream than 10 years' worth is made denser (every process more frequent)
-    so that it still spans a plausible follow-up (`years`, default min(10, events / 110)), and the retention windows
-    measured in days are still crossed many times. `patient_history(s, 10**6, years=5, density=1)` is a realistic
-    5-year patient whole."""
+    messages a year, so 10 000 messages are ~90 years: by default the span is events / 110 years up to
+    LONGEST_HISTORY_YEARS, and a longer stream is made denser (every process more frequent: for 20 000 messages,
+    labs every 2-7 days, imaging every 2-4 weeks: an intensively followed patient), so that the windows the
+    retention policies keep (measured in days) hold more than a realistic patient's, never less.
+    `patient_history(s, 10**6, years=5, density=1)` is a realistic 5-year patient whole."""
     rate = 110.0
-    span = years if years is not None else max(0.25, min(10.0, events / rate))
+    span = years if years is not None else max(0.25, min(LONGEST_HISTORY_YEARS, 1.1 * events / rate))
     dense = density if density is not None else max(1.0, 1.15 * events / (rate * span))
     start = end - timedelta(days=365.25 * span)
     out: list[Generated] = []
