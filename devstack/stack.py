@@ -100,6 +100,8 @@ class RunningStack:
 def service_env(bootstrap: str, redis_url: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_", "HTTP_"))}
     env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"})
+    # issue 24: MLLP is TLS with client certificates unless plaintext is asked for, on loopback only: the dev stack's
+    env.setdefault("MLLP_PLAINTEXT", "true")
     env.update(extra)
     return env
 
@@ -135,9 +137,7 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     mode = "ab" if append else "wb"
     out = open(log_dir / f"{name}.log", mode) if log_dir else None  # noqa: SIM115 - lives with the process
-    own: dict[str, str] = {}
-    if name == LAB_NORMALISATION:  # issue 24: the dev stack's MLLP is plaintext on loopback (opt-in), else TLS
-        own = {"MLLP_PORT": str(mllp), "MLLP_PLAINTEXT": env.get("MLLP_PLAINTEXT", "true")}
+    own = {"MLLP_PORT": str(mllp)} if name == LAB_NORMALISATION else {}
     return subprocess.Popen(
         [sys.executable, "-m", SERVICE_MODULES[name][0]],
         cwd=ROOT,
