@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import heapq
 import importlib
+import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +136,7 @@ class Replay:
         store: bool = True,
         keep: bool = True,
         on_apply: Callable[[str, str, Record, BaseModel], None] | None = None,
+        profile: bool = False,
     ) -> None:
         self.services = dict(services) if services is not None else build_services()
         #: the time the services decide at (clock="record": the record being applied)
@@ -168,6 +171,11 @@ class Replay:
         self.reasons: list[tuple[str, str, str]] = []  #: (service, topic, reason) of every dead letter
         self.duplicates: Counter[str] = Counter()
         self.ticks: Counter[str] = Counter()
+        #: profile=True: per (service, history bucket) the events applied and their seconds (decode + apply + store),
+        #: the bucket of the n-th event of a patient in a service being the power of ten n rounds up to (10, 100...)
+        self.profile = profile
+        self.cost: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        self.lengths: Counter[tuple[str, str]] = Counter()
         self._offset = 0
 
     def _clock(self) -> datetime:
@@ -227,6 +235,7 @@ class Replay:
             self.states.pop((name, patient), None)
             self._due_of.pop((name, patient), None)
             self.seen.pop((name, patient), None)
+            self.lengths.pop((name, patient), None)
 
     def state(self, service: str, patient: str) -> BaseModel | None:
         raw = self.states.get((service, patient))
@@ -280,6 +289,21 @@ class Replay:
         return done
 
     def _apply(self, name: str, sub: Subscription, record: Record) -> Applied | None:
+        if not self.profile:
+            return self._applied(name, sub, record)
+        t0 = time.perf_counter()
+        applied = self._applied(name, sub, record)
+        elapsed = time.perf_counter() - t0
+        if applied is not None:
+            slot = (name, (record.key or b"").decode())
+            self.lengths[slot] += 1
+            n = self.lengths[slot]
+            cell = self.cost[(name, 10 ** max(1, math.ceil(math.log10(n))))]
+            cell[0] += 1
+            cell[1] += elapsed
+        return applied
+
+    def _applied(self, name: str, sub: Subscription, record: Record) -> Applied | None:
         service = self.services[name]
         settings = service.settings
         error = None
