@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import socket
 import ssl
@@ -274,6 +275,23 @@ async def test_no_certificate_an_unknown_certificate_and_plaintext_are_refused(
     assert msa(plain)[:3] == ["MSA", "AR", "PLAIN-1"] and b"requires TLS with a client certificate" in plain
     audit = " ".join(r.getMessage() for r in caplog.records)
     assert "reason=no_client_certificate" in audit and "reason=untrusted_certificate" in audit
+
+
+async def test_a_certificate_bound_by_fingerprint_and_full_hd(pki: Pki) -> None:
+    """The stricter binding: the certificate's SHA-256 fingerprint (colons and case as printed by openssl), and
+    MSH-3 compared on every HD component."""
+    der = x509.load_pem_x509_certificate(pki.other.cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+    fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    policy = SenderPolicy(
+        {f"SHA256:{fingerprint}": [MllpSender(application="GLIMS^1.2.250.1.71.4.2.1^ISO", facility="CHU-LYON-BIO")]}
+    )
+    async with listening(tls_context(pki.server.cert, pki.server.key, pki.ca.path), senders=policy) as srv:
+        [ok] = await exchange(srv.port, client_context(pki, pki.other), oru("FP-1"))
+        [wrong_oid] = await exchange(
+            srv.port, client_context(pki, pki.other), oru("FP-2", app="GLIMS^1.2.250.1.71.4.2.9^ISO")
+        )
+        [by_cn] = await exchange(srv.port, client_context(pki, pki.lab), oru("FP-3"))  # not this certificate
+    assert [msa(a)[1] for a in (ok, wrong_oid, by_cn)] == ["AA", "AR", "AR"]
 
 
 def test_plaintext_only_on_opt_in_and_only_on_loopback(pki: Pki) -> None:
