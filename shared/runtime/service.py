@@ -543,10 +543,10 @@ class Service:
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
-        ) -> tuple[dict[str, BaseModel | bytes | tuple[BaseModel, bytes]], dict[str, bytes], Applied[_Decoded]]:
+        ) -> tuple[Mapping[str, BaseModel | bytes | tuple[BaseModel, bytes]], dict[str, bytes], Applied[_Decoded]]:
             new, outboxes, applied, next_dues = apply_batch(groups, model, states, pending, token, self.settings, due)
             dues.update(next_dues)
-            return dict(new), outboxes, applied
+            return new, outboxes, applied
 
         timers = self.timers
         also = None if timers is None else (lambda pipe: timers.write(pipe, dues))

@@ -14,7 +14,7 @@ the service rebuilds (shared/runtime/healing.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -121,7 +121,7 @@ class StateStore:
         model: type[S],
         fn: Callable[
             [dict[str, S | None], dict[str, bytes | None]],
-            tuple[dict[str, S | bytes | tuple[S, bytes]], dict[str, bytes], R],
+            tuple[Mapping[str, S | bytes | tuple[S, bytes]], Mapping[str, bytes], R],
         ],
         kind: str = "state",
         also: Callable[[Any], None] | None = None,
@@ -168,13 +168,13 @@ class StateStore:
         model: type[S],
         fn: Callable[
             [dict[str, S | None], dict[str, bytes | None]],
-            tuple[dict[str, S | bytes | tuple[S, bytes]], dict[str, bytes], R],
+            tuple[Mapping[str, S | bytes | tuple[S, bytes]], Mapping[str, bytes], R],
         ],
         states: list[Any],
         pending: list[Any],
         kind: str,
         empty: bytes,
-    ) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes, S]], R]:
+    ) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes, Any]], R]:
         """`fn` over the states read: the writes, the states written with their bytes, and `fn`'s result."""
         parsed = self.parsed
         current: dict[str, S | None] = {}
@@ -187,7 +187,7 @@ class StateStore:
         boxes = {p: _text(b) for p, b in zip(patient_ids, pending, strict=True)}
         new, outboxes, result = fn(current, boxes)
         writes: list[tuple[str, bytes]] = []
-        written: list[tuple[str, bytes, S]] = []  # remembered as parsed once EXEC has written them
+        written: list[tuple[str, bytes, Any]] = []  # remembered as parsed once EXEC has written them
         for p, raw in zip(patient_ids, states, strict=True):
             if p not in new:
                 continue
