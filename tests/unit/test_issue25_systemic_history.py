@@ -26,7 +26,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event
 
 START = datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
-SITES = ("femur_shaft", "pelvis", "humerus", "ribs", "skull", "sternum")
+SITES = ("femur_shaft", "pelvis", "humerus", "rib", "skull", "sternum")
 
 
 class _Gen:
