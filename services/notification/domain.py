@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -34,6 +34,7 @@ from contracts.clock import ClockTick
 from contracts.lifecycle import AlertAction, AlertTransition
 from contracts.local import LocalTreatmentPlan
 from contracts.plan import TreatmentPlan
+from services.notification import stored
 
 SERVICE: Final = "notification"
 SEVERITY_ORDER: Final = {"critical": 0, "warning": 1, "info": 2}
@@ -98,6 +99,13 @@ class PatientAlerts(BaseModel):
     local_plan: LocalTreatmentPlan | None = None
     scores: dict[str, Score] = Field(default_factory=dict)  # "score:subject" -> latest
     labs: dict[str, NormalisedLab] = Field(default_factory=dict)  # analyte -> latest
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The stored JSON (what the runtime writes): the frozen parts' JSON is reused (services/notification/
+        stored.py); with arguments, pydantic's."""
+        if kwargs:
+            return super().model_dump_json(**kwargs)
+        return stored.dump(self, ("alerts", "scores", "labs"), ("plan", "local_plan"))
 
     @field_validator("applied", mode="before")
     @classmethod
