@@ -25,7 +25,7 @@ planner and radiotherapy planner read `service.clock()` at each event). Scoring'
 either mode: a replay of an old history sees old crises as not current. Notification reads no clock (every
 time comes from its records). Deadlines (a service's `due`, shared/runtime/timers.py) fire as clock ticks
 (contracts/clock.py, built like `Timers.tick`) on the service's clock topic, before the first input at or after
-them, at their due time, like the live timers (which poll every second).
+them, 1 ms after their due time, like the live timers (which poll every second).
 
 State is kept per (service, patient) as the model the transition returned, after `apply_events` has written it as
 JSON (the runtime's cost per batch, here per event; `store=False` skips it: the transitions alone); `roundtrip=True`
@@ -43,7 +43,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -68,6 +68,9 @@ MODULES: Final[dict[str, tuple[str, str]]] = {
 }
 #: services whose decisions read `Service.clock` (set by the replay); the others: see the module's docstring
 CLOCKED: Final = frozenset({"systemic-planner", "radiotherapy-planner"})
+#: a deadline fires this long after it passes (the live timers poll every TIMER_POLL_INTERVAL_S, 1 s; a tick fired
+#: exactly at its deadline would find it not yet passed)
+TICK_DELAY: Final = timedelta(milliseconds=1)
 #: a deadline that keeps falling due again at the same instant stops after this many ticks (a loop in a service)
 MAX_TICKS_AT_ONCE: Final = 20
 
@@ -201,7 +204,7 @@ class Replay:
 
     def fire_until(self, at: datetime) -> None:
         fired: Counter[tuple[str, str, datetime]] = Counter()
-        while self._dues and self._dues[0][0] <= at:
+        while self._dues and self._dues[0][0] + TICK_DELAY <= at:
             due, name, patient = heapq.heappop(self._dues)
             if self._due_of.get((name, patient)) != due:
                 continue  # replaced by a later deadline
@@ -210,11 +213,12 @@ class Replay:
             if fired[(name, patient, due)] > MAX_TICKS_AT_ONCE:
                 continue
             service = self.services[name]
+            fired_at = due + TICK_DELAY  # as Timers.tick: the deadline, and when it fired (after it)
             tick = ClockTick(
-                event_id=derived_id("clock", name, patient, due.isoformat(), due.isoformat()),
+                event_id=derived_id("clock", name, patient, due.isoformat(), fired_at.isoformat()),
                 patient_id=patient,
                 occurred_at=due,
-                recorded_at=due,
+                recorded_at=fired_at,
                 source=name,
                 service=name,
                 due_at=due,
@@ -224,7 +228,7 @@ class Replay:
                 clock_topic(service.name).name,
                 patient.encode(),
                 tick.model_dump_json().encode(),
-                round(due.timestamp() * 1000),
+                math.ceil(fired_at.timestamp() * 1000),
                 offset=self._next_offset(),
             )
             self._cascade(record, only=name)
