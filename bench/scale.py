@@ -54,6 +54,28 @@ from devstack.stack import SERVICE_MODULES, service_env, spawn_services
 from shared.runtime.kafka import ensure_topics
 from shared.settings import Settings
 
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds (user + system) of every child process of this bench (services, broker, Redis), by name."""
+    me = str(os.getpid())
+    out: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[1] != me:
+                continue
+            words = [w.decode(errors="replace") for w in (entry / "cmdline").read_bytes().split(b"\0") if w]
+        except (OSError, IndexError):
+            continue
+        module = next((w for w in words if w.startswith("services.")), None)
+        name = module.split(".")[1].replace("_", "-") if module else Path(words[0]).name.split("-")[0] if words else "?"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / HZ
+    return out
+
 
 def pct(values: list[int], q: float) -> int:
     if not values:
@@ -194,11 +216,13 @@ class Offsets:
 
 async def watch(
     url: str, subs: dict[str, set[str]], counts: Counter[str], quiet: float, timeout: float, t0: float
-) -> tuple[list[tuple[float, dict[str, int]]], float]:
-    """Sample the groups' committed offsets every 5 s until every group has committed every hospital input of its
-    topics and nothing has moved for `quiet` seconds; returns the samples and when the last progress was seen."""
+) -> tuple[list[tuple[float, dict[str, int]]], list[dict[str, float]], float]:
+    """Sample the groups' committed offsets (and the CPU time of every child process) every 5 s until every group has
+    committed every hospital input of its topics and nothing has moved for `quiet` seconds; returns the samples and
+    when the last progress was seen."""
     wanted = {name: sum(counts[t] for t in subs[name] if t in counts) for name in SERVICES}
     samples: list[tuple[float, dict[str, int]]] = []
+    cpu: list[dict[str, float]] = []
     last: dict[str, int] | None = None
     last_change = time.monotonic()
     async with Offsets(url, subs) as offsets:
@@ -208,6 +232,7 @@ async def watch(
             totals = {g: sum(state[g].values()) for g in SERVICES}
             hospital = {g: sum(v for t, v in state[g].items() if t in counts) for g in SERVICES}
             samples.append((now - t0, totals))
+            cpu.append(cpu_by_process())
             if totals != last:
                 last, last_change = totals, now
             if all(hospital[g] >= wanted[g] for g in SERVICES) and now - last_change >= quiet:
@@ -218,7 +243,7 @@ async def watch(
             if len(samples) % 12 == 0:
                 print(f"  {now - t0:.0f} s: " + ", ".join(f"{g} {totals[g]}" for g in SERVICES), flush=True)
             await asyncio.sleep(5)
-    return samples, last_change - t0
+    return samples, cpu, last_change - t0
 
 
 def subscriptions() -> dict[str, set[str]]:
@@ -254,7 +279,7 @@ def real(cohort: Cohort, quiet: float, rebuild: list[str], timeout: float, rebui
             stack = spawn_services(kafka.url, redis.url, kafka.settings, ports=ports, log_dir=Path(logs))
             ready = time.monotonic() - t0
             try:
-                samples, elapsed = asyncio.run(watch(kafka.url, subs, counts, quiet, timeout, t0))
+                samples, cpu, elapsed = asyncio.run(watch(kafka.url, subs, counts, quiet, timeout, t0))
             finally:
                 codes = stack.stop()
         sizes, used, human = redis_figures(redis.url)
@@ -291,6 +316,14 @@ def real(cohort: Cohort, quiet: float, rebuild: list[str], timeout: float, rebui
     for g in SERVICES:
         rates = [(b[1][g] - a[1][g]) / max(1e-9, b[0] - a[0]) for a, b in itertools.pairwise(quarters)]
         print(f"  {g:<22}" + "".join(f"{r:>14.0f}" for r in rates))
+    used_cpu = cpu[-1]
+    print("  CPU seconds used (this host is shared: the rate per CPU second does not depend on the load)")
+    for name, seconds in sorted(used_cpu.items()):
+        consumed_by = samples[-1][1].get(name)
+        per = f", {consumed_by / seconds:.0f} records per CPU second" if consumed_by and seconds else ""
+        print(f"  {name:<22} {seconds:>8.1f} s{per}")
+    stack_cpu = sum(used_cpu.values())
+    print(f"  the whole stack: {stack_cpu:.0f} CPU s, {total / stack_cpu:.1f} hospital events per CPU second")
     print("  state per patient in Redis (JSON bytes)")
     for name in SERVICES:
         print(sizes_line(name, sizes[name]))
