@@ -161,6 +161,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         ca_albumin_window=timedelta(hours=settings.ca_albumin_window_hours),
         hospital_tz=tz,
         retention=timedelta(days=settings.lab_retention_days),
+        per_analyte=settings.lab_results_per_analyte,
+        stamps=settings.lab_result_stamps,
         weight_max_age=timedelta(days=settings.weight_max_age_days),
     )
     ignored = service.metrics.messages

@@ -39,6 +39,10 @@ class LabConfig:
     hospital_tz: ZoneInfo
     #: results older than this (before the patient's newest) are dropped, except each analyte's newest
     retention: timedelta = timedelta(days=90)
+    #: issue 25: at most this many results per analyte are kept whole (the newest); the versions of the others
+    #: within `retention` are kept as stamps, at most `stamps` of them (the newest)
+    per_analyte: int = 32
+    stamps: int = 1_000
     #: LAB-CRCL: a weight further than this from the creatinine is to measure again (WEIGHT_MAX_AGE_DAYS)
     weight_max_age: timedelta = timedelta(days=30)
 
@@ -88,6 +92,9 @@ class LabState(BaseModel):
     published_derived: dict[str, str] = Field(default_factory=dict)
     #: issue 25: the results admitted from the bus in the current admission window (admission.py)
     intake: IntakeWindow | None = None
+    #: issue 25 (retention): results no longer kept whole, by result_id -> (occurred_at, newest recorded_at held), so
+    #: that a late older version of one still changes nothing (LAB-CORRECTION)
+    dropped: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
 
 
 def _status(status: str) -> Status:
@@ -99,7 +106,13 @@ def _status(status: str) -> Status:
 def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[LabState, list[NormalisedLab]]:
     """Apply one delivery: demographics first, then results, then re-derive what they affect."""
     # A shallow copy is enough: stored results and facts are replaced, never changed in place.
-    s = state.model_copy(update={"results": dict(state.results), "published_derived": dict(state.published_derived)})
+    s = state.model_copy(
+        update={
+            "results": dict(state.results),
+            "published_derived": dict(state.published_derived),
+            "dropped": dict(state.dropped),
+        }
+    )
     out: list[NormalisedLab] = []
     for record in batch.patients:
         _apply_patient(s, record)
@@ -118,29 +131,68 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
                 for r in s.results.values()
                 if r.analyte == "total_calcium" and abs(r.occurred_at - t) <= cfg.ca_albumin_window
             }
+    # LAB-CORRECTION: a value derived again is learnt with this delivery: never recorded before it (a withdrawal
+    # that returns a derived value to an earlier state is a newer fact than the value it replaces)
+    since = max([x.result.recorded_at for x in batch.labs] + [p.recorded_at for p in batch.patients], default=None)
     if calcium_draws:
-        out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window)
+        out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window, since)
     if batch.patients or any(x.analyte in ("creatinine", "body_weight") for x in batch.labs):
-        out += _recompute_clearance(s, batch.patient_id, cfg)
-    _prune(s, cfg.retention)
+        out += _recompute_clearance(s, batch.patient_id, cfg, since)
+    _prune(s, cfg)
     return s, out
 
 
-def _prune(s: LabState, retention: timedelta) -> None:
-    """Bound the aggregate: keep results within `retention` of the newest one, and each analyte's newest.
-    (An amendment of a dropped result is then handled as a new result.)"""
+def _newest_first(r: StoredResult) -> tuple[datetime, datetime, str]:
+    return r.occurred_at, r.recorded_at, r.result_id
+
+
+def _prune(s: LabState, cfg: LabConfig) -> None:
+    """Bound the aggregate (issue 25, README "Retention: lab-normalisation"): keep each analyte's newest result,
+    and its newest `per_analyte` results within `retention` of the patient's newest result. A result dropped within
+    `retention` leaves a stamp of its newest version (the newest `stamps`), so a late older version of it still
+    changes nothing (LAB-CORRECTION); an amendment of a dropped result is handled as a new result. Deterministic:
+    measured from the results' own times, never the wall clock."""
     if not s.results:
         return
-    cutoff = max(r.occurred_at for r in s.results.values()) - retention
-    newest: dict[str, StoredResult] = {}
+    cutoff = max(r.occurred_at for r in s.results.values()) - cfg.retention
+    by_analyte: dict[str, list[StoredResult]] = {}
     for r in s.results.values():
-        if r.analyte not in newest or r.occurred_at > newest[r.analyte].occurred_at:
-            newest[r.analyte] = r
-    keep = {rid for rid, r in s.results.items() if r.occurred_at >= cutoff or newest[r.analyte] is r}
-    if len(keep) == len(s.results):
-        return
-    s.results = {rid: r for rid, r in s.results.items() if rid in keep}
-    s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
+        by_analyte.setdefault(r.analyte, []).append(r)
+    keep: set[str] = set()
+    for results in by_analyte.values():
+        results.sort(key=_newest_first, reverse=True)
+        keep.add(results[0].result_id)  # each analyte's newest, however old
+        keep.update(r.result_id for r in results[: cfg.per_analyte] if r.occurred_at >= cutoff)
+    keep |= _partners(s, keep, cfg.ca_albumin_window)
+    if len(keep) < len(s.results):
+        for rid, r in s.results.items():
+            if rid not in keep and r.occurred_at >= cutoff:
+                s.dropped[rid] = (r.occurred_at, r.recorded_at)
+        s.results = {rid: r for rid, r in s.results.items() if rid in keep}
+        s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
+    if s.dropped:
+        stamps = [(rid, at) for rid, at in s.dropped.items() if at[0] >= cutoff and rid not in s.results]
+        if len(stamps) != len(s.dropped) or len(stamps) > cfg.stamps:
+            stamps.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
+            s.dropped = dict(stamps[: cfg.stamps])
+
+
+def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
+    """The results a kept result derives from (LAB-CA-CORR: the closest albumin and ionised calcium of a calcium;
+    LAB-CRCL: the closest weight of a creatinine): kept with it, so that deriving it again gives the same value."""
+    held = [s.results[rid] for rid in kept]
+    out: set[str] = set()
+    if calcium := [r for r in held if r.analyte == "total_calcium" and r.value is not None]:
+        for analyte in ("albumin", "ionised_calcium"):
+            candidates = _active(s, analyte)
+            for ca in calcium:
+                if (pair := closest_within(ca.occurred_at, _surely_within(ca, candidates, window), window)) is not None:
+                    out.add(pair.result_id)
+    if any(r.analyte == "creatinine" for r in held) and _active(s, "body_weight"):
+        for creat in (r for r in held if r.analyte == "creatinine" and r.value is not None):
+            weight = _weight_for(s, creat.occurred_at)
+            out |= {r.result_id for _, r in _active(s, "body_weight") if weight and r.event_id == weight.event_id}
+    return out
 
 
 def _apply_patient(s: LabState, r: PatientRecord) -> None:
@@ -167,6 +219,8 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
     previous = s.results.get(r.result_id)
     if previous is not None and previous.recorded_at >= r.recorded_at:
         return None
+    if previous is None and (stamp := s.dropped.get(r.result_id)) is not None and stamp[1] >= r.recorded_at:
+        return None  # an older version of a result no longer kept whole (issue 25)
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
@@ -254,7 +308,7 @@ def _derived_status(sources: list[StoredResult]) -> Status:
 
 
 def _recompute_corrected_calcium(
-    s: LabState, patient_id: str, calcium_draws: set[str], window: timedelta
+    s: LabState, patient_id: str, calcium_draws: set[str], window: timedelta, since: datetime | None = None
 ) -> list[NormalisedLab]:
     """LAB-CA-CORR for the given calcium draws; publish only what changed."""
     albumins, ionised = _active(s, "albumin"), _active(s, "ionised_calcium")
@@ -289,6 +343,7 @@ def _recompute_corrected_calcium(
             missing,
             key=(ca.event_id, ca.status, alb and alb.event_id, ion and ion.event_id),
             comparator=comparator,
+            since=since,
         )
     return out
 
@@ -329,7 +384,9 @@ def _weight_comparator(s: LabState, weight: Fact[float] | None) -> Comparator | 
     )
 
 
-def _recompute_clearance(s: LabState, patient_id: str, cfg: LabConfig) -> list[NormalisedLab]:
+def _recompute_clearance(
+    s: LabState, patient_id: str, cfg: LabConfig, since: datetime | None = None
+) -> list[NormalisedLab]:
     """LAB-CRCL for every creatinine held (not only the newest: a planner reads the clearance at the start of
     an anti-resorptive, so an earlier one must not keep naming inputs that are now known); withdraws the
     clearance of a withdrawn creatinine. Publishes only what changed."""
@@ -348,13 +405,16 @@ def _recompute_clearance(s: LabState, patient_id: str, cfg: LabConfig) -> list[N
                 "LAB-CRCL",
                 [],
                 key=(r.event_id, "withdrawn"),
+                since=since,
             )
     for _, creat in sorted(_active(s, "creatinine"), key=lambda tr: (tr[0], tr[1].recorded_at)):
-        out += _clearance(s, patient_id, creat, cfg)
+        out += _clearance(s, patient_id, creat, cfg, since)
     return out
 
 
-def _clearance(s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig) -> list[NormalisedLab]:
+def _clearance(
+    s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig, since: datetime | None = None
+) -> list[NormalisedLab]:
     weight = _weight_for(s, creat.occurred_at)
     missing: list[str] = []
     if weight is None:
@@ -422,6 +482,7 @@ def _clearance(s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig
         refs=refs,
         also_recorded=[f.recorded_at for f in (weight, s.birth_date, s.sex) if f is not None],
         comparator=comparator if value is not None else None,
+        since=since,
     )
 
 
@@ -440,23 +501,29 @@ def _publish_derived(
     refs: list[SourceRef] | None = None,
     also_recorded: list[datetime] | None = None,
     comparator: Comparator | None = None,
+    since: datetime | None = None,
 ) -> list[NormalisedLab]:
-    """Publish a derived value if its inputs changed. Its recorded_at is the newest of all its inputs', so a
-    re-derivation (e.g. when the weight arrives after the creatinine) is never older than what it replaces."""
+    """Publish a derived value if its inputs changed. Its recorded_at is the newest of all its inputs' and of the
+    delivery that made it change (`since`), so a re-derivation (e.g. when the weight arrives after the creatinine, or
+    is withdrawn) is never older than what it replaces; and its event ID names that version, so a value that returns
+    to an earlier state is not taken downstream for a second delivery of the earlier one (LAB-CORRECTION)."""
     signature = "|".join(map(str, key))
     if s.published_derived.get(result_id) == signature:
         return []
     if anchor.status == "withdrawn" and result_id not in s.published_derived:
         return []  # nothing was derived from it
     s.published_derived[result_id] = signature
-    eid = derived_id(analyte, *key)
+    recorded_at = max(
+        [x.recorded_at for x in [anchor, *sources]] + (also_recorded or []) + ([since] if since is not None else [])
+    )
+    eid = derived_id(analyte, *key, recorded_at.isoformat())
     status = _derived_status([anchor, *sources])
     return [
         NormalisedLab(
             event_id=eid,
             patient_id=patient_id,
             occurred_at=anchor.occurred_at,
-            recorded_at=max([x.recorded_at for x in [anchor, *sources]] + (also_recorded or [])),
+            recorded_at=recorded_at,
             source=SERVICE,
             analyte=analyte,
             result_id=result_id,

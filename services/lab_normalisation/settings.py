@@ -18,6 +18,10 @@ class LabSettings(Settings):
     lab_local_codes_file: Path = Path(__file__).with_name("local_codes.yaml")
     #: Results kept per patient: within this many days of the newest (each analyte's newest is always kept).
     lab_retention_days: int = 90
+    #: issue 25 (README "Retention: lab-normalisation"): results kept whole per analyte (the newest), and stamps of
+    #: the versions of the others within LAB_RETENTION_DAYS (a late older version of one changes nothing)
+    lab_results_per_analyte: int = 32
+    lab_result_stamps: int = 1_000
     #: Results (HL7 OBX, FHIR Observations) per message: a message with more is refused whole before parsing
     #: (HL7 AR / 422, or a dead letter), so one message cannot hold the parser, flood one patient's state and
     #: put everyone downstream behind it.
