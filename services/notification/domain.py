@@ -359,7 +359,10 @@ def transition(state: PatientAlerts, event: object, policy: AlertPolicy) -> tupl
     action or a deadline also moves the state's clock `as_of` forward."""
     out: list[Output]
     at: datetime | None = None
-    if isinstance(event, Arrived):
+    before = state
+    if isinstance(event, NormalisedLab):  # the most frequent first
+        state, out = apply_lab(state, event)
+    elif isinstance(event, Arrived):
         state, out = apply_recommendation(state, event, policy)
         at = event.at
     elif isinstance(event, AlertAction):
@@ -374,12 +377,13 @@ def transition(state: PatientAlerts, event: object, policy: AlertPolicy) -> tupl
         state, out = apply_local_plan(state, event)
     elif isinstance(event, Score):
         state, out = apply_score(state, event)
-    elif isinstance(event, NormalisedLab):
-        state, out = apply_lab(state, event)
     else:
         raise TypeError(f"notification does not handle {type(event).__name__}")
     if at is not None and (state.as_of is None or at > state.as_of):
-        state = state.model_copy(update={"as_of": at})
+        if state is before:  # unchanged: a new state with the new clock
+            state = state.model_copy(update={"as_of": at})
+        else:  # a state this transition just made, that nothing else holds yet
+            state.__dict__["as_of"] = at
     return state, list(out)
 
 
@@ -434,14 +438,12 @@ def retain(state: PatientAlerts) -> PatientAlerts:
                 alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
             alerts[rid] = alert.model_copy(update={"history": history[start:]})
             folded[rid] = folded.get(rid, 0) + start
-    gone = now - TOMBSTONE_KEPT
-    if any(e.at < gone for e in ended.values()):
-        ended = {rid: e for rid, e in ended.items() if e.at >= gone}
+    if ended and any(e.at < now - TOMBSTONE_KEPT for e in ended.values()):
+        ended = {rid: e for rid, e in ended.items() if e.at >= now - TOMBSTONE_KEPT}
         changed = True
     applied = state.applied
-    done = now - APPLIED_FOR
-    if any(at < done for at in applied.values()):
-        applied = {aid: at for aid, at in applied.items() if at >= done}
+    if applied and any(at < now - APPLIED_FOR for at in applied.values()):
+        applied = {aid: at for aid, at in applied.items() if at >= now - APPLIED_FOR}
         changed = True
     if not changed:
         return state
