@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     #: At most this many records of one patient per batch: a flooding patient's batches stay short, so another
     #: patient's record waits for one short batch, not for a long one.
     max_records_per_patient_per_batch: int = 100
+    #: Issue 25: and at most this many bytes of one patient's records per batch (one record at least; 0: no limit).
+    #: A message of hundreds of results is a batch of its own for that patient: another patient's record never
+    #: waits behind several of them.
+    max_bytes_per_patient_per_batch: int = 32_000
     #: Threads decoding records (FHIR, HL7 parsing) off the event loop.
     decode_workers: int = 2
     #: A batch whose records all have a plain JSON decoder (pydantic, a few µs per record) and whose bytes are at

@@ -111,9 +111,12 @@ class DecodePool:
 class FairBacklog:
     """Records fetched but not yet processed, per patient key, with the per-partition bookkeeping for commits."""
 
-    def __init__(self, read_ahead: int, per_patient: int = 0) -> None:
+    def __init__(self, read_ahead: int, per_patient: int = 0, per_patient_bytes: int = 0) -> None:
         self.read_ahead = read_ahead
         self.per_patient = per_patient or read_ahead
+        #: issue 25: at most this many bytes of one patient per batch (always one record at least): one patient's
+        #: heavy messages (hundreds of results each) do not make a batch that another patient's record waits for
+        self.per_patient_bytes = per_patient_bytes
         self.size = 0
         self._by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
         self._offsets: dict[TopicPartition, deque[int]] = {}  # held or in flight, in offset order
@@ -157,8 +160,8 @@ class FairBacklog:
         self.size = sum(len(q) for q in by_key.values())
 
     def take(self, limit: int) -> list[ConsumerRecord]:
-        """Up to `limit` records, max-min fair across patients and at most `per_patient` of one patient; each
-        patient's records in their order."""
+        """Up to `limit` records, max-min fair across patients and at most `per_patient` of one patient (and
+        `per_patient_bytes`, one record at least); each patient's records in their order."""
         if not self._by_key:
             return []
         # shortest queues first, ties in arrival order (the sort is stable)
@@ -169,10 +172,16 @@ class FairBacklog:
             if remaining <= 0:
                 break
             share = min(len(q), max(1, remaining // left), self.per_patient)
-            out += [q.popleft() for _ in range(share)]
+            taken, size = 0, 0
+            while taken < share:
+                weight = len(q[0].value or b"")
+                if taken and self.per_patient_bytes and size + weight > self.per_patient_bytes:
+                    break  # this patient's next record waits for the next batch
+                out.append(q.popleft())
+                taken, size = taken + 1, size + weight
             if not q:
                 del self._by_key[key]
-            remaining -= share
+            remaining -= taken
             left -= 1
         self.size -= len(out)
         return out

@@ -349,7 +349,10 @@ class Service:
         size = self.settings.kafka_max_poll_records
 
         def fresh() -> limits.FairBacklog:  # fair batches across patients
-            return limits.FairBacklog(self.settings.read_ahead_records, self.settings.max_records_per_patient_per_batch)
+            s = self.settings
+            return limits.FairBacklog(
+                s.read_ahead_records, s.max_records_per_patient_per_batch, s.max_bytes_per_patient_per_batch
+            )
 
         backlog = fresh()
         # Pipelined finish: a batch's finish (acks, outboxes cleared and IDs marked, commit) runs while the next batch

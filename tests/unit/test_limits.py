@@ -80,3 +80,18 @@ def test_nan_or_infinity_in_json_is_refused_before_decoding() -> None:
     assert decoded.error is not None and decoded.error[0] == "NonFiniteNumber"
     for fine in (b'{"a": "NaN"}', b'{"a": 1.5}', b"MSH|^~\\&|NaN"):
         assert check_finite(rec(0, b"k", fine)) is None
+
+
+def test_one_patients_heavy_messages_go_one_per_batch_beside_the_others() -> None:
+    """Issue 25: records of hundreds of results each (an HL7 message of 499 OBX is ~25 KB) are capped by bytes per
+    patient and batch, one record at least; a light patient's record goes with the first of them, not after all."""
+    backlog = FairBacklog(read_ahead=10_000, per_patient=100, per_patient_bytes=32_000)
+    heavy = b"x" * 25_000
+    tp = TopicPartition("t", 0)
+    backlog.add({tp: [rec(i, b"A", heavy) for i in range(5)] + [rec(5, b"B")]})
+    batches = [backlog.take(500) for _ in range(5)]
+    assert [[r.key for r in b] for b in batches] == [[b"B", b"A"], [b"A"], [b"A"], [b"A"], [b"A"]]
+    assert [r.offset for b in batches for r in b if r.key == b"A"] == [0, 1, 2, 3, 4]  # in order
+    light = FairBacklog(read_ahead=10_000, per_patient=100, per_patient_bytes=32_000)
+    light.add({tp: [rec(i, b"A") for i in range(50)]})
+    assert len(light.take(500)) == 50  # small records: the byte cap does not bite
