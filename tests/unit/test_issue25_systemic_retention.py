@@ -420,3 +420,86 @@ def test_an_old_state_without_the_new_fields_still_loads_and_is_retained_on_its_
     after, _ = apply_event(old, events[-1], r.AsOf(now=now_for(events[-1])))
     assert after.newest_recorded_at is not None and retain(after) == after
     assert len(after.model_dump_json()) < len(s.model_dump_json())
+
+
+def test_the_initial_clearance_of_a_zoledronic_acid_course_outlives_the_newest_results() -> None:
+    """SYS-ZA-DOSE (Tableau 2, L1153-1184): the dose follows the clearance before the first infusion, however many
+    clearances came since; retention keeps it (and the dose is the same as with the whole history)."""
+    w = World()
+    events: list[Message] = _prologue(w)
+    t = T0 + timedelta(hours=1)
+    events.append(
+        NormalisedLab.model_validate(
+            {
+                **w.env(t, source="lab-normalisation"),
+                "analyte": "vitamin_d_25oh",
+                "result_id": "vd",
+                "value": 40.0,
+                "unit": "ng/mL",
+            }
+        )
+    )
+    for week in range(40):  # 45 mL/min before the course (3.3 mg), 75 every week after it
+        at = t + timedelta(weeks=week)
+        doc = {
+            **w.env(at, source="lab-normalisation"),
+            "analyte": "creatinine_clearance",
+            "result_id": f"crcl-{week}",
+            "value": 45.0 if week == 0 else 75.0,
+            "unit": "mL/min",
+            "derived_from": [
+                {"event_id": w.uid(), "analyte": "body_weight", "value": 70.0, "unit": "kg", "occurred_at": at}
+            ],
+        }
+        events.append(NormalisedLab.model_validate(doc))
+        if week == 0:
+            za = {
+                "kind": "systemic_drug",
+                "drug": "zoledronic_acid",
+                "action": "started",
+                "on": (at + timedelta(days=2)).date(),
+            }
+            events.append(TreatmentEvent.model_validate({**w.env(at + timedelta(days=2)), "treatment": za}))
+    kept, full = SystemicState(), SystemicState()
+    for e in events:
+        now = e.recorded_at + timedelta(minutes=5)
+        kept, _ = apply_event(kept, e, r.AsOf(now=now))
+        full, _ = apply_event(full, e, r.AsOf(now=now), keep_all=True)
+    assert len(kept.creatinine_clearance) < len(full.creatinine_clearance) / 4
+    assert "crcl-0" in {k for k in kept.creatinine_clearance}
+    at = r.AsOf(now=events[-1].recorded_at + timedelta(minutes=5))
+    plan_kept = current_plan(kept, "p1", at=at)
+    plan_full = current_plan(full, "p1", at=at)
+    assert plan_kept is not None and plan_full is not None
+    assert plan_kept.model_dump(mode="json") == plan_full.model_dump(mode="json")
+    ar = next(i for i in plan_kept.items if i.key == "antiresorptive")
+    assert "Acide zolédronique 3.3 mg" in ar.title  # the initial 45 mL/min, not the newest 75 (4 mg)
+    assert any(x.name == "initial_creatinine_clearance" and x.value == 45.0 for x in ar.inputs)
+
+
+def test_a_correction_folds_the_assessments_again_from_what_the_dropped_ones_said() -> None:
+    """SYS-AR-START, SYS-SCHEDULE: the response and life expectancy an assessment no longer held stated still count
+    when a correction makes the planner fold the assessments again (`assessment_base`)."""
+    w = World()
+    events: list[Message] = _prologue(w)
+    first = ClinicalAssessment.model_validate(
+        {**w.env(T0 + timedelta(days=1)), "life_expectancy_months": 24.0, "oncological_response": "good"}
+    )
+    events.append(first)
+    later = [ClinicalAssessment.model_validate({**w.env(T0 + timedelta(days=10 * k)), "ecog": 1}) for k in range(2, 12)]
+    events += later
+    wrong = later[-1]
+    events.append(
+        ClinicalAssessment.model_validate(
+            {**w.env(wrong.occurred_at), "record_status": "entered-in-error", "corrects": wrong.event_id}
+        )
+    )
+    kept, full = SystemicState(), SystemicState()
+    for e in events:
+        now = e.recorded_at + timedelta(minutes=5)
+        kept, out_kept = apply_event(kept, e, r.AsOf(now=now))
+        full, out_full = apply_event(full, e, r.AsOf(now=now), keep_all=True)
+        assert _dump(out_kept) == _dump(out_full)
+    assert str(first.event_id) not in kept.assessments and kept.assessment_base is not None
+    assert kept.response == full.response and kept.response is not None and kept.response.value == "good"
+    assert kept.life_expectancies == full.life_expectancies
