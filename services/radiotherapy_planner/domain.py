@@ -82,6 +82,8 @@ def relevant(e: Message) -> bool:
 def merge(state: LocalState, e: Message) -> LocalState:
     # Copy only the table this event changes (shallow: the values held are immutable or replaced, never mutated in
     # place); the others are shared with the previous state, which is never changed either.
+    if state.withdrawn and str(e.event_id) in state.withdrawn:  # a corrected record folded away (retention.py)
+        return state.model_copy()
     changed = _TABLE.get(type(e))
     update: dict[str, object] = {}
     if changed is not None:

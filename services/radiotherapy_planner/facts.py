@@ -148,6 +148,9 @@ class LocalState(BaseModel):
     #: the last drug fold: "cut day|drug events before it|open requests' dates" (retention.py: nothing to fold
     #: again until one of them changes)
     drug_fold: str = ""
+    #: IDs of the records of correction chains folded away (corrected, withdrawn, or the version in force whose
+    #: facts live in the bases): a second delivery of one is not merged again (it would count again)
+    withdrawn: list[str] = Field(default_factory=list)
     #: how many records of each kind were folded away (audit)
     folded: dict[str, int] = Field(default_factory=dict)
 

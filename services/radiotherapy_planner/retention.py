@@ -73,6 +73,12 @@ def _count(s: LocalState, update: dict[str, object], kind: str, n: int) -> None:
     update["folded"] = dict(sorted({**folded, kind: folded.get(kind, 0) + n}.items()))
 
 
+def _withdraw(s: LocalState, update: dict[str, object], ids: list[str]) -> None:
+    """Records of a correction chain folded away: a second delivery of one of them must not count again."""
+    if ids:
+        update["withdrawn"] = sorted({*s.withdrawn, *ids})
+
+
 def _old(r: ClinicalAssessment | TreatmentEvent | FindingFact, cut: datetime) -> bool:
     return r.occurred_at < cut and r.recorded_at < cut
 
@@ -106,22 +112,22 @@ def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> Non
     if not any(_old(a, cut) for a in held.values()):
         return
     providers = {f.event_id for f in s.assessed.values()} | {o.event_id for o in s.opinions.values()}
-    newest_one = max(held.values(), key=_order)  # an amendment naming none corrects the newest (shared/corrections)
-    corrections = [a for a in held.values() if a.record_status != "final"]
-    chain = _components((k, a.corrects) for k, a in held.items())
-    unnamed = any(a.corrects is None for a in corrections)  # amendments naming no record: chains not resolved here
+    # an amendment naming no record corrects the newest recorded before it (shared/corrections._target): the newest
+    # record is never folded, and one an amendment held now corrects is part of its chain
+    newest_one = max(held.values(), key=_order)
+    chain = _components((k, a.corrects or _unnamed_target(a, held.values())) for k, a in held.items())
     by_chain: dict[str, list[ClinicalAssessment]] = {}
     for k, a in held.items():
         by_chain.setdefault(chain[k], []).append(a)
     fold: list[ClinicalAssessment] = []  # the effective records of the chains dropped, folded into the bases
     drop: set[str] = set()
+    corrected: list[str] = []
     for members in by_chain.values():
         if any(not _old(a, cut) or a.event_id in providers or a is newest_one for a in members):
             continue
         if len(members) > 1 or members[0].record_status != "final":
-            if unnamed:
-                continue
             fold += effective(members, lambda _: "patient")
+            corrected += [str(a.event_id) for a in members]  # what it said lives in the bases now
         else:
             fold.append(members[0])
         drop.update(str(a.event_id) for a in members)
@@ -138,9 +144,23 @@ def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> Non
             prev = opinions.get(key)
             opinions[key] = o if prev is None or o.order() >= prev.order() else prev
     update["assessments"] = {k: a for k, a in held.items() if k not in drop}
+    _withdraw(s, update, corrected)
     update["assessed_base"] = dict(sorted(base.items()))
     update["opinions_base"] = dict(sorted(opinions.items()))
     _count(s, update, "assessments", len(drop))
+
+
+def _unnamed_target(a: ClinicalAssessment, rows: Iterable[ClinicalAssessment]) -> uuid.UUID | None:
+    """The record an amendment naming none corrects, as shared/corrections resolves it: the newest (clinical order)
+    of the patient's records recorded before it, an entry in error excepted."""
+    if a.record_status != "amended" or a.corrects is not None:
+        return None
+    earlier = [
+        x
+        for x in rows
+        if x.event_id != a.event_id and x.record_status != "entered-in-error" and x.recorded_at < a.recorded_at
+    ]
+    return max(earlier, key=_order).event_id if earlier else None
 
 
 # ---- treatment events -----------------------------------------------------------------------------------------------
@@ -189,13 +209,16 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
         by_chain.setdefault(chain[k], []).append(e)
     keep: dict[str, TreatmentEvent] = {}
     old_drugs: dict[str, list[TreatmentEvent]] = {}  # by identity: the events the fold may drop
+    corrected: list[str] = []
     for members in by_chain.values():
         drugs_only = all(_is_drug(e) for e in members)
         if not drugs_only or any(not _old(e, cut) or e.treatment.on >= day for e in members):
             keep.update((str(e.event_id), e) for e in members)
             continue
         # an old chain of drug events: its version in force (if any) stands alone, then folds like any other
-        for e in effective(members, _kind):  # an entry in error alone (what it names gone): nothing
+        in_force = effective(members, _kind)  # an entry in error alone (what it names gone): nothing
+        corrected += [str(e.event_id) for e in members if e not in in_force]
+        for e in in_force:
             t = e.treatment
             assert isinstance(t, SystemicDrug | DrugAdministration)
             old_drugs.setdefault(identify(t.drug, t.atc_code).key, []).append(e)
@@ -205,6 +228,7 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
             keep.update((str(e.event_id), e) for e in _writers([e for e in events if e.treatment.on <= p]))
     if len(keep) < len(held):
         update["treatments"] = {k: e for k, e in held.items() if k in keep}
+        _withdraw(s, update, [k for k in corrected if k not in keep])
         _count(s, update, "drug_events", len(held) - len(keep))
         old -= len(held) - len(keep)
     update["drug_fold"] = f"{day}|{old}|{','.join(map(str, points))}"
@@ -277,6 +301,7 @@ def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
         drop.update(str(f.event_id) for f in members)
     if drop:
         update["findings"] = {k: f for k, f in held.items() if k not in drop}
+        _withdraw(s, update, sorted(drop))
         _count(s, update, "findings", len(drop))
 
 
