@@ -145,9 +145,9 @@ class LocalState(BaseModel):
     opinions_base: dict[str, SurgicalOpinionFact] = Field(default_factory=dict)
     #: cancelled requests folded away: request_id -> (occurred_at, recorded_at) of the version that closed them
     closed_requests: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
-    #: the last drug fold: "cut day|drug events before it|open requests' dates" (retention.py: nothing to fold
-    #: again until one of them changes)
-    drug_fold: str = ""
+    #: per kind of record, how many were past the cut after its last fold (retention.py: no scan again until a record
+    #: crosses the cut, arrives late or is corrected)
+    fold_marks: dict[str, str] = Field(default_factory=dict)
     #: IDs of the records of correction chains folded away (corrected, withdrawn, or the version in force whose
     #: facts live in the bases): a second delivery of one is not merged again (it would count again)
     withdrawn: list[str] = Field(default_factory=list)

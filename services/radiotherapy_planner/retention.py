@@ -73,6 +73,21 @@ def _count(s: LocalState, update: dict[str, object], kind: str, n: int) -> None:
     update["folded"] = dict(sorted({**folded, kind: folded.get(kind, 0) + n}.items()))
 
 
+def _marked(s: LocalState, update: dict[str, object], kind: str, mark: str) -> bool:
+    """Whether `kind` was folded with nothing new since (the same count of records past the cut): skip the scan. Else
+    the mark is set to what is held now (a fold that drops something sets it to what it keeps)."""
+    if s.fold_marks.get(kind) == mark:
+        return True
+    _mark(update, s, kind, mark)
+    return False
+
+
+def _mark(update: dict[str, object], s: LocalState, kind: str, mark: str) -> None:
+    marks = update.get("fold_marks", s.fold_marks)
+    assert isinstance(marks, dict)
+    update["fold_marks"] = dict(sorted({**marks, kind: mark}.items()))
+
+
 def _withdraw(s: LocalState, update: dict[str, object], ids: list[str]) -> None:
     """Records of a correction chain folded away: a second delivery of one of them must not count again."""
     if ids:
@@ -109,7 +124,8 @@ def _order(r: ClinicalAssessment) -> tuple[datetime, datetime, int]:
 
 def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     held = s.assessments
-    if not any(_old(a, cut) for a in held.values()):
+    old = sum(1 for a in held.values() if _old(a, cut))
+    if not old or _marked(s, update, "assessments", str(old)):
         return
     providers = {f.event_id for f in s.assessed.values()} | {o.event_id for o in s.opinions.values()}
     # an amendment naming no record corrects the newest recorded before it (shared/corrections._target): the newest
@@ -133,6 +149,7 @@ def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> Non
         drop.update(str(a.event_id) for a in members)
     if not drop:
         return
+    _mark(update, s, "assessments", str(old - len(drop)))
     base = dict(s.assessed_base)
     opinions = dict(s.opinions_base)
     for a in fold:
@@ -198,10 +215,7 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
     day = cut.date() - timedelta(days=1)  # a day early: the hospital's calendar day may be the UTC one's next
     old = sum(1 for e in held.values() if _is_drug(e) and e.treatment.on < day)
     points = references(s, day)
-    # nothing to fold since the last fold (same cut, same open requests, no drug event added before the cut): the
-    # events before the cut are already the ones the fold keeps
-    mark = f"{day}|{old}|{','.join(map(str, points))}"
-    if not old or mark == s.drug_fold:
+    if not old or _marked(s, update, "drugs", f"{old}|{','.join(map(str, points))}"):
         return
     chain = _components((k, e.corrects) for k, e in held.items())
     by_chain: dict[str, list[TreatmentEvent]] = {}
@@ -230,8 +244,7 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
         update["treatments"] = {k: e for k, e in held.items() if k in keep}
         _withdraw(s, update, [k for k in corrected if k not in keep])
         _count(s, update, "drug_events", len(held) - len(keep))
-        old -= len(held) - len(keep)
-    update["drug_fold"] = f"{day}|{old}|{','.join(map(str, points))}"
+        _mark(update, s, "drugs", f"{old - len(held) + len(keep)}|{','.join(map(str, points))}")
 
 
 def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
@@ -279,7 +292,8 @@ def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     effective finding (so no amendment naming no record can mean it): dropped, they count neither way."""
     held = s.findings
     corrections = [f for f in held.values() if f.record_status != "final"]
-    if not corrections or not any(_old(f, cut) for f in corrections):
+    old = sum(1 for f in corrections if _old(f, cut))
+    if not old or _marked(s, update, "findings", str(old)):
         return
     if any(f.record_status == "amended" and f.corrects is None for f in corrections):
         return
@@ -300,6 +314,7 @@ def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
             continue
         drop.update(str(f.event_id) for f in members)
     if drop:
+        _mark(update, s, "findings", str(old - sum(1 for f in corrections if str(f.event_id) in drop)))
         update["findings"] = {k: f for k, f in held.items() if k not in drop}
         _withdraw(s, update, sorted(drop))
         _count(s, update, "findings", len(drop))
