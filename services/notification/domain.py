@@ -44,8 +44,9 @@ APPLIED_KEPT: Final = 200
 #: reads them. A withdrawn or resolved alert stays whole this long after it ended (GET /alerts lists it): the
 #: runtime's duplicate window (SEEN_TTL_SECONDS), within which a redelivered recommendation is dropped anyway.
 ENDED_KEPT: Final = timedelta(days=14)
-#: then only its tombstone, this long after it ended: issued again, it is the same alert reactivated.
-TOMBSTONE_KEPT: Final = timedelta(days=400)
+#: then only its tombstone, this long after it ended: issued again (a result corrected back, a plan item back to
+#: an earlier content), it is the same alert reactivated; later, an alert raised afresh.
+TOMBSTONE_KEPT: Final = timedelta(days=90)
 #: applied action IDs are kept this long after they were done (the HTTP request waits seconds for its own)
 APPLIED_FOR: Final = timedelta(days=1)
 #: statuses after which an alert holds no more (only a decision issued again brings it back)
@@ -432,18 +433,19 @@ def retain(state: PatientAlerts) -> PatientAlerts:
                 status: Literal["withdrawn", "resolved"] = "withdrawn" if alert.status == "withdrawn" else "resolved"
                 ended[rid] = Ended(status, last, folded.pop(rid, 0) + len(history))
                 continue
-        start = _folded_cycles(history, whole)
+        start = _folded_cycles(history, whole) if len(history) > 2 else 0  # a second cycle: 3 steps at least
         if start:  # earlier cycles ended long ago
             if not changed:
                 alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
             alerts[rid] = alert.model_copy(update={"history": history[start:]})
             folded[rid] = folded.get(rid, 0) + start
-    if ended and any(e.at < now - TOMBSTONE_KEPT for e in ended.values()):
-        ended = {rid: e for rid, e in ended.items() if e.at >= now - TOMBSTONE_KEPT}
+    gone = now - TOMBSTONE_KEPT
+    if ended and min(e.at for e in ended.values()) < gone:
+        ended = {rid: e for rid, e in ended.items() if e.at >= gone}
         changed = True
-    applied = state.applied
-    if applied and any(at < now - APPLIED_FOR for at in applied.values()):
-        applied = {aid: at for aid, at in applied.items() if at >= now - APPLIED_FOR}
+    applied, done = state.applied, now - APPLIED_FOR
+    if applied and min(applied.values()) < done:
+        applied = {aid: at for aid, at in applied.items() if at >= done}
         changed = True
     if not changed:
         return state

@@ -11,6 +11,7 @@ pydantic's (fields in another order): tests/unit/test_issue25_notification_store
 
 from __future__ import annotations
 
+import functools
 import json
 import weakref
 from collections.abc import Iterable
@@ -46,6 +47,7 @@ class PartsJson:
 PARTS: Final = PartsJson()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _key(k: str) -> str:
     """A JSON string: as is when nothing needs escaping (IDs, analytes, "score:subject")."""
     if k.isprintable() and '"' not in k and "\\" not in k:
