@@ -5,6 +5,7 @@ Pure. Every reader takes an `AsOf` (now, recency windows) and records the deadli
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -157,6 +158,9 @@ class SystemicState(BaseModel):
     finding_base: dict[str, LesionFacts] = Field(default_factory=dict)
     #: issue 25: the fold of the clinical assessments no longer held (the newest life expectancies and response)
     assessment_base: AssessmentFold | None = None
+    #: issue 25: the drug replay over the treatment events dated before its cut (retention.py), one per zoledronic
+    #: acid interval (SYS-SCHEDULE: monthly or every 3 months), which `drug_history` goes on from
+    drug_replays: dict[int, DrugReplay] = Field(default_factory=dict)
 
 
 def merge(state: SystemicState, e: Message) -> SystemicState:
@@ -687,6 +691,15 @@ def _interval_months(s: SystemicState, drug: str) -> int:
     return r.ZA_SPACED_INTERVAL_MONTHS if spaced else r.ZA_MONTHLY_INTERVAL_MONTHS
 
 
+#: the zoledronic acid intervals a replay may be taken with (SYS-SCHEDULE): the drug history is kept folded for each
+ZA_INTERVALS = (r.ZA_MONTHLY_INTERVAL_MONTHS, r.ZA_SPACED_INTERVAL_MONTHS)
+
+
+def _months(drug: str, za_months: int) -> int:
+    """`_interval_months` with zoledronic acid's interval given (only zoledronic acid is ever spaced)."""
+    return za_months if drug == "zoledronic_acid" else r.DENOSUMAB_INTERVAL_MONTHS
+
+
 def _step(
     e: TreatmentEvent, drug: str, atc: str | None, action: Literal["started", "stopped"], on: date
 ) -> TreatmentEvent:
@@ -700,36 +713,203 @@ def _step(
     )
 
 
-def administered(s: SystemicState, at: r.AsOf) -> tuple[list[TreatmentEvent], set[uuid.UUID]]:
-    """Second review (SYS-AR-START, SYS-REVIEW-2Y, SYS-DENO-STOP): a known anti-resorptive given (a DrugAdministration,
-    e.g. "Xgeva 120 mg" on a date) is under way from that date for its dosing interval (`_interval_months`; still
-    taken: no end). Administrations whose intervals meet or overlap make one course. Returns a start for each course
-    and, once its interval ran out, an end (their IDs: the second list), for `drug_history` to apply with the
-    prescriptions. A future-dated administration takes effect on its date; a course's end is a deadline."""
+class OpenCourse(BaseModel):
+    """Issue 25: an anti-resorptive course known from administrations, started before a replay's cut and not ended
+    by it: its last dose (the end's step comes from it) and the day its interval runs out (None: still taken)."""
+
+    last: TreatmentEvent
+    end: date | None
+
+
+class DrugReplay(BaseModel):
+    """Issue 25 (retention.py): `drug_history`'s replay over the drug events dated before `cut` (starts, stops, the
+    anti-resorptive courses known from administrations), for zoledronic acid given at one interval; the replay goes
+    on from it with the later events. What no reader can use again is left out: the prescriptions (`runs`) but the
+    last of each drug (SYS-VITD-CORR reads the loading on a current level only), the starts of zoledronic acid but
+    the first after a denosumab stop (SYS-DENO-STOP)."""
+
+    cut: date
+    active: dict[str, date] = Field(default_factory=dict)
+    ever: dict[str, date] = Field(default_factory=dict)
+    stopped: dict[str, date] = Field(default_factory=dict)
+    starts: list[tuple[str, date]] = Field(default_factory=list)
+    runs: dict[str, list[tuple[date, date | None]]] = Field(default_factory=dict)
+    course_start: dict[str, date] = Field(default_factory=dict)
+    atc: dict[str, str] = Field(default_factory=dict)
+    given_only: list[str] = Field(default_factory=list)
+    under_way: list[str] = Field(default_factory=list)  # in_effect_order's drugs under way at the cut
+    exposure: _Exposure = Field(default_factory=lambda: _Exposure())
+    open: dict[str, OpenCourse] = Field(default_factory=dict)
+
+
+@dataclass
+class _Replay:
+    """The drug replay's state while the events are applied (`drug_history`)."""
+
+    active: dict[str, date] = field(default_factory=dict)
+    ever: dict[str, date] = field(default_factory=dict)
+    stopped: dict[str, date] = field(default_factory=dict)
+    starts: list[tuple[str, date]] = field(default_factory=list)
+    runs: dict[str, list[tuple[date, date | None]]] = field(default_factory=dict)
+    course_start: dict[str, date] = field(default_factory=dict)
+    atc: dict[str, str] = field(default_factory=dict)
+    given_only: set[str] = field(default_factory=set)
+    under_way: set[str] = field(default_factory=set)
+    x: _Exposure = field(default_factory=_Exposure)
+
+    @classmethod
+    def resume(cls, cp: DrugReplay | None) -> _Replay:
+        if cp is None:
+            return cls()
+        return cls(
+            dict(cp.active),
+            dict(cp.ever),
+            dict(cp.stopped),
+            list(cp.starts),
+            {k: list(v) for k, v in cp.runs.items()},
+            dict(cp.course_start),
+            dict(cp.atc),
+            set(cp.given_only),
+            set(cp.under_way),
+            dataclasses.replace(cp.exposure),
+        )
+
+    def ordered(self, events: list[TreatmentEvent], before: date | None) -> list[tuple[TreatmentEvent, SystemicDrug]]:
+        """`in_effect_order` of `events` (all dated from `before` on) as if the earlier ones had come first: the drugs
+        under way at `before` are so for its same-day ties (a start of each, the day before, taken out again)."""
+        if not self.under_way or not events or before is None:
+            out = in_effect_order(events)
+        else:
+            e0 = events[0]
+            seeds = [
+                e0.model_copy(
+                    update={
+                        "event_id": uuid.uuid5(e0.event_id, f"under-way:{d}"),
+                        "treatment": SystemicDrug(drug=d, action="started", on=before - timedelta(days=1)),
+                    }
+                )
+                for d in sorted(self.under_way)
+            ]
+            out = in_effect_order([*seeds, *events])[len(seeds) :]
+        for _, d in out:
+            (self.under_way.add if d.action == "started" else self.under_way.discard)(d.drug)
+        return out
+
+    def apply(
+        self, steps: list[tuple[TreatmentEvent, SystemicDrug]], given: set[uuid.UUID], ends: set[uuid.UUID]
+    ) -> None:
+        """Starts and stops in effect order (see `drug_history`)."""
+        active, x = self.active, self.x
+        for e, d in steps:
+            if d.atc_code is not None:
+                self.atc[d.drug] = d.atc_code
+            ar = d.drug in r.ANTIRESORPTIVES
+            lapse = e.event_id in ends
+            if d.action == "started":
+                self.starts.append((d.drug, d.on))
+                if d.drug in active:
+                    if e.event_id not in given:
+                        self.given_only.discard(d.drug)  # prescribed while given: the prescription now holds it
+                    continue  # a start sent again: the same course
+                if e.event_id in given:
+                    self.given_only.add(d.drug)
+                if ar and not active.keys() & r.ANTIRESORPTIVES:
+                    x.start(d.drug, d.on)
+                prescriptions = self.runs.setdefault(d.drug, [])
+                # stopped and started again the same day (a re-prescription): the course goes on from its start
+                renewed = bool(prescriptions) and prescriptions[-1][1] == d.on
+                active[d.drug] = self.course_start[d.drug] if renewed else d.on
+                prescriptions.append((d.on, None))
+                self.ever.setdefault(d.drug, d.on)
+                self.stopped.pop(d.drug, None)
+            elif lapse and not (d.drug in active and d.drug in self.given_only):
+                continue  # the interval of an administration never ends a prescription, nor a course stopped since
+            elif d.drug in active:
+                self.given_only.discard(d.drug)
+                self.course_start[d.drug] = active.pop(d.drug)
+                self.runs[d.drug][-1] = (self.runs[d.drug][-1][0], d.on)
+                if not lapse:
+                    self.stopped[d.drug] = d.on
+                if ar:
+                    left = {k: v for k, v in active.items() if k in r.ANTIRESORPTIVES}
+                    x.stop(d.drug, d.on, left, deliberate=not lapse)
+            elif d.drug not in self.ever and d.drug not in self.stopped:
+                self.stopped[d.drug] = d.on  # a stop with no start known (SYS-DENO-STOP still asks for the relay)
+
+    def checkpoint(self, cut: date, open_courses: dict[str, OpenCourse]) -> DrugReplay:
+        deno = self.stopped.get("denosumab")
+        relay = min((on for d, on in self.starts if d == "zoledronic_acid" and deno and on >= deno), default=None)
+        return DrugReplay(
+            cut=cut,
+            active=self.active,
+            ever=self.ever,
+            stopped=self.stopped,
+            starts=[] if relay is None else [("zoledronic_acid", relay)],
+            runs={k: v[-1:] for k, v in self.runs.items()},
+            course_start=self.course_start,
+            atc=self.atc,
+            given_only=sorted(self.given_only),
+            under_way=sorted(self.under_way),
+            exposure=dataclasses.replace(self.x),
+            open=open_courses,
+        )
+
+
+def _courses(
+    doses: list[tuple[TreatmentEvent, DrugAdministration]], months: int, open_course: OpenCourse | None
+) -> list[tuple[TreatmentEvent | None, TreatmentEvent, date | None]]:
+    """Administrations whose intervals meet or overlap make one course: (first dose, last dose, end or None while
+    still taken); an open course (`DrugReplay.open`) goes on with the doses that meet it (its first is before)."""
+    courses: list[tuple[TreatmentEvent | None, TreatmentEvent, date | None]] = []
+    if open_course is not None:
+        courses.append((None, open_course.last, open_course.end))
+    for e, t in sorted(doses, key=lambda x: (x[1].on, x[0].recorded_at, str(x[0].event_id))):
+        end = None if t.ongoing else add_months(t.on, months)
+        if courses and (courses[-1][2] is None or t.on <= courses[-1][2]):
+            first, _, until = courses[-1]
+            courses[-1] = (first, e, None if until is None or end is None else max(until, end))
+        else:
+            courses.append((e, e, end))
+    return courses
+
+
+def _doses(
+    s: SystemicState, at: r.AsOf | None, since: date | None, until: date | None = None
+) -> dict[str, list[tuple[TreatmentEvent, DrugAdministration]]]:
+    """The known anti-resorptives given (effective DrugAdministration events), by drug, dated from `since` and before
+    `until`; with `at`, a future-dated one takes effect on its date (a deadline) and is left out."""
     given: dict[str, list[tuple[TreatmentEvent, DrugAdministration]]] = {}
     for e in treatments(s):
         t = e.treatment
         if not isinstance(t, DrugAdministration) or t.drug not in r.ANTIRESORPTIVES:
             continue
-        if t.on > at.today:
+        if (since is not None and t.on < since) or (until is not None and t.on >= until):
+            continue
+        if at is not None and t.on > at.today:
             at.after_date(t.on)
             continue
         given.setdefault(t.drug, []).append((e, t))
+    return given
+
+
+def administered(
+    s: SystemicState, at: r.AsOf, cp: DrugReplay | None = None
+) -> tuple[list[TreatmentEvent], set[uuid.UUID]]:
+    """Second review (SYS-AR-START, SYS-REVIEW-2Y, SYS-DENO-STOP): a known anti-resorptive given (a DrugAdministration,
+    e.g. "Xgeva 120 mg" on a date) is under way from that date for its dosing interval (`_interval_months`; still
+    taken: no end). Administrations whose intervals meet or overlap make one course. Returns a start for each course
+    and, once its interval ran out, an end (their IDs: the second list), for `drug_history` to apply with the
+    prescriptions. A future-dated administration takes effect on its date; a course's end is a deadline. With `cp`
+    (issue 25), the doses dated from its cut on, the courses open at the cut going on."""
+    given = _doses(s, at, cp.cut if cp is not None else None)
     steps: list[TreatmentEvent] = []
     ends: set[uuid.UUID] = set()
-    for drug, doses in given.items():
-        months = _interval_months(s, drug)
-        courses: list[tuple[TreatmentEvent, TreatmentEvent, date | None]] = []  # first, last, end (None: taken)
-        for e, t in sorted(doses, key=lambda x: (x[1].on, x[0].recorded_at, str(x[0].event_id))):
-            end = None if t.ongoing else add_months(t.on, months)
-            if courses and (courses[-1][2] is None or t.on <= courses[-1][2]):
-                first, _, until = courses[-1]
-                courses[-1] = (first, e, None if until is None or end is None else max(until, end))
-            else:
-                courses.append((e, e, end))
-        for first, last, end in courses:
-            assert isinstance(first.treatment, DrugAdministration)
-            steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
+    opened = cp.open if cp is not None else {}
+    for drug in sorted(given.keys() | opened.keys()):
+        for first, last, end in _courses(given.get(drug, []), _interval_months(s, drug), opened.get(drug)):
+            if first is not None:
+                assert isinstance(first.treatment, DrugAdministration)
+                steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
             if end is None:
                 continue
             if end > at.today:
@@ -741,64 +921,60 @@ def administered(s: SystemicState, at: r.AsOf) -> tuple[list[TreatmentEvent], se
     return steps, ends
 
 
+def fold_drugs(s: SystemicState, cut: date, za_months: int) -> DrugReplay:
+    """Issue 25 (retention.py): the replay of `s.drug_replays[za_months]` carried on with the drug events dated
+    before `cut` (none of them in the future: `cut` is in the past of every decision) and the courses they make."""
+    cp = s.drug_replays.get(za_months)
+    since = cp.cut if cp is not None else None
+    given = _doses(s, None, since, cut)
+    steps: list[TreatmentEvent] = []
+    ends: set[uuid.UUID] = set()
+    opened: dict[str, OpenCourse] = {}
+    before = cp.open if cp is not None else {}
+    for drug in sorted(given.keys() | before.keys()):
+        for first, last, end in _courses(given.get(drug, []), _months(drug, za_months), before.get(drug)):
+            if first is not None:
+                assert isinstance(first.treatment, DrugAdministration)
+                steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
+            if end is None or end >= cut:
+                opened[drug] = OpenCourse(last=last, end=end)
+                continue
+            stop = _step(last, drug, None, "stopped", end)
+            steps.append(stop)
+            ends.add(stop.event_id)
+    ids = {e.event_id for e in steps}
+    for e in treatments(s):
+        t = e.treatment
+        if isinstance(t, SystemicDrug) and (since is None or t.on >= since) and t.on < cut:
+            steps.append(e)
+    rp = _Replay.resume(cp)
+    rp.apply(rp.ordered(steps, since), ids, ends)
+    return rp.checkpoint(cut, opened)
+
+
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
     stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way; a
     renewal then a stop recorded in that order is a stop). Second review: an anti-resorptive given is under way for
     its dosing interval (`administered`); the interval running out ends a course known from administrations only,
-    never a prescription, and is not a stop decided by a clinician (`stopped`, SYS-DENO-STOP, the review stop)."""
-    events, ends = administered(s, at)
+    never a prescription, and is not a stop decided by a clinician (`stopped`, SYS-DENO-STOP, the review stop).
+    Issue 25: the events before the cut of the retained replay (`s.drug_replays`, for the zoledronic acid interval
+    in effect) are not replayed again: the replay goes on from it."""
+    cp = s.drug_replays.get(_interval_months(s, "zoledronic_acid"))
+    cut = cp.cut if cp is not None else None
+    events, ends = administered(s, at, cp)
     given = {e.event_id for e in events}  # the starts and ends standing for administrations
     for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):
+            if cut is not None and e.treatment.on < cut:
+                continue  # in the replay already
             if e.treatment.on > at.today:
                 at.after_date(e.treatment.on)
                 continue
             events.append(e)
-    active: dict[str, date] = {}
-    ever: dict[str, date] = {}
-    stopped: dict[str, date] = {}
-    starts: list[tuple[str, date]] = []
-    runs: dict[str, list[tuple[date, date | None]]] = {}
-    course_start: dict[str, date] = {}  # drug -> the start of the course its last stop ended
-    atc: dict[str, str] = {}
-    given_only: set[str] = set()  # drugs under way from administrations alone (no prescription under way)
-    x = _Exposure()
-    for e, d in in_effect_order(events):
-        if d.atc_code is not None:
-            atc[d.drug] = d.atc_code
-        ar = d.drug in r.ANTIRESORPTIVES
-        lapse = e.event_id in ends
-        if d.action == "started":
-            starts.append((d.drug, d.on))
-            if d.drug in active:
-                if e.event_id not in given:
-                    given_only.discard(d.drug)  # prescribed while given: the prescription now holds it
-                continue  # a start sent again: the same course
-            if e.event_id in given:
-                given_only.add(d.drug)
-            if ar and not active.keys() & r.ANTIRESORPTIVES:
-                x.start(d.drug, d.on)
-            prescriptions = runs.setdefault(d.drug, [])
-            # stopped and started again the same day (a re-prescription): the course goes on from its start
-            renewed = bool(prescriptions) and prescriptions[-1][1] == d.on
-            active[d.drug] = course_start[d.drug] if renewed else d.on
-            prescriptions.append((d.on, None))
-            ever.setdefault(d.drug, d.on)
-            stopped.pop(d.drug, None)
-        elif lapse and not (d.drug in active and d.drug in given_only):
-            continue  # the interval of an administration never ends a prescription, nor a course stopped since
-        elif d.drug in active:
-            given_only.discard(d.drug)
-            course_start[d.drug] = active.pop(d.drug)
-            runs[d.drug][-1] = (runs[d.drug][-1][0], d.on)
-            if not lapse:
-                stopped[d.drug] = d.on
-            if ar:
-                left = {k: v for k, v in active.items() if k in r.ANTIRESORPTIVES}
-                x.stop(d.drug, d.on, left, deliberate=not lapse)
-        elif d.drug not in ever and d.drug not in stopped:
-            stopped[d.drug] = d.on  # a stop with no start known (SYS-DENO-STOP still asks for the relay)
+    rp = _Replay.resume(cp)
+    rp.apply(rp.ordered(events, cut), given, ends)
+    x, active = rp.x, rp.active
     relay = x.relay if "zoledronic_acid" in active else None
     review_stop = x.review_stop
     if relay is not None and review_stop is not None:
@@ -812,13 +988,13 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
         due = x.period_start + timedelta(days=exposure_needed(x.count_start) - x.days)
     return DrugHistory(
         active,
-        ever,
-        stopped,
-        tuple(starts),
+        rp.ever,
+        rp.stopped,
+        tuple(rp.starts),
         x.count_start,
         review_stop,
-        atc,
-        {k: tuple(v) for k, v in runs.items()},
+        rp.atc,
+        {k: tuple(v) for k, v in rp.runs.items()},
         x.exposure_at(at.today),
         due,
         x.interrupted,
@@ -923,3 +1099,6 @@ def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCar
                 continue
             items.append((e, e.treatment))
     return sorted(items, key=lambda x: (x[1].on, str(x[0].event_id)))
+
+
+SystemicState.model_rebuild()  # DrugReplay is defined after it

@@ -40,11 +40,15 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.inputs import (
     LAB_TABLES,
     LIFE_EXPECTANCY_KEPT,
+    ZA_INTERVALS,
     AssessmentFold,
+    DrugReplay,
     LabFact,
     LesionFacts,
     SystemicState,
     _merge_finding,
+    _resolved,
+    fold_drugs,
     treatments,
 )
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
@@ -62,6 +66,11 @@ RESULTS_KEPT = 4
 RECORDS_KEPT = 4
 #: administrations of identified drugs that no rule reads (only a correction naming one reads it)
 ADMINISTRATIONS_KEPT = 8
+#: issue 25: the drug events (starts, stops, anti-resorptive administrations) dated more than this before the state's
+#: clock are folded into the drug replay (`SystemicState.drug_replays`) and dropped: a drug record arrives, or is
+#: corrected, within 400 days of the newest record (more than a year: the longest the drug history looks back on
+#: its own is the 12-month gap after which SYS-REVIEW-2Y's count starts afresh, r.AR_FRESH_COUNT_GAP_MONTHS)
+DRUG_HORIZON = timedelta(days=400)
 #: the treatment kinds the planner reads (drug history, anti-resorptive administrations, SYS-AR-PREREQ / SYS-ONJ)
 READ_KINDS = frozenset({"systemic_drug", "drug_administration", "dental"})
 #: the widest offsets from UTC (-12 h to +14 h): a calendar day in any hospital time zone lies within these bounds
@@ -225,6 +234,8 @@ def _za_course_days(s: SystemicState) -> set[date]:
         end = add_months(on, r.ZA_MONTHLY_INTERVAL_MONTHS)
         covered = end if covered is None else max(covered, end)
     days.update(on for _, _, on in sorted(recorded)[-RECORDS_KEPT:])
+    for cp in s.drug_replays.values():  # the course under way when the older events were folded
+        days.update(d for d in (cp.active.get("zoledronic_acid"), cp.course_start.get("zoledronic_acid")) if d)
     return days
 
 
@@ -309,6 +320,38 @@ def _treatments_kept(s: SystemicState, clock: datetime) -> dict[str, TreatmentEv
     return {k: e for k, e in s.treatments.items() if e.event_id not in drop}
 
 
+def _is_drug_event(e: TreatmentEvent) -> bool:
+    t = e.treatment
+    return isinstance(t, SystemicDrug) or (isinstance(t, DrugAdministration) and t.drug in r.ANTIRESORPTIVES)
+
+
+def _drugs(s: SystemicState, clock: datetime) -> tuple[dict[int, DrugReplay], dict[str, TreatmentEvent]]:
+    """The drug events dated before the cut (DRUG_HORIZON before the clock) folded into the drug replay, for each
+    zoledronic acid interval; those events dropped, except the correction chains a reader may still name
+    (`corrections`: an amended record entered in error)."""
+    cut = clock.date() - DRUG_HORIZON
+    previous = next(iter(s.drug_replays.values()), None)
+    if previous is not None and cut <= previous.cut:
+        return s.drug_replays, s.treatments
+    since = previous.cut if previous is not None else date.min
+    rows = list(s.treatments.values())
+    if not any(_is_drug_event(e) and since <= e.treatment.on < cut for e in rows):
+        return s.drug_replays, s.treatments
+    replays = {m: fold_drugs(s, cut, m) for m in ZA_INTERVALS}
+    chains = _chains(rows, lambda e: e.treatment.kind)
+    members: dict[uuid.UUID, list[TreatmentEvent]] = {}
+    for e in rows:
+        members.setdefault(chains[e.event_id], []).append(e)
+    to_check = {e.event_id for e in _resolved(s)[1]}
+    drop = {
+        e.event_id
+        for xs in members.values()
+        if all(_is_drug_event(x) and x.treatment.on < cut and x.event_id not in to_check for x in xs)
+        for e in xs
+    }
+    return replays, {k: e for k, e in s.treatments.items() if e.event_id not in drop}
+
+
 def _care_order(e: CareEvent) -> tuple[datetime, datetime, int]:
     return (e.occurred_at, e.recorded_at, e.event_id.int)
 
@@ -348,12 +391,20 @@ def retain(s: SystemicState) -> SystemicState:
     clock = s.newest_recorded_at
     if clock is None:
         return s
-    za_days = _za_course_days(s)
     update: dict[str, Any] = {}
+    replays, held = _drugs(s, clock)  # first: the course starts the clearances are kept for follow from it
+    if replays is not s.drug_replays:
+        s = s.model_copy(update={"drug_replays": replays, "treatments": held})
+        update |= {"drug_replays": replays, "treatments": held}
+    treatments = _treatments(s, clock)
+    if treatments is not s.treatments:
+        s = s.model_copy(update={"treatments": treatments})
+        update["treatments"] = treatments
+    za_days = _za_course_days(s)
     for table in LAB_TABLES.values():
-        held = getattr(s, table)
-        kept = _lab_table(held, clock, za_days if table == "creatinine_clearance" else ())
-        if kept is not held:
+        values = getattr(s, table)
+        kept = _lab_table(values, clock, za_days if table == "creatinine_clearance" else ())
+        if kept is not values:
             update[table] = kept
     findings, finding_base = _findings(s)
     if findings is not s.findings:
@@ -361,9 +412,6 @@ def retain(s: SystemicState) -> SystemicState:
     assessments, assessment_base = _assessments(s)
     if assessments is not s.assessments:
         update |= {"assessments": assessments, "assessment_base": assessment_base}
-    treatments = _treatments(s, clock)
-    if treatments is not s.treatments:
-        update["treatments"] = treatments
     care = _care(s, clock)
     if care is not s.care:
         update["care"] = care

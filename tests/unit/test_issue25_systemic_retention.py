@@ -42,6 +42,8 @@ PATHWAY = ("multidisciplinary_decision", "pain_management", "oncogenetics")
 #: the 2 newest recorded findings of its lesion, assessments, or one of the newest treatment records
 NEWEST = 2
 IN_A_ROW = 2
+#: a drug record is corrected within this long of the newest record (retention.DRUG_HORIZON is 400 days)
+DRUG_RECENT = timedelta(days=380)
 #: event kinds (see `_event`) by profile: each example dwells on one part of the state, so that it outgrows what is
 #: kept (a mixed profile, labs, findings, assessments, treatments, care)
 PROFILES = (
@@ -211,8 +213,11 @@ def _event(w: World, step: tuple[int, int, int, int, int], profile: tuple[int, .
         )
     if kind in (8, 9, 10):  # a drug started or stopped, given, a dental event, a radiotherapy course; or a correction
         on = _day(base) - timedelta(days=(offset * 7) % 90) + timedelta(days=flag % 3 * 15)
+        recent_t: list[TreatmentEvent] = []
         if flag % 6 == 1 and w.treatments:
             recent_t = sorted(w.treatments, key=lambda e: (e.recorded_at, e.event_id.int))[-2 * NEWEST :]
+            recent_t = [x for x in recent_t if x.treatment.on >= (w.clock - DRUG_RECENT).date()]
+        if flag % 6 == 1 and recent_t:
             target_t = recent_t[value % len(recent_t)]
             status = "entered-in-error" if value % 2 == 0 else "amended"
             body = target_t.treatment.model_dump()
