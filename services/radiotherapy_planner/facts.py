@@ -10,10 +10,10 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import InputUsed
 from contracts.hospital import (
@@ -28,6 +28,7 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from contracts.local import LocalTreatmentRequest
+from services.radiotherapy_planner import stored
 from services.radiotherapy_planner.items_base import In
 from shared.clinical.corrections import effective, effective_findings
 from shared.clinical.dates import HOSPITAL_TZ, local_day
@@ -92,6 +93,8 @@ class SurgicalOpinionFact(BaseModel):
 class FindingFact(BaseModel):
     """What the local-treatment rules read from one ImagingFinding (kept compact: the state is stored per event)."""
 
+    model_config = ConfigDict(frozen=True)  # never changed once made: its stored JSON is reused (stored.py)
+
     event_id: uuid.UUID
     lesion_id: str
     occurred_at: datetime
@@ -153,6 +156,13 @@ class LocalState(BaseModel):
     withdrawn: list[str] = Field(default_factory=list)
     #: how many records of each kind were folded away (audit)
     folded: dict[str, int] = Field(default_factory=dict)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The stored JSON (what the runtime writes): the frozen records' JSON is reused (stored.py); with
+        arguments, pydantic's."""
+        if kwargs:
+            return super().model_dump_json(**kwargs)
+        return stored.dump(self)
 
 
 ASSESSED: Final = (

@@ -5,16 +5,21 @@ clinical time, so some events arrive out of clinical order). Used by the issue-2
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel
 
 from contracts.base import Message
 from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION, cite
+from services.radiotherapy_planner.domain import apply_event
+from services.radiotherapy_planner.facts import LocalState
 
 START = datetime(2021, 1, 4, 8, tzinfo=UTC)
 #: the lesions as they appear: (lesion_id, site, level, first seen after N days)
@@ -320,3 +325,42 @@ def patient_history(seed: int = 1, years: float = 5.0, patient: str = "pt-histor
                 )
             )
     return sorted(g.out, key=lambda m: (m.recorded_at, m.event_id.int))
+
+
+# ---- tests -----------------------------------------------------------------------------------------------------------
+def _final_state(events: list[Message], retention: bool = True) -> LocalState:
+    s = LocalState()
+    for e in events:
+        s, _ = apply_event(s, e, now=e.recorded_at + timedelta(minutes=1), retention=retention)
+    return s
+
+
+def test_five_years_of_realistic_data_stay_under_64_kb() -> None:
+    """Issue 25's bound: labs every 1-4 weeks, imaging every 2-4 months on up to 7 lesions, monthly assessments,
+    three drug lines, four RT courses, a surgery, corrections: the stored state stays under 64 KB (without
+    retention it is more than twice that)."""
+    events = patient_history(seed=11, years=5)
+    kept = _final_state(events)
+    full = _final_state(events, retention=False)
+    size = len(kept.model_dump_json().encode())
+    assert size < 64 * 1024
+    assert len(full.model_dump_json().encode()) > 2 * size
+
+
+def test_the_state_stops_growing_with_the_years() -> None:
+    """Bounded, not merely smaller: 20 years of the same care weigh what 5 years weigh (within 15 %), while the
+    records kept whole are the newest ones and every radiotherapy course."""
+    five = len(_final_state(patient_history(seed=2, years=5)).model_dump_json())
+    twenty_state = _final_state(patient_history(seed=2, years=20))
+    twenty = len(twenty_state.model_dump_json())
+    assert twenty < 1.15 * five
+    assert twenty_state.folded["drug_events"] > 250 and twenty_state.folded["assessments"] > 150
+
+
+def test_the_stored_json_is_pydantics_document() -> None:
+    """stored.dump reuses the records' JSON: the same document as pydantic's, and it loads back equal."""
+    s = _final_state(patient_history(seed=4, years=2))
+    text = s.model_dump_json()
+    assert json.loads(text) == json.loads(BaseModel.model_dump_json(s))
+    assert LocalState.model_validate_json(text) == s
+    assert json.loads(LocalState().model_dump_json()) == json.loads(BaseModel.model_dump_json(LocalState()))

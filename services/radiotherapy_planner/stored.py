@@ -1,0 +1,69 @@
+"""The stored JSON of the local-treatment planner's aggregate, written without serialising again the records that did
+not change (issue 25: per-event cost flat in the history's length).
+
+The runtime stores a patient's state as `model_dump_json()` after every batch. Most of it is frozen records kept as
+received (imaging findings, assessments, treatment events, requests): their JSON is kept by object and the state's
+JSON assembled from it. Safe because those records are frozen pydantic models (an object's JSON never changes); an
+entry leaves with its object (weak reference), so the memory follows the states the process holds. The document is
+pydantic's own (fields in another order): tests/unit/test_issue25_local_history.py checks it loads back equal.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import weakref
+from typing import Final
+
+from pydantic import BaseModel
+
+
+class PartsJson:
+    """JSON text by object, for frozen models (the same object always has the same JSON)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[BaseModel], str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __call__(self, part: BaseModel) -> str:
+        key = id(part)
+        hit = self._by_id.get(key)
+        if hit is not None and hit[0]() is part:
+            return hit[1]
+        text = part.model_dump_json()
+        self._by_id[key] = (weakref.ref(part, functools.partial(self._forget, key)), text)
+        return text
+
+    def _forget(self, key: int, _: object) -> None:
+        hit = self._by_id.get(key)
+        if hit is not None and hit[0]() is None:
+            del self._by_id[key]
+
+
+PARTS: Final = PartsJson()
+#: the state's fields that map keys to frozen records
+MAPS: Final = ("findings", "assessments", "treatments", "requests")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key(k: str) -> str:
+    """A JSON string: as is when nothing needs escaping (event IDs, request IDs)."""
+    if k.isascii() and k.isprintable() and '"' not in k and "\\" not in k:
+        return f'"{k}"'
+    return json.dumps(k)
+
+
+def dump(state: BaseModel) -> str:
+    """`state`'s JSON: the MAPS fields from the records' JSON, every other field by pydantic."""
+    rest = BaseModel.model_dump_json(state, exclude=set(MAPS))
+    out = [rest[:-1]]
+    sep = "," if len(rest) > 2 else ""
+    for name in MAPS:
+        value: dict[str, BaseModel] = getattr(state, name)
+        body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
+        out.append(f'{sep}"{name}":{{{body}}}')
+        sep = ","
+    out.append("}")
+    return "".join(out)
