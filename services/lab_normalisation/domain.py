@@ -42,7 +42,7 @@ class LabConfig:
     #: issue 25: at most this many results per analyte are kept whole (the newest); the versions of the others
     #: within `retention` are kept as stamps, at most `stamps` of them (the newest)
     per_analyte: int = 32
-    stamps: int = 1_000
+    stamps: int = 256
     #: LAB-CRCL: a weight further than this from the creatinine is to measure again (WEIGHT_MAX_AGE_DAYS)
     weight_max_age: timedelta = timedelta(days=30)
 

@@ -21,7 +21,7 @@ class LabSettings(Settings):
     #: issue 25 (README "Retention: lab-normalisation"): results kept whole per analyte (the newest), and stamps of
     #: the versions of the others within LAB_RETENTION_DAYS (a late older version of one changes nothing)
     lab_results_per_analyte: int = 32
-    lab_result_stamps: int = 1_000
+    lab_result_stamps: int = 256
     #: Results (HL7 OBX, FHIR Observations) per message: a message with more is refused whole before parsing
     #: (HL7 AR / 422, or a dead letter), so one message cannot hold the parser, flood one patient's state and
     #: put everyone downstream behind it.
