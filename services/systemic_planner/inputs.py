@@ -740,6 +740,8 @@ class DrugReplay(BaseModel):
     under_way: list[str] = Field(default_factory=list)  # in_effect_order's drugs under way at the cut
     exposure: _Exposure = Field(default_factory=lambda: _Exposure())
     open: dict[str, OpenCourse] = Field(default_factory=dict)
+    #: the events folded in but still held (correction chains `corrections` names): never replayed again
+    folded: list[uuid.UUID] = Field(default_factory=list)
 
 
 @dataclass
@@ -781,11 +783,14 @@ class _Replay:
             out = in_effect_order(events)
         else:
             e0 = events[0]
+            # the day before any event (a late one dated before the cut included)
+            seeded = min(before, *(t.on for e in events if isinstance(t := e.treatment, SystemicDrug)))
+            seeded -= timedelta(days=1)
             seeds = [
                 e0.model_copy(
                     update={
                         "event_id": uuid.uuid5(e0.event_id, f"under-way:{d}"),
-                        "treatment": SystemicDrug(drug=d, action="started", on=before - timedelta(days=1)),
+                        "treatment": SystemicDrug(drug=d, action="started", on=seeded),
                     }
                 )
                 for d in sorted(self.under_way)
@@ -874,16 +879,17 @@ def _courses(
 
 
 def _doses(
-    s: SystemicState, at: r.AsOf | None, since: date | None, until: date | None = None
+    s: SystemicState, at: r.AsOf | None, folded: frozenset[uuid.UUID], until: date | None = None
 ) -> dict[str, list[tuple[TreatmentEvent, DrugAdministration]]]:
-    """The known anti-resorptives given (effective DrugAdministration events), by drug, dated from `since` and before
-    `until`; with `at`, a future-dated one takes effect on its date (a deadline) and is left out."""
+    """The known anti-resorptives given (effective DrugAdministration events), by drug, not folded in the replay
+    already and dated before `until`; with `at`, a future-dated one takes effect on its date (a deadline) and is left
+    out."""
     given: dict[str, list[tuple[TreatmentEvent, DrugAdministration]]] = {}
     for e in treatments(s):
         t = e.treatment
         if not isinstance(t, DrugAdministration) or t.drug not in r.ANTIRESORPTIVES:
             continue
-        if (since is not None and t.on < since) or (until is not None and t.on >= until):
+        if e.event_id in folded or (until is not None and t.on >= until):
             continue
         if at is not None and t.on > at.today:
             at.after_date(t.on)
@@ -901,7 +907,7 @@ def administered(
     and, once its interval ran out, an end (their IDs: the second list), for `drug_history` to apply with the
     prescriptions. A future-dated administration takes effect on its date; a course's end is a deadline. With `cp`
     (issue 25), the doses dated from its cut on, the courses open at the cut going on."""
-    given = _doses(s, at, cp.cut if cp is not None else None)
+    given = _doses(s, at, frozenset(cp.folded) if cp is not None else frozenset())
     steps: list[TreatmentEvent] = []
     ends: set[uuid.UUID] = set()
     opened = cp.open if cp is not None else {}
@@ -923,10 +929,12 @@ def administered(
 
 def fold_drugs(s: SystemicState, cut: date, za_months: int) -> DrugReplay:
     """Issue 25 (retention.py): the replay of `s.drug_replays[za_months]` carried on with the drug events dated
-    before `cut` (none of them in the future: `cut` is in the past of every decision) and the courses they make."""
+    before `cut` not folded yet (none of them in the future: `cut` is in the past of every decision) and the courses
+    they make. `folded` is left for the caller (the events it still holds)."""
     cp = s.drug_replays.get(za_months)
     since = cp.cut if cp is not None else None
-    given = _doses(s, None, since, cut)
+    done = frozenset(cp.folded) if cp is not None else frozenset()
+    given = _doses(s, None, done, cut)
     steps: list[TreatmentEvent] = []
     ends: set[uuid.UUID] = set()
     opened: dict[str, OpenCourse] = {}
@@ -945,7 +953,7 @@ def fold_drugs(s: SystemicState, cut: date, za_months: int) -> DrugReplay:
     ids = {e.event_id for e in steps}
     for e in treatments(s):
         t = e.treatment
-        if isinstance(t, SystemicDrug) and (since is None or t.on >= since) and t.on < cut:
+        if isinstance(t, SystemicDrug) and e.event_id not in done and t.on < cut:
             steps.append(e)
     rp = _Replay.resume(cp)
     rp.apply(rp.ordered(steps, since), ids, ends)
@@ -962,11 +970,12 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     in effect) are not replayed again: the replay goes on from it."""
     cp = s.drug_replays.get(_interval_months(s, "zoledronic_acid"))
     cut = cp.cut if cp is not None else None
+    folded = frozenset(cp.folded) if cp is not None else frozenset()
     events, ends = administered(s, at, cp)
     given = {e.event_id for e in events}  # the starts and ends standing for administrations
     for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):
-            if cut is not None and e.treatment.on < cut:
+            if e.event_id in folded:
                 continue  # in the replay already
             if e.treatment.on > at.today:
                 at.after_date(e.treatment.on)

@@ -71,6 +71,9 @@ ADMINISTRATIONS_KEPT = 8
 #: corrected, within 400 days of the newest record (more than a year: the longest the drug history looks back on
 #: its own is the 12-month gap after which SYS-REVIEW-2Y's count starts afresh, r.AR_FRESH_COUNT_GAP_MONTHS)
 DRUG_HORIZON = timedelta(days=400)
+#: a history of drug events being entered (records dated long ago, recorded now) is folded only once all of them
+#: were recorded this long ago, so that they are folded in clinical order
+DRUG_SETTLED = timedelta(days=30)
 #: the treatment kinds the planner reads (drug history, anti-resorptive administrations, SYS-AR-PREREQ / SYS-ONJ)
 READ_KINDS = frozenset({"systemic_drug", "drug_administration", "dental"})
 #: the widest offsets from UTC (-12 h to +14 h): a calendar day in any hospital time zone lies within these bounds
@@ -327,28 +330,34 @@ def _is_drug_event(e: TreatmentEvent) -> bool:
 
 def _drugs(s: SystemicState, clock: datetime) -> tuple[dict[int, DrugReplay], dict[str, TreatmentEvent]]:
     """The drug events dated before the cut (DRUG_HORIZON before the clock) folded into the drug replay, for each
-    zoledronic acid interval; those events dropped, except the correction chains a reader may still name
-    (`corrections`: an amended record entered in error)."""
+    zoledronic acid interval, once all of them were recorded DRUG_SETTLED ago (a history being entered is folded
+    once entered: in clinical order); those events dropped, except the correction chains a reader may still name
+    (`corrections`: an amended record entered in error), which the replay then skips."""
     cut = clock.date() - DRUG_HORIZON
     previous = next(iter(s.drug_replays.values()), None)
     if previous is not None and cut <= previous.cut:
         return s.drug_replays, s.treatments
-    since = previous.cut if previous is not None else date.min
-    rows = list(s.treatments.values())
-    if not any(_is_drug_event(e) and since <= e.treatment.on < cut for e in rows):
+    done = set(previous.folded) if previous is not None else set()
+    pending = [
+        e for e in s.treatments.values() if _is_drug_event(e) and e.treatment.on < cut and e.event_id not in done
+    ]
+    if not pending or any(e.recorded_at > clock - DRUG_SETTLED for e in pending):
         return s.drug_replays, s.treatments
-    replays = {m: fold_drugs(s, cut, m) for m in ZA_INTERVALS}
+    rows = list(s.treatments.values())
     chains = _chains(rows, lambda e: e.treatment.kind)
     members: dict[uuid.UUID, list[TreatmentEvent]] = {}
     for e in rows:
         members.setdefault(chains[e.event_id], []).append(e)
     to_check = {e.event_id for e in _resolved(s)[1]}
+    folded = {e.event_id for e in pending} | done
     drop = {
         e.event_id
         for xs in members.values()
-        if all(_is_drug_event(x) and x.treatment.on < cut and x.event_id not in to_check for x in xs)
+        if all(x.event_id in folded and x.event_id not in to_check for x in xs)
         for e in xs
     }
+    still = sorted(i for i in folded if i not in drop and i in {e.event_id for e in rows})
+    replays = {m: fold_drugs(s, cut, m).model_copy(update={"folded": still}) for m in ZA_INTERVALS}
     return replays, {k: e for k, e in s.treatments.items() if e.event_id not in drop}
 
 

@@ -361,6 +361,8 @@ def test_the_generated_histories_outgrow_what_is_kept() -> None:
                 dropped.add("finding_base")
             if kept.assessment_base is not None:
                 dropped.add("assessment_base")
+            if kept.drug_replays:
+                dropped.add("drug_replays")
     assert dropped == {
         "creatinine_clearance",
         "vitamin_d",
@@ -372,6 +374,7 @@ def test_the_generated_histories_outgrow_what_is_kept() -> None:
         "care",
         "finding_base",
         "assessment_base",
+        "drug_replays",
     }
 
 
@@ -508,3 +511,45 @@ def test_a_correction_folds_the_assessments_again_from_what_the_dropped_ones_sai
     assert str(first.event_id) not in kept.assessments and kept.assessment_base is not None
     assert kept.response == full.response and kept.response is not None and kept.response.value == "good"
     assert kept.life_expectancies == full.life_expectancies
+
+
+def test_years_of_monthly_anti_resorptive_doses_are_folded_into_the_drug_replay() -> None:
+    """SYS-REVIEW-2Y, SYS-DENO-STOP: 5 years of denosumab every 4 weeks then a stop and a zoledronic acid relay, with
+    a chemotherapy line and a vitamin D loading: the drug events older than the horizon are folded (the state holds a
+    bounded number of them), and every output is the one of the whole history."""
+    w = World()
+    events: list[Message] = _prologue(w)
+
+    def drug(on: date, name: str, action: str) -> TreatmentEvent:
+        at = datetime(on.year, on.month, on.day, 9, tzinfo=UTC)
+        body = {"kind": "systemic_drug", "drug": name, "action": action, "on": on}
+        return TreatmentEvent.model_validate({**w.env(at), "treatment": body})
+
+    def given(on: date, name: str) -> TreatmentEvent:
+        at = datetime(on.year, on.month, on.day, 10, tzinfo=UTC)
+        body = {"kind": "drug_administration", "drug": name, "on": on}
+        return TreatmentEvent.model_validate({**w.env(at), "treatment": body})
+
+    d0 = T0.date() + timedelta(days=3)
+    events += [drug(d0, "carboplatin", "started"), drug(d0, "cholecalciferol", "started")]
+    events += [drug(d0 + timedelta(days=60), "cholecalciferol", "stopped")]
+    events += [drug(d0 + timedelta(days=120), "carboplatin", "stopped")]
+    doses = [given(d0 + timedelta(days=28 * k), "denosumab") for k in range(65)]
+    events += doses
+    stop = doses[-1].treatment.on + timedelta(days=20)  # type: ignore[union-attr]
+    events += [drug(stop, "denosumab", "stopped"), given(stop + timedelta(days=10), "zoledronic_acid")]
+    events.sort(key=lambda e: e.recorded_at)
+    kept, full = SystemicState(), SystemicState()
+    for e in events:
+        now = e.recorded_at + timedelta(hours=1)
+        kept, out_kept = apply_event(kept, e, r.AsOf(now=now))
+        full, out_full = apply_event(full, e, r.AsOf(now=now), keep_all=True)
+        assert _dump(out_kept) == _dump(out_full)
+    assert kept.drug_replays and len(kept.treatments) < 25 < len(full.treatments)
+    for later in (timedelta(days=1), timedelta(days=200)):
+        at = r.AsOf(now=events[-1].recorded_at + later)
+        plan_kept = current_plan(kept, "p1", at=at)
+        plan_full = current_plan(full, "p1", at=at)
+        assert plan_kept is not None and plan_full is not None
+        assert plan_kept.model_dump(mode="json") == plan_full.model_dump(mode="json")
+    assert {i.key for i in plan_kept.items} >= {"denosumab-stop", "antiresorptive-start"}
