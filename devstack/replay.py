@@ -174,8 +174,8 @@ class Replay:
         self.reasons: list[tuple[str, str, str]] = []  #: (service, topic, reason) of every dead letter
         self.duplicates: Counter[str] = Counter()
         self.ticks: Counter[str] = Counter()
-        #: profile=True: per (service, history bucket) the events applied and their CPU seconds (decode + apply + store),
-        #: the bucket of the n-th event of a patient in a service being the power of ten n rounds up to (10, 100...)
+        #: profile=True: per (service, history bucket) the events applied and their CPU seconds (decode + apply +
+        #: store), the bucket of the n-th event of a patient in a service being the power of ten n rounds up to
         self.profile = profile
         self.cost: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
         self.lengths: Counter[tuple[str, str]] = Counter()
