@@ -132,7 +132,7 @@ def in_process(cohort: Cohort, sample: int) -> None:
     rate = inputs / seconds
     print(f"  {rate:.1f} hospital events/s, {applications / seconds:.0f} service applications/s (one process)")
     print(f"  per CPU second: {inputs / cpu:.1f} hospital events, {applications / cpu:.0f} applications")
-    print("  per service: applications, and us per application by the patient's history length in that service")
+    print("  per service: applications, and CPU us per application by the patient's history length in that service")
     buckets = sorted({b for _, b in replay.cost})
     print(f"  {'service':<22} {'events':>8} " + " ".join(f"{'<=' + str(b):>10}" for b in buckets))
     for name in SERVICES:
