@@ -30,6 +30,10 @@ from services.lab_normalisation.units import value_in
 
 SERVICE = "lab-normalisation"
 T = TypeVar("T", date, str, float)
+#: review of issue 25: the closest partners kept per kept calcium (albumin, ionised calcium) or creatinine (weight):
+#: the one it was derived with and the next two, so that up to two withdrawals of its partners re-pair it as an
+#: unbounded state would (LAB-CA-CORR L316, LAB-CRCL L1153-1156, LAB-CORRECTION)
+PARTNERS = 3
 Status = Literal["final", "amended", "withdrawn"]
 
 
@@ -179,19 +183,23 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
 
 def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
     """The results a kept result derives from (LAB-CA-CORR: the closest albumin and ionised calcium of a calcium;
-    LAB-CRCL: the closest weight of a creatinine): kept with it, so that deriving it again gives the same value."""
+    LAB-CRCL: the closest weight of a creatinine), and the next closest ones (`PARTNERS` in all): kept with it, so
+    that deriving it again gives the same value, also after its partner is withdrawn (the next closest then pairs,
+    as it would in an unbounded state; review of issue 25)."""
     held = [s.results[rid] for rid in kept]
     out: set[str] = set()
     if calcium := [r for r in held if r.analyte == "total_calcium" and r.value is not None]:
         for analyte in ("albumin", "ionised_calcium"):
             candidates = _active(s, analyte)
             for ca in calcium:
-                if (pair := closest_within(ca.occurred_at, _surely_within(ca, candidates, window), window)) is not None:
-                    out.add(pair.result_id)
-    if any(r.analyte == "creatinine" for r in held) and _active(s, "body_weight"):
+                near = _surely_within(ca, candidates, window)
+                near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))  # closest_within's order
+                out.update(r.result_id for _, r in near[:PARTNERS])
+    if any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
         for creat in (r for r in held if r.analyte == "creatinine" and r.value is not None):
-            weight = _weight_for(s, creat.occurred_at)
-            out |= {r.result_id for _, r in _active(s, "body_weight") if weight and r.event_id == weight.event_id}
+            at = creat.occurred_at
+            weights.sort(key=lambda tr: (abs(tr[0] - at), -tr[0].timestamp()))  # _weight_for's order
+            out.update(r.result_id for _, r in weights[:PARTNERS])
     return out
 
 
@@ -510,8 +518,8 @@ def _publish_derived(
     signature = "|".join(map(str, key))
     if s.published_derived.get(result_id) == signature:
         return []
-    if anchor.status == "withdrawn" and result_id not in s.published_derived:
-        return []  # nothing was derived from it
+    if anchor.status == "withdrawn" and result_id not in s.published_derived and anchor.result_id not in s.dropped:
+        return []  # nothing was derived from it (a dropped result's derived value was: withdrawn with it, issue 25)
     s.published_derived[result_id] = signature
     recorded_at = max(
         [x.recorded_at for x in [anchor, *sources]] + (also_recorded or []) + ([since] if since is not None else [])

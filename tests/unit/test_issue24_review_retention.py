@@ -1,0 +1,117 @@
+"""Review of issue 25's bounded lab aggregate (H-review24): sequences where the bounded state must give what an
+unbounded one gives - a partner withdrawn after the next closest was dropped (LAB-CA-CORR, LAB-CRCL re-pair with
+the next closest), and a derived value withdrawn with its input after that input left the kept results
+(LAB-CORRECTION: "every value derived from it")."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+
+from contracts.clinical import NormalisedLab
+from contracts.hospital import LabResult, PatientRecord
+from services.lab_normalisation.domain import LabConfig, LabState
+from tests.unit.test_issue25_lab_retention import UNBOUNDED, apply_with
+from tests.unit.test_lab_domain import CFG, T0, result
+
+Steps = list[Sequence[LabResult | PatientRecord]]
+SMALL = dataclasses.replace(CFG, per_analyte=2, stamps=20)
+RECORD = PatientRecord.model_validate(
+    {
+        "event_id": "00000000-0000-0000-0000-0000000000ab",
+        "patient_id": "p1",
+        "occurred_at": T0 - timedelta(days=30),
+        "recorded_at": T0 - timedelta(days=30),
+        "source": "adt",
+        "birth_date": "1956-04-02",
+        "sex": "female",
+    }
+)
+
+
+def run(cfg: LabConfig, steps: Steps) -> tuple[LabState, list[NormalisedLab]]:
+    s, last = LabState(), list[NormalisedLab]()
+    for items in steps:
+        s, last = apply_with(cfg, s, *items)
+    return s, last
+
+
+def withdrawal(r: LabResult, hours: float) -> LabResult:
+    return result(
+        _analyte(r),
+        None,
+        r.unit or "",
+        rid=r.result_id,
+        at=r.occurred_at,
+        recorded=r.occurred_at + timedelta(hours=hours),
+        status="entered-in-error",
+    )
+
+
+def _analyte(r: LabResult) -> str:
+    return {"2000-8": "total_calcium", "1751-7": "albumin", "14682-9": "creatinine", "29463-7": "body_weight"}[
+        r.code.code
+    ]
+
+
+def view(out: list[NormalisedLab], rid: str) -> list[tuple[object, ...]]:
+    return [(o.status, o.value, tuple(o.missing)) for o in out if o.result_id == rid]
+
+
+@pytest.mark.parametrize("withdrawn", [1, 2])
+def test_a_kept_calcium_re_pairs_with_the_next_closest_albumin_when_its_partner_is_withdrawn(withdrawn: int) -> None:
+    """The calcium is kept (its analyte's newest); its closest albumins (1 h, 3 h, 5 h) are older than the newest
+    two albumins. Withdrawing the closest (then the next) must re-pair it as an unbounded state does (LAB-CA-CORR:
+    the closest albumin within 48 h), not leave it without albumin."""
+    ca = result("total_calcium", 2.6, "mmol/L", rid="ca", at=T0)
+    near = [result("albumin", 30 + i, "g/L", rid=f"a{i}", at=T0 + timedelta(hours=1 + 2 * i)) for i in range(3)]
+    later = [result("albumin", 40, "g/L", rid=f"l{i}", at=T0 + timedelta(days=10 + i)) for i in range(2)]
+    steps: Steps = [[ca], *[[a] for a in near], *[[a] for a in later]]
+    steps += [[withdrawal(near[i], 100 + i)] for i in range(withdrawn)]
+    bounded, out_b = run(SMALL, steps)
+    _, out_u = run(UNBOUNDED, steps)
+    assert "ca" in bounded.results  # a result still kept
+    expected = view(out_u, "corrected:ca")
+    assert expected and expected[-1][1] is not None  # re-paired with the next closest albumin
+    assert view(out_b, "corrected:ca") == expected
+
+
+def test_a_kept_creatinine_takes_the_next_closest_weight_when_its_weight_is_withdrawn() -> None:
+    """LAB-CRCL: the weight closest to the creatinine; withdrawing it gives the next closest, as unbounded."""
+    creat = result("creatinine", 90, "umol/L", rid="cr", at=T0)
+    near = [result("body_weight", 60 + 5 * i, "kg", rid=f"w{i}", at=T0 + timedelta(hours=1 + i)) for i in range(2)]
+    later = [result("body_weight", 80, "kg", rid=f"lw{i}", at=T0 + timedelta(days=10 + i)) for i in range(2)]
+    steps: Steps = [[RECORD], [creat], *[[w] for w in near], *[[w] for w in later]]
+    steps.append([withdrawal(near[0], 100)])
+    bounded, out_b = run(SMALL, steps)
+    _, out_u = run(UNBOUNDED, steps)
+    assert "cr" in bounded.results
+    expected = view(out_u, "crcl:cr")
+    assert expected and expected[-1][1] is not None
+    assert view(out_b, "crcl:cr") == expected
+
+
+@pytest.mark.parametrize("analyte", ["total_calcium", "creatinine"])
+def test_a_result_dropped_then_withdrawn_withdraws_what_was_derived_from_it(analyte: str) -> None:
+    """A calcium (creatinine) derived with its albumin (weight) leaves the kept results; its withdrawal arrives
+    later: the corrected calcium (clearance) derived from it is withdrawn downstream too, as unbounded."""
+    unit, partner, p_unit, p_value, rid = (
+        ("mmol/L", "albumin", "g/L", 30.0, "corrected:old")
+        if analyte == "total_calcium"
+        else ("umol/L", "body_weight", "kg", 70.0, "crcl:old")
+    )
+    value = 3.7 if analyte == "total_calcium" else 400.0
+    old = result(analyte, value, unit, rid="old", at=T0)
+    steps: Steps = [[RECORD], [old, result(partner, p_value, p_unit, rid="p", at=T0)]]
+    steps += [[result(analyte, value / 2, unit, rid=f"n{i}", at=T0 + timedelta(days=1 + i))] for i in range(4)]
+    steps += [[result(partner, p_value, p_unit, rid=f"np{i}", at=T0 + timedelta(days=1 + i))] for i in range(4)]
+    before, _ = run(SMALL, steps)
+    assert "old" not in before.results and "old" in before.dropped  # it left the kept results
+    steps.append([withdrawal(old, 24 * 30)])
+    _, out_b = run(SMALL, steps)
+    _, out_u = run(UNBOUNDED, steps)
+    assert view(out_u, rid) == [("withdrawn", None, ())]
+    assert view(out_b, rid) == [("withdrawn", None, ())]
