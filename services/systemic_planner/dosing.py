@@ -293,7 +293,7 @@ def antiresorptive_item(
     if za_since is not None:  # Tableau 2: the dose follows the *initial* clearance (before the first infusion)
         initial = max(
             (v for v in computable.values() if not v.withdrawn and at.day(v.occurred_at) <= za_since),
-            key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)),
+            key=lambda v: (v.occurred_at, v.recorded_at, v.event_id.int),
             default=None,
         )
     basis = initial or crcl

@@ -44,7 +44,7 @@ def ctx_reading(s: SystemicState, at: r.AsOf, since: date | None = None) -> CtxR
         for v in s.ctx.values()
         if not v.withdrawn and not at.is_future(v.occurred_at) and (since is None or at.day(v.occurred_at) >= since)
     ]
-    values.sort(key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)))
+    values.sort(key=lambda v: (v.occurred_at, v.recorded_at, v.event_id.int))
     want = "serum CTX (fasting, before 09:00)" + (f" after {since.isoformat()}" if since else "")
     if not values:
         return CtxReading(t.ctx_missing(since), [], [want])

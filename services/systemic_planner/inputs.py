@@ -357,7 +357,7 @@ def latest(table: dict[str, LabFact], at: r.AsOf, before: date | None = None) ->
             at.after(v.occurred_at - at.recency.future_tolerance)
             continue
         live.append(v)
-    return max(live, key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)), default=None)
+    return max(live, key=lambda v: (v.occurred_at, v.recorded_at, v.event_id.int), default=None)
 
 
 def future_dated(table: dict[str, LabFact], at: r.AsOf) -> bool:
@@ -868,7 +868,7 @@ def _courses(
     courses: list[tuple[TreatmentEvent | None, TreatmentEvent, date | None]] = []
     if open_course is not None:
         courses.append((None, open_course.last, open_course.end))
-    for e, t in sorted(doses, key=lambda x: (x[1].on, x[0].recorded_at, str(x[0].event_id))):
+    for e, t in sorted(doses, key=lambda x: (x[1].on, x[0].recorded_at, x[0].event_id.int)):
         end = None if t.ongoing else add_months(t.on, months)
         if courses and (courses[-1][2] is None or t.on <= courses[-1][2]):
             first, _, until = courses[-1]
@@ -1107,7 +1107,7 @@ def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCar
                 at.after_date(e.treatment.on)
                 continue
             items.append((e, e.treatment))
-    return sorted(items, key=lambda x: (x[1].on, str(x[0].event_id)))
+    return sorted(items, key=lambda x: (x[1].on, x[0].event_id.int))
 
 
 SystemicState.model_rebuild()  # DrugReplay is defined after it

@@ -3,6 +3,7 @@ d'histologie et de biologie moléculaire, L496-634), from hospital.care-events.v
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ def _kind(folded: str, marker: str | None) -> ResultKind:
     return "unrecognised"
 
 
+@functools.lru_cache(maxsize=4096)  # pure; read again at every decision while the biopsy is the newest
 def result_kind(raw: str | None, marker: str | None = None) -> ResultKind:
     """What a reported molecular result is (issue 18): read robustly, French or English, case and accents aside.
     `marker`: the biomarker it is reported for (a percentage is a result for PD-L1 only). Second review: a text that
@@ -221,7 +223,7 @@ class MarkerResult:
 
 def _steps(s: SystemicState, at: r.AsOf) -> dict[str, tuple[PathwayStep, CareEvent]]:
     latest: dict[str, tuple[PathwayStep, CareEvent]] = {}
-    for e in sorted(s.care.values(), key=lambda e: (e.occurred_at, e.recorded_at, str(e.event_id))):
+    for e in sorted(s.care.values(), key=lambda e: (e.occurred_at, e.recorded_at, e.event_id.int)):
         if isinstance(e.event, PathwayStep) and e.event.on <= at.today:
             latest[e.event.item] = (e.event, e)
     return latest
@@ -264,7 +266,7 @@ def _biopsy(s: SystemicState, at: r.AsOf) -> tuple[BoneBiopsy, CareEvent] | None
     found = [
         (e.event, e) for e in s.care.values() if isinstance(e.event, BoneBiopsy) and not at.is_future(e.occurred_at)
     ]
-    found.sort(key=lambda x: (x[0].on, x[0].status == "reported", x[1].recorded_at, str(x[1].event_id)))
+    found.sort(key=lambda x: (x[0].on, x[0].status == "reported", x[1].recorded_at, x[1].event_id.int))
     return found[-1] if found else None
 
 

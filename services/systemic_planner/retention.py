@@ -158,10 +158,12 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
 
 def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) -> set[uuid.UUID]:
     """The newest `n` recorded records of each group, with every record of their correction chains."""
-    chains = _chains(rows, group)
     by_group: dict[Hashable, list[L]] = {}
     for x in rows:
         by_group.setdefault(group(x), []).append(x)
+    if all(x.record_status == "final" for x in rows):  # no chains (the common case)
+        return {x.event_id for g in by_group.values() for x in sorted(g, key=_recorded)[-n:]}
+    chains = _chains(rows, group)
     keep_chains = {chains[x.event_id] for g in by_group.values() for x in sorted(g, key=_recorded)[-n:]}
     return {x.event_id for x in rows if chains[x.event_id] in keep_chains}
 

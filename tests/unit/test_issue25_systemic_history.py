@@ -85,8 +85,9 @@ def _day(t: datetime) -> date:
     return t.date()
 
 
-def history(seed: int = 1, years: float = 5.0, patient: str = "p-history") -> list[Message]:
-    """One patient's events over `years`, in the order they are recorded (deterministic from `seed`)."""
+def history(seed: int = 1, years: float = 5.0, patient: str = "p-history", density: float = 1.0) -> list[Message]:
+    """One patient's events over `years`, in the order they are recorded (deterministic from `seed`); `density`
+    divides the interval between two lab visits (a long history for the cost measures)."""
     g = _Gen(seed, patient)
     rnd = g.rnd
     end = START + timedelta(days=365.25 * years)
@@ -145,7 +146,7 @@ def history(seed: int = 1, years: float = 5.0, patient: str = "p-history") -> li
     out += [assessment(t0 + timedelta(hours=5)), oligo(t0 + timedelta(hours=1))]
     out.append(_treatment(g, t0, {"kind": "dental", "action": "assessment", "orthopantomogram": True, "on": t0.date()}))
     for item in ("multidisciplinary_decision", "patient_information", "pain_management", "smoking_cessation"):
-        body = {"kind": "pathway_step", "item": item, "status": "done", "on": t0.date()}
+        body: dict[str, Any] = {"kind": "pathway_step", "item": item, "status": "done", "on": t0.date()}
         out.append(CareEvent.model_validate({**g.env(t0, 1), "event": body}))
     biopsy = {"kind": "bone_biopsy", "biopsy_id": "b1", "status": "planned", "on": t0.date() + timedelta(days=3)}
     out.append(CareEvent.model_validate({**g.env(t0, 1), "event": biopsy}))
@@ -232,14 +233,14 @@ def history(seed: int = 1, years: float = 5.0, patient: str = "p-history") -> li
             out.append(_treatment(g, t, body))
             next_dental = t + timedelta(days=182)
         if sres < 3 and rnd.random() < 0.02:
-            out.append(sre(t, ("pathological_fracture", "hypercalcaemia", "radiotherapy_to_bone")[sres]))
+            out.append(sre(t, ("pathological_fracture", "hypercalcaemia", "radiotherapy_for_pain")[sres]))
             sres += 1
         if rnd.random() < 0.01:  # a drug record entered in error (a dose that was not given)
             wrong = _given(g, t.date(), "zoledronic_acid")
             out.append(wrong)
             err = {**g.env(t, 48), "treatment": wrong.treatment.model_dump(), "record_status": "entered-in-error"}
             out.append(TreatmentEvent.model_validate({**err, "corrects": wrong.event_id}))
-        t += timedelta(days=rnd.choice((7, 7, 14, 14, 21, 28)), hours=rnd.uniform(-2, 2))
+        t += timedelta(days=rnd.choice((7, 7, 14, 14, 21, 28)) / density, hours=rnd.uniform(-2, 2))
     out.sort(key=lambda m: (m.recorded_at, str(m.event_id)))
     return out
 
