@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from contracts.base import InputUsed, Message, derived_id
+from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
@@ -33,7 +33,7 @@ from services.radiotherapy_planner.facts import (
     prune_findings,
     refold_assessments,
 )
-from services.radiotherapy_planner.items_base import Item, as_input, reference_date
+from services.radiotherapy_planner.items_base import Item, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
@@ -43,7 +43,7 @@ from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
 from shared.clinical.life_expectancy import Remaining
-from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
+from shared.clinical.recommend import caused_by, notify_plan_changes
 from shared.clinical.treatments import canonical
 
 SERVICE = "radiotherapy-planner"
@@ -294,10 +294,6 @@ def _notify(item: Item) -> bool:
     return item.status in NOTIFY_STATUSES and item.severity != "info"
 
 
-def _inputs_used(item: Item) -> list[InputUsed]:
-    return [as_input(x) for x in item.inputs]
-
-
 def apply_event(
     state: LocalState,
     event: Message,
@@ -321,22 +317,7 @@ def apply_event(
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion)
     s.next_due = next_due(s, decided, compression_window, by_lesion)
     items = [i for sec in sections for i in sec.items]
-    decisions = [(i, i.content) for i in items]
-    notices = [
-        PlanNotice(
-            key=i.key,
-            digest=i.digest,
-            rule_id=i.rule_id,
-            severity=i.severity,
-            title=i.title,
-            text_fr=i.text_fr,
-            inputs=functools.partial(_inputs_used, i),
-            missing=list(i.missing),
-            content=content,
-        )
-        for i, content in decisions
-        if _notify(i)
-    ]
+    notices = [i.notice for i in items if _notify(i)]
     s.published, out = notify_plan_changes(
         s.published,
         notices,
@@ -345,7 +326,7 @@ def apply_event(
         "Plan local mis à jour : cet élément a changé.",
         "Plan local mis à jour : cet élément ne s'applique plus.",
     )
-    digest = hashlib.sha256("\n".join(i.digest for i, _ in decisions).encode()).hexdigest()  # of the item digests
+    digest = hashlib.sha256("\n".join(i.digest for i in items).encode()).hexdigest()  # of the item digests
     if digest != s.plan_digest and (items or s.plan_version):
         s.plan_version += 1
         s.plan_digest = digest

@@ -16,6 +16,7 @@ from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
 from shared.clinical.dates import HOSPITAL_TZ, local_day
+from shared.clinical.recommend import PlanNotice
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Item:
 
     __slots__ = (
         "_model",
+        "_notice",
         "checks",
         "content",
         "digest",
@@ -99,6 +101,27 @@ class Item:
         )
         self.digest = hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
         self._model: PlanItem | None = None
+        self._notice: PlanNotice | None = None
+
+    def inputs_used(self) -> list[InputUsed]:
+        return [as_input(x) for x in self.inputs]
+
+    @property
+    def notice(self) -> PlanNotice:
+        """The item as a notifiable decision (made once: items are memoised and reused from one event to the next)."""
+        if self._notice is None:
+            self._notice = PlanNotice(
+                key=self.key,
+                digest=self.digest,
+                rule_id=self.rule_id,
+                severity=self.severity,
+                title=self.title,
+                text_fr=self.text_fr,
+                inputs=self.inputs_used,
+                missing=list(self.missing),
+                content=self.content,
+            )
+        return self._notice
 
     @property
     def model(self) -> PlanItem:

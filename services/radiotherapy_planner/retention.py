@@ -52,6 +52,7 @@ HORIZON: Final = timedelta(days=183)
 WRITERS_KEPT: Final = 2
 
 _Key = tuple[date, int, str]
+_DRUG_KINDS: Final = frozenset({"systemic_drug", "drug_administration"})
 
 
 def retain(s: LocalState) -> LocalState:
@@ -124,7 +125,7 @@ def _order(r: ClinicalAssessment) -> tuple[datetime, datetime, int]:
 
 def _assessments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     held = s.assessments
-    old = sum(1 for a in held.values() if _old(a, cut))
+    old = sum(1 for a in held.values() if a.occurred_at < cut and a.recorded_at < cut)
     if not old or _marked(s, update, "assessments", str(old)):
         return
     providers = {f.event_id for f in s.assessed.values()} | {o.event_id for o in s.opinions.values()}
@@ -213,9 +214,11 @@ def references(s: LocalState, day: date) -> list[date]:
 def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     held = s.treatments
     day = cut.date() - timedelta(days=1)  # a day early: the hospital's calendar day may be the UTC one's next
-    old = sum(1 for e in held.values() if _is_drug(e) and e.treatment.on < day)
+    old = sum(1 for e in held.values() if e.treatment.kind in _DRUG_KINDS and e.treatment.on < day)
+    if not old:
+        return
     points = references(s, day)
-    if not old or _marked(s, update, "drugs", f"{old}|{','.join(map(str, points))}"):
+    if _marked(s, update, "drugs", f"{old}|{','.join(map(str, points))}"):
         return
     chain = _components((k, e.corrects) for k, e in held.items())
     by_chain: dict[str, list[TreatmentEvent]] = {}
@@ -326,7 +329,7 @@ def _forder(f: FindingFact | ImagingFinding) -> tuple[datetime, datetime, int]:
 
 # ---- requests -------------------------------------------------------------------------------------------------------
 def _requests(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
-    gone = [k for k, r in s.requests.items() if r.status == "cancelled" and r.occurred_at < cut and r.recorded_at < cut]
+    gone = [k for k, r in s.requests.items() if r.status != "active" and r.occurred_at < cut and r.recorded_at < cut]
     if not gone:
         return
     update["requests"] = {k: r for k, r in s.requests.items() if k not in gone}
