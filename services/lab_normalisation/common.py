@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -19,6 +19,8 @@ from contracts.clinical import Analyte
 from contracts.hospital import Coding, LabResult, PatientRecord
 from services.lab_normalisation.loinc import LOINC, LOINC_ANALYTES, LOINC_CODES, LOINC_SHAPE, looks_relevant
 from services.lab_normalisation.rules import CANONICAL_UNIT, to_canonical
+from shared.clinical.clock import NotAfter
+from shared.errors import Rejected
 
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_MESSAGE_BYTES = 1_000_000
@@ -158,3 +160,26 @@ def check_units(result: LabResult, analytes: AnalyteMap) -> LabInput | None:
 def day_start(day: Any, tz: Any) -> datetime:
     """A date-only collection time: that day's first minute in the hospital's zone (never a guessed hour)."""
     return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+#: review of issue 24: the earliest date read (a draw, a message, a birth date): an earlier one is an entry error.
+#: LAB-CRCL: an age of 140 years or more makes Cockcroft-Gault's (140 - age) zero or negative; and a time of year 1 or
+#: 9999 cannot be moved to UTC (it crashed the aggregate's retention, and the future check's message)
+EARLIEST_YEAR = 1900
+
+
+def check_time(guard: NotAfter, when: datetime | date | None, what: str) -> None:
+    """`guard.check` (not later than the receipt, issue 9.7), after refusing a date before EARLIEST_YEAR or a time
+    that cannot be expressed in UTC: valid FHIR and HL7 dates, never clinical ones."""
+    if when is None:
+        return
+    if not isinstance(when, date):  # e.g. a FHIR time the model left a string
+        raise Rejected(f"{what} is not a date or a time this service reads")
+    if when.year < EARLIEST_YEAR:
+        raise Rejected(f"{what} is before {EARLIEST_YEAR}: an entry error, never a clinical date")
+    if isinstance(when, datetime):
+        try:
+            when.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise Rejected(f"{what} is out of range") from exc
+    guard.check(when, what)

@@ -40,6 +40,7 @@ from services.lab_normalisation.common import (
     PATIENT_ID,
     AnalyteMap,
     Ingested,
+    check_time,
     check_units,
     day_start,
     note_unmapped,
@@ -142,6 +143,21 @@ def partial_start(value: str) -> date | None:
         return None
 
 
+_LEAP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}):60(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _leap_second(value: str) -> datetime | None:
+    """A FHIR dateTime or instant at second 60 (a leap second, valid FHIR; the model leaves it a string): the last
+    instant of that minute (review of issue 24: it was refused as "only a year or a month")."""
+    m = _LEAP.fullmatch(value)
+    if m is None:
+        return None
+    try:
+        return datetime.fromisoformat(f"{m.group(1)}:59.999999{m.group(2).replace('Z', '+00:00')}")
+    except ValueError:
+        return None
+
+
 def _when(value: object, tz: ZoneInfo, what: str) -> tuple[datetime, TimePrecision]:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -149,6 +165,8 @@ def _when(value: object, tz: ZoneInfo, what: str) -> tuple[datetime, TimePrecisi
         return value, "time"
     if isinstance(value, date):
         return day_start(value, tz), "date"
+    if isinstance(value, str) and (leap := _leap_second(value)) is not None:
+        return leap, "time"
     if isinstance(value, str):
         raise Rejected(f"{what} is only a year or a month ({value}); a collection date is never guessed")
     raise Rejected(f"{what} missing")
@@ -248,7 +266,7 @@ def _result(
         if _subject(obs, ctx) != out.patient_id:
             raise Rejected("no subject, or another patient's")
         when, precision = _when(_collected(obs, ctx, parent), tz, "collection time")
-        guard.check(when, "collection time")
+        check_time(guard, when, "collection time")
         report = parent if isinstance(parent, DiagnosticReport) else ctx.parent.get(id(parent)) if parent else None
         issued = (
             obs.issued
@@ -256,7 +274,7 @@ def _result(
             or (report.issued if isinstance(report, DiagnosticReport) else None)
         )
         recorded_at = _when(issued, tz, "issued")[0] if issued else guard.received_at
-        guard.check(recorded_at, "issued time")
+        check_time(guard, recorded_at, "issued time")
         if status != "entered-in-error" and (q is None or q.value is None) and absent is None:
             raise Rejected("no numeric valueQuantity")
         unit = None if q is None else (q.code or q.unit)
@@ -293,15 +311,16 @@ def _result(
 
 
 def _patient(pat: Patient, guard: NotAfter, out: Ingested) -> None:
-    updated = pat.meta.lastUpdated if pat.meta and pat.meta.lastUpdated else guard.received_at
+    updated: Any = pat.meta.lastUpdated if pat.meta and pat.meta.lastUpdated else guard.received_at
+    updated = _leap_second(updated) or updated if isinstance(updated, str) else updated  # review of issue 24
     birth: date | None = pat.birthDate if isinstance(pat.birthDate, date) else None
     try:
-        guard.check(updated, "Patient.meta.lastUpdated")
+        check_time(guard, updated, "Patient.meta.lastUpdated")
         if isinstance(pat.birthDate, str):  # a year or a month (FHIR date precision): the age is not known exactly
-            guard.check(partial_start(pat.birthDate), "Patient.birthDate")
+            check_time(guard, partial_start(pat.birthDate), "Patient.birthDate")
             out.ignored.append(f"Patient.birthDate {pat.birthDate[:7]}: not a full date, so no age is derived from it")
         else:
-            guard.check(birth, "Patient.birthDate")
+            check_time(guard, birth, "Patient.birthDate")
     except Rejected as exc:
         out.rejections.append(f"Patient: {exc}")
         return

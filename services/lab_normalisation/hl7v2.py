@@ -40,6 +40,7 @@ from services.lab_normalisation.common import (
     IdRule,
     Ingested,
     LabInput,
+    check_time,
     check_units,
     day_start,
     note_unmapped,
@@ -361,7 +362,7 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) ->
     recorded_at, precision = _hl7_time(_field(msh, 7), tz, "MSH-7 message time")
     if precision == "date":  # MSH-7 is only when the message was made: a date alone means "received now"
         recorded_at = guard.received_at
-    guard.check(recorded_at, "MSH-7 message time")
+    check_time(guard, recorded_at, "MSH-7 message time")
     pids = [s for s in msg if str(s[0]) == "PID"]
     if len(pids) != 1:
         raise Rejected(f"an {kind[0]}^{kind[1]} here must carry exactly one PID (one patient per message)")
@@ -397,7 +398,7 @@ def _demographics(pid: hl7.Segment, req: Hl7Request, guard: NotAfter, out: Inges
     sex, birth = _field(pid, 8), _hl7_date(_field(pid, 7))
     if birth is not None:
         try:
-            guard.check(birth, "PID-7 birth date")
+            check_time(guard, birth, "PID-7 birth date")
         except Rejected as exc:
             out.rejections.append(f"PID: {exc}")
             return
@@ -491,7 +492,7 @@ def _obx(
     when, precision = _hl7_time(
         _field(obx, 14) or order.observed or order.specimen, tz, "specimen time (OBX-14, OBR-7 or SPM-17)"
     )
-    guard.check(when, "specimen time")
+    check_time(guard, when, "specimen time")
     value: float | None = None
     comparator: Comparator | None = None
     unit = _field(obx, 6, 1) or None

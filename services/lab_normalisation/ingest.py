@@ -21,6 +21,7 @@ from services.lab_normalisation.common import (
     IdRule,
     Ingested,
     LabInput,
+    check_time,
     check_units,
     note_unmapped,
 )
@@ -104,8 +105,8 @@ def fhir_verdict(raw: bytes, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo
 def from_json_lab(raw: bytes, analytes: AnalyteMap, guard: NotAfter) -> Ingested:
     """A ValidationError (schema) is left to the runtime, which dead-letters it as such."""
     result = LabResult.model_validate_json(raw)
-    guard.check(result.occurred_at, "occurred_at (collection time)")
-    guard.check(result.recorded_at, "recorded_at")
+    check_time(guard, result.occurred_at, "occurred_at (collection time)")
+    check_time(guard, result.recorded_at, "recorded_at")
     try:
         checked = check_units(result, analytes)
     except LabRejection as exc:
@@ -118,8 +119,8 @@ def from_json_lab(raw: bytes, analytes: AnalyteMap, guard: NotAfter) -> Ingested
 
 def from_json_patient(raw: bytes, guard: NotAfter) -> Ingested:
     record = PatientRecord.model_validate_json(raw)
-    guard.check(record.occurred_at, "occurred_at")
-    guard.check(record.recorded_at, "recorded_at")
-    guard.check(record.weight_measured_at, "weight_measured_at")
-    guard.check(record.birth_date, "birth_date")
+    check_time(guard, record.occurred_at, "occurred_at")
+    check_time(guard, record.recorded_at, "recorded_at")
+    check_time(guard, record.weight_measured_at, "weight_measured_at")
+    check_time(guard, record.birth_date, "birth_date")
     return Ingested(key=str(record.event_id), patient_id=record.patient_id, patients=[record])
