@@ -11,9 +11,10 @@ records arrive within days to weeks (LAB-CORRECTION, an amended imaging report);
 
 - corrected calcium (LAB-CA-CRISIS L300-306, CLASS-SRE L259-296): every result after the cutoff; before it, only
   what a decision reads: the newest counted value (the crisis, censored and unconfirmed decisions read the newest),
-  and of each crisis episode (one SRE each, historical once ended) its first value, its newest value before the
-  cutoff, and the value that ended it. The labs left out are only re-measurements inside an episode or normal
-  values between episodes, which change no episode.
+  and of each crisis episode (one SRE each) still under way or ended after the cutoff its first value, its newest
+  value before the cutoff, and the value that ended it. The labs left out are re-measurements inside an episode or
+  normal values between episodes, which change no episode. An episode that ended before the cutoff is forgotten
+  with what was published for it (its historical SRE, its alert or late-value notice): nothing decides it again.
 - imaging findings: every finding after the cutoff, and each chain of versions of a record (an original, its
   amendments, an entered-in-error) as a whole; the older ones that count are folded into the lesion's summary
   (`lesion_bases`), from which a correction folds the lesion again (shared/clinical/corrections.py), so a lesion's
@@ -27,22 +28,28 @@ records arrive within days to weeks (LAB-CORRECTION, an amended imaging report);
   drug administrations such as monthly denosumab) is not kept.
 - a lesion's new foci: the newest only (IMG-FLARE reads the newest, L357-405).
 
-What was published (recommendation and score IDs per slot, SRE IDs) is kept as it is: it is bounded by the slots
-and episodes, and it is what idempotent publication compares with.
+What was published (recommendation and score IDs per slot, SRE IDs) is kept as it is, but for the crisis episodes
+forgotten: it is bounded by the lesions and the slots, and it is what idempotent publication compares with.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import uuid
 from collections.abc import Callable, Hashable, Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.base import derived_id
+from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import _target as correction_target
 from shared.clinical.corrections import effective
+from shared.clinical.dates import add_months, local_day
+from shared.clinical.treatments import effective_treatments, in_effect_order
 
 #: Late and corrected records arrive within this much clinical time of the newest one (LAB-CORRECTION: an amended
 #: or withdrawn result within days; an amended imaging report or assessment within weeks). 90 days also covers the
@@ -51,9 +58,11 @@ from shared.clinical.corrections import effective
 HORIZON = timedelta(days=90)
 #: ...and within the newest records of their kind: a patient with dense records (a crisis re-measured hourly) keeps
 #: these many, not 90 days of them.
-LABS_KEPT = 48
-FINDINGS_KEPT = 48
-ASSESSMENTS_KEPT = 16
+LABS_KEPT = 24
+FINDINGS_KEPT = 16
+ASSESSMENTS_KEPT = 8
+#: Systemic-drug starts and stops are folded once there are more than these (the fold's own cost, once a day).
+DRUGS_KEPT = 8
 #: Treatment kinds no scoring rule reads (CLASS-SRE reads radiotherapy and surgery, IMG-FLARE systemic drugs).
 UNREAD_TREATMENTS = frozenset({"dental", "metabolic_radiotherapy", "drug_administration"})
 
@@ -68,11 +77,20 @@ def retain(s: ScoringState) -> ScoringState:
     if anchor != s.newest_recorded:
         update["newest_recorded"] = anchor
     dropped: list[datetime] = []
-    labs = _retain_labs(s.labs, start)
+    labs, ended = _retain_labs(s.labs, start)
     if labs is not None:
         dropped += [v.recorded_at for rid, v in s.labs.items() if rid not in labs]
         update["labs"] = labs
+    if ended:  # what was published for crisis episodes that ended before the cutoff: nothing decides it again
+        sres = {str(derived_id("sre", "hypercalcaemia", rid, "historical")) for rid in ended}
+        slots = {f"calcium:{kind}:{rid}" for rid in ended for kind in ("crisis", "late", "stale")}
+        update["sres"] = [x for x in s.sres if x not in sres]
+        update["calcium_sres"] = [x for x in s.calcium_sres if x not in sres]
+        update["recommendations"] = {k: v for k, v in s.recommendations.items() if k not in slots}
     treatments = {k: e for k, e in s.treatments.items() if not _unread(e)}
+    drugs = sum(isinstance(e.treatment, SystemicDrug) for e in treatments.values())
+    if drugs > DRUGS_KEPT and (s.newest_recorded is None or local_day(s.newest_recorded) != local_day(anchor)):
+        treatments = _retain_drugs(treatments, _focus_days(s), start)  # past a few, once a day of the horizon
     if len(treatments) < len(s.treatments):
         dropped += [e.recorded_at for k, e in s.treatments.items() if k not in treatments]
         update["treatments"] = treatments
@@ -116,8 +134,8 @@ def _newest_recorded(s: ScoringState) -> datetime | None:
 def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
     """The clinical time from which records of a kind are kept one by one: the horizon's start, or later when more
     than `kept` records are within it."""
-    ordered = sorted(times)
-    return start if len(ordered) <= kept else max(start, ordered[-kept])
+    every = list(times)
+    return start if len(every) <= kept else max(start, heapq.nlargest(kept, every)[-1])
 
 
 def _unread(e: TreatmentEvent) -> bool:
@@ -132,32 +150,188 @@ def _one_focus(lesion: Lesion) -> Lesion:
     return lesion.model_copy(update={"new_foci": lesion.new_foci[-1:]})
 
 
+# ---- systemic drugs (IMG-FLARE) -----------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """One continuous treatment by a drug (patient._active_drugs): from its start to its last stop, restarts within
+    FLARE_RESTART_INTERRUPTION_MONTHS included; `stop` None while under way. `steps`: its starts and stops in the
+    order they take effect, each with whether it changed anything (a start sent again while under way does not)."""
+
+    first: date
+    stop: date | None = None
+    steps: list[tuple[uuid.UUID, SystemicDrug, bool]] = field(default_factory=list)
+
+
+#: a drug's state after a step, as patient._active_drugs has it: (under way since, its ATC code) or None; (paused: the
+#: continuous start, the day it stopped) or None
+_DrugState = tuple[tuple[date, str | None] | None, tuple[date, date] | None]
+
+
+def _replay(steps: list[SystemicDrug]) -> list[_DrugState]:
+    """The drug's state after each step (patient._active_drugs' rules, one drug, from no treatment)."""
+    active: tuple[date, str | None] | None = None
+    paused: tuple[date, date] | None = None
+    out: list[_DrugState] = []
+    for x in steps:
+        if x.action == "started" and active is None:
+            since = x.on
+            if paused is not None and x.on < add_months(paused[1], r.FLARE_RESTART_INTERRUPTION_MONTHS):
+                since = paused[0]  # resumed: the same continuous treatment
+            active, paused = (since, x.atc_code), None
+        elif x.action == "stopped" and active is not None:
+            paused = (active[0], x.on)
+            active = None
+        out.append((active, paused))
+    return out
+
+
+def _run_kept(run: _Run, foci: set[date], cutoff: date) -> list[uuid.UUID]:
+    """The steps of a continuous treatment to keep: none once it ended before the cutoff (no start can resume it) and
+    was not under way on a focus day; else, day by day (a day's steps are kept together: their order depends on what
+    is under way that morning, shared/clinical/treatments.in_effect_order), its first day, every day from the cutoff
+    on, and the day before each focus day and before the cutoff with the day before that; then every day needed for
+    each kept day to begin in the state it began in (under way since the same day, or paused since the same stop),
+    found by replaying them. Replaying what is kept gives the same continuous start, ATC code and pause after every
+    kept day and on every day read; when it would not, the whole treatment is kept."""
+    reach = None if run.stop is None else add_months(run.stop, r.FLARE_RESTART_INTERRUPTION_MONTHS)
+    read = sorted({day for day in foci if run.first <= day and (reach is None or day <= reach)})
+    if reach is not None and reach < cutoff and not read:
+        return []
+    steps = [x for _, x, _ in run.steps]
+    days = sorted({x.on for x in steps})
+    if len(days) <= 2:
+        return [event_id for event_id, _, _ in run.steps]
+    full = _replay(steps)
+    after = [full[max(i for i, x in enumerate(steps) if x.on == day)] for day in days]  # the state after each day
+
+    def begins(state: _DrugState | None) -> tuple[date | None, tuple[date, date] | None]:
+        return (None if state is None or state[0] is None else state[0][0]), (None if state is None else state[1])
+
+    kept = {0} | {j for j, day in enumerate(days) if day >= cutoff}
+    for day in [*read, cutoff - timedelta(days=1)]:
+        k = max((j for j, d in enumerate(days) if d <= day), default=None)
+        if k is not None:
+            kept |= {k, max(k - 1, 0)}
+    while True:
+        order = sorted(kept)
+        mine = _replay([x for x in steps if x.on in {days[j] for j in order}])
+        ends = {}  # the state after each kept day, replaying only what is kept
+        n = 0
+        for j in order:
+            n += sum(1 for x in steps if x.on == days[j])
+            ends[j] = mine[n - 1]
+        missing = [
+            j - 1
+            for prev, j in itertools.pairwise(order)
+            if begins(ends[prev]) != begins(after[j - 1]) and j - 1 not in kept
+        ]
+        if not missing:
+            break
+        kept.add(missing[0])
+    same = all(ends[j] == after[j] for j in order)
+    for day in read:
+        k = max((j for j, d in enumerate(days) if d <= day), default=None)
+        last = max((j for j in order if days[j] <= day), default=None)
+        same = same and (k is None) == (last is None) and (k is None or last is None or ends[last] == after[k])
+    keep_days = {days[j] for j in order}
+    if not same:
+        return [event_id for event_id, _, _ in run.steps]
+    return [event_id for event_id, x, _ in run.steps if x.on in keep_days]
+
+
+def _focus_days(s: ScoringState) -> set[date]:
+    """The days IMG-FLARE may read the drugs under way on: each lesion's newest new focus, and every focus a
+    correction within the horizon could make the newest again (its summary's, its findings kept one by one)."""
+    foci = [f for x in (*s.lesions.values(), *s.lesion_bases.values()) for f in x.new_foci[-1:]]
+    days = {local_day(f.occurred_at) for f in foci}
+    days |= {
+        local_day(f.occurred_at) for f in s.findings.values() if f.new_focus and f.modality in r.METABOLIC_MODALITIES
+    }
+    return days
+
+
+def _retain_drugs(treatments: dict[str, TreatmentEvent], foci: set[date], start: datetime) -> dict[str, TreatmentEvent]:
+    """The treatment events without the systemic-drug treatments no decision can read again: a continuous treatment
+    that ended (its last stop more than FLARE_RESTART_INTERRUPTION_MONTHS before the cutoff, so no start can resume
+    it) and was not under way on a day IMG-FLARE reads (a focus day), with every record of its chains of versions."""
+    cutoff = local_day(start) - timedelta(days=1)
+    drugs = [e for e in treatments.values() if isinstance(e.treatment, SystemicDrug)]
+    if not any(e.treatment.on < cutoff for e in drugs):
+        return treatments
+    runs: list[_Run] = []
+    active: dict[str, _Run] = {}
+    paused: dict[str, _Run] = {}
+    for e, x in in_effect_order(effective_treatments(treatments.values())):  # as patient._active_drugs reads them
+        run = active.get(x.drug)
+        changed = True
+        if x.action == "started" and run is None:
+            run = paused.pop(x.drug, None)
+            if run is None or run.stop is None or x.on >= add_months(run.stop, r.FLARE_RESTART_INTERRUPTION_MONTHS):
+                run = _Run(x.on)  # a new treatment (a longer interruption starts the window again)
+                runs.append(run)
+            run.stop = None
+            active[x.drug] = run
+        elif x.action == "stopped" and run is not None:
+            run.stop = x.on
+            paused[x.drug] = active.pop(x.drug)
+        elif run is None:  # a stop of a drug not under way changes nothing: on its own, dropped once old
+            run = _Run(x.on, x.on)
+            runs.append(run)
+        else:
+            changed = False  # a start sent again while under way
+        run.steps.append((e.event_id, x, changed))
+    kept = {event_id for run in runs for event_id in _run_kept(run, foci, cutoff)}
+    rows = list(treatments.values())
+    roots = _roots(rows, _treatment_kind)
+    # a chain of versions goes whole: one with a record kept, not a systemic drug, or not older than the cutoff stays
+    needed = {
+        roots[e.event_id]
+        for e in rows
+        if e.event_id in kept
+        or not isinstance(e.treatment, SystemicDrug)
+        or e.treatment.on >= cutoff
+        or e.occurred_at >= start
+    }
+    if all(roots[e.event_id] in needed for e in rows):
+        return treatments
+    return {k: e for k, e in treatments.items() if roots[e.event_id] in needed}
+
+
+def _treatment_kind(e: TreatmentEvent) -> str:
+    return e.treatment.kind
+
+
 # ---- corrected calcium ---------------------------------------------------------------------------------------------
 def _order(v: LabValue) -> tuple[datetime, datetime, str]:
     return v.occurred_at, v.recorded_at, str(v.event_id)
 
 
-def _retain_labs(labs: dict[str, LabValue], start: datetime) -> dict[str, LabValue] | None:
-    """The labs to keep, or None when all are kept. What services/scoring/calcium.py reads before the cutoff: the
-    newest counted value, and each crisis episode's first value, newest value before the cutoff and ending value."""
+def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, LabValue] | None, list[str]]:
+    """The labs to keep (None when all are kept), and the crisis episodes that ended before the cutoff (the result
+    IDs of their first values). What services/scoring/calcium.py reads before the cutoff: the newest counted value,
+    and of each episode still under way or ended after the cutoff its first value, newest value before the cutoff
+    and ending value. An episode that ended before the cutoff decides nothing new: its SRE is historical and
+    published, its alert kept as published (or its late-value notice published); no event within the horizon can
+    change it, so it is forgotten (retain() drops what was published for it)."""
     cutoff = _cutoff((v.occurred_at for v in labs.values()), start, LABS_KEPT)
-    if all(v.occurred_at >= cutoff for v in labs.values()):
-        return None
-    ordered = sorted(labs.items(), key=lambda kv: _order(kv[1]))
-    keep = {rid for rid, v in ordered if v.occurred_at >= cutoff}
-    counted = [(rid, v) for rid, v in ordered if not v.withdrawn]
-    old = [rid for rid, v in counted if v.occurred_at < cutoff]
-    if old:
-        keep.add(old[-1])  # the newest value (when nothing newer counts)
+    # only the values before the cutoff are walked: those after it are kept, and an episode under way at the cutoff
+    # keeps the same values before it whether a value after it ends it or not
+    before = sorted(((rid, v) for rid, v in labs.items() if v.occurred_at < cutoff), key=lambda kv: _order(kv[1]))
+    if not before:
+        return None, []
+    keep = {rid for rid, v in labs.items() if v.occurred_at >= cutoff}
+    counted = [(rid, v) for rid, v in before if not v.withdrawn]
+    if counted:
+        keep.add(counted[-1][0])  # the newest value (when nothing newer counts)
+    ended: list[str] = []
     episode: list[tuple[str, LabValue]] = []  # LAB-CA-CRISIS: a run of crisis values, straddling ones left aside
 
-    def close(ended_by: str | None) -> None:
+    def close(ended_by: tuple[str, LabValue] | None) -> None:
+        if ended_by is not None and ended_by[1].occurred_at < cutoff:
+            ended.append(episode[0][0])
+            return
         keep.add(episode[0][0])
-        before = [rid for rid, v in episode if v.occurred_at < cutoff]
-        if before:
-            keep.add(before[-1])
-        if ended_by is not None:
-            keep.add(ended_by)
+        keep.add(episode[-1][0])  # its newest value before the cutoff
 
     for rid, v in counted:
         if v.value is None:
@@ -166,15 +340,17 @@ def _retain_labs(labs: dict[str, LabValue], start: datetime) -> dict[str, LabVal
         if side == "above":
             episode.append((rid, v))
         elif side == "below" and episode:
-            close(rid)
+            close((rid, v))
             episode = []
     if episode:
         close(None)
-    return {rid: v for rid, v in labs.items() if rid in keep}
+    if len(keep) == len(labs):
+        return None, ended
+    return {rid: v for rid, v in labs.items() if rid in keep}, ended
 
 
 # ---- imaging findings and assessments: whole chains of versions ---------------------------------------------------
-R = TypeVar("R", ImagingFinding, ClinicalAssessment)
+R = TypeVar("R", ImagingFinding, ClinicalAssessment, TreatmentEvent)
 
 
 def _roots(rows: list[R], group: Callable[[R], Hashable]) -> dict[uuid.UUID, uuid.UUID]:

@@ -2,12 +2,12 @@
 gives the scoring aggregate: under 64 KB of JSON after 5 years of follow-up, and a per-event cost that does not grow
 with the length of the history.
 
-`history(seed, years)` is a pure function of its arguments: labs every 1 to 4 weeks (corrected calcium, with crisis
-episodes re-measured daily, values without albumin, censored values, re-derivations and withdrawals), imaging every
-2 to 4 months of a few lesions that grow in number (CT, MRI, bone scan, PET; fractures, cord compressions, new foci,
-resolutions), monthly assessments, lines of systemic treatment, radiotherapy for pain, surgery, monthly denosumab,
-dental care, corrections (amended, entered in error) of each kind of record, duplicates, and deliveries out of order
-by up to `late_days`.
+`history(seed, years)` is a pure function of its arguments: labs every 1 to 4 weeks (corrected calcium, with a crisis
+episode re-measured daily about one year in four, values without albumin, censored values, re-derivations and
+withdrawals), imaging every 2 to 4 months of a few lesions that grow in number (CT, MRI, bone scan, PET; fractures,
+cord compressions, new foci, resolutions), monthly assessments, lines of systemic treatment, radiotherapy for pain,
+surgery, monthly denosumab, dental care, corrections (amended, entered in error) of each kind of record, duplicates,
+and deliveries out of order by up to `late_days`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from contracts.base import Message
 from contracts.clinical import NormalisedLab, SourceRef
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from services.scoring import retention
 from services.scoring.domain import ScoringState, apply_event
 
 START = datetime(2021, 1, 4, 8, 0, tzinfo=UTC)
@@ -88,20 +91,20 @@ def _lab(g: _Gen, at: datetime, value: float | None, *, rid: str | None = None, 
     return NormalisedLab.model_validate(fields)
 
 
-def _labs(g: _Gen, end: datetime, mean_days: float) -> None:
+def _labs(g: _Gen, end: datetime, mean_days: float, crises_per_year: float) -> None:
     at = START + timedelta(hours=g.rng.randint(1, 200))
     recent: list[NormalisedLab] = []
     while at < end:
         r = g.rng.random()
-        if r < 0.03:  # a crisis episode, re-measured daily
+        if r < crises_per_year * 1.25 * mean_days / 365:  # a crisis episode, re-measured daily
             for _ in range(g.rng.randint(1, 4)):
                 recent.append(_lab(g, at, round(g.rng.uniform(3.51, 3.95), 2)))
                 g.emit(recent[-1])
                 at += timedelta(hours=g.rng.randint(20, 30))
             recent.append(_lab(g, at, round(g.rng.uniform(2.3, 2.6), 2)))
-        elif r < 0.07:
+        elif r < 0.05:
             recent.append(_lab(g, at, None))  # no albumin
-        elif r < 0.09:
+        elif r < 0.07:
             recent.append(_lab(g, at, 2.5, comparator=">"))  # censored, undecided
         else:
             recent.append(_lab(g, at, round(g.rng.gauss(2.4, 0.15), 2)))
@@ -299,11 +302,12 @@ def history(
     imaging_days: float = 90,
     assessment_days: float = 30,
     late_days: float = 20,
+    crises_per_year: float = 0.25,
 ) -> list[Message]:
     """One patient's scoring inputs over `years`, in delivery order (see the module's docstring)."""
     g = _Gen(random.Random(seed), late_days)
     end = START + timedelta(days=365.25 * years)
-    _labs(g, end, lab_days)
+    _labs(g, end, lab_days, crises_per_year)
     lesions = _imaging(g, end, imaging_days)
     _assessments(g, end, lesions, assessment_days)
     _treatments(g, end, lesions)
@@ -362,3 +366,44 @@ def run(events: list[Message], state: ScoringState | None = None) -> ScoringStat
     for e in events:
         s, _ = apply_event(s, e)
     return s
+
+
+# ---- the bound -------------------------------------------------------------------------------------------------------
+def _sizes(events: list[Message]) -> tuple[list[int], ScoringState]:
+    s, sizes = ScoringState(), []
+    for e in events:
+        s, _ = apply_event(s, e)
+        sizes.append(len(s.model_dump_json()))
+    return sizes, s
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_five_years_of_follow_up_stay_under_64_KB(seed: int) -> None:
+    """Issue 25: after 5 years (labs every 1-4 weeks, imaging every 2-4 months of up to 8 lesions each reported on
+    every study, monthly assessments, treatment lines, corrections), the state is under 64 KB of JSON, and it never
+    went far past it (the peak follows a study: its findings kept one by one beside the lesions' folds)."""
+    events = history(seed, 5)
+    sizes, _ = _sizes(events)
+    unbounded = ScoringState()
+    for e in events:
+        unbounded, _ = apply_event(unbounded, e, retained=False)
+    assert sizes[-1] < 64 * 1024 and max(sizes) < 72 * 1024, (sizes[-1], max(sizes))
+    assert len(unbounded.model_dump_json()) > 3 * sizes[-1]
+
+
+def test_the_state_does_not_grow_with_the_history() -> None:
+    """Ten years of a densely followed patient (labs every 1-4 days, imaging every 1-2 months: ~3 500 events), all
+    applied: the state of the last five years is no bigger than that of years 2 to 5 (what is kept depends on the
+    horizon and the patient's lesions, not on the history's length), and each kind of record stays within its
+    bound."""
+    events = history(8, 10, lab_days=1.2, imaging_days=45)
+    sizes, s = _sizes(events)
+    assert len(events) > 3000
+    n = len(events)
+    assert max(sizes[n // 2 :]) <= 1.1 * max(sizes[n // 5 : n // 2]), (
+        max(sizes[n // 2 :]),
+        max(sizes[n // 5 : n // 2]),
+    )
+    assert len(s.labs) <= retention.LABS_KEPT + 4
+    assert len(s.findings) <= retention.FINDINGS_KEPT + 8
+    assert len(s.assessments) <= retention.ASSESSMENTS_KEPT + 2
