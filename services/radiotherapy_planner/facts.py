@@ -60,6 +60,8 @@ class LabFact(BaseModel):
 
 
 class ScoreFact(BaseModel):
+    model_config = ConfigDict(frozen=True)  # replaced, never changed: its stored JSON is reused (stored.py)
+
     total: int | None
     band: str | None
     complete: bool
@@ -77,6 +79,8 @@ class ScoreFact(BaseModel):
 
 
 class SurgicalOpinionFact(BaseModel):
+    model_config = ConfigDict(frozen=True)  # replaced, never changed: its stored JSON is reused (stored.py)
+
     operable: bool
     on: date
     lesion_id: str | None

@@ -1,10 +1,11 @@
 """The stored JSON of the local-treatment planner's aggregate, written without serialising again the records that did
 not change (issue 25: per-event cost flat in the history's length).
 
-The runtime stores a patient's state as `model_dump_json()` after every batch. Most of it is frozen records kept as
-received (imaging findings, assessments, treatment events, requests): their JSON is kept by object and the state's
-JSON assembled from it. Safe because those records are frozen pydantic models (an object's JSON never changes); an
-entry leaves with its object (weak reference), so the memory follows the states the process holds. The document is
+The runtime stores a patient's state as `model_dump_json()` after every batch. Most of it is records kept as received
+(imaging findings, assessments, treatment events, requests) and facts made from them: their JSON is kept by object
+and the state's JSON assembled from it. Safe because none is changed once made (the records are frozen models; a fact
+is replaced, never changed in place), so an object's JSON never changes; an entry leaves with its object (weak
+reference), so the memory follows the states the process holds. The document is
 pydantic's own (fields in another order): tests/unit/test_issue25_local_history.py checks it loads back equal.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import weakref
+from collections import OrderedDict
 from typing import Final
 
 from pydantic import BaseModel
@@ -43,8 +45,35 @@ class PartsJson:
 
 
 PARTS: Final = PartsJson()
-#: the state's fields that map keys to frozen records
-MAPS: Final = ("findings", "assessments", "treatments", "requests")
+#: the state's fields that map keys to records never changed once made (frozen records as received; the facts made
+#: from them, replaced, never changed in place)
+MAPS: Final = (
+    "findings",
+    "assessments",
+    "treatments",
+    "requests",
+    "assessed",
+    "assessed_base",
+    "opinions",
+    "opinions_base",
+    "scores",
+)
+#: the JSON body of each map by object: an event copies only the table it changes (domain.merge), so most tables of
+#: a new state are the previous state's objects. Held strongly (an object's ID is not reused while it is here).
+BODIES_SIZE: Final = 4096
+_BODIES: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
+
+
+def _body(value: dict[str, BaseModel]) -> str:
+    hit = _BODIES.get(id(value))
+    if hit is not None and hit[0] is value and hit[1] == len(value):
+        _BODIES.move_to_end(id(value))
+        return hit[2]
+    body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
+    _BODIES[id(value)] = (value, len(value), body)
+    if len(_BODIES) > BODIES_SIZE:
+        _BODIES.popitem(last=False)
+    return body
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -61,9 +90,7 @@ def dump(state: BaseModel) -> str:
     out = [rest[:-1]]
     sep = "," if len(rest) > 2 else ""
     for name in MAPS:
-        value: dict[str, BaseModel] = getattr(state, name)
-        body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
-        out.append(f'{sep}"{name}":{{{body}}}')
+        out.append(f'{sep}"{name}":{{{_body(getattr(state, name))}}}')
         sep = ","
     out.append("}")
     return "".join(out)
