@@ -57,17 +57,34 @@ class Budget:
 
 
 class IntakeWindow(BaseModel):
-    """A patient's results admitted from the bus in the current window (in the lab aggregate)."""
+    """A patient's results admitted from the bus in the current window (in the lab aggregate), and those of records
+    stamped in an earlier window that arrived after it began (`earlier`), so that a timestamp going back never
+    resets the current count (review of issue 25)."""
 
     window: int = -1
     results: int = 0
+    earlier: int = 0
+
+    def spent(self, budget: Budget, at_ms: int) -> int:
+        """What a record at `at_ms` is checked against: its window's count, or the earlier records' count."""
+        window = budget.window(at_ms)
+        if window > self.window:
+            return 0
+        return self.results if window == self.window else self.earlier
 
 
 def admit(current: IntakeWindow | None, budget: Budget, limit: int, at_ms: int, size: int) -> IntakeWindow | None:
     """Pure: the patient's window after admitting `size` results at `at_ms`, or None when refused (what was admitted
-    before it in this window has reached `limit`)."""
+    before it in this window has reached `limit`). A record of an earlier window than the current one is counted with
+    the earlier records (at most `limit` plus one message of them while the current window lasts), never as a new
+    window: records alternating between two windows' timestamps were all admitted."""
+    current = current or IntakeWindow()
     window = budget.window(at_ms)
-    before = current.results if current is not None and current.window == window else 0
+    before = current.spent(budget, at_ms)
     if before >= limit:
         return None
-    return IntakeWindow(window=window, results=before + size)
+    if window > current.window:
+        return IntakeWindow(window=window, results=size)
+    if window == current.window:
+        return current.model_copy(update={"results": before + size})
+    return current.model_copy(update={"earlier": before + size})

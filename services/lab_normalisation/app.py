@@ -182,7 +182,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
             window = admit(state.intake, budget, bus_limit, batch.received_ms, batch.results)
             if window is None:
                 budget_metrics.count("kafka", "patient")
-                admitted = state.intake.results if state.intake is not None else 0
+                admitted = state.intake.spent(budget, batch.received_ms) if state.intake is not None else 0
                 raise Rejected(budget.reason("patient", admitted, bus_limit, batch.received_ms))
             state = state.model_copy(update={"intake": window})
         if batch.ignored:
