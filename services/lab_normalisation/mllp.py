@@ -140,9 +140,11 @@ class FramingError(ValueError):
     """Bytes outside an MLLP frame that are not blanks between frames."""
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+async def read_frame(reader: asyncio.StreamReader, restarted: Callable[[], None] | None = None) -> bytes | None:
     """The next framed message (without VT and FS), or None when the peer closed between frames. CR, LF and
-    blanks before VT are skipped: a frame ending FS CR LF, or a CR LF before a frame, loses nothing."""
+    blanks before VT are skipped: a frame ending FS CR LF, or a CR LF before a frame, loses nothing. A start block
+    inside a frame (a sender that lost an end block) starts the frame again: what came before it is dropped, never
+    acknowledged (so sent again), instead of being glued to the next message under its MSH (`restarted` is told)."""
     try:
         before = await reader.readuntil(VT)
     except asyncio.IncompleteReadError as exc:
@@ -155,6 +157,10 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         body = await reader.readuntil(FS)
     except asyncio.IncompleteReadError as exc:
         raise FramingError("the connection closed inside a frame") from exc
+    if VT in body:
+        if restarted is not None:
+            restarted()
+        body = body[body.rindex(VT) + 1 :]
     return body[:-1]
 
 
@@ -198,7 +204,8 @@ class MllpMetrics:
         )
         self.framing = Counter(
             "osteocds_mllp_framing_errors_total",
-            "MLLP connections closed on bytes outside a frame or a frame too large",
+            "MLLP connections closed on bytes outside a frame or a frame too large, and frames started again by a "
+            "start block inside a frame",
             ["service"],
             registry=registry,
         )
@@ -325,7 +332,7 @@ class MllpListener:
     async def _messages(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         while True:
             try:
-                block = await read_frame(reader)
+                block = await read_frame(reader, self._restarted)
             except (FramingError, asyncio.LimitOverrunError, ValueError) as exc:
                 self.metrics.framing.labels(self.metrics.service).inc()
                 why = exc if isinstance(exc, FramingError) else "frame too large"
@@ -337,6 +344,10 @@ class MllpListener:
             if ack is not None:
                 writer.write(frame(ack))
                 await writer.drain()
+
+    def _restarted(self) -> None:
+        self.metrics.framing.labels(self.metrics.service).inc()
+        log.warning("MLLP: a start block (VT) inside a frame; the part before it is dropped, not acknowledged")
 
     async def _plaintext_on_tls_port(self, conn: socket.socket, address: str, first: bytes) -> None:
         """Plaintext MLLP on the TLS port: one AR saying so (its first frame's MSH only is read), audited."""
