@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -304,12 +305,28 @@ class Lesion:
         return onset
 
 
+#: lesions() by findings table: an event that brings no finding keeps the previous state's table (domain.merge copies
+#: only the table it changes), so its lesions are those already folded. Held strongly (IDs not reused meanwhile).
+LESIONS_CACHED: Final = 4096
+_LESIONS: OrderedDict[int, tuple[dict[str, FindingFact], int, dict[str, Lesion]]] = OrderedDict()
+
+
 def lesions(s: LocalState) -> dict[str, Lesion]:
-    """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first."""
+    """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first. The result is
+    shared: not to be changed."""
+    table = s.findings
+    hit = _LESIONS.get(id(table))
+    if hit is not None and hit[0] is table and hit[1] == len(table):
+        _LESIONS.move_to_end(id(table))
+        return hit[2]
     by: dict[str, list[FindingFact]] = {}
-    for f in effective_findings(s.findings.values()):
+    for f in effective_findings(table.values()):
         by.setdefault(f.lesion_id, []).append(f)
-    return {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
+    found = {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
+    _LESIONS[id(table)] = (table, len(table), found)
+    if len(_LESIONS) > LESIONS_CACHED:
+        _LESIONS.popitem(last=False)
+    return found
 
 
 def prune_findings(s: LocalState, lesion_id: str) -> None:
