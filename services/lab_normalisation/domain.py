@@ -233,7 +233,9 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
     # withdrawal of a value it replaces, never as a value
-    silent = lab.absent is not None and (previous is None or previous.status == "withdrawn")
+    # (a result no longer kept whole held a value: withdrawn too, review of issue 25)
+    forgotten = previous is None and r.result_id in s.dropped
+    silent = lab.absent is not None and not forgotten and (previous is None or previous.status == "withdrawn")
     s.results[r.result_id] = StoredResult(
         result_id=r.result_id,
         event_id=r.event_id,

@@ -13,9 +13,10 @@ import pytest
 
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult, PatientRecord
-from services.lab_normalisation.domain import LabConfig, LabState
+from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
+from services.lab_normalisation.ingest import Ingested, check_units
 from tests.unit.test_issue25_lab_retention import UNBOUNDED, apply_with
-from tests.unit.test_lab_domain import CFG, T0, result
+from tests.unit.test_lab_domain import ANALYTES, CFG, T0, result
 
 Steps = list[Sequence[LabResult | PatientRecord]]
 SMALL = dataclasses.replace(CFG, per_analyte=2, stamps=20)
@@ -115,3 +116,32 @@ def test_a_result_dropped_then_withdrawn_withdraws_what_was_derived_from_it(anal
     _, out_u = run(UNBOUNDED, steps)
     assert view(out_u, rid) == [("withdrawn", None, ())]
     assert view(out_b, rid) == [("withdrawn", None, ())]
+
+
+def test_no_value_for_a_dropped_result_withdraws_its_value_downstream() -> None:
+    """Issue 24's dataAbsentReason: "no value" replacing a value is published as its withdrawal. When the value had
+    left the kept results (issue 25), the no-value version must still withdraw it (and what was derived from it)."""
+    old = result("total_calcium", 3.7, "mmol/L", rid="old", at=T0)
+    steps: Steps = [[old, result("albumin", 30, "g/L", rid="p", at=T0)]]
+    steps += [[result("total_calcium", 2.4, "mmol/L", rid=f"n{i}", at=T0 + timedelta(days=1 + i))] for i in range(4)]
+    s, _ = run(SMALL, steps)
+    assert "old" not in s.results and "old" in s.dropped
+    absent = check_units(
+        result(
+            "total_calcium",
+            None,
+            "mmol/L",
+            rid="old",
+            at=T0,
+            recorded=T0 + timedelta(days=9),
+            status="entered-in-error",
+        ),
+        ANALYTES,
+    )
+    assert absent is not None
+    absent.absent = "error"
+    s, out = apply_ingested(s, Ingested(key="k2", patient_id="p1", labs=[absent]), SMALL)
+    assert [(o.result_id, o.status, o.value) for o in out] == [
+        ("old", "withdrawn", None),
+        ("corrected:old", "withdrawn", None),
+    ]
