@@ -231,3 +231,26 @@ def test_CLASS_SRE_a_lesion_folded_again_after_a_correction_keeps_its_old_fractu
     assert "fem-R" in kept.lesion_bases and str(fracture.event_id) not in kept.findings
     assert kept.lesions["fem-R"].fracture == full.lesions["fem-R"].fracture is not None
     assert not any(isinstance(x, SkeletalEvent) and x.status == "withdrawn" for x in last)
+
+
+def test_a_crisis_value_older_than_the_horizon_is_applied_and_never_a_current_crisis() -> None:
+    """HAZ-25-SCORING-02: a crisis value dated 150 days back, delivered after 200 days of normal values (beyond the
+    90-day horizon), is applied, not refused: as without retention it is a historical SRE and an info (a crisis
+    value known late), never a critical alert; only the normal value it names as having ended it may differ (the
+    one after it among those kept). Its episode ended before the cutoff: once published, it is forgotten."""
+    events: list[Message] = [*_labs(range(0, 201, 10))]
+    late = cc(3.8, rid="cc-late", at=T0 + timedelta(days=50), recorded=T0 + timedelta(days=201))
+    outs = []
+    for retained in (False, True):
+        s = ScoringState()
+        for e in events:
+            s, _ = apply_event(s, e, retained=retained)
+        s, out = apply_event(s, late, retained=retained)
+        outs.append(out)
+        assert ("cc-late" in s.labs) is not retained  # retained: an episode ended before the cutoff, forgotten
+        [rec] = _recs(out)
+        assert (rec.rule_id, rec.severity) == ("LAB-CA-CRISIS", "info") and "retard" in rec.title
+        [sre] = [x for x in out if isinstance(x, SkeletalEvent)]
+        assert sre.kind == "hypercalcaemia" and sre.current is False
+    full, kept = outs
+    assert [type(x) for x in kept] == [type(x) for x in full]
