@@ -272,6 +272,10 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         except Rejected as exc:
             return _fhir_json(_outcome([str(exc)]), 422)
         verdict = await asyncio.to_thread(fhir_verdict, raw, analytes, NotAfter(now, skew), tz)  # off the loop
+        try:
+            size = parsed_results(size, verdict.batch, settings.max_results_per_message)
+        except Rejected as exc:
+            return _fhir_json(_outcome([str(exc)]), 422)
         if (refused := await admission("http", f"http:{who.subject}", size, now, verdict)) is not None:
             retry = str(budget.retry_after_s(int(now.timestamp() * 1000)))
             doc = _outcome([refused])
@@ -433,11 +437,20 @@ def check_results(raw: bytes, limit: int) -> int:
     return max(1, count)
 
 
+def parsed_results(counted: int, batch: Ingested | None, limit: int) -> int:
+    """The results of a message: what `check_results` counted over its bytes, or what the parser found when more
+    (JSON escapes hide a FHIR Observation from the pattern); refused when over the limit (review of issue 25)."""
+    size = max(counted, batch.results if batch is not None else 0)
+    if size > limit:
+        raise Rejected(f"{size} results in one message, above MAX_RESULTS_PER_MESSAGE={limit}")
+    return size
+
+
 def limited(parse: LabDecoder, limit: int) -> LabDecoder:
     def decode(record: ConsumerRecord) -> Ingested:
         size = check_results(record.value, limit)
         batch = parse(record)
-        batch.results, batch.received_ms = size, record.timestamp
+        batch.results, batch.received_ms = parsed_results(size, batch, limit), record.timestamp
         return batch
 
     return decode

@@ -395,6 +395,8 @@ def from_fhir(raw: bytes, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo | 
         raise Rejected("Patient.id: not a pseudonymous patient ID")
     # the content, not the Bundle id alone: a reused id with other content is another delivery
     out = Ingested(key=f"{key or 'fhir'}:sha256:{hashlib.sha256(raw).hexdigest()}", patient_id=patient_id)
+    # the results counted after parsing (review of issue 25: "Observ\u0061tion" escaped the count over the bytes)
+    out.results = max(1, sum(1 for r in resources if isinstance(r, Observation)))
     for r in resources:
         if isinstance(r, Observation):
             _observation(r, analytes, guard, tz, ctx, out)

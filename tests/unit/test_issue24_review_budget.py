@@ -62,3 +62,36 @@ def test_in_order_records_are_admitted_as_before() -> None:
     assert admit(full, BUDGET, 1000, 59_000, 1) is None
     after = admit(full, BUDGET, 1000, 60_000, 499)
     assert after is not None and (after.window, after.results) == (1, 499)
+
+
+def test_observations_written_with_json_escapes_are_counted_as_observations() -> None:
+    """MAX_RESULTS_PER_MESSAGE and the admission budget count results before parsing (a pattern over the bytes);
+    "Observ\\u0061tion" is the same JSON string: such a Bundle of 600 Observations counted as 1 result and was parsed
+    whole. What the parser found is counted too, and the message refused when it is over the limit."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from aiokafka.structs import ConsumerRecord
+
+    from services.lab_normalisation.app import limited
+    from services.lab_normalisation.common import AnalyteMap
+    from services.lab_normalisation.ingest import from_fhir
+    from shared.clinical.clock import NotAfter
+    from shared.errors import Rejected
+    from tests.unit.test_issue24_review_intake import ANALYTES, NOW, observation
+
+    assert isinstance(ANALYTES, AnalyteMap)
+    entries = [{"resource": observation(id=f"o{i}")} for i in range(600)]
+    raw = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).replace(
+        '"Observation"', '"Observ\\u0061tion"'
+    )
+    record = ConsumerRecord(
+        "hospital.fhir-r4.v1", 0, 0, int(NOW.timestamp() * 1000), 0, b"P1", raw.encode(), None, 2, len(raw), ()
+    )
+    decode = limited(lambda r: from_fhir(r.value, ANALYTES, NotAfter(NOW), ZoneInfo("Europe/Paris")), 500)
+    try:
+        batch = decode(record)
+    except Rejected as exc:
+        assert "600 results" in str(exc)
+    else:
+        raise AssertionError(f"admitted as {batch.results} result(s)")
