@@ -232,7 +232,10 @@ def refold_assessments(s: LocalState) -> None:
     """`assessed` and `opinions` folded again (in place) from the effective assessments, over what the assessments
     folded away said (`assessed_base`, `opinions_base`): a corrected assessment no longer counts (shared/corrections).
     In a re-fold every merge is by a total order, so the result depends only on the records."""
-    s.assessed, s.opinions = dict(s.assessed_base), dict(s.opinions_base)
+    # a folded assessment a correction names (past the retention horizon) no longer speaks: unknown, never its value
+    named = {a.corrects for a in s.assessments.values() if a.corrects is not None}
+    s.assessed = {k: f for k, f in s.assessed_base.items() if f.event_id not in named}
+    s.opinions = {k: o for k, o in s.opinions_base.items() if o.event_id not in named}
     for x in effective(s.assessments.values(), lambda _: "patient"):
         fold_assessment(s, x, refold=True)
 

@@ -353,7 +353,7 @@ def test_an_old_state_without_the_retention_fields_loads_and_is_retained_on_its_
     for e in events[:-1]:
         full, _ = apply_event(full, e, now=e.recorded_at, retention=False)
     doc = full.model_dump(mode="json")
-    for name in ("newest_at", "assessed_base", "opinions_base", "closed_requests", "folded", "drug_fold"):
+    for name in ("newest_at", "assessed_base", "opinions_base", "closed_requests", "folded", "fold_marks"):
         doc.pop(name)
     old = LocalState.model_validate(doc)
     last = events[-1]
@@ -361,3 +361,34 @@ def test_an_old_state_without_the_retention_fields_loads_and_is_retained_on_its_
     _, out_full = apply_event(full, last, now=last.recorded_at, retention=False)
     assert out == out_full
     assert len(after.treatments) < len(full.treatments) and len(after.assessments) < len(full.assessments)
+
+
+def test_a_correction_past_the_horizon_never_brings_back_what_it_withdrew() -> None:
+    """HAZ-25-LOCAL-02: an assessment folded away (a year old, replaced) and then withdrawn in error, and the one that
+    replaced it withdrawn too: the cement allergy is unknown, as with the whole history, never the withdrawn 'yes'."""
+    b = _Builder()
+    t0 = T0
+    first = ClinicalAssessment.model_validate(b.env(t0, t0, cement_allergy=True))
+    second = ClinicalAssessment.model_validate(
+        b.env(t0 + timedelta(days=10), t0 + timedelta(days=10), cement_allergy=False)
+    )
+    later = [
+        ClinicalAssessment.model_validate(b.env(t0 + timedelta(days=d), t0 + timedelta(days=d), frail=False))
+        for d in (300, 400)
+    ]
+    at = t0 + timedelta(days=410)
+    withdraw_first = ClinicalAssessment.model_validate(
+        b.env(at, at, record_status="entered-in-error", corrects=str(first.event_id))
+    )
+    withdraw_second = ClinicalAssessment.model_validate(
+        b.env(at, at + timedelta(hours=1), record_status="entered-in-error", corrects=str(second.event_id))
+    )
+    events: list[Message] = [first, second, *later, withdraw_first, withdraw_second]
+    kept, full = LocalState(), LocalState()
+    for e in events:
+        kept, _ = apply_event(kept, e, now=e.recorded_at)
+        full, _ = apply_event(full, e, now=e.recorded_at, retention=False)
+        if e is later[-1]:
+            assert str(first.event_id) not in kept.assessments  # folded: its "yes" only in the base
+            assert kept.assessed_base["cement_allergy"].value is True
+    assert "cement_allergy" not in full.assessed and "cement_allergy" not in kept.assessed
