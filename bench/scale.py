@@ -121,13 +121,12 @@ def in_process(cohort: Cohort, sample: int) -> None:
             print(f"  {k + 1}/{len(indices)} patients, {inputs} events, {elapsed:.0f} s", flush=True)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     applications = sum(replay.inputs.values())
-    scaled = seconds * sample
-    print(f"\nin process, {len(indices)} of {cohort.patients} patients x {cohort.years:g} years (every {sample}th)")
+    print(f"\nin process, {len(indices)} of {cohort.patients} patients x {cohort.years:g} years (1 in {sample})")
     print(f"  {inputs} hospital events, {applications} service applications, {seconds:.1f} s ({cpu:.1f} s of CPU)")
     if sample > 1:
         print(
-            f"  whole cohort ({cohort.patients} patients), scaled by {sample}: ~{inputs * sample} events in "
-            f"~{scaled / 60:.0f} min"
+            f"  whole cohort ({cohort.patients} patients), scaled by {sample}: ~{inputs * sample} events, "
+            f"~{cpu * sample / 60:.0f} CPU minutes (~{seconds * sample / 60:.0f} min at this host's load)"
         )
     rate = inputs / seconds
     print(f"  {rate:.1f} hospital events/s, {applications / seconds:.0f} service applications/s (one process)")
