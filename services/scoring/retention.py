@@ -45,7 +45,15 @@ from typing import TypeVar
 from contracts.base import derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
 from services.scoring import rules as r
-from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, merge_assessment, merge_finding
+from services.scoring.state import (
+    Assessment,
+    LabValue,
+    Lesion,
+    ScoringState,
+    merge_assessment,
+    merge_finding,
+    newest_held,
+)
 from shared.clinical.corrections import _target as correction_target
 from shared.clinical.corrections import effective
 from shared.clinical.dates import add_months, local_day
@@ -69,7 +77,7 @@ UNREAD_TREATMENTS = frozenset({"dental", "metabolic_radiotherapy", "drug_adminis
 
 def retain(s: ScoringState) -> ScoringState:
     """The state with what no decision can read any more folded away (see the module's docstring)."""
-    anchor = _newest_recorded(s)
+    anchor = s.newest_recorded if s.newest_recorded is not None else newest_held(s)
     if anchor is None:
         return s
     start = anchor - HORIZON
@@ -89,8 +97,9 @@ def retain(s: ScoringState) -> ScoringState:
         update["recommendations"] = {k: v for k, v in s.recommendations.items() if k not in slots}
     treatments = {k: e for k, e in s.treatments.items() if not _unread(e)}
     drugs = sum(isinstance(e.treatment, SystemicDrug) for e in treatments.values())
-    if drugs > DRUGS_KEPT and (s.newest_recorded is None or local_day(s.newest_recorded) != local_day(anchor)):
-        treatments = _retain_drugs(treatments, _focus_days(s), start)  # past a few, once a day of the horizon
+    if drugs > DRUGS_KEPT and s.drugs_cutoff != local_day(start):  # past a few, once a day of the horizon
+        treatments = _retain_drugs(treatments, _focus_days(s), start)
+        update["drugs_cutoff"] = local_day(start)
     if len(treatments) < len(s.treatments):
         dropped += [e.recorded_at for k, e in s.treatments.items() if k not in treatments]
         update["treatments"] = treatments
@@ -119,16 +128,6 @@ def retain(s: ScoringState) -> ScoringState:
         update["assessments"] = assessments
         update["assessment_base"] = base if assessments else None  # else the fold is its own summary
     return s.model_copy(update=update) if update else s
-
-
-def _newest_recorded(s: ScoringState) -> datetime | None:
-    times: list[datetime] = [x.recorded_at for x in s.findings.values()]
-    times += [x.recorded_at for x in s.assessments.values()]
-    times += [x.recorded_at for x in s.treatments.values()]
-    times += [x.recorded_at for x in s.labs.values()]
-    if s.newest_recorded is not None:
-        times.append(s.newest_recorded)
-    return max(times, default=None)
 
 
 def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:

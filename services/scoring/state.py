@@ -8,7 +8,7 @@ reproduces the state exactly.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -104,6 +104,8 @@ class ScoringState(BaseModel):
     assessment_base: Assessment | None = None
     dropped_recorded: datetime | None = None
     newest_recorded: datetime | None = None
+    #: the cutoff day of the last fold of systemic-drug treatments (it runs once a day of the horizon)
+    drugs_cutoff: date | None = None
 
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
@@ -187,13 +189,24 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
                 event_id=event.event_id,
             )
     # canonical key order, so that the same facts always serialise to the same bytes
-    return s.model_copy(
-        update={
-            "lesions": dict(sorted(s.lesions.items())),
-            "treatments": dict(sorted(s.treatments.items())),
-            "labs": dict(sorted(s.labs.items())),
-        }
-    )
+    update: dict[str, Any] = {
+        "lesions": dict(sorted(s.lesions.items())),
+        "treatments": dict(sorted(s.treatments.items())),
+        "labs": dict(sorted(s.labs.items())),
+    }
+    if isinstance(event, ImagingFinding | ClinicalAssessment | TreatmentEvent) or (
+        isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium"
+    ):  # issue 25: the end of retention's horizon (an older version of a lab, not kept, is older than the newest)
+        held = state.newest_recorded if state.newest_recorded is not None else newest_held(state)
+        update["newest_recorded"] = event.recorded_at if held is None else max(held, event.recorded_at)
+    return s.model_copy(update=update)
+
+
+def newest_held(s: ScoringState) -> datetime | None:
+    """The newest recorded time among the records the state holds (a state stored before issue 25)."""
+    times = [x.recorded_at for x in (*s.findings.values(), *s.assessments.values(), *s.treatments.values())]
+    times += [x.recorded_at for x in s.labs.values()]
+    return max(times, default=None)
 
 
 def _apply_finding(s: ScoringState, f: ImagingFinding) -> None:
