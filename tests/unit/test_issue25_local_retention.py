@@ -353,7 +353,7 @@ def test_an_old_state_without_the_retention_fields_loads_and_is_retained_on_its_
     for e in events[:-1]:
         full, _ = apply_event(full, e, now=e.recorded_at, retention=False)
     doc = full.model_dump(mode="json")
-    for name in ("newest_at", "assessed_base", "opinions_base", "closed_requests", "folded", "fold_marks"):
+    for name in ("newest_at", "assessed_base", "opinions_base", "closed_requests", "folded", "fold_marks", "withdrawn"):
         doc.pop(name)
     old = LocalState.model_validate(doc)
     last = events[-1]
