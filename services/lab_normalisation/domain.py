@@ -99,6 +99,10 @@ class LabState(BaseModel):
     #: issue 25 (retention): results no longer kept whole, by result_id -> (occurred_at, newest recorded_at held), so
     #: that a late older version of one still changes nothing (LAB-CORRECTION)
     dropped: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
+    #: review of issue 25 (HAZ-25-LAB-R04): the same stamps for results whose newest version held was amended or
+    #: withdrawn, kept beyond `retention` (the newest `stamps`; corrections are rare), so that a resent old message
+    #: never brings a withdrawn or replaced value back (LAB-CORRECTION)
+    revised: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
 
 
 def _status(status: str) -> Status:
@@ -115,6 +119,7 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
             "results": dict(state.results),
             "published_derived": dict(state.published_derived),
             "dropped": dict(state.dropped),
+            "revised": dict(state.revised),
         }
     )
     out: list[NormalisedLab] = []
@@ -153,9 +158,10 @@ def _newest_first(r: StoredResult) -> tuple[datetime, datetime, str]:
 def _prune(s: LabState, cfg: LabConfig) -> None:
     """Bound the aggregate (issue 25, README "Retention: lab-normalisation"): keep each analyte's newest result,
     and its newest `per_analyte` results within `retention` of the patient's newest result. A result dropped within
-    `retention` leaves a stamp of its newest version (the newest `stamps`), so a late older version of it still
-    changes nothing (LAB-CORRECTION); an amendment of a dropped result is handled as a new result. Deterministic:
-    measured from the results' own times, never the wall clock."""
+    `retention` leaves a stamp of its newest version (the newest `stamps`), and one amended or withdrawn leaves one
+    however old (`revised`, the newest `stamps`), so a late older version of it still changes nothing
+    (LAB-CORRECTION); an amendment of a dropped result is handled as a new result. Deterministic: measured from the
+    results' own times, never the wall clock."""
     if not s.results:
         return
     cutoff = max(r.occurred_at for r in s.results.values()) - cfg.retention
@@ -172,6 +178,8 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         for rid, r in s.results.items():
             if rid not in keep and r.occurred_at >= cutoff:
                 s.dropped[rid] = (r.occurred_at, r.recorded_at)
+            if rid not in keep and r.status != "final":
+                s.revised[rid] = (r.occurred_at, r.recorded_at)
         s.results = {rid: r for rid, r in s.results.items() if rid in keep}
         s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
     if s.dropped:
@@ -179,6 +187,17 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         if len(stamps) != len(s.dropped) or len(stamps) > cfg.stamps:
             stamps.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
             s.dropped = dict(stamps[: cfg.stamps])
+    if s.revised:
+        revised = [(rid, at) for rid, at in s.revised.items() if rid not in s.results]
+        if len(revised) != len(s.revised) or len(revised) > cfg.stamps:
+            revised.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
+            s.revised = dict(revised[: cfg.stamps])
+
+
+def _stamp(s: LabState, result_id: str) -> datetime | None:
+    """The newest recorded time held of a result no longer kept whole, if it left a stamp."""
+    held = [at[1] for at in (s.dropped.get(result_id), s.revised.get(result_id)) if at is not None]
+    return max(held, default=None)
 
 
 def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
@@ -227,14 +246,14 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
     previous = s.results.get(r.result_id)
     if previous is not None and previous.recorded_at >= r.recorded_at:
         return None
-    if previous is None and (stamp := s.dropped.get(r.result_id)) is not None and stamp[1] >= r.recorded_at:
+    if previous is None and (stamp := _stamp(s, r.result_id)) is not None and stamp >= r.recorded_at:
         return None  # an older version of a result no longer kept whole (issue 25)
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
     # withdrawal of a value it replaces, never as a value
     # (a result no longer kept whole held a value: withdrawn too, review of issue 25)
-    forgotten = previous is None and r.result_id in s.dropped
+    forgotten = previous is None and _stamp(s, r.result_id) is not None
     silent = lab.absent is not None and not forgotten and (previous is None or previous.status == "withdrawn")
     s.results[r.result_id] = StoredResult(
         result_id=r.result_id,
@@ -520,7 +539,7 @@ def _publish_derived(
     signature = "|".join(map(str, key))
     if s.published_derived.get(result_id) == signature:
         return []
-    if anchor.status == "withdrawn" and result_id not in s.published_derived and anchor.result_id not in s.dropped:
+    if anchor.status == "withdrawn" and result_id not in s.published_derived and _stamp(s, anchor.result_id) is None:
         return []  # nothing was derived from it (a dropped result's derived value was: withdrawn with it, issue 25)
     s.published_derived[result_id] = signature
     recorded_at = max(

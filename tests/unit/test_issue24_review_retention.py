@@ -147,16 +147,18 @@ def test_no_value_for_a_dropped_result_withdraws_its_value_downstream() -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="open hazard HAZ-25-LAB-R04: no stamp is kept beyond LAB_RETENTION_DAYS")
 def test_a_resent_old_message_does_not_bring_back_a_value_withdrawn_beyond_the_retention_horizon() -> None:
     """An interface engine resends a four-month-old message (after an outage, a replay): its calcium was entered in
-    error since. Beyond LAB_RETENTION_DAYS (90) before the patient's newest result nothing of that result is kept
-    (no stamp), so the resent value is taken for a new result and published again as final (LAB-CORRECTION: an
+    error since. Beyond LAB_RETENTION_DAYS (90) before the patient's newest result nothing of that result was kept
+    (no stamp), so the resent value was taken for a new result and published again as final (LAB-CORRECTION: an
     older result arriving late must not overwrite a newer one). With the default configuration, not only a small
-    cap."""
+    cap. The same for the first version of an amended result."""
     original = result("total_calcium", 3.9, "mmol/L", rid="R", at=T0)
     steps: Steps = [[original], [withdrawal(original, 2)]]
     steps.append([result("total_calcium", 2.4, "mmol/L", rid="N", at=T0 + timedelta(days=120))])
     steps.append([original])  # the same message again
-    _, out = run(CFG, steps)
+    s, out = run(CFG, steps)
+    assert [(o.status, o.value) for o in out if o.result_id == "R"] == [] and "R" not in s.results
+    amended = result("total_calcium", 2.5, "mmol/L", rid="R", at=T0, recorded=T0 + timedelta(hours=2), status="amended")
+    _, out = run(CFG, [[original], [amended], *steps[2:]])
     assert [(o.status, o.value) for o in out if o.result_id == "R"] == []
