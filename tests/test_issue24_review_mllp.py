@@ -72,3 +72,23 @@ def test_a_binding_without_components_compares_the_namespace_id_only() -> None:
     assert not strict.matches(["GLIMS", "9.9.9", "ISO"], ["CHU-LYON-BIO"])
     assert not loose.matches(["GLIMS2"], ["CHU-LYON-BIO"]) and not loose.matches([], [])
     assert SenderPolicy({"cn:lab.chu": [loose]}).allowed["cn:lab.chu"] == [loose]
+
+
+async def test_plaintext_on_the_tls_port_is_never_buffered_beyond_its_header(pki: Pki) -> None:
+    """A sender without TLS (anyone who reaches the port) gets one AR read from its MSH; a frame with no end block is
+    not buffered up to the message limit (1 MB per connection, for the handshake time-out, with no certificate): the
+    connection is closed once more than a header's worth has come without one."""
+    async with listening(tls_context(pki.server.cert, pki.server.key, pki.ca.path)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        try:
+            writer.write(VT + oru("BIG-1") + b"OBX|2|ST|X||" + b"x" * 200_000)
+            await writer.drain()
+            started = asyncio.get_running_loop().time()
+            rest = await asyncio.wait_for(reader.read(), 10)
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        assert rest == b"" and waited < 2.0  # closed at once, not after the 5-s handshake time-out
+        assert srv.refused("plaintext_on_tls_port") == 1 and srv.handled == []

@@ -44,6 +44,9 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 _BETWEEN = b" \t\r\n"
 _TLS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
 LIMIT = MAX_MESSAGE_BYTES + 1024
+#: what is read of a plaintext sender on the TLS port (unauthenticated) to answer its AR from the MSH: never more
+#: (review of issue 24: its whole frame was buffered, up to LIMIT per connection, for the handshake time-out)
+PLAINTEXT_REFUSAL_LIMIT = 64 * 1024
 
 
 class MllpSender(BaseModel):
@@ -354,7 +357,7 @@ class MllpListener:
         audit_refusal(self.metrics, "plaintext_on_tls_port", address, "none")
         if first not in (VT, *(bytes([b]) for b in _BETWEEN)):
             return  # not MLLP either: nothing to answer
-        reader, writer = await _streams(conn, None, self.config.handshake_timeout_s)
+        reader, writer = await _streams(conn, None, self.config.handshake_timeout_s, PLAINTEXT_REFUSAL_LIMIT)
         try:
             with contextlib.suppress(FramingError, asyncio.LimitOverrunError, ValueError, TimeoutError):
                 block = await asyncio.wait_for(read_frame(reader), self.config.handshake_timeout_s)
@@ -396,10 +399,10 @@ def _resolve(ready: asyncio.Future[None]) -> None:
 
 
 async def _streams(
-    conn: socket.socket, tls: ssl.SSLContext | None, handshake_s: float
+    conn: socket.socket, tls: ssl.SSLContext | None, handshake_s: float, limit: int = LIMIT
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=LIMIT)
+    reader = asyncio.StreamReader(limit=limit)
     protocol = asyncio.StreamReaderProtocol(reader)
     transport, _ = await loop.connect_accepted_socket(
         lambda: protocol, conn, ssl=tls, ssl_handshake_timeout=handshake_s if tls is not None else None
