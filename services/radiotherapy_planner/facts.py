@@ -310,7 +310,7 @@ class Lesion:
 
 #: lesions() by findings table: an event that brings no finding keeps the previous state's table (domain.merge copies
 #: only the table it changes), so its lesions are those already folded. Held strongly (IDs not reused meanwhile).
-LESIONS_CACHED: Final = 4096
+LESIONS_CACHED: Final = 2048
 _LESIONS: OrderedDict[int, tuple[dict[str, FindingFact], int, dict[str, Lesion]]] = OrderedDict()
 
 
