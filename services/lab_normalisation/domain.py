@@ -204,10 +204,11 @@ def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
     """The results a kept result derives from (LAB-CA-CORR: the closest albumin and ionised calcium of a calcium;
     LAB-CRCL: the closest weight of a creatinine), and the next closest ones (`PARTNERS` in all): kept with it, so
     that deriving it again gives the same value, also after its partner is withdrawn (the next closest then pairs,
-    as it would in an unbounded state; review of issue 25)."""
+    as it would in an unbounded state; review of issue 25), and while it is withdrawn (a newer version may issue it
+    again with a value)."""
     held = [s.results[rid] for rid in kept]
     out: set[str] = set()
-    if calcium := [r for r in held if r.analyte == "total_calcium" and r.value is not None]:
+    if calcium := [r for r in held if r.analyte == "total_calcium"]:
         for analyte in ("albumin", "ionised_calcium"):
             candidates = _active(s, analyte)
             for ca in calcium:
@@ -215,7 +216,7 @@ def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
                 near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))  # closest_within's order
                 out.update(r.result_id for _, r in near[:PARTNERS])
     if any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
-        for creat in (r for r in held if r.analyte == "creatinine" and r.value is not None):
+        for creat in (r for r in held if r.analyte == "creatinine"):
             at = creat.occurred_at
             weights.sort(key=lambda tr: (abs(tr[0] - at), -tr[0].timestamp()))  # _weight_for's order
             out.update(r.result_id for _, r in weights[:PARTNERS])

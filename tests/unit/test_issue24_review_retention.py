@@ -162,3 +162,30 @@ def test_a_resent_old_message_does_not_bring_back_a_value_withdrawn_beyond_the_r
     amended = result("total_calcium", 2.5, "mmol/L", rid="R", at=T0, recorded=T0 + timedelta(hours=2), status="amended")
     _, out = run(CFG, [[original], [amended], *steps[2:]])
     assert [(o.status, o.value) for o in out if o.result_id == "R"] == []
+
+
+@pytest.mark.parametrize("analyte", ["total_calcium", "creatinine"])
+def test_a_result_withdrawn_then_issued_again_pairs_as_before(analyte: str) -> None:
+    """A calcium (creatinine) entered in error, then issued again with a value (a newer version): while it was
+    withdrawn its partners were not kept with it, so the value issued again found no albumin (a far weight), where
+    an unbounded state pairs the closest (found by a generated comparison of bounded and unbounded states)."""
+    unit, partner, p_unit, rid = (
+        ("mmol/L", "albumin", "g/L", "corrected:x")
+        if analyte == "total_calcium"
+        else ("umol/L", "body_weight", "kg", "crcl:x")
+    )
+    value, again = (2.6, 2.8) if analyte == "total_calcium" else (90.0, 120.0)
+    x = result(analyte, value, unit, rid="x", at=T0)
+    steps: Steps = [[RECORD], [x], [result(partner, 30 if analyte == "total_calcium" else 60, p_unit, rid="p", at=T0)]]
+    steps.append([withdrawal(x, 5)])
+    steps += [
+        [result(partner, 40 if analyte == "total_calcium" else 80, p_unit, rid=f"l{i}", at=T0 + timedelta(days=10 + i))]
+        for i in range(3)
+    ]
+    steps.append([result(analyte, again, unit, rid="x", at=T0, recorded=T0 + timedelta(days=20), status="amended")])
+    bounded, out_b = run(SMALL, steps)
+    _, out_u = run(UNBOUNDED, steps)
+    assert "x" in bounded.results
+    expected = view(out_u, rid)
+    assert expected and expected[-1][1] is not None
+    assert view(out_b, rid) == expected
