@@ -161,6 +161,9 @@ class SystemicState(BaseModel):
     #: issue 25: the drug replay over the treatment events dated before its cut (retention.py), one per zoledronic
     #: acid interval (SYS-SCHEDULE: monthly or every 3 months), which `drug_history` goes on from
     drug_replays: dict[int, DrugReplay] = Field(default_factory=dict)
+    #: issue 25: treatment events that arrived after newer records (event_id -> the state's clock then): retention
+    #: folds a drug record once it has been held a while, whatever its own dates (a second delivery is still known)
+    late_arrivals: dict[str, datetime] = Field(default_factory=dict)
 
 
 def merge(state: SystemicState, e: Message) -> SystemicState:
@@ -198,6 +201,8 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
             _merge_assessment(s, assessed)
     elif isinstance(e, TreatmentEvent):
         s.treatments = {**state.treatments, str(e.event_id): canonical(e)}  # "Xgeva" is denosumab
+        if state.newest_recorded_at is not None and e.recorded_at < state.newest_recorded_at:
+            s.late_arrivals = {**state.late_arrivals, str(e.event_id): state.newest_recorded_at}
     elif isinstance(e, CareEvent):
         s.care = {**state.care, str(e.event_id): e}
     # Scores and lab values come from one producer, in order on the patient's partition: a version recorded at

@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol, TypeVar
 
 from contracts.care import BoneBiopsy, CareEvent, PathwayStep
-from contracts.hospital import DrugAdministration, SystemicDrug, TreatmentEvent
+from contracts.hospital import DentalCare, DrugAdministration, SystemicDrug, TreatmentEvent
 from services.systemic_planner import rules as r
 from services.systemic_planner.inputs import (
     LAB_TABLES,
@@ -63,17 +63,21 @@ from shared.clinical.facts import newest
 RESULTS_KEPT = 4
 #: per lesion (findings) and per patient (assessments): the newest recorded records kept, with their correction chains
 #: (an amendment without `corrects` replaces its group's newest earlier record: shared/clinical/corrections.py)
-RECORDS_KEPT = 4
+RECORDS_KEPT = 3
 #: administrations of identified drugs that no rule reads (only a correction naming one reads it)
 ADMINISTRATIONS_KEPT = 8
 #: issue 25: the drug events (starts, stops, anti-resorptive administrations) dated more than this before the state's
-#: clock are folded into the drug replay (`SystemicState.drug_replays`) and dropped: a drug record arrives, or is
-#: corrected, within 400 days of the newest record (more than a year: the longest the drug history looks back on
-#: its own is the 12-month gap after which SYS-REVIEW-2Y's count starts afresh, r.AR_FRESH_COUNT_GAP_MONTHS)
-DRUG_HORIZON = timedelta(days=400)
+#: clock are folded into the drug replay (`SystemicState.drug_replays`) and dropped. The fold is exact (the replay
+#: goes on from it as from the events: SYS-REVIEW-2Y's exposure count and review stop, SYS-DENO-STOP's relay, drugs
+#: under way); the horizon is the late-record one: a drug record arrives, or is corrected, within 120 days of the
+#: newest record (a dose recorded with the radiotherapy course it preceded, weeks later; a course recorded after
+#: its last fraction). A later one is still applied, after the folded history (HAZ-25-SYS-02).
+DRUG_HORIZON = timedelta(days=120)
 #: a history of drug events being entered (records dated long ago, recorded now) is folded only once all of them
 #: were recorded this long ago, so that they are folded in clinical order
 DRUG_SETTLED = timedelta(days=30)
+#: dental events of each kind kept (the newest assessment, with an orthopantomogram, extraction, jaw-bone exposure)
+DENTAL_KEPT = 2
 #: the treatment kinds the planner reads (drug history, anti-resorptive administrations, SYS-AR-PREREQ / SYS-ONJ)
 READ_KINDS = frozenset({"systemic_drug", "drug_administration", "dental"})
 #: the widest offsets from UTC (-12 h to +14 h): a calendar day in any hospital time zone lies within these bounds
@@ -305,6 +309,7 @@ def _treatments_kept(s: SystemicState, clock: datetime) -> dict[str, TreatmentEv
     read_chains = {c for c, xs in members.items() if any(x.treatment.kind in READ_KINDS for x in xs)}
     alone = {c for c, xs in members.items() if len(xs) == 1}
     unread: list[TreatmentEvent] = []  # administrations of identified drugs no rule reads
+    dental: list[TreatmentEvent] = []
     expired = clock.date() - timedelta(days=1)  # a day before the clock's: no earlier than today in any time zone
     drop: set[uuid.UUID] = set()
     for e in rows:
@@ -313,6 +318,9 @@ def _treatments_kept(s: SystemicState, clock: datetime) -> dict[str, TreatmentEv
             drop.add(e.event_id)  # radiotherapy, surgery, metabolic radiotherapy: the planner reads none
             continue
         t = e.treatment
+        if isinstance(t, DentalCare) and c in alone:
+            dental.append(e)
+            continue
         if c not in alone or not isinstance(t, DrugAdministration) or t.drug in r.ANTIRESORPTIVES:
             continue
         if identify(t.drug, t.atc_code).known:
@@ -320,9 +328,41 @@ def _treatments_kept(s: SystemicState, clock: datetime) -> dict[str, TreatmentEv
         elif not t.ongoing and add_months(t.on, r.UNIDENTIFIED_RECENT_MONTHS) <= expired:
             drop.add(e.event_id)  # no longer "administered recently" (unidentified(), issue 18 review)
     drop.update(e.event_id for e in sorted(unread, key=_recorded)[:-ADMINISTRATIONS_KEPT])
+    extracted = {
+        e.treatment.on for e in rows if isinstance(e.treatment, DentalCare) and e.treatment.action == "extraction"
+    }
+    drop.update(_dental_dropped(dental, clock.date() - DRUG_HORIZON, extracted))  # corrected within the horizon
     if not drop:
         return s.treatments
     return {k: e for k, e in s.treatments.items() if e.event_id not in drop}
+
+
+def _dental_order(e: TreatmentEvent) -> tuple[date, int]:
+    return (e.treatment.on, e.event_id.int)
+
+
+def _dental_dropped(rows: list[TreatmentEvent], pending: date, extracted: set[date]) -> set[uuid.UUID]:
+    """The dental events no reader can use again (`dental()`, SYS-AR-PREREQ L1096-1100 and L1272, SYS-ONJ): of those
+    dated before `pending` (in the past at every decision, and beyond the horizon of corrections: those within it
+    are kept, so that the one a withdrawal leaves newest is), all but the newest DENTAL_KEPT assessments, with an
+    orthopantomogram or not, extractions and jaw-bone exposures, and for each extraction held (`extracted`: their
+    days) the first agreement to start on or after it (the healing check)."""
+    old = sorted((e for e in rows if e.treatment.on < pending), key=_dental_order)
+    keep: set[uuid.UUID] = set()
+    kinds: tuple[Callable[[DentalCare], bool], ...] = (
+        lambda d: d.action == "assessment",
+        lambda d: d.action == "assessment" and bool(d.orthopantomogram),
+        lambda d: d.action == "extraction",
+        lambda d: d.action == "jaw_bone_exposure" and d.exposure_weeks is not None,
+    )
+    for wanted in kinds:
+        keep.update(e.event_id for e in [e for e in old if wanted(e.treatment)][-DENTAL_KEPT:])  # type: ignore[arg-type]
+    agreed = [e for e in old if e.treatment.cleared_for_antiresorptive]  # type: ignore[union-attr]
+    for on in extracted:
+        cleared = next((e for e in agreed if e.treatment.on >= on), None)
+        if cleared is not None:
+            keep.add(cleared.event_id)
+    return {e.event_id for e in old if e.event_id not in keep}
 
 
 def _is_drug_event(e: TreatmentEvent) -> bool:
@@ -343,7 +383,8 @@ def _drugs(s: SystemicState, clock: datetime) -> tuple[dict[int, DrugReplay], di
     pending = [
         e for e in s.treatments.values() if _is_drug_event(e) and e.treatment.on < cut and e.event_id not in done
     ]
-    if not pending or any(e.recorded_at > clock - DRUG_SETTLED for e in pending):
+    arrived = s.late_arrivals
+    if not pending or any(arrived.get(str(e.event_id), e.recorded_at) > clock - DRUG_SETTLED for e in pending):
         return s.drug_replays, s.treatments
     rows = list(s.treatments.values())
     chains = _chains(rows, lambda e: e.treatment.kind)
@@ -403,6 +444,9 @@ def retain(s: SystemicState) -> SystemicState:
     if clock is None:
         return s
     update: dict[str, Any] = {}
+    if s.late_arrivals and not s.late_arrivals.keys() <= s.treatments.keys():  # of the records still held only
+        s = s.model_copy(update={"late_arrivals": {k: v for k, v in s.late_arrivals.items() if k in s.treatments}})
+        update["late_arrivals"] = s.late_arrivals
     replays, held = _drugs(s, clock)  # first: the course starts the clearances are kept for follow from it
     if replays is not s.drug_replays:
         s = s.model_copy(update={"drug_replays": replays, "treatments": held})
@@ -426,4 +470,7 @@ def retain(s: SystemicState) -> SystemicState:
     care = _care(s, clock)
     if care is not s.care:
         update["care"] = care
+    held_now = update.get("treatments", s.treatments)
+    if s.late_arrivals and not s.late_arrivals.keys() <= held_now.keys():
+        update["late_arrivals"] = {k: v for k, v in s.late_arrivals.items() if k in held_now}
     return s.model_copy(update=update) if update else s

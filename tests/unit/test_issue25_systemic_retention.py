@@ -42,8 +42,10 @@ PATHWAY = ("multidisciplinary_decision", "pain_management", "oncogenetics")
 #: the 2 newest recorded findings of its lesion, assessments, or one of the newest treatment records
 NEWEST = 2
 IN_A_ROW = 2
-#: a drug record is corrected within this long of the newest record (retention.DRUG_HORIZON is 400 days)
-DRUG_RECENT = timedelta(days=380)
+#: a drug record is corrected within this long of the newest record (retention.DRUG_HORIZON is 120 days)
+DRUG_RECENT = timedelta(days=100)
+#: the runtime drops a second delivery within SEEN_TTL_SECONDS (14 days) of the first: only those arrive twice here
+DEDUPE_WINDOW = timedelta(days=14)
 #: event kinds (see `_event`) by profile: each example dwells on one part of the state, so that it outgrows what is
 #: kept (a mixed profile, labs, findings, assessments, treatments, care)
 PROFILES = (
@@ -65,6 +67,7 @@ class World:
     now: datetime = T0
     clock: datetime = T0  # the newest recorded_at so far
     events: list[Message] = field(default_factory=list)
+    seen: list[datetime] = field(default_factory=list)  # the clock when each event arrived
     labs: dict[str, list[NormalisedLab]] = field(default_factory=dict)
     withdrawn_in_a_row: dict[str, int] = field(default_factory=dict)
     findings: dict[str, list[ImagingFinding]] = field(default_factory=dict)
@@ -265,8 +268,9 @@ def _event(w: World, step: tuple[int, int, int, int, int], profile: tuple[int, .
                 "molecular_results": {"EGFR": ("négatif", "échec", "L858R")[flag % 3]},
             }
         return CareEvent.model_validate({**w.env(base), "event": body})
-    if w.events and flag % 2:  # a duplicate delivery of a recent event
-        return w.events[-1 - value % min(5, len(w.events))]
+    again = [e for e, seen in zip(w.events, w.seen, strict=True) if seen >= w.clock - DEDUPE_WINDOW]
+    if again and flag % 2:  # a second delivery, within the runtime's duplicate window (else it is dropped there)
+        return again[-1 - value % min(5, len(again))]
     due = w.now + timedelta(days=offset % 30)
     return ClockTick.model_validate(
         {**w.env(due, timedelta(0), "systemic-planner"), "service": "systemic-planner", "due_at": due}
@@ -317,6 +321,7 @@ def _run(
             w.clock = max(w.clock, e.recorded_at)
         w.now = max(w.now, w.clock + timedelta(minutes=5 + step[3] % 17 * 60))
         w.events.append(e)
+        w.seen.append(w.clock)
         kept, out_kept = apply_event(kept, e, r.AsOf(now=w.now))
         full, out_full = apply_event(full, e, r.AsOf(now=w.now), keep_all=True)
         assert _dump(out_kept) == _dump(out_full), e
@@ -475,9 +480,9 @@ def test_the_initial_clearance_of_a_zoledronic_acid_course_outlives_the_newest_r
         full, _ = apply_event(full, e, r.AsOf(now=now), keep_all=True)
     assert len(kept.creatinine_clearance) < len(full.creatinine_clearance) / 4
     assert "crcl-0" in {k for k in kept.creatinine_clearance}
-    at = r.AsOf(now=events[-1].recorded_at + timedelta(minutes=5))
-    plan_kept = current_plan(kept, "p1", at=at)
-    plan_full = current_plan(full, "p1", at=at)
+    as_of = r.AsOf(now=events[-1].recorded_at + timedelta(minutes=5))
+    plan_kept = current_plan(kept, "p1", at=as_of)
+    plan_full = current_plan(full, "p1", at=as_of)
     assert plan_kept is not None and plan_full is not None
     assert plan_kept.model_dump(mode="json") == plan_full.model_dump(mode="json")
     ar = next(i for i in plan_kept.items if i.key == "antiresorptive")
@@ -536,7 +541,7 @@ def test_years_of_monthly_anti_resorptive_doses_are_folded_into_the_drug_replay(
     events += [drug(d0 + timedelta(days=120), "carboplatin", "stopped")]
     doses = [given(d0 + timedelta(days=28 * k), "denosumab") for k in range(65)]
     events += doses
-    stop = doses[-1].treatment.on + timedelta(days=20)  # type: ignore[union-attr]
+    stop = doses[-1].treatment.on + timedelta(days=20)
     events += [drug(stop, "denosumab", "stopped"), given(stop + timedelta(days=10), "zoledronic_acid")]
     events.sort(key=lambda e: e.recorded_at)
     kept, full = SystemicState(), SystemicState()
@@ -552,4 +557,4 @@ def test_years_of_monthly_anti_resorptive_doses_are_folded_into_the_drug_replay(
         plan_full = current_plan(full, "p1", at=at)
         assert plan_kept is not None and plan_full is not None
         assert plan_kept.model_dump(mode="json") == plan_full.model_dump(mode="json")
-    assert {i.key for i in plan_kept.items} >= {"denosumab-stop", "antiresorptive-start"}
+        assert {i.key for i in plan_kept.items} >= {"denosumab-stop", "antiresorptive-start"}
