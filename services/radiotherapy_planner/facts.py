@@ -7,6 +7,7 @@ facts merged by clinical time; treatments, requests, scores and haemostasis labs
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -312,23 +313,26 @@ class Lesion:
 #: only the table it changes), so its lesions are those already folded. Held strongly (IDs not reused meanwhile).
 LESIONS_CACHED: Final = 2048
 _LESIONS: OrderedDict[int, tuple[dict[str, FindingFact], int, dict[str, Lesion]]] = OrderedDict()
+_LESIONS_LOCK: Final = threading.Lock()
 
 
 def lesions(s: LocalState) -> dict[str, Lesion]:
     """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first. The result is
     shared: not to be changed."""
     table = s.findings
-    hit = _LESIONS.get(id(table))
-    if hit is not None and hit[0] is table and hit[1] == len(table):
-        _LESIONS.move_to_end(id(table))
-        return hit[2]
+    with _LESIONS_LOCK:  # the runtime's worker thread decides, the HTTP API reads on the loop
+        hit = _LESIONS.get(id(table))
+        if hit is not None and hit[0] is table and hit[1] == len(table):
+            _LESIONS.move_to_end(id(table))
+            return hit[2]
     by: dict[str, list[FindingFact]] = {}
     for f in effective_findings(table.values()):
         by.setdefault(f.lesion_id, []).append(f)
     found = {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
-    _LESIONS[id(table)] = (table, len(table), found)
-    if len(_LESIONS) > LESIONS_CACHED:
-        _LESIONS.popitem(last=False)
+    with _LESIONS_LOCK:
+        _LESIONS[id(table)] = (table, len(table), found)
+        if len(_LESIONS) > LESIONS_CACHED:
+            _LESIONS.popitem(last=False)
     return found
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Final
@@ -41,7 +42,7 @@ class PartsJson:
     def _forget(self, key: int, _: object) -> None:
         hit = self._by_id.get(key)
         if hit is not None and hit[0]() is None:
-            del self._by_id[key]
+            self._by_id.pop(key, None)
 
 
 PARTS: Final = PartsJson()
@@ -64,15 +65,20 @@ BODIES_SIZE: Final = 2048  # ~9 tables a patient: the last couple of hundred pat
 _BODIES: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
 
 
+_LOCK: Final = threading.Lock()  # states are dumped in the runtime's worker thread and served on the loop
+
+
 def _body(value: dict[str, BaseModel]) -> str:
-    hit = _BODIES.get(id(value))
-    if hit is not None and hit[0] is value and hit[1] == len(value):
-        _BODIES.move_to_end(id(value))
-        return hit[2]
+    with _LOCK:
+        hit = _BODIES.get(id(value))
+        if hit is not None and hit[0] is value and hit[1] == len(value):
+            _BODIES.move_to_end(id(value))
+            return hit[2]
     body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
-    _BODIES[id(value)] = (value, len(value), body)
-    if len(_BODIES) > BODIES_SIZE:
-        _BODIES.popitem(last=False)
+    with _LOCK:
+        _BODIES[id(value)] = (value, len(value), body)
+        if len(_BODIES) > BODIES_SIZE:
+            _BODIES.popitem(last=False)
     return body
 
 
