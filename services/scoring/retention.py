@@ -81,6 +81,8 @@ def retain(s: ScoringState) -> ScoringState:
     if anchor is None:
         return s
     start = anchor - HORIZON
+    if anchor == s.newest_recorded and _nothing_to_fold(s, start):
+        return s
     update: dict[str, object] = {}
     if anchor != s.newest_recorded:
         update["newest_recorded"] = anchor
@@ -128,6 +130,24 @@ def retain(s: ScoringState) -> ScoringState:
         update["assessments"] = assessments
         update["assessment_base"] = base if assessments else None  # else the fold is its own summary
     return s.model_copy(update=update) if update else s
+
+
+def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
+    """The common case, cheaply: every record within the horizon and the counts, nothing else to fold."""
+    return (
+        len(s.labs) <= LABS_KEPT
+        and len(s.findings) <= FINDINGS_KEPT
+        and len(s.assessments) <= ASSESSMENTS_KEPT
+        and all(v.occurred_at >= start for v in s.labs.values())
+        and all(f.occurred_at >= start for f in s.findings.values())
+        and all(a.occurred_at >= start for a in s.assessments.values())
+        and not any(len(x.new_foci) > 1 for x in s.lesions.values())
+        and not any(_unread(e) for e in s.treatments.values())
+        and (
+            s.drugs_cutoff == local_day(start)
+            or sum(isinstance(e.treatment, SystemicDrug) for e in s.treatments.values()) <= DRUGS_KEPT
+        )
+    )
 
 
 def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
