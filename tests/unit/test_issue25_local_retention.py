@@ -296,7 +296,7 @@ def _run(events: list[Message]) -> LocalState:
     return kept
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(histories())
 def test_retention_never_changes_a_decision(events: list[Message]) -> None:
     kept = _run(events)
