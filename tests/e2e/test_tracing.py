@@ -79,6 +79,7 @@ async def traced(
                 redis_url=redis_url,
                 kafka_fetch_max_wait_ms=20,
                 lag_interval_s=60,
+                mllp_port=0,  # lab-normalisation: no MLLP listener here (it needs TLS, or plaintext opted in)
             )
             settings = settings_cls.model_validate(doc)
             service, _app = importlib.import_module(f"{module}.app").build(settings)
