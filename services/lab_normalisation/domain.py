@@ -245,10 +245,14 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
     version arriving late changes nothing; entered-in-error withdraws it."""
     r = lab.result
     previous = s.results.get(r.result_id)
-    if previous is not None and previous.recorded_at >= r.recorded_at:
+    if previous is not None and previous.recorded_at >= r.recorded_at and not _corrects_at_tie(previous, lab):
         return None
-    if previous is None and (stamp := _stamp(s, r.result_id)) is not None and stamp >= r.recorded_at:
-        return None  # an older version of a result no longer kept whole (issue 25)
+    stamp = _stamp(s, r.result_id) if previous is None else None
+    # an older version of a result no longer kept whole changes nothing (issue 25); at an equal time, a correction of
+    # a result dropped final (without a `revised` stamp) is the newer version
+    tie_corrects = stamp == r.recorded_at and r.result_id not in s.revised and r.status != "final"
+    if stamp is not None and stamp >= r.recorded_at and not tie_corrects:
+        return None
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
@@ -325,6 +329,13 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab |
         comparator=r.comparator,
         occurred_at_precision=r.occurred_at_precision,
     )
+
+
+def _corrects_at_tie(previous: StoredResult, lab: LabInput) -> bool:
+    """LAB-CORRECTION at an equal recorded time (a sender that did not date the new version): a correction (amended,
+    corrected, entered in error, no value) is the newer version of a final result, never the reverse."""
+    same_time = previous.recorded_at == lab.result.recorded_at
+    return same_time and previous.status == "final" and lab.result.status != "final"
 
 
 def _active(s: LabState, analyte: Analyte) -> list[tuple[datetime, StoredResult]]:

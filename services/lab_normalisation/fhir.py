@@ -268,12 +268,12 @@ def _result(
         when, precision = _when(_collected(obs, ctx, parent), tz, "collection time")
         check_time(guard, when, "collection time")
         report = parent if isinstance(parent, DiagnosticReport) else ctx.parent.get(id(parent)) if parent else None
-        issued = (
-            obs.issued
-            or (obs.meta.lastUpdated if obs.meta else None)
-            or (report.issued if isinstance(report, DiagnosticReport) else None)
-        )
-        recorded_at = _when(issued, tz, "issued")[0] if issued else guard.received_at
+        # the version's time: the newer of `issued` and meta.lastUpdated (review of issue 24: a laboratory that keeps
+        # `issued` at the first release made every amendment "not newer", so ignored; LAB-CORRECTION)
+        times = [_when(t, tz, "issued")[0] for t in (obs.issued, obs.meta.lastUpdated if obs.meta else None) if t]
+        if not times and isinstance(report, DiagnosticReport) and report.issued:
+            times = [_when(report.issued, tz, "issued")[0]]
+        recorded_at = max(times) if times else guard.received_at
         check_time(guard, recorded_at, "issued time")
         if status != "entered-in-error" and (q is None or q.value is None) and absent is None:
             raise Rejected("no numeric valueQuantity")

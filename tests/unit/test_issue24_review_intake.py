@@ -15,7 +15,7 @@ import pytest
 
 from services.lab_normalisation.common import AnalyteMap
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
-from services.lab_normalisation.ingest import Verdict, fhir_verdict, from_json_lab, hl7_verdict
+from services.lab_normalisation.ingest import Verdict, fhir_verdict, from_fhir, from_json_lab, hl7_verdict
 from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
@@ -155,3 +155,69 @@ def test_a_patients_last_updated_at_a_leap_second_is_read_not_a_crash() -> None:
     [record] = verdict.batch.patients
     assert record.recorded_at.astimezone(UTC).replace(microsecond=0) == datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)
     applied(verdict)
+
+
+def _calcium_version(version: str, status: str, value: float | None, last_updated: str) -> dict[str, Any]:
+    """A version of one calcium Observation whose `issued` (the original release) the laboratory did not change."""
+    doc = observation(
+        id="ca1",
+        status=status,
+        code={"coding": [{"system": "http://loinc.org", "code": "2000-8"}]},
+        valueQuantity={"value": value, "unit": "mmol/L", "code": "mmol/L"},
+        issued="2026-11-27T09:00:00+01:00",
+        meta={"versionId": version, "lastUpdated": last_updated},
+    )
+    if value is None:
+        doc.pop("valueQuantity")
+        doc["dataAbsentReason"] = {"coding": [{"code": "error"}]}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("status", "value", "expected"),
+    [
+        ("amended", 2.4, ("amended", 2.4)),
+        ("final", None, ("withdrawn", None)),
+        ("entered-in-error", 2.4, ("withdrawn", None)),
+    ],
+)
+def test_a_new_version_with_the_same_issued_time_replaces_the_first(
+    status: str, value: float | None, expected: tuple[str, float | None]
+) -> None:
+    """LAB-CORRECTION: an amended (or withdrawn, or no-value) version of an Observation whose `issued` stayed the
+    original release time, with a newer meta.lastUpdated, was ignored as "not newer": the crisis value 3.9 stayed in
+    force after the laboratory corrected it."""
+    state = LabState()
+    outputs = []
+    for doc in (
+        _calcium_version("1", "final", 3.9, "2026-11-27T09:00:00+01:00"),
+        _calcium_version("2", status, value, "2026-11-27T11:00:00+01:00"),
+    ):
+        batch = from_fhir(json.dumps(doc).encode(), ANALYTES, NotAfter(NOW), PARIS)
+        state, out = apply_ingested(state, batch, CFG)
+        outputs.append([(o.status, o.value) for o in out if o.result_id == "fhir:ca1"])
+    assert outputs == [[("final", 3.9)], [expected]]
+    # the first version delivered again changes nothing
+    again = from_fhir(
+        json.dumps(_calcium_version("1", "final", 3.9, "2026-11-27T09:00:00+01:00")).encode(),
+        ANALYTES,
+        NotAfter(NOW),
+        PARIS,
+    )
+    assert apply_ingested(state, again, CFG)[1] == []
+
+
+def test_at_an_equal_recorded_time_a_correction_replaces_a_final_result_and_not_the_reverse() -> None:
+    """Without meta.lastUpdated (or HL7 with an unchanged MSH-7), the versions' recorded times are equal: a correction
+    (amended, corrected, entered in error) is by definition the newer one (LAB-CORRECTION)."""
+    from tests.unit.test_lab_domain import T0, apply, result
+
+    final = result("total_calcium", 3.9, "mmol/L", rid="ca", at=T0, recorded=T0)
+    amended = result("total_calcium", 2.4, "mmol/L", rid="ca", at=T0, recorded=T0, status="amended")
+    s, _ = apply(LabState(), final)
+    s, out = apply(s, amended)
+    assert [(o.status, o.value) for o in out if o.result_id == "ca"] == [("amended", 2.4)]
+    s, out = apply(s, final)  # the final version arriving late
+    assert out == []
+    s2, _ = apply(LabState(), amended)
+    assert apply(s2, final)[1] == []
