@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+
+import pytest
 
 from services.lab_normalisation.mllp import FS, VT, MllpSender, SenderPolicy, is_loopback, tls_context
-from tests.test_issue24_mllp import Pki, client_context, exchange, listening, msa, oru, pki
+from tests.test_issue24_mllp import Pki, _until, client_context, exchange, listening, msa, oru, pki
 
 __all__ = ["pki"]
 
@@ -92,3 +95,18 @@ async def test_plaintext_on_the_tls_port_is_never_buffered_beyond_its_header(pki
                 await writer.wait_closed()
         assert rest == b"" and waited < 2.0  # closed at once, not after the 5-s handshake time-out
         assert srv.refused("plaintext_on_tls_port") == 1 and srv.handled == []
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+async def test_a_client_limited_to_tls_1_1_is_refused(pki: Pki) -> None:
+    """TLS 1.2 at least: a client that offers only TLS 1.1 (a downgrade) gets no session, and nothing is handled."""
+    client = client_context(pki, pki.lab)
+    client.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    client.maximum_version = ssl.TLSVersion.TLSv1_1
+    with contextlib.suppress(ssl.SSLError):
+        client.set_ciphers("DEFAULT:@SECLEVEL=0")
+    async with listening(tls_context(pki.server.cert, pki.server.key, pki.ca.path)) as srv:
+        with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+            await exchange(srv.port, client, oru("OLD-1"))
+        await _until(lambda: srv.refused("tls_handshake") == 1)  # refused by the listener, audited
+        assert srv.handled == []
