@@ -212,9 +212,11 @@ def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
         for analyte in ("albumin", "ionised_calcium"):
             candidates = _active(s, analyte)
             for ca in calcium:
-                near = _surely_within(ca, candidates, window)
-                near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))  # closest_within's order
-                out.update(r.result_id for _, r in near[:PARTNERS])
+                # the closest surely within the window (closest_within's order), and the closest whatever the draws'
+                # precision: an amendment giving a date-only draw its hour pairs with one of those
+                for near in (_surely_within(ca, candidates, window), _within(ca, candidates, window + 2 * _DAY)):
+                    near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))
+                    out.update(r.result_id for _, r in near[:PARTNERS])
     if any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
         for creat in (r for r in held if r.analyte == "creatinine"):
             at = creat.occurred_at
@@ -339,7 +341,12 @@ def _corrects_at_tie(previous: StoredResult, lab: LabInput) -> bool:
 
 
 def _active(s: LabState, analyte: Analyte) -> list[tuple[datetime, StoredResult]]:
-    return [(r.occurred_at, r) for r in s.results.values() if r.analyte == analyte and r.value is not None]
+    """The results in force of one analyte, in an order of their own (draw time, the most recently reported first,
+    result ID): the pairing of LAB-CA-CORR and LAB-CRCL takes the first of equally close ones, which must not depend
+    on the order they were delivered in or re-held after retention (review of issue 25)."""
+    held = [r for r in s.results.values() if r.analyte == analyte and r.value is not None]
+    held.sort(key=lambda r: (r.occurred_at, -r.recorded_at.timestamp(), r.result_id))
+    return [(r.occurred_at, r) for r in held]
 
 
 def _derived_status(sources: list[StoredResult]) -> Status:
@@ -387,6 +394,15 @@ def _recompute_corrected_calcium(
             since=since,
         )
     return out
+
+
+_DAY = timedelta(days=1)
+
+
+def _within(
+    ca: StoredResult, candidates: list[tuple[datetime, StoredResult]], window: timedelta
+) -> list[tuple[datetime, StoredResult]]:
+    return [(t, r) for t, r in candidates if abs(t - ca.occurred_at) <= window]
 
 
 def _surely_within(

@@ -204,10 +204,10 @@ DENSE_KINDS = [
 
 @st.composite
 def dense_histories(draw: st.DrawFn) -> list[LabResult]:
-    """Draws hours to days apart, each reported when drawn; withdrawals, amendments and late older versions of ANY
-    result (not only the newest), so partners are withdrawn after others were dropped. (A new draw reported after
-    the newest `cap` of its partner analyte, and older than they, pairs with what is kept: the documented residual
-    of HAZ-25-LAB-R01, so not generated here.)"""
+    """Draws hours to days apart (some date-only, some censored), each reported when drawn; withdrawals, amendments
+    and late older versions of ANY result (not only the newest), so partners are withdrawn after others were
+    dropped. (A new draw reported after the newest `cap` of its partner analyte, and older than they, pairs with what
+    is kept: the documented residual of HAZ-25-LAB-R01, so not generated here.)"""
     out: list[LabResult] = []
     mine: dict[str, list[LabResult]] = {}
     at = T0
@@ -227,6 +227,10 @@ def dense_histories(draw: st.DrawFn) -> list[LabResult]:
             out.append(result(analyte, t.value, unit, rid=t.result_id, at=t.occurred_at, recorded=t.occurred_at))
         else:
             r = result(analyte, value, unit, rid=f"r{i}", at=at)
+            if draw(st.integers(0, 3)) == 0:  # a date-only draw (LAB-CA-CORR pairs it only when surely within)
+                r = r.model_copy(update={"occurred_at": at.replace(hour=0), "occurred_at_precision": "date"})
+            if draw(st.integers(0, 4)) == 0:  # a censored value
+                r = r.model_copy(update={"comparator": draw(st.sampled_from(["<", ">", "<=", ">="]))})
             known.append(r)
             out.append(r)
     return out
@@ -250,3 +254,56 @@ def test_a_kept_result_derives_what_an_unbounded_state_derives(history: list[Lab
         for rid, content in held_b.items():
             if rid.partition(":")[2] in a.results:
                 assert held_a.get(rid) == content, (rid, held_a.get(rid), content)
+
+
+def test_a_date_only_calcium_given_its_hour_by_an_amendment_pairs_as_unbounded() -> None:
+    """LAB-CA-CORR with a date-only draw pairs only the albumins surely within 48 h whatever its hour; an amendment
+    that gives the hour (same day) makes a closer albumin eligible. It must not have been dropped meanwhile (found
+    by a generated comparison with date-only draws)."""
+    day = T0.replace(hour=0)
+    ca = result("total_calcium", 2.6, "mmol/L", rid="ca", at=day).model_copy(update={"occurred_at_precision": "date"})
+    surely = result("albumin", 30, "g/L", rid="a-surely", at=day + timedelta(hours=16))  # 16 h + 24 h <= 48 h
+    closer = result("albumin", 24, "g/L", rid="a-closer", at=day + timedelta(hours=25))  # 25 h + 24 h > 48 h
+    later = [result("albumin", 40, "g/L", rid=f"l{i}", at=day + timedelta(days=10 + i)) for i in range(2)]
+    hour = result(
+        "total_calcium",
+        2.6,
+        "mmol/L",
+        rid="ca",
+        at=day + timedelta(hours=23),
+        recorded=day + timedelta(days=20),
+        status="amended",
+    )
+    steps: Steps = [[ca], [surely], [closer], *[[a] for a in later], [hour]]
+    bounded, out_b = run(SMALL, steps)
+    _, out_u = run(UNBOUNDED, steps)
+    assert "ca" in bounded.results
+    expected = view(out_u, "corrected:ca")
+    assert expected and expected[-1][1] is not None
+    assert view(out_b, "corrected:ca") == expected
+
+
+@pytest.mark.parametrize("partner", ["albumin", "body_weight"])
+def test_two_partners_drawn_at_the_same_time_pair_the_same_whatever_the_delivery_order(partner: str) -> None:
+    """Two albumins (weights) with the same draw time and different values: the pairing took whichever the aggregate
+    happened to hold first (its insertion order, which retention also changes: a re-held result goes last), so the
+    same facts delivered in another order gave another corrected calcium (clearance). Found by the generated
+    comparison (a weight withdrawn, dropped, then issued again). Now the most recently reported one."""
+    unit, anchor, a_unit, a_value, rid = (
+        ("g/L", "total_calcium", "mmol/L", 2.6, "corrected:x")
+        if partner == "albumin"
+        else ("kg", "creatinine", "umol/L", 120.0, "crcl:x")
+    )
+    low, high = (25.0, 40.0) if partner == "albumin" else (55.0, 85.0)
+    first = result(partner, low, unit, rid="p1", at=T0 + timedelta(hours=2), recorded=T0 + timedelta(hours=3))
+    second = result(partner, high, unit, rid="p2", at=T0 + timedelta(hours=2), recorded=T0 + timedelta(hours=4))
+    x = result(anchor, a_value, a_unit, rid="x", at=T0)
+    values = []
+    for order in ([first, second], [second, first]):
+        state, held = LabState(), list[tuple[object, ...]]()
+        steps: Steps = [[RECORD], [x], *[[p] for p in order]]
+        for items in steps:
+            state, out = apply_with(CFG, state, *items)
+            held += view(out, rid)
+        values.append(held[-1])
+    assert values[0] == values[1] and values[0][1] is not None
