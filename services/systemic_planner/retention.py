@@ -63,7 +63,7 @@ from shared.clinical.facts import newest
 RESULTS_KEPT = 4
 #: per lesion (findings) and per patient (assessments): the newest recorded records kept, with their correction chains
 #: (an amendment without `corrects` replaces its group's newest earlier record: shared/clinical/corrections.py)
-RECORDS_KEPT = 3
+RECORDS_KEPT = 2
 #: administrations of identified drugs that no rule reads (only a correction naming one reads it)
 ADMINISTRATIONS_KEPT = 8
 #: issue 25: the drug events (starts, stops, anti-resorptive administrations) dated more than this before the state's
@@ -161,14 +161,18 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
 
 
 def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) -> set[uuid.UUID]:
-    """The newest `n` recorded records of each group, with every record of their correction chains."""
+    """The newest `n` records of each group, by recording and by clinical time (an amendment naming no record replaces
+    its group's newest earlier one by clinical time), with every record of their correction chains."""
     by_group: dict[Hashable, list[L]] = {}
     for x in rows:
         by_group.setdefault(group(x), []).append(x)
+    newest = {
+        x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
+    }
     if all(x.record_status == "final" for x in rows):  # no chains (the common case)
-        return {x.event_id for g in by_group.values() for x in sorted(g, key=_recorded)[-n:]}
+        return newest
     chains = _chains(rows, group)
-    keep_chains = {chains[x.event_id] for g in by_group.values() for x in sorted(g, key=_recorded)[-n:]}
+    keep_chains = {chains[i] for i in newest}
     return {x.event_id for x in rows if chains[x.event_id] in keep_chains}
 
 

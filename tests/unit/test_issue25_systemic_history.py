@@ -213,7 +213,7 @@ def history(seed: int = 1, years: float = 5.0, patient: str = "p-history", densi
             out.append(_lab(g, t, "ctx_serum", round(rnd.uniform(100, 600)), "pg/mL", interpretation="interpretable"))
             next_ctx = t + timedelta(days=182)
         if t >= next_imaging:
-            if rnd.random() < 0.25:
+            if len(lesions) < 10 and t < t0 + timedelta(days=3 * 365) and rnd.random() < 0.3:  # new foci, early
                 new = f"L{len(lesions)}"
                 lesions.append(new)
                 sites[new] = rnd.choice(SITES)
@@ -272,3 +272,31 @@ def per_event_seconds(state: SystemicState, events: list[Message], repeat: int =
             s.model_dump_json()
         best = min(best, (time.perf_counter() - started) / len(docs))
     return best
+
+
+#: issue 25: the state of a patient followed 5 years with realistic data stays under this (bytes of JSON)
+STATE_BOUND = 64 * 1024
+
+
+def test_five_years_of_realistic_history_stay_under_the_bound() -> None:
+    """Labs every 1 to 4 weeks, imaging every 2 to 4 months, assessments, SREs, drug lines, 2 years of monthly
+    denosumab, dental checks, corrections: the retained state never passes 64 KB (the whole history's does)."""
+    for seed in (1, 2):
+        events = history(seed, 5.0)
+        largest = 0
+        for i, (s, _) in enumerate(replay(events)):
+            if i % 10 == 0 or i == len(events) - 1:
+                largest = max(largest, len(s.model_dump_json()))
+        full = SystemicState()
+        for e in events:
+            full, _ = apply_event(full, e, r.AsOf(now=now_for(e)), keep_all=True)
+        assert largest < STATE_BOUND < len(full.model_dump_json()), (seed, largest)
+
+
+def test_a_long_history_plateaus() -> None:
+    """A denser history of 3 000 events (labs every 2 to 7 days over 14 years): the state reaches its plateau, and
+    the cost per event (decode, load, apply, store) follows the state, not the history's length."""
+    events = history(3, 14.0, density=4.0)[:3000]
+    states = {n: s for n, (s, _) in enumerate(replay(events), 1) if n in (10, 1000, 3000)}
+    sizes = {n: len(s.model_dump_json()) for n, s in states.items()}
+    assert sizes[3000] < STATE_BOUND and sizes[3000] < 1.3 * sizes[1000], sizes

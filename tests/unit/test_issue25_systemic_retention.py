@@ -152,6 +152,8 @@ def _event(w: World, step: tuple[int, int, int, int, int], profile: tuple[int, .
                 **extra,
             }
         )
+        if extra and extra["corrects"] is None:  # an amendment naming no record follows its lesion's newest ones
+            finding = finding.model_copy(update={"recorded_at": w.clock + timedelta(hours=3)})
         held_f.append(finding)
         return finding
     if kind == 5:  # a clinical assessment; sometimes a correction of a recent one
@@ -170,6 +172,8 @@ def _event(w: World, step: tuple[int, int, int, int, int], profile: tuple[int, .
                 **extra,
             }
         )
+        if extra and extra["corrects"] is None:  # an amendment naming no record follows the newest ones
+            a = a.model_copy(update={"recorded_at": w.clock + timedelta(hours=1)})
         w.assessments.append(a)
         return a
     if kind == 6:  # an SRE from scoring, or the withdrawal of one
