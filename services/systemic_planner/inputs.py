@@ -965,7 +965,31 @@ def fold_drugs(s: SystemicState, cut: date, za_months: int) -> DrugReplay:
     return rp.checkpoint(cut, opened)
 
 
+#: issue 25: the drug history of a state's treatments and drug replay for a day (and time zone, and zoledronic acid
+#: interval), with the deadlines it found: computed once while they are unchanged (every event of a batch). The entry
+#: holds the tables, so their `id`s are not reused while it lives.
+_HISTORIES: dict[tuple[int, int, int, date, str], tuple[object, object, DrugHistory, list[datetime]]] = {}
+_HISTORIES_MAX = 512
+
+
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
+    """`_drug_history`, memoised on the state's treatments and drug replay (by identity: `merge` copies on write) and
+    the day; the deadlines it records are recorded again."""
+    key = (id(s.treatments), id(s.drug_replays), _interval_months(s, "zoledronic_acid"), at.today, str(at.tz))
+    hit = _HISTORIES.get(key)
+    if hit is not None and hit[0] is s.treatments and hit[1] is s.drug_replays:
+        for d in hit[3]:
+            at.after(d)
+        return hit[2]
+    mark = len(at.deadlines)
+    found = _drug_history(s, at)
+    if len(_HISTORIES) >= _HISTORIES_MAX:
+        del _HISTORIES[next(iter(_HISTORIES))]
+    _HISTORIES[key] = (s.treatments, s.drug_replays, found, at.deadlines[mark:])
+    return found
+
+
+def _drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
     stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way; a
     renewal then a stop recorded in that order is a stop). Second review: an anti-resorptive given is under way for
