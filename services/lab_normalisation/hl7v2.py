@@ -373,14 +373,24 @@ def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) ->
     req = Hl7Request(control_id=control_id, facility=facility, digest=digest, recorded_at=recorded_at)
     _demographics(pid, req, guard, out)
     seen: dict[str, tuple[int, LabInput]] = {}
+    conflicting: set[str] = set()  # result IDs sent twice with different contents: neither is used
     for n, obx, order in _observations(msg):
         try:
             checked = _obx(obx, order, n, analytes, tz, guard, out, req)
+            if checked is not None and checked.result.result_id in conflicting:
+                raise Rejected("another OBX with the same order, code and OBX-4 sub-ID: which one holds is unknown")
             if checked is not None and checked.result.result_id in seen:
                 first, earlier = seen[checked.result.result_id]
                 if earlier == checked:  # issue 24: the same OBX repeated identically is one result
                     out.ignored.append(f"OBX {n}: an identical repeat of OBX {first} (one result)")
                     continue
+                # which of the two holds is unknown: neither is used (never guess a value), both are named
+                conflicting.add(checked.result.result_id)
+                out.labs = [x for x in out.labs if x is not earlier]
+                out.rejections.append(
+                    f"OBX {first}: OBX {n} has the same order, code and OBX-4 sub-ID with another value: which one "
+                    "holds is unknown"
+                )
                 raise Rejected("a second OBX with the same order, code and OBX-4 sub-ID: which one holds is unknown")
         except (Rejected, LabRejection) as exc:
             out.rejections.append(f"OBX {n}: {exc}")
