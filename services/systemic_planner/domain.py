@@ -12,8 +12,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from contracts.base import Message, derived_id
+from contracts.clinical import NormalisedLab, Score
 from contracts.clock import ClockTick
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
@@ -30,6 +34,7 @@ from services.systemic_planner.dosing import (
 )
 from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
 from services.systemic_planner.inputs import (
+    LAB_TABLES,
     SystemicState,
     bone_metastasis,
     calcium,
@@ -149,6 +154,33 @@ def _notify(item: PlanItem) -> bool:
     return item.status in NOTIFY_STATUSES and not (item.rule_id == "SYS-ONCO" and item.severity == "info")
 
 
+def _unchanged(state: SystemicState, event: Message, at: r.AsOf) -> bool:
+    """The event changes no fact the planner reads (a result of another analyte, a score other than the
+    oligometastatic status), and the last decision still holds at `at.now`."""
+    irrelevant = (isinstance(event, NormalisedLab) and event.analyte not in LAB_TABLES) or (
+        isinstance(event, Score) and (event.score != "oligometastatic" or event.band is None)
+    )
+    return (
+        irrelevant
+        and state.decided_at is not None
+        and state.decided_at <= at.now
+        and (state.next_due is None or at.now < state.next_due)
+        and not _dated_after(state, state.decided_at)
+    )
+
+
+def _dated_after(s: SystemicState, t: datetime) -> bool:
+    """A fact dated after `t` (a day before, for dates: any time zone) is held: it may become effective with no new
+    event (not every reader of a future-dated fact records a deadline), so the plan is decided again."""
+    day = t.date() - timedelta(days=1)
+    tables: list[Iterable[Any]] = [s.findings.values(), s.assessments.values(), s.sres.values(), s.care.values()]
+    tables += [getattr(s, table).values() for table in LAB_TABLES.values()]
+    if any(x.occurred_at > t for rows in tables for x in rows):
+        return True
+    dates = (e.treatment.on for e in s.treatments.values())
+    return any(d >= day for d in dates) or any(e.event.on >= day for e in s.care.values())
+
+
 def apply_event(
     state: SystemicState, event: Message, at: r.AsOf, *, keep_all: bool = False
 ) -> tuple[SystemicState, list[Message]]:
@@ -156,6 +188,11 @@ def apply_event(
     the retained one (issue 25, retention.py); `keep_all` keeps the whole history (the reference the retention
     tests compare with)."""
     s = merge(state, event)
+    if not keep_all and _unchanged(state, event, at):
+        # issue 25: no fact the plan reads changed and no deadline passed since the last decision (`next_due`: the
+        # plan changes with time only at one), so the decision is the last one: nothing to publish
+        s.decided_at = at.now
+        return retain(s), []
     items = build_plan(s, at)
     s.next_due = at.next_due()
     s.decided_at = at.now

@@ -49,8 +49,8 @@ DEDUPE_WINDOW = timedelta(days=14)
 #: event kinds (see `_event`) by profile: each example dwells on one part of the state, so that it outgrows what is
 #: kept (a mixed profile, labs, findings, assessments, treatments, care)
 PROFILES = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12),
-    (0, 0, 1, 1, 2, 2, 9, 12),
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 13),
+    (0, 0, 1, 1, 2, 2, 9, 12, 13, 13),
     (3, 3, 4, 4, 5, 0, 12),
     (5, 5, 5, 5, 3, 0, 12),
     (8, 9, 9, 10, 10, 0, 12),
@@ -202,6 +202,32 @@ def _event(w: World, step: tuple[int, int, int, int, int], profile: tuple[int, .
         )
         w.sres.append(sre)
         return sre
+    if kind == 13:  # what the planner reads nothing of: another analyte, another score
+        if flag % 2:
+            return NormalisedLab.model_validate(
+                {
+                    **w.env(occurred, source="lab-normalisation"),
+                    "analyte": ("albumin", "creatinine", "total_calcium")[choice % 3],
+                    "result_id": f"other-{w.n}",
+                    "value": 40.0,
+                    "unit": "g/L",
+                }
+            )
+        return Score.model_validate(
+            {
+                **w.env(occurred, source="scoring"),
+                "score": ("mirels", "sins")[choice % 2],
+                "subject": "a",
+                "total": 9,
+                "complete": True,
+                "band": None,
+                "components": [],
+                "rule_ids": ["MIRELS-HIGH"],
+                "ruleset_version": RULESET_VERSION,
+                "text_fr": "x",
+                "citation": cite("MIRELS-HIGH").model_dump(),
+            }
+        )
     if kind == 7:
         return Score.model_validate(
             {
