@@ -29,6 +29,7 @@ test_issue25_systemic_retention.py)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -182,7 +183,9 @@ def _lab_order(kv: tuple[str, LabFact]) -> tuple[datetime, datetime, int]:
     return (v.occurred_at, v.recorded_at, v.event_id.int)
 
 
-def _lab_table(table: dict[str, LabFact], clock: datetime, za_days: Iterable[date]) -> dict[str, LabFact]:
+def _lab_table(table: dict[str, LabFact], clock: datetime, za_days: Callable[[], Iterable[date]]) -> dict[str, LabFact]:
+    if len(table) <= RESULTS_KEPT and not any(v.withdrawn for v in table.values()):
+        return table  # every one is among the newest live results
     rows = sorted(table.items(), key=_lab_order)
     keep = {k for k, v in rows if v.occurred_at > clock}  # may still be dated in the future at the next decision
     live = [(k, v) for k, v in rows if not v.withdrawn and v.occurred_at <= clock]
@@ -201,7 +204,7 @@ def _lab_table(table: dict[str, LabFact], clock: datetime, za_days: Iterable[dat
     else:
         keep.update(k for k, _ in withdrawn[-RESULTS_KEPT:])
     # SYS-ZA-DOSE (Tableau 2, L1153-1184): the dose follows the clearance before the first infusion of the course
-    for day in za_days:
+    for day in za_days():
         lo = datetime.combine(day, time.min, UTC) - TZ_MARGIN
         hi = datetime.combine(day + timedelta(days=1), time.min, UTC) + TZ_MARGIN
         before = None
@@ -459,10 +462,10 @@ def retain(s: SystemicState) -> SystemicState:
     if treatments is not s.treatments:
         s = s.model_copy(update={"treatments": treatments})
         update["treatments"] = treatments
-    za_days = _za_course_days(s)
     for table in LAB_TABLES.values():
         values = getattr(s, table)
-        kept = _lab_table(values, clock, za_days if table == "creatinine_clearance" else ())
+        days = functools.partial(_za_course_days, s) if table == "creatinine_clearance" else tuple
+        kept = _lab_table(values, clock, days)
         if kept is not values:
             update[table] = kept
     findings, finding_base = _findings(s)
