@@ -19,11 +19,9 @@ operation an input arrives hours after the one before, and its consequences are 
 
 Time. A record's timestamp is its publication time (a cohort's `recorded_at`). With `clock="record"` (the default)
 the services that read a clock decide at the time of the record they apply, as they would have live; with
-`clock="wall"` they decide now. Where a service lets its clock be set, this sets it (`Service.clock`: systemic
-planner and radiotherapy planner read `service.clock()` at each event). Scoring's transition reads
-`datetime.now(UTC)` itself (services/scoring/app.py), so its recency windows are judged at the wall clock in
-either mode: a replay of an old history sees old crises as not current. Notification reads no clock (every
-time comes from its records). Deadlines (a service's `due`, shared/runtime/timers.py) fire as clock ticks
+`clock="wall"` they decide now. This sets each clocked service's `Service.clock` (scoring, systemic planner and
+radiotherapy planner read `service.clock()` at each event). Notification reads no clock (every time comes from its
+records). Deadlines (a service's `due`, shared/runtime/timers.py) fire as clock ticks
 (contracts/clock.py, built like `Timers.tick`) on the service's clock topic, before the first input at or after
 them, 1 ms after their due time, like the live timers (which poll every second).
 
@@ -67,7 +65,7 @@ MODULES: Final[dict[str, tuple[str, str]]] = {
     "notification": ("services.notification", "NotificationSettings"),
 }
 #: services whose decisions read `Service.clock` (set by the replay); the others: see the module's docstring
-CLOCKED: Final = frozenset({"systemic-planner", "radiotherapy-planner"})
+CLOCKED: Final = frozenset({"scoring", "systemic-planner", "radiotherapy-planner"})
 #: a deadline fires this long after it passes (the live timers poll every TIMER_POLL_INTERVAL_S, 1 s; a tick fired
 #: exactly at its deadline would find it not yet passed)
 TICK_DELAY: Final = timedelta(milliseconds=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, FastAPI
 
 from contracts.base import Message, PatientId
@@ -22,7 +20,7 @@ def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
 
     def apply(state: ScoringState, event: Message) -> tuple[ScoringState, list[Message]]:
         """The pure transition, given the time it decides for (recency, future-dated facts) and the policy."""
-        return apply_event(state, event, now=datetime.now(UTC), policy=policy)
+        return apply_event(state, event, now=service.clock(), policy=policy)
 
     service.patient_aggregate(
         (LABS_NORMALISED, IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS),
@@ -36,6 +34,6 @@ def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
     async def scores(patient_id: PatientId) -> list[Score]:
         """Every current score of the patient (Mirels and SINS per lesion, oligometastatic status)."""
         state = await service.store.load(patient_id, ScoringState)
-        return current_scores(state, patient_id, now=datetime.now(UTC), policy=policy)
+        return current_scores(state, patient_id, now=service.clock(), policy=policy)
 
     return service, create_app(service, [router])
