@@ -11,48 +11,14 @@ pydantic's (fields in another order): tests/unit/test_issue25_notification_store
 
 from __future__ import annotations
 
-import functools
-import json
-import weakref
 from collections.abc import Iterable
 from typing import Final
 
 from pydantic import BaseModel
 
-
-class PartsJson:
-    """JSON text by object, for frozen models (the same object always has the same JSON)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, tuple[weakref.ref[BaseModel], str]] = {}
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def __call__(self, part: BaseModel) -> str:
-        key = id(part)
-        hit = self._by_id.get(key)
-        if hit is not None and hit[0]() is part:
-            return hit[1]
-        text = part.model_dump_json()
-        self._by_id[key] = (weakref.ref(part, lambda _, key=key: self._forget(key)), text)  # type: ignore[misc]
-        return text
-
-    def _forget(self, key: int) -> None:
-        hit = self._by_id.get(key)
-        if hit is not None and hit[0]() is None:
-            del self._by_id[key]
-
+from shared.runtime.parts_json import PartsJson, json_key
 
 PARTS: Final = PartsJson()
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _key(k: str) -> str:
-    """A JSON string: as is when nothing needs escaping (IDs, analytes, "score:subject")."""
-    if k.isprintable() and '"' not in k and "\\" not in k:
-        return f'"{k}"'
-    return json.dumps(k, ensure_ascii=False)
 
 
 def dump(state: BaseModel, maps: Iterable[str], ones: Iterable[str]) -> str:
@@ -64,7 +30,7 @@ def dump(state: BaseModel, maps: Iterable[str], ones: Iterable[str]) -> str:
     sep = "," if len(rest) > 2 else ""
     for name in maps:
         value: dict[str, BaseModel] = getattr(state, name)
-        body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
+        body = ",".join(f"{json_key(k)}:{PARTS(v)}" for k, v in value.items())
         out.append(f'{sep}"{name}":{{{body}}}')
         sep = ","
     for name in ones:

@@ -11,39 +11,13 @@ pydantic's own (fields in another order): tests/unit/test_issue25_local_history.
 
 from __future__ import annotations
 
-import functools
-import json
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Final
 
 from pydantic import BaseModel
 
-
-class PartsJson:
-    """JSON text by object, for frozen models (the same object always has the same JSON)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, tuple[weakref.ref[BaseModel], str]] = {}
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def __call__(self, part: BaseModel) -> str:
-        key = id(part)
-        hit = self._by_id.get(key)
-        if hit is not None and hit[0]() is part:
-            return hit[1]
-        text = part.model_dump_json()
-        self._by_id[key] = (weakref.ref(part, functools.partial(self._forget, key)), text)
-        return text
-
-    def _forget(self, key: int, _: object) -> None:
-        hit = self._by_id.get(key)
-        if hit is not None and hit[0]() is None:
-            self._by_id.pop(key, None)
-
+from shared.runtime.parts_json import PartsJson, json_key
 
 PARTS: Final = PartsJson()
 #: the state's fields that map keys to records never changed once made (frozen records as received; the facts made
@@ -74,20 +48,12 @@ def _body(value: dict[str, BaseModel]) -> str:
         if hit is not None and hit[0] is value and hit[1] == len(value):
             _BODIES.move_to_end(id(value))
             return hit[2]
-    body = ",".join(f"{_key(k)}:{PARTS(v)}" for k, v in value.items())
+    body = ",".join(f"{json_key(k)}:{PARTS(v)}" for k, v in value.items())
     with _LOCK:
         _BODIES[id(value)] = (value, len(value), body)
         if len(_BODIES) > BODIES_SIZE:
             _BODIES.popitem(last=False)
     return body
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _key(k: str) -> str:
-    """A JSON string: as is when nothing needs escaping (event IDs, request IDs)."""
-    if k.isascii() and k.isprintable() and '"' not in k and "\\" not in k:
-        return f'"{k}"'
-    return json.dumps(k)
 
 
 def dump(state: BaseModel) -> str:

@@ -33,7 +33,7 @@ import functools
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from contracts.care import BoneBiopsy, CareEvent, PathwayStep
 from contracts.hospital import DentalCare, DrugAdministration, SystemicDrug, TreatmentEvent
@@ -53,7 +53,7 @@ from services.systemic_planner.inputs import (
     treatments,
 )
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import effective
+from shared.clinical.corrections import Correctable, effective
 from shared.clinical.dates import add_months
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -85,20 +85,7 @@ READ_KINDS = frozenset({"systemic_drug", "drug_administration", "dental"})
 TZ_MARGIN = timedelta(hours=14)
 
 
-class _Linked(Protocol):
-    @property
-    def event_id(self) -> uuid.UUID: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def recorded_at(self) -> datetime: ...
-    @property
-    def record_status(self) -> str: ...
-    @property
-    def corrects(self) -> uuid.UUID | None: ...
-
-
-L = TypeVar("L", bound=_Linked)
+L = TypeVar("L", bound=Correctable)  # what a correction chain reads (shared/clinical/corrections.py)
 
 
 class _Settled:
@@ -123,11 +110,11 @@ class _Settled:
 _SETTLED = _Settled()
 
 
-def _recorded(x: _Linked) -> tuple[datetime, int]:
+def _recorded(x: Correctable) -> tuple[datetime, int]:
     return (x.recorded_at, x.event_id.int)
 
 
-def _clinical(x: _Linked) -> tuple[datetime, datetime, int]:
+def _clinical(x: Correctable) -> tuple[datetime, datetime, int]:
     return (x.occurred_at, x.recorded_at, x.event_id.int)
 
 

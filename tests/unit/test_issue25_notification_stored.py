@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from contracts.clinical import Score
 from services.notification.domain import AlertPolicy, PatientAlerts, apply_event
-from services.notification.stored import PARTS, PartsJson
+from services.notification.stored import PARTS
+from shared.runtime.parts_json import PartsJson
 from tests.unit.test_issue25_notification_history import LAB, SCORE, drive, history
 
 
