@@ -3,11 +3,15 @@ and Redis's key ACLs follow contracts/topics.py and the services' key prefixes (
 tests/test_compose.py fails when they are stale). Dev tooling: nothing here is imported by the services.
 
 Principals: one SCRAM user per service (its consumer group has the same name), `hospital-bus` (writes the
-hospital.* topics), `ehr` (reads plans and alerts), `dlq-operator` (the only reader of the dead-letter topic)."""
+hospital.* topics), `ehr` (reads plans and alerts), `dlq-operator` (the only reader of the dead-letter topic).
+
+The ACLs and the Redis users are data (`kafka_acls()`, `redis_users()`): the script and the ACL file are rendered
+from them, and the local secured cluster (devstack/secure.py, issue 22) applies the same list."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.topics import ALL_SERVICES, DEAD_LETTER, HOSPITAL_BUS, SERVICES, TOPICS, Topic
@@ -37,6 +41,48 @@ def readers(topic: Topic) -> list[str]:
     return list(topic.consumers) or [EHR]
 
 
+@dataclass(frozen=True)
+class KafkaAcl:
+    """One Allow ACL, as `kafka-acls.sh --add` and the Admin API take it (issue 22: the compose set-up script and the
+    local secured cluster, devstack/secure.py, apply the same list)."""
+
+    principal: str
+    operation: str  # Read, Write, Describe
+    resource: str  # topic, group
+    name: str
+    pattern: str = "literal"  # literal, prefixed
+
+    def shell(self) -> str:
+        extra = " --resource-pattern-type prefixed" if self.pattern == "prefixed" else ""
+        return f"acl {self.principal} {self.operation} --{self.resource} {self.name}{extra}"
+
+
+def _every_topic(principal: str) -> list[KafkaAcl]:
+    return [KafkaAcl(principal, "Describe", "topic", p, "prefixed") for p in ("hospital.", "osteocds.")]
+
+
+def kafka_acl_sections() -> list[tuple[str, list[KafkaAcl]]]:
+    """The ACLs of every principal, by section (a comment each): nothing else is allowed (the authorizer denies
+    what no ACL allows)."""
+    services = [a for svc in SERVICES for a in (*_every_topic(svc), KafkaAcl(svc, "Read", "group", svc))]
+    flows: list[KafkaAcl] = []
+    for t in TOPICS:
+        flows += [KafkaAcl(p, "Write", "topic", t.name) for p in writers(t)]
+        flows += [KafkaAcl(p, "Read", "topic", t.name) for p in readers(t)]
+    flows += [KafkaAcl(p, "Read", "group", p) for p in (EHR, DLQ_OPERATOR)]
+    lag = _every_topic(LAG_EXPORTER) + [KafkaAcl(LAG_EXPORTER, "Describe", "group", svc) for svc in SERVICES]
+    lag += [KafkaAcl(LAG_EXPORTER, "Read", "topic", t.name) for t in TOPICS if set(t.consumers) & set(SERVICES)]
+    return [
+        ("every service: Describe on all topics (start-up checks which exist), its own consumer group", services),
+        ("who writes and who reads each topic (contracts/topics.py); nothing else is allowed", flows),
+        ("the lag exporter: the services' groups' offsets, and the timestamp of the first waiting record", lag),
+    ]
+
+
+def kafka_acls() -> list[KafkaAcl]:
+    return [a for _, acls in kafka_acl_sections() for a in acls]
+
+
 def kafka_setup() -> str:
     s = Settings()
     lines = [
@@ -61,41 +107,43 @@ def kafka_setup() -> str:
     for t in TOPICS:
         extra = f" --config retention.ms={s.dead_letter_retention_ms}" if t.name == DEAD_LETTER.name else ""
         lines.append(f"topic {t.name} {min(t.partitions, s.kafka_topic_partitions)}{extra}")
-    lines += [
-        "",
-        "# every service: Describe on all topics (start-up checks which exist), its own consumer group",
-    ]
-    for svc in SERVICES:
-        for prefix in ("hospital.", "osteocds."):
-            lines.append(f"acl {svc} Describe --topic {prefix} --resource-pattern-type prefixed")
-        lines.append(f"acl {svc} Read --group {svc}")
-    lines += ["", "# who writes and who reads each topic (contracts/topics.py); nothing else is allowed"]
-    for t in TOPICS:
-        lines += [f"acl {p} Write --topic {t.name}" for p in writers(t)]
-        lines += [f"acl {p} Read --topic {t.name}" for p in readers(t)]
-    lines += [f"acl {p} Read --group {p}" for p in (EHR, DLQ_OPERATOR)]
-    lines += ["", "# the lag exporter: the services' groups' offsets, and the timestamp of the first waiting record"]
-    lines += [
-        f"acl {LAG_EXPORTER} Describe --topic {p} --resource-pattern-type prefixed" for p in ("hospital.", "osteocds.")
-    ]
-    lines += [f"acl {LAG_EXPORTER} Describe --group {svc}" for svc in SERVICES]
-    lines += [f"acl {LAG_EXPORTER} Read --topic {t.name}" for t in TOPICS if set(t.consumers) & set(SERVICES)]
+    for comment, acls in kafka_acl_sections():
+        lines += ["", f"# {comment}", *(a.shell() for a in acls)]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RedisUser:
+    """One Redis ACL user: the key patterns it may touch and its command rules (`{name}` in the template stands
+    for the SHA-256 of its password, filled in by deploy/make_secrets.py)."""
+
+    name: str
+    keys: tuple[str, ...]
+    commands: str
+
+    def line(self) -> str:
+        keys = "".join(f" ~{k}" for k in self.keys)
+        return f"user {self.name} on #{{{self.name}}} resetkeys{keys} resetchannels {self.commands}"
+
+
+#: what a service may run on its own keys: data, transactions, Lua scripts; nothing that reaches other keys or
+#: the server (FLUSHALL, KEYS, CONFIG, DEBUG... are @dangerous)
+SERVICE_COMMANDS = "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous"
+
+
+def redis_users() -> list[RedisUser]:
+    """One user per service, limited to its key prefix (shared/runtime/state.py, timers.py), and the health check."""
+    return [
+        RedisUser("healthcheck", (), "-@all +ping"),
+        *(RedisUser(svc, (f"osteocds:{svc}:*",), SERVICE_COMMANDS) for svc in SERVICES),
+    ]
 
 
 def redis_acl_template() -> str:
     """Redis ACL users: one per service, limited to its key prefix, no dangerous commands; `{name}` is replaced
     by the SHA-256 of that user's password (deploy/make_secrets.py)."""
-    lines = [  # Redis ACL files allow no comments
-        "user default off",
-        "user healthcheck on #{healthcheck} resetkeys resetchannels -@all +ping",
-    ]
-    lines += [
-        f"user {svc} on #{{{svc}}} resetkeys ~osteocds:{svc}:* resetchannels -@all +@read +@write +@transaction "
-        f"+@scripting +@connection -@dangerous"
-        for svc in SERVICES
-    ]
-    return "\n".join(lines) + "\n"
+    # Redis ACL files allow no comments
+    return "\n".join(["user default off", *(u.line() for u in redis_users())]) + "\n"
 
 
 def main() -> int:
