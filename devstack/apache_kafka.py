@@ -1,0 +1,425 @@
+"""Apache Kafka (KRaft, 1 or 3 combined broker+controller nodes) as local processes on loopback: no Docker.
+
+The broker is Apache Kafka's own `org.apache.kafka:kafka_2.13` artifact from Maven Central, fetched once with Maven
+into `.run/kafka/<version>/lib` (gitignored), formatted with `kafka.tools.StorageTool` and started as
+`java -cp 'lib/*' kafka.Kafka server.properties`, each node with its own data dir, log4j2 config and log file
+(issue 22; shared/notes/apache-kafka.md). Topics are replicated as production would run them: replication factor
+min(3, nodes), `min.insync.replicas` min(2, nodes); producers use acks=all and idempotence.
+
+    with cluster(nodes=3) as c:
+        c.bootstrap            # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
+        c.settings             # the services' environment for this cluster
+        c.leader("topic", 0)   # node id of the partition's leader
+        c.kill(2); c.start(2)  # SIGKILL a broker, start it again on the same data
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from devstack.infra import free_port, port_open
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The jars' cache: `.run/kafka/<version>/lib` (`.run/` is gitignored).
+CACHE = ROOT / ".run" / "kafka"
+#: 4.4.0 and 4.1.1 both resolve from Maven Central here and run on Java 17; the newest is used.
+KAFKA_VERSION = "4.4.0"
+#: The SLF4J binding for the broker's logs (Kafka 4.x logs through log4j2; the artifact names no binding).
+LOG4J_VERSION = "2.24.3"
+#: The broker JVM's heap: small, the machine has 2 cores and several processes.
+HEAP = "-Xmx384m"
+
+T = TypeVar("T")
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>osteocds.local</groupId><artifactId>apache-kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{v}</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{v}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{l}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{l}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+"""
+
+
+def java() -> str:
+    binary = shutil.which("java")
+    if binary is None:
+        raise RuntimeError("java not found: install Debian's openjdk-17-jre-headless (Apache Kafka 4.x needs Java 17)")
+    return binary
+
+
+def ensure_jars(version: str = KAFKA_VERSION) -> Path:
+    """The broker's classpath folder, fetched from Maven Central once (`mvn dependency:copy-dependencies`)."""
+    base = CACHE / version
+    lib = base / "lib"
+    done = base / "complete"
+    if done.exists():
+        return lib
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time (parallel test runs, `up` beside the tests)
+        if done.exists():
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise RuntimeError("mvn not found: install Debian's maven to fetch Apache Kafka from Maven Central")
+        (base / "pom.xml").write_text(_POM.format(v=version, l=LOG4J_VERSION))
+        tmp = base / "lib.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [mvn, "-q", "-B", "-f", str(base / "pom.xml"), "dependency:copy-dependencies"]
+        cmd += [f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 or not (tmp / f"kafka_2.13-{version}.jar").exists():
+            raise RuntimeError(
+                f"fetching Apache Kafka {version} failed: {' '.join(cmd)}\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+            )
+        shutil.rmtree(lib, ignore_errors=True)
+        tmp.rename(lib)
+        done.write_text(version + "\n")
+    return lib
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine from sync code, also when called inside a running event loop (an async test)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())  # type: ignore[arg-type]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, make()).result()  # type: ignore[arg-type]
+
+
+@dataclass
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def properties(self) -> Path:
+        return self.dir / "server.properties"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "server.log"
+
+
+@dataclass
+class ApacheCluster:
+    """A running local Apache Kafka cluster (see `cluster`)."""
+
+    nodes: dict[int, Node]
+    lib: Path
+    workdir: Path
+    #: the service environment: bootstrap, replication, idempotent acks=all producers (+ security when secured)
+    settings: dict[str, str]
+    #: the environment of an administrator (the super user when secured; the same as `settings` otherwise)
+    admin_settings: dict[str, str]
+    secured: bool = False
+    security: Any = None
+    started_s: float = 0.0
+    _kw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values())
+
+    def client_settings(self, principal: str) -> dict[str, str]:
+        """The environment of one client principal (secured: its SCRAM credentials and the CA)."""
+        if not self.secured:
+            return dict(self.settings)
+        return {**self.settings, **self.security.principal_settings(principal)}
+
+    def command(self, node: Node) -> list[str]:
+        return [
+            java(),
+            HEAP,
+            "-Xms64m",
+            "-XX:+UseSerialGC",  # 2 cores: no concurrent GC threads competing with the services
+            "-XX:TieredStopAtLevel=1",  # C1 only: starts fast, enough for a test broker
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={node.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={node.dir}",
+            "-cp",
+            f"{self.lib}/*",
+            "kafka.Kafka",
+            str(node.properties),
+        ]
+
+    def start(self, node_id: int, wait: bool = True, timeout: float = 90) -> None:
+        """Start (or restart) one node on its data dir; wait until the cluster lists it again."""
+        node = self.nodes[node_id]
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        out = open(node.dir / "stdout.log", "ab")  # noqa: SIM115 - lives with the process
+        node.proc = subprocess.Popen(self.command(node), stdout=out, stderr=subprocess.STDOUT, cwd=node.dir)
+        out.close()
+        if wait:
+            self.wait_brokers(
+                {n for n, x in self.nodes.items() if x.proc is not None and x.proc.poll() is None}, timeout
+            )
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node (no controlled shutdown: leadership moves when the controller fences it)."""
+        proc = self.nodes[node_id].proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+    def alive(self) -> set[int]:
+        return {n for n, x in self.nodes.items() if x.proc is not None and x.proc.poll() is None}
+
+    def stop(self, timeout: float = 20, graceful: bool = True) -> None:
+        """SIGTERM every node (controlled shutdown), SIGKILL what is left after `timeout`; not `graceful`: SIGKILL
+        at once (a throw-away cluster)."""
+        procs = [n.proc for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]
+        for p in procs:
+            p.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    # ---- metadata ---------------------------------------------------------------------------------------------------
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        from shared.settings import Settings
+        from shared.transport import kafka_client_kwargs
+
+        env: dict[str, Any] = {k.lower(): v for k, v in self.admin_settings.items()}
+        alive = sorted(self.alive()) or sorted(self.nodes)
+        env["kafka_bootstrap_servers"] = ",".join(f"127.0.0.1:{self.nodes[n].port}" for n in alive)
+        return kafka_client_kwargs(Settings(**env))
+
+    async def abrokers(self) -> set[int]:
+        """The node ids the cluster's metadata lists (unfenced brokers)."""
+        from aiokafka import AIOKafkaClient
+
+        client = AIOKafkaClient(**self._client_kwargs(), request_timeout_ms=5000, metadata_max_age_ms=1000)
+        try:
+            await client.bootstrap()
+            return {b.nodeId for b in client.cluster.brokers()}
+        finally:
+            await client.close()
+
+    def wait_brokers(self, want: set[int], timeout: float = 90) -> None:
+        """Wait until the metadata lists exactly the nodes `want` (fails early if a node process exits)."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            for n in want:
+                proc = self.nodes[n].proc
+                if proc is None or proc.poll() is not None:
+                    tail = self.nodes[n].log.read_text()[-3000:] if self.nodes[n].log.exists() else ""
+                    raise RuntimeError(f"Kafka node {n} exited ({proc and proc.returncode}); its log:\n{tail}")
+            if not all(port_open("127.0.0.1", self.nodes[n].port) for n in want):
+                time.sleep(0.1)  # not listening yet (a metadata request now only logs connection errors)
+                continue
+            try:
+                last = _run(self.abrokers)
+                if last == want:
+                    return
+            except Exception as exc:  # not answering yet
+                last = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"Kafka brokers {sorted(want)} not all listed after {timeout}s (last: {last!r})")
+
+    async def aleader(self, topic: str, partition: int) -> int:
+        """The node id leading a partition now (-1: none)."""
+        from aiokafka import AIOKafkaClient
+        from aiokafka.structs import TopicPartition
+
+        client = AIOKafkaClient(**self._client_kwargs(), request_timeout_ms=5000)
+        try:
+            await client.bootstrap()
+            await client._metadata_update(client.cluster, [topic])
+            leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            return -1 if leader is None else int(leader)
+        finally:
+            await client.close()
+
+    def leader(self, topic: str, partition: int) -> int:
+        return _run(lambda: self.aleader(topic, partition))
+
+
+def _server_properties(
+    node: Node, nodes: list[Node], security: Any, overrides: dict[str, str] | None
+) -> dict[str, str]:
+    n = len(nodes)
+    rf, isr = str(min(3, n)), str(min(2, n))
+    client = "SASL_SSL" if security is not None else "PLAINTEXT"
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in nodes),
+        "listeners": f"{client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+        "advertised.listeners": f"{client}://127.0.0.1:{node.port}",
+        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": client,
+        "log.dirs": str(node.dir / "data"),
+        # as production (docker-compose.yml): the services create their topics with explicit partitions
+        "auto.create.topics.enable": "false",
+        "num.partitions": "6",
+        # issue 22: replicated as production would run, RF 3 and min.insync.replicas 2 on 3 nodes
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+        "unclean.leader.election.enable": "false",
+        # fewer internal partitions and threads: 2 cores, starts and elects faster
+        "offsets.topic.num.partitions": "6",
+        "transaction.state.log.num.partitions": "6",
+        "share.coordinator.state.topic.num.partitions": "3",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        "background.threads": "2",
+        "log.cleaner.threads": "1",
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+        # groups form at once; short sessions allowed (the tests' clients use 3 s, as on the embedded broker)
+        "group.initial.rebalance.delay.ms": "0",
+        "group.min.session.timeout.ms": "1000",
+        # a SIGKILLed broker is fenced (its partitions re-led) after 3 s instead of 9 s
+        "broker.session.timeout.ms": "3000",
+        "broker.heartbeat.interval.ms": "500",
+        "controller.quorum.election.timeout.ms": "1000",
+        "controller.quorum.fetch.timeout.ms": "2000",
+    }
+    if security is not None:
+        props.update(security.server_properties)
+    props.update(overrides or {})
+    return props
+
+
+def _format(cluster: ApacheCluster, node: Node, cluster_id: str, format_args: list[str]) -> subprocess.Popen[bytes]:
+    cmd = [java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+    cmd += [f"-Dlog4j2.configurationFile={node.dir / 'log4j2.properties'}", "-cp", f"{cluster.lib}/*"]
+    cmd += ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.properties), *format_args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _cluster_id() -> str:
+    """A Kafka Uuid (16 random bytes, URL-safe base64 without padding), as `kafka-storage random-uuid` prints."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def service_settings(bootstrap: str, nodes: int) -> dict[str, str]:
+    """The services' environment on an Apache Kafka cluster of `nodes` brokers: production's producer settings
+    (acks=all is fixed in shared/runtime/kafka.py; idempotence on, the default of shared/settings.py), topics
+    replicated min(3, nodes) times, and the tests' short consumer-group sessions."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_ENABLE_IDEMPOTENCE": "true",
+        "KAFKA_REPLICATION_FACTOR": str(min(3, nodes)),
+        "KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+    }
+
+
+@contextlib.contextmanager
+def cluster(
+    nodes: int = 3,
+    secured: bool = False,
+    workdir: Path | None = None,
+    version: str = KAFKA_VERSION,
+    overrides: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Iterator[ApacheCluster]:
+    """Format and start `nodes` combined KRaft nodes on free loopback ports; stop them on exit. `workdir` keeps
+    data and logs (default: a temporary folder, removed on exit). `overrides`: extra server properties."""
+    if nodes < 1:
+        raise ValueError("nodes must be >= 1")
+    security: Any = None
+    own = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="osteocds-kafka-")) if workdir is None else workdir
+    work.mkdir(parents=True, exist_ok=True)
+    if secured:
+        try:
+            from devstack import secure  # type: ignore[attr-defined, unused-ignore]
+        except ImportError as exc:
+            raise NotImplementedError("secured Apache Kafka needs devstack/secure.py (issue 22, H2)") from exc
+        security = secure.kafka_security(work)
+    lib = ensure_jars(version)
+    members = [Node(i, free_port(), free_port(), work / f"node-{i}") for i in range(1, nodes + 1)]
+    base = service_settings(",".join(f"127.0.0.1:{m.port}" for m in members), nodes)
+    settings = {**base, **(security.admin if security is not None else {})} if secured else base
+    c = ApacheCluster({m.node_id: m for m in members}, lib, work, settings, dict(settings), secured, security)
+    t0 = time.monotonic()
+    try:
+        cid = _cluster_id()
+        formats = []
+        for m in members:
+            m.dir.mkdir(parents=True, exist_ok=True)
+            props = _server_properties(m, members, security, overrides)
+            m.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            (m.dir / "log4j2.properties").write_text(_LOG4J2.format(log=m.log))
+            formats.append((m, _format(c, m, cid, list(security.format_args) if security is not None else [])))
+        for m, p in formats:
+            out, _ = p.communicate(timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError(f"formatting Kafka node {m.node_id} failed: {out.decode(errors='replace')[-2000:]}")
+        for m in members:
+            c.start(m.node_id, wait=False)
+        c.wait_brokers({m.node_id for m in members}, timeout)
+        c.started_s = time.monotonic() - t0
+        yield c
+    finally:
+        c.stop(graceful=not own)  # a temporary cluster's data is thrown away: no controlled shutdown
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:  # pragma: no cover - manual check: python -m devstack.apache_kafka [nodes]
+    import sys
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    t0 = time.monotonic()
+    lib = ensure_jars()
+    print(f"jars: {lib} ({time.monotonic() - t0:.1f} s)")
+    with cluster(n) as c:
+        print(f"{n} node(s) up in {c.started_s:.1f} s: {c.bootstrap}")
+    _ = os.environ
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
