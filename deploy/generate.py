@@ -127,8 +127,9 @@ class RedisUser:
 
 
 #: what a service may run on its own keys: data, transactions, Lua scripts; nothing that reaches other keys or
-#: the server (FLUSHALL, KEYS, CONFIG, DEBUG... are @dangerous)
-SERVICE_COMMANDS = "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous"
+#: the server (FLUSHALL, KEYS, CONFIG, DEBUG... are @dangerous). SCAN and RANDOMKEY take no key, so key patterns do
+#: not limit them: they listed every service's keys, hence patient IDs (issue 22); no service uses them.
+SERVICE_COMMANDS = "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous -scan -randomkey"
 
 
 def redis_users() -> list[RedisUser]:
