@@ -392,7 +392,10 @@ def cluster(
             m.dir.mkdir(parents=True, exist_ok=True)
             props = _server_properties(m, members, security, overrides)
             m.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-            (m.dir / "log4j2.properties").write_text(_LOG4J2.format(log=m.log))
+            log4j = _LOG4J2.format(log=m.log)
+            if security is not None and hasattr(security, "log4j_properties"):  # the authorizer's own log (H2)
+                log4j += security.log4j_properties()
+            (m.dir / "log4j2.properties").write_text(log4j)
             formats.append((m, _format(c, m, cid, list(security.format_args) if security is not None else [])))
         for m, p in formats:
             out, _ = p.communicate(timeout=120)

@@ -148,12 +148,9 @@ def kafka_engine() -> str:
 
 
 @contextlib.contextmanager
-def kafka(prefer_docker: bool = True, port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
-    """`workdir`: where the Apache cluster keeps its data and logs (default: a temporary folder)."""
-    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if env:
-        yield Provisioned(env, "env", {})
-        return
+def local_kafka(port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
+    """A fresh local broker of the engine `OSTEOCDS_KAFKA` selects: an Apache Kafka cluster of
+    `OSTEOCDS_KAFKA_NODES` brokers (default 3; `workdir` keeps its data and logs) or the embedded Tansu broker."""
     if kafka_engine() == "apache":
         from devstack import apache_kafka
 
@@ -161,14 +158,26 @@ def kafka(prefer_docker: bool = True, port: int | None = None, workdir: Path | N
         with apache_kafka.cluster(nodes, workdir=workdir) as c:
             yield Provisioned(c.bootstrap, "apache", dict(c.settings), c)
         return
-    if prefer_docker and docker_available():
+    with local_tansu(port) as url:
+        yield Provisioned(url, "local", dict(EMBEDDED_KAFKA_SETTINGS))
+
+
+@contextlib.contextmanager
+def kafka(prefer_docker: bool = True, port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
+    """`KAFKA_BOOTSTRAP_SERVERS` if set; else an Apache cluster with `OSTEOCDS_KAFKA=apache`; else Docker (when
+    preferred and answering); else the embedded broker (see `local_kafka`)."""
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if env:
+        yield Provisioned(env, "env", {})
+        return
+    if kafka_engine() == "tansu" and prefer_docker and docker_available():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kc:
             yield Provisioned(kc.get_bootstrap_server(), "docker", {"KAFKA_ENABLE_IDEMPOTENCE": "true"})
         return
-    with local_tansu(port) as url:
-        yield Provisioned(url, "local", dict(EMBEDDED_KAFKA_SETTINGS))
+    with local_kafka(port, workdir) as k:
+        yield k
 
 
 @contextlib.contextmanager

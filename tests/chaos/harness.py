@@ -5,8 +5,9 @@ events on a fresh broker and Redis. Lost, duplicated and wrong alerts are counte
     ./osteocds chaos                       # long form: 10,000 events at 200/s, 5 kills per service
     ./osteocds chaos --events 1500 ...     # the short form that tests/chaos/test_chaos.py runs in CI
 
-Each run gets its own embedded broker and redis-server on free ports. A killed service is started again at
-once (as an orchestrator would). Prints a JSON summary; the last line is `CHAOS lost=.. duplicated=.. wrong=..`.
+Each run gets its own broker (embedded; a 3-node Apache Kafka cluster with OSTEOCDS_KAFKA=apache) and redis-server
+on free ports. A killed service is started again at once (as an orchestrator would). Prints a JSON summary; the last
+line is `CHAOS lost=.. duplicated=.. wrong=..`.
 """
 
 from __future__ import annotations
@@ -254,14 +255,15 @@ async def run(
 ) -> Outcome:
     t0 = time.monotonic()
     with (
-        infra.local_tansu() as bootstrap,
+        infra.local_kafka() as kafka,  # a fresh broker: embedded, or Apache Kafka with OSTEOCDS_KAFKA=apache
         infra.local_redis() as redis_url,
         issuer.serve(directory=log_dir / "issuer") as oidc,
     ):
         # non-critical alerts are shown once their settle window has passed: a short one, as in the tests
         settle_env = {"ALERT_SETTLE_SECONDS": "1", "TIMER_POLL_INTERVAL_S": "0.2"}
         # MLLP on a free port: the harness runs beside `./osteocds up` too (issue 20)
-        extra = {**infra.EMBEDDED_KAFKA_SETTINGS, **oidc.env(), **settle_env, "MLLP_PORT": str(infra.free_port())}
+        bootstrap = kafka.url
+        extra = {**kafka.settings, **oidc.env(), **settle_env, "MLLP_PORT": str(infra.free_port())}
         bearer = oidc.token("chaos-clinician", [CLINICIAN])
         stack = RunningStack(urls={n: f"http://127.0.0.1:{infra.free_port()}" for n in SERVICE_MODULES})
         stack.env = service_env(bootstrap, redis_url, extra)
@@ -270,7 +272,8 @@ async def run(
         outcome = Outcome(alerts={})
         try:
             await asyncio.to_thread(wait_until_ready, stack, 90)
-            publishing = asyncio.create_task(_publish(bootstrap, events, rate, idempotence=False))
+            idempotence = kafka.settings["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+            publishing = asyncio.create_task(_publish(bootstrap, events, rate, idempotence))
             duration = len(events) / rate if rate else 5.0
             names = list(SERVICE_MODULES)
             kills = [names[i % len(names)] for i in range(faults.kills_per_service * len(names))]
