@@ -8,6 +8,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from contracts.care import CareEvent
+from contracts.changelog import StateChange
 from contracts.clinical import Alert, DeadLetter, NormalisedLab, Recommendation, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, PatientRecord, TreatmentEvent
@@ -36,6 +37,8 @@ class Topic:
     description: str
     key: str = "patient_id"
     partitions: int = 6
+    #: "compact" for the changelog topics (issue 22): the broker keeps the newest record per key
+    cleanup_policy: str = "delete"
 
 
 PATIENT_RECORDS = Topic(
@@ -198,6 +201,19 @@ def clock_topic(service: str) -> Topic:
     )
 
 
+def changelog_topic(service: str) -> Topic:
+    """A service's changelog (issue 22, shared/runtime/changelog.py): its patients' stored states, compacted, read
+    by the service itself only when it restores its state. Not in TOPICS: no subscription reads it."""
+    return Topic(
+        f"osteocds.changelog.{service}.v1",
+        StateChange,
+        (service,),
+        (service,),
+        f"{service}'s patient states (compacted: the newest per patient), restored instead of replaying its inputs.",
+        cleanup_policy="compact",
+    )
+
+
 CLOCK_SYSTEMIC_PLANNER = clock_topic(SYSTEMIC_PLANNER)
 CLOCK_NOTIFICATION = clock_topic(NOTIFICATION)
 #: issue 18: a compression or a life-expectancy estimate ages out of its currency window, and the remaining estimate
@@ -231,3 +247,6 @@ TOPICS: Final[tuple[Topic, ...]] = (
     CLOCK_RADIOTHERAPY_PLANNER,
     CLOCK_SCORING,
 )
+
+#: issue 22: the changelog topic of every stateful service (each of the five keeps a per-patient aggregate)
+CHANGELOGS: Final[tuple[Topic, ...]] = tuple(changelog_topic(s) for s in SERVICES)

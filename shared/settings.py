@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     #: issue 13 (shared/runtime/healing.py): one instance of a service rebuilds a lost state under a Redis lock that
     #: expires this long after its last renewal (renewed every third of it while rebuilding).
     rebuild_lock_ttl_s: float = 10.0
+    #: issue 22 (shared/runtime/changelog.py): each patient's state, deadline and input offsets also go to the service's
+    #: compacted changelog topic before the offsets are committed, and a rebuild restores from it (time grows with the
+    #: live patients, not with the history). Needs a broker that compacts (Apache Kafka); off on the embedded broker.
+    state_changelog: bool = False
+    #: issue 22: with STATE_CHANGELOG, how a rebuild gets the state: "changelog" (restore, replaying only when the
+    #: changelog was never completed) or "replay" (replay the inputs and write the changelog anew).
+    state_restore: Literal["changelog", "replay"] = "changelog"
 
     #: issue 14: OpenTelemetry tracing is off unless an OTLP/HTTP endpoint is given (shared/observability/tracing.py)
     otel_exporter_otlp_endpoint: str | None = None

@@ -58,6 +58,8 @@ def topic_configs(topic: Topic, settings: Settings) -> dict[str, str]:
     data, so it is kept no longer than `dead_letter_retention_ms` (README, "Dead letters")."""
     if topic.name == DEAD_LETTER.name:
         return {"retention.ms": str(settings.dead_letter_retention_ms), "cleanup.policy": "delete"}
+    if topic.cleanup_policy == "compact":  # issue 22: a changelog keeps the newest record per patient
+        return {"cleanup.policy": "compact"}
     return {}
 
 
@@ -203,6 +205,13 @@ class Producer:
         latency clock here (shared/observability/tracing.py)."""
         fut: asyncio.Future[RecordMetadata] = await self._p.send(
             topic, value=value, key=key, timestamp_ms=timestamp_ms, headers=current_headers()
+        )
+        return fut
+
+    async def tombstone(self, topic: str, key: str) -> asyncio.Future[RecordMetadata]:
+        """A record without a value: on a compacted topic it removes the key (issue 22, shared/runtime/changelog.py)."""
+        fut: asyncio.Future[RecordMetadata] = await self._p.send(
+            topic, value=None, key=key.encode(), headers=[("producer", self.service.encode())]
         )
         return fut
 

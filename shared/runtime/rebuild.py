@@ -16,6 +16,13 @@ The running service calls it by itself when its state is lost (shared/runtime/he
    a rebuild never overwrites what another instance (or a newer rebuild) wrote after it, and a flush during the
    rebuild makes it start again. Publishing comes before this write: a crash in between rebuilds again and finds
    the outputs on the topic.
+
+Issue 22: with `STATE_CHANGELOG=true` the rebuild restores from the service's compacted changelog instead
+(shared/runtime/changelog.py, `restore` below): read the changelog to its end (the newest state of every live
+patient), read the inputs from the committed offsets up to the records those states already hold and mark them
+processed, then write states, deadlines, marks and a new epoch as step 3 does. It grows with the live patients, not
+with the history. It replays instead (and then writes every replayed state to the changelog, step 2b, before step
+3) when the changelog was never completed, or with `STATE_RESTORE=replay`.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 from redis.exceptions import WatchError
 
+from contracts.changelog import COMPLETE_KEY, StateChange
+from contracts.topics import changelog_topic
+from shared.runtime import changelog
 from shared.runtime.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
 
@@ -56,6 +66,10 @@ class RebuildReport:
     #: outputs of this service on the topics that the replay does not produce
     unexplained: int = 0
     seconds: float = 0.0
+    #: issue 22: "replay" (the inputs replayed) or "changelog" (restored from the changelog)
+    source: str = "replay"
+    #: records read from the changelog (a restore), or written to it (a replay seeding it)
+    changelog_records: int = 0
 
 
 @dataclass
@@ -202,12 +216,21 @@ async def replay(service: Service) -> Replay:
 
 async def rebuild(service: Service, expected_epoch: bytes | None = None) -> RebuildReport:
     """Replay, publish the difference, then write the state and a new epoch (see the module docstring).
-    `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key)."""
+    `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key). With the changelog on, a
+    restore from it (None when it was never completed: then a replay, which completes it)."""
     t0 = time.perf_counter()
+    s = service.settings
+    if s.state_changelog and s.state_restore == "changelog":
+        restored = await restore(service, expected_epoch)
+        if restored is not None:
+            return restored
+        log.warning("the state changelog is not complete: replaying the inputs, then writing the changelog")
     while True:
         done = await replay(service)
         report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
         await _publish_difference(service, done, report)
+        if s.state_changelog:  # issue 22: step 2b, the changelog made complete before the state is written
+            report.changelog_records = await changelog.seed(service, done.states)
         epoch = uuid.uuid4().hex.encode()
         if await _write(service, done, expected_epoch, epoch):
             break
@@ -273,6 +296,144 @@ async def _write(service: Service, done: Replay, expected: bytes | None, epoch: 
             if service.rebuild_writes is not None:  # the service's own keys derived from the states (indexes)
                 service.rebuild_writes(pipe, done.states)
             for key in done.seen:
+                pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
+            pipe.set(store.epoch_key, epoch)
+            await pipe.execute()
+            return True
+        except WatchError:
+            return False
+
+
+# ---- issue 22: restore from the changelog -----------------------------------------------------------------------
+async def read_range(
+    service: Service, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
+) -> list[ConsumerRecord]:
+    """The records from `starts` (default 0) below `ends`, per partition, read without a consumer group."""
+    if not ends:
+        return []
+    s = service.settings
+    consumer = AIOKafkaConsumer(
+        **kafka_client_kwargs(s),
+        group_id=None,
+        enable_auto_commit=False,
+        client_id=f"{s.kafka_client_id_prefix}-{service.name}-restore",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        for tp in ends:
+            consumer.seek(tp, starts.get(tp, 0))
+        records: list[ConsumerRecord] = []
+        remaining = {tp for tp in ends if starts.get(tp, 0) < ends[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, recs in batch.items():
+                records += [r for r in recs if r.offset < ends[tp]]
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> list[str]:
+    """The idempotency keys of the records past the committed offsets that the restored states already hold
+    (each patient's `applied` marks): marked processed, their redelivery is skipped, not applied twice."""
+    highest: dict[TopicPartition, int] = {}
+    for marks in applied.values():
+        for part, offset in marks.items():
+            topic, _, partition = part.rpartition(":")
+            tp = TopicPartition(topic, int(partition))
+            highest[tp] = max(highest.get(tp, -1), offset)
+    topics = sorted({tp.topic for tp in highest if tp.topic in service.subscriptions})
+    if not topics:
+        return []
+    committed = await committed_offsets(service, topics)
+    ends = {tp: off + 1 for tp, off in highest.items() if tp.topic in service.subscriptions}
+    keys: list[str] = []
+    for record in await read_range(service, committed, ends):
+        patient_id = record.key.decode() if record.key is not None else ""
+        if record.offset > applied.get(patient_id, {}).get(f"{record.topic}:{record.partition}", -1):
+            continue  # not in the restored state: processed normally when delivered again
+        sub = service.subscriptions[record.topic]
+        try:
+            keys.append(sub.idempotency_key(sub.decode(record)))
+        except Exception:  # dead-lettered live, and again when delivered again (as after any crash)
+            continue
+    return keys
+
+
+async def restore(service: Service, expected_epoch: bytes | None) -> RebuildReport | None:
+    """The state from the changelog (see the module docstring); None when the changelog is not complete."""
+    t0 = time.perf_counter()
+    records, count = await changelog.read(service, changelog_topic(service.name).name)
+    if not changelog.complete(records):
+        return None
+    now = time.time()
+    ttl = service.store.state_ttl
+    live: dict[str, StateChange] = {}
+    expired: list[str] = []
+    for key, value in records.items():
+        if value is None or key == COMPLETE_KEY:
+            continue
+        change = changelog.decode(value)
+        if ttl is not None and now - change.changed_at.timestamp() >= ttl:
+            expired.append(key)  # Redis would have let it expire: so does the restore, and compaction drops it
+        else:
+            live[key] = change
+    seen = await held_tail(service, {p: c.applied for p, c in live.items()})
+    while True:
+        epoch = uuid.uuid4().hex.encode()
+        if await _write_restored(service, live, seen, expected_epoch, epoch, now):
+            break
+        current = await service.store.read_epoch()
+        if current is not None:  # another instance rebuilt meanwhile: adopt its state
+            epoch = current
+            break
+        log.warning("state changed during the restore; restoring again")
+    service.store.epoch = epoch
+    if expired:
+        producer, topic = service.producer, changelog_topic(service.name).name
+        await producer.acknowledged([await producer.tombstone(topic, p) for p in expired])
+    report = RebuildReport(len(live), len(seen), 0, 0, source="changelog", changelog_records=count)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    log.info(
+        "state restored from the changelog",
+        extra={"patients": report.patients, "count": count, "seconds": report.seconds},
+    )
+    return report
+
+
+async def _write_restored(
+    service: Service,
+    live: dict[str, StateChange],
+    seen: list[str],
+    expected: bytes | None,
+    epoch: bytes,
+    now: float,
+) -> bool:
+    """As `_write`: one MULTI/EXEC, only if the epoch key still holds `expected`. Each state keeps the TTL it had
+    left (STATE_TTL_SECONDS after its last write)."""
+    store = service.store
+    async with service.redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(store.epoch_key)
+            current = await pipe.get(store.epoch_key)
+            if (current if current is None or isinstance(current, bytes) else current.encode()) != expected:
+                return False
+            pipe.multi()  # type: ignore[no-untyped-call]
+            ttl = store.state_ttl
+            for patient_id, change in live.items():
+                left = None if ttl is None else max(1, int(ttl - (now - change.changed_at.timestamp())))
+                pipe.set(store.patient_key(patient_id), change.state.encode(), ex=left)
+            if service.timers is not None:
+                service.timers.write(pipe, {p: c.due_at for p, c in live.items()})
+            if service.rebuild_writes is not None and live:  # the service's own keys derived from the states
+                model = next(sub.aggregate[0] for sub in service.subscriptions.values() if sub.aggregate is not None)
+                service.rebuild_writes(pipe, {p: model.model_validate_json(c.state) for p, c in live.items()})
+            for key in seen:
                 pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
             pipe.set(store.epoch_key, epoch)
             await pipe.execute()

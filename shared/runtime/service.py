@@ -45,6 +45,8 @@ from shared.observability.metrics import LagMonitor, Metrics, OpsMetrics, origin
 from shared.observability.tracing import Headers, Tracing, output_headers
 from shared.runtime import decoding, healing, limits, retrying
 from shared.runtime.aggregate import Applied, Apply, apply_batch
+from shared.runtime.changelog import Change, Writer
+from shared.runtime.changelog import encode as changelog_encode
 from shared.runtime.kafka import Outgoing, Producer, ensure_topics
 from shared.runtime.pace import FetchPace
 from shared.runtime.parsed import ParsedStates
@@ -115,6 +117,8 @@ class _Sent:
     outboxes: dict[str, str]
     done_keys: list[str]
     t0: float
+    #: issue 22: the batch's changelog records, sent once its outputs are acknowledged (shared/runtime/changelog.py)
+    changelog: list[Change] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -190,6 +194,8 @@ class Service:
         self._in_flight_patients: set[str] = set()
         #: issue 13: a long fetch wait while idle (shared/runtime/pace.py)
         self.pace = FetchPace(settings)
+        #: issue 22: the compacted changelog of the patients' states (STATE_CHANGELOG; shared/runtime/changelog.py)
+        self.changelog: Writer | None = Writer(self.name) if settings.state_changelog else None
 
     # ---- declaration -------------------------------------------------------------------------
     def subscriber(
@@ -258,7 +264,8 @@ class Service:
     async def start(self) -> None:
         s = self.settings
         _tune_gc(s.gc_young_threshold)
-        await ensure_topics(s, {*TOPICS, *(sub.topic for sub in self.subscriptions.values())})
+        own = [] if self.changelog is None else [self.changelog.topic]
+        await ensure_topics(s, {*TOPICS, *own, *(sub.topic for sub in self.subscriptions.values())})
         await self.producer.start()
         if self.subscriptions:
             self._consumer = AIOKafkaConsumer(
@@ -417,7 +424,10 @@ class Service:
             if previous is not None:
                 await previous  # strictly in order: its failure is this batch's too
             await self.producer.acknowledged(sent.acks)  # every output acknowledged before anything is marked
+            # issue 22: the states whose outputs are acknowledged go to the changelog before the commit
+            logged = [] if self.changelog is None else await self.changelog.send(self.producer, sent.changelog)
             await self._retry(self.store.finish, sent.outboxes, sent.done_keys)
+            await self.producer.acknowledged(logged)
             if sent.outboxes:
                 self.ops.outbox_cleared()
         finally:
@@ -426,6 +436,8 @@ class Service:
         assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
         if commits := {tp: at for tp, at in backlog.done(sent.records).items() if tp in assigned}:
             await consumer.commit(commits)
+            if self.changelog is not None:
+                self.changelog.committed(commits)
         self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - sent.t0)
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> _Sent:
@@ -436,6 +448,9 @@ class Service:
             decoding.light(self.subscriptions[topic].decode) for topic in {r.topic for r in records}
         )
         decoded = await self.decode_pool.map(self._decode, records, inline)
+        if self.changelog is not None:  # issue 22: what each patient's changelog record will say it holds
+            handled = [d for d in decoded if d.error is None and d.sub.aggregate is not None]
+            self.changelog.note((d.record, d.message.patient_id) for d in handled)  # type: ignore[union-attr]
         keys = [d.key for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, keys) if keys else set()
         already |= self._in_flight_keys.intersection(keys)  # processed by a batch still finishing
@@ -466,8 +481,9 @@ class Service:
             else:
                 results.append(await self._run_handler(d))
         applied: Applied[_Decoded] = Applied()
+        changelog: list[Change] = []
         if groups:
-            applied = await self._retry(self._run_aggregates, groups)
+            applied, changelog = await self._retry(self._run_aggregates, groups)
             results += applied.results
             self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
         # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
@@ -499,7 +515,7 @@ class Service:
         self.metrics.flush()
         self._in_flight_keys.update(done_keys)
         self._in_flight_patients.update(applied.outboxes)
-        return _Sent(records, acks, applied.outboxes, done_keys, t0)
+        return _Sent(records, acks, applied.outboxes, done_keys, t0, changelog)
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
@@ -530,9 +546,10 @@ class Service:
         self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, encoded, None
 
-    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> Applied[_Decoded]:
+    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> tuple[Applied[_Decoded], list[Change]]:
         """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch,
-        which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged)."""
+        which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged). With a
+        changelog, also the batch's changelog records (issue 22)."""
         if self._in_flight_patients.intersection(groups) and self._finishing is not None:
             # an outbox of the batch still finishing: cleared first, so this batch never sends its outputs again
             await self._finishing
@@ -543,12 +560,17 @@ class Service:
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
         due = None if self.timers is None else self.due
+        marks = None if self.changelog is None else self.changelog.marks_for(groups)
+        changelog: list[Change] = []
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
         ) -> tuple[Mapping[str, BaseModel | bytes | tuple[BaseModel, bytes]], dict[str, bytes], Applied[_Decoded]]:
             new, outboxes, applied, next_dues = apply_batch(groups, model, states, pending, token, self.settings, due)
             dues.update(next_dues)
+            if marks is not None:  # encoded here, off the event loop (a retried transaction encodes again)
+                empty = model().model_dump_json().encode()
+                changelog[:] = changelog_encode(self.name, new, next_dues, marks, empty, datetime.now(UTC))
             return new, outboxes, applied
 
         timers = self.timers
@@ -557,7 +579,7 @@ class Service:
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
             self.metrics.handled(d.record.topic, per_message)  # summed per topic, observed once (Metrics.flush)
-        return applied
+        return applied, changelog
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         sub = self.subscriptions[record.topic]
