@@ -14,6 +14,7 @@ Development tooling: no service imports this module."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import secrets
@@ -38,7 +39,7 @@ SCRAM = "SCRAM-SHA-512"  # as docker-compose.yml
 #: the client listener's name (and protocol), and the controller's
 LISTENER = "SASL_SSL"
 CONTROLLER_LISTENER = "CONTROLLER"
-#: the authorizer's decisions (kafka.authorizer.logger: denials at INFO), in the run's directory
+#: the authorizer's decisions (kafka.authorizer.logger: denials at INFO), in each node's log directory
 AUTHORIZER_LOG = "kafka-authorizer.log"
 JAVA_ACLS = Path(__file__).resolve().parent / "java" / "ApplyAcls.java"
 
@@ -69,7 +70,8 @@ class KafkaSecurity:
     directory: Path
     server_properties: dict[str, str]
     format_args: list[str]
-    authorizer_log: Path
+    #: the run's directory: each node's authorizer log is `<its kafka.logs.dir>/AUTHORIZER_LOG` below it
+    workdir: Path
     #: `admin`'s client configuration for the Java tools (--command-config)
     admin_properties: Path
     principals: tuple[str, ...] = field(default=(ADMIN, *PRINCIPALS))
@@ -93,22 +95,47 @@ class KafkaSecurity:
         }
 
     @property
-    def admin_settings(self) -> dict[str, str]:
+    def admin(self) -> dict[str, str]:
+        """The super user's client environment (topic creation, ACLs; never a service's)."""
         return self.principal_settings(ADMIN)
 
-    def log4j_loggers(self) -> dict[str, str]:
-        """The authorizer logger's file (log4j2 properties syntax, to append to a node's configuration): every
-        decision the StandardAuthorizer logs (denials at INFO; allowed ones at DEBUG, not kept)."""
+    def authorizer_logs(self) -> list[Path]:
+        """Every node's authorizer log (one per node: several JVMs do not share a file)."""
+        return sorted(self.workdir.rglob(AUTHORIZER_LOG))
+
+    def denials(self) -> list[str]:
+        """What the brokers refused and recorded, every node's, oldest first per node: operations the authorizer
+        denied, and failed logins."""
+        return [
+            line
+            for log in self.authorizer_logs()
+            for line in log.read_text(errors="replace").splitlines()
+            if " is Denied operation" in line or "Failed authentication" in line
+        ]
+
+    def log4j_properties(self) -> str:
+        """The authorizer logger's file (log4j2 properties, appended to each node's configuration): the decisions
+        the StandardAuthorizer logs, denials at INFO (allowed ones are DEBUG, not kept)."""
+        return "".join(f"{k} = {v}\n" for k, v in self._log4j().items())
+
+    def _log4j(self) -> dict[str, str]:
         return {
             "appender.authorizer.type": "File",
             "appender.authorizer.name": "AuthorizerFile",
-            "appender.authorizer.fileName": str(self.authorizer_log),
+            # the node's log directory (kafka.logs.dir); the storage tool, started without it, logs nothing here
+            "appender.authorizer.fileName": f"${{sys:kafka.logs.dir:-{self.workdir}}}/{AUTHORIZER_LOG}",
+            "appender.authorizer.createOnDemand": "true",
             "appender.authorizer.layout.type": "PatternLayout",
             "appender.authorizer.layout.pattern": "[%d] %p %m (%c)%n",
             "logger.authorizer.name": "kafka.authorizer.logger",
             "logger.authorizer.level": "INFO",
             "logger.authorizer.additivity": "false",
             "logger.authorizer.appenderRef.file.ref": "AuthorizerFile",
+            # failed logins (bad password, unknown user, no TLS): the network layer logs them at INFO
+            "logger.authentication.name": "org.apache.kafka.common.network.Selector",
+            "logger.authentication.level": "INFO",
+            "logger.authentication.additivity": "false",
+            "logger.authentication.appenderRef.file.ref": "AuthorizerFile",
         }
 
 
@@ -156,7 +183,24 @@ def kafka_security(workdir: Path) -> KafkaSecurity:
             ]
         ),
     )
-    return KafkaSecurity(d, props, fmt, workdir / AUTHORIZER_LOG, admin_props)
+    return KafkaSecurity(d, props, fmt, workdir, admin_props)
+
+
+def provision(security: KafkaSecurity, bootstrap: str, lib: Path, settings: dict[str, str]) -> int:
+    """What compose's kafka-setup does, on a running secured cluster: the topics (created as `admin` with the
+    registry's partitions and the cluster's replication; the services may not create any), then the ACLs (one JVM
+    call). The SCRAM users were created when the storage was formatted (`format_args`). Returns the ACL count."""
+    import asyncio
+
+    from shared.runtime.kafka import ensure_topics
+    from shared.settings import Settings
+
+    env = {k.lower(): v for k, v in {**settings, **security.admin}.items()}
+    env["kafka_bootstrap_servers"] = bootstrap
+    create = ensure_topics(Settings.model_validate(env))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # also when called inside a running event loop
+        pool.submit(asyncio.run, create).result()
+    return apply_acls(security, bootstrap, lib)
 
 
 def write_private(path: Path, text: str) -> None:
