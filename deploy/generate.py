@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.topics import ALL_SERVICES, DEAD_LETTER, HOSPITAL_BUS, SERVICES, TOPICS, Topic
+from contracts.topics import ALL_SERVICES, AUDIT, CHANGELOGS, DEAD_LETTER, HOSPITAL_BUS, SERVICES, TOPICS, Topic
 from shared.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -76,7 +76,22 @@ def kafka_acl_sections() -> list[tuple[str, list[KafkaAcl]]]:
         ("every service: Describe on all topics (start-up checks which exist), its own consumer group", services),
         ("who writes and who reads each topic (contracts/topics.py); nothing else is allowed", flows),
         ("the lag exporter: the services' groups' offsets, and the timestamp of the first waiting record", lag),
+        (
+            "a rebuild reads back its service's outputs (shared/runtime/rebuild.py); a changelog is its service's own",
+            _rebuild_and_changelogs(),
+        ),
     ]
+
+
+def _rebuild_and_changelogs() -> list[KafkaAcl]:
+    acls: list[KafkaAcl] = []
+    for svc in SERVICES:  # dead letters and audit records are not outputs of a replay: operators and the EHR only
+        outputs = [t for t in TOPICS if svc in writers(t) and t.name not in (DEAD_LETTER.name, AUDIT.name)]
+        acls += [KafkaAcl(svc, "Read", "topic", t.name) for t in outputs if svc not in readers(t)]
+    for t in CHANGELOGS:
+        acls += [KafkaAcl(p, "Write", "topic", t.name) for p in t.producers]
+        acls += [KafkaAcl(p, "Read", "topic", t.name) for p in t.consumers]
+    return acls
 
 
 def kafka_acls() -> list[KafkaAcl]:
@@ -107,6 +122,9 @@ def kafka_setup() -> str:
     for t in TOPICS:
         extra = f" --config retention.ms={s.dead_letter_retention_ms}" if t.name == DEAD_LETTER.name else ""
         lines.append(f"topic {t.name} {min(t.partitions, s.kafka_topic_partitions)}{extra}")
+    lines += ["", "# the services' state changelogs (issue 22): compacted, the newest state per patient"]
+    for t in CHANGELOGS:
+        lines.append(f"topic {t.name} {min(t.partitions, s.kafka_topic_partitions)} --config cleanup.policy=compact")
     for comment, acls in kafka_acl_sections():
         lines += ["", f"# {comment}", *(a.shell() for a in acls)]
     return "\n".join(lines) + "\n"

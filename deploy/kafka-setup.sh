@@ -47,6 +47,13 @@ topic osteocds.clock.notification.v1 6
 topic osteocds.clock.radiotherapy-planner.v1 6
 topic osteocds.clock.scoring.v1 6
 
+# the services' state changelogs (issue 22): compacted, the newest state per patient
+topic osteocds.changelog.lab-normalisation.v1 6 --config cleanup.policy=compact
+topic osteocds.changelog.scoring.v1 6 --config cleanup.policy=compact
+topic osteocds.changelog.systemic-planner.v1 6 --config cleanup.policy=compact
+topic osteocds.changelog.radiotherapy-planner.v1 6 --config cleanup.policy=compact
+topic osteocds.changelog.notification.v1 6 --config cleanup.policy=compact
+
 # every service: Describe on all topics (start-up checks which exist), its own consumer group
 acl lab-normalisation Describe --topic hospital. --resource-pattern-type prefixed
 acl lab-normalisation Describe --topic osteocds. --resource-pattern-type prefixed
@@ -165,3 +172,24 @@ acl lag-exporter Read --topic osteocds.clock.systemic-planner.v1
 acl lag-exporter Read --topic osteocds.clock.notification.v1
 acl lag-exporter Read --topic osteocds.clock.radiotherapy-planner.v1
 acl lag-exporter Read --topic osteocds.clock.scoring.v1
+
+# a rebuild reads back its service's outputs (shared/runtime/rebuild.py); a changelog is its service's own
+acl lab-normalisation Read --topic osteocds.labs.normalised.v1
+acl scoring Read --topic osteocds.scores.v1
+acl scoring Read --topic osteocds.skeletal-events.v1
+acl scoring Read --topic osteocds.recommendations.v1
+acl systemic-planner Read --topic osteocds.recommendations.v1
+acl systemic-planner Read --topic osteocds.plans.v1
+acl radiotherapy-planner Read --topic osteocds.recommendations.v1
+acl radiotherapy-planner Read --topic osteocds.local-plans.v1
+acl notification Read --topic osteocds.alerts.v1
+acl lab-normalisation Write --topic osteocds.changelog.lab-normalisation.v1
+acl lab-normalisation Read --topic osteocds.changelog.lab-normalisation.v1
+acl scoring Write --topic osteocds.changelog.scoring.v1
+acl scoring Read --topic osteocds.changelog.scoring.v1
+acl systemic-planner Write --topic osteocds.changelog.systemic-planner.v1
+acl systemic-planner Read --topic osteocds.changelog.systemic-planner.v1
+acl radiotherapy-planner Write --topic osteocds.changelog.radiotherapy-planner.v1
+acl radiotherapy-planner Read --topic osteocds.changelog.radiotherapy-planner.v1
+acl notification Write --topic osteocds.changelog.notification.v1
+acl notification Read --topic osteocds.changelog.notification.v1

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contracts.topics import SERVICES
+from contracts.topics import CHANGELOGS, SERVICES, TOPICS
 from deploy.generate import PRINCIPALS, KafkaAcl, kafka_acls
 from deploy.make_secrets import FILE_MODE, write_all
 from devstack import infra
@@ -187,9 +187,10 @@ def kafka_security(workdir: Path) -> KafkaSecurity:
 
 
 def provision(security: KafkaSecurity, bootstrap: str, lib: Path, settings: dict[str, str]) -> int:
-    """What compose's kafka-setup does, on a running secured cluster: the topics (created as `admin` with the
-    registry's partitions and the cluster's replication; the services may not create any), then the ACLs (one JVM
-    call). The SCRAM users were created when the storage was formatted (`format_args`). Returns the ACL count."""
+    """What compose's kafka-setup does, on a running secured cluster: the topics and the changelogs (created as
+    `admin` with the registry's partitions and the cluster's replication; the services may not create any), then the
+    ACLs (one JVM call). The SCRAM users were created when the storage was formatted (`format_args`). Returns the
+    ACL count."""
     import asyncio
 
     from shared.runtime.kafka import ensure_topics
@@ -197,7 +198,7 @@ def provision(security: KafkaSecurity, bootstrap: str, lib: Path, settings: dict
 
     env = {k.lower(): v for k, v in {**settings, **security.admin}.items()}
     env["kafka_bootstrap_servers"] = bootstrap
-    create = ensure_topics(Settings.model_validate(env))
+    create = ensure_topics(Settings.model_validate(env), (*TOPICS, *CHANGELOGS))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # also when called inside a running event loop
         pool.submit(asyncio.run, create).result()
     return apply_acls(security, bootstrap, lib)
