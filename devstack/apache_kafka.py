@@ -20,6 +20,7 @@ import base64
 import concurrent.futures
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -151,6 +152,9 @@ class ApacheCluster:
     secured: bool = False
     security: Any = None
     started_s: float = 0.0
+    #: the cluster's id; `fresh`: formatted by this start (empty), not started again on a kept workdir
+    cluster_id: str = ""
+    fresh: bool = True
     _kw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -364,9 +368,12 @@ def cluster(
     version: str = KAFKA_VERSION,
     overrides: dict[str, str] | None = None,
     timeout: float = 120,
+    ports: list[int] | None = None,
 ) -> Iterator[ApacheCluster]:
-    """Format and start `nodes` combined KRaft nodes on free loopback ports; stop them on exit. `workdir` keeps
-    data and logs (default: a temporary folder, removed on exit). `overrides`: extra server properties."""
+    """Format and start `nodes` combined KRaft nodes on loopback; stop them on exit. `workdir` keeps data and logs
+    (default: a temporary folder, removed on exit); a `workdir` already formatted for as many nodes is started
+    again as it is (its topics, offsets and cluster id kept: `fresh` is False). `ports`: the client ports wanted
+    (used when all are free; else free ones). `overrides`: extra server properties."""
     if nodes < 1:
         raise ValueError("nodes must be >= 1")
     security: Any = None
@@ -380,15 +387,20 @@ def cluster(
             raise NotImplementedError("secured Apache Kafka needs devstack/secure.py (issue 22, H2)") from exc
         security = secure.kafka_security(work)
     lib = ensure_jars(version)
-    members = [Node(i, free_port(), free_port(), work / f"node-{i}") for i in range(1, nodes + 1)]
+    saved = _saved(work, nodes, secured)
+    fresh = saved is None
+    members = _members(work, nodes, saved, ports)
     base = service_settings(",".join(f"127.0.0.1:{m.port}" for m in members), nodes)
     settings = {**base, **(security.admin if security is not None else {})} if secured else base
     c = ApacheCluster({m.node_id: m for m in members}, lib, work, settings, dict(settings), secured, security)
+    c.fresh = fresh
+    c.cluster_id = _cluster_id() if saved is None else str(saved["cluster_id"])
     t0 = time.monotonic()
     try:
-        cid = _cluster_id()
         formats = []
         for m in members:
+            if fresh:
+                shutil.rmtree(m.dir, ignore_errors=True)
             m.dir.mkdir(parents=True, exist_ok=True)
             props = _server_properties(m, members, security, overrides)
             m.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -396,11 +408,23 @@ def cluster(
             if security is not None and hasattr(security, "log4j_properties"):  # the authorizer's own log (H2)
                 log4j += security.log4j_properties()
             (m.dir / "log4j2.properties").write_text(log4j)
-            formats.append((m, _format(c, m, cid, list(security.format_args) if security is not None else [])))
+            if fresh:
+                args = list(security.format_args) if security is not None else []
+                formats.append((m, _format(c, m, c.cluster_id, args)))
         for m, p in formats:
             out, _ = p.communicate(timeout=120)
             if p.returncode != 0:
                 raise RuntimeError(f"formatting Kafka node {m.node_id} failed: {out.decode(errors='replace')[-2000:]}")
+        (work / STATE).write_text(
+            json.dumps(
+                {
+                    "cluster_id": c.cluster_id,
+                    "version": version,
+                    "secured": secured,
+                    "nodes": {str(m.node_id): [m.port, m.controller_port] for m in members},
+                }
+            )
+        )
         for m in members:
             c.start(m.node_id, wait=False)
         c.wait_brokers({m.node_id for m in members}, timeout)
@@ -410,6 +434,35 @@ def cluster(
         c.stop(graceful=not own)  # a temporary cluster's data is thrown away: no controlled shutdown
         if own:
             shutil.rmtree(work, ignore_errors=True)
+
+
+#: a workdir's record of its cluster: id, version, security, each node's ports
+STATE = "cluster.json"
+
+
+def _saved(work: Path, nodes: int, secured: bool) -> dict[str, Any] | None:
+    """The workdir's cluster when it was formatted for this many nodes and this security (else None: format)."""
+    try:
+        doc: dict[str, Any] = json.loads((work / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    formatted = all((work / f"node-{i}" / "data" / "meta.properties").exists() for i in range(1, nodes + 1))
+    if len(doc.get("nodes", {})) != nodes or doc.get("secured") != secured or not formatted:
+        return None
+    return doc
+
+
+def _members(work: Path, nodes: int, saved: dict[str, Any] | None, ports: list[int] | None) -> list[Node]:
+    """Each node's client and controller ports: those asked for (or saved) when all are free, else free ones."""
+    wanted: list[tuple[int, int]] | None = None
+    if saved is not None:
+        wanted = [(int(saved["nodes"][str(i)][0]), int(saved["nodes"][str(i)][1])) for i in range(1, nodes + 1)]
+    if ports is not None and len(ports) == nodes:
+        controllers = [c for _, c in wanted] if wanted else [free_port() for _ in range(nodes)]
+        wanted = list(zip(ports, controllers, strict=True))
+    if wanted is None or any(port_open("127.0.0.1", p) for pair in wanted for p in pair):
+        wanted = [(free_port(), free_port()) for _ in range(nodes)]
+    return [Node(i, p, cp, work / f"node-{i}") for i, (p, cp) in enumerate(wanted, start=1)]
 
 
 def main() -> None:  # pragma: no cover - manual check: python -m devstack.apache_kafka [nodes]

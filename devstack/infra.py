@@ -150,12 +150,14 @@ def kafka_engine() -> str:
 @contextlib.contextmanager
 def local_kafka(port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
     """A fresh local broker of the engine `OSTEOCDS_KAFKA` selects: an Apache Kafka cluster of
-    `OSTEOCDS_KAFKA_NODES` brokers (default 3; `workdir` keeps its data and logs) or the embedded Tansu broker."""
+    `OSTEOCDS_KAFKA_NODES` brokers (default 3; `workdir` keeps its data and logs; `port`: the first broker's port,
+    the next ones follow) or the embedded Tansu broker (on `port`)."""
     if kafka_engine() == "apache":
         from devstack import apache_kafka
 
         nodes = int(os.environ.get("OSTEOCDS_KAFKA_NODES", "3"))
-        with apache_kafka.cluster(nodes, workdir=workdir) as c:
+        ports = None if port is None else [port + i for i in range(nodes)]
+        with apache_kafka.cluster(nodes, workdir=workdir, ports=ports) as c:
             yield Provisioned(c.bootstrap, "apache", dict(c.settings), c)
         return
     with local_tansu(port) as url:

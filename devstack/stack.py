@@ -1,11 +1,12 @@
 """`osteocds`: run the whole system locally.
 
-osteocds up      start broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), Redis, a local OIDC issuer and the
-                 five services
+osteocds up      start broker (embedded, or Apache Kafka with --kafka apache, unless KAFKA_BOOTSTRAP_SERVERS), Redis,
+                 a local OIDC issuer and the five services
 osteocds demo    publish sample patient events to a running stack and print the alerts
 osteocds token   print an access token of the local issuer: --role clinician|integration|ops --user NAME
 osteocds restart|rebuild|stop|start SERVICE, osteocds status
                  one service of the running `up`, with the settings `up` gave it (through .run/control/)
+osteocds env     the running `up`'s settings as shell exports, for a command run by hand against it
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -164,17 +166,22 @@ def wait_until_ready(stack: RunningStack, timeout: float) -> None:
             time.sleep(0.1)
 
 
+#: `up --kafka apache`: the local Apache Kafka cluster's data, logs and ports, kept from one `up` to the next
+APACHE_WORKDIR = ROOT / ".run" / "kafka" / "up"
+
+
 @contextlib.contextmanager
 def infrastructure(
     for_tests: bool, kafka_port: int | None = None
 ) -> Iterator[tuple[infra.Provisioned, infra.Provisioned]]:
-    """`kafka_port`: the embedded broker's port (0: a free one; None: 9092 when free)."""
+    """`kafka_port`: the embedded broker's port, or the first Apache broker's (0: free ones; None: 9092 when free)."""
     if for_tests or kafka_port == 0:
         port = None
     else:
         port = kafka_port or (None if infra.port_open("127.0.0.1", 9092) else 9092)
+    workdir = None if for_tests else APACHE_WORKDIR
     with (
-        infra.kafka(prefer_docker=for_tests, port=port) as k,
+        infra.kafka(prefer_docker=for_tests, port=port, workdir=workdir) as k,
         infra.redis(prefer_docker=for_tests, reuse_default=not for_tests) as r,
     ):
         yield k, r
@@ -245,9 +252,12 @@ def decide_redis_state(
 
 
 def broker_identity(kafka: infra.Provisioned) -> tuple[str, bool]:
-    """(identity, fresh): the embedded broker keeps its topics in memory, so each one `up` starts is new."""
+    """(identity, fresh): the embedded broker keeps its topics in memory, so each one `up` starts is new; the local
+    Apache Kafka cluster keeps them on disk (.run/kafka/up) under its cluster id, new when it was just formatted."""
     if kafka.kind == "local":
         return f"embedded:{kafka.url}:{uuid.uuid4().hex[:12]}", True
+    if kafka.kind == "apache" and kafka.cluster is not None:
+        return f"apache:{kafka.cluster.cluster_id}", bool(kafka.cluster.fresh)
     return f"kafka:{kafka.url}", False
 
 
@@ -304,7 +314,52 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def up_record(
+    kafka: infra.Provisioned, redis_url: str, urls: dict[str, str], oidc: dict[str, str], settle: float
+) -> dict[str, object]:
+    """What `up` writes to .run/stack.json for the commands run against it (`demo`, `env`, the control commands)."""
+    return {
+        "pid": os.getpid(),
+        "kafka": kafka.url,
+        "redis": redis_url,
+        "urls": urls,
+        "kafka_settings": kafka.settings,
+        "kafka_kind": kafka.kind,
+        # issue 22: what a command run by hand against this `up` needs (`./osteocds env`); no secret
+        "service_settings": {
+            **{k: v for k, v in kafka.settings.items() if not k.endswith(("_PASSWORD", "_SECRET"))},
+            **oidc,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.url,
+            "REDIS_URL": redis_url,
+        },
+        "issuer": oidc.get("OIDC_ISSUER"),
+        "settle_seconds": settle,
+    }
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Print the running `up`'s broker, Redis and identity settings as shell exports, for a command run by hand
+    against it (`eval $(./osteocds env)` then `python -m services.scoring rebuild`; issue 22: against the embedded
+    broker a producer needs KAFKA_ENABLE_IDEMPOTENCE=false)."""
+    st = _up_running()
+    if st is None:
+        print("No running `./osteocds up` found (.run/stack.json): start it first.", file=sys.stderr)
+        return 2
+    settings = st.get("service_settings")
+    if not isinstance(settings, dict):  # an `up` of an older version
+        settings = {
+            **dict(st.get("kafka_settings") or {}),  # type: ignore[call-overload]
+            "KAFKA_BOOTSTRAP_SERVERS": st["kafka"],
+            "REDIS_URL": st["redis"],
+        }
+    for key, value in sorted(settings.items()):
+        print(f"export {key}={shlex.quote(str(value))}")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.kafka:  # issue 22: the engine of infra.kafka(); OSTEOCDS_KAFKA=apache does the same
+        os.environ["OSTEOCDS_KAFKA"] = args.kafka
     base = args.base_port
     ports = {name: base + 1 + i for i, name in enumerate(SERVICE_MODULES)} if base else None
     print("OsteoCDS: starting infrastructure...", flush=True)
@@ -313,6 +368,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         identity(base or issuer.DEFAULT_PORT) as (oidc, oidc_label),
     ):
         print(f"  Kafka  {kafka.url}  ({kafka.kind})")
+        if kafka.cluster is not None:
+            c = kafka.cluster
+            print(
+                f"         {len(c.nodes)} Apache Kafka broker(s), KRaft, started in {c.started_s:.1f} s; data and "
+                f"logs in {c.workdir.relative_to(ROOT) if c.workdir.is_relative_to(ROOT) else c.workdir}"
+            )
         print(f"  Redis  {redis.url}  ({redis.kind})")
         print(f"  OIDC   {oidc_label}")
         broker_id, fresh = broker_identity(kafka)
@@ -324,19 +385,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc}, ports=ports)
         settle = float(os.environ.get("ALERT_SETTLE_SECONDS", DEFAULT_SETTLE_S))
         STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "kafka": kafka.url,
-                    "redis": redis.url,
-                    "urls": stack.urls,
-                    "kafka_settings": kafka.settings,
-                    "issuer": oidc.get("OIDC_ISSUER"),
-                    "settle_seconds": settle,
-                }
-            )
-        )
+        STATE_FILE.write_text(json.dumps(up_record(kafka, redis.url, stack.urls, oidc, settle)))
         print("OsteoCDS is up (HTTP: every route but /healthz, /readyz and the page shell needs a bearer token):")
         for name, url in stack.urls.items():
             extra = ", /alerts, /cds-services, page /ui/patients/<id>" if name == NOTIFICATION else ""
@@ -615,6 +664,14 @@ def main(argv: list[str] | None = None) -> int:
         "(default: issuer 8100, services 8101-8105, broker 9092 when free, MLLP 2575)",
     )
     up.add_argument(
+        "--kafka",
+        choices=("tansu", "apache"),
+        default=None,
+        help="the broker: tansu (embedded, in memory; the default) or apache (a local 3-broker Apache Kafka cluster, "
+        "KRaft, fetched from Maven Central once, data kept in .run/kafka/up; OSTEOCDS_KAFKA_NODES=1 for one). "
+        "Default: OSTEOCDS_KAFKA, else tansu",
+    )
+    up.add_argument(
         "--reset-state",
         action="store_true",
         help="delete the OsteoCDS keys (osteocds:*) of the Redis DB before starting (a broker's topics are kept)",
@@ -633,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("service", choices=list(SERVICE_MODULES))
         one.set_defaults(fn=cmd_control)
     sub.add_parser("status", help="the services of the running `up`").set_defaults(fn=cmd_control)
+    sub.add_parser(
+        "env",
+        help="print the running `up`'s settings as shell exports, for a command run by hand against it "
+        "(eval $(./osteocds env); python -m services.scoring rebuild)",
+    ).set_defaults(fn=cmd_env)
     demo = sub.add_parser("demo", help="publish sample events and show the alerts")
     demo.add_argument("--patient", help="pseudonymous patient ID to use (default: demo-<random>)")
     demo.add_argument(

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
@@ -84,6 +84,18 @@ class Outgoing:
 
 _PARTITIONER = DefaultPartitioner()
 
+#: issue 22: what an operator sees instead of aiokafka's bare UnknownError when the broker refuses InitProducerId
+IDEMPOTENCE_REFUSED = (
+    "the broker refused an idempotent producer (InitProducerId: UnknownError). The embedded broker of "
+    "`./osteocds up` (Tansu) has none: run this command with KAFKA_ENABLE_IDEMPOTENCE=false, or with the settings "
+    "of the running `up` (`eval $(./osteocds env)`; `./osteocds rebuild <service>` passes them itself), or start "
+    "`./osteocds up --kafka apache`. Real Apache Kafka keeps it on (the default)."
+)
+
+
+class IdempotenceRefused(RuntimeError):
+    """The broker does not support idempotent producers but KAFKA_ENABLE_IDEMPOTENCE is on."""
+
 
 @functools.lru_cache(maxsize=65_536)
 def _partition(key: bytes, partitions: tuple[int, ...]) -> int:
@@ -119,7 +131,12 @@ class Producer:
             linger_ms=s.kafka_linger_ms,
             max_batch_size=s.kafka_max_batch_bytes,
         )
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except UnknownError as exc:
+            if not s.kafka_enable_idempotence:
+                raise
+            raise IdempotenceRefused(IDEMPOTENCE_REFUSED) from exc
 
     async def stop(self) -> None:
         if self._producer is not None:
