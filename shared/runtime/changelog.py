@@ -142,7 +142,8 @@ async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], i
     )
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or ())]
+        await consumer.topics()  # the metadata, for the partitions below
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not parts:
             return {}, 0
         ends = await consumer.end_offsets(parts)

@@ -309,8 +309,9 @@ async def read_range(
     service: Service, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
 ) -> list[ConsumerRecord]:
     """The records from `starts` (default 0) below `ends`, per partition, read without a consumer group."""
+    ends = {tp: end for tp, end in ends.items() if starts.get(tp, 0) < end}
     if not ends:
-        return []
+        return []  # (a consumer stopped right after its start raises CancelledError)
     s = service.settings
     consumer = AIOKafkaConsumer(
         **kafka_client_kwargs(s),
@@ -325,7 +326,7 @@ async def read_range(
         for tp in ends:
             consumer.seek(tp, starts.get(tp, 0))
         records: list[ConsumerRecord] = []
-        remaining = {tp for tp in ends if starts.get(tp, 0) < ends[tp]}
+        remaining = set(ends)
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, recs in batch.items():
