@@ -192,6 +192,14 @@ class Recommendation(Issued):
     produced_by: str
     status: Literal["active", "withdrawn"] = "active"
     supersedes: list[uuid.UUID] = Field(default_factory=list)
+    alert_key: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The decision's identity, stable across wordings (issue 22): its producer and subject, e.g. "
+        "`radiotherapy-planner:t8:mscc` (a plan item's key: one rule family, one lesion, segment or drug) or "
+        "`scoring:mirels:femur-R`. A new wording is a new `event_id` with the same `alert_key`: it supersedes the "
+        "earlier version, so a patient never has two alerts of one key in force at once.",
+    )
 
 
 class Alert(Message):
@@ -200,6 +208,12 @@ class Alert(Message):
     schema_id: ClassVar[str] = "osteocds.alert/1"
 
     recommendation_id: uuid.UUID
+    alert_key: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The recommendation's `alert_key`: at most one alert of a key holds (active, acknowledged or "
+        "overridden) at a time; a new wording supersedes the earlier alert of its key.",
+    )
     rule_id: str
     ruleset_version: str
     severity: Severity

@@ -95,6 +95,9 @@ class PatientAlerts(BaseModel):
     as_of: datetime | None = None
     ended: dict[str, Ended] = Field(default_factory=dict)  # tombstones, by recommendation ID
     folded: dict[str, int] = Field(default_factory=dict)  # recommendation ID -> transitions no longer in history
+    #: issue 22: the alert that holds each `alert_key` (a decision's identity across wordings) -> recommendation ID.
+    #: A new wording of the key supersedes it: never two alerts of one key in force at once.
+    keys: dict[str, str] = Field(default_factory=dict)
     # what the clinicians' page shows besides the alerts
     plan: TreatmentPlan | None = None
     local_plan: LocalTreatmentPlan | None = None
@@ -163,6 +166,7 @@ def alert_for(rec: Recommendation, at: datetime, reissue: bool = False) -> Alert
         recorded_at=rec.recorded_at,
         source=SERVICE,
         recommendation_id=rec.event_id,
+        alert_key=rec.alert_key,
         rule_id=rec.rule_id,
         ruleset_version=rec.ruleset_version,
         severity=rec.severity,
@@ -193,6 +197,18 @@ def apply_recommendation(
         current = alerts.get(rid)
         if current is not None and current.status not in ENDED:
             return state, []
+        holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
+        holder = alerts.get(holder_id) if holder_id is not None and holder_id != rid else None
+        if holder is not None and holder.status not in ENDED:
+            assert holder_id is not None and rec.alert_key is not None
+            if holder.raised_at is not None and holder.raised_at > at:
+                return state, []  # an earlier wording of the key, received after the newer one: it never holds
+            # issue 22: another wording of the same decision supersedes the one in force, as its withdrawal would
+            folded = _end(alerts, pending, folded, holder_id, at, out)
+            if folded is not state.folded:
+                update["folded"] = folded
+        if rec.alert_key:
+            update["keys"] = dict(sorted({**state.keys, rec.alert_key: rid}.items()))
         gone = state.ended.get(rid) if current is None else None  # ended longer ago than ENDED_KEPT
         alert = alert_for(rec, at, reissue=current is not None or gone is not None)
         if current is not None:
@@ -209,23 +225,39 @@ def apply_recommendation(
         alerts[rid] = alert
     else:
         for old_id in map(str, rec.supersedes):
-            old = alerts.get(old_id)
-            if old is None:
-                continue
-            n = folded.get(old_id, 0)
-            if old_id in pending:  # withdrawn or replaced within the settle window: never shown
-                del pending[old_id], alerts[old_id]
-                if n:
-                    folded = update["folded"] = {k: v for k, v in folded.items() if k != old_id}
-            elif old.status == "active":
-                step = AlertTransition(event="withdrawn", status="withdrawn", at=at, by=SERVICE)
-                alerts[old_id] = _step(old, step, n)
-                out.append(alerts[old_id])
-            elif old.status in ("acknowledged", "overridden"):
-                step = AlertTransition(event="resolved", status="resolved", at=at, by=SERVICE)
-                alerts[old_id] = _step(old, step, n)
-                out.append(alerts[old_id])
+            if old_id in alerts:
+                before = folded
+                folded = _end(alerts, pending, folded, old_id, at, out)
+                if folded is not before:
+                    update["folded"] = folded
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
+
+
+def _end(
+    alerts: dict[str, Alert],
+    pending: dict[str, datetime],
+    folded: dict[str, int],
+    old_id: str,
+    at: datetime,
+    out: list[Output],
+) -> dict[str, int]:
+    """A decision withdrawn or superseded (in place in `alerts` and `pending`; the new `folded` returned): never shown
+    if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
+    old = alerts[old_id]
+    n = folded.get(old_id, 0)
+    if old_id in pending:  # withdrawn or replaced within the settle window: never shown
+        del pending[old_id], alerts[old_id]
+        if n:
+            folded = {k: v for k, v in folded.items() if k != old_id}
+    elif old.status == "active":
+        step = AlertTransition(event="withdrawn", status="withdrawn", at=at, by=SERVICE)
+        alerts[old_id] = _step(old, step, n)
+        out.append(alerts[old_id])
+    elif old.status in ("acknowledged", "overridden"):
+        step = AlertTransition(event="resolved", status="resolved", at=at, by=SERVICE)
+        alerts[old_id] = _step(old, step, n)
+        out.append(alerts[old_id])
+    return folded
 
 
 def ended_status(state: PatientAlerts, alert_id: str) -> str | None:
@@ -443,13 +475,19 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if ended and min(e.at for e in ended.values()) < gone:
         ended = {rid: e for rid, e in ended.items() if e.at >= gone}
         changed = True
+    keys = state.keys
+    if any(rid not in alerts for rid in keys.values()):  # a key's alert ended and folded: nothing of it holds
+        keys = {k: rid for k, rid in keys.items() if rid in alerts}
+        changed = True
     applied, done = state.applied, now - APPLIED_FOR
     if applied and min(applied.values()) < done:
         applied = {aid: at for aid, at in applied.items() if at >= done}
         changed = True
     if not changed:
         return state
-    return state.model_copy(update={"alerts": alerts, "ended": ended, "folded": folded, "applied": applied})
+    return state.model_copy(
+        update={"alerts": alerts, "ended": ended, "folded": folded, "applied": applied, "keys": keys}
+    )
 
 
 def listing(state: PatientAlerts | None, status: str | None = None, severity: str | None = None) -> list[Alert]:

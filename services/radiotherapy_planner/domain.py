@@ -169,7 +169,7 @@ class Section:
 
 
 def currency(onset: datetime | None, now: datetime | None, window: timedelta) -> str:
-    """Whether a compression is current at `now` (the time the triggering event was recorded)."""
+    """Whether a compression is current at `now` (the decision time: the clock, never the triggering event)."""
     if onset is None or now is None:
         return "current"
     if onset > now + FUTURE_TOLERANCE:
@@ -309,9 +309,11 @@ def apply_event(
         return state, []
     s = merge(state, event)
     s.newest_at = event.recorded_at if state.newest_at is None else max(state.newest_at, event.recorded_at)
-    # the decision time: the wall clock when the adapter gives it (as scoring and the systemic planner), else the
-    # event's recorded time; never earlier than the last decision (issue 18 review: alerts must not flap)
-    decided = max(t for t in (state.decided_at, event.recorded_at, now) if t is not None)
+    # the decision time: the clock when the adapter gives it (service.clock(): the wall clock live, the record's time
+    # in a replay), else the newest record the state holds; never the triggering event's own time (issue 22: an
+    # older event re-deciding the plan made a newer estimate look dated in the future), and never earlier than the
+    # last decision (issue 18 review: alerts must not flap)
+    decided = max(t for t in (state.decided_at, s.newest_at if now is None else now) if t is not None)
     s.decided_at = decided
     by_lesion = lesions(s)  # once per event: the plan and the next deadline read the same lesions
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion)

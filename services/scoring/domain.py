@@ -133,7 +133,7 @@ def apply_event(
         old = s.recommendations.get(slot)
         if old == str(lazy.event_id):
             continue
-        rec = lazy.build()
+        rec = lazy.build().model_copy(update={"alert_key": f"{SERVICE}:{slot}"})  # one identity per slot (22)
         if old is not None:
             out.append(
                 withdrawal(

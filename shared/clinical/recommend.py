@@ -46,9 +46,10 @@ def recommendation(
     inputs: Sequence[InputUsed],
     key: Sequence[object],
     missing: Sequence[str] = (),
+    alert_key: str | None = None,
 ) -> Recommendation:
     """`key` identifies the decision: the same rule and key always give the same recommendation ID,
-    so a replay or a duplicate shows once."""
+    so a replay or a duplicate shows once. `alert_key` identifies its subject across wordings (issue 22)."""
     return Recommendation(
         event_id=recommendation_id(rule_id, trigger.patient_id, key),
         patient_id=trigger.patient_id,
@@ -64,6 +65,7 @@ def recommendation(
         inputs=list(inputs),
         missing=list(missing),
         produced_by=produced_by,
+        alert_key=alert_key,
     )
 
 
@@ -139,6 +141,7 @@ def notify_plan_changes(
             inputs=n.inputs(),
             missing=list(n.missing),
             key=(n.key, n.content),
+            alert_key=f"{produced_by}:{n.key}",  # one identity per plan item across wordings (issue 22)
         )
         now[n.key] = f"{n.rule_id}|{rec.event_id}|{n.digest}"
         if old is not None:
