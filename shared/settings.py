@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     kafka_client_id_prefix: str = "osteocds"
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    #: issue 22: REDIS_URL names one node of a Redis Cluster; keys spread by slot group (shared/runtime/state.py)
+    redis_cluster: bool = False
     #: How long an event ID is remembered for duplicate suppression.
     seen_ttl_seconds: int = 14 * 24 * 3600
     #: A clinical time later than its receipt plus this is refused as future-dated (clinical/clock.py, issue 9.7).

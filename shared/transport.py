@@ -15,6 +15,9 @@ from typing import Any
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.helpers import create_ssl_context
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from shared.settings import Settings
 
@@ -92,5 +95,23 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def redis_client(settings: Settings) -> Redis:
+def redis_client(settings: Settings) -> Redis | RedisCluster:
+    """One Redis, or with REDIS_CLUSTER=true a Redis Cluster client (REDIS_URL: any node; it discovers the others).
+    The same credentials and TLS for both."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **redis_client_kwargs(settings))
     return Redis.from_url(settings.redis_url, **redis_client_kwargs(settings))
+
+
+def redis_node_client(settings: Settings, host: str, port: int) -> Redis:
+    """A plain client to one node of the cluster (its transactions and WAIT run on it: shared/runtime/state.py),
+    with the cluster client's credentials and TLS. No retries of its own: a failover is retried by the caller once
+    the slot map is read again."""
+    scheme = "rediss" if settings.redis_url.startswith("rediss://") else "redis"
+    return Redis.from_url(
+        f"{scheme}://{host}:{port}/0",
+        **redis_client_kwargs(settings),
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+    )

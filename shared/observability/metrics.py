@@ -45,6 +45,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 
 from contracts.base import Severity
 from contracts.topics import TOPICS
@@ -321,17 +323,24 @@ class OpsMetrics:
         if doc.get("status") == "active" and not transitions[1:]:
             self.alert_latency.labels(severity).observe(latency)
 
-    def count_redis_round_trips(self, redis: Redis) -> None:
-        """Count every request this client writes to Redis (a pipeline or MULTI/EXEC is one round trip)."""
+    def count_redis_round_trips(self, redis: Redis | RedisCluster) -> None:
+        """Count every request this client writes to Redis (a pipeline or MULTI/EXEC is one round trip). On a Redis
+        Cluster (issue 22), the requests of the cluster client to every node."""
+        if isinstance(redis, RedisCluster):
+            kwargs = redis.nodes_manager.connection_kwargs
+            kwargs["connection_class"] = self._counting(kwargs.get("connection_class") or Connection)
+            return
         pool = redis.connection_pool
-        base = pool.connection_class
+        pool.connection_class = self._counting(pool.connection_class)
+
+    def _counting(self, base: Any) -> Any:
         counter = self.redis_round_trips.labels(self.service)
 
         async def send_packed_command(conn: Any, command: Any, check_health: bool = True) -> None:
             counter.inc()
             await base.send_packed_command(conn, command, check_health)
 
-        pool.connection_class = type(f"Counting{base.__name__}", (base,), {"send_packed_command": send_packed_command})
+        return type(f"Counting{base.__name__}", (base,), {"send_packed_command": send_packed_command})
 
 
 def origin_of(record: ConsumerRecord) -> int:

@@ -75,7 +75,8 @@ class RebuildReport:
 @dataclass
 class Replay:
     states: dict[str, BaseModel] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)
+    #: (patient, event ID) of every event replayed: its processed mark, in the patient's slot group
+    seen: list[tuple[str, str]] = field(default_factory=list)
     outputs: list[Outgoing] = field(default_factory=list)
     skipped: int = 0
     duplicates: int = 0
@@ -197,7 +198,7 @@ async def replay(service: Service) -> Replay:
             result.duplicates += 1
             continue
         seen.add(key)
-        result.seen.append(key)
+        result.seen.append((message.patient_id, key))  # type: ignore[attr-defined]
         per_patient[message.patient_id].append((sub.aggregate[1], message))  # type: ignore[attr-defined]
     if model is None:
         return result
@@ -232,14 +233,13 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
         if s.state_changelog:  # issue 22: step 2b, the changelog made complete before the state is written
             report.changelog_records = await changelog.seed(service, done.states)
         epoch = uuid.uuid4().hex.encode()
-        if await _write(service, done, expected_epoch, epoch):
+        if await _write(service, done, expected_epoch, epoch):  # the epochs written are adopted (issue 22)
             break
         now = await service.store.read_epoch()
         if now is not None:  # another instance rebuilt meanwhile: adopt its state
-            epoch = now
+            service.store.epoch = now
             break
         log.warning("state changed during the rebuild; rebuilding again")
-    service.store.epoch = epoch
     report.seconds = round(time.perf_counter() - t0, 3)
     log.info(
         "rebuild done",
@@ -277,31 +277,20 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
 
 
 async def _write(service: Service, done: Replay, expected: bytes | None, epoch: bytes) -> bool:
-    """One MULTI/EXEC for everything, only if the epoch key still holds `expected`."""
-    store = service.store
-    async with service.redis.pipeline(transaction=True) as pipe:
-        try:
-            await pipe.watch(store.epoch_key)
-            now = await pipe.get(store.epoch_key)
-            if (now if now is None or isinstance(now, bytes) else now.encode()) != expected:
-                return False  # leaving the block resets the pipeline (UNWATCH)
-            pipe.multi()  # type: ignore[no-untyped-call]
-            empty = type(next(iter(done.states.values())))().model_dump_json() if done.states else ""
-            for patient_id, state in done.states.items():
-                dumped = state.model_dump_json()
-                if dumped != empty:  # as live: nothing is written for a patient whose events leave no state
-                    pipe.set(store.patient_key(patient_id), dumped, ex=store.state_ttl)
-            if service.timers is not None:
-                service.timers.write(pipe, {p: service.due(s) for p, s in done.states.items()})
-            if service.rebuild_writes is not None:  # the service's own keys derived from the states (indexes)
-                service.rebuild_writes(pipe, done.states)
-            for key in done.seen:
-                pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
-            pipe.set(store.epoch_key, epoch)
-            await pipe.execute()
-            return True
-        except WatchError:
-            return False
+    """Only if Redis still holds `expected`: the states, deadlines, processed marks and the service's derived keys
+    with the new epoch, one MULTI/EXEC per slot group (one on a single Redis; on a Redis Cluster only the groups
+    that lost their state when healing: shared/runtime/state.py `write_rebuilt`)."""
+    timers = service.timers
+    return await service.store.write_rebuilt(
+        done.states,
+        done.seen,
+        expected,
+        epoch,
+        also=None
+        if timers is None
+        else (lambda pipe, states: timers.write(pipe, {p: service.due(s) for p, s in states.items()})),
+        index=service.rebuild_writes,
+    )
 
 
 # ---- issue 22: restore from the changelog -----------------------------------------------------------------------

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # issue 22: a Redis Cluster between a master's failure and its replica's promotion
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
     KafkaConnectionError,
     KafkaTimeoutError,
     ConnectionError,

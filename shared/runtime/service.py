@@ -36,7 +36,6 @@ from typing import Any, NamedTuple, TypeVar
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
 
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
@@ -50,10 +49,10 @@ from shared.runtime.changelog import encode as changelog_encode
 from shared.runtime.kafka import Outgoing, Producer, ensure_topics
 from shared.runtime.pace import FetchPace
 from shared.runtime.parsed import ParsedStates
-from shared.runtime.state import StateLost, StateStore
+from shared.runtime.state import AnyRedis, StateLost, StateStore
 from shared.runtime.timers import Timers
 from shared.settings import Settings
-from shared.transport import kafka_client_kwargs, redis_client
+from shared.transport import kafka_client_kwargs, redis_client, redis_node_client
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,23 @@ def _by_time(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
     return records if len(parts) < 2 else list(heapq.merge(*parts.values(), key=_timestamp))
 
 
+def _patient_of(d: _Decoded) -> str:
+    """The patient of a decoded record (its processed mark lives in that patient's slot group): the message's
+    `patient_id`, else the record's key (records are keyed by patient)."""
+    patient = getattr(d.message, "patient_id", None)
+    return str(patient) if patient is not None else (d.record.key or b"").decode(errors="replace")
+
+
+def _merged(parts: list[Applied[Any]]) -> Applied[Any]:
+    """The slot groups' results of one batch as one (each patient's outputs stay in order)."""
+    out: Applied[Any] = Applied()
+    for part in parts:
+        out.results += part.results
+        out.resend += part.resend
+        out.outboxes.update(part.outboxes)
+    return out
+
+
 def _delivery_key(message: Any) -> str:
     return message.delivery_key() if isinstance(message, Message) else str(message.event_id)
 
@@ -115,7 +131,8 @@ class _Sent:
     records: list[ConsumerRecord]
     acks: list[asyncio.Future[Any]]
     outboxes: dict[str, str]
-    done_keys: list[str]
+    #: (patient, event ID) of the events to mark processed (the mark lives in the patient's slot group)
+    done_keys: list[tuple[str, str]]
     t0: float
     #: issue 22: the batch's changelog records, sent once its outputs are acknowledged (shared/runtime/changelog.py)
     changelog: list[Change] = field(default_factory=list)
@@ -158,8 +175,14 @@ class Service:
         self.name = settings.service_name
         self.subscriptions: dict[str, Subscription] = {}
         self.metrics = Metrics(self.name)
-        self.redis: Redis = redis_client(settings)
-        self.store = StateStore(self.redis, self.name, settings.seen_ttl_seconds, settings.state_ttl_seconds)
+        self.redis: AnyRedis = redis_client(settings)
+        self.store = StateStore(
+            self.redis,
+            self.name,
+            settings.seen_ttl_seconds,
+            settings.state_ttl_seconds,
+            node_client=lambda host, port: redis_node_client(settings, host, port),  # issue 22: Redis Cluster
+        )
         if settings.parsed_states_per_process > 0:  # issue 25: states not parsed again for every batch
             self.store.parsed = ParsedStates(settings.parsed_states_per_process)
         self.decode_pool = limits.DecodePool(settings.decode_workers, self.name)
@@ -315,6 +338,7 @@ class Service:
             await self._lag.stop()
         await self.producer.stop()
         await self.redis.aclose()
+        await self.store.aclose()
         self.decode_pool.close()
         self.tracing.shutdown()
         log.info("service stopped")
@@ -431,7 +455,7 @@ class Service:
             if sent.outboxes:
                 self.ops.outbox_cleared()
         finally:
-            self._in_flight_keys.difference_update(sent.done_keys)
+            self._in_flight_keys.difference_update(key for _, key in sent.done_keys)
             self._in_flight_patients.difference_update(sent.outboxes)
         assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
         if commits := {tp: at for tp, at in backlog.done(sent.records).items() if tp in assigned}:
@@ -451,9 +475,9 @@ class Service:
         if self.changelog is not None:  # issue 22: what each patient's changelog record will say it holds
             handled = [d for d in decoded if d.error is None and d.sub.aggregate is not None]
             self.changelog.note((d.record, d.message.patient_id) for d in handled)  # type: ignore[union-attr]
-        keys = [d.key for d in decoded if d.key is not None]
-        already = await self._retry(self.store.seen_many, keys) if keys else set()
-        already |= self._in_flight_keys.intersection(keys)  # processed by a batch still finishing
+        refs = [(_patient_of(d), d.key) for d in decoded if d.key is not None]
+        already = await self._retry(self.store.seen_many, refs) if refs else set()
+        already |= self._in_flight_keys.intersection(key for _, key in refs)  # processed by a batch still finishing
         acks: list[asyncio.Future[Any]] = []
         work: list[_Decoded] = []
         for d in decoded:
@@ -489,13 +513,13 @@ class Service:
         # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
         outgoing: list[tuple[Outgoing, Headers | None]] = [(pending, None) for pending in applied.resend]
 
-        done_keys: list[str] = []
+        done_keys: list[tuple[str, str]] = []
         now = time.time()  # the outputs' latency from their hospital input (one clock reading per batch)
         for d, outputs, exc in results:
             topic = d.record.topic
             if isinstance(exc, Rejected):
                 acks.append(await self._dead_letter(d, "Rejected", str(exc), outcome="rejected"))
-                done_keys.append(d.key)  # type: ignore[arg-type]
+                done_keys.append((_patient_of(d), d.key))  # type: ignore[arg-type]
                 continue
             if exc is not None:
                 acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
@@ -508,12 +532,12 @@ class Service:
                 self.ops.output(out.topic, out.value, d.origin_ms, now)
             self.metrics.count(topic, "processed")
             self.tracing.finish(d.span, "processed", outputs)
-            done_keys.append(d.key)  # type: ignore[arg-type]
+            done_keys.append((_patient_of(d), d.key))  # type: ignore[arg-type]
         acks += await self.producer.send_many(outgoing)
         for out, _ in outgoing:
             self.metrics.output(out.schema_id)
         self.metrics.flush()
-        self._in_flight_keys.update(done_keys)
+        self._in_flight_keys.update(key for _, key in done_keys)
         self._in_flight_patients.update(applied.outboxes)
         return _Sent(records, acks, applied.outboxes, done_keys, t0, changelog)
 
@@ -561,21 +585,26 @@ class Service:
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
         due = None if self.timers is None else self.due
         marks = None if self.changelog is None else self.changelog.marks_for(groups)
-        changelog: list[Change] = []
+        changelogs: dict[str, list[Change]] = {}  # per slot group (issue 22: one transaction per group on a cluster)
 
         def apply_all(
             states: dict[str, BaseModel | None], pending: dict[str, bytes | None]
         ) -> tuple[Mapping[str, BaseModel | bytes | tuple[BaseModel, bytes]], dict[str, bytes], Applied[_Decoded]]:
-            new, outboxes, applied, next_dues = apply_batch(groups, model, states, pending, token, self.settings, due)
+            # the patients of one slot group (all of them on one Redis)
+            part = {p: groups[p] for p in states}
+            new, outboxes, applied, next_dues = apply_batch(part, model, states, pending, token, self.settings, due)
             dues.update(next_dues)
             if marks is not None:  # encoded here, off the event loop (a retried transaction encodes again)
                 empty = model().model_dump_json().encode()
-                changelog[:] = changelog_encode(self.name, new, next_dues, marks, empty, datetime.now(UTC))
+                changelogs[next(iter(part), "")] = changelog_encode(
+                    self.name, new, next_dues, marks, empty, datetime.now(UTC)
+                )
             return new, outboxes, applied
 
         timers = self.timers
-        also = None if timers is None else (lambda pipe: timers.write(pipe, dues))
-        applied = await self.store.transact_many(list(groups), model, apply_all, also=also)
+        also = None if timers is None else (lambda pipe, ps: timers.write(pipe, {p: dues.get(p) for p in ps}))
+        applied = await self.store.transact_many(list(groups), model, apply_all, also=also, merge=_merged)
+        changelog = [c for part in changelogs.values() for c in part]
         per_message = (time.perf_counter() - t0) / max(1, len(applied.results))
         for d, _, _ in applied.results:
             self.metrics.handled(d.record.topic, per_message)  # summed per topic, observed once (Metrics.flush)

@@ -1,48 +1,247 @@
-"""Redis patient-state store (redis.asyncio).
+"""Redis patient-state store (redis.asyncio), on one Redis or on a Redis Cluster (issue 22).
 
 Redis is a cache of state derived from the Kafka topics, not the record. Each service keeps one JSON
 aggregate per patient and updates it with optimistic concurrency (WATCH/MULTI), so a rebalance that
 briefly gives a partition to two consumers cannot lose an update. Ordering by clinical time is the
 aggregate's own business (pure code in each service), so a late event never hides a newer one.
 
-A lost cache is detected, never mistaken for new patients: the service writes an epoch key when its state is
-complete (after a rebuild), and every state transaction WATCHes and reads it. A flushed or replaced Redis has no
-epoch (or another one), so the transaction raises `StateLost` before anything is computed from empty state, and
-the service rebuilds (shared/runtime/healing.py).
+Slot groups. A multi-key step (a batch's states and outboxes with its epoch check, the finish that clears outboxes
+and marks event IDs processed, a rebuild's write, a timer claim) must stay in one hash slot on a cluster. Patients are
+spread over `BUCKETS` buckets by a stable hash of their ID (CRC-32); each bucket has a hash tag chosen so that the
+buckets sit evenly over the 16 384 slots (any contiguous allocation of slots to masters gets BUCKETS/masters of
+them, give or take one). Every key of a patient carries its bucket's tag:
+
+    osteocds:<service>:{<tag>}:state:<patient>     the aggregate
+    osteocds:<service>:{<tag>}:outbox:<patient>    its outputs until the broker acknowledged them
+    osteocds:<service>:{<tag>}:seen:<event id>     processed marks, in the slot of the event's patient
+    osteocds:<service>:{<tag>}:timers              the bucket's due-deadline index (shared/runtime/timers.py)
+    osteocds:<service>:{<tag>}:epoch / :seq        the bucket's epoch and write counter (below)
+
+A batch is split by bucket; each bucket's part is one WATCH/MGET/MULTI-EXEC on the master serving it (a plain
+connection to that node: redis-py's cluster transactions run each queued command through a worker thread that blocks
+the event loop, measured at ~9 ms for 20 SETs), all buckets at once. On one Redis there is a single slot group
+holding every bucket, with the keys as they were before issue 22 (no tag: `osteocds:<service>:state:<patient>`,
+`:epoch`, `:timers`), so a single-node deployment keeps its keys and makes exactly one transaction per batch, as
+before. Same code: a single node is a cluster of one slot group. Keys keep the `osteocds:<service>:` prefix, so the
+per-service Redis ACLs (deploy/generate.py) still hold.
+
+A lost cache is detected, never mistaken for new patients, per slot group. Why an epoch per bucket and not one per
+service: a cluster loses state one master at a time (a master restarted empty, a node flushed), and a single epoch key
+lives on one master only; a loss elsewhere would go unseen, and a loss of that one master would look like the loss of
+everything. Why not a per-patient stamp: a patient absent from a lost shard would look new, not lost. So each slot
+group has its own epoch key, written with the group's state by a rebuild; every transaction and every finish WATCHes
+or reads it. A group whose epoch is gone (or another than this process adopted) raises `StateLost` before anything is
+computed from empty state; the service rebuilds only the groups that lost it (shared/runtime/healing.py), the others
+keep their state and are not touched.
+
+A failover can also lose a master's latest acknowledged writes (replication is asynchronous) while its epoch, written
+long before, survives: the state is then silently older. Each group has a write counter (`seq`, INCR in every state
+transaction); this process remembers the highest value it wrote or read per group, and a group read with a lower one
+was rolled back: `StateLost`, and that group is rebuilt. The finish step checks the counter too (nothing is marked
+processed nor committed on a rolled-back group) and, on a cluster, waits (`WAIT 1`) for the master's replica to hold
+the finish, and so every earlier write of the group, before the offsets are committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import contextlib
+import hashlib
+import logging
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, TryAgainError, WatchError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.runtime.parsed import ParsedStates
 
 S = TypeVar("S", bound=BaseModel)
 R = TypeVar("R")
 
+log = logging.getLogger(__name__)
+
+#: Patients are spread over this many buckets (slot groups on a cluster). Changing it moves every key: a service
+#: then finds no epoch for its groups and rebuilds from Kafka by itself.
+BUCKETS = 32
+SLOTS = 16384
+#: How long a finish waits for a replica to acknowledge the group's writes (cluster only). A replica down makes
+#: each finish wait this long and go on: the write counter still detects a write lost by a later failover.
+REPLICA_ACK_TIMEOUT_MS = 200
+
+#: seen refs: (patient ID, event ID); a bare event ID is accepted on one Redis only (its key has no tag)
+SeenRef = tuple[str, str] | str
+
+AnyRedis = Redis | RedisCluster
+
 
 class StateLost(Exception):
-    """The service's epoch key is missing or changed: Redis lost (or another instance rebuilt) its state."""
+    """A slot group's epoch key is missing or changed, or its writes were rolled back: Redis lost (or another
+    instance rebuilt) that part of the state."""
 
 
 def _text(raw: bytes | str | None) -> bytes | None:
     return raw if raw is None or isinstance(raw, bytes) else raw.encode()
 
 
+def bucket_of(patient_id: str) -> int:
+    """The patient's bucket: a stable hash (the same in every process and release)."""
+    return zlib.crc32(patient_id.encode()) % BUCKETS
+
+
+def _bucket_tags() -> tuple[str, ...]:
+    """Bucket b's hash tag: the first `<b>.<n>` whose slot lies in the b-th of BUCKETS equal slot ranges."""
+    tags = []
+    for b in range(BUCKETS):
+        lo, hi = b * SLOTS // BUCKETS, (b + 1) * SLOTS // BUCKETS
+        n = 0
+        while not lo <= key_slot(f"{b:02d}.{n}".encode()) < hi:
+            n += 1
+        tags.append(f"{b:02d}.{n}")
+    return tuple(tags)
+
+
+TAGS = _bucket_tags()
+
+
+def is_cluster(redis: Any) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+class Layout:
+    """Where a service's keys are. A slot group is named by its key fragment: '' on one Redis (one group), '{tag}:'
+    for a bucket on a cluster."""
+
+    def __init__(self, ns: str, cluster: bool) -> None:
+        self.ns = ns
+        self.cluster = cluster
+        self.groups: tuple[str, ...] = tuple(f"{{{t}}}:" for t in TAGS) if cluster else ("",)
+
+    def group(self, patient_id: str) -> str:
+        return self.groups[bucket_of(patient_id)] if self.cluster else ""
+
+    def key(self, group: str, kind: str, name: str | None = None) -> str:
+        base = f"{self.ns}:{group}{kind}"
+        return base if name is None else f"{base}:{name}"
+
+    def patient_key(self, patient_id: str, kind: str = "state") -> str:
+        return self.key(self.group(patient_id), kind, patient_id)
+
+    def seen_key(self, ref: SeenRef) -> str:
+        if isinstance(ref, str):
+            if self.cluster:
+                raise ValueError("on a cluster a processed mark needs its patient: pass (patient_id, event_id)")
+            return self.key("", "seen", ref)
+        patient_id, event_id = ref
+        return self.key(self.group(patient_id), "seen", event_id)
+
+    def split(self, patient_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The patients by slot group, each group's patients in the order given."""
+        out: dict[str, list[str]] = {}
+        for p in patient_ids:
+            out.setdefault(self.group(p), []).append(p)
+        return out
+
+    def split_refs(self, refs: Iterable[SeenRef]) -> dict[str, list[SeenRef]]:
+        out: dict[str, list[SeenRef]] = {}
+        for ref in refs:
+            out.setdefault("" if isinstance(ref, str) else self.group(ref[0]), []).append(ref)
+        return out
+
+
+NodeClient = Callable[[str, int], Redis]
+
+
+def _plain_node_client(rc: RedisCluster) -> NodeClient:
+    kwargs = rc.get_connection_kwargs()
+
+    def make(host: str, port: int) -> Redis:
+        return Redis(
+            host=host,
+            port=port,
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    return make
+
+
+class Nodes:
+    """The connection a slot group's transaction (WATCH/MULTI/EXEC) or WAIT runs on: the client itself on one Redis;
+    on a cluster, a plain client to the master that serves the group's slot now (from the cluster client's slot map,
+    refreshed after a failover or a redirection)."""
+
+    def __init__(self, redis: AnyRedis, node_client: NodeClient | None = None) -> None:
+        self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
+        self._make = node_client or (_plain_node_client(redis) if isinstance(redis, RedisCluster) else None)
+        self._clients: dict[str, Redis] = {}
+        self._stale = False
+
+    async def client(self, key: str) -> Redis:
+        rc = self.redis
+        if not isinstance(rc, RedisCluster):
+            return rc
+        if rc.nodes_manager.default_node is None:
+            await rc.initialize()
+        elif self._stale:
+            self._stale = False
+            await rc.nodes_manager.initialize()  # the slot map read again (after a failover or a redirection)
+        node = rc.nodes_manager.get_node_from_slot(key_slot(key.encode()), False)
+        found = self._clients.get(node.name)
+        if found is None:
+            assert self._make is not None
+            found = self._clients[node.name] = self._make(node.host, int(node.port))
+        return found
+
+    def stale(self) -> None:
+        self._stale = True
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.aclose()
+
+
+#: what a failover or a slot move looks like to a plain connection, retried as a transient error once the slot map is
+#: read again (shared/runtime/retrying.py)
+_TOPOLOGY = (AskError, ClusterDownError, TryAgainError)
+
+
 class StateStore:
-    def __init__(self, redis: Redis, namespace: str, seen_ttl_seconds: int, state_ttl_seconds: int = 0) -> None:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        namespace: str,
+        seen_ttl_seconds: int,
+        state_ttl_seconds: int = 0,
+        node_client: NodeClient | None = None,
+    ) -> None:
         self.redis = redis
         self.ns = f"osteocds:{namespace}"
+        self.layout = Layout(self.ns, is_cluster(redis))
+        self.nodes = Nodes(redis, node_client)
         self.seen_ttl = seen_ttl_seconds
-        self.epoch_key = f"{self.ns}:epoch"
-        #: the epoch this process holds; when `guarded`, every transaction checks that Redis still holds it
-        self.epoch: bytes | None = None
+        #: the epoch each slot group held when this process adopted or wrote it; when `guarded`, every transaction
+        #: checks that Redis still holds it
+        self.epochs: dict[str, bytes] = {}
+        #: per slot group, the highest write counter this process wrote or read under that epoch (rollback check)
+        self.marks: dict[str, int] = {}
+        #: slot groups found rolled back: rebuilt by the next rebuild although their epoch is still there
+        self.lost: set[str] = set()
+        self._read: dict[str, bytes | None] = {}
         self.guarded = False
         #: per-patient keys (state, outbox) expire this long after their last write (0: never). Bounded state:
         #: a patient without any event for that long is forgotten, like the topics' own retention.
@@ -50,39 +249,150 @@ class StateStore:
         #: issue 25: the states this process parsed or wrote last (shared/runtime/parsed.py), used by
         #: `transact_many` when Redis still holds exactly their bytes; None: every state is parsed
         self.parsed: ParsedStates[Any] | None = None
+        self.replica_acks_missing = 0
 
-    def _check_epoch(self, raw: bytes | str | None) -> None:
-        if self.guarded and _text(raw) != self.epoch:
-            raise StateLost("the service's state epoch is gone from Redis")
+    # ---- keys --------------------------------------------------------------------------------------------------
+    @property
+    def epoch_key(self) -> str:
+        """The epoch key on one Redis (its only slot group)."""
+        return self.layout.key(self.layout.groups[0], "epoch")
 
-    async def read_epoch(self) -> bytes | None:
-        return _text(await self.redis.get(self.epoch_key))
+    def group_epoch_key(self, group: str) -> str:
+        return self.layout.key(group, "epoch")
 
-    async def intact(self) -> bool:
-        """True when Redis still holds this process's epoch (one GET: cheap enough for readiness probes)."""
-        return not self.guarded or (self.epoch is not None and await self.read_epoch() == self.epoch)
+    def group_seq_key(self, group: str) -> str:
+        return self.layout.key(group, "seq")
 
-    def seen_key(self, event_id: str) -> str:
-        return f"{self.ns}:seen:{event_id}"
+    def seen_key(self, event_id: str, patient_id: str | None = None) -> str:
+        return self.layout.seen_key(event_id if patient_id is None else (patient_id, event_id))
 
     def patient_key(self, patient_id: str, kind: str = "state") -> str:
-        return f"{self.ns}:{kind}:{patient_id}"
+        return self.layout.patient_key(patient_id, kind)
 
-    async def seen(self, event_id: str) -> bool:
-        """True if this event ID was already fully processed (its outputs were produced)."""
-        return bool(await self.redis.exists(self.seen_key(event_id)))
+    # ---- epochs ------------------------------------------------------------------------------------------------
+    def _combine(self, values: Mapping[str, bytes | None]) -> bytes | None:
+        """One token for the epochs of every slot group (None when one is missing)."""
+        got = [values.get(g) for g in self.layout.groups]
+        if any(v is None for v in got):
+            return None
+        if len(got) == 1:
+            return got[0]
+        return hashlib.sha1(b"\n".join(v for v in got if v is not None), usedforsecurity=False).hexdigest().encode()
 
-    async def seen_many(self, event_ids: list[str]) -> set[str]:
-        """The subset of `event_ids` already processed, in one round trip."""
-        flags = await self.redis.mget([self.seen_key(eid) for eid in event_ids])  # one command
-        return {eid for eid, flag in zip(event_ids, flags, strict=True) if flag is not None}
+    @property
+    def epoch(self) -> bytes | None:
+        """The epochs this process holds, as one token (None: not every slot group adopted)."""
+        return self._combine(self.epochs)
 
-    async def mark_seen(self, event_ids: Iterable[str]) -> None:
+    @epoch.setter
+    def epoch(self, value: bytes | None) -> None:
+        """Adopt `value`: the token `read_epoch` returned last (each group's epoch as read then), or one epoch for
+        every group."""
+        if value is None:
+            new: dict[str, bytes] = {}
+        elif self._combine(self._read) == value:
+            new = {g: v for g, v in self._read.items() if v is not None}
+        else:
+            new = dict.fromkeys(self.layout.groups, value)
+        for g in self.layout.groups:
+            if self.epochs.get(g) != new.get(g):
+                self.marks.pop(g, None)
+        self.epochs = new
+        self.lost.clear()
+
+    async def _group_values(self, groups: Sequence[str]) -> tuple[dict[str, bytes | None], dict[str, int]]:
+        """Each group's epoch and write counter (one MGET per group, pipelined)."""
+        async with self._routed():
+            if not self.layout.cluster:
+                raws = [await self.redis.mget([self.group_epoch_key(g), self.group_seq_key(g)]) for g in groups]
+            else:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for g in groups:
+                        pipe.mget([self.group_epoch_key(g), self.group_seq_key(g)])
+                    raws = await pipe.execute()
+        epochs = {g: _text(r[0]) for g, r in zip(groups, raws, strict=True)}
+        seqs = {g: int(r[1] or 0) for g, r in zip(groups, raws, strict=True)}
+        return epochs, seqs
+
+    async def read_epoch(self) -> bytes | None:
+        """The epochs Redis holds now, as one token (None when a slot group has none)."""
+        self._read, _ = await self._group_values(self.layout.groups)
+        return self._combine(self._read)
+
+    async def intact(self) -> bool:
+        """True when Redis still holds this process's epoch in every slot group and no group was rolled back
+        (one MGET per group: cheap enough for readiness probes)."""
+        if not self.guarded:
+            return True
+        if self.epoch is None:
+            return False
+        epochs, seqs = await self._group_values(self.layout.groups)
+        ok = True
+        for g in self.layout.groups:
+            if epochs[g] != self.epochs.get(g):
+                ok = False
+            elif seqs[g] < self.marks.get(g, 0):
+                self.lost.add(g)
+                ok = False
+        return ok
+
+    def _check(self, group: str, epoch: bytes | str | None, seq: bytes | str | int | None) -> None:
+        if not self.guarded:
+            return
+        if _text(epoch) != self.epochs.get(group):
+            raise StateLost("a slot group's state epoch is gone from Redis")
+        if int(seq or 0) < self.marks.get(group, 0):
+            self.lost.add(group)
+            raise StateLost("a slot group's writes were rolled back (failover)")
+
+    def _wrote(self, group: str, seq: Any) -> None:
+        if int(seq) > self.marks.get(group, 0):
+            self.marks[group] = int(seq)
+
+    # ---- routing -----------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _routed(self) -> AsyncIterator[None]:
+        """A failover or a moved slot: the slot map is read again and the step fails as a transient error (retried
+        with backoff by the caller)."""
+        try:
+            yield
+        except _TOPOLOGY as exc:
+            self.nodes.stale()
+            raise RedisConnectionError(f"cluster topology changed ({type(exc).__name__})") from exc
+        except (RedisConnectionError, RedisTimeoutError):
+            self.nodes.stale()
+            raise
+
+    async def aclose(self) -> None:
+        await self.nodes.aclose()
+
+    # ---- processed marks -----------------------------------------------------------------------------------
+    async def _mget(self, keys: list[str]) -> list[Any]:
+        if isinstance(self.redis, RedisCluster):
+            return list(await self.redis.mget_nonatomic(keys))
+        return list(await self.redis.mget(keys))
+
+    async def seen(self, event_id: str, patient_id: str | None = None) -> bool:
+        """True if this event ID was already fully processed (its outputs were produced). Without its patient, on a
+        cluster, every slot group is looked at."""
+        if patient_id is not None or not self.layout.cluster:
+            return bool(await self.redis.exists(self.seen_key(event_id, patient_id)))
+        keys = [self.layout.key(g, "seen", event_id) for g in self.layout.groups]
+        return any(flag is not None for flag in await self._mget(keys))
+
+    async def seen_many(self, refs: Sequence[SeenRef]) -> set[str]:
+        """The event IDs of `refs` already processed, in one round trip (one per node on a cluster)."""
+        async with self._routed():
+            flags = await self._mget([self.layout.seen_key(ref) for ref in refs])
+        return {ref if isinstance(ref, str) else ref[1] for ref, flag in zip(refs, flags, strict=True) if flag}
+
+    async def mark_seen(self, refs: Iterable[SeenRef]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for eid in event_ids:
-                pipe.set(self.seen_key(eid), b"1", ex=self.seen_ttl)
+            for ref in refs:
+                pipe.set(self.layout.seen_key(ref), b"1", ex=self.seen_ttl)
             await pipe.execute()
 
+    # ---- state -----------------------------------------------------------------------------------------------
     async def load(self, patient_id: str, model: type[S], kind: str = "state") -> S | None:
         raw = await self.redis.get(self.patient_key(patient_id, kind))
         return None if raw is None else model.model_validate_json(raw)
@@ -96,24 +406,30 @@ class StateStore:
     ) -> R:
         """Read the patient's aggregate, apply `fn`, write it back atomically; retry on a conflict."""
         key = self.patient_key(patient_id, kind)
+        group = self.layout.group(patient_id)
+        epoch_key, seq_key = self.group_epoch_key(group), self.group_seq_key(group)
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key, self.epoch_key)
-                    raw, epoch = await pipe.mget(key, self.epoch_key)
-                    self._check_epoch(epoch)
-                    current = None if raw is None else model.model_validate_json(raw)
-                    out = fn(current)
-                    new, result = await out if isinstance(out, Awaitable) else out
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    # nothing is written for a patient that had no state and still has none (e.g. an ack for
-                    # an unknown patient): no key is left behind
-                    if new != current and not (current is None and new == type(new)()):
-                        pipe.set(key, new.model_dump_json(), ex=self.state_ttl)
-                    await pipe.execute()
-                    return result
-                except WatchError:
-                    continue
+            async with self._routed():
+                client = await self.nodes.client(epoch_key)
+                async with client.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(key, epoch_key)
+                        raw, epoch, seq = await pipe.mget(key, epoch_key, seq_key)
+                        self._check(group, epoch, seq)
+                        current = None if raw is None else model.model_validate_json(raw)
+                        out = fn(current)
+                        new, result = await out if isinstance(out, Awaitable) else out
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        # nothing is written for a patient that had no state and still has none (e.g. an ack for
+                        # an unknown patient): no key is left behind
+                        if new != current and not (current is None and new == type(new)()):
+                            pipe.set(key, new.model_dump_json(), ex=self.state_ttl)
+                        pipe.incr(seq_key)
+                        done = await pipe.execute()
+                        self._wrote(group, done[-1])
+                        return result
+                    except WatchError:
+                        continue
 
     async def transact_many(
         self,
@@ -124,42 +440,80 @@ class StateStore:
             tuple[Mapping[str, S | bytes | tuple[S, bytes]], Mapping[str, bytes], R],
         ],
         kind: str = "state",
-        also: Callable[[Any], None] | None = None,
+        also: Callable[[Any, list[str]], None] | None = None,
+        merge: Callable[[list[R]], R] | None = None,
     ) -> R:
-        """`transact` for many patients at once, with an outbox: WATCH their state and outbox keys, MGET both,
-        apply `fn` (pure) to the states and the outboxes still pending, then write the changed states and the
-        new outboxes in one MULTI/EXEC: three round trips for a whole batch. The outbox holds the outputs of
-        the new state until the broker acknowledges them (`finish`): if the process dies in between,
-        the redelivered batch finds them and sends them again, although its state already has the facts.
-        A concurrent writer makes EXEC fail and `fn` is applied again to fresh data. (On Redis Cluster the
-        keys would need a common hash tag.) `also(pipe)` queues more writes in the same MULTI (timers)."""
+        """`transact` for many patients at once, with an outbox, one transaction per slot group (one on a single
+        Redis; the groups of a cluster at once): WATCH the group's state and outbox keys and its epoch, MGET them
+        (and the write counter), apply `fn` (pure) to the group's states and the outboxes still pending, then write
+        the changed states and the new outboxes in one MULTI/EXEC: three round trips. The outbox holds the outputs of
+        the new state until the broker acknowledges them (`finish`): if the process dies in between, the redelivered
+        batch finds them and sends them again, although its state already has the facts. A concurrent writer makes
+        EXEC fail and `fn` is applied again to fresh data. `also(pipe, patients)` queues more writes of those
+        patients in the same MULTI (timers).
+
+        `fn` is called once per slot group with that group's patients only; `merge` combines the groups' results
+        (needed when the patients span several groups). A group that finds its state lost raises `StateLost` once
+        every group is done: the groups written keep their outboxes, sent again by the redelivered batch."""
+        groups = self.layout.split(patient_ids)
+        if len(groups) == 1:
+            group, patients = next(iter(groups.items()))
+            return await self._transact_group(group, patients, model, fn, kind, also)
+        if merge is None:
+            raise ValueError("these patients span several slot groups: pass `merge`")
+        done = await asyncio.gather(
+            *(self._transact_group(g, ps, model, fn, kind, also) for g, ps in groups.items()), return_exceptions=True
+        )
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return merge([r for r in done if not isinstance(r, BaseException)])
+
+    async def _transact_group(
+        self,
+        group: str,
+        patient_ids: list[str],
+        model: type[S],
+        fn: Callable[
+            [dict[str, S | None], dict[str, bytes | None]],
+            tuple[Mapping[str, S | bytes | tuple[S, bytes]], Mapping[str, bytes], R],
+        ],
+        kind: str,
+        also: Callable[[Any, list[str]], None] | None,
+    ) -> R:
         keys = [self.patient_key(p, kind) for p in patient_ids]
         outbox_keys = [self.patient_key(p, "outbox") for p in patient_ids]
+        epoch_key, seq_key = self.group_epoch_key(group), self.group_seq_key(group)
         empty = model().model_dump_json().encode()
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(*keys, *outbox_keys, self.epoch_key)
-                    raws = await pipe.mget([*keys, *outbox_keys, self.epoch_key])
-                    self._check_epoch(raws.pop())
-                    states, pending = raws[: len(keys)], raws[len(keys) :]
+            async with self._routed():
+                client = await self.nodes.client(epoch_key)
+                async with client.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(*keys, *outbox_keys, epoch_key)
+                        raws = await pipe.mget([*keys, *outbox_keys, epoch_key, seq_key])
+                        seq = raws.pop()
+                        self._check(group, raws.pop(), seq)
+                        states, pending = raws[: len(keys)], raws[len(keys) :]
 
-                    # parse, apply, encode: CPU work done in a worker thread, off the event loop
-                    writes, written, result = await asyncio.to_thread(
-                        self._compute, patient_ids, keys, model, fn, states, pending, kind, empty
-                    )
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    for key, value in writes:
-                        pipe.set(key, value, ex=self.state_ttl)
-                    if also is not None:
-                        also(pipe)
-                    await pipe.execute()
-                    if self.parsed is not None:  # what Redis now holds, as parsed
-                        for key, dumped, after in written:
-                            self.parsed.remember(key, dumped, after)
-                    return result
-                except WatchError:
-                    continue
+                        # parse, apply, encode: CPU work done in a worker thread, off the event loop
+                        writes, written, result = await asyncio.to_thread(
+                            self._compute, patient_ids, keys, model, fn, states, pending, kind, empty
+                        )
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        for key, value in writes:
+                            pipe.set(key, value, ex=self.state_ttl)
+                        if also is not None:
+                            also(pipe, patient_ids)
+                        pipe.incr(seq_key)
+                        out = await pipe.execute()
+                        self._wrote(group, out[-1])
+                        if self.parsed is not None:  # what Redis now holds, as parsed
+                            for key, dumped, after in written:
+                                self.parsed.remember(key, dumped, after)
+                        return result
+                    except WatchError:
+                        continue
 
     def _compute(
         self,
@@ -206,32 +560,161 @@ class StateStore:
         writes += [(self.patient_key(p, "outbox"), box) for p, box in outboxes.items()]
         return writes, written, result
 
-    async def finish(self, outboxes: dict[str, str], event_ids: list[str]) -> None:
-        """After the broker acknowledged a batch's outputs, in one atomic step: delete each patient's outbox if it
-        still starts with the token written (patient -> token; an outbox another writer has replaced since is
-        left to that writer), and mark the event IDs processed. Guarded by the epoch like the transactions: event
-        IDs marked in a flushed Redis would hide their events from the rebuilt state."""
+    # ---- finishing a batch ---------------------------------------------------------------------------------
+    async def finish(self, outboxes: Mapping[str, str], event_ids: Sequence[SeenRef]) -> None:
+        """After the broker acknowledged a batch's outputs, in one atomic step per slot group: delete each patient's
+        outbox if it still starts with the token written (patient -> token; an outbox another writer has replaced
+        since is left to that writer), and mark the event IDs processed (`(patient, event ID)`). Guarded like the
+        transactions, by the group's epoch and write counter: event IDs marked in a flushed or rolled-back group
+        would hide their events from the rebuilt state. On a cluster the groups of one master go in one pipeline
+        that ends with WAIT: the master's replica holds them before the offsets are committed."""
         if not outboxes and not event_ids:
             return
-        keys = [self.epoch_key, *(self.patient_key(p, "outbox") for p in outboxes), *map(self.seen_key, event_ids)]
-        guard = (self.epoch or b"") if self.guarded else b""
-        args: list[bytes | str | int] = [guard, len(outboxes), self.seen_ttl, *outboxes.values()]
-        if not await self.redis.eval(_FINISH, len(keys), *keys, *args):
-            raise StateLost("the service's state epoch is gone from Redis")
+        by_group: dict[str, tuple[list[str], list[SeenRef]]] = {}
+        for p in outboxes:
+            by_group.setdefault(self.layout.group(p), ([], []))[0].append(p)
+        for g, refs in self.layout.split_refs(event_ids).items():
+            by_group.setdefault(g, ([], []))[1].extend(refs)
+        per_client: dict[int, tuple[Redis, list[tuple[str, list[str], list[Any]]]]] = {}
+        async with self._routed():
+            for g, (patients, refs) in by_group.items():
+                keys = [
+                    self.group_epoch_key(g),
+                    self.group_seq_key(g),
+                    *(self.patient_key(p, "outbox") for p in patients),
+                    *map(self.layout.seen_key, refs),
+                ]
+                guard = self.epochs.get(g, b"-") if self.guarded else b""
+                mark = self.marks.get(g, 0) if self.guarded else 0
+                args: list[Any] = [guard, mark, len(patients), self.seen_ttl, *(outboxes[p] for p in patients)]
+                client = await self.nodes.client(keys[0])
+                per_client.setdefault(id(client), (client, []))[1].append((g, keys, args))
+            results = await asyncio.gather(*(self._finish_on(c, steps) for c, steps in per_client.values()))
+        if not all(results):
+            raise StateLost("a slot group's state epoch is gone from Redis, or its writes were rolled back")
+
+    async def _finish_on(self, client: Redis, steps: list[tuple[str, list[str], list[Any]]]) -> bool:
+        async with client.pipeline(transaction=False) as pipe:
+            for _, keys, args in steps:
+                pipe.eval(_FINISH, len(keys), *keys, *args)
+            if self.layout.cluster:
+                pipe.execute_command("WAIT", 1, REPLICA_ACK_TIMEOUT_MS)
+            out = await pipe.execute()
+        ok = True
+        for (g, _, _), code in zip(steps, out, strict=False):
+            if int(code) == 2:
+                self.lost.add(g)  # rolled back
+            ok = ok and int(code) == 1
+        if self.layout.cluster and int(out[-1]) < 1:
+            self.replica_acks_missing += 1
+            log.warning("no replica acknowledged the batch's state in time", extra={"count": self.replica_acks_missing})
+        return ok
 
     async def clear_outboxes(self, written: dict[str, str]) -> None:
         """`finish` without event IDs: delete the outboxes that still hold the tokens written."""
         await self.finish(written, [])
 
+    # ---- rebuild -----------------------------------------------------------------------------------------------
+    async def write_rebuilt(
+        self,
+        states: Mapping[str, BaseModel],
+        seen: Iterable[SeenRef],
+        expected: bytes | None,
+        epoch: bytes,
+        also: Callable[[Any, Mapping[str, BaseModel]], None] | None = None,
+        index: Callable[[Any, Mapping[str, BaseModel]], None] | None = None,
+    ) -> bool:
+        """Write a rebuild (shared/runtime/rebuild.py): the replayed states, processed marks and `also`'s keys
+        (deadlines) of each slot group to write, with `epoch` as that group's new epoch and a fresh write counter, one
+        MULTI/EXEC per group that WATCHes its epoch. Only if Redis still holds `expected` (the epochs seen when the
+        loss was found; another instance may have rebuilt since: False, adopt its epochs).
 
-# KEYS: epoch, n outboxes, seen keys. ARGV: epoch expected ('' = unguarded), n, seen TTL, n outbox tokens.
+        The groups written: every group for a rebuild run by an operator (a process that is not `guarded`); else
+        (healing, a start) only the groups without an epoch and those found rolled back; the others keep their state
+        and epoch, adopted as they are. `index(pipe, states)` writes keys derived from the states outside the
+        patients' slot groups (notification's card index): in the same MULTI on one Redis, after the groups on a
+        cluster (a crash in between leaves those keys missing, not wrong)."""
+        if await self.read_epoch() != expected:
+            return False
+        values = dict(self._read)
+        targets = [g for g in self.layout.groups if not self.guarded or values[g] is None or g in self.lost]
+        by_group: dict[str, dict[str, BaseModel]] = {g: {} for g in targets}
+        for p, state in states.items():
+            if (g := self.layout.group(p)) in by_group:
+                by_group[g][p] = state
+        refs: dict[str, list[SeenRef]] = {g: [] for g in targets}
+        for g, rs in self.layout.split_refs(seen).items():
+            if g in refs:
+                refs[g] = rs
+        together = index if not self.layout.cluster else None
+        written = await asyncio.gather(
+            *(self._write_group(g, values[g], by_group[g], refs[g], epoch, also, together) for g in targets)
+        )
+        ok = all(written)
+        for g, done in zip(targets, written, strict=True):
+            if done:
+                values[g] = epoch
+                self.lost.discard(g)
+        adopted = {g: v for g, v in values.items() if v is not None}
+        for g in self.layout.groups:
+            if self.epochs.get(g) != adopted.get(g):
+                self.marks.pop(g, None)
+        self.epochs = adopted
+        if ok and index is not None and self.layout.cluster:
+            rebuilt = {p: s for g in targets for p, s in by_group[g].items()}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                index(pipe, rebuilt)
+                await pipe.execute()
+        return ok
+
+    async def _write_group(
+        self,
+        group: str,
+        expected: bytes | None,
+        states: Mapping[str, BaseModel],
+        seen: list[SeenRef],
+        epoch: bytes,
+        also: Callable[[Any, Mapping[str, BaseModel]], None] | None,
+        index: Callable[[Any, Mapping[str, BaseModel]], None] | None,
+    ) -> bool:
+        epoch_key = self.group_epoch_key(group)
+        async with self._routed():
+            client = await self.nodes.client(epoch_key)
+            async with client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(epoch_key)
+                    if _text(await pipe.get(epoch_key)) != expected:
+                        return False  # leaving the block resets the pipeline (UNWATCH)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    empty = type(next(iter(states.values())))().model_dump_json() if states else ""
+                    for patient_id, state in states.items():
+                        dumped = state.model_dump_json()
+                        if dumped != empty:  # as live: nothing is written for a patient whose events leave no state
+                            pipe.set(self.patient_key(patient_id), dumped, ex=self.state_ttl)
+                    if also is not None:
+                        also(pipe, states)
+                    if index is not None:
+                        index(pipe, states)
+                    for ref in seen:
+                        pipe.set(self.layout.seen_key(ref), b"1", ex=self.seen_ttl)
+                    pipe.set(self.group_seq_key(group), 0)
+                    pipe.set(epoch_key, epoch)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    return False
+
+
+# KEYS: epoch, write counter, n outboxes, seen keys. ARGV: epoch expected ('' = unguarded), lowest write counter
+# expected, n, seen TTL, n outbox tokens. Returns 1 done, 0 epoch gone or changed, 2 rolled back.
 _FINISH = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local n = tonumber(ARGV[2])
+if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then return 2 end
+local n = tonumber(ARGV[3])
 for i = 1, n do
-  local box = redis.call('GET', KEYS[1 + i])
-  if box and string.sub(box, 1, #ARGV[3 + i]) == ARGV[3 + i] then redis.call('DEL', KEYS[1 + i]) end
+  local box = redis.call('GET', KEYS[2 + i])
+  if box and string.sub(box, 1, #ARGV[4 + i]) == ARGV[4 + i] then redis.call('DEL', KEYS[2 + i]) end
 end
-for i = 2 + n, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[3]) end
+for i = 3 + n, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[4]) end
 return 1
 """

@@ -21,6 +21,10 @@ normal per-patient path, so reviews and overdue checks fire on time, not only wh
 
 A plain handler (no aggregate) can use `schedule()` directly. Several service instances may run: the claim is
 atomic, and each tick goes to the instance that owns the patient's partition.
+
+On a Redis Cluster (issue 22) there is one sorted set per slot group (`osteocds:<service>:{<tag>}:timers`, in the
+slot of its patients' states: shared/runtime/state.py), written in the group's own transaction; a poll claims from
+every group's set (each claim is one script on one slot), all at once. On one Redis there is one set, as before.
 """
 
 from __future__ import annotations
@@ -32,12 +36,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-
 from contracts.base import derived_id
 from contracts.clock import ClockTick
 from contracts.topics import Topic
 from shared.runtime.kafka import Outgoing, Producer
+from shared.runtime.state import AnyRedis, Layout, is_cluster
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,31 +67,40 @@ return 1
 
 class Timers:
     def __init__(
-        self, redis: Redis, namespace: str, topic: Topic, settings: Settings, clock: Callable[[], datetime]
+        self, redis: AnyRedis, namespace: str, topic: Topic, settings: Settings, clock: Callable[[], datetime]
     ) -> None:
         self.redis = redis
-        self.key = f"osteocds:{namespace}:timers"
+        self.layout = Layout(f"osteocds:{namespace}", is_cluster(redis))
+        #: each slot group's sorted set (one on a single Redis: `osteocds:<service>:timers`)
+        self.keys = [self.layout.key(g, "timers") for g in self.layout.groups]
+        self.key = self.keys[0]
         self.topic = topic
         self.service = settings.service_name
         self.settings = settings
         self.clock = clock
 
     # ---- writing deadlines ---------------------------------------------------------------------------------
+    def key_of(self, patient_id: str) -> str:
+        """The sorted set of the patient's slot group."""
+        return self.layout.key(self.layout.group(patient_id), "timers")
+
     def write(self, pipe: Any, dues: Mapping[str, datetime | None]) -> None:
-        """Queue the deadlines on a pipeline (inside the state's MULTI): None removes the patient's timer."""
+        """Queue the deadlines on a pipeline (inside the state's MULTI of their slot group): None removes the
+        patient's timer."""
         for patient_id, due in dues.items():
             if due is None:
-                pipe.zrem(self.key, patient_id)
+                pipe.zrem(self.key_of(patient_id), patient_id)
             else:
-                pipe.zadd(self.key, {patient_id: due.timestamp()})
+                pipe.zadd(self.key_of(patient_id), {patient_id: due.timestamp()})
 
     async def schedule(self, patient_id: str, due: datetime | None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.write(pipe, {patient_id: due})
-            await pipe.execute()
+        if due is None:
+            await self.redis.zrem(self.key_of(patient_id), patient_id)
+        else:
+            await self.redis.zadd(self.key_of(patient_id), {patient_id: due.timestamp()})
 
     async def due_at(self, patient_id: str) -> datetime | None:
-        score = await self.redis.zscore(self.key, patient_id)
+        score = await self.redis.zscore(self.key_of(patient_id), patient_id)
         return None if score is None else datetime.fromtimestamp(float(score), UTC)
 
     # ---- firing ------------------------------------------------------------------------------------------
@@ -98,11 +110,15 @@ class Timers:
     async def claim(self, now: datetime) -> list[tuple[str, datetime]]:
         """The patients whose deadline is at or before `now`, each leased for `timer_claim_lease_s`."""
         s = self.settings
-        raw = await self.redis.eval(_CLAIM, 1, self.key, now.timestamp(), self.claim_lease_end(now), s.timer_batch)
+        lease_end = self.claim_lease_end(now)
+        raws = await asyncio.gather(
+            *(self.redis.eval(_CLAIM, 1, key, now.timestamp(), lease_end, s.timer_batch) for key in self.keys)
+        )
         out: list[tuple[str, datetime]] = []
-        for member, score in zip(raw[::2], raw[1::2], strict=True):
-            patient = member.decode() if isinstance(member, bytes) else str(member)
-            out.append((patient, datetime.fromtimestamp(float(score), UTC)))
+        for raw in raws:
+            for member, score in zip(raw[::2], raw[1::2], strict=True):
+                patient = member.decode() if isinstance(member, bytes) else str(member)
+                out.append((patient, datetime.fromtimestamp(float(score), UTC)))
         return out
 
     def tick(self, patient_id: str, due: datetime, now: datetime) -> ClockTick:
@@ -134,8 +150,15 @@ class Timers:
             await asyncio.gather(*acks)
             # on the topic now: processed in time whatever the lag, so not fired again before the longer lease
             lease_end = now.timestamp() + self.settings.timer_lease_s
-            members = [patient_id for patient_id, _ in claimed]
-            await self.redis.eval(_EXTEND, 1, self.key, self.claim_lease_end(now), lease_end, *members)
+            members: dict[str, list[str]] = {}
+            for patient_id, _ in claimed:
+                members.setdefault(self.key_of(patient_id), []).append(patient_id)
+            await asyncio.gather(
+                *(
+                    self.redis.eval(_EXTEND, 1, key, self.claim_lease_end(now), lease_end, *group)
+                    for key, group in members.items()
+                )
+            )
             log.info("clock ticks published", extra={"count": len(acks)})
         return len(acks)
 
