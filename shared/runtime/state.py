@@ -337,17 +337,12 @@ class StateStore:
         self.lost.clear()
 
     async def _group_values(self, groups: Sequence[str]) -> tuple[dict[str, bytes | None], dict[str, int]]:
-        """Each group's epoch and write counter (one MGET per group, pipelined)."""
+        """Each group's epoch and write counter (one MGET)."""
+        keys = [k for g in groups for k in (self.group_epoch_key(g), self.group_seq_key(g))]
         async with self._routed():
-            if not self.layout.cluster:
-                raws = [await self.redis.mget([self.group_epoch_key(g), self.group_seq_key(g)]) for g in groups]
-            else:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for g in groups:
-                        pipe.mget([self.group_epoch_key(g), self.group_seq_key(g)])
-                    raws = await pipe.execute()
-        epochs = {g: _text(r[0]) for g, r in zip(groups, raws, strict=True)}
-        seqs = {g: int(r[1] or 0) for g, r in zip(groups, raws, strict=True)}
+            flat = await self._mget(keys)  # on a cluster, split by slot (a round trip per node)
+        epochs = {g: _text(flat[2 * i]) for i, g in enumerate(groups)}
+        seqs = {g: int(flat[2 * i + 1] or 0) for i, g in enumerate(groups)}
         return epochs, seqs
 
     async def read_epoch(self) -> bytes | None:
