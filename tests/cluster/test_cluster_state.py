@@ -131,6 +131,7 @@ async def test_writes_rolled_back_by_a_failover_are_noticed_and_that_slot_group_
         assert store.marks[g] >= 2
 
         # the failover: the state without the second event, the write counter as it was then
+        assert older is not None
         await r.set(store.patient_key(patient), older)
         await r.set(store.group_seq_key(g), store.marks[g] - 1)
         losses = svc.metrics.state_losses.labels(svc.name)._value.get()
