@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,8 @@ def main(argv: list[str]) -> int:
     os.environ["OSTEOCDS_REDIS"] = "cluster"
     if os.environ.pop("REDIS_URL", None):  # this tier starts its own cluster
         print("tests.cluster: REDIS_URL ignored (the tier starts a local Redis Cluster)")
-    selected = [a for a in argv if not a.startswith("-")]
+    # test paths given: those only (an option's value, e.g. `-p no:cacheprovider`, is no path)
+    selected = [a for a in argv if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     return int(pytest.main([*argv] if selected else ["tests/cluster", *REUSED, *argv]))
 
 
