@@ -91,12 +91,9 @@ async def committed(bootstrap: str, services: dict[str, Service]) -> dict[str, C
     await admin.start()
     await probe.start()
     try:
-        await probe.topics()
         out: dict[str, Counter[str]] = {}
         for name, svc in services.items():
-            parts = [
-                TopicPartition(t, p) for t in svc.subscriptions for p in sorted(probe.partitions_for_topic(t) or ())
-            ]
+            parts = await changelog.partitions(svc.settings, list(svc.subscriptions))
             offsets = await admin.list_consumer_group_offsets(name, partitions=parts)
             per: Counter[str] = Counter()
             for tp, meta in offsets.items():

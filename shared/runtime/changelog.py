@@ -28,12 +28,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import Topic, changelog_topic
 from shared.runtime.kafka import Outgoing, Producer
+from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
 
 if TYPE_CHECKING:
@@ -128,6 +130,20 @@ class Writer:
         return futures
 
 
+async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
+    """The topics' partitions, from the broker (a consumer's own metadata may not list them: Apache Kafka answers a
+    metadata request naming no topic with none)."""
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
+    await admin.start()
+    try:
+        meta = await admin.describe_topics(list(topics))
+        return [
+            TopicPartition(t["topic"], p["partition"]) for t in meta if not t["error_code"] for p in t["partitions"]
+        ]
+    finally:
+        await admin.close()
+
+
 async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], int]:
     """The changelog to its end: key -> newest value (None: a tombstone), and how many records were read. Every
     fetched record is kept, even past the reported end (the embedded broker reports the start of the last batch)."""
@@ -142,8 +158,7 @@ async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], i
     )
     await consumer.start()
     try:
-        await consumer.topics()  # the metadata, for the partitions below
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts = await partitions(service.settings, [topic])
         if not parts:
             return {}, 0
         ends = await consumer.end_offsets(parts)

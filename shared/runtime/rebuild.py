@@ -39,7 +39,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
-from redis.exceptions import WatchError
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
@@ -328,8 +327,8 @@ async def read_range(
         await consumer.stop()
 
 
-async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> list[str]:
-    """The idempotency keys of the records past the committed offsets that the restored states already hold
+async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
+    """(patient, idempotency key) of the records past the committed offsets that the restored states already hold
     (each patient's `applied` marks): marked processed, their redelivery is skipped, not applied twice."""
     highest: dict[TopicPartition, int] = {}
     for marks in applied.values():
@@ -342,14 +341,14 @@ async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> lis
         return []
     committed = await committed_offsets(service, topics)
     ends = {tp: off + 1 for tp, off in highest.items() if tp.topic in service.subscriptions}
-    keys: list[str] = []
+    keys: list[tuple[str, str]] = []
     for record in await read_range(service, committed, ends):
         patient_id = record.key.decode() if record.key is not None else ""
         if record.offset > applied.get(patient_id, {}).get(f"{record.topic}:{record.partition}", -1):
             continue  # not in the restored state: processed normally when delivered again
         sub = service.subscriptions[record.topic]
         try:
-            keys.append(sub.idempotency_key(sub.decode(record)))
+            keys.append((patient_id, sub.idempotency_key(sub.decode(record))))
         except Exception:  # dead-lettered live, and again when delivered again (as after any crash)
             continue
     return keys
@@ -373,60 +372,26 @@ async def restore(service: Service, expected_epoch: bytes | None) -> RebuildRepo
             expired.append(key)  # Redis would have let it expire: so does the restore, and compaction drops it
         else:
             live[key] = change
-    seen = await held_tail(service, {p: c.applied for p, c in live.items()})
+    # written as a replay's states are (`_write`: one step with the deadlines, indexes, marks and the epoch)
+    model = next(sub.aggregate[0] for sub in service.subscriptions.values() if sub.aggregate is not None)
+    done = Replay(states={p: model.model_validate_json(c.state) for p, c in live.items()})
+    done.seen = await held_tail(service, {p: c.applied for p, c in live.items()})
     while True:
         epoch = uuid.uuid4().hex.encode()
-        if await _write_restored(service, live, seen, expected_epoch, epoch, now):
+        if await _write(service, done, expected_epoch, epoch):  # the epochs written are adopted (as `rebuild`)
             break
         current = await service.store.read_epoch()
         if current is not None:  # another instance rebuilt meanwhile: adopt its state
-            epoch = current
+            service.store.epoch = current
             break
         log.warning("state changed during the restore; restoring again")
-    service.store.epoch = epoch
     if expired:
         producer, topic = service.producer, changelog_topic(service.name).name
         await producer.acknowledged([await producer.tombstone(topic, p) for p in expired])
-    report = RebuildReport(len(live), len(seen), 0, 0, source="changelog", changelog_records=count)
+    report = RebuildReport(len(live), len(done.seen), 0, 0, source="changelog", changelog_records=count)
     report.seconds = round(time.perf_counter() - t0, 3)
     log.info(
         "state restored from the changelog",
         extra={"patients": report.patients, "count": count, "seconds": report.seconds},
     )
     return report
-
-
-async def _write_restored(
-    service: Service,
-    live: dict[str, StateChange],
-    seen: list[str],
-    expected: bytes | None,
-    epoch: bytes,
-    now: float,
-) -> bool:
-    """As `_write`: one MULTI/EXEC, only if the epoch key still holds `expected`. Each state keeps the TTL it had
-    left (STATE_TTL_SECONDS after its last write)."""
-    store = service.store
-    async with service.redis.pipeline(transaction=True) as pipe:
-        try:
-            await pipe.watch(store.epoch_key)
-            current = await pipe.get(store.epoch_key)
-            if (current if current is None or isinstance(current, bytes) else current.encode()) != expected:
-                return False
-            pipe.multi()  # type: ignore[no-untyped-call]
-            ttl = store.state_ttl
-            for patient_id, change in live.items():
-                left = None if ttl is None else max(1, int(ttl - (now - change.changed_at.timestamp())))
-                pipe.set(store.patient_key(patient_id), change.state.encode(), ex=left)
-            if service.timers is not None:
-                service.timers.write(pipe, {p: c.due_at for p, c in live.items()})
-            if service.rebuild_writes is not None and live:  # the service's own keys derived from the states
-                model = next(sub.aggregate[0] for sub in service.subscriptions.values() if sub.aggregate is not None)
-                service.rebuild_writes(pipe, {p: model.model_validate_json(c.state) for p, c in live.items()})
-            for key in seen:
-                pipe.set(store.seen_key(key), b"1", ex=store.seen_ttl)
-            pipe.set(store.epoch_key, epoch)
-            await pipe.execute()
-            return True
-        except WatchError:
-            return False
