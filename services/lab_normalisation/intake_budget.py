@@ -37,7 +37,7 @@ class IntakeBudget:
 
     def __init__(self, redis: Redis, service: str, budget: Budget, metrics: BudgetMetrics) -> None:
         self.redis = redis
-        self.prefix = f"{service}:intake"
+        self.prefix = f"osteocds:{service}:intake"  # the service's key prefix: its Redis ACL user may write it
         self.budget = budget
         self.metrics = metrics
 

@@ -70,3 +70,17 @@ def test_one_redis_keeps_the_keys_it_had_before_issue_22() -> None:
     assert layout.key("", "epoch") == "osteocds:scoring:epoch"
     assert layout.key("", "timers") == "osteocds:scoring:timers"
     assert layout.split(["a", "b", "c"]) == {"": ["a", "b", "c"]}
+
+
+def test_the_intake_budget_counts_are_under_the_services_key_prefix() -> None:
+    """The per-service Redis ACL allows `~osteocds:<service>:*` only (deploy/generate.py): a count outside it is
+    refused (NOPERM), and the budget, which lets a message through when Redis fails, would be silently off."""
+    from prometheus_client import CollectorRegistry
+
+    from services.lab_normalisation.admission import Budget
+    from services.lab_normalisation.intake_budget import BudgetMetrics, IntakeBudget
+
+    name = "lab-normalisation"
+    counts = IntakeBudget(None, name, Budget(60_000, 10, 10), BudgetMetrics(CollectorRegistry(), name))  # type: ignore[arg-type]
+    for scope in ("patient", "source"):
+        assert counts._key(scope, "pt-1", 1_000).startswith(f"osteocds:{name}:")
