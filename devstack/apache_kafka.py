@@ -369,11 +369,13 @@ def cluster(
     overrides: dict[str, str] | None = None,
     timeout: float = 120,
     ports: list[int] | None = None,
+    graceful_stop: bool | None = None,
 ) -> Iterator[ApacheCluster]:
     """Format and start `nodes` combined KRaft nodes on loopback; stop them on exit. `workdir` keeps data and logs
     (default: a temporary folder, removed on exit); a `workdir` already formatted for as many nodes is started
     again as it is (its topics, offsets and cluster id kept: `fresh` is False). `ports`: the client ports wanted
-    (used when all are free; else free ones). `overrides`: extra server properties."""
+    (used when all are free; else free ones). `overrides`: extra server properties. `graceful_stop`: SIGTERM (a
+    controlled shutdown, several seconds) rather than SIGKILL on exit; default: when the workdir is kept."""
     if nodes < 1:
         raise ValueError("nodes must be >= 1")
     security: Any = None
@@ -431,7 +433,8 @@ def cluster(
         c.started_s = time.monotonic() - t0
         yield c
     finally:
-        c.stop(graceful=not own)  # a temporary cluster's data is thrown away: no controlled shutdown
+        # a temporary cluster's data is thrown away: no controlled shutdown
+        c.stop(graceful=not own if graceful_stop is None else graceful_stop)
         if own:
             shutil.rmtree(work, ignore_errors=True)
 
