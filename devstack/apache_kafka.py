@@ -264,6 +264,28 @@ class ApacheCluster:
             time.sleep(0.2)
         raise TimeoutError(f"Kafka brokers {sorted(want)} not all listed after {timeout}s (last: {last!r})")
 
+    async def await_group_coordinator(self, within_s: float = 60) -> None:
+        """Wait until a consumer group finds its coordinator: the first lookup creates __consumer_offsets (RF
+        min(3, nodes)); done here once, the services' first joins do not each log GroupCoordinatorNotAvailable."""
+        from aiokafka import AIOKafkaClient
+        from aiokafka.client import CoordinationType
+        from aiokafka.errors import KafkaError
+
+        client = AIOKafkaClient(**self._client_kwargs(), request_timeout_ms=5000)
+        deadline = time.monotonic() + within_s
+        try:
+            await client.bootstrap()
+            while True:
+                try:
+                    await client.coordinator_lookup(CoordinationType.GROUP, "osteocds-cluster-check")
+                    return
+                except KafkaError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await client.close()
+
     async def aleader(self, topic: str, partition: int) -> int:
         """The node id leading a partition now (-1: none)."""
         from aiokafka import AIOKafkaClient
@@ -430,6 +452,7 @@ def cluster(
         for m in members:
             c.start(m.node_id, wait=False)
         c.wait_brokers({m.node_id for m in members}, timeout)
+        _run(c.await_group_coordinator)
         c.started_s = time.monotonic() - t0
         yield c
     finally:
