@@ -6,6 +6,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from services.lab_normalisation.admission import Budget, Path, Scope
@@ -32,10 +33,14 @@ class BudgetMetrics:
         log.warning("intake admission budget exceeded; message refused", extra={"reason_code": f"budget_{scope}"})
 
 
+# KEYS[1] the count; ARGV: the size admitted, the key's lifetime (ms). Returns the count after.
+_TAKE = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) redis.call('PEXPIRE', KEYS[1], ARGV[2]) return n"
+
+
 class IntakeBudget:
     """The HTTP and MLLP counts, in Redis (one key per scope, holder and window; it expires after two windows)."""
 
-    def __init__(self, redis: Redis, service: str, budget: Budget, metrics: BudgetMetrics) -> None:
+    def __init__(self, redis: Redis | RedisCluster, service: str, budget: Budget, metrics: BudgetMetrics) -> None:
         self.redis = redis
         self.prefix = f"osteocds:{service}:intake"  # the service's key prefix: its Redis ACL user may write it
         self.budget = budget
@@ -54,10 +59,8 @@ class IntakeBudget:
             return None
         key = self._key(scope, who, at_ms)
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incrby(key, size)
-                pipe.pexpire(key, 2 * self.budget.window_ms)
-                after, _ = await pipe.execute()
+            # one key, one atomic step (a script: on a Redis Cluster too, without a cluster transaction)
+            after = await self.redis.eval(_TAKE, 1, key, size, 2 * self.budget.window_ms)
             before = int(after) - size
             if before < limit:
                 return None

@@ -370,7 +370,8 @@ class StateStore:
     def _check(self, group: str, epoch: bytes | str | None, seq: bytes | str | int | None) -> None:
         if not self.guarded:
             return
-        if _text(epoch) != self.epochs.get(group):
+        held = self.epochs.get(group)
+        if held is None or _text(epoch) != held:  # (none held: a rebuild that did not write this group)
             raise StateLost("a slot group's state epoch is gone from Redis")
         if int(seq or 0) < self.marks.get(group, 0):
             self.lost.add(group)
