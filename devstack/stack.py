@@ -72,12 +72,18 @@ class RunningStack:
     env: dict[str, str] = field(default_factory=dict)
     mllp_port: int = MLLP_PORT
     log_dir: Path | None = None
+    #: issue 22, the secured mode: each service's own settings on top of `env` (its Kafka principal, Redis user)
+    own_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """One service's environment: the common one and its own (credentials of the secured mode)."""
+        return {**self.env, **self.own_env.get(name, {})}
 
     def start_service(self, name: str) -> subprocess.Popen[bytes]:
         """(Re)start one service with the settings it was first given: environment, HTTP port, MLLP port, log."""
         port = int(self.urls[name].rsplit(":", 1)[1])
         append = name in self.procs  # a restart adds to the service's log
-        self.procs[name] = _spawn(name, self.env, port, self.mllp_port, self.log_dir, append)
+        self.procs[name] = _spawn(name, self.service_env(name), port, self.mllp_port, self.log_dir, append)
         return self.procs[name]
 
     def service_command(self, name: str, *args: str) -> list[str]:
@@ -116,12 +122,14 @@ def spawn_services(
     log_dir: Path | None = None,
     wait_ready: float = 60,
     mllp_port: int | None = None,
+    own_env: dict[str, dict[str, str]] | None = None,
 ) -> RunningStack:
     """Start the five services as separate processes and wait until each answers /readyz. With `ports`
-    given (tests), lab-normalisation's MLLP listener also gets a free port unless `mllp_port` says which."""
+    given (tests), lab-normalisation's MLLP listener also gets a free port unless `mllp_port` says which.
+    `own_env`: settings of one service only (the secured mode's credentials, devstack/secure.py)."""
     env = service_env(bootstrap, redis_url, extra_env)
     mllp = mllp_port or (infra.free_port() if ports is not None else int(os.environ.get("MLLP_PORT", MLLP_PORT)))
-    stack = RunningStack(urls={}, env=env, mllp_port=mllp, log_dir=log_dir)
+    stack = RunningStack(urls={}, env=env, mllp_port=mllp, log_dir=log_dir, own_env=dict(own_env or {}))
     for name, (_, default_port) in SERVICE_MODULES.items():
         port = (ports or {}).get(name, default_port)
         stack.urls[name] = f"http://127.0.0.1:{port}"
