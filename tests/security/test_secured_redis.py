@@ -93,7 +93,7 @@ async def test_each_service_user_works_on_its_own_keys_only(secured: secure.Secu
             ("RANDOMKEY",),
         ):
             with pytest.raises(DENIED):
-                await service.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+                await service.redis.execute_command(*command)
     finally:
         await service.redis.aclose()
 
