@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.structs import TopicPartition
 
 from contracts.hospital import LabResult
 from contracts.topics import Topic, changelog_topic
@@ -137,3 +138,42 @@ async def test_restore_from_the_changelog_gives_the_live_state_of_every_service_
         cohort = Cohort(seed=22, patients=4, years=0.5, end=datetime.now(UTC))
         differs = await restore_equals_replay(cluster.bootstrap, redis_url, cluster.settings, cohort)
         print(f"services whose replay differs from the live state: {sorted(differs)}")
+
+
+async def test_a_restore_needs_no_input_history_where_a_replay_rebuilds_nothing(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    """The broker deletes the inputs' old records (retention: the topics of deploy/ keep Apache Kafka's default of 7
+    days; here the records are deleted by hand, as retention does). A replay then rebuilds the patient from nothing,
+    without an error; the restore from the changelog gives the state back."""
+    group = f"history-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "retention test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group).model_copy(update={"state_changelog": True})
+    await ensure_topics(settings, [topic, changelog_topic(group)])
+    patient = f"pt-{uuid.uuid4().hex[:10]}"
+    sent = [lab(patient, CALCIUM, 2.4 + i / 10, "mmol/L") for i in range(3)]
+    svc = instance(topic, settings)
+    await svc.start()
+    for msg in sent:
+        await publish(topic.name, msg)
+    store = StateStore(svc.redis, group, 60)
+    await wait_until(lambda: _all_seen(store, sent))
+    await svc.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # what retention does to records older than retention.ms
+        await admin.delete_records({TopicPartition(topic.name, 0): RecordsToDelete(before_offset=len(sent))})
+    finally:
+        await admin.close()
+    r = aioredis.Redis.from_url(redis_url)
+    live = await snapshot(r, group)
+    await forget(r, group)
+    replayed = await operator_rebuild(topic, settings.model_copy(update={"state_changelog": False}))
+    assert replayed.source == "replay" and replayed.patients == 0  # the patient is gone, and nothing says so
+    await forget(r, group)
+    restored = await operator_rebuild(topic, settings)
+    assert restored.source == "changelog" and restored.patients == 1
+    assert (await snapshot(r, group)).states == live.states
+    held = await StateStore(r, group, 60).load(patient, Counted)
+    assert held is not None and held.applied == [m["event_id"] for m in sent]
+    await r.aclose()
