@@ -8,6 +8,7 @@ loopback free ports, joined with `redis-cli --cluster create ... --cluster-repli
         c.kill(node)           # SIGKILL a node (a master: its replica takes over after NODE_TIMEOUT_MS)
         c.wait_failover(node, 42)  # until another node (the killed master's replica) serves slot 42
         c.start(node)          # start it again (it rejoins as a replica of the new master)
+        c.pause(c.replica_of(m)); c.resume(...)   # SIGSTOP / SIGCONT: a replica falling behind its master
 
 Persistence is off (as for the single local redis-server): a node started again comes back empty and resyncs from
 its master. Replication is asynchronous, as in production: a master killed right after a write may lose it, which
@@ -149,6 +150,10 @@ class RedisCluster:
                 str(node.bus_port),
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                # a replica that fell behind (stalled, slow link) still takes over: availability first, the services
+                # detect what it lacks (shared/runtime/state.py, write counters)
+                "--cluster-replica-validity-factor",
+                "0",
                 "--repl-diskless-sync-delay",
                 "0",
                 "--save",
@@ -179,6 +184,26 @@ class RedisCluster:
                 return self._node(owners.pop())  # type: ignore[arg-type]
             time.sleep(0.1)
         raise TimeoutError(f"no failover of {killed.address} after {timeout}s")
+
+    def replica_of(self, master: Node) -> Node:
+        """The live replica of `master` (as a live node sees the cluster)."""
+        for viewer in self.alive():
+            lines = [line.split() for line in self.cli(viewer, "cluster", "nodes").splitlines()]
+            ids = {parts[1].split("@")[0]: parts[0] for parts in lines if len(parts) > 3}
+            master_id = ids.get(master.address)
+            for parts in lines:
+                if len(parts) > 3 and "slave" in parts[2] and parts[3] == master_id:
+                    return self._node(parts[1].split("@")[0])
+        raise LookupError(f"no replica of {master.address}")
+
+    def pause(self, node: Node) -> None:
+        """SIGSTOP: the node neither answers nor replicates until `resume` (a replica falling behind)."""
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self, node: Node) -> None:
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGCONT)
 
     def wait_replicas(self, count: int, timeout: float = 30) -> None:
         """Until `count` replicas have finished their first sync with their master (only then can one take over)."""

@@ -666,9 +666,13 @@ class StateStore:
         and epoch, adopted as they are. `index(pipe, states)` writes keys derived from the states outside the
         patients' slot groups (notification's card index): in the same MULTI on one Redis, after the groups on a
         cluster (a crash in between leaves those keys missing, not wrong)."""
-        if await self.read_epoch() != expected:
+        values, seqs = await self._group_values(self.layout.groups)
+        self._read = dict(values)
+        if self._combine(values) != expected:
             return False
-        values = dict(self._read)
+        for g in self.layout.groups:  # every group rolled back so far, not only the one that was noticed
+            if values[g] is not None and values[g] == self.epochs.get(g) and seqs[g] < self.marks.get(g, 0):
+                self.lost.add(g)
         targets = [g for g in self.layout.groups if not self.guarded or values[g] is None or g in self.lost]
         by_group: dict[str, dict[str, BaseModel]] = {g: {} for g in targets}
         for p, state in states.items():
