@@ -390,11 +390,14 @@ class LagMonitor:
             await self._admin.close()
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
-        assert self._consumer is not None
+        assert self._consumer is not None and self._admin is not None
         parts = self._consumer.partitions_for_topic(topic)
         if not parts:
-            await self._consumer.topics()  # refreshes the metadata of every topic
+            await self._consumer.topics()  # refreshes the metadata of every topic (the embedded broker)
             parts = self._consumer.partitions_for_topic(topic) or set()
+        if not parts:  # issue 22: Apache Kafka's metadata names no topic the consumer did not ask for
+            described = await self._admin.describe_topics([topic])
+            parts = {p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]}
         return [TopicPartition(topic, p) for p in sorted(parts)]
 
     async def sample(self) -> list[LagSample]:

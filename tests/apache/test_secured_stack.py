@@ -241,3 +241,23 @@ async def test_a_rebuild_runs_with_the_services_own_credentials(
     wait_until_ready(RunningStack(urls={SCORING: stack.urls[SCORING]}, procs={SCORING: stack.procs[SCORING]}), 120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [line for line in secured.security.denials()[before:] if f"User:{SCORING} " in line] == []
+
+
+async def test_the_lag_exporter_measures_every_group_with_its_own_credentials(secured: Secured) -> None:
+    """`python -m shared.runtime.lag` as lag-exporter: every service group's offsets and ends, nothing refused."""
+    from prometheus_client import CollectorRegistry
+
+    from deploy.generate import LAG_EXPORTER
+    from shared.observability.metrics import LagGauges, LagMonitor
+    from shared.runtime.lag import consumer_groups
+
+    env = {k.lower(): v for k, v in secured.cluster.client_settings(LAG_EXPORTER).items()}
+    before = len(secured.security.denials())
+    monitor = LagMonitor(Settings.model_validate(env), consumer_groups(), LagGauges(CollectorRegistry()))
+    await monitor.start()
+    try:
+        samples = await monitor.sample()
+    finally:
+        await monitor.stop()
+    assert {s.group for s in samples} == set(SERVICES)
+    assert [line for line in secured.security.denials()[before:] if f"User:{LAG_EXPORTER} " in line] == []
