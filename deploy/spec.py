@@ -46,6 +46,9 @@ COMMON_ENV: Final[dict[str, str]] = {
     "KAFKA_SESSION_TIMEOUT_MS": "10000",
     "KAFKA_HEARTBEAT_INTERVAL_MS": "3000",
     "KAFKA_FETCH_MAX_WAIT_MS": "100",
+    # issue 22: states also in each service's compacted changelog; a rebuild restores from it (README, "Restore from
+    # changelogs"): Apache Kafka compacts, and its default 7-day retention would leave a replay partial
+    "STATE_CHANGELOG": "true",
     "HTTP_HOST": "0.0.0.0",
     "LOG_LEVEL": "INFO",
     # every endpoint but /healthz and /readyz needs a token of the hospital's identity provider (shared/web/auth.py)
