@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
@@ -87,9 +88,7 @@ async def forget(r: aioredis.Redis, name: str) -> None:
 async def committed(bootstrap: str, services: dict[str, Service]) -> dict[str, Counter[str]]:
     """Each group's committed offsets, summed per topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
-    await probe.start()
     try:
         out: dict[str, Counter[str]] = {}
         for name, svc in services.items():
@@ -102,7 +101,23 @@ async def committed(bootstrap: str, services: dict[str, Service]) -> dict[str, C
             out[name] = per
         return out
     finally:
-        await probe.stop()
+        await admin.close()
+
+
+async def coordinators(bootstrap: str, timeout: float = 60) -> None:
+    """Every service's group coordinator found: a fresh Apache Kafka cluster creates its offsets topic on the first
+    request and answers GroupCoordinatorNotAvailable meanwhile (a consumer started then may wait long to join)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for name in SERVICES:
+            for _ in range(int(timeout)):
+                try:
+                    await admin.find_coordinator(name)
+                    break
+                except KafkaError:
+                    await asyncio.sleep(1)
+    finally:
         await admin.close()
 
 
@@ -178,6 +193,7 @@ async def restore_equals_replay(
         kafka_fetch_max_wait_ms=20,
     )
     await ensure_topics(Settings(**overrides), TOPICS)
+    await coordinators(bootstrap)
     counts = await publish_cohort(bootstrap, cohort)
     await run_until_quiet(bootstrap, overrides, counts)
     r = aioredis.Redis.from_url(redis_url)
