@@ -306,3 +306,37 @@ def service_settings(
         }
         for svc in services
     }
+
+
+@dataclass(frozen=True)
+class SecuredInfra:
+    """`osteocds up --secured`: the broker (its settings without any principal's credentials), the TLS Redis, each
+    service's own settings, and the hospital bus's (what `demo` publishes as)."""
+
+    kafka: infra.Provisioned
+    redis: infra.Provisioned
+    own_env: dict[str, dict[str, str]]
+    bus: dict[str, str]
+
+
+@contextlib.contextmanager
+def local_secured(workdir: Path, nodes: int = 3, first_port: int | None = None) -> Iterator[SecuredInfra]:
+    """A secured Apache Kafka cluster in `workdir` (kept: a later call starts it again with the same secrets), its
+    topics and ACLs, and a TLS-only Redis with the services' ACL users (empty at each start: the services rebuild
+    their state from the broker, shared/runtime/healing.py)."""
+    from deploy.generate import HOSPITAL
+    from devstack import apache_kafka
+
+    ports = None if first_port is None else [first_port + i for i in range(nodes)]
+    with (
+        apache_kafka.cluster(nodes, secured=True, workdir=workdir, ports=ports) as c,
+        secured_redis(workdir) as r,
+    ):
+        provision(c.security, c.bootstrap, c.lib, c.settings)
+        common = {k: v for k, v in c.settings.items() if k not in c.security.admin}
+        yield SecuredInfra(
+            infra.Provisioned(c.bootstrap, "apache", common, c),
+            infra.Provisioned(r.url, "secured", {}),
+            service_settings(c.security, r),
+            c.client_settings(HOSPITAL),
+        )

@@ -195,6 +195,28 @@ def infrastructure(
         yield k, r
 
 
+#: `up --secured` (issue 22): the secured cluster's data, logs, secrets (0700) and authorizer logs, kept
+SECURED_WORKDIR = ROOT / ".run" / "kafka" / "up-secured"
+
+
+@contextlib.contextmanager
+def up_infrastructure(
+    secured: bool, kafka_port: int | None
+) -> Iterator[tuple[infra.Provisioned, infra.Provisioned, dict[str, dict[str, str]], dict[str, str]]]:
+    """`up`'s broker and Redis, each service's own settings and the hospital bus's (`demo`): the secured mode's
+    principals and Redis users (devstack/secure.py), or none."""
+    if not secured:
+        with infrastructure(for_tests=False, kafka_port=kafka_port) as (k, r):
+            yield k, r, {}, {}
+        return
+    from devstack import secure
+
+    port = None if kafka_port == 0 else kafka_port or (None if infra.port_open("127.0.0.1", 9092) else 9092)
+    nodes = int(os.environ.get("OSTEOCDS_KAFKA_NODES", "3"))
+    with secure.local_secured(SECURED_WORKDIR, nodes, port) as s:
+        yield s.kafka, s.redis, s.own_env, s.bus
+
+
 def identity_env() -> dict[str, str]:
     """OIDC_* settings given to `up`'s shell pass through to the services (a real identity provider)."""
     return {k: v for k, v in os.environ.items() if k.startswith("OIDC_")}
@@ -368,11 +390,13 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     if args.kafka:  # issue 22: the engine of infra.kafka(); OSTEOCDS_KAFKA=apache does the same
         os.environ["OSTEOCDS_KAFKA"] = args.kafka
+    if args.secured:  # issue 22: the secured mode runs on Apache Kafka
+        os.environ["OSTEOCDS_KAFKA"] = "apache"
     base = args.base_port
     ports = {name: base + 1 + i for i, name in enumerate(SERVICE_MODULES)} if base else None
     print("OsteoCDS: starting infrastructure...", flush=True)
     with (
-        infrastructure(for_tests=False, kafka_port=0 if base else None) as (kafka, redis),
+        up_infrastructure(args.secured, kafka_port=0 if base else None) as (kafka, redis, own, bus),
         identity(base or issuer.DEFAULT_PORT) as (oidc, oidc_label),
     ):
         print(f"  Kafka  {kafka.url}  ({kafka.kind})")
@@ -384,16 +408,25 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         print(f"  Redis  {redis.url}  ({redis.kind})")
         print(f"  OIDC   {oidc_label}")
-        broker_id, fresh = broker_identity(kafka)
-        decision = reconcile_redis_state(redis.url, broker_id, fresh, args.reset_state)
-        if decision.action == "refuse":
-            print(f"osteocds: not starting: {decision.reason}", file=sys.stderr)
-            return 2
-        print(f"  State  {decision.reason}", flush=True)
-        stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc}, ports=ports)
+        if args.secured:  # a new TLS-only Redis, which no user may scan: the services rebuild from the broker
+            print(
+                "  Secured TLS + SASL/SCRAM + ACLs, one principal and Redis user per service; refusals in "
+                f"{SECURED_WORKDIR.relative_to(ROOT)}/node-*/kafka-authorizer.log"
+            )
+            print("  State  a new Redis (TLS only, ACL users): each service rebuilds its state from the broker")
+        else:
+            broker_id, fresh = broker_identity(kafka)
+            decision = reconcile_redis_state(redis.url, broker_id, fresh, args.reset_state)
+            if decision.action == "refuse":
+                print(f"osteocds: not starting: {decision.reason}", file=sys.stderr)
+                return 2
+            print(f"  State  {decision.reason}", flush=True)
+        stack = spawn_services(kafka.url, redis.url, {**kafka.settings, **oidc}, ports=ports, own_env=own)
         settle = float(os.environ.get("ALERT_SETTLE_SECONDS", DEFAULT_SETTLE_S))
         STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps(up_record(kafka, redis.url, stack.urls, oidc, settle)))
+        STATE_FILE.write_text(
+            json.dumps({**up_record(kafka, redis.url, stack.urls, oidc, settle), "bus_settings": bus})
+        )
         print("OsteoCDS is up (HTTP: every route but /healthz, /readyz and the page shell needs a bearer token):")
         for name, url in stack.urls.items():
             extra = ", /alerts, /cds-services, page /ui/patients/<id>" if name == NOTIFICATION else ""
@@ -419,7 +452,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             done = subprocess.run(
                 stack.service_command(name, "rebuild"),
                 cwd=ROOT,
-                env={**stack.env, "HTTP_PORT": port},
+                env={**stack.service_env(name), "HTTP_PORT": port},
                 capture_output=True,
                 check=False,
             )
@@ -534,10 +567,18 @@ def demo_events(patient_id: str, now: datetime) -> list[tuple[str, dict[str, obj
     ]
 
 
-async def _publish(bootstrap: str, events: list[tuple[str, dict[str, object]]], idempotence: bool) -> None:
+async def _publish(
+    bootstrap: str, events: list[tuple[str, dict[str, object]]], idempotence: bool, bus: dict[str, str] | None = None
+) -> None:
+    """Publish as the hospital bus: with its credentials on a secured `up` (`bus`: its client settings)."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotence)
+    from shared.settings import Settings
+    from shared.transport import kafka_client_kwargs
+
+    env = {k.lower(): v for k, v in {**(bus or {}), "KAFKA_BOOTSTRAP_SERVERS": bootstrap}.items()}
+    kwargs = kafka_client_kwargs(Settings.model_validate(env))
+    producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=idempotence)
     await producer.start()
     try:
         for topic, doc in events:
@@ -598,7 +639,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     patient = args.patient or f"demo-{uuid.uuid4().hex[:8]}"
     token = local_token("demo-clinician", [CLINICIAN], ttl_s=3600)
     headers = {"Authorization": f"Bearer {token}"}
-    asyncio.run(_publish(bootstrap, demo_events(patient, datetime.now(UTC)), idempotence))
+    bus = st.get("bus_settings") or None  # a secured `up`: the hospital bus's principal
+    asyncio.run(_publish(bootstrap, demo_events(patient, datetime.now(UTC)), idempotence, bus))
     print(f"published demo events for patient {patient} (as demo-clinician); waiting for alerts...")
     print(f"Live page: {notif}/ui/patients/{patient}  (paste a token from ./osteocds token --role clinician)")
 
@@ -678,6 +720,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the broker: tansu (embedded, in memory; the default) or apache (a local 3-broker Apache Kafka cluster, "
         "KRaft, fetched from Maven Central once, data kept in .run/kafka/up; OSTEOCDS_KAFKA_NODES=1 for one). "
         "Default: OSTEOCDS_KAFKA, else tansu",
+    )
+    up.add_argument(
+        "--secured",
+        action="store_true",
+        help="issue 22: the production transport on Apache Kafka (implies --kafka apache): TLS, SASL/SCRAM-SHA-512 and "
+        "the ACLs of deploy/kafka-setup.sh, a TLS-only Redis with one ACL user per service, each service its own "
+        "credentials (devstack/secure.py; data and secrets in .run/kafka/up-secured)",
     )
     up.add_argument(
         "--reset-state",
