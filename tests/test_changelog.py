@@ -210,9 +210,10 @@ async def restore_equals_replay(
             assert restored_report.source == "changelog" and replayed_report.source == "replay", name
             assert restored_report.patients == len(live.states), name
             assert restored.states == live.states, f"{name}: a restored state differs from the live one"
-            assert restored.timers == replayed.timers, f"{name}: deadlines differ"
-            assert restored.others == replayed.others, f"{name}: derived keys differ"
-            if replayed.states != live.states:
+            if replayed.states == live.states:  # then the deadlines and indexes written from them are the same too
+                assert restored.timers == replayed.timers, f"{name}: deadlines differ"
+                assert restored.others == replayed.others, f"{name}: derived keys differ"
+            else:
                 replay_differs[name] = differ(live, replayed)
     finally:
         await r.aclose()
