@@ -146,8 +146,11 @@ class RedisUser:
 
 #: what a service may run on its own keys: data, transactions, Lua scripts; nothing that reaches other keys or
 #: the server (FLUSHALL, KEYS, CONFIG, DEBUG... are @dangerous). SCAN and RANDOMKEY take no key, so key patterns do
-#: not limit them: they listed every service's keys, hence patient IDs (issue 22); no service uses them.
-SERVICE_COMMANDS = "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous -scan -randomkey"
+#: not limit them: they listed every service's keys, hence patient IDs (issue 22); no service uses them. CLUSTER SLOTS
+#: (which node serves which slots, no key) is how a Redis Cluster client finds the masters (REDIS_CLUSTER=true).
+SERVICE_COMMANDS = (
+    "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous -scan -randomkey +cluster|slots"
+)
 
 
 def redis_users() -> list[RedisUser]:
