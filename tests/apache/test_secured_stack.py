@@ -261,3 +261,46 @@ async def test_the_lag_exporter_measures_every_group_with_its_own_credentials(se
         await monitor.stop()
     assert {s.group for s in samples} == set(SERVICES)
     assert [line for line in secured.security.denials()[before:] if f"User:{LAG_EXPORTER} " in line] == []
+
+
+async def test_a_malformed_message_is_dead_lettered_and_read_by_the_operator_alone(
+    secured: Secured, bus: AIOKafkaProducer
+) -> None:
+    """lab-normalisation writes the dead letter with its own credentials (nothing refused); the dead letter holds the
+    original bytes, hence patient data: `dlq-operator` reads it, `ehr` is refused even its metadata (audited)."""
+    import base64
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from contracts.clinical import DeadLetter
+    from contracts.topics import DEAD_LETTER
+    from deploy.generate import DLQ_OPERATOR, EHR
+
+    before = len(secured.security.denials())
+    garbage = f"not json {uuid.uuid4().hex}".encode()
+    await bus.send_and_wait(LAB_RESULTS.name, garbage, key=b"pt-malformed")
+
+    async def letters(principal: str) -> list[DeadLetter]:
+        consumer = AIOKafkaConsumer(**secured.kwargs(principal), group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(DEAD_LETTER.name, 0)  # one partition
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            return [DeadLetter.model_validate_json(r.value or b"") for r in batch.get(tp, [])]
+        finally:
+            await consumer.stop()
+
+    async def found() -> list[DeadLetter]:
+        return [d for d in await letters(DLQ_OPERATOR) if base64.b64decode(d.value_b64 or "") == garbage]
+
+    assert [d.service for d in await wait_for(found, timeout=30)] == ["lab-normalisation"]
+    assert await letters(EHR) == []  # the topic's metadata is refused to ehr: it cannot even fetch
+    assert [
+        line
+        for line in secured.security.denials()[before:]
+        if f"User:{EHR} is Denied operation = DESCRIBE" in line and f"Topic:LITERAL:{DEAD_LETTER.name} " in line
+    ]
+    assert [line for line in secured.security.denials()[before:] if "User:lab-normalisation " in line] == []
