@@ -91,17 +91,25 @@ class Writer:
         #: patient -> 'topic:partition' -> highest offset of its records handled (applied or skipped as processed)
         self._marks: dict[str, dict[str, int]] = {}
 
-    def note(self, records: Iterable[tuple[ConsumerRecord, str]]) -> None:
-        """Records of patient aggregates this batch handles, with their patient (in partition order)."""
+    @staticmethod
+    def handled(records: Iterable[tuple[ConsumerRecord, str]]) -> dict[str, dict[str, int]]:
+        """The batch's records of patient aggregates, with their patient (in partition order): per patient, the
+        highest offset per partition."""
+        out: dict[str, dict[str, int]] = {}
         for record, patient_id in records:
-            marks = self._marks.get(patient_id)
-            if marks is None:
-                marks = self._marks[patient_id] = {}
-            marks[f"{record.topic}:{record.partition}"] = record.offset
+            out.setdefault(patient_id, {})[f"{record.topic}:{record.partition}"] = record.offset
+        return out
 
-    def marks_for(self, patients: Iterable[str]) -> dict[str, dict[str, int]]:
-        """A copy of the batch's patients' marks (read by the transaction's worker thread)."""
-        return {p: dict(self._marks.get(p, {})) for p in patients}
+    def marks_for(self, patients: Iterable[str], noted: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+        """The marks of the batch's patients: those kept, and this batch's records (read by the transaction's worker
+        thread: copies)."""
+        return {p: _highest(self._marks.get(p, {}), noted.get(p, {})) for p in patients}
+
+    def remember(self, noted: Mapping[str, Mapping[str, int]]) -> None:
+        """The batch's records are applied (or were processed already): kept until their offsets are committed. Not
+        before: a batch stopped by a lost state is applied again, perhaps in other batches."""
+        for patient_id, marks in noted.items():
+            self._marks[patient_id] = _highest(self._marks.get(patient_id, {}), marks)
 
     def committed(self, commits: Mapping[TopicPartition, int]) -> None:
         """Offsets committed: marks below them are never needed again (those records are not delivered again)."""
@@ -128,6 +136,15 @@ class Writer:
             if c.value is None:
                 futures.append(await producer.tombstone(self.topic.name, c.key))
         return futures
+
+
+def _highest(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    """Per partition, the higher of two marks (records delivered again after a restore come with lower offsets)."""
+    out = dict(a)
+    for part, offset in b.items():
+        if offset > out.get(part, -1):
+            out[part] = offset
+    return out
 
 
 async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:

@@ -472,9 +472,10 @@ class Service:
             decoding.light(self.subscriptions[topic].decode) for topic in {r.topic for r in records}
         )
         decoded = await self.decode_pool.map(self._decode, records, inline)
-        if self.changelog is not None:  # issue 22: what each patient's changelog record will say it holds
+        noted: dict[str, dict[str, int]] = {}  # issue 22: the records each patient's changelog record will say it holds
+        if self.changelog is not None:
             handled = [d for d in decoded if d.error is None and d.sub.aggregate is not None]
-            self.changelog.note((d.record, d.message.patient_id) for d in handled)  # type: ignore[union-attr]
+            noted = self.changelog.handled((d.record, d.message.patient_id) for d in handled)  # type: ignore[union-attr]
         refs = [(_patient_of(d), d.key) for d in decoded if d.key is not None]
         already = await self._retry(self.store.seen_many, refs) if refs else set()
         already |= self._in_flight_keys.intersection(key for _, key in refs)  # processed by a batch still finishing
@@ -507,9 +508,11 @@ class Service:
         applied: Applied[_Decoded] = Applied()
         changelog: list[Change] = []
         if groups:
-            applied, changelog = await self._retry(self._run_aggregates, groups)
+            applied, changelog = await self._retry(self._run_aggregates, groups, noted)
             results += applied.results
             self.ops.outbox_written(sum(len(r[1]) for r in applied.results), len(applied.resend))
+        if self.changelog is not None:  # applied (or skipped as processed): kept until committed
+            self.changelog.remember(noted)
         # outputs of an earlier attempt that stopped before the broker's ack go first, then this batch's, in order
         outgoing: list[tuple[Outgoing, Headers | None]] = [(pending, None) for pending in applied.resend]
 
@@ -570,7 +573,9 @@ class Service:
         self.metrics.handled(d.record.topic, time.perf_counter() - t0)
         return d, encoded, None
 
-    async def _run_aggregates(self, groups: dict[str, list[_Decoded]]) -> tuple[Applied[_Decoded], list[Change]]:
+    async def _run_aggregates(
+        self, groups: dict[str, list[_Decoded]], noted: Mapping[str, Mapping[str, int]] | None = None
+    ) -> tuple[Applied[_Decoded], list[Change]]:
         """Apply each patient's events, in order, to its aggregate: one Redis transaction for the whole batch,
         which also writes the outputs to each patient's outbox (sent, then cleared once acknowledged). With a
         changelog, also the batch's changelog records (issue 22)."""
@@ -584,7 +589,7 @@ class Service:
         t0 = time.perf_counter()
         dues: dict[str, datetime | None] = {}  # each patient's next deadline, written with its state
         due = None if self.timers is None else self.due
-        marks = None if self.changelog is None else self.changelog.marks_for(groups)
+        marks = None if self.changelog is None else self.changelog.marks_for(groups, noted or {})
         changelogs: dict[str, list[Change]] = {}  # per slot group (issue 22: one transaction per group on a cluster)
 
         def apply_all(
