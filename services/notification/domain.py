@@ -98,6 +98,9 @@ class PatientAlerts(BaseModel):
     #: issue 22: the alert that holds each `alert_key` (a decision's identity across wordings) -> recommendation ID.
     #: A new wording of the key supersedes it: never two alerts of one key in force at once.
     keys: dict[str, str] = Field(default_factory=dict)
+    #: issue 22: alerts withdrawn or superseded within their settle window (never shown) -> when: a second delivery of
+    #: the recommendation received before that changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
+    unshown: dict[str, datetime] = Field(default_factory=dict)
     # what the clinicians' page shows besides the alerts
     plan: TreatmentPlan | None = None
     local_plan: LocalTreatmentPlan | None = None
@@ -190,6 +193,7 @@ def apply_recommendation(
     recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
     rec, at = arrived.message, arrived.at
     alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
+    unshown = dict(state.unshown)
     update: dict[str, object] = {}
     out: list[Output] = []
     if rec.status == "active":
@@ -197,6 +201,10 @@ def apply_recommendation(
         current = alerts.get(rid)
         if current is not None and current.status not in ENDED:
             return state, []
+        if current is not None and current.raised_at is not None and at <= current.raised_at:
+            return state, []  # a second delivery of its latest issue, or of an earlier one (issue 22): no effect
+        if rid in state.unshown and state.unshown[rid] > at:
+            return state, []  # the same, of an issue withdrawn before it was ever shown
         holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
         holder = alerts.get(holder_id) if holder_id is not None and holder_id != rid else None
         if holder is not None and holder.status not in ENDED:
@@ -204,7 +212,7 @@ def apply_recommendation(
             if holder.raised_at is not None and holder.raised_at > at:
                 return state, []  # an earlier wording of the key, received after the newer one: it never holds
             # issue 22: another wording of the same decision supersedes the one in force, as its withdrawal would
-            folded = _end(alerts, pending, folded, holder_id, at, out)
+            folded = _end(alerts, pending, folded, holder_id, at, out, unshown)
             if folded is not state.folded:
                 update["folded"] = folded
         if rec.alert_key:
@@ -225,11 +233,15 @@ def apply_recommendation(
         alerts[rid] = alert
     else:
         for old_id in map(str, rec.supersedes):
-            if old_id in alerts:
+            old = alerts.get(old_id)
+            # a withdrawal received before the alert's latest issue names an earlier one (a second delivery): no effect
+            if old is not None and (old.raised_at is None or old.raised_at <= at):
                 before = folded
-                folded = _end(alerts, pending, folded, old_id, at, out)
+                folded = _end(alerts, pending, folded, old_id, at, out, unshown)
                 if folded is not before:
                     update["folded"] = folded
+    if unshown != state.unshown:
+        update["unshown"] = unshown
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
 
 
@@ -240,13 +252,15 @@ def _end(
     old_id: str,
     at: datetime,
     out: list[Output],
+    unshown: dict[str, datetime],
 ) -> dict[str, int]:
-    """A decision withdrawn or superseded (in place in `alerts` and `pending`; the new `folded` returned): never shown
-    if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
+    """A decision withdrawn or superseded (in place in `alerts`, `pending` and `unshown`; the new `folded` returned):
+    never shown if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
     old = alerts[old_id]
     n = folded.get(old_id, 0)
     if old_id in pending:  # withdrawn or replaced within the settle window: never shown
         del pending[old_id], alerts[old_id]
+        unshown[old_id] = at
         if n:
             folded = {k: v for k, v in folded.items() if k != old_id}
     elif old.status == "active":
@@ -291,10 +305,14 @@ def allowed(alert: Alert, action: str) -> bool:
 
 def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAlerts, list[Output]]:
     """A person's action (the actor is the token's subject)."""
+    if str(action.event_id) in state.applied:  # a second delivery (issue 22): the first stays
+        return state, []
     applied = {**state.applied, str(action.event_id): action.occurred_at}
     if len(applied) > APPLIED_KEPT:
         applied = dict(list(applied.items())[-APPLIED_KEPT:])
     target = find(state, str(action.alert_id))
+    if target is not None and target.raised_at is not None and action.occurred_at < target.raised_at:
+        target = None  # done on an earlier issue of the alert, since ended (issue 22): not on this one
     if target is None or not allowed(target, action.action):  # unknown, or already acted on: the first stays
         return state.model_copy(update={"applied": applied}), []
     status = _ACTIONS[action.action][1]
@@ -324,8 +342,24 @@ def apply_tick(
     state: PatientAlerts, tick: ClockTick, policy: AlertPolicy = AlertPolicy()
 ) -> tuple[PatientAlerts, list[Output]]:
     """A deadline passed (as of `tick.due_at`, whenever the tick is processed): settled alerts are shown,
-    unacknowledged critical ones escalated by one level."""
-    at = tick.due_at
+    unacknowledged critical ones escalated, one level per escalation delay passed."""
+    return advance(state, tick.due_at, policy)
+
+
+def advance(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple[PatientAlerts, list[Output]]:
+    """Every deadline passed by `at` (issue 22: what was due before a recommendation or an action arrived happened
+    before it, whether or not its clock tick was processed first): the state as of `at`."""
+    out: list[Output] = []
+    while (due := next_due(state, policy)) is not None and due <= at:
+        state, step = _deadlines(state, at, policy)
+        if not step:
+            break
+        out += step
+    return state, out
+
+
+def _deadlines(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple[PatientAlerts, list[Output]]:
+    """Settled alerts shown, unacknowledged critical ones escalated by one level, as of `at`."""
     alerts, pending = dict(state.alerts), dict(state.pending)
     out: list[Output] = []
     for rid, due in sorted(state.pending.items(), key=lambda kv: kv[1]):
@@ -383,8 +417,14 @@ def apply_lab(state: PatientAlerts, lab: NormalisedLab) -> tuple[PatientAlerts, 
         return state.model_copy(update={"labs": labs}), []
     if old is not None and old.result_id != lab.result_id and old.occurred_at > lab.occurred_at:
         return state, []  # a late, older result never hides a newer one
+    if old is not None and old.result_id == lab.result_id and _version(old) > _version(lab):
+        return state, []  # an earlier version of the result delivered again (issue 22)
     labs[lab.analyte] = lab
     return state.model_copy(update={"labs": labs}), []
+
+
+def _version(lab: NormalisedLab) -> tuple[datetime, datetime]:
+    return lab.recorded_at, lab.occurred_at
 
 
 def transition(state: PatientAlerts, event: object, policy: AlertPolicy) -> tuple[PatientAlerts, list[Message]]:
@@ -396,11 +436,13 @@ def transition(state: PatientAlerts, event: object, policy: AlertPolicy) -> tupl
     if isinstance(event, NormalisedLab):  # the most frequent first
         state, out = apply_lab(state, event)
     elif isinstance(event, Arrived):
+        state, early = advance(state, event.at, policy)  # deadlines passed before it arrived (issue 22)
         state, out = apply_recommendation(state, event, policy)
-        at = event.at
+        out, at = early + out, event.at
     elif isinstance(event, AlertAction):
+        state, early = advance(state, event.occurred_at, policy)  # deadlines passed before it was done (issue 22)
         state, out = apply_action(state, event)
-        at = event.occurred_at
+        out, at = early + out, event.occurred_at
     elif isinstance(event, ClockTick):
         state, out = apply_tick(state, event, policy)
         at = event.due_at
@@ -475,6 +517,10 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if ended and min(e.at for e in ended.values()) < gone:
         ended = {rid: e for rid, e in ended.items() if e.at >= gone}
         changed = True
+    unshown = state.unshown
+    if unshown and min(unshown.values()) < whole:  # past the duplicate window: nothing to recognise any more
+        unshown = {rid: t for rid, t in unshown.items() if t >= whole}
+        changed = True
     keys = state.keys
     if any(rid not in alerts for rid in keys.values()):  # a key's alert ended and folded: nothing of it holds
         keys = {k: rid for k, rid in keys.items() if rid in alerts}
@@ -486,7 +532,14 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if not changed:
         return state
     return state.model_copy(
-        update={"alerts": alerts, "ended": ended, "folded": folded, "applied": applied, "keys": keys}
+        update={
+            "alerts": alerts,
+            "ended": ended,
+            "folded": folded,
+            "applied": applied,
+            "keys": keys,
+            "unshown": unshown,
+        }
     )
 
 

@@ -10,7 +10,6 @@ update: the hospital's stream is ordered per patient); the generator gives each 
 
 from __future__ import annotations
 
-import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,46 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.base import Message
-from contracts.clinical import Recommendation
 from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event, current_plan
 from services.radiotherapy_planner.facts import LocalState
+from tests.unit.order_independence import active, distinct_times, one_per_key
+from tests.unit.order_independence import shuffled as reorder
 from tests.unit.test_issue25_local_history import patient_history
 from tests.unit.test_issue25_local_retention import histories
-
-
-def _distinct_times(events: list[Message]) -> list[Message]:
-    """Each record its own recorded time (ties between versions of one request are told apart by delivery order)."""
-    out: list[Message] = []
-    seen: dict[uuid.UUID, Message] = {}
-    last: datetime | None = None
-    for e in events:
-        if e.event_id in seen:  # a second delivery: the very same record
-            out.append(seen[e.event_id])
-            continue
-        at = e.recorded_at if last is None or e.recorded_at > last else last + timedelta(seconds=1)
-        m = e.model_copy(update={"recorded_at": at})
-        seen[e.event_id] = m
-        out.append(m)
-        last = at
-    return out
-
-
-def active(outputs: list[Message]) -> dict[str, tuple[str, str, str, str, tuple[str, ...]]]:
-    """What a consumer holds after the outputs: the active recommendations by ID (a withdrawal ends what it names),
-    with their wording."""
-    held: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {}
-    for o in outputs:
-        if not isinstance(o, Recommendation):
-            continue
-        if o.status == "withdrawn":
-            for x in o.supersedes:
-                held.pop(str(x), None)
-        else:
-            held[str(o.event_id)] = (o.rule_id, o.severity, o.title, o.text_fr, tuple(o.missing))
-    return held
 
 
 def tick(patient_id: str, at: datetime) -> ClockTick:
@@ -90,6 +58,7 @@ def run(events: list[Message], now: datetime, live: bool = False) -> tuple[Local
 def outcome(events: list[Message], now: datetime, live: bool = False) -> dict[str, Any]:
     s, out = run(events, now, live)
     plan = current_plan(s, events[0].patient_id)
+    one_per_key(out)  # never two active recommendations of one plan item (issue 22)
     return {
         "active": active(out),
         "published": s.published,
@@ -100,20 +69,9 @@ def outcome(events: list[Message], now: datetime, live: bool = False) -> dict[st
     }
 
 
-WINDOW = timedelta(days=60)
-
-
-def shuffled(events: list[Message], seed: int, duplicates: int, window: timedelta = WINDOW) -> list[Message]:
-    """The records in another order: each delayed by up to `window` after its recorded time (retention's stated
-    horizon: a record, a correction or a duplicate arrives within HORIZON, 183 days, of the newest one), some
-    delivered a second time later on."""
-    rnd = random.Random(seed)
-    span = window.total_seconds()
-    keyed = [(e.recorded_at + timedelta(seconds=rnd.uniform(0, span)), i, e) for i, e in enumerate(events)]
-    for k in range(duplicates):
-        at, _, e = rnd.choice(keyed[: len(events)])
-        keyed.append((at + timedelta(seconds=rnd.uniform(0, span)), len(events) + k, e))
-    return [e for _, _, e in sorted(keyed, key=lambda x: (x[0], x[1]))]
+def shuffled(events: list[Message], seed: int, duplicates: int) -> list[Message]:
+    """Delayed by up to 60 days (HORIZON is 183 days here), some delivered twice."""
+    return reorder(events, seed, duplicates, window=timedelta(days=60))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -121,7 +79,7 @@ def shuffled(events: list[Message], seed: int, duplicates: int, window: timedelt
 def test_any_order_and_any_redelivery_give_the_same_plan_and_alerts(
     drawn: list[Message], seed: int, duplicates: int
 ) -> None:
-    events = _distinct_times(drawn)
+    events = distinct_times(drawn)
     now = max(e.recorded_at for e in events) + timedelta(minutes=5)
     assert outcome(shuffled(events, seed, duplicates), now) == outcome(events, now)
 
@@ -133,7 +91,7 @@ def test_decided_live_in_any_order_the_plan_at_the_end_is_the_same(
 ) -> None:
     """Live, each event is decided at its arrival (the clock moves on; items are memoised between events), and the
     last deadline decides again: the plan at the end depends on the records and that clock only."""
-    events = _distinct_times(drawn)
+    events = distinct_times(drawn)
     now = max(e.recorded_at for e in events) + timedelta(days=61)
     assert outcome(shuffled(events, seed, duplicates), now, live=True) == outcome(events, now, live=True)
 
@@ -197,7 +155,7 @@ def test_an_older_event_after_a_newer_assessment_keeps_the_estimate_current() ->
 
 def test_a_realistic_history_shuffled_ends_the_same() -> None:
     """tests/unit/test_issue25_local_history.py's 2-year patient: in recording order, and shuffled with duplicates."""
-    events = _distinct_times(patient_history(seed=11, years=2))
+    events = distinct_times(patient_history(seed=11, years=2))
     now = max(e.recorded_at for e in events) + timedelta(hours=1)
     base = outcome(events, now)
     assert base["active"], "the history raises alerts (the comparison is not vacuous)"
