@@ -372,13 +372,17 @@ def _cluster_id() -> str:
 def service_settings(bootstrap: str, nodes: int) -> dict[str, str]:
     """The services' environment on an Apache Kafka cluster of `nodes` brokers: production's producer settings
     (acks=all is fixed in shared/runtime/kafka.py; idempotence on, the default of shared/settings.py), topics
-    replicated min(3, nodes) times, and the tests' short consumer-group sessions."""
+    replicated min(3, nodes) times. Consumer sessions keep production's 10 s (shared/settings.py): when the broker
+    coordinating a group dies, its members must reach the next coordinator within their session, which takes the
+    fencing of the dead broker (broker.session.timeout.ms, 3 s here) and, when it was the active controller, an
+    election; with the 3 s sessions the embedded broker's tests use, the members were expelled and their next
+    commit failed (CommitFailedError stops a service: issue 22, seen in tests/apache/test_leader_kill.py)."""
     return {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_ENABLE_IDEMPOTENCE": "true",
         "KAFKA_REPLICATION_FACTOR": str(min(3, nodes)),
-        "KAFKA_SESSION_TIMEOUT_MS": "3000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "KAFKA_SESSION_TIMEOUT_MS": "10000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
     }
 
 
