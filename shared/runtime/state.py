@@ -15,7 +15,8 @@ them, give or take one). Every key of a patient carries its bucket's tag:
     osteocds:<service>:{<tag>}:outbox:<patient>    its outputs until the broker acknowledged them
     osteocds:<service>:{<tag>}:seen:<event id>     processed marks, in the slot of the event's patient
     osteocds:<service>:{<tag>}:timers              the bucket's due-deadline index (shared/runtime/timers.py)
-    osteocds:<service>:{<tag>}:epoch / :seq        the bucket's epoch and write counter (below)
+    osteocds:<service>:{<tag>}:epoch               the bucket's epoch (below)
+    osteocds:<service>:{<tag>}:seq:<writer>        one process's write counter in the bucket (below)
 
 A batch is split by bucket; each bucket's part is one WATCH/MGET/MULTI-EXEC on the master serving it (a plain
 connection to that node: redis-py's cluster transactions run each queued command through a worker thread that blocks
@@ -35,11 +36,16 @@ computed from empty state; the service rebuilds only the groups that lost it (sh
 keep their state and are not touched.
 
 A failover can also lose a master's latest acknowledged writes (replication is asynchronous) while its epoch, written
-long before, survives: the state is then silently older. Each group has a write counter (`seq`, INCR in every state
-transaction); this process remembers the highest value it wrote or read per group, and a group read with a lower one
-was rolled back: `StateLost`, and that group is rebuilt. The finish step checks the counter too (nothing is marked
-processed nor committed on a rolled-back group) and, on a cluster, waits (`WAIT 1`) for the master's replica to hold
-the finish, and so every earlier write of the group, before the offsets are committed.
+long before, survives: the state is then silently older. Each process has its own write counter per group
+(`seq:<writer>`, INCR in every state transaction of that process); it remembers the highest value it wrote or read per
+group, and a group read with a lower one was rolled back: `StateLost`, and that group is rebuilt. Why one counter per
+process and not one per group: several instances of a service write to every group (a group holds patients of every
+Kafka partition), and another instance's next INCR would bring a shared counter back to the value this one remembers,
+hiding the rollback (tests/cluster/test_rollback_other_writer.py). A counter expires SEQ_TTL_S after its last write: a
+process that wrote nothing to a group for that long reads it as rolled back and rebuilds it (the safe side). The
+finish step checks the counter too (nothing is marked processed nor committed on a rolled-back group) and, on a
+cluster, waits (`WAIT 1`) for the master's replica to hold the finish, and so every earlier write of the group, before
+the offsets are committed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -76,6 +83,9 @@ SLOTS = 16384
 #: How long a finish waits for a replica to acknowledge the group's writes (cluster only). A replica down makes
 #: each finish wait this long and go on: the write counter still detects a write lost by a later failover.
 REPLICA_ACK_TIMEOUT_MS = 200
+#: a process's write counter in a group expires this long after its last write there (counters of stopped processes
+#: do not pile up)
+SEQ_TTL_S = 7 * 24 * 3600
 
 #: seen refs: (patient ID, event ID); a bare event ID is accepted on one Redis only (its key has no tag)
 SeenRef = tuple[str, str] | str
@@ -286,6 +296,8 @@ class StateStore:
         #: `transact_many` when Redis still holds exactly their bytes; None: every state is parsed
         self.parsed: ParsedStates[Any] | None = None
         self.replica_acks_missing = 0
+        #: this process's name in its write counters' keys (a rollback is judged against its own writes only)
+        self.writer = uuid.uuid4().hex[:12]
 
     # ---- keys --------------------------------------------------------------------------------------------------
     @property
@@ -297,7 +309,8 @@ class StateStore:
         return self.layout.key(group, "epoch")
 
     def group_seq_key(self, group: str) -> str:
-        return self.layout.key(group, "seq")
+        """This process's write counter in the group."""
+        return self.layout.key(group, "seq", self.writer)
 
     def seen_key(self, event_id: str, patient_id: str | None = None) -> str:
         return self.layout.seen_key(event_id if patient_id is None else (patient_id, event_id))
@@ -457,8 +470,9 @@ class StateStore:
                         if new != current and not (current is None and new == type(new)()):
                             pipe.set(key, new.model_dump_json(), ex=self.state_ttl)
                         pipe.incr(seq_key)
+                        pipe.expire(seq_key, SEQ_TTL_S)
                         done = await pipe.execute()
-                        self._wrote(group, done[-1])
+                        self._wrote(group, done[-2])
                         return result
                     except WatchError:
                         continue
@@ -538,8 +552,9 @@ class StateStore:
                         if also is not None:
                             also(pipe, patient_ids)
                         pipe.incr(seq_key)
+                        pipe.expire(seq_key, SEQ_TTL_S)
                         out = await pipe.execute()
-                        self._wrote(group, out[-1])
+                        self._wrote(group, out[-2])
                         if self.parsed is not None:  # what Redis now holds, as parsed
                             for key, dumped, after in written:
                                 self.parsed.remember(key, dumped, after)
@@ -733,7 +748,7 @@ class StateStore:
                         index(pipe, states)
                     for ref in seen:
                         pipe.set(self.layout.seen_key(ref), b"1", ex=self.seen_ttl)
-                    pipe.set(self.group_seq_key(group), 0)
+                    pipe.set(self.group_seq_key(group), 0, ex=SEQ_TTL_S)
                     pipe.set(epoch_key, epoch)
                     await pipe.execute()
                     return True
