@@ -44,8 +44,17 @@ AUTHORIZER_LOG = "kafka-authorizer.log"
 JAVA_ACLS = Path(__file__).resolve().parent / "java" / "ApplyAcls.java"
 
 
+def private_workdir(workdir: Path) -> None:
+    """`workdir` made readable by its owner only (0700): the nodes' configuration holds the super user's password
+    (its JAAS line), the brokers' data patients' records, and `up --secured` keeps it in the repository's run folder,
+    made with the usual umask (tests/apache/test_secured_files.py)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o700)
+
+
 def make_secrets(workdir: Path) -> Path:
     """deploy/make_secrets.py's files in `workdir/secrets` (0700; files 0600), plus the admin's SCRAM password."""
+    private_workdir(workdir)
     directory = workdir / "secrets"
     write_all(directory)
     admin = directory / f"{ADMIN}-kafka-password"
