@@ -257,6 +257,12 @@ class OpsMetrics:
         self.redis_round_trips = Counter(
             "osteocds_redis_round_trips_total", "Requests written to Redis", ["service"], registry=registry
         )
+        self.commits_refused = Counter(
+            "osteocds_commits_refused_total",
+            "Offset commits the group refused after a rebalance (the batch is delivered again and skipped)",
+            ["service"],
+            registry=registry,
+        )
         self.ready = Gauge("osteocds_ready", "1 when the last readiness check passed", ["service"], registry=registry)
         self.input_to_output = Histogram(
             "osteocds_input_to_output_seconds",

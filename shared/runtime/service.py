@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from pydantic import BaseModel, ValidationError
 
@@ -459,7 +460,15 @@ class Service:
             self._in_flight_patients.difference_update(sent.outboxes)
         assigned = consumer.assignment()  # a partition revoked meanwhile is the new owner's to commit
         if commits := {tp: at for tp, at in backlog.done(sent.records).items() if tp in assigned}:
-            await consumer.commit(commits)
+            try:
+                await consumer.commit(commits)
+            except CommitFailedError:
+                # issue 22: expelled from the group (a session outlived by a coordinator's failover, a stalled
+                # loop): the group has moved on. Not fatal: these records go to the partitions' next owner (this
+                # process too, once it rejoins) from the last commit, and the processed marks skip them there.
+                self.ops.commits_refused.labels(self.name).inc()
+                log.warning("offset commit refused after a rebalance; the batch is delivered again and skipped")
+                return
             if self.changelog is not None:
                 self.changelog.committed(commits)
         self.ops.batch_seconds.labels(self.name).observe(time.perf_counter() - sent.t0)

@@ -1,0 +1,58 @@
+"""Issue 22: a member expelled from its group (its session outlived, e.g. while the group's coordinator fails over)
+has its next offset commit refused (CommitFailedError). That stopped the service; it must instead rejoin and go on,
+with the refused batch delivered again and skipped by its processed marks (no output twice, none lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from contracts.base import Message
+from contracts.hospital import LabResult
+from contracts.topics import Topic
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.service import Context, Service
+from tests.conftest import Publish, lab
+from tests.test_runtime import _settings
+
+
+async def test_a_member_expelled_mid_batch_keeps_running_and_processes_each_record_once(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+) -> None:
+    group = f"expelled-{uuid.uuid4().hex[:8]}"
+    topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "runtime test", partitions=1)
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group).model_copy(
+        update={"kafka_session_timeout_ms": 6000, "kafka_heartbeat_interval_ms": 500, "kafka_max_poll_records": 5}
+    )
+    await ensure_topics(settings, [topic])
+    sent = [lab(f"pt-{group}-{i % 3}", "2000-8", 2.4, "mmol/L") for i in range(30)]
+    stall_on = sent[2]["event_id"]
+    handled: list[str] = []
+    svc = Service(settings)
+
+    @svc.subscriber(topic)
+    async def handle(event: LabResult, ctx: Context) -> list[Message]:
+        handled.append(str(event.event_id))
+        if str(event.event_id) == stall_on and handled.count(stall_on) == 1:
+            time.sleep(settings.kafka_session_timeout_ms / 1000 * 1.8)  # noqa: ASYNC251 (a stalled loop: expelled)
+        return []
+
+    await svc.start()
+    try:
+        for m in sent:
+            await publish(topic.name, m)
+        expected = {m["event_id"] for m in sent}
+        for _ in range(1500):
+            if set(handled) >= expected or svc.fatal is not None:
+                break
+            await asyncio.sleep(0.02)
+        refused = svc.metrics.registry.get_sample_value("osteocds_commits_refused_total", {"service": svc.name})
+        assert svc.fatal is None, repr(svc.fatal)
+        assert svc.healthy
+        assert set(handled) == expected  # none lost
+        assert len(handled) == len(expected), "a refused batch delivered again is skipped, never handled twice"
+        assert refused is not None and refused >= 1, "the expulsion happened and its commit was refused"
+    finally:
+        await svc.stop()
+    assert svc.fatal is None
