@@ -42,7 +42,7 @@ from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
-from shared.runtime import changelog
+from shared.runtime import changelog, retrying
 from shared.runtime.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
 
@@ -104,7 +104,12 @@ async def _partitions(service: Service, topics: list[str]) -> list[TopicPartitio
 
 async def committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
     """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
-    (explicit partitions: the embedded broker drops the connection without them)."""
+    (explicit partitions: the embedded broker drops the connection without them). Retried while the group's
+    coordinator is not available yet (a fresh Apache Kafka cluster, a coordinator failing over)."""
+    return dict(await retrying.retry(service.settings, _committed_offsets, service, topics))
+
+
+async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
     s = service.settings
     parts = await _partitions(service, topics)
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))

@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.exceptions
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotCoordinatorError,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from shared.settings import Settings
@@ -26,6 +32,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.TryAgainError,
     KafkaConnectionError,
     KafkaTimeoutError,
+    # issue 22: a fresh or failing-over Apache Kafka cluster whose group coordinator is not there yet
+    CoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    NotCoordinatorError,
     ConnectionError,
     TimeoutError,
 )
