@@ -61,7 +61,7 @@ async def snapshot(r: aioredis.Redis, name: str) -> Snapshot:
         kind = key.decode()[len(ns) :].split(":", 1)[0]
         if kind == "state":
             states[key] = await r.get(key)  # type: ignore[assignment]
-        elif kind not in ("seen", "epoch", "timers", "rebuild-lock", "outbox"):
+        elif kind not in ("seen", "epoch", "seq", "timers", "rebuild-lock", "outbox"):  # seq: per process
             others[key] = await r.dump(key)
     timers: list[tuple[bytes, float]] = list(await r.zrange(f"{ns}timers", 0, -1, withscores=True))  # type: ignore[arg-type]
     return Snapshot(states, timers, others)

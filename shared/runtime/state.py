@@ -439,7 +439,19 @@ class StateStore:
 
     # ---- state -----------------------------------------------------------------------------------------------
     async def load(self, patient_id: str, model: type[S], kind: str = "state") -> S | None:
-        raw = await self.redis.get(self.patient_key(patient_id, kind))
+        """The patient's aggregate (None: no state). Once this process holds the group's epoch, guarded like the
+        transactions: a patient of a slot group whose epoch is gone or whose writes were rolled back raises
+        `StateLost` (503 over HTTP) rather than reading as a patient without state ("no alerts"); one round trip (the
+        state, the group's epoch and counter in one slot). Before (a start still adopting or rebuilding: not ready),
+        read as it is."""
+        group = self.layout.group(patient_id)
+        key = self.patient_key(patient_id, kind)
+        if not self.guarded or group not in self.epochs:
+            raw = await self.redis.get(key)
+        else:
+            async with self._routed():
+                raw, epoch, seq = await self._mget([key, self.group_epoch_key(group), self.group_seq_key(group)])
+            self._check(group, epoch, seq)
         return None if raw is None else model.model_validate_json(raw)
 
     async def transact(

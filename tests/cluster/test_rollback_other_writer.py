@@ -75,7 +75,10 @@ async def test_a_rollback_is_noticed_after_another_instance_wrote_to_the_same_sl
             await b.transact(q, Seen, _adding("f1"))  # another instance writes to the group first
             with pytest.raises(StateLost):
                 await a.transact(p, Seen, _adding("e3"))  # e2 is gone: A must not build on that state
-            assert (await a.load(p, Seen)) == Seen(events=["e1"])  # nothing computed from the older state
+            with pytest.raises(StateLost):  # nor shown from it
+                await a.load(p, Seen)
+            # nothing computed from the older state (read by an unguarded client, as an operator would)
+            assert (await StateStore(raw, "rb-test", 3600).load(p, Seen)) == Seen(events=["e1"])
         finally:
             await node.aclose()
     finally:
@@ -83,3 +86,41 @@ async def test_a_rollback_is_noticed_after_another_instance_wrote_to_the_same_sl
             await c.aclose()
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_patient_read_from_a_lost_slot_group_is_refused_not_shown_as_without_state(
+    redis_cluster: RedisCluster,
+) -> None:
+    """A master that comes back empty (restarted, flushed) loses its groups' states: until the service has rebuilt
+    them, a read of one of those patients (a clinician's alert list, a plan, an action on an alert: `load`) must say
+    so (StateLost, answered 503 by shared/web/http.py), not answer as for a patient without any state ("no alerts",
+    "no such alert"). Patients of the other masters are read as before."""
+    settings = Settings(redis_url=redis_cluster.cluster_url)
+    r = redis_client(settings)
+    store = StateStore(r, "rb-read", 3600)
+    try:
+        assert await store.write_rebuilt({}, [], None, b"epoch-1")
+        store.guarded = True
+        patients = [f"pt-read-{i}" for i in range(40)]
+        for p in patients:
+            await store.transact(p, Seen, _adding("e1"))
+        lost_slot = key_slot(store.patient_key(patients[0]).encode())
+        victim = redis_cluster.master_of_slot(lost_slot)
+        node = Redis(host="127.0.0.1", port=victim.port)
+        try:
+            await node.flushall()  # the master's data gone: its slot groups' states, epochs and counters
+        finally:
+            await node.aclose()
+        on_victim = [
+            p for p in patients if redis_cluster.master_of_slot(key_slot(store.patient_key(p).encode())) == victim
+        ]
+        elsewhere = [p for p in patients if p not in on_victim]
+        assert on_victim and elsewhere
+        for p in on_victim:
+            with pytest.raises(StateLost):
+                await store.load(p, Seen)
+        for p in elsewhere:
+            assert await store.load(p, Seen) == Seen(events=["e1"])
+    finally:
+        await r.aclose()
+        await store.aclose()
