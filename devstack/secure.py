@@ -224,7 +224,8 @@ def apply_acls(
     security: KafkaSecurity, bootstrap: str, lib: Path, acls: list[KafkaAcl] | None = None, timeout: float = 120
 ) -> int:
     """Create the ACLs (by default deploy.generate.kafka_acls(), the list kafka-setup.sh is rendered from) in one
-    JVM call through the Admin API (devstack/java/ApplyAcls.java, run from source with the broker's jars in `lib`);
+    JVM call through the Admin API (devstack/java/ApplyAcls.java, run from source with the broker's jars in `lib`), and
+    delete any other the broker holds (a kept cluster's ACLs of an older list: a permission since removed is gone);
     returns how many the broker then holds."""
     acls = kafka_acls() if acls is None else acls
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, dir=security.admin_properties.parent) as f:

@@ -1,14 +1,16 @@
 // Issue 22: creates the Kafka ACLs of deploy/generate.py (kafka_acls(), written by devstack/secure.py as TSV:
 // principal, operation, resource type, name, pattern type) through the Admin API, in one JVM call.
 // Run from source: java -cp '<kafka lib>/*' ApplyAcls.java BOOTSTRAP ADMIN_CLIENT_PROPERTIES ACLS_TSV
-// Prints the number of ACLs the broker holds afterwards.
+// The broker then holds exactly that list (ACLs not in it are deleted); prints how many it holds.
 import java.io.FileInputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Properties;
+import java.util.Set;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.common.acl.AccessControlEntry;
@@ -45,6 +47,17 @@ public class ApplyAcls {
         }
         try (Admin admin = Admin.create(props)) {
             admin.createAcls(bindings).all().get();
+            // exactly the list: an ACL the broker still holds from an older list (a kept cluster) is deleted
+            Set<AclBinding> wanted = new HashSet<>(bindings);
+            List<AclBindingFilter> stale = new ArrayList<>();
+            for (AclBinding held : admin.describeAcls(AclBindingFilter.ANY).values().get()) {
+                if (!wanted.contains(held)) {
+                    stale.add(held.toFilter());
+                }
+            }
+            if (!stale.isEmpty()) {
+                admin.deleteAcls(stale).all().get();
+            }
             System.out.println(admin.describeAcls(AclBindingFilter.ANY).values().get().size());
         }
     }

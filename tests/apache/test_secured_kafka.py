@@ -265,3 +265,23 @@ def test_the_audit_log_is_the_brokers_own_file(secured_kafka: apache_kafka.Apach
     logs = secured_kafka.security.authorizer_logs()
     assert [p.parent for p in logs] == [n.dir for n in secured_kafka.nodes.values()]
     assert all(isinstance(p, Path) and p.stat().st_size > 0 for p in logs)
+
+
+async def test_an_acl_no_longer_in_the_generated_list_is_removed_when_the_acls_are_applied_again(
+    secured_kafka: apache_kafka.ApacheCluster,
+) -> None:
+    """Review R1: `up --secured` keeps its cluster (and so its ACLs) from one run to the next and applies the generated
+    list again at each start. An ACL removed from deploy/generate.py (a permission tightened) must be gone from the
+    broker then, not kept: the broker holds exactly the generated list."""
+    extra = KafkaAcl(EHR, "Write", "topic", ALERTS.name)  # e.g. an older list's, since removed
+    assert extra not in ACLS
+    held = secure.apply_acls(secured_kafka.security, secured_kafka.bootstrap, secured_kafka.lib, [*ACLS, extra])
+    assert held == len(ACLS) + 1
+    assert secure.apply_acls(secured_kafka.security, secured_kafka.bootstrap, secured_kafka.lib) == len(ACLS)
+    producer = AIOKafkaProducer(**kwargs(secured_kafka, EHR), acks="all", request_timeout_ms=10_000)
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(ALERTS.name, b"acl-probe", key=b"acl-probe")
+    finally:
+        await producer.stop()
