@@ -7,6 +7,7 @@ import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from contracts.base import InputUsed, Message, Severity, derived_id
@@ -47,14 +48,16 @@ def recommendation(
     key: Sequence[object],
     missing: Sequence[str] = (),
     alert_key: str | None = None,
+    at: datetime | None = None,
 ) -> Recommendation:
     """`key` identifies the decision: the same rule and key always give the same recommendation ID,
-    so a replay or a duplicate shows once. `alert_key` identifies its subject across wordings (issue 22)."""
+    so a replay or a duplicate shows once. `alert_key` identifies its subject across wordings (issue 22). `at`: the
+    decision's time when it is not the trigger's (a plan item: the newest of its inputs)."""
     return Recommendation(
         event_id=recommendation_id(rule_id, trigger.patient_id, key),
         patient_id=trigger.patient_id,
-        occurred_at=trigger.occurred_at,
-        recorded_at=trigger.recorded_at,
+        occurred_at=at or trigger.occurred_at,
+        recorded_at=at or trigger.recorded_at,
         source=produced_by,
         rule_id=rule_id,
         ruleset_version=RULESET_VERSION,
@@ -131,6 +134,10 @@ def notify_plan_changes(
         if old is not None and old.endswith(f"|{n.digest}"):
             now[n.key] = old  # unchanged: nothing to notify
             continue
+        inputs = list(n.inputs())
+        # the decision's time is the newest of its inputs, never the time of the event that happened to trigger it:
+        # the same decision reached through another order of events is the same message (issue 22)
+        times = [i.occurred_at for i in inputs if i.occurred_at is not None]
         rec = recommendation(
             rule_id=n.rule_id,
             trigger=trigger,
@@ -138,10 +145,11 @@ def notify_plan_changes(
             severity=n.severity,
             title=n.title,
             text_fr=n.text_fr,
-            inputs=n.inputs(),
+            inputs=inputs,
             missing=list(n.missing),
             key=(n.key, n.content),
             alert_key=f"{produced_by}:{n.key}",  # one identity per plan item across wordings (issue 22)
+            at=max(times, default=None),
         )
         now[n.key] = f"{n.rule_id}|{rec.event_id}|{n.digest}"
         if old is not None:

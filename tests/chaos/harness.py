@@ -72,7 +72,7 @@ def patient_events(rng: random.Random, patient: str, kind: int, now: datetime, f
         rid = _ids(rng)[:8]
         out += [lab(drawn, CA, 3.30, "mmol/L", rid), lab(drawn, ALBUMIN, 28, "g/L")]
         out += [lab(drawn, CA, 2.30, "mmol/L", rid, status="corrected")]
-    elif kind == 3:  # cord compression (RT-MSCC)
+    elif kind == 3:  # cord compression (RT-MSCC), weighed with a life expectancy estimated after it (issue 22)
         finding = env(
             drawn,
             lesion_id="L-T8",
@@ -84,6 +84,11 @@ def patient_events(rng: random.Random, patient: str, kind: int, now: datetime, f
             cord_compression=True,
         )
         out.append((IMAGING_FINDINGS.name, finding))
+        estimate = env(drawn + timedelta(minutes=40), life_expectancy_months=2, neurological_deficit=True)
+        out.append((CLINICAL_ASSESSMENTS.name, estimate))
+        # an older study of another lesion, published last: it re-decides the plan (the issue's trigger)
+        older = env(drawn - timedelta(days=3), lesion_id="L-hum", skeletal_site="humerus", modality="xray")
+        out.append((IMAGING_FINDINGS.name, older))
     else:  # impending fracture (Mirels)
         pain = [{"lesion_id": "femur-R", "intensity": "functional", "character": "mechanical"}]
         out.append((CLINICAL_ASSESSMENTS.name, env(drawn, lesion_pain=pain, life_expectancy_months=12, ecog=1)))
@@ -327,14 +332,37 @@ async def _dump_topic(bootstrap: str, topic: str, path: Path) -> None:
         await consumer.stop()
 
 
+#: an alert's provenance: the inputs it cites, and its times (the newest of its inputs for a plan item)
+PROVENANCE = {"inputs", "occurred_at", "recorded_at"}
+
+
 def _decision(alert: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in alert.items() if k != "inputs"}
+    return {k: v for k, v in alert.items() if k not in PROVENANCE}
+
+
+def identity(alert: dict[str, Any]) -> str:
+    """An alert's identity across wordings (issue 22: `alert_key`, producer and subject), else its recommendation."""
+    return str(alert.get("alert_key") or alert.get("recommendation_id"))
+
+
+def _mscc(alert: dict[str, Any]) -> bool:
+    return (alert.get("rule_id"), alert.get("severity")) == ("RT-MSCC", "critical")
+
+
+def held_twice(alerts: dict[str, list[dict[str, Any]]]) -> int:
+    """Alerts beyond the first of one identity that hold at once for a patient (issue 22: must be 0 in any run)."""
+    count = 0
+    for items in alerts.values():
+        keys = [identity(a) for a in items if a.get("status") in ("active", "acknowledged", "overridden")]
+        count += len(keys) - len(set(keys))
+    return count
 
 
 def compare(expected: dict[str, list[dict[str, Any]]], got: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
-    """Per alert identity (patient, recommendation): lost, duplicated (more copies than expected), wrong (another
-    rule, status, severity, text, missing data...). `inputs_differ` counts alerts that are the same decision but
-    cite other inputs (the systemic planner cites whichever of the corrected calcium and the hypercalcaemia SRE
+    """Per alert identity (patient, `alert_key`; issue 22): lost, duplicated (more copies than expected, or an identity
+    the fault-free run does not have), wrong (another version: another wording, rule, status, severity, missing data,
+    recommendation ID...). `inputs_differ` counts alerts that are the same decision but cite other inputs, and so
+    carry other times (the systemic planner cites whichever of the corrected calcium and the hypercalcaemia SRE
     reached it first, which depends on how its two input topics were fetched)."""
     lost = duplicated = wrong = inputs_differ = 0
     for patient, want in expected.items():
@@ -342,9 +370,9 @@ def compare(expected: dict[str, list[dict[str, Any]]], got: dict[str, list[dict[
         want_by: dict[str, list[dict[str, Any]]] = {}
         have_by: dict[str, list[dict[str, Any]]] = {}
         for a in want:
-            want_by.setdefault(str(a.get("recommendation_id")), []).append(a)
+            want_by.setdefault(identity(a), []).append(a)
         for a in have:
-            have_by.setdefault(str(a.get("recommendation_id")), []).append(a)
+            have_by.setdefault(identity(a), []).append(a)
         for key, items in want_by.items():
             found = have_by.get(key, [])
             lost += max(0, len(items) - len(found))
@@ -381,6 +409,10 @@ async def chaos(events_n: int, rate: float, kills: int, flush: bool, workdir: Pa
         "clean_run_s": clean.seconds,
         "chaos_run_s": faulty.seconds,
         "chaos_settle_s": faulty.settle_seconds,
+        # issue 22: never two alerts of one identity holding at once, in either run
+        "held_twice_clean": held_twice(clean.alerts),
+        "held_twice_chaos": held_twice(faulty.alerts),
+        "rt_mscc_critical": sum(1 for v in clean.alerts.values() for a in v if _mscc(a)),
         **diff,
     }
 
@@ -396,8 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="osteocds-chaos-") as d:
         summary = asyncio.run(chaos(args.events, args.rate, args.kills, not args.no_flush, args.keep or Path(d)))
     print(json.dumps(summary, indent=2))
-    print(f"CHAOS lost={summary['lost']} duplicated={summary['duplicated']} wrong={summary['wrong']}")
-    return 0 if summary["lost"] == summary["duplicated"] == summary["wrong"] == 0 else 1
+    print(
+        f"CHAOS lost={summary['lost']} duplicated={summary['duplicated']} wrong={summary['wrong']} "
+        f"held_twice={summary['held_twice_clean']}/{summary['held_twice_chaos']}"
+    )
+    faults = ("lost", "duplicated", "wrong", "held_twice_clean", "held_twice_chaos")
+    return 0 if all(summary[k] == 0 for k in faults) else 1
 
 
 if __name__ == "__main__":

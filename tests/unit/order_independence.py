@@ -67,9 +67,11 @@ def shuffled(
     return out
 
 
-def active(outputs: Sequence[Message]) -> dict[str, Wording]:
+def active(outputs: Sequence[Message], text: bool = True) -> dict[str, Wording]:
     """What a consumer holds after the outputs: the active recommendations by ID (a withdrawal ends what it names),
-    with their wording."""
+    with their wording. Not their time nor their inputs: that is provenance, fixed when a wording is first issued (a
+    planner notifies only changed decisions, so the same wording reached through other events keeps its first
+    provenance; README "Chaos proof": "inputs differ"). `text=False`: the text left out too (see the calling test)."""
     held: dict[str, Wording] = {}
     for o in outputs:
         if not isinstance(o, Recommendation):
@@ -78,7 +80,7 @@ def active(outputs: Sequence[Message]) -> dict[str, Wording]:
             for x in o.supersedes:
                 held.pop(str(x), None)
         else:
-            held[str(o.event_id)] = (o.rule_id, o.severity, o.title, o.text_fr, tuple(o.missing))
+            held[str(o.event_id)] = (o.rule_id, o.severity, o.title, o.text_fr if text else "", tuple(o.missing))
     return held
 
 

@@ -51,7 +51,12 @@ def held(items: list[LabResult | PatientRecord]) -> dict[str, tuple[Any, ...]]:
             assert isinstance(o, NormalisedLab)
             sources = tuple(sorted((x.analyte, x.value, x.unit, x.occurred_at.isoformat()) for x in o.derived_from))
             view[o.result_id] = (o.status, o.value, o.unit, tuple(o.missing), o.occurred_at, sources)
-    return {rid: v for rid, v in view.items() if ":" not in rid or rid.partition(":")[2] in s.results}
+    # a value withdrawn is none in force, as one never published (a derived value never derived in another order)
+    return {
+        rid: v
+        for rid, v in view.items()
+        if v[0] != "withdrawn" and (":" not in rid or rid.partition(":")[2] in s.results)
+    }
 
 
 def reorder(items: list[LabResult], seed: int, duplicates: int) -> list[LabResult]:

@@ -38,7 +38,10 @@ def outcome(events: list[Message], now: datetime) -> dict[str, Any]:
         elif isinstance(o, SkeletalEvent):
             sres[str(o.event_id)] = (o.kind, o.current, o.evidence_at, o.current_until)
     return {
-        "active": active(out),
+        # the same IDs (same decision), severity, title and missing data; not the text: an IMG-ISOLATED text lists
+        # the modalities the lesion was seen in, which retention's fold keeps by arrival (hazard log
+        # HAZ-22-ORDER-03), under the same ID
+        "active": active(out, text=False),
         "published": s.recommendations,
         # the scores scoring holds as decided (slot -> score ID: its content); what consumers hold may differ when
         # a score stops being decided (hazard log HAZ-22-04: no message says so)
