@@ -370,23 +370,26 @@ class StateStore:
             return True
         if self.epoch is None:
             return False
+        marks = dict(self.marks)  # before the read: a write of this process committed meanwhile only raises a counter
         epochs, seqs = await self._group_values(self.layout.groups)
         ok = True
         for g in self.layout.groups:
             if epochs[g] != self.epochs.get(g):
                 ok = False
-            elif seqs[g] < self.marks.get(g, 0):
+            elif seqs[g] < marks.get(g, 0):
                 self.lost.add(g)
                 ok = False
         return ok
 
-    def _check(self, group: str, epoch: bytes | str | None, seq: bytes | str | int | None) -> None:
+    def _check(self, group: str, epoch: bytes | str | None, seq: bytes | str | int | None, mark: int) -> None:
+        """`mark`: this process's counter for the group taken BEFORE the read (review R1: one of its own writes
+        committed between the read and this check raises the mark, not the value read: no rollback)."""
         if not self.guarded:
             return
         held = self.epochs.get(group)
         if held is None or _text(epoch) != held:  # (none held: a rebuild that did not write this group)
             raise StateLost("a slot group's state epoch is gone from Redis")
-        if int(seq or 0) < self.marks.get(group, 0):
+        if int(seq or 0) < mark:
             self.lost.add(group)
             raise StateLost("a slot group's writes were rolled back (failover)")
 
@@ -449,9 +452,10 @@ class StateStore:
         if not self.guarded or group not in self.epochs:
             raw = await self.redis.get(key)
         else:
+            mark = self.marks.get(group, 0)
             async with self._routed():
                 raw, epoch, seq = await self._mget([key, self.group_epoch_key(group), self.group_seq_key(group)])
-            self._check(group, epoch, seq)
+            self._check(group, epoch, seq, mark)
         return None if raw is None else model.model_validate_json(raw)
 
     async def transact(
@@ -470,9 +474,10 @@ class StateStore:
                 client = await self.nodes.client(epoch_key)
                 async with client.pipeline(transaction=True) as pipe:
                     try:
+                        mark = self.marks.get(group, 0)
                         await pipe.watch(key, epoch_key)
                         raw, epoch, seq = await pipe.mget(key, epoch_key, seq_key)
-                        self._check(group, epoch, seq)
+                        self._check(group, epoch, seq, mark)
                         current = None if raw is None else model.model_validate_json(raw)
                         out = fn(current)
                         new, result = await out if isinstance(out, Awaitable) else out
@@ -548,10 +553,11 @@ class StateStore:
                 client = await self.nodes.client(epoch_key)
                 async with client.pipeline(transaction=True) as pipe:
                     try:
+                        mark = self.marks.get(group, 0)
                         await pipe.watch(*keys, *outbox_keys, epoch_key)
                         raws = await pipe.mget([*keys, *outbox_keys, epoch_key, seq_key])
                         seq = raws.pop()
-                        self._check(group, raws.pop(), seq)
+                        self._check(group, raws.pop(), seq, mark)
                         states, pending = raws[: len(keys)], raws[len(keys) :]
 
                         # parse, apply, encode: CPU work done in a worker thread, off the event loop
@@ -693,12 +699,13 @@ class StateStore:
         and epoch, adopted as they are. `index(pipe, states)` writes keys derived from the states outside the
         patients' slot groups (notification's card index): in the same MULTI on one Redis, after the groups on a
         cluster (a crash in between leaves those keys missing, not wrong)."""
+        marks = dict(self.marks)  # before the read (see `_check`)
         values, seqs = await self._group_values(self.layout.groups)
         self._read = dict(values)
         if self._combine(values) != expected:
             return False
         for g in self.layout.groups:  # every group rolled back so far, not only the one that was noticed
-            if values[g] is not None and values[g] == self.epochs.get(g) and seqs[g] < self.marks.get(g, 0):
+            if values[g] is not None and values[g] == self.epochs.get(g) and seqs[g] < marks.get(g, 0):
                 self.lost.add(g)
         targets = [g for g in self.layout.groups if not self.guarded or values[g] is None or g in self.lost]
         by_group: dict[str, dict[str, BaseModel]] = {g: {} for g in targets}

@@ -124,3 +124,32 @@ async def test_a_patient_read_from_a_lost_slot_group_is_refused_not_shown_as_wit
     finally:
         await r.aclose()
         await store.aclose()
+
+
+async def test_reads_concurrent_with_this_process_writes_never_take_them_for_a_rollback(
+    redis_cluster: RedisCluster,
+) -> None:
+    """A read (an HTTP `load`, the readiness probe's `intact`) that got the group's write counter just before one of
+    this process's own transactions committed, and was checked just after, must not be taken for a rollback: no 503,
+    no group marked lost (which would rebuild it)."""
+    import asyncio
+
+    settings = Settings(redis_url=redis_cluster.cluster_url)
+    r = redis_client(settings)
+    store = StateStore(r, "rb-race", 3600)
+    try:
+        assert await store.write_rebuilt({}, [], None, b"epoch-1")
+        store.guarded = True
+        p = "pt-race"
+        for i in range(150):
+            outcomes = await asyncio.gather(
+                store.transact(p, Seen, _adding(f"e{i}")),
+                *(store.load(p, Seen) for _ in range(4)),
+                store.intact(),
+                return_exceptions=True,
+            )
+            assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+            assert outcomes[-1] is True and not store.lost
+    finally:
+        await r.aclose()
+        await store.aclose()
