@@ -112,10 +112,21 @@ class Timers:
         s = self.settings
         lease_end = self.claim_lease_end(now)
         raws = await asyncio.gather(
-            *(self.redis.eval(_CLAIM, 1, key, now.timestamp(), lease_end, s.timer_batch) for key in self.keys)
+            *(self.redis.eval(_CLAIM, 1, key, now.timestamp(), lease_end, s.timer_batch) for key in self.keys),
+            return_exceptions=True,
         )
+        failed = [r for r in raws if isinstance(r, BaseException)]
+        if failed and len(failed) == len(raws):
+            raise failed[0]
+        if failed:  # review R1: the groups claimed fire; the others are claimed again at the next poll
+            log.warning(
+                "clock claim failed for some slot groups; retrying them",
+                extra={"count": len(failed), "error_type": type(failed[0]).__name__},
+            )
         out: list[tuple[str, datetime]] = []
         for raw in raws:
+            if isinstance(raw, BaseException):
+                continue
             for member, score in zip(raw[::2], raw[1::2], strict=True):
                 patient = member.decode() if isinstance(member, bytes) else str(member)
                 out.append((patient, datetime.fromtimestamp(float(score), UTC)))
