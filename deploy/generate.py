@@ -148,8 +148,11 @@ class RedisUser:
 #: the server (FLUSHALL, KEYS, CONFIG, DEBUG... are @dangerous). SCAN and RANDOMKEY take no key, so key patterns do
 #: not limit them: they listed every service's keys, hence patient IDs (issue 22); no service uses them. CLUSTER SLOTS
 #: (which node serves which slots, no key) is how a Redis Cluster client finds the masters (REDIS_CLUSTER=true).
+#: SCRIPT and FUNCTION act on the server's shared script cache and function libraries (FLUSH, KILL another's script,
+#: LOAD a library): the services run their scripts with EVAL only (review R1).
 SERVICE_COMMANDS = (
-    "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous -scan -randomkey +cluster|slots"
+    "-@all +@read +@write +@transaction +@scripting +@connection -@dangerous -scan -randomkey -script -function"
+    " +cluster|slots"
 )
 
 

@@ -91,6 +91,10 @@ async def test_each_service_user_works_on_its_own_keys_only(secured: secure.Secu
             ("ACL", "LIST"),
             ("SCAN", "0"),
             ("RANDOMKEY",),
+            # review R1: server-wide script and function state (no service uses SCRIPT or FUNCTION; EVAL is enough)
+            ("FUNCTION", "FLUSH"),
+            ("SCRIPT", "FLUSH"),
+            ("SCRIPT", "KILL"),
         ):
             with pytest.raises(DENIED):
                 await service.redis.execute_command(*command)
