@@ -101,6 +101,9 @@ class PatientAlerts(BaseModel):
     #: issue 22: alerts withdrawn or superseded within their settle window (never shown) -> when: a second delivery of
     #: the recommendation received before that changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
     unshown: dict[str, datetime] = Field(default_factory=dict)
+    #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
+    #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)
+    escalating: dict[str, datetime] = Field(default_factory=dict)
     # what the clinicians' page shows besides the alerts
     plan: TreatmentPlan | None = None
     local_plan: LocalTreatmentPlan | None = None
@@ -135,8 +138,14 @@ def next_due(state: PatientAlerts, policy: AlertPolicy) -> datetime | None:
     for rid, alert in state.alerts.items():
         if escalates(alert, rid, state, policy):
             assert alert.raised_at is not None
-            dues.append(alert.raised_at + policy.escalation_delay * (alert.escalation_level + 1))
+            dues.append(_escalation_from(state, rid, alert) + policy.escalation_delay * (alert.escalation_level + 1))
     return min(dues, default=None)
+
+
+def _escalation_from(state: PatientAlerts, rid: str, alert: Alert) -> datetime:
+    """When the alert's escalation delays start: its arrival, or that of the earlier wording it took over."""
+    assert alert.raised_at is not None
+    return state.escalating.get(rid, alert.raised_at)
 
 
 def escalates(alert: Alert, rid: str, state: PatientAlerts, policy: AlertPolicy) -> bool:
@@ -207,10 +216,16 @@ def apply_recommendation(
             return state, []  # the same, of an issue withdrawn before it was ever shown
         holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
         holder = alerts.get(holder_id) if holder_id is not None and holder_id != rid else None
+        escalation = _taken_over(state, holder_id, holder, rec, at, policy)
         if holder is not None and holder.status not in ENDED:
             assert holder_id is not None and rec.alert_key is not None
             if holder.raised_at is not None and holder.raised_at > at:
                 return state, []  # an earlier wording of the key, received after the newer one: it never holds
+            if current is not None and holder.raised_at is not None and _replaced_by(current, holder.raised_at):
+                # a wording its producer replaced, issued again while its replacement holds and was never withdrawn:
+                # stale (a rebuild re-publishing what a later decision replaced), never a decision back to it, which
+                # withdraws the replacement first
+                return state, []
             # issue 22: another wording of the same decision supersedes the one in force, as its withdrawal would
             folded = _end(alerts, pending, folded, holder_id, at, out, unshown)
             if folded is not state.folded:
@@ -224,6 +239,12 @@ def apply_recommendation(
         elif gone is not None:  # the same alert again: its step IDs go on counting the steps it had
             update["ended"] = {k: v for k, v in state.ended.items() if k != rid}
             folded = update["folded"] = {**folded, rid: gone.steps}
+        escalating = {k: v for k, v in state.escalating.items() if k != rid}
+        if escalation is not None:  # review R2: a rewording neither de-escalates an emergency nor delays it
+            escalating[rid] = escalation[0]
+            alert = alert.model_copy(update={"escalation_level": escalation[1], "escalated_to": escalation[2]})
+        if escalating != state.escalating:
+            update["escalating"] = escalating
         if rec.severity == "critical":
             shown = AlertTransition(event="shown", status="active", at=at, by=SERVICE)
             alert = _step(alert, shown, folded.get(rid, 0))
@@ -243,6 +264,38 @@ def apply_recommendation(
     if unshown != state.unshown:
         update["unshown"] = unshown
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
+
+
+def _taken_over(
+    state: PatientAlerts, holder_id: str | None, holder: Alert | None, rec: Recommendation, at: datetime, policy: AlertPolicy
+) -> tuple[datetime, int, str | None] | None:
+    """Review R2 (RT-MSCC L1397-1402, LAB-CA-CRISIS L296-316): the escalation a new critical wording takes over from
+    the wording of its key that nobody acknowledged (when its escalation started, its level, to whom), when that
+    wording is superseded now or was withdrawn by its producer within the settle window (the planners withdraw the
+    old wording and publish the new one together); else None (acted on, or ended for good: a new alert)."""
+    if holder_id is None or holder is None or holder.raised_at is None:
+        return None
+    if rec.severity != "critical" or holder.severity != "critical" or holder_id in state.pending:
+        return None
+    if holder.status != "active":
+        last = holder.history[-2:]
+        replaced = (
+            holder.status == "withdrawn"
+            and len(last) == 2
+            and last[0].status == "active"
+            and last[1].event == "withdrawn"
+            and last[1].at >= at - policy.settle
+        )
+        if not replaced:
+            return None
+    return _escalation_from(state, holder_id, holder), holder.escalation_level, holder.escalated_to
+
+
+def _replaced_by(alert: Alert, raised: datetime) -> bool:
+    """The alert was last ended by its producer (withdrawn, or resolved after a clinician's action) no later than
+    another wording of its key was raised: that wording replaced it."""
+    ends = [t.at for t in alert.history if t.by == SERVICE and t.event in ENDED]
+    return alert.status in ENDED and bool(ends) and ends[-1] <= raised
 
 
 def _end(
@@ -373,7 +426,7 @@ def _deadlines(state: PatientAlerts, at: datetime, policy: AlertPolicy) -> tuple
             continue
         assert alert.raised_at is not None
         level = alert.escalation_level
-        due = alert.raised_at + policy.escalation_delay * (level + 1)
+        due = _escalation_from(state, rid, alert) + policy.escalation_delay * (level + 1)
         if due > at:
             continue
         alerts[rid] = _step(
@@ -521,6 +574,10 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if unshown and min(unshown.values()) < whole:  # past the duplicate window: nothing to recognise any more
         unshown = {rid: t for rid, t in unshown.items() if t >= whole}
         changed = True
+    escalating = state.escalating
+    if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
+        escalating = {rid: t for rid, t in escalating.items() if rid in alerts and alerts[rid].status == "active"}
+        changed = True
     keys = state.keys
     if any(rid not in alerts for rid in keys.values()):  # a key's alert ended and folded: nothing of it holds
         keys = {k: rid for k, rid in keys.items() if rid in alerts}
@@ -539,6 +596,7 @@ def retain(state: PatientAlerts) -> PatientAlerts:
             "applied": applied,
             "keys": keys,
             "unshown": unshown,
+            "escalating": escalating,
         }
     )
 

@@ -256,3 +256,29 @@ def test_an_acknowledged_alert_whose_wording_changes_is_resolved_and_the_new_wor
     assert [h.event for h in old.history] == ["raised", "shown", "acknowledged", "resolved"]
     assert (new.status, new.acknowledged_by) == ("active", None)
     assert [a.status for a in out if isinstance(a, Alert)] == ["resolved", "active"]
+
+
+def test_a_replaced_wording_published_again_by_a_rebuild_does_not_displace_its_replacement() -> None:
+    """Measured in the long chaos run: the planner replaced wording 1 by wording 2 (withdrawal, then issue); its state
+    was lost and the rebuild, replaying only what had been committed, published wording 1 again (another cause);
+    the planner's own withdrawal of it and wording 2, sent again, were duplicates. Wording 2 holds; wording 1 does not
+    come back (a decision back to it withdraws wording 2 first)."""
+    t = START
+    w1, w2 = rec(1, 1, 1, t), rec(1, 2, 2, t + timedelta(minutes=1))
+    s = PatientAlerts()
+    for arrival in (
+        Arrived(message=w1, at=t),
+        Arrived(message=withdrawal(1, 1, 2, t + timedelta(minutes=1)), at=t + timedelta(minutes=1)),
+        Arrived(message=w2, at=t + timedelta(minutes=1, milliseconds=1)),
+        Arrived(message=rec(1, 1, 9, t + timedelta(minutes=5)), at=t + timedelta(minutes=5)),  # the rebuild's
+    ):
+        s, _ = apply_event(s, arrival, POLICY)
+    s, _ = apply_event(s, tick_at(t + timedelta(days=1)), POLICY)
+    holding = {k: a.status for k, a in s.alerts.items() if a.status not in ENDED}
+    assert holding == {str(w2.event_id): "active"}
+    # a decision back to wording 1 (its replacement withdrawn first) raises it again
+    back = t + timedelta(minutes=9)
+    s, _ = apply_event(s, Arrived(message=withdrawal(1, 2, 10, back), at=back), POLICY)
+    s, _ = apply_event(s, Arrived(message=rec(1, 1, 10, back), at=back + timedelta(milliseconds=1)), POLICY)
+    s, _ = apply_event(s, tick_at(t + timedelta(days=2)), POLICY)
+    assert {k for k, a in s.alerts.items() if a.status not in ENDED} == {str(w1.event_id)}
