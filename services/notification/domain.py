@@ -267,7 +267,12 @@ def apply_recommendation(
 
 
 def _taken_over(
-    state: PatientAlerts, holder_id: str | None, holder: Alert | None, rec: Recommendation, at: datetime, policy: AlertPolicy
+    state: PatientAlerts,
+    holder_id: str | None,
+    holder: Alert | None,
+    rec: Recommendation,
+    at: datetime,
+    policy: AlertPolicy,
 ) -> tuple[datetime, int, str | None] | None:
     """Review R2 (RT-MSCC L1397-1402, LAB-CA-CRISIS L296-316): the escalation a new critical wording takes over from
     the wording of its key that nobody acknowledged (when its escalation started, its level, to whom), when that
