@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from contracts.base import derived_id
 from contracts.clinical import Alert
+from contracts.lifecycle import AlertAction
 from services.notification.domain import Arrived, PatientAlerts, apply_event, next_due
 from tests.unit.test_issue25_notification_history import POLICY, START, tick_at
 from tests.unit.test_order_independence_notification import rec, withdrawal
@@ -59,3 +61,32 @@ def test_a_new_emergency_after_the_decision_was_withdrawn_for_good_starts_afresh
     s, _ = apply_event(s, Arrived(message=second, at=later), POLICY)
     assert s.alerts[str(second.event_id)].escalation_level == 0
     assert next_due(s, POLICY) == later + DELAY
+
+
+def test_an_acknowledgement_processed_before_the_overdue_escalation_tick_gives_the_same_alert() -> None:
+    """Review R2: the notification property test drains every deadline at the end, so it passes without `advance`
+    (checked). Here the escalation deadline of a critical alert passes before a clinician acknowledges it; its tick
+    is processed before or after the acknowledgement: the same alert (escalated, then acknowledged) either way."""
+    t = START
+    first = rec(0, 1, 1, t)
+    done = t + DELAY + timedelta(minutes=5)
+    ack = AlertAction(
+        event_id=derived_id("r2-ack", 1),
+        patient_id=first.patient_id,
+        occurred_at=done,
+        recorded_at=done,
+        source="notification",
+        action="acknowledge",
+        alert_id=first.event_id,
+        actor="dr-r2",
+        actor_role="clinician",
+    )
+    finals = []
+    for order in ([tick_at(t + DELAY), ack], [ack, tick_at(t + DELAY)]):
+        s = PatientAlerts()
+        s, _ = apply_event(s, Arrived(message=first, at=t), POLICY)
+        for e in order:
+            s, _ = apply_event(s, e, POLICY)
+        finals.append(s.alerts[str(first.event_id)])
+    assert finals[0] == finals[1]
+    assert (finals[0].status, finals[0].escalation_level) == ("acknowledged", 1)
