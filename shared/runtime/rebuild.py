@@ -62,6 +62,8 @@ class RebuildReport:
     published: int = 0
     #: outputs on the topics with the identity of a replayed output but other content
     differing: int = 0
+    #: missing outputs not published: a later output of the replay has their decision's `alert_key` (issue 22)
+    superseded: int = 0
     #: outputs of this service on the topics that the replay does not produce
     unexplained: int = 0
     seconds: float = 0.0
@@ -252,6 +254,7 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
             "count": report.events,
             "published": report.published,
             "differing": report.differing,
+            "superseded": report.superseded,
             "unexplained": report.unexplained,
             "seconds": report.seconds,
         },
@@ -259,17 +262,49 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
     return report
 
 
+def superseded_in_replay(outputs: list[Outgoing]) -> set[int]:
+    """Indexes of the outputs whose decision (patient, topic, `alert_key`; a withdrawal belongs to the decision of
+    the output it withdraws) has a later output in the same replay: an intermediate wording, or a withdrawal followed
+    by the next wording. Published by a rebuild, they showed a clinician a decision already replaced, then its
+    replacement again (issue 22, HAZ-22-ORDER-02): only what the replay leaves in force is published when missing."""
+    last: dict[tuple[str, str, str], int] = {}
+    decision_of: dict[str, tuple[str, str, str]] = {}  # event ID -> its decision
+    keyed: list[tuple[int, tuple[str, str, str]]] = []
+    for i, out in enumerate(outputs):
+        if '"alert_key"' not in out.value:
+            continue
+        try:
+            doc = json.loads(out.value)
+        except ValueError:
+            continue
+        key = doc.get("alert_key") if isinstance(doc, dict) else None
+        decision: tuple[str, str, str] | None = None
+        if isinstance(key, str):
+            decision = (out.key, out.topic, key)
+        elif doc.get("status") == "withdrawn":
+            withdrawn = [decision_of[str(r)] for r in doc.get("supersedes") or () if str(r) in decision_of]
+            decision = withdrawn[0] if withdrawn else None
+        if decision is not None:
+            decision_of[str(doc.get("event_id"))] = decision
+            last[decision] = i
+            keyed.append((i, decision))
+    return {i for i, decision in keyed if last[decision] != i}
+
+
 async def _publish_difference(service: Service, done: Replay, report: RebuildReport) -> None:
     published = await _published(service, {o.topic for o in done.outputs})
     expected: set[tuple[str, str, str]] = set()
     acks = []
-    for out in done.outputs:
+    replaced = superseded_in_replay(done.outputs)
+    for i, out in enumerate(done.outputs):
         ident = identity(out.topic, out.value)
         if ident is None:
             continue
         expected.add(ident)
         held = published.get(ident)
-        if held is None:
+        if held is None and i in replaced:
+            report.superseded += 1
+        elif held is None:
             acks.append(await service.producer.send(out))
             published[ident] = out.value.encode()
             report.published += 1
