@@ -360,13 +360,18 @@ def _server_properties(
 def _format(cluster: ApacheCluster, node: Node, cluster_id: str, format_args: list[str]) -> subprocess.Popen[bytes]:
     cmd = [java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
     cmd += [f"-Dlog4j2.configurationFile={node.dir / 'log4j2.properties'}", "-cp", f"{cluster.lib}/*"]
-    cmd += ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.properties), *format_args]
+    cmd += ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.properties), *format_args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _cluster_id() -> str:
-    """A Kafka Uuid (16 random bytes, URL-safe base64 without padding), as `kafka-storage random-uuid` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka Uuid (16 random bytes, URL-safe base64 without padding), as `kafka-storage random-uuid` prints. Like
+    Kafka's Uuid.randomUuid, never one starting with "-": the command line would read it as an option (1 run in 64
+    failed to format its nodes)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def service_settings(bootstrap: str, nodes: int) -> dict[str, str]:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,50 +210,79 @@ async def snapshot(stack: RunningStack, patients: list[str], bearer: str) -> dic
         return dict(await asyncio.gather(*(one(p) for p in patients)))
 
 
-async def _all_ready(stack: RunningStack) -> bool:
+async def _not_ready(stack: RunningStack) -> dict[str, str]:
+    """The services not ready, each with why (its /readyz answer, or the error reaching it)."""
+    out: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=2) as c:
-        for url in stack.urls.values():
+        for name, url in stack.urls.items():
             try:
-                if (await c.get(f"{url}/readyz")).status_code != 200:
-                    return False
-            except httpx.HTTPError:
-                return False
-    return True
+                r = await c.get(f"{url}/readyz")
+                if r.status_code != 200:
+                    out[name] = f"{r.status_code} {r.text[:300]}"
+            except httpx.HTTPError as exc:
+                out[name] = type(exc).__name__
+    return out
+
+
+async def _all_ready(stack: RunningStack) -> bool:
+    return not await _not_ready(stack)
 
 
 async def _deadlines_pending(redis_url: str) -> int:
     """Patient deadlines of any service that are due, or claimed and not yet on the topic (they fire within the
     claim lease): alerts still in their settle window, ticks of a killed process. Later deadlines (escalations
     at 15 min, reviews) are not waited for."""
+    return sum((await _deadlines_pending_by_key([redis_url])).values())
+
+
+async def _deadlines_pending_by_key(redis_urls: Iterable[str]) -> dict[str, int]:
+    """The pending deadlines per timer key, over every Redis given (each master of a Redis Cluster)."""
     horizon = time.time() + Settings().timer_claim_lease_s + 1
-    r = aioredis.Redis.from_url(redis_url)
-    try:
-        return sum([await r.zcount(key, "-inf", horizon) async for key in r.scan_iter("osteocds:*:timers")])
-    finally:
-        await r.aclose()
+    counts: dict[str, int] = {}
+    for url in redis_urls:
+        r = aioredis.Redis.from_url(url)
+        try:
+            async for key in r.scan_iter("osteocds:*:timers"):
+                counts[key.decode()] = counts.get(key.decode(), 0) + await r.zcount(key, "-inf", horizon)
+        finally:
+            await r.aclose()
+    return {k: n for k, n in counts.items() if n}
 
 
 async def settle(
-    stack: RunningStack, patients: list[str], quiet: float, timeout: float, bearer: str, redis_url: str
+    stack: RunningStack,
+    patients: list[str],
+    quiet: float,
+    timeout: float,
+    bearer: str,
+    redis_url: str | Callable[[], Iterable[str]],
 ) -> dict[str, Any]:
     """Wait until every service is ready, no deadline is pending and two snapshots `quiet` seconds apart are
-    equal."""
+    equal. `redis_url`: the Redis, or a function giving the Redis URLs to look at now (a Redis Cluster's masters,
+    which a failover changes)."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
+    why = "never checked"  # what kept it from settling at the last look, for the timeout's message
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet)
-        if not await _all_ready(stack) or await _deadlines_pending(redis_url):
+        not_ready = await _not_ready(stack)
+        urls = [redis_url] if isinstance(redis_url, str) else list(redis_url())
+        pending = {} if not_ready else await _deadlines_pending_by_key(urls)
+        if not_ready or pending:
+            why = f"not ready: {not_ready}" if not_ready else f"deadlines pending (key: count): {pending}"
             last = None
             continue
         try:
             now = await snapshot(stack, patients, bearer)
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            why = f"snapshot failed: {type(exc).__name__}"
             last = None
             continue
         if now == last and await _all_ready(stack):
             return now
+        why = "the alerts were still changing"
         last = now
-    raise TimeoutError("the alerts did not settle")
+    raise TimeoutError(f"the alerts did not settle within {timeout:.0f} s; at the last look, {why}")
 
 
 async def run(

@@ -17,52 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from devstack import infra, issuer
-from devstack.redis_cluster import RedisCluster, cluster
+from devstack.redis_cluster import cluster
 from devstack.stack import SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 from shared.runtime.state import TAGS
-from shared.settings import Settings
 from shared.web.auth import CLINICIAN
-from tests.chaos.harness import Event, _all_ready, _publish, _spawn, compare, make_events, snapshot
-
-
-async def _deadlines_pending(c: RedisCluster) -> int:
-    """Patient deadlines of any service that are due, or claimed and not yet on the topic, on every master."""
-    horizon = time.time() + Settings().timer_claim_lease_s + 1
-    total = 0
-    for node in c.masters():
-        r = Redis(host="127.0.0.1", port=node.port)
-        try:
-            total += sum([await r.zcount(key, "-inf", horizon) async for key in r.scan_iter("osteocds:*:timers")])
-        finally:
-            await r.aclose()
-    return total
-
-
-async def settle(
-    stack: RunningStack, patients: list[str], c: RedisCluster, bearer: str, quiet: float = 3.0, timeout: float = 300
-) -> dict[str, Any]:
-    """Every service ready, no deadline pending, and two snapshots `quiet` seconds apart equal."""
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] | None = None
-    while time.monotonic() < deadline:
-        await asyncio.sleep(quiet)
-        if not await _all_ready(stack) or await _deadlines_pending(c):
-            last = None
-            continue
-        try:
-            now = await snapshot(stack, patients, bearer)
-        except httpx.HTTPError:
-            last = None
-            continue
-        if now == last and await _all_ready(stack):
-            return now
-        last = now
-    raise TimeoutError("the alerts did not settle")
+from tests.chaos.harness import Event, _publish, _spawn, compare, make_events, settle
 
 
 async def run(
@@ -99,7 +61,9 @@ async def run(
             await publishing
             out["stream_s"] = round(time.monotonic() - t0, 1)
             settle_t0 = time.monotonic()
-            out["alerts"] = await settle(stack, patients, c, bearer)
+            out["alerts"] = await settle(
+                stack, patients, 3.0, 300, bearer, lambda: [f"redis://127.0.0.1:{n.port}" for n in c.masters()]
+            )
             out["settle_s"] = round(time.monotonic() - settle_t0, 1)
         finally:
             stack.stop()
