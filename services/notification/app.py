@@ -15,21 +15,26 @@ with the action ID if that takes longer than ACTION_WAIT_SECONDS).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.base import Message, PatientId
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction, OverrideReasonCode
+from contracts.rules import CITATIONS
 from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, LOCAL_PLANS, PLANS, RECOMMENDATIONS, SCORES
-from services.notification import cds
+from services.notification import cds, orders, orders_facts
 from services.notification.domain import (
     SERVICE,
     AlertPolicy,
@@ -46,7 +51,7 @@ from services.notification.domain import (
 from services.notification.settings import NotificationSettings
 from services.notification.web import web_router
 from shared.runtime.service import Service
-from shared.web.auth import CLINICIAN, INTEGRATION, Principal, record_audit, require
+from shared.web.auth import CLINICIAN, INTEGRATION, Principal, public, record_audit, require
 from shared.web.http import create_app
 
 Action = Literal["acknowledge", "override", "resolve"]
@@ -257,10 +262,140 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
             results.append({"card": item.card, "result": "applied" if code == 200 else "accepted"})
         return {"results": results}
 
+    def links(request: Request) -> orders.Links:
+        base = (settings.cds_public_base_url or str(request.base_url)).rstrip("/")
+        return orders.Links(
+            page=lambda pid: f"{base}/ui/patients/{pid}",
+            passage=lambda rule_id: f"{base}/cds-services/guideline/{rule_id}",
+        )
+
+    async def order_cards(request: Request, body: cds.OrderHookRequest, who: Principal, hook: str) -> dict[str, Any]:
+        if body.hook != hook:
+            raise HTTPException(400, f"this service answers the {hook} hook")
+        patient_id = body.context.patientId
+        await record_audit(request, who, "read", patient_id, (CLINICIAN,))
+        facts = orders_facts.facts(await actions.load(patient_id), datetime.now(UTC))
+        selections = body.context.selections if hook == "order-select" else None
+        found = orders.cards(body.context.draftOrders, facts, patient_id, links(request), selections)
+        if found:  # the feedback names only the card: remember whose it is
+            async with service.redis.pipeline(transaction=False) as pipe:
+                _index_cards(service, pipe, patient_id, found)
+                await pipe.execute()
+        return {"cards": found}
+
+    @hooks.post(f"/{cds.ORDER_SIGN_ID}")
+    async def cds_order_sign(
+        request: Request, body: cds.OrderHookRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks `order-sign`: the draft orders checked against the patient's current facts (orders.py)."""
+        return await order_cards(request, body, who, "order-sign")
+
+    @hooks.post(f"/{cds.ORDER_SELECT_ID}")
+    async def cds_order_select(
+        request: Request, body: cds.OrderHookRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks `order-select`: the same checks, on the selected draft orders only."""
+        return await order_cards(request, body, who, "order-select")
+
+    async def order_feedback(request: Request, body: cds.FeedbackRequest, who: Principal) -> dict[str, Any]:
+        """Feedback on an order card: no alert to change; it is recorded on the audit trail (who, the patient, the
+        outcome and the coded reason; never the free comment), the actor being the token's subject."""
+        results = []
+        for item in body.feedback:
+            patient_id = await _patient_of_card(service, item.card)
+            if patient_id is None:
+                results.append({"card": item.card, "result": "ignored"})
+                continue
+            what = "cds-order-accepted"
+            if item.outcome == "overridden":
+                what = f"cds-order-overridden:{cds.reason_code(item) or 'other'}"
+            await record_audit(request, who, what, patient_id, (CLINICIAN,))
+            results.append({"card": item.card, "result": "recorded"})
+        return {"results": results}
+
+    @hooks.post(f"/{cds.ORDER_SIGN_ID}/feedback")
+    async def cds_order_sign_feedback(
+        request: Request, body: cds.FeedbackRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks feedback on `order-sign` cards (accepted / overridden with a coded reason): audited."""
+        return await order_feedback(request, body, who)
+
+    @hooks.post(f"/{cds.ORDER_SELECT_ID}/feedback")
+    async def cds_order_select_feedback(
+        request: Request, body: cds.FeedbackRequest, who: Annotated[Principal, require(CLINICIAN)]
+    ) -> dict[str, Any]:
+        """CDS Hooks feedback on `order-select` cards: audited."""
+        return await order_feedback(request, body, who)
+
+    guideline = _guideline_lines(settings)
+
+    @hooks.get(
+        "/guideline/{rule_id}",
+        response_class=PlainTextResponse,
+        include_in_schema=False,  # a document, not an API (like the page shell): open, no patient data
+        dependencies=[public("the guideline's published text (a card's source.url): no patient data")],
+    )
+    async def cds_passage(rule_id: str) -> PlainTextResponse:
+        """The guideline passage a rule cites (its line ranges of the French text), for a card's `source.url`."""
+        citation = CITATIONS.get(rule_id)
+        if citation is None or guideline is None:
+            raise HTTPException(404, "no such passage")
+        return PlainTextResponse(_passage(guideline, rule_id, citation.section, citation.lines))
+
     service.rebuild_writes = lambda pipe, states: _reindex_cards(service, pipe, states)
     app = create_app(service, [router, hooks, web_router(service, settings, actions.load)])
+    origins = [o.strip() for o in settings.cds_allowed_origins.split(",") if o.strip()]
+    if origins:  # issue 19: a browser-based CDS client (the public sandbox) calls the hooks from its own origin
+        app.add_middleware(CdsCors, origins=origins)
     actions.producer = app.state.request_producer
     return service, app
+
+
+class CdsCors:
+    """CORS for the CDS Hooks endpoints only (/cds-services...), for the configured origins: a preflight is answered
+    before authentication, an actual call still needs its bearer token (CDS Hooks 2.0, Cross-Origin Resource
+    Sharing). Every other path is left as it is (the clinicians' page and API are same-origin)."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/cds-services"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _guideline_lines(settings: NotificationSettings) -> list[str] | None:
+    path = (
+        Path(settings.guideline_path)
+        if settings.guideline_path
+        else Path(__file__).resolve().parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
+    )
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+
+
+def _passage(lines: list[str], rule_id: str, section: str, cited: str) -> str:
+    """The cited line ranges ("L1153-1184, L900-906"), each headed by its range."""
+    out = [f"{rule_id} — {section} ({cited})", ""]
+    for part in cited.split(","):
+        m = re.fullmatch(r"\s*L(\d+)(?:-(\d+))?\s*", part)
+        if m is None:
+            continue
+        first = int(m.group(1))
+        last = int(m.group(2) or first)
+        out += [f"[L{first}-{last}]", *(x.rstrip() for x in lines[first - 1 : last] if x.strip()), ""]
+    return "\n".join(out)
 
 
 #: how long a served card's patient is remembered for its feedback

@@ -24,6 +24,10 @@ from services.notification.domain import PatientAlerts, listing
 from shared.clinical.fhir_orders import medication_request
 
 SERVICE_ID: Final = "osteocds-patient-view"
+#: issue 19: the order checks (services/notification/orders.py), one service per hook
+ORDER_SIGN_ID: Final = "osteocds-order-sign"
+ORDER_SELECT_ID: Final = "osteocds-order-select"
+ORDER_HOOKS: Final = {ORDER_SIGN_ID: "order-sign", ORDER_SELECT_ID: "order-select"}
 RULE_SYSTEM: Final = "urn:osteocds:rule"
 #: alerts a card is shown for: those that still hold and are not overridden
 CARD_STATUSES: Final = ("active", "acknowledged")
@@ -38,11 +42,34 @@ def discovery() -> dict[str, Any]:
                 "title": "OsteoCDS — métastases osseuses du cancer bronchique",
                 "description": "Alertes et plan de traitement osseux du patient (référentiel AURA 2023), avec les "
                 "prescriptions proposées en brouillon.",
-                "usageRequirements": "Jeton d'accès OAuth 2.0 (rôle clinician) ; patientId = identifiant "
-                "pseudonyme du bus d'intégration.",
-            }
+                "usageRequirements": USAGE,
+            },
+            {
+                "hook": "order-sign",
+                "id": ORDER_SIGN_ID,
+                "title": "OsteoCDS — contrôle des prescriptions à la signature",
+                "description": "Vérifie les brouillons de prescription (MedicationRequest FHIR R4) : dose d'acide "
+                "zolédronique selon la clairance (Tableau 2), dénosumab et clairance < 30 mL/min, prérequis d'un "
+                "anti-résorptif ou crise hypercalcémique, anticancéreux et radiothérapie prévue (Tableau 6), "
+                "antiagrégant ou anticoagulant avant cimentoplastie.",
+                "usageRequirements": USAGE,
+            },
+            {
+                "hook": "order-select",
+                "id": ORDER_SELECT_ID,
+                "title": "OsteoCDS — contrôle des prescriptions sélectionnées",
+                "description": "Les mêmes contrôles que order-sign, sur les prescriptions sélectionnées "
+                "(`selections`) dès leur choix.",
+                "usageRequirements": USAGE,
+            },
         ]
     }
+
+
+USAGE: Final = (
+    "Jeton d'accès OAuth 2.0 (rôle clinician) ; patientId = identifiant pseudonyme du bus d'intégration. "
+    "Aucun prefetch : le service lit l'état du patient publié par OsteoCDS."
+)
 
 
 class HookContext(BaseModel):
@@ -61,6 +88,23 @@ class HookRequest(BaseModel):
     hook: Literal["patient-view"]
     hookInstance: str
     context: HookContext
+    fhirServer: str | None = None
+
+
+class OrderContext(HookContext):
+    """`order-sign` / `order-select` context: the unsigned orders (a FHIR Bundle, read in orders_drafts.py) and,
+    for order-select, the references of the newly selected ones."""
+
+    draftOrders: dict[str, Any]
+    selections: list[str] | None = Field(default=None, max_length=500)
+
+
+class OrderHookRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    hook: Literal["order-sign", "order-select"]
+    hookInstance: str
+    context: OrderContext
     fhirServer: str | None = None
 
 

@@ -17,3 +17,12 @@ class NotificationSettings(Settings):
     action_wait_seconds: float = 10.0
     #: how often an open live page (server-sent events) looks for changes
     live_poll_seconds: float = 0.5
+    #: issue 19: browser origins allowed to call the CDS Hooks endpoints (CORS), comma-separated; empty: none. The
+    #: default is the public CDS Hooks sandbox. Every call still needs a clinician's token.
+    cds_allowed_origins: str = "https://sandbox.cds-hooks.org"
+    #: issue 19: the base URL clinicians' browsers reach this service at, for the cards' links (the patient's page,
+    #: the guideline passage); unset: the base URL of the CDS request
+    cds_public_base_url: str | None = None
+    #: issue 19: the guideline's French text (served by passage at /cds-services/guideline/{rule_id}); unset: the
+    #: checkout's ../shared/guideline copy when present
+    guideline_path: str | None = None

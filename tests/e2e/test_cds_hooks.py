@@ -35,7 +35,7 @@ async def test_discovery_patient_view_and_feedback(stack: RunningStack, publish:
 
     async with httpx.AsyncClient(timeout=15, headers=auth(CLINICIAN, "dr-ehr")) as c:
         found = cds_spec.Discovery.model_validate((await c.get(base)).json())
-        assert [s.id for s in found.services] == [SERVICE_ID]
+        assert found.services[0].id == SERVICE_ID  # then order-sign, order-select (issue 19)
 
         request = copy.deepcopy(cds_spec.REQUEST_EXAMPLE)
         request["context"]["patientId"] = patient_id

@@ -1,0 +1,513 @@
+"""CDS Hooks `order-sign` / `order-select`: the draft orders an EHR is about to sign, checked against the patient's
+current facts (orders_facts.py). Pure: no I/O, no clock (`facts.now`).
+
+Checks (each card cites its rule and passage, lists the data used with value, unit and time, and what is missing):
+- zoledronic acid dose against the clearance, Tableau 2 (SYS-ZA-DOSE, L1153-1184): a wrong or absent dose gets a
+  suggestion whose `update` action replaces the draft with the corrected one; CrCl < 30 (contraindicated,
+  L1155-1156) a `delete` suggestion; a missing, stale or censored clearance an "insufficient data" card, never a dose;
+- denosumab at CrCl < 30 (SYS-DENO, L1215-1218);
+- an anti-resorptive while SYS-AR-PREREQ prerequisites are unmet (L795-801, L1086-1100, L1267-1273), or during a
+  current hypercalcaemic crisis (LAB-CA-CRISIS L300-306: the prerequisites are waived, "sauf urgence");
+- an anticancer drug while a radiotherapy is planned (RT-DRUG, Tableau 6, L1948-2016, L2196-2358);
+- an antiplatelet or anticoagulant while a cementoplasty is planned (IR-CEMENT haemostasis, L2626-2640).
+A drug the shared vocabulary cannot identify concerns none of these rules and gets no card (drugs.identify).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+from contracts.base import derived_id
+from contracts.rules import GUIDELINE, RULESET_VERSION, cite
+from services.notification.cds import RULE_SYSTEM, override_reasons
+from services.notification.orders_drafts import Draft, drafts
+from services.notification.orders_facts import OrderFacts, Value
+from services.notification.orders_rules import (
+    DRUG_FR,
+    HOLDING_PREREQUISITES,
+    ZaBand,
+    cement_stop_fr,
+    severe_renal_failure,
+    za_band,
+)
+from shared.clinical.dates import HOSPITAL_TZ
+
+UCUM: Final = "http://unitsofmeasure.org"
+Indicator = Literal["info", "warning", "critical"]
+#: the names of the values a card shows (French, clinical)
+LABELS: Final = {
+    "creatinine_clearance": "Clairance de la créatinine (Cockcroft-Gault)",
+    "initial_creatinine_clearance": "Clairance initiale (avant la première perfusion)",
+    "corrected_calcium": "Calcémie corrigée",
+}
+UNITS_FR: Final = {"umol/L": "µmol/L", "mL/min": "mL/min", "mmol/L": "mmol/L"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    draft: Draft
+    check: str
+    rule_id: str
+    indicator: Indicator
+    summary: str
+    text: str
+    used: tuple[Value, ...] = ()
+    missing: tuple[str, ...] = ()
+    suggestion: dict[str, Any] | None = None
+    extra: tuple[str, ...] = field(default=())  # further Markdown lines (e.g. the unmet prerequisites)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a card points: the patient's live page (a SMART link) and a rule's passage (`source.url`)."""
+
+    page: Callable[[str], str]
+    passage: Callable[[str], str]
+
+
+# ---- the checks --------------------------------------------------------------------------------------------------
+def _num(x: float, digits: int = 1) -> str:
+    """French decimal comma, trailing zeros dropped: 3.3 -> "3,3", 4.0 -> "4", 45.25 -> "45,3"."""
+    text = f"{round(x, digits):.{digits}f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",")
+
+
+def shown(v: Value) -> str:
+    bound = f"{v.comparator} " if v.comparator else ""
+    return f"{bound}{_num(v.value)} {UNITS_FR.get(v.unit, v.unit)}"
+
+
+def with_dose(draft: Draft, dose_mg: float) -> dict[str, Any]:
+    """The draft with its dose replaced (or set) by `dose_mg` mg, everything else unchanged: what an `update` action
+    carries (the whole resource, CDS Hooks 2.0)."""
+    resource = copy.deepcopy(draft.resource)
+    quantity = {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
+    dosages = resource.setdefault("dosageInstruction", [])
+    if not dosages:
+        dosages.append({})
+    rates = dosages[0].setdefault("doseAndRate", [])
+    if rates:
+        rates[0]["doseQuantity"] = quantity
+    else:
+        rates.append({"doseQuantity": quantity})
+    text = dosages[0].get("text")
+    if isinstance(text, str):
+        dosages[0]["text"] = f"Acide zolédronique {_num(dose_mg)} mg (Tableau 2). " + text
+    MedicationRequest.model_validate(resource)  # the corrected draft is valid FHIR R4
+    return resource
+
+
+def _dose_mg(draft: Draft) -> float | None:
+    if draft.dose is None:
+        return None
+    value, unit = draft.dose
+    return {"mg": value, "g": value * 1000, "ug": value / 1000}.get(unit)
+
+
+def drug_fr(draft: Draft) -> str:
+    """The drug's French name: ours for the drugs the rules name, else as the prescriber wrote it."""
+    key = draft.identity.key if draft.identity is not None else ""
+    return DRUG_FR.get(key) or draft.name or key.replace("_", " ")
+
+
+def _insufficient(draft: Draft, check: str, rule_id: str, summary: str, text: str, f: OrderFacts) -> Finding:
+    stale = (f.crcl.stale,) if f.crcl.stale is not None else ()
+    return Finding(draft, check, rule_id, "warning", summary, text, stale, f.crcl.missing)
+
+
+def _za(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """SYS-ZA-DOSE, Tableau 2 (L1153-1184): the dose follows the initial clearance; renal function is checked before
+    each infusion (L770-772): a current clearance is needed in every case."""
+    current = f.crcl.value
+    if current is None:
+        return [
+            _insufficient(
+                draft,
+                "za-dose",
+                "SYS-ZA-DOSE",
+                "Acide zolédronique : données insuffisantes (clairance récente inconnue)",
+                "La dose d'acide zolédronique dépend de la clairance de la créatinine (Tableau 2) ; aucune clairance "
+                "de moins de 30 jours n'est disponible : dose non vérifiable. Contrôler créatininémie et poids avant "
+                "la perfusion.",
+                f,
+            )
+        ]
+    side = severe_renal_failure(current.value, current.comparator)
+    if side == "below":
+        delete = {
+            "label": "Retirer la prescription d'acide zolédronique",
+            "uuid": str(derived_id("order-suggestion", draft.ref, "za-delete")),
+            "isRecommended": True,
+            "actions": [
+                {
+                    "type": "delete",
+                    "description": "Acide zolédronique contre-indiqué (clairance < 30 mL/min, Tableau 2).",
+                    "resourceId": draft.ref,
+                }
+            ],
+        }
+        return [
+            Finding(
+                draft,
+                "za-contraindicated",
+                "SYS-ZA-DOSE",
+                "critical",
+                f"Acide zolédronique contre-indiqué : clairance {shown(current)} (< 30 mL/min)",
+                "Le traitement est contre-indiqué en cas de clairance < 30 mL/min (Cockcroft). Le dénosumab expose "
+                "alors à une ostéodystrophie rénale de type os adynamique : avis spécialisé avant tout "
+                "anti-résorptif.",
+                (current,),
+                suggestion=delete,
+            )
+        ]
+    basis, band = current, za_band(current.value, current.comparator)
+    initial = f.initial_crcl
+    if initial is not None:
+        first = za_band(initial.value, initial.comparator)
+        if first is None or first.dose_mg is not None:  # an initial < 30 with a current >= 30: the current one
+            basis, band = initial, first
+    if side == "straddles" or band is None:
+        return [
+            Finding(
+                draft,
+                "za-dose",
+                "SYS-ZA-DOSE",
+                "warning",
+                f"Acide zolédronique : clairance {shown(basis)} censurée, données insuffisantes",
+                "La clairance est calculée à partir d'un résultat censuré : elle ne situe pas le patient dans une "
+                "seule tranche du Tableau 2. Une créatininémie exacte permettra de vérifier la dose.",
+                (basis,) if basis is current else (basis, current),
+                ("exact creatinine value",),
+            )
+        ]
+    return _za_dose(draft, basis, current, band)
+
+
+def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[Finding]:
+    assert band.dose_mg is not None
+    used = (basis,) if basis is current else (basis, current)
+    given = _dose_mg(draft)
+    if given is not None and abs(given - band.dose_mg) < 1e-6:
+        return []
+    if draft.dose is not None and given is None:
+        return [
+            Finding(
+                draft,
+                "za-dose",
+                "SYS-ZA-DOSE",
+                "warning",
+                "Acide zolédronique : unité de dose non reconnue",
+                f"Dose du brouillon : {_num(draft.dose[0])} {draft.dose[1]} ; la dose attendue est "
+                f"{_num(band.dose_mg)} mg (Tableau 2, clairance {band.label}).",
+                used,
+                ("dose in mg",),
+            )
+        ]
+    said = "non renseignée" if given is None else f"{_num(given)} mg"
+    corrected = with_dose(draft, band.dose_mg)
+    suggestion = {
+        "label": f"Corriger la dose : acide zolédronique {_num(band.dose_mg)} mg",
+        "uuid": str(derived_id("order-suggestion", draft.ref, "za-dose", band.dose_mg)),
+        "isRecommended": True,
+        "actions": [
+            {
+                "type": "update",
+                "description": f"Remplacer la prescription par l'acide zolédronique {_num(band.dose_mg)} mg "
+                f"(clairance {band.label}, Tableau 2).",
+                "resource": corrected,
+            }
+        ],
+    }
+    initial = " initiale" if basis is not current else ""
+    return [
+        Finding(
+            draft,
+            "za-dose",
+            "SYS-ZA-DOSE",
+            "warning",
+            f"Acide zolédronique {said} : {_num(band.dose_mg)} mg pour une clairance de {shown(basis)}",
+            f"Dose prescrite : {said}. Le Tableau 2 donne {_num(band.dose_mg)} mg pour une clairance{initial} "
+            f"de {band.label} (clairance retenue : {shown(basis)}).",
+            used,
+            suggestion=suggestion,
+        )
+    ]
+
+
+def _deno(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """SYS-DENO (L1215-1218): no renal adjustment, but at CrCl < 30 an adynamic renal osteodystrophy is possible and
+    an anti-resorptive is then harmful."""
+    current = f.crcl.value
+    if current is None:
+        stale = (f.crcl.stale,) if f.crcl.stale is not None else ()
+        return [
+            Finding(
+                draft,
+                "deno-renal",
+                "SYS-DENO",
+                "info",
+                "Dénosumab : clairance récente inconnue",
+                "Le dénosumab ne s'adapte pas à la fonction rénale, mais une clairance < 30 mL/min expose à une "
+                "ostéodystrophie rénale (os adynamique) pour laquelle un anti-résorptif est délétère : aucune "
+                "clairance de moins de 30 jours ne permet de l'écarter.",
+                stale,
+                f.crcl.missing,
+            )
+        ]
+    side = severe_renal_failure(current.value, current.comparator)
+    if side == "above":
+        return []
+    certain = side == "below"
+    return [
+        Finding(
+            draft,
+            "deno-renal",
+            "SYS-DENO",
+            "warning",
+            f"Dénosumab et clairance {shown(current)} : "
+            + ("insuffisance rénale sévère" if certain else "insuffisance rénale sévère possible"),
+            ("Clairance < 30 mL/min" if certain else "Clairance censurée, possiblement < 30 mL/min")
+            + " : le patient peut présenter une ostéodystrophie rénale de type os adynamique, pour laquelle un "
+            "anti-résorptif est délétère. Avis spécialisé avant la prescription.",
+            (current,),
+            () if certain else ("exact creatinine value",),
+        )
+    ]
+
+
+def _prerequisites(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """SYS-AR-PREREQ: vitamin D, dental assessment, extraction healed before an anti-resorptive, unless an emergency
+    (a current hypercalcaemic crisis, LAB-CA-CRISIS L300-306: "sauf urgence", L799, L1090, L1267)."""
+    name = drug_fr(draft) or "anti-résorptif"
+    unmet = []
+    if f.prerequisites is not None:
+        unmet = [c for c in f.prerequisites.checks if c.name in HOLDING_PREREQUISITES and c.status != "done"]
+    if f.crisis is not None:
+        used = tuple(
+            Value(i.name, float(i.value), i.unit or "", i.occurred_at, i.comparator, i.source_event_id)
+            for i in f.crisis.inputs
+            if isinstance(i.value, int | float) and not isinstance(i.value, bool)
+        )
+        waived = [f"- {c.detail_fr}" for c in unmet]
+        return [
+            Finding(
+                draft,
+                "ar-crisis",
+                "SYS-AR-PREREQ",
+                "info",
+                f"{name.capitalize()} pendant une crise aiguë hypercalcémique : prérequis levés (urgence)",
+                "Crise aiguë hypercalcémique en cours (calcémie corrigée > 3,5 mmol/L) : l'anti-résorptif ne "
+                "attend pas les prérequis (« sauf urgence »). Les compléter dès que possible"
+                + (" :" if waived else "."),
+                used,
+                extra=tuple(waived),
+            )
+        ]
+    if not f.plan_received:
+        return [
+            Finding(
+                draft,
+                "ar-prerequisites",
+                "SYS-AR-PREREQ",
+                "warning",
+                f"{name.capitalize()} : prérequis inconnus (plan de traitement osseux non reçu)",
+                "Avant un anti-résorptif, sauf urgence : statut vitaminique D, fonction rénale et bilan "
+                "bucco-dentaire avec orthopantomogramme. Le plan de traitement osseux du patient n'a pas été reçu : "
+                "rien ne dit qu'ils sont faits.",
+                missing=("plan de traitement osseux (prérequis)",),
+            )
+        ]
+    todo = [c for c in unmet if c.status != "waived"]
+    if not todo:
+        return []
+    return [
+        Finding(
+            draft,
+            "ar-prerequisites",
+            "SYS-AR-PREREQ",
+            "warning",
+            f"{name.capitalize()} : prérequis non remplis ({len(todo)})",
+            "Sauf urgence, avant la mise en route d'un anti-résorptif : corriger une carence en vitamine D, bilan "
+            "bucco-dentaire par un spécialiste avec orthopantomogramme, cicatrisation après une extraction "
+            "(au moins 3 semaines à 1 mois, feu vert du dentiste). Restent à faire :",
+            extra=tuple(f"- {c.detail_fr}" for c in todo),
+        )
+    ]
+
+
+def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """RT-DRUG, Tableau 6: a drug with a window around a planned radiotherapy. The local plan publishes the planner's
+    window for the drugs under way; for another drug the dates and windows are not published to notification."""
+    if not f.radiotherapy:
+        return []
+    name = drug_fr(draft)
+    assert draft.identity is not None
+    decided = [i for i in f.windows if i.key.endswith(f":drug:{draft.identity.key}")]
+    where = "; ".join(sorted({i.title.split(" — ")[-1].split(" : ")[0] for i in f.radiotherapy}))
+    if decided:
+        delays = any(i.status in ("to_do", "cannot_decide", "warning") for i in decided)
+        return [
+            Finding(
+                draft,
+                "rt-window",
+                "RT-DRUG",
+                "warning" if delays else "info",
+                f"{name.capitalize()} et radiothérapie prévue ({where})"[:140],
+                " ".join(i.text_fr for i in decided),
+                missing=tuple(m for i in decided for m in i.missing),
+            )
+        ]
+    return [
+        Finding(
+            draft,
+            "rt-window",
+            "RT-DRUG",
+            "warning",
+            f"{name.capitalize()} : radiothérapie prévue ({where}), fenêtre du Tableau 6 à vérifier"[:140],
+            "Une radiothérapie est prévue. Certains anticancéreux imposent un délai avant et après l'irradiation "
+            "(Tableau 6 : gemcitabine, doxorubicine, bévacizumab ; immunothérapies et ITK : avis de la RCP). La date "
+            "des séances et la fenêtre de ce médicament ne sont pas connues de ce service : à vérifier avec le "
+            "radiothérapeute avant de signer.",
+            missing=("dates de la radiothérapie prévue", f"fenêtre du Tableau 6 pour {name}"),
+        )
+    ]
+
+
+def _cementoplasty(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """IR-CEMENT haemostasis (L2626-2640): antiplatelets and anticoagulants before a cementoplasty."""
+    if not f.cementoplasty:
+        return []
+    assert draft.identity is not None
+    who = draft.identity
+    rule = cement_stop_fr(who.key, who.group)
+    used: tuple[Value, ...] = ()
+    missing: tuple[str, ...] = ()
+    indicator: Indicator = "warning"
+    if who.key == "aspirin":
+        mg = _dose_mg(draft)
+        if mg is not None and draft.per_day is not None:
+            daily = mg * draft.per_day
+            used = (Value("aspirin_daily_dose", daily, "mg/j", None),)
+            indicator = "info" if daily < 160 else "warning"
+        else:
+            missing = ("dose quotidienne d'aspirine",)
+    lesions = "; ".join(sorted({i.title.split(" : ")[0] for i in f.cementoplasty}))
+    return [
+        Finding(
+            draft,
+            "cement-haemostasis",
+            "IR-CEMENT",
+            indicator,
+            f"{drug_fr(draft).capitalize()} : {lesions.lower()} prévue"[:140],
+            f"Une cimentoplastie est prévue ({lesions}). Avant le geste : {rule}. Date du geste : voir le plan local "
+            "(non transmise avec l'ordonnance).",
+            used,
+            missing,
+        )
+    ]
+
+
+def _unreadable(draft: Draft) -> Finding:
+    name = drug_fr(draft)
+    return Finding(
+        draft,
+        "unreadable",
+        "SYS-ZA-DOSE" if draft.identity and draft.identity.key == "zoledronic_acid" else "SYS-AR-PREREQ",
+        "warning",
+        f"{name.capitalize()} : brouillon non conforme FHIR R4, contrôle impossible"[:140],
+        "Le brouillon de prescription n'est pas une MedicationRequest FHIR R4 valide : la dose et le rythme n'ont "
+        "pas pu être lus ni vérifiés.",
+        missing=("MedicationRequest FHIR R4 valide",),
+    )
+
+
+def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
+    """Every check on every draft (ServiceRequests are read but no rule here checks them yet)."""
+    out: list[Finding] = []
+    for d in orders:
+        who = d.identity
+        if who is None or not who.known:
+            continue
+        concerned = who.drug_class in ("antiresorptive", "anticancer", "antiplatelet", "anticoagulant")
+        if concerned and not d.valid:
+            out.append(_unreadable(d))
+            continue
+        if who.key == "zoledronic_acid":
+            out += _za(d, f)
+        if who.key == "denosumab":
+            out += _deno(d, f)
+        if who.drug_class == "antiresorptive":
+            out += _prerequisites(d, f)
+        if who.drug_class == "anticancer":
+            out += _radiotherapy(d, f)
+        if who.drug_class in ("antiplatelet", "anticoagulant"):
+            out += _cementoplasty(d, f)
+    return out
+
+
+# ---- cards -------------------------------------------------------------------------------------------------------
+def _when(v: Value) -> str:
+    if v.at is None:
+        return ""
+    local = v.at.astimezone(HOSPITAL_TZ)
+    return f" (prélèvement du {local:%d/%m/%Y} à {local:%H:%M})"
+
+
+def _detail(x: Finding) -> str:
+    lines = [x.text, *x.extra, ""]
+    if x.used:
+        lines.append("**Données utilisées :**")
+        lines += [f"- {LABELS.get(v.name, v.name.replace('_', ' '))} : {shown(v)}{_when(v)}" for v in x.used]
+        lines.append("")
+    if x.missing:
+        lines += ["**Données manquantes :** " + ", ".join(x.missing), ""]
+    c = cite(x.rule_id)
+    lines.append(f"Règle {x.rule_id} ({RULESET_VERSION}) — {c.section}, {c.lines}.")
+    return "\n".join(lines)
+
+
+def card(x: Finding, patient_id: str, links: Links) -> dict[str, Any]:
+    """One CDS Hooks 2.0 card. Its uuid names the patient, the draft, the check and the data it used: the same draft
+    checked again on the same data is the same card (the feedback then names it)."""
+    c = cite(x.rule_id)
+    data = tuple((v.name, v.value, v.comparator, v.at) for v in x.used)
+    uid = derived_id("order-card", patient_id, x.draft.ref, x.check, x.rule_id, data, x.missing)
+    out: dict[str, Any] = {
+        "uuid": str(uid),
+        "summary": x.summary[:140],
+        "indicator": x.indicator,
+        "detail": _detail(x),
+        "source": {
+            "label": f"{GUIDELINE} — {c.section} ({c.lines})",
+            "url": links.passage(x.rule_id),
+            "topic": {"system": RULE_SYSTEM, "code": x.rule_id, "display": c.section},
+        },
+        "overrideReasons": override_reasons(),
+        "links": [
+            {"label": "Dossier OsteoCDS du patient (alertes, plan)", "url": links.page(patient_id), "type": "smart"}
+        ],
+    }
+    if x.suggestion is not None:
+        out["suggestions"] = [x.suggestion]
+        out["selectionBehavior"] = "at-most-one"
+    return out
+
+
+_ORDER: Final = {"critical": 0, "warning": 1, "info": 2}
+
+
+def cards(
+    bundle: dict[str, Any] | None,
+    f: OrderFacts,
+    patient_id: str,
+    links: Links,
+    selections: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The `order-sign` / `order-select` cards for the drafts, most urgent first."""
+    found = findings(drafts(bundle, selections), f)
+    return [card(x, patient_id, links) for x in sorted(found, key=lambda x: _ORDER[x.indicator])]

@@ -1,0 +1,134 @@
+"""The patient's facts the order checks read, taken from what the services publish and notification keeps
+(services/notification/domain.py `PatientAlerts`): the newest clearance (lab normalisation), the systemic plan's
+prerequisites and initial clearance (systemic planner), a current hypercalcaemic crisis (scoring's LAB-CA-CRISIS
+alert), the local plan's radiotherapy and cementoplasty items (radiotherapy planner). Pure: `now` is passed in.
+Nothing is guessed: a fact the services did not publish is None, and the check says it is missing."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.base import InputUsed
+from contracts.clinical import Alert, NormalisedLab
+from contracts.hospital import Comparator
+from contracts.plan import PlanItem
+from services.notification.domain import PatientAlerts
+from services.notification.orders_rules import CRCL_MAX_AGE, FUTURE_TOLERANCE
+
+#: the alert statuses of a decision that still holds (a clinician acting on it does not end the crisis)
+HOLDING: tuple[str, ...] = ("active", "acknowledged", "overridden")
+#: local-plan statuses of an item still to be done (a planned radiotherapy or cementoplasty)
+PLANNED: tuple[str, ...] = ("recommended", "to_do", "cannot_decide", "warning")
+#: local-treatment rules whose items are a radiotherapy course (RT-DRUG windows apply to them, L1948-2016)
+RT_RULES: frozenset[str] = frozenset(
+    {"RT-PAIN", "RT-FRACT-PALL", "RT-FRACTURE-RISK", "RT-MSCC", "RT-POSTOP", "RT-SBRT-IND", "RT-SBRT-DOSE", "RT-REIRR"}
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value used, with its unit, clinical time and provenance (shown on the card)."""
+
+    name: str
+    value: float
+    unit: str
+    at: datetime | None
+    comparator: Comparator | None = None
+    source_event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """The current Cockcroft-Gault clearance, or why there is none (`missing`, in English codes like every
+    service's `missing`; `stale` when the newest one is older than CRCL_MAX_AGE)."""
+
+    value: Value | None
+    missing: tuple[str, ...] = ()
+    stale: Value | None = None
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    now: datetime
+    crcl: Clearance
+    #: SYS-ZA-DOSE, Tableau 2 "clairance initiale": the clearance before the first infusion, when the plan used it
+    initial_crcl: Value | None = None
+    plan_received: bool = False
+    prerequisites: PlanItem | None = None
+    crisis: Alert | None = None
+    local_plan_received: bool = False
+    radiotherapy: tuple[PlanItem, ...] = ()
+    cementoplasty: tuple[PlanItem, ...] = ()
+    #: RT-DRUG items: the radiotherapy planner's window for each drug under way (key `{lesion}:drug:{drug}`)
+    windows: tuple[PlanItem, ...] = ()
+
+
+def _clearance(lab: NormalisedLab | None, now: datetime) -> Clearance:
+    if lab is None:
+        return Clearance(None, ("creatinine clearance (Cockcroft-Gault)",))
+    if lab.value is None:  # not computable: lab normalisation says why (weight, age, sex, creatinine...)
+        return Clearance(None, tuple(lab.missing) or ("creatinine clearance (Cockcroft-Gault)",))
+    v = Value("creatinine_clearance", lab.value, lab.unit, lab.occurred_at, lab.comparator, lab.event_id)
+    if lab.occurred_at > now + FUTURE_TOLERANCE:
+        return Clearance(None, ("creatinine clearance dated in the future",), stale=v)
+    if now - lab.occurred_at > CRCL_MAX_AGE:
+        return Clearance(None, ("recent creatinine and weight (clearance older than 30 days)",), stale=v)
+    return Clearance(v)
+
+
+def _input(i: InputUsed) -> Value | None:
+    if not isinstance(i.value, int | float) or isinstance(i.value, bool):
+        return None
+    return Value(i.name, float(i.value), i.unit or "mL/min", i.occurred_at, i.comparator, i.source_event_id)
+
+
+def facts(state: PatientAlerts | None, now: datetime) -> OrderFacts:
+    """What the order checks know of the patient at `now`."""
+    if state is None:
+        return OrderFacts(now, _clearance(None, now))
+    crcl = _clearance(state.labs.get("creatinine_clearance"), now)
+    plan = state.plan
+    prerequisites = initial = None
+    if plan is not None:
+        prerequisites = next((i for i in plan.items if i.key == "prerequisites"), None)
+        ar = next((i for i in plan.items if i.key == "antiresorptive"), None)
+        if ar is not None:
+            found = next((i for i in ar.inputs if i.name == "initial_creatinine_clearance"), None)
+            initial = _input(found) if found is not None else None
+    crisis = next(
+        (
+            a
+            for a in sorted(state.alerts.values(), key=lambda a: a.occurred_at, reverse=True)
+            if a.rule_id == "LAB-CA-CRISIS"
+            and a.severity == "critical"
+            and a.status in HOLDING
+            and str(a.recommendation_id) not in state.pending
+        ),
+        None,
+    )
+    local = state.local_plan
+    rt: list[PlanItem] = []
+    cement: list[PlanItem] = []
+    windows: list[PlanItem] = []
+    if local is not None:
+        for i in [*(i for s in local.sections for i in s.items), *local.patient_items]:
+            if i.rule_id == "RT-DRUG":
+                windows.append(i)
+            elif i.status in PLANNED and i.rule_id in RT_RULES:
+                rt.append(i)
+            elif i.status in PLANNED and i.rule_id == "IR-CEMENT":
+                cement.append(i)
+    return OrderFacts(
+        now=now,
+        crcl=crcl,
+        initial_crcl=initial,
+        plan_received=plan is not None,
+        prerequisites=prerequisites,
+        crisis=crisis,
+        local_plan_received=local is not None,
+        radiotherapy=tuple(rt),
+        cementoplasty=tuple(cement),
+        windows=tuple(windows),
+    )

@@ -1,0 +1,102 @@
+"""The guideline's tables and thresholds the order checks read (CDS Hooks `order-sign` / `order-select`). Pure.
+
+Tableau 2 is the systemic planner's too (services/systemic_planner/rules.py, which notification may not import):
+tests/unit/test_cds_orders.py checks both give the same dose on every band and edge, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from contracts.hospital import Comparator
+from shared.clinical.censored import Side, Strictness, band, interval, side_of
+
+#: SYS-ZA-DOSE, Tableau 2 (L1159-1178): cut points of the initial Cockcroft-Gault clearance, ascending, with how each
+#: band's lower bound is stated: < 30 | 30-39 | 40-49 | 50-60 | > 60 ("contre-indiqué ... < 30 ml/mn", L1155-1156).
+ZA_CUTS: Final[list[tuple[float, Strictness]]] = [(30.0, ">="), (40.0, ">="), (50.0, ">="), (60.0, ">")]
+#: the dose of each band (mg), None = contraindicated (L1155-1156); the band's label as Tableau 2 prints it
+ZA_BANDS: Final[list[tuple[float | None, str]]] = [
+    (None, "< 30 mL/min"),
+    (3.0, "30-39 mL/min"),
+    (3.3, "40-49 mL/min"),
+    (3.5, "50-60 mL/min"),
+    (4.0, "> 60 mL/min"),
+]
+#: SYS-DENO (L1215-1218) and SYS-ZA-DOSE (L1155-1156): severe renal failure is "< 30 ml/mn"
+SEVERE_RENAL_FAILURE_ML_MIN: Final = 30.0
+#: How old a clearance may be and still count as current: 30 days, as the systemic planner's recency (zoledronic acid
+#: is dosed on renal function and given monthly, Tableau 2 L1153-1184; renal function checked before each infusion,
+#: L770-772). Older: insufficient data, never a dose.
+CRCL_MAX_AGE: Final = timedelta(days=30)
+#: a clinical time later than now by more than this is not current (clock skew between hospital systems)
+FUTURE_TOLERANCE: Final = timedelta(minutes=10)
+#: SYS-AR-PREREQ (L795-801, L1086-1100, L1267-1273): the checks that hold an anti-resorptive unless an emergency
+HOLDING_PREREQUISITES: Final = ("vitamin_d", "dental_assessment", "extraction_healing")
+
+
+#: French names of the drugs the cards name (others: as the prescriber wrote them in the draft)
+DRUG_FR: Final[dict[str, str]] = {
+    "zoledronic_acid": "acide zolédronique",
+    "denosumab": "dénosumab",
+    "pamidronate": "pamidronate",
+    "ibandronic_acid": "acide ibandronique",
+    "clopidogrel": "clopidogrel",
+    "aspirin": "aspirine",
+    "gemcitabine": "gemcitabine",
+    "doxorubicin": "doxorubicine",
+    "bevacizumab": "bévacizumab",
+}
+
+
+@dataclass(frozen=True)
+class ZaBand:
+    dose_mg: float | None  # None: contraindicated
+    label: str
+
+
+def za_band(crcl_ml_min: float, comparator: Comparator | None) -> ZaBand | None:
+    """SYS-ZA-DOSE, Tableau 2: the band a clearance lies wholly in; None when a censored value spans two bands (issue
+    12: "> 45" may be 3.3, 3.5 or 4.0 mg: no dose is chosen from a bound)."""
+    if math.isnan(crcl_ml_min):
+        return None
+    b = band(interval(crcl_ml_min, comparator), ZA_CUTS)
+    if b is None:
+        return None
+    dose, label = ZA_BANDS[b]
+    return ZaBand(dose, label)
+
+
+def severe_renal_failure(crcl_ml_min: float, comparator: Comparator | None) -> Side:
+    """ "below" = CrCl < 30 whatever the censored value is, "above" = certainly not, "straddles" = undecided."""
+    return side_of(crcl_ml_min, comparator, SEVERE_RENAL_FAILURE_ML_MIN, ">=")
+
+
+#: IR-CEMENT haemostasis (L2626-2640): what the text says of each antithrombotic before a cementoplasty.
+CEMENT_STOP_FR: Final[dict[str, str]] = {
+    "clopidogrel": "arrêt du clopidogrel cinq jours avant le geste",
+    "doac": "arrêt des anticoagulants oraux directs 48 h avant le geste",
+    "vka": "anticoagulant oral : relais par une héparine de bas poids moléculaire, arrêtée la veille du geste",
+    "aspirin": "l'aspirine à moins de 160 mg par jour peut être poursuivie ; sinon, arrêt cinq jours avant le geste",
+}
+#: the "nouveaux anticoagulants oraux" the text names (L2636), and the vitamin K antagonists (L2630)
+DOACS: Final = frozenset({"dabigatran", "rivaroxaban", "apixaban", "edoxaban"})
+VKAS: Final = frozenset({"warfarin", "acenocoumarol", "fluindione"})
+
+
+def cement_stop_fr(drug: str, group: str | None) -> str:
+    """The haemostasis instruction of IR-CEMENT for one antithrombotic (by INN, else by its group)."""
+    if drug == "clopidogrel":
+        return CEMENT_STOP_FR["clopidogrel"]
+    if drug == "aspirin":
+        return CEMENT_STOP_FR["aspirin"]
+    if drug in DOACS or group == "doac":
+        return CEMENT_STOP_FR["doac"]
+    if drug in VKAS or group == "vka":
+        return CEMENT_STOP_FR["vka"]
+    return (
+        "le référentiel ne donne pas de délai d'arrêt pour ce médicament avant une cimentoplastie : à fixer avec "
+        "l'équipe de radiologie interventionnelle (plaquettes > 50 G/L et TP > 50 % exigés)"
+    )

@@ -1,0 +1,375 @@
+"""CDS Hooks `order-sign` / `order-select` (issue 19): the pure order checker (services/notification/orders.py) driven
+by the guideline's tables, the request and card shapes against the CDS Hooks 2.0 specification's own examples
+(tests/samples/cds_order_*.json), and a suggestion applied to the draft."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+from contracts.base import InputUsed
+from contracts.clinical import Alert, NormalisedLab
+from contracts.examples import EXAMPLES
+from contracts.plan import Check, PlanItem, TreatmentPlan
+from contracts.rules import RULESET_VERSION, cite
+from services.notification import cds, orders
+from services.notification.domain import PatientAlerts
+from services.notification.orders_drafts import apply_suggestion, drafts
+from services.notification.orders_facts import Clearance, OrderFacts, Value, facts
+from services.notification.orders_rules import za_band
+from services.systemic_planner import rules as planner_rules
+from tests import cds_spec
+
+T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+PATIENT = "pt-ord-19"
+LINKS = orders.Links(
+    page=lambda p: f"https://cds.example.org/ui/patients/{p}",
+    passage=lambda r: f"https://cds.example.org/cds-services/guideline/{r}",
+)
+SAMPLES = Path(__file__).parents[1] / "samples"
+GUIDELINE = Path(__file__).parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
+
+#: Tableau 2 (L1159-1178) as the guideline prints it: "Clairance à la créatinine initiale (ml/min)" -> "Dose recommandée
+#: d'Acide zolédronique"; and L1155-1156: "contre-indiqué en cas de clairance < 30 ml/mn".
+TABLEAU_2 = ("> 60 4,0 mg", "50-60 3,5 mg", "40-49 3,3 mg", "30-39 3,0 mg")
+
+
+def tableau_2_rows() -> list[tuple[float, float, float]]:
+    """(lowest clearance, highest clearance, dose) of each printed row; a range "40-49" holds every value up to the
+    next row's lower bound (49.9 is in it: the bands are half-open)."""
+    rows = []
+    for row in TABLEAU_2:
+        m = re.fullmatch(r"(?:> (\d+)|(\d+)-(\d+)) (\d),(\d) mg", row)
+        assert m is not None, row
+        dose = float(f"{m.group(4)}.{m.group(5)}")
+        if m.group(1):
+            rows.append((float(m.group(1)) + 0.1, 250.0, dose))
+        else:
+            lo, hi = float(m.group(2)), float(m.group(3))
+            rows.append((lo, hi if hi == 60 else hi + 0.9, dose))
+    return rows
+
+
+def edges() -> list[tuple[float, float]]:
+    return [(crcl, dose) for lo, hi, dose in tableau_2_rows() for crcl in (lo, (lo + hi) / 2, hi)]
+
+
+def value(v: float, comparator: Any = None, age: timedelta = timedelta(days=2)) -> Value:
+    return Value("creatinine_clearance", v, "mL/min", T0 - age, comparator, uuid.uuid4())
+
+
+def known(crcl: Value | None, **kw: Any) -> OrderFacts:
+    clearance = Clearance(crcl) if crcl is not None else Clearance(None, ("clairance",))
+    return OrderFacts(now=T0, crcl=clearance, plan_received=True, **kw)
+
+
+def medication(drug: str, atc: str | None, dose: float | None, unit: str = "mg", rid: str = "mr-1") -> dict[str, Any]:
+    dosage: dict[str, Any] = {
+        "text": f"{drug} en perfusion",
+        "timing": {"repeat": {"frequency": 1, "period": 4, "periodUnit": "wk"}},
+    }
+    if dose is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": dose, "unit": unit, "system": orders.UCUM, "code": unit}}]
+    coding = [{"system": "http://www.whocc.no/atc", "code": atc, "display": drug}] if atc else []
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "medicationCodeableConcept": {"coding": coding, "text": drug},
+        "dosageInstruction": [dosage],
+    }
+
+
+def za(dose: float | None, rid: str = "mr-za") -> dict[str, Any]:
+    return medication("acide zolédronique", "M05BA08", dose, rid=rid)
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def run(b: dict[str, Any], f: OrderFacts, selections: list[str] | None = None) -> list[dict[str, Any]]:
+    found = orders.cards(b, f, PATIENT, LINKS, selections)
+    cds_spec.CardsResponse.model_validate({"cards": found})  # every card has the specification's shape
+    return found
+
+
+def dose_of(resource: dict[str, Any]) -> float:
+    return float(resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"])
+
+
+def rule_of(card: dict[str, Any]) -> str:
+    return str(card["source"]["topic"]["code"])
+
+
+# ---- Tableau 2 -------------------------------------------------------------------------------------------------
+def test_the_printed_tableau_2_is_the_guideline_s() -> None:
+    if not GUIDELINE.exists():
+        pytest.skip("the guideline's text is not in this checkout")
+    text = GUIDELINE.read_text(encoding="utf-8").splitlines()[1158:1178]
+    assert all(any(line.strip() == row for line in text) for row in TABLEAU_2)
+
+
+@pytest.mark.parametrize(("crcl", "expected"), edges())
+def test_a_wrong_zoledronic_acid_dose_gets_the_tableau_2_dose_as_an_update(crcl: float, expected: float) -> None:
+    wrong = 4.0 if expected != 4.0 else 3.0
+    draft = bundle(za(wrong))
+    [card] = run(draft, known(value(crcl)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-ZA-DOSE")
+    [suggestion] = card["suggestions"]
+    [action] = suggestion["actions"]
+    assert action["type"] == "update"
+    corrected = MedicationRequest.model_validate(action["resource"])  # valid FHIR R4
+    assert corrected.id == "mr-za"
+    assert dose_of(action["resource"]) == expected
+    # applied as a CDS client does, the corrected draft passes the same check
+    assert run(apply_suggestion(draft, suggestion), known(value(crcl))) == []
+
+
+@pytest.mark.parametrize(("crcl", "expected"), edges())
+def test_the_right_dose_gets_no_card_and_no_dose_gets_one(crcl: float, expected: float) -> None:
+    assert run(bundle(za(expected)), known(value(crcl))) == []
+    in_grams = medication("acide zolédronique", "M05BA08", expected / 1000, unit="g")
+    assert run(bundle(in_grams), known(value(crcl))) == []  # the same dose written in g
+    [card] = run(bundle(za(None)), known(value(crcl)))
+    resource = card["suggestions"][0]["actions"][0]["resource"]
+    assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == expected
+
+
+@pytest.mark.parametrize("crcl", [29.9, 15.0, 0.5])
+def test_zoledronic_acid_below_30_is_contraindicated_with_a_delete(crcl: float) -> None:
+    draft = bundle(za(3.0), medication("paracétamol", "N02BE01", 1000, rid="mr-para"))
+    [card] = run(draft, known(value(crcl)))
+    assert (card["indicator"], rule_of(card)) == ("critical", "SYS-ZA-DOSE")
+    [action] = card["suggestions"][0]["actions"]
+    assert action == {"type": "delete", "description": action["description"], "resourceId": "MedicationRequest/mr-za"}
+    left = apply_suggestion(draft, card["suggestions"][0])
+    assert [e["resource"]["id"] for e in left["entry"]] == ["mr-para"]
+
+
+def test_tableau_2_is_the_systemic_planner_s_on_every_band_and_edge() -> None:
+    """The table is written once more here (notification may not import a planner): both must agree everywhere."""
+    for crcl in [x / 10 for x in range(0, 1500)]:
+        for comparator in (None, "<", "<=", ">", ">="):
+            ours = za_band(crcl, comparator)
+            theirs = planner_rules.zoledronic_acid_dose_bounded(crcl, comparator)
+            assert (ours is None) == (theirs is None), (crcl, comparator)
+            if ours is not None and theirs is not None:
+                assert ours.dose_mg == theirs.dose_mg, (crcl, comparator)
+
+
+def test_the_dose_follows_the_initial_clearance_when_the_plan_used_it() -> None:
+    initial = Value("initial_creatinine_clearance", 45.0, "mL/min", T0 - timedelta(days=200))
+    [card] = run(bundle(za(4.0)), known(value(75.0), initial_crcl=initial))
+    band = za_band(45.0, None)
+    assert band is not None and dose_of(card["suggestions"][0]["actions"][0]["resource"]) == band.dose_mg
+    assert "Clairance initiale" in card["detail"] and "Clairance de la créatinine" in card["detail"]
+
+
+# ---- insufficient data: never a guessed dose ---------------------------------------------------------------------
+def test_a_missing_or_stale_clearance_says_what_is_missing_and_suggests_nothing() -> None:
+    stale = value(45.0, age=timedelta(days=31))
+    for clearance in (Clearance(None, ("clairance",)), Clearance(None, ("recent creatinine",), stale=stale)):
+        [card] = run(bundle(za(3.3)), OrderFacts(now=T0, crcl=clearance, plan_received=True))
+        assert card["indicator"] == "warning" and "suggestions" not in card
+        assert "données insuffisantes" in card["summary"] and "**Données manquantes :**" in card["detail"]
+    [card] = run(bundle(za(3.3)), OrderFacts(now=T0, crcl=Clearance(None, ("x",), stale=stale), plan_received=True))
+    assert "45 mL/min" in card["detail"]  # the stale value shown with its date, never used
+
+
+def test_a_censored_clearance_spanning_two_bands_gives_no_dose() -> None:
+    [card] = run(bundle(za(4.0)), known(value(45.0, ">")))
+    assert "suggestions" not in card and "censurée" in card["summary"]
+    assert run(bundle(za(4.0)), known(value(65.0, ">"))) == []  # "> 65" lies wholly in "> 60": 4 mg is right
+
+
+def test_facts_come_from_the_published_lab_and_age_out() -> None:
+    lab = NormalisedLab.model_validate(
+        {
+            **EXAMPLES["osteocds.labs.normalised.v1"],
+            "analyte": "creatinine_clearance",
+            "value": 42.0,
+            "unit": "mL/min",
+            "occurred_at": (T0 - timedelta(days=3)).isoformat(),
+        }
+    )
+    state = PatientAlerts(labs={"creatinine_clearance": lab})
+    got = facts(state, T0)
+    assert got.crcl.value is not None and got.crcl.value.value == 42.0
+    old = facts(state, T0 + timedelta(days=28))
+    assert old.crcl.value is None and old.crcl.stale is not None and old.crcl.missing
+    assert facts(None, T0).crcl.value is None
+
+
+# ---- denosumab, prerequisites, crisis --------------------------------------------------------------------------
+@pytest.mark.parametrize(("crcl", "indicator"), [(29.9, "warning"), (30.0, None), (12.0, "warning"), (80.0, None)])
+def test_denosumab_below_30(crcl: float, indicator: str | None) -> None:
+    found = run(bundle(medication("XGEVA", "M05BX04", 120, rid="mr-deno")), known(value(crcl)))
+    assert [(c["indicator"], rule_of(c)) for c in found] == ([(indicator, "SYS-DENO")] if indicator else [])
+
+
+def prerequisites(*statuses: tuple[str, str]) -> PlanItem:
+    return PlanItem(
+        key="prerequisites",
+        rule_id="SYS-AR-PREREQ",
+        status="to_do",
+        severity="warning",
+        title="Prérequis",
+        text_fr="Prérequis avant anti-résorptif.",
+        citation=cite("SYS-AR-PREREQ"),
+        checks=[Check(name=n, status=s, detail_fr=f"Contrôle {n}.") for n, s in statuses],
+    )
+
+
+def crisis() -> Alert:
+    return Alert(
+        event_id=uuid.uuid4(),
+        patient_id=PATIENT,
+        occurred_at=T0,
+        recorded_at=T0,
+        source="notification",
+        recommendation_id=uuid.uuid4(),
+        rule_id="LAB-CA-CRISIS",
+        ruleset_version=RULESET_VERSION,
+        severity="critical",
+        title="Crise aiguë hypercalcémique",
+        text_fr="Calcémie corrigée > 3,5 mmol/L.",
+        citation=cite("LAB-CA-CRISIS"),
+        inputs=[InputUsed(name="corrected_calcium", value=3.71, unit="mmol/L", occurred_at=T0)],
+        produced_by="scoring",
+    )
+
+
+def test_an_anti_resorptive_with_unmet_prerequisites_or_during_a_crisis() -> None:
+    unmet = prerequisites(("vitamin_d", "to_do"), ("dental_assessment", "done"), ("extraction_healing", "pending"))
+    draft = bundle(medication("XGEVA", "M05BX04", 120, rid="mr-deno"))
+    [card] = run(draft, known(value(70.0), prerequisites=unmet))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-AR-PREREQ")
+    assert "Contrôle vitamin_d." in card["detail"] and "Contrôle extraction_healing." in card["detail"]
+    assert "Contrôle dental_assessment." not in card["detail"]
+    [card] = run(draft, known(value(70.0), prerequisites=unmet, crisis=crisis()))
+    assert card["indicator"] == "info" and "crise" in card["summary"].lower()
+    assert "3,7 mmol/L" in card["detail"]  # the calcium it used, with its unit
+    assert run(draft, known(value(70.0), prerequisites=prerequisites(("vitamin_d", "done")))) == []
+    [card] = run(draft, OrderFacts(now=T0, crcl=Clearance(value(70.0))))  # no plan received: unknown, said so
+    assert "plan de traitement osseux non reçu" in card["summary"]
+
+
+# ---- radiotherapy, cementoplasty --------------------------------------------------------------------------------
+def local_item(key: str, rule_id: str, title: str, status: str = "to_do", text: str = "Texte.") -> PlanItem:
+    return PlanItem(
+        key=key,
+        rule_id=rule_id,
+        status=status,
+        severity="warning",
+        title=title,
+        text_fr=text,
+        citation=cite(rule_id),
+    )
+
+
+def test_an_anticancer_drug_while_radiotherapy_is_planned() -> None:
+    rt = local_item("T8:rt-scheme", "RT-FRACT-PALL", "Radiothérapie palliative — T8 : 8 Gy", "recommended")
+    gem = bundle(medication("gemcitabine", "L01BC05", 1800, rid="mr-gem"))
+    [card] = run(gem, known(value(70.0), radiotherapy=(rt,)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "RT-DRUG") and "T8" in card["summary"]
+    window = local_item(
+        "T8:drug:gemcitabine", "RT-DRUG", "gemcitabine et RT", text="Radiothérapie possible à partir du 02/01/2027."
+    )
+    [card] = run(gem, known(value(70.0), radiotherapy=(rt,), windows=(window,)))
+    assert "02/01/2027" in card["detail"]
+    assert run(gem, known(value(70.0))) == []  # no radiotherapy planned
+
+
+@pytest.mark.parametrize(
+    ("drug", "atc", "dose", "per", "said", "indicator"),
+    [
+        ("clopidogrel", "B01AC04", 75, 1, "cinq jours", "warning"),
+        ("apixaban", "B01AF02", 5, 2, "48 h", "warning"),
+        ("aspirine", "B01AC06", 75, 1, "peut être poursuivie", "info"),
+        ("aspirine", "B01AC06", 250, 1, "sinon, arrêt cinq jours", "warning"),
+    ],
+)
+def test_an_antithrombotic_before_a_cementoplasty(
+    drug: str, atc: str, dose: float, per: int, said: str, indicator: str
+) -> None:
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    order = medication(drug, atc, dose, rid="mr-at")
+    order["dosageInstruction"][0]["timing"] = {"repeat": {"frequency": per, "period": 1, "periodUnit": "d"}}
+    [card] = run(bundle(order), known(value(70.0), cementoplasty=(cement,)))
+    assert (card["indicator"], rule_of(card)) == (indicator, "IR-CEMENT") and said in card["detail"]
+    assert run(bundle(order), known(value(70.0))) == []
+
+
+# ---- shapes: the specification's own examples, source URL, links, order-select ----------------------------------
+def spec_request(name: str, hook: str) -> dict[str, Any]:
+    doc = json.loads((SAMPLES / name).read_text(encoding="utf-8"))
+    assert doc["source"].startswith("https://cds-hooks.org/hooks/")
+    return {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "hook": hook, **doc["example"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "hook"), [("cds_order_sign_r4.json", "order-sign"), ("cds_order_select_r4.json", "order-select")]
+)
+def test_the_specification_examples_are_read_and_answered(name: str, hook: str) -> None:
+    request = cds.OrderHookRequest.model_validate(spec_request(name, hook))
+    read = drafts(request.context.draftOrders, request.context.selections)
+    assert [d.ref for d in read] == ["MedicationRequest/smart-MedicationRequest-103"]  # the NutritionOrder is skipped
+    assert read[0].identity is not None and not read[0].identity.known  # amoxicillin: no rule here concerns it
+    assert run(request.context.draftOrders, known(None), request.context.selections) == []
+    # the same request with our drug in it: a card of the specification's shape
+    ctx = request.context.draftOrders
+    ctx = {**ctx, "entry": [*ctx["entry"], {"resource": za(4.0)}]}
+    selections = [*(request.context.selections or []), "MedicationRequest/mr-za"] if hook == "order-select" else None
+    [card] = run(ctx, known(value(45.0)), selections)
+    assert card["source"]["url"] == "https://cds.example.org/cds-services/guideline/SYS-ZA-DOSE"
+    assert card["links"] == [
+        {"label": card["links"][0]["label"], "url": f"https://cds.example.org/ui/patients/{PATIENT}", "type": "smart"}
+    ]
+    assert {r["code"] for r in card["overrideReasons"]} == {r["code"] for r in cds.override_reasons()}
+    assert "45 mL/min" in card["detail"] and "Règle SYS-ZA-DOSE" in card["detail"]
+
+
+def test_order_select_checks_only_the_selected_drafts() -> None:
+    b = bundle(za(4.0, rid="a"), za(4.0, rid="b"))
+    assert len(run(b, known(value(45.0)))) == 2
+    [card] = run(b, known(value(45.0)), ["MedicationRequest/b"])
+    assert card["suggestions"][0]["actions"][0]["resource"]["id"] == "b"
+
+
+def test_the_discovery_lists_the_order_services_next_to_patient_view() -> None:
+    found = cds_spec.Discovery.model_validate(cds.discovery())
+    assert [(s.hook, s.id) for s in found.services] == [
+        ("patient-view", cds.SERVICE_ID),
+        ("order-sign", cds.ORDER_SIGN_ID),
+        ("order-select", cds.ORDER_SELECT_ID),
+    ]
+
+
+def test_a_draft_that_is_not_valid_fhir_is_said_so_never_dosed() -> None:
+    bad = za(3.0)
+    bad["dosageInstruction"][0]["doseAndRate"] = {"doseQuantity": {"value": 3.0, "unit": "mg"}}  # an object
+    [card] = run(bundle(bad), known(value(45.0)))
+    assert "non conforme" in card["summary"] and "suggestions" not in card
+
+
+def test_the_same_draft_on_the_same_data_is_the_same_card() -> None:
+    a = run(bundle(za(4.0)), known(value(45.0)))
+    b = run(bundle(za(4.0)), known(value(45.0)))
+    c = run(bundle(za(4.0)), known(value(47.0)))
+    assert a[0]["uuid"] == b[0]["uuid"] != c[0]["uuid"]
+
+
+def test_a_plan_example_gives_facts_without_guessing() -> None:
+    plan = TreatmentPlan.model_validate(EXAMPLES["osteocds.plans.v1"])
+    got = facts(PatientAlerts(plan=plan), T0)
+    assert got.plan_received and got.crcl.value is None and got.crcl.missing
