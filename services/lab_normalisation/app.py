@@ -18,13 +18,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import yaml
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import TypeAdapter
 
@@ -32,6 +33,7 @@ from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.admission import Budget, Path, admit
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
+from services.lab_normalisation.fhir import resource_type
 from services.lab_normalisation.hl7v2 import (
     AckCode,
     Hl7Message,
@@ -69,17 +71,22 @@ from services.lab_normalisation.mllp import (
     serve_mllp,
     tls_context,
 )
+from services.lab_normalisation.questionnaires import FORMS, bundle, questionnaire
+from services.lab_normalisation.questionnaires_map import Refused, read_response
 from services.lab_normalisation.settings import LabSettings
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
 from shared.runtime.decoding import checks_own_dates
 from shared.runtime.service import Service
-from shared.web.auth import INTEGRATION, Principal, require
+from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY, INTEGRATION, Principal, public, record_audit, require
 from shared.web.http import create_app
 
 log = logging.getLogger(__name__)
 #: one dependency object for the router and the routes that need the caller (FastAPI verifies the token once)
 INTEGRATION_PRINCIPAL = require(INTEGRATION)
+#: issue 23: POST /fhir also takes a clinician's QuestionnaireResponse (the resource type decides which role it needs)
+FHIR_PRINCIPAL = require(INTEGRATION, CLINICIAN_ENTRY)
+FORMS_PAGE = PathLib(__file__).with_name("static") / "forms.html"
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 MAX_CODE_LABELS = 500
 
@@ -259,13 +266,67 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         return answer(header, code, verdict.reasons, verdict.status, ack_wanted(header, mode, ok))
 
     router = APIRouter(tags=["ingestion"], dependencies=[INTEGRATION_PRINCIPAL])
+    fhir_router = APIRouter(tags=["ingestion"], dependencies=[FHIR_PRINCIPAL])
+    entries = Counter(
+        "osteocds_clinician_entries_total",
+        "QuestionnaireResponses to the clinician forms (issue 23), by form and outcome",
+        ["service", "form", "outcome"],
+        registry=service.metrics.registry,
+    )
 
-    @router.post("/fhir", status_code=202)
-    async def post_fhir(request: Request, who: Annotated[Principal, INTEGRATION_PRINCIPAL]) -> JSONResponse:
+    async def clinician_entry(request: Request, raw: bytes, who: Principal) -> JSONResponse:
+        """Issue 23: a QuestionnaireResponse to one of the forms, read into contract messages (questionnaires_map),
+        audited (actor from the token) and published on the input topics, as the bus would send them."""
+        if CLINICIAN_ENTRY not in who.roles:
+            return _fhir_json(
+                _outcome(["une QuestionnaireResponse demande le rôle clinician-entry"], code="forbidden"), 403
+            )
+        now = _now_ms()
+        try:
+            entry = await asyncio.to_thread(read_response, raw, who.subject, now, skew)
+        except Refused as exc:
+            entries.labels(service.name, "?", "refused").inc()
+            return _fhir_json(_outcome(exc.problems, code="invalid"), 422)
+        except ValueError:
+            entries.labels(service.name, "?", "refused").inc()
+            return _fhir_json(_outcome(["la réponse n'est pas un JSON lisible"], code="invalid"), 422)
+        form, at_ms, size = entry.form.id, int(now.timestamp() * 1000), len(entry.messages)
+        source = f"http:{who.subject}"
+        refused = await counts.take("http", "source", source, size, at_ms)
+        if refused is None and (refused := await counts.take("http", "patient", entry.patient_id, size, at_ms)):
+            await counts.give_back("source", source, size, at_ms)
+        if refused is not None:
+            doc = _outcome([refused], code="throttled")
+            return JSONResponse(doc, 429, {"Retry-After": str(budget.retry_after_s(at_ms))}, media_type=FHIR_JSON)
+        # audited before anything is published: no write without its record (shared/web/auth.record_audit)
+        await record_audit(request, who, f"write:{form}", entry.patient_id, (CLINICIAN_ENTRY,))
+        acks = [await service.producer.send(m) for m in entry.messages]
+        await asyncio.gather(*acks)
+        entries.labels(service.name, form, "published").inc()
+        log.info("clinician entry published", extra={"form": form, "messages": size})
+        return JSONResponse(
+            {
+                "form": form,
+                "event_ids": [str(m.event_id) for m in entry.messages],
+                "published": [
+                    {"schema": m.schema_id, "event_id": str(m.event_id), "source": m.source} for m in entry.messages
+                ],
+            },
+            status_code=202,
+        )
+
+    @fhir_router.post("/fhir", status_code=202)
+    async def post_fhir(request: Request, who: Annotated[Principal, FHIR_PRINCIPAL]) -> JSONResponse:
         """A FHIR R4 resource or Bundle (one patient). 202 with the event IDs it will produce; 200 with an
         informational OperationOutcome when it is valid but holds nothing used (as HL7 AA); 422 with an
-        OperationOutcome when it cannot be read or every result in it is refused."""
+        OperationOutcome when it cannot be read or every result in it is refused. A QuestionnaireResponse to one
+        of the clinician forms (issue 23, role clinician-entry): 202 with the event IDs of the messages published,
+        422 with an OperationOutcome naming each item refused (French)."""
         raw = await request.body()
+        if resource_type(raw) == "QuestionnaireResponse":
+            return await clinician_entry(request, raw, who)
+        if INTEGRATION not in who.roles:
+            return _fhir_json(_outcome(["this needs the role integration"], code="forbidden"), 403)
         now = _now_ms()
         try:
             size = check_results(raw, settings.max_results_per_message)
@@ -309,7 +370,30 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         headers = {"Retry-After": str(got.retry_after)} if got.retry_after is not None else None
         return Response(got.encoded(), status_code=got.status, headers=headers, media_type=HL7_MEDIA_TYPE)
 
-    app = create_app(service, [router])
+    forms = APIRouter(tags=["clinician entry"])
+
+    @forms.get("/fhir/Questionnaire", dependencies=[require(CLINICIAN, CLINICIAN_ENTRY)])
+    async def questionnaires() -> JSONResponse:
+        """Every clinician form as a FHIR R4 Questionnaire (a searchset Bundle; no patient data)."""
+        return _fhir_json(bundle(), 200)
+
+    @forms.get("/fhir/Questionnaire/{form_id}", dependencies=[require(CLINICIAN, CLINICIAN_ENTRY)])
+    async def one_questionnaire(form_id: str) -> JSONResponse:
+        form = FORMS.get(form_id)
+        if form is None:
+            return _fhir_json(_outcome([f"no Questionnaire {form_id[:64]!r}"], code="not-found"), 404)
+        return _fhir_json(questionnaire(form), 200)
+
+    @forms.get(
+        "/ui/saisie/patients/{patient_id}",
+        response_class=HTMLResponse,
+        dependencies=[public("static page shell: no patient data; it calls the API with the user's token")],
+    )
+    async def forms_page(patient_id: str) -> HTMLResponse:
+        """The clinician entry forms for one patient (French), rendered from the Questionnaires."""
+        return HTMLResponse(FORMS_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+    app = create_app(service, [router, fhir_router, forms])
     if settings.mllp_port:
         _mllp(service, app, settings, handle_hl7, answer)
     return service, app
@@ -456,12 +540,15 @@ def limited(parse: LabDecoder, limit: int) -> LabDecoder:
     return decode
 
 
+FHIR_JSON = "application/fhir+json"
+
+
 def _fhir_json(doc: dict[str, Any], status: int) -> JSONResponse:
-    return JSONResponse(doc, status_code=status, media_type="application/fhir+json")
+    return JSONResponse(doc, status_code=status, media_type=FHIR_JSON)
 
 
-def _outcome(problems: list[str], severity: str = "error") -> dict[str, Any]:
-    code = "informational" if severity == "information" else "processing"
+def _outcome(problems: list[str], severity: str = "error", code: str | None = None) -> dict[str, Any]:
+    code = code or ("informational" if severity == "information" else "processing")
     return {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": p} for p in problems]

@@ -405,3 +405,19 @@ def from_fhir(raw: bytes, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo | 
         elif not isinstance(r, DiagnosticReport | Specimen):
             out.ignored.append(f"{type(r).__name__}: not used")
     return out
+
+
+_QR = re.compile(rb"QuestionnaireResponse")
+
+
+def resource_type(raw: bytes) -> str | None:
+    """Issue 23: "QuestionnaireResponse" when the payload is one (a clinician's entry: questionnaires_map.py, role
+    clinician-entry), else None (the results path above). Parsed only when the name appears in the bytes."""
+    if _QR.search(raw) is None:
+        return None
+    try:
+        doc = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kind = doc.get("resourceType") if isinstance(doc, dict) else None
+    return kind if kind == "QuestionnaireResponse" else None

@@ -10,8 +10,10 @@ Signature, issuer, audience, expiry and subject are checked by PyJWT; nothing is
 issuer or a JWKS URL every protected request is refused (fail closed).
 
 Roles: `clinician` reads patients and acknowledges or overrides alerts, `integration` posts FHIR and HL7 v2,
-`ops` reads metrics. `/healthz` and `/readyz` are open; `create_app` refuses to start a service that has
-any other route without a role requirement. Who acts is always the token's subject.
+`ops` reads metrics, `clinician-entry` (issue 23) writes what clinicians enter through the intake's forms or a
+FHIR QuestionnaireResponse (findings, assessments, opinions, local-treatment requests, treatment events; audited,
+the token's subject named as the source). `/healthz` and `/readyz` are open; `create_app` refuses to start a
+service that has any other route without a role requirement. Who acts is always the token's subject.
 
 Every read of a patient's data (`audit=...`) and every acknowledgement or override (`record_audit`) is
 published to `osteocds.audit.v1` before the answer is sent: who (subject, roles), what (method and route
@@ -48,7 +50,9 @@ log = logging.getLogger(__name__)
 CLINICIAN: Final = "clinician"
 INTEGRATION: Final = "integration"
 OPS: Final = "ops"
-ROLES: Final = (CLINICIAN, INTEGRATION, OPS)
+#: issue 23: a clinician's write permission (forms and QuestionnaireResponse), separate from reading (`clinician`)
+CLINICIAN_ENTRY: Final = "clinician-entry"
+ROLES: Final = (CLINICIAN, INTEGRATION, OPS, CLINICIAN_ENTRY)
 #: routes that need no token (probes of the orchestrator)
 OPEN_PATHS: Final = frozenset({"/healthz", "/readyz"})
 #: the API description (no patient data): open unless AUTH_PUBLIC_DOCS=false, then not served at all
@@ -149,7 +153,7 @@ _bearer = HTTPBearer(
     scheme_name="bearer",
     bearerFormat="JWT",
     description="OAuth 2.0 access token (JWT, RS256/ES256) from the OIDC issuer; roles in the configured claim: "
-    "clinician, integration, ops. Locally: `./osteocds token --role clinician --user clinician-1`.",
+    "clinician, integration, ops, clinician-entry. Locally: `./osteocds token --role clinician --user clinician-1`.",
 )
 
 #: publishes one audit event and waits for the broker's acknowledgement (set by `install`)

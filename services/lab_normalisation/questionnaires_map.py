@@ -1,0 +1,357 @@
+"""A QuestionnaireResponse to one of the clinician forms (questionnaires.py) read into the contract messages the bus
+would send (issue 23). Checked against the form's description (linkIds, answer types, options, bounds, required
+items, enableWhen) and then against the contracts; every refusal is a French sentence naming the item and its linkId.
+`source` names the clinician (the token's subject, never the body) and the form. Pure, no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.base import Message, derived_id
+from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.local import LocalTreatmentRequest
+from services.lab_normalisation.questionnaires import BASE, FORMS, Form, Group, Question
+
+_PATIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_VALUE = {
+    "choice": ("valueCoding",),
+    "decimal": ("valueDecimal", "valueInteger"),
+    "integer": ("valueInteger",),
+    "boolean": ("valueBoolean",),
+    "date": ("valueDate",),
+    "dateTime": ("valueDateTime",),
+    "string": ("valueString",),
+}
+#: what a contract's own check says, in French (model validators)
+_CONTRACT_FR = {
+    "vertebral_level is required for a spinal lesion": "le niveau vertébral est obligatoire pour une lésion du rachis",
+    "corrects is required when record_status is entered-in-error": "une saisie erronée doit nommer la saisie qu'elle "
+    "retire (identifiant de la saisie corrigée)",
+    "corrects is required when record_status is amended or entered-in-error": "une correction doit nommer la saisie "
+    "qu'elle corrige (identifiant de la saisie corrigée)",
+    "a proposed scheme needs both total_dose_gy and fractions": "un schéma proposé demande la dose totale et le "
+    "nombre de fractions",
+    "sites must be listed when count > 0, and empty when count is 0": "les organes atteints se listent quand le "
+    "nombre est supérieur à 0, et seulement alors",
+    "more distinct sites than metastases": "plus d'organes atteints que de métastases",
+}
+
+
+class Refused(Exception):
+    """The response cannot be taken: each problem is a French sentence naming the item (422 OperationOutcome)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Entry:
+    form: Form
+    patient_id: str
+    messages: list[Message]
+
+
+def _named(q: Question) -> str:
+    return f"« {q.text} » ({q.link_id})"
+
+
+def form_of(canonical: object) -> Form:
+    """The form a `questionnaire` canonical names: its URL, `Questionnaire/<id>`, either with `|version`."""
+    if not isinstance(canonical, str) or not canonical:
+        raise Refused(["questionnaire : la réponse doit nommer son questionnaire (canonical)"])
+    ref = canonical.split("|", 1)[0].removeprefix(f"{BASE}/")
+    form = FORMS.get(ref.removeprefix("Questionnaire/")) if ref.startswith("Questionnaire/") else None
+    if form is None:
+        raise Refused([f"questionnaire : « {canonical[:120]} » n'est pas un formulaire de ce service"])
+    return form
+
+
+def _patient(subject: object) -> str:
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    pid = ref.removeprefix("Patient/") if isinstance(ref, str) and ref.startswith("Patient/") else None
+    if pid is None or not _PATIENT.match(pid):
+        raise Refused(["subject : la réponse doit désigner le patient (Patient/<identifiant pseudonyme>)"])
+    return pid
+
+
+def _instant(value: object, what: str, now: datetime, skew: timedelta) -> datetime:
+    if not isinstance(value, str):
+        raise Refused([f"{what} : date et heure attendues"])
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused([f"{what} : date et heure illisibles ({value[:40]})"]) from None
+    if when.tzinfo is None:
+        raise Refused([f"{what} : le fuseau horaire manque"])
+    if when > now + skew:
+        raise Refused([f"{what} : dans le futur"])
+    return when
+
+
+class _Reader:
+    """Walks the answers against the form, collecting every problem before refusing."""
+
+    def __init__(self, form: Form, now: datetime, skew: timedelta) -> None:
+        self.form, self.now, self.skew = form, now, skew
+        self.problems: list[str] = []
+        self.answers: dict[str, list[Any]] = {}  # top-level answers by linkId (for enableWhen)
+
+    def value(self, q: Question, answer: Any) -> Any:
+        if not isinstance(answer, dict):
+            self.problems.append(f"{_named(q)} : réponse illisible")
+            return None
+        keys = [k for k in answer if k.startswith("value")]
+        allowed = _VALUE[q.type]
+        if len(keys) != 1 or keys[0] not in allowed:
+            self.problems.append(f"{_named(q)} : réponse de type {q.type} attendue")
+            return None
+        v = answer[keys[0]]
+        if q.type == "choice":
+            code = v.get("code") if isinstance(v, dict) else None
+            if code not in {o.code for o in q.options}:
+                self.problems.append(f"{_named(q)} : « {str(code)[:40]} » n'est pas une réponse proposée")
+                return None
+            return code
+        if q.type in ("decimal", "integer"):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or (q.type == "integer" and not isinstance(v, int))
+            ):
+                self.problems.append(f"{_named(q)} : nombre {'entier ' if q.type == 'integer' else ''}attendu")
+                return None
+            if (q.minimum is not None and v < q.minimum) or (q.maximum is not None and v > q.maximum):
+                self.problems.append(f"{_named(q)} : {v:g} hors des bornes {q.minimum:g} à {q.maximum:g}")
+                return None
+            return round(v * q.scale, 6) if q.scale != 1 else v
+        if q.type == "boolean":
+            if not isinstance(v, bool):
+                self.problems.append(f"{_named(q)} : oui ou non attendu")
+                return None
+            return v
+        if q.type == "date":
+            try:
+                return date.fromisoformat(v).isoformat()
+            except (TypeError, ValueError):
+                self.problems.append(f"{_named(q)} : date complète attendue (AAAA-MM-JJ)")
+                return None
+        if q.type == "dateTime":
+            try:
+                return _instant(v, _named(q), self.now, self.skew)
+            except Refused as exc:
+                self.problems.extend(exc.problems)
+                return None
+        if not isinstance(v, str) or not v.strip():
+            self.problems.append(f"{_named(q)} : texte attendu")
+            return None
+        if q.max_length is not None and len(v) > q.max_length:
+            self.problems.append(f"{_named(q)} : au plus {q.max_length} caractères")
+            return None
+        return v.strip()
+
+    def enabled(self, when: tuple[str, tuple[str, ...]] | None, scope: dict[str, list[Any]]) -> bool:
+        """FHIR enableWhen ("any" of the answers listed): the item it depends on, in the same group or at the top."""
+        if when is None:
+            return True
+        link, codes = when
+        got = scope[link] if link in scope else self.answers.get(link, [])
+        return any((str(v).lower() if isinstance(v, bool) else v) in codes for v in got)
+
+    def questions(self, specs: tuple[Question, ...], items: Any, where: str) -> dict[str, list[Any]]:
+        """The answers of one level (the top, or one instance of a group), by linkId."""
+        by_link = {q.link_id: q for q in specs}
+        raw: dict[str, list[Any]] = {}
+        for it in items if isinstance(items, list) else []:
+            link = it.get("linkId") if isinstance(it, dict) else None
+            q = by_link.get(link) if isinstance(link, str) else None
+            if q is None:
+                self.problems.append(f"{where}item « {str(link)[:60]} » : inconnu de ce formulaire")
+                continue
+            if q.link_id in raw:
+                self.problems.append(f"{_named(q)} : présent deux fois")
+                continue
+            answers = it.get("answer") or []
+            if not isinstance(answers, list) or (len(answers) > 1 and not q.repeats):
+                self.problems.append(f"{_named(q)} : une seule réponse attendue")
+                continue
+            values = [self.value(q, a) for a in answers]
+            raw[q.link_id] = [v for v in values if v is not None]
+        return raw
+
+    def level(self, specs: tuple[Question, ...], raw: dict[str, list[Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for q in specs:
+            got = raw.get(q.link_id, [])
+            if not self.enabled(q.when, raw):
+                if got:
+                    self.problems.append(f"{_named(q)} : sans objet ici (question non proposée), à retirer")
+                continue
+            if not got:
+                if q.required:
+                    self.problems.append(f"{_named(q)} : obligatoire")
+                continue
+            out[q.target] = got if q.repeats else got[0]
+        return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    parts: dict[str, dict[str, Any]] = {}
+    for target, value in flat.items():
+        part, _, name = target.partition(".")
+        parts.setdefault(part, {})[name] = value
+    return parts
+
+
+def read_answers(form: Form, items: Any, now: datetime, skew: timedelta) -> dict[str, dict[str, Any]]:
+    """The answers as contract parts: {part: {field: value}} ("finding", "pain", "assessment", ...)."""
+    r = _Reader(form, now, skew)
+    tops = tuple(i for i in form.items if isinstance(i, Question))
+    groups = {g.link_id: g for g in form.items if isinstance(g, Group)}
+    top_items: list[Any] = []
+    group_items: dict[str, list[Any]] = {}
+    for it in items if isinstance(items, list) else []:
+        link = it.get("linkId") if isinstance(it, dict) else None
+        if link in groups:
+            group_items.setdefault(link, []).append(it)
+        else:
+            top_items.append(it)
+    raw = r.questions(tops, top_items, "")
+    r.answers = raw
+    flat = r.level(tops, raw)
+    for link, g in groups.items():
+        instances = group_items.get(link, [])
+        if len(instances) > 1 and not g.repeats:
+            r.problems.append(f"« {g.text} » ({link}) : une seule fois")
+            continue
+        if instances and not r.enabled(g.when, raw):
+            r.problems.append(f"« {g.text} » ({link}) : sans objet ici, à retirer")
+            continue
+        values = []
+        for inst in instances:
+            sub_raw = r.questions(g.questions, inst.get("item"), f"« {g.text} » : ")
+            values.append(r.level(g.questions, sub_raw))
+        values = [v for v in values if v]
+        if values:
+            flat[g.target] = values if g.repeats else values[0]
+    if r.problems:
+        raise Refused(r.problems)
+    return _nest(flat)
+
+
+def _french(form: Form, exc: ValidationError, part: str) -> list[str]:
+    """A contract's refusal, naming the item whose field it is."""
+    by_target: dict[str, Question] = {}
+    for item in form.items:
+        if isinstance(item, Group):
+            for sub in item.questions:
+                by_target.setdefault(f"{item.target.split('.', 1)[1]}.{sub.target}", sub)
+        else:
+            by_target.setdefault(item.target.split(".", 1)[1], item)
+    out = []
+    for err in exc.errors():
+        names = [str(x) for x in err["loc"] if not isinstance(x, int)]
+        q: Question | None = next(
+            (by_target[k] for i in range(len(names)) if (k := ".".join(names[i:])) in by_target), None
+        )
+        if q is None and names:
+            q = next((v for k, v in by_target.items() if k.endswith(names[-1])), None)
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        fr = _CONTRACT_FR.get(msg)
+        if fr is None:
+            ctx = err.get("ctx") or {}
+            fr = {
+                "missing": "obligatoire",
+                "greater_than": f"doit être supérieur à {ctx.get('gt')}",
+                "greater_than_equal": f"doit être au moins {ctx.get('ge')}",
+                "less_than": f"doit être inférieur à {ctx.get('lt')}",
+                "less_than_equal": f"doit être au plus {ctx.get('le')}",
+                "literal_error": "réponse non admise",
+                "string_pattern_mismatch": "format non reconnu",
+                "uuid_parsing": "identifiant de saisie (UUID) attendu",
+                "too_long": "trop long",
+                "string_too_long": "trop long",
+            }.get(err["type"], f"refusé par le contrat ({msg[:120]})")
+        out.append(f"{_named(q)} : {fr}" if q is not None else f"{part} : {fr}")
+    return out
+
+
+def _envelope(patient_id: str, key: str, n: int, occurred: datetime, received: datetime, source: str) -> dict[str, Any]:
+    return {
+        "event_id": derived_id("questionnaire-response", patient_id, key, n),
+        "patient_id": patient_id,
+        "occurred_at": occurred,
+        "recorded_at": received,
+        "source": source,
+    }
+
+
+def source_of(actor: str, form: Form) -> str:
+    """`source`: the clinician (token subject) and the form, within the contract's 128 characters."""
+    return f"saisie:{form.id}:{actor[:100]}"
+
+
+def _build(model: type[BaseModel], form: Form, part: str, data: dict[str, Any]) -> Message:
+    try:
+        msg = model.model_validate(data)
+    except ValidationError as exc:
+        raise Refused(_french(form, exc, part)) from None
+    assert isinstance(msg, Message)
+    return msg
+
+
+def read_response(raw: bytes | dict[str, Any], actor: str, now: datetime, skew: timedelta) -> Entry:
+    """A QuestionnaireResponse (JSON) to the contract messages it stands for; raises `Refused`."""
+    doc = json.loads(raw) if isinstance(raw, bytes) else raw
+    if not isinstance(doc, dict) or doc.get("resourceType") != "QuestionnaireResponse":
+        raise Refused(["resourceType : QuestionnaireResponse attendu"])
+    form = form_of(doc.get("questionnaire"))
+    if doc.get("status") not in ("completed", "amended"):
+        raise Refused(
+            [f"status : « {str(doc.get('status'))[:20]} » ; seule une réponse terminée (completed) est prise"]
+        )
+    patient_id = _patient(doc.get("subject"))
+    authored = _instant(doc["authored"], "authored", now, skew) if doc.get("authored") is not None else now
+    parts = read_answers(form, doc.get("item"), now, skew)
+    # the same content from the same clinician gives the same event IDs (a retried POST is a duplicate delivery)
+    body = {k: doc.get(k) for k in ("questionnaire", "subject", "authored", "item", "status")}
+    key = hashlib.sha256(json.dumps([actor, body], sort_keys=True, default=str).encode()).hexdigest()
+    src = source_of(actor, form)
+
+    def env(n: int, occurred: datetime) -> dict[str, Any]:
+        return _envelope(patient_id, key, n, occurred, now, src)
+
+    messages: list[Message] = []
+    if form.id == "lesion-finding":
+        finding = parts.get("finding", {})
+        messages.append(_build(ImagingFinding, form, "finding", env(0, parts["meta"]["examined_at"]) | finding))
+        pain = parts.get("pain")
+        if pain and finding.get("record_status") == "entered-in-error":
+            raise Refused(["douleur : une saisie erronée retire la constatation ; la douleur ne s'y saisit pas"])
+        if pain:  # the lesion's pain (Mirels, SINS): an assessment, as the bus sends it
+            lesion_pain = [{"lesion_id": finding["lesion_id"], **pain}]
+            messages.append(_build(ClinicalAssessment, form, "pain", env(1, authored) | {"lesion_pain": lesion_pain}))
+    elif form.id == "assessment":
+        data = parts.get("assessment", {})
+        if not {k for k in data if k not in ("record_status", "corrects")} and data.get("record_status") != (
+            "entered-in-error"
+        ):
+            raise Refused(["évaluation : aucune donnée saisie"])
+        messages.append(_build(ClinicalAssessment, form, "assessment", env(0, authored) | data))
+    elif form.id == "surgical-opinion":
+        data = parts.get("assessment", {}) | {"surgical_opinion": parts["opinion"]}
+        messages.append(_build(ClinicalAssessment, form, "opinion", env(0, authored) | data))
+    elif form.id == "local-treatment-request":
+        messages.append(_build(LocalTreatmentRequest, form, "request", env(0, authored) | parts["request"]))
+    else:
+        data = parts.get("treatment_event", {}) | {"treatment": parts["treatment"]}
+        messages.append(_build(TreatmentEvent, form, "treatment", env(0, authored) | data))
+    return Entry(form, patient_id, messages)

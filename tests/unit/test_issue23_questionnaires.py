@@ -1,0 +1,486 @@
+"""Issue 23: the clinician forms as FHIR R4 Questionnaires, and a QuestionnaireResponse read into contract messages.
+The points the forms carry (and the page adds up live) are checked row by row against the guideline's Mirels and
+SINS tables (RULES.md SCORE-MIRELS, SCORE-SINS) and against the scoring service's own tables; refusals are French
+and name the item. Pure: no broker, no clock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+from contracts.base import Message
+from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.local import LocalTreatmentRequest
+from services.lab_normalisation.fhir import resource_type
+from services.lab_normalisation.questionnaires import (
+    FORMS,
+    LOINC,
+    POINTS_URL,
+    bundle,
+    questionnaire,
+    sins_location_points,
+)
+from services.lab_normalisation.questionnaires_map import Refused, read_response, source_of
+from services.scoring import rules as scoring
+from shared.runtime.kafka import TOPIC_FOR_MODEL
+
+RULES_MD = Path("/work/shared/guideline/RULES.md")
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SKEW = timedelta(minutes=5)
+PID = "p-issue23"
+
+# (score, linkId, answer code, points, the words of RULES.md that give them)
+GUIDELINE_TABLE: list[tuple[str, str, str, int, str]] = [
+    # SCORE-MIRELS: "Site: upper limb 1, lower limb 2, trochanteric region 3"
+    ("mirels", "skeletal_site", "humerus", 1, "upper limb 1"),
+    ("mirels", "skeletal_site", "radius_ulna", 1, "upper limb 1"),
+    ("mirels", "skeletal_site", "other_upper_limb", 1, "upper limb 1"),
+    ("mirels", "skeletal_site", "femur_shaft", 2, "lower limb 2"),
+    ("mirels", "skeletal_site", "tibia_fibula", 2, "lower limb 2"),
+    ("mirels", "skeletal_site", "other_lower_limb", 2, "lower limb 2"),
+    ("mirels", "skeletal_site", "femur_trochanteric", 3, "trochanteric region 3"),
+    ("mirels", "skeletal_site", "femur_neck", 3, "trochanteric region 3"),
+    # "Type: blastic (condensante) 1, mixed 2, lytic 3"
+    ("mirels", "lesion_type", "blastic", 1, "blastic (condensante) 1"),
+    ("mirels", "lesion_type", "mixed", 2, "mixed 2"),
+    ("mirels", "lesion_type", "lytic", 3, "lytic 3"),
+    # "Pain: mild 1, moderate 2, functional (handicapante) 3"
+    ("mirels", "pain_intensity", "mild", 1, "mild 1"),
+    ("mirels", "pain_intensity", "moderate", 2, "moderate 2"),
+    ("mirels", "pain_intensity", "functional", 3, "functional (handicapante) 3"),
+    # SCORE-SINS: "Pain: mechanical 3, occasional non-mechanical 1, none 0"
+    ("sins", "pain_character", "mechanical", 3, "mechanical 3"),
+    ("sins", "pain_character", "non_mechanical", 1, "non-mechanical 1"),
+    ("sins", "pain_character", "none", 0, "none 0"),
+    # "Bone lesion: lytic 2, mixed 1, blastic 0"
+    ("sins", "lesion_type", "lytic", 2, "lytic 2"),
+    ("sins", "lesion_type", "mixed", 1, "mixed 1"),
+    ("sins", "lesion_type", "blastic", 0, "blastic 0"),
+    # "Alignment: subluxation or translation 4, de novo deformity (kyphosis or scoliosis) 2, normal 0"
+    ("sins", "alignment", "subluxation_translation", 4, "subluxation or translation 4"),
+    ("sins", "alignment", "de_novo_deformity", 2, "(kyphosis or scoliosis) 2"),
+    ("sins", "alignment", "normal", 0, "normal 0"),
+    # "Vertebral body collapse: > 50 % 3, < 50 % 2, none but > 50 % of the body involved 1, none of these 0"
+    ("sins", "vertebral_collapse", "gt_50", 3, "> 50 % 3"),
+    ("sins", "vertebral_collapse", "lt_50", 2, "< 50 % 2"),
+    ("sins", "vertebral_collapse", "none_body_involved_gt_50", 1, "of the body involved 1"),
+    ("sins", "vertebral_collapse", "none", 0, "none of these 0"),
+    # "Posterolateral involvement (...): bilateral 3, unilateral 1, none 0"
+    ("sins", "posterolateral", "bilateral", 3, "bilateral 3"),
+    ("sins", "posterolateral", "unilateral", 1, "unilateral 1"),
+    ("sins", "posterolateral", "none", 0, "none 0"),
+    # "Location: junctional (occiput–C2, C7–T2, T11–L1, L5–S1) 3; mobile (C3–C6, L2–L4) 2; semi-rigid (T3–T10) 1;
+    # rigid (S2–S5) 0"
+    *[("sins", "vertebral_level", lv, 3, "junctional") for lv in ("C1", "C2", "C7", "T1", "T2", "T11", "T12", "L1")],
+    *[("sins", "vertebral_level", lv, 3, "junctional") for lv in ("L5", "S1")],
+    *[("sins", "vertebral_level", lv, 2, "mobile (C3–C6, L2–L4) 2") for lv in ("C3", "C4", "C5", "C6", "L2", "L3")],
+    ("sins", "vertebral_level", "L4", 2, "mobile (C3–C6, L2–L4) 2"),
+    *[("sins", "vertebral_level", f"T{n}", 1, "semi-rigid (T3–T10) 1") for n in range(3, 11)],
+    *[("sins", "vertebral_level", f"S{n}", 0, "rigid (S2–S5) 0") for n in range(2, 6)],
+]
+#: the scoring service's tables, by score and linkId (the same items, so the page and the service agree)
+SERVICE_TABLES: dict[tuple[str, str], dict[str, int]] = {
+    ("mirels", "skeletal_site"): scoring.MIRELS_SITE,
+    ("mirels", "lesion_type"): scoring.MIRELS_TYPE,
+    ("mirels", "pain_intensity"): scoring.MIRELS_PAIN,
+    ("sins", "pain_character"): scoring.SINS_PAIN,
+    ("sins", "lesion_type"): scoring.SINS_LESION,
+    ("sins", "alignment"): scoring.SINS_ALIGNMENT,
+    ("sins", "vertebral_collapse"): scoring.SINS_COLLAPSE,
+    ("sins", "posterolateral"): scoring.SINS_POSTEROLATERAL,
+}
+
+
+def _points(form_id: str, link_id: str) -> dict[str, dict[str, int]]:
+    """score -> code -> points, read from the served Questionnaire (what the page reads)."""
+    q = questionnaire(FORMS[form_id])
+    [item] = [i for i in q["item"] if i["linkId"] == link_id]
+    out: dict[str, dict[str, int]] = {}
+    for option in item.get("answerOption", []):
+        for e in option.get("extension", []):
+            if e["url"] == POINTS_URL:
+                parts = {x["url"]: x for x in e["extension"]}
+                score, points = parts["score"]["valueCode"], parts["points"]["valueInteger"]
+                out.setdefault(score, {})[option["valueCoding"]["code"]] = points
+    return out
+
+
+@pytest.mark.parametrize(("score", "link_id", "code", "points", "words"), GUIDELINE_TABLE)
+def test_score_points_follow_the_guideline_tables(score: str, link_id: str, code: str, points: int, words: str) -> None:
+    rule = next(line for line in RULES_MD.read_text().splitlines() if f"| SCORE-{score.upper()} |" in line)
+    assert words in rule  # the row comes from the guideline's table
+    assert _points("lesion-finding", link_id)[score][code] == points
+
+
+def test_score_points_are_the_scoring_service_tables() -> None:
+    for (score, link_id), table in SERVICE_TABLES.items():
+        assert _points("lesion-finding", link_id)[score] == table, (score, link_id)
+    levels = _points("lesion-finding", "vertebral_level")["sins"]
+    for level, points in levels.items():
+        location = scoring.sins_location(level)
+        assert location is not None and scoring.SINS_LOCATION_POINTS[location] == points, level
+    assert "Co" not in levels and scoring.sins_location("Co") is None and sins_location_points("Co") is None
+    # every site the service scores with Mirels carries its points; none other does
+    assert set(_points("lesion-finding", "skeletal_site")["mirels"]) == set(scoring.MIRELS_SITE)
+
+
+def test_questionnaires_are_valid_fhir_r4_and_their_references_hold() -> None:
+    doc = bundle()
+    assert doc["total"] == len(FORMS) == 5
+    for entry in doc["entry"]:
+        q = Questionnaire.model_validate(entry["resource"])
+        assert q.url == entry["fullUrl"] and q.status == "active"
+        links: set[str] = set()
+
+        def walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            out = []
+            for i in items:
+                out.append(i)
+                out += walk(i.get("item", []))
+            return out
+
+        items = walk(entry["resource"]["item"])
+        for i in items:
+            assert i["linkId"] not in links, i["linkId"]
+            links.add(i["linkId"])
+        for i in items:
+            for cond in i.get("enableWhen", []):
+                assert cond["question"] in links
+            for code in i.get("code", []):  # only the LOINC codes checked for this issue
+                assert code["system"] == LOINC and code["code"] in ("89247-1", "72514-3")
+
+
+# ---- responses ---------------------------------------------------------------------------------------------------
+def coding(code: str) -> dict[str, Any]:
+    return {"valueCoding": {"code": code}}
+
+
+def response(form: str, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": FORMS[form].url,
+        "status": "completed",
+        "subject": {"reference": f"Patient/{PID}"},
+        "authored": (NOW - timedelta(minutes=1)).isoformat(),
+        "item": items,
+        **extra,
+    }
+
+
+def a(link_id: str, *answers: dict[str, Any]) -> dict[str, Any]:
+    return {"linkId": link_id, "answer": list(answers)}
+
+
+EXAMINED = (NOW - timedelta(days=2)).isoformat()
+
+
+def lesion(site: str = "femur_trochanteric", *more: dict[str, Any]) -> dict[str, Any]:
+    return response(
+        "lesion-finding",
+        [
+            a("lesion_id", {"valueString": "femur-R"}),
+            a("examined_at", {"valueDateTime": EXAMINED}),
+            a("modality", coding("ct")),
+            a("skeletal_site", coding(site)),
+            *more,
+        ],
+    )
+
+
+def read(doc: dict[str, Any], actor: str = "dr-house") -> list[Any]:
+    return read_response(doc, actor, NOW, SKEW).messages
+
+
+def refused(doc: dict[str, Any]) -> list[str]:
+    with pytest.raises(Refused) as exc:
+        read(doc)
+    return exc.value.problems
+
+
+def test_a_lesion_with_its_mirels_items_is_a_finding_and_the_lesions_pain() -> None:
+    doc = lesion(
+        "femur_trochanteric",
+        a("lesion_type", coding("lytic")),
+        a("cortical_pct", {"valueDecimal": 80}),
+        a("pain_intensity", coding("functional")),
+        a("pain_nrs", {"valueInteger": 7}),
+        a("record_status", coding("final")),
+    )
+    QuestionnaireResponse.model_validate(doc)  # what the page posts is a valid FHIR R4 resource
+    finding, pain = read(doc)
+    assert isinstance(finding, ImagingFinding) and isinstance(pain, ClinicalAssessment)
+    assert (finding.skeletal_site, finding.lesion_type, finding.modality) == ("femur_trochanteric", "lytic", "ct")
+    assert finding.cortical_involvement_fraction == pytest.approx(0.80)  # entered in %, a fraction in the contract
+    assert finding.occurred_at == datetime.fromisoformat(EXAMINED)  # the study's time, not the entry's
+    [lp] = pain.lesion_pain
+    assert (lp.lesion_id, lp.intensity, lp.nrs) == ("femur-R", "functional", 7)
+    # the score the service computes from these messages
+    m = scoring.mirels(finding.skeletal_site, finding.cortical_involvement_fraction, finding.lesion_type, lp.intensity)
+    assert m.total == 3 + 3 + 3 + 3
+    for msg in (finding, pain):
+        assert msg.source == source_of("dr-house", FORMS["lesion-finding"]) == "saisie:lesion-finding:dr-house"
+        assert msg.patient_id == PID and msg.recorded_at == NOW
+
+
+def test_a_spinal_lesion_with_its_sins_items() -> None:
+    doc = lesion(
+        "spine",
+        a("vertebral_level", coding("T12")),
+        a("lesion_type", coding("mixed")),
+        a("pain_character", coding("mechanical")),
+        a("alignment", coding("de_novo_deformity")),
+        a("vertebral_collapse", coding("lt_50")),
+        a("posterolateral", coding("unilateral")),
+    )
+    finding, pain = read(doc)
+    s = scoring.sins(
+        finding.vertebral_level,
+        pain.lesion_pain[0].character,
+        finding.lesion_type,
+        finding.alignment,
+        finding.vertebral_collapse,
+        finding.posterolateral_involvement,
+    )
+    assert s.total == 3 + 3 + 1 + 2 + 2 + 1
+
+
+def test_the_source_names_the_token_subject_never_the_body_and_retries_keep_their_ids() -> None:
+    doc = lesion("humerus", a("lesion_type", coding("blastic")))
+    doc["author"] = {"reference": "Practitioner/someone-else"}
+    [one] = read(doc, "dr-a")
+    [again] = read(doc, "dr-a")
+    [other] = read(doc, "dr-b")
+    assert one.source.endswith(":dr-a") and "someone-else" not in one.source
+    assert one.event_id == again.event_id != other.event_id
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (lesion("spine"), "« Niveau vertébral » (vertebral_level) : obligatoire"),
+        (lesion("humerus", a("lesion_type", coding("osteoid"))), "« Type de lésion » (lesion_type) : « osteoid »"),
+        (lesion("humerus", a("cortical_pct", {"valueDecimal": 140})), "(cortical_pct) : 140 hors des bornes 0 à 100"),
+        (
+            lesion("spine", a("vertebral_level", coding("T4")), a("cortical_pct", {"valueDecimal": 40})),
+            "(cortical_pct)",
+        ),
+        (lesion("humerus", a("alignment", coding("normal"))), "« Alignement » (alignment) : sans objet ici"),
+        (lesion("humerus", a("pain_nrs", {"valueString": "7"})), "(pain_nrs) : réponse de type integer attendue"),
+        (
+            lesion("humerus", a("record_status", coding("entered-in-error"))),
+            "une saisie erronée doit nommer la saisie qu'elle retire",
+        ),
+        (
+            lesion("humerus", a("record_status", coding("amended")), a("corrects", {"valueString": "not-a-uuid"})),
+            "« Identifiant de la saisie corrigée (constatation) » (corrects) : identifiant de saisie (UUID) attendu",
+        ),
+        (lesion("humerus", a("unknown", {"valueString": "x"})), "item « unknown » : inconnu de ce formulaire"),
+        (
+            response("lesion-finding", [a("lesion_id", {"valueString": "x"})]),
+            "« Date et heure de l'examen » (examined_at) : obligatoire",
+        ),
+        (
+            lesion("humerus", a("examined_at", {"valueDateTime": (NOW + timedelta(days=1)).isoformat()})),
+            "(examined_at) : présent deux fois",
+        ),
+        (
+            response("surgical-opinion", [a("on", {"valueDate": "2026-11-27"})]),
+            "« Opérable » (operable) : obligatoire",
+        ),
+        (
+            response("treatment-event", [a("kind", coding("radiotherapy")), a("rt.site", {"valueString": "femur"})]),
+            "« Dose totale (Gy) » (rt.total_dose_gy) : obligatoire",
+        ),
+        (
+            response(
+                "local-treatment-request",
+                [
+                    a("request_id", {"valueString": "r1"}),
+                    a("lesion_id", {"valueString": "T8"}),
+                    a("modality", coding("sbrt")),
+                    a("total_dose_gy", {"valueDecimal": 24}),
+                ],
+            ),
+            "un schéma proposé demande la dose totale et le nombre de fractions",
+        ),
+        (
+            response(
+                "assessment",
+                [
+                    {
+                        "linkId": "extra_osseous",
+                        "item": [
+                            a("extra_osseous.count", {"valueInteger": 0}),
+                            a("extra_osseous.sites", {"valueString": "foie"}),
+                        ],
+                    }
+                ],
+            ),
+            "les organes atteints se listent quand le nombre est supérieur à 0",
+        ),
+        (response("assessment", []), "évaluation : aucune donnée saisie"),
+        (response("assessment", [a("ecog", {"valueInteger": 5})]), "« ECOG (0-4) » (ecog) : 5 hors des bornes 0 à 4"),
+    ],
+)
+def test_refusals_are_french_and_name_the_item(doc: dict[str, Any], expected: str) -> None:
+    problems = refused(doc)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"status": "in-progress"}, "seule une réponse terminée (completed) est prise"),
+        ({"subject": {"reference": "Group/1"}}, "subject : la réponse doit désigner le patient"),
+        ({"questionnaire": "Questionnaire/other"}, "n'est pas un formulaire de ce service"),
+        ({"authored": (NOW + timedelta(hours=1)).isoformat()}, "authored : dans le futur"),
+        ({"authored": "2026-11-28T10:00:00"}, "authored : le fuseau horaire manque"),
+    ],
+)
+def test_the_response_itself_is_checked(change: dict[str, Any], expected: str) -> None:
+    assert any(expected in p for p in refused({**lesion("humerus"), **change}))
+
+
+def test_a_future_examination_is_refused() -> None:
+    doc = lesion("humerus")
+    doc["item"][1] = a("examined_at", {"valueDateTime": (NOW + timedelta(days=1)).isoformat()})
+    assert any("(examined_at) : dans le futur" in p for p in refused(doc))
+
+
+def test_every_form_maps_to_its_contract_and_topic() -> None:
+    day = "2026-11-20"
+    cases: dict[str, tuple[dict[str, Any], type[Message]]] = {
+        "lesion-finding": (lesion("pelvis"), ImagingFinding),
+        "assessment": (
+            response(
+                "assessment",
+                [
+                    a("ecog", {"valueInteger": 1}),
+                    a("life_expectancy_months", {"valueDecimal": 12}),
+                    {
+                        "linkId": "lesion_pain",
+                        "item": [
+                            a("lesion_pain.lesion_id", {"valueString": "T8"}),
+                            a("lesion_pain.character", coding("mechanical")),
+                        ],
+                    },
+                    {
+                        "linkId": "lesion_pain",
+                        "item": [
+                            a("lesion_pain.lesion_id", {"valueString": "femur-R"}),
+                            a("lesion_pain.intensity", coding("moderate")),
+                        ],
+                    },
+                    {
+                        "linkId": "extra_osseous",
+                        "item": [
+                            a("extra_osseous.count", {"valueInteger": 2}),
+                            a("extra_osseous.sites", {"valueString": "foie"}, {"valueString": "surrénale"}),
+                        ],
+                    },
+                    a("frail", {"valueBoolean": False}),
+                ],
+            ),
+            ClinicalAssessment,
+        ),
+        "surgical-opinion": (
+            response(
+                "surgical-opinion",
+                [
+                    a("operable", {"valueBoolean": True}),
+                    a("on", {"valueDate": day}),
+                    a("lesion_id", {"valueString": "femur-R"}),
+                ],
+            ),
+            ClinicalAssessment,
+        ),
+        "local-treatment-request": (
+            response(
+                "local-treatment-request",
+                [
+                    a("request_id", {"valueString": "r1"}),
+                    a("lesion_id", {"valueString": "T8"}),
+                    a("modality", coding("reirradiation")),
+                    a("total_dose_gy", {"valueDecimal": 20}),
+                    a("fractions", {"valueInteger": 5}),
+                    {
+                        "linkId": "previous",
+                        "item": [
+                            a("previous.on", {"valueDate": "2025-01-10"}),
+                            a("previous.fractions", {"valueInteger": 10}),
+                            a("previous.cord_dmax_gy", {"valueDecimal": 30}),
+                        ],
+                    },
+                ],
+            ),
+            LocalTreatmentRequest,
+        ),
+        "treatment-event": (
+            response(
+                "treatment-event",
+                [
+                    a("kind", coding("surgery")),
+                    a("surgery.site", {"valueString": "femur"}),
+                    a("surgery.procedure", coding("prophylactic_fixation")),
+                    a("surgery.on", {"valueDate": day}),
+                    a("surgery.lesion_id", {"valueString": "femur-R"}),
+                ],
+            ),
+            TreatmentEvent,
+        ),
+    }
+    for form_id, (doc, model) in cases.items():
+        [msg] = read(doc)
+        assert isinstance(msg, model), form_id
+        assert TOPIC_FOR_MODEL[model].name in FORMS[form_id].publishes
+        assert msg.source == f"saisie:{form_id}:dr-house"
+    [assessment] = read(cases["assessment"][0])
+    assert assessment.ecog == 1 and assessment.extra_osseous_metastases.sites == ["foie", "surrénale"]
+    assert {lp.lesion_id for lp in assessment.lesion_pain} == {"T8", "femur-R"}
+    [opinion] = read(cases["surgical-opinion"][0])
+    assert opinion.surgical_opinion is not None and opinion.surgical_opinion.operable is True
+    [request] = read(cases["local-treatment-request"][0])
+    assert request.previous_courses[0].cord_dmax_gy == 30
+    [surgery] = read(cases["treatment-event"][0])
+    assert surgery.treatment.kind == "surgery" and surgery.treatment.lesion_id == "femur-R"
+
+
+def test_corrections_use_the_contracts_correction_fields() -> None:
+    target = uuid.uuid4()
+    doc = lesion("humerus", a("record_status", coding("entered-in-error")), a("corrects", {"valueString": str(target)}))
+    [finding] = read(doc)
+    assert (finding.record_status, finding.corrects) == ("entered-in-error", target)
+    with_pain = lesion(
+        "humerus",
+        a("record_status", coding("entered-in-error")),
+        a("corrects", {"valueString": str(target)}),
+        a("pain_intensity", coding("mild")),
+    )
+    assert any("une saisie erronée retire la constatation" in p for p in refused(with_pain))
+    treatment = response(
+        "treatment-event",
+        [
+            a("kind", coding("metabolic_radiotherapy")),
+            a("metabolic.agent", {"valueString": "radium-223"}),
+            a("metabolic.on", {"valueDate": "2026-11-01"}),
+            a("record_status", coding("amended")),
+        ],
+    )
+    assert any("une correction doit nommer la saisie qu'elle corrige" in p for p in refused(treatment))
+    treatment["item"].append(a("corrects", {"valueString": str(target)}))
+    [event] = read(treatment)
+    assert (event.record_status, event.corrects) == ("amended", target)
+
+
+def test_only_a_questionnaire_response_takes_the_clinician_path() -> None:
+    assert resource_type(b'{"resourceType": "QuestionnaireResponse"}') == "QuestionnaireResponse"
+    assert resource_type(b'{"resourceType": "Observation", "note": [{"text": "QuestionnaireResponse"}]}') is None
+    bundled = b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "QuestionnaireResponse"}}]}'
+    assert resource_type(bundled) is None
+    assert resource_type(b"not json QuestionnaireResponse") is None
