@@ -75,21 +75,22 @@ HL7V2 = Topic(
 IMAGING_FINDINGS = Topic(
     "hospital.imaging-findings.v1",
     ImagingFinding,
-    (HOSPITAL_BUS,),
+    (HOSPITAL_BUS, LAB_NORMALISATION),
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
-    "One bone lesion described on one imaging study.",
+    "One bone lesion described on one imaging study. lab-normalisation publishes the clinicians' entries here "
+    "(issue 23: forms and FHIR QuestionnaireResponse; `source` saisie:<form>:<clinician>).",
 )
 CLINICAL_ASSESSMENTS = Topic(
     "hospital.clinical-assessments.v1",
     ClinicalAssessment,
-    (HOSPITAL_BUS,),
+    (HOSPITAL_BUS, LAB_NORMALISATION),
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "ECOG, pain, neurology, life-expectancy estimate, primary control.",
 )
 TREATMENT_EVENTS = Topic(
     "hospital.treatment-events.v1",
     TreatmentEvent,
-    (HOSPITAL_BUS,),
+    (HOSPITAL_BUS, LAB_NORMALISATION),
     (SCORING, SYSTEMIC_PLANNER, RADIOTHERAPY_PLANNER),
     "Systemic drug started/stopped or administered (date of the last dose), radiotherapy course (cord dose), "
     "metabolic radiotherapy, surgery (lesion and level), dental care.",
@@ -97,7 +98,7 @@ TREATMENT_EVENTS = Topic(
 LOCAL_TREATMENT_REQUESTS = Topic(
     "hospital.local-treatment-requests.v1",
     LocalTreatmentRequest,
-    (HOSPITAL_BUS,),
+    (HOSPITAL_BUS, LAB_NORMALISATION),
     (RADIOTHERAPY_PLANNER,),
     "A clinician's request for a local-treatment decision on one lesion: palliative RT, SBRT, re-irradiation "
     "(earlier courses and cord doses), cementoplasty or surgery, with intent and proposed scheme.",

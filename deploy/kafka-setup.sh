@@ -83,18 +83,22 @@ acl hospital-bus Write --topic hospital.hl7v2.v1
 acl lab-normalisation Write --topic hospital.hl7v2.v1
 acl lab-normalisation Read --topic hospital.hl7v2.v1
 acl hospital-bus Write --topic hospital.imaging-findings.v1
+acl lab-normalisation Write --topic hospital.imaging-findings.v1
 acl scoring Read --topic hospital.imaging-findings.v1
 acl systemic-planner Read --topic hospital.imaging-findings.v1
 acl radiotherapy-planner Read --topic hospital.imaging-findings.v1
 acl hospital-bus Write --topic hospital.clinical-assessments.v1
+acl lab-normalisation Write --topic hospital.clinical-assessments.v1
 acl scoring Read --topic hospital.clinical-assessments.v1
 acl systemic-planner Read --topic hospital.clinical-assessments.v1
 acl radiotherapy-planner Read --topic hospital.clinical-assessments.v1
 acl hospital-bus Write --topic hospital.treatment-events.v1
+acl lab-normalisation Write --topic hospital.treatment-events.v1
 acl scoring Read --topic hospital.treatment-events.v1
 acl systemic-planner Read --topic hospital.treatment-events.v1
 acl radiotherapy-planner Read --topic hospital.treatment-events.v1
 acl hospital-bus Write --topic hospital.local-treatment-requests.v1
+acl lab-normalisation Write --topic hospital.local-treatment-requests.v1
 acl radiotherapy-planner Read --topic hospital.local-treatment-requests.v1
 acl hospital-bus Write --topic hospital.care-events.v1
 acl systemic-planner Read --topic hospital.care-events.v1
@@ -174,6 +178,10 @@ acl lag-exporter Read --topic osteocds.clock.radiotherapy-planner.v1
 acl lag-exporter Read --topic osteocds.clock.scoring.v1
 
 # a rebuild reads back its service's outputs (shared/runtime/rebuild.py); a changelog is its service's own
+acl lab-normalisation Read --topic hospital.imaging-findings.v1
+acl lab-normalisation Read --topic hospital.clinical-assessments.v1
+acl lab-normalisation Read --topic hospital.treatment-events.v1
+acl lab-normalisation Read --topic hospital.local-treatment-requests.v1
 acl lab-normalisation Read --topic osteocds.labs.normalised.v1
 acl scoring Read --topic osteocds.scores.v1
 acl scoring Read --topic osteocds.skeletal-events.v1
