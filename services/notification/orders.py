@@ -30,6 +30,7 @@ from services.notification.orders_facts import OrderFacts, Value
 from services.notification.orders_rules import (
     DRUG_FR,
     HOLDING_PREREQUISITES,
+    ON_TREATMENT_CHECK,
     ZaBand,
     cement_stop_fr,
     severe_renal_failure,
@@ -285,8 +286,11 @@ def _prerequisites(draft: Draft, f: OrderFacts) -> list[Finding]:
     (a current hypercalcaemic crisis, LAB-CA-CRISIS L300-306: "sauf urgence", L799, L1090, L1267)."""
     name = drug_fr(draft) or "anti-résorptif"
     unmet = []
-    if f.prerequisites is not None:
-        unmet = [c for c in f.prerequisites.checks if c.name in HOLDING_PREREQUISITES and c.status != "done"]
+    checks = f.prerequisites.checks if f.prerequisites is not None else []
+    # the prerequisites are "avant mise en route" (L1086, L1267): once under an anti-resorptive (the plan then lists
+    # the 6-monthly dental review, L1098-1100) a renewed order is not held by them
+    if not any(c.name == ON_TREATMENT_CHECK for c in checks):
+        unmet = [c for c in checks if c.name in HOLDING_PREREQUISITES and c.status != "done"]
     if f.crisis is not None:
         used = tuple(
             Value(i.name, float(i.value), i.unit or "", i.occurred_at, i.comparator, i.source_event_id)

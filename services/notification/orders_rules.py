@@ -35,6 +35,8 @@ CRCL_MAX_AGE: Final = timedelta(days=30)
 FUTURE_TOLERANCE: Final = timedelta(minutes=10)
 #: SYS-AR-PREREQ (L795-801, L1086-1100, L1267-1273): the checks that hold an anti-resorptive unless an emergency
 HOLDING_PREREQUISITES: Final = ("vitamin_d", "dental_assessment", "extraction_healing")
+#: the check the systemic plan lists only for a patient already under an anti-resorptive (SYS-AR-PREREQ, L1098-1100)
+ON_TREATMENT_CHECK: Final = "dental_review_6_months"
 
 
 #: French names of the drugs the cards name (others: as the prescriber wrote them in the draft)

@@ -260,6 +260,8 @@ def test_an_anti_resorptive_with_unmet_prerequisites_or_during_a_crisis() -> Non
     assert card["indicator"] == "info" and "crise" in card["summary"].lower()
     assert "3,7 mmol/L" in card["detail"]  # the calcium it used, with its unit
     assert run(draft, known(value(70.0), prerequisites=prerequisites(("vitamin_d", "done")))) == []
+    on_treatment = prerequisites(("vitamin_d", "to_do"), ("dental_review_6_months", "pending"))
+    assert run(draft, known(value(70.0), prerequisites=on_treatment)) == []  # a renewal: not "avant mise en route"
     [card] = run(draft, OrderFacts(now=T0, crcl=Clearance(value(70.0))))  # no plan received: unknown, said so
     assert "plan de traitement osseux non reçu" in card["summary"]
 
