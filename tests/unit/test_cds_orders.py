@@ -25,7 +25,9 @@ from services.notification.orders_drafts import apply_suggestion, drafts
 from services.notification.orders_facts import Clearance, OrderFacts, Value, facts
 from services.notification.orders_rules import za_band
 from services.systemic_planner import rules as planner_rules
+from services.systemic_planner.domain import build_plan
 from tests import cds_spec
+from tests.unit import test_systemic_rules as sr
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 PATIENT = "pt-ord-19"
@@ -375,3 +377,39 @@ def test_a_plan_example_gives_facts_without_guessing() -> None:
     plan = TreatmentPlan.model_validate(EXAMPLES["osteocds.plans.v1"])
     got = facts(PatientAlerts(plan=plan), T0)
     assert got.plan_received and got.crcl.value is None and got.crcl.missing
+
+
+# ---- the systemic planner's real plan: the keys and checks the order checks read ---------------------------------
+def planner_state(crcl: float, prerequisites_met: bool) -> PatientAlerts:
+    clearance = sr.lab(2, "creatinine_clearance", crcl, "mL/min")
+    events = [sr.met(), sr.le(1, 12), clearance, sr.oligo(3, "multi_metastatic")]
+    s, _ = sr.run([*events, *(sr.ready() if prerequisites_met else [])])
+    plan = TreatmentPlan(
+        event_id=uuid.uuid4(),
+        patient_id=PATIENT,
+        occurred_at=sr.NOW,
+        recorded_at=sr.NOW,
+        source="systemic-planner",
+        version=1,
+        ruleset_version=RULESET_VERSION,
+        items=build_plan(s, sr.as_of(sr.NOW)),
+    )
+    return PatientAlerts(plan=plan, labs={"creatinine_clearance": clearance})
+
+
+@pytest.mark.parametrize("crcl", [35.0, 45.0, 55.0, 75.0])
+def test_the_order_check_and_the_systemic_plan_give_the_same_dose(crcl: float) -> None:
+    state = planner_state(crcl, prerequisites_met=True)
+    assert state.plan is not None
+    [planned] = [o for i in state.plan.items for o in i.orders if o.drug == "zoledronic_acid"]
+    f = facts(state, sr.NOW)
+    assert run(bundle(za(planned.dose)), f) == []  # the plan's own dose signs without a card
+    [card] = run(bundle(za(planned.dose + 0.5)), f)
+    assert dose_of(card["suggestions"][0]["actions"][0]["resource"]) == planned.dose
+
+
+def test_the_systemic_plan_s_unmet_prerequisites_reach_the_order_check() -> None:
+    state = planner_state(75.0, prerequisites_met=False)
+    [card] = run(bundle(za(4.0)), facts(state, sr.NOW))
+    assert rule_of(card) == "SYS-AR-PREREQ" and card["indicator"] == "warning"
+    assert "orthopantomogramme" in card["detail"]
