@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from contracts.base import derived_id
+from contracts.plan import PlanItem
 from contracts.rules import GUIDELINE, RULESET_VERSION, cite
 from services.notification.cds import RULE_SYSTEM, override_reasons
 from services.notification.orders_drafts import Draft, drafts
@@ -344,6 +345,11 @@ def _prerequisites(draft: Draft, f: OrderFacts) -> list[Finding]:
     ]
 
 
+def _where(item: PlanItem) -> str:
+    """The lesion a local-plan item is about, as its title names it ("Cimentoplastie — L3 (l3) : pas prête")."""
+    return item.title.split(" — ", 1)[-1].split(" : ", 1)[0]
+
+
 def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
     """RT-DRUG, Tableau 6: a drug with a window around a planned radiotherapy. The local plan publishes the planner's
     window for the drugs under way; for another drug the dates and windows are not published to notification."""
@@ -352,7 +358,7 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
     name = drug_fr(draft)
     assert draft.identity is not None
     decided = [i for i in f.windows if i.key.endswith(f":drug:{draft.identity.key}")]
-    where = "; ".join(sorted({i.title.split(" — ")[-1].split(" : ")[0] for i in f.radiotherapy}))
+    where = "; ".join(sorted({_where(i) for i in f.radiotherapy}))
     if decided:
         delays = any(i.status in ("to_do", "cannot_decide", "warning") for i in decided)
         return [
@@ -362,7 +368,8 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
                 "RT-DRUG",
                 "warning" if delays else "info",
                 f"{name.capitalize()} et radiothérapie prévue ({where})"[:140],
-                " ".join(i.text_fr for i in decided),
+                " ".join(i.text_fr for i in decided)
+                + " Une nouvelle administration repousse d'autant la date possible de l'irradiation (Tableau 6).",
                 missing=tuple(m for i in decided for m in i.missing),
             )
         ]
@@ -400,14 +407,14 @@ def _cementoplasty(draft: Draft, f: OrderFacts) -> list[Finding]:
             indicator = "info" if daily < 160 else "warning"
         else:
             missing = ("dose quotidienne d'aspirine",)
-    lesions = "; ".join(sorted({i.title.split(" : ")[0] for i in f.cementoplasty}))
+    lesions = "; ".join(sorted({_where(i) for i in f.cementoplasty}))
     return [
         Finding(
             draft,
             "cement-haemostasis",
             "IR-CEMENT",
             indicator,
-            f"{drug_fr(draft).capitalize()} : {lesions.lower()} prévue"[:140],
+            f"{drug_fr(draft).capitalize()} : cimentoplastie prévue ({lesions})"[:140],
             f"Une cimentoplastie est prévue ({lesions}). Avant le geste : {rule}. Date du geste : voir le plan local "
             "(non transmise avec l'ordonnance).",
             used,

@@ -17,6 +17,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from contracts.base import InputUsed
 from contracts.clinical import Alert, NormalisedLab
 from contracts.examples import EXAMPLES
+from contracts.local import LocalTreatmentPlan
 from contracts.plan import Check, PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION, cite
 from services.notification import cds, orders
@@ -27,6 +28,7 @@ from services.notification.orders_rules import za_band
 from services.systemic_planner import rules as planner_rules
 from services.systemic_planner.domain import build_plan
 from tests import cds_spec
+from tests.unit import test_local_plan_domain as lp
 from tests.unit import test_systemic_rules as sr
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -413,3 +415,38 @@ def test_the_systemic_plan_s_unmet_prerequisites_reach_the_order_check() -> None
     [card] = run(bundle(za(4.0)), facts(state, sr.NOW))
     assert rule_of(card) == "SYS-AR-PREREQ" and card["indicator"] == "warning"
     assert "orthopantomogramme" in card["detail"]
+
+
+# ---- the radiotherapy planner's real local plan: radiotherapy windows and cementoplasty ---------------------------
+def local_state(*events: Any) -> PatientAlerts:
+    _, out = lp.run(list(events))
+    plans = [o for o in out if isinstance(o, LocalTreatmentPlan)]
+    return PatientAlerts(local_plan=plans[-1])
+
+
+def test_a_gemcitabine_order_gets_the_radiotherapy_planner_s_window() -> None:
+    state = local_state(
+        lp.vertebra("hum", "T1"),
+        lp.drug("gemcitabine", lp.TODAY - timedelta(days=10)),
+        lp.request("hum", "palliative_rt", planned_on=lp.TODAY.isoformat()),
+    )
+    f = facts(state, lp.NOW)
+    assert f.radiotherapy and f.windows
+    [card] = run(bundle(medication("gemcitabine", "L01BC05", 1800, rid="mr-gem")), f)
+    earliest = lp.TODAY + timedelta(days=18)  # Tableau 6: 4 weeks after the last dose
+    assert (card["indicator"], rule_of(card)) == ("warning", "RT-DRUG") and f"{earliest:%d/%m/%Y}" in card["detail"]
+    # a drug the planner has no window for yet (not under way): the dates and window are said to be checked
+    [card] = run(bundle(medication("doxorubicine", "L01DB01", 50, rid="mr-dox")), f)
+    assert "fenêtre du Tableau 6" in card["detail"] and "**Données manquantes :**" in card["detail"]
+
+
+def test_an_apixaban_order_while_the_planner_has_a_cementoplasty_to_do() -> None:
+    state = local_state(
+        lp.vertebra("l3", "L3", pathological_fracture=False),
+        lp.request("l3", "cementoplasty", planned_on=(lp.TODAY + timedelta(days=7)).isoformat()),
+    )
+    f = facts(state, lp.NOW)
+    assert f.cementoplasty
+    [card] = run(bundle(medication("apixaban", "B01AF02", 5, rid="mr-apix")), f)
+    assert (card["indicator"], rule_of(card)) == ("warning", "IR-CEMENT") and "48 h avant le geste" in card["detail"]
+    assert "L3" in card["summary"]
