@@ -30,7 +30,7 @@ from contracts.topics import SERVICES, TOPICS, Topic, changelog_topic
 from devstack import infra
 from devstack.cohort import Cohort
 from devstack.replay import build_services
-from shared.runtime import changelog
+from shared.runtime import changelog, reading
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.rebuild import RebuildReport, rebuild
 from shared.runtime.service import Service
@@ -92,7 +92,7 @@ async def committed(bootstrap: str, services: dict[str, Service]) -> dict[str, C
     try:
         out: dict[str, Counter[str]] = {}
         for name, svc in services.items():
-            parts = await changelog.partitions(svc.settings, list(svc.subscriptions))
+            parts = await reading.partitions(svc.settings, list(svc.subscriptions))
             offsets = await admin.list_consumer_group_offsets(name, partitions=parts)
             per: Counter[str] = Counter()
             for tp, meta in offsets.items():

@@ -27,16 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import Topic, changelog_topic
+from shared.runtime import reading
 from shared.runtime.kafka import Outgoing, Producer
-from shared.settings import Settings
-from shared.transport import kafka_client_kwargs
 
 if TYPE_CHECKING:
     from shared.runtime.service import Service
@@ -147,37 +144,13 @@ def _highest(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
-    """The topics' partitions, from the broker (a consumer's own metadata may not list them: Apache Kafka answers a
-    metadata request naming no topic with none)."""
-    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
-    await admin.start()
-    try:
-        meta = await admin.describe_topics(list(topics))
-        return [
-            TopicPartition(t["topic"], p["partition"]) for t in meta if not t["error_code"] for p in t["partitions"]
-        ]
-    finally:
-        await admin.close()
-
-
 async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], int]:
     """The changelog to its end: key -> newest value (None: a tombstone), and how many records were read. Every
     fetched record is kept, even past the reported end (the embedded broker reports the start of the last batch)."""
-    s = service.settings
-    consumer = AIOKafkaConsumer(
-        **kafka_client_kwargs(s),
-        group_id=None,
-        enable_auto_commit=False,
-        client_id=f"{s.kafka_client_id_prefix}-{service.name}-restore",
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        parts = await partitions(service.settings, [topic])
-        if not parts:
-            return {}, 0
+    parts = await reading.partitions(service.settings, [topic])
+    if not parts:
+        return {}, 0
+    async with reading.consumer(service.settings, "restore", max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
         ends = await consumer.end_offsets(parts)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
@@ -195,8 +168,6 @@ async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], i
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return latest, count
-    finally:
-        await consumer.stop()
 
 
 def complete(records: Mapping[str, bytes | None]) -> bool:

@@ -35,14 +35,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import TopicPartition
 from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
-from shared.runtime import changelog, retrying
+from shared.runtime import changelog, reading, retrying
 from shared.runtime.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
 
@@ -94,16 +93,6 @@ def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
     return topic, str(doc["event_id"]), str(doc.get("caused_by") or "")
 
 
-async def _partitions(service: Service, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(**kafka_client_kwargs(service.settings))
-    await admin.start()
-    try:
-        meta = await admin.describe_topics(topics)
-        return [TopicPartition(t["topic"], p["partition"]) for t in meta for p in t["partitions"]]
-    finally:
-        await admin.close()
-
-
 async def committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
     """The group's committed offsets, read through the admin API so that nothing joins or leaves the live group
     (explicit partitions: the embedded broker drops the connection without them). Retried while the group's
@@ -113,7 +102,7 @@ async def committed_offsets(service: Service, topics: list[str]) -> dict[TopicPa
 
 async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicPartition, int]:
     s = service.settings
-    parts = await _partitions(service, topics)
+    parts = await reading.partitions(service.settings, topics)
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(s))
     await admin.start()
     try:
@@ -123,55 +112,16 @@ async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicP
         await admin.close()
 
 
-async def read_until(service: Service, ends: dict[TopicPartition, int]) -> list[ConsumerRecord]:
-    """Every record below `ends` (per partition), read without a consumer group."""
-    if not ends:
-        return []
-    s = service.settings
-    consumer = AIOKafkaConsumer(
-        **kafka_client_kwargs(s),
-        group_id=None,
-        enable_auto_commit=False,
-        client_id=f"{s.kafka_client_id_prefix}-{service.name}-rebuild",
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        wanted = list(ends)
-        consumer.assign(wanted)
-        await consumer.seek_to_beginning(*wanted)
-        records: list[ConsumerRecord] = []
-        remaining = set(wanted)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, recs in batch.items():
-                records += [r for r in recs if r.offset < ends[tp]]
-                if recs and recs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            for tp in list(remaining):  # a partition whose position already reached its end
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str, str], bytes]:
     """The service's outputs as its output topics hold them now: identity -> latest value. (The embedded broker
     reports the start of the last batch as the end; fetches return whole batches, so nothing is missed.)"""
     if not topics:
         return {}
-    parts = await _partitions(service, sorted(topics))
-    probe = AIOKafkaConsumer(**kafka_client_kwargs(service.settings), group_id=None)
-    await probe.start()
-    try:
-        ends = {tp: off for tp, off in (await probe.end_offsets(parts)).items() if off > 0}
-    finally:
-        await probe.stop()
+    parts = await reading.partitions(service.settings, sorted(topics))
+    ends = await reading.end_offsets(service.settings, parts)
     me = service.name.encode()
     out: dict[tuple[str, str, str], bytes] = {}
-    for r in await read_until(service, ends):
+    for r in await reading.read_range(service.settings, "rebuild", ends):
         if r.value is None or ("producer", me) not in (r.headers or ()):
             continue
         ident = identity(r.topic, r.value)
@@ -183,7 +133,7 @@ async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str,
 async def replay(service: Service) -> Replay:
     """Apply, with the service's own pure code, every input it had committed."""
     topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
-    records = await read_until(service, await committed_offsets(service, topics))
+    records = await reading.read_range(service.settings, "rebuild", await committed_offsets(service, topics))
     # per patient, events in the order they were published (per partition order is kept)
     records.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
     result = Replay()
@@ -333,40 +283,6 @@ async def _write(service: Service, done: Replay, expected: bytes | None, epoch: 
 
 
 # ---- issue 22: restore from the changelog -----------------------------------------------------------------------
-async def read_range(
-    service: Service, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
-) -> list[ConsumerRecord]:
-    """The records from `starts` (default 0) below `ends`, per partition, read without a consumer group."""
-    ends = {tp: end for tp, end in ends.items() if starts.get(tp, 0) < end}
-    if not ends:
-        return []  # (a consumer stopped right after its start raises CancelledError)
-    s = service.settings
-    consumer = AIOKafkaConsumer(
-        **kafka_client_kwargs(s),
-        group_id=None,
-        enable_auto_commit=False,
-        client_id=f"{s.kafka_client_id_prefix}-{service.name}-restore",
-        fetch_max_wait_ms=50,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, starts.get(tp, 0))
-        records: list[ConsumerRecord] = []
-        remaining = set(ends)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, recs in batch.items():
-                records += [r for r in recs if r.offset < ends[tp]]
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> list[tuple[str, str]]:
     """(patient, idempotency key) of the records past the committed offsets that the restored states already hold
     (each patient's `applied` marks): marked processed, their redelivery is skipped, not applied twice."""
@@ -382,7 +298,7 @@ async def held_tail(service: Service, applied: dict[str, dict[str, int]]) -> lis
     committed = await committed_offsets(service, topics)
     ends = {tp: off + 1 for tp, off in highest.items() if tp.topic in service.subscriptions}
     keys: list[tuple[str, str]] = []
-    for record in await read_range(service, committed, ends):
+    for record in await reading.read_range(service.settings, "restore", ends, committed):
         patient_id = record.key.decode() if record.key is not None else ""
         if record.offset > applied.get(patient_id, {}).get(f"{record.topic}:{record.partition}", -1):
             continue  # not in the restored state: processed normally when delivered again

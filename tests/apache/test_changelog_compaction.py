@@ -19,7 +19,7 @@ from contracts.hospital import LabResult
 from contracts.topics import Topic, changelog_topic
 from devstack import apache_kafka, infra
 from devstack.cohort import Cohort
-from shared.runtime import changelog
+from shared.runtime import reading
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.state import StateStore
 from shared.settings import Settings
@@ -114,7 +114,7 @@ async def _values_per_key(bootstrap: str, topic: str) -> Counter[bytes]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = await changelog.partitions(Settings(kafka_bootstrap_servers=bootstrap), [topic])
+        parts = await reading.partitions(Settings(kafka_bootstrap_servers=bootstrap), [topic])
         ends = await consumer.end_offsets(parts)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)

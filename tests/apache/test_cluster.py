@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.structs import TopicPartition
 
 from devstack import apache_kafka, infra
 from devstack.stack import broker_identity
+from shared.runtime import reading
+from shared.settings import Settings
 
 
 async def _records(bootstrap: str, topic: str) -> list[bytes]:
@@ -62,3 +65,29 @@ def test_a_cluster_id_starting_with_a_dash_formats(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(apache_kafka, "_cluster_id", lambda: dashed)
     with apache_kafka.cluster(1, workdir=tmp_path / "kafka") as c:
         assert c.cluster_id == dashed and c.alive() == {1}
+
+
+async def test_a_range_whose_start_was_deleted_reads_from_the_earliest_record_held(tmp_path: Path) -> None:
+    """shared/runtime/reading.py: records deleted by retention before the range's start (or before offset 0, the
+    default start) are skipped and the rest is read; a reader seeking a deleted offset used to reset to the END
+    (aiokafka's default), reading nothing and rebuilding from nothing without an error."""
+    with apache_kafka.cluster(1, workdir=tmp_path / "kafka") as c:
+        admin = AIOKafkaAdminClient(bootstrap_servers=c.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic("aged", num_partitions=1, replication_factor=1)])
+        producer = AIOKafkaProducer(bootstrap_servers=c.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        for i in range(10):
+            await producer.send_and_wait("aged", f"r{i}".encode(), key=b"p")
+        await producer.stop()
+        tp = TopicPartition("aged", 0)
+        await admin.delete_records({tp: RecordsToDelete(before_offset=5)})
+        await admin.close()
+        settings = Settings(kafka_bootstrap_servers=c.bootstrap, service_name="reader")
+        assert await reading.partitions(settings, ["aged", "absent"]) == [tp]
+        assert await reading.end_offsets(settings, [tp]) == {tp: 10}
+        for starts in (None, {tp: 2}, {tp: 7}):
+            records = await reading.read_range(settings, "test", {tp: 9}, starts)
+            first = max(5, (starts or {}).get(tp, 0))
+            assert [r.offset for r in records] == list(range(first, 9)), starts
+            assert [r.value for r in records] == [f"r{i}".encode() for i in range(first, 9)]

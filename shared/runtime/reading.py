@@ -1,0 +1,89 @@
+"""Reading topics outside any consumer group (rebuild, restore, changelogs): the partitions a broker lists, a
+group-less consumer, and the records of a range of offsets. One place, so every reader resets to the earliest record
+still held when its start was deleted (retention, compaction) instead of jumping to the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from shared.settings import Settings
+from shared.transport import kafka_client_kwargs
+
+
+async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
+    """The topics' partitions, from the broker (a consumer's own metadata may not list them: Apache Kafka answers a
+    metadata request naming no topic with none). A topic the broker does not know has none."""
+    admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
+    await admin.start()
+    try:
+        meta = await admin.describe_topics(list(topics))
+        return [
+            TopicPartition(t["topic"], p["partition"]) for t in meta if not t["error_code"] for p in t["partitions"]
+        ]
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def consumer(settings: Settings, purpose: str, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer in no group, committing nothing; `purpose` names it in the broker's client ID. An offset
+    no longer held (deleted by retention or compaction) resets to the earliest one held."""
+    c = AIOKafkaConsumer(
+        **kafka_client_kwargs(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=f"{settings.kafka_client_id_prefix}-{settings.service_name}-{purpose}",
+        fetch_max_wait_ms=50,
+        **options,
+    )
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+async def end_offsets(settings: Settings, parts: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each partition's end (the offset the next record will get)."""
+    if not parts:
+        return {}
+    async with consumer(settings, "probe") as c:
+        return dict(await c.end_offsets(list(parts)))
+
+
+async def read_range(
+    settings: Settings,
+    purpose: str,
+    ends: Mapping[TopicPartition, int],
+    starts: Mapping[TopicPartition, int] | None = None,
+    max_partition_fetch_bytes: int = 4 * 1024 * 1024,
+) -> list[ConsumerRecord]:
+    """The records from `starts` (default: the earliest held) below `ends`, per partition."""
+    starts = starts or {}
+    wanted = {tp: end for tp, end in ends.items() if starts.get(tp, 0) < end}
+    if not wanted:
+        return []  # (a consumer stopped right after its start raises CancelledError)
+    async with consumer(settings, purpose, max_partition_fetch_bytes=max_partition_fetch_bytes) as c:
+        c.assign(list(wanted))
+        for tp in wanted:
+            if starts.get(tp, 0) > 0:
+                c.seek(tp, starts[tp])
+            else:
+                await c.seek_to_beginning(tp)
+        records: list[ConsumerRecord] = []
+        remaining = set(wanted)
+        while remaining:
+            batch = await c.getmany(*remaining, timeout_ms=500, max_records=10_000)
+            for tp, recs in batch.items():
+                records += [r for r in recs if r.offset < wanted[tp]]
+            for tp in list(remaining):  # its position reached its end (also past records compacted away)
+                if await c.position(tp) >= wanted[tp]:
+                    remaining.discard(tp)
+        return records
