@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -125,6 +126,7 @@ class _Reader:
             if (
                 isinstance(v, bool)
                 or not isinstance(v, int | float)
+                or not math.isfinite(v)
                 or (q.type == "integer" and not isinstance(v, int))
             ):
                 self.problems.append(f"{_named(q)} : nombre {'entier ' if q.type == 'integer' else ''}attendu")
@@ -247,15 +249,28 @@ def read_answers(form: Form, items: Any, now: datetime, skew: timedelta) -> dict
     return _nest(flat)
 
 
-def _french(form: Form, exc: ValidationError, part: str) -> list[str]:
-    """A contract's refusal, naming the item whose field it is."""
+def _links(items: Any) -> set[str]:
+    """Every linkId a response answers (groups included)."""
+    out: set[str] = set()
+    for it in items if isinstance(items, list) else []:
+        if isinstance(it, dict) and isinstance(it.get("linkId"), str):
+            out.add(it["linkId"])
+            out |= _links(it.get("item"))
+    return out
+
+
+def _french(form: Form, exc: ValidationError, part: str, answered: set[str]) -> list[str]:
+    """A contract's refusal, naming the item whose field it is (of two items filling one field, e.g. the date of a
+    radiotherapy course or of a surgery, the one answered)."""
     by_target: dict[str, Question] = {}
+    fields: list[tuple[str, Question]] = []
     for item in form.items:
         if isinstance(item, Group):
-            for sub in item.questions:
-                by_target.setdefault(f"{item.target.split('.', 1)[1]}.{sub.target}", sub)
+            fields += [(f"{item.target.split('.', 1)[1]}.{sub.target}", sub) for sub in item.questions]
         else:
-            by_target.setdefault(item.target.split(".", 1)[1], item)
+            fields.append((item.target.split(".", 1)[1], item))
+    for name, spec in sorted(fields, key=lambda f: f[1].link_id not in answered):
+        by_target.setdefault(name, spec)
     out = []
     for err in exc.errors():
         names = [str(x) for x in err["loc"] if not isinstance(x, int)]
@@ -299,11 +314,11 @@ def source_of(actor: str, form: Form) -> str:
     return f"saisie:{form.id}:{actor[:100]}"
 
 
-def _build(model: type[BaseModel], form: Form, part: str, data: dict[str, Any]) -> Message:
+def _build(model: type[BaseModel], form: Form, part: str, data: dict[str, Any], answered: set[str]) -> Message:
     try:
         msg = model.model_validate(data)
     except ValidationError as exc:
-        raise Refused(_french(form, exc, part)) from None
+        raise Refused(_french(form, exc, part, answered)) from None
     assert isinstance(msg, Message)
     return msg
 
@@ -321,6 +336,7 @@ def read_response(raw: bytes | dict[str, Any], actor: str, now: datetime, skew: 
     patient_id = _patient(doc.get("subject"))
     authored = _instant(doc["authored"], "authored", now, skew) if doc.get("authored") is not None else now
     parts = read_answers(form, doc.get("item"), now, skew)
+    links = _links(doc.get("item"))
     # the same content from the same clinician gives the same event IDs (a retried POST is a duplicate delivery)
     body = {k: doc.get(k) for k in ("questionnaire", "subject", "authored", "item", "status")}
     key = hashlib.sha256(json.dumps([actor, body], sort_keys=True, default=str).encode()).hexdigest()
@@ -329,29 +345,32 @@ def read_response(raw: bytes | dict[str, Any], actor: str, now: datetime, skew: 
     def env(n: int, occurred: datetime) -> dict[str, Any]:
         return _envelope(patient_id, key, n, occurred, now, src)
 
+    def build(model: type[BaseModel], part: str, data: dict[str, Any]) -> Message:
+        return _build(model, form, part, data, links)
+
     messages: list[Message] = []
     if form.id == "lesion-finding":
         finding = parts.get("finding", {})
-        messages.append(_build(ImagingFinding, form, "finding", env(0, parts["meta"]["examined_at"]) | finding))
+        messages.append(build(ImagingFinding, "finding", env(0, parts["meta"]["examined_at"]) | finding))
         pain = parts.get("pain")
         if pain and finding.get("record_status") == "entered-in-error":
             raise Refused(["douleur : une saisie erronée retire la constatation ; la douleur ne s'y saisit pas"])
         if pain:  # the lesion's pain (Mirels, SINS): an assessment, as the bus sends it
             lesion_pain = [{"lesion_id": finding["lesion_id"], **pain}]
-            messages.append(_build(ClinicalAssessment, form, "pain", env(1, authored) | {"lesion_pain": lesion_pain}))
+            messages.append(build(ClinicalAssessment, "pain", env(1, authored) | {"lesion_pain": lesion_pain}))
     elif form.id == "assessment":
         data = parts.get("assessment", {})
         if not {k for k in data if k not in ("record_status", "corrects")} and data.get("record_status") != (
             "entered-in-error"
         ):
             raise Refused(["évaluation : aucune donnée saisie"])
-        messages.append(_build(ClinicalAssessment, form, "assessment", env(0, authored) | data))
+        messages.append(build(ClinicalAssessment, "assessment", env(0, authored) | data))
     elif form.id == "surgical-opinion":
         data = parts.get("assessment", {}) | {"surgical_opinion": parts["opinion"]}
-        messages.append(_build(ClinicalAssessment, form, "opinion", env(0, authored) | data))
+        messages.append(build(ClinicalAssessment, "opinion", env(0, authored) | data))
     elif form.id == "local-treatment-request":
-        messages.append(_build(LocalTreatmentRequest, form, "request", env(0, authored) | parts["request"]))
+        messages.append(build(LocalTreatmentRequest, "request", env(0, authored) | parts["request"]))
     else:
         data = parts.get("treatment_event", {}) | {"treatment": parts["treatment"]}
-        messages.append(_build(TreatmentEvent, form, "treatment", env(0, authored) | data))
+        messages.append(build(TreatmentEvent, "treatment", env(0, authored) | data))
     return Entry(form, patient_id, messages)

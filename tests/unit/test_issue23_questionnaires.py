@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
@@ -484,3 +486,52 @@ def test_only_a_questionnaire_response_takes_the_clinician_path() -> None:
     bundled = b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "QuestionnaireResponse"}}]}'
     assert resource_type(bundled) is None
     assert resource_type(b"not json QuestionnaireResponse") is None
+
+
+def test_a_contract_refusal_names_the_item_answered() -> None:
+    """Two items fill `treatment.atc_code` (a systemic drug, an administration): the refusal names the one given."""
+    doc = response(
+        "treatment-event",
+        [
+            a("kind", coding("drug_administration")),
+            a("administration.drug", {"valueString": "clopidogrel"}),
+            a("administration.atc_code", {"valueString": "not-atc"}),
+            a("administration.on", {"valueDate": "2026-11-20"}),
+        ],
+    )
+    assert "« Code ATC » (administration.atc_code) : format non reconnu" in refused(doc)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+VALUE_KEYS = st.sampled_from(
+    ["valueCoding", "valueDecimal", "valueInteger", "valueBoolean", "valueDate", "valueDateTime", "valueString"]
+)
+LINKS = st.sampled_from([*sorted(FORMS["lesion-finding"].questions()), "unknown"])
+#: an answer list of typed values, or any JSON in its place
+ANSWERS = st.lists(st.builds(lambda k, v: {k: v}, VALUE_KEYS, JSON), max_size=2) | JSON.map(lambda v: ("raw", v))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(LINKS, ANSWERS),
+        max_size=6,
+    )
+)
+def test_any_answers_are_taken_or_refused_in_french_never_a_crash(answers: list[tuple[str, Any]]) -> None:
+    items: list[Any] = [{"linkId": link, "answer": got[1] if isinstance(got, tuple) else got} for link, got in answers]
+    doc = lesion("humerus")
+    doc["item"] = doc["item"][:1] + items + doc["item"][1:]
+    try:
+        read(doc)
+    except Refused as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+
+
+def test_a_number_that_is_not_finite_is_refused() -> None:
+    doc = lesion("humerus", a("cortical_pct", {"valueDecimal": float("nan")}))
+    assert "« Part de la corticale atteinte (%) » (cortical_pct) : nombre attendu" in refused(doc)
