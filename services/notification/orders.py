@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import ValidationError
 
 from contracts.base import derived_id
 from contracts.plan import PlanItem
@@ -84,23 +85,27 @@ def shown(v: Value) -> str:
     return f"{bound}{_num(v.value)} {UNITS_FR.get(v.unit, v.unit)}"
 
 
-def with_dose(draft: Draft, dose_mg: float) -> dict[str, Any]:
+def with_dose(draft: Draft, dose_mg: float) -> dict[str, Any] | None:
     """The draft with its dose replaced (or set) by `dose_mg` mg, everything else unchanged: what an `update` action
-    carries (the whole resource, CDS Hooks 2.0)."""
+    carries (the whole resource, CDS Hooks 2.0). None when the result would not be valid FHIR R4 (then no
+    suggestion: the card still says the dose)."""
     resource = copy.deepcopy(draft.resource)
     quantity = {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
     dosages = resource.setdefault("dosageInstruction", [])
     if not dosages:
         dosages.append({})
     rates = dosages[0].setdefault("doseAndRate", [])
-    if rates:
-        rates[0]["doseQuantity"] = quantity
+    if rates:  # dose[x] is one of doseQuantity / doseRange: the corrected dose replaces whichever was there
+        rates[0] = {k: v for k, v in rates[0].items() if not k.startswith("dose")} | {"doseQuantity": quantity}
     else:
         rates.append({"doseQuantity": quantity})
     text = dosages[0].get("text")
     if isinstance(text, str):
-        dosages[0]["text"] = f"Acide zolédronique {_num(dose_mg)} mg (Tableau 2). " + text
-    MedicationRequest.model_validate(resource)  # the corrected draft is valid FHIR R4
+        dosages[0]["text"] = f"Dose corrigée : {_num(dose_mg)} mg (Tableau 2). " + text
+    try:
+        MedicationRequest.model_validate(resource)
+    except ValidationError:
+        return None
     return resource
 
 
@@ -212,19 +217,23 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
         ]
     said = "non renseignée" if given is None else f"{_num(given)} mg"
     corrected = with_dose(draft, band.dose_mg)
-    suggestion = {
-        "label": f"Corriger la dose : acide zolédronique {_num(band.dose_mg)} mg",
-        "uuid": str(derived_id("order-suggestion", draft.ref, "za-dose", band.dose_mg)),
-        "isRecommended": True,
-        "actions": [
-            {
-                "type": "update",
-                "description": f"Remplacer la prescription par l'acide zolédronique {_num(band.dose_mg)} mg "
-                f"(clairance {band.label}, Tableau 2).",
-                "resource": corrected,
-            }
-        ],
-    }
+    suggestion = (
+        None
+        if corrected is None
+        else {
+            "label": f"Corriger la dose : acide zolédronique {_num(band.dose_mg)} mg",
+            "uuid": str(derived_id("order-suggestion", draft.ref, "za-dose", band.dose_mg)),
+            "isRecommended": True,
+            "actions": [
+                {
+                    "type": "update",
+                    "description": f"Remplacer la prescription par l'acide zolédronique {_num(band.dose_mg)} mg "
+                    f"(clairance {band.label}, Tableau 2).",
+                    "resource": corrected,
+                }
+            ],
+        }
+    )
     initial = " initiale" if basis is not current else ""
     return [
         Finding(
@@ -232,7 +241,7 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
             "za-dose",
             "SYS-ZA-DOSE",
             "warning",
-            f"Acide zolédronique {said} : {_num(band.dose_mg)} mg pour une clairance de {shown(basis)}",
+            f"Acide zolédronique : dose {said} ; Tableau 2 : {_num(band.dose_mg)} mg (clairance {shown(basis)})",
             f"Dose prescrite : {said}. Le Tableau 2 donne {_num(band.dose_mg)} mg pour une clairance{initial} "
             f"de {band.label} (clairance retenue : {shown(basis)}).",
             used,

@@ -450,3 +450,16 @@ def test_an_apixaban_order_while_the_planner_has_a_cementoplasty_to_do() -> None
     [card] = run(bundle(medication("apixaban", "B01AF02", 5, rid="mr-apix")), f)
     assert (card["indicator"], rule_of(card)) == ("warning", "IR-CEMENT") and "48 h avant le geste" in card["detail"]
     assert "L3" in card["summary"]
+
+
+def test_a_dose_range_is_replaced_by_the_corrected_dose() -> None:
+    order = za(None)
+    order["dosageInstruction"][0]["doseAndRate"] = [
+        {"doseRange": {"low": {"value": 3, "unit": "mg"}, "high": {"value": 4, "unit": "mg"}}}
+    ]
+    [card] = run(bundle(order), known(value(45.0)))
+    resource = card["suggestions"][0]["actions"][0]["resource"]
+    assert resource["dosageInstruction"][0]["doseAndRate"] == [
+        {"doseQuantity": {"value": 3.3, "unit": "mg", "system": orders.UCUM, "code": "mg"}}
+    ]
+    MedicationRequest.model_validate(resource)
