@@ -11,11 +11,13 @@ the future (beyond the clock-skew tolerance) is left out of every decision, and 
 
 from __future__ import annotations
 
+from typing import Final
+
 from contracts.base import InputUsed, derived_id
 from contracts.clinical import SkeletalEvent
 from services.scoring import rules as r
 from services.scoring import texts as t
-from services.scoring.common import SERVICE, Context, Decisions, lab_message
+from services.scoring.common import SERVICE, Context, Decisions, FamilyMemo, around, lab_message
 from services.scoring.state import LabValue
 from shared.clinical.censored import Side, shown
 from shared.clinical.recommend import lazy_recommendation
@@ -57,7 +59,26 @@ def _order(v: LabValue) -> tuple[object, ...]:
     return v.occurred_at, v.recorded_at, str(v.event_id)
 
 
+#: issue 25: the calcium decisions by labs table and by where the reference time falls among the labs' windows
+MEMO: Final = FamilyMemo()
+
+
 def decide_calcium(c: Context, d: Decisions) -> None:
+    """Decided again only when the labs change, a calcium window passes (clock.py: a tick then), or a crisis alert is
+    published or dropped (a crisis known only after a newer normal value is late)."""
+    policy = c.policy
+    crises = frozenset(k for k in c.s.recommendations if k.startswith("calcium:crisis:"))
+    MEMO.decide(
+        (c.s.labs,),
+        (c.patient_id, policy, crises),
+        lambda: (m for v in c.s.labs.values() for m in around(v.occurred_at, policy, policy.calcium_current)),
+        c.reference,
+        lambda into: _decide_calcium(c, into),
+        d,
+    )
+
+
+def _decide_calcium(c: Context, d: Decisions) -> None:
     s, patient_id, policy = c.s, c.patient_id, c.policy
     every = sorted(
         ((rid, v) for rid, v in s.labs.items() if v.analyte == "corrected_calcium" and not v.withdrawn),

@@ -7,52 +7,95 @@ costs one decision and publishes nothing (the transition only publishes differen
 
 from __future__ import annotations
 
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from services.scoring import rules as r
-from services.scoring.state import ScoringState
+from services.scoring.state import Assessment, LabValue, Lesion, ScoringState
 from shared.clinical.facts import Fact
-from shared.clinical.life_expectancy import Remaining
+from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
 
 _AFTER: timedelta = timedelta(seconds=1)
 
 
 def next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY) -> datetime | None:
-    times: list[datetime] = []
+    windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
+    crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
+    for part, times in ((s.labs, _lab_times), (s.lesions, _lesion_times), (s.assessment, _assessment_times)):
+        w, c = _memo(part, policy, times)
+        i = bisect.bisect_right(w, now - _AFTER)  # the first with t + _AFTER > now
+        if i < len(w):
+            windows.append(w[i])
+        j = bisect.bisect_right(c, now)  # Remaining.next_crossing: the first strictly after now
+        if j < len(c):
+            crossings.append(c[j])
+    return min((t + _AFTER for t in (*windows, *crossings)), default=None)
 
-    def window(at: datetime, valid: timedelta) -> None:
-        times.extend((at - policy.future_tolerance, at + valid))  # it becomes current, then it is too old
 
-    for v in s.labs.values():
-        window(v.occurred_at, policy.calcium_current)
-    for lesion in s.lesions.values():
-        seen: list[Fact[Any] | None] = [
-            lesion.cord_compression,
-            lesion.fracture,
-            lesion.fracture_seen_last,
-            lesion.compression_seen_last,
-        ]
-        for f in seen:
-            if f is not None:
-                window(f.occurred_at, policy.lesion_event_current)
-    a = s.assessment
+Times = tuple[list[datetime], list[datetime]]
+#: issue 25: each part's moments (sorted), by object: a transition copies only the table it changes (state.merge),
+#: so an event computes again only its own part's (the parts are never changed in place once in a state)
+MEMO_SIZE: Final = 4096
+_MEMO: OrderedDict[tuple[int, r.Policy], tuple[object, int, Times]] = OrderedDict()
+_LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
+
+
+def _memo(part: Any, policy: r.Policy, times: Callable[[Any, r.Policy], Times]) -> Times:
+    key = (id(part), policy)
+    size = len(part) if isinstance(part, dict) else 0
+    with _LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and hit[0] is part and hit[1] == size:
+            _MEMO.move_to_end(key)
+            return hit[2]
+    found = times(part, policy)
+    with _LOCK:
+        _MEMO[key] = (part, size, found)
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return found
+
+
+def _windows(facts: Iterable[tuple[datetime, timedelta]], policy: r.Policy) -> list[datetime]:
+    """It becomes current (future-dated, within the skew tolerance), then it is too old."""
+    return sorted(t for at, valid in facts for t in (at - policy.future_tolerance, at + valid))
+
+
+def _lab_times(labs: dict[str, LabValue], policy: r.Policy) -> Times:
+    return _windows(((v.occurred_at, policy.calcium_current) for v in labs.values()), policy), []
+
+
+def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
+    seen: list[Fact[Any] | None] = []
+    for lesion in lesions.values():
+        seen += [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last]
+    facts = ((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None)
+    return _windows(facts, policy), []
+
+
+def _assessment_times(a: Assessment, policy: r.Policy) -> Times:
     pains: list[Fact[Any] | None] = [
         a.pain_character,
         a.pain_intensity,
         *a.lesion_pain_intensity.values(),
         *a.lesion_pain_character.values(),
     ]
-    for f in pains:
-        if f is not None:
-            window(f.occurred_at, policy.lesion_pain_valid)
-    for g in (a.primary_controlled, a.extra_osseous):
-        if g is not None:
-            window(g.occurred_at, policy.staging_valid)
-    for le in a.life_expectancy_estimates:
-        window(le.occurred_at, policy.life_expectancy_valid)
-        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now)
-        if crossing is not None:
-            times.append(crossing)
-    later = [t + _AFTER for t in times if t + _AFTER > now]
-    return min(later, default=None)
+    facts = [(f.occurred_at, policy.lesion_pain_valid) for f in pains if f is not None]
+    facts += [(g.occurred_at, policy.staging_valid) for g in (a.primary_controlled, a.extra_osseous) if g is not None]
+    facts += [(le.occurred_at, policy.life_expectancy_valid) for le in a.life_expectancy_estimates]
+    crossings = sorted(
+        when_remaining_reaches(float(le.value), le.occurred_at, m)
+        for le in a.life_expectancy_estimates
+        for m in THRESHOLDS
+    )
+    return _windows(facts, policy), crossings
+
+
+def clear() -> None:
+    """Forget what is memoised (a cold process)."""
+    with _LOCK:
+        _MEMO.clear()

@@ -3,8 +3,11 @@ facts, the time they are made for, the policy), and how a score or a lab trigger
 
 from __future__ import annotations
 
+import bisect
+import threading
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -31,6 +34,88 @@ class Decisions:
     sres: dict[str, SkeletalEvent] = field(default_factory=dict)
     #: published slots to leave as they are although no longer current (a crisis episode that ended)
     keep: set[str] = field(default_factory=set)
+    #: the fixation surgeries counted with a fracture seen on imaging (one fracture, one SRE: lesions.decide_sres)
+    fixations: set[str] = field(default_factory=set)
+
+    def add(self, other: Decisions) -> None:
+        """`other`'s decisions added to these (in its order)."""
+        self.recommendations.update(other.recommendations)
+        self.scores.update(other.scores)
+        self.sres.update(other.sres)
+        self.keep |= other.keep
+        self.fixations |= other.fixations
+
+
+@dataclass
+class _Family:
+    parts: tuple[object, ...]  # held: the objects keyed by identity are never changed in place once in a state
+    moments: list[datetime]  # every moment the decisions compare the reference time with, sorted
+    bands: OrderedDict[tuple[int, int] | None, Decisions] = field(default_factory=OrderedDict)
+
+
+class FamilyMemo:
+    """Issue 25: a decision family's decisions, memoised on the parts of the state it reads (by object: a transition
+    copies only the table it changes, state.merge) and on where the reference time falls among the moments it
+    compares that time with (a fact's time plus or minus a window): two reference times that compare the same with
+    every moment give the same decisions, and these moments are the clock's deadlines (clock.py), so a family is
+    decided again when a part it reads changes or a deadline passes. What the family reads must be exactly `parts`
+    and `extra`, and it must read the reference time only through comparisons with `moments`."""
+
+    def __init__(self, size: int = 4096, bands: int = 8) -> None:
+        self.size = size
+        self.bands = bands
+        self._entries: OrderedDict[Hashable, _Family] = OrderedDict()
+        self._lock = threading.Lock()  # the runtime applies events in its worker thread
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def decide(
+        self,
+        parts: tuple[object, ...],
+        extra: Hashable,
+        moments: Callable[[], Iterable[datetime]],
+        reference: datetime | None,
+        build: Callable[[Decisions], None],
+        into: Decisions,
+    ) -> Decisions:
+        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised)."""
+        key = (tuple(id(x) for x in parts), extra)
+        with self._lock:
+            family = self._entries.get(key)
+            if family is not None and all(a is b for a, b in zip(family.parts, parts, strict=True)):
+                self._entries.move_to_end(key)
+            else:
+                family = None
+        if family is None:
+            family = _Family(parts, sorted(moments()))
+            with self._lock:
+                self._entries[key] = family
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        band = (
+            None
+            if reference is None
+            else (bisect.bisect_left(family.moments, reference), bisect.bisect_right(family.moments, reference))
+        )
+        with self._lock:
+            found = family.bands.get(band)
+        if found is None:
+            found = Decisions()
+            build(found)
+            with self._lock:
+                family.bands[band] = found
+                while len(family.bands) > self.bands:
+                    family.bands.popitem(last=False)
+        into.add(found)
+        return found
+
+
+def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime, ...]:
+    """The moments a fact dated `at` is compared with the reference time: it stops being in the future (beyond the
+    clock-skew tolerance, r.is_future), and it leaves each window `valid` (Context.usable)."""
+    return (at - policy.future_tolerance, *(at + v for v in valid))
 
 
 @dataclass(frozen=True)

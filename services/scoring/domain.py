@@ -185,6 +185,17 @@ def apply_event(
     return s, caused_by(out, event)
 
 
+def forget_memos() -> None:
+    """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
+    from services.scoring import calcium, clock, lesions, patient, retention
+
+    for memo in (calcium.MEMO, lesions.SRE_MEMO, patient.OLIGO_MEMO):
+        memo.clear()
+    lesions.clear()
+    clock.clear()
+    retention.clear()
+
+
 def _sre_withdrawal(sre_id: str, kind: str, event: Message) -> SkeletalEvent:
     return SkeletalEvent(
         event_id=derived_id("sre-withdrawn", sre_id, event.event_id),

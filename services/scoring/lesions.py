@@ -9,14 +9,17 @@ A suspected lesion (IMG-ISOLATED) records no SRE; a resolved one is no longer sc
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any, Final
 
 from contracts.base import InputUsed, derived_id
 from contracts.clinical import SkeletalEvent
 from contracts.hospital import ImagingFinding, Treatment, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring import texts as t
-from services.scoring.common import SERVICE, Context, Decisions, components, finding_inputs, score
+from services.scoring.common import SERVICE, Context, Decisions, FamilyMemo, around, components, finding_inputs, score
 from services.scoring.state import Lesion
 from shared.clinical import life_expectancy
 from shared.clinical.dates import local_day
@@ -296,35 +299,39 @@ def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list
     return None
 
 
+#: issue 25: each lesion's SREs by lesion, treatments and deficit, and by where the reference time falls among their
+#: facts' windows; each treatment's SRE by its record, kind and lesion
+SRE_MEMO: Final = FamilyMemo(size=16384)
+TREATMENT_SRE_SIZE: Final = 16384
+_TREATMENT_SRES: OrderedDict[tuple[str, str, str | None, str], tuple[TreatmentEvent, SkeletalEvent]] = OrderedDict()
+_LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
+_FIXING: Final = frozenset({"fracture_fixation", "prophylactic_fixation"})
+
+
 def decide_sres(c: Context, d: Decisions) -> None:
     """CLASS-SRE for lesions and treatments. One fracture is one SRE: a fixation of a lesion whose fracture was seen
     on imaging makes that SRE historical instead of adding a second one."""
+    policy, deficit = c.policy, c.s.assessment.neurological_deficit
     merged: set[str] = set()  # fixation surgeries of a fracture seen on imaging
     for lesion_id, lesion in c.s.lesions.items():
         if lesion.effective_status() == "suspected":
             continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
-        f = lesion.latest
-        if lesion.fracture is not None and lesion.fracture_seen_last is not None:
-            fixed = _treated_by(
-                c, f, lesion.fracture, {"fracture_fixation", "prophylactic_fixation"}, frozenset({"fracture_fixation"})
-            )
-            merged |= {str(e.event_id) for e in fixed}
-            sre = _lesion_sre(
-                c,
-                "pathological_fracture",
-                lesion_id,
-                lesion.fracture,
-                lesion.fracture_seen_last,
-                [lesion.fracture.used(f"pathological_fracture:{lesion_id}")],
-                fixed,
-            )
-            d.sres[str(sre.event_id)] = sre
-        compression = _compression(c, lesion)
-        if compression is not None:
-            first, last, used = compression
-            treated = _treated_by(c, f, first, {"decompression", "cord_compression"})
-            sre = _lesion_sre(c, "cord_compression", lesion_id, first, last, used, treated)
-            d.sres[str(sre.event_id)] = sre
+
+        def moments(x: Lesion = lesion) -> list[datetime]:
+            facts: list[Fact[Any] | None] = [deficit, x.cord_compression, x.fracture, x.fracture_seen_last]
+            facts += [x.compression_seen_last, x.epidural_stated, x.compression_stated]
+            window = policy.lesion_event_current
+            return [m for f in facts if f is not None for m in around(f.occurred_at, policy, window)]
+
+        found = SRE_MEMO.decide(
+            (lesion, c.s.treatments, deficit),
+            (c.patient_id, policy, lesion_id),
+            moments,
+            c.reference,
+            lambda into, lid=lesion_id, x=lesion: _lesion_sres(c, lid, x, into),
+            d,
+        )
+        merged |= found.fixations
     for e in c.treatments:  # an entered-in-error or corrected record is no SRE (issue 18.7)
         key, tr = str(e.event_id), e.treatment
         kind = None
@@ -338,17 +345,63 @@ def decide_sres(c: Context, d: Decisions) -> None:
             kind = "pathological_fracture"  # a fracture known from its fixation only
         if kind is None:
             continue
-        lesion_ids = sorted(lid for lid, x in c.s.lesions.items() if treats(tr, x.latest))
-        sre = SkeletalEvent(
-            event_id=derived_id("sre", kind, key),
-            patient_id=c.patient_id,
-            occurred_at=e.occurred_at,
-            recorded_at=e.recorded_at,
-            source=SERVICE,
-            kind=kind,
-            rule_id="CLASS-SRE",
-            evidence=[_treatment_used(e)],
-            lesion_id=lesion_ids[0] if len(lesion_ids) == 1 else None,
-            current=False if kind == "pathological_fracture" else None,  # already fixed
+        lesion_ids = [lid for lid, x in c.s.lesions.items() if treats(tr, x.latest)]
+        sre = _treatment_sre(c.patient_id, kind, e, lesion_ids[0] if len(lesion_ids) == 1 else None)
+        d.sres[str(sre.event_id)] = sre
+
+
+def _treatment_sre(patient_id: str, kind: str, e: TreatmentEvent, lesion_id: str | None) -> SkeletalEvent:
+    """A radiotherapy for pain or an orthopaedic surgery as an SRE (made once per record, kind and lesion)."""
+    memo_key = (str(e.event_id), kind, lesion_id, patient_id)
+    with _LOCK:
+        hit = _TREATMENT_SRES.get(memo_key)
+    if hit is not None and (hit[0] is e or hit[0] == e):
+        return hit[1]
+    sre = SkeletalEvent(
+        event_id=derived_id("sre", kind, str(e.event_id)),
+        patient_id=patient_id,
+        occurred_at=e.occurred_at,
+        recorded_at=e.recorded_at,
+        source=SERVICE,
+        kind=kind,
+        rule_id="CLASS-SRE",
+        evidence=[_treatment_used(e)],
+        lesion_id=lesion_id,
+        current=False if kind == "pathological_fracture" else None,  # already fixed
+    )
+    with _LOCK:
+        _TREATMENT_SRES[memo_key] = (e, sre)
+        _TREATMENT_SRES.move_to_end(memo_key)
+        while len(_TREATMENT_SRES) > TREATMENT_SRE_SIZE:
+            _TREATMENT_SRES.popitem(last=False)
+    return sre
+
+
+def _lesion_sres(c: Context, lesion_id: str, lesion: Lesion, d: Decisions) -> None:
+    """A lesion's fracture and cord compression SREs; the fixations that count its fracture in `d.fixations`."""
+    f = lesion.latest
+    if lesion.fracture is not None and lesion.fracture_seen_last is not None:
+        fixed = _treated_by(c, f, lesion.fracture, set(_FIXING), frozenset({"fracture_fixation"}))
+        d.fixations |= {str(e.event_id) for e in fixed}
+        sre = _lesion_sre(
+            c,
+            "pathological_fracture",
+            lesion_id,
+            lesion.fracture,
+            lesion.fracture_seen_last,
+            [lesion.fracture.used(f"pathological_fracture:{lesion_id}")],
+            fixed,
         )
         d.sres[str(sre.event_id)] = sre
+    compression = _compression(c, lesion)
+    if compression is not None:
+        first, last, used = compression
+        treated = _treated_by(c, f, first, {"decompression", "cord_compression"})
+        sre = _lesion_sre(c, "cord_compression", lesion_id, first, last, used, treated)
+        d.sres[str(sre.event_id)] = sre
+
+
+def clear() -> None:
+    """Forget what is memoised (a cold process)."""
+    with _LOCK:
+        _TREATMENT_SRES.clear()

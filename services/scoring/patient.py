@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Final
 
 from contracts.base import InputUsed
 from services.scoring import rules as r
 from services.scoring import texts as t
-from services.scoring.common import Component, Context, Decisions, finding_inputs, score
+from services.scoring.common import Component, Context, Decisions, FamilyMemo, around, finding_inputs, score
 from services.scoring.state import Lesion
 from shared.clinical.dates import add_months, local_day
 from shared.clinical.recommend import lazy_recommendation
@@ -20,8 +21,26 @@ def _counted(c: Context) -> list[Lesion]:
     return [x for x in c.s.lesions.values() if x.effective_status() != "resolved"]
 
 
+#: issue 25: the oligometastatic status by lesions and staging facts, and by where the reference time falls among the
+#: staging facts' windows
+OLIGO_MEMO: Final = FamilyMemo()
+
+
 def decide_oligo(c: Context, d: Decisions) -> None:
     """CLASS-OLIGO over bone lesions (suspected ones as a possibility) and the extra-osseous disease."""
+    a, policy = c.s.assessment, c.policy
+    facts = (a.primary_controlled, a.extra_osseous)
+    OLIGO_MEMO.decide(
+        (c.s.lesions, *facts),
+        (c.patient_id, policy),
+        lambda: (m for f in facts if f is not None for m in around(f.occurred_at, policy, policy.staging_valid)),
+        c.reference,
+        lambda into: _decide_oligo(c, into),
+        d,
+    )
+
+
+def _decide_oligo(c: Context, d: Decisions) -> None:
     lesions = list(c.s.lesions.values())
     if not lesions:
         return

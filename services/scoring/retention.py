@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, Final, TypeVar
 
 from contracts.base import derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
@@ -81,13 +83,19 @@ def retain(s: ScoringState) -> ScoringState:
     if anchor is None:
         return s
     start = anchor - HORIZON
-    if anchor == s.newest_recorded and _nothing_to_fold(s, start):
+    # issue 25: the tables found clean at an earlier start that no record crossed since are not walked again
+    clean = {name for name in TABLES if _table_clean(getattr(s, name), start)}
+    drugs_done = s.drugs_cutoff == local_day(start)
+    if anchor == s.newest_recorded and len(clean) == len(TABLES) and (drugs_done or _drugs(s.treatments) <= DRUGS_KEPT):
+        return s
+    if anchor == s.newest_recorded and not clean and _nothing_to_fold(s, start):
+        _mark_clean(s, start)
         return s
     update: dict[str, object] = {}
     if anchor != s.newest_recorded:
         update["newest_recorded"] = anchor
     dropped: list[datetime] = []
-    labs, ended = _retain_labs(s.labs, start)
+    labs, ended = (None, []) if "labs" in clean else _retain_labs(s.labs, start)
     if labs is not None:
         dropped += [v.recorded_at for rid, v in s.labs.items() if rid not in labs]
         update["labs"] = labs
@@ -97,9 +105,8 @@ def retain(s: ScoringState) -> ScoringState:
         update["sres"] = [x for x in s.sres if x not in sres]
         update["calcium_sres"] = [x for x in s.calcium_sres if x not in sres]
         update["recommendations"] = {k: v for k, v in s.recommendations.items() if k not in slots}
-    treatments = {k: e for k, e in s.treatments.items() if not _unread(e)}
-    drugs = sum(isinstance(e.treatment, SystemicDrug) for e in treatments.values())
-    if drugs > DRUGS_KEPT and s.drugs_cutoff != local_day(start):  # past a few, once a day of the horizon
+    treatments = s.treatments if "treatments" in clean else {k: e for k, e in s.treatments.items() if not _unread(e)}
+    if not drugs_done and _drugs(treatments) > DRUGS_KEPT:  # past a few, once a day of the horizon
         treatments = _retain_drugs(treatments, _focus_days(s), start)
         update["drugs_cutoff"] = local_day(start)
     if len(treatments) < len(s.treatments):
@@ -107,7 +114,7 @@ def retain(s: ScoringState) -> ScoringState:
         update["treatments"] = treatments
     if dropped:
         update["dropped_recorded"] = max([*dropped, *([s.dropped_recorded] if s.dropped_recorded else [])])
-    kept = _retain_records(s.findings, start, FINDINGS_KEPT, lambda f: f.lesion_id)
+    kept = None if "findings" in clean else _retain_records(s.findings, start, FINDINGS_KEPT, lambda f: f.lesion_id)
     if kept is not None:
         findings, folded = kept
         bases = dict(s.lesion_bases)
@@ -118,10 +125,15 @@ def retain(s: ScoringState) -> ScoringState:
         # takes the lesion as its base when a finding of it arrives)
         imaged = {f.lesion_id for f in findings.values()}
         update["lesion_bases"] = {k: _one_focus(v) for k, v in sorted(bases.items()) if k in imaged}
-    lesions = {k: _one_focus(v) for k, v in s.lesions.items()}
-    if any(v is not s.lesions[k] for k, v in lesions.items()):
-        update["lesions"] = lesions
-    kept_a = _retain_records(s.assessments, start, ASSESSMENTS_KEPT, lambda a: a.patient_id)
+    if "lesions" not in clean:
+        lesions = {k: _one_focus(v) for k, v in s.lesions.items()}
+        if any(v is not s.lesions[k] for k, v in lesions.items()):
+            update["lesions"] = lesions
+    kept_a = (
+        None
+        if "assessments" in clean
+        else _retain_records(s.assessments, start, ASSESSMENTS_KEPT, lambda a: a.patient_id)
+    )
     if kept_a is not None:
         assessments, folded_a = kept_a
         base = s.assessment_base or Assessment()
@@ -129,7 +141,57 @@ def retain(s: ScoringState) -> ScoringState:
             base = merge_assessment(base, a)
         update["assessments"] = assessments
         update["assessment_base"] = base if assessments else None  # else the fold is its own summary
-    return s.model_copy(update=update) if update else s
+    if not update:
+        _mark_clean(s, start, clean)
+        return s
+    return s.model_copy(update=update)
+
+
+# ---- issue 25: nothing to fold, known without a scan ----------------------------------------------------------------
+#: per table object (a transition copies only the table it changes: state.merge), what retention found of it: the
+#: records' cut stays where it was while the horizon's start stays between the start it was checked at and the
+#: oldest record kept after the cut (no record crosses it), so a table found clean stays clean until one does
+CLEAN_SIZE: Final = 8192
+_CLEAN: OrderedDict[int, tuple[object, int, datetime, datetime | None]] = OrderedDict()
+_LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
+
+
+def _table_clean(table: dict[str, Any], start: datetime) -> bool:
+    with _LOCK:
+        hit = _CLEAN.get(id(table))
+    if hit is None or hit[0] is not table or hit[1] != len(table):
+        return False
+    return hit[2] <= start and (hit[3] is None or start <= hit[3])
+
+
+def _mark_table(table: dict[str, Any], times: list[datetime], start: datetime, kept: int) -> None:
+    cutoff = _cutoff(times, start, kept)
+    # the cut (the start, or the kept-th newest record: never later than the oldest record after the cut) moves with
+    # the start up to the oldest record after it without any record crossing it
+    until = min((t for t in times if t >= cutoff), default=None)
+    with _LOCK:
+        _CLEAN[id(table)] = (table, len(table), start, until)
+        _CLEAN.move_to_end(id(table))
+        while len(_CLEAN) > CLEAN_SIZE:
+            _CLEAN.popitem(last=False)
+
+
+#: the tables retention walks (lesions: one new focus each; treatments: nothing unread; the others: the records' cut)
+TABLES: Final = ("labs", "findings", "assessments", "lesions", "treatments")
+
+
+def _mark_clean(s: ScoringState, start: datetime, known: Iterable[str] = ()) -> None:
+    """`s` is what retain gives for `start` (nothing to fold): remember it per table (those not `known` already)."""
+    kept = {"labs": LABS_KEPT, "findings": FINDINGS_KEPT, "assessments": ASSESSMENTS_KEPT}
+    for name in TABLES:
+        if name not in known:
+            table = getattr(s, name)
+            times = [x.occurred_at for x in table.values()] if name in kept else []
+            _mark_table(table, times, start, kept.get(name, 0))
+
+
+def _drugs(treatments: dict[str, TreatmentEvent]) -> int:
+    return sum(isinstance(e.treatment, SystemicDrug) for e in treatments.values())
 
 
 def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
@@ -405,3 +467,9 @@ def _retain_records(
         key=lambda x: (x.occurred_at, x.recorded_at, x.event_id.int),
     )
     return {k: x for k, x in records.items() if roots[x.event_id] in recent}, folded
+
+
+def clear() -> None:
+    """Forget what is memoised (a cold process)."""
+    with _LOCK:
+        _CLEAN.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from services.scoring import rules as r
 from shared.clinical.corrections import effective, effective_findings, is_correction
 from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.treatments import canonical, effective_treatments
+from shared.runtime.parts_json import StoredJson
 
 
 class Lesion(BaseModel):
@@ -107,6 +108,14 @@ class ScoringState(BaseModel):
     #: the cutoff day of the last fold of systemic-drug treatments (it runs once a day of the horizon)
     drugs_cutoff: date | None = None
 
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The stored JSON (what the runtime writes): each record's, lesion's and fold's JSON is reused by object
+        (issue 25: they are frozen or replaced, never changed in place; shared/runtime/parts_json.py); with
+        arguments, pydantic's."""
+        if kwargs:
+            return super().model_dump_json(**kwargs)
+        return STORED.dump(self)
+
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
         return effective_treatments(self.treatments.values())
@@ -132,6 +141,12 @@ class ScoringState(BaseModel):
         return max(times, default=None)
 
 
+#: issue 25: the tables written from their parts' JSON (merge and retention replace a lesion, a lab or a fold, and
+#: never change one in place once it is in a state; the records are frozen)
+STORED: Final = StoredJson(
+    ("lesions", "findings", "assessments", "treatments", "labs", "lesion_bases"), ("assessment", "assessment_base")
+)
+
 _FACT = Fact[Any]  # the parametrised class, looked up once (not on every fact)
 
 
@@ -140,9 +155,18 @@ def _fact(event: Message, value: Any) -> Fact[Any]:
 
 
 def merge(state: ScoringState, event: Message) -> ScoringState:
-    s = state.model_copy(
-        update={"lesions": dict(state.lesions), "treatments": dict(state.treatments), "labs": dict(state.labs)}
+    # issue 25: only the table the event changes is copied (and sorted again): the others stay the same objects, so
+    # their stored JSON and retention's and the clock's per-table work are reused (parts_json.py, retention.py)
+    table = (
+        "lesions"
+        if isinstance(event, ImagingFinding)
+        else "treatments"
+        if isinstance(event, TreatmentEvent)
+        else "labs"
+        if isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium"
+        else None
     )
+    s = state.model_copy(update={table: dict(getattr(state, table))}) if table is not None else state.model_copy()
     if isinstance(event, ImagingFinding):
         lesion_id = event.lesion_id
         # issue 25: a lesion with no finding kept one by one is its own summary (retention.py)
@@ -189,11 +213,7 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
                 event_id=event.event_id,
             )
     # canonical key order, so that the same facts always serialise to the same bytes
-    update: dict[str, Any] = {
-        "lesions": dict(sorted(s.lesions.items())),
-        "treatments": dict(sorted(s.treatments.items())),
-        "labs": dict(sorted(s.labs.items())),
-    }
+    update: dict[str, Any] = {} if table is None else {table: dict(sorted(getattr(s, table).items()))}
     if isinstance(event, ImagingFinding | ClinicalAssessment | TreatmentEvent) or (
         isinstance(event, NormalisedLab) and event.analyte == "corrected_calcium"
     ):  # issue 25: the end of retention's horizon (an older version of a lab, not kept, is older than the newest)

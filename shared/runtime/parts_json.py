@@ -1,6 +1,6 @@
 """Issue 25: a stored aggregate's JSON assembled from the JSON of parts that never change once made (frozen records,
 facts replaced but never changed in place), so a state is not serialised again whole after every batch. Used by
-services/notification/stored.py and services/radiotherapy_planner/stored.py.
+services/notification/stored.py, services/radiotherapy_planner/stored.py and, through `StoredJson`, scoring.
 
 An entry is kept by object and leaves with its object (weak reference), so the memory follows the states the process
 holds; the same object always has the same JSON."""
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import weakref
+from collections import OrderedDict
 
 from pydantic import BaseModel
 
@@ -44,3 +46,50 @@ def json_key(k: str) -> str:
     if k.isprintable() and '"' not in k and "\\" not in k:
         return f'"{k}"'
     return json.dumps(k, ensure_ascii=False)
+
+
+class StoredJson:
+    """A state's JSON assembled from its parts' JSON (services/scoring/state.py): `maps` are fields holding a dict of
+    models never changed in place once made (frozen records; facts or folds replaced, never mutated), `ones` fields
+    holding one such model or None; every other field is written by pydantic. The body of each map is kept by the
+    dict's object too (a transition copies only the tables it changes), held strongly and bounded (least recently
+    used out), checked against the dict's length (a dict filled after it was first dumped is written again)."""
+
+    def __init__(self, maps: tuple[str, ...], ones: tuple[str, ...] = (), bodies: int = 4096) -> None:
+        self.maps = maps
+        self.ones = ones
+        self.exclude = frozenset((*maps, *ones))
+        self.parts = PartsJson()
+        self.bodies_size = bodies
+        self._bodies: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
+        self._lock = threading.Lock()  # states are dumped in the runtime's worker thread and served on the loop
+
+    def _body(self, value: dict[str, BaseModel]) -> str:
+        key = id(value)
+        with self._lock:
+            hit = self._bodies.get(key)
+            if hit is not None and hit[0] is value and hit[1] == len(value):
+                self._bodies.move_to_end(key)
+                return hit[2]
+        parts = self.parts
+        body = ",".join(f"{json_key(k)}:{parts(v)}" for k, v in value.items())
+        with self._lock:
+            self._bodies[key] = (value, len(value), body)
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self.bodies_size:
+                self._bodies.popitem(last=False)
+        return body
+
+    def dump(self, state: BaseModel) -> str:
+        rest = BaseModel.model_dump_json(state, exclude=set(self.exclude))
+        out = [rest[:-1]]
+        sep = "," if len(rest) > 2 else ""
+        for name in self.maps:
+            out.append(f'{sep}"{name}":{{{self._body(getattr(state, name))}}}')
+            sep = ","
+        for name in self.ones:
+            one: BaseModel | None = getattr(state, name)
+            out.append(f'{sep}"{name}":{"null" if one is None else self.parts(one)}')
+            sep = ","
+        out.append("}")
+        return "".join(out)
