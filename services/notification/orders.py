@@ -28,7 +28,7 @@ from contracts.plan import PlanItem
 from contracts.rules import GUIDELINE, RULESET_VERSION, cite
 from services.notification.cds import RULE_SYSTEM, override_reasons
 from services.notification.orders_drafts import Draft, drafts
-from services.notification.orders_facts import OrderFacts, Value
+from services.notification.orders_facts import OrderFacts, Value, missing_fr
 from services.notification.orders_rules import (
     DRUG_FR,
     HOLDING_PREREQUISITES,
@@ -189,7 +189,7 @@ def _za(draft: Draft, f: OrderFacts) -> list[Finding]:
                 "La clairance est calculée à partir d'un résultat censuré : elle ne situe pas le patient dans une "
                 "seule tranche du Tableau 2. Une créatininémie exacte permettra de vérifier la dose.",
                 (basis,) if basis is current else (basis, current),
-                ("exact creatinine value",),
+                ("créatininémie exacte (résultat censuré)",),
             )
         ]
     return _za_dose(draft, basis, current, band)
@@ -212,7 +212,7 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
                 f"Dose du brouillon : {_num(draft.dose[0])} {draft.dose[1]} ; la dose attendue est "
                 f"{_num(band.dose_mg)} mg (Tableau 2, clairance {band.label}).",
                 used,
-                ("dose in mg",),
+                ("dose en mg",),
             )
         ]
     said = "non renseignée" if given is None else f"{_num(given)} mg"
@@ -286,7 +286,7 @@ def _deno(draft: Draft, f: OrderFacts) -> list[Finding]:
             + " : le patient peut présenter une ostéodystrophie rénale de type os adynamique, pour laquelle un "
             "anti-résorptif est délétère. Avis spécialisé avant la prescription.",
             (current,),
-            () if certain else ("exact creatinine value",),
+            () if certain else ("créatininémie exacte (résultat censuré)",),
         )
     ]
 
@@ -379,7 +379,7 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
                 f"{name.capitalize()} et radiothérapie prévue ({where})"[:140],
                 " ".join(i.text_fr for i in decided)
                 + " Une nouvelle administration repousse d'autant la date possible de l'irradiation (Tableau 6).",
-                missing=tuple(m for i in decided for m in i.missing),
+                missing=tuple(dict.fromkeys(missing_fr(m) for i in decided for m in i.missing)),
             )
         ]
     return [

@@ -27,6 +27,22 @@ RT_RULES: frozenset[str] = frozenset(
 )
 
 
+#: the services' `missing` codes (English, for machines) as a clinician reads them, by prefix; others generically
+MISSING_FR: tuple[tuple[str, str], ...] = (
+    ("weight to measure again", "poids récent (le dernier est trop ancien)"),
+    ("weight", "poids"),
+    ("age", "âge (date de naissance)"),
+    ("sex", "sexe (facteur de Cockcroft-Gault)"),
+    ("exact creatinine", "créatininémie et poids exacts (résultat censuré)"),
+    ("date of the last", "date de la dernière administration"),
+    ("identity of", "identité du médicament (anticancéreux ?)"),
+)
+
+
+def missing_fr(code: str) -> str:
+    return next((fr for prefix, fr in MISSING_FR if code.startswith(prefix)), "donnée manquante signalée par le plan")
+
+
 @dataclass(frozen=True)
 class Value:
     """A value used, with its unit, clinical time and provenance (shown on the card)."""
@@ -67,14 +83,15 @@ class OrderFacts:
 
 def _clearance(lab: NormalisedLab | None, now: datetime) -> Clearance:
     if lab is None:
-        return Clearance(None, ("creatinine clearance (Cockcroft-Gault)",))
+        return Clearance(None, ("clairance de la créatinine (Cockcroft-Gault)",))
     if lab.value is None:  # not computable: lab normalisation says why (weight, age, sex, creatinine...)
-        return Clearance(None, tuple(lab.missing) or ("creatinine clearance (Cockcroft-Gault)",))
+        said = tuple(dict.fromkeys(missing_fr(m) for m in lab.missing))
+        return Clearance(None, said or ("clairance de la créatinine (Cockcroft-Gault)",))
     v = Value("creatinine_clearance", lab.value, lab.unit, lab.occurred_at, lab.comparator, lab.event_id)
     if lab.occurred_at > now + FUTURE_TOLERANCE:
-        return Clearance(None, ("creatinine clearance dated in the future",), stale=v)
+        return Clearance(None, ("clairance datée dans le futur : à vérifier",), stale=v)
     if now - lab.occurred_at > CRCL_MAX_AGE:
-        return Clearance(None, ("recent creatinine and weight (clearance older than 30 days)",), stale=v)
+        return Clearance(None, ("créatininémie et poids récents (clairance de plus de 30 jours)",), stale=v)
     return Clearance(v)
 
 

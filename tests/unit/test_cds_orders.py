@@ -463,3 +463,51 @@ def test_a_dose_range_is_replaced_by_the_corrected_dose() -> None:
         {"doseQuantity": {"value": 3.3, "unit": "mg", "system": orders.UCUM, "code": "mg"}}
     ]
     MedicationRequest.model_validate(resource)
+
+
+ENGLISH = re.compile(r"\b(missing|clearance|weight|dose in|dated|recent|exact|the|of|and|drug|order)\b")
+
+
+def test_the_cards_a_clinician_reads_have_no_identifier_nor_english() -> None:
+    """Issue 19: French clinical wording on every card (summary, detail, labels), from the real plans' scenarios and
+    every insufficient-data path."""
+    stale = value(45.0, age=timedelta(days=40))
+    uncomputable = NormalisedLab.model_validate(
+        {
+            **EXAMPLES["osteocds.labs.normalised.v1"],
+            "analyte": "creatinine_clearance",
+            "value": None,
+            "unit": "mL/min",
+            "missing": ["weight", "age (birth date)", "sex"],
+        }
+    )
+    scenarios = [
+        (bundle(za(4.0)), facts(planner_state(45.0, prerequisites_met=True), sr.NOW)),
+        (bundle(za(4.0)), facts(planner_state(75.0, prerequisites_met=False), sr.NOW)),
+        (bundle(za(3.0)), facts(PatientAlerts(labs={"creatinine_clearance": uncomputable}), T0)),
+        (bundle(za(3.0)), OrderFacts(now=T0, crcl=Clearance(None, ("x",), stale=stale), plan_received=True)),
+        (bundle(za(3.0), medication("XGEVA", "M05BX04", 120, rid="d")), known(value(25.0, "<"))),
+        (bundle(za(3.0)), known(value(45.0, ">"))),
+        (bundle(medication("XGEVA", "M05BX04", 120, rid="d")), OrderFacts(now=T0, crcl=Clearance(value(70.0)))),
+        (
+            bundle(medication("gemcitabine", "L01BC05", 1800), medication("doxorubicine", None, 50, rid="x")),
+            facts(
+                local_state(
+                    lp.vertebra("hum", "T1"),
+                    lp.drug("gemcitabine", lp.TODAY - timedelta(days=10)),
+                    lp.request("hum", "palliative_rt", planned_on=lp.TODAY.isoformat()),
+                ),
+                lp.NOW,
+            ),
+        ),
+    ]
+    seen = 0
+    for b, f in scenarios:
+        for card in run(b, f):
+            texts = [card["summary"], card["detail"], *(s["label"] for s in card.get("suggestions", []))]
+            texts += [a["description"] for s in card.get("suggestions", []) for a in s["actions"]]
+            for text in texts:
+                assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), text
+                assert not ENGLISH.search(text), (ENGLISH.search(text), text)
+            seen += 1
+    assert seen >= 9
