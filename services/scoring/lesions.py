@@ -9,6 +9,7 @@ A suspected lesion (IMG-ISOLATED) records no SRE; a resolved one is no longer sc
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -328,7 +329,7 @@ def decide_sres(c: Context, d: Decisions) -> None:
             (c.patient_id, policy, lesion_id),
             moments,
             c.reference,
-            lambda into, lid=lesion_id, x=lesion: _lesion_sres(c, lid, x, into),
+            functools.partial(_lesion_sres, c, lesion_id, lesion),
             d,
         )
         merged |= found.fixations
