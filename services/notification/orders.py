@@ -47,6 +47,7 @@ LABELS: Final = {
     "creatinine_clearance": "Clairance de la créatinine (Cockcroft-Gault)",
     "initial_creatinine_clearance": "Clairance initiale (avant la première perfusion)",
     "corrected_calcium": "Calcémie corrigée",
+    "aspirin_daily_dose": "Dose quotidienne d'aspirine prescrite",
 }
 UNITS_FR: Final = {"umol/L": "µmol/L", "mL/min": "mL/min", "mmol/L": "mmol/L"}
 
@@ -75,7 +76,7 @@ class Links:
 
 # ---- the checks --------------------------------------------------------------------------------------------------
 def _num(x: float, digits: int = 1) -> str:
-    """French decimal comma, trailing zeros dropped: 3.3 -> "3,3", 4.0 -> "4", 45.25 -> "45,3"."""
+    """French decimal comma, trailing zeros dropped: 3.3 -> "3,3", 4.0 -> "4", 45.26 -> "45,3"."""
     text = f"{round(x, digits):.{digits}f}".rstrip("0").rstrip(".")
     return text.replace(".", ",")
 

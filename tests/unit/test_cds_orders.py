@@ -501,6 +501,13 @@ def test_the_cards_a_clinician_reads_have_no_identifier_nor_english() -> None:
             ),
         ),
     ]
+    cement = local_state(
+        lp.vertebra("l3", "L3", pathological_fracture=False),
+        lp.request("l3", "cementoplasty", planned_on=(lp.TODAY + timedelta(days=7)).isoformat()),
+    )
+    aspirin = medication("aspirine", "B01AC06", 250, rid="asp")
+    aspirin["dosageInstruction"][0]["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    scenarios.append((bundle(aspirin, medication("clopidogrel", "B01AC04", 75, rid="c")), facts(cement, lp.NOW)))
     seen = 0
     for b, f in scenarios:
         for card in run(b, f):
@@ -510,4 +517,4 @@ def test_the_cards_a_clinician_reads_have_no_identifier_nor_english() -> None:
                 assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), text
                 assert not ENGLISH.search(text), (ENGLISH.search(text), text)
             seen += 1
-    assert seen >= 9
+    assert seen >= 11
