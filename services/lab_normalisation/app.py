@@ -300,8 +300,14 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
             return JSONResponse(doc, 429, {"Retry-After": str(budget.retry_after_s(at_ms))}, media_type=FHIR_JSON)
         # audited before anything is published: no write without its record (shared/web/auth.record_audit)
         await record_audit(request, who, f"write:{form}", entry.patient_id, (CLINICIAN_ENTRY,))
-        acks = [await service.producer.send(m) for m in entry.messages]
-        await asyncio.gather(*acks)
+        try:
+            acks = [await service.producer.send(m) for m in entry.messages]
+            await asyncio.gather(*acks)
+        except Exception as exc:  # the broker: a retry is safe (the same entry gives the same event IDs)
+            log.error("clinician entry not published", extra={"form": form, "error_type": type(exc).__name__})
+            entries.labels(service.name, form, "unpublished").inc()
+            why = "le bus de messages est indisponible : réessayez (la même saisie ne sera pas doublée)"
+            return _fhir_json(_outcome([why], code="transient"), 503)
         entries.labels(service.name, form, "published").inc()
         log.info("clinician entry published", extra={"form": form, "messages": size})
         return JSONResponse(
