@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEvent
@@ -118,6 +118,17 @@ def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime,
     return (at - policy.future_tolerance, *(at + v for v in valid))
 
 
+EFFECTIVE_SIZE: Final = 4096
+_EFFECTIVE: OrderedDict[int, tuple[dict[str, TreatmentEvent], int, list[TreatmentEvent]]] = OrderedDict()
+_LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
+
+
+def clear() -> None:
+    """Forget the treatments that count by table (a cold process)."""
+    with _LOCK:
+        _EFFECTIVE.clear()
+
+
 @dataclass(frozen=True)
 class Context:
     """The facts of one patient, the time the decisions are made for, and the policy."""
@@ -129,8 +140,19 @@ class Context:
 
     @cached_property
     def treatments(self) -> list[TreatmentEvent]:
-        """The treatment events that count (corrections applied, issue 18.7), once per decision."""
-        return self.s.effective_treatments()
+        """The treatment events that count (corrections applied, issue 18.7), once per treatments table (issue 25: a
+        transition copies only the table it changes, so an event that adds no treatment finds them made)."""
+        table = self.s.treatments
+        with _LOCK:
+            hit = _EFFECTIVE.get(id(table))
+        if hit is not None and hit[0] is table and hit[1] == len(table):
+            return hit[2]
+        found = self.s.effective_treatments()
+        with _LOCK:
+            _EFFECTIVE[id(table)] = (table, len(table), found)
+            while len(_EFFECTIVE) > EFFECTIVE_SIZE:
+                _EFFECTIVE.popitem(last=False)
+        return found
 
     @cached_property
     def reference(self) -> datetime | None:

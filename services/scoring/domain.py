@@ -187,11 +187,12 @@ def apply_event(
 
 def forget_memos() -> None:
     """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
-    from services.scoring import calcium, clock, lesions, patient, retention
+    from services.scoring import calcium, clock, common, lesions, patient, retention
 
     for memo in (calcium.MEMO, lesions.SRE_MEMO, patient.OLIGO_MEMO):
         memo.clear()
     lesions.clear()
+    common.clear()
     clock.clear()
     retention.clear()
 
