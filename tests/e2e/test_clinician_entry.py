@@ -109,7 +109,7 @@ async def test_a_questionnaire_response_gives_the_score_and_the_alert(
 
     def mirels(rec: Any) -> bool:
         v = json.loads(rec.value)
-        return v["patient_id"] == patient_id and v["score"] == "mirels" and v["total"] is not None
+        return bool(v["patient_id"] == patient_id and v["score"] == "mirels" and v["total"] is not None)
 
     score = json.loads((await consume_until(kafka_bootstrap, SCORES.name, mirels, timeout=30)).value)
     assert (score["subject"], score["total"], score["complete"]) == ("femur-R", 12, True)
@@ -126,7 +126,7 @@ async def test_a_questionnaire_response_gives_the_score_and_the_alert(
     # every write audited: the token's subject, the form, the patient; never a clinical value
     def audited(rec: Any) -> bool:
         v = json.loads(rec.value)
-        return v["patient_id"] == patient_id and v["action"] == "write:surgical-opinion"
+        return bool(v["patient_id"] == patient_id and v["action"] == "write:surgical-opinion")
 
     record = json.loads((await consume_until(kafka_bootstrap, AUDIT.name, audited, timeout=15)).value)
     assert (record["actor"], record["roles"], record["resource"]) == ("dr-entry", [CLINICIAN_ENTRY], "POST /fhir")
