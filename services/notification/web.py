@@ -28,6 +28,7 @@ from contracts.rules import CITATIONS
 from services.notification.domain import PatientAlerts, listing
 from services.notification.settings import NotificationSettings
 from shared.runtime.service import Service
+from shared.runtime.state import StateLost
 from shared.web.auth import CLINICIAN, Principal, public, require
 
 PAGE: Final = Path(__file__).with_name("static") / "patient.html"
@@ -85,18 +86,21 @@ def web_router(
     async def events(
         request: Request, patient_id: PatientId, who: Annotated[Principal, require(CLINICIAN, audit="read")]
     ) -> StreamingResponse:
-        """Server-sent events: `view` with the page's data at once and whenever it changes."""
-        key = service.store.patient_key(patient_id)
+        """Server-sent events: `view` with the page's data at once and whenever it changes. Read through the state
+        store's guard like every other read: while the patient's slot group is lost or rolled back (a flush, a
+        Redis Cluster failover) the request answers 503, and an open stream sends `unavailable` and ends, never a
+        stale or empty view (issue 22)."""
         expires = float(who.claims.get("exp", time.time() + 3600))
+        first = await service.store.load_raw(patient_id)  # StateLost: 503 before the stream starts
 
         async def stream() -> AsyncIterator[str]:
             last: bytes | str | None = b""
+            raw: bytes | None = first
             quiet_since = time.monotonic()
             while not await request.is_disconnected():
                 if time.time() >= expires:
                     yield "event: expired\ndata: {}\n\n"
                     return
-                raw = await service.redis.get(key)
                 if raw != last:
                     last = raw
                     state = None if raw is None else PatientAlerts.model_validate_json(raw)
@@ -106,6 +110,11 @@ def web_router(
                     yield ": keep-alive\n\n"
                     quiet_since = time.monotonic()
                 await asyncio.sleep(settings.live_poll_seconds)
+                try:
+                    raw = await service.store.load_raw(patient_id)
+                except StateLost:
+                    yield "event: unavailable\ndata: {}\n\n"
+                    return
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

@@ -447,6 +447,11 @@ class StateStore:
         `StateLost` (503 over HTTP) rather than reading as a patient without state ("no alerts"); one round trip (the
         state, the group's epoch and counter in one slot). Before (a start still adopting or rebuilding: not ready),
         read as it is."""
+        raw = await self.load_raw(patient_id, kind)
+        return None if raw is None else model.model_validate_json(raw)
+
+    async def load_raw(self, patient_id: str, kind: str = "state") -> bytes | None:
+        """The patient's aggregate as stored (its JSON), guarded as `load` is (`StateLost`)."""
         group = self.layout.group(patient_id)
         key = self.patient_key(patient_id, kind)
         if not self.guarded or group not in self.epochs:
@@ -456,7 +461,7 @@ class StateStore:
             async with self._routed():
                 raw, epoch, seq = await self._mget([key, self.group_epoch_key(group), self.group_seq_key(group)])
             self._check(group, epoch, seq, mark)
-        return None if raw is None else model.model_validate_json(raw)
+        return None if raw is None else raw.encode() if isinstance(raw, str) else raw
 
     async def transact(
         self,
