@@ -27,6 +27,9 @@ e.value = arguments[1]; e.dispatchEvent(new Event("change"));
 """
 
 
+SITE_ITEMS = ("cortical_pct", "vertebral_level", "alignment")
+
+
 def put(drv: WebDriver, link_id: str, value: str) -> None:
     drv.execute_script(SET, link_id, value)
 
@@ -64,6 +67,8 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
 
     # live: the bounds of a partial score, as scoring bounds it (Mirels 4-12), and what is still missing
     put(browser, "skeletal_site", "femur_trochanteric")
+    shown = {i: browser.find_element(By.CSS_SELECTOR, f'[data-item="{i}"]').is_displayed() for i in SITE_ITEMS}
+    assert shown == {"cortical_pct": True, "vertebral_level": False, "alignment": False}  # enableWhen on the site
     assert bounds(browser, "score-mirels") == scoring.mirels_bounds(
         scoring.mirels("femur_trochanteric", None, None, None)
     )
@@ -77,10 +82,16 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
     put(browser, "pain_intensity", "functional")
     total = scoring.mirels("femur_trochanteric", 0.8, "lytic", "functional").total
     assert f"Mirels : {total}/12" in browser.find_element(By.ID, "score-mirels").text
+    assert "null" not in browser.find_element(By.ID, "live").text
+    assert "une espérance de vie récente" in browser.find_element(By.ID, "missing").text  # what MIRELS-HIGH needs
     assert browser.find_element(By.ID, "score-mirels").get_attribute("data-complete") == "true"
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "clinician-forms-lesion.png"))
 
     # the same form for a spinal lesion: SINS 0-18 with its bounds, the level asked for
     put(browser, "skeletal_site", "spine")
+    shown = {i: browser.find_element(By.CSS_SELECTOR, f'[data-item="{i}"]').is_displayed() for i in SITE_ITEMS}
+    assert shown == {"cortical_pct": False, "vertebral_level": True, "alignment": True}
     assert "Niveau vertébral" in browser.find_element(By.ID, "missing").text
     put(browser, "vertebral_level", "T12")
     sins = scoring.sins("T12", None, "lytic", None, None, None)
@@ -109,7 +120,6 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
     put(browser, "life_expectancy_months", "12")
     await saved(browser)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#history [data-entry]")) == 3
-    ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "clinician-forms.png"))
 
     # the patient page: its "Saisir" link leads to these forms; the score and the recommendation appear
