@@ -152,3 +152,35 @@ async def test_entries_are_refused_in_french_naming_the_item_and_need_the_entry_
         r = await post(stack, lesion_qr(patient_id, "femur-L"), role)
         assert r.status_code == 403, (role, r.text)
     assert (await alerts(stack, patient_id)) == []
+
+
+async def test_an_entry_marked_in_error_withdraws_what_was_decided_from_it(
+    stack: RunningStack, patient_id: str
+) -> None:
+    lesion = lesion_qr(
+        patient_id,
+        "femur-E",
+        a("lesion_type", coding("lytic")),
+        a("cortical_pct", {"valueDecimal": 80}),
+        a("pain_intensity", coding("functional")),
+    )
+    first = await post(stack, lesion)
+    assert first.status_code == 202, first.text
+    finding_id = first.json()["event_ids"][0]
+    r = await post(stack, qr(patient_id, "assessment", [a("life_expectancy_months", {"valueDecimal": 12})]))
+    assert r.status_code == 202, r.text
+
+    async def mirels(status: str) -> list[dict[str, Any]]:
+        return [x for x in await alerts(stack, patient_id) if x["rule_id"] == "MIRELS-HIGH" and x["status"] == status]
+
+    await wait_for(lambda: mirels("active"), timeout=30)
+    in_error = lesion_qr(
+        patient_id,
+        "femur-E",
+        a("record_status", coding("entered-in-error")),
+        a("corrects", {"valueString": finding_id}),
+    )
+    r = await post(stack, in_error)
+    assert r.status_code == 202, r.text
+    await wait_for(lambda: mirels("withdrawn"), timeout=30)
+    assert await mirels("active") == []
