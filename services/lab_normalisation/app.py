@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
 from pydantic import TypeAdapter
 
+from contracts.base import PatientId
 from contracts.clinical import NormalisedLab
 from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.admission import Budget, Path, admit
@@ -387,7 +388,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     async def one_questionnaire(form_id: str) -> JSONResponse:
         form = FORMS.get(form_id)
         if form is None:
-            return _fhir_json(_outcome([f"no Questionnaire {form_id[:64]!r}"], code="not-found"), 404)
+            return _fhir_json(_outcome([f"aucun Questionnaire « {form_id[:64]} »"], code="not-found"), 404)
         return _fhir_json(questionnaire(form), 200)
 
     @forms.get(
@@ -395,7 +396,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         response_class=HTMLResponse,
         dependencies=[public("static page shell: no patient data; it calls the API with the user's token")],
     )
-    async def forms_page(patient_id: str) -> HTMLResponse:
+    async def forms_page(patient_id: PatientId) -> HTMLResponse:
         """The clinician entry forms for one patient (French), rendered from the Questionnaires."""
         return HTMLResponse(FORMS_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
