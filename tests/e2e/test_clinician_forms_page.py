@@ -6,8 +6,10 @@ field; then the patient page shows the Mirels score and the resulting recommenda
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -107,6 +109,15 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
     put(browser, "lesion_id", "femur-R")
     await saved(browser)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#history [data-entry] button.in-error")) == 1  # correctable
+    # the form's QuestionnaireResponse, sent over HTTP by the same clinician, is the same entry: the same messages
+    [entry] = browser.execute_script(f"return JSON.parse(sessionStorage.getItem('osteocds.entries.{patient_id}'));")
+    async with httpx.AsyncClient(timeout=10) as c:
+        again = await c.post(
+            f"{intake}/fhir",
+            content=json.dumps(entry["response"]),
+            headers={"Authorization": f"Bearer {token(CLINICIAN_ENTRY, 'dr-form')}"},
+        )
+    assert again.status_code == 202 and again.json()["event_ids"] == entry["event_ids"]
 
     browser.find_element(By.CSS_SELECTOR, 'button[data-form="surgical-opinion"]').click()
     await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-link-id="operable"]'))
