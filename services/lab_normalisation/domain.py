@@ -3,10 +3,11 @@ LAB-VITD, LAB-CTX. No I/O."""
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -27,6 +28,7 @@ from services.lab_normalisation.rules import (
     vitamin_d_bounded_class,
 )
 from services.lab_normalisation.units import value_in
+from shared.runtime.parts_json import StoredJson
 
 SERVICE = "lab-normalisation"
 T = TypeVar("T", date, str, float)
@@ -87,6 +89,10 @@ class Fact(BaseModel, Generic[T]):
         return other is None or (self.occurred_at, self.recorded_at) > (other.occurred_at, other.recorded_at)
 
 
+#: issue 25: the results written from each one's JSON (a result is replaced, never changed in place once stored)
+STORED: Final = StoredJson(("results",), fields=("dropped", "revised"))
+
+
 class LabState(BaseModel):
     results: dict[str, StoredResult] = Field(default_factory=dict)  # by the lab's result_id
     birth_date: Fact[date] | None = None
@@ -104,6 +110,13 @@ class LabState(BaseModel):
     #: never brings a withdrawn or replaced value back (LAB-CORRECTION)
     revised: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
 
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The stored JSON (what the runtime writes): each result's JSON is reused by object (issue 25,
+        shared/runtime/parts_json.py); with arguments, pydantic's."""
+        if kwargs:
+            return super().model_dump_json(**kwargs)
+        return STORED.dump(self)
+
 
 def _status(status: str) -> Status:
     if status == "entered-in-error":
@@ -113,13 +126,12 @@ def _status(status: str) -> Status:
 
 def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[LabState, list[NormalisedLab]]:
     """Apply one delivery: demographics first, then results, then re-derive what they affect."""
-    # A shallow copy is enough: stored results and facts are replaced, never changed in place.
+    # A shallow copy is enough: stored results and facts are replaced, never changed in place; the stamps are copied
+    # where retention changes them (_prune), so that an unchanged table keeps its stored JSON (issue 25)
     s = state.model_copy(
         update={
             "results": dict(state.results),
             "published_derived": dict(state.published_derived),
-            "dropped": dict(state.dropped),
-            "revised": dict(state.revised),
         }
     )
     out: list[NormalisedLab] = []
@@ -145,8 +157,10 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
     since = max([x.result.recorded_at for x in batch.labs] + [p.recorded_at for p in batch.patients], default=None)
     if calcium_draws:
         out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window, since)
-    if batch.patients or any(x.analyte in ("creatinine", "body_weight") for x in batch.labs):
+    if batch.patients or any(x.analyte == "body_weight" for x in batch.labs):
         out += _recompute_clearance(s, batch.patient_id, cfg, since)
+    elif creatinines := {x.result.result_id for x in batch.labs if x.analyte == "creatinine"}:
+        out += _recompute_clearance(s, batch.patient_id, cfg, since, creatinines)
     _prune(s, cfg)
     return s, out
 
@@ -170,11 +184,17 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         by_analyte.setdefault(r.analyte, []).append(r)
     keep: set[str] = set()
     for results in by_analyte.values():
-        results.sort(key=_newest_first, reverse=True)
-        keep.add(results[0].result_id)  # each analyte's newest, however old
-        keep.update(r.result_id for r in results[: cfg.per_analyte] if r.occurred_at >= cutoff)
-    keep |= _partners(s, keep, cfg.ca_albumin_window)
+        keep.add(max(results, key=_newest_first).result_id)  # each analyte's newest, however old
+        # the newest `per_analyte` within `retention` (issue 25: sorted only when there are more)
+        recent = [r for r in results if r.occurred_at >= cutoff]
+        if len(recent) > cfg.per_analyte:
+            recent = heapq.nlargest(cfg.per_analyte, recent, key=_newest_first)
+        keep.update(r.result_id for r in recent)
+    dropping = [r for rid, r in s.results.items() if rid not in keep]
+    if dropping:  # issue 25: the partners are looked for only among the results that would otherwise go
+        keep |= _partners(s, keep, cfg.ca_albumin_window, dropping)
     if len(keep) < len(s.results):
+        s.dropped, s.revised = dict(s.dropped), dict(s.revised)  # the previous state's are left as they were
         for rid, r in s.results.items():
             if rid not in keep and r.occurred_at >= cutoff:
                 s.dropped[rid] = (r.occurred_at, r.recorded_at)
@@ -200,24 +220,32 @@ def _stamp(s: LabState, result_id: str) -> datetime | None:
     return max(held, default=None)
 
 
-def _partners(s: LabState, kept: set[str], window: timedelta) -> set[str]:
+def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[StoredResult]) -> set[str]:
     """The results a kept result derives from (LAB-CA-CORR: the closest albumin and ionised calcium of a calcium;
     LAB-CRCL: the closest weight of a creatinine), and the next closest ones (`PARTNERS` in all): kept with it, so
     that deriving it again gives the same value, also after its partner is withdrawn (the next closest then pairs,
     as it would in an unbounded state; review of issue 25), and while it is withdrawn (a newer version may issue it
-    again with a value)."""
+    again with a value). Those of them among `dropping` (the results not kept otherwise) are what matters: a calcium
+    is paired only when one of those is within its reach (both lists below are within the window + 2 days), a
+    creatinine only when a weight is among them (issue 25: the cost of an event, not of the whole state)."""
     held = [s.results[rid] for rid in kept]
     out: set[str] = set()
+    reach = window + 2 * _DAY
     if calcium := [r for r in held if r.analyte == "total_calcium"]:
         for analyte in ("albumin", "ionised_calcium"):
+            gone = [r.occurred_at for r in dropping if r.analyte == analyte and r.value is not None]
+            reached = [ca for ca in calcium if any(abs(ca.occurred_at - t) <= reach for t in gone)]
+            if not reached:
+                continue
             candidates = _active(s, analyte)
-            for ca in calcium:
+            for ca in reached:
                 # the closest surely within the window (closest_within's order), and the closest whatever the draws'
                 # precision: an amendment giving a date-only draw its hour pairs with one of those
                 for near in (_surely_within(ca, candidates, window), _within(ca, candidates, window + 2 * _DAY)):
                     near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))
                     out.update(r.result_id for _, r in near[:PARTNERS])
-    if any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
+    weighed = any(r.analyte == "body_weight" and r.value is not None for r in dropping)
+    if weighed and any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
         for creat in (r for r in held if r.analyte == "creatinine"):
             at = creat.occurred_at
             weights.sort(key=lambda tr: (abs(tr[0] - at), -tr[0].timestamp()))  # _weight_for's order
@@ -419,8 +447,8 @@ def _surely_within(
     ]
 
 
-def _weight_for(s: LabState, at: datetime) -> Fact[float] | None:
-    """The weight measured closest in time to `at` (ties: the later), from lab results and patient records."""
+def _weights(s: LabState) -> list[Fact[float]]:
+    """The weights known, from lab results and patient records (once per derivation, issue 25)."""
     candidates: list[Fact[float]] = [
         Fact[float](value=r.value, occurred_at=r.occurred_at, recorded_at=r.recorded_at, event_id=r.event_id)
         for _, r in _active(s, "body_weight")
@@ -428,6 +456,12 @@ def _weight_for(s: LabState, at: datetime) -> Fact[float] | None:
     ]
     if s.weight_kg is not None:
         candidates.append(s.weight_kg)
+    return candidates
+
+
+def _weight_for(s: LabState, at: datetime, weights: list[Fact[float]] | None = None) -> Fact[float] | None:
+    """The weight measured closest in time to `at` (ties: the later), from lab results and patient records."""
+    candidates = _weights(s) if weights is None else weights
     return min(candidates, key=lambda w: (abs(w.occurred_at - at), -w.occurred_at.timestamp()), default=None)
 
 
@@ -442,13 +476,16 @@ def _weight_comparator(s: LabState, weight: Fact[float] | None) -> Comparator | 
 
 
 def _recompute_clearance(
-    s: LabState, patient_id: str, cfg: LabConfig, since: datetime | None = None
+    s: LabState, patient_id: str, cfg: LabConfig, since: datetime | None = None, only: set[str] | None = None
 ) -> list[NormalisedLab]:
     """LAB-CRCL for every creatinine held (not only the newest: a planner reads the clearance at the start of
     an anti-resorptive, so an earlier one must not keep naming inputs that are now known); withdraws the
-    clearance of a withdrawn creatinine. Publishes only what changed."""
+    clearance of a withdrawn creatinine. Publishes only what changed. `only`: the creatinines a delivery brought
+    when it brought no weight and no patient record (issue 25: no other clearance's inputs changed)."""
     out: list[NormalisedLab] = []
     for r in s.results.values():  # clearances derived from a creatinine that is now withdrawn
+        if only is not None and r.result_id not in only:
+            continue
         if r.analyte == "creatinine" and r.status == "withdrawn":
             out += _publish_derived(
                 s,
@@ -464,15 +501,22 @@ def _recompute_clearance(
                 key=(r.event_id, "withdrawn"),
                 since=since,
             )
+    weights = _weights(s)
     for _, creat in sorted(_active(s, "creatinine"), key=lambda tr: (tr[0], tr[1].recorded_at)):
-        out += _clearance(s, patient_id, creat, cfg, since)
+        if only is None or creat.result_id in only:
+            out += _clearance(s, patient_id, creat, cfg, since, weights)
     return out
 
 
 def _clearance(
-    s: LabState, patient_id: str, creat: StoredResult, cfg: LabConfig, since: datetime | None = None
+    s: LabState,
+    patient_id: str,
+    creat: StoredResult,
+    cfg: LabConfig,
+    since: datetime | None = None,
+    weights: list[Fact[float]] | None = None,
 ) -> list[NormalisedLab]:
-    weight = _weight_for(s, creat.occurred_at)
+    weight = _weight_for(s, creat.occurred_at, weights)
     missing: list[str] = []
     if weight is None:
         missing.append("weight")

@@ -51,14 +51,19 @@ def json_key(k: str) -> str:
 class StoredJson:
     """A state's JSON assembled from its parts' JSON (services/scoring/state.py): `maps` are fields holding a dict of
     models never changed in place once made (frozen records; facts or folds replaced, never mutated), `ones` fields
-    holding one such model or None; every other field is written by pydantic. The body of each map is kept by the
-    dict's object too (a transition copies only the tables it changes), held strongly and bounded (least recently
-    used out), checked against the dict's length (a dict filled after it was first dumped is written again)."""
+    holding one such model or None, `fields` fields holding a dict of plain values never changed in place once in a
+    state (a transition that changes one copies it); every other field is written by pydantic. The body of each map
+    and field is kept by the dict's object too (a transition copies only the tables it changes), held strongly and
+    bounded (least recently used out), checked against the dict's length (a dict filled after it was first dumped is
+    written again)."""
 
-    def __init__(self, maps: tuple[str, ...], ones: tuple[str, ...] = (), bodies: int = 4096) -> None:
+    def __init__(
+        self, maps: tuple[str, ...], ones: tuple[str, ...] = (), bodies: int = 4096, fields: tuple[str, ...] = ()
+    ) -> None:
         self.maps = maps
         self.ones = ones
-        self.exclude = frozenset((*maps, *ones))
+        self.fields = fields
+        self.exclude = frozenset((*maps, *ones, *fields))
         self.parts = PartsJson()
         self.bodies_size = bodies
         self._bodies: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
@@ -80,6 +85,22 @@ class StoredJson:
                 self._bodies.popitem(last=False)
         return body
 
+    def _field(self, state: BaseModel, name: str) -> str:
+        value = getattr(state, name)
+        key = id(value)
+        with self._lock:
+            hit = self._bodies.get(key)
+            if hit is not None and hit[0] is value and hit[1] == len(value):
+                self._bodies.move_to_end(key)
+                return hit[2]
+        text = BaseModel.model_dump_json(state, include={name})
+        body = text[len(json_key(name)) + 2 : -1]  # {"name":<body>}
+        with self._lock:
+            self._bodies[key] = (value, len(value), body)
+            while len(self._bodies) > self.bodies_size:
+                self._bodies.popitem(last=False)
+        return body
+
     def dump(self, state: BaseModel) -> str:
         rest = BaseModel.model_dump_json(state, exclude=set(self.exclude))
         out = [rest[:-1]]
@@ -90,6 +111,9 @@ class StoredJson:
         for name in self.ones:
             one: BaseModel | None = getattr(state, name)
             out.append(f'{sep}"{name}":{"null" if one is None else self.parts(one)}')
+            sep = ","
+        for name in self.fields:
+            out.append(f'{sep}"{name}":{self._field(state, name)}')
             sep = ","
         out.append("}")
         return "".join(out)
