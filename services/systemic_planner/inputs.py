@@ -9,7 +9,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,7 @@ from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact, earliest, newest
 from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, remaining_months, when_remaining_reaches
 from shared.clinical.treatments import canonical, corrections_to_check, effective_treatments, in_effect_order
+from shared.runtime.parts_json import StoredJson
 
 #: the lab analytes the planner keeps, and the table each goes to
 LAB_TABLES = {
@@ -119,6 +120,28 @@ class AssessmentFold(BaseModel):
     response: Fact[str] | None = None
 
 
+#: issue 25: the tables written from each record's and fact's JSON (merge copies a table it changes, and a record or
+#: fact in a state is replaced, never changed in place: shared/runtime/parts_json.py)
+STORED: Final = StoredJson(
+    (
+        "sres",
+        "sre_currency",
+        "lesions",
+        "findings",
+        "assessments",
+        "creatinine_clearance",
+        "vitamin_d",
+        "corrected_calcium",
+        "ctx",
+        "treatments",
+        "care",
+        "finding_base",
+    ),
+    ("response", "oligometastatic", "plan_event", "assessment_base"),
+    fields=("published", "late_arrivals"),
+)
+
+
 class SystemicState(BaseModel):
     sres: dict[str, Fact[str]] = Field(default_factory=dict)  # SRE event_id -> kind
     sre_currency: dict[str, SreCurrency] = Field(default_factory=dict)  # SRE event_id -> currency, when assessed
@@ -164,6 +187,13 @@ class SystemicState(BaseModel):
     #: issue 25: treatment events that arrived after newer records (event_id -> the state's clock then): retention
     #: folds a drug record once it has been held a while, whatever its own dates (a second delivery is still known)
     late_arrivals: dict[str, datetime] = Field(default_factory=dict)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The stored JSON (what the runtime writes): each record's and fact's JSON is reused by object (issue 25,
+        STORED); with arguments, pydantic's."""
+        if kwargs:
+            return super().model_dump_json(**kwargs)
+        return STORED.dump(self)
 
 
 def merge(state: SystemicState, e: Message) -> SystemicState:
