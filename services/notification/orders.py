@@ -16,6 +16,8 @@ A drug the shared vocabulary cannot identify concerns none of these rules and ge
 from __future__ import annotations
 
 import copy
+import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -27,18 +29,26 @@ from contracts.base import derived_id
 from contracts.plan import PlanItem
 from contracts.rules import GUIDELINE, RULESET_VERSION, cite
 from services.notification.cds import RULE_SYSTEM, override_reasons
-from services.notification.orders_drafts import Draft, drafts
+from services.notification.orders_drafts import Draft, Line, drafts
 from services.notification.orders_facts import OrderFacts, Value, missing_fr
 from services.notification.orders_rules import (
+    ASPIRIN_CONTINUE_BELOW_MG,
+    DENO_DOSE_MG,
+    DENO_INTERVAL_DAYS,
     DRUG_FR,
     HOLDING_PREREQUISITES,
+    MONTHLY,
     ON_TREATMENT_CHECK,
+    OSTEOPOROSIS_FORMS,
+    ZA_CUTS,
+    ZA_MIN_INTERVAL_DAYS,
     ZaBand,
     cement_stop_fr,
     severe_renal_failure,
     za_band,
 )
 from shared.clinical.dates import HOSPITAL_TZ
+from shared.clinical.drugs import identify
 
 UCUM: Final = "http://unitsofmeasure.org"
 Indicator = Literal["info", "warning", "critical"]
@@ -81,28 +91,51 @@ def _num(x: float, digits: int = 1) -> str:
     return text.replace(".", ",")
 
 
+#: Tableau 2's cut points (L1159-1178): a clearance is never shown rounded onto one (60.04 is "> 60", not "60")
+_CUTS: Final = frozenset(cut for cut, _ in ZA_CUTS)
+_CLEARANCES: Final = ("creatinine_clearance", "initial_creatinine_clearance")
+
+
+def _beside(x: float, cuts: frozenset[float]) -> str:
+    digits = 1
+    while digits < 6 and x not in cuts and round(x, digits) in cuts:
+        digits += 1
+    return _num(x, digits)
+
+
 def shown(v: Value) -> str:
     bound = f"{v.comparator} " if v.comparator else ""
-    return f"{bound}{_num(v.value)} {UNITS_FR.get(v.unit, v.unit)}"
+    number = _beside(v.value, _CUTS) if v.name in _CLEARANCES else _num(v.value)
+    return f"{bound}{number} {UNITS_FR.get(v.unit, v.unit)}"
 
 
-def with_dose(draft: Draft, dose_mg: float) -> dict[str, Any] | None:
-    """The draft with its dose replaced (or set) by `dose_mg` mg, everything else unchanged: what an `update` action
-    carries (the whole resource, CDS Hooks 2.0). None when the result would not be valid FHIR R4 (then no
-    suggestion: the card still says the dose)."""
+def corrected(draft: Draft, dose_mg: float, monthly: bool = False, why: str = "Tableau 2") -> dict[str, Any] | None:
+    """The draft with its dose replaced (or set) by `dose_mg` mg on every dosage line, and its rhythm set to monthly
+    when `monthly`, everything else unchanged: what an `update` action carries (the whole resource, CDS Hooks 2.0).
+    None when the draft has no id (an update names its resource by id) or the result would not be valid FHIR R4
+    (then no suggestion: the card still says the dose)."""
+    if not draft.has_id:
+        return None
     resource = copy.deepcopy(draft.resource)
     quantity = {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
     dosages = resource.setdefault("dosageInstruction", [])
     if not dosages:
         dosages.append({})
-    rates = dosages[0].setdefault("doseAndRate", [])
-    if rates:  # dose[x] is one of doseQuantity / doseRange: the corrected dose replaces whichever was there
-        rates[0] = {k: v for k, v in rates[0].items() if not k.startswith("dose")} | {"doseQuantity": quantity}
-    else:
-        rates.append({"doseQuantity": quantity})
-    text = dosages[0].get("text")
-    if isinstance(text, str):
-        dosages[0]["text"] = f"Dose corrigée : {_num(dose_mg)} mg (Tableau 2). " + text
+    for dosage in dosages:
+        rates = dosage.setdefault("doseAndRate", [])
+        if rates:  # dose[x] is one of doseQuantity / doseRange: the corrected dose replaces whichever was there
+            rates[0] = {k: v for k, v in rates[0].items() if not k.startswith("dose")} | {"doseQuantity": quantity}
+        else:
+            rates.append({"doseQuantity": quantity})
+        if monthly:
+            timing = dosage.setdefault("timing", {})
+            timing.pop("code", None)  # "QD", "BID"...: would contradict the corrected rhythm
+            keep = {k: v for k, v in (timing.get("repeat") or {}).items() if k.startswith("bounds") or k == "count"}
+            timing["repeat"] = keep | MONTHLY
+        text = dosage.get("text")
+        if isinstance(text, str):
+            rhythm = ", mensuelle" if monthly else ""
+            dosage["text"] = f"Dose corrigée : {_num(dose_mg)} mg{rhythm} ({why}). " + text
     try:
         MedicationRequest.model_validate(resource)
     except ValidationError:
@@ -110,11 +143,50 @@ def with_dose(draft: Draft, dose_mg: float) -> dict[str, Any] | None:
     return resource
 
 
-def _dose_mg(draft: Draft) -> float | None:
-    if draft.dose is None:
+def _line_mg(line: Line) -> float | None:
+    if line.dose is None:
         return None
-    value, unit = draft.dose
+    value, unit = line.dose
     return {"mg": value, "g": value * 1000, "ug": value / 1000}.get(unit)
+
+
+def _dose_mg(draft: Draft) -> float | None:
+    return next((mg for line in draft.lines if line.dose is not None for mg in [_line_mg(line)]), None)
+
+
+def _unit_unknown(draft: Draft) -> bool:
+    return any(line.dose is not None and _line_mg(line) is None for line in draft.lines)
+
+
+def _dose_wrong(draft: Draft, expected_mg: float) -> bool:
+    """No dose at all, or a dosage line at another dose."""
+    doses = [_line_mg(line) for line in draft.lines if line.dose is not None]
+    return not doses or any(mg is None or abs(mg - expected_mg) > 1e-6 for mg in doses)
+
+
+def _rhythm(per_day: float) -> str:
+    if per_day >= 1:
+        return f"{_num(per_day)} fois par jour"
+    return f"tous les {_num(1 / per_day, 0)} jours"
+
+
+def _per_days(draft: Draft) -> list[float]:
+    return [line.per_day for line in draft.lines if line.per_day is not None]
+
+
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+def osteoporosis_form(draft: Draft) -> str | None:
+    """The osteoporosis product a draft names (Aclasta®, Prolia®...: OSTEOPOROSIS_FORMS), if any."""
+    key = draft.identity.key if draft.identity is not None else ""
+    for name in draft.names:
+        for word in re.findall(r"[a-z]+", _fold(name)):
+            form = OSTEOPOROSIS_FORMS.get(word)
+            if form is not None and form[0] == key:
+                return form[1]
+    return None
 
 
 def drug_fr(draft: Draft) -> str:
@@ -147,18 +219,22 @@ def _za(draft: Draft, f: OrderFacts) -> list[Finding]:
         ]
     side = severe_renal_failure(current.value, current.comparator)
     if side == "below":
-        delete = {
-            "label": "Retirer la prescription d'acide zolédronique",
-            "uuid": str(derived_id("order-suggestion", draft.ref, "za-delete")),
-            "isRecommended": True,
-            "actions": [
-                {
-                    "type": "delete",
-                    "description": "Acide zolédronique contre-indiqué (clairance < 30 mL/min, Tableau 2).",
-                    "resourceId": draft.ref,
-                }
-            ],
-        }
+        delete = (
+            None
+            if not draft.has_id  # a delete names its resource by id (CDS Hooks 2.0)
+            else {
+                "label": "Retirer la prescription d'acide zolédronique",
+                "uuid": str(derived_id("order-suggestion", draft.ref, "za-delete")),
+                "isRecommended": True,
+                "actions": [
+                    {
+                        "type": "delete",
+                        "description": "Acide zolédronique contre-indiqué (clairance < 30 mL/min, Tableau 2).",
+                        "resourceId": draft.ref,
+                    }
+                ],
+            }
+        )
         return [
             Finding(
                 draft,
@@ -179,6 +255,10 @@ def _za(draft: Draft, f: OrderFacts) -> list[Finding]:
         first = za_band(initial.value, initial.comparator)
         if first is None or first.dose_mg is not None:  # an initial < 30 with a current >= 30: the current one
             basis, band = initial, first
+    used = (basis,) if basis is current else (basis, current)
+    form = osteoporosis_form(draft)
+    if form is not None:
+        return [_za_form(draft, form, band if side != "straddles" else None, used)]
     if side == "straddles" or band is None:
         return [
             Finding(
@@ -189,20 +269,36 @@ def _za(draft: Draft, f: OrderFacts) -> list[Finding]:
                 f"Acide zolédronique : clairance {shown(basis)} censurée, données insuffisantes",
                 "La clairance est calculée à partir d'un résultat censuré : elle ne situe pas le patient dans une "
                 "seule tranche du Tableau 2. Une créatininémie exacte permettra de vérifier la dose.",
-                (basis,) if basis is current else (basis, current),
+                used,
                 ("créatininémie exacte (résultat censuré)",),
             )
         ]
     return _za_dose(draft, basis, current, band)
 
 
+def _za_form(draft: Draft, form: str, band: ZaBand | None, used: tuple[Value, ...]) -> Finding:
+    """Aclasta® / Reclast®: the osteoporosis zoledronic acid (5 mg once a year), not the oncology form the text
+    doses (Zometa® 4 mg, L1153, L1168-1170): no dose is corrected in place on that product."""
+    dose = f" : ici {_num(band.dose_mg)} mg (clairance {band.label})" if band and band.dose_mg else ""
+    return Finding(
+        draft,
+        "za-form",
+        "SYS-ZA-DOSE",
+        "warning",
+        f"{form} : acide zolédronique de l'ostéoporose, pas la forme du Tableau 2",
+        f"{form} est l'acide zolédronique de l'ostéoporose (5 mg une fois par an). Pour les métastases osseuses, le "
+        "référentiel donne l'acide zolédronique (Zometa®) 4 mg en perfusion mensuelle, dose adaptée à la clairance "
+        f"(Tableau 2){dose}. Prescrire la forme oncologique.",
+        used,
+    )
+
+
 def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[Finding]:
+    """Tableau 2's dose, given monthly (L1182) or every three months (L1132, L1139-1140): never more often."""
     assert band.dose_mg is not None
     used = (basis,) if basis is current else (basis, current)
-    given = _dose_mg(draft)
-    if given is not None and abs(given - band.dose_mg) < 1e-6:
-        return []
-    if draft.dose is not None and given is None:
+    if _unit_unknown(draft):
+        assert draft.dose is not None
         return [
             Finding(
                 draft,
@@ -216,36 +312,115 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
                 ("dose en mg",),
             )
         ]
+    wrong = _dose_wrong(draft, band.dose_mg)
+    often = [p for p in _per_days(draft) if p > 1 / ZA_MIN_INTERVAL_DAYS + 1e-9]
+    if not wrong and not often:
+        return []
+    given = _dose_mg(draft)
     said = "non renseignée" if given is None else f"{_num(given)} mg"
-    corrected = with_dose(draft, band.dose_mg)
+    fixed = corrected(draft, band.dose_mg, monthly=bool(often))
+    rhythm = ", mensuelle" if often else ""
     suggestion = (
         None
-        if corrected is None
+        if fixed is None
         else {
-            "label": f"Corriger la dose : acide zolédronique {_num(band.dose_mg)} mg",
-            "uuid": str(derived_id("order-suggestion", draft.ref, "za-dose", band.dose_mg)),
+            "label": f"Corriger : acide zolédronique {_num(band.dose_mg)} mg{rhythm}",
+            "uuid": str(derived_id("order-suggestion", draft.ref, "za-dose", band.dose_mg, bool(often))),
             "isRecommended": True,
             "actions": [
                 {
                     "type": "update",
-                    "description": f"Remplacer la prescription par l'acide zolédronique {_num(band.dose_mg)} mg "
-                    f"(clairance {band.label}, Tableau 2).",
-                    "resource": corrected,
+                    "description": f"Remplacer la prescription par l'acide zolédronique {_num(band.dose_mg)} mg"
+                    f"{rhythm} (clairance {band.label}, Tableau 2).",
+                    "resource": fixed,
                 }
             ],
         }
     )
     initial = " initiale" if basis is not current else ""
+    text = (
+        f"Dose prescrite : {said}. Le Tableau 2 donne {_num(band.dose_mg)} mg pour une clairance{initial} "
+        f"de {band.label} (clairance retenue : {shown(basis)})."
+    )
+    if often:
+        text += (
+            f" Rythme prescrit : {_rhythm(max(often))} ; le Tableau 2 est la dose à administrer mensuellement "
+            "(espacement possible à un rythme trimestriel), jamais plus souvent."
+        )
+    summary = (
+        f"Acide zolédronique : dose {said} ; Tableau 2 : {_num(band.dose_mg)} mg (clairance {shown(basis)})"
+        if wrong
+        else f"Acide zolédronique : {_rhythm(max(often))} ; Tableau 2 : administration mensuelle"
+    )
+    return [Finding(draft, "za-dose", "SYS-ZA-DOSE", "warning", summary, text, used, suggestion=suggestion)]
+
+
+def _deno_dose(draft: Draft) -> list[Finding]:
+    """SYS-DENO: "la dose est de 120 mg mensuel par voie sous-cutanée" (Xgeva®, L1210), never spaced (L1140-1142).
+    Prolia® and its biosimilars (60 mg every 6 months) are the osteoporosis product: said, never corrected in
+    place."""
+    form = osteoporosis_form(draft)
+    if form is not None:
+        return [
+            Finding(
+                draft,
+                "deno-form",
+                "SYS-DENO",
+                "warning",
+                f"{form} : dénosumab de l'ostéoporose, pas la forme des métastases osseuses",
+                f"{form} est le dénosumab de l'ostéoporose (60 mg tous les 6 mois). Pour les métastases osseuses, le "
+                "référentiel donne le dénosumab (Xgeva®) 120 mg mensuel par voie sous-cutanée. Prescrire la forme "
+                "oncologique.",
+            )
+        ]
+    if _unit_unknown(draft):
+        assert draft.dose is not None
+        return [
+            Finding(
+                draft,
+                "deno-dose",
+                "SYS-DENO",
+                "warning",
+                "Dénosumab : unité de dose non reconnue",
+                f"Dose du brouillon : {_num(draft.dose[0])} {draft.dose[1]} ; la dose du référentiel est 120 mg "
+                "mensuel par voie sous-cutanée.",
+                missing=("dose en mg",),
+            )
+        ]
+    wrong = _dose_wrong(draft, DENO_DOSE_MG)
+    shortest, longest = DENO_INTERVAL_DAYS
+    off = [p for p in _per_days(draft) if not 1 / longest - 1e-9 <= p <= 1 / shortest + 1e-9]
+    if not wrong and not off:
+        return []
+    given = _dose_mg(draft)
+    said = "dose non renseignée" if given is None else f"{_num(given)} mg"
+    rhythm = f" {_rhythm(off[0])}" if off else ""
+    fixed = corrected(draft, DENO_DOSE_MG, monthly=bool(off), why="référentiel, dénosumab")
+    suggestion = (
+        None
+        if fixed is None
+        else {
+            "label": "Corriger : dénosumab 120 mg mensuel",
+            "uuid": str(derived_id("order-suggestion", draft.ref, "deno-dose", bool(off))),
+            "isRecommended": True,
+            "actions": [
+                {
+                    "type": "update",
+                    "description": "Remplacer la prescription par le dénosumab 120 mg mensuel par voie sous-cutanée.",
+                    "resource": fixed,
+                }
+            ],
+        }
+    )
     return [
         Finding(
             draft,
-            "za-dose",
-            "SYS-ZA-DOSE",
+            "deno-dose",
+            "SYS-DENO",
             "warning",
-            f"Acide zolédronique : dose {said} ; Tableau 2 : {_num(band.dose_mg)} mg (clairance {shown(basis)})",
-            f"Dose prescrite : {said}. Le Tableau 2 donne {_num(band.dose_mg)} mg pour une clairance{initial} "
-            f"de {band.label} (clairance retenue : {shown(basis)}).",
-            used,
+            f"Dénosumab : {said}{rhythm} ; référentiel : 120 mg mensuel",
+            f"Prescription : {said}{rhythm}. La dose du dénosumab est de 120 mg mensuel par voie sous-cutanée ; "
+            "les données ne permettent pas d'espacer les injections.",
             suggestion=suggestion,
         )
     ]
@@ -399,6 +574,14 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
     ]
 
 
+def _daily_mg(draft: Draft) -> float | None:
+    """The daily dose over every dosage line (dose x administrations per day); None when a line lacks either."""
+    parts = [(_line_mg(line), line.per_day) for line in draft.lines]
+    if not parts or any(mg is None or per_day is None for mg, per_day in parts):
+        return None
+    return sum(mg * per_day for mg, per_day in parts if mg is not None and per_day is not None)
+
+
 def _cementoplasty(draft: Draft, f: OrderFacts) -> list[Finding]:
     """IR-CEMENT haemostasis (L2626-2640): antiplatelets and anticoagulants before a cementoplasty."""
     if not f.cementoplasty:
@@ -410,11 +593,10 @@ def _cementoplasty(draft: Draft, f: OrderFacts) -> list[Finding]:
     missing: tuple[str, ...] = ()
     indicator: Indicator = "warning"
     if who.key == "aspirin":
-        mg = _dose_mg(draft)
-        if mg is not None and draft.per_day is not None:
-            daily = mg * draft.per_day
+        daily = _daily_mg(draft)  # every dosage line: 100 mg morning and evening is 200 mg/j
+        if daily is not None:
             used = (Value("aspirin_daily_dose", daily, "mg/j", None),)
-            indicator = "info" if daily < 160 else "warning"
+            indicator = "info" if daily < ASPIRIN_CONTINUE_BELOW_MG else "warning"
         else:
             missing = ("dose quotidienne d'aspirine",)
     lesions = "; ".join(sorted({_where(i) for i in f.cementoplasty}))
@@ -447,11 +629,49 @@ def _unreadable(draft: Draft) -> Finding:
     )
 
 
+#: the rule whose card speaks for a drug of each class when its identity is in doubt
+_RULE_OF_CLASS: Final = {
+    "antiresorptive": "SYS-AR-PREREQ",
+    "anticancer": "RT-DRUG",
+    "antiplatelet": "IR-CEMENT",
+    "anticoagulant": "IR-CEMENT",
+}
+
+
+def _conflicting(draft: Draft) -> list[Finding]:
+    """A draft whose names and codes designate different drugs (Xgeva® coded M05BA08; a text naming zoledronic acid
+    and a coding naming denosumab): no rule may be assumed, and the draft must not sign as if it concerned none."""
+    who = [identify(k) for k in draft.conflict]
+    rules = [
+        "SYS-ZA-DOSE" if i.key == "zoledronic_acid" else "SYS-DENO" if i.key == "denosumab" else _RULE_OF_CLASS[c]
+        for i in who
+        if (c := i.drug_class) in _RULE_OF_CLASS
+    ]
+    if not rules:
+        return []
+    named = " / ".join(DRUG_FR.get(i.key) or i.key.replace("_", " ") for i in who)
+    return [
+        Finding(
+            draft,
+            "identity",
+            rules[0],
+            "warning",
+            f"Prescription à vérifier : le nom et le code désignent des médicaments différents ({named})"[:140],
+            f"Le brouillon nomme des médicaments différents ({named}) : aucun contrôle ne peut être fait sans savoir "
+            "lequel est prescrit. Corriger la prescription avant de la signer.",
+            missing=("identité du médicament prescrit",),
+        )
+    ]
+
+
 def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
     """Every check on every draft (ServiceRequests are read but no rule here checks them yet)."""
     out: list[Finding] = []
     for d in orders:
         who = d.identity
+        if d.conflict:
+            out += _conflicting(d)
+            continue
         if who is None or not who.known:
             continue
         concerned = who.drug_class in ("antiresorptive", "anticancer", "antiplatelet", "anticoagulant")
@@ -461,7 +681,7 @@ def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
         if who.key == "zoledronic_acid":
             out += _za(d, f)
         if who.key == "denosumab":
-            out += _deno(d, f)
+            out += _deno(d, f) + _deno_dose(d)
         if who.drug_class == "antiresorptive":
             out += _prerequisites(d, f)
         if who.drug_class == "anticancer":

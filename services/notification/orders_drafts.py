@@ -5,6 +5,7 @@ Pure."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,17 +19,46 @@ from shared.clinical.drugs import DrugIdentity, identify
 ATC_SYSTEM: Final = "http://www.whocc.no/atc"
 
 
+#: draft statuses that are no longer to sign (FHIR R4 MedicationRequest / ServiceRequest status): never checked
+NOT_TO_SIGN: Final = frozenset({"cancelled", "entered-in-error", "stopped", "completed", "revoked"})
+
+
+@dataclass(frozen=True)
+class Line:
+    """One dosageInstruction: its first doseQuantity (value, UCUM code) and administrations per day (timing)."""
+
+    dose: tuple[float, str] | None
+    per_day: float | None
+
+
 @dataclass(frozen=True)
 class Draft:
     """One draft order of the hook's `draftOrders`, as received, with what the checks read from it."""
 
-    ref: str  # "MedicationRequest/id"
+    ref: str  # "MedicationRequest/id" (an id-less draft: its fullUrl, else its place in the Bundle)
     resource: dict[str, Any]
     valid: bool  # it passes the FHIR R4 model
     identity: DrugIdentity | None = None
     name: str = ""
-    dose: tuple[float, str] | None = None  # first doseQuantity: value, UCUM code
-    per_day: float | None = None  # administrations per day, when the timing gives it
+    lines: tuple[Line, ...] = ()
+    #: the drugs the draft's names and codes designate when they disagree (then `identity` is None): to check
+    conflict: tuple[str, ...] = ()
+    #: every name the draft gives its drug (text, codings' display), as written
+    names: tuple[str, ...] = ()
+
+    @property
+    def has_id(self) -> bool:
+        """An `update` or `delete` names its resource by type and id (CDS Hooks 2.0): none without an id."""
+        return isinstance(self.resource.get("id"), str) and bool(self.resource["id"])
+
+    @property
+    def dose(self) -> tuple[float, str] | None:
+        """The first dose given (value, UCUM code)."""
+        return next((line.dose for line in self.lines if line.dose is not None), None)
+
+    @property
+    def per_day(self) -> float | None:
+        return self.lines[0].per_day if self.lines else None
 
 
 # ---- reading the drafts ------------------------------------------------------------------------------------------
@@ -45,59 +75,85 @@ def _names(concept: dict[str, Any]) -> tuple[list[str], str | None]:
     return names, atc
 
 
-def _identity(resource: dict[str, Any]) -> tuple[DrugIdentity | None, str]:
+#: the words before the strength: an RxNorm clinical drug ("zoledronic acid 4 MG in 100 ML Injection") or a
+#: preparation ("acide zolédronique 4 mg dans NaCl 0,9 %") names its substance there
+_LEADING: Final = re.compile(r"^\s*([^\d(\[+/]*[^\d\s(\[+/])\s*\d")
+
+
+def _one(name: str, atc: str | None) -> DrugIdentity:
+    found = identify(name, atc)
+    if found.known or found.conflict:
+        return found
+    lead = _LEADING.match(name)
+    return identify(lead.group(1), atc) if lead is not None else found
+
+
+def _identity(resource: dict[str, Any]) -> tuple[DrugIdentity | None, str, tuple[str, ...], tuple[str, ...]]:
+    """The drug, its name as written, the drugs designated when names and codes disagree, and every name."""
     concept = resource.get("medicationCodeableConcept")
     if not isinstance(concept, dict):
-        return None, ""  # a medicationReference only: the vocabulary cannot place it
+        return None, "", (), ()  # a medicationReference only: the vocabulary cannot place it
     names, atc = _names(concept)
-    found = [identify(n, atc) for n in names] or ([identify(atc, atc)] if atc else [])
-    known = next((i for i in found if i.known), None)
-    return known or (found[0] if found else None), (names[0] if names else atc or "")
+    found = [_one(n, atc) for n in names] or ([identify(atc, atc)] if atc else [])
+    known = [i for i in found if i.known]
+    name = names[0] if names else atc or ""
+    if any(i.conflict for i in found) or len({i.key for i in known}) > 1:
+        alone = [_one(n, None) for n in names] + ([identify(atc, atc)] if atc else [])
+        keys = tuple(dict.fromkeys(i.key for i in alone if i.known)) or tuple(dict.fromkeys(i.key for i in found))
+        return None, name, keys, tuple(names)
+    return (known[0] if known else (found[0] if found else None)), name, (), tuple(names)
 
 
 _PER_DAY: Final = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 12 / 365.25, "a": 1 / 365.25, "min": 1440.0}
 
 
-def _dose(mr: MedicationRequest) -> tuple[tuple[float, str] | None, float | None]:
+def _lines(mr: MedicationRequest) -> tuple[Line, ...]:
+    out = []
     for dosage in mr.dosageInstruction or []:
         per_day = None
         repeat = dosage.timing.repeat if dosage.timing is not None else None
         if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit in _PER_DAY:
             per_day = repeat.frequency / float(repeat.period) * _PER_DAY[repeat.periodUnit]
+        dose = None
         for dr in dosage.doseAndRate or []:
             q = dr.doseQuantity
             if q is not None and q.value is not None:
-                return (float(q.value), str(q.code or q.unit or "")), per_day
-        return None, per_day
-    return None, None
+                dose = (float(q.value), str(q.code or q.unit or ""))
+                break
+        out.append(Line(dose, per_day))
+    return tuple(out)
 
 
 def drafts(bundle: dict[str, Any] | None, selections: Iterable[str] | None = None) -> list[Draft]:
     """The MedicationRequest and ServiceRequest drafts of a `draftOrders` Bundle (order-select: the selected ones
-    only, as the hook asks), read with the FHIR R4 models. A draft the model rejects is kept, marked invalid."""
+    only, as the hook asks), read with the FHIR R4 models. A draft the model rejects is kept, marked invalid; a
+    cancelled, stopped or entered-in-error one is no longer to sign and is left out."""
     chosen = set(selections) if selections is not None else None
     out: list[Draft] = []
-    for entry in (bundle or {}).get("entry") or []:
+    for index, entry in enumerate((bundle or {}).get("entry") or []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             continue
         kind = resource.get("resourceType")
         if kind not in ("MedicationRequest", "ServiceRequest"):
             continue  # NutritionOrder, VisionPrescription...: no rule here reads them
-        ref = f"{kind}/{resource.get('id', '')}"
+        if resource.get("status") in NOT_TO_SIGN:
+            continue
+        rid = resource.get("id")
+        full_url = entry.get("fullUrl")
+        ref = f"{kind}/{rid}" if isinstance(rid, str) and rid else str(full_url or f"{kind}#{index}")
         if chosen is not None and ref not in chosen:
             continue
         if kind == "ServiceRequest":
             out.append(Draft(ref, resource, _valid(ServiceRequest, resource)))
             continue
-        who, name = _identity(resource)
+        who, name, conflict, names = _identity(resource)
         try:
             mr = MedicationRequest.model_validate(resource)
         except ValidationError:
-            out.append(Draft(ref, resource, False, who, name))
+            out.append(Draft(ref, resource, False, who, name, conflict=conflict, names=names))
             continue
-        dose, per_day = _dose(mr)
-        out.append(Draft(ref, resource, True, who, name, dose, per_day))
+        out.append(Draft(ref, resource, True, who, name, _lines(mr), conflict, names))
     return out
 
 

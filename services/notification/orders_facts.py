@@ -15,7 +15,13 @@ from contracts.clinical import Alert, NormalisedLab
 from contracts.hospital import Comparator
 from contracts.plan import PlanItem
 from services.notification.domain import PatientAlerts
-from services.notification.orders_rules import CRCL_MAX_AGE, FUTURE_TOLERANCE
+from services.notification.orders_rules import (
+    CALCIUM_CURRENT,
+    CRCL_MAX_AGE,
+    CRISIS_CALCIUM_MMOL_L,
+    FUTURE_TOLERANCE,
+)
+from shared.clinical.censored import side_of
 
 #: the alert statuses of a decision that still holds (a clinician acting on it does not end the crisis)
 HOLDING: tuple[str, ...] = ("active", "acknowledged", "overridden")
@@ -88,6 +94,8 @@ def _clearance(lab: NormalisedLab | None, now: datetime) -> Clearance:
         said = tuple(dict.fromkeys(missing_fr(m) for m in lab.missing))
         return Clearance(None, said or ("clairance de la créatinine (Cockcroft-Gault)",))
     v = Value("creatinine_clearance", lab.value, lab.unit, lab.occurred_at, lab.comparator, lab.event_id)
+    if lab.unit != "mL/min":  # Tableau 2's bands are mL/min (L1159-1178): another unit is never read as one
+        return Clearance(None, ("clairance de la créatinine en mL/min",), stale=v)
     if lab.occurred_at > now + FUTURE_TOLERANCE:
         return Clearance(None, ("clairance datée dans le futur : à vérifier",), stale=v)
     if now - lab.occurred_at > CRCL_MAX_AGE:
@@ -99,6 +107,18 @@ def _input(i: InputUsed) -> Value | None:
     if not isinstance(i.value, int | float) or isinstance(i.value, bool):
         return None
     return Value(i.name, float(i.value), i.unit or "mL/min", i.occurred_at, i.comparator, i.source_event_id)
+
+
+def crisis_current(state: PatientAlerts, now: datetime) -> bool:
+    """LAB-CA-CRISIS (L304-306): the newest corrected calcium is certainly > 3,5 mmol/L and current (CALCIUM_CURRENT,
+    not dated in the future). Scoring keeps an ended or stale episode's alert as it was: the alert alone is not the
+    emergency that waives the prerequisites (« sauf urgence »); no calcium known, no emergency assumed."""
+    lab = state.labs.get("corrected_calcium")
+    if lab is None or lab.value is None or lab.unit != "mmol/L":
+        return False
+    if lab.occurred_at > now + FUTURE_TOLERANCE or now - lab.occurred_at > CALCIUM_CURRENT:
+        return False
+    return side_of(lab.value, lab.comparator, CRISIS_CALCIUM_MMOL_L, ">") == "above"
 
 
 def facts(state: PatientAlerts | None, now: datetime) -> OrderFacts:
@@ -125,6 +145,8 @@ def facts(state: PatientAlerts | None, now: datetime) -> OrderFacts:
         ),
         None,
     )
+    if not crisis_current(state, now):
+        crisis = None
     local = state.local_plan
     rt: list[PlanItem] = []
     cement: list[PlanItem] = []

@@ -33,6 +33,32 @@ SEVERE_RENAL_FAILURE_ML_MIN: Final = 30.0
 CRCL_MAX_AGE: Final = timedelta(days=30)
 #: a clinical time later than now by more than this is not current (clock skew between hospital systems)
 FUTURE_TOLERANCE: Final = timedelta(minutes=10)
+#: SYS-ZA-DOSE: Tableau 2 is the dose "à administrer mensuellement" (L1182; "mensuel", L1136); spacing to every three
+#: months is allowed (L1132, L1139-1140). An interval shorter than four weeks (28 days) is outside the text.
+ZA_MIN_INTERVAL_DAYS: Final = 28.0
+#: SYS-DENO: "la dose est de 120 mg mensuel par voie sous-cutanée" (L1210), and "pas suffisamment de données pour
+#: espacer les injections de denosumab" (L1136, L1140-1142): 120 mg every four weeks to one month (28 to 31 days)
+DENO_DOSE_MG: Final = 120.0
+DENO_INTERVAL_DAYS: Final = (28.0, 31.0)
+#: the timing a corrected order gets: monthly (L1182, L1210)
+MONTHLY: Final = {"frequency": 1, "period": 1, "periodUnit": "mo"}
+#: Osteoporosis products of the same substances (5 mg yearly; 60 mg every 6 months), by brand name: not the
+#: oncology forms the text doses (Zometa® 4 mg, L1153, L1168-1170; Xgeva® 120 mg, L1210). Their dose is never
+#: "corrected" in place ("Aclasta 4 mg" is no product).
+OSTEOPOROSIS_FORMS: Final[dict[str, tuple[str, str]]] = {
+    "aclasta": ("zoledronic_acid", "Aclasta®"),
+    "reclast": ("zoledronic_acid", "Reclast®"),
+    "prolia": ("denosumab", "Prolia®"),
+    "obodence": ("denosumab", "Obodence®"),
+    "jubbonti": ("denosumab", "Jubbonti®"),
+    "stoboclo": ("denosumab", "Stoboclo®"),
+    "conexxence": ("denosumab", "Conexxence®"),
+}
+#: LAB-CA-CRISIS (L304-306): "crise aiguë hypercalcémique ... lorsque la calcémie corrigée est supérieure à
+#: 3,5 mmol/L"; the crisis is current while its newest value is no older than scoring's currency (72 h, services/
+#: scoring/rules.py Policy.calcium_current): scoring keeps an ended episode's alert as it was
+CRISIS_CALCIUM_MMOL_L: Final = 3.5
+CALCIUM_CURRENT: Final = timedelta(hours=72)
 #: SYS-AR-PREREQ (L795-801, L1086-1100, L1267-1273): the checks that hold an anti-resorptive unless an emergency
 HOLDING_PREREQUISITES: Final = ("vitamin_d", "dental_assessment", "extraction_healing")
 #: the check the systemic plan lists only for a patient already under an anti-resorptive (SYS-AR-PREREQ, L1098-1100)
@@ -81,11 +107,16 @@ CEMENT_STOP_FR: Final[dict[str, str]] = {
     "clopidogrel": "arrêt du clopidogrel cinq jours avant le geste",
     "doac": "arrêt des anticoagulants oraux directs 48 h avant le geste",
     "vka": "anticoagulant oral : relais par une héparine de bas poids moléculaire, arrêtée la veille du geste",
+    "lmwh": "héparine de bas poids moléculaire (relais d'un anticoagulant oral) : arrêt la veille du geste",
     "aspirin": "l'aspirine à moins de 160 mg par jour peut être poursuivie ; sinon, arrêt cinq jours avant le geste",
 }
+#: IR-CEMENT (L2638): "L'aspirine à une dose inférieure à 160 mg par jour peut être poursuivie" (160 itself: stopped)
+ASPIRIN_CONTINUE_BELOW_MG: Final = 160.0
 #: the "nouveaux anticoagulants oraux" the text names (L2636), and the vitamin K antagonists (L2630)
 DOACS: Final = frozenset({"dabigatran", "rivaroxaban", "apixaban", "edoxaban"})
 VKAS: Final = frozenset({"warfarin", "acenocoumarol", "fluindione"})
+#: the "héparines de bas poids moléculaire" of the relay, stopped "la veille du geste" (L2630)
+LMWHS: Final = frozenset({"enoxaparin", "tinzaparin", "dalteparin", "nadroparin"})
 
 
 def cement_stop_fr(drug: str, group: str | None) -> str:
@@ -98,6 +129,8 @@ def cement_stop_fr(drug: str, group: str | None) -> str:
         return CEMENT_STOP_FR["doac"]
     if drug in VKAS or group == "vka":
         return CEMENT_STOP_FR["vka"]
+    if drug in LMWHS:
+        return CEMENT_STOP_FR["lmwh"]
     return (
         "le référentiel ne donne pas de délai d'arrêt pour ce médicament avant une cimentoplastie : à fixer avec "
         "l'équipe de radiologie interventionnelle (plaquettes > 50 G/L et TP > 50 % exigés)"

@@ -4,6 +4,7 @@ by the guideline's tables, the request and card shapes against the CDS Hooks 2.0
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -27,6 +28,8 @@ from services.notification.orders_facts import Clearance, OrderFacts, Value, fac
 from services.notification.orders_rules import za_band
 from services.systemic_planner import rules as planner_rules
 from services.systemic_planner.domain import build_plan
+from services.systemic_planner.dosing import denosumab_order
+from shared.clinical.fhir_orders import medication_request
 from tests import cds_spec
 from tests.unit import test_local_plan_domain as lp
 from tests.unit import test_systemic_rules as sr
@@ -330,7 +333,8 @@ def test_the_specification_examples_are_read_and_answered(name: str, hook: str) 
     request = cds.OrderHookRequest.model_validate(spec_request(name, hook))
     read = drafts(request.context.draftOrders, request.context.selections)
     assert [d.ref for d in read] == ["MedicationRequest/smart-MedicationRequest-103"]  # the NutritionOrder is skipped
-    assert read[0].identity is not None and not read[0].identity.known  # amoxicillin: no rule here concerns it
+    # amoxicillin / clavulanate: a combination, unknown, and no rule here concerns either substance
+    assert read[0].identity is None or not read[0].identity.known
     assert run(request.context.draftOrders, known(None), request.context.selections) == []
     # the same request with our drug in it: a card of the specification's shape
     ctx = request.context.draftOrders
@@ -518,3 +522,214 @@ def test_the_cards_a_clinician_reads_have_no_identifier_nor_english() -> None:
                 assert not ENGLISH.search(text), (ENGLISH.search(text), text)
             seen += 1
     assert seen >= 11
+
+
+# ---- review RB (issue 19): attempts to break the order checks against the guideline's text ------------------------
+def every(
+    drug: str, atc: str | None, dose: float | None, period: float, unit: str, rid: str = "mr-x"
+) -> dict[str, Any]:
+    order = medication(drug, atc, dose, rid=rid)
+    order["dosageInstruction"][0]["timing"] = {"repeat": {"frequency": 1, "period": period, "periodUnit": unit}}
+    return order
+
+
+@pytest.mark.parametrize(("period", "unit"), [(1, "d"), (1, "wk"), (3, "wk")])
+def test_zoledronic_acid_more_often_than_monthly_is_flagged_and_the_suggestion_fixes_it(
+    period: float, unit: str
+) -> None:
+    """Tableau 2 is the dose "à administrer mensuellement" (L1182): 4 mg every day signed without a card before."""
+    draft = bundle(every("acide zolédronique", "M05BA08", 4.0, period, unit, rid="mr-za"))
+    [card] = run(draft, known(value(75.0)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-ZA-DOSE") and "mensuel" in card["detail"]
+    [action] = card["suggestions"][0]["actions"]
+    MedicationRequest.model_validate(action["resource"])
+    assert run(apply_suggestion(draft, card["suggestions"][0]), known(value(75.0))) == []  # applied: nothing left
+    # a wrong dose and a wrong rhythm: one card, one suggestion fixing both (two updates of one draft would undo
+    # each other)
+    draft = bundle(every("acide zolédronique", "M05BA08", 4.0, period, unit, rid="mr-za"))
+    [card] = run(draft, known(value(45.0)))
+    assert run(apply_suggestion(draft, card["suggestions"][0]), known(value(45.0))) == []
+
+
+@pytest.mark.parametrize(("period", "unit"), [(1, "mo"), (4, "wk"), (3, "mo"), (12, "wk")])
+def test_zoledronic_acid_monthly_or_every_three_months_is_the_text_s_rhythm(period: float, unit: str) -> None:
+    """Monthly (L1182, L1136) or spaced to every three months (L1132, L1139-1140): no card."""
+    assert run(bundle(every("acide zolédronique", "M05BA08", 4.0, period, unit)), known(value(75.0))) == []
+
+
+@pytest.mark.parametrize("name", ["Aclasta 5 mg/100 ml", "ACLASTA", "Reclast"])
+def test_the_osteoporosis_zoledronic_acid_is_not_corrected_to_an_oncology_dose(name: str) -> None:
+    """Tableau 2 gives the dose of Zometa® 4 mg (L1153, L1168-1170); Aclasta® (Reclast® in the US) is the 5 mg yearly
+    osteoporosis product: "Aclasta 4 mg" is no product. The card says so and suggests no dose kept on that name."""
+    order = every(name, "M05BA08", 5.0, 1, "a", rid="mr-acl")
+    [card] = run(bundle(order), known(value(75.0)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-ZA-DOSE")
+    assert "Zometa" in card["detail"] and "ostéoporose" in card["detail"] and "suggestions" not in card
+    [card] = run(bundle(order), known(value(25.0)))  # below 30: still contraindicated, still removable
+    assert card["indicator"] == "critical" and card["suggestions"][0]["actions"][0]["type"] == "delete"
+
+
+@pytest.mark.parametrize("name", ["Prolia 60 mg", "PROLIA", "Obodence", "Stoboclo"])
+def test_the_osteoporosis_denosumab_is_not_the_oncology_one(name: str) -> None:
+    """Denosumab in bone metastases is Xgeva® 120 mg monthly (L1210); Prolia® and its biosimilars are 60 mg every
+    6 months (osteoporosis)."""
+    [card] = run(bundle(every(name, "M05BX04", 60, 6, "mo", rid="mr-pro")), known(value(75.0)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-DENO")
+    assert "Xgeva" in card["detail"] and "120 mg" in card["detail"] and "suggestions" not in card
+
+
+@pytest.mark.parametrize(
+    ("name", "dose", "period", "unit"),
+    [("XGEVA", 60, 4, "wk"), ("dénosumab", 120, 3, "mo"), ("Wyost", 120, 1, "wk"), ("Xgeva", None, 4, "wk")],
+)
+def test_denosumab_at_another_dose_or_rhythm_gets_120_mg_monthly(
+    name: str, dose: float | None, period: float, unit: str
+) -> None:
+    """L1210: "la dose est de 120 mg mensuel par voie sous-cutanée"; L1140-1141: no data to space denosumab."""
+    draft = bundle(every(name, "M05BX04", dose, period, unit, rid="mr-deno"))
+    [card] = run(draft, known(value(75.0)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-DENO") and "120 mg" in card["summary"]
+    resource = card["suggestions"][0]["actions"][0]["resource"]
+    assert dose_of(resource) == 120 and MedicationRequest.model_validate(resource).id == "mr-deno"
+    assert run(apply_suggestion(draft, card["suggestions"][0]), known(value(75.0))) == []
+    assert run(bundle(every(name, "M05BX04", 120, 4, "wk")), known(value(75.0))) == []  # the text's own order
+
+
+@pytest.mark.parametrize(
+    ("doses", "indicator"),
+    [((100, 100), "warning"), ((75, 75), "info"), ((80, 80), "warning"), ((159,), "info"), ((160,), "warning")],
+)
+def test_the_aspirin_daily_dose_counts_every_dosage_line(doses: tuple[float, ...], indicator: str) -> None:
+    """L2638: "L'aspirine à une dose inférieure à 160 mg par jour peut être poursuivie": 100 mg morning and evening
+    is 200 mg/day, not 100 (only the first dosage line was read)."""
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    order = every("aspirine", "B01AC06", doses[0], 1, "d", rid="asp")
+    for extra in doses[1:]:
+        line = copy.deepcopy(order["dosageInstruction"][0])
+        line["doseAndRate"][0]["doseQuantity"]["value"] = extra
+        order["dosageInstruction"].append(line)
+    [card] = run(bundle(order), known(value(70.0), cementoplasty=(cement,)))
+    assert card["indicator"] == indicator
+    assert f"{sum(doses):g} mg/j" in card["detail"]
+
+
+@pytest.mark.parametrize("status", ["cancelled", "entered-in-error", "stopped", "completed"])
+def test_a_draft_no_longer_to_sign_gets_no_card(status: str) -> None:
+    order = za(4.0)
+    order["status"] = status
+    assert run(bundle(order), known(value(45.0))) == []
+    assert len(run(bundle(order, za(4.0, rid="live")), known(value(45.0)))) == 1
+
+
+def test_a_draft_whose_names_disagree_is_to_check_never_silently_passed() -> None:
+    """A text naming zoledronic acid with a coding naming denosumab (or a brand with another drug's ATC code): the
+    drug is not known, so no rule may be assumed, but nor may the draft sign as if it concerned none."""
+    both = za(4.0)
+    both["medicationCodeableConcept"] = {
+        "coding": [{"system": "http://www.whocc.no/atc", "code": "M05BX04", "display": "Xgeva"}],
+        "text": "acide zolédronique",
+    }
+    for order in (both, medication("Xgeva", "M05BA08", 120)):
+        [card] = run(bundle(order), known(value(25.0)))
+        assert card["indicator"] == "warning" and "à vérifier" in card["summary"]
+        assert "suggestions" not in card
+
+
+@pytest.mark.parametrize(
+    ("display", "system"),
+    [
+        ("zoledronic acid 4 MG in 100 ML Injection", "http://www.nlm.nih.gov/research/umls/rxnorm"),
+        ("Zoledronic Acid 4 MG/5 ML Injectable Solution", "http://www.nlm.nih.gov/research/umls/rxnorm"),
+    ],
+)
+def test_a_draft_named_as_an_rxnorm_clinical_drug_is_identified(display: str, system: str) -> None:
+    order = za(4.0)
+    order["medicationCodeableConcept"] = {"coding": [{"system": system, "code": "1657981", "display": display}]}
+    [card] = run(bundle(order), known(value(45.0)))
+    assert rule_of(card) == "SYS-ZA-DOSE" and dose_of(card["suggestions"][0]["actions"][0]["resource"]) == 3.3
+
+
+def calcium_lab(v: float, at: datetime) -> NormalisedLab:
+    return NormalisedLab.model_validate(
+        {
+            **EXAMPLES["osteocds.labs.normalised.v1"],
+            "analyte": "corrected_calcium",
+            "result_id": f"ca:{v}:{at.isoformat()}",
+            "value": v,
+            "unit": "mmol/L",
+            "occurred_at": at.isoformat(),
+            "recorded_at": at.isoformat(),
+        }
+    )
+
+
+def test_a_crisis_alert_that_is_no_longer_current_waives_nothing() -> None:
+    """LAB-CA-CRISIS (L304-306): scoring keeps an ended episode's alert as it is; only a crisis still under way (the
+    newest corrected calcium > 3,5 mmol/L, measured within scoring's 72 h) is the emergency that waives the
+    prerequisites (« sauf urgence », L799, L1090, L1267)."""
+    alert = crisis().model_copy(update={"status": "acknowledged", "occurred_at": T0 - timedelta(days=3)})
+    alerts = {str(alert.recommendation_id): alert}
+    plan = TreatmentPlan.model_validate(EXAMPLES["osteocds.plans.v1"])
+    current = facts(PatientAlerts(alerts=alerts, plan=plan, labs={"corrected_calcium": calcium_lab(3.7, T0)}), T0)
+    assert current.crisis is not None
+    for newest in (calcium_lab(2.45, T0), calcium_lab(3.7, T0 - timedelta(hours=73))):
+        ended = facts(PatientAlerts(alerts=alerts, plan=plan, labs={"corrected_calcium": newest}), T0)
+        assert ended.crisis is None
+    assert facts(PatientAlerts(alerts=alerts, plan=plan), T0).crisis is None  # no calcium known: no emergency assumed
+
+
+@pytest.mark.parametrize("drug", ["enoxaparine", "Lovenox 4000 UI", "tinzaparine", "Fragmine"])
+def test_a_low_molecular_weight_heparin_before_a_cementoplasty_stops_the_day_before(drug: str) -> None:
+    """L2630: "relais par des héparines de bas poids moléculaire et arrêt la veille du geste"."""
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    [card] = run(bundle(medication(drug, None, 40, rid="lmwh")), known(value(70.0), cementoplasty=(cement,)))
+    assert "la veille du geste" in card["detail"] and "ne donne pas de délai" not in card["detail"]
+
+
+def test_drafts_without_an_id_are_told_apart_and_get_no_ambiguous_update() -> None:
+    """An `update` names its draft by type and id (CDS Hooks 2.0): without an id it would replace every id-less
+    draft; and two such drafts got one card uuid."""
+    a, b = za(4.0), za(3.0)
+    del a["id"], b["id"]
+    found = run(bundle(a, b), known(value(45.0)))
+    assert len(found) == 2 and found[0]["uuid"] != found[1]["uuid"]
+    assert all("suggestions" not in c for c in found) and all("3,3 mg" in c["summary"] for c in found)
+
+
+@pytest.mark.parametrize("unit", ["mL/s", "mL/min/1.73m2"])
+def test_a_clearance_in_another_unit_is_not_read_as_ml_per_min(unit: str) -> None:
+    lab = NormalisedLab.model_validate(
+        {
+            **EXAMPLES["osteocds.labs.normalised.v1"],
+            "analyte": "creatinine_clearance",
+            "value": 0.75,
+            "unit": unit,
+            "occurred_at": (T0 - timedelta(days=1)).isoformat(),
+        }
+    )
+    found = run(bundle(za(3.0)), facts(PatientAlerts(labs={"creatinine_clearance": lab}), T0))
+    [card] = [c for c in found if rule_of(c) == "SYS-ZA-DOSE"]
+    assert card["indicator"] == "warning" and "suggestions" not in card and "données insuffisantes" in card["summary"]
+
+
+@pytest.mark.parametrize(("crcl", "dose"), [(60.04, 3.5), (29.96, 3.0), (39.96, 3.3), (49.97, 3.5)])
+def test_a_clearance_near_a_band_edge_is_not_shown_on_the_other_side(crcl: float, dose: float) -> None:
+    """60.04 is "> 60" (4 mg) but was shown "60 mL/min" beside 4 mg; 29.96 was "30 mL/min (< 30 mL/min)"."""
+    [card] = run(bundle(za(dose)), known(value(crcl)))
+    shown_as = re.search(r"clairance (\d+(?:,\d+)?) mL/min", card["summary"])
+    assert shown_as is not None
+    assert float(shown_as.group(1).replace(",", ".")) not in (30.0, 40.0, 50.0, 60.0), card["summary"]
+
+
+@pytest.mark.parametrize("crcl", [35.0, 45.0, 55.0, 75.0])
+def test_the_plan_s_own_fhir_orders_sign_without_a_dose_or_rhythm_card(crcl: float) -> None:
+    """The patient-view suggestions (the systemic plan's MedicationRequests, P1M / P3M, denosumab 120 mg P1M) are
+    what the order checks then see at signature: accepted as proposed, they are never flagged."""
+    state = planner_state(crcl, prerequisites_met=True)
+    assert state.plan is not None
+    orders_ = [(i.key, o) for i in state.plan.items for o in i.orders if o.drug == "zoledronic_acid"]
+    orders_.append(("antiresorptive", denosumab_order("cholécalciférol")))
+    for key, order in orders_:
+        resource = medication_request(state.plan, order, key).model_dump(mode="json", exclude_none=True)
+        found = run(bundle(resource), facts(state, sr.NOW))
+        assert [rule_of(c) for c in found if rule_of(c) in ("SYS-ZA-DOSE", "SYS-DENO")] == [], found
