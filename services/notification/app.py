@@ -34,7 +34,7 @@ from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction, OverrideReasonCode
 from contracts.rules import CITATIONS
 from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, LOCAL_PLANS, PLANS, RECOMMENDATIONS, SCORES
-from services.notification import cds, orders, orders_facts
+from services.notification import cds, orders, orders_facts, signin
 from services.notification.domain import (
     SERVICE,
     AlertPolicy,
@@ -344,6 +344,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
 
     service.rebuild_writes = lambda pipe, states: _reindex_cards(service, pipe, states)
     app = create_app(service, [router, hooks, web_router(service, settings, actions.load)])
+    signin.install(app, settings)  # issue 19: page sign-in (code flow + PKCE, SMART launch), /ui/ headers
     origins = [o.strip() for o in settings.cds_allowed_origins.split(",") if o.strip()]
     if origins:  # issue 19: a browser-based CDS client (the public sandbox) calls the hooks from its own origin
         app.add_middleware(CdsCors, origins=origins)

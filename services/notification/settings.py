@@ -26,3 +26,18 @@ class NotificationSettings(Settings):
     #: issue 19: the guideline's French text (served by passage at /cds-services/guideline/{rule_id}); unset: the
     #: checkout's ../shared/guideline copy when present
     guideline_path: str | None = None
+    #: issue 19 (services/notification/signin.py): the clinicians' page signs in with the OIDC authorization code
+    #: flow + PKCE as this public client (register its redirect URI <page base>/ui/callback at the provider)
+    page_client_id: str = "osteocds-page"
+    #: the provider the page signs in with; unset: OIDC_ISSUER (the one whose tokens the services accept)
+    page_oidc_issuer: str | None = None
+    #: scopes the page asks for (space-separated); an EHR launch adds `launch launch/patient`
+    page_scopes: str = "openid"
+    #: CSP frame-ancestors of the page: the EHR origins allowed to embed it (space-separated CSP sources)
+    page_frame_ancestors: str = "'self'"
+    #: SMART EHR launch: the `iss` values (FHIR base URLs) accepted at /ui/launch, comma-separated; unset: the
+    #: page's issuer only. Any other `iss` is refused (the page would send the user's sign-in elsewhere).
+    smart_allowed_iss: str | None = None
+    #: DEVELOPMENT ONLY: the page also offers to paste a token; unset: only when the page's issuer is a loopback
+    #: (local) issuer, never with a hospital's provider
+    page_token_paste: bool | None = None
