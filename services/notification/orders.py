@@ -40,6 +40,7 @@ from services.notification.orders_rules import (
     MONTHLY,
     ON_TREATMENT_CHECK,
     OSTEOPOROSIS_FORMS,
+    TABLEAU_6_NO_WINDOW,
     ZA_CUTS,
     ZA_MIN_INTERVAL_DAYS,
     ZaBand,
@@ -558,6 +559,18 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
                 missing=tuple(dict.fromkeys(missing_fr(m) for i in decided for m in i.missing)),
             )
         ]
+    if draft.identity.key in TABLEAU_6_NO_WINDOW:
+        return [
+            Finding(
+                draft,
+                "rt-window",
+                "RT-DRUG",
+                "info",
+                f"{name.capitalize()} et radiothérapie prévue ({where}) : compatible, pas de fenêtre"[:140],
+                f"Tableau 6 : {name}, compatible avec une radiothérapie à visée palliative, pas de fenêtre "
+                "(accord de pratique).",
+            )
+        ]
     return [
         Finding(
             draft,
@@ -733,8 +746,8 @@ def card(x: Finding, patient_id: str, links: Links) -> dict[str, Any]:
             {"label": "Dossier OsteoCDS du patient (alertes, plan)", "url": links.page(patient_id), "type": "smart"}
         ],
     }
-    if x.suggestion is not None:
-        out["suggestions"] = [x.suggestion]
+    if x.suggestion is not None:  # its uuid names the card's (the patient's) too: unique in the feedback's log
+        out["suggestions"] = [{**x.suggestion, "uuid": str(derived_id("order-suggestion", uid, x.suggestion["uuid"]))}]
         out["selectionBehavior"] = "at-most-one"
     return out
 

@@ -28,7 +28,7 @@ class Line:
     """One dosageInstruction: its first doseQuantity (value, UCUM code) and administrations per day (timing)."""
 
     dose: tuple[float, str] | None
-    per_day: float | None
+    per_day: float | None  # at the most frequent the timing allows (frequencyMax)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ def _lines(mr: MedicationRequest) -> tuple[Line, ...]:
         per_day = None
         repeat = dosage.timing.repeat if dosage.timing is not None else None
         if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit in _PER_DAY:
-            per_day = repeat.frequency / float(repeat.period) * _PER_DAY[repeat.periodUnit]
+            most = max(repeat.frequency, repeat.frequencyMax or 0)  # "1 to 3 times": counted at its most
+            per_day = most / float(repeat.period) * _PER_DAY[repeat.periodUnit]
         dose = None
         for dr in dosage.doseAndRate or []:
             q = dr.doseQuantity

@@ -102,6 +102,13 @@ def severe_renal_failure(crcl_ml_min: float, comparator: Comparator | None) -> S
     return side_of(crcl_ml_min, comparator, SEVERE_RENAL_FAILURE_ML_MIN, ">=")
 
 
+#: RT-DRUG, Tableau 6 (L2264-2312): "Compatible — Pas de fenêtre" with a palliative radiotherapy (L1974-1976); the
+#: radiotherapy planner's NO_WINDOW (services/radiotherapy_planner/rules/drugs.py; a test keeps both equal)
+TABLEAU_6_NO_WINDOW: Final = frozenset(
+    {"carboplatin", "cisplatin", "vinorelbine", "paclitaxel", "etoposide", "pemetrexed", "docetaxel"}
+)
+
+
 #: IR-CEMENT haemostasis (L2626-2640): what the text says of each antithrombotic before a cementoplasty.
 CEMENT_STOP_FR: Final[dict[str, str]] = {
     "clopidogrel": "arrêt du clopidogrel cinq jours avant le geste",

@@ -25,7 +25,8 @@ from services.notification import cds, orders
 from services.notification.domain import PatientAlerts
 from services.notification.orders_drafts import apply_suggestion, drafts
 from services.notification.orders_facts import Clearance, OrderFacts, Value, facts
-from services.notification.orders_rules import za_band
+from services.notification.orders_rules import TABLEAU_6_NO_WINDOW, za_band
+from services.radiotherapy_planner.rules import drugs as rt_drugs
 from services.systemic_planner import rules as planner_rules
 from services.systemic_planner.domain import build_plan
 from services.systemic_planner.dosing import denosumab_order
@@ -733,3 +734,36 @@ def test_the_plan_s_own_fhir_orders_sign_without_a_dose_or_rhythm_card(crcl: flo
         resource = medication_request(state.plan, order, key).model_dump(mode="json", exclude_none=True)
         found = run(bundle(resource), facts(state, sr.NOW))
         assert [rule_of(c) for c in found if rule_of(c) in ("SYS-ZA-DOSE", "SYS-DENO")] == [], found
+
+
+@pytest.mark.parametrize(("drug", "atc"), [("carboplatine", "L01XA02"), ("pemetrexed", "L01BA04"), ("Taxotere", None)])
+def test_a_drug_tableau_6_finds_compatible_is_not_a_window_to_check(drug: str, atc: str | None) -> None:
+    """Tableau 6 (L2264-2312): carboplatin, cisplatin, vinorelbine, paclitaxel, etoposide, pemetrexed, docetaxel are
+    "Compatible — Pas de fenêtre" with a palliative radiotherapy (L1974-1976): an information, not a warning that the
+    window is unknown."""
+    rt = local_item("T8:rt-scheme", "RT-FRACT-PALL", "Radiothérapie palliative — T8 : 8 Gy", "recommended")
+    [card] = run(bundle(medication(drug, atc, 500, rid="mr-chemo")), known(value(70.0), radiotherapy=(rt,)))
+    assert (card["indicator"], rule_of(card)) == ("info", "RT-DRUG") and "pas de fenêtre" in card["detail"]
+    assert "**Données manquantes :**" not in card["detail"]
+
+
+def test_tableau_6_compatible_drugs_are_the_radiotherapy_planner_s() -> None:
+    assert TABLEAU_6_NO_WINDOW == rt_drugs.NO_WINDOW
+
+
+def test_an_aspirin_dose_up_to_three_times_a_day_counts_at_its_most() -> None:
+    """75 mg once to three times a day (frequencyMax 3) may be 225 mg/j: not "< 160 mg par jour" (L2638)."""
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    order = every("aspirine", "B01AC06", 75, 1, "d", rid="asp")
+    order["dosageInstruction"][0]["timing"]["repeat"]["frequencyMax"] = 3
+    [card] = run(bundle(order), known(value(70.0), cementoplasty=(cement,)))
+    assert card["indicator"] == "warning" and "225 mg/j" in card["detail"]
+
+
+def test_a_suggestion_uuid_names_the_patient_as_its_card_does() -> None:
+    """Two patients with a draft of the same id: their suggestions are not the same one in the feedback's log."""
+    a = orders.cards(bundle(za(4.0)), known(value(45.0)), "pt-a", LINKS)
+    b = orders.cards(bundle(za(4.0)), known(value(45.0)), "pt-b", LINKS)
+    again = orders.cards(bundle(za(4.0)), known(value(45.0)), "pt-a", LINKS)
+    assert a[0]["suggestions"][0]["uuid"] != b[0]["suggestions"][0]["uuid"]
+    assert a[0]["suggestions"][0]["uuid"] == again[0]["suggestions"][0]["uuid"]
