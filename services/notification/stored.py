@@ -11,31 +11,26 @@ pydantic's (fields in another order): tests/unit/test_issue25_notification_store
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Final
 
 from pydantic import BaseModel
 
-from shared.runtime.parts_json import PartsJson, json_key
+from shared.runtime.parts_json import StoredJson
 
-PARTS: Final = PartsJson()
+#: the tables and parts notification's state is written from (services/notification/domain.py)
+STORED: Final = StoredJson(("alerts", "scores", "labs"), ("plan", "local_plan"))
+PARTS: Final = STORED.parts
+
+
+@functools.cache
+def _stored(maps: tuple[str, ...], ones: tuple[str, ...]) -> StoredJson:
+    return STORED if (maps, ones) == (STORED.maps, STORED.ones) else StoredJson(maps, ones)
 
 
 def dump(state: BaseModel, maps: Iterable[str], ones: Iterable[str]) -> str:
     """`state`'s JSON: the fields in `maps` (dict of frozen models) and `ones` (a frozen model or None) from the
-    parts' JSON, every other field by pydantic."""
-    maps, ones = tuple(maps), tuple(ones)
-    rest = state.model_dump_json(exclude={*maps, *ones})
-    out = [rest[:-1]]
-    sep = "," if len(rest) > 2 else ""
-    for name in maps:
-        value: dict[str, BaseModel] = getattr(state, name)
-        body = ",".join(f"{json_key(k)}:{PARTS(v)}" for k, v in value.items())
-        out.append(f'{sep}"{name}":{{{body}}}')
-        sep = ","
-    for name in ones:
-        one: BaseModel | None = getattr(state, name)
-        out.append(f'{sep}"{name}":{"null" if one is None else PARTS(one)}')
-        sep = ","
-    out.append("}")
-    return "".join(out)
+    parts' JSON, every other field by pydantic. A transition copies a table it changes (never changes one in
+    place), so each table's body is kept by the table's object too (issue 25: an event rewrites only its table)."""
+    return _stored(tuple(maps), tuple(ones)).dump(state)
