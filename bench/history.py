@@ -187,8 +187,8 @@ def main() -> None:
         print(f"\n{name} (window {args.window} events, best of {args.repeats}; {len(streams[name].records)} recorded)")
         print(f"  {'events':>7} {'us/event':>10} {'load us':>10} {'1st store':>10} {'state B':>10}")
         for r in rows:
-            first = r.first_store_us
-            print(f"  {r.length:>7} {r.apply_us:>10.1f} {r.load_us:>10.1f} {first:>10.1f} {r.state_bytes:>10}")
+            store = r.first_store_us
+            print(f"  {r.length:>7} {r.apply_us:>10.1f} {r.load_us:>10.1f} {store:>10.1f} {r.state_bytes:>10}")
         print(f"  state after a realistic 5-year patient: {sizes[name]} B")
         if len(rows) >= 2:
             first, last = rows[0], rows[-1]
