@@ -18,6 +18,7 @@ POINTS_URL: Final = f"{BASE}/StructureDefinition/score-points"
 #: the contract field an item fills (documentation for integrators; the mapping uses the description itself)
 TARGET_URL: Final = f"{BASE}/StructureDefinition/contract-field"
 LOINC: Final = "http://loinc.org"
+MAX_OCCURS_URL: Final = "http://hl7.org/fhir/StructureDefinition/questionnaire-maxOccurs"
 VERSION: Final = "1"
 
 QuestionType = Literal["choice", "decimal", "integer", "boolean", "date", "dateTime", "string"]
@@ -52,6 +53,12 @@ class Question:
     #: the score item this question is (SCORE-MIRELS / SCORE-SINS), shown by the page
     score_item: tuple[str, str] | None = None
     max_length: int | None = None
+    #: a date that may be after today (a plan); every other date is of a fact already there (review HAZ-23-R03)
+    future: bool = False
+    #: the linkId of the date (same level) this one may not precede: a course's last fraction (review HAZ-23-R03)
+    not_before: str | None = None
+    #: free text naming vertebral levels, as the radiotherapy planner reads them (review HAZ-23-R04)
+    spinal_levels: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class Group:
     questions: tuple[Question, ...]
     repeats: bool = False
     when: tuple[str, tuple[str, ...]] | None = None
+    #: at most this many instances (questionnaire-maxOccurs; review HAZ-23-R05)
+    max_occurs: int | None = None
+    #: the linkId whose answer no two instances may share (one pain per lesion; review HAZ-23-R04)
+    unique: str | None = None
 
 
 Item = Question | Group
@@ -87,6 +98,15 @@ class Form:
             for q in item.questions if isinstance(item, Group) else (item,):
                 out[q.link_id] = q
         return out
+
+
+#: UCUM code -> what the page shows
+UNIT_DISPLAY: Final = {"mo": "mois", "Gy": "Gy", "%": "%", "cm": "cm", "mg": "mg"}
+
+
+def option_system(q: Question) -> str:
+    """The code system of a choice question's answer options (a coding of another system is not an option)."""
+    return f"{BASE}/CodeSystem/{q.link_id.split('.')[-1]}"
 
 
 def _opts(*pairs: tuple[str, str]) -> tuple[Option, ...]:
@@ -196,6 +216,10 @@ RECORD_STATUS: Final = _opts(
     ("entered-in-error", "Saisie erronée (à retirer)"),
 )
 CORRECTED: Final = ("amended", "entered-in-error")
+#: size bounds, not clinical ones (review HAZ-23-R05): ClinicalAssessment.lesion_pain's own cap; earlier courses on
+#: one segment (LocalTreatmentRequest.previous_courses has none; RT-REIRR weighs each)
+LESION_PAIN_MAX: Final = 100
+PREVIOUS_COURSES_MAX: Final = 10
 
 
 def _correction(part: str, what: str) -> tuple[Question, Question]:
@@ -379,7 +403,7 @@ ASSESSMENT = Form(
             "assessment.life_expectancy_months",
             minimum=0,
             maximum=240,
-            unit="mois",
+            unit="mo",
         ),
         Group(
             "pain",
@@ -405,7 +429,14 @@ ASSESSMENT = Form(
             "Douleur par lésion (Mirels, SINS)",
             "assessment.lesion_pain",
             (
-                Question("lesion_pain.lesion_id", "Identifiant de la lésion", "string", "lesion_id", required=True),
+                Question(
+                    "lesion_pain.lesion_id",
+                    "Identifiant de la lésion",
+                    "string",
+                    "lesion_id",
+                    required=True,
+                    max_length=64,
+                ),
                 Question(
                     "lesion_pain.intensity",
                     "Intensité (Mirels)",
@@ -434,6 +465,8 @@ ASSESSMENT = Form(
                 Question("lesion_pain.resistant", "Résistante aux antalgiques", "boolean", "resistant_to_analgesics"),
             ),
             repeats=True,
+            max_occurs=LESION_PAIN_MAX,
+            unique="lesion_pain.lesion_id",
         ),
         Group(
             "extra_osseous",
@@ -487,10 +520,12 @@ SURGICAL_OPINION = Form(
 
 _COURSE = (
     Question("previous.on", "Première séance", "date", "on", required=True),
-    Question("previous.end_on", "Dernière séance", "date", "end_on"),
-    Question("previous.total_dose_gy", "Dose totale (Gy)", "decimal", "total_dose_gy", minimum=0, maximum=100),
+    Question("previous.end_on", "Dernière séance", "date", "end_on", not_before="previous.on"),
+    Question(
+        "previous.total_dose_gy", "Dose totale (Gy)", "decimal", "total_dose_gy", minimum=0, maximum=100, unit="Gy"
+    ),
     Question("previous.fractions", "Fractions", "integer", "fractions", required=True, minimum=1, maximum=50),
-    Question("previous.cord_dmax_gy", "Dmax moelle (Gy)", "decimal", "cord_dmax_gy", minimum=0, maximum=100),
+    Question("previous.cord_dmax_gy", "Dmax moelle (Gy)", "decimal", "cord_dmax_gy", minimum=0, maximum=100, unit="Gy"),
 )
 
 LOCAL_TREATMENT_REQUEST = Form(
@@ -530,7 +565,13 @@ LOCAL_TREATMENT_REQUEST = Form(
             ),
         ),
         Question(
-            "total_dose_gy", "Dose totale proposée (Gy)", "decimal", "request.total_dose_gy", minimum=0, maximum=100
+            "total_dose_gy",
+            "Dose totale proposée (Gy)",
+            "decimal",
+            "request.total_dose_gy",
+            minimum=0,
+            maximum=100,
+            unit="Gy",
         ),
         Question("fractions", "Fractions proposées", "integer", "request.fractions", minimum=1, maximum=50),
         Question(
@@ -540,6 +581,7 @@ LOCAL_TREATMENT_REQUEST = Form(
             "request.planned_cord_dmax_gy",
             minimum=0,
             maximum=100,
+            unit="Gy",
         ),
         Question(
             "adjacent_vertebrae",
@@ -549,7 +591,14 @@ LOCAL_TREATMENT_REQUEST = Form(
             minimum=1,
             maximum=33,
         ),
-        Group("previous", "Irradiations antérieures de ce segment", "request.previous_courses", _COURSE, repeats=True),
+        Group(
+            "previous",
+            "Irradiations antérieures de ce segment",
+            "request.previous_courses",
+            _COURSE,
+            repeats=True,
+            max_occurs=PREVIOUS_COURSES_MAX,
+        ),
         Question(
             "cord_dose_excludes_conventional",
             "La dose déjà reçue par la moelle exclut une radiothérapie conventionnelle",
@@ -562,7 +611,7 @@ LOCAL_TREATMENT_REQUEST = Form(
             "boolean",
             "request.other_techniques_excluded",
         ),
-        Question("planned_on", "Date prévue", "date", "request.planned_on"),
+        Question("planned_on", "Date prévue", "date", "request.planned_on", future=True),
         Question("urgent", "Urgence clinique", "boolean", "request.urgent"),
         Question(
             "status",
@@ -612,7 +661,15 @@ TREATMENT_EVENT = Form(
         ),
         # radiotherapy course
         Question("rt.site", "Site irradié", "string", "treatment.site", required=True, when=_k(_RT), max_length=64),
-        Question("rt.vertebral_level", "Niveau vertébral", "string", "treatment.vertebral_level", when=_k(_RT)),
+        Question(
+            "rt.vertebral_level",
+            "Niveau(x) vertébral(aux), ex. T8 ou T7-T9",
+            "string",
+            "treatment.vertebral_level",
+            when=_k(_RT),
+            max_length=64,
+            spinal_levels=True,
+        ),
         Question("rt.lesion_id", "Lésion", "string", "treatment.lesion_id", when=_k(_RT), max_length=64),
         Question(
             "rt.total_dose_gy",
@@ -622,6 +679,7 @@ TREATMENT_EVENT = Form(
             required=True,
             minimum=0,
             maximum=100,
+            unit="Gy",
             when=_k(_RT),
         ),
         Question(
@@ -635,7 +693,7 @@ TREATMENT_EVENT = Form(
             when=_k(_RT),
         ),
         Question("rt.on", "Première séance", "date", "treatment.on", required=True, when=_k(_RT)),
-        Question("rt.end_on", "Dernière séance", "date", "treatment.end_on", when=_k(_RT)),
+        Question("rt.end_on", "Dernière séance", "date", "treatment.end_on", when=_k(_RT), not_before="rt.on"),
         Question(
             "rt.cord_dmax_gy",
             "Dmax moelle (Gy)",
@@ -643,6 +701,7 @@ TREATMENT_EVENT = Form(
             "treatment.cord_dmax_gy",
             minimum=0,
             maximum=100,
+            unit="Gy",
             when=_k(_RT),
         ),
         Question(
@@ -738,6 +797,7 @@ TREATMENT_EVENT = Form(
             "treatment.daily_dose_mg",
             minimum=0,
             maximum=10000,
+            unit="mg",
             when=_k(_ADM),
         ),
         Question("administration.ongoing", "Toujours en cours", "boolean", "treatment.ongoing", when=_k(_ADM)),
@@ -818,7 +878,11 @@ def _question(q: Question, booleans: set[str]) -> dict[str, Any]:
         ext.append(
             {
                 "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-unit",
-                "valueCoding": {"system": "http://unitsofmeasure.org", "code": q.unit, "display": q.unit},
+                "valueCoding": {
+                    "system": "http://unitsofmeasure.org",
+                    "code": q.unit,
+                    "display": UNIT_DISPLAY.get(q.unit, q.unit),
+                },
             }
         )
     out["extension"] = ext
@@ -833,7 +897,7 @@ def _question(q: Question, booleans: set[str]) -> dict[str, Any]:
         out["answerOption"] = [
             {
                 "valueCoding": {
-                    "system": f"{BASE}/CodeSystem/{q.link_id.split('.')[-1]}",
+                    "system": option_system(q),
                     "code": o.code,
                     "display": o.display,
                 },
@@ -874,7 +938,14 @@ def questionnaire(form: Form) -> dict[str, Any]:
                     "linkId": item.link_id,
                     "text": item.text,
                     "type": "group",
-                    "extension": [{"url": TARGET_URL, "valueString": item.target}],
+                    "extension": [
+                        {"url": TARGET_URL, "valueString": item.target},
+                        *(
+                            [{"url": MAX_OCCURS_URL, "valueInteger": item.max_occurs}]
+                            if item.max_occurs is not None
+                            else []
+                        ),
+                    ],
                     **({"repeats": True} if item.repeats else {}),
                     **_enable_when(item.when, booleans),
                     "item": [_question(q, booleans) for q in item.questions],

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,9 +19,14 @@ from pydantic import BaseModel, ValidationError
 from contracts.base import Message, derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
-from services.lab_normalisation.questionnaires import BASE, FORMS, Form, Group, Question
+from services.lab_normalisation.common import EARLIEST_YEAR
+from services.lab_normalisation.questionnaires import BASE, CORRECTED, FORMS, Form, Group, Question, option_system
+from shared.clinical.irradiation import spinal_levels
 
 _PATIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: review HAZ-23-R03: a date "today" somewhere on Earth (UTC+14) is not in the future
+_LATEST_OFFSET = timedelta(hours=14)
 _VALUE = {
     "choice": ("valueCoding",),
     "decimal": ("valueDecimal", "valueInteger"),
@@ -93,6 +98,12 @@ def _instant(value: object, what: str, now: datetime, skew: timedelta) -> dateti
         raise Refused([f"{what} : date et heure illisibles ({value[:40]})"]) from None
     if when.tzinfo is None:
         raise Refused([f"{what} : le fuseau horaire manque"])
+    try:  # review HAZ-23-R03: a year-1 time with an offset cannot be moved to UTC (a crash downstream)
+        too_old = when.year < EARLIEST_YEAR or when.astimezone(UTC).year < EARLIEST_YEAR
+    except OverflowError:
+        too_old = True
+    if too_old:
+        raise Refused([f"{what} : avant {EARLIEST_YEAR}, une erreur de saisie"])
     if when > now + skew:
         raise Refused([f"{what} : dans le futur"])
     return when
@@ -118,6 +129,12 @@ class _Reader:
         v = answer[keys[0]]
         if q.type == "choice":
             code = v.get("code") if isinstance(v, dict) else None
+            system = v.get("system") if isinstance(v, dict) else None
+            if system is not None and system != option_system(q):  # review HAZ-23-R04: another code system's code
+                self.problems.append(
+                    f"{_named(q)} : « {str(system)[:80]} » n'est pas le système de codes de ce formulaire"
+                )
+                return None
             if code not in {o.code for o in q.options}:
                 self.problems.append(f"{_named(q)} : « {str(code)[:40]} » n'est pas une réponse proposée")
                 return None
@@ -142,10 +159,18 @@ class _Reader:
             return v
         if q.type == "date":
             try:
-                return date.fromisoformat(v).isoformat()
+                day = date.fromisoformat(v)
             except (TypeError, ValueError):
                 self.problems.append(f"{_named(q)} : date complète attendue (AAAA-MM-JJ)")
                 return None
+            # review HAZ-23-R03: never before 1900; a fact already there (not a plan) never after today
+            if day.year < EARLIEST_YEAR:
+                self.problems.append(f"{_named(q)} : avant {EARLIEST_YEAR}, une erreur de saisie")
+                return None
+            if not q.future and day > (self.now + self.skew + _LATEST_OFFSET).date():
+                self.problems.append(f"{_named(q)} : dans le futur")
+                return None
+            return day.isoformat()
         if q.type == "dateTime":
             try:
                 return _instant(v, _named(q), self.now, self.skew)
@@ -157,6 +182,12 @@ class _Reader:
             return None
         if q.max_length is not None and len(v) > q.max_length:
             self.problems.append(f"{_named(q)} : au plus {q.max_length} caractères")
+            return None
+        if _CONTROL.search(v):  # review HAZ-23-R04: an identifier with a NUL or an escape is an entry error
+            self.problems.append(f"{_named(q)} : caractère de contrôle non admis")
+            return None
+        if q.spinal_levels and not spinal_levels(v):  # review HAZ-23-R04: RT-REIRR must find the course's level
+            self.problems.append(f"{_named(q)} : « {v[:40]} » ne nomme aucune vertèbre (ex. T8 ou T7-T9)")
             return None
         return v.strip()
 
@@ -185,6 +216,10 @@ class _Reader:
             if not isinstance(answers, list) or (len(answers) > 1 and not q.repeats):
                 self.problems.append(f"{_named(q)} : une seule réponse attendue")
                 continue
+            # review HAZ-23-R04: these forms nest nothing under a question; nested answers would be dropped unread
+            if it.get("item") or any(isinstance(x, dict) and x.get("item") for x in answers):
+                self.problems.append(f"{_named(q)} : réponses imbriquées, aucune n'est prévue par ce formulaire")
+                continue
             values = [self.value(q, a) for a in answers]
             raw[q.link_id] = [v for v in values if v is not None]
         return raw
@@ -200,6 +235,11 @@ class _Reader:
             if not got:
                 if q.required:
                     self.problems.append(f"{_named(q)} : obligatoire")
+                continue
+            start = raw.get(q.not_before or "", [])
+            if start and got[0] < start[0]:  # ISO dates: review HAZ-23-R03, a course cannot end before it starts
+                first = next(s for s in specs if s.link_id == q.not_before)
+                self.problems.append(f"{_named(q)} : avant « {first.text} » ({first.link_id})")
                 continue
             out[q.target] = got if q.repeats else got[0]
         return out
@@ -237,11 +277,19 @@ def read_answers(form: Form, items: Any, now: datetime, skew: timedelta) -> dict
         if instances and not r.enabled(g.when, raw):
             r.problems.append(f"« {g.text} » ({link}) : sans objet ici, à retirer")
             continue
+        if g.max_occurs is not None and len(instances) > g.max_occurs:  # review HAZ-23-R05
+            r.problems.append(f"« {g.text} » ({link}) : au plus {g.max_occurs} fois")
+            continue
         values = []
         for inst in instances:
             sub_raw = r.questions(g.questions, inst.get("item"), f"« {g.text} » : ")
             values.append(r.level(g.questions, sub_raw))
         values = [v for v in values if v]
+        if g.unique is not None:  # review HAZ-23-R04: one pain per lesion, never two to choose from
+            key = next(q for q in g.questions if q.link_id == g.unique)
+            seen = [str(v[key.target]) for v in values if v.get(key.target) is not None]
+            for twice in sorted({k for k in seen if seen.count(k) > 1}):
+                r.problems.append(f"{_named(key)} : « {twice[:40]} » donnée deux fois dans « {g.text} »")
         if values:
             flat[g.target] = values if g.repeats else values[0]
     if r.problems:
@@ -329,13 +377,31 @@ def read_response(raw: bytes | dict[str, Any], actor: str, now: datetime, skew: 
     if not isinstance(doc, dict) or doc.get("resourceType") != "QuestionnaireResponse":
         raise Refused(["resourceType : QuestionnaireResponse attendu"])
     form = form_of(doc.get("questionnaire"))
-    if doc.get("status") not in ("completed", "amended"):
+    status = doc.get("status")
+    correction = form.questions().get("record_status")
+    if status == "entered-in-error" and correction is not None:  # review HAZ-23-R01: the contracts' own way
         raise Refused(
-            [f"status : « {str(doc.get('status'))[:20]} » ; seule une réponse terminée (completed) est prise"]
+            [
+                f"status : « entered-in-error » ; pour retirer une saisie, envoyez une réponse completed avec "
+                f"{_named(correction)} « Saisie erronée » et l'identifiant de la saisie retirée (corrects)"
+            ]
         )
+    if status not in ("completed", "amended"):
+        raise Refused([f"status : « {str(status)[:20]} » ; seule une réponse terminée (completed) est prise"])
     patient_id = _patient(doc.get("subject"))
-    authored = _instant(doc["authored"], "authored", now, skew) if doc.get("authored") is not None else now
+    if doc.get("authored") is None:  # review HAZ-23-R02: the clinical time of the entry, never the receipt's
+        raise Refused(["authored : obligatoire (date et heure de la saisie, jamais devinée)"])
+    authored = _instant(doc["authored"], "authored", now, skew)
     parts = read_answers(form, doc.get("item"), now, skew)
+    if status == "amended" and correction is not None:  # review HAZ-23-R01: a correction names what it corrects
+        part = correction.target.split(".", 1)[0]
+        if parts.get(part, {}).get("record_status") not in CORRECTED:
+            raise Refused(
+                [
+                    f"{_named(correction)} : une réponse modifiée (status amended) corrige une saisie : « Correction "
+                    "d'une saisie » ou « Saisie erronée », avec l'identifiant de la saisie corrigée (corrects)"
+                ]
+            )
     links = _links(doc.get("item"))
     # the same content from the same clinician gives the same event IDs (a retried POST is a duplicate delivery)
     body = {k: doc.get(k) for k in ("questionnaire", "subject", "authored", "item", "status")}

@@ -535,3 +535,184 @@ def test_any_answers_are_taken_or_refused_in_french_never_a_crash(answers: list[
 def test_a_number_that_is_not_finite_is_refused() -> None:
     doc = lesion("humerus", a("cortical_pct", {"valueDecimal": float("nan")}))
     assert "« Part de la corticale atteinte (%) » (cortical_pct) : nombre attendu" in refused(doc)
+
+
+# ---- independent review (RC, HAZ-23-R01..R05): what the first version let through ----------------------------------
+def rt_course(*more: dict[str, Any], on: str = "2026-11-01") -> dict[str, Any]:
+    return response(
+        "treatment-event",
+        [
+            a("kind", coding("radiotherapy")),
+            a("rt.site", {"valueString": "rachis"}),
+            a("rt.total_dose_gy", {"valueDecimal": 30}),
+            a("rt.fractions", {"valueInteger": 10}),
+            a("rt.on", {"valueDate": on}),
+            *more,
+        ],
+    )
+
+
+def opinion(on: str) -> dict[str, Any]:
+    return response("surgical-opinion", [a("operable", {"valueBoolean": True}), a("on", {"valueDate": on})])
+
+
+def test_review_an_amended_response_says_which_entry_it_corrects() -> None:
+    """HAZ-23-R01: a QuestionnaireResponse `amended` (an EHR's correction) with no record_status was published as a
+    second, `final` fact beside the one it corrects (e.g. a radiotherapy course counted twice)."""
+    amended = {**rt_course(), "status": "amended"}
+    assert any("(record_status)" in p and "amended" in p for p in refused(amended))
+    target = uuid.uuid4()
+    amended["item"] += [a("record_status", coding("amended")), a("corrects", {"valueString": str(target)})]
+    [event] = read(amended)
+    assert (event.record_status, event.corrects) == ("amended", target)
+    voided = {**rt_course(), "status": "entered-in-error"}
+    assert any("status" in p and "(record_status)" in p for p in refused(voided))
+
+
+def test_review_an_undated_response_is_refused_never_dated_by_its_receipt() -> None:
+    """HAZ-23-R02: without `authored`, an assessment, an opinion or a treatment event took the receipt time as its
+    `occurred_at` (a guessed clinical time)."""
+    doc = response("assessment", [a("ecog", {"valueInteger": 1})])
+    [msg] = read(doc)
+    assert msg.occurred_at == datetime.fromisoformat(doc["authored"])
+    del doc["authored"]
+    assert any(p.startswith("authored : obligatoire") for p in refused(doc))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {**response("assessment", [a("ecog", {"valueInteger": 1})]), "authored": "1850-06-01T10:00:00+00:00"},
+        lesion("humerus", a("examined_at", {"valueDateTime": "0001-01-01T00:30:00+01:00"})),
+        rt_course(on="0001-01-01"),
+        opinion("1800-01-01"),
+        response(
+            "local-treatment-request",
+            [
+                a("request_id", {"valueString": "r1"}),
+                a("lesion_id", {"valueString": "T8"}),
+                a("modality", coding("sbrt")),
+                a("planned_on", {"valueDate": "0999-01-01"}),
+            ],
+        ),
+    ],
+)
+def test_review_a_date_before_1900_is_an_entry_error(doc: dict[str, Any]) -> None:
+    """HAZ-23-R03: a year-1 time with an offset was published and cannot be moved to UTC downstream (the crash
+    services/lab_normalisation/common.EARLIEST_YEAR guards against on the results path)."""
+    if len(doc["item"]) > 4 and doc["item"][1]["linkId"] == "examined_at":
+        doc["item"].pop(1)  # the lesion's own examination time replaced by the year-1 one
+    assert any("avant 1900" in p for p in refused(doc)), doc
+
+
+def test_review_a_past_fact_dated_in_the_future_is_refused_a_plan_is_not() -> None:
+    """HAZ-23-R03: a surgical opinion, a treatment received or an earlier course dated after today was taken."""
+    tomorrow_utc14 = (NOW + timedelta(hours=14)).date()  # already today somewhere (UTC+14): taken
+    later = (NOW + timedelta(days=2)).date().isoformat()
+    assert read(opinion(tomorrow_utc14.isoformat()))
+    for doc in (opinion(later), rt_course(on=later)):
+        assert any("dans le futur" in p for p in refused(doc)), doc
+    earlier = {
+        "linkId": "previous",
+        "item": [a("previous.on", {"valueDate": later}), a("previous.fractions", {"valueInteger": 10})],
+    }
+    request = response(
+        "local-treatment-request",
+        [
+            a("request_id", {"valueString": "r1"}),
+            a("lesion_id", {"valueString": "T8"}),
+            a("modality", coding("reirradiation")),
+            a("planned_on", {"valueDate": later}),
+        ],
+    )
+    [planned] = read(request)  # a planned date is in the future by nature
+    assert planned.planned_on is not None and planned.planned_on.isoformat() == later
+    request["item"].append(earlier)
+    assert any("(previous.on) : dans le futur" in p for p in refused(request))
+
+
+def test_review_a_course_cannot_end_before_it_starts() -> None:
+    """HAZ-23-R03: RT-REIRR counts the interval from the last fraction; an end before the start was taken."""
+    doc = rt_course(a("rt.end_on", {"valueDate": "2026-10-01"}), on="2026-11-01")
+    assert any("(rt.end_on) : avant « Première séance »" in p for p in refused(doc))
+    [ok] = read(rt_course(a("rt.end_on", {"valueDate": "2026-11-14"}), on="2026-11-01"))
+    assert ok.treatment.end_on is not None
+
+
+def test_review_an_irradiated_level_must_name_a_vertebra() -> None:
+    """HAZ-23-R04: a course's level the radiotherapy planner cannot read (shared/clinical/irradiation.spinal_levels)
+    matches no lesion, so RT-REIRR never sees the earlier course."""
+    assert any("(rt.vertebral_level)" in p for p in refused(rt_course(a("rt.vertebral_level", {"valueString": "T99"}))))
+    [course] = read(rt_course(a("rt.vertebral_level", {"valueString": "T7-T9"})))
+    assert course.treatment.vertebral_level == "T7-T9"
+
+
+def test_review_one_pain_per_lesion_in_an_assessment() -> None:
+    """HAZ-23-R04: two pains for one lesion in one assessment: which one Mirels or SINS takes was left to chance."""
+    doc = response(
+        "assessment",
+        [
+            {"linkId": "lesion_pain", "item": [a("lesion_pain.lesion_id", {"valueString": "A"})]},
+            {
+                "linkId": "lesion_pain",
+                "item": [a("lesion_pain.lesion_id", {"valueString": "A"}), a("lesion_pain.nrs", {"valueInteger": 9})],
+            },
+        ],
+    )
+    assert any("(lesion_pain.lesion_id)" in p and "« A »" in p for p in refused(doc))
+
+
+def test_review_an_answer_outside_the_options_or_the_structure_is_refused() -> None:
+    """HAZ-23-R04: a coding of another code system with a code that looks like an option, and answers nested under
+    a question (FHIR allows them; these forms have none) were taken or silently dropped."""
+    snomed = lesion("humerus", a("lesion_type", {"valueCoding": {"system": "http://snomed.info/sct", "code": "lytic"}}))
+    assert any("(lesion_type)" in p and "snomed" in p for p in refused(snomed))
+    ours = questionnaire(FORMS["lesion-finding"])
+    [lesion_type] = [i for i in ours["item"] if i["linkId"] == "lesion_type"]
+    assert read(lesion("humerus", a("lesion_type", {"valueCoding": lesion_type["answerOption"][0]["valueCoding"]})))
+    nested_answer = lesion(
+        "humerus", a("lesion_type", {**coding("lytic"), "item": [a("size_cm", {"valueDecimal": 2})]})
+    )
+    nested_item = lesion("humerus", {**a("lesion_type", coding("lytic")), "item": [a("size_cm", {"valueDecimal": 2})]})
+    for doc in (nested_answer, nested_item):
+        assert any("(lesion_type)" in p and "imbriqu" in p for p in refused(doc)), doc
+    control = lesion("humerus")
+    control["item"][0] = a("lesion_id", {"valueString": "femur\u0000R"})
+    assert any("(lesion_id)" in p and "caractère" in p for p in refused(control))
+
+
+def test_review_repeated_groups_are_bounded_and_say_so() -> None:
+    """HAZ-23-R05: earlier courses were unbounded (the contract has no cap): one response of 1 MB could carry
+    thousands, each weighed by RT-REIRR. The Questionnaire says its bound (questionnaire-maxOccurs)."""
+    q = questionnaire(FORMS["local-treatment-request"])
+    [previous] = [i for i in q["item"] if i["linkId"] == "previous"]
+    [cap] = [e["valueInteger"] for e in previous["extension"] if e["url"].endswith("questionnaire-maxOccurs")]
+    course = {
+        "linkId": "previous",
+        "item": [a("previous.on", {"valueDate": "2024-01-10"}), a("previous.fractions", {"valueInteger": 10})],
+    }
+    base = [
+        a("request_id", {"valueString": "r1"}),
+        a("lesion_id", {"valueString": "T8"}),
+        a("modality", coding("sbrt")),
+    ]
+    [ok] = read(response("local-treatment-request", [*base, *[course] * cap]))
+    assert len(ok.previous_courses) == cap
+    too_many = response("local-treatment-request", [*base, *[course] * (cap + 1)])
+    assert any("(previous)" in p and f"au plus {cap}" in p for p in refused(too_many))
+
+
+def test_review_units_are_ucum_codes() -> None:
+    """HAZ-23-R05: the life expectancy's unit was "mois" in the UCUM system (UCUM's month is "mo"); the doses had no
+    unit, so an EHR's form engine could not show that they are in Gy (not cGy)."""
+    units: dict[str, str] = {}
+    for form in FORMS.values():
+        for item in questionnaire(form)["item"]:
+            for i in [item, *item.get("item", [])]:
+                for e in i.get("extension", []):
+                    if e["url"].endswith("questionnaire-unit"):
+                        assert e["valueCoding"]["system"] == "http://unitsofmeasure.org"
+                        units[i["linkId"]] = e["valueCoding"]["code"]
+    assert units["life_expectancy_months"] == "mo"
+    doses = {link for form in FORMS.values() for link in form.questions() if link.endswith(("_gy", "dmax_gy"))}
+    assert doses and all(units.get(link) == "Gy" for link in doses), {d: units.get(d) for d in doses}
