@@ -15,17 +15,18 @@ import pytest
 
 from contracts.examples import EXAMPLES
 from contracts.lifecycle import OVERRIDE_REASON_SYSTEM, AuditEvent
-from contracts.topics import AUDIT, LABS_NORMALISED
+from contracts.topics import AUDIT, LAB_RESULTS, LABS_NORMALISED
 from devstack.stack import RunningStack
 from services.notification.cds import ORDER_SIGN_ID
 from services.notification.orders_drafts import apply_suggestion
 from services.notification.orders_rules import za_band
 from shared.web.auth import CLINICIAN
 from tests import cds_spec
-from tests.conftest import Publish, auth, consume_until, wait_for
-from tests.unit.test_cds_orders import bundle, dose_of, za
+from tests.conftest import Publish, alerts, auth, consume_until, lab, wait_for
+from tests.unit.test_cds_orders import bundle, dose_of, medication, za
 
 pytestmark = pytest.mark.e2e
+PREREQ = "SYS-AR-PREREQ"
 
 
 def clearance(patient_id: str, value: float) -> dict[str, Any]:
@@ -124,3 +125,44 @@ async def test_order_sign_corrects_the_zoledronic_acid_dose(
 
     audited = AuditEvent.model_validate_json((await consume_until(kafka_bootstrap, AUDIT.name, overridden)).value)
     assert (audited.actor, audited.resource) == ("dr-order", f"POST /cds-services/{ORDER_SIGN_ID}/feedback")
+
+
+async def test_a_crisis_that_has_ended_no_longer_waives_the_prerequisites(
+    stack: RunningStack, publish: Publish, patient_id: str
+) -> None:
+    """Review RB (issue 19), through lab normalisation, scoring and notification: a corrected calcium > 3,5 mmol/L
+    raises LAB-CA-CRISIS (L304-306) and a denosumab order gets the "sauf urgence" information card; a newer normal
+    calcium ends the episode, scoring keeps its alert as it was, and the order check no longer waives anything."""
+    base = f"{stack.urls['notification']}/cds-services"
+    now = datetime.now(UTC)
+    for at, calcium in ((now - timedelta(hours=3), 3.9), (now - timedelta(hours=1), 2.3)):
+        if calcium < 3.5:  # the crisis first reaches notification, then the normal value follows
+            await wait_for(lambda: _crisis(stack, patient_id), timeout=20)
+        await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 40, "g/L", occurred_at=at))
+        await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", calcium, "mmol/L", occurred_at=at))
+        draft = bundle(medication("XGEVA", "M05BX04", 120, rid="mr-deno"))
+        draft["entry"][0]["resource"]["dosageInstruction"][0]["timing"] = {
+            "repeat": {"frequency": 1, "period": 4, "periodUnit": "wk"}
+        }
+        request = {
+            "hookInstance": str(uuid.uuid4()),
+            "hook": "order-sign",
+            "context": {"userId": "Practitioner/example", "patientId": patient_id, "draftOrders": draft},
+        }
+        want = "info" if calcium > 3.5 else "warning"
+
+        async def prerequisite_card(want: str = want, request: dict[str, Any] = request) -> list[cds_spec.Card]:
+            async with httpx.AsyncClient(timeout=15, headers=auth(CLINICIAN, "dr-order")) as c:
+                r = await c.post(f"{base}/{ORDER_SIGN_ID}", json=request)
+            assert r.status_code == 200, r.text
+            cards = cds_spec.CardsResponse.model_validate(r.json()).cards
+            return [x for x in cards if x.indicator == want and x.source.topic and x.source.topic.code == PREREQ]
+
+        [card] = await wait_for(prerequisite_card, timeout=20)
+        assert ("crise" in card.summary) is (calcium > 3.5), card.summary
+    assert [a["status"] for a in await _crisis(stack, patient_id)] == ["active"]  # the alert itself is kept
+
+
+async def _crisis(stack: RunningStack, patient_id: str) -> list[dict[str, Any]]:
+    found = await alerts(stack, patient_id)
+    return [a for a in found if a["rule_id"] == "LAB-CA-CRISIS" and a["severity"] == "critical"]
