@@ -135,7 +135,7 @@ def corrected(draft: Draft, dose_mg: float, monthly: bool = False, why: str = "T
             timing["repeat"] = keep | MONTHLY
         text = dosage.get("text")
         if isinstance(text, str):
-            rhythm = ", mensuelle" if monthly else ""
+            rhythm = " une fois par mois" if monthly else ""
             dosage["text"] = f"Dose corrigée : {_num(dose_mg)} mg{rhythm} ({why}). " + text
     try:
         MedicationRequest.model_validate(resource)
@@ -166,9 +166,14 @@ def _dose_wrong(draft: Draft, expected_mg: float) -> bool:
 
 
 def _rhythm(per_day: float) -> str:
+    """ "2 fois par jour", "tous les 7 jours", "tous les 3 mois"."""
     if per_day >= 1:
         return f"{_num(per_day)} fois par jour"
-    return f"tous les {_num(1 / per_day, 0)} jours"
+    days = 1 / per_day
+    months = days / (365.25 / 12)
+    if days >= 28 and abs(months - round(months)) < 0.1:
+        return "tous les mois" if round(months) == 1 else f"tous les {round(months)} mois"
+    return f"tous les {_num(days, 0)} jours"
 
 
 def _per_days(draft: Draft) -> list[float]:
@@ -320,7 +325,7 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
     given = _dose_mg(draft)
     said = "non renseignée" if given is None else f"{_num(given)} mg"
     fixed = corrected(draft, band.dose_mg, monthly=bool(often))
-    rhythm = ", mensuelle" if often else ""
+    rhythm = " une fois par mois" if often else ""
     suggestion = (
         None
         if fixed is None
@@ -349,7 +354,8 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
             "(espacement possible à un rythme trimestriel), jamais plus souvent."
         )
     summary = (
-        f"Acide zolédronique : dose {said} ; Tableau 2 : {_num(band.dose_mg)} mg (clairance {shown(basis)})"
+        f"Acide zolédronique : dose {said}{f' {_rhythm(max(often))}' if often else ''} ; Tableau 2 : "
+        f"{_num(band.dose_mg)} mg{' par mois' if often else ''} (clairance {shown(basis)})"
         if wrong
         else f"Acide zolédronique : {_rhythm(max(often))} ; Tableau 2 : administration mensuelle"
     )

@@ -767,3 +767,33 @@ def test_a_suggestion_uuid_names_the_patient_as_its_card_does() -> None:
     again = orders.cards(bundle(za(4.0)), known(value(45.0)), "pt-a", LINKS)
     assert a[0]["suggestions"][0]["uuid"] != b[0]["suggestions"][0]["uuid"]
     assert a[0]["suggestions"][0]["uuid"] == again[0]["suggestions"][0]["uuid"]
+
+
+def test_the_review_s_new_cards_have_no_identifier_nor_english() -> None:
+    """The cards added by the review (rhythm, osteoporosis forms, denosumab dose, names that disagree, Tableau 6
+    compatible, LMWH before a cementoplasty) in the clinician's French."""
+    rt = local_item("T8:rt-scheme", "RT-FRACT-PALL", "Radiothérapie palliative — T8 : 8 Gy", "recommended")
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    both = za(4.0, rid="both")
+    both["medicationCodeableConcept"] = {
+        "coding": [{"system": "http://www.whocc.no/atc", "code": "M05BX04", "display": "Xgeva"}],
+        "text": "acide zolédronique",
+    }
+    draft = bundle(
+        every("acide zolédronique", "M05BA08", 4.0, 1, "wk", rid="za-wk"),
+        every("Aclasta", "M05BA08", 5.0, 1, "a", rid="acl"),
+        every("Prolia", "M05BX04", 60, 6, "mo", rid="pro"),
+        every("XGEVA", "M05BX04", 60, 3, "mo", rid="xg"),
+        both,
+        medication("carboplatine", "L01XA02", 500, rid="carbo"),
+        medication("enoxaparine", None, 40, rid="lmwh"),
+    )
+    found = run(draft, known(value(45.0), radiotherapy=(rt,), cementoplasty=(cement,)))
+    checks = {rule_of(c) for c in found}
+    assert {"SYS-ZA-DOSE", "SYS-DENO", "RT-DRUG", "IR-CEMENT"} <= checks and len(found) >= 7
+    for card in found:
+        texts = [card["summary"], card["detail"], *(s["label"] for s in card.get("suggestions", []))]
+        texts += [a["description"] for s in card.get("suggestions", []) for a in s["actions"]]
+        for text in texts:
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), text
+            assert not ENGLISH.search(text), (ENGLISH.search(text), text)
