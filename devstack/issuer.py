@@ -242,12 +242,21 @@ class LocalIssuer:
 
     # --- issue 19: authorization code + PKCE, SMART EHR launch ---------------------------------------------------
 
+    def _forget_expired(self) -> None:
+        """Drop expired launches and unused codes (under the lock): a late use of either is refused as unknown."""
+        now = time.monotonic()
+        for launch in [k for k, (_, until) in self._launches.items() if until < now]:
+            del self._launches[launch]
+        for code in [k for k, g in self._codes.items() if g.expires < now]:
+            del self._codes[code]
+
     def new_launch(self, patient_id: str) -> str:
         """What an EHR does before opening the app: a launch ID bound to the patient in context."""
         if not _PATIENT.match(patient_id):
             raise ValueError("invalid patient ID")
         launch = secrets.token_urlsafe(16)
         with self._lock:
+            self._forget_expired()
             self._launches[launch] = (patient_id, time.monotonic() + LAUNCH_TTL_S)
         return launch
 
@@ -309,6 +318,7 @@ class LocalIssuer:
                 patient = self._launches[request.launch][0]
         code = secrets.token_urlsafe(32)
         with self._lock:
+            self._forget_expired()
             self._codes[code] = _Grant(request, user, tuple(roles), patient, time.monotonic() + CODE_TTL_S)
         return code
 

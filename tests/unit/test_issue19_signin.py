@@ -265,3 +265,10 @@ def test_token_pasting_is_offered_only_with_a_local_issuer() -> None:
     local = AuthSettings(oidc_issuer="http://127.0.0.1:8100")
     assert signin.SignInConfig(NotificationSettings(), local).token_paste is True
     assert signin.SignInConfig(NotificationSettings(page_token_paste=False), local).token_paste is False
+
+
+def test_an_expired_launch_is_refused(idp: issuer.LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(issuer, "LAUNCH_TTL_S", -1)
+    launch = idp.new_launch("pt-smart-2")
+    with pytest.raises(issuer.AuthorizeError, match="unknown or expired launch"):
+        signed_in(idp, secrets.token_urlsafe(32), scope="openid launch launch/patient", launch=launch)
