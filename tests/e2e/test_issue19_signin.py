@@ -144,3 +144,17 @@ def test_the_page_routes_send_csp_frame_ancestors_and_no_referrer(stack: Running
     for path in ("/ui/callback", "/ui/signin.js"):
         with urllib.request.urlopen(f"{stack.urls['notification']}{path}", timeout=5) as r:
             assert r.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_a_sign_in_answer_the_page_did_not_ask_for_is_refused(
+    stack: RunningStack, local_issuer: issuer.LocalIssuer, chromium: webdriver.Chrome
+) -> None:
+    """Login CSRF: a crafted callback (someone else's code, any state) is not exchanged and leaves no token."""
+    spent_before = set(local_issuer.spent)
+    query = urllib.parse.urlencode({"code": "someone-elses-code", "state": "forged"})
+    await asyncio.to_thread(chromium.get, f"{stack.urls['notification']}/ui/callback?{query}")
+    error = await until(chromium, lambda d: d.find_element(By.ID, "signin-error").text)
+    assert "Réponse de connexion inattendue" in error
+    assert chromium.current_url == f"{stack.urls['notification']}/ui/callback"  # code and state already removed
+    assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None
+    assert local_issuer.spent == spent_before  # nothing was exchanged
