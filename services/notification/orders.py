@@ -359,7 +359,8 @@ def _za_dose(draft: Draft, basis: Value, current: Value, band: ZaBand) -> list[F
         if wrong
         else f"Acide zolédronique : {_rhythm(max(often))} ; Tableau 2 : administration mensuelle"
     )
-    return [Finding(draft, "za-dose", "SYS-ZA-DOSE", "warning", summary, text, used, suggestion=suggestion)]
+    rule = "SYS-ZA-DOSE" if wrong else "SYS-SCHEDULE"  # the rhythm alone: "mensuel" / "trimestriel", L1130-1142
+    return [Finding(draft, "za-dose", rule, "warning", summary, text, used, suggestion=suggestion)]
 
 
 def _deno_dose(draft: Draft) -> list[Finding]:
@@ -423,7 +424,7 @@ def _deno_dose(draft: Draft) -> list[Finding]:
         Finding(
             draft,
             "deno-dose",
-            "SYS-DENO",
+            "SYS-DENO" if wrong else "SYS-SCHEDULE",  # the rhythm alone: no spacing, L1136, L1140-1142
             "warning",
             f"Dénosumab : {said}{rhythm} ; référentiel : 120 mg mensuel",
             f"Prescription : {said}{rhythm}. La dose du dénosumab est de 120 mg mensuel par voie sous-cutanée ; "
@@ -710,6 +711,39 @@ def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
     return out
 
 
+def _two_antiresorptives(chosen: list[Draft], every: list[Draft]) -> list[Finding]:
+    """SYS-SCHEDULE: "acide zoledronique ou dénosumab mensuel" (L1136): two different anti-resorptives in one order
+    set. One card per pair: on the later draft, or on the selected one when its partner is elsewhere in the set
+    (order-select)."""
+    ar = [d for d in every if d.identity is not None and d.identity.drug_class == "antiresorptive"]
+    picked = {d.ref for d in chosen}
+    out: list[Finding] = []
+    for d in (x for x in ar if x.ref in picked):
+        assert d.identity is not None
+        before = [o.ref for o in ar[: ar.index(d)]]
+        partners = [
+            o
+            for o in ar
+            if o.ref != d.ref and o.identity is not None and o.identity.key != d.identity.key
+            if o.ref not in picked or o.ref in before
+        ]
+        if not partners:
+            continue
+        names = " et ".join(dict.fromkeys(drug_fr(x) for x in [*partners, d]))
+        out.append(
+            Finding(
+                d,
+                "two-antiresorptives",
+                "SYS-SCHEDULE",
+                "warning",
+                f"Deux anti-résorptifs dans la même prescription : {names}"[:140],
+                f"La prescription contient {names}. Le référentiel propose l'un ou l'autre (acide zolédronique ou "
+                "dénosumab mensuel), jamais les deux ensemble : n'en garder qu'un.",
+            )
+        )
+    return out
+
+
 # ---- cards -------------------------------------------------------------------------------------------------------
 def _when(v: Value) -> str:
     if v.at is None:
@@ -769,5 +803,7 @@ def cards(
     selections: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The `order-sign` / `order-select` cards for the drafts, most urgent first."""
-    found = findings(drafts(bundle, selections), f)
+    every = drafts(bundle)
+    chosen = every if selections is None else drafts(bundle, selections)
+    found = findings(chosen, f) + _two_antiresorptives(chosen, every)
     return [card(x, patient_id, links) for x in sorted(found, key=lambda x: _ORDER[x.indicator])]

@@ -540,8 +540,8 @@ def test_zoledronic_acid_more_often_than_monthly_is_flagged_and_the_suggestion_f
 ) -> None:
     """Tableau 2 is the dose "à administrer mensuellement" (L1182): 4 mg every day signed without a card before."""
     draft = bundle(every("acide zolédronique", "M05BA08", 4.0, period, unit, rid="mr-za"))
-    [card] = run(draft, known(value(75.0)))
-    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-ZA-DOSE") and "mensuel" in card["detail"]
+    [card] = run(draft, known(value(75.0)))  # the dose is right: the rhythm is SYS-SCHEDULE's (L1130-1142)
+    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-SCHEDULE") and "mensuel" in card["detail"]
     [action] = card["suggestions"][0]["actions"]
     MedicationRequest.model_validate(action["resource"])
     assert run(apply_suggestion(draft, card["suggestions"][0]), known(value(75.0))) == []  # applied: nothing left
@@ -589,7 +589,8 @@ def test_denosumab_at_another_dose_or_rhythm_gets_120_mg_monthly(
     """L1210: "la dose est de 120 mg mensuel par voie sous-cutanée"; L1140-1141: no data to space denosumab."""
     draft = bundle(every(name, "M05BX04", dose, period, unit, rid="mr-deno"))
     [card] = run(draft, known(value(75.0)))
-    assert (card["indicator"], rule_of(card)) == ("warning", "SYS-DENO") and "120 mg" in card["summary"]
+    rule = "SYS-DENO" if dose != 120 else "SYS-SCHEDULE"  # the dose, else the rhythm (L1136, L1140-1142)
+    assert (card["indicator"], rule_of(card)) == ("warning", rule) and "120 mg" in card["summary"]
     resource = card["suggestions"][0]["actions"][0]["resource"]
     assert dose_of(resource) == 120 and MedicationRequest.model_validate(resource).id == "mr-deno"
     assert run(apply_suggestion(draft, card["suggestions"][0]), known(value(75.0))) == []
@@ -797,3 +798,14 @@ def test_the_review_s_new_cards_have_no_identifier_nor_english() -> None:
         for text in texts:
             assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), text
             assert not ENGLISH.search(text), (ENGLISH.search(text), text)
+
+
+@pytest.mark.parametrize("selected", [None, ["MedicationRequest/deno"], ["MedicationRequest/za"]])
+def test_two_anti_resorptives_in_one_order_set_are_said(selected: list[str] | None) -> None:
+    """SYS-SCHEDULE: "acide zoledronique ou dénosumab mensuel" (L1136): one anti-resorptive, not both. One card for
+    the pair (order-sign), on the selected draft when the other is elsewhere in the set (order-select)."""
+    draft = bundle(za(4.0, rid="za"), every("XGEVA", "M05BX04", 120, 4, "wk", rid="deno"))
+    found = run(draft, known(value(75.0)), selected)
+    [card] = [c for c in found if rule_of(c) == "SYS-SCHEDULE"]
+    assert card["indicator"] == "warning" and "dénosumab" in card["summary"] and "zolédronique" in card["summary"]
+    assert run(bundle(za(4.0, rid="za"), za(4.0, rid="za2")), known(value(75.0))) == []  # the same drug twice: its own
