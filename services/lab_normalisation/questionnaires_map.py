@@ -20,13 +20,24 @@ from contracts.base import Message, derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from services.lab_normalisation.common import EARLIEST_YEAR
-from services.lab_normalisation.questionnaires import BASE, CORRECTED, FORMS, Form, Group, Question, option_system
+from services.lab_normalisation.questionnaires import (
+    BASE,
+    CORRECTED,
+    FORMS,
+    VERSION,
+    Form,
+    Group,
+    Question,
+    option_system,
+)
 from shared.clinical.irradiation import spinal_levels
 
 _PATIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 #: review HAZ-23-R03: a date "today" somewhere on Earth (UTC+14) is not in the future
 _LATEST_OFFSET = timedelta(hours=14)
+#: the problems one refusal lists (the rest are counted)
+PROBLEMS_SHOWN = 50
 _VALUE = {
     "choice": ("valueCoding",),
     "decimal": ("valueDecimal", "valueInteger"),
@@ -55,6 +66,8 @@ class Refused(Exception):
     """The response cannot be taken: each problem is a French sentence naming the item (422 OperationOutcome)."""
 
     def __init__(self, problems: list[str]) -> None:
+        if len(problems) > PROBLEMS_SHOWN:  # review HAZ-23-R05: 1 MB of unknown items is not a 1 MB answer
+            problems = [*problems[:PROBLEMS_SHOWN], f"… et {len(problems) - PROBLEMS_SHOWN} autres problèmes"]
         super().__init__("; ".join(problems))
         self.problems = problems
 
@@ -74,10 +87,13 @@ def form_of(canonical: object) -> Form:
     """The form a `questionnaire` canonical names: its URL, `Questionnaire/<id>`, either with `|version`."""
     if not isinstance(canonical, str) or not canonical:
         raise Refused(["questionnaire : la réponse doit nommer son questionnaire (canonical)"])
-    ref = canonical.split("|", 1)[0].removeprefix(f"{BASE}/")
+    ref, _, version = canonical.partition("|")
+    ref = ref.removeprefix(f"{BASE}/")
     form = FORMS.get(ref.removeprefix("Questionnaire/")) if ref.startswith("Questionnaire/") else None
     if form is None:
         raise Refused([f"questionnaire : « {canonical[:120]} » n'est pas un formulaire de ce service"])
+    if version and version != VERSION:  # review HAZ-23-R04: answers to a version this service does not serve
+        raise Refused([f"questionnaire : version « {version[:20]} » inconnue (version servie : {VERSION})"])
     return form
 
 

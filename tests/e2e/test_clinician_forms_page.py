@@ -147,3 +147,17 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
     alert = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-rule-id="MIRELS-HIGH"]').text)
     assert "Critique" in alert and "Mirels" in alert
     assert browser.save_screenshot(str(ARTIFACTS / "clinician-forms-result.png"))
+
+    # review HAZ-23-R01: the page's "Saisie erronée" on the lesion entered with its pain is taken (it was refused:
+    # the pain of a withdrawn finding was sent again), and the response sent names the entry it withdraws
+    await asyncio.to_thread(browser.get, f"{intake}/ui/saisie/patients/{patient_id}")
+    in_error = f'#history [data-entry="{entry["event_ids"][0]}"] button.in-error'
+    (await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, in_error))).click()
+    await saved(browser)
+    withdrawal = browser.execute_script(
+        f"return JSON.parse(sessionStorage.getItem('osteocds.entries.{patient_id}'))[0];"
+    )
+    answers = {i["linkId"]: i.get("answer", []) for i in withdrawal["response"]["item"]}
+    assert answers["record_status"][0]["valueCoding"]["code"] == "entered-in-error"
+    assert answers["corrects"][0]["valueString"] == entry["event_ids"][0]
+    assert not {"pain_intensity", "pain_character", "pain_nrs"} & set(answers)

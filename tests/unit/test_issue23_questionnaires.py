@@ -5,6 +5,7 @@ and name the item. Pure: no broker, no clock."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from services.lab_normalisation.questionnaires import (
     questionnaire,
     sins_location_points,
 )
-from services.lab_normalisation.questionnaires_map import Refused, read_response, source_of
+from services.lab_normalisation.questionnaires_map import PROBLEMS_SHOWN, Refused, read_response, source_of
 from services.scoring import rules as scoring
 from shared.runtime.kafka import TOPIC_FOR_MODEL
 
@@ -716,3 +717,21 @@ def test_review_units_are_ucum_codes() -> None:
     assert units["life_expectancy_months"] == "mo"
     doses = {link for form in FORMS.values() for link in form.questions() if link.endswith(("_gy", "dmax_gy"))}
     assert doses and all(units.get(link) == "Gy" for link in doses), {d: units.get(d) for d in doses}
+
+
+def test_review_a_response_to_another_version_of_the_form_is_refused() -> None:
+    """HAZ-23-R04: `questionnaire` "<url>|<version>" was read whatever the version (its items may mean otherwise)."""
+    served = questionnaire(FORMS["lesion-finding"])
+    doc = lesion("humerus")
+    assert read({**doc, "questionnaire": f"{served['url']}|{served['version']}"})
+    other = f"{served['url']}|{served['version']}0"
+    assert any("version" in p and "inconnue" in p for p in refused({**doc, "questionnaire": other}))
+
+
+def test_review_a_huge_response_is_refused_in_a_short_answer() -> None:
+    """HAZ-23-R05: every unknown item of a response near the 1 MB body limit gave a line of the 422 answer."""
+    doc = lesion("humerus", *[a(f"x{i}", {"valueString": "y"}) for i in range(20_000)])
+    assert len(json.dumps(doc)) > 500_000
+    problems = refused(doc)
+    assert len(problems) == PROBLEMS_SHOWN + 1 and problems[-1].startswith("… et ")
+    assert int(problems[-1].split()[2]) == 20_000 - PROBLEMS_SHOWN
