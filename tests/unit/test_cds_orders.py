@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.base import InputUsed
 from contracts.clinical import Alert, NormalisedLab
@@ -809,3 +811,29 @@ def test_two_anti_resorptives_in_one_order_set_are_said(selected: list[str] | No
     [card] = [c for c in found if rule_of(c) == "SYS-SCHEDULE"]
     assert card["indicator"] == "warning" and "dénosumab" in card["summary"] and "zolédronique" in card["summary"]
     assert run(bundle(za(4.0, rid="za"), za(4.0, rid="za2")), known(value(75.0))) == []  # the same drug twice: its own
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    drug=st.sampled_from([("acide zolédronique", "M05BA08"), ("XGEVA", "M05BX04"), ("Zometa 4 mg/5 ml", None)]),
+    dose=st.one_of(st.none(), st.sampled_from([0.5, 3.0, 3.3, 3.5, 4.0, 5.0, 60.0, 120.0, 4000.0])),
+    unit=st.sampled_from(["mg", "g", "ug"]),
+    period=st.sampled_from([(1, "d"), (1, "wk"), (3, "wk"), (4, "wk"), (1, "mo"), (3, "mo"), (6, "mo")]),
+    lines=st.integers(min_value=1, max_value=2),
+    crcl=st.floats(min_value=5, max_value=140, allow_nan=False),
+)
+def test_an_accepted_suggestion_is_never_flagged_again(
+    drug: tuple[str, str | None], dose: float | None, unit: str, period: tuple[int, str], lines: int, crcl: float
+) -> None:
+    """Review RB: whatever the draft, the order it becomes once a suggestion is applied as a CDS client does passes
+    the same checks (no card with a suggestion is left: the corrected order is not itself corrected again)."""
+    order = every(drug[0], drug[1], dose, period[0], period[1], rid="mr-p")
+    if dose is not None:
+        order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update({"unit": unit, "code": unit})
+    order["dosageInstruction"] *= lines
+    draft = bundle(order)
+    for card in run(draft, known(value(crcl))):
+        for suggestion in card.get("suggestions", []):
+            after = apply_suggestion(draft, suggestion)
+            left = [c for c in run(after, known(value(crcl))) if c.get("suggestions")]
+            assert left == [], (card["summary"], [c["summary"] for c in left])
