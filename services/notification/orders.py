@@ -85,6 +85,19 @@ class Links:
     passage: Callable[[str], str]
 
 
+#: CDS Hooks 2.0: a card's summary is a "<140-character" sentence
+SUMMARY_MAX: Final = 139
+
+
+def _fit(head: str, variable: str, tail: str = "") -> str:
+    """A summary within SUMMARY_MAX whose message (head and tail) is whole: the variable part (lesions, names) is
+    shortened, never the end of the sentence."""
+    room = SUMMARY_MAX - len(head) - len(tail)
+    if len(variable) > room:
+        variable = variable[: max(room - 1, 0)].rstrip(" ;,/") + "…"
+    return (head + variable + tail)[:SUMMARY_MAX]
+
+
 # ---- the checks --------------------------------------------------------------------------------------------------
 def _num(x: float, digits: int = 1) -> str:
     """French decimal comma, trailing zeros dropped: 3.3 -> "3,3", 4.0 -> "4", 45.26 -> "45,3"."""
@@ -560,7 +573,7 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
                 "rt-window",
                 "RT-DRUG",
                 "warning" if delays else "info",
-                f"{name.capitalize()} et radiothérapie prévue ({where})"[:140],
+                _fit(f"{name.capitalize()} et radiothérapie prévue (", where, ")"),
                 " ".join(i.text_fr for i in decided)
                 + " Une nouvelle administration repousse d'autant la date possible de l'irradiation (Tableau 6).",
                 missing=tuple(dict.fromkeys(missing_fr(m) for i in decided for m in i.missing)),
@@ -573,7 +586,7 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
                 "rt-window",
                 "RT-DRUG",
                 "info",
-                f"{name.capitalize()} et radiothérapie prévue ({where}) : compatible, pas de fenêtre"[:140],
+                _fit(f"{name.capitalize()} et radiothérapie prévue (", where, ") : compatible, pas de fenêtre"),
                 f"Tableau 6 : {name}, compatible avec une radiothérapie à visée palliative, pas de fenêtre "
                 "(accord de pratique).",
             )
@@ -584,7 +597,7 @@ def _radiotherapy(draft: Draft, f: OrderFacts) -> list[Finding]:
             "rt-window",
             "RT-DRUG",
             "warning",
-            f"{name.capitalize()} : radiothérapie prévue ({where}), fenêtre du Tableau 6 à vérifier"[:140],
+            _fit(f"{name.capitalize()} : radiothérapie prévue (", where, "), fenêtre du Tableau 6 à vérifier"),
             "Une radiothérapie est prévue. Certains anticancéreux imposent un délai avant et après l'irradiation "
             "(Tableau 6 : gemcitabine, doxorubicine, bévacizumab ; immunothérapies et ITK : avis de la RCP). La date "
             "des séances et la fenêtre de ce médicament ne sont pas connues de ce service : à vérifier avec le "
@@ -626,7 +639,7 @@ def _cementoplasty(draft: Draft, f: OrderFacts) -> list[Finding]:
             "cement-haemostasis",
             "IR-CEMENT",
             indicator,
-            f"{drug_fr(draft).capitalize()} : cimentoplastie prévue ({lesions})"[:140],
+            _fit(f"{drug_fr(draft).capitalize()} : cimentoplastie prévue (", lesions, ")"),
             f"Une cimentoplastie est prévue ({lesions}). Avant le geste : {rule}. Date du geste : voir le plan local "
             "(non transmise avec l'ordonnance).",
             used,
@@ -642,7 +655,7 @@ def _unreadable(draft: Draft) -> Finding:
         "unreadable",
         "SYS-ZA-DOSE" if draft.identity and draft.identity.key == "zoledronic_acid" else "SYS-AR-PREREQ",
         "warning",
-        f"{name.capitalize()} : brouillon non conforme FHIR R4, contrôle impossible"[:140],
+        _fit("", name.capitalize(), " : brouillon non conforme FHIR R4, contrôle impossible"),
         "Le brouillon de prescription n'est pas une MedicationRequest FHIR R4 valide : la dose et le rythme n'ont "
         "pas pu être lus ni vérifiés.",
         missing=("MedicationRequest FHIR R4 valide",),
@@ -676,7 +689,7 @@ def _conflicting(draft: Draft) -> list[Finding]:
             "identity",
             rules[0],
             "warning",
-            f"Prescription à vérifier : le nom et le code désignent des médicaments différents ({named})"[:140],
+            _fit("Prescription à vérifier : le nom et le code désignent des médicaments différents (", named, ")"),
             f"Le brouillon nomme des médicaments différents ({named}) : aucun contrôle ne peut être fait sans savoir "
             "lequel est prescrit. Corriger la prescription avant de la signer.",
             missing=("identité du médicament prescrit",),
@@ -736,7 +749,7 @@ def _two_antiresorptives(chosen: list[Draft], every: list[Draft]) -> list[Findin
                 "two-antiresorptives",
                 "SYS-SCHEDULE",
                 "warning",
-                f"Deux anti-résorptifs dans la même prescription : {names}"[:140],
+                _fit("Deux anti-résorptifs dans la même prescription : ", names),
                 f"La prescription contient {names}. Le référentiel propose l'un ou l'autre (acide zolédronique ou "
                 "dénosumab mensuel), jamais les deux ensemble : n'en garder qu'un.",
             )
@@ -773,7 +786,7 @@ def card(x: Finding, patient_id: str, links: Links) -> dict[str, Any]:
     uid = derived_id("order-card", patient_id, x.draft.ref, x.check, x.rule_id, data, x.missing)
     out: dict[str, Any] = {
         "uuid": str(uid),
-        "summary": x.summary[:140],
+        "summary": x.summary[:SUMMARY_MAX],
         "indicator": x.indicator,
         "detail": _detail(x),
         "source": {

@@ -837,3 +837,24 @@ def test_an_accepted_suggestion_is_never_flagged_again(
             after = apply_suggestion(draft, suggestion)
             left = [c for c in run(after, known(value(crcl))) if c.get("suggestions")]
             assert left == [], (card["summary"], [c["summary"] for c in left])
+
+
+def test_a_long_summary_keeps_its_message_and_stays_under_140() -> None:
+    """CDS Hooks 2.0: summary is a "<140-character" sentence. Many lesions cut the summary at 140, dropping its end
+    ("fenêtre du Tableau 6 à vérifier", "à vérifier"): the lesions are shortened instead."""
+    rts = tuple(
+        local_item(f"{v}:rt", "RT-FRACT-PALL", f"Radiothérapie palliative — vertèbre {v} : 8 Gy", "recommended")
+        for v in [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)]
+    )
+    cements = tuple(
+        local_item(f"L{i}:cement", "IR-CEMENT", f"Cimentoplastie — vertèbre L{i} : pas prête") for i in range(1, 6)
+    )
+    draft = bundle(
+        medication("doxorubicine", "L01DB01", 50, rid="dox"), medication("clopidogrel", "B01AC04", 75, rid="c")
+    )
+    found = run(draft, known(value(70.0), radiotherapy=rts, cementoplasty=cements))
+    assert len(found) == 2
+    for card in found:
+        assert len(card["summary"]) < 140, card["summary"]
+    summaries = sorted(c["summary"] for c in found)
+    assert summaries[1].endswith("fenêtre du Tableau 6 à vérifier") and "…" in summaries[1]
