@@ -70,7 +70,7 @@ async def test_page_shows_the_comparator_with_a_censored_value(
 
     row = '[data-analyte="corrected_calcium"]'
     text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).text)
-    assert "> 2.5 mmol/L (résultat censuré)" in text  # the bound, never shown as an exact 2.5
-    assert "total_calcium > 2.5 mmol/L" in text  # its provenance keeps the comparator too
+    assert "> 2,50 mmol/L (résultat censuré)" in text  # the bound, never shown as an exact 2.5
+    assert "Calcémie totale > 2,50 mmol/L" in text  # its provenance keeps the comparator too
     total = browser.find_element(By.CSS_SELECTOR, '[data-analyte="total_calcium"]').text
-    assert "> 2.5 mmol/L" in total
+    assert "> 2,50 mmol/L" in total

@@ -87,14 +87,19 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
         d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="active"] button.ack').click()
         return True
 
+    def confirm_ack(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, f"{CRISIS} button.ack-confirm").click()
+        return True
+
     await until(browser, click_ack)  # retried if the section is redrawn by a live update meanwhile
+    await until(browser, confirm_ack)  # issue 19: confirmed, then sent after the undo window
     done = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS}[data-status="acknowledged"]').text)
     assert "acquittée par dr-page" in done
 
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]'))
     labs = browser.find_element(By.ID, "labs").text
     assert "calculé à partir de" in labs  # corrected calcium: from which results
-    assert "2.8 g/dL → 28" in labs  # the albumin's unit conversion
+    assert "2,8 g/dL → 28 g/L" in labs  # the albumin's unit conversion
     assert cite("LAB-CA-CORR").lines in labs  # the corrected calcium's rule and its passage
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plan-item="antiresorptive"]'))
     lesion = EXAMPLES[LOCAL_PLANS.name]["sections"][0]
@@ -123,7 +128,8 @@ async def test_page_shows_an_alert_live_and_acknowledges_it(
 
     await until(browser, override)
     text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{box}[data-status="overridden"]').text)
-    assert "passée outre par dr-page (patient-declined : Refus après information)" in text
+    assert "passée outre par dr-page le " in text
+    assert "raison : Refus du patient (« Refus après information »)" in text  # the reason's French label
     [over] = [a for a in await alerts(stack, patient_id) if a["recommendation_id"] == onj["event_id"]]
     assert (over["overridden_by"], over["override_reason"], over["override_comment"]) == (
         "dr-page",

@@ -1,0 +1,552 @@
+"""The clinicians' page in French: one vocabulary for every code the services publish (analytes, units, score items,
+statuses, lesion sites, override reasons, missing data...) and the rounding each value is shown with (issue 19).
+
+Pure: no I/O. The services keep their codes (machines read them); only what a clinician reads goes through here.
+A value is rounded to the precision its rule works at, and never onto a threshold it is not equal to (a clearance
+of 29.6 mL/min is shown "29,6", not "30", beside the CrCl < 30 contraindication).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from contracts.lifecycle import OVERRIDE_REASONS
+
+#: the page shows clinical times in the hospital's zone
+HOSPITAL_TZ: Final = ZoneInfo("Europe/Paris")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a value is shown: `decimals` after the comma (`fixed`: trailing zeros kept, 3,60), and the thresholds its
+    rules compare it with (rounding never lands on one of them unless the value is on it)."""
+
+    decimals: int
+    thresholds: tuple[float, ...] = ()
+    fixed: bool = False
+
+
+#: per analyte (or value name), the precision of the rule that uses it
+PRECISION: Final[dict[str, Precision]] = {
+    # LAB-CA-CORR (L316) and LAB-CA-CRISIS (> 3,5 mmol/L, L306): calcium in mmol/L to the hundredth
+    "corrected_calcium": Precision(2, (3.5,), fixed=True),
+    "total_calcium": Precision(2, (3.5,), fixed=True),
+    "ionised_calcium": Precision(2, fixed=True),
+    # LAB-CA-CORR (L316): albumin in g/L
+    "albumin": Precision(1),
+    # LAB-CRCL (L1153-1156): creatinine in µmol/L, weight in kg
+    "creatinine": Precision(0),
+    "body_weight": Precision(1),
+    "weight": Precision(1),
+    # SYS-ZA-DOSE Tableau 2 (L1153-1184): whole mL/min, bands 30-39, 40-49, 50-60, > 60; CrCl < 30 contraindicated
+    "creatinine_clearance": Precision(0, (30.0, 40.0, 50.0, 60.0)),
+    "initial_creatinine_clearance": Precision(0, (30.0, 40.0, 50.0, 60.0)),
+    # LAB-VITD Tableau 1 (L819-836) and SYS-VITD-CORR (L837-868): whole ng/mL, classes < 10, < 20, < 30, 70, > 150
+    "vitamin_d_25oh": Precision(0, (10.0, 20.0, 30.0, 70.0, 150.0)),
+    "platelets": Precision(0),
+    "prothrombin_pct": Precision(0),
+    "alkaline_phosphatase": Precision(0),
+    "ctx_serum": Precision(0),
+    "ntx_urine": Precision(0),
+}
+#: anything else (doses in Gy, sizes in cm, months): one decimal, trailing zero dropped
+DEFAULT_PRECISION: Final = Precision(1)
+
+ANALYTES: Final[dict[str, str]] = {
+    "total_calcium": "Calcémie totale",
+    "ionised_calcium": "Calcium ionisé",
+    "albumin": "Albuminémie",
+    "creatinine": "Créatininémie",
+    "vitamin_d_25oh": "25-OH vitamine D",
+    "ctx_serum": "CTX sérique",
+    "ntx_urine": "NTX urinaire",
+    "platelets": "Plaquettes",
+    "prothrombin_pct": "Taux de prothrombine",
+    "alkaline_phosphatase": "Phosphatases alcalines",
+    "body_weight": "Poids",
+    "corrected_calcium": "Calcémie corrigée",
+    "creatinine_clearance": "Clairance de la créatinine (Cockcroft-Gault)",
+    "initial_creatinine_clearance": "Clairance initiale (avant la première perfusion)",
+}
+
+#: units in French typography
+UNITS: Final[dict[str, str]] = {
+    "umol/L": "µmol/L",
+    "µmol/L": "µmol/L",
+    "mmol/L": "mmol/L",
+    "mL/min": "mL/min",
+    "ml/min": "mL/min",
+    "g/L": "g/L",
+    "g/dL": "g/dL",
+    "mg/dL": "mg/dL",
+    "ng/mL": "ng/mL",
+    "nmol/L": "nmol/L",
+    "pg/mL": "pg/mL",
+    "ng/L": "ng/L",
+    "G/L": "G/L",
+    "10*9/L": "G/L",
+    "/mm3": "/mm³",
+    "%": "%",
+    "U/L": "UI/L",
+    "[iU]": "UI",
+    "kg": "kg",
+    "mg": "mg",
+    "Gy": "Gy",
+    "cm": "cm",
+    "mm": "mm",
+    "months": "mois",
+    "mo": "mois",
+    "wk": "semaines",
+    "weeks": "semaines",
+    "days": "jours",
+    "years": "ans",
+    "year": "ans",
+    "d": "jours",
+    "h": "h",
+    "nmol BCE/mmol creatinine": "nmol BCE/mmol de créatinine",
+}
+
+#: names of the data a rule used (InputUsed.name, score components), besides the analytes
+NAMES: Final[dict[str, str]] = {
+    **ANALYTES,
+    "weight": "Poids",
+    "age": "Âge",
+    "sex": "Sexe",
+    "birth_date": "Date de naissance",
+    "life_expectancy": "Espérance de vie estimée",
+    "life_expectancy_remaining": "Espérance de vie restante",
+    "cord_alpha_beta_gy": "Rapport α/β de la moelle",
+    "active_drug": "Traitement en cours",
+    "imaging_finding": "Lésion vue à l'imagerie",
+    "lesion": "Lésion",
+    "trigger_event": "Événement déclencheur",
+    "histology": "Histologie",
+    "bone_biopsy": "Biopsie osseuse",
+    "decalcification": "Décalcification",
+    "dental_extraction": "Extraction dentaire",
+    "dental_assessment_with_opg": "Bilan dentaire avec orthopantomogramme",
+    "dental_assessment": "Bilan bucco-dentaire",
+    "denosumab_stopped": "Arrêt du dénosumab",
+    "antiresorptive_since": "Anti-résorptif depuis",
+    "antiresorptive_exposure": "Exposition aux anti-résorptifs",
+    "antiresorptive_stopped_after_review": "Anti-résorptif arrêté après réévaluation",
+    "anticancer_treatment_started": "Début du traitement anticancéreux",
+    "drug_of_unknown_class_started": "Médicament de classe inconnue débuté",
+    "unidentified_drug": "Médicament non identifié",
+    "atc_code": "Code ATC",
+    "jaw_bone_exposure_weeks": "Exposition osseuse de la mâchoire",
+    "zoledronic_acid_relay_since": "Relais par acide zolédronique depuis",
+    "extraction_healing": "Cicatrisation après extraction",
+    "ct_cortical_osteolysis_axial_circumferential_pct": "Ostéolyse corticale au scanner (axiale, circonférentielle)",
+    "primary_controlled": "Primitif contrôlé",
+    "extra_osseous_metastases": "Métastases extra-osseuses",
+    "pain_intensity": "Intensité de la douleur",
+    "pain_character": "Caractère de la douleur",
+    "vitamin_d": "Vitamine D",
+    "renal_function": "Fonction rénale",
+    "skeletal_site": "Siège",
+    "vertebral_level": "Niveau vertébral",
+    "lesion_type": "Type de lésion",
+    "size_cm": "Taille",
+    "cord_compression": "Compression médullaire",
+    "pathological_fracture": "Fracture pathologique",
+    "epidural_extension": "Épidurite",
+    "hypercalcaemia": "Hypercalcémie",
+    "radiotherapy_for_pain": "Radiothérapie antalgique",
+    "orthopaedic_surgery": "Chirurgie orthopédique",
+    # SCORE-MIRELS items (Tableau 3, L1308-1372)
+    "site": "Siège",
+    "size": "Taille (part de la corticale atteinte)",
+    "pain": "Douleur",
+    # SCORE-SINS items (L1375-1392)
+    "location": "Localisation",
+    "bone_lesion": "Type de lésion osseuse",
+    "alignment": "Alignement",
+    "vertebral_collapse": "Tassement vertébral",
+    "posterolateral_involvement": "Atteinte postéro-latérale",
+    # CLASS-OLIGO criteria (L1470-1474)
+    "sites_1_to_3": "1 à 3 sites atteints",
+    "metastases_1_to_5": "1 à 5 métastases",
+    "each_under_5_cm": "chacune < 5 cm",
+    "extra_osseous_stable": "maladie extra-osseuse stable",
+    # QUAL-PATHWAY (L1-57): the care pathway's items (the systemic planner's check names)
+    "multidisciplinary_decision": "Décision en réunion pluridisciplinaire",
+    "patient_information": "Information du patient et des proches",
+    "smoking_cessation": "Aide à l'arrêt du tabac",
+    "pain_management": "Prise en charge de la douleur",
+    "palliative_supportive_care": "Soins palliatifs et de support",
+    "psychologist": "Psychologue",
+    "social_worker": "Assistante sociale",
+    "occupational_exposure": "Exposition professionnelle",
+    "oncogenetics": "Oncogénétique",
+    "clinical_trial": "Essai clinique",
+    # the systemic planner's and scoring's inputs (`Fact.used(name)`)
+    "bone_metastasis_site": "Métastase osseuse (siège)",
+    "oligometastatic_status": "Statut oligométastatique",
+    "oligometastatic": "Statut oligométastatique",
+    "mirels": "Score de Mirels",
+    "sins": "Score SINS",
+    "ctx_serum_previous": "CTX sérique précédent",
+    "frail": "Fragilité",
+    "hard_to_move": "Difficulté à se déplacer",
+    "life_expectancy_months": "Espérance de vie estimée",
+    "neurological_deficit": "Déficit neurologique",
+    "oncological_response": "Réponse oncologique",
+    "new_focus": "Nouveau foyer",
+    "sre": "Événement osseux",
+    "marker": "Marqueur",
+    "marker_not_usable": "Marqueur non interprétable",
+    "pathway": "Parcours de soins",
+}
+
+#: values the services publish as codes
+VALUES: Final[dict[str, str]] = {
+    # SINS location
+    "junctional": "jonctionnelle",
+    "mobile": "mobile",
+    "semi_rigid": "semi-rigide",
+    "rigid": "rigide",
+    # pain
+    "mechanical": "mécanique",
+    "non_mechanical": "non mécanique",
+    "neuropathic": "neuropathique",
+    "mild": "légère",
+    "moderate": "modérée",
+    "functional": "handicapante",
+    "none": "aucune",
+    # lesion type
+    "lytic": "lytique",
+    "mixed": "mixte",
+    "blastic": "condensante",
+    # alignment, collapse, posterolateral involvement
+    "normal": "normal",
+    "de_novo_deformity": "déformation de novo",
+    "subluxation_translation": "subluxation ou translation",
+    "lt_50": "< 50 %",
+    "gt_50": "> 50 %",
+    "none_body_involved_gt_50": "aucun, corps atteint > 50 %",
+    "unilateral": "unilatérale",
+    "bilateral": "bilatérale",
+    # sex, modality
+    "male": "homme",
+    "female": "femme",
+    "xray": "radiographie",
+    "ct": "scanner",
+    "mri": "IRM",
+    "bone_scan": "scintigraphie osseuse",
+    "fdg_pet": "TEP au FDG",
+    "naf_pet": "TEP au NaF",
+    "adenocarcinoma": "adénocarcinome",
+    "squamous": "carcinome épidermoïde",
+    "oligometastatic": "oligométastatique",
+    "multi_metastatic": "plurimétastatique",
+    "undetermined": "indéterminé",
+    # CLASS-SRE kinds (L259-265, L282-296)
+    "hypercalcaemia": "hypercalcémie",
+    "pathological_fracture": "fracture pathologique",
+    "cord_compression": "compression médullaire",
+    "radiotherapy_for_pain": "radiothérapie antalgique",
+    "orthopaedic_surgery": "chirurgie orthopédique",
+    "done": "fait",
+    "pending": "en attente",
+    "unknown": "inconnu",
+    "suspected": "suspectée",
+    "confirmed": "confirmée",
+    "resolved": "disparue",
+}
+
+SKELETAL_SITES: Final[dict[str, str]] = {
+    "humerus": "humérus",
+    "radius_ulna": "radius ou ulna",
+    "other_upper_limb": "autre os du membre supérieur",
+    "femur_trochanteric": "fémur, région trochantérienne",
+    "femur_neck": "col du fémur",
+    "femur_shaft": "diaphyse fémorale",
+    "tibia_fibula": "tibia ou fibula",
+    "other_lower_limb": "autre os du membre inférieur",
+    "spine": "rachis",
+    "sacrum": "sacrum",
+    "pelvis": "bassin",
+    "acetabulum": "acétabulum",
+    "rib": "côte",
+    "sternum": "sternum",
+    "scapula": "scapula",
+    "clavicle": "clavicule",
+    "skull": "crâne",
+}
+
+SEVERITIES: Final = {"critical": "Critique", "warning": "Avertissement", "info": "Information"}
+ALERT_STATUSES: Final = {
+    "active": "active",
+    "acknowledged": "acquittée",
+    "overridden": "passée outre",
+    "resolved": "résolue",
+    "withdrawn": "retirée",
+}
+ITEM_STATUSES: Final = {
+    "recommended": "recommandé",
+    "to_do": "à faire",
+    "done": "fait",
+    "waived": "levé (urgence)",
+    "cannot_decide": "décision impossible (données manquantes)",
+    "not_indicated": "non indiqué",
+    "warning": "attention",
+    "info": "information",
+}
+
+
+@dataclass(frozen=True)
+class CheckStatus:
+    """A plan check as a clinician reads it: a box that is ticked only when the check is done (or waived)."""
+
+    label: str
+    mark: str
+
+
+CHECK_STATUSES: Final[dict[str, CheckStatus]] = {
+    "done": CheckStatus("fait", "☑"),
+    # SYS-AR-PREREQ "sauf urgence" (L1086-1100): waived in a crisis, not done, but nothing to do now
+    "waived": CheckStatus("levé (urgence)", "⊘"),
+    "to_do": CheckStatus("à faire", "☐"),
+    "pending": CheckStatus("en attente", "⧖"),
+    "cannot_decide": CheckStatus("décision impossible (données manquantes)", "?"),
+    "declined": CheckStatus("refusé", "☒"),
+}
+
+SCORES: Final = {"mirels": "Score de Mirels", "sins": "Score SINS", "oligometastatic": "Statut oligométastatique"}
+BANDS: Final = {
+    "stable": "stable",
+    "potentially_unstable": "potentiellement instable",
+    "unstable": "instable",
+    "oligometastatic": "oligométastatique",
+    "multi_metastatic": "plurimétastatique",
+    "undetermined": "indéterminé",
+    "≥9": "≥ 9",
+    "≤7": "≤ 7",
+    "8": "8",
+}
+INTERPRETATIONS: Final = {
+    # LAB-VITD Tableau 1 (L819-836)
+    "deficiency": "carence",
+    "insufficiency": "insuffisance",
+    "recommended": "taux recommandé",
+    "above_recommended": "au-dessus des taux recommandés",
+    "possible_intoxication": "intoxication possible",
+    # LAB-CTX (L225-240)
+    "interpretable": "interprétable",
+    "not_interpretable": "non interprétable",
+}
+PRODUCERS: Final = {
+    "scoring": "service des scores",
+    "systemic-planner": "planificateur du traitement systémique",
+    "radiotherapy-planner": "planificateur du traitement local",
+    "lab-normalisation": "normalisation de la biologie",
+    "notification": "service des alertes",
+    "lab-bus": "laboratoire",
+    "dpi-bus": "dossier patient informatisé",
+}
+BOOLEANS: Final = {True: "oui", False: "non"}
+
+#: the services' `missing` texts (English, for machines), exact
+MISSING: Final[dict[str, str]] = {
+    "surgical opinion (operable or not)": "avis chirurgical (opérable ou non)",
+    "life expectancy estimate (to weigh the 8 Gy single fraction)": "estimation de l'espérance de vie (pour "
+    "discuter la fraction unique de 8 Gy)",
+    "life expectancy estimate (single fraction only for a short life expectancy)": "estimation de l'espérance de "
+    "vie (fraction unique seulement si elle est courte)",
+    "fracture risk (Mirels for a long bone, SINS for the spine) to rule out before RT": "risque fracturaire (Mirels "
+    "pour un os long, SINS pour le rachis) à écarter avant la radiothérapie",
+    "frailty (elderly or frail: 20 Gy in 5 is an option)": "fragilité (sujet âgé ou fragile : 20 Gy en 5 fractions "
+    "possible)",
+    "current imaging of the cord compression": "imagerie actuelle de la compression médullaire",
+    "lesion or level of the decompression surgery": "lésion ou niveau de la chirurgie de décompression",
+    "pain control by analgesics (resistant or not)": "contrôle de la douleur par les antalgiques (résistante ou non)",
+    "opioid complications (yes/no)": "complications des opioïdes (oui ou non)",
+    "whether radiotherapy (or re-irradiation) is still possible for this lesion": "possibilité d'une radiothérapie "
+    "(ou ré-irradiation) sur cette lésion",
+    "earlier course(s) on this segment with their cord dose": "irradiation(s) antérieure(s) de ce segment avec leur "
+    "dose à la moelle",
+    "planned cord Dmax and fractions of the new course": "Dmax moelle prévue et nombre de fractions du nouveau "
+    "traitement",
+    "planned date of the new course": "date prévue du nouveau traitement",
+    "dates of the earlier courses": "dates des irradiations antérieures",
+    "whether the cord dose already received rules out conventional radiotherapy (RT-SBRT-IND)": "si la dose déjà "
+    "reçue par la moelle exclut une radiothérapie conventionnelle",
+    "oligometastatic status (CLASS-OLIGO, from scoring)": "statut oligométastatique",
+    "lesion type (lytic or not)": "type de lésion (lytique ou non)",
+    "fraction of the vertebral body involved": "part du corps vertébral atteinte",
+    "proposed scheme (total dose, fractions)": "schéma proposé (dose totale, fractions)",
+    "planned cord Dmax (Gy) for 1 to 5 fractions": "Dmax moelle prévue (Gy) pour 1 à 5 fractions",
+    "doses to the organs at risk of the earlier course(s)": "doses aux organes à risque des irradiations antérieures",
+    "planned procedure date": "date prévue du geste",
+    "exact calcium or albumin (censored results in opposite directions give no bound)": "calcémie ou albuminémie "
+    "exacte (des résultats censurés en sens opposés ne donnent aucune borne)",
+    "weight": "poids",
+    "age (birth date)": "âge (date de naissance)",
+    "sex": "sexe",
+    "sex (female or male, for the Cockcroft-Gault factor)": "sexe (facteur de Cockcroft-Gault)",
+    "exact creatinine or weight (censored results in opposite directions give no bound)": "créatininémie ou poids "
+    "exact (des résultats censurés en sens opposés ne donnent aucune borne)",
+    "25-OH vitamin D": "25-OH vitamine D",
+    "cranio-facial irradiation history": "antécédent d'irradiation cranio-faciale",
+    "histology of the bone biopsy": "histologie de la biopsie osseuse",
+    "a recent corrected calcium": "une calcémie corrigée récente",
+    "size": "taille (part de la corticale atteinte)",
+    "site": "siège",
+    "pain": "douleur",
+    "lesion_type": "type de lésion",
+    "primary_controlled": "contrôle du primitif",
+    "extra_osseous_stable": "stabilité de la maladie extra-osseuse",
+    "extra_osseous": "maladie extra-osseuse",
+}
+#: the services' `missing` texts built with a value, by pattern (the value kept, in French)
+MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (
+        re.compile(r"albumin drawn within (\d+) h of the calcium"),
+        r"albuminémie prélevée à moins de \1 h de la calcémie",
+    ),
+    (re.compile(r"corrected calcium measured within (\d+) hours"), r"calcémie corrigée de moins de \1 heures"),
+    (re.compile(r"25-OH vitamin D measured within (\d+) days"), r"25-OH vitamine D de moins de \1 jours"),
+    (re.compile(r"creatinine measured within (\d+) days"), r"créatininémie de moins de \1 jours"),
+    (re.compile(r"weight measured within (\d+) days"), r"poids de moins de \1 jours"),
+    (
+        re.compile(r"cord Dmax \(physical, Gy\) and fractions of earlier course (\d+)"),
+        r"Dmax moelle (physique, Gy) et nombre de fractions de l'irradiation antérieure \1",
+    ),
+    (
+        re.compile(r"date of the last fraction of the course of (\d{4})-(\d{2})-(\d{2})"),
+        r"date de la dernière fraction de l'irradiation du \3/\2/\1",
+    ),
+    (re.compile(r"drug class of (.+)"), r"classe médicamenteuse de \1"),
+    (re.compile(r"exact value: (.+) is censored, measure again"), r"valeur exacte (\1 est censuré : redoser)"),
+    (re.compile(r"(\w+) \(not current: restage\)"), r"\1 (non actuel : refaire le bilan)"),
+)
+
+
+def number(value: float, precision: Precision = DEFAULT_PRECISION) -> str:
+    """A value with the decimal comma, rounded to `precision`; more decimals where the rounding would land on a
+    threshold the value is not on (e.g. 3.504 mmol/L is "3,504", not "3,50", beside the > 3,5 crisis of L306)."""
+    if isinstance(value, bool) or not math.isfinite(value):
+        return str(value)
+    decimals = precision.decimals
+    text = f"{value:.{decimals}f}"
+    while decimals < 6 and any(value != t and float(text) == t for t in precision.thresholds):
+        decimals += 1
+        text = f"{value:.{decimals}f}"
+    if (not precision.fixed or decimals > precision.decimals) and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", "-0.0"):
+        text = "0"
+    return text.replace(".", ",")
+
+
+def unit(code: str | None) -> str:
+    return "" if not code else UNITS.get(code, code)
+
+
+def name(code: str) -> str:
+    """A datum's French name: "pain_intensity:T8-a" is "Intensité de la douleur (T8-a)"."""
+    if code in NAMES:
+        return NAMES[code]
+    head, sep, rest = code.partition(":")
+    if sep and head in NAMES:
+        return f"{NAMES[head]} ({value(rest)})"
+    return untranslated(code)
+
+
+def value(v: object, of: str | None = None, unit_code: str | None = None, comparator: str | None = None) -> str:
+    """A value as shown: booleans oui/non, numbers rounded to the precision of `of`, codes in French; a censored value
+    keeps its comparator (a bound, never exact)."""
+    if v is None:
+        return "manquant"
+    if isinstance(v, bool):
+        text = BOOLEANS[v]
+    elif isinstance(v, int | float):
+        text = number(float(v), PRECISION.get(of or "", DEFAULT_PRECISION))
+    else:
+        s = str(v)
+        text = VALUES.get(s) or SKELETAL_SITES.get(s) or prose(s)
+    bound = f"{comparator} " if comparator else ""
+    shown_unit = unit(unit_code)
+    return f"{bound}{text}{' ' + shown_unit if shown_unit else ''}"
+
+
+def missing(text: str) -> str:
+    """A `missing` entry in French (exact texts, then the patterns, then a name code)."""
+    if text in MISSING:
+        return MISSING[text]
+    for pattern, repl in MISSING_PATTERNS:
+        if pattern.fullmatch(text):
+            return pattern.sub(repl, text)
+    if text in NAMES:
+        return NAMES[text][0].lower() + NAMES[text][1:]
+    head, sep, _ = text.partition(":")
+    if sep and head in NAMES:
+        return name(text)
+    return untranslated(text)
+
+
+def untranslated(code: str) -> str:
+    """A code with no French label yet: shown marked as such, never silently dropped (a clinician still sees that
+    something is missing or was used)."""
+    return f"« {code} » (libellé non traduit)"
+
+
+def site(skeletal_site: str | None, vertebral_level: str | None) -> str:
+    """A lesion's place: "rachis, T8"."""
+    parts = [SKELETAL_SITES.get(skeletal_site, skeletal_site) if skeletal_site else None, vertebral_level]
+    return ", ".join(p for p in parts if p)
+
+
+def override_reason(code: str | None) -> str:
+    return "" if code is None else OVERRIDE_REASONS.get(code, untranslated(code))
+
+
+def when(at: datetime | None) -> str:
+    """A clinical time in the hospital's zone, French style: 05/12/2026 à 14:06."""
+    return "" if at is None else at.astimezone(HOSPITAL_TZ).strftime("%d/%m/%Y à %H:%M")
+
+
+#: a decimal point before a unit in a service's French text ("3.60 mmol/L"): French typography wants a comma
+_DECIMAL_BEFORE_UNIT: Final = re.compile(
+    r"(?<![\d.,])(\d+)[.,](\d+)(\s?(?:mmol/L|µmol/L|umol/L|mL/min|g/L|g/dL|mg/dL|ng/mL|nmol/L|mg|Gy|cm|kg|mois|%))"
+)
+_CODE: Final = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+#: a skeletal site named by its code in a text ("(pelvis)"), where the French name differs
+_SITE: Final = re.compile(r"\b(" + "|".join(k for k, fr in SKELETAL_SITES.items() if k != fr) + r")\b")
+
+
+#: the precision a value takes in a text, by its unit (the rules of PRECISION)
+_UNIT_PRECISION: Final = {
+    "mmol/L": PRECISION["corrected_calcium"],
+    "mL/min": PRECISION["creatinine_clearance"],
+    "µmol/L": PRECISION["creatinine"],
+    "umol/L": PRECISION["creatinine"],
+    "ng/mL": PRECISION["vitamin_d_25oh"],
+}
+
+
+def _decimal(m: re.Match[str]) -> str:
+    """A number before a unit: a decimal comma, and no more decimals than the rule works at for that unit."""
+    whole, decimals, after = m.group(1), m.group(2), m.group(3)
+    precision = _UNIT_PRECISION.get(after.strip())
+    if precision is not None and len(decimals) > max(precision.decimals, 2):
+        return number(float(f"{whole}.{decimals}"), precision) + after
+    return f"{whole},{decimals}{after}"
+
+
+def prose(text: str) -> str:
+    """A service's French text as shown: decimal commas before a unit (rounded to the unit's rule precision when a
+    service wrote more), µmol/L, and the codes it names in French."""
+    text = _DECIMAL_BEFORE_UNIT.sub(_decimal, text).replace("umol/L", "µmol/L")
+    text = _SITE.sub(lambda m: SKELETAL_SITES[m.group(0)], text)
+    return _CODE.sub(lambda m: _lower_first(NAMES.get(m.group(0), VALUES.get(m.group(0), m.group(0)))), text)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text

@@ -1,0 +1,272 @@
+"""Issue 19, the clinicians' page a French oncologist trusts at a glance, in headless Chromium (Debian chromium +
+chromium-driver, as tests/e2e/test_web_page.py) through the whole stack: a patient with several alerts (a
+hypercalcaemic crisis computed from real lab results, a cord compression, a non-vital critical alert), a clearance
+computed by lab normalisation, a systemic plan, a lesion's local plan and scores. The clinician reads each alert with
+the data it used and opens its cited passage; acknowledges with a confirmation and an undo window; overrides with a
+reason they choose (none preselected) and sees its French label; sees a new alert signalled. Every rendered text
+node and title is scanned for identifiers, rule-like codes other than the cited rule IDs, raw floats and English."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from contracts.base import InputUsed
+from contracts.clinical import Recommendation
+from contracts.examples import EXAMPLES
+from contracts.lifecycle import OVERRIDE_REASONS
+from contracts.rules import CITATIONS, RULESET_VERSION, cite
+from contracts.topics import (
+    CLINICAL_ASSESSMENTS,
+    IMAGING_FINDINGS,
+    LAB_RESULTS,
+    LOCAL_PLANS,
+    PATIENT_RECORDS,
+    RECOMMENDATIONS,
+)
+from devstack.stack import RunningStack
+from shared.web.auth import CLINICIAN
+from tests.conftest import ARTIFACTS, Publish, alerts, event, lab, token
+from tests.e2e.test_web_page import browser, until
+
+pytestmark = pytest.mark.e2e
+__all__ = ["browser"]  # the Chromium fixture
+
+GUIDELINE = Path(__file__).resolve().parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
+CRISIS = '[data-rule-id="LAB-CA-CRISIS"]'
+
+# ---- the scan -----------------------------------------------------------------------------------------------------
+#: every visible text node and every title / placeholder / aria-label, outside the guideline's own words (a quoted
+#: passage, `data-quote`) and outside the sign-in form (helper HE's part of issue 19)
+SCAN_JS = """
+const out = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const skip = "script, style, [data-quote], #login";
+const hidden = (n) => { for (let e = n; e && e !== document.body; e = e.parentElement) {
+  if (e.hidden || e.matches(skip) || getComputedStyle(e).display === "none") return true; }
+  return false; };
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  if (n.textContent.trim() && !hidden(n.parentElement)) out.push(n.textContent.trim());
+}
+for (const e of document.querySelectorAll("[title], [placeholder], [aria-label]")) {
+  if (hidden(e)) continue;
+  for (const a of ["title", "placeholder", "aria-label"]) if (e.getAttribute(a)) out.push(e.getAttribute(a));
+}
+out.push(document.title);
+return out;
+"""
+IDENTIFIER = re.compile(r"\b[A-Za-z]+(?:_[A-Za-z0-9]+)+\b")  # snake_case
+RULE_LIKE = re.compile(r"\b[A-Z]{2,}[A-Z0-9]*(?:-[A-Z0-9]+)+\b")  # LAB-CA-CRISIS...
+#: clinical abbreviations that look like codes but are French clinical words
+CLINICAL_TERMS = {"RCP-OOS"}
+RAW_FLOAT = re.compile(r"\d+[.,]\d{3,}")  # no rule of the page works at more than 2 decimals
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: English stop words, and the English words issue 19 saw on the page
+ENGLISH = {
+    "the", "and", "of", "or", "with", "for", "is", "are", "from", "within", "not", "this", "which", "whether",
+    "true", "false", "yes", "none", "unknown", "missing", "measured", "drawn",
+    "surgical", "opinion", "operable", "criterion", "waived", "done", "undetermined", "spine", "location",
+    "semi", "rigid", "critical", "warning", "acknowledged", "overridden", "pending", "recommended", "clinical",
+    "judgement", "declined", "umol", "years", "hypercalcaemia", "weight", "age", "sex", "male", "female", "lesion",
+    "score", "pelvis", "femur", "left", "right", "planned", "course", "imaging",
+}  # fmt: skip
+
+
+def defects(texts: list[str]) -> list[str]:
+    found = []
+    for text in texts:
+        codes = {c for c in RULE_LIKE.findall(text) if c not in CITATIONS and c not in CLINICAL_TERMS}
+        words = {w for w in re.findall(r"[A-Za-z]+", text) if w.lower() in ENGLISH}
+        if IDENTIFIER.search(text) or codes or RAW_FLOAT.search(text) or UUID.search(text) or words:
+            found.append(f"{text!r}: {sorted(codes | words)}")
+    return found
+
+
+# ---- the patient --------------------------------------------------------------------------------------------------
+def decision(patient_id: str, rule_id: str, title: str, inputs: list[InputUsed], producer: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return Recommendation(
+        event_id=uuid.uuid4(),
+        patient_id=patient_id,
+        occurred_at=now,
+        recorded_at=now,
+        source=producer,
+        rule_id=rule_id,
+        ruleset_version=RULESET_VERSION,
+        severity="critical",
+        title=title,
+        text_fr="Décision publiée pour l'essai de la page.",
+        citation=cite(rule_id),
+        inputs=inputs,
+        produced_by=producer,
+    ).model_dump(mode="json")
+
+
+async def sign_in(drv: WebDriver, url: str, user: str) -> None:
+    """The page's sign-in (the token form; issue 19 sign-in replaces it)."""
+    await asyncio.to_thread(drv.get, url)
+    await until(drv, lambda d: d.find_element(By.ID, "login").is_displayed())
+    drv.find_element(By.ID, "token").send_keys(token(CLINICIAN, user))
+    drv.find_element(By.ID, "login-button").click()
+
+
+def click(css: str) -> Any:
+    def go(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    return go
+
+
+async def status_of(stack: RunningStack, patient_id: str, rule_id: str) -> str:
+    [a] = [a for a in await alerts(stack, patient_id) if a["rule_id"] == rule_id]
+    return str(a["status"])
+
+
+async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
+    stack: RunningStack, publish: Publish, patient_id: str, browser: WebDriver
+) -> None:
+    await sign_in(browser, f"{stack.urls['notification']}/ui/patients/{patient_id}", "dr-page")
+    await until(browser, lambda d: "Aucune alerte active." in d.find_element(By.ID, "alerts").text)
+
+    # a non-vital critical alert first, then a cord compression, then the crisis from real results
+    onj = decision(
+        patient_id,
+        "SYS-ONJ",
+        "Ostéonécrose de la mâchoire suspectée : avis spécialisé",
+        [InputUsed(name="jaw_bone_exposure_weeks", value=9, unit="wk")],
+        "systemic-planner",
+    )
+    await publish(RECOMMENDATIONS.name, onj)
+    mscc = decision(
+        patient_id,
+        "RT-MSCC",
+        "Compression médullaire en T8 : prise en charge en urgence",
+        [InputUsed(name="cord_compression", value=True), InputUsed(name="lesion", value="T8-a")],
+        "radiotherapy-planner",
+    )
+    await publish(RECOMMENDATIONS.name, mscc)
+    drawn = datetime.now(UTC) - timedelta(hours=1)
+    await publish(PATIENT_RECORDS.name, event(patient_id, birth_date="1956-04-02", sex="male", weight_kg=71.3))
+    await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12, primary_controlled=False))
+    await publish(
+        IMAGING_FINDINGS.name,
+        event(patient_id, lesion_id="pelvis-1", skeletal_site="pelvis", lesion_type="lytic", modality="ct", size_cm=3),
+    )
+    await publish(LAB_RESULTS.name, lab(patient_id, "14682-9", 83.0, "umol/L", occurred_at=drawn))
+    await publish(LAB_RESULTS.name, lab(patient_id, "2000-8", 3.30, "mmol/L", occurred_at=drawn))
+    await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 2.8, "g/dL", occurred_at=drawn))
+    local = {**EXAMPLES[LOCAL_PLANS.name], "patient_id": patient_id, "event_id": str(uuid.uuid4())}
+    await publish(LOCAL_PLANS.name, local)
+
+    # ---- reading: the data each alert used, the critical ones ranked, the passage opened ----
+    crisis = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{CRISIS}[data-status='active']").text)
+    assert "Calcémie corrigée" in crisis and re.search(r"\b3,60 mmol/L\b", crisis)  # value at its rule's precision
+    assert "Calcémie totale" in crisis and "Albuminémie" in crisis  # what it was computed from, with the sample time
+    assert drawn.astimezone().strftime("%d/%m/%Y") in crisis
+    # ranked: the vital emergencies first (the older cord compression, then the crisis), the older non-vital last
+    assert "Priorité 2 sur 3 : urgence vitale : crise aiguë hypercalcémique" in crisis
+    order = [
+        e.get_attribute("data-rule-id")
+        for e in browser.find_elements(By.CSS_SELECTOR, "#alerts-body .alert.critical[data-status='active']")
+    ]
+    assert order == ["RT-MSCC", "LAB-CA-CRISIS", "SYS-ONJ"]
+    cord = browser.find_element(By.CSS_SELECTOR, '[data-rule-id="RT-MSCC"]').text
+    assert "Compression médullaire : oui" in cord.replace("\n", " : ") or "Compression médullaire oui" in cord
+
+    link = browser.find_element(By.CSS_SELECTOR, f"{CRISIS} a.passage-link")
+    assert str(link.get_attribute("href")).endswith("/cds-services/guideline/LAB-CA-CRISIS#LAB-CA-CRISIS:L294-296")
+    link.click()
+    quoted = await until(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS} [data-quote] blockquote[data-lines="L300-306"]').text,
+    )
+    threshold_line = GUIDELINE.read_text(encoding="utf-8").splitlines()[305].strip()  # L306: "3,5 mmol/L. ..."
+    assert threshold_line and threshold_line in quoted  # the guideline's own words, at the cited lines
+
+    # ---- a new alert is signalled while the page is open ----
+    fresh_count = int(re.match(r"\((\d+)\)", browser.title).group(1))  # type: ignore[union-attr]
+    assert fresh_count >= 3 and "nouvelles alertes" in browser.find_element(By.ID, "new-count").text
+    assert "fresh" in (browser.find_element(By.CSS_SELECTOR, CRISIS).get_attribute("class") or "")
+    await until(browser, click('[data-rule-id="SYS-ONJ"] button.seen'))
+    await until(browser, lambda d: d.title.startswith(f"({fresh_count - 1})"))
+
+    # ---- acknowledging: a confirmation, then an undo window before anything is sent ----
+    await until(browser, click(f"{CRISIS} button.ack"))
+    await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{CRISIS} .ack-confirm-bar"))
+    await until(browser, click(f"{CRISIS} button.ack-confirm"))
+    await until(browser, click(f"{CRISIS} button.undo"))  # changed their mind within the window
+    await asyncio.sleep(6.5)
+    assert await status_of(stack, patient_id, "LAB-CA-CRISIS") == "active"  # nothing was sent
+    await until(browser, click(f"{CRISIS} button.ack"))
+    await until(browser, click(f"{CRISIS} button.ack-confirm"))
+    confirmed = time.monotonic()
+    done = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{CRISIS}[data-status='acknowledged']").text)
+    assert time.monotonic() - confirmed >= 4.5  # the undo window (5 s) passed before it was sent
+    assert "acquittée par dr-page" in done
+    assert await status_of(stack, patient_id, "LAB-CA-CRISIS") == "acknowledged"
+
+    # ---- overriding: a reason the clinician chooses, none preselected; its French label afterwards ----
+    box = f'[data-alert-id="{onj["event_id"]}"]'
+    await until(browser, click(f"{box} button.override-open"))
+    form = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{box} .override"))
+    assert (
+        Select(form.find_element(By.CSS_SELECTOR, "select.reason")).first_selected_option.get_attribute("value") == ""
+    )
+    assert not form.find_element(By.CSS_SELECTOR, "button.confirm-override").is_enabled()
+
+    def override(d: WebDriver) -> bool:
+        if d.find_elements(By.CSS_SELECTOR, f'{box}[data-status="overridden"]'):
+            return True
+        form = d.find_element(By.CSS_SELECTOR, f"{box} .override")
+        Select(form.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("clinical-judgement")
+        form.find_element(By.CSS_SELECTOR, "button.confirm-override").click()
+        return True
+
+    await until(browser, override)
+    text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{box}[data-status="overridden"]').text)
+    assert f"passée outre par dr-page le {datetime.now().astimezone().strftime('%d/%m/%Y')}" in text
+    assert OVERRIDE_REASONS["clinical-judgement"] in text and "clinical-judgement" not in text
+
+    # ---- the rest of the page: clearance, plan checks, lesion, scores ----
+    labs = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-analyte="creatinine_clearance"]').text)
+    assert re.search(r"\b\d+ mL/min\b", labs)  # whole mL/min (SYS-ZA-DOSE Tableau 2)
+    corrected = browser.find_element(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]').text
+    assert "3,60 mmol/L" in corrected and "2,8 g/dL → 28 g/L" in browser.find_element(By.ID, "labs").text
+    creatinine = browser.find_element(By.CSS_SELECTOR, '[data-analyte="creatinine"]').text
+    assert "83 µmol/L" in creatinine
+    await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-plan-item]"))
+    for check in browser.find_elements(By.CSS_SELECTOR, "#plan .check"):  # done or waived: never an empty box
+        assert (check.text.startswith("☐")) == (check.get_attribute("data-check-done") == "false"), check.text
+    lesion = browser.find_element(By.CSS_SELECTOR, '[data-lesion="T8-a"]').text
+    assert lesion == "Lésion T8-a (rachis, T8)"
+    await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-score="oligometastatic:patient"]'))
+
+    # ---- a new alert later: signalled again ----
+    late = decision(patient_id, "SYS-RENAL-TOX", "Toxicité rénale : adapter le traitement", [], "systemic-planner")
+    before = browser.title
+    await publish(RECOMMENDATIONS.name, late)
+    late_box = f'[data-alert-id="{late["event_id"]}"]'
+    await until(browser, lambda d: "fresh" in (d.find_element(By.CSS_SELECTOR, late_box).get_attribute("class") or ""))
+    assert browser.title != before and browser.title.startswith("(")
+    assert "Nouvelle" in browser.find_element(By.CSS_SELECTOR, late_box).text
+
+    # ---- the scan: no identifier, code, raw float or English on the page ----
+    await asyncio.sleep(1)  # the last live view drawn
+    texts: list[str] = browser.execute_script(SCAN_JS)
+    assert len(texts) > 50
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "clinician-page-french.png"))
+    (ARTIFACTS / "clinician-page-french.txt").write_text("\n".join(texts), encoding="utf-8")
+    found = defects(texts)
+    assert not found, "\n".join(found)

@@ -1,0 +1,223 @@
+"""Issue 19, the clinicians' page in French: the vocabulary (services/notification/vocabulary.py) and the view
+(services/notification/web.py `view`) the page renders. Table-driven rounding against each rule's precision, the
+defects the issue saw, a property that rounding never moves a value across a rule's threshold, and coverage of every
+code the contracts and the services' `missing` texts can send to the page."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.base import Severity
+from contracts.clinical import Alert, Analyte, NormalisedLab, Score
+from contracts.examples import EXAMPLES
+from contracts.hospital import SkeletalSite
+from contracts.lifecycle import OVERRIDE_REASONS, AlertStatus, OverrideReasonCode
+from contracts.local import LocalTreatmentPlan
+from contracts.plan import Check, ItemStatus, TreatmentPlan
+from contracts.topics import ALERTS, LABS_NORMALISED, LOCAL_PLANS, PLANS, SCORES
+from services.notification import vocabulary as v
+from services.notification.domain import PatientAlerts
+from services.notification.web import view
+from services.scoring import rules as scoring_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("value", "of", "shown"),
+    [
+        # the issue's raw floats: corrected calcium to the hundredth (LAB-CA-CORR L316, LAB-CA-CRISIS L306)
+        (3.5999999999999996, "corrected_calcium", "3,60"),
+        (3.3, "total_calcium", "3,30"),
+        # ... clearance in whole mL/min (SYS-ZA-DOSE Tableau 2, L1153-1184)
+        (76.63122356935904, "creatinine_clearance", "77"),
+        (54.2, "creatinine_clearance", "54"),
+        # never rounded onto a threshold it is not on: CrCl < 30 contraindicated, bands 40 / 50 / > 60
+        (29.6, "creatinine_clearance", "29,6"),
+        (49.7, "creatinine_clearance", "49,7"),
+        (60.4, "creatinine_clearance", "60,4"),
+        (30.0, "creatinine_clearance", "30"),
+        (3.504, "corrected_calcium", "3,504"),
+        (3.496, "corrected_calcium", "3,496"),
+        (3.5, "corrected_calcium", "3,50"),
+        # 25-OH vitamin D in whole ng/mL, classes 10 / 20 / 30 (LAB-VITD L819-836, SYS-VITD-CORR)
+        (34.0, "vitamin_d_25oh", "34"),
+        (29.8, "vitamin_d_25oh", "29,8"),
+        (88.42, "creatinine", "88"),
+        (28.0, "albumin", "28"),
+        (2.8, None, "2,8"),
+        (71.0, "body_weight", "71"),
+    ],
+)
+def test_values_are_rounded_to_the_rule_precision(value: float, of: str | None, shown: str) -> None:
+    assert v.value(value, of) == shown
+
+
+@given(
+    st.sampled_from([k for k, p in v.PRECISION.items() if p.thresholds]),
+    st.floats(min_value=0, max_value=400, allow_nan=False, allow_infinity=False),
+)
+def test_rounding_never_moves_a_value_across_a_threshold(of: str, value: float) -> None:
+    precision = v.PRECISION[of]
+    back = float(v.number(value, precision).replace(",", "."))
+    for t in precision.thresholds:
+        assert (value > t) == (back > t) and (value < t) == (back < t) and (value == t) == (back == t)
+    assert abs(back - value) <= 0.5 * 10**-precision.decimals + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("raw", "french"),
+    [
+        ("umol/L", "µmol/L"),
+        ("mL/min", "mL/min"),
+        ("[iU]", "UI"),
+        ("months", "mois"),
+    ],
+)
+def test_units_in_french_typography(raw: str, french: str) -> None:
+    assert v.unit(raw) == french
+
+
+@pytest.mark.parametrize(
+    ("fn", "code", "forbidden"),
+    [
+        # the exact defects issue 19 lists
+        (v.missing, "surgical opinion (operable or not)", "surgical"),
+        (v.name, "sites_1_to_3", "sites_1_to_3"),
+        (v.name, "vitamin_d", "vitamin_d"),
+        (v.name, "renal_function", "renal_function"),
+        (v.name, "corrected_calcium", "corrected_calcium"),
+        (v.name, "creatinine_clearance", "creatinine_clearance"),
+        (v.name, "location", "location"),
+        (v.value, "semi_rigid", "semi_rigid"),
+        (v.value, True, "True"),
+        (v.value, False, "False"),
+        (v.override_reason, "clinical-judgement", "clinical-judgement"),
+        (lambda b: v.BANDS[b], "undetermined", "undetermined"),
+        (lambda s: v.site(s, "T8"), "spine", "spine"),
+        (v.missing, "albumin drawn within 48 h of the calcium", "drawn"),
+        (v.missing, "weight measured within 90 days", "weight"),
+        (v.missing, "date of the last fraction of the course of 2026-03-02", "2026-03-02"),
+        (v.name, "pain_intensity:T8-a", "pain_intensity"),
+    ],
+)
+def test_the_issue_defects_are_french(fn: Any, code: Any, forbidden: str) -> None:
+    text = fn(code)
+    assert forbidden not in text and "non traduit" not in text and text
+
+
+def test_a_done_or_waived_check_is_never_an_empty_box() -> None:
+    for status in get_args(Check.model_fields["status"].annotation):
+        shown = v.CHECK_STATUSES[status]
+        assert (shown.mark == "☐") == (status == "to_do"), status
+
+
+@pytest.mark.parametrize(
+    ("table", "codes"),
+    [
+        (v.ANALYTES, get_args(Analyte)),
+        (v.SKELETAL_SITES, get_args(SkeletalSite)),
+        (v.ITEM_STATUSES, get_args(ItemStatus)),
+        (v.ALERT_STATUSES, get_args(AlertStatus)),
+        (v.SEVERITIES, get_args(Severity)),
+        (OVERRIDE_REASONS, get_args(OverrideReasonCode)),
+        (
+            v.BANDS,
+            ("stable", "potentially_unstable", "unstable", "oligometastatic", "multi_metastatic", "undetermined"),
+        ),
+        (v.NAMES, tuple(scoring_rules.SINS_ITEM_MAX) + tuple(scoring_rules.MIRELS_ITEM_MAX)),
+        (
+            v.VALUES,
+            tuple(scoring_rules.SINS_LOCATION_POINTS)
+            + tuple(scoring_rules.SINS_PAIN)
+            + tuple(scoring_rules.SINS_LESION)
+            + tuple(scoring_rules.SINS_ALIGNMENT)
+            + tuple(scoring_rules.SINS_COLLAPSE)
+            + tuple(scoring_rules.SINS_POSTEROLATERAL)
+            + tuple(scoring_rules.MIRELS_PAIN),
+        ),
+    ],
+)
+def test_every_contract_code_has_a_french_label(table: dict[Any, str], codes: tuple[str, ...]) -> None:
+    assert [c for c in codes if c not in table] == []
+
+
+def _missing_literals() -> list[str]:
+    """Every literal a service puts in a `missing` list (missing.append("..."), missing=["..."])."""
+    found: list[str] = []
+    for path in sorted((ROOT / "services").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "append"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "missing"
+            ):
+                found += [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if isinstance(node, ast.keyword) and node.arg == "missing" and isinstance(node.value, ast.List):
+                found += [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return found
+
+
+def test_every_missing_text_of_the_services_is_translated() -> None:
+    literals = _missing_literals()
+    assert len(literals) > 20  # the scan found the services' texts
+    assert [m for m in literals if "non traduit" in v.missing(m)] == []
+
+
+IDENTIFIER = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+RAW_FLOAT = re.compile(r"\d+[.,]\d{3,}")
+
+
+def _strings(x: Any) -> list[str]:
+    if isinstance(x, dict):
+        return [s for k, val in x.items() if k != "passage" for s in _strings(val)]
+    if isinstance(x, list):
+        return [s for e in x for s in _strings(e)]
+    return [x] if isinstance(x, str) else []
+
+
+def test_the_view_display_fields_carry_no_code_and_no_raw_float() -> None:
+    """The examples of every record the page shows, with the issue's raw floats: the `display` fields are French."""
+    alert = Alert.model_validate(EXAMPLES[ALERTS.name])
+    alert = alert.model_copy(
+        update={
+            "status": "overridden",
+            "overridden_by": "dr-x",
+            "override_reason": "clinical-judgement",
+            "inputs": [i.model_copy(update={"value": 3.5999999999999996}) for i in alert.inputs],
+            "missing": ["surgical opinion (operable or not)"],
+        }
+    )
+    lab = NormalisedLab.model_validate(
+        EXAMPLES[LABS_NORMALISED.name]
+        | {"analyte": "creatinine_clearance", "value": 76.63122356935904, "unit": "mL/min"}
+    )
+    score = Score.model_validate(EXAMPLES[SCORES.name])
+    local = LocalTreatmentPlan.model_validate(EXAMPLES[LOCAL_PLANS.name])
+    state = PatientAlerts(
+        alerts={str(alert.recommendation_id): alert},
+        plan=TreatmentPlan.model_validate(EXAMPLES[PLANS.name]),
+        local_plan=local,
+        scores={"sins:L1-body": score},
+        labs={"creatinine_clearance": lab},
+    )
+    page = view(state, "p-1")
+    displayed = _strings([a["display"] for a in page["alerts"]])
+    displayed += _strings([i["display"] for i in page["plan"]["items"]])
+    displayed += _strings([s["display"] for s in page["local_plan"]["sections"]])
+    displayed += _strings([s["display"] for s in page["scores"]] + [x["display"] for x in page["labs"]])
+    assert displayed
+    assert [s for s in displayed if IDENTIFIER.search(s) or RAW_FLOAT.search(s) or "non traduit" in s] == []
+    assert "3,60 mmol/L" in page["alerts"][0]["display"]["used"][0]["value"]
+    assert page["labs"][0]["display"]["value"] == "77 mL/min"
+    assert "Décision clinique" in page["alerts"][0]["display"]["override_reason"]
+    assert page["local_plan"]["sections"][0]["display"]["site"] == "rachis, T8"
