@@ -20,6 +20,7 @@ from contracts.clinical import Alert
 from contracts.lifecycle import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import GUIDELINE, Citation
+from services.notification import vocabulary
 from services.notification.domain import PatientAlerts, listing
 from shared.clinical.fhir_orders import medication_request
 
@@ -195,15 +196,17 @@ def _with_suggestions(card: dict[str, Any], suggestions: list[dict[str, Any]]) -
 
 
 def _alert_detail(alert: Alert) -> str:
-    lines = [alert.text_fr, ""]
+    # issue 19: in French, from the page's vocabulary; values at their rule's precision
+    lines = [vocabulary.prose(alert.text_fr), ""]
     if alert.missing:
-        lines += ["**Données manquantes :** " + ", ".join(alert.missing), ""]
+        lines += ["**Données manquantes :** " + " ; ".join(vocabulary.missing(m) for m in alert.missing), ""]
     if alert.inputs:
         lines.append("**Éléments pris en compte :**")
         for i in alert.inputs:
-            unit = f" {i.unit}" if i.unit else ""
-            bound = f"{i.comparator} " if i.comparator else ""  # a censored value is shown as the bound it is
-            lines.append(f"- {i.name} : {bound}{i.value}{unit}")
+            # a censored value is shown as the bound it is
+            shown = vocabulary.value(i.value, i.name.partition(":")[0], i.unit, i.comparator)
+            at = f" ({vocabulary.when(i.occurred_at)})" if i.occurred_at else ""
+            lines.append(f"- {vocabulary.name(i.name)} : {shown}{at}")
         lines.append("")
     if alert.status == "acknowledged":
         lines.append(f"_Acquittée par {alert.acknowledged_by}._")

@@ -153,4 +153,5 @@ def test_a_censored_input_is_shown_with_its_comparator_on_the_card() -> None:
     )
     s, _ = apply_recommendation(PatientAlerts(), Arrived(message=crisis, at=T0))
     [card] = cds.cards(s)
-    assert "- corrected_calcium : > 3.6 mmol/L" in card["detail"] and "- albumin : 40.0 g/L" in card["detail"]
+    # issue 19: named and rounded in French (the page's vocabulary)
+    assert "- Calcémie corrigée : > 3,60 mmol/L" in card["detail"] and "- Albuminémie : 40 g/L" in card["detail"]

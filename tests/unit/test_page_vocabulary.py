@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.base import Severity
+from contracts.base import InputUsed, Severity
 from contracts.clinical import Alert, Analyte, NormalisedLab, Score
 from contracts.examples import EXAMPLES
 from contracts.hospital import SkeletalSite
@@ -221,3 +221,39 @@ def test_the_view_display_fields_carry_no_code_and_no_raw_float() -> None:
     assert page["labs"][0]["display"]["value"] == "77 mL/min"
     assert "Décision clinique" in page["alerts"][0]["display"]["override_reason"]
     assert page["local_plan"]["sections"][0]["display"]["site"] == "rachis, T8"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # a service's French text: decimal commas before a unit, no more decimals than the unit's rule
+        ("Calcémie corrigée 3.60 mmol/L", "Calcémie corrigée 3,60 mmol/L"),
+        ("Clairance 73.7822 mL/min le 05/12/2026.", "Clairance 74 mL/min le 05/12/2026."),
+        ("Clairance 29.61 mL/min", "Clairance 29,61 mL/min"),
+        ("Clairance 29.6123 mL/min", "Clairance 29,6 mL/min"),  # not "30": CrCl < 30 (L1155-1156)
+        ("seuil > 3,5 mmol/L", "seuil > 3,5 mmol/L"),
+        ("créatinine 88 umol/L", "créatinine 88 µmol/L"),
+        ("Score (site 3, lesion_type 2)", "Score (site 3, type de lésion 2)"),
+        ("1 à 3 sites (pelvis, femur_neck)", "1 à 3 sites (bassin, col du fémur)"),
+        ("section 2.4 Modalités", "section 2.4 Modalités"),  # not a value: left as written
+    ],
+)
+def test_service_texts_in_french_typography(text: str, shown: str) -> None:
+    assert v.prose(text) == shown
+
+
+def test_the_cds_card_detail_is_french() -> None:
+    """The issue saw `cord_compression : True` on a patient-view card: the card's detail uses the vocabulary too."""
+    from services.notification import cds
+
+    alert = Alert.model_validate(EXAMPLES[ALERTS.name]).model_copy(
+        update={
+            "rule_id": "RT-MSCC",
+            "status": "active",
+            "inputs": [InputUsed(name="cord_compression", value=True)],
+            "missing": ["surgical opinion (operable or not)"],
+        }
+    )
+    [card] = cds.cards(PatientAlerts(alerts={str(alert.recommendation_id): alert}))
+    assert "- Compression médullaire : oui" in card["detail"] and "avis chirurgical (opérable ou non)" in card["detail"]
+    assert "cord_compression" not in card["detail"] and "True" not in card["detail"]
