@@ -850,20 +850,28 @@ FORMS: Final = {
 
 
 # ---- FHIR R4 Questionnaire ------------------------------------------------------------------------------------------
-def _enable_when(when: tuple[str, tuple[str, ...]] | None, booleans: set[str]) -> dict[str, Any]:
+def _coding(q: Question, o: Option) -> dict[str, str]:
+    return {"system": option_system(q), "code": o.code, "display": o.display}
+
+
+def _enable_when(when: tuple[str, tuple[str, ...]] | None, questions: dict[str, Question]) -> dict[str, Any]:
+    """enableWhen; an answerCoding is the option's whole coding (review HAZ-23-R04: a form engine compares the
+    system too)."""
     if when is None:
         return {}
     link, codes = when
+    on = questions[link]
+    by_code = {o.code: o for o in on.options}
     conditions = [
         {"question": link, "operator": "=", "answerBoolean": code == "true"}
-        if link in booleans
-        else {"question": link, "operator": "=", "answerCoding": {"code": code}}
+        if on.type == "boolean"
+        else {"question": link, "operator": "=", "answerCoding": _coding(on, by_code[code])}
         for code in codes
     ]
     return {"enableWhen": conditions, **({"enableBehavior": "any"} if len(conditions) > 1 else {})}
 
 
-def _question(q: Question, booleans: set[str]) -> dict[str, Any]:
+def _question(q: Question, questions: dict[str, Question]) -> dict[str, Any]:
     out: dict[str, Any] = {"linkId": q.link_id, "text": q.text, "type": q.type}
     if q.loinc is not None:
         out["code"] = [{"system": LOINC, "code": q.loinc[0], "display": q.loinc[1]}]
@@ -892,15 +900,11 @@ def _question(q: Question, booleans: set[str]) -> dict[str, Any]:
         out["repeats"] = True
     if q.max_length is not None:
         out["maxLength"] = q.max_length
-    out |= _enable_when(q.when, booleans)
+    out |= _enable_when(q.when, questions)
     if q.options:
         out["answerOption"] = [
             {
-                "valueCoding": {
-                    "system": option_system(q),
-                    "code": o.code,
-                    "display": o.display,
-                },
+                "valueCoding": _coding(q, o),
                 **(
                     {
                         "extension": [
@@ -929,7 +933,7 @@ def _question(q: Question, booleans: set[str]) -> dict[str, Any]:
 
 def questionnaire(form: Form) -> dict[str, Any]:
     """The form as a FHIR R4 Questionnaire (JSON), served as is and rendered as is by the forms page."""
-    booleans = {q.link_id for q in form.questions().values() if q.type == "boolean"}
+    questions = form.questions()
     items: list[dict[str, Any]] = []
     for item in form.items:
         if isinstance(item, Group):
@@ -947,18 +951,18 @@ def questionnaire(form: Form) -> dict[str, Any]:
                         ),
                     ],
                     **({"repeats": True} if item.repeats else {}),
-                    **_enable_when(item.when, booleans),
-                    "item": [_question(q, booleans) for q in item.questions],
+                    **_enable_when(item.when, questions),
+                    "item": [_question(q, questions) for q in item.questions],
                 }
             )
         else:
-            items.append(_question(item, booleans))
+            items.append(_question(item, questions))
     return {
         "resourceType": "Questionnaire",
         "id": form.id,
         "url": form.url,
         "version": VERSION,
-        "name": form.id.replace("-", "_"),
+        "name": form.id.title().replace("-", ""),  # R4 que-0: a machine name (review)
         "title": form.title,
         "status": "active",
         "subjectType": ["Patient"],

@@ -387,9 +387,18 @@ def _build(model: type[BaseModel], form: Form, part: str, data: dict[str, Any], 
     return msg
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it gives a key twice (review HAZ-23-R04: never one of two subjects chosen)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        twice = sorted({k for k, _ in pairs if [x for x, _ in pairs].count(k) > 1})
+        raise Refused([f"clé JSON « {k[:40]} » donnée deux fois dans un même objet" for k in twice[:5]])
+    return out
+
+
 def read_response(raw: bytes | dict[str, Any], actor: str, now: datetime, skew: timedelta) -> Entry:
     """A QuestionnaireResponse (JSON) to the contract messages it stands for; raises `Refused`."""
-    doc = json.loads(raw) if isinstance(raw, bytes) else raw
+    doc = json.loads(raw, object_pairs_hook=_unique_keys) if isinstance(raw, bytes) else raw
     if not isinstance(doc, dict) or doc.get("resourceType") != "QuestionnaireResponse":
         raise Refused(["resourceType : QuestionnaireResponse attendu"])
     form = form_of(doc.get("questionnaire"))

@@ -6,6 +6,7 @@ and name the item. Pure: no broker, no clock."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -735,3 +736,31 @@ def test_review_a_huge_response_is_refused_in_a_short_answer() -> None:
     problems = refused(doc)
     assert len(problems) == PROBLEMS_SHOWN + 1 and problems[-1].startswith("… et ")
     assert int(problems[-1].split()[2]) == 20_000 - PROBLEMS_SHOWN
+
+
+def test_review_enable_when_names_the_coding_an_ehr_form_engine_compares() -> None:
+    """HAZ-23-R04: enableWhen's answerCoding had no system, while the answers carry one: a form engine comparing
+    system and code never enables the spinal level (required for a spine), so an EHR could not send a vertebra.
+    The name is a machine name (R4 que-0: an upper-case letter, then letters, digits or underscores)."""
+    for form in FORMS.values():
+        q = questionnaire(form)
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9_]{0,254}", q["name"]), q["name"]
+        items = {i["linkId"]: i for top in q["item"] for i in [top, *top.get("item", [])]}
+        for item in items.values():
+            for cond in item.get("enableWhen", []):
+                if "answerCoding" in cond:
+                    options = [o["valueCoding"] for o in items[cond["question"]]["answerOption"]]
+                    assert cond["answerCoding"] in options, (form.id, item["linkId"], cond)
+
+
+def test_review_a_key_given_twice_is_refused_never_one_of_them_chosen() -> None:
+    """HAZ-23-R04: two `subject` keys (or two of any key) in one JSON object: the last one silently won, while a proxy,
+    an EHR's log or another reader may take the first (another patient)."""
+    doc = response("assessment", [a("ecog", {"valueInteger": 1})])
+    raw = json.dumps(doc).encode()
+    assert read_response(raw, "dr-house", NOW, SKEW).patient_id == PID
+    twice = raw.replace(b'"subject": {', b'"subject": {"reference": "Patient/p-other"}, "subject": {', 1)
+    assert twice.count(b'"subject"') == 2
+    with pytest.raises(Refused) as exc:
+        read_response(twice, "dr-house", NOW, SKEW)
+    assert any("« subject »" in p and "deux fois" in p for p in exc.value.problems)
