@@ -19,7 +19,7 @@ import copy
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -671,9 +671,36 @@ _RULE_OF_CLASS: Final = {
 }
 
 
-def _conflicting(draft: Draft) -> list[Finding]:
+def _combination(draft: Draft, f: OrderFacts) -> list[Finding]:
+    """Several substances on one line: the dose and rhythm belong to none of them. When a rule would speak for one
+    of them here, the line is to check (each substance on its own line), with what the rules would say."""
+    parts = [identify(k) for k in draft.conflict]
+    alone = [replace(draft, identity=i, conflict=(), names=(), combination=False) for i in parts]
+    said = [x for x in findings(alone, f) if x.check != "unreadable"]
+    if not said:
+        return []
+    named = " / ".join(DRUG_FR.get(i.key) or i.key.replace("_", " ") for i in parts)
+    return [
+        Finding(
+            draft,
+            "combination",
+            said[0].rule_id,
+            "critical" if any(x.indicator == "critical" for x in said) else "warning",
+            _fit("Association sur une même ligne, à vérifier : ", named),
+            f"Le brouillon associe plusieurs médicaments sur une même ligne ({named}) : la dose et le rythme ne "
+            "peuvent être attribués à aucun d'eux. Prescrire chaque médicament sur sa propre ligne. Pour ces "
+            "médicaments :",
+            missing=("une ligne par médicament",),
+            extra=tuple(f"- {x.summary}" for x in said),
+        )
+    ]
+
+
+def _conflicting(draft: Draft, f: OrderFacts) -> list[Finding]:
     """A draft whose names and codes designate different drugs (Xgeva® coded M05BA08; a text naming zoledronic acid
     and a coding naming denosumab): no rule may be assumed, and the draft must not sign as if it concerned none."""
+    if draft.combination:
+        return _combination(draft, f)
     who = [identify(k) for k in draft.conflict]
     rules = [
         "SYS-ZA-DOSE" if i.key == "zoledronic_acid" else "SYS-DENO" if i.key == "denosumab" else _RULE_OF_CLASS[c]
@@ -703,7 +730,7 @@ def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
     for d in orders:
         who = d.identity
         if d.conflict:
-            out += _conflicting(d)
+            out += _conflicting(d, f)
             continue
         if who is None or not who.known:
             continue

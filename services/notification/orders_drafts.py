@@ -45,6 +45,8 @@ class Draft:
     conflict: tuple[str, ...] = ()
     #: every name the draft gives its drug (text, codings' display), as written
     names: tuple[str, ...] = ()
+    #: several substances on one line (then `conflict` names them): each to prescribe on its own line
+    combination: bool = False
 
     @property
     def has_id(self) -> bool:
@@ -77,6 +79,8 @@ def _names(concept: dict[str, Any]) -> tuple[list[str], str | None]:
 
 #: the words before the strength: an RxNorm clinical drug ("zoledronic acid 4 MG in 100 ML Injection") or a
 #: preparation ("acide zolédronique 4 mg dans NaCl 0,9 %") names its substance there
+#: what separates two substances on one line (shared/clinical/drugs.py's combination separators)
+_COMBINATION: Final = re.compile(r"\s/\s|\+|&|\s+et\s+|\s+and\s+|,|;|\s+avec\s+|\s+with\s+")
 _LEADING: Final = re.compile(r"^\s*([^\d(\[+/]*[^\d\s(\[+/])\s*\d")
 
 
@@ -88,20 +92,26 @@ def _one(name: str, atc: str | None) -> DrugIdentity:
     return identify(lead.group(1), atc) if lead is not None else found
 
 
-def _identity(resource: dict[str, Any]) -> tuple[DrugIdentity | None, str, tuple[str, ...], tuple[str, ...]]:
-    """The drug, its name as written, the drugs designated when names and codes disagree, and every name."""
+def _identity(
+    resource: dict[str, Any],
+) -> tuple[DrugIdentity | None, str, tuple[str, ...], tuple[str, ...], bool]:
+    """The drug, its name as written, the drugs designated when names and codes disagree (or the substances of a
+    combination), every name, and whether the line is a combination."""
     concept = resource.get("medicationCodeableConcept")
     if not isinstance(concept, dict):
-        return None, "", (), ()  # a medicationReference only: the vocabulary cannot place it
+        return None, "", (), (), False  # a medicationReference only: the vocabulary cannot place it
     names, atc = _names(concept)
     found = [_one(n, atc) for n in names] or ([identify(atc, atc)] if atc else [])
     known = [i for i in found if i.known]
     name = names[0] if names else atc or ""
     if any(i.conflict for i in found) or len({i.key for i in known}) > 1:
+        if any(i.combination for i in found):  # "aspirine 75 mg + clopidogrel", "Kardégic (+ clopidogrel)"
+            parts = [_one(x, None) for n in names for x in _COMBINATION.split(re.sub(r"[()\[\]]", " ", n))]
+            return None, name, tuple(dict.fromkeys(i.key for i in parts if i.known)), tuple(names), True
         alone = [_one(n, None) for n in names] + ([identify(atc, atc)] if atc else [])
         keys = tuple(dict.fromkeys(i.key for i in alone if i.known)) or tuple(dict.fromkeys(i.key for i in found))
-        return None, name, keys, tuple(names)
-    return (known[0] if known else (found[0] if found else None)), name, (), tuple(names)
+        return None, name, keys, tuple(names), False
+    return (known[0] if known else (found[0] if found else None)), name, (), tuple(names), False
 
 
 _PER_DAY: Final = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 12 / 365.25, "a": 1 / 365.25, "min": 1440.0}
@@ -148,13 +158,13 @@ def drafts(bundle: dict[str, Any] | None, selections: Iterable[str] | None = Non
         if kind == "ServiceRequest":
             out.append(Draft(ref, resource, _valid(ServiceRequest, resource)))
             continue
-        who, name, conflict, names = _identity(resource)
+        who, name, conflict, names, combination = _identity(resource)
         try:
             mr = MedicationRequest.model_validate(resource)
         except ValidationError:
-            out.append(Draft(ref, resource, False, who, name, conflict=conflict, names=names))
+            out.append(Draft(ref, resource, False, who, name, (), conflict, names, combination))
             continue
-        out.append(Draft(ref, resource, True, who, name, _lines(mr), conflict, names))
+        out.append(Draft(ref, resource, True, who, name, _lines(mr), conflict, names, combination))
     return out
 
 

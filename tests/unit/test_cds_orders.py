@@ -858,3 +858,13 @@ def test_a_long_summary_keeps_its_message_and_stays_under_140() -> None:
         assert len(card["summary"]) < 140, card["summary"]
     summaries = sorted(c["summary"] for c in found)
     assert summaries[1].endswith("fenêtre du Tableau 6 à vérifier") and "…" in summaries[1]
+
+
+@pytest.mark.parametrize("name", ["aspirine 75 mg + clopidogrel 75 mg", "Kardégic (+ clopidogrel)"])
+def test_two_substances_on_one_line_are_to_check_not_silent(name: str) -> None:
+    """A combination line was unknown, hence no card, even with a cementoplasty planned (IR-CEMENT, L2626-2640): its
+    substances are now named and the line is to check (each to prescribe on its own line to be checked)."""
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    [card] = run(bundle(medication(name, None, 75, rid="combo")), known(value(70.0), cementoplasty=(cement,)))
+    assert (card["indicator"], rule_of(card)) == ("warning", "IR-CEMENT")
+    assert "aspirine" in card["summary"] and "clopidogrel" in card["summary"] and "à vérifier" in card["summary"]
