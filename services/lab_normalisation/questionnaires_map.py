@@ -102,6 +102,9 @@ def _patient(subject: object) -> str:
     pid = ref.removeprefix("Patient/") if isinstance(ref, str) and ref.startswith("Patient/") else None
     if pid is None or not _PATIENT.match(pid):
         raise Refused(["subject : la réponse doit désigner le patient (Patient/<identifiant pseudonyme>)"])
+    ident = subject.get("identifier") if isinstance(subject, dict) else None
+    if ident is not None and (not isinstance(ident, dict) or ident.get("value") != pid):  # review HAZ-23-R04
+        raise Refused(["subject : la référence et l'identifiant désignent deux patients (ou un identifiant illisible)"])
     return pid
 
 

@@ -764,3 +764,12 @@ def test_review_a_key_given_twice_is_refused_never_one_of_them_chosen() -> None:
     with pytest.raises(Refused) as exc:
         read_response(twice, "dr-house", NOW, SKEW)
     assert any("« subject »" in p and "deux fois" in p for p in exc.value.problems)
+
+
+def test_review_a_subject_naming_two_patients_is_refused() -> None:
+    """HAZ-23-R04: `subject` with a reference to one patient and an identifier of another was read as the first."""
+    same = response("assessment", [a("ecog", {"valueInteger": 1})], subject={"reference": f"Patient/{PID}"})
+    same["subject"]["identifier"] = {"value": PID}
+    assert read_response(same, "dr-house", NOW, SKEW).patient_id == PID
+    other = {**same, "subject": {"reference": f"Patient/{PID}", "identifier": {"value": "p-other"}}}
+    assert any(p.startswith("subject :") and "deux patients" in p for p in refused(other))
