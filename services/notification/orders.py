@@ -784,6 +784,45 @@ def _two_antiresorptives(chosen: list[Draft], every: list[Draft]) -> list[Findin
     return out
 
 
+#: a procedure ordered in the same order set (a ServiceRequest's code text or codings' display): the rule whose
+#: checks it brings, the item's kind, and its names (French, English)
+_PROCEDURES: Final = (
+    ("IR-CEMENT", "Cimentoplastie", re.compile(r"cimentoplast|vert[eé]broplast|kyphoplast|cementoplast", re.I)),
+    ("RT-PAIN", "Radiothérapie", re.compile(r"radioth[eé]rap|irradiation|radiotherap|st[eé]r[eé]otax|sbrt", re.I)),
+)
+
+
+def _procedure_names(resource: dict[str, Any]) -> list[str]:
+    code = resource.get("code")
+    if not isinstance(code, dict):
+        return []
+    names = [code["text"]] if isinstance(code.get("text"), str) else []
+    return names + [c["display"] for c in code.get("coding") or [] if isinstance(c, dict) and "display" in c]
+
+
+def _with_ordered_procedures(f: OrderFacts, every: list[Draft]) -> OrderFacts:
+    """A cementoplasty (IR-CEMENT, L2626-2640) or a radiotherapy (RT-DRUG, Tableau 6) ordered in the same order set
+    counts as planned for the drug checks, as the local plan's items do: the moment of ordering."""
+    cement, rt = list(f.cementoplasty), list(f.radiotherapy)
+    for d in every:
+        if d.resource.get("resourceType") != "ServiceRequest":
+            continue
+        names = " ".join(str(n) for n in _procedure_names(d.resource))
+        for rule_id, kind, pattern in _PROCEDURES:
+            if pattern.search(names):
+                item = PlanItem(
+                    key=f"order:{d.ref}",
+                    rule_id=rule_id,
+                    status="to_do",
+                    severity="warning",
+                    title=f"{kind} — dans cette ordonnance : à signer",
+                    text_fr=f"{kind} prescrite dans cette ordonnance.",
+                    citation=cite(rule_id),
+                )
+                (cement if rule_id == "IR-CEMENT" else rt).append(item)
+    return replace(f, cementoplasty=tuple(cement), radiotherapy=tuple(rt))
+
+
 # ---- cards -------------------------------------------------------------------------------------------------------
 def _when(v: Value) -> str:
     if v.at is None:
@@ -845,5 +884,6 @@ def cards(
     """The `order-sign` / `order-select` cards for the drafts, most urgent first."""
     every = drafts(bundle)
     chosen = every if selections is None else drafts(bundle, selections)
+    f = _with_ordered_procedures(f, every)
     found = findings(chosen, f) + _two_antiresorptives(chosen, every)
     return [card(x, patient_id, links) for x in sorted(found, key=lambda x: _ORDER[x.indicator])]

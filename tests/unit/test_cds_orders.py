@@ -868,3 +868,35 @@ def test_two_substances_on_one_line_are_to_check_not_silent(name: str) -> None:
     [card] = run(bundle(medication(name, None, 75, rid="combo")), known(value(70.0), cementoplasty=(cement,)))
     assert (card["indicator"], rule_of(card)) == ("warning", "IR-CEMENT")
     assert "aspirine" in card["summary"] and "clopidogrel" in card["summary"] and "à vérifier" in card["summary"]
+
+
+def service_request(text: str, rid: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"text": text},
+    }
+
+
+@pytest.mark.parametrize(
+    ("procedure", "drug", "atc", "rule"),
+    [
+        ("Vertébroplastie L3", "apixaban", "B01AF02", "IR-CEMENT"),
+        ("Cimentoplastie percutanée", "clopidogrel", "B01AC04", "IR-CEMENT"),
+        ("Radiothérapie antalgique T8 8 Gy", "gemcitabine", "L01BC05", "RT-DRUG"),
+    ],
+)
+def test_a_procedure_ordered_in_the_same_order_set_is_planned_for_the_checks(
+    procedure: str, drug: str, atc: str, rule: str
+) -> None:
+    """The moment of ordering: a cementoplasty (L2626-2640) or a radiotherapy (Tableau 6) ordered beside the drug
+    was unseen while the local plan had none yet."""
+    draft = bundle(service_request(procedure, "sr-1"), medication(drug, atc, 75, rid="mr-d"))
+    [card] = run(draft, known(value(70.0)))
+    assert (card["indicator"], rule_of(card)) == ("warning", rule) and "cette ordonnance" in card["summary"]
+    assert run(bundle(medication(drug, atc, 75, rid="mr-d")), known(value(70.0))) == []
+    # order-select: the drug selected, the procedure elsewhere in the set
+    assert len(run(draft, known(value(70.0)), ["MedicationRequest/mr-d"])) == 1
