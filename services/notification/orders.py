@@ -9,8 +9,13 @@ Checks (each card cites its rule and passage, lists the data used with value, un
 - an anti-resorptive while SYS-AR-PREREQ prerequisites are unmet (L795-801, L1086-1100, L1267-1273), or during a
   current hypercalcaemic crisis (LAB-CA-CRISIS L300-306: the prerequisites are waived, "sauf urgence");
 - an anticancer drug while a radiotherapy is planned (RT-DRUG, Tableau 6, L1948-2016, L2196-2358);
-- an antiplatelet or anticoagulant while a cementoplasty is planned (IR-CEMENT haemostasis, L2626-2640).
-A drug the shared vocabulary cannot identify concerns none of these rules and gets no card (drugs.identify).
+- an antiplatelet or anticoagulant while a cementoplasty is planned (IR-CEMENT haemostasis, L2626-2640);
+- review RB: the rhythm (zoledronic acid monthly or three-monthly, L1182, L1132-1140; denosumab 120 mg monthly,
+  L1210, L1140-1142: SYS-SCHEDULE / SYS-DENO), the osteoporosis products (Aclasta®, Prolia®) never corrected in place,
+  two different anti-resorptives in one order set (L1136), a cementoplasty or radiotherapy ordered in the same set,
+  a draft whose names and codes disagree or that combines substances on one line ("à vérifier").
+A drug the shared vocabulary cannot identify concerns none of these rules and gets no card (drugs.identify); a
+cancelled, stopped, completed or entered-in-error draft is not checked (orders_drafts.NOT_TO_SIGN).
 """
 
 from __future__ import annotations
