@@ -693,7 +693,10 @@ TREATMENT_EVENT = Form(
             when=_k(_RT),
         ),
         Question("rt.on", "Première séance", "date", "treatment.on", required=True, when=_k(_RT)),
-        Question("rt.end_on", "Dernière séance", "date", "treatment.end_on", when=_k(_RT), not_before="rt.on"),
+        # a course under way: its last fraction is planned (RT-DRUG "after" windows count from it)
+        Question(
+            "rt.end_on", "Dernière séance", "date", "treatment.end_on", when=_k(_RT), not_before="rt.on", future=True
+        ),
         Question(
             "rt.cord_dmax_gy",
             "Dmax moelle (Gy)",

@@ -81,6 +81,13 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
         scoring.mirels("femur_trochanteric", 0.8, "lytic", None)
     )
     assert "≥ 9" in browser.find_element(By.ID, "score-mirels").text  # decided before the pain is known
+    # review (HAZ-23-01): each item's points are shown, the cortex with its Tableau 3 row: "a third" typed as 33 %
+    # is < 1/3 (1 point), which the clinician sees before saving
+    put(browser, "cortical_pct", "33")
+    shown_items = browser.find_element(By.CSS_SELECTOR, "#score-mirels [data-items]").text
+    assert f"33 % : < 1/3 de la corticale) : {scoring.mirels_size_points(0.33)}" in shown_items, shown_items
+    assert f"Site : {scoring.MIRELS_SITE['femur_trochanteric']}" in shown_items
+    put(browser, "cortical_pct", "80")
     put(browser, "pain_intensity", "functional")
     total = scoring.mirels("femur_trochanteric", 0.8, "lytic", "functional").total
     assert f"Mirels : {total}/12" in browser.find_element(By.ID, "score-mirels").text

@@ -614,6 +614,9 @@ def test_review_a_past_fact_dated_in_the_future_is_refused_a_plan_is_not() -> No
     assert read(opinion(tomorrow_utc14.isoformat()))
     for doc in (opinion(later), rt_course(on=later)):
         assert any("dans le futur" in p for p in refused(doc)), doc
+    # a course under way: started, its last fraction planned (RT-DRUG's "after" windows count from it)
+    [under_way] = read(rt_course(a("rt.end_on", {"valueDate": later}), on=NOW.date().isoformat()))
+    assert under_way.treatment.end_on is not None and under_way.treatment.end_on.isoformat() == later
     earlier = {
         "linkId": "previous",
         "item": [a("previous.on", {"valueDate": later}), a("previous.fractions", {"valueInteger": 10})],
