@@ -176,17 +176,22 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     assert drawn.astimezone().strftime("%d/%m/%Y") in crisis
     # ranked: the vital emergencies first (the older cord compression, then the crisis), the older non-vital last
     assert "Priorité 2 sur 3 : urgence vitale : crise aiguë hypercalcémique" in crisis
-    order = [
-        e.get_attribute("data-rule-id")
-        for e in browser.find_elements(By.CSS_SELECTOR, "#alerts-body .alert.critical[data-status='active']")
-    ]
+    order = await until(
+        browser,
+        lambda d: [
+            e.get_attribute("data-rule-id")
+            for e in d.find_elements(By.CSS_SELECTOR, "#alerts-body .alert.critical[data-status='active']")
+        ],
+    )
     assert order == ["RT-MSCC", "LAB-CA-CRISIS", "SYS-ONJ"]
-    cord = browser.find_element(By.CSS_SELECTOR, '[data-rule-id="RT-MSCC"]').text
+    cord = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-rule-id="RT-MSCC"]').text)
     assert "Compression médullaire : oui" in cord.replace("\n", " : ") or "Compression médullaire oui" in cord
 
-    link = browser.find_element(By.CSS_SELECTOR, f"{CRISIS} a.passage-link")
-    assert str(link.get_attribute("href")).endswith("/cds-services/guideline/LAB-CA-CRISIS#LAB-CA-CRISIS:L294-296")
-    link.click()
+    href = await until(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{CRISIS} a.passage-link").get_attribute("href")
+    )
+    assert str(href).endswith("/cds-services/guideline/LAB-CA-CRISIS#LAB-CA-CRISIS:L294-296")
+    await until(browser, click(f"{CRISIS} a.passage-link"))
     quoted = await until(
         browser,
         lambda d: d.find_element(By.CSS_SELECTOR, f'{CRISIS} [data-quote] blockquote[data-lines="L300-306"]').text,
@@ -197,7 +202,7 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     # ---- a new alert is signalled while the page is open ----
     fresh_count = int(re.match(r"\((\d+)\)", browser.title).group(1))  # type: ignore[union-attr]
     assert fresh_count >= 3 and "nouvelles alertes" in browser.find_element(By.ID, "new-count").text
-    assert "fresh" in (browser.find_element(By.CSS_SELECTOR, CRISIS).get_attribute("class") or "")
+    assert "fresh" in await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, CRISIS).get_attribute("class"))
     await until(browser, click('[data-rule-id="SYS-ONJ"] button.seen'))
     await until(browser, lambda d: d.title.startswith(f"({fresh_count - 1})"))
 
@@ -241,14 +246,23 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     # ---- the rest of the page: clearance, plan checks, lesion, scores ----
     labs = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-analyte="creatinine_clearance"]').text)
     assert re.search(r"\b\d+ mL/min\b", labs)  # whole mL/min (SYS-ZA-DOSE Tableau 2)
-    corrected = browser.find_element(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]').text
+    corrected = await until(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]').text
+    )
     assert "3,60 mmol/L" in corrected and "2,8 g/dL → 28 g/L" in browser.find_element(By.ID, "labs").text
-    creatinine = browser.find_element(By.CSS_SELECTOR, '[data-analyte="creatinine"]').text
+    creatinine = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-analyte="creatinine"]').text)
     assert "83 µmol/L" in creatinine
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-plan-item]"))
-    for check in browser.find_elements(By.CSS_SELECTOR, "#plan .check"):  # done or waived: never an empty box
-        assert (check.text.startswith("☐")) == (check.get_attribute("data-check-done") == "false"), check.text
-    lesion = browser.find_element(By.CSS_SELECTOR, '[data-lesion="T8-a"]').text
+    checks = await until(
+        browser,
+        lambda d: [
+            (c.text, c.get_attribute("data-check-done")) for c in d.find_elements(By.CSS_SELECTOR, "#plan .check")
+        ],
+    )
+    assert checks  # the prerequisites and the care pathway
+    for text, done in checks:  # done or waived: never an empty box
+        assert text.startswith("☐") == (done == "false"), text
+    lesion = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-lesion="T8-a"]').text)
     assert lesion == "Lésion T8-a (rachis, T8)"
     await until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-score="oligometastatic:patient"]'))
 
@@ -259,7 +273,7 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     late_box = f'[data-alert-id="{late["event_id"]}"]'
     await until(browser, lambda d: "fresh" in (d.find_element(By.CSS_SELECTOR, late_box).get_attribute("class") or ""))
     assert browser.title != before and browser.title.startswith("(")
-    assert "Nouvelle" in browser.find_element(By.CSS_SELECTOR, late_box).text
+    assert "Nouvelle" in await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, late_box).text)
 
     # ---- the scan: no identifier, code, raw float or English on the page ----
     await asyncio.sleep(1)  # the last live view drawn
