@@ -757,35 +757,34 @@ def findings(orders: list[Draft], f: OrderFacts) -> list[Finding]:
 
 
 def _two_antiresorptives(chosen: list[Draft], every: list[Draft]) -> list[Finding]:
-    """SYS-SCHEDULE: "acide zoledronique ou dénosumab mensuel" (L1136): two different anti-resorptives in one order
-    set. One card per pair: on the later draft, or on the selected one when its partner is elsewhere in the set
-    (order-select)."""
+    """SYS-SCHEDULE: "acide zoledronique ou dénosumab mensuel" (L1136), one administration a month (L1182, L1210):
+    two anti-resorptive drafts in one order set, different (both drugs) or the same (a doubled dose). One card per
+    pair: on the later draft, or on the selected one when its partner is elsewhere in the set (order-select)."""
     ar = [d for d in every if d.identity is not None and d.identity.drug_class == "antiresorptive"]
     picked = {d.ref for d in chosen}
     out: list[Finding] = []
     for d in (x for x in ar if x.ref in picked):
-        assert d.identity is not None
-        before = [o.ref for o in ar[: ar.index(d)]]
-        partners = [
-            o
-            for o in ar
-            if o.ref != d.ref and o.identity is not None and o.identity.key != d.identity.key
-            if o.ref not in picked or o.ref in before
-        ]
+        before = {o.ref for o in ar[: ar.index(d)]}
+        partners = [o for o in ar if o.ref != d.ref and (o.ref not in picked or o.ref in before)]
         if not partners:
             continue
-        names = " et ".join(dict.fromkeys(drug_fr(x) for x in [*partners, d]))
-        out.append(
-            Finding(
-                d,
-                "two-antiresorptives",
-                "SYS-SCHEDULE",
-                "warning",
-                _fit("Deux anti-résorptifs dans la même prescription : ", names),
-                f"La prescription contient {names}. Le référentiel propose l'un ou l'autre (acide zolédronique ou "
-                "dénosumab mensuel), jamais les deux ensemble : n'en garder qu'un.",
+        names = list(dict.fromkeys(drug_fr(x) for x in [*partners, d]))
+        if len(names) == 1:
+            summary = _fit("Deux prescriptions d'", names[0], " dans la même ordonnance : dose doublée ?")
+            if names[0][:1] not in "aeiouyéh":
+                summary = _fit("Deux prescriptions de ", names[0], " dans la même ordonnance : dose doublée ?")
+            text = (
+                f"La prescription contient {len(partners) + 1} lignes de {names[0]} : une seule administration par "
+                "mois est prévue. N'en garder qu'une."
             )
-        )
+        else:
+            joined = " et ".join(names)
+            summary = _fit("Deux anti-résorptifs dans la même prescription : ", joined)
+            text = (
+                f"La prescription contient {joined}. Le référentiel propose l'un ou l'autre (acide zolédronique ou "
+                "dénosumab mensuel), jamais les deux ensemble : n'en garder qu'un."
+            )
+        out.append(Finding(d, "two-antiresorptives", "SYS-SCHEDULE", "warning", summary, text))
     return out
 
 
