@@ -400,6 +400,7 @@ MISSING: Final[dict[str, str]] = {
     "site": "siège",
     "pain": "douleur",
     "lesion_type": "type de lésion",
+    "pain (patient-level pain is not a lesion's pain)": "douleur de la lésion (la douleur globale ne la remplace pas)",
     "primary_controlled": "contrôle du primitif",
     "extra_osseous_stable": "stabilité de la maladie extra-osseuse",
     "extra_osseous": "maladie extra-osseuse",
@@ -423,6 +424,10 @@ MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         r"date de la dernière fraction de l'irradiation du \3/\2/\1",
     ),
     (re.compile(r"drug class of (.+)"), r"classe médicamenteuse de \1"),
+    (
+        re.compile(r"pain \(to reassess: the last one, (.+), dated (\d{4})-(\d{2})-(\d{2}), is not current\)"),
+        r"douleur de la lésion (à réévaluer : la dernière, \1, du \4/\3/\2, n'est plus actuelle)",
+    ),
     (re.compile(r"exact value: (.+) is censored, measure again"), r"valeur exacte (\1 est censuré : redoser)"),
     (re.compile(r"(\w+) \(not current: restage\)"), r"\1 (non actuel : refaire le bilan)"),
 )
@@ -517,6 +522,9 @@ _DECIMAL_BEFORE_UNIT: Final = re.compile(
     r"(?<![\d.,])(\d+)[.,](\d+)(\s?(?:mmol/L|µmol/L|umol/L|mL/min|g/L|g/dL|mg/dL|ng/mL|nmol/L|mg|Gy|cm|kg|mois|%))"
 )
 _CODE: Final = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+#: score items a service's text names in English ("Score de Mirels 10/12 (site 3, size 2, pain 2)"); "site" is French
+_WORDS: Final = re.compile(r"\b(size|pain|location|alignment)\b")
+_WORDS_FR: Final = {"size": "taille", "pain": "douleur", "location": "localisation", "alignment": "alignement"}
 #: a skeletal site named by its code in a text ("(pelvis)"), where the French name differs
 _SITE: Final = re.compile(r"\b(" + "|".join(k for k, fr in SKELETAL_SITES.items() if k != fr) + r")\b")
 
@@ -545,6 +553,7 @@ def prose(text: str) -> str:
     service wrote more), µmol/L, and the codes it names in French."""
     text = _DECIMAL_BEFORE_UNIT.sub(_decimal, text).replace("umol/L", "µmol/L")
     text = _SITE.sub(lambda m: SKELETAL_SITES[m.group(0)], text)
+    text = _WORDS.sub(lambda m: _WORDS_FR[m.group(0)], text)
     return _CODE.sub(lambda m: _lower_first(NAMES.get(m.group(0), VALUES.get(m.group(0), m.group(0)))), text)
 
 

@@ -106,6 +106,8 @@ def test_units_in_french_typography(raw: str, french: str) -> None:
         (v.missing, "weight measured within 90 days", "weight"),
         (v.missing, "date of the last fraction of the course of 2026-03-02", "2026-03-02"),
         (v.name, "pain_intensity:T8-a", "pain_intensity"),
+        (v.missing, "pain (patient-level pain is not a lesion's pain)", "pain"),
+        (v.missing, "pain (to reassess: the last one, 6, dated 2026-11-02, is not current)", "reassess"),
     ],
 )
 def test_the_issue_defects_are_french(fn: Any, code: Any, forbidden: str) -> None:
@@ -234,6 +236,14 @@ def test_the_view_display_fields_carry_no_code_and_no_raw_float() -> None:
         ("seuil > 3,5 mmol/L", "seuil > 3,5 mmol/L"),
         ("créatinine 88 umol/L", "créatinine 88 µmol/L"),
         ("Score (site 3, lesion_type 2)", "Score (site 3, type de lésion 2)"),
+        (
+            "Mirels incomplet pour femur-R (site 3, size ?, lesion_type 3, pain 2) : il manque size.",
+            "Mirels incomplet pour femur-R (site 3, taille ?, type de lésion 3, douleur 2) : il manque taille.",
+        ),
+        (
+            "SINS 11/18 en L1 (location 3, bone_lesion 2, alignment 0)",
+            "SINS 11/18 en L1 (localisation 3, type de lésion osseuse 2, alignement 0)",
+        ),
         ("1 à 3 sites (pelvis, femur_neck)", "1 à 3 sites (bassin, col du fémur)"),
         ("section 2.4 Modalités", "section 2.4 Modalités"),  # not a value: left as written
     ],
