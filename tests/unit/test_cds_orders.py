@@ -904,3 +904,72 @@ def test_a_procedure_ordered_in_the_same_order_set_is_planned_for_the_checks(
     assert run(bundle(medication(drug, atc, 75, rid="mr-d")), known(value(70.0))) == []
     # order-select: the drug selected, the procedure elsewhere in the set
     assert len(run(draft, known(value(70.0)), ["MedicationRequest/mr-d"])) == 1
+
+
+_NAMES = [
+    ("acide zolédronique", "M05BA08"),
+    ("Aclasta", None),
+    ("XGEVA", "M05BX04"),
+    ("Prolia", None),
+    ("Xgeva", "M05BA08"),
+    ("aspirine 75 mg + clopidogrel 75 mg", None),
+    ("Kardégic 160 mg", None),
+    ("enoxaparine", None),
+    ("gemcitabine", "L01BC05"),
+    ("carboplatine", None),
+    ("zoledronic acid 4 MG in 100 ML Injection", None),
+    ("amoxicilline", None),
+    (None, "M05BA08"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(_NAMES),
+            st.one_of(st.none(), st.floats(min_value=0.01, max_value=5000, allow_nan=False)),
+            st.sampled_from(["mg", "g", "mg/kg", "mL"]),
+            st.sampled_from([(1, "d"), (2, "d"), (1, "wk"), (1, "mo"), (3, "mo"), None]),
+            st.sampled_from(["draft", "active", "cancelled", "entered-in-error"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    crcl=st.one_of(st.none(), st.floats(min_value=1, max_value=150, allow_nan=False)),
+    comparator=st.sampled_from([None, "<", ">"]),
+    planned=st.booleans(),
+    procedure=st.sampled_from([None, "Vertébroplastie L3", "Radiothérapie T8"]),
+)
+def test_any_order_set_gets_cards_of_the_specification_s_shape(
+    lines: list[Any], crcl: float | None, comparator: Any, planned: bool, procedure: str | None
+) -> None:
+    """Review RB: whatever the drafts (names, codes, units, rhythms, statuses, ids) and the facts, the checker answers
+    cards of the CDS Hooks 2.0 shape (run() validates them), summaries under 140, uuids unique, never a crash."""
+    resources = []
+    for i, ((name, atc), dose, unit, timing, status, has_id) in enumerate(lines):
+        order = medication(name or "", atc, dose, unit=unit, rid=f"mr-{i}")
+        if name is None:
+            order["medicationCodeableConcept"] = {"coding": [{"system": "http://www.whocc.no/atc", "code": atc}]}
+        if timing is None:
+            del order["dosageInstruction"][0]["timing"]
+        else:
+            repeat = {"frequency": 1, "period": timing[0], "periodUnit": timing[1]}
+            order["dosageInstruction"][0]["timing"]["repeat"] = repeat
+        order["status"] = status
+        if not has_id:
+            del order["id"]
+        resources.append(order)
+    if procedure is not None:
+        resources.append(service_request(procedure, "sr"))
+    rt = local_item("T8:rt-scheme", "RT-FRACT-PALL", "Radiothérapie palliative — T8 : 8 Gy", "recommended")
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    facts_ = known(
+        value(crcl, comparator) if crcl is not None else None,
+        radiotherapy=(rt,) if planned else (),
+        cementoplasty=(cement,) if planned else (),
+    )
+    found = run(bundle(*resources), facts_)
+    assert all(len(c["summary"]) < 140 for c in found)
+    assert len({c["uuid"] for c in found}) == len(found)
