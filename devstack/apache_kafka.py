@@ -388,6 +388,8 @@ def service_settings(bootstrap: str, nodes: int) -> dict[str, str]:
         "KAFKA_REPLICATION_FACTOR": str(min(3, nodes)),
         "KAFKA_SESSION_TIMEOUT_MS": "10000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        # production's restore path (deploy/ sets it): compacted state changelogs, restored on a lost Redis
+        "STATE_CHANGELOG": "true",
     }
 
 

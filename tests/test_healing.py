@@ -82,6 +82,7 @@ async def test_rebuild_publishes_the_outputs_missing_from_the_topics_once(
     out_id = str(derived_id("heal", msg["event_id"]))
     r = aioredis.Redis.from_url(redis_url)
     store = StateStore(r, group, 60)
+    first = True
     for _ in range(2):  # a first loss publishes the missing output, a second finds it on the topic
         svc = Service(settings)
         svc.patient_aggregate((topic,), Applied, apply)
@@ -94,7 +95,11 @@ async def test_rebuild_publishes_the_outputs_missing_from_the_topics_once(
         assert svc.fatal is None, repr(svc.fatal)
         held = await store.load(msg["patient_id"], Applied)
         assert held is not None and held.event_ids == [msg["event_id"]]
-        assert await store.seen(msg["event_id"])
+        if not settings.state_changelog or first:
+            # a replay marks every input it applied processed; a restore from the changelog (Apache Kafka tier,
+            # the second loss) only the uncommitted tail: the committed input is not delivered again
+            assert await store.seen(msg["event_id"])
+        first = False
         assert await _count(kafka_bootstrap, LABS_NORMALISED.name, out_id) == 1
         for key in [k async for k in r.scan_iter(match=f"osteocds:{group}:*")]:
             await r.delete(key)  # the loss
