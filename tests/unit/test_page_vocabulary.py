@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
@@ -24,7 +26,7 @@ from contracts.plan import Check, ItemStatus, TreatmentPlan
 from contracts.topics import ALERTS, LABS_NORMALISED, LOCAL_PLANS, PLANS, SCORES
 from services.notification import vocabulary as v
 from services.notification.domain import PatientAlerts
-from services.notification.web import view
+from services.notification.web import critical_ranks, view
 from services.scoring import rules as scoring_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,3 +269,38 @@ def test_the_cds_card_detail_is_french() -> None:
     [card] = cds.cards(PatientAlerts(alerts={str(alert.recommendation_id): alert}))
     assert "- Compression médullaire : oui" in card["detail"] and "avis chirurgical (opérable ou non)" in card["detail"]
     assert "cord_compression" not in card["detail"] and "True" not in card["detail"]
+
+
+def _critical(rule_id: str, minutes_ago: int, escalation: int = 0) -> Alert:
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return Alert.model_validate(EXAMPLES[ALERTS.name]).model_copy(
+        update={
+            "recommendation_id": uuid.uuid4(),
+            "rule_id": rule_id,
+            "severity": "critical",
+            "status": "active",
+            "raised_at": at,
+            "escalation_level": escalation,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("alerts", "first"),
+    [
+        # a threat to life outranks an older critical alert (LAB-CA-CRISIS L300-306, RT-MSCC L1290-1292)
+        ([_critical("SYS-ONJ", 60), _critical("LAB-CA-CRISIS", 1)], "LAB-CA-CRISIS"),
+        ([_critical("SYS-ONJ", 60), _critical("RT-MSCC", 1)], "RT-MSCC"),
+        # between two vital ones, the more escalated, then the older
+        ([_critical("LAB-CA-CRISIS", 1, escalation=2), _critical("RT-MSCC", 30, escalation=1)], "LAB-CA-CRISIS"),
+        ([_critical("LAB-CA-CRISIS", 5), _critical("RT-MSCC", 30)], "RT-MSCC"),
+        # between two non-vital ones, the more escalated
+        ([_critical("SYS-ONJ", 60), _critical("SYS-RENAL-TOX", 1, escalation=1)], "SYS-RENAL-TOX"),
+    ],
+)
+def test_critical_alerts_are_ranked(alerts: list[Alert], first: str) -> None:
+    ranks = critical_ranks(alerts)
+    [top] = [a for a in alerts if ranks[str(a.recommendation_id)]["rank"] == 1]
+    assert top.rule_id == first
+    assert sorted(r["rank"] for r in ranks.values()) == list(range(1, len(alerts) + 1))
+    assert all(r["of"] == len(alerts) and r["why"] for r in ranks.values())
