@@ -642,7 +642,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bus = st.get("bus_settings") or None  # a secured `up`: the hospital bus's principal
     asyncio.run(_publish(bootstrap, demo_events(patient, datetime.now(UTC)), idempotence, bus))
     print(f"published demo events for patient {patient} (as demo-clinician); waiting for alerts...")
-    print(f"Live page: {notif}/ui/patients/{patient}  (paste a token from ./osteocds token --role clinician)")
+    print(f'Live page: {notif}/ui/patients/{patient}  (sign in with "Se connecter": the local issuer\'s form)')
 
     expected = set(DEMO_CRITICAL_RULES)
     deadline = time.monotonic() + DEMO_CRITICAL_WAIT_S
