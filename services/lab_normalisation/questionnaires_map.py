@@ -117,11 +117,12 @@ def _instant(value: object, what: str, now: datetime, skew: timedelta) -> dateti
         raise Refused([f"{what} : date et heure illisibles ({value[:40]})"]) from None
     if when.tzinfo is None:
         raise Refused([f"{what} : le fuseau horaire manque"])
-    try:  # review HAZ-23-R03: a year-1 time with an offset cannot be moved to UTC (a crash downstream)
-        too_old = when.year < EARLIEST_YEAR or when.astimezone(UTC).year < EARLIEST_YEAR
+    # review HAZ-23-R03: never before 1900; a time of year 1 or 9999 that cannot be moved to UTC crashes downstream
+    try:
+        utc = when.astimezone(UTC) if when.year >= EARLIEST_YEAR else when
     except OverflowError:
-        too_old = True
-    if too_old:
+        raise Refused([f"{what} : hors des dates admises ({value[:40]})"]) from None
+    if min(when.year, utc.year) < EARLIEST_YEAR:
         raise Refused([f"{what} : avant {EARLIEST_YEAR}, une erreur de saisie"])
     if when > now + skew:
         raise Refused([f"{what} : dans le futur"])

@@ -776,3 +776,9 @@ def test_review_a_subject_naming_two_patients_is_refused() -> None:
     assert read_response(same, "dr-house", NOW, SKEW).patient_id == PID
     other = {**same, "subject": {"reference": f"Patient/{PID}", "identifier": {"value": "p-other"}}}
     assert any(p.startswith("subject :") and "deux patients" in p for p in refused(other))
+
+
+def test_review_a_time_that_cannot_be_moved_to_utc_is_refused() -> None:
+    """HAZ-23-R03: year 9999 at UTC-14 is past the last UTC instant: refused as such (not published, not a crash)."""
+    doc = {**response("assessment", [a("ecog", {"valueInteger": 1})]), "authored": "9999-12-31T23:59:59-14:00"}
+    assert any(p.startswith("authored : hors des dates admises") for p in refused(doc))
