@@ -115,6 +115,25 @@ def _identity(
 
 
 _PER_DAY: Final = {"d": 1.0, "h": 24.0, "wk": 1 / 7, "mo": 12 / 365.25, "a": 1 / 365.25, "min": 1440.0}
+#: FHIR Timing.code (HL7 v3 GTS abbreviations) as administrations per day, when the timing has no repeat
+GTS_PER_DAY: Final = {
+    "QD": 1.0,
+    "AM": 1.0,
+    "PM": 1.0,
+    "BED": 1.0,
+    "QOD": 0.5,
+    "BID": 2.0,
+    "TID": 3.0,
+    "QID": 4.0,
+    "Q1H": 24.0,
+    "Q2H": 12.0,
+    "Q3H": 8.0,
+    "Q4H": 6.0,
+    "Q6H": 4.0,
+    "Q8H": 3.0,
+    "WK": 1 / 7,
+    "MO": 12 / 365.25,
+}
 
 
 def _lines(mr: MedicationRequest) -> tuple[Line, ...]:
@@ -125,6 +144,9 @@ def _lines(mr: MedicationRequest) -> tuple[Line, ...]:
         if repeat is not None and repeat.frequency and repeat.period and repeat.periodUnit in _PER_DAY:
             most = max(repeat.frequency, repeat.frequencyMax or 0)  # "1 to 3 times": counted at its most
             per_day = most / float(repeat.period) * _PER_DAY[repeat.periodUnit]
+        elif dosage.timing is not None and dosage.timing.code is not None:  # "BID", "QD", "Q8H"...
+            codes = [c.code for c in dosage.timing.code.coding or [] if c.code in GTS_PER_DAY]
+            per_day = GTS_PER_DAY[codes[0]] if codes else None
         dose = None
         for dr in dosage.doseAndRate or []:
             q = dr.doseQuantity

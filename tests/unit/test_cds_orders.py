@@ -973,3 +973,25 @@ def test_any_order_set_gets_cards_of_the_specification_s_shape(
     found = run(bundle(*resources), facts_)
     assert all(len(c["summary"]) < 140 for c in found)
     assert len({c["uuid"] for c in found}) == len(found)
+
+
+@pytest.mark.parametrize(("code", "per_day"), [("QD", 1.0), ("BID", 2.0), ("TID", 3.0), ("Q8H", 3.0), ("WK", 1 / 7)])
+def test_a_timing_given_by_its_code_is_read(code: str, per_day: float) -> None:
+    """FHIR Timing.code (GTS abbreviations: QD, BID, Q8H, WK...) without a repeat: zoledronic acid "QD" escaped the
+    monthly rhythm (L1182), aspirin 100 mg "BID" its daily dose (L2638)."""
+    gts = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+    timing = {"code": {"coding": [{"system": gts, "code": code}]}}
+    order = za(4.0)
+    order["dosageInstruction"][0]["timing"] = timing
+    [card] = run(bundle(order), known(value(75.0)))
+    assert rule_of(card) == "SYS-SCHEDULE"
+    cement = local_item("L2:cement", "IR-CEMENT", "Cimentoplastie — L2 : pas prête")
+    aspirin = medication("aspirine", "B01AC06", 100, rid="asp")
+    aspirin["dosageInstruction"][0]["timing"] = timing
+    [card] = run(bundle(aspirin), known(value(70.0), cementoplasty=(cement,)))
+    assert card["indicator"] == ("info" if 100 * per_day < 160 else "warning")
+    assert f"{_num_fr(100 * per_day)} mg/j" in card["detail"]
+
+
+def _num_fr(x: float) -> str:
+    return f"{round(x, 1):.1f}".rstrip("0").rstrip(".").replace(".", ",")
