@@ -13,12 +13,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from contracts.lifecycle import OVERRIDE_REASONS
-
-#: the page shows clinical times in the hospital's zone
-HOSPITAL_TZ: Final = ZoneInfo("Europe/Paris")
+from shared.clinical.dates import HOSPITAL_TZ  # the page shows clinical times in the hospital's zone
 
 
 @dataclass(frozen=True)
@@ -475,10 +472,19 @@ def value(v: object, of: str | None = None, unit_code: str | None = None, compar
         text = number(float(v), PRECISION.get(of or "", DEFAULT_PRECISION))
     else:
         s = str(v)
-        text = VALUES.get(s) or SKELETAL_SITES.get(s) or prose(s)
+        text = VALUES.get(s) or SKELETAL_SITES.get(s) or _date(s) or prose(s)
     bound = f"{comparator} " if comparator else ""
     shown_unit = unit(unit_code)
     return f"{bound}{text}{' ' + shown_unit if shown_unit else ''}"
+
+
+def _date(text: str) -> str | None:
+    """An ISO date or time given as a value, in French: 2026-03-02 is 02/03/2026."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return f"{text[8:10]}/{text[5:7]}/{text[:4]}"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})", text):
+        return when(datetime.fromisoformat(text))
+    return None
 
 
 def missing(text: str) -> str:

@@ -56,9 +56,11 @@ ROOT = Path(__file__).resolve().parents[2]
         (28.0, "albumin", "28"),
         (2.8, None, "2,8"),
         (71.0, "body_weight", "71"),
+        ("2026-03-02", None, "02/03/2026"),
+        ("2026-03-02T06:40:00Z", None, "02/03/2026 à 07:40"),  # the hospital's zone (Europe/Paris by default)
     ],
 )
-def test_values_are_rounded_to_the_rule_precision(value: float, of: str | None, shown: str) -> None:
+def test_values_are_rounded_to_the_rule_precision(value: float | str, of: str | None, shown: str) -> None:
     assert v.value(value, of) == shown
 
 
