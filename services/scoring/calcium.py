@@ -69,8 +69,9 @@ def decide_calcium(c: Context, d: Decisions) -> None:
     policy = c.policy
     crises = frozenset(k for k in c.s.recommendations if k.startswith("calcium:crisis:"))
     MEMO.decide(
+        (c.patient_id, policy),
         (c.s.labs,),
-        (c.patient_id, policy, crises),
+        crises,
         lambda: (m for v in c.s.labs.values() for m in around(v.occurred_at, policy, policy.calcium_current)),
         c.reference,
         lambda into: _decide_calcium(c, into),

@@ -22,11 +22,19 @@ from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
 _AFTER: timedelta = timedelta(seconds=1)
 
 
-def next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY) -> datetime | None:
+def next_due(
+    s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY, patient: str | None = None
+) -> datetime | None:
+    """With the `patient` the state belongs to, each part's moments are remembered (per patient and part)."""
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
-    for part, times in ((s.labs, _lab_times), (s.lesions, _lesion_times), (s.assessment, _assessment_times)):
-        w, c = _memo(part, policy, times)
+    parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
+        ("labs", s.labs, _lab_times),
+        ("lesions", s.lesions, _lesion_times),
+        ("assessment", s.assessment, _assessment_times),
+    )
+    for name, part, times in parts:
+        w, c = times(part, policy) if patient is None else _memo((patient, name, policy), part, policy, times)
         i = bisect.bisect_right(w, now - _AFTER)  # the first with t + _AFTER > now
         if i < len(w):
             windows.append(w[i])
@@ -37,15 +45,17 @@ def next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY
 
 
 Times = tuple[list[datetime], list[datetime]]
-#: issue 25: each part's moments (sorted), by object: a transition copies only the table it changes (state.merge),
-#: so an event computes again only its own part's (the parts are never changed in place once in a state)
-MEMO_SIZE: Final = 4096
-_MEMO: OrderedDict[tuple[int, r.Policy], tuple[object, int, Times]] = OrderedDict()
+#: issue 25: each part's moments (sorted), per patient and part, for the part's object: a transition copies only the
+#: table it changes (state.merge), so an event computes again only its own part's (the parts are never changed in
+#: place once in a state); a new object replaces the entry (the patients seen last are kept)
+MEMO_SIZE: Final = 8192
+_MEMO: OrderedDict[tuple[str, str, r.Policy], tuple[object, int, Times]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 
 
-def _memo(part: Any, policy: r.Policy, times: Callable[[Any, r.Policy], Times]) -> Times:
-    key = (id(part), policy)
+def _memo(
+    key: tuple[str, str, r.Policy], part: Any, policy: r.Policy, times: Callable[[Any, r.Policy], Times]
+) -> Times:
     size = len(part) if isinstance(part, dict) else 0
     with _LOCK:
         hit = _MEMO.get(key)
@@ -55,6 +65,7 @@ def _memo(part: Any, policy: r.Policy, times: Callable[[Any, r.Policy], Times]) 
     found = times(part, policy)
     with _LOCK:
         _MEMO[key] = (part, size, found)
+        _MEMO.move_to_end(key)
         while len(_MEMO) > MEMO_SIZE:
             _MEMO.popitem(last=False)
     return found

@@ -49,6 +49,7 @@ class Decisions:
 @dataclass
 class _Family:
     parts: tuple[object, ...]  # held: the objects keyed by identity are never changed in place once in a state
+    same: Hashable  # what else the decisions read, compared by value
     moments: list[datetime]  # every moment the decisions compare the reference time with, sorted
     bands: OrderedDict[tuple[int, int] | None, Decisions] = field(default_factory=OrderedDict)
 
@@ -59,9 +60,12 @@ class FamilyMemo:
     compares that time with (a fact's time plus or minus a window): two reference times that compare the same with
     every moment give the same decisions, and these moments are the clock's deadlines (clock.py), so a family is
     decided again when a part it reads changes or a deadline passes. What the family reads must be exactly `parts`
-    and `extra`, and it must read the reference time only through comparisons with `moments`."""
+    (by object) and `same` (by value), and it must read the reference time only through comparisons with `moments`.
 
-    def __init__(self, size: int = 4096, bands: int = 8) -> None:
+    One entry per `slot` (a patient's family, or a lesion's): a new part replaces the entry, so what is held follows
+    the states of the patients seen last (least recently used out), not the number of events."""
+
+    def __init__(self, size: int = 4096, bands: int = 4) -> None:
         self.size = size
         self.bands = bands
         self._entries: OrderedDict[Hashable, _Family] = OrderedDict()
@@ -73,25 +77,30 @@ class FamilyMemo:
 
     def decide(
         self,
+        slot: Hashable,
         parts: tuple[object, ...],
-        extra: Hashable,
+        same: Hashable,
         moments: Callable[[], Iterable[datetime]],
         reference: datetime | None,
         build: Callable[[Decisions], None],
         into: Decisions,
     ) -> Decisions:
         """Add the family's decisions to `into`; returns them (not to be changed: they are memoised)."""
-        key = (tuple(id(x) for x in parts), extra)
         with self._lock:
-            family = self._entries.get(key)
-            if family is not None and all(a is b for a, b in zip(family.parts, parts, strict=True)):
-                self._entries.move_to_end(key)
+            family = self._entries.get(slot)
+            if (
+                family is not None
+                and all(a is b for a, b in zip(family.parts, parts, strict=True))
+                and family.same == same
+            ):
+                self._entries.move_to_end(slot)
             else:
                 family = None
         if family is None:
-            family = _Family(parts, sorted(moments()))
+            family = _Family(parts, same, sorted(moments()))
             with self._lock:
-                self._entries[key] = family
+                self._entries[slot] = family
+                self._entries.move_to_end(slot)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
         band = (
@@ -119,7 +128,8 @@ def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime,
 
 
 EFFECTIVE_SIZE: Final = 4096
-_EFFECTIVE: OrderedDict[int, tuple[dict[str, TreatmentEvent], int, list[TreatmentEvent]]] = OrderedDict()
+#: per patient: its treatments table (the object) and the treatments that count (one entry a patient)
+_EFFECTIVE: OrderedDict[str, tuple[dict[str, TreatmentEvent], int, list[TreatmentEvent]]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 
 
@@ -144,12 +154,13 @@ class Context:
         transition copies only the table it changes, so an event that adds no treatment finds them made)."""
         table = self.s.treatments
         with _LOCK:
-            hit = _EFFECTIVE.get(id(table))
+            hit = _EFFECTIVE.get(self.patient_id)
         if hit is not None and hit[0] is table and hit[1] == len(table):
             return hit[2]
         found = self.s.effective_treatments()
         with _LOCK:
-            _EFFECTIVE[id(table)] = (table, len(table), found)
+            _EFFECTIVE[self.patient_id] = (table, len(table), found)
+            _EFFECTIVE.move_to_end(self.patient_id)
             while len(_EFFECTIVE) > EFFECTIVE_SIZE:
                 _EFFECTIVE.popitem(last=False)
         return found

@@ -179,9 +179,9 @@ def apply_event(
     s.scores = dict(sorted(scores.items()))
     s.sres = sorted(known | set(d.sres))
     if retained:
-        s = retain(s)
+        s = retain(s, event.patient_id)
     reference = now if now is not None else s.as_of()
-    s.next_due = None if reference is None else next_due(s, reference, policy)
+    s.next_due = None if reference is None else next_due(s, reference, policy, event.patient_id)
     return s, caused_by(out, event)
 
 

@@ -303,7 +303,7 @@ def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list
 #: issue 25: each lesion's SREs by lesion, treatments and deficit, and by where the reference time falls among their
 #: facts' windows; each treatment's SRE by its record, kind and lesion
 SRE_MEMO: Final = FamilyMemo(size=16384)
-TREATMENT_SRE_SIZE: Final = 16384
+TREATMENT_SRE_SIZE: Final = 8192
 _TREATMENT_SRES: OrderedDict[tuple[str, str, str | None, str], tuple[TreatmentEvent, SkeletalEvent]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 _FIXING: Final = frozenset({"fracture_fixation", "prophylactic_fixation"})
@@ -325,8 +325,9 @@ def decide_sres(c: Context, d: Decisions) -> None:
             return [m for f in facts if f is not None for m in around(f.occurred_at, policy, window)]
 
         found = SRE_MEMO.decide(
-            (lesion, c.s.treatments, deficit),
             (c.patient_id, policy, lesion_id),
+            (lesion, c.s.treatments, deficit),
+            None,
             moments,
             c.reference,
             functools.partial(_lesion_sres, c, lesion_id, lesion),

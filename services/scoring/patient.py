@@ -31,8 +31,9 @@ def decide_oligo(c: Context, d: Decisions) -> None:
     a, policy = c.s.assessment, c.policy
     facts = (a.primary_controlled, a.extra_osseous)
     OLIGO_MEMO.decide(
-        (c.s.lesions, *facts),
         (c.patient_id, policy),
+        (c.s.lesions, *facts),
+        None,
         lambda: (m for f in facts if f is not None for m in around(f.occurred_at, policy, policy.staging_valid)),
         c.reference,
         lambda into: _decide_oligo(c, into),

@@ -77,19 +77,22 @@ DRUGS_KEPT = 8
 UNREAD_TREATMENTS = frozenset({"dental", "metabolic_radiotherapy", "drug_administration"})
 
 
-def retain(s: ScoringState) -> ScoringState:
-    """The state with what no decision can read any more folded away (see the module's docstring)."""
+def retain(s: ScoringState, patient: str | None = None) -> ScoringState:
+    """The state with what no decision can read any more folded away (see the module's docstring). With the
+    `patient` it belongs to, the tables found clean are remembered (per patient and table) and not walked again."""
     anchor = s.newest_recorded if s.newest_recorded is not None else newest_held(s)
     if anchor is None:
         return s
     start = anchor - HORIZON
     # issue 25: the tables found clean at an earlier start that no record crossed since are not walked again
-    clean = {name for name in TABLES if _table_clean(getattr(s, name), start)}
+    if patient is not None and len(s.labs) + len(s.findings) + len(s.assessments) + len(s.treatments) < SMALL:
+        patient = None  # a small state is walked faster than its tables are remembered
+    clean = set() if patient is None else {name for name in TABLES if _table_clean(patient, name, s, start)}
     drugs_done = s.drugs_cutoff == local_day(start)
     if anchor == s.newest_recorded and len(clean) == len(TABLES) and (drugs_done or _drugs(s.treatments) <= DRUGS_KEPT):
         return s
     if anchor == s.newest_recorded and not clean and _nothing_to_fold(s, start):
-        _mark_clean(s, start)
+        _mark_clean(patient, s, start)
         return s
     update: dict[str, object] = {}
     if anchor != s.newest_recorded:
@@ -142,36 +145,42 @@ def retain(s: ScoringState) -> ScoringState:
         update["assessments"] = assessments
         update["assessment_base"] = base if assessments else None  # else the fold is its own summary
     if not update:
-        _mark_clean(s, start, clean)
+        _mark_clean(patient, s, start, clean)
         return s
     return s.model_copy(update=update)
 
 
 # ---- issue 25: nothing to fold, known without a scan ----------------------------------------------------------------
-#: per table object (a transition copies only the table it changes: state.merge), what retention found of it: the
-#: records' cut stays where it was while the horizon's start stays between the start it was checked at and the
-#: oldest record kept after the cut (no record crosses it), so a table found clean stays clean until one does
-CLEAN_SIZE: Final = 8192
-_CLEAN: OrderedDict[int, tuple[object, int, datetime, datetime | None]] = OrderedDict()
+#: per patient and table, the table object (a transition copies only the table it changes: state.merge) retention
+#: last found clean: the records' cut stays where it was while the horizon's start stays between the start it was
+#: checked at and the oldest record kept after the cut (no record crosses it), so a table found clean stays clean
+#: until one does. One entry per patient and table (a new table replaces it), the patients seen last.
+CLEAN_SIZE: Final = 16384
+#: below this many records, retention walks the state without remembering its tables
+SMALL: Final = 24
+_CLEAN: OrderedDict[tuple[str, str], tuple[object, int, datetime, datetime | None]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 
 
-def _table_clean(table: dict[str, Any], start: datetime) -> bool:
+def _table_clean(patient: str, name: str, s: ScoringState, start: datetime) -> bool:
+    table: dict[str, Any] = getattr(s, name)
     with _LOCK:
-        hit = _CLEAN.get(id(table))
+        hit = _CLEAN.get((patient, name))
     if hit is None or hit[0] is not table or hit[1] != len(table):
         return False
     return hit[2] <= start and (hit[3] is None or start <= hit[3])
 
 
-def _mark_table(table: dict[str, Any], times: list[datetime], start: datetime, kept: int) -> None:
+def _mark_table(
+    patient: str, name: str, table: dict[str, Any], times: list[datetime], start: datetime, kept: int
+) -> None:
     cutoff = _cutoff(times, start, kept)
     # the cut (the start, or the kept-th newest record: never later than the oldest record after the cut) moves with
     # the start up to the oldest record after it without any record crossing it
     until = min((t for t in times if t >= cutoff), default=None)
     with _LOCK:
-        _CLEAN[id(table)] = (table, len(table), start, until)
-        _CLEAN.move_to_end(id(table))
+        _CLEAN[(patient, name)] = (table, len(table), start, until)
+        _CLEAN.move_to_end((patient, name))
         while len(_CLEAN) > CLEAN_SIZE:
             _CLEAN.popitem(last=False)
 
@@ -180,14 +189,16 @@ def _mark_table(table: dict[str, Any], times: list[datetime], start: datetime, k
 TABLES: Final = ("labs", "findings", "assessments", "lesions", "treatments")
 
 
-def _mark_clean(s: ScoringState, start: datetime, known: Iterable[str] = ()) -> None:
+def _mark_clean(patient: str | None, s: ScoringState, start: datetime, known: Iterable[str] = ()) -> None:
     """`s` is what retain gives for `start` (nothing to fold): remember it per table (those not `known` already)."""
+    if patient is None:
+        return
     kept = {"labs": LABS_KEPT, "findings": FINDINGS_KEPT, "assessments": ASSESSMENTS_KEPT}
     for name in TABLES:
         if name not in known:
             table = getattr(s, name)
             times = [x.occurred_at for x in table.values()] if name in kept else []
-            _mark_table(table, times, start, kept.get(name, 0))
+            _mark_table(patient, name, table, times, start, kept.get(name, 0))
 
 
 def _drugs(treatments: dict[str, TreatmentEvent]) -> int:

@@ -144,7 +144,9 @@ class ScoringState(BaseModel):
 #: issue 25: the tables written from their parts' JSON (merge and retention replace a lesion, a lab or a fold, and
 #: never change one in place once it is in a state; the records are frozen)
 STORED: Final = StoredJson(
-    ("lesions", "findings", "assessments", "treatments", "labs", "lesion_bases"), ("assessment", "assessment_base")
+    ("lesions", "findings", "assessments", "treatments", "labs", "lesion_bases"),
+    ("assessment", "assessment_base"),
+    small=32,
 )
 
 _FACT = Fact[Any]  # the parametrised class, looked up once (not on every fact)

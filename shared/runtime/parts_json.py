@@ -58,8 +58,14 @@ class StoredJson:
     written again)."""
 
     def __init__(
-        self, maps: tuple[str, ...], ones: tuple[str, ...] = (), bodies: int = 4096, fields: tuple[str, ...] = ()
+        self,
+        maps: tuple[str, ...],
+        ones: tuple[str, ...] = (),
+        bodies: int = 4096,
+        fields: tuple[str, ...] = (),
+        small: int = 0,
     ) -> None:
+        self.small = small
         self.maps = maps
         self.ones = ones
         self.fields = fields
@@ -102,6 +108,10 @@ class StoredJson:
         return body
 
     def dump(self, state: BaseModel) -> str:
+        if self.small and sum(len(getattr(state, name)) for name in self.maps) < self.small:
+            # below `small` records (of small parts), pydantic at once is cheaper than making, keeping and joining
+            # every part's JSON; the same state always takes the same path, so it always gives the same bytes
+            return BaseModel.model_dump_json(state)
         rest = BaseModel.model_dump_json(state, exclude=set(self.exclude))
         out = [rest[:-1]]
         sep = "," if len(rest) > 2 else ""
