@@ -151,6 +151,14 @@ async def test_entries_are_refused_in_french_naming_the_item_and_need_the_entry_
     for role in (CLINICIAN, INTEGRATION):  # reading, or the lab integration's account, is not entering
         r = await post(stack, lesion_qr(patient_id, "femur-L"), role)
         assert r.status_code == 403, (role, r.text)
+    # review of issue 23: a token with no role, no token at all; an EHR's amended response that says not which
+    # entry it corrects (HAZ-23-R01) is refused naming the correction item, nothing published
+    assert (await post(stack, lesion_qr(patient_id, "femur-L"), None)).status_code == 403
+    async with httpx.AsyncClient(timeout=15) as c:
+        anonymous = await c.post(f"{stack.urls['lab-normalisation']}/fhir", content=json.dumps(incomplete))
+    assert anonymous.status_code == 401
+    r = await post(stack, {**lesion_qr(patient_id, "femur-L"), "status": "amended"})
+    assert r.status_code == 422 and any("(record_status)" in i["diagnostics"] for i in r.json()["issue"]), r.text
     assert (await alerts(stack, patient_id)) == []
 
 
