@@ -43,6 +43,7 @@ from services.notification.orders_rules import (
     DRUG_FR,
     HOLDING_PREREQUISITES,
     MONTHLY,
+    NEPHROTOXIC_WITH_BISPHOSPHONATES,
     ON_TREATMENT_CHECK,
     OSTEOPOROSIS_FORMS,
     TABLEAU_6_NO_WINDOW,
@@ -788,6 +789,32 @@ def _two_antiresorptives(chosen: list[Draft], every: list[Draft]) -> list[Findin
     return out
 
 
+def _nephrotoxicity(chosen: list[Draft], every: list[Draft]) -> list[Finding]:
+    """SYS-RENAL-TOX (L770-772): a bisphosphonate with a platinum salt or pemetrexed in one order set, cumulative
+    nephrotoxicity. One card for the set: on the bisphosphonate, or on the selected draft (order-select)."""
+    bis = [d for d in every if d.identity is not None and d.identity.group == "bisphosphonate"]
+    chemo = [d for d in every if d.identity is not None and d.identity.key in NEPHROTOXIC_WITH_BISPHOSPHONATES]
+    if not bis or not chemo:
+        return []
+    picked = {d.ref for d in chosen}
+    on = next((d for d in bis if d.ref in picked), None) or next((d for d in chemo if d.ref in picked), None)
+    if on is None:
+        return []
+    names = " et ".join(dict.fromkeys(drug_fr(d) for d in [*chemo, *bis]))
+    return [
+        Finding(
+            on,
+            "nephrotoxicity",
+            "SYS-RENAL-TOX",
+            "warning",
+            _fit("Néphrotoxicité cumulative : ", names),
+            f"La prescription associe {names} : l'utilisation concomitante des sels de platine, du pemetrexed et des "
+            "bisphosphonates expose à une néphrotoxicité cumulative. Surveiller la fonction rénale avant chaque cure "
+            "et chaque perfusion.",
+        )
+    ]
+
+
 #: a procedure ordered in the same order set (a ServiceRequest's code text or codings' display): the rule whose
 #: checks it brings, the item's kind, and its names (French, English)
 _PROCEDURES: Final = (
@@ -889,5 +916,5 @@ def cards(
     every = drafts(bundle)
     chosen = every if selections is None else drafts(bundle, selections)
     f = _with_ordered_procedures(f, every)
-    found = findings(chosen, f) + _two_antiresorptives(chosen, every)
+    found = findings(chosen, f) + _two_antiresorptives(chosen, every) + _nephrotoxicity(chosen, every)
     return [card(x, patient_id, links) for x in sorted(found, key=lambda x: _ORDER[x.indicator])]

@@ -109,6 +109,11 @@ TABLEAU_6_NO_WINDOW: Final = frozenset(
 )
 
 
+#: SYS-RENAL-TOX (L770-772): "utilisation concomitante des sels de platine, du pemetrexed et des biphosphonates en
+#: raison d'une néphrotoxicité cumulative"; the systemic planner's NEPHROTOXIC_CHEMO (a test keeps both equal)
+NEPHROTOXIC_WITH_BISPHOSPHONATES: Final = frozenset({"cisplatin", "carboplatin", "oxaliplatin", "pemetrexed"})
+
+
 #: IR-CEMENT haemostasis (L2626-2640): what the text says of each antithrombotic before a cementoplasty.
 CEMENT_STOP_FR: Final[dict[str, str]] = {
     "clopidogrel": "arrêt du clopidogrel cinq jours avant le geste",

@@ -27,7 +27,7 @@ from services.notification import cds, orders
 from services.notification.domain import PatientAlerts
 from services.notification.orders_drafts import apply_suggestion, drafts
 from services.notification.orders_facts import Clearance, OrderFacts, Value, facts
-from services.notification.orders_rules import TABLEAU_6_NO_WINDOW, za_band
+from services.notification.orders_rules import NEPHROTOXIC_WITH_BISPHOSPHONATES, TABLEAU_6_NO_WINDOW, za_band
 from services.radiotherapy_planner.rules import drugs as rt_drugs
 from services.systemic_planner import rules as planner_rules
 from services.systemic_planner.domain import build_plan
@@ -995,3 +995,19 @@ def test_a_timing_given_by_its_code_is_read(code: str, per_day: float) -> None:
 
 def _num_fr(x: float) -> str:
     return f"{round(x, 1):.1f}".rstrip("0").rstrip(".").replace(".", ",")
+
+
+@pytest.mark.parametrize("selected", [None, ["MedicationRequest/za"], ["MedicationRequest/chemo"]])
+def test_a_bisphosphonate_with_platinum_or_pemetrexed_in_one_order_set_is_said(selected: list[str] | None) -> None:
+    """SYS-RENAL-TOX (L770-772): "utilisation concomitante des sels de platine, du pemetrexed et des biphosphonates
+    ... néphrotoxicité cumulative": one card for the set, on the selected draft for order-select."""
+    draft = bundle(za(4.0, rid="za"), medication("cisplatine", "L01XA01", 75, rid="chemo"))
+    [card] = [c for c in run(draft, known(value(75.0)), selected) if rule_of(c) == "SYS-RENAL-TOX"]
+    assert card["indicator"] == "warning" and "néphrotoxicité" in card["summary"].lower()
+    assert "cisplatine" in card["detail"]
+    denosumab = bundle(every("XGEVA", "M05BX04", 120, 4, "wk", rid="d"), medication("pemetrexed", "L01BA04", 500))
+    assert [c for c in run(denosumab, known(value(75.0))) if rule_of(c) == "SYS-RENAL-TOX"] == []  # not renal
+
+
+def test_nephrotoxic_chemotherapies_are_the_systemic_planner_s() -> None:
+    assert NEPHROTOXIC_WITH_BISPHOSPHONATES == planner_rules.NEPHROTOXIC_CHEMO
