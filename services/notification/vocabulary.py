@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -106,6 +107,10 @@ UNITS: Final[dict[str, str]] = {
     "d": "jours",
     "h": "h",
     "nmol BCE/mmol creatinine": "nmol BCE/mmol de créatinine",
+    # RT-REIRR: a criterion's verdict travels as its unit
+    "pass": "(respecté)",
+    "fail": "(non respecté)",
+    "unknown": "(indéterminé)",
 }
 
 #: names of the data a rule used (InputUsed.name, score components), besides the analytes
@@ -196,6 +201,30 @@ NAMES: Final[dict[str, str]] = {
     "oncological_response": "Réponse oncologique",
     "new_focus": "Nouveau foyer",
     "sre": "Événement osseux",
+    # the radiotherapy planner's inputs (RT-REIRR criteria L2056-2102, RT-SBRT-DOSE, RT-DRUG, RT-MSCC)
+    "criterion": "Critère",
+    "cord_dmax": "Dmax moelle",
+    "cumulative_cord_eqd2": "EQD2 cumulée à la moelle",
+    "new_course_cord_eqd2": "EQD2 moelle du nouveau traitement",
+    "eqd2_ratio": "Part de l'EQD2 par traitement",
+    "interval": "Intervalle entre les irradiations",
+    "earlier_course": "Irradiation antérieure",
+    "fractions": "Nombre de fractions",
+    "planned_cord_dmax_gy": "Dmax moelle prévue",
+    "total_dose_gy": "Dose totale",
+    "urgent": "Urgence",
+    "radiotherapy_course": "Radiothérapie",
+    "radiotherapy_reference_date": "Date de référence de la radiothérapie",
+    "decompression_surgery": "Chirurgie de décompression",
+    "surgery": "Chirurgie",
+    "surgical_opinion_operable": "Avis chirurgical : opérable",
+    "dental_review_6_months": "Contrôle dentaire à 6 mois",
+    # treatment events (contracts/hospital.py TreatmentEvent kinds)
+    "radiotherapy": "Radiothérapie",
+    "systemic_drug": "Traitement systémique",
+    "metabolic_radiotherapy": "Radiothérapie métabolique",
+    "drug_administration": "Administration médicamenteuse",
+    "dental": "Soins dentaires",
     "marker": "Marqueur",
     "marker_not_usable": "Marqueur non interprétable",
     "pathway": "Parcours de soins",
@@ -249,6 +278,18 @@ VALUES: Final[dict[str, str]] = {
     "cord_compression": "compression médullaire",
     "radiotherapy_for_pain": "radiothérapie antalgique",
     "orthopaedic_surgery": "chirurgie orthopédique",
+    # RT-REIRR criteria verdicts
+    "pass": "respecté",
+    "fail": "non respecté",
+    # treatment procedures and intents (contracts/hospital.py)
+    "prophylactic_fixation": "fixation prophylactique",
+    "fracture_fixation": "ostéosynthèse de fracture",
+    "decompression": "décompression",
+    "resection": "résection",
+    "other": "autre",
+    "preventive": "préventive",
+    "postoperative": "post-opératoire",
+    "ablative": "ablative",
     "done": "fait",
     "pending": "en attente",
     "unknown": "inconnu",
@@ -375,6 +416,7 @@ MISSING: Final[dict[str, str]] = {
     "whether the cord dose already received rules out conventional radiotherapy (RT-SBRT-IND)": "si la dose déjà "
     "reçue par la moelle exclut une radiothérapie conventionnelle",
     "oligometastatic status (CLASS-OLIGO, from scoring)": "statut oligométastatique",
+    "oligometastatic status": "statut oligométastatique",
     "lesion type (lytic or not)": "type de lésion (lytique ou non)",
     "fraction of the vertebral body involved": "part du corps vertébral atteinte",
     "proposed scheme (total dose, fractions)": "schéma proposé (dose totale, fractions)",
@@ -403,7 +445,11 @@ MISSING: Final[dict[str, str]] = {
     "extra_osseous": "maladie extra-osseuse",
 }
 #: the services' `missing` texts built with a value, by pattern (the value kept, in French)
-MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]] = (
+    (
+        re.compile(r"oligometastatic criterion: (\w+)"),
+        lambda m: f"critère oligométastatique : {NAMES.get(m.group(1), untranslated(m.group(1)))}",
+    ),
     (
         re.compile(r"albumin drawn within (\d+) h of the calcium"),
         r"albuminémie prélevée à moins de \1 h de la calcémie",
@@ -455,9 +501,10 @@ def name(code: str) -> str:
     """A datum's French name: "pain_intensity:T8-a" is "Intensité de la douleur (T8-a)"."""
     if code in NAMES:
         return NAMES[code]
-    head, sep, rest = code.partition(":")
-    if sep and head in NAMES:
-        return f"{NAMES[head]} ({value(rest)})"
+    head, *rest = code.split(":")
+    if rest and head in NAMES:
+        parts = [NAMES.get(r) or value(r) for r in rest if r and r != "None"]
+        return f"{NAMES[head]} ({', '.join(parts)})" if parts else NAMES[head]
     return untranslated(code)
 
 

@@ -110,6 +110,10 @@ def test_units_in_french_typography(raw: str, french: str) -> None:
         (v.missing, "weight measured within 90 days", "weight"),
         (v.missing, "date of the last fraction of the course of 2026-03-02", "2026-03-02"),
         (v.name, "pain_intensity:T8-a", "pain_intensity"),
+        (v.name, "criterion:cumulative_cord_eqd2", "cumulative"),
+        (v.missing, "oligometastatic criterion: sites_1_to_3", "sites_1_to_3"),
+        (v.missing, "oligometastatic status", "status"),
+        (v.name, "radiotherapy:cord_compression:spine", "spine"),
         (v.missing, "pain (patient-level pain is not a lesion's pain)", "pain"),
         (v.missing, "pain (to reassess: the last one, 6, dated 2026-11-02, is not current)", "reassess"),
     ],
@@ -177,6 +181,33 @@ def test_every_missing_text_of_the_services_is_translated() -> None:
     literals = _missing_literals()
     assert len(literals) > 20  # the scan found the services' texts
     assert [m for m in literals if "non traduit" in v.missing(m)] == []
+
+
+def _input_names() -> set[str]:
+    """Every literal name a service gives the data it used (InputUsed(name=...), inp(name=...), fact.used("..."))
+    or a score component, a check or a criterion."""
+    names: set[str] = set()
+    for path in sorted((ROOT / "services").rglob("*.py")):
+        if "notification" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if called not in {"InputUsed", "inp", "used", "ScoreComponent", "Check", "Item", "Criterion", "_item"}:
+                continue
+            args = [k.value for k in node.keywords if k.arg == "name"]
+            if called in {"used", "Item", "Criterion", "_item"} and node.args:
+                args.append(node.args[0])
+            names |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+    return names
+
+
+def test_every_input_name_of_the_services_is_translated() -> None:
+    names = _input_names()
+    assert len(names) > 50  # the scan found the services' names
+    assert sorted(n for n in names if "non traduit" in v.name(n)) == []
 
 
 IDENTIFIER = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
