@@ -417,6 +417,7 @@ MISSING: Final[dict[str, str]] = {
     "reçue par la moelle exclut une radiothérapie conventionnelle",
     "oligometastatic status (CLASS-OLIGO, from scoring)": "statut oligométastatique",
     "oligometastatic status": "statut oligométastatique",
+    "creatinine clearance": "clairance de la créatinine",
     "lesion type (lytic or not)": "type de lésion (lytique ou non)",
     "fraction of the vertebral body involved": "part du corps vertébral atteinte",
     "proposed scheme (total dose, fractions)": "schéma proposé (dose totale, fractions)",
@@ -471,7 +472,20 @@ MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str | Callable[[re.Match[st
         re.compile(r"pain \(to reassess: the last one, (.+), dated (\d{4})-(\d{2})-(\d{2}), is not current\)"),
         r"douleur de la lésion (à réévaluer : la dernière, \1, du \4/\3/\2, n'est plus actuelle)",
     ),
-    (re.compile(r"exact value: (.+) is censored, measure again"), r"valeur exacte (\1 est censuré : redoser)"),
+    (
+        re.compile(r"exact value: (.+) is censored, measure again"),
+        lambda m: f"valeur exacte ({prose(m.group(1).replace('vitamin D', 'vitamine D'))} : résultat censuré, redoser)",
+    ),
+    (
+        re.compile(
+            r"weight to measure again \(last measured (\d{4})-(\d{2})-(\d{2}), over (\d+) days (before|after) "
+            r"the creatinine\)"
+        ),
+        lambda m: (
+            f"poids à mesurer à nouveau (dernier mesuré le {m.group(3)}/{m.group(2)}/{m.group(1)}, plus de "
+            f"{m.group(4)} jours {'avant' if m.group(5) == 'before' else 'après'} la créatininémie)"
+        ),
+    ),
     (re.compile(r"(\w+) \(not current: restage\)"), r"\1 (non actuel : refaire le bilan)"),
 )
 
