@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -147,7 +148,27 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     )
 
 
+#: issue 25: each lesion's SINS by lesion and pain facts, and by where the reference time falls among the pain's window
+SINS_MEMO: Final = FamilyMemo(size=16384)
+
+
 def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
+    """SCORE-SINS and SINS-SURGICAL for a spinal lesion (decided again when the lesion or a pain it reads changes,
+    or the lesion's pain leaves its window)."""
+    a, policy, lesion_id = c.s.assessment, c.policy, lesion.latest.lesion_id
+    pain = a.lesion_pain_character.get(lesion_id)
+    SINS_MEMO.decide(
+        (c.patient_id, policy, lesion_id),
+        (lesion, pain, a.pain_intensity or a.pain_character),
+        None,
+        lambda: () if pain is None else around(pain.occurred_at, policy, policy.lesion_pain_valid),
+        c.reference,
+        functools.partial(_decide_sins, c, lesion),
+        d,
+    )
+
+
+def _decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     f = lesion.latest
     pain, pain_name, _ = _lesion_pain(c, c.s.assessment.lesion_pain_character.get(f.lesion_id))
     scored = r.sins(
@@ -307,6 +328,9 @@ TREATMENT_SRE_SIZE: Final = 8192
 _TREATMENT_SRES: OrderedDict[tuple[str, str, str | None, str], tuple[TreatmentEvent, SkeletalEvent]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 _FIXING: Final = frozenset({"fracture_fixation", "prophylactic_fixation"})
+#: per patient: its lesions table (the object) and their index (one entry a patient)
+INDEXES_SIZE: Final = 4096
+_INDEXES: OrderedDict[str, tuple[dict[str, Lesion], int, _LesionIndex]] = OrderedDict()
 
 
 def decide_sres(c: Context, d: Decisions) -> None:
@@ -347,9 +371,56 @@ def decide_sres(c: Context, d: Decisions) -> None:
             kind = "pathological_fracture"  # a fracture known from its fixation only
         if kind is None:
             continue
-        lesion_ids = [lid for lid, x in c.s.lesions.items() if treats(tr, x.latest)]
-        sre = _treatment_sre(c.patient_id, kind, e, lesion_ids[0] if len(lesion_ids) == 1 else None)
+        lesion_ids = _treated_lesions(tr, _index(c))
+        sre = _treatment_sre(c.patient_id, kind, e, next(iter(lesion_ids)) if len(lesion_ids) == 1 else None)
         d.sres[str(sre.event_id)] = sre
+
+
+@dataclass
+class _LesionIndex:
+    """The lesions by what `treats` matches a treatment on: the lesion ID, a site name (the lesion ID, the skeletal
+    site, its bone), a vertebral level."""
+
+    by_id: dict[str, set[str]]
+    by_name: dict[str, set[str]]
+    by_level: dict[str, set[str]]
+
+
+def _index(c: Context) -> _LesionIndex:
+    """The patient's lesions indexed once per lesions table (issue 25: a treatment's lesions are looked up, not
+    matched against every lesion)."""
+    lesions = c.s.lesions
+    with _LOCK:
+        hit = _INDEXES.get(c.patient_id)
+    if hit is not None and hit[0] is lesions and hit[1] == len(lesions):
+        return hit[2]
+    index = _LesionIndex({}, {}, {})
+    for lid, x in lesions.items():
+        f = x.latest
+        index.by_id.setdefault(f.lesion_id, set()).add(lid)
+        for name in (f.lesion_id, f.skeletal_site, f.skeletal_site.split("_")[0]):
+            index.by_name.setdefault(name, set()).add(lid)
+        if f.vertebral_level is not None:
+            index.by_level.setdefault(f.vertebral_level, set()).add(lid)
+    with _LOCK:
+        _INDEXES[c.patient_id] = (lesions, len(lesions), index)
+        _INDEXES.move_to_end(c.patient_id)
+        while len(_INDEXES) > INDEXES_SIZE:
+            _INDEXES.popitem(last=False)
+    return index
+
+
+def _treated_lesions(tr: Treatment, index: _LesionIndex) -> set[str]:
+    """The lesions `treats(tr, lesion.latest)` holds for, from the index."""
+    lesion_id = getattr(tr, "lesion_id", None)
+    if lesion_id is not None:
+        return index.by_id.get(lesion_id, set())
+    site = getattr(tr, "site", None)
+    if site is None:
+        return set()
+    level = getattr(tr, "vertebral_level", None)
+    found = index.by_name.get(site, set()) | index.by_level.get(site, set())
+    return found | index.by_level.get(level, set()) if level is not None else found
 
 
 def _treatment_sre(patient_id: str, kind: str, e: TreatmentEvent, lesion_id: str | None) -> SkeletalEvent:
@@ -407,3 +478,4 @@ def clear() -> None:
     """Forget what is memoised (a cold process)."""
     with _LOCK:
         _TREATMENT_SRES.clear()
+        _INDEXES.clear()
