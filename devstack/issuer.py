@@ -48,9 +48,11 @@ ISSUER_DIR: Final = ROOT / ".run" / "issuer"
 DEFAULT_PORT: Final = 8100
 AUDIENCE: Final = "osteocds"
 ALGORITHM: Final = "ES256"
-#: the clinicians' page (notification's PAGE_CLIENT_ID): a public client (no secret), PKCE required
+#: the browser pages' client (PAGE_CLIENT_ID, shared/web/signin.py): the clinicians' page (notification) and the entry
+#: forms (lab-normalisation, issue 23; they need the form's `clinician-entry` role): public, no secret, PKCE required
 PAGE_CLIENT_ID: Final = "osteocds-page"
-#: its redirect URIs; loopback ones match on any port (RFC 8252 §7.3), the path and host exactly
+#: its redirect URIs: each service's /ui/callback; loopback ones match on any port (RFC 8252 §7.3), so one entry
+#: serves both services of the development stack; the path and host match exactly
 PAGE_REDIRECT_URIS: Final = ("http://127.0.0.1/ui/callback", "http://localhost/ui/callback")
 #: an authorization code is short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes) and single-use
 CODE_TTL_S: Final = 60

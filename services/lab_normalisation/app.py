@@ -81,6 +81,8 @@ from shared.runtime.decoding import checks_own_dates
 from shared.runtime.service import Service
 from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY, INTEGRATION, Principal, public, record_audit, require
 from shared.web.http import create_app
+from shared.web.signin import SignInConfig
+from shared.web.signin import install as install_signin
 
 log = logging.getLogger(__name__)
 #: one dependency object for the router and the routes that need the caller (FastAPI verifies the token once)
@@ -88,6 +90,9 @@ INTEGRATION_PRINCIPAL = require(INTEGRATION)
 #: issue 23: POST /fhir also takes a clinician's QuestionnaireResponse (the resource type decides which role it needs)
 FHIR_PRINCIPAL = require(INTEGRATION, CLINICIAN_ENTRY)
 FORMS_PAGE = PathLib(__file__).with_name("static") / "forms.html"
+#: issue 23: the path prefix of the forms (a patient ID follows); the shared sign-in returns there (no SMART launch:
+#: the forms are opened from the clinicians' page, the patient in the path)
+FORMS_PATH = "/ui/saisie/patients/"
 HL7_MEDIA_TYPE = "x-application/hl7-v2+er7"
 MAX_CODE_LABELS = 500
 
@@ -392,7 +397,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         return _fhir_json(questionnaire(form), 200)
 
     @forms.get(
-        "/ui/saisie/patients/{patient_id}",
+        FORMS_PATH + "{patient_id}",
         response_class=HTMLResponse,
         dependencies=[public("static page shell: no patient data; it calls the API with the user's token")],
     )
@@ -401,6 +406,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         return HTMLResponse(FORMS_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
     app = create_app(service, [router, fhir_router, forms])
+    # issue 23: the forms sign in like the page (shared/web/signin.py: code flow + PKCE, CSP, no-referrer on /ui/)
+    install_signin(app, SignInConfig(settings, page=FORMS_PATH))
     if settings.mllp_port:
         _mllp(service, app, settings, handle_hl7, answer)
     return service, app

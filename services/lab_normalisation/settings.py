@@ -5,10 +5,12 @@ from pathlib import Path
 from pydantic import Field
 
 from services.lab_normalisation.mllp import MllpSender
-from shared.settings import Settings
+from shared.web import signin
 
 
-class LabSettings(Settings):
+class LabSettings(signin.SignInSettings):
+    """Issue 23: the entry forms sign in like the clinicians' page, with the same PAGE_* settings (SignInSettings)."""
+
     service_name: str = "lab-normalisation"
     http_port: int = 8101
     #: LAB-CA-CORR pairing window (hours) between a calcium and an albumin draw.

@@ -1,7 +1,7 @@
-from shared.settings import Settings
+from shared.web import signin
 
 
-class NotificationSettings(Settings):
+class NotificationSettings(signin.SignInSettings):
     service_name: str = "notification"
     http_port: int = 8105
     #: info and warning decisions withdrawn or replaced within this window are never shown (README: why 30 s)
@@ -26,18 +26,5 @@ class NotificationSettings(Settings):
     #: issue 19: the guideline's French text (served by passage at /cds-services/guideline/{rule_id}); unset: the
     #: checkout's ../shared/guideline copy when present
     guideline_path: str | None = None
-    #: issue 19 (services/notification/signin.py): the clinicians' page signs in with the OIDC authorization code
-    #: flow + PKCE as this public client (register its redirect URI <page base>/ui/callback at the provider)
-    page_client_id: str = "osteocds-page"
-    #: the provider the page signs in with; unset: OIDC_ISSUER (the one whose tokens the services accept)
-    page_oidc_issuer: str | None = None
-    #: scopes the page asks for (space-separated); an EHR launch adds `launch launch/patient`
-    page_scopes: str = "openid"
-    #: CSP frame-ancestors of the page: the EHR origins allowed to embed it (space-separated CSP sources)
-    page_frame_ancestors: str = "'self'"
-    #: SMART EHR launch: the `iss` values (FHIR base URLs) accepted at /ui/launch, comma-separated; unset: the
-    #: page's issuer only. Any other `iss` is refused (the page would send the user's sign-in elsewhere).
-    smart_allowed_iss: str | None = None
-    #: DEVELOPMENT ONLY: the page also offers to paste a token; unset: only when the page's issuer is a loopback
-    #: (local) issuer, never with a hospital's provider
-    page_token_paste: bool | None = None
+    # issue 19: the page's sign-in settings (PAGE_CLIENT_ID, PAGE_OIDC_ISSUER, PAGE_SCOPES, PAGE_FRAME_ANCESTORS,
+    # SMART_ALLOWED_ISS, PAGE_TOKEN_PASTE) are the shared ones (shared/web/signin.py SignInSettings)

@@ -1,181 +1,28 @@
-"""Issue 19: the clinicians' page signs in with the standard flows, and its routes send security headers.
-
-GET /ui/signin.js          the sign-in script (OIDC authorization code + PKCE S256, SMART EHR launch), no build
-GET /ui/signin/config      what the script needs: issuer, client ID, scopes, the accepted SMART `iss` (no secret)
-GET /ui/callback           the redirect URI: the script checks `state`, exchanges the code from the browser (public
-                           client), checks the ID token's `nonce`, keeps the access token in sessionStorage and
-                           removes code and state from the address bar (history.replaceState) at once
-GET /ui/launch?iss&launch  SMART App Launch 2.x EHR launch: `iss` must be an accepted FHIR base; the flow asks for
-                           `launch launch/patient` and the page opens on the token response's `patient`
-
-Every /ui/ response carries Referrer-Policy: no-referrer (a URL holding a code never leaves as a Referer) and
-nosniff; HTML ones a Content-Security-Policy: scripts from this origin plus the page's own inline scripts by
-their SHA-256 hash (no 'unsafe-inline'), network calls to this origin and the identity provider only, and
-`frame-ancestors` from PAGE_FRAME_ANCESTORS (the EHR origins allowed to embed the page; default 'self').
-Tokens and codes never travel in a URL to this service's logs (the code reaches /ui/callback, whose access log
-is off, and is read by the script only) and are never logged.
-"""
+"""Issue 19: the clinicians' page signs in with the shared sign-in (shared/web/signin.py, static/signin.js): the OIDC
+authorization code flow with PKCE, the SMART EHR launch (this page only: it opens on the launch's patient) and the
+/ui/ security headers (CSP with the inline scripts' hashes, frame-ancestors, no-referrer)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import urllib.parse
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from fastapi import APIRouter, FastAPI, Query
-from fastapi.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
 
 from services.notification.settings import NotificationSettings
-from shared.web.auth import AuthSettings, public, unguarded_routes
+from shared.web import signin
+from shared.web.auth import AuthSettings
 
-SCRIPT: Final = Path(__file__).with_name("static") / "signin.js"
-_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
-_LAUNCH = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def _origin(url: str) -> str | None:
-    p = urllib.parse.urlsplit(url)
-    return f"{p.scheme}://{p.netloc}" if p.scheme in ("http", "https") and p.netloc else None
+#: the page the sign-in returns to, a patient ID after it (and the one a SMART launch opens)
+PAGE: Final = "/ui/patients/"
 
 
-def _norm(url: str) -> str:
-    return url.strip().rstrip("/")
-
-
-class SignInConfig:
-    """The page's sign-in settings, resolved once (NotificationSettings + the services' OIDC_ISSUER)."""
+class SignInConfig(signin.SignInConfig):
+    """The page's sign-in: the shared one, with the SMART EHR launch."""
 
     def __init__(self, settings: NotificationSettings, auth: AuthSettings | None = None) -> None:
-        auth = auth or AuthSettings()
-        self.issuer = _norm(settings.page_oidc_issuer or auth.oidc_issuer or "")
-        self.client_id = settings.page_client_id
-        self.scopes = settings.page_scopes
-        given = settings.smart_allowed_iss
-        self.smart_iss = [_norm(i) for i in (given.split(",") if given else [self.issuer]) if i.strip()]
-        host = urllib.parse.urlsplit(self.issuer).hostname
-        self.token_paste = settings.page_token_paste if settings.page_token_paste is not None else host in _LOOPBACK
-        self.frame_ancestors = settings.page_frame_ancestors.strip() or "'self'"
-        self.connect = sorted({o for o in (_origin(u) for u in [self.issuer, *self.smart_iss]) if o})
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "issuer": self.issuer,
-            "client_id": self.client_id,
-            "scopes": self.scopes,
-            "smart_iss": self.smart_iss,
-            "token_paste": self.token_paste,
-        }
-
-    def csp(self, inline_scripts: Iterable[bytes]) -> str:
-        hashes = sorted({f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in inline_scripts})
-        return "; ".join(
-            [
-                "default-src 'none'",
-                " ".join(["script-src 'self'", *hashes]),
-                "style-src 'self' 'unsafe-inline'",  # the page's <style> and style attributes; no script
-                "img-src 'self' data:",
-                " ".join(["connect-src 'self'", *self.connect]),
-                "form-action 'self'",
-                "base-uri 'none'",
-                "object-src 'none'",
-                f"frame-ancestors {self.frame_ancestors}",
-            ]
-        )
-
-
-class PageHeaders:
-    """Security headers on /ui/ responses (pure ASGI: the other routes, the SSE stream among them, pass as they
-    are). HTML bodies are read whole to hash their inline scripts; they are never changed."""
-
-    def __init__(self, app: ASGIApp, config: SignInConfig) -> None:
-        self.app, self.config = app, config
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/ui/"):
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
-            own = {b"content-security-policy", b"referrer-policy", b"x-content-type-options"}
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in own]
-            headers += [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff")]
-            ctype = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
-            if ctype.startswith(b"text/html"):
-                csp = self.config.csp(m.group(1) for m in _INLINE_SCRIPT.finditer(body))
-                headers.append((b"content-security-policy", csp.encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, capture)
-
-
-def _shell(title: str, message: str, script: bool = True) -> str:
-    """The callback and launch pages: no inline script, the sign-in script does the work (none on a refusal)."""
-    return (
-        f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{title}</title></head><body>'
-        f'<main><h1>{title}</h1><p id="signin-status">{message}</p>'
-        '<p id="signin-error" style="color:#c0392b"></p></main>'
-        + ('<script src="/ui/signin.js"></script>' if script else "")
-        + "</body></html>"
-    )
-
-
-def signin_router(config: SignInConfig) -> APIRouter:
-    router = APIRouter(tags=["page"])
-    no_data = public("sign-in: static script and pages, the public client's settings; no patient data")
-    no_store = {"Cache-Control": "no-store"}
-
-    @router.get("/ui/signin.js", dependencies=[no_data])
-    async def script() -> Response:
-        return Response(SCRIPT.read_bytes(), media_type="text/javascript; charset=utf-8", headers=no_store)
-
-    @router.get("/ui/signin/config", dependencies=[no_data])
-    async def signin_config() -> dict[str, Any]:
-        """The page's sign-in settings (public client: no secret)."""
-        return config.public()
-
-    @router.get("/ui/callback", response_class=HTMLResponse, dependencies=[no_data])
-    async def callback() -> HTMLResponse:
-        """The redirect URI registered at the provider; the script reads the code (never the server)."""
-        return HTMLResponse(_shell("Connexion", "Connexion en cours…"), headers=no_store)
-
-    @router.get("/ui/launch", response_class=HTMLResponse, dependencies=[no_data])
-    async def launch(iss: str = Query(""), launch: str = Query("")) -> HTMLResponse:
-        """SMART EHR launch: an accepted `iss` and a `launch` ID, then the script starts the code flow."""
-        if _norm(iss) not in config.smart_iss:
-            msg = "Lancement refusé : le serveur du DPI (iss) n'est pas autorisé pour cette application."
-            return HTMLResponse(_shell("Lancement refusé", msg, script=False), status_code=400, headers=no_store)
-        if not _LAUNCH.match(launch):
-            msg = "Lancement refusé : identifiant de lancement absent ou invalide."
-            return HTMLResponse(_shell("Lancement refusé", msg, script=False), status_code=400, headers=no_store)
-        return HTMLResponse(_shell("Ouverture depuis le DPI", "Connexion en cours…"), headers=no_store)
-
-    return router
+        super().__init__(settings, auth, page=PAGE, smart_launch=True)
 
 
 def install(app: FastAPI, settings: NotificationSettings, auth: AuthSettings | None = None) -> None:
     """The sign-in routes and the /ui/ security headers (called once from app.py)."""
-    config = SignInConfig(settings, auth)
-    app.include_router(signin_router(config))
-    if unprotected := unguarded_routes(app):
-        raise RuntimeError(f"routes without a role requirement: {', '.join(unprotected)}")
-    app.add_middleware(PageHeaders, config=config)
+    signin.install(app, SignInConfig(settings, auth))

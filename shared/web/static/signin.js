@@ -1,6 +1,6 @@
-// Issue 19: sign-in of the clinicians' page (services/notification/signin.py), plain JavaScript, no library.
-// OpenID Connect authorization code flow with PKCE S256 (RFC 7636) as a public client, and the SMART App Launch
-// 2.x EHR launch. The access token is kept in sessionStorage (this tab only) and sent as a Bearer header; it is
+// Issue 19: sign-in of the browser pages (shared/web/signin.py: the clinicians' page, issue 23's entry forms), plain
+// JavaScript, no library. OpenID Connect authorization code flow with PKCE S256 (RFC 7636) as a public client, and
+// the SMART App Launch 2.x EHR launch (the clinicians' page only). The access token is kept in sessionStorage (this tab only) and sent as a Bearer header; it is
 // never put in a URL and never logged. The code and state are removed from the address bar at once.
 "use strict";
 (() => {
@@ -57,6 +57,7 @@
     history.replaceState(null, "", location.pathname); // the code and state leave the address bar and history
     const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
     sessionStorage.removeItem(PENDING);
+    const cfg = await loadConfig();
     if (!pending || !answer.get("state") || answer.get("state") !== pending.state) {
       throw new Error("Réponse de connexion inattendue : recommencez depuis la page du patient.");
     }
@@ -79,11 +80,12 @@
       }
     }
     let target = pending.return_to;
-    if (body.patient !== undefined) { // SMART launch context: the patient open in the EHR
+    if (body.patient !== undefined && cfg.smart_iss.length) { // SMART launch context: the patient open in the EHR
       if (!PATIENT.test(String(body.patient))) throw new Error("Patient du contexte de lancement invalide.");
-      target = `/ui/patients/${encodeURIComponent(body.patient)}`;
+      target = `${cfg.page}${encodeURIComponent(body.patient)}`;
     }
-    if (!target || !target.startsWith("/ui/patients/")) throw new Error("Aucun patient à ouvrir.");
+    // back to this service's page only (a path of this origin under cfg.page): never an address from elsewhere
+    if (!target || !target.startsWith(cfg.page)) throw new Error("Aucun patient à ouvrir.");
     sessionStorage.setItem(TOKEN, body.access_token);
     location.replace(target);
   }
@@ -104,7 +106,7 @@
   if (location.pathname === "/ui/callback") complete().catch(fail("signin-error"));
   if (location.pathname === "/ui/launch") launch().catch(fail("signin-error"));
 
-  // The patient's page (its login section calls these).
+  // The pages (their login section calls these: #login, #login-error, #dev-login).
   window.OsteoSignIn = {
     start: (returnTo) => start({ returnTo }).catch(fail("login-error")),
     keep: (token) => sessionStorage.setItem(TOKEN, token), // DEVELOPMENT ONLY: a pasted token
