@@ -548,6 +548,14 @@ def _date(text: str) -> str | None:
     return None
 
 
+def component(score: str, item: str, v: object) -> str:
+    """A score item's value: SCORE-MIRELS size is the fraction of the cortex involved (Tableau 3, L1308-1372: < 1/3,
+    1/3 to 2/3, > 2/3), shown as a percentage with one decimal."""
+    if score == "mirels" and item == "size" and isinstance(v, int | float) and not isinstance(v, bool):
+        return f"{number(float(v) * 100, Precision(1))} % de la corticale"
+    return value(v, item)
+
+
 def missing(text: str) -> str:
     """A `missing` entry in French (exact texts, then the patterns, then a name code)."""
     if text in MISSING:

@@ -251,7 +251,7 @@ def score_view(sc: Score) -> dict[str, Any]:
         "components": [
             {
                 "name": vocabulary.name(c.name),
-                "value": vocabulary.value(c.value, c.name),
+                "value": vocabulary.component(sc.score, c.name, c.value),
                 "points": "—" if c.points is None else str(c.points),
             }
             for c in sc.components

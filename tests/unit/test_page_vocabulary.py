@@ -126,6 +126,12 @@ def test_the_issue_defects_are_french(fn: Any, code: Any, forbidden: str) -> Non
     assert forbidden not in text and "non traduit" not in text and text
 
 
+def test_the_mirels_size_is_a_share_of_the_cortex() -> None:
+    assert v.component("mirels", "size", 0.4) == "40 % de la corticale"
+    assert v.component("mirels", "size", 1 / 3 + 0.001) == "33,4 % de la corticale"
+    assert v.component("sins", "location", "semi_rigid") == "semi-rigide"
+
+
 def test_a_done_or_waived_check_is_never_an_empty_box() -> None:
     for status in get_args(Check.model_fields["status"].annotation):
         shown = v.CHECK_STATUSES[status]
