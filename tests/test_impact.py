@@ -1,0 +1,138 @@
+"""Issue 21: the rule-change impact replay (devstack/impact.py). Each side runs in its own interpreter on its own
+tree over the same generated cohort; these tests run real revisions of this repository (no mocks).
+
+The expected patients of a threshold change are computed here from the cohort's own lab messages with the
+guideline's formula and threshold (LAB-CA-CORR L316: corrected = measured + (40 - albumin g/L) / 40; LAB-CA-CRISIS
+L304-306: crisis above 3.5 mmol/L), not from the tool's output."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from contracts.hospital import LabResult
+from devstack import impact
+from devstack.cohort import Cohort
+from devstack.impact_report import patients_with
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = "services/scoring/rules.py"
+CONSTANT = re.compile(r"^CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3\.5$", re.M)
+#: LOINC codes of total calcium and the factor to mmol/L (mg/dL: x 10 / 40.08 g/mol), and of albumin
+CALCIUM = {"2000-8": 1.0, "17861-6": 10 / 40.08}
+ALBUMIN = "1751-7"
+
+
+def calcium_values(cohort: Cohort, index: int) -> list[float]:
+    """Every calcium value the services can have judged for this patient, in publication order: per specimen (its
+    collection time), the corrected calcium whenever a calcium and an albumin are both known (L316), the measured
+    total calcium while the albumin is not yet known; corrections replace a value, an entry in error removes it."""
+    draws: dict[datetime, dict[str, float | None]] = {}
+    out = []
+    for g in cohort.patient(index):
+        m = g.message
+        if not isinstance(m, LabResult) or (m.code.code not in CALCIUM and m.code.code != ALBUMIN):
+            continue
+        d = draws.setdefault(m.occurred_at, {})
+        if m.code.code in CALCIUM:
+            d["ca"] = None if m.value is None else m.value * CALCIUM[m.code.code]
+        else:
+            d["alb"] = None if m.value is None else m.value * (10 if m.unit.lower() == "g/dl" else 1)
+        ca, alb = d.get("ca"), d.get("alb")
+        if ca is not None:
+            out.append(ca + (40 - alb) / 40 if alb is not None else ca)
+    return out
+
+
+def crossing(cohort: Cohort, low: float, high: float) -> set[str]:
+    """Patients with a calcium value v with low < v <= high: a crisis under one threshold, not under the other."""
+    return {
+        cohort.patient_id(i) for i in range(cohort.patients) if any(low < v <= high for v in calcium_values(cohort, i))
+    }
+
+
+def candidate_tree(dest: Path, threshold: str) -> Path:
+    """HEAD's tree with the crisis threshold changed (services/scoring/rules.py, LAB-CA-CRISIS)."""
+    dest.mkdir()
+    with subprocess.Popen(["git", "-C", str(ROOT), "archive", "HEAD"], stdout=subprocess.PIPE) as p:
+        subprocess.run(["tar", "-x", "-C", str(dest)], stdin=p.stdout, check=True)
+    rules = dest / RULES
+    text, n = CONSTANT.subn(f"CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = {threshold}", rules.read_text())
+    assert n == 1, "the crisis threshold constant moved: update this test"
+    rules.write_text(text)
+    return dest
+
+
+def test_a_no_op_candidate_reports_zero_changes() -> None:
+    report, text, _ = impact.impact("HEAD", "HEAD", patients=8, years=1)
+    assert report["patients"] == 8
+    assert report["applications"]["base"] == report["applications"]["candidate"] > 8 * 50
+    assert report["patients_changed"] == 0
+    assert report["rules"] == {}
+    assert report["critical_lost"] == []
+    assert "Patients dont les conseils changent : 0 sur 8" in text
+
+
+def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_alert_changes(tmp_path: Path) -> None:
+    cohort = Cohort(1, 40, 2)
+    expected = crossing(cohort, 3.5, 3.85)
+    assert len(expected) >= 2, "the cohort has too few calcium values between the thresholds to test anything"
+    tree = candidate_tree(tmp_path / "candidate", "3.85")
+    report, text, _ = impact.impact("HEAD", str(tree), patients=40, years=2, seed=1)
+    assert patients_with(report, "LAB-CA-CRISIS") == expected
+    # raising the threshold only takes crises away: nothing appears, the critical ones lost are listed first
+    assert patients_with(report, "LAB-CA-CRISIS", ["appear", "shown_appear"]) == set()
+    lost = {x["patient"] for x in report["critical_lost"] if x["rule"] == "LAB-CA-CRISIS"}
+    assert lost and lost <= expected
+    assert text.index("ALERTES CRITIQUES SUPPRIMÉES") < text.index("Par règle")
+    for x in report["critical_lost"]:
+        assert x["inputs"] and all(re.fullmatch(r"[0-9a-f-]{36}", i["id"]) for i in x["inputs"])
+
+
+def _git(repo: Path, *args: str) -> str:
+    cmd = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A throwaway git repository whose first commit is HEAD's tree."""
+    r = tmp_path / "repo"
+    candidate_tree(r, "3.5")
+    _git(r, "init", "-q")
+    _git(r, "add", "-A")
+    _git(r, "commit", "-qm", "base")
+    return r
+
+
+def test_ci_fails_on_a_critical_downgrade_unless_its_hazard_entry_changed(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cohort = Cohort(1, 13, 1)
+    assert crossing(cohort, 3.5, 3.96), "no crisis in the CI test's cohort"
+    args = ["--ci", "--repo", str(repo), "--patients", "13", "--years", "1"]
+    # a change that touches no rule file: said, nothing replayed
+    (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA line.\n")
+    _git(repo, "commit", "-qam", "docs")
+    assert impact.main(args) == 0
+    assert "changes no rule or setting file" in capsys.readouterr().out
+    # the crisis threshold raised above every crisis of the cohort, no hazard-log change: fails
+    rules = repo / RULES
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
+    _git(repo, "commit", "-qam", "threshold")
+    assert impact.main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "LAB-CA-CRISIS" in out and "ALERTES CRITIQUES SUPPRIMÉES" in out
+    # the same change with the rule's hazard entry updated in the same diff: passes
+    log = repo / "docs" / "hazard-log.md"
+    text = log.read_text()
+    entry = re.search(r"^### HAZ-[\w-]+ .*\n- \*\*Rules:\*\* [^\n]*LAB-CA-CRISIS[^\n]*\n", text, re.M)
+    assert entry is not None
+    log.write_text(text[: entry.end()] + "- Threshold raised to 3.96 mmol/L (test).\n" + text[entry.end() :])
+    _git(repo, "commit", "-q", "--amend", "-am", "threshold, hazard entry updated")
+    assert impact.main(args) == 0
+    assert "hazard-log entry updated" in capsys.readouterr().out
