@@ -358,6 +358,7 @@ def decide_sres(c: Context, d: Decisions) -> None:
             d,
         )
         merged |= found.fixations
+    index = _index(c)
     for e in c.treatments:  # an entered-in-error or corrected record is no SRE (issue 18.7)
         key, tr = str(e.event_id), e.treatment
         kind = None
@@ -371,7 +372,7 @@ def decide_sres(c: Context, d: Decisions) -> None:
             kind = "pathological_fracture"  # a fracture known from its fixation only
         if kind is None:
             continue
-        lesion_ids = _treated_lesions(tr, _index(c))
+        lesion_ids = _treated_lesions(tr, index)
         sre = _treatment_sre(c.patient_id, kind, e, next(iter(lesion_ids)) if len(lesion_ids) == 1 else None)
         d.sres[str(sre.event_id)] = sre
 
