@@ -226,13 +226,18 @@ def _impact(
     work: Path,
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
     t0 = time.monotonic()
+    timing: dict[str, float] = {}
     trees = {"base": materialise(base, repo, work / "trees"), "candidate": materialise(candidate, repo, work / "trees")}
+    timing["trees_s"] = time.monotonic() - t0
     stream = work / "stream.pickle"
     source = write_topics(stream, store) if from_topics else write_cohort(stream, seed, patients, years, store)
+    timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
     stats = run_sides(trees, stream, work, settings)
+    timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
     report = impact_report.diff(
         impact_report.read_side(work / "base.jsonl"), impact_report.read_side(work / "candidate.jsonl")
     )
+    timing["diff_s"] = time.monotonic() - t0 - sum(timing.values())
     head = {
         "base": describe(base, repo),
         "candidate": describe(candidate, repo),
@@ -242,6 +247,9 @@ def _impact(
         "wall_s": time.monotonic() - t0,
         "cpu_s": {s: stats[s]["cpu_s"] for s in stats},
         "applications": {s: stats[s]["applications"] for s in stats},
+        "cpu_by_service": {s: stats[s].get("cpu_by_service", {}) for s in stats},
+        "timing": {k: round(v, 2) for k, v in timing.items()}
+        | {f"{s}_{k}": stats[s][k] for s in stats for k in ("wall_s", "start_s")},
     }
     report = head | report
     logs = {

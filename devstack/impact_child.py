@@ -193,9 +193,10 @@ def main(argv: list[str]) -> int:
     if tree not in where.parents:
         raise SystemExit(f"impact: services imported from {where}, not from {tree}")
     settings = _settings(overrides)
+    start = time.monotonic() - t0  # the tree's imports (compiled on first use) and the services built
     header, patients = _streams(stream)
     until = datetime.fromtimestamp(header["until_ms"] / 1000, UTC)
-    r = replay.Replay(replay.build_services(settings), store=bool(header.get("store")))
+    r = replay.Replay(replay.build_services(settings), store=bool(header.get("store")), profile=True)
 
     class _Rec:
         __slots__ = ("_v", "key", "timestamp_ms", "topic")
@@ -218,7 +219,11 @@ def main(argv: list[str]) -> int:
         "applications": sum(r.inputs.values()),
         "cpu_s": round(time.process_time() - c0, 2),
         "wall_s": round(time.monotonic() - t0, 2),
+        "start_s": round(start, 2),
         "settings": settings,
+        "cpu_by_service": {
+            name: round(sum(c[1] for (n, _), c in r.cost.items() if n == name), 2) for name in sorted(r.services)
+        },
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0

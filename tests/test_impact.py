@@ -41,7 +41,7 @@ def calcium_values(cohort: Cohort, index: int) -> list[float]:
         if m.code.code in CALCIUM:
             d["ca"] = None if m.value is None else m.value * CALCIUM[m.code.code]
         else:
-            d["alb"] = None if m.value is None else m.value * (10 if m.unit.lower() == "g/dl" else 1)
+            d["alb"] = None if m.value is None else m.value * (10 if (m.unit or "").lower() == "g/dl" else 1)
         ca, alb = d.get("ca"), d.get("alb")
         if ca is not None:
             out.append(ca + (40 - alb) / 40 if alb is not None else ca)
