@@ -42,6 +42,10 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", r
 _LAUNCH = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
 _PAGE = re.compile(r"^/ui/[a-z/-]*/$")
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+#: the system's pages (a patient ID follows): the clinicians' page (notification) and the entry forms
+#: (lab-normalisation). A sign-in may return to any of them: behind one ingress, one origin serves both, and the
+#: sign-in routes answering may be either service's.
+PAGES: Final = ("/ui/patients/", "/ui/saisie/patients/")
 
 
 class SignInSettings(Settings):
@@ -107,6 +111,7 @@ class SignInConfig:
             "client_id": self.client_id,
             "scopes": self.scopes,
             "page": self.page,
+            "pages": sorted({self.page, *PAGES}),
             "smart_iss": self.smart_iss,
             "token_paste": self.token_paste,
         }

@@ -44,6 +44,8 @@ def test_the_forms_return_to_their_own_page_and_have_no_smart_launch() -> None:
         "/ui/patients/",
         ["https://ehr.hospital.example/fhir"],
     )
+    # behind one ingress both pages share an origin: either service's sign-in returns to either page
+    assert forms.public()["pages"] == page.public()["pages"] == ["/ui/patients/", "/ui/saisie/patients/"]
     assert forms.connect == ["https://idp.hospital.example"]  # no EHR origin to call: only the provider
 
 

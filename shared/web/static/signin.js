@@ -84,8 +84,8 @@
       if (!PATIENT.test(String(body.patient))) throw new Error("Patient du contexte de lancement invalide.");
       target = `${cfg.page}${encodeURIComponent(body.patient)}`;
     }
-    // back to this service's page only (a path of this origin under cfg.page): never an address from elsewhere
-    if (!target || !target.startsWith(cfg.page)) throw new Error("Aucun patient à ouvrir.");
+    // back to one of the system's pages only (a path of this origin under cfg.pages): never an address from elsewhere
+    if (!target || !cfg.pages.some((p) => target.startsWith(p))) throw new Error("Aucun patient à ouvrir.");
     sessionStorage.setItem(TOKEN, body.access_token);
     location.replace(target);
   }
