@@ -600,6 +600,8 @@ _CODE: Final = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 #: score items a service's text names in English ("Score de Mirels 10/12 (site 3, size 2, pain 2)"); "site" is French
 _WORDS: Final = re.compile(r"\b(size|pain|location|alignment)\b")
 _WORDS_FR: Final = {"size": "taille", "pain": "douleur", "location": "localisation", "alignment": "alignement"}
+#: an imaging modality's code in parentheses ("femur-R (ct)")
+_MODALITY: Final = re.compile(r"\((xray|ct|mri|bone_scan|fdg_pet|naf_pet)\)")
 #: a skeletal site named by its code in a text ("(pelvis)"), where the French name differs
 _SITE: Final = re.compile(r"\b(" + "|".join(k for k, fr in SKELETAL_SITES.items() if k != fr) + r")\b")
 
@@ -629,6 +631,7 @@ def prose(text: str) -> str:
     text = _DECIMAL_BEFORE_UNIT.sub(_decimal, text).replace("umol/L", "µmol/L")
     text = _SITE.sub(lambda m: SKELETAL_SITES[m.group(0)], text)
     text = _WORDS.sub(lambda m: _WORDS_FR[m.group(0)], text)
+    text = _MODALITY.sub(lambda m: f"({VALUES[m.group(1)]})", text)
     return _CODE.sub(lambda m: _lower_first(NAMES.get(m.group(0), VALUES.get(m.group(0), m.group(0)))), text)
 
 

@@ -292,7 +292,8 @@ def test_the_view_display_fields_carry_no_code_and_no_raw_float() -> None:
             "SINS 11/18 en L1 (localisation 3, type de lésion osseuse 2, alignement 0)",
         ),
         ("1 à 3 sites (pelvis, femur_neck)", "1 à 3 sites (bassin, col du fémur)"),
-        ("section 2.4 Modalités", "section 2.4 Modalités"),  # not a value: left as written
+        ("section 2.4 Modalités", "section 2.4 Modalités"),
+        ("femur-R (ct)", "femur-R (scanner)"),  # not a value: left as written
     ],
 )
 def test_service_texts_in_french_typography(text: str, shown: str) -> None:
