@@ -108,6 +108,11 @@ async def test_a_clinician_without_the_entry_role_signs_in_but_saves_nothing(
     shown = await saved_assessment(chromium, "12")
     assert "Refusé (403)" in shown and "rôle clinician-entry" in shown and "rien n'est enregistré" in shown, shown
     assert chromium.execute_script(f"return sessionStorage.getItem('osteocds.entries.{patient_id}');") is None
+    # and can sign in again, now with the role, from where the refusal is shown
+    chromium.find_element(By.ID, "resignin").click()
+    await sign_in_on_issuer_form_with_roles(chromium, local_issuer, "dr-lecture", (CLINICIAN, CLINICIAN_ENTRY))
+    await until(chromium, lambda d: d.find_element(By.ID, "content").is_displayed())
+    assert "Enregistré" in await saved_assessment(chromium, "12")
 
 
 def test_the_forms_send_csp_frame_ancestors_and_no_referrer(stack: RunningStack, patient_id: str) -> None:
