@@ -9,9 +9,11 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,7 +28,7 @@ from devstack import issuer
 from devstack.stack import RunningStack
 from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY
 from tests.conftest import ARTIFACTS, consume_until
-from tests.e2e.test_issue19_signin import chromium, csp_violations, sign_in_on_issuer_form
+from tests.e2e.test_issue19_signin import chromium, csp_violations, logged_text, sign_in_on_issuer_form
 from tests.e2e.test_web_page import until
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +74,10 @@ async def test_the_forms_sign_in_through_the_code_flow_and_save_an_entry(
     kafka_bootstrap: str,
     patient_id: str,
     chromium: webdriver.Chrome,
+    stack_logs: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="devstack.issuer")
     forms = f"{stack.urls['lab-normalisation']}/ui/saisie/patients/{patient_id}"
     spent_before = set(local_issuer.spent)
     await sign_in_to_the_forms(chromium, local_issuer, forms, "dr-saisie", CLINICIAN_ENTRY)
@@ -82,7 +87,7 @@ async def test_the_forms_sign_in_through_the_code_flow_and_save_an_entry(
     claims = jwt.decode(access, local_issuer.key.public_key(), algorithms=["ES256"], audience=issuer.AUDIENCE)
     assert (claims["sub"], claims["roles"], claims["client_id"]) == ("dr-saisie", [CLINICIAN_ENTRY], "osteocds-page")
     assert chromium.execute_script('return sessionStorage.getItem("osteocds.signin")') is None  # verifier gone
-    assert len(local_issuer.spent - spent_before) == 1  # one code, exchanged once, by the forms
+    [code] = local_issuer.spent - spent_before  # one code, exchanged once, by the forms
 
     shown = await saved_assessment(chromium, "12")
     assert "Enregistré" in shown, shown
@@ -98,6 +103,10 @@ async def test_the_forms_sign_in_through_the_code_flow_and_save_an_entry(
     audited = AuditEvent.model_validate_json((await consume_until(kafka_bootstrap, AUDIT.name, written)).value)
     assert (audited.actor, audited.roles, audited.service) == ("dr-saisie", [CLINICIAN_ENTRY], "lab-normalisation")
     assert entry["form"] == "assessment" and entry["event_ids"]
+    await asyncio.sleep(1.0)  # the services' log lines of these requests are flushed
+    logged = logged_text(stack_logs, caplog)
+    assert "/authorize" in logged and "/token" in logged  # the issuer logged its requests...
+    assert access not in logged and code not in logged  # ...never the token or the code
 
 
 async def test_a_clinician_without_the_entry_role_signs_in_but_saves_nothing(
