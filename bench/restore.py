@@ -53,8 +53,8 @@ from contracts.topics import CHANGELOGS, SERVICES, TOPICS
 from devstack import apache_kafka, infra
 from devstack.cohort import Cohort
 from devstack.stack import SERVICE_MODULES, service_env, spawn_services
-from shared.runtime.reading import partitions
 from shared.runtime.kafka import ensure_topics
+from shared.runtime.reading import partitions
 from shared.settings import Settings
 
 #: the changelogs' configuration in this bench: small segments, so that the broker's cleaner compacts them within
