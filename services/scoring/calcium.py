@@ -76,6 +76,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
         c.reference,
         lambda into: _decide_calcium(c, into),
         d,
+        c.memo,
     )
 
 

@@ -84,8 +84,15 @@ class FamilyMemo:
         reference: datetime | None,
         build: Callable[[Decisions], None],
         into: Decisions,
+        memo: bool = True,
     ) -> Decisions:
-        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised)."""
+        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised). `memo` False:
+        decided afresh, nothing remembered."""
+        if not memo:
+            fresh = Decisions()
+            build(fresh)
+            into.add(fresh)
+            return fresh
         with self._lock:
             family = self._entries.get(slot)
             if (
@@ -147,12 +154,17 @@ class Context:
     patient_id: str
     now: datetime | None  # None: the newest recorded time among the facts (tests, deterministic replays)
     policy: r.Policy = r.DEFAULT_POLICY
+    #: issue 25: remember what is decided (FamilyMemo) and derived per patient; off for a small state, decided faster
+    #: afresh than remembered (state.warm)
+    memo: bool = True
 
     @cached_property
     def treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count (corrections applied, issue 18.7), once per treatments table (issue 25: a
         transition copies only the table it changes, so an event that adds no treatment finds them made)."""
         table = self.s.treatments
+        if not self.memo:
+            return self.s.effective_treatments()
         with _LOCK:
             hit = _EFFECTIVE.get(self.patient_id)
         if hit is not None and hit[0] is table and hit[1] == len(table):

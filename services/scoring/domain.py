@@ -89,8 +89,9 @@ def decide(
     *,
     now: datetime | None = None,
     policy: r.Policy = r.DEFAULT_POLICY,
+    memo: bool = True,
 ) -> Decisions:
-    c = Context(s, patient_id, now, policy)
+    c = Context(s, patient_id, now, policy, memo)
     d = Decisions()
     if scope.calcium:
         decide_calcium(c, d)
@@ -127,7 +128,8 @@ def apply_event(
     (issue 25, services/scoring/retention.py; `retained=False` keeps every record, for tests that compare)."""
     s = merge(state, event)
     scope = scope_of(event)
-    d = decide(s, event.patient_id, scope, now=now, policy=policy)  # only what this event can change
+    warm = s.warm()  # issue 25: a state big enough for remembering per patient to pay (common.FamilyMemo)
+    d = decide(s, event.patient_id, scope, now=now, policy=policy, memo=warm)  # only what this event can change
     out: list[Message] = []
     for slot, lazy in d.recommendations.items():
         old = s.recommendations.get(slot)
@@ -179,9 +181,9 @@ def apply_event(
     s.scores = dict(sorted(scores.items()))
     s.sres = sorted(known | set(d.sres))
     if retained:
-        s = retain(s, event.patient_id)
+        s = retain(s, event.patient_id if warm else None)
     reference = now if now is not None else s.as_of()
-    s.next_due = None if reference is None else next_due(s, reference, policy, event.patient_id)
+    s.next_due = None if reference is None else next_due(s, reference, policy, event.patient_id if warm else None)
     return s, caused_by(out, event)
 
 

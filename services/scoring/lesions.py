@@ -165,6 +165,7 @@ def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
         c.reference,
         functools.partial(_decide_sins, c, lesion),
         d,
+        c.memo,
     )
 
 
@@ -356,6 +357,7 @@ def decide_sres(c: Context, d: Decisions) -> None:
             c.reference,
             functools.partial(_lesion_sres, c, lesion_id, lesion),
             d,
+            c.memo,
         )
         merged |= found.fixations
     index = _index(c)
@@ -392,7 +394,7 @@ def _index(c: Context) -> _LesionIndex:
     matched against every lesion)."""
     lesions = c.s.lesions
     with _LOCK:
-        hit = _INDEXES.get(c.patient_id)
+        hit = _INDEXES.get(c.patient_id) if c.memo else None
     if hit is not None and hit[0] is lesions and hit[1] == len(lesions):
         return hit[2]
     index = _LesionIndex({}, {}, {})
@@ -403,6 +405,8 @@ def _index(c: Context) -> _LesionIndex:
             index.by_name.setdefault(name, set()).add(lid)
         if f.vertebral_level is not None:
             index.by_level.setdefault(f.vertebral_level, set()).add(lid)
+    if not c.memo:
+        return index
     with _LOCK:
         _INDEXES[c.patient_id] = (lesions, len(lesions), index)
         _INDEXES.move_to_end(c.patient_id)

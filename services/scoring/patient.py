@@ -38,6 +38,7 @@ def decide_oligo(c: Context, d: Decisions) -> None:
         c.reference,
         lambda into: _decide_oligo(c, into),
         d,
+        c.memo,
     )
 
 

@@ -116,6 +116,11 @@ class ScoringState(BaseModel):
             return super().model_dump_json(**kwargs)
         return STORED.dump(self)
 
+    def warm(self) -> bool:
+        """Issue 25: enough records for remembering per patient what was decided and derived (common.FamilyMemo,
+        clock.py, retention.py) to cost less than deciding it afresh."""
+        return len(self.labs) + len(self.findings) + len(self.assessments) + len(self.treatments) >= WARM
+
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
         return effective_treatments(self.treatments.values())
@@ -148,6 +153,9 @@ STORED: Final = StoredJson(
     ("assessment", "assessment_base"),
     small=32,
 )
+
+#: issue 25: from this many records, the decisions and derived values are remembered per patient (ScoringState.warm)
+WARM: Final = 24
 
 _FACT = Fact[Any]  # the parametrised class, looked up once (not on every fact)
 
