@@ -70,7 +70,6 @@ _PATIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 #: RFC 7636 §4.1: code_verifier = 43*128 unreserved characters; §4.2: an S256 challenge is 43 of them
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 def load_or_create_key(directory: Path = ISSUER_DIR) -> ec.EllipticCurvePrivateKey:
@@ -103,27 +102,28 @@ def s256(verifier: str) -> str:
     return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
+#: a loopback URL as this issuer accepts it: host, optional port, path; no userinfo, query, fragment, backslash,
+#: whitespace or escape (review RE: `http://127.0.0.1:8105@evil.example/...` named evil.example's host)
+_LOOPBACK_URL = re.compile(r"^http://(127\.0\.0\.1|localhost)(?::([1-9][0-9]{0,4}))?(/[A-Za-z0-9/._-]*)$")
+
+
+def loopback_url(url: str, path: str) -> bool:
+    """`url` is http://127.0.0.1[:port]`path` or http://localhost[:port]`path`, nothing else."""
+    m = _LOOPBACK_URL.match(url)
+    return m is not None and m.group(3) == path and (m.group(2) is None or int(m.group(2)) < 65536)
+
+
 def redirect_uri_allowed(uri: str, registered: Sequence[str]) -> bool:
     """Exact match, except that a loopback redirect URI may name any port (RFC 8252 §7.3)."""
     if uri in registered:
         return True
-    try:
-        asked = urllib.parse.urlsplit(uri)
-        if asked.port is not None and not 0 < asked.port < 65536:
-            return False
-    except ValueError:  # a malformed port
+    m = _LOOPBACK_URL.match(uri)
+    if m is None or not loopback_url(uri, m.group(3)):
         return False
-    for reg in registered:
-        r = urllib.parse.urlsplit(reg)
-        if (
-            asked.scheme == r.scheme == "http"
-            and r.netloc in _LOOPBACK
-            and asked.hostname is not None
-            and asked.netloc.rsplit(":", 1)[0] == r.netloc
-            and (asked.path, asked.query, asked.fragment) == (r.path, r.query, "")
-        ):
-            return True
-    return False
+    return any(
+        (r.scheme, r.netloc, r.path, r.query, r.fragment) == ("http", m.group(1), m.group(3), "", "")
+        for r in map(urllib.parse.urlsplit, registered)
+    )
 
 
 class AuthorizeError(Exception):
@@ -295,7 +295,7 @@ class LocalIssuer:
                 raise refuse("invalid_request", "unknown or expired launch")
             if "launch" not in scope.split():
                 raise refuse("invalid_scope", "a launch needs the launch scope")
-            if params.get("aud", self.url).rstrip("/") != self.url:  # SMART: aud names the FHIR base (here)
+            if params.get("aud", "").rstrip("/") != self.url:  # SMART: aud (required) names the FHIR base (here)
                 raise refuse("invalid_request", "aud is not this server")
         return AuthRequest(
             client_id=client_id,
@@ -317,7 +317,10 @@ class LocalIssuer:
         patient = None
         if request.launch is not None and "launch/patient" in request.scope.split():
             with self._lock:
-                patient = self._launches[request.launch][0]
+                bound = self._launches.get(request.launch)
+            if bound is None or bound[1] < time.monotonic():  # expired since the form was shown
+                raise ValueError("launch expired: open the patient from the EHR again")
+            patient = bound[0]
         code = secrets.token_urlsafe(32)
         with self._lock:
             self._forget_expired()
@@ -410,8 +413,7 @@ def _redirect(uri: str, params: Mapping[str, str]) -> str:
 def _ehr_launch_target(issuer: LocalIssuer, query: Mapping[str, str]) -> str:
     """The simulated EHR: a launch for `patient`, then the app's launch URL (loopback /ui/launch only)."""
     app = query.get("app", "")
-    parts = urllib.parse.urlsplit(app)
-    if parts.scheme != "http" or parts.netloc.rsplit(":", 1)[0] not in _LOOPBACK or parts.path != "/ui/launch":
+    if not loopback_url(app, "/ui/launch"):
         raise ValueError("app must be a loopback .../ui/launch URL")
     launch = issuer.new_launch(query.get("patient", ""))
     return _redirect(app, {"iss": issuer.url, "launch": launch})
@@ -448,9 +450,21 @@ def serve(
         def _query(self) -> dict[str, str]:
             return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
 
-        def _form(self) -> dict[str, list[str]]:
-            length = min(int(self.headers.get("Content-Length") or 0), 65536)
+        def _form(self) -> dict[str, list[str]] | None:
+            """The posted form; None for a bad Content-Length (a negative one would read until the peer closes)."""
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit():
+                return None
+            length = min(int(raw), 65536)
             return urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+
+        def _own_host(self) -> bool:
+            """Only requests addressed to this issuer (DNS rebinding: a hostile page's name resolved to 127.0.0.1
+            arrives with its own Host). 421 Misdirected Request otherwise."""
+            if self.headers.get("Host", "") in hosts:
+                return True
+            self._send(421, b"", "text/plain")
+            return False
 
         def _refused(self, exc: AuthorizeError, params: Mapping[str, str]) -> None:
             if exc.redirect:
@@ -474,6 +488,8 @@ def serve(
             )
 
         def do_GET(self) -> None:
+            if not self._own_host():
+                return
             issuer = holder["issuer"]
             path = urllib.parse.urlsplit(self.path).path
             if path == "/authorize":
@@ -498,9 +514,14 @@ def serve(
             self._json(200 if doc is not None else 404, doc if doc is not None else {"error": "not found"})
 
         def do_POST(self) -> None:
+            if not self._own_host():
+                return
             issuer = holder["issuer"]
             path = urllib.parse.urlsplit(self.path).path
             form = self._form()
+            if form is None:
+                self._json(400, {"error": "invalid_request", "error_description": "bad Content-Length"})
+                return
             one = {k: v[0] for k, v in form.items() if k != "role"}
             if path == "/token":
                 self._json(*issuer.exchange(one))
@@ -525,7 +546,9 @@ def serve(
             log.info("issuer request", extra={"method": self.command, "path": urllib.parse.urlsplit(self.path).path})
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    holder["issuer"] = LocalIssuer(signing_key, f"http://127.0.0.1:{server.server_address[1]}")
+    bound = server.server_address[1]
+    hosts = frozenset({f"127.0.0.1:{bound}", f"localhost:{bound}"})
+    holder["issuer"] = LocalIssuer(signing_key, f"http://127.0.0.1:{bound}")
     thread = threading.Thread(target=server.serve_forever, name="local-oidc-issuer", daemon=True)
     thread.start()
     try:

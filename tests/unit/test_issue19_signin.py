@@ -272,3 +272,93 @@ def test_an_expired_launch_is_refused(idp: issuer.LocalIssuer, monkeypatch: pyte
     launch = idp.new_launch("pt-smart-2")
     with pytest.raises(issuer.AuthorizeError, match="unknown or expired launch"):
         signed_in(idp, secrets.token_urlsafe(32), scope="openid launch launch/patient", launch=launch)
+
+
+# --- review RE (issue 19): attempts to break the sign-in -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://127.0.0.1:8105@evil.example/ui/callback",  # userinfo: the browser goes to evil.example
+        "http://127.0.0.1:@evil.example/ui/callback",
+        "http://localhost:1@evil.example/ui/callback",
+        "http://127.0.0.1:x@evil.example/ui/callback",
+        "http://127.0.0.1:8105\\@evil.example/ui/callback",
+        "http://127.0.0.1:81\r\n05/ui/callback",  # CR/LF dropped by urlsplit, but would reach the Location header
+        "http://127.0.0.1:8105/ui/callback?",
+        "http://127.0.0.1:0/ui/callback",
+        "http://[::1]:8105/ui/callback",
+    ],
+)
+def test_review_a_loopback_look_alike_redirect_uri_is_refused(idp: issuer.LocalIssuer, redirect_uri: str) -> None:
+    assert not issuer.redirect_uri_allowed(redirect_uri, issuer.PAGE_REDIRECT_URIS)
+    with pytest.raises(issuer.AuthorizeError) as refused:
+        idp.check_authorize(request_params(secrets.token_urlsafe(32), redirect_uri=redirect_uri))
+    assert refused.value.redirect is False
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        "http://127.0.0.1:8105@evil.example/ui/launch",
+        "http://localhost:1@evil.example/ui/launch",
+        "http://127.0.0.1:8105/ui/launch?next=https://evil.example",
+        "https://evil.example/ui/launch",
+    ],
+)
+def test_review_the_simulated_ehr_launches_only_a_loopback_page(idp: issuer.LocalIssuer, app: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        issuer._ehr_launch_target(idp, {"patient": "pt-1", "app": app})
+    target = issuer._ehr_launch_target(idp, {"patient": "pt-1", "app": "http://127.0.0.1:8105/ui/launch"})
+    assert urllib.parse.urlsplit(target).netloc == "127.0.0.1:8105"
+
+
+def test_review_a_launch_request_without_aud_is_refused(idp: issuer.LocalIssuer) -> None:
+    # SMART App Launch 2.x: `aud` is required; the app must name the FHIR base it will call (no default)
+    launch = idp.new_launch("pt-smart-3")
+    with pytest.raises(issuer.AuthorizeError, match="aud"):
+        signed_in(idp, secrets.token_urlsafe(32), scope="openid launch launch/patient", launch=launch)
+
+
+def test_review_a_launch_gone_between_the_form_and_the_grant_is_refused_not_a_crash(
+    idp: issuer.LocalIssuer,
+) -> None:
+    launch = idp.new_launch("pt-smart-4")
+    scope = "openid launch launch/patient"
+    request = idp.check_authorize(request_params(secrets.token_urlsafe(32), scope=scope, launch=launch, aud=idp.url))
+    idp._launches.clear()  # expired and forgotten meanwhile
+    with pytest.raises(ValueError, match="launch"):
+        idp.grant(request, "dr-a", ["clinician"])
+
+
+def _raw(url: str, method: str, headers: dict[str, str], body: bytes = b"") -> int:
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        conn.putrequest(method, parts.path or "/", skip_host=True, skip_accept_encoding=True)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders(body or None)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_review_the_served_issuer_answers_only_its_own_loopback_host(served: issuer.LocalIssuer) -> None:
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 reaches the issuer with its own Host header."""
+    port = urllib.parse.urlsplit(served.url).port
+    path = f"{served.url}/.well-known/openid-configuration"
+    assert _raw(path, "GET", {"Host": f"127.0.0.1:{port}"}) == 200
+    assert _raw(path, "GET", {"Host": f"localhost:{port}"}) == 200
+    assert _raw(path, "GET", {"Host": f"evil.example:{port}"}) == 421
+    assert _raw(f"{served.url}/token", "POST", {"Host": f"evil.example:{port}", "Content-Length": "0"}) == 421
+
+
+def test_review_a_negative_content_length_is_refused_at_once(served: issuer.LocalIssuer) -> None:
+    port = urllib.parse.urlsplit(served.url).port
+    headers = {"Host": f"127.0.0.1:{port}", "Content-Length": "-1"}
+    assert _raw(f"{served.url}/token", "POST", headers) == 400  # not a thread blocked reading to EOF
+    assert _raw(f"{served.url}/token", "POST", {**headers, "Content-Length": "x"}) == 400
