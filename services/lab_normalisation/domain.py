@@ -184,11 +184,12 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         by_analyte.setdefault(r.analyte, []).append(r)
     keep: set[str] = set()
     for results in by_analyte.values():
-        keep.add(max(results, key=_newest_first).result_id)  # each analyte's newest, however old
         # the newest `per_analyte` within `retention` (issue 25: sorted only when there are more)
         recent = [r for r in results if r.occurred_at >= cutoff]
         if len(recent) > cfg.per_analyte:
             recent = heapq.nlargest(cfg.per_analyte, recent, key=_newest_first)
+        if not recent:  # else the analyte's newest (the newest clinical time) is among them
+            recent = [max(results, key=_newest_first)]  # each analyte's newest, however old
         keep.update(r.result_id for r in recent)
     dropping = [r for rid, r in s.results.items() if rid not in keep]
     if dropping:  # issue 25: the partners are looked for only among the results that would otherwise go
@@ -207,7 +208,7 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         if len(stamps) != len(s.dropped) or len(stamps) > cfg.stamps:
             stamps.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
             s.dropped = dict(stamps[: cfg.stamps])
-    if s.revised:
+    if s.revised and (len(s.revised) > cfg.stamps or s.revised.keys() & s.results.keys()):
         revised = [(rid, at) for rid, at in s.revised.items() if rid not in s.results]
         if len(revised) != len(s.revised) or len(revised) > cfg.stamps:
             revised.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
