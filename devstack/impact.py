@@ -134,9 +134,18 @@ def write_topics(path: Path, store: bool, timeout_s: float = 60.0) -> dict[str, 
         header = {"patients": len(streams), "until_ms": until, "store": store}
         pickle.dump(header, f)
         for patient in sorted(streams):
-            pickle.dump((patient, sorted(streams[patient], key=lambda r: r[3])), f)
+            pickle.dump((patient, sorted(streams[patient], key=_published)), f)
     events = sum(len(v) for v in streams.values())
     return {"source": f"historique retenu des topics d'entrée ({len(streams)} patients)", "events": events} | header
+
+
+def _published(record: tuple[str, bytes, bytes, int]) -> tuple[int, str]:
+    """Publication order: the record's timestamp, then (same millisecond, another topic) the message's recorded_at."""
+    try:
+        recorded = str(json.loads(record[2]).get("recorded_at", ""))
+    except (ValueError, AttributeError):
+        recorded = ""
+    return record[3], recorded
 
 
 async def _read_topics(timeout_s: float) -> dict[str, list[tuple[str, bytes, bytes, int]]]:
@@ -154,7 +163,10 @@ async def _read_topics(timeout_s: float) -> dict[str, list[tuple[str, bytes, byt
     out: dict[str, list[tuple[str, bytes, bytes, int]]] = defaultdict(list)
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(await consumer.partitions_for_topic(t) or ())]
+        known = await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        parts = [
+            TopicPartition(t, p) for t in topics if t in known for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)

@@ -7,10 +7,15 @@ L304-306: crisis above 3.5 mmol/L), not from the tool's output."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import pickle
 import re
 import subprocess
+import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +23,7 @@ from contracts.hospital import LabResult
 from devstack import impact
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
+from tests.conftest import Publish
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = "services/scoring/rules.py"
@@ -136,3 +142,61 @@ def test_ci_fails_on_a_critical_downgrade_unless_its_hazard_entry_changed(
     _git(repo, "commit", "-q", "--amend", "-am", "threshold, hazard entry updated")
     assert impact.main(args) == 0
     assert "hazard-log entry updated" in capsys.readouterr().out
+
+
+def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
+    """A longer settle window (notification's `alert_settle_seconds`) changes only which alerts would be shown:
+    the decisions are the same, and a critical alert is shown at once whatever the window."""
+    report, text, _ = impact.impact(
+        "HEAD", "HEAD", settings={"notification": {"alert_settle_seconds": 3600}}, patients=13, years=1
+    )
+    kinds = {k for cells in report["rules"].values() for k in cells}
+    assert kinds and kinds <= {"shown_disappear"}
+    assert report["critical_lost"] == []
+    assert "alert_settle_seconds" in text
+
+
+async def test_from_topics_replays_the_retained_history_without_publishing(
+    publish: Publish, kafka_bootstrap: str, kafka_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--from-topics: the input topics' retained history, read with a group-less consumer; nothing is published."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    for k, v in kafka_settings.items():
+        monkeypatch.setenv(k, v)
+    cohort = Cohort(7, 3, 0.3)
+    sent = {cohort.patient_id(i): [g.value() for g in cohort.patient(i)] for i in range(3)}
+    for i in range(3):
+        for g in cohort.patient(i):
+            await publish(g.topic, json.loads(g.value()))
+    before = await _end_offsets(kafka_bootstrap)
+    stream = Path(tempfile.mkdtemp()) / "stream.pickle"
+    await asyncio.to_thread(impact.write_topics, stream, False)
+    with stream.open("rb") as f:
+        header = pickle.load(f)
+        read = dict(pickle.load(f) for _ in range(header["patients"]))
+    for patient, values in sent.items():  # every message, in publication order
+        assert [json.loads(r[2]) for r in read[patient]] == [json.loads(v) for v in values]
+    report, _, _ = await asyncio.to_thread(impact.impact, "HEAD", "HEAD", from_topics=True)
+    assert report["patients"] >= 3
+    assert report["patients_changed"] == 0
+    assert await _end_offsets(kafka_bootstrap) == before
+
+
+async def _end_offsets(bootstrap: str) -> dict[Any, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from contracts.topics import TOPICS
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await c.start()
+    try:
+        known = await c.topics()
+        parts = [
+            TopicPartition(t.name, p)
+            for t in TOPICS
+            if t.name in known
+            for p in sorted(c.partitions_for_topic(t.name) or ())
+        ]
+        return dict(await c.end_offsets(parts))
+    finally:
+        await c.stop()
