@@ -42,6 +42,7 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", r
 _LAUNCH = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
 _PAGE = re.compile(r"^/ui/[a-z/-]*/$")
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_BREAKS_CSP = re.compile(r"[;,\x00-\x1f\x7f]")
 #: the system's pages (a patient ID follows): the clinicians' page (notification) and the entry forms
 #: (lab-normalisation). A sign-in may return to any of them: behind one ingress, one origin serves both, and the
 #: sign-in routes answering may be either service's.
@@ -103,6 +104,8 @@ class SignInConfig:
         host = urllib.parse.urlsplit(self.issuer).hostname
         self.token_paste = settings.page_token_paste if settings.page_token_paste is not None else host in _LOOPBACK
         self.frame_ancestors = settings.page_frame_ancestors.strip() or "'self'"
+        if _BREAKS_CSP.search(self.frame_ancestors):  # review RE: one setting must not rewrite the whole policy
+            raise ValueError("PAGE_FRAME_ANCESTORS: CSP sources separated by spaces (no ';', ',' or line break)")
         self.connect = sorted({o for o in (_origin(u) for u in [self.issuer, *self.smart_iss]) if o})
 
     def public(self) -> dict[str, Any]:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import re
 import shutil
+import socket
+import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +21,10 @@ from pathlib import Path
 
 import jwt
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as ChromeService
@@ -25,6 +33,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from devstack import issuer
 from devstack.stack import RunningStack
+from services.notification import signin
+from services.notification.settings import NotificationSettings
+from shared.web.auth import AuthSettings, public
 from tests.conftest import ARTIFACTS
 from tests.e2e.test_web_page import until
 
@@ -158,3 +169,114 @@ async def test_a_sign_in_answer_the_page_did_not_ask_for_is_refused(
     assert chromium.current_url == f"{stack.urls['notification']}/ui/callback"  # code and state already removed
     assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None
     assert local_issuer.spent == spent_before  # nothing was exchanged
+
+
+# --- review RE (issue 19): a provider that is not the local issuer --------------------------------------------
+
+
+class _Provider:
+    """A minimal OIDC provider in the test (code flow, PKCE S256 checked, auto-approve): it answers every token
+    request with `patient` set, as a SMART server may even when the app did not launch from the EHR."""
+
+    def __init__(self, patient: str | None) -> None:
+        self.patient, self.url = patient, ""
+        self.codes: dict[str, dict[str, str]] = {}
+        app = FastAPI()
+        app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+
+        @app.get("/.well-known/openid-configuration")
+        @app.get("/.well-known/smart-configuration")
+        async def meta() -> dict[str, object]:
+            return {
+                "issuer": self.url,
+                "authorization_endpoint": f"{self.url}/authorize",
+                "token_endpoint": f"{self.url}/token",
+                "code_challenge_methods_supported": ["S256"],
+            }
+
+        @app.get("/authorize")
+        async def authorize(request: Request) -> RedirectResponse:
+            q = dict(request.query_params)
+            assert q["code_challenge_method"] == "S256"
+            code = f"code-{len(self.codes)}"
+            self.codes[code] = q
+            return RedirectResponse(
+                f"{q['redirect_uri']}?{urllib.parse.urlencode({'code': code, 'state': q['state']})}"
+            )
+
+        @app.post("/token")
+        async def token(request: Request) -> JSONResponse:
+            form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
+            asked = self.codes.pop(form["code"])
+            digest = base64.urlsafe_b64encode(hashlib.sha256(form["code_verifier"].encode()).digest()).rstrip(b"=")
+            assert digest.decode() == asked["code_challenge"]
+            id_token = jwt.encode(
+                {"iss": self.url, "aud": asked["client_id"], "sub": "dr-x", "nonce": asked["nonce"]}, "k" * 32
+            )
+            body = {"access_token": "opaque-access", "token_type": "Bearer", "id_token": id_token}
+            return JSONResponse(body | ({"patient": self.patient} if self.patient else {}))
+
+        self.app = app
+
+
+@contextlib.contextmanager
+def _served(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+def _clinicians_page(provider: str) -> FastAPI:
+    """The clinicians' page's sign-in (SMART launch on) in front of a stand-in page that only starts a sign-in."""
+    app = FastAPI()
+
+    @app.get("/ui/patients/{pid}", dependencies=[public("test page")])
+    async def page(pid: str) -> HTMLResponse:
+        return HTMLResponse(
+            f'<html><body><p id="pid">{pid}</p><button id="go">go</button><script src="/ui/signin.js"></script>'
+            '<script>document.getElementById("go").onclick = () => OsteoSignIn.start(location.pathname);</script>'
+            "</body></html>"
+        )
+
+    signin.install(app, NotificationSettings(), AuthSettings(oidc_issuer=provider))
+    return app
+
+
+async def test_review_a_sign_in_from_a_patient_returns_to_that_patient_whatever_the_token_response_names(
+    chromium: webdriver.Chrome,
+) -> None:
+    """HAZ-19-AUTH-01: only a SMART launch the page started may choose the patient; a `patient` in an ordinary
+    sign-in's token response (a SMART server keeping an earlier context) must not open another patient."""
+    provider = _Provider(patient="pt-other")
+    with _served(provider.app) as provider.url, _served(_clinicians_page(provider.url)) as page:
+        await asyncio.to_thread(chromium.get, f"{page}/ui/patients/pt-asked")
+        chromium.find_element(By.ID, "go").click()
+        await until(chromium, lambda d: d.execute_script('return sessionStorage.getItem("osteocds.token")'))
+        await until(chromium, lambda d: "/ui/callback" not in d.current_url and d.find_element(By.ID, "pid"))
+        assert chromium.current_url == f"{page}/ui/patients/pt-asked"
+        assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') == "opaque-access"
+        assert csp_violations(chromium) == []
+
+
+async def test_review_an_ehr_launch_whose_token_response_names_no_patient_opens_none(
+    chromium: webdriver.Chrome,
+) -> None:
+    provider = _Provider(patient=None)
+    with _served(provider.app) as provider.url, _served(_clinicians_page(provider.url)) as page:
+        query = urllib.parse.urlencode({"iss": provider.url, "launch": "L-1"})
+        await asyncio.to_thread(chromium.get, f"{page}/ui/launch?{query}")
+        error = await until(chromium, lambda d: d.find_element(By.ID, "signin-error").text)
+        assert "patient" in error.lower() and chromium.current_url == f"{page}/ui/callback"
+        assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None

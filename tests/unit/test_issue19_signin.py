@@ -362,3 +362,42 @@ def test_review_a_negative_content_length_is_refused_at_once(served: issuer.Loca
     headers = {"Host": f"127.0.0.1:{port}", "Content-Length": "-1"}
     assert _raw(f"{served.url}/token", "POST", headers) == 400  # not a thread blocked reading to EOF
     assert _raw(f"{served.url}/token", "POST", {**headers, "Content-Length": "x"}) == 400
+
+
+@pytest.mark.parametrize(
+    "ancestors",
+    [
+        "'self'; script-src 'unsafe-inline'",  # one setting would rewrite the whole policy
+        "https://ehr.example, https://other.example",
+        "'self'\r\nX-Injected: 1",
+    ],
+)
+def test_review_frame_ancestors_that_would_change_the_policy_are_refused_at_start(ancestors: str) -> None:
+    auth = AuthSettings(oidc_issuer="https://idp.hospital.example/realms/onco")
+    with pytest.raises(ValueError, match="PAGE_FRAME_ANCESTORS"):
+        signin.SignInConfig(NotificationSettings(page_frame_ancestors=ancestors), auth)
+
+
+@pytest.mark.parametrize(
+    "iss",
+    [
+        "https://idp.hospital.example.evil.example/realms/onco",
+        "https://idp.hospital.example/realms/onco.evil",
+        "https://idp.hospital.example/realms/onco/../evil",
+        "https://idp.hospital.example@evil.example/realms/onco",
+        "HTTPS://IDP.HOSPITAL.EXAMPLE/realms/onco-x",
+        "//idp.hospital.example/realms/onco",
+        "javascript:alert(1)//https://idp.hospital.example/realms/onco",
+    ],
+)
+def test_review_an_iss_that_only_looks_like_the_allowed_one_is_refused(iss: str) -> None:
+    r = TestClient(_page_app()).get("/ui/launch", params={"iss": iss, "launch": "abc"})
+    assert r.status_code == 400 and "/ui/signin.js" not in r.text
+
+
+@pytest.mark.parametrize(
+    "oidc_issuer",
+    ["http://127.0.0.1.nip.io:8100", "http://localhost.evil.example:8100", "https://idp.hospital.example", ""],
+)
+def test_review_token_pasting_stays_off_with_any_non_loopback_issuer(oidc_issuer: str) -> None:
+    assert signin.SignInConfig(NotificationSettings(), AuthSettings(oidc_issuer=oidc_issuer)).token_paste is False

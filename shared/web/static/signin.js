@@ -40,7 +40,7 @@
       state: random(16), nonce: random(16), verifier: random(32), // 43 characters (RFC 7636 §4.1)
       client_id: cfg.client_id, token_endpoint: meta.token_endpoint, issuer: meta.issuer || null,
       redirect_uri: `${location.origin}/ui/callback`, openid: scope.split(" ").includes("openid"),
-      return_to: opts.returnTo || null,
+      return_to: opts.returnTo || null, launch: smart,
     };
     const params = new URLSearchParams({
       response_type: "code", client_id: cfg.client_id, redirect_uri: pending.redirect_uri, scope,
@@ -80,8 +80,10 @@
       }
     }
     let target = pending.return_to;
-    if (body.patient !== undefined && cfg.smart_iss.length) { // SMART launch context: the patient open in the EHR
-      if (!PATIENT.test(String(body.patient))) throw new Error("Patient du contexte de lancement invalide.");
+    // SMART launch context: the patient open in the EHR, only for a launch this tab started (HAZ-19-AUTH-01: a
+    // `patient` in an ordinary sign-in's answer never replaces the patient the clinician was on)
+    if (pending.launch && cfg.smart_iss.length) {
+      if (!PATIENT.test(String(body.patient ?? ""))) throw new Error("Patient du contexte de lancement absent ou invalide.");
       target = `${cfg.page}${encodeURIComponent(body.patient)}`;
     }
     // back to one of the system's pages only (a path of this origin under cfg.pages): never an address from elsewhere
