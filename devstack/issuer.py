@@ -146,6 +146,8 @@ class AuthRequest:
     code_challenge: str
     nonce: str | None
     launch: str | None
+    #: SMART: the FHIR base the app will call (required with a launch)
+    aud: str | None = None
 
     def fields(self) -> dict[str, str]:
         """What the sign-in form carries back (checked again when it is posted)."""
@@ -158,7 +160,7 @@ class AuthRequest:
             "code_challenge": self.code_challenge,
             "code_challenge_method": "S256",
         }
-        out.update({k: v for k, v in (("nonce", self.nonce), ("launch", self.launch)) if v})
+        out.update({k: v for k, v in (("nonce", self.nonce), ("launch", self.launch), ("aud", self.aud)) if v})
         return out
 
 
@@ -305,6 +307,7 @@ class LocalIssuer:
             code_challenge=challenge,
             nonce=params.get("nonce") or None,
             launch=launch,
+            aud=params.get("aud") or None if launch is not None else None,
         )
 
     def grant(self, request: AuthRequest, user: str, roles: Sequence[str]) -> str:

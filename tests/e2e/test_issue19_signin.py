@@ -178,8 +178,8 @@ class _Provider:
     """A minimal OIDC provider in the test (code flow, PKCE S256 checked, auto-approve): it answers every token
     request with `patient` set, as a SMART server may even when the app did not launch from the EHR."""
 
-    def __init__(self, patient: str | None) -> None:
-        self.patient, self.url = patient, ""
+    def __init__(self, patient: str | None, nonce: str | None = None) -> None:
+        self.patient, self.nonce, self.url = patient, nonce, ""
         self.codes: dict[str, dict[str, str]] = {}
         app = FastAPI()
         app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
@@ -210,9 +210,8 @@ class _Provider:
             asked = self.codes.pop(form["code"])
             digest = base64.urlsafe_b64encode(hashlib.sha256(form["code_verifier"].encode()).digest()).rstrip(b"=")
             assert digest.decode() == asked["code_challenge"]
-            id_token = jwt.encode(
-                {"iss": self.url, "aud": asked["client_id"], "sub": "dr-x", "nonce": asked["nonce"]}, "k" * 32
-            )
+            nonce = self.nonce or asked["nonce"]
+            id_token = jwt.encode({"iss": self.url, "aud": asked["client_id"], "sub": "dr-x", "nonce": nonce}, "k" * 32)
             body = {"access_token": "opaque-access", "token_type": "Bearer", "id_token": id_token}
             return JSONResponse(body | ({"patient": self.patient} if self.patient else {}))
 
@@ -279,4 +278,16 @@ async def test_review_an_ehr_launch_whose_token_response_names_no_patient_opens_
         await asyncio.to_thread(chromium.get, f"{page}/ui/launch?{query}")
         error = await until(chromium, lambda d: d.find_element(By.ID, "signin-error").text)
         assert "patient" in error.lower() and chromium.current_url == f"{page}/ui/callback"
+        assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None
+
+
+async def test_review_an_id_token_with_another_nonce_leaves_no_token(chromium: webdriver.Chrome) -> None:
+    """A code injected from another sign-in (its ID token carries that sign-in's nonce) is refused after the
+    exchange, before a token is kept (OIDC Core §3.1.3.7)."""
+    provider = _Provider(patient=None, nonce="another-sign-in")
+    with _served(provider.app) as provider.url, _served(_clinicians_page(provider.url)) as page:
+        await asyncio.to_thread(chromium.get, f"{page}/ui/patients/pt-asked")
+        chromium.find_element(By.ID, "go").click()
+        error = await until(chromium, lambda d: d.find_element(By.ID, "signin-error").text)
+        assert "Jeton d'identité inattendu" in error and chromium.current_url == f"{page}/ui/callback"
         assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None

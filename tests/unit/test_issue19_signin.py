@@ -401,3 +401,13 @@ def test_review_an_iss_that_only_looks_like_the_allowed_one_is_refused(iss: str)
 )
 def test_review_token_pasting_stays_off_with_any_non_loopback_issuer(oidc_issuer: str) -> None:
     assert signin.SignInConfig(NotificationSettings(), AuthSettings(oidc_issuer=oidc_issuer)).token_paste is False
+
+
+def test_review_the_posted_sign_in_form_of_a_launch_passes_the_same_checks(idp: issuer.LocalIssuer) -> None:
+    """The form carries back everything the authorization request was checked on (`aud` among them)."""
+    launch = idp.new_launch("pt-smart-5")
+    scope = "openid launch launch/patient"
+    request = idp.check_authorize(request_params(secrets.token_urlsafe(32), scope=scope, launch=launch, aud=idp.url))
+    assert idp.check_authorize(request.fields()) == request
+    page = idp.sign_in_form(request)
+    assert f'name="aud" value="{idp.url}"' in page
