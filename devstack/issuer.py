@@ -56,7 +56,7 @@ PAGE_CLIENT_ID: Final = "osteocds-page"
 PAGE_REDIRECT_URIS: Final = ("http://127.0.0.1/ui/callback", "http://localhost/ui/callback")
 #: an authorization code is short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes) and single-use
 CODE_TTL_S: Final = 60
-#: a SMART launch ID is valid this long after the EHR created it
+#: a SMART launch ID is valid this long after the EHR created it, for one sign-in
 LAUNCH_TTL_S: Final = 300
 #: the tokens the page gets (the page asks to sign in again when it expires)
 PAGE_TOKEN_TTL_S: Final = 3600
@@ -320,8 +320,8 @@ class LocalIssuer:
         patient = None
         if request.launch is not None and "launch/patient" in request.scope.split():
             with self._lock:
-                bound = self._launches.get(request.launch)
-            if bound is None or bound[1] < time.monotonic():  # expired since the form was shown
+                bound = self._launches.pop(request.launch, None)  # single use: one sign-in per launch
+            if bound is None or bound[1] < time.monotonic():  # expired (or used) since the form was shown
                 raise ValueError("launch expired: open the patient from the EHR again")
             patient = bound[0]
         code = secrets.token_urlsafe(32)

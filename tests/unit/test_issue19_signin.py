@@ -159,6 +159,7 @@ def test_smart_launch_returns_the_launch_patient(idp: issuer.LocalIssuer) -> Non
     code = signed_in(idp, verifier, scope="openid launch launch/patient", launch=launch, aud=idp.url)
     status, body = idp.exchange(exchange_form(code, verifier))
     assert status == 200 and body["patient"] == "pt-smart-1"
+    launch = idp.new_launch("pt-smart-1")  # a launch opens one sign-in: a new one for the refusals below
     with pytest.raises(issuer.AuthorizeError, match="unknown or expired launch"):
         signed_in(idp, verifier, scope="openid launch launch/patient", launch="forged")
     with pytest.raises(issuer.AuthorizeError, match="launch scope"):
@@ -411,3 +412,16 @@ def test_review_the_posted_sign_in_form_of_a_launch_passes_the_same_checks(idp: 
     assert idp.check_authorize(request.fields()) == request
     page = idp.sign_in_form(request)
     assert f'name="aud" value="{idp.url}"' in page
+
+
+def test_review_a_launch_opens_one_sign_in_only(idp: issuer.LocalIssuer) -> None:
+    """HAZ-19-AUTH-01: a launch ID read later (history, a log, a shoulder) cannot open the patient again."""
+    launch = idp.new_launch("pt-smart-6")
+    scope = "openid launch launch/patient"
+    verifier = secrets.token_urlsafe(32)
+    status, body = idp.exchange(
+        exchange_form(signed_in(idp, verifier, scope=scope, launch=launch, aud=idp.url), verifier)
+    )
+    assert status == 200 and body["patient"] == "pt-smart-6"
+    with pytest.raises(issuer.AuthorizeError, match="unknown or expired launch"):
+        signed_in(idp, secrets.token_urlsafe(32), scope=scope, launch=launch, aud=idp.url)
