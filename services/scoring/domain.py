@@ -191,7 +191,7 @@ def forget_memos() -> None:
     """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
     from services.scoring import calcium, clock, common, lesions, patient, retention
 
-    for memo in (calcium.MEMO, lesions.SRE_MEMO, lesions.SINS_MEMO, patient.OLIGO_MEMO):
+    for memo in (calcium.MEMO, lesions.SRE_MEMO, lesions.SINS_MEMO, lesions.MIRELS_MEMO, patient.OLIGO_MEMO):
         memo.clear()
     lesions.clear()
     common.clear()

@@ -65,7 +65,32 @@ def _le_missing(stale: Fact[Any] | None) -> str:
     return f"a current life expectancy estimate (the last one, {last})"
 
 
+#: issue 25: a lesion's Mirels by lesion and pain facts, and by where the reference time falls in the pain's window,
+#: while its score is under 9 (MIRELS-LOW, MIRELS-8: the life expectancy is then neither read nor said)
+MIRELS_MEMO: Final = FamilyMemo(size=16384)
+
+
 def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
+    """SCORE-MIRELS and the attitude of Tableau 3 (`_decide_mirels`); below 9 it reads no life expectancy, and is
+    decided again only when the lesion or a pain it reads changes, or the lesion's pain leaves its window."""
+    a, policy, lesion_id = c.s.assessment, c.policy, lesion.latest.lesion_id
+    f, pain_fact = lesion.latest, a.lesion_pain_intensity.get(lesion_id)
+    pain, _, _ = _lesion_pain(c, pain_fact)
+    m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
+    lo, _ = r.mirels_bounds(m)
+    MIRELS_MEMO.decide(
+        (c.patient_id, policy, lesion_id),
+        (lesion, pain_fact, a.pain_intensity or a.pain_character),
+        None,
+        lambda: () if pain_fact is None else around(pain_fact.occurred_at, policy, policy.lesion_pain_valid),
+        c.reference,
+        functools.partial(_decide_mirels, c, lesion),
+        d,
+        c.memo and lo < 9,  # from 9 on, the remaining life expectancy (a continuous quantity) is said
+    )
+
+
+def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice;
     bounds that straddle a band are a doubt (MIRELS-8, RCP-OOS) naming what is missing. The life expectancy used is
     what remains of the estimate now (the estimate minus the months since it was made)."""
