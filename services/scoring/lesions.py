@@ -160,6 +160,7 @@ def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
         head = f"Score de Mirels d'au plus {hi}/12"
     else:
         head = f"Score de Mirels entre {lo} et {hi}/12"
+    said = missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else [])
     d.recommendations[f"mirels:{f.lesion_id}"] = lazy_recommendation(
         rule_id=rule_id,
         trigger=f,
@@ -168,8 +169,8 @@ def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
         title=f"{head} ({f.lesion_id})",
         text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, survival if lo >= 9 else None, ct_note, note),
         inputs=inputs,
-        key=(f.lesion_id, decision, m.total, lo, hi, ct_note, tuple(missing)),
-        missing=missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else []),
+        key=(f.lesion_id, decision, m.total, lo, hi, ct_note, tuple(said)),  # a new wording is issued
+        missing=said,
     )
 
 
@@ -240,7 +241,7 @@ def _decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
         ),
         text_fr=t.sins_text(where, scored, band, decision=True),
         inputs=inputs,
-        key=(f.lesion_id, severity, scored.total, floor),
+        key=(f.lesion_id, severity, scored.total, floor, tuple(missing)),  # a new wording is issued, as Mirels
         missing=missing,
     )
 
