@@ -4,6 +4,7 @@ authorization code flow with PKCE, the SMART EHR launch (this page only: it open
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI
@@ -14,13 +15,15 @@ from shared.web.auth import AuthSettings
 
 #: the page the sign-in returns to, a patient ID after it (and the one a SMART launch opens)
 PAGE: Final = "/ui/patients/"
+#: the page's HTML files: the CSP allows their inline scripts by hash, never one a response body carries
+STATIC: Final = Path(__file__).with_name("static")
 
 
 class SignInConfig(signin.SignInConfig):
     """The page's sign-in: the shared one, with the SMART EHR launch."""
 
     def __init__(self, settings: NotificationSettings, auth: AuthSettings | None = None) -> None:
-        super().__init__(settings, auth, page=PAGE, smart_launch=True)
+        super().__init__(settings, auth, page=PAGE, smart_launch=True, html_files=sorted(STATIC.glob("*.html")))
 
 
 def install(app: FastAPI, settings: NotificationSettings, auth: AuthSettings | None = None) -> None:

@@ -10,12 +10,14 @@ GET /ui/callback           the redirect URI: the script checks `state`, exchange
                            removes code and state from the address bar (history.replaceState) at once
 GET /ui/launch?iss&launch  SMART App Launch 2.x EHR launch (only where `smart_launch`, the clinicians' page): `iss`
                            must be an accepted FHIR base; the flow asks for `launch launch/patient` and the page opens
-                           on the token response's `patient`
+                           on the token response's `patient` (only after a launch: an ordinary sign-in returns to the
+                           page it started from, whatever `patient` the answer names)
 
 Every /ui/ response carries Referrer-Policy: no-referrer (a URL holding a code never leaves as a Referer) and
 nosniff; HTML ones a Content-Security-Policy: scripts from this origin plus the page's own inline scripts by
-their SHA-256 hash (no 'unsafe-inline'), network calls to this origin and the identity provider only, and
-`frame-ancestors` from PAGE_FRAME_ANCESTORS (the EHR origins allowed to embed the page; default 'self').
+their SHA-256 hash (no 'unsafe-inline'; taken from the page's HTML files where the service names them, else from
+the body), network calls to this origin and the identity provider only, and `frame-ancestors` from
+PAGE_FRAME_ANCESTORS (the EHR origins allowed to embed the page; default 'self').
 Tokens and codes never travel in a URL to this service's logs (the code reaches /ui/callback, whose access log
 is off, and is read by the script only) and are never logged.
 """
@@ -90,6 +92,7 @@ class SignInConfig:
         *,
         page: str = "/ui/patients/",
         smart_launch: bool = False,
+        html_files: Iterable[Path] = (),
     ) -> None:
         if not _PAGE.match(page):
             raise ValueError(f"page must be a /ui/.../ path prefix, not {page!r}")
@@ -98,6 +101,9 @@ class SignInConfig:
         self.client_id = settings.page_client_id
         self.scopes = settings.page_scopes
         self.page, self.smart_launch = page, smart_launch
+        #: the pages' own HTML files: when given, the CSP allows their inline scripts only (read at each response, so
+        #: an edited file needs no restart), never one that a response body carries (review RE, HAZ-19-AUTH-03)
+        self.html_files = tuple(html_files)
         given = settings.smart_allowed_iss
         iss = [_norm(i) for i in (given.split(",") if given else [self.issuer]) if i.strip()]
         self.smart_iss = iss if smart_launch else []
@@ -118,6 +124,11 @@ class SignInConfig:
             "smart_iss": self.smart_iss,
             "token_paste": self.token_paste,
         }
+
+    def inline_scripts(self, body: bytes) -> list[bytes]:
+        """The inline scripts the CSP allows by hash: the page files' if configured, else the body's."""
+        sources = [f.read_bytes() for f in self.html_files] if self.html_files else [body]
+        return [m.group(1) for src in sources for m in _INLINE_SCRIPT.finditer(src)]
 
     def csp(self, inline_scripts: Iterable[bytes]) -> str:
         hashes = sorted({f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in inline_scripts})
@@ -167,7 +178,7 @@ class PageHeaders:
             headers += [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff")]
             ctype = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
             if ctype.startswith(b"text/html"):
-                csp = self.config.csp(m.group(1) for m in _INLINE_SCRIPT.finditer(body))
+                csp = self.config.csp(self.config.inline_scripts(body))
                 headers.append((b"content-security-policy", csp.encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})

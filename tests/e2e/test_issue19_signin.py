@@ -33,8 +33,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from devstack import issuer
 from devstack.stack import RunningStack
-from services.notification import signin
 from services.notification.settings import NotificationSettings
+from shared.web import signin as shared_signin
 from shared.web.auth import AuthSettings, public
 from tests.conftest import ARTIFACTS
 from tests.e2e.test_web_page import until
@@ -249,7 +249,10 @@ def _clinicians_page(provider: str) -> FastAPI:
             "</body></html>"
         )
 
-    signin.install(app, NotificationSettings(), AuthSettings(oidc_issuer=provider))
+    # the clinicians' page's settings (SMART launch on) on the shared sign-in; no page files, so the CSP hashes this
+    # stand-in page's inline script (the clinicians' page itself allows only its own file's scripts)
+    config = shared_signin.SignInConfig(NotificationSettings(), AuthSettings(oidc_issuer=provider), smart_launch=True)
+    shared_signin.install(app, config)
     return app
 
 

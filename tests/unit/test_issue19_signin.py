@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -24,6 +25,7 @@ from fastapi.testclient import TestClient
 from devstack import issuer
 from services.notification import signin
 from services.notification.settings import NotificationSettings
+from shared.web import signin as shared_signin
 from shared.web.auth import AuthSettings, public
 
 CALLBACK = "http://127.0.0.1:8105/ui/callback"
@@ -219,7 +221,9 @@ def test_the_served_flow_over_http(served: issuer.LocalIssuer, caplog: pytest.Lo
     assert code not in logged and params["state"] not in logged and body["access_token"] not in logged  # ...not secrets
 
 
-def _page_app(**settings: Any) -> FastAPI:
+def _page_app(*, body_hashes: bool = False, **settings: Any) -> FastAPI:
+    """The clinicians' page's sign-in in front of a stand-in page; `body_hashes`: the shared sign-in without page
+    files (the CSP hashes the inline scripts of the body served, as for the entry forms)."""
     app = FastAPI()
 
     @app.get("/ui/patients/{pid}", dependencies=[public("test page")])
@@ -231,12 +235,16 @@ def _page_app(**settings: Any) -> FastAPI:
         return {"pid": pid}
 
     auth = AuthSettings(oidc_issuer="https://idp.hospital.example/realms/onco")
-    signin.install(app, NotificationSettings(**settings), auth)
+    if body_hashes:
+        config = shared_signin.SignInConfig(NotificationSettings(**settings), auth, smart_launch=True)
+        shared_signin.install(app, config)
+    else:
+        signin.install(app, NotificationSettings(**settings), auth)
     return app
 
 
 def test_the_page_sends_a_csp_with_its_inline_script_hash_and_the_configured_frame_ancestors() -> None:
-    client = TestClient(_page_app(page_frame_ancestors="'self' https://ehr.hospital.example"))
+    client = TestClient(_page_app(body_hashes=True, page_frame_ancestors="'self' https://ehr.hospital.example"))
     r = client.get("/ui/patients/pt-1")
     csp = dict(part.strip().split(" ", 1) for part in r.headers["content-security-policy"].split(";"))
     digest = base64.b64encode(hashlib.sha256(b"\nlet x = 1;\n").digest()).decode()
@@ -425,3 +433,19 @@ def test_review_a_launch_opens_one_sign_in_only(idp: issuer.LocalIssuer) -> None
     assert status == 200 and body["patient"] == "pt-smart-6"
     with pytest.raises(issuer.AuthorizeError, match="unknown or expired launch"):
         signed_in(idp, secrets.token_urlsafe(32), scope=scope, launch=launch, aud=idp.url)
+
+
+def test_review_the_clinicians_page_csp_allows_the_page_files_scripts_not_whatever_a_body_carries() -> None:
+    """HAZ-19-AUTH-03: the hashes come from the page's own files (static/*.html), not from the body served, so a
+    script that ever reached a /ui/ response through request input would not be allowed by its own hash."""
+    page_file = signin.STATIC / "patient.html"
+    own = [
+        m.group(1) for m in re.finditer(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script>", page_file.read_bytes(), re.S)
+    ]
+    assert own  # the page has inline scripts
+    csp = TestClient(_page_app()).get("/ui/patients/pt-1").headers["content-security-policy"]
+    script_src = dict(part.strip().split(" ", 1) for part in csp.split(";"))["script-src"].split()
+    for script in own:
+        assert f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'" in script_src
+    injected = base64.b64encode(hashlib.sha256(b"\nlet x = 1;\n").digest()).decode()  # _page_app's inline script
+    assert f"'sha256-{injected}'" not in script_src and "'unsafe-inline'" not in script_src
