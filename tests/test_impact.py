@@ -84,11 +84,11 @@ def test_a_no_op_candidate_reports_zero_changes() -> None:
 
 
 def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_alert_changes(tmp_path: Path) -> None:
-    cohort = Cohort(1, 40, 2)
+    cohort = Cohort(1, 20, 1)
     expected = crossing(cohort, 3.5, 3.85)
     assert len(expected) >= 2, "the cohort has too few calcium values between the thresholds to test anything"
     tree = candidate_tree(tmp_path / "candidate", "3.85")
-    report, text, _ = impact.impact("HEAD", str(tree), patients=40, years=2, seed=1)
+    report, text, _ = impact.impact("HEAD", str(tree), patients=20, years=1, seed=1)
     assert patients_with(report, "LAB-CA-CRISIS") == expected
     # raising the threshold only takes crises away: nothing appears, the critical ones lost are listed first
     assert patients_with(report, "LAB-CA-CRISIS", ["appear", "shown_appear"]) == set()
