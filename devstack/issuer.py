@@ -318,12 +318,12 @@ class LocalIssuer:
         if unknown:
             raise ValueError(f"unknown roles: {sorted(unknown)}")
         patient = None
-        if request.launch is not None and "launch/patient" in request.scope.split():
+        if request.launch is not None:
             with self._lock:
                 bound = self._launches.pop(request.launch, None)  # single use: one sign-in per launch
             if bound is None or bound[1] < time.monotonic():  # expired (or used) since the form was shown
                 raise ValueError("launch expired: open the patient from the EHR again")
-            patient = bound[0]
+            patient = bound[0] if "launch/patient" in request.scope.split() else None
         code = secrets.token_urlsafe(32)
         with self._lock:
             self._forget_expired()
@@ -456,7 +456,7 @@ def serve(
         def _form(self) -> dict[str, list[str]] | None:
             """The posted form; None for a bad Content-Length (a negative one would read until the peer closes)."""
             raw = self.headers.get("Content-Length") or "0"
-            if not raw.isdigit():
+            if not re.fullmatch(r"[0-9]{1,9}", raw):
                 return None
             length = min(int(raw), 65536)
             return urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))

@@ -371,6 +371,7 @@ def test_review_a_negative_content_length_is_refused_at_once(served: issuer.Loca
     headers = {"Host": f"127.0.0.1:{port}", "Content-Length": "-1"}
     assert _raw(f"{served.url}/token", "POST", headers) == 400  # not a thread blocked reading to EOF
     assert _raw(f"{served.url}/token", "POST", {**headers, "Content-Length": "x"}) == 400
+    assert _raw(f"{served.url}/token", "POST", {**headers, "Content-Length": "²"}) == 400  # str.isdigit() says yes
 
 
 @pytest.mark.parametrize(
