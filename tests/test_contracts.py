@@ -12,6 +12,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from contracts import guideline
 from contracts.base import OSTEOCDS_NS, Message, derived_id
 from contracts.examples import EXAMPLES
 from contracts.generate import example_block, render_doc, stale
@@ -38,9 +39,7 @@ def test_every_topic_has_a_valid_documented_example(topic) -> None:  # type: ign
 
 
 def test_every_rule_in_the_catalogue_has_a_citation() -> None:
-    catalogue = ROOT.parent / "shared" / "guideline" / "RULES.md"
-    if not catalogue.is_file():
-        pytest.skip("guideline catalogue not beside the repo")
+    catalogue = guideline.RULES_MD
     ids = {
         line.split("|")[1].strip()
         for line in catalogue.read_text().splitlines()
@@ -121,3 +120,12 @@ def test_the_runtime_decodes_and_encodes_exactly_as_pydantic_does(topic_name: st
     assert decoded == topic.value.model_validate_json(raw)
     if isinstance(decoded, Message) and type(decoded) in TOPIC_FOR_MODEL:
         assert Outgoing.of(decoded).value == decoded.model_dump_json()
+
+
+@pytest.mark.parametrize("name", ["RULES.md", "referentiel-aura-2023-metastases-osseuses.fr.txt"])
+def test_the_guideline_kept_with_the_contracts_is_the_projects_source(name: str) -> None:
+    """contracts/guideline/ holds the guideline the services serve; it must be the project's source text unchanged."""
+    source = guideline.SOURCE / name
+    if not source.is_file():
+        pytest.skip("the project's ../shared/guideline is not beside this clone")
+    assert (guideline.HERE / name).read_bytes() == source.read_bytes()

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from contracts import guideline
 from contracts.base import Message, PatientId
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction, OverrideReasonCode
@@ -375,11 +376,7 @@ class CdsCors:
 
 
 def _guideline_lines(settings: NotificationSettings) -> list[str] | None:
-    path = (
-        Path(settings.guideline_path)
-        if settings.guideline_path
-        else Path(__file__).resolve().parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
-    )
+    path = Path(settings.guideline_path) if settings.guideline_path else guideline.TEXT
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except OSError:

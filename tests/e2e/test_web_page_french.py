@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
+from contracts import guideline
 from contracts.base import InputUsed
 from contracts.clinical import Recommendation
 from contracts.examples import EXAMPLES
@@ -42,7 +42,7 @@ from tests.e2e.test_web_page import browser, until
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the Chromium fixture
 
-GUIDELINE = Path(__file__).resolve().parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
+GUIDELINE = guideline.TEXT
 CRISIS = '[data-rule-id="LAB-CA-CRISIS"]'
 
 # ---- the scan -----------------------------------------------------------------------------------------------------

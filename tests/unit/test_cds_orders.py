@@ -17,6 +17,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import guideline
 from contracts.base import InputUsed
 from contracts.clinical import Alert, NormalisedLab
 from contracts.examples import EXAMPLES
@@ -44,7 +45,7 @@ LINKS = orders.Links(
     passage=lambda r: f"https://cds.example.org/cds-services/guideline/{r}",
 )
 SAMPLES = Path(__file__).parents[1] / "samples"
-GUIDELINE = Path(__file__).parents[3] / "shared/guideline/referentiel-aura-2023-metastases-osseuses.fr.txt"
+GUIDELINE = guideline.TEXT
 
 #: Tableau 2 (L1159-1178) as the guideline prints it: "Clairance à la créatinine initiale (ml/min)" -> "Dose recommandée
 #: d'Acide zolédronique"; and L1155-1156: "contre-indiqué en cas de clairance < 30 ml/mn".

@@ -9,7 +9,6 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import guideline
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
@@ -34,7 +34,7 @@ from services.lab_normalisation.questionnaires_map import PROBLEMS_SHOWN, Refuse
 from services.scoring import rules as scoring
 from shared.runtime.kafka import TOPIC_FOR_MODEL
 
-RULES_MD = Path("/work/shared/guideline/RULES.md")
+RULES_MD = guideline.RULES_MD
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
 PID = "p-issue23"
