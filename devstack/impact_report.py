@@ -90,6 +90,19 @@ def critical_loss(b: dict[str, Any] | None, c: dict[str, Any] | None) -> str | N
     return None
 
 
+def _rekeyed(b: dict[str, Any], base: dict[str, Any], candidate: dict[str, Any]) -> bool:
+    """A critical decision gone from the candidate reappears there, critical, under a new subject of the same rule
+    decided by one of the same inputs."""
+    inputs = {i["id"] for i in b["inputs"]}
+    return any(
+        key not in base
+        and c["rule"] == b["rule"]
+        and "critical" in c["severities"]
+        and inputs & {i["id"] for i in c["inputs"]}
+        for key, c in candidate.items()
+    )
+
+
 def diff(base: Iterable[dict[str, Any]], candidate: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The report's JSON: patients whose advice changes, per rule and kind the decisions and patients with
     examples, the shown alerts that change, and every critical alert removed or downgraded (first)."""
@@ -138,6 +151,8 @@ def diff(base: Iterable[dict[str, Any]], candidate: Iterable[dict[str, Any]]) ->
                 if len(cell["examples"]) < EXAMPLES and patient not in {e["patient"] for e in cell["examples"]}:
                     cell["examples"].append(example)
             loss = critical_loss(b, c)
+            if loss == "removed" and b is not None and _rekeyed(b, db, dc):
+                loss = None  # the same critical decision under another subject (a renamed alert key)
             if loss:
                 critical.append({"rule": rule, "loss": loss} | example)
     return {

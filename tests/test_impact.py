@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from contracts.hospital import LabResult
-from devstack import impact
+from devstack import impact, impact_report
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
 from tests.conftest import Publish
@@ -200,3 +200,52 @@ async def _end_offsets(bootstrap: str) -> dict[Any, int]:
         return dict(await c.end_offsets(parts))
     finally:
         await c.stop()
+
+
+def _decision(rule: str, subject: str, severity: str, inputs: list[str]) -> dict[str, Any]:
+    return {
+        "kind": "alert",
+        "rule": rule,
+        "subject": subject,
+        "severities": [severity],
+        "statuses": ["active"],
+        "final": "active",
+        "texts": ["t"],
+        "orders": [],
+        "shown": True,
+        "shown_critical": severity == "critical",
+        "first": "t",
+        "last": "t",
+        "first_at": "",
+        "inputs": [{"id": i, "name": "corrected_calcium"} for i in inputs],
+        "versions": 1,
+    }
+
+
+def test_a_renamed_alert_key_is_not_a_lost_critical_alert_but_other_inputs_are() -> None:
+    """The diff itself (pure): a critical decision under a new subject, decided by the same input, is said as a
+    disappearance and an appearance, not a critical loss; under a new subject with other inputs it is a loss."""
+    old = _decision("LAB-CA-CRISIS", "scoring:crisis:a", "critical", ["lab-1"])
+
+    def side(*decisions: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "patient": "p",
+                "dead_letters": 0,
+                "decisions": {f"alert|{d['rule']}|{d['subject']}": d for d in decisions},
+            }
+        ]
+
+    renamed = impact_report.diff(
+        side(old), side(_decision("LAB-CA-CRISIS", "scoring:calcium:a", "critical", ["lab-1"]))
+    )
+    assert renamed["critical_lost"] == []
+    assert set(renamed["rules"]["LAB-CA-CRISIS"]) == {"disappear", "appear", "shown_disappear", "shown_appear"}
+    other = impact_report.diff(side(old), side(_decision("LAB-CA-CRISIS", "scoring:calcium:b", "critical", ["lab-2"])))
+    assert [x["loss"] for x in other["critical_lost"]] == ["removed"]
+    downgraded = impact_report.diff(
+        side(old), side(_decision("LAB-CA-CRISIS", "scoring:crisis:a", "warning", ["lab-1"]))
+    )
+    assert [x["loss"] for x in downgraded["critical_lost"]] == ["downgraded"]
+    assert impact_report.gate(downgraded, {"LAB-CA-CRISIS"}) == []
+    assert impact_report.gate(downgraded, {"RT-MSCC"}) == downgraded["critical_lost"]
