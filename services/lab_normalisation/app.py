@@ -407,7 +407,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
 
     app = create_app(service, [router, fhir_router, forms])
     # issue 23: the forms sign in like the page (shared/web/signin.py: code flow + PKCE, CSP, no-referrer on /ui/)
-    install_signin(app, SignInConfig(settings, page=FORMS_PATH))
+    install_signin(app, SignInConfig(settings, page=FORMS_PATH, html_files=[FORMS_PAGE]))  # CSP hashes: the file only
     if settings.mllp_port:
         _mllp(service, app, settings, handle_hl7, answer)
     return service, app

@@ -31,6 +31,8 @@ from tests.conftest import ARTIFACTS, consume_until
 from tests.e2e.test_issue19_signin import chromium, csp_violations, logged_text, sign_in_on_issuer_form
 from tests.e2e.test_web_page import until
 
+FORMS_FILE = Path(__file__).resolve().parents[2] / "services" / "lab_normalisation" / "static" / "forms.html"
+
 pytestmark = pytest.mark.e2e
 __all__ = ["chromium"]  # the fixture, used by name
 
@@ -134,6 +136,10 @@ def test_the_forms_send_csp_frame_ancestors_and_no_referrer(stack: RunningStack,
     for script in inline:
         assert f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'" in policy["script-src"]
     assert "'unsafe-inline'" not in policy["script-src"] and policy["frame-ancestors"] == "'self'"
+    # HAZ-19-AUTH-03 (review RE): the hashes are the forms file's own scripts, never hashes of what a body carries
+    allowed = {h for h in policy["script-src"].split() if h.startswith("'sha256-")}
+    assert allowed == {f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in inline}
+    assert body == FORMS_FILE.read_bytes()
     assert policy["default-src"] == "'none'" and policy["base-uri"] == "'none'"
     assert policy["connect-src"].split() == ["'self'", stack.env["OIDC_ISSUER"]]  # the token endpoint, nothing else
     assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Content-Type-Options"] == "nosniff"
