@@ -54,6 +54,7 @@ from services.notification.orders_rules import (
     severe_renal_failure,
     za_band,
 )
+from services.notification.vocabulary import prose
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.drugs import identify
 
@@ -510,7 +511,7 @@ def _prerequisites(draft: Draft, f: OrderFacts) -> list[Finding]:
             for i in f.crisis.inputs
             if isinstance(i.value, int | float) and not isinstance(i.value, bool)
         )
-        waived = [f"- {c.detail_fr}" for c in unmet]
+        waived = [f"- {prose(c.detail_fr)}" for c in unmet]
         return [
             Finding(
                 draft,
@@ -552,7 +553,7 @@ def _prerequisites(draft: Draft, f: OrderFacts) -> list[Finding]:
             "Sauf urgence, avant la mise en route d'un anti-résorptif : corriger une carence en vitamine D, bilan "
             "bucco-dentaire par un spécialiste avec orthopantomogramme, cicatrisation après une extraction "
             "(au moins 3 semaines à 1 mois, feu vert du dentiste). Restent à faire :",
-            extra=tuple(f"- {c.detail_fr}" for c in todo),
+            extra=tuple(f"- {prose(c.detail_fr)}" for c in todo),
         )
     ]
 
