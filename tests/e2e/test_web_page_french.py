@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -35,7 +36,7 @@ from contracts.topics import (
 )
 from devstack.stack import RunningStack
 from shared.web.auth import CLINICIAN
-from tests.conftest import ARTIFACTS, Publish, alerts, event, lab, token
+from tests.conftest import ARTIFACTS, Publish, alerts, auth, event, lab, token
 from tests.e2e.test_web_page import browser, until
 
 pytestmark = pytest.mark.e2e
@@ -147,6 +148,12 @@ return { title: m ? Number(m[1]) : 0, heading: document.getElementById("new-coun
 PENDING_JS = "const p = pending[arguments[0]]; return [p && p.stage === 'undo' ? p.until : null, Date.now()];"
 #: the host is loaded (CI: load 10+): the first results go through several services before they are drawn
 SLOW = 60.0
+#: the page's actions (POST) sent 3 s late, through the real fetch: a slow network, the request in flight
+SLOW_POSTS_JS = """
+const real = window.__realFetch = window.fetch;
+window.fetch = (u, o) => o && o.method === "POST" ? new Promise((ok) => setTimeout(ok, 3000)).then(() => real(u, o))
+  : real(u, o);
+"""
 
 
 async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
@@ -277,7 +284,7 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
         d.find_element(By.CSS_SELECTOR, f"{crisis_box} button.undo").click()
         left, now = d.execute_script(PENDING_JS, crisis_id)
         assert left is None and now < deadline, "undone within the window"
-        return float(deadline)
+        return float(deadline) if deadline else None  # type: ignore[return-value]
 
     deadline = await until(browser, confirm_then_undo)  # changed their mind within the window
     # past the deadline on the page's own clock (+1 s for the request it would have sent): nothing was sent
@@ -287,13 +294,27 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
 
     await until(browser, click(f"{crisis_box} button.ack"))
 
-    def confirm(d: WebDriver) -> float:
-        if not d.find_elements(By.CSS_SELECTOR, f"{crisis_box} .undo-bar"):
-            d.find_element(By.CSS_SELECTOR, f"{crisis_box} button.ack-confirm").click()
-        deadline, _ = d.execute_script(PENDING_JS, crisis_id)
-        return float(deadline)
+    def confirm(d: WebDriver, box: str = crisis_box, alert_id: str = crisis_id) -> float:
+        if not d.find_elements(By.CSS_SELECTOR, f"{box} .undo-bar"):
+            d.find_element(By.CSS_SELECTOR, f"{box} button.ack-confirm").click()
+        deadline, _ = d.execute_script(PENDING_JS, alert_id)
+        return float(deadline) if deadline else None  # type: ignore[return-value]
 
     deadline = await until(browser, confirm)
+    # review RD (HAZ-19-PAGE-R02): the request made slow (the real request, sent 3 s late), the undo button must be
+    # gone once the window ended (it stayed while the acknowledgement was in flight: an undo pressed then seemed to
+    # work, yet it was sent)
+    browser.execute_script(SLOW_POSTS_JS)
+    try:
+        await until(browser, lambda d: d.execute_script("return Date.now();") > deadline + 200, 15)
+        state = browser.execute_script(
+            "const b = document.querySelector(arguments[0]);"
+            "return [!!b.querySelector('button.undo'), b.getAttribute('data-status'), b.textContent];",
+            crisis_box,
+        )
+        assert not state[0], state
+    finally:
+        browser.execute_script("window.fetch = window.__realFetch;")
     done = await until(
         browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{crisis_box}[data-status='acknowledged']").text, SLOW
     )
@@ -303,6 +324,31 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     # the undo window (5 s, from the confirmation on the page's clock; same host) passed before it was sent
     sent = datetime.fromisoformat(acked["acknowledged_at"]).timestamp() * 1000
     assert sent >= deadline - 50, (sent, deadline)
+
+    # ---- two tabs (review RD, HAZ-19-PAGE-R01): another clinician overrides the cord compression while this page's
+    # acknowledgement waits in its undo window; sent after it, it is refused (409), and the page says so on the
+    # alert, past the redraws that follow (a repeated acknowledgement is answered 200: the first one stays) ----
+    cord_box = f'[data-alert-id="{mscc_id}"]'
+    await until(browser, click(f"{cord_box} button.ack"))
+    deadline = await until(browser, lambda d: confirm(d, cord_box, mscc_id))
+    async with httpx.AsyncClient(timeout=10, headers=auth(CLINICIAN, "dr-autre")) as c:
+        r = await c.post(
+            f"{stack.urls['notification']}/alerts/{mscc_id}/override",
+            json={"patient_id": patient_id, "reason": "clinical-judgement"},
+        )
+    assert r.status_code in (200, 202), r.text
+    said = await until(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{cord_box}[data-status='overridden'] .action-error").text
+    )
+    assert "n'a pas été enregistré" in said and "déjà été traitée" in said
+    assert "passée outre par dr-autre" in browser.find_element(By.CSS_SELECTOR, cord_box).text
+    assert browser.execute_script("return Date.now();") > deadline  # said after this page's own send
+    cord_alert = await alert_of(stack, patient_id, mscc_id)
+    assert (cord_alert["status"], cord_alert["overridden_by"], cord_alert["acknowledged_by"]) == (
+        "overridden",
+        "dr-autre",
+        None,
+    )
 
     # ---- overriding: a reason the clinician chooses, none preselected; its French label afterwards ----
     box = f'[data-alert-id="{onj["event_id"]}"]'
