@@ -539,6 +539,24 @@ def value(v: object, of: str | None = None, unit_code: str | None = None, compar
     return f"{bound}{text}{' ' + shown_unit if shown_unit else ''}"
 
 
+#: review RD (HAZ-19-PAGE-R03): the thresholds of a value in the unit a laboratory sent it in, where a rule names
+#: them in that unit (LAB-VITD Tableau 1, L819-836: < 25, 25 à < 75, 75 à 175, > 375 nmol/L)
+ORIGINAL_THRESHOLDS: Final[dict[tuple[str, str], tuple[float, ...]]] = {
+    ("vitamin_d_25oh", "nmol/L"): (25.0, 75.0, 175.0, 375.0),
+}
+
+
+def original(v: object, analyte: str, unit_code: str | None, normalised_unit: str, comparator: str | None) -> str:
+    """The value a laboratory sent, before conversion: in the normalised unit, at the analyte's precision (and never
+    onto one of its thresholds); in another unit, as sent up to 3 decimals, never onto a threshold of that unit."""
+    if unit_code == normalised_unit or not isinstance(v, int | float) or isinstance(v, bool):
+        return value(v, analyte, unit_code, comparator)
+    precision = Precision(3, ORIGINAL_THRESHOLDS.get((analyte, unit_code or ""), ()))
+    bound = f"{comparator} " if comparator else ""
+    shown_unit = unit(unit_code)
+    return f"{bound}{number(float(v), precision)}{' ' + shown_unit if shown_unit else ''}"
+
+
 def _date(text: str) -> str | None:
     """An ISO date or time given as a value, in French: 2026-03-02 is 02/03/2026."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):

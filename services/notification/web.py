@@ -135,7 +135,8 @@ def _used(i: InputUsed, s: PatientAlerts, producer: str) -> dict[str, Any]:
         "name": vocabulary.name(i.name),
         "value": vocabulary.value(i.value, base, i.unit, i.comparator),
         "censored": i.comparator is not None,
-        "at": vocabulary.when(i.occurred_at),
+        # review RD (HAZ-19-PAGE-R04): a datum taken from a result and sent without its own time has the result's
+        "at": vocabulary.when(i.occurred_at or (lab.occurred_at if lab is not None else None)),
         "source": source,
     }
 
@@ -270,7 +271,7 @@ def lab_view(lab: NormalisedLab) -> dict[str, Any]:
     out = lab.model_dump(mode="json")
     converted = None
     if lab.original_unit and (lab.original_unit != lab.unit or lab.original_value != lab.value):
-        before = vocabulary.value(lab.original_value, None, lab.original_unit, lab.comparator)
+        before = vocabulary.original(lab.original_value, lab.analyte, lab.original_unit, lab.unit, lab.comparator)
         after = vocabulary.value(lab.value, lab.analyte, lab.unit, lab.comparator)
         converted = f"{before} → {after}"
     out["display"] = {

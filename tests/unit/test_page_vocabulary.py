@@ -26,7 +26,7 @@ from contracts.plan import Check, ItemStatus, TreatmentPlan
 from contracts.topics import ALERTS, LABS_NORMALISED, LOCAL_PLANS, PLANS, SCORES
 from services.notification import vocabulary as v
 from services.notification.domain import PatientAlerts
-from services.notification.web import critical_ranks, view
+from services.notification.web import critical_ranks, lab_view, view
 from services.scoring import rules as scoring_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,3 +350,44 @@ def test_critical_alerts_are_ranked(alerts: list[Alert], first: str) -> None:
     assert top.rule_id == first
     assert sorted(r["rank"] for r in ranks.values()) == list(range(1, len(alerts) + 1))
     assert all(r["of"] == len(alerts) and r["why"] for r in ranks.values())
+
+
+# ---- review RD (issue 19 "The page") ------------------------------------------------------------------------------
+def _lab(**kw: Any) -> NormalisedLab:
+    return NormalisedLab.model_validate({**EXAMPLES[LABS_NORMALISED.name], "event_id": str(uuid.uuid4()), **kw})
+
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "original", "original_unit", "threshold"),
+    [
+        # LAB-VITD Tableau 1 (L819-836): insufficiency "25 à < 75" nmol/L, recommended "75 à 175"
+        ("vitamin_d_25oh", 29.99, "ng/mL", 74.96, "nmol/L", "75 nmol/L"),
+        # LAB-CA-CRISIS (L306): a crisis above 3,5 mmol/L; the lab's own value, in the same unit
+        ("total_calcium", 3.504, "mmol/L", 3.5041, "mmol/L", "3,5 mmol/L"),
+    ],
+)
+def test_the_lab_original_value_is_never_rounded_onto_a_threshold(
+    analyte: str, value: float, unit: str, original: float, original_unit: str, threshold: str
+) -> None:
+    """HAZ-19-PAGE-R03: the conversion column showed the laboratory's value at one decimal whatever its rule
+    ("75 nmol/L → 29,99 ng/mL", "3,5 mmol/L → 3,504 mmol/L"): the value the lab sent, read on a threshold."""
+    lab = _lab(analyte=analyte, value=value, unit=unit, original_value=original, original_unit=original_unit)
+    before = lab_view(lab)["display"]["conversion"].split(" → ")[0]
+    bound, shown = float(threshold.split(" ")[0].replace(",", ".")), float(before.split(" ")[0].replace(",", "."))
+    assert before != threshold and (shown < bound) == (original < bound), before  # on the side the lab's value is
+
+
+def test_a_datum_from_a_lab_result_keeps_its_sample_time() -> None:
+    """HAZ-19-PAGE-R04: a datum a rule used, taken from a laboratory result but sent without its own time, was shown
+    without a sample time ("—") although the result has one: the time is the result's."""
+    lab = _lab(analyte="total_calcium", value=3.3, unit="mmol/L")
+    alert = Alert.model_validate(
+        {
+            **EXAMPLES[ALERTS.name],
+            "inputs": [InputUsed(name="total_calcium", value=3.3, unit="mmol/L", source_event_id=lab.event_id)],
+        }
+    )
+    shown = view(PatientAlerts(labs={"total_calcium": lab}, alerts={str(alert.recommendation_id): alert}), "pt")
+    shown_alert = next(a for a in shown["alerts"] if a["recommendation_id"] == str(alert.recommendation_id))
+    [row] = shown_alert["display"]["used"]
+    assert row["at"] == v.when(lab.occurred_at) and row["at"]
