@@ -493,8 +493,10 @@ MISSING_PATTERNS: Final[tuple[tuple[re.Pattern[str], str | Callable[[re.Match[st
 def number(value: float, precision: Precision = DEFAULT_PRECISION) -> str:
     """A value with the decimal comma, rounded to `precision`; more decimals where the rounding would land on a
     threshold the value is not on (e.g. 3.504 mmol/L is "3,504", not "3,50", beside the > 3,5 crisis of L306)."""
-    if isinstance(value, bool) or not math.isfinite(value):
+    if isinstance(value, bool):
         return str(value)
+    if not math.isfinite(value):  # review RD (HAZ-19-PAGE-R05): "nan" / "inf" never shown as a value
+        return "non calculable"
     decimals = precision.decimals
     text = f"{value:.{decimals}f}"
     while decimals < 6 and any(value != t and float(text) == t for t in precision.thresholds):
@@ -527,6 +529,8 @@ def value(v: object, of: str | None = None, unit_code: str | None = None, compar
     keeps its comparator (a bound, never exact)."""
     if v is None:
         return "manquant"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "non calculable"  # no unit nor bound after it
     if isinstance(v, bool):
         text = BOOLEANS[v]
     elif isinstance(v, int | float):

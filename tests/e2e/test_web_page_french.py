@@ -35,6 +35,7 @@ from contracts.topics import (
     RECOMMENDATIONS,
 )
 from devstack.stack import RunningStack
+from shared.clinical.dates import HOSPITAL_TZ
 from shared.web.auth import CLINICIAN
 from tests.conftest import ARTIFACTS, Publish, alerts, auth, event, lab, token
 from tests.e2e.test_web_page import browser, until
@@ -215,7 +216,7 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     crisis_id = str(browser.find_element(By.CSS_SELECTOR, CRISIS).get_attribute("data-alert-id"))
     assert "Calcémie corrigée" in crisis and re.search(r"\b3,60 mmol/L\b", crisis)  # value at its rule's precision
     assert "Calcémie totale" in crisis and "Albuminémie" in crisis  # what it was computed from, with the sample time
-    assert drawn.astimezone().strftime("%d/%m/%Y") in crisis
+    assert drawn.astimezone(HOSPITAL_TZ).strftime("%d/%m/%Y à %H:%M") in crisis  # the hospital's zone, not the host's
     # ranked: the vital emergencies first (the older cord compression, then the crisis), the older non-vital last
     assert "Priorité 2 sur " in crisis and "urgence vitale : crise aiguë hypercalcémique" in crisis
     order = await until(
@@ -375,7 +376,9 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     text = await until(
         browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{box}[data-status="overridden"]').text, SLOW
     )
-    assert f"passée outre par dr-page le {datetime.now().astimezone().strftime('%d/%m/%Y')}" in text
+    overridden = await alert_of(stack, patient_id, onj_id)  # who and when, as recorded, in the hospital's zone
+    at = datetime.fromisoformat(overridden["overridden_at"]).astimezone(HOSPITAL_TZ)
+    assert f"passée outre par dr-page le {at.strftime('%d/%m/%Y à %H:%M')}" in text
     assert OVERRIDE_REASONS["clinical-judgement"] in text and "clinical-judgement" not in text
 
     # ---- the rest of the page: clearance, plan checks, lesion, scores ----

@@ -391,3 +391,11 @@ def test_a_datum_from_a_lab_result_keeps_its_sample_time() -> None:
     shown_alert = next(a for a in shown["alerts"] if a["recommendation_id"] == str(alert.recommendation_id))
     [row] = shown_alert["display"]["used"]
     assert row["at"] == v.when(lab.occurred_at) and row["at"]
+
+
+@pytest.mark.parametrize("raw", [float("nan"), float("inf"), float("-inf")])
+def test_a_value_that_is_not_a_number_is_never_shown_raw(raw: float) -> None:
+    """HAZ-19-PAGE-R05: a non-finite value (a failed computation) was shown "nan" / "inf": English, and "inf" reads
+    as a number; it is a value that could not be computed, said so in French."""
+    shown = v.value(raw, "corrected_calcium", "mmol/L")
+    assert shown == "non calculable" and v.number(raw) == "non calculable"
