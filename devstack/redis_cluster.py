@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from devstack.infra import free_port, wait_port
 
 #: how long a master may be unreachable before its replica is promoted (cluster-node-timeout): short, for tests
@@ -166,7 +168,30 @@ class RedisCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_port("127.0.0.1", node.port, node.proc)
+        try:
+            wait_port("127.0.0.1", node.port, node.proc)
+        except RuntimeError as exc:  # exited before listening: its port or bus port taken
+            raise PortTaken(str(exc)) from exc
+        self._check_owner(node)
+
+    @staticmethod
+    def _check_owner(node: Node, settle_s: float = 0.3) -> None:
+        """The process listening is the one just started: a free port taken by another process in between (another
+        test's redis-server) answers too, and the node then exits "address already in use" (`PortTaken`)."""
+        assert node.proc is not None
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise PortTaken(f"redis-server on {node.port}/{node.bus_port} exited with {node.proc.returncode}")
+            time.sleep(0.05)
+        with contextlib.suppress(redis.RedisError):  # a node requiring credentials: its liveness above suffices
+            client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=2)
+            try:
+                pid = client.info("server").get("process_id")
+            finally:
+                client.close()
+            if pid is not None and int(pid) != node.proc.pid:
+                raise PortTaken(f"port {node.port} is answered by another redis-server (pid {pid})")
 
     def kill(self, node: Node) -> None:
         """SIGKILL: no shutdown, nothing saved (what it had not yet replicated is lost)."""
@@ -228,6 +253,10 @@ class RedisCluster:
                     node.proc.wait()
 
 
+class PortTaken(RuntimeError):
+    """The port chosen for a node was taken by another process before the node bound it."""
+
+
 @contextlib.contextmanager
 def cluster(masters: int = 3, replicas: int = 1, workdir: Path | None = None) -> Iterator[RedisCluster]:
     """`masters` masters with `replicas` replicas each, joined and `cluster_state:ok`; stopped on exit."""
@@ -237,8 +266,17 @@ def cluster(masters: int = 3, replicas: int = 1, workdir: Path | None = None) ->
         nodes = [Node(port, base / str(port), bus) for port, bus in ports]
         c = RedisCluster(nodes)
         stack.callback(c.stop)
-        for node in nodes:
-            c.start(node)
+        for i, node in enumerate(nodes):
+            for attempt in range(5):  # a free port can be taken before the node binds it: start on other ports
+                try:
+                    c.start(node)
+                    break
+                except PortTaken:
+                    if attempt == 4:
+                        raise
+                    c.kill(node)
+                    port = free_port()
+                    node = nodes[i] = Node(port, base / str(port), free_port())
         create = subprocess.run(
             [
                 _binary("redis-cli"),
