@@ -210,10 +210,11 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
     await publish(LOCAL_PLANS.name, local)
 
     # ---- reading: the data each alert used, the critical ones ranked, the passage opened ----
-    crisis = await until(
-        browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{CRISIS}[data-status='active']").text, SLOW
-    )
-    crisis_id = str(browser.find_element(By.CSS_SELECTOR, CRISIS).get_attribute("data-alert-id"))
+    def active_crisis(d: WebDriver) -> tuple[str, str]:  # text and ID of one drawing (a redraw: retried)
+        box = d.find_element(By.CSS_SELECTOR, f"{CRISIS}[data-status='active']")
+        return box.text, str(box.get_attribute("data-alert-id"))
+
+    crisis, crisis_id = await until(browser, active_crisis, SLOW)
     assert "Calcémie corrigée" in crisis and re.search(r"\b3,60 mmol/L\b", crisis)  # value at its rule's precision
     assert "Calcémie totale" in crisis and "Albuminémie" in crisis  # what it was computed from, with the sample time
     assert drawn.astimezone(HOSPITAL_TZ).strftime("%d/%m/%Y à %H:%M") in crisis  # the hospital's zone, not the host's
@@ -338,11 +339,14 @@ async def test_page_in_french_with_data_passages_safe_actions_and_new_alerts(
             json={"patient_id": patient_id, "reason": "clinical-judgement"},
         )
     assert r.status_code in (200, 202), r.text
-    said = await until(
-        browser, lambda d: d.find_element(By.CSS_SELECTOR, f"{cord_box}[data-status='overridden'] .action-error").text
-    )
+
+    def refused(d: WebDriver) -> tuple[str, str]:  # one drawing of the alert: its error and its whole text
+        box = d.find_element(By.CSS_SELECTOR, f"{cord_box}[data-status='overridden']")
+        return box.find_element(By.CSS_SELECTOR, ".action-error").text, box.text
+
+    said, cord_text = await until(browser, refused)
     assert "n'a pas été enregistré" in said and "déjà été traitée" in said
-    assert "passée outre par dr-autre" in browser.find_element(By.CSS_SELECTOR, cord_box).text
+    assert "passée outre par dr-autre" in cord_text
     assert browser.execute_script("return Date.now();") > deadline  # said after this page's own send
     cord_alert = await alert_of(stack, patient_id, mscc_id)
     assert (cord_alert["status"], cord_alert["overridden_by"], cord_alert["acknowledged_by"]) == (
