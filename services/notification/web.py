@@ -54,8 +54,8 @@ def view(state: PatientAlerts | None, patient_id: str) -> dict[str, Any]:
     return {
         "patient_id": patient_id,
         "alerts": [alert_view(a, s, ranks.get(str(a.recommendation_id))) for a in shown],
-        "plan": None if s.plan is None else plan_view(s.plan.model_dump(mode="json"), s.plan.items),
-        "local_plan": None if s.local_plan is None else local_plan_view(s.local_plan),
+        "plan": None if s.plan is None else plan_view(s.plan.model_dump(mode="json"), s.plan.items, s),
+        "local_plan": None if s.local_plan is None else local_plan_view(s.local_plan, s),
         "local_plan_note": LOCAL_PLAN_NOTE,
         "scores": [score_view(sc) for _, sc in sorted(s.scores.items())],
         "labs": [lab_view(lab) for _, lab in sorted(s.labs.items())],
@@ -135,10 +135,18 @@ def _used(i: InputUsed, s: PatientAlerts, producer: str) -> dict[str, Any]:
         "name": vocabulary.name(i.name),
         "value": vocabulary.value(i.value, base, i.unit, i.comparator),
         "censored": i.comparator is not None,
-        # review RD (HAZ-19-PAGE-R04): a datum taken from a result and sent without its own time has the result's
-        "at": vocabulary.when(i.occurred_at or (lab.occurred_at if lab is not None else None)),
+        "at": sample_time(i, s),
         "source": source,
     }
+
+
+def sample_time(i: InputUsed, s: PatientAlerts | None) -> str:
+    """When a datum was taken. Review RD (HAZ-19-PAGE-R04): a datum taken from a laboratory result and sent without
+    its own time has the result's."""
+    if i.occurred_at is None and s is not None and i.source_event_id is not None:
+        lab = next((x for x in s.labs.values() if x.event_id == i.source_event_id), None)
+        return vocabulary.when(lab.occurred_at if lab is not None else None)
+    return vocabulary.when(i.occurred_at)
 
 
 def _lab_source(lab: NormalisedLab) -> str:
@@ -190,7 +198,7 @@ def alert_view(a: Alert, s: PatientAlerts, rank: dict[str, Any] | None) -> dict[
 ESCALATED_TO: Final = {"escalation": "le médecin d'astreinte"}
 
 
-def item_view(item: PlanItem) -> dict[str, Any]:
+def item_view(item: PlanItem, s: PatientAlerts | None = None) -> dict[str, Any]:
     out = item.model_dump(mode="json")
     out["display"] = {
         "title": vocabulary.prose(item.title),
@@ -202,7 +210,7 @@ def item_view(item: PlanItem) -> dict[str, Any]:
             {
                 "name": vocabulary.name(i.name),
                 "value": vocabulary.value(i.value, i.name.partition(":")[0], i.unit, i.comparator),
-                "at": vocabulary.when(i.occurred_at),
+                "at": sample_time(i, s),
             }
             for i in item.inputs
         ],
@@ -222,17 +230,17 @@ def item_view(item: PlanItem) -> dict[str, Any]:
     return out
 
 
-def plan_view(raw: dict[str, Any], items: list[PlanItem]) -> dict[str, Any]:
-    return raw | {"items": [item_view(i) for i in items]}
+def plan_view(raw: dict[str, Any], items: list[PlanItem], s: PatientAlerts | None = None) -> dict[str, Any]:
+    return raw | {"items": [item_view(i, s) for i in items]}
 
 
-def local_plan_view(plan: LocalTreatmentPlan) -> dict[str, Any]:
+def local_plan_view(plan: LocalTreatmentPlan, s: PatientAlerts | None = None) -> dict[str, Any]:
     raw = plan.model_dump(mode="json")
-    raw["patient_items"] = [item_view(i) for i in plan.patient_items]
+    raw["patient_items"] = [item_view(i, s) for i in plan.patient_items]
     raw["sections"] = [
         section.model_dump(mode="json")
         | {
-            "items": [item_view(i) for i in section.items],
+            "items": [item_view(i, s) for i in section.items],
             "display": {"site": vocabulary.site(section.skeletal_site, section.vertebral_level)},
         }
         for section in plan.sections

@@ -399,3 +399,19 @@ def test_a_value_that_is_not_a_number_is_never_shown_raw(raw: float) -> None:
     as a number; it is a value that could not be computed, said so in French."""
     shown = v.value(raw, "corrected_calcium", "mmol/L")
     assert shown == "non calculable" and v.number(raw) == "non calculable"
+
+
+def test_a_plan_datum_from_a_lab_result_keeps_its_sample_time() -> None:
+    """HAZ-19-PAGE-R04, the plans too: a dose band's clearance (SYS-ZA-DOSE Tableau 2, L1153-1184) taken from a result
+    sent without its own time showed no sample time."""
+    lab = _lab(analyte="creatinine_clearance", value=54.2, unit="mL/min")
+    plan = TreatmentPlan.model_validate(EXAMPLES[PLANS.name])
+    item = plan.items[0].model_copy(
+        update={
+            "inputs": [InputUsed(name="creatinine_clearance", value=54.2, unit="mL/min", source_event_id=lab.event_id)]
+        }
+    )
+    plan = plan.model_copy(update={"items": [item]})
+    shown = view(PatientAlerts(labs={"creatinine_clearance": lab}, plan=plan), "pt")
+    [row] = shown["plan"]["items"][0]["display"]["used"]
+    assert row["at"] == v.when(lab.occurred_at) and row["at"]
