@@ -173,6 +173,14 @@ class Score(Message):
     text_fr: str
     citation: Citation
     inputs: list[InputUsed] = Field(default_factory=list)
+    status: Literal["current", "withdrawn"] = Field(
+        default="current",
+        description="'withdrawn': scoring no longer decides this score (its only finding entered in error, the "
+        "lesion resolved; the reason in `missing`); consumers hold it as absent (HAZ-22-ORDER-03).",
+    )
+    supersedes: list[uuid.UUID] = Field(
+        default_factory=list, description="The version of this score (same `score` and `subject`) this one replaces."
+    )
 
 
 class Recommendation(Issued):

@@ -460,8 +460,11 @@ def apply_local_plan(state: PatientAlerts, plan: LocalTreatmentPlan) -> tuple[Pa
 def apply_score(state: PatientAlerts, score: Score) -> tuple[PatientAlerts, list[Output]]:
     key = f"{score.score}:{score.subject}"
     old = state.scores.get(key)
-    if old is not None and (old.occurred_at, old.recorded_at) > (score.occurred_at, score.recorded_at):
+    replaces = old is not None and old.event_id in score.supersedes  # the version it names as replaced
+    if old is not None and not replaces and (old.occurred_at, old.recorded_at) > (score.occurred_at, score.recorded_at):
         return state, []
+    if score.status == "withdrawn":  # no longer decided: off the page (HAZ-22-ORDER-03)
+        return state.model_copy(update={"scores": {k: v for k, v in state.scores.items() if k != key}}), []
     return state.model_copy(update={"scores": {**state.scores, key: score}}), []
 
 

@@ -119,7 +119,11 @@ def merge(state: LocalState, e: Message) -> LocalState:
     elif isinstance(e, Score):
         key = f"{e.score}:{e.subject}" if e.score != "oligometastatic" else "oligometastatic"
         prev = s.scores.get(key)
-        if prev is None or e.recorded_at >= prev.recorded_at:  # one producer, in order: a re-derivation replaces
+        if e.status == "withdrawn":  # no longer decided: absent (HAZ-22-ORDER-03), whatever the times it carries
+            if prev is not None and (prev.event_id in e.supersedes or e.recorded_at >= prev.recorded_at):
+                s.scores.pop(key)  # this table is the event's copy (merge)
+        # one producer, in order: a re-derivation replaces, and so does the version naming the one it replaces
+        elif prev is None or prev.event_id in e.supersedes or e.recorded_at >= prev.recorded_at:
             known = [c.points for c in e.components if c.points is not None]
             s.scores[key] = ScoreFact(
                 total=e.total,

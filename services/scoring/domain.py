@@ -15,6 +15,7 @@ from datetime import datetime
 from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
 from services.scoring.clock import next_due
@@ -154,7 +155,8 @@ def apply_event(
                     "Recommandation retirée : elle ne s'applique plus aux données actuelles.",
                 )
             )
-    out += [lazy.build() for slot, lazy in d.scores.items() if s.scores.get(slot) != str(lazy.event_id)]
+    published_scores, score_ids = _publish_scores(s, d, scope, event)
+    out += published_scores
     known = set(s.sres)
     out += [sre for key, sre in sorted(d.sres.items()) if key not in known]
     # an SRE no longer decided is withdrawn (LAB-CORRECTION downstream: a crisis value corrected; a cord compression
@@ -179,6 +181,7 @@ def apply_event(
     scores = {slot: old for slot, old in s.scores.items() if not scope.owns(slot)}
     scores |= {slot: str(lazy.event_id) for slot, lazy in d.scores.items()}
     s.scores = dict(sorted(scores.items()))
+    s.score_ids = dict(sorted(score_ids.items()))
     s.sres = sorted(known | set(d.sres))
     if retained:
         s = retain(s, event.patient_id if warm else None)
@@ -197,6 +200,71 @@ def forget_memos() -> None:
     common.clear()
     clock.clear()
     retention.clear()
+
+
+def _publish_scores(s: ScoringState, d: Decisions, scope: Scope, event: Message) -> tuple[list[Score], dict[str, str]]:
+    """The score versions to publish, and slot -> ID of the version in force downstream when not its content ID
+    (HAZ-22-ORDER-03). A version after another derives its ID from the one it replaces: back to an earlier content
+    it is still new (never dropped downstream as a second delivery). A score no longer decided is published as
+    withdrawn (total and band None, the reason in `missing`), never left in force by silence."""
+    out: list[Score] = []
+    ids = dict(s.score_ids)
+    for slot, lazy in d.scores.items():
+        content = str(lazy.event_id)
+        if s.scores.get(slot) == content:
+            continue
+        prev = s.score_ids.get(slot, s.scores.get(slot))
+        version = lazy.build()
+        if prev is not None:
+            version = version.model_copy(
+                update={"event_id": derived_id("score-version", content, prev), "supersedes": [uuid.UUID(prev)]}
+            )
+            ids[slot] = str(version.event_id)
+        out.append(version)
+    for slot, content in s.scores.items():
+        if scope.owns(slot) and slot not in d.scores:
+            withdrawn = _score_withdrawal(slot, s.score_ids.get(slot, content), s, event)
+            out.append(withdrawn)
+            ids[slot] = str(withdrawn.event_id)
+    return out, ids
+
+
+def _score_withdrawal(slot: str, prev: str, s: ScoringState, event: Message) -> Score:
+    """The version of a score scoring no longer decides: same score and subject, no total, no band; its ID names its
+    cause (the version it withdraws)."""
+    kind, _, lesion_id = slot.partition(":")
+    rule_ids = {"mirels": ["SCORE-MIRELS"], "sins": ["SCORE-SINS", "SINS-SURGICAL"]}.get(kind, ["CLASS-OLIGO"])
+    lesion = s.lesions.get(lesion_id) if lesion_id else None
+    if lesion_id and lesion is None:
+        reason = "plus de constat d'imagerie pour cette lésion"
+    elif lesion is not None and lesion.effective_status() == "resolved":
+        reason = "lésion résolue : plus de score"
+    elif lesion_id:
+        reason = "le site de la lésion (corrigé) ne relève plus de ce score"
+    else:
+        reason = "statut plus décidé sur les données actuelles"
+    name = {"mirels": "Score de Mirels", "sins": "SINS"}.get(kind, "Statut oligométastatique")
+    return Score(
+        event_id=derived_id("score", prev, "withdrawn"),
+        patient_id=event.patient_id,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        source=SERVICE,
+        score=kind,
+        subject=lesion_id or "patient",
+        total=None,
+        complete=False,
+        band=None,
+        components=[],
+        missing=[reason],
+        rule_ids=rule_ids,
+        ruleset_version=RULESET_VERSION,
+        text_fr=f"{name} {'de ' + lesion_id + ' ' if lesion_id else ''}plus en vigueur : {reason}.",
+        citation=cite(rule_ids[0]),
+        inputs=[InputUsed(name="trigger_event", value=str(event.event_id), source_event_id=event.event_id)],
+        status="withdrawn",
+        supersedes=[uuid.UUID(prev)],
+    )
 
 
 def _sre_withdrawal(sre_id: str, kind: str, event: Message) -> SkeletalEvent:
@@ -230,5 +298,11 @@ def current_scores(
 ) -> list[Score]:
     if state is None:
         return []
-    scores = decide(state, patient_id, now=now, policy=policy).scores.values()
-    return sorted((lazy.build() for lazy in scores), key=lambda x: (x.score, x.subject))
+    out: list[Score] = []
+    for slot, lazy in decide(state, patient_id, now=now, policy=policy).scores.items():
+        sc = lazy.build()
+        published = state.score_ids.get(slot)
+        if published is not None and state.scores.get(slot) == str(lazy.event_id):
+            sc = sc.model_copy(update={"event_id": uuid.UUID(published)})  # the ID it was published with
+        out.append(sc)
+    return sorted(out, key=lambda x: (x.score, x.subject))

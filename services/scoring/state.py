@@ -93,6 +93,9 @@ class ScoringState(BaseModel):
     #: what was last published, derived from the facts: slot -> recommendation ID; slot -> score ID; SRE IDs
     recommendations: dict[str, str] = Field(default_factory=dict)
     scores: dict[str, str] = Field(default_factory=dict)
+    #: HAZ-22-ORDER-03: slot -> ID of the score version last published (a withdrawn one included), when it is not
+    #: the content ID in `scores` (a version after another, a withdrawal); a version's ID derives from it
+    score_ids: dict[str, str] = Field(default_factory=dict)
     sres: list[str] = Field(default_factory=list)
     calcium_sres: list[str] = Field(default_factory=list)  # the published SREs that are hypercalcaemias
     lesion_sres: dict[str, str] = Field(default_factory=dict)  # the other published SREs: ID -> kind

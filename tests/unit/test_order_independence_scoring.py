@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.base import Message
-from contracts.clinical import NormalisedLab, SkeletalEvent
+from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from services.scoring.domain import ScoringState, apply_event, current_scores
 from tests.unit.order_independence import active, distinct_times, one_per_key, shuffled
 from tests.unit.test_issue25_scoring_history import history
@@ -37,18 +37,35 @@ def outcome(events: list[Message], now: datetime) -> dict[str, Any]:
                 sres.pop(str(x), None)
         elif isinstance(o, SkeletalEvent):
             sres[str(o.event_id)] = (o.kind, o.current, o.evidence_at, o.current_until)
+    # HAZ-22-ORDER-03: what a consumer holds from the published versions (in order; a withdrawn one ends its score)
+    # is what scoring decides and serves, ID included (the ID names the content and the version it replaces)
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in out:
+        if isinstance(o, Score) and o.status == "withdrawn":
+            held.pop((o.score, o.subject), None)
+        elif isinstance(o, Score):
+            held[(o.score, o.subject)] = _decided(o)
+    served = current_scores(s, events[0].patient_id, now=now)
+    assert held == {(x.score, x.subject): _decided(x) for x in served}
     return {
         # the same IDs (same decision), severity, title and missing data; not the text: an IMG-ISOLATED text lists
         # the modalities the lesion was seen in, which retention's fold keeps by arrival (hazard log
         # HAZ-22-ORDER-03), under the same ID
         "active": active(out, text=False),
         "published": s.recommendations,
-        # the scores scoring holds as decided (slot -> score ID: its content); what consumers hold may differ when
-        # a score stops being decided (hazard log HAZ-22-04: no message says so)
+        # the scores scoring holds as decided (slot -> content ID); served and held per identity, not by version ID:
+        # a version's ID names the one it replaces, which depends on the order (HAZ-22-ORDER-03)
         "scores": s.scores,
-        "served": [x.model_dump(mode="json") for x in current_scores(s, events[0].patient_id, now=now)],
+        "served": [x.model_dump(mode="json", exclude={"event_id"}) for x in served],
         "sres": sres,
         "next_due": s.next_due,
+    }
+
+
+def _decided(x: Score) -> dict[str, Any]:
+    """What a score version decides: the fields its content ID is derived from (common.score), and its ID."""
+    return x.model_dump(mode="json", include={"event_id", "total", "band", "complete", "missing"}) | {
+        "components": [(c.name, c.value, c.points) for c in x.components]
     }
 
 

@@ -634,7 +634,13 @@ def test_state_is_the_same_whatever_the_order(order: list[int]) -> None:
     events = _timeline()
     reference, _ = run(events)
     shuffled, _ = run([events[i] for i in order])
-    assert shuffled == reference
+    assert _decided(shuffled) == _decided(reference)
+
+
+def _decided(s: ScoringState) -> ScoringState:
+    """The state but the IDs of the score versions published (HAZ-22-ORDER-03: a version's ID names the one it
+    replaces, so it depends on the versions an order went through; the content IDs in `scores` do not)."""
+    return s.model_copy(update={"score_ids": {}})
 
 
 def test_replaying_the_same_events_changes_nothing() -> None:
@@ -662,7 +668,7 @@ def test_no_obsolete_scores_in_any_contract() -> None:
 
 def test_every_permutation_of_a_small_timeline_gives_identical_outputs_set() -> None:
     events = _timeline()[:3]
-    finals = {run(list(p))[0].model_dump_json() for p in itertools.permutations(events)}
+    finals = {_decided(run(list(p))[0]).model_dump_json() for p in itertools.permutations(events)}
     assert len(finals) == 1
 
 
