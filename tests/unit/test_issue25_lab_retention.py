@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,3 +164,90 @@ def test_retention_changes_no_output(history: list[LabResult], cap: int) -> None
         # the newest `cap` per analyte, and the partners they were derived with (one per kept calcium or creatinine)
         assert all(sum(1 for r in a.results.values() if r.analyte == k) <= 2 * cap for k, _, _ in KINDS)
         assert set(a.results) <= set(b.results)
+
+
+# Minimal examples of `test_retention_changes_no_output --hypothesis-seed=3` (helper HJ, 2026-12-05). Each one fails
+# identically at c6124e1, before the flat-cost commits e27c815 and 27ae761: limits of the bounded design
+# (HAZ-25-LAB-02 review), not regressions. Strict xfail: a fix of the retention turns them into failures to un-mark.
+_RECORD = PatientRecord.model_validate(
+    {
+        "event_id": "00000000-0000-0000-0000-000000000001",
+        "patient_id": "p1",
+        "occurred_at": T0 - timedelta(days=500),
+        "recorded_at": T0 - timedelta(days=500),
+        "source": "adt",
+        "birth_date": "1956-04-02",
+        "sex": "female",
+    }
+)
+
+
+def _side_by_side(
+    history: list[LabResult], cap: int
+) -> list[tuple[LabState, list[NormalisedLab], LabState, list[NormalisedLab]]]:
+    bounded = dataclasses.replace(CFG, per_analyte=cap, stamps=10 * cap)
+    a, _ = apply_with(bounded, LabState(), _RECORD)
+    b, _ = apply_with(UNBOUNDED, LabState(), _RECORD)
+    steps = []
+    for item in history:
+        a, out_a = apply_with(bounded, a, item)
+        b, out_b = apply_with(UNBOUNDED, b, item)
+        steps.append((a, out_a, b, out_b))
+    return steps
+
+
+_CA = ("total_calcium", 2.0, "mmol/L")
+_T = T0 - timedelta(days=400)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="HAZ-25-LAB-02: a stamp evicted past LAB_RESULT_STAMPS within LAB_RETENTION_DAYS: a late older version is "
+    "published again (LAB-CORRECTION)",
+)
+def test_seed3_a_late_version_after_its_stamp_was_evicted_changes_nothing() -> None:
+    history = [result(*_CA, rid=f"r{i}", at=_T + timedelta(hours=i)) for i in range(50)]
+    history.append(result(*_CA, rid="r0", at=_T, recorded=_T))  # r0's stamp is the oldest of 46 (cap 40)
+    for _a, out_a, _b, out_b in _side_by_side(history, cap=4):
+        assert comparable([o for o in out_a if not o.derived_from]) == comparable(
+            [o for o in out_b if not o.derived_from]
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="HAZ-25-LAB-R01 residual: partners are chosen among the results in force when the others are dropped; a "
+    "partner withdrawn later leaves a farther one where the unbounded state holds the next closest (LAB-CRCL)",
+)
+def test_seed3_a_withdrawn_weight_leaves_the_same_partners_as_unbounded() -> None:
+    kinds = {"w": ("body_weight", 45.0, "kg"), "c": ("creatinine", 50.0, "umol/L")}
+    history = [result(*kinds[k], rid=f"r{i}", at=_T + timedelta(hours=i)) for i, k in enumerate("wwcwww")]
+    history.append(
+        result(
+            *kinds["w"],
+            rid="r1",
+            at=_T + timedelta(hours=1),
+            recorded=_T + timedelta(hours=9),
+            status="entered-in-error",
+        )
+    )
+    history.append(result(*kinds["w"], rid="r26", at=_T + timedelta(days=91)))  # the old weights leave the horizon
+    for a, _, b, _ in _side_by_side(history, cap=4):
+        assert set(a.results) <= set(b.results)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="HAZ-25-LAB-R01: each kept calcium keeps its 3 closest albumins (PARTNERS, two lists): two calciums keep 5 "
+    "albumins besides the newest cap, above the property's 2 * cap",
+)
+def test_seed3_two_calciums_keep_at_most_twice_the_cap_of_albumins() -> None:
+    history = [
+        result(*(_CA if i in (2, 4) else ("albumin", 20.0, "g/L")), rid=f"r{i}", at=_T + timedelta(hours=i))
+        for i in range(11)
+    ]
+    for a, _, _, _ in _side_by_side(history, cap=4):
+        assert sum(1 for r in a.results.values() if r.analyte == "albumin") <= 2 * 4
