@@ -337,12 +337,18 @@ def lesions(s: LocalState) -> dict[str, Lesion]:
 
 
 def prune_findings(s: LocalState, lesion_id: str) -> None:
-    """Keep the lesion's newest FINDINGS_PER_LESION effective original findings. Corrections (and what they
-    correct) are kept: they are rare, and dropping one would let the finding it corrected count again."""
-    kept = [f for f in effective_findings(s.findings.values()) if f.lesion_id == lesion_id]
-    for f in kept[:-FINDINGS_PER_LESION]:
-        if f.record_status == "final":
-            del s.findings[str(f.event_id)]
+    """Keep the lesion's newest FINDINGS_PER_LESION original ("final") findings, in the total order on the facts
+    (clinical time, recorded time, event ID), whether corrected or not; corrections are all kept (they are rare, and
+    dropping one would let the finding it corrected count again; an original dropped stays withdrawn by them).
+    Issue 22 (HAZ-22-ORDER-01): what is kept depends on the set of records only, never on the order they came in:
+    choosing among the *effective* findings did not, as a finding entered in error after its original was dropped
+    left a different table than the same records with the error delivered first."""
+    finals = sorted(
+        (f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "final"),
+        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
+    )
+    for f in finals[:-FINDINGS_PER_LESION]:
+        del s.findings[str(f.event_id)]
 
 
 def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:

@@ -296,8 +296,8 @@ def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     held = s.findings
     corrections = [f for f in held.values() if f.record_status != "final"]
     old = sum(1 for f in corrections if _old(f, cut))
-    if not old or _marked(s, update, "findings", str(old)):
-        return
+    if not old:  # no count mark to skip on: whether a chain drops also depends on the lesion's newest finding and
+        return  # on its original being held (prune_findings), so a mark made it depend on arrival order (issue 22)
     if any(f.record_status == "amended" and f.corrects is None for f in corrections):
         return
     chain = _components((k, f.corrects) for k, f in held.items())
@@ -308,18 +308,21 @@ def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     for f in effective_findings(held.values()):
         latest[f.lesion_id] = max(latest.get(f.lesion_id, _forder(f)), _forder(f))
     drop: set[str] = set()
+    named: set[str] = set()
     for members in by_chain.values():
-        if len(members) < 2 or any(not _old(f, cut) for f in members):
+        # an entry in error alone (its original pruned by facts.prune_findings) drops as its whole chain would
+        lone = len(members) == 1 and members[0].record_status == "entered-in-error"
+        if (len(members) < 2 and not lone) or any(not _old(f, cut) for f in members):
             continue
         if resolve(members, lambda f: f.lesion_id).kept:  # a version in force: it is a finding of its lesion
             continue
         if any(f.lesion_id not in latest or _forder(f) >= latest[f.lesion_id] for f in members):
             continue
         drop.update(str(f.event_id) for f in members)
+        named.update(str(f.corrects) for f in members if f.corrects is not None)  # never resurrected if redelivered
     if drop:
-        _mark(update, s, "findings", str(old - sum(1 for f in corrections if str(f.event_id) in drop)))
         update["findings"] = {k: f for k, f in held.items() if k not in drop}
-        _withdraw(s, update, sorted(drop))
+        _withdraw(s, update, sorted(drop | named))
         _count(s, update, "findings", len(drop))
 
 
