@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 
 from contracts.hospital import LabResult
-from devstack import impact, impact_report
+from devstack import impact, impact_report, infra
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
-from tests.conftest import Publish
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = "services/scoring/rules.py"
@@ -156,30 +155,49 @@ def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
     assert "alert_settle_seconds" in text
 
 
-async def test_from_topics_replays_the_retained_history_without_publishing(
-    publish: Publish, kafka_bootstrap: str, kafka_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """--from-topics: the input topics' retained history, read with a group-less consumer; nothing is published."""
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
-    for k, v in kafka_settings.items():
-        monkeypatch.setenv(k, v)
-    cohort = Cohort(7, 3, 0.3)
-    sent = {cohort.patient_id(i): [g.value() for g in cohort.patient(i)] for i in range(3)}
-    for i in range(3):
-        for g in cohort.patient(i):
-            await publish(g.topic, json.loads(g.value()))
-    before = await _end_offsets(kafka_bootstrap)
-    stream = Path(tempfile.mkdtemp()) / "stream.pickle"
-    await asyncio.to_thread(impact.write_topics, stream, False)
-    with stream.open("rb") as f:
-        header = pickle.load(f)
-        read = dict(pickle.load(f) for _ in range(header["patients"]))
-    for patient, values in sent.items():  # every message, in publication order
-        assert [json.loads(r[2]) for r in read[patient]] == [json.loads(v) for v in values]
-    report, _, _ = await asyncio.to_thread(impact.impact, "HEAD", "HEAD", from_topics=True)
-    assert report["patients"] >= 3
-    assert report["patients_changed"] == 0
-    assert await _end_offsets(kafka_bootstrap) == before
+async def test_from_topics_replays_the_retained_history_without_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--from-topics: the input topics' retained history, read with a group-less consumer; nothing is published. On a
+    broker of its own, with no service running on it, so that any record on any topic afterwards would be the tool's
+    (the suite's shared broker has the test stack's services publishing all along)."""
+    from aiokafka import AIOKafkaProducer
+
+    from contracts.topics import TOPICS
+    from shared.runtime.kafka import ensure_topics
+    from shared.settings import Settings
+
+    with infra.local_kafka() as kafka:
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.url)
+        for k, v in kafka.settings.items():
+            monkeypatch.setenv(k, v)
+        settings = Settings.model_validate(
+            {"kafka_bootstrap_servers": kafka.url, **{k.lower(): v for k, v in kafka.settings.items()}}
+        )
+        await ensure_topics(settings, TOPICS)
+        cohort = Cohort(7, 3, 0.3)
+        sent = {cohort.patient_id(i): [g.value() for g in cohort.patient(i)] for i in range(3)}
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.url, enable_idempotence=kafka.settings["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+        )
+        await producer.start()
+        try:
+            for i in range(3):
+                for g in cohort.patient(i):
+                    await producer.send_and_wait(g.topic, g.value(), key=g.key.encode())
+        finally:
+            await producer.stop()
+        before = await _end_offsets(kafka.url)
+        stream = Path(tempfile.mkdtemp()) / "stream.pickle"
+        await asyncio.to_thread(impact.write_topics, stream, False)
+        with stream.open("rb") as f:
+            header = pickle.load(f)
+            read = dict(pickle.load(f) for _ in range(header["patients"]))
+        for patient, values in sent.items():  # every message, in publication order
+            assert [json.loads(r[2]) for r in read[patient]] == [json.loads(v) for v in values]
+        report, _, _ = await asyncio.to_thread(impact.impact, "HEAD", "HEAD", from_topics=True)
+        assert report["patients"] >= 3
+        assert report["patients_changed"] == 0
+        after = await _end_offsets(kafka.url)
+        assert after == before and sum(after.values()) == sum(len(v) for v in sent.values())
 
 
 async def _end_offsets(bootstrap: str) -> dict[Any, int]:
