@@ -223,6 +223,13 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
         """CDS Hooks 2.0 discovery."""
         return cds.discovery()
 
+    async def remember_cards(patient_id: str, cards: list[dict[str, Any]]) -> None:
+        """The feedback names only the card: remember whose it is."""
+        if cards:
+            async with service.redis.pipeline(transaction=False) as pipe:
+                _index_cards(service, pipe, patient_id, cards)
+                await pipe.execute()
+
     @hooks.post(f"/{cds.SERVICE_ID}")
     async def cds_patient_view(
         request: Request, body: cds.HookRequest, who: Annotated[Principal, require(CLINICIAN)]
@@ -231,10 +238,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
         patient_id = body.context.patientId
         await record_audit(request, who, "read", patient_id, (CLINICIAN,))
         cards = cds.cards(await actions.load(patient_id))
-        if cards:  # the feedback names only the card: remember whose it is
-            async with service.redis.pipeline(transaction=False) as pipe:
-                _index_cards(service, pipe, patient_id, cards)
-                await pipe.execute()
+        await remember_cards(patient_id, cards)
         return {"cards": cards}
 
     @hooks.post(f"/{cds.SERVICE_ID}/feedback")
@@ -278,10 +282,7 @@ def build(settings: NotificationSettings) -> tuple[Service, FastAPI]:
         facts = orders_facts.facts(await actions.load(patient_id), datetime.now(UTC))
         selections = body.context.selections if hook == "order-select" else None
         found = orders.cards(body.context.draftOrders, facts, patient_id, links(request), selections)
-        if found:  # the feedback names only the card: remember whose it is
-            async with service.redis.pipeline(transaction=False) as pipe:
-                _index_cards(service, pipe, patient_id, found)
-                await pipe.execute()
+        await remember_cards(patient_id, found)
         return {"cards": found}
 
     @hooks.post(f"/{cds.ORDER_SIGN_ID}")

@@ -56,7 +56,7 @@ from services.notification.orders_rules import (
 )
 from services.notification.vocabulary import prose
 from shared.clinical.dates import HOSPITAL_TZ
-from shared.clinical.drugs import identify
+from shared.clinical.drugs import DrugIdentity, identify
 
 UCUM: Final = "http://unitsofmeasure.org"
 Indicator = Literal["info", "warning", "critical"]
@@ -678,6 +678,11 @@ _RULE_OF_CLASS: Final = {
 }
 
 
+def _names_fr(identities: list[DrugIdentity]) -> str:
+    """Several identified drugs, by their French names (as `drug_fr`), joined for a card."""
+    return " / ".join(DRUG_FR.get(i.key) or i.key.replace("_", " ") for i in identities)
+
+
 def _combination(draft: Draft, f: OrderFacts) -> list[Finding]:
     """Several substances on one line: the dose and rhythm belong to none of them. When a rule would speak for one
     of them here, the line is to check (each substance on its own line), with what the rules would say."""
@@ -686,7 +691,7 @@ def _combination(draft: Draft, f: OrderFacts) -> list[Finding]:
     said = [x for x in findings(alone, f) if x.check != "unreadable"]
     if not said:
         return []
-    named = " / ".join(DRUG_FR.get(i.key) or i.key.replace("_", " ") for i in parts)
+    named = _names_fr(parts)
     return [
         Finding(
             draft,
@@ -716,7 +721,7 @@ def _conflicting(draft: Draft, f: OrderFacts) -> list[Finding]:
     ]
     if not rules:
         return []
-    named = " / ".join(DRUG_FR.get(i.key) or i.key.replace("_", " ") for i in who)
+    named = _names_fr(who)
     return [
         Finding(
             draft,
