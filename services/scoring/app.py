@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI
 from contracts.base import Message, PatientId
 from contracts.clinical import Score
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMALISED, TREATMENT_EVENTS
-from services.scoring.domain import ScoringState, apply_event, current_scores
+from services.scoring.domain import ScoringState, apply_event, current_scores, recall_published
 from services.scoring.settings import ScoringSettings
 from shared.runtime.service import Service
 from shared.web.auth import CLINICIAN, require
@@ -27,6 +27,7 @@ def build(settings: ScoringSettings) -> tuple[Service, FastAPI]:
         ScoringState,
         apply,
         due=lambda state: state.next_due,  # currency windows pass on time (issue 18: scoring's own clock)
+        recall_published=recall_published,  # the score versions downstream holds (HAZ-22-ORDER-03)
     )
     router = APIRouter(tags=["scores"], dependencies=[require(CLINICIAN, audit="read")])
 

@@ -1,6 +1,7 @@
 """Scoring's own clock (issue 18): the moments a decision may change with no new event, so currency windows pass
 on time. Pure. A crisis calcium stops being current (LAB-CA-CRISIS: an emergency from current data only), a
-fracture or cord compression leaves its currency window (CLASS-SRE `current_until`), a lesion's pain, the staging
+fracture or cord compression (seen, or inferred from an epidural extension with a neurological deficit) leaves its
+currency window (CLASS-SRE `current_until`), a lesion's pain, the staging
 or the life-expectancy estimate ages out, a future-dated fact becomes current, and what remains of the estimate
 crosses 1 year, 3 months or 6 weeks (MIRELS-HIGH L1324, SURG-LE L2804-2806). A deadline at which nothing changes
 costs one decision and publishes nothing (the transition only publishes differences)."""
@@ -84,6 +85,7 @@ def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
     seen: list[Fact[Any] | None] = []
     for lesion in lesions.values():
         seen += [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last]
+        seen += [lesion.epidural_stated, lesion.compression_stated]  # an inferred compression (CLASS-SRE, RT-MSCC)
     facts = ((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None)
     return _windows(facts, policy), []
 
@@ -96,6 +98,8 @@ def _assessment_times(a: Assessment, policy: r.Policy) -> Times:
         *a.lesion_pain_character.values(),
     ]
     facts = [(f.occurred_at, policy.lesion_pain_valid) for f in pains if f is not None]
+    if a.neurological_deficit is not None:  # with an epidural extension, a cord compression current while both are
+        facts.append((a.neurological_deficit.occurred_at, policy.lesion_event_current))  # (CLASS-SRE, RT-MSCC)
     facts += [(g.occurred_at, policy.staging_valid) for g in (a.primary_controlled, a.extra_osseous) if g is not None]
     facts += [(le.occurred_at, policy.life_expectancy_valid) for le in a.life_expectancy_estimates]
     crossings = sorted(

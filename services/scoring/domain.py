@@ -16,6 +16,7 @@ from contracts.base import InputUsed, Message, derived_id
 from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
+from contracts.topics import SCORES
 from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
 from services.scoring.clock import next_due
@@ -227,6 +228,27 @@ def _publish_scores(s: ScoringState, d: Decisions, scope: Scope, event: Message)
             out.append(withdrawn)
             ids[slot] = str(withdrawn.event_id)
     return out, ids
+
+
+def recall_published(state: ScoringState, published: list[tuple[str, bytes]]) -> ScoringState:
+    """After a replay (shared/runtime/rebuild.py): each score's ID in force downstream, from the last version of it
+    on the scores topic. The replay recomputes the contents, not the version chain (HAZ-22-ORDER-03): that depends
+    on the order the live service saw the events in, and the next version must name the one downstream holds."""
+    last: dict[str, str] = {}
+    for topic, value in published:
+        if topic != SCORES.name:
+            continue
+        score = Score.model_validate_json(value)
+        last[score.score if score.subject == "patient" else f"{score.score}:{score.subject}"] = str(score.event_id)
+    if not last:
+        return state
+    ids = dict(state.score_ids)
+    for slot, version in last.items():
+        if version == state.scores.get(slot):
+            ids.pop(slot, None)  # the content ID itself is in force
+        else:
+            ids[slot] = version
+    return state.model_copy(update={"score_ids": dict(sorted(ids.items()))})
 
 
 def _score_withdrawal(slot: str, prev: str, s: ScoringState, event: Message) -> Score:

@@ -15,6 +15,12 @@ def _ca(value: float, comparator: Comparator | None = None) -> str:
     return text if comparator is None else f"{comparator} {text}"
 
 
+def _threshold_fr() -> str:
+    """The crisis threshold as written in French ("3,5"), from the rule's constant: a text never names another
+    threshold than the one the rule compares with (issue 21: an impact candidate moving it changes its texts)."""
+    return f"{r.CRISIS_CORRECTED_CALCIUM_MMOL_L:g}".replace(".", ",")
+
+
 #: how a censored source of a corrected calcium is named in a text
 SOURCE_NAMES_FR = {"total_calcium": "calcémie totale", "albumin": "albuminémie", "ionised_calcium": "calcium ionisé"}
 
@@ -28,8 +34,8 @@ def crisis_text(value: float, comparator: Comparator | None = None) -> str:
         " (résultat censuré : au-dessus du seuil quelle que soit sa valeur exacte)" if comparator is not None else ""
     )
     return (
-        f"Calcémie corrigée {_ca(value, comparator)} mmol/L{bound} (seuil de crise : > 3,5 mmol/L). Situation "
-        "pouvant engager le pronostic vital : prise en charge en urgence. Cette hypercalcémie compte comme "
+        f"Calcémie corrigée {_ca(value, comparator)} mmol/L{bound} (seuil de crise : > {_threshold_fr()} mmol/L). "
+        "Situation pouvant engager le pronostic vital : prise en charge en urgence. Cette hypercalcémie compte comme "
         "événement osseux (SRE)."
     )
 
@@ -54,7 +60,8 @@ def censored_calcium_text(reported: str, corrected: str | None) -> str:
     )
     return (
         f"Données insuffisantes : le laboratoire a rendu {reported}, une borne et non une valeur exacte ; {computed}, "
-        "ce qui ne permet de dire ni qu'elle dépasse 3,5 mmol/L ni qu'elle reste en dessous. Aucune alerte de crise "
+        f"ce qui ne permet de dire ni qu'elle dépasse {_threshold_fr()} mmol/L ni qu'elle reste en dessous. "
+        "Aucune alerte de crise "
         "n'est émise sur cette donnée incertaine. Doser une calcémie totale exacte (avec l'albuminémie) pour "
         "trancher."
     )

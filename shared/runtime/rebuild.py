@@ -112,22 +112,31 @@ async def _committed_offsets(service: Service, topics: list[str]) -> dict[TopicP
         await admin.close()
 
 
-async def _published(service: Service, topics: set[str]) -> dict[tuple[str, str, str], bytes]:
-    """The service's outputs as its output topics hold them now: identity -> latest value. (The embedded broker
-    reports the start of the last batch as the end; fetches return whole batches, so nothing is missed.)"""
+async def _published(
+    service: Service, topics: set[str]
+) -> tuple[dict[tuple[str, str, str], bytes], dict[str, list[tuple[str, bytes]]]]:
+    """The service's outputs as its output topics hold them now: identity -> latest value, and per patient (the
+    record key) every (topic, value) in each topic's order, when the service recalls them (`recall_published`). (The
+    embedded broker reports the start of the last batch as the end; fetches return whole batches, so nothing is
+    missed.)"""
     if not topics:
-        return {}
+        return {}, {}
     parts = await reading.partitions(service.settings, sorted(topics))
     ends = await reading.end_offsets(service.settings, parts)
     me = service.name.encode()
     out: dict[tuple[str, str, str], bytes] = {}
-    for r in await reading.read_range(service.settings, "rebuild", ends):
+    per_patient: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+    recall = service.recall_published is not None
+    records = await reading.read_range(service.settings, "rebuild", ends)
+    for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         if r.value is None or ("producer", me) not in (r.headers or ()):
             continue
         ident = identity(r.topic, r.value)
         if ident is not None:
             out[ident] = r.value
-    return out
+            if recall and r.key is not None:
+                per_patient[r.key.decode()].append((r.topic, r.value))
+    return out, per_patient
 
 
 async def replay(service: Service) -> Replay:
@@ -242,7 +251,7 @@ def superseded_in_replay(outputs: list[Outgoing]) -> set[int]:
 
 
 async def _publish_difference(service: Service, done: Replay, report: RebuildReport) -> None:
-    published = await _published(service, {o.topic for o in done.outputs})
+    published, per_patient = await _published(service, {o.topic for o in done.outputs})
     expected: set[tuple[str, str, str]] = set()
     acks = []
     replaced = superseded_in_replay(done.outputs)
@@ -257,12 +266,17 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
         elif held is None:
             acks.append(await service.producer.send(out))
             published[ident] = out.value.encode()
+            per_patient[out.key].append((out.topic, published[ident]))
             report.published += 1
         elif held != out.value.encode():
             report.differing += 1
     report.unexplained = len(published.keys() - expected)
     for ack in acks:
         await ack  # every missing output acknowledged before the state says it was produced
+    recall = service.recall_published
+    if recall is not None:  # what downstream holds, which the replay's order may not have recomputed
+        for patient_id, state in done.states.items():
+            done.states[patient_id] = recall(state, per_patient.get(patient_id, []))
 
 
 async def _write(service: Service, done: Replay, expected: bytes | None, epoch: bytes) -> bool:

@@ -210,6 +210,8 @@ class Service:
         #: shared/runtime/timers.py, when the aggregate declares deadlines (`due`)
         self.timers: Timers | None = None
         self._due: Callable[[Any], datetime | None] | None = None
+        #: after a replay, the aggregate's record of what downstream holds, from its outputs (shared/runtime/rebuild.py)
+        self.recall_published: Callable[[Any, list[tuple[str, bytes]]], Any] | None = None
         self._timer_task: asyncio.Task[None] | None = None
         #: the pipelined finish (see `_run`): the newest batch still finishing, the event IDs it marks and the
         #: patients whose outbox it clears
@@ -245,6 +247,7 @@ class Service:
         decode: decoding.Decoder | None = None,
         idempotency_key: Callable[[Any], str] | None = None,
         due: Callable[[A], datetime | None] | None = None,
+        recall_published: Callable[[A, list[tuple[str, bytes]]], A] | None = None,
     ) -> None:
         """Subscribe `apply` (a pure transition of the per-patient aggregate `model`) to `topics`.
 
@@ -254,7 +257,11 @@ class Service:
         non-empty `rejections` list (a batch format such as HL7 with one bad OBX) is dead-lettered with
         those reasons and its good part still applies. `decode` gets the record and must return an object
         with a `patient_id`. `due(state)` is the patient's next deadline: when it passes, a clock tick for that
-        patient is applied like any other event (shared/runtime/timers.py)."""
+        patient is applied like any other event (shared/runtime/timers.py). `recall_published(state, outputs)` gives
+        a replayed state what it records of its published outputs that the replay cannot recompute (a version ID that
+        depends on the order the live service saw the events in): `outputs` are the patient's (topic, value) on the
+        service's output topics, in publication order."""
+        self.recall_published = recall_published
         models = {sub.aggregate[0] for sub in self.subscriptions.values() if sub.aggregate is not None}
         if models - {model}:
             raise ValueError("one patient aggregate per service")

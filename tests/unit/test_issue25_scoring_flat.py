@@ -61,7 +61,8 @@ def test_a_warm_process_decides_what_a_cold_one_does(seed: int) -> None:
 
 
 def old_next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY) -> datetime | None:
-    """The clock as it was before issue 25's memo (every fact's window scanned at each event)."""
+    """The clock as a full scan of every fact's window at each event (issue 25's memo must give the same moments);
+    with stop 21's windows of an inferred cord compression (epidural extension, neurological deficit)."""
     times: list[datetime] = []
 
     def window(at: datetime, valid: timedelta) -> None:
@@ -73,7 +74,12 @@ def old_next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_PO
         for f in (lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last):
             if f is not None:
                 window(f.occurred_at, policy.lesion_event_current)
+        for g in (lesion.epidural_stated, lesion.compression_stated):  # an inferred compression (stop 21)
+            if g is not None:
+                window(g.occurred_at, policy.lesion_event_current)
     a = s.assessment
+    if a.neurological_deficit is not None:
+        window(a.neurological_deficit.occurred_at, policy.lesion_event_current)
     pains: list[Any] = [a.pain_character, a.pain_intensity]
     pains += [*a.lesion_pain_intensity.values(), *a.lesion_pain_character.values()]
     for f in pains:

@@ -13,11 +13,12 @@ from contracts.clinical import Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from contracts.local import LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.plan import PlanItem
+from contracts.topics import SCORES
 from services.notification.domain import AlertPolicy, PatientAlerts
 from services.notification.domain import apply_event as notify
 from services.radiotherapy_planner.domain import apply_event as rt_apply
 from services.radiotherapy_planner.facts import LocalState
-from services.scoring.domain import ScoringState, current_scores
+from services.scoring.domain import ScoringState, current_scores, recall_published
 from services.scoring.domain import apply_event as scoring_apply
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -153,3 +154,28 @@ def test_notification_takes_a_no_longer_decided_score_off_the_page_even_when_dat
     early = early.model_copy(update={"recorded_at": first.recorded_at - timedelta(days=1)})
     assert "sins:t8" not in notify(page, early, AlertPolicy())[0].scores
     assert "sins:t8" not in rt_apply(rt_apply(LocalState(), first)[0], early)[0].scores
+
+
+def test_a_replay_that_went_through_other_versions_recalls_the_ids_downstream_holds() -> None:
+    """A rebuild replays the events in its own order (shared/runtime/rebuild.py): here it never went through the
+    withdrawal the live service published, so its state names no version. `recall_published` takes the versions from
+    the scores topic: the next version then names the one the consumers hold, and they apply it."""
+    seen = finding(0)
+    again = finding(60)
+    live, out = scoring([pain(0, "mechanical"), seen, entered_in_error(seen, 30), again])
+    first, gone, back = sins(out)
+    rebuilt, _ = scoring([pain(0, "mechanical"), again, seen, entered_in_error(seen, 30)])  # another order
+    assert rebuilt.scores == live.scores and rebuilt.score_ids != live.score_ids  # the chain differs, not the content
+    topic = [(SCORES.name, x.model_dump_json().encode()) for x in out]
+    recalled = recall_published(rebuilt, topic)
+    assert recalled.score_ids == live.score_ids
+    assert recall_published(rebuilt, []) == rebuilt  # nothing published: the replay's own record stands
+    # the lesion resolves: the withdrawal names the version the page holds, which applies it whatever its times
+    resolved = finding(90, status="resolved")
+    _, after = scoring([resolved], recalled)
+    [withdrawn] = sins(after)
+    assert withdrawn.supersedes == [back.event_id]
+    page = PatientAlerts()
+    for x in (first, gone, back, withdrawn):
+        page, _ = notify(page, x, AlertPolicy())
+    assert "sins:t8" not in page.scores

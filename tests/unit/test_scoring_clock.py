@@ -74,3 +74,38 @@ def test_the_remaining_life_expectancy_crossing_a_threshold_is_a_deadline() -> N
     )
     s, _ = apply_event(ScoringState(), estimate, now=T0)
     assert s.next_due == T0 + timedelta(days=2 * DAYS_PER_MONTH, seconds=1)  # 5 -> 3 months left
+
+
+def test_a_cord_compression_inferred_from_an_epidural_extension_and_a_deficit_becomes_historical_on_the_clock() -> None:
+    """CLASS-SRE / RT-MSCC: an epidural extension of a spinal lesion with a neurological deficit is a cord
+    compression current while both facts are recent (the older decides); when it ages out, the clock re-decides."""
+    finding = ImagingFinding(
+        event_id=uuid.uuid4(),
+        patient_id="p4",
+        occurred_at=T0,
+        recorded_at=T0,
+        source="pacs",
+        lesion_id="T10-a",
+        skeletal_site="spine",
+        vertebral_level="T10",
+        modality="mri",
+        epidural_extension=True,
+    )
+    later = T0 + timedelta(days=3)
+    deficit = ClinicalAssessment(
+        event_id=uuid.uuid4(),
+        patient_id="p4",
+        occurred_at=later,
+        recorded_at=later,
+        source="ehr",
+        neurological_deficit=True,
+    )
+    s, _ = apply_event(ScoringState(), finding, now=T0)
+    s, out = apply_event(s, deficit, now=later)
+    [sre] = [e for e in out if isinstance(e, SkeletalEvent)]
+    assert sre.kind == "cord_compression" and sre.current is True
+    # the older fact (the finding) leaves its window first: the deadline is then, not at the deficit's
+    assert s.next_due == T0 + DEFAULT_POLICY.lesion_event_current + timedelta(seconds=1)
+    t = tick(s, "p4")
+    s, out = apply_event(s, t, now=t.recorded_at)
+    assert [e.current for e in out if isinstance(e, SkeletalEvent) and e.status == "active"] == [False]
