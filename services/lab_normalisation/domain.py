@@ -109,6 +109,18 @@ class LabState(BaseModel):
     #: withdrawn, kept beyond `retention` (the newest `stamps`; corrections are rare), so that a resent old message
     #: never brings a withdrawn or replaced value back (LAB-CORRECTION)
     revised: dict[str, tuple[datetime, datetime]] = Field(default_factory=dict)
+    #: HAZ-25-LAB-02 (LAB-CORRECTION: "an older result arriving late must not overwrite a newer one"): the newest draw
+    #: time and the newest recorded time of the stamps evicted past `stamps` while within `retention`. A result with
+    #: no state drawn at or before the first (and within `retention`) may be one of them: a version of it recorded at
+    #: or before the second is taken for a late older version (changes nothing), never published again
+    evicted: tuple[datetime, datetime] | None = None
+    #: HAZ-25-LAB-R01 (LAB-CA-CORR L316, LAB-CRCL L1153-1156 "do not guess"): by kept calcium or creatinine, the
+    #: closest partner in force dropped (analyte, draw precision, draw time, recorded time, result_id; one per analyte
+    #: and precision). A partner no closer than it is neither kept nor used: the unbounded state would pair the
+    #: dropped one, so the value is "insufficient data" rather than derived from a farther partner
+    nearest_dropped: dict[str, list[tuple[Analyte, TimePrecision, datetime, datetime, str]]] = Field(
+        default_factory=dict
+    )
 
     def model_dump_json(self, **kwargs: Any) -> str:
         """The stored JSON (what the runtime writes): each result's JSON is reused by object (issue 25,
@@ -138,8 +150,10 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
     for record in batch.patients:
         _apply_patient(s, record)
     calcium_draws: set[str] = set()  # calcium result_ids whose corrected value may have changed
+    # the horizon of the last retention (HAZ-25-LAB-02): the newest draw held was kept (its analyte's newest)
+    horizon = max((r.occurred_at for r in state.results.values()), default=None)
     for lab in batch.labs:
-        published = _apply_result(s, lab, cfg)
+        published = _apply_result(s, lab, cfg, None if horizon is None else horizon - cfg.retention)
         if published is None:
             continue
         out.append(published)
@@ -194,6 +208,9 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
     dropping = [r for rid, r in s.results.items() if rid not in keep]
     if dropping:  # issue 25: the partners are looked for only among the results that would otherwise go
         keep |= _partners(s, keep, cfg.ca_albumin_window, dropping)
+        _note_dropped(s, keep, cfg.ca_albumin_window, dropping)
+    if s.nearest_dropped.keys() - keep:
+        s.nearest_dropped = {k: v for k, v in s.nearest_dropped.items() if k in keep}
     if len(keep) < len(s.results):
         s.dropped, s.revised = dict(s.dropped), dict(s.revised)  # the previous state's are left as they were
         for rid, r in s.results.items():
@@ -208,6 +225,13 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         if len(stamps) != len(s.dropped) or len(stamps) > cfg.stamps:
             stamps.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
             s.dropped = dict(stamps[: cfg.stamps])
+            if evicted := [at for _, at in stamps[cfg.stamps :]]:  # HAZ-25-LAB-02: what they may have held
+                s.evicted = (
+                    max([at[0] for at in evicted] + ([s.evicted[0]] if s.evicted else [])),
+                    max([at[1] for at in evicted] + ([s.evicted[1]] if s.evicted else [])),
+                )
+    if s.evicted is not None and s.evicted[0] < cutoff:  # all of them beyond `retention`, as in an unbounded state
+        s.evicted = None
     if s.revised and (len(s.revised) > cfg.stamps or s.revised.keys() & s.results.keys()):
         revised = [(rid, at) for rid, at in s.revised.items() if rid not in s.results]
         if len(revised) != len(s.revised) or len(revised) > cfg.stamps:
@@ -241,17 +265,107 @@ def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[Sto
             candidates = _active(s, analyte)
             for ca in reached:
                 # the closest surely within the window (closest_within's order), and the closest whatever the draws'
-                # precision: an amendment giving a date-only draw its hour pairs with one of those
-                for near in (_surely_within(ca, candidates, window), _within(ca, candidates, window + 2 * _DAY)):
+                # precision: an amendment giving a date-only draw its hour pairs with one of those; none beyond the
+                # closest in force dropped (HAZ-25-LAB-R01: an unbounded state holds that one)
+                for near, bar in (
+                    (_surely_within(ca, candidates, window), _bar(s, ca, analyte, window)),
+                    (_within(ca, candidates, window + 2 * _DAY), _bar(s, ca, analyte, window + 2 * _DAY, False)),
+                ):
                     near.sort(key=lambda tr: (abs(tr[0] - ca.occurred_at), tr[0]))
-                    out.update(r.result_id for _, r in near[:PARTNERS])
+                    out.update(
+                        r.result_id
+                        for _, r in near[:PARTNERS]
+                        if not _beyond(ca, r.occurred_at, r.recorded_at, r.result_id, bar)
+                    )
     weighed = any(r.analyte == "body_weight" and r.value is not None for r in dropping)
     if weighed and any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
         for creat in (r for r in held if r.analyte == "creatinine"):
             at = creat.occurred_at
             weights.sort(key=lambda tr: (abs(tr[0] - at), -tr[0].timestamp()))  # _weight_for's order
-            out.update(r.result_id for _, r in weights[:PARTNERS])
+            bar = _bar(s, creat, "body_weight")
+            out.update(
+                r.result_id
+                for _, r in weights[:PARTNERS]
+                if not _beyond(creat, r.occurred_at, r.recorded_at, r.result_id, bar)
+            )
     return out
+
+
+Near = tuple[Analyte, TimePrecision, datetime, datetime, str]  # LabState.nearest_dropped's entries
+
+
+def _near(r: StoredResult) -> Near:
+    return r.analyte, r.precision, r.occurred_at, r.recorded_at, r.result_id
+
+
+def _order(anchor: StoredResult, at: datetime, recorded: datetime, rid: str | None) -> tuple[object, ...]:
+    """The pairing order of a partner of `anchor` (rid None: a patient record's weight): LAB-CA-CORR closest_within's
+    (ties: the earlier draw), LAB-CRCL _weight_for's (ties: the later), then _active's (the most recently reported,
+    then result ID; a patient record's weight after the results)."""
+    gap = abs(at - anchor.occurred_at)
+    if anchor.analyte == "creatinine":
+        return gap, -at.timestamp(), rid is None, -recorded.timestamp(), rid or ""
+    return gap, at, -recorded.timestamp(), rid or ""
+
+
+def _beyond(anchor: StoredResult, at: datetime, recorded: datetime, rid: str | None, bar: Near | None) -> bool:
+    """HAZ-25-LAB-R01: a partner no closer than the closest in force dropped (`bar`) is not the one an unbounded state
+    pairs: neither kept nor used (LAB-CA-CORR L316; LAB-CRCL L1153-1156, "do not guess")."""
+    if bar is None or rid == bar[4]:
+        return False
+    return _order(anchor, at, recorded, rid) > _order(anchor, bar[2], bar[3], bar[4])
+
+
+def _bar(
+    s: LabState, anchor: StoredResult, analyte: Analyte, window: timedelta | None = None, surely: bool = True
+) -> Near | None:
+    """The closest in force dropped of `analyte` for `anchor` that the pairing could take: within `window`, every
+    possible hour of date-only draws within it (`surely`, _surely_within) or not (_within). One is kept per draw
+    precision: the closest of each, as eligibility only narrows with the gap."""
+    slack = _DAY if anchor.precision == "date" else timedelta(0)
+    eligible = [
+        n
+        for n in s.nearest_dropped.get(anchor.result_id, ())
+        if n[0] == analyte
+        and (
+            window is None
+            or abs(n[2] - anchor.occurred_at)
+            + ((slack + (_DAY if n[1] == "date" else timedelta(0))) if surely else timedelta(0))
+            <= window
+        )
+    ]
+    return min(eligible, key=lambda n: _order(anchor, n[2], n[3], n[4]), default=None)
+
+
+def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list[StoredResult]) -> None:
+    """HAZ-25-LAB-R01: for each kept calcium (creatinine), the closest albumin and ionised calcium within reach (weight)
+    in force that retention drops, one per draw precision, kept in `LabState.nearest_dropped`."""
+    gone = [r for r in dropping if r.result_id not in keep and r.value is not None]
+    partners = {"total_calcium": ("albumin", "ionised_calcium"), "creatinine": ("body_weight",)}
+    reach = window + 2 * _DAY
+    changed: dict[str, list[Near]] = {}
+    for anchor in (s.results[rid] for rid in keep):
+        analytes = partners.get(anchor.analyte)
+        if analytes is None:
+            continue
+        near = [
+            r
+            for r in gone
+            if r.analyte in analytes
+            and (anchor.analyte == "creatinine" or abs(r.occurred_at - anchor.occurred_at) <= reach)
+        ]
+        if not near:
+            continue
+        entries = {(n[0], n[1]): n for n in s.nearest_dropped.get(anchor.result_id, ())}
+        for r in near:
+            held = entries.get((r.analyte, r.precision))
+            if held is None or _order(anchor, r.occurred_at, r.recorded_at, r.result_id) < _order(
+                anchor, held[2], held[3], held[4]
+            ):
+                entries[(r.analyte, r.precision)] = _near(r)
+        changed[anchor.result_id] = sorted(entries.values())
+    if changed:
+        s.nearest_dropped = {**s.nearest_dropped, **changed}
 
 
 def _apply_patient(s: LabState, r: PatientRecord) -> None:
@@ -271,19 +385,33 @@ def _apply_patient(s: LabState, r: PatientRecord) -> None:
             s.weight_kg = w
 
 
-def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig) -> NormalisedLab | None:
+def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime | None = None) -> NormalisedLab | None:
     """LAB-CORRECTION: a newer version of a result_id replaces the older one (by recorded_at); an older
-    version arriving late changes nothing; entered-in-error withdraws it."""
+    version arriving late changes nothing; entered-in-error withdraws it. `horizon`: the last retention's."""
     r = lab.result
     previous = s.results.get(r.result_id)
     if previous is not None and previous.recorded_at >= r.recorded_at and not _corrects_at_tie(previous, lab):
         return None
     stamp = _stamp(s, r.result_id) if previous is None else None
+    # HAZ-25-LAB-02 (LAB-CORRECTION): a result drawn where stamps were evicted (within `retention`) may be one of
+    # them, whose newest version was recorded at the latest at `evicted[1]`: a version no newer is never published again
+    guessed = (
+        previous is None
+        and stamp is None
+        and s.evicted is not None
+        and horizon is not None
+        and horizon <= r.occurred_at <= s.evicted[0]
+    )
+    if guessed:
+        assert s.evicted is not None
+        stamp = s.evicted[1]
     # an older version of a result no longer kept whole changes nothing (issue 25); at an equal time, a correction of
     # a result dropped final (without a `revised` stamp) is the newer version
     tie_corrects = stamp == r.recorded_at and r.result_id not in s.revised and r.status != "final"
     if stamp is not None and stamp >= r.recorded_at and not tie_corrects:
         return None
+    if guessed:  # held as a stamp would (HAZ-25-LAB-R02: its withdrawal also withdraws what was derived from it)
+        s.dropped = {**s.dropped, r.result_id: (r.occurred_at, stamp or r.recorded_at)}
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the
@@ -393,6 +521,12 @@ def _recompute_corrected_calcium(
     for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
         alb = closest_within(ca.occurred_at, _surely_within(ca, albumins, window), window)
         ion = closest_within(ca.occurred_at, _surely_within(ca, ionised, window), window)
+        # HAZ-25-LAB-R01: a closer one in force was dropped: insufficient data, never a farther one (LAB-CA-CORR L316)
+        unproven = _unproven(s, ca, "albumin", alb, window)
+        if unproven:
+            alb = None
+        if _unproven(s, ca, "ionised_calcium", ion, window):
+            ion = None
         sources = [x for x in (ca, alb, ion) if x is not None and x.value is not None]
         value: float | None = None
         missing: list[str] = []
@@ -406,7 +540,10 @@ def _recompute_corrected_calcium(
                 value = None
                 missing.append("exact calcium or albumin (censored results in opposite directions give no bound)")
         elif ca.value is not None:
-            missing.append(f"albumin drawn within {int(window.total_seconds() // 3600)} h of the calcium")
+            missing.append(
+                f"albumin drawn within {int(window.total_seconds() // 3600)} h of the calcium"
+                + (" (the closest is no longer kept: insufficient data)" if unproven else "")
+            )
         out += _publish_derived(
             s,
             patient_id,
@@ -426,6 +563,13 @@ def _recompute_corrected_calcium(
 
 
 _DAY = timedelta(days=1)
+
+
+def _unproven(s: LabState, ca: StoredResult, analyte: Analyte, paired: StoredResult | None, window: timedelta) -> bool:
+    bar = _bar(s, ca, analyte, window)
+    if bar is None:
+        return False
+    return paired is None or _beyond(ca, paired.occurred_at, paired.recorded_at, paired.result_id, bar)
 
 
 def _within(
@@ -464,6 +608,15 @@ def _weight_for(s: LabState, at: datetime, weights: list[Fact[float]] | None = N
     """The weight measured closest in time to `at` (ties: the later), from lab results and patient records."""
     candidates = _weights(s) if weights is None else weights
     return min(candidates, key=lambda w: (abs(w.occurred_at - at), -w.occurred_at.timestamp()), default=None)
+
+
+def _weight_rid(s: LabState, weight: Fact[float]) -> str | None:
+    """The result ID of a weight sent as a lab result; None for a patient record's."""
+    if s.weight_kg is not None and weight.event_id == s.weight_kg.event_id:
+        return None
+    return next(
+        (r.result_id for r in s.results.values() if r.analyte == "body_weight" and r.event_id == weight.event_id), None
+    )
 
 
 def _weight_comparator(s: LabState, weight: Fact[float] | None) -> Comparator | None:
@@ -519,7 +672,14 @@ def _clearance(
 ) -> list[NormalisedLab]:
     weight = _weight_for(s, creat.occurred_at, weights)
     missing: list[str] = []
-    if weight is None:
+    # HAZ-25-LAB-R01: a closer weight in force was dropped: insufficient data, never a farther one (LAB-CRCL
+    # L1153-1156: "do not guess")
+    if (bar := _bar(s, creat, "body_weight")) is not None and (
+        weight is None or _beyond(creat, weight.occurred_at, weight.recorded_at, _weight_rid(s, weight), bar)
+    ):
+        weight = None
+        missing.append("weight (the closest measured is no longer kept: insufficient data)")
+    elif weight is None:
         missing.append("weight")
     elif abs(weight.occurred_at - creat.occurred_at) > cfg.weight_max_age:
         # LAB-CRCL: a weight that old no longer describes the patient (issue 9.9): never dosed from

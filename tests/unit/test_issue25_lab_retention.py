@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,9 +168,9 @@ def test_retention_changes_no_output(history: list[LabResult], cap: int) -> None
         assert set(a.results) <= set(b.results)
 
 
-# Minimal examples of `test_retention_changes_no_output --hypothesis-seed=3` (helper HJ, 2026-12-05). Each one fails
-# identically at c6124e1, before the flat-cost commits e27c815 and 27ae761: limits of the bounded design
-# (HAZ-25-LAB-02 review), not regressions. Strict xfail: a fix of the retention turns them into failures to un-mark.
+# Minimal examples of `test_retention_changes_no_output --hypothesis-seed=3` (helper HJ, 2026-12-05), fixed by helper
+# HL: the evicted stamps' watermark (`LabState.evicted`, HAZ-25-LAB-02) and the closest partner dropped per kept
+# calcium or creatinine (`LabState.nearest_dropped`, HAZ-25-LAB-R01).
 _RECORD = PatientRecord.model_validate(
     {
         "event_id": "00000000-0000-0000-0000-000000000001",
@@ -203,12 +202,6 @@ _CA = ("total_calcium", 2.0, "mmol/L")
 _T = T0 - timedelta(days=400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HAZ-25-LAB-02: a stamp evicted past LAB_RESULT_STAMPS within LAB_RETENTION_DAYS: a late older version is "
-    "published again (LAB-CORRECTION)",
-)
 def test_seed3_a_late_version_after_its_stamp_was_evicted_changes_nothing() -> None:
     history = [result(*_CA, rid=f"r{i}", at=_T + timedelta(hours=i)) for i in range(50)]
     history.append(result(*_CA, rid="r0", at=_T, recorded=_T))  # r0's stamp is the oldest of 46 (cap 40)
@@ -218,12 +211,6 @@ def test_seed3_a_late_version_after_its_stamp_was_evicted_changes_nothing() -> N
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HAZ-25-LAB-R01 residual: partners are chosen among the results in force when the others are dropped; a "
-    "partner withdrawn later leaves a farther one where the unbounded state holds the next closest (LAB-CRCL)",
-)
 def test_seed3_a_withdrawn_weight_leaves_the_same_partners_as_unbounded() -> None:
     kinds = {"w": ("body_weight", 45.0, "kg"), "c": ("creatinine", 50.0, "umol/L")}
     history = [result(*kinds[k], rid=f"r{i}", at=_T + timedelta(hours=i)) for i, k in enumerate("wwcwww")]
@@ -251,3 +238,59 @@ def test_seed3_two_calciums_keep_their_partner_albumins_within_the_bound() -> No
     for a, _, _, _ in _side_by_side(history, cap=4):
         assert sum(1 for r in a.results.values() if r.analyte == "albumin") <= (1 + 2 * PARTNERS) * 4
     assert {r.result_id for r in a.results.values()} == {f"r{i}" for i in range(11)}  # r2, r4 reach every albumin
+
+
+def test_a_newer_version_of_a_result_whose_stamp_was_evicted_is_published_as_unbounded() -> None:
+    """HAZ-25-LAB-02: the evicted stamps' watermark refuses only versions no newer than it: an amendment (recorded
+    later) of such a result is published as the unbounded state publishes it, and a withdrawal withdraws its
+    corrected calcium too (LAB-CORRECTION: "every value derived from it")."""
+    history = [result("albumin", 30.0, "g/L", rid="alb", at=_T + timedelta(minutes=30))]
+    history += [result(*_CA, rid=f"r{i}", at=_T + timedelta(hours=i)) for i in range(50)]
+    late = _T + timedelta(days=5)
+    for version in (
+        result("total_calcium", 2.9, "mmol/L", rid="r0", at=_T, recorded=late, status="amended"),
+        result("total_calcium", None, "mmol/L", rid="r0", at=_T, recorded=late, status="entered-in-error"),
+    ):
+        steps = _side_by_side([*history, version], cap=4)
+        _, out_a, _, out_b = steps[-1]
+        assert "r0" not in steps[-2][0].results and steps[-2][0].evicted is not None  # evicted, not held
+        assert comparable([o for o in out_a if not o.derived_from]) == comparable(
+            [o for o in out_b if not o.derived_from]
+        )
+        assert [o.status for o in out_a if o.result_id == "r0"] == [
+            version.status.replace("entered-in-error", "withdrawn")
+        ]
+        assert [o.status for o in out_a if o.result_id == "corrected:r0"] == [
+            o.status for o in out_b if o.result_id == "corrected:r0"
+        ]
+    assert [o.status for o in out_b if o.result_id == "corrected:r0"] == ["withdrawn"]
+
+
+def test_a_weight_closer_than_every_one_kept_withdrawn_gives_insufficient_data_never_a_farther_weight() -> None:
+    """HAZ-25-LAB-R01 residual (LAB-CRCL L1153-1156, "do not guess"): a weight dropped while three closer ones were in
+    force is the one an unbounded state pairs once those three are withdrawn; the bounded state no longer holds it,
+    so the clearance is "insufficient data", never one from a farther weight kept for another reason."""
+    weights = [result("body_weight", 50.0 + 5 * i, "kg", rid=f"w{i}", at=_T + timedelta(hours=i)) for i in range(1, 7)]
+    history = [result("creatinine", 90.0, "umol/L", rid="c", at=_T), *weights]
+    history += [
+        result(
+            "body_weight",
+            None,
+            "kg",
+            rid=w.result_id,
+            at=w.occurred_at,
+            recorded=_T + timedelta(days=1, hours=i),
+            status="entered-in-error",
+        )
+        for i, w in enumerate(weights[:3])
+    ]
+    steps = _side_by_side(history, cap=2)
+    assert "w4" not in steps[-1][0].results  # dropped while w1-w3 were closer and in force
+    for a, _, b, _ in steps:
+        assert set(a.results) <= set(b.results)
+    bounded = [o for _, out_a, _, _ in steps for o in out_a if o.result_id == "crcl:c"]
+    unbounded = [o for _, _, _, out_b in steps for o in out_b if o.result_id == "crcl:c"]
+    assert unbounded[-1].value is not None and {x.event_id for x in unbounded[-1].derived_from} >= {weights[3].event_id}
+    assert bounded[-1].value is None and any("insufficient data" in m for m in bounded[-1].missing)
+    # until then, the same clearances
+    assert [(o.value, o.missing) for o in bounded[:-1]] == [(o.value, o.missing) for o in unbounded[:-1]]
