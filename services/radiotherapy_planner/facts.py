@@ -39,8 +39,25 @@ from shared.clinical.facts import Fact, newest
 from shared.clinical.irradiation import spinal_levels, treats
 from shared.clinical.treatments import effective_treatments
 
-#: Findings kept per lesion (the newest; enough to date the onset of a compression seen on follow-up studies).
+#: Findings kept per lesion (the newest), beside those `prune_findings` keeps for what the rules read further back.
 FINDINGS_PER_LESION: Final = 6
+#: The signs the rules read as "the newest finding reporting it" (Lesion.newest): RT-MSCC (L1397-1402) cord
+#: compression and epiduritis; RT-SBRT-CI (L1629-1636) canal narrowing, tumour-cord distance; RT-FRACT-PALL,
+#: RT-FRACTURE-RISK, IR-CEMENT (L2559-2643) fracture, lesion type, body involvement, posterior wall, joint opening.
+SIGNS: Final = (
+    "cord_compression",
+    "epidural_extension",
+    "pathological_fracture",
+    "canal_narrowing_pct",
+    "tumour_cord_distance_mm",
+    "vertebral_body_involvement_fraction",
+    "posterior_wall_involvement",
+    "joint_opening",
+    "lesion_type",
+)
+#: Per sign, the finals reporting it kept whatever their age: one more than the newest, so that a correction of the
+#: newest falls back to the one before, as the whole history would (retention.WRITERS_KEPT, the same for drugs).
+REPORTING_KEPT: Final = 2
 #: Haemostasis results kept per analyte (the newest; older ones never decide anything).
 LABS_PER_ANALYTE: Final = 3
 #: A drug whose last dose is older than this before the reference date no longer matters for RT or haemostasis.
@@ -337,18 +354,38 @@ def lesions(s: LocalState) -> dict[str, Lesion]:
 
 
 def prune_findings(s: LocalState, lesion_id: str) -> None:
-    """Keep the lesion's newest FINDINGS_PER_LESION original ("final") findings, in the total order on the facts
-    (clinical time, recorded time, event ID), whether corrected or not; corrections are all kept (they are rare, and
-    dropping one would let the finding it corrected count again; an original dropped stays withdrawn by them).
-    Issue 22 (HAZ-22-ORDER-01): what is kept depends on the set of records only, never on the order they came in:
-    choosing among the *effective* findings did not, as a finding entered in error after its original was dropped
-    left a different table than the same records with the error delivered first."""
+    """Keep, of the lesion's original ("final") findings, in the total order on the facts (clinical time, recorded
+    time, event ID): the newest FINDINGS_PER_LESION, corrected or not; and of those no correction names (what Lesion
+    reads), per sign the REPORTING_KEPT newest reporting it, and every one reporting cord compression since the last
+    but one that said "no" (RT-MSCC, L1397-1402: the onset of the current compression, and of the one before should
+    the last "no" be corrected). Corrections are all kept (they are rare, and dropping one would let the finding it
+    corrected count again; an original dropped stays withdrawn by them).
+    HAZ-25-LOCAL-03: with the newest six only, a compression seen on more than six studies lost its first sighting;
+    its onset moved to the oldest one kept, after the course that had irradiated it, and RT-MSCC raised the emergency
+    again (the course no longer "on or after" the onset). Keeping the run dates the onset as the whole history does;
+    what is kept is bounded by the studies showing the compression, not by the length of the history.
+    Issue 22 (HAZ-22-ORDER-01): what is kept depends on the set of records, not on the order they came in: each rule
+    is "the newest ..." over the finals, so a finding arriving late never needs one dropped before (a correction
+    arriving late may: one per sign and one "no" are absorbed by the depth kept). Choosing among the *effective*
+    findings did not, as a finding entered in error after its original was dropped left a different table than the
+    same records with the error delivered first."""
     finals = sorted(
         (f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "final"),
         key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
     )
-    for f in finals[:-FINDINGS_PER_LESION]:
-        del s.findings[str(f.event_id)]
+    if len(finals) <= FINDINGS_PER_LESION:
+        return
+    keep = {f.event_id for f in finals[-FINDINGS_PER_LESION:]}
+    named = {f.corrects for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: say nothing
+    standing = [f for f in finals if f.event_id not in named]
+    for sign in SIGNS:
+        keep.update(f.event_id for f in [f for f in standing if getattr(f, sign) is not None][-REPORTING_KEPT:])
+    reporting = [f for f in standing if f.cord_compression is not None]
+    noes = [i for i, f in enumerate(reporting) if f.cord_compression is False]
+    keep.update(f.event_id for f in reporting[noes[-2] if len(noes) > 1 else 0 :])
+    for f in finals:
+        if f.event_id not in keep:
+            del s.findings[str(f.event_id)]
 
 
 def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:

@@ -2,7 +2,10 @@
 planner's bounded state (retention, FINDINGS_PER_LESION) publishes on 2026-10-27 a new critical RT-MSCC version whose
 cord compression comes from a finding of 2025-06-11, where the unbounded state (every finding kept, no retention)
 publishes nothing then; the version also reuses the ID of the alert's first version (its wording is the first one's).
-HAZ-25-LOCAL-03: open, a strict xfail until fixed."""
+HAZ-25-LOCAL-03, closed: facts.prune_findings kept the newest six findings of the lesion only, so the compression's
+first sighting (2025-03-28) was dropped, its onset moved to 2025-06-11, after the course that irradiated it
+(2025-04-02), and RT-MSCC raised the emergency again; the whole run of the compression is kept now
+(tests/unit/test_rt_compression_onset_retention.py tests the cause on a small history)."""
 
 from __future__ import annotations
 
@@ -50,7 +53,6 @@ def both(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[tuple[Any, ...]
     yield bounded, unbounded
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="HAZ-25-LOCAL-03: open (stop 20)")
 def test_the_bounded_planner_publishes_the_same_cord_compression_decisions_as_the_unbounded_one(
     both: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]],
 ) -> None:
