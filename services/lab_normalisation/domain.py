@@ -275,7 +275,7 @@ def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[Sto
                     out.update(
                         r.result_id
                         for _, r in near[:PARTNERS]
-                        if not _beyond(ca, r.occurred_at, r.recorded_at, r.result_id, bar)
+                        if bar is None or not _beyond(ca, r.occurred_at, r.recorded_at, r.result_id, bar)
                     )
     weighed = any(r.analyte == "body_weight" and r.value is not None for r in dropping)
     if weighed and any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
@@ -286,7 +286,7 @@ def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[Sto
             out.update(
                 r.result_id
                 for _, r in weights[:PARTNERS]
-                if not _beyond(creat, r.occurred_at, r.recorded_at, r.result_id, bar)
+                if bar is None or not _beyond(creat, r.occurred_at, r.recorded_at, r.result_id, bar)
             )
     return out
 
@@ -322,6 +322,8 @@ def _bar(
     """The closest in force dropped of `analyte` for `anchor` that the pairing could take: within `window`, every
     possible hour of date-only draws within it (`surely`, _surely_within) or not (_within). One is kept per draw
     precision: the closest of each, as eligibility only narrows with the gap."""
+    if anchor.result_id not in s.nearest_dropped:
+        return None
     slack = _DAY if anchor.precision == "date" else timedelta(0)
     eligible = [
         n
@@ -337,17 +339,27 @@ def _bar(
     return min(eligible, key=lambda n: _order(anchor, n[2], n[3], n[4]), default=None)
 
 
+#: the partners of LAB-CA-CORR (L316) and LAB-CRCL (L1153-1156), and the reverse
+_PARTNERS_OF: Final[dict[str, tuple[str, ...]]] = {
+    "total_calcium": ("albumin", "ionised_calcium"),
+    "creatinine": ("body_weight",),
+}
+_PARTNER_OF: Final = {p: anchor for anchor, partners in _PARTNERS_OF.items() for p in partners}
+
+
 def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list[StoredResult]) -> None:
     """HAZ-25-LAB-R01: for each kept calcium (creatinine), the closest albumin and ionised calcium within reach (weight)
     in force that retention drops, one per draw precision, kept in `LabState.nearest_dropped`."""
-    gone = [r for r in dropping if r.result_id not in keep and r.value is not None]
-    partners = {"total_calcium": ("albumin", "ionised_calcium"), "creatinine": ("body_weight",)}
+    gone = [r for r in dropping if r.result_id not in keep and r.value is not None and r.analyte in _PARTNER_OF]
+    if not gone:
+        return
+    anchors = {_PARTNER_OF[r.analyte] for r in gone}
     reach = window + 2 * _DAY
     changed: dict[str, list[Near]] = {}
     for anchor in (s.results[rid] for rid in keep):
-        analytes = partners.get(anchor.analyte)
-        if analytes is None:
+        if anchor.analyte not in anchors:
             continue
+        analytes = _PARTNERS_OF[anchor.analyte]
         near = [
             r
             for r in gone
