@@ -117,7 +117,7 @@ class LabState(BaseModel):
     #: HAZ-25-LAB-R01 (LAB-CA-CORR L316, LAB-CRCL L1153-1156 "do not guess"): by kept calcium or creatinine, the
     #: closest partner in force dropped (analyte, draw precision, draw time, recorded time, result_id; one per analyte
     #: and precision). A partner no closer than it is neither kept nor used: the unbounded state would pair the
-    #: dropped one, so the value is "insufficient data" rather than derived from a farther partner
+    #: dropped one, so the partner is said missing (insufficient data) rather than a farther one used
     nearest_dropped: dict[str, list[tuple[Analyte, TimePrecision, datetime, datetime, str]]] = Field(
         default_factory=dict
     )
@@ -533,9 +533,9 @@ def _recompute_corrected_calcium(
     for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
         alb = closest_within(ca.occurred_at, _surely_within(ca, albumins, window), window)
         ion = closest_within(ca.occurred_at, _surely_within(ca, ionised, window), window)
-        # HAZ-25-LAB-R01: a closer one in force was dropped: insufficient data, never a farther one (LAB-CA-CORR L316)
-        unproven = _unproven(s, ca, "albumin", alb, window)
-        if unproven:
+        # HAZ-25-LAB-R01: a closer one in force was dropped: "albumin missing" (insufficient data), never a farther
+        # one (LAB-CA-CORR L316); the usual text, which notification translates
+        if _unproven(s, ca, "albumin", alb, window):
             alb = None
         if _unproven(s, ca, "ionised_calcium", ion, window):
             ion = None
@@ -552,10 +552,7 @@ def _recompute_corrected_calcium(
                 value = None
                 missing.append("exact calcium or albumin (censored results in opposite directions give no bound)")
         elif ca.value is not None:
-            missing.append(
-                f"albumin drawn within {int(window.total_seconds() // 3600)} h of the calcium"
-                + (" (the closest is no longer kept: insufficient data)" if unproven else "")
-            )
+            missing.append(f"albumin drawn within {int(window.total_seconds() // 3600)} h of the calcium")
         out += _publish_derived(
             s,
             patient_id,
@@ -684,14 +681,13 @@ def _clearance(
 ) -> list[NormalisedLab]:
     weight = _weight_for(s, creat.occurred_at, weights)
     missing: list[str] = []
-    # HAZ-25-LAB-R01: a closer weight in force was dropped: insufficient data, never a farther one (LAB-CRCL
-    # L1153-1156: "do not guess")
+    # HAZ-25-LAB-R01: a closer weight in force was dropped: "weight" missing (insufficient data), never a farther
+    # one (LAB-CRCL L1153-1156: "when any of them is missing, say so. Do not guess")
     if (bar := _bar(s, creat, "body_weight")) is not None and (
         weight is None or _beyond(creat, weight.occurred_at, weight.recorded_at, _weight_rid(s, weight), bar)
     ):
         weight = None
-        missing.append("weight (the closest measured is no longer kept: insufficient data)")
-    elif weight is None:
+    if weight is None:
         missing.append("weight")
     elif abs(weight.occurred_at - creat.occurred_at) > cfg.weight_max_age:
         # LAB-CRCL: a weight that old no longer describes the patient (issue 9.9): never dosed from

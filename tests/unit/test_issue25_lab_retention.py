@@ -269,7 +269,7 @@ def test_a_newer_version_of_a_result_whose_stamp_was_evicted_is_published_as_unb
 def test_a_weight_closer_than_every_one_kept_withdrawn_gives_insufficient_data_never_a_farther_weight() -> None:
     """HAZ-25-LAB-R01 residual (LAB-CRCL L1153-1156, "do not guess"): a weight dropped while three closer ones were in
     force is the one an unbounded state pairs once those three are withdrawn; the bounded state no longer holds it,
-    so the clearance is "insufficient data", never one from a farther weight kept for another reason."""
+    so the clearance says the weight is missing (insufficient data), never one from a farther weight kept."""
     weights = [result("body_weight", 50.0 + 5 * i, "kg", rid=f"w{i}", at=_T + timedelta(hours=i)) for i in range(1, 7)]
     history = [result("creatinine", 90.0, "umol/L", rid="c", at=_T), *weights]
     history += [
@@ -291,6 +291,6 @@ def test_a_weight_closer_than_every_one_kept_withdrawn_gives_insufficient_data_n
     bounded = [o for _, out_a, _, _ in steps for o in out_a if o.result_id == "crcl:c"]
     unbounded = [o for _, _, _, out_b in steps for o in out_b if o.result_id == "crcl:c"]
     assert unbounded[-1].value is not None and {x.event_id for x in unbounded[-1].derived_from} >= {weights[3].event_id}
-    assert bounded[-1].value is None and any("insufficient data" in m for m in bounded[-1].missing)
+    assert bounded[-1].value is None and bounded[-1].missing == ["weight"]
     # until then, the same clearances
     assert [(o.value, o.missing) for o in bounded[:-1]] == [(o.value, o.missing) for o in unbounded[:-1]]
