@@ -209,8 +209,8 @@ def build_plan(
         onset = lesion.compression_onset()
         seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
         cur = currency(None if seen is None else seen.occurred_at, now, compression_window)
-        items += memo(
-            ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur),
+        items += memo(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
+            ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
             functools.partial(mscc_items, p, lesion, cur),
         )
         items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
