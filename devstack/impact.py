@@ -3,7 +3,8 @@ live. Development tooling: services never import it.
 
     ./osteocds impact --base HEAD~1 --candidate WORKTREE [--settings FILE] [--patients N] [--years Y] [--seed S]
                       [--from-topics] [--json FILE]
-    ./osteocds impact --ci          # CI: HEAD~1 -> HEAD on a small cohort when a rule or setting file changed
+    ./osteocds impact --ci          # CI: the change -> HEAD on a small cohort when a rule or setting file changed
+                                    # (base: --base, $OSTEOCDS_IMPACT_BASE, merge-base with origin/main, HEAD~1)
 
 Each side (a git revision, `WORKTREE` for the working tree, or a directory holding a tree) is materialised with
 `git archive` into a temporary directory and run in its own Python process (devstack/impact_child.py, by path)
@@ -22,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fnmatch
+import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -63,6 +67,10 @@ NOT_RULE_FILES: Final = ("*/app.py", "*/__main__.py", "*/__init__.py")
 CI_PATIENTS: Final = 40
 CI_YEARS: Final = 2.0
 HAZARD_LOG: Final = "docs/hazard-log.md"
+#: CI: the environment's name for the commit before the change (e.g. a push's previous head), and the upstream ref
+#: whose merge-base is the base otherwise
+BASE_ENV: Final = "OSTEOCDS_IMPACT_BASE"
+UPSTREAM_ENV: Final = "OSTEOCDS_IMPACT_UPSTREAM"
 
 
 def git(*args: str, repo: Path = ROOT) -> str:
@@ -111,36 +119,86 @@ def rule_files(paths: list[str]) -> list[str]:
 
 
 # ---- the event stream, written once ------------------------------------------------------------------------------
-def write_cohort(path: Path, seed: int, patients: int, years: float, store: bool, sample: int = 1) -> dict[str, Any]:
+class _Shards:
+    """The event stream split into `n` files, patient k of the stream in file k % n (each side's shard i reads file
+    i; the outputs are merged back in the stream's order, round robin). Each file: its header (its own number of
+    patients), then (patient, records) per patient."""
+
+    def __init__(self, path: Path, n: int, header: dict[str, Any]) -> None:
+        n = max(1, min(n, header["patients"]))
+        self.paths = [path] if n == 1 else [path.with_name(f"{path.stem}.{i}{path.suffix}") for i in range(n)]
+        self._files = [p.open("wb") for p in self.paths]
+        total = header["patients"]
+        for i, f in enumerate(self._files):
+            pickle.dump(header | {"patients": total // n + (1 if i < total % n else 0)}, f)
+        self.count = 0
+
+    def add(self, patient: str, records: list[tuple[str, bytes, bytes, int]]) -> None:
+        pickle.dump((patient, records), self._files[self.count % len(self._files)], protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
+def write_cohort(
+    path: Path, seed: int, patients: int, years: float, store: bool, sample: int = 1, shards: int = 1
+) -> dict[str, Any]:
     """The cohort's patients (1 in `sample`: patient i for i a multiple of it), each one's stream in order."""
     from devstack.cohort import Cohort
 
     cohort = Cohort(seed, patients, years)
     events = 0
     chosen = range(0, patients, sample)
-    with path.open("wb") as f:
-        header = {"patients": len(chosen), "until_ms": round(cohort.end.timestamp() * 1000), "store": store}
-        pickle.dump(header, f)
-        for i in chosen:
-            recs = [(g.topic, g.key.encode(), g.value(), g.timestamp_ms) for g in cohort.patient(i)]
-            events += len(recs)
-            pickle.dump((cohort.patient_id(i), recs), f)
+    header = {"patients": len(chosen), "until_ms": round(cohort.end.timestamp() * 1000), "store": store}
+    out = _Shards(path, shards, header)
+    for i in chosen:
+        recs = [(g.topic, g.key.encode(), g.value(), g.timestamp_ms) for g in cohort.patient(i)]
+        events += len(recs)
+        out.add(cohort.patient_id(i), recs)
+    out.close()
     part = f", 1 patient sur {sample} ({len(chosen)})" if sample > 1 else ""
     source = f"cohorte de {patients} patients x {years:g} ans (graine {seed}{part})"
-    return {"source": source, "events": events} | header
+    return {"source": source, "events": events, "shards": out.paths} | header
 
 
-def write_topics(path: Path, store: bool, timeout_s: float = 60.0) -> dict[str, Any]:
+def write_topics(path: Path, store: bool, timeout_s: float = 60.0, shards: int = 1) -> dict[str, Any]:
     """The hospital input topics' retained history, per patient in publication order (group-less consumer)."""
     streams = asyncio.run(_read_topics(timeout_s))
     until = max((r[3] for recs in streams.values() for r in recs), default=0)
-    with path.open("wb") as f:
-        header = {"patients": len(streams), "until_ms": until, "store": store}
-        pickle.dump(header, f)
-        for patient in sorted(streams):
-            pickle.dump((patient, sorted(streams[patient], key=_published)), f)
+    header = {"patients": len(streams), "until_ms": until, "store": store}
+    out = _Shards(path, shards, header)
+    for patient in sorted(streams):
+        out.add(patient, sorted(streams[patient], key=_published))
+    out.close()
     events = sum(len(v) for v in streams.values())
-    return {"source": f"historique retenu des topics d'entrée ({len(streams)} patients)", "events": events} | header
+    return {
+        "source": f"historique retenu des topics d'entrée ({len(streams)} patients)",
+        "events": events,
+        "shards": out.paths,
+    } | header
+
+
+def read_stream(paths: list[Path]) -> Iterator[tuple[str, list[tuple[str, bytes, bytes, int]]]]:
+    """The stream's patients in order (the shards read round robin)."""
+    return _round_robin([_read_shard(p) for p in paths])
+
+
+def _read_shard(path: Path) -> Iterator[tuple[str, list[tuple[str, bytes, bytes, int]]]]:
+    with path.open("rb") as f:
+        for _ in range(pickle.load(f)["patients"]):
+            yield pickle.load(f)
+
+
+def _round_robin(parts: list[Iterator[Any]]) -> Iterator[Any]:
+    """Item k of the merged stream from part k % len(parts) (how _Shards split it)."""
+    while True:
+        for part in parts:
+            item = next(part, None)
+            if item is None:
+                return
+            yield item
 
 
 def _published(record: tuple[str, bytes, bytes, int]) -> tuple[int, str]:
@@ -188,24 +246,121 @@ async def _read_topics(timeout_s: float) -> dict[str, list[tuple[str, bytes, byt
 
 
 # ---- the two sides ----------------------------------------------------------------------------------------------
-def run_sides(trees: dict[str, Path], stream: Path, work: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Base and candidate in parallel, each in its own interpreter on its own tree; their canonical outputs."""
+#: what every service's decisions depend on besides its own package: the runtime, the clinical context, the contracts,
+#: the replay that routes the records (a difference there: no service is reused)
+COMMON: Final = ("shared", "contracts", "devstack/replay.py", "services/__init__.py")
+SERVICE_IMPORT: Final = re.compile(rb"\bservices\.(\w+)")
+
+
+def _tree_digest(tree: Path, paths: Iterable[str]) -> str:
+    """The files under `paths` (names and bytes; compiled files left out), as one digest."""
+    h = hashlib.sha256()
+    for rel in sorted(paths):
+        top = tree / rel
+        files = sorted(top.rglob("*")) if top.is_dir() else [top] if top.exists() else []
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                h.update(str(f.relative_to(tree)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def decision_digests(tree: Path) -> dict[str, str]:
+    """Per service (devstack/replay.py MODULES): the digest of its package, of the other services' packages it
+    imports, and of COMMON: two trees with the same digest for a service run the same decisions for it."""
+    from devstack.replay import MODULES
+
+    common = _tree_digest(tree, COMMON)
+    out = {}
+    for name, (module, _) in MODULES.items():
+        package = module.replace(".", "/")
+        used = {package}
+        for f in (tree / package).rglob("*.py"):
+            used |= {f"services/{m.decode()}" for m in SERVICE_IMPORT.findall(f.read_bytes())}
+        out[name] = hashlib.sha256((common + _tree_digest(tree, used)).encode()).hexdigest()
+    return out
+
+
+def identical_services(trees: dict[str, Path]) -> list[str]:
+    """The services whose decision code is byte-identical on both sides (their outputs differ only where their
+    inputs do)."""
+    b, c = decision_digests(trees["base"]), decision_digests(trees["candidate"])
+    return sorted(n for n in b if b[n] == c.get(n))
+
+
+def run_sides(
+    trees: dict[str, Path],
+    shards: list[Path],
+    work: Path,
+    settings: dict[str, Any],
+    reuse: list[str],
+    jobs: int,
+) -> dict[str, Any]:
+    """Each side's shards in their own interpreters on their own tree, `jobs` at a time; their canonical outputs in
+    `work/{side}.{i}.jsonl`. With services to `reuse`, the base's shard i records their applications (a tape) and
+    the candidate's shard i, started once it is done, replays them where the records are the same (else runs the
+    patient again with every service live); without, the two sides run side by side."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     env["PYTHONHASHSEED"] = "0"
-    procs = {}
-    for side, tree in trees.items():
-        args = [sys.executable, str(CHILD), str(tree), str(stream), str(work / f"{side}.jsonl")]
-        if side == "candidate" and settings:
-            args.append(json.dumps(settings))
-        procs[side] = subprocess.Popen(args, cwd=tree, env=env | {"PYTHONPATH": str(tree)}, stderr=subprocess.PIPE)
-    errors = {}
-    for side, p in procs.items():
-        _, err = p.communicate()
-        if p.returncode:
-            errors[side] = err.decode(errors="replace")[-3000:]
+    tasks: list[tuple[str, int, list[str]]] = []
+    for i, stream in enumerate(shards):
+        for side, tree in trees.items():
+            options: dict[str, Any] = {}
+            if side == "candidate" and settings:
+                options["settings"] = settings
+            if reuse:
+                options["taped"] = reuse
+                options["record" if side == "base" else "replay"] = str(work / f"tape.{i}.pickle")
+            out = work / f"{side}.{i}.jsonl"
+            args = [sys.executable, str(CHILD), str(tree), str(stream), str(out), json.dumps(options)]
+            tasks.append((side, i, args))
+    if reuse:  # every base shard before the candidate's (each candidate shard needs its base's tape)
+        tasks.sort(key=lambda t: t[0] != "base")
+    running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+    done: set[tuple[str, int]] = set()
+    errors: dict[str, str] = {}
+    while (tasks or running) and not errors:
+        ready = [t for t in tasks if not reuse or t[0] == "base" or ("base", t[1]) in done]
+        while ready and len(running) < jobs:
+            side, i, args = ready.pop(0)
+            tasks.remove((side, i, args))
+            running[(side, i)] = subprocess.Popen(
+                args, cwd=trees[side], env=env | {"PYTHONPATH": str(trees[side])}, stderr=subprocess.PIPE
+            )
+        time.sleep(0.05)
+        for key, p in list(running.items()):
+            if p.poll() is None:
+                continue
+            err = p.stderr.read() if p.stderr else b""
+            del running[key]
+            done.add(key)
+            if p.returncode:
+                errors[f"{key[0]} {key[1]}"] = err.decode(errors="replace")[-3000:]
+    for p in running.values():
+        p.kill()
+        p.wait()
     if errors:
         raise SystemExit("impact: " + "; ".join(f"{s} failed:\n{e}" for s, e in errors.items()))
-    return {side: json.loads((work / f"{side}.stats.json").read_text()) for side in trees}
+    stats: dict[str, Any] = {}
+    for side in trees:
+        parts = [json.loads((work / f"{side}.{i}.stats.json").read_text()) for i in range(len(shards))]
+        stats[side] = {
+            "patients": sum(x["patients"] for x in parts),
+            "applications": sum(x["applications"] for x in parts),
+            "cpu_s": round(sum(x["cpu_s"] for x in parts), 2),
+            "wall_s": max(x["wall_s"] for x in parts),
+            "start_s": max(x["start_s"] for x in parts),
+            "reruns": sum(x.get("reruns", 0) for x in parts),
+            "taped": parts[0].get("taped", []),
+            "cpu_by_service": {
+                n: round(sum(x["cpu_by_service"].get(n, 0.0) for x in parts), 2) for n in parts[0]["cpu_by_service"]
+            },
+        }
+    return stats
+
+
+def read_sides(work: Path, side: str, shards: int) -> Iterator[dict[str, Any]]:
+    """One side's canonical outputs in the stream's order."""
+    return _round_robin([impact_report.read_side(work / f"{side}.{i}.jsonl") for i in range(shards)])
 
 
 def impact(
@@ -220,12 +375,30 @@ def impact(
     from_topics: bool = False,
     store: bool = False,
     sample: int = 1,
+    jobs: int = 0,
+    full: bool = False,
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
-    """Run both sides and diff them: (the JSON report, the French text, each side's hazard log). The temporary
-    directory (trees, stream, outputs) is removed before returning."""
+    """Run both sides and diff them: (the JSON report, the French text, each side's hazard log). `jobs`: processes
+    at once (0: one per core); `full`: both sides run every service for every patient (no reuse of identical
+    services, no shortcut when nothing differs). The temporary directory (trees, stream, outputs) is removed before
+    returning."""
     work = Path(tempfile.mkdtemp(prefix="osteocds-impact-"))
     try:
-        return _impact(base, candidate, repo, settings or {}, patients, years, seed, from_topics, store, sample, work)
+        return _impact(
+            base,
+            candidate,
+            repo,
+            settings or {},
+            patients,
+            years,
+            seed,
+            from_topics,
+            store,
+            sample,
+            work,
+            jobs or os.cpu_count() or 2,
+            full,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -242,19 +415,34 @@ def _impact(
     store: bool,
     sample: int,
     work: Path,
+    jobs: int,
+    full: bool,
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
     t0 = time.monotonic()
     timing: dict[str, float] = {}
     trees = {"base": materialise(base, repo, work / "trees"), "candidate": materialise(candidate, repo, work / "trees")}
+    same = [] if full or store else identical_services(trees)
+    everything = bool(same) and set(same) >= set(decision_digests(trees["base"])) and not settings
     timing["trees_s"] = time.monotonic() - t0
     stream = work / "stream.pickle"
-    source = write_topics(stream, store) if from_topics else write_cohort(stream, seed, patients, years, store, sample)
-    timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
-    stats = run_sides(trees, stream, work, settings)
-    timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
-    report = impact_report.diff(
-        impact_report.read_side(work / "base.jsonl"), impact_report.read_side(work / "candidate.jsonl")
+    # without reuse the two sides run side by side: `jobs` shards in all; with it, each side's shards in turn
+    n = jobs if same and not everything else max(1, jobs // 2)
+    source = (
+        write_topics(stream, store, shards=n)
+        if from_topics
+        else write_cohort(stream, seed, patients, years, store, sample, shards=n)
     )
+    shards: list[Path] = source["shards"]
+    timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
+    if everything:  # the same decision code for every service and no setting: the same outputs, the base's
+        stats = run_sides({"base": trees["base"]}, shards, work, {}, [], jobs)
+        for i in range(len(shards)):
+            shutil.copy(work / f"base.{i}.jsonl", work / f"candidate.{i}.jsonl")
+        stats["candidate"] = stats["base"] | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "cpu_by_service": {}}
+    else:
+        stats = run_sides(trees, shards, work, settings, same, jobs)
+    timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
+    report = impact_report.diff(read_sides(work, "base", len(shards)), read_sides(work, "candidate", len(shards)))
     timing["diff_s"] = time.monotonic() - t0 - sum(timing.values())
     head = {
         "base": describe(base, repo),
@@ -266,8 +454,14 @@ def _impact(
         "cpu_s": {s: stats[s]["cpu_s"] for s in stats},
         "applications": {s: stats[s]["applications"] for s in stats},
         "cpu_by_service": {s: stats[s].get("cpu_by_service", {}) for s in stats},
+        "reused": {
+            "services": same,
+            "candidate_run": not everything,
+            "patients_run_again": stats["candidate"].get("reruns", 0),
+        },
         "timing": {k: round(v, 2) for k, v in timing.items()}
-        | {f"{s}_{k}": stats[s][k] for s in stats for k in ("wall_s", "start_s")},
+        | {f"{s}_{k}": stats[s][k] for s in stats for k in ("wall_s", "start_s")}
+        | {"jobs": jobs, "shards": len(shards)},
     }
     report = head | report
     logs = {
@@ -287,21 +481,59 @@ def load_settings(path: str | None) -> dict[str, Any]:
     return doc
 
 
+def ci_base(given: str | None, candidate: str, repo: Path) -> tuple[str | None, str]:
+    """The revision CI compares with: the newest ancestor of the candidate that is not part of the change (a push
+    of several commits, one of which changed a rule, is compared as a whole). `--base` when given; else the one the
+    environment names (OSTEOCDS_IMPACT_BASE, e.g. the commit before the push; its merge-base with the candidate);
+    else the merge-base with the upstream branch (OSTEOCDS_IMPACT_UPSTREAM, default origin/main) when that ref
+    exists and is not the candidate itself; else the candidate's parent. (None, why) when there is none."""
+    if given:
+        return given, "--base"
+
+    def commit(ref: str) -> str | None:
+        r = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], capture_output=True, text=True
+        )
+        return r.stdout.strip() or None
+
+    if candidate == WORKTREE:
+        candidate = "HEAD"  # the working tree's change: from HEAD's own base
+    head = commit(candidate)
+    named = os.environ.get(BASE_ENV, "").strip()
+    if named and set(named) != {"0"}:  # all zeros: a push that created the branch names no previous commit
+        if commit(named) is None:
+            raise SystemExit(f"impact --ci: {BASE_ENV}={named} is not a commit of this clone (fetch it): no gate")
+        return git("merge-base", named, candidate, repo=repo), f"{BASE_ENV}={named}"
+    upstream = os.environ.get(UPSTREAM_ENV, "").strip() or "origin/main"
+    if head is not None and commit(upstream) is not None:
+        fork = git("merge-base", upstream, candidate, repo=repo)
+        if fork != head:
+            return fork, f"merge-base {candidate} {upstream}"
+    parent = commit(f"{candidate}~1")
+    if parent is None:
+        return None, f"no {candidate}~1 (first commit or shallow clone)"
+    return parent, f"{candidate}~1"
+
+
 def ci(args: argparse.Namespace, repo: Path) -> int:
-    """CI: the impact of the last change on a small cohort, when it touches a rule or a setting default; fails when
-    a critical alert is removed or downgraded without that rule's HAZ entry changed in the same diff."""
-    base = args.base or "HEAD~1"
+    """CI: the impact of the change (ci_base -> the candidate, default HEAD) on a small cohort, when it touches a rule
+    or a setting default; fails when a critical alert is removed or downgraded without that rule's HAZ entry changed
+    in the same diff."""
     candidate = args.candidate or "HEAD"
-    try:
-        git("rev-parse", "--verify", f"{base}^{{commit}}", repo=repo)
-    except subprocess.CalledProcessError:
-        print(f"impact --ci: no {base} to compare with (first commit or shallow clone): nothing to replay")
+    base, why = ci_base(args.base, candidate, repo)
+    if base is None:
+        print(f"impact --ci: {why}: nothing to compare with, nothing replayed")
         return 0
+    try:
+        short = git("rev-parse", "--short", f"{base}^{{commit}}", repo=repo)
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"impact --ci: base {base} is not a commit") from None
+    print(f"impact --ci: base {short} ({why}) -> {candidate}")
     touched = rule_files(changed_files(base, candidate, repo))
     if not touched:
-        print(f"impact --ci: {base} -> {candidate} changes no rule or setting file: nothing to replay")
+        print(f"impact --ci: {short} -> {candidate} changes no rule or setting file: nothing to replay")
         return 0
-    print(f"impact --ci: {base} -> {candidate} changes {', '.join(touched)}")
+    print(f"impact --ci: {short} -> {candidate} changes {', '.join(touched)}")
     report, text, logs = impact(
         base,
         candidate,
@@ -310,6 +542,8 @@ def ci(args: argparse.Namespace, repo: Path) -> int:
         patients=args.patients or CI_PATIENTS,
         years=args.years or CI_YEARS,
         seed=args.seed,
+        jobs=args.jobs,
+        full=args.full,
     )
     print(text, end="")
     if args.json:
@@ -332,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="./osteocds impact", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--base", help="git revision, WORKTREE or a directory (default HEAD; --ci: HEAD~1)")
+    p.add_argument("--base", help="git revision, WORKTREE or a directory (default HEAD; --ci: see --ci)")
     p.add_argument("--candidate", help="git revision, WORKTREE or a directory (default WORKTREE; --ci: HEAD)")
     p.add_argument("--settings", help="YAML or JSON setting overrides for the candidate's services")
     p.add_argument("--patients", type=int, help=f"cohort size (default 200; --ci: {CI_PATIENTS})")
@@ -341,9 +575,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=int, default=1, help="replay 1 patient in K of the cohort (a faster estimate)")
     p.add_argument("--from-topics", action="store_true", help="the input topics' retained history instead of a cohort")
     p.add_argument("--store", action="store_true", help="write each state as JSON as the runtime does (slower)")
+    p.add_argument("--jobs", type=int, default=0, help="processes at once (default: one per core)")
+    p.add_argument(
+        "--full", action="store_true", help="run every service on both sides (no reuse of identical decision code)"
+    )
     p.add_argument("--json", help="write the JSON report to this file")
     p.add_argument("--repo", default=str(ROOT), help=argparse.SUPPRESS)
-    p.add_argument("--ci", action="store_true", help="CI mode: HEAD~1 -> HEAD when a rule or setting file changed")
+    p.add_argument(
+        "--ci",
+        action="store_true",
+        help=f"CI mode: the change (base: --base, else ${BASE_ENV}, else the merge-base with origin/main, else "
+        "HEAD~1) -> HEAD, when a rule or setting file changed",
+    )
     args = p.parse_args(argv)
     repo = Path(args.repo).resolve()
     if args.ci:
@@ -359,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         from_topics=args.from_topics,
         store=args.store,
         sample=args.sample,
+        jobs=args.jobs,
+        full=args.full,
     )
     print(text, end="")
     if args.json:

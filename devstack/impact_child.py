@@ -11,6 +11,7 @@ patient). OUT receives one JSON line per patient: the canonical form of what the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
@@ -68,6 +69,7 @@ class _Decision:
         "statuses",
         "subject",
         "texts",
+        "title",
         "versions",
     )
 
@@ -82,15 +84,19 @@ class _Decision:
         self.shown = self.shown_critical = False
         self.final = ""
         self.first_at = ""
+        self.title = ""
         self.versions = 0
 
-    def add(self, severity: str, status: str, text: str, at: str, inputs: list[dict[str, Any]]) -> None:
+    def add(
+        self, severity: str, status: str, text: str, at: str, inputs: list[dict[str, Any]], title: str = ""
+    ) -> None:
         self.versions += 1
         self.final = status
         if status in ("withdrawn", "not_indicated") and self.kind == "alert":
             return  # a withdrawal is said by `final` and `statuses`
         self.statuses.add(status)
         self.severities.add(severity)
+        self.title = title or self.title
         self.texts.add(_h(text))
         if not self.first:
             self.first, self.first_at = text, at
@@ -114,6 +120,7 @@ class _Decision:
             "first": self.first,
             "last": self.last,
             "first_at": self.first_at,
+            "title": self.title,
             "inputs": [{"id": k, "name": v} for k, v in self.inputs.items()],
             "versions": self.versions,
         }
@@ -146,7 +153,9 @@ def canonical(patient: str, outputs: dict[str, list[Any]], dead: int) -> dict[st
                 else:
                     d = get("alert", v["rule_id"], v.get("alert_key") or f"{service}:{v['title']}")
                 ids[str(v["event_id"])] = f"{d.kind}|{d.rule}|{d.subject}"
-                d.add(v["severity"], v.get("status", "active"), v["text_fr"], at, v.get("inputs", []))
+                d.add(
+                    v["severity"], v.get("status", "active"), v["text_fr"], at, v.get("inputs", []), v.get("title", "")
+                )
             elif o.topic == ALERTS:
                 d = get("alert", v["rule_id"], v.get("alert_key") or f"{v['produced_by']}:{v['title']}")
                 if v.get("status") != "withdrawn":
@@ -162,7 +171,7 @@ def canonical(patient: str, outputs: dict[str, list[Any]], dead: int) -> dict[st
                     items += [("local:patient", i) for i in v.get("patient_items", [])]
                 for where, i in items:
                     d = get("plan", i["rule_id"], f"{where}:{i['key']}")
-                    d.add(i["severity"], i["status"], i["text_fr"], at, i.get("inputs", []))
+                    d.add(i["severity"], i["status"], i["text_fr"], at, i.get("inputs", []), i.get("title", ""))
                     d.orders.update(_order(x) for x in i.get("orders", []))
     return {"patient": patient, "dead_letters": dead, "decisions": {k: d.out() for k, d in sorted(found.items())}}
 
@@ -179,9 +188,130 @@ def _streams(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, list[tuple
     return header, rest()
 
 
+def _digest(record: Any) -> bytes:
+    """What decides a record's decoding and its transition besides the state: topic, key, value and time (the clock
+    of the services that read one is the record's time)."""
+    h = hashlib.sha1(record.topic.encode())
+    h.update(b"\0" + (record.key or b"") + b"\0" + str(record.timestamp).encode() + b"\0")
+    h.update(record.value or b"")
+    return h.digest()
+
+
+class Tape:
+    """Reuse of a service whose decision code is byte-identical on both sides (issue 21, speed): the base records,
+    per patient and per application of the service, the digest of the record it applied, its outputs, its failure
+    and its next deadline; the candidate replays them instead of running the transition, as long as the records are
+    the same (same code + same inputs, one by one, give the same outputs). A patient whose records to a taped
+    service differ anywhere (a changed service upstream decided otherwise) is run again with every service live."""
+
+    def __init__(self, mode: str, names: set[str]) -> None:
+        self.mode, self.names = mode, names
+        self.pending: dict[str, bytes] = {}
+        self.current: dict[str, Any] = {}  #: record: name -> entries; replay: name -> deque of entries
+        self.due: dict[str, Any] = {}
+        self.diverged = False
+        self._memo: dict[int, Any] = {}
+
+    def wrap(self, services: dict[str, Any]) -> None:
+        """The taped services' decoders, transitions and deadlines wrapped (before the Replay reads them)."""
+        import dataclasses
+
+        from shared.runtime import kafka
+
+        original = kafka.Outgoing.of.__func__  # type: ignore[attr-defined]
+        memo, outgoing = self._memo, kafka.Outgoing
+
+        def of(cls: type, message: Any) -> Any:
+            if isinstance(message, outgoing):
+                return message  # a taped output, already encoded
+            hit = memo.pop(id(message), None)  # (the message, its encoding): the message kept alive, its id unique
+            return hit[1] if hit is not None and hit[0] is message else original(cls, message)
+
+        kafka.Outgoing.of = classmethod(of)  # type: ignore[method-assign, assignment]
+        for name in self.names & set(services):
+            service = services[name]
+            for topic, sub in list(service.subscriptions.items()):
+                assert sub.aggregate is not None
+                model, transition = sub.aggregate
+                service.subscriptions[topic] = dataclasses.replace(
+                    sub, decode=self._decode(name, sub.decode), aggregate=(model, self._transition(name, transition))
+                )
+            if service.due is not None:
+                service.due = self._due(name, service.due)
+
+    def _decode(self, name: str, decode: Any) -> Any:
+        def wrapped(record: Any) -> Any:
+            self.pending[name] = _digest(record)
+            return decode(record)
+
+        return wrapped
+
+    def _transition(self, name: str, transition: Any) -> Any:
+        from shared.errors import Rejected
+        from shared.runtime.kafka import Outgoing
+
+        def record(state: Any, message: Any) -> Any:
+            entry: list[Any] = [self.pending.get(name), [], None, None]
+            self.current.setdefault(name, []).append(entry)
+            self._memo.clear()
+            try:
+                new, produced = transition(state, message)
+            except Exception as exc:
+                entry[2] = (isinstance(exc, Rejected), type(exc).__name__, str(exc))
+                raise
+            produced = list(produced)
+            for o in produced:
+                out = Outgoing.of(o)
+                self._memo[id(o)] = (o, out)
+                entry[1].append((out.topic, out.key, out.value, out.schema_id))
+            return new, produced
+
+        def replay(state: Any, message: Any) -> Any:
+            queue = self.current.get(name)
+            if self.diverged or not queue or queue[0][0] != self.pending.get(name):
+                self.diverged, self.due[name] = True, None
+                return state, []
+            _, outs, failure, due = queue.popleft()
+            self.due[name] = due
+            if failure is not None:
+                rejected, kind, text = failure
+                raise Rejected(text) if rejected else type(kind, (Exception,), {})(text)
+            return state, [Outgoing(*o) for o in outs]
+
+        return record if self.mode == "record" else replay
+
+    def _due(self, name: str, due: Any) -> Any:
+        def record(state: Any) -> Any:
+            at = due(state)
+            entries = self.current.get(name)
+            if entries:
+                entries[-1][3] = at
+            return at
+
+        def replay(state: Any) -> Any:
+            return self.due.get(name)
+
+        return record if self.mode == "record" else replay
+
+    def start(self, entries: dict[str, list[Any]] | None = None) -> None:
+        """A new patient: recording starts empty; replaying takes the base's entries for this patient."""
+        from collections import deque
+
+        self.pending.clear()
+        self.due.clear()
+        self.diverged = False
+        self.current = {} if entries is None else {n: deque(e) for n, e in entries.items() if n in self.names}
+
+    def consumed(self) -> bool:
+        """Every taped application replayed, for the same records, and nothing else asked of the tape."""
+        return not self.diverged and not any(self.current.get(n) for n in self.names)
+
+
 def main(argv: list[str]) -> int:
+    """TREE STREAM OUT [OPTIONS_JSON]: options `settings` (the candidate's overrides), `record` (write a tape of the
+    `taped` services here) or `replay` (read the base's tape from here; the `taped` services without overrides)."""
     tree, stream, out = Path(argv[0]).resolve(), Path(argv[1]), Path(argv[2])
-    overrides: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
+    options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
     _isolate(tree)
     t0, c0 = time.monotonic(), time.process_time()
     from datetime import UTC, datetime
@@ -192,11 +322,22 @@ def main(argv: list[str]) -> int:
     where = Path(services.__file__).resolve()
     if tree not in where.parents:
         raise SystemExit(f"impact: services imported from {where}, not from {tree}")
-    settings = _settings(overrides)
-    start = time.monotonic() - t0  # the tree's imports (compiled on first use) and the services built
+    settings = _settings(options.get("settings") or {})
+    taped = set(options.get("taped") or ()) - set(settings)
+    mode = "record" if options.get("record") else "replay" if options.get("replay") else ""
+    tape = Tape(mode, taped) if mode and taped else None
+    built = replay.build_services(settings)
+    if tape is not None:
+        tape.wrap(built)
     header, patients = _streams(stream)
     until = datetime.fromtimestamp(header["until_ms"] / 1000, UTC)
-    r = replay.Replay(replay.build_services(settings), store=bool(header.get("store")), profile=True)
+    r = replay.Replay(built, store=bool(header.get("store")), profile=True)
+    live = (
+        replay.Replay(replay.build_services(settings), store=bool(header.get("store")), profile=True)
+        if (tape is not None and mode == "replay")
+        else None
+    )
+    start = time.monotonic() - t0  # the tree's imports (compiled on first use) and the services built
 
     class _Rec:
         __slots__ = ("_v", "key", "timestamp_ms", "topic")
@@ -207,23 +348,48 @@ def main(argv: list[str]) -> int:
         def value(self) -> bytes:
             return self._v
 
-    streams = ((p, [_Rec(*x) for x in recs]) for p, recs in patients)
-    n = 0
-    with out.open("w", encoding="utf-8") as f:
-        for run in replay.replay_patients(streams, r, until):
+    n = reruns = applications = 0
+    with contextlib.ExitStack() as files:
+        f = files.enter_context(out.open("w", encoding="utf-8"))
+        tape_in = files.enter_context(Path(options["replay"]).open("rb")) if tape and mode == "replay" else None
+        tape_out = files.enter_context(Path(options["record"]).open("wb")) if tape and mode == "record" else None
+        for patient, recs in patients:
+            stream_ = [_Rec(*x) for x in recs]
+            if tape is not None and tape_in is not None:
+                taped_patient, entries = pickle.load(tape_in)
+                if taped_patient != patient:
+                    raise SystemExit(f"impact: the base's tape is for {taped_patient}, not {patient}")
+                tape.start(entries)
+            elif tape is not None:
+                tape.start()
+            before = sum(r.inputs.values())
+            (run,) = replay.replay_patients([(patient, stream_)], r, until)
+            done = sum(r.inputs.values()) - before
+            if tape is not None and tape_out is not None:
+                pickle.dump((patient, tape.current), tape_out, protocol=pickle.HIGHEST_PROTOCOL)
+            if tape is not None and live is not None and not tape.consumed():
+                reruns += 1  # its records to a taped service differ: every service live for this patient
+                before = sum(live.inputs.values())
+                (run,) = replay.replay_patients([(patient, stream_)], live, until)
+                done = sum(live.inputs.values()) - before
+            applications += done
             f.write(json.dumps(canonical(run.patient, run.outputs, len(run.dead_letters)), ensure_ascii=False))
             f.write("\n")
             n += 1
+    cost = {name: 0.0 for name in sorted(r.services)}
+    for rep in (r, live) if live is not None else (r,):
+        for (name, _), c in rep.cost.items():
+            cost[name] += c[1]
     stats = {
         "patients": n,
-        "applications": sum(r.inputs.values()),
+        "applications": applications,
         "cpu_s": round(time.process_time() - c0, 2),
         "wall_s": round(time.monotonic() - t0, 2),
         "start_s": round(start, 2),
         "settings": settings,
-        "cpu_by_service": {
-            name: round(sum(c[1] for (n, _), c in r.cost.items() if n == name), 2) for name in sorted(r.services)
-        },
+        "taped": sorted(taped) if tape is not None else [],
+        "reruns": reruns,
+        "cpu_by_service": {name: round(v, 2) for name, v in cost.items()},
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0

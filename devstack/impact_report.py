@@ -48,6 +48,7 @@ def _view(d: dict[str, Any] | None) -> dict[str, Any] | None:
         "orders": d["orders"],
         "shown": d["shown"],
         "text": d["last"],
+        "title": d.get("title", ""),
         "first_at": d["first_at"],
     }
 
@@ -211,6 +212,68 @@ def gate(report: dict[str, Any], hazard_rules: set[str]) -> list[dict[str, Any]]
 
 
 # ---- French text for clinicians ---------------------------------------------------------------------------------
+#: the structured orders' codes (contracts/plan.py MedicationOrder) as a clinician reads them
+DRUGS_FR: Final = {
+    "zoledronic_acid": "acide zolédronique",
+    "denosumab": "dénosumab",
+    "cholecalciferol": "cholécalciférol (vitamine D3)",
+    "paracetamol": "paracétamol",
+}
+ROUTES_FR: Final = {"intravenous": "IV", "subcutaneous": "SC", "oral": "per os"}
+UNITS_FR: Final = {"[iU]": "UI", "mg": "mg", "g": "g", "ug": "µg"}
+ORDER: Final = re.compile(r"^(\S+) (\S+) (\S+) (\S+) /(\S+)(?: x(\d+))?(?: (\S+))?$")
+PERIOD: Final = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?)?$")
+PERIOD_FR: Final = (("an", "ans"), ("mois", "mois"), ("semaine", "semaines"), ("jour", "jours"), ("heure", "heures"))
+
+
+def _untranslated(code: str) -> str:
+    return f"« {code} » (libellé non traduit)"
+
+
+def _vocabulary() -> Any:
+    """The clinicians' page vocabulary (services/notification/vocabulary.py: pure), for statuses and data names."""
+    from services.notification import vocabulary
+
+    return vocabulary
+
+
+def _period(iso: str) -> str:
+    """An ISO 8601 duration in French: P4W "4 semaines", PT8H "8 heures"."""
+    m = PERIOD.match(iso)
+    if m is None or not any(m.groups()):
+        return _untranslated(iso)
+    parts = [
+        f"{n} {PERIOD_FR[i][0] if n == '1' else PERIOD_FR[i][1]}" for i, n in enumerate(m.groups()) if n is not None
+    ]
+    return " ".join(parts)
+
+
+def order_fr(order: str) -> str:
+    """A structured order (impact_child._order) in French: "acide zolédronique 4 mg IV, toutes les 4 semaines"."""
+    m = ORDER.match(order)
+    if m is None:
+        return _untranslated(order)
+    drug, dose, unit, route, interval, count, duration = m.groups()
+    try:
+        amount = f"{float(dose):g}".replace(".", ",")
+    except ValueError:
+        amount = dose
+    out = (
+        f"{DRUGS_FR.get(drug) or _untranslated(drug)} {amount} {UNITS_FR.get(unit, unit)} "
+        f"{ROUTES_FR.get(route) or _untranslated(route)}, intervalle {_period(interval)}"
+    )
+    if count:
+        out += f", {count} prises"
+    if duration and duration != "None":
+        out += f", pendant {_period(duration)}"
+    return out
+
+
+def status_fr(code: str) -> str:
+    v = _vocabulary()
+    return str(v.ALERT_STATUSES.get(code) or v.ITEM_STATUSES.get(code) or _untranslated(code))
+
+
 def _sev(v: dict[str, Any] | None) -> str:
     if v is None:
         return "absente"
@@ -220,15 +283,30 @@ def _sev(v: dict[str, Any] | None) -> str:
 def _side(v: dict[str, Any] | None) -> str:
     if v is None:
         return "absente"
-    out = f"{_sev(v)}, statut {'/'.join(v['statuses']) or '-'} (fin : {v['final']})"
+    statuses = "/".join(status_fr(s) for s in v["statuses"]) or "-"
+    out = f"{_sev(v)}, statut {statuses} (en dernier : {status_fr(v['final']) if v['final'] else '-'})"
     if v["orders"]:
-        out += "; prescriptions : " + " | ".join(v["orders"])
+        out += "; prescriptions : " + " | ".join(order_fr(o) for o in v["orders"])
     out += "; affichée" if v["shown"] else "; jamais affichée"
     return out
 
 
+def subject_fr(e: dict[str, Any]) -> str:
+    """What the decision is, in French: the alert or the plan item by its (French) title, and where it is."""
+    title = (e["after"] or {}).get("title") or (e["before"] or {}).get("title") or ""
+    if e["kind"] == "alert":
+        what = "alerte"
+    elif e["subject"].startswith("plan:"):
+        what = "élément du plan systémique"
+    elif e["subject"].startswith("local:patient:"):
+        what = "élément du plan local (patient)"
+    else:
+        what = f"élément du plan local, lésion {e['subject'].split(':')[1]}"
+    return f"{what} « {title} »" if title else what
+
+
 def _example(e: dict[str, Any], indent: str) -> list[str]:
-    lines = [f"{indent}- patient {e['patient']}, {e['subject']}"]
+    lines = [f"{indent}- patient {e['patient']}, {subject_fr(e)}"]
     lines.append(f"{indent}    avant : {_side(e['before'])}")
     lines.append(f"{indent}    après : {_side(e['after'])}")
     tb, ta = (e["before"] or {}).get("text"), (e["after"] or {}).get("text")
@@ -238,7 +316,8 @@ def _example(e: dict[str, Any], indent: str) -> list[str]:
     elif tb or ta:
         lines.append(f"{indent}    texte : {(tb or ta or '')[:300]}")
     if e["inputs"]:
-        ids = ", ".join(f"{i['name']} {i['id']}" for i in e["inputs"][:6])
+        names = _vocabulary().name
+        ids = ", ".join(f"{names(i['name'])} {i['id']}" for i in e["inputs"][:6])
         lines.append(f"{indent}    entrées décisives (ID) : {ids}")
     return lines
 
@@ -257,6 +336,20 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
         f"Patients dont les conseils changent : {report['patients_changed']} sur {report['patients']} "
         f"(dont {report['patients_changed_shown']} dont les alertes affichées changent).",
     ]
+    reused = head.get("reused") or {}
+    if reused.get("services"):
+        names = ", ".join(_vocabulary().PRODUCERS.get(n, n) for n in reused["services"])
+        if not reused.get("candidate_run"):
+            lines.append(
+                "Code de décision identique pour chaque service et aucun réglage changé : le candidat décide comme la "
+                "base (mêmes entrées, même code), il n'est pas rejoué."
+            )
+        else:
+            lines.append(
+                f"Code de décision identique des deux côtés : {names} ; leurs décisions sont reprises de la base pour "
+                f"les patients dont leurs entrées sont identiques ({reused.get('patients_run_again', 0)} patients "
+                "rejoués entièrement)."
+            )
     crit = report["critical_lost"]
     if crit:
         what = {"removed": "supprimée", "downgraded": "abaissée", "no_longer_shown": "plus affichée"}

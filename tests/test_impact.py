@@ -23,6 +23,7 @@ from contracts.hospital import LabResult
 from devstack import impact, impact_report, infra
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
+from devstack.replay import MODULES
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = "services/scoring/rules.py"
@@ -73,13 +74,21 @@ def candidate_tree(dest: Path, threshold: str) -> Path:
 
 
 def test_a_no_op_candidate_reports_zero_changes() -> None:
-    report, text, _ = impact.impact("HEAD", "HEAD", patients=8, years=1)
+    """Both sides run every service (`full`): the decisions are deterministic."""
+    report, text, _ = impact.impact("HEAD", "HEAD", patients=8, years=1, full=True)
     assert report["patients"] == 8
+    assert report["reused"]["candidate_run"] and report["reused"]["services"] == []
     assert report["applications"]["base"] == report["applications"]["candidate"] > 8 * 50
     assert report["patients_changed"] == 0
     assert report["rules"] == {}
     assert report["critical_lost"] == []
     assert "Patients dont les conseils changent : 0 sur 8" in text
+    # the same without `full`: every service's decision code is the same on both sides and no setting changes, so
+    # the candidate is not run (same code, same inputs: same outputs), and the report says so
+    quick, text, _ = impact.impact("HEAD", "HEAD", patients=8, years=1)
+    assert not quick["reused"]["candidate_run"] and set(quick["reused"]["services"]) == set(MODULES)
+    assert quick["patients_changed"] == 0 and quick["rules"] == {} and quick["critical_lost"] == []
+    assert "il n'est pas rejoué" in text
 
 
 def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_alert_changes(tmp_path: Path) -> None:
@@ -89,6 +98,19 @@ def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_aler
     tree = candidate_tree(tmp_path / "candidate", "3.85")
     report, text, _ = impact.impact("HEAD", str(tree), patients=20, years=1, seed=1)
     assert patients_with(report, "LAB-CA-CRISIS") == expected
+    # only scoring's code differs: the other four services' decisions are taken from the base's run for the
+    # patients whose records to them are the same, and the report is the one of both sides run in full
+    assert report["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
+    assert 0 < report["reused"]["patients_run_again"] <= len(expected)
+    full, _, _ = impact.impact("HEAD", str(tree), patients=20, years=1, seed=1, full=True)
+    assert full["reused"]["services"] == []
+    for key in ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules"):
+        assert report[key] == full[key], key
+    # for clinicians: French, no service code (an underscored code, an English status) below the header line (which
+    # names the candidate's directory)
+    body = text.split("\n", 1)[1]
+    assert not re.search(r"\b[a-z]+(?:_[a-z0-9]+)+\b|\b(?:withdrawn|not_indicated|to_do|cannot_decide)\b", body)
+    assert "Calcémie corrigée" in body  # the inputs' names, in the page's vocabulary
     # raising the threshold only takes crises away: nothing appears, the critical ones lost are listed first
     assert patients_with(report, "LAB-CA-CRISIS", ["appear", "shown_appear"]) == set()
     lost = {x["patient"] for x in report["critical_lost"] if x["rule"] == "LAB-CA-CRISIS"}
@@ -115,8 +137,9 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_ci_fails_on_a_critical_downgrade_unless_its_hazard_entry_changed(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv(impact.BASE_ENV, raising=False)  # HEAD~1 -> HEAD (the CI runner may name another base)
     cohort = Cohort(1, 13, 1)
     assert crossing(cohort, 3.5, 3.96), "no crisis in the CI test's cohort"
     args = ["--ci", "--repo", str(repo), "--patients", "13", "--years", "1"]
@@ -141,6 +164,47 @@ def test_ci_fails_on_a_critical_downgrade_unless_its_hazard_entry_changed(
     _git(repo, "commit", "-q", "--amend", "-am", "threshold, hazard entry updated")
     assert impact.main(args) == 0
     assert "hazard-log entry updated" in capsys.readouterr().out
+
+
+def test_ci_compares_the_whole_change_not_only_its_last_commit(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push of two commits, the first raising the crisis threshold, the second touching only the README: HEAD~1 ->
+    HEAD sees no rule change; the base the environment names (the commit before the push), or the merge-base with
+    the upstream branch, takes in the whole change and the gate fails. Which base is used is printed."""
+    monkeypatch.delenv(impact.BASE_ENV, raising=False)
+    monkeypatch.delenv(impact.UPSTREAM_ENV, raising=False)
+    first = _git(repo, "rev-parse", "HEAD").strip()
+    rules = repo / RULES
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
+    _git(repo, "commit", "-qam", "threshold")
+    (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA line.\n")
+    _git(repo, "commit", "-qam", "docs")
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    parent = _git(repo, "rev-parse", "HEAD~1").strip()
+    args = ["--ci", "--repo", str(repo), "--patients", "13", "--years", "1"]
+    # nothing names the change's base: the last commit alone, which changes no rule (said, with the base used)
+    assert impact.ci_base(None, "HEAD", repo) == (parent, "HEAD~1")
+    assert impact.main(args) == 0
+    out = capsys.readouterr().out
+    assert "(HEAD~1)" in out and "changes no rule or setting file" in out
+    # the upstream branch at the commit before the push: its merge-base with HEAD
+    _git(repo, "update-ref", "refs/remotes/origin/main", first)
+    assert impact.ci_base(None, "HEAD", repo) == (first, "merge-base HEAD origin/main")
+    # the upstream branch already at HEAD (the push is in it): not a base, HEAD~1 again
+    _git(repo, "update-ref", "refs/remotes/origin/main", head)
+    assert impact.ci_base(None, "HEAD", repo) == (parent, "HEAD~1")
+    # --base wins over everything; an environment's base that this clone lacks is an error, not a silent HEAD~1
+    assert impact.ci_base(first, "HEAD", repo) == (first, "--base")
+    monkeypatch.setenv(impact.BASE_ENV, "f" * 40)
+    with pytest.raises(SystemExit, match="not a commit of this clone"):
+        impact.ci_base(None, "HEAD", repo)
+    # the environment names the commit before the push: the threshold change is in the range, the gate fails
+    monkeypatch.setenv(impact.BASE_ENV, first)
+    assert impact.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"({impact.BASE_ENV}={first})" in out and "services/scoring/rules.py" in out
+    assert "FAILED" in out and "LAB-CA-CRISIS" in out
 
 
 def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
