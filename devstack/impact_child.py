@@ -38,6 +38,20 @@ def _isolate(tree: Path) -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
 
 
+def _no_network() -> None:
+    """Issue 21 isolation: a side connects to nothing (no broker, no Redis, no live service): any network connection
+    attempted in this process fails loudly (the replay needs none; a service reaching for one is a bug to see)."""
+    import socket
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("impact: a replay side must not open a network connection")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign]
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+
+
 def _h(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -313,6 +327,7 @@ def main(argv: list[str]) -> int:
     tree, stream, out = Path(argv[0]).resolve(), Path(argv[1]), Path(argv[2])
     options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
     _isolate(tree)
+    _no_network()
     t0, c0 = time.monotonic(), time.process_time()
     from datetime import UTC, datetime
 

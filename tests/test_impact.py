@@ -207,6 +207,25 @@ def test_ci_compares_the_whole_change_not_only_its_last_commit(
     assert "FAILED" in out and "LAB-CA-CRISIS" in out
 
 
+def test_a_side_gets_no_live_setting_and_can_open_no_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Isolation: a candidate whose scoring module checks for a live setting in its environment, then tries to reach
+    a server on import: the setting is not there (the children get PATH, HOME, LANG only) and the connection is
+    refused in the child, which fails loudly instead of touching a live system."""
+    tree = candidate_tree(tmp_path / "candidate", "3.5")
+    app = tree / "services" / "scoring" / "app.py"
+    app.write_text(
+        app.read_text()
+        + "\nimport os as _os, socket as _socket\n"
+        + "if 'CALCIUM_CURRENT_HOURS' in _os.environ:\n    raise RuntimeError('a live setting reached the replay')\n"
+        + "_socket.create_connection(('127.0.0.1', 9))\n"
+    )
+    monkeypatch.setenv("CALCIUM_CURRENT_HOURS", "1")
+    with pytest.raises(SystemExit, match="must not open a network connection"):
+        impact.impact("HEAD", str(tree), patients=2, years=0.3)
+
+
 def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
     """A longer settle window (notification's `alert_settle_seconds`) changes only which alerts would be shown:
     the decisions are the same, and a critical alert is shown at once whatever the window."""
