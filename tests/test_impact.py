@@ -350,3 +350,20 @@ def test_a_renamed_alert_key_is_not_a_lost_critical_alert_but_other_inputs_are()
     assert [x["loss"] for x in downgraded["critical_lost"]] == ["downgraded"]
     assert impact_report.gate(downgraded, {"LAB-CA-CRISIS"}) == []
     assert impact_report.gate(downgraded, {"RT-MSCC"}) == downgraded["critical_lost"]
+
+
+def test_the_ci_step_replays_a_change_to_any_code_the_replay_runs() -> None:
+    """Decisions are also made outside files named 'rules': notification's order rules, a service's app.py wiring of
+    its transitions, lab-normalisation's parsers, the runtime's limits. A change to any code the replay runs starts
+    the CI step; documentation, tests, the cohort generator and the pages' static files do not."""
+    replayed = [
+        "services/notification/orders_rules.py",
+        "services/scoring/app.py",
+        "services/lab_normalisation/hl7v2.py",
+        "shared/runtime/limits.py",
+        "contracts/hospital.py",
+        "devstack/replay.py",
+    ]
+    others = ["README.md", "docs/hazard-log.md", "tests/test_impact.py", "devstack/cohort.py"]
+    others.append("services/notification/static/page.js")
+    assert impact.rule_files(replayed + others) == replayed
