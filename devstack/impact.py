@@ -542,7 +542,8 @@ def ci(args: argparse.Namespace, repo: Path) -> int:
     if blocking:
         rules = sorted({x["rule"] for x in blocking})
         print(
-            f"impact --ci: FAILED: {len(blocking)} critical alert(s) removed or downgraded ({', '.join(rules)}) and no "
+            f"impact --ci: FAILED: {len(blocking)} critical alert(s) removed, downgraded, no longer shown or delayed "
+            f"({', '.join(rules)}) and no "
             f"{HAZARD_LOG} entry naming {'that rule' if len(rules) == 1 else 'those rules'} changed in this diff"
         )
         return 1

@@ -69,6 +69,7 @@ class _Decision:
     """Everything one decision (a rule about one subject) became over the patient's history."""
 
     __slots__ = (
+        "critical_at",
         "final",
         "first",
         "first_at",
@@ -98,6 +99,7 @@ class _Decision:
         self.shown = self.shown_critical = False
         self.final = ""
         self.first_at = ""
+        self.critical_at = ""  #: when a version of it was first critical (the decision's input time)
         self.title = ""
         self.versions = 0
 
@@ -111,6 +113,8 @@ class _Decision:
         self.statuses.add(status)
         self.severities.add(severity)
         self.title = title or self.title
+        if severity == "critical" and not self.critical_at:
+            self.critical_at = at
         self.texts.add(_h(text))
         if not self.first:
             self.first, self.first_at = text, at
@@ -134,6 +138,7 @@ class _Decision:
             "first": self.first,
             "last": self.last,
             "first_at": self.first_at,
+            "critical_at": self.critical_at,
             "title": self.title,
             "inputs": [{"id": k, "name": v} for k, v in self.inputs.items()],
             "versions": self.versions,

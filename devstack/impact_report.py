@@ -9,15 +9,27 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 #: kinds of change of one decision (a rule about one subject: an alert key, a plan item), most serious first
-KINDS: Final = ("disappear", "appear", "severity", "dose_schedule", "status", "text", "shown_disappear", "shown_appear")
+KINDS: Final = (
+    "disappear",
+    "appear",
+    "severity",
+    "critical_time",
+    "dose_schedule",
+    "status",
+    "text",
+    "shown_disappear",
+    "shown_appear",
+)
 FR: Final = {
     "disappear": "disparaissent",
     "appear": "apparaissent",
     "severity": "changent de gravité",
+    "critical_time": "deviennent critiques à un autre moment",
     "dose_schedule": "changent de dose ou de rythme",
     "status": "changent de statut",
     "text": "changent de texte",
@@ -50,6 +62,7 @@ def _view(d: dict[str, Any] | None) -> dict[str, Any] | None:
         "text": d["last"],
         "title": d.get("title", ""),
         "first_at": d["first_at"],
+        "critical_at": d.get("critical_at", ""),
     }
 
 
@@ -64,6 +77,8 @@ def decision_changes(b: dict[str, Any] | None, c: dict[str, Any] | None) -> list
     kinds = []
     if b["severities"] != c["severities"]:
         kinds.append("severity")
+    if b.get("critical_at") != c.get("critical_at") and b.get("critical_at") and c.get("critical_at"):
+        kinds.append("critical_time")
     if b["orders"] != c["orders"]:
         kinds.append("dose_schedule")
     if b["statuses"] != c["statuses"] or b["final"] != c["final"]:
@@ -78,8 +93,8 @@ def decision_changes(b: dict[str, Any] | None, c: dict[str, Any] | None) -> list
 
 
 def critical_loss(b: dict[str, Any] | None, c: dict[str, Any] | None) -> str | None:
-    """A critical decision removed ('removed'), no longer critical ('downgraded'), or a critical alert no longer
-    shown ('no_longer_shown'); None otherwise."""
+    """A critical decision removed ('removed'), no longer critical ('downgraded'), a critical alert no longer
+    shown ('no_longer_shown'), or first critical later than in the base ('delayed'); None otherwise."""
     if b is None or "critical" not in b["severities"]:
         return None
     if c is None:
@@ -88,7 +103,19 @@ def critical_loss(b: dict[str, Any] | None, c: dict[str, Any] | None) -> str | N
         return "downgraded"
     if b["shown_critical"] and not c["shown_critical"]:
         return "no_longer_shown"
+    # critical in both, but first critical later in the candidate: the emergency is alerted later (the times are the
+    # decisions' input times, one clock for both sides)
+    if _when(c.get("critical_at")) > _when(b.get("critical_at")):
+        return "delayed"
     return None
+
+
+def _when(at: str | None) -> datetime:
+    """An ISO time (a decision's recorded_at); the earliest time when unknown (never a delay)."""
+    if not at:
+        return datetime.min.replace(tzinfo=UTC)
+    t = datetime.fromisoformat(at)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _rekeyed(b: dict[str, Any], base: dict[str, Any], candidate: dict[str, Any]) -> bool:
@@ -352,8 +379,13 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
             )
     crit = report["critical_lost"]
     if crit:
-        what = {"removed": "supprimée", "downgraded": "abaissée", "no_longer_shown": "plus affichée"}
-        lines.append(f"!! ALERTES CRITIQUES SUPPRIMÉES OU ABAISSÉES : {len(crit)}")
+        what = {
+            "removed": "supprimée",
+            "downgraded": "abaissée",
+            "no_longer_shown": "plus affichée",
+            "delayed": "critique plus tard",
+        }
+        lines.append(f"!! ALERTES CRITIQUES SUPPRIMÉES, ABAISSÉES OU RETARDÉES : {len(crit)}")
         for e in crit[:20]:
             lines.append(f"  {e['rule']} {what[e['loss']]} :")
             lines += _example(e, "  ")

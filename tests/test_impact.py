@@ -120,6 +120,39 @@ def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_aler
         assert x["inputs"] and all(re.fullmatch(r"[0-9a-f-]{36}", i["id"]) for i in x["inputs"])
 
 
+#: 25-OH vitamin D: LOINC code -> factor to ng/mL (nmol/L / 2.496)
+VITAMIN_D = {"1989-3": 1.0, "62292-8": 1 / 2.496}
+SEVERE = re.compile(r"^VITD_SEVERE_NG_ML: Final = 10\.0$", re.M)
+
+
+def test_a_changed_systemic_planner_threshold_lists_exactly_the_patients_it_concerns(tmp_path: Path) -> None:
+    """A second rule, in another service: the severe vitamin D deficiency cut-off of the systemic planner (Tableau 1
+    L825, < 10 ng/mL; SYS-VITD-CORR) raised to 15 ng/mL. Expected, from the cohort's own lab results: the patients
+    with an exact vitamin D level in [10, 15) ng/mL (severe under the candidate only). Scoring, both other services
+    and lab-normalisation are reused from the base where their records are the same."""
+    cohort = Cohort(1, 30, 1)
+    expected = set()
+    for i in range(cohort.patients):
+        for g in cohort.patient(i):
+            m = g.message
+            if not isinstance(m, LabResult) or m.code.code not in VITAMIN_D or m.value is None or m.comparator:
+                continue
+            if 10 <= m.value * VITAMIN_D[m.code.code] < 15:  # exact levels only (a censored one decides by band)
+                expected.add(cohort.patient_id(i))
+    assert len(expected) >= 2, "the cohort has too few vitamin D levels between the cut-offs to test anything"
+    tree = candidate_tree(tmp_path / "candidate", "3.5")
+    rules = tree / "services" / "systemic_planner" / "rules.py"
+    text, n = SEVERE.subn("VITD_SEVERE_NG_ML: Final = 15.0", rules.read_text())
+    assert n == 1, "the severe vitamin D constant moved: update this test"
+    rules.write_text(text)
+    report, _, _ = impact.impact("HEAD", str(tree), patients=30, years=1, seed=1)
+    assert set(report["changed_patients"]) == expected
+    assert patients_with(report, "SYS-VITD-CORR") == expected
+    assert set(report["rules"]) <= {"SYS-VITD-CORR", "SYS-AR-PREREQ"}
+    assert report["reused"]["services"] == sorted(set(MODULES) - {"systemic-planner"})
+    assert report["critical_lost"] == []
+
+
 def _git(repo: Path, *args: str) -> str:
     cmd = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -367,3 +400,32 @@ def test_the_ci_step_replays_a_change_to_any_code_the_replay_runs() -> None:
     others = ["README.md", "docs/hazard-log.md", "tests/test_impact.py", "devstack/cohort.py"]
     others.append("services/notification/static/page.js")
     assert impact.rule_files(replayed + others) == replayed
+
+
+def test_a_critical_alert_raised_later_is_a_critical_loss() -> None:
+    """The same critical decision, with the same texts, first critical a day later in the candidate (e.g. a
+    threshold that only a later value crosses): the emergency is alerted later. It is listed with the critical
+    losses (and the CI gate blocks it); raised earlier, it is a change of timing but no loss."""
+    base = _decision("LAB-CA-CRISIS", "scoring:crisis:a", "critical", ["lab-1"])
+    base["critical_at"] = "2026-03-01T08:00:00+00:00"
+    later = base | {"critical_at": "2026-03-02T08:00:00+00:00"}
+    earlier = base | {"critical_at": "2026-02-28T08:00:00+00:00"}
+
+    def side(d: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"patient": "p", "dead_letters": 0, "decisions": {f"alert|{d['rule']}|{d['subject']}": d}}]
+
+    report = impact_report.diff(side(base), side(later))
+    assert [x["loss"] for x in report["critical_lost"]] == ["delayed"]
+    assert set(report["rules"]["LAB-CA-CRISIS"]) == {"critical_time"}
+    assert impact_report.gate(report, set()) == report["critical_lost"]
+    head = {
+        "base": "a",
+        "candidate": "b",
+        "source": "s",
+        "events": 1,
+        "wall_s": 1.0,
+        "cpu_s": {"base": 1, "candidate": 1},
+    }
+    assert "critique plus tard" in impact_report.french(report, head)
+    sooner = impact_report.diff(side(base), side(earlier))
+    assert sooner["critical_lost"] == [] and set(sooner["rules"]["LAB-CA-CRISIS"]) == {"critical_time"}
