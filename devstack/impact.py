@@ -443,7 +443,8 @@ def _impact(
         "applications": {s: stats[s]["applications"] for s in stats},
         "cpu_by_service": {s: stats[s].get("cpu_by_service", {}) for s in stats},
         "reused": {
-            "services": same,
+            # those the candidate took from the base (a service with a candidate setting is never reused)
+            "services": same if everything else stats["candidate"].get("taped", []),
             "candidate_run": not everything,
             "patients_run_again": stats["candidate"].get("reruns", 0),
         },

@@ -267,6 +267,8 @@ def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
     )
     kinds = {k for cells in report["rules"].values() for k in cells}
     assert kinds and kinds <= {"shown_disappear"}
+    # the service with a candidate setting is run, never taken from the base; the four others are reused
+    assert report["reused"]["services"] == sorted(set(MODULES) - {"notification"})
     assert report["critical_lost"] == []
     assert "alert_settle_seconds" in text
 
