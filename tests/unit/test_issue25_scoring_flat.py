@@ -74,9 +74,9 @@ def old_next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_PO
         for f in (lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last):
             if f is not None:
                 window(f.occurred_at, policy.lesion_event_current)
-        for g in (lesion.epidural_stated, lesion.compression_stated):  # an inferred compression (stop 21)
-            if g is not None:
-                window(g.occurred_at, policy.lesion_event_current)
+        for stated in (lesion.epidural_stated, lesion.compression_stated):  # an inferred compression (stop 21)
+            if stated is not None:
+                window(stated.occurred_at, policy.lesion_event_current)
     a = s.assessment
     if a.neurological_deficit is not None:
         window(a.neurological_deficit.occurred_at, policy.lesion_event_current)
