@@ -70,6 +70,7 @@ class _Decision:
 
     __slots__ = (
         "critical_at",
+        "ended_at",
         "final",
         "first",
         "first_at",
@@ -100,6 +101,7 @@ class _Decision:
         self.final = ""
         self.first_at = ""
         self.critical_at = ""  #: when a version of it was first critical (the decision's input time)
+        self.ended_at = ""  #: when an alert was withdrawn for good (empty: still standing at the end)
         self.title = ""
         self.versions = 0
 
@@ -109,7 +111,9 @@ class _Decision:
         self.versions += 1
         self.final = status
         if status in ("withdrawn", "not_indicated") and self.kind == "alert":
+            self.ended_at = at
             return  # a withdrawal is said by `final` and `statuses`
+        self.ended_at = ""
         self.statuses.add(status)
         self.severities.add(severity)
         self.title = title or self.title
@@ -139,6 +143,7 @@ class _Decision:
             "last": self.last,
             "first_at": self.first_at,
             "critical_at": self.critical_at,
+            "ended_at": self.ended_at,
             "title": self.title,
             "inputs": [{"id": k, "name": v} for k, v in self.inputs.items()],
             "versions": self.versions,

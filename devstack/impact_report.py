@@ -29,7 +29,7 @@ FR: Final = {
     "disappear": "disparaissent",
     "appear": "apparaissent",
     "severity": "changent de gravité",
-    "critical_time": "deviennent critiques à un autre moment",
+    "critical_time": "deviennent critiques, ou cessent de l'être, à un autre moment",
     "dose_schedule": "changent de dose ou de rythme",
     "status": "changent de statut",
     "text": "changent de texte",
@@ -63,6 +63,7 @@ def _view(d: dict[str, Any] | None) -> dict[str, Any] | None:
         "title": d.get("title", ""),
         "first_at": d["first_at"],
         "critical_at": d.get("critical_at", ""),
+        "ended_at": d.get("ended_at", ""),
     }
 
 
@@ -77,7 +78,8 @@ def decision_changes(b: dict[str, Any] | None, c: dict[str, Any] | None) -> list
     kinds = []
     if b["severities"] != c["severities"]:
         kinds.append("severity")
-    if b.get("critical_at") != c.get("critical_at") and b.get("critical_at") and c.get("critical_at"):
+    critical = "critical" in b["severities"] and "critical" in c["severities"]
+    if critical and (b.get("critical_at"), b.get("ended_at")) != (c.get("critical_at"), c.get("ended_at")):
         kinds.append("critical_time")
     if b["orders"] != c["orders"]:
         kinds.append("dose_schedule")
@@ -94,7 +96,8 @@ def decision_changes(b: dict[str, Any] | None, c: dict[str, Any] | None) -> list
 
 def critical_loss(b: dict[str, Any] | None, c: dict[str, Any] | None) -> str | None:
     """A critical decision removed ('removed'), no longer critical ('downgraded'), a critical alert no longer
-    shown ('no_longer_shown'), or first critical later than in the base ('delayed'); None otherwise."""
+    shown ('no_longer_shown'), first critical later than in the base ('delayed'), or withdrawn sooner
+    ('shortened'); None otherwise."""
     if b is None or "critical" not in b["severities"]:
         return None
     if c is None:
@@ -107,13 +110,17 @@ def critical_loss(b: dict[str, Any] | None, c: dict[str, Any] | None) -> str | N
     # decisions' input times, one clock for both sides)
     if _when(c.get("critical_at")) > _when(b.get("critical_at")):
         return "delayed"
+    # critical in both, withdrawn sooner in the candidate: the emergency stops being alerted earlier
+    if _when(c.get("ended_at"), never=True) < _when(b.get("ended_at"), never=True):
+        return "shortened"
     return None
 
 
-def _when(at: str | None) -> datetime:
-    """An ISO time (a decision's recorded_at); the earliest time when unknown (never a delay)."""
+def _when(at: str | None, never: bool = False) -> datetime:
+    """An ISO time (a decision's recorded_at); when empty the earliest time (a start never known: never a delay), or
+    with `never` the latest (an end that never came)."""
     if not at:
-        return datetime.min.replace(tzinfo=UTC)
+        return (datetime.max if never else datetime.min).replace(tzinfo=UTC)
     t = datetime.fromisoformat(at)
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
@@ -384,8 +391,9 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
             "downgraded": "abaissée",
             "no_longer_shown": "plus affichée",
             "delayed": "critique plus tard",
+            "shortened": "retirée plus tôt",
         }
-        lines.append(f"!! ALERTES CRITIQUES SUPPRIMÉES, ABAISSÉES OU RETARDÉES : {len(crit)}")
+        lines.append(f"!! ALERTES CRITIQUES SUPPRIMÉES, ABAISSÉES, RETARDÉES OU ÉCOURTÉES : {len(crit)}")
         for e in crit[:20]:
             lines.append(f"  {e['rule']} {what[e['loss']]} :")
             lines += _example(e, "  ")

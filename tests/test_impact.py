@@ -404,10 +404,11 @@ def test_the_ci_step_replays_a_change_to_any_code_the_replay_runs() -> None:
     assert impact.rule_files(replayed + others) == replayed
 
 
-def test_a_critical_alert_raised_later_is_a_critical_loss() -> None:
+def test_a_critical_alert_raised_later_or_withdrawn_sooner_is_a_critical_loss() -> None:
     """The same critical decision, with the same texts, first critical a day later in the candidate (e.g. a
-    threshold that only a later value crosses): the emergency is alerted later. It is listed with the critical
-    losses (and the CI gate blocks it); raised earlier, it is a change of timing but no loss."""
+    threshold that only a later value crosses), or withdrawn sooner: the emergency is alerted later, or for less
+    long. Each is listed with the critical losses (and the CI gate blocks it); raised earlier or withdrawn later, it
+    is a change of timing but no loss."""
     base = _decision("LAB-CA-CRISIS", "scoring:crisis:a", "critical", ["lab-1"])
     base["critical_at"] = "2026-03-01T08:00:00+00:00"
     later = base | {"critical_at": "2026-03-02T08:00:00+00:00"}
@@ -431,3 +432,10 @@ def test_a_critical_alert_raised_later_is_a_critical_loss() -> None:
     assert "critique plus tard" in impact_report.french(report, head)
     sooner = impact_report.diff(side(base), side(earlier))
     assert sooner["critical_lost"] == [] and set(sooner["rules"]["LAB-CA-CRISIS"]) == {"critical_time"}
+    # withdrawn sooner in the candidate (the same versions otherwise): the emergency stops being alerted earlier
+    ended = base | {"ended_at": "2026-03-05T08:00:00+00:00"}
+    shorter = ended | {"ended_at": "2026-03-03T08:00:00+00:00"}
+    assert [x["loss"] for x in impact_report.diff(side(ended), side(shorter))["critical_lost"]] == ["shortened"]
+    assert [x["loss"] for x in impact_report.diff(side(base), side(ended))["critical_lost"]] == ["shortened"]
+    longer = impact_report.diff(side(shorter), side(ended))
+    assert longer["critical_lost"] == [] and set(longer["rules"]["LAB-CA-CRISIS"]) == {"critical_time"}
