@@ -400,7 +400,7 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
         if len(crit) > 20:
             lines.append(f"  ... et {len(crit) - 20} autres (voir le JSON)")
     else:
-        lines.append("Aucune alerte critique supprimée ni abaissée.")
+        lines.append("Aucune alerte critique supprimée, abaissée, retardée ni écourtée.")
     if report["dead_letters"]["base"] != report["dead_letters"]["candidate"]:
         d = report["dead_letters"]
         lines.append(f"Messages refusés (lettres mortes) : base {d['base']}, candidat {d['candidate']}.")
