@@ -259,6 +259,32 @@ def test_a_side_gets_no_live_setting_and_can_open_no_connection(
         impact.impact("HEAD", str(tree), patients=2, years=0.3)
 
 
+def test_an_uncommitted_edit_is_the_candidate_with_worktree(repo: Path) -> None:
+    """`--candidate WORKTREE`: the working tree as it is, uncommitted edits included, against HEAD."""
+    rules = repo / RULES
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
+    assert _git(repo, "status", "--porcelain").strip() == f"M {RULES}"
+    report, text, _ = impact.impact("HEAD", impact.WORKTREE, repo=repo, patients=13, years=1)
+    assert set(report["changed_patients"]) == crossing(Cohort(1, 13, 1), 3.5, 3.96) != set()
+    assert "candidat WORKTREE" in text
+
+
+def test_a_setting_alone_lists_exactly_the_patients_it_concerns(tmp_path: Path) -> None:
+    """A settings-only candidate, by its env-style name: `CALCIUM_CURRENT_HOURS: 24` (scoring: how long a crisis
+    value stays current, LAB-CA-CRISIS; default 72 h). Every crisis episode of the cohort outlives both windows (the
+    next calcium comes weeks later), and its stale-value warning names the window: the patients are exactly those
+    with a corrected calcium above 3.5 mmol/L (L304-306), computed from the cohort's labs; no critical alert is lost
+    (the crisis alert itself stays as it was issued)."""
+    settings = tmp_path / "candidate.yaml"
+    settings.write_text("CALCIUM_CURRENT_HOURS: 24\n")
+    report, _, _ = impact.impact("HEAD", "HEAD", settings=impact.load_settings(str(settings)), patients=30, years=1)
+    expected = crossing(Cohort(1, 30, 1), 3.5, float("inf"))
+    assert len(expected) >= 2
+    assert set(report["changed_patients"]) == expected
+    assert set(report["rules"]) == {"LAB-CA-CRISIS"} and report["critical_lost"] == []
+    assert report["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
+
+
 def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
     """A longer settle window (notification's `alert_settle_seconds`) changes only which alerts would be shown:
     the decisions are the same, and a critical alert is shown at once whatever the window."""
