@@ -28,6 +28,7 @@ from services.lab_normalisation.rules import (
     vitamin_d_bounded_class,
 )
 from services.lab_normalisation.units import value_in
+from shared.errors import Rejected
 from shared.runtime.parts_json import StoredJson
 
 SERVICE = "lab-normalisation"
@@ -121,6 +122,11 @@ class LabState(BaseModel):
     nearest_dropped: dict[str, list[tuple[Analyte, TimePrecision, datetime, datetime, str]]] = Field(
         default_factory=dict
     )
+    #: review RL (HAZ-25-LAB-R01, LAB-CA-CORR L316, LAB-CRCL L1153-1156): by partner analyte (albumin, ionised
+    #: calcium, weight), the newest draw time of one dropped with a value. A calcium or creatinine not held when it was
+    #: dropped (new, late, an amendment of a dropped one, or moving its draw) cannot know which: no partner farther
+    #: than that time is used (`_bar_dropped`): the partner is said missing rather than a farther one paired
+    partner_dropped: dict[str, datetime] = Field(default_factory=dict)
 
     def model_dump_json(self, **kwargs: Any) -> str:
         """The stored JSON (what the runtime writes): each result's JSON is reused by object (issue 25,
@@ -209,6 +215,15 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
     if dropping:  # issue 25: the partners are looked for only among the results that would otherwise go
         keep |= _partners(s, keep, cfg.ca_albumin_window, dropping)
         _note_dropped(s, keep, cfg.ca_albumin_window, dropping)
+        newest: dict[str, datetime] = {}
+        for r in dropping:  # review RL: the newest dropped of each partner analyte (LabState.partner_dropped)
+            if r.result_id not in keep and r.value is not None and r.analyte in _PARTNER_OF:
+                newest[r.analyte] = max(r.occurred_at, newest.get(r.analyte, r.occurred_at))
+        if any(s.partner_dropped.get(a, t) < t or a not in s.partner_dropped for a, t in newest.items()):
+            s.partner_dropped = {
+                **s.partner_dropped,
+                **{a: max(t, s.partner_dropped.get(a, t)) for a, t in newest.items()},
+            }
     if s.nearest_dropped.keys() - keep:
         s.nearest_dropped = {k: v for k, v in s.nearest_dropped.items() if k in keep}
     if len(keep) < len(s.results):
@@ -340,7 +355,7 @@ def _bar(
 
 
 #: the partners of LAB-CA-CORR (L316) and LAB-CRCL (L1153-1156), and the reverse
-_PARTNERS_OF: Final[dict[str, tuple[str, ...]]] = {
+_PARTNERS_OF: Final[dict[str, tuple[Analyte, ...]]] = {
     "total_calcium": ("albumin", "ionised_calcium"),
     "creatinine": ("body_weight",),
 }
@@ -380,6 +395,30 @@ def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list
         s.nearest_dropped = {**s.nearest_dropped, **changed}
 
 
+#: a bar's recorded time and result ID that order it before any partner at its draw time (review RL)
+_FIRST: Final = (datetime.max.replace(tzinfo=ZoneInfo("UTC")), "")
+
+
+def _bar_dropped(s: LabState, anchor: StoredResult) -> None:
+    """Review RL (HAZ-25-LAB-R01 residuals): a calcium (creatinine) new to the held results, or whose draw moved, was
+    not held when its partners were dropped, so `_note_dropped` never saw them: any dropped partner may be the closest
+    the unbounded state pairs. Its bar is the newest dropped partner's draw time (none dropped is closer than that),
+    or its own draw when it is older than that: no farther partner is used, the partner is said missing instead
+    (LAB-CA-CORR L316; LAB-CRCL L1153-1156, "do not guess")."""
+    entries = {(n[0], n[1]): n for n in s.nearest_dropped.get(anchor.result_id, ())}
+    added = False
+    for analyte in _PARTNERS_OF[anchor.analyte]:
+        if (dropped := s.partner_dropped.get(analyte)) is None:
+            continue
+        bar: Near = (analyte, "time", min(dropped, anchor.occurred_at), *_FIRST)
+        held = entries.get((analyte, "time"))
+        if held is None or _order(anchor, bar[2], bar[3], bar[4]) < _order(anchor, held[2], held[3], held[4]):
+            entries[(analyte, "time")] = bar
+            added = True
+    if added:
+        s.nearest_dropped = {**s.nearest_dropped, anchor.result_id: sorted(entries.values())}
+
+
 def _apply_patient(s: LabState, r: PatientRecord) -> None:
     """Absent fields are unknown: they leave what is known unchanged (never defaulted)."""
 
@@ -395,6 +434,16 @@ def _apply_patient(s: LabState, r: PatientRecord) -> None:
         w = Fact[float](value=r.weight_kg, occurred_at=measured, recorded_at=r.recorded_at, event_id=r.event_id)
         if w.newer_than(s.weight_kg):
             s.weight_kg = w
+
+
+#: review RL (HAZ-25-LAB-02 residual): the dead letter's reason for a result the evicted stamps' watermark cannot place
+UNPLACED: Final = (
+    "LAB-CORRECTION: a {analyte} result with no version held, drawn and recorded no later than versions of results "
+    "no longer held (more than LAB_RESULT_STAMPS of this patient's results dropped within LAB_RETENTION_DAYS), cannot "
+    "be placed: it may be a late older version of one of them (which must not overwrite the newer one) or a new "
+    "result. Not applied, nor the rest of this message: check it with the laboratory; a new result sent again with "
+    "its current recorded time is applied"
+)
 
 
 def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime | None = None) -> NormalisedLab | None:
@@ -421,6 +470,8 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime 
     # a result dropped final (without a `revised` stamp) is the newer version
     tie_corrects = stamp == r.recorded_at and r.result_id not in s.revised and r.status != "final"
     if stamp is not None and stamp >= r.recorded_at and not tie_corrects:
+        if guessed:  # review RL: a result is never ignored silently: the message is dead-lettered with the reason
+            raise Rejected(UNPLACED.format(analyte=lab.analyte))
         return None
     if guessed:  # held as a stamp would (HAZ-25-LAB-R02: its withdrawal also withdraws what was derived from it)
         s.dropped = {**s.dropped, r.result_id: (r.occurred_at, stamp or r.recorded_at)}
@@ -443,6 +494,8 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime 
         comparator=r.comparator,
         precision=r.occurred_at_precision,
     )
+    if lab.analyte in _PARTNERS_OF and (previous is None or previous.occurred_at != r.occurred_at):
+        _bar_dropped(s, s.results[r.result_id])
     if silent:
         return None
     rule_ids = ["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else [])

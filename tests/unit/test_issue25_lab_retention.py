@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult, PatientRecord
 from services.lab_normalisation.domain import PARTNERS, LabConfig, LabState, apply_ingested
 from services.lab_normalisation.ingest import Ingested, check_units
+from shared.errors import Rejected
 from tests.unit.test_lab_domain import ANALYTES, CFG, T0, result
 
 UNBOUNDED = dataclasses.replace(CFG, per_analyte=10**9, stamps=10**9)
@@ -204,11 +206,17 @@ _T = T0 - timedelta(days=400)
 
 def test_seed3_a_late_version_after_its_stamp_was_evicted_changes_nothing() -> None:
     history = [result(*_CA, rid=f"r{i}", at=_T + timedelta(hours=i)) for i in range(50)]
-    history.append(result(*_CA, rid="r0", at=_T, recorded=_T))  # r0's stamp is the oldest of 46 (cap 40)
-    for _a, out_a, _b, out_b in _side_by_side(history, cap=4):
+    late = result(*_CA, rid="r0", at=_T, recorded=_T)  # r0's stamp is the oldest of 46 (cap 40)
+    steps = _side_by_side(history, cap=4)
+    for _a, out_a, _b, out_b in steps:
         assert comparable([o for o in out_a if not o.derived_from]) == comparable(
             [o for o in out_b if not o.derived_from]
         )
+    # the unbounded state ignores it as older; the bounded one cannot tell it from a new result: never published,
+    # the message dead-lettered with the reason (review RL: never silently, tests/unit/test_review_rl_lab_retention.py)
+    assert apply_with(UNBOUNDED, steps[-1][2], late)[1] == []
+    with pytest.raises(Rejected, match="cannot be placed"):
+        apply_with(dataclasses.replace(CFG, per_analyte=4, stamps=40), steps[-1][0], late)
 
 
 def test_seed3_a_withdrawn_weight_leaves_the_same_partners_as_unbounded() -> None:
