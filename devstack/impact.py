@@ -311,18 +311,20 @@ def run_sides(
         while ready and len(running) < jobs:
             side, i, args = ready.pop(0)
             tasks.remove((side, i, args))
-            running[(side, i)] = subprocess.Popen(
-                args, cwd=trees[side], env=env | {"PYTHONPATH": str(trees[side])}, stderr=subprocess.PIPE
-            )
+            # stderr to a file, not a pipe: a child writing more than a pipe holds would block until read
+            with (work / f"{side}.{i}.stderr").open("wb") as err:
+                running[(side, i)] = subprocess.Popen(
+                    args, cwd=trees[side], env=env | {"PYTHONPATH": str(trees[side])}, stderr=err
+                )
         time.sleep(0.05)
         for key, p in list(running.items()):
             if p.poll() is None:
                 continue
-            err = p.stderr.read() if p.stderr else b""
             del running[key]
             done.add(key)
             if p.returncode:
-                errors[f"{key[0]} {key[1]}"] = err.decode(errors="replace")[-3000:]
+                text = (work / f"{key[0]}.{key[1]}.stderr").read_bytes()[-3000:]
+                errors[f"{key[0]} {key[1]}"] = text.decode(errors="replace")
     for p in running.values():
         p.kill()
         p.wait()

@@ -285,6 +285,16 @@ def test_a_setting_alone_lists_exactly_the_patients_it_concerns(tmp_path: Path) 
     assert report["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
 
 
+def test_a_side_writing_much_on_stderr_does_not_block(tmp_path: Path) -> None:
+    """A side's stderr (warnings, a service's logs) goes to a file: 1 MB of it, more than a pipe holds, neither
+    blocks the side nor the run."""
+    tree = candidate_tree(tmp_path / "candidate", "3.5")
+    app = tree / "services" / "scoring" / "app.py"
+    app.write_text(app.read_text() + "\nimport sys as _sys\n_sys.stderr.write('x' * 1_000_000)\n")
+    report, _, _ = impact.impact("HEAD", str(tree), patients=2, years=0.3, jobs=2)
+    assert report["patients"] == 2 and report["patients_changed"] == 0
+
+
 def test_candidate_settings_apply_to_the_candidate_only(tmp_path: Path) -> None:
     """A longer settle window (notification's `alert_settle_seconds`) changes only which alerts would be shown:
     the decisions are the same, and a critical alert is shown at once whatever the window."""
