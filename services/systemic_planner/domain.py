@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ from services.systemic_planner.inputs import (
     unidentified,
     vitamin_d,
 )
+from services.systemic_planner.memo import memo
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
 from services.systemic_planner.retention import retain
@@ -57,10 +59,13 @@ __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"
 
 
 def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
+    """The whole plan as of `at.now`. Issue 25: each reading and item family is memoised (memo.py) on the tables and
+    readings it reads; `at.memo` False computes every one (the reference)."""
     drugs = drug_history(s, at)
     on_ar = drugs.antiresorptives()  # a zoledronic acid relay within its window is not a restart (SYS-DENO-STOP)
+    ar_key = tuple(on_ar.items())
     le = life_expectancy(s, at)
-    metastasis = bone_metastasis(s, at)
+    metastasis = memo("metastasis", at, (s.lesions,), lambda: bone_metastasis(s, at))
     stop = drugs.ar_review_stop if not on_ar else None
     # after a deliberate stop at the 2-year review, only an SRE after the stop counts (SYS-REVIEW-2Y)
     sres = [f for f in s.sres.values() if not at.is_future(f.occurred_at)]
@@ -78,11 +83,12 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         return items
     # issue 18 review: a drug not identified, or a drug record whose amendment was entered in error, may be an
     # anti-resorptive: said so, and no start is proposed with an order before it is checked
-    unknown = unidentified(s, drugs, at)
+    active = (tuple(drugs.active.items()), tuple(drugs.atc.items()))  # what the memoised families read of `drugs`
+    unknown = memo("unidentified", at, (s.treatments,), lambda: unidentified(s, drugs, at), active)
     to_check = corrections(s)
     holding = tuple(c for c in to_check if c.holds_start)
-    kidney = renal(s, at)
-    ca = calcium(s, at)
+    kidney = memo("renal", at, (s.creatinine_clearance,), lambda: renal(s, at))
+    ca = memo("calcium", at, (s.corrected_calcium, s.sres, s.sre_currency), lambda: calcium(s, at))
     # second review: in a current hypercalcaemic crisis (L302-306) the start and its order do not wait for the check
     # ("sauf urgence", L799, L1267); outside one, they do
     hold = (
@@ -93,36 +99,63 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold))
     items += [unidentified_item(u) for u in unknown]
     items += [correction_item(c) for c in to_check]
-    onj_items, onj_blocks = osteonecrosis(s, at, drugs)
+    onj_items, onj_blocks = memo(
+        "osteonecrosis", at, (s.treatments,), lambda: osteonecrosis(s, at, drugs), tuple(drugs.ever_started.items())
+    )
     za_planned = False
     if decision.outcome in ("start", "already_treated"):
-        vit_d = vitamin_d(s, drugs, at)
-        prereq = prerequisites(s, at, kidney, vit_d, ca, on_ar)
+        loading = drugs.runs.get("cholecalciferol")
+        vit_d = memo("vitamin_d", at, (s.vitamin_d,), lambda: vitamin_d(s, drugs, at), (loading,))
+        reads = (s.vitamin_d, s.creatinine_clearance, s.treatments, s.sres, kidney, vit_d, ca)
+        prereq = memo("prerequisites", at, reads, lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar), ar_key)
         items.append(prereq.item)
-        items.append(vitamin_d_item(vit_d, ca, at))
-        supplements = supplements_fr(vit_d, ca, at)
-        ar = antiresorptive_item(s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at, hold)
+        vit_d_item, supplements = memo(
+            "vitamin_d_item", at, (vit_d, ca), lambda: (vitamin_d_item(vit_d, ca, at), supplements_fr(vit_d, ca, at))
+        )
+        items.append(vit_d_item)
+        ar = memo(
+            "antiresorptive",
+            at,
+            (s.oligometastatic, s.response, s.oligo_missing, s.creatinine_clearance, kidney, prereq, hold),
+            lambda: antiresorptive_item(
+                s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at, hold
+            ),
+            (ar_key, ca.hold_supplements, supplements, onj_blocks),
+        )
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
         if za_planned and "zoledronic_acid" not in drugs.ever_started:
             items.append(first_infusion())
         if on_ar:
-            rev = review(s, at, drugs)
+            exposure = (
+                drugs.ar_course_start,
+                drugs.ar_review_due,
+                tuple(drugs.ever_started.items()),
+                drugs.ar_exposure_days,
+                drugs.ar_interrupted,
+            )
+            rev = memo("review", at, (s.ctx,), lambda: review(s, at, drugs), exposure)
             if rev is not None:
                 items.append(rev)
     low = kidney.failure == "below"  # CrCl < 30 for certain (issue 12: a censored bound never as exact)
-    deno_stop = denosumab_stop(s, at, drugs, low)
+    deno_stop = memo(
+        "denosumab_stop",
+        at,
+        (s.ctx,),
+        lambda: denosumab_stop(s, at, drugs, low),
+        (low, drugs.stopped.get("denosumab"), drugs.starts),
+    )
     if deno_stop is not None:
         items.append(deno_stop)
-    items += renal_safety(kidney, drugs, za_planned)
+    items += memo("renal_safety", at, (kidney,), lambda: renal_safety(kidney, drugs, za_planned), (za_planned, *active))
     items += onj_items
     onco = oncology(s, at, anticancer(drugs), metastasis, le)
     if onco is not None:
         items.append(onco)
-    biopsy = bone_biopsy(s, at)  # MOL-BIOPSY
+    biopsy = memo("bone_biopsy", at, (s.care,), lambda: bone_biopsy(s, at))  # MOL-BIOPSY
     if biopsy is not None:
         items.append(biopsy)
-    items.append(pathway(s, at))  # QUAL-PATHWAY
+    items.append(memo("pathway", at, (s.care,), lambda: pathway(s, at)))  # QUAL-PATHWAY
     return items
 
 
@@ -148,6 +181,39 @@ def decision_content(item: PlanItem) -> str:
             checks,
         )
     )
+
+
+#: issue 25: each item object's decision content and notice, made once (an item memoised by memo.py is the same
+#: object at every decision it holds for; a PlanItem is never changed in place). The entry holds the item.
+_PUBLISHED: OrderedDict[int, tuple[PlanItem, str, PlanNotice | None]] = OrderedDict()
+_PUBLISHED_MAX = 8192
+
+
+def _published_as(item: PlanItem) -> tuple[str, PlanNotice | None]:
+    """The item's decision content, and its notice when it is notified."""
+    hit = _PUBLISHED.get(id(item))
+    if hit is not None and hit[0] is item:
+        return hit[1], hit[2]
+    content = decision_content(item)
+    notice = (
+        PlanNotice(
+            key=item.key,
+            digest=hashlib.blake2b(content.encode(), digest_size=8).hexdigest(),
+            rule_id=item.rule_id,
+            severity=item.severity,
+            title=item.title,
+            text_fr=item.text_fr,
+            inputs=functools.partial(list, item.inputs),
+            missing=item.missing,
+            content=content,
+        )
+        if _notify(item)
+        else None
+    )
+    _PUBLISHED[id(item)] = (item, content, notice)
+    if len(_PUBLISHED) > _PUBLISHED_MAX:
+        _PUBLISHED.popitem(last=False)
+    return content, notice
 
 
 def _notify(item: PlanItem) -> bool:
@@ -188,6 +254,7 @@ def apply_event(
     the retained one (issue 25, retention.py); `keep_all` keeps the whole history (the reference the retention
     tests compare with)."""
     s = merge(state, event)
+    at.memo = at.memo and not keep_all  # the reference decides everything again (memo.py)
     if not keep_all and _unchanged(state, event, at):
         # issue 25: no fact the plan reads changed and no deadline passed since the last decision (`next_due`: the
         # plan changes with time only at one), so the decision is the last one: nothing to publish
@@ -196,22 +263,8 @@ def apply_event(
     items = build_plan(s, at)
     s.next_due = at.next_due()
     s.decided_at = at.now
-    decisions = [(item, decision_content(item)) for item in items]
-    notices = [
-        PlanNotice(
-            key=item.key,
-            digest=hashlib.blake2b(content.encode(), digest_size=8).hexdigest(),
-            rule_id=item.rule_id,
-            severity=item.severity,
-            title=item.title,
-            text_fr=item.text_fr,
-            inputs=functools.partial(list, item.inputs),
-            missing=item.missing,
-            content=content,
-        )
-        for item, content in decisions
-        if _notify(item)
-    ]
+    decisions = [(item, *_published_as(item)) for item in items]
+    notices = [notice for _, _, notice in decisions if notice is not None]
     s.published, out = notify_plan_changes(
         s.published,
         notices,
@@ -221,7 +274,7 @@ def apply_event(
         "Plan mis à jour : cet élément ne s'applique plus.",
     )
     # a new version when a decision changes; newer provenance alone (same decisions) does not make a new version
-    digest = hashlib.sha256("\n".join(content for _, content in decisions).encode()).hexdigest()
+    digest = hashlib.sha256("\n".join(content for _, content, _ in decisions).encode()).hexdigest()
     if items and digest != s.plan_digest:
         s.plan_version += 1
         s.plan_digest = digest

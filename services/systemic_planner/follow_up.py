@@ -75,7 +75,7 @@ def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
     since, due = drugs.ar_course_start, drugs.ar_review_due
     if since is None or due is None:
         return None
-    overdue = at.today >= due
+    overdue = at.today_ge(due)
     if not overdue:
         at.after_date(due)
     ctx = ctx_reading(s, at)

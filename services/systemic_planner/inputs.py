@@ -29,6 +29,7 @@ from contracts.hospital import (
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
+from services.systemic_planner.memo import memo
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical import censored
 from shared.clinical.corrections import effective, fold_finding, is_correction
@@ -345,7 +346,18 @@ class LifeExpectancy:
 def life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
     """A future-dated estimate is ignored (it becomes effective on its date: a deadline) and never hides a current
     one; past the validity window the estimate is to be made again; within it, the thresholds (3 months, 6 weeks)
-    apply to what remains (the estimate minus the time since), and the moments they are crossed are deadlines."""
+    apply to what remains (the estimate minus the time since), and the moments they are crossed are deadlines.
+    Issue 25: the estimate read is memoised (memo.py); what remains of it is computed at `now`."""
+    found = memo("life_expectancy", at, (s.life_expectancies,), lambda: _life_expectancy(s, at))
+    if found.status != "current":
+        return found
+    assert found.fact is not None
+    remaining = remaining_months(found.fact.value, found.fact.occurred_at, at.exact_now())
+    return LifeExpectancy(found.fact, "current", remaining, found.future_ignored)
+
+
+def _life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
+    """`life_expectancy` but what remains (None)."""
     future = False
     past = []
     for f in s.life_expectancies:
@@ -361,8 +373,7 @@ def life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
         return LifeExpectancy(fact, "stale", future_ignored=future)
     for threshold in (r.AR_START_MIN_LIFE_EXPECTANCY_MONTHS, SIX_WEEKS_IN_MONTHS):  # SYS-AR-START, SURG-LE
         at.after(when_remaining_reaches(fact.value, fact.occurred_at, threshold) + timedelta(seconds=1))
-    remaining = remaining_months(fact.value, fact.occurred_at, at.now)
-    return LifeExpectancy(fact, "current", remaining, future)
+    return LifeExpectancy(fact, "current", None, future)
 
 
 def item(key: str, rule_id: str, status: str, severity: str, title: str, text: str, **extra: object) -> PlanItem:
@@ -502,7 +513,7 @@ def sre_is_current(s: SystemicState, sre: Fact[str], at: r.AsOf, window: timedel
             return False
         if assessed.current_until is not None:
             at.after(assessed.current_until)
-            return at.now < assessed.current_until and not at.is_future(assessed.evidence_at or sre.occurred_at)
+            return at.before(assessed.current_until) and not at.is_future(assessed.evidence_at or sre.occurred_at)
     return at.is_current(assessed.evidence_at if assessed and assessed.evidence_at else sre.occurred_at, window)
 
 
@@ -554,7 +565,9 @@ def vitamin_d(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> VitaminD:
     if not courses:
         return VitaminD(v, "current", deficiency_uncorrected=deficient, band=band, severe=severe, loading_weeks=weeks)
     loaded = timedelta(weeks=weeks)
-    complete = next(((a, b) for a, b in courses if (b if b is not None else at.today) >= a + loaded), None)
+    complete = next(
+        ((a, b) for a, b in courses if (b >= a + loaded if b is not None else at.today_ge(a + loaded))), None
+    )
     started, stopped = complete or courses[-1]
     ends = started + loaded
     if complete is None and stopped is not None:  # interrupted before its weeks, not started again since
@@ -926,7 +939,7 @@ def _doses(
             continue
         if e.event_id in folded or (until is not None and t.on >= until):
             continue
-        if at is not None and t.on > at.today:
+        if at is not None and at.today_lt(t.on):
             at.after_date(t.on)
             continue
         given.setdefault(t.drug, []).append((e, t))
@@ -953,7 +966,7 @@ def administered(
                 steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
             if end is None:
                 continue
-            if end > at.today:
+            if at.today_lt(end):
                 at.after_date(end)
                 continue
             stop = _step(last, drug, None, "stopped", end)
@@ -997,29 +1010,39 @@ def fold_drugs(s: SystemicState, cut: date, za_months: int) -> DrugReplay:
 
 #: issue 25: the drug history of a state's treatments and drug replay for a day (and time zone, and zoledronic acid
 #: interval), with the deadlines it found: computed once while they are unchanged (every event of a batch). The entry
-#: holds the tables, so their `id`s are not reused while it lives.
-_HISTORIES: dict[tuple[int, int, int, date, str], tuple[object, object, DrugHistory, list[datetime]]] = {}
+#: holds the tables, so their `id`s are not reused while it lives. (With `at.memo`, memo.py's instead.)
+_HISTORIES: dict[
+    tuple[int, int, int, date, str], tuple[object, object, tuple[DrugHistory, _Exposure], list[datetime]]
+] = {}
 _HISTORIES_MAX = 512
 
 
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """`_drug_history`, memoised on the state's treatments and drug replay (by identity: `merge` copies on write) and
-    the day; the deadlines it records are recorded again."""
-    key = (id(s.treatments), id(s.drug_replays), _interval_months(s, "zoledronic_acid"), at.today, str(at.tz))
-    hit = _HISTORIES.get(key)
-    if hit is not None and hit[0] is s.treatments and hit[1] is s.drug_replays:
-        for d in hit[3]:
-            at.after(d)
-        return hit[2]
-    mark = len(at.deadlines)
-    found = _drug_history(s, at)
-    if len(_HISTORIES) >= _HISTORIES_MAX:
-        del _HISTORIES[next(iter(_HISTORIES))]
-    _HISTORIES[key] = (s.treatments, s.drug_replays, found, at.deadlines[mark:])
-    return found
+    the zoledronic acid interval: with `at.memo`, for the span of `now` its comparisons hold over (memo.py), else for
+    the day; the deadlines it offered are offered again. The exposure up to today is added to it (it grows daily)."""
+    za = _interval_months(s, "zoledronic_acid")
+    if at.memo:
+        found, x = memo("drug_history", at, (s.treatments, s.drug_replays), lambda: _drug_history(s, at), (za,))
+    else:
+        key = (id(s.treatments), id(s.drug_replays), za, at.today, str(at.tz))
+        hit = _HISTORIES.get(key)
+        if hit is not None and hit[0] is s.treatments and hit[1] is s.drug_replays:
+            for d in hit[3]:
+                at.after(d)
+            found, x = hit[2]
+        else:
+            mark = len(at.offered)
+            found, x = _drug_history(s, at)
+            if len(_HISTORIES) >= _HISTORIES_MAX:
+                del _HISTORIES[next(iter(_HISTORIES))]
+            _HISTORIES[key] = (s.treatments, s.drug_replays, (found, x), at.offered[mark:])
+    if x.period_start is None:
+        return found if found.ar_exposure_days == x.days else dataclasses.replace(found, ar_exposure_days=x.days)
+    return dataclasses.replace(found, ar_exposure_days=x.exposure_at(at.today))
 
 
-def _drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
+def _drug_history(s: SystemicState, at: r.AsOf) -> tuple[DrugHistory, _Exposure]:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
     stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way; a
     renewal then a stop recorded in that order is a stop). Second review: an anti-resorptive given is under way for
@@ -1036,7 +1059,7 @@ def _drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
         if isinstance(e.treatment, SystemicDrug):
             if e.event_id in folded:
                 continue  # in the replay already
-            if e.treatment.on > at.today:
+            if at.today_lt(e.treatment.on):
                 at.after_date(e.treatment.on)
                 continue
             events.append(e)
@@ -1047,7 +1070,7 @@ def _drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     review_stop = x.review_stop
     if relay is not None and review_stop is not None:
         window_ends = add_months(review_stop, r.DENO_RELAY_WINDOW_MONTHS)
-        if at.today >= window_ends:  # still under way past the relay window: a treatment again
+        if at.today_ge(window_ends):  # still under way past the relay window: a treatment again
             relay = review_stop = None
         else:
             at.after_date(window_ends)
@@ -1063,11 +1086,11 @@ def _drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
         review_stop,
         rp.atc,
         {k: tuple(v) for k, v in rp.runs.items()},
-        x.exposure_at(at.today),
+        0,  # the exposure up to today: `drug_history`
         due,
         x.interrupted,
         relay,
-    )
+    ), x
 
 
 @dataclass(frozen=True)
@@ -1099,13 +1122,13 @@ def unidentified(s: SystemicState, drugs: DrugHistory, at: r.AsOf) -> list[Unide
             found[who.key] = Unidentified(who.key, drugs.atc.get(name), since, who.conflict)
     for e in treatments(s):
         t = e.treatment
-        if not isinstance(t, DrugAdministration) or t.on > at.today:
+        if not isinstance(t, DrugAdministration) or at.today_lt(t.on):
             continue
         who = identify(t.drug, t.atc_code)
         if who.known or who.key in found:
             continue
         until = add_months(t.on, r.UNIDENTIFIED_RECENT_MONTHS)
-        if t.ongoing or at.today < until:
+        if t.ongoing or at.today_lt(until):
             if not t.ongoing:
                 at.after_date(until)
             found[who.key] = Unidentified(who.key, t.atc_code, t.on, who.conflict)
@@ -1162,7 +1185,7 @@ def dental(s: SystemicState, at: r.AsOf) -> list[tuple[TreatmentEvent, DentalCar
     items = []
     for e in treatments(s):
         if isinstance(e.treatment, DentalCare):
-            if e.treatment.on > at.today:
+            if at.today_lt(e.treatment.on):
                 at.after_date(e.treatment.on)
                 continue
             items.append((e, e.treatment))

@@ -11,7 +11,17 @@ from contracts.base import InputUsed
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
-from services.systemic_planner.inputs import Calcium, Renal, SystemicState, VitaminD, dental, future_dated, item
+from services.systemic_planner.inputs import (
+    Calcium,
+    LabFact,
+    Renal,
+    SystemicState,
+    VitaminD,
+    dental,
+    future_dated,
+    item,
+)
+from services.systemic_planner.memo import memo
 from shared.clinical.dates import add_months
 
 #: the prerequisites that hold an order until met, unless a current emergency waives them (L799, L1090, L1098,
@@ -79,25 +89,38 @@ def _renal_check(renal: Renal, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
     return Check(name="renal_function", status="done", detail_fr=detail), used
 
 
+def _future_said(
+    found: tuple[Check, list[InputUsed]], table: dict[str, LabFact], at: r.AsOf
+) -> tuple[Check, list[InputUsed]]:
+    """The check, saying that a value dated in the future is left out (it never hides the newest real value)."""
+    check, used = found
+    if future_dated(table, at):
+        check = check.model_copy(update={"detail_fr": check.detail_fr + t.FUTURE_IGNORED})
+    return check, used
+
+
 def prerequisites(
     s: SystemicState, at: r.AsOf, renal: Renal, v: VitaminD, ca: Calcium, on_ar: dict[str, date]
 ) -> Prerequisites:
     checks: list[Check] = []
     inputs: list[InputUsed] = []
-    for check, used in (_vitamin_d_check(v, ca, at), _renal_check(renal, at)):
-        table = s.vitamin_d if check.name == "vitamin_d" else s.creatinine_clearance
-        if future_dated(table, at):  # ignored, and said so (it never hides the newest real value)
-            check = check.model_copy(update={"detail_fr": check.detail_fr + t.FUTURE_IGNORED})
+    # issue 25: each check memoised on what it reads (memo.py)
+    vit_d_check = memo(
+        "vitamin_d_check", at, (v, ca, s.vitamin_d), lambda: _future_said(_vitamin_d_check(v, ca, at), s.vitamin_d, at)
+    )
+    crcl = s.creatinine_clearance
+    renal_check = memo("renal_check", at, (renal, crcl), lambda: _future_said(_renal_check(renal, at), crcl, at))
+    for check, used in (vit_d_check, renal_check):
         checks.append(check)
         inputs += used
-    events = dental(s, at)
+    events = memo("dental", at, (s.treatments,), lambda: dental(s, at))
     assessments = [(e, d) for e, d in events if d.action == "assessment"]
     with_opg = [(e, d) for e, d in assessments if d.orthopantomogram]
     if with_opg:
         e, d = with_opg[-1]
         inputs.append(InputUsed(name="dental_assessment_with_opg", value=d.on.isoformat(), source_event_id=e.event_id))
         valid_until = add_months(d.on, r.DENTAL_REVIEW_MONTHS)
-        if on_ar or at.today <= valid_until:  # before the start, an assessment must be recent (SYS-AR-PREREQ)
+        if on_ar or at.today_le(valid_until):  # before the start, an assessment must be recent (SYS-AR-PREREQ)
             if not on_ar:
                 at.after_date(valid_until + timedelta(days=1))
             detail = f"Bilan bucco-dentaire avec orthopantomogramme le {d.on:%d/%m/%Y}."
@@ -113,7 +136,7 @@ def prerequisites(
         e, d = extractions[-1]
         lo, hi = r.extraction_window(d.on)
         cleared = next((x.on for _, x in events if x.cleared_for_antiresorptive and x.on >= d.on), None)
-        healed = cleared is not None and at.today >= lo
+        healed = cleared is not None and at.today_ge(lo)
         if cleared is not None and not healed:
             at.after_date(lo)
         inputs.append(InputUsed(name="dental_extraction", value=d.on.isoformat(), source_event_id=e.event_id))
@@ -127,7 +150,7 @@ def prerequisites(
     if on_ar:
         last = assessments[-1][1].on if assessments else None
         due = add_months(last, r.DENTAL_REVIEW_MONTHS) if last else None
-        overdue = due is not None and at.today > due
+        overdue = due is not None and at.today_gt(due)
         if due is not None and not overdue:
             at.after_date(due + timedelta(days=1))
         checks.append(
@@ -333,7 +356,7 @@ def vitamin_d_item(v: VitaminD, ca: Calcium, at: r.AsOf) -> PlanItem:
             "faite ; un nouveau dosage dira si la correction a suffi.",
         )
     if v.loading_since is not None and v.loading_ends is not None:  # the loading on this level is given already
-        under_way = at.today < v.loading_ends
+        under_way = at.today_lt(v.loading_ends)
         return item(
             "vitamin-d",
             "SYS-VITD-CORR",

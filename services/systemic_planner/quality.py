@@ -224,7 +224,7 @@ class MarkerResult:
 def _steps(s: SystemicState, at: r.AsOf) -> dict[str, tuple[PathwayStep, CareEvent]]:
     latest: dict[str, tuple[PathwayStep, CareEvent]] = {}
     for e in sorted(s.care.values(), key=lambda e: (e.occurred_at, e.recorded_at, e.event_id.int)):
-        if isinstance(e.event, PathwayStep) and e.event.on <= at.today:
+        if isinstance(e.event, PathwayStep) and at.today_ge(e.event.on):
             latest[e.event.item] = (e.event, e)
     return latest
 

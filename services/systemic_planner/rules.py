@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -239,20 +239,91 @@ class Recency:
     future_tolerance: timedelta = timedelta(minutes=10)
 
 
+#: issue 25 (memo.py): the widest span of `now` a decision may hold over
+EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+LATEST: Final = datetime.max.replace(tzinfo=UTC)
+_TICK: Final = timedelta(microseconds=1)  # `now <= x` is `now < x + 1 µs` (datetimes are in microseconds)
+
+
 @dataclass
 class AsOf:
     """`now` for a pure decision (passed in by the adapter), and the deadlines the decision depends on: the
-    earliest one after `now` is when the plan must be looked at again (shared/runtime/timers.py)."""
+    earliest one after `now` is when the plan must be looked at again (shared/runtime/timers.py).
+
+    Issue 25 (memo.py): every comparison with `now` goes through a method here, which narrows [`lo`, `hi`), the span
+    of `now` over which each answer given so far stays the same; a decision memoised with its span is reused exactly
+    at any `now` inside it. `offered` keeps every deadline offered to `after`, past ones too (a reuse offers them
+    again at its own `now`)."""
 
     now: datetime
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))
     recency: Recency = field(default_factory=Recency)
     deadlines: list[datetime] = field(default_factory=list)
+    offered: list[datetime] = field(default_factory=list, repr=False, compare=False)
+    lo: datetime = field(default=EARLIEST, repr=False, compare=False)
+    hi: datetime = field(default=LATEST, repr=False, compare=False)
+    #: issue 25: decisions may be memoised (memo.py); off for the whole-history reference (`keep_all`)
+    memo: bool = field(default=True, repr=False, compare=False)
+
+    def narrow(self, lo: datetime, hi: datetime) -> None:
+        if lo > self.lo:
+            self.lo = lo
+        if hi < self.hi:
+            self.hi = hi
+
+    def _side(self, edge: datetime | None) -> None:
+        """The answer just read changes only where `now` crosses `edge`: keep `now`'s side of it (`now` alone when
+        the edge is out of range: None)."""
+        if edge is None:
+            self.narrow(self.now, self.now + _TICK)
+        elif self.now < edge:
+            if edge < self.hi:
+                self.hi = edge
+        elif edge > self.lo:
+            self.lo = edge
 
     @functools.cached_property
-    def today(self) -> date:
-        """The hospital-local date of `now` (computed once: a decision reads it at every drug event)."""
+    def _today(self) -> date:
         return self.now.astimezone(self.tz).date()
+
+    @property
+    def today(self) -> date:
+        """The hospital-local date of `now` (computed once: a decision reads it at every drug event). Held for the day;
+        a comparison with a date is `today_ge` and the like, held until that date's midnight."""
+        d = self._today
+        self._side(self._midnight(d))
+        self._side(self._midnight(d + timedelta(days=1)) if d < date.max else None)
+        return d
+
+    def _midnight(self, d: date) -> datetime | None:
+        """`start_of(d)` in UTC, None when out of range (compared as such: never an error the date would not raise)."""
+        try:
+            return self.start_of(d).astimezone(UTC)
+        except OverflowError:
+            return None
+
+    def today_ge(self, d: date) -> bool:
+        """`today >= d`."""
+        self._side(self._midnight(d))
+        return self._today >= d
+
+    def today_lt(self, d: date) -> bool:
+        """`today < d`."""
+        return not self.today_ge(d)
+
+    def today_gt(self, d: date) -> bool:
+        """`today > d`."""
+        self._side(self._midnight(d + timedelta(days=1)) if d < date.max else None)
+        return self._today > d
+
+    def today_le(self, d: date) -> bool:
+        """`today <= d`."""
+        return not self.today_gt(d)
+
+    def exact_now(self) -> datetime:
+        """`now` itself, for a value computed from it (what remains of a life expectancy): held at this `now` only."""
+        self.narrow(self.now, self.now + _TICK)
+        return self.now
 
     def day(self, t: datetime) -> date:
         """The hospital-local calendar day of a time (compared with the date fields of treatments and stops)."""
@@ -262,18 +333,36 @@ class AsOf:
         """Midnight (hospital time) of a calendar date: when a date-based deadline passes."""
         return datetime.combine(d, time.min, self.tz)
 
+    def before(self, t: datetime) -> bool:
+        """`now < t`."""
+        self._side(t)
+        return self.now < t
+
     def is_future(self, t: datetime) -> bool:
-        return t > self.now + self.recency.future_tolerance
+        tolerance = self.recency.future_tolerance
+        try:
+            edge: datetime | None = t - tolerance  # t > now + tolerance: now < t - tolerance
+        except OverflowError:
+            edge = None
+        self._side(edge)
+        return t > self.now + tolerance
 
     def is_current(self, t: datetime, max_age: timedelta) -> bool:
         """Not dated in the future, and not older than `max_age`; its expiry is a deadline."""
         if self.is_future(t):
             return False
-        self.after(t + max_age)
+        expiry = t + max_age
+        self.after(expiry)
+        try:
+            edge: datetime | None = expiry + _TICK  # t >= now - max_age: now < t + max_age + 1 µs
+        except OverflowError:
+            edge = None
+        self._side(edge)
         return t >= self.now - max_age
 
     def after(self, t: datetime) -> None:
         """Record a deadline (ignored unless it lies after `now`)."""
+        self.offered.append(t)
         if t > self.now:
             self.deadlines.append(t)
 

@@ -35,4 +35,11 @@ class SystemicSettings(Settings):
         )
 
     def as_of(self, now: datetime) -> AsOf:
-        return AsOf(now=now, tz=ZoneInfo(self.hospital_timezone), recency=self.recency())
+        # issue 25: the same Recency object while the settings are the same (memo.py keys decisions on it)
+        recency = self.recency()
+        cached = _RECENCY.setdefault(recency, recency)
+        return AsOf(now=now, tz=ZoneInfo(self.hospital_timezone), recency=cached)
+
+
+#: issue 25: one Recency object per distinct value (memo.py holds and compares it by identity)
+_RECENCY: dict[Recency, Recency] = {}

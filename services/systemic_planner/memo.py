@@ -1,0 +1,71 @@
+"""Issue 25: the plan's decisions memoised (pure), so that an event recomputes only what it can change.
+
+A decision (one item family, or a reading of the facts such as the renal function) is keyed on the objects it reads:
+the state's tables it reads (`merge` and `retain` copy a table they change and never change one in place, so the
+same table object holds the same facts), the readings it is given (memoised too, so the same object), and the
+settings (`recency`, time zone). Its answer depends on `now` only through `AsOf`'s comparisons, which narrow the span
+[lo, hi) of `now` over which each of them answers the same (rules.AsOf): the answer is reused at any `now` inside
+that span, and the deadlines it offered are offered again. So a reuse gives exactly what computing again would (the
+reference without memo: `apply_event(keep_all=True)`, tests/unit/test_issue25_systemic_retention.py and
+test_issue25_systemic_memo.py). Entries hold the objects they were keyed on (an `id` is never reused while its entry
+lives); the least recently used are evicted."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import Final, TypeVar
+
+from services.systemic_planner import rules as r
+
+T = TypeVar("T")
+
+#: decisions kept in memory: ~15 per patient for the few hundred patients a process decides for at a time
+MEMO_SIZE: Final = 8192
+
+
+class _Entry:
+    __slots__ = ("held", "hi", "lo", "offered", "value")
+
+    def __init__(
+        self, held: tuple[object, ...], lo: datetime, hi: datetime, offered: tuple[datetime, ...], value: object
+    ) -> None:
+        self.held, self.lo, self.hi, self.offered, self.value = held, lo, hi, offered, value
+
+
+_MEMO: OrderedDict[Hashable, _Entry] = OrderedDict()
+
+
+def memo(
+    name: str, at: r.AsOf, held: tuple[object, ...], build: Callable[[], T], values: tuple[Hashable, ...] = ()
+) -> T:
+    """`build()`, or the answer it gave before for the same objects `held` (by identity), `values` (by equality) and
+    settings, at a `now` within that answer's span. Off (`build()` alone) when `at.memo` is False."""
+    if not at.memo:
+        return build()
+    held = (at.recency, at.tz, *held)
+    key = (name, values, *map(id, held))
+    hit = _MEMO.get(key)
+    if hit is not None and hit.lo <= at.now < hit.hi and all(a is b for a, b in zip(hit.held, held, strict=True)):
+        _MEMO.move_to_end(key)
+        at.narrow(hit.lo, hit.hi)
+        for d in hit.offered:
+            at.after(d)
+        return hit.value  # type: ignore[return-value]
+    lo, hi, mark = at.lo, at.hi, len(at.offered)
+    at.lo, at.hi = r.EARLIEST, r.LATEST
+    try:
+        value = build()
+        _MEMO[key] = _Entry(held, at.lo, at.hi, tuple(at.offered[mark:]), value)
+        _MEMO.move_to_end(key)
+        if len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    finally:
+        at.narrow(lo, hi)  # the enclosing decision holds where both hold
+    return value
+
+
+def clear() -> None:
+    """Forget every memoised decision."""
+    _MEMO.clear()
