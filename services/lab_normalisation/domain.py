@@ -127,6 +127,9 @@ class LabState(BaseModel):
     #: dropped (new, late, an amendment of a dropped one, or moving its draw) cannot know which: no partner farther
     #: than that time is used (`_bar_dropped`): the partner is said missing rather than a farther one paired
     partner_dropped: dict[str, datetime] = Field(default_factory=dict)
+    #: review RL (HAZ-25-LAB-02, LAB-CORRECTION): by result held whose draw an earlier version put later, that latest
+    #: draw: its stamp carries it, so the evicted stamps' watermark also covers a late version drawn then (rare)
+    moved: dict[str, datetime] = Field(default_factory=dict)
 
     def model_dump_json(self, **kwargs: Any) -> str:
         """The stored JSON (what the runtime writes): each result's JSON is reused by object (issue 25,
@@ -230,10 +233,12 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
         s.dropped, s.revised = dict(s.dropped), dict(s.revised)  # the previous state's are left as they were
         for rid, r in s.results.items():
             if rid not in keep and r.occurred_at >= cutoff:
-                s.dropped[rid] = (r.occurred_at, r.recorded_at)
+                s.dropped[rid] = (max(r.occurred_at, s.moved.get(rid, r.occurred_at)), r.recorded_at)
             if rid not in keep and r.status != "final":
                 s.revised[rid] = (r.occurred_at, r.recorded_at)
         s.results = {rid: r for rid, r in s.results.items() if rid in keep}
+        if s.moved.keys() - keep:  # after their stamps took their latest draw
+            s.moved = {k: v for k, v in s.moved.items() if k in keep}
         s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
     if s.dropped:
         stamps = [(rid, at) for rid, at in s.dropped.items() if at[0] >= cutoff and rid not in s.results]
@@ -475,6 +480,17 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime 
         return None
     if guessed:  # held as a stamp would (HAZ-25-LAB-R02: its withdrawal also withdraws what was derived from it)
         s.dropped = {**s.dropped, r.result_id: (r.occurred_at, stamp or r.recorded_at)}
+    # review RL (LAB-CORRECTION): the latest draw of its versions, where an earlier one was drawn later (LabState.moved)
+    earlier = (
+        s.moved.get(r.result_id),
+        previous.occurred_at if previous else None,
+        s.dropped.get(r.result_id, (None,))[0],
+    )
+    latest = max((t for t in earlier if t is not None), default=r.occurred_at)
+    if latest > r.occurred_at:
+        s.moved = {**s.moved, r.result_id: latest}
+    elif r.result_id in s.moved:
+        s.moved = {k: v for k, v in s.moved.items() if k != r.result_id}
     status = _status(r.status)
     value = None if status == "withdrawn" else lab.value
     # issue 24: no value (FHIR dataAbsentReason) is kept as "no value in force"; it is published only as the

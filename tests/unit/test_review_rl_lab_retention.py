@@ -317,3 +317,34 @@ def test_a_calcium_in_order_still_pairs_its_closest_albumin_after_albumins_were_
     theirs, _ = _last(history, UNBOUNDED, "corrected:c")
     assert "albumin" in s.partner_dropped and mine.value is not None
     assert _content(mine) == _content(theirs)
+
+
+@pytest.mark.parametrize("n", [9, 20])
+def test_a_late_first_version_drawn_later_than_its_replacement_is_never_published_again(n: int) -> None:
+    """LAB-CORRECTION ("an older result arriving late must not overwrite a newer one"): r0 was first reported at
+    3.8 mmol/L drawn on day 10, then replaced (a final version, recorded later) by 2.4 mmol/L with its draw corrected
+    to day 0; dropped, its stamp evicted (draw day 0). Its first version resent late (drawn day 10, after every
+    evicted draw) was not recognised by the watermark and was published again: the replaced 3.8 back in force. Now a
+    stamp holds the latest draw of any version (`LabState.moved`): kept as the newest (n=9: recognised, changes
+    nothing) or evicted into the watermark (n=20: dead-lettered, the bounded state cannot tell it from a new result),
+    never published."""
+    first = result("total_calcium", 3.8, "mmol/L", rid="r0", at=_T + timedelta(days=10))
+    second = result(
+        "total_calcium", 2.4, "mmol/L", rid="r0", at=_T, recorded=_T + timedelta(days=10, hours=1), status="final"
+    )
+    others = [result("total_calcium", 2.3, "mmol/L", rid=f"c{i}", at=_T + timedelta(days=i, hours=3)) for i in range(n)]
+    history = [first, second, *others]
+    s, _ = apply_with(TINY, LabState(), _RECORD)
+    u, _ = apply_with(UNBOUNDED, LabState(), _RECORD)
+    for item in history:
+        s, _ = apply_with(TINY, s, item)
+        u, _ = apply_with(UNBOUNDED, u, item)
+    assert "r0" not in s.results and "r0" not in s.revised and ("r0" in s.dropped) == (n == 9)
+    late = first.model_copy(update={"event_id": uuid.UUID(int=7)})
+    assert apply_with(UNBOUNDED, u, late)[1] == []  # the unbounded state ignores it as older
+    try:
+        _, out = apply_with(TINY, s, late)
+    except Rejected as exc:
+        assert "cannot be placed" in str(exc)
+        out = []
+    assert [o.value for o in out if o.result_id == "r0"] == []
