@@ -37,7 +37,7 @@ from services.radiotherapy_planner.items_base import Item, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
 from services.radiotherapy_planner.memo import Fingerprints, memo
-from services.radiotherapy_planner.retention import retain
+from services.radiotherapy_planner.retention import HORIZON, retain
 from shared.clinical.corrections import is_correction
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
@@ -97,7 +97,7 @@ def merge(state: LocalState, e: Message) -> LocalState:
         # every record is kept, corrections too: `lesions()` counts only the effective findings (shared/corrections),
         # so a corrected finding is never resurrected by a late or repeated delivery
         s.findings[str(e.event_id)] = FindingFact.of(e)
-        prune_findings(s, e.lesion_id)
+        prune_findings(s, e.lesion_id, HORIZON)  # a late study or a correction within HORIZON: exact
     elif isinstance(e, ClinicalAssessment):
         s.assessments = dict(sorted({**state.assessments, str(e.event_id): e}.items()))
         if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts

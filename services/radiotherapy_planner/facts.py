@@ -55,8 +55,8 @@ SIGNS: Final = (
     "joint_opening",
     "lesion_type",
 )
-#: Per sign, the finals reporting it kept whatever their age: one more than the newest, so that a correction of the
-#: newest falls back to the one before, as the whole history would (retention.WRITERS_KEPT, the same for drugs).
+#: Per sign, the finals reporting it kept beyond the recent ones (prune_findings): one more than the newest, so that
+#: a correction of the newest falls back to the one before, as the whole history would (retention.WRITERS_KEPT).
 REPORTING_KEPT: Final = 2
 #: Haemostasis results kept per analyte (the newest; older ones never decide anything).
 LABS_PER_ANALYTE: Final = 3
@@ -353,22 +353,28 @@ def lesions(s: LocalState) -> dict[str, Lesion]:
     return found
 
 
-def prune_findings(s: LocalState, lesion_id: str) -> None:
+def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = None) -> None:
     """Keep, of the lesion's original ("final") findings, in the total order on the facts (clinical time, recorded
     time, event ID): the newest FINDINGS_PER_LESION, corrected or not; and of those no correction names (what Lesion
-    reads), per sign the REPORTING_KEPT newest reporting it, and every one reporting cord compression since the last
-    but one that said "no" (RT-MSCC, L1397-1402: the onset of the current compression, and of the one before should
-    the last "no" be corrected). Corrections are all kept (they are rare, and dropping one would let the finding it
-    corrected count again; an original dropped stays withdrawn by them).
+    reads), per sign: every one reporting it within `recent` (retention.HORIZON) of the lesion's newest record, and
+    the REPORTING_KEPT newest older ones (what it falls back to when the recent ones are withdrawn); and the edges of
+    the newest run of one answer to "cord compression?" (amendments in force included) that holds an older finding:
+    of a run of "yes", its first and first older one (the onset) and the last (and last older) "no" before it; of a
+    run of "no", its last older one.
+    RT-MSCC (L1397-1402) reads the onset of the current run: a course or a decompression on or after it treated it.
+    Corrections and late studies arrive within `recent` (retention's contract), so every finding they can withdraw or
+    put between two others is kept, and the walk back to the onset ends on a finding that stands. Corrections are all
+    kept (they are rare, and dropping one would let the finding it corrected count again; an original dropped stays
+    withdrawn by them).
     HAZ-25-LOCAL-03: with the newest six only, a compression seen on more than six studies lost its first sighting;
     its onset moved to the oldest one kept, after the course that had irradiated it, and RT-MSCC raised the emergency
-    again (the course no longer "on or after" the onset). Keeping the run dates the onset as the whole history does;
-    what is kept is bounded by the studies showing the compression, not by the length of the history.
+    again (the course no longer "on or after" the onset). What is kept now is bounded by the signs, one run's edges
+    and the lesion's last `recent` days, not by the length of its history.
     Issue 22 (HAZ-22-ORDER-01): what is kept depends on the set of records, not on the order they came in: each rule
-    is "the newest ..." over the finals, so a finding arriving late never needs one dropped before (a correction
-    arriving late may: one per sign and one "no" are absorbed by the depth kept). Choosing among the *effective*
-    findings did not, as a finding entered in error after its original was dropped left a different table than the
-    same records with the error delivered first."""
+    is "the newest ..." or "the first of ..." over the finals, and the time is the lesion's own newest record (the
+    cut only moves on), so a record arriving within `recent` never needs one dropped before. Choosing among the
+    *effective* findings did not, as a finding entered in error after its original was dropped left a different
+    table than the same records with the error delivered first."""
     finals = sorted(
         (f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "final"),
         key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
@@ -378,11 +384,38 @@ def prune_findings(s: LocalState, lesion_id: str) -> None:
     keep = {f.event_id for f in finals[-FINDINGS_PER_LESION:]}
     named = {f.corrects for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: say nothing
     standing = [f for f in finals if f.event_id not in named]
+    cut = None if recent is None else max(f.recorded_at for f in s.findings.values() if f.lesion_id == lesion_id)
+    if cut is not None and recent is not None:
+        cut -= recent
+
+    def old(f: FindingFact) -> bool:
+        return cut is None or (f.occurred_at < cut and f.recorded_at < cut)
+
     for sign in SIGNS:
-        keep.update(f.event_id for f in [f for f in standing if getattr(f, sign) is not None][-REPORTING_KEPT:])
-    reporting = [f for f in standing if f.cord_compression is not None]
-    noes = [i for i, f in enumerate(reporting) if f.cord_compression is False]
-    keep.update(f.event_id for f in reporting[noes[-2] if len(noes) > 1 else 0 :])
+        reporting = [f for f in standing if getattr(f, sign) is not None]
+        keep.update(f.event_id for f in reporting if not old(f))
+        keep.update(f.event_id for f in [f for f in reporting if old(f)][-REPORTING_KEPT:])
+    amended = [f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "amended"]
+    answers = sorted(  # what Lesion reads: the finals standing and the amendments in force (all kept)
+        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id not in named),
+        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
+    )
+    runs: list[list[FindingFact]] = []  # the runs of one answer to "cord compression?", oldest first
+    for f in answers:
+        if runs and runs[-1][0].cord_compression == f.cord_compression:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old(f) for f in runs[k])), None)
+    if k is not None:  # the runs after it are recent: kept whole above
+        olds = [f for f in runs[k] if old(f)]
+        if runs[k][0].cord_compression:
+            edge = [runs[k][0], olds[0]]
+            if k > 0:
+                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old(f)][-1:]]
+        else:
+            edge = [runs[k][-1], olds[-1]]
+        keep.update(f.event_id for f in edge)
     for f in finals:
         if f.event_id not in keep:
             del s.findings[str(f.event_id)]

@@ -4,7 +4,7 @@ cord compression comes from a finding of 2025-06-11, where the unbounded state (
 publishes nothing then; the version also reuses the ID of the alert's first version (its wording is the first one's).
 HAZ-25-LOCAL-03, closed: facts.prune_findings kept the newest six findings of the lesion only, so the compression's
 first sighting (2025-03-28) was dropped, its onset moved to 2025-06-11, after the course that irradiated it
-(2025-04-02), and RT-MSCC raised the emergency again; the whole run of the compression is kept now
+(2025-04-02), and RT-MSCC raised the emergency again; a compression's first sightings are kept now
 (tests/unit/test_rt_compression_onset_retention.py tests the cause on a small history)."""
 
 from __future__ import annotations

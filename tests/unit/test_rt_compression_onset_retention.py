@@ -65,7 +65,8 @@ class _Records:
     def assessment(self, at: datetime, **facts: Any) -> ClinicalAssessment:
         return ClinicalAssessment.model_validate(self.env(at, **facts))
 
-    def withdraw(self, f: ImagingFinding, at: datetime) -> ImagingFinding:
+    def withdraw(self, f: ImagingFinding, at: datetime, **amended: Any) -> ImagingFinding:
+        """`f` entered in error at `at`; or, with the signs it should have said, amended."""
         return ImagingFinding.model_validate(
             self.env(
                 f.occurred_at,
@@ -73,8 +74,9 @@ class _Records:
                 skeletal_site="spine",
                 vertebral_level=f.vertebral_level,
                 modality="mri",
-                record_status="entered-in-error",
+                record_status="amended" if amended else "entered-in-error",
                 corrects=str(f.event_id),
+                **amended,
             )
             | {"recorded_at": at.isoformat()}
         )
@@ -127,7 +129,8 @@ def test_a_compression_irradiated_at_its_onset_and_seen_on_many_studies_is_never
     assert not _mscc(out[events.index(course) + 1 :]), "irradiated: never alerted again, however many studies"
     lesion = lesions(s)["t8"]
     assert lesion.compression_onset() == rt_facts.FindingFact.of(onset)  # its first sighting, ~2 years old
-    assert len(lesion.history) > FINDINGS_PER_LESION  # the whole run is kept (bounded by the studies showing it)
+    # the onset kept beyond the newest six, and the run's older middle not (what is kept stays bounded)
+    assert FINDINGS_PER_LESION < len(lesion.history) < len([clear, onset, *seen_again])
 
 
 def test_the_first_sighting_is_the_onset_again_when_the_no_that_ended_an_earlier_run_is_withdrawn(
@@ -165,8 +168,9 @@ def test_a_sign_reported_only_on_an_older_study_is_still_read(monkeypatch: pytes
 
 @st.composite
 def _histories(draw: st.DrawFn) -> list[Message]:
-    """One or two spinal lesions imaged often (runs of compression longer than FINDINGS_PER_LESION), courses and
-    decompressions, deficits and estimates, and corrections of a recent finding (at most one per finding)."""
+    """One or two spinal lesions imaged often (runs of compression longer than FINDINGS_PER_LESION), some studies
+    reported late (within retention.HORIZON), courses and decompressions, deficits and estimates, and corrections of
+    a recent finding (entered in error or amended, at most one per finding)."""
     r = _Records()
     at = T0
     out: list[Message] = []
@@ -177,13 +181,14 @@ def _histories(draw: st.DrawFn) -> list[Message]:
         lesion = draw(st.sampled_from(("t8", "t8", "t8", "l2")))
         kind = draw(st.sampled_from(("finding",) * 6 + ("course", "decompression", "assessment", "correction")))
         if kind == "finding":
+            late = timedelta(days=draw(st.sampled_from((0, 0, 0, 20, 90))))  # a study reported late, within HORIZON
             f = r.finding(
-                at,
+                at - late,
                 lesion,
                 cord_compression=draw(st.sampled_from((True, True, False, None))),
                 epidural_extension=draw(st.sampled_from((True, False, None, None))),
                 canal_narrowing_pct=draw(st.sampled_from((None, None, 40.0))),
-            )
+            ).model_copy(update={"recorded_at": at + timedelta(hours=4)})
             findings.append(f)
             out.append(f)
         elif kind == "course":
@@ -204,7 +209,8 @@ def _histories(draw: st.DrawFn) -> list[Message]:
             if recent:
                 target = draw(st.sampled_from(recent))
                 corrected.add(target.event_id)
-                out.append(r.withdraw(target, at))
+                amended = draw(st.sampled_from(({}, {"cord_compression": True}, {"cord_compression": False})))
+                out.append(r.withdraw(target, at, **amended))
     return out
 
 
