@@ -404,18 +404,20 @@ def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list
 _FIRST: Final = (datetime.max.replace(tzinfo=ZoneInfo("UTC")), "")
 
 
-def _bar_dropped(s: LabState, anchor: StoredResult) -> None:
+def _bar_dropped(s: LabState, anchor: StoredResult, reach: timedelta) -> None:
     """Review RL (HAZ-25-LAB-R01 residuals): a calcium (creatinine) new to the held results, or whose draw moved, was
     not held when its partners were dropped, so `_note_dropped` never saw them: any dropped partner may be the closest
     the unbounded state pairs. Its bar is the newest dropped partner's draw time (none dropped is closer than that),
     or its own draw when it is older than that: no farther partner is used, the partner is said missing instead
-    (LAB-CA-CORR L316; LAB-CRCL L1153-1156, "do not guess")."""
+    (LAB-CA-CORR L316; LAB-CRCL L1153-1156, "do not guess"). A calcium's only within its pairing's `reach`."""
     entries = {(n[0], n[1]): n for n in s.nearest_dropped.get(anchor.result_id, ())}
     added = False
     for analyte in _PARTNERS_OF[anchor.analyte]:
         if (dropped := s.partner_dropped.get(analyte)) is None:
             continue
         bar: Near = (analyte, "time", min(dropped, anchor.occurred_at), *_FIRST)
+        if anchor.analyte == "total_calcium" and anchor.occurred_at - bar[2] > reach:
+            continue  # no dropped albumin or ionised calcium within 48 h (+ 2 days for date-only draws)
         held = entries.get((analyte, "time"))
         if held is None or _order(anchor, bar[2], bar[3], bar[4]) < _order(anchor, held[2], held[3], held[4]):
             entries[(analyte, "time")] = bar
@@ -511,7 +513,7 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime 
         precision=r.occurred_at_precision,
     )
     if lab.analyte in _PARTNERS_OF and (previous is None or previous.occurred_at != r.occurred_at):
-        _bar_dropped(s, s.results[r.result_id])
+        _bar_dropped(s, s.results[r.result_id], cfg.ca_albumin_window + 2 * _DAY)
     if silent:
         return None
     rule_ids = ["LAB-UNITS"] + (["LAB-CORRECTION"] if status != "final" else [])
