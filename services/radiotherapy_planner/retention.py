@@ -19,7 +19,9 @@ HORIZON of the newest one: what is dropped is what no fold of the rules reads an
   withdrawn in error, with its correction, dropped (it counts neither way).
 - Cancelled requests older than HORIZON: to a tombstone (request_id -> the version's times), so that an older
   version delivered late never reopens them.
-Haemostasis labs (LABS_PER_ANALYTE) and findings per lesion (FINDINGS_PER_LESION) are bounded by `merge` already.
+Haemostasis labs (LABS_PER_ANALYTE) and findings per lesion are bounded by `merge` already: facts.prune_findings
+keeps the newest FINDINGS_PER_LESION, each sign's reports within HORIZON and its newest older ones, and the onset of
+the current compression with the "no" before it (RT-MSCC L1397-1402, HAZ-25-LOCAL-03).
 """
 
 from __future__ import annotations
