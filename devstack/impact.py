@@ -9,13 +9,16 @@ live. Development tooling: services never import it.
 Each side (a git revision, `WORKTREE` for the working tree, or a directory holding a tree) is materialised with
 `git archive` into a temporary directory and run in its own Python process (devstack/impact_child.py, by path)
 that imports that tree's devstack/replay.py and services, so two versions of the same modules never share an
-interpreter; base and candidate run in parallel (two cores). Both read the SAME event stream, written once by this
-process: a generated cohort (devstack/cohort.py of the tree running this command), or with --from-topics the
-hospital input topics' retained history read with a group-less consumer (nothing published, no offsets committed,
-no Redis). `--settings FILE` (YAML or JSON): setting overrides for the candidate's services, `{service: {field:
-value}}` or env-style names (`CALCIUM_CURRENT_HOURS: 48`) applied to every service that has that setting. The
-children run with an environment free of the live settings (only PATH, HOME, LANG): each side uses its tree's
-defaults. The report (devstack/impact_report.py): French text on stdout, JSON with --json.
+interpreter; the patients are split into one shard per core, each shard of each side its own process. Both read
+the SAME event stream, written once by this process: a generated cohort (devstack/cohort.py of the tree running
+this command), or with --from-topics the hospital input topics' retained history read with a group-less consumer
+(nothing published, no offsets committed, no Redis). `--settings FILE` (YAML or JSON): setting overrides for the
+candidate's services, `{service: {field: value}}` or env-style names (`CALCIUM_CURRENT_HOURS: 48`) applied to every
+service that has that setting. The children run with an environment free of the live settings (only PATH, HOME,
+LANG): each side uses its tree's defaults; a child refuses network connections. A service whose decision code is
+byte-identical on both sides is recorded by the base and replayed by the candidate while its records are the same
+(`Tape` in impact_child.py; `--full`: off); when every service is identical and no setting changes, the candidate
+is not run. The report (devstack/impact_report.py): French text on stdout, JSON with --json.
 """
 
 from __future__ import annotations
