@@ -140,8 +140,8 @@ _PER_UNIT = {"mg/dL": {"total_calcium": 4.008, "creatinine": 1 / 88.42}, "g/dL":
 @st.composite
 def adversarial(draw: st.DrawFn) -> list[LabResult]:
     """Floods of one analyte (so stamps are evicted within 90 days), withdrawals of partners, amendments moving a
-    draw by hours or days, censored values and other units, late older versions of any result (its first version,
-    with its first draw time), new results delivered late (drawn up to 40 days before)."""
+    draw by hours or days, censored values, date-only draws and other units, late older versions of any result (its
+    first version, with its first draw time), new results delivered late (drawn up to 40 days before)."""
     out: list[LabResult] = []
     firsts: dict[str, LabResult] = {}  # each result's first version
     kinds: dict[str, str] = {}  # its analyte
@@ -176,6 +176,9 @@ def adversarial(draw: st.DrawFn) -> list[LabResult]:
                 r = result(analyte, value, unit, rid=f"r{i}.{k}", at=at + timedelta(minutes=5 * k))
                 if draw(st.integers(0, 4)) == 0:
                     r = r.model_copy(update={"comparator": draw(st.sampled_from(["<", ">", "<=", ">="]))})
+                if draw(st.integers(0, 5)) == 0:  # a date-only draw (LAB-CA-CORR pairs it only when surely within)
+                    day = r.occurred_at.replace(hour=0, minute=0)
+                    r = r.model_copy(update={"occurred_at": day, "occurred_at_precision": "date"})
                 firsts[r.result_id], kinds[r.result_id] = r, analyte
                 out.append(r)
             at += timedelta(minutes=5 * n)
@@ -189,9 +192,10 @@ def _insufficient(o: NormalisedLab) -> bool:
 def _content(o: NormalisedLab) -> tuple[object, ...]:
     if o.status == "withdrawn":  # a withdrawal is one fact, whatever it names as its sources
         return ("withdrawn",)
-    # the ionised calcium is reported beside the corrected value (LAB-CA-CORR), not part of it: compared apart
+    # the ionised calcium is reported beside the corrected value (LAB-CA-CORR), not part of it: compared apart (with
+    # the same sources otherwise, "amended" rather than "final" can only come from an amended ionised calcium)
     used = tuple(x.event_id for x in o.derived_from if x.analyte != "ionised_calcium")
-    return o.status, o.value, o.comparator, tuple(o.missing), used
+    return "in force", o.value, o.comparator, tuple(o.missing), used
 
 
 def _beside(o: NormalisedLab) -> set[object]:
