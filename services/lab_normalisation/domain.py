@@ -161,8 +161,13 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
     calcium_draws: set[str] = set()  # calcium result_ids whose corrected value may have changed
     # the horizon of the last retention (HAZ-25-LAB-02): the newest draw held was kept (its analyte's newest)
     horizon = max((r.occurred_at for r in state.results.values()), default=None)
+    unplaced: list[str] = []  # review RL (HAZ-25-LAB-02): results the evicted stamps' watermark cannot place
     for lab in batch.labs:
-        published = _apply_result(s, lab, cfg, None if horizon is None else horizon - cfg.retention)
+        try:
+            published = _apply_result(s, lab, cfg, None if horizon is None else horizon - cfg.retention)
+        except _Unplaced:
+            unplaced.append(lab.analyte)
+            continue
         if published is None:
             continue
         out.append(published)
@@ -175,6 +180,11 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
                 for r in s.results.values()
                 if r.analyte == "total_calcium" and abs(r.occurred_at - t) <= cfg.ca_albumin_window
             }
+    if unplaced:  # never silently (nothing is lost): the message to the dead letter, or a note on what it published
+        names = ", ".join(sorted(set(unplaced)))
+        if not out:
+            raise Rejected(UNPLACED.format(analyte=names))
+        out = [o.model_copy(update={"notes": [*o.notes, UNPLACED_NOTE.format(analyte=names)]}) for o in out]
     # LAB-CORRECTION: a value derived again is learnt with this delivery: never recorded before it (a withdrawal
     # that returns a derived value to an earlier state is a newer fact than the value it replaces)
     since = max([x.result.recorded_at for x in batch.labs] + [p.recorded_at for p in batch.patients], default=None)
@@ -443,14 +453,26 @@ def _apply_patient(s: LabState, r: PatientRecord) -> None:
             s.weight_kg = w
 
 
-#: review RL (HAZ-25-LAB-02 residual): the dead letter's reason for a result the evicted stamps' watermark cannot place
+#: review RL (HAZ-25-LAB-02 residual): the dead letter's reason for a message whose results the evicted stamps'
+#: watermark cannot place, when nothing else of it is published
 UNPLACED: Final = (
     "LAB-CORRECTION: a {analyte} result with no version held, drawn and recorded no later than versions of results "
     "no longer held (more than LAB_RESULT_STAMPS of this patient's results dropped within LAB_RETENTION_DAYS), cannot "
     "be placed: it may be a late older version of one of them (which must not overwrite the newer one) or a new "
-    "result. Not applied, nor the rest of this message: check it with the laboratory; a new result sent again with "
-    "its current recorded time is applied"
+    "result. Not applied, nor the rest of this message (none of it published): check it with the laboratory; a new "
+    "result sent again with its current recorded time is applied"
 )
+#: the same, in French, on each result published from a message that also held such a result (its other results are
+#: applied: a new value is never held back for an old one)
+UNPLACED_NOTE: Final = (
+    "Un autre résultat de ce message ({analyte}) n'a pas pu être placé : sans version connue, prélevé et enregistré "
+    "avant des résultats qui ne sont plus conservés, il peut être une version ancienne arrivée en retard ou un "
+    "résultat nouveau. Il n'est pas pris en compte : à vérifier auprès du laboratoire (LAB-CORRECTION)."
+)
+
+
+class _Unplaced(Exception):
+    """A result the evicted stamps' watermark cannot place (HAZ-25-LAB-02): see `UNPLACED`."""
 
 
 def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime | None = None) -> NormalisedLab | None:
@@ -477,8 +499,8 @@ def _apply_result(s: LabState, lab: LabInput, cfg: LabConfig, horizon: datetime 
     # a result dropped final (without a `revised` stamp) is the newer version
     tie_corrects = stamp == r.recorded_at and r.result_id not in s.revised and r.status != "final"
     if stamp is not None and stamp >= r.recorded_at and not tie_corrects:
-        if guessed:  # review RL: a result is never ignored silently: the message is dead-lettered with the reason
-            raise Rejected(UNPLACED.format(analyte=lab.analyte))
+        if guessed:  # review RL: never ignored silently (apply_ingested: a dead letter, or a note on the others)
+            raise _Unplaced
         return None
     if guessed:  # held as a stamp would (HAZ-25-LAB-R02: its withdrawal also withdraws what was derived from it)
         s.dropped = {**s.dropped, r.result_id: (r.occurred_at, stamp or r.recorded_at)}

@@ -81,17 +81,22 @@ def test_a_new_result_the_watermark_cannot_place_is_dead_lettered_with_the_reaso
     assert final.model_dump_json() == before  # nothing applied, nothing half-applied
 
 
-def test_the_rest_of_a_message_with_an_unplaced_result_is_dead_lettered_with_it_never_half_applied() -> None:
-    """A message holding an unplaced result and a placeable one: the whole message goes to the dead letter (the
-    runtime's Rejected path keeps the original bytes), the state is unchanged and nothing is published, so nothing
-    is lost silently and nothing is published from half a message."""
-    bounded = _calciums(TINY)
+def test_a_new_result_in_a_message_with_an_unplaced_one_is_applied_and_says_the_other_was_not_placed() -> None:
+    """A message (a cumulative report) holding an unplaced result and a new one: a new value is never held back for an
+    old one (nothing else is lost): the new albumin is applied and published as the unbounded state publishes it,
+    with a French note saying another result of the message could not be placed (shown to clinicians with the
+    result, its analyte named in French on the page (notification's prose)); the unplaced result is not applied."""
     other = result("albumin", 35.0, "g/L", rid="alb-now", at=_T + timedelta(days=9, hours=1))
-    with pytest.raises(Rejected, match="nor the rest of this message"):
-        apply_ingested(bounded, _batch(_outside_calcium(_T + timedelta(days=1, hours=8)), other), TINY)
-    # alone, the albumin is applied (it is after the watermark)
-    _, out = apply_ingested(bounded, _batch(other), TINY)
-    assert [o.result_id for o in out if o.analyte == "albumin"] == ["alb-now"]
+    message = _batch(_outside_calcium(_T + timedelta(days=1, hours=8)), other)
+    s, out = apply_ingested(_calciums(TINY), message, TINY)
+    _, out_b = apply_ingested(_calciums(UNBOUNDED), message, UNBOUNDED)
+    (mine,) = [o for o in out if o.result_id == "alb-now"]
+    (theirs,) = [o for o in out_b if o.result_id == "alb-now"]
+    assert mine.model_copy(update={"notes": theirs.notes}) == theirs
+    (note,) = set(mine.notes) - set(theirs.notes)
+    assert "n'a pas pu être placé" in note and "(calcémie totale)" in vocabulary.prose(note)
+    assert "outside" not in s.results and not [o for o in out if o.result_id == "outside"]
+    assert [o.value for o in out_b if o.result_id == "outside"] == [3.7]
 
 
 def test_the_same_result_sent_again_with_its_current_recorded_time_is_published_as_unbounded() -> None:
