@@ -402,6 +402,7 @@ MISSING: Final[dict[str, str]] = {
     "frailty (elderly or frail: 20 Gy in 5 is an option)": "fragilité (sujet âgé ou fragile : 20 Gy en 5 fractions "
     "possible)",
     "current imaging of the cord compression": "imagerie actuelle de la compression médullaire",
+    "a current neurological examination": "examen neurologique actuel",
     "lesion or level of the decompression surgery": "lésion ou niveau de la chirurgie de décompression",
     "pain control by analgesics (resistant or not)": "contrôle de la douleur par les antalgiques (résistante ou non)",
     "opioid complications (yes/no)": "complications des opioïdes (oui ou non)",

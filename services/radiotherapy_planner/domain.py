@@ -181,6 +181,29 @@ def currency(onset: datetime | None, now: datetime | None, window: timedelta) ->
     return "stale" if now - onset > window else "current"
 
 
+def inferred_compression(s: LocalState, lesion: Lesion) -> tuple[datetime, datetime] | None:
+    """RT-MSCC (L1397-1402) with no compression on imaging: an epidural extension of a spinal lesion with a
+    neurological deficit is a compression to rule out in an emergency. The dates of its two facts (the newest finding
+    stating the extension, the deficit), or None when it does not hold."""
+    epidural, deficit = lesion.newest("epidural_extension"), s.assessed.get("neurological_deficit")
+    if not lesion.spine or epidural is None or epidural.epidural_extension is not True:
+        return None
+    if deficit is None or deficit.value is not True:
+        return None
+    return epidural.occurred_at, deficit.occurred_at
+
+
+def inferred_currency(facts: tuple[datetime, datetime] | None, now: datetime | None, window: timedelta) -> str:
+    """An inferred compression is an emergency while its deficit is current (the symptom that makes a known epidural
+    extension an emergency to rule out; the extension may have been imaged long ago): "future" when either fact is
+    dated after now, "stale" when the deficit is older than the window (an emergency from current data only)."""
+    if facts is None or now is None:
+        return "current"
+    if max(facts) > now + FUTURE_TOLERANCE:
+        return "future"
+    return "stale" if now - facts[1] > window else "current"
+
+
 def build_plan(
     s: LocalState,
     alpha_beta: float = CORD_ALPHA_BETA_GY,
@@ -208,7 +231,11 @@ def build_plan(
         items: list[Item] = []
         onset = lesion.compression_onset()
         seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
-        cur = currency(None if seen is None else seen.occurred_at, now, compression_window)
+        cur = (
+            currency(seen.occurred_at, now, compression_window)
+            if seen is not None
+            else inferred_currency(inferred_compression(s, lesion) if onset is None else None, now, compression_window)
+        )
         items += memo(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
             ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
             functools.partial(mscc_items, p, lesion, cur),
@@ -271,14 +298,18 @@ def next_due(
     compression_window: timedelta = COMPRESSION_CURRENT,
     by_lesion: dict[str, Lesion] | None = None,
 ) -> datetime | None:
-    """When the plan must be decided again though no event arrives (issue 18): a cord compression leaves its
-    currency window (RT-MSCC decides an emergency from current data only), a future-dated one becomes current, the
+    """When the plan must be decided again though no event arrives (issue 18): a cord compression (seen, or inferred
+    from an epidural extension with a deficit) leaves its currency window (RT-MSCC decides an emergency from current
+    data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold."""
     times: list[datetime] = []
     for lesion in (lesions(s) if by_lesion is None else by_lesion).values():
         seen = lesion.compression_last_seen()
         if seen is not None:
             times += [seen.occurred_at - FUTURE_TOLERANCE, seen.occurred_at + compression_window]
+        inferred = inferred_compression(s, lesion) if lesion.compression_onset() is None else None
+        if inferred is not None:  # an epidural extension with a deficit: the deficit ages out (RT-MSCC)
+            times += [inferred[0] - FUTURE_TOLERANCE, inferred[1] - FUTURE_TOLERANCE, inferred[1] + compression_window]
     le = s.assessed.get("life_expectancy_months")
     if le is not None:
         times += [le.occurred_at - FUTURE_TOLERANCE, le.occurred_at + LE_VALID]

@@ -155,6 +155,32 @@ def where(lesion: Lesion) -> str:
 
 
 # ---- RT-MSCC (issue 9.1, 9.11) -----------------------------------------------------------------------------------
+def inferred_not_current(p: Patient, lesion: Lesion, key: str, deficit: Fact[Any], currency: str) -> Item:
+    """RT-MSCC: an epidural extension with a neurological deficit no longer current (or dated in the future) is no
+    emergency on these data alone (an emergency is decided from current data only): examine again now
+    (L1397-1402)."""
+    epidural = lesion.newest("epidural_extension")
+    assert epidural is not None
+    why = (
+        "datées dans le futur : dates à vérifier"
+        if currency == "future"
+        else f"déficit neurologique noté le {p.day(deficit.occurred_at):%d/%m/%Y}, sans examen plus récent"
+    )
+    return item(
+        key,
+        "RT-MSCC",
+        "to_do",
+        "warning",
+        f"Épidurite et déficit neurologique en {where(lesion)} : données non actuelles",
+        f"Épidurite (vue le {p.day(epidural.occurred_at):%d/%m/%Y}) et déficit neurologique ({why}) : pas d'urgence "
+        "décidée sur ces seules données. Réexaminer sans délai ; un déficit actuel impose une IRM rachidienne en "
+        "urgence à la recherche d'une compression médullaire.",
+        inputs=[lesion.used("epidural_extension"), deficit.used("neurological_deficit")],
+        missing=["a current neurological examination"],
+        what_would_change_fr="Un examen neurologique récent.",
+    )
+
+
 def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[Item]:
     """RT-MSCC for this lesion. `currency` of the compression: current, stale (seen longer ago than the window, no
     newer imaging) or future (dated after now): an emergency is decided from current data only."""
@@ -163,6 +189,14 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     deficit = p.fact("neurological_deficit")
     epidural = lesion.value("epidural_extension")
     if onset is None:
+        if (
+            lesion.spine
+            and epidural is True
+            and deficit is not None
+            and deficit.value is True
+            and currency != "current"
+        ):
+            return [inferred_not_current(p, lesion, key, deficit, currency)]
         if lesion.spine and epidural is True and deficit is not None and deficit.value is True:
             return [
                 item(
