@@ -1,11 +1,12 @@
-"""Plans per second that one systemic-planner process sustains (each input event rebuilds and diffs the
-patient's whole plan), next to a pass-through handler on the same runtime and events, in the same run.
+"""Plans per second that one systemic-planner process sustains (each input event decides the patient's plan again
+and diffs it; issue 25: the readings and item families an event cannot change are reused, memo.py), next to a
+pass-through handler on the same runtime and events, in the same run.
 
     .venv/bin/python bench/systemic_planner.py [--events 4000] [--rounds 5]
 
 A stream over n/30 patients of bone metastases, assessments, creatinine clearances, vitamin D, oligometastatic
-scores, SREs and drug events, with stable per-patient facts (see `events`). Every event recomputes the
-patient's whole plan and diffs it; a new version and notifications go out only when something changed.
+scores, SREs and drug events, with stable per-patient facts (see `events`). Every event decides the patient's
+plan again and diffs it; a new version and notifications go out only when something changed.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import functools
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from contracts.base import Message, derived_id
@@ -31,6 +31,7 @@ from services.systemic_planner.dosing import (
     correction_item,
     first_infusion,
     renal_safety,
+    sre_inputs_of,
     unidentified_item,
 )
 from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
@@ -68,7 +69,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     metastasis = memo("metastasis", at, (s.lesions,), lambda: bone_metastasis(s, at))
     stop = drugs.ar_review_stop if not on_ar else None
     # after a deliberate stop at the 2-year review, only an SRE after the stop counts (SYS-REVIEW-2Y)
-    sres = [f for f in s.sres.values() if not at.is_future(f.occurred_at)]
+    sres = memo("sres", at, (s.sres,), lambda: [f for f in s.sres.values() if not at.is_future(f.occurred_at)])
     if stop is not None:
         sres = [f for f in sres if at.day(f.occurred_at) > stop]
     decision = r.antiresorptive_start(
@@ -96,7 +97,8 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         if decision.outcome == "start" and (unknown or holding)
         else None
     )
-    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold))
+    sre_inputs = memo("sre_inputs", at, (s.sres,), lambda: sre_inputs_of(s))
+    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold, sre_inputs))
     items += [unidentified_item(u) for u in unknown]
     items += [correction_item(c) for c in to_check]
     onj_items, onj_blocks = memo(
@@ -239,12 +241,44 @@ def _dated_after(s: SystemicState, t: datetime) -> bool:
     """A fact dated after `t` (a day before, for dates: any time zone) is held: it may become effective with no new
     event (not every reader of a future-dated fact records a deadline), so the plan is decided again."""
     day = t.date() - timedelta(days=1)
-    tables: list[Iterable[Any]] = [s.findings.values(), s.assessments.values(), s.sres.values(), s.care.values()]
-    tables += [getattr(s, table).values() for table in LAB_TABLES.values()]
-    if any(x.occurred_at > t for rows in tables for x in rows):
+    tables: list[dict[str, Any]] = [s.findings, s.assessments, s.sres, s.care]
+    tables += [getattr(s, table) for table in LAB_TABLES.values()]
+    if any(_newest(rows, _occurred) > t for rows in tables if rows):
         return True
-    dates = (e.treatment.on for e in s.treatments.values())
-    return any(d >= day for d in dates) or any(e.event.on >= day for e in s.care.values())
+    return (bool(s.treatments) and _newest(s.treatments, _treated_on) >= day) or (
+        bool(s.care) and _newest(s.care, _care_on) >= day
+    )
+
+
+def _occurred(x: Any) -> datetime:
+    return x.occurred_at  # type: ignore[no-any-return]
+
+
+def _treated_on(e: Any) -> date:
+    return e.treatment.on  # type: ignore[no-any-return]
+
+
+def _care_on(e: Any) -> date:
+    return e.event.on  # type: ignore[no-any-return]
+
+
+#: issue 25: the newest date of each table object (tables are never changed in place: merge and retain copy), so that
+#: an event that changes nothing the plan reads does not scan the whole history. The entry holds the table.
+_NEWEST: OrderedDict[tuple[int, Callable[[Any], Any]], tuple[dict[str, Any], Any]] = OrderedDict()
+_NEWEST_MAX = 8192
+
+
+def _newest(table: dict[str, Any], value: Callable[[Any], Any]) -> Any:
+    """max(value(x) for x in table.values()), remembered per table object; the table is not empty."""
+    key = (id(table), value)
+    hit = _NEWEST.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    found = max(value(x) for x in table.values())
+    _NEWEST[key] = (table, found)
+    if len(_NEWEST) > _NEWEST_MAX:
+        _NEWEST.popitem(last=False)
+    return found
 
 
 def apply_event(

@@ -108,6 +108,11 @@ def correction_item(c: CorrectionToCheck) -> PlanItem:
     )
 
 
+def sre_inputs_of(s: SystemicState) -> list[InputUsed]:
+    """Every SRE known, in clinical order (SYS-AR-START: each one is an input of the start decision)."""
+    return [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
+
+
 def ar_start_item(
     s: SystemicState,
     d: r.ArStartDecision,
@@ -116,8 +121,10 @@ def ar_start_item(
     metastasis: Fact[str] | None,
     le: LifeExpectancy,
     hold: Hold | None = None,
+    sre_inputs: list[InputUsed] | None = None,
 ) -> PlanItem:
-    inputs = [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
+    """`sre_inputs`: `sre_inputs(s)` when the caller has it already (issue 25: memoised on the SREs)."""
+    inputs = list(sre_inputs if sre_inputs is not None else sre_inputs_of(s))
     if metastasis is not None:
         inputs.append(metastasis.used("bone_metastasis_site"))
     if le.fact is not None:
