@@ -234,21 +234,30 @@ def recall_published(state: ScoringState, published: list[tuple[str, bytes]]) ->
     """After a replay (shared/runtime/rebuild.py): each score's ID in force downstream, from the last version of it
     on the scores topic. The replay recomputes the contents, not the version chain (HAZ-22-ORDER-03): that depends
     on the order the live service saw the events in, and the next version must name the one downstream holds."""
-    last: dict[str, str] = {}
+    last: dict[str, tuple[str, bool]] = {}
     for topic, value in published:
         if topic != SCORES.name:
             continue
         score = Score.model_validate_json(value)
-        last[score.score if score.subject == "patient" else f"{score.score}:{score.subject}"] = str(score.event_id)
+        slot = score.score if score.subject == "patient" else f"{score.score}:{score.subject}"
+        last[slot] = (str(score.event_id), score.status == "withdrawn")
     if not last:
         return state
-    ids = dict(state.score_ids)
-    for slot, version in last.items():
-        if version == state.scores.get(slot):
+    ids, scores = dict(state.score_ids), dict(state.scores)
+    for slot, (version, withdrawn) in last.items():
+        # review RK: a rebuild deciding otherwise than the live service last published (new code; a replay output
+        # already on the topic is not sent again) never leaves the state claiming what downstream does not hold
+        if withdrawn and slot in scores:  # downstream holds none: the slot's next decision publishes it, naming this
+            del scores[slot]
+            ids[slot] = version
+        elif not withdrawn and slot not in scores:  # downstream holds a score no longer decided: withdrawn next
+            scores[slot] = version
+            ids.pop(slot, None)
+        elif version == scores.get(slot):
             ids.pop(slot, None)  # the content ID itself is in force
         else:
             ids[slot] = version
-    return state.model_copy(update={"score_ids": dict(sorted(ids.items()))})
+    return state.model_copy(update={"score_ids": dict(sorted(ids.items())), "scores": dict(sorted(scores.items()))})
 
 
 def _score_withdrawal(slot: str, prev: str, s: ScoringState, event: Message) -> Score:
