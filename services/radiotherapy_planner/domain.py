@@ -35,7 +35,14 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.items_base import Item, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
-from services.radiotherapy_planner.items_rt import Patient, drug_items, mscc_items, palliative_items, postop_items
+from services.radiotherapy_planner.items_rt import (
+    Patient,
+    drug_items,
+    mscc_items,
+    palliative_items,
+    postop_items,
+    to_rule_out,
+)
 from services.radiotherapy_planner.memo import Fingerprints, memo
 from services.radiotherapy_planner.retention import HORIZON, retain
 from shared.clinical.corrections import is_correction
@@ -186,9 +193,7 @@ def inferred_compression(s: LocalState, lesion: Lesion) -> tuple[datetime, datet
     neurological deficit is a compression to rule out in an emergency. The dates of its two facts (the newest finding
     stating the extension, the deficit), or None when it does not hold."""
     epidural, deficit = lesion.newest("epidural_extension"), s.assessed.get("neurological_deficit")
-    if not lesion.spine or epidural is None or epidural.epidural_extension is not True:
-        return None
-    if deficit is None or deficit.value is not True:
+    if epidural is None or deficit is None or not to_rule_out(lesion, deficit):  # items_rt.to_rule_out (review RK)
         return None
     return epidural.occurred_at, deficit.occurred_at
 

@@ -155,6 +155,18 @@ def where(lesion: Lesion) -> str:
 
 
 # ---- RT-MSCC (issue 9.1, 9.11) -----------------------------------------------------------------------------------
+def to_rule_out(lesion: Lesion, deficit: Fact[Any] | None) -> bool:
+    """RT-MSCC (L1397-1402) with no compression on imaging: an epidural extension of a spinal lesion with a
+    neurological deficit is a compression to rule out, unless imaging made after the deficit stated none (the MRI the
+    item asks for, done; scoring's CLASS-SRE `_compression` alike) or the lesion is resolved (9.11). Review RK."""
+    if not lesion.spine or lesion.latest.status == "resolved" or deficit is None or deficit.value is not True:
+        return False
+    if lesion.value("epidural_extension") is not True:
+        return False
+    stated = lesion.newest("cord_compression")
+    return stated is None or deficit.order() > (stated.occurred_at, stated.recorded_at, str(stated.event_id))
+
+
 def inferred_not_current(p: Patient, lesion: Lesion, key: str, deficit: Fact[Any], currency: str) -> Item:
     """RT-MSCC: an epidural extension with a neurological deficit no longer current (or dated in the future) is no
     emergency on these data alone (an emergency is decided from current data only): examine again now
@@ -189,15 +201,11 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     deficit = p.fact("neurological_deficit")
     epidural = lesion.value("epidural_extension")
     if onset is None:
-        if (
-            lesion.spine
-            and epidural is True
-            and deficit is not None
-            and deficit.value is True
-            and currency != "current"
-        ):
+        if to_rule_out(lesion, deficit) and currency != "current":
+            assert deficit is not None
             return [inferred_not_current(p, lesion, key, deficit, currency)]
-        if lesion.spine and epidural is True and deficit is not None and deficit.value is True:
+        if to_rule_out(lesion, deficit):
+            assert deficit is not None
             return [
                 item(
                     key,
@@ -222,7 +230,12 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
                     f"Épidurite en {where(lesion)} : prévention de la compression médullaire",
                     "Épidurite vertébrale sans compression : radiothérapie de prévention de la morbidité à discuter, "
                     "schéma fractionné de 30 Gy en 10 fractions à privilégier, volume adapté à l'extension sur l'IRM. "
-                    "Surveiller l'apparition d'un déficit neurologique.",
+                    + (
+                        "Déficit neurologique sans compression médullaire sur l'imagerie qui l'a suivi : surveiller "
+                        "son évolution (une aggravation impose une nouvelle IRM en urgence)."
+                        if deficit is not None and deficit.value is True
+                        else "Surveiller l'apparition d'un déficit neurologique."
+                    ),
                     inputs=[lesion.used("epidural_extension"), *p.used("neurological_deficit")],
                     what_would_change_fr="Un déficit neurologique ou une compression à l'imagerie (urgence).",
                 )
