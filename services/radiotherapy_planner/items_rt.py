@@ -193,6 +193,47 @@ def inferred_not_current(p: Patient, lesion: Lesion, key: str, deficit: Fact[Any
     )
 
 
+def inferred_treated(p: Patient, lesion: Lesion, key: str, deficit: Fact[Any] | None) -> Item | None:
+    """RT-MSCC (L1397-1402): a compression to rule out (`to_rule_out`) already treated since its deficit, by a course
+    of this lesion begun by today or a decompression of it, is no longer an emergency to rule out: irradiated (done),
+    or operated (adjuvant RT 2 to 3 weeks after, L1398). Review RK: it stayed critical up to COMPRESSION_CURRENT."""
+    assert deficit is not None
+    since = p.day(deficit.occurred_at)
+    inputs = [lesion.used("epidural_extension"), deficit.used("neurological_deficit")]
+    cut = [(e, t) for e, t in p.surgeries if t.procedure == "decompression" and t.on >= since and matches(lesion, t)]
+    if cut:
+        e, s = cut[-1]
+        plan = conv.cord_compression_plan(s.on, p.life_expectancy, None, True, True)
+        assert plan.start_between is not None
+        lo, hi = plan.start_between
+        return item(
+            key,
+            "RT-MSCC",
+            "recommended",
+            "warning",
+            f"Épidurite et déficit neurologique en {where(lesion)} opérés : radiothérapie adjuvante",
+            f"Après la décompression du {s.on:%d/%m/%Y}, radiothérapie adjuvante entre le {lo:%d/%m/%Y} et le "
+            f"{hi:%d/%m/%Y} (2 à 3 semaines après le geste, selon les suites), {' ou '.join(plan.schemes)}. "
+            f"{' '.join(plan.notes)}".strip(),
+            inputs=[*inputs, inp(name="decompression_surgery", value=s.on.isoformat(), source_event_id=e.event_id)],
+            what_would_change_fr="Des suites opératoires qui retardent la cicatrisation.",
+        )
+    rt = [(e, t) for e, t in p.rt_courses if since <= t.on <= p.today and matches(lesion, t)]
+    if not rt:
+        return None
+    e, c = rt[-1]
+    return item(
+        key,
+        "RT-MSCC",
+        "done",
+        "info",
+        f"Épidurite et déficit neurologique en {where(lesion)} : irradiés",
+        f"Radiothérapie de {c.total_dose_gy:g} Gy en {c.fractions} fractions débutée le {c.on:%d/%m/%Y}.",
+        inputs=[*inputs, inp(name="radiotherapy_course", value=c.on.isoformat(), source_event_id=e.event_id)],
+        what_would_change_fr="Une aggravation neurologique ou une compression à l'imagerie.",
+    )
+
+
 def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[Item]:
     """RT-MSCC for this lesion. `currency` of the compression: current, stale (seen longer ago than the window, no
     newer imaging) or future (dated after now): an emergency is decided from current data only."""
@@ -201,6 +242,9 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     deficit = p.fact("neurological_deficit")
     epidural = lesion.value("epidural_extension")
     if onset is None:
+        treated = inferred_treated(p, lesion, key, deficit) if to_rule_out(lesion, deficit) else None
+        if treated is not None:
+            return [treated]
         if to_rule_out(lesion, deficit) and currency != "current":
             assert deficit is not None
             return [inferred_not_current(p, lesion, key, deficit, currency)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contracts.base import Message
-from contracts.hospital import ClinicalAssessment
+from contracts.hospital import ClinicalAssessment, TreatmentEvent
 from services.radiotherapy_planner.domain import apply_event
 from services.radiotherapy_planner.facts import LocalState
 from tests.unit.test_issue18_local import NOW, env, plan_items, vertebra
@@ -55,3 +55,27 @@ def test_a_later_examination_without_a_deficit_or_a_later_study_without_the_exte
     assert no_deficit and all(sev != "critical" for sev, _ in no_deficit)
     no_extension = _mscc([*base, vertebra(at=NOW - timedelta(days=1), epidural_extension=False)])
     assert all(sev != "critical" for sev, _ in no_extension)
+
+
+def _treatment(at: object, **treatment: object) -> TreatmentEvent:
+    return TreatmentEvent.model_validate(env(at, treatment={"site": "spine", "lesion_id": "t8", **treatment}))  # type: ignore[arg-type]
+
+
+def test_a_compression_to_rule_out_treated_since_the_deficit_is_no_longer_an_emergency() -> None:
+    """Irradiated or decompressed after the deficit: the item asked for an urgent MRI and RT 'if confirmed' for up to
+    COMPRESSION_CURRENT after the treatment had begun (a wrong recommendation). Now: irradiated (done), or operated
+    (adjuvant RT 2 to 3 weeks after the decompression, L1397-1399). A course before the deficit treats nothing new."""
+    on = NOW - timedelta(days=1)
+    base: list[Message] = [
+        vertebra(at=NOW - timedelta(days=10), epidural_extension=True),
+        _assessment(NOW - timedelta(days=3), neurological_deficit=True),
+    ]
+    course = {"kind": "radiotherapy", "vertebral_level": "T8", "total_dose_gy": 30.0, "fractions": 10}
+    course |= {"cord_dmax_gy": 29.0}
+    irradiated = _mscc([*base, _treatment(on, on=on.date().isoformat(), **course)])
+    assert irradiated == [("info", "Épidurite et déficit neurologique en T8 (t8) : irradiés")]
+    operated = _mscc([*base, _treatment(on, kind="surgery", procedure="decompression", on=on.date().isoformat())])
+    assert [sev for sev, _ in operated] == ["warning"] and "adjuvante" in operated[0][1]
+    before = NOW - timedelta(days=20)
+    earlier = _mscc([*base, _treatment(before, on=before.date().isoformat(), **course)])
+    assert [sev for sev, _ in earlier] == ["critical"]  # a new deficit after the course: rule the compression out
