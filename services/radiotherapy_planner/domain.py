@@ -12,13 +12,13 @@ import hashlib
 import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
-from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner.facts import (
@@ -302,12 +302,20 @@ def next_due(
     now: datetime,
     compression_window: timedelta = COMPRESSION_CURRENT,
     by_lesion: dict[str, Lesion] | None = None,
+    tz: ZoneInfo = HOSPITAL_TZ,
 ) -> datetime | None:
     """When the plan must be decided again though no event arrives (issue 18): a cord compression (seen, or inferred
     from an epidural extension with a deficit) leaves its currency window (RT-MSCC decides an emergency from current
     data only), a future-dated one becomes current, the
-    life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold."""
+    life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
+    day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it)."""
     times: list[datetime] = []
+    today = now.astimezone(tz).date()
+    for e in s.treatments.values():
+        t = e.treatment
+        if isinstance(t, RadiotherapyCourse | Surgery) and t.on > today:
+            times.append(datetime.combine(t.on, time(0), tz))
     for lesion in (lesions(s) if by_lesion is None else by_lesion).values():
         seen = lesion.compression_last_seen()
         if seen is not None:
@@ -357,7 +365,7 @@ def apply_event(
     s.decided_at = decided
     by_lesion = lesions(s)  # once per event: the plan and the next deadline read the same lesions
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion)
-    s.next_due = next_due(s, decided, compression_window, by_lesion)
+    s.next_due = next_due(s, decided, compression_window, by_lesion, tz)
     items = [i for sec in sections for i in sec.items]
     notices = [i.notice for i in items if _notify(i)]
     s.published, out = notify_plan_changes(

@@ -200,7 +200,11 @@ def inferred_treated(p: Patient, lesion: Lesion, key: str, deficit: Fact[Any] | 
     assert deficit is not None
     since = p.day(deficit.occurred_at)
     inputs = [lesion.used("epidural_extension"), deficit.used("neurological_deficit")]
-    cut = [(e, t) for e, t in p.surgeries if t.procedure == "decompression" and t.on >= since and matches(lesion, t)]
+    cut = [
+        (e, t)
+        for e, t in p.surgeries
+        if t.procedure == "decompression" and since <= t.on <= p.today and matches(lesion, t)
+    ]
     if cut:
         e, s = cut[-1]
         plan = conv.cord_compression_plan(s.on, p.life_expectancy, None, True, True)
@@ -296,14 +300,20 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     if deficit is not None:
         inputs.append(deficit.used("neurological_deficit"))
     inputs += p.le_used()
-    # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1).
+    # The decompression that treated THIS compression: same lesion or level, on or after its onset (9.1), and done
+    # by today (review RK: one dated ahead, a booking or an error, is not current data; the clock ticks on its day)
     linked = [
-        (e, t) for e, t in p.surgeries if t.procedure == "decompression" and t.on >= onset_day and matches(lesion, t)
+        (e, t)
+        for e, t in p.surgeries
+        if t.procedure == "decompression" and onset_day <= t.on <= p.today and matches(lesion, t)
     ]
     unlinked = [
         (e, t)
         for e, t in p.surgeries
-        if t.procedure == "decompression" and t.on >= onset_day and t.lesion_id is None and level_of(t) is None
+        if t.procedure == "decompression"
+        and onset_day <= t.on <= p.today
+        and t.lesion_id is None
+        and level_of(t) is None
     ]
     irradiated = [(e, t) for e, t in p.rt_courses if onset_day <= t.on <= p.today and matches(lesion, t)]
     if irradiated and not linked:
