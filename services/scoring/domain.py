@@ -234,30 +234,45 @@ def recall_published(state: ScoringState, published: list[tuple[str, bytes]]) ->
     """After a replay (shared/runtime/rebuild.py): each score's ID in force downstream, from the last version of it
     on the scores topic. The replay recomputes the contents, not the version chain (HAZ-22-ORDER-03): that depends
     on the order the live service saw the events in, and the next version must name the one downstream holds."""
-    last: dict[str, tuple[str, bool]] = {}
+    last: dict[str, tuple[str, str | None]] = {}  # slot -> (version ID, content ID it carries; None: withdrawn)
     for topic, value in published:
         if topic != SCORES.name:
             continue
         score = Score.model_validate_json(value)
         slot = score.score if score.subject == "patient" else f"{score.score}:{score.subject}"
-        last[slot] = (str(score.event_id), score.status == "withdrawn")
+        version = str(score.event_id)
+        last[slot] = (version, None if score.status == "withdrawn" else _content_of(score, state.scores.get(slot)))
     if not last:
         return state
     ids, scores = dict(state.score_ids), dict(state.scores)
-    for slot, (version, withdrawn) in last.items():
+    for slot, (version, content) in last.items():
         # review RK: a rebuild deciding otherwise than the live service last published (new code; a replay output
         # already on the topic is not sent again) never leaves the state claiming what downstream does not hold
-        if withdrawn and slot in scores:  # downstream holds none: the slot's next decision publishes it, naming this
+        if slot not in scores:
+            if content is None:
+                ids[slot] = version  # withdrawn, and not decided: the next version names the withdrawal
+            else:  # downstream holds a score no longer decided: its next decision withdraws it (or replaces it)
+                scores[slot] = version
+                ids.pop(slot, None)
+        elif content != scores[slot]:  # downstream holds none, or other content: the next decision publishes it again
             del scores[slot]
             ids[slot] = version
-        elif not withdrawn and slot not in scores:  # downstream holds a score no longer decided: withdrawn next
-            scores[slot] = version
-            ids.pop(slot, None)
-        elif version == scores.get(slot):
+        elif version == scores[slot]:
             ids.pop(slot, None)  # the content ID itself is in force
         else:
             ids[slot] = version
     return state.model_copy(update={"score_ids": dict(sorted(ids.items())), "scores": dict(sorted(scores.items()))})
+
+
+def _content_of(version: Score, content: str | None) -> str | None:
+    """`content` when `version` carries it (its ID is that content ID, or derives from it and the version it replaces:
+    `_publish_scores`), else a marker that it carries other content (review RK)."""
+    if content is None:
+        return str(version.event_id)
+    if str(version.event_id) == content:
+        return content
+    derived = (str(derived_id("score-version", content, str(prev))) for prev in version.supersedes)
+    return content if str(version.event_id) in derived else f"other:{version.event_id}"
 
 
 def _score_withdrawal(slot: str, prev: str, s: ScoringState, event: Message) -> Score:

@@ -67,3 +67,23 @@ def test_a_score_the_live_service_published_but_the_rebuild_no_longer_decides_is
     decided = [x for x in current_scores(recalled, PATIENT, now=NOW) if x.score == "sins" and x.subject == "t8"]
     assert not decided
     assert "sins:t8" not in page.scores, "scoring decides no SINS for t8, the page still holds the live one"
+
+
+def test_a_score_whose_last_version_downstream_has_other_content_than_the_rebuilds_is_published_again() -> None:
+    """Live: SINS C (its content ID), then a version of other content D. The rebuild decides C (its output has C's
+    content ID, already on the topic: not re-sent). Recalled, the state named D's version as in force for content C:
+    scoring never published C again and the page kept D (a wrong score kept)."""
+    seen = finding(0)
+    stable = finding(60, alignment="normal", vertebral_collapse="none", posterolateral_involvement="none")
+    _, live_out = scoring([pain(0, "mechanical"), seen, stable])
+    first, other = sins(live_out)
+    assert (first.total, first.band) != (other.total, other.band)
+    rebuilt, replay_out = scoring([pain(0, "mechanical"), seen])  # the rebuild's decision: SINS C
+    [replayed] = sins(replay_out)
+    assert replayed.event_id == first.event_id  # held on the topic: not sent again
+    recalled = recall_published(rebuilt, _topic(live_out))
+    _, after = scoring([pain(40, "mechanical")], recalled)
+    page = _page([first, other, *sins(after)])
+    [shown] = [x for x in current_scores(recalled, PATIENT, now=NOW) if x.score == "sins" and x.subject == "t8"]
+    held = page.scores.get("sins:t8")
+    assert held is not None and (held.total, held.band) == (shown.total, shown.band), (held, shown)
