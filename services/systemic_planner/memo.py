@@ -8,10 +8,13 @@ settings (`recency`, time zone). Its answer depends on `now` only through `AsOf`
 that span, and the deadlines it offered are offered again. So a reuse gives exactly what computing again would (the
 reference without memo: `apply_event(keep_all=True)`, tests/unit/test_issue25_systemic_retention.py and
 test_issue25_systemic_memo.py). Entries hold the objects they were keyed on (an `id` is never reused while its entry
-lives); the least recently used are evicted."""
+lives); the least recently used are evicted. The table is shared by the threads that decide (the runtime applies
+events in a worker thread while the API serves plans on the loop): it is read and written under a lock, never while
+a decision is built (a build memoises its own parts)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import datetime
@@ -35,6 +38,8 @@ class _Entry:
 
 
 _MEMO: OrderedDict[Hashable, _Entry] = OrderedDict()
+#: review RN (HAZ-25-SYS-03): a hit's `move_to_end` raced another thread's eviction (KeyError) without it
+_LOCK = threading.Lock()
 
 
 def memo(
@@ -46,9 +51,13 @@ def memo(
         return build()
     held = (at.recency, at.tz, *held)
     key = (name, values, *map(id, held))
-    hit = _MEMO.get(key)
-    if hit is not None and hit.lo <= at.now < hit.hi and all(a is b for a, b in zip(hit.held, held, strict=True)):
-        _MEMO.move_to_end(key)
+    with _LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and hit.lo <= at.now < hit.hi and all(a is b for a, b in zip(hit.held, held, strict=True)):
+            _MEMO.move_to_end(key)
+        else:
+            hit = None
+    if hit is not None:
         at.narrow(hit.lo, hit.hi)
         for d in hit.offered:
             at.after(d)
@@ -57,10 +66,12 @@ def memo(
     at.lo, at.hi = r.EARLIEST, r.LATEST
     try:
         value = build()
-        _MEMO[key] = _Entry(held, at.lo, at.hi, tuple(at.offered[mark:]), value)
-        _MEMO.move_to_end(key)
-        if len(_MEMO) > MEMO_SIZE:
-            _MEMO.popitem(last=False)
+        entry = _Entry(held, at.lo, at.hi, tuple(at.offered[mark:]), value)
+        with _LOCK:
+            _MEMO[key] = entry
+            _MEMO.move_to_end(key)
+            while len(_MEMO) > MEMO_SIZE:
+                _MEMO.popitem(last=False)
     finally:
         at.narrow(lo, hi)  # the enclosing decision holds where both hold
     return value
@@ -68,4 +79,5 @@ def memo(
 
 def clear() -> None:
     """Forget every memoised decision."""
-    _MEMO.clear()
+    with _LOCK:
+        _MEMO.clear()
