@@ -59,11 +59,14 @@ def test_a_new_window_starts_from_zero_and_says_when() -> None:
 
 
 # ---- the real service --------------------------------------------------------------------------------------------
-def oru(patient: str, results: int, control: str | None = None) -> bytes:
+def oru(patient: str, results: int, control: str | None = None, order: int = 0) -> bytes:
+    """`order` k > 0: another order (filler ID) drawn k minutes later: new results, never versions of earlier ones."""
+    assert 0 <= order < 20
     obx = [f"OBX|{i}|NM|2000-8^Ca^LN|{i}|2.4|mmol/L|||||F" for i in range(1, results + 1)]
     msh = f"MSH|^~\\&|LAB|BUDGET-LAB|OSTEOCDS|CHU|20261127091231+0100||ORU^R01|{control or uuid.uuid4().hex[:12]}|P|2.5"
     pid = f"PID|1||{patient}^^^CHU^PI"
-    return "\r".join([msh, pid, "OBR|1|P1|F1|CHEM|||20261127074000+0100", *obx]).encode()
+    obr = f"OBR|1|P{order + 1}|F{order + 1}|CHEM|||2026112707{40 + order}00+0100"
+    return "\r".join([msh, pid, obr, *obx]).encode()
 
 
 def fhir(patient: str) -> bytes:
@@ -154,8 +157,9 @@ async def test_the_budget_refuses_a_flood_visibly_on_http_and_on_the_bus(
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
             await producer.start()
             try:
-                for _ in range(5):
-                    await producer.send_and_wait(HL7V2.name, oru(bus, 300), key=bus.encode())
+                for order in range(5):  # five orders of new results (a resent order's results whose stamps
+                    # were evicted are dead-lettered as unplaceable before any budget: HAZ-25-LAB-02)
+                    await producer.send_and_wait(HL7V2.name, oru(bus, 300, order=order), key=bus.encode())
             finally:
                 await producer.stop()
             letters: list[DeadLetter] = []
