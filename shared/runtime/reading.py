@@ -4,6 +4,8 @@ still held when its start was deleted (retention, compaction) instead of jumping
 
 from __future__ import annotations
 
+import heapq
+import operator
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +16,22 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
+
+_timestamp = operator.attrgetter("timestamp")
+
+
+def in_publication_order(records: list[ConsumerRecord], sort: bool = False) -> list[ConsumerRecord]:
+    """The records merged by publication time, each partition's own order kept: what the live consumer applies and
+    what a replay must apply. A partition's timestamps are not monotonic when several producers write to it (the
+    three deciding services all publish a patient's recommendations to one partition; a record stamped first may be
+    appended second), so a plain sort by time would reorder one patient's events. `sort`: put each partition's
+    records in offset order first (a fetch already returns them so)."""
+    parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
+    for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)) if sort else records:
+        parts.setdefault((r.topic, r.partition), []).append(r)
+    if len(parts) < 2:
+        return next(iter(parts.values()), [])
+    return list(heapq.merge(*parts.values(), key=_timestamp))
 
 
 async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:

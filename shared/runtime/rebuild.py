@@ -143,8 +143,8 @@ async def replay(service: Service) -> Replay:
     """Apply, with the service's own pure code, every input it had committed."""
     topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
     records = await reading.read_range(service.settings, "rebuild", await committed_offsets(service, topics))
-    # per patient, events in the order they were published (per partition order is kept)
-    records.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
+    # per patient, events in the order they were published, each partition's own order kept (as the live consumer)
+    records = reading.in_publication_order(records, sort=True)
     result = Replay()
     seen: set[str] = set()
     per_patient: dict[str, list[Any]] = defaultdict(list)

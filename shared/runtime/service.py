@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import heapq
 import logging
-import operator
 import time
 import uuid
 from collections import deque
@@ -43,7 +41,7 @@ from contracts.topics import TOPICS, Topic, clock_topic
 from shared.errors import Rejected
 from shared.observability.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
 from shared.observability.tracing import Headers, Tracing, output_headers
-from shared.runtime import decoding, healing, limits, retrying
+from shared.runtime import decoding, healing, limits, reading, retrying
 from shared.runtime.aggregate import Applied, Apply, apply_batch
 from shared.runtime.changelog import Change, Writer
 from shared.runtime.changelog import encode as changelog_encode
@@ -80,17 +78,6 @@ async def _drain(finishing: deque[asyncio.Task[None]]) -> bool:
         except StateLost:
             lost = True
     return lost
-
-
-_timestamp = operator.attrgetter("timestamp")
-
-
-def _by_time(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
-    """The records merged by publication time, each partition's own order kept."""
-    parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
-    for r in records:
-        parts.setdefault((r.topic, r.partition), []).append(r)
-    return records if len(parts) < 2 else list(heapq.merge(*parts.values(), key=_timestamp))
 
 
 def _patient_of(d: _Decoded) -> str:
@@ -410,7 +397,7 @@ class Service:
                     wait = 0
                 # one patient's events from several topics in the order they were published (each partition's
                 # own order kept), as the rebuild replays them: a decision caused by an event comes after it
-                records = _by_time(backlog.take(size))
+                records = reading.in_publication_order(backlog.take(size))
                 self.pace.fetched(
                     len(records)
                 )  # idle for KAFKA_IDLE_AFTER_S: long fetch waits (shared/runtime/pace.py)
