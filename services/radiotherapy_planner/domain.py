@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Final
@@ -198,6 +198,17 @@ def inferred_compression(s: LocalState, lesion: Lesion) -> tuple[datetime, datet
     return epidural.occurred_at, deficit.occurred_at
 
 
+def inferred_compressions(s: LocalState, by_lesion: Mapping[str, Lesion]) -> dict[str, tuple[datetime, datetime]]:
+    """RT-MSCC (L1397-1402): each lesion's inferred compression (none on imaging: `inferred_compression`), by lesion
+    ID, once per event: the plan's currency (`build_plan`) and the clock (`next_due`) read the same dates."""
+    out = {}
+    for lid, lesion in by_lesion.items():
+        facts = inferred_compression(s, lesion) if lesion.compression_onset() is None else None
+        if facts is not None:
+            out[lid] = facts
+    return out
+
+
 def inferred_currency(facts: tuple[datetime, datetime] | None, now: datetime | None, window: timedelta) -> str:
     """An inferred compression is an emergency while its deficit is current (the symptom that makes a known epidural
     extension an emergency to rule out; the extension may have been imaged long ago): "future" when either fact is
@@ -216,9 +227,11 @@ def build_plan(
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
     by_lesion: dict[str, Lesion] | None = None,
+    inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
-    event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion)."""
+    event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
+    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise)."""
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
     p = Patient(s, alpha_beta, le_current, tz, now)
@@ -229,17 +242,19 @@ def build_plan(
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
-    for lid, lesion in (lesions(s) if by_lesion is None else by_lesion).items():
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
+    inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
+    for lid, lesion in by_lesion.items():
         lx = tuple(f.event_id.int for f in lesion.history)
         mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
         local = (fp.surgeries, fp.radiotherapy)
         items: list[Item] = []
         onset = lesion.compression_onset()
         seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
-        cur = (
+        cur = (  # no compression seen (no onset): the inferred one's, if any (RT-MSCC)
             currency(seen.occurred_at, now, compression_window)
             if seen is not None
-            else inferred_currency(inferred_compression(s, lesion) if onset is None else None, now, compression_window)
+            else inferred_currency(inferred.get(lid), now, compression_window)
         )
         items += memo(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
             ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
@@ -303,26 +318,28 @@ def next_due(
     compression_window: timedelta = COMPRESSION_CURRENT,
     by_lesion: dict[str, Lesion] | None = None,
     tz: ZoneInfo = HOSPITAL_TZ,
+    inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> datetime | None:
     """When the plan must be decided again though no event arrives (issue 18): a cord compression (seen, or inferred
     from an epidural extension with a deficit) leaves its currency window (RT-MSCC decides an emergency from current
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it)."""
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s."""
     times: list[datetime] = []
     today = now.astimezone(tz).date()
     for e in s.treatments.values():
         t = e.treatment
         if isinstance(t, RadiotherapyCourse | Surgery) and t.on > today:
             times.append(datetime.combine(t.on, time(0), tz))
-    for lesion in (lesions(s) if by_lesion is None else by_lesion).values():
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
+    for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:
             times += [seen.occurred_at - FUTURE_TOLERANCE, seen.occurred_at + compression_window]
-        inferred = inferred_compression(s, lesion) if lesion.compression_onset() is None else None
-        if inferred is not None:  # an epidural extension with a deficit: the deficit ages out (RT-MSCC)
-            times += [inferred[0] - FUTURE_TOLERANCE, inferred[1] - FUTURE_TOLERANCE, inferred[1] + compression_window]
+    # an epidural extension with a deficit: the deficit ages out (RT-MSCC)
+    for epidural, deficit in (inferred_compressions(s, by_lesion) if inferred is None else inferred).values():
+        times += [epidural - FUTURE_TOLERANCE, deficit - FUTURE_TOLERANCE, deficit + compression_window]
     le = s.assessed.get("life_expectancy_months")
     if le is not None:
         times += [le.occurred_at - FUTURE_TOLERANCE, le.occurred_at + LE_VALID]
@@ -364,8 +381,9 @@ def apply_event(
     decided = max(t for t in (state.decided_at, s.newest_at if now is None else now) if t is not None)
     s.decided_at = decided
     by_lesion = lesions(s)  # once per event: the plan and the next deadline read the same lesions
-    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion)
-    s.next_due = next_due(s, decided, compression_window, by_lesion, tz)
+    inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
+    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
+    s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)
     items = [i for sec in sections for i in sec.items]
     notices = [i.notice for i in items if _notify(i)]
     s.published, out = notify_plan_changes(

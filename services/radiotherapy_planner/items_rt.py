@@ -246,13 +246,14 @@ def mscc_items(p: Patient, lesion: Lesion, currency: str = "current") -> list[It
     deficit = p.fact("neurological_deficit")
     epidural = lesion.value("epidural_extension")
     if onset is None:
-        treated = inferred_treated(p, lesion, key, deficit) if to_rule_out(lesion, deficit) else None
+        rule_out = to_rule_out(lesion, deficit)  # once: the three branches below read it
+        treated = inferred_treated(p, lesion, key, deficit) if rule_out else None
         if treated is not None:
             return [treated]
-        if to_rule_out(lesion, deficit) and currency != "current":
+        if rule_out and currency != "current":
             assert deficit is not None
             return [inferred_not_current(p, lesion, key, deficit, currency)]
-        if to_rule_out(lesion, deficit):
+        if rule_out:
             assert deficit is not None
             return [
                 item(
