@@ -6,6 +6,7 @@ Pure. Every reader takes an `AsOf` (now, recency windows) and records the deadli
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -1015,6 +1016,7 @@ _HISTORIES: dict[
     tuple[int, int, int, date, str], tuple[object, object, tuple[DrugHistory, _Exposure], list[datetime]]
 ] = {}
 _HISTORIES_MAX = 512
+_HISTORIES_LOCK = threading.Lock()  # the runtime applies events in a worker thread while the API builds plans
 
 
 def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
@@ -1026,7 +1028,8 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
         found, x = memo("drug_history", at, (s.treatments, s.drug_replays), lambda: _drug_history(s, at), (za,))
     else:
         key = (id(s.treatments), id(s.drug_replays), za, at.today, str(at.tz))
-        hit = _HISTORIES.get(key)
+        with _HISTORIES_LOCK:
+            hit = _HISTORIES.get(key)
         if hit is not None and hit[0] is s.treatments and hit[1] is s.drug_replays:
             for d in hit[3]:
                 at.after(d)
@@ -1034,9 +1037,10 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
         else:
             mark = len(at.offered)
             found, x = _drug_history(s, at)
-            if len(_HISTORIES) >= _HISTORIES_MAX:
-                del _HISTORIES[next(iter(_HISTORIES))]
-            _HISTORIES[key] = (s.treatments, s.drug_replays, (found, x), at.offered[mark:])
+            with _HISTORIES_LOCK:
+                if len(_HISTORIES) >= _HISTORIES_MAX:
+                    del _HISTORIES[next(iter(_HISTORIES))]
+                _HISTORIES[key] = (s.treatments, s.drug_replays, (found, x), at.offered[mark:])
     if x.period_start is None:
         return found if found.ar_exposure_days == x.days else dataclasses.replace(found, ar_exposure_days=x.days)
     return dataclasses.replace(found, ar_exposure_days=x.exposure_at(at.today))
