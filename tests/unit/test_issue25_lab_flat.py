@@ -7,28 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from contracts.hospital import LabResult, PatientRecord
+from contracts.hospital import LabResult
 from services.lab_normalisation.domain import LabState, _recompute_clearance, _recompute_corrected_calcium
+from tests.unit.histories import lab_record
 from tests.unit.test_issue25_lab_retention import apply_with, histories
-from tests.unit.test_lab_domain import CFG, T0
+from tests.unit.test_lab_domain import CFG
 
-RECORD = PatientRecord.model_validate(
-    {
-        "event_id": "00000000-0000-0000-0000-000000000001",
-        "patient_id": "p1",
-        "occurred_at": T0 - timedelta(days=500),
-        "recorded_at": T0 - timedelta(days=500),
-        "source": "adt",
-        "birth_date": "1956-04-02",
-        "sex": "female",
-    }
-)
+RECORD = lab_record()
 
 
 def stale(s: LabState) -> list[str]:

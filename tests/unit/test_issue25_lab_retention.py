@@ -17,6 +17,7 @@ from contracts.hospital import LabResult, PatientRecord
 from services.lab_normalisation.domain import PARTNERS, LabConfig, LabState, apply_ingested
 from services.lab_normalisation.ingest import Ingested, check_units
 from shared.errors import Rejected
+from tests.unit.histories import lab_record
 from tests.unit.test_lab_domain import ANALYTES, CFG, T0, result
 
 UNBOUNDED = dataclasses.replace(CFG, per_analyte=10**9, stamps=10**9)
@@ -129,17 +130,7 @@ def histories(draw: st.DrawFn) -> list[LabResult]:
 def test_retention_changes_no_output(history: list[LabResult], cap: int) -> None:
     bounded = dataclasses.replace(CFG, per_analyte=cap, stamps=10 * cap)
     a, b = LabState(), LabState()
-    record = PatientRecord.model_validate(
-        {
-            "event_id": "00000000-0000-0000-0000-000000000001",
-            "patient_id": "p1",
-            "occurred_at": T0 - timedelta(days=500),
-            "recorded_at": T0 - timedelta(days=500),
-            "source": "adt",
-            "birth_date": "1956-04-02",
-            "sex": "female",
-        }
-    )
+    record = lab_record()
     a, _ = apply_with(bounded, a, record)
     b, _ = apply_with(UNBOUNDED, b, record)
     view_a: dict[str, tuple[object, ...]] = {}  # what a consumer holds: derived result_id -> its newest content
@@ -173,17 +164,7 @@ def test_retention_changes_no_output(history: list[LabResult], cap: int) -> None
 # Minimal examples of `test_retention_changes_no_output --hypothesis-seed=3` (helper HJ, 2026-12-05), fixed by helper
 # HL: the evicted stamps' watermark (`LabState.evicted`, HAZ-25-LAB-02) and the closest partner dropped per kept
 # calcium or creatinine (`LabState.nearest_dropped`, HAZ-25-LAB-R01).
-_RECORD = PatientRecord.model_validate(
-    {
-        "event_id": "00000000-0000-0000-0000-000000000001",
-        "patient_id": "p1",
-        "occurred_at": T0 - timedelta(days=500),
-        "recorded_at": T0 - timedelta(days=500),
-        "source": "adt",
-        "birth_date": "1956-04-02",
-        "sex": "female",
-    }
-)
+_RECORD = lab_record()
 
 
 def _side_by_side(

@@ -13,11 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts.clock import ClockTick
 from services.systemic_planner import memo
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan, current_plan
-from tests.unit.test_issue25_systemic_retention import PROFILES, World, _dump, _event, _prologue, steps
+from tests.unit.histories import PROFILES, World, _dump, _prologue, steps, systemic_history
 
 RECENCY = r.Recency()  # one object, as SystemicSettings.as_of gives: memo.py holds decisions by it
 T0 = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)  # the spring clock change in Paris is the next night
@@ -64,20 +63,11 @@ def _run(program: list[tuple[int, int, int, int, int]], profile: tuple[int, ...]
     """The history with the memo and without it: the same outputs, deadline, state and served plan after every event.
     Returns how many plan items were reused (the same object as at the previous decision)."""
     memo.clear()
-    w = World()
     with_memo, without = SystemicState(), SystemicState()
     reused, previous = 0, set()
-    for i, step in enumerate([(0, 0, 0, 0, 0)] * 3 + program):
-        e = _prologue(w)[i] if i < 3 else _event(w, step, profile)
-        if e is None:
-            continue
-        if not isinstance(e, ClockTick):
-            w.clock = max(w.clock, e.recorded_at)
-        w.now = max(w.now, w.clock + timedelta(minutes=5 + step[3] % 17 * 60))
-        w.events.append(e)
-        w.seen.append(w.clock)
+    for e, decided, step in systemic_history(program, profile):
         # the time of a decision may also go back (a decision at an earlier `now` than one before it)
-        now = w.now - timedelta(hours=step[4] % 50) if shuffle_now and step[2] % 3 == 0 else w.now
+        now = decided - timedelta(hours=step[4] % 50) if shuffle_now and step[2] % 3 == 0 else decided
         at, reference = r.AsOf(now=now, recency=RECENCY), r.AsOf(now=now, recency=RECENCY, memo=False)
         with_memo, out = apply_event(with_memo, e, at)
         without, out_ref = apply_event(without, e, reference)

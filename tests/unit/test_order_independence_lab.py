@@ -20,23 +20,10 @@ from hypothesis import strategies as st
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult, PatientRecord
 from services.lab_normalisation.domain import LabState
+from tests.unit.histories import lab_record
 from tests.unit.order_independence import WINDOW
 from tests.unit.test_issue25_lab_retention import apply_with, histories
-from tests.unit.test_lab_domain import CFG, T0
-
-
-def record() -> PatientRecord:
-    return PatientRecord.model_validate(
-        {
-            "event_id": "00000000-0000-0000-0000-000000000001",
-            "patient_id": "p1",
-            "occurred_at": T0 - timedelta(days=500),
-            "recorded_at": T0 - timedelta(days=500),
-            "source": "adt",
-            "birth_date": "1956-04-02",
-            "sex": "female",
-        }
-    )
+from tests.unit.test_lab_domain import CFG
 
 
 def held(items: list[LabResult | PatientRecord]) -> dict[str, tuple[Any, ...]]:
@@ -75,5 +62,5 @@ def reorder(items: list[LabResult], seed: int, duplicates: int) -> list[LabResul
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(0, 2**32), st.integers(0, 8))
 def test_any_order_and_any_redelivery_give_the_same_results(history: list[LabResult], seed: int, dup: int) -> None:
-    base = held([record(), *history])
-    assert held([record(), *reorder(history, seed, dup)]) == base
+    base = held([lab_record(), *history])
+    assert held([lab_record(), *reorder(history, seed, dup)]) == base

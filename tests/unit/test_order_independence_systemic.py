@@ -1,10 +1,10 @@
 """Issue 22: the systemic planner's decisions depend on the patient's records and the clock, never on which event
 triggered the re-plan nor on the delivery order. The generated histories of
-tests/unit/test_issue25_systemic_retention.py (labs, findings, assessments, SREs, scores, drug starts, stops and
-doses, dental and care events, clock ticks; out of clinical order, corrected, withdrawn, delivered twice) are
-delivered again in another order (each hospital record up to 10 days late, some a second time) and decided
-at one clock: the same plan, the same active
-recommendations (same IDs: same wording, one per item) and the same facts.
+tests/unit/test_issue25_systemic_retention.py (tests/unit/histories.py; labs, findings, assessments, SREs, scores,
+drug starts, stops and doses, dental and care events, clock ticks; out of clinical order, corrected, withdrawn,
+delivered twice) are delivered again in another order (each hospital record up to 10 days late, some a second
+time) and decided at one clock: the same plan, the same active recommendations (same IDs: same wording, one per item)
+and the same facts.
 
 Order that legitimately matters (stated, kept by the test): the services' own topics (scoring's SREs and scores,
 lab-normalisation's results, the planner's clock) have one producer each, in order on the patient's partition, so
@@ -26,25 +26,13 @@ from contracts.clock import ClockTick
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.inputs import LAB_TABLES
+from tests.unit.histories import PROFILES, steps, systemic_history
 from tests.unit.order_independence import active, distinct_times, one_per_key, shuffled
-from tests.unit.test_issue25_systemic_retention import PROFILES, World, _event, _prologue, steps
 
 
 def history(program: list[tuple[int, int, int, int, int]], profile: tuple[int, ...]) -> list[Message]:
     """The generated history as delivered in order (the retention test's generator)."""
-    w = World()
-    events: list[Message] = []
-    for i, step in enumerate([(0, 0, 0, 0, 0)] * 3 + program):
-        e = _prologue(w)[i] if i < 3 else _event(w, step, profile)
-        if e is None:
-            continue
-        if not isinstance(e, ClockTick):
-            w.clock = max(w.clock, e.recorded_at)
-        w.now = max(w.now, w.clock + timedelta(minutes=5 + step[3] % 17 * 60))
-        w.events.append(e)
-        w.seen.append(w.clock)
-        events.append(e)
-    return events
+    return [e for e, _, _ in systemic_history(program, profile)]
 
 
 def outcome(events: list[Message], now: datetime) -> dict[str, Any]:

@@ -6,8 +6,6 @@ falls on or before that later time."""
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,13 +17,13 @@ from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEven
 from services.radiotherapy_planner.domain import apply_event, build_plan, next_due
 from services.radiotherapy_planner.facts import LocalState, lesions
 from services.radiotherapy_planner.memo import clear
+from tests.unit.histories import assert_every_change_is_due, envelope
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def _env(at: datetime, n: int, **fields: Any) -> dict[str, Any]:
-    ids = {"event_id": str(uuid.UUID(int=n * 6007 + 5, version=4)), "patient_id": "pt-rk-rt-clock", "source": "t"}
-    return ids | {"occurred_at": at.isoformat(), "recorded_at": at.isoformat(), **fields}
+    return envelope(at, n, "pt-rk-rt-clock", (6007, 5)) | fields
 
 
 @st.composite
@@ -72,11 +70,5 @@ def test_review_rk_rt_mscc_never_changes_between_two_clock_ticks(events: list[Me
         s, _ = apply_event(s, e, now=e.recorded_at)
     start = max(e.recorded_at for e in events)
     grid = [start + timedelta(hours=6 * k) for k in range(4 * 100)]
-    before = _mscc(s, grid[0])
-    for t1, t2 in itertools.pairwise(grid):
-        after = _mscc(s, t2)
-        if after != before:
-            due = next_due(s, t1)
-            # the tick is one second after the moment (domain.next_due): a day begun at t2 exactly is seen then
-            assert due is not None and due <= t2 + timedelta(seconds=1), (t1, t2, due, before, after)
-        before = after
+    # the tick is one second after the moment (domain.next_due): a day begun at a time of the grid exactly is seen then
+    assert_every_change_is_due(lambda t: _mscc(s, t), lambda t: next_due(s, t), grid, timedelta(seconds=1))

@@ -5,8 +5,6 @@ differs from what it decides now, `next_due` from now falls on or before that la
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +15,14 @@ from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from services.scoring.clock import next_due
 from services.scoring.domain import ScoringState, apply_event, decide, forget_memos
+from tests.unit.histories import assert_every_change_is_due, envelope
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PATIENT = "pt-rk-clock"
 
 
 def _env(at: datetime, n: int) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.UUID(int=n * 7919 + 11, version=4)),
-        "patient_id": PATIENT,
-        "occurred_at": at.isoformat(),
-        "recorded_at": at.isoformat(),
-        "source": "t",
-    }
+    return envelope(at, n, PATIENT, (7919, 11))
 
 
 @st.composite
@@ -67,10 +60,4 @@ def test_review_rk_no_compression_window_passes_without_a_deadline(events: list[
         s, _ = apply_event(s, e, now=e.recorded_at)
     start = max(e.recorded_at for e in events)
     grid = [start + timedelta(hours=12 * k) for k in range(0, 2 * 120)]
-    before = _decided(s, grid[0])
-    for t1, t2 in itertools.pairwise(grid):
-        after = _decided(s, t2)
-        if after != before:
-            due = next_due(s, t1)
-            assert due is not None and due <= t2, (t1, t2, due, before, after)
-        before = after
+    assert_every_change_is_due(lambda t: _decided(s, t), lambda t: next_due(s, t), grid)

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.base import Message
-from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, TreatmentEvent
 from contracts.plan import PlanItem
 from services.systemic_planner import domain, memo
@@ -30,8 +29,8 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
 from services.systemic_planner.settings import SystemicSettings
 from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, when_remaining_reaches
+from tests.unit.histories import PROFILES, T0, World, _prologue, steps, systemic_history
 from tests.unit.test_issue25_systemic_memo import _run as hn_run
-from tests.unit.test_issue25_systemic_retention import PROFILES, T0, World, _event, _prologue, steps
 
 RECENCY = r.Recency()
 TICK = timedelta(microseconds=1)
@@ -51,19 +50,7 @@ def _plan(s: SystemicState, now: datetime, recency: r.Recency = RECENCY, tz: Zon
 
 def _history(program: list[tuple[int, int, int, int, int]], profile: tuple[int, ...]) -> list[tuple[Message, datetime]]:
     """The generated events and the `now` each is decided at (the retention tests' generator)."""
-    w = World()
-    out = []
-    for i, step in enumerate([(0, 0, 0, 0, 0)] * 3 + program):
-        e = _prologue(w)[i] if i < 3 else _event(w, step, profile)
-        if e is None:
-            continue
-        if not isinstance(e, ClockTick):
-            w.clock = max(w.clock, e.recorded_at)
-        w.now = max(w.now, w.clock + timedelta(minutes=5 + step[3] % 17 * 60))
-        w.events.append(e)
-        w.seen.append(w.clock)
-        out.append((e, w.now))
-    return out
+    return [(e, now) for e, now, _ in systemic_history(program, profile)]
 
 
 def _edges(limit: int) -> list[datetime]:
