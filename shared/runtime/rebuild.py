@@ -41,7 +41,7 @@ from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
-from shared.runtime import changelog, reading, retrying
+from shared.runtime import changelog, limits, reading, retrying
 from shared.runtime.kafka import Outgoing
 from shared.transport import kafka_client_kwargs
 
@@ -145,6 +145,7 @@ async def replay(service: Service) -> Replay:
     records = await reading.read_range(service.settings, "rebuild", await committed_offsets(service, topics))
     # per patient, events in the order they were published, each partition's own order kept (as the live consumer)
     records = reading.in_publication_order(records, sort=True)
+    s = service.settings
     result = Replay()
     seen: set[str] = set()
     per_patient: dict[str, list[Any]] = defaultdict(list)
@@ -153,10 +154,18 @@ async def replay(service: Service) -> Replay:
         sub = service.subscriptions[record.topic]
         assert sub.aggregate is not None
         model = sub.aggregate[0]
+        # review RO (HAZ-22-ORDER-04): what the live loop dead-letters before applying (Service._decode: too large,
+        # NaN or Infinity, keyed by another patient) is skipped here too, not applied; nor is it marked seen
+        if record.value is None or limits.check_record(record, s) or limits.check_finite(record):
+            result.skipped += 1
+            continue
         try:
             message = sub.decode(record)
             key = sub.idempotency_key(message)
         except Exception:  # it was dead-lettered by the live service too
+            result.skipped += 1
+            continue
+        if limits.check_key(record, message) is not None:
             result.skipped += 1
             continue
         if key in seen:
@@ -171,11 +180,14 @@ async def replay(service: Service) -> Replay:
         state: Any = model()
         for apply, message in events:
             try:
-                state, outputs = apply(state, message)
+                new, outputs = apply(state, message)
+                encoded = [Outgoing.of(o) for o in outputs]
+                limits.check_outputs(encoded, s)  # an output too large: the live loop rejects the event (review RO)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 result.skipped += 1
                 continue
-            result.outputs += [Outgoing.of(o) for o in outputs]
+            state = new
+            result.outputs += encoded
         result.states[patient_id] = state
     return result
 
