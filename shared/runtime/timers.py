@@ -87,11 +87,18 @@ class Timers:
     def write(self, pipe: Any, dues: Mapping[str, datetime | None]) -> None:
         """Queue the deadlines on a pipeline (inside the state's MULTI of their slot group): None removes the
         patient's timer."""
+        # issue 25: one ZADD and one ZREM per timers key (slot group), not one command per patient
+        adds: dict[str, dict[str, float]] = {}
+        removes: dict[str, list[str]] = {}
         for patient_id, due in dues.items():
             if due is None:
-                pipe.zrem(self.key_of(patient_id), patient_id)
+                removes.setdefault(self.key_of(patient_id), []).append(patient_id)
             else:
-                pipe.zadd(self.key_of(patient_id), {patient_id: due.timestamp()})
+                adds.setdefault(self.key_of(patient_id), {})[patient_id] = due.timestamp()
+        for key, members in removes.items():
+            pipe.zrem(key, *members)
+        for key, scores in adds.items():
+            pipe.zadd(key, scores)
 
     async def schedule(self, patient_id: str, due: datetime | None) -> None:
         if due is None:
