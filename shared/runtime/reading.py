@@ -25,13 +25,15 @@ def in_publication_order(records: list[ConsumerRecord], sort: bool = False) -> l
     what a replay must apply. A partition's timestamps are not monotonic when several producers write to it (the
     three deciding services all publish a patient's recommendations to one partition; a record stamped first may be
     appended second), so a plain sort by time would reorder one patient's events. `sort`: put each partition's
-    records in offset order first (a fetch already returns them so)."""
+    records in offset order first (a fetch already returns them so). Equal timestamps of two partitions go by topic
+    and partition, in a live batch as in a replay (review RO: a batch's fetch order put a tick or an action before or
+    after a recommendation of the same millisecond, where the replay put them by topic name)."""
     parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
     for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)) if sort else records:
         parts.setdefault((r.topic, r.partition), []).append(r)
     if len(parts) < 2:
         return next(iter(parts.values()), [])
-    return list(heapq.merge(*parts.values(), key=_timestamp))
+    return list(heapq.merge(*(parts[tp] for tp in sorted(parts)), key=_timestamp))
 
 
 async def partitions(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
