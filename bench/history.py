@@ -1,6 +1,7 @@
 """Per-event cost against one patient's history length, per service (issue 25: flat cost per event, bounded state).
 
     .venv/bin/python bench/history.py [--lengths 10,100,1000,10000] [--window 50] [--repeats 5] [--seed 1]
+        [--services scoring]
 
 Pure and in process: nothing external is started. Times are CPU time of this process (`time.process_time`), so
 that the figures hold on a shared, loaded host. One patient's long history (devstack/cohort.py
@@ -67,8 +68,10 @@ class Row:
     first_store_us: float = 0.0  #: the first store after a load (every part's JSON made once), not per event
 
 
-def record(lengths: Sequence[int], window: int, seed: int, budget: float) -> tuple[Replay, dict[str, Stream]]:
-    """The recording pass: every service's stream up to max(lengths) + window events."""
+def record(
+    lengths: Sequence[int], window: int, seed: int, budget: float, only: Sequence[str] = SERVICES
+) -> tuple[Replay, dict[str, Stream]]:
+    """The recording pass: the streams of the services `only` and their upstream, to max(lengths) + window events."""
     wanted = max(lengths) + window
     streams = {name: Stream() for name in SERVICES}
     replay: Replay
@@ -84,7 +87,9 @@ def record(lengths: Sequence[int], window: int, seed: int, budget: float) -> tup
     replay = Replay(keep=False, on_apply=on_apply, store=False)  # the states are dumped where measured
     history = patient_history(seed, int(wanted / LAB_SHARE) + 500)
     t0 = time.perf_counter()
-    active = set(SERVICES)
+    active = set(only) | {up for name in only for up in UPSTREAM[name]}
+    for topic in list(replay.routes):  # a service neither measured nor upstream of one is not run
+        replay.routes[topic] = [(n, sub) for n, sub in replay.routes[topic] if n in active]
     for i, g in enumerate(history):
         replay.feed(g.topic, g.key, g.value(), g.timestamp_ms)
         done = {name for name in active if len(streams[name].records) >= wanted}
@@ -171,13 +176,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--budget", type=float, default=900, help="seconds for the recording pass")
+    parser.add_argument("--services", default=",".join(SERVICES), help="the services measured, comma-separated")
     args = parser.parse_args()
     lengths = sorted(int(x) for x in args.lengths.split(","))
+    only = [name for name in SERVICES if name in args.services.split(",")]
     print(
         f"history bench at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, patient seed {args.seed}, anchor {ANCHOR:%Y-%m-%d}"
     )
     t0 = time.perf_counter()
-    replay, streams = record(lengths, args.window, args.seed, args.budget)
+    replay, streams = record(lengths, args.window, args.seed, args.budget, only)
     # the recorded streams (every service's inputs and states) are the bench's heap, not a service's: left out of the
     # garbage collector's passes, so that a window's collections cost what the service's own objects cost
     gc.collect()
@@ -186,7 +193,7 @@ def main() -> None:
     sizes = realistic_state_sizes(args.seed)
     results: list[str] = []
     worst = 0.0
-    for name in SERVICES:
+    for name in only:
         rows = measure(replay, name, streams[name], args.window, args.repeats)
         print(f"\n{name} (window {args.window} events, best of {args.repeats}; {len(streams[name].records)} recorded)")
         print(f"  {'events':>7} {'us/event':>10} {'load us':>10} {'1st store':>10} {'state B':>10}")

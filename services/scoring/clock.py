@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from services.scoring import rules as r
-from services.scoring.state import Assessment, LabValue, Lesion, ScoringState
+from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
 
@@ -63,6 +63,8 @@ def _memo(
         if hit is not None and hit[0] is part and hit[1] == size:
             _MEMO.move_to_end(key)
             return hit[2]
+    if hit is not None and hit[1] == size and same_part(hit[0], part):  # by content (a state parsed again)
+        return hit[2]
     found = times(part, policy)
     with _LOCK:
         _MEMO[key] = (part, size, found)

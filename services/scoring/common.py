@@ -18,7 +18,7 @@ from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEv
 from contracts.hospital import ImagingFinding, RadiotherapyCourse, Surgery, SystemicDrug, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
-from services.scoring.state import LabValue, ScoringState
+from services.scoring.state import LabValue, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import in_effect_order
@@ -93,16 +93,26 @@ class FamilyMemo:
             build(fresh)
             into.add(fresh)
             return fresh
-        with self._lock:
+        with self._lock:  # the common case, at once: the same parts by object, a band already decided
             family = self._entries.get(slot)
-            if (
-                family is not None
-                and all(a is b for a, b in zip(family.parts, parts, strict=True))
-                and family.same == same
-            ):
+            if family is not None and family.same == same and _identical(family.parts, parts):
                 self._entries.move_to_end(slot)
-            else:
-                family = None
+                found = family.bands.get(_band(family.moments, reference))
+                if found is not None:
+                    into.add(found)
+                    return found
+            held = None if family is None or family.same != same else family.parts
+        # issue 25: by object, else by content (state.same_part: a state parsed again), outside the lock (a part's
+        # JSON may be made); a hit by content holds the new objects from then on
+        if held is None or not all(same_part(a, b) for a, b in zip(held, parts, strict=True)):
+            family = None
+        elif not _identical(held, parts):
+            assert family is not None
+            family.parts = parts
+        if family is not None:
+            with self._lock:
+                if self._entries.get(slot) is family:
+                    self._entries.move_to_end(slot)
         if family is None:
             family = _Family(parts, same, sorted(moments()))
             with self._lock:
@@ -110,11 +120,7 @@ class FamilyMemo:
                 self._entries.move_to_end(slot)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        band = (
-            None
-            if reference is None
-            else (bisect.bisect_left(family.moments, reference), bisect.bisect_right(family.moments, reference))
-        )
+        band = _band(family.moments, reference)
         with self._lock:
             found = family.bands.get(band)
         if found is None:
@@ -126,6 +132,20 @@ class FamilyMemo:
                     family.bands.popitem(last=False)
         into.add(found)
         return found
+
+
+def _identical(held: tuple[object, ...], parts: tuple[object, ...]) -> bool:
+    """The same parts, by object."""
+    if len(held) != len(parts):
+        return False
+    return all(a is b for a, b in zip(held, parts, strict=True))
+
+
+def _band(moments: list[datetime], reference: datetime | None) -> tuple[int, int] | None:
+    """Where the reference time falls among the moments (two times in the same band compare the same with each)."""
+    if reference is None:
+        return None
+    return bisect.bisect_left(moments, reference), bisect.bisect_right(moments, reference)
 
 
 def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime, ...]:
@@ -167,7 +187,7 @@ class Context:
             return self.s.effective_treatments()
         with _LOCK:
             hit = _EFFECTIVE.get(self.patient_id)
-        if hit is not None and hit[0] is table and hit[1] == len(table):
+        if hit is not None and hit[1] == len(table) and same_part(hit[0], table):  # by object, else by content
             return hit[2]
         found = self.s.effective_treatments()
         with _LOCK:

@@ -230,6 +230,18 @@ def _publish_scores(s: ScoringState, d: Decisions, scope: Scope, event: Message)
     return out, ids
 
 
+def slot_of(score: Score) -> str:
+    """The slot a score is kept and published under: its kind for a patient-level score (CLASS-OLIGO), else
+    `kind:lesion` (SCORE-MIRELS, SCORE-SINS). `slot_parts` is its inverse."""
+    return score.score if score.subject == "patient" else f"{score.score}:{score.subject}"
+
+
+def slot_parts(slot: str) -> tuple[str, str]:
+    """A score slot's kind and lesion ("" for a patient-level score): the inverse of `slot_of`."""
+    kind, _, lesion_id = slot.partition(":")
+    return kind, lesion_id
+
+
 def recall_published(state: ScoringState, published: list[tuple[str, bytes]]) -> ScoringState:
     """After a replay (shared/runtime/rebuild.py): each score's ID in force downstream, from the last version of it
     on the scores topic. The replay recomputes the contents, not the version chain (HAZ-22-ORDER-03): that depends
@@ -239,7 +251,7 @@ def recall_published(state: ScoringState, published: list[tuple[str, bytes]]) ->
         if topic != SCORES.name:
             continue
         score = Score.model_validate_json(value)
-        slot = score.score if score.subject == "patient" else f"{score.score}:{score.subject}"
+        slot = slot_of(score)
         version = str(score.event_id)
         last[slot] = (version, None if score.status == "withdrawn" else _content_of(score, state.scores.get(slot)))
     if not last:
@@ -278,7 +290,7 @@ def _content_of(version: Score, content: str | None) -> str | None:
 def _score_withdrawal(slot: str, prev: str, s: ScoringState, event: Message) -> Score:
     """The version of a score scoring no longer decides: same score and subject, no total, no band; its ID names its
     cause (the version it withdraws)."""
-    kind, _, lesion_id = slot.partition(":")
+    kind, lesion_id = slot_parts(slot)
     rule_ids = {"mirels": ["SCORE-MIRELS"], "sins": ["SCORE-SINS", "SINS-SURGICAL"]}.get(kind, ["CLASS-OLIGO"])
     lesion = s.lesions.get(lesion_id) if lesion_id else None
     if lesion_id and lesion is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -262,14 +263,18 @@ def treats(treatment: Treatment, f: ImagingFinding) -> bool:
 
 
 def _treated_by(
-    c: Context, f: ImagingFinding, since: Fact[Any], kinds: set[str], any_date: frozenset[str] = frozenset()
+    local: Iterable[tuple[TreatmentEvent, str]],
+    f: ImagingFinding,
+    since: Fact[Any],
+    kinds: set[str],
+    any_date: frozenset[str] = frozenset(),
 ) -> list[TreatmentEvent]:
-    """Treatments of this lesion of the given procedures/intents, given on or after the event began (those in
-    `any_date` whatever their date: a fracture fixation fixes the lesion's fracture even if imaging dated after it
-    still shows the fracture)."""
+    """Treatments of this lesion of the given procedures/intents among the `local` ones (Context.local_treatments),
+    given on or after the event began (those in `any_date` whatever their date: a fracture fixation fixes the
+    lesion's fracture even if imaging dated after it still shows the fracture)."""
     out = []
     day = local_day(since.occurred_at)
-    for e, what in c.local_treatments:
+    for e, what in local:
         tr = e.treatment
         if what in kinds and treats(tr, f) and (what in any_date or tr.on >= day):
             out.append(e)
@@ -357,7 +362,14 @@ _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thre
 _FIXING: Final = frozenset({"fracture_fixation", "prophylactic_fixation"})
 #: per patient: its lesions table (the object) and their index (one entry a patient)
 INDEXES_SIZE: Final = 4096
-_INDEXES: OrderedDict[str, tuple[dict[str, Lesion], int, _LesionIndex]] = OrderedDict()
+_INDEXES: OrderedDict[str, tuple[tuple[tuple[str, str, str, str | None], ...], _LesionIndex]] = OrderedDict()
+
+
+def _reads_deficit(lesion: Lesion) -> bool:
+    """Whether `_compression` reads the neurological deficit for this lesion: a compression shown on imaging (its
+    evidence) or an epidural extension stated (an inferred compression, RT-MSCC)."""
+    epidural = lesion.epidural_stated
+    return lesion.cord_compression is not None or (epidural is not None and bool(epidural.value))
 
 
 def decide_sres(c: Context, d: Decisions) -> None:
@@ -365,28 +377,47 @@ def decide_sres(c: Context, d: Decisions) -> None:
     on imaging makes that SRE historical instead of adding a second one."""
     policy, deficit = c.policy, c.s.assessment.neurological_deficit
     merged: set[str] = set()  # fixation surgeries of a fracture seen on imaging
+    index = _index(c)
+    local = _local_by_lesion(c, index)
     for lesion_id, lesion in c.s.lesions.items():
         if lesion.effective_status() == "suspected":
             continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
+        # issue 25: a lesion's SREs read the lesion, the local treatments of it that make them historical (by
+        # object, in order) and the deficit only when they can use it: another lesion's treatment, a drug or an
+        # assessment without a compression to read it for decides nothing here again
+        mine = local.get(lesion_id, ())
+        read = deficit if _reads_deficit(lesion) else None
 
-        def moments(x: Lesion = lesion) -> list[datetime]:
-            facts: list[Fact[Any] | None] = [deficit, x.cord_compression, x.fracture, x.fracture_seen_last]
+        def moments(x: Lesion = lesion, read: Fact[Any] | None = read) -> list[datetime]:
+            facts: list[Fact[Any] | None] = [read, x.cord_compression, x.fracture, x.fracture_seen_last]
             facts += [x.compression_seen_last, x.epidural_stated, x.compression_stated]
             window = policy.lesion_event_current
             return [m for f in facts if f is not None for m in around(f.occurred_at, policy, window)]
 
         found = SRE_MEMO.decide(
             (c.patient_id, policy, lesion_id),
-            (lesion, c.s.treatments, deficit),
+            (lesion, mine, read),
             None,
             moments,
             c.reference,
-            functools.partial(_lesion_sres, c, lesion_id, lesion),
+            functools.partial(_lesion_sres, c, lesion_id, lesion, mine),
             d,
             c.memo,
         )
         merged |= found.fixations
-    index = _index(c)
+    d.sres.update(_treatment_sres(c, index, frozenset(merged)))
+
+
+def _treatment_sres(c: Context, index: _LesionIndex, merged: frozenset[str]) -> dict[str, SkeletalEvent]:
+    """The SREs of the treatments themselves (RT for pain, orthopaedic surgery, a fracture known from its fixation
+    only), by ID; `merged`: the fixations already counted with a fracture seen on imaging. Issue 25: made again only
+    when the treatments that count, the lesions' index or `merged` change (per patient)."""
+    with _LOCK:
+        hit = _BY_TREATMENTS.get(c.patient_id) if c.memo else None
+    if hit is not None and hit.treatments is c.treatments and hit.index is index and hit.merged == merged:
+        assert hit.sres is not None
+        return hit.sres
+    out: dict[str, SkeletalEvent] = {}
     for e in c.treatments:  # an entered-in-error or corrected record is no SRE (issue 18.7)
         key, tr = str(e.event_id), e.treatment
         kind = None
@@ -402,7 +433,37 @@ def decide_sres(c: Context, d: Decisions) -> None:
             continue
         lesion_ids = _treated_lesions(tr, index)
         sre = _treatment_sre(c.patient_id, kind, e, next(iter(lesion_ids)) if len(lesion_ids) == 1 else None)
-        d.sres[str(sre.event_id)] = sre
+        out[str(sre.event_id)] = sre
+    if c.memo:
+        with _LOCK:  # an entry is never changed: a new one replaces it (the lock guards the table only)
+            entry = _BY_TREATMENTS.get(c.patient_id)
+            same = entry is not None and entry.treatments is c.treatments and entry.index is index
+            local = entry.local if same and entry is not None else None
+            _remember(_BY_TREATMENTS, c.patient_id, _Treated(c.treatments, index, local, merged, out))
+    return out
+
+
+@dataclass(frozen=True)
+class _Treated:
+    """Per patient, for the treatments that count (Context.treatments, by object) and the lesions' index (by
+    object): each lesion's local treatments that `_lesion_sres` reads, and the treatments' own SREs for `merged`."""
+
+    treatments: list[TreatmentEvent]
+    index: _LesionIndex
+    local: dict[str, tuple[tuple[TreatmentEvent, str], ...]] | None
+    merged: frozenset[str] | None = None
+    sres: dict[str, SkeletalEvent] | None = None
+
+
+_BY_TREATMENTS: OrderedDict[str, _Treated] = OrderedDict()
+
+
+def _remember(table: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Under _LOCK: `value` for `key`, the least recently used out past INDEXES_SIZE."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > INDEXES_SIZE:
+        table.popitem(last=False)
 
 
 @dataclass
@@ -416,29 +477,53 @@ class _LesionIndex:
 
 
 def _index(c: Context) -> _LesionIndex:
-    """The patient's lesions indexed once per lesions table (issue 25: a treatment's lesions are looked up, not
-    matched against every lesion)."""
+    """The patient's lesions indexed once per what it is made of (issue 25: a treatment's lesions are looked up, not
+    matched against every lesion; a finding that changes no lesion's ID, site or level keeps the index)."""
     lesions = c.s.lesions
+    key = tuple(
+        (lid, x.latest.lesion_id, x.latest.skeletal_site, x.latest.vertebral_level) for lid, x in lesions.items()
+    )
     with _LOCK:
         hit = _INDEXES.get(c.patient_id) if c.memo else None
-    if hit is not None and hit[0] is lesions and hit[1] == len(lesions):
-        return hit[2]
+    if hit is not None and hit[0] == key:
+        return hit[1]
     index = _LesionIndex({}, {}, {})
-    for lid, x in lesions.items():
-        f = x.latest
-        index.by_id.setdefault(f.lesion_id, set()).add(lid)
-        for name in (f.lesion_id, f.skeletal_site, f.skeletal_site.split("_")[0]):
+    for lid, lesion_id, site, level in key:
+        index.by_id.setdefault(lesion_id, set()).add(lid)
+        for name in (lesion_id, site, site.split("_")[0]):
             index.by_name.setdefault(name, set()).add(lid)
-        if f.vertebral_level is not None:
-            index.by_level.setdefault(f.vertebral_level, set()).add(lid)
-    if not c.memo:
-        return index
-    with _LOCK:
-        _INDEXES[c.patient_id] = (lesions, len(lesions), index)
-        _INDEXES.move_to_end(c.patient_id)
-        while len(_INDEXES) > INDEXES_SIZE:
-            _INDEXES.popitem(last=False)
+        if level is not None:
+            index.by_level.setdefault(level, set()).add(lid)
+    if c.memo:
+        with _LOCK:
+            _remember(_INDEXES, c.patient_id, (key, index))
     return index
+
+
+#: the procedures and intents of a local treatment that make a lesion's fracture or compression SRE historical
+_MAKES_HISTORICAL: Final = frozenset({*_FIXING, "decompression", "cord_compression"})
+
+
+def _local_by_lesion(c: Context, index: _LesionIndex) -> dict[str, tuple[tuple[TreatmentEvent, str], ...]]:
+    """Per lesion (by key), the local treatments of it (Context.local_treatments, in that order) of a procedure or
+    intent `_lesion_sres` reads: `treats` holds for them (`_treated_lesions`, from the index)."""
+    with _LOCK:
+        hit = _BY_TREATMENTS.get(c.patient_id) if c.memo else None
+    if hit is not None and hit.treatments is c.treatments and hit.index is index and hit.local is not None:
+        return hit.local
+    found: dict[str, list[tuple[TreatmentEvent, str]]] = {}
+    for e, what in c.local_treatments:
+        if what in _MAKES_HISTORICAL:
+            for lesion_id in _treated_lesions(e.treatment, index):
+                found.setdefault(lesion_id, []).append((e, what))
+    out = {k: tuple(v) for k, v in found.items()}
+    if c.memo:
+        with _LOCK:
+            entry = _BY_TREATMENTS.get(c.patient_id)
+            same = entry is not None and entry.treatments is c.treatments and entry.index is index
+            merged, sres = (entry.merged, entry.sres) if same and entry is not None else (None, None)
+            _remember(_BY_TREATMENTS, c.patient_id, _Treated(c.treatments, index, out, merged, sres))
+    return out
 
 
 def _treated_lesions(tr: Treatment, index: _LesionIndex) -> set[str]:
@@ -481,11 +566,14 @@ def _treatment_sre(patient_id: str, kind: str, e: TreatmentEvent, lesion_id: str
     return sre
 
 
-def _lesion_sres(c: Context, lesion_id: str, lesion: Lesion, d: Decisions) -> None:
-    """A lesion's fracture and cord compression SREs; the fixations that count its fracture in `d.fixations`."""
+def _lesion_sres(
+    c: Context, lesion_id: str, lesion: Lesion, local: Iterable[tuple[TreatmentEvent, str]], d: Decisions
+) -> None:
+    """A lesion's fracture and cord compression SREs; the fixations that count its fracture in `d.fixations`.
+    `local`: the local treatments to look among (Context.local_treatments, or those of this lesion)."""
     f = lesion.latest
     if lesion.fracture is not None and lesion.fracture_seen_last is not None:
-        fixed = _treated_by(c, f, lesion.fracture, set(_FIXING), frozenset({"fracture_fixation"}))
+        fixed = _treated_by(local, f, lesion.fracture, set(_FIXING), frozenset({"fracture_fixation"}))
         d.fixations |= {str(e.event_id) for e in fixed}
         sre = _lesion_sre(
             c,
@@ -500,7 +588,7 @@ def _lesion_sres(c: Context, lesion_id: str, lesion: Lesion, d: Decisions) -> No
     compression = _compression(c, lesion)
     if compression is not None:
         first, last, used = compression
-        treated = _treated_by(c, f, first, {"decompression", "cord_compression"})
+        treated = _treated_by(local, f, first, {"decompression", "cord_compression"})
         sre = _lesion_sre(c, "cord_compression", lesion_id, first, last, used, treated)
         d.sres[str(sre.event_id)] = sre
 
@@ -510,3 +598,4 @@ def clear() -> None:
     with _LOCK:
         _TREATMENT_SRES.clear()
         _INDEXES.clear()
+        _BY_TREATMENTS.clear()

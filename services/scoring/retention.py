@@ -55,6 +55,7 @@ from services.scoring.state import (
     merge_assessment,
     merge_finding,
     newest_held,
+    same_part,
 )
 from shared.clinical.corrections import _target as correction_target
 from shared.clinical.corrections import effective
@@ -166,7 +167,7 @@ def _table_clean(patient: str, name: str, s: ScoringState, start: datetime) -> b
     table: dict[str, Any] = getattr(s, name)
     with _LOCK:
         hit = _CLEAN.get((patient, name))
-    if hit is None or hit[0] is not table or hit[1] != len(table):
+    if hit is None or hit[1] != len(table) or not same_part(hit[0], table):  # by object, else by content
         return False
     return hit[2] <= start and (hit[3] is None or start <= hit[3])
 

@@ -160,6 +160,27 @@ STORED: Final = StoredJson(
 #: issue 25: from this many records, the decisions and derived values are remembered per patient (ScoringState.warm)
 WARM: Final = 24
 
+
+def same_part(old: object, new: object) -> bool:
+    """Issue 25: whether what was remembered for `old` (a table, a lesion, a fold, a fact, or None) holds for `new`: the
+    same object, or else the same content, compared by the stored JSON (`STORED`, which keeps it by object: the store
+    makes it anyway). A state parsed again (the runtime's parsed-state cache missed, a restart's first batch) holds
+    equal parts as new objects; what is decided from a part reads only its content. A table is a dict of models
+    never changed in place once in a state (merge and retention copy it), so its JSON, kept by object and length,
+    stays its content."""
+    if old is new:
+        return True
+    if isinstance(old, dict) and isinstance(new, dict):
+        return len(old) == len(new) and STORED._body(old) == STORED._body(new)
+    if isinstance(old, BaseModel) and isinstance(new, BaseModel):
+        return type(old) is type(new) and STORED.parts(old) == STORED.parts(new)
+    if isinstance(old, tuple) and isinstance(new, tuple):  # of parts, or of (record, str) pairs
+        return len(old) == len(new) and all(same_part(a, b) for a, b in zip(old, new, strict=True))
+    if isinstance(old, str) and isinstance(new, str):
+        return old == new
+    return False  # one None, or another kind of value: not remembered by content
+
+
 _FACT = Fact[Any]  # the parametrised class, looked up once (not on every fact)
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from contracts.clinical import Score
 from contracts.topics import (
     CLINICAL_ASSESSMENTS,
     IMAGING_FINDINGS,
@@ -22,6 +23,7 @@ from contracts.topics import (
     TREATMENT_EVENTS,
 )
 from devstack.stack import ROOT, RunningStack
+from services.scoring.domain import slot_of
 from shared.runtime import reading
 from shared.settings import Settings
 from tests.conftest import Publish, alerts, auth, consume_until, event, lab, outcomes, wait_for, wait_outcomes_above
@@ -276,6 +278,6 @@ async def _scores_on_topic(stack: RunningStack) -> dict[str, dict[str, str]]:
     records = await reading.read_range(settings, "test", await reading.end_offsets(settings, parts))
     for record in sorted(records, key=lambda x: (x.partition, x.offset)):
         doc = json.loads(record.value or b"{}")
-        slot = doc["score"] if doc["subject"] == "patient" else f"{doc['score']}:{doc['subject']}"
+        slot = slot_of(Score.model_validate(doc))
         out.setdefault(doc["patient_id"], {})[slot] = doc["event_id"]
     return out
