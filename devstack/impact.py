@@ -17,8 +17,11 @@ candidate's services, `{service: {field: value}}` or env-style names (`CALCIUM_C
 service that has that setting. The children run with an environment free of the live settings (only PATH, HOME,
 LANG): each side uses its tree's defaults; a child refuses network connections. A service whose decision code is
 byte-identical on both sides is recorded by the base and replayed by the candidate while its records are the same
-(`Tape` in impact_child.py; `--full`: off); when every service is identical and no setting changes, the candidate
-is not run. The report (devstack/impact_report.py): French text on stdout, JSON with --json.
+(devstack/replay.py `Tape`: no decoding, no transition; `--full`: off); when every service is identical and no
+setting changes, the candidate is not run. A base run on a generated cohort is kept under .run/impact-base (its
+outputs and a tape of every service), keyed on everything that decides them (`base_key`): a later candidate against
+the same base and cohort does not run it again (`--no-cache`, `--full` and `--ci` run it). The report
+(devstack/impact_report.py): French text on stdout, JSON with --json.
 """
 
 from __future__ import annotations
@@ -278,6 +281,67 @@ def identical_services(trees: dict[str, Path]) -> list[str]:
     return sorted(n for n in b if b[n] == c.get(n))
 
 
+def _child_env() -> dict[str, str]:
+    """A side's environment: none of the live settings (each side runs its tree's defaults)."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+# ---- a base kept between runs -------------------------------------------------------------------------------------
+#: the base tree's paths a kept base is keyed on: every file there (code and data: local codes, vocabularies); a base
+#: whose side ran a module of its tree from elsewhere is not kept (impact_child.py `_outside`)
+BASE_CODE: Final = ("services", "shared", "contracts", "devstack/__init__.py", "devstack/replay.py")
+#: kept bases, under the repository's run folder; the newest MAX_KEPT are kept (10 000 patients: ~1 GB of tape each)
+CACHE: Final = Path(".run") / "impact-base"
+MAX_KEPT: Final = 3
+#: every service is taped by a base that is kept: any later candidate reuses whichever of them it has identical
+ALL_TAPED: Final = ("lab-normalisation", "notification", "radiotherapy-planner", "scoring", "systemic-planner")
+
+
+def base_key(tree: Path, shards: list[Path], store: bool) -> str:
+    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE), the event stream as
+    written (the cohort's parameters, seed, sampling and generator, split into its shards), the side's script (the
+    canonical form, the tape), the interpreter, the installed packages and the side's environment."""
+    from importlib import metadata
+
+    h = hashlib.sha256(b"osteocds-impact-base 1\0")
+    h.update(_tree_digest(tree, BASE_CODE).encode())
+    h.update(CHILD.read_bytes())
+    for path in shards:
+        with path.open("rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
+    packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    env = _child_env() | {"HOME": "", "TMPDIR": "", "PATH": ""}  # where things are, not what decides
+    h.update(json.dumps([sys.version, packages, env, store, len(shards)]).encode())
+    return h.hexdigest()[:32]
+
+
+def kept_base(repo: Path, key: str) -> Path | None:
+    entry = repo / CACHE / key
+    if not (entry / "stats.json").exists():
+        return None
+    entry.touch()  # the newest used is the last evicted
+    return entry
+
+
+def keep_base(repo: Path, key: str, staged: Path, work: Path, shards: int, stats: dict[str, Any]) -> None:
+    """Keep a base that ran whole (its canonical outputs, stats and tapes, staged under the cache): renamed into
+    place at once (a run reading it sees all of it or nothing); the oldest beyond MAX_KEPT removed."""
+    for i in range(shards):
+        shutil.copy(work / f"base.{i}.jsonl", staged / f"base.{i}.jsonl")
+    (staged / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
+    try:
+        staged.rename(repo / CACHE / key)
+    except OSError:  # kept meanwhile by another run
+        shutil.rmtree(staged, ignore_errors=True)
+    entries = sorted(
+        (e for e in (repo / CACHE).iterdir() if (e / "stats.json").exists()), key=lambda e: e.stat().st_mtime
+    )
+    for old in entries[:-MAX_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def run_sides(
     trees: dict[str, Path],
     shards: list[Path],
@@ -285,32 +349,43 @@ def run_sides(
     settings: dict[str, Any],
     reuse: list[str],
     jobs: int,
+    record: list[str] | None = None,
+    tapes: Path | None = None,
 ) -> dict[str, Any]:
     """Each side's shards in their own interpreters on their own tree, `jobs` at a time; their canonical outputs in
-    `work/{side}.{i}.jsonl`. With services to `reuse`, the base's shard i records their applications (a tape) and
-    the candidate's shard i, started once it is done, replays them where the records are the same (else runs the
-    patient again with every service live); without, the two sides run side by side."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
-    env["PYTHONHASHSEED"] = "0"
+    `work/{side}.{i}.jsonl`. The base's shard i records the applications of the services in `record` (default
+    `reuse`) in a tape (`tapes/tape.{i}.pickle`, default under `work`); with services to `reuse`, the candidate's
+    shard i, started once the base's is done (or at once when no base runs: a cached base's tape), replays them where
+    the records are the same (else runs the patient again with every service live); without, the sides run side by
+    side."""
+    env = _child_env()
+    record = reuse if record is None else record
+    tapes = tapes or work
     tasks: list[tuple[str, int, list[str]]] = []
     for i, stream in enumerate(shards):
         for side, tree in trees.items():
             options: dict[str, Any] = {}
             if side == "candidate" and settings:
                 options["settings"] = settings
-            if reuse:
+            if side == "base":
+                options["base_code"] = list(BASE_CODE)
+            if side == "base" and record:
+                options["taped"] = record
+                options["record"] = str(tapes / f"tape.{i}.pickle")
+            elif side == "candidate" and reuse:
                 options["taped"] = reuse
-                options["record" if side == "base" else "replay"] = str(work / f"tape.{i}.pickle")
+                options["replay"] = str(tapes / f"tape.{i}.pickle")
             out = work / f"{side}.{i}.jsonl"
             args = [sys.executable, str(CHILD), str(tree), str(stream), str(out), json.dumps(options)]
             tasks.append((side, i, args))
-    if reuse:  # every base shard before the candidate's (each candidate shard needs its base's tape)
+    wait = bool(reuse) and "base" in trees
+    if wait:  # every base shard before the candidate's (each candidate shard needs its base's tape)
         tasks.sort(key=lambda t: t[0] != "base")
     running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
     done: set[tuple[str, int]] = set()
     errors: dict[str, str] = {}
     while (tasks or running) and not errors:
-        ready = [t for t in tasks if not reuse or t[0] == "base" or ("base", t[1]) in done]
+        ready = [t for t in tasks if not wait or t[0] == "base" or ("base", t[1]) in done]
         while ready and len(running) < jobs:
             side, i, args = ready.pop(0)
             tasks.remove((side, i, args))
@@ -344,6 +419,7 @@ def run_sides(
             "start_s": max(x["start_s"] for x in parts),
             "reruns": sum(x.get("reruns", 0) for x in parts),
             "taped": parts[0].get("taped", []),
+            "outside": sorted({m for x in parts for m in x.get("outside", [])}),
             "cpu_by_service": {
                 n: round(sum(x["cpu_by_service"].get(n, 0.0) for x in parts), 2) for n in parts[0]["cpu_by_service"]
             },
@@ -370,6 +446,7 @@ def impact(
     sample: int = 1,
     jobs: int = 0,
     full: bool = False,
+    cache: bool = True,
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
     """Run both sides and diff them: (the JSON report, the French text, each side's hazard log). `jobs`: processes
     at once (0: one per core); `full`: both sides run every service for every patient (no reuse of identical
@@ -391,6 +468,7 @@ def impact(
             work,
             jobs or os.cpu_count() or 2,
             full,
+            cache,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -410,6 +488,7 @@ def _impact(
     work: Path,
     jobs: int,
     full: bool,
+    cache: bool,
 ) -> tuple[dict[str, Any], str, dict[str, str]]:
     t0 = time.monotonic()
     timing: dict[str, float] = {}
@@ -418,8 +497,11 @@ def _impact(
     everything = bool(same) and set(same) >= set(decision_digests(trees["base"])) and not settings
     timing["trees_s"] = time.monotonic() - t0
     stream = work / "stream.pickle"
-    # without reuse the two sides run side by side: `jobs` shards in all; with it, each side's shards in turn
-    n = jobs if same and not everything else max(1, jobs // 2)
+    # a base kept between runs: a generated cohort only (never a copy of the topics' history: patients' data)
+    keep = cache and not full and not from_topics
+    # side by side without reuse: `jobs` shards in all; with it (or a base kept: the shards are part of its key),
+    # each side's shards in turn
+    n = jobs if same or everything or keep else max(1, jobs // 2)
     source = (
         write_topics(stream, store, shards=n)
         if from_topics
@@ -427,13 +509,38 @@ def _impact(
     )
     shards: list[Path] = source["shards"]
     timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
+    key = base_key(trees["base"], shards, store) if keep else ""
+    kept = kept_base(repo, key) if keep else None
+    staged = None
+    try:
+        if kept is not None:  # the base's outputs and tapes as an earlier run left them: the base is not run
+            for i in range(len(shards)):
+                shutil.copy(kept / f"base.{i}.jsonl", work / f"base.{i}.jsonl")
+            was = json.loads((kept / "stats.json").read_text(encoding="utf-8"))
+            stats = (
+                {}
+                if everything
+                else run_sides({"candidate": trees["candidate"]}, shards, work, settings, same, jobs, tapes=kept)
+            )
+            stats["base"] = was | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "kept_cpu_s": was["cpu_s"]}
+        else:
+            if keep:
+                staged = repo / CACHE / f".{key}.{os.getpid()}"
+                staged.mkdir(parents=True, exist_ok=True)
+            record = list(ALL_TAPED) if keep and not store else same
+            if everything:
+                stats = run_sides({"base": trees["base"]}, shards, work, {}, [], jobs, record, staged)
+            else:
+                stats = run_sides(trees, shards, work, settings, same, jobs, record, staged)
+            if staged is not None and not stats["base"]["outside"]:
+                keep_base(repo, key, staged, work, len(shards), stats["base"])
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
     if everything:  # the same decision code for every service and no setting: the same outputs, the base's
-        stats = run_sides({"base": trees["base"]}, shards, work, {}, [], jobs)
         for i in range(len(shards)):
             shutil.copy(work / f"base.{i}.jsonl", work / f"candidate.{i}.jsonl")
         stats["candidate"] = stats["base"] | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "cpu_by_service": {}}
-    else:
-        stats = run_sides(trees, shards, work, settings, same, jobs)
     timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
     report = impact_report.diff(read_sides(work, "base", len(shards)), read_sides(work, "candidate", len(shards)))
     timing["diff_s"] = time.monotonic() - t0 - sum(timing.values())
@@ -452,6 +559,7 @@ def _impact(
             "services": same if everything else stats["candidate"].get("taped", []),
             "candidate_run": not everything,
             "patients_run_again": stats["candidate"].get("reruns", 0),
+            "base_kept": kept is not None,
         },
         "timing": {k: round(v, 2) for k, v in timing.items()}
         | {f"{s}_{k}": stats[s][k] for s in stats for k in ("wall_s", "start_s")}
@@ -539,6 +647,7 @@ def ci(args: argparse.Namespace, repo: Path) -> int:
         seed=args.seed,
         jobs=args.jobs,
         full=args.full,
+        cache=False,  # the gate replays its base every time (a fresh CI machine has none kept anyway)
     )
     print(text, end="")
     if args.json:
@@ -575,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--full", action="store_true", help="run every service on both sides (no reuse of identical decision code)"
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the base even when an earlier run against the same base, cohort and settings kept it (.run/)",
+    )
     p.add_argument("--json", help="write the JSON report to this file")
     p.add_argument("--repo", default=str(ROOT), help=argparse.SUPPRESS)
     p.add_argument(
@@ -600,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         sample=args.sample,
         jobs=args.jobs,
         full=args.full,
+        cache=not args.no_cache,
     )
     print(text, end="")
     if args.json:

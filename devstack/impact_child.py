@@ -213,128 +213,10 @@ def _streams(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, list[tuple
     return header, rest()
 
 
-def _digest(record: Any) -> bytes:
-    """What decides a record's decoding and its transition besides the state: topic, key, value and time (the clock
-    of the services that read one is the record's time)."""
-    h = hashlib.sha1(record.topic.encode())
-    h.update(b"\0" + (record.key or b"") + b"\0" + str(record.timestamp).encode() + b"\0")
-    h.update(record.value or b"")
-    return h.digest()
-
-
-class Tape:
-    """Reuse of a service whose decision code is byte-identical on both sides (issue 21, speed): the base records,
-    per patient and per application of the service, the digest of the record it applied, its outputs, its failure
-    and its next deadline; the candidate replays them instead of running the transition, as long as the records are
-    the same (same code + same inputs, one by one, give the same outputs). A patient whose records to a taped
-    service differ anywhere (a changed service upstream decided otherwise) is run again with every service live."""
-
-    def __init__(self, mode: str, names: set[str]) -> None:
-        self.mode, self.names = mode, names
-        self.pending: dict[str, bytes] = {}
-        self.current: dict[str, Any] = {}  #: record: name -> entries; replay: name -> deque of entries
-        self.due: dict[str, Any] = {}
-        self.diverged = False
-        self._memo: dict[int, Any] = {}
-
-    def wrap(self, services: dict[str, Any]) -> None:
-        """The taped services' decoders, transitions and deadlines wrapped (before the Replay reads them)."""
-        import dataclasses
-
-        from shared.runtime import kafka
-
-        original = kafka.Outgoing.of.__func__  # type: ignore[attr-defined]
-        memo, outgoing = self._memo, kafka.Outgoing
-
-        def of(cls: type, message: Any) -> Any:
-            if isinstance(message, outgoing):
-                return message  # a taped output, already encoded
-            hit = memo.pop(id(message), None)  # (the message, its encoding): the message kept alive, its id unique
-            return hit[1] if hit is not None and hit[0] is message else original(cls, message)
-
-        kafka.Outgoing.of = classmethod(of)  # type: ignore[method-assign, assignment]
-        for name in self.names & set(services):
-            service = services[name]
-            for topic, sub in list(service.subscriptions.items()):
-                assert sub.aggregate is not None
-                model, transition = sub.aggregate
-                service.subscriptions[topic] = dataclasses.replace(
-                    sub, decode=self._decode(name, sub.decode), aggregate=(model, self._transition(name, transition))
-                )
-            if service.due is not None:
-                service.due = self._due(name, service.due)
-
-    def _decode(self, name: str, decode: Any) -> Any:
-        def wrapped(record: Any) -> Any:
-            self.pending[name] = _digest(record)
-            return decode(record)
-
-        return wrapped
-
-    def _transition(self, name: str, transition: Any) -> Any:
-        from shared.errors import Rejected
-        from shared.runtime.kafka import Outgoing
-
-        def record(state: Any, message: Any) -> Any:
-            entry: list[Any] = [self.pending.get(name), [], None, None]
-            self.current.setdefault(name, []).append(entry)
-            self._memo.clear()
-            try:
-                new, produced = transition(state, message)
-            except Exception as exc:
-                entry[2] = (isinstance(exc, Rejected), type(exc).__name__, str(exc))
-                raise
-            produced = list(produced)
-            for o in produced:
-                out = Outgoing.of(o)
-                self._memo[id(o)] = (o, out)
-                entry[1].append((out.topic, out.key, out.value, out.schema_id))
-            return new, produced
-
-        def replay(state: Any, message: Any) -> Any:
-            queue = self.current.get(name)
-            if self.diverged or not queue or queue[0][0] != self.pending.get(name):
-                self.diverged, self.due[name] = True, None
-                return state, []
-            _, outs, failure, due = queue.popleft()
-            self.due[name] = due
-            if failure is not None:
-                rejected, kind, text = failure
-                raise Rejected(text) if rejected else type(kind, (Exception,), {})(text)
-            return state, [Outgoing(*o) for o in outs]
-
-        return record if self.mode == "record" else replay
-
-    def _due(self, name: str, due: Any) -> Any:
-        def record(state: Any) -> Any:
-            at = due(state)
-            entries = self.current.get(name)
-            if entries:
-                entries[-1][3] = at
-            return at
-
-        def replay(state: Any) -> Any:
-            return self.due.get(name)
-
-        return record if self.mode == "record" else replay
-
-    def start(self, entries: dict[str, list[Any]] | None = None) -> None:
-        """A new patient: recording starts empty; replaying takes the base's entries for this patient."""
-        from collections import deque
-
-        self.pending.clear()
-        self.due.clear()
-        self.diverged = False
-        self.current = {} if entries is None else {n: deque(e) for n, e in entries.items() if n in self.names}
-
-    def consumed(self) -> bool:
-        """Every taped application replayed, for the same records, and nothing else asked of the tape."""
-        return not self.diverged and not any(self.current.get(n) for n in self.names)
-
-
 def main(argv: list[str]) -> int:
     """TREE STREAM OUT [OPTIONS_JSON]: options `settings` (the candidate's overrides), `record` (write a tape of the
-    `taped` services here) or `replay` (read the base's tape from here; the `taped` services without overrides)."""
+    `taped` services here) or `replay` (read the base's tape from here; the `taped` services without overrides).
+    The tape is devstack/replay.py's `Tape` (issue 21, speed); a tree whose replay has none runs every service."""
     tree, stream, out = Path(argv[0]).resolve(), Path(argv[1]), Path(argv[2])
     options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
     _isolate(tree)
@@ -351,18 +233,16 @@ def main(argv: list[str]) -> int:
     settings = _settings(options.get("settings") or {})
     taped = set(options.get("taped") or ()) - set(settings)
     mode = "record" if options.get("record") else "replay" if options.get("replay") else ""
-    tape = Tape(mode, taped) if mode and taped else None
+    tape = replay.Tape(taped, mode == "record") if mode and taped and hasattr(replay, "Tape") else None
     built = replay.build_services(settings)
-    if tape is not None:
-        tape.wrap(built)
     header, patients = _streams(stream)
     until = datetime.fromtimestamp(header["until_ms"] / 1000, UTC)
-    r = replay.Replay(built, store=bool(header.get("store")), profile=True)
-    live = (
-        replay.Replay(replay.build_services(settings), store=bool(header.get("store")), profile=True)
-        if (tape is not None and mode == "replay")
-        else None
-    )
+    store = bool(header.get("store"))
+    extra: dict[str, Any] = {"tape": tape} if tape else {}  # a tree whose replay has no Tape: not given
+    r = replay.Replay(built, store=store, profile=True, **extra)
+    live = None
+    if tape is not None and mode == "replay":  # a patient whose records differ: every service live
+        live = replay.Replay(replay.build_services(settings), store=store, profile=True)
     start = time.monotonic() - t0  # the tree's imports (compiled on first use) and the services built
 
     class _Rec:
@@ -383,18 +263,17 @@ def main(argv: list[str]) -> int:
             stream_ = [_Rec(*x) for x in recs]
             if tape is not None and tape_in is not None:
                 taped_patient, blob = pickle.load(tape_in)
-                entries = pickle.loads(zlib.decompress(blob))
                 if taped_patient != patient:
                     raise SystemExit(f"impact: the base's tape is for {taped_patient}, not {patient}")
-                tape.start(entries)
+                tape.start(pickle.loads(zlib.decompress(blob)))
             elif tape is not None:
                 tape.start()
             before = sum(r.inputs.values())
             (run,) = replay.replay_patients([(patient, stream_)], r, until)
             done = sum(r.inputs.values()) - before
             if tape is not None and tape_out is not None:
-                # compressed: a patient's taped outputs are ~1 MB of JSON (10 000 patients: ~10 GB, ~1 GB so)
-                blob = zlib.compress(pickle.dumps(tape.current, protocol=pickle.HIGHEST_PROTOCOL), 1)
+                # compressed (level 6: ~1.2 MB of JSON per patient to ~0.1 MB, ~8 ms)
+                blob = zlib.compress(pickle.dumps(tape.entries, protocol=pickle.HIGHEST_PROTOCOL), 6)
                 pickle.dump((patient, blob), tape_out, protocol=pickle.HIGHEST_PROTOCOL)
             if tape is not None and live is not None and not tape.consumed():
                 reruns += 1  # its records to a taped service differ: every service live for this patient
@@ -419,9 +298,29 @@ def main(argv: list[str]) -> int:
         "taped": sorted(taped) if tape is not None else [],
         "reruns": reruns,
         "cpu_by_service": {name: round(v, 2) for name, v in cost.items()},
+        "outside": _outside(tree, options.get("base_code") or []),
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0
+
+
+def _outside(tree: Path, code: list[str]) -> list[str]:
+    """The tree's modules this side ran from outside `code` (the paths a cached base is keyed on, devstack/impact.py
+    BASE_CODE; installed packages and this script aside): a base that ran one is not cached."""
+    if not code:
+        return []
+    found, prefix = set(), Path(sys.prefix).resolve()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or "site-packages" in path:
+            continue
+        where = Path(path).resolve()
+        if tree not in where.parents or where == Path(__file__).resolve() or prefix in where.parents:
+            continue
+        rel = where.relative_to(tree).as_posix()
+        if not any(rel == c or rel.startswith(c + "/") for c in code):
+            found.add(rel)
+    return sorted(found)
 
 
 def _settings(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -384,6 +384,11 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
                 f"les patients dont leurs entrées sont identiques ({reused.get('patients_run_again', 0)} patients "
                 "rejoués entièrement)."
             )
+    if reused.get("base_kept"):
+        lines.append(
+            "Base reprise d'une exécution précédente (même code de la base, même cohorte, mêmes paquets) : elle "
+            "n'est pas rejouée (--no-cache pour la rejouer)."
+        )
     crit = report["critical_lost"]
     if crit:
         what = {

@@ -30,10 +30,16 @@ JSON (the runtime's cost per batch, here per event; `store=False` skips it: the 
 keeps the JSON and reads it back before each event, as the runtime does between batches (slower; a state whose JSON
 does not read back the same would show there). `forget(patient)` drops a patient's states once their stream is
 done (a cohort replayed patient by patient needs one patient's states at a time: every state is per patient).
+
+Tape (issue 21's impact replay, speed): `Replay(tape=Tape(names, recording=True))` records each application of those
+services (the record's digest and what it did: `Take`); a replay given the tape with `recording=False` (a candidate
+whose code for them is byte-identical) takes the taped outcome of a record with the same digest instead of decoding
+and applying it, and says when the records differ (`Tape.diverged`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import importlib
 import math
@@ -108,6 +114,61 @@ class _Event:
     apply: Any
 
 
+#: What applying one record to one service did (`Replay._take`), a plain tuple so that a tape pickles small:
+#: (patient, dead-letter error (type, reason) or None, partial rejections or None, duplicate, transition run,
+#: its next deadline, its outputs as (topic, key, value, schema_id))
+Take = tuple[
+    str, tuple[str, str] | None, str | None, bool, bool, datetime | None, tuple[tuple[str, str, str, str], ...]
+]
+
+
+def record_digest(record: Record) -> bytes:
+    """What decides a record's decoding and its application besides the state: topic, key, value and time (the clock
+    of the services that read one is the record's time)."""
+    h = hashlib.sha1(record.topic.encode())
+    h.update(b"\0" + (record.key or b"") + b"\0" + str(record.timestamp).encode() + b"\0")
+    h.update(record.value or b"")
+    return h.digest()
+
+
+class Tape:
+    """Issue 21 (speed): the applications of the services in `names`, per patient. Recording (the base): each
+    application's record digest and `Take` (what decoding, the checks, idempotency and the transition did).
+    Replaying (a candidate whose code for these services is byte-identical): a record whose digest is the next one
+    taped for that service takes the taped `Take` without decoding or running anything (same code, same records one
+    by one, same outcome); the first record that differs sets `diverged` and the tape gives nothing more (the
+    caller runs that patient again with every service live). `start(entries)` begins a patient."""
+
+    def __init__(self, names: Iterable[str], recording: bool) -> None:
+        self.names = frozenset(names)
+        self.recording = recording
+        self.entries: dict[str, list[tuple[bytes, Take]]] = {}
+        self._next: dict[str, int] = {}
+        self.diverged = False
+
+    def start(self, entries: Mapping[str, list[tuple[bytes, Take]]] | None = None) -> None:
+        self.entries = {} if entries is None else {n: e for n, e in entries.items() if n in self.names}
+        self._next = dict.fromkeys(self.entries, 0)
+        self.diverged = False
+
+    def add(self, name: str, digest: bytes, take: Take) -> None:
+        self.entries.setdefault(name, []).append((digest, take))
+
+    def take(self, name: str, digest: bytes) -> Take | None:
+        if self.diverged:
+            return None
+        entries, i = self.entries.get(name, ()), self._next.get(name, 0)
+        if i >= len(entries) or entries[i][0] != digest:
+            self.diverged = True
+            return None
+        self._next[name] = i + 1
+        return entries[i][1]
+
+    def consumed(self) -> bool:
+        """Every taped application replayed, for the same records, and nothing else asked of the tape."""
+        return not self.diverged and all(self._next.get(n, 0) == len(e) for n, e in self.entries.items())
+
+
 def build_services(
     settings: Mapping[str, Mapping[str, Any]] | None = None, names: Iterable[str] = SERVICES
 ) -> dict[str, Service]:
@@ -138,8 +199,11 @@ class Replay:
         keep: bool = True,
         on_apply: Callable[[str, str, Record, BaseModel], None] | None = None,
         profile: bool = False,
+        tape: Tape | None = None,
     ) -> None:
         self.services = dict(services) if services is not None else build_services()
+        #: issue 21: the services in `tape.names` are recorded or replayed from a tape (see `Tape`)
+        self.tape = tape
         #: the time the services decide at (clock="record": the record being applied)
         self.now = datetime.fromtimestamp(0, UTC)
         self.clock_mode = clock
@@ -306,6 +370,19 @@ class Replay:
         return applied
 
     def _applied(self, name: str, sub: Subscription, record: Record) -> Applied | None:
+        tape = self.tape
+        if tape is None or name not in tape.names:
+            return self._effect(name, record, self._take(name, sub, record))
+        digest = record_digest(record)
+        if tape.recording:
+            take = self._take(name, sub, record)
+            tape.add(name, digest, take)
+            return self._effect(name, record, take)
+        taken = tape.take(name, digest)  # the base's application of the same record: no decoding, no transition
+        return None if taken is None else self._effect(name, record, taken)
+
+    def _take(self, name: str, sub: Subscription, record: Record) -> Take:
+        """Apply one record to `name` (decode, checks, idempotency, transition): what it did, as a `Take`."""
         service = self.services[name]
         settings = service.settings
         error = None
@@ -328,18 +405,15 @@ class Replay:
             except Exception as exc:  # as the runtime: a decoder's bug dead-letters the record
                 error = (type(exc).__name__, "cannot decode: unexpected error in the decoder")
         if error is not None:
-            return self._dead(name, record, error)
-        seen = self.seen[(name, message.patient_id)]
+            return ("", error, None, False, False, None, ())
+        patient = message.patient_id
+        seen = self.seen[(name, patient)]
         if key in seen:
-            self.duplicates[name] += 1
-            return None
+            return (patient, None, None, True, False, None, ())
         seen.add(key)
         partial = getattr(message, "__dict__", {}).get("rejections")
-        if partial:
-            self._dead(name, record, ("PartiallyRejected", "; ".join(partial)))
         assert sub.aggregate is not None
         model, transition = sub.aggregate
-        patient = message.patient_id
         slot = (name, patient)
         held = self.states.get(slot)
         state = model() if held is None else model.model_validate_json(held) if isinstance(held, bytes) else held
@@ -358,15 +432,33 @@ class Replay:
             except Exception as exc:
                 new, outputs, failure = state, [], exc
             self.states[slot] = new
-        self.inputs[name] += 1
-        if service.due is not None:
-            self._schedule(name, patient, service.due(new))
+        due = service.due(new) if service.due is not None else None
         if failure is not None:
             kind = "Rejected" if isinstance(failure, Rejected) else type(failure).__name__
-            return self._dead(name, record, (kind, str(failure)[:500]))
-        for out in outputs:
+            error = (kind, str(failure)[:500])
+            outputs = []
+        rejected = "; ".join(partial) if partial else None
+        taped = tuple((o.topic, o.key, o.value, o.schema_id) for o in outputs)
+        return (patient, error, rejected, False, True, due, taped)
+
+    def _effect(self, name: str, record: Record, take: Take) -> Applied | None:
+        """What the replay counts, schedules and passes on for one application (live or taped)."""
+        patient, error, rejected, duplicate, ran, due, outputs = take
+        if duplicate:
+            self.duplicates[name] += 1
+            return None
+        if rejected is not None:
+            self._dead(name, record, ("PartiallyRejected", rejected))
+        if ran:
+            self.inputs[name] += 1
+            if self.services[name].due is not None:
+                self._schedule(name, patient, due)
+        if error is not None:
+            return self._dead(name, record, error)
+        outs = [Outgoing(*o) for o in outputs]
+        for out in outs:
             self.produced[(name, out.topic)] += 1
-        return Applied(name, record, list(outputs))
+        return Applied(name, record, outs)
 
     def _schedule(self, name: str, patient: str, due: datetime | None) -> None:
         slot = (name, patient)

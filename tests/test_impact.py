@@ -475,3 +475,40 @@ def test_a_critical_alert_raised_later_or_withdrawn_sooner_is_a_critical_loss() 
     assert [x["loss"] for x in impact_report.diff(side(base), side(ended))["critical_lost"]] == ["shortened"]
     longer = impact_report.diff(side(shorter), side(ended))
     assert longer["critical_lost"] == [] and set(longer["rules"]["LAB-CA-CRISIS"]) == {"critical_time"}
+
+
+def test_a_kept_base_gives_the_report_of_a_base_run_again(repo: Path) -> None:
+    """Speed: the base of a run is kept under the repository's run folder (.run/impact-base), keyed on everything that
+    decides its outputs; a later candidate against the same base and cohort takes it instead of running the base, and
+    reports what a run of both sides reports. Another cohort, or a base whose code changed, is not taken from it."""
+    rules = repo / RULES
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
+    expected = crossing(Cohort(1, 13, 1), 3.5, 3.96)
+    assert expected
+    keys = ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules")
+
+    def run(**kw: Any) -> dict[str, Any]:
+        return impact.impact("HEAD", impact.WORKTREE, repo=repo, **({"patients": 13, "years": 1} | kw))[0]
+
+    first = run()
+    assert not first["reused"]["base_kept"] and first["cpu_s"]["base"] > 0
+    assert set(first["changed_patients"]) == expected
+    assert len(list((repo / impact.CACHE).iterdir())) == 1
+    kept = run()
+    assert kept["reused"]["base_kept"] and kept["cpu_s"]["base"] == 0
+    assert kept["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
+    fresh = run(cache=False)
+    assert not fresh["reused"]["base_kept"]
+    for key in keys:
+        assert kept[key] == first[key] == fresh[key], key
+    # another cohort (its size, then its seed): another base
+    assert not run(patients=3)["reused"]["base_kept"]
+    assert run(patients=3)["reused"]["base_kept"]
+    assert not run(patients=3, seed=2)["reused"]["base_kept"]
+    # the base's decision code changed (a comment in the shared runtime): not the kept base
+    limits = repo / "shared" / "runtime" / "limits.py"
+    limits.write_text(limits.read_text() + "\n# a change\n")
+    _git(repo, "commit", "-qm", "runtime", "--", "shared/runtime/limits.py")
+    changed = run()
+    assert not changed["reused"]["base_kept"]
+    assert changed["changed_patients"] == first["changed_patients"]
