@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Final, Generic, Literal, TypeVar
+from datetime import date, datetime, timedelta, tzinfo
+from itertools import compress, groupby
+from operator import attrgetter, itemgetter, methodcaller
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import TzInfo
 
 from contracts.base import derived_id
 from contracts.clinical import Analyte, NormalisedLab, SourceRef
@@ -27,9 +32,9 @@ from services.lab_normalisation.rules import (
     flip,
     vitamin_d_bounded_class,
 )
+from services.lab_normalisation.stored import LabStoredJson
 from services.lab_normalisation.units import value_in
 from shared.errors import Rejected
-from shared.runtime.parts_json import StoredJson
 
 SERVICE = "lab-normalisation"
 T = TypeVar("T", date, str, float)
@@ -54,14 +59,33 @@ class LabConfig:
     weight_max_age: timedelta = timedelta(days=30)
 
 
+#: issue 25: the one tzinfo object of each fixed offset pydantic parsed (a handful: the senders' UTC offsets)
+_ZONES: dict[tzinfo, tzinfo] = {}
+
+
+def _shared_zone(at: datetime) -> datetime:
+    """Issue 25: a stored result's time with the one tzinfo object of its offset, so that comparing two of them (every
+    pairing window and retention cutoff does) is not two `utcoffset()` calls into pydantic's tzinfo (~1 us each pair,
+    the bulk of a delivery's cost). The same offset, class and instant: the same JSON, order and arithmetic. Only
+    pydantic's fixed offsets (`TzInfo`): a named zone shared by two times would compare them by wall clock."""
+    zone = at.tzinfo
+    if type(zone) is not TzInfo:
+        return at
+    shared = _ZONES.setdefault(zone, zone)  # TzInfo equality and hash: its offset
+    return at if shared is zone else at.astimezone(shared)
+
+
+SharedZone = Annotated[datetime, AfterValidator(_shared_zone)]
+
+
 class StoredResult(BaseModel):
     result_id: str
     event_id: uuid.UUID
     analyte: Analyte
     value: float | None
     unit: str
-    occurred_at: datetime
-    recorded_at: datetime
+    occurred_at: SharedZone
+    recorded_at: SharedZone
     status: Status
     comparator: Comparator | None = None
     precision: TimePrecision = "time"
@@ -91,7 +115,7 @@ class Fact(BaseModel, Generic[T]):
 
 
 #: issue 25: the results written from each one's JSON (a result is replaced, never changed in place once stored)
-STORED: Final = StoredJson(("results",), fields=("dropped", "revised"))
+STORED: Final = LabStoredJson(("results",), fields=("dropped", "revised"))
 
 
 class LabState(BaseModel):
@@ -160,7 +184,7 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
         _apply_patient(s, record)
     calcium_draws: set[str] = set()  # calcium result_ids whose corrected value may have changed
     # the horizon of the last retention (HAZ-25-LAB-02): the newest draw held was kept (its analyte's newest)
-    horizon = max((r.occurred_at for r in state.results.values()), default=None)
+    horizon = max(map(_AT, state.results.values()), default=None)
     unplaced: list[str] = []  # review RL (HAZ-25-LAB-02): results the evicted stamps' watermark cannot place
     for lab in batch.labs:
         try:
@@ -188,21 +212,102 @@ def apply_ingested(state: LabState, batch: Ingested, cfg: LabConfig) -> tuple[La
     # LAB-CORRECTION: a value derived again is learnt with this delivery: never recorded before it (a withdrawal
     # that returns a derived value to an earlier state is a newer fact than the value it replaces)
     since = max([x.result.recorded_at for x in batch.labs] + [p.recorded_at for p in batch.patients], default=None)
+    held = _Held(s.results)  # no result changes from here until retention has read them (issue 25)
     if calcium_draws:
-        out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window, since)
+        out += _recompute_corrected_calcium(s, batch.patient_id, calcium_draws, cfg.ca_albumin_window, since, held)
     if batch.patients or any(x.analyte == "body_weight" for x in batch.labs):
-        out += _recompute_clearance(s, batch.patient_id, cfg, since)
+        out += _recompute_clearance(s, batch.patient_id, cfg, since, held=held)
     elif creatinines := {x.result.result_id for x in batch.labs if x.analyte == "creatinine"}:
-        out += _recompute_clearance(s, batch.patient_id, cfg, since, creatinines)
-    _prune(s, cfg)
+        out += _recompute_clearance(s, batch.patient_id, cfg, since, creatinines, held)
+    _prune(s, cfg, held)
     return s, out
+
+
+class _Held:
+    """Issue 25: the results held, by analyte in the table's order, made once per delivery after its results are
+    applied; its derivations and retention read it, and change no result before their last read. Each analyte's
+    results in force are put in `_active`'s order once, and its results in draw order once."""
+
+    __slots__ = ("_active", "_drawn", "by")
+
+    def __init__(self, results: dict[str, StoredResult]) -> None:
+        # grouped in C: a stable sort by analyte keeps the table's order within each analyte
+        self.by: dict[str, list[StoredResult]] = {
+            analyte: list(group) for analyte, group in groupby(sorted(results.values(), key=_ANALYTE), _ANALYTE)
+        }
+        self._active: dict[str, list[tuple[datetime, StoredResult]]] = {}
+        self._drawn: dict[str, list[StoredResult]] = {}
+
+    def of(self, analyte: str) -> list[StoredResult]:
+        return self.by.get(analyte, [])
+
+    def active(self, analyte: Analyte) -> list[tuple[datetime, StoredResult]]:
+        """`_active(s, analyte)`, as a new list (its callers sort theirs)."""
+        hit = self._active.get(analyte)
+        if hit is None:
+            hit = self._active[analyte] = _in_force(self.of(analyte), analyte)
+        return list(hit)
+
+    def drawn_near(self, analyte: str, at: datetime, reach: timedelta) -> list[StoredResult]:
+        """The results of `analyte` (withdrawn too) that may be drawn within `reach` of `at`, in draw order: every one
+        that is, and a few beyond (`_near_slice`); the caller tests each."""
+        hit = self._drawn.get(analyte)
+        if hit is None:
+            hit = self._drawn[analyte] = sorted(self.of(analyte), key=_AT)
+        return hit[_near_slice(hit, at, reach, _AT)]
+
+
+def _near_slice(ordered: Sequence[Any], at: datetime, reach: timedelta, key: Callable[[Any], datetime]) -> slice:
+    """Issue 25: the part of a list in draw order (`key`) that holds every item drawn within `reach` of `at`, found by
+    bisection rather than by testing each (the pairing windows of LAB-CA-CORR, L316, and the retention of their
+    partners). Widened by a day: two times in one named zone (an HL7 time without an offset) compare by wall clock, a
+    DST change apart from the instant order by an hour at most, so the slice is a superset and the caller's own test
+    decides, as before."""
+    margin = reach + _DAY
+    return slice(bisect_left(ordered, at - margin, key=key), bisect_right(ordered, at + margin, key=key))
 
 
 def _newest_first(r: StoredResult) -> tuple[datetime, datetime, str]:
     return r.occurred_at, r.recorded_at, r.result_id
 
 
-def _prune(s: LabState, cfg: LabConfig) -> None:
+#: issue 25: a result's draw time and analyte, a stamp's draw time, read in C over a whole table
+_AT: Final = attrgetter("occurred_at")
+_ANALYTE: Final = attrgetter("analyte")
+_RID: Final = attrgetter("result_id")
+_DRAWN: Final = itemgetter(0)
+_FIRST_OF: Final = itemgetter(0)
+#: a derived value's key ("corrected:<result_id>", "crcl:<result_id>"): the result it is derived from
+_PARTITION: Final = methodcaller("partition", ":")
+_DERIVED_FROM: Final = itemgetter(2)
+
+
+def _kept(s: LabState, cutoff: datetime, per_analyte: int, held: _Held) -> tuple[set[str], list[StoredResult]]:
+    """The results `_prune` keeps (each analyte's newest `per_analyte` within `retention`, or its newest), and the
+    others (in the table's order)."""
+    values = s.results.values()
+    if max(map(len, held.by.values())) <= per_analyte:
+        # issue 25 (the usual case: one result ages out): every result within `retention` is kept (none above its
+        # analyte's cap), and an analyte's newest where none of it is within (read in C over the table)
+        old = list(compress(values, map(cutoff.__gt__, map(_AT, values))))
+        alive = set(map(_ANALYTE, compress(values, map(cutoff.__le__, map(_AT, values)))))
+        keep = set(s.results).difference(map(_RID, old))
+        for analyte in {r.analyte for r in old} - alive:
+            keep.add(max(held.of(analyte), key=_newest_first).result_id)
+        return keep, [r for r in old if r.result_id not in keep]
+    keep = set()
+    for results in held.by.values():
+        # the newest `per_analyte` within `retention` (issue 25: sorted only when there are more)
+        recent = [r for r in results if r.occurred_at >= cutoff]
+        if len(recent) > per_analyte:
+            recent = heapq.nlargest(per_analyte, recent, key=_newest_first)
+        if not recent:  # else the analyte's newest (the newest clinical time) is among them
+            recent = [max(results, key=_newest_first)]  # each analyte's newest, however old
+        keep.update(r.result_id for r in recent)
+    return keep, [r for rid, r in s.results.items() if rid not in keep]
+
+
+def _prune(s: LabState, cfg: LabConfig, held: _Held | None = None) -> None:
     """Bound the aggregate (issue 25, README "Retention: lab-normalisation"): keep each analyte's newest result,
     and its newest `per_analyte` results within `retention` of the patient's newest result. A result dropped within
     `retention` leaves a stamp of its newest version (the newest `stamps`), and one amended or withdrawn leaves one
@@ -211,23 +316,16 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
     results' own times, never the wall clock."""
     if not s.results:
         return
-    cutoff = max(r.occurred_at for r in s.results.values()) - cfg.retention
-    by_analyte: dict[str, list[StoredResult]] = {}
-    for r in s.results.values():
-        by_analyte.setdefault(r.analyte, []).append(r)
-    keep: set[str] = set()
-    for results in by_analyte.values():
-        # the newest `per_analyte` within `retention` (issue 25: sorted only when there are more)
-        recent = [r for r in results if r.occurred_at >= cutoff]
-        if len(recent) > cfg.per_analyte:
-            recent = heapq.nlargest(cfg.per_analyte, recent, key=_newest_first)
-        if not recent:  # else the analyte's newest (the newest clinical time) is among them
-            recent = [max(results, key=_newest_first)]  # each analyte's newest, however old
-        keep.update(r.result_id for r in recent)
-    dropping = [r for rid, r in s.results.items() if rid not in keep]
+    held = _Held(s.results) if held is None else held
+    cutoff = max(map(_AT, s.results.values())) - cfg.retention
+    dropping: list[StoredResult]
+    if min(map(_AT, s.results.values())) >= cutoff and max(map(len, held.by.values())) <= cfg.per_analyte:
+        keep, dropping = set(s.results), []  # issue 25: every result within `retention` and its analyte's cap
+    else:
+        keep, dropping = _kept(s, cutoff, cfg.per_analyte, held)
     if dropping:  # issue 25: the partners are looked for only among the results that would otherwise go
-        keep |= _partners(s, keep, cfg.ca_albumin_window, dropping)
-        _note_dropped(s, keep, cfg.ca_albumin_window, dropping)
+        keep |= _partners(s, keep, cfg.ca_albumin_window, dropping, held)
+        _note_dropped(s, keep, cfg.ca_albumin_window, dropping, held)
         newest: dict[str, datetime] = {}
         for r in dropping:  # review RL: the newest dropped of each partner analyte (LabState.partner_dropped)
             if r.result_id not in keep and r.value is not None and r.analyte in _PARTNER_OF:
@@ -239,18 +337,32 @@ def _prune(s: LabState, cfg: LabConfig) -> None:
             }
     if s.nearest_dropped.keys() - keep:
         s.nearest_dropped = {k: v for k, v in s.nearest_dropped.items() if k in keep}
-    if len(keep) < len(s.results):
-        s.dropped, s.revised = dict(s.dropped), dict(s.revised)  # the previous state's are left as they were
-        for rid, r in s.results.items():
-            if rid not in keep and r.occurred_at >= cutoff:
-                s.dropped[rid] = (max(r.occurred_at, s.moved.get(rid, r.occurred_at)), r.recorded_at)
-            if rid not in keep and r.status != "final":
-                s.revised[rid] = (r.occurred_at, r.recorded_at)
-        s.results = {rid: r for rid, r in s.results.items() if rid in keep}
+    if gone := [r for r in dropping if r.result_id not in keep]:  # in the table's order
+        # the previous state's tables are left as they were, and one unchanged keeps its object (and its stored JSON)
+        stamped = {
+            r.result_id: (max(r.occurred_at, s.moved.get(r.result_id, r.occurred_at)), r.recorded_at)
+            for r in gone
+            if r.occurred_at >= cutoff
+        }
+        revisions = {r.result_id: (r.occurred_at, r.recorded_at) for r in gone if r.status != "final"}
+        if stamped:
+            s.dropped = {**s.dropped, **stamped}
+        if revisions:
+            s.revised = {**s.revised, **revisions}
+        s.results = dict(s.results)
+        for r in gone:
+            del s.results[r.result_id]
         if s.moved.keys() - keep:  # after their stamps took their latest draw
             s.moved = {k: v for k, v in s.moved.items() if k in keep}
-        s.published_derived = {k: v for k, v in s.published_derived.items() if k.split(":", 1)[1] in keep}
-    if s.dropped:
+        derived = s.published_derived
+        if not keep.issuperset(map(_DERIVED_FROM, map(_PARTITION, derived))):  # the values of results kept (in C)
+            kept_keys = list(compress(derived, map(keep.__contains__, map(_DERIVED_FROM, map(_PARTITION, derived)))))
+            s.published_derived = dict(zip(kept_keys, map(derived.__getitem__, kept_keys), strict=True))
+    if s.dropped and not (  # issue 25: unchanged while every stamp is within `retention`, below the cap, not held
+        len(s.dropped) <= cfg.stamps
+        and min(map(_DRAWN, s.dropped.values())) >= cutoff
+        and s.dropped.keys().isdisjoint(s.results)
+    ):
         stamps = [(rid, at) for rid, at in s.dropped.items() if at[0] >= cutoff and rid not in s.results]
         if len(stamps) != len(s.dropped) or len(stamps) > cfg.stamps:
             stamps.sort(key=lambda x: (x[1][0], x[1][1], x[0]), reverse=True)
@@ -275,7 +387,7 @@ def _stamp(s: LabState, result_id: str) -> datetime | None:
     return max(held, default=None)
 
 
-def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[StoredResult]) -> set[str]:
+def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[StoredResult], held: _Held) -> set[str]:
     """The results a kept result derives from (LAB-CA-CORR: the closest albumin and ionised calcium of a calcium;
     LAB-CRCL: the closest weight of a creatinine), and the next closest ones (`PARTNERS` in all): kept with it, so
     that deriving it again gives the same value, also after its partner is withdrawn (the next closest then pairs,
@@ -283,17 +395,23 @@ def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[Sto
     again with a value). Those of them among `dropping` (the results not kept otherwise) are what matters: a calcium
     is paired only when one of those is within its reach (both lists below are within the window + 2 days), a
     creatinine only when a weight is among them (issue 25: the cost of an event, not of the whole state)."""
-    held = [s.results[rid] for rid in kept]
     out: set[str] = set()
     reach = window + 2 * _DAY
-    if calcium := [r for r in held if r.analyte == "total_calcium"]:
+    if held.of("total_calcium"):
         for analyte in ("albumin", "ionised_calcium"):
             gone = [r.occurred_at for r in dropping if r.analyte == analyte and r.value is not None]
-            reached = [ca for ca in calcium if any(abs(ca.occurred_at - t) <= reach for t in gone)]
+            # the kept calciums within reach of one of them (issue 25: looked for by bisection, each tested as before)
+            reached = {
+                ca.result_id: ca
+                for t in gone
+                for ca in held.drawn_near("total_calcium", t, reach)
+                if ca.result_id in kept and abs(ca.occurred_at - t) <= reach
+            }.values()
             if not reached:
                 continue
-            candidates = _active(s, analyte)
+            active = held.active(analyte)
             for ca in reached:
+                candidates = active[_near_slice(active, ca.occurred_at, reach, _FIRST_OF)]
                 # the closest surely within the window (closest_within's order), and the closest whatever the draws'
                 # precision: an amendment giving a date-only draw its hour pairs with one of those; none beyond the
                 # closest in force dropped (HAZ-25-LAB-R01: an unbounded state holds that one)
@@ -308,8 +426,9 @@ def _partners(s: LabState, kept: set[str], window: timedelta, dropping: list[Sto
                         if bar is None or not _beyond(ca, r.occurred_at, r.recorded_at, r.result_id, bar)
                     )
     weighed = any(r.analyte == "body_weight" and r.value is not None for r in dropping)
-    if weighed and any(r.analyte == "creatinine" for r in held) and (weights := _active(s, "body_weight")):
-        for creat in (r for r in held if r.analyte == "creatinine"):
+    creatinines = [r for r in held.of("creatinine") if r.result_id in kept]
+    if weighed and creatinines and (weights := held.active("body_weight")):
+        for creat in creatinines:
             at = creat.occurred_at
             weights.sort(key=lambda tr: (abs(tr[0] - at), -tr[0].timestamp()))  # _weight_for's order
             bar = _bar(s, creat, "body_weight")
@@ -377,7 +496,7 @@ _PARTNERS_OF: Final[dict[str, tuple[Analyte, ...]]] = {
 _PARTNER_OF: Final = {p: anchor for anchor, partners in _PARTNERS_OF.items() for p in partners}
 
 
-def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list[StoredResult]) -> None:
+def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list[StoredResult], held: _Held) -> None:
     """HAZ-25-LAB-R01: for each kept calcium (creatinine), the closest albumin and ionised calcium within reach (weight)
     in force that retention drops, one per draw precision, kept in `LabState.nearest_dropped`."""
     gone = [r for r in dropping if r.result_id not in keep and r.value is not None and r.analyte in _PARTNER_OF]
@@ -386,9 +505,19 @@ def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list
     anchors = {_PARTNER_OF[r.analyte] for r in gone}
     reach = window + 2 * _DAY
     changed: dict[str, list[Near]] = {}
-    for anchor in (s.results[rid] for rid in keep):
-        if anchor.analyte not in anchors:
-            continue
+    # a calcium only within reach of one (issue 25: looked for by bisection), every creatinine; in the table's order
+    near_calcium = {
+        ca.result_id
+        for r in gone
+        if r.analyte in _PARTNERS_OF["total_calcium"]
+        for ca in held.drawn_near("total_calcium", r.occurred_at, reach)
+    }
+    for anchor in (
+        r
+        for a in sorted(anchors)
+        for r in held.of(a)
+        if r.result_id in keep and (a == "creatinine" or r.result_id in near_calcium)
+    ):
         analytes = _PARTNERS_OF[anchor.analyte]
         near = [
             r
@@ -400,9 +529,9 @@ def _note_dropped(s: LabState, keep: set[str], window: timedelta, dropping: list
             continue
         entries = {(n[0], n[1]): n for n in s.nearest_dropped.get(anchor.result_id, ())}
         for r in near:
-            held = entries.get((r.analyte, r.precision))
-            if held is None or _order(anchor, r.occurred_at, r.recorded_at, r.result_id) < _order(
-                anchor, held[2], held[3], held[4]
+            noted = entries.get((r.analyte, r.precision))
+            if noted is None or _order(anchor, r.occurred_at, r.recorded_at, r.result_id) < _order(
+                anchor, noted[2], noted[3], noted[4]
             ):
                 entries[(r.analyte, r.precision)] = _near(r)
         changed[anchor.result_id] = sorted(entries.values())
@@ -602,11 +731,20 @@ def _corrects_at_tie(previous: StoredResult, lab: LabInput) -> bool:
     return same_time and previous.status == "final" and lab.result.status != "final"
 
 
-def _active(s: LabState, analyte: Analyte) -> list[tuple[datetime, StoredResult]]:
-    """The results in force of one analyte, in an order of their own (draw time, the most recently reported first,
-    result ID): the pairing of LAB-CA-CORR and LAB-CRCL takes the first of equally close ones, which must not depend
-    on the order they were delivered in or re-held after retention (review of issue 25)."""
-    held = [r for r in s.results.values() if r.analyte == analyte and r.value is not None]
+def _active(
+    s: LabState, analyte: Analyte, among: Iterable[StoredResult] | None = None, held: _Held | None = None
+) -> list[tuple[datetime, StoredResult]]:
+    """The results in force of one analyte (`among` those given, else every one held), in an order of their own
+    (draw time, the most recently reported first, result ID): the pairing of LAB-CA-CORR and LAB-CRCL takes the first
+    of equally close ones, which must not depend on the order they were delivered in or re-held after retention
+    (review of issue 25)."""
+    if among is None and held is not None:
+        return held.active(analyte)
+    return _in_force(s.results.values() if among is None else among, analyte)
+
+
+def _in_force(results: Iterable[StoredResult], analyte: str) -> list[tuple[datetime, StoredResult]]:
+    held = [r for r in results if r.analyte == analyte and r.value is not None]
     held.sort(key=lambda r: (r.occurred_at, -r.recorded_at.timestamp(), r.result_id))
     return [(r.occurred_at, r) for r in held]
 
@@ -618,20 +756,31 @@ def _derived_status(sources: list[StoredResult]) -> Status:
 
 
 def _recompute_corrected_calcium(
-    s: LabState, patient_id: str, calcium_draws: set[str], window: timedelta, since: datetime | None = None
+    s: LabState,
+    patient_id: str,
+    calcium_draws: set[str],
+    window: timedelta,
+    since: datetime | None = None,
+    held: _Held | None = None,
 ) -> list[NormalisedLab]:
     """LAB-CA-CORR for the given calcium draws; publish only what changed."""
-    albumins, ionised = _active(s, "albumin"), _active(s, "ionised_calcium")
+    albumins, ionised = _active(s, "albumin", held=held), _active(s, "ionised_calcium", held=held)
     out: list[NormalisedLab] = []
     for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
-        alb = closest_within(ca.occurred_at, _surely_within(ca, albumins, window), window)
-        ion = closest_within(ca.occurred_at, _surely_within(ca, ionised, window), window)
+        # issue 25: among those drawn near it (bisection), the same closest as among all (closest_within's order)
+        near_alb = albumins[_near_slice(albumins, ca.occurred_at, window, _FIRST_OF)]
+        near_ion = ionised[_near_slice(ionised, ca.occurred_at, window, _FIRST_OF)]
+        alb = closest_within(ca.occurred_at, _surely_within(ca, near_alb, window), window)
+        ion = closest_within(ca.occurred_at, _surely_within(ca, near_ion, window), window)
         # HAZ-25-LAB-R01: a closer one in force was dropped: "albumin missing" (insufficient data), never a farther
         # one (LAB-CA-CORR L316); the usual text, which notification translates
         if _unproven(s, ca, "albumin", alb, window):
             alb = None
         if _unproven(s, ca, "ionised_calcium", ion, window):
             ion = None
+        key = (ca.event_id, ca.status, alb and alb.event_id, ion and ion.event_id)
+        if _unchanged(s, f"corrected:{ca.result_id}", key):  # issue 25: nothing to publish, so nothing to make
+            continue
         sources = [x for x in (ca, alb, ion) if x is not None and x.value is not None]
         value: float | None = None
         missing: list[str] = []
@@ -657,7 +806,7 @@ def _recompute_corrected_calcium(
             "mmol/L",
             "LAB-CA-CORR",
             missing,
-            key=(ca.event_id, ca.status, alb and alb.event_id, ion and ion.event_id),
+            key=key,
             comparator=comparator,
             since=since,
         )
@@ -694,11 +843,11 @@ def _surely_within(
     ]
 
 
-def _weights(s: LabState) -> list[Fact[float]]:
+def _weights(s: LabState, held: _Held | None = None) -> list[Fact[float]]:
     """The weights known, from lab results and patient records (once per derivation, issue 25)."""
     candidates: list[Fact[float]] = [
         Fact[float](value=r.value, occurred_at=r.occurred_at, recorded_at=r.recorded_at, event_id=r.event_id)
-        for _, r in _active(s, "body_weight")
+        for _, r in _active(s, "body_weight", held=held)
         if r.value is not None
     ]
     if s.weight_kg is not None:
@@ -712,36 +861,55 @@ def _weight_for(s: LabState, at: datetime, weights: list[Fact[float]] | None = N
     return min(candidates, key=lambda w: (abs(w.occurred_at - at), -w.occurred_at.timestamp()), default=None)
 
 
-def _weight_rid(s: LabState, weight: Fact[float]) -> str | None:
+def _weighed(s: LabState, held: _Held | None = None) -> dict[uuid.UUID, StoredResult]:
+    """The weights sent as lab results, by event ID (the first held of each; issue 25: once per derivation)."""
+    out: dict[uuid.UUID, StoredResult] = {}
+    for r in s.results.values() if held is None else held.of("body_weight"):
+        if r.analyte == "body_weight":
+            out.setdefault(r.event_id, r)
+    return out
+
+
+def _weight_rid(s: LabState, weight: Fact[float], weighed: dict[uuid.UUID, StoredResult]) -> str | None:
     """The result ID of a weight sent as a lab result; None for a patient record's."""
     if s.weight_kg is not None and weight.event_id == s.weight_kg.event_id:
         return None
-    return next(
-        (r.result_id for r in s.results.values() if r.analyte == "body_weight" and r.event_id == weight.event_id), None
-    )
+    held = weighed.get(weight.event_id)
+    return None if held is None else held.result_id
 
 
-def _weight_comparator(s: LabState, weight: Fact[float] | None) -> Comparator | None:
+def _weight_comparator(weight: Fact[float] | None, weighed: dict[uuid.UUID, StoredResult]) -> Comparator | None:
     """The comparator of a weight sent as a (censored) lab result; a patient record's weight is exact."""
-    if weight is None:
-        return None
-    return next(
-        (r.comparator for r in s.results.values() if r.analyte == "body_weight" and r.event_id == weight.event_id),
-        None,
-    )
+    held = None if weight is None else weighed.get(weight.event_id)
+    return None if held is None else held.comparator
+
+
+def _unchanged(s: LabState, result_id: str, key: tuple[object, ...]) -> bool:
+    """The derived value `result_id` was last published from the inputs `key` (`_publish_derived`'s signature): it
+    would publish nothing (issue 25: checked before its value and references are made)."""
+    return s.published_derived.get(result_id) == "|".join(map(str, key))
 
 
 def _recompute_clearance(
-    s: LabState, patient_id: str, cfg: LabConfig, since: datetime | None = None, only: set[str] | None = None
+    s: LabState,
+    patient_id: str,
+    cfg: LabConfig,
+    since: datetime | None = None,
+    only: set[str] | None = None,
+    held: _Held | None = None,
 ) -> list[NormalisedLab]:
     """LAB-CRCL for every creatinine held (not only the newest: a planner reads the clearance at the start of
     an anti-resorptive, so an earlier one must not keep naming inputs that are now known); withdraws the
     clearance of a withdrawn creatinine. Publishes only what changed. `only`: the creatinines a delivery brought
     when it brought no weight and no patient record (issue 25: no other clearance's inputs changed)."""
     out: list[NormalisedLab] = []
-    for r in s.results.values():  # clearances derived from a creatinine that is now withdrawn
-        if only is not None and r.result_id not in only:
-            continue
+    if only is not None and len(only) == 1:  # issue 25: the one creatinine a delivery brought
+        brought = [s.results[rid] for rid in only if rid in s.results]
+    elif only is not None:
+        brought = [r for r in s.results.values() if r.result_id in only]
+    else:  # every creatinine, in the table's order
+        brought = held.of("creatinine") if held is not None else list(s.results.values())
+    for r in brought:  # clearances derived from a creatinine that is now withdrawn
         if r.analyte == "creatinine" and r.status == "withdrawn":
             out += _publish_derived(
                 s,
@@ -757,10 +925,10 @@ def _recompute_clearance(
                 key=(r.event_id, "withdrawn"),
                 since=since,
             )
-    weights = _weights(s)
-    for _, creat in sorted(_active(s, "creatinine"), key=lambda tr: (tr[0], tr[1].recorded_at)):
-        if only is None or creat.result_id in only:
-            out += _clearance(s, patient_id, creat, cfg, since, weights)
+    weights, weighed = _weights(s, held), _weighed(s, held)
+    creatinines = _active(s, "creatinine", brought if only is not None else None, held)
+    for _, creat in sorted(creatinines, key=lambda tr: (tr[0], tr[1].recorded_at)):
+        out += _clearance(s, patient_id, creat, cfg, since, weights, weighed)
     return out
 
 
@@ -771,13 +939,15 @@ def _clearance(
     cfg: LabConfig,
     since: datetime | None = None,
     weights: list[Fact[float]] | None = None,
+    weighed: dict[uuid.UUID, StoredResult] | None = None,
 ) -> list[NormalisedLab]:
+    weighed = _weighed(s) if weighed is None else weighed
     weight = _weight_for(s, creat.occurred_at, weights)
     missing: list[str] = []
     # HAZ-25-LAB-R01: a closer weight in force was dropped: "weight" missing (insufficient data), never a farther
     # one (LAB-CRCL L1153-1156: "when any of them is missing, say so. Do not guess")
     if (bar := _bar(s, creat, "body_weight")) is not None and (
-        weight is None or _beyond(creat, weight.occurred_at, weight.recorded_at, _weight_rid(s, weight), bar)
+        weight is None or _beyond(creat, weight.occurred_at, weight.recorded_at, _weight_rid(s, weight, weighed), bar)
     ):
         weight = None
     if weight is None:
@@ -792,15 +962,21 @@ def _clearance(
     missing += [name for name, f in (("age (birth date)", s.birth_date), ("sex", s.sex)) if f is None]
     if s.sex is not None and s.sex.value not in ("female", "male"):
         missing.append("sex (female or male, for the Cockcroft-Gault factor)")
-    refs = [creat.ref()]
-    value: float | None = None
     # issue 12: inversely proportional to the creatinine, proportional to the weight; a censored input gives a bound
-    weight_cmp = _weight_comparator(s, weight)
+    weight_cmp = _weight_comparator(weight, weighed)
     comparator, bounded = combine_bounds([flip(creat.comparator), weight_cmp])
     if weight is not None and not missing and weight.value <= 0:
         missing.append("weight")
     if not missing and not bounded:
         missing.append("exact creatinine or weight (censored results in opposite directions give no bound)")
+    key: tuple[object, ...] = (creat.event_id, creat.status, *(f and f.event_id for f in (weight, s.birth_date, s.sex)))
+    if missing:
+        key += ("|".join(missing),)
+    result_id = f"crcl:{creat.result_id}"
+    if _unchanged(s, result_id, key):  # issue 25: nothing to publish, so nothing to make
+        return []
+    refs = [creat.ref()]
+    value: float | None = None
     if not missing:
         assert weight is not None and s.birth_date is not None and s.sex is not None
         age = age_in_years(s.birth_date.value, creat.occurred_at.date())
@@ -827,14 +1003,11 @@ def _clearance(
                 event_id=s.sex.event_id, analyte="sex", value=str(s.sex.value), unit=None, occurred_at=s.sex.occurred_at
             ),
         ]
-    key: tuple[object, ...] = (creat.event_id, creat.status, *(f and f.event_id for f in (weight, s.birth_date, s.sex)))
-    if missing:
-        key += ("|".join(missing),)
     return _publish_derived(
         s,
         patient_id,
         "creatinine_clearance",
-        f"crcl:{creat.result_id}",
+        result_id,
         creat,
         [creat],
         value,
@@ -879,7 +1052,7 @@ def _publish_derived(
     recorded_at = max(
         [x.recorded_at for x in [anchor, *sources]] + (also_recorded or []) + ([since] if since is not None else [])
     )
-    eid = derived_id(analyte, *key, recorded_at.isoformat())
+    eid = derived_id(analyte, signature, recorded_at.isoformat())  # the same text as from `key`
     status = _derived_status([anchor, *sources])
     return [
         NormalisedLab(
