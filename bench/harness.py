@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,18 @@ class Run:
     messages: int
     seconds: float
     outcomes: dict[str, float]
+    #: CPU seconds of this process (every thread: the loop, decoding, the aggregate's worker) over the same span: on a
+    #: shared host the rate follows the other processes' load, the CPU per message much less
+    cpu: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU µs of this process per message."""
+        return self.cpu / self.messages * 1e6
 
 
 def bench_settings(kafka: infra.Provisioned, redis_url: str, group: str) -> Settings:
@@ -75,12 +84,12 @@ async def consume_rate(service: Service, topic: Topic, total: int, name: str, ti
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name}: nothing consumed")
             await asyncio.sleep(0.001)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu()
         while consumed() < total:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name}: {consumed()}/{total} consumed")
             await asyncio.sleep(0.002)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu() - cpu0
         outcomes: dict[str, float] = {}
         for metric in service.metrics.registry.collect():
             for sample in metric.samples:
@@ -90,9 +99,14 @@ async def consume_rate(service: Service, topic: Topic, total: int, name: str, ti
         bad = {k: v for k, v in outcomes.items() if k not in ("processed", "duplicate")}
         if bad:  # a benchmark of dead letters would be meaningless
             raise RuntimeError(f"{name}: not every message was processed: {outcomes}")
-        return Run(name, total, elapsed, outcomes)
+        return Run(name, total, elapsed, outcomes, cpu)
     finally:
         await service.stop()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def passthrough(settings: Settings, topic: Topic, out: Callable[[Message], Message]) -> Service:
@@ -184,6 +198,10 @@ def report(name: str, unit: str, rounds: int, baseline: Run, subject: Run) -> No
     print(
         f"{name:<12} {subject.rate:10.1f} {unit}  ({subject.messages} in {subject.seconds:.2f} s), "
         f"{subject.rate / baseline.rate:.1%} of pass-through"
+    )
+    print(
+        f"CPU per message: pass-through {baseline.cpu_us:.0f} µs, {name} {subject.cpu_us:.0f} µs "
+        f"(pass-through / {name}: {baseline.cpu_us / subject.cpu_us:.3f})"
     )
     print(result_line(name, subject.rate, unit, baseline.rate))
 
