@@ -85,7 +85,7 @@ class StoredResult(BaseModel):
     value: float | None
     unit: str
     occurred_at: SharedZone
-    recorded_at: SharedZone
+    recorded_at: datetime
     status: Status
     comparator: Comparator | None = None
     precision: TimePrecision = "time"
@@ -927,8 +927,9 @@ def _recompute_clearance(
             )
     weights, weighed = _weights(s, held), _weighed(s, held)
     creatinines = _active(s, "creatinine", brought if only is not None else None, held)
+    memo: dict[tuple[object, ...], SourceRef] = {}  # weight, age and sex references, while the facts stay the same
     for _, creat in sorted(creatinines, key=lambda tr: (tr[0], tr[1].recorded_at)):
-        out += _clearance(s, patient_id, creat, cfg, since, weights, weighed)
+        out += _clearance(s, patient_id, creat, cfg, since, weights, weighed, memo)
     return out
 
 
@@ -940,6 +941,7 @@ def _clearance(
     since: datetime | None = None,
     weights: list[Fact[float]] | None = None,
     weighed: dict[uuid.UUID, StoredResult] | None = None,
+    memo: dict[tuple[object, ...], SourceRef] | None = None,
 ) -> list[NormalisedLab]:
     weighed = _weighed(s) if weighed is None else weighed
     weight = _weight_for(s, creat.occurred_at, weights)
@@ -983,24 +985,42 @@ def _clearance(
         assert creat.value is not None
         # unrounded: LAB-CRCL thresholds are strict (< 30 mL/min); rounding is for display only (issue 9.10)
         value = cockcroft_gault(age, weight.value, creat.value, s.sex.value == "female")
+        # issue 25: the references of one derivation's inputs (frozen) made once for all its creatinines
+        memo = {} if memo is None else memo
         refs += [
-            SourceRef(
-                event_id=weight.event_id,
-                analyte="body_weight",
-                value=weight.value,
-                unit="kg",
-                occurred_at=weight.occurred_at,
-                comparator=weight_cmp,
+            memo.get(("weight", id(weight), weight_cmp))
+            or memo.setdefault(
+                ("weight", id(weight), weight_cmp),
+                SourceRef(
+                    event_id=weight.event_id,
+                    analyte="body_weight",
+                    value=weight.value,
+                    unit="kg",
+                    occurred_at=weight.occurred_at,
+                    comparator=weight_cmp,
+                ),
             ),
-            SourceRef(
-                event_id=s.birth_date.event_id,
-                analyte="age",
-                value=age,
-                unit="years",
-                occurred_at=s.birth_date.occurred_at,
+            memo.get(("age", age))
+            or memo.setdefault(
+                ("age", age),
+                SourceRef(
+                    event_id=s.birth_date.event_id,
+                    analyte="age",
+                    value=age,
+                    unit="years",
+                    occurred_at=s.birth_date.occurred_at,
+                ),
             ),
-            SourceRef(
-                event_id=s.sex.event_id, analyte="sex", value=str(s.sex.value), unit=None, occurred_at=s.sex.occurred_at
+            memo.get(("sex",))
+            or memo.setdefault(
+                ("sex",),
+                SourceRef(
+                    event_id=s.sex.event_id,
+                    analyte="sex",
+                    value=str(s.sex.value),
+                    unit=None,
+                    occurred_at=s.sex.occurred_at,
+                ),
             ),
         ]
     return _publish_derived(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -66,6 +67,11 @@ USED_SEGMENTS = ("MSH|", "PID|", "SPM|", "OBR|", "OBX|")
 _NATIONAL_SHAPE = re.compile(r"^(\d{3}-\d{2}-\d{4}|[12]\d{12}(\d{2})?)$")
 _NUMBER = re.compile(r"^(<=|>=|<|>|=)?\s*([-+]?\d+(?:[.,]\d+)?)$")
 _TS = re.compile(r"^\d{8}(\d{4}(\d{2}(\.\d{1,4})?)?)?([+-]\d{4})?$")
+#: issue 25: compiled once, not looked up in `re`'s cache on every message
+_LINE_END = re.compile(r"\r\n|\n|\r")
+_LINE_END_BYTES = re.compile(rb"[\r\n]")
+_BIRTH_DATE = re.compile(r"\d{8}(\d{2,6})?([+-]\d{4})?")
+_NOT_TRIGGER = re.compile(r"[^A-Z0-9]")
 
 
 AckCode = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
@@ -117,7 +123,7 @@ def declared_charset(raw: bytes) -> str:
     if not start.startswith(b"MSH") or len(start) < 8:
         return ""
     sep, repeat = start[3:4], start[5:6]
-    fields = re.split(rb"[\r\n]", start, maxsplit=1)[0].split(sep)
+    fields = _LINE_END_BYTES.split(start, maxsplit=1)[0].split(sep)
     value = fields[17] if len(fields) > 17 else b""
     return value.split(repeat)[0].split(start[4:5])[0].decode("ascii", "replace").strip().upper()
 
@@ -146,7 +152,7 @@ def hl7_text(raw: bytes) -> str:
         raise Rejected(f"HL7 message larger than {MAX_MESSAGE_BYTES} bytes")
     text = _decode(raw)
     text = text.lstrip("\ufeff").strip("\x0b\x1c\r\n \t")
-    return "\r".join(s for s in (line.rstrip(" \t") for line in re.split(r"\r\n|\n|\r", text)) if s.strip())
+    return "\r".join(s for s in (line.rstrip(" \t") for line in _LINE_END.split(text)) if s.strip())
 
 
 def _field(seg: hl7.Segment, field: int, component: int = 1, repeat: int = 1) -> str:
@@ -213,7 +219,7 @@ def _hl7_time(value: str, tz: ZoneInfo, what: str) -> tuple[datetime, TimePrecis
 def _hl7_date(value: str) -> datetime | None:
     if not value:
         return None
-    if not re.fullmatch(r"\d{8}(\d{2,6})?([+-]\d{4})?", value):
+    if not _BIRTH_DATE.fullmatch(value):
         raise Rejected("PID-7 birth date is not YYYYMMDD")
     try:
         return datetime(int(value[:4]), int(value[4:6]), int(value[6:8]), tzinfo=UTC)
@@ -322,8 +328,9 @@ def patient_key(pid: hl7.Segment, rules: tuple[IdRule, ...], facility: str) -> s
     raise Rejected(f"PID-3 is missing or has no identifier of an accepted type ({accepted or 'none configured'})")
 
 
-class Hl7Request(BaseModel):
-    """Message-level fields every OBX needs, read once."""
+@dataclass(frozen=True, slots=True)
+class Hl7Request:
+    """Message-level fields every OBX needs, read once (issue 25: a plain record, never validated again)."""
 
     control_id: str
     facility: str
@@ -331,7 +338,8 @@ class Hl7Request(BaseModel):
     recorded_at: datetime
 
 
-class Hl7Order(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Hl7Order:
     """OBR (and SPM) fields every OBX of the order needs: collection time and order number."""
 
     observed: str = ""
@@ -542,7 +550,7 @@ def hl7_ack(
     invalid one), MSH-18 its character set; MSA with the answered control ID, and one ERR per problem (or note)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S+0000")
     control = derived_id("ack", header.control_id, stamp).hex[:20]
-    trigger = re.sub(r"[^A-Z0-9]", "", header.trigger.upper())[:3] or "R01"
+    trigger = _NOT_TRIGGER.sub("", header.trigger.upper())[:3] or "R01"
     app = _hd(header.application_hd or [header.sending_application])
     facility = _hd(header.facility_hd or [header.sending_facility])
     processing = header.processing_id.upper() if _PROCESSING.fullmatch(header.processing_id.upper()) else "P"
