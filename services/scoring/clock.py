@@ -35,6 +35,17 @@ def next_due(
         ("assessment", s.assessment, _assessment_times),
     )
     for name, part, times in parts:
+        if name == "lesions" and patient is not None:
+            # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts
+            # (the same moment a sort of them all gives, lesion by lesion on ties)
+            firsts = []
+            for w in _lesion_windows(patient, s.lesions, policy):
+                i = bisect.bisect_right(w, now - _AFTER)
+                if i < len(w):
+                    firsts.append(w[i])
+            if firsts:
+                windows.append(min(firsts))
+            continue
         w, c = times(part, policy) if patient is None else _memo((patient, name, policy), part, policy, times)
         i = bisect.bisect_right(w, now - _AFTER)  # the first with t + _AFTER > now
         if i < len(w):
@@ -92,6 +103,37 @@ def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
     return _windows(facts, policy), []
 
 
+def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> list[datetime]:
+    seen: list[Fact[Any] | None] = [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last]
+    # with an inferred compression's (CLASS-SRE, RT-MSCC)
+    seen += [lesion.compression_seen_last, lesion.epidural_stated, lesion.compression_stated]
+    return _windows(((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None), policy)
+
+
+#: issue 25: each lesion's moments, per patient and lesion, for the lesion's object (a finding replaces one lesion)
+_BY_LESION: OrderedDict[tuple[str, str, r.Policy], tuple[Lesion, list[datetime]]] = OrderedDict()
+
+
+def _lesion_windows(patient: str, lesions: dict[str, Lesion], policy: r.Policy) -> list[list[datetime]]:
+    """Each lesion's moments (sorted), made again only for a lesion that changed."""
+    out: list[list[datetime]] = []
+    for lesion_id, lesion in lesions.items():
+        key = (patient, lesion_id, policy)
+        with _LOCK:
+            hit = _BY_LESION.get(key)
+        if hit is not None and hit[0] is lesion:
+            out.append(hit[1])
+            continue
+        found = _one_lesion_times(lesion, policy)
+        out.append(found)
+        with _LOCK:
+            _BY_LESION[key] = (lesion, found)
+            _BY_LESION.move_to_end(key)
+            while len(_BY_LESION) > MEMO_SIZE * 4:
+                _BY_LESION.popitem(last=False)
+    return out
+
+
 def _assessment_times(a: Assessment, policy: r.Policy) -> Times:
     pains: list[Fact[Any] | None] = [
         a.pain_character,
@@ -116,3 +158,4 @@ def clear() -> None:
     """Forget what is memoised (a cold process)."""
     with _LOCK:
         _MEMO.clear()
+        _BY_LESION.clear()

@@ -247,12 +247,13 @@ def score(
     band: str | None,
     missing: list[str],
     rule_ids: list[str],
-    text: str,
-    inputs: list[InputUsed],
+    text: str | Callable[[], str],
+    inputs: list[InputUsed] | Callable[[], list[InputUsed]],
     also: Sequence[Fact[Any] | None] = (),
 ) -> Lazy[Score]:
     """A score (its ID now, the message when needed); its times are the newest of all its inputs, so a
-    re-scored version is never older."""
+    re-scored version is never older. `text` and `inputs` may be made only when the message is (issue 25: the ID
+    does not read them)."""
     signature = (kind, subject, total, band, tuple(c[:3] for c in components), tuple(missing))
     event_id = derived_id("score", trigger.patient_id, *signature)
 
@@ -273,9 +274,9 @@ def score(
             missing=missing,
             rule_ids=rule_ids,
             ruleset_version=RULESET_VERSION,
-            text_fr=text,
+            text_fr=text if isinstance(text, str) else text(),
             citation=cite(rule_ids[0]),
-            inputs=inputs,
+            inputs=inputs if isinstance(inputs, list) else inputs(),
         )
 
     return Lazy(event_id, build)

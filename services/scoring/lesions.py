@@ -59,6 +59,12 @@ def _lesion_pain(c: Context, fact: Fact[str] | None) -> tuple[Fact[str] | None, 
     return None, "pain", t.PATIENT_PAIN_NOTE
 
 
+def _overall_read(c: Context, fact: Fact[str] | None) -> Fact[str] | None:
+    """The patient's overall pain when `_lesion_pain` reads it (the lesion has no pain of its own: its note says so),
+    else None (issue 25: a new overall pain decides no lesion with its own pain again)."""
+    return (c.s.assessment.pain_intensity or c.s.assessment.pain_character) if fact is None else None
+
+
 def _le_missing(stale: Fact[Any] | None) -> str:
     if stale is None:
         return "life expectancy estimate"
@@ -81,7 +87,7 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     lo, _ = r.mirels_bounds(m)
     MIRELS_MEMO.decide(
         (c.patient_id, policy, lesion_id),
-        (lesion, pain_fact, a.pain_intensity or a.pain_character),
+        (lesion, pain_fact, _overall_read(c, pain_fact)),
         None,
         lambda: () if pain_fact is None else around(pain_fact.occurred_at, policy, policy.lesion_pain_valid),
         c.reference,
@@ -186,7 +192,7 @@ def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     pain = a.lesion_pain_character.get(lesion_id)
     SINS_MEMO.decide(
         (c.patient_id, policy, lesion_id),
-        (lesion, pain, a.pain_intensity or a.pain_character),
+        (lesion, pain, _overall_read(c, pain)),
         None,
         lambda: () if pain is None else around(pain.occurred_at, policy, policy.lesion_pain_valid),
         c.reference,

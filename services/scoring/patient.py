@@ -70,20 +70,24 @@ def _decide_oligo(c: Context, d: Decisions) -> None:
     )
     trigger = max((x.latest for x in lesions), key=lambda f: (f.occurred_at, f.recorded_at, str(f.event_id)))
     comps: list[Component] = [(x.name, x.value, None if x.met is None else int(x.met), None) for x in status.criteria]
-    inputs = [
-        InputUsed(
-            name="lesion",
-            value=f"{x.latest.lesion_id}:{x.latest.skeletal_site}:{x.latest.size_cm}:{x.effective_status()}",
-            unit="cm",
-            occurred_at=x.latest.occurred_at,
-            source_event_id=x.latest.event_id,
-        )
-        for x in counted
-    ]
-    if pc is not None:
-        inputs.append(pc.used("primary_controlled"))
-    if extra is not None:
-        inputs.append(extra.used("extra_osseous_metastases"))
+
+    def inputs() -> list[InputUsed]:  # made with the message only (issue 25: a new finding rarely changes the status)
+        out = [
+            InputUsed(
+                name="lesion",
+                value=f"{x.latest.lesion_id}:{x.latest.skeletal_site}:{x.latest.size_cm}:{x.effective_status()}",
+                unit="cm",
+                occurred_at=x.latest.occurred_at,
+                source_event_id=x.latest.event_id,
+            )
+            for x in counted
+        ]
+        if pc is not None:
+            out.append(pc.used("primary_controlled"))
+        if extra is not None:
+            out.append(extra.used("extra_osseous_metastases"))
+        return out
+
     d.scores["oligometastatic"] = score(
         "oligometastatic",
         "patient",
@@ -94,7 +98,7 @@ def _decide_oligo(c: Context, d: Decisions) -> None:
         status.status,
         list(status.missing) + [f"{n} (not current: restage)" for n in not_current],
         ["CLASS-OLIGO"],
-        t.oligo_text(status, extra_known=extra is not None, not_current=not_current),
+        lambda: t.oligo_text(status, extra_known=extra is not None, not_current=not_current),
         inputs,
         also=[pc, extra],
     )

@@ -34,7 +34,6 @@ forgotten: it is bounded by the lesions and the slots, and it is what idempotent
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import threading
 import uuid
@@ -228,7 +227,8 @@ def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
     """The clinical time from which records of a kind are kept one by one: the horizon's start, or later when more
     than `kept` records are within it."""
     every = list(times)
-    return start if len(every) <= kept else max(start, heapq.nlargest(kept, every)[-1])
+    # the kept-th newest (a sort in C: these tables hold a few dozen records at most, retention keeps them so)
+    return start if len(every) <= kept else max(start, sorted(every, reverse=True)[kept - 1])
 
 
 def _unread(e: TreatmentEvent) -> bool:
