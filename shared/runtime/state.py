@@ -87,6 +87,10 @@ REPLICA_ACK_TIMEOUT_MS = 200
 #: do not pile up)
 SEQ_TTL_S = 7 * 24 * 3600
 
+#: the longest state TTL taken (~31 700 years): one Redis would refuse (its expiry in ms overflowing) would fail the
+#: SETs inside a batch's EXEC, which applies the rest of the transaction anyway (review RP)
+MAX_TTL_S = 10**12
+
 #: seen refs: (patient ID, event ID); a bare event ID is accepted on one Redis only (its key has no tag)
 SeenRef = tuple[str, str] | str
 
@@ -291,6 +295,8 @@ class StateStore:
         self.guarded = False
         #: per-patient keys (state, outbox) expire this long after their last write (0: never). Bounded state:
         #: a patient without any event for that long is forgotten, like the topics' own retention.
+        if not 0 <= state_ttl_seconds <= MAX_TTL_S:  # review RP: refused here, not by Redis inside a batch's EXEC
+            raise ValueError(f"state TTL {state_ttl_seconds} s: expected 0 (never) to {MAX_TTL_S}")
         self.state_ttl = state_ttl_seconds or None
         #: issue 25: the states this process parsed or wrote last (shared/runtime/parsed.py), used by
         #: `transact_many` when Redis still holds exactly their bytes; None: every state is parsed
@@ -787,10 +793,12 @@ class StateStore:
 
 
 # Issue 25: the states and outboxes of one slot group's transaction in one command (SET ... EX each; KEYS the keys,
-# ARGV the TTL, 0 for none, then the values in order). Inside the MULTI it is queued like the SETs it replaces: the
-# shebang (Redis 7) makes it deny-oom when queued, so under maxmemory the whole transaction aborts as with the SETs,
-# never part of it; 200 SETs cost the client ~200 packings and QUEUED replies, this one.
-_SET_MANY = """#!lua
+# ARGV the TTL, 0 for none, then the values in order); 200 SETs cost the client ~200 packings and QUEUED replies, this
+# one. Under maxmemory the whole transaction aborts, never part of it: the INCR queued with it is deny-oom (refused
+# when queued: EXECABORT; an EXEC holding it is refused as a whole). No `#!lua` shebang (review RP, HAZ-25-RUNTIME-01):
+# Redis < 7 fails to compile one inside EXEC, which still applies the counter and timers queued with it, without the
+# states. Nothing in it can fail once queued: the TTL is checked by StateStore (0 <= TTL <= MAX_TTL_S).
+_SET_MANY = """
 local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do
   if ttl > 0 then redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl) else redis.call('SET', KEYS[i], ARGV[i + 1]) end
