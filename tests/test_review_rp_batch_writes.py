@@ -230,6 +230,20 @@ async def test_out_of_memory_aborts_the_whole_transaction_and_is_raised(own_redi
         # memory back: the same batch goes through
         await store.transact_many(["a", "b", "c"], Tally, bump(lambda p, n: b"new"), also=also)
         assert await store.load("c", Tally) == Tally(n=1) and await timers.due_at("c") == due
+        # a limit just above what Redis holds, crossed by the batch itself (3 states of ~1 MB): all or nothing
+        await r.config_set("maxmemory-policy", "noeviction")
+        await r.config_set("maxmemory", int((await r.info("memory"))["used_memory"]) + 64 * 1024)
+        fat = ["f1", "f2", "f3"]
+        try:
+            await store.transact_many(fat, Tally, bump(lambda p, n: b"x" * 1024 * 1024), also=also)
+            applied = True
+        except ResponseError as exc:
+            assert "maxmemory" in str(exc)
+            applied = False
+        await r.config_set("maxmemory", 0)
+        keys = [store.patient_key(p, k) for p in fat for k in ("state", "outbox")]
+        assert await r.exists(*keys) == (len(keys) if applied else 0)
+        assert [await timers.due_at(p) for p in fat] == [due if applied else None] * 3
     finally:
         await r.aclose()
 
