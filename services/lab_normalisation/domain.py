@@ -290,10 +290,10 @@ def _kept(s: LabState, cutoff: datetime, per_analyte: int, held: _Held) -> tuple
         # issue 25 (the usual case: one result ages out): every result within `retention` is kept (none above its
         # analyte's cap), and an analyte's newest where none of it is within (read in C over the table)
         old = list(compress(values, map(cutoff.__gt__, map(_AT, values))))
-        alive = set(map(_ANALYTE, compress(values, map(cutoff.__le__, map(_AT, values)))))
         keep = set(s.results).difference(map(_RID, old))
-        for analyte in {r.analyte for r in old} - alive:
-            keep.add(max(held.of(analyte), key=_newest_first).result_id)
+        for analyte in {r.analyte for r in old}:
+            if max(map(_AT, held.of(analyte))) < cutoff:  # none of it within `retention`: its newest is kept
+                keep.add(max(held.of(analyte), key=_newest_first).result_id)
         return keep, [r for r in old if r.result_id not in keep]
     keep = set()
     for results in held.by.values():
