@@ -61,6 +61,7 @@ class LabConfig:
 
 #: issue 25: the one tzinfo object of each fixed offset pydantic parsed (a handful: the senders' UTC offsets)
 _ZONES: dict[tzinfo, tzinfo] = {}
+_MAX_ZONES: Final = 256
 
 
 def _shared_zone(at: datetime) -> datetime:
@@ -69,8 +70,8 @@ def _shared_zone(at: datetime) -> datetime:
     the bulk of a delivery's cost). The same offset, class and instant: the same JSON, order and arithmetic. Only
     pydantic's fixed offsets (`TzInfo`): a named zone shared by two times would compare them by wall clock."""
     zone = at.tzinfo
-    if type(zone) is not TzInfo:
-        return at
+    if type(zone) is not TzInfo or (len(_ZONES) >= _MAX_ZONES and zone not in _ZONES):
+        return at  # a flood of odd offsets is not kept: those times compare as before
     shared = _ZONES.setdefault(zone, zone)  # TzInfo equality and hash: its offset
     return at if shared is zone else at.astimezone(shared)
 

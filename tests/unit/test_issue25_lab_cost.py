@@ -96,3 +96,27 @@ def test_the_bisection_holds_every_result_within_reach(minutes: list[int], at_mi
     sliced = ordered[_near_slice(ordered, at, reach, _AT)]
     assert all(r in sliced for r in within)
     assert [r for r in sliced if abs(r.occurred_at - at) <= reach] == within  # the same order
+
+
+def test_odd_offsets_beyond_the_cap_are_kept_as_sent() -> None:
+    from services.lab_normalisation import domain
+
+    made = [
+        StoredResult.model_validate_json(
+            json.dumps(
+                {
+                    "result_id": f"r{i}",
+                    "event_id": "00000000-0000-0000-0000-000000000001",
+                    "analyte": "albumin",
+                    "value": 30.0,
+                    "unit": "g/L",
+                    "occurred_at": f"2026-10-23T12:00:00+{i // 60:02d}:{i % 60:02d}",
+                    "recorded_at": "2026-10-23T12:00:00Z",
+                    "status": "final",
+                }
+            )
+        )
+        for i in range(domain._MAX_ZONES + 50)
+    ]
+    assert len(domain._ZONES) <= domain._MAX_ZONES
+    assert [r.occurred_at.utcoffset() for r in made] == [timedelta(minutes=i) for i in range(len(made))]
