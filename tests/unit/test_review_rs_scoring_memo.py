@@ -8,15 +8,15 @@ SCORE-SINS, CLASS-OLIGO)."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
-from services.scoring.domain import forget_memos
-from tests.unit.test_issue25_scoring_content_memo import drive_parsed_again
+from services.scoring.domain import ScoringState, apply_event, forget_memos
+from tests.unit.test_issue25_scoring_content_memo import drive_parsed_again, tick
 from tests.unit.test_issue25_scoring_flat import drive
 from tests.unit.test_issue25_scoring_history import START, _Gen
 
@@ -124,3 +124,35 @@ def test_an_adversarial_history_decides_what_a_cold_process_does(seed: int) -> N
     forget_memos()
     assert drive(events, cold=False) == cold
     assert drive_parsed_again(events, 2) == cold
+
+
+def test_memos_evicting_at_every_step_between_two_patients_of_equal_content_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two patients with the same history (equal content, other IDs), their events interleaved, every memo holding one
+    or two entries: each patient's events decide what a cold process does (no hit across patients, none evicted
+    half-way)."""
+    from services.scoring import calcium, clock, common, lesions, patient
+
+    for memo in (lesions.SRE_MEMO, lesions.MIRELS_MEMO, lesions.SINS_MEMO, patient.OLIGO_MEMO, calcium.MEMO):
+        monkeypatch.setattr(memo, "size", 2)
+        monkeypatch.setattr(memo, "bands", 1)
+    for module, name in ((lesions, "INDEXES_SIZE"), (lesions, "TREATMENT_SRE_SIZE"), (common, "EFFECTIVE_SIZE")):
+        monkeypatch.setattr(module, name, 1)
+    monkeypatch.setattr(clock, "MEMO_SIZE", 1)
+    a = adversarial(7)
+    b = [e.model_copy(update={"patient_id": "p-rs-other"}) for e in a]
+    cold = {"a": drive(a, cold=True), "b": drive(b, cold=True)}
+    forget_memos()
+    states = {"a": ScoringState(), "b": ScoringState()}
+    queues = {"a": list(a), "b": list(b)}
+    steps: dict[str, list[tuple[list[str], str, datetime | None]]] = {"a": [], "b": []}
+    while queues["a"] or queues["b"]:
+        for who in ("a", "b"):
+            if queues[who]:
+                s = states[who]
+                e = tick(s, queues[who][0]) or queues[who].pop(0)
+                s, out = apply_event(s, e, now=e.recorded_at)
+                steps[who].append(([o.model_dump_json() for o in out], s.model_dump_json(), s.next_due))
+                states[who] = s
+    assert steps == cold
