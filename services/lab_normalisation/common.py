@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
@@ -157,9 +157,18 @@ def check_units(result: LabResult, analytes: AnalyteMap) -> LabInput | None:
     return LabInput(result=result, analyte=analyte, value=value, unit=unit, loinc=loinc, notes=notes)
 
 
+def fixed_offset(at: datetime) -> datetime:
+    """Review RQ (HAZ-25-LAB-04): a local time of a named zone with that zone's offset at that instant, fixed. Two
+    times sharing one named zone object compare by wall clock (LAB-CA-CORR's 48 h, L316, off by an hour across a DST
+    change) where a state read again from JSON compares by instant: fixed, both compare by instant. Same isoformat."""
+    offset = at.utcoffset()
+    return at if offset is None or isinstance(at.tzinfo, timezone) else at.replace(tzinfo=timezone(offset))
+
+
 def day_start(day: Any, tz: Any) -> datetime:
-    """A date-only collection time: that day's first minute in the hospital's zone (never a guessed hour)."""
-    return datetime(day.year, day.month, day.day, tzinfo=tz)
+    """A date-only collection time: that day's first minute in the hospital's zone (never a guessed hour), with the
+    zone's offset of that minute (fixed_offset)."""
+    return fixed_offset(datetime(day.year, day.month, day.day, tzinfo=tz))
 
 
 #: review of issue 24: the earliest date read (a draw, a message, a birth date): an earlier one is an entry error.

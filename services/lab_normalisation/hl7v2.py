@@ -44,6 +44,7 @@ from services.lab_normalisation.common import (
     check_time,
     check_units,
     day_start,
+    fixed_offset,
     note_unmapped,
     reason,
 )
@@ -211,7 +212,8 @@ def _hl7_time(value: str, tz: ZoneInfo, what: str) -> tuple[datetime, TimePrecis
     if len(value.split("+")[0].split("-")[0]) == 8:
         return day_start(parsed.date(), zone), "date"
     try:
-        return parsed.replace(tzinfo=zone), "time"
+        # review RQ (HAZ-25-LAB-04): a local time gets its zone's offset at that instant, compared by instant
+        return fixed_offset(parsed.replace(tzinfo=zone)), "time"
     except ValueError as exc:
         raise Rejected(f"{what}: invalid time zone offset") from exc
 
