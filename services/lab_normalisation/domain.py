@@ -767,7 +767,8 @@ def _recompute_corrected_calcium(
     """LAB-CA-CORR for the given calcium draws; publish only what changed."""
     albumins, ionised = _active(s, "albumin", held=held), _active(s, "ionised_calcium", held=held)
     out: list[NormalisedLab] = []
-    for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: r.occurred_at):
+    # review RQ: equal draw times by result ID, never in the set's (hash seed's) order: a replay publishes the same
+    for ca in sorted((s.results[r] for r in calcium_draws), key=lambda r: (r.occurred_at, r.result_id)):
         # issue 25: among those drawn near it (bisection), the same closest as among all (closest_within's order)
         near_alb = albumins[_near_slice(albumins, ca.occurred_at, window, _FIRST_OF)]
         near_ion = ionised[_near_slice(ionised, ca.occurred_at, window, _FIRST_OF)]
