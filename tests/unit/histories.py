@@ -8,11 +8,16 @@ retention policy states; `systemic_history` walks it and gives the time each eve
 Lab-normalisation's generated histories (tests/unit/test_issue25_lab_retention.py `histories`) are of one patient,
 whose demographics (`lab_record`) the clearances read.
 
-The clocks' property (review RK: tests/unit/test_review_rk_*_clock.py): `assert_every_change_is_due`."""
+The clocks' property (review RK: tests/unit/test_review_rk_*_clock.py): `assert_every_change_is_due`.
+
+Shared tables hammered from several threads (the runtime applies events in a worker thread while the API reads):
+`in_racing_threads`."""
 
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -405,3 +410,27 @@ def assert_every_change_is_due(
             due = next_due(t1)
             assert due is not None and due <= t2 + slack, (t1, t2, due, before, after)
         before = after
+
+
+def in_racing_threads(work: Callable[[int], None], threads: int = 4) -> list[str]:
+    """`work(k)` in `threads` threads at once, the interpreter switching between them as often as it can; the errors
+    they raised (repr), none when the shared tables they use hold."""
+    errors: list[str] = []
+
+    def run(k: int) -> None:
+        try:
+            work(k)
+        except Exception as e:
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        started = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+        for t in started:
+            t.start()
+        for t in started:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return errors

@@ -11,8 +11,6 @@ place after they were stored."""
 from __future__ import annotations
 
 import gc
-import sys
-import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +27,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
 from services.systemic_planner.settings import SystemicSettings
 from shared.clinical.life_expectancy import SIX_WEEKS_IN_MONTHS, when_remaining_reaches
-from tests.unit.histories import PROFILES, T0, World, _prologue, steps, systemic_history
+from tests.unit.histories import PROFILES, T0, World, _prologue, in_racing_threads, steps, systemic_history
 from tests.unit.test_issue25_systemic_memo import _run as hn_run
 
 RECENCY = r.Recency()
@@ -287,26 +285,15 @@ def test_threads_deciding_at_once_never_fail_on_the_shared_memo(monkeypatch: pyt
     monkeypatch.setattr(memo, "MEMO_SIZE", 2)
     memo.clear()
     held = [object() for _ in range(3)]
-    errors: list[str] = []
 
     def decide(k: int) -> None:
-        try:
-            for i in range(15000):
-                at = r.AsOf(now=T0, recency=RECENCY)
-                n = (i * 7 + k) % 3
-                assert memo.memo("rn-race", at, (held[n],), lambda n=n: n) == n  # type: ignore[misc]
-        except Exception as e:
-            errors.append(repr(e))
+        for i in range(15000):
+            at = r.AsOf(now=T0, recency=RECENCY)
+            n = (i * 7 + k) % 3
+            assert memo.memo("rn-race", at, (held[n],), lambda n=n: n) == n  # type: ignore[misc]
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=decide, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = in_racing_threads(decide)
     finally:
-        sys.setswitchinterval(interval)
         memo.clear()
     assert errors == []

@@ -7,8 +7,6 @@ the interpreter switches: no error, and each answer is its own state's."""
 
 from __future__ import annotations
 
-import sys
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from services.systemic_planner import inputs
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState
+from tests.unit.histories import in_racing_threads
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -25,27 +24,16 @@ def test_threads_reading_the_drug_history_table_at_once_never_fail(monkeypatch: 
     inputs._HISTORIES.clear()
     states = [SystemicState() for _ in range(3)]
     expected = [inputs._drug_history(s, r.AsOf(now=T0, recency=r.Recency(), memo=False))[0] for s in states]
-    errors: list[str] = []
 
     def read(k: int) -> None:
-        try:
-            for i in range(4000):
-                n = (i * 7 + k) % 3
-                at = r.AsOf(now=T0, recency=r.Recency(), memo=False)
-                assert inputs.drug_history(states[n], at) == expected[n]
-        except Exception as e:
-            errors.append(repr(e))
+        for i in range(4000):
+            n = (i * 7 + k) % 3
+            at = r.AsOf(now=T0, recency=r.Recency(), memo=False)
+            assert inputs.drug_history(states[n], at) == expected[n]
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=read, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = in_racing_threads(read)
     finally:
-        sys.setswitchinterval(interval)
         inputs._HISTORIES.clear()
     assert errors == []
     assert len(inputs._HISTORIES) <= 1

@@ -1,8 +1,8 @@
 """Review RP (issue 25, commit 83befdf) on a Redis Cluster: a batch over every slot group, one of them holding a
 single patient, writes each group's states and outboxes in one EVAL whose keys all sit in the group's slot (no
-CROSSSLOT), with the state TTL, and its timers in that group's set. Runs in `python -m tests.cluster
-tests/test_review_rp_cluster.py` (OSTEOCDS_REDIS=cluster); skipped on one Redis, where
-tests/test_review_rp_batch_writes.py covers the same writes. HAZ-25-RUNTIME-01."""
+CROSSSLOT), with the state TTL, and its timers in that group's set. Runs in the Redis Cluster tier (`python -m
+tests.cluster`, OSTEOCDS_REDIS=cluster); skipped on one Redis, where tests/test_review_rp_batch_writes.py covers the
+same writes. HAZ-25-RUNTIME-01."""
 
 from __future__ import annotations
 
