@@ -154,18 +154,10 @@ async def replay(service: Service) -> Replay:
         sub = service.subscriptions[record.topic]
         assert sub.aggregate is not None
         model = sub.aggregate[0]
-        # review RO (HAZ-22-ORDER-04): what the live loop dead-letters before applying (Service._decode: too large,
-        # NaN or Infinity, keyed by another patient) is skipped here too, not applied; nor is it marked seen
-        if record.value is None or limits.check_record(record, s) or limits.check_finite(record):
-            result.skipped += 1
-            continue
-        try:
-            message = sub.decode(record)
-            key = sub.idempotency_key(message)
-        except Exception:  # it was dead-lettered by the live service too
-            result.skipped += 1
-            continue
-        if limits.check_key(record, message) is not None:
+        # review RO (HAZ-22-ORDER-04): what the live loop dead-letters before applying (too large, NaN or Infinity,
+        # keyed by another patient, undecodable) is skipped here too, by the same checks, and never marked seen
+        message, key, refused = service.decode_checked(record)
+        if refused is not None or message is None or key is None:
             result.skipped += 1
             continue
         if key in seen:

@@ -619,28 +619,35 @@ class Service:
         return applied, changelog
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
-        sub = self.subscriptions[record.topic]
-        d = _Decoded(record, sub, span=self.tracing.consume(record), origin_ms=origin_of(record))
-        if record.value is None:
-            d.error = ("EmptyMessage", "message has no value")
-            return d
-        if (refused := limits.check_record(record, self.settings) or limits.check_finite(record)) is not None:
-            d.error = refused
-            return d
-        try:
-            d.message = sub.decode(record)
-            d.key = sub.idempotency_key(d.message)
-            d.error = limits.check_key(record, d.message)  # keyed by patient, or per-patient order breaks
-        except ValidationError as exc:
-            d.error = ("ValidationError", decoding.validation_reason(exc))
-        except Rejected as exc:
-            d.error = ("Rejected", str(exc))
-        except (ValueError, UnicodeDecodeError) as exc:
-            d.error = (type(exc).__name__, f"cannot decode: {exc}"[:500])
-        except Exception as exc:  # a decoder must never stop the loop: that record would block its partition
-            d.error = (type(exc).__name__, "cannot decode: unexpected error in the decoder")
-            log.error("decoder failed", exc_info=exc, extra={"topic": record.topic, "offset": record.offset})
+        d = _Decoded(
+            record, self.subscriptions[record.topic], span=self.tracing.consume(record), origin_ms=origin_of(record)
+        )
+        d.message, d.key, d.error = self.decode_checked(record)
         return d
+
+    def decode_checked(self, record: ConsumerRecord) -> tuple[BaseModel | None, str | None, tuple[str, str] | None]:
+        """A record as the loop takes it: its message, its idempotency key and the refusal that dead-letters it before
+        any transition (None: accepted). The rebuild's replay skips exactly what this refuses (review RO)."""
+        sub = self.subscriptions[record.topic]
+        if record.value is None:
+            return None, None, ("EmptyMessage", "message has no value")
+        if (refused := limits.check_record(record, self.settings) or limits.check_finite(record)) is not None:
+            return None, None, refused
+        message: BaseModel | None = None
+        try:
+            message = sub.decode(record)
+            key = sub.idempotency_key(message)
+            return message, key, limits.check_key(record, message)  # keyed by patient, or per-patient order breaks
+        except ValidationError as exc:
+            error = ("ValidationError", decoding.validation_reason(exc))
+        except Rejected as exc:
+            error = ("Rejected", str(exc))
+        except (ValueError, UnicodeDecodeError) as exc:
+            error = (type(exc).__name__, f"cannot decode: {exc}"[:500])
+        except Exception as exc:  # a decoder must never stop the loop: that record would block its partition
+            error = (type(exc).__name__, "cannot decode: unexpected error in the decoder")
+            log.error("decoder failed", exc_info=exc, extra={"topic": record.topic, "offset": record.offset})
+        return message, None, error
 
     async def _retry(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return await retrying.retry(self.settings, fn, *args)
