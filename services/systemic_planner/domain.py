@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -53,6 +54,7 @@ from services.systemic_planner.prerequisites import prerequisites, supplements_f
 from services.systemic_planner.quality import bone_biopsy, pathway
 from services.systemic_planner.retention import retain
 from shared.clinical.facts import Fact
+from shared.clinical.life_expectancy import surgery_excluded
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
@@ -98,7 +100,18 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         else None
     )
     sre_inputs = memo("sre_inputs", at, (s.sres,), lambda: sre_inputs_of(s))
-    items.append(ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold, sre_inputs))
+    # issue 25 (helper HV): the item reads no `now`; what it reads of the life expectancy is its estimate, status and
+    # what remains rounded as cited (the same text for the same float: repr)
+    remains = None if le.remaining is None else repr(round(le.remaining, 2))
+    items.append(
+        memo(
+            "ar_start",
+            at,
+            (sre_inputs, metastasis, le.fact, hold),
+            lambda: ar_start_item(s, decision, on_ar, drugs, metastasis, le, hold, sre_inputs),
+            (decision, ar_key, drugs.ar_review_stop, drugs.ar_relay, le.status, le.future_ignored, remains),
+        )
+    )
     items += [unidentified_item(u) for u in unknown]
     items += [correction_item(c) for c in to_check]
     onj_items, onj_blocks = memo(
@@ -151,7 +164,16 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(deno_stop)
     items += memo("renal_safety", at, (kidney,), lambda: renal_safety(kidney, drugs, za_planned), (za_planned, *active))
     items += onj_items
-    onco = oncology(s, at, anticancer(drugs), metastasis, le)
+    # issue 25 (helper HV): what SYS-ONCO reads: the drugs under way (their identity: `active`), whether a metastasis
+    # is known, the SREs and their currency, the estimate, and whether surgery is excluded (SURG-LE)
+    short = le.remaining is not None and surgery_excluded(le.remaining)
+    onco = memo(
+        "oncology",
+        at,
+        (s.sres, s.sre_currency, le.fact),
+        lambda: oncology(s, at, anticancer(drugs), metastasis, le),
+        (active, metastasis is None, short),
+    )
     if onco is not None:
         items.append(onco)
     biopsy = memo("bone_biopsy", at, (s.care,), lambda: bone_biopsy(s, at))  # MOL-BIOPSY
@@ -216,6 +238,28 @@ def _published_as(item: PlanItem) -> tuple[str, PlanNotice | None]:
     if len(_PUBLISHED) > _PUBLISHED_MAX:
         _PUBLISHED.popitem(last=False)
     return content, notice
+
+
+#: issue 25 (helper HV): the plan digest of each list of item objects (items memoised by memo.py are the same
+#: objects from one decision to the next). The entry holds the items: ids in use are theirs alone.
+_DIGESTS: OrderedDict[tuple[int, ...], tuple[tuple[PlanItem, ...], str]] = OrderedDict()
+_DIGESTS_MAX = 4096
+_DIGESTS_LOCK = threading.Lock()  # decisions may be taken in more than one thread (memo.py)
+
+
+def _plan_digest(decisions: list[tuple[PlanItem, str, PlanNotice | None]]) -> str:
+    """sha256 of the items' decision contents, one a line."""
+    key = tuple(id(item) for item, _, _ in decisions)
+    with _DIGESTS_LOCK:
+        hit = _DIGESTS.get(key)
+    if hit is not None:
+        return hit[1]
+    digest = hashlib.sha256("\n".join(content for _, content, _ in decisions).encode()).hexdigest()
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = (tuple(item for item, _, _ in decisions), digest)
+        if len(_DIGESTS) > _DIGESTS_MAX:
+            _DIGESTS.popitem(last=False)
+    return digest
 
 
 def _notify(item: PlanItem) -> bool:
@@ -308,7 +352,7 @@ def apply_event(
         "Plan mis à jour : cet élément ne s'applique plus.",
     )
     # a new version when a decision changes; newer provenance alone (same decisions) does not make a new version
-    digest = hashlib.sha256("\n".join(content for _, content, _ in decisions).encode()).hexdigest()
+    digest = _plan_digest(decisions)
     if items and digest != s.plan_digest:
         s.plan_version += 1
         s.plan_digest = digest

@@ -50,17 +50,26 @@ def memo(
     if not at.memo:
         return build()
     held = (at.recency, at.tz, *held)
+    # the entry found under these ids holds its objects, alive: an id in use is no other object's, so the objects
+    # are the same (helper HV: the identity comparison of each was redundant)
     key = (name, values, *map(id, held))
+    now = at.now
     with _LOCK:
         hit = _MEMO.get(key)
-        if hit is not None and hit.lo <= at.now < hit.hi and all(a is b for a, b in zip(hit.held, held, strict=True)):
+        if hit is not None and hit.lo <= now < hit.hi:
             _MEMO.move_to_end(key)
         else:
             hit = None
     if hit is not None:
-        at.narrow(hit.lo, hit.hi)
-        for d in hit.offered:
-            at.after(d)
+        # at.narrow(hit.lo, hit.hi), then at.after(d) for each deadline offered, inline (issue 25, helper HV)
+        if hit.lo > at.lo:
+            at.lo = hit.lo
+        if hit.hi < at.hi:
+            at.hi = hit.hi
+        offered = hit.offered
+        if offered:
+            at.offered.extend(offered)
+            at.deadlines.extend([d for d in offered if d > now])
         return hit.value  # type: ignore[return-value]
     lo, hi, mark = at.lo, at.hi, len(at.offered)
     at.lo, at.hi = r.EARLIEST, r.LATEST

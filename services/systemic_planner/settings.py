@@ -35,11 +35,27 @@ class SystemicSettings(Settings):
         )
 
     def as_of(self, now: datetime) -> AsOf:
-        # issue 25: the same Recency object while the settings are the same (memo.py keys decisions on it)
-        recency = self.recency()
-        cached = _RECENCY.setdefault(recency, recency)
+        # issue 25: the same Recency object while the settings are the same (memo.py keys decisions on it); found by
+        # the settings' values, not built again for every event (helper HV: building it cost ~15 µs per event)
+        windows = (
+            self.creatinine_max_age_days,
+            self.weight_max_age_days,
+            self.vitamin_d_max_age_days,
+            self.calcium_max_age_hours,
+            self.calcium_supplement_max_age_days,
+            self.life_expectancy_max_age_days,
+            self.ctx_max_age_days,
+            self.future_tolerance_minutes,
+        )
+        cached = _BY_WINDOWS.get(windows)
+        if cached is None:
+            recency = self.recency()
+            cached = _RECENCY.setdefault(recency, recency)
+            _BY_WINDOWS[windows] = cached
         return AsOf(now=now, tz=ZoneInfo(self.hospital_timezone), recency=cached)
 
 
 #: issue 25: one Recency object per distinct value (memo.py holds and compares it by identity)
 _RECENCY: dict[Recency, Recency] = {}
+#: issue 25: that object by the settings' recency windows (the values `recency()` reads, in its order)
+_BY_WINDOWS: dict[tuple[float, ...], Recency] = {}
