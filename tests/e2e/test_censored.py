@@ -17,7 +17,8 @@ from contracts.topics import LAB_RESULTS
 from devstack.stack import RunningStack
 from shared.web.auth import CLINICIAN
 from tests.conftest import Publish, alerts, lab, token, wait_for
-from tests.e2e.test_web_page import browser, until
+from tests.e2e.browser_waits import until
+from tests.e2e.test_web_page import browser
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the page fixture
@@ -68,9 +69,13 @@ async def test_page_shows_the_comparator_with_a_censored_value(
     await publish(LAB_RESULTS.name, lab(patient_id, "1751-7", 40, "g/L", occurred_at=drawn))
     await publish(LAB_RESULTS.name, censored(patient_id, "2000-8", 2.5, "mmol/L", ">", drawn))
 
-    row = '[data-analyte="corrected_calcium"]'
-    text = await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).text)
+    def calcium_rows(d: WebDriver) -> tuple[str, str] | None:
+        """The corrected and the total calcium's rows, read in one poll (a live redraw of the labs in between: both
+        read again; the total's row used to be found after the wait, on a drawing a new result could replace)."""
+        text = d.find_element(By.CSS_SELECTOR, '[data-analyte="corrected_calcium"]').text
+        return (text, d.find_element(By.CSS_SELECTOR, '[data-analyte="total_calcium"]').text) if text else None
+
+    text, total = await until(browser, calcium_rows)
     assert "> 2,50 mmol/L (résultat censuré)" in text  # the bound, never shown as an exact 2.5
     assert "Calcémie totale > 2,50 mmol/L" in text  # its provenance keeps the comparator too
-    total = browser.find_element(By.CSS_SELECTOR, '[data-analyte="total_calcium"]').text
     assert "> 2,50 mmol/L" in total

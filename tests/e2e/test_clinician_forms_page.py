@@ -18,7 +18,8 @@ from devstack.stack import RunningStack
 from services.scoring import rules as scoring
 from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY
 from tests.conftest import ARTIFACTS, token
-from tests.e2e.test_web_page import browser, until
+from tests.e2e.browser_waits import clicked, until
+from tests.e2e.test_web_page import browser
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the fixture, used by name
@@ -159,7 +160,7 @@ async def test_a_lesion_and_an_opinion_entered_in_the_form_give_the_score_and_th
     # the pain of a withdrawn finding was sent again), and the response sent names the entry it withdraws
     await asyncio.to_thread(browser.get, f"{intake}/ui/saisie/patients/{patient_id}")
     in_error = f'#history [data-entry="{entry["event_ids"][0]}"] button.in-error'
-    (await until(browser, lambda d: d.find_element(By.CSS_SELECTOR, in_error))).click()
+    await until(browser, clicked(By.CSS_SELECTOR, in_error))  # found and clicked in one poll (drawn after the load)
     await saved(browser)
     withdrawal = browser.execute_script(
         f"return JSON.parse(sessionStorage.getItem('osteocds.entries.{patient_id}'))[0];"

@@ -37,7 +37,7 @@ from services.notification.settings import NotificationSettings
 from shared.web import signin as shared_signin
 from shared.web.auth import AuthSettings, public
 from tests.conftest import ARTIFACTS
-from tests.e2e.test_web_page import until
+from tests.e2e.browser_waits import until
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +125,15 @@ async def test_a_smart_ehr_launch_opens_the_page_on_the_launch_patient(
         {"patient": patient_id, "app": f"{notification}/ui/launch"}
     )
     await asyncio.to_thread(chromium.get, ehr)
-    await until(chromium, lambda d: patient_id in d.find_element(By.TAG_NAME, "body").text)  # the form names it
+
+    def issuer_form_names_the_patient(d: WebDriver) -> bool:
+        """The issuer's form, read only once the tab is on /authorize (no script there: it stays until submitted).
+        /ui/launch navigates there by itself: a body found on /ui/launch was gone when read (CI: "Node with given id
+        does not belong to the document", which `until` now retries as a stale element)."""
+        on_form = d.current_url.startswith(f"{local_issuer.url}/authorize?")
+        return on_form and patient_id in d.find_element(By.TAG_NAME, "body").text
+
+    await until(chromium, issuer_form_names_the_patient)  # the form names the launch's patient
     await sign_in_on_issuer_form(chromium, local_issuer, "dr-ehr")
     await until(chromium, lambda d: d.find_element(By.ID, "content").is_displayed())
     assert chromium.current_url == f"{notification}/ui/patients/{patient_id}"  # the token response's patient
@@ -279,7 +287,11 @@ async def test_review_an_ehr_launch_whose_token_response_names_no_patient_opens_
     with _served(provider.app) as provider.url, _served(_clinicians_page(provider.url)) as page:
         query = urllib.parse.urlencode({"iss": provider.url, "launch": "L-1"})
         await asyncio.to_thread(chromium.get, f"{page}/ui/launch?{query}")
-        error = await until(chromium, lambda d: d.find_element(By.ID, "signin-error").text)
+        # /ui/launch has its own (empty) #signin-error and navigates away: the error is read once the code came back
+        error = await until(
+            chromium,
+            lambda d: "/ui/callback" in d.current_url and d.find_element(By.ID, "signin-error").text,
+        )
         assert "patient" in error.lower() and chromium.current_url == f"{page}/ui/callback"
         assert chromium.execute_script('return sessionStorage.getItem("osteocds.token")') is None
 

@@ -28,8 +28,8 @@ from devstack import issuer
 from devstack.stack import RunningStack
 from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY
 from tests.conftest import ARTIFACTS, consume_until
+from tests.e2e.browser_waits import until
 from tests.e2e.test_issue19_signin import chromium, csp_violations, logged_text, sign_in_on_issuer_form
-from tests.e2e.test_web_page import until
 
 FORMS_FILE = Path(__file__).resolve().parents[2] / "services" / "lab_normalisation" / "static" / "forms.html"
 

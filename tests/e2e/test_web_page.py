@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from contracts.examples import EXAMPLES
 from contracts.rules import cite
@@ -27,6 +25,7 @@ from contracts.topics import LAB_RESULTS, LOCAL_PLANS, PLANS, RECOMMENDATIONS
 from devstack.stack import RunningStack
 from shared.web.auth import CLINICIAN
 from tests.conftest import ARTIFACTS, Publish, alerts, lab, token
+from tests.e2e.browser_waits import until
 from tests.e2e.test_alert_lifecycle import recommendation
 
 pytestmark = pytest.mark.e2e
@@ -48,13 +47,6 @@ def browser() -> Iterator[WebDriver]:
         yield drv
     finally:
         drv.quit()
-
-
-async def until(drv: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 20) -> Any:
-    wait = WebDriverWait(
-        drv, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    )
-    return await asyncio.to_thread(wait.until, condition)
 
 
 async def test_page_shows_an_alert_live_and_acknowledges_it(

@@ -38,7 +38,8 @@ from devstack.stack import RunningStack
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.web.auth import CLINICIAN
 from tests.conftest import ARTIFACTS, Publish, alerts, auth, event, lab, token
-from tests.e2e.test_web_page import browser, until
+from tests.e2e.browser_waits import until
+from tests.e2e.test_web_page import browser
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the Chromium fixture
