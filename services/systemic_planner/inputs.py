@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal
@@ -1041,9 +1042,29 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
                 if len(_HISTORIES) >= _HISTORIES_MAX:
                     del _HISTORIES[next(iter(_HISTORIES))]
                 _HISTORIES[key] = (s.treatments, s.drug_replays, (found, x), at.offered[mark:])
-    if x.period_start is None:
-        return found if found.ar_exposure_days == x.days else dataclasses.replace(found, ar_exposure_days=x.days)
-    return dataclasses.replace(found, ar_exposure_days=x.exposure_at(at.today))
+    days = x.days if x.period_start is None else x.exposure_at(at.today)
+    return found if found.ar_exposure_days == days else _with_exposure(found, days)
+
+
+#: issue 25 (helper HV): the drug history with its exposure up to today, made once per history object and count of
+#: days (`dataclasses.replace` at every event cost ~10 µs); the entry holds the history (a DrugHistory is frozen)
+_EXPOSED: OrderedDict[tuple[int, int], tuple[DrugHistory, DrugHistory]] = OrderedDict()
+_EXPOSED_MAX = 1024
+_EXPOSED_LOCK = threading.Lock()
+
+
+def _with_exposure(found: DrugHistory, days: int) -> DrugHistory:
+    key = (id(found), days)
+    with _EXPOSED_LOCK:
+        hit = _EXPOSED.get(key)
+    if hit is not None and hit[0] is found:
+        return hit[1]
+    made = dataclasses.replace(found, ar_exposure_days=days)
+    with _EXPOSED_LOCK:
+        _EXPOSED[key] = (found, made)
+        if len(_EXPOSED) > _EXPOSED_MAX:
+            _EXPOSED.popitem(last=False)
+    return made
 
 
 def _drug_history(s: SystemicState, at: r.AsOf) -> tuple[DrugHistory, _Exposure]:

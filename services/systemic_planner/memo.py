@@ -49,10 +49,9 @@ def memo(
     settings, at a `now` within that answer's span. Off (`build()` alone) when `at.memo` is False."""
     if not at.memo:
         return build()
-    held = (at.recency, at.tz, *held)
     # the entry found under these ids holds its objects, alive: an id in use is no other object's, so the objects
     # are the same (helper HV: the identity comparison of each was redundant)
-    key = (name, values, *map(id, held))
+    key = (name, values, id(at.recency), id(at.tz), *map(id, held))
     now = at.now
     with _LOCK:
         hit = _MEMO.get(key)
@@ -75,7 +74,7 @@ def memo(
     at.lo, at.hi = r.EARLIEST, r.LATEST
     try:
         value = build()
-        entry = _Entry(held, at.lo, at.hi, tuple(at.offered[mark:]), value)
+        entry = _Entry((at.recency, at.tz, *held), at.lo, at.hi, tuple(at.offered[mark:]), value)
         with _LOCK:
             _MEMO[key] = entry
             _MEMO.move_to_end(key)
