@@ -330,7 +330,7 @@ def next_due(
     today = now.astimezone(tz).date()
     for e in s.treatments.values():
         t = e.treatment
-        if isinstance(t, RadiotherapyCourse | Surgery) and t.on > today:
+        if isinstance(t, _DATED_AHEAD) and t.on > today:
             times.append(datetime.combine(t.on, time(0), tz))
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     for lesion in by_lesion.values():
@@ -346,8 +346,12 @@ def next_due(
         crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now)
         if crossing is not None:
             times.append(crossing)
-    later = [t + timedelta(seconds=1) for t in times if t + timedelta(seconds=1) > now]
+    later = [x for t in times if (x := t + _SECOND) > now]
     return min(later, default=None)
+
+
+_DATED_AHEAD: Final = (RadiotherapyCourse, Surgery)
+_SECOND: Final = timedelta(seconds=1)
 
 
 # ---- publishing ----------------------------------------------------------------------------------------------------

@@ -48,6 +48,22 @@ def as_input(x: Inp) -> InputUsed:
     return x if isinstance(x, InputUsed) else x.model()
 
 
+class _Used:
+    """An item's inputs as contracts, made once and shared by its plan item and its recommendations (InputUsed is
+    frozen); a new list each call. Held by the item and by its notice, it holds neither (no reference cycle)."""
+
+    __slots__ = ("inputs", "used")
+
+    def __init__(self, inputs: tuple[Inp, ...]) -> None:
+        self.inputs = inputs
+        self.used: list[InputUsed] | None = None
+
+    def __call__(self) -> list[InputUsed]:
+        if self.used is None:
+            self.used = [as_input(x) for x in self.inputs]
+        return list(self.used)
+
+
 class Item:
     """One plan item, immutable. Its notified content and digest are computed once (items are memoised and reused
     from one event to the next); its contract form (PlanItem) only when a plan or recommendation is published."""
@@ -55,6 +71,7 @@ class Item:
     __slots__ = (
         "_model",
         "_notice",
+        "_used",
         "checks",
         "content",
         "digest",
@@ -102,13 +119,16 @@ class Item:
         self.digest = hashlib.blake2b(self.content.encode(), digest_size=8).hexdigest()
         self._model: PlanItem | None = None
         self._notice: PlanNotice | None = None
+        self._used = _Used(inputs)
 
     def inputs_used(self) -> list[InputUsed]:
-        return [as_input(x) for x in self.inputs]
+        return self._used()
 
     @property
     def notice(self) -> PlanNotice:
-        """The item as a notifiable decision (made once: items are memoised and reused from one event to the next)."""
+        """The item as a notifiable decision (made once: items are memoised and reused from one event to the next).
+        Its `inputs` holds the item's inputs, never the item (issue 25: a bound method made a reference cycle per
+        item, so that every item dropped from the memo waited for the garbage collector's full passes)."""
         if self._notice is None:
             self._notice = PlanNotice(
                 key=self.key,
@@ -117,7 +137,7 @@ class Item:
                 severity=self.severity,
                 title=self.title,
                 text_fr=self.text_fr,
-                inputs=self.inputs_used,
+                inputs=self._used,
                 missing=list(self.missing),
                 content=self.content,
             )
@@ -133,7 +153,7 @@ class Item:
                 severity=self.severity,
                 title=self.title,
                 text_fr=self.text_fr,
-                inputs=[as_input(i) for i in self.inputs],
+                inputs=self.inputs_used(),
                 missing=list(self.missing),
                 what_would_change_fr=self.what_would_change_fr,
                 citation=cite(self.rule_id),

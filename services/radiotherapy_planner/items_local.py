@@ -45,7 +45,17 @@ def _used(f: Finding) -> In:
 def segment(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> SegmentHistory:
     """The segment's earlier courses (shared clinical context): those recorded on this lesion, its level, an adjacent
     level ("à proximité", L2060-2061) or a spinal level not said (to check), AND those the request declares, counted
-    once (issue 18.2)."""
+    once (issue 18.2). Once per plan for a lesion, request and date (Patient.segments)."""
+    key = (lesion.lesion_id, lesion.level, lesion.latest.skeletal_site, req.event_id.int, before)
+    found = p.segments.get(key)
+    if found is not None:
+        return found
+    hist = _segment(p, lesion, req, before)
+    p.segments[key] = hist
+    return hist
+
+
+def _segment(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, before: date) -> SegmentHistory:
     recorded = []
     for e, t in p.rt_courses:
         rel = relation(

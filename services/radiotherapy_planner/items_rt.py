@@ -33,6 +33,7 @@ from services.radiotherapy_planner.rules.drugs import drug_rt_window
 from services.radiotherapy_planner.rules.surgery import surgery_excluded
 from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.facts import Fact
+from shared.clinical.irradiation import SegmentHistory
 from shared.clinical.life_expectancy import Remaining
 
 
@@ -46,9 +47,10 @@ class Patient:
     tz: ZoneInfo = HOSPITAL_TZ  # calendar days are the hospital's local days
     now: datetime | None = None  # the decision time: what is left of the life-expectancy estimate is counted to it
 
-    @property
+    @functools.cached_property
     def today(self) -> date:
-        """The hospital-local day of the decision time (no bound without one: tests of the pure rules)."""
+        """The hospital-local day of the decision time (no bound without one: tests of the pure rules); once per
+        plan (every family's key reads it)."""
         return date.max if self.now is None else self.day(self.now)
 
     def day(self, at: datetime) -> date:
@@ -76,6 +78,12 @@ class Patient:
 
     @functools.cached_property
     def _drug_uses(self) -> dict[date, list[DrugUse]]:
+        return {}
+
+    @functools.cached_property
+    def segments(self) -> dict[tuple[str, str | None, str, int, date], SegmentHistory]:
+        """items_local.segment's histories of this plan, by lesion (ID, level, site), request and date: the SBRT and
+        re-irradiation families of one request read the same one (issue 25)."""
         return {}
 
     def drug_uses(self, reference: date) -> list[DrugUse]:

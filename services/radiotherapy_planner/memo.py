@@ -3,13 +3,16 @@ same facts always give the same items and an event recomputes only the families 
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, TypeVar, cast
 
-from services.radiotherapy_planner.facts import LocalState
+from contracts.hospital import TreatmentEvent
+from services.radiotherapy_planner.facts import LabFact, LocalState, ScoreFact, SurgicalOpinionFact
 from services.radiotherapy_planner.items_base import Item
+from shared.clinical.facts import Fact
 
 #: Item families kept in memory (least recently used evicted): a few per lesion of the patients seen recently.
 MEMO_SIZE: Final = 8192
@@ -29,8 +32,10 @@ def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
 
 
 def clear() -> None:
-    """Forget every memoised family (a new service instance starts cold)."""
+    """Forget every memoised family and table fingerprint (a new service instance starts cold)."""
     _MEMO.clear()
+    with _TABLES_LOCK:
+        _TABLES.clear()
 
 
 _SURGERY_KINDS: Final = frozenset({"surgery"})
@@ -77,32 +82,18 @@ class Fingerprints:
 
     @classmethod
     def of(cls, s: LocalState) -> Fingerprints:
-        surgeries: list[str] = []
-        radiotherapy: list[str] = []
-        drugs: list[str] = []
-        for k, e in s.treatments.items():
-            kind = e.treatment.kind
-            if e.record_status != "final":  # a correction may correct an event of another kind (issue 18 review)
-                surgeries.append(k)
-                radiotherapy.append(k)
-                drugs.append(k)
-            elif kind in _SURGERY_KINDS:
-                surgeries.append(k)
-            elif kind in _RT_KINDS:
-                radiotherapy.append(k)
-            elif kind in _DRUG_KINDS:
-                drugs.append(k)
-        assessed = {k: f.event_id.int for k, f in s.assessed.items()}
+        surgeries, radiotherapy, drugs = _by_table(s.treatments, _treatments)
+        assessed, families, lesion_pain = _by_table(s.assessed, _assessed)
         return cls(
             assessed=assessed,
-            opinions=tuple((k, o.event_id.int) for k, o in s.opinions.items()),
-            surgeries=tuple(surgeries),
-            radiotherapy=tuple(radiotherapy),
-            drugs=tuple(drugs),
-            labs=tuple((rid, v.event_id.int) for t in s.labs.values() for rid, v in t.items()),
-            scores={k: v.event_id.int for k, v in s.scores.items()},
-            families={f: tuple(assessed.get(n) for n in names) for f, names in READS.items()},
-            lesion_pain=any("@" in k for k in assessed),
+            opinions=_by_table(s.opinions, _opinions),
+            surgeries=surgeries,
+            radiotherapy=radiotherapy,
+            drugs=drugs,
+            labs=_by_table(s.labs, _labs),
+            scores=_by_table(s.scores, _scores),
+            families=families,
+            lesion_pain=lesion_pain,
         )
 
     def reads(self, family: str, lesion_id: str) -> tuple[int | None, ...]:
@@ -114,3 +105,65 @@ class Fingerprints:
 
     def score(self, key: str) -> int | None:
         return self.scores.get(key)
+
+
+# ---- the fingerprint of each table, once per table (issue 25) ----------------------------------------------------
+T = TypeVar("T")
+#: A state's table is never changed once the event that made it is applied (domain.merge copies the table an event
+#: changes and changes only the copy; retention makes new tables), and most tables of a new state are the previous
+#: state's objects: their fingerprints are kept by table, the table held (its ID is not reused while it is here).
+TABLES_SIZE: Final = 4096
+_TABLES: dict[tuple[Callable[..., object], int], tuple[object, int, object]] = {}
+_TABLES_LOCK: Final = threading.Lock()  # plans are decided in the runtime's worker thread and served on the loop
+
+
+def _by_table(table: Mapping[str, Any], make: Callable[[Mapping[str, Any]], T]) -> T:
+    key = (make, id(table))
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is table and hit[1] == len(table):
+        return cast(T, hit[2])
+    value = make(table)
+    with _TABLES_LOCK:
+        if len(_TABLES) >= TABLES_SIZE:
+            _TABLES.clear()
+        _TABLES[key] = (table, len(table), value)
+    return value
+
+
+def _treatments(table: Mapping[str, TreatmentEvent]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    surgeries: list[str] = []
+    radiotherapy: list[str] = []
+    drugs: list[str] = []
+    for k, e in table.items():
+        kind = e.treatment.kind
+        if e.record_status != "final":  # a correction may correct an event of another kind (issue 18 review)
+            surgeries.append(k)
+            radiotherapy.append(k)
+            drugs.append(k)
+        elif kind in _SURGERY_KINDS:
+            surgeries.append(k)
+        elif kind in _RT_KINDS:
+            radiotherapy.append(k)
+        elif kind in _DRUG_KINDS:
+            drugs.append(k)
+    return tuple(surgeries), tuple(radiotherapy), tuple(drugs)
+
+
+def _assessed(
+    table: Mapping[str, Fact[bool | float | str]],
+) -> tuple[dict[str, int], dict[str, tuple[int | None, ...]], bool]:
+    assessed = {k: f.event_id.int for k, f in table.items()}
+    families = {f: tuple(assessed.get(n) for n in names) for f, names in READS.items()}
+    return assessed, families, any("@" in k for k in assessed)
+
+
+def _opinions(table: Mapping[str, SurgicalOpinionFact]) -> tuple[tuple[str, int], ...]:
+    return tuple((k, o.event_id.int) for k, o in table.items())
+
+
+def _labs(table: Mapping[str, dict[str, LabFact]]) -> tuple[tuple[str, int], ...]:
+    return tuple((rid, v.event_id.int) for t in table.values() for rid, v in t.items())
+
+
+def _scores(table: Mapping[str, ScoreFact]) -> dict[str, int]:
+    return {k: v.event_id.int for k, v in table.items()}
