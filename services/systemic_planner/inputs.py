@@ -1188,9 +1188,12 @@ class CorrectionToCheck:
 
 
 def corrections(s: SystemicState) -> list[CorrectionToCheck]:
-    out = []
+    out: list[CorrectionToCheck] = []
+    to_check = _resolved(s)[1]
+    if not to_check:  # the common case (helper HV): no set of every counted event's ID made for nothing
+        return out
     counted = {e.event_id for e in treatments(s)}
-    for e in _resolved(s)[1]:
+    for e in to_check:
         t = e.treatment
         if not isinstance(t, SystemicDrug | DrugAdministration):
             continue
