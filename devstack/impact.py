@@ -418,6 +418,9 @@ def run_sides(
             "wall_s": max(x["wall_s"] for x in parts),
             "start_s": max(x["start_s"] for x in parts),
             "reruns": sum(x.get("reruns", 0) for x in parts),
+            "live_again": {
+                n: sum(x.get("live_again", {}).get(n, 0) for x in parts) for n in parts[0].get("live_again", {})
+            },
             "taped": parts[0].get("taped", []),
             "outside": sorted({m for x in parts for m in x.get("outside", [])}),
             "cpu_by_service": {
@@ -559,6 +562,8 @@ def _impact(
             "services": same if everything else stats["candidate"].get("taped", []),
             "candidate_run": not everything,
             "patients_run_again": stats["candidate"].get("reruns", 0),
+            # per service, the patients run again with it live (the others taken from a tape; older trees: all)
+            "live_again": stats["candidate"].get("live_again", {}),
             "base_kept": kept is not None,
         },
         "timing": {k: round(v, 2) for k, v in timing.items()}

@@ -233,7 +233,18 @@ def main(argv: list[str]) -> int:
     settings = _settings(options.get("settings") or {})
     taped = set(options.get("taped") or ()) - set(settings)
     mode = "record" if options.get("record") else "replay" if options.get("replay") else ""
-    tape = replay.Tape(taped, mode == "record") if mode and taped and hasattr(replay, "Tape") else None
+    own = set(replay.MODULES) - taped  # the services this side runs live (its changed ones, or every one)
+    # a tree whose Tape goes on past a divergence per service: a patient whose records differ runs again with only
+    # the services that diverged live (and those after them), the others from a tape (the base's, or this side's own
+    # first run for the services it runs live); an older tree's Tape: every service live again
+    again = hasattr(getattr(replay, "Tape", None), "divergent")
+    tape = None
+    if mode and taped and hasattr(replay, "Tape"):
+        tape = (
+            replay.Tape(taped, mode == "record", own)
+            if again and mode == "replay"
+            else replay.Tape(taped, mode == "record")
+        )
     built = replay.build_services(settings)
     header, patients = _streams(stream)
     until = datetime.fromtimestamp(header["until_ms"] / 1000, UTC)
@@ -241,7 +252,7 @@ def main(argv: list[str]) -> int:
     extra: dict[str, Any] = {"tape": tape} if tape else {}  # a tree whose replay has no Tape: not given
     r = replay.Replay(built, store=store, profile=True, **extra)
     live = None
-    if tape is not None and mode == "replay":  # a patient whose records differ: every service live
+    if tape is not None and mode == "replay" and not again:  # a patient whose records differ: every service live
         live = replay.Replay(replay.build_services(settings), store=store, profile=True)
     start = time.monotonic() - t0  # the tree's imports (compiled on first use) and the services built
 
@@ -255,17 +266,20 @@ def main(argv: list[str]) -> int:
             return self._v
 
     n = reruns = applications = 0
+    live_again: dict[str, int] = dict.fromkeys(sorted(replay.MODULES), 0)  #: per service, patients it ran again
     with contextlib.ExitStack() as files:
         f = files.enter_context(out.open("w", encoding="utf-8"))
         tape_in = files.enter_context(Path(options["replay"]).open("rb")) if tape and mode == "replay" else None
         tape_out = files.enter_context(Path(options["record"]).open("wb")) if tape and mode == "record" else None
         for patient, recs in patients:
             stream_ = [_Rec(*x) for x in recs]
+            entries: dict[str, Any] = {}
             if tape is not None and tape_in is not None:
                 taped_patient, blob = pickle.load(tape_in)
                 if taped_patient != patient:
                     raise SystemExit(f"impact: the base's tape is for {taped_patient}, not {patient}")
-                tape.start(pickle.loads(zlib.decompress(blob)))
+                entries = pickle.loads(zlib.decompress(blob))
+                tape.start(entries)
             elif tape is not None:
                 tape.start()
             before = sum(r.inputs.values())
@@ -280,6 +294,9 @@ def main(argv: list[str]) -> int:
                 before = sum(live.inputs.values())
                 (run,) = replay.replay_patients([(patient, stream_)], live, until)
                 done = sum(live.inputs.values()) - before
+            elif tape is not None and again and tape_in is not None and tape.divergent():
+                reruns += 1
+                run, done = _again(replay, r, tape, entries, own, patient, stream_, until, live_again)
             applications += done
             f.write(json.dumps(canonical(run.patient, run.outputs, len(run.dead_letters)), ensure_ascii=False))
             f.write("\n")
@@ -297,11 +314,48 @@ def main(argv: list[str]) -> int:
         "settings": settings,
         "taped": sorted(taped) if tape is not None else [],
         "reruns": reruns,
+        "live_again": live_again,
         "cpu_by_service": {name: round(v, 2) for name, v in cost.items()},
         "outside": _outside(tree, options.get("base_code") or []),
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0
+
+
+def _again(
+    replay: Any,
+    r: Any,
+    first: Any,
+    base: dict[str, Any],
+    own: set[str],
+    patient: str,
+    stream: list[Any],
+    until: Any,
+    live_again: dict[str, int],
+) -> tuple[Any, int]:
+    """A patient whose records to some taped services differed from the base's (HAZ-21-04): run again with those
+    services live from the start, every other one from a tape (the base's for the services this side shares with it,
+    this side's first run for those it ran live); a tape that differs again adds its service to the live ones, until
+    a run takes every tape whole (at most one run per service). A tape is only taken for the same code and the same
+    records, digest by digest: the outputs are those of a run with every service live."""
+    # this side's own services from its first run (one that applied nothing: an empty tape, never the base's)
+    tapes = {name: e for name, e in base.items() if name not in own} | {n: first.entries.get(n, []) for n in own}
+    live: set[str] = set()
+    divergent = first.divergent()
+    try:
+        while divergent:
+            live |= divergent
+            tape = replay.Tape((set(replay.MODULES) - live), False)
+            tape.start(tapes)
+            r.tape = tape
+            before = sum(r.inputs.values())
+            (run,) = replay.replay_patients([(patient, stream)], r, until)
+            divergent = tape.divergent()
+    finally:
+        r.tape = first
+    for name in live:
+        live_again[name] += 1
+    return run, sum(r.inputs.values()) - before
 
 
 def _outside(tree: Path, code: list[str]) -> list[str]:

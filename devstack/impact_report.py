@@ -379,10 +379,17 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
                 "base (mêmes entrées, même code), il n'est pas rejoué."
             )
         else:
+            again = {n: k for n, k in (reused.get("live_again") or {}).items() if k}
+            how = (
+                " : seuls les services dont les entrées diffèrent rejouent, "
+                + ", ".join(f"{_vocabulary().PRODUCERS.get(n, n)} {k}" for n, k in sorted(again.items()))
+                if again
+                else " entièrement"
+            )
             lines.append(
                 f"Code de décision identique des deux côtés : {names} ; leurs décisions sont reprises de la base pour "
                 f"les patients dont leurs entrées sont identiques ({reused.get('patients_run_again', 0)} patients "
-                "rejoués entièrement)."
+                f"rejoués{how})."
             )
     if reused.get("base_kept"):
         lines.append(

@@ -75,6 +75,11 @@ CLOCKED: Final = frozenset({"scoring", "systemic-planner", "radiotherapy-planner
 #: a deadline fires this long after it passes (the live timers poll every TIMER_POLL_INTERVAL_S, 1 s; a tick fired
 #: exactly at its deadline would find it not yet passed)
 TICK_DELAY: Final = timedelta(milliseconds=1)
+#: deadlines are ordered by their instant in whole microseconds since the epoch (exact, as datetimes are): the
+#: services' times carry different tzinfo objects, whose comparison asks each for its offset
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+_TICK_DELAY_US: Final = TICK_DELAY // _US
 #: a deadline that keeps falling due again at the same instant stops after this many ticks (a loop in a service)
 MAX_TICKS_AT_ONCE: Final = 20
 
@@ -136,37 +141,53 @@ class Tape:
     application's record digest and `Take` (what decoding, the checks, idempotency and the transition did).
     Replaying (a candidate whose code for these services is byte-identical): a record whose digest is the next one
     taped for that service takes the taped `Take` without decoding or running anything (same code, same records one
-    by one, same outcome); the first record that differs sets `diverged` and the tape gives nothing more (the
-    caller runs that patient again with every service live). `start(entries)` begins a patient."""
+    by one, same outcome); the first record that differs for a service marks that service `divergent` and its tape
+    gives nothing more (the caller runs that patient again with that service live; the other services' tapes go on).
+    `record` (when replaying): services run live and recorded as well, so that a patient run again takes their
+    outcome instead of running them twice (their records must be the same again, digest by digest).
+    `start(entries)` begins a patient."""
 
-    def __init__(self, names: Iterable[str], recording: bool) -> None:
+    def __init__(self, names: Iterable[str], recording: bool, record: Iterable[str] = ()) -> None:
         self.names = frozenset(names)
         self.recording = recording
+        #: run live and recorded: every service of `names` when recording, else those of `record`
+        self.recorded = self.names if recording else frozenset(record) - self.names
         self.entries: dict[str, list[tuple[bytes, Take]]] = {}
         self._next: dict[str, int] = {}
-        self.diverged = False
+        self._diverged: set[str] = set()
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self._diverged)
 
     def start(self, entries: Mapping[str, list[tuple[bytes, Take]]] | None = None) -> None:
-        self.entries = {} if entries is None else {n: e for n, e in entries.items() if n in self.names}
+        replayed = () if self.recording else self.names
+        self.entries = {} if entries is None else {n: e for n, e in entries.items() if n in replayed}
         self._next = dict.fromkeys(self.entries, 0)
-        self.diverged = False
+        self._diverged = set()
 
     def add(self, name: str, digest: bytes, take: Take) -> None:
         self.entries.setdefault(name, []).append((digest, take))
 
     def take(self, name: str, digest: bytes) -> Take | None:
-        if self.diverged:
+        if name in self._diverged:
             return None
         entries, i = self.entries.get(name, ()), self._next.get(name, 0)
         if i >= len(entries) or entries[i][0] != digest:
-            self.diverged = True
+            self._diverged.add(name)
             return None
         self._next[name] = i + 1
         return entries[i][1]
 
+    def divergent(self) -> frozenset[str]:
+        """The replayed services whose records differed from their tape's, or that did not take all of it."""
+        replayed = () if self.recording else self.names
+        short = {n for n in replayed if self._next.get(n, 0) != len(self.entries.get(n, ()))}
+        return frozenset(self._diverged | short)
+
     def consumed(self) -> bool:
         """Every taped application replayed, for the same records, and nothing else asked of the tape."""
-        return not self.diverged and all(self._next.get(n, 0) == len(e) for n, e in self.entries.items())
+        return not self.divergent()
 
 
 def build_services(
@@ -227,8 +248,12 @@ class Replay:
         self.states: dict[tuple[str, str], BaseModel | bytes] = {}
         self.seen: dict[tuple[str, str], set[str]] = defaultdict(set)  #: (service, patient) -> idempotency keys
         #: (due, service, patient) of the deadlines still to fire, and each one's current deadline
-        self._dues: list[tuple[datetime, str, str]] = []
-        self._due_of: dict[tuple[str, str], datetime] = {}
+        #: (instant in µs, service, patient, deadline as the service gave it) of the deadlines still to fire, and
+        #: each slot's current deadline (µs)
+        self._dues: list[tuple[int, str, str, datetime]] = []
+        self._due_of: dict[tuple[str, str], int] = {}
+        #: the last record digested and its digest (a record goes to each service subscribed to it, one after another)
+        self._digested: tuple[Record | None, bytes] = (None, b"")
         self.applied: list[Applied] = []
         self.inputs: Counter[str] = Counter()  #: events applied per service
         self.produced: Counter[tuple[str, str]] = Counter()  #: outputs per (service, topic)
@@ -238,6 +263,7 @@ class Replay:
         self.ticks: Counter[str] = Counter()
         #: profile=True: per (service, history bucket) the events applied and their CPU seconds (decode + apply +
         #: store), the bucket of the n-th event of a patient in a service being the power of ten n rounds up to
+        #: (an outcome taken from a tape runs none of the service's code: neither timed nor counted here)
         self.profile = profile
         self.cost: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
         self.lengths: Counter[tuple[str, str]] = Counter()
@@ -265,14 +291,15 @@ class Replay:
         self.fire_until(until or self.now)
 
     def fire_until(self, at: datetime) -> None:
-        fired: Counter[tuple[str, str, datetime]] = Counter()
-        while self._dues and self._dues[0][0] + TICK_DELAY <= at:
-            due, name, patient = heapq.heappop(self._dues)
-            if self._due_of.get((name, patient)) != due:
+        fired: Counter[tuple[str, str, int]] = Counter()
+        limit = (at - _EPOCH) // _US - _TICK_DELAY_US
+        while self._dues and self._dues[0][0] <= limit:
+            us, name, patient, due = heapq.heappop(self._dues)
+            if self._due_of.get((name, patient)) != us:
                 continue  # replaced by a later deadline
             del self._due_of[(name, patient)]
-            fired[(name, patient, due)] += 1
-            if fired[(name, patient, due)] > MAX_TICKS_AT_ONCE:
+            fired[(name, patient, us)] += 1
+            if fired[(name, patient, us)] > MAX_TICKS_AT_ONCE:
                 continue
             service = self.services[name]
             fired_at = due + TICK_DELAY  # as Timers.tick: the deadline, and when it fired (after it)
@@ -355,8 +382,9 @@ class Replay:
         return done
 
     def _apply(self, name: str, sub: Subscription, record: Record) -> Applied | None:
-        if not self.profile:
-            return self._applied(name, sub, record)
+        tape = self.tape
+        if not self.profile or (tape is not None and name in tape.names and not tape.recording):
+            return self._applied(name, sub, record)  # a taped outcome runs nothing of the service's: not timed
         t0 = time.process_time()
         applied = self._applied(name, sub, record)
         elapsed = time.process_time() - t0
@@ -371,10 +399,13 @@ class Replay:
 
     def _applied(self, name: str, sub: Subscription, record: Record) -> Applied | None:
         tape = self.tape
-        if tape is None or name not in tape.names:
+        if tape is None or (name not in tape.names and name not in tape.recorded):
             return self._effect(name, record, self._take(name, sub, record))
-        digest = record_digest(record)
-        if tape.recording:
+        last, digest = self._digested
+        if last is not record:
+            digest = record_digest(record)
+            self._digested = (record, digest)
+        if name in tape.recorded:
             take = self._take(name, sub, record)
             tape.add(name, digest, take)
             return self._effect(name, record, take)
@@ -465,10 +496,11 @@ class Replay:
         if due is None:
             self._due_of.pop(slot, None)
             return
-        if self._due_of.get(slot) == due:
+        us = (due - _EPOCH) // _US
+        if self._due_of.get(slot) == us:
             return
-        self._due_of[slot] = due
-        heapq.heappush(self._dues, (due, name, patient))
+        self._due_of[slot] = us
+        heapq.heappush(self._dues, (us, name, patient, due))
 
     def _dead(self, name: str, record: Record, error: tuple[str, str]) -> Applied:
         self.dead_letters[(name, record.topic, error[0])] += 1
