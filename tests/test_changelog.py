@@ -379,6 +379,11 @@ async def test_a_tombstone_removes_a_patient_and_an_idle_state_expires(
         gone, kept = f"pt-{uuid.uuid4().hex[:10]}", f"pt-{uuid.uuid4().hex[:10]}"
         svc = instance(topic, settings)
         await svc.start()
+
+        async def ready() -> bool:
+            return all((await svc.readiness()).values())
+
+        await wait_until(ready)  # consumed live (a start's rebuild replays what the topic holds by then)
         for msg in (
             lab(gone, CALCIUM, 2.4, "mmol/L"),
             lab(kept, CALCIUM, 2.5, "mmol/L"),

@@ -174,9 +174,12 @@ def complete(records: Mapping[str, bytes | None]) -> bool:
     return records.get(COMPLETE_KEY) is not None
 
 
-async def seed(service: Service, states: Mapping[str, BaseModel]) -> int:
+async def seed(
+    service: Service, states: Mapping[str, BaseModel], marks: Mapping[str, Mapping[str, int]] | None = None
+) -> int:
     """After a replay, before its Redis write: the changelog made to hold exactly these states (every one written,
-    every other key tombstoned), then marked complete. Returns the records written."""
+    every other key tombstoned, each with the offsets it holds: `marks`), then marked complete. Returns the records
+    written."""
     writer = Writer(service.name)
     producer = service.producer
     await asyncio.gather(await producer.tombstone(writer.topic.name, COMPLETE_KEY))  # incomplete while rewritten
@@ -186,7 +189,7 @@ async def seed(service: Service, states: Mapping[str, BaseModel]) -> int:
     dumped = {p: (s, s.model_dump_json().encode()) for p, s in states.items()}
     changes = [
         c
-        for c in encode(service.name, dumped, {p: service.due(s) for p, s in states.items()}, {}, empty, now)
+        for c in encode(service.name, dumped, {p: service.due(s) for p, s in states.items()}, marks or {}, empty, now)
         if c.value is not None or held.get(c.key) is not None
     ]
     changes += [Change(k, None) for k, v in held.items() if v is not None and k not in states and k != COMPLETE_KEY]

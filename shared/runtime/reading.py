@@ -84,8 +84,11 @@ async def read_range(
     ends: Mapping[TopicPartition, int],
     starts: Mapping[TopicPartition, int] | None = None,
     max_partition_fetch_bytes: int = 4 * 1024 * 1024,
+    whole_batches: bool = False,
 ) -> list[ConsumerRecord]:
-    """The records from `starts` (default: the earliest held) below `ends`, per partition."""
+    """The records from `starts` (default: the earliest held) below `ends`, per partition. `whole_batches`: also the
+    records fetched past an end in the batch that holds it (the embedded broker reports the start of a partition's
+    last batch as its end: with `end_offsets`, this reads to the real end)."""
     starts = starts or {}
     wanted = {tp: end for tp, end in ends.items() if starts.get(tp, 0) < end}
     if not wanted:
@@ -102,7 +105,7 @@ async def read_range(
         while remaining:
             batch = await c.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, recs in batch.items():
-                records += [r for r in recs if r.offset < wanted[tp]]
+                records += recs if whole_batches else [r for r in recs if r.offset < wanted[tp]]
             for tp in list(remaining):  # its position reached its end (also past records compacted away)
                 if await c.position(tp) >= wanted[tp]:
                     remaining.discard(tp)

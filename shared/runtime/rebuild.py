@@ -3,10 +3,16 @@
 The running service calls it by itself when its state is lost (shared/runtime/healing.py); an operator may also run
 `python -m services.<name> rebuild`. Steps:
 
-1. Replay: read every topic the patient aggregate subscribes to, from the beginning up to the group's committed
-   offsets (exactly what the live service had applied, and acknowledged the outputs of), and apply the events
-   with the same pure code. This gives each patient's aggregate, its next deadline, the processed event IDs,
-   and every output the service should have published.
+1. Replay: read every topic the patient aggregate subscribes to, from the beginning to its end now, and apply the
+   events with the same pure code, each patient's in publication order. This gives each patient's aggregate, its
+   next deadline, the processed event IDs, and every output the service should have published. To the end, not to
+   the group's committed offsets (HAZ-25-CHAOS-01): a record past a partition's committed offset may have been
+   applied live and its outputs acted on downstream (a batch not yet committed; a partition whose commit waits for
+   an earlier record held back by the fair backlog). A state rebuilt without it, then given it again in another
+   order across topics, issued an intermediate wording (a Mirels score without the pain) that withdrew the
+   critical alert downstream, and the final wording came back with the identity of its first delivery: dropped as
+   a duplicate, the alert was lost. Every event replayed is marked processed (its redelivery is skipped), except
+   one past the committed offset that the pure code rejects: the live loop dead-letters it when it comes again.
 2. Difference: read the service's output topics (records whose `producer` header names the service) and
    publish, in replay order, every output whose identity (topic, event ID, `caused_by`) is not there, waiting
    for the broker's acknowledgements. An output computed during a gap and never sent goes out now; one sent
@@ -80,6 +86,8 @@ class Replay:
     outputs: list[Outgoing] = field(default_factory=list)
     skipped: int = 0
     duplicates: int = 0
+    #: per patient, the highest offset replayed per partition ("topic:partition"): the changelog's `applied` marks
+    applied: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
@@ -127,7 +135,7 @@ async def _published(
     out: dict[tuple[str, str, str], bytes] = {}
     per_patient: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
     recall = service.recall_published is not None
-    records = await reading.read_range(service.settings, "rebuild", ends)
+    records = await reading.read_range(service.settings, "rebuild", ends, whole_batches=True)
     for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         if r.value is None or ("producer", me) not in (r.headers or ()):
             continue
@@ -140,15 +148,18 @@ async def _published(
 
 
 async def replay(service: Service) -> Replay:
-    """Apply, with the service's own pure code, every input it had committed."""
+    """Apply, with the service's own pure code, every input on the topics now (HAZ-25-CHAOS-01: not only what the
+    group committed), each patient's events in publication order."""
+    s = service.settings
     topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
-    records = await reading.read_range(service.settings, "rebuild", await committed_offsets(service, topics))
+    committed = await committed_offsets(service, topics)
+    ends = await reading.end_offsets(s, await reading.partitions(s, topics))
+    records = await reading.read_range(s, "rebuild", ends, whole_batches=True)
     # per patient, events in the order they were published, each partition's own order kept (as the live consumer)
     records = reading.in_publication_order(records, sort=True)
-    s = service.settings
     result = Replay()
     seen: set[str] = set()
-    per_patient: dict[str, list[Any]] = defaultdict(list)
+    per_patient: dict[str, list[tuple[Any, Any, str, bool]]] = defaultdict(list)
     model: type[BaseModel] | None = None
     for record in records:
         sub = service.subscriptions[record.topic]
@@ -164,21 +175,28 @@ async def replay(service: Service) -> Replay:
             result.duplicates += 1
             continue
         seen.add(key)
-        result.seen.append((message.patient_id, key))  # type: ignore[attr-defined]
-        per_patient[message.patient_id].append((sub.aggregate[1], message))  # type: ignore[attr-defined]
+        # past the committed offset: perhaps never applied live (its refusal is then the live loop's to dead-letter)
+        uncommitted = record.offset >= committed.get(TopicPartition(record.topic, record.partition), 0)
+        patient_id: str = message.patient_id  # type: ignore[attr-defined]
+        per_patient[patient_id].append((sub.aggregate[1], message, key, uncommitted))
+        marks = result.applied.setdefault(patient_id, {})
+        marks[f"{record.topic}:{record.partition}"] = record.offset
     if model is None:
         return result
     for patient_id, events in per_patient.items():
         state: Any = model()
-        for apply, message in events:
+        for apply, message, key, uncommitted in events:
             try:
                 new, outputs = apply(state, message)
                 encoded = [Outgoing.of(o) for o in outputs]
                 limits.check_outputs(encoded, s)  # an output too large: the live loop rejects the event (review RO)
             except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
                 result.skipped += 1
+                if not uncommitted:  # dead-lettered live already; else delivered again and dead-lettered then
+                    result.seen.append((patient_id, key))
                 continue
             state = new
+            result.seen.append((patient_id, key))
             result.outputs += encoded
         result.states[patient_id] = state
     return result
@@ -200,7 +218,7 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
         report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
         await _publish_difference(service, done, report)
         if s.state_changelog:  # issue 22: step 2b, the changelog made complete before the state is written
-            report.changelog_records = await changelog.seed(service, done.states)
+            report.changelog_records = await changelog.seed(service, done.states, done.applied)
         epoch = uuid.uuid4().hex.encode()
         if await _write(service, done, expected_epoch, epoch):  # the epochs written are adopted (issue 22)
             break

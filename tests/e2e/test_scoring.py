@@ -275,7 +275,8 @@ async def _scores_on_topic(stack: RunningStack) -> dict[str, dict[str, str]]:
     settings = Settings(**fields)
     parts = await reading.partitions(settings, [SCORES.name])
     out: dict[str, dict[str, str]] = {}
-    records = await reading.read_range(settings, "test", await reading.end_offsets(settings, parts))
+    # whole batches: the embedded broker reports the start of a partition's last batch as its end
+    records = await reading.read_range(settings, "test", await reading.end_offsets(settings, parts), whole_batches=True)
     for record in sorted(records, key=lambda x: (x.partition, x.offset)):
         doc = json.loads(record.value or b"{}")
         slot = slot_of(Score.model_validate(doc))
