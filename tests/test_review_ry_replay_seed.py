@@ -1,0 +1,90 @@
+"""Review RY (HAZ-25-CHAOS-01): a changelog seeded by a replay to the topics' end, then restored.
+
+85415ae replays past the committed offsets and seeds the changelog with each patient's `applied` marks. A later
+restore from that changelog must mark processed the records past the committed offset that the seeded states hold
+(rebuild.py `held_tail`), else their redelivery applies them a second time. Real broker and Redis, the toy aggregate
+of tests/test_changelog.py (it records every application, even a second one)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from shared.runtime.state import StateStore
+from tests.conftest import lab
+from tests.test_changelog import CALCIUM, Counted, forget, instance, operator_rebuild, toy, wait_until
+
+
+async def test_a_restore_from_a_replay_seeded_changelog_applies_nothing_twice(
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    async with toy(kafka_bootstrap, redis_url, kafka_settings, state_restore="replay") as (topic, settings):
+        patient = "pt-ry-seed"
+        sent = [lab(patient, CALCIUM, 2.4 + k / 10, "mmol/L") for k in range(3)]
+        r = aioredis.Redis.from_url(redis_url)
+        store = StateStore(r, settings.service_name, 60)
+        tp = TopicPartition(topic.name, 0)
+        live = instance(topic, settings)
+        await live.start()
+        assert live._consumer is not None
+        consumer = live._consumer
+
+        def applied(n: int) -> Any:
+            async def check() -> bool:
+                state = await store.load(patient, Counted)
+                return state is not None and len(state.applied) == n
+
+            return check
+
+        async def committed_one() -> bool:
+            return bool(await consumer.committed(tp) == 1)
+
+        async def dies_before_committing(*_: Any, **__: Any) -> None:
+            raise RuntimeError("the process dies before the commit")
+
+        try:
+
+            async def ready() -> bool:
+                return all((await live.readiness()).values())
+
+            await wait_until(ready)  # consumed live (a start's rebuild replays what the topic holds by then)
+            await producer.send_and_wait(topic.name, json.dumps(sent[0], default=str).encode(), key=patient.encode())
+            await wait_until(applied(1))
+            await wait_until(committed_one)
+            consumer.commit = dies_before_committing
+            for msg in sent[1:]:
+                await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
+            await wait_until(applied(3))  # applied live, not committed
+            await wait_until(lambda: asyncio.sleep(0, live.fatal is not None))
+        finally:
+            await live.stop()
+
+        await forget(r, settings.service_name)
+        seeded = await operator_rebuild(topic, settings)  # a replay to the end, seeding the changelog
+        assert seeded.source == "replay" and seeded.events == 3, seeded
+        await forget(r, settings.service_name)  # lost again: this time restored from the seeded changelog
+        restored = await operator_rebuild(topic, settings.model_copy(update={"state_restore": "changelog"}))
+        assert restored.source == "changelog" and restored.events == 2, restored  # the two past the commit: held
+        for msg in sent[1:]:
+            assert await store.seen(msg["event_id"], patient)
+
+        again = instance(topic, settings)  # the two come again (never committed): skipped, not applied twice
+        await again.start()
+        try:
+
+            async def committed_all() -> bool:
+                assert again._consumer is not None
+                return bool(await again._consumer.committed(tp) == 3)
+
+            await wait_until(committed_all)
+        finally:
+            await again.stop()
+        assert again.fatal is None, repr(again.fatal)
+        after = await store.load(patient, Counted)
+        assert after is not None and after.applied == [m["event_id"] for m in sent]
+        await r.aclose()
