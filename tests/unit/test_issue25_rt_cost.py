@@ -5,16 +5,23 @@
 - The fingerprints kept per table (memo._by_table) are those computed from the tables afresh, at every state of a
   mixed timeline.
 - A segment's history kept per plan (Patient.segments) is the one computed again.
+- Retention's findings fold, skipped until the cut passes the first chain that may drop, folds what the full scan
+  folds.
 """
 
 from __future__ import annotations
 
 import gc
+import uuid
 from collections.abc import Iterator
-from typing import cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from hypothesis import HealthCheck, given, settings, target
 
 from bench.radiotherapy_planner import events
 from contracts.base import Message
+from contracts.hospital import ImagingFinding
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner import memo as m
 from services.radiotherapy_planner.domain import apply_event, build_plan
@@ -22,6 +29,8 @@ from services.radiotherapy_planner.facts import LocalState, lesions
 from services.radiotherapy_planner.items_base import Item, as_input
 from services.radiotherapy_planner.items_local import _segment, segment
 from services.radiotherapy_planner.items_rt import Patient
+from services.radiotherapy_planner.retention import HORIZON, _findings, _scan_findings
+from tests.unit.test_issue25_local_retention import histories
 
 
 def _stream(n: int) -> list[Message]:
@@ -100,3 +109,65 @@ def test_a_segment_history_kept_per_plan_is_the_one_computed_again() -> None:
                 assert first == _segment(p, lesion, req, day)
                 compared += 1
     assert compared > 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_the_findings_fold_skipped_before_its_first_drop_is_the_fold_scanned(events: list[Message]) -> None:
+    """retention._findings scans the correction chains only once the cut has passed `_first_drop`: at every state of
+    generated histories (corrections, entries in error, amendments naming no record, years long) and at cuts on and
+    around every finding's times, it folds exactly what the scan of every chain folds."""
+    m.clear()
+    s = LocalState()
+    scanned = 0
+    for e in events:
+        s, _ = apply_event(s, e)
+        times = sorted({t for f in s.findings.values() for t in (f.occurred_at, f.recorded_at)})
+        for t in times:
+            for cut in (t - timedelta(seconds=1), t, t + timedelta(seconds=1), t + HORIZON):
+                fast: dict[str, object] = {}
+                full: dict[str, object] = {}
+                _findings(s, cut, fast)
+                _scan_findings(s, cut, full)
+                assert fast == full
+                scanned += bool(full)
+    target(float(scanned))
+
+
+def test_a_chain_withdrawn_in_error_drops_after_its_first_drop_and_not_before() -> None:
+    """A finding entered in error, with a newer finding of its lesion: the chain drops once the cut passes its newest
+    time (as the full scan finds), and not a second before (the skipped fold)."""
+    t0 = datetime(2023, 1, 10, 9, tzinfo=UTC)
+
+    def finding(n: int, at: datetime, **fields: Any) -> ImagingFinding:
+        return ImagingFinding.model_validate(
+            {
+                "event_id": str(uuid.UUID(int=n, version=4)),
+                "patient_id": "pt-hw",
+                "source": "test",
+                "occurred_at": at.isoformat(),
+                "recorded_at": (at + timedelta(hours=1)).isoformat(),
+                "lesion_id": "t8",
+                "skeletal_site": "spine",
+                "vertebral_level": "T8",
+                "modality": "mri",
+                "epidural_extension": False,
+                **fields,
+            }
+        )
+
+    first = finding(1, t0)
+    error = finding(2, t0 + timedelta(days=2), record_status="entered-in-error", corrects=str(first.event_id))
+    s = LocalState()
+    for e in (first, error, finding(3, t0 + timedelta(days=30))):
+        s, _ = apply_event(s, e, retention=False)
+    newest = t0 + timedelta(days=2, hours=1)  # the entry in error's recorded time: the chain's newest
+    dropped = []
+    for cut in (newest - timedelta(seconds=1), newest, newest + timedelta(seconds=1), newest + HORIZON):
+        fast: dict[str, object] = {}
+        full: dict[str, object] = {}
+        _findings(s, cut, fast)
+        _scan_findings(s, cut, full)
+        assert fast == full
+        dropped.append(bool(full))
+    assert dropped == [False, False, True, True]
