@@ -279,9 +279,14 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
     expected: set[tuple[str, str, str]] = set()
     acks = []
     replaced = superseded_in_replay(done.outputs)
+    # review RY: only the patients whose slot groups this rebuild writes (an intact group's are sent live)
+    rebuilding, layout = await service.store.rebuilding(), service.store.layout
     for i, out in enumerate(done.outputs):
         ident = identity(out.topic, out.value)
         if ident is None:
+            continue
+        if layout.group(out.key) not in rebuilding:
+            expected.add(ident)
             continue
         expected.add(ident)
         held = published.get(ident)

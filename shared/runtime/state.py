@@ -721,10 +721,7 @@ class StateStore:
         self._read = dict(values)
         if self._combine(values) != expected:
             return False
-        for g in self.layout.groups:  # every group rolled back so far, not only the one that was noticed
-            if values[g] is not None and values[g] == self.epochs.get(g) and seqs[g] < marks.get(g, 0):
-                self.lost.add(g)
-        targets = [g for g in self.layout.groups if not self.guarded or values[g] is None or g in self.lost]
+        targets = self._targets(values, seqs, marks)
         by_group: dict[str, dict[str, BaseModel]] = {g: {} for g in targets}
         for p, state in states.items():
             if (g := self.layout.group(p)) in by_group:
@@ -753,6 +750,23 @@ class StateStore:
                 index(pipe, rebuilt)
                 await pipe.execute()
         return ok
+
+    def _targets(
+        self, values: Mapping[str, bytes | None], seqs: Mapping[str, int], marks: Mapping[str, int]
+    ) -> list[str]:
+        """The slot groups a rebuild writes (`write_rebuilt`); every group found rolled back is added to `lost`."""
+        for g in self.layout.groups:  # every group rolled back so far, not only the one that was noticed
+            if values[g] is not None and values[g] == self.epochs.get(g) and seqs[g] < marks.get(g, 0):
+                self.lost.add(g)
+        return [g for g in self.layout.groups if not self.guarded or values[g] is None or g in self.lost]
+
+    async def rebuilding(self) -> set[str]:
+        """The slot groups a rebuild would write now (`write_rebuilt`): a rebuild publishes the missing outputs of
+        their patients only (review RY, HAZ-25-CHAOS-01: an intact group keeps its state and gets no processed marks,
+        so its records past the committed offset are applied live, their outputs sent then)."""
+        marks = dict(self.marks)
+        values, seqs = await self._group_values(self.layout.groups)
+        return set(self._targets(values, seqs, marks))
 
     async def _write_group(
         self,

@@ -132,6 +132,11 @@ async def test_writes_rolled_back_by_a_failover_are_noticed_and_that_slot_group_
     r = redis_client(svc.settings)
     try:
         store: StateStore = svc.store
+
+        async def ready() -> bool:  # the start's rebuild done: the two events are applied live (two writes)
+            return all((await svc.readiness()).values())
+
+        await _until(ready, "not ready")
         await publish(topic.name, first)
         await _until(lambda: store.seen(first["event_id"], patient), "first event not processed")
         older = await r.get(store.patient_key(patient))

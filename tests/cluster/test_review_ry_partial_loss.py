@@ -9,13 +9,13 @@ again live after the rewind: its outputs go out twice. With a decision's wording
 HAZ-25-CHAOS-01 again: the rebuild sends only the final wording (the intermediate one is superseded in the replay),
 live then sends the intermediate wording (it withdraws/replaces the final one downstream) and the final one again,
 dropped by consumers as a duplicate of the rebuild's (contracts/clinical.py delivery_key). Before 85415ae the replay
-stopped at the committed offsets and published nothing for such a record."""
+stopped at the committed offsets and published nothing for such a record. Fixed: a rebuild publishes the missing
+outputs of the patients of the slot groups it writes only (StateStore.rebuilding)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.crc import key_slot
 
 from contracts.base import derived_id
@@ -28,11 +28,6 @@ from tests.test_healing import _count
 from tests.test_runtime import Applied
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review RY (HAZ-25-CHAOS-01): a partial-loss rebuild publishes outputs of intact-group records past the "
-    "committed offset without marking them processed; applied again live (open, reported to the lead)",
-)
 async def test_a_partial_loss_rebuild_sends_no_output_the_live_loop_sends_again(
     kafka_bootstrap: str, kafka_settings: dict[str, str], publish: Publish, redis_cluster: RedisCluster
 ) -> None:
