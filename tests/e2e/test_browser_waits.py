@@ -72,8 +72,9 @@ async def test_a_state_that_never_comes_still_fails_at_the_timeout() -> None:
     assert 1 < polls[0] < len(NAVIGATED) * 1000
 
 
-#: the SMART launch goes through 4 documents (launch, form, callback, page); before `until` retried chromedriver's
-#: other names for a stale element, this test failed 2 runs in 8 with 100 documents here (Chromium 156, host loaded)
+#: the SMART launch goes through 4 documents (launch, form, callback, page). With only StaleElementReferenceException
+#: retried (`until` before helper HU), this test failed 1 run in 8 here, and 2 in 8 with 100 documents (Chromium 156,
+#: load 15-20): a check through real navigations; the first and third tests above fail every time without the retry
 DOCUMENTS = 60
 #: a page that counts its documents in the tab's sessionStorage and replaces itself by the other one at once, until
 #: the last one, which stays (as the patient's page at the end of the sign-in)
