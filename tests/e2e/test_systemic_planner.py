@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -288,7 +289,9 @@ async def test_sys_review_2y_fires_at_its_date_with_no_new_event_across_a_restar
         }
     )
     clock = Clock(datetime.now(UTC))
-    started = date.today().replace(year=date.today().year - 2) + timedelta(days=1)  # due tomorrow
+    # due tomorrow in the hospital's time zone (the planner's day; the machine's date differs near midnight)
+    today = clock().astimezone(ZoneInfo(settings.hospital_timezone)).date()
+    started = today.replace(year=today.year - 2) + timedelta(days=1)
     await publish(IMAGING_FINDINGS.name, event(patient_id, lesion_id="f1", skeletal_site="femur_shaft", modality="ct"))
     await publish(CLINICAL_ASSESSMENTS.name, event(patient_id, life_expectancy_months=12))
     await publish(
