@@ -199,7 +199,9 @@ async def restore_equals_replay(
     await run_until_quiet(bootstrap, overrides, counts)
     r = aioredis.Redis.from_url(redis_url)
     try:
-        for name in SERVICES:
+        # downstream first: a replay reads its inputs past the committed offsets (HAZ-25-CHAOS-01), and an upstream
+        # service's replay publishes what it finds missing; its consumers, checked before, never see it here
+        for name in reversed(SERVICES):
             live = await snapshot(r, name)
             assert live.states, f"{name}: no patient state at all (the cohort did not reach it)"
             await forget(r, name)

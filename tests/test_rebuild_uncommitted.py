@@ -18,7 +18,9 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from shared.runtime.rebuild import in_flight_bound, past_committed
 from shared.runtime.state import StateStore
+from shared.settings import Settings
 from tests.conftest import lab
 from tests.test_changelog import CALCIUM, Counted, forget, instance, operator_rebuild, snapshot, toy, wait_until
 
@@ -90,3 +92,15 @@ async def test_a_rebuild_holds_what_was_applied_past_the_committed_offset_and_ap
         after = await store.load(patient, Counted)
         assert after is not None and after.applied == [m["event_id"] for m in sent]
         await r.aclose()
+
+
+def test_a_replay_goes_past_the_committed_offset_as_far_as_a_record_applied_live_can_be() -> None:
+    """`past_committed`: to the end, at most `in_flight_bound` past each committed offset (a partition never committed
+    counts from 0); a group that never committed replays nothing (its records are processed live)."""
+    settings = Settings(read_ahead_records=100, kafka_max_poll_records=10)
+    bound = in_flight_bound(settings)
+    assert bound == 120
+    a, b, c = (TopicPartition("t", p) for p in range(3))
+    ends = {a: 50, b: 1000, c: 500}
+    assert past_committed({}, ends, settings) == {}
+    assert past_committed({a: 40, b: 300}, ends, settings) == {a: 50, b: 300 + bound, c: bound}

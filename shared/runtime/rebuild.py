@@ -3,9 +3,10 @@
 The running service calls it by itself when its state is lost (shared/runtime/healing.py); an operator may also run
 `python -m services.<name> rebuild`. Steps:
 
-1. Replay: read every topic the patient aggregate subscribes to, from the beginning to its end now, and apply the
-   events with the same pure code, each patient's in publication order. This gives each patient's aggregate, its
-   next deadline, the processed event IDs, and every output the service should have published. To the end, not to
+1. Replay: read every topic the patient aggregate subscribes to, from the beginning to its end now (at most
+   `in_flight_bound` records past a partition's committed offset; nothing for a group that never committed), and
+   apply the events with the same pure code, each patient's in publication order. This gives each patient's
+   aggregate, its next deadline, the processed event IDs, and every output the service should have published. Past
    the group's committed offsets (HAZ-25-CHAOS-01): a record past a partition's committed offset may have been
    applied live and its outputs acted on downstream (a batch not yet committed; a partition whose commit waits for
    an earlier record held back by the fair backlog). A state rebuilt without it, then given it again in another
@@ -38,6 +39,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,7 @@ from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
 from shared.runtime import changelog, limits, reading, retrying
 from shared.runtime.kafka import Outgoing
+from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
 
 if TYPE_CHECKING:
@@ -88,6 +91,8 @@ class Replay:
     duplicates: int = 0
     #: per patient, the highest offset replayed per partition ("topic:partition"): the changelog's `applied` marks
     applied: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the slot groups whose missing outputs were published: the only ones the write may write (review RY)
+    groups: set[str] | None = None
 
 
 def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
@@ -147,6 +152,24 @@ async def _published(
     return out, per_patient
 
 
+def in_flight_bound(settings: Settings) -> int:
+    """How far past its partition's committed offset a record applied live can be: the live loop holds at most
+    `READ_AHEAD_RECORDS` fetched records, plus a batch being applied and one finishing (shared/runtime/service.py)."""
+    return settings.read_ahead_records + 2 * settings.kafka_max_poll_records
+
+
+def past_committed(
+    committed: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int], settings: Settings
+) -> dict[TopicPartition, int]:
+    """Where a replay stops in each partition (HAZ-25-CHAOS-01): past the committed offset to the end, as far as a
+    record applied live can be (`in_flight_bound`; a long backlog behind it is left to the live loop). A group that
+    never committed (a first start, a benchmark's fresh group) replays nothing: its records are processed live."""
+    if not committed:
+        return {}
+    bound = in_flight_bound(settings)
+    return {tp: min(end, committed.get(tp, 0) + bound) for tp, end in ends.items()}
+
+
 async def replay(service: Service) -> Replay:
     """Apply, with the service's own pure code, every input on the topics now (HAZ-25-CHAOS-01: not only what the
     group committed), each patient's events in publication order."""
@@ -155,7 +178,7 @@ async def replay(service: Service) -> Replay:
     if not topics:  # review RY: no aggregate, nothing to replay (no topic named: the broker lists every topic)
         return Replay()
     committed = await committed_offsets(service, topics)
-    ends = await reading.end_offsets(s, await reading.partitions(s, topics))
+    ends = past_committed(committed, await reading.end_offsets(s, await reading.partitions(s, topics)), s)
     records = await reading.read_range(s, "rebuild", ends, whole_batches=True)
     # per patient, events in the order they were published, each partition's own order kept (as the live consumer)
     records = reading.in_publication_order(records, sort=True)
@@ -281,6 +304,7 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
     replaced = superseded_in_replay(done.outputs)
     # review RY: only the patients whose slot groups this rebuild writes (an intact group's are sent live)
     rebuilding, layout = await service.store.rebuilding(), service.store.layout
+    done.groups = rebuilding
     for i, out in enumerate(done.outputs):
         ident = identity(out.topic, out.value)
         if ident is None:
@@ -322,6 +346,7 @@ async def _write(service: Service, done: Replay, expected: bytes | None, epoch: 
         if timers is None
         else (lambda pipe, states: timers.write(pipe, {p: service.due(s) for p, s in states.items()})),
         index=service.rebuild_writes,
+        only=done.groups,
     )
 
 

@@ -705,6 +705,7 @@ class StateStore:
         epoch: bytes,
         also: Callable[[Any, Mapping[str, BaseModel]], None] | None = None,
         index: Callable[[Any, Mapping[str, BaseModel]], None] | None = None,
+        only: set[str] | None = None,
     ) -> bool:
         """Write a rebuild (shared/runtime/rebuild.py): the replayed states, processed marks and `also`'s keys
         (deadlines) of each slot group to write, with `epoch` as that group's new epoch and a fresh write counter, one
@@ -721,7 +722,9 @@ class StateStore:
         self._read = dict(values)
         if self._combine(values) != expected:
             return False
-        targets = self._targets(values, seqs, marks)
+        # review RY: only the groups whose missing outputs the rebuild published (`only`); a group rolled back since
+        # stays in `lost`: its next step raises StateLost and the next rebuild writes it, outputs first
+        targets = [g for g in self._targets(values, seqs, marks) if only is None or g in only]
         by_group: dict[str, dict[str, BaseModel]] = {g: {} for g in targets}
         for p, state in states.items():
             if (g := self.layout.group(p)) in by_group:
