@@ -418,6 +418,24 @@ def compare(expected: dict[str, list[dict[str, Any]]], got: dict[str, list[dict[
     return {"lost": lost, "duplicated": duplicated, "wrong": wrong, "inputs_differ": inputs_differ}
 
 
+def examples(expected: dict[str, list[dict[str, Any]]], got: dict[str, list[dict[str, Any]]], n: int = 8) -> list[str]:
+    """The first `n` alerts that differ, as "patient identity: what" (lost, extra, another version), for a failure's
+    message: generated patients and alert identities only, no clinical value."""
+    out: list[str] = []
+    for patient, want in expected.items():
+        have = got.get(patient, [])
+        for key in sorted({identity(a) for a in want} | {identity(a) for a in have}):
+            w = [a for a in want if identity(a) == key]
+            h = [a for a in have if identity(a) == key]
+            if len(h) < len(w):
+                out.append(f"{patient} {key}: lost")
+            elif len(h) > len(w):
+                out.append(f"{patient} {key}: extra")
+            elif any(_decision(a) not in [_decision(i) for i in w] for a in h):
+                out.append(f"{patient} {key}: another version")
+    return out[:n]
+
+
 async def chaos(events_n: int, rate: float, kills: int, flush: bool, workdir: Path) -> dict[str, Any]:
     patients, events = make_events(events_n)
     (workdir / "clean").mkdir(parents=True, exist_ok=True)
@@ -444,6 +462,8 @@ async def chaos(events_n: int, rate: float, kills: int, flush: bool, workdir: Pa
         "held_twice_chaos": held_twice(faulty.alerts),
         "rt_mscc_critical": sum(1 for v in clean.alerts.values() for a in v if _mscc(a)),
         **diff,
+        "examples": examples(clean.alerts, faulty.alerts),
+        "workdir": str(workdir),
     }
 
 
