@@ -19,21 +19,29 @@ MEMO_SIZE: Final = 8192
 _MEMO: OrderedDict[Hashable, list[Item]] = OrderedDict()
 
 
+#: plans are decided in the runtime's worker thread and served on the loop (GET local-plan): a hit's move to the end
+#: and another thread's eviction in between raised KeyError, and the event was dead-lettered (helper HW)
+_MEMO_LOCK: Final = threading.Lock()
+
+
 def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
-    found = _MEMO.get(key)
-    if found is not None:
-        _MEMO.move_to_end(key)
-        return found
+    with _MEMO_LOCK:
+        found = _MEMO.get(key)
+        if found is not None:
+            _MEMO.move_to_end(key)
+            return found
     items = build()
-    _MEMO[key] = items
-    if len(_MEMO) > MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    with _MEMO_LOCK:
+        _MEMO[key] = items
+        if len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
     return items
 
 
 def clear() -> None:
     """Forget every memoised family and table fingerprint (a new service instance starts cold)."""
-    _MEMO.clear()
+    with _MEMO_LOCK:
+        _MEMO.clear()
     with _TABLES_LOCK:
         _TABLES.clear()
 
