@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from contracts.topics import Topic
 from shared.runtime.rebuild import in_flight_bound, past_committed
 from shared.runtime.state import StateStore
 from shared.settings import Settings
@@ -25,48 +26,61 @@ from tests.conftest import lab
 from tests.test_changelog import CALCIUM, Counted, forget, instance, operator_rebuild, snapshot, toy, wait_until
 
 
+async def applied_not_committed(
+    topic: Topic, settings: Settings, producer: AIOKafkaProducer, store: StateStore, patient: str
+) -> list[dict[str, Any]]:
+    """Three results of `patient` through a live instance of the toy: the first applied and committed, the last two
+    applied and not committed (the process dies before its commit). Returns them in order (also review RY's test)."""
+    sent = [lab(patient, CALCIUM, 2.4 + k / 10, "mmol/L") for k in range(3)]
+    tp = TopicPartition(topic.name, 0)
+    live = instance(topic, settings)
+    await live.start()
+    assert live._consumer is not None
+    consumer = live._consumer
+
+    async def send(msg: dict[str, Any]) -> None:
+        await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
+
+    def applied(n: int) -> Any:
+        async def check() -> bool:
+            state = await store.load(patient, Counted)
+            return state is not None and len(state.applied) == n
+
+        return check
+
+    async def ready() -> bool:
+        return all((await live.readiness()).values())
+
+    async def committed_one() -> bool:
+        return bool(await consumer.committed(tp) == 1)
+
+    async def dies_before_committing(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the process dies before the commit")
+
+    try:
+        await wait_until(ready)  # consumed live (a start's rebuild replays what the topic holds by then)
+        await send(sent[0])
+        await wait_until(applied(1))
+        await wait_until(committed_one)
+        consumer.commit = dies_before_committing
+        for msg in sent[1:]:
+            await send(msg)
+        await wait_until(applied(3))  # applied live (their outputs would be out), not committed
+        await wait_until(lambda: asyncio.sleep(0, live.fatal is not None))
+    finally:
+        await live.stop()
+    return sent
+
+
 async def test_a_rebuild_holds_what_was_applied_past_the_committed_offset_and_applies_nothing_twice(
     kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], producer: AIOKafkaProducer
 ) -> None:
     async with toy(kafka_bootstrap, redis_url, kafka_settings, state_changelog=False) as (topic, settings):
         patient = f"pt-{uuid.uuid4().hex[:10]}"
-        sent = [lab(patient, CALCIUM, 2.4 + k / 10, "mmol/L") for k in range(3)]
-
-        async def send(msg: dict[str, Any]) -> None:
-            await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
-
         r = aioredis.Redis.from_url(redis_url)
         store = StateStore(r, settings.service_name, 60)
         tp = TopicPartition(topic.name, 0)
-        live = instance(topic, settings)
-        await live.start()
-        assert live._consumer is not None
-        consumer = live._consumer
-
-        def applied(n: int) -> Any:
-            async def check() -> bool:
-                state = await store.load(patient, Counted)
-                return state is not None and len(state.applied) == n
-
-            return check
-
-        async def committed_one() -> bool:
-            return bool(await consumer.committed(tp) == 1)
-
-        async def dies_before_committing(*_: Any, **__: Any) -> None:
-            raise RuntimeError("the process dies before the commit")
-
-        try:
-            await send(sent[0])
-            await wait_until(applied(1))
-            await wait_until(committed_one)
-            consumer.commit = dies_before_committing
-            for msg in sent[1:]:
-                await send(msg)
-            await wait_until(applied(3))  # applied live (their outputs would be out), not committed
-            await wait_until(lambda: asyncio.sleep(0, live.fatal is not None))
-        finally:
-            await live.stop()
+        sent = await applied_not_committed(topic, settings, producer, store, patient)
         held = await store.load(patient, Counted)
         assert held is not None and held.applied == [m["event_id"] for m in sent]
         before = await snapshot(r, settings.service_name)

@@ -7,17 +7,13 @@ of tests/test_changelog.py (it records every application, even a second one)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import Any
-
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from shared.runtime.state import StateStore
-from tests.conftest import lab
-from tests.test_changelog import CALCIUM, Counted, forget, instance, operator_rebuild, toy, wait_until
+from tests.test_changelog import Counted, forget, instance, operator_rebuild, toy, wait_until
+from tests.test_rebuild_uncommitted import applied_not_committed
 
 
 async def test_a_restore_from_a_replay_seeded_changelog_applies_nothing_twice(
@@ -25,44 +21,10 @@ async def test_a_restore_from_a_replay_seeded_changelog_applies_nothing_twice(
 ) -> None:
     async with toy(kafka_bootstrap, redis_url, kafka_settings, state_restore="replay") as (topic, settings):
         patient = "pt-ry-seed"
-        sent = [lab(patient, CALCIUM, 2.4 + k / 10, "mmol/L") for k in range(3)]
         r = aioredis.Redis.from_url(redis_url)
         store = StateStore(r, settings.service_name, 60)
         tp = TopicPartition(topic.name, 0)
-        live = instance(topic, settings)
-        await live.start()
-        assert live._consumer is not None
-        consumer = live._consumer
-
-        def applied(n: int) -> Any:
-            async def check() -> bool:
-                state = await store.load(patient, Counted)
-                return state is not None and len(state.applied) == n
-
-            return check
-
-        async def committed_one() -> bool:
-            return bool(await consumer.committed(tp) == 1)
-
-        async def dies_before_committing(*_: Any, **__: Any) -> None:
-            raise RuntimeError("the process dies before the commit")
-
-        try:
-
-            async def ready() -> bool:
-                return all((await live.readiness()).values())
-
-            await wait_until(ready)  # consumed live (a start's rebuild replays what the topic holds by then)
-            await producer.send_and_wait(topic.name, json.dumps(sent[0], default=str).encode(), key=patient.encode())
-            await wait_until(applied(1))
-            await wait_until(committed_one)
-            consumer.commit = dies_before_committing
-            for msg in sent[1:]:
-                await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
-            await wait_until(applied(3))  # applied live, not committed
-            await wait_until(lambda: asyncio.sleep(0, live.fatal is not None))
-        finally:
-            await live.stop()
+        sent = await applied_not_committed(topic, settings, producer, store, patient)
 
         await forget(r, settings.service_name)
         seeded = await operator_rebuild(topic, settings)  # a replay to the end, seeding the changelog
