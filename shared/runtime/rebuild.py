@@ -309,10 +309,9 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
         ident = identity(out.topic, out.value)
         if ident is None:
             continue
-        if layout.group(out.key) not in rebuilding:
-            expected.add(ident)
-            continue
         expected.add(ident)
+        if layout.group(out.key) not in rebuilding:
+            continue
         held = published.get(ident)
         if held is None and i in replaced:
             report.superseded += 1
