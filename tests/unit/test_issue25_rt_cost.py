@@ -124,14 +124,22 @@ def test_the_findings_fold_skipped_before_its_first_drop_is_the_fold_scanned(eve
         s, _ = apply_event(s, e)
         times = sorted({t for f in s.findings.values() for t in (f.occurred_at, f.recorded_at)})
         for t in times:
-            for cut in (t - timedelta(seconds=1), t, t + timedelta(seconds=1), t + HORIZON):
-                fast: dict[str, object] = {}
-                full: dict[str, object] = {}
-                _findings(s, cut, fast)
-                _scan_findings(s, cut, full)
-                assert fast == full
-                scanned += bool(full)
+            scanned += sum(_folds_around(s, t))
     target(float(scanned))
+
+
+def _folds_around(s: LocalState, t: datetime) -> list[bool]:
+    """At cuts a second before `t`, at it, a second after and a horizon after: the skipped fold equals the full scan;
+    whether the scan dropped something at each."""
+    dropped = []
+    for cut in (t - timedelta(seconds=1), t, t + timedelta(seconds=1), t + HORIZON):
+        fast: dict[str, object] = {}
+        full: dict[str, object] = {}
+        _findings(s, cut, fast)
+        _scan_findings(s, cut, full)
+        assert fast == full
+        dropped.append(bool(full))
+    return dropped
 
 
 def test_a_chain_withdrawn_in_error_drops_after_its_first_drop_and_not_before() -> None:
@@ -162,12 +170,4 @@ def test_a_chain_withdrawn_in_error_drops_after_its_first_drop_and_not_before() 
     for e in (first, error, finding(3, t0 + timedelta(days=30))):
         s, _ = apply_event(s, e, retention=False)
     newest = t0 + timedelta(days=2, hours=1)  # the entry in error's recorded time: the chain's newest
-    dropped = []
-    for cut in (newest - timedelta(seconds=1), newest, newest + timedelta(seconds=1), newest + HORIZON):
-        fast: dict[str, object] = {}
-        full: dict[str, object] = {}
-        _findings(s, cut, fast)
-        _scan_findings(s, cut, full)
-        assert fast == full
-        dropped.append(bool(full))
-    assert dropped == [False, False, True, True]
+    assert _folds_around(s, newest) == [False, False, True, True]
