@@ -190,6 +190,10 @@ class Service:
         self.fatal: BaseException | None = None
         #: True while the state is rebuilt (shared/runtime/healing.py): not ready, nothing consumed or committed
         self.healing = False
+        #: while starting or healing, where it is (why not ready: `not_ready_reasons`; HAZ-25-HEAL-01)
+        self.heal_status: healing.HealStatus | None = None
+        self._not_ready_since: float | None = None
+        self._not_ready_logged = 0.0
         #: keys a service derives from its patients' states besides the states (an index), written by a rebuild
         #: in the same transaction as the states: `rebuild_writes(pipe, states)`
         self.rebuild_writes: Callable[[Any, Mapping[str, BaseModel]], None] | None = None
@@ -357,13 +361,50 @@ class Service:
             redis_ok = False
         checks = {"redis": redis_ok, "kafka": await self.producer.ready()}
         if self._task is not None:  # the consumer's state is in place and intact (epoch; shared/runtime/healing.py)
-            checks["state"] = redis_ok and self._state_checked and not self.healing and await self._intact()
+            checks["state"] = redis_ok and self._state_checked and not self.healing and await self._intact_bounded()
+            checks["consumer_loop"] = not self._task.done()  # HAZ-25-HEAL-01: a dead loop is not ready either
         if self._consumer is not None:
             checks["consumer_assigned"] = bool(self._consumer.assignment())
         return checks
 
+    async def _intact_bounded(self) -> bool:
+        try:
+            return await asyncio.wait_for(self._intact(), 2)
+        except Exception:
+            return False
+
+    def not_ready_reasons(self, checks: Mapping[str, bool]) -> dict[str, str]:
+        """Why each failing check fails, as far as known (`/readyz`; no patient data)."""
+        reasons = {name: "failing" for name, ok in checks.items() if not ok}
+        if "redis" in reasons:
+            reasons["redis"] = "Redis not answering a PING within 2 s"
+        if "state" in reasons:
+            status = self.heal_status
+            if status is not None:
+                reasons["state"] = status.reason()
+            else:
+                reasons["state"] = "the state epoch is not in Redis (a loss the loop has not seen yet) or Redis is down"
+        if "consumer_loop" in reasons:
+            why = type(self.fatal).__name__ if self.fatal is not None else "stopping"
+            reasons["consumer_loop"] = f"the consumer loop stopped ({why})"
+        if "consumer_assigned" in reasons:
+            reasons["consumer_assigned"] = "no partition assigned to this instance (group joining or rebalancing)"
+        return reasons
+
     async def _sample_readiness(self) -> None:
-        self.ops.ready.labels(self.name).set(float(all((await self.readiness()).values())))
+        checks = await self.readiness()
+        ready = all(checks.values())
+        self.ops.ready.labels(self.name).set(float(ready))
+        now = time.monotonic()
+        if ready:
+            self._not_ready_since = None
+            return
+        since = self._not_ready_since = self._not_ready_since or now
+        if now - self._not_ready_logged >= healing.NOT_READY_LOG_S:  # HAZ-25-HEAL-01: never silently not ready
+            self._not_ready_logged = now
+            log.warning(
+                "not ready", extra={"checks": sorted(self.not_ready_reasons(checks)), "seconds": round(now - since)}
+            )
 
     # ---- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -91,7 +91,10 @@ def create_app(
     async def readyz() -> JSONResponse:
         checks = await service.readiness()
         ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, object] = {"ready": ok, "checks": checks}
+        if not ok:  # why (HAZ-25-HEAL-01): the failing checks' reasons, no patient data
+            body["reasons"] = service.not_ready_reasons(checks)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], dependencies=[require(OPS)])
     async def metrics() -> Response:
