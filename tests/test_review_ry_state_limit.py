@@ -4,14 +4,14 @@ The live loop rejects an event whose state would pass MAX_STATE_BYTES (shared/ru
 dead-lettered, marked processed, state unchanged); rebuild.py `replay` mirrors the decoding refusals and the output
 limit (review RO) but not this one. A rebuild then holds the rejected event (its outputs published as missing) and a
 state above the limit, where every later event that grows it is rejected. Older than 85415ae (the committed records
-were replayed the same way); since 85415ae the records past the committed offset too. Open: xfail (strict)."""
+were replayed the same way); since 85415ae the records past the committed offset too. Fixed (helper ZB): the replay
+bounds each event as the live loop bounds an event delivered alone (rebuild.py `apply_one_per_batch`)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 
-import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
@@ -20,9 +20,6 @@ from tests.conftest import lab
 from tests.test_changelog import CALCIUM, Counted, forget, instance, operator_rebuild, toy, wait_until
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review RY: the replay does not apply MAX_STATE_BYTES (open, reported to the lead)"
-)
 async def test_a_rebuild_holds_the_state_the_live_service_kept_under_max_state_bytes(
     kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], producer: AIOKafkaProducer
 ) -> None:

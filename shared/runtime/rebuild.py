@@ -12,8 +12,11 @@ The running service calls it by itself when its state is lost (shared/runtime/he
    an earlier record held back by the fair backlog). A state rebuilt without it, then given it again in another
    order across topics, issued an intermediate wording (a Mirels score without the pain) that withdrew the
    critical alert downstream, and the final wording came back with the identity of its first delivery: dropped as
-   a duplicate, the alert was lost. Every event replayed is marked processed (its redelivery is skipped), except
-   one past the committed offset that the pure code rejects: the live loop dead-letters it when it comes again.
+   a duplicate, the alert was lost. Every event replayed is marked processed (its redelivery is skipped); one past
+   the committed offset that the pure code rejects is dead-lettered by the rebuild in step 2 (review RY: left to the
+   live loop, a restore from the changelog this replay seeds marked it processed, and it was never dead-lettered).
+   The pure code runs in a worker thread (as the live loop's), each event bounded as the live loop bounds an event
+   delivered alone: MAX_STATE_BYTES too (review RY).
 2. Difference: read the service's output topics (records whose `producer` header names the service) and
    publish, in replay order, every output whose identity (topic, event ID, `caused_by`) is not there, waiting
    for the broker's acknowledgements. An output computed during a gap and never sent goes out now; one sent
@@ -34,22 +37,25 @@ with the history. It replays instead (and then writes every replayed state to th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
+from shared.errors import Rejected
 from shared.runtime import changelog, limits, reading, retrying
+from shared.runtime.aggregate import Apply
 from shared.runtime.kafka import Outgoing
 from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
@@ -79,6 +85,8 @@ class RebuildReport:
     source: str = "replay"
     #: records read from the changelog (a restore), or written to it (a replay seeding it)
     changelog_records: int = 0
+    #: records past the committed offsets that the pure code rejects, dead-lettered by the rebuild (review RY)
+    dead_lettered: int = 0
 
 
 @dataclass
@@ -93,6 +101,9 @@ class Replay:
     applied: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the slot groups whose missing outputs were published: the only ones the write may write (review RY)
     groups: set[str] | None = None
+    #: (patient, record, error type, reason) of each record past its committed offset that the pure code rejects:
+    #: dead-lettered by the rebuild before its write marks it processed (review RY)
+    rejected: list[tuple[str, ConsumerRecord, str, str]] = field(default_factory=list)
 
 
 def identity(topic: str, value: bytes | str) -> tuple[str, str, str] | None:
@@ -170,9 +181,65 @@ def past_committed(
     return {tp: min(end, committed.get(tp, 0) + bound) for tp, end in ends.items()}
 
 
+@dataclass(slots=True)
+class Replayed:
+    """One decoded input of a patient, as `aggregate.apply_events` takes it (review RY)."""
+
+    record: Any
+    apply: Apply
+    message: Any
+    key: str
+    #: past its partition's committed offset: perhaps never applied, nor dead-lettered, live
+    uncommitted: bool
+
+
+#: an event, its encoded outputs, or the error that rejected it (as `aggregate.Result`)
+_Result = tuple[Replayed, list[Outgoing], BaseException | None]
+
+
+def apply_one_per_batch(start: Any, items: Sequence[Replayed], settings: Settings) -> tuple[Any, list[_Result]]:
+    """One patient's replayed events as the live loop applies an event delivered in a batch of its own
+    (`aggregate.apply_events`): the pure transition, the outputs' limit, and MAX_STATE_BYTES (review RY): an event
+    whose state would pass it is rejected with the live loop's reason, and the next event applies to the state before
+    it. The size is checked on the state after a run of events, the first event past the limit then found by bisection
+    over the run's states (as the live loop: a state grows with its events), so a run that fits costs one encoding."""
+    state, results = start, list[_Result]()
+    i, run = 0, len(items)
+    while i < len(items):
+        after, part = [state], list[_Result]()
+        for item in items[i : i + run]:
+            try:
+                new, outputs = item.apply(after[-1], item.message)
+                encoded = [Outgoing.of(o) for o in outputs]
+                limits.check_outputs(encoded, settings)
+            except Exception as exc:  # pure code: rejected live as well, state left as it was
+                after.append(after[-1])
+                part.append((item, [], exc))
+                continue
+            after.append(new)
+            part.append((item, encoded, None))
+        if limits.state_too_large(after[-1].model_dump_json().encode(), settings) is None:
+            state, results, i, run = after[-1], results + part, i + len(part), 2 * len(part)
+            continue
+        lo, hi = 0, len(part)  # after[lo] fits (the state held), after[hi] does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if limits.state_too_large(after[mid].model_dump_json().encode(), settings) is None:
+                lo = mid
+            else:
+                hi = mid
+        too_large = limits.state_too_large(after[hi].model_dump_json().encode(), settings) or ""
+        refused = Rejected(too_large.replace("would reach", "would pass the limit at"))  # the live loop's reason
+        results += [*part[: hi - 1], (part[hi - 1][0], [], refused)]
+        state, i, run = after[hi - 1], i + hi, 1
+    return state, results
+
+
 async def replay(service: Service) -> Replay:
     """Apply, with the service's own pure code, every input on the topics now (HAZ-25-CHAOS-01: not only what the
-    group committed), each patient's events in publication order."""
+    group committed), each patient's events in publication order. Decoding and applying run in a worker thread, as
+    the live loop's transactions do (shared/runtime/state.py `_transact_group`): a long replay starved the event loop
+    (Kafka heartbeats, the rebuild lock's renewal, /healthz)."""
     s = service.settings
     topics = [name for name, sub in service.subscriptions.items() if sub.aggregate is not None]
     if not topics:  # review RY: no aggregate, nothing to replay (no topic named: the broker lists every topic)
@@ -180,11 +247,18 @@ async def replay(service: Service) -> Replay:
     committed = await committed_offsets(service, topics)
     ends = past_committed(committed, await reading.end_offsets(s, await reading.partitions(s, topics)), s)
     records = await reading.read_range(s, "rebuild", ends, whole_batches=True)
+    return await asyncio.to_thread(fold, service, records, committed)
+
+
+def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[TopicPartition, int]) -> Replay:
+    """The replay's CPU work, without I/O (`replay` runs it in a worker thread): decode the records as the live loop
+    does, then apply each patient's events in publication order."""
+    s = service.settings
     # per patient, events in the order they were published, each partition's own order kept (as the live consumer)
     records = reading.in_publication_order(records, sort=True)
     result = Replay()
     seen: set[str] = set()
-    per_patient: dict[str, list[tuple[Any, Any, str, bool]]] = defaultdict(list)
+    per_patient: dict[str, list[Replayed]] = defaultdict(list)
     model: type[BaseModel] | None = None
     for record in records:
         sub = service.subscriptions[record.topic]
@@ -200,29 +274,27 @@ async def replay(service: Service) -> Replay:
             result.duplicates += 1
             continue
         seen.add(key)
-        # past the committed offset: perhaps never applied live (its refusal is then the live loop's to dead-letter)
         uncommitted = record.offset >= committed.get(TopicPartition(record.topic, record.partition), 0)
         patient_id: str = message.patient_id  # type: ignore[attr-defined]
-        per_patient[patient_id].append((sub.aggregate[1], message, key, uncommitted))
+        per_patient[patient_id].append(Replayed(record, sub.aggregate[1], message, key, uncommitted))
         marks = result.applied.setdefault(patient_id, {})
         marks[f"{record.topic}:{record.partition}"] = record.offset
     if model is None:
         return result
     for patient_id, events in per_patient.items():
-        state: Any = model()
-        for apply, message, key, uncommitted in events:
-            try:
-                new, outputs = apply(state, message)
-                encoded = [Outgoing.of(o) for o in outputs]
-                limits.check_outputs(encoded, s)  # an output too large: the live loop rejects the event (review RO)
-            except Exception:  # rejected by the live service as well: dead-lettered, state unchanged
-                result.skipped += 1
-                if not uncommitted:  # dead-lettered live already; else delivered again and dead-lettered then
-                    result.seen.append((patient_id, key))
+        state, results = apply_one_per_batch(model(), events, s)
+        for item, encoded, exc in results:
+            # every event replayed is marked processed (its redelivery skipped), a rejected one too: dead-lettered live
+            # already, or (past the committed offset) by the rebuild before it writes the marks (review RY)
+            result.seen.append((patient_id, item.key))
+            if exc is None:
+                result.outputs += encoded
                 continue
-            state = new
-            result.seen.append((patient_id, key))
-            result.outputs += encoded
+            result.skipped += 1
+            if item.uncommitted:
+                reason = str(exc) if isinstance(exc, Rejected) else f"handler error: {exc}"  # as the live loop's
+                kind = "Rejected" if isinstance(exc, Rejected) else type(exc).__name__
+                result.rejected.append((patient_id, item.record, kind, reason))
         result.states[patient_id] = state
     return result
 
@@ -238,10 +310,11 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
         if restored is not None:
             return restored
         log.warning("the state changelog is not complete: replaying the inputs, then writing the changelog")
+    lettered: set[tuple[str, int, int]] = set()  # dead-lettered by an earlier attempt of this rebuild
     while True:
         done = await replay(service)
         report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
-        await _publish_difference(service, done, report)
+        await _publish_difference(service, done, report, lettered)
         if s.state_changelog:  # issue 22: step 2b, the changelog made complete before the state is written
             report.changelog_records = await changelog.seed(service, done.states, done.applied)
         epoch = uuid.uuid4().hex.encode()
@@ -297,7 +370,11 @@ def superseded_in_replay(outputs: list[Outgoing]) -> set[int]:
     return {i for i, decision in keyed if last[decision] != i}
 
 
-async def _publish_difference(service: Service, done: Replay, report: RebuildReport) -> None:
+async def _publish_difference(
+    service: Service, done: Replay, report: RebuildReport, lettered: set[tuple[str, int, int]] | None = None
+) -> None:
+    """Publish the replay's missing outputs and dead-letter the records past the committed offsets that it rejects,
+    for the slot groups this rebuild writes, acknowledged before the write marks them processed."""
     published, per_patient = await _published(service, {o.topic for o in done.outputs})
     expected: set[tuple[str, str, str]] = set()
     acks = []
@@ -323,6 +400,18 @@ async def _publish_difference(service: Service, done: Replay, report: RebuildRep
         elif held != out.value.encode():
             report.differing += 1
     report.unexplained = len(published.keys() - expected)
+    # review RY: a record past the committed offset that the pure code rejects is marked processed by the write (a
+    # changelog seeded by this replay holds its offset too: a restore marks it so); the live loop, which would have
+    # dead-lettered it when it came again, skips it. So the rebuild dead-letters it, with the live loop's error type
+    # and reason: once, or twice if the live loop had applied it before its commit (at least once, as after a crash).
+    lettered = set() if lettered is None else lettered
+    for patient_id, record, kind, reason in done.rejected:
+        where = (record.topic, record.partition, record.offset)
+        if layout.group(patient_id) not in rebuilding or where in lettered:
+            continue
+        acks.append(await service.producer.dead_letter(record, kind, reason))
+        lettered.add(where)
+        report.dead_lettered += 1
     for ack in acks:
         await ack  # every missing output acknowledged before the state says it was produced
     recall = service.recall_published
