@@ -217,10 +217,11 @@ async def test_a_rebuild_that_fails_is_retried_and_readiness_says_why(
 
 
 async def test_an_instance_waiting_for_a_dead_holder_takes_the_rebuild_over(
-    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str]
+    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another instance took the rebuild lock and died (SIGKILL: no epoch, no release). This one waits, not ready and
-    saying so, and takes the rebuild over once the lock's TTL has run out."""
+    saying so (/readyz's reason, the readiness sampler's WARNING), and takes the rebuild over once the lock's TTL
+    has run out."""
     group = f"hb-dead-{uuid.uuid4().hex[:8]}"
     settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group)
     svc = await _service(settings, _topic(group))
@@ -235,10 +236,51 @@ async def test_an_instance_waiting_for_a_dead_holder_takes_the_rebuild_over(
         await asyncio.sleep(0.3)
         reasons = svc.not_ready_reasons(await svc.readiness())
         assert "waiting for another instance's rebuild" in reasons["state"], reasons
+        with caplog.at_level(logging.WARNING, logger="shared.runtime.service"):
+            await svc._sample_readiness()  # what the lag monitor runs every LAG_INTERVAL_S
+        [line] = [rec for rec in caplog.records if rec.getMessage() == "not ready"]
+        assert "state" in getattr(line, "checks", [])
         assert await _until(lambda: _state_ready(svc), 20), f"never took the rebuild over: {svc.heal_status}"
         assert loop.time() - t0 >= ttl_s - 0.2  # not before the dead holder's lock expired
         assert await svc.store.read_epoch() is not None
         assert not await r.exists(healing.lock_key(svc))  # its own lock released
+    finally:
+        await svc.stop()
+        await r.aclose()
+    assert svc.fatal is None, repr(svc.fatal)
+
+
+async def test_a_rebuild_longer_than_the_lock_ttl_keeps_the_lock_then_releases_it(
+    kafka_bootstrap: str,
+    redis_url: str,
+    kafka_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The renewal (stopped by an event since HAZ-25-HEAL-01, no longer cancelled) keeps the lock through a rebuild
+    several TTLs long, and the lock is released when the rebuild is done."""
+    group = f"hb-renew-{uuid.uuid4().hex[:8]}"
+    settings = _settings(kafka_bootstrap, redis_url, kafka_settings, group).model_copy(
+        update={"rebuild_lock_ttl_s": 0.6}
+    )
+    svc = await _service(settings, _topic(group))
+    r = aioredis.Redis.from_url(redis_url)
+    held: list[bool] = []
+
+    async def slow(service: Service, expected: bytes | None = None) -> Any:
+        for _ in range(8):  # 2 s: more than three TTLs
+            await asyncio.sleep(0.25)
+            held.append(bool(await r.exists(healing.lock_key(service))))
+        return await real_rebuild(service, expected)
+
+    monkeypatch.setattr(healing, "rebuild", slow)
+    caplog.set_level(logging.WARNING, logger="shared.runtime.healing")
+    await svc.start()
+    try:
+        assert await _until(lambda: _state_ready(svc), 20), f"not ready: {svc.heal_status}"
+        assert len(held) == 8 and all(held), held  # never expired while rebuilding
+        assert not await r.exists(healing.lock_key(svc))  # released
+        assert not [rec for rec in caplog.records if "rebuild lock" in rec.getMessage()]
     finally:
         await svc.stop()
         await r.aclose()
