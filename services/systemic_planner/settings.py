@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.systemic_planner.rules import AsOf, Recency
+from services.systemic_planner.rules import AsOf, Recency, as_parsed_utc
 from shared.settings import Settings
 
 
@@ -52,7 +52,7 @@ class SystemicSettings(Settings):
             recency = self.recency()
             cached = _RECENCY.setdefault(recency, recency)
             _BY_WINDOWS[windows] = cached
-        return AsOf(now=now, tz=ZoneInfo(self.hospital_timezone), recency=cached)
+        return AsOf(now=as_parsed_utc(now), tz=ZoneInfo(self.hospital_timezone), recency=cached)
 
 
 #: issue 25: one Recency object per distinct value (memo.py holds and compares it by identity)
