@@ -186,12 +186,17 @@ async def seed(
     held, _ = await read(service, writer.topic.name)
     empty = (type(next(iter(states.values())))().model_dump_json().encode()) if states else b""
     now = datetime.now(UTC)
-    dumped = {p: (s, s.model_dump_json().encode()) for p, s in states.items()}
-    changes = [
-        c
-        for c in encode(service.name, dumped, {p: service.due(s) for p, s in states.items()}, marks or {}, empty, now)
-        if c.value is not None or held.get(c.key) is not None
-    ]
+
+    def encoded() -> list[Change]:  # in a worker thread: the event loop kept free (review RY, as rebuild's replay)
+        dumped = {p: (s, s.model_dump_json().encode()) for p, s in states.items()}
+        dues = {p: service.due(s) for p, s in states.items()}
+        return [
+            c
+            for c in encode(service.name, dumped, dues, marks or {}, empty, now)
+            if c.value is not None or held.get(c.key) is not None
+        ]
+
+    changes = await asyncio.to_thread(encoded)
     changes += [Change(k, None) for k, v in held.items() if v is not None and k not in states and k != COMPLETE_KEY]
     await producer.acknowledged(await writer.send(producer, changes))
     marker = json.dumps({"seeded_at": now.isoformat(), "patients": len(states)})

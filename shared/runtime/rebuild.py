@@ -147,11 +147,18 @@ async def _published(
         return {}, {}
     parts = await reading.partitions(service.settings, sorted(topics))
     ends = await reading.end_offsets(service.settings, parts)
-    me = service.name.encode()
+    records = await reading.read_range(service.settings, "rebuild", ends, whole_batches=True)
+    # parsed in a worker thread: a long output topic starved the event loop (review RY, as `replay`)
+    return await asyncio.to_thread(
+        _index_published, records, service.name.encode(), service.recall_published is not None
+    )
+
+
+def _index_published(
+    records: list[ConsumerRecord], me: bytes, recall: bool
+) -> tuple[dict[tuple[str, str, str], bytes], dict[str, list[tuple[str, bytes]]]]:
     out: dict[tuple[str, str, str], bytes] = {}
     per_patient: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
-    recall = service.recall_published is not None
-    records = await reading.read_range(service.settings, "rebuild", ends, whole_batches=True)
     for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         if r.value is None or ("producer", me) not in (r.headers or ()):
             continue
@@ -378,12 +385,14 @@ async def _publish_difference(
     published, per_patient = await _published(service, {o.topic for o in done.outputs})
     expected: set[tuple[str, str, str]] = set()
     acks = []
-    replaced = superseded_in_replay(done.outputs)
+    # pure work in a worker thread (review RY: the event loop kept free, as in `replay`)
+    replaced, identities = await asyncio.to_thread(
+        lambda: (superseded_in_replay(done.outputs), [identity(o.topic, o.value) for o in done.outputs])
+    )
     # review RY: only the patients whose slot groups this rebuild writes (an intact group's are sent live)
     rebuilding, layout = await service.store.rebuilding(), service.store.layout
     done.groups = rebuilding
-    for i, out in enumerate(done.outputs):
-        ident = identity(out.topic, out.value)
+    for i, (out, ident) in enumerate(zip(done.outputs, identities, strict=True)):
         if ident is None:
             continue
         expected.add(ident)
@@ -416,8 +425,11 @@ async def _publish_difference(
         await ack  # every missing output acknowledged before the state says it was produced
     recall = service.recall_published
     if recall is not None:  # what downstream holds, which the replay's order may not have recomputed
-        for patient_id, state in done.states.items():
-            done.states[patient_id] = recall(state, per_patient.get(patient_id, []))
+
+        def recalled() -> dict[str, BaseModel]:
+            return {p: recall(state, per_patient.get(p, [])) for p, state in done.states.items()}
+
+        done.states = await asyncio.to_thread(recalled)
 
 
 async def _write(service: Service, done: Replay, expected: bytes | None, epoch: bytes) -> bool:
@@ -486,7 +498,8 @@ async def restore(service: Service, expected_epoch: bytes | None) -> RebuildRepo
             live[key] = change
     # written as a replay's states are (`_write`: one step with the deadlines, indexes, marks and the epoch)
     model = next(sub.aggregate[0] for sub in service.subscriptions.values() if sub.aggregate is not None)
-    done = Replay(states={p: model.model_validate_json(c.state) for p, c in live.items()})
+    parsed = await asyncio.to_thread(lambda: {p: model.model_validate_json(c.state) for p, c in live.items()})
+    done = Replay(states=parsed)  # parsed in a worker thread, the event loop kept free (review RY, as `replay`)
     done.seen = await held_tail(service, {p: c.applied for p, c in live.items()})
     while True:
         epoch = uuid.uuid4().hex.encode()
