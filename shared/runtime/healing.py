@@ -78,6 +78,9 @@ class HealStatus:
     attempt: int = 1
     #: the type of the last failure (no message: it may hold patient data)
     failed: str | None = None
+    #: records (topic, partition, offset) this heal's attempts dead-lettered, acknowledged: a retried attempt does
+    #: not dead-letter them again (review RZ)
+    lettered: set[tuple[str, int, int]] = field(default_factory=set)
 
     def reason(self) -> str:
         seconds = round(time.monotonic() - self.since)
@@ -274,7 +277,8 @@ async def _renew(service: Service, key: str, token: str, ttl_ms: int, stop: asyn
 
 async def _rebuild(service: Service, expected: bytes | None) -> RebuildReport:
     t0 = time.perf_counter()
-    report = await rebuild(service, expected)
+    status = service.heal_status or HealStatus()
+    report = await rebuild(service, expected, status.lettered)  # review RZ: a retry letters nothing twice
     service.metrics.rebuild_seconds.labels(service.name).observe(time.perf_counter() - t0)
     # a loss healed (events replayed, outputs republished) is worth a warning; a clean start (empty topics,
     # nothing rebuilt) is not

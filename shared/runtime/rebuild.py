@@ -306,10 +306,14 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
     return result
 
 
-async def rebuild(service: Service, expected_epoch: bytes | None = None) -> RebuildReport:
+async def rebuild(
+    service: Service, expected_epoch: bytes | None = None, lettered: set[tuple[str, int, int]] | None = None
+) -> RebuildReport:
     """Replay, publish the difference, then write the state and a new epoch (see the module docstring).
     `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key). With the changelog on, a
-    restore from it (None when it was never completed: then a replay, which completes it)."""
+    restore from it (None when it was never completed: then a replay, which completes it). `lettered`: the records
+    (topic, partition, offset) an earlier attempt of the same heal dead-lettered, acknowledged (review RZ: a failed
+    attempt retried by shared/runtime/healing.py dead-lettered them again); the ones this call does are added."""
     t0 = time.perf_counter()
     s = service.settings
     if s.state_changelog and s.state_restore == "changelog":
@@ -317,7 +321,7 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
         if restored is not None:
             return restored
         log.warning("the state changelog is not complete: replaying the inputs, then writing the changelog")
-    lettered: set[tuple[str, int, int]] = set()  # dead-lettered by an earlier attempt of this rebuild
+    lettered = set() if lettered is None else lettered  # dead-lettered by an earlier attempt of this rebuild
     while True:
         done = await replay(service)
         report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
@@ -414,15 +418,17 @@ async def _publish_difference(
     # dead-lettered it when it came again, skips it. So the rebuild dead-letters it, with the live loop's error type
     # and reason: once, or twice if the live loop had applied it before its commit (at least once, as after a crash).
     lettered = set() if lettered is None else lettered
+    letters: list[tuple[str, int, int]] = []
     for patient_id, record, kind, reason in done.rejected:
         where = (record.topic, record.partition, record.offset)
-        if layout.group(patient_id) not in rebuilding or where in lettered:
+        if layout.group(patient_id) not in rebuilding or where in lettered or where in letters:
             continue
         acks.append(await service.producer.dead_letter(record, kind, reason))
-        lettered.add(where)
+        letters.append(where)
         report.dead_lettered += 1
     for ack in acks:
         await ack  # every missing output acknowledged before the state says it was produced
+    lettered.update(letters)  # review RZ: only once acknowledged (a letter whose send failed is sent again)
     recall = service.recall_published
     if recall is not None:  # what downstream holds, which the replay's order may not have recomputed
 
