@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from contracts.base import InputUsed, derived_id
-from contracts.clinical import SkeletalEvent
+from contracts.base import InputUsed, Severity, derived_id
+from contracts.clinical import Recommendation, SkeletalEvent
 from contracts.hospital import ImagingFinding, Treatment, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring import texts as t
@@ -27,9 +27,9 @@ from services.scoring.state import Lesion
 from shared.clinical import life_expectancy
 from shared.clinical.dates import local_day
 from shared.clinical.facts import Fact
-from shared.clinical.recommend import lazy_recommendation
+from shared.clinical.recommend import Lazy, recommendation, recommendation_id
 
-MIRELS_SEVERITY = {
+MIRELS_SEVERITY: dict[str, Severity] = {
     "low": "info",
     "rcp": "warning",
     "doubt": "warning",
@@ -120,10 +120,37 @@ def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     # > 3 months, L1324): never beside "fixation first is not indicated" or "no surgery"
     ct_note = ct is True and decision == "fixation"
     sources = dict.fromkeys(("site", "size", "lesion_type"), f.event_id) | {"pain": pain.event_id if pain else None}
-    inputs = finding_inputs(f) + ([pain.used(f"pain_intensity:{f.lesion_id}")] if pain else [])
     band = "≥9" if lo >= 9 else "≤7" if hi <= 7 else "8" if lo == hi == 8 else None
     missing = [pain_name if x == "pain" else x for x in m.missing]
     note = pain_note if "pain" in m.missing else None
+
+    def inputs() -> list[InputUsed]:
+        """Made with a message only (issue 25, helper ZC: an unchanged decision builds neither inputs nor texts); the
+        score and the recommendation both carry the life expectancy and CT inputs a Mirels of 9 or more adds."""
+        out = finding_inputs(f) + ([pain.used(f"pain_intensity:{f.lesion_id}")] if pain else [])
+        if le is not None and survival is not None and lo >= 9:
+            out.append(le.used("life_expectancy", "months"))
+            out.append(
+                InputUsed(
+                    name="life_expectancy_remaining",
+                    value=round(survival.remaining, 2),
+                    unit="months",
+                    occurred_at=le.occurred_at,
+                    source_event_id=le.event_id,
+                )
+            )
+        if ct_note:
+            out.append(
+                InputUsed(
+                    name="ct_cortical_osteolysis_axial_circumferential_pct",
+                    value=f"{f.axial_cortical_osteolysis_pct:g}/{f.circumferential_cortical_osteolysis_pct:g}",
+                    unit="%",
+                    occurred_at=f.occurred_at,
+                    source_event_id=f.event_id,
+                )
+            )
+        return out
+
     d.scores[f"mirels:{f.lesion_id}"] = score(
         "mirels",
         f.lesion_id,
@@ -134,51 +161,35 @@ def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
         band,
         missing,
         ["SCORE-MIRELS"],
-        t.mirels_text(f.lesion_id, m, lo, hi, None, None, ct_note, note),
+        lambda: t.mirels_text(f.lesion_id, m, lo, hi, None, None, ct_note, note),
         inputs,
         also=[pain],
     )
-    if le is not None and survival is not None and lo >= 9:
-        inputs.append(le.used("life_expectancy", "months"))
-        inputs.append(
-            InputUsed(
-                name="life_expectancy_remaining",
-                value=round(survival.remaining, 2),
-                unit="months",
-                occurred_at=le.occurred_at,
-                source_event_id=le.event_id,
-            )
-        )
-    if ct_note:
-        inputs.append(
-            InputUsed(
-                name="ct_cortical_osteolysis_axial_circumferential_pct",
-                value=f"{f.axial_cortical_osteolysis_pct:g}/{f.circumferential_cortical_osteolysis_pct:g}",
-                unit="%",
-                occurred_at=f.occurred_at,
-                source_event_id=f.event_id,
-            )
-        )
-    if m.total is not None:
-        head = f"Score de Mirels {m.total}/12"
-    elif lo >= 9:
-        head = f"Score de Mirels d'au moins {lo}/12"
-    elif hi <= 7:
-        head = f"Score de Mirels d'au plus {hi}/12"
-    else:
-        head = f"Score de Mirels entre {lo} et {hi}/12"
     said = missing + ([_le_missing(stale_le)] if decision == "survival_unknown" else [])
-    d.recommendations[f"mirels:{f.lesion_id}"] = lazy_recommendation(
-        rule_id=rule_id,
-        trigger=f,
-        produced_by=SERVICE,
-        severity=MIRELS_SEVERITY[decision],
-        title=f"{head} ({f.lesion_id})",
-        text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, survival if lo >= 9 else None, ct_note, note),
-        inputs=inputs,
-        key=(f.lesion_id, decision, m.total, lo, hi, ct_note, tuple(said)),  # a new wording is issued
-        missing=said,
-    )
+    key = (f.lesion_id, decision, m.total, lo, hi, ct_note, tuple(said))  # a new wording is issued
+
+    def build() -> Recommendation:
+        if m.total is not None:
+            head = f"Score de Mirels {m.total}/12"
+        elif lo >= 9:
+            head = f"Score de Mirels d'au moins {lo}/12"
+        elif hi <= 7:
+            head = f"Score de Mirels d'au plus {hi}/12"
+        else:
+            head = f"Score de Mirels entre {lo} et {hi}/12"
+        return recommendation(
+            rule_id=rule_id,
+            trigger=f,
+            produced_by=SERVICE,
+            severity=MIRELS_SEVERITY[decision],
+            title=f"{head} ({f.lesion_id})",
+            text_fr=t.mirels_text(f.lesion_id, m, lo, hi, decision, survival if lo >= 9 else None, ct_note, note),
+            inputs=inputs(),
+            key=key,
+            missing=said,
+        )
+
+    d.recommendations[f"mirels:{f.lesion_id}"] = Lazy(recommendation_id(rule_id, f.patient_id, key), build)
 
 
 #: issue 25: each lesion's SINS by lesion and pain facts, and by where the reference time falls among the pain's window
@@ -214,10 +225,13 @@ def _decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
         f.posterolateral_involvement,
     )
     sources = {i.name: f.event_id for i in scored.items} | {"pain": pain.event_id if pain else None}
-    inputs = finding_inputs(f) + ([pain.used(f"pain_character:{f.lesion_id}")] if pain else [])
     band = r.sins_band(scored.total) if scored.total is not None else None
     where = f.vertebral_level or f.lesion_id
     missing = [pain_name if x == "pain" else x for x in scored.missing]
+
+    def inputs() -> list[InputUsed]:  # made with a message only (issue 25, helper ZC)
+        return finding_inputs(f) + ([pain.used(f"pain_character:{f.lesion_id}")] if pain else [])
+
     d.scores[f"sins:{f.lesion_id}"] = score(
         "sins",
         f.lesion_id,
@@ -228,29 +242,34 @@ def _decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
         band,
         missing,
         ["SCORE-SINS", "SINS-SURGICAL"],
-        t.sins_text(where, scored, band),
+        lambda: t.sins_text(where, scored, band),
         inputs,
         also=[pain],
     )
     floor, _ = scored.bounds(r.SINS_ITEM_MIN, r.SINS_ITEM_MAX)  # a lower bound when incomplete
     if floor < 7:
         return
-    severity = "critical" if floor >= 13 else "warning"
-    d.recommendations[f"sins:{f.lesion_id}"] = lazy_recommendation(
-        rule_id="SINS-SURGICAL",
-        trigger=f,
-        produced_by=SERVICE,
-        severity=severity,
-        title=(
-            f"SINS {scored.total}/18 en {where} : avis chirurgical"
-            if scored.total is not None
-            else f"SINS d'au moins {floor}/18 en {where} : avis chirurgical"
-        ),
-        text_fr=t.sins_text(where, scored, band, decision=True),
-        inputs=inputs,
-        key=(f.lesion_id, severity, scored.total, floor, tuple(missing)),  # a new wording is issued, as Mirels
-        missing=missing,
-    )
+    severity: Severity = "critical" if floor >= 13 else "warning"
+    key = (f.lesion_id, severity, scored.total, floor, tuple(missing))  # a new wording is issued, as Mirels
+
+    def build() -> Recommendation:
+        return recommendation(
+            rule_id="SINS-SURGICAL",
+            trigger=f,
+            produced_by=SERVICE,
+            severity=severity,
+            title=(
+                f"SINS {scored.total}/18 en {where} : avis chirurgical"
+                if scored.total is not None
+                else f"SINS d'au moins {floor}/18 en {where} : avis chirurgical"
+            ),
+            text_fr=t.sins_text(where, scored, band, decision=True),
+            inputs=inputs(),
+            key=key,
+            missing=missing,
+        )
+
+    d.recommendations[f"sins:{f.lesion_id}"] = Lazy(recommendation_id("SINS-SURGICAL", f.patient_id, key), build)
 
 
 # ---- CLASS-SRE ---------------------------------------------------------------------------------------------------
@@ -383,14 +402,18 @@ def decide_sres(c: Context, d: Decisions) -> None:
     on imaging makes that SRE historical instead of adding a second one."""
     policy, deficit = c.policy, c.s.assessment.neurological_deficit
     merged: set[str] = set()  # fixation surgeries of a fracture seen on imaging
-    index = _index(c)
-    local = _local_by_lesion(c, index)
+    # issue 25 (helper ZC): with no surgery or radiotherapy that counts (Context.local_treatments), no treatment makes a
+    # lesion's SRE historical nor is an SRE itself: the lesions' index is not needed
+    index = _index(c) if c.local_treatments else None
+    local = {} if index is None else _local_by_lesion(c, index)
     for lesion_id, lesion in c.s.lesions.items():
         if lesion.effective_status() == "suspected":
             continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
         # issue 25: a lesion's SREs read the lesion, the local treatments of it that make them historical (by
         # object, in order) and the deficit only when they can use it: another lesion's treatment, a drug or an
         # assessment without a compression to read it for decides nothing here again
+        if lesion.fracture is None and not _reads_deficit(lesion):
+            continue  # issue 25 (helper ZC): never a fracture, a compression or an epidural extension: no SRE to decide
         mine = local.get(lesion_id, ())
         read = deficit if _reads_deficit(lesion) else None
 
@@ -411,7 +434,8 @@ def decide_sres(c: Context, d: Decisions) -> None:
             c.memo,
         )
         merged |= found.fixations
-    d.sres.update(_treatment_sres(c, index, frozenset(merged)))
+    if index is not None:
+        d.sres.update(_treatment_sres(c, index, frozenset(merged)))
 
 
 def _treatment_sres(c: Context, index: _LesionIndex, merged: frozenset[str]) -> dict[str, SkeletalEvent]:

@@ -8,6 +8,7 @@ reproduces the state exactly.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -117,6 +118,8 @@ class ScoringState(BaseModel):
         arguments, pydantic's."""
         if kwargs:
             return super().model_dump_json(**kwargs)
+        if sum(len(getattr(self, name)) for name in STORED.maps) < STORED.small:
+            return _in_field_order(self)
         return STORED.dump(self)
 
     def warm(self) -> bool:
@@ -159,6 +162,45 @@ STORED: Final = StoredJson(
 
 #: issue 25: from this many records, the decisions and derived values are remembered per patient (ScoringState.warm)
 WARM: Final = 24
+
+#: issue 25 (helper ZC): the fields a small state's JSON takes from its parts' JSON (in field order, below)
+_FROM_PARTS: Final[set[str]] = {*STORED.maps, *STORED.ones}
+_TAIL: Final = ',"dropped_recorded":'
+
+
+def _in_field_order(s: ScoringState) -> str:
+    """Issue 25 (helper ZC): a small state's JSON, byte for byte pydantic's (`BaseModel.model_dump_json`: fields in
+    their declared order), assembled from each table's and fold's JSON kept by object (`STORED`), so that an event
+    writes again only the table it changed; pydantic writes the plain fields. `dropped_recorded` is the first plain
+    field after `lesion_bases` and `assessment_base`; its key's last occurrence is the top-level one (the fields after
+    it are times, and a key inside a string value would have its quotes escaped)."""
+    rest = BaseModel.model_dump_json(s, exclude=_FROM_PARTS)
+    cut = rest.rfind(_TAIL)
+    body: Callable[[Any], str] = STORED._body
+    part, base = STORED.parts, s.assessment_base
+    return "".join(
+        (
+            '{"lesions":{',
+            body(s.lesions),
+            '},"findings":{',
+            body(s.findings),
+            '},"assessment":',
+            part(s.assessment),
+            ',"assessments":{',
+            body(s.assessments),
+            '},"treatments":{',
+            body(s.treatments),
+            '},"labs":{',
+            body(s.labs),
+            "},",
+            rest[1:cut],
+            ',"lesion_bases":{',
+            body(s.lesion_bases),
+            '},"assessment_base":',
+            "null" if base is None else part(base),
+            rest[cut:],
+        )
+    )
 
 
 def same_part(old: object, new: object) -> bool:
