@@ -245,7 +245,7 @@ def build_plan(
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
     for lid, lesion in by_lesion.items():
-        lx = tuple(f.event_id.int for f in lesion.history)
+        lx = lesion.ids
         mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
         local = (fp.surgeries, fp.radiotherapy)
         items: list[Item] = []

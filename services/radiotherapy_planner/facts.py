@@ -270,6 +270,12 @@ class Lesion:
     latest: FindingFact
     history: tuple[FindingFact, ...]  # oldest first
 
+    @functools.cached_property
+    def ids(self) -> tuple[int, ...]:
+        """Its findings' event IDs, oldest first (the plan's families are memoised on them; lesions() objects are
+        shared by the states of one findings table, so once per table: issue 25)."""
+        return tuple(f.event_id.int for f in self.history)
+
     def newest(self, attr: str) -> FindingFact | None:
         for f in reversed(self.history):
             if getattr(f, attr) is not None:
@@ -441,7 +447,11 @@ K = TypeVar("K", Surgery, RadiotherapyCourse, MetabolicRadiotherapy)
 
 
 def _of_kind(s: LocalState, kind: type[K], effective: list[TreatmentEvent] | None) -> list[tuple[TreatmentEvent, K]]:
-    rows = treatments(s) if effective is None else effective
+    return of_kind(treatments(s) if effective is None else effective, kind)
+
+
+def of_kind(rows: list[TreatmentEvent], kind: type[K]) -> list[tuple[TreatmentEvent, K]]:
+    """The effective events of one kind, by date (then event ID)."""
     out = [(e, t) for e in rows if isinstance(t := e.treatment, kind)]
     return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
 
@@ -481,8 +491,13 @@ def drug_uses(s: LocalState, reference: date, effective: list[TreatmentEvent] | 
     """Each drug's last dose (administrations, stop dates) and whether it is still taken, from the treatment events
     dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out. Drugs are grouped by
     identity (shared/clinical/drugs.py): "Plavix" and "clopidogrel" are one drug."""
+    return drug_uses_of(treatments(s) if effective is None else effective, reference)
+
+
+def drug_uses_of(effective: list[TreatmentEvent], reference: date) -> list[DrugUse]:
+    """`drug_uses` from the effective treatment events."""
     events: list[tuple[date, int, TreatmentEvent]] = []
-    for e in treatments(s) if effective is None else effective:
+    for e in effective:
         t = e.treatment
         if isinstance(t, SystemicDrug | DrugAdministration) and t.on <= reference:
             events.append((t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e))

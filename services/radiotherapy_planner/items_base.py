@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from contracts.base import InputUsed, Severity
@@ -175,7 +176,7 @@ def item(
     what_would_change_fr: str | None = None,
     checks: Sequence[Check] | None = None,
 ) -> Item:
-    return Item(
+    return interned(
         key,
         rule_id,
         status,
@@ -187,6 +188,54 @@ def item(
         what_would_change_fr,
         tuple(checks or ()),
     )
+
+
+# ---- the same item again (issue 25) ---------------------------------------------------------------------------------
+#: Items by everything they are made of: a family decided again mostly finds the items it found before (an event
+#: changed a fact it reads, not its decision), and the item already made keeps its published forms (PlanItem, notice,
+#: InputUsed), made once. Compared strictly: each value with its type (1, 1.0 and True are equal but written apart),
+#: each time with its time zone; a float zero or NaN is never looked up (-0.0 == 0.0; NaN equals nothing).
+ITEMS_INTERNED: Final = 16384
+_ITEMS: dict[tuple[object, ...], Item] = {}
+
+
+def _strict(x: Inp) -> tuple[object, ...] | None:
+    v, at = x.value, x.occurred_at
+    if type(v) is float and (v == 0 or v != v):
+        return None
+    fields = None if isinstance(x, In) else frozenset(x.model_fields_set)
+    zone = None if at is None else (at.tzinfo, at.utcoffset(), at.fold)
+    return (type(x), x.name, type(v), v, x.unit, at, zone, x.source_event_id, x.comparator, fields)
+
+
+def interned(
+    key: str,
+    rule_id: str,
+    status: ItemStatus,
+    severity: Severity,
+    title: str,
+    text_fr: str,
+    inputs: tuple[Inp, ...] = (),
+    missing: tuple[str, ...] = (),
+    what_would_change_fr: str | None = None,
+    checks: tuple[Check, ...] = (),
+) -> Item:
+    """`Item(...)`, or the item made before of exactly the same parts (tests/unit/test_issue25_ze_cost.py)."""
+    strict = [_strict(x) for x in inputs]
+    if None in strict:
+        return Item(key, rule_id, status, severity, title, text_fr, inputs, missing, what_would_change_fr, checks)
+    parts = (key, rule_id, status, severity, title, text_fr, *strict, missing, what_would_change_fr, checks)
+    found = _ITEMS.get(parts)
+    if found is None:
+        found = Item(key, rule_id, status, severity, title, text_fr, inputs, missing, what_would_change_fr, checks)
+        if len(_ITEMS) >= ITEMS_INTERNED:
+            _ITEMS.clear()
+        _ITEMS[parts] = found
+    return found
+
+
+def clear_interned() -> None:
+    _ITEMS.clear()
 
 
 def inp(

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from contracts.base import Severity
@@ -18,13 +20,10 @@ from services.radiotherapy_planner.facts import (
     Lesion,
     LocalState,
     SurgicalOpinionFact,
-    drug_uses,
+    drug_uses_of,
     level_of,
     matches,
-    metabolic_rt,
-    rt_courses,
-    surgeries,
-    treatments,
+    of_kind,
 )
 from services.radiotherapy_planner.items_base import Inp, Item, inp, item, reference_date
 from services.radiotherapy_planner.rules import conventional as conv
@@ -35,6 +34,7 @@ from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.facts import Fact
 from shared.clinical.irradiation import SegmentHistory
 from shared.clinical.life_expectancy import Remaining
+from shared.clinical.treatments import effective_treatments
 
 
 @dataclass(frozen=True)
@@ -58,38 +58,37 @@ class Patient:
         previous UTC day)."""
         return local_day(at, self.tz)
 
-    # computed once per plan (every lesion's items read them)
+    # computed once per treatments table (every lesion's items read them; most events do not change the table)
     @functools.cached_property
+    def _treated(self) -> Treated:
+        return treated(self.s)
+
+    @property
     def treatment_events(self) -> list[TreatmentEvent]:
-        """The effective treatment events (corrections applied), once per plan."""
-        return treatments(self.s)
+        """The effective treatment events (corrections applied)."""
+        return self._treated.events
 
-    @functools.cached_property
+    @property
     def surgeries(self) -> list[tuple[TreatmentEvent, Surgery]]:
-        return surgeries(self.s, self.treatment_events)
+        return self._treated.surgeries
 
-    @functools.cached_property
+    @property
     def rt_courses(self) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
-        return rt_courses(self.s, self.treatment_events)
+        return self._treated.rt_courses
 
-    @functools.cached_property
+    @property
     def metabolic(self) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
-        return metabolic_rt(self.s, self.treatment_events)
+        return self._treated.metabolic
 
-    @functools.cached_property
-    def _drug_uses(self) -> dict[date, list[DrugUse]]:
-        return {}
-
-    @functools.cached_property
+    @property
     def segments(self) -> dict[tuple[str, str | None, str, int, date], SegmentHistory]:
-        """items_local.segment's histories of this plan, by lesion (ID, level, site), request and date: the SBRT and
-        re-irradiation families of one request read the same one (issue 25)."""
-        return {}
+        """items_local.segment's histories by lesion (ID, level, site), request and date: the SBRT and
+        re-irradiation families of one request read the same one (issue 25), kept with the treatments table (they
+        read only its RT courses)."""
+        return self._treated.segments
 
     def drug_uses(self, reference: date) -> list[DrugUse]:
-        if reference not in self._drug_uses:
-            self._drug_uses[reference] = drug_uses(self.s, reference, self.treatment_events)
-        return self._drug_uses[reference]
+        return self._treated.drug_uses(reference)
 
     def fact(self, name: str) -> Fact[bool | float | str] | None:
         return self.s.assessed.get(name)
@@ -156,6 +155,68 @@ class Patient:
 
     def opinion(self, lesion_id: str) -> SurgicalOpinionFact | None:
         return self.s.opinions.get(lesion_id) or self.s.opinions.get("*")
+
+
+class Treated:
+    """What a state's treatments table gives the items (issue 25): the effective events, each kind's, the drug uses
+    per reference date and the segments' histories, computed once per table, not once per plan. A table is never
+    changed once the event that made it is applied (domain.merge copies the one an event changes; retention makes new
+    tables), so what is derived from it holds for every plan that reads it. Each value is made on first use; two
+    threads (the worker deciding, GET local-plan on the loop) may both make one: the same value, either kept."""
+
+    __slots__ = ("__dict__", "_drug_uses", "segments", "size", "table")
+
+    def __init__(self, table: dict[str, TreatmentEvent]) -> None:
+        self.table = table  # held: its ID is not reused while it is here
+        self.size = len(table)
+        self._drug_uses: dict[date, list[DrugUse]] = {}
+        self.segments: dict[tuple[str, str | None, str, int, date], SegmentHistory] = {}
+
+    @functools.cached_property
+    def events(self) -> list[TreatmentEvent]:
+        return effective_treatments(self.table.values())
+
+    @functools.cached_property
+    def surgeries(self) -> list[tuple[TreatmentEvent, Surgery]]:
+        return of_kind(self.events, Surgery)
+
+    @functools.cached_property
+    def rt_courses(self) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
+        return of_kind(self.events, RadiotherapyCourse)
+
+    @functools.cached_property
+    def metabolic(self) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
+        return of_kind(self.events, MetabolicRadiotherapy)
+
+    def drug_uses(self, reference: date) -> list[DrugUse]:
+        found = self._drug_uses.get(reference)
+        if found is None:
+            found = self._drug_uses[reference] = drug_uses_of(self.events, reference)
+        return found
+
+
+#: tables kept (least recently used out): a few per patient of those seen recently
+TREATED_SIZE: Final = 2048
+_TREATED: OrderedDict[int, Treated] = OrderedDict()
+_TREATED_LOCK: Final = threading.Lock()
+
+
+def treated(s: LocalState) -> Treated:
+    table = s.treatments
+    with _TREATED_LOCK:
+        hit = _TREATED.get(id(table))
+        if hit is not None and hit.table is table and hit.size == len(table):
+            _TREATED.move_to_end(id(table))
+            return hit
+        made = _TREATED[id(table)] = Treated(table)
+        if len(_TREATED) > TREATED_SIZE:
+            _TREATED.popitem(last=False)
+        return made
+
+
+def clear_treated() -> None:
+    with _TREATED_LOCK:
+        _TREATED.clear()
 
 
 def where(lesion: Lesion) -> str:

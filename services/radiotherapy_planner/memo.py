@@ -11,7 +11,8 @@ from typing import Any, Final, TypeVar, cast
 
 from contracts.hospital import TreatmentEvent
 from services.radiotherapy_planner.facts import LabFact, LocalState, ScoreFact, SurgicalOpinionFact
-from services.radiotherapy_planner.items_base import Item
+from services.radiotherapy_planner.items_base import Item, clear_interned
+from services.radiotherapy_planner.items_rt import clear_treated
 from shared.clinical.facts import Fact
 
 #: Item families kept in memory (least recently used evicted): a few per lesion of the patients seen recently.
@@ -39,11 +40,14 @@ def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
 
 
 def clear() -> None:
-    """Forget every memoised family and table fingerprint (a new service instance starts cold)."""
+    """Forget every memoised family, table fingerprint and what a treatments table gives (a new service instance
+    starts cold)."""
     with _MEMO_LOCK:
         _MEMO.clear()
     with _TABLES_LOCK:
         _TABLES.clear()
+    clear_treated()
+    clear_interned()
 
 
 _SURGERY_KINDS: Final = frozenset({"surgery"})
