@@ -153,10 +153,11 @@ async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], i
     async with reading.consumer(service.settings, "restore", max_partition_fetch_bytes=8 * 1024 * 1024) as consumer:
         ends = await consumer.end_offsets(parts)
         consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
+        await reading.Stall.bounded(consumer.seek_to_beginning(*parts))
         latest: dict[str, bytes | None] = {}
         count = 0
         remaining = {tp for tp in parts if ends[tp] > 0}
+        stall = reading.Stall("changelog")
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=20_000)
             for recs in batch.values():
@@ -164,9 +165,12 @@ async def read(service: Service, topic: str) -> tuple[dict[str, bytes | None], i
                 for r in recs:
                     if r.key is not None:
                         latest[r.key.decode()] = r.value
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
+            positions = {tp: await reading.Stall.bounded(consumer.position(tp)) for tp in remaining}
+            for tp, at in positions.items():
+                if at >= ends[tp]:
                     remaining.discard(tp)
+            if remaining:
+                stall.check(positions)  # bounded, as `reading.read_range` (review RZ)
         return latest, count
 
 

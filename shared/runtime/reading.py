@@ -4,20 +4,53 @@ still held when its start was deleted (retention, compaction) instead of jumping
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import operator
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
 
 _timestamp = operator.attrgetter("timestamp")
+T = TypeVar("T")
+
+#: the longest a read to an end may go without any of its partitions moving forward (review RZ, HAZ-25-HEAL-01): a
+#: partition without a leader, or an end no longer there (a topic recreated shorter), waited without end; now a
+#: transient error, retried with backoff and logged by the heal
+READ_STALL_S = 60.0
+
+
+class Stall:
+    """`check` raises KafkaTimeoutError once the positions of a read have not moved for READ_STALL_S."""
+
+    def __init__(self, purpose: str) -> None:
+        self.purpose = purpose
+        self.last: dict[TopicPartition, int] = {}
+        self.since = time.monotonic()
+
+    @staticmethod
+    async def bounded(step: Awaitable[T]) -> T:
+        """A seek or a position of the read: waits for the partition's offset, so bounded too (TimeoutError)."""
+        return await asyncio.wait_for(step, READ_STALL_S)
+
+    def check(self, positions: Mapping[TopicPartition, int]) -> None:
+        now = time.monotonic()
+        if positions != self.last:
+            self.last, self.since = dict(positions), now
+        elif now - self.since >= READ_STALL_S:  # counts only: no topic content
+            raise KafkaTimeoutError(
+                f"{self.purpose} read: {len(positions)} partition(s) short of their end, none moved for "
+                f"{READ_STALL_S:g} s"
+            )
 
 
 def in_publication_order(records: list[ConsumerRecord], sort: bool = False) -> list[ConsumerRecord]:
@@ -99,14 +132,18 @@ async def read_range(
             if starts.get(tp, 0) > 0:
                 c.seek(tp, starts[tp])
             else:
-                await c.seek_to_beginning(tp)
+                await Stall.bounded(c.seek_to_beginning(tp))
         records: list[ConsumerRecord] = []
         remaining = set(wanted)
+        stall = Stall(purpose)
         while remaining:
             batch = await c.getmany(*remaining, timeout_ms=500, max_records=10_000)
             for tp, recs in batch.items():
                 records += recs if whole_batches else [r for r in recs if r.offset < wanted[tp]]
-            for tp in list(remaining):  # its position reached its end (also past records compacted away)
-                if await c.position(tp) >= wanted[tp]:
+            positions = {tp: await Stall.bounded(c.position(tp)) for tp in remaining}
+            for tp, at in positions.items():  # its position reached its end (also past records compacted away)
+                if at >= wanted[tp]:
                     remaining.discard(tp)
+            if remaining:
+                stall.check(positions)  # bounded (review RZ)
         return records
