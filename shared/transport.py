@@ -109,12 +109,23 @@ def redis_client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
+#: review RZ (HAZ-25-HEAL-01): a Redis that stops answering (frozen, a link dropped without a reset) fails a command
+#: as a transient error after this long, retried with backoff, instead of a wait without end. Explicit: before
+#: redis-py 8 the client's default was no timeout at all (pyproject allows redis 5). As the cluster node clients.
+REDIS_SOCKET_TIMEOUT_S = 5.0
+REDIS_CONNECT_TIMEOUT_S = 5.0
+
+
 def redis_client(settings: Settings) -> Redis | RedisCluster:
-    """One Redis, or a Redis Cluster client (`redis_target`). The same credentials and TLS for both."""
+    """One Redis, or a Redis Cluster client (`redis_target`). The same credentials, TLS and timeouts for both."""
     url, cluster = redis_target(settings)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    }
     if cluster:
-        return RedisCluster.from_url(url, **redis_client_kwargs(settings))
-    return Redis.from_url(url, **redis_client_kwargs(settings))
+        return RedisCluster.from_url(url, **redis_client_kwargs(settings), **timeouts)
+    return Redis.from_url(url, **redis_client_kwargs(settings), **timeouts)
 
 
 def redis_node_client(settings: Settings, host: str, port: int) -> Redis:
