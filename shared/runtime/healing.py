@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.runtime.rebuild import RebuildReport, rebuild
+from shared.runtime.rebuild import Letter, RebuildReport, rebuild
 from shared.runtime.retrying import TRANSIENT
 
 if TYPE_CHECKING:
@@ -78,9 +78,9 @@ class HealStatus:
     attempt: int = 1
     #: the type of the last failure (no message: it may hold patient data)
     failed: str | None = None
-    #: records (topic, partition, offset) this heal's attempts dead-lettered, acknowledged: a retried attempt does
-    #: not dead-letter them again (review RZ)
-    lettered: set[tuple[str, int, int]] = field(default_factory=set)
+    #: the letters (topic, partition, offset, error type) this heal's attempts sent, acknowledged: a retried attempt
+    #: does not send them again (review RZ)
+    lettered: set[Letter] = field(default_factory=set)
 
     def reason(self) -> str:
         seconds = round(time.monotonic() - self.since)

@@ -101,8 +101,9 @@ class Replay:
     applied: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the slot groups whose missing outputs were published: the only ones the write may write (review RY)
     groups: set[str] | None = None
-    #: (patient, record, error type, reason) of each record past its committed offset that the pure code rejects:
-    #: dead-lettered by the rebuild before its write marks it processed (review RY)
+    #: (patient, record, error type, reason) of each record past its committed offset that the pure code rejects, or
+    #: whose batch format's bad part the live loop dead-letters (`rejections`, review RZ): dead-lettered by the rebuild
+    #: before its write marks it processed (review RY)
     rejected: list[tuple[str, ConsumerRecord, str, str]] = field(default_factory=list)
 
 
@@ -200,6 +201,8 @@ class Replayed:
     uncommitted: bool
 
 
+#: a dead letter the rebuild sent: the record's topic, partition and offset, and the error type
+Letter = tuple[str, int, int, str]
 #: an event, its encoded outputs, or the error that rejected it (as `aggregate.Result`)
 _Result = tuple[Replayed, list[Outgoing], BaseException | None]
 
@@ -294,6 +297,9 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
             # every event replayed is marked processed (its redelivery skipped), a rejected one too: dead-lettered live
             # already, or (past the committed offset) by the rebuild before it writes the marks (review RY)
             result.seen.append((patient_id, item.key))
+            partial = getattr(item.message, "__dict__", {}).get("rejections") if item.uncommitted else None
+            if partial:  # review RZ: a batch format's bad part, dead-lettered by the live loop as its good part applies
+                result.rejected.append((patient_id, item.record, "PartiallyRejected", "; ".join(partial)))
             if exc is None:
                 result.outputs += encoded
                 continue
@@ -307,13 +313,13 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
 
 
 async def rebuild(
-    service: Service, expected_epoch: bytes | None = None, lettered: set[tuple[str, int, int]] | None = None
+    service: Service, expected_epoch: bytes | None = None, lettered: set[Letter] | None = None
 ) -> RebuildReport:
     """Replay, publish the difference, then write the state and a new epoch (see the module docstring).
     `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key). With the changelog on, a
-    restore from it (None when it was never completed: then a replay, which completes it). `lettered`: the records
-    (topic, partition, offset) an earlier attempt of the same heal dead-lettered, acknowledged (review RZ: a failed
-    attempt retried by shared/runtime/healing.py dead-lettered them again); the ones this call does are added."""
+    restore from it (None when it was never completed: then a replay, which completes it). `lettered`: the letters
+    (`Letter`) an earlier attempt of the same heal sent, acknowledged (review RZ: a failed attempt retried by
+    shared/runtime/healing.py sent them again); the ones this call sends are added."""
     t0 = time.perf_counter()
     s = service.settings
     if s.state_changelog and s.state_restore == "changelog":
@@ -382,7 +388,7 @@ def superseded_in_replay(outputs: list[Outgoing]) -> set[int]:
 
 
 async def _publish_difference(
-    service: Service, done: Replay, report: RebuildReport, lettered: set[tuple[str, int, int]] | None = None
+    service: Service, done: Replay, report: RebuildReport, lettered: set[Letter] | None = None
 ) -> None:
     """Publish the replay's missing outputs and dead-letter the records past the committed offsets that it rejects,
     for the slot groups this rebuild writes, acknowledged before the write marks them processed."""
@@ -418,9 +424,9 @@ async def _publish_difference(
     # dead-lettered it when it came again, skips it. So the rebuild dead-letters it, with the live loop's error type
     # and reason: once, or twice if the live loop had applied it before its commit (at least once, as after a crash).
     lettered = set() if lettered is None else lettered
-    letters: list[tuple[str, int, int]] = []
+    letters: list[Letter] = []
     for patient_id, record, kind, reason in done.rejected:
-        where = (record.topic, record.partition, record.offset)
+        where = (record.topic, record.partition, record.offset, kind)
         if layout.group(patient_id) not in rebuilding or where in lettered or where in letters:
             continue
         acks.append(await service.producer.dead_letter(record, kind, reason))
