@@ -295,7 +295,11 @@ def merge(state: ScoringState, event: Message) -> ScoringState:
     ):  # issue 25: the end of retention's horizon (an older version of a lab, not kept, is older than the newest)
         held = state.newest_recorded if state.newest_recorded is not None else newest_held(state)
         update["newest_recorded"] = event.recorded_at if held is None else max(held, event.recorded_at)
-    return s.model_copy(update=update)
+    # issue 25 (helper ZC): `s` is this merge's own copy, never seen outside it: updated as `model_copy(update=...)`
+    # would update a copy of it (the fields and the fields set), without copying it again
+    s.__dict__.update(update)
+    s.__pydantic_fields_set__.update(update)
+    return s
 
 
 def newest_held(s: ScoringState) -> datetime | None:
