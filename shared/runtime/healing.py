@@ -277,8 +277,7 @@ async def _renew(service: Service, key: str, token: str, ttl_ms: int, stop: asyn
 
 async def _rebuild(service: Service, expected: bytes | None) -> RebuildReport:
     t0 = time.perf_counter()
-    status = service.heal_status or HealStatus()
-    report = await rebuild(service, expected, status.lettered)  # review RZ: a retry letters nothing twice
+    report = await rebuild(service, expected)  # (a retry sends no letter twice: `HealStatus.lettered`, review RZ)
     service.metrics.rebuild_seconds.labels(service.name).observe(time.perf_counter() - t0)
     # a loss healed (events replayed, outputs republished) is worth a warning; a clean start (empty topics,
     # nothing rebuilt) is not

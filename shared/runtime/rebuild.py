@@ -312,14 +312,12 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
     return result
 
 
-async def rebuild(
-    service: Service, expected_epoch: bytes | None = None, lettered: set[Letter] | None = None
-) -> RebuildReport:
+async def rebuild(service: Service, expected_epoch: bytes | None = None) -> RebuildReport:
     """Replay, publish the difference, then write the state and a new epoch (see the module docstring).
     `expected_epoch` is the epoch Redis held when the loss was seen (None: no epoch key). With the changelog on, a
-    restore from it (None when it was never completed: then a replay, which completes it). `lettered`: the letters
-    (`Letter`) an earlier attempt of the same heal sent, acknowledged (review RZ: a failed attempt retried by
-    shared/runtime/healing.py sent them again); the ones this call sends are added."""
+    restore from it (None when it was never completed: then a replay, which completes it). Within a heal
+    (`service.heal_status`), the letters an earlier attempt sent and saw acknowledged are not sent again (review RZ: a
+    failed attempt retried by shared/runtime/healing.py sent them again)."""
     t0 = time.perf_counter()
     s = service.settings
     if s.state_changelog and s.state_restore == "changelog":
@@ -327,7 +325,8 @@ async def rebuild(
         if restored is not None:
             return restored
         log.warning("the state changelog is not complete: replaying the inputs, then writing the changelog")
-    lettered = set() if lettered is None else lettered  # dead-lettered by an earlier attempt of this rebuild
+    status = service.heal_status  # review RZ: the letters of this heal's earlier attempts (none: an operator's)
+    lettered: set[Letter] = set() if status is None else status.lettered
     while True:
         done = await replay(service)
         report = RebuildReport(len(done.states), len(done.seen), done.skipped, done.duplicates)
