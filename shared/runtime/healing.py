@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from shared.runtime.rebuild import Letter, RebuildReport, rebuild
 from shared.runtime.retrying import TRANSIENT
@@ -93,6 +94,12 @@ async def _bounded(command: Awaitable[T]) -> T:
     return await asyncio.wait_for(command, REDIS_OP_TIMEOUT_S)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth waiting out without end: the runtime's transient errors, and every Kafka error aiokafka
+    itself calls retriable (a leader moving, a node not ready during a broker failover; review RZ)."""
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, KafkaError) and exc.retriable)
+
+
 async def _until_done(service: Service, step: Callable[[], Awaitable[T]]) -> T:
     """`step()` until it succeeds: a failure is logged and retried with backoff, never left as a silent not-ready
     (a transient one without end, another `MAX_OTHER_FAILURES` times, then raised)."""
@@ -103,7 +110,7 @@ async def _until_done(service: Service, step: Callable[[], Awaitable[T]]) -> T:
             return await step()
         except Exception as exc:  # (CancelledError is not an Exception: a stop still stops)
             status.failed = type(exc).__name__
-            transient = isinstance(exc, TRANSIENT)
+            transient = is_transient(exc)
             others += not transient
             if others >= MAX_OTHER_FAILURES:
                 raise
