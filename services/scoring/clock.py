@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -27,6 +27,8 @@ def next_due(
     s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_POLICY, patient: str | None = None
 ) -> datetime | None:
     """With the `patient` the state belongs to, each part's moments are remembered (per patient and part)."""
+    if patient is None:
+        return _scanned(s, now, policy)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
     parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
@@ -54,6 +56,66 @@ def next_due(
         if j < len(c):
             crossings.append(c[j])
     return min((t + _AFTER for t in (*windows, *crossings)), default=None)
+
+
+def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
+    """Issue 25 (helper ZC): `next_due` of a state whose moments are not remembered (state.warm), in one pass over
+    them, unsorted: the first moment after a time in sorted order is the least of those after it, and among equal
+    moments both give the first made (`sorted` is stable, `min` keeps the first), in the same order of parts."""
+    lab, lesion, assessment = _lab_moments(s.labs, policy), _lesion_moments(s.lesions, policy), s.assessment
+    after = now - _AFTER
+    firsts = [min((t for t in moments if t > after), default=None) for moments in (lab, lesion)]
+    firsts.append(min((t for t in _assessment_moments(assessment, policy) if t > after), default=None))
+    crossing = min((t for t in _crossings(assessment) if t > now), default=None)
+    return min((t + _AFTER for t in (*firsts, crossing) if t is not None), default=None)
+
+
+def _lab_moments(labs: dict[str, LabValue], policy: r.Policy) -> Iterator[datetime]:
+    tolerance, valid = policy.future_tolerance, policy.calcium_current
+    for v in labs.values():
+        yield v.occurred_at - tolerance
+        yield v.occurred_at + valid
+
+
+def _lesion_moments(lesions: dict[str, Lesion], policy: r.Policy) -> Iterator[datetime]:
+    tolerance, valid = policy.future_tolerance, policy.lesion_event_current
+    for lesion in lesions.values():
+        for f in (
+            lesion.cord_compression,
+            lesion.fracture,
+            lesion.fracture_seen_last,
+            lesion.compression_seen_last,
+            lesion.epidural_stated,
+            lesion.compression_stated,
+        ):
+            if f is not None:
+                yield f.occurred_at - tolerance
+                yield f.occurred_at + valid
+
+
+def _assessment_moments(a: Assessment, policy: r.Policy) -> Iterator[datetime]:
+    """`_assessment_times`' windows, in the order it makes them."""
+    tolerance = policy.future_tolerance
+    pains: list[Fact[Any] | None] = [
+        a.pain_character,
+        a.pain_intensity,
+        *a.lesion_pain_intensity.values(),
+        *a.lesion_pain_character.values(),
+    ]
+    facts = [(f.occurred_at, policy.lesion_pain_valid) for f in pains if f is not None]
+    if a.neurological_deficit is not None:
+        facts.append((a.neurological_deficit.occurred_at, policy.lesion_event_current))
+    facts += [(g.occurred_at, policy.staging_valid) for g in (a.primary_controlled, a.extra_osseous) if g is not None]
+    facts += [(le.occurred_at, policy.life_expectancy_valid) for le in a.life_expectancy_estimates]
+    for at, valid in facts:
+        yield at - tolerance
+        yield at + valid
+
+
+def _crossings(a: Assessment) -> Iterator[datetime]:
+    for le in a.life_expectancy_estimates:
+        for m in THRESHOLDS:
+            yield when_remaining_reaches(float(le.value), le.occurred_at, m)
 
 
 Times = tuple[list[datetime], list[datetime]]

@@ -2,16 +2,20 @@
 shortcut relies on is checked on generated histories (tests/unit/test_issue25_scoring_history.py), event by event:
 a small state's stored JSON assembled from its parts' JSON is pydantic's, byte for byte; a lesion never showing a
 fracture, a cord compression or an epidural extension decides no SRE (decide_sres skips it); with no surgery or
-radiotherapy that counts no treatment SRE is decided (decide_sres skips the lesions' index); and a Mirels or SINS
-built lazily (texts and inputs made with the message only) carries what its decision said."""
+radiotherapy that counts no treatment SRE is decided (decide_sres skips the lesions' index); a Mirels or SINS
+built lazily (texts and inputs made with the message only) carries what its decision said; and the clock of a state
+not remembered, scanned once, gives the moment the sorted moments give."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from pydantic import BaseModel
 
 from contracts.base import Message
 from services.scoring import rules as r
+from services.scoring.clock import next_due
 from services.scoring.common import Context, Decisions
 from services.scoring.domain import ScoringState, apply_event, decide, forget_memos
 from services.scoring.lesions import _index, _lesion_sres, _treatment_sres
@@ -89,3 +93,23 @@ def test_lazy_mirels_and_sins_carry_what_was_decided(seed: int) -> None:
             assert [i.model_dump() for i in scored.inputs] == [i.model_dump() for i in rec.inputs]
             assert lazy.build() == rec  # built again, the same message
     assert built > 20
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_the_clock_in_one_pass_gives_the_moment_the_sorted_moments_give(seed: int) -> None:
+    """A state not remembered (no patient) is scanned once, unsorted; a remembered one's moments are sorted and
+    bisected: the same moment, written the same (its offset included), at every step and either side of it."""
+    forget_memos()
+    events = history(seed, 1.5, lab_days=5, imaging_days=30, assessment_days=10, crises_per_year=4)
+    checked = 0
+    for e, s in zip(events, states(events), strict=True):
+        due = s.next_due
+        times = [e.recorded_at + timedelta(days=d) for d in (0, 3, 29, 95, 400)]
+        times += [] if due is None else [due - timedelta(seconds=1), due, due + timedelta(microseconds=1)]
+        for now in times:
+            scanned, sorted_ = next_due(s, now), next_due(s, now, patient=e.patient_id)
+            assert (None if scanned is None else scanned.isoformat()) == (
+                None if sorted_ is None else sorted_.isoformat()
+            )
+            checked += 1
+    assert checked > 500
