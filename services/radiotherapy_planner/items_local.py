@@ -4,7 +4,6 @@ cementoplasty (IR-CEMENT) and surgery (SURG-LE). Pure; French texts written for 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Final
 
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus
@@ -88,26 +87,6 @@ def _criterion_line(c: Criterion) -> str:
 
 
 # ---- SBRT --------------------------------------------------------------------------------------------------------
-#: sbrt.sbrt_contraindications (pure, its result frozen) by its arguments and their types (issue 25: most SBRT
-#: re-decisions have the same ones); a float zero is never looked up (0.0 and -0.0 are equal but written apart)
-CONTRAINDICATIONS_CACHED: Final = 4096
-_CONTRAINDICATIONS: dict[tuple[object, ...], sbrt.SbrtContraindications] = {}
-
-
-def _contraindications(**args: Any) -> sbrt.SbrtContraindications:
-    values = tuple(args.values())
-    if any(type(v) is float and v == 0 for v in values):
-        return sbrt.sbrt_contraindications(**args)
-    key = (*args, *values, *map(type, values))
-    found = _CONTRAINDICATIONS.get(key)
-    if found is None:
-        found = sbrt.sbrt_contraindications(**args)
-        if len(_CONTRAINDICATIONS) >= CONTRAINDICATIONS_CACHED:
-            _CONTRAINDICATIONS.clear()
-        _CONTRAINDICATIONS[key] = found
-    return found
-
-
 def _not_applicable(i: Item, absolute: list[sbrt.Contraindication]) -> Item:
     """An SBRT dose item under an absolute contraindication: information only, never a recommendation to prepare a
     treatment that is not to be given (issue 18 review)."""
@@ -152,7 +131,7 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
         recorded = [Course(t.cord_dmax_gy, t.fractions, t.on, t.end_on) for _, t in p.rt_courses if t.on < ref]
         all_rt = [b[1] for c in (*previous, *recorded) if (b := c.last_day_bounds()) is not None]
         deficit = p.value("neurological_deficit")
-        ci = _contraindications(
+        ci = sbrt.sbrt_contraindications(
             spine=lesion.spine,
             cord_compression=onset is not None,
             compression_operated=operated,
@@ -164,8 +143,8 @@ def sbrt_items(p: Patient, lesion: Lesion, req: LocalTreatmentRequest, part: str
             last_rt_on=max(all_rt) if all_rt else None,
             planned_on=ref,
             life_expectancy_months=p.life_expectancy,
-            canal_narrowing_pct=lesion.value("canal_narrowing_pct"),
-            tumour_cord_distance_mm=lesion.value("tumour_cord_distance_mm"),
+            canal_narrowing_pct=lesion.value("canal_narrowing_pct"),  # type: ignore[arg-type]
+            tumour_cord_distance_mm=lesion.value("tumour_cord_distance_mm"),  # type: ignore[arg-type]
             mri_contraindicated=p.value("mri_contraindicated"),
         )
         absolute, relative, unknown = ci.absolute, ci.relative, ci.unknown

@@ -3,8 +3,6 @@
 - What a treatments table gives the items (effective events, each kind's, drug uses per date, segment histories) is
   kept per table (items_rt.Treated): equal to what the facts' functions compute afresh, at every state of a mixed
   timeline, and a changed table never reads another table's.
-- The SBRT contraindications are looked up by their arguments and types (items_local._contraindications): the same
-  verdicts, texts and input values (an int, a float and a bool that compare equal are kept apart; 0.0 and -0.0 too).
 - A lesion's finding IDs (Lesion.ids) are those of its history.
 - An item made of exactly the parts of one made before is that item (items_base.interned): the same content, digest,
   inputs and published JSON as an item made afresh; parts equal but written apart (1, 1.0, True; 0.0, -0.0; one
@@ -37,9 +35,8 @@ from services.radiotherapy_planner.facts import (
     treatments,
 )
 from services.radiotherapy_planner.items_base import Item, inp, interned
-from services.radiotherapy_planner.items_local import _contraindications, _segment, segment
+from services.radiotherapy_planner.items_local import _segment, segment
 from services.radiotherapy_planner.items_rt import Patient, treated
-from services.radiotherapy_planner.rules import sbrt
 from shared.runtime.kafka import Outgoing
 
 
@@ -79,35 +76,6 @@ def test_what_a_treatments_table_gives_is_what_the_facts_compute_afresh() -> Non
         assert treated(fresh) is not treated(s) and Patient(fresh).treatment_events == effective
         checked += 1
     assert checked == 400
-
-
-_SBRT_ARGS: dict[str, Any] = {
-    "spine": st.booleans(),
-    "cord_compression": st.booleans(),
-    "compression_operated": st.booleans(),
-    "neurological_deficit": st.none() | st.booleans(),
-    "sins_band": st.sampled_from([None, "stable", "potentially_unstable", "unstable"]),
-    "sins_floor": st.none() | st.integers(0, 18),
-    "metabolic_rt_on": st.none() | st.dates(date(2020, 1, 1), date(2027, 1, 1)),
-    "metabolic_rt_known": st.booleans(),
-    "last_rt_on": st.none() | st.dates(date(2020, 1, 1), date(2027, 1, 1)),
-    "planned_on": st.dates(date(2020, 1, 1), date(2027, 1, 1)),
-    "life_expectancy_months": st.none() | st.sampled_from([0.0, -0.0, 0, 2, 2.0, 3, 3.0, 14.5]),
-    "canal_narrowing_pct": st.none() | st.sampled_from([0.0, -0.0, 0, 25, 25.0, 30, 30.0, True]),
-    "tumour_cord_distance_mm": st.none() | st.sampled_from([0.0, -0.0, 0, 4, 4.0, 5, 5.0, 1, True]),
-    "mri_contraindicated": st.none() | st.booleans(),
-}
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.fixed_dictionaries(_SBRT_ARGS), min_size=1, max_size=6))
-def test_contraindications_looked_up_by_arguments_and_types_are_those_computed(calls: list[dict[str, Any]]) -> None:
-    """Equal arguments of other types (1, 1.0, True; 0.0, -0.0) would write other inputs: compared by their repr."""
-    for args in calls:
-        for _ in range(2):  # computed, then looked up
-            got, want = _contraindications(**args), sbrt.sbrt_contraindications(**args)
-            assert got == want
-            assert [repr(c.finding.input_value) for c in got.items] == [repr(c.finding.input_value) for c in want.items]
 
 
 def test_a_lesions_ids_are_those_of_its_history() -> None:
