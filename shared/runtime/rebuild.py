@@ -56,6 +56,13 @@ from contracts.topics import changelog_topic
 from shared.errors import Rejected
 from shared.runtime import changelog, limits, reading, retrying
 from shared.runtime.aggregate import Apply
+from shared.runtime.in_force import (
+    Decision,
+    decisions_in_replay,
+    held_in_force,
+    superseded_in_replay,
+    withdrawing_what_is_held,
+)
 from shared.runtime.kafka import Outgoing
 from shared.settings import Settings
 from shared.transport import kafka_client_kwargs
@@ -357,35 +364,6 @@ async def rebuild(service: Service, expected_epoch: bytes | None = None) -> Rebu
     return report
 
 
-def superseded_in_replay(outputs: list[Outgoing]) -> set[int]:
-    """Indexes of the outputs whose decision (patient, topic, `alert_key`; a withdrawal belongs to the decision of
-    the output it withdraws) has a later output in the same replay: an intermediate wording, or a withdrawal followed
-    by the next wording. Published by a rebuild, they showed a clinician a decision already replaced, then its
-    replacement again (issue 22, HAZ-22-ORDER-02): only what the replay leaves in force is published when missing."""
-    last: dict[tuple[str, str, str], int] = {}
-    decision_of: dict[str, tuple[str, str, str]] = {}  # event ID -> its decision
-    keyed: list[tuple[int, tuple[str, str, str]]] = []
-    for i, out in enumerate(outputs):
-        if '"alert_key"' not in out.value:
-            continue
-        try:
-            doc = json.loads(out.value)
-        except ValueError:
-            continue
-        key = doc.get("alert_key") if isinstance(doc, dict) else None
-        decision: tuple[str, str, str] | None = None
-        if isinstance(key, str):
-            decision = (out.key, out.topic, key)
-        elif doc.get("status") == "withdrawn":
-            withdrawn = [decision_of[str(r)] for r in doc.get("supersedes") or () if str(r) in decision_of]
-            decision = withdrawn[0] if withdrawn else None
-        if decision is not None:
-            decision_of[str(doc.get("event_id"))] = decision
-            last[decision] = i
-            keyed.append((i, decision))
-    return {i for i, decision in keyed if last[decision] != i}
-
-
 async def _publish_difference(
     service: Service, done: Replay, report: RebuildReport, lettered: set[Letter] | None = None
 ) -> None:
@@ -394,10 +372,17 @@ async def _publish_difference(
     published, per_patient = await _published(service, {o.topic for o in done.outputs})
     expected: set[tuple[str, str, str]] = set()
     acks = []
+
     # pure work in a worker thread (review RY: the event loop kept free, as in `replay`)
-    replaced, identities = await asyncio.to_thread(
-        lambda: (superseded_in_replay(done.outputs), [identity(o.topic, o.value) for o in done.outputs])
-    )
+    def pure() -> tuple[set[int], list[tuple[str, str, str] | None], dict[int, Decision], dict[Decision, str]]:
+        return (
+            superseded_in_replay(done.outputs),
+            [identity(o.topic, o.value) for o in done.outputs],
+            decisions_in_replay(done.outputs),
+            held_in_force((ident[0], value) for ident, value in published.items()),
+        )
+
+    replaced, identities, decisions, held_downstream = await asyncio.to_thread(pure)
     # review RY: only the patients whose slot groups this rebuild writes (an intact group's are sent live)
     rebuilding, layout = await service.store.rebuilding(), service.store.layout
     done.groups = rebuilding
@@ -411,6 +396,7 @@ async def _publish_difference(
         if held is None and i in replaced:
             report.superseded += 1
         elif held is None:
+            out = withdrawing_what_is_held(out, decisions.get(i), held_downstream)  # HAZ-25-CHAOS-02
             acks.append(await service.producer.send(out))
             published[ident] = out.value.encode()
             per_patient[out.key].append((out.topic, published[ident]))

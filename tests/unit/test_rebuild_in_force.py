@@ -7,8 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from contracts.clinical import Recommendation
+from shared.runtime.in_force import (
+    decisions_in_replay,
+    held_in_force,
+    superseded_in_replay,
+    withdrawing_what_is_held,
+)
 from shared.runtime.kafka import Outgoing
-from shared.runtime.rebuild import superseded_in_replay
 from tests.unit.test_order_independence_notification import rec, withdrawal
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -41,3 +46,35 @@ def test_outputs_without_a_decision_key_are_never_held_back() -> None:
     first = rec(1, 1, 1, T0).model_copy(update={"alert_key": None})
     second = rec(1, 2, 2, T0).model_copy(update={"alert_key": None})
     assert superseded_in_replay([Outgoing.of(first), Outgoing.of(second)]) == set()
+
+
+def test_a_missing_withdrawal_also_withdraws_the_wording_downstream_holds() -> None:
+    """HAZ-25-CHAOS-02 (chaos run, systemic planner): live, a patient's SRE reached the planner before the lab result
+    and another wording W of SYS-AR-PREREQ went out; the rebuild's replay, in publication order, decided X for the
+    same records, then withdrew X when the crisis ended. The withdrawal alone named X, which downstream never
+    received: W stayed in force. It now names W too, with the same identity (event ID, caused_by)."""
+    held_w = rec(1, 9, 1, T0)  # on the topic, in force downstream
+    other_patient = _other_patient(rec(1, 7, 1, T0))  # the same key for another patient: not this decision
+    decided_x, withdrawn_x = rec(1, 1, 1, T0), withdrawal(1, 1, 2, T0 + timedelta(hours=3))
+    replay = [Outgoing.of(decided_x), Outgoing.of(withdrawn_x)]
+    on_topic = [(o.topic, o.value.encode()) for o in (Outgoing.of(held_w), Outgoing.of(other_patient))]
+    held = held_in_force(on_topic)
+    decisions = decisions_in_replay(replay)
+    assert superseded_in_replay(replay) == {0}  # X is not published; its withdrawal is (what the replay leaves)
+
+    sent = withdrawing_what_is_held(replay[1], decisions.get(1), held)
+    message = Recommendation.model_validate_json(sent.value)
+    assert [str(r) for r in message.supersedes] == [str(decided_x.event_id), str(held_w.event_id)]
+    assert (message.event_id, message.caused_by, message.status) == (withdrawn_x.event_id, "cause-2", "withdrawn")
+    assert (sent.topic, sent.key, sent.schema_id) == (replay[1].topic, replay[1].key, replay[1].schema_id)
+
+
+def test_a_withdrawal_of_what_downstream_holds_or_of_nothing_held_is_sent_as_it_is() -> None:
+    decided_x, withdrawn_x = rec(1, 1, 1, T0), withdrawal(1, 1, 2, T0 + timedelta(hours=3))
+    replay = [Outgoing.of(decided_x), Outgoing.of(withdrawn_x)]
+    decisions = decisions_in_replay(replay)
+    held_x = held_in_force([(replay[0].topic, replay[0].value)])
+    assert withdrawing_what_is_held(replay[1], decisions.get(1), held_x) == replay[1]
+    gone = held_in_force([(o.topic, o.value) for o in replay])  # X and its withdrawal both on the topic: none held
+    assert gone == {} and withdrawing_what_is_held(replay[1], decisions.get(1), gone) == replay[1]
+    assert withdrawing_what_is_held(replay[0], decisions.get(0), held_x) == replay[0]  # not a withdrawal
