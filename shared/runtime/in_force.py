@@ -111,9 +111,13 @@ def withdrawing_what_is_held(out: Outgoing, decision: Decision | None, held: dic
         return out
     current = held.get(decision)
     doc = _doc(out.value) if current is not None else None
-    if doc is None or doc.get("status") != "withdrawn":
+    # review RZ2: a producer's withdrawal only (no key of its own, a `supersedes` list): notification's alerts carry
+    # `alert_key` and a "withdrawn" status too, with no `supersedes` field (osteocds.alert/1 forbids one)
+    if doc is None or doc.get("status") != "withdrawn" or isinstance(doc.get("alert_key"), str):
         return out
-    withdrawn = [str(r) for r in doc.get("supersedes") or ()]
+    if not isinstance(doc.get("supersedes"), list):
+        return out
+    withdrawn = [str(r) for r in doc["supersedes"]]
     if current in withdrawn:
         return out
     doc["supersedes"] = [*withdrawn, current]

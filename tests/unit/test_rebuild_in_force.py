@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from contracts.clinical import Recommendation
+from contracts.clinical import Alert, Recommendation
+from services.notification.domain import Arrived, PatientAlerts, apply_recommendation
 from shared.runtime.in_force import (
     decisions_in_replay,
     held_in_force,
@@ -78,3 +79,23 @@ def test_a_withdrawal_of_what_downstream_holds_or_of_nothing_held_is_sent_as_it_
     gone = held_in_force([(o.topic, o.value) for o in replay])  # X and its withdrawal both on the topic: none held
     assert gone == {} and withdrawing_what_is_held(replay[1], decisions.get(1), gone) == replay[1]
     assert withdrawing_what_is_held(replay[0], decisions.get(0), held_x) == replay[0]  # not a withdrawal
+
+
+def test_a_missing_withdrawn_alert_of_notification_is_sent_as_it_is() -> None:
+    """Review RZ2: notification's rebuild publishes the alert steps its replay computed and the alerts topic lacks.
+    An alert carries its recommendation's `alert_key` and, ended by its producer, the status "withdrawn": it is not a
+    withdrawal naming what it withdraws (osteocds.alert/1 has no `supersedes` and forbids unknown fields). Live, the
+    alert was shown, then the state was lost before its withdrawal went out: the rebuild sends the withdrawn step as
+    notification's pure code wrote it, a valid alert."""
+    state, shown = apply_recommendation(PatientAlerts(), Arrived(message=rec(0, 1, 1, T0), at=T0))
+    later = T0 + timedelta(hours=1)
+    state, ended = apply_recommendation(state, Arrived(message=withdrawal(0, 1, 2, later), at=later))
+    replay = [Outgoing.of(a) for a in (*shown, *ended)]
+    assert [Alert.model_validate_json(o.value).status for o in replay] == ["active", "withdrawn"]
+    held = held_in_force([(replay[0].topic, replay[0].value)])  # the shown step is on the topic, not its withdrawal
+    decisions = decisions_in_replay(replay)
+    assert decisions.get(1) in held  # the same decision (patient, topic, key), held by the shown step
+
+    sent = withdrawing_what_is_held(replay[1], decisions.get(1), held)
+    assert sent == replay[1]
+    assert Alert.model_validate_json(sent.value) == ended[-1]
