@@ -163,24 +163,6 @@ class _StoredState(StoredJson):
             out.append(f"{key}:{text}")
         return "{" + ",".join(out) + "}"
 
-    def dump(self, state: BaseModel) -> str:
-        """StoredJson.dump, the other fields written by `_rest`."""
-        rest = self._rest(state)
-        out = [rest[:-1]]
-        sep = "," if len(rest) > 2 else ""
-        for name in self.maps:
-            out.append(f'{sep}"{name}":{{{self._body(getattr(state, name))}}}')
-            sep = ","
-        for name in self.ones:
-            one: BaseModel | None = getattr(state, name)
-            out.append(f'{sep}"{name}":{"null" if one is None else self.parts(one)}')
-            sep = ","
-        for name in self.fields:
-            out.append(f'{sep}"{name}":{self._field(state, name)}')
-            sep = ","
-        out.append("}")
-        return "".join(out)
-
 
 def _held(info: Any) -> bool:
     """A list or dict field: its JSON is kept by object."""

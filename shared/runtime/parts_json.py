@@ -107,12 +107,16 @@ class StoredJson:
                 self._bodies.popitem(last=False)
         return body
 
+    def _rest(self, state: BaseModel) -> str:
+        """The JSON object of the fields that are not kept as parts (a service may write it faster)."""
+        return BaseModel.model_dump_json(state, exclude=set(self.exclude))
+
     def dump(self, state: BaseModel) -> str:
         if self.small and sum(len(getattr(state, name)) for name in self.maps) < self.small:
             # below `small` records (of small parts), pydantic at once is cheaper than making, keeping and joining
             # every part's JSON; the same state always takes the same path, so it always gives the same bytes
             return BaseModel.model_dump_json(state)
-        rest = BaseModel.model_dump_json(state, exclude=set(self.exclude))
+        rest = self._rest(state)
         out = [rest[:-1]]
         sep = "," if len(rest) > 2 else ""
         for name in self.maps:
