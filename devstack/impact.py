@@ -20,21 +20,25 @@ byte-identical on both sides is recorded by the base and replayed by the candida
 (devstack/replay.py `Tape`: no decoding, no transition; `--full`: off); when every service is identical and no
 setting changes, the candidate is not run. A base run on a generated cohort is kept under .run/impact-base (its
 outputs and a tape of every service), keyed on everything that decides them (`base_key`): a later candidate against
-the same base and cohort does not run it again (`--no-cache`, `--full` and `--ci` run it). The report
-(devstack/impact_report.py): French text on stdout, JSON with --json.
+the same base and cohort does not run it again (`--no-cache`, `--full` and `--ci` run it), and the generated event
+stream under .run/impact-stream (`stream_key`: the cohort's parameters and the generator's code), not written
+again. The report (devstack/impact_report.py): French text on stdout, JSON with --json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
+import itertools
 import json
 import os
 import pickle
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -86,6 +90,8 @@ def materialise(ref: str, repo: Path, into: Path) -> Path:
         return Path(ref).resolve()
     commit = git("rev-parse", "--verify", f"{ref}^{{commit}}", repo=repo)
     dest = into / commit[:12]
+    if (dest / "devstack" / "replay.py").exists():  # this run's other side: the same commit, extracted once
+        return dest
     dest.mkdir(parents=True, exist_ok=True)
     with subprocess.Popen(["git", "-C", str(repo), "archive", "--format=tar", commit], stdout=subprocess.PIPE) as p:
         assert p.stdout is not None
@@ -299,22 +305,91 @@ MAX_KEPT: Final = 3
 ALL_TAPED: Final = ("lab-normalisation", "notification", "radiotherapy-planner", "scoring", "systemic-planner")
 
 
-def base_key(tree: Path, shards: list[Path], store: bool) -> str:
+def base_key(tree: Path, digests: list[str], store: bool) -> str:
     """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE), the event stream as
-    written (the cohort's parameters, seed, sampling and generator, split into its shards), the side's script (the
-    canonical form, the tape), the interpreter, the installed packages and the side's environment."""
-    from importlib import metadata
-
+    written (the sha256 of each of its shards: the cohort's parameters, seed, sampling and generator), the side's
+    script (the canonical form, the tape), the interpreter, the installed packages and the side's environment."""
     h = hashlib.sha256(b"osteocds-impact-base 1\0")
     h.update(_tree_digest(tree, BASE_CODE).encode())
     h.update(CHILD.read_bytes())
-    for path in shards:
-        with path.open("rb") as f:
-            h.update(hashlib.file_digest(f, "sha256").digest())
-    packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    for digest in digests:
+        h.update(bytes.fromhex(digest))
     env = _child_env() | {"HOME": "", "TMPDIR": "", "PATH": ""}  # where things are, not what decides
-    h.update(json.dumps([sys.version, packages, env, store, len(shards)]).encode())
+    h.update(json.dumps([sys.version, _packages(), env, store, len(digests)]).encode())
     return h.hexdigest()[:32]
+
+
+def _packages() -> list[str]:
+    """The installed distributions, each once (run from the checkout, its own egg-info is found a second time on the
+    path: the key must not depend on the directory the command runs from)."""
+    from importlib import metadata
+
+    return sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()})
+
+
+# ---- a generated event stream kept between runs -------------------------------------------------------------------
+#: kept streams, beside the kept bases (never the topics' history: patients' data); the newest MAX_KEPT are kept
+STREAMS: Final = Path(".run") / "impact-stream"
+#: the code that writes a generated stream, in the tree running this command (whose devstack.cohort, contracts and
+#: this module's writer this process imports): a change to any of it writes the stream again
+GENERATOR_ROOT: Final = ROOT
+GENERATOR_CODE: Final = ("devstack/cohort.py", "devstack/impact.py", "devstack/__init__.py", "contracts")
+
+
+def stream_key(seed: int, patients: int, years: float, store: bool, sample: int, shards: int) -> str:
+    """Everything that decides a generated stream's bytes: the cohort's seed, size, years and end (the generator's
+    ANCHOR), the sampling, the shards, `store` (in each shard's header), the generator's code (GENERATOR_CODE), the
+    interpreter and the installed packages (the messages' serialisation)."""
+    from devstack.cohort import ANCHOR
+
+    h = hashlib.sha256(b"osteocds-impact-stream 1\0")
+    h.update(_tree_digest(GENERATOR_ROOT, GENERATOR_CODE).encode())
+    params = [seed, patients, repr(float(years)), ANCHOR.isoformat(), store, sample, shards]
+    h.update(json.dumps([params, sys.version, _packages()]).encode())
+    return h.hexdigest()[:32]
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def kept_stream(
+    repo: Path, seed: int, patients: int, years: float, store: bool, sample: int, shards: int
+) -> dict[str, Any]:
+    """write_cohort's result for a stream kept under STREAMS (written there, then renamed into place, when there is
+    none for its key): a run against a kept base does not generate the cohort again. Each shard's sha256 (`digests`,
+    computed once when written) is what base_key reads; a kept shard whose size is not the one written is not used."""
+    key = stream_key(seed, patients, years, store, sample, shards)
+    entry = repo / STREAMS / key
+    meta = entry / "meta.json"
+    if meta.exists():
+        source: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+        paths = [entry / name for name in source.pop("files")]
+        if [p.stat().st_size if p.exists() else -1 for p in paths] == source.pop("sizes"):
+            entry.touch()  # the newest used is the last evicted
+            return source | {"shards": paths}
+        shutil.rmtree(entry, ignore_errors=True)
+    staged = repo / STREAMS / f".{key}.{os.getpid()}"
+    staged.mkdir(parents=True, exist_ok=True)
+    try:
+        source = write_cohort(staged / "stream.pickle", seed, patients, years, store, sample, shards)
+        paths = source.pop("shards")
+        source["digests"] = [_file_sha256(p) for p in paths]
+        done = source | {"files": [p.name for p in paths], "sizes": [p.stat().st_size for p in paths]}
+        (staged / "meta.json").write_text(json.dumps(done), encoding="utf-8")
+        with contextlib.suppress(OSError):  # kept meanwhile by another run: the same bytes (same key)
+            staged.rename(entry)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    olds = sorted(
+        (e for e in (repo / STREAMS).iterdir() if not e.name.startswith(".") and (e / "meta.json").exists()),
+        key=lambda e: e.stat().st_mtime,
+    )
+    for old in olds[:-MAX_KEPT]:
+        if old != entry:
+            shutil.rmtree(old, ignore_errors=True)
+    return source | {"shards": [entry / p.name for p in paths]}
 
 
 def kept_base(repo: Path, key: str) -> Path | None:
@@ -384,28 +459,30 @@ def run_sides(
     running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
     done: set[tuple[str, int]] = set()
     errors: dict[str, str] = {}
-    while (tasks or running) and not errors:
-        ready = [t for t in tasks if not wait or t[0] == "base" or ("base", t[1]) in done]
-        while ready and len(running) < jobs:
-            side, i, args = ready.pop(0)
-            tasks.remove((side, i, args))
-            # stderr to a file, not a pipe: a child writing more than a pipe holds would block until read
-            with (work / f"{side}.{i}.stderr").open("wb") as err:
-                running[(side, i)] = subprocess.Popen(
-                    args, cwd=trees[side], env=env | {"PYTHONPATH": str(trees[side])}, stderr=err
-                )
-        time.sleep(0.05)
-        for key, p in list(running.items()):
-            if p.poll() is None:
-                continue
-            del running[key]
-            done.add(key)
-            if p.returncode:
-                text = (work / f"{key[0]}.{key[1]}.stderr").read_bytes()[-3000:]
-                errors[f"{key[0]} {key[1]}"] = text.decode(errors="replace")
-    for p in running.values():
-        p.kill()
-        p.wait()
+    try:
+        while (tasks or running) and not errors:
+            ready = [t for t in tasks if not wait or t[0] == "base" or ("base", t[1]) in done]
+            while ready and len(running) < jobs:
+                side, i, args = ready.pop(0)
+                tasks.remove((side, i, args))
+                # stderr to a file, not a pipe: a child writing more than a pipe holds would block until read
+                with (work / f"{side}.{i}.stderr").open("wb") as err:
+                    running[(side, i)] = subprocess.Popen(
+                        args, cwd=trees[side], env=env | {"PYTHONPATH": str(trees[side])}, stderr=err
+                    )
+            time.sleep(0.05)
+            for key, p in list(running.items()):
+                if p.poll() is None:
+                    continue
+                del running[key]
+                done.add(key)
+                if p.returncode:
+                    text = (work / f"{key[0]}.{key[1]}.stderr").read_bytes()[-3000:]
+                    errors[f"{key[0]} {key[1]}"] = text.decode(errors="replace")
+    finally:  # an error, an interrupt or a SIGTERM (main): no side left running
+        for p in running.values():
+            p.kill()
+            p.wait()
     if errors:
         raise SystemExit("impact: " + "; ".join(f"{s} failed:\n{e}" for s, e in errors.items()))
     stats: dict[str, Any] = {}
@@ -431,7 +508,7 @@ def run_sides(
 
 
 def read_sides(work: Path, side: str, shards: int) -> Iterator[dict[str, Any]]:
-    """One side's canonical outputs in the stream's order."""
+    """One side's canonical outputs (`work/{side}.{i}.jsonl`) in the stream's order."""
     return _round_robin([impact_report.read_side(work / f"{side}.{i}.jsonl") for i in range(shards)])
 
 
@@ -505,20 +582,21 @@ def _impact(
     # side by side without reuse: `jobs` shards in all; with it (or a base kept: the shards are part of its key),
     # each side's shards in turn
     n = jobs if same or everything or keep else max(1, jobs // 2)
-    source = (
-        write_topics(stream, store, shards=n)
-        if from_topics
-        else write_cohort(stream, seed, patients, years, store, sample, shards=n)
-    )
+    if from_topics:
+        source = write_topics(stream, store, shards=n)
+    elif keep:  # the generated stream kept beside the base (its digests key the base)
+        source = kept_stream(repo, seed, patients, years, store, sample, n)
+    else:
+        source = write_cohort(stream, seed, patients, years, store, sample, shards=n)
     shards: list[Path] = source["shards"]
     timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
-    key = base_key(trees["base"], shards, store) if keep else ""
+    key = base_key(trees["base"], source["digests"], store) if keep else ""
     kept = kept_base(repo, key) if keep else None
     staged = None
+    # where the base's canonical outputs are read from: a kept base's in place (not copied)
+    base_out = kept or work
     try:
         if kept is not None:  # the base's outputs and tapes as an earlier run left them: the base is not run
-            for i in range(len(shards)):
-                shutil.copy(kept / f"base.{i}.jsonl", work / f"base.{i}.jsonl")
             was = json.loads((kept / "stats.json").read_text(encoding="utf-8"))
             stats = (
                 {}
@@ -541,11 +619,13 @@ def _impact(
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
     if everything:  # the same decision code for every service and no setting: the same outputs, the base's
-        for i in range(len(shards)):
-            shutil.copy(work / f"base.{i}.jsonl", work / f"candidate.{i}.jsonl")
         stats["candidate"] = stats["base"] | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "cpu_by_service": {}}
     timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
-    report = impact_report.diff(read_sides(work, "base", len(shards)), read_sides(work, "candidate", len(shards)))
+    if everything:  # one side's outputs, read once, both sides of the diff
+        sides = itertools.tee(read_sides(base_out, "base", len(shards)))
+    else:
+        sides = (read_sides(base_out, "base", len(shards)), read_sides(work, "candidate", len(shards)))
+    report = impact_report.diff(*sides)
     timing["diff_s"] = time.monotonic() - t0 - sum(timing.values())
     head = {
         "base": describe(base, repo),
@@ -703,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
         "HEAD~1) -> HEAD, when a rule or setting file changed",
     )
     args = p.parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) as SystemExit: the `finally` blocks stop the sides and remove the work directory
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     repo = Path(args.repo).resolve()
     if args.ci:
         return ci(args, repo)

@@ -157,6 +157,8 @@ def diff(base: Iterable[dict[str, Any]], candidate: Iterable[dict[str, Any]]) ->
         dead["base"] += pb["dead_letters"]
         dead["candidate"] += pc["dead_letters"]
         db, dc = pb["decisions"], pc["decisions"]
+        if db == dc:  # the same decisions (most patients): no kind of change (decision_changes(d, d) is empty)
+            continue
         for key in sorted(set(db) | set(dc)):
             b, c = db.get(key), dc.get(key)
             kinds = decision_changes(b, c)

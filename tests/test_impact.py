@@ -11,6 +11,7 @@ import asyncio
 import json
 import pickle
 import re
+import shutil
 import subprocess
 import tempfile
 from datetime import datetime
@@ -24,6 +25,7 @@ from devstack import impact, impact_report, infra
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
 from devstack.replay import MODULES
+from tests import impact_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = "services/scoring/rules.py"
@@ -31,6 +33,9 @@ CONSTANT = re.compile(r"^CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3\.5$", re.M)
 #: LOINC codes of total calcium and the factor to mmol/L (mg/dL: x 10 / 40.08 g/mol), and of albumin
 CALCIUM = {"2000-8": 1.0, "17861-6": 10 / 40.08}
 ALBUMIN = "1751-7"
+#: the cohort of the CI gate, WORKTREE and kept-base tests (in a throwaway repository, each run cold): patient
+#: cohort-1-1 has a corrected calcium in (3.5, 3.96], one crisis lost is all they need (CI time: 13 before)
+SMALL = 2
 
 
 def calcium_values(cohort: Cohort, index: int) -> list[float]:
@@ -84,25 +89,26 @@ def test_a_no_op_candidate_reports_zero_changes() -> None:
     assert report["critical_lost"] == []
     assert "Patients dont les conseils changent : 0 sur 8" in text
     # the same without `full`: every service's decision code is the same on both sides and no setting changes, so
-    # the candidate is not run (same code, same inputs: same outputs), and the report says so
-    quick, text, _ = impact.impact("HEAD", "HEAD", patients=8, years=1)
+    # the candidate is not run (same code, same inputs: same outputs), and the report says so (13 patients: the base
+    # kept here is the one the systemic planner, setting and settle window tests take)
+    quick, text, _ = impact.impact("HEAD", "HEAD", patients=13, years=1)
     assert not quick["reused"]["candidate_run"] and set(quick["reused"]["services"]) == set(MODULES)
     assert quick["patients_changed"] == 0 and quick["rules"] == {} and quick["critical_lost"] == []
     assert "il n'est pas rejoué" in text
 
 
-def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_alert_changes(tmp_path: Path) -> None:
-    cohort = Cohort(1, 20, 1)
+def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_alert_changes() -> None:
+    """HEAD against HEAD with the crisis threshold at 3.85 mmol/L, on 13 patients x 1 year (the runs are shared with
+    tests/test_impact_again.py: tests/impact_shared.py)."""
+    cohort = Cohort(1, impact_shared.PATIENTS, impact_shared.YEARS)
     expected = crossing(cohort, 3.5, 3.85)
     assert len(expected) >= 2, "the cohort has too few calcium values between the thresholds to test anything"
-    tree = candidate_tree(tmp_path / "candidate", "3.85")
-    report, text, _ = impact.impact("HEAD", str(tree), patients=20, years=1, seed=1)
+    report, text, full = impact_shared.crisis_runs()
     assert patients_with(report, "LAB-CA-CRISIS") == expected
     # only scoring's code differs: the other four services' decisions are taken from the base's run for the
     # patients whose records to them are the same, and the report is the one of both sides run in full
     assert report["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
     assert 0 < report["reused"]["patients_run_again"] <= len(expected)
-    full, _, _ = impact.impact("HEAD", str(tree), patients=20, years=1, seed=1, full=True)
     assert full["reused"]["services"] == []
     for key in ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules"):
         assert report[key] == full[key], key
@@ -130,7 +136,7 @@ def test_a_changed_systemic_planner_threshold_lists_exactly_the_patients_it_conc
     L825, < 10 ng/mL; SYS-VITD-CORR) raised to 15 ng/mL. Expected, from the cohort's own lab results: the patients
     with an exact vitamin D level in [10, 15) ng/mL (severe under the candidate only). Scoring, both other services
     and lab-normalisation are reused from the base where their records are the same."""
-    cohort = Cohort(1, 30, 1)
+    cohort = Cohort(1, 13, 1)
     expected = set()
     for i in range(cohort.patients):
         for g in cohort.patient(i):
@@ -145,7 +151,7 @@ def test_a_changed_systemic_planner_threshold_lists_exactly_the_patients_it_conc
     text, n = SEVERE.subn("VITD_SEVERE_NG_ML: Final = 15.0", rules.read_text())
     assert n == 1, "the severe vitamin D constant moved: update this test"
     rules.write_text(text)
-    report, _, _ = impact.impact("HEAD", str(tree), patients=30, years=1, seed=1)
+    report, _, _ = impact.impact("HEAD", str(tree), patients=13, years=1, seed=1)
     assert set(report["changed_patients"]) == expected
     assert patients_with(report, "SYS-VITD-CORR") == expected
     assert set(report["rules"]) <= {"SYS-VITD-CORR", "SYS-AR-PREREQ"}
@@ -173,9 +179,9 @@ def test_ci_fails_on_a_critical_downgrade_unless_its_hazard_entry_changed(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(impact.BASE_ENV, raising=False)  # HEAD~1 -> HEAD (the CI runner may name another base)
-    cohort = Cohort(1, 13, 1)
+    cohort = Cohort(1, SMALL, 1)
     assert crossing(cohort, 3.5, 3.96), "no crisis in the CI test's cohort"
-    args = ["--ci", "--repo", str(repo), "--patients", "13", "--years", "1"]
+    args = ["--ci", "--repo", str(repo), "--patients", str(SMALL), "--years", "1"]
     # a change that touches no rule file: said, nothing replayed
     (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA line.\n")
     _git(repo, "commit", "-qam", "docs")
@@ -215,7 +221,7 @@ def test_ci_compares_the_whole_change_not_only_its_last_commit(
     _git(repo, "commit", "-qam", "docs")
     head = _git(repo, "rev-parse", "HEAD").strip()
     parent = _git(repo, "rev-parse", "HEAD~1").strip()
-    args = ["--ci", "--repo", str(repo), "--patients", "13", "--years", "1"]
+    args = ["--ci", "--repo", str(repo), "--patients", str(SMALL), "--years", "1"]
     # nothing names the change's base: the last commit alone, which changes no rule (said, with the base used)
     assert impact.ci_base(None, "HEAD", repo) == (parent, "HEAD~1")
     assert impact.main(args) == 0
@@ -264,8 +270,8 @@ def test_an_uncommitted_edit_is_the_candidate_with_worktree(repo: Path) -> None:
     rules = repo / RULES
     rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
     assert _git(repo, "status", "--porcelain").strip() == f"M {RULES}"
-    report, text, _ = impact.impact("HEAD", impact.WORKTREE, repo=repo, patients=13, years=1)
-    assert set(report["changed_patients"]) == crossing(Cohort(1, 13, 1), 3.5, 3.96) != set()
+    report, text, _ = impact.impact("HEAD", impact.WORKTREE, repo=repo, patients=SMALL, years=1)
+    assert set(report["changed_patients"]) == crossing(Cohort(1, SMALL, 1), 3.5, 3.96) != set()
     assert "candidat WORKTREE" in text
 
 
@@ -277,8 +283,8 @@ def test_a_setting_alone_lists_exactly_the_patients_it_concerns(tmp_path: Path) 
     (the crisis alert itself stays as it was issued)."""
     settings = tmp_path / "candidate.yaml"
     settings.write_text("CALCIUM_CURRENT_HOURS: 24\n")
-    report, _, _ = impact.impact("HEAD", "HEAD", settings=impact.load_settings(str(settings)), patients=30, years=1)
-    expected = crossing(Cohort(1, 30, 1), 3.5, float("inf"))
+    report, _, _ = impact.impact("HEAD", "HEAD", settings=impact.load_settings(str(settings)), patients=13, years=1)
+    expected = crossing(Cohort(1, 13, 1), 3.5, float("inf"))
     assert len(expected) >= 2
     assert set(report["changed_patients"]) == expected
     assert set(report["rules"]) == {"LAB-CA-CRISIS"} and report["critical_lost"] == []
@@ -483,12 +489,12 @@ def test_a_kept_base_gives_the_report_of_a_base_run_again(repo: Path) -> None:
     reports what a run of both sides reports. Another cohort, or a base whose code changed, is not taken from it."""
     rules = repo / RULES
     rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
-    expected = crossing(Cohort(1, 13, 1), 3.5, 3.96)
+    expected = crossing(Cohort(1, SMALL, 1), 3.5, 3.96)
     assert expected
     keys = ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules")
 
     def run(**kw: Any) -> dict[str, Any]:
-        return impact.impact("HEAD", impact.WORKTREE, repo=repo, **({"patients": 13, "years": 1} | kw))[0]
+        return impact.impact("HEAD", impact.WORKTREE, repo=repo, **({"patients": SMALL, "years": 1} | kw))[0]
 
     first = run()
     assert not first["reused"]["base_kept"] and first["cpu_s"]["base"] > 0
@@ -502,9 +508,9 @@ def test_a_kept_base_gives_the_report_of_a_base_run_again(repo: Path) -> None:
     for key in keys:
         assert kept[key] == first[key] == fresh[key], key
     # another cohort (its size, then its seed): another base
-    assert not run(patients=3)["reused"]["base_kept"]
-    assert run(patients=3)["reused"]["base_kept"]
-    assert not run(patients=3, seed=2)["reused"]["base_kept"]
+    assert not run(patients=1)["reused"]["base_kept"]
+    assert run(patients=1)["reused"]["base_kept"]
+    assert not run(patients=1, seed=2)["reused"]["base_kept"]
     # the base's decision code changed (a comment in the shared runtime): not the kept base
     limits = repo / "shared" / "runtime" / "limits.py"
     limits.write_text(limits.read_text() + "\n# a change\n")
@@ -512,3 +518,50 @@ def test_a_kept_base_gives_the_report_of_a_base_run_again(repo: Path) -> None:
     changed = run()
     assert not changed["reused"]["base_kept"]
     assert changed["changed_patients"] == first["changed_patients"]
+
+
+def test_a_kept_stream_is_used_again_only_for_its_cohort_and_generator(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Speed: the generated event stream is kept beside the kept base (.run/impact-stream), keyed on the cohort's
+    seed, size, years and end, the sampling, the shards and the generator's code: a run against a kept base does not
+    generate the cohort again (the same files, untouched) and reports the same; another seed, or a changed generator
+    (its code: a copy of it with one more line), writes a stream of its own; a kept shard cut short is written
+    again."""
+    keys = ("patients", "patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules", "events")
+
+    def run(**kw: Any) -> dict[str, Any]:
+        return impact.impact("HEAD", "HEAD", repo=repo, **({"patients": 2, "years": 0.5} | kw))[0]
+
+    def kept() -> dict[Path, tuple[int, int]]:
+        return {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (repo / impact.STREAMS).glob("*/*.pickle")}
+
+    first = run()
+    streams = kept()
+    assert len({f.parent for f in streams}) == 1 and streams
+    again = run()
+    assert again["reused"]["base_kept"] and kept() == streams  # neither the stream nor the base written again
+    assert all(again[k] == first[k] for k in keys) and again["source"] == first["source"]
+    other = run(seed=2)
+    assert len({f.parent for f in kept()}) == 2 and not other["reused"]["base_kept"]
+    # the generator's code changed: another key, the stream written again (here the same bytes: the running
+    # generator is this checkout's, so the base kept for those bytes is taken)
+    code = tmp_path / "generator"
+    for rel in impact.GENERATOR_CODE:
+        src, dst = impact.GENERATOR_ROOT / rel, code / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
+    (code / "devstack" / "cohort.py").write_text((code / "devstack" / "cohort.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(impact, "GENERATOR_ROOT", code)
+    changed = run()
+    now = kept()
+    assert len({f.parent for f in now}) == 3 and {f: now[f] for f in streams} == streams
+    assert all(changed[k] == first[k] for k in keys)
+    # a kept shard cut short (a disk full, an interrupted copy): not used, the stream written again whole
+    monkeypatch.setattr(impact, "GENERATOR_ROOT", impact.ROOT)
+    victim = sorted(streams)[0]
+    whole = victim.read_bytes()
+    victim.write_bytes(whole[:-10])
+    repaired = run()
+    assert all(repaired[k] == first[k] for k in keys) and repaired["reused"]["base_kept"]
+    assert victim.read_bytes() == whole

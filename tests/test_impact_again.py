@@ -4,36 +4,14 @@ the candidate's own first run for the service it changed. Real trees and real co
 the one of both sides run with every service live (`full`).
 
 The trees are HEAD's with this checkout's devstack/replay.py (the Tape under test), so the test checks the replay
-being changed, not the one committed."""
+being changed, not the one committed (tests/impact_shared.py)."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
-from devstack import impact
 from devstack.replay import MODULES, Record, Take, Tape, record_digest
-
-ROOT = Path(__file__).resolve().parents[1]
-RULES = "services/scoring/rules.py"
-CONSTANT = re.compile(r"^CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3\.5$", re.M)
-
-
-def _tree(dest: Path, crisis: str | None = None) -> Path:
-    """HEAD's tree with this checkout's replay; `crisis`: the crisis threshold changed (LAB-CA-CRISIS, L304-306)."""
-    dest.mkdir()
-    with subprocess.Popen(["git", "-C", str(ROOT), "archive", "HEAD"], stdout=subprocess.PIPE) as p:
-        subprocess.run(["tar", "-x", "-C", str(dest)], stdin=p.stdout, check=True)
-    shutil.copy(ROOT / "devstack" / "replay.py", dest / "devstack" / "replay.py")
-    if crisis is not None:
-        rules = dest / RULES
-        text, n = CONSTANT.subn(f"CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = {crisis}", rules.read_text())
-        assert n == 1, "the crisis threshold constant moved: update this test"
-        rules.write_text(text)
-    return dest
+from tests import impact_shared
 
 
 def _record(topic: str, value: bytes) -> Record:
@@ -71,13 +49,12 @@ def test_a_tape_diverges_per_service_and_the_others_go_on() -> None:
     assert rec.recorded == {"x"} and rec.divergent() == frozenset() and rec.consumed()
 
 
-def test_a_patient_run_again_runs_only_the_services_whose_records_differ(tmp_path: Path) -> None:
+def test_a_patient_run_again_runs_only_the_services_whose_records_differ() -> None:
     """The crisis threshold raised (scoring only): the patients whose scoring outputs change run again with only the
     services downstream of scoring whose records differ; scoring is taken from the candidate's own first run and
     lab-normalisation (upstream, its records unchanged) from the base's, never run again; the report is the one of
-    both sides run in full."""
-    base, candidate = _tree(tmp_path / "base"), _tree(tmp_path / "candidate", "3.85")
-    report, text, _ = impact.impact(str(base), str(candidate), patients=20, years=1, seed=1, cache=False)
+    both sides run in full (the runs are shared with tests/test_impact.py: tests/impact_shared.py)."""
+    report, text, full = impact_shared.crisis_runs()
     reused = report["reused"]
     assert reused["services"] == sorted(set(MODULES) - {"scoring"})
     again = reused["live_again"]
@@ -85,7 +62,6 @@ def test_a_patient_run_again_runs_only_the_services_whose_records_differ(tmp_pat
     assert again["scoring"] == 0 and again["lab-normalisation"] == 0
     assert 0 < max(again.values()) <= reused["patients_run_again"]
     assert "seuls les services dont les entrées diffèrent rejouent" in text
-    full, _, _ = impact.impact(str(base), str(candidate), patients=20, years=1, seed=1, full=True)
     assert full["reused"]["services"] == [] and full["reused"]["patients_run_again"] == 0
     for key in ("patients", "patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules"):
         assert report[key] == full[key], key
