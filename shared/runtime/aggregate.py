@@ -49,6 +49,30 @@ class Applied(Generic[E]):
     outboxes: dict[str, str] = field(default_factory=dict)  # patient -> token of the outbox this batch sends
 
 
+def apply_one(d: E, state: BaseModel, settings: Settings) -> tuple[BaseModel, Result[E]]:
+    """One event's pure transition and its outputs' limit: the new state and the event's result, or, when the pure
+    code raises, the state as it was and the error (the event is dead-lettered)."""
+    try:
+        new, outputs = d.apply(state, d.message)
+        encoded = [Outgoing.of(o) for o in outputs]
+        limits.check_outputs(encoded, settings)
+    except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
+        return state, (d, [], exc)
+    return new, (d, encoded, None)
+
+
+def size_refusal(too_large: str) -> Rejected:
+    """The refusal of an event whose state would pass MAX_STATE_BYTES (`limits.state_too_large`'s reason)."""
+    return Rejected(too_large.replace("would reach", "would pass the limit at"))
+
+
+def letter_of(exc: BaseException) -> tuple[str, str]:
+    """The dead letter's error type and reason for an event the pure code refused (`Rejected`) or failed on."""
+    if isinstance(exc, Rejected):
+        return "Rejected", str(exc)
+    return type(exc).__name__, f"handler error: {exc}"
+
+
 def apply_events(
     start: BaseModel, items: Sequence[E], settings: Settings
 ) -> tuple[BaseModel, bytes, list[Outgoing], list[Result[E]]]:
@@ -58,15 +82,9 @@ def apply_events(
     after = [start]  # the state after 0, 1, ... events
     results: list[Result[E]] = []
     for d in items:
-        try:
-            state, outputs = d.apply(after[-1], d.message)
-            encoded = [Outgoing.of(o) for o in outputs]
-            limits.check_outputs(encoded, settings)
-            after.append(state)
-            results.append((d, encoded, None))
-        except Exception as exc:  # pure code: the event is dead-lettered, state left as it was
-            after.append(after[-1])
-            results.append((d, [], exc))
+        state, result = apply_one(d, after[-1], settings)
+        after.append(state)
+        results.append(result)
     final = after[-1]
     dumped = final.model_dump_json().encode()
     if (too_large := limits.state_too_large(dumped, settings)) is not None:
@@ -79,7 +97,7 @@ def apply_events(
                 hi = mid - 1
         final = after[lo]
         dumped = final.model_dump_json().encode()
-        refused = Rejected(too_large.replace("would reach", "would pass the limit at"))
+        refused = size_refusal(too_large)
         results = results[:lo] + [(d, [], exc or refused) for d, _, exc in results[lo:]]
     produced = [o for _, outs, exc in results if exc is None for o in outs]
     return final, dumped, produced, results

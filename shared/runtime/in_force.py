@@ -36,12 +36,17 @@ class _Decisions:
         self.of_event: dict[str, Decision] = {}
         self.in_force: dict[Decision, str] = {}
 
-    def follow(self, patient: str, topic: str, value: str | bytes) -> Decision | None:
+    def follow(self, patient: str | None, topic: str, value: str | bytes) -> Decision | None:
+        """`patient`: the record's key; None: the message's `patient_id` (a record read back from a topic)."""
         if not _mentions_key(value):
             return None
         doc = _doc(value)
         if doc is None:
             return None
+        if patient is None:
+            patient = doc.get("patient_id")
+            if not isinstance(patient, str):
+                return None
         key, event = doc.get("alert_key"), str(doc.get("event_id"))
         if isinstance(key, str):
             decision: Decision = (patient, topic, key)
@@ -77,7 +82,11 @@ def superseded_in_replay(outputs: Sequence[Outgoing]) -> set[int]:
     withdrawal followed by the next wording. Published by a rebuild, they showed a clinician a decision already
     replaced, then its replacement again (issue 22, HAZ-22-ORDER-02): only what the replay leaves in force is
     published when missing."""
-    decisions = decisions_in_replay(outputs)
+    return superseded(decisions_in_replay(outputs))
+
+
+def superseded(decisions: dict[int, Decision]) -> set[int]:
+    """`superseded_in_replay` from the outputs' decisions (`decisions_in_replay`), when the caller has them."""
     last = {decision: i for i, decision in decisions.items()}
     return {i for i, decision in decisions.items() if last[decision] != i}
 
@@ -87,18 +96,8 @@ def held_in_force(records: Iterable[tuple[str, str | bytes]]) -> dict[Decision, 
     partition in offset order (a patient's records are on one partition)."""
     follow = _Decisions()
     for topic, value in records:
-        doc_patient = _patient(value)
-        if doc_patient is not None:
-            follow.follow(doc_patient, topic, value)
+        follow.follow(None, topic, value)
     return follow.in_force
-
-
-def _patient(value: str | bytes) -> str | None:
-    if not _mentions_key(value):
-        return None
-    doc = _doc(value)
-    patient = None if doc is None else doc.get("patient_id")
-    return patient if isinstance(patient, str) else None
 
 
 def withdrawing_what_is_held(out: Outgoing, decision: Decision | None, held: dict[Decision, str]) -> Outgoing:

@@ -53,14 +53,13 @@ from pydantic import BaseModel
 
 from contracts.changelog import COMPLETE_KEY, StateChange
 from contracts.topics import changelog_topic
-from shared.errors import Rejected
 from shared.runtime import changelog, limits, reading, retrying
-from shared.runtime.aggregate import Apply
+from shared.runtime.aggregate import Apply, Result, apply_one, letter_of, size_refusal
 from shared.runtime.in_force import (
     Decision,
     decisions_in_replay,
     held_in_force,
-    superseded_in_replay,
+    superseded,
     withdrawing_what_is_held,
 )
 from shared.runtime.kafka import Outgoing
@@ -210,8 +209,8 @@ class Replayed:
 
 #: a dead letter the rebuild sent: the record's topic, partition and offset, and the error type
 Letter = tuple[str, int, int, str]
-#: an event, its encoded outputs, or the error that rejected it (as `aggregate.Result`)
-_Result = tuple[Replayed, list[Outgoing], BaseException | None]
+#: an event, its encoded outputs, or the error that rejected it
+_Result = Result[Replayed]
 
 
 def apply_one_per_batch(start: Any, items: Sequence[Replayed], settings: Settings) -> tuple[Any, list[_Result]]:
@@ -225,16 +224,9 @@ def apply_one_per_batch(start: Any, items: Sequence[Replayed], settings: Setting
     while i < len(items):
         after, part = [state], list[_Result]()
         for item in items[i : i + run]:
-            try:
-                new, outputs = item.apply(after[-1], item.message)
-                encoded = [Outgoing.of(o) for o in outputs]
-                limits.check_outputs(encoded, settings)
-            except Exception as exc:  # pure code: rejected live as well, state left as it was
-                after.append(after[-1])
-                part.append((item, [], exc))
-                continue
+            new, result = apply_one(item, after[-1], settings)  # a pure failure: rejected live as well
             after.append(new)
-            part.append((item, encoded, None))
+            part.append(result)
         if limits.state_too_large(after[-1].model_dump_json().encode(), settings) is None:
             state, results, i, run = after[-1], results + part, i + len(part), 2 * len(part)
             continue
@@ -246,7 +238,7 @@ def apply_one_per_batch(start: Any, items: Sequence[Replayed], settings: Setting
             else:
                 hi = mid
         too_large = limits.state_too_large(after[hi].model_dump_json().encode(), settings) or ""
-        refused = Rejected(too_large.replace("would reach", "would pass the limit at"))  # the live loop's reason
+        refused = size_refusal(too_large)  # the live loop's reason
         results += [*part[: hi - 1], (part[hi - 1][0], [], refused)]
         state, i, run = after[hi - 1], i + hi, 1
     return state, results
@@ -312,9 +304,7 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
                 continue
             result.skipped += 1
             if item.uncommitted:
-                reason = str(exc) if isinstance(exc, Rejected) else f"handler error: {exc}"  # as the live loop's
-                kind = "Rejected" if isinstance(exc, Rejected) else type(exc).__name__
-                result.rejected.append((patient_id, item.record, kind, reason))
+                result.rejected.append((patient_id, item.record, *letter_of(exc)))  # as the live loop's
         result.states[patient_id] = state
     return result
 
@@ -374,15 +364,15 @@ async def _publish_difference(
     acks = []
 
     # pure work in a worker thread (review RY: the event loop kept free, as in `replay`)
-    def pure() -> tuple[set[int], list[tuple[str, str, str] | None], dict[int, Decision], dict[Decision, str]]:
+    def pure() -> tuple[dict[int, Decision], list[tuple[str, str, str] | None], dict[Decision, str]]:
         return (
-            superseded_in_replay(done.outputs),
-            [identity(o.topic, o.value) for o in done.outputs],
             decisions_in_replay(done.outputs),
+            [identity(o.topic, o.value) for o in done.outputs],
             held_in_force((ident[0], value) for ident, value in published.items()),
         )
 
-    replaced, identities, decisions, held_downstream = await asyncio.to_thread(pure)
+    decisions, identities, held_downstream = await asyncio.to_thread(pure)
+    replaced = superseded(decisions)
     # review RY: only the patients whose slot groups this rebuild writes (an intact group's are sent live)
     rebuilding, layout = await service.store.rebuilding(), service.store.layout
     done.groups = rebuilding

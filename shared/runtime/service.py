@@ -42,7 +42,7 @@ from shared.errors import Rejected
 from shared.observability.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
 from shared.observability.tracing import Headers, Tracing, output_headers
 from shared.runtime import decoding, healing, limits, reading, retrying
-from shared.runtime.aggregate import Applied, Apply, apply_batch
+from shared.runtime.aggregate import Applied, Apply, apply_batch, letter_of
 from shared.runtime.changelog import Change, Writer
 from shared.runtime.changelog import encode as changelog_encode
 from shared.runtime.kafka import Outgoing, Producer, ensure_topics
@@ -565,11 +565,11 @@ class Service:
         for d, outputs, exc in results:
             topic = d.record.topic
             if isinstance(exc, Rejected):
-                acks.append(await self._dead_letter(d, "Rejected", str(exc), outcome="rejected"))
+                acks.append(await self._dead_letter(d, *letter_of(exc), outcome="rejected"))
                 done_keys.append((_patient_of(d), d.key))  # type: ignore[arg-type]
                 continue
             if exc is not None:
-                acks.append(await self._dead_letter(d, type(exc).__name__, f"handler error: {exc}", outcome="failed"))
+                acks.append(await self._dead_letter(d, *letter_of(exc), outcome="failed"))
                 log.error("handler failed", exc_info=exc, extra={"topic": topic, "event_id": d.key})
                 continue
             headers = output_headers(d.span, d.origin_ms)
