@@ -11,7 +11,7 @@ import contextlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -309,14 +309,54 @@ async def wait_until(check: Any, timeout: float = 20) -> None:
     raise AssertionError("timed out")
 
 
-async def operator_rebuild(topic: Topic, settings: Settings) -> RebuildReport:
-    svc = instance(topic, settings)
+async def operator_rebuild(
+    topic: Topic, settings: Settings, make: Callable[[Topic, Settings], Service] = instance
+) -> RebuildReport:
+    """An operator's rebuild of `make`'s service (the toy by default) from Redis's epoch."""
+    svc = make(topic, settings)
     await svc.producer.start()
     try:
         return await rebuild(svc, await svc.store.read_epoch())
     finally:
         await svc.producer.stop()
         await svc.redis.aclose()
+
+
+async def send_keyed(producer: AIOKafkaProducer, topic: Topic, patient: str, *msgs: dict[str, Any]) -> None:
+    """`msgs` as JSON on `topic`, keyed by `patient` (one partition, in order)."""
+    for msg in msgs:
+        await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
+
+
+async def run_until_committed(
+    make: Callable[[Topic, Settings], Service],
+    topic: Topic,
+    settings: Settings,
+    producer: AIOKafkaProducer,
+    patient: str,
+    offset: int,
+    *msgs: dict[str, Any],
+) -> None:
+    """A live instance of `make`'s service: ready, then `msgs` sent, stopped once its group committed `offset` on
+    partition 0; it must not have failed."""
+    svc = make(topic, settings)
+    await svc.start()
+    assert svc._consumer is not None
+    consumer, tp = svc._consumer, TopicPartition(topic.name, 0)
+
+    async def ready() -> bool:
+        return all((await svc.readiness()).values())
+
+    async def committed() -> bool:
+        return bool(await consumer.committed(tp) == offset)
+
+    try:
+        await wait_until(ready)
+        await send_keyed(producer, topic, patient, *msgs)
+        await wait_until(committed)
+    finally:
+        await svc.stop()
+    assert svc.fatal is None, repr(svc.fatal)
 
 
 async def test_a_crash_between_the_changelog_and_the_commit_applies_nothing_twice(

@@ -11,13 +11,10 @@ tests/test_changelog.py with a refusal."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 from contracts.base import Message
 from contracts.clinical import DeadLetter
@@ -25,12 +22,20 @@ from contracts.hospital import LabResult
 from contracts.topics import DEAD_LETTER, Topic
 from shared.errors import Rejected
 from shared.runtime import reading
-from shared.runtime.rebuild import RebuildReport, rebuild
 from shared.runtime.service import Service
 from shared.runtime.state import StateStore
 from shared.settings import Settings
 from tests.conftest import lab
-from tests.test_changelog import CALCIUM, Counted, count, forget, toy, wait_until
+from tests.test_changelog import (
+    CALCIUM,
+    Counted,
+    count,
+    forget,
+    operator_rebuild,
+    run_until_committed,
+    send_keyed,
+    toy,
+)
 
 #: the toy refuses a result above this value (a stand-in for any rule's `Rejected`)
 REFUSED_ABOVE = 100.0
@@ -46,16 +51,6 @@ def instance(topic: Topic, settings: Settings) -> Service:
     svc = Service(settings)
     svc.patient_aggregate((topic,), Counted, count_or_refuse)
     return svc
-
-
-async def operator_rebuild(topic: Topic, settings: Settings) -> RebuildReport:
-    svc = instance(topic, settings)
-    await svc.producer.start()
-    try:
-        return await rebuild(svc, await svc.store.read_epoch())
-    finally:
-        await svc.producer.stop()
-        await svc.redis.aclose()
 
 
 async def letters_for(settings: Settings, topic: str) -> list[DeadLetter]:
@@ -74,53 +69,20 @@ async def test_a_refused_record_past_the_commit_is_dead_lettered_after_a_restore
         first = lab(patient, CALCIUM, 2.4, "mmol/L")
         refused = lab(patient, CALCIUM, REFUSED_ABOVE + 1, "mmol/L")
         after = lab(patient, CALCIUM, 2.5, "mmol/L")  # the same partition, after the refused one: held by the state
-        tp = TopicPartition(topic.name, 0)
         r = aioredis.Redis.from_url(redis_url)
         store = StateStore(r, settings.service_name, 60)
-
-        async def send(msg: dict[str, Any]) -> None:
-            await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
-
-        live = instance(topic, settings)
-        await live.start()
-        assert live._consumer is not None
-        consumer = live._consumer
-
-        async def ready() -> bool:
-            return all((await live.readiness()).values())
-
-        async def committed_one() -> bool:
-            return bool(await consumer.committed(tp) == 1)
-
-        try:
-            await wait_until(ready)
-            await send(first)
-            await wait_until(committed_one)
-        finally:
-            await live.stop()
-        assert live.fatal is None, repr(live.fatal)
-        await send(refused)  # no instance running: never applied, never dead-lettered live
-        await send(after)
+        await run_until_committed(instance, topic, settings, producer, patient, 1, first)
+        await send_keyed(producer, topic, patient, refused, after)  # no instance running: never applied nor lettered
 
         await forget(r, settings.service_name)
-        seeded = await operator_rebuild(topic, settings)  # a replay past the commit, seeding the changelog
+        seeded = await operator_rebuild(topic, settings, instance)  # a replay past the commit, seeding the changelog
         assert seeded.source == "replay" and seeded.skipped == 1, seeded  # the refused one
         await forget(r, settings.service_name)  # lost again: restored from the seeded changelog
-        restored = await operator_rebuild(topic, settings.model_copy(update={"state_restore": "changelog"}))
+        restored = await operator_rebuild(topic, settings.model_copy(update={"state_restore": "changelog"}), instance)
         assert restored.source == "changelog", restored
 
-        again = instance(topic, settings)  # the two records past the commit come again
-        await again.start()
-        try:
-
-            async def committed_all() -> bool:
-                assert again._consumer is not None
-                return bool(await again._consumer.committed(tp) == 3)
-
-            await wait_until(committed_all)
-        finally:
-            await again.stop()
-        assert again.fatal is None, repr(again.fatal)
+        # the two records past the commit come again
+        await run_until_committed(instance, topic, settings, producer, patient, 3)
         held = await store.load(patient, Counted)
         await r.aclose()
         assert held is not None and held.applied == [first["event_id"], after["event_id"]]  # each once

@@ -10,20 +10,18 @@ connection raises, once, inside the rebuild's MULTI (nothing of that attempt is 
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.runtime import healing
 from shared.runtime.state import StateStore
 from tests.conftest import lab
-from tests.test_changelog import CALCIUM, Counted, forget, toy, wait_until
+from tests.test_changelog import CALCIUM, Counted, forget, run_until_committed, send_keyed, toy
 from tests.test_rebuild_rejected_mark import REFUSED_ABOVE, instance, letters_for
 
 
@@ -39,31 +37,9 @@ async def test_a_retried_heal_attempt_dead_letters_a_refused_record_once(
         patient = f"pt-{uuid.uuid4().hex[:10]}"
         first = lab(patient, CALCIUM, 2.4, "mmol/L")
         refused = lab(patient, CALCIUM, REFUSED_ABOVE + 1, "mmol/L")
-        tp = TopicPartition(topic.name, 0)
         r = aioredis.Redis.from_url(redis_url)
-
-        async def send(msg: dict[str, Any]) -> None:
-            await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
-
-        live = instance(topic, settings)  # the group commits the first record
-        await live.start()
-        assert live._consumer is not None
-        consumer = live._consumer
-
-        async def ready() -> bool:
-            return all((await live.readiness()).values())
-
-        async def committed_one() -> bool:
-            return bool(await consumer.committed(tp) == 1)
-
-        try:
-            await wait_until(ready)
-            await send(first)
-            await wait_until(committed_one)
-        finally:
-            await live.stop()
-        assert live.fatal is None, repr(live.fatal)
-        await send(refused)  # past the commit, never applied nor dead-lettered live
+        await run_until_committed(instance, topic, settings, producer, patient, 1, first)  # the group commits it
+        await send_keyed(producer, topic, patient, refused)  # past the commit, never applied nor dead-lettered live
         await forget(r, settings.service_name)  # Redis lost
 
         svc = instance(topic, settings)

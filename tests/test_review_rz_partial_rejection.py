@@ -10,13 +10,12 @@ replay now dead-letters it as the live loop does, before its write marks the rec
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from pydantic import Field
 
 from contracts.hospital import LabResult
@@ -26,7 +25,8 @@ from shared.runtime.service import Service
 from shared.runtime.state import StateStore
 from shared.settings import Settings
 from tests.conftest import lab
-from tests.test_changelog import CALCIUM, Counted, count, forget, toy, wait_until
+from tests.test_changelog import CALCIUM, Counted, count, forget, send_keyed, toy
+from tests.test_changelog import run_until_committed as committed_live
 from tests.test_rebuild_rejected_mark import REFUSED_ABOVE, letters_for
 
 BAD_PART = "toy: OBX 2: value out of range"
@@ -58,35 +58,15 @@ async def test_a_partly_rejected_record_past_the_commit_is_dead_lettered_as_the_
         first = lab(patient, CALCIUM, 2.4, "mmol/L")
         partial_live = lab(patient, CALCIUM, REFUSED_ABOVE + 1, "mmol/L")  # applied by the live loop
         partial_past = lab(patient, CALCIUM, REFUSED_ABOVE + 2, "mmol/L")  # past the commit when Redis is lost
-        tp = TopicPartition(topic.name, 0)
         r = aioredis.Redis.from_url(redis_url)
 
-        async def send(msg: dict[str, Any]) -> None:
-            await producer.send_and_wait(topic.name, json.dumps(msg, default=str).encode(), key=patient.encode())
-
         async def run_until_committed(offset: int, *msgs: dict[str, Any]) -> None:
-            svc = instance(topic, settings)
-            await svc.start()
-            assert svc._consumer is not None
-            consumer = svc._consumer
-
-            async def ready() -> bool:
-                return all((await svc.readiness()).values())
-
-            async def committed() -> bool:
-                return bool(await consumer.committed(tp) == offset)
-
-            try:
-                await wait_until(ready)
-                for msg in msgs:
-                    await send(msg)
-                await wait_until(committed)
-            finally:
-                await svc.stop()
-            assert svc.fatal is None, repr(svc.fatal)
+            await committed_live(instance, topic, settings, producer, patient, offset, *msgs)
 
         await run_until_committed(2, first, partial_live)  # the live loop: good part applied, bad part lettered
-        await send(partial_past)  # no instance running: never applied, never dead-lettered live
+        await send_keyed(
+            producer, topic, patient, partial_past
+        )  # no instance running: never applied, never dead-lettered live
         await forget(r, settings.service_name)  # Redis lost
 
         svc = instance(topic, settings)
