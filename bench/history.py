@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +67,9 @@ class Row:
     load_us: float  #: model_validate_json of the state
     state_bytes: int
     first_store_us: float = 0.0  #: the first store after a load (every part's JSON made once), not per event
+    #: per input topic: (events of that topic in the window, best us per event of that topic): the windows' mixes
+    #: differ (a long history holds more lesions, so more imaging per lab), so a kind's own cost is shown apart
+    by_kind: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def record(
@@ -127,6 +131,8 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
             model.model_validate_json(raw)
             loads.append(time.process_time() - t)
         best, first = float("inf"), float("inf")
+        kinds: dict[str, float] = {}
+        counts = Counter(rec.topic for rec in records)
         for _ in range(repeats):
             state = model.model_validate_json(raw)
             # the runtime keeps the states it parsed or wrote between batches (shared/runtime/parsed.py), so a
@@ -137,6 +143,7 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
             first = min(first, time.process_time() - t)
             gc.collect()
             elapsed = 0.0
+            per_topic: Counter[str] = Counter()
             for rec in records:
                 replay.now = datetime.fromtimestamp(rec.timestamp / 1000, UTC)  # the services' clock (replay.py)
                 sub = service.subscriptions[rec.topic]
@@ -150,9 +157,14 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
                 except Exception:  # a refused event leaves the state as it was (as the runtime)
                     pass
                 state.model_dump_json()
-                elapsed += time.process_time() - t
+                spent = time.process_time() - t
+                elapsed += spent
+                per_topic[rec.topic] += spent
             best = min(best, elapsed / len(records))
-        rows.append(Row(n, best * 1e6, min(loads) * 1e6, len(raw), first * 1e6))
+            for topic, spent in per_topic.items():
+                kinds[topic] = min(kinds.get(topic, float("inf")), spent / counts[topic])
+        by_kind = {topic: (counts[topic], kinds[topic] * 1e6) for topic in sorted(counts)}
+        rows.append(Row(n, best * 1e6, min(loads) * 1e6, len(raw), first * 1e6, by_kind))
     return rows
 
 
@@ -167,6 +179,12 @@ def realistic_state_sizes(seed: int) -> dict[str, int]:
         state = replay.state(name, patient)
         out[name] = 0 if state is None else len(state.model_dump_json().encode())
     return out
+
+
+def short(topic: str) -> str:
+    """A topic's short name in the by-kind lines: `osteocds.labs.normalised.v1` -> `labs.normalised`."""
+    parts = topic.split(".")
+    return ".".join(parts[1:-1]) if len(parts) >= 3 else topic
 
 
 def main() -> None:
@@ -200,6 +218,9 @@ def main() -> None:
         for r in rows:
             store = r.first_store_us
             print(f"  {r.length:>7} {r.apply_us:>10.1f} {r.load_us:>10.1f} {store:>10.1f} {r.state_bytes:>10}")
+        for r in rows:  # each kind's own cost (events in the window x us per event)
+            kinds = ", ".join(f"{short(t)} {c} x {us:.0f}" for t, (c, us) in r.by_kind.items())
+            print(f"  {r.length:>7} by kind: {kinds}")
         print(f"  state after a realistic 5-year patient: {sizes[name]} B")
         if len(rows) >= 2:
             first, last = rows[0], rows[-1]
