@@ -34,23 +34,20 @@ def next_due(
     after, at = instant(now - _AFTER), instant(now)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
+    # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts (the same
+    # moment a sort of them all gives, lesion by lesion on ties)
+    firsts = []
+    for keys, moments in _lesion_windows(patient, s.lesions, policy):
+        i = bisect.bisect_right(keys, after)
+        if i < len(keys):
+            firsts.append(moments[i])
+    if firsts:
+        windows.append(min(firsts))
     parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
         ("labs", s.labs, _lab_times),
-        ("lesions", s.lesions, _lesion_times),
         ("assessment", s.assessment, _assessment_times),
     )
     for name, part, times in parts:
-        if name == "lesions" and patient is not None:
-            # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts
-            # (the same moment a sort of them all gives, lesion by lesion on ties)
-            firsts = []
-            for keys, times in _lesion_windows(patient, s.lesions, policy):
-                i = bisect.bisect_right(keys, after)
-                if i < len(keys):
-                    firsts.append(times[i])
-            if firsts:
-                windows.append(min(firsts))
-            continue
         (wk, w), (ck, c) = _memo((patient, name, policy), part, policy, times)
         i = bisect.bisect_right(wk, after)  # the first with t + _AFTER > now
         if i < len(w):
@@ -169,15 +166,6 @@ def _windows(facts: Iterable[tuple[datetime, timedelta]], policy: r.Policy) -> S
 
 def _lab_times(labs: dict[str, LabValue], policy: r.Policy) -> Times:
     return _windows(((v.occurred_at, policy.calcium_current) for v in labs.values()), policy), ([], [])
-
-
-def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
-    seen: list[Fact[Any] | None] = []
-    for lesion in lesions.values():
-        seen += [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last]
-        seen += [lesion.epidural_stated, lesion.compression_stated]  # an inferred compression (CLASS-SRE, RT-MSCC)
-    facts = ((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None)
-    return _windows(facts, policy), ([], [])
 
 
 def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> Sorted:
