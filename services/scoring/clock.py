@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from services.scoring import rules as r
+from services.scoring.common import instant
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
@@ -29,30 +30,29 @@ def next_due(
     """With the `patient` the state belongs to, each part's moments are remembered (per patient and part)."""
     if patient is None:
         return _scanned(s, now, policy)
+    # issue 25: the moments are searched as instants (common.instant), each moment kept with its time
+    after, at = instant(now - _AFTER), instant(now)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
+    # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts (the same
+    # moment a sort of them all gives, lesion by lesion on ties)
+    firsts = []
+    for keys, moments in _lesion_windows(patient, s.lesions, policy):
+        i = bisect.bisect_right(keys, after)
+        if i < len(keys):
+            firsts.append(moments[i])
+    if firsts:
+        windows.append(min(firsts))
     parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
         ("labs", s.labs, _lab_times),
-        ("lesions", s.lesions, _lesion_times),
         ("assessment", s.assessment, _assessment_times),
     )
     for name, part, times in parts:
-        if name == "lesions" and patient is not None:
-            # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts
-            # (the same moment a sort of them all gives, lesion by lesion on ties)
-            firsts = []
-            for w in _lesion_windows(patient, s.lesions, policy):
-                i = bisect.bisect_right(w, now - _AFTER)
-                if i < len(w):
-                    firsts.append(w[i])
-            if firsts:
-                windows.append(min(firsts))
-            continue
-        w, c = times(part, policy) if patient is None else _memo((patient, name, policy), part, policy, times)
-        i = bisect.bisect_right(w, now - _AFTER)  # the first with t + _AFTER > now
+        (wk, w), (ck, c) = _memo((patient, name, policy), part, policy, times)
+        i = bisect.bisect_right(wk, after)  # the first with t + _AFTER > now
         if i < len(w):
             windows.append(w[i])
-        j = bisect.bisect_right(c, now)  # Remaining.next_crossing: the first strictly after now
+        j = bisect.bisect_right(ck, at)  # Remaining.next_crossing: the first strictly after now
         if j < len(c):
             crossings.append(c[j])
     return min((t + _AFTER for t in (*windows, *crossings)), default=None)
@@ -118,7 +118,9 @@ def _crossings(a: Assessment) -> Iterator[datetime]:
             yield when_remaining_reaches(float(le.value), le.occurred_at, m)
 
 
-Times = tuple[list[datetime], list[datetime]]
+#: moments sorted by time, as instants (common.instant: searched as integers) and as the times themselves
+Sorted = tuple[list[int], list[datetime]]
+Times = tuple[Sorted, Sorted]
 #: issue 25: each part's moments (sorted), per patient and part, for the part's object: a transition copies only the
 #: table it changes (state.merge), so an event computes again only its own part's (the parts are never changed in
 #: place once in a state); a new object replaces the entry (the patients seen last are kept)
@@ -147,25 +149,26 @@ def _memo(
     return found
 
 
-def _windows(facts: Iterable[tuple[datetime, timedelta]], policy: r.Policy) -> list[datetime]:
+def _sorted(times: Iterable[datetime]) -> Sorted:
+    """The times in order (equal ones as given), with their instants."""
+    pairs = sorted(((instant(t), t) for t in times), key=_first)
+    return [k for k, _ in pairs], [t for _, t in pairs]
+
+
+def _first(pair: tuple[int, datetime]) -> int:
+    return pair[0]
+
+
+def _windows(facts: Iterable[tuple[datetime, timedelta]], policy: r.Policy) -> Sorted:
     """It becomes current (future-dated, within the skew tolerance), then it is too old."""
-    return sorted(t for at, valid in facts for t in (at - policy.future_tolerance, at + valid))
+    return _sorted(t for at, valid in facts for t in (at - policy.future_tolerance, at + valid))
 
 
 def _lab_times(labs: dict[str, LabValue], policy: r.Policy) -> Times:
-    return _windows(((v.occurred_at, policy.calcium_current) for v in labs.values()), policy), []
+    return _windows(((v.occurred_at, policy.calcium_current) for v in labs.values()), policy), ([], [])
 
 
-def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
-    seen: list[Fact[Any] | None] = []
-    for lesion in lesions.values():
-        seen += [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last, lesion.compression_seen_last]
-        seen += [lesion.epidural_stated, lesion.compression_stated]  # an inferred compression (CLASS-SRE, RT-MSCC)
-    facts = ((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None)
-    return _windows(facts, policy), []
-
-
-def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> list[datetime]:
+def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> Sorted:
     seen: list[Fact[Any] | None] = [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last]
     # with an inferred compression's (CLASS-SRE, RT-MSCC)
     seen += [lesion.compression_seen_last, lesion.epidural_stated, lesion.compression_stated]
@@ -173,12 +176,12 @@ def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> list[datetime]:
 
 
 #: issue 25: each lesion's moments, per patient and lesion, for the lesion's object (a finding replaces one lesion)
-_BY_LESION: OrderedDict[tuple[str, str, r.Policy], tuple[Lesion, list[datetime]]] = OrderedDict()
+_BY_LESION: OrderedDict[tuple[str, str, r.Policy], tuple[Lesion, Sorted]] = OrderedDict()
 
 
-def _lesion_windows(patient: str, lesions: dict[str, Lesion], policy: r.Policy) -> list[list[datetime]]:
+def _lesion_windows(patient: str, lesions: dict[str, Lesion], policy: r.Policy) -> list[Sorted]:
     """Each lesion's moments (sorted), made again only for a lesion that changed."""
-    out: list[list[datetime]] = []
+    out: list[Sorted] = []
     for lesion_id, lesion in lesions.items():
         key = (patient, lesion_id, policy)
         with _LOCK:
@@ -208,7 +211,7 @@ def _assessment_times(a: Assessment, policy: r.Policy) -> Times:
         facts.append((a.neurological_deficit.occurred_at, policy.lesion_event_current))  # (CLASS-SRE, RT-MSCC)
     facts += [(g.occurred_at, policy.staging_valid) for g in (a.primary_controlled, a.extra_osseous) if g is not None]
     facts += [(le.occurred_at, policy.life_expectancy_valid) for le in a.life_expectancy_estimates]
-    crossings = sorted(
+    crossings = _sorted(
         when_remaining_reaches(float(le.value), le.occurred_at, m)
         for le in a.life_expectancy_estimates
         for m in THRESHOLDS

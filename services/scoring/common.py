@@ -9,7 +9,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, Final, TypeVar
 
@@ -50,7 +50,8 @@ class Decisions:
 class _Family:
     parts: tuple[object, ...]  # held: the objects keyed by identity are never changed in place once in a state
     same: Hashable  # what else the decisions read, compared by value
-    moments: list[datetime]  # every moment the decisions compare the reference time with, sorted
+    #: every moment the decisions compare the reference time with, sorted, as instants (`instant`)
+    moments: list[int]
     bands: OrderedDict[tuple[int, int] | None, Decisions] = field(default_factory=OrderedDict)
 
 
@@ -93,11 +94,12 @@ class FamilyMemo:
             build(fresh)
             into.add(fresh)
             return fresh
+        at = None if reference is None else instant(reference)  # once: the bands are searched with it
         with self._lock:  # the common case, at once: the same parts by object, a band already decided
             family = self._entries.get(slot)
             if family is not None and family.same == same and _identical(family.parts, parts):
                 self._entries.move_to_end(slot)
-                found = family.bands.get(_band(family.moments, reference))
+                found = family.bands.get(_band(family.moments, at))
                 if found is not None:
                     into.add(found)
                     return found
@@ -114,13 +116,13 @@ class FamilyMemo:
                 if self._entries.get(slot) is family:
                     self._entries.move_to_end(slot)
         if family is None:
-            family = _Family(parts, same, sorted(moments()))
+            family = _Family(parts, same, sorted(instant(m) for m in moments()))
             with self._lock:
                 self._entries[slot] = family
                 self._entries.move_to_end(slot)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        band = _band(family.moments, reference)
+        band = _band(family.moments, at)
         with self._lock:
             found = family.bands.get(band)
         if found is None:
@@ -141,11 +143,24 @@ def _identical(held: tuple[object, ...], parts: tuple[object, ...]) -> bool:
     return all(a is b for a, b in zip(held, parts, strict=True))
 
 
-def _band(moments: list[datetime], reference: datetime | None) -> tuple[int, int] | None:
-    """Where the reference time falls among the moments (two times in the same band compare the same with each)."""
-    if reference is None:
+def _band(moments: list[int], at: int | None) -> tuple[int, int] | None:
+    """Where the reference time (`instant`) falls among the moments (two times in the same band compare the same with
+    each)."""
+    if at is None:
         return None
-    return bisect.bisect_left(moments, reference), bisect.bisect_right(moments, reference)
+    return bisect.bisect_left(moments, at), bisect.bisect_right(moments, at)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def instant(at: datetime) -> int:
+    """An aware time as microseconds since the epoch: ordered and equal as the times are (their tzinfos are fixed
+    offsets). Issue 25: the times parsed from JSON each hold their own tzinfo object, so comparing two of them calls
+    both tzinfos (utcoffset, twice when the offsets differ: +01:00 and +02:00 in France) on every comparison, a few
+    microseconds each; searched many times, they are compared as these integers."""
+    return (at - _EPOCH) // _MICROSECOND
 
 
 def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime, ...]:

@@ -46,6 +46,7 @@ from typing import Any, Final, TypeVar
 from contracts.base import derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
 from services.scoring import rules as r
+from services.scoring.common import instant
 from services.scoring.state import (
     Assessment,
     LabValue,
@@ -227,8 +228,8 @@ def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
     """The clinical time from which records of a kind are kept one by one: the horizon's start, or later when more
     than `kept` records are within it."""
     every = list(times)
-    # the kept-th newest (a sort in C: these tables hold a few dozen records at most, retention keeps them so)
-    return start if len(every) <= kept else max(start, sorted(every, reverse=True)[kept - 1])
+    # the kept-th newest (a sort in C, of instants: common.instant; these tables hold a few dozen records at most)
+    return start if len(every) <= kept else max(start, sorted(every, key=instant, reverse=True)[kept - 1])
 
 
 def _unread(e: TreatmentEvent) -> bool:
@@ -395,8 +396,8 @@ def _treatment_kind(e: TreatmentEvent) -> str:
 
 
 # ---- corrected calcium ---------------------------------------------------------------------------------------------
-def _order(v: LabValue) -> tuple[datetime, datetime, str]:
-    return v.occurred_at, v.recorded_at, str(v.event_id)
+def _order(v: LabValue) -> tuple[int, int, str]:
+    return instant(v.occurred_at), instant(v.recorded_at), str(v.event_id)  # as instants (common.instant)
 
 
 def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, LabValue] | None, list[str]]:
@@ -476,7 +477,7 @@ def _retain_records(
     counted = {x.event_id for x in effective(rows, group)}
     folded = sorted(
         (x for x in rows if roots[x.event_id] not in recent and x.event_id in counted),
-        key=lambda x: (x.occurred_at, x.recorded_at, x.event_id.int),
+        key=lambda x: (instant(x.occurred_at), instant(x.recorded_at), x.event_id.int),
     )
     return {k: x for k, x in records.items() if roots[x.event_id] in recent}, folded
 
