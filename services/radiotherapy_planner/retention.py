@@ -26,7 +26,6 @@ the current compression with the "no" before it (RT-MSCC L1397-1402, HAZ-25-LOCA
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -39,7 +38,7 @@ from contracts.hospital import (
     SystemicDrug,
     TreatmentEvent,
 )
-from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment
+from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment, lesions
 from shared.clinical.corrections import effective, effective_findings, resolve
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -296,9 +295,9 @@ def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
 def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     """A finding withdrawn in error and its corrections, all older than HORIZON and older than the lesion's newest
     effective finding (so no amendment naming no record can mean it): dropped, they count neither way. Scanned only
-    once the cut has passed a chain that may drop (`_first_drop`, once per findings table: issue 25, the scan of
+    once the cut has passed a chain that may drop (`_first_drop`, the correction chains only: issue 25, the scan of
     every chain at every event was a third of a long history's cost per event)."""
-    first = _first_drop(s.findings)
+    first = _first_drop(s)
     if first is None or cut <= first:
         return  # no chain has all its records before the cut: nothing drops (as the scan below would find)
     _scan_findings(s, cut, update)
@@ -342,37 +341,21 @@ def _forder(f: FindingFact | ImagingFinding) -> tuple[datetime, datetime, int]:
     return (f.occurred_at, f.recorded_at, f.event_id.int)
 
 
-#: `_first_drop` by findings table: a state's table is never changed once its event is applied (domain.merge changes
-#: only its own copy; retention makes a new table), and most events keep the previous state's table. The table is
-#: held, so its ID is not reused while it is here.
-FIRST_DROP_SIZE: Final = 2048
-_FIRST_DROP: dict[int, tuple[dict[str, FindingFact], int, datetime | None]] = {}
-_FIRST_DROP_LOCK: Final = threading.Lock()
-
-
-def _first_drop(held: dict[str, FindingFact]) -> datetime | None:
-    """The cut after which `_scan_findings` may drop a chain of this table, None when it never will: of the chains
+def _first_drop(s: LocalState) -> datetime | None:
+    """The cut after which `_scan_findings` may drop a chain of the findings, None when it never will: of the chains
     that meet its conditions other than age (what they are does not depend on the cut), the earliest newest time of
-    one (a chain drops once every record's clinical and recorded times are before the cut)."""
-    hit = _FIRST_DROP.get(id(held))
-    if hit is not None and hit[0] is held and hit[1] == len(held):
-        return hit[2]
-    first = _first_drop_of(held)
-    with _FIRST_DROP_LOCK:
-        if len(_FIRST_DROP) >= FIRST_DROP_SIZE:
-            _FIRST_DROP.clear()
-        _FIRST_DROP[id(held)] = (held, len(held), first)
-    return first
-
-
-def _first_drop_of(held: dict[str, FindingFact]) -> datetime | None:
-    # the conditions of _scan_findings but the age (the same chains pass them)
-    if not any(f.record_status != "final" for f in held.values()):
+    one (a chain drops once every record's clinical and recorded times are before the cut). Only the chains of the
+    corrections are looked at (a final no correction names is a chain of one, which never drops), and each lesion's
+    newest effective finding is facts.lesions' (once per findings table): per event, the cost of the corrections held,
+    not of the history (issue 25)."""
+    held = s.findings
+    edges = [(k, f.corrects) for k, f in held.items() if f.record_status != "final" or f.corrects is not None]
+    if not edges:
         return None
-    chain = _components((k, f.corrects) for k, f in held.items())
     by_chain: dict[str, list[FindingFact]] = {}
-    for k, f in held.items():
-        by_chain.setdefault(chain[k], []).append(f)
+    for k, root in _components(edges).items():
+        if k in held:  # a record named but not held is no member
+            by_chain.setdefault(root, []).append(held[k])
     candidates = []
     for members in by_chain.values():
         lone = len(members) == 1 and members[0].record_status == "entered-in-error"
@@ -380,9 +363,7 @@ def _first_drop_of(held: dict[str, FindingFact]) -> datetime | None:
             candidates.append(members)
     if not candidates:
         return None
-    latest: dict[str, tuple[datetime, datetime, int]] = {}
-    for f in effective_findings(held.values()):
-        latest[f.lesion_id] = max(latest.get(f.lesion_id, _forder(f)), _forder(f))
+    latest = {lid: _forder(lesion.latest) for lid, lesion in lesions(s).items()}
     first: datetime | None = None
     for members in candidates:
         if any(f.lesion_id not in latest or _forder(f) >= latest[f.lesion_id] for f in members):
