@@ -415,30 +415,25 @@ def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = Non
     cut only moves on), so a record arriving within `recent` never needs one dropped before. Choosing among the
     *effective* findings did not, as a finding entered in error after its original was dropped left a different
     table than the same records with the error delivered first."""
-    finals = sorted(
-        (f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "final"),
-        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
-    )
+    mine = [f for f in s.findings.values() if f.lesion_id == lesion_id]
+    finals = sorted((f for f in mine if f.record_status == "final"), key=_total)
     if len(finals) <= FINDINGS_PER_LESION:
         return
-    keep = {f.event_id for f in finals[-FINDINGS_PER_LESION:]}
-    named = {f.corrects for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: say nothing
-    standing = [f for f in finals if f.event_id not in named]
-    cut = None if recent is None else max(f.recorded_at for f in s.findings.values() if f.lesion_id == lesion_id)
-    if cut is not None and recent is not None:
-        cut -= recent
-
-    def old(f: FindingFact) -> bool:
-        return cut is None or (f.occurred_at < cut and f.recorded_at < cut)
+    # by object (each record is one object of the table) and by the integer of the IDs: a UUID's hash is Python's
+    keep = {id(f) for f in finals[-FINDINGS_PER_LESION:]}
+    named = {f.corrects.int for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: silent
+    standing = [f for f in finals if f.event_id.int not in named]
+    amended = [f for f in mine if f.record_status == "amended"]
+    cut = None if recent is None else max(f.recorded_at for f in mine) - recent
+    old = {id(f): cut is None or (f.occurred_at < cut and f.recorded_at < cut) for f in (*standing, *amended)}
 
     for sign in SIGNS:
         reporting = [f for f in standing if getattr(f, sign) is not None]
-        keep.update(f.event_id for f in reporting if not old(f))
-        keep.update(f.event_id for f in [f for f in reporting if old(f)][-REPORTING_KEPT:])
-    amended = [f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "amended"]
+        keep.update(id(f) for f in reporting if not old[id(f)])
+        keep.update(id(f) for f in [f for f in reporting if old[id(f)]][-REPORTING_KEPT:])
     answers = sorted(  # what Lesion reads: the finals standing and the amendments in force (all kept)
-        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id not in named),
-        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
+        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id.int not in named),
+        key=_total,
     )
     runs: list[list[FindingFact]] = []  # the runs of one answer to "cord compression?", oldest first
     for f in answers:
@@ -446,19 +441,23 @@ def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = Non
             runs[-1].append(f)
         else:
             runs.append([f])
-    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old(f) for f in runs[k])), None)
+    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old[id(f)] for f in runs[k])), None)
     if k is not None:  # the runs after it are recent: kept whole above
-        olds = [f for f in runs[k] if old(f)]
+        olds = [f for f in runs[k] if old[id(f)]]
         if runs[k][0].cord_compression:
             edge = [runs[k][0], olds[0]]
             if k > 0:
-                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old(f)][-1:]]
+                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old[id(f)]][-1:]]
         else:
             edge = [runs[k][-1], olds[-1]]
-        keep.update(f.event_id for f in edge)
+        keep.update(id(f) for f in edge)
     for f in finals:
-        if f.event_id not in keep:
+        if id(f) not in keep:
             del s.findings[str(f.event_id)]
+
+
+def _total(f: FindingFact) -> tuple[datetime, datetime, int]:
+    return (f.occurred_at, f.recorded_at, f.event_id.int)
 
 
 def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:
