@@ -384,7 +384,7 @@ def apply_event(
     # last decision (issue 18 review: alerts must not flap)
     decided = max(t for t in (state.decided_at, s.newest_at if now is None else now) if t is not None)
     s.decided_at = decided
-    by_lesion = lesions(s)  # once per event: the plan and the next deadline read the same lesions
+    by_lesion = lesions(s, state)  # once per event (from the previous state's): the plan and the deadline read them
     inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
     s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)

@@ -32,7 +32,7 @@ from contracts.hospital import (
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner import stored
 from services.radiotherapy_planner.items_base import In
-from shared.clinical.corrections import effective, effective_findings
+from shared.clinical.corrections import effective, findings_by_lesion, linked_lesions
 from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact, newest
@@ -339,24 +339,58 @@ _LESIONS: OrderedDict[int, tuple[dict[str, FindingFact], int, dict[str, Lesion]]
 _LESIONS_LOCK: Final = threading.Lock()
 
 
-def lesions(s: LocalState) -> dict[str, Lesion]:
+def lesions(s: LocalState, previous: LocalState | None = None) -> dict[str, Lesion]:
     """Each lesion's effective findings (corrected and entered-in-error ones left out), oldest first. The result is
-    shared: not to be changed."""
+    shared: not to be changed. `previous`: the state `s` was made from (domain.apply_event); when its lesions are
+    known, only the lesions whose findings changed, with those corrections link to them, are folded again (issue 25:
+    an imaging event costs its lesion's findings, not the history's)."""
     table = s.findings
-    with _LESIONS_LOCK:  # the runtime's worker thread decides, the HTTP API reads on the loop
-        hit = _LESIONS.get(id(table))
-        if hit is not None and hit[0] is table and hit[1] == len(table):
-            _LESIONS.move_to_end(id(table))
-            return hit[2]
-    by: dict[str, list[FindingFact]] = {}
-    for f in effective_findings(table.values()):
-        by.setdefault(f.lesion_id, []).append(f)
-    found = {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
+    found = _cached(table)
+    if found is not None:
+        return found
+    before = None if previous is None else _cached(previous.findings)
+    if previous is None or before is None:
+        found = _lesions_of(findings_by_lesion(table))
+    else:
+        found = _lesions_since(before, previous.findings, table)
     with _LESIONS_LOCK:
         _LESIONS[id(table)] = (table, len(table), found)
         if len(_LESIONS) > LESIONS_CACHED:
             _LESIONS.popitem(last=False)
     return found
+
+
+def _cached(table: dict[str, FindingFact]) -> dict[str, Lesion] | None:
+    with _LESIONS_LOCK:  # the runtime's worker thread decides, the HTTP API reads on the loop
+        hit = _LESIONS.get(id(table))
+        if hit is not None and hit[0] is table and hit[1] == len(table):
+            _LESIONS.move_to_end(id(table))
+            return hit[2]
+    return None
+
+
+def _lesions_of(by: dict[str, list[FindingFact]]) -> dict[str, Lesion]:
+    return {lid: Lesion(lid, fs[-1], tuple(fs)) for lid, fs in sorted(by.items())}
+
+
+def _lesions_since(
+    before: dict[str, Lesion], old: dict[str, FindingFact], new: dict[str, FindingFact]
+) -> dict[str, Lesion]:
+    """`lesions` of the table `new` from those of `old`: the lesions of the records added or removed, and every
+    lesion a correction links to them (before or after: shared/corrections.linked_lesions), folded again from their
+    records in `new` (corrections resolve within such a set, so the others are as they were)."""
+    changed = [f for k, f in new.items() if old.get(k) is not f] + [f for k, f in old.items() if k not in new]
+    if not changed:
+        return before
+    concerned = {f.lesion_id for f in changed}
+    links = [linked_lesions(old), linked_lesions(new)]
+    while more := {lid for ln in links for lid, name in ln.items() if name in {ln.get(x) for x in concerned}}:
+        if more <= concerned:
+            break
+        concerned |= more
+    refolded = findings_by_lesion({k: f for k, f in new.items() if f.lesion_id in concerned})
+    kept = {lid: lesion for lid, lesion in before.items() if lid not in concerned}
+    return dict(sorted({**kept, **_lesions_of(refolded)}.items()))
 
 
 def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = None) -> None:
@@ -381,30 +415,25 @@ def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = Non
     cut only moves on), so a record arriving within `recent` never needs one dropped before. Choosing among the
     *effective* findings did not, as a finding entered in error after its original was dropped left a different
     table than the same records with the error delivered first."""
-    finals = sorted(
-        (f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "final"),
-        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
-    )
+    mine = [f for f in s.findings.values() if f.lesion_id == lesion_id]
+    finals = sorted((f for f in mine if f.record_status == "final"), key=_total)
     if len(finals) <= FINDINGS_PER_LESION:
         return
-    keep = {f.event_id for f in finals[-FINDINGS_PER_LESION:]}
-    named = {f.corrects for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: say nothing
-    standing = [f for f in finals if f.event_id not in named]
-    cut = None if recent is None else max(f.recorded_at for f in s.findings.values() if f.lesion_id == lesion_id)
-    if cut is not None and recent is not None:
-        cut -= recent
-
-    def old(f: FindingFact) -> bool:
-        return cut is None or (f.occurred_at < cut and f.recorded_at < cut)
+    # by object (each record is one object of the table) and by the integer of the IDs: a UUID's hash is Python's
+    keep = {id(f) for f in finals[-FINDINGS_PER_LESION:]}
+    named = {f.corrects.int for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: silent
+    standing = [f for f in finals if f.event_id.int not in named]
+    amended = [f for f in mine if f.record_status == "amended"]
+    cut = None if recent is None else max(f.recorded_at for f in mine) - recent
+    old = {id(f): cut is None or (f.occurred_at < cut and f.recorded_at < cut) for f in (*standing, *amended)}
 
     for sign in SIGNS:
         reporting = [f for f in standing if getattr(f, sign) is not None]
-        keep.update(f.event_id for f in reporting if not old(f))
-        keep.update(f.event_id for f in [f for f in reporting if old(f)][-REPORTING_KEPT:])
-    amended = [f for f in s.findings.values() if f.lesion_id == lesion_id and f.record_status == "amended"]
+        keep.update(id(f) for f in reporting if not old[id(f)])
+        keep.update(id(f) for f in [f for f in reporting if old[id(f)]][-REPORTING_KEPT:])
     answers = sorted(  # what Lesion reads: the finals standing and the amendments in force (all kept)
-        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id not in named),
-        key=lambda f: (f.occurred_at, f.recorded_at, f.event_id.int),
+        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id.int not in named),
+        key=_total,
     )
     runs: list[list[FindingFact]] = []  # the runs of one answer to "cord compression?", oldest first
     for f in answers:
@@ -412,19 +441,23 @@ def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = Non
             runs[-1].append(f)
         else:
             runs.append([f])
-    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old(f) for f in runs[k])), None)
+    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old[id(f)] for f in runs[k])), None)
     if k is not None:  # the runs after it are recent: kept whole above
-        olds = [f for f in runs[k] if old(f)]
+        olds = [f for f in runs[k] if old[id(f)]]
         if runs[k][0].cord_compression:
             edge = [runs[k][0], olds[0]]
             if k > 0:
-                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old(f)][-1:]]
+                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old[id(f)]][-1:]]
         else:
             edge = [runs[k][-1], olds[-1]]
-        keep.update(f.event_id for f in edge)
+        keep.update(id(f) for f in edge)
     for f in finals:
-        if f.event_id not in keep:
+        if id(f) not in keep:
             del s.findings[str(f.event_id)]
+
+
+def _total(f: FindingFact) -> tuple[datetime, datetime, int]:
+    return (f.occurred_at, f.recorded_at, f.event_id.int)
 
 
 def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:

@@ -39,7 +39,7 @@ from contracts.hospital import (
     SystemicDrug,
     TreatmentEvent,
 )
-from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment
+from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment, lesions
 from shared.clinical.corrections import effective, effective_findings, resolve
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -54,7 +54,7 @@ HORIZON: Final = timedelta(days=183)
 #: withdrawing the last dose or the last stop falls back to the one before, as the full history would.
 WRITERS_KEPT: Final = 2
 
-_Key = tuple[date, int, str]
+_Key = tuple[date, int, int]
 _DRUG_KINDS: Final = frozenset({"systemic_drug", "drug_administration"})
 
 
@@ -194,9 +194,10 @@ def _kind(e: TreatmentEvent) -> str:
 
 
 def _fold_key(e: TreatmentEvent) -> _Key:
-    """facts.drug_uses' order: by day, a start before the day's other events, then the event ID."""
+    """facts.drug_uses' order: by day, a start before the day's other events, then the event ID (its integer orders
+    as its text)."""
     t = e.treatment
-    return (t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, str(e.event_id))
+    return (t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e.event_id.int)
 
 
 def references(s: LocalState, day: date) -> list[date]:
@@ -223,29 +224,33 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
     points = references(s, day)
     if _marked(s, update, "drugs", f"{old}|{','.join(map(str, points))}"):
         return
-    chain = _components((k, e.corrects) for k, e in held.items())
-    by_chain: dict[str, list[TreatmentEvent]] = {}
+    # each record's chain of corrections; with none held, each record is its own
+    chain = _components((k, e.corrects) for k, e in held.items()) if any(e.corrects for e in held.values()) else {}
+    by_chain: dict[str, list[tuple[str, TreatmentEvent]]] = {}
     for k, e in held.items():
-        by_chain.setdefault(chain[k], []).append(e)
-    keep: dict[str, TreatmentEvent] = {}
+        by_chain.setdefault(chain.get(k, k), []).append((k, e))
+    key_of = {id(e): k for k, e in held.items()}  # an event's key in the table (by object: a UUID hashes in Python)
+    keep: set[str] = set()
     old_drugs: dict[str, list[TreatmentEvent]] = {}  # by identity: the events the fold may drop
     corrected: list[str] = []
-    for members in by_chain.values():
+    for pairs in by_chain.values():
+        members = [e for _, e in pairs]
         drugs_only = all(_is_drug(e) for e in members)
-        if not drugs_only or any(not _old(e, cut) or e.treatment.on >= day for e in members):
-            keep.update((str(e.event_id), e) for e in members)
+        if not drugs_only or any(e.treatment.on >= day or not _old(e, cut) for e in members):
+            keep.update(k for k, _ in pairs)
             continue
         # an old chain of drug events: its version in force (if any) stands alone, then folds like any other
-        in_force = effective(members, _kind)  # an entry in error alone (what it names gone): nothing
-        corrected += [str(e.event_id) for e in members if e not in in_force]
+        in_force = members if len(members) == 1 and members[0].record_status == "final" else effective(members, _kind)
+        corrected += [k for k, e in pairs if e not in in_force]  # an entry in error alone (what it names gone): all
         for e in in_force:
             t = e.treatment
             assert isinstance(t, SystemicDrug | DrugAdministration)
             old_drugs.setdefault(identify(t.drug, t.atc_code).key, []).append(e)
     for events in old_drugs.values():
-        keep.update((str(e.event_id), e) for e in _writers(events))
+        ordered = sorted(events, key=_fold_key, reverse=True)
+        keep.update(key_of[id(e)] for e in _writers(ordered))
         for p in points:  # an open request dated before the cut folds the drugs given up to its date
-            keep.update((str(e.event_id), e) for e in _writers([e for e in events if e.treatment.on <= p]))
+            keep.update(key_of[id(e)] for e in _writers([e for e in ordered if e.treatment.on <= p]))
     if len(keep) < len(held):
         update["treatments"] = {k: e for k, e in held.items() if k in keep}
         _withdraw(s, update, [k for k in corrected if k not in keep])
@@ -253,12 +258,12 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
         _mark(update, s, "drugs", f"{old - len(held) + len(keep)}|{','.join(map(str, points))}")
 
 
-def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
+def _writers(ordered: list[TreatmentEvent]) -> list[TreatmentEvent]:
     """The events of one drug that decide its fold in facts.drug_uses, WRITERS_KEPT deep per field: the last event
     (provenance, identity), whether it is taken (starts, stops, doses saying so), the daily dose, the last dose (stops
-    and doses) with every dose or stop of that day (two doses the same day: the later one counts)."""
-    ordered = sorted(events, key=_fold_key, reverse=True)
-    kept: dict[uuid.UUID, TreatmentEvent] = {}
+    and doses) with every dose or stop of that day (two doses the same day: the later one counts). `ordered`: the
+    events by `_fold_key`, newest first."""
+    kept: dict[int, TreatmentEvent] = {}  # by object
 
     def top(rows: Iterable[TreatmentEvent]) -> list[TreatmentEvent]:
         out: list[TreatmentEvent] = []
@@ -288,7 +293,7 @@ def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
         *top(e for e in ordered if sets_dose(e)),
         *(e for e in ordered if sets_last(e) and e.treatment.on in days),
     ):
-        kept[e.event_id] = e
+        kept[id(e)] = e
     return list(kept.values())
 
 
@@ -296,9 +301,9 @@ def _writers(events: list[TreatmentEvent]) -> list[TreatmentEvent]:
 def _findings(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     """A finding withdrawn in error and its corrections, all older than HORIZON and older than the lesion's newest
     effective finding (so no amendment naming no record can mean it): dropped, they count neither way. Scanned only
-    once the cut has passed a chain that may drop (`_first_drop`, once per findings table: issue 25, the scan of
+    once the cut has passed a chain that may drop (`_first_drop`, the correction chains only: issue 25, the scan of
     every chain at every event was a third of a long history's cost per event)."""
-    first = _first_drop(s.findings)
+    first = _first_drop(s)
     if first is None or cut <= first:
         return  # no chain has all its records before the cut: nothing drops (as the scan below would find)
     _scan_findings(s, cut, update)
@@ -350,14 +355,15 @@ _FIRST_DROP: dict[int, tuple[dict[str, FindingFact], int, datetime | None]] = {}
 _FIRST_DROP_LOCK: Final = threading.Lock()
 
 
-def _first_drop(held: dict[str, FindingFact]) -> datetime | None:
+def _first_drop(s: LocalState) -> datetime | None:
     """The cut after which `_scan_findings` may drop a chain of this table, None when it never will: of the chains
     that meet its conditions other than age (what they are does not depend on the cut), the earliest newest time of
     one (a chain drops once every record's clinical and recorded times are before the cut)."""
+    held = s.findings
     hit = _FIRST_DROP.get(id(held))
     if hit is not None and hit[0] is held and hit[1] == len(held):
         return hit[2]
-    first = _first_drop_of(held)
+    first = _first_drop_of(s)
     with _FIRST_DROP_LOCK:
         if len(_FIRST_DROP) >= FIRST_DROP_SIZE:
             _FIRST_DROP.clear()
@@ -365,14 +371,18 @@ def _first_drop(held: dict[str, FindingFact]) -> datetime | None:
     return first
 
 
-def _first_drop_of(held: dict[str, FindingFact]) -> datetime | None:
-    # the conditions of _scan_findings but the age (the same chains pass them)
-    if not any(f.record_status != "final" for f in held.values()):
+def _first_drop_of(s: LocalState) -> datetime | None:
+    """`_first_drop` of the state's findings, from the chains of the corrections only (a final no correction names is
+    a chain of one, which never drops) and each lesion's newest effective finding as facts.lesions has it: the cost of
+    the corrections held, not of the whole table (issue 25)."""
+    held = s.findings
+    edges = [(k, f.corrects) for k, f in held.items() if f.record_status != "final" or f.corrects is not None]
+    if not edges:
         return None
-    chain = _components((k, f.corrects) for k, f in held.items())
     by_chain: dict[str, list[FindingFact]] = {}
-    for k, f in held.items():
-        by_chain.setdefault(chain[k], []).append(f)
+    for k, root in _components(edges).items():
+        if k in held:  # a record named but not held is no member
+            by_chain.setdefault(root, []).append(held[k])
     candidates = []
     for members in by_chain.values():
         lone = len(members) == 1 and members[0].record_status == "entered-in-error"
@@ -380,9 +390,7 @@ def _first_drop_of(held: dict[str, FindingFact]) -> datetime | None:
             candidates.append(members)
     if not candidates:
         return None
-    latest: dict[str, tuple[datetime, datetime, int]] = {}
-    for f in effective_findings(held.values()):
-        latest[f.lesion_id] = max(latest.get(f.lesion_id, _forder(f)), _forder(f))
+    latest = {lid: _forder(lesion.latest) for lid, lesion in lesions(s).items()}
     first: datetime | None = None
     for members in candidates:
         if any(f.lesion_id not in latest or _forder(f) >= latest[f.lesion_id] for f in members):

@@ -27,7 +27,7 @@ superseded by a later amendment (an intermediate one) leaves the version that co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -161,6 +161,53 @@ F = TypeVar("F", bound=_Finding)
 def effective_findings(findings: Iterable[F]) -> list[F]:
     """The imaging findings that count (an amendment without `corrects` replaces its lesion's newest earlier one)."""
     return effective(findings, lambda f: f.lesion_id)
+
+
+def linked_lesions(findings: Mapping[str, F]) -> dict[str, str]:
+    """The lesions corrections link, each named by one of its set (a lesion no correction is in or names is absent):
+    a correction's own lesion (an amendment naming none corrects within it), the lesion of the record it names, and
+    the lesions of other corrections naming the same record, held or not. Corrections resolve within such a set.
+    `findings` by event ID (its text)."""
+    parent: dict[str, str] = {}  # union-find over "L<lesion>" and "T<named record ID>"
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for c in findings.values():
+        if c.record_status == "final" and c.corrects is None:
+            continue
+        find("L" + c.lesion_id)
+        if c.corrects is not None:
+            named = str(c.corrects)
+            target = findings.get(named)
+            for other in ("T" + named, None if target is None else "L" + target.lesion_id):
+                if other is not None and (a := find("L" + c.lesion_id)) != (b := find(other)):
+                    parent[max(a, b)] = min(a, b)
+    return {x[1:]: find(x) for x in list(parent) if x[0] == "L"}
+
+
+def findings_by_lesion(findings: Mapping[str, F]) -> dict[str, list[F]]:
+    """`effective_findings` by lesion, each in clinical order: the same records, resolved per set of lesions
+    corrections link (`linked_lesions`), so a correction costs its lesions' records, not every lesion's (issue 25).
+    `findings` by event ID (its text)."""
+    links = linked_lesions(findings)
+    by: dict[str, list[F]] = {}
+    for r in findings.values():
+        by.setdefault(r.lesion_id, []).append(r)
+    out: dict[str, list[F]] = {}
+    linked: dict[str, list[str]] = {}  # a set's lesions, by its name
+    for lid, fs in by.items():
+        if lid in links:
+            linked.setdefault(links[lid], []).append(lid)
+        else:  # no correction in or into this lesion: every record counts
+            out[lid] = sorted(fs, key=_order)
+    for lids in linked.values():
+        for r in resolve([r for lid in lids for r in by[lid]], lambda f: f.lesion_id).kept:
+            out.setdefault(r.lesion_id, []).append(r)
+    return out
 
 
 L = TypeVar("L")
