@@ -42,6 +42,7 @@ from services.systemic_planner.inputs import (
     bone_metastasis,
     calcium,
     corrections,
+    dental,
     drug_history,
     life_expectancy,
     merge,
@@ -91,7 +92,10 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     to_check = corrections(s)
     holding = tuple(c for c in to_check if c.holds_start)
     kidney = memo("renal", at, (s.creatinine_clearance,), lambda: renal(s, at))
-    ca = memo("calcium", at, (s.corrected_calcium, s.sres, s.sre_currency), lambda: calcium(s, at))
+    # issue 25 (helper ZI): calcium reads of the SREs only the hypercalcaemias and their currency (LAB-CA-CRISIS)
+    crises = [f for f in s.sres.values() if f.value == "hypercalcaemia"]
+    currency = [s.sre_currency.get(str(f.event_id)) for f in crises]
+    ca = memo("calcium", at, (s.corrected_calcium, *crises, *currency), lambda: calcium(s, at), (len(crises),))
     # second review: in a current hypercalcaemic crisis (L302-306) the start and its order do not wait for the check
     # ("sauf urgence", L799, L1267); outside one, they do
     hold = (
@@ -121,8 +125,17 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     if decision.outcome in ("start", "already_treated"):
         loading = drugs.runs.get("cholecalciferol")
         vit_d = memo("vitamin_d", at, (s.vitamin_d,), lambda: vitamin_d(s, drugs, at), (loading,))
-        reads = (s.vitamin_d, s.creatinine_clearance, s.treatments, s.sres, kidney, vit_d, ca)
-        prereq = memo("prerequisites", at, reads, lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar), ar_key)
+        # issue 25 (helper ZI): of the treatments the prerequisites read the dental events (SYS-AR-PREREQ), of the
+        # SREs whether a hypercalcaemia is known: keyed on those, a drug record or another SRE does not remake them
+        dental_events = memo("dental", at, (s.treatments,), lambda: dental(s, at))
+        reads = (s.vitamin_d, s.creatinine_clearance, kidney, vit_d, ca, *(e for e, _ in dental_events))
+        prereq = memo(
+            "prerequisites",
+            at,
+            reads,
+            lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar, dental_events, bool(crises)),
+            (ar_key, len(dental_events), bool(crises)),
+        )
         items.append(prereq.item)
         vit_d_item, supplements = memo(
             "vitamin_d_item", at, (vit_d, ca), lambda: (vitamin_d_item(vit_d, ca, at), supplements_fr(vit_d, ca, at))
@@ -170,7 +183,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     onco = memo(
         "oncology",
         at,
-        (s.sres, s.sre_currency, le.fact),
+        (s.sres, s.sre_currency, le.fact if short else None),  # the estimate is cited only when short (ZI)
         lambda: oncology(s, at, anticancer(drugs), metastasis, le),
         (active, metastasis is None, short),
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from contracts.base import InputUsed
+from contracts.hospital import DentalCare, TreatmentEvent
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
@@ -17,7 +18,6 @@ from services.systemic_planner.inputs import (
     Renal,
     SystemicState,
     VitaminD,
-    dental,
     future_dated,
     item,
 )
@@ -100,8 +100,17 @@ def _future_said(
 
 
 def prerequisites(
-    s: SystemicState, at: r.AsOf, renal: Renal, v: VitaminD, ca: Calcium, on_ar: dict[str, date]
+    s: SystemicState,
+    at: r.AsOf,
+    renal: Renal,
+    v: VitaminD,
+    ca: Calcium,
+    on_ar: dict[str, date],
+    events: list[tuple[TreatmentEvent, DentalCare]],
+    crisis_known: bool,
 ) -> Prerequisites:
+    """SYS-AR-PREREQ. `events`: the dental events (inputs.dental); `crisis_known`: a hypercalcaemia SRE is held. Of
+    `s` it reads the vitamin D and creatinine clearance tables only (domain.py keys its memo on those)."""
     checks: list[Check] = []
     inputs: list[InputUsed] = []
     # issue 25: each check memoised on what it reads (memo.py)
@@ -113,7 +122,6 @@ def prerequisites(
     for check, used in (vit_d_check, renal_check):
         checks.append(check)
         inputs += used
-    events = memo("dental", at, (s.treatments,), lambda: dental(s, at))
     assessments = [(e, d) for e, d in events if d.action == "assessment"]
     with_opg = [(e, d) for e, d in assessments if d.orthopantomogram]
     if with_opg:
@@ -177,7 +185,7 @@ def prerequisites(
         Check(name=c.name, status="waived", detail_fr=c.detail_fr + reason) if c.name in waived else c for c in checks
     ]
     # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) is no emergency
-    historical = bool(holding) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
+    historical = bool(holding) and not emergency and crisis_known
     severe = (
         v.fact is not None
         and v.fact.value is not None
