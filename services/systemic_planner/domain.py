@@ -31,6 +31,7 @@ from services.systemic_planner.dosing import (
     ar_start_item,
     correction_item,
     first_infusion,
+    orders_a_drug,
     renal_safety,
     sre_inputs_of,
     unidentified_item,
@@ -141,14 +142,17 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
             "vitamin_d_item", at, (vit_d, ca), lambda: (vitamin_d_item(vit_d, ca, at), supplements_fr(vit_d, ca, at))
         )
         items.append(vit_d_item)
+        # issue 25 (helper ZI): the oligometastatic status and the response are read only on the way to an order
+        ordering = orders_a_drug(kidney, prereq, hold, onj_blocks)
+        disease = (s.oligometastatic, s.response, s.oligo_missing) if ordering else (None, None, None)
         ar = memo(
             "antiresorptive",
             at,
-            (s.oligometastatic, s.response, s.oligo_missing, s.creatinine_clearance, kidney, prereq, hold),
+            (*disease, s.creatinine_clearance, kidney, prereq, hold),
             lambda: antiresorptive_item(
                 s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at, hold
             ),
-            (ar_key, ca.hold_supplements, supplements, onj_blocks),
+            (ar_key, ca.hold_supplements, supplements, onj_blocks, ordering),
         )
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it

@@ -10,6 +10,7 @@ from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import (
     DrugHistory,
     LabFact,
@@ -86,7 +87,7 @@ def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
         "SYS-REVIEW-2Y",
         "warning" if overdue else "info",
         "warning" if overdue else "info",
-        f"Réévaluation de l'anti-résorptif le {due:%d/%m/%Y}",
+        f"Réévaluation de l'anti-résorptif le {fr_date(due)}",
         t.review_text(since, due, overdue, first if first < since else None, drugs.ar_interrupted) + " " + ctx.text_fr,
         inputs=[
             InputUsed(name="antiresorptive_since", value=since.isoformat()),

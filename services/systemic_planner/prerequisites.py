@@ -12,6 +12,7 @@ from contracts.hospital import DentalCare, TreatmentEvent
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import (
     Calcium,
     LabFact,
@@ -81,7 +82,7 @@ def _renal_check(renal: Renal, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
     if renal.status == "stale":
         return Check(name="renal_function", status="to_do", detail_fr=t.renal_stale(renal.stale, at.recency)), used
     assert renal.value is not None  # current
-    detail = f"Clairance {crcl.shown()} mL/min le {crcl.occurred_at:%d/%m/%Y}."
+    detail = f"Clairance {crcl.shown()} mL/min le {fr_date(crcl.occurred_at)}."
     # issue 12: a censored clearance that settles neither the < 30 threshold nor the Tableau 2 band
     if renal.failure == "straddles" or r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator) is None:
         detail += " Résultat censuré : " + "; ".join(renal.censored_missing()) + "."
@@ -131,7 +132,7 @@ def prerequisites(
         if on_ar or at.today_le(valid_until):  # before the start, an assessment must be recent (SYS-AR-PREREQ)
             if not on_ar:
                 at.after_date(valid_until + timedelta(days=1))
-            detail = f"Bilan bucco-dentaire avec orthopantomogramme le {d.on:%d/%m/%Y}."
+            detail = f"Bilan bucco-dentaire avec orthopantomogramme le {fr_date(d.on)}."
             checks.append(Check(name="dental_assessment", status="done", detail_fr=detail))
         else:
             detail = t.dental_assessment_old(d.on, r.DENTAL_REVIEW_MONTHS)
