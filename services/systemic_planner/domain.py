@@ -36,7 +36,7 @@ from services.systemic_planner.dosing import (
     sre_inputs_of,
     unidentified_item,
 )
-from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
+from services.systemic_planner.follow_up import URGENT_SRES, denosumab_stop, oncology, osteonecrosis, review
 from services.systemic_planner.inputs import (
     LAB_TABLES,
     SystemicState,
@@ -181,15 +181,17 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(deno_stop)
     items += memo("renal_safety", at, (kidney,), lambda: renal_safety(kidney, drugs, za_planned), (za_planned, *active))
     items += onj_items
-    # issue 25 (helper HV): what SYS-ONCO reads: the drugs under way (their identity: `active`), whether a metastasis
-    # is known, the SREs and their currency, the estimate, and whether surgery is excluded (SURG-LE)
+    # issue 25 (helpers HV, ZI): what SYS-ONCO reads: the drugs under way (their identity: `active`), whether a
+    # metastasis or any SRE is known, the fractures and cord compressions and their currency, whether surgery is
+    # excluded (SURG-LE), and then only the estimate (cited)
     short = le.remaining is not None and surgery_excluded(le.remaining)
+    urgent = [f for f in s.sres.values() if f.value in URGENT_SRES]
     onco = memo(
         "oncology",
         at,
-        (s.sres, s.sre_currency, le.fact if short else None),  # the estimate is cited only when short (ZI)
+        (*urgent, *[s.sre_currency.get(str(f.event_id)) for f in urgent], le.fact if short else None),
         lambda: oncology(s, at, anticancer(drugs), metastasis, le),
-        (active, metastasis is None, short),
+        (active, metastasis is None, short, bool(s.sres), len(urgent)),
     )
     if onco is not None:
         items.append(onco)

@@ -165,16 +165,18 @@ def osteonecrosis(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> tuple[lis
     return [], False
 
 
+#: SYS-ONCO: the SREs that may call for an urgent local procedure while under way (issue 25, helper ZI: its memo,
+#: domain.py, is keyed on these and their currency)
+URGENT_SRES = ("cord_compression", "pathological_fracture")
+
+
 def oncology(
     s: SystemicState, at: r.AsOf, anticancer: list[str], metastasis: Fact[str] | None, le: LifeExpectancy
 ) -> PlanItem | None:
     if metastasis is None and not s.sres:
         return None
     recent = [
-        f
-        for f in s.sres.values()
-        if f.value in ("cord_compression", "pathological_fracture")
-        and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
+        f for f in s.sres.values() if f.value in URGENT_SRES and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
     ]
     short = le.remaining is not None and surgery_excluded(le.remaining)
     urgent = bool(recent) and not short

@@ -13,13 +13,15 @@ import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from contracts.clinical import SkeletalEvent
+from contracts.clinical import Score, SkeletalEvent
 from contracts.hospital import TreatmentEvent
 from contracts.plan import PlanItem
-from services.systemic_planner import memo
+from contracts.rules import RULESET_VERSION, cite
+from services.systemic_planner import dosing, memo
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
 from services.systemic_planner.fr import fr_date
+from services.systemic_planner.inputs import renal
 from services.systemic_planner.settings import SystemicSettings
 from tests.unit.histories import T0, World, _prologue
 
@@ -81,3 +83,54 @@ def test_a_drug_record_or_another_sre_does_not_remake_the_prerequisites() -> Non
     latest = {x.key: x for x in items}["prerequisites"]
     assert latest is not before["prerequisites"]
     assert "extraction_healing" in [c.name for c in latest.checks]
+
+
+def test_sys_onco_is_kept_for_an_sre_it_does_not_read_and_decided_again_for_a_fracture() -> None:
+    memo.clear()
+    w = World()
+    recency = SystemicSettings().as_of(T0).recency
+    s = SystemicState()
+    for e in _prologue(w):
+        s, _ = _decide(s, e, T0, recency)
+    now = T0 + timedelta(hours=1)
+    drug = {"kind": "systemic_drug", "drug": "carboplatin", "action": "started", "on": (T0 - timedelta(days=3)).date()}
+    s, items = _decide(s, TreatmentEvent.model_validate({**w.env(now), "treatment": drug}), now, recency)
+    before = {x.key: x for x in items}["oncology"]
+    for kind in ("radiotherapy_for_pain", "orthopaedic_surgery"):  # not read by SYS-ONCO
+        now += timedelta(hours=1)
+        sre = {**w.env(now, source="scoring"), "kind": kind, "rule_id": "CLASS-SRE", "evidence": []}
+        s, items = _decide(s, SkeletalEvent.model_validate(sre), now, recency)
+        assert {x.key: x for x in items}["oncology"] is before, kind
+    now += timedelta(hours=1)
+    sre = {**w.env(now, source="scoring"), "kind": "cord_compression", "rule_id": "CLASS-SRE", "evidence": []}
+    s, items = _decide(s, SkeletalEvent.model_validate(sre), now, recency)
+    after = {x.key: x for x in items}["oncology"]
+    assert after is not before and "sre:cord_compression" in [i.name for i in after.inputs]
+
+
+def test_the_anti_resorptive_item_reads_the_oligometastatic_status_only_on_the_way_to_an_order() -> None:
+    memo.clear()
+    w = World()
+    recency = SystemicSettings().as_of(T0).recency
+    s = SystemicState()
+    for e in _prologue(w):  # no creatinine clearance: no molecule can be chosen (SYS-ZA-DOSE), no order
+        s, items = _decide(s, e, T0, recency)
+    before = {x.key: x for x in items}["antiresorptive"]
+    assert not before.orders
+    now = T0 + timedelta(hours=1)
+    score = {
+        **w.env(now, source="scoring"),
+        "score": "oligometastatic",
+        "subject": "patient",
+        "total": None,
+        "complete": True,
+        "band": "oligometastatic",
+        "components": [],
+        "rule_ids": ["CLASS-OLIGO"],
+        "ruleset_version": RULESET_VERSION,
+        "text_fr": "x",
+        "citation": cite("CLASS-OLIGO").model_dump(),
+    }
+    s, items = _decide(s, Score.model_validate(score), now, recency)
+    assert {x.key: x for x in items}["antiresorptive"] is before
+    assert not dosing.orders_a_drug(renal(s, r.AsOf(now=now, recency=recency)), None, None, False)
