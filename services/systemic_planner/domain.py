@@ -31,17 +31,19 @@ from services.systemic_planner.dosing import (
     ar_start_item,
     correction_item,
     first_infusion,
+    orders_a_drug,
     renal_safety,
     sre_inputs_of,
     unidentified_item,
 )
-from services.systemic_planner.follow_up import denosumab_stop, oncology, osteonecrosis, review
+from services.systemic_planner.follow_up import URGENT_SRES, denosumab_stop, oncology, osteonecrosis, review
 from services.systemic_planner.inputs import (
     LAB_TABLES,
     SystemicState,
     bone_metastasis,
     calcium,
     corrections,
+    dental,
     drug_history,
     life_expectancy,
     merge,
@@ -91,7 +93,10 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     to_check = corrections(s)
     holding = tuple(c for c in to_check if c.holds_start)
     kidney = memo("renal", at, (s.creatinine_clearance,), lambda: renal(s, at))
-    ca = memo("calcium", at, (s.corrected_calcium, s.sres, s.sre_currency), lambda: calcium(s, at))
+    # issue 25 (helper ZI): calcium reads of the SREs only the hypercalcaemias and their currency (LAB-CA-CRISIS)
+    crises = [f for f in s.sres.values() if f.value == "hypercalcaemia"]
+    currency = [s.sre_currency.get(str(f.event_id)) for f in crises]
+    ca = memo("calcium", at, (s.corrected_calcium, *crises, *currency), lambda: calcium(s, at), (len(crises),))
     # second review: in a current hypercalcaemic crisis (L302-306) the start and its order do not wait for the check
     # ("sauf urgence", L799, L1267); outside one, they do
     hold = (
@@ -121,21 +126,33 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     if decision.outcome in ("start", "already_treated"):
         loading = drugs.runs.get("cholecalciferol")
         vit_d = memo("vitamin_d", at, (s.vitamin_d,), lambda: vitamin_d(s, drugs, at), (loading,))
-        reads = (s.vitamin_d, s.creatinine_clearance, s.treatments, s.sres, kidney, vit_d, ca)
-        prereq = memo("prerequisites", at, reads, lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar), ar_key)
+        # issue 25 (helper ZI): of the treatments the prerequisites read the dental events (SYS-AR-PREREQ), of the
+        # SREs whether a hypercalcaemia is known: keyed on those, a drug record or another SRE does not remake them
+        dental_events = memo("dental", at, (s.treatments,), lambda: dental(s, at))
+        reads = (s.vitamin_d, s.creatinine_clearance, kidney, vit_d, ca, *(e for e, _ in dental_events))
+        prereq = memo(
+            "prerequisites",
+            at,
+            reads,
+            lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar, dental_events, bool(crises)),
+            (ar_key, len(dental_events), bool(crises)),
+        )
         items.append(prereq.item)
         vit_d_item, supplements = memo(
             "vitamin_d_item", at, (vit_d, ca), lambda: (vitamin_d_item(vit_d, ca, at), supplements_fr(vit_d, ca, at))
         )
         items.append(vit_d_item)
+        # issue 25 (helper ZI): the oligometastatic status and the response are read only on the way to an order
+        ordering = orders_a_drug(kidney, prereq, hold, onj_blocks)
+        disease = (s.oligometastatic, s.response, s.oligo_missing) if ordering else (None, None, None)
         ar = memo(
             "antiresorptive",
             at,
-            (s.oligometastatic, s.response, s.oligo_missing, s.creatinine_clearance, kidney, prereq, hold),
+            (*disease, s.creatinine_clearance, kidney, prereq, hold),
             lambda: antiresorptive_item(
                 s, kidney, on_ar, prereq, ca.hold_supplements, supplements, onj_blocks, at, hold
             ),
-            (ar_key, ca.hold_supplements, supplements, onj_blocks),
+            (ar_key, ca.hold_supplements, supplements, onj_blocks, ordering),
         )
         items.append(ar)
         za_planned = any(o.drug == "zoledronic_acid" for o in ar.orders)  # only this item orders it
@@ -164,15 +181,17 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(deno_stop)
     items += memo("renal_safety", at, (kidney,), lambda: renal_safety(kidney, drugs, za_planned), (za_planned, *active))
     items += onj_items
-    # issue 25 (helper HV): what SYS-ONCO reads: the drugs under way (their identity: `active`), whether a metastasis
-    # is known, the SREs and their currency, the estimate, and whether surgery is excluded (SURG-LE)
+    # issue 25 (helpers HV, ZI): what SYS-ONCO reads: the drugs under way (their identity: `active`), whether a
+    # metastasis or any SRE is known, the fractures and cord compressions and their currency, whether surgery is
+    # excluded (SURG-LE), and then only the estimate (cited)
     short = le.remaining is not None and surgery_excluded(le.remaining)
+    urgent = [f for f in s.sres.values() if f.value in URGENT_SRES]
     onco = memo(
         "oncology",
         at,
-        (s.sres, s.sre_currency, le.fact),
+        (*urgent, *[s.sre_currency.get(str(f.event_id)) for f in urgent], le.fact if short else None),
         lambda: oncology(s, at, anticancer(drugs), metastasis, le),
-        (active, metastasis is None, short),
+        (active, metastasis is None, short, bool(s.sres), len(urgent)),
     )
     if onco is not None:
         items.append(onco)

@@ -15,6 +15,7 @@ from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import (
     CorrectionToCheck,
     DrugHistory,
@@ -100,7 +101,7 @@ def correction_item(c: CorrectionToCheck) -> PlanItem:
         "SYS-AR-START",
         "to_do",
         "warning",
-        f"Correction à vérifier : {names} du {c.on:%d/%m/%Y}",
+        f"Correction à vérifier : {names} du {fr_date(c.on)}",
         text,
         inputs=[InputUsed(name=name, value=c.on.isoformat(), source_event_id=c.event.event_id)],
         missing=[c.missing],
@@ -196,6 +197,20 @@ def _waive(order: MedicationOrder, waived: tuple[str, ...], waiver_fr: str) -> M
     )
 
 
+def orders_a_drug(renal: Renal, prereq: Prerequisites | None, hold: Hold | None, onj_blocks: bool) -> bool:
+    """`antiresorptive_item` goes past its refusals to the molecule, and only then reads the oligometastatic status
+    and the response (SYS-DENO, SYS-ZA-DOSE, SYS-SCHEDULE): no osteonecrosis (SYS-ONJ), no hold (issue 18 review)
+    outside an emergency, a current clearance that settles 30 mL/min (issue 12). Issue 25 (helper ZI): its memo is
+    keyed on those two facts only then."""
+    emergency = prereq is not None and prereq.emergency
+    return (
+        not onj_blocks
+        and (hold is None or emergency)
+        and renal.status not in ("unknown", "not_computable", "stale")
+        and renal.failure not in ("straddles", "below")
+    )
+
+
 def antiresorptive_item(
     s: SystemicState,
     renal: Renal,
@@ -275,6 +290,7 @@ def antiresorptive_item(
             what_would_change_fr="Un avis spécialisé décide d'un éventuel anti-résorptif ; l'acide zolédronique "
             "redevient possible si la clairance atteint 30 mL/min.",
         )
+    assert orders_a_drug(renal, prereq, hold, onj_blocks)  # the memo's key (domain.py) reads them from here on
     oligo = s.oligometastatic
     if oligo is not None:
         inputs.append(oligo.used("oligometastatic_status"))
@@ -426,6 +442,8 @@ def renal_safety(renal: Renal, drugs: DrugHistory, za_planned: bool) -> list[Pla
     items: list[PlanItem] = []
     chemo = sorted(d for d in drugs.active if d in r.NEPHROTOXIC_CHEMO)
     bisphosphonate = za_planned or any(d in r.BISPHOSPHONATES for d in drugs.active)
+    if not (chemo and bisphosphonate) and (renal.crcl is None or renal.failure not in ("straddles", "below")):
+        return items  # issue 25 (helper ZI): no item, so no inputs to make (most events)
     inputs = [InputUsed(name="active_drug", value=d) for d in sorted(drugs.active)]
     if renal.crcl is not None:
         inputs.append(renal.crcl.used("creatinine_clearance", "mL/min"))

@@ -10,6 +10,7 @@ from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import (
     DrugHistory,
     LabFact,
@@ -86,7 +87,7 @@ def review(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> PlanItem | None:
         "SYS-REVIEW-2Y",
         "warning" if overdue else "info",
         "warning" if overdue else "info",
-        f"Réévaluation de l'anti-résorptif le {due:%d/%m/%Y}",
+        f"Réévaluation de l'anti-résorptif le {fr_date(due)}",
         t.review_text(since, due, overdue, first if first < since else None, drugs.ar_interrupted) + " " + ctx.text_fr,
         inputs=[
             InputUsed(name="antiresorptive_since", value=since.isoformat()),
@@ -164,16 +165,18 @@ def osteonecrosis(s: SystemicState, at: r.AsOf, drugs: DrugHistory) -> tuple[lis
     return [], False
 
 
+#: SYS-ONCO: the SREs that may call for an urgent local procedure while under way (issue 25, helper ZI: its memo,
+#: domain.py, is keyed on these and their currency)
+URGENT_SRES = ("cord_compression", "pathological_fracture")
+
+
 def oncology(
     s: SystemicState, at: r.AsOf, anticancer: list[str], metastasis: Fact[str] | None, le: LifeExpectancy
 ) -> PlanItem | None:
     if metastasis is None and not s.sres:
         return None
     recent = [
-        f
-        for f in s.sres.values()
-        if f.value in ("cord_compression", "pathological_fracture")
-        and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
+        f for f in s.sres.values() if f.value in URGENT_SRES and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)
     ]
     short = le.remaining is not None and surgery_excluded(le.remaining)
     urgent = bool(recent) and not short

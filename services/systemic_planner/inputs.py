@@ -31,6 +31,7 @@ from contracts.hospital import (
 from contracts.plan import PlanItem
 from contracts.rules import cite
 from services.systemic_planner import rules as r
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.memo import memo
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical import censored
@@ -498,10 +499,10 @@ def renal(s: SystemicState, at: r.AsOf) -> Renal:
     stale: list[str] = []
     missing: list[str] = []
     if not at.is_current(crcl.occurred_at, w.creatinine):
-        stale.append(f"créatininémie du {crcl.occurred_at:%d/%m/%Y}")
+        stale.append(f"créatininémie du {fr_date(crcl.occurred_at)}")
         missing.append(f"creatinine measured within {w.creatinine.days} days")
     if crcl.weight_at is None or not at.is_current(crcl.weight_at, w.weight):
-        when = f"du {crcl.weight_at:%d/%m/%Y}" if crcl.weight_at else "sans date de pesée"
+        when = f"du {fr_date(crcl.weight_at)}" if crcl.weight_at else "sans date de pesée"
         stale.append(f"poids {when}")
         missing.append(f"weight measured within {w.weight.days} days")
     if stale:

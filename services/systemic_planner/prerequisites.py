@@ -8,16 +8,17 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from contracts.base import InputUsed
+from contracts.hospital import DentalCare, TreatmentEvent
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import (
     Calcium,
     LabFact,
     Renal,
     SystemicState,
     VitaminD,
-    dental,
     future_dated,
     item,
 )
@@ -81,7 +82,7 @@ def _renal_check(renal: Renal, at: r.AsOf) -> tuple[Check, list[InputUsed]]:
     if renal.status == "stale":
         return Check(name="renal_function", status="to_do", detail_fr=t.renal_stale(renal.stale, at.recency)), used
     assert renal.value is not None  # current
-    detail = f"Clairance {crcl.shown()} mL/min le {crcl.occurred_at:%d/%m/%Y}."
+    detail = f"Clairance {crcl.shown()} mL/min le {fr_date(crcl.occurred_at)}."
     # issue 12: a censored clearance that settles neither the < 30 threshold nor the Tableau 2 band
     if renal.failure == "straddles" or r.zoledronic_acid_dose_bounded(renal.value, crcl.comparator) is None:
         detail += " Résultat censuré : " + "; ".join(renal.censored_missing()) + "."
@@ -100,8 +101,17 @@ def _future_said(
 
 
 def prerequisites(
-    s: SystemicState, at: r.AsOf, renal: Renal, v: VitaminD, ca: Calcium, on_ar: dict[str, date]
+    s: SystemicState,
+    at: r.AsOf,
+    renal: Renal,
+    v: VitaminD,
+    ca: Calcium,
+    on_ar: dict[str, date],
+    events: list[tuple[TreatmentEvent, DentalCare]],
+    crisis_known: bool,
 ) -> Prerequisites:
+    """SYS-AR-PREREQ. `events`: the dental events (inputs.dental); `crisis_known`: a hypercalcaemia SRE is held. Of
+    `s` it reads the vitamin D and creatinine clearance tables only (domain.py keys its memo on those)."""
     checks: list[Check] = []
     inputs: list[InputUsed] = []
     # issue 25: each check memoised on what it reads (memo.py)
@@ -113,7 +123,6 @@ def prerequisites(
     for check, used in (vit_d_check, renal_check):
         checks.append(check)
         inputs += used
-    events = memo("dental", at, (s.treatments,), lambda: dental(s, at))
     assessments = [(e, d) for e, d in events if d.action == "assessment"]
     with_opg = [(e, d) for e, d in assessments if d.orthopantomogram]
     if with_opg:
@@ -123,7 +132,7 @@ def prerequisites(
         if on_ar or at.today_le(valid_until):  # before the start, an assessment must be recent (SYS-AR-PREREQ)
             if not on_ar:
                 at.after_date(valid_until + timedelta(days=1))
-            detail = f"Bilan bucco-dentaire avec orthopantomogramme le {d.on:%d/%m/%Y}."
+            detail = f"Bilan bucco-dentaire avec orthopantomogramme le {fr_date(d.on)}."
             checks.append(Check(name="dental_assessment", status="done", detail_fr=detail))
         else:
             detail = t.dental_assessment_old(d.on, r.DENTAL_REVIEW_MONTHS)
@@ -177,7 +186,7 @@ def prerequisites(
         Check(name=c.name, status="waived", detail_fr=c.detail_fr + reason) if c.name in waived else c for c in checks
     ]
     # a hypercalcaemia that is not current (a late value older than a newer normal one, or too old) is no emergency
-    historical = bool(holding) and not emergency and any(f.value == "hypercalcaemia" for f in s.sres.values())
+    historical = bool(holding) and not emergency and crisis_known
     severe = (
         v.fact is not None
         and v.fact.value is not None

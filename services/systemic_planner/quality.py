@@ -14,6 +14,7 @@ from contracts.care import BoneBiopsy, CareEvent, PathwayStep
 from contracts.plan import Check, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts_quality as t
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import SystemicState, item
 
 #: QUAL-PATHWAY: what every patient should be offered (L1-57), in the text's order.
@@ -292,7 +293,7 @@ def bone_biopsy(s: SystemicState, at: r.AsOf) -> PlanItem | None:
             "MOL-BIOPSY",
             "recommended",
             "info",
-            f"Biopsie osseuse prévue le {b.on:%d/%m/%Y} : conditionnement pour la biologie moléculaire",
+            f"Biopsie osseuse prévue le {fr_date(b.on)} : conditionnement pour la biologie moléculaire",
             t.biopsy_planned_text(b.context == "tki_resistance"),
             inputs=used,
         )

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from contracts.plan import Check
 from services.systemic_planner import rules as r
+from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LifeExpectancy
 
 DRUG_FR = {
@@ -21,7 +22,7 @@ def survival(le: LifeExpectancy) -> str:
     inputs (life_expectancy_remaining), not in the text, so that time passing alone changes no published text."""
     if le.fact is None:
         return "espérance de vie non estimée"
-    return f"estimation du {le.fact.occurred_at:%d/%m/%Y} : {le.fact.value:g} mois"
+    return f"estimation du {fr_date(le.fact.occurred_at)} : {le.fact.value:g} mois"
 
 
 def ar_start(
@@ -35,19 +36,19 @@ def ar_start(
     if d.outcome == "stopped_after_review":
         assert review_stop is not None
         text = (
-            f"Anti-résorptif arrêté le {review_stop:%d/%m/%Y}, après au moins 2 ans de traitement : les événements "
+            f"Anti-résorptif arrêté le {fr_date(review_stop)}, après au moins 2 ans de traitement : les événements "
             "osseux antérieurs à cet arrêt ne justifient pas de le reprendre. Un nouvel événement osseux ferait "
             "rediscuter la reprise."
         )
         if relay is not None:
             text += (
-                f" L'acide zolédronique débuté le {relay:%d/%m/%Y} est le relais de fin de séquence du dénosumab "
+                f" L'acide zolédronique débuté le {fr_date(relay)} est le relais de fin de séquence du dénosumab "
                 f"(prévention de l'effet rebond), pas une reprise du traitement ; poursuivi au-delà de "
                 f"{r.DENO_RELAY_WINDOW_MONTHS} mois après l'arrêt du dénosumab, il serait compté comme une reprise."
             )
         return ("not_indicated", "info", "Anti-résorptif arrêté après la réévaluation des 2 ans", text)
     if d.outcome == "already_treated":
-        drugs = ", ".join(f"{DRUG_FR.get(k, k)} depuis le {v:%d/%m/%Y}" for k, v in sorted(on_ar.items()))
+        drugs = ", ".join(f"{DRUG_FR.get(k, k)} depuis le {fr_date(v)}" for k, v in sorted(on_ar.items()))
         return "done", "info", "Anti-résorptif en cours", f"Traitement anti-résorptif en cours : {drugs}."
     if d.outcome == "start" and d.trigger == "sre":
         return (
@@ -136,7 +137,7 @@ def unidentified_text(name: str, atc: str | None, since: date, conflict: bool) -
         "substances sur une même ligne, à enregistrer séparément)"
     )
     return (
-        f"{name}{code}, en cours ou administré depuis le {since:%d/%m/%Y}, n'est pas identifié : {why}. Il n'est "
+        f"{name}{code}, en cours ou administré depuis le {fr_date(since)}, n'est pas identifié : {why}. Il n'est "
         "donc compté ni comme anti-résorptif, ni comme néphrotoxique, ni comme ITK, ni comme traitement "
         "anticancéreux. Vérifier de quoi il s'agit et l'enregistrer sous sa DCI (avec un code ATC concordant)."
     )
@@ -144,7 +145,7 @@ def unidentified_text(name: str, atc: str | None, since: date, conflict: bool) -
 
 def correction_text(names: str, on: date) -> str:
     return (
-        f"L'enregistrement de {names} du {on:%d/%m/%Y} avait été corrigé, puis la version corrigée a été déclarée "
+        f"L'enregistrement de {names} du {fr_date(on)} avait été corrigé, puis la version corrigée a été déclarée "
         "saisie par erreur. L'enregistrement d'origine n'est pas repris automatiquement : vérifier si ce "
         "traitement a été administré, et l'enregistrer de nouveau s'il l'a été."
     )
@@ -153,15 +154,15 @@ def correction_text(names: str, on: date) -> str:
 def correction_reason(names: str, on: date, in_force: bool) -> str:
     """What is to check, in a sentence naming several (Hold)."""
     if in_force:
-        return f"l'enregistrement de {names} du {on:%d/%m/%Y} (une version antérieure déclarée saisie par erreur)"
-    return f"la correction annulée de {names} du {on:%d/%m/%Y}"
+        return f"l'enregistrement de {names} du {fr_date(on)} (une version antérieure déclarée saisie par erreur)"
+    return f"la correction annulée de {names} du {fr_date(on)}"
 
 
 def superseded_error_text(names: str, on: date) -> str:
     """Second review: an entered-in-error names a version of a drug record already replaced by a later one."""
     return (
         f"Une version antérieure, déjà remplacée, de l'enregistrement de {names} a été déclarée saisie par erreur. "
-        f"La version en vigueur ({names} du {on:%d/%m/%Y}) reste prise en compte : vérifier qu'elle est exacte, ou "
+        f"La version en vigueur ({names} du {fr_date(on)}) reste prise en compte : vérifier qu'elle est exacte, ou "
         "la déclarer elle-même saisie par erreur si ce traitement n'a pas eu lieu."
     )
 
@@ -183,14 +184,14 @@ def vit_d_check(shown: str, value: float, at: datetime, loading_ends: date | Non
     elif value >= r.VITD_DEFICIENCY_NG_ML:
         state = "insuffisance ; recharge différée (hypercalcémie)" if held else "insuffisance, recharge en parallèle"
     else:
-        state = f"carence corrigée (recharge terminée le {loading_ends:%d/%m/%Y})" if loading_ends else "corrigée"
-    return f"25-OH vitamine D {shown} ng/mL le {at:%d/%m/%Y} : {state}."
+        state = f"carence corrigée (recharge terminée le {fr_date(loading_ends)})" if loading_ends else "corrigée"
+    return f"25-OH vitamine D {shown} ng/mL le {fr_date(at)} : {state}."
 
 
 def vit_d_censored(shown: str, at: datetime) -> str:
     """Issue 12: a censored 25-OH vitamin D whose bound spans two bands of the scheme (L849-855, Tableau 1)."""
     return (
-        f"25-OH vitamine D {shown} ng/mL le {at:%d/%m/%Y} : résultat censuré (une borne, pas une valeur exacte) qui "
+        f"25-OH vitamine D {shown} ng/mL le {fr_date(at)} : résultat censuré (une borne, pas une valeur exacte) qui "
         "ne situe pas le taux dans une seule tranche (< 20, 20 à 30, 30 à 70, > 70 ng/mL) : données insuffisantes, "
         "doser une valeur exacte."
     )
@@ -208,18 +209,18 @@ def calcium_censored_text(reported: str) -> str:
 def vit_d_deficiency_check(
     value: str, at: datetime, loading_ends: date | None, held: bool, stopped: date | None = None
 ) -> str:
-    head = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y} : carence (< 20 ng/mL) à corriger avant de débuter"
+    head = f"25-OH vitamine D {value} ng/mL le {fr_date(at)} : carence (< 20 ng/mL) à corriger avant de débuter"
     if held:
         return head + " ; correction différée tant que la calcémie corrigée n'est pas normale."
     if stopped is not None:
-        return head + f" ; recharge arrêtée le {stopped:%d/%m/%Y} avant ses 8 semaines : non faite, à reprendre."
+        return head + f" ; recharge arrêtée le {fr_date(stopped)} avant ses 8 semaines : non faite, à reprendre."
     if loading_ends is not None:
-        return head + f" ; recharge en cours, terminée le {loading_ends:%d/%m/%Y}."
+        return head + f" ; recharge en cours, terminée le {fr_date(loading_ends)}."
     return head + " : recharge de 8 semaines (voir vitamine D)."
 
 
 def vit_d_stale(at: datetime, days: int) -> str:
-    return f"25-OH vitamine D du {at:%d/%m/%Y}, datant de plus de {days} jours : à redoser."
+    return f"25-OH vitamine D du {fr_date(at)}, datant de plus de {days} jours : à redoser."
 
 
 def renal_stale(stale: tuple[str, ...], recency: r.Recency) -> str:
@@ -239,18 +240,18 @@ def stale_renal_order_text(stale: tuple[str, ...]) -> str:
 def extraction_check(on: date, lo: date, hi: date, cleared: date | None) -> str:
     if cleared is not None:
         return (
-            f"Extraction du {on:%d/%m/%Y} : accord du dentiste le {cleared:%d/%m/%Y} ; début possible à partir du "
-            f"{lo:%d/%m/%Y} (au moins 3 semaines après l'extraction)."
+            f"Extraction du {fr_date(on)} : accord du dentiste le {fr_date(cleared)} ; début possible à partir du "
+            f"{fr_date(lo)} (au moins 3 semaines après l'extraction)."
         )
     return (
-        f"Extraction du {on:%d/%m/%Y} : débuter après cicatrisation et accord du dentiste, au plus tôt 3 semaines "
-        f"à 1 mois après (entre le {lo:%d/%m/%Y} et le {hi:%d/%m/%Y})."
+        f"Extraction du {fr_date(on)} : débuter après cicatrisation et accord du dentiste, au plus tôt 3 semaines "
+        f"à 1 mois après (entre le {fr_date(lo)} et le {fr_date(hi)})."
     )
 
 
 def dental_assessment_old(on: date, months: int) -> str:
     return (
-        f"Bilan bucco-dentaire du {on:%d/%m/%Y}, datant de plus de {months} mois : à refaire avec un "
+        f"Bilan bucco-dentaire du {fr_date(on)}, datant de plus de {months} mois : à refaire avec un "
         "orthopantomogramme avant de débuter."
     )
 
@@ -259,8 +260,8 @@ def dental_review(due: date | None, overdue: bool = False) -> str:
     if due is None:
         return "Suivi bucco-dentaire semestriel : aucun bilan enregistré, en programmer un."
     if overdue:
-        return f"Suivi bucco-dentaire semestriel : contrôle en retard (prévu avant le {due:%d/%m/%Y}), le programmer."
-    return f"Suivi bucco-dentaire semestriel : prochain contrôle avant le {due:%d/%m/%Y}."
+        return f"Suivi bucco-dentaire semestriel : contrôle en retard (prévu avant le {fr_date(due)}), le programmer."
+    return f"Suivi bucco-dentaire semestriel : prochain contrôle avant le {fr_date(due)}."
 
 
 def prereq_title(emergency: bool, on_ar: dict[str, date]) -> str:
@@ -382,9 +383,9 @@ def calcium_advice(known: bool, days: int) -> str:
 
 
 def vit_d_loading_text(value: str, since: date, ends: date, under_way: bool, known: bool, days: int) -> str:
-    state = f"en cours jusqu'au {ends:%d/%m/%Y}" if under_way else f"terminée le {ends:%d/%m/%Y}"
+    state = f"en cours jusqu'au {fr_date(ends)}" if under_way else f"terminée le {fr_date(ends)}"
     return (
-        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, {state} ; "
+        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {fr_date(since)}, {state} ; "
         "puis entretien à 50 000 UI par mois. " + calcium_advice(known, days)
     )
 
@@ -392,15 +393,15 @@ def vit_d_loading_text(value: str, since: date, ends: date, under_way: bool, kno
 def vit_d_interrupted_text(value: str, since: date, stopped: date, weeks: int, known: bool, days: int) -> str:
     """SYS-VITD-CORR (L849-855): a loading stopped before its weekly doses were all given is not a correction."""
     return (
-        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {since:%d/%m/%Y}, arrêtée le "
-        f"{stopped:%d/%m/%Y}, avant la fin de ses {weeks} semaines ({weeks} prises hebdomadaires de 50 000 UI) : "
+        f"25-OH vitamine D {value} ng/mL : recharge en cholécalciférol débutée le {fr_date(since)}, arrêtée le "
+        f"{fr_date(stopped)}, avant la fin de ses {weeks} semaines ({weeks} prises hebdomadaires de 50 000 UI) : "
         "la carence n'est pas considérée comme corrigée. Reprendre le schéma complet (sauf raison d'arrêt à "
         "vérifier, par exemple une hypercalcémie), puis entretien à 50 000 UI par mois. " + calcium_advice(known, days)
     )
 
 
 def vit_d_high_text(value: str, at: datetime, intoxication: bool, hypercalcaemia: bool) -> str:
-    text = f"25-OH vitamine D {value} ng/mL le {at:%d/%m/%Y}, "
+    text = f"25-OH vitamine D {value} ng/mL le {fr_date(at)}, "
     if intoxication:
         text += (
             f"au-dessus de {r.VITD_INTOXICATION_NG_ML:g} ng/mL : intoxication à la vitamine D possible (Tableau 1). "
@@ -560,8 +561,8 @@ def review_text(
 ) -> str:
     head = "Réévaluation due : " if overdue else "À prévoir : "
     text = (
-        f"{head}après 2 ans de traitement anti-résorptif cumulé (débuté le {since:%d/%m/%Y}), réévaluer le statut "
-        f"osseux le {due:%d/%m/%Y} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, "
+        f"{head}après 2 ans de traitement anti-résorptif cumulé (débuté le {fr_date(since)}), réévaluer le statut "
+        f"osseux le {fr_date(due)} avec un avis spécialisé : nouveaux événements osseux, risque fracturaire, "
         "remontée des CTX, face aux risques d'hypocalcémie et d'ostéonécrose de la mâchoire (plus fréquente après "
         "24 mois ; tabac et alcool l'aggravent)."
     )
@@ -572,7 +573,7 @@ def review_text(
         )
     if earlier_since is not None:
         text += (
-            f" Un traitement anti-résorptif antérieur (premier début le {earlier_since:%d/%m/%Y}), suivi d'une "
+            f" Un traitement anti-résorptif antérieur (premier début le {fr_date(earlier_since)}), suivi d'une "
             f"interruption de {r.AR_FRESH_COUNT_GAP_MONTHS} mois ou plus, n'entre pas dans ce compte ; en tenir "
             "compte dans l'évaluation du risque d'ostéonécrose."
         )
@@ -581,7 +582,7 @@ def review_text(
 
 def deno_stop_text(stopped: date, low_crcl: bool) -> str:
     text = (
-        f"Dénosumab arrêté le {stopped:%d/%m/%Y} : prévoir une ou plusieurs perfusions d'acide zolédronique pour "
+        f"Dénosumab arrêté le {fr_date(stopped)} : prévoir une ou plusieurs perfusions d'acide zolédronique pour "
         "éviter l'effet rebond de la résorption osseuse, selon un plan établi avec un spécialiste "
         "(onco-rhumatologue), avec surveillance des CTX."
     )
@@ -633,31 +634,31 @@ def jaw_exposure_text(weeks: float, reassess: date) -> str:
     return (
         f"Os exposé dans la région maxillo-faciale depuis {weeks:g} semaine(s), sous ou après anti-résorptif : ce "
         "n'est pas encore une ostéonécrose (il faut plus de 8 semaines malgré un traitement adapté), mais un avis "
-        f"dentaire ou stomatologique rapide est nécessaire. Réévaluer au plus tard le {reassess:%d/%m/%Y}."
+        f"dentaire ou stomatologique rapide est nécessaire. Réévaluer au plus tard le {fr_date(reassess)}."
     )
 
 
 def ctx_missing(since: date | None) -> str:
-    after = f" depuis le {since:%d/%m/%Y}" if since else ""
+    after = f" depuis le {fr_date(since)}" if since else ""
     return f"Aucun CTX sérique{after} : le doser (à jeun, avant 9 h) pour suivre la résorption osseuse."
 
 
 def ctx_not_interpretable(at: datetime, notes: list[str]) -> str:
     why = f" ({' '.join(notes)})" if notes else ""
-    return f"CTX sérique du {at:%d/%m/%Y} non interprétable{why} : le refaire à jeun, avant 9 h."
+    return f"CTX sérique du {fr_date(at)} non interprétable{why} : le refaire à jeun, avant 9 h."
 
 
 def ctx_stale(value: str, at: datetime, days: int) -> str:
-    return f"Dernier CTX sérique ({value} pg/mL le {at:%d/%m/%Y}) de plus de {days} jours : le redoser."
+    return f"Dernier CTX sérique ({value} pg/mL le {fr_date(at)}) de plus de {days} jours : le redoser."
 
 
 def ctx_text(value: str, at: datetime, previous: tuple[str, datetime, bool | None] | None) -> str:
     """`value`s as reported (a censored one with its comparator); the trend is None when a bound leaves it open."""
-    text = f"CTX sérique {value} pg/mL le {at:%d/%m/%Y}"
+    text = f"CTX sérique {value} pg/mL le {fr_date(at)}"
     if previous is not None:
         prev_value, prev_at, rising = previous
         trend = {True: "en hausse", False: "sans hausse", None: "évolution indéterminée (résultat censuré)"}[rising]
-        text += f", {trend} par rapport au {prev_at:%d/%m/%Y} ({prev_value} pg/mL)"
+        text += f", {trend} par rapport au {fr_date(prev_at)} ({prev_value} pg/mL)"
     return text + "."
 
 

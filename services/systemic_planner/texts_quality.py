@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts.care import PathwayStep
+from services.systemic_planner.fr import fr_date
 
 # ---- QUAL-PATHWAY and MOL-BIOPSY ---------------------------------------------------------------------------------
 PATHWAY_FR = {
@@ -21,19 +22,19 @@ _PATHWAY_STATUS_FR = {"done": "fait", "to_do": "à faire", "declined": "refusé"
 
 
 def pathway_line(name: str, step: PathwayStep) -> str:
-    return f"{PATHWAY_FR[name]} : {_PATHWAY_STATUS_FR[step.status]} le {step.on:%d/%m/%Y}."
+    return f"{PATHWAY_FR[name]} : {_PATHWAY_STATUS_FR[step.status]} le {fr_date(step.on)}."
 
 
 def pathway_not_waivable(name: str, step: PathwayStep) -> str:
     return (
-        f"{PATHWAY_FR[name]} : noté « sans objet » le {step.on:%d/%m/%Y}, mais le référentiel le prévoit de façon "
+        f"{PATHWAY_FR[name]} : noté « sans objet » le {fr_date(step.on)}, mais le référentiel le prévoit de façon "
         "systématique pour tout patient : à proposer ou à réaliser (un refus du patient est enregistré comme tel)."
     )
 
 
 def pathway_not_declinable(name: str, step: PathwayStep) -> str:
     return (
-        f"{PATHWAY_FR[name]} : noté « refusé » le {step.on:%d/%m/%Y}, mais la discussion pluridisciplinaire de la "
+        f"{PATHWAY_FR[name]} : noté « refusé » le {fr_date(step.on)}, mais la discussion pluridisciplinaire de la "
         "prise en charge incombe à l'équipe soignante et ne dépend pas de l'accord du patient : à organiser (le "
         "refus d'un traitement proposé s'enregistre sur ce traitement)."
     )
