@@ -143,7 +143,7 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
             first = min(first, time.process_time() - t)
             gc.collect()
             elapsed = 0.0
-            per_topic: Counter[str] = Counter()
+            per_topic: dict[str, float] = {}
             for rec in records:
                 replay.now = datetime.fromtimestamp(rec.timestamp / 1000, UTC)  # the services' clock (replay.py)
                 sub = service.subscriptions[rec.topic]
@@ -159,7 +159,7 @@ def measure(replay: Replay, name: str, stream: Stream, window: int, repeats: int
                 state.model_dump_json()
                 spent = time.process_time() - t
                 elapsed += spent
-                per_topic[rec.topic] += spent
+                per_topic[rec.topic] = per_topic.get(rec.topic, 0.0) + spent
             best = min(best, elapsed / len(records))
             for topic, spent in per_topic.items():
                 kinds[topic] = min(kinds.get(topic, float("inf")), spent / counts[topic])
