@@ -41,8 +41,6 @@ def next_due(
         i = bisect.bisect_right(keys, after)
         if i < len(keys):
             firsts.append(moments[i])
-    if firsts:
-        windows.append(min(firsts))
     parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
         ("labs", s.labs, _lab_times),
         ("assessment", s.assessment, _assessment_times),
@@ -52,6 +50,10 @@ def next_due(
         i = bisect.bisect_right(wk, after)  # the first with t + _AFTER > now
         if i < len(w):
             windows.append(w[i])
+        if name == "labs" and firsts:
+            # the lesions' between the labs' and the assessment's, as `_scanned`: `min` keeps the first of equal
+            # instants, so on a tie the deadline keeps that part's offset (review RZH: the stored bytes)
+            windows.append(min(firsts))
         j = bisect.bisect_right(ck, at)  # Remaining.next_crossing: the first strictly after now
         if j < len(c):
             crossings.append(c[j])
