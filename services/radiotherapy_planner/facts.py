@@ -379,7 +379,9 @@ def _lesions_since(
     """`lesions` of the table `new` from those of `old`: the lesions of the records added or removed, and every
     lesion a correction links to them (before or after: shared/corrections.linked_lesions), folded again from their
     records in `new` (corrections resolve within such a set, so the others are as they were)."""
-    changed = [f for k, f in new.items() if old.get(k) is not f] + [f for k, f in old.items() if k not in new]
+    # a record replaced under its key counts with both versions: a same-ID record that names another lesion leaves
+    # its old lesion too (review RZG, HAZ-25-LOCAL-04)
+    changed = [f for k, f in new.items() if old.get(k) is not f] + [f for k, f in old.items() if new.get(k) is not f]
     if not changed:
         return before
     concerned = {f.lesion_id for f in changed}

@@ -3,9 +3,13 @@ changes, and the corrections resolved per set of lesions they link, are those fo
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from datetime import timedelta
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from contracts.base import Message
+from contracts.hospital import ImagingFinding
 from services.radiotherapy_planner import memo as m
 from services.radiotherapy_planner.domain import apply_event
 from services.radiotherapy_planner.facts import Lesion, LocalState, lesions
@@ -46,3 +50,26 @@ def test_lesions_folded_per_lesion_changed_are_those_of_the_whole_table(events: 
 
 def test_lesions_of_a_mixed_timeline_are_those_of_the_whole_table() -> None:
     assert _check(_stream(400)) > 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_a_finding_delivered_again_under_another_lesion_leaves_its_old_one(
+    events: list[Message], data: st.DataObject
+) -> None:
+    """Review RZG: a finding delivered again under its event ID but naming another lesion (a correction of the
+    lesion by redelivery, or the same ID reused past the deduplication window) is folded as the whole table is."""
+    findings = [i for i, e in enumerate(events) if isinstance(e, ImagingFinding)]
+    assume(findings)
+    i = data.draw(st.sampled_from(findings))
+    finding = events[i]
+    assert isinstance(finding, ImagingFinding)
+    others = sorted({e.lesion_id for e in events if isinstance(e, ImagingFinding)} - {finding.lesion_id} | {"zz"})
+    moved = finding.model_copy(
+        update={
+            "lesion_id": data.draw(st.sampled_from(others)),
+            "recorded_at": finding.recorded_at + timedelta(hours=1),
+        }
+    )
+    j = data.draw(st.integers(i + 1, len(events)))
+    _check([*events[:j], moved, *events[j:]])
