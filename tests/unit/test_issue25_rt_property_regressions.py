@@ -203,8 +203,10 @@ def test_the_reorderings_keep_each_first_delivery_within_the_window(seed: int) -
     a, x, b = _lab(1, 0), _tick(2, 50), _lab(3, 100)
     events: list[Message] = [a, x, b, a]  # the history itself holds a second delivery of `a` (as the generator's)
     out = shuffled(events, seed, 0, ordered=lambda e: isinstance(e, NormalisedLab))
-    seen: set[uuid.UUID] = set()
-    firsts = [e for e in out if not (e.event_id in seen or seen.add(e.event_id))]  # each record's first delivery
-    for i, early in enumerate(firsts):
-        for later in firsts[i + 1 :]:
+    firsts: dict[uuid.UUID, Message] = {}  # each record's first delivery, in delivery order
+    for e in out:
+        firsts.setdefault(e.event_id, e)
+    delivered = list(firsts.values())
+    for i, early in enumerate(delivered):
+        for later in delivered[i + 1 :]:
             assert early.recorded_at <= later.recorded_at + WINDOW, (early.event_id, later.event_id)
