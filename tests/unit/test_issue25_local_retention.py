@@ -233,8 +233,9 @@ def histories(draw: st.DrawFn) -> list[Message]:
             # a second delivery of any earlier record, however old, corrected or not: the same decisions
             m = draw(st.sampled_from([x for _, x in b.sent])) if b.sent else None
         else:
-            # corrections and duplicates: of a record recorded within the horizon (the stated contract)
-            recent = [x for at, x in b.sent if now - at < HORIZON - timedelta(days=30)]
+            # corrections and duplicates: of a record recorded within the horizon (the stated contract), by its
+            # recorded time, not by when it was last sent: a second delivery of an old record does not make it recent
+            recent = [x for _, x in b.sent if now - x.recorded_at < HORIZON - timedelta(days=30)]
             if kind == "duplicate" and recent:
                 m = draw(st.sampled_from(recent))
             elif recent:
