@@ -149,14 +149,20 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
 
 
 def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) -> set[uuid.UUID]:
-    """The newest `n` records of each group, by recording and by clinical time (an amendment naming no record replaces
-    its group's newest earlier one by clinical time), with every record of their correction chains."""
+    """The newest `n` records of each group, by recording and by clinical time, and the newest `n` by clinical time
+    that are not entered-in-error (an amendment naming no record replaces its group's newest earlier one of those by
+    clinical time: shared/clinical/corrections.py `_target`), with every record of their correction chains."""
     by_group: dict[Hashable, list[L]] = {}
     for x in rows:
         by_group.setdefault(group(x), []).append(x)
     newest = {
         x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
     }
+    # helper ZK (HAZ-25-SYS-05): an amendment naming no record replaces its group's newest record by clinical time
+    # that is not entered-in-error; those never are its target, so they must not push that record out of what is kept
+    for g in by_group.values():
+        targets = [x for x in g if x.record_status != "entered-in-error"]
+        newest.update(x.event_id for x in sorted(targets, key=_clinical)[-n:])
     if all(x.record_status == "final" for x in rows):  # no chains (the common case)
         return newest
     chains = _chains(rows, group)
