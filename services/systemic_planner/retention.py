@@ -158,7 +158,7 @@ def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) 
     newest = {
         x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
     }
-    # helper ZK (HAZ-25-SYS-05): an amendment naming no record replaces its group's newest record by clinical time
+    # helper ZK (HAZ-25-SYS-04): an amendment naming no record replaces its group's newest record by clinical time
     # that is not entered-in-error; those never are its target, so they must not push that record out of what is kept
     for g in by_group.values():
         targets = [x for x in g if x.record_status != "entered-in-error"]

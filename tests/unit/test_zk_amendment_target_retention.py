@@ -1,4 +1,4 @@
-"""Helper ZK (HAZ-25-SYS-05): retention keeps the record an amendment naming none would replace.
+"""Helper ZK (HAZ-25-SYS-04): retention keeps the record an amendment naming none would replace.
 
 An amendment without `corrects` replaces its group's newest record by clinical time that is not entered-in-error
 (shared/clinical/corrections.py `_target`). Retention kept the newest RECORDS_KEPT records counting the
