@@ -158,13 +158,13 @@ def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) 
     newest = {
         x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
     }
+    if all(x.record_status == "final" for x in rows):  # no chains (the common case)
+        return newest
     # helper ZK (HAZ-25-SYS-04): an amendment naming no record replaces its group's newest record by clinical time
     # that is not entered-in-error; those never are its target, so they must not push that record out of what is kept
     for g in by_group.values():
         targets = [x for x in g if x.record_status != "entered-in-error"]
         newest.update(x.event_id for x in sorted(targets, key=_clinical)[-n:])
-    if all(x.record_status == "final" for x in rows):  # no chains (the common case)
-        return newest
     chains = _chains(rows, group)
     keep_chains = {chains[i] for i in newest}
     return {x.event_id for x in rows if chains[x.event_id] in keep_chains}
