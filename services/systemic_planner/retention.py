@@ -9,7 +9,8 @@ What every rule reads stays (README, "Retention: systemic planner", with the gui
   (LAB-CTX, SYS-REVIEW-2Y: a rise), every result dated after the state's clock (it may still be in the future), the
   withdrawn results within that span (a late copy of one is not brought back), and for each day a course of
   zoledronic acid may have started, the clearance before it (SYS-ZA-DOSE: the dose follows the initial clearance);
-- imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, with their correction
+- imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, and the newest
+  RECORDS_KEPT not entered-in-error (what an amendment naming none replaces: HAZ-25-SYS-04), with their correction
   chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality, the newest
   status: IMG-ISOLATED; the newest life expectancies and response: SYS-AR-START), which the fold starts from when a
   correction arrives;
