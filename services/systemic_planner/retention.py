@@ -9,7 +9,8 @@ What every rule reads stays (README, "Retention: systemic planner", with the gui
   (LAB-CTX, SYS-REVIEW-2Y: a rise), every result dated after the state's clock (it may still be in the future), the
   withdrawn results within that span (a late copy of one is not brought back), and for each day a course of
   zoledronic acid may have started, the clearance before it (SYS-ZA-DOSE: the dose follows the initial clearance);
-- imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, with their correction
+- imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, and the newest
+  RECORDS_KEPT not entered-in-error (what an amendment naming none replaces: HAZ-25-SYS-04), with their correction
   chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality, the newest
   status: IMG-ISOLATED; the newest life expectancies and response: SYS-AR-START), which the fold starts from when a
   correction arrives;
@@ -149,8 +150,9 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
 
 
 def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) -> set[uuid.UUID]:
-    """The newest `n` records of each group, by recording and by clinical time (an amendment naming no record replaces
-    its group's newest earlier one by clinical time), with every record of their correction chains."""
+    """The newest `n` records of each group, by recording and by clinical time, and the newest `n` by clinical time
+    that are not entered-in-error (an amendment naming no record replaces its group's newest earlier one of those by
+    clinical time: shared/clinical/corrections.py `_target`), with every record of their correction chains."""
     by_group: dict[Hashable, list[L]] = {}
     for x in rows:
         by_group.setdefault(group(x), []).append(x)
@@ -159,6 +161,11 @@ def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) 
     }
     if all(x.record_status == "final" for x in rows):  # no chains (the common case)
         return newest
+    # helper ZK (HAZ-25-SYS-04): an amendment naming no record replaces its group's newest record by clinical time
+    # that is not entered-in-error; those never are its target, so they must not push that record out of what is kept
+    for g in by_group.values():
+        targets = [x for x in g if x.record_status != "entered-in-error"]
+        newest.update(x.event_id for x in sorted(targets, key=_clinical)[-n:])
     chains = _chains(rows, group)
     keep_chains = {chains[i] for i in newest}
     return {x.event_id for x in rows if chains[x.event_id] in keep_chains}
