@@ -149,11 +149,13 @@ def kafka_engine() -> str:
 
 
 @contextlib.contextmanager
-def local_kafka(port: int | None = None, workdir: Path | None = None) -> Iterator[Provisioned]:
-    """A fresh local broker of the engine `OSTEOCDS_KAFKA` selects: an Apache Kafka cluster of
+def local_kafka(
+    port: int | None = None, workdir: Path | None = None, engine: str | None = None
+) -> Iterator[Provisioned]:
+    """A fresh local broker of the engine `OSTEOCDS_KAFKA` selects (or `engine`): an Apache Kafka cluster of
     `OSTEOCDS_KAFKA_NODES` brokers (default 3; `workdir` keeps its data and logs; `port`: the first broker's port,
     the next ones follow) or the embedded Tansu broker (on `port`)."""
-    if kafka_engine() == "apache":
+    if (engine or kafka_engine()) == "apache":
         from devstack import apache_kafka
 
         nodes = int(os.environ.get("OSTEOCDS_KAFKA_NODES", "3"))

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_kills_and_a_redis_flush_lose_duplicate_or_falsify_no_alert(tmp_path: Path) -> None:
     summary = await chaos(events_n=1200, rate=120.0, kills=2, flush=True, workdir=tmp_path)
+    print("CHAOS", {k: summary[k] for k in ("events", "clean_run_s", "chaos_run_s", "chaos_settle_s")})
     assert summary["kills"] == 10 and summary["redis_flushes"] == 1
     assert summary["critical_alerts"] > 20, summary
     assert summary["state_lost_logged"] + summary["state_rebuilt_logged"] > 0, summary
