@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from devstack.infra import free_port, port_open
+from devstack.infra import OWN_SESSION, free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The jars' cache: `.run/kafka/<version>/lib` (`.run/` is gitignored).
@@ -189,7 +189,9 @@ class ApacheCluster:
         if node.proc is not None and node.proc.poll() is None:
             return
         out = open(node.dir / "stdout.log", "ab")  # noqa: SIM115 - lives with the process
-        node.proc = subprocess.Popen(self.command(node), stdout=out, stderr=subprocess.STDOUT, cwd=node.dir)
+        node.proc = subprocess.Popen(
+            self.command(node), stdout=out, stderr=subprocess.STDOUT, cwd=node.dir, start_new_session=OWN_SESSION
+        )
         out.close()
         if wait:
             self.wait_brokers(

@@ -23,6 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: the broker and Redis processes run in their own session: a terminal's Ctrl-C (SIGINT to its foreground process
+#: group) then reaches `up` and the services, which drain against a broker still there; `up` stops the infrastructure
+#: after them (the broker killed with the services made them log "consumer loop failed" on every stop)
+OWN_SESSION = True
+
 EMBEDDED_KAFKA_SETTINGS = {
     # ../shared/notes/embedded-broker.md: no idempotent producer; short sessions make joins fast;
     # latency is about fetch_max_wait_ms / 2.
@@ -113,6 +118,7 @@ def local_tansu(port: int | None = None) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=OWN_SESSION,
     )
     try:
         wait_port("127.0.0.1", port, proc)
@@ -132,6 +138,7 @@ def local_redis(port: int | None = None) -> Iterator[str]:
             [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", d],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=OWN_SESSION,
         )
         try:
             wait_port("127.0.0.1", port, proc)

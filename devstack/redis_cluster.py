@@ -29,7 +29,7 @@ from pathlib import Path
 
 import redis
 
-from devstack.infra import free_port, wait_port
+from devstack.infra import OWN_SESSION, free_port, wait_port
 
 #: how long a master may be unreachable before its replica is promoted (cluster-node-timeout): short, for tests
 NODE_TIMEOUT_MS = 1500
@@ -167,6 +167,7 @@ class RedisCluster:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=OWN_SESSION,
         )
         try:
             wait_port("127.0.0.1", node.port, node.proc)

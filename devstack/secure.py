@@ -291,6 +291,7 @@ def secured_redis(workdir: Path, port: int | None = None) -> Iterator[SecuredRed
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=infra.OWN_SESSION,
     )
     try:
         infra.wait_port("127.0.0.1", port, proc)
