@@ -36,6 +36,15 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `-n 2 --dist loadgroup` (`./osteocds test`'s in-process step): a file's tests on one worker (its module
+    fixtures made once), and the two impact files on the same one (they share the crisis runs of
+    tests/impact_shared.py, made once per process)."""
+    for item in items:
+        group = "impact" if item.path.name.startswith("test_impact") else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_fixed_mllp_port() -> Iterator[int]:
     """Issue 20: no test binds a port of `./osteocds up` (the suite runs beside it). Every process a test
