@@ -343,7 +343,9 @@ def next_due(
     le = s.assessed.get("life_expectancy_months")
     if le is not None:
         times += [le.occurred_at - FUTURE_TOLERANCE, le.occurred_at + LE_VALID]
-        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now)
+        # a crossing at `now` exactly still changes the decision just after it: searched from a second before, as
+        # every moment here (its tick is the moment + 1 s; HAZ-26-LE-01)
+        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now - _SECOND)
         if crossing is not None:
             times.append(crossing)
     later = [x for t in times if (x := t + _SECOND) > now]

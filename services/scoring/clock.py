@@ -31,7 +31,7 @@ def next_due(
     if patient is None:
         return _scanned(s, now, policy)
     # issue 25: the moments are searched as instants (common.instant), each moment kept with its time
-    after, at = instant(now - _AFTER), instant(now)
+    after = instant(now - _AFTER)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
     # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts (the same
@@ -54,7 +54,9 @@ def next_due(
             # the lesions' between the labs' and the assessment's, as `_scanned`: `min` keeps the first of equal
             # instants, so on a tie the deadline keeps that part's offset (review RZH: the stored bytes)
             windows.append(min(firsts))
-        j = bisect.bisect_right(ck, at)  # Remaining.next_crossing: the first strictly after now
+        # the first crossing with t + _AFTER > now, as the windows: one at `now` exactly still changes the decision
+        # just after it (strictly after now missed it: HAZ-26-LE-01)
+        j = bisect.bisect_right(ck, after)
         if j < len(c):
             crossings.append(c[j])
     return min((t + _AFTER for t in (*windows, *crossings)), default=None)
@@ -68,7 +70,7 @@ def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | Non
     after = now - _AFTER
     firsts = [min((t for t in moments if t > after), default=None) for moments in (lab, lesion)]
     firsts.append(min((t for t in _assessment_moments(assessment, policy) if t > after), default=None))
-    crossing = min((t for t in _crossings(assessment) if t > now), default=None)
+    crossing = min((t for t in _crossings(assessment) if t > after), default=None)  # HAZ-26-LE-01
     return min((t + _AFTER for t in (*firsts, crossing) if t is not None), default=None)
 
 

@@ -90,7 +90,8 @@ def old_next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_PO
             window(g.occurred_at, policy.staging_valid)
     for le in a.life_expectancy_estimates:
         window(le.occurred_at, policy.life_expectancy_valid)
-        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now)
+        # a crossing at `now` exactly counts, as every moment here (HAZ-26-LE-01)
+        crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now - AFTER)
         if crossing is not None:
             times.append(crossing)
     return min((t + AFTER for t in times if t + AFTER > now), default=None)
