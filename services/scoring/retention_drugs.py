@@ -3,11 +3,11 @@ Pure and deterministic, as retention.py: the fold is a function of the treatment
 (each lesion's newest new focus) and the horizon's start.
 
 The fold runs once a day of the horizon (retention.py: `drugs_cutoff`). Issue 25: it compares the horizon's start
-with the records in two ways only: a date D of a record (its day, or FLARE_RESTART_INTERRUPTION_MONTHS after it)
-before the cutoff day (`D < cutoff`), and a record's clinical time at or after the start. Each only turns from false
-to true (or true to false) once as the horizon moves on, so a fold that kept a table whole keeps it whole, for the
-same focus days, until the cutoff passes the next such date or the start passes the next such time (`fold_drugs`):
-it is not run again before.
+with the systemic-drug records in two ways only: a date D (a record's day, or a stop's day plus
+FLARE_RESTART_INTERRUPTION_MONTHS) before the cutoff day (`D < cutoff`), and a record's clinical time at or after the
+start. Each turns only once as the horizon moves on, so a fold that kept a table whole keeps it whole, for the same
+focus days, until the cutoff passes the next such date or the start the next such time (`fold_drugs`): it is not
+run again before.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def fold_drugs(
             return treatments
     out = _retain_drugs(treatments, foci, start)
     if patient is not None and out is treatments:  # kept whole: until which cutoff and start it stays so
-        days = [d for e in treatments.values() for d in (e.treatment.on, _reach(e.treatment.on))]
-        times = [instant(e.occurred_at) for e in treatments.values()]
+        drugs = [(e, e.treatment) for e in treatments.values() if isinstance(e.treatment, SystemicDrug)]
+        days = [x.on for _, x in drugs] + [_reach(x.on) for _, x in drugs if x.action == "stopped"]
+        times = [instant(e.occurred_at) for e, _ in drugs]
         limits = (cutoff, min((d for d in days if d >= cutoff), default=None))
         entry = (table, frozenset(foci), limits, (at, min((t for t in times if t >= at), default=None)))
         with _LOCK:
