@@ -34,10 +34,13 @@ def next_due(
     after, at = instant(now - _AFTER), instant(now)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
-    # issue 25: the lesions' moments, sorted together once per lesions table (by object: an event other than a
-    # finding keeps it): the first after now, and on ties the first lesion's (as a sort of them all, lesion by lesion)
-    lk, lm = _memo((patient, "lesions", policy), s.lesions, policy, _lesion_times)[0]
-    k = bisect.bisect_right(lk, after)
+    # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts (the same
+    # moment a sort of them all gives, lesion by lesion on ties)
+    firsts = []
+    for keys, moments in _lesion_windows(patient, s.lesions, policy):
+        i = bisect.bisect_right(keys, after)
+        if i < len(keys):
+            firsts.append(moments[i])
     parts: tuple[tuple[str, Any, Callable[[Any, r.Policy], Times]], ...] = (
         ("labs", s.labs, _lab_times),
         ("assessment", s.assessment, _assessment_times),
@@ -47,10 +50,10 @@ def next_due(
         i = bisect.bisect_right(wk, after)  # the first with t + _AFTER > now
         if i < len(w):
             windows.append(w[i])
-        if name == "labs" and k < len(lm):
+        if name == "labs" and firsts:
             # the lesions' between the labs' and the assessment's, as `_scanned`: `min` keeps the first of equal
             # instants, so on a tie the deadline keeps that part's offset (review RZH: the stored bytes)
-            windows.append(lm[k])
+            windows.append(min(firsts))
         j = bisect.bisect_right(ck, at)  # Remaining.next_crossing: the first strictly after now
         if j < len(c):
             crossings.append(c[j])
@@ -123,7 +126,7 @@ Times = tuple[Sorted, Sorted]
 #: issue 25: each part's moments (sorted), per patient and part, for the part's object: a transition copies only the
 #: table it changes (state.merge), so an event computes again only its own part's (the parts are never changed in
 #: place once in a state); a new object replaces the entry (the patients seen last are kept)
-MEMO_SIZE: Final = 12288  # three parts a patient: labs, lesions, assessment
+MEMO_SIZE: Final = 8192
 _MEMO: OrderedDict[tuple[str, str, r.Policy], tuple[object, int, Times]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 
@@ -167,9 +170,35 @@ def _lab_times(labs: dict[str, LabValue], policy: r.Policy) -> Times:
     return _windows(((v.occurred_at, policy.calcium_current) for v in labs.values()), policy), ([], [])
 
 
-def _lesion_times(lesions: dict[str, Lesion], policy: r.Policy) -> Times:
-    """Every lesion's moments, lesion by lesion, sorted together (stable: equal instants keep the lesions' order)."""
-    return _sorted(_lesion_moments(lesions, policy)), ([], [])
+def _one_lesion_times(lesion: Lesion, policy: r.Policy) -> Sorted:
+    seen: list[Fact[Any] | None] = [lesion.cord_compression, lesion.fracture, lesion.fracture_seen_last]
+    # with an inferred compression's (CLASS-SRE, RT-MSCC)
+    seen += [lesion.compression_seen_last, lesion.epidural_stated, lesion.compression_stated]
+    return _windows(((f.occurred_at, policy.lesion_event_current) for f in seen if f is not None), policy)
+
+
+#: issue 25: each lesion's moments, per patient and lesion, for the lesion's object (a finding replaces one lesion)
+_BY_LESION: OrderedDict[tuple[str, str, r.Policy], tuple[Lesion, Sorted]] = OrderedDict()
+
+
+def _lesion_windows(patient: str, lesions: dict[str, Lesion], policy: r.Policy) -> list[Sorted]:
+    """Each lesion's moments (sorted), made again only for a lesion that changed."""
+    out: list[Sorted] = []
+    for lesion_id, lesion in lesions.items():
+        key = (patient, lesion_id, policy)
+        with _LOCK:
+            hit = _BY_LESION.get(key)
+        if hit is not None and hit[0] is lesion:
+            out.append(hit[1])
+            continue
+        found = _one_lesion_times(lesion, policy)
+        out.append(found)
+        with _LOCK:
+            _BY_LESION[key] = (lesion, found)
+            _BY_LESION.move_to_end(key)
+            while len(_BY_LESION) > MEMO_SIZE * 4:
+                _BY_LESION.popitem(last=False)
+    return out
 
 
 def _assessment_times(a: Assessment, policy: r.Policy) -> Times:
@@ -196,3 +225,4 @@ def clear() -> None:
     """Forget what is memoised (a cold process)."""
     with _LOCK:
         _MEMO.clear()
+        _BY_LESION.clear()

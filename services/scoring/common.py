@@ -86,19 +86,18 @@ class FamilyMemo:
         parts: tuple[object, ...],
         same: Hashable,
         moments: Callable[[], Iterable[datetime]],
-        reference: datetime | None,
+        at: int | None,
         build: Callable[[Decisions], None],
         into: Decisions,
         memo: bool = True,
     ) -> Decisions:
-        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised). `memo` False:
-        decided afresh, nothing remembered."""
+        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised). `at`: the
+        reference time as an instant (Context.at). `memo` False: decided afresh, nothing remembered."""
         if not memo:
             fresh = Decisions()
             build(fresh)
             into.add(fresh)
             return fresh
-        at = None if reference is None else instant(reference)  # once: the bands are searched with it
         with self._lock:  # the common case, at once: the same parts by object, a band already decided
             family = self._entries.get(slot)
             if family is not None and family.same == same and _identical(family.parts, parts):
@@ -245,6 +244,12 @@ class Context:
     @cached_property
     def reference(self) -> datetime | None:
         return self.now if self.now is not None else self.s.as_of()
+
+    @cached_property
+    def at(self) -> int | None:
+        """The reference time as an instant (`instant`), made once: every FamilyMemo searches its bands with it."""
+        ref = self.reference
+        return None if ref is None else instant(ref)
 
     @cached_property
     def drug_steps(self) -> list[tuple[TreatmentEvent, SystemicDrug]]:

@@ -180,7 +180,7 @@ def decide_sres(c: Context, d: Decisions) -> None:
             (lesion, mine, read),
             None,
             moments,
-            c.reference,
+            c.at,
             functools.partial(_lesion_sres, c, lesion_id, lesion, mine),
             d,
             c.memo,
