@@ -73,7 +73,7 @@ def decide_calcium(c: Context, d: Decisions) -> None:
         (c.s.labs,),
         crises,
         lambda: (m for v in c.s.labs.values() for m in around(v.occurred_at, policy, policy.calcium_current)),
-        c.reference,
+        c.at,
         lambda into: _decide_calcium(c, into),
         d,
         c.memo,

@@ -34,8 +34,11 @@ class Decisions:
     sres: dict[str, SkeletalEvent] = field(default_factory=dict)
     #: published slots to leave as they are although no longer current (a crisis episode that ended)
     keep: set[str] = field(default_factory=set)
-    #: the fixation surgeries counted with a fracture seen on imaging (one fracture, one SRE: lesions.decide_sres)
+    #: the fixation surgeries counted with a fracture seen on imaging (one fracture, one SRE: sre.decide_sres)
     fixations: set[str] = field(default_factory=set)
+    #: decided for this reference time only (a continuous quantity is said: a Mirels of 9 or more names the life
+    #: expectancy remaining): FamilyMemo never remembers them
+    volatile: bool = False
 
     def add(self, other: Decisions) -> None:
         """`other`'s decisions added to these (in its order)."""
@@ -61,7 +64,8 @@ class FamilyMemo:
     compares that time with (a fact's time plus or minus a window): two reference times that compare the same with
     every moment give the same decisions, and these moments are the clock's deadlines (clock.py), so a family is
     decided again when a part it reads changes or a deadline passes. What the family reads must be exactly `parts`
-    (by object) and `same` (by value), and it must read the reference time only through comparisons with `moments`.
+    (by object) and `same` (by value), and it must read the reference time only through comparisons with `moments`,
+    or else mark its decisions `volatile` (Decisions), which are then decided again every time.
 
     One entry per `slot` (a patient's family, or a lesion's): a new part replaces the entry, so what is held follows
     the states of the patients seen last (least recently used out), not the number of events."""
@@ -82,19 +86,18 @@ class FamilyMemo:
         parts: tuple[object, ...],
         same: Hashable,
         moments: Callable[[], Iterable[datetime]],
-        reference: datetime | None,
+        at: int | None,
         build: Callable[[Decisions], None],
         into: Decisions,
         memo: bool = True,
     ) -> Decisions:
-        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised). `memo` False:
-        decided afresh, nothing remembered."""
+        """Add the family's decisions to `into`; returns them (not to be changed: they are memoised). `at`: the
+        reference time as an instant (Context.at). `memo` False: decided afresh, nothing remembered."""
         if not memo:
             fresh = Decisions()
             build(fresh)
             into.add(fresh)
             return fresh
-        at = None if reference is None else instant(reference)  # once: the bands are searched with it
         with self._lock:  # the common case, at once: the same parts by object, a band already decided
             family = self._entries.get(slot)
             if family is not None and family.same == same and _identical(family.parts, parts):
@@ -128,10 +131,11 @@ class FamilyMemo:
         if found is None:
             found = Decisions()
             build(found)
-            with self._lock:
-                family.bands[band] = found
-                while len(family.bands) > self.bands:
-                    family.bands.popitem(last=False)
+            if not found.volatile:
+                with self._lock:
+                    family.bands[band] = found
+                    while len(family.bands) > self.bands:
+                        family.bands.popitem(last=False)
         into.add(found)
         return found
 
@@ -170,9 +174,24 @@ def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime,
 
 
 EFFECTIVE_SIZE: Final = 4096
-#: per patient: its treatments table (the object) and the treatments that count (one entry a patient)
-_EFFECTIVE: OrderedDict[str, tuple[dict[str, TreatmentEvent], int, list[TreatmentEvent]]] = OrderedDict()
+Effective = tuple[list[TreatmentEvent], list[tuple[TreatmentEvent, str]]]
+#: per patient: its treatments table (the object), the treatments that count and the local ones among them (one entry
+#: a patient)
+_EFFECTIVE: OrderedDict[str, tuple[dict[str, TreatmentEvent], int, Effective]] = OrderedDict()
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
+
+
+def _with_local(treatments: list[TreatmentEvent]) -> Effective:
+    """The treatments that count, and those of them with a procedure (surgery) or an intent (radiotherapy), with it."""
+    local: list[tuple[TreatmentEvent, str]] = []
+    for e in treatments:
+        tr = e.treatment
+        what: str | None = tr.procedure if isinstance(tr, Surgery) else None
+        if isinstance(tr, RadiotherapyCourse):
+            what = tr.intent
+        if what is not None:
+            local.append((e, what))
+    return treatments, local
 
 
 def clear() -> None:
@@ -195,16 +214,26 @@ class Context:
 
     @cached_property
     def treatments(self) -> list[TreatmentEvent]:
-        """The treatment events that count (corrections applied, issue 18.7), once per treatments table (issue 25: a
-        transition copies only the table it changes, so an event that adds no treatment finds them made)."""
+        """The treatment events that count (corrections applied, issue 18.7)."""
+        return self._effective[0]
+
+    @cached_property
+    def local_treatments(self) -> list[tuple[TreatmentEvent, str]]:
+        """The treatments that count with a procedure (surgery) or an intent (radiotherapy), with it (CLASS-SRE)."""
+        return self._effective[1]
+
+    @cached_property
+    def _effective(self) -> tuple[list[TreatmentEvent], list[tuple[TreatmentEvent, str]]]:
+        """`treatments` and `local_treatments`, once per treatments table (issue 25: a transition copies only the table
+        it changes, so an event that adds no treatment finds them made)."""
         table = self.s.treatments
         if not self.memo:
-            return self.s.effective_treatments()
+            return _with_local(self.s.effective_treatments())
         with _LOCK:
             hit = _EFFECTIVE.get(self.patient_id)
         if hit is not None and hit[1] == len(table) and same_part(hit[0], table):  # by object, else by content
             return hit[2]
-        found = self.s.effective_treatments()
+        found = _with_local(self.s.effective_treatments())
         with _LOCK:
             _EFFECTIVE[self.patient_id] = (table, len(table), found)
             _EFFECTIVE.move_to_end(self.patient_id)
@@ -217,17 +246,10 @@ class Context:
         return self.now if self.now is not None else self.s.as_of()
 
     @cached_property
-    def local_treatments(self) -> list[tuple[TreatmentEvent, str]]:
-        """The treatments that count with a procedure (surgery) or an intent (radiotherapy), with it (CLASS-SRE)."""
-        out: list[tuple[TreatmentEvent, str]] = []
-        for e in self.treatments:
-            tr = e.treatment
-            what: str | None = tr.procedure if isinstance(tr, Surgery) else None
-            if isinstance(tr, RadiotherapyCourse):
-                what = tr.intent
-            if what is not None:
-                out.append((e, what))
-        return out
+    def at(self) -> int | None:
+        """The reference time as an instant (`instant`), made once: every FamilyMemo searches its bands with it."""
+        ref = self.reference
+        return None if ref is None else instant(ref)
 
     @cached_property
     def drug_steps(self) -> list[tuple[TreatmentEvent, SystemicDrug]]:

@@ -1,9 +1,9 @@
 """The scoring aggregate: order-independent facts per patient (state.py), and pure decisions over them.
 
 `decide()` derives every score, recommendation and skeletal-related event from the facts, through one module per
-decision family: calcium.py (LAB-CA-CRISIS), lesions.py (Mirels, SINS, lesion and treatment SREs), patient.py
-(CLASS-OLIGO, IMG-FLARE, IMG-ISOLATED). `apply_event()` publishes only what changed since the last time. The time
-decisions are made for (`now`) and the policy (recency windows, clock-skew tolerance) are passed in.
+decision family: calcium.py (LAB-CA-CRISIS), lesions.py (Mirels, SINS), sre.py (lesion and treatment SREs),
+patient.py (CLASS-OLIGO, IMG-FLARE, IMG-ISOLATED). `apply_event()` publishes only what changed since the last time.
+The time decisions are made for (`now`) and the policy (recency windows, clock-skew tolerance) are passed in.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
 from services.scoring.clock import next_due
 from services.scoring.common import Context, Decisions
-from services.scoring.lesions import decide_mirels, decide_sins, decide_sres
+from services.scoring.lesions import decide_mirels, decide_sins
 from services.scoring.patient import decide_flare, decide_isolated, decide_oligo
 from services.scoring.retention import retain
+from services.scoring.sre import decide_sres
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, merge
 from shared.clinical.recommend import caused_by, withdrawal
 
@@ -193,11 +194,11 @@ def apply_event(
 
 def forget_memos() -> None:
     """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
-    from services.scoring import calcium, clock, common, lesions, patient, retention
+    from services.scoring import calcium, clock, common, lesions, patient, retention, sre
 
-    for memo in (calcium.MEMO, lesions.SRE_MEMO, lesions.SINS_MEMO, lesions.MIRELS_MEMO, patient.OLIGO_MEMO):
+    for memo in (calcium.MEMO, sre.SRE_MEMO, lesions.SINS_MEMO, lesions.MIRELS_MEMO, patient.OLIGO_MEMO):
         memo.clear()
-    lesions.clear()
+    sre.clear()
     common.clear()
     clock.clear()
     retention.clear()

@@ -35,7 +35,7 @@ def decide_oligo(c: Context, d: Decisions) -> None:
         (c.s.lesions, *facts),
         None,
         lambda: (m for f in facts if f is not None for m in around(f.occurred_at, policy, policy.staging_valid)),
-        c.reference,
+        c.at,
         lambda into: _decide_oligo(c, into),
         d,
         c.memo,

@@ -34,19 +34,18 @@ forgotten: it is bounded by the lesions and the slots, and it is what idempotent
 
 from __future__ import annotations
 
-import itertools
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from contracts.base import derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
+from services.scoring import retention_drugs
 from services.scoring import rules as r
 from services.scoring.common import instant
+from services.scoring.retention_drugs import chain_roots, focus_days, fold_drugs
 from services.scoring.state import (
     Assessment,
     LabValue,
@@ -57,10 +56,8 @@ from services.scoring.state import (
     newest_held,
     same_part,
 )
-from shared.clinical.corrections import _target as correction_target
 from shared.clinical.corrections import effective
-from shared.clinical.dates import add_months, local_day
-from shared.clinical.treatments import effective_treatments, in_effect_order
+from shared.clinical.dates import local_day
 
 #: Late and corrected records arrive within this much clinical time of the newest one (LAB-CORRECTION: an amended
 #: or withdrawn result within days; an amended imaging report or assessment within weeks). 90 days also covers the
@@ -88,7 +85,8 @@ def retain(s: ScoringState, patient: str | None = None) -> ScoringState:
     # issue 25: the tables found clean at an earlier start that no record crossed since are not walked again
     if patient is not None and len(s.labs) + len(s.findings) + len(s.assessments) + len(s.treatments) < SMALL:
         patient = None  # a small state is walked faster than its tables are remembered
-    clean = set() if patient is None else {name for name in TABLES if _table_clean(patient, name, s, start)}
+    at = instant(start)  # issue 25: compared as an integer (common.instant), once per table
+    clean = set() if patient is None else {name for name in TABLES if _table_clean(patient, name, s, at)}
     drugs_done = s.drugs_cutoff == local_day(start)
     if anchor == s.newest_recorded and len(clean) == len(TABLES) and (drugs_done or _drugs(s.treatments) <= DRUGS_KEPT):
         return s
@@ -111,7 +109,8 @@ def retain(s: ScoringState, patient: str | None = None) -> ScoringState:
         update["recommendations"] = {k: v for k, v in s.recommendations.items() if k not in slots}
     treatments = s.treatments if "treatments" in clean else {k: e for k, e in s.treatments.items() if not _unread(e)}
     if not drugs_done and _drugs(treatments) > DRUGS_KEPT:  # past a few, once a day of the horizon
-        treatments = _retain_drugs(treatments, _focus_days(s), start)
+        # issue 25: not run again while it keeps the same table whole (retention_drugs.fold_drugs)
+        treatments = fold_drugs(patient, s.treatments, treatments, focus_days(s), start)
         update["drugs_cutoff"] = local_day(start)
     if len(treatments) < len(s.treatments):
         dropped += [e.recorded_at for k, e in s.treatments.items() if k not in treatments]
@@ -159,17 +158,18 @@ def retain(s: ScoringState, patient: str | None = None) -> ScoringState:
 CLEAN_SIZE: Final = 16384
 #: below this many records, retention walks the state without remembering its tables
 SMALL: Final = 24
-_CLEAN: OrderedDict[tuple[str, str], tuple[object, int, datetime, datetime | None]] = OrderedDict()
+_CLEAN: OrderedDict[tuple[str, str], tuple[object, int, int, int | None]] = OrderedDict()  # times as instants
 _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thread
 
 
-def _table_clean(patient: str, name: str, s: ScoringState, start: datetime) -> bool:
+def _table_clean(patient: str, name: str, s: ScoringState, at: int) -> bool:
+    """`at`: the horizon's start as an instant (common.instant)."""
     table: dict[str, Any] = getattr(s, name)
     with _LOCK:
         hit = _CLEAN.get((patient, name))
     if hit is None or hit[1] != len(table) or not same_part(hit[0], table):  # by object, else by content
         return False
-    return hit[2] <= start and (hit[3] is None or start <= hit[3])
+    return hit[2] <= at and (hit[3] is None or at <= hit[3])
 
 
 def _mark_table(
@@ -179,8 +179,9 @@ def _mark_table(
     # the cut (the start, or the kept-th newest record: never later than the oldest record after the cut) moves with
     # the start up to the oldest record after it without any record crossing it
     until = min((t for t in times if t >= cutoff), default=None)
+    entry = (table, len(table), instant(start), None if until is None else instant(until))
     with _LOCK:
-        _CLEAN[(patient, name)] = (table, len(table), start, until)
+        _CLEAN[(patient, name)] = entry
         _CLEAN.move_to_end((patient, name))
         while len(_CLEAN) > CLEAN_SIZE:
             _CLEAN.popitem(last=False)
@@ -244,157 +245,6 @@ def _one_focus(lesion: Lesion) -> Lesion:
     return lesion.model_copy(update={"new_foci": lesion.new_foci[-1:]})
 
 
-# ---- systemic drugs (IMG-FLARE) -----------------------------------------------------------------------------------
-@dataclass
-class _Run:
-    """One continuous treatment by a drug (patient._active_drugs): from its start to its last stop, restarts within
-    FLARE_RESTART_INTERRUPTION_MONTHS included; `stop` None while under way. `steps`: its starts and stops in the
-    order they take effect, each with whether it changed anything (a start sent again while under way does not)."""
-
-    first: date
-    stop: date | None = None
-    steps: list[tuple[uuid.UUID, SystemicDrug, bool]] = field(default_factory=list)
-
-
-#: a drug's state after a step, as patient._active_drugs has it: (under way since, its ATC code) or None; (paused: the
-#: continuous start, the day it stopped) or None
-_DrugState = tuple[tuple[date, str | None] | None, tuple[date, date] | None]
-
-
-def _replay(steps: list[SystemicDrug]) -> list[_DrugState]:
-    """The drug's state after each step (patient._active_drugs' rules, one drug, from no treatment)."""
-    active: tuple[date, str | None] | None = None
-    paused: tuple[date, date] | None = None
-    out: list[_DrugState] = []
-    for x in steps:
-        if x.action == "started" and active is None:
-            since = x.on
-            if paused is not None and x.on < add_months(paused[1], r.FLARE_RESTART_INTERRUPTION_MONTHS):
-                since = paused[0]  # resumed: the same continuous treatment
-            active, paused = (since, x.atc_code), None
-        elif x.action == "stopped" and active is not None:
-            paused = (active[0], x.on)
-            active = None
-        out.append((active, paused))
-    return out
-
-
-def _run_kept(run: _Run, foci: set[date], cutoff: date) -> list[uuid.UUID]:
-    """The steps of a continuous treatment to keep: none once it ended before the cutoff (no start can resume it) and
-    was not under way on a focus day; else, day by day (a day's steps are kept together: their order depends on what
-    is under way that morning, shared/clinical/treatments.in_effect_order), its first day, every day from the cutoff
-    on, and the day before each focus day and before the cutoff with the day before that; then every day needed for
-    each kept day to begin in the state it began in (under way since the same day, or paused since the same stop),
-    found by replaying them. Replaying what is kept gives the same continuous start, ATC code and pause after every
-    kept day and on every day read; when it would not, the whole treatment is kept."""
-    reach = None if run.stop is None else add_months(run.stop, r.FLARE_RESTART_INTERRUPTION_MONTHS)
-    read = sorted({day for day in foci if run.first <= day and (reach is None or day <= reach)})
-    if reach is not None and reach < cutoff and not read:
-        return []
-    steps = [x for _, x, _ in run.steps]
-    days = sorted({x.on for x in steps})
-    if len(days) <= 2:
-        return [event_id for event_id, _, _ in run.steps]
-    full = _replay(steps)
-    after = [full[max(i for i, x in enumerate(steps) if x.on == day)] for day in days]  # the state after each day
-
-    def begins(state: _DrugState | None) -> tuple[date | None, tuple[date, date] | None]:
-        return (None if state is None or state[0] is None else state[0][0]), (None if state is None else state[1])
-
-    kept = {0} | {j for j, day in enumerate(days) if day >= cutoff}
-    for day in [*read, cutoff - timedelta(days=1)]:
-        k = max((j for j, d in enumerate(days) if d <= day), default=None)
-        if k is not None:
-            kept |= {k, max(k - 1, 0)}
-    while True:
-        order = sorted(kept)
-        mine = _replay([x for x in steps if x.on in {days[j] for j in order}])
-        ends = {}  # the state after each kept day, replaying only what is kept
-        n = 0
-        for j in order:
-            n += sum(1 for x in steps if x.on == days[j])
-            ends[j] = mine[n - 1]
-        missing = [
-            j - 1
-            for prev, j in itertools.pairwise(order)
-            if begins(ends[prev]) != begins(after[j - 1]) and j - 1 not in kept
-        ]
-        if not missing:
-            break
-        kept.add(missing[0])
-    same = all(ends[j] == after[j] for j in order)
-    for day in read:
-        k = max((j for j, d in enumerate(days) if d <= day), default=None)
-        last = max((j for j in order if days[j] <= day), default=None)
-        same = same and (k is None) == (last is None) and (k is None or last is None or ends[last] == after[k])
-    keep_days = {days[j] for j in order}
-    if not same:
-        return [event_id for event_id, _, _ in run.steps]
-    return [event_id for event_id, x, _ in run.steps if x.on in keep_days]
-
-
-def _focus_days(s: ScoringState) -> set[date]:
-    """The days IMG-FLARE may read the drugs under way on: each lesion's newest new focus, and every focus a
-    correction within the horizon could make the newest again (its summary's, its findings kept one by one)."""
-    foci = [f for x in (*s.lesions.values(), *s.lesion_bases.values()) for f in x.new_foci[-1:]]
-    days = {local_day(f.occurred_at) for f in foci}
-    days |= {
-        local_day(f.occurred_at) for f in s.findings.values() if f.new_focus and f.modality in r.METABOLIC_MODALITIES
-    }
-    return days
-
-
-def _retain_drugs(treatments: dict[str, TreatmentEvent], foci: set[date], start: datetime) -> dict[str, TreatmentEvent]:
-    """The treatment events without the systemic-drug treatments no decision can read again: a continuous treatment
-    that ended (its last stop more than FLARE_RESTART_INTERRUPTION_MONTHS before the cutoff, so no start can resume
-    it) and was not under way on a day IMG-FLARE reads (a focus day), with every record of its chains of versions."""
-    cutoff = local_day(start) - timedelta(days=1)
-    drugs = [e for e in treatments.values() if isinstance(e.treatment, SystemicDrug)]
-    if not any(e.treatment.on < cutoff for e in drugs):
-        return treatments
-    runs: list[_Run] = []
-    active: dict[str, _Run] = {}
-    paused: dict[str, _Run] = {}
-    for e, x in in_effect_order(effective_treatments(treatments.values())):  # as patient._active_drugs reads them
-        run = active.get(x.drug)
-        changed = True
-        if x.action == "started" and run is None:
-            run = paused.pop(x.drug, None)
-            if run is None or run.stop is None or x.on >= add_months(run.stop, r.FLARE_RESTART_INTERRUPTION_MONTHS):
-                run = _Run(x.on)  # a new treatment (a longer interruption starts the window again)
-                runs.append(run)
-            run.stop = None
-            active[x.drug] = run
-        elif x.action == "stopped" and run is not None:
-            run.stop = x.on
-            paused[x.drug] = active.pop(x.drug)
-        elif run is None:  # a stop of a drug not under way changes nothing: on its own, dropped once old
-            run = _Run(x.on, x.on)
-            runs.append(run)
-        else:
-            changed = False  # a start sent again while under way
-        run.steps.append((e.event_id, x, changed))
-    kept = {event_id for run in runs for event_id in _run_kept(run, foci, cutoff)}
-    rows = list(treatments.values())
-    roots = _roots(rows, _treatment_kind)
-    # a chain of versions goes whole: one with a record kept, not a systemic drug, or not older than the cutoff stays
-    needed = {
-        roots[e.event_id]
-        for e in rows
-        if e.event_id in kept
-        or not isinstance(e.treatment, SystemicDrug)
-        or e.treatment.on >= cutoff
-        or e.occurred_at >= start
-    }
-    if all(roots[e.event_id] in needed for e in rows):
-        return treatments
-    return {k: e for k, e in treatments.items() if roots[e.event_id] in needed}
-
-
-def _treatment_kind(e: TreatmentEvent) -> str:
-    return e.treatment.kind
-
-
 # ---- corrected calcium ---------------------------------------------------------------------------------------------
 def _order(v: LabValue) -> tuple[int, int, str]:
     return instant(v.occurred_at), instant(v.recorded_at), str(v.event_id)  # as instants (common.instant)
@@ -447,20 +297,6 @@ def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, 
 R = TypeVar("R", ImagingFinding, ClinicalAssessment, TreatmentEvent)
 
 
-def _roots(rows: list[R], group: Callable[[R], Hashable]) -> dict[uuid.UUID, uuid.UUID]:
-    """Each record's chain of versions, named by its original's ID (as shared/clinical/corrections.resolve does)."""
-    targets = {x.event_id: correction_target(x, rows, group) for x in rows if x.record_status != "final"}
-
-    def root(event_id: uuid.UUID) -> uuid.UUID:
-        seen = {event_id}
-        while (up := targets.get(event_id)) is not None and up not in seen:
-            seen.add(up)
-            event_id = up
-        return event_id
-
-    return {x.event_id: root(x.event_id) for x in rows}
-
-
 def _retain_records(
     records: dict[str, R], start: datetime, kept: int, group: Callable[[R], Hashable]
 ) -> tuple[dict[str, R], list[R]] | None:
@@ -470,7 +306,7 @@ def _retain_records(
     cutoff = _cutoff((x.occurred_at for x in rows), start, kept)
     if all(x.occurred_at >= cutoff for x in rows):
         return None
-    roots = _roots(rows, group)
+    roots = chain_roots(rows, group)
     recent = {roots[x.event_id] for x in rows if x.occurred_at >= cutoff}
     if all(roots[x.event_id] in recent for x in rows):
         return None
@@ -486,3 +322,4 @@ def clear() -> None:
     """Forget what is memoised (a cold process)."""
     with _LOCK:
         _CLEAN.clear()
+    retention_drugs.clear()

@@ -9,7 +9,7 @@ Values are compared with thresholds unrounded; rounding is for display only."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Final, Literal
@@ -43,6 +43,13 @@ class Policy:
     staging_valid: timedelta = timedelta(days=91)
     #: Clock skew allowed between the hospital systems and us; a fact dated later than now + this is not current.
     future_tolerance: timedelta = timedelta(minutes=15)
+
+    def __post_init__(self) -> None:
+        # issue 25: every memo key holds the policy: its hash (the fields', as dataclass's own) is made once
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
 
 
 DEFAULT_POLICY: Final = Policy()

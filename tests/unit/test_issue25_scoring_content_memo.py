@@ -16,7 +16,7 @@ from contracts.clock import ClockTick
 from contracts.hospital import ImagingFinding, TreatmentEvent
 from services.scoring.common import Context
 from services.scoring.domain import ScoringState, apply_event, current_scores, forget_memos, slot_of, slot_parts
-from services.scoring.lesions import _MAKES_HISTORICAL, _index, _local_by_lesion, treats
+from services.scoring.sre import _MAKES_HISTORICAL, _index, _local_by_lesion, treats
 from tests.unit.test_issue25_scoring_flat import drive
 from tests.unit.test_issue25_scoring_history import PATIENT, history
 

@@ -18,7 +18,7 @@ from services.scoring import rules as r
 from services.scoring.clock import next_due
 from services.scoring.common import Context, Decisions
 from services.scoring.domain import ScoringState, apply_event, decide, forget_memos
-from services.scoring.lesions import _index, _lesion_sres, _treatment_sres
+from services.scoring.sre import _index, _lesion_sres, _treatment_sres
 from services.scoring.state import STORED
 from tests.unit.test_issue25_scoring_history import history
 

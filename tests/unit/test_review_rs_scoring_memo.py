@@ -132,12 +132,12 @@ def test_memos_evicting_at_every_step_between_two_patients_of_equal_content_chan
     """Two patients with the same history (equal content, other IDs), their events interleaved, every memo holding one
     or two entries: each patient's events decide what a cold process does (no hit across patients, none evicted
     half-way)."""
-    from services.scoring import calcium, clock, common, lesions, patient
+    from services.scoring import calcium, clock, common, lesions, patient, sre
 
-    for memo in (lesions.SRE_MEMO, lesions.MIRELS_MEMO, lesions.SINS_MEMO, patient.OLIGO_MEMO, calcium.MEMO):
+    for memo in (sre.SRE_MEMO, lesions.MIRELS_MEMO, lesions.SINS_MEMO, patient.OLIGO_MEMO, calcium.MEMO):
         monkeypatch.setattr(memo, "size", 2)
         monkeypatch.setattr(memo, "bands", 1)
-    for module, name in ((lesions, "INDEXES_SIZE"), (lesions, "TREATMENT_SRE_SIZE"), (common, "EFFECTIVE_SIZE")):
+    for module, name in ((sre, "INDEXES_SIZE"), (sre, "TREATMENT_SRE_SIZE"), (common, "EFFECTIVE_SIZE")):
         monkeypatch.setattr(module, name, 1)
     monkeypatch.setattr(clock, "MEMO_SIZE", 1)
     a = adversarial(7)
