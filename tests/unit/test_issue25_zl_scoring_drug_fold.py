@@ -56,7 +56,12 @@ def test_a_warm_process_stores_what_a_cold_one_does(seed: int, monkeypatch: pyte
     the state parsed again before each event: a rebuild in a fresh process): the same outputs and bytes, with the
     drug fold past 2 drug records (DRUGS_KEPT) so that it runs."""
     monkeypatch.setattr(retention, "DRUGS_KEPT", 2)
-    events = history(seed, 3, lab_days=3, imaging_days=30, assessment_days=20)
+    assert_warm_stores_what_cold_stores(history(seed, 3, lab_days=3, imaging_days=30, assessment_days=20))
+
+
+def assert_warm_stores_what_cold_stores(events: list[Any]) -> ScoringState:
+    """`events` applied in one warm process, then again with the memos forgotten and the state parsed again before
+    each (a rebuild in a fresh process): the same outputs and stored bytes after every event; the warm state."""
     forget_memos()
     warm, stored = ScoringState(), []
     for e in events:
@@ -66,6 +71,7 @@ def test_a_warm_process_stores_what_a_cold_one_does(seed: int, monkeypatch: pyte
     for i, e in enumerate(events):
         forget_memos()
         cold, out = apply_event(ScoringState.model_validate_json(cold.model_dump_json()), e)
-        assert out == stored[i][0], f"event {i}"
-        assert cold.model_dump_json() == stored[i][1], f"event {i}: the stored state differs"
+        assert out == stored[i][0], f"event {i} ({type(e).__name__}): the outputs differ"
+        assert cold.model_dump_json() == stored[i][1], f"event {i} ({type(e).__name__}): the stored state differs"
+    return warm
     assert warm.drugs_cutoff is not None

@@ -20,6 +20,7 @@ from services.scoring import retention, retention_drugs
 from services.scoring.domain import ScoringState, apply_event, forget_memos
 from shared.clinical.dates import add_months
 from tests.unit.test_issue25_scoring_history import PATIENT, START, history
+from tests.unit.test_issue25_zl_scoring_drug_fold import assert_warm_stores_what_cold_stores
 
 OFFSETS = (UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=2)), timezone(timedelta(hours=-5)))
 DRUGS = ("osimertinib", "carboplatin", "letrozole")
@@ -112,18 +113,7 @@ def _events(seed: int, years: float = 2.5) -> list[Message]:
 def test_rzl_warm_stores_what_cold_stores_adversarial_drugs(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retention, "DRUGS_KEPT", 2)
     monkeypatch.setattr(retention, "SMALL", 0)  # always remember (patient given), even small states
-    events = _events(seed)
-    forget_memos()
-    warm, stored = ScoringState(), []
-    for e in events:
-        warm, out = apply_event(warm, e)
-        stored.append((out, warm.model_dump_json()))
-    cold = ScoringState()
-    for i, e in enumerate(events):
-        forget_memos()
-        cold, out = apply_event(ScoringState.model_validate_json(cold.model_dump_json()), e)
-        assert cold.model_dump_json() == stored[i][1], f"seed {seed} event {i} ({type(e).__name__}): state differs"
-        assert out == stored[i][0], f"seed {seed} event {i}: outputs differ"
+    warm = assert_warm_stores_what_cold_stores(_events(seed))
     assert warm.drugs_cutoff is not None
 
 
