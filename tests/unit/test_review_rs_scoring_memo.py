@@ -142,6 +142,12 @@ def test_memos_evicting_at_every_step_between_two_patients_of_equal_content_chan
     monkeypatch.setattr(clock, "MEMO_SIZE", 1)
     a = adversarial(7)
     b = [e.model_copy(update={"patient_id": "p-rs-other"}) for e in a]
+    assert_interleaved_decide_as_cold(a, b)
+
+
+def assert_interleaved_decide_as_cold(a: list[Message], b: list[Message]) -> None:
+    """Two patients' events (with the clock ticks they fall due) interleaved one by one in a warm process: each step
+    (outputs, stored state, next deadline) what each patient's events give in a cold process (`drive`)."""
     cold = {"a": drive(a, cold=True), "b": drive(b, cold=True)}
     forget_memos()
     states = {"a": ScoringState(), "b": ScoringState()}

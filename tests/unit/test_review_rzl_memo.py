@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from contracts.base import Message
-from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
+from contracts.hospital import ClinicalAssessment, ImagingFinding
 from services.scoring import rules as r
 from services.scoring.common import Context
 from services.scoring.domain import ScoringState, apply_event, decide, forget_memos
@@ -20,6 +20,7 @@ from services.scoring.sre import _index
 from tests.unit.test_issue25_scoring_content_memo import drive_parsed_again
 from tests.unit.test_issue25_scoring_flat import drive
 from tests.unit.test_issue25_scoring_history import START, _Gen
+from tests.unit.test_review_rs_scoring_memo import assert_interleaved_decide_as_cold
 from tests.unit.test_review_rzl_drug_fold import _drug_events
 
 BONES = ("femur_trochanteric", "femur_neck", "humerus", "tibia_fibula")
@@ -165,22 +166,4 @@ def test_rzl_drug_fold_memory_evicted_between_two_patients(monkeypatch: pytest.M
     monkeypatch.setattr(retention, "CLEAN_SIZE", 1)
     a = _mirels_history(5, 70)
     b = [e.model_copy(update={"patient_id": "p-rzl-other"}) for e in a]
-    cold = {"a": drive(a, cold=True), "b": drive(b, cold=True)}
-    forget_memos()
-    states = {"a": ScoringState(), "b": ScoringState()}
-    queues = {"a": list(a), "b": list(b)}
-    steps: dict[str, list[Any]] = {"a": [], "b": []}
-    from tests.unit.test_issue25_scoring_content_memo import tick
-
-    while queues["a"] or queues["b"]:
-        for who in ("a", "b"):
-            if queues[who]:
-                s = states[who]
-                e = tick(s, queues[who][0]) or queues[who].pop(0)
-                s, out = apply_event(s, e, now=e.recorded_at)
-                steps[who].append(([o.model_dump_json() for o in out], s.model_dump_json(), s.next_due))
-                states[who] = s
-    assert steps == cold
-
-
-_ = TreatmentEvent
+    assert_interleaved_decide_as_cold(a, b)
