@@ -368,11 +368,14 @@ class AsOf:
         if self.is_future(t):
             return False
         expiry = t + max_age
-        self.after(expiry)
         try:
             edge: datetime | None = expiry + _TICK  # t >= now - max_age: now < t + max_age + 1 µs
         except OverflowError:
             edge = None
+        # HAZ-26-LE-02: the answer changes at `edge` (just after the expiry), so `edge` is the deadline; the expiry
+        # itself would be dropped by a decision made at the expiry exactly, with no tick for the change after it
+        if edge is not None:
+            self.after(edge)
         self._side(edge)
         return t >= self.now - max_age
 

@@ -4,22 +4,19 @@ just AFTER the expiry), but registers the expiry itself as the deadline (`self.a
 `expiry > now`). A decision at the expiry exactly (a tick applied at its due time, or an event at that instant)
 still sees the fact current and schedules no tick for the change just after it: the plan stays stale until another
 deadline (here about 3 months). Same for every `is_current` window (creatinine, weight, calcium, vitamin D, CTX,
-SRE currency)."""
+SRE currency). Fixed: the deadline is the expiry + 1 µs, always (HAZ-26-LE-02)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from services.systemic_planner import rules as r
 from tests.unit.test_systemic_rules import T0, items, le, met, ready, run
 
 SECOND = timedelta(seconds=1)
-#: open (HAZ-26-LE-02): registering the edge only when `now` is the expiry is not enough, the memo serves deadlines
-#: made at another `now` of the same span; the expiry + 1 us as the deadline, always, moves every systemic due 1 us
-XFAIL = pytest.mark.xfail(strict=True, reason="HAZ-26-LE-02 open: a systemic expiry reached at `now` exactly")
+#: HAZ-26-LE-02 (fixed): the expiry + 1 us is always the deadline (registering it only when `now` is the expiry is not
+#: enough: the memo serves deadlines made at another `now` of the same span)
 
 
 def _plan(now: datetime) -> tuple[Any, dict[str, tuple[str, str]]]:
@@ -27,18 +24,16 @@ def _plan(now: datetime) -> tuple[Any, dict[str, tuple[str, str]]]:
     return s, {k: (v.status, v.rule_id) for k, v in items(s, now).items()}
 
 
-@XFAIL
 def test_review_rle_systemic_ticks_after_a_life_expectancy_expiry_reached_exactly() -> None:
     expiry = T0 + r.Recency().life_expectancy  # estimate at T0 (08:00), 91 days valid
     s_before, _ = _plan(expiry - timedelta(hours=1))
-    assert s_before.next_due == expiry  # the deadline offered is the expiry itself: a tick at its due lands on it
+    assert s_before.next_due == expiry + r._TICK  # HAZ-26-LE-02: the deadline offered is just after the expiry
     s, at_expiry = _plan(expiry)
     _, just_after = _plan(expiry + SECOND)
     assert at_expiry != just_after  # the plan changes just after the expiry (SYS-AR-START no longer decided)
     assert s.next_due is not None and s.next_due <= expiry + SECOND, s.next_due
 
 
-@XFAIL
 def test_review_rle_as_of_is_current_offers_a_deadline_after_now_at_the_expiry() -> None:
     t, age = T0, timedelta(days=30)
     at = r.AsOf(now=t + age)
