@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     #: A message of hundreds of results is a batch of its own for that patient: another patient's record never
     #: waits behind several of them.
     max_bytes_per_patient_per_batch: int = 32_000
+    #: Issue 25: and about this many seconds of one patient's work per batch, from what that patient's events took
+    #: in the batch before (one record at least; 0: no limit). A flooding patient whose every event is costly (a
+    #: table of thousands of same-day values) gets a few records per batch: another patient's crisis waits for that
+    #: short batch, not for hundreds of milliseconds of the flood.
+    max_seconds_per_patient_per_batch: float = 0.05
     #: Threads decoding records (FHIR, HL7 parsing) off the event loop.
     decode_workers: int = 2
     #: A batch whose records all have a plain JSON decoder (pydantic, a few µs per record) and whose bytes are at

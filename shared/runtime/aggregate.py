@@ -5,6 +5,7 @@ transaction of shared/runtime/state.StateStore.transact_many)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,8 @@ class Applied(Generic[E]):
     results: list[Result[E]] = field(default_factory=list)
     resend: list[Outgoing] = field(default_factory=list)
     outboxes: dict[str, str] = field(default_factory=dict)  # patient -> token of the outbox this batch sends
+    #: issue 25: per patient, the seconds its events took to apply and how many (limits.FairBacklog's time budget)
+    seconds: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def apply_one(d: E, state: BaseModel, settings: Settings) -> tuple[BaseModel, Result[E]]:
@@ -119,7 +122,9 @@ def apply_batch(
     dues: dict[str, datetime | None] = {}
     applied: Applied[E] = Applied()
     for patient_id, items in groups.items():
+        t0 = time.perf_counter()
         current, dumped, produced, results = apply_events(states[patient_id] or model(), items, settings)
+        applied.seconds[patient_id] = (time.perf_counter() - t0, len(items))
         applied.results += results
         new[patient_id] = (current, dumped)
         if due is not None:

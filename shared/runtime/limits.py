@@ -11,6 +11,8 @@
 - `FairBacklog`: the loop reads ahead (up to `read_ahead_records`) and fills each batch fairly across patients
   (max-min: patients with few records first, a flooding patient gets the rest of the batch), so another
   patient's record queued behind one patient's flood on the same partition is processed in the next batch.
+  Issue 25: while a flooding patient and others both wait, every other batch holds the others alone, and a
+  patient gets about `per_patient_seconds` of work per batch, from what its events took in the batch before.
   Offsets are committed only up to the first record not yet processed on each partition (at-least-once;
   records processed past it are recognised as already seen when delivered again).
 """
@@ -111,18 +113,26 @@ class DecodePool:
 class FairBacklog:
     """Records fetched but not yet processed, per patient key, with the per-partition bookkeeping for commits."""
 
-    def __init__(self, read_ahead: int, per_patient: int = 0, per_patient_bytes: int = 0) -> None:
+    def __init__(
+        self, read_ahead: int, per_patient: int = 0, per_patient_bytes: int = 0, per_patient_seconds: float = 0.0
+    ) -> None:
         self.read_ahead = read_ahead
         self.per_patient = per_patient or read_ahead
         #: issue 25: at most this many bytes of one patient per batch (always one record at least): one patient's
         #: heavy messages (hundreds of results each) do not make a batch that another patient's record waits for
         self.per_patient_bytes = per_patient_bytes
+        #: issue 25: about this many seconds of one patient's work per batch (one record at least), from the seconds
+        #: per record its events took in the last batch (`note_costs`); kept only while the patient has records here
+        self.per_patient_seconds = per_patient_seconds
+        self._cost: dict[bytes | None, float] = {}
         self.size = 0
         self._by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
         self._offsets: dict[TopicPartition, deque[int]] = {}  # held or in flight, in offset order
         self._done: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}  # next offset to accept from the fetcher
         self._committed: dict[TopicPartition, int] = {}
+        #: issue 25: the last batch left out every patient with more records than its share (see `take`)
+        self._light_only = False
 
     def room(self) -> int:
         return self.read_ahead - self.size
@@ -167,24 +177,53 @@ class FairBacklog:
         # shortest queues first, ties in arrival order (the sort is stable)
         queues = sorted(self._by_key.items(), key=lambda kq: len(kq[1]))
         remaining, left = limit, len(queues)
-        out: list[ConsumerRecord] = []
+        plan: list[tuple[bytes | None, deque[ConsumerRecord], int]] = []  # each patient's records taken, in order
         for key, q in queues:
             if remaining <= 0:
                 break
             share = min(len(q), max(1, remaining // left), self.per_patient)
+            cost = self._cost.get(key)
+            if cost and self.per_patient_seconds:
+                share = min(share, max(1, int(self.per_patient_seconds / cost)))
             taken, size = 0, 0
             while taken < share:
-                weight = len(q[0].value or b"")
+                weight = len(q[taken].value or b"")
                 if taken and self.per_patient_bytes and size + weight > self.per_patient_bytes:
                     break  # this patient's next record waits for the next batch
-                out.append(q.popleft())
                 taken, size = taken + 1, size + weight
-            if not q:
-                del self._by_key[key]
+            plan.append((key, q, taken))
             remaining -= taken
             left -= 1
+        # Issue 25: a patient whose whole queue fits is light; one with records left over is flooding. While both
+        # wait, every other batch holds the light patients alone: another patient's record (a crisis value) then
+        # waits for at most the flood's batch under way, never for a share of the flood in its own batch. The
+        # flooding patients get the batch after it (no starvation).
+        light = [(k, q, n) for k, q, n in plan if n == len(q)]
+        flooding = len(light) < len(plan) or len(plan) < len(self._by_key)
+        if light and flooding and not self._light_only:
+            plan, self._light_only = light, True
+        else:
+            self._light_only = False
+        out: list[ConsumerRecord] = []
+        for key, q, taken in plan:
+            out += (q.popleft() for _ in range(taken))
+            if not q:
+                del self._by_key[key]
+        if len(self._cost) > len(self._by_key) + 1024:  # bounded: the patients with records here
+            self._cost = {k: c for k, c in self._cost.items() if k in self._by_key}
         self.size -= len(out)
         return out
+
+    def note_costs(self, costs: dict[str, tuple[float, int]]) -> None:
+        """Issue 25: per patient, the seconds its events of the last batch took and how many (the time budget)."""
+        if not self.per_patient_seconds:
+            return
+        for patient, (seconds, events) in costs.items():
+            key = patient.encode()
+            if key in self._by_key:  # more records of this patient wait: its next share follows its cost
+                self._cost[key] = seconds / max(1, events)
+            else:
+                self._cost.pop(key, None)
 
     def done(self, records: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
         """Mark records processed; the offsets to commit: per partition, the first record not yet processed."""

@@ -94,6 +94,7 @@ def _merged(parts: list[Applied[Any]]) -> Applied[Any]:
         out.results += part.results
         out.resend += part.resend
         out.outboxes.update(part.outboxes)
+        out.seconds.update(part.seconds)
     return out
 
 
@@ -124,6 +125,8 @@ class _Sent:
     t0: float
     #: issue 22: the batch's changelog records, sent once its outputs are acknowledged (shared/runtime/changelog.py)
     changelog: list[Change] = field(default_factory=list)
+    #: issue 25: per patient, the seconds its events took to apply and how many (the backlog's time budget)
+    costs: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -418,7 +421,10 @@ class Service:
         def fresh() -> limits.FairBacklog:  # fair batches across patients
             s = self.settings
             return limits.FairBacklog(
-                s.read_ahead_records, s.max_records_per_patient_per_batch, s.max_bytes_per_patient_per_batch
+                s.read_ahead_records,
+                s.max_records_per_patient_per_batch,
+                s.max_bytes_per_patient_per_batch,
+                s.max_seconds_per_patient_per_batch,
             )
 
         backlog = fresh()
@@ -454,6 +460,7 @@ class Service:
                     continue
                 try:
                     sent = await self._process_batch(records)
+                    backlog.note_costs(sent.costs)
                     previous = finishing[-1] if finishing else None
                     self._finishing = asyncio.create_task(self._finish(sent, previous, backlog, consumer))
                     finishing.append(self._finishing)
@@ -586,7 +593,7 @@ class Service:
         self.metrics.flush()
         self._in_flight_keys.update(key for _, key in done_keys)
         self._in_flight_patients.update(applied.outboxes)
-        return _Sent(records, acks, applied.outboxes, done_keys, t0, changelog)
+        return _Sent(records, acks, applied.outboxes, done_keys, t0, changelog, applied.seconds)
 
     async def _dead_letter(
         self, d: _Decoded, error_type: str, reason: str, outcome: str
