@@ -1,0 +1,135 @@
+"""Review R27 (of d20a7df, HAZ-26-LE-02): `AsOf.is_current` registers `expiry + 1 us` as its deadline, always.
+
+Checked here, on `AsOf` alone and through the memo (services/systemic_planner/memo.py): a decision at the expiry
+- 1 us, at the expiry and at the expiry + 1 us; a tick at the deadline finds the answer changed (never early) and the
+instant before it does not (never late); a memo hit at any `now` of a span gives the answer and `next_due` a fresh
+decision gives there. Two pre-existing gaps found on the way (not from d20a7df) are strict xfails: a CrCl whose
+weight is dated in the future schedules no tick for the moment it becomes current, and `is_current` near
+`datetime.max` raises OverflowError although its code guards that overflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.systemic_planner import memo as m
+from services.systemic_planner import rules as r
+from tests.unit.test_systemic_rules import T0, items, lab, le, met, ready, run
+
+US = timedelta(microseconds=1)
+TZ = ZoneInfo("Europe/Paris")
+WINDOWS = [w for w in vars(r.Recency()).values() if w != r.Recency().future_tolerance]
+
+
+def _decide(now: datetime, t: datetime, age: timedelta) -> tuple[bool, datetime | None, r.AsOf]:
+    at = r.AsOf(now=now, memo=False)
+    answer = at.is_current(t, age)
+    return answer, at.next_due(), at
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    age=st.sampled_from(WINDOWS),
+    t_us=st.integers(min_value=-(10**12), max_value=10**12),
+    k=st.one_of(st.integers(min_value=-3, max_value=3), st.integers(min_value=-(10**11), max_value=10**11)),
+)
+def test_review_r27_is_current_around_its_expiry_ticks_never_early_never_late(
+    age: timedelta, t_us: int, k: int
+) -> None:
+    t = T0 + timedelta(microseconds=t_us)
+    expiry = t + age
+    now = expiry + k * US
+    answer, due, at = _decide(now, t, age)
+    future = t > now + at.recency.future_tolerance
+    assert answer is (not future and now <= expiry)
+    # the span holds the answer at both ends and changes right after it
+    assert at.lo <= now < at.hi
+    assert _decide(at.lo, t, age)[0] is answer
+    if at.hi < r.LATEST:  # (at datetime.max itself `now + future_tolerance` overflows: see the last test)
+        assert _decide(at.hi - US, t, age)[0] is answer
+        assert _decide(at.hi, t, age)[0] is not answer
+    if answer:  # current: the tick is the first instant it is not (expiry + 1 us), whatever `now` is in the span
+        assert due == expiry + US == at.hi
+        assert _decide(due, t, age)[0] is False  # never early: a tick at the deadline sees the change
+        assert _decide(due - US, t, age)[0] is True  # never late: the instant before it still current
+    elif not future:
+        assert due is None  # expired: nothing more to come from this fact
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    age=st.sampled_from(WINDOWS),
+    first=st.integers(min_value=-5, max_value=5),
+    second=st.integers(min_value=-5, max_value=5),
+)
+def test_review_r27_a_memo_hit_gives_the_fresh_decisions_next_due_at_every_now_of_its_span(
+    age: timedelta, first: int, second: int
+) -> None:
+    """Memoise at expiry + `first` us, reuse at expiry + `second` us: when the reuse is a hit (same span), its answer
+    and next_due are the fresh decision's there; when it is not, it decides afresh."""
+    m.clear()
+    t = T0
+    expiry = t + age
+    held, recency, builds = object(), r.Recency(), []
+
+    def decide(now: datetime) -> tuple[bool, datetime | None]:
+        at = r.AsOf(now=now, tz=TZ, recency=recency)  # one Recency and zone, as the service passes them
+
+        def build() -> bool:
+            builds.append(now)
+            return at.is_current(t, age)
+
+        value = m.memo("r27", at, (held,), build)
+        return value, at.next_due()
+
+    try:
+        decide(expiry + first * US)
+        got = decide(expiry + second * US)
+        assert got == _decide(expiry + second * US, t, age)[:2]
+        same_side = (first <= 0) == (second <= 0)
+        assert len(builds) == (1 if same_side else 2)  # a hit within the span, a fresh decision across the edge
+    finally:
+        m.clear()
+
+
+def test_review_r27_the_three_instants_around_an_expiry() -> None:
+    t, age = T0, timedelta(days=30)
+    expiry = t + age
+    assert _decide(expiry - US, t, age)[:2] == (True, expiry + US)
+    assert _decide(expiry, t, age)[:2] == (True, expiry + US)  # HAZ-26-LE-02: the edge is offered at the expiry too
+    assert _decide(expiry + US, t, age)[:2] == (False, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pre-existing (not d20a7df): renal() reads is_current(crcl.weight_at) and a weight dated in the future "
+    "makes it False with no deadline at weight_at - future_tolerance, when it becomes current: the prerequisites "
+    "item stays 'to_do' until the creatinine's expiry a month later",
+)
+def test_review_r27_a_crcl_weighed_in_the_future_ticks_when_the_weight_becomes_current() -> None:
+    now = T0 + timedelta(hours=2)
+    weighed = T0 + timedelta(days=1)  # the weight of the clearance dated tomorrow (beyond the 10 min tolerance)
+    s, _ = run(
+        [met(), le(0, 10.0), *ready(), lab(5, "creatinine_clearance", 60.0, "mL/min", weighed_minutes=24 * 60)], now=now
+    )
+    before = items(s, now)["prerequisites"].status
+    becomes = weighed - r.Recency().future_tolerance
+    after = items(s, becomes)["prerequisites"].status
+    assert (before, after) == ("to_do", "done")  # the plan changes when the weight stops being future-dated
+    assert s.next_due is not None and s.next_due <= becomes, s.next_due  # fails: 2026-12-01 (creatinine's expiry)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OverflowError,
+    reason="pre-existing (not d20a7df): `expiry = t + max_age` is computed outside the try that guards "
+    "`expiry + _TICK`, so a fact within max_age of datetime.max raises instead of being held at `now` alone",
+)
+def test_review_r27_is_current_near_datetime_max_does_not_raise() -> None:
+    top = datetime.max.replace(tzinfo=UTC)
+    at = r.AsOf(now=top - timedelta(days=1), memo=False)
+    assert at.is_current(top - timedelta(days=2), timedelta(days=30))
