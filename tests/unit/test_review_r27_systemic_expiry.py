@@ -9,6 +9,7 @@ weight is dated in the future schedules no tick for the moment it becomes curren
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,8 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.systemic_planner import inputs as i
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
+from shared.clinical.facts import Fact
 from tests.unit.test_systemic_rules import T0, items, lab, le, met, ready, run
 
 US = timedelta(microseconds=1)
@@ -133,3 +136,20 @@ def test_review_r27_is_current_near_datetime_max_does_not_raise() -> None:
     top = datetime.max.replace(tzinfo=UTC)
     at = r.AsOf(now=top - timedelta(days=1), memo=False)
     assert at.is_current(top - timedelta(days=2), timedelta(days=30))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sre_is_current reads scoring's current_until with `at.before` (now < current_until) although scoring "
+    "and the contract hold the SRE current up to it inclusive (`ref - evidence_at <= window`, 'the time after "
+    "which ... no longer current'): at current_until exactly the planner drops it, 1 us early, and disagrees with "
+    "its own is_current fallback for the same window",
+)
+def test_review_r27_an_assessed_sre_is_current_at_its_current_until_as_scoring_says() -> None:
+    window = r.Recency().calcium
+    sre = Fact[str](value="hypercalcaemia", occurred_at=T0, recorded_at=T0, event_id=uuid.uuid4())
+    until = T0 + window  # scoring's current_until: evidence_at + the window
+    currency = i.SreCurrency(current=True, evidence_at=T0, current_until=until)
+    s = i.SystemicState(sre_currency={str(sre.event_id): currency})
+    assert r.AsOf(now=until, memo=False).is_current(T0, window)  # the fallback (no assessment): current there
+    assert i.sre_is_current(s, sre, r.AsOf(now=until, memo=False), window)  # fails: False
