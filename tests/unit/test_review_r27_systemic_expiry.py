@@ -9,6 +9,7 @@ weight is dated in the future schedules no tick for the moment it becomes curren
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from services.systemic_planner import inputs as i
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
+from services.systemic_planner.domain import build_plan
 from shared.clinical.facts import Fact
 from tests.unit.test_systemic_rules import T0, items, lab, le, met, ready, run
 
@@ -169,3 +171,27 @@ def test_review_r27_a_metastasis_dated_tomorrow_ticks_when_it_becomes_effective(
     assert "antiresorptive-start" not in items(s, now)
     assert items(s, becomes)["antiresorptive-start"].status == "recommended"  # effective: the plan changes
     assert s.next_due is not None and s.next_due <= becomes, s.next_due  # fails: 2027-01-31 (LE expiry)
+
+
+def test_review_r27_warm_plans_equal_cold_ones_at_every_instant_around_each_window_expiry() -> None:
+    """The whole plan and its next_due, memo warm (instants in a shuffled order) against no memo, at the expiry
+    - 2 us ... + 2 us of every currency window of a patient (calcium, creatinine, weight, vitamin D, LE)."""
+    rec_ = r.Recency()
+    labs = [lab(5, "creatinine_clearance", 60.0, "mL/min"), lab(6, "corrected_calcium", 2.4, "mmol/L")]
+    s, _ = run([met(), le(0, 10.0), *ready(), *labs], now=T0 + timedelta(hours=2))
+    windows = [rec_.calcium, rec_.creatinine, rec_.weight, rec_.vitamin_d, rec_.life_expectancy]
+    expiries = [T0 + timedelta(minutes=mm) + w for w in windows for mm in (0, 5, 6, 50)]
+    nows = sorted({e + k * US for e in expiries for k in range(-2, 3)})
+    random.Random(27).shuffle(nows)
+
+    def decide(now: datetime, memo: bool) -> tuple[list[tuple[str, str, str, str]], datetime | None]:
+        at = r.AsOf(now=now, tz=TZ, recency=rec_, memo=memo)
+        plan = build_plan(s, at)
+        return [(x.key, x.status, x.rule_id, x.text_fr) for x in plan], at.next_due()
+
+    m.clear()
+    try:
+        for now in nows:
+            assert decide(now, True) == decide(now, False), now
+    finally:
+        m.clear()
