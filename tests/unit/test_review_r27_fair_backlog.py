@@ -271,3 +271,21 @@ def test_review_r27_a_costly_patient_drained_every_batch_stays_within_the_time_b
         shares.append(x)
         b.note_costs({"X": (0.01 * x, x), f"P{n}": (0.001, 1)})  # as `Service._run`: after the batch
     assert max(shares[1:]) <= 5, shares  # fails: [40, 40, 40, 40]
+
+
+def test_review_r27_the_cost_table_does_not_grow_with_the_patients_seen() -> None:
+    """5,000 patients pass through, each noted costly while a record of it still waits; some batches' costs are
+    never noted (a batch that failed): the table holds at most the patients queued + 1,024."""
+    tp = TopicPartition("t", 0)
+    b = FairBacklog(100_000, per_patient=1, per_patient_seconds=0.05)
+    offset = 0
+    for n in range(0, 5_000, 50):
+        keys = [f"p{n + j}".encode() for j in range(50)]
+        b.add({tp: [rec(tp, offset + 2 * j + h, k) for j, k in enumerate(keys) for h in (0, 1)]})
+        offset += 100
+        while b.size:
+            batch = b.take(500)
+            if (offset // 100) % 3:  # two batches in three have their costs noted
+                b.note_costs({r.key.decode(): (0.2, 1) for r in batch if r.key is not None})
+            assert len(b._cost) <= len(b._by_key) + 1024
+    assert len(b._cost) <= 1024
