@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -33,6 +34,10 @@ from shared.runtime.deadletter import ENVELOPE_BYTES
 from shared.settings import Settings
 
 T = TypeVar("T")
+
+#: issue 25: the measured costs per patient kept for the time budget (FairBacklog): how many, and for how long
+COSTS_KEPT = 1024
+COST_KEPT_S = 60.0
 
 
 def check_record(record: ConsumerRecord, settings: Settings) -> tuple[str, str] | None:
@@ -122,9 +127,11 @@ class FairBacklog:
         #: heavy messages (hundreds of results each) do not make a batch that another patient's record waits for
         self.per_patient_bytes = per_patient_bytes
         #: issue 25: about this many seconds of one patient's work per batch (one record at least), from the seconds
-        #: per record its events took in the last batch (`note_costs`); kept only while the patient has records here
+        #: per record its events took in its last batch (`note_costs`): per patient key, (seconds per record, when
+        #: noted), the newest COSTS_KEPT for COST_KEPT_S at most (review R27: kept past an emptied queue, since a
+        #: costly patient's records may arrive a batch's worth at a time)
         self.per_patient_seconds = per_patient_seconds
-        self._cost: dict[bytes | None, float] = {}
+        self._cost: OrderedDict[bytes | None, tuple[float, float]] = OrderedDict()
         self.size = 0
         self._by_key: dict[bytes | None, deque[ConsumerRecord]] = {}
         self._offsets: dict[TopicPartition, deque[int]] = {}  # held or in flight, in offset order
@@ -176,6 +183,7 @@ class FairBacklog:
             return []
         # shortest queues first, ties in arrival order (the sort is stable)
         queues = sorted(self._by_key.items(), key=lambda kq: len(kq[1]))
+        now = time.monotonic()
         remaining, left = limit, len(queues)
         plan: list[tuple[bytes | None, deque[ConsumerRecord], int]] = []  # each patient's records taken, in order
         for key, q in queues:
@@ -183,8 +191,8 @@ class FairBacklog:
                 break
             share = min(len(q), max(1, remaining // left), self.per_patient)
             cost = self._cost.get(key)
-            if cost and self.per_patient_seconds:
-                share = min(share, max(1, int(self.per_patient_seconds / cost)))
+            if cost is not None and cost[0] > 0 and now - cost[1] <= COST_KEPT_S:
+                share = min(share, max(1, int(self.per_patient_seconds / cost[0])))
             taken, size = 0, 0
             while taken < share:
                 weight = len(q[taken].value or b"")
@@ -195,9 +203,9 @@ class FairBacklog:
             remaining -= taken
             left -= 1
         # Issue 25: a patient whose whole queue fits is light; one with records left over is flooding. While both
-        # wait, every other batch holds the light patients alone: another patient's record (a crisis value) then
-        # waits for at most the flood's batch under way, never for a share of the flood in its own batch. The
-        # flooding patients get the batch after it (no starvation).
+        # wait, every other batch holds the light patients alone, and the flooding ones get the batch after it (no
+        # starvation). Another patient's record (a crisis value) then waits for one share of the flood at most:
+        # either the one under way, or (arriving during a light-only batch) the one beside it in its own batch.
         light = [(k, q, n) for k, q, n in plan if n == len(q)]
         flooding = len(light) < len(plan) or len(plan) < len(self._by_key)
         if light and flooding and not self._light_only:
@@ -209,8 +217,6 @@ class FairBacklog:
             out += (q.popleft() for _ in range(taken))
             if not q:
                 del self._by_key[key]
-        if len(self._cost) > len(self._by_key) + 1024:  # bounded: the patients with records here
-            self._cost = {k: c for k, c in self._cost.items() if k in self._by_key}
         self.size -= len(out)
         return out
 
@@ -218,12 +224,14 @@ class FairBacklog:
         """Issue 25: per patient, the seconds its events of the last batch took and how many (the time budget)."""
         if not self.per_patient_seconds:
             return
+        now = time.monotonic()
         for patient, (seconds, events) in costs.items():
-            key = patient.encode()
-            if key in self._by_key:  # more records of this patient wait: its next share follows its cost
-                self._cost[key] = seconds / max(1, events)
-            else:
-                self._cost.pop(key, None)
+            if events > 0:
+                key = patient.encode()
+                self._cost[key] = (seconds / events, now)
+                self._cost.move_to_end(key)
+        while self._cost and (len(self._cost) > COSTS_KEPT or now - next(iter(self._cost.values()))[1] > COST_KEPT_S):
+            self._cost.popitem(last=False)  # bounded in count and in time (patient IDs)
 
     def done(self, records: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
         """Mark records processed; the offsets to commit: per partition, the first record not yet processed."""

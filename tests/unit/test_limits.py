@@ -3,13 +3,16 @@ checks."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from contracts.base import Message
 from contracts.hospital import LabResult
 from contracts.topics import Topic
+from shared.runtime import limits
 from shared.runtime.limits import FairBacklog, check_finite
 from shared.runtime.service import Context, Service
 from shared.settings import Settings
@@ -124,18 +127,34 @@ def test_one_patients_heavy_messages_go_one_per_batch_beside_the_others() -> Non
 
 def test_a_flooding_patient_whose_events_are_costly_gets_a_share_that_fits_the_time_budget() -> None:
     """Issue 25: about `per_patient_seconds` of one patient's work per batch, from the seconds per record its events
-    took in the batch before (one record at least); a patient with nothing left here is not remembered."""
+    took in its last batch (one record at least)."""
     backlog = FairBacklog(read_ahead=10_000, per_patient=100, per_patient_seconds=0.05)
     backlog.add({TP: [rec(i, b"A") for i in range(300)]})
     assert len(backlog.take(500)) == 100  # no cost known yet: the count cap
     backlog.note_costs({"A": (0.5, 50)})  # 10 ms per record
     assert [r.offset for r in backlog.take(500)] == list(range(100, 105))  # 50 ms of work, in order
-    backlog.note_costs({"A": (0.5, 5), "B": (1.0, 1)})  # 100 ms per record: one at least; B has nothing queued
+    backlog.note_costs({"A": (0.5, 5), "B": (1.0, 1)})  # 100 ms per record: one at least
     assert len(backlog.take(500)) == 1
-    assert set(backlog._cost) == {b"A"}
+    assert set(backlog._cost) == {b"A", b"B"}  # B kept too: its next records may come a batch's worth at a time
     backlog.note_costs({"A": (0.001, 5)})  # cheap again: the count cap
     assert len(backlog.take(500)) == 100
     off = FairBacklog(read_ahead=10_000, per_patient=100)
     off.add({TP: [rec(i, b"A") for i in range(300)]})
     off.note_costs({"A": (10.0, 1)})
     assert len(off.take(500)) == 100  # no time budget: the count cap alone
+
+
+def test_the_measured_costs_are_bounded_in_count_and_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: the costs (keyed by patient ID) are kept for the newest COSTS_KEPT patients, COST_KEPT_S at most; an
+    older cost no longer caps the share."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    backlog = FairBacklog(read_ahead=100_000, per_patient=100, per_patient_seconds=0.05)
+    backlog.note_costs({f"p{i}": (1.0, 1) for i in range(limits.COSTS_KEPT + 500)})
+    assert len(backlog._cost) == limits.COSTS_KEPT and b"p0" not in backlog._cost and b"p1523" in backlog._cost
+    backlog.add({TP: [rec(i, b"p1523") for i in range(300)]})
+    assert len(backlog.take(500)) == 1  # 1 s per record: one record
+    clock[0] += limits.COST_KEPT_S + 1
+    assert len(backlog.take(500)) == 100  # the cost is too old: the count cap again
+    backlog.note_costs({"q": (0.1, 1)})
+    assert set(backlog._cost) == {b"q"}  # the old ones dropped
