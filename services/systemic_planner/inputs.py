@@ -561,9 +561,8 @@ def sre_is_current(s: SystemicState, sre: Fact[str], at: r.AsOf, window: timedel
     if assessed is not None and assessed.current is not None:
         if not assessed.current:
             return False
-        if assessed.current_until is not None:
-            at.after(assessed.current_until)
-            return at.before(assessed.current_until) and not at.is_future(assessed.evidence_at or sre.occurred_at)
+        if assessed.current_until is not None:  # current up to it inclusive (contracts SkeletalEvent, scoring)
+            return at.not_after(assessed.current_until) and not at.is_future(assessed.evidence_at or sre.occurred_at)
     return at.is_current(assessed.evidence_at if assessed and assessed.evidence_at else sre.occurred_at, window)
 
 

@@ -354,22 +354,39 @@ class AsOf:
         self._side(t)
         return self.now < t
 
+    def not_after(self, t: datetime) -> bool:
+        """`now <= t`; the change just after `t` is a deadline (review R27: an inclusive bound, as scoring's
+        `current_until`)."""
+        try:
+            edge: datetime | None = t + _TICK
+        except OverflowError:
+            edge = None
+        if edge is not None:
+            self.after(edge)
+        self._side(edge)
+        return edge is None or self.now < edge
+
     def is_future(self, t: datetime) -> bool:
+        """Dated beyond the clock-skew tolerance after `now`. While it is, the instant it stops being so is a
+        deadline (review R27: a fact dated tomorrow is decided on when it becomes effective, not at the next event)."""
         tolerance = self.recency.future_tolerance
         try:
             edge: datetime | None = t - tolerance  # t > now + tolerance: now < t - tolerance
         except OverflowError:
             edge = None
         self._side(edge)
-        return t > self.now + tolerance
+        future = edge is not None and self.now < edge  # datetime.min + tolerance is never in the future
+        if future:
+            assert edge is not None
+            self.after(edge)
+        return future
 
     def is_current(self, t: datetime, max_age: timedelta) -> bool:
         """Not dated in the future, and not older than `max_age`; its expiry is a deadline."""
         if self.is_future(t):
             return False
-        expiry = t + max_age
         try:
-            edge: datetime | None = expiry + _TICK  # t >= now - max_age: now < t + max_age + 1 µs
+            edge: datetime | None = t + max_age + _TICK  # t >= now - max_age: now < t + max_age + 1 µs
         except OverflowError:
             edge = None
         # HAZ-26-LE-02: the answer changes at `edge` (just after the expiry), so `edge` is the deadline; the expiry
@@ -377,7 +394,7 @@ class AsOf:
         if edge is not None:
             self.after(edge)
         self._side(edge)
-        return t >= self.now - max_age
+        return edge is None or self.now < edge  # an expiry past datetime.max: current for ever
 
     def after(self, t: datetime) -> None:
         """Record a deadline (ignored unless it lies after `now`)."""

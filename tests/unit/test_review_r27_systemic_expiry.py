@@ -3,9 +3,10 @@
 Checked here, on `AsOf` alone and through the memo (services/systemic_planner/memo.py): a decision at the expiry
 - 1 us, at the expiry and at the expiry + 1 us; a tick at the deadline finds the answer changed (never early) and the
 instant before it does not (never late); a memo hit at any `now` of a span gives the answer and `next_due` a fresh
-decision gives there. Two pre-existing gaps found on the way (not from d20a7df) are strict xfails: a CrCl whose
-weight is dated in the future schedules no tick for the moment it becomes current, and `is_current` near
-`datetime.max` raises OverflowError although its code guards that overflow."""
+decision gives there. Four pre-existing gaps found on the way (not from d20a7df), strict xfails fixed by the lead
+(HAZ-27-SYS-FUTURE): a CrCl whose weight, or a metastasis, is dated in the future scheduled no tick for the moment it
+becomes current; scoring's `current_until` was read as exclusive (1 us early); `is_current` near `datetime.max`
+raised OverflowError although its code guards that overflow."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,12 +109,6 @@ def test_review_r27_the_three_instants_around_an_expiry() -> None:
     assert _decide(expiry + US, t, age)[:2] == (False, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (not d20a7df): renal() reads is_current(crcl.weight_at) and a weight dated in the future "
-    "makes it False with no deadline at weight_at - future_tolerance, when it becomes current: the prerequisites "
-    "item stays 'to_do' until the creatinine's expiry a month later",
-)
 def test_review_r27_a_crcl_weighed_in_the_future_ticks_when_the_weight_becomes_current() -> None:
     now = T0 + timedelta(hours=2)
     weighed = T0 + timedelta(days=1)  # the weight of the clearance dated tomorrow (beyond the 10 min tolerance)
@@ -125,28 +119,15 @@ def test_review_r27_a_crcl_weighed_in_the_future_ticks_when_the_weight_becomes_c
     becomes = weighed - r.Recency().future_tolerance
     after = items(s, becomes)["prerequisites"].status
     assert (before, after) == ("to_do", "done")  # the plan changes when the weight stops being future-dated
-    assert s.next_due is not None and s.next_due <= becomes, s.next_due  # fails: 2026-12-01 (creatinine's expiry)
+    assert s.next_due is not None and s.next_due <= becomes, s.next_due  # was 2026-12-01 (creatinine's expiry)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="pre-existing (not d20a7df): `expiry = t + max_age` is computed outside the try that guards "
-    "`expiry + _TICK`, so a fact within max_age of datetime.max raises instead of being held at `now` alone",
-)
 def test_review_r27_is_current_near_datetime_max_does_not_raise() -> None:
     top = datetime.max.replace(tzinfo=UTC)
     at = r.AsOf(now=top - timedelta(days=1), memo=False)
     assert at.is_current(top - timedelta(days=2), timedelta(days=30))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sre_is_current reads scoring's current_until with `at.before` (now < current_until) although scoring "
-    "and the contract hold the SRE current up to it inclusive (`ref - evidence_at <= window`, 'the time after "
-    "which ... no longer current'): at current_until exactly the planner drops it, 1 us early, and disagrees with "
-    "its own is_current fallback for the same window",
-)
 def test_review_r27_an_assessed_sre_is_current_at_its_current_until_as_scoring_says() -> None:
     window = r.Recency().calcium
     sre = Fact[str](value="hypercalcaemia", occurred_at=T0, recorded_at=T0, event_id=uuid.uuid4())
@@ -154,23 +135,16 @@ def test_review_r27_an_assessed_sre_is_current_at_its_current_until_as_scoring_s
     currency = i.SreCurrency(current=True, evidence_at=T0, current_until=until)
     s = i.SystemicState(sre_currency={str(sre.event_id): currency})
     assert r.AsOf(now=until, memo=False).is_current(T0, window)  # the fallback (no assessment): current there
-    assert i.sre_is_current(s, sre, r.AsOf(now=until, memo=False), window)  # fails: False
+    assert i.sre_is_current(s, sre, r.AsOf(now=until, memo=False), window)  # was False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (not d20a7df): bone_metastasis() (and the SRE, CTX and biopsy filters) drops a fact dated "
-    "in the future with `not at.is_future(...)` and registers no deadline at occurred_at - future_tolerance, when "
-    "it becomes effective (only latest() and _life_expectancy() do): a lesion dated tomorrow gets no tick, and "
-    "SYS-AR-START waits for another event (here the life expectancy's expiry, 3 months later)",
-)
 def test_review_r27_a_metastasis_dated_tomorrow_ticks_when_it_becomes_effective() -> None:
     now = T0 + timedelta(hours=2)
     s, _ = run([met(24 * 60), le(0, 10.0), *ready()], now=now)  # the finding dated T0 + 1 day
     becomes = T0 + timedelta(days=1) - r.Recency().future_tolerance
     assert "antiresorptive-start" not in items(s, now)
     assert items(s, becomes)["antiresorptive-start"].status == "recommended"  # effective: the plan changes
-    assert s.next_due is not None and s.next_due <= becomes, s.next_due  # fails: 2027-01-31 (LE expiry)
+    assert s.next_due is not None and s.next_due <= becomes, s.next_due  # was 2027-01-31 (LE expiry)
 
 
 def test_review_r27_warm_plans_equal_cold_ones_at_every_instant_around_each_window_expiry() -> None:
