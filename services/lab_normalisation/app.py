@@ -43,6 +43,7 @@ from services.lab_normalisation.hl7v2 import (
     ack_wanted,
     commit_code,
     header_of,
+    patient_of_hl7,
 )
 from services.lab_normalisation.ingest import (
     PATIENT_ID,
@@ -258,6 +259,16 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
             size = check_results(raw, settings.max_results_per_message)
         except Rejected as exc:
             return answer(header, code, [str(exc)], 400, ack_wanted(header, mode, False))
+        # issue 25: a source or patient whose budget is already spent is refused before its results are parsed
+        # (a flood's refused messages cost no parse: the CPU goes to the other patients' results)
+        at_ms = int(now.timestamp() * 1000)
+        patient = patient_of_hl7(raw, analytes)
+        refused = await counts.spent(path, "source", source, at_ms)
+        if refused is None and patient is not None:
+            refused = await counts.spent(path, "patient", patient, at_ms)
+        if refused is not None:
+            got = answer(header, code, [refused], 429, ack_wanted(header, mode, False))
+            return replace(got, retry_after=budget.retry_after_s(at_ms))
         verdict = await asyncio.to_thread(hl7_verdict, raw, analytes, tz, NotAfter(now, skew))  # off the loop
         if (refused := await admission(path, source, size, now, verdict)) is not None:
             got = answer(header, code, [refused], 429, ack_wanted(header, mode, False))

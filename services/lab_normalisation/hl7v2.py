@@ -350,6 +350,24 @@ class Hl7Order:
     in_order: bool = False  # False: an OBX of the specimen (OUL SPM group), before any OBR
 
 
+def patient_of_hl7(raw: bytes, analytes: AnalyteMap) -> str | None:
+    """Issue 25: the patient key `from_hl7` gives, read from the MSH and PID segments alone (microseconds for a
+    message of any size: the intake refuses a flooding patient's message before parsing its results). None when
+    it cannot be read: the full parse then says why."""
+    try:
+        text = hl7_text(raw)
+        if not text.startswith("MSH|"):
+            return None
+        msg = hl7.parse("\r".join(seg for seg in text.split("\r") if seg.startswith(("MSH|", "PID|"))))
+        pids = [seg for seg in msg if str(seg[0]) == "PID"]
+        if len(pids) != 1:
+            return None
+        facility = _field(msg.segment("MSH"), 4)
+        return patient_key(pids[0], analytes.id_rules_for(facility), facility)
+    except Exception:  # the library raises several types on malformed input; Rejected for an unreadable PID-3
+        return None
+
+
 def from_hl7(raw: bytes, analytes: AnalyteMap, tz: ZoneInfo, guard: NotAfter) -> Ingested:
     text = hl7_text(raw)
     if not text.startswith("MSH|"):

@@ -71,6 +71,23 @@ class IntakeBudget:
         self.metrics.count(path, scope)
         return self.budget.reason(scope, before, limit, at_ms)
 
+    async def spent(self, path: Path, scope: Scope, who: str, at_ms: int) -> str | None:
+        """Issue 25: the refusal's reason (counted) when `who`'s budget is already spent in this window, without
+        taking anything: a flooding sender's message is refused before it is parsed. None otherwise (and when
+        Redis does not answer: `take` decides after the parse)."""
+        limit = self.limit(scope)
+        if limit <= 0:
+            return None
+        try:
+            got = await self.redis.get(self._key(scope, who, at_ms))
+        except (RedisError, OSError):
+            return None
+        before = int(got or 0)
+        if before < limit:
+            return None
+        self.metrics.count(path, scope)
+        return self.budget.reason(scope, before, limit, at_ms)
+
     async def give_back(self, scope: Scope, who: str, size: int, at_ms: int) -> None:
         """A message admitted here but not published (refused later, or nothing in it used) does not count."""
         if self.limit(scope) <= 0:

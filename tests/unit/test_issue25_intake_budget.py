@@ -150,6 +150,13 @@ async def test_the_budget_refuses_a_flood_visibly_on_http_and_on_the_bus(
             ).status_code == 202
             assert await refused_count(client, "http", "patient") == 3  # the flood: 2 HL7, 1 FHIR
             assert await refused_count(client, "http", "source") == 1
+            # a spent budget refuses before the results are parsed (a flood's refused messages cost no parse): a
+            # message for the flooding patient whose results would be refused as unreadable is answered 429
+            unreadable = oru(flood, 3).replace(b"|2.4|mmol/L|", b"|two|furlongs|")
+            other_feed = {**integration("other-feed"), "Content-Type": "x-application/hl7-v2+er7"}
+            r = await client.post("/hl7v2", content=unreadable, headers=other_feed)
+            assert r.status_code == 429 and "admission budget exceeded" in r.text, r.text
+            assert await refused_count(client, "http", "patient") == 4
 
             # the bus: what HTTP admitted is applied; a patient's own flood on the topic is dead-lettered (bus
             # budget: 500 + one message of 500 = 1000: 0, 300, 600, 900 admitted; at 1200 refused)
