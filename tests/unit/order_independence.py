@@ -51,20 +51,30 @@ def shuffled(
     ordered: Callable[[Message], bool] = lambda _: False,
 ) -> list[Message]:
     """The records in another order: each delayed by up to `window` after its recorded time, `duplicates` of them
-    delivered a second time later on; the records `ordered` selects keep their relative order."""
+    delivered a second time up to `window` after the first; the records `ordered` selects keep their relative order
+    (each delivered no earlier than the one before it in `events`; a second delivery never before its first)."""
     rnd = random.Random(seed)
     span = window.total_seconds()
     keyed = [(e.recorded_at + timedelta(seconds=rnd.uniform(0, span)), i, e) for i, e in enumerate(events)]
+    again: list[int] = []  # the entry each second delivery repeats
     for k in range(duplicates if events else 0):
-        at, _, e = rnd.choice(keyed[: len(events)])
-        keyed.append((at + timedelta(seconds=rnd.uniform(0, span)), len(events) + k, e))
-    out = [e for _, _, e in sorted(keyed, key=lambda x: (x[0], x[1]))]
-    slots = [i for i, e in enumerate(out) if ordered(e)]
-    first = [e for e in events if ordered(e)]
-    again = [out[i] for i in slots][len(first) :]  # their second deliveries, after the first ones
-    for i, e in zip(slots, [*first, *again], strict=True):
-        out[i] = e
-    return out
+        n = rnd.choice(range(len(events)))
+        keyed.append((keyed[n][0] + timedelta(seconds=rnd.uniform(0, span)), len(events) + k, events[n]))
+        again.append(n)
+    # HAZ-22-ORDER-05: an ordered record is held back behind the one before it (within `window` of its recorded time
+    # when they are in recorded order), and its second delivery behind it. The sort's slots refilled in order moved
+    # each one a slot early when the history held a second delivery; second deliveries put after every first one
+    # came months late, beyond the retention horizons (a redelivery is of records past the committed offset).
+    last: datetime | None = None
+    for j, (at, i, e) in enumerate(keyed[: len(events)]):
+        if ordered(e):
+            last = at if last is None or at > last else last
+            keyed[j] = (last, i, e)
+    for j, n in enumerate(again, start=len(events)):
+        at, i, e = keyed[j]
+        if ordered(e):
+            keyed[j] = (max(at, keyed[n][0]), i, e)
+    return [e for _, _, e in sorted(keyed, key=lambda x: (x[0], x[1]))]
 
 
 def active(outputs: Sequence[Message], text: bool = True) -> dict[str, Wording]:

@@ -12,8 +12,9 @@ producing histories outside it, and each leaves a residual stated here and in do
    tests/unit/order_independence.shuffled, with `ordered` records (lab results, scores) and a history that holds a
    second delivery of one of them, moves each later ordered record into the slot of the one before it: a SINS score
    recorded on 22/03/2024 was delivered before records of January 2023, 15 months instead of at most WINDOW (10 days)
-   late. Beyond HORIZON the retained findings legitimately differ (the plan, alerts and facts did not). The helper is
-   not this helper's file: its fix is in the report (the xfail below turns into a pass with it)."""
+   late. Beyond HORIZON the retained findings legitimately differ (the plan, alerts and facts did not). Fixed in the
+   helper by helper ZO (HAZ-22-ORDER-05): each ordered record held back behind the one before it, a second delivery
+   within WINDOW after its first."""
 
 from __future__ import annotations
 
@@ -191,15 +192,10 @@ def _tick(n: int, day: int) -> ClockTick:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 2's cause, in tests/unit/order_independence.shuffled (not this helper's file; fix in helper ZJ's "
-    "report): with `ordered` records and a history holding a second delivery of one, the ordered records are put "
-    "back into the slots counted with that second delivery at its first's time, so each later one moves one slot "
-    "early: a result of day 100 delivered before a record of day 50, beyond WINDOW.",
-)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_reorderings_keep_each_first_delivery_within_the_window(seed: int) -> None:
+    """Defect 2's cause (HAZ-22-ORDER-05): with a second delivery of `a` in the history, the old helper refilled the
+    sort's slots in order and delivered `b` (day 100) before `x` (day 50)."""
     a, x, b = _lab(1, 0), _tick(2, 50), _lab(3, 100)
     events: list[Message] = [a, x, b, a]  # the history itself holds a second delivery of `a` (as the generator's)
     out = shuffled(events, seed, 0, ordered=lambda e: isinstance(e, NormalisedLab))
