@@ -262,9 +262,8 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
         # issue 25: a source or patient whose budget is already spent is refused before its results are parsed
         # (a flood's refused messages cost no parse: the CPU goes to the other patients' results)
         at_ms = int(now.timestamp() * 1000)
-        patient = patient_of_hl7(raw, analytes)
         refused = await counts.spent(path, "source", source, at_ms)
-        if refused is None and patient is not None:
+        if refused is None and (patient := patient_of_hl7(raw, analytes)) is not None:
             refused = await counts.spent(path, "patient", patient, at_ms)
         if refused is not None:
             got = answer(header, code, [refused], 429, ack_wanted(header, mode, False))

@@ -351,9 +351,9 @@ class Hl7Order:
 
 
 def patient_of_hl7(raw: bytes, analytes: AnalyteMap) -> str | None:
-    """Issue 25: the patient key `from_hl7` gives, read from the MSH and PID segments alone (microseconds for a
-    message of any size: the intake refuses a flooding patient's message before parsing its results). None when
-    it cannot be read: the full parse then says why."""
+    """Issue 25: the patient key `from_hl7` gives, read from the MSH and PID segments alone (~0.5 ms for a message of
+    500 results, less than counting them: the intake refuses a flooding patient's message before parsing its
+    results). None when it cannot be read: the full parse then says why."""
     try:
         text = hl7_text(raw)
         if not text.startswith("MSH|"):

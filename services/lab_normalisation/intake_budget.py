@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry, Counter
@@ -35,6 +36,10 @@ class BudgetMetrics:
 
 # KEYS[1] the count; ARGV: the size admitted, the key's lifetime (ms). Returns the count after.
 _TAKE = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) redis.call('PEXPIRE', KEYS[1], ARGV[2]) return n"
+
+
+#: issue 25: how long the check before parsing waits for Redis (a shortcut only: `take` decides after the parse)
+SPENT_WAIT_S = 0.1
 
 
 class IntakeBudget:
@@ -78,9 +83,9 @@ class IntakeBudget:
         limit = self.limit(scope)
         if limit <= 0:
             return None
-        try:
-            got = await self.redis.get(self._key(scope, who, at_ms))
-        except (RedisError, OSError):
+        try:  # bounded well below the socket timeout: `take` waits for Redis after the parse anyway (review R27C)
+            got = await asyncio.wait_for(self.redis.get(self._key(scope, who, at_ms)), SPENT_WAIT_S)
+        except (RedisError, OSError, TimeoutError):
             return None
         before = int(got or 0)
         if before < limit:

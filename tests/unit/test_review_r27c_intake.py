@@ -211,12 +211,6 @@ class _FrozenRedis(_Redis):
         raise RedisTimeoutError("Timeout reading from socket")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R27C: the early check waits the full Redis socket timeout (REDIS_SOCKET_TIMEOUT_S=5 s) before `take` "
-    "waits it again: with a frozen Redis handle_hl7 makes 4 timed-out calls (spent source, spent patient, take "
-    "source, take patient), 20 s per message instead of 10 s, beyond common MLLP ACK timeouts",
-)
 async def test_a_frozen_redis_costs_the_early_check_no_wait() -> None:
     """The early check is an optimisation (`take` decides after the parse): it must not add a Redis timeout. One
     fix: `spent` bounds its GET well below the socket timeout (asyncio.wait_for, None when it expires)."""
