@@ -411,9 +411,8 @@ def _life_expectancy(s: SystemicState, at: r.AsOf) -> LifeExpectancy:
     future = False
     past = []
     for f in s.life_expectancies:
-        if at.is_future(f.occurred_at):
+        if at.is_future(f.occurred_at):  # its deadline offered by is_future (HAZ-27-SYS-FUTURE)
             future = True
-            at.after(f.occurred_at - at.recency.future_tolerance)
         else:
             past.append(f)
     fact = max(past, key=lambda f: f.order(), default=None)
@@ -449,8 +448,7 @@ def latest(table: dict[str, LabFact], at: r.AsOf, before: date | None = None) ->
     for v in table.values():
         if v.withdrawn or (before is not None and at.day(v.occurred_at) > before):
             continue
-        if at.is_future(v.occurred_at):
-            at.after(v.occurred_at - at.recency.future_tolerance)
+        if at.is_future(v.occurred_at):  # its deadline offered by is_future (HAZ-27-SYS-FUTURE)
             continue
         live.append(v)
     return max(live, key=lambda v: (v.occurred_at, v.recorded_at, v.event_id.int), default=None)

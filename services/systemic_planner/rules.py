@@ -356,7 +356,7 @@ class AsOf:
 
     def not_after(self, t: datetime) -> bool:
         """`now <= t`; the change just after `t` is a deadline (review R27: an inclusive bound, as scoring's
-        `current_until`)."""
+        `current_until` and every currency window's expiry)."""
         try:
             edge: datetime | None = t + _TICK
         except OverflowError:
@@ -375,26 +375,23 @@ class AsOf:
         except OverflowError:
             edge = None
         self._side(edge)
-        future = edge is not None and self.now < edge  # datetime.min + tolerance is never in the future
-        if future:
-            assert edge is not None
+        if edge is not None and self.now < edge:  # datetime.min + tolerance is never in the future
             self.after(edge)
-        return future
+            return True
+        return False
 
     def is_current(self, t: datetime, max_age: timedelta) -> bool:
         """Not dated in the future, and not older than `max_age`; its expiry is a deadline."""
         if self.is_future(t):
             return False
         try:
-            edge: datetime | None = t + max_age + _TICK  # t >= now - max_age: now < t + max_age + 1 µs
-        except OverflowError:
-            edge = None
-        # HAZ-26-LE-02: the answer changes at `edge` (just after the expiry), so `edge` is the deadline; the expiry
-        # itself would be dropped by a decision made at the expiry exactly, with no tick for the change after it
-        if edge is not None:
-            self.after(edge)
-        self._side(edge)
-        return edge is None or self.now < edge  # an expiry past datetime.max: current for ever
+            expiry = t + max_age
+        except OverflowError:  # an expiry past datetime.max: current for ever
+            self._side(None)
+            return True
+        # HAZ-26-LE-02: current up to the expiry inclusive (`t >= now - max_age`): the change just after it is the
+        # deadline, even for a decision made at the expiry exactly
+        return self.not_after(expiry)
 
     def after(self, t: datetime) -> None:
         """Record a deadline (ignored unless it lies after `now`)."""
