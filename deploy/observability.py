@@ -96,6 +96,16 @@ def alert_rules() -> dict[str, Any]:
             "notification's API are up.",
         ),
         _rule(
+            "OsteoCDSProducerClockAhead",
+            counted("osteocds_records_clock_ahead_total", "service, topic", "15m"),
+            "0m",
+            "warning",
+            "{{ $labels.service }} consumed {{ $labels.topic }} records timestamped ahead of its clock",
+            "A producer's clock (the hospital bus, or a service) runs ahead of this one beyond the clock-skew "
+            "tolerance: the facts it dates now are held back as dated in the future until its time comes "
+            "(HAZ-27-FUTURE-HIDES). Check NTP on the producer's hosts and on this pod's node.",
+        ),
+        _rule(
             "OsteoCDSLagNotMeasured",
             "sum by (service) (increase(osteocds_lag_sample_errors_total[15m])) > 3",
             "15m",
@@ -385,6 +395,7 @@ def alert_rule_tests(rule_file: str) -> dict[str, Any]:
     dl_labels = {"service": "lab-normalisation", "topic": "hospital.hl7v2.v1"}
     esc = 'osteocds_alerts_escalated_total{{severity="{}",level="{}"}}'
     errors = 'osteocds_lag_sample_errors_total{service="scoring"}'
+    ahead = 'osteocds_records_clock_ahead_total{service="scoring",topic="osteocds.labs.normalised.v1"}'
     tests = [
         _case("OsteoCDSConsumerLagGrowing", {lag: "0+20x30"}, [("20m", [scoring])], rules),
         _case("OsteoCDSConsumerLagGrowing:steady", {lag: "100x30"}, [("20m", [])], rules),
@@ -432,6 +443,13 @@ def alert_rule_tests(rule_file: str) -> dict[str, Any]:
             rules,
         ),
         _case("OsteoCDSCriticalAlertEscalated:old-count", {esc.format("critical", "1"): "1x90"}, [("80m", [])], rules),
+        _case(
+            "OsteoCDSProducerClockAhead:first-event",
+            {ahead: "0 0 0 2 2"},
+            [("2m", []), ("4m", [scoring])],
+            rules,
+        ),
+        _case("OsteoCDSProducerClockAhead:old-count", {ahead: "3x90"}, [("80m", [])], rules),
         _case("OsteoCDSLagNotMeasured", {errors: "0+1x60"}, [("10m", []), ("40m", [{"service": "scoring"}])], rules),
         _case("OsteoCDSLagNotMeasured:measured", {errors: "0x60"}, [("40m", [])], rules),
     ]

@@ -53,6 +53,7 @@ def test_a_fresh_registry_exposes_every_counter_the_rules_read_at_zero() -> None
         "osteocds_dead_letters_total",
         "osteocds_alerts_escalated_total",
         "osteocds_lag_sample_errors_total",
+        "osteocds_records_clock_ahead_total",
     }
     for service in SERVICES:
         registry = CollectorRegistry()
@@ -66,6 +67,8 @@ def test_a_fresh_registry_exposes_every_counter_the_rules_read_at_zero() -> None
         }
         assert consumed and set(dead) == expected, service
         assert set(dead.values()) == {0.0}
+        ahead = exposed(registry, "osteocds_records_clock_ahead_total")  # HAZ-27-FUTURE-HIDES detection
+        assert ahead == {frozenset({("service", service), ("topic", t)}): 0.0 for t in consumed}, service
         escalated = exposed(registry, "osteocds_alerts_escalated_total")
         if service == "notification":  # the one service that raises (and escalates) alerts
             assert set(escalated) == {

@@ -4,10 +4,13 @@ alert latency and escalation counters from notification's alert outputs."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
@@ -39,7 +42,12 @@ def values(registry: CollectorRegistry, name: str, **labels: str) -> list[float]
 
 
 async def test_loop_metrics_from_a_real_batch(
-    kafka_bootstrap: str, redis_url: str, kafka_settings: dict[str, str], publish: Publish
+    kafka_bootstrap: str,
+    redis_url: str,
+    kafka_settings: dict[str, str],
+    publish: Publish,
+    producer: AIOKafkaProducer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     group = f"ops-{uuid.uuid4().hex[:8]}"
     topic = Topic(f"test.{group}", LabResult, ("test",), (group,), "ops metrics test", partitions=1)
@@ -64,7 +72,10 @@ async def test_loop_metrics_from_a_real_batch(
     service.patient_aggregate((topic,), Seen, apply)
     msg = lab(f"pt-{group}", "2000-8", 2.4, "mmol/L")
     await publish(topic.name, msg)
-    await publish(topic.name, b"not json at all")
+    # HAZ-27-FUTURE-HIDES: a record timestamped 1 h ahead of this clock (a producer clock running ahead) is counted
+    ahead_ms = int((datetime.now(UTC).timestamp() + 3600) * 1000)
+    await producer.send_and_wait(topic.name, b"not json at all", key=b"malformed", timestamp_ms=ahead_ms)
+    caplog.set_level(logging.WARNING, logger="shared.observability.metrics")
     await service.start()
     registry = service.metrics.registry
     try:
@@ -92,6 +103,10 @@ async def test_loop_metrics_from_a_real_batch(
     assert values(registry, "osteocds_input_to_output_seconds_count", service=group, topic=LABS_NORMALISED.name) == [1]
     assert values(registry, "osteocds_oldest_unprocessed_age_seconds", service=group, topic=topic.name) == [0]
     assert values(registry, "osteocds_ready", service=group) == [1]
+    assert values(registry, "osteocds_records_clock_ahead_total", service=group, topic=topic.name) == [1]
+    ahead_logs = [r.getMessage() for r in caplog.records if "ahead of this clock" in r.getMessage()]
+    assert len(ahead_logs) == 1 and f"{topic.name}[0]@1 by 3" in ahead_logs[0]  # the second record, ~3600 s
+    assert "not json" not in ahead_logs[0] and "malformed" not in ahead_logs[0]  # never the record itself
     text = generate_latest(registry).decode()
     assert msg["patient_id"] not in text and msg["event_id"] not in text  # bounded labels only
     exposed = {
@@ -136,3 +151,29 @@ def test_alert_latency_and_escalations_from_alert_outputs() -> None:
     assert values(registry, "osteocds_alerts_escalated_total", severity="critical", level="1") == [1]
     # an escalation is not counted as a new alert's latency
     assert values(registry, "osteocds_alert_latency_seconds_count", severity="critical") == [1]
+
+
+def test_records_ahead_counts_only_beyond_the_tolerance_per_topic() -> None:
+    """HAZ-27-FUTURE-HIDES detection: a record later than this clock + tolerance is counted under its topic; one
+    within the tolerance (ordinary skew) is not; every consumed topic's series exists at 0 from the start."""
+    from aiokafka.structs import ConsumerRecord
+
+    registry = CollectorRegistry()
+    ops = OpsMetrics(registry, "scoring")
+    assert values(registry, "osteocds_records_clock_ahead_total", topic=LABS_NORMALISED.name) == [0]
+    now = 1_800_000_000.0
+
+    def record(topic: str, skew_s: float, offset: int) -> ConsumerRecord[bytes, bytes]:
+        ts = int((now + skew_s) * 1000)
+        return ConsumerRecord(topic, 0, offset, ts, 0, b"k", b"v", None, 1, 1, [])
+
+    batch = [
+        record(LABS_NORMALISED.name, 0, 0),
+        record(LABS_NORMALISED.name, 299, 1),  # within the 300 s tolerance
+        record(LABS_NORMALISED.name, 301, 2),
+        record(ALERTS.name, 86_400, 3),
+    ]
+    assert ops.records_ahead(batch, 300.0, now=now) == 2
+    assert values(registry, "osteocds_records_clock_ahead_total", topic=LABS_NORMALISED.name) == [1]
+    assert values(registry, "osteocds_records_clock_ahead_total", topic=ALERTS.name) == [1]
+    assert ops.records_ahead(batch[:2], 300.0, now=now) == 0

@@ -21,6 +21,9 @@ every metric used there is one of `METRIC_NAMES`.
   critical alert: the `OsteoCDSCriticalAlertLatency` rule).
 - `osteocds_alerts_escalated_total{severity,level}`: alerts notification escalated because they were not
   acknowledged in time (an alert output whose last transition is `escalated`).
+- `osteocds_records_clock_ahead_total{service,topic}`: records consumed whose timestamp (the producer's clock,
+  CreateTime) is later than this process's clock by more than the clock-skew tolerance (HAZ-27-FUTURE-HIDES: a
+  producer clock running ahead makes the facts it dates "now" look dated in the future here).
 
 Issue 20: a counter series that appears only at its first increment gives `increase()` nothing, so an alert rule
 reading it would miss the first event. Every counter series an alert rule reads is therefore exposed at 0 from the
@@ -98,6 +101,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "osteocds_input_to_output_seconds",
         "osteocds_alert_latency_seconds",
         "osteocds_alerts_escalated_total",
+        "osteocds_records_clock_ahead_total",
         "osteocds_rebuild_seconds",
         "osteocds_state_losses_total",
         "osteocds_lab_unmapped_codes_total",
@@ -284,9 +288,16 @@ class OpsMetrics:
             ["severity", "level"],
             registry=registry,
         )
+        self.clock_ahead = Counter(
+            "osteocds_records_clock_ahead_total",
+            "Records whose timestamp is later than this process's clock by more than the clock-skew tolerance",
+            ["service", "topic"],
+            registry=registry,
+        )
         self._pending = 0
         self._latency_of: dict[str, Any] = {}
         for topic in consumed_topics(service) if topics is None else topics:
+            self.clock_ahead.labels(service, topic)
             for error_type in KNOWN_ERROR_TYPES:
                 self.dead_letters.labels(service, topic, error_type)
         if produces_alerts(service):
@@ -298,6 +309,26 @@ class OpsMetrics:
     # ---- hooks of the consumer loop ------------------------------------------------------------------
     def dead_letter(self, topic: str, error_type: str) -> None:
         self.dead_letters.labels(self.service, topic, error_type).inc()
+
+    def records_ahead(self, records: Iterable[ConsumerRecord], tolerance_s: float, now: float | None = None) -> int:
+        """Count the records whose timestamp is later than `now` (this process's clock) + `tolerance_s`, per topic
+        (HAZ-27-FUTURE-HIDES: detection only; the records are processed as usual, as a rebuild would). Logs the
+        topic, partition, offset and skew of the first such record of a batch: never its key or value."""
+        limit_ms = ((now if now is not None else time.time()) + tolerance_s) * 1000
+        ahead = [r for r in records if r.timestamp > limit_ms]
+        for r in ahead:
+            self.clock_ahead.labels(self.service, r.topic).inc()
+        if ahead:
+            r = ahead[0]
+            log.warning(
+                "%d record(s) timestamped ahead of this clock beyond the tolerance; first: %s[%d]@%d by %.0f s",
+                len(ahead),
+                r.topic,
+                r.partition,
+                r.offset,
+                (r.timestamp - limit_ms) / 1000 + tolerance_s,
+            )
+        return len(ahead)
 
     def outbox_written(self, outputs: int, resent: int) -> None:
         self._pending += outputs + resent

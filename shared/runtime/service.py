@@ -518,6 +518,7 @@ class Service:
     async def _process_batch(self, records: list[ConsumerRecord]) -> _Sent:
         """Decode, deduplicate, handle and queue the outputs of one batch (nothing awaited from the broker here)."""
         t0 = time.perf_counter()
+        self.ops.records_ahead(records, self.settings.clock_skew_tolerance_seconds)  # HAZ-27-FUTURE-HIDES
         # parsing off the event loop, but for a light batch (plain JSON, DECODE_INLINE_BYTES at most)
         inline = sum(len(r.value or b"") for r in records) <= self.settings.decode_inline_bytes and all(
             decoding.light(self.subscriptions[topic].decode) for topic in {r.topic for r in records}
