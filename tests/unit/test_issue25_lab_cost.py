@@ -1,4 +1,4 @@
-"""Issue 25, lab-normalisation's per-event cost (services/lab_normalisation/domain.py, stored.py): what makes it cheaper
+"""Issue 25, lab-normalisation's per-event cost (services/lab_normalisation/state.py, stored.py): what makes it cheaper
 changes no value. A stored result's draw time shares one tzinfo object per offset (same instant, offset and JSON);
 the stored JSON joined from each result's entry is pydantic's document, and an entry leaves with its result; the
 pairing windows' bisection (LAB-CA-CORR L316) holds every candidate within reach, also for times of a named zone
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from services.lab_normalisation.domain import _AT, LabState, StoredResult, _near_slice
+from services.lab_normalisation.state import _AT, LabState, StoredResult, _near_slice
 from services.lab_normalisation.stored import LabStoredJson
 from tests.unit.test_issue25_lab_retention import apply_with
 from tests.unit.test_lab_domain import CFG, T0, result
@@ -99,7 +99,7 @@ def test_the_bisection_holds_every_result_within_reach(minutes: list[int], at_mi
 
 
 def test_odd_offsets_beyond_the_cap_are_kept_as_sent() -> None:
-    from services.lab_normalisation import domain
+    from services.lab_normalisation import state as domain
 
     made = [
         StoredResult.model_validate_json(

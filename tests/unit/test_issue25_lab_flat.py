@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from contracts.hospital import LabResult
-from services.lab_normalisation.domain import LabState, _recompute_clearance, _recompute_corrected_calcium
+from services.lab_normalisation.derived import _recompute_clearance, _recompute_corrected_calcium
+from services.lab_normalisation.state import LabState
 from tests.unit.histories import lab_record
 from tests.unit.test_issue25_lab_retention import apply_with, histories
 from tests.unit.test_lab_domain import CFG

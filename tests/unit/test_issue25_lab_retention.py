@@ -1,4 +1,4 @@
-"""Issue 25: lab-normalisation's aggregate is bounded (services/lab_normalisation/domain.py `_prune`): the newest
+"""Issue 25: lab-normalisation's aggregate is bounded (services/lab_normalisation/retention.py `_prune`): the newest
 results per analyte are kept whole, the versions of the others within LAB_RETENTION_DAYS as stamps, and no output
 changes while amendments target kept results; a late older version of a dropped result still changes nothing
 (LAB-CORRECTION)."""
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from contracts.clinical import NormalisedLab
 from contracts.hospital import LabResult, PatientRecord
-from services.lab_normalisation.domain import PARTNERS, LabConfig, LabState, apply_ingested
+from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.ingest import Ingested, check_units
+from services.lab_normalisation.state import PARTNERS
 from shared.errors import Rejected
 from tests.unit.histories import lab_record
 from tests.unit.test_lab_domain import ANALYTES, CFG, T0, result
