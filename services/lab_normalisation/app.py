@@ -35,6 +35,9 @@ from contracts.topics import FHIR_R4, HL7V2, LAB_RESULTS, PATIENT_RECORDS
 from services.lab_normalisation.admission import Budget, Path, admit
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.fhir import resource_type
+from services.lab_normalisation.forms import FORMS
+from services.lab_normalisation.forms.fhir import bundle, questionnaire
+from services.lab_normalisation.forms.response import Refused, read_response
 from services.lab_normalisation.hl7v2 import (
     AckCode,
     Hl7Message,
@@ -73,8 +76,6 @@ from services.lab_normalisation.mllp import (
     serve_mllp,
     tls_context,
 )
-from services.lab_normalisation.questionnaires import FORMS, bundle, questionnaire
-from services.lab_normalisation.questionnaires_map import Refused, read_response
 from services.lab_normalisation.settings import LabSettings
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
@@ -291,7 +292,7 @@ def build(settings: LabSettings, decoders: dict[str, LabDecoder] | None = None) 
     )
 
     async def clinician_entry(request: Request, raw: bytes, who: Principal) -> JSONResponse:
-        """Issue 23: a QuestionnaireResponse to one of the forms, read into contract messages (questionnaires_map),
+        """Issue 23: a QuestionnaireResponse to one of the forms, read into contract messages (forms/response.py),
         audited (actor from the token) and published on the input topics, as the bus would send them."""
         if CLINICIAN_ENTRY not in who.roles:
             return _fhir_json(

@@ -411,7 +411,7 @@ _QR = re.compile(rb"QuestionnaireResponse")
 
 
 def resource_type(raw: bytes) -> str | None:
-    """Issue 23: "QuestionnaireResponse" when the payload is one (a clinician's entry: questionnaires_map.py, role
+    """Issue 23: "QuestionnaireResponse" when the payload is one (a clinician's entry: forms/response.py, role
     clinician-entry), else None (the results path above). Parsed only when the name appears in the bytes."""
     if _QR.search(raw) is None:
         return None

@@ -15,7 +15,7 @@ import pytest
 
 from contracts.topics import AUDIT, IMAGING_FINDINGS, SCORES
 from devstack.stack import RunningStack
-from services.lab_normalisation.questionnaires import FORMS
+from services.lab_normalisation.forms import FORMS
 from shared.web.auth import CLINICIAN, CLINICIAN_ENTRY, INTEGRATION
 from tests.conftest import alerts, auth, consume_until, wait_for
 

@@ -22,15 +22,11 @@ from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from services.lab_normalisation.fhir import resource_type
-from services.lab_normalisation.questionnaires import (
-    FORMS,
-    LOINC,
-    POINTS_URL,
-    bundle,
-    questionnaire,
-    sins_location_points,
-)
-from services.lab_normalisation.questionnaires_map import PROBLEMS_SHOWN, Refused, read_response, source_of
+from services.lab_normalisation.forms import FORMS
+from services.lab_normalisation.forms.choices import sins_location_points
+from services.lab_normalisation.forms.fhir import bundle, questionnaire
+from services.lab_normalisation.forms.model import LOINC, POINTS_URL
+from services.lab_normalisation.forms.response import PROBLEMS_SHOWN, Refused, read_response, source_of
 from services.scoring import rules as scoring
 from shared.runtime.kafka import TOPIC_FOR_MODEL
 

@@ -1,4 +1,4 @@
-"""A QuestionnaireResponse to one of the clinician forms (questionnaires.py) read into the contract messages the bus
+"""A QuestionnaireResponse to one of the clinician forms (forms/) read into the contract messages the bus
 would send (issue 23). Checked against the form's description (linkIds, answer types, options, bounds, required
 items, enableWhen) and then against the contracts; every refusal is a French sentence naming the item and its linkId.
 `source` names the clinician (the token's subject, never the body) and the form. Pure, no I/O, no clock.
@@ -20,16 +20,9 @@ from contracts.base import Message, derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from services.lab_normalisation.common import EARLIEST_YEAR
-from services.lab_normalisation.questionnaires import (
-    BASE,
-    CORRECTED,
-    FORMS,
-    VERSION,
-    Form,
-    Group,
-    Question,
-    option_system,
-)
+from services.lab_normalisation.forms import FORMS
+from services.lab_normalisation.forms.choices import CORRECTED
+from services.lab_normalisation.forms.model import BASE, VERSION, Form, Group, Question, option_system
 from shared.clinical.irradiation import spinal_levels
 
 _PATIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
