@@ -16,12 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts.topics import SERVICES, TOPICS
 from deploy import make_secrets, observability, render, spec
 from services.notification.settings import NotificationSettings
+from shared.observability.lag import LagGauges, LagMonitor
 from shared.observability.metrics import (
     ESCALATION_LEVELS,
     KNOWN_ERROR_TYPES,
     SEVERITIES,
-    LagGauges,
-    LagMonitor,
     OpsMetrics,
 )
 from shared.settings import Settings

@@ -17,8 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from contracts.lifecycle import AuditEvent
 from contracts.topics import SERVICES, TOPICS
+from shared.observability.lag import LagGauges, LagMonitor
 from shared.observability.logging import configure_logging
-from shared.observability.metrics import LagGauges, LagMonitor
 from shared.settings import Settings
 from shared.web.auth import OPS, AuthSettings, install, require, unguarded_routes
 

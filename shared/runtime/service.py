@@ -39,7 +39,8 @@ from pydantic import BaseModel, ValidationError
 from contracts.base import Message
 from contracts.topics import TOPICS, Topic, clock_topic
 from shared.errors import Rejected
-from shared.observability.metrics import LagMonitor, Metrics, OpsMetrics, origin_of
+from shared.observability.lag import LagMonitor
+from shared.observability.metrics import Metrics, OpsMetrics, origin_of
 from shared.observability.tracing import Headers, Tracing, output_headers
 from shared.runtime import decoding, healing, limits, reading, retrying
 from shared.runtime.aggregate import Applied, Apply, apply_batch, letter_of

@@ -248,7 +248,7 @@ async def test_the_lag_exporter_measures_every_group_with_its_own_credentials(se
     from prometheus_client import CollectorRegistry
 
     from deploy.generate import LAG_EXPORTER
-    from shared.observability.metrics import LagGauges, LagMonitor
+    from shared.observability.lag import LagGauges, LagMonitor
     from shared.runtime.lag import consumer_groups
 
     env = {k.lower(): v for k, v in secured.cluster.client_settings(LAG_EXPORTER).items()}
