@@ -21,7 +21,8 @@ from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
-from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE, at, future_times, lesions_at
+from services.radiotherapy_planner import as_of
+from services.radiotherapy_planner.as_of import at, future_times, lesions_at
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
@@ -61,6 +62,8 @@ COMPRESSION_CURRENT: Final = timedelta(days=42)
 #: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
 #: LIFE_EXPECTANCY_VALID_DAYS.
 LE_VALID: Final = timedelta(days=91)
+#: clock skew tolerated before a fact counts as dated in the future (as_of.py reads the facts as of the decision)
+FUTURE_TOLERANCE: Final = as_of.FUTURE_TOLERANCE
 RadiotherapyState = LocalState  # the aggregate's historical name
 
 _HAEMOSTASIS = ("platelets", "prothrombin_pct")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from contracts.base import Message
-from contracts.clock import ClockTick
 from contracts.clinical import NormalisedLab
+from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from contracts.local import LesionSection
 from services.radiotherapy_planner import memo
@@ -65,7 +65,7 @@ def _copies(rnd: random.Random, events: list[Message], s: LocalState, now: datet
         e.analyte: e for e in events if isinstance(e, NormalisedLab) and e.analyte in ("platelets", "prothrombin_pct")
     }
     picked = rnd.sample(pool, min(len(pool), rnd.randint(1, 4))) + rnd.sample(list(labs.values()), rnd.randint(0, 2))
-    out = []
+    out: list[Message] = []
     for e in picked:
         at = now + FUTURE_TOLERANCE + MINUTE + timedelta(seconds=rnd.randint(0, 40 * 86400))
         update: dict[str, Any] = {"event_id": uuid.UUID(int=rnd.getrandbits(128), version=4), "occurred_at": at}
@@ -132,7 +132,7 @@ def _tick(s: LocalState) -> Message:
     )
 
 
-# ---- the three cases of review R27B and the facts without a current one ------------------------------------------------
+# ---- the facts without a current one ------------------------------------------------------------------------------
 def _rt(events: list[Message], rule: str, now: datetime = NOW) -> list[tuple[str, str]]:
     memo.clear()
     s, out = LocalState(), list[Message]()
