@@ -7,6 +7,7 @@ corrected finding, a resolved compression, a cancelled request)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import uuid
@@ -35,7 +36,7 @@ from services.radiotherapy_planner.facts import (
     prune_findings,
     refold_assessments,
 )
-from services.radiotherapy_planner.items_base import Item, reference_date
+from services.radiotherapy_planner.items_base import In, Item, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import (
     Patient,
@@ -283,7 +284,8 @@ def build_plan(
                     ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
                     ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
                 ):
-                    items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+                    found = memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+                    items += shown_now(found, p.life_expectancy) if part == "main" else found
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
@@ -307,6 +309,37 @@ def build_plan(
         if items:
             sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
     return sections
+
+
+#: HAZ-25-RT-08: the remainder of the life expectancy an SBRT contraindication shows as its input (RT-SBRT-CI
+#: L1629-1636, "espérance de vie < 3 mois"; its only unrounded one). The memo keys on its band and tenth (le_key),
+#: so a reused item showed the remainder of its first build: it is set to the remainder at this decision.
+_REMAINING_SHOWN: Final = "life_expectancy_months"
+
+
+def shown_now(items: list[Item], remaining: float | None) -> list[Item]:
+    """The items with the remainder they show (an input named _REMAINING_SHOWN without a source event: the estimate
+    itself has its event) as computed at this decision, as a build now would (the status, text and digest read only
+    its band, in the key)."""
+    out = []
+    for i in items:
+        shown = [x for x in i.inputs if isinstance(x, In) and x.name == _REMAINING_SHOWN and x.source_event_id is None]
+        if shown and any(x.value != remaining for x in shown):
+            inputs = tuple(dataclasses.replace(x, value=remaining) if x in shown else x for x in i.inputs)
+            i = Item(
+                i.key,
+                i.rule_id,
+                i.status,
+                i.severity,
+                i.title,
+                i.text_fr,
+                inputs,
+                i.missing,
+                i.what_would_change_fr,
+                i.checks,
+            )
+        out.append(i)
+    return out
 
 
 def _unique(items: list[Item]) -> list[Item]:
