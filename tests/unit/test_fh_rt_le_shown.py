@@ -11,7 +11,8 @@ from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import build_plan
 from services.radiotherapy_planner.facts import LocalState
 from shared.clinical.life_expectancy import Remaining
-from tests.unit.test_issue18_local import NOW, TODAY, env, request, run, score, vertebra
+from tests.unit.test_issue18_local import NOW, TODAY, env, request, run, vertebra
+from tests.unit.test_local_plan_domain import score
 
 
 def _state() -> tuple[LocalState, ClinicalAssessment]:
