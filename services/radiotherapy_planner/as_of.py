@@ -4,11 +4,11 @@ The state keeps, per name, the newest assessed fact and opinion by clinical time
 newest haemostasis labs: a fact dated beyond FUTURE_TOLERANCE after `now` (a producer's clock ahead of ours) is not
 decided on, and it must not hide the newest one that is current. `at()` and `lesions_at()` give the view the rules
 read at `now`: per assessed name, opinion, lab and lesion sign, the newest fact that is not future, else none;
-except for the facts whose rules check their currency (RT-MSCC L1397-1402: a compression seen, or inferred from an
-epidural extension with a neurological deficit; SURG-LE / RT-MSCC / RT-SBRT-CI: the life expectancy), which fall
-back to the future one as before, so that the rule says "not current" (never silent about an emergency). The
-stored state is unchanged (retention and a rebuild read the records, never `now`); `future_times()` gives the
-instants the view changes (domain.next_due ticks then)."""
+except for the facts whose rules check their currency (RT-MSCC L1397-1402: a compression seen, or inferred from
+an epidural extension with a neurological deficit; the life expectancy: SURG-LE L2776-2834, RT-SBRT-CI
+L1629-1636), which fall back to the future one as before, so that the rule says "not current" (never silent about
+an emergency). The stored state is unchanged (retention and a rebuild read the records, never `now`);
+`future_times()` gives the instants the view changes (domain.next_due ticks then)."""
 
 from __future__ import annotations
 
