@@ -7,6 +7,7 @@ corrected finding, a resolved compression, a cancelled request)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import uuid
@@ -21,6 +22,8 @@ from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
+from services.radiotherapy_planner import as_of
+from services.radiotherapy_planner.as_of import at, future_times, lesions_at
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
@@ -33,7 +36,7 @@ from services.radiotherapy_planner.facts import (
     prune_findings,
     refold_assessments,
 )
-from services.radiotherapy_planner.items_base import Item, reference_date
+from services.radiotherapy_planner.items_base import In, Item, reference_date
 from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
 from services.radiotherapy_planner.items_rt import (
     Patient,
@@ -60,8 +63,8 @@ COMPRESSION_CURRENT: Final = timedelta(days=42)
 #: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
 #: LIFE_EXPECTANCY_VALID_DAYS.
 LE_VALID: Final = timedelta(days=91)
-#: clock skew tolerated before a fact counts as dated in the future
-FUTURE_TOLERANCE: Final = timedelta(minutes=15)
+#: clock skew tolerated before a fact counts as dated in the future (as_of.py reads the facts as of the decision)
+FUTURE_TOLERANCE: Final = as_of.FUTURE_TOLERANCE
 RadiotherapyState = LocalState  # the aggregate's historical name
 
 _HAEMOSTASIS = ("platelets", "prothrombin_pct")
@@ -226,12 +229,15 @@ def build_plan(
     now: datetime | None = None,
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
-    by_lesion: dict[str, Lesion] | None = None,
+    by_lesion: Mapping[str, Lesion] | None = None,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
-    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise)."""
+    The facts are read as of `now` (as_of.py: one dated in the future never hides the current one; HAZ-27-FUTURE-
+    HIDES). `inferred`: `inferred_compressions` of that view when the caller has it (computed here otherwise)."""
+    s = at(s, now)
+    by_lesion = lesions_at(lesions(s) if by_lesion is None else by_lesion, now)
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
     p = Patient(s, alpha_beta, le_current, tz, now)
@@ -242,7 +248,6 @@ def build_plan(
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
-    by_lesion = lesions(s) if by_lesion is None else by_lesion
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
     for lid, lesion in by_lesion.items():
         lx = lesion.ids
@@ -279,7 +284,8 @@ def build_plan(
                     ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
                     ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
                 ):
-                    items += memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+                    found = memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+                    items += shown_now(found, p.life_expectancy) if part == "main" else found
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
                 items += memo(key, functools.partial(cement_items, p, lesion, req))
@@ -305,6 +311,37 @@ def build_plan(
     return sections
 
 
+#: HAZ-25-RT-08: the remainder of the life expectancy an SBRT contraindication shows as its input (RT-SBRT-CI
+#: L1629-1636, "espérance de vie < 3 mois"; its only unrounded one). The memo keys on its band and tenth (le_key),
+#: so a reused item showed the remainder of its first build: it is set to the remainder at this decision.
+_REMAINING_SHOWN: Final = "life_expectancy_months"
+
+
+def shown_now(items: list[Item], remaining: float | None) -> list[Item]:
+    """The items with the remainder they show (an input named _REMAINING_SHOWN without a source event: the estimate
+    itself has its event) as computed at this decision, as a build now would (the status, text and digest read only
+    its band, in the key)."""
+    out = []
+    for i in items:
+        shown = [x for x in i.inputs if isinstance(x, In) and x.name == _REMAINING_SHOWN and x.source_event_id is None]
+        if shown and any(x.value != remaining for x in shown):
+            inputs = tuple(dataclasses.replace(x, value=remaining) if x in shown else x for x in i.inputs)
+            i = Item(
+                i.key,
+                i.rule_id,
+                i.status,
+                i.severity,
+                i.title,
+                i.text_fr,
+                inputs,
+                i.missing,
+                i.what_would_change_fr,
+                i.checks,
+            )
+        out.append(i)
+    return out
+
+
 def _unique(items: list[Item]) -> list[Item]:
     seen: dict[str, Item] = {}
     for i in items:
@@ -316,7 +353,7 @@ def next_due(
     s: LocalState,
     now: datetime,
     compression_window: timedelta = COMPRESSION_CURRENT,
-    by_lesion: dict[str, Lesion] | None = None,
+    by_lesion: Mapping[str, Lesion] | None = None,
     tz: ZoneInfo = HOSPITAL_TZ,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> datetime | None:
@@ -325,14 +362,17 @@ def next_due(
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s."""
-    times: list[datetime] = []
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it); each fact dated in the future becomes effective
+    (as_of.future_times: the newest of its name or not; HAZ-27-FUTURE-HIDES). Read as of `now`, as `build_plan`;
+    `inferred`: as `build_plan`'s."""
+    times: list[datetime] = list(future_times(s, now))
+    s = at(s, now)
     today = now.astimezone(tz).date()
     for e in s.treatments.values():
         t = e.treatment
         if isinstance(t, _DATED_AHEAD) and t.on > today:
             times.append(datetime.combine(t.on, time(0), tz))
-    by_lesion = lesions(s) if by_lesion is None else by_lesion
+    by_lesion = lesions_at(lesions(s) if by_lesion is None else by_lesion, now)
     for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:
@@ -387,7 +427,8 @@ def apply_event(
     decided = max(t for t in (state.decided_at, s.newest_at if now is None else now) if t is not None)
     s.decided_at = decided
     by_lesion = lesions(s, state)  # once per event (from the previous state's): the plan and the deadline read them
-    inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
+    # and the same inferred compressions (RT-MSCC), of the facts as of the decision (as_of.py)
+    inferred = inferred_compressions(at(s, decided), lesions_at(by_lesion, decided))
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
     s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)
     items = [i for sec in sections for i in sec.items]
