@@ -51,13 +51,14 @@ from services.systemic_planner.inputs import (
     _merge_finding,
     _resolved,
     fold_drugs,
+    kept_responses,
     treatments,
 )
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical.corrections import Correctable, effective
 from shared.clinical.dates import add_months
 from shared.clinical.drugs import identify
-from shared.clinical.facts import newest
+from shared.clinical.facts import Fact, newest
 
 #: per analyte, the newest live results kept: the newest is the one every reader takes (renal function SYS-ZA-DOSE,
 #: vitamin D SYS-VITD-CORR, corrected calcium LAB-CA-CRISIS, CTX SYS-REVIEW-2Y); the next ones stand if the newest are
@@ -278,6 +279,7 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
     base = s.assessment_base or AssessmentFold()
     les = {str(f.event_id): f for f in base.life_expectancies}
     response = base.response
+    responses: list[Fact[str]] = []  # HAZ-27-FUTURE-HIDES: the newest RESPONSES_KEPT (inputs.kept_responses)
     for x in effective(rows, lambda _: "patient"):
         if x.event_id in keep:
             continue
@@ -285,11 +287,13 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
             les[str(x.event_id)] = x.fact(x.life_expectancy_months)
         if x.oncological_response is not None:
             response = newest(response, x.fact(x.oncological_response))
+            responses.append(x.fact(x.oncological_response))
     # the same bound as the fold itself (LIFE_EXPECTANCY_KEPT): the newest estimates by clinical time
     kept = sorted(les.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
     held = {k: x for k, x in s.assessments.items() if x.event_id in keep}
     _SETTLED.add(held)
-    return held, AssessmentFold(life_expectancies=kept, response=response)
+    kept_r = kept_responses(base.responses, base.response, responses)
+    return held, AssessmentFold(life_expectancies=kept, response=response, responses=kept_r)
 
 
 # ---- treatments and care -------------------------------------------------------------------------------------
