@@ -106,7 +106,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         if decision.outcome == "start" and (unknown or holding)
         else None
     )
-    sre_inputs = memo("sre_inputs", at, (s.sres,), lambda: sre_inputs_of(known))  # none future-dated
+    sre_inputs = memo("sre_inputs", at, (known,), lambda: sre_inputs_of(known))  # none future-dated
     # issue 25 (helper HV): the item reads no `now`; what it reads of the life expectancy is its estimate, status and
     # what remains rounded as cited (the same text for the same float: repr)
     remains = None if le.remaining is None else repr(round(le.remaining, 2))

@@ -11,9 +11,10 @@ What every rule reads stays (README, "Retention: systemic planner", with the gui
   zoledronic acid may have started, the clearance before it (SYS-ZA-DOSE: the dose follows the initial clearance);
 - imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, and the newest
   RECORDS_KEPT not entered-in-error (what an amendment naming none replaces: HAZ-25-SYS-04), with their correction
-  chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality, the newest
-  status: IMG-ISOLATED; the newest life expectancies and response: SYS-AR-START), which the fold starts from when a
-  correction arrives;
+  chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality and its first
+  sighting, the newest statuses: IMG-ISOLATED; the newest life expectancies and responses: SYS-AR-START,
+  SYS-SCHEDULE; a bounded number of each by clinical time, so a future-dated one never folds away the current one:
+  HAZ-27-FUTURE-HIDES), which the fold starts from when a correction arrives;
 - treatment events: every drug start and stop, every anti-resorptive administration, every dental event and every
   correction chain of them (the drug history is replayed from them: SYS-REVIEW-2Y exposure, SYS-DENO-STOP,
   SYS-AR-PREREQ); administrations of drugs no rule reads, only the newest ADMINISTRATIONS_KEPT; of an unidentified
