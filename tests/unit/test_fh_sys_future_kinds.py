@@ -3,6 +3,7 @@ now, a hospital clock ahead of ours) neither counts nor hides the current one un
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import TypeVar
 
@@ -10,6 +11,7 @@ from contracts.base import Message
 from contracts.clinical import SkeletalEvent
 from contracts.hospital import ImagingFinding
 from services.systemic_planner import rules as r
+from services.systemic_planner.inputs import SystemicState
 from tests.unit.test_systemic_rules import NOW, drug, env, items, lab, le, met, oligo, ready, run
 
 TOL = r.Recency().future_tolerance
@@ -72,3 +74,21 @@ def test_fh_sys_an_sre_dated_tomorrow_is_no_input_and_no_oncology_item_today() -
     assert [i.name for i in later["antiresorptive-start"].inputs if i.name.startswith("sre:")] == [
         "sre:pathological_fracture"
     ]
+
+
+def test_fh_sys_a_state_stored_before_the_change_loads_and_decides_the_same() -> None:
+    """A stored state without `statuses`, `seen` (per lesion) and `responses` (defaults: the newest stated status and
+    response, every modality at the first sighting) decides as before; merging into it fills them."""
+    s, _ = run([_pet(), met(5).model_copy(update={"status": "confirmed"}), le(1, 12, oncological_response="good")])
+    doc = json.loads(s.model_dump_json())
+    for lesion in doc["lesions"].values():
+        del lesion["statuses"], lesion["seen"]
+    del doc["responses"]
+    old = SystemicState.model_validate(doc)
+    assert old.lesions["a"].statuses == [] and old.responses == []
+    assert items(old, NOW) == items(s, NOW)
+    again, _ = run([met(6)], old)
+    assert [f.value for f in again.lesions["a"].statuses] == ["confirmed"] and set(again.lesions["a"].seen) == {
+        "ct",
+        "fdg_pet",
+    }
