@@ -70,8 +70,13 @@ def _with_current(s: ScoringState, now: datetime, policy: r.Policy, due: datetim
     lesions, a = current_lesions(s, now, policy), current_assessment(s, now, policy)
     if lesions is s.lesions and a is s.assessment:
         return due
-    after = now - _AFTER
-    moments = [*_lesion_moments({k: v for k, v in lesions.items() if v is not s.lesions.get(k)}, policy)]
+    after, tolerance = now - _AFTER, policy.future_tolerance
+    # each record left out becomes effective (a finding's status or site, an item no window covers, changes then)
+    records = [*s.findings.values(), *s.assessments.values()]
+    moments = [x.occurred_at - tolerance for x in records] + [
+        x.latest.occurred_at - tolerance for x in s.lesions.values()
+    ]
+    moments += _lesion_moments({k: v for k, v in lesions.items() if v is not s.lesions.get(k)}, policy)
     if a is not s.assessment:
         moments += [*_assessment_moments(a, policy), *_crossings(a)]
     first = min((t for t in moments if t > after), default=None)
