@@ -112,7 +112,7 @@ def _future_copies(rng: random.Random, past: list[Message], now: datetime, n: in
                 update["ecog"] = rng.randint(0, 4)
             if e.life_expectancy_months is not None:
                 update["life_expectancy_months"] = rng.choice([1.0, 2.5, 5.0, 24.0])
-        else:
+        elif isinstance(e, NormalisedLab):
             update["result_id"] = f"future-{update['event_id']}"
             update["value"] = rng.choice([2.2, 3.6, 4.0])
             update["derived_from"] = [x.model_copy(update={"occurred_at": at}) for x in e.derived_from]
