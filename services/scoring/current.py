@@ -30,14 +30,14 @@ def current_lesions(s: ScoringState, ref: datetime | None, policy: r.Policy) -> 
     (kept as it is)."""
     if ref is None:
         return s.lesions
-    rows = list(s.findings.values())
-    if not any(r.is_future(f.occurred_at, ref, policy) for f in rows) and not any(
-        r.is_future(x.latest.occurred_at, ref, policy) for x in s.lesions.values()
+    rows, limit = list(s.findings.values()), ref + policy.future_tolerance  # r.is_future: occurred_at > limit
+    if not any(f.occurred_at > limit for f in rows) and not any(
+        x.latest.occurred_at > limit for x in s.lesions.values()
     ):
         return s.lesions
     imaged = {f.lesion_id for f in rows}
     folded: dict[str, Lesion] = {k: v for k, v in s.lesion_bases.items() if k in imaged}
-    for f in effective_findings(f for f in rows if not r.is_future(f.occurred_at, ref, policy)):
+    for f in effective_findings(f for f in rows if f.occurred_at <= limit):
         folded[f.lesion_id] = merge_finding(folded.get(f.lesion_id), f)
     out: dict[str, Lesion] = {}
     for lesion_id, lesion in s.lesions.items():
@@ -52,11 +52,13 @@ def current_assessment(s: ScoringState, ref: datetime | None, policy: r.Policy) 
     """The assessment as the assessments not dated in the future fold it (`s.assessment` itself when none is); an
     item (or a lesion's pain) with no current value keeps the state's, dated in the future: the decisions then say
     it is not current (CLASS-OLIGO "not current: restage", a lesion's pain "to reassess") rather than absent."""
-    rows = list(s.assessments.values())
-    if ref is None or not any(r.is_future(x.occurred_at, ref, policy) for x in rows):
+    if ref is None:
+        return s.assessment
+    rows, limit = list(s.assessments.values()), ref + policy.future_tolerance  # r.is_future: occurred_at > limit
+    if not any(x.occurred_at > limit for x in rows):
         return s.assessment
     a = s.assessment_base or Assessment()
-    for x in effective((x for x in rows if not r.is_future(x.occurred_at, ref, policy)), lambda e: e.patient_id):
+    for x in effective((x for x in rows if x.occurred_at <= limit), lambda e: e.patient_id):
         a = merge_assessment(a, x)
     # an item known only from the future stays named (Context.usable leaves it out: "not current", as before)
     full = s.assessment
