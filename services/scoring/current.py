@@ -5,10 +5,11 @@ dated beyond the clock-skew tolerance (r.is_future) is left out of every decisio
 current fact of the same name or lesion (CLASS-SRE L259-296: a cord compression or fracture current from its newest
 evidence; RT-MSCC L1397-1402: a compression inferred from an epidural extension with a neurological deficit;
 SCORE-MIRELS L1308-1372, MIRELS-HIGH L1314-1330, SCORE-SINS L1375-1392, SURG-LE L2776-2834, CLASS-OLIGO L1472-1476,
-IMG-ISOLATED L476-494 and IMG-FLARE L357-405 read a lesion's newest finding and the assessment's items). When a record kept one by one is dated in the future, the fold is made again from the
-summary retention keeps (`lesion_bases`, `assessment_base`) and the records that are not: the same fold as the
-state's, without them. With none (the common case) the state's own fold is returned, the same object, so nothing
-else changes (memo keys included).
+IMG-ISOLATED L476-494 and IMG-FLARE L357-405 read a lesion's newest finding and the assessment's items). When a
+record kept one by one is dated in the future, the fold is made again from the summary retention keeps
+(`lesion_bases`, `assessment_base`) and the records that are not: the same fold as the state's, without them. With
+none (the common case) the state's own fold is returned, the same object, so nothing else changes (memo keys
+included).
 
 Bounded: retention keeps the newest records one by one (retention.FINDINGS_KEPT, ASSESSMENTS_KEPT, by clinical time,
 so future-dated ones first); past that many future-dated records, a current record may be folded into the summary
