@@ -5,7 +5,8 @@ leave out as dated in the future, the instant it becomes effective (the tick at 
 convention for every window): the planner's gap (no deadline) is not there. They have another one the systemic
 planner avoids ("a value dated in the future ... never hides the newest real one", inputs.latest and
 LIFE_EXPECTANCY_KEPT): they keep one fact per name (the newest by clinical time), so a fact dated beyond the
-tolerance hides the current one until its date comes. Strict xfails, each a minimal case:
+tolerance hides the current one until its date comes. Each a minimal case (strict xfails until fixed, 2026-12-06, by
+FH-RT and FH-SC: the decisions read the facts as of the decision time):
 - RT-MSCC: an imaging report re-confirming a cord compression, dated tomorrow, downgrades today's emergency
   (critical "urgence thérapeutique") to "donnée non actuelle" (warning);
 - RT-MSCC: a neurological deficit assessed again with a date tomorrow does the same to the compression inferred
@@ -19,8 +20,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment
 from services.radiotherapy_planner import memo as rt_memo
@@ -31,7 +30,6 @@ from tests.unit import test_scoring_scores as sc
 from tests.unit.test_issue18_local import NOW, env, femur, plan_items, vertebra
 
 DAY = timedelta(days=1)
-FAILS = "review R27B: a fact dated in the future hides the current one (one fact kept per name)"
 
 
 def _at(e: Any, at: datetime, recorded: datetime) -> Any:
@@ -85,7 +83,6 @@ def test_review_r27b_rt_a_life_expectancy_dated_tomorrow_does_not_hide_the_curre
     assert _rt([estimate, fracture, tomorrows], "SURG-LE") == [("info", "recommended")]  # is "cannot_decide"
 
 
-@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_scoring_a_deficit_dated_tomorrow_keeps_the_current_cord_compression() -> None:
     s, out = sc.run([sc.finding(0, **sc.T9, epidural_extension=True), sc.assessment(10, neurological_deficit=True)])
     assert [(x.kind, x.current) for x in sc.live_sres(out)] == [("cord_compression", True)]
