@@ -17,7 +17,6 @@ from typing import Any, Final
 
 from services.scoring import rules as r
 from services.scoring.common import instant
-from services.scoring.current import current_assessment, current_lesions
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
@@ -60,29 +59,7 @@ def next_due(
         j = bisect.bisect_right(ck, after)
         if j < len(c):
             crossings.append(c[j])
-    return _with_current(s, now, policy, min((t + _AFTER for t in (*windows, *crossings)), default=None))
-
-
-def _with_current(s: ScoringState, now: datetime, policy: r.Policy, due: datetime | None) -> datetime | None:
-    """HAZ-27-FUTURE-HIDES: with a record dated in the future, the decisions read the folds without it (current.py),
-    whose windows (a current fact's expiry, its estimate's crossings) the state's folds may not hold: the first of
-    them after `now` too (only ever earlier)."""
-    lesions, a = current_lesions(s, now, policy), current_assessment(s, now, policy)
-    if lesions is s.lesions and a is s.assessment:
-        return due
-    after, tolerance = now - _AFTER, policy.future_tolerance
-    # each record left out becomes effective (a finding's status or site, an item no window covers, changes then)
-    records = [*s.findings.values(), *s.assessments.values()]
-    moments = [x.occurred_at - tolerance for x in records] + [
-        x.latest.occurred_at - tolerance for x in s.lesions.values()
-    ]
-    moments += _lesion_moments({k: v for k, v in lesions.items() if v is not s.lesions.get(k)}, policy)
-    if a is not s.assessment:
-        moments += [*_assessment_moments(a, policy), *_crossings(a)]
-    first = min((t for t in moments if t > after), default=None)
-    if first is None:
-        return due
-    return first + _AFTER if due is None else min(first + _AFTER, due)
+    return min((t + _AFTER for t in (*windows, *crossings)), default=None)
 
 
 def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
@@ -94,8 +71,7 @@ def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | Non
     firsts = [min((t for t in moments if t > after), default=None) for moments in (lab, lesion)]
     firsts.append(min((t for t in _assessment_moments(assessment, policy) if t > after), default=None))
     crossing = min((t for t in _crossings(assessment) if t > after), default=None)  # HAZ-26-LE-01
-    due = min((t + _AFTER for t in (*firsts, crossing) if t is not None), default=None)
-    return _with_current(s, now, policy, due)
+    return min((t + _AFTER for t in (*firsts, crossing) if t is not None), default=None)
 
 
 def _lab_moments(labs: dict[str, LabValue], policy: r.Policy) -> Iterator[datetime]:

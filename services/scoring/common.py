@@ -18,8 +18,7 @@ from contracts.clinical import Recommendation, Score, ScoreComponent, SkeletalEv
 from contracts.hospital import ImagingFinding, RadiotherapyCourse, Surgery, SystemicDrug, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
-from services.scoring.current import current_assessment, current_lesions
-from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, same_part
+from services.scoring.state import LabValue, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import in_effect_order
@@ -245,16 +244,6 @@ class Context:
     @cached_property
     def reference(self) -> datetime | None:
         return self.now if self.now is not None else self.s.as_of()
-
-    @cached_property
-    def lesions(self) -> dict[str, Lesion]:
-        """HAZ-27-FUTURE-HIDES: the lesions at the reference time (current.py: a future-dated finding hides nothing)."""
-        return current_lesions(self.s, self.reference, self.policy)
-
-    @cached_property
-    def assessment(self) -> Assessment:
-        """HAZ-27-FUTURE-HIDES: the assessment at the reference time (a future-dated item hides no current one)."""
-        return current_assessment(self.s, self.reference, self.policy)
 
     @cached_property
     def at(self) -> int | None:

@@ -98,7 +98,7 @@ def decide(
     d = Decisions()
     if scope.calcium:
         decide_calcium(c, d)
-    for lesion_id, lesion in c.lesions.items():  # HAZ-27-FUTURE-HIDES: as they stand at the reference time
+    for lesion_id, lesion in s.lesions.items():
         if not scope.has_lesion(lesion_id):
             continue
         f = lesion.latest

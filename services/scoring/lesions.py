@@ -45,7 +45,7 @@ def _lesion_pain(c: Context, fact: Fact[str] | None) -> tuple[Fact[str] | None, 
             f"pain (to reassess: the last one, {fact.value}, dated {fact.occurred_at:%Y-%m-%d}, is not current)",
             t.stale_pain_note(fact.occurred_at, days),
         )
-    overall = c.assessment.pain_intensity or c.assessment.pain_character
+    overall = c.s.assessment.pain_intensity or c.s.assessment.pain_character
     if overall is not None:
         return None, "pain (patient-level pain is not a lesion's pain)", t.PATIENT_PAIN_NOTE
     return None, "pain", t.PATIENT_PAIN_NOTE
@@ -54,7 +54,7 @@ def _lesion_pain(c: Context, fact: Fact[str] | None) -> tuple[Fact[str] | None, 
 def _overall_read(c: Context, fact: Fact[str] | None) -> Fact[str] | None:
     """The patient's overall pain when `_lesion_pain` reads it (the lesion has no pain of its own: its note says so),
     else None (issue 25: a new overall pain decides no lesion with its own pain again)."""
-    return (c.assessment.pain_intensity or c.assessment.pain_character) if fact is None else None
+    return (c.s.assessment.pain_intensity or c.s.assessment.pain_character) if fact is None else None
 
 
 def _le_missing(stale: Fact[Any] | None) -> str:
@@ -73,7 +73,7 @@ def decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     """SCORE-MIRELS and the attitude of Tableau 3 (`_decide_mirels`); below 9 it reads no life expectancy, and is
     decided again only when the lesion or a pain it reads changes, or the lesion's pain leaves its window (from 9
     on, every time: volatile)."""
-    a, policy, lesion_id = c.assessment, c.policy, lesion.latest.lesion_id
+    a, policy, lesion_id = c.s.assessment, c.policy, lesion.latest.lesion_id
     pain_fact = a.lesion_pain_intensity.get(lesion_id)
     MIRELS_MEMO.decide(
         (c.patient_id, policy, lesion_id),
@@ -91,7 +91,7 @@ def _decide_mirels(c: Context, lesion: Lesion, d: Decisions) -> None:
     """SCORE-MIRELS and the attitude of Tableau 3, decided on the bounds of an incomplete score when they suffice;
     bounds that straddle a band are a doubt (MIRELS-8, RCP-OOS) naming what is missing. The life expectancy used is
     what remains of the estimate now (the estimate minus the months since it was made)."""
-    f, a = lesion.latest, c.assessment
+    f, a = lesion.latest, c.s.assessment
     pain, pain_name, pain_note = _lesion_pain(c, a.lesion_pain_intensity.get(f.lesion_id))
     m = r.mirels(f.skeletal_site, f.cortical_involvement_fraction, f.lesion_type, pain.value if pain else None)
     lo, hi = r.mirels_bounds(m)
@@ -192,7 +192,7 @@ SINS_MEMO: Final = FamilyMemo(size=16384)
 def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     """SCORE-SINS and SINS-SURGICAL for a spinal lesion (decided again when the lesion or a pain it reads changes,
     or the lesion's pain leaves its window)."""
-    a, policy, lesion_id = c.assessment, c.policy, lesion.latest.lesion_id
+    a, policy, lesion_id = c.s.assessment, c.policy, lesion.latest.lesion_id
     pain = a.lesion_pain_character.get(lesion_id)
     SINS_MEMO.decide(
         (c.patient_id, policy, lesion_id),
@@ -208,7 +208,7 @@ def decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
 
 def _decide_sins(c: Context, lesion: Lesion, d: Decisions) -> None:
     f = lesion.latest
-    pain, pain_name, _ = _lesion_pain(c, c.assessment.lesion_pain_character.get(f.lesion_id))
+    pain, pain_name, _ = _lesion_pain(c, c.s.assessment.lesion_pain_character.get(f.lesion_id))
     scored = r.sins(
         f.vertebral_level,
         pain.value if pain else None,

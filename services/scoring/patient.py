@@ -18,7 +18,7 @@ SERVICE = r.SERVICE
 
 def _counted(c: Context) -> list[Lesion]:
     """The lesions that are or may be metastases now (a resolved one no longer counts)."""
-    return [x for x in c.lesions.values() if x.effective_status() != "resolved"]
+    return [x for x in c.s.lesions.values() if x.effective_status() != "resolved"]
 
 
 #: issue 25: the oligometastatic status by lesions and staging facts, and by where the reference time falls among the
@@ -28,11 +28,11 @@ OLIGO_MEMO: Final = FamilyMemo()
 
 def decide_oligo(c: Context, d: Decisions) -> None:
     """CLASS-OLIGO over bone lesions (suspected ones as a possibility) and the extra-osseous disease."""
-    a, policy = c.assessment, c.policy
+    a, policy = c.s.assessment, c.policy
     facts = (a.primary_controlled, a.extra_osseous)
     OLIGO_MEMO.decide(
         (c.patient_id, policy),
-        (c.lesions, *facts),
+        (c.s.lesions, *facts),
         None,
         lambda: (m for f in facts if f is not None for m in around(f.occurred_at, policy, policy.staging_valid)),
         c.at,
@@ -43,11 +43,11 @@ def decide_oligo(c: Context, d: Decisions) -> None:
 
 
 def _decide_oligo(c: Context, d: Decisions) -> None:
-    lesions = list(c.lesions.values())
+    lesions = list(c.s.lesions.values())
     if not lesions:
         return
     counted = _counted(c)
-    a = c.assessment
+    a = c.s.assessment
     # only current staging data: neither dated in the future nor older than the restaging window
     pc = c.usable(a.primary_controlled, c.policy.staging_valid)
     extra = c.usable(a.extra_osseous, c.policy.staging_valid)

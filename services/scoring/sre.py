@@ -102,7 +102,7 @@ def _compression(c: Context, lesion: Lesion) -> tuple[Fact[Any], Fact[Any], list
     extension of a spinal lesion with a neurological deficit reported after any imaging that ruled compression out.
     None when it does not hold now (never shown, or resolved: a newer finding states no compression, or the lesion
     is resolved). Returns (first evidence, newest evidence, evidence inputs)."""
-    f, deficit = lesion.latest, c.usable(c.assessment.neurological_deficit)
+    f, deficit = lesion.latest, c.usable(c.s.assessment.neurological_deficit)
     stated, epidural = lesion.compression_stated, lesion.epidural_stated
     if lesion.effective_status() == "resolved":
         return None
@@ -152,13 +152,13 @@ def _reads_deficit(lesion: Lesion) -> bool:
 def decide_sres(c: Context, d: Decisions) -> None:
     """CLASS-SRE for lesions and treatments. One fracture is one SRE: a fixation of a lesion whose fracture was seen
     on imaging makes that SRE historical instead of adding a second one."""
-    policy, deficit = c.policy, c.assessment.neurological_deficit
+    policy, deficit = c.policy, c.s.assessment.neurological_deficit
     merged: set[str] = set()  # fixation surgeries of a fracture seen on imaging
     # issue 25 (helper ZC): with no surgery or radiotherapy that counts (Context.local_treatments), no treatment makes a
     # lesion's SRE historical nor is an SRE itself: the lesions' index is not needed
     index = _index(c) if c.local_treatments else None
     local = {} if index is None else _local_by_lesion(c, index)
-    for lesion_id, lesion in c.lesions.items():
+    for lesion_id, lesion in c.s.lesions.items():
         if lesion.effective_status() == "suspected":
             continue  # IMG-ISOLATED: an unconfirmed lesion starts nothing
         # issue 25: a lesion's SREs read the lesion, the local treatments of it that make them historical (by
@@ -261,7 +261,7 @@ class _LesionIndex:
 def _index(c: Context) -> _LesionIndex:
     """The patient's lesions indexed once per what it is made of (issue 25: a treatment's lesions are looked up, not
     matched against every lesion; a finding that changes no lesion's ID, site or level keeps the index)."""
-    lesions = c.lesions
+    lesions = c.s.lesions
     with _LOCK:
         hit = _INDEXES.get(c.patient_id) if c.memo else None
     if hit is not None and hit[0] is lesions:  # the same table (an event other than a finding): nothing to compare
