@@ -40,13 +40,13 @@ from services.systemic_planner.follow_up import URGENT_SRES, denosumab_stop, onc
 from services.systemic_planner.inputs import (
     LAB_TABLES,
     SystemicState,
+    bone_metastasis,
     calcium,
     corrections,
     dental,
     drug_history,
     life_expectancy,
     merge,
-    metastasis_of,
     renal,
     unidentified,
     vitamin_d,
@@ -70,19 +70,18 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     on_ar = drugs.antiresorptives()  # a zoledronic acid relay within its window is not a restart (SYS-DENO-STOP)
     ar_key = tuple(on_ar.items())
     le = life_expectancy(s, at)
-    # HAZ-27-FUTURE-HIDES: a lesion's status as of `now` (IMG-ISOLATED), and whether one is not known
-    metastasis, lesion_unknown = memo("metastasis", at, (s.lesions,), lambda: metastasis_of(s, at))
+    metastasis = memo("metastasis", at, (s.lesions,), lambda: bone_metastasis(s, at))
     stop = drugs.ar_review_stop if not on_ar else None
     # after a deliberate stop at the 2-year review, only an SRE after the stop counts (SYS-REVIEW-2Y)
-    known = memo("sres", at, (s.sres,), lambda: [f for f in s.sres.values() if not at.is_future(f.occurred_at)])
-    sres = [f for f in known if at.day(f.occurred_at) > stop] if stop is not None else known
+    sres = memo("sres", at, (s.sres,), lambda: [f for f in s.sres.values() if not at.is_future(f.occurred_at)])
+    if stop is not None:
+        sres = [f for f in sres if at.day(f.occurred_at) > stop]
     decision = r.antiresorptive_start(
         has_sre=bool(sres),
         bone_metastasis=metastasis is not None,
         life_expectancy_months=le.remaining,
         on_antiresorptive=bool(on_ar),
         stopped_after_review=stop is not None,
-        lesion_status_unknown=lesion_unknown,
     )
     items: list[PlanItem] = []
     if decision.outcome == "no_trigger" and not drugs.ever_started.keys() & r.ANTIRESORPTIVES:
@@ -97,7 +96,6 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
     # issue 25 (helper ZI): calcium reads of the SREs only the hypercalcaemias and their currency (LAB-CA-CRISIS)
     crises = [f for f in s.sres.values() if f.value == "hypercalcaemia"]
     currency = [s.sre_currency.get(str(f.event_id)) for f in crises]
-    crisis_known = any(f.value == "hypercalcaemia" for f in known)  # none future-dated (HAZ-27-FUTURE-HIDES)
     ca = memo("calcium", at, (s.corrected_calcium, *crises, *currency), lambda: calcium(s, at), (len(crises),))
     # second review: in a current hypercalcaemic crisis (L302-306) the start and its order do not wait for the check
     # ("sauf urgence", L799, L1267); outside one, they do
@@ -106,7 +104,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         if decision.outcome == "start" and (unknown or holding)
         else None
     )
-    sre_inputs = memo("sre_inputs", at, (known,), lambda: sre_inputs_of(known))  # none future-dated
+    sre_inputs = memo("sre_inputs", at, (s.sres,), lambda: sre_inputs_of(s))
     # issue 25 (helper HV): the item reads no `now`; what it reads of the life expectancy is its estimate, status and
     # what remains rounded as cited (the same text for the same float: repr)
     remains = None if le.remaining is None else repr(round(le.remaining, 2))
@@ -136,8 +134,8 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
             "prerequisites",
             at,
             reads,
-            lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar, dental_events, crisis_known),
-            (ar_key, len(dental_events), crisis_known),
+            lambda: prerequisites(s, at, kidney, vit_d, ca, on_ar, dental_events, bool(crises)),
+            (ar_key, len(dental_events), bool(crises)),
         )
         items.append(prereq.item)
         vit_d_item, supplements = memo(
@@ -146,7 +144,7 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         items.append(vit_d_item)
         # issue 25 (helper ZI): the oligometastatic status and the response are read only on the way to an order
         ordering = orders_a_drug(kidney, prereq, hold, onj_blocks)
-        disease = (s.oligometastatic, s.response, s.responses, s.oligo_missing) if ordering else (None,) * 4
+        disease = (s.oligometastatic, s.response, s.oligo_missing) if ordering else (None, None, None)
         ar = memo(
             "antiresorptive",
             at,
@@ -192,8 +190,8 @@ def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
         "oncology",
         at,
         (*urgent, *[s.sre_currency.get(str(f.event_id)) for f in urgent], le.fact if short else None),
-        lambda: oncology(s, at, anticancer(drugs), metastasis, le, bool(known)),
-        (active, metastasis is None, short, bool(known), len(urgent)),
+        lambda: oncology(s, at, anticancer(drugs), metastasis, le),
+        (active, metastasis is None, short, bool(s.sres), len(urgent)),
     )
     if onco is not None:
         items.append(onco)

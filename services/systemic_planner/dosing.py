@@ -24,7 +24,6 @@ from services.systemic_planner.inputs import (
     Renal,
     SystemicState,
     Unidentified,
-    current_response,
     item,
 )
 from services.systemic_planner.prerequisites import Prerequisites
@@ -110,10 +109,9 @@ def correction_item(c: CorrectionToCheck) -> PlanItem:
     )
 
 
-def sre_inputs_of(sres: list[Fact[str]]) -> list[InputUsed]:
-    """Every SRE known (`sres`: none dated in the future, HAZ-27-FUTURE-HIDES), in clinical order (SYS-AR-START: each
-    one is an input of the start decision)."""
-    return [f.used(f"sre:{f.value}") for f in sorted(sres, key=lambda f: f.order())]
+def sre_inputs_of(s: SystemicState) -> list[InputUsed]:
+    """Every SRE known, in clinical order (SYS-AR-START: each one is an input of the start decision)."""
+    return [f.used(f"sre:{f.value}") for f in sorted(s.sres.values(), key=lambda f: f.order())]
 
 
 def ar_start_item(
@@ -127,7 +125,7 @@ def ar_start_item(
     sre_inputs: list[InputUsed] | None = None,
 ) -> PlanItem:
     """`sre_inputs`: `sre_inputs(s)` when the caller has it already (issue 25: memoised on the SREs)."""
-    inputs = list(sre_inputs if sre_inputs is not None else sre_inputs_of(list(s.sres.values())))
+    inputs = list(sre_inputs if sre_inputs is not None else sre_inputs_of(s))
     if metastasis is not None:
         inputs.append(metastasis.used("bone_metastasis_site"))
     if le.fact is not None:
@@ -146,7 +144,7 @@ def ar_start_item(
         inputs.append(InputUsed(name="antiresorptive_stopped_after_review", value=drugs.ar_review_stop.isoformat()))
     if drugs.ar_relay is not None:
         inputs.append(InputUsed(name="zoledronic_acid_relay_since", value=drugs.ar_relay.isoformat()))
-    if d.outcome == "insufficient_data" and d.trigger is not None:
+    if d.outcome == "insufficient_data":
         d = r.ArStartDecision(d.outcome, d.trigger, le.missing or d.missing)
     status, severity, title, text = t.ar_start(d, on_ar, drugs.ar_review_stop, le, drugs.ar_relay)
     change = t.ar_start_change(d)
@@ -296,7 +294,7 @@ def antiresorptive_item(
     oligo = s.oligometastatic
     if oligo is not None:
         inputs.append(oligo.used("oligometastatic_status"))
-    response = current_response(s, at)  # HAZ-27-FUTURE-HIDES: never one dated in the future
+    response = s.response
     good = response is not None and response.value in ("complete", "good")
     if response is not None:
         inputs.append(response.used("oncological_response"))

@@ -171,15 +171,9 @@ URGENT_SRES = ("cord_compression", "pathological_fracture")
 
 
 def oncology(
-    s: SystemicState,
-    at: r.AsOf,
-    anticancer: list[str],
-    metastasis: Fact[str] | None,
-    le: LifeExpectancy,
-    sre_known: bool | None = None,
+    s: SystemicState, at: r.AsOf, anticancer: list[str], metastasis: Fact[str] | None, le: LifeExpectancy
 ) -> PlanItem | None:
-    """SYS-ONCO. `sre_known`: an SRE not dated in the future is known (HAZ-27-FUTURE-HIDES; None: any SRE held)."""
-    if metastasis is None and not (bool(s.sres) if sre_known is None else sre_known):
+    if metastasis is None and not s.sres:
         return None
     recent = [
         f for f in s.sres.values() if f.value in URGENT_SRES and sre_is_current(s, f, at, URGENT_PROCEDURE_WINDOW)

@@ -103,31 +103,12 @@ class LesionFacts(BaseModel):
 
     first: Fact[str]  # the earliest finding (value: skeletal site)
     modalities: list[str] = Field(default_factory=list)
-    status: Fact[str] | None = None  # the newest stated status (suspected, confirmed, resolved), whatever its date
-    #: HAZ-27-FUTURE-HIDES: the newest stated statuses by clinical time (LESION_STATUSES_KEPT at most, newest last)
-    #: and each modality's first sighting, read as of a `now` (`status_at`); empty in states stored before
-    statuses: list[Fact[str]] = Field(default_factory=list)
-    seen: dict[str, datetime] = Field(default_factory=dict)
+    status: Fact[str] | None = None  # the newest stated status (suspected, confirmed, resolved)
 
-    def status_at(self, at: r.AsOf) -> str | None:
-        """IMG-ISOLATED (L489-491) as of `at.now`: the newest stated status not dated in the future, else confirmed
-        unless seen only on metabolic imaging (sightings dated in the future left out). A future-dated one never
-        counts nor hides a current one (its date is a deadline). None (not known, fail safe) when every kept status
-        is future-dated and older ones may have been dropped (LESION_STATUSES_KEPT of them, or a state stored before
-        `statuses`)."""
-        kept = self.statuses or ([self.status] if self.status is not None else [])
-        current = [f for f in kept if not at.is_future(f.occurred_at)]
-        if current:
-            return current[-1].value
-        if kept and (len(kept) >= LESION_STATUSES_KEPT or not self.statuses):
-            return None
-        seen = {m for m in self.modalities if not at.is_future(self.seen.get(m, self.first.occurred_at))}
-        return "suspected" if seen <= r.METABOLIC_MODALITIES else "confirmed"
-
-
-#: HAZ-27-FUTURE-HIDES: stated statuses kept per lesion (the newest by clinical time): more future-dated ones than
-#: this make the lesion's current status unknown (`status_at`: None), never a status not yet effective
-LESION_STATUSES_KEPT = 10
+    def effective_status(self) -> str:
+        if self.status is not None:
+            return self.status.value
+        return "suspected" if set(self.modalities) <= r.METABOLIC_MODALITIES else "confirmed"
 
 
 #: life-expectancy estimates kept (the newest by clinical time): enough for future-dated ones never to hide the
@@ -141,7 +122,6 @@ class AssessmentFold(BaseModel):
 
     life_expectancies: list[Fact[float]] = Field(default_factory=list)
     response: Fact[str] | None = None
-    responses: list[Fact[str]] = Field(default_factory=list)  # as SystemicState.responses
 
 
 class _StoredState(StoredJson):
@@ -224,10 +204,7 @@ class SystemicState(BaseModel):
     #: is folded again from the effective ones
     assessments: dict[str, AssessmentRecord] = Field(default_factory=dict)
     life_expectancies: list[Fact[float]] = Field(default_factory=list)  # by clinical time, newest last
-    response: Fact[str] | None = None  # the newest oncological response, whatever its date
-    #: HAZ-27-FUTURE-HIDES: the newest responses by clinical time (RESPONSES_KEPT at most, newest last), read as of a
-    #: `now` (`current_response`); empty in states stored before
-    responses: list[Fact[str]] = Field(default_factory=list)
+    response: Fact[str] | None = None
     oligometastatic: Fact[str] | None = None  # status band
     oligo_missing: list[str] = Field(default_factory=list)
     creatinine_clearance: dict[str, LabFact] = Field(default_factory=dict)  # by result_id
@@ -298,7 +275,7 @@ def merge(state: SystemicState, e: Message) -> SystemicState:
         s.assessments = dict(sorted({**state.assessments, str(e.event_id): assessed}.items()))
         if any(is_correction(x) for x in s.assessments.values()):  # what a corrected one said no longer counts
             base = s.assessment_base or AssessmentFold()  # issue 25: from what assessments no longer held said
-            s.life_expectancies, s.response, s.responses = list(base.life_expectancies), base.response, base.responses
+            s.life_expectancies, s.response = list(base.life_expectancies), base.response
             for x in effective(s.assessments.values(), lambda _: "patient"):
                 _merge_assessment(s, x)
         else:
@@ -347,27 +324,7 @@ def _merge_assessment(s: SystemicState, e: AssessmentRecord) -> None:
         known[str(e.event_id)] = e.fact(e.life_expectancy_months)
         s.life_expectancies = sorted(known.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
     if e.oncological_response is not None:
-        s.responses = kept_responses(s.responses, s.response, [e.fact(e.oncological_response)])
         s.response = newest(s.response, e.fact(e.oncological_response))
-
-
-#: HAZ-27-FUTURE-HIDES: oncological responses kept (the newest by clinical time): more future-dated ones than this
-#: leave no current response known (`current_response`: None, the monthly schedule), never one not yet effective
-RESPONSES_KEPT = 10
-
-
-def kept_responses(kept: list[Fact[str]], newest_one: Fact[str] | None, more: list[Fact[str]]) -> list[Fact[str]]:
-    """The newest RESPONSES_KEPT of `kept` (or, in a state stored before `responses`, `newest_one`) and `more`."""
-    known = {str(f.event_id): f for f in [*(kept or ([newest_one] if newest_one is not None else [])), *more]}
-    return sorted(known.values(), key=lambda f: f.order())[-RESPONSES_KEPT:]
-
-
-def current_response(s: SystemicState, at: r.AsOf) -> Fact[str] | None:
-    """SYS-SCHEDULE (L1138-1140, L1281): the newest oncological response not dated in the future (its date is a
-    deadline); None when none is known as of `at.now` (HAZ-27-FUTURE-HIDES)."""
-    kept = s.responses or ([s.response] if s.response is not None else [])
-    current = [f for f in kept if not at.is_future(f.occurred_at)]
-    return current[-1] if current else None
 
 
 def _apply_finding(s: SystemicState, f: FindingRecord) -> None:
@@ -395,43 +352,23 @@ def _merge_finding(lesion: LesionFacts | None, f: FindingRecord) -> LesionFacts:
     if lesion is None:
         lesion = LesionFacts(first=found)
     status = lesion.status
-    statuses = lesion.statuses or ([status] if status is not None else [])  # a state stored before `statuses`
     if f.status is not None:
-        stated = f.fact(f.status)
-        status = newest(status, stated)
-        by_id = {str(x.event_id): x for x in [*statuses, stated]}  # a redelivery is the same finding
-        statuses = sorted(by_id.values(), key=lambda x: x.order())[-LESION_STATUSES_KEPT:]
-    # HAZ-27-FUTURE-HIDES: when each modality first saw the lesion (a modality stored before `seen`: at `first`)
-    seen = {m: lesion.seen.get(m, lesion.first.occurred_at) for m in lesion.modalities}
-    seen[f.modality] = min(seen.get(f.modality, found.occurred_at), found.occurred_at)
+        status = newest(status, f.fact(f.status))
     return LesionFacts(
-        first=earliest(lesion.first, found),
-        modalities=sorted(seen),
-        status=status,
-        statuses=statuses,
-        seen=dict(sorted(seen.items())),
+        first=earliest(lesion.first, found), modalities=sorted({*lesion.modalities, f.modality}), status=status
     )
 
 
 def bone_metastasis(s: SystemicState, at: r.AsOf) -> Fact[str] | None:
     """SYS-AR-START's "découverte d'une métastase osseuse" (L1070-1074, L1263-1265): the earliest confirmed lesion,
     never a suspected one (stated, or seen only on PET or bone scan: IMG-ISOLATED, L489-491), a resolved one, or one
-    first seen on a date in the future; its status as of `at.now` (HAZ-27-FUTURE-HIDES)."""
-    return metastasis_of(s, at)[0]
-
-
-def metastasis_of(s: SystemicState, at: r.AsOf) -> tuple[Fact[str] | None, bool]:
-    """`bone_metastasis`, and whether a lesion seen by now has no known current status (`LesionFacts.status_at`)."""
-    confirmed = []
-    unknown = False
-    for x in s.lesions.values():
-        if at.is_future(x.first.occurred_at):
-            continue
-        status = x.status_at(at)
-        unknown |= status is None
-        if status == "confirmed":
-            confirmed.append(x.first)
-    return min(confirmed, key=lambda f: f.order(), default=None), unknown
+    first seen on a date in the future."""
+    confirmed = [
+        x.first
+        for x in s.lesions.values()
+        if x.effective_status() == "confirmed" and not at.is_future(x.first.occurred_at)
+    ]
+    return min(confirmed, key=lambda f: f.order(), default=None)
 
 
 @dataclass(frozen=True)
@@ -838,15 +775,13 @@ class _Exposure:
             self.review_stop = self.review_drug = None
 
 
-def _interval_months(s: SystemicState, drug: str, at: r.AsOf) -> int:
+def _interval_months(s: SystemicState, drug: str) -> int:
     """The dosing interval an anti-resorptive administration covers (r.DENOSUMAB_INTERVAL_MONTHS and the ZA ones):
-    zoledronic acid on the schedule the plan proposes (SYS-SCHEDULE), monthly unless it is spaced; the response as
-    of `at.now` (HAZ-27-FUTURE-HIDES)."""
+    zoledronic acid on the schedule the plan proposes (SYS-SCHEDULE), monthly unless it is spaced."""
     if drug == "denosumab":
         return r.DENOSUMAB_INTERVAL_MONTHS
     oligo = s.oligometastatic is not None and s.oligometastatic.value == "oligometastatic"
-    response = current_response(s, at)
-    good = response is not None and response.value in ("complete", "good")
+    good = s.response is not None and s.response.value in ("complete", "good")
     spaced = r.schedule(oligo, good, drug) != "monthly"
     return r.ZA_SPACED_INTERVAL_MONTHS if spaced else r.ZA_MONTHLY_INTERVAL_MONTHS
 
@@ -1059,22 +994,20 @@ def _doses(
 
 
 def administered(
-    s: SystemicState, at: r.AsOf, cp: DrugReplay | None = None, za: int | None = None
+    s: SystemicState, at: r.AsOf, cp: DrugReplay | None = None
 ) -> tuple[list[TreatmentEvent], set[uuid.UUID]]:
     """Second review (SYS-AR-START, SYS-REVIEW-2Y, SYS-DENO-STOP): a known anti-resorptive given (a DrugAdministration,
     e.g. "Xgeva 120 mg" on a date) is under way from that date for its dosing interval (`_interval_months`; still
     taken: no end). Administrations whose intervals meet or overlap make one course. Returns a start for each course
     and, once its interval ran out, an end (their IDs: the second list), for `drug_history` to apply with the
     prescriptions. A future-dated administration takes effect on its date; a course's end is a deadline. With `cp`
-    (issue 25), the doses dated from its cut on, the courses open at the cut going on. `za`: the zoledronic acid
-    interval (`_interval_months`), when the caller has it."""
-    za = _interval_months(s, "zoledronic_acid", at) if za is None else za
+    (issue 25), the doses dated from its cut on, the courses open at the cut going on."""
     given = _doses(s, at, frozenset(cp.folded) if cp is not None else frozenset())
     steps: list[TreatmentEvent] = []
     ends: set[uuid.UUID] = set()
     opened = cp.open if cp is not None else {}
     for drug in sorted(given.keys() | opened.keys()):
-        for first, last, end in _courses(given.get(drug, []), _months(drug, za), opened.get(drug)):
+        for first, last, end in _courses(given.get(drug, []), _interval_months(s, drug), opened.get(drug)):
             if first is not None:
                 assert isinstance(first.treatment, DrugAdministration)
                 steps.append(_step(first, drug, first.treatment.atc_code, "started", first.treatment.on))
@@ -1136,9 +1069,9 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
     """`_drug_history`, memoised on the state's treatments and drug replay (by identity: `merge` copies on write) and
     the zoledronic acid interval: with `at.memo`, for the span of `now` its comparisons hold over (memo.py), else for
     the day; the deadlines it offered are offered again. The exposure up to today is added to it (it grows daily)."""
-    za = _interval_months(s, "zoledronic_acid", at)  # outside the memo: it reads the responses (keyed on `za`)
+    za = _interval_months(s, "zoledronic_acid")
     if at.memo:
-        found, x = memo("drug_history", at, (s.treatments, s.drug_replays), lambda: _drug_history(s, at, za), (za,))
+        found, x = memo("drug_history", at, (s.treatments, s.drug_replays), lambda: _drug_history(s, at), (za,))
     else:
         key = (id(s.treatments), id(s.drug_replays), za, at.today, str(at.tz))
         with _HISTORIES_LOCK:
@@ -1149,7 +1082,7 @@ def drug_history(s: SystemicState, at: r.AsOf) -> DrugHistory:
             found, x = hit[2]
         else:
             mark = len(at.offered)
-            found, x = _drug_history(s, at, za)
+            found, x = _drug_history(s, at)
             with _HISTORIES_LOCK:
                 if len(_HISTORIES) >= _HISTORIES_MAX:
                     del _HISTORIES[next(iter(_HISTORIES))]
@@ -1179,7 +1112,7 @@ def _with_exposure(found: DrugHistory, days: int) -> DrugHistory:
     return made
 
 
-def _drug_history(s: SystemicState, at: r.AsOf, za: int | None = None) -> tuple[DrugHistory, _Exposure]:
+def _drug_history(s: SystemicState, at: r.AsOf) -> tuple[DrugHistory, _Exposure]:
     """Drug events dated up to today; a future-dated start or stop takes effect on its date (a deadline). Starts and
     stops are applied in `in_effect_order` (a same-day re-prescription of a drug under way keeps it under way; a
     renewal then a stop recorded in that order is a stop). Second review: an anti-resorptive given is under way for
@@ -1187,11 +1120,10 @@ def _drug_history(s: SystemicState, at: r.AsOf, za: int | None = None) -> tuple[
     never a prescription, and is not a stop decided by a clinician (`stopped`, SYS-DENO-STOP, the review stop).
     Issue 25: the events before the cut of the retained replay (`s.drug_replays`, for the zoledronic acid interval
     in effect) are not replayed again: the replay goes on from it."""
-    za = _interval_months(s, "zoledronic_acid", at) if za is None else za
-    cp = s.drug_replays.get(za)
+    cp = s.drug_replays.get(_interval_months(s, "zoledronic_acid"))
     cut = cp.cut if cp is not None else None
     folded = frozenset(cp.folded) if cp is not None else frozenset()
-    events, ends = administered(s, at, cp, za)
+    events, ends = administered(s, at, cp)
     given = {e.event_id for e in events}  # the starts and ends standing for administrations
     for e in treatments(s):
         if isinstance(e.treatment, SystemicDrug):

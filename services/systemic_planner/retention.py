@@ -11,10 +11,9 @@ What every rule reads stays (README, "Retention: systemic planner", with the gui
   zoledronic acid may have started, the clearance before it (SYS-ZA-DOSE: the dose follows the initial clearance);
 - imaging findings (per lesion) and clinical assessments: the newest RECORDS_KEPT recorded, and the newest
   RECORDS_KEPT not entered-in-error (what an amendment naming none replaces: HAZ-25-SYS-04), with their correction
-  chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality and its first
-  sighting, the newest statuses: IMG-ISOLATED; the newest life expectancies and responses: SYS-AR-START,
-  SYS-SCHEDULE; a bounded number of each by clinical time, so a future-dated one never folds away the current one:
-  HAZ-27-FUTURE-HIDES), which the fold starts from when a correction arrives;
+  chains; the others are folded into `finding_base` / `assessment_base` (first seen, every modality, the newest
+  status: IMG-ISOLATED; the newest life expectancies and response: SYS-AR-START), which the fold starts from when a
+  correction arrives;
 - treatment events: every drug start and stop, every anti-resorptive administration, every dental event and every
   correction chain of them (the drug history is replayed from them: SYS-REVIEW-2Y exposure, SYS-DENO-STOP,
   SYS-AR-PREREQ); administrations of drugs no rule reads, only the newest ADMINISTRATIONS_KEPT; of an unidentified
@@ -52,14 +51,13 @@ from services.systemic_planner.inputs import (
     _merge_finding,
     _resolved,
     fold_drugs,
-    kept_responses,
     treatments,
 )
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical.corrections import Correctable, effective
 from shared.clinical.dates import add_months
 from shared.clinical.drugs import identify
-from shared.clinical.facts import Fact, newest
+from shared.clinical.facts import newest
 
 #: per analyte, the newest live results kept: the newest is the one every reader takes (renal function SYS-ZA-DOSE,
 #: vitamin D SYS-VITD-CORR, corrected calcium LAB-CA-CRISIS, CTX SYS-REVIEW-2Y); the next ones stand if the newest are
@@ -280,7 +278,6 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
     base = s.assessment_base or AssessmentFold()
     les = {str(f.event_id): f for f in base.life_expectancies}
     response = base.response
-    responses: list[Fact[str]] = []  # HAZ-27-FUTURE-HIDES: the newest RESPONSES_KEPT (inputs.kept_responses)
     for x in effective(rows, lambda _: "patient"):
         if x.event_id in keep:
             continue
@@ -288,13 +285,11 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
             les[str(x.event_id)] = x.fact(x.life_expectancy_months)
         if x.oncological_response is not None:
             response = newest(response, x.fact(x.oncological_response))
-            responses.append(x.fact(x.oncological_response))
     # the same bound as the fold itself (LIFE_EXPECTANCY_KEPT): the newest estimates by clinical time
     kept = sorted(les.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
     held = {k: x for k, x in s.assessments.items() if x.event_id in keep}
     _SETTLED.add(held)
-    kept_r = kept_responses(base.responses, base.response, responses)
-    return held, AssessmentFold(life_expectancies=kept, response=response, responses=kept_r)
+    return held, AssessmentFold(life_expectancies=kept, response=response)
 
 
 # ---- treatments and care -------------------------------------------------------------------------------------

@@ -58,13 +58,10 @@ def antiresorptive_start(
     life_expectancy_months: float | None,
     on_antiresorptive: bool,
     stopped_after_review: bool = False,
-    lesion_status_unknown: bool = False,
 ) -> ArStartDecision:
     """SYS-AR-START (L1068-1084, L1263-1265): after any SRE start whatever the survival; otherwise start at the
     discovery of a bone metastasis when life expectancy is > 3 months. After a deliberate stop at the 2-year
-    review (SYS-REVIEW-2Y, L1275-1279), only a *new* SRE (`has_sre` then counts SREs after the stop) reopens it.
-    `lesion_status_unknown` (HAZ-27-FUTURE-HIDES): a lesion's current status is not known (too many findings dated in
-    the future): with no other trigger, insufficient data (trigger None), never "no trigger"."""
+    review (SYS-REVIEW-2Y, L1275-1279), only a *new* SRE (`has_sre` then counts SREs after the stop) reopens it."""
     if on_antiresorptive:
         return ArStartDecision("already_treated", None)
     if has_sre:
@@ -72,8 +69,6 @@ def antiresorptive_start(
     if stopped_after_review:
         return ArStartDecision("stopped_after_review", None)
     if not bone_metastasis:
-        if lesion_status_unknown:
-            return ArStartDecision("insufficient_data", None, ("current status of a bone lesion",))
         return ArStartDecision("no_trigger", None)
     if life_expectancy_months is None:
         return ArStartDecision("insufficient_data", "bone_metastasis", ("life expectancy estimate",))

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from contracts.plan import Check
 from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import LESION_STATUSES_KEPT, LifeExpectancy
+from services.systemic_planner.inputs import LifeExpectancy
 
 DRUG_FR = {
     "zoledronic_acid": "acide zolédronique",
@@ -67,15 +67,6 @@ def ar_start(
             "Métastase osseuse confirmée et espérance de vie restante supérieure à 3 mois (l'estimation, moins le "
             "temps écoulé depuis) : proposer un anti-résorptif (acide zolédronique ou dénosumab) dès maintenant, "
             "après bilan vitamine D, rénal et dentaire.",
-        )
-    if d.outcome == "insufficient_data" and d.trigger is None:  # HAZ-27-FUTURE-HIDES: fail safe, IMG-ISOLATED
-        return (
-            "cannot_decide",
-            "warning",
-            "Anti-résorptif : statut actuel d'une lésion osseuse inconnu",
-            f"Les {LESION_STATUSES_KEPT} derniers comptes rendus d'imagerie d'une lésion osseuse sont datés dans le "
-            "futur (date à vérifier) : son statut actuel (confirmée, suspecte, disparue) n'est pas connu, et "
-            "l'indication d'un anti-résorptif à la découverte d'une métastase osseuse ne peut pas être posée.",
         )
     future = " Une estimation datée dans le futur est ignorée (date à vérifier)." if le.future_ignored else ""
     if d.outcome == "insufficient_data" and le.status == "stale":
@@ -179,8 +170,6 @@ def superseded_error_text(names: str, on: date) -> str:
 def ar_start_change(d: r.ArStartDecision) -> str | None:
     if d.outcome == "stopped_after_review":
         return "Un nouvel événement osseux après l'arrêt ferait reconsidérer l'anti-résorptif."
-    if d.outcome == "insufficient_data" and d.trigger is None:
-        return "Des comptes rendus d'imagerie correctement datés feraient décider de l'indication."
     if d.outcome == "insufficient_data":
         return "Une espérance de vie estimée > 3 mois, ou tout événement osseux, ferait débuter le traitement."
     if d.outcome == "not_indicated":
