@@ -94,10 +94,6 @@ def old_next_due(s: ScoringState, now: datetime, policy: r.Policy = r.DEFAULT_PO
         crossing = Remaining.at(float(le.value), le.occurred_at, now).next_crossing(now - AFTER)
         if crossing is not None:
             times.append(crossing)
-    # HAZ-27-FUTURE-HIDES: a finding or assessment dated in the future becomes effective (the decisions read the
-    # folds without it until then, services/scoring/current.py; with none, nothing more)
-    records = [*s.findings.values(), *s.assessments.values()]
-    times += [x.occurred_at - policy.future_tolerance for x in records if r.is_future(x.occurred_at, now, policy)]
     return min((t + AFTER for t in times if t + AFTER > now), default=None)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment
 from services.radiotherapy_planner import memo as rt_memo
@@ -30,6 +32,7 @@ from tests.unit import test_scoring_scores as sc
 from tests.unit.test_issue18_local import NOW, env, femur, plan_items, vertebra
 
 DAY = timedelta(days=1)
+FAILS = "review R27B: a fact dated in the future hides the current one (one fact kept per name)"
 
 
 def _at(e: Any, at: datetime, recorded: datetime) -> Any:
@@ -83,6 +86,7 @@ def test_review_r27b_rt_a_life_expectancy_dated_tomorrow_does_not_hide_the_curre
     assert _rt([estimate, fracture, tomorrows], "SURG-LE") == [("info", "recommended")]  # is "cannot_decide"
 
 
+@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_scoring_a_deficit_dated_tomorrow_keeps_the_current_cord_compression() -> None:
     s, out = sc.run([sc.finding(0, **sc.T9, epidural_extension=True), sc.assessment(10, neurological_deficit=True)])
     assert [(x.kind, x.current) for x in sc.live_sres(out)] == [("cord_compression", True)]
