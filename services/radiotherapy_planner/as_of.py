@@ -1,17 +1,19 @@
 """The facts as of the decision time (pure; HAZ-27-FUTURE-HIDES).
 
-The state keeps, per name, the newest assessed fact and opinion by clinical time, each lesion's findings and the
-newest haemostasis labs: a fact dated beyond FUTURE_TOLERANCE after `now` (a producer's clock ahead of ours) is not
-decided on, and it must not hide the newest one that is current. `at()` and `lesions_at()` give the view the rules
-read at `now`: per assessed name, opinion, lab and lesion sign, the newest fact that is not future, else none;
-except for the facts whose rules check their currency (RT-MSCC L1397-1402: a compression seen, or inferred from
-an epidural extension with a neurological deficit; the life expectancy: SURG-LE L2776-2834, RT-SBRT-CI
-L1629-1636), which fall back to the future one as before, so that the rule says "not current" (never silent about
-an emergency). The stored state is unchanged (retention and a rebuild read the records, never `now`);
-`future_times()` gives the instants the view changes (domain.next_due ticks then)."""
+The state keeps, per name, the newest assessed fact and opinion by clinical time, and each lesion's findings. A fact
+dated beyond FUTURE_TOLERANCE after `now` (a producer's clock ahead of ours) is not current, and it used to hide the
+current one of its name even when it said the same (a cord compression re-confirmed, RT-MSCC L1397-1402: the
+emergency read "not current"). The view the rules read at `now` (`at`, `lesions_at`): where the newest fact of a name
+(assessed fact, opinion, lesion sign) is future-dated and the newest current one says the same and is not corrected,
+the current one; in every other case the newest, as before (review R28-RT: a future-dated fact that contradicts the
+current one is never ignored; the rules read it as before, "not current" where they check currency, RT-MSCC,
+SURG-LE L2776-2834, RT-SBRT-CI L1629-1636). The view never changes a value read, only whether it is current. The
+stored state is unchanged (retention and a rebuild read the records, never `now`); `future_times()` gives the instants
+the view changes (domain.next_due ticks then)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,14 +21,9 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from services.radiotherapy_planner.facts import FindingFact, Lesion, LocalState, refold_assessments
-from shared.clinical.facts import Fact
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
-#: the facts read, when none is current, from a future-dated one: their rules say "dated in the future" (RT-MSCC's
-#: currency, domain.currency / inferred_currency; the life expectancy's, build_plan's le_current)
-CHECKED_SIGNS: Final = frozenset({"cord_compression", "epidural_extension"})
-CHECKED_NAMES: Final = frozenset({"life_expectancy_months", "neurological_deficit"})
 
 
 def is_future(t: datetime, now: datetime) -> bool:
@@ -35,9 +32,9 @@ def is_future(t: datetime, now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class LesionAt(Lesion):
-    """A lesion at a decision time some of its findings are dated after: `latest` and each sign from the newest
-    finding that is not future (`current`, oldest first); a sign only future findings report is unknown, except
-    CHECKED_SIGNS (read from them as before). `latest`: the newest finding when none is current (site, level)."""
+    """A lesion at a decision time some of its findings are dated after: a sign whose newest report is future-dated
+    is read from the newest current report when that says the same (else the newest, as before); `latest` is the
+    newest finding, as before."""
 
     current: tuple[FindingFact, ...] = ()
 
@@ -52,15 +49,42 @@ class LesionAt(Lesion):
         )
 
     def newest(self, attr: str) -> FindingFact | None:
-        for f in reversed(self.current):
+        newest = super().newest(attr)
+        if newest is None or newest in self.current:
+            return newest
+        for f in reversed(self.current):  # the newest current report of it
             if getattr(f, attr) is not None:
-                return f
-        return super().newest(attr) if attr in CHECKED_SIGNS else None
+                return f if _stands(attr, getattr(f, attr), getattr(newest, attr)) else newest
+        return newest
 
     @functools.cached_property
     def _reporting(self) -> list[FindingFact]:
+        every = [f for f in self.history if f.cord_compression is not None]
         mine = [f for f in self.current if f.cord_compression is not None]
-        return mine or [f for f in self.history if f.cord_compression is not None]
+        future = bool(every and mine) and every[-1] is not mine[-1]  # the newest report is future-dated
+        if future and _stands("cord_compression", mine[-1].cord_compression, every[-1].cord_compression):
+            return mine
+        return every
+
+    @functools.cached_property
+    def _onset(self) -> FindingFact | None:
+        """RT-MSCC: a lesion said resolved only by a finding dated in the future still has its current compression
+        (an emergency is decided from current data: a report not yet current does not end it)."""
+        if self.latest.status == "resolved" and self.current and self.current[-1].status != "resolved":
+            return dataclasses.replace(self, latest=self.current[-1])._onset
+        return super()._onset
+
+
+#: RT-MSCC (L1397-1402): the signs of an emergency. A current "yes" stands against a future-dated "no" (the
+#: emergency is decided from current data; the report not yet current cannot end it).
+EMERGENCY: Final = frozenset({"cord_compression", "epidural_extension", "neurological_deficit"})
+
+
+def _stands(name: str, current: object, future: object) -> bool:
+    """Whether the newest current value is read rather than the newest, future-dated one: when they say the same, or
+    when the current one is an emergency sign the future one denies; otherwise the future one, as before (a future
+    contradiction is never ignored: review R28-RT)."""
+    return current == future or (name in EMERGENCY and current is True and future is False)
 
 
 def lesions_at(by_lesion: Mapping[str, Lesion], now: datetime | None) -> Mapping[str, Lesion]:
@@ -76,42 +100,35 @@ def _lesion_at(x: Lesion, now: datetime) -> Lesion:
     current = tuple(f for f in x.history if not is_future(f.occurred_at, now))
     if len(current) == len(x.history):
         return x
-    return LesionAt(x.lesion_id, current[-1] if current else x.history[-1], x.history, current)
+    return LesionAt(x.lesion_id, x.history[-1], x.history, current)
 
 
 def at(s: LocalState, now: datetime | None) -> LocalState:
     """The state as the rules read it at `now`: each assessed fact and opinion dated in the future replaced by the
-    newest one of its name (lesion) that is not, folded again from the bases and the current assessments as a
-    correction's re-fold does (facts.refold_assessments), else left out (CHECKED_NAMES: kept); labs dated in the
-    future left out. `s` itself when none is future."""
+    newest current one of its name (lesion), folded again from the bases and the current assessments as a
+    correction's re-fold does (facts.refold_assessments), when that one says the same and no assessment corrects it;
+    else kept (review R28-RT). `s` itself when none is future."""
     if now is None:
         return s
     names = {k for k, f in s.assessed.items() if is_future(f.occurred_at, now)}
     keys = {k for k, o in s.opinions.items() if is_future(o.occurred_at, now)}
-    labs = any(is_future(v.occurred_at, now) for t in s.labs.values() for v in t.values())
-    if not names and not keys and not labs:
+    if not names and not keys:
         return s
-    update: dict[str, object] = {}
-    if names or keys:
-        held = {k: a for k, a in s.assessments.items() if not is_future(a.occurred_at, now)}
-        scratch = s.model_copy(update={"assessments": held})
-        refold_assessments(scratch)
-        assessed: dict[str, Fact[bool | float | str]] = {}
-        for k, f in s.assessed.items():
-            if k not in names:
-                assessed[k] = f
-            elif k in scratch.assessed:  # the newest current one
-                assessed[k] = scratch.assessed[k]
-            elif k in CHECKED_NAMES:  # none current: the rule says "dated in the future"
-                assessed[k] = f
-        opinions = {k: scratch.opinions.get(k) if k in keys else o for k, o in s.opinions.items()}
-        update["assessed"] = assessed
-        update["opinions"] = {k: o for k, o in opinions.items() if o is not None}
-    if labs:
-        update["labs"] = {
-            a: {k: v for k, v in t.items() if not is_future(v.occurred_at, now)} for a, t in s.labs.items()
-        }
-    return s.model_copy(update=update)
+    held = {k: a for k, a in s.assessments.items() if not is_future(a.occurred_at, now)}
+    scratch = s.model_copy(update={"assessments": held})
+    refold_assessments(scratch)
+    corrected = {a.corrects for a in s.assessments.values() if a.corrects is not None}
+    assessed = dict(s.assessed)
+    for k in names:
+        same = scratch.assessed.get(k)
+        if same is not None and _stands(k, same.value, s.assessed[k].value) and same.event_id not in corrected:
+            assessed[k] = same
+    opinions = dict(s.opinions)
+    for k in keys:
+        o = scratch.opinions.get(k)
+        if o is not None and o.operable == s.opinions[k].operable and o.event_id not in corrected:
+            opinions[k] = o
+    return s.model_copy(update={"assessed": assessed, "opinions": opinions})
 
 
 def future_times(s: LocalState, now: datetime) -> Iterator[datetime]:
