@@ -4,12 +4,13 @@ The state keeps, per name, the newest assessed fact and opinion by clinical time
 dated beyond FUTURE_TOLERANCE after `now` (a producer's clock ahead of ours) is not current, and it used to hide the
 current one of its name even when it said the same (a cord compression re-confirmed, RT-MSCC L1397-1402: the
 emergency read "not current"). The view the rules read at `now` (`at`, `lesions_at`): where the newest fact of a name
-(assessed fact, opinion, lesion sign) is future-dated and the newest current one says the same and is not corrected,
-the current one; in every other case the newest, as before (review R28-RT: a future-dated fact that contradicts the
-current one is never ignored; the rules read it as before, "not current" where they check currency, RT-MSCC,
-SURG-LE L2776-2834, RT-SBRT-CI L1629-1636). The view never changes a value read, only whether it is current. The
-stored state is unchanged (retention and a rebuild read the records, never `now`); `future_times()` gives the instants
-the view changes (domain.next_due ticks then)."""
+(assessed fact, opinion) or of a lesion sign is future-dated, the newest current one when it stands (`_stands`: it
+says the same, or it reports an emergency sign the future one denies; a lesion not resolved against a future
+"resolved"); for assessments and opinions only when no assessment correction is held (review R28-SC). In every other
+case the newest, as before (review R28-RT: a future-dated fact that contradicts the current one is never ignored;
+the rules read it as before, "not current" where they check currency, RT-MSCC, SURG-LE L2776-2834, RT-SBRT-CI
+L1629-1636). The stored state is unchanged (retention and a rebuild read the records, never `now`);
+`future_times()` gives the instants the view changes (domain.next_due ticks then)."""
 
 from __future__ import annotations
 
@@ -106,27 +107,30 @@ def _lesion_at(x: Lesion, now: datetime) -> Lesion:
 def at(s: LocalState, now: datetime | None) -> LocalState:
     """The state as the rules read it at `now`: each assessed fact and opinion dated in the future replaced by the
     newest current one of its name (lesion), folded again from the bases and the current assessments as a
-    correction's re-fold does (facts.refold_assessments), when that one says the same and no assessment corrects it;
-    else kept (review R28-RT). `s` itself when none is future."""
+    correction's re-fold does (facts.refold_assessments), when that one stands (`_stands`); else kept (review
+    R28-RT). `s` itself when none is future, or when a correction is held (read as before)."""
     if now is None:
         return s
     names = {k for k, f in s.assessed.items() if is_future(f.occurred_at, now)}
     keys = {k for k, o in s.opinions.items() if is_future(o.occurred_at, now)}
     if not names and not keys:
         return s
+    if any(a.record_status != "final" for a in s.assessments.values()):
+        # a correction among them: the records left out would change what it corrects (an amendment naming none
+        # replaces the newest; review R28-SC): read as before
+        return s
     held = {k: a for k, a in s.assessments.items() if not is_future(a.occurred_at, now)}
     scratch = s.model_copy(update={"assessments": held})
     refold_assessments(scratch)
-    corrected = {a.corrects for a in s.assessments.values() if a.corrects is not None}
     assessed = dict(s.assessed)
     for k in names:
         same = scratch.assessed.get(k)
-        if same is not None and _stands(k, same.value, s.assessed[k].value) and same.event_id not in corrected:
+        if same is not None and _stands(k, same.value, s.assessed[k].value):
             assessed[k] = same
     opinions = dict(s.opinions)
     for k in keys:
         o = scratch.opinions.get(k)
-        if o is not None and o.operable == s.opinions[k].operable and o.event_id not in corrected:
+        if o is not None and o.operable == s.opinions[k].operable:
             opinions[k] = o
     return s.model_copy(update={"assessed": assessed, "opinions": opinions})
 

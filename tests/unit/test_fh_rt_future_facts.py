@@ -52,14 +52,16 @@ def _plan(s: LocalState, now: datetime, cold: bool = True) -> list[LesionSection
 
 def _copies(rnd: random.Random, events: list[Message], s: LocalState, now: datetime) -> list[Message]:
     """Re-confirmations dated in the future (16 min to 40 days after `now`), recorded now: a copy of the newest final
-    assessment (newest of every fact it carries), and of the newest finding of 1-3 lesions."""
+    assessment (newest of every fact it carries; when no assessment correction is held), and of the newest finding
+    of 1-3 lesions."""
     latest = {x.history[-1].event_id for x in lesions(s).values()}
     findings = [e for e in events if isinstance(e, ImagingFinding) and e.event_id in latest]
     finals = [e for e in events if isinstance(e, ClinicalAssessment) and e.record_status == "final"]
     newest = max(finals, key=lambda e: (e.occurred_at, e.recorded_at), default=None)
     assessed = {f.event_id for f in s.assessed.values()}
     picked: list[Message] = rnd.sample(findings, min(len(findings), rnd.randint(1, 3)))
-    if newest is not None and newest.event_id in assessed and rnd.random() < 0.7:
+    corrections = any(a.record_status != "final" for a in s.assessments.values())  # as_of.at reads them as before
+    if newest is not None and newest.event_id in assessed and not corrections and rnd.random() < 0.7:
         picked.append(newest)
     out: list[Message] = []
     for e in picked:
