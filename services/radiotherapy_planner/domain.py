@@ -22,8 +22,6 @@ from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
-from services.radiotherapy_planner import as_of
-from services.radiotherapy_planner.as_of import at, future_times, lesions_at
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
@@ -63,8 +61,8 @@ COMPRESSION_CURRENT: Final = timedelta(days=42)
 #: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
 #: LIFE_EXPECTANCY_VALID_DAYS.
 LE_VALID: Final = timedelta(days=91)
-#: clock skew tolerated before a fact counts as dated in the future (as_of.py reads the facts as of the decision)
-FUTURE_TOLERANCE: Final = as_of.FUTURE_TOLERANCE
+#: clock skew tolerated before a fact counts as dated in the future
+FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
 
 _HAEMOSTASIS = ("platelets", "prothrombin_pct")
@@ -229,25 +227,24 @@ def build_plan(
     now: datetime | None = None,
     compression_window: timedelta = COMPRESSION_CURRENT,
     tz: ZoneInfo = HOSPITAL_TZ,
-    by_lesion: Mapping[str, Lesion] | None = None,
+    by_lesion: dict[str, Lesion] | None = None,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
-    The facts are read as of `now` (as_of.py: one dated in the future never hides the current one; HAZ-27-FUTURE-
-    HIDES). `inferred`: `inferred_compressions` of that view when the caller has it (computed here otherwise)."""
-    s = at(s, now)
-    by_lesion = lesions_at(lesions(s) if by_lesion is None else by_lesion, now)
+    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise)."""
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
     p = Patient(s, alpha_beta, le_current, tz, now)
     # the families that read the life expectancy are keyed on what is left of it: its band (every threshold of the
-    # text) and its value as shown (issue 18.4), so a family is re-decided as the estimate runs down
+    # text) and its value as shown (issue 18.4), so a family is re-decided as the estimate runs down; and on the
+    # estimate itself, whose event and date the items show (HAZ-25-RT-08, review R28-RT2)
     r = p.remaining
-    le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
+    le_key = (le_current, None if le is None else le.event_id, None if r is None else (r.band, round(r.remaining, 1)))
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
     for lid, lesion in by_lesion.items():
         lx = lesion.ids
@@ -353,7 +350,7 @@ def next_due(
     s: LocalState,
     now: datetime,
     compression_window: timedelta = COMPRESSION_CURRENT,
-    by_lesion: Mapping[str, Lesion] | None = None,
+    by_lesion: dict[str, Lesion] | None = None,
     tz: ZoneInfo = HOSPITAL_TZ,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> datetime | None:
@@ -362,17 +359,14 @@ def next_due(
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it); each fact dated in the future becomes effective
-    (as_of.future_times: the newest of its name or not; HAZ-27-FUTURE-HIDES). Read as of `now`, as `build_plan`;
-    `inferred`: as `build_plan`'s."""
-    times: list[datetime] = list(future_times(s, now))
-    s = at(s, now)
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s."""
+    times: list[datetime] = []
     today = now.astimezone(tz).date()
     for e in s.treatments.values():
         t = e.treatment
         if isinstance(t, _DATED_AHEAD) and t.on > today:
             times.append(datetime.combine(t.on, time(0), tz))
-    by_lesion = lesions_at(lesions(s) if by_lesion is None else by_lesion, now)
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
     for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:
@@ -427,8 +421,7 @@ def apply_event(
     decided = max(t for t in (state.decided_at, s.newest_at if now is None else now) if t is not None)
     s.decided_at = decided
     by_lesion = lesions(s, state)  # once per event (from the previous state's): the plan and the deadline read them
-    # and the same inferred compressions (RT-MSCC), of the facts as of the decision (as_of.py)
-    inferred = inferred_compressions(at(s, decided), lesions_at(by_lesion, decided))
+    inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
     sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
     s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)
     items = [i for sec in sections for i in sec.items]

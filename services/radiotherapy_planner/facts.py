@@ -308,15 +308,12 @@ class Lesion:
     def compression_last_seen(self) -> FindingFact | None:
         """The newest finding of the current run of "cord compression: yes": a compression re-confirmed on imaging is
         current from it, not from its first sighting (issue 18 review)."""
-        return None if self.compression_onset() is None else self._reporting[-1]  # the newest says yes
+        if self.compression_onset() is None:
+            return None
+        return next(f for f in reversed(self.history) if f.cord_compression)
 
     def compression_onset(self) -> FindingFact | None:
         return self._onset
-
-    @functools.cached_property
-    def _reporting(self) -> list[FindingFact]:
-        """The findings answering "cord compression?", oldest first (as_of.LesionAt: the current ones)."""
-        return [f for f in self.history if f.cord_compression is not None]
 
     @functools.cached_property
     def _onset(self) -> FindingFact | None:
@@ -324,7 +321,7 @@ class Lesion:
         reports it says no: resolved, issue 9.11)."""
         if self.latest.status == "resolved":  # the lesion is no longer seen: nothing it caused stands (9.11)
             return None
-        reporting = self._reporting
+        reporting = [f for f in self.history if f.cord_compression is not None]
         if not reporting or not reporting[-1].cord_compression:
             return None
         onset = reporting[-1]

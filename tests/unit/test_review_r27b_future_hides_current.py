@@ -5,8 +5,8 @@ leave out as dated in the future, the instant it becomes effective (the tick at 
 convention for every window): the planner's gap (no deadline) is not there. They have another one the systemic
 planner avoids ("a value dated in the future ... never hides the newest real one", inputs.latest and
 LIFE_EXPECTANCY_KEPT): they keep one fact per name (the newest by clinical time), so a fact dated beyond the
-tolerance hides the current one until its date comes. Each a minimal case (strict xfails until fixed, 2026-12-06, by
-FH-RT and FH-SC: the decisions read the facts as of the decision time):
+tolerance hides the current one until its date comes. Strict xfails, each a minimal case (2026-12-06: the fixes
+that read the facts as of the decision were reverted after reviews R28-RT, R28-RT2, R28-SC, R28-SYS):
 - RT-MSCC: an imaging report re-confirming a cord compression, dated tomorrow, downgrades today's emergency
   (critical "urgence thérapeutique") to "donnée non actuelle" (warning);
 - RT-MSCC: a neurological deficit assessed again with a date tomorrow does the same to the compression inferred
@@ -66,12 +66,14 @@ def test_review_r27b_the_cases_without_the_future_dated_fact() -> None:
     assert _rt([estimate, fracture], "SURG-LE") == [("info", "recommended")]
 
 
+@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_rt_a_compression_seen_again_tomorrow_keeps_todays_emergency() -> None:
     seen = _at(vertebra(cord_compression=True), NOW - DAY, NOW - DAY)
     again = _at(vertebra(cord_compression=True), NOW + DAY, NOW)  # dated tomorrow, beyond the 15 min tolerance
     assert _rt([seen, again], "RT-MSCC") == [("critical", "recommended")]  # is ("warning", "to_do")
 
 
+@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_rt_a_deficit_assessed_again_tomorrow_keeps_the_inferred_emergency() -> None:
     epidural = _at(vertebra(epidural_extension=True), NOW - 20 * DAY, NOW - 20 * DAY)
     deficit = _assessed(NOW - 2 * DAY, NOW - 2 * DAY, neurological_deficit=True)
@@ -79,6 +81,7 @@ def test_review_r27b_rt_a_deficit_assessed_again_tomorrow_keeps_the_inferred_eme
     assert _rt([epidural, deficit, again], "RT-MSCC")[0][0] == "critical"  # is "warning" ("données non actuelles")
 
 
+@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_rt_a_life_expectancy_dated_tomorrow_does_not_hide_the_current_one() -> None:
     estimate = _assessed(NOW - 2 * DAY, NOW - 2 * DAY, life_expectancy_months=2.0)
     fracture = _at(femur(pathological_fracture=True), NOW - DAY, NOW - DAY)

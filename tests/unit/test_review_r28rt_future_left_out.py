@@ -9,8 +9,8 @@ dated in the future is not current; prefer insufficient data over a wrong recomm
 record from a producer whose clock runs 20 minutes ahead (the reachability of HAZ-27-FUTURE-HIDES), decided at `NOW`;
 every one passes on 8589dca (the fact applied at once; no view, so no correction left out and no current finding
 read from behind the pruned ones): each was a regression of the merge (strict xfails), and each passes since the view
-was narrowed (as_of.py, 2026-12-06: the current fact is read only when the future-dated one says the same, or denies
-an emergency sign the current one reports; otherwise the newest, as before). The cases:
+was narrowed, then reverted (2026-12-06, after review R28-RT2): they stay as regression tests for the next fix of
+HAZ-27-FUTURE-HIDES. The cases:
 - IR-CEMENT (Tableau 8, L2590-2618): an absolute contraindication (cement allergy, infection, severe coagulation
   disorder, diffuse pain) assessed 20 min ahead, over a current "no": cementoplasty "prérequis remplis" (recommended);
 - IR-CEMENT (L2626-2627, "Plaquettes > 50 000/mm3"): platelets at 30 G/L sampled 20 min ahead, before the procedure
@@ -23,7 +23,7 @@ an emergency sign the current one reports; otherwise the newest, as before). The
 - RT-SBRT-CI (L1634-1636): a relative contraindication (MRI contraindicated; canal narrowed > 25 %) 20 min ahead:
   "Aucune contre-indication retrouvée", info (before: warning, "Pesée en RCP-OOS");
 - RT-FRACT-PALL: "difficile à mobiliser" 20 min ahead: 30 Gy in 10 fractions recommended (before: 8 Gy in 1);
-- the facts the fix keeps for their currency check (as_of.CHECKED_SIGNS / CHECKED_NAMES) are kept only when no
+- the facts the first fix kept for their currency check (CHECKED_SIGNS / CHECKED_NAMES) were kept only when no
   current fact of the sign or name exists: over a current "no" they are silent too. RT-MSCC: a cord compression
   imaged ahead after yesterday's "no compression" gives no item at all (8589dca: "donnée non actuelle", re-evaluate
   without delay); a new neurological deficit assessed ahead beside an epidural extension leaves the item at the
@@ -39,7 +39,7 @@ an emergency sign the current one reports; otherwise the newest, as before). The
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +49,6 @@ from contracts.clinical import NormalisedLab
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.plan import PlanItem
 from services.radiotherapy_planner import memo
-from services.radiotherapy_planner.as_of import at
 from services.radiotherapy_planner.domain import apply_event
 from services.radiotherapy_planner.facts import LocalState
 from tests.unit.test_issue18_local import NOW, TODAY, env, femur, plan_items, request, vertebra
@@ -57,6 +56,11 @@ from tests.unit.test_local_plan_domain import lab, score
 
 DAY = timedelta(days=1)
 AHEAD = NOW + timedelta(minutes=20)  # beyond the 15 min tolerance: a producer's clock 20 min ahead
+
+
+def at(s: LocalState, now: datetime) -> LocalState:
+    """The facts the rules read at `now`: the state itself (the as_of.py view was reverted, 2026-12-06)."""
+    return s
 
 
 def _decide(events: list[Message]) -> tuple[LocalState, list[PlanItem]]:

@@ -28,8 +28,7 @@ from contracts.clock import ClockTick
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from contracts.local import LesionSection
 from services.radiotherapy_planner import memo
-from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE
-from services.radiotherapy_planner.domain import apply_event, build_plan
+from services.radiotherapy_planner.domain import FUTURE_TOLERANCE, apply_event, build_plan
 from services.radiotherapy_planner.facts import LocalState
 from tests.unit.test_issue18_local import env
 from tests.unit.test_issue25_local_history import patient_history
