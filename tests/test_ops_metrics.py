@@ -153,7 +153,7 @@ def test_alert_latency_and_escalations_from_alert_outputs() -> None:
     assert values(registry, "osteocds_alert_latency_seconds_count", severity="critical") == [1]
 
 
-def test_records_ahead_counts_only_beyond_the_tolerance_per_topic() -> None:
+def test_records_ahead_counts_only_beyond_the_tolerance_per_topic(caplog: pytest.LogCaptureFixture) -> None:
     """HAZ-27-FUTURE-HIDES detection: a record later than this clock + tolerance is counted under its topic; one
     within the tolerance (ordinary skew) is not; every consumed topic's series exists at 0 from the start."""
     from aiokafka.structs import ConsumerRecord
@@ -173,7 +173,11 @@ def test_records_ahead_counts_only_beyond_the_tolerance_per_topic() -> None:
         record(LABS_NORMALISED.name, 301, 2),
         record(ALERTS.name, 86_400, 3),
     ]
-    assert ops.records_ahead(batch, 300.0, now=now) == 2
-    assert values(registry, "osteocds_records_clock_ahead_total", topic=LABS_NORMALISED.name) == [1]
-    assert values(registry, "osteocds_records_clock_ahead_total", topic=ALERTS.name) == [1]
-    assert ops.records_ahead(batch[:2], 300.0, now=now) == 0
+    with caplog.at_level(logging.WARNING, logger="shared.observability.metrics"):
+        assert ops.records_ahead(batch, 300.0, now=now) == 2
+        assert ops.records_ahead(batch, 300.0, now=now + 0.5) == 2  # counted again, not logged again within a minute
+        assert ops.records_ahead(batch[:2], 300.0, now=now) == 0
+    assert values(registry, "osteocds_records_clock_ahead_total", topic=LABS_NORMALISED.name) == [2]
+    assert values(registry, "osteocds_records_clock_ahead_total", topic=ALERTS.name) == [2]
+    logged = [r.getMessage() for r in caplog.records if "ahead of this clock" in r.getMessage()]
+    assert len(logged) == 2  # one per topic: the first batch only

@@ -76,6 +76,8 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 #: escalation levels notification reaches (services/notification: ALERT_ESCALATION_MAX_LEVEL, default 2)
 ESCALATION_LEVELS: tuple[str, ...] = ("1", "2")
 
+#: a topic's records timestamped ahead of this clock are logged at most this often (counted always)
+AHEAD_LOG_EVERY_S = 60.0
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 
 #: every metric a service or the lag exporter exposes (histograms and counters by their family name)
@@ -269,6 +271,7 @@ class OpsMetrics:
             registry=registry,
         )
         self._pending = 0
+        self._ahead_logged: dict[str, float] = {}  # topic -> when a clock-ahead record was last logged
         self._latency_of: dict[str, Any] = {}
         for topic in consumed_topics(service) if topics is None else topics:
             self.clock_ahead.labels(service, topic)
@@ -287,16 +290,19 @@ class OpsMetrics:
     def records_ahead(self, records: Iterable[ConsumerRecord], tolerance_s: float, now: float | None = None) -> int:
         """Count the records whose timestamp is later than `now` (this process's clock) + `tolerance_s`, per topic
         (HAZ-27-FUTURE-HIDES: detection only; the records are processed as usual, as a rebuild would). Logs the
-        topic, partition, offset and skew of the first such record of a batch: never its key or value."""
-        limit_ms = ((now if now is not None else time.time()) + tolerance_s) * 1000
+        topic, partition, offset and skew of the first such record, at most once a minute per topic (a clock ahead
+        stays ahead: one line per batch would flood the logs): never its key or value."""
+        clock = now if now is not None else time.time()
+        limit_ms = (clock + tolerance_s) * 1000
         ahead = [r for r in records if r.timestamp > limit_ms]
         for r in ahead:
             self.clock_ahead.labels(self.service, r.topic).inc()
-        if ahead:
-            r = ahead[0]
+        for r in ahead:
+            if clock - self._ahead_logged.get(r.topic, -AHEAD_LOG_EVERY_S) < AHEAD_LOG_EVERY_S:
+                continue
+            self._ahead_logged[r.topic] = clock
             log.warning(
-                "%d record(s) timestamped ahead of this clock beyond the tolerance; first: %s[%d]@%d by %.0f s",
-                len(ahead),
+                "records timestamped ahead of this clock beyond the tolerance; first: %s[%d]@%d by %.0f s",
                 r.topic,
                 r.partition,
                 r.offset,
