@@ -102,8 +102,9 @@ def alert_rules() -> dict[str, Any]:
             "warning",
             "{{ $labels.service }} consumed {{ $labels.topic }} records timestamped ahead of its clock",
             "A producer's clock (the hospital bus, or a service) runs ahead of this one beyond the clock-skew "
-            "tolerance: the facts it dates now are held back as dated in the future until its time comes "
-            "(HAZ-27-FUTURE-HIDES). Check NTP on the producer's hosts and on this pod's node.",
+            "tolerance, or this node's runs behind: the facts it dates now read as dated in the future until their "
+            "time comes, and they hide the current fact of their name (HAZ-27-FUTURE-HIDES: an emergency may show as "
+            "not current). Check NTP on the producer's hosts and on this pod's node.",
         ),
         _rule(
             "OsteoCDSLagNotMeasured",

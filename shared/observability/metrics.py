@@ -289,18 +289,23 @@ class OpsMetrics:
 
     def records_ahead(self, records: Iterable[ConsumerRecord], tolerance_s: float, now: float | None = None) -> int:
         """Count the records whose timestamp is later than `now` (this process's clock) + `tolerance_s`, per topic
-        (HAZ-27-FUTURE-HIDES: detection only; the records are processed as usual, as a rebuild would). Logs the
-        topic, partition, offset and skew of the first such record, at most once a minute per topic (a clock ahead
-        stays ahead: one line per batch would flood the logs): never its key or value."""
+        (HAZ-27-FUTURE-HIDES: detection only; the records are processed as usual, as a rebuild would). A record
+        without a timestamp (None: a v0 message; -1) is not counted. Logs the topic, partition, offset and skew of the
+        first such record, at most once a minute per topic (a clock ahead stays ahead: one line per batch would flood
+        the logs): never its key or value."""
         clock = now if now is not None else time.time()
         limit_ms = (clock + tolerance_s) * 1000
-        ahead = [r for r in records if r.timestamp > limit_ms]
+        ahead = [r for r in records if r.timestamp is not None and r.timestamp > limit_ms]
+        per_topic: dict[str, int] = {}
         for r in ahead:
-            self.clock_ahead.labels(self.service, r.topic).inc()
+            per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
+        for topic, n in per_topic.items():
+            self.clock_ahead.labels(self.service, topic).inc(n)
+        tick = time.monotonic()  # the log's pace: a clock stepped back must not silence it
         for r in ahead:
-            if clock - self._ahead_logged.get(r.topic, -AHEAD_LOG_EVERY_S) < AHEAD_LOG_EVERY_S:
+            if tick - self._ahead_logged.get(r.topic, -AHEAD_LOG_EVERY_S) < AHEAD_LOG_EVERY_S:
                 continue
-            self._ahead_logged[r.topic] = clock
+            self._ahead_logged[r.topic] = tick
             log.warning(
                 "records timestamped ahead of this clock beyond the tolerance; first: %s[%d]@%d by %.0f s",
                 r.topic,

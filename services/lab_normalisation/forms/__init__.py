@@ -2,10 +2,11 @@
 Questionnaires the intake serves (`fhir.questionnaire`), which the French forms page renders as they are (so the page
 and the Questionnaire cannot drift), and the reading of a QuestionnaireResponse (`response.read_response`).
 
-One module per form, along the guideline's sections: `imaging` (a lesion's imaging finding: SCORE-MIRELS, SCORE-SINS),
-`assessment` (the clinical assessment), `local` (the surgical opinion and the local treatment request: RT-*, SURG-*),
-`treatment` (a treatment received); `model` describes a form, `choices` holds the answer lists they share (the score
-tables of SCORE-MIRELS, Tableau 3, L1308-1372, and SCORE-SINS, L1375-1392, with their points). Pure, no I/O.
+A module per section of the guideline (five forms, four modules): `imaging` (a lesion's imaging finding:
+SCORE-MIRELS, SCORE-SINS), `assessment` (the clinical assessment), `local` (the surgical opinion and the local
+treatment request: RT-*, SURG-*), `treatment` (a treatment received); `model` describes a form, `choices` holds the
+answer lists they share (the score tables of SCORE-MIRELS, Tableau 3, L1308-1372, and SCORE-SINS, L1375-1392, with
+their points). Pure, no I/O.
 """
 
 from __future__ import annotations
