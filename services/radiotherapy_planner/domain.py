@@ -237,10 +237,10 @@ def build_plan(
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
     p = Patient(s, alpha_beta, le_current, tz, now)
     # the families that read the life expectancy are keyed on what is left of it: its band (every threshold of the
-    # text) and its value as shown (issue 18.4), so a family is re-decided as the estimate runs down; and on the
-    # estimate itself, whose event and date the items show (HAZ-25-RT-08, review R28-RT2)
+    # text) and its value as shown (issue 18.4), so a family is re-decided as the estimate runs down (the estimate
+    # itself is in each family's fingerprint: memo.READS)
     r = p.remaining
-    le_key = (le_current, None if le is None else le.event_id, None if r is None else (r.band, round(r.remaining, 1)))
+    le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
     fp = Fingerprints.of(s)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]

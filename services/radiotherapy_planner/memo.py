@@ -73,6 +73,7 @@ READS: Final[dict[str, tuple[str, ...]]] = {
         "severe_coagulation_disorder",
         "cement_allergy",
         "radiculopathy",
+        "life_expectancy_months",  # shown with its event and date (HAZ-25-RT-08, review R28-RT2)
     ),
     "surgery": ("life_expectancy_months",),
 }

@@ -4,7 +4,7 @@ and date), but its family's memo key does not hold that estimate's ID (memo.READ
 of the build that made the item, a cold one the estimate read now: warm != cold, and a rebuild publishes another
 digest (as HAZ-25-RT-08, another cause).
 - by an event (8589dca): a new estimate of the same value, within the same tenth of a month. (Also by the clock under
-  fc16565's view, reverted.) Fixed: `le_key` holds the estimate's event ID (domain.build_plan)."""
+  fc16565's view, reverted.) Fixed: the estimate is in memo.READS["cement"], as in the other families that read it."""
 
 from __future__ import annotations
 
