@@ -9,8 +9,8 @@ it is never shown. A critical one is shown at once, and escalated when still act
 delay (then again each delay, up to the maximum level). Both deadlines are the aggregate's `next_due`: the
 runtime keeps it in Redis with the state (shared/runtime/timers.py) and feeds a `ClockTick` back when it passes.
 
-Retention (issue 25): `apply_event` is the pure `transition` followed by `retain`, which bounds the state by
-lifecycle horizons measured from the state's own clock `as_of` (the newest arrival, action or deadline it has
+Retention (issue 25, retention.py): `apply_event` is the pure `transition` followed by `retain`, which bounds the
+state by lifecycle horizons measured from the state's own clock `as_of` (the newest arrival, action or deadline it has
 processed; never the wall clock). It never drops or changes an alert that still holds (active, acknowledged,
 overridden, settling) nor its escalation state; a withdrawn or resolved alert stays whole for ENDED_KEPT, then
 only its ID, status, end and step count (`ended`) for TOMBSTONE_KEPT, so a decision issued again continues the
@@ -22,11 +22,8 @@ labs, scores and plans are the newest of each. README "Retention: notification".
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from datetime import datetime
+from typing import Final
 
 from contracts.base import Message, derived_id
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
@@ -34,101 +31,56 @@ from contracts.clock import ClockTick
 from contracts.lifecycle import AlertAction, AlertTransition
 from contracts.local import LocalTreatmentPlan
 from contracts.plan import TreatmentPlan
-from services.notification import stored
+from services.notification.retention import retain
+from services.notification.state import (
+    APPLIED_FOR,
+    APPLIED_KEPT,
+    ENDED,
+    ENDED_KEPT,
+    TOMBSTONE_KEPT,
+    AlertPolicy,
+    Arrived,
+    Ended,
+    Output,
+    PatientAlerts,
+)
 
+#: the model, policy and horizons (state.py) and retention (retention.py) are read through here too
+__all__ = [
+    "APPLIED_FOR",
+    "APPLIED_KEPT",
+    "ENDED",
+    "ENDED_KEPT",
+    "SERVICE",
+    "TOMBSTONE_KEPT",
+    "AlertPolicy",
+    "Arrived",
+    "Ended",
+    "Output",
+    "PatientAlerts",
+    "action_applied",
+    "advance",
+    "alert_for",
+    "allowed",
+    "apply_action",
+    "apply_event",
+    "apply_lab",
+    "apply_local_plan",
+    "apply_plan",
+    "apply_recommendation",
+    "apply_score",
+    "apply_tick",
+    "ended_status",
+    "escalates",
+    "find",
+    "listing",
+    "next_due",
+    "retain",
+    "transition",
+]
 SERVICE: Final = "notification"
+DEFAULT_POLICY: Final = AlertPolicy()  # frozen: one shared default
 SEVERITY_ORDER: Final = {"critical": 0, "warning": 1, "info": 2}
-#: at most this many applied action IDs are remembered (an HTTP request waits for its own: ACTION_WAIT_SECONDS)
-APPLIED_KEPT: Final = 200
-#: issue 25 retention horizons, from the state's clock `as_of`. Lifecycle horizons, not clinical windows: no rule
-#: reads them. A withdrawn or resolved alert stays whole this long after it ended (GET /alerts lists it): the
-#: runtime's duplicate window (SEEN_TTL_SECONDS), within which a redelivered recommendation is dropped anyway.
-ENDED_KEPT: Final = timedelta(days=14)
-#: then only its tombstone, this long after it ended: issued again (a result corrected back, a plan item back to
-#: an earlier content), it is the same alert reactivated; later, an alert raised afresh.
-TOMBSTONE_KEPT: Final = timedelta(days=90)
-#: applied action IDs are kept this long after they were done (the HTTP request waits seconds for its own)
-APPLIED_FOR: Final = timedelta(days=1)
-#: statuses after which an alert holds no more (only a decision issued again brings it back)
-ENDED: Final = ("withdrawn", "resolved")
-
-
-@dataclass(frozen=True)
-class AlertPolicy:
-    settle: timedelta = timedelta(seconds=30)
-    escalation_delay: timedelta = timedelta(minutes=15)
-    escalation_max_level: int = 2
-    escalate_to: str = "escalation"
-
-
-class Arrived(BaseModel):
-    """A recommendation with the time notification received it (the broker's timestamp of the record): the
-    start of its settle window and of its escalation delay."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message: Recommendation
-    at: AwareDatetime
-
-    @property
-    def patient_id(self) -> str:
-        return self.message.patient_id
-
-    def delivery_key(self) -> str:
-        return self.message.delivery_key()
-
-
-class Ended(NamedTuple):
-    """What is kept of a withdrawn or resolved alert after ENDED_KEPT (JSON: [status, at, steps])."""
-
-    status: Literal["withdrawn", "resolved"]
-    at: datetime  # its last transition
-    steps: int  # how many transitions it had: a later cycle's step IDs count them
-
-
-class PatientAlerts(BaseModel):
-    alerts: dict[str, Alert] = Field(default_factory=dict)  # by recommendation ID
-    #: info/warning alerts still in their settle window (never shown yet): recommendation ID -> due time
-    pending: dict[str, datetime] = Field(default_factory=dict)
-    applied: dict[str, datetime] = Field(default_factory=dict)  # IDs of the latest actions applied -> when done
-    #: the state's clock: the newest arrival, action or deadline processed (retention's horizons start here)
-    as_of: datetime | None = None
-    ended: dict[str, Ended] = Field(default_factory=dict)  # tombstones, by recommendation ID
-    folded: dict[str, int] = Field(default_factory=dict)  # recommendation ID -> transitions no longer in history
-    #: issue 22: the alert that holds each `alert_key` (a decision's identity across wordings) -> recommendation ID.
-    #: A new wording of the key supersedes it: never two alerts of one key in force at once.
-    keys: dict[str, str] = Field(default_factory=dict)
-    #: issue 22: alerts withdrawn or superseded within their settle window (never shown) -> when: a second delivery of
-    #: the recommendation received before that changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
-    unshown: dict[str, datetime] = Field(default_factory=dict)
-    #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
-    #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)
-    escalating: dict[str, datetime] = Field(default_factory=dict)
-    # what the clinicians' page shows besides the alerts
-    plan: TreatmentPlan | None = None
-    local_plan: LocalTreatmentPlan | None = None
-    scores: dict[str, Score] = Field(default_factory=dict)  # "score:subject" -> latest
-    labs: dict[str, NormalisedLab] = Field(default_factory=dict)  # analyte -> latest
-
-    def model_dump_json(self, **kwargs: Any) -> str:
-        """The stored JSON (what the runtime writes): the frozen parts' JSON is reused (services/notification/
-        stored.py); with arguments, pydantic's."""
-        if kwargs:
-            return super().model_dump_json(**kwargs)
-        return stored.dump(self, ("alerts", "scores", "labs"), ("plan", "local_plan"))
-
-    @field_validator("applied", mode="before")
-    @classmethod
-    def _applied_list(cls, value: object) -> object:
-        """A state stored before issue 25 kept a list: its IDs count as done long ago (dropped when retained)."""
-        if isinstance(value, list):
-            return dict.fromkeys(map(str, value), _LONG_AGO)
-        return value
-
-
-_LONG_AGO: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-Output = Alert
 
 
 def next_due(state: PatientAlerts, policy: AlertPolicy) -> datetime | None:
@@ -194,7 +146,7 @@ def alert_for(rec: Recommendation, at: datetime, reissue: bool = False) -> Alert
 
 
 def apply_recommendation(
-    state: PatientAlerts, arrived: Arrived, policy: AlertPolicy = AlertPolicy()
+    state: PatientAlerts, arrived: Arrived, policy: AlertPolicy = DEFAULT_POLICY
 ) -> tuple[PatientAlerts, list[Output]]:
     """An active recommendation becomes one alert (a repeat changes nothing): a critical one is shown at once
     (its escalation is then due), an info or warning one waits for the settle window. A withdrawal drops
@@ -397,7 +349,7 @@ def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAler
 
 
 def apply_tick(
-    state: PatientAlerts, tick: ClockTick, policy: AlertPolicy = AlertPolicy()
+    state: PatientAlerts, tick: ClockTick, policy: AlertPolicy = DEFAULT_POLICY
 ) -> tuple[PatientAlerts, list[Output]]:
     """A deadline passed (as of `tick.due_at`, whenever the tick is processed): settled alerts are shown,
     unacknowledged critical ones escalated, one level per escalation delay passed."""
@@ -531,82 +483,6 @@ def apply_event(state: PatientAlerts, event: object, policy: AlertPolicy) -> tup
     if new.alerts is state.alerts and new.applied is state.applied and new.as_of == state.as_of:
         return new, out
     return retain(new), out
-
-
-def _folded_cycles(history: list[AlertTransition], before: datetime) -> int:
-    """How many transitions at the start of an alert's history are earlier cycles (each ended by a withdrawal or a
-    resolution, then issued again) all older than `before`: the longest such prefix."""
-    cut, newest = 0, None
-    for i, step in enumerate(history):
-        if i and step.event in ("raised", "reactivated") and newest is not None and newest < before:
-            cut = i
-        newest = step.at if newest is None or step.at > newest else newest
-    return cut
-
-
-def retain(state: PatientAlerts) -> PatientAlerts:
-    """The state bounded by the retention horizons, measured from its clock `as_of` (deterministic; idempotent).
-    An alert that still holds is never dropped; only its earlier cycles, ended more than ENDED_KEPT ago, leave its
-    history. A withdrawn or resolved alert ended more than ENDED_KEPT ago becomes a tombstone; a tombstone goes
-    after TOMBSTONE_KEPT; applied action IDs after APPLIED_FOR."""
-    now = state.as_of
-    if now is None:  # nothing processed yet that has a time
-        return state
-    whole = now - ENDED_KEPT
-    alerts, ended, folded = state.alerts, state.ended, state.folded
-    changed = False
-    for rid, alert in state.alerts.items():
-        history = alert.history
-        if not history or history[0].at >= whole:  # nothing older than the horizon
-            continue
-        if alert.status in ENDED and rid not in state.pending:
-            last = max(t.at for t in history)
-            if last < whole:  # ended long enough ago: only its tombstone is kept
-                if not changed:
-                    alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
-                del alerts[rid]
-                status: Literal["withdrawn", "resolved"] = "withdrawn" if alert.status == "withdrawn" else "resolved"
-                ended[rid] = Ended(status, last, folded.pop(rid, 0) + len(history))
-                continue
-        start = _folded_cycles(history, whole) if len(history) > 2 else 0  # a second cycle: 3 steps at least
-        if start:  # earlier cycles ended long ago
-            if not changed:
-                alerts, ended, folded, changed = dict(alerts), dict(ended), dict(folded), True
-            alerts[rid] = alert.model_copy(update={"history": history[start:]})
-            folded[rid] = folded.get(rid, 0) + start
-    gone = now - TOMBSTONE_KEPT
-    if ended and min(e.at for e in ended.values()) < gone:
-        ended = {rid: e for rid, e in ended.items() if e.at >= gone}
-        changed = True
-    unshown = state.unshown
-    if unshown and min(unshown.values()) < whole:  # past the duplicate window: nothing to recognise any more
-        unshown = {rid: t for rid, t in unshown.items() if t >= whole}
-        changed = True
-    escalating = state.escalating
-    if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
-        escalating = {rid: t for rid, t in escalating.items() if rid in alerts and alerts[rid].status == "active"}
-        changed = True
-    keys = state.keys
-    if any(rid not in alerts for rid in keys.values()):  # a key's alert ended and folded: nothing of it holds
-        keys = {k: rid for k, rid in keys.items() if rid in alerts}
-        changed = True
-    applied, done = state.applied, now - APPLIED_FOR
-    if applied and min(applied.values()) < done:
-        applied = {aid: at for aid, at in applied.items() if at >= done}
-        changed = True
-    if not changed:
-        return state
-    return state.model_copy(
-        update={
-            "alerts": alerts,
-            "ended": ended,
-            "folded": folded,
-            "applied": applied,
-            "keys": keys,
-            "unshown": unshown,
-            "escalating": escalating,
-        }
-    )
 
 
 def listing(state: PatientAlerts | None, status: str | None = None, severity: str | None = None) -> list[Alert]:
