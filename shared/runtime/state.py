@@ -5,11 +5,11 @@ aggregate per patient and updates it with optimistic concurrency (WATCH/MULTI), 
 briefly gives a partition to two consumers cannot lose an update. Ordering by clinical time is the
 aggregate's own business (pure code in each service), so a late event never hides a newer one.
 
-Slot groups. A multi-key step (a batch's states and outboxes with its epoch check, the finish that clears outboxes
-and marks event IDs processed, a rebuild's write, a timer claim) must stay in one hash slot on a cluster. Patients are
-spread over `BUCKETS` buckets by a stable hash of their ID (CRC-32); each bucket has a hash tag chosen so that the
-buckets sit evenly over the 16 384 slots (any contiguous allocation of slots to masters gets BUCKETS/masters of
-them, give or take one). Every key of a patient carries its bucket's tag:
+Slot groups (the keyspace: shared/runtime/keyspace.py). A multi-key step (a batch's states and outboxes with its epoch
+check, the finish that clears outboxes and marks event IDs processed, a rebuild's write, a timer claim) must stay in
+one hash slot on a cluster. Patients are spread over `BUCKETS` buckets by a stable hash of their ID (CRC-32); each
+bucket has a hash tag chosen so that the buckets sit evenly over the 16 384 slots (any contiguous allocation of slots
+to masters gets BUCKETS/masters of them, give or take one). Every key of a patient carries its bucket's tag:
 
     osteocds:<service>:{<tag>}:state:<patient>     the aggregate
     osteocds:<service>:{<tag>}:outbox:<patient>    its outputs until the broker acknowledged them
@@ -55,20 +55,25 @@ import contextlib
 import hashlib
 import logging
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.exceptions import AskError, ClusterDownError, TryAgainError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.runtime.keyspace import BUCKETS as BUCKETS  # the keyspace (keyspace.py), re-exported
+from shared.runtime.keyspace import SLOTS as SLOTS
+from shared.runtime.keyspace import TAGS as TAGS
+from shared.runtime.keyspace import AnyRedis as AnyRedis
+from shared.runtime.keyspace import Layout as Layout
+from shared.runtime.keyspace import NodeClient, Nodes, SeenRef
+from shared.runtime.keyspace import bucket_of as bucket_of
+from shared.runtime.keyspace import bucket_tags as bucket_tags
+from shared.runtime.keyspace import is_cluster as is_cluster
 from shared.runtime.parsed import ParsedStates
 
 S = TypeVar("S", bound=BaseModel)
@@ -76,10 +81,6 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-#: Patients are spread over this many buckets (slot groups on a cluster). Changing it moves every key: a service
-#: then finds no epoch for its groups and rebuilds from Kafka by itself.
-BUCKETS = 32
-SLOTS = 16384
 #: How long a finish waits for a replica to acknowledge the group's writes (cluster only). A replica down makes
 #: each finish wait this long and go on: the write counter still detects a write lost by a later failover.
 REPLICA_ACK_TIMEOUT_MS = 200
@@ -91,11 +92,6 @@ SEQ_TTL_S = 7 * 24 * 3600
 #: SETs inside a batch's EXEC, which applies the rest of the transaction anyway (review RP)
 MAX_TTL_S = 10**12
 
-#: seen refs: (patient ID, event ID); a bare event ID is accepted on one Redis only (its key has no tag)
-SeenRef = tuple[str, str] | str
-
-AnyRedis = Redis | RedisCluster
-
 
 class StateLost(Exception):
     """A slot group's epoch key is missing or changed, or its writes were rolled back: Redis lost (or another
@@ -104,165 +100,6 @@ class StateLost(Exception):
 
 def _text(raw: bytes | str | None) -> bytes | None:
     return raw if raw is None or isinstance(raw, bytes) else raw.encode()
-
-
-def bucket_of(patient_id: str) -> int:
-    """The patient's bucket: a stable hash (the same in every process and release)."""
-    return zlib.crc32(patient_id.encode()) % BUCKETS
-
-
-def bucket_tags() -> tuple[str, ...]:
-    """The rule that gave TAGS (slow: ~0.2 s; tests/cluster/test_key_layout.py checks TAGS against it): bucket b's
-    tag is the first `<b>.<n>` whose slot is within 4 of the middle of the b-th of BUCKETS equal slot ranges. The
-    buckets then sit on a regular grid of slots: any split of the slots into equal contiguous ranges (as
-    `redis-cli --cluster create` makes) gives each master BUCKETS/masters of them, give or take one."""
-    tags = []
-    for b in range(BUCKETS):
-        middle, n = b * SLOTS // BUCKETS + SLOTS // BUCKETS // 2, 0
-        while abs(key_slot(f"{b:02d}.{n}".encode()) - middle) > 4:
-            n += 1
-        tags.append(f"{b:02d}.{n}")
-    return tuple(tags)
-
-
-#: each bucket's hash tag (bucket_tags(), computed once)
-TAGS: tuple[str, ...] = (
-    "00.614",
-    "01.2385",
-    "02.2079",
-    "03.1620",
-    "04.2088",
-    "05.222",
-    "06.1913",
-    "07.2374",
-    "08.63",
-    "09.758",
-    "10.1442",
-    "11.227",
-    "12.518",
-    "13.2421",
-    "14.611",
-    "15.3034",
-    "16.303",
-    "17.1643",
-    "18.3958",
-    "19.506",
-    "20.1620",
-    "21.753",
-    "22.2385",
-    "23.1331",
-    "24.725",
-    "25.3616",
-    "26.721",
-    "27.1577",
-    "28.2865",
-    "29.304",
-    "30.360",
-    "31.1058",
-)
-
-
-def is_cluster(redis: Any) -> bool:
-    return isinstance(redis, RedisCluster)
-
-
-class Layout:
-    """Where a service's keys are. A slot group is named by its key fragment: '' on one Redis (one group), '{tag}:'
-    for a bucket on a cluster."""
-
-    def __init__(self, ns: str, cluster: bool) -> None:
-        self.ns = ns
-        self.cluster = cluster
-        self.groups: tuple[str, ...] = tuple(f"{{{t}}}:" for t in TAGS) if cluster else ("",)
-
-    def group(self, patient_id: str) -> str:
-        return self.groups[bucket_of(patient_id)] if self.cluster else ""
-
-    def key(self, group: str, kind: str, name: str | None = None) -> str:
-        base = f"{self.ns}:{group}{kind}"
-        return base if name is None else f"{base}:{name}"
-
-    def patient_key(self, patient_id: str, kind: str = "state") -> str:
-        return self.key(self.group(patient_id), kind, patient_id)
-
-    def seen_key(self, ref: SeenRef) -> str:
-        if isinstance(ref, str):
-            if self.cluster:
-                raise ValueError("on a cluster a processed mark needs its patient: pass (patient_id, event_id)")
-            return self.key("", "seen", ref)
-        patient_id, event_id = ref
-        return self.key(self.group(patient_id), "seen", event_id)
-
-    def split(self, patient_ids: Iterable[str]) -> dict[str, list[str]]:
-        """The patients by slot group, each group's patients in the order given."""
-        out: dict[str, list[str]] = {}
-        for p in patient_ids:
-            out.setdefault(self.group(p), []).append(p)
-        return out
-
-    def split_refs(self, refs: Iterable[SeenRef]) -> dict[str, list[SeenRef]]:
-        out: dict[str, list[SeenRef]] = {}
-        for ref in refs:
-            out.setdefault("" if isinstance(ref, str) else self.group(ref[0]), []).append(ref)
-        return out
-
-
-NodeClient = Callable[[str, int], Redis]
-
-
-def _plain_node_client(rc: RedisCluster) -> NodeClient:
-    kwargs = rc.get_connection_kwargs()
-
-    def make(host: str, port: int) -> Redis:
-        return Redis(
-            host=host,
-            port=port,
-            username=kwargs.get("username"),
-            password=kwargs.get("password"),
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            retry=Retry(NoBackoff(), 0),
-        )
-
-    return make
-
-
-class Nodes:
-    """The connection a slot group's transaction (WATCH/MULTI/EXEC) or WAIT runs on: the client itself on one Redis;
-    on a cluster, a plain client to the master that serves the group's slot now (from the cluster client's slot map,
-    refreshed after a failover or a redirection)."""
-
-    def __init__(self, redis: AnyRedis, node_client: NodeClient | None = None) -> None:
-        self.redis = redis
-        self.cluster = isinstance(redis, RedisCluster)
-        self._make = node_client or (_plain_node_client(redis) if isinstance(redis, RedisCluster) else None)
-        self._clients: dict[str, Redis] = {}
-        self._stale = False
-
-    async def client(self, key: str) -> Redis:
-        rc = self.redis
-        if not isinstance(rc, RedisCluster):
-            return rc
-        if rc.nodes_manager.default_node is None:
-            await rc.initialize()
-        elif self._stale:
-            self._stale = False
-            await rc.nodes_manager.initialize()  # the slot map read again (after a failover or a redirection)
-        node = rc.nodes_manager.get_node_from_slot(key_slot(key.encode()), False)
-        found = self._clients.get(node.name)
-        if found is None:
-            assert self._make is not None
-            found = self._clients[node.name] = self._make(node.host, int(node.port))
-        return found
-
-    def stale(self) -> None:
-        self._stale = True
-
-    async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for c in clients:
-            with contextlib.suppress(Exception):
-                await c.aclose()
 
 
 #: what a failover or a slot move looks like to a plain connection, retried as a transient error once the slot map is
