@@ -29,7 +29,8 @@ from prometheus_client import CollectorRegistry
 
 from devstack import infra
 from services.lab_normalisation.app import Hl7Answer, allowed_senders, mllp_config, mllp_handlers
-from services.lab_normalisation.hl7v2 import Hl7Message, ack_codec, header_of, hl7_ack
+from services.lab_normalisation.hl7_acks import ack_codec, hl7_ack
+from services.lab_normalisation.hl7v2 import Hl7Message, header_of
 from services.lab_normalisation.mllp import (
     FS,
     VT,

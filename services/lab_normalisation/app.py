@@ -38,16 +38,8 @@ from services.lab_normalisation.fhir import resource_type
 from services.lab_normalisation.forms import FORMS
 from services.lab_normalisation.forms.fhir import bundle, questionnaire
 from services.lab_normalisation.forms.response import Refused, read_response
-from services.lab_normalisation.hl7v2 import (
-    AckCode,
-    Hl7Message,
-    ack_codec,
-    ack_mode,
-    ack_wanted,
-    commit_code,
-    header_of,
-    patient_of_hl7,
-)
+from services.lab_normalisation.hl7_acks import AckCode, ack_codec, ack_mode, ack_wanted, commit_code
+from services.lab_normalisation.hl7v2 import Hl7Message, header_of, patient_of_hl7
 from services.lab_normalisation.ingest import (
     PATIENT_ID,
     AnalyteMap,

@@ -26,7 +26,8 @@ from services.lab_normalisation.common import (
     note_unmapped,
 )
 from services.lab_normalisation.fhir import Nothing, from_fhir
-from services.lab_normalisation.hl7v2 import Hl7Message, _field, from_hl7, hl7_ack, hl7_header, hl7_text
+from services.lab_normalisation.hl7_acks import hl7_ack
+from services.lab_normalisation.hl7v2 import Hl7Message, _field, from_hl7, hl7_header, hl7_text
 from services.lab_normalisation.rules import LabRejection
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
