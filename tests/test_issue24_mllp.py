@@ -28,8 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client import CollectorRegistry
 
 from devstack import infra
-from services.lab_normalisation.app import Hl7Answer, allowed_senders, mllp_config, mllp_handlers
-from services.lab_normalisation.hl7_acks import ack_codec, hl7_ack
+from services.lab_normalisation.hl7_acks import Hl7Answer, ack_codec, hl7_ack
 from services.lab_normalisation.hl7v2 import Hl7Message, header_of
 from services.lab_normalisation.mllp import (
     FS,
@@ -41,6 +40,7 @@ from services.lab_normalisation.mllp import (
     SenderPolicy,
     tls_context,
 )
+from services.lab_normalisation.mllp_intake import allowed_senders, mllp_config, mllp_handlers
 from services.lab_normalisation.settings import LabSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,18 +16,16 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as PathLib
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
-from pydantic import TypeAdapter
 
 from contracts.base import PatientId
 from contracts.clinical import NormalisedLab
@@ -38,7 +36,7 @@ from services.lab_normalisation.fhir import resource_type
 from services.lab_normalisation.forms import FORMS
 from services.lab_normalisation.forms.fhir import bundle, questionnaire
 from services.lab_normalisation.forms.response import Refused, read_response
-from services.lab_normalisation.hl7_acks import AckCode, ack_codec, ack_mode, ack_wanted, commit_code
+from services.lab_normalisation.hl7_acks import AckCode, Hl7Answer, ack_codec, ack_mode, ack_wanted, commit_code
 from services.lab_normalisation.hl7v2 import Hl7Message, header_of, patient_of_hl7
 from services.lab_normalisation.ingest import (
     PATIENT_ID,
@@ -57,17 +55,12 @@ from services.lab_normalisation.ingest import (
 from services.lab_normalisation.intake_budget import BudgetMetrics, IntakeBudget
 from services.lab_normalisation.loinc import LOINC_SHAPE
 from services.lab_normalisation.mllp import (
-    ListenerConfig,
     MllpListener,
     MllpMetrics,
-    MllpSender,
-    Peer,
     SenderPolicy,
-    audit_refusal,
-    is_loopback,
     serve_mllp,
-    tls_context,
 )
+from services.lab_normalisation.mllp_intake import allowed_senders, mllp_config, mllp_handlers
 from services.lab_normalisation.settings import LabSettings
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected
@@ -96,23 +89,6 @@ def received_at(record: ConsumerRecord) -> datetime:
 
 
 LabDecoder = Callable[[ConsumerRecord], Ingested]
-
-
-@dataclass(frozen=True)
-class Hl7Answer:
-    """What HTTP and MLLP send back for one HL7 message: the ACK, its code and the HTTP status; whether MLLP
-    sends it (MSH-15/16), and the character set it is encoded in (the message's MSH-18)."""
-
-    ack: str
-    code: AckCode
-    status: int
-    send: bool = True
-    codec: str = "utf-8"
-    #: issue 25: the admission budget was spent: seconds until it opens again (HTTP Retry-After)
-    retry_after: int | None = None
-
-    def encoded(self) -> bytes:
-        return self.ack.encode(self.codec, errors="replace")
 
 
 class LabService(Service):
@@ -437,75 +413,6 @@ def _mllp(
     service.mllp_problem = lambda: listener.problem or ""
     app.state.mllp = listener
     serve_mllp(app, listener)
-
-
-def mllp_handlers(
-    senders: SenderPolicy,
-    metrics: MllpMetrics,
-    handle_hl7: Callable[..., Any],
-    answer: Callable[..., Hl7Answer],
-) -> tuple[Callable[[bytes, Peer], Any], Callable[[bytes, str], bytes]]:
-    """What the listener does with a message: the sender binding first (MSH-3/4 against the certificate; a
-    refusal is an AR, an audit line and a metric), then POST /hl7v2's path; and the AR of a plaintext sender on
-    the TLS port."""
-
-    async def handle(raw: bytes, peer: Peer) -> bytes | None:
-        header = header_of(raw)
-        refused = senders.refusal(peer, header.application_hd, header.facility_hd)
-        if refused is not None:
-            reason, why = refused
-            detail = f"msh3={_shown(header.application_hd)} msh4={_shown(header.facility_hd)}"
-            audit_refusal(metrics, reason, peer.address, peer.label, f"{detail} control_id={header.control_id[:40]!r}")
-            return answer(header, "AR", [why], 403).encoded()
-        source = f"mllp:{peer.label}" if peer.tls else f"mllp:plaintext@{peer.address}"
-        got: Hl7Answer = await handle_hl7(raw, source, "mllp")
-        return got.encoded() if got.send else None
-
-    def refuse_plaintext(raw: bytes, why: str) -> bytes:
-        return answer(header_of(raw), "AR", [why], 403).encoded()
-
-    return handle, refuse_plaintext
-
-
-def allowed_senders(settings: LabSettings) -> dict[str, list[MllpSender]]:
-    """MLLP_ALLOWED_SENDERS and MLLP_ALLOWED_SENDERS_FILE (YAML or JSON, the same shape) together."""
-    out = {k: list(v) for k, v in settings.mllp_allowed_senders.items()}
-    if settings.mllp_allowed_senders_file is not None:
-        doc = yaml.safe_load(settings.mllp_allowed_senders_file.read_text(encoding="utf-8")) or {}
-        for identity, senders in SENDERS_FILE.validate_python(doc).items():
-            out.setdefault(identity, []).extend(senders)
-    return out
-
-
-SENDERS_FILE = TypeAdapter(dict[str, list[MllpSender]])
-
-
-def mllp_config(settings: LabSettings) -> tuple[ListenerConfig | None, str]:
-    """TLS when its files are set; plaintext only when MLLP_PLAINTEXT asks for it on a loopback host."""
-    s = settings
-    retry = {
-        "retry_initial_s": s.mllp_bind_retry_initial_s,
-        "retry_max_s": s.mllp_bind_retry_max_s,
-        "handshake_timeout_s": s.mllp_handshake_timeout_s,
-    }
-    if s.mllp_tls_certfile or s.mllp_tls_client_cafile or s.mllp_tls_keyfile:
-        if not (s.mllp_tls_certfile and s.mllp_tls_client_cafile):
-            return None, "TLS needs MLLP_TLS_CERTFILE (and MLLP_TLS_KEYFILE) and MLLP_TLS_CLIENT_CAFILE"
-        try:
-            ctx = tls_context(s.mllp_tls_certfile, s.mllp_tls_keyfile, s.mllp_tls_client_cafile)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            return None, f"TLS files not usable ({type(exc).__name__})"
-        return ListenerConfig(s.mllp_host, s.mllp_port, ctx, **retry), ""
-    if s.mllp_plaintext and is_loopback(s.mllp_host):
-        return ListenerConfig(s.mllp_host, s.mllp_port, None, **retry), ""
-    if s.mllp_plaintext:
-        return None, f"plaintext MLLP only on a loopback MLLP_HOST, not {s.mllp_host[:60]}"
-    return None, "no TLS configured (MLLP_TLS_*), and plaintext needs MLLP_PLAINTEXT=true on a loopback MLLP_HOST"
-
-
-def _shown(hd: list[str]) -> str:
-    """MSH-3/4 for the audit line: printable, bounded (names of systems, never of patients)."""
-    return repr("^".join(hd)[:64])
 
 
 def _fhir_record(r: ConsumerRecord, analytes: AnalyteMap, guard: NotAfter, tz: ZoneInfo) -> Ingested:

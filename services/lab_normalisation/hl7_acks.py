@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -104,3 +105,20 @@ def _esc(text: str) -> str:
     for ch, seq in (("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"), ("\r", " "), ("\n", " ")):
         out = out.replace(ch, seq)
     return out
+
+
+@dataclass(frozen=True)
+class Hl7Answer:
+    """What HTTP and MLLP send back for one HL7 message: the ACK, its code and the HTTP status; whether MLLP
+    sends it (MSH-15/16), and the character set it is encoded in (the message's MSH-18)."""
+
+    ack: str
+    code: AckCode
+    status: int
+    send: bool = True
+    codec: str = "utf-8"
+    #: issue 25: the admission budget was spent: seconds until it opens again (HTTP Retry-After)
+    retry_after: int | None = None
+
+    def encoded(self) -> bytes:
+        return self.ack.encode(self.codec, errors="replace")
