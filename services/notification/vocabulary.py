@@ -17,7 +17,9 @@ from typing import Final
 
 from contracts.lifecycle import OVERRIDE_REASONS
 from services.notification.labels import ANALYTES as ANALYTES  # re-exported: the page lists them
-from services.notification.labels import MISSING, NAMES, UNITS, VALUES
+from services.notification.labels import MISSING, UNITS
+from services.notification.labels import NAMES as NAMES
+from services.notification.labels import VALUES as VALUES
 from shared.clinical.dates import HOSPITAL_TZ  # the page shows clinical times in the hospital's zone
 
 

@@ -18,7 +18,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from shared.clinical.drug_names import ATC, NOISE, SYNONYMS
+from shared.clinical.drug_names import ATC as ATC  # re-exported: the vocabulary's tables
+from shared.clinical.drug_names import NOISE
+from shared.clinical.drug_names import SYNONYMS as SYNONYMS
 
 #: "other": placed by its ATC code outside every group the rules read (ramipril C09AA05): known, concerns no rule.
 DrugClass = Literal["anticancer", "antiresorptive", "supportive", "antiplatelet", "anticoagulant", "other"]
