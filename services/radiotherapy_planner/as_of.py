@@ -37,6 +37,7 @@ from services.radiotherapy_planner.facts import (
     fold_assessment,
 )
 from services.radiotherapy_planner.items_base import In, Item
+from services.radiotherapy_planner.memo import READS
 from shared.clinical.corrections import effective
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
@@ -59,6 +60,7 @@ class Ahead:
     occurred_at: datetime
     event_id: uuid.UUID
     lesion_id: str | None  # None: the patient's (an assessment without a lesion)
+    finding: bool = False  # an imaging finding's sign (else an assessed fact, an opinion, a result)
 
     def shown(self) -> In:
         return In(f"{self.name} (daté du futur)", self.value, None, self.occurred_at, self.event_id)
@@ -82,7 +84,7 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
             if is_future(x.occurred_at, now):
                 signs = [(n, v) for n in (*SIGNS, "status") if (v := getattr(x, n)) is not None]
                 for n, v in signs or [("imaging_finding", x.record_status)]:
-                    out.append(Ahead(n, v, x.occurred_at, x.event_id, lid))
+                    out.append(Ahead(n, v, x.occurred_at, x.event_id, lid, finding=True))
     for analyte, table in s.labs.items():
         for v in table.values():
             if not v.withdrawn and is_future(v.occurred_at, now):
@@ -218,16 +220,27 @@ def merge(
     return out
 
 
+#: Per rule that can give an emergency, the facts besides the lesion's findings it reads (memo.READS, and the
+#: surgeon's opinion for RT-MSCC): only those are shown on its item marked for verification.
+_READ: Final[dict[str, frozenset[str]]] = {
+    "RT-MSCC": frozenset({*READS["mscc"], "surgical_opinion_operable"}),  # L1397-1402
+    "RT-SBRT-CI": frozenset(READS["sbrt"]),  # L1629-1636 (vertebral instability: critical)
+}
+
+
 def verify(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ) -> Item:
-    """B's emergency (decided from current data only) marked for verification: the future-dated facts it was decided
-    without shown as inputs, and the text saying a record dated in the future contradicts it (HAZ-27-FUTURE-HIDES)."""
-    days = sorted({f.occurred_at for f in facts})
+    """B's emergency (decided from current data only) marked for verification: the future-dated facts its rule
+    reads shown as inputs (their event, date and value), and the text saying that a record dated in the future, not
+    yet taken into account, leads to another decision and is to be verified (HAZ-27-FUTURE-HIDES)."""
+    names = _READ.get(i.rule_id)
+    read = [f for f in facts if names is None or f.finding or f.name in names] or list(facts)
+    days = sorted({f.occurred_at for f in read})
     when = ", ".join(f"{t.astimezone(tz):%d/%m/%Y %H:%M}" for t in days[:3]) + (" ..." if len(days) > 3 else "")
     note = (
-        f" À vérifier : un enregistrement daté du futur ({when}) contredit cette décision, prise sur les seules "
-        "données actuelles ; vérifier la date et le contenu de cet enregistrement auprès de sa source."
+        f" À vérifier : décision prise sur les seules données actuelles ; un enregistrement daté du futur ({when}), "
+        "pas encore pris en compte, conduit à une autre décision : vérifier sa date et son contenu auprès de sa source."
     )
-    shown = tuple(f.shown() for f in sorted(facts, key=lambda f: (f.occurred_at, f.name, str(f.event_id))))
+    shown = tuple(f.shown() for f in sorted(read, key=lambda f: (f.occurred_at, f.name, str(f.event_id))))
     return Item(
         i.key,
         i.rule_id,
