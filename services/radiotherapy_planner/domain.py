@@ -23,7 +23,7 @@ from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyC
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner import as_of
-from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE
+from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE as FUTURE_TOLERANCE  # exported as before
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
