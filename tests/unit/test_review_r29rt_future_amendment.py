@@ -71,3 +71,35 @@ def test_review_r29rt_an_amendment_dated_ahead_does_not_bring_back_a_superseded_
     past, amended = _history()
     [(status, severity, title)] = _mscc([*past, amended])
     assert severity != "critical", (status, severity, title)
+
+
+def _imaging() -> tuple[list[Message], Message]:
+    yesterday = vertebra(at=NOW - DAY, cord_compression=False, status="confirmed", canal_narrowing_pct=10.0)
+    amended = yesterday.model_copy(
+        update={
+            "event_id": uuid.UUID(int=2929, version=4),
+            "occurred_at": NOW + timedelta(minutes=20),  # a producer's clock 20 min ahead
+            "recorded_at": NOW,
+            "corrects": yesterday.event_id,
+            "record_status": "amended",
+            "canal_narrowing_pct": 40.0,  # the only value amended; "no compression" re-stated
+        }
+    )
+    return [vertebra(at=NOW - 10 * DAY, cord_compression=True, status="confirmed"), yesterday], amended
+
+
+def test_review_r29rt_a_compression_ruled_out_yesterday_is_no_emergency() -> None:
+    past, _ = _imaging()
+    assert _mscc(past) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R29-RT: view B drops yesterday's MRI (no compression) with its amendment dated ahead and reads the "
+    "compression of 10 days ago: 'urgence thérapeutique' recommended, critical (982e00c: no RT-MSCC item)",
+)
+def test_review_r29rt_an_mri_amended_ahead_does_not_bring_back_the_compression_it_ruled_out() -> None:
+    """The same in the findings (RT-MSCC L1397-1402: urgent RT / decompression is for a compression current on the
+    data): every record since the compression says none, yet the emergency treatment is recommended."""
+    past, amended = _imaging()
+    assert [x for x in _mscc([*past, amended]) if x[1] == "critical"] == []
