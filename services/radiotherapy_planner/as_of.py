@@ -103,9 +103,16 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     """The facts with those dated in the future left out. Each name whose newest fact is future-dated reads the
     newest current one of the effective assessments (corrections resolved on the WHOLE set first, then the future
     records left out: an amendment dated ahead never brings back the version it corrects), else none; findings,
-    opinions and haemostasis results likewise. The other names keep the state's own fact."""
+    opinions and haemostasis results likewise. The other names keep the state's own fact. A name whose record was
+    corrected by a correction dated ahead is unknown (never the older fact that record superseded), and a lesion with
+    a finding corrected ahead is read as A reads it (review R29-RT)."""
     names = {k for k, f in s.assessed.items() if is_future(f.occurred_at, now)}
     keys = {k for k, o in s.opinions.items() if is_future(o.occurred_at, now)}
+    # review R29-RT: a record corrected by a correction dated ahead is unknown in B until then (its content is in
+    # question): never the older record it had superseded (a deficit, a compression: a false emergency)
+    fixed_ahead = {
+        a.event_id for a in s.assessments.values() if a.corrects is not None and is_future(a.occurred_at, now)
+    }
     update: dict[str, object] = {}
     if names or keys:
         named = {a.corrects for a in s.assessments.values() if a.corrects is not None}
@@ -118,6 +125,8 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
                 fold_assessment(scratch, e, refold=True)
         assessed: dict[str, Fact[bool | float | str]] = {}
         for k, f in s.assessed.items():
+            if f.event_id in fixed_ahead:
+                continue
             g = scratch.assessed.get(k) if k in names else f
             if g is not None and not is_future(g.occurred_at, now):
                 assessed[k] = g
@@ -125,7 +134,9 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         update["opinions"] = {
             k: o
             for k, o0 in s.opinions.items()
-            if (o := scratch.opinions.get(k) if k in keys else o0) is not None and not is_future(o.occurred_at, now)
+            if o0.event_id not in fixed_ahead
+            and (o := scratch.opinions.get(k) if k in keys else o0) is not None
+            and not is_future(o.occurred_at, now)
         }
     if any(is_future(v.occurred_at, now) for t in s.labs.values() for v in t.values()):
         update["labs"] = {
@@ -134,8 +145,10 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     lesions: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         current = tuple(f for f in x.history if not is_future(f.occurred_at, now))
-        if len(current) == len(x.history):
-            lesions[lid] = x
+        if len(current) == len(x.history) or any(
+            f.corrects is not None and is_future(f.occurred_at, now) for f in x.history
+        ):
+            lesions[lid] = x  # none ahead; or a finding corrected ahead (R29-RT): A's reading of the lesion
         elif current:  # the effective findings (corrections resolved on all), the future ones left out
             lesions[lid] = Lesion(lid, current[-1], current)
     return s.model_copy(update=update), lesions
@@ -143,20 +156,23 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
 
 # ---- view C: the future one holds now -------------------------------------------------------------------------------
 def view_c(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tuple[LocalState, dict[str, Lesion]]:
-    """The facts with each one dated in the future re-dated to `now + FUTURE_TOLERANCE` (current, and still the newest
-    of its name, sign or lesion, in the same order: a lesion's history and the folded facts keep their order; of two
-    haemostasis results re-dated, the older is put a microsecond before), nothing else changed."""
-    edge = now + FUTURE_TOLERANCE
+    """The facts with each one dated in the future re-dated to just before `now + FUTURE_TOLERANCE` (current, and
+    still newer than every current fact), nothing else changed. Their order is kept across kinds (review R29-RT: a
+    deficit dated after a future imaging must stay after it, RT-MSCC's "imaging after the deficit"): the newest at
+    the edge, each older one a microsecond before the next (`_redated`)."""
+    moved = _redated(s, by_lesion, now)
+    if not moved:
+        return s, dict(by_lesion)
     update: dict[str, object] = {
-        "assessed": {k: _at(f, edge, now) for k, f in s.assessed.items()},
-        "opinions": {k: _at(o, edge, now) for k, o in s.opinions.items()},
+        "assessed": {k: _at(f, moved) for k, f in s.assessed.items()},
+        "opinions": {k: _at(o, moved) for k, o in s.opinions.items()},
     }
     if any(is_future(v.occurred_at, now) for t in s.labs.values() for v in t.values()):
-        update["labs"] = {a: _labs_at(t, edge, now) for a, t in s.labs.items()}
+        update["labs"] = {a: {k: _at(v, moved) for k, v in t.items()} for a, t in s.labs.items()}
     lesions: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         if any(is_future(f.occurred_at, now) for f in x.history):
-            history = tuple(_at(f, edge, now) for f in x.history)
+            history = tuple(_at(f, moved) for f in x.history)
             lesions[lid] = Lesion(lid, history[-1], history)
         else:
             lesions[lid] = x
@@ -164,20 +180,31 @@ def view_c(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
 
 
 T = TypeVar("T", Fact[bool | float | str], SurgicalOpinionFact, FindingFact, LabFact)
+_Order = tuple[datetime, datetime, int]
 
 
-def _at(f: T, edge: datetime, now: datetime) -> T:
-    return f.model_copy(update={"occurred_at": edge}) if is_future(f.occurred_at, now) else f
+def _order(f: Fact[bool | float | str] | SurgicalOpinionFact | FindingFact | LabFact) -> _Order:
+    """A fact's place in time: clinical time, recorded time, event ID (the facts of one record share it)."""
+    return (f.occurred_at, f.recorded_at or f.occurred_at, f.event_id.int)
 
 
-def _labs_at(table: Mapping[str, LabFact], edge: datetime, now: datetime) -> dict[str, LabFact]:
-    order = sorted(
-        (k for k, v in table.items() if is_future(v.occurred_at, now)),
-        key=lambda k: (table[k].occurred_at, table[k].recorded_at, str(table[k].event_id)),
-        reverse=True,
-    )
-    rank = {k: i for i, k in enumerate(order)}  # the newest at the edge, the others before it in their order
-    return {k: v.model_copy(update={"occurred_at": edge - rank[k] * _US}) if k in rank else v for k, v in table.items()}
+def _redated(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> dict[_Order, datetime]:
+    """Each future fact's place -> its time in view C: the newest at `now + FUTURE_TOLERANCE`, the k-th newest k
+    microseconds before (the order of every future fact kept, whatever its kind)."""
+    facts: list[Fact[bool | float | str] | SurgicalOpinionFact | FindingFact | LabFact] = [
+        *s.assessed.values(),
+        *s.opinions.values(),
+        *(f for x in by_lesion.values() for f in x.history),
+        *(v for t in s.labs.values() for v in t.values()),
+    ]
+    ahead = sorted({_order(f) for f in facts if is_future(f.occurred_at, now)}, reverse=True)
+    edge = now + FUTURE_TOLERANCE
+    return {o: edge - k * _US for k, o in enumerate(ahead)}
+
+
+def _at(f: T, moved: Mapping[_Order, datetime]) -> T:
+    t = moved.get(_order(f))
+    return f if t is None else f.model_copy(update={"occurred_at": t})
 
 
 # ---- the merge ------------------------------------------------------------------------------------------------------
@@ -197,8 +224,9 @@ def merge(
     tz: ZoneInfo = HOSPITAL_TZ,
 ) -> dict[str, list[Item]]:
     """The items per lesion ID: per item key, B's where B and C decide the same (both absent: absent); else A's,
-    except B's critical item where A's is not critical (marked for verification, `verify`). Lesions and items in
-    A's order, then B's."""
+    except B's critical item where A's is not critical (marked for verification, `verify`); A's item decided as C
+    decides (it reads a record dated ahead as holding now: a contraindication, a fact no rule checks the currency of)
+    says so, to verify (review R29-SYS's rule, applied here too). Lesions and items in A's order, then B's."""
     out: dict[str, list[Item]] = {}
     for lid in [*a, *(x for x in b if x not in a)]:
         mine_a = {i.key: i for i in a.get(lid, ())}
@@ -211,6 +239,8 @@ def merge(
                 chosen = ib
             elif ib is not None and ib.severity == "critical" and (ia is None or ia.severity != "critical"):
                 chosen = verify(ib, [f for f in facts if f.lesion_id in (None, lid)], tz)
+            elif ia is not None and _decision(ia) == _decision(ic):  # A read the record ahead as holding now
+                chosen = verify(ia, [f for f in facts if f.lesion_id in (None, lid)], tz, ahead=True)
             else:
                 chosen = ia
             if chosen is not None:
@@ -228,7 +258,7 @@ _READ: Final[dict[str, frozenset[str]]] = {
 }
 
 
-def verify(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ) -> Item:
+def verify(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ, ahead: bool = False) -> Item:
     """B's emergency (decided from current data only) marked for verification: the future-dated facts its rule
     reads shown as inputs (their event, date and value), and the text saying that a record dated in the future, not
     yet taken into account, leads to another decision and is to be verified (HAZ-27-FUTURE-HIDES)."""
@@ -237,8 +267,11 @@ def verify(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ) -> Item:
     days = sorted({f.occurred_at for f in read})
     when = ", ".join(f"{t.astimezone(tz):%d/%m/%Y %H:%M}" for t in days[:3]) + (" ..." if len(days) > 3 else "")
     note = (
-        f" À vérifier : décision prise sur les seules données actuelles ; un enregistrement daté du futur ({when}), "
-        "pas encore pris en compte, conduit à une autre décision : vérifier sa date et son contenu auprès de sa source."
+        f" À vérifier : décision qui tient compte d'un enregistrement daté du futur ({when}) ; sans lui, les données "
+        "actuelles conduisent à une autre décision : vérifier sa date et son contenu auprès de sa source."
+        if ahead
+        else f" À vérifier : décision prise sans l'enregistrement daté du futur ({when}), pas encore pris en compte, "
+        "qui conduit à une autre décision : vérifier sa date et son contenu auprès de sa source."
     )
     shown = tuple(f.shown() for f in sorted(read, key=lambda f: (f.occurred_at, f.name, str(f.event_id))))
     return Item(

@@ -253,6 +253,11 @@ def _classify(s: LocalState, now: datetime) -> Counter[str]:
             assert (m.status, m.severity, m.title) == (ib.status, ib.severity, ib.title), key
             assert ids & {x.source_event_id for x in m.inputs}, key  # the future-dated facts shown
             counts["escalation"] += 1
+        elif ia is not None and ic is not None and ia.content == ic.content:  # A decides as C: marked (R29-SYS rule)
+            assert m is not None and m.text_fr.startswith(ia.text_fr) and "daté du futur" in m.text_fr, key
+            assert (m.status, m.severity, m.title) == (ia.status, ia.severity, ia.title), key
+            assert ids & {x.source_event_id for x in m.inputs}, key
+            counts["A as C, marked"] += 1
         else:
             assert _same(m, ia), key
             counts["A"] += 1

@@ -9,14 +9,15 @@ extension, publishes RT-MSCC's emergency (critical, "compression médullaire à 
 vérifier : décision prise sur les seules données actuelles" (it is not); C (the amendment holds) gives the prevention
 item (L1290, "Prévention de la morbidité ... (ex : épidurite vertébrale)"), as do 982e00c and the same history
 without the amendment. A false emergency (over-cautious, alert fatigue, an emergency MRI ordered on a deficit the
-clinicians said yesterday is gone), and a verification text that misstates its basis."""
+clinicians said yesterday is gone), and a verification text that misstates its basis.
+
+Fixed by the lead (2026-12-06): a record corrected by a correction dated ahead is unknown in view B (an assessment's
+names), and a lesion with a finding corrected ahead is read as A reads it: both cases below pass."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-
-import pytest
 
 from contracts.base import Message
 from services.radiotherapy_planner import domain, memo
@@ -62,11 +63,6 @@ def test_review_r29rt_without_the_amendment_the_superseded_deficit_is_no_emergen
     assert severity != "critical" and "prévention" in title, (status, severity, title)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R29-RT: view B drops the current record an amendment dated ahead corrects and reads the OLDER deficit it "
-    "superseded: a critical emergency 'à vérifier' on no current data (982e00c: the prevention item)",
-)
 def test_review_r29rt_an_amendment_dated_ahead_does_not_bring_back_a_superseded_deficit_as_an_emergency() -> None:
     past, amended = _history()
     [(status, severity, title)] = _mscc([*past, amended])
@@ -93,11 +89,6 @@ def test_review_r29rt_a_compression_ruled_out_yesterday_is_no_emergency() -> Non
     assert _mscc(past) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R29-RT: view B drops yesterday's MRI (no compression) with its amendment dated ahead and reads the "
-    "compression of 10 days ago: 'urgence thérapeutique' recommended, critical (982e00c: no RT-MSCC item)",
-)
 def test_review_r29rt_an_mri_amended_ahead_does_not_bring_back_the_compression_it_ruled_out() -> None:
     """The same in the findings (RT-MSCC L1397-1402: urgent RT / decompression is for a compression current on the
     data): every record since the compression says none, yet the emergency treatment is recommended."""

@@ -7,13 +7,13 @@ an emergency unless imaging made AFTER the deficit stated none (items_rt.to_rule
 vertébrale avec compression médullaire", with L1290 "Prévention de la morbidité ... (ex : épidurite vertébrale)").
 With the two facts tied at the edge, the tie is broken by `recorded_at` then the event ID: C can read "imaging after
 the deficit" where the records say the opposite, agree with B, and B's item is published UNMARKED, the future deficit
-hidden. On 982e00c (decision A) the item is "données non actuelles ... datées dans le futur : dates à vérifier"."""
+hidden. On 982e00c (decision A) the item is "données non actuelles ... datées dans le futur : dates à vérifier".
+
+Fixed by the lead (2026-12-06): view C keeps the order of every future fact across kinds (`as_of._redated`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-import pytest
 
 from contracts.base import Message
 from services.radiotherapy_planner import domain, memo
@@ -54,11 +54,6 @@ def test_review_r29rt_once_both_future_records_are_current_it_is_an_emergency_to
     assert "compression médullaire à éliminer" in title
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R29-RT: view C ties the two future facts at now+tolerance, reads the deficit before the imaging, agrees "
-    "with B: B's prevention item published unmarked, the future deficit hidden (A: 'données non actuelles')",
-)
 def test_review_r29rt_a_deficit_dated_after_a_future_imaging_is_not_hidden_by_the_tie_in_view_c() -> None:
     [(status, severity, title, text)] = _mscc(NOW)
     # 982e00c (A): to_do / warning "données non actuelles", "datées dans le futur : dates à vérifier";
