@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
@@ -155,12 +155,12 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         if kept is not None and _ahead(kept.occurred_at, at):
             return None
         assessed: list[AssessmentRecord] = effective(s.assessments.values(), lambda _: "patient")
-        for x in assessed:
-            if x.oncological_response is not None:
-                if _ahead(x.occurred_at, at):
-                    future.append(x.fact(x.oncological_response))
+        for y in assessed:
+            if y.oncological_response is not None:
+                if _ahead(y.occurred_at, at):
+                    future.append(y.fact(y.oncological_response))
                 else:
-                    kept = newest(kept, x.fact(x.oncological_response))
+                    kept = newest(kept, y.fact(y.oncological_response))
         b = s.model_copy(update={"lesions": current, "response": kept})
         c = s.model_copy(update={"lesions": redated, "response": redate(response)})
     else:
