@@ -20,11 +20,11 @@ never stored (the state is unchanged):
   record set first (an amendment dated ahead never brings back the version it corrects);
 - C, "the future one holds now": each future-dated fact re-dated to `now + tolerance`, nothing else changed.
 
-Per plan item (its key), `merged`: B and C agree (presence, rule, status, severity, title, orders): B's item (decided
-on current data). They disagree: A's item (today's behaviour), except when B's item is critical and A's is not (or
-absent): B's item, marked "à vérifier" with the future-dated facts as inputs. An item only C gives is never
-published. B and C are decided with the memo off (memo.py keys on fact IDs, which re-dating keeps). `next_due` keeps
-A's deadlines and adds the views' and the instants the future facts become current (`t - tolerance`, `is_future`)."""
+Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
+orders, checks): B's item (decided on current data). They disagree: A's item (today's behaviour), except when B's item
+is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs. An item
+only C gives is never published. B and C are decided with the memo off (memo.py keys on fact IDs, which re-dating
+keeps). `next_due` keeps A's deadlines and adds the views' and the instants the future facts become current (`t - tolerance`, `is_future`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
@@ -174,11 +173,10 @@ def _view_at(at: r.AsOf) -> r.AsOf:
     return r.AsOf(now=at.now, tz=at.tz, recency=at.recency, memo=False)
 
 
-def _decision(x: PlanItem | None) -> tuple[Any, ...] | None:
-    """What B and C must agree on: presence, rule, status, severity, title and orders (not the dates shown)."""
-    if x is None:
-        return None
-    return (x.rule_id, x.status, x.severity, x.title, [o.model_dump_json() for o in x.orders])
+def _decision(x: PlanItem | None) -> str | None:
+    """What B and C must agree on: the item but its inputs (presence, rule, status, severity, texts, orders, checks:
+    the schedule a response gives is said in the text only, SYS-SCHEDULE L1138-1140), not the facts' provenance."""
+    return None if x is None else x.model_dump_json(exclude={"inputs"})
 
 
 def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
