@@ -24,7 +24,8 @@ Per plan item (its key), `merged`: B and C agree (the item but its inputs: prese
 orders, checks): B's item (decided on current data). They disagree: A's item (today's behaviour), except when B's item
 is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs. An item
 only C gives is never published. B and C are decided with the memo off (memo.py keys on fact IDs, which re-dating
-keeps). `next_due` keeps A's deadlines and adds the views' and the instants the future facts become current (`t - tolerance`, `is_future`)."""
+keeps). `next_due` keeps A's deadlines and adds the views' and the instants the future facts become current
+(`t - tolerance`, as `AsOf.is_future`)."""
 
 from __future__ import annotations
 
