@@ -184,8 +184,8 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
     """B's emergency, published over A: the future-dated records shown as inputs and said to be verified."""
     dates = ", ".join(sorted({fr_date(f.occurred_at.date()) for f in future}))
     note = (
-        f" À vérifier : un compte rendu daté dans le futur ({dates}) contredit cet élément, décidé sur les données "
-        "actuelles ; la date de ce compte rendu (horloge du système qui l'a produit) est à vérifier."
+        f" À vérifier : un enregistrement daté dans le futur ({dates} ; imagerie ou évaluation clinique) contredit cet "
+        "élément, décidé sur les données actuelles : sa date (horloge du système qui l'a produit) est à vérifier."
     )
     shown = [
         InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
