@@ -140,7 +140,11 @@ def test_review_r27b_is_future_of_an_instant_within_the_tolerance_of_datetime_mi
     assert at.is_future(BOTTOM + TOL + US) and at.next_due() == BOTTOM + US
 
 
-@pytest.mark.xfail(strict=True, reason="review R27B: a lesion status dated in the future applies at once")
+@pytest.mark.xfail(
+    strict=True,
+    reason="review R27B; DT-SYS (decide twice, HAZ-27-FUTURE-HIDES): a contradiction, not a re-confirmation: B (the "
+    "current CT: start) and C (resolved now: no item) disagree, so A's plan stays (no item); the lead decides",
+)
 def test_review_r27b_a_resolution_dated_tomorrow_does_not_withdraw_the_start_today() -> None:
     """A finding dated tomorrow (beyond the tolerance) saying the lesion is resolved removes SYS-AR-START now, while
     every other fact so dated is left out until it becomes effective (`bone_metastasis` filters the lesion's first
