@@ -58,7 +58,8 @@ def test_dt_sys_a_resolution_dated_tomorrow_keeps_decision_a_and_ticks_when_it_b
     at = r.AsOf(now=NOW)
     assert _json(s, at) == [x.model_dump_json() for x in plan_once(s, r.AsOf(now=NOW))]
     becomes = resolved.occurred_at - TOL
-    assert at.next_due() is not None and NOW < at.next_due() <= becomes
+    due = at.next_due()
+    assert due is not None and NOW < due <= becomes
     assert s.next_due is not None and s.next_due <= becomes
 
 
