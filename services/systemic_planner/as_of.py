@@ -22,10 +22,11 @@ never stored (the state is unchanged):
 
 Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
 orders, checks): B's item (decided on current data). They disagree: A's item (today's behaviour), except when B's item
-is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs. An item
-only C gives is never published. B and C are decided with the memo off (memo.py keys on fact IDs, which re-dating
-keeps). `next_due` keeps A's deadlines and adds the views' and the instants the future facts become current
-(`t - tolerance`, as `AsOf.is_future`)."""
+is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs; and when
+B's item is recommended and A has none: B's item suspended ("cannot decide", a warning, no order,
+the future-dated facts as inputs: never a silent withdrawal). An item only C gives is never published. B and C are
+decided with the memo off (memo.py keys on fact IDs, which re-dating keeps). `next_due` keeps A's deadlines and adds
+the views' and the instants the future facts become current (`t - tolerance`, as `AsOf.is_future`)."""
 
 from __future__ import annotations
 
@@ -194,8 +195,40 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
     return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *shown]})
 
 
+#: what a clinician would act on (a recommendation: an order drafted; its prerequisites follow it)
+_ACTIONABLE = ("recommended",)
+
+
+def suspended(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+    """B's actionable item that A lacks (a record dated in the future, read as holding now, withdraws it: a lesion
+    "resolved" tomorrow and SYS-AR-START today, review R27B): neither drafted (no order while a record says
+    otherwise) nor silently dropped: a warning "cannot decide" naming the records dated in the future, to verify."""
+    dates = ", ".join(sorted({fr_date(f.occurred_at.date()) for f in future}))
+    note = (
+        f"Suspendu, à vérifier : sur les données actuelles, « {x.title} » ; un enregistrement daté dans le futur "
+        f"({dates} ; imagerie ou évaluation clinique) le contredit. Vérifier sa date (horloge du système qui l'a "
+        "produit) et son contenu avant toute prescription."
+    )
+    shown = [
+        InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        for f in future
+    ]
+    return x.model_copy(
+        update={
+            "status": "cannot_decide",
+            "severity": "warning",
+            "title": f"À vérifier : {x.title}",
+            "text_fr": note,
+            "inputs": [*x.inputs, *shown],
+            "orders": [],
+            "what_would_change_fr": "La date de l'enregistrement daté dans le futur vérifiée, ou cette date atteinte.",
+        }
+    )
+
+
 def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tuple[Fact[str], ...]) -> list[PlanItem]:
-    """Per item key (HAZ-27-FUTURE-HIDES): B where B and C agree, else A, but B's critical item A lacks (marked)."""
+    """Per item key (HAZ-27-FUTURE-HIDES): B where B and C agree, else A, but B's critical item A lacks (marked),
+    and B's actionable item A lacks suspended (`suspended`)."""
     by_a, by_b, by_c = ({x.key: x for x in items} for items in (a, b, c))
     out: list[PlanItem] = []
     for key in [*by_a, *(k for k in by_b if k not in by_a)]:
@@ -204,6 +237,8 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
             chosen = x_b
         elif x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical"):
             chosen = to_verify(x_b, future)
+        elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
+            chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
         else:
             chosen = x_a
         if chosen is not None:

@@ -49,14 +49,23 @@ def test_dt_sys_a_metastasis_confirmed_again_tomorrow_changes_nothing_today() ->
     assert items(s)["antiresorptive-start"].status == "recommended"
 
 
-def test_dt_sys_a_resolution_dated_tomorrow_keeps_decision_a_and_ticks_when_it_becomes_current() -> None:
-    """R27B's case is a contradiction (confirmed on CT today, resolved tomorrow): B (start) and C (no item) disagree,
-    so A's plan stays (today's behaviour: the resolution applies); a tick comes when it becomes current."""
+def test_dt_sys_a_resolution_dated_tomorrow_suspends_the_start_and_ticks_when_it_becomes_current() -> None:
+    """R27B's case is a contradiction (confirmed on CT today, resolved tomorrow): B (start) and C (no item) disagree;
+    A has no start (the resolution applied at once): the start is suspended (a warning, no order, to verify), the
+    rest is A's plan; a tick comes when it becomes current."""
     resolved = _ahead(met(0), timedelta(days=1), event_id=uuid.uuid4(), status="resolved")
     base, _ = run([met(0), le(1, 12.0), *ready()])
     s, _ = run([resolved], base)
     at = r.AsOf(now=NOW)
-    assert _json(s, at) == [x.model_dump_json() for x in plan_once(s, r.AsOf(now=NOW))]
+    got = {x.key: x for x in build_plan(s, at)}
+    a = {x.key: x for x in plan_once(s, r.AsOf(now=NOW))}
+    assert "antiresorptive-start" not in a
+    start = got.pop("antiresorptive-start")
+    assert (start.status, start.severity, start.orders) == ("cannot_decide", "warning", [])
+    assert resolved.event_id in {i.source_event_id for i in start.inputs}
+    # the other recommendations that come with the start (vitamin D maintenance) are suspended likewise
+    assert all(x.status == "cannot_decide" and not x.orders for k, x in got.items() if k not in a)
+    assert {k: x for k, x in got.items() if k in a} == a
     becomes = resolved.occurred_at - TOL
     due = at.next_due()
     assert due is not None and NOW < due <= becomes
@@ -80,7 +89,7 @@ def test_dt_sys_a_critical_item_only_current_data_give_is_published_to_verify() 
     assert [(i.source_event_id, i.occurred_at, i.value) for i in shown] == [
         (resolved.event_id, resolved.occurred_at, "resolved")
     ]
-    assert "antiresorptive-start" not in got  # not an emergency: B and C disagree, A's (none) stays
+    assert got["antiresorptive-start"].status == "cannot_decide"  # not an emergency: B's start A lacks, suspended
 
 
 def _on_spaced_zoledronic_acid() -> list[Any]:
@@ -140,7 +149,7 @@ def test_dt_sys_the_state_is_unchanged_and_sixteen_lesions_stay_under_the_bound(
 def test_dt_sys_an_amendment_dated_ahead_is_resolved_on_the_whole_record_set() -> None:
     """An amendment dated tomorrow replaces today's "suspected" statement: B leaves the amendment out without
     bringing back the version it corrects (the CT alone: confirmed, a start), C reads "suspected": they disagree,
-    A's plan (the amendment applies)."""
+    A's plan (the amendment applies), the start B gives suspended (to verify)."""
     suspected = met(10).model_copy(update={"status": "suspected"})
     s, _ = run([met(0), le(1, 12.0), *ready(), suspected])
     fix = _ahead(suspected, timedelta(days=1), event_id=uuid.uuid4(), record_status="amended")
@@ -149,7 +158,11 @@ def test_dt_sys_an_amendment_dated_ahead_is_resolved_on_the_whole_record_set() -
     assert views is not None
     assert views.current.lesions["a"].status is None  # the corrected statement is not brought back
     assert "antiresorptive-start" in {x.key for x in plan_once(views.current, r.AsOf(now=NOW, memo=False))}
-    assert _json(s, r.AsOf(now=NOW)) == [x.model_dump_json() for x in plan_once(s, r.AsOf(now=NOW))]
+    got = {x.key: x for x in build_plan(s, r.AsOf(now=NOW))}
+    assert got.pop("antiresorptive-start").status == "cannot_decide"
+    a = {x.key: x for x in plan_once(s, r.AsOf(now=NOW))}
+    assert all(x.status == "cannot_decide" and not x.orders for k, x in got.items() if k not in a)
+    assert {k: x for k, x in got.items() if k in a} == a
 
 
 def test_dt_sys_warm_equals_cold_with_a_future_status() -> None:
