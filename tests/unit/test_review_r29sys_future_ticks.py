@@ -7,7 +7,7 @@ cold one; and a state rebuilt from the events (memo cleared) decides as the incr
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
@@ -20,8 +20,8 @@ US = timedelta(microseconds=1)
 SEEDS = 100
 
 
-def _decisions(s: SystemicState, now: object) -> list[str]:
-    return [x.model_dump_json(exclude={"inputs"}) for x in build_plan(s, r.AsOf(now=now, memo=False))]  # type: ignore[arg-type]
+def _decisions(s: SystemicState, now: datetime) -> list[str]:
+    return [x.model_dump_json(exclude={"inputs"}) for x in build_plan(s, r.AsOf(now=now, memo=False))]
 
 
 def test_review_r29sys_ticks_over_records_dated_ahead_are_never_late_and_warm_equals_cold() -> None:
