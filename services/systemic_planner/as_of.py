@@ -43,6 +43,7 @@ from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical.corrections import effective, effective_findings
+from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 
 Decide = Callable[[SystemicState, r.AsOf], list[PlanItem]]
@@ -181,17 +182,39 @@ def _decision(x: PlanItem | None) -> str | None:
     return None if x is None else x.model_dump_json(exclude={"inputs"})
 
 
+def _dates(future: tuple[Fact[str], ...]) -> str:
+    """The records' days in the hospital's zone, as the planner's other dates (review R29-SYS)."""
+    days = sorted({f.occurred_at.astimezone(HOSPITAL_TZ).date() for f in future})
+    return ", ".join(fr_date(d) for d in days)
+
+
+def _shown(future: tuple[Fact[str], ...]) -> list[InputUsed]:
+    return [
+        InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        for f in future
+    ]
+
+
+def read_ahead(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+    """A's item where A read a record dated in the future as holding now (A decides as C) and current data decide
+    otherwise (review R29-SYS: a "good" response dated tomorrow spacing the infusions, a restart shown under way):
+    kept, said to rest on that record, to verify."""
+    note = (
+        f" À vérifier : cet élément tient compte d'un enregistrement daté dans le futur ({_dates(future)} ; "
+        "imagerie ou évaluation clinique) ; les données actuelles conduisent à une autre décision : vérifier sa date "
+        "(horloge du système qui l'a produit) et son contenu."
+    )
+    return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *_shown(future)]})
+
+
 def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
     """B's emergency, published over A: the future-dated records shown as inputs and said to be verified."""
-    dates = ", ".join(sorted({fr_date(f.occurred_at.date()) for f in future}))
+    dates = _dates(future)
     note = (
         f" À vérifier : un enregistrement daté dans le futur ({dates} ; imagerie ou évaluation clinique) contredit cet "
         "élément, décidé sur les données actuelles : sa date (horloge du système qui l'a produit) est à vérifier."
     )
-    shown = [
-        InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
-        for f in future
-    ]
+    shown = _shown(future)
     return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *shown]})
 
 
@@ -199,20 +222,25 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
 _ACTIONABLE = ("recommended",)
 
 
-def suspended(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+def suspended(x: PlanItem, future: tuple[Fact[str], ...], ahead: bool = False) -> PlanItem:
     """B's actionable item that A lacks (a record dated in the future, read as holding now, withdraws it: a lesion
     "resolved" tomorrow and SYS-AR-START today, review R27B): neither drafted (no order while a record says
     otherwise) nor silently dropped: a warning "cannot decide" naming the records dated in the future, to verify."""
-    dates = ", ".join(sorted({fr_date(f.occurred_at.date()) for f in future}))
+    dates = _dates(future)
     note = (
-        f"Suspendu, à vérifier : sur les données actuelles, « {x.title} » ; un enregistrement daté dans le futur "
-        f"({dates} ; imagerie ou évaluation clinique) le contredit. Vérifier sa date (horloge du système qui l'a "
-        "produit) et son contenu avant toute prescription."
+        (
+            f"Suspendu, à vérifier : « {x.title} » repose sur un enregistrement daté dans le futur ({dates} ; imagerie "
+            "ou évaluation clinique), pas encore actuel ; les données actuelles ne le prescrivent pas. Vérifier sa "
+            "date (horloge du système qui l'a produit) et son contenu avant toute prescription."
+        )
+        if ahead
+        else (
+            f"Suspendu, à vérifier : sur les données actuelles, « {x.title} » ; un enregistrement daté dans le futur "
+            f"({dates} ; imagerie ou évaluation clinique) le contredit. Vérifier sa date (horloge du système qui l'a "
+            "produit) et son contenu avant toute prescription."
+        )
     )
-    shown = [
-        InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
-        for f in future
-    ]
+    shown = _shown(future)
     return x.model_copy(
         update={
             "status": "cannot_decide",
@@ -239,6 +267,11 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
             chosen = to_verify(x_b, future)
         elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
             chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
+        elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
+            # review R29-SYS: never silently; no order drafted on it that current data would not draft
+            chosen = read_ahead(x_a, future) if not x_a.orders or (x_b is not None and x_b.orders) else None
+            if chosen is None:
+                chosen = suspended(x_a, future, ahead=True)
         else:
             chosen = x_a
         if chosen is not None:

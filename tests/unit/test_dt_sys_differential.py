@@ -159,6 +159,18 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
         elif x == x_a:
             assert not agree
             counts["B != C: A"] += 1
+        elif x_a is not None and not agree and _decision(x_a) == _decision(x_c) and x.key == x_a.key:
+            # A read the record dated ahead as holding now (A decides as C): said so, to verify (review R29-SYS);
+            # suspended (no order) when it drafts an order current data would not draft
+            shown = {i.source_event_id for i in x.inputs if i.name == "future_dated_record"}
+            assert shown == {f.event_id for f in views.future} and "daté dans le futur" in x.text_fr
+            if x.status == x_a.status:
+                assert x.text_fr.startswith(x_a.text_fr) and x.orders == x_a.orders
+                counts["A as C, marked"] += 1
+            else:
+                assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
+                assert x_a.orders and (x_b is None or not x_b.orders)
+                counts["A as C, suspended"] += 1
         elif x_a is None and not agree and x_b is not None and x_b.status == "recommended" and x.status != x_b.status:
             # B's recommendation A lacks: suspended, to verify (the lead), no order, the future records shown
             assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])

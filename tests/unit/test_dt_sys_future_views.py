@@ -125,9 +125,16 @@ def test_dt_sys_good_responses_dated_ahead_do_not_end_a_spaced_course() -> None:
 
 
 def test_dt_sys_a_response_contradicted_ahead_keeps_decision_a() -> None:
-    """A stable response dated ahead: B (spaced, under way) and C (monthly, course ended) disagree: A's items."""
+    """A stable response dated ahead: B (spaced, under way) and C (monthly, course ended) disagree: A's items; where
+    A reads the response dated ahead as holding now (A decides as C), its item says so, to verify (review R29-SYS)."""
     s, _ = run([*_on_spaced_zoledronic_acid(), _response(0, "stable")], now=LATER)
-    assert _json(s, r.AsOf(now=LATER)) == [x.model_dump_json() for x in plan_once(s, r.AsOf(now=LATER))]
+    got = build_plan(s, r.AsOf(now=LATER))
+    a = plan_once(s, r.AsOf(now=LATER))
+    assert [x.key for x in got] == [x.key for x in a]
+    for x, y in zip(got, a, strict=True):
+        if x != y:  # marked: A's item, the note appended, the record dated ahead shown
+            assert x.status == y.status and x.text_fr.startswith(y.text_fr) and "daté dans le futur" in x.text_fr
+            assert [i for i in x.inputs if i.name != "future_dated_record"] == y.inputs
 
 
 def test_dt_sys_the_state_is_unchanged_and_sixteen_lesions_stay_under_the_bound() -> None:

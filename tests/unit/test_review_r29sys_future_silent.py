@@ -15,7 +15,12 @@ no input naming it), where A is the decision of that record read as holding now:
 
 All three are 982e00c's decisions too (not regressions of the change); they are what the design leaves unchecked: A
 kept where A is C's decision and B's differs. Expected: no order drafted nor item withdrawn on a record not yet
-current without the item saying so (the record dated ahead among its inputs, "à vérifier")."""
+current without the item saying so (the record dated ahead among its inputs, "à vérifier").
+
+Fixed by the lead (2026-12-06) for 2 and 3: where B and C disagree and A decides as C, A's item is kept and says it
+rests on the record dated ahead ("à vérifier", the record among its inputs), suspended (no order) when it drafts an
+order current data would not draft (`as_of.read_ahead`, `suspended`). 1 stays a strict xfail (B would have to read the
+version a correction dated ahead corrects)."""
 
 from __future__ import annotations
 
@@ -82,11 +87,6 @@ def test_review_r29sys_an_amendment_dated_ahead_saying_the_same_does_not_withdra
     assert start.status == "recommended" or _names(start, amended.event_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29-SYS: a CT dated tomorrow confirming a bone-scan-only lesion starts the anti-resorptive and "
-    "drafts the vitamin D order today, silently (A == C kept, B has no start)",
-)
 def test_review_r29sys_a_confirmation_dated_ahead_drafts_no_order_today_without_saying_so() -> None:
     """IMG-ISOLATED (L489-491): a lesion seen only on a bone scan calls for targeted imaging; the CT confirming it is
     dated tomorrow (not yet current). SYS-AR-START (L1068-1074) and its prerequisites (SYS-AR-PREREQ L795-799,
@@ -103,11 +103,6 @@ def test_review_r29sys_a_confirmation_dated_ahead_drafts_no_order_today_without_
     assert start is None or start.status != "recommended" or _names(start, ct.event_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29-SYS: a 'good' response dated tomorrow spaces zoledronic acid to every 3 months today, over "
-    "today's progression, silently (A == C kept, B monthly)",
-)
 def test_review_r29sys_a_good_response_dated_ahead_does_not_space_the_infusions_silently() -> None:
     """SYS-SCHEDULE (L1136-1140): zoledronic acid is monthly in the multi-metastatic situation and "may be spaced" to
     every 3 months after a complete or good response. Today's assessment is a progression; one dated tomorrow says

@@ -3,8 +3,8 @@ fix (FH-SYS, reverted) ported to this one.
 
 - R28-SYS 2: records dated ahead never end a zoledronic acid course spaced after a good response (SYS-SCHEDULE
   L1136-1140): the start stays "Anti-résorptif en cours" ("done") with one, or ten, "good" responses dated ahead.
-- (strict xfail) A contradiction through the response (today's progression, tomorrow's "good"): the restart is
-  shown as a course under way, silently.
+- (fixed by the lead, 2026-12-06: marked "à vérifier") A contradiction through the response (today's progression,
+  tomorrow's "good"): the restart was shown as a course under way, silently.
 - The state is the merge's, unchanged by the change (views are computed at decision time): ten records dated ahead
   leave the stored state byte-equal to the same history decided with `plan_once` alone (982e00c's decision)."""
 
@@ -60,11 +60,6 @@ def test_review_r29sys_good_responses_dated_ahead_do_not_end_a_spaced_course(n: 
     assert start.status == "done"  # "Anti-résorptif en cours", not "Débuter un traitement anti-résorptif"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29-SYS: a 'good' response dated ahead turns today's restart ('recommended') into 'Anti-résorptif "
-    "en cours' silently (A has the item, so the lead's suspension, for B's recommendation A lacks, does not apply)",
-)
 def test_review_r29sys_a_good_response_dated_ahead_does_not_silently_turn_a_restart_into_a_course_under_way() -> None:
     """SYS-SCHEDULE (L1136-1140): multi-metastatic, monthly zoledronic acid; today's response is a progression, the
     last infusion six weeks ago: the course is over and the start is recommended again (SYS-AR-START L1068-1074). A
