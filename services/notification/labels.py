@@ -178,6 +178,25 @@ NAMES: Final[dict[str, str]] = {
     "marker": "Marqueur",
     "marker_not_usable": "Marqueur non interprétable",
     "pathway": "Parcours de soins",
+    # HAZ-27-FUTURE-HIDES: a record dated in the future shown beside a decision to verify (scoring, systemic planner)
+    "future_dated_record": "Enregistrement daté dans le futur",
+    "status": "Statut de la lésion",  # an imaging finding's (the radiotherapy planner, a record dated in the future)
+    # the facts the radiotherapy planner reads (RT-SBRT-CI, IR-CEMENT, RT-MSCC), shown when one is dated in the future
+    # (the clinician forms' wording where they ask for it)
+    "active_infection": "Infection générale ou au point de ponction",
+    "canal_narrowing_pct": "Rétrécissement du canal rachidien (%)",
+    "cement_allergy": "Allergie au ciment",
+    "diffuse_pain": "Douleur diffuse, non localisée",
+    "joint_opening": "Lésion ouverte dans l'articulation",
+    "mri_contraindicated": "IRM contre-indiquée",
+    "opioid_complications": "Complication ou mauvaise tolérance des opioïdes",
+    "pain_resistant_to_analgesics": "Douleur résistante aux antalgiques",
+    "posterior_wall_involvement": "Atteinte du mur postérieur",
+    "radiculopathy": "Radiculopathie",
+    "severe_coagulation_disorder": "Trouble sévère de la coagulation",
+    "tumour_cord_distance_mm": "Distance tumeur–moelle (mm)",
+    "vertebral_body_involvement_fraction": "Part du corps vertébral atteinte",
+    "future_dated_record_to_verify": "Enregistrement daté dans le futur (à vérifier)",
 }
 
 #: values the services publish as codes

@@ -220,10 +220,15 @@ def unit(code: str | None) -> str:
     return "" if not code else UNITS.get(code, code)
 
 
+_FUTURE_DATED: Final = " (daté du futur)"
+
+
 def name(code: str) -> str:
     """A datum's French name: "pain_intensity:T8-a" is "Intensité de la douleur (T8-a)"."""
     if code in NAMES:
         return NAMES[code]
+    if code.endswith(_FUTURE_DATED):  # the radiotherapy planner's "<name> (daté du futur)" (HAZ-27-FUTURE-HIDES)
+        return f"{name(code.removesuffix(_FUTURE_DATED))}{_FUTURE_DATED}"
     head, *rest = code.split(":")
     if rest and head in NAMES:
         parts = [NAMES.get(r) or value(r) for r in rest if r and r != "None"]
