@@ -332,7 +332,7 @@ class Lesion:
         return onset
 
 
-#: lesions() by findings table: an event that brings no finding keeps the previous state's table (domain.merge copies
+#: lesions() by findings table: an event that brings no finding keeps the previous state's table (fold.merge copies
 #: only the table it changes), so its lesions are those already folded. Held strongly (IDs not reused meanwhile).
 LESIONS_CACHED: Final = 2048
 _LESIONS: OrderedDict[int, tuple[dict[str, FindingFact], int, dict[str, Lesion]]] = OrderedDict()

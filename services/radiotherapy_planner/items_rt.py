@@ -160,7 +160,7 @@ class Patient:
 class Treated:
     """What a state's treatments table gives the items (issue 25): the effective events, each kind's, the drug uses
     per reference date and the segments' histories, computed once per table, not once per plan. A table is never
-    changed once the event that made it is applied (domain.merge copies the one an event changes; retention makes new
+    changed once the event that made it is applied (fold.merge copies the one an event changes; retention makes new
     tables), so what is derived from it holds for every plan that reads it. Each value is made on first use; two
     threads (the worker deciding, GET local-plan on the loop) may both make one: the same value, either kept."""
 

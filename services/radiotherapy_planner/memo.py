@@ -124,7 +124,7 @@ class Fingerprints:
 
 # ---- the fingerprint of each table, once per table (issue 25) ----------------------------------------------------
 T = TypeVar("T")
-#: A state's table is never changed once the event that made it is applied (domain.merge copies the table an event
+#: A state's table is never changed once the event that made it is applied (fold.merge copies the table an event
 #: changes and changes only the copy; retention makes new tables), and most tables of a new state are the previous
 #: state's objects: their fingerprints are kept by table, the table held (its ID is not reused while it is here).
 TABLES_SIZE: Final = 4096

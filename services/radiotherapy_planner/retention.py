@@ -347,7 +347,7 @@ def _forder(f: FindingFact | ImagingFinding) -> tuple[datetime, datetime, int]:
     return (f.occurred_at, f.recorded_at, f.event_id.int)
 
 
-#: `_first_drop` by findings table: a state's table is never changed once its event is applied (domain.merge changes
+#: `_first_drop` by findings table: a state's table is never changed once its event is applied (fold.merge changes
 #: only its own copy; retention makes a new table), and most events keep the previous state's table. The table is
 #: held, so its ID is not reused while it is here.
 FIRST_DROP_SIZE: Final = 2048

@@ -33,7 +33,7 @@ MAPS: Final = (
     "opinions_base",
     "scores",
 )
-#: the JSON body of each map by object: an event copies only the table it changes (domain.merge), so most tables of
+#: the JSON body of each map by object: an event copies only the table it changes (fold.merge), so most tables of
 #: a new state are the previous state's objects. Held strongly (an object's ID is not reused while it is here).
 BODIES_SIZE: Final = 2048  # ~9 tables a patient: the last couple of hundred patients seen
 _BODIES: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
