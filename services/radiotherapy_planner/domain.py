@@ -22,6 +22,8 @@ from contracts.clinical import NormalisedLab, Score
 from contracts.hospital import ClinicalAssessment, ImagingFinding, RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
+from services.radiotherapy_planner import as_of
+from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE as FUTURE_TOLERANCE  # exported as before
 from services.radiotherapy_planner.facts import (
     LABS_PER_ANALYTE,
     FindingFact,
@@ -44,7 +46,7 @@ from services.radiotherapy_planner.items_rt import (
     postop_items,
     to_rule_out,
 )
-from services.radiotherapy_planner.memo import Fingerprints, memo
+from services.radiotherapy_planner.memo import Fingerprints, memo, uncached
 from services.radiotherapy_planner.retention import HORIZON, retain
 from shared.clinical.corrections import is_correction
 from shared.clinical.dates import HOSPITAL_TZ
@@ -61,8 +63,6 @@ COMPRESSION_CURRENT: Final = timedelta(days=42)
 #: SURG-LE, RT-MSCC, RT-SBRT-CI: an older life-expectancy estimate is not decided on (asked again), as scoring's
 #: LIFE_EXPECTANCY_VALID_DAYS.
 LE_VALID: Final = timedelta(days=91)
-#: clock skew tolerated before a fact counts as dated in the future
-FUTURE_TOLERANCE: Final = timedelta(minutes=15)
 RadiotherapyState = LocalState  # the aggregate's historical name
 
 _HAEMOSTASIS = ("platelets", "prothrombin_pct")
@@ -232,7 +232,44 @@ def build_plan(
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
-    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise)."""
+    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise).
+    HAZ-27-FUTURE-HIDES: when the decision reads facts dated in the future, it is made twice more, on the views
+    "the current one holds" (B) and "the future one holds now" (C), and merged per item (as_of.py); else once."""
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
+    sections = _decide(s, alpha_beta, now, compression_window, tz, by_lesion, inferred)
+    facts = [] if now is None else as_of.ahead(s, by_lesion, now)
+    if not facts:
+        return sections
+    assert now is not None
+    b, c = (
+        _decide(vs, alpha_beta, now, compression_window, tz, vl, None, cached=False)
+        for vs, vl in (as_of.view_b(s, by_lesion, now), as_of.view_c(s, by_lesion, now))
+    )
+    merged = as_of.merge(_by_id(sections), _by_id(b), _by_id(c), facts, tz)
+    where = {x.lesion_id: x for x in [*b, *sections]}  # the site and level of A's section, else B's
+    return [
+        Section(lid, where[lid].skeletal_site, where[lid].vertebral_level, merged[lid])
+        for lid in by_lesion
+        if lid in merged
+    ]
+
+
+def _by_id(sections: list[Section]) -> dict[str, list[Item]]:
+    return {x.lesion_id: x.items for x in sections}
+
+
+def _decide(
+    s: LocalState,
+    alpha_beta: float,
+    now: datetime | None,
+    compression_window: timedelta,
+    tz: ZoneInfo,
+    by_lesion: Mapping[str, Lesion],
+    inferred: Mapping[str, tuple[datetime, datetime]] | None,
+    cached: bool = True,
+) -> list[Section]:
+    """One decision of the plan on these facts (`build_plan`); `cached=False`: outside the family memo (a view)."""
+    memo_ = memo if cached else uncached
     le = s.assessed.get("life_expectancy_months")
     le_current = le is None or now is None or (now - LE_VALID <= le.occurred_at <= now + FUTURE_TOLERANCE)
     p = Patient(s, alpha_beta, le_current, tz, now)
@@ -241,10 +278,9 @@ def build_plan(
     # itself is in each family's fingerprint: memo.READS)
     r = p.remaining
     le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
-    fp = Fingerprints.of(s)
+    fp = Fingerprints.of(s, shared=cached)
     sections = []
     requests = [r for r in s.requests.values() if r.status == "active"]
-    by_lesion = lesions(s) if by_lesion is None else by_lesion
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
     for lid, lesion in by_lesion.items():
         lx = lesion.ids
@@ -258,11 +294,11 @@ def build_plan(
             if seen is not None
             else inferred_currency(inferred.get(lid), now, compression_window)
         )
-        items += memo(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
+        items += memo_(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
             ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
             functools.partial(mscc_items, p, lesion, cur),
         )
-        items += memo(("postop", lx, local), functools.partial(postop_items, p, lesion))
+        items += memo_(("postop", lx, local), functools.partial(postop_items, p, lesion))
         mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
         rt_refs = []
         key: Hashable
@@ -270,8 +306,8 @@ def build_plan(
             rk = (lx, req.event_id.int)
             if req.modality == "palliative_rt":
                 key = ("palliative", *rk, fp.reads("palliative", lid), le_key, fp.surgeries, fp.drugs, mirels, sins)
-                items += memo(key, functools.partial(palliative_items, p, lesion, req))
-                items += memo(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
+                items += memo_(key, functools.partial(palliative_items, p, lesion, req))
+                items += memo_(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
                     ("palliative-reirr", *rk, fp.radiotherapy, alpha_beta),
                     functools.partial(reirradiation_items, p, lesion, req),
                 )
@@ -281,15 +317,15 @@ def build_plan(
                     ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
                     ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
                 ):
-                    found = memo(key, functools.partial(sbrt_items, p, lesion, req, part))
+                    found = memo_(key, functools.partial(sbrt_items, p, lesion, req, part))
                     items += shown_now(found, p.life_expectancy) if part == "main" else found
             elif req.modality == "cementoplasty":
                 key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
-                items += memo(key, functools.partial(cement_items, p, lesion, req))
+                items += memo_(key, functools.partial(cement_items, p, lesion, req))
             if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
                 rt_refs.append((reference_date(req, tz), req.urgent))
         requested = any(r.modality == "surgery" for r in mine)
-        items += memo(
+        items += memo_(
             ("surgery", lx, requested, fp.reads("surgery", lid), le_key, fp.surgeries, mirels),
             functools.partial(surgery_items, p, lesion, requested),
         )
@@ -299,7 +335,7 @@ def build_plan(
         if rt_refs:
             ref, urgent = min(rt_refs)
             what = "radiothérapie en urgence" if urgent else "radiothérapie"
-            items += memo(
+            items += memo_(
                 ("drug", lx, ref, urgent, fp.drugs, p.today),
                 functools.partial(drug_items, p, lesion, ref, urgent, what),
             )
@@ -359,14 +395,35 @@ def next_due(
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s."""
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s.
+    HAZ-27-FUTURE-HIDES: with facts dated in the future, also the moments view B's decision changes and each of
+    those facts becomes current (the views then give way to the single decision): never later than before."""
+    by_lesion = lesions(s) if by_lesion is None else by_lesion
+    due = _next_due(s, now, compression_window, by_lesion, tz, inferred)
+    facts = as_of.ahead(s, by_lesion, now)
+    if not facts:
+        return due
+    b, b_lesions = as_of.view_b(s, by_lesion, now)
+    times = [t for t in (due, _next_due(b, now, compression_window, b_lesions, tz, None)) if t is not None]
+    times += [x for t in as_of.future_times(facts) if (x := t + _SECOND) > now]
+    return min(times, default=None)
+
+
+def _next_due(
+    s: LocalState,
+    now: datetime,
+    compression_window: timedelta,
+    by_lesion: Mapping[str, Lesion],
+    tz: ZoneInfo,
+    inferred: Mapping[str, tuple[datetime, datetime]] | None,
+) -> datetime | None:
+    """`next_due` of one view of the facts."""
     times: list[datetime] = []
     today = now.astimezone(tz).date()
     for e in s.treatments.values():
         t = e.treatment
         if isinstance(t, _DATED_AHEAD) and t.on > today:
             times.append(datetime.combine(t.on, time(0), tz))
-    by_lesion = lesions(s) if by_lesion is None else by_lesion
     for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:

@@ -23,6 +23,7 @@ from contracts.clinical import NormalisedLab, Score
 from contracts.clock import ClockTick
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
+from services.systemic_planner import as_of
 from services.systemic_planner import rules as r
 from services.systemic_planner.dosing import (
     Hold,
@@ -64,8 +65,15 @@ __all__ = ["SystemicState", "apply_event", "build_plan", "current_plan", "merge"
 
 
 def build_plan(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
-    """The whole plan as of `at.now`. Issue 25: each reading and item family is memoised (memo.py) on the tables and
-    readings it reads; `at.memo` False computes every one (the reference)."""
+    """The whole plan as of `at.now`: `plan_once` (decision A), or, when a lesion's status or sighting or the response
+    is dated in the future, A merged per item with the views where that fact is left out or holds now (as_of.py,
+    HAZ-27-FUTURE-HIDES: a future-dated fact never hides the current one where both readings decide the same)."""
+    return as_of.decide(s, at, plan_once)
+
+
+def plan_once(s: SystemicState, at: r.AsOf) -> list[PlanItem]:
+    """The whole plan as of `at.now`, the facts read as they are (decision A). Issue 25: each reading and item family
+    is memoised (memo.py) on the tables and readings it reads; `at.memo` False computes every one (the reference)."""
     drugs = drug_history(s, at)
     on_ar = drugs.antiresorptives()  # a zoledronic acid relay within its window is not a restart (SYS-DENO-STOP)
     ar_key = tuple(on_ar.items())

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from contracts.base import Message
 from contracts.hospital import ImagingFinding
 from tests.unit.test_issue18_local import NOW, TODAY, course, vertebra
@@ -95,7 +93,6 @@ def test_review_r28rt2_an_epidural_extension_denied_ahead_does_not_raise_a_preve
     assert _items([*events, denied], "RT-MSCC") == []  # 8589dca: no item
 
 
-@pytest.mark.xfail(strict=True, reason="R28-RT2: (b) keeps the emergency but hides the report that denies it")
 def test_review_r28rt2_a_compression_kept_over_a_denial_dated_ahead_shows_the_denial() -> None:
     events: list[Message] = [
         vertebra(at=NOW - 2 * DAY, cord_compression=True, epidural_extension=True, status="confirmed"),
@@ -120,7 +117,6 @@ def test_review_r28rt2_an_irradiated_compression_denied_ahead_with_the_extension
     assert severity != "info", (status, title)  # 8589dca: "Épidurite : prévention" (recommended, warning)
 
 
-@pytest.mark.xfail(strict=True, reason="R28-RT2: (b) 'resolved' covers the imaged compression, not the inferred one")
 def test_review_r28rt2_a_resolution_dated_ahead_does_not_end_the_inferred_emergency_either() -> None:
     events: list[Message] = [
         vertebra(at=NOW - 3 * DAY, epidural_extension=True, status="confirmed"),

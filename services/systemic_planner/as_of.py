@@ -1,0 +1,299 @@
+"""HAZ-27-FUTURE-HIDES: "decide twice" where a fact dated in the future would hide the current one (pure).
+
+The planner reads most dated facts as of `now` already: a lab value, a life-expectancy estimate, an SRE or a biopsy
+dated beyond the clock-skew tolerance is left out until it becomes effective (`inputs.latest`, LIFE_EXPECTANCY_KEPT,
+`AsOf.is_future`: "never hides the newest real one"). Two folds keep the newest fact whatever its date instead:
+
+- a lesion (IMG-ISOLATED, L489-491, read by SYS-AR-START, L1070-1074, L1263-1265): its newest stated status, and the
+  modalities it was seen on (a CT dated tomorrow confirms a lesion seen on a bone scan today);
+- the oncological response (SYS-SCHEDULE, L1138-1140, L1279-1281: a good response spaces zoledronic acid to every 3
+  months, which is also how long an infusion keeps a course under way).
+
+(The oligometastatic status, the third such fold, keeps one score only: the one it replaced is not held, so there is
+no current reading to decide on; it stays as it is, see the report.)
+
+When no such fact is dated in the future, the plan is decision A, the same code path (`decide`: one check of the
+dates, no view). Otherwise the plan is decided on two more views of the same state, built here at decision time,
+never stored (the state is unchanged):
+
+- B, "the current one holds": the future-dated findings and responses left out, corrections resolved on the whole
+  record set first (an amendment dated ahead never brings back the version it corrects);
+- C, "the future one holds now": each future-dated fact re-dated to `now + tolerance`, nothing else changed.
+
+Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
+orders, checks): B's item (decided on current data). They disagree: A's item (today's behaviour), except when B's item
+is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs; and when
+B's item is recommended and A has none: B's item suspended ("cannot decide", a warning, no order,
+the future-dated facts as inputs: never a silent withdrawal). An item only C gives is never published. B and C are
+decided with the memo off (memo.py keys on fact IDs, which re-dating keeps). `next_due` keeps A's deadlines and adds
+the views' and the instants the future facts become current (`t - tolerance`, as `AsOf.is_future`)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.base import InputUsed
+from contracts.plan import PlanItem
+from services.systemic_planner import rules as r
+from services.systemic_planner.fr import fr_date
+from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_finding
+from services.systemic_planner.records import AssessmentRecord, FindingRecord
+from shared.clinical.corrections import effective, effective_findings
+from shared.clinical.dates import HOSPITAL_TZ
+from shared.clinical.facts import Fact, newest
+
+Decide = Callable[[SystemicState, r.AsOf], list[PlanItem]]
+
+
+def _edge(t: datetime, at: r.AsOf) -> datetime | None:
+    """`t - tolerance`, the instant `t` stops being in the future (`AsOf.is_future`), None when out of range."""
+    try:
+        return t - at.recency.future_tolerance
+    except OverflowError:
+        return None
+
+
+def _ahead(t: datetime, at: r.AsOf) -> bool:
+    """`at.is_future(t)` without narrowing `at`'s span nor offering a deadline (a check, not a reading)."""
+    edge = _edge(t, at)
+    return edge is not None and at.now < edge
+
+
+#: the newest clinical time of each findings table object (a table is never changed in place: `merge` copies on
+#: write), so that the check costs one comparison per decision; the entry holds the table (its `id` is not reused)
+_NEWEST: OrderedDict[int, tuple[dict[str, FindingRecord], datetime]] = OrderedDict()
+_NEWEST_MAX = 8192
+_NEWEST_LOCK = threading.Lock()
+
+
+def _newest_finding(findings: dict[str, FindingRecord]) -> datetime | None:
+    if not findings:
+        return None
+    with _NEWEST_LOCK:
+        hit = _NEWEST.get(id(findings))
+    if hit is not None and hit[0] is findings:
+        return hit[1]
+    found = max(x.occurred_at for x in findings.values())
+    with _NEWEST_LOCK:
+        _NEWEST[id(findings)] = (findings, found)
+        if len(_NEWEST) > _NEWEST_MAX:
+            _NEWEST.popitem(last=False)
+    return found
+
+
+def involves_future(s: SystemicState, at: r.AsOf) -> bool:
+    """A fact of the two folds is dated in the future (a finding, a lesion's status or first sighting, the
+    response). False: the plan is decision A alone."""
+    newest_finding = _newest_finding(s.findings)
+    if newest_finding is not None and _ahead(newest_finding, at):
+        return True
+    if s.response is not None and _ahead(s.response.occurred_at, at):
+        return True
+    return any(
+        _ahead(x.first.occurred_at, at) or (x.status is not None and _ahead(x.status.occurred_at, at))
+        for x in s.lesions.values()
+    )
+
+
+@dataclass(frozen=True)
+class Views:
+    """B (current facts only) and C (the future ones re-dated to `now + tolerance`), and the future-dated facts."""
+
+    current: SystemicState
+    redated: SystemicState
+    future: tuple[Fact[str], ...]
+
+
+def views(s: SystemicState, at: r.AsOf) -> Views | None:
+    """The two views, or None when B cannot be built: a fold of records no longer held (`finding_base`,
+    `assessment_base`, retention.py) is itself dated in the future, so what was current before it is not known (the
+    plan is then A, today's behaviour)."""
+    try:
+        redate_to = at.now + at.recency.future_tolerance
+    except OverflowError:
+        return None
+    future: list[Fact[str]] = []
+
+    def redate(f: Fact[str]) -> Fact[str]:
+        return f.model_copy(update={"occurred_at": redate_to}) if _ahead(f.occurred_at, at) else f
+
+    # lesions: B folds each lesion with a future-dated record again from its effective records (resolved on the
+    # whole set: HAZ-27-FUTURE-HIDES, corrections are never re-targeted) but those; C re-dates A's fold
+    found = effective_findings(s.findings.values())
+    ahead = [x for x in found if _ahead(x.occurred_at, at)]
+    future += [x.fact(x.status or x.modality) for x in ahead]
+    touched = {x.lesion_id for x in ahead} | {
+        lesion_id
+        for lesion_id, x in s.lesions.items()
+        if _ahead(x.first.occurred_at, at) or (x.status is not None and _ahead(x.status.occurred_at, at))
+    }
+    current, redated = dict(s.lesions), dict(s.lesions)
+    for lesion_id in sorted(touched):
+        base = s.finding_base.get(lesion_id)
+        if base is not None and (
+            _ahead(base.first.occurred_at, at) or (base.status is not None and _ahead(base.status.occurred_at, at))
+        ):
+            return None
+        folded: LesionFacts | None = base
+        for x in found:
+            if x.lesion_id == lesion_id and not _ahead(x.occurred_at, at):
+                folded = _merge_finding(folded, x)
+        if folded is None:
+            current.pop(lesion_id, None)
+        else:
+            current[lesion_id] = folded
+        lesion = s.lesions.get(lesion_id)
+        if lesion is not None:
+            status = None if lesion.status is None else redate(lesion.status)
+            redated[lesion_id] = LesionFacts(first=redate(lesion.first), modalities=lesion.modalities, status=status)
+    # the oncological response: B the newest effective one not dated in the future, C A's re-dated
+    response = s.response
+    if response is not None and _ahead(response.occurred_at, at):
+        kept = s.assessment_base.response if s.assessment_base is not None else None
+        if kept is not None and _ahead(kept.occurred_at, at):
+            return None
+        assessed: list[AssessmentRecord] = effective(s.assessments.values(), lambda _: "patient")
+        for y in assessed:
+            if y.oncological_response is not None:
+                if _ahead(y.occurred_at, at):
+                    future.append(y.fact(y.oncological_response))
+                else:
+                    kept = newest(kept, y.fact(y.oncological_response))
+        b = s.model_copy(update={"lesions": current, "response": kept})
+        c = s.model_copy(update={"lesions": redated, "response": redate(response)})
+    else:
+        b = s.model_copy(update={"lesions": current})
+        c = s.model_copy(update={"lesions": redated})
+    return Views(b, c, tuple(sorted(future, key=lambda f: f.order())))
+
+
+def _view_at(at: r.AsOf) -> r.AsOf:
+    """A fresh `AsOf` at the same `now` and settings, memo off: a view never shares a memo entry with A."""
+    return r.AsOf(now=at.now, tz=at.tz, recency=at.recency, memo=False)
+
+
+def _decision(x: PlanItem | None) -> str | None:
+    """What B and C must agree on: the item but its inputs (presence, rule, status, severity, texts, orders, checks:
+    the schedule a response gives is said in the text only, SYS-SCHEDULE L1138-1140), not the facts' provenance."""
+    return None if x is None else x.model_dump_json(exclude={"inputs"})
+
+
+def _dates(future: tuple[Fact[str], ...]) -> str:
+    """The records' days in the hospital's zone, as the planner's other dates (review R29-SYS)."""
+    days = sorted({f.occurred_at.astimezone(HOSPITAL_TZ).date() for f in future})
+    return ", ".join(fr_date(d) for d in days)
+
+
+def _shown(future: tuple[Fact[str], ...]) -> list[InputUsed]:
+    return [
+        InputUsed(name="future_dated_record", value=f.value, occurred_at=f.occurred_at, source_event_id=f.event_id)
+        for f in future
+    ]
+
+
+def read_ahead(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+    """A's item where A read a record dated in the future as holding now (A decides as C) and current data decide
+    otherwise (review R29-SYS: a "good" response dated tomorrow spacing the infusions, a restart shown under way):
+    kept, said to rest on that record, to verify."""
+    note = (
+        f" À vérifier : cet élément tient compte d'un enregistrement daté dans le futur ({_dates(future)} ; "
+        "imagerie ou évaluation clinique) ; les données actuelles conduisent à une autre décision : vérifier sa date "
+        "(horloge du système qui l'a produit) et son contenu."
+    )
+    return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *_shown(future)]})
+
+
+def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+    """B's emergency, published over A: the future-dated records shown as inputs and said to be verified."""
+    dates = _dates(future)
+    note = (
+        f" À vérifier : un enregistrement daté dans le futur ({dates} ; imagerie ou évaluation clinique) contredit cet "
+        "élément, décidé sur les données actuelles : sa date (horloge du système qui l'a produit) est à vérifier."
+    )
+    shown = _shown(future)
+    return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *shown]})
+
+
+#: what a clinician would act on (a recommendation: an order drafted; its prerequisites follow it)
+_ACTIONABLE = ("recommended",)
+
+
+def suspended(x: PlanItem, future: tuple[Fact[str], ...], ahead: bool = False) -> PlanItem:
+    """B's actionable item that A lacks (a record dated in the future, read as holding now, withdraws it: a lesion
+    "resolved" tomorrow and SYS-AR-START today, review R27B): neither drafted (no order while a record says
+    otherwise) nor silently dropped: a warning "cannot decide" naming the records dated in the future, to verify."""
+    dates = _dates(future)
+    note = (
+        (
+            f"Suspendu, à vérifier : « {x.title} » repose sur un enregistrement daté dans le futur ({dates} ; imagerie "
+            "ou évaluation clinique), pas encore actuel ; les données actuelles ne le prescrivent pas. Vérifier sa "
+            "date (horloge du système qui l'a produit) et son contenu avant toute prescription."
+        )
+        if ahead
+        else (
+            f"Suspendu, à vérifier : sur les données actuelles, « {x.title} » ; un enregistrement daté dans le futur "
+            f"({dates} ; imagerie ou évaluation clinique) le contredit. Vérifier sa date (horloge du système qui l'a "
+            "produit) et son contenu avant toute prescription."
+        )
+    )
+    shown = _shown(future)
+    return x.model_copy(
+        update={
+            "status": "cannot_decide",
+            "severity": "warning",
+            "title": f"À vérifier : {x.title}",
+            "text_fr": note,
+            "inputs": [*x.inputs, *shown],
+            "orders": [],
+            "what_would_change_fr": "La date de l'enregistrement daté dans le futur vérifiée, ou cette date atteinte.",
+        }
+    )
+
+
+def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tuple[Fact[str], ...]) -> list[PlanItem]:
+    """Per item key (HAZ-27-FUTURE-HIDES): B where B and C agree, else A, but B's critical item A lacks (marked),
+    and B's actionable item A lacks suspended (`suspended`)."""
+    by_a, by_b, by_c = ({x.key: x for x in items} for items in (a, b, c))
+    out: list[PlanItem] = []
+    for key in [*by_a, *(k for k in by_b if k not in by_a)]:
+        x_a, x_b, x_c = by_a.get(key), by_b.get(key), by_c.get(key)
+        if _decision(x_b) == _decision(x_c):
+            chosen = x_b
+        elif x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical"):
+            chosen = to_verify(x_b, future)
+        elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
+            chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
+        elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
+            # review R29-SYS: never silently; no order drafted on it that current data would not draft
+            chosen = read_ahead(x_a, future) if not x_a.orders or (x_b is not None and x_b.orders) else None
+            if chosen is None:
+                chosen = suspended(x_a, future, ahead=True)
+        else:
+            chosen = x_a
+        if chosen is not None:
+            out.append(chosen)
+    return out
+
+
+def decide(s: SystemicState, at: r.AsOf, once: Decide) -> list[PlanItem]:
+    """The plan as of `at.now`: `once(s, at)` (A) when no fact of the two folds is dated in the future; else the
+    per-item merge of A, B and C. `at` keeps A's deadlines and gets the views' and the future facts' own."""
+    if not involves_future(s, at):
+        return once(s, at)
+    a = once(s, at)
+    made = views(s, at)
+    if made is None:
+        return a
+    at_b, at_c = _view_at(at), _view_at(at)
+    b, c = once(made.current, at_b), once(made.redated, at_c)
+    for d in (*at_b.deadlines, *at_c.deadlines):
+        at.after(d)
+    for f in made.future:
+        edge = _edge(f.occurred_at, at)
+        if edge is not None:
+            at.after(edge)  # when it becomes current (`AsOf.is_future`'s edge, HAZ-27-SYS-FUTURE)
+    return merged(a, b, c, made.future)
