@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_review_r28rt_future_left_out import AHEAD, CLEAR, DAY, NOW, _assessment, _cement, _items
+from tests.unit.test_issue18_local import NOW
+from tests.unit.test_review_r28rt_future_left_out import AHEAD, CLEAR, DAY, _assessment, _cement, _items
 
 ABSOLUTE = ["cement_allergy", "active_infection", "severe_coagulation_disorder", "diffuse_pain"]
 
