@@ -85,3 +85,29 @@ def test_review_r29b_an_amendment_dated_ahead_denying_the_deficit_does_not_hide_
     [(status, severity, title, text)] = _mscc([*past, amended])
     assert severity == "critical" or "vérifier" in text, (status, severity, title)
     assert "vérifier" in text, "the amendment dated ahead contradicts it: to verify"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review R29B: a compression MRI of yesterday amended ahead (re-stating it): the lesion is read as A reads "
+    "it in view B (the amendment newest, 'donnée non actuelle'), so today's emergency is a warning, as 982e00c",
+)
+def test_review_r29b_an_mri_amended_ahead_re_stating_the_compression_keeps_today_s_emergency() -> None:
+    """The findings' path of the same rule (RT-MSCC L1397-1402, "urgence thérapeutique"): random history 16 of
+    tests/unit/test_dt_rt_differential.py shows it too (critical on the parent 6e81ddd, a warning on ac19852); this
+    minimal case is a warning on the parent and on 982e00c as well."""
+    yesterday = vertebra(at=NOW - DAY, cord_compression=True, status="confirmed", canal_narrowing_pct=10.0)
+    amended = yesterday.model_copy(
+        update={
+            "event_id": uuid.UUID(int=2929_3, version=4),
+            "occurred_at": NOW + timedelta(minutes=20),
+            "recorded_at": NOW,
+            "corrects": yesterday.event_id,
+            "record_status": "amended",
+            "canal_narrowing_pct": 40.0,  # the only value amended; the compression re-stated
+        }
+    )
+    [(_, before, _, _)] = _mscc([yesterday])
+    assert before == "critical"
+    [(status, severity, title, _)] = _mscc([yesterday, amended])
+    assert severity == "critical", (status, severity, title)
