@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
+from contracts.hospital import ClinicalAssessment
 from services.radiotherapy_planner.facts import (
     SIGNS,
     FindingFact,
@@ -111,7 +112,11 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     # review R29-RT: a record corrected by a correction dated ahead is unknown in B until then (its content is in
     # question): never the older record it had superseded (a deficit, a compression: a false emergency)
     fixed_ahead = {
-        a.event_id for a in s.assessments.values() if a.corrects is not None and is_future(a.occurred_at, now)
+        e.event_id
+        for e in s.assessments.values()
+        if e.corrects is not None
+        and is_future(e.occurred_at, now)
+        and _current(s.assessments.get(str(e.corrects)), now)
     }
     update: dict[str, object] = {}
     if names or keys:
@@ -145,22 +150,35 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     lesions: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         current = tuple(f for f in x.history if not is_future(f.occurred_at, now))
-        if len(current) == len(x.history) or any(
-            f.corrects is not None and is_future(f.occurred_at, now) for f in x.history
-        ):
+        corrected_ahead = any(
+            f.corrects is not None and is_future(f.occurred_at, now) and _current(s.findings.get(str(f.corrects)), now)
+            for f in x.history
+        )
+        if len(current) == len(x.history) or corrected_ahead:
             lesions[lid] = x  # none ahead; or a finding corrected ahead (R29-RT): A's reading of the lesion
         elif current:  # the effective findings (corrections resolved on all), the future ones left out
             lesions[lid] = Lesion(lid, current[-1], current)
     return s.model_copy(update=update), lesions
 
 
+def _current(target: ClinicalAssessment | FindingFact | None, now: datetime) -> bool:
+    """Whether the record a correction dated ahead corrects is current (review R29B: the rule above is for a current
+    record; one itself dated ahead is left out of B with its correction). Unknown (folded away): taken as current."""
+    return target is None or not is_future(target.occurred_at, now)
+
+
 # ---- view C: the future one holds now -------------------------------------------------------------------------------
-def view_c(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tuple[LocalState, dict[str, Lesion]]:
+def view_c(
+    s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime
+) -> tuple[LocalState, dict[str, Lesion]] | None:
     """The facts with each one dated in the future re-dated to just before `now + FUTURE_TOLERANCE` (current, and
     still newer than every current fact), nothing else changed. Their order is kept across kinds (review R29-RT: a
     deficit dated after a future imaging must stay after it, RT-MSCC's "imaging after the deficit"): the newest at
-    the edge, each older one a microsecond before the next (`_redated`)."""
+    the edge, each older one a microsecond before the next (`_redated`), all after the newest current fact (review
+    R29B); None when they cannot all fit between it and the edge (C undecidable: the caller reads A as C)."""
     moved = _redated(s, by_lesion, now)
+    if moved is None:
+        return None
     if not moved:
         return s, dict(by_lesion)
     update: dict[str, object] = {
@@ -188,9 +206,11 @@ def _order(f: Fact[bool | float | str] | SurgicalOpinionFact | FindingFact | Lab
     return (f.occurred_at, f.recorded_at or f.occurred_at, f.event_id.int)
 
 
-def _redated(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> dict[_Order, datetime]:
+def _redated(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> dict[_Order, datetime] | None:
     """Each future fact's place -> its time in view C: the newest at `now + FUTURE_TOLERANCE`, the k-th newest k
-    microseconds before (the order of every future fact kept, whatever its kind)."""
+    microseconds before (the order of every future fact kept, whatever its kind), every one strictly after the
+    newest current fact (review R29B: a deficit dated ahead moved onto an MRI dated at the edge read as "imaging
+    after the deficit"); None when that leaves no room."""
     facts: list[Fact[bool | float | str] | SurgicalOpinionFact | FindingFact | LabFact] = [
         *s.assessed.values(),
         *s.opinions.values(),
@@ -199,6 +219,9 @@ def _redated(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> d
     ]
     ahead = sorted({_order(f) for f in facts if is_future(f.occurred_at, now)}, reverse=True)
     edge = now + FUTURE_TOLERANCE
+    current = [f.occurred_at for f in facts if not is_future(f.occurred_at, now)]
+    if ahead and current and edge - (len(ahead) - 1) * _US <= max(current):
+        return None
     return {o: edge - k * _US for k, o in enumerate(ahead)}
 
 

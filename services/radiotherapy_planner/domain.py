@@ -138,10 +138,10 @@ def build_plan(
     if not facts:
         return sections
     assert now is not None
-    b, c = (
-        _decide(vs, alpha_beta, now, compression_window, tz, vl, None, cached=False)
-        for vs, vl in (as_of.view_b(s, by_lesion, now), as_of.view_c(s, by_lesion, now))
-    )
+    vb, vc = as_of.view_b(s, by_lesion, now), as_of.view_c(s, by_lesion, now)
+    b = _decide(vb[0], alpha_beta, now, compression_window, tz, vb[1], None, cached=False)
+    # C undecidable (no room after the newest current fact, R29B): A read as C (A's items kept, said to verify)
+    c = sections if vc is None else _decide(vc[0], alpha_beta, now, compression_window, tz, vc[1], None, cached=False)
     merged = as_of.merge(_by_id(sections), _by_id(b), _by_id(c), facts, tz)
     where = {x.lesion_id: x for x in [*b, *sections]}  # the site and level of A's section, else B's
     return [

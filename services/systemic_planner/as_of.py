@@ -268,8 +268,14 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
         elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
             chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
         elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
-            # review R29-SYS: never silently; no order drafted on it that current data would not draft
-            chosen = read_ahead(x_a, future) if not x_a.orders or (x_b is not None and x_b.orders) else None
+            # review R29-SYS: never silently; no order drafted on it that current data would not draft; where
+            # current data draft another order, theirs, said to be contradicted (review R29B: P1M, not P3M)
+            if not x_a.orders or x_b is None or x_b.orders == x_a.orders:
+                chosen = read_ahead(x_a, future) if not x_a.orders or x_b is not None else None
+            elif x_b.orders:
+                chosen = to_verify(x_b, future)
+            else:
+                chosen = None
             if chosen is None:
                 chosen = suspended(x_a, future, ahead=True)
         else:

@@ -164,7 +164,11 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
             # suspended (no order) when it drafts an order current data would not draft
             shown = {i.source_event_id for i in x.inputs if i.name == "future_dated_record"}
             assert shown == {f.event_id for f in views.future} and "daté dans le futur" in x.text_fr
-            if x.status == x_a.status:
+            if x_b is not None and x_a.orders and x_b.orders and x_b.orders != x_a.orders:
+                # current data draft another order: B's, said to be contradicted (review R29B)
+                assert x.text_fr.startswith(x_b.text_fr) and x.orders == x_b.orders and x.status == x_b.status
+                counts["A as C, B's other order marked"] += 1
+            elif x.status == x_a.status:
                 assert x.text_fr.startswith(x_a.text_fr) and x.orders == x_a.orders
                 counts["A as C, marked"] += 1
             else:

@@ -10,7 +10,9 @@ hazard back. Its parent (6e81ddd, dt-rt) keeps the emergency in both cases; 982e
 regression against main, but a regression of the fix against its own R27B cases).
 
 Fix (suggested): apply the R29-RT rule only where the corrected record is current (`corrects` names a record not
-dated ahead); a correction of a future record is left out with it (the parent's B)."""
+dated ahead); a correction of a future record is left out with it (the parent's B).
+
+Fixed by the lead (2026-12-06): the cases below pass (they were strict xfails)."""
 
 from __future__ import annotations
 
@@ -73,11 +75,6 @@ def test_review_r29b_re_confirmed_tomorrow_without_amendment_today_s_emergency_s
     assert severity == "critical", title
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: view B drops today's record (or reads the lesion as A) for a correction dated ahead of a "
-    "record itself dated ahead: today's emergency is shown as 'non actuelle' (warning), as 982e00c",
-)
 @pytest.mark.parametrize("history", [_deficit, _compression], ids=["deficit", "compression"])
 def test_review_r29b_a_future_report_amended_ahead_does_not_hide_today_s_emergency(
     history: Callable[[], list[Message]],

@@ -16,7 +16,9 @@ vérifier", to_do, "Réexaminer sans délai". LESS cautious than 982e00c (R29-RT
 
 Fix (suggested): re-date the future facts after the newest current fact too (e.g. C decided with every future fact
 strictly after `max(current facts' times)` while still `<= now + tol`; where no such instant is left, as when a current
-fact sits exactly at the edge, read C as "undecidable" and keep A for the items it would decide)."""
+fact sits exactly at the edge, read C as "undecidable" and keep A for the items it would decide).
+
+Fixed by the lead (2026-12-06): the cases below pass (they were strict xfails)."""
 
 from __future__ import annotations
 
@@ -66,11 +68,6 @@ def test_review_r29b_once_current_the_deficit_after_the_edge_mri_is_an_emergency
     assert (status, severity) == ("to_do", "critical") and "à éliminer" in title
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: view C re-dates the future deficit at/1 us before a current MRI dated at now+tol; C == B "
-    "(prevention) is published unmarked, the future deficit hidden (982e00c: 'données non actuelles', to re-examine)",
-)
 @pytest.mark.parametrize("extra", [False, True], ids=["tie-at-edge", "one-us-before"])
 def test_review_r29b_a_deficit_dated_after_an_mri_at_the_edge_is_not_hidden_by_view_c(extra: bool) -> None:
     [(status, severity, title, text)] = _mscc(_events(extra), NOW)

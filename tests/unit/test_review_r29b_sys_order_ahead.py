@@ -14,14 +14,14 @@ drafted on a fact not yet current") says must not be. Not less cautious than 982
 Right: no order current data would not draft: A's orders a subset of B's (B's P1M order, marked; or suspended, but a
 suspension would withdraw the monthly order current data DO draft, so B's order is the better reading). Fix
 (suggested): compare the orders, `x_a.orders` included in `x_b.orders` (same drug, dose, interval), not B's having
-some."""
+some.
+
+Fixed by the lead (2026-12-06): the cases below pass (they were strict xfails)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from tests.unit.test_review_r29sys_future_silent import _ahead, _base, _plan, _za
 from tests.unit.test_systemic_rules import le, met, oligo, run
@@ -40,11 +40,6 @@ def test_review_r29b_today_s_progression_gives_monthly_zoledronic_acid() -> None
     assert [o.interval for o in _plan(base)["antiresorptive"].orders] == ["P1M"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: read_ahead keeps A's P3M order (drafted on a 'good' response dated ahead) because B drafts "
-    "some order (P1M); the orders are not compared",
-)
 def test_review_r29b_a_good_response_dated_ahead_drafts_no_three_monthly_order_today() -> None:
     _, s = _history()
     ar = _plan(s)["antiresorptive"]
