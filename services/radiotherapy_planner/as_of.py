@@ -35,11 +35,12 @@ from services.radiotherapy_planner.facts import (
     Lesion,
     LocalState,
     SurgicalOpinionFact,
+    _lesions_of,
     fold_assessment,
 )
 from services.radiotherapy_planner.items_base import In, Item
 from services.radiotherapy_planner.memo import READS
-from shared.clinical.corrections import effective
+from shared.clinical.corrections import effective, findings_by_lesion
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 
@@ -104,34 +105,25 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     """The facts with those dated in the future left out. Each name whose newest fact is future-dated reads the
     newest current one of the effective assessments (corrections resolved on the WHOLE set first, then the future
     records left out: an amendment dated ahead never brings back the version it corrects), else none; findings,
-    opinions and haemostasis results likewise. The other names keep the state's own fact. A name whose record was
-    corrected by a correction dated ahead is unknown (never the older fact that record superseded), and a lesion with
-    a finding corrected ahead is read as A reads it (review R29-RT)."""
+    opinions and haemostasis results likewise. The other names keep the state's own fact. A correction dated ahead of
+    a current record does not apply yet: that record stands as it is until the correction's date (reviews R29-RT,
+    R29B: never the older fact it superseded, never unknown; the merge publishes B only where C agrees, or marked)."""
     names = {k for k, f in s.assessed.items() if is_future(f.occurred_at, now)}
     keys = {k for k, o in s.opinions.items() if is_future(o.occurred_at, now)}
-    # review R29-RT: a record corrected by a correction dated ahead is unknown in B until then (its content is in
-    # question): never the older record it had superseded (a deficit, a compression: a false emergency)
-    fixed_ahead = {
-        e.event_id
-        for e in s.assessments.values()
-        if e.corrects is not None
-        and is_future(e.occurred_at, now)
-        and _current(s.assessments.get(str(e.corrects)), now)
-    }
+    # a correction dated ahead of a current record is left out with its correction of it (R29B): not yet in force
+    records = [e for e in s.assessments.values() if not _fixes_ahead(e, s.assessments, now)]
     update: dict[str, object] = {}
     if names or keys:
-        named = {a.corrects for a in s.assessments.values() if a.corrects is not None}
+        named = {a.corrects for a in records if a.corrects is not None}
         scratch = LocalState(
             assessed={k: f for k, f in s.assessed_base.items() if f.event_id not in named},
             opinions={k: o for k, o in s.opinions_base.items() if o.event_id not in named},
         )
-        for e in effective(s.assessments.values(), lambda _: "patient"):  # the corrections resolved on all
+        for e in effective(records, lambda _: "patient"):  # the corrections resolved on all (but those not yet)
             if not is_future(e.occurred_at, now):
                 fold_assessment(scratch, e, refold=True)
         assessed: dict[str, Fact[bool | float | str]] = {}
         for k, f in s.assessed.items():
-            if f.event_id in fixed_ahead:
-                continue
             g = scratch.assessed.get(k) if k in names else f
             if g is not None and not is_future(g.occurred_at, now):
                 assessed[k] = g
@@ -139,32 +131,37 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         update["opinions"] = {
             k: o
             for k, o0 in s.opinions.items()
-            if o0.event_id not in fixed_ahead
-            and (o := scratch.opinions.get(k) if k in keys else o0) is not None
-            and not is_future(o.occurred_at, now)
+            if (o := scratch.opinions.get(k) if k in keys else o0) is not None and not is_future(o.occurred_at, now)
         }
     if any(is_future(v.occurred_at, now) for t in s.labs.values() for v in t.values()):
         update["labs"] = {
             a: {k: v for k, v in t.items() if not is_future(v.occurred_at, now)} for a, t in s.labs.items()
         }
-    lesions: dict[str, Lesion] = {}
+    if any(_fixes_ahead(f, s.findings, now) for x in by_lesion.values() for f in x.history):
+        # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached)
+        kept = {k: f for k, f in s.findings.items() if not _fixes_ahead(f, s.findings, now)}
+        by_lesion = {lid: x for lid, x in _lesions_of(findings_by_lesion(kept)).items() if lid in by_lesion}
+    out: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         current = tuple(f for f in x.history if not is_future(f.occurred_at, now))
-        corrected_ahead = any(
-            f.corrects is not None and is_future(f.occurred_at, now) and _current(s.findings.get(str(f.corrects)), now)
-            for f in x.history
-        )
-        if len(current) == len(x.history) or corrected_ahead:
-            lesions[lid] = x  # none ahead; or a finding corrected ahead (R29-RT): A's reading of the lesion
+        if len(current) == len(x.history):
+            out[lid] = x
         elif current:  # the effective findings (corrections resolved on all), the future ones left out
-            lesions[lid] = Lesion(lid, current[-1], current)
-    return s.model_copy(update=update), lesions
+            out[lid] = Lesion(lid, current[-1], current)
+    return s.model_copy(update=update), out
 
 
-def _current(target: ClinicalAssessment | FindingFact | None, now: datetime) -> bool:
-    """Whether the record a correction dated ahead corrects is current (review R29B: the rule above is for a current
-    record; one itself dated ahead is left out of B with its correction). Unknown (folded away): taken as current."""
-    return target is None or not is_future(target.occurred_at, now)
+def _fixes_ahead(
+    e: ClinicalAssessment | FindingFact,
+    records: Mapping[str, ClinicalAssessment] | Mapping[str, FindingFact],
+    now: datetime,
+) -> bool:
+    """A correction dated ahead of the CURRENT record it names (R29B): not yet in force in view B. One naming a record
+    itself dated ahead goes with it (both left out); one whose record was folded away is kept (resolved as before)."""
+    if e.corrects is None or not is_future(e.occurred_at, now):
+        return False
+    target = records.get(str(e.corrects))
+    return target is not None and not is_future(target.occurred_at, now)
 
 
 # ---- view C: the future one holds now -------------------------------------------------------------------------------

@@ -221,10 +221,14 @@ def _three(s: LocalState, now: datetime) -> tuple[dict[str, Item], dict[str, Ite
     """A, B, C decided apart (B and C outside the memo, as build_plan decides them)."""
     by = lesions(s)
     a = domain._decide(s, CORD_ALPHA_BETA_GY, now, domain.COMPRESSION_CURRENT, HOSPITAL_TZ, by, None)
-    views = (as_of.view_b(s, by, now), as_of.view_c(s, by, now))
-    b, c = (
-        domain._decide(vs, CORD_ALPHA_BETA_GY, now, domain.COMPRESSION_CURRENT, HOSPITAL_TZ, vl, None)
-        for vs, vl in views
+    (vb, lb), vc = as_of.view_b(s, by, now), as_of.view_c(s, by, now)
+    b = domain._decide(vb, CORD_ALPHA_BETA_GY, now, domain.COMPRESSION_CURRENT, HOSPITAL_TZ, lb, None, cached=False)
+    c = (
+        a
+        if vc is None
+        else domain._decide(
+            vc[0], CORD_ALPHA_BETA_GY, now, domain.COMPRESSION_CURRENT, HOSPITAL_TZ, vc[1], None, cached=False
+        )
     )
     return _items(a), _items(b), _items(c), as_of.ahead(s, by, now)
 

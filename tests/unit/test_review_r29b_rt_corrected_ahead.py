@@ -15,14 +15,15 @@ Case: an epidural extension (L1290) and a neurological deficit assessed yesterda
 Neither is a regression of ac19852 (both are 982e00c's output); both are emergencies the fix still hides. Fix
 (suggested): in B, a record corrected by a correction dated ahead reads as it is (the record current until then),
 which the merge makes safe (B is published only where C agrees, or when critical, marked); R29-RT's break 2 (B reading
-the OLDER superseded record) is avoided all the same."""
+the OLDER superseded record) is avoided all the same.
+
+Fixed by the lead (2026-12-06): in view B a correction dated ahead of a current record is not yet in force (the
+record stands as it is); the cases below pass (they were strict xfails)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-
-import pytest
 
 from contracts.base import Message
 from services.radiotherapy_planner import domain, memo
@@ -64,22 +65,12 @@ def test_review_r29b_yesterday_s_deficit_with_an_epidural_extension_is_an_emerge
     assert (status, severity) == ("to_do", "critical") and "à éliminer" in title
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: a deficit re-stated by an amendment dated ahead: B reads the name as unknown, so the current "
-    "emergency stays 'données non actuelles' (warning), as 982e00c",
-)
 def test_review_r29b_an_amendment_dated_ahead_re_stating_the_deficit_keeps_today_s_emergency() -> None:
     past, amended = _history(True)
     [(status, severity, title, _)] = _mscc([*past, amended])
     assert severity == "critical", (status, severity, title)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: an amendment dated ahead withdrawing today's deficit: B reads the name as unknown, B == C "
-    "(prevention) is published unmarked, the current emergency hidden (as 982e00c)",
-)
 def test_review_r29b_an_amendment_dated_ahead_denying_the_deficit_does_not_hide_today_s_emergency_silently() -> None:
     past, amended = _history(False)
     [(status, severity, title, text)] = _mscc([*past, amended])
@@ -87,11 +78,6 @@ def test_review_r29b_an_amendment_dated_ahead_denying_the_deficit_does_not_hide_
     assert "vérifier" in text, "the amendment dated ahead contradicts it: to verify"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: a compression MRI of yesterday amended ahead (re-stating it): the lesion is read as A reads "
-    "it in view B (the amendment newest, 'donnée non actuelle'), so today's emergency is a warning, as 982e00c",
-)
 def test_review_r29b_an_mri_amended_ahead_re_stating_the_compression_keeps_today_s_emergency() -> None:
     """The findings' path of the same rule (RT-MSCC L1397-1402, "urgence thérapeutique"): random history 16 of
     tests/unit/test_dt_rt_differential.py shows it too (critical on the parent 6e81ddd, a warning on ac19852); this
