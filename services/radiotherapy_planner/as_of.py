@@ -260,7 +260,13 @@ def merge(
             elif ib is not None and ib.severity == "critical" and (ia is None or ia.severity != "critical"):
                 chosen = verify(ib, [f for f in facts if f.lesion_id in (None, lid)], tz)
             elif ia is not None and _decision(ia) == _decision(ic):  # A read the record ahead as holding now
-                chosen = verify(ia, [f for f in facts if f.lesion_id in (None, lid)], tz, ahead=True)
+                mine = [f for f in facts if f.lesion_id in (None, lid)]
+                drafts = (
+                    ia.status == "recommended" and ia.severity != "critical" and (ib is None or ib.status != ia.status)
+                )
+                # R29B: no procedure recommended (an order drafted) on a record not yet current that current data
+                # would not recommend (a contraindication lifted only ahead, IR-CEMENT Tableau 8): suspended
+                chosen = suspended(ia, mine, tz) if drafts else verify(ia, mine, tz, ahead=True)
             else:
                 chosen = ia
             if chosen is not None:
@@ -276,6 +282,25 @@ _READ: Final[dict[str, frozenset[str]]] = {
     "RT-MSCC": frozenset({*READS["mscc"], "surgical_opinion_operable"}),  # L1397-1402
     "RT-SBRT-CI": frozenset(READS["sbrt"]),  # L1629-1636 (vertebral instability: critical)
 }
+
+
+def suspended(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ) -> Item:
+    """A's recommendation that rests on a record dated in the future and that current data do not give (review R29B):
+    neither recommended (no order drafted on a record not yet current) nor silently dropped: "cannot decide", a
+    warning naming the records, to verify (as the systemic planner's `suspended`)."""
+    marked = verify(i, facts, tz, ahead=True)
+    return Item(
+        i.key,
+        i.rule_id,
+        "cannot_decide",
+        "warning",
+        f"À vérifier : {i.title}",
+        "Suspendu : " + marked.text_fr.lstrip(),
+        marked.inputs,
+        i.missing,
+        "La date de l'enregistrement daté du futur vérifiée, ou cette date atteinte.",
+        i.checks,
+    )
 
 
 def verify(i: Item, facts: Sequence[Ahead], tz: ZoneInfo = HOSPITAL_TZ, ahead: bool = False) -> Item:

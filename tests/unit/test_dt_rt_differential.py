@@ -257,6 +257,18 @@ def _classify(s: LocalState, now: datetime) -> Counter[str]:
             assert (m.status, m.severity, m.title) == (ib.status, ib.severity, ib.title), key
             assert ids & {x.source_event_id for x in m.inputs}, key  # the future-dated facts shown
             counts["escalation"] += 1
+        elif (
+            ia is not None
+            and ic is not None
+            and ia.content == ic.content
+            and ia.status == "recommended"
+            and ia.severity != "critical"
+            and (ib is None or ib.status != ia.status)
+        ):  # A recommends on a record dated ahead what current data do not: suspended (review R29B)
+            assert m is not None and (m.status, m.severity) == ("cannot_decide", "warning"), key
+            assert m.title == f"À vérifier : {ia.title}" and "daté du futur" in m.text_fr, key
+            assert ids & {x.source_event_id for x in m.inputs}, key
+            counts["A as C, suspended"] += 1
         elif ia is not None and ic is not None and ia.content == ic.content:  # A decides as C: marked (R29-SYS rule)
             assert m is not None and m.text_fr.startswith(ia.text_fr) and "daté du futur" in m.text_fr, key
             assert (m.status, m.severity, m.title) == (ia.status, ia.severity, ia.title), key

@@ -13,7 +13,10 @@ follow-up claims the design's "no order is drafted on a fact not yet current" fo
 procedure is recommended against a current absolute contraindication on a record not yet current, at info severity.
 
 Right (as 590ad1d's rule): not "recommended" while only a record dated ahead lifts the contraindication (suspended:
-cannot decide / warning, the record named)."""
+cannot decide / warning, the record named).
+
+Fixed by the lead (2026-12-06): A's recommendation resting on a record dated ahead that current data do not give
+is suspended (cannot decide, a warning naming the record); the cases below pass (they were strict xfails)."""
 
 from __future__ import annotations
 
@@ -31,11 +34,6 @@ def test_review_r29b_today_s_absolute_contraindication_makes_cementoplasty_not_i
     assert cement.status != "recommended"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29B: A == C (the contraindication lifted by a record dated ahead) is kept 'recommended' (info), "
-    "only marked; current data contraindicate it (no suspension as in the systemic planner)",
-)
 @pytest.mark.parametrize("name", ABSOLUTE)
 def test_review_r29b_a_contraindication_lifted_only_ahead_does_not_leave_cementoplasty_recommended(name: str) -> None:
     events = [*_cement(_assessment(NOW - DAY, **{**CLEAR, name: True})), _assessment(AHEAD, **{name: False})]
