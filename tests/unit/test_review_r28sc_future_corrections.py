@@ -141,7 +141,6 @@ def test_review_r28sc_past_the_kept_findings_a_future_one_does_not_withdraw_toda
     assert _compressions([_compression_seen(), no_longer, *others, then]) == [True]  # is []
 
 
-@pytest.mark.xfail(strict=True, reason=TREATMENT)
 def test_review_r28sc_a_decompression_dated_tomorrow_leaves_todays_compression_current() -> None:
     """CLASS-SRE: a cord compression is current while untreated; a decompression dated tomorrow (left out of every
     decision) makes it historical today (also on c63da6d)."""
