@@ -28,7 +28,7 @@ future-dated fact folded there stays in B as in A (the retention residuals of HA
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -184,7 +184,10 @@ def _current_treatments(s: ScoringState, limit: datetime) -> dict[str, Treatment
     if not any(e.occurred_at > limit for e in s.treatments.values()):
         return s.treatments
     kept = in_force_now(list(s.treatments.values()), treatment_group, limit)
-    done = [e if e.record_status == "final" else e.model_copy(update={"record_status": "final", "corrects": None}) for e in kept]
+    done = [
+        e if e.record_status == "final" else e.model_copy(update={"record_status": "final", "corrects": None})
+        for e in kept
+    ]
     return {str(e.event_id): e for e in sorted(done, key=lambda e: str(e.event_id))}
 
 
@@ -257,7 +260,8 @@ def redated_view(s: ScoringState, limit: datetime) -> ScoringState:
     treatments = s.treatments
     if any(e.occurred_at > limit for e in treatments.values()):
         treatments = {
-            k: e.model_copy(update={"occurred_at": limit}) if e.occurred_at > limit else e for k, e in treatments.items()
+            k: e.model_copy(update={"occurred_at": limit}) if e.occurred_at > limit else e
+            for k, e in treatments.items()
         }
     return s.model_copy(
         update={
