@@ -231,7 +231,7 @@ def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
 AHEAD: Final = r.DEFAULT_POLICY.future_tolerance
 
 
-def _kept_at(x: ImagingFinding | ClinicalAssessment) -> datetime:
+def _kept_at(x: ImagingFinding | ClinicalAssessment | TreatmentEvent) -> datetime:
     """The time a record is kept by (its clinical time; for one dated ahead of its own recording, its recorded time).
     HAZ-27-FUTURE-HIDES (review R28-SC): records dated ahead (a producer's clock) are otherwise the newest, kept first,
     and a current record is folded into a summary with a future-dated one of its lesion, where "decide twice"
