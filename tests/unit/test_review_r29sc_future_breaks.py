@@ -126,3 +126,27 @@ def test_review_r29sc_a_compression_only_from_a_report_dated_ahead_is_marked_to_
     assert sre.current is True
     shown = [i for i in sre.evidence if i.name == "future_dated_record_to_verify"]
     assert [(i.source_event_id, i.occurred_at) for i in shown] == [(yes.event_id, yes.occurred_at)]
+
+
+@pytest.mark.xfail(strict=True, reason=LATE)
+def test_review_r29sc_a_mirels_fixation_agreed_from_b_follows_b_s_pain_window() -> None:
+    """The same on a recommendation (MIRELS-HIGH L1314-1330, critical): femur shaft (2), half the cortex (2), lytic
+    (3), functional pain (3): Mirels 10, 12 months of life expectancy. The lesion's pain (T0) is assessed again,
+    dated 3 days ahead, at T0 + 29 days: B and C agree (critical), B's published. At T0 + 30 days B's pain is past
+    its 30-day validity (Mirels 8-10: MIRELS-8, warning) and A's (the pain dated ahead: missing) is decided; no tick
+    comes before the future pain's instant."""
+    site = sc.TROCHANTER | {"skeletal_site": "femur_shaft", "cortical_involvement_fraction": 0.5}
+    pain = sc.lesion_pain("fem-R", intensity="functional")
+    now = T0 + 29 * DAY
+    s, out = _run(
+        [
+            (_at(sc.assessment(0, lesion_pain=pain, life_expectancy_months=12), T0, T0), T0),
+            (_at(sc.finding(0, **site), T0 + DAY, T0 + DAY), T0 + DAY),
+            (_at(sc.assessment(0, lesion_pain=pain), now + 3 * DAY, now), now),
+        ]
+    )
+    assert [(x.rule_id, x.severity) for x in sc.active(out)] == [("MIRELS-HIGH", "critical")]
+    after = T0 + r.DEFAULT_POLICY.lesion_pain_valid + 2 * SECOND
+    [rec] = decide_now(s, PATIENT, EVERYTHING, now=after).recommendations.values()
+    assert (rec.build().rule_id, rec.build().severity) == ("MIRELS-8", "warning")
+    assert s.next_due is not None and s.next_due <= after  # is now + 3 days - 15 min + 1 s
