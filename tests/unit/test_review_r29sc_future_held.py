@@ -54,7 +54,8 @@ def _more_future(rng: random.Random, s: ScoringState, now: datetime) -> list[Mes
         if table and rng.random() < 0.6:
             base = rng.choice(table)
             status = rng.choice(("amended", "entered-in-error"))
-            corrects = rng.choice((base.event_id, None)) if status == "amended" else base.event_id
+            named = field is None or status != "amended"  # a treatment's correction names its record (contract)
+            corrects = base.event_id if named else rng.choice((base.event_id, None))
             update = _record(rng, now) | {"record_status": status, "corrects": corrects}
             if field is not None:
                 update[field] = rng.choice((True, False, None))
