@@ -9,7 +9,8 @@ bypassed (the memo keys use record IDs, which a re-dated fact keeps):
 
 - B, "the current one holds" (`current_view`): the future-dated records left out, AFTER the corrections are resolved
   on the whole record set (shared/clinical/corrections.py: never re-targeted, an entered-in-error withdraws whatever
-  its date; a version in force dated in the future is replaced by its newest earlier version that is not);
+  its date; a version in force dated in the future is replaced by the newest version of its chain, by recorded time,
+  that is not dated in the future and not withdrawn: review R29-SC);
 - C, "the future one holds now" (`redated_view`): every future-dated fact of the folds, and every future-dated
   treatment record, re-dated to exactly `now + tolerance` (current, and still the newest), nothing else changed.
 
@@ -17,7 +18,9 @@ Per output unit (`merge`: a recommendation or a score by slot, an SRE by kind an
 presence, rule and severity; a score's band; an SRE's currency): B's unit (decided from current data). They
 disagree: A's unit (today's, cautious in most contradictions), except where B has an emergency A lacks (a critical
 recommendation, a current SRE: CLASS-SRE, LAB-CA-CRISIS, RT-MSCC): B's unit, marked "à vérifier" with the future-dated
-records as inputs. A unit only C gives is never published.
+records as inputs; and where A has an emergency B lacks (it rests on a future-dated record: FH-SC2's case, review
+R29-SC), A's unit kept (the cautious side) but marked "à vérifier" the same way. A unit only C gives is never
+published.
 
 Corrected calcium is not re-decided: calcium.py already leaves a future-dated value out of every decision, and says
 so (LAB-CA-CRISIS L300-306); B's labs are A's, so under the merge every calcium unit is A's. Retention's summaries
@@ -38,6 +41,7 @@ from contracts.clinical import Recommendation, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring import texts as t
+from services.scoring.clock import next_due as clock_next_due
 from services.scoring.common import Decisions
 from services.scoring.state import Assessment, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import _target as correction_target
@@ -119,27 +123,81 @@ def becoming_current(s: ScoringState, now: datetime, policy: r.Policy) -> dateti
 CLOCK_AFTER: Final = timedelta(seconds=1)
 
 
+def next_due_ahead(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
+    """The ticks "decide twice" adds to A's (clock.next_due), with a future-dated fact: the first instant a future-dated
+    record becomes current (`becoming_current`), and B's own moments (review R29-SC: B reads a current fact A's fold
+    replaced; when it leaves its window, CLASS-SRE `current_until` or a pain's validity, B's unit changes and so may
+    the merged one). B's are scanned, not remembered (clock's memo is per patient and part: never shared with A). C
+    needs none: its facts are re-dated to each decision's own limit, so its windows move with `now`."""
+    first, limit = becoming_current(s, now, policy), limit_of(now, policy)
+    if not has_future(s, limit):
+        return first
+    moments = (first, clock_next_due(current_view(s, limit), now, policy))
+    return min((t for t in moments if t is not None), default=None)
+
+
 # ---- B: the current one holds ---------------------------------------------------------------------------------------
+def _recorded(x: R) -> tuple[datetime, int]:
+    return (x.recorded_at, x.event_id.int)
+
+
+def _clinical(x: R) -> tuple[datetime, datetime, int]:
+    return (x.occurred_at, x.recorded_at, x.event_id.int)
+
+
 def in_force_now(rows: list[R], group: Callable[[R], Hashable], limit: datetime) -> list[R]:
     """The versions that count, resolved on the WHOLE record set (never re-targeted once a record is left out: review
-    R28-SC), then each one dated in the future replaced by its newest earlier version that is not (the one it
-    amends, walked back; none when the chain holds no such version, or it was entered in error)."""
+    R28-SC), then each one dated in the future replaced by the newest version of ITS CHAIN (by recorded time) that is
+    not dated in the future and not withdrawn (review R29-SC: not the version its `corrects` names, which may be one
+    a current amendment already replaced); none when the chain holds no such version."""
     kept = effective(rows, group)
     if all(x.occurred_at <= limit for x in kept):
         return kept
     by_id = {x.event_id: x for x in rows}
-    in_error = {x.corrects for x in rows if x.record_status == "entered-in-error"}
+    # each correction's target on the whole set (corrections.resolve's: an amendment naming none, its group's newest)
+    targets = {x.event_id: correction_target(x, rows, group) for x in rows if x.record_status != "final"}
+
+    def origin(event_id: uuid.UUID) -> uuid.UUID:
+        seen = {event_id}
+        while (up := targets.get(event_id)) is not None and up not in seen:  # a cycle is a data error: stop there
+            seen.add(up)
+            event_id = up
+        return event_id
+
+    chains: dict[uuid.UUID, list[R]] = {}
+    for x in rows:
+        if targets.get(x.event_id) is not None:
+            chains.setdefault(origin(x.event_id), []).append(x)
     out: list[R] = []
     for x in kept:
-        v: R | None = x
-        seen: set[uuid.UUID] = set()
-        while v is not None and v.occurred_at > limit and v.record_status == "amended" and v.event_id not in seen:
-            seen.add(v.event_id)
-            named = correction_target(v, rows, group)
-            v = None if named is None or named in in_error else by_id.get(named)
-        if v is not None and v.occurred_at <= limit:
-            out.append(v)
-    return out
+        if x.occurred_at <= limit:
+            out.append(x)
+            continue
+        root = origin(x.event_id)
+        if root == x.event_id:
+            continue  # a record of its own dated ahead (never amended): no earlier version
+        v = _replayed(root, chains.get(root, []), targets, limit)
+        found = None if v is None else by_id.get(v)
+        if found is not None and found.occurred_at <= limit:
+            out.append(found)
+    return sorted(out, key=_clinical)
+
+
+def _replayed(
+    root: uuid.UUID, versions: list[R], targets: dict[uuid.UUID, uuid.UUID | None], limit: datetime
+) -> uuid.UUID | None:
+    """The version of a chain that counts (corrections.resolve's replay, by recorded time) with its amendments dated
+    in the future left out: the newest current amendment, else the original; None once withdrawn (an
+    entered-in-error naming the version that counts or the original, whatever its date: never brought back)."""
+    current, gone = root, False
+    for c in sorted(versions, key=_recorded):
+        if c.record_status == "amended":
+            if c.occurred_at > limit:
+                continue  # a version dated in the future: not in B
+            current, gone = c.event_id, False
+        elif not gone and targets[c.event_id] in (current, root):
+            gone = True
+    return None if gone else current
 
 
 def _current_lesions(s: ScoringState, limit: datetime) -> dict[str, Lesion]:
@@ -311,12 +369,15 @@ class Merged:
     a: int = 0
     agreed: int = 0
     escalated: int = 0
+    a_marked: int = 0  # A's emergency B lacks, kept and marked "à vérifier" (review R29-SC)
 
 
 def merge(
     a: Decisions, b: Decisions, c: Decisions, patient_id: str, future: list[FutureRecord], seen: Merged | None = None
 ) -> Decisions:
-    """A, B and C merged per unit (the module's docstring). `seen`, when given, counts the choices."""
+    """A, B and C merged per unit (the module's docstring). `seen`, when given, counts the choices. A pick: "b" (B and
+    C agree), "b!" (B's emergency A lacks, marked), "a" (A's), "a!" (A's emergency B lacks: kept, the cautious side,
+    but marked, since only a future-dated record gives it: review R29-SC, FH-SC2's case)."""
     out, seen = Decisions(), seen if seen is not None else Merged()
 
     def choose(ua: Unit, ub: Unit, uc: Unit) -> str:
@@ -325,7 +386,10 @@ def merge(
             return "b"
         if _emergency(ub) and not _emergency(ua):
             seen.escalated += 1
-            return "!"
+            return "b!"
+        if _emergency(ua) and not _emergency(ub):
+            seen.a_marked += 1
+            return "a!"
         seen.a += 1
         return "a"
 
@@ -334,24 +398,24 @@ def merge(
     for slot in slots:
         (ua, la), (ub, lb), (uc, _) = (_recommendation(d, slot) for d in (a, b, c))
         pick = choose(ua, ub, uc)
-        unit, lazy = (ua, la) if pick == "a" else (ub, lb)
+        unit, lazy = (ua, la) if pick[0] == "a" else (ub, lb)
         if unit is not None and (unit[0] == "kept" or unit[1] is True):  # a published slot left as it is
             out.keep.add(slot)
         if lazy is not None:
-            out.recommendations[slot] = _marked_recommendation(lazy, slot, future) if pick == "!" else lazy
+            out.recommendations[slot] = _marked_recommendation(lazy, slot, future, pick) if pick[-1] == "!" else lazy
     for name in dict.fromkeys([*a.scores, *b.scores, *c.scores]):
         units = [_score(d, name) for d in (a, b, c)]
-        pick = choose(*(u for u, _ in units))
-        chosen = units[0][1] if pick == "a" else units[1][1]
+        pick = choose(*(u for u, _ in units))  # a score is never an emergency: "b" or "a"
+        chosen = units[0][1] if pick[0] == "a" else units[1][1]
         if chosen is not None:
             out.scores[name] = chosen
     sa, sb, sc = _sres(a, patient_id), _sres(b, patient_id), _sres(c, patient_id)
     for key in dict.fromkeys([*sa, *sb, *sc]):
         xa, xb, xc = sa.get(key), sb.get(key), sc.get(key)
         pick = choose(*(None if x is None else ("sre", x.current) for x in (xa, xb, xc)))
-        x = xa if pick == "a" else xb
-        if x is not None and pick == "!":
-            x = _marked_sre(x, future)
+        x = xa if pick[0] == "a" else xb
+        if x is not None and pick[-1] == "!":
+            x = _marked_sre(x, future, pick)
         if x is not None:
             out.sres[str(x.event_id)] = x
     return out
@@ -370,11 +434,14 @@ def _relevant(future: list[FutureRecord], lesion_id: str | None) -> list[FutureR
     return [x for x in future if lesion_id is None or x.lesion_id is None or x.lesion_id == lesion_id]
 
 
-def _inputs(future: list[FutureRecord]) -> list[InputUsed]:
+Text = Callable[[list[datetime]], str]
+
+
+def _inputs(future: list[FutureRecord], text: Text) -> list[InputUsed]:
     return [
         InputUsed(
             name="future_dated_record_to_verify",
-            value=t.to_verify_text([x.occurred_at]),
+            value=text([x.occurred_at]),
             occurred_at=x.occurred_at,
             source_event_id=x.event_id,
         )
@@ -382,28 +449,37 @@ def _inputs(future: list[FutureRecord]) -> list[InputUsed]:
     ]
 
 
-def _marked_recommendation(lazy: Lazy[Recommendation], slot: str, future: list[FutureRecord]) -> Lazy[Recommendation]:
-    """B's recommendation marked "à vérifier": its own ID (so it is published, superseding an unmarked version)."""
+def _text(pick: str) -> Text:
+    """B's emergency: the future-dated record contradicts it; A's: it rests on the future-dated record."""
+    return t.to_verify_text if pick == "b!" else t.rests_on_future_text
+
+
+def _marked_recommendation(
+    lazy: Lazy[Recommendation], slot: str, future: list[FutureRecord], pick: str
+) -> Lazy[Recommendation]:
+    """A recommendation marked "à vérifier" (`merge`'s pick "b!" or "a!"): its own ID (so it is published, superseding
+    an unmarked version)."""
     parts = slot.split(":")
     shown = _relevant(future, parts[1] if len(parts) == 2 and parts[0] in ("mirels", "sins", "flare") else None)
-    rec = lazy.build()
+    rec, text = lazy.build(), _text(pick)
     event_id = derived_id("to-verify", rec.event_id, *(str(x.event_id) for x in shown))
     marked = rec.model_copy(
         update={
             "event_id": event_id,
-            "inputs": [*rec.inputs, *_inputs(shown)],
-            "text_fr": f"{rec.text_fr} {t.to_verify_text([x.occurred_at for x in shown])}",
+            "inputs": [*rec.inputs, *_inputs(shown, text)],
+            "text_fr": f"{rec.text_fr} {text([x.occurred_at for x in shown])}",
         }
     )
     return Lazy(event_id, lambda: marked)
 
 
-def _marked_sre(sre: SkeletalEvent, future: list[FutureRecord]) -> SkeletalEvent:
-    """B's SRE marked "à vérifier" (SkeletalEvent has no text: the French text is each future record's input)."""
+def _marked_sre(sre: SkeletalEvent, future: list[FutureRecord], pick: str) -> SkeletalEvent:
+    """An SRE marked "à vérifier" (`merge`'s pick "b!" or "a!"; SkeletalEvent has no text: the French text is each
+    future record's input)."""
     shown = _relevant(future, sre.lesion_id)
     return sre.model_copy(
         update={
             "event_id": derived_id("sre-to-verify", sre.event_id, *(str(x.event_id) for x in shown)),
-            "evidence": [*sre.evidence, *_inputs(shown)],
+            "evidence": [*sre.evidence, *_inputs(shown, _text(pick))],
         }
     )

@@ -216,8 +216,8 @@ def apply_event(
         s = retain(s, event.patient_id if warm else None)
     reference = now if now is not None else s.as_of()
     s.next_due = None if reference is None else next_due(s, reference, policy, event.patient_id if warm else None)
-    if reference is not None:  # HAZ-27-FUTURE-HIDES: B reads a future-dated record from its date on (as_of.py)
-        ahead = as_of.becoming_current(s, reference, policy)
+    if reference is not None:  # HAZ-27-FUTURE-HIDES: B's moments too (as_of.next_due_ahead)
+        ahead = as_of.next_due_ahead(s, reference, policy)
         if ahead is not None and (s.next_due is None or ahead < s.next_due):
             s.next_due = ahead
     return s, caused_by(out, event)

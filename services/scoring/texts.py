@@ -295,3 +295,15 @@ def to_verify_text(dates: list[datetime]) -> str:
         f"pour l'horloge du service, {'contredit' if one else 'contredisent'} cette décision, prise sur les seules "
         "données actuelles. Vérifier la date de cet enregistrement (horloge de la source) et son contenu."
     )
+
+
+def rests_on_future_text(dates: list[datetime]) -> str:
+    """HAZ-27-FUTURE-HIDES (review R29-SC): an emergency kept although the current data alone do not give it: it
+    rests on a record dated in the future (services/scoring/as_of.py)."""
+    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
+    one = len(dates) <= 1
+    return (
+        f"À vérifier : cette décision repose sur {'un enregistrement daté' if one else 'des enregistrements datés'} du "
+        f"{when}, dans le futur pour l'horloge du service ; les seules données actuelles ne la donnent pas. Maintenue "
+        "par prudence : vérifier la date de cet enregistrement (horloge de la source) et son contenu."
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts.base import Message
 from contracts.clinical import SkeletalEvent
+from services.scoring import as_of
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event
 from tests.unit import test_scoring_scores as sc
@@ -68,15 +69,18 @@ def test_dt_sc_a_compression_seen_again_tomorrow_publishes_nothing_new() -> None
     assert [x.current for x in _compressions(out + more)] == [True]
 
 
-def test_dt_sc_a_compression_stated_only_tomorrow_over_a_current_no_is_a_s() -> None:
-    """FH-SC2's case: B (current "no": no SRE) and C (the future "yes" now: current) disagree; B has no emergency: A's
-    unit, today's behaviour (a current SRE from the future-dated report, unmarked; see the report to the lead)."""
+def test_dt_sc_a_compression_stated_only_tomorrow_over_a_current_no_is_a_s_marked_to_verify() -> None:
+    """FH-SC2's case: B (current "no": no SRE) and C (the future "yes" now: current) disagree; A's emergency B lacks:
+    A's unit kept (the cautious side), marked "à vérifier" with the future-dated report, saying it rests on it
+    (review R29-SC)."""
     no = sc.finding(0, **sc.T9, cord_compression=False)
     yes = _at(sc.finding(0, **sc.T9, cord_compression=True), T0 + DAY, NOW)
     _, out = _run([no, yes])
     [sre] = _compressions(out)
     assert sre.current is True
-    assert all(i.name != "future_dated_record_to_verify" for i in sre.evidence)
+    [shown] = [i for i in sre.evidence if i.name == "future_dated_record_to_verify"]
+    assert (shown.source_event_id, shown.occurred_at) == (yes.event_id, yes.occurred_at)
+    assert isinstance(shown.value, str) and shown.value.startswith("À vérifier : cette décision repose sur")
 
 
 def test_dt_sc_an_entered_in_error_dated_ahead_never_brings_back_what_it_withdraws() -> None:
@@ -88,3 +92,46 @@ def test_dt_sc_an_entered_in_error_dated_ahead_never_brings_back_what_it_withdra
     ahead = _at(sc.finding(0, **sc.T9, size_cm=3.0), T0 + DAY, T0 + 40 * MINUTE)  # a future fact: views decided
     _, out = _run([SEEN, later, error, ahead])
     assert _compressions(out) == []
+
+
+# ---- review R29-SC: view B's versions (as_of.in_force_now), chain by chain -------------------------------------------
+HOUR = timedelta(hours=1)
+LIMIT = NOW + TOLERANCE
+
+
+def _version(status: str, corrects: Any, occurred: datetime, recorded: datetime) -> Any:
+    return _at(sc.finding(0, **sc.T9, record_status=status, corrects=corrects), occurred, recorded)
+
+
+def _in_force(rows: list[Any]) -> list[Any]:
+    return as_of.in_force_now(rows, lambda f: f.lesion_id, LIMIT)
+
+
+def test_dt_sc_b_reads_the_chain_s_newest_current_version_not_the_one_a_future_amendment_names() -> None:
+    o = _version("final", None, T0, T0)
+    a1 = _version("amended", o.event_id, T0 + HOUR, T0 + HOUR)
+    for named in (o.event_id, a1.event_id, None):  # by the original's ID, the version in force's, or none
+        a2 = _version("amended", named, T0 + DAY, NOW)
+        assert _in_force([o, a1, a2]) == [a1], named
+
+
+def test_dt_sc_b_never_brings_back_a_record_withdrawn_before_a_future_amendment() -> None:
+    """An entered-in-error (current) withdrew the record; an amendment dated ahead gives it a version again: in B the
+    record is still withdrawn (never its origin, never the version withdrawn)."""
+    o = _version("final", None, T0, T0)
+    a1 = _version("amended", o.event_id, T0 + HOUR, T0 + HOUR)
+    for named in (o.event_id, a1.event_id):
+        error = _version("entered-in-error", named, T0 + HOUR, T0 + HOUR + MINUTE)
+        a2 = _version("amended", o.event_id, T0 + DAY, NOW)
+        assert _in_force([o, a1, error, a2]) == [], named
+
+
+def test_dt_sc_b_reads_the_origin_only_when_no_current_amendment_exists() -> None:
+    o = _version("final", None, T0, T0)
+    a2 = _version("amended", o.event_id, T0 + DAY, NOW)
+    assert _in_force([o, a2]) == [o]
+    ahead = _version("final", None, T0 + DAY, T0)  # an origin dated ahead itself: no version in B
+    assert _in_force([ahead, _version("amended", ahead.event_id, T0 + 2 * DAY, NOW)]) == []
+    # a current amendment recorded after the one dated ahead counts (the newest by recorded time): unchanged
+    a3 = _version("amended", o.event_id, T0 + HOUR, NOW + MINUTE)
+    assert _in_force([o, a2, a3]) == [a3]

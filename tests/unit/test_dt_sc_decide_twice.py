@@ -6,7 +6,8 @@ re-confirmations, contradictions of a compression, an epidural extension, a frac
 expectancy, a pain; decompressions, fixations, radiotherapies; amendments and entered-in-errors dated ahead). Then,
 at `now`, every unit decided (a recommendation or score by slot, an SRE by kind and subject) is A's (today's
 decision), or B's where B (the current one holds) and C (the future one holds now) agree, or B's marked "à vérifier"
-where B has an emergency A lacks; never one only C gives. With no future-dated record, the whole output is A's, byte
+where B has an emergency A lacks, or A's marked "à vérifier" where A has an emergency B lacks (it rests on a
+future-dated record: review R29-SC); never one only C gives. With no future-dated record, the whole output is A's, byte
 for byte (the transition's messages and the stored state). Memo-warm equals cold; the deadline is never later than
 A's clock gives and never at or before `now`."""
 
@@ -153,9 +154,9 @@ def _unmarked(x: SkeletalEvent) -> dict[str, Any]:
     return x.model_copy(update={"evidence": plain}).model_dump(exclude={"event_id"})
 
 
-def _marked_units(d: Decisions, b: Decisions) -> dict[str, str]:
-    """The marked SREs, by the unit of B's SRE they are (B's, with the future-dated records added)."""
-    keys = {str(_unmarked(x)): f"sre:{as_of._sre_key(x, PATIENT)}" for x in b.sres.values()}
+def _marked_units(d: Decisions, b: Decisions, a: Decisions) -> dict[str, str]:
+    """The marked SREs, by the unit of B's (or A's) SRE they are (with the future-dated records added)."""
+    keys = {str(_unmarked(x)): f"sre:{as_of._sre_key(x, PATIENT)}" for y in (a, b) for x in y.sres.values()}
     return {keys[str(_unmarked(x))]: _dump(x) for x in d.sres.values() if _marked(x)}
 
 
@@ -172,36 +173,45 @@ def _decision(message: str | None) -> tuple[object, ...] | None:
 
 def _check(s: ScoringState, now: datetime) -> None:
     limit = as_of.limit_of(now, r.DEFAULT_POLICY)
-    a = _units(decide(s, PATIENT, EVERYTHING, now=now, memo=False))
+    decided_a = decide(s, PATIENT, EVERYTHING, now=now, memo=False)
+    a = _units(decided_a)
     decided_b = decide(as_of.current_view(s, limit), PATIENT, EVERYTHING, now=now, memo=False)
     b = _units(decided_b)
     c = _units(decide(as_of.redated_view(s, limit), PATIENT, EVERYTHING, now=now, memo=False))
     seen = as_of.Merged()
     cold = decide_now(s, PATIENT, EVERYTHING, now=now, memo=False, seen=seen)
-    merged = _units(cold) | _marked_units(cold, decided_b)
+    merged = _units(cold) | _marked_units(cold, decided_b, decided_a)
     warm = decide_now(s, PATIENT, EVERYTHING, now=now, memo=True)
-    full = _units(warm) | _marked_units(warm, decided_b)
+    full = _units(warm) | _marked_units(warm, decided_b, decided_a)
     assert full == merged  # memo-warm (A's families remembered) equals cold
     again = decide_now(s, PATIENT, EVERYTHING, now=now, memo=True)
-    assert _units(again) | _marked_units(again, decided_b) == merged  # again, every memo filled
+    assert _units(again) | _marked_units(again, decided_b, decided_a) == merged  # again, every memo filled
     COUNTS["A"] += seen.a
     COUNTS["agreement"] += seen.agreed
     COUNTS["escalation"] += seen.escalated
+    COUNTS["A's emergency B lacks, marked"] += seen.a_marked
     for key in {*a, *b, *c} | set(merged):
         m = merged.get(key)
         if key.startswith("sre:") and m is not None and "future_dated_record_to_verify" in m:
-            # B's SRE marked: B's with the future-dated records added, an emergency A lacks
-            assert _emergency(b.get(key)) and not _emergency(a.get(key)), key
+            # marked: B's emergency A lacks, or A's emergency B lacks (B and C disagreeing), the records added
             x = SkeletalEvent.model_validate_json(m)
             unmarked = x.model_copy(
                 update={"evidence": [i for i in x.evidence if i.name != "future_dated_record_to_verify"]}
             )
-            assert unmarked.model_dump(exclude={"event_id"}) == SkeletalEvent.model_validate_json(b[key]).model_dump(
+            escalation = _emergency(b.get(key)) and not _emergency(a.get(key))
+            assert escalation or (_emergency(a.get(key)) and not _emergency(b.get(key))), key
+            assert escalation or _decision(b.get(key)) != _decision(c.get(key)), key
+            source = b[key] if escalation else a[key]
+            assert unmarked.model_dump(exclude={"event_id"}) == SkeletalEvent.model_validate_json(source).model_dump(
                 exclude={"event_id"}
             )
+            COUNTS["marked SREs"] += 1
             continue
         if m is not None and "À vérifier" in m and key.startswith("rec:"):
-            assert _emergency(b.get(key)) and not _emergency(a.get(key)), key
+            escalation = _emergency(b.get(key)) and not _emergency(a.get(key))
+            assert escalation or (_emergency(a.get(key)) and not _emergency(b.get(key))), key
+            assert escalation or _decision(b.get(key)) != _decision(c.get(key)), key
+            COUNTS["marked recommendations"] += 1
             continue
         if m == a.get(key):
             continue  # A's (or B's, the same)

@@ -23,8 +23,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from contracts.base import Message
 from contracts.clinical import SkeletalEvent
 from services.scoring.domain import ScoringState, apply_event
@@ -57,26 +55,12 @@ def _chain(first: bool, amended: bool, ahead: bool) -> tuple[list[SkeletalEvent]
     return sc.live_sres(before), sc.live_sres(before + out), a2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review R29-SC: in_force_now walks A2.corrects back to the original O, not to the chain's newest current "
-        "version A1: a compression corrected away an hour ago is published current, marked (982e00c: none)"
-    ),
-)
 def test_review_r29sc_a_second_amendment_dated_ahead_does_not_bring_back_a_corrected_compression() -> None:
     before, after, _ = _chain(first=True, amended=False, ahead=False)
     assert before == []  # A1 (in force) says no compression
     assert after == []  # is [cord_compression current, marked "à vérifier"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review R29-SC: B reads the corrected original O (no), not the version in force until now A1 (compression): "
-        "B and C agree on none, today's compression is withdrawn by a future-dated record with no 'à vérifier'"
-    ),
-)
 def test_review_r29sc_a_second_amendment_dated_ahead_keeps_todays_amended_compression_to_verify() -> None:
     before, after, a2 = _chain(first=False, amended=True, ahead=False)
     assert [(x.kind, x.current) for x in before] == [("cord_compression", True)]

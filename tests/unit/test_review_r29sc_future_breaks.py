@@ -19,8 +19,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from contracts.base import Message
 from contracts.clinical import SkeletalEvent
 from services.scoring import rules as r
@@ -72,7 +70,6 @@ LATE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=LATE)
 def test_review_r29sc_a_compression_agreed_from_b_leaves_its_window_on_time() -> None:
     """Re-confirmation ahead: B and C agree (current), B's SRE published. At T0 + 6 weeks B's deficit is too old; B
     (historical) and C (current) then disagree and A's unit (no inferred compression: A's deficit is dated ahead)
@@ -84,7 +81,6 @@ def test_review_r29sc_a_compression_agreed_from_b_leaves_its_window_on_time() ->
     assert s.next_due is not None and s.next_due <= after  # is NOW + 3 days - 15 min + 1 s
 
 
-@pytest.mark.xfail(strict=True, reason=LATE)
 def test_review_r29sc_an_escalation_marked_to_verify_ends_with_b_s_window() -> None:
     """Contradiction ahead (deficit "no" dated in 3 days): B's emergency, marked "à vérifier". When B's deficit
     leaves its window, B has no emergency left and A's unit (none) is decided; the marked current SRE stays
@@ -106,13 +102,6 @@ def test_review_r29sc_before_b_s_window_ends_nothing_changes() -> None:
         assert s.next_due is not None and s.next_due > NOW
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "review R29-SC: a current cord compression resting only on a report dated ahead (B: none, over a current "
-        "'no') is A's unit, published unmarked: the clinician is not told it rests on a record dated in the future"
-    ),
-)
 def test_review_r29sc_a_compression_only_from_a_report_dated_ahead_is_marked_to_verify() -> None:
     """FH-SC2's case (CLASS-SRE L259-296, RT-MSCC L1397-1402): today's imaging says no compression; a report dated
     tomorrow says compression. A (today's) publishes a current SRE; B (current data) none; C current. Keeping the
@@ -128,7 +117,6 @@ def test_review_r29sc_a_compression_only_from_a_report_dated_ahead_is_marked_to_
     assert [(i.source_event_id, i.occurred_at) for i in shown] == [(yes.event_id, yes.occurred_at)]
 
 
-@pytest.mark.xfail(strict=True, reason=LATE)
 def test_review_r29sc_a_mirels_fixation_agreed_from_b_follows_b_s_pain_window() -> None:
     """The same on a recommendation (MIRELS-HIGH L1314-1330, critical): femur shaft (2), half the cortex (2), lytic
     (3), functional pain (3): Mirels 10, 12 months of life expectancy. The lesion's pain (T0) is assessed again,
