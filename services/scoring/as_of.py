@@ -344,10 +344,13 @@ def _recommendation(d: Decisions, slot: str) -> tuple[Unit, Lazy[Recommendation]
 
 def _sre_key(sre: SkeletalEvent, patient_id: str) -> Hashable:
     """An SRE's unit: a lesion's fracture or cord compression by kind and lesion (current or historical: sre.py
-    `_lesion_sre`), else by kind and its first evidence (a treatment's record, a crisis episode's first value)."""
+    `_lesion_sre`), else by kind and its first evidence (a treatment's record, a crisis episode's first value). A
+    marked SRE (`_marked_sre`) has the key of the SRE it marks."""
     if sre.lesion_id is not None and sre.kind in ("cord_compression", "pathological_fracture"):
+        shown = [str(i.source_event_id) for i in sre.evidence if i.name == "future_dated_record_to_verify"]
         for version in ((), ("historical",)):
-            if sre.event_id == derived_id("sre", sre.kind, patient_id, sre.lesion_id, *version):
+            base = derived_id("sre", sre.kind, patient_id, sre.lesion_id, *version)
+            if sre.event_id == base or (shown and sre.event_id == derived_id("sre-to-verify", base, *shown)):
                 return ("lesion", sre.kind, sre.lesion_id)
     first = sre.evidence[0].source_event_id if sre.evidence else None
     return (sre.kind, str(first), sre.lesion_id)
