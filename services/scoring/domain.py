@@ -17,6 +17,7 @@ from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.rules import RULESET_VERSION, cite
 from contracts.topics import SCORES
+from services.scoring import as_of
 from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
 from services.scoring.clock import next_due
@@ -37,6 +38,7 @@ __all__ = [
     "apply_event",
     "current_scores",
     "decide",
+    "decide_now",
     "retain",
 ]
 
@@ -118,6 +120,31 @@ def decide(
     return d
 
 
+def decide_now(
+    s: ScoringState,
+    patient_id: str,
+    scope: Scope = EVERYTHING,
+    *,
+    now: datetime | None = None,
+    policy: r.Policy = r.DEFAULT_POLICY,
+    memo: bool = True,
+    seen: as_of.Merged | None = None,
+) -> Decisions:
+    """`decide` (decision A), and HAZ-27-FUTURE-HIDES's "decide twice" when it reads a future-dated fact: B (the
+    current one holds) and C (the future one holds now), memo bypassed, merged per unit (services/scoring/as_of.py).
+    With no future-dated fact (the common case), A itself: the same code path and objects."""
+    d = decide(s, patient_id, scope, now=now, policy=policy, memo=memo)
+    ref = now if now is not None else s.as_of()
+    if ref is None:
+        return d
+    limit = as_of.limit_of(ref, policy)
+    if not as_of.has_future(s, limit):
+        return d
+    b = decide(as_of.current_view(s, limit), patient_id, scope, now=ref, policy=policy, memo=False)
+    c = decide(as_of.redated_view(s, limit), patient_id, scope, now=ref, policy=policy, memo=False)
+    return as_of.merge(d, b, c, patient_id, as_of.future_records(s, limit), seen)
+
+
 # ---- applying an event: merge, decide, publish the difference -------------------------------------------------
 def apply_event(
     state: ScoringState,
@@ -132,7 +159,7 @@ def apply_event(
     s = merge(state, event)
     scope = scope_of(event)
     warm = s.warm()  # issue 25: a state big enough for remembering per patient to pay (common.FamilyMemo)
-    d = decide(s, event.patient_id, scope, now=now, policy=policy, memo=warm)  # only what this event can change
+    d = decide_now(s, event.patient_id, scope, now=now, policy=policy, memo=warm)  # only what this event can change
     out: list[Message] = []
     for slot, lazy in d.recommendations.items():
         old = s.recommendations.get(slot)
@@ -189,6 +216,10 @@ def apply_event(
         s = retain(s, event.patient_id if warm else None)
     reference = now if now is not None else s.as_of()
     s.next_due = None if reference is None else next_due(s, reference, policy, event.patient_id if warm else None)
+    if reference is not None:  # HAZ-27-FUTURE-HIDES: B's moments too (as_of.next_due_ahead)
+        ahead = as_of.next_due_ahead(s, reference, policy)
+        if ahead is not None and (s.next_due is None or ahead < s.next_due):
+            s.next_due = ahead
     return s, caused_by(out, event)
 
 
@@ -358,7 +389,7 @@ def current_scores(
     if state is None:
         return []
     out: list[Score] = []
-    for slot, lazy in decide(state, patient_id, now=now, policy=policy).scores.items():
+    for slot, lazy in decide_now(state, patient_id, now=now, policy=policy).scores.items():
         sc = lazy.build()
         published = state.score_ids.get(slot)
         if published is not None and state.scores.get(slot) == str(lazy.event_id):

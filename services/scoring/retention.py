@@ -199,7 +199,9 @@ def _mark_clean(patient: str | None, s: ScoringState, start: datetime, known: It
     for name in TABLES:
         if name not in known:
             table = getattr(s, name)
-            times = [x.occurred_at for x in table.values()] if name in kept else []
+            # labs by clinical time (calcium.py leaves a future-dated value out; retention residual, HAZ-27)
+            at = (lambda x: x.occurred_at) if name == "labs" else _kept_at
+            times = [at(x) for x in table.values()] if name in kept else []
             _mark_table(patient, name, table, times, start, kept.get(name, 0))
 
 
@@ -214,8 +216,8 @@ def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
         and len(s.findings) <= FINDINGS_KEPT
         and len(s.assessments) <= ASSESSMENTS_KEPT
         and all(v.occurred_at >= start for v in s.labs.values())
-        and all(f.occurred_at >= start for f in s.findings.values())
-        and all(a.occurred_at >= start for a in s.assessments.values())
+        and all(_kept_at(f) >= start for f in s.findings.values())
+        and all(_kept_at(a) >= start for a in s.assessments.values())
         and not any(len(x.new_foci) > 1 for x in s.lesions.values())
         and not any(_unread(e) for e in s.treatments.values())
         and (
@@ -223,6 +225,19 @@ def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
             or sum(isinstance(e.treatment, SystemicDrug) for e in s.treatments.values()) <= DRUGS_KEPT
         )
     )
+
+
+#: HAZ-27-FUTURE-HIDES: a record dated after its own recording by more than this is dated ahead (its producer's clock)
+AHEAD: Final = r.DEFAULT_POLICY.future_tolerance
+
+
+def _kept_at(x: ImagingFinding | ClinicalAssessment | TreatmentEvent) -> datetime:
+    """The time a record is kept by (its clinical time; for one dated ahead of its own recording, its recorded time).
+    HAZ-27-FUTURE-HIDES (review R28-SC): records dated ahead (a producer's clock) are otherwise the newest, kept first,
+    and a current record is folded into a summary with a future-dated one of its lesion, where "decide twice"
+    (as_of.py) can no longer leave the future one out. Identity when no record is dated ahead (the stored state of a
+    history without clock skew is unchanged). Labs are kept by clinical time (the calcium residual)."""
+    return x.occurred_at if x.occurred_at <= x.recorded_at + AHEAD else x.recorded_at
 
 
 def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
@@ -303,11 +318,11 @@ def _retain_records(
     """The records to keep (every chain of versions with a record at or after the cutoff), and those of the others
     that count, in clinical order, to fold into the summary; None when all are kept."""
     rows = list(records.values())
-    cutoff = _cutoff((x.occurred_at for x in rows), start, kept)
-    if all(x.occurred_at >= cutoff for x in rows):
+    cutoff = _cutoff((_kept_at(x) for x in rows), start, kept)
+    if all(_kept_at(x) >= cutoff for x in rows):
         return None
     roots = chain_roots(rows, group)
-    recent = {roots[x.event_id] for x in rows if x.occurred_at >= cutoff}
+    recent = {roots[x.event_id] for x in rows if _kept_at(x) >= cutoff}
     if all(roots[x.event_id] in recent for x in rows):
         return None
     counted = {x.event_id for x in effective(rows, group)}

@@ -283,3 +283,27 @@ def isolated_text(lesion: str, modalities: str) -> str:
         "(scanner ou IRM), puis demander un avis spécialisé (diagnostics différentiels fréquents). Tant qu'elle "
         "n'est pas confirmée, elle n'est ni comptée comme métastase ni comme événement osseux."
     )
+
+
+def to_verify_text(dates: list[datetime]) -> str:
+    """HAZ-27-FUTURE-HIDES: a decision made from the current data alone, which a record dated in the future
+    contradicts (services/scoring/as_of.py)."""
+    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
+    one = len(dates) <= 1
+    return (
+        f"À vérifier : {'un enregistrement daté' if one else 'des enregistrements datés'} du {when}, dans le futur "
+        f"pour l'horloge du service, {'contredit' if one else 'contredisent'} cette décision, prise sur les seules "
+        "données actuelles. Vérifier la date de cet enregistrement (horloge de la source) et son contenu."
+    )
+
+
+def rests_on_future_text(dates: list[datetime]) -> str:
+    """HAZ-27-FUTURE-HIDES (review R29-SC): an emergency kept although the current data alone do not give it: it
+    rests on a record dated in the future (services/scoring/as_of.py)."""
+    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
+    one = len(dates) <= 1
+    return (
+        f"À vérifier : cette décision repose sur {'un enregistrement daté' if one else 'des enregistrements datés'} du "
+        f"{when}, dans le futur pour l'horloge du service ; les seules données actuelles ne la donnent pas. Maintenue "
+        "par prudence : vérifier la date de cet enregistrement (horloge de la source) et son contenu."
+    )

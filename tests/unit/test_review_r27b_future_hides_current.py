@@ -86,7 +86,6 @@ def test_review_r27b_rt_a_life_expectancy_dated_tomorrow_does_not_hide_the_curre
     assert _rt([estimate, fracture, tomorrows], "SURG-LE") == [("info", "recommended")]  # is "cannot_decide"
 
 
-@pytest.mark.xfail(strict=True, reason=FAILS)
 def test_review_r27b_scoring_a_deficit_dated_tomorrow_keeps_the_current_cord_compression() -> None:
     s, out = sc.run([sc.finding(0, **sc.T9, epidural_extension=True), sc.assessment(10, neurological_deficit=True)])
     assert [(x.kind, x.current) for x in sc.live_sres(out)] == [("cord_compression", True)]

@@ -37,8 +37,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from contracts.base import Message
 from services.scoring.domain import ScoringState, apply_event
 from services.scoring.retention import FINDINGS_KEPT
@@ -125,7 +123,6 @@ def test_review_r28sc_an_entered_in_error_dated_tomorrow_brings_back_no_withdraw
     assert _compressions([seen, later, error]) == []  # is [True]
 
 
-@pytest.mark.xfail(strict=True, reason=RESIDUAL)
 def test_review_r28sc_past_the_kept_findings_a_future_one_does_not_withdraw_todays_compression() -> None:
     """One finding of T9 dated tomorrow saying "no compression" and FINDINGS_KEPT of other lesions dated later: the
     T9 one is folded with today's report into T9's summary (retention keeps the newest by clinical time, patient-
@@ -141,7 +138,6 @@ def test_review_r28sc_past_the_kept_findings_a_future_one_does_not_withdraw_toda
     assert _compressions([_compression_seen(), no_longer, *others, then]) == [True]  # is []
 
 
-@pytest.mark.xfail(strict=True, reason=TREATMENT)
 def test_review_r28sc_a_decompression_dated_tomorrow_leaves_todays_compression_current() -> None:
     """CLASS-SRE: a cord compression is current while untreated; a decompression dated tomorrow (left out of every
     decision) makes it historical today (also on c63da6d)."""
