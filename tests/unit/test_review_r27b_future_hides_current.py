@@ -5,8 +5,9 @@ leave out as dated in the future, the instant it becomes effective (the tick at 
 convention for every window): the planner's gap (no deadline) is not there. They have another one the systemic
 planner avoids ("a value dated in the future ... never hides the newest real one", inputs.latest and
 LIFE_EXPECTANCY_KEPT): they keep one fact per name (the newest by clinical time), so a fact dated beyond the
-tolerance hides the current one until its date comes. Strict xfails, each a minimal case (2026-12-06: the fixes
-that read the facts as of the decision were reverted after reviews R28-RT, R28-RT2, R28-SC, R28-SYS):
+tolerance hides the current one until its date comes. Each a minimal case, a strict xfail until the "decide twice"
+fix (2026-12-06; before it, the fixes that read the facts as of the decision were reverted after reviews R28-RT,
+R28-RT2, R28-SC, R28-SYS):
 - RT-MSCC: an imaging report re-confirming a cord compression, dated tomorrow, downgrades today's emergency
   (critical "urgence thérapeutique") to "donnée non actuelle" (warning);
 - RT-MSCC: a neurological deficit assessed again with a date tomorrow does the same to the compression inferred
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment
