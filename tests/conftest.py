@@ -51,6 +51,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     workers."""
     if config.getvalue("dist") != "loadgroup":
         return None
+    # groups in collection order (`./osteocds test` names the impact files first), not by their number of tests:
+    # the impact group is long with few tests: begun last, it would run alone at the end
+    config.option.loadscopereorder = False
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     class ByGroup(LoadScopeScheduling):  # type: ignore[misc]
