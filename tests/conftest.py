@@ -36,31 +36,15 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-def _xdist_group(nodeid: str) -> str:
-    """A test's group under `--dist loadgroup`: its file; the two impact files one group."""
-    path = nodeid.split("::", 1)[0]
-    return "impact" if path.rsplit("/", 1)[-1].startswith("test_impact") else path
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `-n 2 --dist loadgroup` (`./osteocds test`): a file's tests on one worker (its module fixtures made once),
-    and the two impact files on the same one (they share the crisis runs of tests/impact_shared.py, made once per
-    process). A scheduler of its own: xdist's loadgroup reads `xdist_group` marks from the node IDs it rewrites
-    (`item._nodeid`), which pytest 9 no longer reads; the marks were ignored and a file's tests went to both
-    workers."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    # groups in collection order (`./osteocds test` names the impact files first), not by their number of tests:
-    # the impact group is long with few tests: begun last, it would run alone at the end
-    config.option.loadscopereorder = False
-    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
-
-    class ByGroup(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            return _xdist_group(nodeid)
-
-    return ByGroup(config, log)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `-n 2 --dist loadgroup` (`./osteocds test`'s in-process step): a file's tests on one worker (its module
+    fixtures made once), and the two impact files on the same one (they share the crisis runs of
+    tests/impact_shared.py, made once per process). NB: with pytest 9.2 and xdist 3.8 these marks are not applied
+    (xdist's worker writes the group into `item._nodeid`, which pytest 9 no longer reads: a file's tests go to both
+    workers); `./osteocds test`'s timings were measured so."""
+    for item in items:
+        group = "impact" if item.path.name.startswith("test_impact") else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
