@@ -77,6 +77,7 @@ def test_a_binding_without_components_compares_the_namespace_id_only() -> None:
     assert SenderPolicy({"cn:lab.chu": [loose]}).allowed["cn:lab.chu"] == [loose]
 
 
+@pytest.mark.serial  # timed (closed at once, not after the handshake time-out): alone in `./osteocds test`
 async def test_plaintext_on_the_tls_port_is_never_buffered_beyond_its_header(pki: Pki) -> None:
     """A sender without TLS (anyone who reaches the port) gets one AR read from its MSH; a frame with no end block is
     not buffered up to the message limit (1 MB per connection, for the handshake time-out, with no certificate): the

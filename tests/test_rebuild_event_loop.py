@@ -13,6 +13,7 @@ import gc
 import json
 import time
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
@@ -22,6 +23,9 @@ from shared.runtime.rebuild import rebuild
 from shared.runtime.service import Service
 from tests.conftest import lab
 from tests.test_changelog import CALCIUM, Counted, count, toy
+
+#: the event loop's longest gap, timed: alone in `./osteocds test`
+pytestmark = pytest.mark.serial
 
 EVENTS = 3000
 PATIENTS = 30

@@ -19,6 +19,9 @@ from aiokafka.structs import TopicPartition
 from shared.runtime import reading, retrying
 from tests.test_changelog import toy
 
+#: a bound on a wait, timed: alone in `./osteocds test`
+pytestmark = pytest.mark.serial
+
 STALL_S = 1.0
 
 

@@ -25,6 +25,9 @@ from shared import transport
 from shared.runtime import retrying
 from shared.settings import Settings
 
+#: the client's bound, timed: alone in `./osteocds test`
+pytestmark = pytest.mark.serial
+
 BOUND_S = 1.0
 
 

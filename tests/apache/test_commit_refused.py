@@ -8,6 +8,8 @@ import asyncio
 import time
 import uuid
 
+import pytest
+
 from contracts.base import Message
 from contracts.hospital import LabResult
 from contracts.topics import Topic
@@ -15,6 +17,9 @@ from shared.runtime.kafka import ensure_topics
 from shared.runtime.service import Context, Service
 from tests.conftest import Publish, lab
 from tests.test_runtime import _settings
+
+#: a session outlived on purpose (its timeout against a stall): alone in `./osteocds test`
+pytestmark = pytest.mark.serial
 
 
 async def test_a_member_expelled_mid_batch_keeps_running_and_processes_each_record_once(

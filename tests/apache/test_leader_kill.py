@@ -23,7 +23,7 @@ from devstack.stack import SERVICE_MODULES, RunningStack, service_env, wait_unti
 from shared.web.auth import CLINICIAN
 from tests.chaos.harness import Event, _decision, _publish, _spawn, compare, make_events, settle
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # its own clusters and stack, twice; failovers timed: alone
 
 #: the workload: about 150 patients' events, published at RATE per second in both runs (about 22 s: both kills
 #: fall in it unless a restart takes more than about 15 s)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.chaos.harness import chaos
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # its own broker, Redis and stack, twice: alone
 
 
 async def test_kills_and_a_redis_flush_lose_duplicate_or_falsify_no_alert(tmp_path: Path) -> None:

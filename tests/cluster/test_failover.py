@@ -10,7 +10,7 @@ import pytest
 
 from tests.cluster.failover import failover
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # its own cluster and stack, twice; the failover timed: alone
 
 
 async def test_a_master_killed_mid_stream_loses_duplicates_or_falsifies_no_alert(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from tests.conftest import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # the settle window and escalation delay, timed: alone
 
 
 def recommendation(

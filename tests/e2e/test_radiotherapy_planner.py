@@ -184,11 +184,11 @@ async def test_cementoplasty_low_platelets_on_clopidogrel_is_not_ready_and_says_
     async def not_ready() -> dict[str, Any] | None:
         i = plan_item(await local_plan(stack, patient_id), "L3-a:cement")
         checks = {c["name"]: c for c in (i or {}).get("checks", [])}
-        return (
-            i
-            if "platelets" in checks and "clopidogrel" in checks and "42" in checks["platelets"]["detail_fr"]
-            else None
-        )
+        # both results reached the planner (the TP after the platelets: a plan read between the two, seen on a
+        # loaded host, has the TP "résultat inconnu")
+        tp_known = "prothrombin" in checks and "inconnu" not in checks["prothrombin"]["detail_fr"]
+        platelets = "platelets" in checks and "42" in checks["platelets"]["detail_fr"]
+        return i if platelets and tp_known and "clopidogrel" in checks else None
 
     item = await wait_for(not_ready, timeout=20)
     assert item["status"] == "to_do" and "pas prête" in item["title"]

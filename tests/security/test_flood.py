@@ -25,7 +25,7 @@ from shared.web.auth import OPS
 from tests.conftest import auth, consume_until, lab, outcomes, wait_for
 from tests.e2e.test_lab_ingestion import crisis, oru, post_hl7
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # latencies under a flood: alone
 PARTITIONS = 6
 
 

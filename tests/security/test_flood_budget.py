@@ -17,7 +17,7 @@ from tests.conftest import auth, wait_for
 from tests.e2e.test_lab_ingestion import ALB_3_0, CA_13_6, crisis, oru, post_hl7
 from tests.security.test_flood import quiet, same_partition_as
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # latencies under a flood: alone
 
 MESSAGES, RESULTS = 42, 499  # the flood measured in issue 25: 42 messages of 499 results within a minute
 PATIENT_BUDGET, WINDOW_S = 2_000, 60  # INTAKE_PATIENT_RESULTS_PER_WINDOW and INTAKE_BUDGET_WINDOW_S's defaults

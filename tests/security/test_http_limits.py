@@ -68,6 +68,7 @@ async def test_deeply_nested_json_is_a_400_with_a_reason(stack: RunningStack, se
         assert r.status_code == 400 and "HTTP_MAX_JSON_DEPTH" in r.json()["detail"], (depth, r.text[:200])
 
 
+@pytest.mark.serial  # timed (CPU): alone in `./osteocds test`
 def test_json_depth_skips_strings_and_is_fast() -> None:
     assert json_depth(b'{"a": [1, {"b": "[[[[{{{"}], "c": "\\"]]"}') == 3
     assert json_depth(b"[]") == 1 and json_depth(b'"x"') == 0
