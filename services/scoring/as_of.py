@@ -44,8 +44,7 @@ from services.scoring import texts as t
 from services.scoring.clock import next_due as clock_next_due
 from services.scoring.common import Decisions
 from services.scoring.state import Assessment, Lesion, ScoringState, merge_assessment, merge_finding
-from shared.clinical.corrections import _target as correction_target
-from shared.clinical.corrections import effective
+from shared.clinical.corrections import chains, effective
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import _kind as treatment_group
@@ -59,27 +58,13 @@ def limit_of(ref: datetime, policy: r.Policy) -> datetime:
     return ref + policy.future_tolerance
 
 
-def _assessment_facts(a: Assessment) -> list[Fact[Any]]:
-    facts: list[Fact[Any] | None] = [
-        a.ecog,
-        a.pain_character,
-        a.pain_intensity,
-        a.neurological_deficit,
-        a.life_expectancy_months,
-        a.primary_controlled,
-        a.extra_osseous,
-    ]
-    facts += [*a.life_expectancy_estimates, *a.lesion_pain_intensity.values(), *a.lesion_pain_character.values()]
-    return [f for f in facts if f is not None]
-
-
 def has_future(s: ScoringState, limit: datetime) -> bool:
     """Whether a decision reads a future-dated fact: a lesion's newest finding (every fact of a lesion's fold is at
     most as new), an assessment item, a treatment record (CLASS-SRE reads treatments whatever their date). Labs:
     calcium.py leaves them out itself (the module's docstring)."""
     return (
         any(x.latest.occurred_at > limit for x in s.lesions.values())
-        or any(f.occurred_at > limit for f in _assessment_facts(s.assessment))
+        or any(f.occurred_at > limit for f in s.assessment.every())
         or any(e.occurred_at > limit for e in s.treatments.values())
     )
 
@@ -102,7 +87,7 @@ def future_records(s: ScoringState, limit: datetime) -> list[FutureRecord]:
     for x in s.lesions.values():
         if x.latest.occurred_at > limit and x.latest.event_id not in found:
             found[x.latest.event_id] = FutureRecord(x.latest.event_id, x.latest.occurred_at, x.latest.lesion_id)
-    others: list[Any] = [*s.assessments.values(), *_assessment_facts(s.assessment), *s.treatments.values()]
+    others: list[Any] = [*s.assessments.values(), *s.assessment.every(), *s.treatments.values()]
     for e in others:
         if e.occurred_at > limit and e.event_id not in found:
             found[e.event_id] = FutureRecord(e.event_id, e.occurred_at, None)
@@ -155,19 +140,8 @@ def in_force_now(rows: list[R], group: Callable[[R], Hashable], limit: datetime)
         return kept
     by_id = {x.event_id: x for x in rows}
     # each correction's target on the whole set (corrections.resolve's: an amendment naming none, its group's newest)
-    targets = {x.event_id: correction_target(x, rows, group) for x in rows if x.record_status != "final"}
-
-    def origin(event_id: uuid.UUID) -> uuid.UUID:
-        seen = {event_id}
-        while (up := targets.get(event_id)) is not None and up not in seen:  # a cycle is a data error: stop there
-            seen.add(up)
-            event_id = up
-        return event_id
-
-    chains: dict[uuid.UUID, list[R]] = {}
-    for x in rows:
-        if targets.get(x.event_id) is not None:
-            chains.setdefault(origin(x.event_id), []).append(x)
+    walked = chains(rows, group)
+    targets, origin, versions = walked.targets, walked.root, walked.versions
     out: list[R] = []
     for x in kept:
         if x.occurred_at <= limit:
@@ -176,7 +150,7 @@ def in_force_now(rows: list[R], group: Callable[[R], Hashable], limit: datetime)
         root = origin(x.event_id)
         if root == x.event_id:
             continue  # a record of its own dated ahead (never amended): no earlier version
-        v = _replayed(root, chains.get(root, []), targets, limit)
+        v = _replayed(root, versions.get(root, []), targets, limit)
         found = None if v is None else by_id.get(v)
         if found is not None and found.occurred_at <= limit:
             out.append(found)
@@ -229,7 +203,7 @@ def _current_lesions(s: ScoringState, limit: datetime) -> dict[str, Lesion]:
 def _current_assessment(s: ScoringState, limit: datetime) -> Assessment:
     """The assessment folded again from retention's summary and the versions in force now; with no assessment kept
     one by one, it is its own summary (as A: retention residual)."""
-    if not s.assessments or not any(f.occurred_at > limit for f in _assessment_facts(s.assessment)):
+    if not s.assessments or not any(f.occurred_at > limit for f in s.assessment.every()):
         return s.assessment
     a = s.assessment_base or Assessment()
     for x in in_force_now(list(s.assessments.values()), lambda e: e.patient_id, limit):
@@ -292,7 +266,7 @@ def _redated_lesion(x: Lesion, limit: datetime) -> Lesion:
 
 
 def _redated_assessment(a: Assessment, limit: datetime) -> Assessment:
-    if not any(f.occurred_at > limit for f in _assessment_facts(a)):
+    if not any(f.occurred_at > limit for f in a.every()):
         return a
     update: dict[str, Any] = {
         name: _at(getattr(a, name), limit)

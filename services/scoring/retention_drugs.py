@@ -25,7 +25,7 @@ from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug,
 from services.scoring import rules as r
 from services.scoring.common import instant
 from services.scoring.state import ScoringState
-from shared.clinical.corrections import _target as correction_target
+from shared.clinical.corrections import chains
 from shared.clinical.dates import add_months, local_day
 from shared.clinical.treatments import effective_treatments, in_effect_order
 
@@ -242,13 +242,5 @@ R = TypeVar("R", ImagingFinding, ClinicalAssessment, TreatmentEvent)  # (retenti
 
 def chain_roots(rows: list[R], group: Callable[[R], Hashable]) -> dict[uuid.UUID, uuid.UUID]:
     """Each record's chain of versions, named by its original's ID (as shared/clinical/corrections.resolve does)."""
-    targets = {x.event_id: correction_target(x, rows, group) for x in rows if x.record_status != "final"}
-
-    def root(event_id: uuid.UUID) -> uuid.UUID:
-        seen = {event_id}
-        while (up := targets.get(event_id)) is not None and up not in seen:
-            seen.add(up)
-            event_id = up
-        return event_id
-
-    return {x.event_id: root(x.event_id) for x in rows}
+    walked = chains(rows, group)
+    return {x.event_id: walked.root(x.event_id) for x in rows}

@@ -64,6 +64,29 @@ class Assessment(BaseModel):
     lesion_pain_character: dict[str, Fact[str]] = Field(default_factory=dict)
     extra_osseous: Fact[ExtraOsseousMetastases] | None = None
 
+    def named(self) -> list[Fact[Any]]:
+        """The patient's facts held by name (the newest of each), those present."""
+        facts: list[Fact[Any] | None] = [
+            self.ecog,
+            self.pain_character,
+            self.pain_intensity,
+            self.neurological_deficit,
+            self.life_expectancy_months,
+            self.primary_controlled,
+            self.extra_osseous,
+        ]
+        return [f for f in facts if f is not None]
+
+    def every(self) -> list[Fact[Any]]:
+        """Every fact it holds: by name, the estimates kept, each lesion's pain (HAZ-27-FUTURE-HIDES: scoring's
+        as_of.py looks for one dated in the future)."""
+        return [
+            *self.named(),
+            *self.life_expectancy_estimates,
+            *self.lesion_pain_intensity.values(),
+            *self.lesion_pain_character.values(),
+        ]
+
 
 class LabValue(BaseModel):
     analyte: str
@@ -138,17 +161,7 @@ class ScoringState(BaseModel):
         times = [x.latest.recorded_at for x in self.lesions.values()]
         times += [e.recorded_at for e in self.treatments.values()]
         times += [v.recorded_at for v in self.labs.values()]
-        a = self.assessment
-        facts: list[Fact[Any] | None] = [
-            a.ecog,
-            a.pain_character,
-            a.pain_intensity,
-            a.neurological_deficit,
-            a.life_expectancy_months,
-            a.primary_controlled,
-            a.extra_osseous,
-        ]
-        times += [f.recorded_at for f in facts if f is not None]
+        times += [f.recorded_at for f in self.assessment.named()]
         if self.dropped_recorded is not None:  # labs and treatment events retention no longer keeps (issue 25)
             times.append(self.dropped_recorded)
         return max(times, default=None)

@@ -75,6 +75,32 @@ def _target(r: R, rows: list[R], group: Callable[[R], Hashable]) -> uuid.UUID | 
 
 
 @dataclass(frozen=True)
+class Chains(Generic[R]):
+    """Each correction's target, read on the whole record set (`_target`), and each chain's versions (its
+    corrections, in the records' order) by its original's ID: the walk `resolve`, scoring's view "the current one
+    holds" (HAZ-27-FUTURE-HIDES) and its drug retention share."""
+
+    targets: dict[uuid.UUID, uuid.UUID | None]
+    versions: dict[uuid.UUID, list[R]]
+
+    def root(self, event_id: uuid.UUID) -> uuid.UUID:
+        """The original a version descends from (itself when it corrects nothing)."""
+        seen = {event_id}
+        while (up := self.targets.get(event_id)) is not None and up not in seen:  # a cycle is a data error: stop there
+            seen.add(up)
+            event_id = up
+        return event_id
+
+
+def chains(rows: list[R], group: Callable[[R], Hashable]) -> Chains[R]:
+    found: Chains[R] = Chains({r.event_id: _target(r, rows, group) for r in rows if r.record_status != "final"}, {})
+    for r in rows:
+        if found.targets.get(r.event_id) is not None:
+            found.versions.setdefault(found.root(r.event_id), []).append(r)
+    return found
+
+
+@dataclass(frozen=True)
 class Resolution(Generic[R]):
     """`kept`: the records that count, in clinical order; `to_check`, in clinical order: amendments withdrawn while
     they were the version that counted (what they replaced is not brought back), and versions that still count
@@ -88,19 +114,8 @@ def resolve(records: Iterable[R], group: Callable[[R], Hashable]) -> Resolution[
     """Each chain of versions resolved to the version that counts (see the module's docstring)."""
     rows = list(records)
     by_id = {r.event_id: r for r in rows}
-    targets = {r.event_id: _target(r, rows, group) for r in rows if r.record_status != "final"}
-
-    def root(event_id: uuid.UUID) -> uuid.UUID:
-        seen = {event_id}
-        while (up := targets.get(event_id)) is not None and up not in seen:  # a cycle is a data error: stop there
-            seen.add(up)
-            event_id = up
-        return event_id
-
-    chains: dict[uuid.UUID, list[R]] = {}
-    for r in rows:
-        if r.event_id in targets and targets[r.event_id] is not None:
-            chains.setdefault(root(r.event_id), []).append(r)
+    walked = chains(rows, group)
+    targets, versions = walked.targets, walked.versions
     kept: list[R] = []
     to_check: list[R] = []
     for r in rows:
@@ -108,15 +123,15 @@ def resolve(records: Iterable[R], group: Callable[[R], Hashable]) -> Resolution[
             continue  # a correction: it counts, if it does, as the newest version of its chain (below)
         if r.record_status == "entered-in-error":
             continue
-        if r.event_id not in chains:
+        if r.event_id not in versions:
             kept.append(r)  # never corrected (an amendment with no target is a record of its own)
-    for origin, versions in chains.items():
+    for origin, chain in versions.items():
         current: uuid.UUID = origin
         seen = {origin}  # the versions of the chain so far (in recorded order)
         withdrawn: R | None = None  # the amendment whose withdrawal left the record with no version
         gone = False
         doubt = False  # an entered-in-error named a superseded version (second review): the one in force is to check
-        for c in sorted(versions, key=_recorded):
+        for c in sorted(chain, key=_recorded):
             named = targets[c.event_id]
             if c.record_status == "amended":
                 current, gone, withdrawn, doubt = c.event_id, False, None, False
