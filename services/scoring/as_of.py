@@ -43,7 +43,7 @@ from services.scoring import rules as r
 from services.scoring import texts as t
 from services.scoring.clock import next_due as clock_next_due
 from services.scoring.common import Decisions
-from services.scoring.state import Assessment, Lesion, ScoringState, merge_assessment, merge_finding
+from services.scoring.state import NAMED, Assessment, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import chains, effective
 from shared.clinical.facts import Fact
 from shared.clinical.recommend import Lazy
@@ -268,18 +268,7 @@ def _redated_lesion(x: Lesion, limit: datetime) -> Lesion:
 def _redated_assessment(a: Assessment, limit: datetime) -> Assessment:
     if not any(f.occurred_at > limit for f in a.every()):
         return a
-    update: dict[str, Any] = {
-        name: _at(getattr(a, name), limit)
-        for name in (
-            "ecog",
-            "pain_character",
-            "pain_intensity",
-            "neurological_deficit",
-            "life_expectancy_months",
-            "primary_controlled",
-            "extra_osseous",
-        )
-    }
+    update: dict[str, Any] = {name: _at(getattr(a, name), limit) for name in NAMED}
     update["life_expectancy_estimates"] = [_at(f, limit) for f in a.life_expectancy_estimates]
     for name in ("lesion_pain_intensity", "lesion_pain_character"):
         update[name] = {k: _at(f, limit) for k, f in getattr(a, name).items()}

@@ -50,6 +50,18 @@ class Lesion(BaseModel):
 LIFE_EXPECTANCY_KEPT = 10
 
 
+#: the assessment's facts held by name, the newest of each (Assessment.named; scoring's as_of.py re-dates them)
+NAMED: Final = (
+    "ecog",
+    "pain_character",
+    "pain_intensity",
+    "neurological_deficit",
+    "life_expectancy_months",
+    "primary_controlled",
+    "extra_osseous",
+)
+
+
 class Assessment(BaseModel):
     ecog: Fact[int] | None = None
     pain_character: Fact[str] | None = None  # the patient's overall pain: never a lesion's Mirels/SINS item
@@ -66,16 +78,7 @@ class Assessment(BaseModel):
 
     def named(self) -> list[Fact[Any]]:
         """The patient's facts held by name (the newest of each), those present."""
-        facts: list[Fact[Any] | None] = [
-            self.ecog,
-            self.pain_character,
-            self.pain_intensity,
-            self.neurological_deficit,
-            self.life_expectancy_months,
-            self.primary_controlled,
-            self.extra_osseous,
-        ]
-        return [f for f in facts if f is not None]
+        return [f for name in NAMED if (f := getattr(self, name)) is not None]
 
     def every(self) -> list[Fact[Any]]:
         """Every fact it holds: by name, the estimates kept, each lesion's pain (HAZ-27-FUTURE-HIDES: scoring's

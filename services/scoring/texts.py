@@ -285,13 +285,19 @@ def isolated_text(lesion: str, modalities: str) -> str:
     )
 
 
+def _future_records(dates: list[datetime]) -> tuple[str, str, bool]:
+    """ "un enregistrement daté" or the plural, their times, and whether there is one (HAZ-27-FUTURE-HIDES texts)."""
+    one = len(dates) <= 1
+    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
+    return ("un enregistrement daté" if one else "des enregistrements datés"), when, one
+
+
 def to_verify_text(dates: list[datetime]) -> str:
     """HAZ-27-FUTURE-HIDES: a decision made from the current data alone, which a record dated in the future
     contradicts (services/scoring/as_of.py)."""
-    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
-    one = len(dates) <= 1
+    records, when, one = _future_records(dates)
     return (
-        f"À vérifier : {'un enregistrement daté' if one else 'des enregistrements datés'} du {when}, dans le futur "
+        f"À vérifier : {records} du {when}, dans le futur "
         f"pour l'horloge du service, {'contredit' if one else 'contredisent'} cette décision, prise sur les seules "
         "données actuelles. Vérifier la date de cet enregistrement (horloge de la source) et son contenu."
     )
@@ -300,10 +306,9 @@ def to_verify_text(dates: list[datetime]) -> str:
 def rests_on_future_text(dates: list[datetime]) -> str:
     """HAZ-27-FUTURE-HIDES (review R29-SC): an emergency kept although the current data alone do not give it: it
     rests on a record dated in the future (services/scoring/as_of.py)."""
-    when = ", ".join(f"{at:%d/%m/%Y à %H:%M}" for at in sorted(dates))
-    one = len(dates) <= 1
+    records, when, _ = _future_records(dates)
     return (
-        f"À vérifier : cette décision repose sur {'un enregistrement daté' if one else 'des enregistrements datés'} du "
+        f"À vérifier : cette décision repose sur {records} du "
         f"{when}, dans le futur pour l'horloge du service ; les seules données actuelles ne la donnent pas. Maintenue "
         "par prudence : vérifier la date de cet enregistrement (horloge de la source) et son contenu."
     )
