@@ -43,6 +43,7 @@ from services.radiotherapy_planner.memo import READS
 from shared.clinical.corrections import effective, findings_by_lesion
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
+from shared.clinical.newest import instant
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -73,23 +74,27 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
     opinions, each lesion's effective findings, the haemostasis results. Empty in the common case (then the plan is
     decided once, as before). A future record a correction withdrew is not read, so not listed."""
     out: list[Ahead] = []
+    limit = now + FUTURE_TOLERANCE  # is_future, the sum made once (issue 25)
     for key, f in s.assessed.items():
-        if is_future(f.occurred_at, now):
+        if f.occurred_at > limit:
             name, _, lid = key.partition("@")
             value = f.value if isinstance(f.value, str | int | float | bool) else str(f.value)
             out.append(Ahead(name, value, f.occurred_at, f.event_id, lid or None))
     for o in s.opinions.values():
-        if is_future(o.occurred_at, now):
+        if o.occurred_at > limit:
             out.append(Ahead("surgical_opinion_operable", o.operable, o.occurred_at, o.event_id, o.lesion_id))
+    at = instant(limit)
     for lid, lesion in by_lesion.items():
+        if lesion.newest_at <= at:  # issue 25: a lesion's findings scanned only when one is dated ahead
+            continue
         for x in lesion.history:
-            if is_future(x.occurred_at, now):
+            if x.occurred_at > limit:
                 signs = [(n, v) for n in (*SIGNS, "status") if (v := getattr(x, n)) is not None]
                 for n, v in signs or [("imaging_finding", x.record_status)]:
                     out.append(Ahead(n, v, x.occurred_at, x.event_id, lid, finding=True))
     for analyte, table in s.labs.items():
         for v in table.values():
-            if not v.withdrawn and is_future(v.occurred_at, now):
+            if not v.withdrawn and v.occurred_at > limit:
                 out.append(Ahead(analyte, v.value, v.occurred_at, v.event_id, None))
     return out
 

@@ -37,6 +37,7 @@ from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact, newest
 from shared.clinical.irradiation import spinal_levels, treats
+from shared.clinical.newest import instant
 from shared.clinical.treatments import effective_treatments
 
 #: Findings kept per lesion (the newest), beside those `prune_findings` keeps for what the rules read further back.
@@ -269,6 +270,12 @@ class Lesion:
     lesion_id: str
     latest: FindingFact
     history: tuple[FindingFact, ...]  # oldest first
+
+    @functools.cached_property
+    def newest_at(self) -> int:
+        """Its findings' newest clinical time, as an instant (as_of.ahead: a lesion none of whose findings is dated
+        ahead is not scanned; once per lesion object, as `ids`: issue 25)."""
+        return max((instant(f.occurred_at) for f in self.history), default=-(1 << 62))
 
     @functools.cached_property
     def ids(self) -> tuple[int, ...]:

@@ -46,6 +46,7 @@ from services.scoring.common import Decisions
 from services.scoring.state import NAMED, Assessment, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import chains, effective
 from shared.clinical.facts import Fact
+from shared.clinical.newest import Newest, instant, values_at
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import _kind as treatment_group
 
@@ -61,12 +62,18 @@ def limit_of(ref: datetime, policy: r.Policy) -> datetime:
 def has_future(s: ScoringState, limit: datetime) -> bool:
     """Whether a decision reads a future-dated fact: a lesion's newest finding (every fact of a lesion's fold is at
     most as new), an assessment item, a treatment record (CLASS-SRE reads treatments whatever their date). Labs:
-    calcium.py leaves them out itself (the module's docstring)."""
-    return (
-        any(x.latest.occurred_at > limit for x in s.lesions.values())
-        or any(f.occurred_at > limit for f in s.assessment.every())
-        or any(e.occurred_at > limit for e in s.treatments.values())
-    )
+    calcium.py leaves them out itself (the module's docstring). Issue 25: each table's newest time is found once per
+    table object (shared/clinical/newest.py), so this is three integer comparisons per event."""
+    at = instant(limit)
+    return _LESIONS.after(s.lesions, at) or _ASSESSMENT.after(s.assessment, at) or _TREATMENTS.after(s.treatments, at)
+
+
+#: issue 25: the newest clinical time per table object (shared/clinical/newest.py)
+_LESIONS: Final = Newest[dict[str, Lesion]](lambda t: (x.latest.occurred_at for x in t.values()))
+_ASSESSMENT: Final = Newest[Assessment](lambda a: (f.occurred_at for f in a.every()))
+_TREATMENTS: Final = Newest[dict[str, TreatmentEvent]](values_at("occurred_at"))
+_FINDINGS: Final = Newest[dict[str, ImagingFinding]](values_at("occurred_at"))
+_ASSESSMENTS: Final = Newest[dict[str, ClinicalAssessment]](values_at("occurred_at"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,11 @@ def becoming_current(s: ScoringState, now: datetime, policy: r.Policy) -> dateti
     minus the tolerance), after `now`; the folds' facts already have theirs (clock._windows). A treatment record's
     date is no window of A's, but B reads it from then on."""
     limit = limit_of(now, policy)
+    at = instant(limit)
+    if not (  # issue 25: the common case, no scan
+        _FINDINGS.after(s.findings, at) or _ASSESSMENTS.after(s.assessments, at) or _TREATMENTS.after(s.treatments, at)
+    ):
+        return None
     records: list[Any] = [*s.findings.values(), *s.assessments.values(), *s.treatments.values()]
     first = min((e.occurred_at for e in records if e.occurred_at > limit), default=None)
     return None if first is None else first - policy.future_tolerance + CLOCK_AFTER

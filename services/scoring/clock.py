@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from services.scoring import rules as r
-from services.scoring.common import instant
 from services.scoring.state import Assessment, LabValue, Lesion, ScoringState, same_part
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
+from shared.clinical.newest import instant
 
 _AFTER: timedelta = timedelta(seconds=1)
 
@@ -30,7 +30,7 @@ def next_due(
     """With the `patient` the state belongs to, each part's moments are remembered (per patient and part)."""
     if patient is None:
         return _scanned(s, now, policy)
-    # issue 25: the moments are searched as instants (common.instant), each moment kept with its time
+    # issue 25: the moments are searched as instants (shared/clinical/newest.instant), each moment kept with its time
     after = instant(now - _AFTER)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
@@ -122,7 +122,7 @@ def _crossings(a: Assessment) -> Iterator[datetime]:
             yield when_remaining_reaches(float(le.value), le.occurred_at, m)
 
 
-#: moments sorted by time, as instants (common.instant: searched as integers) and as the times themselves
+#: moments sorted by time, as instants (newest.instant: searched as integers) and as the times themselves
 Sorted = tuple[list[int], list[datetime]]
 Times = tuple[Sorted, Sorted]
 #: issue 25: each part's moments (sorted), per patient and part, for the part's object: a transition copies only the

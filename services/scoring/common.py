@@ -9,7 +9,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Final, TypeVar
 
@@ -20,6 +20,7 @@ from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as r
 from services.scoring.state import LabValue, ScoringState, same_part
 from shared.clinical.facts import Fact
+from shared.clinical.newest import instant
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import in_effect_order
 
@@ -153,18 +154,6 @@ def _band(moments: list[int], at: int | None) -> tuple[int, int] | None:
     if at is None:
         return None
     return bisect.bisect_left(moments, at), bisect.bisect_right(moments, at)
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
-
-
-def instant(at: datetime) -> int:
-    """An aware time as microseconds since the epoch: ordered and equal as the times are (their tzinfos are fixed
-    offsets). Issue 25: the times parsed from JSON each hold their own tzinfo object, so comparing two of them calls
-    both tzinfos (utcoffset, twice when the offsets differ: +01:00 and +02:00 in France) on every comparison, a few
-    microseconds each; searched many times, they are compared as these integers."""
-    return (at - _EPOCH) // _MICROSECOND
 
 
 def around(at: datetime, policy: r.Policy, *valid: timedelta) -> tuple[datetime, ...]:

@@ -44,7 +44,6 @@ from contracts.base import derived_id
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
 from services.scoring import retention_drugs
 from services.scoring import rules as r
-from services.scoring.common import instant
 from services.scoring.retention_drugs import chain_roots, focus_days, fold_drugs
 from services.scoring.state import (
     Assessment,
@@ -58,6 +57,7 @@ from services.scoring.state import (
 )
 from shared.clinical.corrections import effective
 from shared.clinical.dates import local_day
+from shared.clinical.newest import instant
 
 #: Late and corrected records arrive within this much clinical time of the newest one (LAB-CORRECTION: an amended
 #: or withdrawn result within days; an amended imaging report or assessment within weeks). 90 days also covers the
@@ -85,7 +85,7 @@ def retain(s: ScoringState, patient: str | None = None) -> ScoringState:
     # issue 25: the tables found clean at an earlier start that no record crossed since are not walked again
     if patient is not None and len(s.labs) + len(s.findings) + len(s.assessments) + len(s.treatments) < SMALL:
         patient = None  # a small state is walked faster than its tables are remembered
-    at = instant(start)  # issue 25: compared as an integer (common.instant), once per table
+    at = instant(start)  # issue 25: compared as an integer (shared/clinical/newest.instant), once per table
     clean = set() if patient is None else {name for name in TABLES if _table_clean(patient, name, s, at)}
     drugs_done = s.drugs_cutoff == local_day(start)
     if anchor == s.newest_recorded and len(clean) == len(TABLES) and (drugs_done or _drugs(s.treatments) <= DRUGS_KEPT):
@@ -163,7 +163,7 @@ _LOCK: Final = threading.Lock()  # the runtime applies events in its worker thre
 
 
 def _table_clean(patient: str, name: str, s: ScoringState, at: int) -> bool:
-    """`at`: the horizon's start as an instant (common.instant)."""
+    """`at`: the horizon's start as an instant (shared/clinical/newest.instant)."""
     table: dict[str, Any] = getattr(s, name)
     with _LOCK:
         hit = _CLEAN.get((patient, name))
@@ -244,7 +244,7 @@ def _cutoff(times: Iterable[datetime], start: datetime, kept: int) -> datetime:
     """The clinical time from which records of a kind are kept one by one: the horizon's start, or later when more
     than `kept` records are within it."""
     every = list(times)
-    # the kept-th newest (a sort in C, of instants: common.instant; these tables hold a few dozen records at most)
+    # the kept-th newest (a sort in C, of instants: newest.instant; these tables hold a few dozen records at most)
     return start if len(every) <= kept else max(start, sorted(every, key=instant, reverse=True)[kept - 1])
 
 
@@ -262,7 +262,11 @@ def _one_focus(lesion: Lesion) -> Lesion:
 
 # ---- corrected calcium ---------------------------------------------------------------------------------------------
 def _order(v: LabValue) -> tuple[int, int, str]:
-    return instant(v.occurred_at), instant(v.recorded_at), str(v.event_id)  # as instants (common.instant)
+    return (
+        instant(v.occurred_at),
+        instant(v.recorded_at),
+        str(v.event_id),
+    )  # as instants (shared/clinical/newest.instant)
 
 
 def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, LabValue] | None, list[str]]:

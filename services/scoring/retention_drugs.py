@@ -23,10 +23,10 @@ from typing import Any, Final, TypeVar
 
 from contracts.hospital import ClinicalAssessment, ImagingFinding, SystemicDrug, TreatmentEvent
 from services.scoring import rules as r
-from services.scoring.common import instant
 from services.scoring.state import ScoringState
 from shared.clinical.corrections import chains
 from shared.clinical.dates import add_months, local_day
+from shared.clinical.newest import instant
 from shared.clinical.treatments import effective_treatments, in_effect_order
 
 
@@ -73,7 +73,7 @@ def _reach(stop: date) -> date:
 
 
 #: per patient: the treatments table and focus days a fold last kept whole, and from and until which cutoff day and
-#: start (an instant, common.instant) a fold keeps them whole (one entry a patient, the patients seen last)
+#: start (an instant, newest.instant) a fold keeps them whole (one entry a patient, the patients seen last)
 WHOLE_SIZE: Final = 16384
 _WHOLE: OrderedDict[
     str, tuple[dict[str, TreatmentEvent], frozenset[date], tuple[date, date | None], tuple[int, int | None]]

@@ -1,4 +1,4 @@
-"""Issue 25 (helper ZH): scoring searches its memo bands and clock moments as integer instants (common.instant), not
+"""Issue 25 (helper ZH): scoring searches its memo bands and clock moments as integer instants (shared/clinical/newest.instant), not
 by comparing datetimes (a time parsed from JSON holds its own tzinfo object, so each comparison calls both tzinfos).
 The instants must order and equal the times exactly as the aware datetimes do, across offsets (+01:00, +02:00, Z)."""
 
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from services.scoring.common import _band, instant
+from services.scoring.common import _band
+from shared.clinical.newest import instant
 
 _OFFSETS = st.sampled_from([timedelta(0), timedelta(hours=1), timedelta(hours=2), timedelta(hours=-5, minutes=-30)])
 _TIMES = st.builds(

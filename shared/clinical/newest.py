@@ -1,0 +1,72 @@
+"""The newest clinical time of a table of records, kept by the table's object (HAZ-27-FUTURE-HIDES, issue 25).
+
+"Decide twice" (each service's `as_of.py`) runs only when a decision reads a fact dated beyond the clock-skew
+tolerance. Finding that out scanned every record the state holds on every event, comparing aware times (each time
+parsed from JSON holds its own tzinfo, so one comparison calls two `utcoffset`s): at 10,000 events of one patient's
+history that scan was ~40 % of scoring's time per event. A table's newest time is the same for the same table, and a
+transition copies only the tables an event changes (scoring's `state.merge`; the same assumption as
+`shared/runtime/parts_json.StoredJson`), so it is found once per table object: "is anything dated after the limit?"
+is then one integer comparison per table.
+
+A table is kept with its length and held strongly while remembered (its ID cannot be reused meanwhile), bounded
+(least recently used out): a table filled in place after it was first seen is scanned again. Pure: no I/O."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sized
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Generic, TypeVar
+
+T = TypeVar("T")
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def instant(at: datetime) -> int:
+    """An aware time as microseconds since the epoch: ordered and equal as the times are (their tzinfos are fixed
+    offsets). Issue 25: the times parsed from JSON each hold their own tzinfo object, so comparing two of them calls
+    both tzinfos (utcoffset, twice when the offsets differ: +01:00 and +02:00 in France) on every comparison, a few
+    microseconds each; searched many times, they are compared as these integers."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class Newest(Generic[T]):
+    """`newest(table)`: the newest of `times(table)` as an instant (None: no time), found once per table object."""
+
+    def __init__(self, times: Callable[[T], Iterable[datetime]], size: int = 4096) -> None:
+        self._times = times
+        self._size = size
+        self._seen: OrderedDict[int, tuple[T, int, int | None]] = OrderedDict()
+        self._lock = threading.Lock()  # states are decided in the runtime's worker threads
+
+    def __call__(self, table: T) -> int | None:
+        key, length = id(table), len(table) if isinstance(table, Sized) else -1
+        with self._lock:
+            hit = self._seen.get(key)
+            if hit is not None and hit[0] is table and hit[1] == length:
+                self._seen.move_to_end(key)
+                return hit[2]
+        value = max((instant(t) for t in self._times(table)), default=None)
+        with self._lock:
+            self._seen[key] = (table, length, value)
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+        return value
+
+    def after(self, table: T, limit: int) -> bool:
+        """Whether a time of `table` is after `limit` (an instant)."""
+        newest = self(table)
+        return newest is not None and newest > limit
+
+
+def values_at(attr: str) -> Callable[[Any], Iterable[datetime]]:
+    """The times `attr` of a dict's values (records by ID): `Newest(values_at("occurred_at"))`."""
+
+    def times(table: Any) -> Iterable[datetime]:
+        return (getattr(x, attr) for x in table.values())
+
+    return times
