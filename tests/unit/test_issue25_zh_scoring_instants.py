@@ -1,4 +1,4 @@
-"""Issue 25 (helper ZH): scoring searches its memo bands and clock moments as integer instants (shared/clinical/newest.instant), not
+"""Issue 25 (helper ZH): scoring searches its memo bands and clock moments as integer instants (newest.instant), not
 by comparing datetimes (a time parsed from JSON holds its own tzinfo object, so each comparison calls both tzinfos).
 The instants must order and equal the times exactly as the aware datetimes do, across offsets (+01:00, +02:00, Z)."""
 
