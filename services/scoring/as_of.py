@@ -46,7 +46,7 @@ from services.scoring.common import Decisions
 from services.scoring.state import NAMED, Assessment, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import chains, effective
 from shared.clinical.facts import Fact
-from shared.clinical.newest import Newest, instant, values_at
+from shared.clinical.newest import Newest, instant, instants
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import _kind as treatment_group
 
@@ -69,11 +69,11 @@ def has_future(s: ScoringState, limit: datetime) -> bool:
 
 
 #: issue 25: the newest clinical time per table object (shared/clinical/newest.py)
-_LESIONS: Final = Newest[dict[str, Lesion]](lambda t: (x.latest.occurred_at for x in t.values()))
-_ASSESSMENT: Final = Newest[Assessment](lambda a: (f.occurred_at for f in a.every()))
-_TREATMENTS: Final = Newest[dict[str, TreatmentEvent]](values_at("occurred_at"))
-_FINDINGS: Final = Newest[dict[str, ImagingFinding]](values_at("occurred_at"))
-_ASSESSMENTS: Final = Newest[dict[str, ClinicalAssessment]](values_at("occurred_at"))
+_LESIONS: Final = Newest[dict[str, Lesion], int](lambda t: (instant(x.latest.occurred_at) for x in t.values()))
+_ASSESSMENT: Final = Newest[Assessment, int](lambda a: (instant(f.occurred_at) for f in a.every()))
+_TREATMENTS: Final = Newest[dict[str, TreatmentEvent], int](instants("occurred_at"))
+_FINDINGS: Final = Newest[dict[str, ImagingFinding], int](instants("occurred_at"))
+_ASSESSMENTS: Final = Newest[dict[str, ClinicalAssessment], int](instants("occurred_at"))
 
 
 @dataclass(frozen=True)

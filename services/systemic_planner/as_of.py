@@ -30,11 +30,10 @@ the views' and the instants the future facts become current (`t - tolerance`, as
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
@@ -45,8 +44,10 @@ from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical.corrections import effective, effective_findings
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
+from shared.clinical.newest import Newest, instant, instants
 
 Decide = Callable[[SystemicState, r.AsOf], list[PlanItem]]
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _edge(t: datetime, at: r.AsOf) -> datetime | None:
@@ -63,39 +64,27 @@ def _ahead(t: datetime, at: r.AsOf) -> bool:
     return edge is not None and at.now < edge
 
 
-#: the newest clinical time of each findings table object (a table is never changed in place: `merge` copies on
-#: write), so that the check costs one comparison per decision; the entry holds the table (its `id` is not reused)
-_NEWEST: OrderedDict[int, tuple[dict[str, FindingRecord], datetime]] = OrderedDict()
-_NEWEST_MAX = 8192
-_NEWEST_LOCK = threading.Lock()
+def _lesion_times(lesions: dict[str, LesionFacts]) -> Iterator[int]:
+    for x in lesions.values():
+        yield instant(x.first.occurred_at)
+        if x.status is not None:
+            yield instant(x.status.occurred_at)
 
 
-def _newest_finding(findings: dict[str, FindingRecord]) -> datetime | None:
-    if not findings:
-        return None
-    with _NEWEST_LOCK:
-        hit = _NEWEST.get(id(findings))
-    if hit is not None and hit[0] is findings:
-        return hit[1]
-    found = max(x.occurred_at for x in findings.values())
-    with _NEWEST_LOCK:
-        _NEWEST[id(findings)] = (findings, found)
-        if len(_NEWEST) > _NEWEST_MAX:
-            _NEWEST.popitem(last=False)
-    return found
+#: the newest clinical time of each findings and lesions table object (a table is never changed in place: `merge`
+#: copies on write), so that the check costs one comparison per table and decision (shared/clinical/newest.py)
+_FINDINGS: Final = Newest[dict[str, FindingRecord], int](instants("occurred_at"))
+_LESIONS: Final = Newest[dict[str, LesionFacts], int](_lesion_times)
 
 
 def involves_future(s: SystemicState, at: r.AsOf) -> bool:
     """A fact of the two folds is dated in the future (a finding, a lesion's status or first sighting, the
     response). False: the plan is decision A alone."""
-    newest_finding = _newest_finding(s.findings)
-    if newest_finding is not None and _ahead(newest_finding, at):
-        return True
-    if s.response is not None and _ahead(s.response.occurred_at, at):
-        return True
-    return any(
-        _ahead(x.first.occurred_at, at) or (x.status is not None and _ahead(x.status.occurred_at, at))
-        for x in s.lesions.values()
+    limit = instant(at.now) + at.recency.future_tolerance // _MICROSECOND  # `_ahead`, as integers
+    return (
+        _FINDINGS.after(s.findings, limit)
+        or (s.response is not None and _ahead(s.response.occurred_at, at))
+        or _LESIONS.after(s.lesions, limit)
     )
 
 

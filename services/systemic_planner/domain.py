@@ -14,9 +14,8 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
@@ -58,6 +57,7 @@ from services.systemic_planner.quality import bone_biopsy, pathway
 from services.systemic_planner.retention import retain
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import surgery_excluded
+from shared.clinical.newest import Newest, instant, instants
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
@@ -314,42 +314,18 @@ def _dated_after(s: SystemicState, t: datetime) -> bool:
     day = t.date() - timedelta(days=1)
     tables: list[dict[str, Any]] = [s.findings, s.assessments, s.sres, s.care]
     tables += [getattr(s, table) for table in LAB_TABLES.values()]
-    if any(_newest(rows, _occurred) > t for rows in tables if rows):
+    at = instant(t)
+    if any(_OCCURRED.after(rows, at) for rows in tables):
         return True
-    return (bool(s.treatments) and _newest(s.treatments, _treated_on) >= day) or (
-        bool(s.care) and _newest(s.care, _care_on) >= day
-    )
-
-
-def _occurred(x: Any) -> datetime:
-    return x.occurred_at  # type: ignore[no-any-return]
-
-
-def _treated_on(e: Any) -> date:
-    return e.treatment.on  # type: ignore[no-any-return]
-
-
-def _care_on(e: Any) -> date:
-    return e.event.on  # type: ignore[no-any-return]
+    treated, care = _TREATED_ON(s.treatments), _CARE_ON(s.care)
+    return (treated is not None and treated >= day) or (care is not None and care >= day)
 
 
 #: issue 25: the newest date of each table object (tables are never changed in place: merge and retain copy), so that
-#: an event that changes nothing the plan reads does not scan the whole history. The entry holds the table.
-_NEWEST: OrderedDict[tuple[int, Callable[[Any], Any]], tuple[dict[str, Any], Any]] = OrderedDict()
-_NEWEST_MAX = 8192
-
-
-def _newest(table: dict[str, Any], value: Callable[[Any], Any]) -> Any:
-    """max(value(x) for x in table.values()), remembered per table object; the table is not empty."""
-    key = (id(table), value)
-    hit = _NEWEST.get(key)
-    if hit is not None and hit[0] is table:
-        return hit[1]
-    found = max(value(x) for x in table.values())
-    _NEWEST[key] = (table, found)
-    if len(_NEWEST) > _NEWEST_MAX:
-        _NEWEST.popitem(last=False)
-    return found
+#: an event that changes nothing the plan reads does not scan the whole history (shared/clinical/newest.py)
+_OCCURRED: Final = Newest[dict[str, Any], int](instants("occurred_at"), size=8192)
+_TREATED_ON: Final = Newest[dict[str, Any], date](lambda t: (e.treatment.on for e in t.values()))
+_CARE_ON: Final = Newest[dict[str, Any], date](lambda t: (e.event.on for e in t.values()))
 
 
 def apply_event(

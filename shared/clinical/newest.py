@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -33,23 +34,24 @@ def instant(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-class Newest(Generic[T]):
-    """`newest(table)`: the newest of `times(table)` as an instant (None: no time), found once per table object."""
+class Newest(Generic[T, V]):
+    """`newest(table)`: the greatest of `values(table)` (None: no value), found once per table object. The values are
+    integer instants (`instants`) or dates: anything ordered."""
 
-    def __init__(self, times: Callable[[T], Iterable[datetime]], size: int = 4096) -> None:
-        self._times = times
+    def __init__(self, values: Callable[[T], Iterable[V]], size: int = 4096) -> None:
+        self._values = values
         self._size = size
-        self._seen: OrderedDict[int, tuple[T, int, int | None]] = OrderedDict()
+        self._seen: OrderedDict[int, tuple[T, int, V | None]] = OrderedDict()
         self._lock = threading.Lock()  # states are decided in the runtime's worker threads
 
-    def __call__(self, table: T) -> int | None:
+    def __call__(self, table: T) -> V | None:
         key, length = id(table), len(table) if isinstance(table, Sized) else -1
         with self._lock:
             hit = self._seen.get(key)
             if hit is not None and hit[0] is table and hit[1] == length:
                 self._seen.move_to_end(key)
                 return hit[2]
-        value = max((instant(t) for t in self._times(table)), default=None)
+        value = max(self._values(table), default=None)  # type: ignore[type-var]
         with self._lock:
             self._seen[key] = (table, length, value)
             self._seen.move_to_end(key)
@@ -57,16 +59,16 @@ class Newest(Generic[T]):
                 self._seen.popitem(last=False)
         return value
 
-    def after(self, table: T, limit: int) -> bool:
-        """Whether a time of `table` is after `limit` (an instant)."""
+    def after(self, table: T, limit: V) -> bool:
+        """Whether a value of `table` is greater than `limit`."""
         newest = self(table)
-        return newest is not None and newest > limit
+        return newest is not None and newest > limit  # type: ignore[operator]
 
 
-def values_at(attr: str) -> Callable[[Any], Iterable[datetime]]:
-    """The times `attr` of a dict's values (records by ID): `Newest(values_at("occurred_at"))`."""
+def instants(attr: str) -> Callable[[Any], Iterable[int]]:
+    """The times `attr` of a dict's values (records by ID), as instants: `Newest(instants("occurred_at"))`."""
 
-    def times(table: Any) -> Iterable[datetime]:
-        return (getattr(x, attr) for x in table.values())
+    def times(table: Any) -> Iterable[int]:
+        return (instant(getattr(x, attr)) for x in table.values())
 
     return times

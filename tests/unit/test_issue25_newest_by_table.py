@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from shared.clinical.dates import HOSPITAL_TZ
-from shared.clinical.newest import Newest, instant, values_at
+from shared.clinical.newest import Newest, instant, instants
 
 T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -25,7 +25,7 @@ def test_instant_orders_as_the_times_do() -> None:
 
 
 def test_same_table_same_answer_new_or_grown_table_scanned_again() -> None:
-    newest = Newest[dict[str, SimpleNamespace]](values_at("occurred_at"))
+    newest = Newest[dict[str, SimpleNamespace], int](instants("occurred_at"))
     table = {"a": _record(0), "b": _record(30)}
     assert newest(table) == instant(T0 + timedelta(minutes=30))
     assert newest.after(table, instant(T0 + timedelta(minutes=29)))
@@ -40,7 +40,7 @@ def test_same_table_same_answer_new_or_grown_table_scanned_again() -> None:
 
 def test_bounded_and_equal_to_a_scan_over_random_tables() -> None:
     rng = random.Random(25)
-    newest = Newest[dict[str, SimpleNamespace]](values_at("occurred_at"), size=8)
+    newest = Newest[dict[str, SimpleNamespace], int](instants("occurred_at"), size=8)
     tables: list[dict[str, SimpleNamespace]] = []
     for i in range(200):
         base = tables[rng.randrange(len(tables))] if tables and rng.random() < 0.7 else {}
