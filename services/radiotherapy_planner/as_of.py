@@ -43,7 +43,7 @@ from services.radiotherapy_planner.memo import READS
 from shared.clinical.corrections import effective, findings_by_lesion
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
-from shared.clinical.newest import instant
+from shared.clinical.newest import SKEW, instant
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -83,9 +83,9 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
     for o in s.opinions.values():
         if o.occurred_at > limit:
             out.append(Ahead("surgical_opinion_operable", o.operable, o.occurred_at, o.event_id, o.lesion_id))
-    at = instant(limit)
+    at = instant(limit) - SKEW
     for lid, lesion in by_lesion.items():
-        if lesion.newest_at <= at:  # issue 25: a lesion's findings scanned only when one is dated ahead
+        if lesion.newest_at < at:  # issue 25: a lesion's findings scanned only when one may be dated ahead (R30)
             continue
         for x in lesion.history:
             if x.occurred_at > limit:

@@ -46,7 +46,7 @@ from services.scoring.common import Decisions
 from services.scoring.state import NAMED, Assessment, Lesion, ScoringState, merge_assessment, merge_finding
 from shared.clinical.corrections import chains, effective
 from shared.clinical.facts import Fact
-from shared.clinical.newest import Newest, instant, instants
+from shared.clinical.newest import TimesAfter, values_at
 from shared.clinical.recommend import Lazy
 from shared.clinical.treatments import _kind as treatment_group
 
@@ -63,17 +63,16 @@ def has_future(s: ScoringState, limit: datetime) -> bool:
     """Whether a decision reads a future-dated fact: a lesion's newest finding (every fact of a lesion's fold is at
     most as new), an assessment item, a treatment record (CLASS-SRE reads treatments whatever their date). Labs:
     calcium.py leaves them out itself (the module's docstring). Issue 25: each table's newest time is found once per
-    table object (shared/clinical/newest.py), so this is three integer comparisons per event."""
-    at = instant(limit)
-    return _LESIONS.after(s.lesions, at) or _ASSESSMENT.after(s.assessment, at) or _TREATMENTS.after(s.treatments, at)
+    table object (shared/clinical/newest.py): three integer comparisons per event, a scan only near the limit."""
+    return _LESIONS(s.lesions, limit) or _ASSESSMENT(s.assessment, limit) or _TREATMENTS(s.treatments, limit)
 
 
 #: issue 25: the newest clinical time per table object (shared/clinical/newest.py)
-_LESIONS: Final = Newest[dict[str, Lesion], int](lambda t: (instant(x.latest.occurred_at) for x in t.values()))
-_ASSESSMENT: Final = Newest[Assessment, int](lambda a: (instant(f.occurred_at) for f in a.every()))
-_TREATMENTS: Final = Newest[dict[str, TreatmentEvent], int](instants("occurred_at"))
-_FINDINGS: Final = Newest[dict[str, ImagingFinding], int](instants("occurred_at"))
-_ASSESSMENTS: Final = Newest[dict[str, ClinicalAssessment], int](instants("occurred_at"))
+_LESIONS: Final = TimesAfter[dict[str, Lesion]](lambda t: (x.latest.occurred_at for x in t.values()))
+_ASSESSMENT: Final = TimesAfter[Assessment](lambda a: (f.occurred_at for f in a.every()))
+_TREATMENTS: Final = TimesAfter[dict[str, TreatmentEvent]](values_at("occurred_at"))
+_FINDINGS: Final = TimesAfter[dict[str, ImagingFinding]](values_at("occurred_at"))
+_ASSESSMENTS: Final = TimesAfter[dict[str, ClinicalAssessment]](values_at("occurred_at"))
 
 
 @dataclass(frozen=True)
@@ -101,15 +100,18 @@ def future_records(s: ScoringState, limit: datetime) -> list[FutureRecord]:
     return sorted(found.values(), key=lambda x: (x.occurred_at, str(x.event_id)))
 
 
+def forget() -> None:
+    """Forget the newest time of every table (a cold process; tests: review R30-NEWEST)."""
+    for memo in (_LESIONS, _ASSESSMENT, _TREATMENTS, _FINDINGS, _ASSESSMENTS):
+        memo.clear()
+
+
 def becoming_current(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
     """clock.py's convention (+1 s): the first instant a future-dated record kept one by one becomes current (its date
     minus the tolerance), after `now`; the folds' facts already have theirs (clock._windows). A treatment record's
     date is no window of A's, but B reads it from then on."""
     limit = limit_of(now, policy)
-    at = instant(limit)
-    if not (  # issue 25: the common case, no scan
-        _FINDINGS.after(s.findings, at) or _ASSESSMENTS.after(s.assessments, at) or _TREATMENTS.after(s.treatments, at)
-    ):
+    if not (_FINDINGS(s.findings, limit) or _ASSESSMENTS(s.assessments, limit) or _TREATMENTS(s.treatments, limit)):
         return None
     records: list[Any] = [*s.findings.values(), *s.assessments.values(), *s.treatments.values()]
     first = min((e.occurred_at for e in records if e.occurred_at > limit), default=None)

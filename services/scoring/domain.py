@@ -225,7 +225,7 @@ def apply_event(
 
 def forget_memos() -> None:
     """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
-    from services.scoring import calcium, clock, common, lesions, patient, retention, sre
+    from services.scoring import as_of, calcium, clock, common, lesions, patient, retention, sre
 
     for memo in (calcium.MEMO, sre.SRE_MEMO, lesions.SINS_MEMO, lesions.MIRELS_MEMO, patient.OLIGO_MEMO):
         memo.clear()
@@ -233,6 +233,7 @@ def forget_memos() -> None:
     common.clear()
     clock.clear()
     retention.clear()
+    as_of.forget()
 
 
 def _publish_scores(s: ScoringState, d: Decisions, scope: Scope, event: Message) -> tuple[list[Score], dict[str, str]]:

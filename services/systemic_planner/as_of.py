@@ -30,10 +30,10 @@ the views' and the instants the future facts become current (`t - tolerance`, as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
@@ -44,7 +44,7 @@ from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from shared.clinical.corrections import effective, effective_findings
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
-from shared.clinical.newest import Newest, instant, instants
+from shared.clinical.newest import Newest, TimesAfter, instant, values_at
 
 Decide = Callable[[SystemicState, r.AsOf], list[PlanItem]]
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -64,28 +64,29 @@ def _ahead(t: datetime, at: r.AsOf) -> bool:
     return edge is not None and at.now < edge
 
 
-def _lesion_times(lesions: dict[str, LesionFacts]) -> Iterator[int]:
+def _lesion_times(lesions: dict[str, LesionFacts]) -> Iterator[datetime]:
     for x in lesions.values():
-        yield instant(x.first.occurred_at)
+        yield x.first.occurred_at
         if x.status is not None:
-            yield instant(x.status.occurred_at)
+            yield x.status.occurred_at
 
 
 #: the newest clinical time of each findings and lesions table object (a table is never changed in place: `merge`
 #: copies on write), so that the check costs one comparison per table and decision (shared/clinical/newest.py)
-_FINDINGS: Final = Newest[dict[str, FindingRecord], int](instants("occurred_at"))
-_LESIONS: Final = Newest[dict[str, LesionFacts], int](_lesion_times)
+_FINDINGS: Final = Newest[dict[str, FindingRecord], datetime](values_at("occurred_at"), size=8192)
+_LESIONS: Final = TimesAfter[dict[str, LesionFacts]](_lesion_times)
 
 
 def involves_future(s: SystemicState, at: r.AsOf) -> bool:
     """A fact of the two folds is dated in the future (a finding, a lesion's status or first sighting, the
     response). False: the plan is decision A alone."""
-    limit = instant(at.now) + at.recency.future_tolerance // _MICROSECOND  # `_ahead`, as integers
-    return (
-        _FINDINGS.after(s.findings, limit)
-        or (s.response is not None and _ahead(s.response.occurred_at, at))
-        or _LESIONS.after(s.lesions, limit)
-    )
+    newest_finding = _FINDINGS(s.findings)
+    if newest_finding is not None and _ahead(newest_finding, at):
+        return True
+    if s.response is not None and _ahead(s.response.occurred_at, at):
+        return True
+    limit = instant(at.now) + at.recency.future_tolerance // _MICROSECOND  # `_ahead`'s, as an instant
+    return _LESIONS.any(s.lesions, limit, lambda t: _ahead(t, at))
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,24 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         return f.model_copy(update={"occurred_at": redate_to}) if _ahead(f.occurred_at, at) else f
 
     # lesions: B folds each lesion with a future-dated record again from its effective records (resolved on the
-    # whole set: HAZ-27-FUTURE-HIDES, corrections are never re-targeted) but those; C re-dates A's fold
+    # whole set: HAZ-27-FUTURE-HIDES, corrections are never re-targeted) but those; C re-dates A's fold. A correction
+    # dated ahead of the current record it names is not yet in force in B (review R29-SYS, R29B's rule as the
+    # radiotherapy planner's): that record stands as it is until the correction's date
     found = effective_findings(s.findings.values())
+    pending = [x for x in s.findings.values() if _fixes_ahead(x, s.findings, at)]
+    in_force = found if not pending else effective_findings(x for x in s.findings.values() if x not in pending)
     ahead = [x for x in found if _ahead(x.occurred_at, at)]
     future += [x.fact(x.status or x.modality) for x in ahead]
-    touched = {x.lesion_id for x in ahead} | {
-        lesion_id
-        for lesion_id, x in s.lesions.items()
-        if _ahead(x.first.occurred_at, at) or (x.status is not None and _ahead(x.status.occurred_at, at))
-    }
+    future += [x.fact(x.record_status) for x in pending if x not in ahead]  # an entry in error dated ahead, say
+    touched = (
+        {x.lesion_id for x in ahead}
+        | {s.findings[str(x.corrects)].lesion_id for x in pending}
+        | {
+            lesion_id
+            for lesion_id, x in s.lesions.items()
+            if _ahead(x.first.occurred_at, at) or (x.status is not None and _ahead(x.status.occurred_at, at))
+        }
+    )
     current, redated = dict(s.lesions), dict(s.lesions)
     for lesion_id in sorted(touched):
         base = s.finding_base.get(lesion_id)
@@ -128,7 +138,7 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         ):
             return None
         folded: LesionFacts | None = base
-        for x in found:
+        for x in in_force:
             if x.lesion_id == lesion_id and not _ahead(x.occurred_at, at):
                 folded = _merge_finding(folded, x)
         if folded is None:
@@ -146,18 +156,32 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         if kept is not None and _ahead(kept.occurred_at, at):
             return None
         assessed: list[AssessmentRecord] = effective(s.assessments.values(), lambda _: "patient")
-        for y in assessed:
-            if y.oncological_response is not None:
-                if _ahead(y.occurred_at, at):
-                    future.append(y.fact(y.oncological_response))
-                else:
-                    kept = newest(kept, y.fact(y.oncological_response))
+        future += [
+            y.fact(y.oncological_response)
+            for y in assessed
+            if y.oncological_response is not None and _ahead(y.occurred_at, at)
+        ]
+        # B: a correction dated ahead of the current assessment it names is not yet in force (as the findings')
+        held = [y for y in s.assessments.values() if not _fixes_ahead(y, s.assessments, at)]
+        for y in effective(held, lambda _: "patient") if len(held) < len(s.assessments) else assessed:
+            if y.oncological_response is not None and not _ahead(y.occurred_at, at):
+                kept = newest(kept, y.fact(y.oncological_response))
         b = s.model_copy(update={"lesions": current, "response": kept})
         c = s.model_copy(update={"lesions": redated, "response": redate(response)})
     else:
         b = s.model_copy(update={"lesions": current})
         c = s.model_copy(update={"lesions": redated})
     return Views(b, c, tuple(sorted(future, key=lambda f: f.order())))
+
+
+def _fixes_ahead(x: FindingRecord | AssessmentRecord, records: Mapping[str, Any], at: r.AsOf) -> bool:
+    """A correction dated ahead of the CURRENT record it names: not yet in force in view B (R29B, as the radiotherapy
+    planner's `as_of._fixes_ahead`). One naming a record itself dated ahead goes with it (both left out); one whose
+    record was folded away (retention) is kept (resolved as before)."""
+    if x.corrects is None or not _ahead(x.occurred_at, at):
+        return False
+    target = records.get(str(x.corrects))
+    return target is not None and not _ahead(target.occurred_at, at)
 
 
 def _view_at(at: r.AsOf) -> r.AsOf:

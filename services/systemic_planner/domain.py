@@ -57,7 +57,7 @@ from services.systemic_planner.quality import bone_biopsy, pathway
 from services.systemic_planner.retention import retain
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import surgery_excluded
-from shared.clinical.newest import Newest, instant, instants
+from shared.clinical.newest import Newest, values_at
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 
 SERVICE = "systemic-planner"
@@ -314,8 +314,7 @@ def _dated_after(s: SystemicState, t: datetime) -> bool:
     day = t.date() - timedelta(days=1)
     tables: list[dict[str, Any]] = [s.findings, s.assessments, s.sres, s.care]
     tables += [getattr(s, table) for table in LAB_TABLES.values()]
-    at = instant(t)
-    if any(_OCCURRED.after(rows, at) for rows in tables):
+    if any(_OCCURRED.after(rows, t) for rows in tables):
         return True
     treated, care = _TREATED_ON(s.treatments), _CARE_ON(s.care)
     return (treated is not None and treated >= day) or (care is not None and care >= day)
@@ -323,7 +322,7 @@ def _dated_after(s: SystemicState, t: datetime) -> bool:
 
 #: issue 25: the newest date of each table object (tables are never changed in place: merge and retain copy), so that
 #: an event that changes nothing the plan reads does not scan the whole history (shared/clinical/newest.py)
-_OCCURRED: Final = Newest[dict[str, Any], int](instants("occurred_at"), size=8192)
+_OCCURRED: Final = Newest[dict[str, Any], datetime](values_at("occurred_at"), size=8192)
 _TREATED_ON: Final = Newest[dict[str, Any], date](lambda t: (e.treatment.on for e in t.values()))
 _CARE_ON: Final = Newest[dict[str, Any], date](lambda t: (e.event.on for e in t.values()))
 

@@ -6,7 +6,10 @@ parsed from JSON holds its own tzinfo, so one comparison calls two `utcoffset`s)
 history that scan was ~40 % of scoring's time per event. A table's newest time is the same for the same table, and a
 transition copies only the tables an event changes (scoring's `state.merge`; the same assumption as
 `shared/runtime/parts_json.StoredJson`), so it is found once per table object: "is anything dated after the limit?"
-is then one integer comparison per table.
+is then one integer comparison per table (`TimesAfter`), and the records are scanned, compared as the rules compare
+them, only when the newest is within hours of the limit (review R30-NEWEST: Python compares two times of the same
+tzinfo object by their wall clocks, so across a DST change a fact's instant and its rules' order differ by up to the
+shift; `SKEW` covers any).
 
 A table is kept with its length and held strongly while remembered (its ID cannot be reused meanwhile), bounded
 (least recently used out): a table filled in place after it was first seen is scanned again. Pure: no I/O."""
@@ -64,11 +67,44 @@ class Newest(Generic[T, V]):
         newest = self(table)
         return newest is not None and newest > limit  # type: ignore[operator]
 
+    def clear(self) -> None:
+        """Forget every table (a cold process; tests)."""
+        with self._lock:
+            self._seen.clear()
 
-def instants(attr: str) -> Callable[[Any], Iterable[int]]:
-    """The times `attr` of a dict's values (records by ID), as instants: `Newest(instants("occurred_at"))`."""
 
-    def times(table: Any) -> Iterable[int]:
-        return (instant(getattr(x, attr)) for x in table.values())
+#: more than the most a wall-clock order and the instants' order of two aware times can differ by (a DST shift: 2 h at
+#: most in any zone), in microseconds
+SKEW: Final = 3 * 3600 * 1_000_000
 
-    return times
+
+class TimesAfter(Generic[T]):
+    """`after(table, limit)`: `any(t > limit for t in times(table))`, the times compared as the rules compare them
+    (`exact`, by default `t > limit`), without a scan when the table's newest instant is more than `SKEW` before the
+    limit's (found once per table object: `Newest`)."""
+
+    def __init__(self, times: Callable[[T], Iterable[datetime]], size: int = 4096) -> None:
+        self.times = times
+        self.newest = Newest[T, int](lambda table: (instant(t) for t in times(table)), size)
+
+    def __call__(self, table: T, limit: datetime) -> bool:
+        return self.any(table, instant(limit), lambda t: t > limit)
+
+    def any(self, table: T, at: int, exact: Callable[[datetime], bool]) -> bool:
+        """`any(exact(t) for t in times(table))` where `exact(t)` holds only for times after the instant `at`."""
+        newest = self.newest(table)
+        if newest is None or newest < at - SKEW:
+            return False
+        return any(exact(t) for t in self.times(table))
+
+    def clear(self) -> None:
+        self.newest.clear()
+
+
+def values_at(attr: str) -> Callable[[Any], Iterable[Any]]:
+    """The attribute `attr` of a dict's values (records by ID): `TimesAfter(values_at("occurred_at"))`."""
+
+    def values(table: Any) -> Iterable[Any]:
+        return (getattr(x, attr) for x in table.values())
+
+    return values

@@ -19,16 +19,15 @@ current without the item saying so (the record dated ahead among its inputs, "à
 
 Fixed by the lead (2026-12-06) for 2 and 3: where B and C disagree and A decides as C, A's item is kept and says it
 rests on the record dated ahead ("à vérifier", the record among its inputs), suspended (no order) when it drafts an
-order current data would not draft (`as_of.read_ahead`, `suspended`). 1 stays a strict xfail (B would have to read the
-version a correction dated ahead corrects)."""
+order current data would not draft (`as_of.read_ahead`, `suspended`). 1 fixed by the lead (2026-12-06, session 30): in
+view B a correction dated ahead of the current record it names is not yet in force (`as_of._fixes_ahead`, R29B's rule
+as the radiotherapy planner's), so B reads today's CT, agrees with C, and the start is recommended."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from contracts.hospital import TreatmentEvent
 from contracts.plan import PlanItem
@@ -67,11 +66,6 @@ def test_review_r29sys_today_s_ct_starts_the_antiresorptive() -> None:
     assert _plan(s)["antiresorptive-start"].status == "recommended"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R29-SYS: an amendment dated ahead of today's CT (saying the same) withdraws the start silently "
-    "(B resolves the correction first, so B == A == no item; C starts)",
-)
 def test_review_r29sys_an_amendment_dated_ahead_saying_the_same_does_not_withdraw_the_start_silently() -> None:
     """SYS-AR-START (L1068-1074): "dès la découverte d'une métastase osseuse". Today's CT confirms the lesion; an
     amendment of that CT dated tomorrow says the same. Today the plan has no start at all, and no item names the
