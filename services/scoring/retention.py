@@ -199,7 +199,9 @@ def _mark_clean(patient: str | None, s: ScoringState, start: datetime, known: It
     for name in TABLES:
         if name not in known:
             table = getattr(s, name)
-            times = [_kept_at(x) for x in table.values()] if name in kept else []  # labs too (R28-SC, session 30)
+            # labs by clinical time (calcium.py leaves a future-dated value out; retention residual, HAZ-27)
+            at = (lambda x: x.occurred_at) if name == "labs" else _kept_at
+            times = [at(x) for x in table.values()] if name in kept else []
             _mark_table(patient, name, table, times, start, kept.get(name, 0))
 
 
@@ -229,15 +231,12 @@ def _nothing_to_fold(s: ScoringState, start: datetime) -> bool:
 AHEAD: Final = r.DEFAULT_POLICY.future_tolerance
 
 
-def _kept_at(x: ImagingFinding | ClinicalAssessment | TreatmentEvent | LabValue) -> datetime:
+def _kept_at(x: ImagingFinding | ClinicalAssessment | TreatmentEvent) -> datetime:
     """The time a record is kept by (its clinical time; for one dated ahead of its own recording, its recorded time).
     HAZ-27-FUTURE-HIDES (review R28-SC): records dated ahead (a producer's clock) are otherwise the newest, kept first,
     and a current record is folded into a summary with a future-dated one of its lesion, where "decide twice"
     (as_of.py) can no longer leave the future one out. Identity when no record is dated ahead (the stored state of a
-    history without clock skew is unchanged). Labs (session 30, the R28-SC calcium residual): their cut is found by
-    this time (values dated ahead no longer push today's values before it, where the first one ended today's crisis
-    episode), their walk by clinical time; a cut by these times is never later than by clinical times, so at least
-    the same values are kept."""
+    history without clock skew is unchanged). Labs are kept by clinical time (the calcium residual)."""
     return x.occurred_at if x.occurred_at <= x.recorded_at + AHEAD else x.recorded_at
 
 
@@ -277,7 +276,7 @@ def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, 
     and ending value. An episode that ended before the cutoff decides nothing new: its SRE is historical and
     published, its alert kept as published (or its late-value notice published); no event within the horizon can
     change it, so it is forgotten (retain() drops what was published for it)."""
-    cutoff = _cutoff((_kept_at(v) for v in labs.values()), start, LABS_KEPT)  # HAZ-27, R28-SC: see _kept_at
+    cutoff = _cutoff((v.occurred_at for v in labs.values()), start, LABS_KEPT)
     # only the values before the cutoff are walked: those after it are kept, and an episode under way at the cutoff
     # keeps the same values before it whether a value after it ends it or not
     before = sorted(((rid, v) for rid, v in labs.items() if v.occurred_at < cutoff), key=lambda kv: _order(kv[1]))

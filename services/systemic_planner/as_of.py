@@ -96,6 +96,9 @@ class Views:
     current: SystemicState
     redated: SystemicState
     future: tuple[Fact[str], ...]
+    #: the clinical times of every record dated in the future, effective or not (a CT an entry in error dated after it
+    #: withdraws, that entry itself): each one's date is a moment the views change (review R30-SYS), a tick
+    ahead: tuple[datetime, ...] = ()
 
 
 def views(s: SystemicState, at: r.AsOf) -> Views | None:
@@ -171,7 +174,9 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
     else:
         b = s.model_copy(update={"lesions": current})
         c = s.model_copy(update={"lesions": redated})
-    return Views(b, c, tuple(sorted(future, key=lambda f: f.order())))
+    records: list[FindingRecord | AssessmentRecord] = [*s.findings.values(), *s.assessments.values()]
+    dates = tuple(sorted({x.occurred_at for x in records if _ahead(x.occurred_at, at)}))
+    return Views(b, c, tuple(sorted(future, key=lambda f: f.order())), dates)
 
 
 def _fixes_ahead(x: FindingRecord | AssessmentRecord, records: Mapping[str, Any], at: r.AsOf) -> bool:
@@ -311,8 +316,8 @@ def decide(s: SystemicState, at: r.AsOf, once: Decide) -> list[PlanItem]:
     b, c = once(made.current, at_b), once(made.redated, at_c)
     for d in (*at_b.deadlines, *at_c.deadlines):
         at.after(d)
-    for f in made.future:
-        edge = _edge(f.occurred_at, at)
+    for t in (*(f.occurred_at for f in made.future), *made.ahead):
+        edge = _edge(t, at)
         if edge is not None:
-            at.after(edge)  # when it becomes current (`AsOf.is_future`'s edge, HAZ-27-SYS-FUTURE)
+            at.after(edge)  # when it becomes current (`AsOf.is_future`'s edge, HAZ-27-SYS-FUTURE; R30-SYS)
     return merged(a, b, c, made.future)

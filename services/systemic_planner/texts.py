@@ -68,6 +68,15 @@ def ar_start(
             "temps écoulé depuis) : proposer un anti-résorptif (acide zolédronique ou dénosumab) dès maintenant, "
             "après bilan vitamine D, rénal et dentaire.",
         )
+    if d.outcome == "no_trigger":  # an anti-resorptive was once given (else no item); review R30-SYS
+        return (
+            "not_indicated",
+            "info",
+            "Anti-résorptif : pas d'indication à débuter",
+            "Ni métastase osseuse confirmée ni événement osseux connus à ce jour : aucune indication à débuter un "
+            "anti-résorptif (un traitement antérieur n'est plus en cours). Une métastase osseuse confirmée ou un "
+            "événement osseux ferait reconsidérer son début.",
+        )
     future = " Une estimation datée dans le futur est ignorée (date à vérifier)." if le.future_ignored else ""
     if d.outcome == "insufficient_data" and le.status == "stale":
         return (
@@ -174,6 +183,11 @@ def ar_start_change(d: r.ArStartDecision) -> str | None:
         return "Une espérance de vie estimée > 3 mois, ou tout événement osseux, ferait débuter le traitement."
     if d.outcome == "not_indicated":
         return "Un événement osseux, ou une espérance de vie réévaluée > 3 mois, ferait débuter le traitement."
+    if d.outcome == "no_trigger":
+        return (
+            "Un événement osseux, ou une métastase osseuse confirmée avec une espérance de vie > 3 mois, ferait "
+            "débuter le traitement."
+        )
     return None
 
 

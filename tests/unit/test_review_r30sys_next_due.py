@@ -8,13 +8,12 @@ ahead: with the change it is "not yet in force" in view B, so B starts and the p
 `Views.future` (the CT is not effective: the entry in error withdraws it on the whole set; the entry in error names a
 record itself dated ahead, so it is not `_fixes_ahead`), so `next_due` offers no deadline then (it stays at an
 unrelated date weeks away): the suspended start is published only at the next unrelated event. af35b1a's plan did not
-change at that date (its B resolved the entry in error on the whole set), so this is new with the change."""
+change at that date (its B resolved the entry in error on the whole set), so this is new with the change. Fixed by
+the lead (session 30): `Views.ahead`, every record dated ahead, effective or not, gives a tick at its date."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-import pytest
 
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
@@ -25,7 +24,6 @@ from tests.unit.test_systemic_rules import NOW, lab, le, met, ready, run
 DAY = timedelta(days=1)
 
 
-@pytest.mark.xfail(strict=True, reason="no deadline when a record corrected ahead by a record ahead becomes current")
 def test_review_r30sys_the_plan_ticks_when_a_ct_withdrawn_by_a_later_entry_in_error_becomes_current() -> None:
     """SYS-AR-START L1068-1074: `next_due` is no later than the first instant the published plan changes."""
     base, _ = run([le(1, 12.0), lab(2, "creatinine_clearance", 75.0, "mL/min"), *ready()])
