@@ -274,7 +274,7 @@ def suspended(x: PlanItem, future: tuple[Fact[str], ...], ahead: bool = False) -
 
 def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tuple[Fact[str], ...]) -> list[PlanItem]:
     """Per item key (HAZ-27-FUTURE-HIDES): B where B and C agree, else A, but B's critical item A lacks (marked),
-    and B's other items A lacks suspended (`suspended`; review R30-SYS: any item, never a silent withdrawal)."""
+    and B's actionable item A lacks suspended (`suspended`)."""
     by_a, by_b, by_c = ({x.key: x for x in items} for items in (a, b, c))
     out: list[PlanItem] = []
     for key in [*by_a, *(k for k in by_b if k not in by_a)]:
@@ -283,10 +283,8 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
             chosen = x_b
         elif x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical"):
             chosen = to_verify(x_b, future)
-        elif x_a is None and x_b is not None:
-            # never a silent withdrawal (the lead, 2026-12-06), of a recommendation nor of any other item of current
-            # data (review R30-SYS: "estimate the life expectancy", the pathway): suspended, to verify
-            chosen = suspended(x_b, future)
+        elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
+            chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
         elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
             # review R29-SYS: never silently; no order drafted on it that current data would not draft; where
             # current data draft another order, theirs, said to be contradicted (review R29B: P1M, not P3M)

@@ -175,14 +175,14 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
                 assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
                 assert x_a.orders and (x_b is None or not x_b.orders)
                 counts["A as C, suspended"] += 1
-        elif x_a is None and not agree and x_b is not None and x_b.severity != "critical":
-            # B's item A lacks (a recommendation; since session 30, any): suspended, to verify (the lead), no order
+        elif x_a is None and not agree and x_b is not None and x_b.status == "recommended" and x.status != x_b.status:
+            # B's recommendation A lacks: suspended, to verify (the lead), no order, the future records shown
             assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
             assert "daté dans le futur" in x.text_fr and x.key == x_b.key
             assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == {
                 f.event_id for f in views.future
             }
-            counts["B item A lacks, suspended"] += 1
+            counts["B recommended A lacks, suspended"] += 1
         else:  # an emergency of current data only, marked to verify
             assert x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical")
             assert x.text_fr.startswith(x_b.text_fr) and "À vérifier" in x.text_fr

@@ -10,8 +10,7 @@ metastasis, so no plan at all. `merged` publishes B's item A lacks only when it 
 cannot_decide or info item of B's is dropped (A's "nothing"): the whole plan disappears, nothing names the record
 dated ahead (found by the reviewer's differential over random histories with corrections dated ahead: a confirmed
 lesion amended ahead). af35b1a gives the same empty plan (its B lost the CT too); the change fixed B but the merge still
-withdraws silently (the lead's "never a silent withdrawal" is implemented for "recommended" only). Fixed by the lead
-(session 30): B's item A lacks is suspended when actionable or ordering, else published marked « À vérifier »."""
+withdraws silently (the lead's "never a silent withdrawal" is implemented for "recommended" only)."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from tests.unit.test_systemic_rules import met, run
 DAY = timedelta(days=1)
 
 
+@pytest.mark.xfail(strict=True, reason="merged drops B's cannot_decide/info items A lacks: the plan vanishes silently")
 @pytest.mark.parametrize("status", ["suspected", "resolved"])
 def test_review_r30sys_an_amendment_dated_ahead_does_not_empty_the_plan_silently(status: str) -> None:
     """SYS-AR-START L1068-1074: today's CT holds until the amendment's date; the estimate is still asked for."""
