@@ -262,11 +262,7 @@ def _one_focus(lesion: Lesion) -> Lesion:
 
 # ---- corrected calcium ---------------------------------------------------------------------------------------------
 def _order(v: LabValue) -> tuple[int, int, str]:
-    return (
-        instant(v.occurred_at),
-        instant(v.recorded_at),
-        str(v.event_id),
-    )  # as instants (shared/clinical/newest.instant)
+    return instant(v.occurred_at), instant(v.recorded_at), str(v.event_id)  # as instants (newest.instant)
 
 
 def _retain_labs(labs: dict[str, LabValue], start: datetime) -> tuple[dict[str, LabValue] | None, list[str]]:
