@@ -154,32 +154,36 @@ def apply_recommendation(
     recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
     rec, at = arrived.message, arrived.at
     alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
-    unshown = dict(state.unshown)
+    withdrawals = dict(state.withdrawals)
     update: dict[str, object] = {}
     out: list[Output] = []
     if rec.status == "active":
         rid = str(rec.event_id)
         current = alerts.get(rid)
-        if current is not None and current.status not in ENDED:
-            return state, []
+        if _before_heard(state, rid, at, withdrawal=False):
+            return state, []  # a second delivery of an issue of it, or of one older than a record of it applied
         if current is not None and current.raised_at is not None and at <= current.raised_at:
             return state, []  # a second delivery of its latest issue, or of an earlier one (issue 22): no effect
-        if rid in state.unshown and state.unshown[rid] > at:
-            return state, []  # the same, of an issue withdrawn before it was ever shown
+        # HAZ-22-ORDER-01: an issue applied is heard whether it is taken or not (a repeat, a stale wording), so that
+        # its second delivery, after a withdrawal, a new wording or a clinician's action changed what holds, is not new
+        heard = state.model_copy(update={"issues": {**state.issues, rid: at}})
+        update["issues"] = heard.issues
+        if current is not None and current.status not in ENDED:
+            return heard, []
         holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
         holder = alerts.get(holder_id) if holder_id is not None and holder_id != rid else None
         escalation = _taken_over(state, holder_id, holder, rec, at, policy)
         if holder is not None and holder.status not in ENDED:
             assert holder_id is not None and rec.alert_key is not None
             if holder.raised_at is not None and holder.raised_at > at:
-                return state, []  # an earlier wording of the key, received after the newer one: it never holds
+                return heard, []  # an earlier wording of the key, received after the newer one: it never holds
             if current is not None and holder.raised_at is not None and _replaced_by(current, holder.raised_at):
                 # a wording its producer replaced, issued again while its replacement holds and was never withdrawn:
                 # stale (a rebuild re-publishing what a later decision replaced), never a decision back to it, which
                 # withdraws the replacement first
-                return state, []
+                return heard, []
             # issue 22: another wording of the same decision supersedes the one in force, as its withdrawal would
-            folded = _end(alerts, pending, folded, holder_id, at, out, unshown)
+            folded = _end(alerts, pending, folded, holder_id, at, out)
             if folded is not state.folded:
                 update["folded"] = folded
         if rec.alert_key:
@@ -207,15 +211,29 @@ def apply_recommendation(
     else:
         for old_id in map(str, rec.supersedes):
             old = alerts.get(old_id)
+            if _before_heard(state, old_id, at, withdrawal=True):
+                continue  # a second delivery of it, or a withdrawal older than an issue of it applied
+            withdrawals[old_id] = at  # heard, whether it ends an alert or not (HAZ-22-ORDER-01)
             # a withdrawal received before the alert's latest issue names an earlier one (a second delivery): no effect
             if old is not None and (old.raised_at is None or old.raised_at <= at):
                 before = folded
-                folded = _end(alerts, pending, folded, old_id, at, out, unshown)
+                folded = _end(alerts, pending, folded, old_id, at, out)
                 if folded is not before:
                     update["folded"] = folded
-    if unshown != state.unshown:
-        update["unshown"] = unshown
+        if withdrawals != state.withdrawals:
+            update["withdrawals"] = withdrawals
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
+
+
+def _before_heard(state: PatientAlerts, rid: str, at: datetime, withdrawal: bool) -> bool:
+    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) that arrived
+    before a record of it already applied: a second delivery (the patient's partition keeps its records in order, and
+    a redelivery keeps its broker timestamp). At the same instant, an issue after a withdrawal is issued again (the
+    planners withdraw, then publish), and a record after one of its own kind is that record again."""
+    issued, withdrawn = state.issues.get(rid), state.withdrawals.get(rid)
+    if withdrawal:
+        return (issued is not None and at < issued) or (withdrawn is not None and at <= withdrawn)
+    return (issued is not None and at <= issued) or (withdrawn is not None and at < withdrawn)
 
 
 def _taken_over(
@@ -262,15 +280,13 @@ def _end(
     old_id: str,
     at: datetime,
     out: list[Output],
-    unshown: dict[str, datetime],
 ) -> dict[str, int]:
-    """A decision withdrawn or superseded (in place in `alerts`, `pending` and `unshown`; the new `folded` returned):
-    never shown if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
+    """A decision withdrawn or superseded (in place in `alerts` and `pending`; the new `folded` returned): never shown
+    if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
     old = alerts[old_id]
     n = folded.get(old_id, 0)
     if old_id in pending:  # withdrawn or replaced within the settle window: never shown
         del pending[old_id], alerts[old_id]
-        unshown[old_id] = at
         if n:
             folded = {k: v for k, v in folded.items() if k != old_id}
     elif old.status == "active":

@@ -55,9 +55,12 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if ended and min(e.at for e in ended.values()) < gone:
         ended = {rid: e for rid, e in ended.items() if e.at >= gone}
         changed = True
-    unshown = state.unshown
-    if unshown and min(unshown.values()) < whole:  # past the duplicate window: nothing to recognise any more
-        unshown = {rid: t for rid, t in unshown.items() if t >= whole}
+    issues, withdrawals = state.issues, state.withdrawals
+    if issues and min(issues.values()) < whole:  # past the duplicate window: nothing to recognise any more
+        issues = {rid: t for rid, t in issues.items() if t >= whole}
+        changed = True
+    if withdrawals and min(withdrawals.values()) < whole:
+        withdrawals = {rid: t for rid, t in withdrawals.items() if t >= whole}
         changed = True
     escalating = state.escalating
     if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
@@ -80,7 +83,8 @@ def retain(state: PatientAlerts) -> PatientAlerts:
             "folded": folded,
             "applied": applied,
             "keys": keys,
-            "unshown": unshown,
+            "issues": issues,
+            "withdrawals": withdrawals,
             "escalating": escalating,
         }
     )

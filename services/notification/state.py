@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
 from contracts.local import LocalTreatmentPlan
@@ -82,9 +82,11 @@ class PatientAlerts(BaseModel):
     #: issue 22: the alert that holds each `alert_key` (a decision's identity across wordings) -> recommendation ID.
     #: A new wording of the key supersedes it: never two alerts of one key in force at once.
     keys: dict[str, str] = Field(default_factory=dict)
-    #: issue 22: alerts withdrawn or superseded within their settle window (never shown) -> when: a second delivery of
-    #: the recommendation received before that changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
-    unshown: dict[str, datetime] = Field(default_factory=dict)
+    #: HAZ-22-ORDER-01: recommendation ID -> broker time of the newest issue of it applied (taken or not: a repeat, a
+    #: stale wording), and of the newest withdrawal of it applied (ending an alert or not): a record of it received
+    #: before either is a second delivery and changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
+    issues: dict[str, datetime] = Field(default_factory=dict)
+    withdrawals: dict[str, datetime] = Field(default_factory=dict)
     #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
     #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)
     escalating: dict[str, datetime] = Field(default_factory=dict)
@@ -100,6 +102,16 @@ class PatientAlerts(BaseModel):
         if kwargs:
             return super().model_dump_json(**kwargs)
         return stored.dump(self, ("alerts", "scores", "labs"), ("plan", "local_plan"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unshown(cls, value: object) -> object:
+        """A state stored before session 31 kept `unshown` (alerts withdrawn or superseded within their settle window
+        -> when): a record of them received before that is a second delivery, as before a withdrawal heard."""
+        if isinstance(value, dict) and "unshown" in value:
+            value = dict(value)
+            value["withdrawals"] = {**value.pop("unshown"), **value.get("withdrawals", {})}
+        return value
 
     @field_validator("applied", mode="before")
     @classmethod

@@ -241,7 +241,11 @@ def test_repeat_is_idempotent_and_listing_filters_by_status_and_severity() -> No
     r = rec("critical")
     s, _ = arrive(PatientAlerts(), r)
     s2, out = arrive(s, r, after_s=3)
-    assert out == [] and s2 == s
+    # the repeat changes no alert; it is heard (HAZ-22-ORDER-01: its second delivery after the alert ends is not new)
+    assert out == [] and s2.model_copy(update={"issues": s.issues}) == s
+    assert s2.issues[str(r.event_id)] == T0 + timedelta(seconds=3)
+    s3, out = arrive(s2, r, after_s=3)  # a second delivery of that repeat: nothing at all
+    assert out == [] and s3 == s2
     w = rec("warning")
     s, _ = arrive(s, w)
     s, _ = tick(s, 30)
