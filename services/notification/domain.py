@@ -153,21 +153,19 @@ def apply_recommendation(
     an alert never shown, withdraws an active one, and resolves one a clinician has acted on. The same
     recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
     rec, at = arrived.message, arrived.at
+    record = str(derived_id("heard", arrived.delivery_key()))  # the record's identity (R31-NOTIF)
     alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
-    withdrawals = dict(state.withdrawals)
     update: dict[str, object] = {}
     out: list[Output] = []
     if rec.status == "active":
         rid = str(rec.event_id)
         current = alerts.get(rid)
-        if _before_heard(state, rid, at, withdrawal=False):
-            return state, []  # a second delivery of an issue of it, or of one older than a record of it applied
-        if current is not None and current.raised_at is not None and at <= current.raised_at:
-            return state, []  # a second delivery of its latest issue, or of an earlier one (issue 22): no effect
+        if _second_delivery(state, rid, at, record, withdrawal=False):
+            return state, []  # an issue of it applied already, or one older than a record of it applied (issue 22)
         # HAZ-22-ORDER-01: an issue applied is heard whether it is taken or not (a repeat, a stale wording), so that
         # its second delivery, after a withdrawal, a new wording or a clinician's action changed what holds, is not new
-        heard = state.model_copy(update={"issues": {**state.issues, rid: at}})
-        update["issues"] = heard.issues
+        update["issues"], update["heard"] = {**state.issues, rid: at}, _hear(state.heard, state, rid, at, record)
+        heard = state.model_copy(update=update)
         if current is not None and current.status not in ENDED:
             return heard, []
         holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
@@ -209,31 +207,69 @@ def apply_recommendation(
             pending[rid] = at + policy.settle
         alerts[rid] = alert
     else:
+        withdrawals, heard_ids = dict(state.withdrawals), state.heard
         for old_id in map(str, rec.supersedes):
             old = alerts.get(old_id)
-            if _before_heard(state, old_id, at, withdrawal=True):
-                continue  # a second delivery of it, or a withdrawal older than an issue of it applied
+            if _second_delivery(state, old_id, at, record, withdrawal=True):
+                continue  # a second delivery of it, or a withdrawal older than a record of it applied
             withdrawals[old_id] = at  # heard, whether it ends an alert or not (HAZ-22-ORDER-01)
+            heard_ids = _hear(heard_ids, state, old_id, at, record)
             # a withdrawal received before the alert's latest issue names an earlier one (a second delivery): no effect
             if old is not None and (old.raised_at is None or old.raised_at <= at):
                 before = folded
                 folded = _end(alerts, pending, folded, old_id, at, out)
                 if folded is not before:
                     update["folded"] = folded
-        if withdrawals != state.withdrawals:
-            update["withdrawals"] = withdrawals
+        if heard_ids is not state.heard:
+            update["withdrawals"], update["heard"] = withdrawals, heard_ids
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
 
 
-def _before_heard(state: PatientAlerts, rid: str, at: datetime, withdrawal: bool) -> bool:
-    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) that arrived
-    before a record of it already applied: a second delivery (the patient's partition keeps its records in order, and
-    a redelivery keeps its broker timestamp). At the same instant, an issue after a withdrawal is issued again (the
-    planners withdraw, then publish), and a record after one of its own kind is that record again."""
-    issued, withdrawn = state.issues.get(rid), state.withdrawals.get(rid)
-    if withdrawal:
-        return (issued is not None and at < issued) or (withdrawn is not None and at <= withdrawn)
-    return (issued is not None and at <= issued) or (withdrawn is not None and at < withdrawn)
+def _newest_heard(state: PatientAlerts, rid: str) -> datetime | None:
+    times = [t for t in (state.issues.get(rid), state.withdrawals.get(rid)) if t is not None]
+    return max(times, default=None)
+
+
+def _hear(
+    heard: dict[str, list[str]], state: PatientAlerts, rid: str, at: datetime, record: str
+) -> dict[str, list[str]]:
+    """`heard` with the record of `rid` applied at `at` (the newest time heard of it: the records of that instant)."""
+    if _newest_heard(state, rid) != at:
+        return {**heard, rid: [record]}
+    if rid not in heard or record in heard[rid]:  # identities not kept at that instant (stored before R31): unknown
+        return heard
+    return {**heard, rid: [*heard[rid], record]}
+
+
+def _second_delivery(state: PatientAlerts, rid: str, at: datetime, record: str, withdrawal: bool) -> bool:
+    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) received before a
+    record of it already applied is a second delivery (the patient's partition keeps one ID's records in order, and a
+    redelivery keeps its broker timestamp). At the newest instant heard, the record's identity decides (review
+    R31-NOTIF: one batch's outputs share a millisecond; a plan item A -> B -> A within one batch issues A, withdraws
+    it and issues it again): heard, it is that record again; not heard, it is new. Nothing of it heard since (past
+    ENDED_KEPT, or a state stored before session 31): the alert's own traces, its latest issue and its end (a
+    tombstone's end past ENDED_KEPT: no record reaches notification that late but a second delivery)."""
+    newest = _newest_heard(state, rid)
+    if newest is not None and at <= newest:
+        if at < newest:
+            return True
+        if rid in state.heard:
+            return record in state.heard[rid]
+        # no identities kept (a state stored before R31): one of its kind at that instant is that record again
+        if at == (state.withdrawals.get(rid) if withdrawal else state.issues.get(rid)):
+            return True
+    if withdrawal:  # a withdrawal older than the alert's latest issue is checked where it is applied
+        return False
+    current = state.alerts.get(rid)
+    if current is not None:
+        if current.raised_at is not None and at <= current.raised_at:
+            return True  # its latest issue, or an earlier one
+        # ended on a record (a withdrawal, a new wording of its key): a record of it timed before was on the
+        # partition before that one (a clinician's resolution is not on it: a record may arrive after it)
+        end = current.history[-1] if current.status in ENDED and current.history else None
+        return end is not None and end.by == SERVICE and at < end.at
+    gone = state.ended.get(rid)  # R31-NOTIF: past ENDED_KEPT, its tombstone (its last transition: its end)
+    return gone is not None and at < gone.at
 
 
 def _taken_over(

@@ -62,6 +62,10 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if withdrawals and min(withdrawals.values()) < whole:
         withdrawals = {rid: t for rid, t in withdrawals.items() if t >= whole}
         changed = True
+    heard = state.heard
+    if any(rid not in issues and rid not in withdrawals for rid in heard):  # R31-NOTIF: with its times
+        heard = {rid: keys for rid, keys in heard.items() if rid in issues or rid in withdrawals}
+        changed = True
     escalating = state.escalating
     if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
         escalating = {rid: t for rid, t in escalating.items() if rid in alerts and alerts[rid].status == "active"}
@@ -85,6 +89,7 @@ def retain(state: PatientAlerts) -> PatientAlerts:
             "keys": keys,
             "issues": issues,
             "withdrawals": withdrawals,
+            "heard": heard,
             "escalating": escalating,
         }
     )

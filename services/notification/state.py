@@ -87,6 +87,10 @@ class PatientAlerts(BaseModel):
     #: before either is a second delivery and changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
     issues: dict[str, datetime] = Field(default_factory=dict)
     withdrawals: dict[str, datetime] = Field(default_factory=dict)
+    #: review R31-NOTIF: recommendation ID -> the records of it applied at the newest of those two times (a digest of
+    #: each one's delivery key, the runtime's duplicate key: ID and `caused_by`). One batch's outputs share a
+    #: millisecond: at that instant a record heard is a second delivery, another record of the ID is new
+    heard: dict[str, list[str]] = Field(default_factory=dict)
     #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
     #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)
     escalating: dict[str, datetime] = Field(default_factory=dict)

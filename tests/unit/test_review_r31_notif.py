@@ -7,7 +7,9 @@ in every interleaving; the heard maps kept for the duplicate window and no longe
 read back (the runtime's `model_validate_json`) and continued; the heard maps through the stored JSON; a replay in
 publication order gives the live state (redeliveries and all); the state bounded over a five-year history.
 
-Defects found (strict xfails):
+Defects found (strict xfails in the review; fixed on s31-notif-fix, markers removed: a record's identity (its
+delivery key) decides at the newest instant heard of its ID; with nothing heard, the alert's latest issue, its end, or
+its tombstone's end recognise a record older than them):
 - records of one ID in the same millisecond: the outputs of one batch go out together (`Producer.send_many`, each
   record stamped with the wall clock as it is appended), so a plan item whose content comes back within one batch
   (A -> B -> A, `notify_plan_changes`) gives an issue, a withdrawal and an issue of A's ID in the same millisecond:
@@ -283,7 +285,7 @@ def test_a_replay_in_publication_order_gives_the_live_state(
         for x in records:
             s, _ = apply_event(s, timed.get(id(x), x), POLICY)
         doc = json.loads(s.model_dump_json())
-        return {k: doc[k] for k in ("alerts", "pending", "keys", "issues", "withdrawals", "ended", "as_of")}
+        return {k: doc[k] for k in ("alerts", "pending", "keys", "issues", "withdrawals", "heard", "ended", "as_of")}
 
     assert state(deliveries(ordered, others, seed, duplicates)) == state(deliveries(ordered, others, None, 0))
 
@@ -302,7 +304,7 @@ def test_what_is_heard_stays_within_the_duplicate_window_over_five_years() -> No
     assert 0 < biggest <= 10  # 5 on this history (review R31)
 
 
-# --- defects (strict xfail) --------------------------------------------------------------------------------------
+# --- defects (strict xfails in the review; pass since the fix of s31-notif-fix, markers removed) ------------------
 
 
 def _one_batch(contents: Sequence[str | None], severity: str, first: datetime, batch: datetime) -> list[Arrived]:
@@ -344,11 +346,6 @@ def _one_batch(contents: Sequence[str | None], severity: str, first: datetime, b
         pytest.param("critical", id="critical-also-before"),  # lost by b8b0bab^ too (`at <= raised_at`)
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-NOTIF: an issue, its withdrawal and its issue again in one millisecond (one batch): the last issue is "
-    "taken for the first one again and the alert is lost",
-)
 def test_a_plan_item_back_to_its_content_within_one_batch_is_alerted(severity: str) -> None:
     """A plan item A -> B -> A, the three decisions in one batch of the planner (a new patient's first results
     arriving together): its outputs I(A) W(A) I(B) W(B) I(A) are stamped in one millisecond, each with its own cause
@@ -373,11 +370,6 @@ def test_a_plan_item_back_to_its_content_within_one_batch_is_alerted(severity: s
 
 
 @pytest.mark.parametrize("severity", ["warning", "critical"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-NOTIF (regression of b8b0bab): a withdrawal, an issue and a withdrawal of one ID in one millisecond: "
-    "the last withdrawal is taken for the first one again and the alert holds for a decision no longer made",
-)
 def test_a_decision_withdrawn_issued_again_and_withdrawn_within_one_batch_leaves_no_alert(severity: str) -> None:
     """A plan item at A (alerted earlier), then in one batch B, A again, and no longer applicable: A's records in
     that millisecond are W(A), I(A), W(A) (each its own cause). Nothing should hold; b8b0bab keeps A's alert (the
@@ -389,11 +381,6 @@ def test_a_decision_withdrawn_issued_again_and_withdrawn_within_one_batch_leaves
     assert _holding(s) == {} and s.pending == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-NOTIF (minor, transitional): a state stored by b8b0bab^ keeps no trace of a repeat applied while its "
-    "alert held; its second delivery after the withdrawal raises the alert again (the s30 mechanism)",
-)
 def test_a_repeat_heard_before_the_upgrade_does_not_raise_a_withdrawn_alert_after_it() -> None:
     """A critical alert issued, issued again while it held, withdrawn while active, all before session 31 (the stored
     state has no `issues`, and `unshown` only for alerts withdrawn within their settle window). After the upgrade,
@@ -408,11 +395,6 @@ def test_a_repeat_heard_before_the_upgrade_does_not_raise_a_withdrawn_alert_afte
     assert out == [] and late == [] and _holding(again) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-NOTIF (minor; the hazard log says otherwise): past ENDED_KEPT a record older than the tombstone's end "
-    "reactivates the alert",
-)
 def test_past_the_duplicate_window_a_record_older_than_the_tombstone_does_not_reactivate_it() -> None:
     """HAZ-22-ORDER-01's residual reads: beyond ENDED_KEPT only `raised_at` and the tombstones recognise a second
     delivery. The tombstone (`Ended`: status, end, steps) is not consulted: the first issue of a critical alert

@@ -135,3 +135,22 @@ def test_a_state_stored_with_unshown_keeps_recognising_those_withdrawals() -> No
     assert s.withdrawals == {str(w.event_id): t + 5 * SEC}
     s2, out = _at(s, w, t)
     assert out == [] and s2.alerts == {} and s2.pending == {}
+
+
+def test_a_reissue_timed_before_a_clinicians_resolution_processed_first_is_shown() -> None:
+    """Review R31-NOTIF fix: an ended alert's end recognises older records only when a record ended it (a withdrawal,
+    a new wording): a clinician's resolution is not on the recommendations' partition. The planner withdraws A and
+    publishes it again (its content back) while a clinician, before notification reads them, resolves A: in time
+    order A is resolved by the withdrawal, then issued again, and the clinician's resolution finds it active. The
+    reissue is shown in either processing order."""
+    t = START
+    first = rec(0, 1, 1, t)
+    rid = str(first.event_id)
+    s = PatientAlerts()
+    s, _ = _at(s, first, t)
+    s, _ = apply_event(s, _act("acknowledge", first.event_id, t + 10 * SEC, 1), POLICY)
+    s, _ = apply_event(s, _act("resolve", first.event_id, t + 20 * SEC, 2), POLICY)  # before the records below
+    assert s.alerts[rid].status == "resolved"
+    s, _ = _at(s, withdrawal(0, 1, 3, t + 15 * SEC), t + 15 * SEC)
+    s, out = _at(s, rec(0, 1, 4, t + 16 * SEC), t + 16 * SEC)
+    assert [a.status for a in out] == ["active"] and _holding(s) == {rid: "active"}
