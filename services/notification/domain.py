@@ -151,9 +151,11 @@ def apply_recommendation(
     """An active recommendation becomes one alert (a repeat changes nothing): a critical one is shown at once
     (its escalation is then due), an info or warning one waits for the settle window. A withdrawal drops
     an alert never shown, withdraws an active one, and resolves one a clinician has acted on. The same
-    recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
+    recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on. A new record
+    takes effect in the order it arrives (the patient's partition), whatever its time (review R31-NOTIF2)."""
     rec, at = arrived.message, arrived.at
     record = str(derived_id("heard", arrived.delivery_key()))  # the record's identity (R31-NOTIF)
+    identified = _identified(state, at)  # R31-NOTIF2: heard or not decides, not its time
     alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
     update: dict[str, object] = {}
     out: list[Output] = []
@@ -164,7 +166,8 @@ def apply_recommendation(
             return state, []  # an issue of it applied already, or one older than a record of it applied (issue 22)
         # HAZ-22-ORDER-01: an issue applied is heard whether it is taken or not (a repeat, a stale wording), so that
         # its second delivery, after a withdrawal, a new wording or a clinician's action changed what holds, is not new
-        update["issues"], update["heard"] = {**state.issues, rid: at}, _hear(state.heard, state, rid, at, record)
+        update["issues"] = {**state.issues, rid: max(at, state.issues.get(rid, at))}
+        update["heard"] = _hear(state.heard, rid, at, record)
         heard = state.model_copy(update=update)
         if current is not None and current.status not in ENDED:
             return heard, []
@@ -212,10 +215,12 @@ def apply_recommendation(
             old = alerts.get(old_id)
             if _second_delivery(state, old_id, at, record, withdrawal=True):
                 continue  # a second delivery of it, or a withdrawal older than a record of it applied
-            withdrawals[old_id] = at  # heard, whether it ends an alert or not (HAZ-22-ORDER-01)
-            heard_ids = _hear(heard_ids, state, old_id, at, record)
-            # a withdrawal received before the alert's latest issue names an earlier one (a second delivery): no effect
-            if old is not None and (old.raised_at is None or old.raised_at <= at):
+            # heard, whether it ends an alert or not (HAZ-22-ORDER-01): the newest time heard
+            withdrawals[old_id] = max(at, withdrawals.get(old_id, at))
+            heard_ids = _hear(heard_ids, old_id, at, record)
+            # a new withdrawal ends what holds (R31-NOTIF2: after the latest issue on the partition, whatever its time);
+            # not identified (a stored state): one timed before the alert's latest issue names an earlier one
+            if old is not None and (identified or old.raised_at is None or old.raised_at <= at):
                 before = folded
                 folded = _end(alerts, pending, folded, old_id, at, out)
                 if folded is not before:
@@ -230,31 +235,41 @@ def _newest_heard(state: PatientAlerts, rid: str) -> datetime | None:
     return max(times, default=None)
 
 
-def _hear(
-    heard: dict[str, list[str]], state: PatientAlerts, rid: str, at: datetime, record: str
-) -> dict[str, list[str]]:
-    """`heard` with the record of `rid` applied at `at` (the newest time heard of it: the records of that instant)."""
-    if _newest_heard(state, rid) != at:
-        return {**heard, rid: [record]}
-    if rid not in heard or record in heard[rid]:  # identities not kept at that instant (stored before R31): unknown
-        return heard
-    return {**heard, rid: [*heard[rid], record]}
+def _hear(heard: dict[str, dict[str, datetime]], rid: str, at: datetime, record: str) -> dict[str, dict[str, datetime]]:
+    """`heard` with the record of `rid` applied, timed `at` (the broker's timestamp, which a redelivery keeps)."""
+    return {**heard, rid: {**heard.get(rid, {}), record: at}}
+
+
+def _identified(state: PatientAlerts, at: datetime) -> bool:
+    """Review R31-NOTIF2: every record applied timed `at` or later is in `heard` (kept ENDED_KEPT before the state's
+    clock, the runtime's duplicate window; a state stored before: after `heard_since`), so whether it is heard says
+    whether a record of that time is a second delivery."""
+    if state.heard_since is not None and at <= state.heard_since:
+        return False
+    return state.as_of is None or at >= state.as_of - ENDED_KEPT
 
 
 def _second_delivery(state: PatientAlerts, rid: str, at: datetime, record: str, withdrawal: bool) -> bool:
-    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) received before a
-    record of it already applied is a second delivery (the patient's partition keeps one ID's records in order, and a
-    redelivery keeps its broker timestamp). At the newest instant heard, the record's identity decides (review
-    R31-NOTIF: one batch's outputs share a millisecond; a plan item A -> B -> A within one batch issues A, withdraws
-    it and issues it again): heard, it is that record again; not heard, it is new. Nothing of it heard since (past
-    ENDED_KEPT, or a state stored before session 31): the alert's own traces, its latest issue and its end (a
-    tombstone's end past ENDED_KEPT: no record reaches notification that late but a second delivery)."""
+    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) is a second
+    delivery when it is heard (review R31-NOTIF2: its delivery key, the runtime's duplicate key, whatever its time)
+    and new when it is not and every record of its time applied is heard (`_identified`): replicas of a producer
+    stamp their records with their own clocks, so one ID's timestamps need not increase along the partition, and one
+    batch's outputs share a millisecond (review R31-NOTIF: A -> B -> A). Only where identities were not kept (past
+    ENDED_KEPT, a state stored before) do the times decide: a record timed before the newest of it heard (at that
+    instant, one of its kind when no identity of the instant is kept), an issue at or before the alert's latest issue,
+    before the end of an alert a record ended, or before its tombstone's end (no record reaches notification that
+    late but a second delivery)."""
+    known = state.heard.get(rid, {})
+    if record in known and (state.as_of is None or known[record] >= state.as_of - ENDED_KEPT):
+        return True  # heard within the duplicate window (what `retain` keeps; `transition` alone keeps it longer)
+    if _identified(state, at):
+        return False
     newest = _newest_heard(state, rid)
     if newest is not None and at <= newest:
         if at < newest:
             return True
-        if rid in state.heard:
-            return record in state.heard[rid]
+        if at in known.values():  # identities of that instant kept (a state stored by e04a612): another record
+            return False
         # no identities kept (a state stored before R31): one of its kind at that instant is that record again
         if at == (state.withdrawals.get(rid) if withdrawal else state.issues.get(rid)):
             return True

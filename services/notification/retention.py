@@ -62,10 +62,14 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if withdrawals and min(withdrawals.values()) < whole:
         withdrawals = {rid: t for rid, t in withdrawals.items() if t >= whole}
         changed = True
-    heard = state.heard
-    if any(rid not in issues and rid not in withdrawals for rid in heard):  # R31-NOTIF: with its times
-        heard = {rid: keys for rid, keys in heard.items() if rid in issues or rid in withdrawals}
+    heard, since = state.heard, state.heard_since
+    if any(t < whole for records in heard.values() for t in records.values()):  # R31-NOTIF2: each record by its time
+        heard = {
+            rid: kept for rid, records in heard.items() if (kept := {k: t for k, t in records.items() if t >= whole})
+        }
         changed = True
+    if since is not None and since < whole:  # every record within the duplicate window is heard
+        since, changed = None, True
     escalating = state.escalating
     if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
         escalating = {rid: t for rid, t in escalating.items() if rid in alerts and alerts[rid].status == "active"}
@@ -90,6 +94,7 @@ def retain(state: PatientAlerts) -> PatientAlerts:
             "issues": issues,
             "withdrawals": withdrawals,
             "heard": heard,
+            "heard_since": since,
             "escalating": escalating,
         }
     )
