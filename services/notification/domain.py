@@ -151,35 +151,40 @@ def apply_recommendation(
     """An active recommendation becomes one alert (a repeat changes nothing): a critical one is shown at once
     (its escalation is then due), an info or warning one waits for the settle window. A withdrawal drops
     an alert never shown, withdraws an active one, and resolves one a clinician has acted on. The same
-    recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on."""
+    recommendation issued again after its withdrawal (another `caused_by`) is a new alert to act on. A new record
+    takes effect in the order it arrives (the patient's partition), whatever its time (review R31-NOTIF2)."""
     rec, at = arrived.message, arrived.at
+    record = str(derived_id("heard", arrived.delivery_key()))  # the record's identity (R31-NOTIF)
+    identified = _identified(state, at)  # R31-NOTIF2: heard or not decides, not its time
     alerts, pending, folded = dict(state.alerts), dict(state.pending), state.folded
-    unshown = dict(state.unshown)
     update: dict[str, object] = {}
     out: list[Output] = []
     if rec.status == "active":
         rid = str(rec.event_id)
         current = alerts.get(rid)
+        if _second_delivery(state, rid, at, record, withdrawal=False):
+            return state, []  # an issue of it applied already, or one older than a record of it applied (issue 22)
+        # HAZ-22-ORDER-01: an issue applied is heard whether it is taken or not (a repeat, a stale wording), so that
+        # its second delivery, after a withdrawal, a new wording or a clinician's action changed what holds, is not new
+        update["issues"] = {**state.issues, rid: max(at, state.issues.get(rid, at))}
+        update["heard"] = _hear(state.heard, rid, at, record)
+        heard = state.model_copy(update=update)
         if current is not None and current.status not in ENDED:
-            return state, []
-        if current is not None and current.raised_at is not None and at <= current.raised_at:
-            return state, []  # a second delivery of its latest issue, or of an earlier one (issue 22): no effect
-        if rid in state.unshown and state.unshown[rid] > at:
-            return state, []  # the same, of an issue withdrawn before it was ever shown
+            return heard, []
         holder_id = state.keys.get(rec.alert_key) if rec.alert_key else None
         holder = alerts.get(holder_id) if holder_id is not None and holder_id != rid else None
         escalation = _taken_over(state, holder_id, holder, rec, at, policy)
         if holder is not None and holder.status not in ENDED:
             assert holder_id is not None and rec.alert_key is not None
             if holder.raised_at is not None and holder.raised_at > at:
-                return state, []  # an earlier wording of the key, received after the newer one: it never holds
+                return heard, []  # an earlier wording of the key, received after the newer one: it never holds
             if current is not None and holder.raised_at is not None and _replaced_by(current, holder.raised_at):
                 # a wording its producer replaced, issued again while its replacement holds and was never withdrawn:
                 # stale (a rebuild re-publishing what a later decision replaced), never a decision back to it, which
                 # withdraws the replacement first
-                return state, []
+                return heard, []
             # issue 22: another wording of the same decision supersedes the one in force, as its withdrawal would
-            folded = _end(alerts, pending, folded, holder_id, at, out, unshown)
+            folded = _end(alerts, pending, folded, holder_id, at, out)
             if folded is not state.folded:
                 update["folded"] = folded
         if rec.alert_key:
@@ -205,17 +210,81 @@ def apply_recommendation(
             pending[rid] = at + policy.settle
         alerts[rid] = alert
     else:
+        withdrawals, heard_ids = dict(state.withdrawals), state.heard
         for old_id in map(str, rec.supersedes):
             old = alerts.get(old_id)
-            # a withdrawal received before the alert's latest issue names an earlier one (a second delivery): no effect
-            if old is not None and (old.raised_at is None or old.raised_at <= at):
+            if _second_delivery(state, old_id, at, record, withdrawal=True):
+                continue  # a second delivery of it, or a withdrawal older than a record of it applied
+            # heard, whether it ends an alert or not (HAZ-22-ORDER-01): the newest time heard
+            withdrawals[old_id] = max(at, withdrawals.get(old_id, at))
+            heard_ids = _hear(heard_ids, old_id, at, record)
+            # a new withdrawal ends what holds (R31-NOTIF2: after the latest issue on the partition, whatever its time);
+            # not identified (a stored state): one timed before the alert's latest issue names an earlier one
+            if old is not None and (identified or old.raised_at is None or old.raised_at <= at):
                 before = folded
-                folded = _end(alerts, pending, folded, old_id, at, out, unshown)
+                folded = _end(alerts, pending, folded, old_id, at, out)
                 if folded is not before:
                     update["folded"] = folded
-    if unshown != state.unshown:
-        update["unshown"] = unshown
+        if heard_ids is not state.heard:
+            update["withdrawals"], update["heard"] = withdrawals, heard_ids
     return state.model_copy(update={"alerts": alerts, "pending": pending, **update}), out
+
+
+def _newest_heard(state: PatientAlerts, rid: str) -> datetime | None:
+    times = [t for t in (state.issues.get(rid), state.withdrawals.get(rid)) if t is not None]
+    return max(times, default=None)
+
+
+def _hear(heard: dict[str, dict[str, datetime]], rid: str, at: datetime, record: str) -> dict[str, dict[str, datetime]]:
+    """`heard` with the record of `rid` applied, timed `at` (the broker's timestamp, which a redelivery keeps)."""
+    return {**heard, rid: {**heard.get(rid, {}), record: at}}
+
+
+def _identified(state: PatientAlerts, at: datetime) -> bool:
+    """Review R31-NOTIF2: every record applied timed `at` or later is in `heard` (kept ENDED_KEPT before the state's
+    clock, the runtime's duplicate window; a state stored before: after `heard_since`), so whether it is heard says
+    whether a record of that time is a second delivery."""
+    if state.heard_since is not None and at <= state.heard_since:
+        return False
+    return state.as_of is None or at >= state.as_of - ENDED_KEPT
+
+
+def _second_delivery(state: PatientAlerts, rid: str, at: datetime, record: str, withdrawal: bool) -> bool:
+    """HAZ-22-ORDER-01: a record naming the recommendation `rid` (an issue of it, or its withdrawal) is a second
+    delivery when it is heard (review R31-NOTIF2: its delivery key, the runtime's duplicate key, whatever its time)
+    and new when it is not and every record of its time applied is heard (`_identified`): replicas of a producer
+    stamp their records with their own clocks, so one ID's timestamps need not increase along the partition, and one
+    batch's outputs share a millisecond (review R31-NOTIF: A -> B -> A). Only where identities were not kept (past
+    ENDED_KEPT, a state stored before) do the times decide: a record timed before the newest of it heard (at that
+    instant, one of its kind when no identity of the instant is kept), an issue at or before the alert's latest issue,
+    before the end of an alert a record ended, or before its tombstone's end (no record reaches notification that
+    late but a second delivery)."""
+    known = state.heard.get(rid, {})
+    if record in known and (state.as_of is None or known[record] >= state.as_of - ENDED_KEPT):
+        return True  # heard within the duplicate window (what `retain` keeps; `transition` alone keeps it longer)
+    if _identified(state, at):
+        return False
+    newest = _newest_heard(state, rid)
+    if newest is not None and at <= newest:
+        if at < newest:
+            return True
+        if at in known.values():  # identities of that instant kept (a state stored by e04a612): another record
+            return False
+        # no identities kept (a state stored before R31): one of its kind at that instant is that record again
+        if at == (state.withdrawals.get(rid) if withdrawal else state.issues.get(rid)):
+            return True
+    if withdrawal:  # a withdrawal older than the alert's latest issue is checked where it is applied
+        return False
+    current = state.alerts.get(rid)
+    if current is not None:
+        if current.raised_at is not None and at <= current.raised_at:
+            return True  # its latest issue, or an earlier one
+        # ended on a record (a withdrawal, a new wording of its key): a record of it timed before was on the
+        # partition before that one (a clinician's resolution is not on it: a record may arrive after it)
+        end = current.history[-1] if current.status in ENDED and current.history else None
+        return end is not None and end.by == SERVICE and at < end.at
+    gone = state.ended.get(rid)  # R31-NOTIF: past ENDED_KEPT, its tombstone (its last transition: its end)
+    return gone is not None and at < gone.at
 
 
 def _taken_over(
@@ -262,15 +331,13 @@ def _end(
     old_id: str,
     at: datetime,
     out: list[Output],
-    unshown: dict[str, datetime],
 ) -> dict[str, int]:
-    """A decision withdrawn or superseded (in place in `alerts`, `pending` and `unshown`; the new `folded` returned):
-    never shown if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
+    """A decision withdrawn or superseded (in place in `alerts` and `pending`; the new `folded` returned): never shown
+    if still in its settle window; withdrawn if active; resolved if a clinician acted on it."""
     old = alerts[old_id]
     n = folded.get(old_id, 0)
     if old_id in pending:  # withdrawn or replaced within the settle window: never shown
         del pending[old_id], alerts[old_id]
-        unshown[old_id] = at
         if n:
             folded = {k: v for k, v in folded.items() if k != old_id}
     elif old.status == "active":

@@ -55,10 +55,21 @@ def retain(state: PatientAlerts) -> PatientAlerts:
     if ended and min(e.at for e in ended.values()) < gone:
         ended = {rid: e for rid, e in ended.items() if e.at >= gone}
         changed = True
-    unshown = state.unshown
-    if unshown and min(unshown.values()) < whole:  # past the duplicate window: nothing to recognise any more
-        unshown = {rid: t for rid, t in unshown.items() if t >= whole}
+    issues, withdrawals = state.issues, state.withdrawals
+    if issues and min(issues.values()) < whole:  # past the duplicate window: nothing to recognise any more
+        issues = {rid: t for rid, t in issues.items() if t >= whole}
         changed = True
+    if withdrawals and min(withdrawals.values()) < whole:
+        withdrawals = {rid: t for rid, t in withdrawals.items() if t >= whole}
+        changed = True
+    heard, since = state.heard, state.heard_since
+    if any(t < whole for records in heard.values() for t in records.values()):  # R31-NOTIF2: each record by its time
+        heard = {
+            rid: kept for rid, records in heard.items() if (kept := {k: t for k, t in records.items() if t >= whole})
+        }
+        changed = True
+    if since is not None and since < whole:  # every record within the duplicate window is heard
+        since, changed = None, True
     escalating = state.escalating
     if any(rid not in alerts or alerts[rid].status != "active" for rid in escalating):
         escalating = {rid: t for rid, t in escalating.items() if rid in alerts and alerts[rid].status == "active"}
@@ -80,7 +91,10 @@ def retain(state: PatientAlerts) -> PatientAlerts:
             "folded": folded,
             "applied": applied,
             "keys": keys,
-            "unshown": unshown,
+            "issues": issues,
+            "withdrawals": withdrawals,
+            "heard": heard,
+            "heard_since": since,
             "escalating": escalating,
         }
     )

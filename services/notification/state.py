@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.clinical import Alert, NormalisedLab, Recommendation, Score
 from contracts.local import LocalTreatmentPlan
@@ -82,9 +82,18 @@ class PatientAlerts(BaseModel):
     #: issue 22: the alert that holds each `alert_key` (a decision's identity across wordings) -> recommendation ID.
     #: A new wording of the key supersedes it: never two alerts of one key in force at once.
     keys: dict[str, str] = Field(default_factory=dict)
-    #: issue 22: alerts withdrawn or superseded within their settle window (never shown) -> when: a second delivery of
-    #: the recommendation received before that changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
-    unshown: dict[str, datetime] = Field(default_factory=dict)
+    #: HAZ-22-ORDER-01: recommendation ID -> broker time of the newest issue of it applied (taken or not: a repeat, a
+    #: stale wording), and of the newest withdrawal of it applied (ending an alert or not): a record of it received
+    #: before either is a second delivery and changes nothing (kept ENDED_KEPT, the runtime's duplicate window)
+    issues: dict[str, datetime] = Field(default_factory=dict)
+    withdrawals: dict[str, datetime] = Field(default_factory=dict)
+    #: reviews R31-NOTIF, R31-NOTIF2: recommendation ID -> every record of it applied (a digest of its delivery key, the
+    #: runtime's duplicate key: ID and `caused_by`) -> its broker time, kept ENDED_KEPT. A record heard is a second
+    #: delivery and one not heard is new, whatever its time (one batch shares a millisecond; replicas' clocks differ)
+    heard: dict[str, dict[str, datetime]] = Field(default_factory=dict)
+    #: `heard` holds every record applied timed after this (None: from the start); a state stored before R31-NOTIF2
+    #: did not keep them all: a record timed at or before it is recognised by the time rules (domain._second_delivery)
+    heard_since: datetime | None = None
     #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
     #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)
     escalating: dict[str, datetime] = Field(default_factory=dict)
@@ -101,6 +110,16 @@ class PatientAlerts(BaseModel):
             return super().model_dump_json(**kwargs)
         return stored.dump(self, ("alerts", "scores", "labs"), ("plan", "local_plan"))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unshown(cls, value: object) -> object:
+        """A state stored before session 31 kept `unshown` (alerts withdrawn or superseded within their settle window
+        -> when): a record of them received before that is a second delivery, as before a withdrawal heard."""
+        if isinstance(value, dict) and "unshown" in value:
+            value = dict(value)
+            value["withdrawals"] = {**value.pop("unshown"), **value.get("withdrawals", {})}
+        return _heard_since(value)
+
     @field_validator("applied", mode="before")
     @classmethod
     def _applied_list(cls, value: object) -> object:
@@ -111,6 +130,32 @@ class PatientAlerts(BaseModel):
 
 
 _LONG_AGO: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _heard_since(value: object) -> object:
+    """Review R31-NOTIF2: a state stored before it kept only some records' identities (none before session 31; e04a612:
+    those of the newest instant heard of each ID, as a list). Every record applied timed after its clock `as_of` (the
+    newest time it heard) is heard; the identities it kept are kept, timed at that instant."""
+    if not isinstance(value, dict) or "heard_since" in value:
+        return value
+    value = dict(value)
+    times = [_time(t) for m in ("issues", "withdrawals") for t in (value.get(m) or {}).values()]
+    value["heard_since"] = max((t for t in [_time(value.get("as_of")), *times] if t is not None), default=None)
+    heard: dict[str, object] = {}
+    for rid, records in (value.get("heard") or {}).items():
+        if isinstance(records, list):
+            times = [_time(m.get(rid)) for m in (value.get("issues") or {}, value.get("withdrawals") or {})]
+            newest = max((t for t in times if t is not None), default=None)
+            if newest is not None:
+                heard[rid] = dict.fromkeys(records, newest)
+        else:
+            heard[rid] = records
+    value["heard"] = heard
+    return value
+
+
+def _time(at: object) -> datetime | None:
+    return datetime.fromisoformat(at) if isinstance(at, str) else at if isinstance(at, datetime) else None
 
 
 Output = Alert

@@ -240,8 +240,15 @@ def test_a_recommendation_issued_again_after_its_withdrawal_alerts_again() -> No
 def test_repeat_is_idempotent_and_listing_filters_by_status_and_severity() -> None:
     r = rec("critical")
     s, _ = arrive(PatientAlerts(), r)
-    s2, out = arrive(s, r, after_s=3)
-    assert out == [] and s2 == s
+    s1, out = arrive(s, r, after_s=3)  # the same record (its delivery key) again: a second delivery (R31-NOTIF2)
+    assert out == [] and s1 == s
+    repeat = r.model_copy(update={"caused_by": str(uuid.uuid4())})  # the same decision published again
+    s2, out = arrive(s, repeat, after_s=3)
+    # the repeat changes no alert; it is heard (HAZ-22-ORDER-01: its second delivery after the alert ends is not new)
+    assert out == [] and s2.model_copy(update={"issues": s.issues, "heard": s.heard}) == s
+    assert s2.issues[str(r.event_id)] == T0 + timedelta(seconds=3) and len(s2.heard[str(r.event_id)]) == 2
+    s3, out = arrive(s2, repeat, after_s=3)  # a second delivery of that repeat: nothing at all
+    assert out == [] and s3 == s2
     w = rec("warning")
     s, _ = arrive(s, w)
     s, _ = tick(s, 30)

@@ -90,29 +90,51 @@ Timed = tuple[datetime, int, object]  # (broker timestamp, sequence, record)
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[list[Timed], list[Timed]]:
-    """(the recommendations and actions in their order, the other topics' records)."""
+def histories(draw: st.DrawFn, batches: bool = False) -> tuple[list[Timed], list[Timed]]:
+    """(the recommendations and actions in their order, the other topics' records). `batches` (review R31-NOTIF):
+    successive recommendations and actions may share a millisecond, as one batch's outputs do (`Producer.send_many`),
+    records of one recommendation ID included (an issue, its withdrawal and its issue again: each its own
+    `caused_by`; "back": a plan item A -> B -> A within one batch), with fewer keys and wordings so that they meet.
+    Labs, scores, plans and ticks keep distinct times (two versions of a lab or a score at one clinical instant are a
+    tie those topics settle, not the subject here)."""
     t = START
     ordered: list[Timed] = []
     others: list[Timed] = []
     wording: dict[int, int] = {}  # key -> wording in force (absent: none)
     n = 0
+    kinds = ("issue", "issue", "reword", "withdraw", "act", "lab", "score", "plan", "tick")
     for _ in range(draw(st.integers(5, 40))):
-        t += timedelta(seconds=draw(st.sampled_from((0, 1, 5, 20, 40, 400, 1000, 4000))), milliseconds=1)
+        if batches:  # a recommendation or an action in the same millisecond as the record before, or not
+            kind = draw(st.sampled_from((*kinds, "back")))
+            if kind not in ("issue", "reword", "withdraw", "act", "back") or draw(st.booleans()):
+                t += timedelta(seconds=draw(st.sampled_from((0, 1, 5, 20, 40, 400, 1000, 4000))), milliseconds=1)
+        else:
+            t += timedelta(seconds=draw(st.sampled_from((0, 1, 5, 20, 40, 400, 1000, 4000))), milliseconds=1)
+            kind = draw(st.sampled_from(kinds))
         n += 1
-        kind = draw(st.sampled_from(("issue", "issue", "reword", "withdraw", "act", "lab", "score", "plan", "tick")))
-        key = draw(st.integers(0, 4))
+        key = draw(st.integers(0, 2 if batches else 4))
         if kind in ("issue", "reword"):
             old = wording.get(key)
-            new = draw(st.integers(0, 3))
+            new = draw(st.integers(0, 1 if batches else 3))
             if new == old:
                 continue
             if old is not None and (kind == "issue" or draw(st.booleans())):  # the planners withdraw the old one
                 ordered.append((t, n, withdrawal(key, old, n, t)))
-                t += timedelta(milliseconds=1)  # a partition's timestamps increase
+                if not (batches and draw(st.booleans())):
+                    t += timedelta(milliseconds=1)  # a partition's timestamps increase (or stay, within a batch)
             ordered.append((t, n + 1, rec(key, new, n, t)))  # else: a new wording alone (a rebuild's difference)
             n += 1
             wording[key] = new
+        elif kind == "back":  # batches: a plan item leaves its content and comes back within one batch
+            old = wording.get(key)
+            if old is None:  # issued, withdrawn and issued again (three triggers)
+                steps = [rec(key, 0, n, t), withdrawal(key, 0, n + 1, t), rec(key, 0, n + 2, t)]
+            else:  # A -> B -> A (two triggers: each withdraws what it replaces and issues its wording)
+                steps = [withdrawal(key, old, n, t), rec(key, 1 - old, n, t)]
+                steps += [withdrawal(key, 1 - old, n + 1, t), rec(key, old, n + 1, t)]
+            ordered += [(t, n + i, x) for i, x in enumerate(steps)]
+            n += len(steps)
+            wording[key] = 0 if old is None else old
         elif kind == "withdraw" and key in wording:
             ordered.append((t, n, withdrawal(key, wording.pop(key), n, t)))
         elif kind == "act" and key in wording:
@@ -210,6 +232,42 @@ def test_any_interleaving_and_any_redelivery_give_the_same_alerts(
     assert outcome(deliveries(ordered, others, seed, duplicates), timed, end) == outcome(
         deliveries(ordered, others, None, 0), timed, end
     )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(batches=True), st.integers(0, 2**32), st.integers(0, 8))
+def test_records_of_one_batch_in_one_millisecond_in_any_interleaving_and_redelivery(
+    history: tuple[list[Timed], list[Timed]], seed: int, duplicates: int
+) -> None:
+    """Review R31-NOTIF: as above, successive records sharing a millisecond (one batch's outputs), records of one ID
+    among them: a record is recognised by its identity (its delivery key), not by its time alone. And the outcome is
+    that of the same records one microsecond apart in their order (sharing a millisecond is not being one record:
+    an issue, its withdrawal and its issue again in one millisecond leave the alert, as they would a moment apart)."""
+    ordered, others = history
+    timed = arrived(ordered)
+    end = max((t for t, _, _ in [*ordered, *others]), default=START) + timedelta(days=2)
+    in_order = outcome(deliveries(ordered, others, None, 0), timed, end)
+    assert outcome(deliveries(ordered, others, seed, duplicates), timed, end) == in_order
+    apart_ordered, apart_others = apart(ordered, others)
+    assert outcome(deliveries(apart_ordered, apart_others, None, 0), arrived(apart_ordered), end) == in_order
+
+
+def apart(ordered: list[Timed], others: list[Timed]) -> tuple[list[Timed], list[Timed]]:
+    """The same records, each `i` microseconds later (`i`: its place in the delivery order), so that none shares a
+    time with another: recommendations' broker times, actions' times and ticks' deadlines (fewer than 1,000 records:
+    the shift stays below a millisecond, and every comparison between distinct milliseconds is unchanged)."""
+    place = {id(x): i for i, (_, _, x) in enumerate(sorted([*ordered, *others], key=lambda x: (x[0], x[1])))}
+
+    def shift(timed: Timed) -> Timed:
+        t, n, x = timed
+        at = t + timedelta(microseconds=place[id(x)])
+        if isinstance(x, AlertAction):
+            return at, n, x.model_copy(update={"occurred_at": at, "recorded_at": at})
+        if isinstance(x, ClockTick):
+            return at, n, tick_at(at)
+        return at, n, x
+
+    return [shift(x) for x in ordered], [shift(x) for x in others]
 
 
 def test_a_new_wording_without_the_withdrawal_of_the_old_one_supersedes_it() -> None:

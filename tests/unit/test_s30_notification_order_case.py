@@ -8,15 +8,19 @@ item-3's warning). Present before this session (6a687c5 and af35b1a fail it too)
 decision under the same event ID after its withdrawal, which scoring never does (a version after another derives its
 ID from the one it replaces, HAZ-22-ORDER-03) and the planners' `notify_plan_changes` may. Not analysed further this
 session: strict xfail until notification's handling of a second delivery of an ID re-published after a withdrawal is
-settled (hazard log, HAZ-22 notes in the closing note of session 30)."""
+settled (hazard log, HAZ-22 notes in the closing note of session 30).
+
+Session 31 (HAZ-22-ORDER-01): the alerts differing are item-3's (item-0's critical alert holds in both). Item-3's
+wording 1 is issued, withdrawn, then issued again while wording 0 settles: stale (`_replaced_by`), ignored and left no
+trace; wording 0 is withdrawn and the key freed; the second delivery of that stale issue then found nothing newer of
+its ID (its `raised_at` was its first issue's) and raised it. Every issue and withdrawal applied is now heard
+(`PatientAlerts.issues`, `.withdrawals`): a record of an ID received before one already applied changes nothing."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from contracts.clinical import Recommendation
 from tests.unit.test_issue25_notification_history import START
@@ -41,7 +45,6 @@ def test_the_case_replays() -> None:
     assert len(ordered) == 19 and case["others"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="notification: a decision re-published under the same ID after a withdrawal")
 def test_s30_counterexample_gives_the_same_alerts_in_any_delivery_order() -> None:
     case = json.loads(CASE.read_text(encoding="utf-8"))
     ordered, others = _timed(case["ordered"]), _timed(case["others"])
