@@ -23,8 +23,10 @@ never stored (the state is unchanged):
 Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
 orders, checks): B's item (decided on current data). They disagree: A's item (today's behaviour), except when B's item
 is critical and A's is not (or absent): B's item, marked "à vérifier" with the future-dated facts as inputs; and when
-B's item is recommended and A has none: B's item suspended ("cannot decide", a warning, no order,
-the future-dated facts as inputs: never a silent withdrawal). An item only C gives is never published. B and C are
+A has none: B's recommendation (or any item of B's with an order) suspended ("cannot decide", a warning, no order, the
+future-dated facts as inputs), B's other items kept with their texts, marked and naming those facts (`kept`), unless
+the plan already shows A's reading of them marked (`read_ahead`): never a silent withdrawal (session 31). An item only
+C gives is never published. B and C are
 decided with the memo off (memo.py keys on fact IDs, which re-dating keeps). `next_due` keeps A's deadlines and adds
 the views' and the instants the future facts become current (`t - tolerance`, as `AsOf.is_future`)."""
 
@@ -240,6 +242,23 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
 _ACTIONABLE = ("recommended",)
 
 
+def _drafts(x: PlanItem) -> bool:
+    """An item a clinician would prescribe from: a recommendation, or any item carrying an order."""
+    return x.status in _ACTIONABLE or bool(x.orders)
+
+
+def kept(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+    """B's item that A lacks and that drafts no order (session 31, reviews R30-SYS and R30-MERGE): what current data
+    say, published as it is (status, severity, text, checks), the records dated in the future named and said to be
+    verified. Never "cannot decide" nor "Suspendu": a non-indication stays one, an advice its advice."""
+    note = (
+        " À vérifier : élément décidé sur les données actuelles ; un enregistrement daté dans le futur "
+        f"({_dates(future)} ; imagerie ou évaluation clinique), pas encore actuel, le retirerait du plan : vérifier sa "
+        "date (horloge du système qui l'a produit) et son contenu."
+    )
+    return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *_shown(future)]})
+
+
 def suspended(x: PlanItem, future: tuple[Fact[str], ...], ahead: bool = False) -> PlanItem:
     """B's actionable item that A lacks (a record dated in the future, read as holding now, withdraws it: a lesion
     "resolved" tomorrow and SYS-AR-START today, review R27B): neither drafted (no order while a record says
@@ -274,33 +293,50 @@ def suspended(x: PlanItem, future: tuple[Fact[str], ...], ahead: bool = False) -
 
 def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tuple[Fact[str], ...]) -> list[PlanItem]:
     """Per item key (HAZ-27-FUTURE-HIDES): B where B and C agree, else A, but B's critical item A lacks (marked),
-    and B's actionable item A lacks suspended (`suspended`)."""
+    B's item A lacks that drafts an order suspended (`suspended`), and B's other items A lacks kept (`kept`) unless
+    A's reading of the record ahead is already published, marked (`read_ahead`)."""
     by_a, by_b, by_c = ({x.key: x for x in items} for items in (a, b, c))
-    out: list[PlanItem] = []
+    out: list[PlanItem | str] = []  # a key: B's item kept, decided once every other item is
+    a_read_ahead = False
     for key in [*by_a, *(k for k in by_b if k not in by_a)]:
         x_a, x_b, x_c = by_a.get(key), by_b.get(key), by_c.get(key)
         if _decision(x_b) == _decision(x_c):
             chosen = x_b
         elif x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical"):
             chosen = to_verify(x_b, future)
-        elif x_a is None and x_b is not None and x_b.status in _ACTIONABLE:
-            chosen = suspended(x_b, future)  # never a silent withdrawal (the lead, 2026-12-06)
+        elif x_a is None and x_b is not None and _drafts(x_b):
+            # an order drafted on data a record dated ahead contradicts (SYS-AR-START L1068-1074: "dès la
+            # découverte d'une métastase osseuse", the metastasis resolved ahead): suspended, never silently withdrawn
+            chosen = suspended(x_b, future)  # (the lead, 2026-12-06)
+        elif x_a is None and x_b is not None:
+            out.append(key)  # no order: what current data say, kept below (session 31)
+            continue
         elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
             # review R29-SYS: never silently; no order drafted on it that current data would not draft; where
             # current data draft another order, theirs, said to be contradicted (review R29B: P1M, not P3M)
-            if not x_a.orders or x_b is None or x_b.orders == x_a.orders:
-                chosen = read_ahead(x_a, future) if not x_a.orders or x_b is not None else None
-            elif x_b.orders:
+            if x_a.orders and x_b is not None and x_b.orders and x_b.orders != x_a.orders:
                 chosen = to_verify(x_b, future)
-            else:
-                chosen = None
-            if chosen is None:
-                chosen = suspended(x_a, future, ahead=True)
+            else:  # A's reading, said to rest on the record ahead (current data decide otherwise)
+                a_read_ahead = True
+                same = not x_a.orders or (x_b is not None and x_b.orders == x_a.orders)
+                chosen = read_ahead(x_a, future) if same else suspended(x_a, future, ahead=True)
         else:
             chosen = x_a
         if chosen is not None:
             out.append(chosen)
-    return out
+    # B's items A lacks that draft no order (reviews R30-SYS, R30-MERGE): kept as current data give them, marked:
+    # the estimate SYS-AR-START asks for (L1070-1074), its non-indication (L1072-1074: "espérance de vie [...]
+    # supérieure à 3 mois"), SYS-RENAL-TOX's advice at a clearance < 30 (L736-738: "baisser les doses de
+    # chimiothérapie"), SYS-ONCO's (L725-726: the bone extension "ne conditionne pas le choix des molécules de
+    # chimiothérapie ni leur dose"). Left out only when the plan already publishes A's reading of the record ahead,
+    # marked "les données actuelles conduisent à une autre décision" (`read_ahead`): B's items would then say the other
+    # reading beside it (R30-MERGE: SYS-REVIEW-2Y's review of a course under way, L1275-1277, beside A's start,
+    # L1263-1265)
+    return [
+        x if isinstance(x, PlanItem) else kept(by_b[x], future)
+        for x in out
+        if isinstance(x, PlanItem) or not a_read_ahead
+    ]
 
 
 def decide(s: SystemicState, at: r.AsOf, once: Decide) -> list[PlanItem]:

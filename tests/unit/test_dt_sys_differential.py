@@ -9,9 +9,10 @@ another modality, another response), some amendments or entered-in-error records
 finding. For every history:
 
 - before the records dated ahead, the plan is A's byte for byte (`plan_once`), and so are its deadlines;
-- after, every item is A's, or B's where B and C decide the same, or B's critical item A lacks, marked "à vérifier"
-  (and nothing only C gives); `next_due` is never later than A's nor at or before `now`, and no later than the instant
-  each record dated ahead becomes current;
+- after, every item is A's, or B's where B and C decide the same, or B's critical item A lacks, marked "à vérifier",
+  or B's item A lacks, suspended when it drafts an order, else kept with its text, marked (session 31), left out
+  only beside A's reading marked (and nothing only C gives); `next_due` is never later than A's nor at or before
+  `now`, and no later than the instant each record dated ahead becomes current;
 - a memo-warm decision equals a cold one (items and `next_due`)."""
 
 from __future__ import annotations
@@ -148,11 +149,28 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
         assert due is not None and due <= f.occurred_at - TOL
     b = {x.key: x for x in plan_once(views.current, r.AsOf(now=NOW, memo=False))}
     c = {x.key: x for x in plan_once(views.redated, r.AsOf(now=NOW, memo=False))}
+    future_ids = {f.event_id for f in views.future}
+
+    def a_read_ahead(key: str) -> bool:
+        """A's item published as resting on the record ahead (A decides as C, B otherwise, no emergency of B's, no
+        other order of B's): the plan then shows A's reading, marked "les données actuelles [...] autre décision"."""
+        x_a, x_b, x_c = a.get(key), b.get(key), c.get(key)
+        if x_a is None or _decision(x_b) == _decision(x_c) or _decision(x_a) != _decision(x_c):
+            return False
+        if x_b is not None and x_b.severity == "critical" and x_a.severity != "critical":
+            return False
+        return not (x_a.orders and x_b is not None and x_b.orders and x_b.orders != x_a.orders)
+
+    a_reading = any(a_read_ahead(k) for k in a)
     for key in {*a, *b, *c}:
         x, x_a, x_b, x_c = out.get(key), a.get(key), b.get(key), c.get(key)
         agree = _decision(x_b) == _decision(x_c)
         if x is None:
             assert x_a is None or (agree and x_b is None)
+            if x_a is None and x_b is not None and not agree:
+                # B's item A lacks left out only beside A's reading marked (review R30-MERGE), never otherwise
+                assert a_reading and x_b.severity != "critical" and x_b.status != "recommended" and not x_b.orders
+                counts["B item A lacks, A's reading marked: left out"] += 1
             counts["absent (A or B == C)"] += 1
         elif agree and x == x_b:
             counts["B == C: B" + (" (same as A)" if x == x_a else " (differs from A)")] += 1
@@ -175,21 +193,32 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
                 assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
                 assert x_a.orders and (x_b is None or not x_b.orders)
                 counts["A as C, suspended"] += 1
-        elif x_a is None and not agree and x_b is not None and x_b.status == "recommended" and x.status != x_b.status:
-            # B's recommendation A lacks: suspended, to verify (the lead), no order, the future records shown
+        elif (
+            x_a is None
+            and not agree
+            and x_b is not None
+            and x_b.severity != "critical"
+            and (x_b.status == "recommended" or x_b.orders)
+        ):
+            # B's recommendation (or order) A lacks: suspended, to verify (the lead), no order, the future records shown
             assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
             assert "daté dans le futur" in x.text_fr and x.key == x_b.key
-            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == {
-                f.event_id for f in views.future
-            }
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
             counts["B recommended A lacks, suspended"] += 1
+        elif x_a is None and not agree and x_b is not None and x_b.severity != "critical":
+            # B's other item A lacks (session 31, reviews R30-SYS, R30-MERGE): kept as current data give it, its
+            # status and text, marked, the future records shown; never beside A's reading marked
+            assert not a_reading
+            assert x.model_dump(exclude={"text_fr", "inputs"}) == x_b.model_dump(exclude={"text_fr", "inputs"})
+            assert x.text_fr.startswith(x_b.text_fr) and "daté dans le futur" in x.text_fr
+            assert [i for i in x.inputs if i.name != "future_dated_record"] == x_b.inputs
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
+            counts["B item A lacks, kept marked"] += 1
         else:  # an emergency of current data only, marked to verify
             assert x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical")
             assert x.text_fr.startswith(x_b.text_fr) and "À vérifier" in x.text_fr
             assert [i for i in x.inputs if i.name != "future_dated_record"] == x_b.inputs
-            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == {
-                f.event_id for f in views.future
-            }
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
             counts["B emergency, to verify"] += 1
         assert x is None or x_a is not None or x_b is not None  # nothing only C gives
 
