@@ -4,7 +4,7 @@ The rule under review: B's (current data) item that A lacks and on which B and C
 order, else kept as B gives it, marked "le retirerait du plan", the records dated ahead named; kept items are all left
 out when ANY item of the plan is A's reading of the record ahead, marked (`read_ahead`; one flag for the whole plan).
 
-Defects (strict xfails):
+Defects (strict xfails; both fixed in session 31, branch s31-merge-fix, markers removed):
 
 1. `test_review_r31merge_current_warnings_are_not_withdrawn_silently_beside_a_marked_reading[past course-*]`: the
    flag is plan-wide. Today's CT confirms a metastasis, a finding dated tomorrow says it resolved (R27B's case). With
@@ -76,19 +76,8 @@ def _gone(out: list[Message], rule_id: str) -> list[Recommendation]:
 
 @pytest.mark.parametrize("warning", sorted(WARNINGS))
 @pytest.mark.parametrize(
-    "past_course",
-    [
-        pytest.param(False, id="no course"),
-        pytest.param(
-            True,
-            id="past course",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="R31-MERGE: one read_ahead anywhere in the plan drops every kept item of B's (a warning too)",
-            ),
-        ),
-    ],
-)
+    "past_course", [pytest.param(False, id="no course"), pytest.param(True, id="past course")]
+)  # past course: fixed in session 31 (s31-merge-fix), was a strict xfail
 def test_review_r31merge_current_warnings_are_not_withdrawn_silently_beside_a_marked_reading(
     warning: str, past_course: bool
 ) -> None:
@@ -115,7 +104,6 @@ def test_review_r31merge_current_warnings_are_not_withdrawn_silently_beside_a_ma
     assert resolved.event_id in {i.source_event_id for i in x.inputs} and "vérifier" in x.text_fr
 
 
-@pytest.mark.xfail(strict=True, reason="R31-MERGE (pre-existing, R29-SYS read_ahead): the start alert said gone")
 def test_review_r31merge_the_start_alert_is_not_withdrawn_as_no_longer_applying() -> None:
     """SYS-AR-START (L1068-1074): the start is recommended today (CT, 12 months) and notified. A finding dated tomorrow
     says the lesion resolved. With no past course the start is published suspended, to verify (a warning, notified:
