@@ -12,12 +12,14 @@ dated beyond the clock-skew tolerance is left out until it becomes effective (`i
 (The oligometastatic status, the third such fold, keeps one score only: the one it replaced is not held, so there is
 no current reading to decide on; it stays as it is, see the report.)
 
-When no such fact is dated in the future, the plan is decision A, the same code path (`decide`: one check of the
-dates, no view). Otherwise the plan is decided on two more views of the same state, built here at decision time,
-never stored (the state is unchanged):
+When no such fact is dated in the future, nor a correction of a clinical assessment (the fold applies it at once:
+review R30-SYS), the plan is decision A, the same code path (`decide`: one check of the dates, no view). Otherwise
+the plan is decided on two more views of the same state, built here at decision time, never stored (the state is
+unchanged):
 
 - B, "the current one holds": the future-dated findings and responses left out, corrections resolved on the whole
-  record set first (an amendment dated ahead never brings back the version it corrects);
+  record set first (an amendment dated ahead never brings back the version it corrects), but a correction dated
+  ahead of the current record it corrects (named, or resolved as the fold does) is not yet in force;
 - C, "the future one holds now": each future-dated fact re-dated to `now + tolerance`, nothing else changed.
 
 Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
@@ -34,23 +36,25 @@ the views' and the instants the future facts become current (`t - tolerance`, as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_finding
+from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_assessment, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import effective, effective_findings
+from shared.clinical.corrections import effective, effective_findings, target
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 from shared.clinical.newest import Newest, TimesAfter, instant, values_at
 
 Decide = Callable[[SystemicState, r.AsOf], list[PlanItem]]
+Rec = TypeVar("Rec", FindingRecord, AssessmentRecord)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -81,16 +85,39 @@ _FINDINGS: Final = Newest[dict[str, FindingRecord], datetime](values_at("occurre
 _LESIONS: Final = TimesAfter[dict[str, LesionFacts]](_lesion_times)
 
 
+def _correction_times(assessments: dict[str, AssessmentRecord]) -> Iterator[datetime]:
+    return (x.occurred_at for x in assessments.values() if x.record_status != "final")
+
+
+#: the clinical assessments' corrections (review R30-SYS): one dated ahead applies at once in the fold (an entry in
+#: error of today's estimate or response), whatever the fold then reads, so it is checked apart, once per table
+_ASSESSMENT_FIXES: Final = TimesAfter[dict[str, AssessmentRecord]](_correction_times)
+
+
+def _patient(_: AssessmentRecord) -> Hashable:
+    return "patient"
+
+
+def _lesion(x: FindingRecord) -> Hashable:
+    return x.lesion_id
+
+
+def _fixes_assessments_ahead(s: SystemicState, at: r.AsOf, limit: int) -> bool:
+    """A correction of a clinical assessment dated ahead (`limit`: `_ahead`'s, as an instant)."""
+    return _ASSESSMENT_FIXES.any(s.assessments, limit, lambda t: _ahead(t, at))
+
+
 def involves_future(s: SystemicState, at: r.AsOf) -> bool:
     """A fact of the two folds is dated in the future (a finding, a lesion's status or first sighting, the
-    response). False: the plan is decision A alone."""
+    response), or a correction of a clinical assessment (review R30-SYS: an entry in error dated ahead of today's
+    life-expectancy estimate or response). False: the plan is decision A alone."""
     newest_finding = _FINDINGS(s.findings)
     if newest_finding is not None and _ahead(newest_finding, at):
         return True
     if s.response is not None and _ahead(s.response.occurred_at, at):
         return True
     limit = instant(at.now) + at.recency.future_tolerance // _MICROSECOND  # `_ahead`'s, as an instant
-    return _LESIONS.any(s.lesions, limit, lambda t: _ahead(t, at))
+    return _LESIONS.any(s.lesions, limit, lambda t: _ahead(t, at)) or _fixes_assessments_ahead(s, at, limit)
 
 
 @dataclass(frozen=True)
@@ -123,14 +150,18 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
     # dated ahead of the current record it names is not yet in force in B (review R29-SYS, R29B's rule as the
     # radiotherapy planner's): that record stands as it is until the correction's date
     found = effective_findings(s.findings.values())
-    pending = [x for x in s.findings.values() if _fixes_ahead(x, s.findings, at)]
-    in_force = found if not pending else effective_findings(x for x in s.findings.values() if x not in pending)
+    pending = _pending(s.findings, _lesion, at)
+    in_force = found if not pending else effective_findings(x for x in s.findings.values() if x.event_id not in pending)
     ahead = [x for x in found if _ahead(x.occurred_at, at)]
     future += [x.fact(x.status or x.modality) for x in ahead]
-    future += [x.fact(x.record_status) for x in pending if x not in ahead]  # an entry in error dated ahead, say
+    listed = {x.event_id for x in ahead}
+    future += [x.fact(x.record_status) for x in pending.values() if x.event_id not in listed]  # an entry in error
+    # every lesion whose records counting differ once those corrections are left out (review R30-SYS: the lesion of
+    # the record named, of the version that counts, moved to another lesion ID, of an amendment naming none)
+    changed = {x.event_id for x in found} ^ {x.event_id for x in in_force}
     touched = (
         {x.lesion_id for x in ahead}
-        | {s.findings[str(x.corrects)].lesion_id for x in pending}
+        | {x.lesion_id for x in (*found, *in_force) if x.event_id in changed}
         | {
             lesion_id
             for lesion_id, x in s.lesions.items()
@@ -156,41 +187,70 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         if lesion is not None:
             status = None if lesion.status is None else redate(lesion.status)
             redated[lesion_id] = LesionFacts(first=redate(lesion.first), modalities=lesion.modalities, status=status)
-    # the oncological response: B the newest effective one not dated in the future, C A's re-dated
+    # the oncological response: B the newest effective one not dated in the future, C A's re-dated; the
+    # life-expectancy estimates (SYS-AR-START L1070-1074; `life_expectancy` leaves out those dated ahead): B's fold
+    # without the corrections not yet in force (review R30-SYS), C A's (an amended estimate dated ahead is not
+    # re-dated: A, B and C would then all differ and the merge would keep A's item unmarked; as it is, A = C, marked)
     response = s.response
-    if response is not None and _ahead(response.occurred_at, at):
+    response_ahead = response is not None and _ahead(response.occurred_at, at)
+    fixes: dict[uuid.UUID, AssessmentRecord] = {}
+    if _fixes_assessments_ahead(s, at, instant(at.now) + at.recency.future_tolerance // _MICROSECOND):
+        fixes = _pending(s.assessments, _patient, at)
+    update_b: dict[str, Any] = {"lesions": current}
+    update_c: dict[str, Any] = {"lesions": redated}
+    if response_ahead or fixes:
         kept = s.assessment_base.response if s.assessment_base is not None else None
         if kept is not None and _ahead(kept.occurred_at, at):
             return None
-        assessed: list[AssessmentRecord] = effective(s.assessments.values(), lambda _: "patient")
-        future += [
-            y.fact(y.oncological_response)
-            for y in assessed
-            if y.oncological_response is not None and _ahead(y.occurred_at, at)
-        ]
-        # B: a correction dated ahead of the current assessment it names is not yet in force (as the findings')
-        held = [y for y in s.assessments.values() if not _fixes_ahead(y, s.assessments, at)]
-        for y in effective(held, lambda _: "patient") if len(held) < len(s.assessments) else assessed:
+        assessed: list[AssessmentRecord] = effective(s.assessments.values(), _patient)
+        if response_ahead:
+            future += [
+                y.fact(y.oncological_response)
+                for y in assessed
+                if y.oncological_response is not None and _ahead(y.occurred_at, at)
+            ]
+        listed = {f.event_id for f in future}
+        future += [y.fact(y.record_status) for y in fixes.values() if y.event_id not in listed]
+        # B: a correction dated ahead of the current assessment it corrects is not yet in force (as the findings')
+        held = (
+            effective((y for y in s.assessments.values() if y.event_id not in fixes), _patient) if fixes else assessed
+        )
+        for y in held:
             if y.oncological_response is not None and not _ahead(y.occurred_at, at):
                 kept = newest(kept, y.fact(y.oncological_response))
-        b = s.model_copy(update={"lesions": current, "response": kept})
-        c = s.model_copy(update={"lesions": redated, "response": redate(response)})
-    else:
-        b = s.model_copy(update={"lesions": current})
-        c = s.model_copy(update={"lesions": redated})
+        update_b["response"] = kept
+        if fixes:  # folded as `inputs.merge` folds them, from what assessments no longer held said
+            fold = s.assessment_base
+            scratch = SystemicState(life_expectancies=list(fold.life_expectancies) if fold is not None else [])
+            for y in held:
+                _merge_assessment(scratch, y)
+            update_b["life_expectancies"] = scratch.life_expectancies
+        update_c["response"] = None if response is None else redate(response)
+    b, c = s.model_copy(update=update_b), s.model_copy(update=update_c)
     records: list[FindingRecord | AssessmentRecord] = [*s.findings.values(), *s.assessments.values()]
     dates = tuple(sorted({x.occurred_at for x in records if _ahead(x.occurred_at, at)}))
     return Views(b, c, tuple(sorted(future, key=lambda f: f.order())), dates)
 
 
-def _fixes_ahead(x: FindingRecord | AssessmentRecord, records: Mapping[str, Any], at: r.AsOf) -> bool:
-    """A correction dated ahead of the CURRENT record it names: not yet in force in view B (R29B, as the radiotherapy
-    planner's `as_of._fixes_ahead`). One naming a record itself dated ahead goes with it (both left out); one whose
-    record was folded away (retention) is kept (resolved as before)."""
-    if x.corrects is None or not _ahead(x.occurred_at, at):
+def _pending(records: Mapping[str, Rec], group: Callable[[Rec], Hashable], at: r.AsOf) -> dict[uuid.UUID, Rec]:
+    """The corrections `_fixes_ahead`, by event ID."""
+    rows = list(records.values())
+    return {x.event_id: x for x in rows if _fixes_ahead(x, records, at, rows, group)}
+
+
+def _fixes_ahead(
+    x: Rec, records: Mapping[str, Rec], at: r.AsOf, rows: Iterable[Rec], group: Callable[[Rec], Hashable]
+) -> bool:
+    """A correction dated ahead of the CURRENT record it corrects: not yet in force in view B (R29B, as the radiotherapy
+    planner's `as_of._fixes_ahead`). The record it corrects is the one it names, or for an amendment naming none the
+    one the fold resolves (its lesion's or the patient's latest recorded before it: review R30-SYS). One correcting a
+    record itself dated ahead goes with it (both left out); one whose record was folded away (retention) is kept
+    (resolved as before)."""
+    if x.record_status == "final" or not _ahead(x.occurred_at, at):
         return False
-    target = records.get(str(x.corrects))
-    return target is not None and not _ahead(target.occurred_at, at)
+    named = x.corrects if x.corrects is not None else target(x, rows, group)
+    corrected = None if named is None else records.get(str(named))
+    return corrected is not None and not _ahead(corrected.occurred_at, at)
 
 
 def _view_at(at: r.AsOf) -> r.AsOf:
