@@ -19,7 +19,8 @@ unchanged):
 
 - B, "the current one holds": the future-dated findings and responses left out, corrections resolved on the whole
   record set first (an amendment dated ahead never brings back the version it corrects), but a correction dated
-  ahead of the current record it corrects (named, or resolved as the fold does) is not yet in force;
+  ahead of the current record it corrects (named, or resolved as the fold does) is not yet in force, unless a current
+  correction builds on it (review R31-SYS2: its chain is then resolved as the fold does);
 - C, "the future one holds now": each future-dated fact re-dated to `now + tolerance`, nothing else changed.
 
 Per plan item (its key), `merged`: B and C agree (the item but its inputs: presence, rule, status, severity, texts,
@@ -29,7 +30,9 @@ A has none: B's recommendation (or any item of B's with an order) suspended ("ca
 future-dated facts as inputs), B's other items kept with their texts, marked and naming those facts (`kept`), left out
 only when not an alert and contradicting A's reading published marked (`read_ahead`, `contradicts`): never a silent
 withdrawal (session 31, review R31-MERGE). Where A reads the record ahead (A decides as C) with no alert and B gives
-one, B's item is published, suspended or marked (an alert is never withdrawn on a record not yet current). An item
+one, B's item is published, suspended or marked (an alert is never withdrawn on a record not yet current); where
+it drafts another order than B's, B's, marked (R29B), but where B's only spaces zoledronic acid A's keeps monthly,
+A's, marked (review R31-SYS2, SYS-SCHEDULE L1136-1140: monthly holds on either reading). An item
 only C gives is never published. B and C are
 decided with the memo off (memo.py keys on fact IDs, which re-dating keeps). `next_due` keeps A's deadlines and adds
 the views' and the instants the future facts become current (`t - tolerance`, as `AsOf.is_future`)."""
@@ -48,7 +51,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_assessment, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import effective, effective_findings, target
+from shared.clinical.corrections import chains, effective, effective_findings, target
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 from shared.clinical.newest import Newest, TimesAfter, instant, values_at
@@ -233,9 +236,33 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
 
 
 def _pending(records: Mapping[str, Rec], group: Callable[[Rec], Hashable], at: r.AsOf) -> dict[uuid.UUID, Rec]:
-    """The corrections `_fixes_ahead`, by event ID."""
+    """The corrections `_fixes_ahead` that no current correction builds on, by event ID. Review R31-SYS2: one that a
+    current correction names (an entry in error of the amendment ahead, an amendment of it), or that a current one of
+    its chain recorded after it supersedes, is no longer pending: the chain is resolved as the fold resolves it
+    (leaving it out would break the chain and bring back the record it replaced: corrections.py, "withdrawing an
+    amendment never brings back what it replaced"; SYS-SCHEDULE L1136-1140, a withdrawn "good" spacing to P3M)."""
     rows = list(records.values())
-    return {x.event_id: x for x in rows if _fixes_ahead(x, records, at, rows, group)}
+    ahead = {x.event_id: x for x in rows if _fixes_ahead(x, records, at, rows, group)}
+    if not ahead:
+        return ahead
+    walked = chains(rows, group)
+    built: set[uuid.UUID] = set()  # the corrections ahead a current correction builds on
+    for c in rows:
+        if c.record_status == "final" or _ahead(c.occurred_at, at) or walked.targets.get(c.event_id) is None:
+            continue
+        up, seen = walked.targets[c.event_id], {c.event_id}  # c's ancestors: what it corrects, and so on
+        while up is not None and up not in seen:
+            seen.add(up)
+            built.add(up)
+            up = walked.targets.get(up)
+        root = walked.root(c.event_id)
+        built |= {x for x, y in ahead.items() if walked.root(x) == root and _recorded(y) < _recorded(c)}
+    return {x: y for x, y in ahead.items() if x not in built}
+
+
+def _recorded(x: FindingRecord | AssessmentRecord) -> tuple[datetime, int]:
+    """The order a chain's versions were recorded in (corrections.py `_recorded`)."""
+    return (x.recorded_at, x.event_id.int)
 
 
 def _fixes_ahead(
@@ -277,15 +304,21 @@ def _shown(future: tuple[Fact[str], ...]) -> list[InputUsed]:
     ]
 
 
-def read_ahead(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
+def read_ahead(x: PlanItem, future: tuple[Fact[str], ...], spacing: bool = False) -> PlanItem:
     """A's item where A read a record dated in the future as holding now (A decides as C) and current data decide
     otherwise (review R29-SYS: a "good" response dated tomorrow spacing the infusions, a restart shown under way):
-    kept, said to rest on that record, to verify."""
+    kept, said to rest on that record, to verify. `spacing`: current data would space the infusions A keeps monthly
+    (review R31-SYS2, SYS-SCHEDULE L1136-1140): said so."""
     note = (
         f" À vérifier : cet élément tient compte d'un enregistrement daté dans le futur ({_dates(future)} ; "
         "imagerie ou évaluation clinique) ; les données actuelles conduisent à une autre décision : vérifier sa date "
         "(horloge du système qui l'a produit) et son contenu."
     )
+    if spacing:
+        note += (
+            " Sur les données actuelles, l'espacement trimestriel serait possible (bonne réponse) ; il n'est pas "
+            "proposé tant que cet enregistrement n'est pas vérifié : le rythme mensuel vaut dans les deux cas."
+        )
     return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *_shown(future)]})
 
 
@@ -298,6 +331,23 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
     )
     shown = _shown(future)
     return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *shown]})
+
+
+def _spaces(x_b: PlanItem, x_a: PlanItem) -> bool:
+    """`x_b`'s orders are `x_a`'s with zoledronic acid spaced to every 3 months where `x_a`'s is monthly, nothing else
+    changed (SYS-SCHEDULE L1136-1140: the spacing a good response allows; the views differ on the response)."""
+    if len(x_a.orders) != len(x_b.orders):
+        return False
+    spaced = False
+    for o_a, o_b in zip(x_a.orders, x_b.orders, strict=True):
+        if o_a == o_b:
+            continue
+        if o_a.drug != "zoledronic_acid" or (o_a.interval, o_b.interval) != ("P1M", "P3M"):
+            return False
+        if o_b.model_copy(update={"interval": o_a.interval}) != o_a:
+            return False
+        spaced = True
+    return spaced
 
 
 #: what a clinician would act on (a recommendation: an order drafted; its prerequisites follow it)
@@ -406,7 +456,13 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
         elif x_a is not None and _decision(x_a) == _decision(x_c):  # A read the record ahead as holding now
             # review R29-SYS: never silently; no order drafted on it that current data would not draft; where
             # current data draft another order, theirs, said to be contradicted (review R29B: P1M, not P3M)
-            if x_a.orders and x_b is not None and x_b.orders and x_b.orders != x_a.orders:
+            if x_a.orders and x_b is not None and x_b.orders and _spaces(x_b, x_a):
+                # review R31-SYS2: current data space the infusions (a "good" response an entry in error dated ahead,
+                # recorded now, withdraws) where A's reading keeps them monthly: monthly is the rule and holds on
+                # either reading, spacing is only possible (SYS-SCHEDULE L1136-1140, L1279-1281): A's, marked
+                marked.append(x_a)
+                chosen = read_ahead(x_a, future, spacing=True)
+            elif x_a.orders and x_b is not None and x_b.orders and x_b.orders != x_a.orders:
                 chosen = to_verify(x_b, future)
             elif x_b is not None and _alert(x_b) and not _alert(x_a):
                 # review R31-MERGE: current data raise an alert A's reading does not (the start recommended today,

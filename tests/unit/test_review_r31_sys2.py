@@ -7,15 +7,19 @@ SYS-SCHEDULE (RULES.md; guideline L1136-1140, L1279-1281): zoledronic acid is mo
 "en cas d'obtention d'une réponse complète oncologique (ou d'une bonne réponse), il sera possible d'espacer [...] à un
 rythme trimestriel". SYS-AR-START (L1068-1074): a start when life expectancy is > 3 months.
 
-Defect (strict xfails): `_fixes_ahead` leaves out of B a correction dated ahead of a CURRENT record even when a CURRENT
-correction has already built on it (an entry in error of that amendment, an amendment of that amendment). B then
-breaks the chain: the record the amendment ahead replaced counts again (corrections.py: "withdrawing an amendment
-never brings back what it replaced"), B's P3M (a "good" response the hospital withdrew or replaced) is published with
-its order, marked, though every current record says progression. Regression of 11def4a: its parent 1dc5611 decided A
-alone there (P1M), as the history where the amendment was never dated ahead does.
+Defect (strict xfails until the session-31 fix, markers removed: `as_of._pending` no longer leaves out a correction
+ahead that a current correction builds on; tests/unit/test_s31_sys2_fix.py): `_fixes_ahead` left out of B a
+correction dated ahead of a CURRENT record even when a CURRENT correction has already built on it (an entry in error
+of that amendment, an amendment of that amendment). B then breaks the chain: the record the amendment ahead replaced
+counts again (corrections.py: "withdrawing an amendment never brings back what it replaced"), B's P3M (a "good"
+response the hospital withdrew or replaced) is published with its order, marked, though every current record says
+progression. Regression of 11def4a: its parent 1dc5611 decided A alone there (P1M), as the history where the
+amendment was never dated ahead does.
 
-Concern (strict xfail, the review's judgment): an entry in error dated ahead of today's only "good" now makes the
-planner decide twice, and B's P3M (the entry not yet in force) is drafted, marked, where the parent drafted P1M.
+Concern (strict xfail until the session-31 fix, marker removed: where B's orders only space zoledronic acid that A's
+keep monthly, A's monthly order is published marked, `as_of._spaces`; the review's judgment): an entry in error
+dated ahead of today's only "good" now makes the planner decide twice, and B's P3M (the entry not yet in force) is
+drafted, marked, where the parent drafted P1M.
 
 Guards (pass): the tick of an amendment naming none dated ahead, and the plan from then equal to a history where it
 was never ahead; any arrival order of the same records; the shared `target()` is the fold's `_target`; current
@@ -28,8 +32,6 @@ import random
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from contracts.hospital import ClinicalAssessment
 from services.systemic_planner import as_of
@@ -80,11 +82,6 @@ def _eie_of_amendment_ahead() -> tuple[list[Any], ClinicalAssessment, ClinicalAs
     return events, today, amended, eie
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-SYS2: B leaves out an amendment dated ahead that a current entry in error withdrew (as_of.py "
-    "_fixes_ahead L239-251), bringing back the 'good' it replaced: P3M drafted (SYS-SCHEDULE L1136-1140)",
-)
 def test_review_r31sys2_an_entry_in_error_of_an_amendment_ahead_does_not_space_the_infusions() -> None:
     """SYS-SCHEDULE L1136-1140: spacing to every 3 months needs a good response. Today's "good" was amended by a record
     dated tomorrow, and that amendment was then entered in error (current): the record is withdrawn (corrections.py:
@@ -100,11 +97,6 @@ def test_review_r31sys2_an_entry_in_error_of_an_amendment_ahead_does_not_space_t
     assert _intervals(s) != ["P3M"], "P3M drafted on a 'good' response whose record was entered in error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-SYS2: B leaves out an amendment dated ahead that a current amendment replaced (as_of.py _fixes_ahead "
-    "L239-251): two versions of one assessment count in B, the superseded 'good' spaces to P3M (SYS-SCHEDULE)",
-)
 def test_review_r31sys2_a_current_amendment_of_an_amendment_ahead_does_not_space_the_infusions() -> None:
     """SYS-SCHEDULE L1136-1140. Today's "good" (08:05) was amended by a record dated tomorrow (clock ahead); that
     amendment was amended again, current, with the consultation's own time (08:03) and "progression": the version that
@@ -215,11 +207,6 @@ def test_review_r31sys2_current_corrections_only_are_decision_a() -> None:
         assert "antiresorptive" in _plan(s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-SYS2: an entry in error dated ahead of today's only 'good' now triggers deciding twice (as_of.py "
-    "involves_future L108-118); B reads the 'good' and its P3M order is drafted (parent 1dc5611: P1M), SYS-SCHEDULE",
-)
 def test_review_r31sys2_an_entry_in_error_ahead_of_todays_good_response_does_not_draft_the_spacing() -> None:
     """SYS-SCHEDULE L1136-1140: spacing to every 3 months is an option ("il sera possible") after a good response;
     monthly is the rule. Today's "good" is the only good response; an entry in error of it, dated tomorrow (clock
