@@ -440,6 +440,7 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
     out: list[PlanItem | str] = []  # a key: B's item kept, decided once every other item is
     marked: list[PlanItem] = []  # A's items published as A's reading of the record ahead
     raised: list[PlanItem] = []  # B's alerts published where A's reading of the record ahead has none
+    starts: dict[str, PlanItem] = {}  # B's start among them, published suspended
     for key in [*by_a, *(k for k in by_b if k not in by_a)]:
         x_a, x_b, x_c = by_a.get(key), by_b.get(key), by_c.get(key)
         if _decision(x_b) == _decision(x_c):
@@ -470,6 +471,8 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
                 # suspended when it drafts, else marked; the alert is reworded, never withdrawn "ne s'applique plus"
                 raised.append(x_b)
                 chosen = suspended(x_b, future) if _drafts(x_b) else to_verify(x_b, future)
+                if chosen.status == "cannot_decide" and x_b.rule_id == "SYS-AR-START" and not x_b.orders:
+                    starts[key] = x_b  # decided below, once every key's orders are (review R31-MERGE2)
             else:  # A's reading, said to rest on the record ahead (current data decide otherwise)
                 marked.append(x_a)
                 same = not x_a.orders or (x_b is not None and x_b.orders == x_a.orders)
@@ -494,7 +497,20 @@ def merged(a: list[PlanItem], b: list[PlanItem], c: list[PlanItem], future: tupl
             return _alert(by_b[x]) or not any(contradicts(by_b[x], y) for y in marked)
         return x.key not in read or _alert(x) or not any(contradicts(by_a[x.key], y) for y in raised)
 
-    return [x if isinstance(x, PlanItem) else kept(by_b[x], future) for x in out if shown(x)]
+    plan = [x if isinstance(x, PlanItem) else kept(by_b[x], future) for x in out if shown(x)]
+    # review R31-MERGE2, across keys: B's start suspended "avant toute prescription" while another key publishes an
+    # anti-resorptive order current data draft (R29B: B's monthly zoledronic acid beside A's spacing). Both readings
+    # treat (A: the course under way, L1275-1277; B: the start, L1068-1074, L1263-1265, drafted only with its
+    # prerequisites met or an emergency: dosing.orders_a_drug), monthly holds on either (SYS-SCHEDULE L1136-1140):
+    # suspending the order would withdraw what both give. The start is B's recommendation, marked as the order is
+    if starts and any(_treats(x) and _treats(by_b.get(x.key)) for x in plan):
+        plan = [to_verify(starts[x.key], future) if x.key in starts else x for x in plan]
+    return plan
+
+
+def _treats(x: PlanItem | None) -> bool:
+    """`x` drafts an anti-resorptive order (zoledronic acid, denosumab: SYS-AR-START L1263-1265)."""
+    return x is not None and any(o.drug in r.ANTIRESORPTIVES for o in x.orders)
 
 
 def decide(s: SystemicState, at: r.AsOf, once: Decide) -> list[PlanItem]:

@@ -183,6 +183,13 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
             return False
         return alert(x_b) and not alert(x_a) and not (x_a.orders and x_b.orders and x_b.orders != x_a.orders)
 
+    def treats(x: PlanItem | None) -> bool:
+        """Drafts an anti-resorptive order (SYS-AR-START L1263-1265: zoledronic acid or denosumab)."""
+        return x is not None and any(o.drug in ("zoledronic_acid", "denosumab") for o in x.orders)
+
+    # an anti-resorptive order current data draft, published on some key (review R31-MERGE2: beside it B's raised
+    # start is its recommendation marked, not suspended "avant toute prescription")
+    treated = any(treats(x) and treats(b.get(k)) for k, x in out.items())
     marked_course = {under_way(a[k]) for k in a if a_read_ahead(k)} - {None}
     raised_course = {under_way(b[k]) for k in b if b_raised(k)} - {None}
     for key in {*a, *b, *c}:
@@ -218,12 +225,18 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
                 # current data raise an alert A's reading does not (R31-MERGE): B's, suspended when it drafts, else
                 # its status and text, marked; an alert either way
                 assert alert(x) and x.title.endswith(x_b.title)
-                if x_b.status == "recommended" or x_b.orders:
+                if (x_b.status == "recommended" or x_b.orders) and not (
+                    treated and x_b.rule_id == "SYS-AR-START" and not x_b.orders
+                ):
                     assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
                     counts["A as C with no alert, B's alert suspended"] += 1
                 else:
                     assert (x.status, x.severity) == (x_b.status, x_b.severity) and x.text_fr.startswith(x_b.text_fr)
-                    counts["A as C with no alert, B's alert marked"] += 1
+                    assert x.orders == x_b.orders
+                    if x_b.status == "recommended":
+                        counts["A as C with no alert, B's start marked beside B's order"] += 1
+                    else:
+                        counts["A as C with no alert, B's alert marked"] += 1
             elif x.status == x_a.status:
                 assert x.text_fr.startswith(x_a.text_fr) and x.orders == x_a.orders
                 counts["A as C, marked"] += 1

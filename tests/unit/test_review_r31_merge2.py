@@ -7,7 +7,7 @@ reading, marked where A decides as C (`read_ahead`); where A decides as C with n
 lacks suspended when they draft, else kept, marked, left out only when no alert and contradicting A's marked reading
 (`contradicts`: a course under way, SYS-REVIEW-2Y L1275-1277 / SYS-AR-START "done", against none).
 
-Defect (strict xfail):
+Defect (was a strict xfail; fixed in session 31, s31-sys3: the start is B's recommendation marked, beside the order):
 
 1. `test_review_r31merge2_no_antiresorptive_order_beside_the_start_suspended`: R29-SYS's patient (SYS-SCHEDULE
    L1136-1140: a good response spaces zoledronic acid to every 3 months) with a current clearance. Today's
@@ -33,8 +33,6 @@ import random
 from collections import Counter
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding
@@ -87,10 +85,6 @@ def _suspended_and_drafted(plan: dict[str, PlanItem]) -> tuple[bool, list[str]]:
     return suspended, [o.drug for x in plan.values() for o in x.orders if o.drug in AR_DRUGS]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R31-MERGE2 1: start suspended 'avant toute prescription' beside B's zoledronic acid order (a0c41a4)",
-)
 def test_review_r31merge2_no_antiresorptive_order_beside_the_start_suspended() -> None:
     """SYS-AR-START (L1068-1074, L1263-1265) and SYS-SCHEDULE (L1136-1140: "En cas d'obtention d'une réponse complète
     oncologique (ou d'une bonne réponse), il sera possible d'espacer l'acide zolédronique à un rythme trimestriel").
@@ -108,7 +102,6 @@ def test_review_r31merge2_no_antiresorptive_order_beside_the_start_suspended() -
     assert not (suspended and drafted), f"start suspended 'avant toute prescription' beside the order {drafted}"
 
 
-@pytest.mark.xfail(strict=True, reason="R31-MERGE2 1, on a random history (seed 184 of the guard's generator)")
 def test_review_r31merge2_no_antiresorptive_order_beside_the_start_suspended_random_history() -> None:
     """The same defect on a history of the random generator below (DT-SYS's, R31-MERGE's extras, records dated
     ahead): not a constructed case. Expected: no zoledronic acid or denosumab order beside the start published
