@@ -74,6 +74,13 @@ def _target(r: R, rows: list[R], group: Callable[[R], Hashable]) -> uuid.UUID | 
     return max(earlier, key=_order).event_id if earlier else None
 
 
+def target(r: R, rows: Iterable[R], group: Callable[[R], Hashable]) -> uuid.UUID | None:
+    """The version the correction `r` names, as the fold resolves it on `rows` (`corrects`, or for an amendment naming
+    none its group's newest record recorded before it): a view that leaves out a correction not yet in force (a
+    service's `as_of.py`, HAZ-27-FUTURE-HIDES) knows what it corrects."""
+    return _target(r, list(rows), group)
+
+
 @dataclass(frozen=True)
 class Chains(Generic[R]):
     """Each correction's target, read on the whole record set (`_target`), and each chain's versions (its

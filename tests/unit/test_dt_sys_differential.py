@@ -9,9 +9,12 @@ another modality, another response), some amendments or entered-in-error records
 finding. For every history:
 
 - before the records dated ahead, the plan is A's byte for byte (`plan_once`), and so are its deadlines;
-- after, every item is A's, or B's where B and C decide the same, or B's critical item A lacks, marked "à vérifier"
-  (and nothing only C gives); `next_due` is never later than A's nor at or before `now`, and no later than the instant
-  each record dated ahead becomes current;
+- after, every item is A's, or B's where B and C decide the same, or B's critical item A lacks, marked "à vérifier",
+  or B's item A lacks, suspended when it drafts an order, else kept with its text, marked (session 31), left out
+  only when it is no alert and contradicts A's reading marked (a course under way against none, review R31-MERGE),
+  or, where A reads the record ahead with no alert and B gives one, B's item suspended or marked, A's marked items
+  contradicting it left out when no alert (R31-MERGE) (and nothing only C gives); `next_due` is never later than
+  A's nor at or before `now`, and no later than the instant each record dated ahead becomes current;
 - a memo-warm decision equals a cold one (items and `next_due`)."""
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from contracts.plan import PlanItem
 from services.systemic_planner import as_of
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
-from services.systemic_planner.domain import SystemicState, apply_event, build_plan, plan_once
+from services.systemic_planner.domain import NOTIFY_STATUSES, SystemicState, apply_event, build_plan, plan_once
 from tests.unit.test_systemic_rules import T0, oligo
 
 NOW = T0 + timedelta(days=40)
@@ -148,11 +151,61 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
         assert due is not None and due <= f.occurred_at - TOL
     b = {x.key: x for x in plan_once(views.current, r.AsOf(now=NOW, memo=False))}
     c = {x.key: x for x in plan_once(views.redated, r.AsOf(now=NOW, memo=False))}
+    future_ids = {f.event_id for f in views.future}
+
+    def alert(x: PlanItem | None) -> bool:
+        """Notified (domain.NOTIFY_STATUSES; SYS-ONCO's info item is not)."""
+        return x is not None and x.status in NOTIFY_STATUSES and not (x.rule_id == "SYS-ONCO" and x.severity == "info")
+
+    def a_read_ahead(key: str) -> bool:
+        """A's item published as resting on the record ahead (A decides as C, B otherwise, no emergency of B's, no
+        other order of B's, no alert of B's where A has none): the plan then shows A's reading, marked "les données
+        actuelles [...] autre décision"."""
+        x_a, x_b, x_c = a.get(key), b.get(key), c.get(key)
+        if x_a is None or _decision(x_b) == _decision(x_c) or _decision(x_a) != _decision(x_c):
+            return False
+        if x_b is not None and x_b.severity == "critical" and x_a.severity != "critical":
+            return False
+        if alert(x_b) and not alert(x_a):
+            return False
+        return not (x_a.orders and x_b is not None and x_b.orders and x_b.orders != x_a.orders)
+
+    def under_way(x: PlanItem) -> bool | None:
+        """What the item states of a course under way (SYS-REVIEW-2Y: one; SYS-AR-START: one only when "done")."""
+        return True if x.rule_id == "SYS-REVIEW-2Y" else (x.status == "done") if x.rule_id == "SYS-AR-START" else None
+
+    def b_raised(key: str) -> bool:
+        """B's alert published where A reads the record ahead (A decides as C) with none (R31-MERGE)."""
+        x_a, x_b, x_c = a.get(key), b.get(key), c.get(key)
+        if x_a is None or x_b is None or _decision(x_b) == _decision(x_c) or _decision(x_a) != _decision(x_c):
+            return False
+        if x_b.severity == "critical" and x_a.severity != "critical":
+            return False
+        return alert(x_b) and not alert(x_a) and not (x_a.orders and x_b.orders and x_b.orders != x_a.orders)
+
+    def treats(x: PlanItem | None) -> bool:
+        """Drafts an anti-resorptive order (SYS-AR-START L1263-1265: zoledronic acid or denosumab)."""
+        return x is not None and any(o.drug in ("zoledronic_acid", "denosumab") for o in x.orders)
+
+    # an anti-resorptive order current data draft, published on some key (review R31-MERGE2: beside it B's raised
+    # start is its recommendation marked, not suspended "avant toute prescription")
+    treated = any(treats(x) and treats(b.get(k)) for k, x in out.items())
+    marked_course = {under_way(a[k]) for k in a if a_read_ahead(k)} - {None}
+    raised_course = {under_way(b[k]) for k in b if b_raised(k)} - {None}
     for key in {*a, *b, *c}:
         x, x_a, x_b, x_c = out.get(key), a.get(key), b.get(key), c.get(key)
         agree = _decision(x_b) == _decision(x_c)
         if x is None:
-            assert x_a is None or (agree and x_b is None)
+            if x_a is not None and not (agree and x_b is None):
+                # A's item marked left out only when no alert and contradicting B's alert raised (R31-MERGE)
+                assert a_read_ahead(key) and not alert(x_a) and not x_a.orders, key
+                assert under_way(x_a) is not None and (not under_way(x_a)) in raised_course, key
+                counts["A's reading marked, contradicting B's alert: left out"] += 1
+            if x_a is None and x_b is not None and not agree:
+                # B's item A lacks left out only when no alert and contradicting A's reading marked (R31-MERGE)
+                assert x_b.severity != "critical" and x_b.status != "recommended" and not x_b.orders
+                assert not alert(x_b) and under_way(x_b) is not None and (not under_way(x_b)) in marked_course
+                counts["B item A lacks, contradicting A's reading marked: left out"] += 1
             counts["absent (A or B == C)"] += 1
         elif agree and x == x_b:
             counts["B == C: B" + (" (same as A)" if x == x_a else " (differs from A)")] += 1
@@ -168,6 +221,22 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
                 # current data draft another order: B's, said to be contradicted (review R29B)
                 assert x.text_fr.startswith(x_b.text_fr) and x.orders == x_b.orders and x.status == x_b.status
                 counts["A as C, B's other order marked"] += 1
+            elif x_b is not None and alert(x_b) and not alert(x_a):
+                # current data raise an alert A's reading does not (R31-MERGE): B's, suspended when it drafts, else
+                # its status and text, marked; an alert either way
+                assert alert(x) and x.title.endswith(x_b.title)
+                if (x_b.status == "recommended" or x_b.orders) and not (
+                    treated and x_b.rule_id == "SYS-AR-START" and not x_b.orders
+                ):
+                    assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
+                    counts["A as C with no alert, B's alert suspended"] += 1
+                else:
+                    assert (x.status, x.severity) == (x_b.status, x_b.severity) and x.text_fr.startswith(x_b.text_fr)
+                    assert x.orders == x_b.orders
+                    if x_b.status == "recommended":
+                        counts["A as C with no alert, B's start marked beside B's order"] += 1
+                    else:
+                        counts["A as C with no alert, B's alert marked"] += 1
             elif x.status == x_a.status:
                 assert x.text_fr.startswith(x_a.text_fr) and x.orders == x_a.orders
                 counts["A as C, marked"] += 1
@@ -175,21 +244,33 @@ def _check(s: SystemicState, counts: Counter[str]) -> None:
                 assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
                 assert x_a.orders and (x_b is None or not x_b.orders)
                 counts["A as C, suspended"] += 1
-        elif x_a is None and not agree and x_b is not None and x_b.status == "recommended" and x.status != x_b.status:
-            # B's recommendation A lacks: suspended, to verify (the lead), no order, the future records shown
+        elif (
+            x_a is None
+            and not agree
+            and x_b is not None
+            and x_b.severity != "critical"
+            and (x_b.status == "recommended" or x_b.orders)
+        ):
+            # B's recommendation (or order) A lacks: suspended, to verify (the lead), no order, the future records shown
             assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
             assert "daté dans le futur" in x.text_fr and x.key == x_b.key
-            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == {
-                f.event_id for f in views.future
-            }
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
             counts["B recommended A lacks, suspended"] += 1
+        elif x_a is None and not agree and x_b is not None and x_b.severity != "critical":
+            # B's other item A lacks (session 31, reviews R30-SYS, R30-MERGE): kept as current data give it, its
+            # status and text, marked, the future records shown; beside A's reading marked only when it is an alert or
+            # does not contradict it (R31-MERGE)
+            assert alert(x_b) or under_way(x_b) is None or (not under_way(x_b)) not in marked_course
+            assert x.model_dump(exclude={"text_fr", "inputs"}) == x_b.model_dump(exclude={"text_fr", "inputs"})
+            assert x.text_fr.startswith(x_b.text_fr) and "daté dans le futur" in x.text_fr
+            assert [i for i in x.inputs if i.name != "future_dated_record"] == x_b.inputs
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
+            counts["B item A lacks, kept marked"] += 1
         else:  # an emergency of current data only, marked to verify
             assert x_b is not None and x_b.severity == "critical" and (x_a is None or x_a.severity != "critical")
             assert x.text_fr.startswith(x_b.text_fr) and "À vérifier" in x.text_fr
             assert [i for i in x.inputs if i.name != "future_dated_record"] == x_b.inputs
-            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == {
-                f.event_id for f in views.future
-            }
+            assert {i.source_event_id for i in x.inputs if i.name == "future_dated_record"} == future_ids
             counts["B emergency, to verify"] += 1
         assert x is None or x_a is not None or x_b is not None  # nothing only C gives
 

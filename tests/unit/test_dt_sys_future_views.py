@@ -63,8 +63,22 @@ def test_dt_sys_a_resolution_dated_tomorrow_suspends_the_start_and_ticks_when_it
     start = got.pop("antiresorptive-start")
     assert (start.status, start.severity, start.orders) == ("cannot_decide", "warning", [])
     assert resolved.event_id in {i.source_event_id for i in start.inputs}
-    # the other recommendations that come with the start (vitamin D maintenance) are suspended likewise
-    assert all(x.status == "cannot_decide" and not x.orders for k, x in got.items() if k not in a)
+    # the other recommendations that come with the start (vitamin D maintenance) are suspended likewise; B's items
+    # that draft no order (the prerequisites, the pathway) are kept as current data give them, naming the record
+    # dated ahead (session 31, reviews R30-SYS and R30-MERGE: never a silent withdrawal, never made undecided)
+    views = as_of.views(s, r.AsOf(now=NOW))
+    assert views is not None
+    b = {x.key: x for x in plan_once(views.current, r.AsOf(now=NOW, memo=False))}
+    only_b = {k: x for k, x in got.items() if k not in a}
+    assert set(only_b) == set(b) - set(a) - {"antiresorptive-start"}
+    for k, x in only_b.items():
+        assert resolved.event_id in {i.source_event_id for i in x.inputs} and "daté dans le futur" in x.text_fr
+        if b[k].status == "recommended" or b[k].orders:
+            assert (x.status, x.severity, x.orders) == ("cannot_decide", "warning", [])
+        else:
+            assert (x.status, x.severity, x.orders) == (b[k].status, b[k].severity, b[k].orders)
+            assert x.text_fr.startswith(b[k].text_fr)
+    assert {"vitamin-d", "prerequisites"} <= set(only_b) and only_b["vitamin-d"].status == "cannot_decide"
     assert {k: x for k, x in got.items() if k in a} == a
     becomes = resolved.occurred_at - TOL
     due = at.next_due()

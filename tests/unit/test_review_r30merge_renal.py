@@ -10,19 +10,19 @@ daté dans le futur (imagerie ou évaluation clinique) le contredit. Vérifier s
 The clearance is current and not read by the record dated ahead (an imaging finding): nothing contradicts it, yet the
 advice (reduce the cisplatin doses) is gone and the finding is said to be in doubt. The same for any item current data
 give whatever the lesion (a warning, not critical, so not `to_verify`). Expected: B's item with its advice, marked "à
-vérifier" at most (as `to_verify` does), not "cannot decide"."""
+vérifier" at most (as `to_verify` does), not "cannot decide".
+
+Fixed in session 31 (`as_of.kept`): B's item A lacks that drafts no order is published as current data give it,
+marked "à vérifier" and naming the record dated ahead; only one drafting an order is suspended."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from tests.unit.test_review_r29sys_future_silent import _ahead, _plan
 from tests.unit.test_systemic_rules import drug, lab, le, met, run
 
 
-@pytest.mark.xfail(strict=True, reason="review R30-MERGE: the severe renal failure advice replaced by 'Suspendu'")
 def test_review_r30merge_a_current_severe_renal_failure_keeps_its_advice() -> None:
     history = [
         met(0),

@@ -13,7 +13,10 @@ lead: "never a silent withdrawal"; R29-SYS case 1, fixed for a correction naming
    record named ("a"), not "b" (dropped from A's fold, so neither dated ahead nor in `touched`): B has no lesion, A
    and C neither: the start disappears, nothing said.
 
-All are af35b1a's decisions too (not regressions; cases the change leaves uncovered)."""
+All are af35b1a's decisions too (not regressions; cases the change leaves uncovered).
+
+Fixed in session 31: the record an amendment naming none corrects is resolved as the fold does (`as_of._fixes_ahead`),
+and B re-folds every lesion whose counting records differ without the corrections not yet in force."""
 
 from __future__ import annotations
 
@@ -37,7 +40,6 @@ def _not_silent(start: PlanItem | None, record: uuid.UUID) -> None:
         assert record in {i.source_event_id for i in start.inputs} and "vérifier" in start.text_fr, start
 
 
-@pytest.mark.xfail(strict=True, reason="an amendment naming no record dated ahead takes the CT out of view B")
 @pytest.mark.parametrize("status", ["confirmed", "resolved"])
 def test_review_r30sys_an_amendment_naming_none_dated_ahead_does_not_withdraw_the_start_silently(status: str) -> None:
     """SYS-AR-START L1068-1074: today's CT holds until the amendment's date."""
@@ -49,7 +51,6 @@ def test_review_r30sys_an_amendment_naming_none_dated_ahead_does_not_withdraw_th
     _not_silent(_plan(s).get("antiresorptive-start"), fix.event_id)
 
 
-@pytest.mark.xfail(strict=True, reason="B re-folds only the named record's lesion, not the lesion its version moved to")
 def test_review_r30sys_an_entry_in_error_ahead_of_a_finding_moved_to_another_lesion_is_not_silent() -> None:
     """SYS-AR-START L1068-1074: today's (amended) CT holds until the entry in error's date."""
     ct = met(0)  # lesion "a"

@@ -7,13 +7,14 @@ in error dated tomorrow (a producer's clock ahead) naming today's estimate is ap
 "not indicated", nothing said, no deadline. `life_expectancy` leaves out an estimate dated ahead ("never hides the
 current one"), but not a correction dated ahead; "decide twice" (`involves_future`) reads only the findings, the
 lesions and the response. Outside the two folds `as_of` covers, the same hazard as the response's (R30-SYS), and
-af35b1a's decision too."""
+af35b1a's decision too.
+
+Fixed in session 31: a correction of a clinical assessment dated ahead makes the planner decide twice
+(`as_of.involves_future`), and view B folds the estimates without it (not yet in force)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-import pytest
 
 from tests.unit.test_review_r29sys_future_silent import _ahead, _plan
 from tests.unit.test_systemic_rules import lab, le, met, ready, run
@@ -21,7 +22,6 @@ from tests.unit.test_systemic_rules import lab, le, met, ready, run
 DAY = timedelta(days=1)
 
 
-@pytest.mark.xfail(strict=True, reason="an entered-in-error dated ahead of today's estimate applies at once, silently")
 def test_review_r30sys_an_entry_in_error_dated_ahead_of_todays_estimate_does_not_withdraw_the_start_silently() -> None:
     """SYS-AR-START L1068-1074: today's 12 months hold until the correction's date."""
     today = le(1, 12.0)

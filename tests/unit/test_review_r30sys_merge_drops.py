@@ -10,7 +10,10 @@ metastasis, so no plan at all. `merged` publishes B's item A lacks only when it 
 cannot_decide or info item of B's is dropped (A's "nothing"): the whole plan disappears, nothing names the record
 dated ahead (found by the reviewer's differential over random histories with corrections dated ahead: a confirmed
 lesion amended ahead). af35b1a gives the same empty plan (its B lost the CT too); the change fixed B but the merge still
-withdraws silently (the lead's "never a silent withdrawal" is implemented for "recommended" only)."""
+withdraws silently (the lead's "never a silent withdrawal" is implemented for "recommended" only).
+
+Fixed in session 31 (`as_of.kept`): B's item A lacks that drafts no order is published with its text, marked "à
+vérifier", the record dated ahead among its inputs (3533f91's "suspend them all" was reverted, review R30-MERGE)."""
 
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ from tests.unit.test_systemic_rules import met, run
 DAY = timedelta(days=1)
 
 
-@pytest.mark.xfail(strict=True, reason="merged drops B's cannot_decide/info items A lacks: the plan vanishes silently")
 @pytest.mark.parametrize("status", ["suspected", "resolved"])
 def test_review_r30sys_an_amendment_dated_ahead_does_not_empty_the_plan_silently(status: str) -> None:
     """SYS-AR-START L1068-1074: today's CT holds until the amendment's date; the estimate is still asked for."""

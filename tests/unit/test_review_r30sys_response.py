@@ -14,13 +14,14 @@ producer's clock ahead) must not space the infusions, and never silently:
    progression too and reads the older "good": B's P3M is published (marked), although today's record, the
    amendment and A all say progression.
 
-Both are also af35b1a's decisions (not regressions of the change; what it leaves uncovered)."""
+Both are also af35b1a's decisions (not regressions of the change; what it leaves uncovered).
+
+Fixed in session 31: a correction of an assessment dated ahead makes the planner decide twice, and the record an
+amendment naming none corrects is resolved as the fold does (`as_of._fixes_ahead`), so B reads today's progression."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-import pytest
 
 from contracts.hospital import ClinicalAssessment
 from services.systemic_planner.inputs import SystemicState
@@ -38,10 +39,6 @@ def _history() -> tuple[SystemicState, ClinicalAssessment]:
     return base, prog
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an entered-in-error dated ahead of today's response applies at once and involves_future never sees it",
-)
 def test_review_r30sys_an_entry_in_error_dated_ahead_of_todays_progression_does_not_space_the_infusions() -> None:
     """SYS-SCHEDULE L1136-1140: P3M only after a good response; today's is a progression until the correction's date."""
     base, prog = _history()
@@ -52,9 +49,6 @@ def test_review_r30sys_an_entry_in_error_dated_ahead_of_todays_progression_does_
     assert [o.interval for o in ar.orders] == ["P1M"] or (named and [o.interval for o in ar.orders] != ["P3M"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an amendment naming no record dated ahead is resolved in B: today's progression lost, P3M"
-)
 def test_review_r30sys_an_amendment_naming_none_dated_ahead_saying_the_same_does_not_space_the_infusions() -> None:
     """SYS-SCHEDULE L1136-1140: every reading (today's record, the amendment, A) says progression: monthly."""
     base, prog = _history()
