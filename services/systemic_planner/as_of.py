@@ -333,9 +333,15 @@ def to_verify(x: PlanItem, future: tuple[Fact[str], ...]) -> PlanItem:
     return x.model_copy(update={"text_fr": x.text_fr + note, "inputs": [*x.inputs, *shown]})
 
 
+#: what may differ between two readings' orders of one drug besides its interval: the dose and its wording (review
+#: R31-SYS3: a course under way on one reading is dosed on the initial clearance, a restart on today's, Tableau 2)
+_DOSING: Final = {"interval": "", "dose": 0.0, "instructions_fr": ""}
+
+
 def _spaces(x_b: PlanItem, x_a: PlanItem) -> bool:
     """`x_b`'s orders are `x_a`'s with zoledronic acid spaced to every 3 months where `x_a`'s is monthly, nothing else
-    changed (SYS-SCHEDULE L1136-1140: the spacing a good response allows; the views differ on the response)."""
+    changed but the dose (SYS-SCHEDULE L1136-1140: the spacing a good response allows; the views differ on the
+    response; review R31-SYS3: the spacing is withheld whatever the dose each reading gives)."""
     if len(x_a.orders) != len(x_b.orders):
         return False
     spaced = False
@@ -344,7 +350,7 @@ def _spaces(x_b: PlanItem, x_a: PlanItem) -> bool:
             continue
         if o_a.drug != "zoledronic_acid" or (o_a.interval, o_b.interval) != ("P1M", "P3M"):
             return False
-        if o_b.model_copy(update={"interval": o_a.interval}) != o_a:
+        if o_b.model_copy(update=_DOSING) != o_a.model_copy(update=_DOSING):
             return False
         spaced = True
     return spaced

@@ -6,7 +6,7 @@ d'obtention d'une réponse complète oncologique (ou d'une bonne réponse), il s
 zolédronique à un rythme trimestriel"; never denosumab. SYS-AR-START (L1068-1074, L1263-1265), SYS-AR-PREREQ
 (L1267-1273: "sauf urgence", vitamin D and dental assessment before the start).
 
-Defect (strict xfail):
+Defect (a strict xfail, fixed in session 31 by `_spaces` allowing the dose to differ: `_DOSING`):
 
 1. `test_review_r31sys3_the_spacing_is_not_drafted_when_the_dose_differs_too`: a53d19f's rule (as_of.py L460-465,
    `_spaces` L336-351: where B only spaces zoledronic acid A keeps monthly, A's monthly, marked, "l'espacement
@@ -129,7 +129,6 @@ def test_review_r31sys3_one_clearance_monthly_marked_the_spacing_not_offered() -
     assert not [k for k, x in later.items() if "À vérifier" in x.text_fr]
 
 
-@pytest.mark.xfail(strict=True, reason="R31-SYS3 1: `_spaces` needs every other field equal; B's P3M drafted")
 def test_review_r31sys3_the_spacing_is_not_drafted_when_the_dose_differs_too() -> None:
     """SYS-SCHEDULE L1136-1140, L1279-1281 ("il sera possible d'espacer": a possibility that a good response opens);
     as_of.py L460-467, `_spaces` L336-351. The guard's patient with the clearance of 75 mL/min before the first
