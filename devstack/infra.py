@@ -47,10 +47,20 @@ class Provisioned:
     cluster: Any = None
 
 
+#: the ports this process has handed out: a port is free when asked, not when bound later (the test session's MLLP
+#: port, chosen at its start, was handed out again as a service's HTTP port before anything bound it: CI, 2026-12-07)
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now on 127.0.0.1, never one this process has handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
