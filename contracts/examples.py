@@ -404,6 +404,7 @@ EXAMPLES: Final[dict[str, Any]] = {
         "source": "notification",
         "action": "override",
         "alert_id": "4f5a6b7c-8d9e-5f0a-b1c2-d3e4f5a6b7c8",
+        "alert_version": "8a9b0c1d-2e3f-5a4b-9c5d-6e7f8a9b0c1d",
         "actor": "dr-martin",
         "actor_role": "clinician",
         "channel": "cds-hooks",

@@ -60,6 +60,11 @@ class AlertAction(Message):
 
     action: Literal["acknowledge", "override", "resolve"]
     alert_id: uuid.UUID = Field(description="The alert (its recommendation ID, also the CDS Hooks card uuid).")
+    alert_version: uuid.UUID | None = Field(
+        default=None,
+        description="The version of the alert acted on (its `event_id` when the action was made). Optional: an "
+        "action without it (recorded before it existed) is matched to the alert's issue by its time.",
+    )
     actor: str = Field(min_length=1, max_length=256, description="Token subject.")
     actor_role: str | None = Field(default=None, max_length=64)
     channel: Literal["api", "web", "cds-hooks"] = "api"

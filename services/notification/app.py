@@ -130,6 +130,7 @@ class Actions:
             source=SERVICE,
             action=action,
             alert_id=alert.recommendation_id,
+            alert_version=alert.event_id,  # HAZ-22-ORDER-01: the version acted on, never a later issue
             actor=who.subject,
             actor_role=role,
             channel=channel,

@@ -380,6 +380,21 @@ def allowed(alert: Alert, action: str) -> bool:
     return action in _ACTIONS and alert.status in _ACTIONS[action][0]
 
 
+def _made_on_issue_in_force(state: PatientAlerts, alert: Alert, action: AlertAction) -> bool:
+    """HAZ-22-ORDER-01 (review R31-NOTIF3): was the action made on the alert's issue in force? It names the version it
+    was made on (`alert_version`): one of this issue (after its latest raise: shown, escalated, acknowledged) -> yes;
+    one of an earlier issue, ended and issued again since -> no, whatever the times (a lagging replica's re-issue may
+    be timed before the action), so the outcome does not depend on which was processed first. An action naming no
+    version (recorded before the field), or one not found: by its time (done at or after the latest issue)."""
+    if action.alert_version is not None:
+        rid, n = alert.recommendation_id, state.folded.get(str(alert.recommendation_id), 0)
+        start = max((i for i, t in enumerate(alert.history) if t.event in ("raised", "reactivated")), default=0)
+        for i, t in enumerate(alert.history):  # each step's version ID (`_step`: folded + its position)
+            if derived_id("alert-step", rid, n + i + 1, t.event, t.at) == action.alert_version:
+                return i > start
+    return alert.raised_at is None or action.occurred_at >= alert.raised_at
+
+
 def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAlerts, list[Output]]:
     """A person's action (the actor is the token's subject)."""
     if str(action.event_id) in state.applied:  # a second delivery (issue 22): the first stays
@@ -388,7 +403,7 @@ def apply_action(state: PatientAlerts, action: AlertAction) -> tuple[PatientAler
     if len(applied) > APPLIED_KEPT:
         applied = dict(list(applied.items())[-APPLIED_KEPT:])
     target = find(state, str(action.alert_id))
-    if target is not None and target.raised_at is not None and action.occurred_at < target.raised_at:
+    if target is not None and not _made_on_issue_in_force(state, target, action):
         target = None  # done on an earlier issue of the alert, since ended (issue 22): not on this one
     if target is None or not allowed(target, action.action):  # unknown, or already acted on: the first stays
         return state.model_copy(update={"applied": applied}), []
