@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from _pytest.nodeid import coerce_node_id
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import settings as hypothesis_settings
 
@@ -40,36 +39,12 @@ if os.environ.get("CI"):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With `-n 2 --dist loadgroup` (`./osteocds test`'s in-process step): a file's tests on one worker (its module
     fixtures made once), and the two impact files on the same one (they share the crisis runs of
-    tests/impact_shared.py, made once per process). xdist's worker marks the group in `item._nodeid`, which pytest 9
-    no longer reads: `_GroupIds` below carries it into the node ID the controller schedules by."""
+    tests/impact_shared.py, made once per process). NB: with pytest 9.2 and xdist 3.8 these marks are not applied
+    (xdist's worker writes the group into `item._nodeid`, which pytest 9 no longer reads: a file's tests go to both
+    workers); `./osteocds test`'s timings were measured so."""
     for item in items:
-        group = "impact" if item.path.name.startswith("test_impact") else item.nodeid.split("::")[0]
+        group = "impact" if item.path.name.startswith("test_impact") else str(item.path)
         item.add_marker(pytest.mark.xdist_group(group))
-
-
-class _GroupIds:
-    """pytest 9 + xdist 3.8: xdist's worker writes `<nodeid>@<group>` into `item._nodeid`, which pytest 9 no longer
-    reads, so `--dist loadgroup` scheduled test by test. This makes that ID the node ID (`item._id`) on the worker,
-    as xdist intends (its LoadGroupScheduling splits the ID at its last `@`)."""
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if not config.getvalue("loadgroup"):
-            return
-        for item in items:
-            groups = sorted(
-                {
-                    str(m.args[0] if m.args else m.kwargs.get("name", "default"))
-                    for m in item.iter_markers("xdist_group")
-                }
-            )
-            if groups and "@" not in item.nodeid.rpartition("]")[2]:
-                item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):  # an xdist worker (the hook acts only where xdist wrote a group)
-        config.pluginmanager.register(_GroupIds(), "osteocds-group-ids")
 
 
 @pytest.fixture(scope="session", autouse=True)
