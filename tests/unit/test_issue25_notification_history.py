@@ -64,6 +64,21 @@ class Gen:
         return derived_id("h25", self.n, *parts)
 
 
+def clinician_action(action: str, alert: object, at: datetime, n: int, namespace: str, actor: str) -> AlertAction:
+    """`actor`'s action on `alert` (its recommendation ID) at `at`; its event ID derived from `namespace` and `n`."""
+    return AlertAction(
+        event_id=derived_id(namespace, n),
+        patient_id=PATIENT,
+        occurred_at=at,
+        recorded_at=at,
+        source="notification",
+        action=action,
+        alert_id=alert,
+        actor=actor,
+        actor_role="clinician",
+    )
+
+
 def _trigger(g: Gen, when: datetime) -> NormalisedLab:
     return LAB.model_copy(update={"event_id": g.uid("trigger"), "patient_id": PATIENT, "occurred_at": when})
 

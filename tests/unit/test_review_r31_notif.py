@@ -41,7 +41,16 @@ from services.notification.domain import (
     next_due,
 )
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
-from tests.unit.test_issue25_notification_history import LAB, PATIENT, POLICY, START, drive, history, tick_at
+from tests.unit.test_issue25_notification_history import (
+    LAB,
+    PATIENT,
+    POLICY,
+    START,
+    clinician_action,
+    drive,
+    history,
+    tick_at,
+)
 from tests.unit.test_order_independence_notification import arrived, deliveries, histories, rec, withdrawal
 
 SEC = timedelta(seconds=1)
@@ -91,17 +100,7 @@ def _twice_in_every_order(n: int) -> Iterator[list[int]]:
 
 
 def _act(action: str, alert: object, at: datetime, n: int) -> AlertAction:
-    return AlertAction(
-        event_id=derived_id("r31-action", n),
-        patient_id=PATIENT,
-        occurred_at=at,
-        recorded_at=at,
-        source="notification",
-        action=action,
-        alert_id=alert,
-        actor="dr-r",
-        actor_role="clinician",
-    )
+    return clinician_action(action, alert, at, n, "r31-action", "dr-r")
 
 
 def _arrive(message: Recommendation, at: datetime) -> Arrived:

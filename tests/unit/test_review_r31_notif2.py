@@ -32,7 +32,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts.base import derived_id
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction
 from services.notification.domain import (
@@ -44,7 +43,7 @@ from services.notification.domain import (
     apply_event,
     next_due,
 )
-from tests.unit.test_issue25_notification_history import PATIENT, POLICY, START, tick_at
+from tests.unit.test_issue25_notification_history import POLICY, START, clinician_action, tick_at
 from tests.unit.test_order_independence_notification import arrived, deliveries, histories, rec, withdrawal
 
 SEC = timedelta(seconds=1)
@@ -80,17 +79,7 @@ def _at(message: Recommendation, at: datetime) -> Arrived:
 
 
 def _act(action: str, alert: object, at: datetime, n: int) -> AlertAction:
-    return AlertAction(
-        event_id=derived_id("r31n2-action", n),
-        patient_id=PATIENT,
-        occurred_at=at,
-        recorded_at=at,
-        source="notification",
-        action=action,
-        alert_id=alert,
-        actor="dr-r2",
-        actor_role="clinician",
-    )
+    return clinician_action(action, alert, at, n, "r31n2-action", "dr-r2")
 
 
 def _holding(s: PatientAlerts) -> dict[str, tuple[str, int, str | None]]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from contracts.base import derived_id
 from contracts.clinical import Alert
 from contracts.lifecycle import AlertAction
 from services.notification.domain import ENDED, ENDED_KEPT, Arrived, PatientAlerts, apply_event
-from tests.unit.test_issue25_notification_history import PATIENT, POLICY, START, tick_at
+from tests.unit.test_issue25_notification_history import POLICY, START, clinician_action, tick_at
 from tests.unit.test_order_independence_notification import rec, withdrawal
 
 SEC = timedelta(seconds=1)
@@ -30,17 +29,7 @@ def _holding(s: PatientAlerts) -> dict[str, str]:
 
 
 def _act(action: str, alert: object, at: datetime, n: int) -> AlertAction:
-    return AlertAction(
-        event_id=derived_id("s31-action", n),
-        patient_id=PATIENT,
-        occurred_at=at,
-        recorded_at=at,
-        source="notification",
-        action=action,
-        alert_id=alert,
-        actor="dr-b",
-        actor_role="clinician",
-    )
+    return clinician_action(action, alert, at, n, "s31-action", "dr-b")
 
 
 def test_a_stale_wording_delivered_again_after_its_replacement_is_withdrawn_stays_ended() -> None:
