@@ -236,6 +236,13 @@ def test_r32sys_r27b_s_case_beside_a_lesion_seen_only_ahead_keeps_the_start_of_c
     assert _plan(s)["antiresorptive-start"].status == "recommended"
 
 
+def _one_lesion_then_ahead(today: ImagingFinding, ahead: ImagingFinding, status: str) -> list[Message]:
+    """Lesion "a" seen today (ready for a start), then three records of it dated ahead with `status` (the first
+    folded into its base with today's, RECORDS_KEPT = 2)."""
+    events: list[Message] = [today, le(1, 12.0), lab(2, "creatinine_clearance", 75.0, "mL/min"), *ready()]
+    return events + [_ahead(ahead, 1 + k, k, status=status) for k in range(3)]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="review R32-SYS: a single lesion, today's CT folded with a 'resolved' dated ahead: b55e81b reads that "
@@ -243,9 +250,7 @@ def test_r32sys_r27b_s_case_beside_a_lesion_seen_only_ahead_keeps_the_start_of_c
     "withdrawal of R27B); with the whole history the start is suspended, naming the records",
 )
 def test_r32sys_a_resolution_ahead_folded_with_today_s_ct_does_not_withdraw_the_start_silently() -> None:
-    ct = met(0)
-    events: list[Message] = [ct, le(1, 12.0), lab(2, "creatinine_clearance", 75.0, "mL/min"), *ready()]
-    events += [_ahead(ct, 1 + k, k, status="resolved") for k in range(3)]
+    events = _one_lesion_then_ahead(met(0), met(0), "resolved")
     full = _plan(_state(events, keep_all=True))["antiresorptive-start"]
     assert full.status == "cannot_decide" and _named(full)  # the reference
     s = _state(events)
@@ -261,9 +266,7 @@ def test_r32sys_a_resolution_ahead_folded_with_today_s_ct_does_not_withdraw_the_
     "current (R29-SYS case 2 back through the fold); with the whole history both are marked, the order suspended",
 )
 def test_r32sys_a_confirmation_ahead_folded_with_a_bone_scan_drafts_no_order_unmarked() -> None:
-    scan = met(0).model_copy(update={"modality": "bone_scan"})
-    events: list[Message] = [scan, le(1, 12.0), lab(2, "creatinine_clearance", 75.0, "mL/min"), *ready()]
-    events += [_ahead(met(0), 1 + k, k, status="confirmed") for k in range(3)]
+    events = _one_lesion_then_ahead(met(0).model_copy(update={"modality": "bone_scan"}), met(0), "confirmed")
     full = _plan(_state(events, keep_all=True))
     assert all(not x.orders or _named(x) for x in full.values())  # the reference
     plan = _plan(_state(events))
