@@ -40,7 +40,7 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.items_base import In, Item
 from services.radiotherapy_planner.memo import READS
-from shared.clinical.corrections import effective, findings_by_lesion
+from shared.clinical.corrections import effective, findings_by_lesion, fixes_ahead
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.newest import SKEW, instant
@@ -115,8 +115,13 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     R29B: never the older fact it superseded, never unknown; the merge publishes B only where C agrees, or marked)."""
     names = {k for k, f in s.assessed.items() if is_future(f.occurred_at, now)}
     keys = {k for k, o in s.opinions.items() if is_future(o.occurred_at, now)}
+
+    def ahead(t: datetime) -> bool:
+        return is_future(t, now)
+
     # a correction dated ahead of a current record is left out with its correction of it (R29B): not yet in force
-    records = [e for e in s.assessments.values() if not _fixes_ahead(e, s.assessments, now)]
+    rows = list(s.assessments.values())
+    records = [e for e in rows if not fixes_ahead(e, s.assessments, ahead, rows, _patient)]
     update: dict[str, object] = {}
     if names or keys:
         named = {a.corrects for a in records if a.corrects is not None}
@@ -142,9 +147,10 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         update["labs"] = {
             a: {k: v for k, v in t.items() if not is_future(v.occurred_at, now)} for a, t in s.labs.items()
         }
-    if any(_fixes_ahead(f, s.findings, now) for x in by_lesion.values() for f in x.history):
+    findings = list(s.findings.values())
+    if any(fixes_ahead(f, s.findings, ahead, findings, _lesion) for f in findings):
         # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached)
-        kept = {k: f for k, f in s.findings.items() if not _fixes_ahead(f, s.findings, now)}
+        kept = {k: f for k, f in s.findings.items() if not fixes_ahead(f, s.findings, ahead, findings, _lesion)}
         by_lesion = {lid: x for lid, x in _lesions_of(findings_by_lesion(kept)).items() if lid in by_lesion}
     out: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
@@ -156,17 +162,12 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     return s.model_copy(update=update), out
 
 
-def _fixes_ahead(
-    e: ClinicalAssessment | FindingFact,
-    records: Mapping[str, ClinicalAssessment] | Mapping[str, FindingFact],
-    now: datetime,
-) -> bool:
-    """A correction dated ahead of the CURRENT record it names (R29B): not yet in force in view B. One naming a record
-    itself dated ahead goes with it (both left out); one whose record was folded away is kept (resolved as before)."""
-    if e.corrects is None or not is_future(e.occurred_at, now):
-        return False
-    target = records.get(str(e.corrects))
-    return target is not None and not is_future(target.occurred_at, now)
+def _patient(_: ClinicalAssessment) -> str:
+    return "patient"
+
+
+def _lesion(f: FindingFact) -> str:
+    return f.lesion_id
 
 
 # ---- view C: the future one holds now -------------------------------------------------------------------------------

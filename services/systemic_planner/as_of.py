@@ -40,7 +40,7 @@ the views' and the instants the future facts become current (`t - tolerance`, as
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -51,7 +51,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_assessment, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import chains, effective, effective_findings, target
+from shared.clinical.corrections import chains, effective, effective_findings, fixes_ahead
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 from shared.clinical.newest import Newest, TimesAfter, instant, values_at
@@ -236,13 +236,14 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
 
 
 def _pending(records: Mapping[str, Rec], group: Callable[[Rec], Hashable], at: r.AsOf) -> dict[uuid.UUID, Rec]:
-    """The corrections `_fixes_ahead` that no current correction builds on, by event ID. Review R31-SYS2: one that a
-    current correction names (an entry in error of the amendment ahead, an amendment of it), or that a current one of
-    its chain recorded after it supersedes, is no longer pending: the chain is resolved as the fold resolves it
-    (leaving it out would break the chain and bring back the record it replaced: corrections.py, "withdrawing an
-    amendment never brings back what it replaced"; SYS-SCHEDULE L1136-1140, a withdrawn "good" spacing to P3M)."""
+    """The corrections `fixes_ahead` (shared/clinical/corrections.py) that no current correction builds on, by event
+    ID. Review R31-SYS2: one that a current correction names (an entry in error of the amendment ahead, an amendment
+    of it), or that a current one of its chain recorded after it supersedes, is no longer pending: the chain is
+    resolved as the fold resolves it (leaving it out would break the chain and bring back the record it replaced:
+    corrections.py, "withdrawing an amendment never brings back what it replaced"; SYS-SCHEDULE L1136-1140, a
+    withdrawn "good" spacing to P3M)."""
     rows = list(records.values())
-    ahead = {x.event_id: x for x in rows if _fixes_ahead(x, records, at, rows, group)}
+    ahead = {x.event_id: x for x in rows if fixes_ahead(x, records, lambda t: _ahead(t, at), rows, group)}
     if not ahead:
         return ahead
     walked = chains(rows, group)
@@ -263,21 +264,6 @@ def _pending(records: Mapping[str, Rec], group: Callable[[Rec], Hashable], at: r
 def _recorded(x: FindingRecord | AssessmentRecord) -> tuple[datetime, int]:
     """The order a chain's versions were recorded in (corrections.py `_recorded`)."""
     return (x.recorded_at, x.event_id.int)
-
-
-def _fixes_ahead(
-    x: Rec, records: Mapping[str, Rec], at: r.AsOf, rows: Iterable[Rec], group: Callable[[Rec], Hashable]
-) -> bool:
-    """A correction dated ahead of the CURRENT record it corrects: not yet in force in view B (R29B, as the radiotherapy
-    planner's `as_of._fixes_ahead`). The record it corrects is the one it names, or for an amendment naming none the
-    one the fold resolves (its lesion's or the patient's latest recorded before it: review R30-SYS). One correcting a
-    record itself dated ahead goes with it (both left out); one whose record was folded away (retention) is kept
-    (resolved as before)."""
-    if x.record_status == "final" or not _ahead(x.occurred_at, at):
-        return False
-    named = x.corrects if x.corrects is not None else target(x, rows, group)
-    corrected = None if named is None else records.get(str(named))
-    return corrected is not None and not _ahead(corrected.occurred_at, at)
 
 
 def _view_at(at: r.AsOf) -> r.AsOf:

@@ -81,6 +81,26 @@ def target(r: R, rows: Iterable[R], group: Callable[[R], Hashable]) -> uuid.UUID
     return _target(r, list(rows), group)
 
 
+def fixes_ahead(
+    r: R,
+    records: Mapping[str, R],
+    ahead: Callable[[datetime], bool],
+    rows: Iterable[R],
+    group: Callable[[R], Hashable],
+) -> bool:
+    """HAZ-27-FUTURE-HIDES (reviews R29B, R30-SYS): a correction dated ahead (`ahead` of its clinical time) of the
+    CURRENT record it corrects is not yet in force in a view of current data: that record stands as it is until the
+    correction's date (never the older one it superseded, never unknown). The record it corrects is the one it names,
+    or for an amendment naming none the one the fold resolves (`target` on `rows`). One correcting a record itself
+    dated ahead goes with it (both left out); one whose record is no longer held (`records`, by event ID: folded by
+    retention) is kept (resolved as before). Both planners' `as_of.py` read this one rule."""
+    if r.record_status == "final" or not ahead(r.occurred_at):
+        return False
+    named = r.corrects if r.corrects is not None else target(r, rows, group)
+    corrected = None if named is None else records.get(str(named))
+    return corrected is not None and not ahead(corrected.occurred_at)
+
+
 @dataclass(frozen=True)
 class Chains(Generic[R]):
     """Each correction's target, read on the whole record set (`_target`), and each chain's versions (its
