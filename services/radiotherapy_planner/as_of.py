@@ -40,10 +40,10 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.items_base import In, Item
 from services.radiotherapy_planner.memo import READS
-from shared.clinical.corrections import effective, findings_by_lesion, fixes_ahead
+from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, target
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
-from shared.clinical.newest import SKEW, instant
+from shared.clinical.newest import SKEW, TimesAfter, instant
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -96,7 +96,27 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
         for v in table.values():
             if not v.withdrawn and v.occurred_at > limit:
                 out.append(Ahead(analyte, v.value, v.occurred_at, v.event_id, None))
+    # review R32-FA: a correction dated ahead of a current record (an entry in error of today's finding or
+    # assessment) is applied at once by the folds, so no fact above shows it: listed, so the plan is decided twice
+    # (view B keeps the record until the correction's date) and the items name it. Checked once per table object.
+    edge = instant(limit)
+    if _FINDING_FIXES.any(s.findings, edge, lambda t: t > limit):
+        for x in pending_ahead(s.findings, _lesion, lambda t: is_future(t, now)).values():
+            out.append(Ahead("imaging_finding", x.record_status, x.occurred_at, x.event_id, x.lesion_id, finding=True))
+    if _ASSESSMENT_FIXES.any(s.assessments, edge, lambda t: t > limit):
+        for y in pending_ahead(s.assessments, _patient, lambda t: is_future(t, now)).values():
+            out.append(Ahead("clinical_assessment", y.record_status, y.occurred_at, y.event_id, None))
     return out
+
+
+def _fix_times(table: Mapping[str, FindingFact] | Mapping[str, ClinicalAssessment]) -> Iterator[datetime]:
+    return (x.occurred_at for x in table.values() if x.record_status != "final")
+
+
+#: the corrections' clinical times of each findings and assessments table object (never changed in place), so that
+#: `ahead` scans a table for a correction dated ahead only when its newest correction may be
+_FINDING_FIXES: Final = TimesAfter[Mapping[str, FindingFact]](_fix_times)
+_ASSESSMENT_FIXES: Final = TimesAfter[Mapping[str, ClinicalAssessment]](_fix_times)
 
 
 def future_times(facts: Sequence[Ahead]) -> Iterator[datetime]:
@@ -119,11 +139,12 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     def ahead(t: datetime) -> bool:
         return is_future(t, now)
 
-    # a correction dated ahead of a current record is left out with its correction of it (R29B): not yet in force
-    rows = list(s.assessments.values())
-    records = [e for e in rows if not fixes_ahead(e, s.assessments, ahead, rows, _patient)]
+    # a correction dated ahead of a current record is left out with its correction of it (R29B): not yet in force,
+    # but one a current correction builds on (shared/clinical/corrections.py `pending_ahead`, review R32-FA)
+    pending = pending_ahead(s.assessments, _patient, ahead)
+    records = [e for e in s.assessments.values() if e.event_id not in pending]
     update: dict[str, object] = {}
-    if names or keys:
+    if names or keys or pending:
         named = {a.corrects for a in records if a.corrects is not None}
         scratch = LocalState(
             assessed={k: f for k, f in s.assessed_base.items() if f.event_id not in named},
@@ -133,25 +154,33 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
             if not is_future(e.occurred_at, now):
                 fold_assessment(scratch, e, refold=True)
         assessed: dict[str, Fact[bool | float | str]] = {}
-        for k, f in s.assessed.items():
-            g = scratch.assessed.get(k) if k in names else f
+        for k in [*s.assessed, *(k for k in scratch.assessed if k not in s.assessed)] if pending else s.assessed:
+            # review R32-FA: with a correction held back (the fold applied it at once), every name is read again
+            g = scratch.assessed.get(k) if pending or k in names else s.assessed[k]
             if g is not None and not is_future(g.occurred_at, now):
                 assessed[k] = g
         update["assessed"] = assessed
+        opinions = [*s.opinions, *(k for k in scratch.opinions if k not in s.opinions)] if pending else s.opinions
         update["opinions"] = {
             k: o
-            for k, o0 in s.opinions.items()
-            if (o := scratch.opinions.get(k) if k in keys else o0) is not None and not is_future(o.occurred_at, now)
+            for k in opinions
+            if (o := scratch.opinions.get(k) if pending or k in keys else s.opinions[k]) is not None
+            and not is_future(o.occurred_at, now)
         }
     if any(is_future(v.occurred_at, now) for t in s.labs.values() for v in t.values()):
         update["labs"] = {
             a: {k: v for k, v in t.items() if not is_future(v.occurred_at, now)} for a, t in s.labs.items()
         }
-    findings = list(s.findings.values())
-    if any(fixes_ahead(f, s.findings, ahead, findings, _lesion) for f in findings):
-        # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached)
-        kept = {k: f for k, f in s.findings.items() if not fixes_ahead(f, s.findings, ahead, findings, _lesion)}
-        by_lesion = {lid: x for lid, x in _lesions_of(findings_by_lesion(kept)).items() if lid in by_lesion}
+    held_back = pending_ahead(s.findings, _lesion, ahead)
+    if held_back:
+        # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached), with the
+        # lesion a withdrawn record of which stands again in B (review R32-FA: an entry in error ahead of its only one)
+        findings = list(s.findings.values())
+        targets = (x.corrects if x.corrects is not None else target(x, findings, _lesion) for x in held_back.values())
+        revived = {f.lesion_id for t in targets if t is not None and (f := s.findings.get(str(t))) is not None}
+        kept = {k: f for k, f in s.findings.items() if f.event_id not in held_back}
+        refolded = _lesions_of(findings_by_lesion(kept))
+        by_lesion = {lid: x for lid, x in refolded.items() if lid in by_lesion or lid in revived}
     out: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         current = tuple(f for f in x.history if not is_future(f.occurred_at, now))

@@ -144,9 +144,11 @@ def build_plan(
     c = sections if vc is None else _decide(vc[0], alpha_beta, now, compression_window, tz, vc[1], None, cached=False)
     merged = as_of.merge(_by_id(sections), _by_id(b), _by_id(c), facts, tz)
     where = {x.lesion_id: x for x in [*b, *sections]}  # the site and level of A's section, else B's
+    # a lesion only B reads (review R32-FA: a correction dated ahead withdrew its only finding in A) comes after A's
+    order = [*by_lesion, *(lid for lid in vb[1] if lid not in by_lesion)]
     return [
         Section(lid, where[lid].skeletal_site, where[lid].vertebral_level, merged[lid])
-        for lid in by_lesion
+        for lid in order
         if lid in merged
     ]
 

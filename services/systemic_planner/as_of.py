@@ -51,7 +51,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_assessment, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import chains, effective, effective_findings, fixes_ahead
+from shared.clinical.corrections import effective, effective_findings, pending_ahead
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 from shared.clinical.newest import Newest, TimesAfter, instant, values_at
@@ -236,34 +236,10 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
 
 
 def _pending(records: Mapping[str, Rec], group: Callable[[Rec], Hashable], at: r.AsOf) -> dict[uuid.UUID, Rec]:
-    """The corrections `fixes_ahead` (shared/clinical/corrections.py) that no current correction builds on, by event
-    ID. Review R31-SYS2: one that a current correction names (an entry in error of the amendment ahead, an amendment
-    of it), or that a current one of its chain recorded after it supersedes, is no longer pending: the chain is
-    resolved as the fold resolves it (leaving it out would break the chain and bring back the record it replaced:
-    corrections.py, "withdrawing an amendment never brings back what it replaced"; SYS-SCHEDULE L1136-1140, a
-    withdrawn "good" spacing to P3M)."""
-    rows = list(records.values())
-    ahead = {x.event_id: x for x in rows if fixes_ahead(x, records, lambda t: _ahead(t, at), rows, group)}
-    if not ahead:
-        return ahead
-    walked = chains(rows, group)
-    built: set[uuid.UUID] = set()  # the corrections ahead a current correction builds on
-    for c in rows:
-        if c.record_status == "final" or _ahead(c.occurred_at, at) or walked.targets.get(c.event_id) is None:
-            continue
-        up, seen = walked.targets[c.event_id], {c.event_id}  # c's ancestors: what it corrects, and so on
-        while up is not None and up not in seen:
-            seen.add(up)
-            built.add(up)
-            up = walked.targets.get(up)
-        root = walked.root(c.event_id)
-        built |= {x for x, y in ahead.items() if walked.root(x) == root and _recorded(y) < _recorded(c)}
-    return {x: y for x, y in ahead.items() if x not in built}
-
-
-def _recorded(x: FindingRecord | AssessmentRecord) -> tuple[datetime, int]:
-    """The order a chain's versions were recorded in (corrections.py `_recorded`)."""
-    return (x.recorded_at, x.event_id.int)
+    """The corrections dated ahead of a current record not yet in force in B (shared/clinical/corrections.py
+    `pending_ahead`, review R31-SYS2: but those a current correction builds on; SYS-SCHEDULE L1136-1140, a withdrawn
+    "good" spacing to P3M)."""
+    return pending_ahead(records, group, lambda t: _ahead(t, at))
 
 
 def _view_at(at: r.AsOf) -> r.AsOf:

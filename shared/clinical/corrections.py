@@ -127,6 +127,33 @@ def chains(rows: list[R], group: Callable[[R], Hashable]) -> Chains[R]:
     return found
 
 
+def pending_ahead(
+    records: Mapping[str, R], group: Callable[[R], Hashable], ahead: Callable[[datetime], bool]
+) -> dict[uuid.UUID, R]:
+    """The corrections not yet in force in a view of current data (`fixes_ahead`), by event ID, but those a current
+    correction builds on. Review R31-SYS2: one that a current correction names (an entry in error of the amendment
+    ahead, an amendment of it), or that a current one of its chain recorded after it supersedes, is no longer
+    pending: the chain is resolved as the fold resolves it (leaving it out would break the chain and bring back the
+    record it replaced: "withdrawing an amendment never brings back what it replaced"). `records` by event ID."""
+    rows = list(records.values())
+    found = {x.event_id: x for x in rows if fixes_ahead(x, records, ahead, rows, group)}
+    if not found:
+        return found
+    walked = chains(rows, group)
+    built: set[uuid.UUID] = set()  # the corrections ahead a current correction builds on
+    for c in rows:
+        if c.record_status == "final" or ahead(c.occurred_at) or walked.targets.get(c.event_id) is None:
+            continue
+        up, seen = walked.targets[c.event_id], {c.event_id}  # c's ancestors: what it corrects, and so on
+        while up is not None and up not in seen:
+            seen.add(up)
+            built.add(up)
+            up = walked.targets.get(up)
+        root = walked.root(c.event_id)
+        built |= {x for x, y in found.items() if walked.root(x) == root and _recorded(y) < _recorded(c)}
+    return {x: y for x, y in found.items() if x not in built}
+
+
 @dataclass(frozen=True)
 class Resolution(Generic[R]):
     """`kept`: the records that count, in clinical order; `to_check`, in clinical order: amendments withdrawn while

@@ -36,6 +36,7 @@ from services.radiotherapy_planner.facts import SIGNS, LocalState, lesions
 from services.scoring import as_of
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event, forget_memos
+from shared.clinical.corrections import pending_ahead
 from tests.unit import test_dt_rt_differential as dt_rt
 from tests.unit.test_dt_sc_decide_twice import _future
 from tests.unit.test_issue18_local import NOW
@@ -83,6 +84,15 @@ def old_ahead(s: LocalState, by_lesion: dict[str, Any], now: datetime) -> list[r
         for v in table.values():
             if not v.withdrawn and rt_as_of.is_future(v.occurred_at, now):
                 out.append(rt_as_of.Ahead(analyte, v.value, v.occurred_at, v.event_id, None))
+
+    # session 32 (review R32-FA): the corrections dated ahead of a current record, found without the per-table check
+    def ahead(t: datetime) -> bool:
+        return rt_as_of.is_future(t, now)
+
+    for x in pending_ahead(s.findings, lambda f: f.lesion_id, ahead).values():
+        out.append(rt_as_of.Ahead("imaging_finding", x.record_status, x.occurred_at, x.event_id, x.lesion_id, True))
+    for y in pending_ahead(s.assessments, lambda _: "patient", ahead).values():
+        out.append(rt_as_of.Ahead("clinical_assessment", y.record_status, y.occurred_at, y.event_id, None))
     return out
 
 
