@@ -66,6 +66,9 @@ RESULTS_KEPT = 4
 #: per lesion (findings) and per patient (assessments): the newest recorded records kept, with their correction chains
 #: (an amendment without `corrects` replaces its group's newest earlier record: shared/clinical/corrections.py)
 RECORDS_KEPT = 2
+#: review R32-SYS: per lesion (findings) and for the patient (assessments), the records dated after the state's clock
+#: kept unfolded besides those (`_ahead_of`): a producer's clock ahead sends a few, not a flood
+AHEAD_KEPT = 8
 #: administrations of identified drugs that no rule reads (only a correction naming one reads it)
 ADMINISTRATIONS_KEPT = 8
 #: issue 25: the drug events (starts, stops, anti-resorptive administrations) dated more than this before the state's
@@ -149,16 +152,33 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
     return {x.event_id: root(x.event_id) for x in rows}
 
 
-def _newest_recorded(rows: Sequence[L], group: Callable[[L], Hashable], n: int) -> set[uuid.UUID]:
+def _ahead_of(rows: Sequence[L], group: Callable[[L], Hashable], clock: datetime) -> set[uuid.UUID]:
+    """Review R32-SYS (HAZ-27-FUTURE-HIDES): the records dated after the state's clock, which may still be in the
+    future when a decision is taken (at a `now` no earlier than the clock), are not folded: folded with current ones,
+    the base would hold a record dated ahead and hide what was current before it (`as_of.views` then cannot build
+    view B). Per group, the soonest AHEAD_KEPT (the two newest by clinical time are kept anyway); they are folded
+    as any other once the clock passes their date."""
+    by_group: dict[Hashable, list[L]] = {}
+    for x in rows:
+        if x.occurred_at > clock:
+            by_group.setdefault(group(x), []).append(x)
+    return {x.event_id for g in by_group.values() for x in sorted(g, key=_clinical)[:AHEAD_KEPT]}
+
+
+def _newest_recorded(
+    rows: Sequence[L], group: Callable[[L], Hashable], n: int, ahead: Iterable[uuid.UUID] = ()
+) -> set[uuid.UUID]:
     """The newest `n` records of each group, by recording and by clinical time, and the newest `n` by clinical time
     that are not entered-in-error (an amendment naming no record replaces its group's newest earlier one of those by
-    clinical time: shared/clinical/corrections.py `_target`), with every record of their correction chains."""
+    clinical time: shared/clinical/corrections.py `_target`), and those `ahead` (`_ahead_of`), with every record of
+    their correction chains."""
     by_group: dict[Hashable, list[L]] = {}
     for x in rows:
         by_group.setdefault(group(x), []).append(x)
     newest = {
         x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
     }
+    newest.update(ahead)
     if all(x.record_status == "final" for x in rows):  # no chains (the common case)
         return newest
     # helper ZK (HAZ-25-SYS-04): an amendment naming no record replaces its group's newest record by clinical time
@@ -250,20 +270,32 @@ def _za_course_days(s: SystemicState) -> set[date]:
 
 
 # ---- findings and assessments ----------------------------------------------------------------------------------
+def _finding_group(f: FindingRecord) -> Hashable:
+    return f.lesion_id
+
+
+def _patient_group(_: AssessmentRecord) -> Hashable:
+    return "patient"
+
+
 def _findings(s: SystemicState) -> tuple[dict[str, FindingRecord], dict[str, LesionFacts]]:
     rows = list(s.findings.values())
     if len(rows) <= RECORDS_KEPT or (s.findings, None) in _SETTLED:
         return s.findings, s.finding_base
-    keep = _newest_recorded(rows, lambda f: f.lesion_id, RECORDS_KEPT)
+    clock = s.newest_recorded_at
+    ahead = _ahead_of(rows, _finding_group, clock) if clock is not None else set()
+    keep = _newest_recorded(rows, _finding_group, RECORDS_KEPT, ahead)
     if len(keep) == len(rows):
-        _SETTLED.add(s.findings)
+        if not ahead:  # what is kept no longer depends on the clock
+            _SETTLED.add(s.findings)
         return s.findings, s.finding_base
     base = dict(s.finding_base)
     for f in effective(rows, lambda f: f.lesion_id):  # what the dropped ones still say (IMG-ISOLATED)
         if f.event_id not in keep:
             base[f.lesion_id] = _merge_finding(base.get(f.lesion_id), f)
     held = {k: f for k, f in s.findings.items() if f.event_id in keep}
-    _SETTLED.add(held)
+    if not ahead:
+        _SETTLED.add(held)
     return held, dict(sorted(base.items()))
 
 
@@ -271,9 +303,12 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
     rows = list(s.assessments.values())
     if len(rows) <= RECORDS_KEPT or (s.assessments, None) in _SETTLED:
         return s.assessments, s.assessment_base
-    keep = _newest_recorded(rows, lambda _: "patient", RECORDS_KEPT)
+    clock = s.newest_recorded_at
+    ahead = _ahead_of(rows, _patient_group, clock) if clock is not None else set()
+    keep = _newest_recorded(rows, _patient_group, RECORDS_KEPT, ahead)
     if len(keep) == len(rows):
-        _SETTLED.add(s.assessments)
+        if not ahead:  # what is kept no longer depends on the clock
+            _SETTLED.add(s.assessments)
         return s.assessments, s.assessment_base
     base = s.assessment_base or AssessmentFold()
     les = {str(f.event_id): f for f in base.life_expectancies}
@@ -288,7 +323,8 @@ def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], Assessm
     # the same bound as the fold itself (LIFE_EXPECTANCY_KEPT): the newest estimates by clinical time
     kept = sorted(les.values(), key=lambda f: f.order())[-LIFE_EXPECTANCY_KEPT:]
     held = {k: x for k, x in s.assessments.items() if x.event_id in keep}
-    _SETTLED.add(held)
+    if not ahead:
+        _SETTLED.add(held)
     return held, AssessmentFold(life_expectancies=kept, response=response)
 
 

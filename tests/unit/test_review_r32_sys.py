@@ -1,34 +1,24 @@
-"""Review R32-SYS of b55e81b (branch s32-r29sys, NOT landed: defect 1 below). On main, the guards marked "on main"
-are strict xfails: main still makes views() None for the whole plan. HAZ-27-FUTURE-HIDES, systemic planner "decide
-twice", services/systemic_planner/as_of.py:
-a fold of records no longer held (retention.py: `finding_base`, `assessment_base`) dated ahead no longer makes
-`views()` None for the whole plan: the lesion whose base is ahead is read in B as in A, a response dated ahead in
-`assessment_base` makes B's response unknown (None, unless a current assessment held gives one) and is named.
+"""Review R32-SYS (HAZ-27-FUTURE-HIDES, systemic planner "decide twice", services/systemic_planner/as_of.py): a fold of
+records no longer held (retention.py: `finding_base`, `assessment_base`) dated ahead made `views()` None for the whole
+plan, so the plan was decision A, nothing marked (R29-SYS). The review broke a fix in `as_of.views` alone (b55e81b,
+branch s32-r29sys, not landed: defect 1 below) and found the cause in retention, which folded a current record with
+one dated ahead, so the base held the record ahead and hid what was current before it. Fixed there (session 32,
+`retention._ahead_of`): a record dated after the state's clock is not folded (per group the soonest AHEAD_KEPT); past
+that bound the fold dated ahead is back (a strict xfail, the residual).
 
 The reference for "what current data say" is the same history kept whole (`apply_event(..., keep_all=True)`: no
-fold, so B sees every current record): HAZ-25-SYS-02's promise is that retention never changes an output.
-
-Guards (pass): a "good" response dated ahead folded into the base never spaces zoledronic acid (SYS-SCHEDULE
-L1136-1140, L1279-1281: monthly, marked, the folded record named), the course under way or being started; R27B's case
-(SYS-AR-START L1068-1074) beside a lesion whose base is ahead; the tick at the folded response's date; memo warm ==
-cold (on branch s32-r29sys-rev also: with no fold dated ahead, b55e81b's `decide` gives its parent's plans byte for
-byte, and the merge's invariants hold on random histories with folds dated ahead).
-
-Defects (strict xfails), each the whole history's plan differing from the retained one:
-1. (a regression of b55e81b: tests/unit/test_review_r29sys_held.py::...do_not_end_a_spaced_course[10], R28-SYS 2,
-   fails at b55e81b, passes at its parent) a current "good" response folded with one dated ahead: B reads no
-   response, so the last infusion covers one month (inputs._interval_months), the spaced course under way reads as
-   lapsed: "Débuter un traitement anti-résorptif" (L1068-1074) published beside the monthly order, the 2-year review
-   (L1275-1277) left out;
-2. a single lesion, today's CT folded with a "resolved" dated ahead: the plan is empty, nothing names the record (the
-   silent withdrawal R27B fixed comes back for a lesion whose base is ahead, b55e81b: "read in B as in A");
-3. a bone-scan lesion (IMG-ISOLATED L489-491) folded with a CT "confirmed" dated ahead: the start and the vitamin D
-   order drafted unmarked on the CT not yet current;
-4. a lesion's base "resolved" dated ahead under newer "confirmed" records dated ahead: no tick at the folded record's
-   date (it is never among `Views.future` / `Views.ahead`), the plan stays unmarked with its vitamin D order a day
-   after the "resolved" became current;
-5. (outside HAZ-25-SYS-02's exactness assumption: a late record) a stale "good" held while the newer current
-   "progression" was folded behind a response dated ahead: B reads "good", agrees with C: P3M, unmarked."""
+fold, so B sees every current record): HAZ-25-SYS-02's promise is that retention never changes an output. Each case
+below was a defect with the fold dated ahead (on main before session 32, or at b55e81b) and asserts now that nothing
+dated ahead is folded (`_nothing_ahead_folded`) and that the plan is the whole history's:
+- a "good" response dated ahead never spaces zoledronic acid (SYS-SCHEDULE L1136-1140, L1279-1281: monthly, marked,
+  the record named), the course under way or being started (main: P3M unmarked);
+- 1. (b55e81b's regression) a current "good" with "good" responses dated ahead: the spaced course stays under way,
+  the 2-year review (L1275-1277) kept, no restart (L1068-1074);
+- R27B's case (SYS-AR-START L1068-1074) beside a lesion whose records are dated ahead (main: withdrawn silently);
+- 2. a single lesion, today's CT and "resolved" records dated ahead: the start suspended, naming them;
+- 3. a bone-scan lesion (IMG-ISOLATED L489-491) with a CT "confirmed" dated ahead: no order drafted unmarked;
+- 4. a "resolved" dated ahead under newer "confirmed" records dated ahead: a tick at its date;
+- 5. (a late record, outside HAZ-25-SYS-02) a stale "good" held beside a newer current "progression": monthly."""
 
 from __future__ import annotations
 
@@ -45,6 +35,7 @@ from contracts.plan import PlanItem
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
+from services.systemic_planner.retention import AHEAD_KEPT
 from tests.unit.test_review_r29sys_future_pruned import LATER, _ahead
 from tests.unit.test_review_r29sys_future_silent import _za
 from tests.unit.test_systemic_rules import NOW, lab, le, met, oligo, ready
@@ -97,12 +88,20 @@ def _responses_ahead(*values: str) -> list[ClinicalAssessment]:
     return [_ahead(le(5, 12.0, oncological_response=v), 1 + k, k) for k, v in enumerate(values)]
 
 
+def _nothing_ahead_folded(s: SystemicState) -> None:
+    """Retention (session 32, `retention._ahead_of`) folds no record dated after the state's clock: no base holds
+    one, so view B is built (R29-SYS)."""
+    clock = s.newest_recorded_at
+    assert clock is not None
+    times = [f.occurred_at for b in s.finding_base.values() for f in (b.first, b.status) if f is not None]
+    if s.assessment_base is not None:
+        fold = s.assessment_base
+        times += [f.occurred_at for f in fold.life_expectancies]
+        times += [fold.response.occurred_at] if fold.response is not None else []
+    assert all(t <= clock for t in times)
+
+
 # ---- 1. a response dated ahead folded into assessment_base (SYS-SCHEDULE L1136-1140, L1279-1281) ------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS on main (R29-SYS): a fold dated ahead makes views() None for the whole plan, so the plan is "
-    "A: zoledronic acid spaced to 3 months (SYS-SCHEDULE L1136-1140), unmarked, on a 'good' response not yet current",
-)
 @pytest.mark.parametrize("za", [True, False], ids=["under_way", "being_started"])
 def test_r32sys_a_good_response_folded_ahead_never_spaces_and_is_named(za: bool) -> None:
     """The "good" dated tomorrow is folded (the base's response ahead): zoledronic acid monthly, marked, the folded
@@ -110,8 +109,7 @@ def test_r32sys_a_good_response_folded_ahead_never_spaces_and_is_named(za: bool)
     aheads = _responses_ahead("good", "good", "good")
     events = [*_common(), *([_za(4, "2026-10-25")] if za else []), *aheads]
     s = _state(events)
-    assert s.assessment_base is not None and s.assessment_base.response is not None
-    assert s.assessment_base.response.event_id == aheads[0].event_id  # folded while dated ahead
+    _nothing_ahead_folded(s)
     plan = _plan(s)
     ar = plan["antiresorptive"]
     assert [o.interval for o in ar.orders] == ["P1M"] and _intervals(plan) == ["P1M"]
@@ -121,6 +119,19 @@ def test_r32sys_a_good_response_folded_ahead_never_spaces_and_is_named(za: bool)
     assert {k: (x.status, [o.interval for o in x.orders]) for k, x in plan.items()} == {
         k: (x.status, [o.interval for o in x.orders]) for k, x in full.items()
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="residual (session 32): past AHEAD_KEPT records dated ahead of one group, retention folds one dated ahead "
+    "again, view B is not built (R29-SYS) and the plan is A: zoledronic acid spaced to 3 months, unmarked",
+)
+def test_r32sys_past_ahead_kept_responses_dated_ahead_never_space() -> None:
+    """A producer sending more than AHEAD_KEPT assessments dated ahead (a flood, not a clock a little ahead): the
+    bound holds and the fold dated ahead is back (hazard log HAZ-27 residuals)."""
+    aheads = _responses_ahead(*["good"] * (AHEAD_KEPT + 3))
+    plan = _plan(_state([*_common(), _za(4, "2026-10-25"), *aheads]))
+    assert _intervals(plan) == ["P1M"]
 
 
 # a guard on main; b55e81b (branch s32-r29sys, not landed) fails it
@@ -134,13 +145,6 @@ def test_r32sys_a_current_good_folded_behind_one_ahead_does_not_restart_a_spaced
     assert "review-2-years" in plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS: a late stale 'good' held while the newer current 'progression' was folded behind a "
-    "response dated ahead: B reads the stale 'good' (b55e81b: 'unless a record held gives one') and agrees with C: "
-    "zoledronic acid every 3 months, unmarked, naming nothing (SYS-SCHEDULE L1136-1140); the whole history: P1M, "
-    "marked. A late record (outside HAZ-25-SYS-02's assumption); the same output as before b55e81b (view None: A)",
-)
 def test_r32sys_a_stale_held_good_does_not_space_over_a_folded_current_progression() -> None:
     later = NOW + timedelta(seconds=4)
     progression = le(0, 12.0, oncological_response="progression").model_copy(
@@ -205,17 +209,11 @@ def _r27b_beside(b_first: list[ImagingFinding], b_ahead: list[dict[str, Any]]) -
     return _state(events), resolved
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS on main (R29-SYS): a fold dated ahead makes views() None for the whole plan, so the plan is "
-    "A: R27B's start withdrawn silently (SYS-AR-START L1068-1074) because another lesion's base is ahead",
-)
 def test_r32sys_r27b_s_case_is_still_suspended_beside_a_lesion_whose_base_is_ahead() -> None:
     """Q3: lesion "b" (today's CT) folded with a "resolved" dated ahead; lesion "a" as R27B: B reads a's CT today (the
     start), C none: the start suspended, naming a's resolution; no order drafted."""
     s, resolved = _r27b_beside([_lesion_b()], [{"status": "resolved"}] * 3)
-    base = s.finding_base["b"]
-    assert base.status is not None and base.status.occurred_at > LATER + TOL  # b's base is ahead
+    _nothing_ahead_folded(s)
     plan = _plan(s)
     start = plan["antiresorptive-start"]
     assert (start.status, start.severity, start.orders) == ("cannot_decide", "warning", [])
@@ -223,16 +221,11 @@ def test_r32sys_r27b_s_case_is_still_suspended_beside_a_lesion_whose_base_is_ahe
     assert all(not x.orders or _named(x) for x in plan.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS on main (R29-SYS): a fold dated ahead makes views() None for the whole plan, so the plan is "
-    "A: the start current data give is withdrawn silently (SYS-AR-START L1068-1074)",
-)
 def test_r32sys_r27b_s_case_beside_a_lesion_seen_only_ahead_keeps_the_start_of_current_data() -> None:
     """Q3: lesion "b" seen only on CTs dated ahead (its base ahead): B (a's CT today) and C (b's CT re-dated) both
     start: the start stands (current data give it, SYS-AR-START L1068-1074), never withdrawn."""
     s, _ = _r27b_beside([], [{"status": "confirmed"}] * 3)
-    assert s.finding_base["b"].first.occurred_at > LATER + TOL
+    _nothing_ahead_folded(s)
     assert _plan(s)["antiresorptive-start"].status == "recommended"
 
 
@@ -243,28 +236,16 @@ def _one_lesion_then_ahead(today: ImagingFinding, ahead: ImagingFinding, status:
     return events + [_ahead(ahead, 1 + k, k, status=status) for k in range(3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS: a single lesion, today's CT folded with a 'resolved' dated ahead: b55e81b reads that "
-    "lesion in B as in A, B == C, the plan is empty and names nothing (SYS-AR-START L1068-1074: the silent "
-    "withdrawal of R27B); with the whole history the start is suspended, naming the records",
-)
 def test_r32sys_a_resolution_ahead_folded_with_today_s_ct_does_not_withdraw_the_start_silently() -> None:
     events = _one_lesion_then_ahead(met(0), met(0), "resolved")
     full = _plan(_state(events, keep_all=True))["antiresorptive-start"]
     assert full.status == "cannot_decide" and _named(full)  # the reference
     s = _state(events)
-    assert s.finding_base["a"].first.occurred_at < NOW and s.finding_base["a"].status is not None
+    _nothing_ahead_folded(s)
     start = _plan(s).get("antiresorptive-start")
     assert start is not None and _named(start)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS: a bone-scan lesion (IMG-ISOLATED L489-491) folded with a CT 'confirmed' dated ahead: "
-    "B reads it as A (confirmed), B == C: the start and the vitamin D order drafted today unmarked on a CT not yet "
-    "current (R29-SYS case 2 back through the fold); with the whole history both are marked, the order suspended",
-)
 def test_r32sys_a_confirmation_ahead_folded_with_a_bone_scan_drafts_no_order_unmarked() -> None:
     events = _one_lesion_then_ahead(met(0).model_copy(update={"modality": "bone_scan"}), met(0), "confirmed")
     full = _plan(_state(events, keep_all=True))
@@ -274,13 +255,6 @@ def test_r32sys_a_confirmation_ahead_folded_with_a_bone_scan_drafts_no_order_unm
     assert plan["antiresorptive-start"].status != "recommended" or _named(plan["antiresorptive-start"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review R32-SYS: a lesion's base holds a 'resolved' dated ahead (folded) under newer 'confirmed' records "
-    "dated ahead: the folded record is in neither Views.future nor Views.ahead, so no tick at its date; then B "
-    "reads it (current) and the plan changes (vitamin D order suspended, items marked) only at the next record's "
-    "tick, a day later; with the whole history the tick is at its date",
-)
 def test_r32sys_a_lesion_record_folded_ahead_gets_a_tick_at_its_date() -> None:
     ct = met(0)
     events: list[Message] = [ct, le(1, 12.0), lab(2, "creatinine_clearance", 75.0, "mL/min"), *ready()]
@@ -289,8 +263,7 @@ def test_r32sys_a_lesion_record_folded_ahead_gets_a_tick_at_its_date() -> None:
     edge = folded.occurred_at - TOL
     assert _due(_state(events, keep_all=True)) == edge  # the reference
     s = _state(events)
-    status = s.finding_base["a"].status
-    assert status is not None and status.event_id == folded.event_id
+    _nothing_ahead_folded(s)
     assert _plan(s) != _plan(s, edge)  # the plan changes at that instant
     due = _due(s)
     assert due is not None and due <= edge
