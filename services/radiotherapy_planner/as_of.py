@@ -40,7 +40,7 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.items_base import In, Item
 from services.radiotherapy_planner.memo import READS
-from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, target
+from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, pinned, target
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.newest import SKEW, TimesAfter, instant
@@ -142,7 +142,9 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
     # a correction dated ahead of a current record is left out with its correction of it (R29B): not yet in force,
     # but one a current correction builds on (shared/clinical/corrections.py `pending_ahead`, review R32-FA)
     pending = pending_ahead(s.assessments, _patient, ahead)
-    records = [e for e in s.assessments.values() if e.event_id not in pending]
+    # each amendment naming none kept on its whole-set target (`pinned`: never re-targeted once one is left out)
+    held = pinned(s.assessments.values(), _patient) if pending else s.assessments.values()
+    records = [e for e in held if e.event_id not in pending]
     update: dict[str, object] = {}
     if names or keys or pending:
         named = {a.corrects for a in records if a.corrects is not None}
@@ -178,7 +180,7 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         findings = list(s.findings.values())
         targets = (x.corrects if x.corrects is not None else target(x, findings, _lesion) for x in held_back.values())
         revived = {f.lesion_id for t in targets if t is not None and (f := s.findings.get(str(t))) is not None}
-        kept = {k: f for k, f in s.findings.items() if f.event_id not in held_back}
+        kept = {str(f.event_id): f for f in pinned(findings, _lesion) if f.event_id not in held_back}
         refolded = _lesions_of(findings_by_lesion(kept))
         by_lesion = {lid: x for lid, x in refolded.items() if lid in by_lesion or lid in revived}
     out: dict[str, Lesion] = {}

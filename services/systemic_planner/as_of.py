@@ -51,7 +51,7 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.fr import fr_date
 from services.systemic_planner.inputs import LesionFacts, SystemicState, _merge_assessment, _merge_finding
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import effective, effective_findings, pending_ahead
+from shared.clinical.corrections import effective, effective_findings, pending_ahead, pinned
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact, newest
 from shared.clinical.newest import Newest, TimesAfter, instant, values_at
@@ -154,7 +154,11 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
     # radiotherapy planner's): that record stands as it is until the correction's date
     found = effective_findings(s.findings.values())
     pending = _pending(s.findings, _lesion, at)
-    in_force = found if not pending else effective_findings(x for x in s.findings.values() if x.event_id not in pending)
+    in_force = (  # each amendment naming none kept on its whole-set target (`pinned`, reviews R32-FA2, R32-RETAIN)
+        found
+        if not pending
+        else effective_findings(x for x in pinned(s.findings.values(), _lesion) if x.event_id not in pending)
+    )
     ahead = [x for x in found if _ahead(x.occurred_at, at)]
     future += [x.fact(x.status or x.modality) for x in ahead]
     listed = {x.event_id for x in ahead}
@@ -216,7 +220,9 @@ def views(s: SystemicState, at: r.AsOf) -> Views | None:
         future += [y.fact(y.record_status) for y in fixes.values() if y.event_id not in listed]
         # B: a correction dated ahead of the current assessment it corrects is not yet in force (as the findings')
         held = (
-            effective((y for y in s.assessments.values() if y.event_id not in fixes), _patient) if fixes else assessed
+            effective((y for y in pinned(s.assessments.values(), _patient) if y.event_id not in fixes), _patient)
+            if fixes
+            else assessed
         )
         for y in held:
             if y.oncological_response is not None and not _ahead(y.occurred_at, at):

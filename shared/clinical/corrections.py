@@ -127,6 +127,19 @@ def chains(rows: list[R], group: Callable[[R], Hashable]) -> Chains[R]:
     return found
 
 
+def pinned(rows: Iterable[R], group: Callable[[R], Hashable]) -> list[R]:
+    """`rows` with each amendment naming none pinned to the target the fold resolves on the whole set (`target`):
+    a view that leaves some records out (HAZ-27's view B) must never re-target a correction onto another record
+    (reviews R32-FA2, R32-RETAIN: a second amendment naming none dated ahead re-targeted onto today's record once the
+    first was left out, so today's record was lost). Records are models (`model_copy`)."""
+    rows = list(rows)
+    out: list[R] = []
+    for r in rows:
+        t = target(r, rows, group) if r.record_status != "final" and r.corrects is None else None
+        out.append(r if t is None else r.model_copy(update={"corrects": t}))  # type: ignore[attr-defined]
+    return out
+
+
 def pending_ahead(
     records: Mapping[str, R], group: Callable[[R], Hashable], ahead: Callable[[datetime], bool]
 ) -> dict[uuid.UUID, R]:

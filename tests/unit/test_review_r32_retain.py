@@ -34,7 +34,8 @@ Defects (strict xfails):
    P1M marked); and the stored state then depends on the arrival order (the clock's record first: nothing folded
    ahead), which it did not at 52ccbde's parent. Neither the hazard log nor the README's retention table says any
    of this (nor names AHEAD_KEPT): the hazard log still describes the fold ahead as main's open defect;
-3. (pre-existing, found by the generator here; 52ccbde's parent fails it the same) view B re-targets an amendment
+3. (pre-existing, found by the generator here; 52ccbde's parent fails it the same; fixed in session 32 by
+   `corrections.pinned`, now a guard) view B re-targeted an amendment
    naming none dated ahead when the correction it follows is left out (`as_of.views`: `effective_findings` on the
    records in force), so B drops a current record, and which one depends on what retention folded: the retained
    plan is empty where the whole history suspends the start, marked (SYS-AR-START L1068-1074, IMG-ISOLATED
@@ -421,15 +422,6 @@ def test_r32ret_past_the_bound_once_the_fold_ahead_outlives_the_bound_and_the_ar
 
 
 # ---- pre-existing (not 52ccbde's): found by this file's generator -------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="R32-RETAIN 3 (pre-existing, 52ccbde's parent too): an amendment dated ahead names today's MRI, an "
-    "amendment naming none dated ahead follows it; view B leaves the first out and resolves the lesion with "
-    "effective_findings() on the rest, which re-targets the second onto another current record (the PET in the whole "
-    "history, the MRI once retention folded the PET): retained, B reads the lesion as PET only (suspected, "
-    "IMG-ISOLATED L489-491), B == C, the plan is empty; the whole history suspends the start, marked "
-    "(SYS-AR-START L1068-1074): a silent withdrawal",
-)
 def test_r32ret_an_amendment_naming_none_dated_ahead_is_not_retargeted_in_view_b() -> None:
     t0 = RULES_NOW - timedelta(days=1)
     mri = met(0).model_copy(update={"modality": "mri", "occurred_at": t0, "recorded_at": t0})
