@@ -72,15 +72,6 @@ MSCC = "radiotherapy-planner:t8:mscc"
 L2_AHEAD = vertebra("l2", "L2", at=AHEAD, status="confirmed").model_copy(update={"recorded_at": NOW})
 
 
-def _run(events: list[Message]) -> tuple[LocalState, list[Message]]:
-    memo.clear()
-    s, out = LocalState(), list[Message]()
-    for e in events:
-        s, o = domain.apply_event(s, e, now=NOW)
-        out += o
-    return s, out
-
-
 def _in_force(out: list[Message], key: str) -> list[str]:
     """The severities of the alerts of `key` in force after `out` (a withdrawal names what it supersedes by ID)."""
     live: dict[uuid.UUID, Recommendation] = {}
@@ -123,7 +114,7 @@ CASES: dict[str, Callable[[], list[Message]]] = {
 # ---- 1. the tick ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", list(CASES))
 def test_r32fa2_an_entry_in_error_ahead_changes_the_plan_at_its_date_with_no_other_event(case: str) -> None:
-    s, out = _run(CASES[case]())
+    s, out = drt._run(CASES[case]())
     assert _in_force(out, MSCC) == ["critical"]
     assert s.next_due == AHEAD - TOL + SECOND
     assert _plan_json(s, NOW) == _cold(s, NOW)
@@ -138,7 +129,7 @@ def test_r32fa2_an_entry_in_error_ahead_changes_the_plan_at_its_date_with_no_oth
 # ---- 2. a lesion only B reads ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["only_finding", "only_finding_l2_ahead"])
 def test_r32fa2_a_lesion_only_b_reads_is_well_formed_served_and_withdrawn_cleanly(case: str) -> None:
-    s, out = _run(CASES[case]())
+    s, out = drt._run(CASES[case]())
     assert "t8" not in lesions(s)  # A reads no such lesion
     [*_, plan] = _plans(out)
     t8 = [x for x in plan.sections if x.lesion_id == "t8"]
