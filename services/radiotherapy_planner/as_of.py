@@ -182,6 +182,9 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         revived = {f.lesion_id for t in targets if t is not None and (f := s.findings.get(str(t))) is not None}
         kept = {str(f.event_id): f for f in pinned(findings, _lesion) if f.event_id not in held_back}
         refolded = _lesions_of(findings_by_lesion(kept))
+        # review R32-PIN: and every lesion holding a finding A does not count (one a current amendment moved there)
+        counted = {f.event_id for x in by_lesion.values() for f in x.history}
+        revived |= {lid for lid, x in refolded.items() if any(f.event_id not in counted for f in x.history)}
         by_lesion = {lid: x for lid, x in refolded.items() if lid in by_lesion or lid in revived}
     out: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():

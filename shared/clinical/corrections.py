@@ -27,7 +27,7 @@ superseded by a later amendment (an intermediate one) leaves the version that co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -87,18 +87,37 @@ def fixes_ahead(
     ahead: Callable[[datetime], bool],
     rows: Iterable[R],
     group: Callable[[R], Hashable],
+    walked: Chains[R] | None = None,
+    held: Collection[uuid.UUID] = (),
 ) -> bool:
     """HAZ-27-FUTURE-HIDES (reviews R29B, R30-SYS): a correction dated ahead (`ahead` of its clinical time) of the
     CURRENT record it corrects is not yet in force in a view of current data: that record stands as it is until the
     correction's date (never the older one it superseded, never unknown). The record it corrects is the one it names,
-    or for an amendment naming none the one the fold resolves (`target` on `rows`). One correcting a record itself
-    dated ahead goes with it (both left out); one whose record is no longer held (`records`, by event ID: folded by
-    retention) is kept (resolved as before). Both planners' `as_of.py` read this one rule."""
+    or for an amendment naming none the one the fold resolves (`target` on `rows`); where that record is itself dated
+    ahead, the version of its chain in force before the correction (its newest amendment recorded before, but those
+    `held` back) if that is current (review R32-PIN). One correcting a record itself dated ahead goes with it (both
+    left out); one whose record is no longer held (`records`, by event ID: folded by retention) is kept (resolved as
+    before). Both planners' `as_of.py` read this one rule (`pending_ahead`)."""
     if r.record_status == "final" or not ahead(r.occurred_at):
         return False
+    rows = list(rows)
     named = r.corrects if r.corrects is not None else target(r, rows, group)
     corrected = None if named is None else records.get(str(named))
-    return corrected is not None and not ahead(corrected.occurred_at)
+    if corrected is None:
+        return False
+    if not ahead(corrected.occurred_at):
+        return True
+    walked = chains(rows, group) if walked is None else walked
+    before = [
+        v
+        for v in walked.versions.get(walked.root(corrected.event_id), [])
+        if v.event_id != r.event_id
+        and v.event_id not in held
+        and v.record_status == "amended"
+        and _recorded(v) < _recorded(r)
+    ]
+    newest = max(before, key=_recorded, default=None)
+    return newest is not None and str(newest.event_id) in records and not ahead(newest.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -149,10 +168,15 @@ def pending_ahead(
     pending: the chain is resolved as the fold resolves it (leaving it out would break the chain and bring back the
     record it replaced: "withdrawing an amendment never brings back what it replaced"). `records` by event ID."""
     rows = list(records.values())
-    found = {x.event_id: x for x in rows if fixes_ahead(x, records, ahead, rows, group)}
+    if not any(x.record_status != "final" and ahead(x.occurred_at) for x in rows):
+        return {}
+    walked = chains(rows, group)
+    found: dict[uuid.UUID, R] = {}
+    for x in sorted(rows, key=_recorded):  # in the order recorded: one held back is not in force for those after it
+        if fixes_ahead(x, records, ahead, rows, group, walked, found):
+            found[x.event_id] = x
     if not found:
         return found
-    walked = chains(rows, group)
     built: set[uuid.UUID] = set()  # the corrections ahead a current correction builds on
     for c in rows:
         if c.record_status == "final" or ahead(c.occurred_at) or walked.targets.get(c.event_id) is None:
