@@ -40,7 +40,7 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.items_base import In, Item
 from services.radiotherapy_planner.memo import READS
-from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, pinned, target
+from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, pinned
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.newest import SKEW, TimesAfter, instant
@@ -175,17 +175,17 @@ def view_b(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> tup
         }
     held_back = pending_ahead(s.findings, _lesion, ahead)
     if held_back:
-        # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached), with the
-        # lesion a withdrawn record of which stands again in B (review R32-FA: an entry in error ahead of its only one)
-        findings = list(s.findings.values())
-        targets = (x.corrects if x.corrects is not None else target(x, findings, _lesion) for x in held_back.values())
-        revived = {f.lesion_id for t in targets if t is not None and (f := s.findings.get(str(t))) is not None}
-        kept = {str(f.event_id): f for f in pinned(findings, _lesion) if f.event_id not in held_back}
+        # a finding corrected ahead: the lesions folded again without those corrections (R29B; not cached), with every
+        # lesion holding a finding A does not count: one a withdrawn record of which stands again in B (review R32-FA:
+        # an entry in error ahead of its only one), one a current amendment moved a finding to (review R32-PIN)
+        kept = {str(f.event_id): f for f in pinned(s.findings.values(), _lesion) if f.event_id not in held_back}
         refolded = _lesions_of(findings_by_lesion(kept))
-        # review R32-PIN: and every lesion holding a finding A does not count (one a current amendment moved there)
         counted = {f.event_id for x in by_lesion.values() for f in x.history}
-        revived |= {lid for lid, x in refolded.items() if any(f.event_id not in counted for f in x.history)}
-        by_lesion = {lid: x for lid, x in refolded.items() if lid in by_lesion or lid in revived}
+        by_lesion = {
+            lid: x
+            for lid, x in refolded.items()
+            if lid in by_lesion or any(f.event_id not in counted for f in x.history)
+        }
     out: dict[str, Lesion] = {}
     for lid, x in by_lesion.items():
         current = tuple(f for f in x.history if not is_future(f.occurred_at, now))

@@ -27,7 +27,7 @@ superseded by a later amendment (an intermediate one) leaves the version that co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -85,7 +85,7 @@ def fixes_ahead(
     r: R,
     records: Mapping[str, R],
     ahead: Callable[[datetime], bool],
-    rows: Iterable[R],
+    rows: Sequence[R],
     group: Callable[[R], Hashable],
     walked: Chains[R] | None = None,
     held: Collection[uuid.UUID] = (),
@@ -100,14 +100,13 @@ def fixes_ahead(
     before). Both planners' `as_of.py` read this one rule (`pending_ahead`)."""
     if r.record_status == "final" or not ahead(r.occurred_at):
         return False
-    rows = list(rows)
     named = r.corrects if r.corrects is not None else target(r, rows, group)
     corrected = None if named is None else records.get(str(named))
     if corrected is None:
         return False
     if not ahead(corrected.occurred_at):
         return True
-    walked = chains(rows, group) if walked is None else walked
+    walked = chains(list(rows), group) if walked is None else walked
     before = [
         v
         for v in walked.versions.get(walked.root(corrected.event_id), [])
