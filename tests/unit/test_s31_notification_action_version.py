@@ -6,7 +6,8 @@ without a version (recorded before the field) keeps the time rule."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from contracts.base import derived_id
 from contracts.lifecycle import AlertAction
@@ -39,17 +40,22 @@ def test_an_acknowledgement_of_the_version_shown_applies_after_an_escalation_of_
     assert _holding(s)[a] == ("acknowledged", 1, "dr-r2")  # no further escalation
 
 
+def _withdrawn_then_reissued(again: datetime) -> list[Any]:
+    """A critical alert issued at START, withdrawn at 60 s, issued again timed `again` (a replica's clock)."""
+    withdrawn = START + 60 * SEC
+    return [
+        _at(rec(CRITICAL, 0, 1, START), START),
+        _at(withdrawal(CRITICAL, 0, 2, withdrawn), withdrawn),
+        _at(rec(CRITICAL, 0, 3, again), again),
+    ]
+
+
 def test_an_acknowledgement_of_a_reissue_timed_after_it_by_a_replica_ahead_applies() -> None:
     """Withdrawn at 60 s, issued again by a replica whose clock is 10 s ahead (timed 71 s, received at 61 s); a
     clinician acknowledges the re-issue at 65 s (notification's clock), before its time: it names the re-issue's
     version and applies. Without a version the time rule drops it (the genuine acknowledgement is lost; the
     behaviour of actions recorded before the field)."""
-    withdrawn, again = START + 60 * SEC, START + 71 * SEC
-    records = [
-        _at(rec(CRITICAL, 0, 1, START), START),
-        _at(withdrawal(CRITICAL, 0, 2, withdrawn), withdrawn),
-        _at(rec(CRITICAL, 0, 3, again), again),
-    ]
+    records = _withdrawn_then_reissued(START + 71 * SEC)
     a = str(records[0].message.event_id)
     s, _ = _run(records)
     assert _holding(s)[a] == ("active", 0, None)
@@ -67,12 +73,7 @@ def test_an_action_on_the_first_issue_never_applies_to_the_reissue_in_any_order(
     the actions are applied
     (their IDs remembered) without effect. Processed before the withdrawal, the first issue is acted on and resolved
     by the withdrawal, the re-issue active all the same."""
-    withdrawn, again = START + 60 * SEC, START + 58 * SEC
-    records = [
-        _at(rec(CRITICAL, 0, 1, START), START),
-        _at(withdrawal(CRITICAL, 0, 2, withdrawn), withdrawn),
-        _at(rec(CRITICAL, 0, 3, again), again),
-    ]
+    records = _withdrawn_then_reissued(START + 58 * SEC)
     a = str(records[0].message.event_id)
     shown, _ = _run(records[:1])
     version = shown.alerts[a].event_id
