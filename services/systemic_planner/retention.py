@@ -1,7 +1,8 @@
 """Issue 25: what the systemic planner keeps of a patient's history (`retain`), applied at the end of every
 transition so that the stored aggregate is always the retained one. Pure and deterministic: it reads only the
-state, never the wall clock (its clock is `newest_recorded_at`, the newest `recorded_at` merged), so a rebuild gives
-the same state; and retain(retain(s)) == retain(s).
+state, never the wall clock (its clock is `newest_recorded_at`, the newest `recorded_at` merged; what is "dated after"
+it is judged against `ahead_clock`, that clock or the last decision's `now` when earlier), so a rebuild gives the same
+state; and retain(retain(s)) == retain(s).
 
 What every rule reads stays (README, "Retention: systemic planner", with the guideline lines):
 - lab results (per analyte): the newest RESULTS_KEPT live results (the newest one is what every reader takes; the
@@ -197,12 +198,15 @@ def _lab_order(kv: tuple[str, LabFact]) -> tuple[datetime, datetime, int]:
     return (v.occurred_at, v.recorded_at, v.event_id.int)
 
 
-def _lab_table(table: dict[str, LabFact], clock: datetime, za_days: Callable[[], Iterable[date]]) -> dict[str, LabFact]:
+def _lab_table(
+    table: dict[str, LabFact], clock: datetime, za_days: Callable[[], Iterable[date]], ahead: datetime
+) -> dict[str, LabFact]:
+    """`ahead`: `ahead_clock(s)`, what may still be dated in the future at the next decision."""
     if len(table) <= RESULTS_KEPT and not any(v.withdrawn for v in table.values()):
         return table  # every one is among the newest live results
     rows = sorted(table.items(), key=_lab_order)
-    keep = {k for k, v in rows if v.occurred_at > clock}  # may still be dated in the future at the next decision
-    live = [(k, v) for k, v in rows if not v.withdrawn and v.occurred_at <= clock]
+    keep = {k for k, v in rows if v.occurred_at > ahead}  # may still be dated in the future at the next decision
+    live = [(k, v) for k, v in rows if not v.withdrawn and v.occurred_at <= ahead]
     newest_live = live[-RESULTS_KEPT:]
     keep.update(k for k, _ in newest_live)
     valued = [(k, v) for k, v in live if v.value is not None]
@@ -278,12 +282,12 @@ def _patient_group(_: AssessmentRecord) -> Hashable:
     return "patient"
 
 
-def _findings(s: SystemicState) -> tuple[dict[str, FindingRecord], dict[str, LesionFacts]]:
+def _findings(s: SystemicState, clock: datetime) -> tuple[dict[str, FindingRecord], dict[str, LesionFacts]]:
+    """`clock`: `ahead_clock(s)`."""
     rows = list(s.findings.values())
     if len(rows) <= RECORDS_KEPT or (s.findings, None) in _SETTLED:
         return s.findings, s.finding_base
-    clock = s.newest_recorded_at
-    ahead = _ahead_of(rows, _finding_group, clock) if clock is not None else set()
+    ahead = _ahead_of(rows, _finding_group, clock)
     keep = _newest_recorded(rows, _finding_group, RECORDS_KEPT, ahead)
     if len(keep) == len(rows):
         if not ahead:  # what is kept no longer depends on the clock
@@ -299,12 +303,12 @@ def _findings(s: SystemicState) -> tuple[dict[str, FindingRecord], dict[str, Les
     return held, dict(sorted(base.items()))
 
 
-def _assessments(s: SystemicState) -> tuple[dict[str, AssessmentRecord], AssessmentFold | None]:
+def _assessments(s: SystemicState, clock: datetime) -> tuple[dict[str, AssessmentRecord], AssessmentFold | None]:
+    """`clock`: `ahead_clock(s)`."""
     rows = list(s.assessments.values())
     if len(rows) <= RECORDS_KEPT or (s.assessments, None) in _SETTLED:
         return s.assessments, s.assessment_base
-    clock = s.newest_recorded_at
-    ahead = _ahead_of(rows, _patient_group, clock) if clock is not None else set()
+    ahead = _ahead_of(rows, _patient_group, clock)
     keep = _newest_recorded(rows, _patient_group, RECORDS_KEPT, ahead)
     if len(keep) == len(rows):
         if not ahead:  # what is kept no longer depends on the clock
@@ -475,11 +479,23 @@ def _care(s: SystemicState, clock: datetime) -> dict[str, CareEvent]:
     return {k: e for k, e in s.care.items() if e.event_id in keep}
 
 
+def ahead_clock(s: SystemicState) -> datetime:
+    """What is dated after this may still be in the future at the next decision, so it is never folded (R32-SYS,
+    HAZ-27-FUTURE-HIDES): the state's clock (`newest_recorded_at`), or the last decision's `now` when that is
+    earlier. Review R32-RETAIN 1: a producer whose clock runs ahead stamps `recorded_at` ahead too (and a service
+    whose host clock runs behind decides at an earlier `now`), so the newest `recorded_at` alone ran ahead of the
+    decisions and records still in the future were folded. `decided_at` is in the state: a rebuild gives the same."""
+    clock = s.newest_recorded_at
+    assert clock is not None
+    return clock if s.decided_at is None else min(clock, s.decided_at)
+
+
 def retain(s: SystemicState) -> SystemicState:
     """The state with only what the rules can still use (see the module's docstring). Pure, deterministic."""
     clock = s.newest_recorded_at
     if clock is None:
         return s
+    ahead = ahead_clock(s)
     update: dict[str, Any] = {}
     if s.late_arrivals and not s.late_arrivals.keys() <= s.treatments.keys():  # of the records still held only
         s = s.model_copy(update={"late_arrivals": {k: v for k, v in s.late_arrivals.items() if k in s.treatments}})
@@ -488,23 +504,23 @@ def retain(s: SystemicState) -> SystemicState:
     if replays is not s.drug_replays:
         s = s.model_copy(update={"drug_replays": replays, "treatments": held})
         update |= {"drug_replays": replays, "treatments": held}
-    treatments = _treatments(s, clock)
+    treatments = _treatments(s, ahead)  # what is expired at the last decision (R32-RETAIN 1)
     if treatments is not s.treatments:
         s = s.model_copy(update={"treatments": treatments})
         update["treatments"] = treatments
     for table in LAB_TABLES.values():
         values = getattr(s, table)
         days = functools.partial(_za_course_days, s) if table == "creatinine_clearance" else tuple
-        kept = _lab_table(values, clock, days)
+        kept = _lab_table(values, clock, days, ahead)
         if kept is not values:
             update[table] = kept
-    findings, finding_base = _findings(s)
+    findings, finding_base = _findings(s, ahead)
     if findings is not s.findings:
         update |= {"findings": findings, "finding_base": finding_base}
-    assessments, assessment_base = _assessments(s)
+    assessments, assessment_base = _assessments(s, ahead)
     if assessments is not s.assessments:
         update |= {"assessments": assessments, "assessment_base": assessment_base}
-    care = _care(s, clock)
+    care = _care(s, ahead)  # a step or biopsy not yet effective at the last decision (R32-RETAIN 1)
     if care is not s.care:
         update["care"] = care
     held_now = update.get("treatments", s.treatments)

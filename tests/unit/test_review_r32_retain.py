@@ -17,7 +17,7 @@ output). Guards (pass):
   dated years ahead is held (it is among the newest by clinical time, as before the change);
 - a realistic 5-year history with a producer clock ahead now and then stays under STATE_BOUND.
 
-Defects (strict xfails):
+Defects (strict xfails, but 1: fixed in session 33 by `retention.ahead_clock`, markers removed):
 1. the fix rests on the records dated ahead being recorded at a current time (`recorded_at` <= the decision's
    `now`); a producer whose clock runs ahead stamps `recorded_at` ahead too (hazard log HAZ-27 "Reachability": a
    fact is future to a service only when the record's timestamp is ahead of the service's clock, and the decoder
@@ -357,13 +357,6 @@ def _dated_and_recorded_ahead(x: Any, days: int) -> Any:
     return x.model_copy(update={"occurred_at": at, "recorded_at": at, "event_id": uuid.uuid4()})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R32-RETAIN 1: a producer's clock ahead stamps recorded_at ahead too (HAZ-27's reachability): retention's "
-    "clock is then ahead of now, the 'good' responses dated between now and it are folded while in the future, "
-    "views() is None and zoledronic acid is spaced to 3 months unmarked (SYS-SCHEDULE L1136-1140, L1279-1281); the "
-    "whole history: monthly, marked, the record named",
-)
 def test_r32ret_responses_recorded_ahead_by_their_producer_never_space_unmarked() -> None:
     aheads = [_dated_and_recorded_ahead(le(5, 12.0, oncological_response="good"), 1 + k) for k in range(3)]
     events = [*_common(), _za(4, "2026-10-25"), *aheads]
@@ -373,11 +366,6 @@ def test_r32ret_responses_recorded_ahead_by_their_producer_never_space_unmarked(
     assert _intervals(plan) == ["P1M"] and _named(plan["antiresorptive"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R32-RETAIN 1: R27B's case (SYS-AR-START L1068-1074) beside three 'good' responses recorded ahead by "
-    "their producer: folded with a record dated ahead, views() is None and the start is withdrawn silently again",
-)
 def test_r32ret_r27b_s_start_is_not_withdrawn_silently_beside_responses_recorded_ahead() -> None:
     s, resolved = _resolved_tomorrow()
     for k in range(3):
