@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from contracts.base import Message, derived_id
 from contracts.clinical import NormalisedLab, Score
-from contracts.clock import ClockTick
 from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
 from services.systemic_planner import as_of
@@ -362,7 +361,7 @@ def apply_event(
         plan = current_plan(s, event.patient_id, items)
         assert plan is not None
         out.append(plan)
-    if not keep_all and not isinstance(event, ClockTick):  # a tick changes no fact: the state is retained already
+    if not keep_all:  # a tick too: it moves `decided_at`, so retention's `ahead_clock` (review R33-AHEAD 2)
         s = retain(s)
     return s, caused_by(out, event)
 

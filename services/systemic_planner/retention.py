@@ -2,7 +2,8 @@
 transition so that the stored aggregate is always the retained one. Pure and deterministic: it reads only the
 state, never the wall clock (its clock is `newest_recorded_at`, the newest `recorded_at` merged; what is "dated after"
 it is judged against `ahead_clock`, that clock or the last decision's `now` when earlier), so a rebuild gives the same
-state; and retain(retain(s)) == retain(s).
+state, but where a producer's clock ran ahead (the rebuild decides at its own, later clock: it may fold what is
+current by then); and retain(retain(s)) == retain(s).
 
 What every rule reads stays (README, "Retention: systemic planner", with the guideline lines):
 - lab results (per analyte): the newest RESULTS_KEPT live results (the newest one is what every reader takes; the
@@ -26,8 +27,9 @@ What every rule reads stays (README, "Retention: systemic planner", with the gui
 
 The exactness assumption (hazard log HAZ-25-SYS-02): a correction, a withdrawal or a late record names or follows one
 of the records kept (the newest RESULTS_KEPT / RECORDS_KEPT of its kind); decisions are taken at a `now` no earlier
-than the state's clock. Under it, every output is the same as with the whole history (tests/unit/
-test_issue25_systemic_retention.py)."""
+than `ahead_clock` (the state's clock, or the last decision's `now` when earlier: a decision at an earlier `now`
+than the last one, from a replica whose clock is behind, is outside it: review R33-AHEAD 1). Under it, every output
+is the same as with the whole history (tests/unit/test_issue25_systemic_retention.py)."""
 
 from __future__ import annotations
 
@@ -154,8 +156,8 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
 
 
 def _ahead_of(rows: Sequence[L], group: Callable[[L], Hashable], clock: datetime) -> set[uuid.UUID]:
-    """Review R32-SYS (HAZ-27-FUTURE-HIDES): the records dated after the state's clock, which may still be in the
-    future when a decision is taken (at a `now` no earlier than the clock), are not folded: folded with current ones,
+    """Review R32-SYS (HAZ-27-FUTURE-HIDES): the records dated after `clock` (`ahead_clock`), which may still be in
+    the future when a decision is taken (at a `now` no earlier than it), are not folded: folded with current ones,
     the base would hold a record dated ahead and hide what was current before it (`as_of.views` then cannot build
     view B). Per group, the soonest AHEAD_KEPT (the two newest by clinical time are kept anyway); they are folded
     as any other once the clock passes their date."""
@@ -198,9 +200,7 @@ def _lab_order(kv: tuple[str, LabFact]) -> tuple[datetime, datetime, int]:
     return (v.occurred_at, v.recorded_at, v.event_id.int)
 
 
-def _lab_table(
-    table: dict[str, LabFact], clock: datetime, za_days: Callable[[], Iterable[date]], ahead: datetime
-) -> dict[str, LabFact]:
+def _lab_table(table: dict[str, LabFact], za_days: Callable[[], Iterable[date]], ahead: datetime) -> dict[str, LabFact]:
     """`ahead`: `ahead_clock(s)`, what may still be dated in the future at the next decision."""
     if len(table) <= RESULTS_KEPT and not any(v.withdrawn for v in table.values()):
         return table  # every one is among the newest live results
@@ -484,7 +484,8 @@ def ahead_clock(s: SystemicState) -> datetime:
     HAZ-27-FUTURE-HIDES): the state's clock (`newest_recorded_at`), or the last decision's `now` when that is
     earlier. Review R32-RETAIN 1: a producer whose clock runs ahead stamps `recorded_at` ahead too (and a service
     whose host clock runs behind decides at an earlier `now`), so the newest `recorded_at` alone ran ahead of the
-    decisions and records still in the future were folded. `decided_at` is in the state: a rebuild gives the same."""
+    decisions and records still in the future were folded. A rebuild (every event decided at the rebuild's clock)
+    decides the same from then on, but may keep other records than the live state did (review R33-AHEAD 4)."""
     clock = s.newest_recorded_at
     assert clock is not None
     return clock if s.decided_at is None else min(clock, s.decided_at)
@@ -511,7 +512,7 @@ def retain(s: SystemicState) -> SystemicState:
     for table in LAB_TABLES.values():
         values = getattr(s, table)
         days = functools.partial(_za_course_days, s) if table == "creatinine_clearance" else tuple
-        kept = _lab_table(values, clock, days, ahead)
+        kept = _lab_table(values, days, ahead)
         if kept is not values:
             update[table] = kept
     findings, finding_base = _findings(s, ahead)
