@@ -47,7 +47,7 @@ import itertools
 import random
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,6 +87,7 @@ class _Gen:
         self.rnd = random.Random(seed)
         self.events: list[Message] = _past(self.rnd)
         self.t = max(e.recorded_at for e in self.events)
+        self.decided = self.t  # the last decision's now
         self.counts: Counter[str] = Counter()
 
     def _group(self, e: Message) -> str:
@@ -208,8 +209,20 @@ def _plans(s: SystemicState, now: datetime, memo: bool = False) -> list[str]:
     return [x.model_dump_json() for x in build_plan(s, r.AsOf(now=now, memo=memo))]
 
 
-def _check_history(seed: int, steps: int, counts: Counter[str]) -> None:
-    g = _Gen(seed)
+def _stamped(e: Message, g: _Gen) -> datetime:
+    return e.recorded_at
+
+
+def _check_history(
+    seed: int,
+    steps: int,
+    counts: Counter[str],
+    gen: Callable[[int], _Gen] = _Gen,
+    stamped: Callable[[Message, _Gen], datetime] = _stamped,
+) -> None:
+    """`gen`: the history's generator; `stamped`: the time a record's decision follows (review R33-AHEAD: never after
+    the producers' true time, for records stamped ahead)."""
+    g = gen(seed)
     kept, full = SystemicState(), SystemicState()
     now = NOW
     pending = list(g.events)
@@ -219,7 +232,7 @@ def _check_history(seed: int, steps: int, counts: Counter[str]) -> None:
             continue
         # a decision before or after the records dated ahead become current, never before the clock
         late = g.rnd.choice([timedelta(minutes=1)] * 4 + [timedelta(hours=6), timedelta(days=2)])
-        now = max(now, e.recorded_at + late)
+        now = max(now, stamped(e, g) + late)
         # the runtime's tick at `next_due`, when it comes before this decision
         if kept.next_due is not None and kept.next_due <= now and i >= len(pending):
             tick = _tick(kept.next_due)
@@ -229,6 +242,7 @@ def _check_history(seed: int, steps: int, counts: Counter[str]) -> None:
             counts["ticks"] += 1
         kept, out_k = apply_event(kept, e, r.AsOf(now=now))
         full, out_f = apply_event(full, e, r.AsOf(now=now), keep_all=True)
+        g.decided = now
         assert _dump(out_k) == _dump(out_f), (seed, i)
         assert kept.next_due == full.next_due, (seed, i)
         assert retain(kept) == kept, (seed, i)  # idempotent
@@ -242,6 +256,7 @@ def _check_history(seed: int, steps: int, counts: Counter[str]) -> None:
                 assert warm == _plans(cold, now + later) == _plans(full, now + later), (seed, i, later)
         clock = kept.newest_recorded_at
         assert clock is not None
+        counts["decisions before the newest recorded_at"] += now < clock
         held_ahead = Counter(f.lesion_id for f in kept.findings.values() if f.occurred_at > clock)
         counts["states holding records dated ahead"] += bool(held_ahead) or any(
             x.occurred_at > clock for x in kept.assessments.values()

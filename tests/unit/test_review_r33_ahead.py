@@ -82,11 +82,10 @@ from services.systemic_planner.retention import (
     retain,
 )
 from tests.unit.histories import PROFILES, _dump, systemic_history
-from tests.unit.test_dt_sys_differential import NOW
 from tests.unit.test_issue25_systemic_history import STATE_BOUND, history, now_for
 from tests.unit.test_review_r29sys_future_pruned import LATER
 from tests.unit.test_review_r29sys_future_silent import _za
-from tests.unit.test_review_r32_retain import DECISIONS, _ahead_in_base, _Gen, _plans, _tick
+from tests.unit.test_review_r32_retain import DECISIONS, _check_history, _Gen, _plans, _tick
 from tests.unit.test_review_r32_sys import _common, _intervals, _named, _plan
 from tests.unit.test_systemic_rules import NOW as RULES_NOW
 from tests.unit.test_systemic_rules import env, lab, le, met, ready
@@ -101,10 +100,6 @@ class _AheadGen(_Gen):
     it: its dates are within the tolerance of its own record timestamp, the producer's). Corrections name what
     retention keeps: the newest RECORDS_KEPT recorded of a group, or a record dated after the last decision's `now`;
     an amendment naming none is recorded after every other record (HAZ-25-SYS-02's horizon)."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__(seed)
-        self.decided = self.t  # the last decision's now
 
     def _targets(self) -> list[ImagingFinding | ClinicalAssessment]:
         by_group: dict[str, list[ImagingFinding | ClinicalAssessment]] = {}
@@ -139,44 +134,9 @@ class _AheadGen(_Gen):
         return e
 
 
-def _check_ahead_history(seed: int, steps: int, counts: Counter[str]) -> None:
-    g = _AheadGen(seed)
-    kept, full = SystemicState(), SystemicState()
-    now = NOW
-    pending = list(g.events)
-    for i in range(len(pending) + steps):
-        e = pending[i] if i < len(pending) else g.step()
-        if e is None:
-            continue
-        # the service's clock: monotonic, after the producers' true time, never after the records stamped ahead
-        late = g.rnd.choice([timedelta(minutes=1)] * 4 + [timedelta(hours=6), timedelta(days=2)])
-        now = max(now, min(e.recorded_at, g.t) + late)
-        if kept.next_due is not None and kept.next_due <= now and i >= len(pending):
-            tick = _tick(kept.next_due)
-            kept, out_k = apply_event(kept, tick, r.AsOf(now=tick.due_at))
-            full, out_f = apply_event(full, tick, r.AsOf(now=tick.due_at), keep_all=True)
-            assert _dump(out_k) == _dump(out_f), (seed, i, "tick")
-            counts["ticks"] += 1
-        kept, out_k = apply_event(kept, e, r.AsOf(now=now))
-        full, out_f = apply_event(full, e, r.AsOf(now=now), keep_all=True)
-        g.decided = now
-        assert _dump(out_k) == _dump(out_f), (seed, i)
-        assert kept.next_due == full.next_due, (seed, i)
-        assert retain(kept) == kept, (seed, i)
-        cold = SystemicState.model_validate_json(kept.model_dump_json())
-        assert retain(cold).model_dump() == kept.model_dump(), (seed, i)
-        assert not _ahead_in_base(kept, now), (seed, i)
-        clock = kept.newest_recorded_at
-        assert clock is not None
-        counts["decisions before the newest recorded_at"] += now < clock
-        if i % 4 == 0 or i == len(pending) + steps - 1:
-            for later in (timedelta(0), timedelta(days=1), timedelta(days=5)):
-                warm = _plans(kept, now + later, memo=True)
-                m.clear()
-                assert warm == _plans(cold, now + later) == _plans(full, now + later), (seed, i, later)
-    counts["folded (findings)"] += len(full.findings) - len(kept.findings)
-    counts["folded (assessments)"] += len(full.assessments) - len(kept.assessments)
-    counts.update(g.counts)
+def _true_time(e: Message, g: _Gen) -> datetime:
+    """A record stamped ahead is decided at the service's clock: after the producers' true time, never after it."""
+    return min(e.recorded_at, g.t)
 
 
 def test_r33ahead_histories_with_producers_ahead_on_both_stamps_decide_as_the_whole_history() -> None:
@@ -184,7 +144,7 @@ def test_r33ahead_histories_with_producers_ahead_on_both_stamps_decide_as_the_wh
     m.clear()
     try:
         for seed in range(16):
-            _check_ahead_history(1000 + seed, 40, counts)
+            _check_history(1000 + seed, 40, counts, _AheadGen, _true_time)
     finally:
         m.clear()
     print(f"\nR33-AHEAD: {counts}")
