@@ -96,8 +96,12 @@ class _Gen:
     def _records(self) -> list[ImagingFinding | ClinicalAssessment]:
         return [e for e in self.events if isinstance(e, ImagingFinding | ClinicalAssessment)]
 
+    def _ahead_from(self) -> datetime:
+        """What a record dated after is "ahead" (the producers' clock here; R33-AHEAD: the last decision's now)."""
+        return self.t
+
     def _ahead_count(self, group: str) -> int:
-        return sum(1 for e in self._records() if self._group(e) == group and e.occurred_at > self.t)
+        return sum(1 for e in self._records() if self._group(e) == group and e.occurred_at > self._ahead_from())
 
     def _targets(self) -> list[ImagingFinding | ClinicalAssessment]:
         """What a correction may name within the horizon: the two newest recorded of each group, and the records
@@ -108,7 +112,7 @@ class _Gen:
         out: list[ImagingFinding | ClinicalAssessment] = []
         for rows in by_group.values():
             newest = sorted(rows, key=lambda e: (e.recorded_at, e.event_id.int))[-RECORDS_KEPT:]
-            out += [e for e in rows if e in newest or e.occurred_at > self.t]
+            out += [e for e in rows if e in newest or e.occurred_at > self._ahead_from()]
         return [e for e in out if e.record_status != "entered-in-error"]
 
     def _when(self, ahead: bool) -> datetime:

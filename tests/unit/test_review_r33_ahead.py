@@ -76,7 +76,6 @@ from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
 from services.systemic_planner.retention import (
     AHEAD_KEPT,
-    RECORDS_KEPT,
     _assessments,
     ahead_clock,
     retain,
@@ -101,18 +100,8 @@ class _AheadGen(_Gen):
     retention keeps: the newest RECORDS_KEPT recorded of a group, or a record dated after the last decision's `now`;
     an amendment naming none is recorded after every other record (HAZ-25-SYS-02's horizon)."""
 
-    def _targets(self) -> list[ImagingFinding | ClinicalAssessment]:
-        by_group: dict[str, list[ImagingFinding | ClinicalAssessment]] = {}
-        for e in self._records():
-            by_group.setdefault(self._group(e), []).append(e)
-        out: list[ImagingFinding | ClinicalAssessment] = []
-        for rows in by_group.values():
-            newest = sorted(rows, key=lambda e: (e.recorded_at, e.event_id.int))[-RECORDS_KEPT:]
-            out += [e for e in rows if e in newest or e.occurred_at > self.decided]
-        return [e for e in out if e.record_status != "entered-in-error"]
-
-    def _ahead_count(self, group: str) -> int:
-        return sum(1 for e in self._records() if self._group(e) == group and e.occurred_at > self.decided)
+    def _ahead_from(self) -> datetime:
+        return self.decided
 
     def step(self) -> Message | None:
         e = super().step()
