@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Final
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from contracts.base import Message, derived_id
 from contracts.hospital import RadiotherapyCourse, Surgery
-from contracts.local import LesionSection, LocalTreatmentPlan
+from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner import as_of
 from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE as FUTURE_TOLERANCE  # exported as before
@@ -40,7 +40,7 @@ from services.radiotherapy_planner.items_rt import (
     postop_items,
     to_rule_out,
 )
-from services.radiotherapy_planner.memo import Fingerprints, memo, uncached
+from services.radiotherapy_planner.memo import Fingerprints, memo, patient_key, section, uncached
 from services.radiotherapy_planner.retention import retain
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
@@ -126,15 +126,17 @@ def build_plan(
     tz: ZoneInfo = HOSPITAL_TZ,
     by_lesion: dict[str, Lesion] | None = None,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
+    ahead: list[as_of.Ahead] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
-    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise).
+    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise); `ahead`:
+    likewise `as_of.ahead` at `now` (issue 25: once per event, `next_due` reads it too).
     HAZ-27-FUTURE-HIDES: when the decision reads facts dated in the future, it is made twice more, on the views
     "the current one holds" (B) and "the future one holds now" (C), and merged per item (as_of.py); else once."""
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     sections = _decide(s, alpha_beta, now, compression_window, tz, by_lesion, inferred)
-    facts = [] if now is None else as_of.ahead(s, by_lesion, now)
+    facts = ahead if ahead is not None else [] if now is None else as_of.ahead(s, by_lesion, now)
     if not facts:
         return sections
     assert now is not None
@@ -179,68 +181,127 @@ def _decide(
     le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
     fp = Fingerprints.of(s, shared=cached)
     sections = []
-    requests = [r for r in s.requests.values() if r.status == "active"]
+    requests: dict[str, list[LocalTreatmentRequest]] = {}  # each lesion's active requests, by request ID
+    for req in sorted((r for r in s.requests.values() if r.status == "active"), key=lambda r: r.request_id):
+        requests.setdefault(req.lesion_id, []).append(req)
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
+    # issue 25: a lesion's section is kept on the union of what its families' keys read (below), the patient-level
+    # part of it once per decision as an int; what is lesion-level is in the section's key
+    patient = None
+    if cached:
+        families = tuple(fp.families.values())
+        local = (fp.opinions, fp.surgeries, fp.radiotherapy, fp.drugs, fp.labs, families, fp.lesion_pain)
+        patient = patient_key((*local, fp.score("oligometastatic"), le_key, p.today, now is None, alpha_beta, tz))
     for lid, lesion in by_lesion.items():
-        lx = lesion.ids
-        mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
-        local = (fp.surgeries, fp.radiotherapy)
-        items: list[Item] = []
-        onset = lesion.compression_onset()
         seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
         cur = (  # no compression seen (no onset): the inferred one's, if any (RT-MSCC)
             currency(seen.occurred_at, now, compression_window)
             if seen is not None
             else inferred_currency(inferred.get(lid), now, compression_window)
         )
-        items += memo_(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
-            ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
-            functools.partial(mscc_items, p, lesion, cur),
-        )
-        items += memo_(("postop", lx, local), functools.partial(postop_items, p, lesion))
-        mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
-        rt_refs = []
-        key: Hashable
-        for req in mine:
-            rk = (lx, req.event_id.int)
-            if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), le_key, fp.surgeries, fp.drugs, mirels, sins)
-                items += memo_(key, functools.partial(palliative_items, p, lesion, req))
-                items += memo_(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
-                    ("palliative-reirr", *rk, fp.radiotherapy, alpha_beta),
-                    functools.partial(reirradiation_items, p, lesion, req),
-                )
-            elif req.modality in ("sbrt", "reirradiation"):
-                oligo = fp.score("oligometastatic")
-                for part, key in (  # each SBRT family on the facts it reads
-                    ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
-                    ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
-                ):
-                    found = memo_(key, functools.partial(sbrt_items, p, lesion, req, part))
-                    items += shown_now(found, p.life_expectancy) if part == "main" else found
-            elif req.modality == "cementoplasty":
-                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
-                items += memo_(key, functools.partial(cement_items, p, lesion, req))
-            if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
-                rt_refs.append((reference_date(req, tz), req.urgent))
-        requested = any(r.modality == "surgery" for r in mine)
-        items += memo_(
-            ("surgery", lx, requested, fp.reads("surgery", lid), le_key, fp.surgeries, mirels),
-            functools.partial(surgery_items, p, lesion, requested),
-        )
-        if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
-            # an emergency course starts now: the drugs that matter are those up to today (issue 18 review)
-            rt_refs.append((p.today if now is not None else p.day(onset.occurred_at), True))
-        if rt_refs:
-            ref, urgent = min(rt_refs)
-            what = "radiothérapie en urgence" if urgent else "radiothérapie"
-            items += memo_(
-                ("drug", lx, ref, urgent, fp.drugs, p.today),
-                functools.partial(drug_items, p, lesion, ref, urgent, what),
-            )
+        mine = requests.get(lid, [])
+        build = functools.partial(_section, p, fp, memo_, lid, lesion, cur, mine, le_key)
+        if patient is None:
+            built = build()
+        else:
+            mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
+            reqs = tuple(r.event_id.int for r in mine)
+            key = (lid, lesion.ids, patient, cur, reqs, fp.lesion_reads(lid), mirels, sins)
+            built = section(key, build)
+        items = built.items(p.life_expectancy)
         if items:
-            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
+            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, items))
     return sections
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A lesion's items as its families give them: `parts`, each with whether it shows the remainder of the life
+    expectancy at the decision (`shown_now`); `done`: the section's items when none does (the same at every
+    decision)."""
+
+    parts: tuple[tuple[list[Item], bool], ...]
+    done: list[Item] | None
+
+    def items(self, remaining: float | None) -> list[Item]:
+        if self.done is not None:
+            return list(self.done)
+        return _unique([i for part, shown in self.parts for i in (shown_now(part, remaining) if shown else part)])
+
+
+def _section(
+    p: Patient,
+    fp: Fingerprints,
+    memo_: Callable[[Hashable, Callable[[], list[Item]]], list[Item]],
+    lid: str,
+    lesion: Lesion,
+    cur: str,
+    mine: list[LocalTreatmentRequest],
+    le_key: Hashable,
+) -> _Built:
+    """A lesion's items from its families (each memoised on the IDs of the facts it reads). Everything a key here
+    reads is in `_decide`'s key of the section."""
+    lx, alpha_beta, tz, now = lesion.ids, p.alpha_beta, p.tz, p.now
+    mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
+    local = (fp.surgeries, fp.radiotherapy)
+    parts: list[tuple[list[Item], bool]] = []
+    onset = lesion.compression_onset()
+    parts.append(
+        (
+            memo_(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
+                ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
+                functools.partial(mscc_items, p, lesion, cur),
+            ),
+            False,
+        )
+    )
+    parts.append((memo_(("postop", lx, local), functools.partial(postop_items, p, lesion)), False))
+    rt_refs = []
+    key: Hashable
+    for req in mine:
+        rk = (lx, req.event_id.int)
+        if req.modality == "palliative_rt":
+            key = ("palliative", *rk, fp.reads("palliative", lid), le_key, fp.surgeries, fp.drugs, mirels, sins)
+            parts.append((memo_(key, functools.partial(palliative_items, p, lesion, req)), False))
+            found = memo_(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
+                ("palliative-reirr", *rk, fp.radiotherapy, alpha_beta),
+                functools.partial(reirradiation_items, p, lesion, req),
+            )
+            parts.append((found, False))
+        elif req.modality in ("sbrt", "reirradiation"):
+            oligo = fp.score("oligometastatic")
+            for part, key in (  # each SBRT family on the facts it reads
+                ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
+                ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
+            ):
+                found = memo_(key, functools.partial(sbrt_items, p, lesion, req, part))
+                parts.append((found, part == "main"))  # the remainder shown at each decision (shown_now)
+        elif req.modality == "cementoplasty":
+            key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
+            parts.append((memo_(key, functools.partial(cement_items, p, lesion, req)), False))
+        if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
+            rt_refs.append((reference_date(req, tz), req.urgent))
+    requested = any(r.modality == "surgery" for r in mine)
+    found = memo_(
+        ("surgery", lx, requested, fp.reads("surgery", lid), le_key, fp.surgeries, mirels),
+        functools.partial(surgery_items, p, lesion, requested),
+    )
+    parts.append((found, False))
+    # shown_now changes no rule, status or severity
+    critical = any(i.rule_id == "RT-MSCC" and i.severity == "critical" for part, _ in parts for i in part)
+    if onset is not None and critical:
+        # an emergency course starts now: the drugs that matter are those up to today (issue 18 review)
+        rt_refs.append((p.today if now is not None else p.day(onset.occurred_at), True))
+    if rt_refs:
+        ref, urgent = min(rt_refs)
+        what = "radiothérapie en urgence" if urgent else "radiothérapie"
+        found = memo_(
+            ("drug", lx, ref, urgent, fp.drugs, p.today),
+            functools.partial(drug_items, p, lesion, ref, urgent, what),
+        )
+        parts.append((found, False))
+    shows = any(shown for _, shown in parts)
+    return _Built(tuple(parts), None if shows else _unique([i for part, _ in parts for i in part]))
 
 
 #: HAZ-25-RT-08: the remainder of the life expectancy an SBRT contraindication shows as its input (RT-SBRT-CI
@@ -288,18 +349,19 @@ def next_due(
     by_lesion: dict[str, Lesion] | None = None,
     tz: ZoneInfo = HOSPITAL_TZ,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
+    ahead: list[as_of.Ahead] | None = None,
 ) -> datetime | None:
     """When the plan must be decided again though no event arrives (issue 18): a cord compression (seen, or inferred
     from an epidural extension with a deficit) leaves its currency window (RT-MSCC decides an emergency from current
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s.
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`, `ahead`: as `build_plan`'s.
     HAZ-27-FUTURE-HIDES: with facts dated in the future, also the moments view B's decision changes and each of
     those facts becomes current (the views then give way to the single decision): never later than before."""
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     due = _next_due(s, now, compression_window, by_lesion, tz, inferred)
-    facts = as_of.ahead(s, by_lesion, now)
+    facts = as_of.ahead(s, by_lesion, now) if ahead is None else ahead
     if not facts:
         return due
     b, b_lesions = as_of.view_b(s, by_lesion, now)
@@ -378,8 +440,9 @@ def apply_event(
     s.decided_at = decided
     by_lesion = lesions(s, state)  # once per event (from the previous state's): the plan and the deadline read them
     inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
-    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
-    s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)
+    facts = as_of.ahead(s, by_lesion, decided)  # and the facts dated ahead of the decision (HAZ-27-FUTURE-HIDES)
+    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred, facts)
+    s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred, facts)
     items = [i for sec in sections for i in sec.items]
     notices = [i.notice for i in items if _notify(i)]
     s.published, out = notify_plan_changes(
