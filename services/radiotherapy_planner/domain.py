@@ -13,12 +13,12 @@ import hashlib
 import uuid
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from contracts.base import Message, derived_id
-from contracts.hospital import RadiotherapyCourse, Surgery
+from contracts.hospital import RadiotherapyCourse, Surgery, TreatmentEvent
 from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner import as_of
@@ -46,6 +46,7 @@ from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
 from shared.clinical.life_expectancy import Remaining
+from shared.clinical.newest import Newest
 from shared.clinical.recommend import caused_by, notify_plan_changes
 
 SERVICE = "radiotherapy-planner"
@@ -381,10 +382,11 @@ def _next_due(
     """`next_due` of one view of the facts."""
     times: list[datetime] = []
     today = now.astimezone(tz).date()
-    for e in s.treatments.values():
-        t = e.treatment
-        if isinstance(t, _DATED_AHEAD) and t.on > today:
-            times.append(datetime.combine(t.on, time(0), tz))
+    if (last := _LAST_DATED(s.treatments)) is not None and last > today:  # once per table object (issue 25)
+        for e in s.treatments.values():
+            t = e.treatment
+            if isinstance(t, _DATED_AHEAD) and t.on > today:
+                times.append(datetime.combine(t.on, time(0), tz))
     for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:
@@ -405,6 +407,10 @@ def _next_due(
 
 
 _DATED_AHEAD: Final = (RadiotherapyCourse, Surgery)
+#: the latest date of a course or surgery of each treatments table object (`_next_due`)
+_LAST_DATED: Final = Newest[Mapping[str, TreatmentEvent], date](
+    lambda table: (e.treatment.on for e in table.values() if isinstance(e.treatment, _DATED_AHEAD))
+)
 _SECOND: Final = timedelta(seconds=1)
 
 
