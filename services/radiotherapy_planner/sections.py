@@ -1,9 +1,9 @@
 """A lesion's section of the local-treatment plan from its item families (pure; domain._decide decides the plan).
 
 Each family is memoised on the IDs of the facts it reads (memo.memo); issue 25 (RT-FLAT): a lesion's whole section is
-kept too (memo.section), on the union of what its families' keys read, and the whole plan's lesions on the tables those
-keys are made from (`Plans`), so that an event that changes nothing a lesion's families read costs no lookup per
-family. The remainder of the life expectancy an item shows is set at each decision (`shown_now`, HAZ-25-RT-08)."""
+kept too (memo.section, domain._decide), on the union of what its families' keys read, so that an event that changes
+nothing a lesion's families read costs that lesion one lookup, not one per family. The remainder of the life
+expectancy an item shows is set at each decision (`shown_now`, HAZ-25-RT-08)."""
 
 from __future__ import annotations
 

@@ -3,11 +3,17 @@ of what its families' keys read, the patient-level part interned once per decisi
 memo.section) and reads the facts dated ahead once per event (`as_of.ahead`, for the plan and the deadline).
 
 Differential: a patient's long history (devstack/cohort.py `patient_history`) and a small cohort are replayed through
-the five services' pure transitions; the planner's own input stream (hospital records, the upstream services' outputs,
-its clock ticks) is then applied event by event twice, from the empty state: warm (the section and family memos as the
-service runs them) and cold (every memo and table fingerprint forgotten before each event: `memo.clear()`, so every
-family is built from the facts). At every event the outputs (topic, key, value as published) and the stored state
-JSON are the same, and so is the plan served from that state (`current_plan`, rebuilt)."""
+the planner and its upstream services' pure transitions (devstack/replay.py); the planner's own input stream (hospital
+records, the upstream services' outputs) is then applied event by event twice, from the empty state: warm (the section
+and family memos as the service runs them) and cold (every memo and table fingerprint forgotten before each event:
+`memo.clear()`, so every family is built from the facts). At every event the outputs (topic, key, value as published)
+and the stored state JSON are the same, and so is the plan served from that state (`current_plan`, rebuilt). Also at
+a clock shared by runs of events (only what an event brings changes a key), on test_dt_rt_differential's random
+histories (assessments split one thing each), and on the cases those histories do not reach: a compression leaving
+its window within the day, the lesion's own pain alone. Each part of the section's key left out fails one of them
+(checked by hand, session 33: cur, the requests, the lesion's pain, mirels, sins, opinions, surgeries, radiotherapy,
+drugs, labs, the families' facts; le_key, the day and oligometastatic fail the warm/cold tests already held:
+test_review_r28fin_rt_warm_cold, test_review_zn_le_shown, test_rt_mscc_memo_day)."""
 
 from __future__ import annotations
 
