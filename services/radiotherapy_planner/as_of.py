@@ -43,7 +43,7 @@ from services.radiotherapy_planner.memo import READS
 from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, pinned
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
-from shared.clinical.newest import SKEW, TimesAfter, instant
+from shared.clinical.newest import SKEW, Newest, TimesAfter, instant
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -75,15 +75,19 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
     decided once, as before). A future record a correction withdrew is not read, so not listed."""
     out: list[Ahead] = []
     limit = now + FUTURE_TOLERANCE  # is_future, the sum made once (issue 25)
-    for key, f in s.assessed.items():
-        if f.occurred_at > limit:
-            name, _, lid = key.partition("@")
-            value = f.value if isinstance(f.value, str | int | float | bool) else str(f.value)
-            out.append(Ahead(name, value, f.occurred_at, f.event_id, lid or None))
-    for o in s.opinions.values():
-        if o.occurred_at > limit:
-            out.append(Ahead("surgical_opinion_operable", o.operable, o.occurred_at, o.event_id, o.lesion_id))
     at = instant(limit) - SKEW
+    # issue 25: a table scanned only when its newest fact may be dated ahead (its newest instant, once per table
+    # object: shared/clinical/newest.py; the lesions below likewise)
+    if (newest := _NEWEST_ASSESSED(s.assessed)) is not None and newest >= at:
+        for key, f in s.assessed.items():
+            if f.occurred_at > limit:
+                name, _, lid = key.partition("@")
+                value = f.value if isinstance(f.value, str | int | float | bool) else str(f.value)
+                out.append(Ahead(name, value, f.occurred_at, f.event_id, lid or None))
+    if (newest := _NEWEST_OPINION(s.opinions)) is not None and newest >= at:
+        for o in s.opinions.values():
+            if o.occurred_at > limit:
+                out.append(Ahead("surgical_opinion_operable", o.operable, o.occurred_at, o.event_id, o.lesion_id))
     for lid, lesion in by_lesion.items():
         if lesion.newest_at < at:  # issue 25: a lesion's findings scanned only when one may be dated ahead (R30)
             continue
@@ -107,6 +111,15 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
         for y in pending_ahead(s.assessments, _patient, lambda t: is_future(t, now)).values():
             out.append(Ahead("clinical_assessment", y.record_status, y.occurred_at, y.event_id, None))
     return out
+
+
+def _instants(table: Mapping[str, Fact[bool | float | str]] | Mapping[str, SurgicalOpinionFact]) -> Iterator[int]:
+    return (instant(x.occurred_at) for x in table.values())
+
+
+#: the newest clinical instant of each assessed facts and opinions table object (`ahead`)
+_NEWEST_ASSESSED: Final = Newest[Mapping[str, Fact[bool | float | str]], int](_instants)
+_NEWEST_OPINION: Final = Newest[Mapping[str, SurgicalOpinionFact], int](_instants)
 
 
 def _fix_times(table: Mapping[str, FindingFact] | Mapping[str, ClinicalAssessment]) -> Iterator[datetime]:

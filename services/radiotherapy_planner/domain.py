@@ -7,19 +7,18 @@ corrected finding, a resolved compression, a cancelled request)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from contracts.base import Message, derived_id
-from contracts.hospital import RadiotherapyCourse, Surgery
-from contracts.local import LesionSection, LocalTreatmentPlan
+from contracts.hospital import RadiotherapyCourse, Surgery, TreatmentEvent
+from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentRequest
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner import as_of
 from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE as FUTURE_TOLERANCE  # exported as before
@@ -30,22 +29,20 @@ from services.radiotherapy_planner.facts import (
 )
 from services.radiotherapy_planner.fold import merge as merge  # the fold (fold.py), re-exported
 from services.radiotherapy_planner.fold import relevant
-from services.radiotherapy_planner.items_base import In, Item, reference_date
-from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
+from services.radiotherapy_planner.items_base import Item
 from services.radiotherapy_planner.items_rt import (
     Patient,
-    drug_items,
-    mscc_items,
-    palliative_items,
-    postop_items,
     to_rule_out,
 )
-from services.radiotherapy_planner.memo import Fingerprints, memo, uncached
+from services.radiotherapy_planner.memo import Fingerprints, memo, patient_key, section, uncached
 from services.radiotherapy_planner.retention import retain
+from services.radiotherapy_planner.sections import lesion_section
+from services.radiotherapy_planner.sections import shown_now as shown_now  # re-exported (HAZ-25-RT-08)
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
 from shared.clinical.irradiation import CORD_ALPHA_BETA_GY
 from shared.clinical.life_expectancy import Remaining
+from shared.clinical.newest import Newest
 from shared.clinical.recommend import caused_by, notify_plan_changes
 
 SERVICE = "radiotherapy-planner"
@@ -126,15 +123,17 @@ def build_plan(
     tz: ZoneInfo = HOSPITAL_TZ,
     by_lesion: dict[str, Lesion] | None = None,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
+    ahead: list[as_of.Ahead] | None = None,
 ) -> list[Section]:
     """The whole plan from the facts (pure). Each family of items is memoised on the IDs of the facts it reads, so an
     event recomputes only what it can change (a platelet count, the cementoplasty items; a finding, its lesion).
-    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise).
+    `inferred`: `inferred_compressions` of these lesions when the caller has it (computed here otherwise); `ahead`:
+    likewise `as_of.ahead` at `now` (issue 25: once per event, `next_due` reads it too).
     HAZ-27-FUTURE-HIDES: when the decision reads facts dated in the future, it is made twice more, on the views
     "the current one holds" (B) and "the future one holds now" (C), and merged per item (as_of.py); else once."""
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     sections = _decide(s, alpha_beta, now, compression_window, tz, by_lesion, inferred)
-    facts = [] if now is None else as_of.ahead(s, by_lesion, now)
+    facts = ahead if ahead is not None else [] if now is None else as_of.ahead(s, by_lesion, now)
     if not facts:
         return sections
     assert now is not None
@@ -179,106 +178,37 @@ def _decide(
     le_key = (le_current, None if r is None else (r.band, round(r.remaining, 1)))
     fp = Fingerprints.of(s, shared=cached)
     sections = []
-    requests = [r for r in s.requests.values() if r.status == "active"]
+    requests: dict[str, list[LocalTreatmentRequest]] = {}  # each lesion's active requests, by request ID
+    for req in sorted((r for r in s.requests.values() if r.status == "active"), key=lambda r: r.request_id):
+        requests.setdefault(req.lesion_id, []).append(req)
     inferred = inferred_compressions(s, by_lesion) if inferred is None else inferred
+    # issue 25: a lesion's section is kept on the union of what its families' keys read (below), the patient-level
+    # part of it once per decision as an int; what is lesion-level is in the section's key
+    patient = None
+    if cached:
+        families = tuple(fp.families.values())
+        local = (fp.opinions, fp.surgeries, fp.radiotherapy, fp.drugs, fp.labs, families, fp.lesion_pain)
+        patient = patient_key((*local, fp.score("oligometastatic"), le_key, p.today, now is None, alpha_beta, tz))
     for lid, lesion in by_lesion.items():
-        lx = lesion.ids
-        mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
-        local = (fp.surgeries, fp.radiotherapy)
-        items: list[Item] = []
-        onset = lesion.compression_onset()
         seen = lesion.compression_last_seen()  # currency from the newest imaging showing it (issue 18 review)
         cur = (  # no compression seen (no onset): the inferred one's, if any (RT-MSCC)
             currency(seen.occurred_at, now, compression_window)
             if seen is not None
             else inferred_currency(inferred.get(lid), now, compression_window)
         )
-        items += memo_(  # and the day: RT-MSCC counts a course begun by today (one recorded ahead of its date)
-            ("mscc", lx, fp.reads("mscc", lid), le_key, fp.opinions, local, cur, p.today),
-            functools.partial(mscc_items, p, lesion, cur),
-        )
-        items += memo_(("postop", lx, local), functools.partial(postop_items, p, lesion))
-        mine = sorted((r for r in requests if r.lesion_id == lid), key=lambda r: r.request_id)
-        rt_refs = []
-        key: Hashable
-        for req in mine:
-            rk = (lx, req.event_id.int)
-            if req.modality == "palliative_rt":
-                key = ("palliative", *rk, fp.reads("palliative", lid), le_key, fp.surgeries, fp.drugs, mirels, sins)
-                items += memo_(key, functools.partial(palliative_items, p, lesion, req))
-                items += memo_(  # a palliative course on an irradiated segment is a re-irradiation too (18.1)
-                    ("palliative-reirr", *rk, fp.radiotherapy, alpha_beta),
-                    functools.partial(reirradiation_items, p, lesion, req),
-                )
-            elif req.modality in ("sbrt", "reirradiation"):
-                oligo = fp.score("oligometastatic")
-                for part, key in (  # each SBRT family on the facts it reads
-                    ("main", ("sbrt-main", *rk, fp.reads("sbrt", lid), le_key, local, sins, oligo, p.today)),
-                    ("reirr", ("sbrt-reirr", *rk, fp.radiotherapy, alpha_beta)),
-                ):
-                    found = memo_(key, functools.partial(sbrt_items, p, lesion, req, part))
-                    items += shown_now(found, p.life_expectancy) if part == "main" else found
-            elif req.modality == "cementoplasty":
-                key = ("cement", *rk, fp.reads("cement", lid), fp.opinions, sins, fp.drugs, fp.labs, le_key, p.today)
-                items += memo_(key, functools.partial(cement_items, p, lesion, req))
-            if req.modality in ("palliative_rt", "sbrt", "reirradiation"):
-                rt_refs.append((reference_date(req, tz), req.urgent))
-        requested = any(r.modality == "surgery" for r in mine)
-        items += memo_(
-            ("surgery", lx, requested, fp.reads("surgery", lid), le_key, fp.surgeries, mirels),
-            functools.partial(surgery_items, p, lesion, requested),
-        )
-        if onset is not None and any(i.rule_id == "RT-MSCC" and i.severity == "critical" for i in items):
-            # an emergency course starts now: the drugs that matter are those up to today (issue 18 review)
-            rt_refs.append((p.today if now is not None else p.day(onset.occurred_at), True))
-        if rt_refs:
-            ref, urgent = min(rt_refs)
-            what = "radiothérapie en urgence" if urgent else "radiothérapie"
-            items += memo_(
-                ("drug", lx, ref, urgent, fp.drugs, p.today),
-                functools.partial(drug_items, p, lesion, ref, urgent, what),
-            )
+        mine = requests.get(lid, [])
+        build = functools.partial(lesion_section, p, fp, memo_, lid, lesion, cur, mine, le_key)
+        if patient is None:
+            built = build()
+        else:
+            mirels, sins = fp.score(f"mirels:{lid}"), fp.score(f"sins:{lid}")
+            reqs = tuple(r.event_id.int for r in mine)
+            key = (lid, lesion.ids, patient, cur, reqs, fp.lesion_reads(lid), mirels, sins)
+            built = section(key, build)
+        items = built.items(p.life_expectancy)
         if items:
-            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, _unique(items)))
+            sections.append(Section(lid, lesion.latest.skeletal_site, lesion.level, items))
     return sections
-
-
-#: HAZ-25-RT-08: the remainder of the life expectancy an SBRT contraindication shows as its input (RT-SBRT-CI
-#: L1629-1636, "espérance de vie < 3 mois"; its only unrounded one). The memo keys on its band and tenth (le_key),
-#: so a reused item showed the remainder of its first build: it is set to the remainder at this decision.
-_REMAINING_SHOWN: Final = "life_expectancy_months"
-
-
-def shown_now(items: list[Item], remaining: float | None) -> list[Item]:
-    """The items with the remainder they show (an input named _REMAINING_SHOWN without a source event: the estimate
-    itself has its event) as computed at this decision, as a build now would (the status, text and digest read only
-    its band, in the key)."""
-    out = []
-    for i in items:
-        shown = [x for x in i.inputs if isinstance(x, In) and x.name == _REMAINING_SHOWN and x.source_event_id is None]
-        if shown and any(x.value != remaining for x in shown):
-            inputs = tuple(dataclasses.replace(x, value=remaining) if x in shown else x for x in i.inputs)
-            i = Item(
-                i.key,
-                i.rule_id,
-                i.status,
-                i.severity,
-                i.title,
-                i.text_fr,
-                inputs,
-                i.missing,
-                i.what_would_change_fr,
-                i.checks,
-            )
-        out.append(i)
-    return out
-
-
-def _unique(items: list[Item]) -> list[Item]:
-    seen: dict[str, Item] = {}
-    for i in items:
-        seen.setdefault(i.key, i)
-    return list(seen.values())
 
 
 def next_due(
@@ -288,18 +218,19 @@ def next_due(
     by_lesion: dict[str, Lesion] | None = None,
     tz: ZoneInfo = HOSPITAL_TZ,
     inferred: Mapping[str, tuple[datetime, datetime]] | None = None,
+    ahead: list[as_of.Ahead] | None = None,
 ) -> datetime | None:
     """When the plan must be decided again though no event arrives (issue 18): a cord compression (seen, or inferred
     from an epidural extension with a deficit) leaves its currency window (RT-MSCC decides an emergency from current
     data only), a future-dated one becomes current, the
     life-expectancy estimate ages out of LE_VALID or becomes current, what remains of it crosses a threshold; the
     day a course or a decompression recorded ahead of its date begins (RT-MSCC counts those begun by today; review
-    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`: as `build_plan`'s.
+    RK: the emergency stayed up to COMPRESSION_CURRENT after it). `inferred`, `ahead`: as `build_plan`'s.
     HAZ-27-FUTURE-HIDES: with facts dated in the future, also the moments view B's decision changes and each of
     those facts becomes current (the views then give way to the single decision): never later than before."""
     by_lesion = lesions(s) if by_lesion is None else by_lesion
     due = _next_due(s, now, compression_window, by_lesion, tz, inferred)
-    facts = as_of.ahead(s, by_lesion, now)
+    facts = as_of.ahead(s, by_lesion, now) if ahead is None else ahead
     if not facts:
         return due
     b, b_lesions = as_of.view_b(s, by_lesion, now)
@@ -319,10 +250,11 @@ def _next_due(
     """`next_due` of one view of the facts."""
     times: list[datetime] = []
     today = now.astimezone(tz).date()
-    for e in s.treatments.values():
-        t = e.treatment
-        if isinstance(t, _DATED_AHEAD) and t.on > today:
-            times.append(datetime.combine(t.on, time(0), tz))
+    if (last := _LAST_DATED(s.treatments)) is not None and last > today:  # once per table object (issue 25)
+        for e in s.treatments.values():
+            t = e.treatment
+            if isinstance(t, _DATED_AHEAD) and t.on > today:
+                times.append(datetime.combine(t.on, time(0), tz))
     for lesion in by_lesion.values():
         seen = lesion.compression_last_seen()
         if seen is not None:
@@ -343,6 +275,10 @@ def _next_due(
 
 
 _DATED_AHEAD: Final = (RadiotherapyCourse, Surgery)
+#: the latest date of a course or surgery of each treatments table object (`_next_due`)
+_LAST_DATED: Final = Newest[Mapping[str, TreatmentEvent], date](
+    lambda table: (e.treatment.on for e in table.values() if isinstance(e.treatment, _DATED_AHEAD))
+)
 _SECOND: Final = timedelta(seconds=1)
 
 
@@ -378,8 +314,9 @@ def apply_event(
     s.decided_at = decided
     by_lesion = lesions(s, state)  # once per event (from the previous state's): the plan and the deadline read them
     inferred = inferred_compressions(s, by_lesion)  # and the same inferred compressions (RT-MSCC)
-    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred)
-    s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred)
+    facts = as_of.ahead(s, by_lesion, decided)  # and the facts dated ahead of the decision (HAZ-27-FUTURE-HIDES)
+    sections = build_plan(s, alpha_beta, decided, compression_window, tz, by_lesion, inferred, facts)
+    s.next_due = next_due(s, decided, compression_window, by_lesion, tz, inferred, facts)
     items = [i for sec in sections for i in sec.items]
     notices = [i.notice for i in items if _notify(i)]
     s.published, out = notify_plan_changes(

@@ -3,6 +3,7 @@ same facts always give the same items and an event recomputes only the families 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -15,6 +16,7 @@ from services.radiotherapy_planner.items_base import Item, clear_interned
 from services.radiotherapy_planner.items_rt import clear_treated
 from shared.clinical.facts import Fact
 
+T = TypeVar("T")
 #: Item families kept in memory (least recently used evicted): a few per lesion of the patients seen recently.
 MEMO_SIZE: Final = 8192
 _MEMO: OrderedDict[Hashable, list[Item]] = OrderedDict()
@@ -39,11 +41,51 @@ def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
     return items
 
 
+#: A lesion's whole section by a short key (domain._decide, issue 25): the union of what its families' keys read, the
+#: patient-level part of it interned to an int once per decision (`patient_key`), so that an event that changes
+#: nothing a lesion's families read costs one lookup for that lesion, not one per family on long keys.
+SECTIONS_SIZE: Final = 4096
+_SECTIONS: OrderedDict[Hashable, object] = OrderedDict()
+#: the patient-level parts interned: an int is never given twice (the counter is never reset), so dropping this table
+#: (when full) only makes the next decisions miss, never hit an entry made for other facts
+PATIENT_KEYS_SIZE: Final = 4096
+_PATIENT_KEYS: dict[Hashable, int] = {}
+_PATIENT_IDS: Final = itertools.count()
+
+
+def patient_key(parts: Hashable) -> int:
+    """The int standing for these patient-level key parts (the same parts: the same int while it is kept)."""
+    with _MEMO_LOCK:
+        found = _PATIENT_KEYS.get(parts)
+        if found is None:
+            if len(_PATIENT_KEYS) >= PATIENT_KEYS_SIZE:
+                _PATIENT_KEYS.clear()
+            found = _PATIENT_KEYS[parts] = next(_PATIENT_IDS)
+        return found
+
+
+def section(key: Hashable, build: Callable[[], T]) -> T:
+    """`memo` for a lesion's section (domain._decide): built once per key while kept (least recently used evicted)."""
+    with _MEMO_LOCK:
+        found = _SECTIONS.get(key)
+        if found is not None:
+            _SECTIONS.move_to_end(key)
+            return cast(T, found)
+    value = build()
+    with _MEMO_LOCK:
+        _SECTIONS[key] = value
+        if len(_SECTIONS) > SECTIONS_SIZE:
+            _SECTIONS.popitem(last=False)
+    return value
+
+
 def clear() -> None:
-    """Forget every memoised family, table fingerprint and what a treatments table gives (a new service instance
-    starts cold)."""
+    """Forget every memoised family and section, table fingerprint and what a treatments table gives (a new service
+    instance starts cold)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+        _SECTIONS.clear()
+        _PATIENT_KEYS.clear()
     with _TABLES_LOCK:
         _TABLES.clear()
     clear_treated()
@@ -77,6 +119,8 @@ READS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "surgery": ("life_expectancy_months",),
 }
+#: the assessed facts a lesion may have its own of (keyed "<name>@<lesion>"): those of READS named "pain_*"
+LESION_READS: Final = tuple(sorted({n for names in READS.values() for n in names if n.startswith("pain_")}))
 
 
 @dataclass(frozen=True)
@@ -118,12 +162,18 @@ class Fingerprints:
         a = self.assessed
         return base + tuple(a.get(f"{n}@{lesion_id}") for n in READS[family] if n.startswith("pain_"))
 
+    def lesion_reads(self, lesion_id: str) -> tuple[int | None, ...]:
+        """The IDs of the lesion's own facts any family reads (`reads` of every family: READS and these)."""
+        if not self.lesion_pain:
+            return ()
+        a = self.assessed
+        return tuple(a.get(f"{n}@{lesion_id}") for n in LESION_READS)
+
     def score(self, key: str) -> int | None:
         return self.scores.get(key)
 
 
 # ---- the fingerprint of each table, once per table (issue 25) ----------------------------------------------------
-T = TypeVar("T")
 #: A state's table is never changed once the event that made it is applied (fold.merge copies the table an event
 #: changes and changes only the copy; retention makes new tables), and most tables of a new state are the previous
 #: state's objects: their fingerprints are kept by table, the table held (its ID is not reused while it is here).
