@@ -27,18 +27,23 @@ _MEMO: OrderedDict[Hashable, list[Item]] = OrderedDict()
 _MEMO_LOCK: Final = threading.Lock()
 
 
-def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
+def _lru(table: OrderedDict[Hashable, Any], size: int, key: Hashable, build: Callable[[], T]) -> T:
+    """`build()` once per key while kept in `table` (least recently used evicted past `size`), under _MEMO_LOCK."""
     with _MEMO_LOCK:
-        found = _MEMO.get(key)
+        found = table.get(key)
         if found is not None:
-            _MEMO.move_to_end(key)
-            return found
-    items = build()
+            table.move_to_end(key)
+            return cast(T, found)
+    value = build()
     with _MEMO_LOCK:
-        _MEMO[key] = items
-        if len(_MEMO) > MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return items
+        table[key] = value
+        if len(table) > size:
+            table.popitem(last=False)
+    return value
+
+
+def memo(key: Hashable, build: Callable[[], list[Item]]) -> list[Item]:
+    return _lru(_MEMO, MEMO_SIZE, key, build)
 
 
 #: A lesion's whole section by a short key (domain._decide, issue 25): the union of what its families' keys read, the
@@ -66,17 +71,7 @@ def patient_key(parts: Hashable) -> int:
 
 def section(key: Hashable, build: Callable[[], T]) -> T:
     """`memo` for a lesion's section (domain._decide): built once per key while kept (least recently used evicted)."""
-    with _MEMO_LOCK:
-        found = _SECTIONS.get(key)
-        if found is not None:
-            _SECTIONS.move_to_end(key)
-            return cast(T, found)
-    value = build()
-    with _MEMO_LOCK:
-        _SECTIONS[key] = value
-        if len(_SECTIONS) > SECTIONS_SIZE:
-            _SECTIONS.popitem(last=False)
-    return value
+    return _lru(_SECTIONS, SECTIONS_SIZE, key, build)
 
 
 def clear() -> None:
