@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from contracts.hospital import ClinicalAssessment
@@ -43,7 +43,7 @@ from services.radiotherapy_planner.memo import READS
 from shared.clinical.corrections import effective, findings_by_lesion, pending_ahead, pinned
 from shared.clinical.dates import HOSPITAL_TZ
 from shared.clinical.facts import Fact
-from shared.clinical.newest import SKEW, Newest, TimesAfter, instant
+from shared.clinical.newest import SKEW, Newest, TimesAfter, instant, values_at
 
 #: clock skew tolerated before a fact counts as dated in the future
 FUTURE_TOLERANCE: Final = timedelta(minutes=15)
@@ -76,15 +76,15 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
     out: list[Ahead] = []
     limit = now + FUTURE_TOLERANCE  # is_future, the sum made once (issue 25)
     at = instant(limit) - SKEW
-    # issue 25: a table scanned only when its newest fact may be dated ahead (its newest instant, once per table
-    # object: shared/clinical/newest.py; the lesions below likewise)
-    if (newest := _NEWEST_ASSESSED(s.assessed)) is not None and newest >= at:
+    # issue 25: a table scanned only when its newest fact is dated ahead (its newest time, once per table object:
+    # shared/clinical/newest.py; the lesions below likewise, by instant)
+    if _OCCURRED.after(s.assessed, limit):
         for key, f in s.assessed.items():
             if f.occurred_at > limit:
                 name, _, lid = key.partition("@")
                 value = f.value if isinstance(f.value, str | int | float | bool) else str(f.value)
                 out.append(Ahead(name, value, f.occurred_at, f.event_id, lid or None))
-    if (newest := _NEWEST_OPINION(s.opinions)) is not None and newest >= at:
+    if _OCCURRED.after(s.opinions, limit):
         for o in s.opinions.values():
             if o.occurred_at > limit:
                 out.append(Ahead("surgical_opinion_operable", o.operable, o.occurred_at, o.event_id, o.lesion_id))
@@ -113,13 +113,8 @@ def ahead(s: LocalState, by_lesion: Mapping[str, Lesion], now: datetime) -> list
     return out
 
 
-def _instants(table: Mapping[str, Fact[bool | float | str]] | Mapping[str, SurgicalOpinionFact]) -> Iterator[int]:
-    return (instant(x.occurred_at) for x in table.values())
-
-
-#: the newest clinical instant of each assessed facts and opinions table object (`ahead`)
-_NEWEST_ASSESSED: Final = Newest[Mapping[str, Fact[bool | float | str]], int](_instants)
-_NEWEST_OPINION: Final = Newest[Mapping[str, SurgicalOpinionFact], int](_instants)
+#: the newest clinical time of each assessed facts or opinions table object (`ahead`)
+_OCCURRED: Final = Newest[Mapping[str, Any], datetime](values_at("occurred_at"))
 
 
 def _fix_times(table: Mapping[str, FindingFact] | Mapping[str, ClinicalAssessment]) -> Iterator[datetime]:
