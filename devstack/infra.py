@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,11 +51,51 @@ class Provisioned:
 #: the ports this process has handed out: a port is free when asked, not when bound later (the test session's MLLP
 #: port, chosen at its start, was handed out again as a service's HTTP port before anything bound it: CI, 2026-12-07)
 _HANDED_OUT: set[int] = set()
+#: where free ports are taken from: below the kernel's ephemeral range, which outgoing connections draw their local
+#: port from. A port taken from the ephemeral range (bind to port 0) could become a Kafka or Redis client's local
+#: port before the service bound it, and stay taken as long as that connection lived: lab-normalisation's MLLP
+#: listener then retried its bind and was never ready (CI of stop 40, "not ready after 60s: lab-normalisation")
+LOWEST_PORT = 10000
+#: each pytest-xdist worker (and each other process) draws from its own slice, so two never hand out the same port
+SLICES = 16
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _slice() -> range:
+    top = max(_ephemeral_low(), LOWEST_PORT + SLICES * 64)
+    width = (top - LOWEST_PORT) // SLICES
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else os.getpid()
+    start = LOWEST_PORT + (index % SLICES) * width
+    return range(start, start + width)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
-    """A port free now on 127.0.0.1, never one this process has handed out before."""
-    while True:
+    """A port free now on 127.0.0.1, never one this process has handed out before, and outside the ephemeral range
+    (no outgoing connection takes it before it is bound)."""
+    ports = _slice()
+    offset = random.randrange(len(ports))
+    for i in range(len(ports)):
+        port = ports[(offset + i) % len(ports)]
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
+    while True:  # the slice is exhausted: any free port
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])

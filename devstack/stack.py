@@ -158,20 +158,44 @@ def _spawn(
 
 
 def wait_until_ready(stack: RunningStack, timeout: float) -> None:
+    """Wait until each service answers /readyz 200; on a timeout, say which checks failed and why (the body of the
+    last /readyz, no patient data) and the end of the service's log, if it has one."""
     deadline = time.monotonic() + timeout
     pending = dict(stack.urls)
+    last: dict[str, str] = {}
     with httpx.Client(timeout=2) as client:
         while pending:
             for name, url in list(pending.items()):
                 proc = stack.procs[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{url}/readyz").status_code == 200:
-                        del pending[name]
+                    raise RuntimeError(
+                        f"{name} exited with code {proc.returncode} during start-up{_log_tail(stack, name)}"
+                    )
+                try:
+                    response = client.get(f"{url}/readyz")
+                except httpx.HTTPError as e:
+                    last[name] = f"/readyz not answering ({type(e).__name__})"
+                    continue
+                if response.status_code == 200:
+                    del pending[name]
+                else:
+                    last[name] = f"/readyz {response.status_code}: {response.text[:500]}"
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}")
+                why = "".join(
+                    f"\n  {name}: {last.get(name, 'never asked')}{_log_tail(stack, name)}" for name in pending
+                )
+                raise TimeoutError(f"not ready after {timeout}s: {', '.join(pending)}{why}")
             time.sleep(0.1)
+
+
+def _log_tail(stack: RunningStack, name: str, lines: int = 15) -> str:
+    if stack.log_dir is None:
+        return ""
+    try:
+        tail = (stack.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n    log: " + "\n    log: ".join(tail) if tail else ""
 
 
 #: `up --kafka apache`: the local Apache Kafka cluster's data, logs and ports, kept from one `up` to the next

@@ -134,7 +134,9 @@ def stack(
         "TIMER_POLL_INTERVAL_S": "0.2",
         "LIVE_POLL_SECONDS": "0.2",
     }
-    running = spawn_services(kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs, mllp_port=mllp_port)
+    running = spawn_services(
+        kafka_bootstrap, redis_url, env, ports=ports, log_dir=stack_logs, mllp_port=mllp_port, wait_ready=120
+    )
     yield running
     running.stop()
 

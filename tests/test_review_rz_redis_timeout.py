@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from devstack import infra
 from shared import transport
 from shared.runtime import retrying
 from shared.settings import Settings
@@ -37,9 +37,7 @@ def frozen_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = infra.free_port()  # outside the ephemeral range (devstack/infra.py)
     with tempfile.TemporaryDirectory() as folder:
         proc = subprocess.Popen(
             [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", folder],

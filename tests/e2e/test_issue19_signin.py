@@ -11,7 +11,6 @@ import hashlib
 import logging
 import re
 import shutil
-import socket
 import threading
 import time
 import urllib.parse
@@ -31,7 +30,7 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from devstack import issuer
+from devstack import infra, issuer
 from devstack.stack import RunningStack
 from services.notification.settings import NotificationSettings
 from shared.web import signin as shared_signin
@@ -228,9 +227,7 @@ class _Provider:
 
 @contextlib.contextmanager
 def _served(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = infra.free_port()  # outside the ephemeral range (devstack/infra.py)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
