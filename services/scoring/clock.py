@@ -63,7 +63,7 @@ def next_due(
 
 
 def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
-    """Issue 25 (helper ZC): `next_due` of a state whose moments are not remembered (state.warm), in one pass over
+    """Issue 25 (helper ZC): `next_due` with no patient (moments not remembered: tests, a full scan), in one pass over
     them, unsorted: the first moment after a time in sorted order is the least of those after it, and among equal
     moments both give the first made (`sorted` is stable, `min` keeps the first), in the same order of parts."""
     lab, lesion, assessment = _lab_moments(s.labs, policy), _lesion_moments(s.lesions, policy), s.assessment

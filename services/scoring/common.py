@@ -197,8 +197,8 @@ class Context:
     patient_id: str
     now: datetime | None  # None: the newest recorded time among the facts (tests, deterministic replays)
     policy: r.Policy = r.DEFAULT_POLICY
-    #: issue 25: remember what is decided (FamilyMemo) and derived per patient; off for a small state, decided faster
-    #: afresh than remembered (state.warm)
+    #: issue 25: remember what is decided (FamilyMemo) and derived per patient; off for the views B and C of a
+    #: future-dated fact (domain.decide_now), decided afresh
     memo: bool = True
 
     @cached_property

@@ -150,11 +150,6 @@ class ScoringState(BaseModel):
             return _small(self)
         return STORED.dump(self)
 
-    def warm(self) -> bool:
-        """Issue 25: enough records for remembering per patient what was decided and derived (common.FamilyMemo,
-        clock.py, retention.py) to cost less than deciding it afresh."""
-        return len(self.labs) + len(self.findings) + len(self.assessments) + len(self.treatments) >= WARM
-
     def effective_treatments(self) -> list[TreatmentEvent]:
         """The treatment events that count, in clinical order (shared/clinical/treatments.py)."""
         return effective_treatments(self.treatments.values())
@@ -177,9 +172,6 @@ STORED: Final = StoredJson(
     ("assessment", "assessment_base"),
     small=32,
 )
-
-#: issue 25: from this many records, the decisions and derived values are remembered per patient (ScoringState.warm)
-WARM: Final = 24
 
 #: issue 25 (helper ZC): the fields a small state's JSON takes from its parts' JSON (in field order, below)
 _FROM_PARTS: Final[set[str]] = {*STORED.maps, *STORED.ones}

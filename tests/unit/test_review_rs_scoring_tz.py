@@ -70,7 +70,6 @@ def _memoised_and_cold(events: list[Message], last: Message) -> tuple[str, str]:
     s = ScoringState()
     for e in events:
         s, _ = apply_event(s, e, now=e.recorded_at)
-    assert s.warm()
     stored = s.model_dump_json()
     warm, _ = apply_event(ScoringState.model_validate_json(stored), last, now=last.recorded_at)
     forget_memos()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from contracts.base import derived_id
 from contracts.hospital import ImagingFinding
+from services.scoring.clock import next_due
 from services.scoring.domain import ScoringState, apply_event, forget_memos
 from services.scoring.rules import DEFAULT_POLICY
 from tests.unit.test_scoring_crisis import cc
@@ -49,13 +50,16 @@ def test_the_tie_is_an_equal_instant() -> None:
 
 
 def test_a_cold_state_keeps_the_labs_moment_on_a_tie() -> None:
-    s = _state(3)  # not warm: clock._scanned (labs, lesions, assessment)
+    s = _state(3)  # a small state: remembered too since stop 34 (clock.next_due with the patient)
     assert s.next_due is not None and s.next_due.isoformat() == "2026-11-04T08:00:01+00:00"
+    # the full scan (no patient: clock._scanned, the tests' oracle) keeps the same moment, in the same offset
+    for state in (s, _state(30)):
+        full = next_due(state, NOW)
+        assert full is not None and full.isoformat() == "2026-11-04T08:00:01+00:00"
 
 
 def test_a_warm_state_keeps_the_labs_moment_on_a_tie_as_the_base_does() -> None:
-    s = _state(30)  # warm (state.WARM = 24): clock.next_due with the patient
-    assert s.warm()
+    s = _state(30)  # clock.next_due with the patient
     assert s.next_due == L + DEFAULT_POLICY.calcium_current + timedelta(seconds=1)  # same instant either way
     # the stored state's bytes: e1e70cb (and any cold state) '"next_due":"2026-11-04T08:00:01Z"' (the lab's offset);
     # zh '"next_due":"2026-11-04T10:00:01+02:00"' (the lesion's)

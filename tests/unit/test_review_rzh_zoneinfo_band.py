@@ -37,7 +37,9 @@ def _tick(at: datetime, n: int) -> ClockTick:
 
 
 def _at_b(warm: bool) -> list[tuple[str, str | None, bool | None]]:
-    """What the tick at NOW_B publishes (kind, status, an SRE's currency)."""
+    """What the tick at NOW_B publishes (kind, status, an SRE's currency); `warm`: with the memos NOW_A's tick left,
+    else a cold process (every memo forgotten before the tick). Since stop 34 a state is remembered whatever its
+    size (services/scoring/domain.py), so the residual holds for a small state too (HAZ-25-SCORING-04)."""
     forget_memos()
     s = ScoringState()
     older = 30 if warm else 2
@@ -45,10 +47,28 @@ def _at_b(warm: bool) -> list[tuple[str, str | None, bool | None]]:
         at = CRISIS_AT - timedelta(days=60 - i)
         s, _ = apply_event(s, cc(2.4, rid=f"corrected:ca:{i}", at=at), now=at)
     s, _ = apply_event(s, cc(3.8, rid="corrected:ca:crisis", at=CRISIS_AT), now=CRISIS_AT)
-    assert s.warm() is warm
     s, _ = apply_event(s, _tick(NOW_A, 1), now=NOW_A)
+    if not warm:
+        forget_memos()
     s, out = apply_event(s, _tick(NOW_B, 2), now=NOW_B)
     return [(type(o).__name__, getattr(o, "status", None), getattr(o, "current", None)) for o in out]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="HAZ-25-SCORING-04 residual, a small state too since stop 34 (never from the runtime)",
+)
+def test_a_small_state_remembered_decides_by_wall_clock_in_the_repeated_hour() -> None:
+    """Stop 34: the small state (3 records) of the cold case, its memos kept."""
+    forget_memos()
+    s = ScoringState()
+    for i in range(2):
+        at = CRISIS_AT - timedelta(days=60 - i)
+        s, _ = apply_event(s, cc(2.4, rid=f"corrected:ca:{i}", at=at), now=at)
+    s, _ = apply_event(s, cc(3.8, rid="corrected:ca:crisis", at=CRISIS_AT), now=CRISIS_AT)
+    s, _ = apply_event(s, _tick(NOW_A, 1), now=NOW_A)
+    _, out = apply_event(s, _tick(NOW_B, 2), now=NOW_B)
+    assert [(type(o).__name__, getattr(o, "status", None), getattr(o, "current", None)) for o in out] == BY_WALL_CLOCK
 
 
 # e1e70cb, warm and cold, and zh cold: by wall clock the crisis value is current again at NOW_B (its SRE republished
