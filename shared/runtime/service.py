@@ -42,7 +42,7 @@ from shared.errors import Rejected
 from shared.observability.lag import LagMonitor
 from shared.observability.metrics import Metrics, OpsMetrics, origin_of
 from shared.observability.tracing import Headers, Tracing, output_headers
-from shared.runtime import decoding, healing, limits, reading, retrying
+from shared.runtime import decoding, healing, limits, membership, reading, retrying
 from shared.runtime.aggregate import Applied, Apply, apply_batch, letter_of
 from shared.runtime.changelog import Change, Writer
 from shared.runtime.changelog import encode as changelog_encode
@@ -435,7 +435,8 @@ class Service:
         finishing: deque[asyncio.Task[None]] = deque()
         try:
             while not self._stopping.is_set():
-                backlog.retain(consumer.assignment())
+                held = set(consumer.assignment())
+                backlog.retain(held)
                 wait = 0 if backlog.size else 200
                 while backlog.room() > 0:  # read ahead past one patient's flood
                     batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
@@ -465,6 +466,10 @@ class Service:
                     previous = finishing[-1] if finishing else None
                     self._finishing = asyncio.create_task(self._finish(sent, previous, backlog, consumer))
                     finishing.append(self._finishing)
+                    if membership.outlived(sent.t0, self.settings):  # expelled, most likely (shared/runtime/membership)
+                        if await _drain(finishing):  # its marks written before anyone reads the records again
+                            raise StateLost("the state was lost while a stalled batch finished")
+                        await membership.settle(consumer, held, self.settings)
                     while len(finishing) > 1:
                         await finishing.popleft()
                 except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
