@@ -433,6 +433,8 @@ class Service:
         # is fetched and processed. Each finish first awaits the one before it (commits in order; a failure stops
         # every later commit), and at most one finish is left running when the next batch has been sent.
         finishing: deque[asyncio.Task[None]] = deque()
+        watch = membership.LoopWatch(self.settings)  # issue 22: a blocked loop lets the group session lapse
+        watch.start()
         try:
             while not self._stopping.is_set():
                 held = set(consumer.assignment())
@@ -466,7 +468,7 @@ class Service:
                     previous = finishing[-1] if finishing else None
                     self._finishing = asyncio.create_task(self._finish(sent, previous, backlog, consumer))
                     finishing.append(self._finishing)
-                    if membership.outlived(sent.t0, self.settings):  # expelled, most likely (shared/runtime/membership)
+                    if watch.stalled_since(sent.t0):  # the loop blocked past the session: expelled, most likely
                         if await _drain(finishing):  # its marks written before anyone reads the records again
                             raise StateLost("the state was lost while a stalled batch finished")
                         await membership.settle(consumer, held, self.settings)
@@ -480,6 +482,7 @@ class Service:
             await _drain(finishing)  # stopping: the last batches finish and commit (a lost state: next start rebuilds)
         finally:
             await asyncio.gather(*finishing, return_exceptions=True)  # an error stops the loop: nothing later commits
+            watch.stop()
 
     async def _intact(self) -> bool:
         return await self.store.intact()

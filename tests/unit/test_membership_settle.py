@@ -3,6 +3,7 @@ coordinator to withdraw the assignment before reading on (real-broker proof: tes
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Set
 
@@ -31,10 +32,23 @@ def _settings(session_ms: int = 6000, heartbeat_ms: int = 200) -> Settings:
     return Settings(service_name="t", kafka_session_timeout_ms=session_ms, kafka_heartbeat_interval_ms=heartbeat_ms)
 
 
-def test_a_batch_outlives_the_session_only_past_its_timeout() -> None:
-    s = _settings(session_ms=1000)
-    assert not membership.outlived(time.perf_counter() - 0.9, s)
-    assert membership.outlived(time.perf_counter() - 1.1, s)
+async def test_a_blocked_loop_is_seen_a_slow_await_is_not() -> None:
+    s = _settings(session_ms=1000, heartbeat_ms=200)  # a stall: the loop blocked over 0.8 s
+    watch = membership.LoopWatch(s)
+    watch.start()
+    try:
+        await asyncio.sleep(0.3)
+        started = time.perf_counter()
+        await asyncio.sleep(1.2)  # slow, but the loop runs (heartbeats would go): not a stall
+        assert not watch.stalled_since(started)
+        started = time.perf_counter()
+        time.sleep(1.0)  # noqa: ASYNC251 - the loop blocked on purpose
+        assert watch.stalled_since(started)  # its timer overdue now, before the loop came back to it
+        await asyncio.sleep(0.25)
+        assert watch.stalled_since(started)  # and seen by the timer since
+        assert not watch.stalled_since(time.perf_counter())
+    finally:
+        watch.stop()
 
 
 async def test_the_wait_ends_when_the_assignment_is_withdrawn() -> None:
