@@ -1,16 +1,22 @@
-"""Issue 22: after a batch during which the event loop was blocked past the consumer group's session (a long pause, a
-starved CPU, a stopped process), this process has most likely been expelled and its partitions given to another
-member, which reads them again from the last commit. What it read ahead is no longer its to process: handling it
-would handle those records a second time beside the new owner. So the loop first lets the batches still finishing
-write their processed marks (the new owner skips what they mark), then waits, bounded, until the group coordinator
-has noticed (a heartbeat refused: the assignment is withdrawn, and the read-ahead of a partition no longer held is
-dropped, `FairBacklog.retain`) or a heartbeat round has passed with the assignment unchanged (still a member).
+"""Issue 22: after the event loop was blocked past the consumer group's session (a long pause, a starved CPU, a
+stopped process), this process has most likely been expelled: its partitions go to a member (maybe itself again)
+that reads them from the last commit. What it read ahead is then no longer its to process: handling it would handle
+those records a second time beside the new owner. So the loop, before its next batch, lets the batches still
+finishing write their processed marks (the new owner skips what they mark) and waits for the group's answer to its
+first heartbeat since: no rejoin begun within a heartbeat interval and 1 s (still a member: it reads on), or a rejoin
+(aiokafka's `reassignment_in_progress`, which its fetcher honours: the assignment itself stays in place until the
+rejoin completes) followed to its end, bounded; after a rejoin the read-ahead is dropped and fetched again from the
+committed offsets.
 
 A batch that is merely slow (a slow Redis, a long transition in the worker thread) does not count: the heartbeats go
 on while the loop awaits it. What counts is the event loop itself blocked (or the process not scheduled) for longer
-than the session allows: `LoopWatch` sees it as a late wake-up of a 100 ms timer.
+than the session allows: `LoopWatch` sees it as a late (or overdue) wake-up of a 100 ms timer, whether it happened
+inside a batch or between two.
 
-Found by tests/apache/test_commit_refused.py under load: a record handled twice after an expulsion."""
+Found by tests/apache/test_commit_refused.py under load: a record handled twice after an expulsion. Review
+R34-STALL (tests/unit/test_review_r34_stall.py) found the first version waiting for an assignment change that
+aiokafka makes only at the rejoin's end, missing stalls between batches, and a threshold of 0 for a heartbeat as
+long as the session."""
 
 from __future__ import annotations
 
@@ -71,21 +77,48 @@ class LoopWatch:
 
 
 def stall_s(settings: Settings) -> float:
-    """A blocked loop this long may have let the session lapse: the session less one heartbeat interval."""
-    return max(0.0, (settings.kafka_session_timeout_ms - settings.kafka_heartbeat_interval_ms) / 1000)
+    """A blocked loop this long may have let the session lapse: the session less one heartbeat interval (at least
+    half the session: a heartbeat interval as long as the session is a misconfiguration, not a stall per tick)."""
+    session = settings.kafka_session_timeout_ms / 1000
+    return max(session - settings.kafka_heartbeat_interval_ms / 1000, session / 2)
 
 
-def settle_s(settings: Settings) -> float:
-    """How long to wait for the coordinator to notice an expulsion: two heartbeat intervals and a round trip."""
-    return 2 * settings.kafka_heartbeat_interval_ms / 1000 + 1.0
+def answer_s(settings: Settings) -> float:
+    """How long the group takes to answer the first heartbeat after a stall (a rejoin begins): an interval and 1 s."""
+    return settings.kafka_heartbeat_interval_ms / 1000 + 1.0
 
 
-async def settle(consumer: Assigned, held: Set[TopicPartition], settings: Settings) -> bool:
-    """Wait until the assignment differs from `held` (True: a rebalance began) or `settle_s` passed (False)."""
+def rejoin_s(settings: Settings) -> float:
+    """The bound on following a rejoin to its end: three sessions."""
+    return 3 * settings.kafka_session_timeout_ms / 1000
+
+
+def generation(consumer: object) -> int | None:
+    """The group generation this member last joined (aiokafka's coordinator; None when unknown: no group)."""
+    value = getattr(getattr(consumer, "_coordinator", None), "generation", None)
+    return value if isinstance(value, int) else None
+
+
+def rejoining(consumer: object) -> bool:
+    """Whether the member is rejoining its group (aiokafka's SubscriptionState; its fetcher returns nothing then)."""
+    return bool(getattr(getattr(consumer, "_subscription", None), "reassignment_in_progress", False))
+
+
+async def settle(
+    consumer: Assigned, before: int | None, settings: Settings, stopping: asyncio.Event | None = None
+) -> bool:
+    """After a stall: True when the member rejoined its group (or is still rejoining at the bound: its fetcher
+    returns nothing until it is done), False when no rejoin began within `answer_s` (still a member). `before`: the
+    generation before the stall (a rejoin already completed when the wait begins is seen by it)."""
     log.warning("the loop was blocked past the group session; waiting for the group before reading on")
-    deadline = time.monotonic() + settle_s(settings)
-    while time.monotonic() < deadline:
-        if set(consumer.assignment()) != set(held):
+    t0 = time.monotonic()
+    began = False
+    while stopping is None or not stopping.is_set():
+        if rejoining(consumer):
+            began = True
+        elif began or (before is not None and generation(consumer) not in (None, before)):
             return True
+        if time.monotonic() - t0 > (rejoin_s(settings) if began else answer_s(settings)):
+            return began
         await asyncio.sleep(POLL_S)
-    return False
+    return began

@@ -435,10 +435,10 @@ class Service:
         finishing: deque[asyncio.Task[None]] = deque()
         watch = membership.LoopWatch(self.settings)  # issue 22: a blocked loop lets the group session lapse
         watch.start()
+        checked, joined = time.perf_counter(), membership.generation(consumer)  # the last stall check
         try:
             while not self._stopping.is_set():
-                held = set(consumer.assignment())
-                backlog.retain(held)
+                backlog.retain(consumer.assignment())
                 wait = 0 if backlog.size else 200
                 while backlog.room() > 0:  # read ahead past one patient's flood
                     batch = await consumer.getmany(timeout_ms=wait, max_records=min(size, backlog.room()))
@@ -462,16 +462,23 @@ class Service:
                         await healing.heal(self, consumer)
                         backlog = fresh()
                     continue
+                stalled, before = watch.stalled_since(checked), joined
+                checked, joined = time.perf_counter(), membership.generation(consumer)
                 try:
+                    if stalled:  # issue 22: the loop blocked past the group session (shared/runtime/membership.py)
+                        if await _drain(finishing):  # their marks written before the records are read again
+                            raise StateLost("the state was lost while the batches before a stall finished")
+                        if await membership.settle(consumer, before, self.settings, self._stopping):
+                            # rejoined: what was fetched past the commits (this batch, the read-ahead) comes again
+                            await self._retry(healing.rewind, consumer)
+                            backlog = fresh()
+                            checked, joined = time.perf_counter(), membership.generation(consumer)
+                            continue
                     sent = await self._process_batch(records)
                     backlog.note_costs(sent.costs)
                     previous = finishing[-1] if finishing else None
                     self._finishing = asyncio.create_task(self._finish(sent, previous, backlog, consumer))
                     finishing.append(self._finishing)
-                    if watch.stalled_since(sent.t0):  # the loop blocked past the session: expelled, most likely
-                        if await _drain(finishing):  # its marks written before anyone reads the records again
-                            raise StateLost("the state was lost while a stalled batch finished")
-                        await membership.settle(consumer, held, self.settings)
                     while len(finishing) > 1:
                         await finishing.popleft()
                 except StateLost:  # nothing of this batch is committed; it is delivered again after the rebuild
@@ -481,8 +488,8 @@ class Service:
                     continue
             await _drain(finishing)  # stopping: the last batches finish and commit (a lost state: next start rebuilds)
         finally:
-            await asyncio.gather(*finishing, return_exceptions=True)  # an error stops the loop: nothing later commits
             watch.stop()
+            await asyncio.gather(*finishing, return_exceptions=True)  # an error stops the loop: nothing later commits
 
     async def _intact(self) -> bool:
         return await self.store.intact()

@@ -15,16 +15,34 @@ from shared.settings import Settings
 TP = TopicPartition("t", 0)
 
 
-class _Group:
-    """An assignment withdrawn after `after` seconds (what aiokafka does once a heartbeat is refused)."""
+class _Rejoin:
+    """aiokafka's flag during a rejoin (`SubscriptionState.reassignment_in_progress`), raised from `begins` to `ends`
+    seconds after creation (None: never), and the coordinator's generation, moved when the rejoin ends."""
 
-    def __init__(self, after: float | None) -> None:
+    def __init__(self, begins: float | None, ends: float | None = None, generation: int = 1) -> None:
         self.t0 = time.monotonic()
-        self.after = after
+        self.begins, self.ends = begins, ends
+        self._subscription = self
+        self._coordinator = self
+        self._generation = generation
+
+    def _since(self) -> float:
+        return time.monotonic() - self.t0
+
+    @property
+    def reassignment_in_progress(self) -> bool:
+        return (
+            self.begins is not None
+            and self.begins <= self._since()
+            and (self.ends is None or self._since() < self.ends)
+        )
+
+    @property
+    def generation(self) -> int:
+        done = self.ends is not None and self._since() >= self.ends
+        return self._generation + 1 if done else self._generation
 
     def assignment(self) -> Set[TopicPartition]:
-        if self.after is not None and time.monotonic() - self.t0 >= self.after:
-            return set()
         return {TP}
 
 
@@ -51,14 +69,36 @@ async def test_a_blocked_loop_is_seen_a_slow_await_is_not() -> None:
         watch.stop()
 
 
-async def test_the_wait_ends_when_the_assignment_is_withdrawn() -> None:
+async def test_the_wait_follows_a_rejoin_to_its_end() -> None:
     t0 = time.monotonic()
-    assert await membership.settle(_Group(after=0.3), {TP}, _settings()) is True
-    assert 0.3 <= time.monotonic() - t0 < membership.settle_s(_settings())
+    assert await membership.settle(_Rejoin(begins=0.1, ends=0.4), 1, _settings()) is True
+    assert 0.4 <= time.monotonic() - t0 < 0.4 + 0.3
 
 
-async def test_a_member_still_holding_its_partitions_waits_one_bounded_round() -> None:
+async def test_a_rejoin_completed_before_the_wait_is_seen_by_its_generation() -> None:
+    t0 = time.monotonic()
+    member = _Rejoin(begins=0.0, ends=0.0)  # already rejoined: generation 2
+    assert await membership.settle(member, 1, _settings()) is True
+    assert time.monotonic() - t0 < 0.2
+
+
+async def test_a_member_still_in_its_group_waits_one_answer_only() -> None:
     s = _settings()
     t0 = time.monotonic()
-    assert await membership.settle(_Group(after=None), {TP}, s) is False
-    assert membership.settle_s(s) <= time.monotonic() - t0 < membership.settle_s(s) + 0.5
+    assert await membership.settle(_Rejoin(begins=None), 1, s) is False
+    assert membership.answer_s(s) <= time.monotonic() - t0 < membership.answer_s(s) + 0.5
+
+
+async def test_a_rejoin_longer_than_the_bound_ends_the_wait_as_rejoined() -> None:
+    s = _settings(session_ms=300, heartbeat_ms=100)  # rejoin_s: 0.9 s
+    t0 = time.monotonic()
+    assert await membership.settle(_Rejoin(begins=0.0, ends=None), 1, s) is True  # its fetcher returns nothing
+    assert membership.rejoin_s(s) <= time.monotonic() - t0 < membership.rejoin_s(s) + 0.5
+
+
+async def test_a_stop_ends_the_wait() -> None:
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.2, stopping.set)
+    t0 = time.monotonic()
+    await membership.settle(_Rejoin(begins=0.0), 1, _settings(), stopping)
+    assert time.monotonic() - t0 < 0.5
