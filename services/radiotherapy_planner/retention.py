@@ -40,6 +40,9 @@ from contracts.hospital import (
     TreatmentEvent,
 )
 from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment, lesions
+from services.radiotherapy_planner.retention_drugs import DRUG_KINDS, fold_writers, is_drug
+from services.radiotherapy_planner.retention_drugs import WRITERS_KEPT as WRITERS_KEPT
+from services.radiotherapy_planner.retention_drugs import components as _components
 from shared.clinical.corrections import effective, effective_findings, resolve
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -50,12 +53,6 @@ from shared.clinical.facts import newest
 #: longest window a rule counts back (drug relevance 120 days, facts.DRUG_RELEVANCE; life expectancy 91 days,
 #: domain.LE_VALID; SBRT "moins de 3 mois", L1631).
 HORIZON: Final = timedelta(days=183)
-#: Per drug and per field of its fold, the writers kept beyond the horizon: one more than the one in force, so that
-#: withdrawing the last dose or the last stop falls back to the one before, as the full history would.
-WRITERS_KEPT: Final = 2
-
-_Key = tuple[date, int, int]
-_DRUG_KINDS: Final = frozenset({"systemic_drug", "drug_administration"})
 
 
 def retain(s: LocalState) -> LocalState:
@@ -100,25 +97,6 @@ def _withdraw(s: LocalState, update: dict[str, object], ids: list[str]) -> None:
 
 def _old(r: ClinicalAssessment | TreatmentEvent | FindingFact, cut: datetime) -> bool:
     return r.occurred_at < cut and r.recorded_at < cut
-
-
-def _components(rows: Iterable[tuple[str, uuid.UUID | None]]) -> dict[str, str]:
-    """Union-find over 'record -> the record it corrects': each record's chain, named by one member."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for rid, target in rows:
-        find(rid)
-        if target is not None:
-            a, b = find(rid), find(str(target))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {x: find(x) for x in list(parent)}
 
 
 # ---- clinical assessments -------------------------------------------------------------------------------------------
@@ -185,19 +163,8 @@ def _unnamed_target(a: ClinicalAssessment, rows: Iterable[ClinicalAssessment]) -
 
 
 # ---- treatment events -----------------------------------------------------------------------------------------------
-def _is_drug(e: TreatmentEvent) -> bool:
-    return isinstance(e.treatment, SystemicDrug | DrugAdministration)
-
-
 def _kind(e: TreatmentEvent) -> str:
     return e.treatment.kind
-
-
-def _fold_key(e: TreatmentEvent) -> _Key:
-    """facts.drug_uses' order: by day, a start before the day's other events, then the event ID (its integer orders
-    as its text)."""
-    t = e.treatment
-    return (t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e.event_id.int)
 
 
 def references(s: LocalState, day: date) -> list[date]:
@@ -218,7 +185,7 @@ def references(s: LocalState, day: date) -> list[date]:
 def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None:
     held = s.treatments
     day = cut.date() - timedelta(days=1)  # a day early: the hospital's calendar day may be the UTC one's next
-    old = sum(1 for e in held.values() if e.treatment.kind in _DRUG_KINDS and e.treatment.on < day)
+    old = sum(1 for e in held.values() if e.treatment.kind in DRUG_KINDS and e.treatment.on < day)
     if not old:
         return
     points = references(s, day)
@@ -235,7 +202,7 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
     corrected: list[str] = []
     for pairs in by_chain.values():
         members = [e for _, e in pairs]
-        drugs_only = all(_is_drug(e) for e in members)
+        drugs_only = all(is_drug(e) for e in members)
         if not drugs_only or any(e.treatment.on >= day or not _old(e, cut) for e in members):
             keep.update(k for k, _ in pairs)
             continue
@@ -246,55 +213,13 @@ def _treatments(s: LocalState, cut: datetime, update: dict[str, object]) -> None
             t = e.treatment
             assert isinstance(t, SystemicDrug | DrugAdministration)
             old_drugs.setdefault(identify(t.drug, t.atc_code).key, []).append(e)
-    for events in old_drugs.values():
-        ordered = sorted(events, key=_fold_key, reverse=True)
-        keep.update(key_of[id(e)] for e in _writers(ordered))
-        for p in points:  # an open request dated before the cut folds the drugs given up to its date
-            keep.update(key_of[id(e)] for e in _writers([e for e in ordered if e.treatment.on <= p]))
+    for events in old_drugs.values():  # and an open request dated before the cut, the drugs given up to its date
+        keep.update(key_of[id(e)] for e in fold_writers(events, points))
     if len(keep) < len(held):
         update["treatments"] = {k: e for k, e in held.items() if k in keep}
         _withdraw(s, update, [k for k in corrected if k not in keep])
         _count(s, update, "drug_events", len(held) - len(keep))
         _mark(update, s, "drugs", f"{old - len(held) + len(keep)}|{','.join(map(str, points))}")
-
-
-def _writers(ordered: list[TreatmentEvent]) -> list[TreatmentEvent]:
-    """The events of one drug that decide its fold in facts.drug_uses, WRITERS_KEPT deep per field: the last event
-    (provenance, identity), whether it is taken (starts, stops, doses saying so), the daily dose, the last dose (stops
-    and doses) with every dose or stop of that day (two doses the same day: the later one counts). `ordered`: the
-    events by `_fold_key`, newest first."""
-    kept: dict[int, TreatmentEvent] = {}  # by object
-
-    def top(rows: Iterable[TreatmentEvent]) -> list[TreatmentEvent]:
-        out: list[TreatmentEvent] = []
-        for e in rows:
-            if len(out) == WRITERS_KEPT:
-                break
-            out.append(e)
-        return out
-
-    def sets_last(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, DrugAdministration) or (isinstance(t, SystemicDrug) and t.action == "stopped")
-
-    def sets_ongoing(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, SystemicDrug) or (isinstance(t, DrugAdministration) and t.ongoing is not None)
-
-    def sets_dose(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, DrugAdministration) and t.daily_dose_mg is not None
-
-    last = top(e for e in ordered if sets_last(e))
-    days = {e.treatment.on for e in last}
-    for e in (
-        *top(ordered),
-        *top(e for e in ordered if sets_ongoing(e)),
-        *top(e for e in ordered if sets_dose(e)),
-        *(e for e in ordered if sets_last(e) and e.treatment.on in days),
-    ):
-        kept[id(e)] = e
-    return list(kept.values())
 
 
 # ---- imaging findings -----------------------------------------------------------------------------------------------

@@ -7,19 +7,67 @@ and the state's JSON assembled from it. Safe because none is changed once made (
 is replaced, never changed in place), so an object's JSON never changes; an entry leaves with its object (weak
 reference), so the memory follows the states the process holds. The document is
 pydantic's own (fields in another order): tests/unit/test_issue25_local_history.py checks it loads back equal.
+RT-FLAT2 (session 34): a changed table is joined from each entry's cached `"key":json` text, and a state stored again
+unchanged gives its text again; tests/unit/test_s34_rt_flat2.py checks the bytes are those written before, at every
+event of long histories.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Final
 
 from pydantic import BaseModel
 
-from shared.runtime.parts_json import PartsJson, json_key
+from shared.runtime.parts_json import json_key
 
-PARTS: Final = PartsJson()
+
+class Entries:
+    """A map entry's JSON text (`"key":<the record's JSON>`) by the record's object, made once (issue 25, RT-FLAT2): a
+    table an event changes is joined again from its entries' texts with no formatting per entry. The same object
+    always has the same JSON (frozen records, facts replaced, never changed in place); the key is checked (an object
+    held under another key is written with that key, the record's JSON reused). An entry leaves with its object (weak
+    reference)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[BaseModel], str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def body(self, value: dict[str, BaseModel]) -> str:
+        """The JSON body (no braces) of `value`, as pydantic writes a dict of models."""
+        get = self._by_id.get
+        texts: list[str] = []
+        append = texts.append
+        for k, v in value.items():
+            hit = get(id(v))
+            if hit is not None and (hit[1] is k or hit[1] == k) and hit[0]() is v:
+                append(hit[2])
+            else:
+                append(self._make(k, v, hit))
+        return ",".join(texts)
+
+    def _make(self, k: str, v: BaseModel, hit: tuple[weakref.ref[BaseModel], str, str] | None) -> str:
+        key = json_key(k)
+        if hit is not None and hit[0]() is v:  # the same record under another key: its JSON reused, the entry kept
+            return f"{key}:{hit[2][len(json_key(hit[1])) + 1 :]}"
+        text = f"{key}:{v.model_dump_json()}"
+        oid = id(v)
+        self._by_id[oid] = (weakref.ref(v, functools.partial(self._forget, oid)), k, text)
+        return text
+
+    def _forget(self, oid: int, _: object) -> None:
+        hit = self._by_id.get(oid)
+        if hit is not None and hit[0]() is None:
+            self._by_id.pop(oid, None)
+
+
+ENTRIES: Final = Entries()
 #: the state's fields that map keys to records never changed once made (frozen records as received; the facts made
 #: from them, replaced, never changed in place)
 MAPS: Final = (
@@ -35,6 +83,8 @@ MAPS: Final = (
 )
 #: the JSON body of each map by object: an event copies only the table it changes (fold.merge), so most tables of
 #: a new state are the previous state's objects. Held strongly (an object's ID is not reused while it is here).
+_EXCLUDE: Final = set(MAPS)
+_OPEN: Final = {name: f'"{name}":{{' for name in MAPS}
 BODIES_SIZE: Final = 2048  # ~9 tables a patient: the last couple of hundred patients seen
 _BODIES: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
 
@@ -48,7 +98,7 @@ def _body(value: dict[str, BaseModel]) -> str:
         if hit is not None and hit[0] is value and hit[1] == len(value):
             _BODIES.move_to_end(id(value))
             return hit[2]
-    body = ",".join(f"{json_key(k)}:{PARTS(v)}" for k, v in value.items())
+    body = ENTRIES.body(value)
     with _LOCK:
         _BODIES[id(value)] = (value, len(value), body)
         if len(_BODIES) > BODIES_SIZE:
@@ -57,12 +107,47 @@ def _body(value: dict[str, BaseModel]) -> str:
 
 
 def dump(state: BaseModel) -> str:
-    """`state`'s JSON: the MAPS fields from the records' JSON, every other field by pydantic."""
-    rest = BaseModel.model_dump_json(state, exclude=set(MAPS))
+    """`state`'s JSON: the MAPS fields from the records' JSON, every other field by pydantic. A state stored again
+    unchanged (an event the planner reads nothing from returns the state it was given) gives its text again."""
+    values = tuple(state.__dict__.values())
+    sizes = [len(v) for v in values if isinstance(v, dict | list)]
+    hit = _STATES.get(id(state))
+    if (
+        hit is not None
+        and hit[0]() is state
+        and len(hit[1]) == len(values)
+        and all(map(operator.is_, hit[1], values))  # by object: an equal value may be written otherwise
+        and hit[2] == sizes
+    ):
+        return hit[3]
+    text = _dump(state)
+    key = id(state)
+    with _LOCK:
+        if len(_STATES) >= STATES_SIZE:
+            _STATES.clear()
+        _STATES[key] = (weakref.ref(state, functools.partial(_forget_state, key)), values, sizes, text)
+    return text
+
+
+#: the last text of a state by object (RT-FLAT2), with what it was made from: each field's value by object and the
+#: length of each table, so a field set again or a table filled since is written again (a state is not changed in
+#: place once applied: apply_event makes a new one). An entry leaves with its state (weak reference); bounded.
+STATES_SIZE: Final = 256
+_STATES: dict[int, tuple[weakref.ref[BaseModel], tuple[object, ...], list[int], str]] = {}
+
+
+def _forget_state(key: int, _: object) -> None:
+    hit = _STATES.get(key)
+    if hit is not None and hit[0]() is None:
+        _STATES.pop(key, None)
+
+
+def _dump(state: BaseModel) -> str:
+    rest = BaseModel.model_dump_json(state, exclude=_EXCLUDE)
     out = [rest[:-1]]
     sep = "," if len(rest) > 2 else ""
-    for name in MAPS:
-        out.append(f'{sep}"{name}":{{{_body(getattr(state, name))}}}')
+    for name in MAPS:  # the body not copied into a formatted piece: it is copied once, by the join
+        out += (sep, _OPEN[name], _body(getattr(state, name)), "}")
         sep = ","
     out.append("}")
     return "".join(out)
