@@ -1,13 +1,13 @@
-"""The drug events' part of retention (retention.py `_treatments`), by treatments table (issue 25, RT-FLAT2): what a
-scan reads of a table that does not depend on the cut (each record's chain of corrections, the chain's version in
-force, each event's drug, the fold's order) is made once per table object, and each drug's writers once per list of
-events. A scan then costs a comparison per chain and a look-up per drug, not a fold of every drug event held: an
-assessment or a score moving the cut past one more drug event used to scan all of them again.
+"""The drug events' part of retention (retention.py `_treatments`; issue 25, RT-FLAT2): each drug's writers (what
+its fold in facts.drug_uses reads, WRITERS_KEPT deep per field) are found in one pass over its events, remembered per
+list of events (by object), and found once per distinct set of events dated up to an open request's reference date
+(RT-DRUG, IR-CEMENT: a suffix of the fold's order), not once per date. The chains of corrections, the version in
+force and each event's drug are still worked out at each scan.
 
-Exact: the same table object is never changed once its event is applied (fold.merge copies the table it changes;
-retention makes a new one), a record is frozen, and `_writers` reads nothing but the events it is given, so the
-cached parts are what the scan would compute again. The caches hold what they key (the table, the events), so an
-object's ID is not reused while it is there; they are bounded (cleared whole when full).
+Exact: a record is frozen and `_writers` reads nothing but the events it is given, so a remembered result is what it
+would compute again. The cache holds the events it keys (an object's ID is not reused while it is there) and is
+bounded (cleared whole when full). Review R34-RTFLAT2: equal to the former `_writers` on random drug histories and
+reference dates.
 """
 
 from __future__ import annotations

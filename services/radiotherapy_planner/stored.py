@@ -7,15 +7,13 @@ and the state's JSON assembled from it. Safe because none is changed once made (
 is replaced, never changed in place), so an object's JSON never changes; an entry leaves with its object (weak
 reference), so the memory follows the states the process holds. The document is
 pydantic's own (fields in another order): tests/unit/test_issue25_local_history.py checks it loads back equal.
-RT-FLAT2 (session 34): a changed table is joined from each entry's cached `"key":json` text, and a state stored again
-unchanged gives its text again; tests/unit/test_s34_rt_flat2.py checks the bytes are those written before, at every
-event of long histories.
+RT-FLAT2 (session 34): a changed table is joined from each entry's cached `"key":json` text;
+tests/unit/test_s34_rt_flat2.py checks the bytes are those written before, at every event of long histories.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 import threading
 import weakref
 from collections import OrderedDict
@@ -81,10 +79,10 @@ MAPS: Final = (
     "opinions_base",
     "scores",
 )
-#: the JSON body of each map by object: an event copies only the table it changes (fold.merge), so most tables of
-#: a new state are the previous state's objects. Held strongly (an object's ID is not reused while it is here).
 _EXCLUDE: Final = set(MAPS)
 _OPEN: Final = {name: f'"{name}":{{' for name in MAPS}
+#: the JSON body of each map by object: an event copies only the table it changes (fold.merge), so most tables of
+#: a new state are the previous state's objects. Held strongly (an object's ID is not reused while it is here).
 BODIES_SIZE: Final = 2048  # ~9 tables a patient: the last couple of hundred patients seen
 _BODIES: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
 
@@ -107,42 +105,9 @@ def _body(value: dict[str, BaseModel]) -> str:
 
 
 def dump(state: BaseModel) -> str:
-    """`state`'s JSON: the MAPS fields from the records' JSON, every other field by pydantic. A state stored again
-    unchanged (an event the planner reads nothing from returns the state it was given) gives its text again."""
-    values = tuple(state.__dict__.values())
-    sizes = [len(v) for v in values if isinstance(v, dict | list)]
-    hit = _STATES.get(id(state))
-    if (
-        hit is not None
-        and hit[0]() is state
-        and len(hit[1]) == len(values)
-        and all(map(operator.is_, hit[1], values))  # by object: an equal value may be written otherwise
-        and hit[2] == sizes
-    ):
-        return hit[3]
-    text = _dump(state)
-    key = id(state)
-    with _LOCK:
-        if len(_STATES) >= STATES_SIZE:
-            _STATES.clear()
-        _STATES[key] = (weakref.ref(state, functools.partial(_forget_state, key)), values, sizes, text)
-    return text
-
-
-#: the last text of a state by object (RT-FLAT2), with what it was made from: each field's value by object and the
-#: length of each table, so a field set again or a table filled since is written again (a state is not changed in
-#: place once applied: apply_event makes a new one). An entry leaves with its state (weak reference); bounded.
-STATES_SIZE: Final = 256
-_STATES: dict[int, tuple[weakref.ref[BaseModel], tuple[object, ...], list[int], str]] = {}
-
-
-def _forget_state(key: int, _: object) -> None:
-    hit = _STATES.get(key)
-    if hit is not None and hit[0]() is None:
-        _STATES.pop(key, None)
-
-
-def _dump(state: BaseModel) -> str:
+    """`state`'s JSON: the MAPS fields from the records' JSON, every other field by pydantic (written afresh every
+    time: review R34-RTFLAT2 broke a reuse of an unchanged state's text, which a container changed in place with the
+    same length would have left stale)."""
     rest = BaseModel.model_dump_json(state, exclude=_EXCLUDE)
     out = [rest[:-1]]
     sep = "," if len(rest) > 2 else ""

@@ -3,12 +3,11 @@
 1. Stored bytes (services/radiotherapy_planner/stored.py `dump`, `Entries`): on adversarial histories (corrections,
    entered-in-error, duplicates, requests cancelled and reopened, haemostasis labs replaced, scores withdrawn), with
    ignored events (dental care) and clock ticks inserted, states parsed again from JSON between events and several
-   patients interleaved so that the 256-state cache is emptied, the stored JSON after EVERY event is pydantic's own
-   document and loads back equal, and no state is changed in place after it was stored (every state kept and
-   checked again at the end). A latent gap: `dump` reuses a state's text when a dict field not in MAPS is changed in
-   place with the same length (`published`, a nested `labs` table): no production path does this today (fold.merge
-   copies, retention and notify_plan_changes make new dicts), but the docstring and test_s34_rt_flat2 say such a
-   change "is written again" (strict xfail below).
+   patients interleaved, the stored JSON after EVERY event is pydantic's own document and loads back equal, and no
+   state is changed in place after it was stored (every state kept and checked again at the end). The review found
+   a latent gap: `dump` reused a state's text when a dict field not in MAPS was changed in place with the same length
+   (`published`, a nested `labs` table; no production path did, but main wrote them afresh every time). The reuse
+   was removed: the two tests below were strict xfails and pass.
 2. Drug fold (retention_drugs.fold_writers): equal to main's `_writers` (copied here from main's retention.py) on
    random drug histories and random reference dates (the day either side of each event included).
 3. Memory and keying: each new cache bounded; an entry is never served for another object.
@@ -23,7 +22,6 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -85,37 +83,32 @@ def test_stored_json_is_pydantics_after_every_event_of_interleaved_adversarial_h
 ) -> None:
     """Three patients take the same history in turns (the caches shared), with ignored events and clock ticks
     inserted and, now and then, the state parsed again from its stored JSON (as after a rebuild or on another
-    instance); `dump`'s 256-state cache is shrunk to 7 so it is emptied again and again. Every state is kept (no weak
+    instance). Every state is kept (no weak
     entry leaves) and checked again at the end: none was changed in place after it was stored."""
     memo.clear()
-    size = stored.STATES_SIZE
-    stored.STATES_SIZE = 7  # type: ignore[misc]  # the cache emptied every few states (the 256 bound, sooner)
-    try:
-        states = {p: LocalState() for p in ("pa", "pb", "pc")}
-        kept: list[tuple[LocalState, Any, str]] = []
-        n = 0
-        for e in events:
-            now = e.recorded_at + timedelta(minutes=1)
-            for p in states:
-                n += 1
-                s = states[p]
-                extra: list[Message] = []
-                if rnd.random() < 0.3:
-                    extra.append(_dental(n, e.recorded_at, p))
-                if rnd.random() < 0.2:
-                    extra.append(_tick(n, now, p))
-                for m in [*extra[:1], e, *extra[1:]]:
-                    s, _ = apply_event(s, m, now=now)
-                    _check(s, kept)
-                if rnd.random() < 0.15:  # parsed again between events
-                    s = LocalState.model_validate_json(s.model_dump_json())
-                    _check(s, kept)
-                states[p] = s
-        for s, want, text in kept:  # nothing stored was changed in place since
-            assert _pydantic(s) == want
-            assert s.model_dump_json() == text
-    finally:
-        stored.STATES_SIZE = size  # type: ignore[misc]
+    states = {p: LocalState() for p in ("pa", "pb", "pc")}
+    kept: list[tuple[LocalState, Any, str]] = []
+    n = 0
+    for e in events:
+        now = e.recorded_at + timedelta(minutes=1)
+        for p in states:
+            n += 1
+            s = states[p]
+            extra: list[Message] = []
+            if rnd.random() < 0.3:
+                extra.append(_dental(n, e.recorded_at, p))
+            if rnd.random() < 0.2:
+                extra.append(_tick(n, now, p))
+            for m in [*extra[:1], e, *extra[1:]]:
+                s, _ = apply_event(s, m, now=now)
+                _check(s, kept)
+            if rnd.random() < 0.15:  # parsed again between events
+                s = LocalState.model_validate_json(s.model_dump_json())
+                _check(s, kept)
+            states[p] = s
+    for s, want, text in kept:  # nothing stored was changed in place since
+        assert _pydantic(s) == want
+        assert s.model_dump_json() == text
 
 
 def test_an_ignored_event_returns_the_same_state_and_the_same_bytes() -> None:
@@ -131,13 +124,6 @@ def _lab(value: float, at: datetime) -> LabFact:
     return LabFact(value=value, withdrawn=False, occurred_at=at, recorded_at=at, event_id=uuid.uuid4(), comparator=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R34-RTFLAT2 latent: stored.dump reuses a state's text when a nested table (labs[analyte]) is filled in "
-    "place: only top-level lengths are checked. IR-CEMENT haemostasis (RULES.md IR-CEMENT, L2628 'Plaquettes > "
-    "50 000/mm3 et le TP > 50'): a platelet count added this way would be lost from Redis. Not reachable through "
-    "apply_event today (fold.merge copies labs two levels deep), but main wrote labs by pydantic every time.",
-)
 def test_a_nested_lab_table_filled_in_place_is_written_again() -> None:
     at = datetime(2025, 1, 1, tzinfo=UTC)
     s = LocalState(labs={"platelets": {"r1": _lab(80.0, at)}})
@@ -146,14 +132,6 @@ def test_a_nested_lab_table_filled_in_place_is_written_again() -> None:
     assert json.loads(s.model_dump_json()) == _pydantic(s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R34-RTFLAT2 latent: stored.dump reuses a state's text when a dict field outside MAPS is changed in place "
-    "with the same length (published[item] replaced): the docstring says 'a table filled since is written again' and "
-    "test_s34_rt_flat2 presents in-place changes as supported, but a same-length change is not seen. The published "
-    "map decides which recommendation is withdrawn (RT-DRUG L1948-2014 alerts): a stale one re-notifies or never "
-    "withdraws. Not reachable today (notify_plan_changes returns a new dict).",
-)
 def test_a_published_item_replaced_in_place_is_written_again() -> None:
     s = LocalState(published={"item": "RT-DRUG|id-1|d1"})
     s.model_dump_json()
@@ -286,16 +264,14 @@ def test_the_writers_cache_is_bounded_and_served_only_for_the_same_events() -> N
 
 def test_dumps_of_states_and_records_that_died_leave_and_are_not_served_again() -> None:
     """Entries and the state texts leave with their objects (weak references); a new object at a reused address is
-    written as itself; `_STATES` never passes STATES_SIZE."""
+    written as itself."""
     stored._BODIES.clear()
-    stored._STATES.clear()
     gc.collect()
     at = datetime(2025, 1, 1, tzinfo=UTC)
     entries0 = len(stored.ENTRIES)
-    for i in range(stored.STATES_SIZE + 40):
+    for i in range(296):
         s = LocalState(scores={}, labs={"platelets": {"r": _lab(float(i), at)}}, plan_version=i)
         assert json.loads(s.model_dump_json()) == _pydantic(s)
-        assert len(stored._STATES) <= stored.STATES_SIZE
         del s
     for i in range(200):  # records: a new object at a freed address gets its own text, under its own key
         f = ScoreFact(
@@ -307,6 +283,5 @@ def test_dumps_of_states_and_records_that_died_leave_and_are_not_served_again() 
         assert json.loads(moved.model_dump_json())["scores"] == {"oligo": json.loads(f.model_dump_json())}
         del s, moved, f
     stored._BODIES.clear()  # the bodies hold their tables (and records) strongly, bounded by BODIES_SIZE
-    stored._STATES.clear()
     gc.collect()
     assert len(stored.ENTRIES) <= entries0  # the records' texts left with them
