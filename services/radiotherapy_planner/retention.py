@@ -42,7 +42,6 @@ from contracts.hospital import (
 from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment, lesions
 from services.radiotherapy_planner.retention_drugs import DRUG_KINDS, fold_writers, is_drug
 from services.radiotherapy_planner.retention_drugs import WRITERS_KEPT as WRITERS_KEPT
-from services.radiotherapy_planner.retention_drugs import components as _components
 from shared.clinical.corrections import effective, effective_findings, resolve
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -97,6 +96,25 @@ def _withdraw(s: LocalState, update: dict[str, object], ids: list[str]) -> None:
 
 def _old(r: ClinicalAssessment | TreatmentEvent | FindingFact, cut: datetime) -> bool:
     return r.occurred_at < cut and r.recorded_at < cut
+
+
+def _components(rows: Iterable[tuple[str, uuid.UUID | None]]) -> dict[str, str]:
+    """Union-find over 'record -> the record it corrects': each record's chain, named by one member."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for rid, target in rows:
+        find(rid)
+        if target is not None:
+            a, b = find(rid), find(str(target))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in list(parent)}
 
 
 # ---- clinical assessments -------------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ reference dates.
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterable
 from datetime import date
 from typing import Final
 
@@ -26,25 +24,6 @@ WRITERS_KEPT: Final = 2
 DRUG_KINDS: Final = frozenset({"systemic_drug", "drug_administration"})
 
 _Key = tuple[date, int, int]
-
-
-def components(rows: Iterable[tuple[str, uuid.UUID | None]]) -> dict[str, str]:
-    """Union-find over 'record -> the record it corrects': each record's chain, named by one member."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for rid, target in rows:
-        find(rid)
-        if target is not None:
-            a, b = find(rid), find(str(target))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {x: find(x) for x in list(parent)}
 
 
 def is_drug(e: TreatmentEvent) -> bool:

@@ -23,20 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Set
-from typing import Protocol
-
-from aiokafka.structs import TopicPartition
 
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
-
-
-class Assigned(Protocol):
-    def assignment(self) -> Set[TopicPartition]: ...
 
 
 class LoopWatch:
@@ -105,7 +97,7 @@ def rejoining(consumer: object) -> bool:
 
 
 async def settle(
-    consumer: Assigned, before: int | None, settings: Settings, stopping: asyncio.Event | None = None
+    consumer: object, before: int | None, settings: Settings, stopping: asyncio.Event | None = None
 ) -> bool:
     """After a stall: True when the member rejoined its group (or is still rejoining at the bound: its fetcher
     returns nothing until it is done), False when no rejoin began within `answer_s` (still a member). `before`: the

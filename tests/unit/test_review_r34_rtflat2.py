@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import json
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -28,11 +27,12 @@ from pydantic import BaseModel
 
 from contracts.base import Message
 from contracts.clock import ClockTick
-from contracts.hospital import DrugAdministration, SystemicDrug, TreatmentEvent
+from contracts.hospital import TreatmentEvent
 from services.radiotherapy_planner import memo, retention_drugs, stored
 from services.radiotherapy_planner.domain import SERVICE, apply_event
 from services.radiotherapy_planner.facts import LabFact, LocalState, ScoreFact
 from tests.unit.test_issue25_local_retention import histories
+from tests.unit.test_s34_rt_flat2 import _writers_main  # main's retention._writers, verbatim
 
 # ---- 1. stored bytes ---------------------------------------------------------------------------------------------
 
@@ -140,42 +140,6 @@ def test_a_published_item_replaced_in_place_is_written_again() -> None:
 
 
 # ---- 2. drug fold vs main's ----------------------------------------------------------------------------------------
-def _writers_main(ordered: list[TreatmentEvent]) -> list[TreatmentEvent]:
-    """git show main:services/radiotherapy_planner/retention.py `_writers`, verbatim but for the constant's module."""
-    kept: dict[int, TreatmentEvent] = {}
-
-    def top(rows: Iterable[TreatmentEvent]) -> list[TreatmentEvent]:
-        out: list[TreatmentEvent] = []
-        for e in rows:
-            if len(out) == 2:
-                break
-            out.append(e)
-        return out
-
-    def sets_last(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, DrugAdministration) or (isinstance(t, SystemicDrug) and t.action == "stopped")
-
-    def sets_ongoing(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, SystemicDrug) or (isinstance(t, DrugAdministration) and t.ongoing is not None)
-
-    def sets_dose(e: TreatmentEvent) -> bool:
-        t = e.treatment
-        return isinstance(t, DrugAdministration) and t.daily_dose_mg is not None
-
-    last = top(e for e in ordered if sets_last(e))
-    days = {e.treatment.on for e in last}
-    for e in (
-        *top(ordered),
-        *top(e for e in ordered if sets_ongoing(e)),
-        *top(e for e in ordered if sets_dose(e)),
-        *(e for e in ordered if sets_last(e) and e.treatment.on in days),
-    ):
-        kept[id(e)] = e
-    return list(kept.values())
-
-
 def _fold_main(events: list[TreatmentEvent], points: list[date]) -> set[int]:
     """main's loop in retention._treatments for one drug."""
     ordered = sorted(events, key=retention_drugs.fold_key, reverse=True)
