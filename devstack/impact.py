@@ -97,6 +97,9 @@ def materialise(ref: str, repo: Path, into: Path) -> Path:
         assert p.stdout is not None
         with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
             tar.extractall(dest, filter="data")
+        # read to the end: tarfile stops at the end-of-archive blocks, before git's last padding (10 KB); closing the
+        # pipe while git still writes it killed git by SIGPIPE, reported as a failed archive (CI under load, stop 34)
+        p.stdout.read()
     if p.returncode:
         raise SystemExit(f"impact: git archive {ref} failed")
     if not (dest / "devstack" / "replay.py").exists():
