@@ -17,7 +17,8 @@ from contracts.base import Message
 from contracts.topics import Topic
 from devstack import infra
 from shared.runtime.kafka import ensure_topics
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 from shared.settings import Settings
 
 

@@ -53,7 +53,8 @@ from services.lab_normalisation.ingest import AnalyteMap, Ingested, from_fhir, f
 from services.lab_normalisation.settings import LabSettings
 from shared.clinical.clock import NotAfter
 from shared.runtime.decoding import checks_own_dates
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 from shared.settings import Settings
 
 Docs = list[dict[str, object] | bytes]

@@ -21,7 +21,8 @@ from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LABS_NORMAL
 from devstack import infra
 from services.scoring.app import build
 from services.scoring.settings import ScoringSettings
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 
 NOW = datetime.now(UTC)
 TOPICS = (IMAGING_FINDINGS, CLINICAL_ASSESSMENTS, TREATMENT_EVENTS, LABS_NORMALISED)

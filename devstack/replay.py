@@ -9,7 +9,7 @@ history and scale benchmarks; issue 21's rule-change impact replay runs it twice
 
 What it runs is what each service declares: `services/<name>/app.py` `build(settings)` gives a `Service` whose
 `subscriptions` map a topic to its decoder and its aggregate `(model, apply)`. A record goes through what the
-runtime's loop does for one event (shared/runtime/service.py `_decode`, shared/runtime/aggregate.py
+runtime's loop does for one event (shared/runtime/batch.py `Batches.decode`, shared/runtime/aggregate.py
 `apply_events`): the size and NaN checks, the decoder (with the future-date checks of hospital inputs), the
 idempotency key (a duplicate is skipped), the key check, then `apply_events` on the patient's state (a `Rejected`
 or failing event is dead-lettered with its reason; MAX_STATE_BYTES is enforced). Each output
@@ -59,7 +59,8 @@ from shared.errors import Rejected
 from shared.runtime import decoding, limits
 from shared.runtime.aggregate import apply_events
 from shared.runtime.kafka import Outgoing
-from shared.runtime.service import Service, Subscription
+from shared.runtime.service import Service
+from shared.runtime.subscription import Subscription
 from shared.settings import Settings
 
 #: service name -> (module of its app and settings, settings class name)

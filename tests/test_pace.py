@@ -13,7 +13,8 @@ from contracts.hospital import LabResult
 from contracts.topics import LABS_NORMALISED, Topic
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.pace import FetchPace
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 from shared.settings import Settings
 from tests.conftest import Publish, consume_until, lab
 from tests.test_runtime import _settings

@@ -2,7 +2,7 @@
 applying it, so the rebuilt state is the live one.
 
 The live loop refuses a record before its transition when it is larger than MAX_MESSAGE_BYTES, holds NaN or Infinity
-in a JSON number, or is keyed by another patient than its message's (shared/runtime/limits.py, Service._decode). The
+in a JSON number, or is keyed by another patient than its message's (shared/runtime/limits.py, Batches.decode). The
 replay skipped only what failed to decode: pydantic's JSON parser accepts NaN, and a record too large or keyed by
 another patient decodes, so the replay applied the three to the patient and marked their IDs seen (a record sent again
 correctly keyed was then skipped as a duplicate). Real broker and Redis (tests/conftest.py), the toy aggregate of

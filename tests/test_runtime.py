@@ -24,8 +24,9 @@ from contracts.hospital import LabResult
 from contracts.topics import LABS_NORMALISED, Topic
 from shared.observability.logging import JsonFormatter
 from shared.runtime.kafka import ensure_topics
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
 from shared.runtime.state import StateStore
+from shared.runtime.subscription import Context
 from shared.settings import Settings
 from tests.conftest import Publish, consume_until, lab, wait_for
 
@@ -409,7 +410,7 @@ def test_decoder_dead_letters_with_reason_that_never_echoes_values(bad: bytes) -
     from aiokafka.structs import ConsumerRecord
 
     rec = ConsumerRecord("test.decoder", 0, 0, int(datetime.now(UTC).timestamp()), 0, None, bad, None, len(bad), 0, [])
-    decoded = svc._decode(rec)
+    decoded = svc.batches.decode(rec)
     assert decoded.error is not None and decoded.message is None
     error_type, reason = decoded.error
     assert error_type and reason and "SECRET-42" not in reason

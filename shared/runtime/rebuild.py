@@ -275,7 +275,7 @@ def fold(service: Service, records: list[ConsumerRecord], committed: Mapping[Top
         model = sub.aggregate[0]
         # review RO (HAZ-22-ORDER-04): what the live loop dead-letters before applying (too large, NaN or Infinity,
         # keyed by another patient, undecodable) is skipped here too, by the same checks, and never marked seen
-        message, key, refused = service.decode_checked(record)
+        message, key, refused = service.batches.decode_checked(record)
         if refused is not None or message is None or key is None:
             result.skipped += 1
             continue

@@ -14,7 +14,8 @@ from contracts.base import Message
 from contracts.hospital import LabResult
 from contracts.topics import Topic
 from shared.runtime.kafka import ensure_topics
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 from tests.conftest import Publish, lab
 from tests.test_runtime import _settings
 

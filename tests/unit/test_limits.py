@@ -14,7 +14,8 @@ from contracts.hospital import LabResult
 from contracts.topics import Topic
 from shared.runtime import limits
 from shared.runtime.limits import FairBacklog, check_finite
-from shared.runtime.service import Context, Service
+from shared.runtime.service import Service
+from shared.runtime.subscription import Context
 from shared.settings import Settings
 
 TP = TopicPartition("t", 0)
@@ -103,7 +104,7 @@ def test_nan_or_infinity_in_json_is_refused_before_decoding() -> None:
 
     now = int(datetime.now(UTC).timestamp() * 1000)
     bad = b'{"patient_id": "pt-1", "value": NaN}'
-    decoded = svc._decode(ConsumerRecord("t", 0, 0, now, 0, b"pt-1", bad, None, 4, len(bad), []))
+    decoded = svc.batches.decode(ConsumerRecord("t", 0, 0, now, 0, b"pt-1", bad, None, 4, len(bad), []))
     assert decoded.error is not None and decoded.error[0] == "NonFiniteNumber"
     for fine in (b'{"a": "NaN"}', b'{"a": 1.5}', b"MSH|^~\\&|NaN"):
         assert check_finite(rec(0, b"k", fine)) is None

@@ -2,7 +2,7 @@
 share, and caps a patient's share by its measured cost (`note_costs`).
 
 A property test drives a FairBacklog with random fetches (fetched again after a seek back), takes, dones (in batch
-order, as `Service._finish` calls them), note_costs and rebalances (`retain`), against a simple model: per key FIFO,
+order, as `Batches._finish` calls them), note_costs and rebalances (`retain`), against a simple model: per key FIFO,
 exactly one take per record and partition ownership, the commit never past a record no copy of which was processed,
 `size` the records held, `_cost` bounded. Then the alternation claim (no two batches in a row hold both a light
 patient and a share of a flood; with no more patients than the batch limit, anyone waiting is served within two

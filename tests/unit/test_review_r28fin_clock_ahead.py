@@ -1,7 +1,7 @@
 """Review R28-FIN, HAZ-27-FUTURE-HIDES detection (`OpsMetrics.records_ahead`, called once per batch at the top of
-`Service._process_batch`, outside any handler): aiokafka types `ConsumerRecord.timestamp` as `int | None` ("None for
+`Batches.process`, outside any handler): aiokafka types `ConsumerRecord.timestamp` as `int | None` ("None for
 older Brokers": a message in the v0 format, magic 0, has no timestamp). `r.timestamp > limit_ms` then raises
-TypeError, which leaves `_process_batch` and stops the consume loop; the record is fetched again on restart, so the
+TypeError, which leaves `Batches.process` and stops the consume loop; the record is fetched again on restart, so the
 partition stays blocked. Not new in kind: `reading.in_publication_order` (a merge keyed on the timestamp, records of
 two partitions) and `origin_of` (no origin header) fail on it too; but a one-partition batch of an internal topic
 (origin header) passed before 7bd8485. A record without a timestamp cannot be ahead of the clock: not counted, no
