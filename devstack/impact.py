@@ -28,32 +28,41 @@ again. The report (devstack/impact_report.py): French text on stdout, JSON with 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import fnmatch
-import hashlib
 import itertools
 import json
 import os
-import pickle
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from devstack import impact_report
+from devstack.impact_stream import kept_stream, round_robin, write_cohort, write_topics
+from devstack.impact_trees import (
+    ALL_TAPED,
+    BASE_CODE,
+    CACHE,
+    CHILD,
+    ROOT,
+    WORKTREE,
+    base_key,
+    changed_files,
+    child_env,
+    decision_digests,
+    describe,
+    git,
+    identical_services,
+    keep_base,
+    kept_base,
+    materialise,
+)
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-CHILD: Final = Path(__file__).resolve().parent / "impact_child.py"
-WORKTREE: Final = "WORKTREE"
 #: the files whose change runs the CI impact step: everything the replay runs (decision digests below): the five
 #: services' packages (rules, decision modules, settings, the apps' wiring of their transitions, parsers), the shared
 #: runtime and clinical context, the contracts, the replay itself. An allowlist of "rule files" missed decisions made
@@ -71,353 +80,12 @@ BASE_ENV: Final = "OSTEOCDS_IMPACT_BASE"
 UPSTREAM_ENV: Final = "OSTEOCDS_IMPACT_UPSTREAM"
 
 
-def git(*args: str, repo: Path = ROOT) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def describe(ref: str, repo: Path) -> str:
-    if ref == WORKTREE or Path(ref).is_dir():
-        return ref
-    return f"{ref} ({git('rev-parse', '--short', ref, repo=repo)})"
-
-
-def materialise(ref: str, repo: Path, into: Path) -> Path:
-    """The tree of `ref`: the working tree itself for WORKTREE, a directory as given, else `git archive` of the
-    revision extracted under `into` (nothing in the repository changes)."""
-    if ref == WORKTREE:
-        return repo
-    if Path(ref).is_dir():
-        return Path(ref).resolve()
-    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}", repo=repo)
-    dest = into / commit[:12]
-    if (dest / "devstack" / "replay.py").exists():  # this run's other side: the same commit, extracted once
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    with subprocess.Popen(["git", "-C", str(repo), "archive", "--format=tar", commit], stdout=subprocess.PIPE) as p:
-        assert p.stdout is not None
-        with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
-            tar.extractall(dest, filter="data")
-        # read to the end: tarfile stops at the end-of-archive blocks, before git's last padding (10 KB); closing the
-        # pipe while git still writes it killed git by SIGPIPE, reported as a failed archive (CI under load, stop 34)
-        p.stdout.read()
-    if p.returncode:
-        raise SystemExit(f"impact: git archive {ref} failed")
-    if not (dest / "devstack" / "replay.py").exists():
-        raise SystemExit(f"impact: {ref} has no devstack/replay.py (issue 25): too old to replay")
-    return dest
-
-
-def changed_files(base: str, candidate: str, repo: Path) -> list[str]:
-    if candidate == WORKTREE:
-        return git("diff", "--name-only", base, repo=repo).splitlines()
-    return git("diff", "--name-only", base, candidate, repo=repo).splitlines()
-
-
 def rule_files(paths: list[str]) -> list[str]:
     return [
         p
         for p in paths
         if any(fnmatch.fnmatch(p, g) for g in RULE_FILES) and not any(fnmatch.fnmatch(p, g) for g in NOT_RULE_FILES)
     ]
-
-
-# ---- the event stream, written once ------------------------------------------------------------------------------
-class _Shards:
-    """The event stream split into `n` files, patient k of the stream in file k % n (each side's shard i reads file
-    i; the outputs are merged back in the stream's order, round robin). Each file: its header (its own number of
-    patients), then (patient, records) per patient."""
-
-    def __init__(self, path: Path, n: int, header: dict[str, Any]) -> None:
-        n = max(1, min(n, header["patients"]))
-        self.paths = [path] if n == 1 else [path.with_name(f"{path.stem}.{i}{path.suffix}") for i in range(n)]
-        self._files = [p.open("wb") for p in self.paths]
-        total = header["patients"]
-        for i, f in enumerate(self._files):
-            pickle.dump(header | {"patients": total // n + (1 if i < total % n else 0)}, f)
-        self.count = 0
-
-    def add(self, patient: str, records: list[tuple[str, bytes, bytes, int]]) -> None:
-        pickle.dump((patient, records), self._files[self.count % len(self._files)], protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
-
-    def close(self) -> None:
-        for f in self._files:
-            f.close()
-
-
-def write_cohort(
-    path: Path, seed: int, patients: int, years: float, store: bool, sample: int = 1, shards: int = 1
-) -> dict[str, Any]:
-    """The cohort's patients (1 in `sample`: patient i for i a multiple of it), each one's stream in order."""
-    from devstack.cohort import Cohort
-
-    cohort = Cohort(seed, patients, years)
-    events = 0
-    chosen = range(0, patients, sample)
-    header = {"patients": len(chosen), "until_ms": round(cohort.end.timestamp() * 1000), "store": store}
-    out = _Shards(path, shards, header)
-    for i in chosen:
-        recs = [(g.topic, g.key.encode(), g.value(), g.timestamp_ms) for g in cohort.patient(i)]
-        events += len(recs)
-        out.add(cohort.patient_id(i), recs)
-    out.close()
-    part = f", 1 patient sur {sample} ({len(chosen)})" if sample > 1 else ""
-    source = f"cohorte de {patients} patients x {years:g} ans (graine {seed}{part})"
-    return {"source": source, "events": events, "shards": out.paths} | header
-
-
-def write_topics(path: Path, store: bool, timeout_s: float = 60.0, shards: int = 1) -> dict[str, Any]:
-    """The hospital input topics' retained history, per patient in publication order (group-less consumer)."""
-    streams = asyncio.run(_read_topics(timeout_s))
-    until = max((r[3] for recs in streams.values() for r in recs), default=0)
-    header = {"patients": len(streams), "until_ms": until, "store": store}
-    out = _Shards(path, shards, header)
-    for patient in sorted(streams):
-        out.add(patient, sorted(streams[patient], key=_published))
-    out.close()
-    events = sum(len(v) for v in streams.values())
-    return {
-        "source": f"historique retenu des topics d'entrée ({len(streams)} patients)",
-        "events": events,
-        "shards": out.paths,
-    } | header
-
-
-def read_stream(paths: list[Path]) -> Iterator[tuple[str, list[tuple[str, bytes, bytes, int]]]]:
-    """The stream's patients in order (the shards read round robin)."""
-    return _round_robin([_read_shard(p) for p in paths])
-
-
-def _read_shard(path: Path) -> Iterator[tuple[str, list[tuple[str, bytes, bytes, int]]]]:
-    with path.open("rb") as f:
-        for _ in range(pickle.load(f)["patients"]):
-            yield pickle.load(f)
-
-
-def _round_robin(parts: list[Iterator[Any]]) -> Iterator[Any]:
-    """Item k of the merged stream from part k % len(parts) (how _Shards split it)."""
-    while True:
-        for part in parts:
-            item = next(part, None)
-            if item is None:
-                return
-            yield item
-
-
-def _published(record: tuple[str, bytes, bytes, int]) -> tuple[int, str]:
-    """Publication order: the record's timestamp, then (same millisecond, another topic) the message's recorded_at."""
-    try:
-        recorded = str(json.loads(record[2]).get("recorded_at", ""))
-    except (ValueError, AttributeError):
-        recorded = ""
-    return record[3], recorded
-
-
-async def _read_topics(timeout_s: float) -> dict[str, list[tuple[str, bytes, bytes, int]]]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from contracts.topics import HOSPITAL_BUS, TOPICS
-    from shared.settings import Settings
-    from shared.transport import kafka_client_kwargs
-
-    settings = Settings(service_name="impact")
-    topics = [t.name for t in TOPICS if HOSPITAL_BUS in t.producers]
-    consumer = AIOKafkaConsumer(
-        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **kafka_client_kwargs(settings)
-    )
-    out: dict[str, list[tuple[str, bytes, bytes, int]]] = defaultdict(list)
-    await consumer.start()
-    try:
-        known = await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        parts = [
-            TopicPartition(t, p) for t in topics if t in known for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise SystemExit("impact: the input topics were not read to their end in time")
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for r in records:
-                    if r.offset < ends[tp] and r.key is not None and r.value is not None:
-                        out[r.key.decode()].append((tp.topic, r.key, r.value, r.timestamp))
-    finally:
-        await consumer.stop()
-    return out
-
-
-# ---- the two sides ----------------------------------------------------------------------------------------------
-#: what every service's decisions depend on besides its own package: the runtime, the clinical context, the contracts,
-#: the replay that routes the records (a difference there: no service is reused)
-COMMON: Final = ("shared", "contracts", "devstack/replay.py", "services/__init__.py")
-SERVICE_IMPORT: Final = re.compile(rb"\bservices\.(\w+)")
-
-
-def _tree_digest(tree: Path, paths: Iterable[str]) -> str:
-    """The files under `paths` (names and bytes; compiled files left out), as one digest."""
-    h = hashlib.sha256()
-    for rel in sorted(paths):
-        top = tree / rel
-        files = sorted(top.rglob("*")) if top.is_dir() else [top] if top.exists() else []
-        for f in files:
-            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
-                h.update(str(f.relative_to(tree)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def decision_digests(tree: Path) -> dict[str, str]:
-    """Per service (devstack/replay.py MODULES): the digest of its package, of the other services' packages it
-    imports, and of COMMON: two trees with the same digest for a service run the same decisions for it."""
-    from devstack.replay import MODULES
-
-    common = _tree_digest(tree, COMMON)
-    out = {}
-    for name, (module, _) in MODULES.items():
-        package = module.replace(".", "/")
-        used = {package}
-        for f in (tree / package).rglob("*.py"):
-            used |= {f"services/{m.decode()}" for m in SERVICE_IMPORT.findall(f.read_bytes())}
-        out[name] = hashlib.sha256((common + _tree_digest(tree, used)).encode()).hexdigest()
-    return out
-
-
-def identical_services(trees: dict[str, Path]) -> list[str]:
-    """The services whose decision code is byte-identical on both sides (their outputs differ only where their
-    inputs do)."""
-    b, c = decision_digests(trees["base"]), decision_digests(trees["candidate"])
-    return sorted(n for n in b if b[n] == c.get(n))
-
-
-def _child_env() -> dict[str, str]:
-    """A side's environment: none of the live settings (each side runs its tree's defaults)."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
-    env["PYTHONHASHSEED"] = "0"
-    return env
-
-
-# ---- a base kept between runs -------------------------------------------------------------------------------------
-#: the base tree's paths a kept base is keyed on: every file there (code and data: local codes, vocabularies); a base
-#: whose side ran a module of its tree from elsewhere is not kept (impact_child.py `_outside`)
-BASE_CODE: Final = ("services", "shared", "contracts", "devstack/__init__.py", "devstack/replay.py")
-#: kept bases, under the repository's run folder; the newest MAX_KEPT are kept (10 000 patients: ~1 GB of tape each)
-CACHE: Final = Path(".run") / "impact-base"
-MAX_KEPT: Final = 3
-#: every service is taped by a base that is kept: any later candidate reuses whichever of them it has identical
-ALL_TAPED: Final = ("lab-normalisation", "notification", "radiotherapy-planner", "scoring", "systemic-planner")
-
-
-def base_key(tree: Path, digests: list[str], store: bool) -> str:
-    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE), the event stream as
-    written (the sha256 of each of its shards: the cohort's parameters, seed, sampling and generator), the side's
-    script (the canonical form, the tape), the interpreter, the installed packages and the side's environment."""
-    h = hashlib.sha256(b"osteocds-impact-base 1\0")
-    h.update(_tree_digest(tree, BASE_CODE).encode())
-    h.update(CHILD.read_bytes())
-    for digest in digests:
-        h.update(bytes.fromhex(digest))
-    env = _child_env() | {"HOME": "", "TMPDIR": "", "PATH": ""}  # where things are, not what decides
-    h.update(json.dumps([sys.version, _packages(), env, store, len(digests)]).encode())
-    return h.hexdigest()[:32]
-
-
-def _packages() -> list[str]:
-    """The installed distributions, each once (run from the checkout, its own egg-info is found a second time on the
-    path: the key must not depend on the directory the command runs from)."""
-    from importlib import metadata
-
-    return sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()})
-
-
-# ---- a generated event stream kept between runs -------------------------------------------------------------------
-#: kept streams, beside the kept bases (never the topics' history: patients' data); the newest MAX_KEPT are kept
-STREAMS: Final = Path(".run") / "impact-stream"
-#: the code that writes a generated stream, in the tree running this command (whose devstack.cohort, contracts and
-#: this module's writer this process imports): a change to any of it writes the stream again
-GENERATOR_ROOT: Final = ROOT
-GENERATOR_CODE: Final = ("devstack/cohort.py", "devstack/impact.py", "devstack/__init__.py", "contracts")
-
-
-def stream_key(seed: int, patients: int, years: float, store: bool, sample: int, shards: int) -> str:
-    """Everything that decides a generated stream's bytes: the cohort's seed, size, years and end (the generator's
-    ANCHOR), the sampling, the shards, `store` (in each shard's header), the generator's code (GENERATOR_CODE), the
-    interpreter and the installed packages (the messages' serialisation)."""
-    from devstack.cohort import ANCHOR
-
-    h = hashlib.sha256(b"osteocds-impact-stream 1\0")
-    h.update(_tree_digest(GENERATOR_ROOT, GENERATOR_CODE).encode())
-    params = [seed, patients, repr(float(years)), ANCHOR.isoformat(), store, sample, shards]
-    h.update(json.dumps([params, sys.version, _packages()]).encode())
-    return h.hexdigest()[:32]
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def kept_stream(
-    repo: Path, seed: int, patients: int, years: float, store: bool, sample: int, shards: int
-) -> dict[str, Any]:
-    """write_cohort's result for a stream kept under STREAMS (written there, then renamed into place, when there is
-    none for its key): a run against a kept base does not generate the cohort again. Each shard's sha256 (`digests`,
-    computed once when written) is what base_key reads; a kept shard whose size is not the one written is not used."""
-    key = stream_key(seed, patients, years, store, sample, shards)
-    entry = repo / STREAMS / key
-    meta = entry / "meta.json"
-    if meta.exists():
-        source: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
-        paths = [entry / name for name in source.pop("files")]
-        if [p.stat().st_size if p.exists() else -1 for p in paths] == source.pop("sizes"):
-            entry.touch()  # the newest used is the last evicted
-            return source | {"shards": paths}
-        shutil.rmtree(entry, ignore_errors=True)
-    staged = repo / STREAMS / f".{key}.{os.getpid()}"
-    staged.mkdir(parents=True, exist_ok=True)
-    try:
-        source = write_cohort(staged / "stream.pickle", seed, patients, years, store, sample, shards)
-        paths = source.pop("shards")
-        source["digests"] = [_file_sha256(p) for p in paths]
-        done = source | {"files": [p.name for p in paths], "sizes": [p.stat().st_size for p in paths]}
-        (staged / "meta.json").write_text(json.dumps(done), encoding="utf-8")
-        with contextlib.suppress(OSError):  # kept meanwhile by another run: the same bytes (same key)
-            staged.rename(entry)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    olds = sorted(
-        (e for e in (repo / STREAMS).iterdir() if not e.name.startswith(".") and (e / "meta.json").exists()),
-        key=lambda e: e.stat().st_mtime,
-    )
-    for old in olds[:-MAX_KEPT]:
-        if old != entry:
-            shutil.rmtree(old, ignore_errors=True)
-    return source | {"shards": [entry / p.name for p in paths]}
-
-
-def kept_base(repo: Path, key: str) -> Path | None:
-    entry = repo / CACHE / key
-    if not (entry / "stats.json").exists():
-        return None
-    entry.touch()  # the newest used is the last evicted
-    return entry
-
-
-def keep_base(repo: Path, key: str, staged: Path, work: Path, shards: int, stats: dict[str, Any]) -> None:
-    """Keep a base that ran whole (its canonical outputs, stats and tapes, staged under the cache): renamed into
-    place at once (a run reading it sees all of it or nothing); the oldest beyond MAX_KEPT removed."""
-    for i in range(shards):
-        shutil.copy(work / f"base.{i}.jsonl", staged / f"base.{i}.jsonl")
-    (staged / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
-    try:
-        staged.rename(repo / CACHE / key)
-    except OSError:  # kept meanwhile by another run
-        shutil.rmtree(staged, ignore_errors=True)
-    entries = sorted(
-        (e for e in (repo / CACHE).iterdir() if (e / "stats.json").exists()), key=lambda e: e.stat().st_mtime
-    )
-    for old in entries[:-MAX_KEPT]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def run_sides(
@@ -436,7 +104,7 @@ def run_sides(
     shard i, started once the base's is done (or at once when no base runs: a cached base's tape), replays them where
     the records are the same (else runs the patient again with every service live); without, the sides run side by
     side."""
-    env = _child_env()
+    env = child_env()
     record = reuse if record is None else record
     tapes = tapes or work
     tasks: list[tuple[str, int, list[str]]] = []
@@ -512,7 +180,7 @@ def run_sides(
 
 def read_sides(work: Path, side: str, shards: int) -> Iterator[dict[str, Any]]:
     """One side's canonical outputs (`work/{side}.{i}.jsonl`) in the stream's order."""
-    return _round_robin([impact_report.read_side(work / f"{side}.{i}.jsonl") for i in range(shards)])
+    return round_robin([impact_report.read_side(work / f"{side}.{i}.jsonl") for i in range(shards)])
 
 
 def impact(

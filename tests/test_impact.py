@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from contracts.hospital import LabResult
-from devstack import impact, impact_report, infra
+from devstack import impact, impact_report, impact_stream, impact_trees, infra
 from devstack.cohort import Cohort
 from devstack.impact_report import patients_with
 from devstack.replay import MODULES
@@ -270,7 +270,7 @@ def test_an_uncommitted_edit_is_the_candidate_with_worktree(repo: Path) -> None:
     rules = repo / RULES
     rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", rules.read_text()))
     assert _git(repo, "status", "--porcelain").strip() == f"M {RULES}"
-    report, text, _ = impact.impact("HEAD", impact.WORKTREE, repo=repo, patients=SMALL, years=1)
+    report, text, _ = impact.impact("HEAD", impact_trees.WORKTREE, repo=repo, patients=SMALL, years=1)
     assert set(report["changed_patients"]) == crossing(Cohort(1, SMALL, 1), 3.5, 3.96) != set()
     assert "candidat WORKTREE" in text
 
@@ -347,7 +347,7 @@ async def test_from_topics_replays_the_retained_history_without_publishing(monke
             await producer.stop()
         before = await _end_offsets(kafka.url)
         stream = Path(tempfile.mkdtemp()) / "stream.pickle"
-        await asyncio.to_thread(impact.write_topics, stream, False)
+        await asyncio.to_thread(impact_stream.write_topics, stream, False)
         with stream.open("rb") as f:
             header = pickle.load(f)
             read = dict(pickle.load(f) for _ in range(header["patients"]))
@@ -494,12 +494,12 @@ def test_a_kept_base_gives_the_report_of_a_base_run_again(repo: Path) -> None:
     keys = ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules")
 
     def run(**kw: Any) -> dict[str, Any]:
-        return impact.impact("HEAD", impact.WORKTREE, repo=repo, **({"patients": SMALL, "years": 1} | kw))[0]
+        return impact.impact("HEAD", impact_trees.WORKTREE, repo=repo, **({"patients": SMALL, "years": 1} | kw))[0]
 
     first = run()
     assert not first["reused"]["base_kept"] and first["cpu_s"]["base"] > 0
     assert set(first["changed_patients"]) == expected
-    assert len(list((repo / impact.CACHE).iterdir())) == 1
+    assert len(list((repo / impact_trees.CACHE).iterdir())) == 1
     kept = run()
     assert kept["reused"]["base_kept"] and kept["cpu_s"]["base"] == 0
     assert kept["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
@@ -534,7 +534,7 @@ def test_a_kept_stream_is_used_again_only_for_its_cohort_and_generator(
         return impact.impact("HEAD", "HEAD", repo=repo, **({"patients": 2, "years": 0.5} | kw))[0]
 
     def kept() -> dict[Path, tuple[int, int]]:
-        return {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (repo / impact.STREAMS).glob("*/*.pickle")}
+        return {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in (repo / impact_stream.STREAMS).glob("*/*.pickle")}
 
     first = run()
     streams = kept()
@@ -547,18 +547,18 @@ def test_a_kept_stream_is_used_again_only_for_its_cohort_and_generator(
     # the generator's code changed: another key, the stream written again (here the same bytes: the running
     # generator is this checkout's, so the base kept for those bytes is taken)
     code = tmp_path / "generator"
-    for rel in impact.GENERATOR_CODE:
-        src, dst = impact.GENERATOR_ROOT / rel, code / rel
+    for rel in impact_stream.GENERATOR_CODE:
+        src, dst = impact_stream.GENERATOR_ROOT / rel, code / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy(src, dst)
     (code / "devstack" / "cohort.py").write_text((code / "devstack" / "cohort.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(impact, "GENERATOR_ROOT", code)
+    monkeypatch.setattr(impact_stream, "GENERATOR_ROOT", code)
     changed = run()
     now = kept()
     assert len({f.parent for f in now}) == 3 and {f: now[f] for f in streams} == streams
     assert all(changed[k] == first[k] for k in keys)
     # a kept shard cut short (a disk full, an interrupted copy): not used, the stream written again whole
-    monkeypatch.setattr(impact, "GENERATOR_ROOT", impact.ROOT)
+    monkeypatch.setattr(impact_stream, "GENERATOR_ROOT", impact_stream.ROOT)
     victim = sorted(streams)[0]
     whole = victim.read_bytes()
     victim.write_bytes(whole[:-10])

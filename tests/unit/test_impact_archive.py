@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import impact
+from devstack import impact_trees
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +38,6 @@ def test_an_archive_whose_last_padding_comes_late_is_extracted(tmp_path: Path, m
     wrapper.write_text(SLOW_LAST_WRITE.format(python=sys.executable, git=git))
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    tree = impact.materialise("HEAD", ROOT, tmp_path / "trees")  # the code before the fix: SystemExit here
-    committed = impact.git("show", "HEAD:devstack/replay.py", repo=ROOT)
+    tree = impact_trees.materialise("HEAD", ROOT, tmp_path / "trees")  # the code before the fix: SystemExit here
+    committed = impact_trees.git("show", "HEAD:devstack/replay.py", repo=ROOT)
     assert (tree / "devstack" / "replay.py").read_text().rstrip("\n") == committed.rstrip("\n")
