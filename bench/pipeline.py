@@ -310,7 +310,12 @@ def main() -> None:
             try:
                 time.sleep(3)
                 idle, each = idle_cpu(args.idle_seconds)
+                pids = _children()
+                before = {pid: _cpu_seconds([pid]) for pid in pids}
+                started = time.monotonic()
                 latencies, by_hop = asyncio.run(pipeline(kafka, docs, args.rate))
+                busy = time.monotonic() - started
+                load = {_name(pid): (_cpu_seconds([pid]) - before[pid]) / busy for pid in pids}
             finally:
                 stack.stop()
         raw = asyncio.run(raw_chain(kafka, docs, args.rate))
@@ -319,6 +324,8 @@ def main() -> None:
     print(f"idle CPU of 5 services + broker + Redis: {idle:.1%} of a core")
     print("  " + ", ".join(f"{name} {share:.1%}" for name, share in sorted(each.items())))
     print(f"{len(docs)} events at {args.rate:.0f}/s")
+    shares = ", ".join(f"{n} {s:.1%}" for n, s in sorted(load.items()))
+    print(f"CPU while publishing and draining, {sum(load.values()):.1%} of a core: {shares}")
     print(f"pipeline, publish -> critical alert (3 hops): p50 {p50:.1f} ms, p99 {p99:.1f} ms, n={len(latencies)}")
     for stage, what in (("normalised", "lab-normalisation's output"), ("scored", "scoring's recommendation")):
         if len(by_hop[stage]) > 1:
