@@ -36,19 +36,9 @@ from contracts.lifecycle import AlertAction, OverrideReasonCode
 from contracts.rules import CITATIONS
 from contracts.topics import ALERT_ACTIONS, LABS_NORMALISED, LOCAL_PLANS, PLANS, RECOMMENDATIONS, SCORES
 from services.notification import cds, orders, orders_facts, signin
-from services.notification.domain import (
-    SERVICE,
-    AlertPolicy,
-    Arrived,
-    PatientAlerts,
-    action_applied,
-    allowed,
-    apply_event,
-    ended_status,
-    find,
-    listing,
-    next_due,
-)
+from services.notification.actions import allowed, ended_status, find
+from services.notification.domain import AlertPolicy, Arrived, PatientAlerts, action_applied, apply_event, listing
+from services.notification.lifecycle import SERVICE, next_due
 from services.notification.settings import NotificationSettings
 from services.notification.web import web_router
 from shared.runtime.service import Service

@@ -92,7 +92,8 @@ class PatientAlerts(BaseModel):
     #: delivery and one not heard is new, whatever its time (one batch shares a millisecond; replicas' clocks differ)
     heard: dict[str, dict[str, datetime]] = Field(default_factory=dict)
     #: `heard` holds every record applied timed after this (None: from the start); a state stored before R31-NOTIF2
-    #: did not keep them all: a record timed at or before it is recognised by the time rules (domain._second_delivery)
+    #: did not keep them all: a record timed at or before it is recognised by the time rules
+    #: (recommendations._second_delivery)
     heard_since: datetime | None = None
     #: review R2 (issue 22): an active critical alert that took over the escalation of an earlier wording of its key ->
     #: when that escalation started (its escalation delays count from there, not from the new wording's arrival)

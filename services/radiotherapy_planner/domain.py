@@ -22,18 +22,12 @@ from contracts.local import LesionSection, LocalTreatmentPlan, LocalTreatmentReq
 from contracts.rules import RULESET_VERSION
 from services.radiotherapy_planner import as_of
 from services.radiotherapy_planner.as_of import FUTURE_TOLERANCE as FUTURE_TOLERANCE  # exported as before
-from services.radiotherapy_planner.facts import (
-    Lesion,
-    LocalState,
-    lesions,
-)
+from services.radiotherapy_planner.facts import Lesion, LocalState, lesions
 from services.radiotherapy_planner.fold import merge as merge  # the fold (fold.py), re-exported
 from services.radiotherapy_planner.fold import relevant
 from services.radiotherapy_planner.items_base import Item
-from services.radiotherapy_planner.items_rt import (
-    Patient,
-    to_rule_out,
-)
+from services.radiotherapy_planner.items_mscc import to_rule_out
+from services.radiotherapy_planner.items_patient import Patient
 from services.radiotherapy_planner.memo import Fingerprints, memo, patient_key, section, uncached
 from services.radiotherapy_planner.retention import retain
 from services.radiotherapy_planner.sections import lesion_section
@@ -88,7 +82,7 @@ def inferred_compression(s: LocalState, lesion: Lesion) -> tuple[datetime, datet
     neurological deficit is a compression to rule out in an emergency. The dates of its two facts (the newest finding
     stating the extension, the deficit), or None when it does not hold."""
     epidural, deficit = lesion.newest("epidural_extension"), s.assessed.get("neurological_deficit")
-    if epidural is None or deficit is None or not to_rule_out(lesion, deficit):  # items_rt.to_rule_out (review RK)
+    if epidural is None or deficit is None or not to_rule_out(lesion, deficit):  # items_mscc.to_rule_out (review RK)
         return None
     return epidural.occurred_at, deficit.occurred_at
 

@@ -2,7 +2,8 @@
 
 Findings are kept per lesion with their corrections; only the effective ones count (shared/clinical/corrections.py: a
 corrected finding never counts again, even if it arrives late: issue 11, finding corrections); assessments as
-facts merged by clinical time; treatments, requests, scores and haemostasis labs as received."""
+facts merged by clinical time; treatments, requests, scores and haemostasis labs as received. The views of the
+treatments, drug uses and haemostasis results: facts_treatments.py; which findings a lesion keeps: findings_kept.py."""
 
 from __future__ import annotations
 
@@ -11,37 +12,20 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any, Final, TypeVar
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import InputUsed
-from contracts.hospital import (
-    ClinicalAssessment,
-    Comparator,
-    DrugAdministration,
-    ImagingFinding,
-    MetabolicRadiotherapy,
-    RadiotherapyCourse,
-    Surgery,
-    SystemicDrug,
-    TreatmentEvent,
-)
+from contracts.hospital import ClinicalAssessment, Comparator, ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner import stored
 from services.radiotherapy_planner.items_base import In
 from shared.clinical.corrections import effective, findings_by_lesion, linked_lesions
-from shared.clinical.dates import HOSPITAL_TZ, local_day
-from shared.clinical.drugs import DrugIdentity, identify
 from shared.clinical.facts import Fact, newest
-from shared.clinical.irradiation import spinal_levels, treats
 from shared.clinical.newest import instant
-from shared.clinical.treatments import effective_treatments
 
-#: Findings kept per lesion (the newest), beside those `prune_findings` keeps for what the rules read further back.
-FINDINGS_PER_LESION: Final = 6
 #: The signs the rules read as "the newest finding reporting it" (Lesion.newest): RT-MSCC (L1397-1402) cord
 #: compression and epiduritis; RT-SBRT-CI (L1629-1636) canal narrowing, tumour-cord distance; RT-FRACT-PALL,
 #: RT-FRACTURE-RISK, IR-CEMENT (L2559-2643) fracture, lesion type, body involvement, posterior wall, joint opening.
@@ -56,13 +40,8 @@ SIGNS: Final = (
     "joint_opening",
     "lesion_type",
 )
-#: Per sign, the finals reporting it kept beyond the recent ones (prune_findings): one more than the newest, so that
-#: a correction of the newest falls back to the one before, as the whole history would (retention.WRITERS_KEPT).
-REPORTING_KEPT: Final = 2
 #: Haemostasis results kept per analyte (the newest; older ones never decide anything).
 LABS_PER_ANALYTE: Final = 3
-#: A drug whose last dose is older than this before the reference date no longer matters for RT or haemostasis.
-DRUG_RELEVANCE: Final = timedelta(days=120)
 
 
 class LabFact(BaseModel):
@@ -400,198 +379,3 @@ def _lesions_since(
     refolded = findings_by_lesion({k: f for k, f in new.items() if f.lesion_id in concerned})
     kept = {lid: lesion for lid, lesion in before.items() if lid not in concerned}
     return dict(sorted({**kept, **_lesions_of(refolded)}.items()))
-
-
-def prune_findings(s: LocalState, lesion_id: str, recent: timedelta | None = None) -> None:
-    """Keep, of the lesion's original ("final") findings, in the total order on the facts (clinical time, recorded
-    time, event ID): the newest FINDINGS_PER_LESION, corrected or not; and of those no correction names (what Lesion
-    reads), per sign: every one reporting it within `recent` (retention.HORIZON) of the lesion's newest record, and
-    the REPORTING_KEPT newest older ones (what it falls back to when the recent ones are withdrawn); and the edges of
-    the newest run of one answer to "cord compression?" (amendments in force included) that holds an older finding:
-    of a run of "yes", its first and first older one (the onset) and the last (and last older) "no" before it; of a
-    run of "no", its last older one.
-    RT-MSCC (L1397-1402) reads the onset of the current run: a course or a decompression on or after it treated it.
-    Corrections and late studies arrive within `recent` (retention's contract), so every finding they can withdraw or
-    put between two others is kept, and the walk back to the onset ends on a finding that stands. Corrections are all
-    kept (they are rare, and dropping one would let the finding it corrected count again; an original dropped stays
-    withdrawn by them).
-    HAZ-25-LOCAL-03: with the newest six only, a compression seen on more than six studies lost its first sighting;
-    its onset moved to the oldest one kept, after the course that had irradiated it, and RT-MSCC raised the emergency
-    again (the course no longer "on or after" the onset). What is kept now is bounded by the signs, one run's edges
-    and the lesion's last `recent` days, not by the length of its history.
-    Issue 22 (HAZ-22-ORDER-01): what is kept depends on the set of records, not on the order they came in: each rule
-    is "the newest ..." or "the first of ..." over the finals, and the time is the lesion's own newest record (the
-    cut only moves on), so a record arriving within `recent` never needs one dropped before. Choosing among the
-    *effective* findings did not, as a finding entered in error after its original was dropped left a different
-    table than the same records with the error delivered first."""
-    mine = [f for f in s.findings.values() if f.lesion_id == lesion_id]
-    finals = sorted((f for f in mine if f.record_status == "final"), key=_total)
-    if len(finals) <= FINDINGS_PER_LESION:
-        return
-    # by object (each record is one object of the table) and by the integer of the IDs: a UUID's hash is Python's
-    keep = {id(f) for f in finals[-FINDINGS_PER_LESION:]}
-    named = {f.corrects.int for f in s.findings.values() if f.corrects is not None}  # withdrawn or replaced: silent
-    standing = [f for f in finals if f.event_id.int not in named]
-    amended = [f for f in mine if f.record_status == "amended"]
-    cut = None if recent is None else max(f.recorded_at for f in mine) - recent
-    old = {id(f): cut is None or (f.occurred_at < cut and f.recorded_at < cut) for f in (*standing, *amended)}
-
-    for sign in SIGNS:
-        reporting = [f for f in standing if getattr(f, sign) is not None]
-        keep.update(id(f) for f in reporting if not old[id(f)])
-        keep.update(id(f) for f in [f for f in reporting if old[id(f)]][-REPORTING_KEPT:])
-    answers = sorted(  # what Lesion reads: the finals standing and the amendments in force (all kept)
-        (f for f in (*standing, *amended) if f.cord_compression is not None and f.event_id.int not in named),
-        key=_total,
-    )
-    runs: list[list[FindingFact]] = []  # the runs of one answer to "cord compression?", oldest first
-    for f in answers:
-        if runs and runs[-1][0].cord_compression == f.cord_compression:
-            runs[-1].append(f)
-        else:
-            runs.append([f])
-    k = next((k for k in range(len(runs) - 1, -1, -1) if any(old[id(f)] for f in runs[k])), None)
-    if k is not None:  # the runs after it are recent: kept whole above
-        olds = [f for f in runs[k] if old[id(f)]]
-        if runs[k][0].cord_compression:
-            edge = [runs[k][0], olds[0]]
-            if k > 0:
-                edge += [runs[k - 1][-1], *[f for f in runs[k - 1] if old[id(f)]][-1:]]
-        else:
-            edge = [runs[k][-1], olds[-1]]
-        keep.update(id(f) for f in edge)
-    for f in finals:
-        if id(f) not in keep:
-            del s.findings[str(f.event_id)]
-
-
-def _total(f: FindingFact) -> tuple[datetime, datetime, int]:
-    return (f.occurred_at, f.recorded_at, f.event_id.int)
-
-
-def matches(lesion: Lesion, t: Surgery | RadiotherapyCourse) -> bool:
-    """A surgery or course treated this lesion when it names it, or names its vertebral level (a range containing it
-    counts: "T7-T9" treats T8); never an adjacent or unnamed level (shared/clinical/irradiation.treats)."""
-    return treats(t.lesion_id, t.vertebral_level, t.site, lesion.lesion_id, lesion.level)
-
-
-def level_of(t: Surgery | RadiotherapyCourse) -> str | None:
-    """The vertebral level a surgery or RT course names, as sent: its `vertebral_level`, else a `site` naming one."""
-    return t.vertebral_level or (t.site if spinal_levels(t.site) else None)
-
-
-def treatments(s: LocalState) -> list[TreatmentEvent]:
-    """The treatment events that count: corrected and entered-in-error ones left out (shared clinical context)."""
-    return effective_treatments(s.treatments.values())
-
-
-K = TypeVar("K", Surgery, RadiotherapyCourse, MetabolicRadiotherapy)
-
-
-def _of_kind(s: LocalState, kind: type[K], effective: list[TreatmentEvent] | None) -> list[tuple[TreatmentEvent, K]]:
-    return of_kind(treatments(s) if effective is None else effective, kind)
-
-
-def of_kind(rows: list[TreatmentEvent], kind: type[K]) -> list[tuple[TreatmentEvent, K]]:
-    """The effective events of one kind, by date (then event ID)."""
-    out = [(e, t) for e in rows if isinstance(t := e.treatment, kind)]
-    return sorted(out, key=lambda x: (x[1].on, str(x[0].event_id)))
-
-
-def surgeries(s: LocalState, effective: list[TreatmentEvent] | None = None) -> list[tuple[TreatmentEvent, Surgery]]:
-    return _of_kind(s, Surgery, effective)
-
-
-def rt_courses(
-    s: LocalState, effective: list[TreatmentEvent] | None = None
-) -> list[tuple[TreatmentEvent, RadiotherapyCourse]]:
-    return _of_kind(s, RadiotherapyCourse, effective)
-
-
-def metabolic_rt(
-    s: LocalState, effective: list[TreatmentEvent] | None = None
-) -> list[tuple[TreatmentEvent, MetabolicRadiotherapy]]:
-    return _of_kind(s, MetabolicRadiotherapy, effective)
-
-
-@dataclass(frozen=True)
-class DrugUse:
-    drug: str  # the vocabulary's key: the INN when known, else the normalised name as sent
-    last_dose: date | None
-    ongoing: bool
-    daily_dose_mg: float | None
-    source: uuid.UUID
-    identity: DrugIdentity | None = None
-    last_dose_at: datetime | None = None  # the time of the last dose, when the hospital sent it
-
-    @property
-    def who(self) -> DrugIdentity:
-        return self.identity or identify(self.drug)
-
-
-def drug_uses(s: LocalState, reference: date, effective: list[TreatmentEvent] | None = None) -> list[DrugUse]:
-    """Each drug's last dose (administrations, stop dates) and whether it is still taken, from the treatment events
-    dated up to `reference`; drugs last given more than DRUG_RELEVANCE before it are left out. Drugs are grouped by
-    identity (shared/clinical/drugs.py): "Plavix" and "clopidogrel" are one drug."""
-    return drug_uses_of(treatments(s) if effective is None else effective, reference)
-
-
-def drug_uses_of(effective: list[TreatmentEvent], reference: date) -> list[DrugUse]:
-    """`drug_uses` from the effective treatment events."""
-    events: list[tuple[date, int, TreatmentEvent]] = []
-    for e in effective:
-        t = e.treatment
-        if isinstance(t, SystemicDrug | DrugAdministration) and t.on <= reference:
-            events.append((t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e))
-    events.sort(key=lambda x: (x[0], x[1], str(x[2].event_id)))
-    state: dict[str, dict[str, object]] = {}
-    for _, _, e in events:
-        t = e.treatment
-        assert isinstance(t, SystemicDrug | DrugAdministration)
-        who = identify(t.drug, t.atc_code)
-        d = state.setdefault(who.key, {"last": None, "ongoing": False, "dose": None, "src": e.event_id, "at": None})
-        d["src"], d["who"] = e.event_id, who
-        if isinstance(t, SystemicDrug):
-            if t.action == "started":
-                d["ongoing"] = True
-            else:
-                d["ongoing"], d["last"], d["at"] = False, t.on, None
-        else:
-            # two doses the same day: the later one counts, a dose without its time counting as the day's last (the
-            # 48-hour DOAC window is never measured from the earlier dose; issue 18 review)
-            same_day = d["last"] == t.on
-            prev_at = d["at"]
-            assert prev_at is None or isinstance(prev_at, datetime)
-            later = None if (same_day and prev_at is None) or t.at is None else max(t.at, prev_at or t.at)
-            d["last"], d["at"] = t.on, later if same_day else t.at
-            if t.ongoing is not None:
-                d["ongoing"] = t.ongoing
-            if t.daily_dose_mg is not None:
-                d["dose"] = t.daily_dose_mg
-    out = []
-    for drug, d in sorted(state.items()):
-        last = d["last"]
-        assert last is None or isinstance(last, date)
-        ongoing = bool(d["ongoing"])
-        if not ongoing and last is not None and last < reference - DRUG_RELEVANCE:
-            continue
-        dose = d["dose"]
-        src = d["src"]
-        ident, at = d["who"], d["at"]
-        assert isinstance(src, uuid.UUID) and (dose is None or isinstance(dose, float))
-        assert isinstance(ident, DrugIdentity) and (at is None or isinstance(at, datetime))
-        out.append(DrugUse(drug, last, ongoing, dose, src, ident, at))
-    return out
-
-
-def latest_lab(
-    s: LocalState, analyte: str, on_or_before: date | None = None, tz: ZoneInfo = HOSPITAL_TZ
-) -> LabFact | None:
-    live = [
-        v
-        for v in s.labs.get(analyte, {}).values()
-        if not v.withdrawn
-        and v.value is not None
-        and (on_or_before is None or local_day(v.occurred_at, tz) <= on_or_before)
-    ]
-    return max(live, key=lambda v: (v.occurred_at, v.recorded_at, str(v.event_id)), default=None)

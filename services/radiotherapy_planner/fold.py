@@ -16,9 +16,9 @@ from services.radiotherapy_planner.facts import (
     LocalState,
     ScoreFact,
     fold_assessment,
-    prune_findings,
     refold_assessments,
 )
+from services.radiotherapy_planner.findings_kept import prune_findings
 from services.radiotherapy_planner.retention import HORIZON
 from shared.clinical.corrections import is_correction
 from shared.clinical.treatments import canonical

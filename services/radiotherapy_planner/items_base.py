@@ -16,6 +16,7 @@ from contracts.hospital import Comparator
 from contracts.local import LocalTreatmentRequest
 from contracts.plan import Check, ItemStatus, PlanItem
 from contracts.rules import cite
+from services.radiotherapy_planner.rules.common import Finding
 from shared.clinical.dates import HOSPITAL_TZ, local_day
 from shared.clinical.recommend import PlanNotice
 
@@ -247,6 +248,10 @@ def inp(
     comparator: Comparator | None = None,
 ) -> In:
     return In(name, value, unit, occurred_at, source_event_id, comparator)
+
+
+def finding_used(f: Finding) -> In:
+    return inp(name=f.input_name or "input", value=f.input_value)
 
 
 def reference_date(req: LocalTreatmentRequest, tz: ZoneInfo = HOSPITAL_TZ) -> date:

@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar, cast
 from contracts.hospital import TreatmentEvent
 from services.radiotherapy_planner.facts import LabFact, LocalState, ScoreFact, SurgicalOpinionFact
 from services.radiotherapy_planner.items_base import Item, clear_interned
-from services.radiotherapy_planner.items_rt import clear_treated
+from services.radiotherapy_planner.items_patient import clear_treated
 from shared.clinical.facts import Fact
 
 T = TypeVar("T")

@@ -42,6 +42,7 @@ from contracts.hospital import (
 from services.radiotherapy_planner.facts import FindingFact, LocalState, fold_assessment, lesions
 from services.radiotherapy_planner.retention_drugs import DRUG_KINDS, fold_writers, is_drug
 from services.radiotherapy_planner.retention_drugs import WRITERS_KEPT as WRITERS_KEPT
+from shared.clinical.components import components
 from shared.clinical.corrections import effective, effective_findings, resolve
 from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
@@ -100,21 +101,7 @@ def _old(r: ClinicalAssessment | TreatmentEvent | FindingFact, cut: datetime) ->
 
 def _components(rows: Iterable[tuple[str, uuid.UUID | None]]) -> dict[str, str]:
     """Union-find over 'record -> the record it corrects': each record's chain, named by one member."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for rid, target in rows:
-        find(rid)
-        if target is not None:
-            a, b = find(rid), find(str(target))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {x: find(x) for x in list(parent)}
+    return components((rid, None if target is None else str(target)) for rid, target in rows)
 
 
 # ---- clinical assessments -------------------------------------------------------------------------------------------

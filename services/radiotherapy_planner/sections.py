@@ -16,14 +16,12 @@ from typing import Final
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner.facts import Lesion
 from services.radiotherapy_planner.items_base import In, Item, reference_date
-from services.radiotherapy_planner.items_local import cement_items, reirradiation_items, sbrt_items, surgery_items
-from services.radiotherapy_planner.items_rt import (
-    Patient,
-    drug_items,
-    mscc_items,
-    palliative_items,
-    postop_items,
-)
+from services.radiotherapy_planner.items_local import cement_items, surgery_items
+from services.radiotherapy_planner.items_mscc import mscc_items
+from services.radiotherapy_planner.items_patient import Patient
+from services.radiotherapy_planner.items_reirr import reirradiation_items
+from services.radiotherapy_planner.items_rt import drug_items, palliative_items, postop_items
+from services.radiotherapy_planner.items_sbrt import sbrt_items
 from services.radiotherapy_planner.memo import Fingerprints
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from shared.clinical.components import components
+
 
 class Correctable(Protocol):
     @property
@@ -273,25 +275,18 @@ def linked_lesions(findings: Mapping[str, F]) -> dict[str, str]:
     a correction's own lesion (an amendment naming none corrects within it), the lesion of the record it names, and
     the lesions of other corrections naming the same record, held or not. Corrections resolve within such a set.
     `findings` by event ID (its text)."""
-    parent: dict[str, str] = {}  # union-find over "L<lesion>" and "T<named record ID>"
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    pairs: list[tuple[str, str | None]] = []  # over "L<lesion>" and "T<named record ID>"
     for c in findings.values():
         if c.record_status == "final" and c.corrects is None:
             continue
-        find("L" + c.lesion_id)
+        pairs.append(("L" + c.lesion_id, None))
         if c.corrects is not None:
             named = str(c.corrects)
             target = findings.get(named)
             for other in ("T" + named, None if target is None else "L" + target.lesion_id):
-                if other is not None and (a := find("L" + c.lesion_id)) != (b := find(other)):
-                    parent[max(a, b)] = min(a, b)
-    return {x[1:]: find(x) for x in list(parent) if x[0] == "L"}
+                if other is not None:
+                    pairs.append(("L" + c.lesion_id, other))
+    return {x[1:]: root for x, root in components(pairs).items() if x[0] == "L"}
 
 
 def findings_by_lesion(findings: Mapping[str, F]) -> dict[str, list[F]]:

@@ -16,15 +16,10 @@ from contracts.lifecycle import OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS, AlertA
 from contracts.plan import TreatmentPlan
 from contracts.rules import GUIDELINE, RULESET_VERSION, cite
 from services.notification import cds
-from services.notification.domain import (
-    AlertPolicy,
-    Arrived,
-    PatientAlerts,
-    apply_action,
-    apply_plan,
-    apply_recommendation,
-    apply_tick,
-)
+from services.notification.actions import apply_action
+from services.notification.domain import AlertPolicy, Arrived, PatientAlerts, apply_plan
+from services.notification.lifecycle import apply_tick
+from services.notification.recommendations import apply_recommendation
 from tests import cds_spec
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

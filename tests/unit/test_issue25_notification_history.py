@@ -27,7 +27,8 @@ from contracts.lifecycle import AlertAction
 from contracts.local import LocalTreatmentPlan
 from contracts.plan import TreatmentPlan
 from contracts.topics import LABS_NORMALISED, LOCAL_PLANS, PLANS, SCORES
-from services.notification.domain import AlertPolicy, Arrived, PatientAlerts, next_due
+from services.notification.domain import AlertPolicy, Arrived, PatientAlerts
+from services.notification.lifecycle import next_due
 from shared.clinical.recommend import recommendation, withdrawal
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

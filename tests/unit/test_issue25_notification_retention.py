@@ -24,6 +24,7 @@ from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction
 from contracts.rules import RULESET_VERSION, cite
 from services.notification import cds, web
+from services.notification.actions import ended_status, find
 from services.notification.domain import (
     APPLIED_FOR,
     ENDED,
@@ -32,13 +33,11 @@ from services.notification.domain import (
     Arrived,
     PatientAlerts,
     apply_event,
-    ended_status,
-    find,
     listing,
-    next_due,
     retain,
     transition,
 )
+from services.notification.lifecycle import next_due
 from tests.unit.test_issue25_notification_history import (
     LAB,
     PATIENT,

@@ -27,8 +27,8 @@ from services.radiotherapy_planner import memo as m
 from services.radiotherapy_planner.domain import apply_event, build_plan
 from services.radiotherapy_planner.facts import LocalState, lesions
 from services.radiotherapy_planner.items_base import Item, as_input
-from services.radiotherapy_planner.items_local import _segment, segment
-from services.radiotherapy_planner.items_rt import Patient
+from services.radiotherapy_planner.items_patient import Patient
+from services.radiotherapy_planner.items_reirr import _segment, segment
 from services.radiotherapy_planner.retention import HORIZON, _findings, _scan_findings
 from tests.unit.test_issue25_local_retention import histories
 

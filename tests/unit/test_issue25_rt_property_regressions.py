@@ -32,7 +32,8 @@ from contracts.hospital import ImagingFinding, TreatmentEvent
 from contracts.local import LocalTreatmentRequest
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event
-from services.radiotherapy_planner.facts import LocalState, drug_uses
+from services.radiotherapy_planner.facts import LocalState
+from services.radiotherapy_planner.facts_treatments import drug_uses
 from services.radiotherapy_planner.retention import HORIZON
 from tests.unit.order_independence import WINDOW, shuffled
 from tests.unit.test_issue25_local_retention import histories

@@ -1,7 +1,7 @@
 """Issue 25, the radiotherapy planner's cost per event (helper ZE): what is now kept across events decides the same.
 
 - What a treatments table gives the items (effective events, each kind's, drug uses per date, segment histories) is
-  kept per table (items_rt.Treated): equal to what the facts' functions compute afresh, at every state of a mixed
+  kept per table (items_patient.Treated): equal to what the facts' functions compute afresh, at every state of a mixed
   timeline, and a changed table never reads another table's.
 - A lesion's finding IDs (Lesion.ids) are those of its history.
 - An item made of exactly the parts of one made before is that item (items_base.interned): the same content, digest,
@@ -25,18 +25,11 @@ from bench.radiotherapy_planner import events
 from contracts.base import Message
 from services.radiotherapy_planner import memo as m
 from services.radiotherapy_planner.domain import apply_event
-from services.radiotherapy_planner.facts import (
-    LocalState,
-    drug_uses,
-    lesions,
-    metabolic_rt,
-    rt_courses,
-    surgeries,
-    treatments,
-)
+from services.radiotherapy_planner.facts import LocalState, lesions
+from services.radiotherapy_planner.facts_treatments import drug_uses, metabolic_rt, rt_courses, surgeries, treatments
 from services.radiotherapy_planner.items_base import Item, inp, interned
-from services.radiotherapy_planner.items_local import _segment, segment
-from services.radiotherapy_planner.items_rt import Patient, treated
+from services.radiotherapy_planner.items_patient import Patient, treated
+from services.radiotherapy_planner.items_reirr import _segment, segment
 from shared.runtime.kafka import Outgoing
 
 

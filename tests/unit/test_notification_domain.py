@@ -12,18 +12,10 @@ from contracts.clinical import Alert, Recommendation
 from contracts.clock import ClockTick
 from contracts.lifecycle import AlertAction
 from contracts.rules import RULESET_VERSION, cite
-from services.notification.domain import (
-    AlertPolicy,
-    Arrived,
-    Output,
-    PatientAlerts,
-    apply_action,
-    apply_recommendation,
-    apply_tick,
-    find,
-    listing,
-    next_due,
-)
+from services.notification.actions import apply_action, find
+from services.notification.domain import AlertPolicy, Arrived, Output, PatientAlerts, listing
+from services.notification.lifecycle import apply_tick, next_due
+from services.notification.recommendations import apply_recommendation
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 POLICY = AlertPolicy(settle=timedelta(seconds=30), escalation_delay=timedelta(minutes=15), escalation_max_level=2)

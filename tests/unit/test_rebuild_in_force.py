@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from contracts.clinical import Alert, Recommendation
-from services.notification.domain import Arrived, PatientAlerts, apply_recommendation
+from services.notification.domain import Arrived, PatientAlerts
+from services.notification.recommendations import apply_recommendation
 from shared.runtime.in_force import (
     decisions_in_replay,
     held_in_force,

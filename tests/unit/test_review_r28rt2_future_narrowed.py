@@ -24,7 +24,7 @@ fix of HAZ-27-FUTURE-HIDES; the last two are what that fix must also do (strict 
   irradiée" (done, info), from the current report of before the course (a severity dropping, by the review's brief a
   defect; clinically arguable, as the newer report is not current);
 - (b) "resolved" is applied to the imaged compression only (`LesionAt._onset`), not to the compression inferred from an
-  epidural extension with a deficit (items_rt.to_rule_out reads `latest.status`): a finding dated ahead saying
+  epidural extension with a deficit (items_mscc.to_rule_out reads `latest.status`): a finding dated ahead saying
   "resolved" still turns today's "compression médullaire à éliminer" (critical) into "prévention" (warning), while the
   same finding leaves an imaged compression critical (as on 8589dca: HAZ-27's residual, not a regression);
 - (b) for the compression itself keeps the emergency critical but says nothing of the newer report dated ahead that

@@ -5,7 +5,7 @@ CURRENT fact may itself be dated inside the tolerance, up to `now + FUTURE_TOLER
 strict `>`). A future fact re-dated in C can then land AT or BEFORE such a current fact, and the order of the two
 facts flips: the docstring's "still newer than every current fact" does not hold.
 
-RT-MSCC (L1397-1402; prevention of an epidural extension L1290) reads that order (`items_rt.to_rule_out`: an epidural
+RT-MSCC (L1397-1402; prevention of an epidural extension L1290) reads that order (`items_mscc.to_rule_out`: an epidural
 extension with a deficit is a compression to rule out unless imaging made AFTER the deficit stated none). Case: a
 current deficit, an MRI (no compression) dated exactly `now + tol` (current: a producer 15 min ahead), a deficit dated
 +1 day (future). Decided after both dates the deficit follows the MRI: critical "compression médullaire à éliminer".

@@ -3,7 +3,7 @@
 View C ("the future one holds now") re-dates EVERY future-dated fact to the same instant, `now + FUTURE_TOLERANCE`.
 The order between two future facts of different kinds is then lost (the helper kept it only for two haemostasis
 results). RT-MSCC reads that order: an epidural extension with a neurological deficit is a compression to rule out in
-an emergency unless imaging made AFTER the deficit stated none (items_rt.to_rule_out; L1397-1402, "Métastase
+an emergency unless imaging made AFTER the deficit stated none (items_mscc.to_rule_out; L1397-1402, "Métastase
 vertébrale avec compression médullaire", with L1290 "Prévention de la morbidité ... (ex : épidurite vertébrale)").
 With the two facts tied at the edge, the tie is broken by `recorded_at` then the event ID: C can read "imaging after
 the deficit" where the records say the opposite, agree with B, and B's item is published UNMARKED, the future deficit

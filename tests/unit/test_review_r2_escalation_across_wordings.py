@@ -13,7 +13,8 @@ import pytest
 from contracts.base import derived_id
 from contracts.clinical import Alert
 from contracts.lifecycle import AlertAction
-from services.notification.domain import Arrived, PatientAlerts, apply_event, next_due
+from services.notification.domain import Arrived, PatientAlerts, apply_event
+from services.notification.lifecycle import next_due
 from tests.unit.test_issue25_notification_history import POLICY, START, tick_at
 from tests.unit.test_order_independence_notification import rec, withdrawal
 

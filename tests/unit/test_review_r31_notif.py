@@ -32,14 +32,8 @@ from hypothesis import strategies as st
 from contracts.base import Message, derived_id
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction
-from services.notification.domain import (
-    ENDED,
-    ENDED_KEPT,
-    Arrived,
-    PatientAlerts,
-    apply_event,
-    next_due,
-)
+from services.notification.domain import ENDED, ENDED_KEPT, Arrived, PatientAlerts, apply_event
+from services.notification.lifecycle import next_due
 from shared.clinical.recommend import PlanNotice, caused_by, notify_plan_changes
 from tests.unit.test_issue25_notification_history import (
     LAB,

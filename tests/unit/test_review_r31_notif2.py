@@ -34,15 +34,8 @@ from hypothesis import strategies as st
 
 from contracts.clinical import Alert, Recommendation
 from contracts.lifecycle import AlertAction
-from services.notification.domain import (
-    ENDED,
-    ENDED_KEPT,
-    TOMBSTONE_KEPT,
-    Arrived,
-    PatientAlerts,
-    apply_event,
-    next_due,
-)
+from services.notification.domain import ENDED, ENDED_KEPT, TOMBSTONE_KEPT, Arrived, PatientAlerts, apply_event
+from services.notification.lifecycle import next_due
 from tests.unit.test_issue25_notification_history import POLICY, START, clinician_action, tick_at
 from tests.unit.test_order_independence_notification import arrived, deliveries, histories, rec, withdrawal
 

@@ -40,7 +40,7 @@ import pytest
 
 from contracts.base import Message
 from contracts.clock import ClockTick
-from services.radiotherapy_planner import as_of, domain, facts, items_rt, memo
+from services.radiotherapy_planner import as_of, domain, facts, items_patient, memo
 from services.radiotherapy_planner.domain import apply_event, build_plan, current_plan
 from services.radiotherapy_planner.facts import LocalState
 from shared.clinical.dates import HOSPITAL_TZ
@@ -252,7 +252,7 @@ def test_warm_equals_cold_with_every_cache_cut_to_a_few_entries(monkeypatch: pyt
     monkeypatch.setattr(memo, "MEMO_SIZE", 5)
     monkeypatch.setattr(memo, "TABLES_SIZE", 2)
     monkeypatch.setattr(facts, "LESIONS_CACHED", 1)
-    monkeypatch.setattr(items_rt, "TREATED_SIZE", 1)
+    monkeypatch.setattr(items_patient, "TREATED_SIZE", 1)
     for n in _newests():
         monkeypatch.setattr(n, "_size", 1)
     assert _differential(range(100, 108)) > 100

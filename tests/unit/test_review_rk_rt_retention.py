@@ -1,4 +1,4 @@
-"""Review RK (HAZ-25-LOCAL-03): the findings facts.prune_findings keeps per lesion decide what the whole history
+"""Review RK (HAZ-25-LOCAL-03): the findings findings_kept.prune_findings keeps per lesion decide what the whole history
 decides, on histories harder than the helper's property: two lesions at one vertebral level (a course naming only
 the level treats both), long runs of yes / no / not stated for the compression and the extension, studies reported
 late up to the edge of retention.HORIZON, corrections (entered in error or amended, the extension too) of findings

@@ -2,9 +2,9 @@
 planner's bounded state (retention, FINDINGS_PER_LESION) publishes on 2026-10-27 a new critical RT-MSCC version whose
 cord compression comes from a finding of 2025-06-11, where the unbounded state (every finding kept, no retention)
 publishes nothing then; the version also reuses the ID of the alert's first version (its wording is the first one's).
-HAZ-25-LOCAL-03, closed: facts.prune_findings kept the newest six findings of the lesion only, so the compression's
-first sighting (2025-03-28) was dropped, its onset moved to 2025-06-11, after the course that irradiated it
-(2025-04-02), and RT-MSCC raised the emergency again; a compression's first sightings are kept now
+HAZ-25-LOCAL-03, closed: findings_kept.prune_findings kept the newest six findings of the lesion only, so the
+compression's first sighting (2025-03-28) was dropped, its onset moved to 2025-06-11, after the course that irradiated
+it (2025-04-02), and RT-MSCC raised the emergency again; a compression's first sightings are kept now
 (tests/unit/test_rt_compression_onset_retention.py tests the cause on a small history)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 import services.radiotherapy_planner.app as rt_app
 import services.radiotherapy_planner.domain as rt_domain
-import services.radiotherapy_planner.facts as rt_facts
+import services.radiotherapy_planner.findings_kept as rt_kept
 from devstack.cohort import Cohort
 from devstack.replay import Replay
 from services.radiotherapy_planner import memo
@@ -30,7 +30,7 @@ def _mscc(unbounded: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, .
         def keep_everything(*args: Any, **kwargs: Any) -> Any:
             return apply_event(*args, **{**kwargs, "retention": False})
 
-        monkeypatch.setattr(rt_facts, "FINDINGS_PER_LESION", 10**9)
+        monkeypatch.setattr(rt_kept, "FINDINGS_PER_LESION", 10**9)
         monkeypatch.setattr(rt_app, "apply_event", keep_everything)
     memo.clear()  # memoised items are keyed on event IDs: each run decides afresh
     replay = Replay()

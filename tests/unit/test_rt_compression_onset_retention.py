@@ -1,7 +1,8 @@
-"""HAZ-25-LOCAL-03: the findings the radiotherapy planner keeps per lesion (facts.prune_findings) decide what the whole
-history decides. A cord compression irradiated at its onset and seen again on more studies than FINDINGS_PER_LESION:
-the newest six alone lost its first sighting, the onset moved past the course and RT-MSCC (L1397-1402: urgent RT
-"en l'absence d'indication chirurgicale", none once irradiated) raised the emergency again from an old finding.
+"""HAZ-25-LOCAL-03: the findings the radiotherapy planner keeps per lesion (findings_kept.prune_findings) decide what
+the whole history decides. A cord compression irradiated at its onset and seen again on more studies than
+FINDINGS_PER_LESION: the newest six alone lost its first sighting, the onset moved past the course and RT-MSCC
+(L1397-1402: urgent RT "en l'absence d'indication chirurgicale", none once irradiated) raised the emergency again from
+an old finding.
 Each test runs the same records through the planner as deployed (FINDINGS_PER_LESION, retention) and with every
 finding kept (no pruning, no retention), and compares what each publishes, event by event."""
 
@@ -16,12 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import services.radiotherapy_planner.facts as rt_facts
+import services.radiotherapy_planner.findings_kept as rt_kept
 from contracts.base import Message
 from contracts.clinical import Recommendation
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.radiotherapy_planner import memo
 from services.radiotherapy_planner.domain import apply_event
-from services.radiotherapy_planner.facts import FINDINGS_PER_LESION, LocalState, lesions
+from services.radiotherapy_planner.facts import LocalState, lesions
+from services.radiotherapy_planner.findings_kept import FINDINGS_PER_LESION
 
 T0 = datetime(2024, 1, 8, 9, tzinfo=UTC)
 STUDY_EVERY = timedelta(days=90)
@@ -95,7 +98,7 @@ def _both(events: list[Message], monkeypatch: pytest.MonkeyPatch) -> tuple[Local
     """The outputs as deployed, after checking that they are those of the whole history, event by event."""
     bounded, out = _decide(events, keep_everything=False)
     with monkeypatch.context() as m:
-        m.setattr(rt_facts, "FINDINGS_PER_LESION", 10**9)
+        m.setattr(rt_kept, "FINDINGS_PER_LESION", 10**9)
         _, out_full = _decide(events, keep_everything=True)
     for i, (a, b) in enumerate(zip(out, out_full, strict=True)):
         assert a == b, f"event {i} ({type(events[i]).__name__}) decided differently with the findings pruned"

@@ -1,5 +1,5 @@
 """RT-MSCC (L1397-1402) counts a course on the compressed lesion begun on or after the onset and by today
-(items_rt.mscc_items); its memoised family was keyed without the day, so a course recorded ahead of its date left
+(items_mscc.mscc_items); its memoised family was keyed without the day, so a course recorded ahead of its date left
 the emergency in force after the course had begun, until the next change of its facts (found with HAZ-25-LOCAL-03)."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 from contracts.base import derived_id
 from contracts.lifecycle import AlertAction
-from services.notification.domain import apply_action
+from services.notification.actions import apply_action
 from tests.unit.test_issue25_notification_history import POLICY, START, tick_at
 from tests.unit.test_order_independence_notification import rec, withdrawal
 from tests.unit.test_review_r31_notif2 import _act, _apply, _at, _drain, _holding, _run
