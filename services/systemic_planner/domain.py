@@ -1,6 +1,7 @@
 """The systemic-planner aggregate: facts per patient, the plan they imply (pure), and what to publish.
 
-Each event updates the facts (`inputs.py`); `build_plan()` derives the whole plan from them as of `now`, along the
+Each event updates the facts (`state.py`, read by `disease.py`, `labs.py`, `treatments.py`, `drug_checks.py`);
+`build_plan()` derives the whole plan from them as of `now`, along the
 guideline's sections: prerequisites (`prerequisites.py`), starting and dosing (`dosing.py`), follow-up
 (`follow_up.py`). `apply_event()` publishes a new plan version when it changed, and one recommendation per plan
 item that changed (a changed item withdraws the one it replaces), so clinicians are notified of the differences
@@ -23,6 +24,7 @@ from contracts.plan import PlanItem, TreatmentPlan
 from contracts.rules import RULESET_VERSION
 from services.systemic_planner import as_of
 from services.systemic_planner import rules as r
+from services.systemic_planner.disease import bone_metastasis, life_expectancy
 from services.systemic_planner.dosing import (
     Hold,
     anticancer,
@@ -35,25 +37,15 @@ from services.systemic_planner.dosing import (
     sre_inputs_of,
     unidentified_item,
 )
+from services.systemic_planner.drug_checks import corrections, unidentified
 from services.systemic_planner.follow_up import URGENT_SRES, denosumab_stop, oncology, osteonecrosis, review
-from services.systemic_planner.inputs import (
-    LAB_TABLES,
-    SystemicState,
-    bone_metastasis,
-    calcium,
-    corrections,
-    dental,
-    drug_history,
-    life_expectancy,
-    merge,
-    renal,
-    unidentified,
-    vitamin_d,
-)
+from services.systemic_planner.labs import calcium, renal, vitamin_d
 from services.systemic_planner.memo import memo
 from services.systemic_planner.prerequisites import prerequisites, supplements_fr, vitamin_d_item
 from services.systemic_planner.quality import bone_biopsy, pathway
 from services.systemic_planner.retention import retain
+from services.systemic_planner.state import LAB_TABLES, SystemicState, merge
+from services.systemic_planner.treatments import dental, drug_history
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import surgery_excluded
 from shared.clinical.newest import Newest, values_at

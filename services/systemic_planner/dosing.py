@@ -14,19 +14,15 @@ from datetime import date
 from contracts.base import InputUsed
 from contracts.plan import MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
-from services.systemic_planner import texts as t
+from services.systemic_planner import texts_dosing as t
+from services.systemic_planner.disease import LifeExpectancy
+from services.systemic_planner.drug_checks import CorrectionToCheck, Unidentified
+from services.systemic_planner.drug_replay import DrugHistory
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import (
-    CorrectionToCheck,
-    DrugHistory,
-    LabFact,
-    LifeExpectancy,
-    Renal,
-    SystemicState,
-    Unidentified,
-    item,
-)
+from services.systemic_planner.items import item
+from services.systemic_planner.labs import Renal
 from services.systemic_planner.prerequisites import Prerequisites
+from services.systemic_planner.state import LabFact, SystemicState
 from shared.clinical.facts import Fact
 
 

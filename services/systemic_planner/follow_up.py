@@ -9,17 +9,14 @@ from datetime import date, timedelta
 from contracts.base import InputUsed
 from contracts.plan import PlanItem
 from services.systemic_planner import rules as r
-from services.systemic_planner import texts as t
+from services.systemic_planner import texts_follow_up as t
+from services.systemic_planner.disease import LifeExpectancy
+from services.systemic_planner.drug_replay import DrugHistory
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import (
-    DrugHistory,
-    LabFact,
-    LifeExpectancy,
-    SystemicState,
-    dental,
-    item,
-    sre_is_current,
-)
+from services.systemic_planner.items import item
+from services.systemic_planner.labs import sre_is_current
+from services.systemic_planner.state import LabFact, SystemicState
+from services.systemic_planner.treatments import dental
 from shared.clinical import censored
 from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import DAYS_PER_MONTH, surgery_excluded

@@ -11,18 +11,12 @@ from contracts.base import InputUsed
 from contracts.hospital import DentalCare, TreatmentEvent
 from contracts.plan import Check, MedicationOrder, PlanItem
 from services.systemic_planner import rules as r
-from services.systemic_planner import texts as t
+from services.systemic_planner import texts_prerequisites as t
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import (
-    Calcium,
-    LabFact,
-    Renal,
-    SystemicState,
-    VitaminD,
-    future_dated,
-    item,
-)
+from services.systemic_planner.items import item
+from services.systemic_planner.labs import Calcium, Renal, VitaminD, future_dated
 from services.systemic_planner.memo import memo
+from services.systemic_planner.state import LabFact, SystemicState
 from shared.clinical.dates import add_months
 
 #: the prerequisites that hold an order until met, unless a current emergency waives them (L799, L1090, L1098,
@@ -110,7 +104,7 @@ def prerequisites(
     events: list[tuple[TreatmentEvent, DentalCare]],
     crisis_known: bool,
 ) -> Prerequisites:
-    """SYS-AR-PREREQ. `events`: the dental events (inputs.dental); `crisis_known`: a hypercalcaemia SRE is held. Of
+    """SYS-AR-PREREQ. `events`: the dental events (treatments.dental); `crisis_known`: a hypercalcaemia SRE is held. Of
     `s` it reads the vitamin D and creatinine clearance tables only (domain.py keys its memo on those)."""
     checks: list[Check] = []
     inputs: list[InputUsed] = []

@@ -15,7 +15,8 @@ from contracts.plan import Check, PlanItem
 from services.systemic_planner import rules as r
 from services.systemic_planner import texts_quality as t
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import SystemicState, item
+from services.systemic_planner.items import item
+from services.systemic_planner.state import SystemicState
 
 #: QUAL-PATHWAY: what every patient should be offered (L1-57), in the text's order.
 PATHWAY: Final = (

@@ -3,7 +3,8 @@ transition so that the stored aggregate is always the retained one. Pure and det
 state, never the wall clock (its clock is `newest_recorded_at`, the newest `recorded_at` merged; what is "dated after"
 it is judged against `ahead_clock`, that clock or the last decision's `now` when earlier), so a rebuild gives the same
 state, but where a producer's clock ran ahead (the rebuild decides at its own, later clock: it may fold what is
-current by then); and retain(retain(s)) == retain(s).
+current by then); and retain(retain(s)) == retain(s). Treatment and care events: retention_treatments.py; the
+correction chains both read: retention_chains.py.
 
 What every rule reads stays (README, "Retention: systemic planner", with the guideline lines):
 - lab results (per analyte): the newest RESULTS_KEPT live results (the newest one is what every reader takes; the
@@ -37,29 +38,25 @@ import functools
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from contracts.care import BoneBiopsy, CareEvent, PathwayStep
-from contracts.hospital import DentalCare, DrugAdministration, SystemicDrug, TreatmentEvent
+from contracts.hospital import DrugAdministration, SystemicDrug
 from services.systemic_planner import rules as r
-from services.systemic_planner.inputs import (
+from services.systemic_planner.records import AssessmentRecord, FindingRecord
+from services.systemic_planner.retention_chains import _SETTLED, L, _clinical, _newest_recorded
+from services.systemic_planner.retention_treatments import _care, _drugs, _treatments
+from services.systemic_planner.state import (
     LAB_TABLES,
     LIFE_EXPECTANCY_KEPT,
-    ZA_INTERVALS,
     AssessmentFold,
-    DrugReplay,
     LabFact,
     LesionFacts,
     SystemicState,
     _merge_finding,
-    _resolved,
-    fold_drugs,
-    treatments,
 )
-from services.systemic_planner.records import AssessmentRecord, FindingRecord
-from shared.clinical.corrections import Correctable, effective
+from services.systemic_planner.treatments import treatments
+from shared.clinical.corrections import effective
 from shared.clinical.dates import add_months
-from shared.clinical.drugs import identify
 from shared.clinical.facts import newest
 
 #: per analyte, the newest live results kept: the newest is the one every reader takes (renal function SYS-ZA-DOSE,
@@ -72,87 +69,8 @@ RECORDS_KEPT = 2
 #: review R32-SYS: per lesion (findings) and for the patient (assessments), the records dated after the state's clock
 #: kept unfolded besides those (`_ahead_of`): a producer's clock ahead sends a few, not a flood
 AHEAD_KEPT = 8
-#: administrations of identified drugs that no rule reads (only a correction naming one reads it)
-ADMINISTRATIONS_KEPT = 8
-#: issue 25: the drug events (starts, stops, anti-resorptive administrations) dated more than this before the state's
-#: clock are folded into the drug replay (`SystemicState.drug_replays`) and dropped. The fold is exact (the replay
-#: goes on from it as from the events: SYS-REVIEW-2Y's exposure count and review stop, SYS-DENO-STOP's relay, drugs
-#: under way); the horizon is the late-record one: a drug record arrives, or is corrected, within 120 days of the
-#: newest record (a dose recorded with the radiotherapy course it preceded, weeks later; a course recorded after
-#: its last fraction). A later one is still applied, after the folded history (HAZ-25-SYS-02).
-DRUG_HORIZON = timedelta(days=120)
-#: a history of drug events being entered (records dated long ago, recorded now) is folded only once all of them
-#: were recorded this long ago, so that they are folded in clinical order
-DRUG_SETTLED = timedelta(days=30)
-#: dental events of each kind kept (the newest assessment, with an orthopantomogram, extraction, jaw-bone exposure)
-DENTAL_KEPT = 2
-#: the treatment kinds the planner reads (drug history, anti-resorptive administrations, SYS-AR-PREREQ / SYS-ONJ)
-READ_KINDS = frozenset({"systemic_drug", "drug_administration", "dental"})
 #: the widest offsets from UTC (-12 h to +14 h): a calendar day in any hospital time zone lies within these bounds
 TZ_MARGIN = timedelta(hours=14)
-
-
-L = TypeVar("L", bound=Correctable)  # what a correction chain reads (shared/clinical/corrections.py)
-
-
-class _Settled:
-    """Tables known to be retained already, by identity (a table is never changed in place: `merge` copies on
-    write), so that a table no event changed is not examined again at each event. An entry holds its table, so the
-    table's `id` is not reused while the entry lives."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self.size = size
-        self.entries: dict[tuple[int, Hashable], object] = {}
-
-    def __contains__(self, key: tuple[object, Hashable]) -> bool:
-        table, extra = key
-        return self.entries.get((id(table), extra)) is table
-
-    def add(self, table: object, extra: Hashable = None) -> None:
-        if len(self.entries) >= self.size:
-            del self.entries[next(iter(self.entries))]
-        self.entries[(id(table), extra)] = table
-
-
-_SETTLED = _Settled()
-
-
-def _recorded(x: Correctable) -> tuple[datetime, int]:
-    return (x.recorded_at, x.event_id.int)
-
-
-def _clinical(x: Correctable) -> tuple[datetime, datetime, int]:
-    return (x.occurred_at, x.recorded_at, x.event_id.int)
-
-
-def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID, uuid.UUID]:
-    """Each record's chain (the root of its connected correction links): a correction is linked to the record it
-    names, or, an amendment naming none, to its group's newest earlier record (as shared/clinical/corrections.py)."""
-    parent: dict[uuid.UUID, uuid.UUID] = {x.event_id: x.event_id for x in rows}
-
-    def root(i: uuid.UUID) -> uuid.UUID:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for x in rows:
-        if x.record_status == "final":
-            continue
-        target = x.corrects
-        if target is None:
-            earlier = [
-                y
-                for y in rows
-                if y.event_id != x.event_id
-                and y.record_status != "entered-in-error"
-                and group(y) == group(x)
-                and y.recorded_at < x.recorded_at
-            ]
-            target = max(earlier, key=_clinical).event_id if earlier else None
-        if target is not None:
-            parent[root(x.event_id)] = root(target)
-    return {x.event_id: root(x.event_id) for x in rows}
 
 
 def _ahead_of(rows: Sequence[L], group: Callable[[L], Hashable], clock: datetime) -> set[uuid.UUID]:
@@ -166,32 +84,6 @@ def _ahead_of(rows: Sequence[L], group: Callable[[L], Hashable], clock: datetime
         if x.occurred_at > clock:
             by_group.setdefault(group(x), []).append(x)
     return {x.event_id for g in by_group.values() for x in sorted(g, key=_clinical)[:AHEAD_KEPT]}
-
-
-def _newest_recorded(
-    rows: Sequence[L], group: Callable[[L], Hashable], n: int, ahead: Iterable[uuid.UUID] = ()
-) -> set[uuid.UUID]:
-    """The newest `n` records of each group, by recording and by clinical time, and the newest `n` by clinical time
-    that are not entered-in-error (an amendment naming no record replaces its group's newest earlier one of those by
-    clinical time: shared/clinical/corrections.py `_target`), and those `ahead` (`_ahead_of`), with every record of
-    their correction chains."""
-    by_group: dict[Hashable, list[L]] = {}
-    for x in rows:
-        by_group.setdefault(group(x), []).append(x)
-    newest = {
-        x.event_id for g in by_group.values() for order in (_recorded, _clinical) for x in sorted(g, key=order)[-n:]
-    }
-    newest.update(ahead)
-    if all(x.record_status == "final" for x in rows):  # no chains (the common case)
-        return newest
-    # helper ZK (HAZ-25-SYS-04): an amendment naming no record replaces its group's newest record by clinical time
-    # that is not entered-in-error; those never are its target, so they must not push that record out of what is kept
-    for g in by_group.values():
-        targets = [x for x in g if x.record_status != "entered-in-error"]
-        newest.update(x.event_id for x in sorted(targets, key=_clinical)[-n:])
-    chains = _chains(rows, group)
-    keep_chains = {chains[i] for i in newest}
-    return {x.event_id for x in rows if chains[x.event_id] in keep_chains}
 
 
 # ---- lab results ---------------------------------------------------------------------------------------------
@@ -330,153 +222,6 @@ def _assessments(s: SystemicState, clock: datetime) -> tuple[dict[str, Assessmen
     if not ahead:
         _SETTLED.add(held)
     return held, AssessmentFold(life_expectancies=kept, response=response)
-
-
-# ---- treatments and care -------------------------------------------------------------------------------------
-def _treatments(s: SystemicState, clock: datetime) -> dict[str, TreatmentEvent]:
-    if (s.treatments, clock.date()) in _SETTLED:
-        return s.treatments
-    kept = _treatments_kept(s, clock)
-    _SETTLED.add(kept, clock.date())
-    return kept
-
-
-def _treatments_kept(s: SystemicState, clock: datetime) -> dict[str, TreatmentEvent]:
-    rows = list(s.treatments.values())
-    chains = _chains(rows, lambda e: e.treatment.kind)
-    members: dict[uuid.UUID, list[TreatmentEvent]] = {}
-    for e in rows:
-        members.setdefault(chains[e.event_id], []).append(e)
-    read_chains = {c for c, xs in members.items() if any(x.treatment.kind in READ_KINDS for x in xs)}
-    alone = {c for c, xs in members.items() if len(xs) == 1}
-    unread: list[TreatmentEvent] = []  # administrations of identified drugs no rule reads
-    dental: list[TreatmentEvent] = []
-    expired = clock.date() - timedelta(days=1)  # a day before the clock's: no earlier than today in any time zone
-    drop: set[uuid.UUID] = set()
-    for e in rows:
-        c = chains[e.event_id]
-        if c not in read_chains:
-            drop.add(e.event_id)  # radiotherapy, surgery, metabolic radiotherapy: the planner reads none
-            continue
-        t = e.treatment
-        if isinstance(t, DentalCare) and c in alone:
-            dental.append(e)
-            continue
-        if c not in alone or not isinstance(t, DrugAdministration) or t.drug in r.ANTIRESORPTIVES:
-            continue
-        if identify(t.drug, t.atc_code).known:
-            unread.append(e)
-        elif not t.ongoing and add_months(t.on, r.UNIDENTIFIED_RECENT_MONTHS) <= expired:
-            drop.add(e.event_id)  # no longer "administered recently" (unidentified(), issue 18 review)
-    drop.update(e.event_id for e in sorted(unread, key=_recorded)[:-ADMINISTRATIONS_KEPT])
-    extracted = {
-        e.treatment.on for e in rows if isinstance(e.treatment, DentalCare) and e.treatment.action == "extraction"
-    }
-    drop.update(_dental_dropped(dental, clock.date() - DRUG_HORIZON, extracted))  # corrected within the horizon
-    if not drop:
-        return s.treatments
-    return {k: e for k, e in s.treatments.items() if e.event_id not in drop}
-
-
-def _dental_order(e: TreatmentEvent) -> tuple[date, int]:
-    return (e.treatment.on, e.event_id.int)
-
-
-def _dental_dropped(rows: list[TreatmentEvent], pending: date, extracted: set[date]) -> set[uuid.UUID]:
-    """The dental events no reader can use again (`dental()`, SYS-AR-PREREQ L1096-1100 and L1272, SYS-ONJ): of those
-    dated before `pending` (in the past at every decision, and beyond the horizon of corrections: those within it
-    are kept, so that the one a withdrawal leaves newest is), all but the newest DENTAL_KEPT assessments, with an
-    orthopantomogram or not, extractions and jaw-bone exposures, and for each extraction held (`extracted`: their
-    days) the first agreement to start on or after it (the healing check)."""
-    old = sorted((e for e in rows if e.treatment.on < pending), key=_dental_order)
-    keep: set[uuid.UUID] = set()
-    kinds: tuple[Callable[[DentalCare], bool], ...] = (
-        lambda d: d.action == "assessment",
-        lambda d: d.action == "assessment" and bool(d.orthopantomogram),
-        lambda d: d.action == "extraction",
-        lambda d: d.action == "jaw_bone_exposure" and d.exposure_weeks is not None,
-    )
-    for wanted in kinds:
-        keep.update(e.event_id for e in [e for e in old if wanted(e.treatment)][-DENTAL_KEPT:])  # type: ignore[arg-type]
-    agreed = [e for e in old if e.treatment.cleared_for_antiresorptive]  # type: ignore[union-attr]
-    for on in extracted:
-        cleared = next((e for e in agreed if e.treatment.on >= on), None)
-        if cleared is not None:
-            keep.add(cleared.event_id)
-    return {e.event_id for e in old if e.event_id not in keep}
-
-
-def _is_drug_event(e: TreatmentEvent) -> bool:
-    t = e.treatment
-    return isinstance(t, SystemicDrug) or (isinstance(t, DrugAdministration) and t.drug in r.ANTIRESORPTIVES)
-
-
-def _drugs(s: SystemicState, clock: datetime) -> tuple[dict[int, DrugReplay], dict[str, TreatmentEvent]]:
-    """The drug events dated before the cut (DRUG_HORIZON before the clock) folded into the drug replay, for each
-    zoledronic acid interval, once all of them were recorded DRUG_SETTLED ago (a history being entered is folded
-    once entered: in clinical order); those events dropped, except the correction chains a reader may still name
-    (`corrections`: an amended record entered in error), which the replay then skips."""
-    cut = clock.date() - DRUG_HORIZON
-    previous = next(iter(s.drug_replays.values()), None)
-    if previous is not None and cut <= previous.cut:
-        return s.drug_replays, s.treatments
-    done = set(previous.folded) if previous is not None else set()
-    pending = [
-        e for e in s.treatments.values() if _is_drug_event(e) and e.treatment.on < cut and e.event_id not in done
-    ]
-    arrived = s.late_arrivals
-    if not pending or any(arrived.get(str(e.event_id), e.recorded_at) > clock - DRUG_SETTLED for e in pending):
-        return s.drug_replays, s.treatments
-    rows = list(s.treatments.values())
-    chains = _chains(rows, lambda e: e.treatment.kind)
-    members: dict[uuid.UUID, list[TreatmentEvent]] = {}
-    for e in rows:
-        members.setdefault(chains[e.event_id], []).append(e)
-    to_check = {e.event_id for e in _resolved(s)[1]}
-    folded = {e.event_id for e in pending} | done
-    drop = {
-        e.event_id
-        for xs in members.values()
-        if all(x.event_id in folded and x.event_id not in to_check for x in xs)
-        for e in xs
-    }
-    still = sorted(i for i in folded if i not in drop and i in {e.event_id for e in rows})
-    replays = {m: fold_drugs(s, cut, m).model_copy(update={"folded": still}) for m in ZA_INTERVALS}
-    return replays, {k: e for k, e in s.treatments.items() if e.event_id not in drop}
-
-
-def _care_order(e: CareEvent) -> tuple[datetime, datetime, int]:
-    return (e.occurred_at, e.recorded_at, e.event_id.int)
-
-
-def _biopsy_order(e: CareEvent) -> tuple[Any, ...]:
-    b = e.event
-    assert isinstance(b, BoneBiopsy)
-    return (b.on, b.status == "reported", e.recorded_at, e.event_id.int)
-
-
-def _care(s: SystemicState, clock: datetime) -> dict[str, CareEvent]:
-    pending = clock.date() - timedelta(days=1)  # a step dated from then on may not be effective yet (QUAL-PATHWAY)
-    keep: set[uuid.UUID] = set()
-    steps: dict[str, CareEvent] = {}
-    biopsy: CareEvent | None = None
-    for e in s.care.values():
-        x = e.event
-        if isinstance(x, PathwayStep):
-            if x.on >= pending:
-                keep.add(e.event_id)
-            elif (held := steps.get(x.item)) is None or _care_order(e) > _care_order(held):
-                steps[x.item] = e
-        elif e.occurred_at > clock:  # a biopsy dated in the future is not read yet (MOL-BIOPSY)
-            keep.add(e.event_id)
-        elif biopsy is None or _biopsy_order(e) > _biopsy_order(biopsy):
-            biopsy = e
-    keep.update(e.event_id for e in steps.values())
-    if biopsy is not None:
-        keep.add(biopsy.event_id)
-    if len(keep) == len(s.care):
-        return s.care
-    return {k: e for k, e in s.care.items() if e.event_id in keep}
 
 
 def ahead_clock(s: SystemicState) -> datetime:

@@ -50,7 +50,7 @@ PATHWAY = ("multidisciplinary_decision", "pain_management", "oncogenetics")
 #: the 2 newest recorded findings of its lesion, assessments, or one of the newest treatment records
 NEWEST = 2
 IN_A_ROW = 2
-#: a drug record is corrected within this long of the newest record (retention.DRUG_HORIZON is 120 days)
+#: a drug record is corrected within this long of the newest record (retention_treatments.DRUG_HORIZON is 120 days)
 DRUG_RECENT = timedelta(days=100)
 #: the runtime drops a second delivery within SEEN_TTL_SECONDS (14 days) of the first: only those arrive twice here
 DEDUPE_WINDOW = timedelta(days=14)

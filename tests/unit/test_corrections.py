@@ -18,9 +18,9 @@ from services.radiotherapy_planner.facts import LocalState, lesions
 from services.scoring.domain import ScoringState, current_scores
 from services.scoring.domain import apply_event as scoring_apply
 from services.systemic_planner import rules as sr
+from services.systemic_planner.disease import bone_metastasis
 from services.systemic_planner.domain import SystemicState
 from services.systemic_planner.domain import apply_event as systemic_apply
-from services.systemic_planner.inputs import bone_metastasis
 from shared.clinical.corrections import effective_findings
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

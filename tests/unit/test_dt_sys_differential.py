@@ -29,7 +29,7 @@ from contracts.base import Message
 from contracts.clinical import NormalisedLab
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from contracts.plan import PlanItem
-from services.systemic_planner import as_of
+from services.systemic_planner import as_of, as_of_merge
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import NOTIFY_STATUSES, SystemicState, apply_event, build_plan, plan_once
@@ -131,7 +131,7 @@ def _run(events: list[Message], now: datetime) -> SystemicState:
 
 
 def _decision(x: PlanItem | None) -> Any:
-    return as_of._decision(x)
+    return as_of_merge._decision(x)
 
 
 def _check(s: SystemicState, counts: Counter[str]) -> None:

@@ -17,8 +17,8 @@ from contracts.care import CareEvent
 from contracts.clinical import Recommendation
 from contracts.hospital import TreatmentEvent
 from services.systemic_planner import rules as r
+from services.systemic_planner.disease import life_expectancy
 from services.systemic_planner.domain import SystemicState, build_plan, decision_content
-from services.systemic_planner.inputs import life_expectancy
 from shared.clinical import life_expectancy as shared_le
 from tests.unit.test_systemic_rules import NOW, T0, as_of, env, items, lab, le, met, oligo, ready, run
 

@@ -16,8 +16,8 @@ from contracts.plan import PlanItem
 from services.systemic_planner import domain, memo
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
-from services.systemic_planner.inputs import drug_history
 from services.systemic_planner.settings import SystemicSettings
+from services.systemic_planner.treatments import drug_history
 from tests.unit.histories import T0, World, _prologue
 
 

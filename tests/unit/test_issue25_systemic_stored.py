@@ -1,5 +1,5 @@
 """Issue 25: the systemic planner's stored JSON reuses the JSON of each record and fact that did not change
-(services/systemic_planner/inputs.py STORED, shared/runtime/parts_json.py). It must be pydantic's document, read back
+(services/systemic_planner/stored.py STORED, shared/runtime/parts_json.py). It must be pydantic's document, read back
 to the same state, at every step of a history."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
    as are the span's bounds and the midnights: the same instants, compared faster. A history decided that way gives
    the same outputs and stored states, byte for byte, as one decided with `now` in `datetime.UTC` and every family
    computed afresh (the memo off).
-2. The stored JSON writes the fields StoredJson leaves to pydantic field by field (inputs._StoredState): the same
+2. The stored JSON writes the fields StoredJson leaves to pydantic field by field (stored._StoredState): the same
    bytes as StoredJson's own `dump` at every step of generated histories."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pydantic import TypeAdapter
 
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event
-from services.systemic_planner.inputs import STORED
 from services.systemic_planner.settings import SystemicSettings
+from services.systemic_planner.stored import STORED
 from shared.runtime.parts_json import StoredJson
 from tests.unit.test_issue25_systemic_history import history, now_for, replay
 

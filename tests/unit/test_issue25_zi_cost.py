@@ -21,7 +21,7 @@ from services.systemic_planner import dosing, memo
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, build_plan
 from services.systemic_planner.fr import fr_date
-from services.systemic_planner.inputs import renal
+from services.systemic_planner.labs import renal
 from services.systemic_planner.settings import SystemicSettings
 from tests.unit.histories import T0, World, _prologue
 

@@ -25,7 +25,7 @@ from contracts.clinical import NormalisedLab, Score, SkeletalEvent
 from contracts.clock import ClockTick
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import SystemicState, apply_event, current_plan
-from services.systemic_planner.inputs import LAB_TABLES
+from services.systemic_planner.state import LAB_TABLES
 from tests.unit.histories import PROFILES, steps, systemic_history
 from tests.unit.order_independence import active, distinct_times, one_per_key, shuffled
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.systemic_planner import inputs as i
+from services.systemic_planner import labs, state
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import build_plan
@@ -132,10 +132,10 @@ def test_review_r27_an_assessed_sre_is_current_at_its_current_until_as_scoring_s
     window = r.Recency().calcium
     sre = Fact[str](value="hypercalcaemia", occurred_at=T0, recorded_at=T0, event_id=uuid.uuid4())
     until = T0 + window  # scoring's current_until: evidence_at + the window
-    currency = i.SreCurrency(current=True, evidence_at=T0, current_until=until)
-    s = i.SystemicState(sre_currency={str(sre.event_id): currency})
+    currency = state.SreCurrency(current=True, evidence_at=T0, current_until=until)
+    s = state.SystemicState(sre_currency={str(sre.event_id): currency})
     assert r.AsOf(now=until, memo=False).is_current(T0, window)  # the fallback (no assessment): current there
-    assert i.sre_is_current(s, sre, r.AsOf(now=until, memo=False), window)  # was False
+    assert labs.sre_is_current(s, sre, r.AsOf(now=until, memo=False), window)  # was False
 
 
 def test_review_r27_a_metastasis_dated_tomorrow_ticks_when_it_becomes_effective() -> None:

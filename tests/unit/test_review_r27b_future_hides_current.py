@@ -3,7 +3,7 @@
 Scoring (services/scoring/clock.py) and the radiotherapy planner (domain.next_due) do register, for every fact they
 leave out as dated in the future, the instant it becomes effective (the tick at that instant + 1 s, their
 convention for every window): the planner's gap (no deadline) is not there. They have another one the systemic
-planner avoids ("a value dated in the future ... never hides the newest real one", inputs.latest and
+planner avoids ("a value dated in the future ... never hides the newest real one", labs.latest and
 LIFE_EXPECTANCY_KEPT): they keep one fact per name (the newest by clinical time), so a fact dated beyond the
 tolerance hides the current one until its date comes. Each a minimal case, a strict xfail until the "decide twice"
 fix (2026-12-06; before it, the fixes that read the facts as of the decision were reverted after reviews R28-RT,

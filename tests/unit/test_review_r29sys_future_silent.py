@@ -19,9 +19,9 @@ current without the item saying so (the record dated ahead among its inputs, "à
 
 Fixed by the lead (2026-12-06) for 2 and 3: where B and C disagree and A decides as C, A's item is kept and says it
 rests on the record dated ahead ("à vérifier", the record among its inputs), suspended (no order) when it drafts an
-order current data would not draft (`as_of.read_ahead`, `suspended`). 1 fixed by the lead (2026-12-06, session 30): in
-view B a correction dated ahead of the current record it names is not yet in force (`as_of._fixes_ahead`, R29B's rule
-as the radiotherapy planner's), so B reads today's CT, agrees with C, and the start is recommended."""
+order current data would not draft (`as_of_merge.read_ahead`, `suspended`). 1 fixed by the lead (2026-12-06, session
+30): in view B a correction dated ahead of the current record it names is not yet in force (`as_of._fixes_ahead`,
+R29B's rule as the radiotherapy planner's), so B reads today's CT, agrees with C, and the start is recommended."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from services.systemic_planner import domain as new
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from tests.unit import test_dt_sys_differential as dt
+from tests.unit.test_review_r32_fixes_ahead import today_imports
 
 BASE = "982e00c"
 TOL = r.Recency().future_tolerance
@@ -53,7 +54,7 @@ def _old() -> ModuleType:
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
-    exec(compile(src, f"{BASE}:domain.py", "exec"), mod.__dict__)
+    exec(compile(today_imports(src), f"{BASE}:domain.py", "exec"), mod.__dict__)
     return mod
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contracts.hospital import ClinicalAssessment
-from services.systemic_planner.inputs import SystemicState
+from services.systemic_planner.state import SystemicState
 from tests.unit.test_review_r29sys_future_silent import _ahead, _base, _plan, _za
 from tests.unit.test_systemic_rules import le, met, oligo, run
 

@@ -1,4 +1,4 @@
-"""Review R31-MERGE of 1dc5611 (HAZ-27-FUTURE-HIDES, systemic `as_of.merged`, new `as_of.kept`).
+"""Review R31-MERGE of 1dc5611 (HAZ-27-FUTURE-HIDES, systemic `as_of_merge.merged`, new `as_of_merge.kept`).
 
 The rule under review: B's (current data) item that A lacks and on which B and C disagree is suspended when it drafts an
 order, else kept as B gives it, marked "le retirerait du plan", the records dated ahead named; kept items are all left

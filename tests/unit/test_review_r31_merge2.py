@@ -1,4 +1,4 @@
-"""Review R31-MERGE2 of a0c41a4 (HAZ-27-FUTURE-HIDES, systemic `as_of.merged`, `kept`, `contradicts`,
+"""Review R31-MERGE2 of a0c41a4 (HAZ-27-FUTURE-HIDES, systemic `as_of_merge.merged`, `kept`, `contradicts`,
 `_course_under_way`, `_alert`).
 
 The rule under review: per item key, B (current data) where B and C (the record ahead re-dated to now) agree; else A's
@@ -37,11 +37,11 @@ from typing import Any
 from contracts.base import Message
 from contracts.hospital import ClinicalAssessment, ImagingFinding
 from contracts.plan import PlanItem
-from services.systemic_planner import as_of
+from services.systemic_planner import as_of, as_of_merge
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import _notify, build_plan, plan_once
-from services.systemic_planner.inputs import drug_history
+from services.systemic_planner.treatments import drug_history
 from tests.unit.test_dt_sys_differential import MODALITIES, RESPONSES
 from tests.unit.test_dt_sys_differential import NOW as DT_NOW
 from tests.unit.test_dt_sys_differential import _ahead as dt_ahead
@@ -135,9 +135,9 @@ def test_review_r31merge2_course_under_way_table_matches_the_planner() -> None:
                 if START not in by:
                     continue
                 seen[(by[START].status, on_ar)] += 1
-                assert as_of._course_under_way(by[START]) is on_ar, seed
+                assert as_of_merge._course_under_way(by[START]) is on_ar, seed
                 if "review-2-years" in by:
-                    assert on_ar and as_of._course_under_way(by["review-2-years"]) is True, seed
+                    assert on_ar and as_of_merge._course_under_way(by["review-2-years"]) is True, seed
                 pre = by.get("prerequisites")
                 if pre is not None and "sous anti-résorptif" in pre.title:
                     assert on_ar, seed
@@ -184,8 +184,8 @@ def test_review_r31merge2_random_merges_keep_alerts_orders_severities_and_mark_c
                 continue
             m.clear()
             a, b, c = (plan_once(x, r.AsOf(now=DT_NOW, memo=False)) for x in (s, made.current, made.redated))
-            out = as_of.merged(a, b, c, made.future)
-            assert [x.model_dump_json() for x in as_of.merged(a, b, c, made.future)] == [
+            out = as_of_merge.merged(a, b, c, made.future)
+            assert [x.model_dump_json() for x in as_of_merge.merged(a, b, c, made.future)] == [
                 x.model_dump_json() for x in out
             ], seed
             m.clear()
@@ -195,7 +195,7 @@ def test_review_r31merge2_random_merges_keep_alerts_orders_severities_and_mark_c
             by_a, by_b, by_c = ({x.key: x for x in v} for v in (a, b, c))
             got = {x.key: x for x in out}
             for key, x_b in by_b.items():
-                if _notify(x_b) and as_of._decision(x_b) != as_of._decision(by_c.get(key)):
+                if _notify(x_b) and as_of_merge._decision(x_b) != as_of_merge._decision(by_c.get(key)):
                     hits["alert"] += 1
                     assert key in got and _notify(got[key]), (seed, key)
             for key, x in got.items():
@@ -206,7 +206,7 @@ def test_review_r31merge2_random_merges_keep_alerts_orders_severities_and_mark_c
                     assert SEVERITY[x.severity] >= SEVERITY[x_a.severity] or x is x_a, (seed, key)
             said = []
             for x in out:
-                under = as_of._course_under_way(x)
+                under = as_of_merge._course_under_way(x)
                 if x.key == "prerequisites":
                     under = "sous anti-résorptif" in x.title
                 if under is not None:

@@ -17,7 +17,7 @@ progression. Regression of 11def4a: its parent 1dc5611 decided A alone there (P1
 amendment was never dated ahead does.
 
 Concern (strict xfail until the session-31 fix, marker removed: where B's orders only space zoledronic acid that A's
-keep monthly, A's monthly order is published marked, `as_of._spaces`; the review's judgment): an entry in error
+keep monthly, A's monthly order is published marked, `as_of_merge._spaces`; the review's judgment): an entry in error
 dated ahead of today's only "good" now makes the planner decide twice, and B's P3M (the entry not yet in force) is
 drafted, marked, where the parent drafted P1M.
 
@@ -38,8 +38,8 @@ from services.systemic_planner import as_of
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import build_plan
-from services.systemic_planner.inputs import SystemicState
 from services.systemic_planner.records import AssessmentRecord
+from services.systemic_planner.state import SystemicState
 from shared.clinical.corrections import chains, target
 from tests.unit.test_review_r29sys_future_silent import _ahead, _base, _plan, _za
 from tests.unit.test_systemic_rules import NOW, le, met, oligo, run

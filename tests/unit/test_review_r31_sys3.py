@@ -1,4 +1,4 @@
-"""Review R31-SYS3 of a53d19f (`as_of._pending`, `as_of._spaces`) and 791828a (`merged`'s cross-key step)
+"""Review R31-SYS3 of a53d19f (`as_of._pending`, `as_of_merge._spaces`) and 791828a (`merged`'s cross-key step)
 (HAZ-27-FUTURE-HIDES, systemic planner "decide twice", services/systemic_planner/as_of.py).
 
 SYS-SCHEDULE (guideline L1136-1140, L1279-1281): zoledronic acid monthly in the multi-metastatic situation; "en cas

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +81,26 @@ BASE = "f4f7e18"  # main when 60da1bf was reviewed (its parent)
 HOUR = timedelta(hours=1)
 
 
+#: the modules services/systemic_planner/inputs.py was split into (session 35, a pure move)
+_INPUTS_NOW = ("state", "stored", "disease", "items", "labs", "drug_replay", "treatments", "drug_checks")
+_FROM_INPUTS = re.compile(r"^from services\.systemic_planner\.inputs import (?:\(([^)]*)\)|([^\n(]*))$", re.M)
+
+
+def today_imports(src: str) -> str:
+    """An old source with its imports from the systemic planner's inputs.py read from where each name is today, so
+    that it loads beside today's modules."""
+
+    def now(m: re.Match[str]) -> str:
+        names = [n.strip() for n in (m.group(1) if m.group(1) is not None else m.group(2)).split(",") if n.strip()]
+        where = {
+            n: next(x for x in _INPUTS_NOW if hasattr(importlib.import_module(f"services.systemic_planner.{x}"), n))
+            for n in names
+        }
+        return "\n".join(f"from services.systemic_planner.{where[n]} import {n}" for n in names)
+
+    return _FROM_INPUTS.sub(now, src)
+
+
 def _base(path: str, name: str) -> ModuleType:
     """`path` as it was on BASE, loaded beside today's modules."""
     root = Path(__file__).resolve().parents[2]
@@ -93,7 +114,7 @@ def _base(path: str, name: str) -> ModuleType:
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
-    exec(compile(src, f"{BASE}:{path}", "exec"), mod.__dict__)
+    exec(compile(today_imports(src), f"{BASE}:{path}", "exec"), mod.__dict__)
     return mod
 
 

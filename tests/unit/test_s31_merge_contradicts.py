@@ -1,4 +1,4 @@
-"""Session 31, review R31-MERGE fixes (HAZ-27-FUTURE-HIDES, systemic `as_of.merged`, `contradicts`, `_alert`).
+"""Session 31, review R31-MERGE fixes (HAZ-27-FUTURE-HIDES, systemic `as_of_merge.merged`, `contradicts`, `_alert`).
 
 1. Beside A's reading of a record dated ahead published marked (`read_ahead`), B's item A lacks (drafting no order)
    is left out only when it contradicts that item (one states an anti-resorptive course under way, the other none:
@@ -14,11 +14,11 @@ from typing import Any
 
 from contracts.clinical import Recommendation
 from contracts.plan import PlanItem
-from services.systemic_planner import as_of
+from services.systemic_planner import as_of, as_of_merge
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import build_plan, plan_once
-from services.systemic_planner.inputs import item
+from services.systemic_planner.items import item
 from shared.clinical.facts import Fact
 from tests.unit.test_dt_sys_future_views import LATER, _on_spaced_zoledronic_acid, _response
 from tests.unit.test_review_r29sys_future_silent import _ahead, _plan, _za
@@ -71,12 +71,12 @@ def test_s31_contradicts_is_only_a_course_under_way_against_none() -> None:
     SYS-AR-START "done" agrees with the review; an item saying nothing of the course contradicts nothing."""
     review = _it("review-2-years", "SYS-REVIEW-2Y", "info")
     for status in ("recommended", "not_indicated", "cannot_decide"):
-        assert as_of.contradicts(review, _it(START, "SYS-AR-START", status))
-        assert as_of.contradicts(_it(START, "SYS-AR-START", status), review)
-    assert not as_of.contradicts(review, _it(START, "SYS-AR-START", "done"))
+        assert as_of_merge.contradicts(review, _it(START, "SYS-AR-START", status))
+        assert as_of_merge.contradicts(_it(START, "SYS-AR-START", status), review)
+    assert not as_of_merge.contradicts(review, _it(START, "SYS-AR-START", "done"))
     for other in (_it("nephrotoxicity", "SYS-RENAL-TOX", "warning", "warning"), _it("oncology", "SYS-ONCO", "info")):
-        assert not as_of.contradicts(other, _it(START, "SYS-AR-START", "recommended"))
-        assert not as_of.contradicts(other, review)
+        assert not as_of_merge.contradicts(other, _it(START, "SYS-AR-START", "recommended"))
+        assert not as_of_merge.contradicts(other, review)
 
 
 def test_s31_beside_a_marked_start_an_overdue_review_is_kept_an_info_one_left_out() -> None:
@@ -90,7 +90,7 @@ def test_s31_beside_a_marked_start_an_overdue_review_is_kept_an_info_one_left_ou
     for severity, left_out in (("info", True), ("warning", False)):
         review = _it("review-2-years", "SYS-REVIEW-2Y", severity, severity)
         b = [_it(START, "SYS-AR-START", "done"), review, onco]
-        got = {x.key: x for x in as_of.merged(a, b, list(a), future)}
+        got = {x.key: x for x in as_of_merge.merged(a, b, list(a), future)}
         assert "conduisent à une autre décision" in got[START].text_fr
         assert ("review-2-years" not in got) is left_out
         if not left_out:

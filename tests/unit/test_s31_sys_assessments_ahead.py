@@ -18,7 +18,7 @@ from services.systemic_planner import as_of
 from services.systemic_planner import memo as m
 from services.systemic_planner import rules as r
 from services.systemic_planner.domain import build_plan
-from services.systemic_planner.inputs import SystemicState
+from services.systemic_planner.state import SystemicState
 from tests.unit import test_dt_sys_differential as dt
 from tests.unit.test_review_r29sys_future_silent import _ahead
 from tests.unit.test_systemic_rules import NOW, lab, le, met, ready, run

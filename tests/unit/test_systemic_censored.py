@@ -19,7 +19,7 @@ import pytest
 from contracts.clinical import NormalisedLab
 from contracts.hospital import Comparator
 from services.systemic_planner.follow_up import ctx_reading
-from services.systemic_planner.inputs import calcium
+from services.systemic_planner.labs import calcium
 from tests.unit.test_systemic_rules import T0, as_of, drug, env, items, lab, le, met, oligo, ready, run
 
 DAY = 24 * 60

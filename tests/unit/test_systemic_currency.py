@@ -14,7 +14,7 @@ from contracts.hospital import ImagingFinding
 from contracts.rules import RULESET_VERSION, cite
 from services.scoring import rules as scoring_rules
 from services.systemic_planner import rules as r
-from services.systemic_planner.inputs import life_expectancy
+from services.systemic_planner.disease import life_expectancy
 from shared.clinical import life_expectancy as shared_le
 from tests.unit.test_systemic_rules import T0, dental, drug, env, items, lab, le, met, oligo, ready, run
 from tests.unit.test_systemic_safety import BASE, DAY, calcium, fhir_codes, orders, sre
