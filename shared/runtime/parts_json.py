@@ -129,17 +129,19 @@ class StoredJson:
         if not self.keep_maps:
             return self.entries.body(value)
         key = id(value)
+        bodies = self._bodies
         with self._lock:
-            hit = self._bodies.get(key)
+            hit = bodies.get(key)
             if hit is not None and hit[0] is value and hit[1] == len(value):
-                self._bodies.move_to_end(key)
+                bodies.move_to_end(key)
                 return hit[2]
         body = self.entries.body(value)
         with self._lock:
-            self._bodies[key] = (value, len(value), body)
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > self.bodies_size:
-                self._bodies.popitem(last=False)
+            if hit is not None:  # the same id, another table or a longer one: out, so that it goes in at the end
+                bodies.pop(key, None)
+            bodies[key] = (value, len(value), body)
+            while len(bodies) > self.bodies_size:
+                bodies.popitem(last=False)
         return body
 
     def _field(self, state: BaseModel, name: str) -> str:
