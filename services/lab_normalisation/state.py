@@ -19,7 +19,7 @@ from pydantic_core import TzInfo
 from contracts.clinical import Analyte, SourceRef
 from contracts.hospital import Comparator, TimePrecision
 from services.lab_normalisation.admission import IntakeWindow
-from services.lab_normalisation.stored import LabStoredJson
+from shared.runtime.parts_json import StoredJson
 
 SERVICE = "lab-normalisation"
 T = TypeVar("T", date, str, float)
@@ -100,8 +100,11 @@ class Fact(BaseModel, Generic[T]):
         return other is None or (self.occurred_at, self.recorded_at) > (other.occurred_at, other.recorded_at)
 
 
-#: issue 25: the results written from each one's JSON (a result is replaced, never changed in place once stored)
-STORED: Final = LabStoredJson(("results",), fields=("dropped", "revised"))
+#: issue 25: the results written from each one's `"result_id":{...}` entry (shared/runtime/parts_json.py `Entries`: a
+#: result is replaced, never changed in place once stored). A delivery copies the table and changes one or two results,
+#: so the table is never the same object twice (its entries are): its body is not kept by object (`keep_maps=False`),
+#: which would only hold dead states' results alive
+STORED: Final = StoredJson(("results",), fields=("dropped", "revised"), keep_maps=False)
 
 
 class LabState(BaseModel):

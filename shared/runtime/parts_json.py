@@ -1,6 +1,8 @@
 """Issue 25: a stored aggregate's JSON assembled from the JSON of parts that never change once made (frozen records,
-facts replaced but never changed in place), so a state is not serialised again whole after every batch. Used by
-services/notification/stored.py, services/radiotherapy_planner/stored.py and, through `StoredJson`, scoring.
+facts replaced but never changed in place), so a state is not serialised again whole after every batch. The one
+mechanism of the services' stored JSON: `StoredJson` (scoring, notification, lab-normalisation, the radiotherapy
+planner; services/systemic_planner/inputs.py subclasses it), whose maps are joined from each entry's `"key":json`
+text kept by the record's object (`Entries`, RT-FLAT2, session 34), and `PartsJson` for single parts.
 
 An entry is kept by object and leaves with its object (weak reference), so the memory follows the states the process
 holds; the same object always has the same JSON."""
@@ -48,14 +50,57 @@ def json_key(k: str) -> str:
     return json.dumps(k, ensure_ascii=False)
 
 
+class Entries:
+    """A map entry's JSON text (`"key":<the record's JSON>`) by the record's object, made once (issue 25, RT-FLAT2): a
+    table an event changes is joined again from its entries' texts with no formatting per entry. The same object
+    always has the same JSON (frozen records, facts replaced, never changed in place); the key is checked (an object
+    held under another key is written with that key, the record's JSON reused). An entry leaves with its object (weak
+    reference)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[BaseModel], str, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def body(self, value: dict[str, BaseModel]) -> str:
+        """The JSON body (no braces) of `value`, as pydantic writes a dict of models."""
+        get = self._by_id.get
+        texts: list[str] = []
+        append = texts.append
+        for k, v in value.items():
+            hit = get(id(v))
+            if hit is not None and (hit[1] is k or hit[1] == k) and hit[0]() is v:
+                append(hit[2])
+            else:
+                append(self._make(k, v, hit))
+        return ",".join(texts)
+
+    def _make(self, k: str, v: BaseModel, hit: tuple[weakref.ref[BaseModel], str, str] | None) -> str:
+        key = json_key(k)
+        if hit is not None and hit[0]() is v:  # the same record under another key: its JSON reused, the entry kept
+            return f"{key}:{hit[2][len(json_key(hit[1])) + 1 :]}"
+        text = f"{key}:{v.model_dump_json()}"
+        oid = id(v)
+        self._by_id[oid] = (weakref.ref(v, functools.partial(self._forget, oid)), k, text)
+        return text
+
+    def _forget(self, oid: int, _: object) -> None:
+        hit = self._by_id.get(oid)
+        if hit is not None and hit[0]() is None:
+            self._by_id.pop(oid, None)
+
+
 class StoredJson:
-    """A state's JSON assembled from its parts' JSON (services/scoring/state.py): `maps` are fields holding a dict of
-    models never changed in place once made (frozen records; facts or folds replaced, never mutated), `ones` fields
-    holding one such model or None, `fields` fields holding a dict of plain values never changed in place once in a
-    state (a transition that changes one copies it); every other field is written by pydantic. The body of each map
-    and field is kept by the dict's object too (a transition copies only the tables it changes), held strongly and
-    bounded (least recently used out), checked against the dict's length (a dict filled after it was first dumped is
-    written again)."""
+    """A state's JSON assembled from its parts' JSON: `maps` are fields holding a dict of models never changed in place
+    once made (frozen records; facts or folds replaced, never mutated), each joined from its entries' texts
+    (`Entries`); `ones` fields holding one such model or None (`PartsJson`); `fields` fields holding a dict of plain
+    values never changed in place once in a state (a transition that changes one copies it); every other field is
+    written by pydantic. The body of each map and field is kept by the dict's object too (a transition copies only the
+    tables it changes), held strongly and bounded (`bodies`, least recently used out), checked against the dict's
+    length (a dict filled after it was first dumped is written again). `keep_maps=False` keeps only the fields'
+    bodies: for a service whose maps are a new object in every state (nothing to find again, and the bodies would hold
+    dead states' records alive)."""
 
     def __init__(
         self,
@@ -64,31 +109,39 @@ class StoredJson:
         bodies: int = 4096,
         fields: tuple[str, ...] = (),
         small: int = 0,
+        keep_maps: bool = True,
     ) -> None:
         self.small = small
         self.maps = maps
         self.ones = ones
         self.fields = fields
         self.exclude = frozenset((*maps, *ones, *fields))
+        self._exclude = set(self.exclude)  # what pydantic takes, made once
+        self._open = {name: f'"{name}":' for name in (*maps, *ones, *fields)}
         self.parts = PartsJson()
+        self.entries = Entries()
+        self.keep_maps = keep_maps
         self.bodies_size = bodies
         self._bodies: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
         self._lock = threading.Lock()  # states are dumped in the runtime's worker thread and served on the loop
 
     def _body(self, value: dict[str, BaseModel]) -> str:
+        if not self.keep_maps:
+            return self.entries.body(value)
         key = id(value)
+        bodies = self._bodies
         with self._lock:
-            hit = self._bodies.get(key)
+            hit = bodies.get(key)
             if hit is not None and hit[0] is value and hit[1] == len(value):
-                self._bodies.move_to_end(key)
+                bodies.move_to_end(key)
                 return hit[2]
-        parts = self.parts
-        body = ",".join(f"{json_key(k)}:{parts(v)}" for k, v in value.items())
+        body = self.entries.body(value)
         with self._lock:
-            self._bodies[key] = (value, len(value), body)
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > self.bodies_size:
-                self._bodies.popitem(last=False)
+            if hit is not None:  # the same id, another table or a longer one: out, so that it goes in at the end
+                bodies.pop(key, None)
+            bodies[key] = (value, len(value), body)
+            while len(bodies) > self.bodies_size:
+                bodies.popitem(last=False)
         return body
 
     def _field(self, state: BaseModel, name: str) -> str:
@@ -109,7 +162,7 @@ class StoredJson:
 
     def _rest(self, state: BaseModel) -> str:
         """The JSON object of the fields that are not kept as parts (a service may write it faster)."""
-        return BaseModel.model_dump_json(state, exclude=set(self.exclude))
+        return BaseModel.model_dump_json(state, exclude=self._exclude)
 
     def dump(self, state: BaseModel) -> str:
         if self.small and sum(len(getattr(state, name)) for name in self.maps) < self.small:
@@ -119,15 +172,16 @@ class StoredJson:
         rest = self._rest(state)
         out = [rest[:-1]]
         sep = "," if len(rest) > 2 else ""
-        for name in self.maps:
-            out.append(f'{sep}"{name}":{{{self._body(getattr(state, name))}}}')
+        opened = self._open
+        for name in self.maps:  # a body is not copied into a formatted piece: it is copied once, by the join
+            out += (sep, opened[name], "{", self._body(getattr(state, name)), "}")
             sep = ","
         for name in self.ones:
             one: BaseModel | None = getattr(state, name)
-            out.append(f'{sep}"{name}":{"null" if one is None else self.parts(one)}')
+            out += (sep, opened[name], "null" if one is None else self.parts(one))
             sep = ","
         for name in self.fields:
-            out.append(f'{sep}"{name}":{self._field(state, name)}')
+            out += (sep, opened[name], self._field(state, name))
             sep = ","
         out.append("}")
         return "".join(out)

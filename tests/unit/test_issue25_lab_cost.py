@@ -1,8 +1,8 @@
-"""Issue 25, lab-normalisation's per-event cost (services/lab_normalisation/state.py, stored.py): what makes it cheaper
-changes no value. A stored result's draw time shares one tzinfo object per offset (same instant, offset and JSON);
-the stored JSON joined from each result's entry is pydantic's document, and an entry leaves with its result; the
-pairing windows' bisection (LAB-CA-CORR L316) holds every candidate within reach, also for times of a named zone
-across a DST change (an HL7 time without an offset)."""
+"""Issue 25, lab-normalisation's per-event cost (services/lab_normalisation/state.py, shared/runtime/parts_json.py):
+what makes it cheaper changes no value. A stored result's draw time shares one tzinfo object per offset (same
+instant, offset and JSON); the stored JSON joined from each result's entry is pydantic's document, and an entry
+leaves with its result; the pairing windows' bisection (LAB-CA-CORR L316) holds every candidate within reach, also
+for times of a named zone across a DST change (an HL7 time without an offset)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from services.lab_normalisation.state import _AT, LabState, StoredResult, _near_slice
-from services.lab_normalisation.stored import LabStoredJson
+from shared.runtime.parts_json import StoredJson
 from tests.unit.test_issue25_lab_retention import apply_with
 from tests.unit.test_lab_domain import CFG, T0, result
 
@@ -44,7 +44,7 @@ def test_a_parsed_state_shares_one_tzinfo_per_offset_and_writes_the_same_json() 
 
 
 def test_the_stored_json_is_pydantics_and_an_entry_leaves_with_its_result() -> None:
-    dumper = LabStoredJson(("results",), fields=("dropped", "revised"))
+    dumper = StoredJson(("results",), fields=("dropped", "revised"), keep_maps=False)
     s = _state_with_offsets()
     assert json.loads(dumper.dump(s)) == json.loads(BaseModel.model_dump_json(s))
     # a result replaced (a newer version), one dropped: the table is written again from its entries
@@ -54,10 +54,10 @@ def test_the_stored_json_is_pydantics_and_an_entry_leaves_with_its_result() -> N
     del results[list(results)[-1]]
     s2 = s.model_copy(update={"results": results})
     assert json.loads(dumper.dump(s2)) == json.loads(BaseModel.model_dump_json(s2))
-    held = len(dumper)
+    held = len(dumper.entries)
     del s, s2, results
     gc.collect()
-    assert len(dumper) < held  # the replaced and dropped results' entries left with them
+    assert len(dumper.entries) < held  # the replaced and dropped results' entries left with them
 
 
 def _drawn(minutes: list[int], zone: ZoneInfo) -> list[StoredResult]:

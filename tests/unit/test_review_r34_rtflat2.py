@@ -229,10 +229,10 @@ def test_the_writers_cache_is_bounded_and_served_only_for_the_same_events() -> N
 def test_dumps_of_states_and_records_that_died_leave_and_are_not_served_again() -> None:
     """Entries and the state texts leave with their objects (weak references); a new object at a reused address is
     written as itself."""
-    stored._BODIES.clear()
+    stored.STORED._bodies.clear()
     gc.collect()
     at = datetime(2025, 1, 1, tzinfo=UTC)
-    entries0 = len(stored.ENTRIES)
+    entries0 = len(stored.STORED.entries)
     for i in range(296):
         s = LocalState(scores={}, labs={"platelets": {"r": _lab(float(i), at)}}, plan_version=i)
         assert json.loads(s.model_dump_json()) == _pydantic(s)
@@ -246,6 +246,6 @@ def test_dumps_of_states_and_records_that_died_leave_and_are_not_served_again() 
         moved = s.model_copy(update={"scores": {"oligo": f}})  # the same record under another key
         assert json.loads(moved.model_dump_json())["scores"] == {"oligo": json.loads(f.model_dump_json())}
         del s, moved, f
-    stored._BODIES.clear()  # the bodies hold their tables (and records) strongly, bounded by BODIES_SIZE
+    stored.STORED._bodies.clear()  # the bodies hold their tables (and records) strongly, bounded by BODIES_SIZE
     gc.collect()
-    assert len(stored.ENTRIES) <= entries0  # the records' texts left with them
+    assert len(stored.STORED.entries) <= entries0  # the records' texts left with them

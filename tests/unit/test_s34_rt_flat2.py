@@ -1,5 +1,5 @@
 """Issue 25, RT-FLAT2 (session 34): the radiotherapy planner's per-event cost at a long history.
-- stored.py: a changed table's body is joined from each entry's cached `"key":json` text (stored.Entries) (a reuse
+- stored.py: a changed table's body is joined from each entry's cached `"key":json` text (parts_json.Entries) (a reuse
   of an unchanged state's whole text was removed after review R34-RTFLAT2);
 - retention_drugs.py: the drug fold's writers in one pass, once per list of events (by object), and once per
   distinct set of events dated up to an open request's reference date (a suffix of the fold's order).
@@ -37,8 +37,8 @@ from tests.unit.test_s33_rt_flat import RT, _stream
 
 def _forget() -> None:
     """Every cache of this change, as a new process has them."""
-    stored.ENTRIES._by_id.clear()
-    stored._BODIES.clear()
+    stored.STORED.entries._by_id.clear()
+    stored.STORED._bodies.clear()
     retention_drugs._WRITERS.clear()
 
 
@@ -209,7 +209,7 @@ def _replayed(history: list[Any], until: Callable[[LocalState], bool]) -> LocalS
 
 
 def test_a_record_held_under_another_key_is_written_with_that_key() -> None:
-    """stored.Entries keeps an entry's text by the record's object with its key: the same object under another key
+    """parts_json.Entries keeps an entry's text by the record's object with its key: the same object under another key
     (another table, another state) is written with its own key, its JSON reused."""
     _forget()
     s = _replayed(patient_history(3, 300), lambda s: len(s.findings) >= 2)
