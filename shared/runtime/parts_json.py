@@ -1,8 +1,9 @@
 """Issue 25: a stored aggregate's JSON assembled from the JSON of parts that never change once made (frozen records,
 facts replaced but never changed in place), so a state is not serialised again whole after every batch. The one
 mechanism of the services' stored JSON: `StoredJson` (scoring, notification, lab-normalisation, the radiotherapy
-planner; services/systemic_planner/inputs.py subclasses it), whose maps are joined from each entry's `"key":json`
-text kept by the record's object (`Entries`, RT-FLAT2, session 34), and `PartsJson` for single parts.
+planner; services/systemic_planner/stored.py subclasses it to write its other fields one by one), whose maps are
+joined from each entry's `"key":json` text kept by the record's object (`Entries`, RT-FLAT2, session 34), and
+`PartsJson` for single parts.
 
 An entry is kept by object and leaves with its object (weak reference), so the memory follows the states the process
 holds; the same object always has the same JSON."""
