@@ -215,4 +215,5 @@ def cli(doc: str | None, main: Callable[[int, int], Coroutine[Any, Any, None]], 
     parser.add_argument("--events", type=int, default=default, help="messages per run")
     parser.add_argument("--rounds", type=int, default=5, help="baseline/subject rounds (the median pair is kept)")
     args = parser.parse_args()
+    infra.exit_on_sigterm()  # a killed bench stops the broker, Redis and services it started
     asyncio.run(main(args.events, args.rounds))

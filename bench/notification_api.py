@@ -112,6 +112,7 @@ async def run(args: argparse.Namespace, kafka: infra.Provisioned, redis_url: str
 
 
 def main() -> None:
+    infra.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=5)

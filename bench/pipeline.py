@@ -291,6 +291,7 @@ async def raw_chain(kafka: infra.Provisioned, docs: list[tuple[dict[str, object]
 
 
 def main() -> None:
+    infra.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)

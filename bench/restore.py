@@ -199,6 +199,7 @@ def rebuild(name: str, env: dict[str, str], changelog: bool, timeout: float) -> 
 
 
 def main() -> None:
+    infra.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--years", type=float, default=3)

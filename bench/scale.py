@@ -334,6 +334,7 @@ def real(cohort: Cohort, quiet: float, rebuild: list[str], timeout: float, rebui
 
 
 def main() -> None:
+    infra.exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--years", type=float, default=2)

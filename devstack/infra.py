@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +38,13 @@ EMBEDDED_KAFKA_SETTINGS = {
     "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "KAFKA_FETCH_MAX_WAIT_MS": "20",
 }
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (a timeout, `kill`) as SystemExit in the main thread, so that the `with` blocks of a script (a bench)
+    stop what they started: the broker, Redis and the services run in their own sessions and outlive a killed parent
+    otherwise."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 @dataclass
