@@ -15,6 +15,7 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -99,9 +100,9 @@ class StoredJson:
     values never changed in place once in a state (a transition that changes one copies it); every other field is
     written by pydantic. The body of each map and field is kept by the dict's object too (a transition copies only the
     tables it changes), held strongly and bounded (`bodies`, least recently used out), checked against the dict's
-    length (a dict filled after it was first dumped is written again). `keep_maps=False` keeps only the fields'
-    bodies: for a service whose maps are a new object in every state (nothing to find again, and the bodies would hold
-    dead states' records alive)."""
+    length (a dict filled after it was first dumped is written again), the fields' bodies in a cache of their own.
+    `keep_maps=False` keeps only the fields' bodies: for a service whose maps are a new object in every state (nothing
+    to find again, and the bodies would hold dead states' records alive)."""
 
     def __init__(
         self,
@@ -124,6 +125,9 @@ class StoredJson:
         self.keep_maps = keep_maps
         self.bodies_size = bodies
         self._bodies: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
+        #: the fields' bodies apart from the maps': one empty dict in a map and in a field is `` there and `{}` here
+        #: (review R35-STORED)
+        self._field_bodies: OrderedDict[int, tuple[dict[str, Any], int, str]] = OrderedDict()
         self._lock = threading.Lock()  # states are dumped in the runtime's worker thread and served on the loop
 
     def _body(self, value: dict[str, BaseModel]) -> str:
@@ -149,16 +153,16 @@ class StoredJson:
         value = getattr(state, name)
         key = id(value)
         with self._lock:
-            hit = self._bodies.get(key)
+            hit = self._field_bodies.get(key)
             if hit is not None and hit[0] is value and hit[1] == len(value):
-                self._bodies.move_to_end(key)
+                self._field_bodies.move_to_end(key)
                 return hit[2]
         text = BaseModel.model_dump_json(state, include={name})
         body = text[len(json_key(name)) + 2 : -1]  # {"name":<body>}
         with self._lock:
-            self._bodies[key] = (value, len(value), body)
-            while len(self._bodies) > self.bodies_size:
-                self._bodies.popitem(last=False)
+            self._field_bodies[key] = (value, len(value), body)
+            while len(self._field_bodies) > self.bodies_size:
+                self._field_bodies.popitem(last=False)
         return body
 
     def _rest(self, state: BaseModel) -> str:
