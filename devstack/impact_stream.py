@@ -177,7 +177,15 @@ STREAMS: Final = Path(".run") / "impact-stream"
 #: the code that writes a generated stream, in the tree running this command (whose devstack.cohort, contracts and
 #: this module's writer this process imports): a change to any of it writes the stream again
 GENERATOR_ROOT: Final = ROOT
-GENERATOR_CODE: Final = ("devstack/cohort.py", "devstack/impact_stream.py", "devstack/__init__.py", "contracts")
+GENERATOR_CODE: Final = (
+    "devstack/cohort.py",
+    "devstack/cohort_model.py",
+    "devstack/cohort_care.py",
+    "devstack/cohort_patient.py",
+    "devstack/impact_stream.py",
+    "devstack/__init__.py",
+    "contracts",
+)
 
 
 def stream_key(seed: int, patients: int, years: float, store: bool, sample: int, shards: int) -> str:

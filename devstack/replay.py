@@ -282,7 +282,8 @@ class Replay:
         return self._cascade(Record(topic, k, value, timestamp_ms, offset=self._next_offset()))
 
     def run(self, stream: Iterable[Any], until: datetime | None = None) -> None:
-        """Every generated message (devstack.cohort.Generated: topic, key, message) in order, then `finish(until)`."""
+        """Every generated message (devstack.cohort_model.Generated: topic, key, message) in order, then
+        `finish(until)`."""
         for g in stream:
             self.feed(g.topic, g.key, g.value(), g.timestamp_ms)
         self.finish(until)

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from contracts.hospital import ClinicalAssessment, ImagingFinding, LabResult, TreatmentEvent
 from contracts.topics import TOPICS
-from devstack.cohort import ANCHOR, HOSPITAL_TZ, INPUT_TOPICS, Cohort, Generated, _span, patient_history
+from devstack.cohort import ANCHOR, Cohort, _span, patient_history
+from devstack.cohort_model import HOSPITAL_TZ, INPUT_TOPICS, Generated
 from devstack.replay import Replay
 from services.lab_normalisation.loinc import LOINC_ANALYTES
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from devstack import infra, supervisor
+from devstack import demo, infra, supervisor, up_infra
 from devstack import stack as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,15 +177,15 @@ def _run_demo(
     state = tmp_path / "stack.json"
     urls = {"notification": "http://127.0.0.1:18105", "systemic-planner": "http://127.0.0.1:18103"}
     state.write_text(json.dumps({"kafka": "127.0.0.1:1", "urls": urls, "settle_seconds": window}))
-    monkeypatch.setattr(st, "STATE_FILE", state)
-    monkeypatch.setattr(st, "DEMO_CRITICAL_WAIT_S", 0.3)
-    monkeypatch.setattr(st, "SETTLE_MARGIN_S", 0.0)
-    monkeypatch.setattr(st, "local_token", lambda *a, **k: "tok")
+    monkeypatch.setattr(demo, "STATE_FILE", state)
+    monkeypatch.setattr(demo, "DEMO_CRITICAL_WAIT_S", 0.3)
+    monkeypatch.setattr(demo, "SETTLE_MARGIN_S", 0.0)
+    monkeypatch.setattr(demo, "local_token", lambda *a, **k: "tok")
 
     async def publish(*_: object) -> None:
         return None
 
-    monkeypatch.setattr(st, "_publish", publish)
+    monkeypatch.setattr(demo, "_publish", publish)
     calls = {"n": 0}
 
     def fetch(notif: str, patient: str, headers: dict[str, str]) -> list[dict[str, object]]:
@@ -193,10 +193,10 @@ def _run_demo(
         calls["n"] += 1
         return [_alert(a) for a in answers[i]]
 
-    monkeypatch.setattr(st, "fetch_active", fetch)
+    monkeypatch.setattr(demo, "fetch_active", fetch)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = st.cmd_demo(argparse.Namespace(patient=None, settle=settle))
+        code = demo.cmd_demo(argparse.Namespace(patient=None, settle=settle))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -209,7 +209,7 @@ def test_demo_prints_a_ready_to_paste_curl_with_its_patient(monkeypatch: pytest.
     assert f"Live page: http://127.0.0.1:18105/ui/patients/{pid}" in out
     assert 'curl -H "Authorization: Bearer $(./osteocds token --role clinician --user clinician-1)" \\' in out
     assert f'"http://127.0.0.1:18105/alerts?patient_id={pid}"' in out
-    assert st.query_hint("http://h:1", "p-1")[1].strip() == '"http://h:1/alerts?patient_id=p-1"'
+    assert demo.query_hint("http://h:1", "p-1")[1].strip() == '"http://h:1/alerts?patient_id=p-1"'
 
 
 def test_demo_fails_when_a_critical_alert_does_not_come(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_restart_and_rebuild_are_commands_of_the_stack() -> None:
     ],
 )
 def test_the_state_decision(fresh: bool, recorded: str | None, keys: int, reset: bool, action: str) -> None:
-    decision = st.decide_redis_state(
+    decision = up_infra.decide_redis_state(
         broker_id="embedded:new" if fresh else "kafka:b:9092",
         broker_fresh=fresh,
         recorded_broker=recorded,
@@ -370,9 +370,9 @@ def test_the_state_decision(fresh: bool, recorded: str | None, keys: int, reset:
 
 def test_an_embedded_broker_is_always_new() -> None:
     local = infra.Provisioned("127.0.0.1:9092", "local", {})
-    first, fresh = st.broker_identity(local)
-    assert fresh and first != st.broker_identity(local)[0]
-    assert st.broker_identity(infra.Provisioned("b:9092", "env", {})) == ("kafka:b:9092", False)
+    first, fresh = up_infra.broker_identity(local)
+    assert fresh and first != up_infra.broker_identity(local)[0]
+    assert up_infra.broker_identity(infra.Provisioned("b:9092", "env", {})) == ("kafka:b:9092", False)
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs Debian's redis-server")
@@ -384,12 +384,12 @@ def test_up_deletes_an_old_state_for_a_new_broker_and_only_that() -> None:
         r.set("osteocds:notification:state:demo-1", "{}")
         r.set("osteocds:notification:epoch", "e1")
         r.set("someone-else", "kept")
-        decision = st.reconcile_redis_state(url, "embedded:x", broker_fresh=True, reset=False)
+        decision = up_infra.reconcile_redis_state(url, "embedded:x", broker_fresh=True, reset=False)
         assert decision.action == "flush" and "2 OsteoCDS key(s)" in decision.reason
-        assert sorted(r.keys()) == [st.BROKER_KEY.encode(), b"someone-else"]
+        assert sorted(r.keys()) == [up_infra.BROKER_KEY.encode(), b"someone-else"]
         # the next start against a persistent broker named here keeps what that broker's services write
         r.set("osteocds:notification:epoch", "e2")
-        assert st.reconcile_redis_state(url, "embedded:x", broker_fresh=False, reset=False).action == "keep"
-        assert st.reconcile_redis_state(url, "kafka:y", broker_fresh=False, reset=False).action == "refuse"
+        assert up_infra.reconcile_redis_state(url, "embedded:x", broker_fresh=False, reset=False).action == "keep"
+        assert up_infra.reconcile_redis_state(url, "kafka:y", broker_fresh=False, reset=False).action == "refuse"
         assert r.get("osteocds:notification:epoch") == b"e2"
         r.close()

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from devstack import infra
 from services.lab_normalisation.hl7_acks import Hl7Answer, ack_codec, hl7_ack
-from services.lab_normalisation.hl7v2 import Hl7Message, header_of
+from services.lab_normalisation.hl7_segments import Hl7Message, header_of
 from services.lab_normalisation.mllp import (
     FS,
     VT,

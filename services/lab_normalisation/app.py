@@ -37,7 +37,8 @@ from services.lab_normalisation.forms import FORMS
 from services.lab_normalisation.forms.fhir import bundle, questionnaire
 from services.lab_normalisation.forms.response import Refused, read_response
 from services.lab_normalisation.hl7_acks import AckCode, Hl7Answer, ack_codec, ack_mode, ack_wanted, commit_code
-from services.lab_normalisation.hl7v2 import Hl7Message, header_of, patient_of_hl7
+from services.lab_normalisation.hl7_segments import Hl7Message, header_of
+from services.lab_normalisation.hl7v2 import patient_of_hl7
 from services.lab_normalisation.ingest import (
     PATIENT_ID,
     AnalyteMap,

@@ -1,6 +1,6 @@
 """HL7 v2 acknowledgements (issue 24): which acknowledgement a message asked for (MSH-15/16, original, accept or
 application mode), whether it is sent, and the ACK itself (MSH, MSA, one ERR per problem), in the message's character
-set. The message's parsing is in hl7v2.py."""
+set. The message's parsing is in hl7v2.py, its MSH and character sets in hl7_segments.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from contracts.base import derived_id
-from services.lab_normalisation.hl7v2 import CHARSETS, Hl7Message
+from services.lab_normalisation.hl7_segments import CHARSETS, Hl7Message
 
 _NOT_TRIGGER = re.compile(r"[^A-Z0-9]")
 

@@ -27,7 +27,8 @@ from services.lab_normalisation.common import (
 )
 from services.lab_normalisation.fhir import Nothing, from_fhir
 from services.lab_normalisation.hl7_acks import hl7_ack
-from services.lab_normalisation.hl7v2 import Hl7Message, _field, from_hl7, hl7_header, hl7_text
+from services.lab_normalisation.hl7_segments import Hl7Message, _field, hl7_header, hl7_text
+from services.lab_normalisation.hl7v2 import from_hl7
 from services.lab_normalisation.rules import LabRejection
 from shared.clinical.clock import NotAfter
 from shared.errors import Rejected

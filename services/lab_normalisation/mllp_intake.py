@@ -11,7 +11,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from services.lab_normalisation.hl7_acks import Hl7Answer
-from services.lab_normalisation.hl7v2 import header_of
+from services.lab_normalisation.hl7_segments import header_of
 from services.lab_normalisation.mllp import (
     ListenerConfig,
     MllpMetrics,

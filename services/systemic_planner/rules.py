@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter
 
 from contracts.hospital import Comparator
-from shared.clinical import drugs
+from shared.clinical import drug_classes, drugs
 from shared.clinical.censored import Side, Strictness, band, interval, side_of
 from shared.clinical.dates import add_months
 from shared.clinical.life_expectancy import THREE_MONTHS
 
-ANTIRESORPTIVES: Final = drugs.ANTIRESORPTIVES
-BISPHOSPHONATES: Final = drugs.BISPHOSPHONATES
+ANTIRESORPTIVES: Final = drug_classes.ANTIRESORPTIVES
+BISPHOSPHONATES: Final = drug_classes.BISPHOSPHONATES
 PLATINUM: Final = frozenset({"cisplatin", "carboplatin", "oxaliplatin"})
 NEPHROTOXIC_CHEMO: Final = PLATINUM | {"pemetrexed"}
 #: SYS-RENAL-TOX (L740-742) "Les TKI ... déconseillés en cas d'insuffisance rénale sévère": the kinase inhibitors of

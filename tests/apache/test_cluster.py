@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
 from devstack import apache_kafka, infra
-from devstack.stack import broker_identity
+from devstack.up_infra import broker_identity
 from shared.runtime import reading
 from shared.settings import Settings
 

@@ -222,7 +222,7 @@ async def test_the_demo_patient_list_shows_only_what_still_holds(
 ) -> None:
     """`./osteocds demo`'s timeline: partial data raises decisions that later data replaces upstream; none of
     them reaches the clinicians' list, which holds only active alerts once the window has passed."""
-    from devstack.stack import demo_events
+    from devstack.demo import demo_events
 
     for topic, doc in demo_events(patient_id, datetime.now(UTC)):
         await publish(topic, doc)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clinical import drugs
+from shared.clinical import drug_classes, drugs
 
 
 def test_classes_are_disjoint() -> None:
     groups = [
-        drugs.ANTICANCER,
-        drugs.ANTIRESORPTIVES,
-        drugs.SUPPORTIVE,
-        drugs.ANTIPLATELETS,
-        drugs.ANTICOAGULANTS,
-        drugs.UNRELATED,
+        drug_classes.ANTICANCER,
+        drug_classes.ANTIRESORPTIVES,
+        drug_classes.SUPPORTIVE,
+        drug_classes.ANTIPLATELETS,
+        drug_classes.ANTICOAGULANTS,
+        drug_classes.UNRELATED,
     ]
     total = sum(len(g) for g in groups)
-    assert len(drugs.DRUG_CLASSES) == total
+    assert len(drug_classes.DRUG_CLASSES) == total
 
 
 @pytest.mark.parametrize(
@@ -74,11 +74,11 @@ def test_every_listed_drug_has_one_class_and_atc_codes_are_well_formed_and_uniqu
     codes = [c for inn, c in drugs.ATC.items() if inn != "nab_paclitaxel"]  # nab-paclitaxel shares paclitaxel's
     assert all(drugs._ATC_FORM.match(c) for c in codes)
     assert len(codes) == len(set(codes))
-    assert set(drugs.ATC) <= set(drugs.DRUG_CLASSES)
-    for inn in drugs.DRUG_CLASSES:
-        assert drugs.identify(inn).drug_class == drugs.DRUG_CLASSES[inn]
+    assert set(drugs.ATC) <= set(drug_classes.DRUG_CLASSES)
+    for inn in drug_classes.DRUG_CLASSES:
+        assert drugs.identify(inn).drug_class == drug_classes.DRUG_CLASSES[inn]
     for synonym, inn in drugs.SYNONYMS.items():
-        assert inn in drugs.DRUG_CLASSES, synonym
+        assert inn in drug_classes.DRUG_CLASSES, synonym
 
 
 @pytest.mark.parametrize(

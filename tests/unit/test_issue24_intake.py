@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from services.lab_normalisation.common import AnalyteMap, IdRule
 from services.lab_normalisation.domain import LabConfig, LabState, apply_ingested
 from services.lab_normalisation.hl7_acks import AckCode, ack_codec, ack_mode, ack_wanted, commit_code, hl7_ack
-from services.lab_normalisation.hl7v2 import header_of, hl7_text
+from services.lab_normalisation.hl7_segments import header_of, hl7_text
 from services.lab_normalisation.ingest import fhir_verdict, from_fhir, from_hl7, hl7_verdict
 from services.lab_normalisation.rules import CA_ALBUMIN_WINDOW
 from shared.clinical.clock import NotAfter

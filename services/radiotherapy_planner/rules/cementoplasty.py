@@ -15,7 +15,7 @@ from contracts.hospital import Comparator
 from services.radiotherapy_planner.rules.common import LONG_BONES, Finding
 from shared.clinical.censored import shown, side_of
 from shared.clinical.dates import HOSPITAL_TZ
-from shared.clinical.drugs import ANTICOAGULANTS, ANTIPLATELETS
+from shared.clinical.drug_classes import ANTICOAGULANTS, ANTIPLATELETS
 
 PLATELETS_MIN_G_L: Final = 50.0  # > 50 000/mm3 = 50 G/L (strict)
 PROTHROMBIN_MIN_PCT: Final = 50.0  # TP > 50 % (strict)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
-from shared.clinical.drugs import ANTICANCER, IMMUNOTHERAPIES, TKIS, DrugIdentity, identify
+from shared.clinical.drug_classes import ANTICANCER, IMMUNOTHERAPIES, TKIS
+from shared.clinical.drugs import DrugIdentity, identify
 
 
 @dataclass(frozen=True)
