@@ -8,10 +8,10 @@ HORIZON of the newest one: what is dropped is what no fold of the rules reads an
 - Radiotherapy courses, metabolic radiotherapy and surgeries: never dropped (RT-REIRR L2076-2095 sums the cord EQD2
   of every course of a segment; RT-SBRT-CI L1629-1636 reads the latest radiotherapy of any kind; RT-POSTOP and
   SURG-LE list each operation).
-- Drug events dated before the cut: per drug, only those that still decide its fold (facts.drug_uses: the last
-  dose, whether it is taken, the daily dose, the provenance), WRITERS_KEPT deep, and every dose of their days (the
-  48-hour DOAC count, IR-CEMENT L2665-2700), and the same for the drugs given up to the date of each open request
-  dated before the cut (its windows count back from it). The rest never changes RT-DRUG (L1948-2014) or IR-CEMENT.
+- Drug events dated before the cut: per drug, only those that still decide its fold (facts_treatments.drug_uses: the
+  last dose, whether it is taken, the daily dose, the provenance), WRITERS_KEPT deep, and every dose of their days (the
+  48-hour DOAC count, IR-CEMENT L2665-2700), and the same for the drugs given up to the date of each open request dated
+  before the cut (its windows count back from it). The rest never changes RT-DRUG (L1948-2014) or IR-CEMENT.
 - Clinical assessments older than HORIZON that provide no current fact: their facts folded into `assessed_base` /
   `opinions_base` (the newest per name), which a correction's re-fold starts from: withdrawing the newer assessment
   gives back the value the older one said, as the full history would.
@@ -19,9 +19,9 @@ HORIZON of the newest one: what is dropped is what no fold of the rules reads an
   withdrawn in error, with its correction, dropped (it counts neither way).
 - Cancelled requests older than HORIZON: to a tombstone (request_id -> the version's times), so that an older
   version delivered late never reopens them.
-Haemostasis labs (LABS_PER_ANALYTE) and findings per lesion are bounded by `merge` already: facts.prune_findings
-keeps the newest FINDINGS_PER_LESION, each sign's reports within HORIZON and its newest older ones, and the onset of
-the current compression with the "no" before it (RT-MSCC L1397-1402, HAZ-25-LOCAL-03).
+Haemostasis labs (LABS_PER_ANALYTE) and findings per lesion are bounded by `merge` already: findings_kept.prune_findings
+keeps the newest FINDINGS_PER_LESION, each sign's reports within HORIZON and its newest older ones, and the onset of the
+current compression with the "no" before it (RT-MSCC L1397-1402, HAZ-25-LOCAL-03).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from shared.clinical.facts import newest
 #: Records younger than this (by the newest `recorded_at` applied) are kept whole: a correction, a late delivery or
 #: an older version of them can still arrive and be decided on exactly. Beyond it a correction of a folded record
 #: is conservative (what it names is unknown; see docs/hazard-log.md HAZ-25-RT-02). Six months: well beyond the
-#: longest window a rule counts back (drug relevance 120 days, facts.DRUG_RELEVANCE; life expectancy 91 days,
+#: longest window a rule counts back (drug relevance 120 days, facts_treatments.DRUG_RELEVANCE; life expectancy 91 days,
 #: domain.LE_VALID; SBRT "moins de 3 mois", L1631).
 HORIZON: Final = timedelta(days=183)
 
@@ -257,7 +257,7 @@ def _scan_findings(s: LocalState, cut: datetime, update: dict[str, object]) -> N
     drop: set[str] = set()
     named: set[str] = set()
     for members in by_chain.values():
-        # an entry in error alone (its original pruned by facts.prune_findings) drops as its whole chain would
+        # an entry in error alone (its original pruned by findings_kept.prune_findings) drops as its whole chain would
         lone = len(members) == 1 and members[0].record_status == "entered-in-error"
         if (len(members) < 2 and not lone) or any(not _old(f, cut) for f in members):
             continue

@@ -1,8 +1,8 @@
-"""The drug events' part of retention (retention.py `_treatments`; issue 25, RT-FLAT2): each drug's writers (what
-its fold in facts.drug_uses reads, WRITERS_KEPT deep per field) are found in one pass over its events, remembered per
-list of events (by object), and found once per distinct set of events dated up to an open request's reference date
-(RT-DRUG, IR-CEMENT: a suffix of the fold's order), not once per date. The chains of corrections, the version in
-force and each event's drug are still worked out at each scan.
+"""The drug events' part of retention (retention.py `_treatments`; issue 25, RT-FLAT2): each drug's writers (what its
+fold in facts_treatments.drug_uses reads, WRITERS_KEPT deep per field) are found in one pass over its events, remembered
+per list of events (by object), and found once per distinct set of events dated up to an open request's reference date
+(RT-DRUG, IR-CEMENT: a suffix of the fold's order), not once per date. The chains of corrections, the version in force
+and each event's drug are still worked out at each scan.
 
 Exact: a record is frozen and `_writers` reads nothing but the events it is given, so a remembered result is what it
 would compute again. The cache holds the events it keys (an object's ID is not reused while it is there) and is
@@ -31,8 +31,8 @@ def is_drug(e: TreatmentEvent) -> bool:
 
 
 def fold_key(e: TreatmentEvent) -> _Key:
-    """facts.drug_uses' order: by day, a start before the day's other events, then the event ID (its integer orders
-    as its text)."""
+    """facts_treatments.drug_uses' order: by day, a start before the day's other events, then the event ID (its integer
+    orders as its text)."""
     t = e.treatment
     return (t.on, 0 if isinstance(t, SystemicDrug) and t.action == "started" else 1, e.event_id.int)
 
@@ -75,9 +75,9 @@ def writers(ordered: list[TreatmentEvent]) -> list[TreatmentEvent]:
 
 
 def _writers(ordered: list[TreatmentEvent]) -> list[TreatmentEvent]:
-    """The events of one drug that decide its fold in facts.drug_uses, WRITERS_KEPT deep per field: the last event
-    (provenance, identity), whether it is taken (starts, stops, doses saying so), the daily dose, the last dose (stops
-    and doses) with every dose or stop of that day (two doses the same day: the later one counts). `ordered`: the
+    """The events of one drug that decide its fold in facts_treatments.drug_uses, WRITERS_KEPT deep per field: the last
+    event (provenance, identity), whether it is taken (starts, stops, doses saying so), the daily dose, the last dose
+    (stops and doses) with every dose or stop of that day (two doses the same day: the later one counts). `ordered`: the
     events by `fold_key`, newest first."""
     kept: dict[int, TreatmentEvent] = {id(e): e for e in ordered[:WRITERS_KEPT]}  # by object
     ongoing = dose = 0
