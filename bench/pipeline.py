@@ -2,14 +2,16 @@
 chain (three processes: consume, produce, wait for the acks, commit) on the same broker settings, measured in
 the same run; and the idle CPU of the whole stack (five services and the broker, nothing published).
 
-    .venv/bin/python bench/pipeline.py [--rate 200] [--seconds 60]
+    .venv/bin/python -m bench.pipeline [--rate 200] [--seconds 60] [--hops]
 
 Mixed patient events at `rate` per second: routine calcium results for many patients, and for one patient in
 ten an albumin then a calcium that makes a hypercalcaemic crisis (LAB-CA-CRISIS, critical): lab-normalisation
 -> scoring -> notification, three hops. The latency is from just before the crisis calcium is handed to the
 producer to the moment the critical alert is read from `osteocds.alerts.v1`. The baseline forwards every event
 through three raw hops and times each one from publish to the third hop's output topic.
-RESULT value = the pipeline's p99 in ms, baseline = the raw chain's p99.
+RESULT value = the pipeline's p99 in ms, baseline = the raw chain's p99. Each process's CPU while the events go
+through is printed too (the host saturated is what the tail measures); `--hops` also times each crisis at
+lab-normalisation's output and at scoring's recommendation.
 """
 
 from __future__ import annotations
@@ -138,14 +140,19 @@ async def publish_timed(
 
 
 async def read_alerts(
-    bootstrap: str, wanted: int, stop: asyncio.Event, seen: dict[str, float], hops: dict[str, dict[str, float]]
+    bootstrap: str,
+    wanted: int,
+    stop: asyncio.Event,
+    seen: dict[str, float],
+    hops: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """The critical crisis alerts (`seen`: patient -> time read), and where each crisis was on the way (`hops`: per
     patient, when its total calcium was read normalised and its LAB-CA-CRISIS recommendation read from scoring)."""
+    # with `hops`, the normalised labs and the recommendations are read too (~2 more records per event for the broker
+    # and this reader to carry: the RESULT line is measured without them, as in earlier sessions)
+    topics = [ALERTS.name] if hops is None else [ALERTS.name, LABS_NORMALISED.name, RECOMMENDATIONS.name]
     c = AIOKafkaConsumer(
-        ALERTS.name,
-        LABS_NORMALISED.name,
-        RECOMMENDATIONS.name,
+        *topics,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
@@ -161,6 +168,8 @@ async def read_alerts(
                     if tp.topic == ALERTS.name:
                         if doc["rule_id"] == "LAB-CA-CRISIS" and doc["severity"] == "critical":
                             seen.setdefault(doc["patient_id"], now)
+                    elif hops is None:
+                        continue
                     elif tp.topic == LABS_NORMALISED.name:
                         if doc.get("analyte") == "total_calcium" and float(doc.get("value") or 0) > 3:
                             hops.setdefault(doc["patient_id"], {}).setdefault("normalised", now)
@@ -176,11 +185,12 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 
 async def pipeline(
-    kafka: infra.Provisioned, docs: list[tuple[dict[str, object], bool]], rate: float
+    kafka: infra.Provisioned, docs: list[tuple[dict[str, object], bool]], rate: float, by_hops: bool = False
 ) -> tuple[list[float], dict[str, list[float]]]:
-    """The crisis alerts' latencies (ms), and per hop the latency from publication to that hop's output (ms)."""
+    """The crisis alerts' latencies (ms), and with `by_hops` per hop the latency from publication to that hop's
+    output (ms)."""
     seen: dict[str, float] = {}
-    hops: dict[str, dict[str, float]] = {}
+    hops: dict[str, dict[str, float]] | None = {} if by_hops else None
     stop = asyncio.Event()
     crises = sum(1 for _, c in docs if c)
     reader = asyncio.create_task(read_alerts(kafka.url, crises, stop, seen, hops))
@@ -193,7 +203,7 @@ async def pipeline(
     if len(seen) < crises:
         print(f"warning: {crises - len(seen)} crisis alerts not seen within 60 s")
     by_hop = {
-        hop: [1000 * (hops[p][hop] - t) for p, t in sent.items() if hop in hops.get(p, {})]
+        hop: [1000 * (hops[p][hop] - t) for p, t in sent.items() if hops is not None and hop in hops.get(p, {})]
         for hop in ("normalised", "scored")
     }
     return [1000 * (seen[p] - t) for p, t in sent.items() if p in seen], by_hop
@@ -296,6 +306,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument(
+        "--hops",
+        action="store_true",
+        help="also time each crisis at lab-normalisation's output and at scoring's recommendation (the reader then "
+        "carries ~2 more records per event: compare RESULT lines taken without it)",
+    )
     parser.add_argument("--hop", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hop:
@@ -314,7 +330,7 @@ def main() -> None:
                 pids = _children()
                 before = {pid: _cpu_seconds([pid]) for pid in pids}
                 started = time.monotonic()
-                latencies, by_hop = asyncio.run(pipeline(kafka, docs, args.rate))
+                latencies, by_hop = asyncio.run(pipeline(kafka, docs, args.rate, args.hops))
                 busy = time.monotonic() - started
                 load = {_name(pid): (_cpu_seconds([pid]) - before[pid]) / busy for pid in pids}
             finally:
