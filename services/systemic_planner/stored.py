@@ -3,12 +3,11 @@ parts that did not change (issue 25: per-event cost flat in the history's length
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Final, cast
 
 from pydantic import BaseModel, TypeAdapter
 
-from shared.runtime.parts_json import StoredJson, json_key
+from shared.runtime.parts_json import Bodies, StoredJson, json_key
 
 
 class _StoredState(StoredJson):
@@ -20,7 +19,7 @@ class _StoredState(StoredJson):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rest_fields: tuple[tuple[str, str, TypeAdapter[Any], bool], ...] | None = None
-        self._kept: OrderedDict[int, tuple[object, int, str]] = OrderedDict()
+        self._kept = Bodies(self.bodies_size)  # the held lists' and dicts' texts (shared/runtime/parts_json.py)
 
     def _rest(self, state: BaseModel) -> str:
         fields = self._rest_fields
@@ -34,18 +33,12 @@ class _StoredState(StoredJson):
         for name, key, adapter, held in fields:
             value: Any = getattr(state, name)
             if held and value:
-                size = len(value)
-                with self._lock:
-                    hit = self._kept.get(id(value))
-                    if hit is not None and hit[0] is value and hit[1] == size:
-                        self._kept.move_to_end(id(value))
-                        out.append(f"{key}:{hit[2]}")
-                        continue
+                kept = self._kept.get(value)
+                if kept is not None:
+                    out.append(f"{key}:{kept}")
+                    continue
                 text = adapter.dump_json(value).decode()
-                with self._lock:
-                    self._kept[id(value)] = (value, size, text)
-                    while len(self._kept) > self.bodies_size:
-                        self._kept.popitem(last=False)
+                self._kept.put(value, text)
             else:
                 text = adapter.dump_json(value).decode()
             out.append(f"{key}:{text}")

@@ -93,6 +93,42 @@ class Entries:
             self._by_id.pop(oid, None)
 
 
+class Bodies:
+    """JSON texts kept by a container's object (a dict or list never changed in place once in a state), held strongly
+    (its id() is not reused while it is here) and checked against its length (a container filled after it was dumped
+    is written again); bounded, least recently used out. Thread-safe: states are dumped in the runtime's worker thread
+    and served on the loop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[int, tuple[Any, int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(self, value: Any) -> str | None:
+        key = id(value)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] is value and hit[1] == len(value):
+                self._items.move_to_end(key)
+                return hit[2]
+        return None
+
+    def put(self, value: Any, text: str) -> None:
+        key = id(value)
+        with self._lock:
+            self._items.pop(key, None)  # the same id, another container or a longer one: in again at the end
+            self._items[key] = (value, len(value), text)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class StoredJson:
     """A state's JSON assembled from its parts' JSON: `maps` are fields holding a dict of models never changed in place
     once made (frozen records; facts or folds replaced, never mutated), each joined from its entries' texts
@@ -124,45 +160,27 @@ class StoredJson:
         self.entries = Entries()
         self.keep_maps = keep_maps
         self.bodies_size = bodies
-        self._bodies: OrderedDict[int, tuple[dict[str, BaseModel], int, str]] = OrderedDict()
-        #: the fields' bodies apart from the maps': one empty dict in a map and in a field is `` there and `{}` here
+        #: the maps' bodies, and the fields' apart: one empty dict in a map and in a field is `` there and `{}` here
         #: (review R35-STORED)
-        self._field_bodies: OrderedDict[int, tuple[dict[str, Any], int, str]] = OrderedDict()
-        self._lock = threading.Lock()  # states are dumped in the runtime's worker thread and served on the loop
+        self._bodies = Bodies(bodies)
+        self._field_bodies = Bodies(bodies)
 
     def _body(self, value: dict[str, BaseModel]) -> str:
         if not self.keep_maps:
             return self.entries.body(value)
-        key = id(value)
-        bodies = self._bodies
-        with self._lock:
-            hit = bodies.get(key)
-            if hit is not None and hit[0] is value and hit[1] == len(value):
-                bodies.move_to_end(key)
-                return hit[2]
-        body = self.entries.body(value)
-        with self._lock:
-            if hit is not None:  # the same id, another table or a longer one: out, so that it goes in at the end
-                bodies.pop(key, None)
-            bodies[key] = (value, len(value), body)
-            while len(bodies) > self.bodies_size:
-                bodies.popitem(last=False)
+        body = self._bodies.get(value)
+        if body is None:
+            body = self.entries.body(value)
+            self._bodies.put(value, body)
         return body
 
     def _field(self, state: BaseModel, name: str) -> str:
         value = getattr(state, name)
-        key = id(value)
-        with self._lock:
-            hit = self._field_bodies.get(key)
-            if hit is not None and hit[0] is value and hit[1] == len(value):
-                self._field_bodies.move_to_end(key)
-                return hit[2]
-        text = BaseModel.model_dump_json(state, include={name})
-        body = text[len(json_key(name)) + 2 : -1]  # {"name":<body>}
-        with self._lock:
-            self._field_bodies[key] = (value, len(value), body)
-            while len(self._field_bodies) > self.bodies_size:
-                self._field_bodies.popitem(last=False)
+        body = self._field_bodies.get(value)
+        if body is None:
+            text = BaseModel.model_dump_json(state, include={name})
+            body = text[len(json_key(name)) + 2 : -1]  # {"name":<body>}
+            self._field_bodies.put(value, body)
         return body
 
     def _rest(self, state: BaseModel) -> str:

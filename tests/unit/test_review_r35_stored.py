@@ -43,6 +43,9 @@ from shared.runtime.parts_json import Entries, StoredJson, json_key
 
 ROOT = Path(__file__).resolve().parents[2]
 BEFORE = "3a1d789"  #: main before a82dea0 (the pre-change code)
+#: the systemic planner's stored.py in its own module (moved out of inputs.py at 3a1d789's successor 4b83b8e), before
+#: it took its held lists' cache from parts_json (`Bodies`): the old StoredJson does not have it
+SYSTEMIC_BEFORE = "8588c00"
 
 STORED: dict[str, StoredJson] = {
     "scoring": SCORING_STORED,
@@ -79,10 +82,10 @@ def reference(stored: StoredJson, state: BaseModel) -> str:
 
 
 # ---- the pre-change code, loaded from git ----------------------------------------------------------------------------
-def _source(path: str) -> str | None:
+def _source(path: str, commit: str = BEFORE) -> str | None:
     try:
         done = subprocess.run(
-            ["git", "show", f"{BEFORE}:{path}"], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+            ["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -100,7 +103,7 @@ _OLD = "r35_parts_json_before"
 
 
 def _before() -> dict[str, Any] | None:
-    """Each service's writer as it was at 3a1d789 (systemic: its stored.py, unchanged since, on the old StoredJson);
+    """Each service's writer as it was at 3a1d789 (systemic: its stored.py of SYSTEMIC_BEFORE, on the old StoredJson);
     None when the history is not there (a shallow clone)."""
     sources = {
         path: _source(path)
@@ -110,6 +113,7 @@ def _before() -> dict[str, Any] | None:
             "services/radiotherapy_planner/stored.py",
         )
     }
+    sources["services/systemic_planner/stored.py"] = _source("services/systemic_planner/stored.py", SYSTEMIC_BEFORE)
     if any(s is None for s in sources.values()):
         return None
     old = _module(_OLD, str(sources["shared/runtime/parts_json.py"]))
@@ -123,7 +127,7 @@ def _before() -> dict[str, Any] | None:
     )
     systemic = _module(
         "r35_systemic_stored_before",
-        (ROOT / "services/systemic_planner/stored.py").read_text().replace("shared.runtime.parts_json", _OLD),
+        str(sources["services/systemic_planner/stored.py"]).replace("shared.runtime.parts_json", _OLD),
     )
     return {
         "scoring": old.StoredJson(SCORING_STORED.maps, SCORING_STORED.ones, small=SCORING_STORED.small).dump,
