@@ -33,7 +33,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from devstack import impact_report
+from devstack import impact_report, infra
 from devstack.impact_stream import kept_stream, round_robin, write_cohort, write_topics
 from devstack.impact_trees import (
     ALL_TAPED,
@@ -455,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     # SIGTERM (a CI timeout, `kill`) as SystemExit: the `finally` blocks stop the sides and remove the work directory
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    infra.exit_on_sigterm()
     repo = Path(args.repo).resolve()
     if args.ci:
         return ci(args, repo)

@@ -41,9 +41,9 @@ EMBEDDED_KAFKA_SETTINGS = {
 
 
 def exit_on_sigterm() -> None:
-    """SIGTERM (a timeout, `kill`) as SystemExit in the main thread, so that the `with` blocks of a script (a bench)
-    stop what they started: the broker, Redis and the services run in their own sessions and outlive a killed parent
-    otherwise."""
+    """SIGTERM (a timeout, `kill`) as SystemExit in the main thread, so that the `with` and `finally` blocks of a script
+    stop what they started: a bench's broker, Redis and services (they run in their own sessions and outlive a killed
+    parent otherwise), the impact replay's sides and work directory."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
