@@ -26,8 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,6 +41,7 @@ from shared.runtime.kafka import ensure_topics
 from shared.settings import Settings
 
 HZ = os.sysconf("SC_CLK_TCK")
+R = TypeVar("R")
 CHAIN = ["bench.chain.in", "bench.chain.a", "bench.chain.b", "bench.chain.out"]
 
 
@@ -107,12 +110,20 @@ def _name(pid: int) -> str:
     return next((w for w in words if w.startswith("services.")), Path(words[0]).name if words else str(pid))
 
 
-def idle_cpu(seconds: float) -> tuple[float, dict[str, float]]:
-    """CPU used by every child process (services, broker, Redis) over `seconds`, in cores, and per process."""
+def cpu_during(work: Callable[[], R]) -> tuple[R, dict[str, float]]:
+    """`work`'s result, and the CPU every child process (services, broker, Redis) used while it ran, in cores, per
+    process."""
     pids = _children()
     before = {pid: _cpu_seconds([pid]) for pid in pids}
-    time.sleep(seconds)
-    each = {_name(pid): (_cpu_seconds([pid]) - before[pid]) / seconds for pid in pids}
+    started = time.monotonic()
+    result = work()
+    elapsed = time.monotonic() - started
+    return result, {_name(pid): (_cpu_seconds([pid]) - before[pid]) / elapsed for pid in pids}
+
+
+def idle_cpu(seconds: float) -> tuple[float, dict[str, float]]:
+    """CPU used by every child process (services, broker, Redis) over `seconds`, in cores, and per process."""
+    _, each = cpu_during(lambda: time.sleep(seconds))
     return sum(each.values()), each
 
 
@@ -327,12 +338,7 @@ def main() -> None:
             try:
                 time.sleep(3)
                 idle, each = idle_cpu(args.idle_seconds)
-                pids = _children()
-                before = {pid: _cpu_seconds([pid]) for pid in pids}
-                started = time.monotonic()
-                latencies, by_hop = asyncio.run(pipeline(kafka, docs, args.rate, args.hops))
-                busy = time.monotonic() - started
-                load = {_name(pid): (_cpu_seconds([pid]) - before[pid]) / busy for pid in pids}
+                (latencies, by_hop), load = cpu_during(lambda: asyncio.run(pipeline(kafka, docs, args.rate, args.hops)))
             finally:
                 stack.stop()
         raw = asyncio.run(raw_chain(kafka, docs, args.rate))
