@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from shared.clinical.components import components
 from shared.clinical.corrections import Correctable
 
 L = TypeVar("L", bound=Correctable)  # what a correction chain reads (shared/clinical/corrections.py)
@@ -45,21 +46,13 @@ def _clinical(x: Correctable) -> tuple[datetime, datetime, int]:
 
 
 def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID, uuid.UUID]:
-    """Each record's chain (the root of its connected correction links): a correction is linked to the record it
-    names, or, an amendment naming none, to its group's newest earlier record (as shared/clinical/corrections.py)."""
-    parent: dict[uuid.UUID, uuid.UUID] = {x.event_id: x.event_id for x in rows}
-
-    def root(i: uuid.UUID) -> uuid.UUID:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    """Each record's chain (one member naming its connected correction links, shared/clinical/components.py): a
+    correction is linked to the record it names, or, an amendment naming none, to its group's newest earlier record (as
+    shared/clinical/corrections.py)."""
+    pairs: list[tuple[uuid.UUID, uuid.UUID | None]] = []
     for x in rows:
-        if x.record_status == "final":
-            continue
         target = x.corrects
-        if target is None:
+        if x.record_status != "final" and target is None:
             earlier = [
                 y
                 for y in rows
@@ -69,9 +62,9 @@ def _chains(rows: Sequence[L], group: Callable[[L], Hashable]) -> dict[uuid.UUID
                 and y.recorded_at < x.recorded_at
             ]
             target = max(earlier, key=_clinical).event_id if earlier else None
-        if target is not None:
-            parent[root(x.event_id)] = root(target)
-    return {x.event_id: root(x.event_id) for x in rows}
+        pairs.append((x.event_id, None if x.record_status == "final" else target))
+    chain = components(pairs)
+    return {x.event_id: chain[x.event_id] for x in rows}
 
 
 def _newest_recorded(

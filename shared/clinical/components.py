@@ -1,19 +1,24 @@
 """The connected sets of named records (pure): a union-find over pairs "this one is linked to that one", each name
-mapped to one name of its set. What links corrections to the records they name: the radiotherapy planner's retention
-(a record's chain of versions, services/radiotherapy_planner/retention.py) and the lesions corrections link
-(corrections.linked_lesions)."""
+mapped to one name of its set. What links corrections to the records they name: the planners' retention (a record's
+chain of versions: services/radiotherapy_planner/retention.py, services/systemic_planner/retention_chains.py) and the
+lesions corrections link (corrections.linked_lesions)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from typing import TypeVar
+
+#: a record's name: its ID as text, or as a UUID
+N = TypeVar("N", str, uuid.UUID)
 
 
-def components(pairs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+def components(pairs: Iterable[tuple[N, N | None]]) -> dict[N, N]:
     """Each name of `pairs` (a name paired with None: a member, alone unless another pair links it) mapped to the
     least name of its connected set, whatever the order of the pairs; in the order the names first appear."""
-    parent: dict[str, str] = {}
+    parent: dict[N, N] = {}
 
-    def find(x: str) -> str:
+    def find(x: N) -> N:
         while parent.setdefault(x, x) != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
