@@ -21,7 +21,8 @@ from shared.clinical.facts import Fact
 from shared.clinical.life_expectancy import THRESHOLDS, when_remaining_reaches
 from shared.clinical.newest import instant
 
-_AFTER: timedelta = timedelta(seconds=1)
+#: a tick comes this long after the moment it is for (a decision at the moment itself already sees the change)
+AFTER: Final = timedelta(seconds=1)
 
 
 def next_due(
@@ -31,7 +32,7 @@ def next_due(
     if patient is None:
         return _scanned(s, now, policy)
     # issue 25: the moments are searched as instants (shared/clinical/newest.instant), each moment kept with its time
-    after = instant(now - _AFTER)
+    after = instant(now - AFTER)
     windows: list[datetime] = []  # moments a fact becomes current or too old (a tick just after them)
     crossings: list[datetime] = []  # moments what remains of an estimate crosses a threshold (a tick just after)
     # issue 25: each lesion's moments, remembered by lesion; the first after now is the first of the firsts (the same
@@ -47,19 +48,19 @@ def next_due(
     )
     for name, part, times in parts:
         (wk, w), (ck, c) = _memo((patient, name, policy), part, policy, times)
-        i = bisect.bisect_right(wk, after)  # the first with t + _AFTER > now
+        i = bisect.bisect_right(wk, after)  # the first with t + AFTER > now
         if i < len(w):
             windows.append(w[i])
         if name == "labs" and firsts:
             # the lesions' between the labs' and the assessment's, as `_scanned`: `min` keeps the first of equal
             # instants, so on a tie the deadline keeps that part's offset (review RZH: the stored bytes)
             windows.append(min(firsts))
-        # the first crossing with t + _AFTER > now, as the windows: one at `now` exactly still changes the decision
+        # the first crossing with t + AFTER > now, as the windows: one at `now` exactly still changes the decision
         # just after it (strictly after now missed it: HAZ-26-LE-01)
         j = bisect.bisect_right(ck, after)
         if j < len(c):
             crossings.append(c[j])
-    return min((t + _AFTER for t in (*windows, *crossings)), default=None)
+    return min((t + AFTER for t in (*windows, *crossings)), default=None)
 
 
 def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:
@@ -67,11 +68,11 @@ def _scanned(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | Non
     them, unsorted: the first moment after a time in sorted order is the least of those after it, and among equal
     moments both give the first made (`sorted` is stable, `min` keeps the first), in the same order of parts."""
     lab, lesion, assessment = _lab_moments(s.labs, policy), _lesion_moments(s.lesions, policy), s.assessment
-    after = now - _AFTER
+    after = now - AFTER
     firsts = [min((t for t in moments if t > after), default=None) for moments in (lab, lesion)]
     firsts.append(min((t for t in _assessment_moments(assessment, policy) if t > after), default=None))
     crossing = min((t for t in _crossings(assessment) if t > after), default=None)  # HAZ-26-LE-01
-    return min((t + _AFTER for t in (*firsts, crossing) if t is not None), default=None)
+    return min((t + AFTER for t in (*firsts, crossing) if t is not None), default=None)
 
 
 def _lab_moments(labs: dict[str, LabValue], policy: r.Policy) -> Iterator[datetime]:

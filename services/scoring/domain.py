@@ -20,7 +20,7 @@ from contracts.topics import SCORES
 from services.scoring import as_of
 from services.scoring import rules as r
 from services.scoring.calcium import decide_calcium
-from services.scoring.clock import next_due
+from services.scoring.clock import AFTER, next_due
 from services.scoring.common import Context, Decisions
 from services.scoring.lesions import decide_mirels, decide_sins
 from services.scoring.patient import decide_flare, decide_isolated, decide_oligo
@@ -153,9 +153,13 @@ def apply_event(
     now: datetime | None = None,
     policy: r.Policy = r.DEFAULT_POLICY,
     retained: bool = True,
+    skip_unread: bool = True,
 ) -> tuple[ScoringState, list[Message]]:
     """Merge the event, decide what it can change, publish the difference; the state returned is the retained one
-    (issue 25, services/scoring/retention.py; `retained=False` keeps every record, for tests that compare)."""
+    (issue 25, services/scoring/retention.py; `retained=False` keeps every record, for tests that compare).
+    `skip_unread=False` decides again on a lab scoring does not read (`unread`): the reference for tests."""
+    if skip_unread and unread(state, event, now):
+        return state, []
     s = merge(state, event)
     scope = scope_of(event)
     # only what this event can change; issue 25: the decisions and the clock's moments are remembered per patient
@@ -223,6 +227,20 @@ def apply_event(
         if ahead is not None and (s.next_due is None or ahead < s.next_due):
             s.next_due = ahead
     return s, caused_by(out, event)
+
+
+def unread(state: ScoringState, event: Message, now: datetime | None) -> bool:
+    """Issue 25: a lab scoring does not read (every analyte but corrected calcium, LAB-CA-CRISIS: `merge` keeps no
+    other) that arrives before the first moment the decisions may change with time (`next_due`, services/scoring/
+    clock.py: a currency window passes, a future-dated fact becomes current, an estimate crosses a threshold) changes
+    nothing: the decisions, and so the state, stand as they are; the clock tick at `next_due` decides again. At or
+    after that moment (a tick not yet applied), or with no `now`, it is decided as any event."""
+    return (
+        isinstance(event, NormalisedLab)
+        and event.analyte != "corrected_calcium"
+        and now is not None
+        and (state.next_due is None or now < state.next_due - AFTER)
+    )
 
 
 def forget_memos() -> None:
