@@ -161,7 +161,11 @@ def apply_event(
     if skip_unread and unread(state, event, now):
         return state, []
     s = merge(state, event)
-    scope = scope_of(event)
+    # review R36: once a moment passed whose tick is not applied yet (live timers poll every second), the first
+    # event decides everything, as that tick would: an event of another scope would otherwise write a later deadline
+    # and step over the moment (a crisis value become current, or no longer current: LAB-CA-CRISIS)
+    overdue = now is not None and state.next_due is not None and state.next_due <= now
+    scope = EVERYTHING if overdue else scope_of(event)
     # only what this event can change; issue 25: the decisions and the clock's moments are remembered per patient
     # whatever the state's size (common.FamilyMemo, clock.py; stop 34: 40 two-year cohort patients -28 % CPU per
     # event, a new patient's first 20 events +4 %); retention remembers its clean tables from retention.SMALL records

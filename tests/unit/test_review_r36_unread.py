@@ -9,9 +9,9 @@ them (before any event at or after the deadline: devstack/replay.py), they never
 treatment is decided after a calcium moment and before its tick (the live timers poll every second, and an event
 written first replaces the deadline), that event decides no calcium (its scope) and writes a deadline after the moment
 passed: the calcium decision stays the earlier one, and before this change any later lab brought the change.
-Proposed fix (not applied here): an event decided once its state's deadline passed (`state.next_due <= now`, the tick
-not applied yet) decides with the scope EVERYTHING, as the tick would; the three xfail tests below then pass, and so do
-the 756 scoring unit tests."""
+Fixed (the reviewer's proposal): an event decided once its state's deadline passed (`state.next_due <= now`, the tick
+not applied yet) decides with the scope EVERYTHING, as the tick would (domain.apply_event); the three tests below
+were strict xfails before it."""
 
 from __future__ import annotations
 
@@ -95,46 +95,33 @@ def _stepped_over(s: ScoringState) -> tuple[ScoringState, list[Message], datetim
     decides no calcium and writes the next deadline from its own time, the calcium moment already behind it."""
     assert s.next_due is not None
     at = s.next_due + timedelta(seconds=2)
-    s, out = apply_event(s, assessment(at, ecog=1), now=at)  # today: nothing (its scope has no calcium)
+    s, out = apply_event(s, assessment(at, ecog=1), now=at)  # its deadline passed: it decides everything
     return s, out, at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R36: an assessment decided after a future-dated crisis became current (before the tick) leaves the "
-    "calcium undecided and the deadline moved past it; an unread lab then skips, the critical alert stays hidden "
-    "(LAB-CA-CRISIS L300-306) until the next corrected calcium or the 72 h tick, where the reference raises it",
-)
 def test_an_unread_lab_after_a_moment_another_event_stepped_over_raises_the_crisis_as_the_reference() -> None:
     s, out = apply_event(ScoringState(), lab("corrected_calcium", T0 + timedelta(hours=6), 3.70, rid="cc:1"), now=T0)
     assert critical(out) == []  # dated ahead: left out and said (info)
     s, stepped, at = _stepped_over(s)
-    # today its deadline is the 72 h window's end: the moment the value became current is behind it
+    assert critical(stepped) == ["LAB-CA-CRISIS"]  # before the fix: nothing, the moment stepped over
     now = at + timedelta(minutes=30)
     albumin = lab("albumin", now)
     (_, out), (_, ref_out) = apply_event(s, albumin, now=now), apply_event(s, albumin, now=now, skip_unread=False)
     assert critical(stepped + ref_out) == ["LAB-CA-CRISIS"]  # the reference chain: the emergency, now current
-    assert dumps(out) == dumps(ref_out)  # the skip: nothing (fails today)
+    assert dumps(out) == dumps(ref_out)
     assert critical(stepped + out) == ["LAB-CA-CRISIS"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R36: an assessment decided after a crisis's 72 h (before the tick) leaves the crisis SRE current and "
-    "the deadline gone (None); an unread lab then skips and the critical alert and current SRE stay until the next "
-    "corrected calcium, where the reference withdraws them (LAB-CA-CRISIS L300-306: current data only)",
-)
 def test_an_unread_lab_after_a_crisis_window_another_event_stepped_over_ends_it_as_the_reference() -> None:
     s, out = apply_event(ScoringState(), lab("corrected_calcium", T0, 3.60, rid="cc:1"), now=T0)
     assert critical(out) == ["LAB-CA-CRISIS"]
     s, stepped, at = _stepped_over(s)
-    # today no deadline is left (None): no tick will come
     now = at + timedelta(hours=5)
     albumin = lab("albumin", now)
     (_, out), (_, ref_out) = apply_event(s, albumin, now=now), apply_event(s, albumin, now=now, skip_unread=False)
     ended = [m.current for m in stepped + ref_out if isinstance(m, SkeletalEvent) and m.status == "active"]
     assert ended == [False]  # the reference chain: the crisis SRE no longer current (its alert a warning)
-    assert dumps(out) == dumps(ref_out)  # the skip: nothing (fails today)
+    assert dumps(out) == dumps(ref_out)
     assert [m.current for m in stepped + out if isinstance(m, SkeletalEvent) and m.status == "active"] == [False]
 
 
@@ -232,6 +219,5 @@ def test_random_chains_with_ticks_on_time_agree_with_the_reference(seed: int) ->
     assert _chains(seed, 60, late_ticks=False) == []
 
 
-@pytest.mark.xfail(strict=True, reason="R36: a tick late behind another event (see the two tests above)")
 def test_random_chains_with_late_ticks_agree_with_the_reference() -> None:
     assert [d for seed in range(12) for d in _chains(seed, 60, late_ticks=True)] == []
