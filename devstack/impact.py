@@ -96,13 +96,16 @@ def run_sides(
     jobs: int,
     record: list[str] | None = None,
     tapes: Path | None = None,
+    base_taped: list[str] | None = None,
 ) -> dict[str, Any]:
     """Each side's shards in their own interpreters on their own tree, `jobs` at a time; their canonical outputs in
     `work/{side}.{i}.jsonl`. The base's shard i records the applications of the services in `record` (default
-    `reuse`) in a tape (`tapes/tape.{i}.pickle`, default under `work`); with services to `reuse`, the candidate's
-    shard i, started once the base's is done (or at once when no base runs: a cached base's tape), replays them where
-    the records are the same (else runs the patient again with every service live); without, the sides run side by
-    side."""
+    `reuse`) in a tape (`tapes/tape.{i}.pickle`, default under `work`); a candidate told which services the base
+    taped (`base_taped`: the base run here, `record`; or a kept base's) reads the base's canonical outputs (beside
+    its tape when kept, else under `work`) for its gate (impact_child.py `_same_as_base`); with services to `reuse`,
+    the candidate's shard i, started once the base's is done (or at once when no base runs: a cached base's tape),
+    replays them where the records are the same (else runs the patient again with every service live); without, the
+    sides run side by side."""
     env = child_env()
     record = reuse if record is None else record
     tapes = tapes or work
@@ -120,6 +123,10 @@ def run_sides(
             elif side == "candidate" and reuse:
                 options["taped"] = reuse
                 options["replay"] = str(tapes / f"tape.{i}.pickle")
+                taped_by_base = base_taped if base_taped is not None else record if "base" in trees else []
+                if taped_by_base:
+                    options["base_taped"] = taped_by_base
+                    options["base_out"] = str((work if "base" in trees else tapes) / f"base.{i}.jsonl")
             out = work / f"{side}.{i}.jsonl"
             args = [sys.executable, str(CHILD), str(tree), str(stream), str(out), json.dumps(options)]
             tasks.append((side, i, args))
@@ -165,6 +172,7 @@ def run_sides(
             "wall_s": max(x["wall_s"] for x in parts),
             "start_s": max(x["start_s"] for x in parts),
             "reruns": sum(x.get("reruns", 0) for x in parts),
+            "same_as_base": sum(x.get("same_as_base", 0) for x in parts),
             "live_again": {
                 n: sum(x.get("live_again", {}).get(n, 0) for x in parts) for n in parts[0].get("live_again", {})
             },
@@ -271,14 +279,25 @@ def _impact(
             stats = (
                 {}
                 if everything
-                else run_sides({"candidate": trees["candidate"]}, shards, work, settings, same, jobs, tapes=kept)
+                else run_sides(
+                    {"candidate": trees["candidate"]},
+                    shards,
+                    work,
+                    settings,
+                    same,
+                    jobs,
+                    tapes=kept,
+                    base_taped=list(was.get("taped") or ()),
+                )
             )
             stats["base"] = was | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "kept_cpu_s": was["cpu_s"]}
         else:
             if keep:
                 staged = repo / CACHE / f".{key}.{os.getpid()}"
                 staged.mkdir(parents=True, exist_ok=True)
-            record = list(ALL_TAPED) if keep and not store else same
+            # every service taped when the base is kept, or when the candidate reuses some (its gate reads the
+            # base's applications of the services it runs live: impact_child.py `_same_as_base`)
+            record = list(ALL_TAPED) if (keep or same) and not store else same
             if everything:
                 stats = run_sides({"base": trees["base"]}, shards, work, {}, [], jobs, record, staged)
             else:
@@ -312,6 +331,8 @@ def _impact(
             "services": same if everything else stats["candidate"].get("taped", []),
             "candidate_run": not everything,
             "patients_run_again": stats["candidate"].get("reruns", 0),
+            # patients whose live services did what the base taped: the base's outputs, nothing downstream run
+            "patients_same_as_base": stats["candidate"].get("same_as_base", 0),
             # per service, the patients run again with it live (the others taken from a tape; older trees: all)
             "live_again": stats["candidate"].get("live_again", {}),
             "base_kept": kept is not None,

@@ -109,7 +109,12 @@ def test_a_changed_crisis_threshold_lists_exactly_the_patients_whose_crisis_aler
     # patients whose records to them are the same, and the report is the one of both sides run in full
     assert report["reused"]["services"] == sorted(set(MODULES) - {"scoring"})
     assert 0 < report["reused"]["patients_run_again"] <= len(expected)
-    assert full["reused"]["services"] == []
+    # the gate (stop 36): a patient whose scoring did what the base taped, record by record, takes the base's outputs
+    # (nothing downstream run); only a patient with a value between the thresholds can differ
+    same = report["reused"]["patients_same_as_base"]
+    assert impact_shared.PATIENTS - len(expected) <= same <= impact_shared.PATIENTS - 1
+    assert same + report["reused"]["patients_run_again"] <= impact_shared.PATIENTS
+    assert full["reused"]["services"] == [] and full["reused"]["patients_same_as_base"] == 0
     for key in ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules"):
         assert report[key] == full[key], key
     # for clinicians: French, no service code (an underscored code, an English status) below the header line (which
