@@ -4,9 +4,11 @@ The gate runs a patient through the candidate's live services and those the topi
 the base's canonical outputs when the live services did what the base taped. The registry (contracts/topics.py) is
 common code, so it is the base's; a live service's SUBSCRIPTIONS are the candidate's own app. A candidate service
 that newly subscribes to a topic produced by a service outside the gate (the registry not updated) receives those
-records in a full run but never in the gate: the gate passes, and the base's line is written where a full run
-differs (a false "no change"). The guard below (each service's subscriptions and outputs against the registry) holds
-for the committed services; it cannot hold for a candidate tree the impact replays before its tests run."""
+records in a full run but never in the gate: the gate passed, and the base's line was written where a full run
+differs (a false "no change"). Fixed: the gate also fails when a service outside it published, in the base's run of
+that patient, on a topic a service of the gate reads (the two tests below were strict xfails before). The guard
+below (each service's subscriptions and outputs against the registry) holds for the committed services; it cannot
+hold for a candidate tree the impact replays before its tests run."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from contracts.base import Message
@@ -70,11 +71,6 @@ def _line(child: ModuleType, replay: Replay, patient: str, stream: list[Any], un
     return line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review r36: the gate's upstream set comes from the registry, not from the candidate's subscriptions: a "
-    "live service newly fed by a service outside the gate passes the gate (HAZ-21-04 false 'no change')",
-)
 def test_a_candidate_service_newly_fed_by_a_service_outside_the_gate_is_not_taken_from_the_base() -> None:
     child = _child()
     patient, stream = COHORT.patient_id(0), list(COHORT.patient(0))
@@ -135,11 +131,6 @@ def _side(tmp: Path, name: str, stream: Path, options: dict[str, Any]) -> subpro
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review r36: the gate checks the base's line with json.dumps' ASCII escapes, the base wrote it with "
-    "ensure_ascii=False: a non-ASCII patient key (--from-topics: the topics' raw keys) stops the candidate",
-)
 def test_the_gate_reads_the_base_line_of_a_patient_whose_key_is_not_ascii(tmp_path: Path) -> None:
     """--from-topics replays the input topics' history keyed by each record's key as it is (impact_stream.py
     `_read_topics`): a key that is not a valid patient ID is dead-lettered by lab-normalisation, and the impact
