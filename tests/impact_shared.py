@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import atexit
 import functools
+import importlib.util
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from devstack import impact
@@ -56,3 +58,13 @@ def crisis_runs() -> tuple[dict[str, Any], str, dict[str, Any]]:
     report, text, _ = impact.impact(str(base), str(candidate), patients=PATIENTS, years=YEARS, seed=1, cache=False)
     full, _, _ = impact.impact(str(base), str(candidate), patients=PATIENTS, years=YEARS, seed=1, full=True)
     return report, text, full
+
+
+def child() -> ModuleType:
+    """devstack/impact_child.py, loaded by path as the parent runs it (a side script, never imported as a package
+    module): its gate's pure parts under test (tests/unit/test_impact_gate.py, test_review_r36_gate.py)."""
+    spec = importlib.util.spec_from_file_location("impact_child_under_test", ROOT / "devstack" / "impact_child.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

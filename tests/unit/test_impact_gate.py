@@ -5,25 +5,15 @@ run in full, is tests/test_impact.py (the crisis threshold)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from contracts.topics import TOPICS
 from devstack.replay import MODULES
+from tests import impact_shared
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _child() -> ModuleType:
-    """The side script, loaded by path as the parent runs it (never imported as a package module)."""
-    spec = importlib.util.spec_from_file_location("impact_child_under_test", ROOT / "devstack" / "impact_child.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _feeds() -> dict[str, set[str]]:
@@ -48,13 +38,13 @@ def _feeds() -> dict[str, set[str]]:
     ],
 )
 def test_the_gate_runs_the_live_services_and_every_service_upstream_of_them(own: set[str], upstream: set[str]) -> None:
-    assert _child()._upstream(own, set(MODULES)) == upstream
+    assert impact_shared.child()._upstream(own, set(MODULES)) == upstream
 
 
 def test_upstream_is_closed_under_the_registry_feeds() -> None:
     """Whatever the live services, every service feeding one of those the gate runs is run too (a record the base's
     run gave a live service cannot be missing from the gate's)."""
-    feeds, child = _feeds(), _child()
+    feeds, child = _feeds(), impact_shared.child()
     for name in MODULES:
         found = child._upstream({name}, set(MODULES))
         assert all(feeds[s] <= found for s in found), name

@@ -6,7 +6,6 @@ the reference that decides every lab (`skip_unread=False`), and a generated coho
 from __future__ import annotations
 
 import functools
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -15,31 +14,17 @@ import pytest
 
 import services.scoring.app as scoring_app
 from contracts.base import Message
-from contracts.clinical import Analyte, NormalisedLab, Recommendation
+from contracts.clinical import Analyte, Recommendation
 from devstack import replay
 from devstack.cohort import Cohort
 from services.scoring import domain
 from services.scoring.clock import AFTER
 from services.scoring.domain import ScoringState, apply_event
 from services.scoring.rules import DEFAULT_POLICY
+from tests.unit.test_review_r36_unread import lab
 from tests.unit.test_scoring_crisis import T0, cc
 
 UNREAD: list[str] = [a for a in get_args(Analyte) if a != "corrected_calcium"]
-
-
-def lab(analyte: str, at: datetime) -> NormalisedLab:
-    return NormalisedLab(
-        event_id=uuid.uuid4(),
-        patient_id="p1",
-        occurred_at=at,
-        recorded_at=at,
-        source="lab-normalisation",
-        analyte=analyte,
-        result_id=f"{analyte}:1",
-        value=1.0,
-        unit="u",
-        status="final",
-    )
 
 
 def both(s: ScoringState, event: Message, now: datetime) -> tuple[tuple[ScoringState, list[Message]], ...]:

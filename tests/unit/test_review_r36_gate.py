@@ -12,7 +12,6 @@ hold for a candidate tree the impact replays before its tests run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -33,19 +32,11 @@ from devstack.replay import MODULES, Replay, Tape, build_services, replay_patien
 from shared.errors import Rejected
 from shared.runtime import decoding
 from shared.runtime.subscription import Subscription
+from tests import impact_shared
 
 ROOT = Path(__file__).resolve().parents[2]
 #: one patient of a 1-year cohort (seed 1) who gets treatment plans from the systemic planner
 COHORT = Cohort(seed=1, patients=1, years=1.0)
-
-
-def _child() -> ModuleType:
-    """The side script, loaded by path as the parent runs it (never imported as a package module)."""
-    spec = importlib.util.spec_from_file_location("impact_child_review_r36", ROOT / "devstack" / "impact_child.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _refuse_plans(state: BaseModel, message: Any) -> tuple[BaseModel, Sequence[Message]]:
@@ -72,7 +63,7 @@ def _line(child: ModuleType, replay: Replay, patient: str, stream: list[Any], un
 
 
 def test_a_candidate_service_newly_fed_by_a_service_outside_the_gate_is_not_taken_from_the_base() -> None:
-    child = _child()
+    child = impact_shared.child()
     patient, stream = COHORT.patient_id(0), list(COHORT.patient(0))
     until = COHORT.end
     # the base: every service taped (as impact.py records them when the candidate reuses some), and its line
