@@ -33,7 +33,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from contracts.base import InputUsed, derived_id
@@ -41,6 +41,7 @@ from contracts.clinical import Recommendation, SkeletalEvent
 from contracts.hospital import ClinicalAssessment, ImagingFinding, TreatmentEvent
 from services.scoring import rules as r
 from services.scoring import texts as t
+from services.scoring.clock import AFTER as CLOCK_AFTER
 from services.scoring.clock import next_due as clock_next_due
 from services.scoring.common import Decisions
 from services.scoring.state import NAMED, Assessment, Lesion, ScoringState, merge_assessment, merge_finding
@@ -116,10 +117,6 @@ def becoming_current(s: ScoringState, now: datetime, policy: r.Policy) -> dateti
     records: list[Any] = [*s.findings.values(), *s.assessments.values(), *s.treatments.values()]
     first = min((e.occurred_at for e in records if e.occurred_at > limit), default=None)
     return None if first is None else first - policy.future_tolerance + CLOCK_AFTER
-
-
-#: clock.py's `_AFTER`: a tick one second after the instant a decision changes at
-CLOCK_AFTER: Final = timedelta(seconds=1)
 
 
 def next_due_ahead(s: ScoringState, now: datetime, policy: r.Policy) -> datetime | None:

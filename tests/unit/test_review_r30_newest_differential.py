@@ -33,7 +33,7 @@ from services.radiotherapy_planner import as_of as rt_as_of
 from services.radiotherapy_planner import domain as rt_domain
 from services.radiotherapy_planner import memo as rt_memo
 from services.radiotherapy_planner.facts import SIGNS, LocalState, lesions
-from services.scoring import as_of
+from services.scoring import as_of, clock
 from services.scoring import rules as r
 from services.scoring.domain import ScoringState, apply_event, forget_memos
 from shared.clinical.corrections import pending_ahead
@@ -61,7 +61,7 @@ def old_becoming_current(s: ScoringState, now: datetime) -> datetime | None:
     limit = now + TOLERANCE
     records: list[Any] = [*s.findings.values(), *s.assessments.values(), *s.treatments.values()]
     first = min((e.occurred_at for e in records if e.occurred_at > limit), default=None)
-    return None if first is None else first - TOLERANCE + as_of.CLOCK_AFTER
+    return None if first is None else first - TOLERANCE + clock.AFTER
 
 
 def old_ahead(s: LocalState, by_lesion: dict[str, Any], now: datetime) -> list[rt_as_of.Ahead]:
