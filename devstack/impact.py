@@ -50,6 +50,7 @@ from devstack.impact_trees import (
     CHILD,
     ROOT,
     WORKTREE,
+    ancestor,
     base_key,
     changed_files,
     child_env,
@@ -59,6 +60,7 @@ from devstack.impact_trees import (
     identical_services,
     keep_base,
     kept_base,
+    lineage,
     materialise,
 )
 
@@ -97,6 +99,7 @@ def run_sides(
     record: list[str] | None = None,
     tapes: Path | None = None,
     base_taped: list[str] | None = None,
+    tape_out: Path | None = None,
 ) -> dict[str, Any]:
     """Each side's shards in their own interpreters on their own tree, `jobs` at a time; their canonical outputs in
     `work/{side}.{i}.jsonl`. The base's shard i records the applications of the services in `record` (default
@@ -105,7 +108,8 @@ def run_sides(
     its tape when kept, else under `work`) for its gate (impact_child.py `_same_as_base`); with services to `reuse`,
     the candidate's shard i, started once the base's is done (or at once when no base runs: a cached base's tape),
     replays them where the records are the same (else runs the patient again with every service live); without, the
-    sides run side by side."""
+    sides run side by side. `tape_out`: the candidate's shard i also writes its complete tape there (`tape.{i}.pickle`,
+    a base derived from a kept one, `derive_base`)."""
     env = child_env()
     record = reuse if record is None else record
     tapes = tapes or work
@@ -127,6 +131,9 @@ def run_sides(
                 if taped_by_base:
                     options["base_taped"] = taped_by_base
                     options["base_out"] = str((work if "base" in trees else tapes) / f"base.{i}.jsonl")
+                if tape_out is not None:
+                    options["tape_out"] = str(tape_out / f"tape.{i}.pickle")
+                    options["base_code"] = list(BASE_CODE)
             out = work / f"{side}.{i}.jsonl"
             args = [sys.executable, str(CHILD), str(tree), str(stream), str(out), json.dumps(options)]
             tasks.append((side, i, args))
@@ -178,11 +185,53 @@ def run_sides(
             },
             "taped": parts[0].get("taped", []),
             "outside": sorted({m for x in parts for m in x.get("outside", [])}),
+            "complete_tape": all(x.get("complete_tape") for x in parts),
             "cpu_by_service": {
                 n: round(sum(x["cpu_by_service"].get(n, 0.0) for x in parts), 2) for n in parts[0]["cpu_by_service"]
             },
         }
     return stats
+
+
+def derive_base(
+    repo: Path, tree: Path, key: str, line: str, shards: list[Path], work: Path, jobs: int
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Issue 21 (speed, stop 37): a base that is not kept, derived from the kept base of the same lineage that shares
+    the most services' decision code with it (`ancestor`): the tree is run as a candidate against that base (the
+    services it shares taken from its tape while their records are the same, the gate, the patients run again), and
+    writes its complete tape (impact_child.py `_complete`); its outputs and tape are kept under `key` as a base run
+    cold would be. (the kept base, the run's stats) or (None, None): no ancestor, or a side that cannot write a
+    complete tape (an older tree's replay) or ran a module from outside its tree (then the base runs cold)."""
+    digests = decision_digests(tree)
+    found = ancestor(repo, line, digests)
+    if found is None:
+        return None, None
+    entry, shared = found
+    was = json.loads((entry / "stats.json").read_text(encoding="utf-8"))
+    into = work / "derived"
+    into.mkdir(exist_ok=True)
+    staged = repo / CACHE / f".{key}.{os.getpid()}"
+    staged.mkdir(parents=True, exist_ok=True)
+    try:
+        stats = run_sides(
+            {"candidate": tree},
+            shards,
+            into,
+            {},
+            shared,
+            jobs,
+            tapes=entry,
+            base_taped=list(was["taped"]),
+            tape_out=staged,
+        )["candidate"]
+        if stats["outside"] or not stats["complete_tape"]:
+            return None, None
+        stats |= {"derived_from": {"base": entry.name, "services": shared}}
+        known = {"taped": list(ALL_TAPED), "lineage": line, "decision_digests": digests}
+        keep_base(repo, key, staged, into, len(shards), stats | known, side="candidate")
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return kept_base(repo, key), stats
 
 
 def read_sides(work: Path, side: str, shards: int) -> Iterator[dict[str, Any]]:
@@ -268,14 +317,25 @@ def _impact(
         source = write_cohort(stream, seed, patients, years, store, sample, shards=n)
     shards: list[Path] = source["shards"]
     timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
+    line = lineage(source["digests"], store) if keep else ""
     key = base_key(trees["base"], source["digests"], store) if keep else ""
     kept = kept_base(repo, key) if keep else None
+    derived: dict[str, Any] | None = None
+    cstaged: Path | None = None  # the candidate's tapes, staged to be kept
+    if kept is None and keep:  # a kept base sharing services with this one: this one derived from it (stop 37)
+        kept, derived = derive_base(repo, trees["base"], key, line, shards, work, jobs)
+    timing["base_derived_s"] = time.monotonic() - t0 - sum(timing.values())
     staged = None
     # where the base's canonical outputs are read from: a kept base's in place (not copied)
     base_out = kept or work
     try:
         if kept is not None:  # the base's outputs and tapes as an earlier run left them: the base is not run
             was = json.loads((kept / "stats.json").read_text(encoding="utf-8"))
+            # the candidate, without settings, kept as a base in turn (its complete tape): once merged, it is the base
+            ckey = base_key(trees["candidate"], source["digests"], store) if same and not settings else ""
+            if ckey and ckey != key and kept_base(repo, ckey) is None and not everything:
+                cstaged = repo / CACHE / f".{ckey}.{os.getpid()}"
+                cstaged.mkdir(parents=True, exist_ok=True)
             stats = (
                 {}
                 if everything
@@ -288,9 +348,17 @@ def _impact(
                     jobs,
                     tapes=kept,
                     base_taped=list(was.get("taped") or ()),
+                    tape_out=cstaged,
                 )
             )
+            if cstaged is not None and stats["candidate"]["complete_tape"] and not stats["candidate"]["outside"]:
+                mine = decision_digests(trees["candidate"])
+                known: dict[str, Any] = {"taped": list(ALL_TAPED), "lineage": line, "decision_digests": mine}
+                known["derived_from"] = {"base": kept.name, "services": same}
+                keep_base(repo, ckey, cstaged, work, len(shards), stats["candidate"] | known, side="candidate")
             stats["base"] = was | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "kept_cpu_s": was["cpu_s"]}
+            if derived is not None:  # this run derived it: its cost is this run's
+                stats["base"] |= {k: derived[k] for k in ("cpu_s", "wall_s", "start_s")}
         else:
             if keep:
                 staged = repo / CACHE / f".{key}.{os.getpid()}"
@@ -303,10 +371,12 @@ def _impact(
             else:
                 stats = run_sides(trees, shards, work, settings, same, jobs, record, staged)
             if staged is not None and not stats["base"]["outside"]:
-                keep_base(repo, key, staged, work, len(shards), stats["base"])
+                known = {"lineage": line, "decision_digests": decision_digests(trees["base"])}
+                keep_base(repo, key, staged, work, len(shards), stats["base"] | known)
     finally:
-        if staged is not None:
-            shutil.rmtree(staged, ignore_errors=True)
+        for folder in (staged, cstaged):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     if everything:  # the same decision code for every service and no setting: the same outputs, the base's
         stats["candidate"] = stats["base"] | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "cpu_by_service": {}}
     timing["sides_s"] = time.monotonic() - t0 - sum(timing.values())
@@ -335,7 +405,9 @@ def _impact(
             "patients_same_as_base": stats["candidate"].get("same_as_base", 0),
             # per service, the patients run again with it live (the others taken from a tape; older trees: all)
             "live_again": stats["candidate"].get("live_again", {}),
-            "base_kept": kept is not None,
+            "base_kept": kept is not None and derived is None,
+            # the base derived from a kept one of another tree: that base's key and the services taken from it
+            "base_derived_from": derived["derived_from"] if derived is not None else None,
         },
         "timing": {k: round(v, 2) for k, v in timing.items()}
         | {f"{s}_{k}": stats[s][k] for s in stats for k in ("wall_s", "start_s")}

@@ -216,7 +216,9 @@ def _streams(path: Path) -> tuple[dict[str, Any], Iterator[tuple[str, list[tuple
 
 def main(argv: list[str]) -> int:
     """TREE STREAM OUT [OPTIONS_JSON]: options `settings` (the candidate's overrides), `record` (write a tape of the
-    `taped` services here) or `replay` (read the base's tape from here; the `taped` services without overrides).
+    `taped` services here) or `replay` (read the base's tape from here; the `taped` services without overrides), and
+    with `replay`, `tape_out` (write this side's own complete tape here: every service's applications, so that this
+    side's run is a kept base in turn, `_complete`).
     The tape is devstack/replay.py's `Tape` (issue 21, speed); a tree whose replay has none runs every service."""
     tree, stream, out = Path(argv[0]).resolve(), Path(argv[1]), Path(argv[2])
     options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 else {}
@@ -272,6 +274,8 @@ def main(argv: list[str]) -> int:
         def value(self) -> bytes:
             return self._v
 
+    # issue 21 (speed, stop 37): this side's complete tape, a base derived from a kept one (devstack/impact.py)
+    complete = bool(options.get("tape_out")) and tape is not None and mode == "replay" and again
     n = reruns = applications = same = 0
     live_again: dict[str, int] = dict.fromkeys(sorted(replay.MODULES), 0)  #: per service, patients it ran again
     with contextlib.ExitStack() as files:
@@ -279,6 +283,7 @@ def main(argv: list[str]) -> int:
         tape_in = files.enter_context(Path(options["replay"]).open("rb")) if tape and mode == "replay" else None
         tape_out = files.enter_context(Path(options["record"]).open("wb")) if tape and mode == "record" else None
         base_lines = files.enter_context(Path(options["base_out"]).open(encoding="utf-8")) if gate else None
+        whole = files.enter_context(Path(options["tape_out"]).open("wb")) if complete else None
         for patient, recs in patients:
             stream_ = [_Rec(*x) for x in recs]
             entries: dict[str, Any] = {}
@@ -295,6 +300,8 @@ def main(argv: list[str]) -> int:
                     applications += done
                     if alike:  # the base's canonical outputs are this side's: written as they are
                         f.write(line if line.endswith("\n") else line + "\n")
+                        if whole is not None:  # and so is every application: the base's tape as it is
+                            pickle.dump((patient, blob), whole, protocol=pickle.HIGHEST_PROTOCOL)
                         n += 1
                         same += 1
                         continue
@@ -315,7 +322,11 @@ def main(argv: list[str]) -> int:
                 done = sum(live.inputs.values()) - before
             elif tape is not None and again and tape_in is not None and tape.divergent():
                 reruns += 1
-                run, done = _again(replay, r, tape, entries, own, patient, stream_, until, live_again)
+                run, done, last = _again(replay, r, tape, entries, own, patient, stream_, until, live_again)
+                if whole is not None:
+                    _complete(whole, patient, last.entries)
+            elif whole is not None and tape is not None:  # every tape taken whole, this side's services recorded
+                _complete(whole, patient, tape.entries)
             applications += done
             f.write(json.dumps(canonical(run.patient, run.outputs, len(run.dead_letters)), ensure_ascii=False))
             f.write("\n")
@@ -337,6 +348,7 @@ def main(argv: list[str]) -> int:
         "live_again": live_again,
         "cpu_by_service": {name: round(v, 2) for name, v in cost.items()},
         "outside": _outside(tree, options.get("base_code") or []),
+        "complete_tape": complete,
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0
@@ -420,12 +432,13 @@ def _again(
     stream: list[Any],
     until: Any,
     live_again: dict[str, int],
-) -> tuple[Any, int]:
+) -> tuple[Any, int, Any]:
     """A patient whose records to some taped services differed from the base's (HAZ-21-04): run again with those
     services live from the start, every other one from a tape (the base's for the services this side shares with it,
     this side's first run for those it ran live); a tape that differs again adds its service to the live ones, until
     a run takes every tape whole (at most one run per service). A tape is only taken for the same code and the same
-    records, digest by digest: the outputs are those of a run with every service live."""
+    records, digest by digest: the outputs are those of a run with every service live. The live services are recorded
+    as well: the last run's tape holds every service's applications (`_complete`)."""
     # this side's own services from its first run (one that applied nothing: an empty tape, never the base's)
     tapes = {name: e for name, e in base.items() if name not in own} | {n: first.entries.get(n, []) for n in own}
     live: set[str] = set()
@@ -433,7 +446,7 @@ def _again(
     try:
         while divergent:
             live |= divergent
-            tape = replay.Tape((set(replay.MODULES) - live), False)
+            tape = replay.Tape((set(replay.MODULES) - live), False, live)
             tape.start(tapes)
             r.tape = tape
             before = sum(r.inputs.values())
@@ -443,7 +456,16 @@ def _again(
         r.tape = first
     for name in live:
         live_again[name] += 1
-    return run, sum(r.inputs.values()) - before
+    return run, sum(r.inputs.values()) - before, tape
+
+
+def _complete(out: Any, patient: str, entries: dict[str, Any]) -> None:
+    """One patient's complete tape (issue 21, speed): every service's applications, as a base records them (a tape
+    taken whole is what this side's service would have recorded: same code, same records, digest by digest), so that
+    this side is kept as a base and later runs against it replay it (devstack/impact.py `derive_base`)."""
+    kept = {name: e for name, e in entries.items() if e}
+    blob = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 6)
+    pickle.dump((patient, blob), out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _outside(tree: Path, code: list[str]) -> list[str]:

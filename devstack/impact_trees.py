@@ -112,18 +112,51 @@ CACHE: Final = Path(".run") / "impact-base"
 ALL_TAPED: Final = ("lab-normalisation", "notification", "radiotherapy-planner", "scoring", "systemic-planner")
 
 
-def base_key(tree: Path, digests: list[str], store: bool) -> str:
-    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE), the event stream as
-    written (the sha256 of each of its shards: the cohort's parameters, seed, sampling and generator), the side's
-    script (the canonical form, the tape), the interpreter, the installed packages and the side's environment."""
-    h = hashlib.sha256(b"osteocds-impact-base 1\0")
-    h.update(tree_digest(tree, BASE_CODE).encode())
+def lineage(digests: list[str], store: bool) -> str:
+    """Everything that decides a base's outputs but its tree: the event stream as written (the sha256 of each of its
+    shards: the cohort's parameters, seed, sampling and generator), the side's script (the canonical form, the tape),
+    the interpreter, the installed packages and the side's environment. Kept bases of one lineage differ only by
+    their trees: one can be derived from another (`ancestor`)."""
+    h = hashlib.sha256(b"osteocds-impact-lineage 1\0")
     h.update(CHILD.read_bytes())
     for digest in digests:
         h.update(bytes.fromhex(digest))
     env = child_env() | {"HOME": "", "TMPDIR": "", "PATH": ""}  # where things are, not what decides
     h.update(json.dumps([sys.version, packages(), env, store, len(digests)]).encode())
     return h.hexdigest()[:32]
+
+
+def base_key(tree: Path, digests: list[str], store: bool) -> str:
+    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE) and its `lineage`."""
+    h = hashlib.sha256(b"osteocds-impact-base 2\0")
+    h.update(tree_digest(tree, BASE_CODE).encode())
+    h.update(lineage(digests, store).encode())
+    return h.hexdigest()[:32]
+
+
+def ancestor(repo: Path, line: str, digests: dict[str, str]) -> tuple[Path, list[str]] | None:
+    """Issue 21 (speed, stop 37): the kept base of the same lineage (same event stream, script and environment) that
+    shares the most services' decision code with a tree (`digests`, `decision_digests`; the newest of equals), and
+    those services; None when no kept base shares one. A base for that tree is derived from it as a candidate is
+    run against a kept base (devstack/impact.py `derive_base`): only the services that differ run."""
+    found: list[tuple[int, float, Path, list[str]]] = []
+    top = repo / CACHE
+    for entry in top.iterdir() if top.is_dir() else ():
+        try:
+            stats = json.loads((entry / "stats.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        theirs = stats.get("decision_digests") or {}
+        if stats.get("lineage") != line or not set(stats.get("taped") or ()) >= set(ALL_TAPED):
+            continue
+        shared = sorted(n for n, d in digests.items() if theirs.get(n) == d)
+        if shared:
+            found.append((len(shared), entry.stat().st_mtime, entry, shared))
+    if not found:
+        return None
+    _, _, entry, shared = max(found, key=lambda x: (x[0], x[1]))
+    entry.touch()
+    return entry, shared
 
 
 def kept_base(repo: Path, key: str) -> Path | None:
@@ -134,11 +167,14 @@ def kept_base(repo: Path, key: str) -> Path | None:
     return entry
 
 
-def keep_base(repo: Path, key: str, staged: Path, work: Path, shards: int, stats: dict[str, Any]) -> None:
-    """Keep a base that ran whole (its canonical outputs, stats and tapes, staged under the cache): renamed into
-    place at once (a run reading it sees all of it or nothing); the oldest beyond MAX_KEPT removed."""
+def keep_base(
+    repo: Path, key: str, staged: Path, work: Path, shards: int, stats: dict[str, Any], side: str = "base"
+) -> None:
+    """Keep a base that ran whole (its canonical outputs, stats and tapes, staged under the cache; `side`: the name of
+    its outputs under `work`, "candidate" for a base derived as a candidate): renamed into place at once (a run
+    reading it sees all of it or nothing); the oldest beyond MAX_KEPT removed."""
     for i in range(shards):
-        shutil.copy(work / f"base.{i}.jsonl", staged / f"base.{i}.jsonl")
+        shutil.copy(work / f"{side}.{i}.jsonl", staged / f"base.{i}.jsonl")
     (staged / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
     try:
         staged.rename(repo / CACHE / key)

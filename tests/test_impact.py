@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -570,3 +571,75 @@ def test_a_kept_stream_is_used_again_only_for_its_cohort_and_generator(
     repaired = run()
     assert all(repaired[k] == first[k] for k in keys) and repaired["reused"]["base_kept"]
     assert victim.read_bytes() == whole
+
+
+def _kept_outputs(entry: Path) -> tuple[list[str], dict[str, Any]]:
+    """A kept base's canonical outputs (lines) and its tapes (patient -> every service's applications)."""
+    lines: list[str] = []
+    tapes: dict[str, Any] = {}
+    for out in sorted(entry.glob("base.*.jsonl")):
+        lines += out.read_text(encoding="utf-8").splitlines()
+    for tape in sorted(entry.glob("tape.*.pickle")):
+        with tape.open("rb") as f:
+            while True:
+                try:
+                    patient, blob = pickle.load(f)
+                except EOFError:
+                    break
+                tapes[patient] = pickle.loads(zlib.decompress(blob))
+    return sorted(lines), tapes
+
+
+def test_a_base_not_kept_is_derived_from_a_kept_one_and_equals_a_cold_one(repo: Path) -> None:
+    """Speed (stop 37): main moved on by a one-service change since its base was kept. The new base is not run whole:
+    it is derived from the kept one (the services both trees share taken from its tape, impact_child.py `_complete`),
+    its cost is reported, its report is a cold run's, and what it keeps (outputs and every service's tape) is exactly
+    what a cold run of that base keeps; a later run takes it as any kept base."""
+    rules = repo / RULES
+    text = rules.read_text()
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.96", text))
+    kw: dict[str, Any] = {"patients": 6, "years": 1}
+
+    def run(**more: Any) -> dict[str, Any]:
+        return impact.impact("HEAD", impact_trees.WORKTREE, repo=repo, **(kw | more))[0]
+
+    assert not run()["reused"]["base_kept"]  # HEAD (3.5) kept, cold
+    _git(repo, "commit", "-qam", "crisis at 3.96")  # main moves on: scoring alone changed
+    rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.85", text))
+    derived = run()
+    others = sorted(set(MODULES) - {"scoring"})
+    assert derived["reused"]["base_derived_from"]["services"] == others
+    assert not derived["reused"]["base_kept"] and derived["cpu_s"]["base"] > 0
+    cold = run(cache=False)
+    assert cold["reused"]["base_derived_from"] is None
+    keys = ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules")
+    for key in keys:
+        assert derived[key] == cold[key], key
+    again = run()
+    assert again["reused"]["base_kept"] and again["cpu_s"]["base"] == 0
+    assert all(again[key] == cold[key] for key in keys)
+    # kept: the first base (3.5), the one derived from it (3.96), and the candidate (3.85, no settings) in turn
+    entries = {e.name: e for e in (repo / impact_trees.CACHE).iterdir() if not e.name.startswith(".")}
+    ancestor = derived["reused"]["base_derived_from"]["base"]
+    came = {
+        n: json.loads((e / "stats.json").read_text(encoding="utf-8")).get("derived_from") for n, e in entries.items()
+    }
+    assert len(entries) == 3 and came[ancestor] is None
+    (mine,) = (entries[n] for n, d in came.items() if d and d["base"] == ancestor)
+    how = json.loads((mine / "stats.json").read_text(encoding="utf-8"))
+    # both ways a patient goes were taken: the base's tape whole (the gate), and run again (`_again`)
+    assert how["same_as_base"] >= 1 and how["reruns"] >= 1 and how["live_again"]["notification"] >= 1
+    # the candidate merged: its base is kept already, nothing runs for it
+    _git(repo, "commit", "-qam", "crisis at 3.85")
+    merged = run()
+    assert merged["reused"]["base_kept"] and merged["cpu_s"]["base"] == 0 and merged["patients_changed"] == 0
+    # what the derived base keeps is what the same base run cold keeps
+    _git(repo, "checkout", "-q", "HEAD~1", "--", RULES)
+    _git(repo, "commit", "-qam", "back to 3.96")
+    kept = _kept_outputs(mine)
+    for entry in entries.values():
+        shutil.rmtree(entry)
+    first = run()
+    assert first["reused"]["base_derived_from"] is None and not first["reused"]["base_kept"]
+    assert _kept_outputs(mine) == kept
+    assert kept[1] and all(set(t) <= set(MODULES) for t in kept[1].values())
