@@ -462,7 +462,7 @@ def _again(
 def _complete(out: Any, patient: str, entries: dict[str, Any]) -> None:
     """One patient's complete tape (issue 21, speed): every service's applications, as a base records them (a tape
     taken whole is what this side's service would have recorded: same code, same records, digest by digest), so that
-    this side is kept as a base and later runs against it replay it (devstack/impact.py `derive_base`)."""
+    this side is kept as a base and later runs against it replay it (devstack/impact_sides.py `derive_base`)."""
     kept = {name: e for name, e in entries.items() if e}
     blob = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 6)
     pickle.dump((patient, blob), out, protocol=pickle.HIGHEST_PROTOCOL)

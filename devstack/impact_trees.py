@@ -138,7 +138,7 @@ def ancestor(repo: Path, line: str, digests: dict[str, str]) -> tuple[Path, list
     """Issue 21 (speed, stop 37): the kept base of the same lineage (same event stream, script and environment) that
     shares the most services' decision code with a tree (`digests`, `decision_digests`; the newest of equals), and
     those services; None when no kept base shares one. A base for that tree is derived from it as a candidate is
-    run against a kept base (devstack/impact.py `derive_base`): only the services that differ run."""
+    run against a kept base (devstack/impact_sides.py `derive_base`): only the services that differ run."""
     found: list[tuple[int, float, Path, list[str]]] = []
     top = repo / CACHE
     for entry in top.iterdir() if top.is_dir() else ():
