@@ -52,10 +52,10 @@ from devstack.impact_trees import (
     WORKTREE,
     base_key,
     changed_files,
+    code_digest,
     decision_digests,
     describe,
     git,
-    identical_services,
     keep_base,
     kept_base,
     lineage,
@@ -148,8 +148,11 @@ def _impact(
     t0 = time.monotonic()
     timing: dict[str, float] = {}
     trees = {"base": materialise(base, repo, work / "trees"), "candidate": materialise(candidate, repo, work / "trees")}
-    same = [] if full or store else identical_services(trees)
-    everything = bool(same) and set(same) >= set(decision_digests(trees["base"])) and not settings
+    # each tree's code as read now: a tree edited before its outputs are kept is not kept (review R37-DERIVE)
+    code = {side: code_digest(tree) for side, tree in trees.items()}
+    digests = {side: decision_digests(tree) for side, tree in trees.items()}
+    same = [] if full or store else sorted(n for n, d in digests["base"].items() if digests["candidate"].get(n) == d)
+    everything = bool(same) and set(same) >= set(digests["base"]) and not settings
     timing["trees_s"] = time.monotonic() - t0
     stream = work / "stream.pickle"
     # a base kept between runs: a generated cohort only (never a copy of the topics' history: patients' data)
@@ -166,12 +169,12 @@ def _impact(
     shards: list[Path] = source["shards"]
     timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
     line = lineage(source["digests"], store) if keep else ""
-    key = base_key(trees["base"], source["digests"], store) if keep else ""
+    key = base_key(trees["base"], source["digests"], store, code["base"]) if keep else ""
     kept = kept_base(repo, key) if keep else None
     derived: dict[str, Any] | None = None
     cstaged: Path | None = None  # the candidate's tapes, staged to be kept
     if kept is None and keep:  # a kept base sharing services with this one: this one derived from it (stop 37)
-        kept, derived = derive_base(repo, trees["base"], key, line, shards, work, jobs)
+        kept, derived = derive_base(repo, trees["base"], key, line, shards, work, jobs, code["base"], digests["base"])
     timing["base_derived_s"] = time.monotonic() - t0 - sum(timing.values())
     staged = None
     # where the base's canonical outputs are read from: a kept base's in place (not copied)
@@ -180,7 +183,8 @@ def _impact(
         if kept is not None:  # the base's outputs and tapes as an earlier run left them: the base is not run
             was = json.loads((kept / "stats.json").read_text(encoding="utf-8"))
             # the candidate, without settings, kept as a base in turn (its complete tape): once merged, it is the base
-            ckey = base_key(trees["candidate"], source["digests"], store) if same and not settings else ""
+            ckey = base_key(trees["candidate"], source["digests"], store, code["candidate"]) if not settings else ""
+            ckey = ckey if same else ""
             if ckey and ckey != key and kept_base(repo, ckey) is None and not everything:
                 cstaged = repo / CACHE / f".{ckey}.{os.getpid()}"
                 cstaged.mkdir(parents=True, exist_ok=True)
@@ -199,11 +203,14 @@ def _impact(
                     tape_out=cstaged,
                 )
             )
-            if cstaged is not None and stats["candidate"]["complete_tape"] and not stats["candidate"]["outside"]:
-                mine = decision_digests(trees["candidate"])
-                known: dict[str, Any] = {"taped": list(ALL_TAPED), "lineage": line, "decision_digests": mine}
+            done = stats["candidate"] if cstaged is not None else {}
+            unchanged = code_digest(trees["candidate"]) == code["candidate"]
+            if cstaged is not None and done and done["complete_tape"] and not done["outside"] and unchanged:
+                known: dict[str, Any] = {"taped": list(ALL_TAPED), "lineage": line}
+                known["decision_digests"] = digests["candidate"]
                 known["derived_from"] = {"base": kept.name, "services": same}
-                keep_base(repo, ckey, cstaged, work, len(shards), stats["candidate"] | known, side="candidate")
+                known["applications"] = done["complete_applications"]  # every service's, as a base counts them
+                keep_base(repo, ckey, cstaged, work, len(shards), done | known, side="candidate")
             stats["base"] = was | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "kept_cpu_s": was["cpu_s"]}
             if derived is not None:  # this run derived it: its cost is this run's
                 stats["base"] |= {k: derived[k] for k in ("cpu_s", "wall_s", "start_s")}
@@ -218,8 +225,8 @@ def _impact(
                 stats = run_sides({"base": trees["base"]}, shards, work, {}, [], jobs, record, staged)
             else:
                 stats = run_sides(trees, shards, work, settings, same, jobs, record, staged)
-            if staged is not None and not stats["base"]["outside"]:
-                known = {"lineage": line, "decision_digests": decision_digests(trees["base"])}
+            if staged is not None and not stats["base"]["outside"] and code_digest(trees["base"]) == code["base"]:
+                known = {"lineage": line, "decision_digests": digests["base"]}
                 keep_base(repo, key, staged, work, len(shards), stats["base"] | known)
     finally:
         for folder in (staged, cstaged):

@@ -276,7 +276,7 @@ def main(argv: list[str]) -> int:
 
     # issue 21 (speed, stop 37): this side's complete tape, a base derived from a kept one (devstack/impact.py)
     complete = bool(options.get("tape_out")) and tape is not None and mode == "replay" and again
-    n = reruns = applications = same = 0
+    n = reruns = applications = same = whole_applications = 0
     live_again: dict[str, int] = dict.fromkeys(sorted(replay.MODULES), 0)  #: per service, patients it ran again
     with contextlib.ExitStack() as files:
         f = files.enter_context(out.open("w", encoding="utf-8"))
@@ -302,6 +302,7 @@ def main(argv: list[str]) -> int:
                         f.write(line if line.endswith("\n") else line + "\n")
                         if whole is not None:  # and so is every application: the base's tape as it is
                             pickle.dump((patient, blob), whole, protocol=pickle.HIGHEST_PROTOCOL)
+                            whole_applications += sum(len(e) for e in entries.values())
                         n += 1
                         same += 1
                         continue
@@ -324,9 +325,9 @@ def main(argv: list[str]) -> int:
                 reruns += 1
                 run, done, last = _again(replay, r, tape, entries, own, patient, stream_, until, live_again)
                 if whole is not None:
-                    _complete(whole, patient, last.entries)
+                    whole_applications += _complete(whole, patient, last.entries)
             elif whole is not None and tape is not None:  # every tape taken whole, this side's services recorded
-                _complete(whole, patient, tape.entries)
+                whole_applications += _complete(whole, patient, tape.entries)
             applications += done
             f.write(json.dumps(canonical(run.patient, run.outputs, len(run.dead_letters)), ensure_ascii=False))
             f.write("\n")
@@ -349,6 +350,7 @@ def main(argv: list[str]) -> int:
         "cpu_by_service": {name: round(v, 2) for name, v in cost.items()},
         "outside": _outside(tree, options.get("base_code") or []),
         "complete_tape": complete,
+        "complete_applications": whole_applications,  #: in the complete tape: every service's, as a base counts
     }
     out.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
     return 0
@@ -459,13 +461,15 @@ def _again(
     return run, sum(r.inputs.values()) - before, tape
 
 
-def _complete(out: Any, patient: str, entries: dict[str, Any]) -> None:
+def _complete(out: Any, patient: str, entries: dict[str, Any]) -> int:
     """One patient's complete tape (issue 21, speed): every service's applications, as a base records them (a tape
     taken whole is what this side's service would have recorded: same code, same records, digest by digest), so that
-    this side is kept as a base and later runs against it replay it (devstack/impact_sides.py `derive_base`)."""
+    this side is kept as a base and later runs against it replay it (devstack/impact_sides.py `derive_base`). Its
+    number of applications."""
     kept = {name: e for name, e in entries.items() if e}
     blob = zlib.compress(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL), 6)
     pickle.dump((patient, blob), out, protocol=pickle.HIGHEST_PROTOCOL)
+    return sum(len(e) for e in kept.values())
 
 
 def _outside(tree: Path, code: list[str]) -> list[str]:

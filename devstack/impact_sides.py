@@ -24,7 +24,7 @@ from devstack.impact_trees import (
     CHILD,
     ancestor,
     child_env,
-    decision_digests,
+    code_digest,
     keep_base,
     kept_base,
 )
@@ -127,6 +127,7 @@ def run_sides(
             "taped": parts[0].get("taped", []),
             "outside": sorted({m for x in parts for m in x.get("outside", [])}),
             "complete_tape": all(x.get("complete_tape") for x in parts),
+            "complete_applications": sum(x.get("complete_applications", 0) for x in parts),
             "cpu_by_service": {
                 n: round(sum(x["cpu_by_service"].get(n, 0.0) for x in parts), 2) for n in parts[0]["cpu_by_service"]
             },
@@ -135,15 +136,24 @@ def run_sides(
 
 
 def derive_base(
-    repo: Path, tree: Path, key: str, line: str, shards: list[Path], work: Path, jobs: int
+    repo: Path,
+    tree: Path,
+    key: str,
+    line: str,
+    shards: list[Path],
+    work: Path,
+    jobs: int,
+    code: str,
+    digests: dict[str, str],
 ) -> tuple[Path | None, dict[str, Any] | None]:
     """Issue 21 (speed, stop 37): a base that is not kept, derived from the kept base of the same lineage that shares
     the most services' decision code with it (`ancestor`): the tree is run as a candidate against that base (the
     services it shares taken from its tape while their records are the same, the gate, the patients run again), and
     writes its complete tape (impact_child.py `_complete`); its outputs and tape are kept under `key` as a base run
     cold would be. (the kept base, the run's stats) or (None, None): no ancestor, or a side that cannot write a
-    complete tape (an older tree's replay) or ran a module from outside its tree (then the base runs cold)."""
-    digests = decision_digests(tree)
+    complete tape (an older tree's replay) or ran a module from outside its tree, or a tree whose code is no longer
+    `code` (`digests`: its decision digests, both read at the start of the run: a working tree edited meanwhile is
+    not kept, review R37-DERIVE; then the base runs cold)."""
     found = ancestor(repo, line, digests)
     if found is None:
         return None, None
@@ -165,9 +175,11 @@ def derive_base(
             base_taped=list(was["taped"]),
             tape_out=staged,
         )["candidate"]
-        if stats["outside"] or not stats["complete_tape"]:
+        if stats["outside"] or not stats["complete_tape"] or code_digest(tree) != code:
             return None, None
-        stats |= {"derived_from": {"base": entry.name, "services": shared}}
+        # its applications: the base's, every service's (review R37-DERIVE), not those this run made live
+        stats |= {"derived_from": {"base": entry.name, "services": shared}, "live_applications": stats["applications"]}
+        stats["applications"] = stats["complete_applications"]
         known = {"taped": list(ALL_TAPED), "lineage": line, "decision_digests": digests}
         keep_base(repo, key, staged, into, len(shards), stats | known, side="candidate")
     finally:

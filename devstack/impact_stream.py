@@ -219,7 +219,8 @@ def kept_stream(
         source: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
         paths = [entry / name for name in source.pop("files")]
         if [p.stat().st_size if p.exists() else -1 for p in paths] == source.pop("sizes"):
-            entry.touch()  # the newest used is the last evicted
+            with contextlib.suppress(FileNotFoundError):  # the newest used is the last evicted (never made again)
+                os.utime(entry)
             return source | {"shards": paths}
         shutil.rmtree(entry, ignore_errors=True)
     staged = repo / STREAMS / f".{key}.{os.getpid()}"

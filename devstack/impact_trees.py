@@ -5,6 +5,7 @@ keyed on everything that decides its outputs (`base_key`). Development tooling: 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -70,6 +71,10 @@ def changed_files(base: str, candidate: str, repo: Path) -> list[str]:
 #: the replay that routes the records (a difference there: no service is reused)
 COMMON: Final = ("shared", "contracts", "devstack/replay.py", "services/__init__.py")
 SERVICE_IMPORT: Final = re.compile(rb"\bservices\.(\w+)")
+#: the other ways a module names a service package (review R37-DERIVE): `from services import a, b` and a relative
+#: `from ..name import x`
+SERVICES_FROM: Final = re.compile(rb"\bfrom\s+(?:services|\.\.)\s+import\s+\(?([\w\s,]+)")
+RELATIVE_FROM: Final = re.compile(rb"\bfrom\s+\.\.(\w+)")
 
 
 def decision_digests(tree: Path) -> dict[str, str]:
@@ -83,16 +88,13 @@ def decision_digests(tree: Path) -> dict[str, str]:
         package = module.replace(".", "/")
         used = {package}
         for f in (tree / package).rglob("*.py"):
-            used |= {f"services/{m.decode()}" for m in SERVICE_IMPORT.findall(f.read_bytes())}
+            text = f.read_bytes()
+            names = SERVICE_IMPORT.findall(text) + RELATIVE_FROM.findall(text)
+            # words after `import` (a word that names no package, e.g. the next line's, adds no file)
+            names += [n for group in SERVICES_FROM.findall(text) for n in re.split(rb"[\s,()]+", group)]
+            used |= {f"services/{m.decode()}" for m in names if m}
         out[name] = hashlib.sha256((common + tree_digest(tree, used)).encode()).hexdigest()
     return out
-
-
-def identical_services(trees: dict[str, Path]) -> list[str]:
-    """The services whose decision code is byte-identical on both sides (their outputs differ only where their
-    inputs do)."""
-    b, c = decision_digests(trees["base"]), decision_digests(trees["candidate"])
-    return sorted(n for n in b if b[n] == c.get(n))
 
 
 def child_env() -> dict[str, str]:
@@ -112,6 +114,12 @@ CACHE: Final = Path(".run") / "impact-base"
 ALL_TAPED: Final = ("lab-normalisation", "notification", "radiotherapy-planner", "scoring", "systemic-planner")
 
 
+def code_digest(tree: Path) -> str:
+    """The digest of a tree's decision code and data (BASE_CODE): read at the start of a run and again before its
+    outputs are kept, so that a working tree edited meanwhile is not kept under either key (review R37-DERIVE)."""
+    return tree_digest(tree, BASE_CODE)
+
+
 def lineage(digests: list[str], store: bool) -> str:
     """Everything that decides a base's outputs but its tree: the event stream as written (the sha256 of each of its
     shards: the cohort's parameters, seed, sampling and generator), the side's script (the canonical form, the tape),
@@ -126,10 +134,11 @@ def lineage(digests: list[str], store: bool) -> str:
     return h.hexdigest()[:32]
 
 
-def base_key(tree: Path, digests: list[str], store: bool) -> str:
-    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE) and its `lineage`."""
+def base_key(tree: Path, digests: list[str], store: bool, code: str | None = None) -> str:
+    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE; `code`: its digest as
+    read at the start of the run, `code_digest`) and its `lineage`."""
     h = hashlib.sha256(b"osteocds-impact-base 2\0")
-    h.update(tree_digest(tree, BASE_CODE).encode())
+    h.update((code or code_digest(tree)).encode())
     h.update(lineage(digests, store).encode())
     return h.hexdigest()[:32]
 
@@ -155,15 +164,22 @@ def ancestor(repo: Path, line: str, digests: dict[str, str]) -> tuple[Path, list
     if not found:
         return None
     _, _, entry, shared = max(found, key=lambda x: (x[0], x[1]))
-    entry.touch()
+    _used(entry)
     return entry, shared
+
+
+def _used(entry: Path) -> None:
+    """The newest used is the last evicted; an entry removed meanwhile (another run's eviction) is left removed, not
+    made again as an empty file (review R37-DERIVE)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(entry)
 
 
 def kept_base(repo: Path, key: str) -> Path | None:
     entry = repo / CACHE / key
     if not (entry / "stats.json").exists():
         return None
-    entry.touch()  # the newest used is the last evicted
+    _used(entry)
     return entry
 
 

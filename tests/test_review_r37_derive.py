@@ -40,16 +40,13 @@ def _threshold(repo: Path, value: str) -> None:
     rules.write_text(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R37-DERIVE: the WORKTREE candidate kept as a base (`cstaged`) is keyed on the tree as read before its "
-    "children run (ckey) and its digests after; an edit saved meanwhile (a 10,000-patient run takes 12-18 min) keeps "
-    "the edited tree's outputs under the unedited tree's key: once that tree is committed, every later run takes "
-    "that wrong base (no snapshot of the worktree, no check that the key still holds after the run)",
-)
 def test_a_worktree_edited_while_the_candidate_runs_is_not_kept_under_its_old_key(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """R37-DERIVE (fixed): the WORKTREE candidate kept as a base was keyed on the tree as read before its children ran
+    and its digests after; an edit saved meanwhile kept the edited tree's outputs under the unedited tree's key, and
+    once that tree was committed every later run took that wrong base. Each tree's code is now read once at the start
+    (`code_digest`: the key and the digests) and again before keeping: a tree edited meanwhile is not kept."""
     kw: dict[str, Any] = {"patients": SMALL, "years": 1}
 
     def run(**more: Any) -> dict[str, Any]:
@@ -78,13 +75,10 @@ def test_a_worktree_edited_while_the_candidate_runs_is_not_kept_under_its_old_ke
         assert later[key] == cold[key], key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R37-DERIVE: a derived base keeps its derivation's stats (applications, cpu_by_service: only what ran "
-    "live against the ancestor) as if they were the base's: the JSON report's base applications and per-service CPU "
-    "for that run and every later run against it are not what a cold run of that base reports",
-)
 def test_a_derived_base_reports_the_applications_of_a_cold_base(repo: Path) -> None:
+    """R37-DERIVE (fixed): a derived base kept its derivation's count of applications (only what ran live against the
+    ancestor) as the base's; it now keeps its complete tape's count (every service's, as a cold base counts them) and
+    the derivation's own as `live_applications`."""
     kw: dict[str, Any] = {"patients": SMALL, "years": 1}
 
     def run(**more: Any) -> dict[str, Any]:

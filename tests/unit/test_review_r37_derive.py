@@ -62,20 +62,21 @@ def _tree(into: Path) -> Path:
     return into
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R37-DERIVE (latent, from stop 36): `decision_digests` finds the other services a service's package "
-    "imports with the pattern `services.NAME` only: `from services import scoring` or a relative `from ..scoring "
-    "import rules` is not seen, so that service's digest stays the same when the package it runs changes; a base "
-    "derived from a kept one (and a candidate, `identical_services`) then takes its decisions from a tape of other "
-    "code",
-)
 @pytest.mark.parametrize(
-    "line", ["from services import scoring  # noqa: F401\n", "from ..scoring import rules  # noqa: F401\n"]
+    "line",
+    [
+        "from services import scoring  # noqa: F401\n",
+        "from ..scoring import rules  # noqa: F401\n",
+        "from .. import scoring  # noqa: F401\n",
+        "from services import (\n    lab_normalisation,\n    scoring,\n)  # noqa: F401\n",
+    ],
 )
 def test_a_service_importing_another_one_without_its_dotted_name_changes_digest_with_it(
     tmp_path: Path, line: str
 ) -> None:
+    """R37-DERIVE (latent from stop 36, fixed): `decision_digests` saw only `services.NAME`; `from services import
+    scoring` and a relative `from ..scoring import rules` (or `from .. import scoring`) now count as well, so a
+    service's digest changes with every package it runs."""
     tree = _tree(tmp_path / "tree")
     helper = tree / "services" / "notification" / "uses_scoring.py"
     helper.write_text(line, encoding="utf-8")
