@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devstack import impact, impact_trees
+from devstack import impact, impact_sides, impact_trees
 from devstack.replay import MODULES
 from tests.test_impact import RULES, SMALL, _git, _kept_outputs, candidate_tree
 
@@ -54,7 +54,7 @@ def test_a_worktree_edited_while_the_candidate_runs_is_not_kept_under_its_old_ke
 
     _threshold(repo, "3.96")
     assert run()["patients_changed"] >= 1  # HEAD (3.5) kept, cold
-    original = impact.run_sides
+    original = impact_sides.run_sides
 
     def edited_meanwhile(*args: Any, **more: Any) -> dict[str, Any]:
         if more.get("tape_out") is not None:  # the developer reverts the worktree while the candidate starts
