@@ -15,21 +15,14 @@ import pytest
 
 from devstack import impact, impact_sides, impact_trees
 from devstack.replay import MODULES
-from tests.test_impact import RULES, SMALL, _git, _kept_outputs, candidate_tree
+from tests import test_impact
+from tests.test_impact import RULES, SMALL, _git, _kept_outputs
+
+#: the fixture of tests/test_impact.py: a throwaway repository whose first commit is HEAD's tree (threshold 3.5)
+repo = test_impact.repo
 
 THRESHOLD = re.compile(r"^CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = [0-9.]+$", re.M)
 KEYS = ("patients_changed", "changed_patients", "critical_lost", "dead_letters", "rules")
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A throwaway git repository whose first commit is HEAD's tree (crisis threshold 3.5)."""
-    r = tmp_path / "repo"
-    candidate_tree(r, "3.5")
-    _git(r, "init", "-q")
-    _git(r, "add", "-A")
-    _git(r, "commit", "-qm", "base")
-    return r
 
 
 def _threshold(repo: Path, value: str) -> None:
