@@ -398,6 +398,14 @@ def french(report: dict[str, Any], head: dict[str, Any]) -> str:
             "Base reprise d'une exécution précédente (même code de la base, même cohorte, mêmes paquets) : elle "
             "n'est pas rejouée (--no-cache pour la rejouer)."
         )
+    derived = reused.get("base_derived_from")
+    if derived:  # stop 37: the base derived from a kept one (devstack/impact_sides.py `derive_base`)
+        names = ", ".join(_vocabulary().PRODUCERS.get(n, n) for n in derived.get("services", []))
+        lines.append(
+            "Base dérivée d'une base conservée d'une autre révision : seuls les services dont le code diffère ont été "
+            f"rejoués (repris de cette base : {names}) ; elle est conservée pour les exécutions suivantes "
+            "(--no-cache pour la rejouer entière)."
+        )
     crit = report["critical_lost"]
     if crit:
         what = {

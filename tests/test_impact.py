@@ -606,9 +606,10 @@ def test_a_base_not_kept_is_derived_from_a_kept_one_and_equals_a_cold_one(repo: 
     assert not run()["reused"]["base_kept"]  # HEAD (3.5) kept, cold
     _git(repo, "commit", "-qam", "crisis at 3.96")  # main moves on: scoring alone changed
     rules.write_text(CONSTANT.sub("CRISIS_CORRECTED_CALCIUM_MMOL_L: Final = 3.85", text))
-    derived = run()
+    derived, said, _ = impact.impact("HEAD", impact_trees.WORKTREE, repo=repo, **kw)
     others = sorted(set(MODULES) - {"scoring"})
     assert derived["reused"]["base_derived_from"]["services"] == others
+    assert "Base dérivée d'une base conservée" in said  # the French report says where its base came from
     assert not derived["reused"]["base_kept"] and derived["cpu_s"]["base"] > 0
     cold = run(cache=False)
     assert cold["reused"]["base_derived_from"] is None
