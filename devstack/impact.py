@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from devstack import impact_report, infra
-from devstack.impact_sides import derive_base, read_sides, run_sides
+from devstack.impact_sides import derive_base, keep_complete, read_sides, run_sides
 from devstack.impact_stream import kept_stream, write_cohort, write_topics
 from devstack.impact_trees import (
     ALL_TAPED,
@@ -169,7 +169,7 @@ def _impact(
     shards: list[Path] = source["shards"]
     timing["stream_s"] = time.monotonic() - t0 - sum(timing.values())
     line = lineage(source["digests"], store) if keep else ""
-    key = base_key(trees["base"], source["digests"], store, code["base"]) if keep else ""
+    key = base_key(code["base"], source["digests"], store) if keep else ""
     kept = kept_base(repo, key) if keep else None
     derived: dict[str, Any] | None = None
     cstaged: Path | None = None  # the candidate's tapes, staged to be kept
@@ -183,8 +183,7 @@ def _impact(
         if kept is not None:  # the base's outputs and tapes as an earlier run left them: the base is not run
             was = json.loads((kept / "stats.json").read_text(encoding="utf-8"))
             # the candidate, without settings, kept as a base in turn (its complete tape): once merged, it is the base
-            ckey = base_key(trees["candidate"], source["digests"], store, code["candidate"]) if not settings else ""
-            ckey = ckey if same else ""
+            ckey = base_key(code["candidate"], source["digests"], store) if same and not settings else ""
             if ckey and ckey != key and kept_base(repo, ckey) is None and not everything:
                 cstaged = repo / CACHE / f".{ckey}.{os.getpid()}"
                 cstaged.mkdir(parents=True, exist_ok=True)
@@ -203,14 +202,9 @@ def _impact(
                     tape_out=cstaged,
                 )
             )
-            done = stats["candidate"] if cstaged is not None else {}
-            unchanged = code_digest(trees["candidate"]) == code["candidate"]
-            if cstaged is not None and done and done["complete_tape"] and not done["outside"] and unchanged:
-                known: dict[str, Any] = {"taped": list(ALL_TAPED), "lineage": line}
-                known["decision_digests"] = digests["candidate"]
-                known["derived_from"] = {"base": kept.name, "services": same}
-                known["applications"] = done["complete_applications"]  # every service's, as a base counts them
-                keep_base(repo, ckey, cstaged, work, len(shards), done | known, side="candidate")
+            if cstaged is not None:
+                mine = (trees["candidate"], code["candidate"], digests["candidate"], line, kept, same)
+                keep_complete(repo, ckey, cstaged, work, len(shards), stats["candidate"], *mine)
             stats["base"] = was | {"cpu_s": 0.0, "wall_s": 0.0, "start_s": 0.0, "kept_cpu_s": was["cpu_s"]}
             if derived is not None:  # this run derived it: its cost is this run's
                 stats["base"] |= {k: derived[k] for k in ("cpu_s", "wall_s", "start_s")}

@@ -274,7 +274,7 @@ def main(argv: list[str]) -> int:
         def value(self) -> bytes:
             return self._v
 
-    # issue 21 (speed, stop 37): this side's complete tape, a base derived from a kept one (devstack/impact.py)
+    # issue 21 (speed, stop 37): this side's complete tape, kept as a base (devstack/impact_sides.py `keep_complete`)
     complete = bool(options.get("tape_out")) and tape is not None and mode == "replay" and again
     n = reruns = applications = same = whole_applications = 0
     live_again: dict[str, int] = dict.fromkeys(sorted(replay.MODULES), 0)  #: per service, patients it ran again

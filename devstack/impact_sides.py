@@ -175,16 +175,44 @@ def derive_base(
             base_taped=list(was["taped"]),
             tape_out=staged,
         )["candidate"]
-        if stats["outside"] or not stats["complete_tape"] or code_digest(tree) != code:
-            return None, None
-        # its applications: the base's, every service's (review R37-DERIVE), not those this run made live
-        stats |= {"derived_from": {"base": entry.name, "services": shared}, "live_applications": stats["applications"]}
-        stats["applications"] = stats["complete_applications"]
-        known = {"taped": list(ALL_TAPED), "lineage": line, "decision_digests": digests}
-        keep_base(repo, key, staged, into, len(shards), stats | known, side="candidate")
+        kept = keep_complete(repo, key, staged, into, len(shards), stats, tree, code, digests, line, entry, shared)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return kept_base(repo, key), stats
+    return (kept_base(repo, key), kept) if kept is not None else (None, None)
+
+
+def keep_complete(
+    repo: Path,
+    key: str,
+    staged: Path,
+    work: Path,
+    shards: int,
+    stats: dict[str, Any],
+    tree: Path,
+    code: str,
+    digests: dict[str, str],
+    line: str,
+    ancestor_base: Path,
+    shared: list[str],
+) -> dict[str, Any] | None:
+    """A candidate side that wrote its complete tape into `staged` (impact_child.py `_complete`: a base derived from
+    `ancestor_base`, or a candidate kept in turn) kept as a base under `key`, its outputs under `work`; its stats as
+    kept, or None when it cannot be: a shard without a complete tape, a module run from outside its tree, or a tree
+    whose code is no longer `code` (read at the start of the run: a working tree edited meanwhile, review
+    R37-DERIVE). Its applications are every service's, as a cold base counts them; those it ran live are
+    `live_applications`."""
+    if not stats["complete_tape"] or stats["outside"] or code_digest(tree) != code:
+        return None
+    kept = stats | {
+        "taped": list(ALL_TAPED),
+        "lineage": line,
+        "decision_digests": digests,
+        "derived_from": {"base": ancestor_base.name, "services": shared},
+        "applications": stats["complete_applications"],
+        "live_applications": stats["applications"],
+    }
+    keep_base(repo, key, staged, work, shards, kept, side="candidate")
+    return kept
 
 
 def read_sides(work: Path, side: str, shards: int) -> Iterator[dict[str, Any]]:

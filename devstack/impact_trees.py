@@ -134,11 +134,11 @@ def lineage(digests: list[str], store: bool) -> str:
     return h.hexdigest()[:32]
 
 
-def base_key(tree: Path, digests: list[str], store: bool, code: str | None = None) -> str:
-    """Everything that decides a base's outputs: its tree's decision code and data (BASE_CODE; `code`: its digest as
-    read at the start of the run, `code_digest`) and its `lineage`."""
+def base_key(code: str, digests: list[str], store: bool) -> str:
+    """Everything that decides a base's outputs: its tree's decision code and data (`code`: `code_digest` of BASE_CODE,
+    as read at the start of the run) and its `lineage`."""
     h = hashlib.sha256(b"osteocds-impact-base 2\0")
-    h.update((code or code_digest(tree)).encode())
+    h.update(code.encode())
     h.update(lineage(digests, store).encode())
     return h.hexdigest()[:32]
 
