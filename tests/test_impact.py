@@ -590,6 +590,18 @@ def _kept_outputs(entry: Path) -> tuple[list[str], dict[str, Any]]:
     return sorted(lines), tapes
 
 
+def _kept_as_cold(run: Any, entries: dict[str, Path], mine: Path) -> tuple[list[str], dict[str, Any]]:
+    """What the kept base `mine` holds (`_kept_outputs`), checked against the same base run cold: every kept entry
+    removed (no ancestor to derive from), `run()` keeps it again under the same key, byte for byte the same."""
+    kept = _kept_outputs(mine)
+    for entry in entries.values():
+        shutil.rmtree(entry)
+    cold = run()
+    assert cold["reused"]["base_derived_from"] is None and not cold["reused"]["base_kept"]
+    assert _kept_outputs(mine) == kept
+    return kept
+
+
 def test_a_base_not_kept_is_derived_from_a_kept_one_and_equals_a_cold_one(repo: Path) -> None:
     """Speed (stop 37): main moved on by a one-service change since its base was kept. The new base is not run whole:
     it is derived from the kept one (the services both trees share taken from its tape, impact_child.py `_complete`),
@@ -637,10 +649,5 @@ def test_a_base_not_kept_is_derived_from_a_kept_one_and_equals_a_cold_one(repo: 
     # what the derived base keeps is what the same base run cold keeps
     _git(repo, "checkout", "-q", "HEAD~1", "--", RULES)
     _git(repo, "commit", "-qam", "back to 3.96")
-    kept = _kept_outputs(mine)
-    for entry in entries.values():
-        shutil.rmtree(entry)
-    first = run()
-    assert first["reused"]["base_derived_from"] is None and not first["reused"]["base_kept"]
-    assert _kept_outputs(mine) == kept
+    kept = _kept_as_cold(run, entries, mine)
     assert kept[1] and all(set(t) <= set(MODULES) for t in kept[1].values())

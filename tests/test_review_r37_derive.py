@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from devstack import impact, impact_sides, impact_trees
 from devstack.replay import MODULES
 from tests import test_impact
-from tests.test_impact import RULES, SMALL, _git, _kept_outputs
+from tests.test_impact import RULES, SMALL, _git, _kept_as_cold
 
 #: the fixture of tests/test_impact.py: a throwaway repository whose first commit is HEAD's tree (threshold 3.5)
 repo = test_impact.repo
@@ -145,9 +144,4 @@ def test_a_base_derived_across_an_upstream_change_keeps_what_a_cold_base_keeps(r
     )
     how = json.loads((mine / "stats.json").read_text(encoding="utf-8"))
     assert how["reruns"] >= 1, {k: how[k] for k in ("same_as_base", "reruns", "live_again")}
-    kept = _kept_outputs(mine)
-    for entry in entries.values():
-        shutil.rmtree(entry)
-    again = run()
-    assert again["reused"]["base_derived_from"] is None and not again["reused"]["base_kept"]
-    assert _kept_outputs(mine) == kept
+    _kept_as_cold(run, entries, mine)
