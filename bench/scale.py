@@ -2,7 +2,7 @@
 services, on the real runtime or in process.
 
     .venv/bin/python bench/scale.py --patients 1000 --years 2             # the real pipeline
-    .venv/bin/python bench/scale.py --patients 10000 --years 2 --in-process [--sample 10]
+    .venv/bin/python bench/scale.py --patients 10000 --years 2 --in-process [--sample 10] [--jobs 2]
 
 Real pipeline (default): the bench starts its own embedded broker (Tansu) and redis-server, publishes the whole
 cohort to the hospital topics first (each record timestamped at its publication time, `recorded_at`; the cohort
@@ -15,12 +15,13 @@ bytes per patient per service read from Redis (p50/p99/max), Redis memory (INFO 
 `python -m services.<name> rebuild` per service (the services stopped).
 
 In process (`--in-process`): the same cohort through the five services' pure transitions (devstack/replay.py), patient
-by patient (every state is per patient, so this gives what one merged stream gives: tests/test_replay.py), each new
+by patient (every state is per patient, so this gives what one merged stream gives: tests/test_replay.py), the
+patients split over `--jobs` processes (default: one per core; the parent adds their figures up), each new
 state written as JSON as the runtime does. It reports hospital events/s and service applications/s, the per-event
 cost per service against the patient's history length in that service (1-10, 11-100, 101-1 000 events...), state
 bytes per patient at the end of each patient's stream (p50/p99/max), and dead letters. `--sample K` replays every
 K-th patient only and scales the time by K (patients are independent: the same cost per patient), said in the
-output. The generator's own rate is measured on the sampled patients' streams.
+output. The generator's own rate is measured on one in 20 of the replayed patients' streams.
 
 RESULT name=scale (real) or scale-in-process: value = hospital events/s through the five services, baseline = the
 cohort's events per second of clinical time (what the hospital sends), ratio = value / baseline.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -38,6 +40,8 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,57 +96,110 @@ def sizes_line(name: str, values: list[int]) -> str:
 
 
 # ---- in process ------------------------------------------------------------------------------------------------
-def in_process(cohort: Cohort, sample: int) -> None:
-    indices = list(range(0, cohort.patients, sample))
-    t = time.perf_counter()
-    generated = sum(1 for i in indices for _ in cohort.patient(i))
-    gen_s = time.perf_counter() - t
-    print(f"generator: {generated} messages of {len(indices)} patients in {gen_s:.1f} s ({generated / gen_s:.0f}/s)")
+@dataclass
+class Shard:
+    """What one process of the in-process run measured over its patients (merged by the parent)."""
+
+    inputs: int = 0
+    applications: Counter[str] = field(default_factory=Counter)
+    cost: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    states: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    dead_letters: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    seconds: float = 0.0
+    cpu: float = 0.0
+
+    def add(self, other: Shard) -> None:
+        self.inputs += other.inputs
+        self.applications += other.applications
+        for key, (n, spent) in other.cost.items():
+            cell = self.cost.setdefault(key, [0, 0.0])
+            cell[0] += n
+            cell[1] += spent
+        for name, sizes in other.states.items():
+            self.states[name] += sizes
+        self.dead_letters += other.dead_letters
+        self.seconds = max(self.seconds, other.seconds)
+        self.cpu += other.cpu
+
+
+def run_shard(cohort: Cohort, indices: list[int], label: str) -> Shard:
+    """The patients `indices` through the five services' pure transitions, one patient after the other."""
     services = build_services()
     warm = Replay(services, keep=False)  # first use: UCUM's unit table, caches (not timed)
     warm.run(patient_history(cohort.seed + 1000, 200))
     replay = Replay(services, keep=False, profile=True)
     until = cohort.end
-    states: dict[str, list[int]] = defaultdict(list)
+    out = Shard()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    inputs = 0
     for k, i in enumerate(indices):
         patient = cohort.patient_id(i)
         stream = list(cohort.patient(i))
-        inputs += len(stream)
+        out.inputs += len(stream)
         replay.run(stream, until)
         for name in SERVICES:
             state = replay.state(name, patient)
             if state is not None:
-                states[name].append(len(state.model_dump_json().encode()))
+                out.states[name].append(len(state.model_dump_json().encode()))
         replay.forget(patient)
         if (k + 1) % max(1, len(indices) // 10) == 0:
             elapsed = time.perf_counter() - t0
-            print(f"  {k + 1}/{len(indices)} patients, {inputs} events, {elapsed:.0f} s", flush=True)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    applications = sum(replay.inputs.values())
-    print(f"\nin process, {len(indices)} of {cohort.patients} patients x {cohort.years:g} years (1 in {sample})")
-    print(f"  {inputs} hospital events, {applications} service applications, {seconds:.1f} s ({cpu:.1f} s of CPU)")
+            print(f"  {label}{k + 1}/{len(indices)} patients, {out.inputs} events, {elapsed:.0f} s", flush=True)
+    out.seconds, out.cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    out.applications = Counter(replay.inputs)
+    out.cost = {key: list(cell) for key, cell in replay.cost.items()}
+    out.dead_letters = Counter(replay.dead_letters)
+    return out
+
+
+def in_process(cohort: Cohort, sample: int, jobs: int) -> None:
+    indices = list(range(0, cohort.patients, sample))
+    t = time.perf_counter()
+    generated = sum(1 for i in indices[: max(1, len(indices) // 20)] for _ in cohort.patient(i))
+    gen_s = time.perf_counter() - t
+    print(
+        f"generator: {generated} messages of {max(1, len(indices) // 20)} patients in {gen_s:.1f} s "
+        f"({generated / gen_s:.0f}/s)"
+    )
+    jobs = max(1, min(jobs, len(indices)))
+    shards = [indices[j::jobs] for j in range(jobs)]  # patients are independent: any split gives the same figures
+    t0 = time.perf_counter()
+    total = Shard()
+    if jobs == 1:
+        total.add(run_shard(cohort, shards[0], ""))
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for part in pool.map(run_shard, [cohort] * jobs, shards, [f"[{j}] " for j in range(jobs)]):
+                total.add(part)
+    seconds, cpu, inputs = time.perf_counter() - t0, total.cpu, total.inputs
+    applications = sum(total.applications.values())
+    print(
+        f"\nin process, {len(indices)} of {cohort.patients} patients x {cohort.years:g} years (1 in {sample}), "
+        f"{jobs} processes"
+    )
+    print(
+        f"  {inputs} hospital events, {applications} service applications, {seconds:.1f} s of wall time "
+        f"({cpu:.1f} s of CPU, the processes together)"
+    )
     if sample > 1:
         print(
             f"  whole cohort ({cohort.patients} patients), scaled by {sample}: ~{inputs * sample} events, "
             f"~{cpu * sample / 60:.0f} CPU minutes (~{seconds * sample / 60:.0f} min at this host's load)"
         )
     rate = inputs / seconds
-    print(f"  {rate:.1f} hospital events/s, {applications / seconds:.0f} service applications/s (one process)")
+    print(f"  {rate:.1f} hospital events/s, {applications / seconds:.0f} service applications/s ({jobs} processes)")
     print(f"  per CPU second: {inputs / cpu:.1f} hospital events, {applications / cpu:.0f} applications")
     print("  per service: applications, and CPU us per application by the patient's history length in that service")
-    buckets = sorted({b for _, b in replay.cost})
+    buckets = sorted({b for _, b in total.cost})
     print(f"  {'service':<22} {'events':>8} " + " ".join(f"{'<=' + str(b):>10}" for b in buckets))
     for name in SERVICES:
-        cells = [replay.cost.get((name, b)) for b in buckets]
+        cells = [total.cost.get((name, b)) for b in buckets]
         text = " ".join(f"{(c[1] / c[0] * 1e6 if c and c[0] else 0):>10.0f}" for c in cells)
-        print(f"  {name:<22} {replay.inputs[name]:>8} {text}")
+        print(f"  {name:<22} {total.applications[name]:>8} {text}")
     print("  state per patient at the end of its stream (JSON bytes)")
     for name in SERVICES:
-        print(sizes_line(name, states[name]))
-    print(f"  dead letters: {sum(replay.dead_letters.values())}")
-    for (name, topic, kind), n in replay.dead_letters.most_common(10):
+        print(sizes_line(name, total.states[name]))
+    print(f"  dead letters: {sum(total.dead_letters.values())}")
+    for (name, topic, kind), n in total.dead_letters.most_common(10):
         print(f"    {name} {topic} {kind}: {n}")
     baseline = inputs / (cohort.years * 365.25 * 86400)
     print(f"  the hospital sends {baseline * sample:.4f} events/s for the whole cohort")
@@ -341,6 +398,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--in-process", action="store_true", help="the pure transitions in process (devstack/replay)")
     parser.add_argument("--sample", type=int, default=1, help="in process: every K-th patient, time scaled by K")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="in process: processes (patients split)")
     parser.add_argument("--quiet", type=float, default=20, help="seconds without progress that end the real run")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds at most for the real run")
     parser.add_argument("--rebuild", default=",".join(SERVICES), help="services to rebuild afterwards ('' none)")
@@ -348,7 +406,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"scale bench at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, pid {os.getpid()}")
     if args.in_process:
-        in_process(Cohort(args.seed, args.patients, args.years, ANCHOR), max(1, args.sample))
+        in_process(Cohort(args.seed, args.patients, args.years, ANCHOR), max(1, args.sample), args.jobs)
     else:
         rebuild = [n for n in args.rebuild.split(",") if n]
         real(
