@@ -4,7 +4,8 @@ The broker is Apache Kafka's own `org.apache.kafka:kafka_2.13` artifact from Mav
 into `.run/kafka/<version>/lib` (gitignored), formatted with `kafka.tools.StorageTool` and started as
 `java -cp 'lib/*' kafka.Kafka server.properties`, each node with its own data dir, log4j2 config and log file
 (issue 22; shared/notes/apache-kafka.md). Topics are replicated as production would run them: replication factor
-min(3, nodes), `min.insync.replicas` min(2, nodes); producers use acks=all and idempotence.
+min(3, nodes), `min.insync.replicas` min(2, nodes); producers use acks=all and idempotence. The jars:
+devstack/kafka_jars.py; each node's configuration: devstack/kafka_nodes.py; here, formatting and running the nodes.
 
     with cluster(nodes=3) as c:
         c.bootstrap            # "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
@@ -16,10 +17,8 @@ min(3, nodes), `min.insync.replicas` min(2, nodes); producers use acks=all and i
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -27,88 +26,28 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from devstack.infra import OWN_SESSION, free_port, port_open
+from devstack.infra import OWN_SESSION, port_open
+from devstack.kafka_jars import KAFKA_VERSION, ensure_jars, java
+from devstack.kafka_nodes import (
+    _LOG4J2,
+    STATE,
+    Node,
+    _cluster_id,
+    _members,
+    _saved,
+    _server_properties,
+    service_settings,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-#: The jars' cache: `.run/kafka/<version>/lib` (`.run/` is gitignored).
-CACHE = ROOT / ".run" / "kafka"
-#: 4.4.0 and 4.1.1 both resolve from Maven Central here and run on Java 17; the newest is used.
-KAFKA_VERSION = "4.4.0"
-#: The SLF4J binding for the broker's logs (Kafka 4.x logs through log4j2; the artifact names no binding).
-LOG4J_VERSION = "2.24.3"
 #: The broker JVM's heap: small, the machine has 2 cores and several processes.
 HEAP = "-Xmx384m"
 
 T = TypeVar("T")
-
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>osteocds.local</groupId><artifactId>apache-kafka-runtime</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{v}</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{v}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{l}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>{l}</version></dependency>
-  </dependencies>
-</project>
-"""
-
-_LOG4J2 = """status = error
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.file.ref = file
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-"""
-
-
-def java() -> str:
-    binary = shutil.which("java")
-    if binary is None:
-        raise RuntimeError("java not found: install Debian's openjdk-17-jre-headless (Apache Kafka 4.x needs Java 17)")
-    return binary
-
-
-def ensure_jars(version: str = KAFKA_VERSION) -> Path:
-    """The broker's classpath folder, fetched from Maven Central once (`mvn dependency:copy-dependencies`)."""
-    base = CACHE / version
-    lib = base / "lib"
-    done = base / "complete"
-    if done.exists():
-        return lib
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time (parallel test runs, `up` beside the tests)
-        if done.exists():
-            return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise RuntimeError("mvn not found: install Debian's maven to fetch Apache Kafka from Maven Central")
-        (base / "pom.xml").write_text(_POM.format(v=version, l=LOG4J_VERSION))
-        tmp = base / "lib.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [mvn, "-q", "-B", "-f", str(base / "pom.xml"), "dependency:copy-dependencies"]
-        cmd += [f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0 or not (tmp / f"kafka_2.13-{version}.jar").exists():
-            raise RuntimeError(
-                f"fetching Apache Kafka {version} failed: {' '.join(cmd)}\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
-            )
-        shutil.rmtree(lib, ignore_errors=True)
-        tmp.rename(lib)
-        done.write_text(version + "\n")
-    return lib
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
@@ -119,23 +58,6 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(make())  # type: ignore[arg-type]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, make()).result()  # type: ignore[arg-type]
-
-
-@dataclass
-class Node:
-    node_id: int
-    port: int
-    controller_port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def properties(self) -> Path:
-        return self.dir / "server.properties"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "server.log"
 
 
 @dataclass
@@ -306,93 +228,11 @@ class ApacheCluster:
         return _run(lambda: self.aleader(topic, partition))
 
 
-def _server_properties(
-    node: Node, nodes: list[Node], security: Any, overrides: dict[str, str] | None
-) -> dict[str, str]:
-    n = len(nodes)
-    rf, isr = str(min(3, n)), str(min(2, n))
-    client = "SASL_SSL" if security is not None else "PLAINTEXT"
-    props = {
-        "process.roles": "broker,controller",
-        "node.id": str(node.node_id),
-        "controller.quorum.voters": ",".join(f"{x.node_id}@127.0.0.1:{x.controller_port}" for x in nodes),
-        "listeners": f"{client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        "advertised.listeners": f"{client}://127.0.0.1:{node.port}",
-        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": client,
-        "log.dirs": str(node.dir / "data"),
-        # as production (docker-compose.yml): the services create their topics with explicit partitions
-        "auto.create.topics.enable": "false",
-        "num.partitions": "6",
-        # issue 22: replicated as production would run, RF 3 and min.insync.replicas 2 on 3 nodes
-        "default.replication.factor": rf,
-        "min.insync.replicas": isr,
-        "offsets.topic.replication.factor": rf,
-        "transaction.state.log.replication.factor": rf,
-        "transaction.state.log.min.isr": isr,
-        "share.coordinator.state.topic.replication.factor": rf,
-        "share.coordinator.state.topic.min.isr": isr,
-        "unclean.leader.election.enable": "false",
-        # fewer internal partitions and threads: 2 cores, starts and elects faster
-        "offsets.topic.num.partitions": "6",
-        "transaction.state.log.num.partitions": "6",
-        "share.coordinator.state.topic.num.partitions": "3",
-        "num.network.threads": "2",
-        "num.io.threads": "2",
-        "num.recovery.threads.per.data.dir": "1",
-        "background.threads": "2",
-        "log.cleaner.threads": "1",
-        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-        # groups form at once; short sessions allowed (the tests' clients use 3 s, as on the embedded broker)
-        "group.initial.rebalance.delay.ms": "0",
-        "group.min.session.timeout.ms": "1000",
-        # a SIGKILLed broker is fenced (its partitions re-led) after 3 s instead of 9 s
-        "broker.session.timeout.ms": "3000",
-        "broker.heartbeat.interval.ms": "500",
-        "controller.quorum.election.timeout.ms": "1000",
-        "controller.quorum.fetch.timeout.ms": "2000",
-    }
-    if security is not None:
-        props.update(security.server_properties)
-    props.update(overrides or {})
-    return props
-
-
 def _format(cluster: ApacheCluster, node: Node, cluster_id: str, format_args: list[str]) -> subprocess.Popen[bytes]:
     cmd = [java(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
     cmd += [f"-Dlog4j2.configurationFile={node.dir / 'log4j2.properties'}", "-cp", f"{cluster.lib}/*"]
     cmd += ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.properties), *format_args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def _cluster_id() -> str:
-    """A Kafka Uuid (16 random bytes, URL-safe base64 without padding), as `kafka-storage random-uuid` prints. Like
-    Kafka's Uuid.randomUuid, never one starting with "-": the command line would read it as an option (1 run in 64
-    failed to format its nodes)."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def service_settings(bootstrap: str, nodes: int) -> dict[str, str]:
-    """The services' environment on an Apache Kafka cluster of `nodes` brokers: production's producer settings
-    (acks=all is fixed in shared/runtime/kafka.py; idempotence on, the default of shared/settings.py), topics
-    replicated min(3, nodes) times. Consumer sessions keep production's 10 s (shared/settings.py): when the broker
-    coordinating a group dies, its members must reach the next coordinator within their session, which takes the
-    fencing of the dead broker (broker.session.timeout.ms, 3 s here) and, when it was the active controller, an
-    election; with the 3 s sessions the embedded broker's tests use, the members were expelled and their next
-    commit failed (CommitFailedError stops a service: issue 22, seen in tests/apache/test_leader_kill.py)."""
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_ENABLE_IDEMPOTENCE": "true",
-        "KAFKA_REPLICATION_FACTOR": str(min(3, nodes)),
-        "KAFKA_SESSION_TIMEOUT_MS": "10000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
-        # production's restore path (deploy/ sets it): compacted state changelogs, restored on a lost Redis
-        "STATE_CHANGELOG": "true",
-    }
 
 
 @contextlib.contextmanager
@@ -473,35 +313,6 @@ def cluster(
         c.stop(graceful=not own if graceful_stop is None else graceful_stop)
         if own:
             shutil.rmtree(work, ignore_errors=True)
-
-
-#: a workdir's record of its cluster: id, version, security, each node's ports
-STATE = "cluster.json"
-
-
-def _saved(work: Path, nodes: int, secured: bool) -> dict[str, Any] | None:
-    """The workdir's cluster when it was formatted for this many nodes and this security (else None: format)."""
-    try:
-        doc: dict[str, Any] = json.loads((work / STATE).read_text())
-    except (OSError, ValueError):
-        return None
-    formatted = all((work / f"node-{i}" / "data" / "meta.properties").exists() for i in range(1, nodes + 1))
-    if len(doc.get("nodes", {})) != nodes or doc.get("secured") != secured or not formatted:
-        return None
-    return doc
-
-
-def _members(work: Path, nodes: int, saved: dict[str, Any] | None, ports: list[int] | None) -> list[Node]:
-    """Each node's client and controller ports: those asked for (or saved) when all are free, else free ones."""
-    wanted: list[tuple[int, int]] | None = None
-    if saved is not None:
-        wanted = [(int(saved["nodes"][str(i)][0]), int(saved["nodes"][str(i)][1])) for i in range(1, nodes + 1)]
-    if ports is not None and len(ports) == nodes:
-        controllers = [c for _, c in wanted] if wanted else [free_port() for _ in range(nodes)]
-        wanted = list(zip(ports, controllers, strict=True))
-    if wanted is None or any(port_open("127.0.0.1", p) for pair in wanted for p in pair):
-        wanted = [(free_port(), free_port()) for _ in range(nodes)]
-    return [Node(i, p, cp, work / f"node-{i}") for i, (p, cp) in enumerate(wanted, start=1)]
 
 
 def main() -> None:  # pragma: no cover - manual check: python -m devstack.apache_kafka [nodes]

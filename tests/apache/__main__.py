@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("OSTEOCDS_KAFKA_NODES", "3")
     if os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None):  # this tier starts its own cluster
         print("tests.apache: KAFKA_BOOTSTRAP_SERVERS ignored (the tier starts a local Apache Kafka cluster)")
-    from devstack.apache_kafka import KAFKA_VERSION, ensure_jars
+    from devstack.kafka_jars import KAFKA_VERSION, ensure_jars
 
     t0 = time.monotonic()
     lib = ensure_jars()

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.structs import TopicPartition
 
-from devstack import apache_kafka, infra
+from devstack import apache_kafka, infra, kafka_nodes
 from devstack.up_infra import broker_identity
 from shared.runtime import reading
 from shared.settings import Settings
@@ -61,7 +61,7 @@ async def test_a_kept_workdir_starts_the_same_cluster_with_its_records(tmp_path:
 def test_a_cluster_id_starting_with_a_dash_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1 Kafka Uuid in 64 starts with "-" (URL-safe base64): `-t <id>` read it as an option and the format failed
     (a fresh-clone CI run lost 18 tests to it). Given with `--cluster-id=`, such an id formats and starts."""
-    dashed = "-" + apache_kafka._cluster_id()[1:]
+    dashed = "-" + kafka_nodes._cluster_id()[1:]
     monkeypatch.setattr(apache_kafka, "_cluster_id", lambda: dashed)
     with apache_kafka.cluster(1, workdir=tmp_path / "kafka") as c:
         assert c.cluster_id == dashed and c.alive() == {1}
