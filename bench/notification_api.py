@@ -26,7 +26,7 @@ import uvicorn
 
 from contracts.clinical import Recommendation
 from contracts.rules import RULESET_VERSION, cite
-from devstack import infra, issuer
+from devstack import infra, issuer, issuer_http
 from services.notification.app import build
 from services.notification.settings import NotificationSettings
 from shared.web.auth import CLINICIAN, Authenticator, AuthSettings
@@ -122,7 +122,7 @@ def main() -> None:
         infra.kafka(prefer_docker=False) as kafka,
         infra.redis(prefer_docker=False) as redis,
         tempfile.TemporaryDirectory() as d,
-        issuer.serve(directory=Path(d)) as idp,
+        issuer_http.serve(directory=Path(d)) as idp,
     ):
         asyncio.run(run(args, kafka, redis.url, idp))
 

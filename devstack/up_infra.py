@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import infra, issuer
+from devstack import infra, issuer, issuer_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def identity(port: int = issuer.DEFAULT_PORT) -> Iterator[tuple[dict[str, str], 
     if os.environ.get("OIDC_ISSUER") or os.environ.get("OIDC_JWKS_URL"):
         yield identity_env(), os.environ.get("OIDC_ISSUER") or os.environ["OIDC_JWKS_URL"]
         return
-    with issuer.serve(port=port) as local:
+    with issuer_http.serve(port=port) as local:
         yield local.env(), f"{local.url} (local issuer; key in {issuer.ISSUER_DIR})"
 
 

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import settings as hypothesis_settings
 
-from devstack import infra, issuer
+from devstack import infra, issuer, issuer_http
 from devstack.stack import SERVICE_MODULES, RunningStack, spawn_services
 from shared.web.auth import CLINICIAN, OPS
 
@@ -91,7 +91,7 @@ _ISSUER: list[issuer.LocalIssuer] = []
 @pytest.fixture(scope="session")
 def local_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[issuer.LocalIssuer]:
     """A local OIDC issuer (its own key, JWKS served on a free port) that the test stack trusts."""
-    with issuer.serve(directory=tmp_path_factory.mktemp("issuer")) as local:
+    with issuer_http.serve(directory=tmp_path_factory.mktemp("issuer")) as local:
         _ISSUER.append(local)
         yield local
         _ISSUER.remove(local)

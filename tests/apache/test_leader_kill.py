@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.topics import LAB_RESULTS, RECOMMENDATIONS
-from devstack import apache_kafka, infra, issuer
+from devstack import apache_kafka, infra, issuer_http
 from devstack.stack import SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 from shared.web.auth import CLINICIAN
 from tests.chaos.harness import Event, _decision, _publish, _spawn, compare, make_events, settle
@@ -109,7 +109,7 @@ async def run(events: list[Event], patients: list[str], leader_kills: int, workd
     with (
         apache_kafka.cluster(3, workdir=workdir / "kafka", graceful_stop=False) as c,
         infra.local_redis() as redis_url,
-        issuer.serve(directory=workdir / "issuer") as oidc,
+        issuer_http.serve(directory=workdir / "issuer") as oidc,
     ):
         extra = {
             **c.settings,

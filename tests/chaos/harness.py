@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import CLINICAL_ASSESSMENTS, IMAGING_FINDINGS, LAB_RESULTS, RECOMMENDATIONS
-from devstack import infra, issuer
+from devstack import infra, issuer_http
 from devstack.stack import ROOT, SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 from shared.settings import Settings
 from shared.web.auth import CLINICIAN
@@ -300,7 +300,7 @@ async def run(
         # a fresh broker: embedded, or Apache Kafka with OSTEOCDS_KAFKA=apache (or `engine`)
         infra.local_kafka(engine=engine) as kafka,
         infra.local_redis() as redis_url,
-        issuer.serve(directory=log_dir / "issuer") as oidc,
+        issuer_http.serve(directory=log_dir / "issuer") as oidc,
     ):
         # non-critical alerts are shown once their settle window has passed: a short one, as in the tests
         settle_env = {"ALERT_SETTLE_SECONDS": "1", "TIMER_POLL_INTERVAL_S": "0.2"}

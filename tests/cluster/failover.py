@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from devstack import infra, issuer
+from devstack import infra, issuer_http
 from devstack.redis_cluster import cluster
 from devstack.stack import SERVICE_MODULES, RunningStack, service_env, wait_until_ready
 from shared.runtime.state import TAGS
@@ -36,7 +36,7 @@ async def run(
     with (
         infra.local_tansu() as bootstrap,
         cluster(workdir=log_dir / "redis-cluster") as c,
-        issuer.serve(directory=log_dir / "issuer") as oidc,
+        issuer_http.serve(directory=log_dir / "issuer") as oidc,
     ):
         settle_env = {"ALERT_SETTLE_SECONDS": "1", "TIMER_POLL_INTERVAL_S": "0.2"}
         extra = {**infra.EMBEDDED_KAFKA_SETTINGS, **oidc.env(), **settle_env, "MLLP_PORT": str(infra.free_port())}

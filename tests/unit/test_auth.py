@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from contracts.lifecycle import AuditEvent
-from devstack import issuer
+from devstack import issuer, issuer_http
 from shared.runtime.service import Service
 from shared.settings import Settings
 from shared.web.auth import (
@@ -32,7 +32,7 @@ from shared.web.http import create_app
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[issuer.LocalIssuer]:
-    with issuer.serve(directory=tmp_path_factory.mktemp("idp")) as local:
+    with issuer_http.serve(directory=tmp_path_factory.mktemp("idp")) as local:
         yield local
 
 

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from devstack import issuer
+from devstack import issuer, issuer_http
 from services.notification import signin
 from services.notification.settings import NotificationSettings
 from shared.web import signin as shared_signin
@@ -172,7 +172,7 @@ def test_smart_launch_returns_the_launch_patient(idp: issuer.LocalIssuer) -> Non
 
 @pytest.fixture
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[issuer.LocalIssuer]:
-    with issuer.serve(directory=tmp_path_factory.mktemp("idp19")) as local:
+    with issuer_http.serve(directory=tmp_path_factory.mktemp("idp19")) as local:
         yield local
 
 
@@ -318,8 +318,8 @@ def test_review_a_loopback_look_alike_redirect_uri_is_refused(idp: issuer.LocalI
 )
 def test_review_the_simulated_ehr_launches_only_a_loopback_page(idp: issuer.LocalIssuer, app: str) -> None:
     with pytest.raises(ValueError, match="loopback"):
-        issuer._ehr_launch_target(idp, {"patient": "pt-1", "app": app})
-    target = issuer._ehr_launch_target(idp, {"patient": "pt-1", "app": "http://127.0.0.1:8105/ui/launch"})
+        issuer_http._ehr_launch_target(idp, {"patient": "pt-1", "app": app})
+    target = issuer_http._ehr_launch_target(idp, {"patient": "pt-1", "app": "http://127.0.0.1:8105/ui/launch"})
     assert urllib.parse.urlsplit(target).netloc == "127.0.0.1:8105"
 
 
