@@ -183,10 +183,18 @@ def _with_local(treatments: list[TreatmentEvent]) -> Effective:
     return treatments, local
 
 
+#: issue 25: per patient, the systemic-drug records that count (held, by object) and their steps in effect order (one
+#: entry a patient)
+_DRUG_STEPS: OrderedDict[str, tuple[tuple[TreatmentEvent, ...], list[tuple[TreatmentEvent, SystemicDrug]]]] = (
+    OrderedDict()
+)
+
+
 def clear() -> None:
-    """Forget the treatments that count by table (a cold process)."""
+    """Forget the treatments that count by table and the drug steps by record (a cold process)."""
     with _LOCK:
         _EFFECTIVE.clear()
+        _DRUG_STEPS.clear()
 
 
 @dataclass(frozen=True)
@@ -242,8 +250,24 @@ class Context:
 
     @cached_property
     def drug_steps(self) -> list[tuple[TreatmentEvent, SystemicDrug]]:
-        """The drug starts and stops that count, in the order they take effect (IMG-FLARE, issue 18)."""
-        return in_effect_order(self.treatments)
+        """The drug starts and stops that count, in the order they take effect (IMG-FLARE, issue 18). Issue 25: once
+        per patient while its systemic-drug records that count are the same objects (records are frozen), so the
+        list is the same object too (patient.decide_flare's memo reads it by object)."""
+        if not self.memo:
+            return in_effect_order(self.treatments)
+        drugs = tuple(e for e in self.treatments if isinstance(e.treatment, SystemicDrug))
+        with _LOCK:
+            hit = _DRUG_STEPS.get(self.patient_id)
+            if hit is not None and _identical(hit[0], drugs):
+                _DRUG_STEPS.move_to_end(self.patient_id)
+                return hit[1]
+        found = in_effect_order(drugs)
+        with _LOCK:
+            _DRUG_STEPS[self.patient_id] = (drugs, found)  # the records held: compared by object
+            _DRUG_STEPS.move_to_end(self.patient_id)
+            while len(_DRUG_STEPS) > EFFECTIVE_SIZE:
+                _DRUG_STEPS.popitem(last=False)
+        return found
 
     def future(self, occurred_at: datetime) -> bool:
         ref = self.reference

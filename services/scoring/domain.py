@@ -251,7 +251,14 @@ def forget_memos() -> None:
     """Issue 25: forget every memoised decision family, clock moment and retention check (a cold process; tests)."""
     from services.scoring import as_of, calcium, clock, common, lesions, patient, retention, sre
 
-    for memo in (calcium.MEMO, sre.SRE_MEMO, lesions.SINS_MEMO, lesions.MIRELS_MEMO, patient.OLIGO_MEMO):
+    for memo in (
+        calcium.MEMO,
+        sre.SRE_MEMO,
+        lesions.SINS_MEMO,
+        lesions.MIRELS_MEMO,
+        patient.OLIGO_MEMO,
+        patient.FLARE_MEMO,
+    ):
         memo.clear()
     sre.clear()
     common.clear()

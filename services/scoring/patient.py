@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import Final
 
@@ -128,11 +129,29 @@ def _active_drugs(c: Context, on: date) -> list[r.DrugStart]:
     return [active[drug] for drug in sorted(active)]
 
 
+#: issue 25: a lesion's IMG-FLARE reading by lesion and drug steps (Context.drug_steps, by object): it reads no
+#: reference time (the focus's day against the drugs' days), so it is decided again only when one of them changes
+FLARE_MEMO: Final = FamilyMemo(size=16384)
+
+
 def decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
     """IMG-FLARE: new foci on bone scan or PET < 6 months after an anticancer treatment started: possible flare,
     never progression; after 6 months, new foci mean progression; a drug of unknown class: cannot tell."""
     if not lesion.new_foci:
         return
+    FLARE_MEMO.decide(
+        (c.patient_id, lesion.latest.lesion_id),
+        (c.drug_steps, lesion),
+        None,
+        tuple,
+        c.at,
+        functools.partial(_decide_flare, c, lesion),
+        d,
+        c.memo,
+    )
+
+
+def _decide_flare(c: Context, lesion: Lesion, d: Decisions) -> None:
     focus = lesion.new_foci[-1]
     on = local_day(focus.occurred_at)  # the hospital day, as treatment dates are
     reading = r.flare_reading(_active_drugs(c, on), on)
