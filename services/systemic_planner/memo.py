@@ -29,12 +29,15 @@ MEMO_SIZE: Final = 8192
 
 
 class _Entry:
-    __slots__ = ("held", "hi", "lo", "offered", "value")
+    __slots__ = ("held", "hi", "lo", "offered", "offered_utc", "value")
 
     def __init__(
         self, held: tuple[object, ...], lo: datetime, hi: datetime, offered: tuple[datetime, ...], value: object
     ) -> None:
         self.held, self.lo, self.hi, self.offered, self.value = held, lo, hi, offered, value
+        #: h38-sys: each deadline offered, the same instant in PARSED_UTC when its offset is fixed (rules.span_utc),
+        #: compared with `now` on a hit (the same answer, without asking both offsets); `offered` is what is offered
+        self.offered_utc = tuple(r.span_utc(d) for d in offered)
 
 
 _MEMO: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -68,7 +71,7 @@ def memo(
         offered = hit.offered
         if offered:
             at.offered.extend(offered)
-            at.deadlines.extend([d for d in offered if d > now])
+            at.deadlines.extend([d for d, u in zip(offered, hit.offered_utc, strict=True) if u > now])
         return hit.value  # type: ignore[return-value]
     lo, hi, mark = at.lo, at.hi, len(at.offered)
     at.lo, at.hi = r.EARLIEST, r.LATEST

@@ -44,6 +44,7 @@ from contracts.hospital import DrugAdministration, SystemicDrug
 from services.systemic_planner import rules as r
 from services.systemic_planner.records import AssessmentRecord, FindingRecord
 from services.systemic_planner.retention_chains import _SETTLED, L, _clinical, _newest_recorded
+from services.systemic_planner.retention_memo import LAB_KEPT
 from services.systemic_planner.retention_treatments import _care, _drugs, _treatments
 from services.systemic_planner.state import (
     LAB_TABLES,
@@ -93,9 +94,17 @@ def _lab_order(kv: tuple[str, LabFact]) -> tuple[datetime, datetime, int]:
 
 
 def _lab_table(table: dict[str, LabFact], za_days: Callable[[], Iterable[date]], ahead: datetime) -> dict[str, LabFact]:
-    """`ahead`: `ahead_clock(s)`, what may still be dated in the future at the next decision."""
+    """`ahead`: `ahead_clock(s)`, what may still be dated in the future at the next decision. h38-sys: memoised
+    (`LAB_KEPT`, retention_memo.py) on the table's object, which of its results are dated after `ahead` (all it reads
+    of `ahead`) and the course days (all it reads of `za_days`)."""
     if len(table) <= RESULTS_KEPT and not any(v.withdrawn for v in table.values()):
         return table  # every one is among the newest live results
+    days = tuple(sorted(set(za_days())))
+    return LAB_KEPT(table, ahead, days, lambda: _lab_table_kept(table, days, ahead))
+
+
+def _lab_table_kept(table: dict[str, LabFact], za_days: Iterable[date], ahead: datetime) -> dict[str, LabFact]:
+    """`_lab_table` computed (its `za_days` given)."""
     rows = sorted(table.items(), key=_lab_order)
     keep = {k for k, v in rows if v.occurred_at > ahead}  # may still be dated in the future at the next decision
     live = [(k, v) for k, v in rows if not v.withdrawn and v.occurred_at <= ahead]
@@ -114,7 +123,7 @@ def _lab_table(table: dict[str, LabFact], za_days: Callable[[], Iterable[date]],
     else:
         keep.update(k for k, _ in withdrawn[-RESULTS_KEPT:])
     # SYS-ZA-DOSE (Tableau 2, L1153-1184): the dose follows the clearance before the first infusion of the course
-    for day in za_days():
+    for day in za_days:
         lo = datetime.combine(day, time.min, UTC) - TZ_MARGIN
         hi = datetime.combine(day + timedelta(days=1), time.min, UTC) + TZ_MARGIN
         before = None

@@ -17,6 +17,7 @@ from contracts.hospital import DentalCare, DrugAdministration, SystemicDrug, Tre
 from services.systemic_planner import rules as r
 from services.systemic_planner.drug_replay import DrugReplay
 from services.systemic_planner.retention_chains import _SETTLED, _chains, _recorded
+from services.systemic_planner.retention_memo import FIRST_PENDING
 from services.systemic_planner.state import SystemicState
 from services.systemic_planner.treatments import ZA_INTERVALS, _resolved, fold_drugs
 from shared.clinical.dates import add_months
@@ -129,6 +130,16 @@ def _drugs(s: SystemicState, clock: datetime) -> tuple[dict[int, DrugReplay], di
     if previous is not None and cut <= previous.cut:
         return s.drug_replays, s.treatments
     done = set(previous.folded) if previous is not None else set()
+    first = FIRST_PENDING(  # h38-sys: memoised (retention_memo.py), so a new day's cut scans no unchanged table
+        s.treatments,
+        s.drug_replays,
+        lambda: min(
+            (e.treatment.on for e in s.treatments.values() if _is_drug_event(e) and e.event_id not in done),
+            default=None,
+        ),
+    )
+    if first is None or first >= cut:
+        return s.drug_replays, s.treatments  # no drug event dated before the cut is left to fold: `pending` is empty
     pending = [
         e for e in s.treatments.values() if _is_drug_event(e) and e.treatment.on < cut and e.event_id not in done
     ]

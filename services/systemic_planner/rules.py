@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -255,6 +255,25 @@ def as_parsed_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=PARSED_UTC)
 
 
+#: the fixed-offset tzinfo types: pydantic's (each parsed time holds its own object) and the standard library's
+_FIXED_OFFSET: Final = (type(PARSED_UTC), timezone)
+
+
+def span_utc(t: datetime) -> datetime:
+    """A span bound (`AsOf.lo`, `AsOf.hi`) in PARSED_UTC when its tzinfo is a fixed offset: the same instant, and
+    every comparison gives the same answer (two times of one fixed-offset tzinfo compare by their fields, which is
+    their instants' order; any other pair by instants), but one with `now` (PARSED_UTC) compares fields, not both
+    offsets (~1.5 us each; the memo's span check makes four per hit). A bound is never published (only `after`'s
+    deadlines are, as given); a zone with DST (ZoneInfo) or a bound out of range is left as it is."""
+    tz = t.tzinfo
+    if tz is PARSED_UTC or type(tz) not in _FIXED_OFFSET:
+        return t
+    try:
+        return t.astimezone(PARSED_UTC)
+    except OverflowError:
+        return t
+
+
 #: issue 25 (memo.py): the widest span of `now` a decision may hold over
 EARLIEST: Final = datetime.min.replace(tzinfo=PARSED_UTC)
 LATEST: Final = datetime.max.replace(tzinfo=PARSED_UTC)
@@ -289,10 +308,13 @@ class AsOf:
 
     def _side(self, edge: datetime | None) -> None:
         """The answer just read changes only where `now` crosses `edge`: keep `now`'s side of it (`now` alone when
-        the edge is out of range: None)."""
+        the edge is out of range: None). The edge is kept in PARSED_UTC (`span_utc`): the same instant, compared
+        with `now` and the memoised spans the same, ~25x faster (h38-sys)."""
         if edge is None:
             self.narrow(self.now, self.now + _TICK)
-        elif self.now < edge:
+            return
+        edge = span_utc(edge)
+        if self.now < edge:
             if edge < self.hi:
                 self.hi = edge
         elif edge > self.lo:
