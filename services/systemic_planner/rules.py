@@ -259,6 +259,12 @@ def as_parsed_utc(t: datetime) -> datetime:
 _FIXED_OFFSET: Final = (type(PARSED_UTC), timezone)
 
 
+def fixed_offset(t: datetime) -> bool:
+    """Whether `t`'s tzinfo is a fixed offset: then `t` compares with any aware time by instants (review R38-SYS: two
+    times of one ZoneInfo object compare by their wall clocks, the fold ignored)."""
+    return type(t.tzinfo) in _FIXED_OFFSET
+
+
 def span_utc(t: datetime) -> datetime:
     """A span bound (`AsOf.lo`, `AsOf.hi`) in PARSED_UTC when its tzinfo is a fixed offset: the same instant, and
     every comparison gives the same answer (two times of one fixed-offset tzinfo compare by their fields, which is
