@@ -190,6 +190,15 @@ _DRUG_STEPS: OrderedDict[str, tuple[tuple[TreatmentEvent, ...], list[tuple[Treat
 )
 
 
+def _keep(table: OrderedDict[str, Any], patient_id: str, entry: Any) -> None:
+    """`entry` kept as the patient's (one entry a patient, the least recently used out past EFFECTIVE_SIZE)."""
+    with _LOCK:
+        table[patient_id] = entry
+        table.move_to_end(patient_id)
+        while len(table) > EFFECTIVE_SIZE:
+            table.popitem(last=False)
+
+
 def clear() -> None:
     """Forget the treatments that count by table and the drug steps by record (a cold process)."""
     with _LOCK:
@@ -231,11 +240,7 @@ class Context:
         if hit is not None and hit[1] == len(table) and same_part(hit[0], table):  # by object, else by content
             return hit[2]
         found = _with_local(self.s.effective_treatments())
-        with _LOCK:
-            _EFFECTIVE[self.patient_id] = (table, len(table), found)
-            _EFFECTIVE.move_to_end(self.patient_id)
-            while len(_EFFECTIVE) > EFFECTIVE_SIZE:
-                _EFFECTIVE.popitem(last=False)
+        _keep(_EFFECTIVE, self.patient_id, (table, len(table), found))
         return found
 
     @cached_property
@@ -262,11 +267,7 @@ class Context:
                 _DRUG_STEPS.move_to_end(self.patient_id)
                 return hit[1]
         found = in_effect_order(drugs)
-        with _LOCK:
-            _DRUG_STEPS[self.patient_id] = (drugs, found)  # the records held: compared by object
-            _DRUG_STEPS.move_to_end(self.patient_id)
-            while len(_DRUG_STEPS) > EFFECTIVE_SIZE:
-                _DRUG_STEPS.popitem(last=False)
+        _keep(_DRUG_STEPS, self.patient_id, (drugs, found))  # the records held: compared by object
         return found
 
     def future(self, occurred_at: datetime) -> bool:
