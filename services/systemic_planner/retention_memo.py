@@ -3,7 +3,8 @@ every event (retention.py `_lab_table`; retention_treatments.py `_drugs`). Pure;
 entry is keyed on the table's object (a table is never changed in place: `merge` and `retain` copy on write) and its
 length, holds the table (its `id` is not reused while the entry lives), and on the values the computation reads
 besides; bounded (least recently used out) and thread-safe (the runtime retains in a worker thread). A hit gives the
-very answer computing again gives (tests/unit/test_issue25_systemic_retention_memo.py: warm == cold)."""
+very answer computing again gives (tests/unit/test_issue25_systemic_spans.py and test_review_r38_systemic.py: warm ==
+cold, HAZ-25-SYS-05)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,9 @@ class _Lru(Generic[V]):
 class LabKept:
     """`_lab_table`'s answer by the table's object, the number of its results dated no later than `ahead` (it reads
     `ahead` only as `occurred_at > ahead` / `<= ahead`: which results are on each side; the times are compared as
-    integer instants, which is how Python compares aware times of fixed offsets, the only ones parsed) and the course
-    days. The clinical instants of each table are found once per table object."""
+    integer instants, which is how Python compares an aware time of a fixed offset with any other: `_lab_table` calls
+    it only for such an `ahead`, review R38-SYS) and the course days. The clinical instants of each table are found
+    once per table object."""
 
     def __init__(self, size: int = SIZE) -> None:
         self._instants = _Lru[list[int]](size)

@@ -271,8 +271,7 @@ def span_utc(t: datetime) -> datetime:
     their instants' order; any other pair by instants), but one with `now` (PARSED_UTC) compares fields, not both
     offsets (~1.5 us each; the memo's span check makes four per hit). A bound is never published (only `after`'s
     deadlines are, as given); a zone with DST (ZoneInfo) or a bound out of range is left as it is."""
-    tz = t.tzinfo
-    if tz is PARSED_UTC or type(tz) not in _FIXED_OFFSET:
+    if t.tzinfo is PARSED_UTC or not fixed_offset(t):
         return t
     try:
         return t.astimezone(PARSED_UTC)
